@@ -1,0 +1,399 @@
+// Package store defines agentid's persistence contract: the entity types, one
+// Store interface whose methods are named for the atomic protocol operations
+// the hub performs, and the sentinel errors every backend returns. Backends
+// live in sub-packages (sqlite, postgres) and all pass storetest.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors. Backends wrap them with %w; callers test with errors.Is.
+var (
+	// ErrNotFound: no row matches (or the row has expired where the method says so).
+	ErrNotFound = errors.New("store: not found")
+	// ErrConflict: a unique key already exists (duplicate id, a replayed JTI).
+	ErrConflict = errors.New("store: conflict")
+	// ErrAlreadyUsed: a single-use credential (authorization code, refresh
+	// token) was presented a second time. The method's documentation says what
+	// the store did about it.
+	ErrAlreadyUsed = errors.New("store: already used")
+	// ErrSchemaTooNew: the database was migrated by a newer agentid.
+	ErrSchemaTooNew = errors.New("store: database schema is newer than this binary")
+)
+
+// DefaultTenant is the tenant that exists from the start.
+const DefaultTenant = "default"
+
+// Registration methods of a client.
+const (
+	RegistrationManual = "manual"
+	RegistrationDCR    = "dcr"
+	RegistrationCIMD   = "cimd"
+)
+
+// Client is a registered OAuth client (an agent).
+type Client struct {
+	TenantID string
+	ID       string
+	Name     string
+	// SecretHash is SHA-256 of the client secret; nil for public clients and
+	// for private_key_jwt clients.
+	SecretHash              []byte
+	SecretExpiresAt         time.Time // zero: never
+	RedirectURIs            []string
+	GrantTypes              []string
+	ResponseTypes           []string
+	TokenEndpointAuthMethod string // none | client_secret_basic | client_secret_post | private_key_jwt
+	ApplicationType         string // web | native
+	// Scopes is the ceiling of scopes this client may ever hold; empty means
+	// the client is bound only by the resources' scopes and policy.
+	Scopes []string
+	// DefaultResource is used when an authorization request names no resource.
+	DefaultResource string
+	JWKS            string // JSON Web Key Set document, for private_key_jwt
+	JWKSURI         string
+	ClientURI       string
+	LogoURI         string
+	TOSURI          string
+	PolicyURI       string
+	Contacts        []string
+	SoftwareID      string
+	SoftwareVersion string
+	// RegistrationMethod is RegistrationManual, RegistrationDCR or RegistrationCIMD.
+	RegistrationMethod string
+	// RegistrationTokenHash is SHA-256 of the RFC 7592 registration access token.
+	RegistrationTokenHash []byte
+	CreatedIP             string
+	// Tags are set by admins and seen by policy (e.g. "trusted").
+	Tags        []string
+	OwnerUserID string
+	Disabled    bool
+	CreatedAt             time.Time
+	UpdatedAt             time.Time
+}
+
+// Public reports whether the client cannot keep a secret.
+func (c *Client) Public() bool { return c.TokenEndpointAuthMethod == "none" }
+
+// Scope is one tool-level permission of a resource.
+type Scope struct {
+	Name        string
+	Description string
+	Sensitive   bool
+}
+
+// Resource is a protected resource: an MCP server, named by its canonical URI.
+type Resource struct {
+	TenantID string
+	ID       string
+	URI      string // canonical, RFC 8707
+	Name     string
+	Scopes   []Scope
+	// AccessTokenTTL is the lifetime of access tokens for this resource; zero
+	// means the hub default.
+	AccessTokenTTL time.Duration
+	// ConsentMaxTTL caps how long a person may grant access (zero: no cap);
+	// ConsentDefaultTTL is the duration preselected on the consent screen.
+	ConsentMaxTTL     time.Duration
+	ConsentDefaultTTL time.Duration
+	Tags              []string
+	CreatedAt         time.Time
+}
+
+// User is a local user who logs in with a password.
+type User struct {
+	TenantID     string
+	ID           string
+	Username     string
+	PasswordHash string // argon2id, PHC string format
+	Roles        []string
+	Groups       []string
+	Disabled     bool
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// SigningKey is an access-token signing key. The private key is stored only
+// as an envelope ciphertext made by the token package.
+type SigningKey struct {
+	ID         string // kid
+	Algorithm  string // ES256 | EdDSA | RS256
+	PublicJWK  string // JSON
+	PrivateEnc []byte // envelope ciphertext of the private key
+	// ActivateAt is when the key may start signing; it is published in JWKS
+	// from CreatedAt on, so verifiers learn it before it signs.
+	ActivateAt time.Time
+	// RetiredAt is when the key stopped signing (zero while it may sign).
+	RetiredAt time.Time
+	// ExpiresAt is when the key leaves JWKS: after the last token it signed
+	// has expired. Zero while it is not retired.
+	ExpiresAt time.Time
+	CreatedAt time.Time
+}
+
+// Session is a browser login session; the cookie value is never stored, only
+// its SHA-256.
+type Session struct {
+	Hash      []byte
+	TenantID  string
+	UserID    string
+	AuthTime  time.Time
+	ExpiresAt time.Time
+}
+
+// AuthCode is an issued authorization code, stored by the SHA-256 of its value.
+type AuthCode struct {
+	Hash                []byte
+	TenantID            string
+	GrantID             string // the family every token issued from this code belongs to
+	ClientID            string
+	UserID              string
+	RedirectURI         string
+	Scopes              []string
+	Resource            string
+	CodeChallenge       string
+	CodeChallengeMethod string
+	Nonce               string
+	AuthTime            time.Time
+	CreatedAt           time.Time
+	ExpiresAt           time.Time
+	ConsumedAt          time.Time // zero until consumed
+}
+
+// RefreshToken is an issued refresh token, stored by the SHA-256 of its value.
+// All tokens rotated from one authorization share a GrantID.
+type RefreshToken struct {
+	Hash      []byte
+	TenantID  string
+	GrantID   string
+	ClientID  string
+	UserID    string
+	Scopes    []string
+	Resource  string
+	AuthTime  time.Time
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	RotatedAt time.Time // zero while current
+	RevokedAt time.Time // zero unless revoked
+}
+
+// Active reports whether the token may be used at now.
+func (t *RefreshToken) Active(now time.Time) bool {
+	return t.RotatedAt.IsZero() && t.RevokedAt.IsZero() && now.Before(t.ExpiresAt)
+}
+
+// AccessToken records an issued JWT access token by its jti, so that it can be
+// revoked (denylisted) until it expires.
+type AccessToken struct {
+	JTI       string
+	TenantID  string
+	GrantID   string // empty for grants without a family (client credentials)
+	ClientID  string
+	UserID    string
+	Resource  string
+	Scopes    []string
+	ExpiresAt time.Time
+	RevokedAt time.Time
+}
+
+// ConsentGrant is one scope a user granted a client for a resource, with its
+// own expiry.
+type ConsentGrant struct {
+	TenantID   string
+	UserID     string
+	ClientID   string
+	Resource   string
+	Scope      string
+	GrantedAt  time.Time
+	ExpiresAt  time.Time // zero: until revoked
+	LastUsedAt time.Time // zero: never used
+	RevokedAt  time.Time // zero unless revoked
+}
+
+// Live reports whether the grant is in force at now.
+func (g *ConsentGrant) Live(now time.Time) bool {
+	return g.RevokedAt.IsZero() && (g.ExpiresAt.IsZero() || now.Before(g.ExpiresAt))
+}
+
+// ConsentFilter selects consent grants; empty fields match everything.
+type ConsentFilter struct {
+	TenantID string
+	UserID   string
+	ClientID string
+	Resource string
+}
+
+// PolicySet is one version of a tenant's policy set: named policy files.
+type PolicySet struct {
+	TenantID  string
+	Version   int64 // assigned by the store, increasing per tenant
+	Files     map[string]string
+	Comment   string
+	CreatedBy string
+	CreatedAt time.Time
+	Active    bool
+}
+
+// AuditEvent is one entry of the audit trail. It never carries a token, code
+// or secret: tokens appear by jti only.
+type AuditEvent struct {
+	ID        int64 // assigned by the store
+	TenantID  string
+	Time      time.Time
+	Type      string // e.g. "token.issued"; see package audit
+	RequestID string
+	ClientID  string
+	UserID    string
+	Resource  string
+	Scopes    []string
+	IP        string
+	Outcome   string // success | failure | denied
+	// Details holds further, non-secret, per-type facts (grant_type, jti,
+	// reason). It is stored as JSON and not queried.
+	Details map[string]string
+}
+
+// AuditFilter selects audit events; zero fields match everything.
+type AuditFilter struct {
+	TenantID string
+	Type     string
+	ClientID string
+	UserID   string
+	Since    time.Time
+	Limit    int // 0: 100
+}
+
+// Issuance is everything that one successful token response persists, in one
+// transaction: the access token record, an optional new refresh token and the
+// audit events.
+type Issuance struct {
+	AccessToken  *AccessToken  // may be nil if no access token is recorded
+	RefreshToken *RefreshToken // may be nil
+	Events       []*AuditEvent
+}
+
+// Store is the persistence contract. Every method is one transaction.
+// Methods that write an audit event take it as an argument and write it in
+// the same transaction as the change it records; a nil event writes none.
+type Store interface {
+	// Close releases the backend's resources.
+	Close() error
+	// Ping checks the database answers (readiness).
+	Ping(ctx context.Context) error
+	// Migrate applies every pending migration and returns the schema version
+	// before and after. It returns ErrSchemaTooNew if the database is ahead.
+	Migrate(ctx context.Context) (from, to int, err error)
+	// SchemaVersion returns the database's current version and the newest
+	// version this binary knows.
+	SchemaVersion(ctx context.Context) (current, known int, err error)
+
+	// Clients. CreateClient returns ErrConflict for a duplicate id.
+	CreateClient(ctx context.Context, c *Client, ev *AuditEvent) error
+	GetClient(ctx context.Context, tenantID, id string) (*Client, error)
+	ListClients(ctx context.Context, tenantID string) ([]*Client, error)
+	// UpdateClient replaces every field of the client (matched by tenant and id).
+	UpdateClient(ctx context.Context, c *Client, ev *AuditEvent) error
+	// DeleteClient removes the client and revokes every refresh token and
+	// recorded access token issued to it.
+	DeleteClient(ctx context.Context, tenantID, id string, now time.Time, ev *AuditEvent) error
+
+	// Resources. CreateResource returns ErrConflict for a duplicate URI.
+	CreateResource(ctx context.Context, r *Resource) error
+	// GetResource finds a resource by its canonical URI.
+	GetResource(ctx context.Context, tenantID, uri string) (*Resource, error)
+	ListResources(ctx context.Context, tenantID string) ([]*Resource, error)
+	// UpdateResource replaces the resource's name, TTL and scopes.
+	UpdateResource(ctx context.Context, r *Resource) error
+	DeleteResource(ctx context.Context, tenantID, uri string) error
+
+	// Users. CreateUser returns ErrConflict for a duplicate id or username.
+	CreateUser(ctx context.Context, u *User) error
+	GetUser(ctx context.Context, tenantID, id string) (*User, error)
+	GetUserByUsername(ctx context.Context, tenantID, username string) (*User, error)
+	ListUsers(ctx context.Context, tenantID string) ([]*User, error)
+	// UpdateUser replaces password hash and disabled flag.
+	UpdateUser(ctx context.Context, u *User) error
+
+	// Signing keys.
+	CreateSigningKey(ctx context.Context, k *SigningKey) error
+	// ListSigningKeys returns every key, oldest first.
+	ListSigningKeys(ctx context.Context) ([]*SigningKey, error)
+	// UpdateSigningKey stores RetiredAt and ExpiresAt of the key.
+	UpdateSigningKey(ctx context.Context, k *SigningKey) error
+	// DeleteExpiredSigningKeys removes keys whose ExpiresAt is set and before now.
+	DeleteExpiredSigningKeys(ctx context.Context, now time.Time) error
+
+	// Login sessions.
+	CreateSession(ctx context.Context, s *Session, ev *AuditEvent) error
+	// GetSession returns ErrNotFound for an unknown or expired (at now) session.
+	GetSession(ctx context.Context, hash []byte, now time.Time) (*Session, error)
+	DeleteSession(ctx context.Context, hash []byte) error
+
+	// CreateAuthCode stores a new authorization code.
+	CreateAuthCode(ctx context.Context, c *AuthCode, ev *AuditEvent) error
+	// ConsumeAuthCode marks the code consumed at now and returns it. An unknown
+	// or expired code is ErrNotFound. A code that was already consumed returns
+	// the stored code together with ErrAlreadyUsed; the store then also revokes
+	// the code's grant (every refresh token and recorded access token with its
+	// GrantID) in the same transaction and writes ev (which may be nil).
+	ConsumeAuthCode(ctx context.Context, hash []byte, now time.Time, ev *AuditEvent) (*AuthCode, error)
+
+	// GetRefreshToken returns the token with this hash whatever its state.
+	GetRefreshToken(ctx context.Context, hash []byte) (*RefreshToken, error)
+	// IssueTokens persists one token response.
+	IssueTokens(ctx context.Context, iss *Issuance) error
+	// RotateRefresh atomically retires the refresh token oldHash (setting its
+	// RotatedAt to now) and persists iss, which carries its successor. If the
+	// old token was already rotated or revoked, nothing of iss is written; the
+	// whole grant is revoked instead, reuse is written, and the error is
+	// ErrAlreadyUsed. An unknown or expired token is ErrNotFound.
+	RotateRefresh(ctx context.Context, oldHash []byte, now time.Time, iss *Issuance, reuse *AuditEvent) error
+	// RevokeGrant revokes every refresh token and recorded access token of the
+	// grant. Revoking an unknown or already revoked grant is not an error.
+	RevokeGrant(ctx context.Context, tenantID, grantID string, now time.Time, ev *AuditEvent) error
+	// RevokeAccessToken denylists the jti until at.ExpiresAt (recording it if
+	// it was not recorded). Idempotent.
+	RevokeAccessToken(ctx context.Context, at *AccessToken, now time.Time, ev *AuditEvent) error
+	// AccessTokenRevoked reports whether the jti is denylisted.
+	AccessTokenRevoked(ctx context.Context, jti string) (bool, error)
+	// UseJTI records a single-use JWT id (client assertions) until exp. A jti
+	// already recorded and not yet expired at now is ErrConflict. key
+	// namespaces the jti (e.g. the issuer).
+	UseJTI(ctx context.Context, key, jti string, exp, now time.Time) error
+
+	// UpsertConsents records grants (one row per tenant, user, client,
+	// resource and scope; an existing row gets the new GrantedAt and ExpiresAt
+	// and its RevokedAt cleared).
+	UpsertConsents(ctx context.Context, grants []*ConsentGrant, ev *AuditEvent) error
+	// ListConsents returns matching grants, live or not.
+	ListConsents(ctx context.Context, f ConsentFilter) ([]*ConsentGrant, error)
+	// TouchConsents sets LastUsedAt of the named scopes to now.
+	TouchConsents(ctx context.Context, f ConsentFilter, scopes []string, now time.Time) error
+	// RevokeConsents marks the matching grants revoked (scopes nil: all scopes)
+	// and cascades in the same transaction: refresh tokens of that user and
+	// client (and resource, when set) carrying any revoked scope are revoked,
+	// and so are the recorded access tokens carrying one.
+	RevokeConsents(ctx context.Context, f ConsentFilter, scopes []string, now time.Time, ev *AuditEvent) error
+
+	// CreatePolicySet stores ps as the tenant's newest version and makes it
+	// the active one; it sets ps.Version.
+	CreatePolicySet(ctx context.Context, ps *PolicySet, ev *AuditEvent) error
+	// ActivePolicySet returns the tenant's active set, or ErrNotFound.
+	ActivePolicySet(ctx context.Context, tenantID string) (*PolicySet, error)
+	// ListPolicySets returns every version of the tenant, newest first.
+	ListPolicySets(ctx context.Context, tenantID string) ([]*PolicySet, error)
+	// ActivatePolicySet makes an existing version active (rollback).
+	ActivatePolicySet(ctx context.Context, tenantID string, version int64, ev *AuditEvent) error
+
+	// AppendAudit writes a standalone audit event.
+	AppendAudit(ctx context.Context, ev *AuditEvent) error
+	// ListAudit returns matching events, newest first.
+	ListAudit(ctx context.Context, f AuditFilter) ([]*AuditEvent, error)
+
+	// DeleteExpired removes codes, refresh tokens, access-token records,
+	// sessions and JTIs that expired before now.
+	DeleteExpired(ctx context.Context, now time.Time) error
+}
