@@ -71,8 +71,8 @@ type Client struct {
 	Tags        []string
 	OwnerUserID string
 	Disabled    bool
-	CreatedAt             time.Time
-	UpdatedAt             time.Time
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
 }
 
 // Public reports whether the client cannot keep a secret.
