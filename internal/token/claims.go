@@ -1,0 +1,167 @@
+package token
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// AccessClaims is the payload of an RFC 9068 JWT access token.
+type AccessClaims struct {
+	Issuer  string `json:"iss"`
+	Subject string `json:"sub"`
+	// Audience is the resource (RFC 9068 §3, RFC 8707). One element is
+	// written as a plain string, as in the RFC 9068 examples; both forms are
+	// read (RFC 7519 §4.1.3).
+	Audience  []string `json:"aud"`
+	ClientID  string   `json:"client_id"`
+	Scope     string   `json:"scope,omitempty"`
+	JTI       string   `json:"jti"`
+	IssuedAt  int64    `json:"iat"`
+	NotBefore int64    `json:"nbf,omitempty"`
+	Expiry    int64    `json:"exp"`
+	AuthTime  int64    `json:"auth_time,omitempty"`
+	// Act is the current actor of a delegated token (RFC 8693 §4.1); it may
+	// nest the prior actors in its own "act".
+	Act map[string]any `json:"act,omitempty"`
+	// Confirmation binds the token to a key (RFC 7800 §3.1), e.g. the DPoP
+	// key thumbprint "jkt" (RFC 9449 §6.1).
+	Confirmation *Confirmation `json:"cnf,omitempty"`
+}
+
+// Confirmation is the "cnf" claim.
+type Confirmation struct {
+	JKT string `json:"jkt,omitempty"` // RFC 9449 §6.1
+}
+
+// claimsOut is the encoded form: aud is a string or an array.
+type claimsOut struct {
+	Issuer       string         `json:"iss"`
+	Subject      string         `json:"sub"`
+	Audience     any            `json:"aud,omitempty"`
+	ClientID     string         `json:"client_id"`
+	Scope        string         `json:"scope,omitempty"`
+	JTI          string         `json:"jti"`
+	IssuedAt     int64          `json:"iat"`
+	NotBefore    int64          `json:"nbf,omitempty"`
+	Expiry       int64          `json:"exp"`
+	AuthTime     int64          `json:"auth_time,omitempty"`
+	Act          map[string]any `json:"act,omitempty"`
+	Confirmation *Confirmation  `json:"cnf,omitempty"`
+}
+
+// claimsIn is the decoded form: aud may be a string or an array.
+type claimsIn struct {
+	Issuer       string         `json:"iss"`
+	Subject      string         `json:"sub"`
+	Audience     audience       `json:"aud"`
+	ClientID     string         `json:"client_id"`
+	Scope        string         `json:"scope"`
+	JTI          string         `json:"jti"`
+	IssuedAt     int64          `json:"iat"`
+	NotBefore    int64          `json:"nbf"`
+	Expiry       int64          `json:"exp"`
+	AuthTime     int64          `json:"auth_time"`
+	Act          map[string]any `json:"act"`
+	Confirmation *Confirmation  `json:"cnf"`
+}
+
+type audience []string
+
+// UnmarshalJSON accepts a string or an array of strings (RFC 7519 §4.1.3).
+func (a *audience) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*a = audience{s}
+		return nil
+	}
+	if bytes.Equal(b, []byte("null")) {
+		*a = nil
+		return nil
+	}
+	var l []string
+	if err := json.Unmarshal(b, &l); err != nil {
+		return errors.New("aud must be a string or an array of strings")
+	}
+	*a = l
+	return nil
+}
+
+func (c *AccessClaims) out() *claimsOut {
+	o := &claimsOut{
+		Issuer: c.Issuer, Subject: c.Subject, ClientID: c.ClientID, Scope: c.Scope, JTI: c.JTI,
+		IssuedAt: c.IssuedAt, NotBefore: c.NotBefore, Expiry: c.Expiry, AuthTime: c.AuthTime,
+		Act: c.Act, Confirmation: c.Confirmation,
+	}
+	switch len(c.Audience) {
+	case 0:
+	case 1:
+		o.Audience = c.Audience[0]
+	default:
+		o.Audience = c.Audience
+	}
+	return o
+}
+
+// MarshalJSON writes a single audience as a string.
+func (c *AccessClaims) MarshalJSON() ([]byte, error) {
+	return json.Marshal(c.out())
+}
+
+// UnmarshalJSON reads aud as a string or an array.
+func (c *AccessClaims) UnmarshalJSON(b []byte) error {
+	var in claimsIn
+	if err := json.Unmarshal(b, &in); err != nil {
+		return fmt.Errorf("token: claims: %w", err)
+	}
+	*c = AccessClaims{
+		Issuer: in.Issuer, Subject: in.Subject, Audience: []string(in.Audience), ClientID: in.ClientID,
+		Scope: in.Scope, JTI: in.JTI, IssuedAt: in.IssuedAt, NotBefore: in.NotBefore, Expiry: in.Expiry,
+		AuthTime: in.AuthTime, Act: in.Act, Confirmation: in.Confirmation,
+	}
+	return nil
+}
+
+// validate checks the claims RFC 9068 §2.2 requires.
+func (c *AccessClaims) validate() error {
+	var missing []string
+	if c.Issuer == "" {
+		missing = append(missing, "iss")
+	}
+	if c.Subject == "" {
+		missing = append(missing, "sub")
+	}
+	if len(c.Audience) == 0 {
+		missing = append(missing, "aud")
+	}
+	for _, a := range c.Audience {
+		if a == "" {
+			missing = append(missing, "aud (empty element)")
+			break
+		}
+	}
+	if c.ClientID == "" {
+		missing = append(missing, "client_id")
+	}
+	if c.JTI == "" {
+		missing = append(missing, "jti")
+	}
+	if c.IssuedAt == 0 {
+		missing = append(missing, "iat")
+	}
+	if c.Expiry == 0 {
+		missing = append(missing, "exp")
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("token: access token claims missing %v (RFC 9068 §2.2)", missing)
+	}
+	if c.Expiry <= c.IssuedAt {
+		return errors.New("token: access token exp must be after iat")
+	}
+	return nil
+}
