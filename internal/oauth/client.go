@@ -1,0 +1,338 @@
+package oauth
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/url"
+	"strings"
+	"unicode/utf8"
+
+	jose "github.com/go-jose/go-jose/v4"
+)
+
+// Limits on registered metadata, to keep stored rows and consent screens
+// bounded.
+const (
+	maxRedirectURIs   = 20
+	maxClientName     = 200
+	maxContacts       = 10
+	maxContactLength  = 320 // RFC 5321 §4.5.3.1 address limits
+	maxSoftwareString = 200
+)
+
+// ClientMetadata is the client metadata of RFC 7591 §2 (plus
+// application_type from OpenID Connect Dynamic Client Registration §2), as
+// sent in registration and RFC 7592 update requests and echoed back.
+type ClientMetadata struct {
+	RedirectURIs            []string        `json:"redirect_uris,omitempty"`
+	TokenEndpointAuthMethod string          `json:"token_endpoint_auth_method,omitempty"`
+	GrantTypes              []string        `json:"grant_types,omitempty"`
+	ResponseTypes           []string        `json:"response_types,omitempty"`
+	ClientName              string          `json:"client_name,omitempty"`
+	ClientURI               string          `json:"client_uri,omitempty"`
+	LogoURI                 string          `json:"logo_uri,omitempty"`
+	Scope                   string          `json:"scope,omitempty"`
+	Contacts                []string        `json:"contacts,omitempty"`
+	TOSURI                  string          `json:"tos_uri,omitempty"`
+	PolicyURI               string          `json:"policy_uri,omitempty"`
+	JWKSURI                 string          `json:"jwks_uri,omitempty"`
+	JWKS                    json.RawMessage `json:"jwks,omitempty"`
+	SoftwareID              string          `json:"software_id,omitempty"`
+	SoftwareVersion         string          `json:"software_version,omitempty"`
+	SoftwareStatement       string          `json:"software_statement,omitempty"`
+	ApplicationType         string          `json:"application_type,omitempty"`
+}
+
+// ParseClientMetadata decodes a registration or update body. The body must
+// be a JSON object; a known field of the wrong type is
+// invalid_client_metadata; unknown fields are ignored (RFC 7591 §2: the
+// server "MUST ignore any client metadata sent by the client that it does
+// not understand"). Field names match exactly, not case-insensitively. The
+// caller limits the body size.
+func ParseClientMetadata(body []byte) (*ClientMetadata, *Error) {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
+		return nil, ErrInvalidClientMetadata("the request body must be a JSON object")
+	}
+	m := &ClientMetadata{}
+	strs := map[string]*string{
+		"token_endpoint_auth_method": &m.TokenEndpointAuthMethod,
+		"client_name":                &m.ClientName,
+		"client_uri":                 &m.ClientURI,
+		"logo_uri":                   &m.LogoURI,
+		"scope":                      &m.Scope,
+		"tos_uri":                    &m.TOSURI,
+		"policy_uri":                 &m.PolicyURI,
+		"jwks_uri":                   &m.JWKSURI,
+		"software_id":                &m.SoftwareID,
+		"software_version":           &m.SoftwareVersion,
+		"software_statement":         &m.SoftwareStatement,
+		"application_type":           &m.ApplicationType,
+	}
+	lists := map[string]*[]string{
+		"redirect_uris":  &m.RedirectURIs,
+		"grant_types":    &m.GrantTypes,
+		"response_types": &m.ResponseTypes,
+		"contacts":       &m.Contacts,
+	}
+	for name, raw := range fields {
+		var err error
+		switch {
+		case strs[name] != nil:
+			err = json.Unmarshal(raw, strs[name])
+		case lists[name] != nil:
+			err = json.Unmarshal(raw, lists[name])
+		case name == "jwks":
+			raw = bytes.TrimSpace(raw)
+			switch {
+			case string(raw) == "null":
+			case len(raw) > 0 && raw[0] == '{':
+				m.JWKS = append(json.RawMessage(nil), raw...)
+			default:
+				return nil, ErrInvalidClientMetadata("jwks must be a JSON object")
+			}
+		default:
+			continue
+		}
+		if err != nil {
+			if lists[name] != nil {
+				return nil, ErrInvalidClientMetadata("%s must be an array of strings", name)
+			}
+			return nil, ErrInvalidClientMetadata("%s must be a string", name)
+		}
+	}
+	return m, nil
+}
+
+// knownGrantTypes are the grant types a client may register.
+var knownGrantTypes = map[string]bool{
+	GrantAuthorizationCode: true,
+	GrantRefreshToken:      true,
+	GrantClientCredentials: true,
+	GrantJWTBearer:         true,
+	GrantTokenExchange:     true,
+}
+
+// Validate applies the RFC 7591 §2 defaults and checks the metadata,
+// returning the first problem with a description a developer can act on.
+// Defaults: grant_types [authorization_code]; response_types [code], or none
+// when authorization_code is not among the grant types;
+// token_endpoint_auth_method client_secret_basic; application_type web.
+// Duplicate grant and response types are removed.
+func (m *ClientMetadata) Validate() *Error {
+	// RFC 7591 §2.3: software statements need a trust framework agentid
+	// does not have.
+	if m.SoftwareStatement != "" {
+		return ErrInvalidClientMetadata("software_statement is not supported")
+	}
+	if m.ApplicationType == "" {
+		m.ApplicationType = ApplicationTypeWeb
+	}
+	if m.ApplicationType != ApplicationTypeWeb && m.ApplicationType != ApplicationTypeNative {
+		return ErrInvalidClientMetadata("application_type must be web or native")
+	}
+
+	if len(m.GrantTypes) == 0 {
+		m.GrantTypes = []string{GrantAuthorizationCode}
+	}
+	m.GrantTypes = dedupe(m.GrantTypes)
+	for _, g := range m.GrantTypes {
+		switch {
+		case g == "implicit" || g == "password":
+			// OAuth 2.1 §10.1 and §10.2 remove both grants.
+			return ErrInvalidClientMetadata("grant type %s is not supported by OAuth 2.1", g)
+		case !knownGrantTypes[g]:
+			return ErrInvalidClientMetadata("unknown grant type in grant_types")
+		}
+	}
+	usesCode := contains(m.GrantTypes, GrantAuthorizationCode)
+	if len(m.ResponseTypes) == 0 {
+		m.ResponseTypes = nil
+		if usesCode {
+			m.ResponseTypes = []string{ResponseTypeCode}
+		}
+	}
+	m.ResponseTypes = dedupe(m.ResponseTypes)
+	for _, rt := range m.ResponseTypes {
+		if rt != ResponseTypeCode {
+			return ErrInvalidClientMetadata("only response type code is supported")
+		}
+	}
+	// RFC 7591 §2.1: grant_types and response_types must be consistent;
+	// authorization_code goes with code and code with authorization_code.
+	if usesCode != contains(m.ResponseTypes, ResponseTypeCode) {
+		return ErrInvalidClientMetadata("grant type authorization_code and response type code must be registered together")
+	}
+
+	if m.TokenEndpointAuthMethod == "" {
+		m.TokenEndpointAuthMethod = AuthMethodClientSecretBasic
+	}
+	switch m.TokenEndpointAuthMethod {
+	case AuthMethodNone, AuthMethodClientSecretBasic, AuthMethodClientSecretPost, AuthMethodPrivateKeyJWT:
+	default:
+		return ErrInvalidClientMetadata("token_endpoint_auth_method must be none, client_secret_basic, client_secret_post or private_key_jwt")
+	}
+	// RFC 6749 §4.4: client_credentials is for confidential clients only.
+	if contains(m.GrantTypes, GrantClientCredentials) && m.TokenEndpointAuthMethod == AuthMethodNone {
+		return ErrInvalidClientMetadata("client_credentials requires a confidential token_endpoint_auth_method")
+	}
+	// RFC 7591 §2: jwks and jwks_uri MUST NOT both be present.
+	if len(m.JWKS) > 0 && m.JWKSURI != "" {
+		return ErrInvalidClientMetadata("jwks and jwks_uri must not both be present")
+	}
+	if m.TokenEndpointAuthMethod == AuthMethodPrivateKeyJWT && len(m.JWKS) == 0 && m.JWKSURI == "" {
+		return ErrInvalidClientMetadata("private_key_jwt requires jwks or jwks_uri")
+	}
+	if len(m.JWKS) > 0 {
+		if _, err := ParsePublicJWKS(m.JWKS); err != nil {
+			return err
+		}
+	}
+
+	if usesCode && len(m.RedirectURIs) == 0 {
+		return ErrInvalidRedirectURI("redirect_uris is required for the authorization_code grant")
+	}
+	if len(m.RedirectURIs) > maxRedirectURIs {
+		return ErrInvalidRedirectURI("at most %d redirect URIs may be registered", maxRedirectURIs)
+	}
+	for _, u := range m.RedirectURIs {
+		if err := ValidateRedirectURI(u, m.ApplicationType); err != nil {
+			return err
+		}
+	}
+
+	for _, f := range []struct{ name, value string }{
+		{"client_uri", m.ClientURI}, {"logo_uri", m.LogoURI}, {"tos_uri", m.TOSURI},
+		{"policy_uri", m.PolicyURI}, {"jwks_uri", m.JWKSURI},
+	} {
+		if f.value == "" {
+			continue
+		}
+		if err := validateMetadataURI(f.value); err != "" {
+			return ErrInvalidClientMetadata("%s %s", f.name, err)
+		}
+	}
+	if utf8.RuneCountInString(m.ClientName) > maxClientName {
+		return ErrInvalidClientMetadata("client_name is longer than %d characters", maxClientName)
+	}
+	if !displayText(m.ClientName) {
+		return ErrInvalidClientMetadata("client_name must be valid UTF-8 without control characters")
+	}
+	if len(m.Contacts) > maxContacts {
+		return ErrInvalidClientMetadata("at most %d contacts may be registered", maxContacts)
+	}
+	for _, c := range m.Contacts {
+		if c == "" || len(c) > maxContactLength || !displayText(c) {
+			return ErrInvalidClientMetadata("each contact must be a non-empty string of at most %d characters", maxContactLength)
+		}
+	}
+	if _, err := ParseScope(m.Scope); err != nil {
+		return ErrInvalidClientMetadata("scope is not a valid space-separated list of scope tokens")
+	}
+	for _, f := range []struct{ name, value string }{
+		{"software_id", m.SoftwareID}, {"software_version", m.SoftwareVersion},
+	} {
+		if len(f.value) > maxSoftwareString || !displayText(f.value) {
+			return ErrInvalidClientMetadata("%s must be printable text of at most %d characters", f.name, maxSoftwareString)
+		}
+	}
+	return nil
+}
+
+// validateMetadataURI checks a URL-valued metadata field: absolute https
+// (http only on loopback hosts), at most 2000 characters, no userinfo or
+// fragment. It returns what is wrong, or "".
+func validateMetadataURI(s string) string {
+	if len(s) > maxURILength {
+		return "is too long"
+	}
+	if !visibleASCII(s) || strings.Contains(s, "#") {
+		return "must be an ASCII URI without whitespace or fragment"
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Opaque != "" || u.Host == "" || u.User != nil {
+		return "must be an absolute URI with a host and no userinfo"
+	}
+	host, _, ok := splitAuthority(u.Host)
+	if !ok {
+		return "has an invalid host or port"
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "https":
+	case "http":
+		if !IsLoopbackHost(host) {
+			return "must use https (http only on loopback hosts)"
+		}
+	default:
+		return "must use https"
+	}
+	return ""
+}
+
+// ParsePublicJWKS parses a client's JWK set (RFC 7517 §5) and requires
+// every key to be a valid public asymmetric key: a client registers keys to
+// verify its signatures, so a private or symmetric key is a mistake that must
+// not be stored. An empty set is refused.
+func ParsePublicJWKS(raw []byte) (*jose.JSONWebKeySet, *Error) {
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal(raw, &set); err != nil {
+		return nil, ErrInvalidClientMetadata("jwks is not a valid JWK set")
+	}
+	if len(set.Keys) == 0 {
+		return nil, ErrInvalidClientMetadata("jwks must contain at least one key")
+	}
+	for i := range set.Keys {
+		k := &set.Keys[i]
+		if !k.Valid() || !k.IsPublic() {
+			return nil, ErrInvalidClientMetadata("jwks must contain only public asymmetric keys")
+		}
+	}
+	return &set, nil
+}
+
+// displayText reports whether s is valid UTF-8 without control characters,
+// so it can be shown on a consent screen as one line.
+func displayText(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == '\u2028' || r == '\u2029' {
+			return false
+		}
+	}
+	return true
+}
+
+func dedupe(xs []string) []string {
+	var out []string
+	for _, x := range xs {
+		if !contains(out, x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func contains(xs []string, x string) bool {
+	for _, v := range xs {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+// ClientInformation is the registration response (RFC 7591 §3.2.1, RFC 7592
+// §3): the issued identifiers plus all registered metadata inlined.
+type ClientInformation struct {
+	ClientID         string `json:"client_id"`
+	ClientSecret     string `json:"client_secret,omitempty"`
+	ClientIDIssuedAt int64  `json:"client_id_issued_at,omitempty"`
+	// ClientSecretExpiresAt is REQUIRED when a secret is issued; 0 means
+	// it never expires (RFC 7591 §3.2.1).
+	ClientSecretExpiresAt   *int64 `json:"client_secret_expires_at,omitempty"`
+	RegistrationAccessToken string `json:"registration_access_token,omitempty"`
+	RegistrationClientURI   string `json:"registration_client_uri,omitempty"`
+	ClientMetadata
+}

@@ -1,0 +1,31 @@
+package oauth
+
+import "encoding/json"
+
+// IntrospectionResponse is the RFC 7662 §2.2 introspection response.
+type IntrospectionResponse struct {
+	Active    bool     `json:"active"`
+	Scope     string   `json:"scope,omitempty"`
+	ClientID  string   `json:"client_id,omitempty"`
+	Username  string   `json:"username,omitempty"`
+	TokenType string   `json:"token_type,omitempty"`
+	Exp       int64    `json:"exp,omitempty"`
+	Iat       int64    `json:"iat,omitempty"`
+	Nbf       int64    `json:"nbf,omitempty"`
+	Sub       string   `json:"sub,omitempty"`
+	Aud       []string `json:"aud,omitempty"`
+	Iss       string   `json:"iss,omitempty"`
+	Jti       string   `json:"jti,omitempty"`
+}
+
+// introspectionJSON has IntrospectionResponse's fields without its methods.
+type introspectionJSON IntrospectionResponse
+
+// MarshalJSON writes exactly {"active":false} for an inactive token whatever
+// else is set: RFC 7662 §2.2 says such a response SHOULD NOT reveal more.
+func (r IntrospectionResponse) MarshalJSON() ([]byte, error) {
+	if !r.Active {
+		return []byte(`{"active":false}`), nil
+	}
+	return json.Marshal(introspectionJSON(r))
+}

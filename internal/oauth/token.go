@@ -1,0 +1,121 @@
+package oauth
+
+import (
+	"net/http"
+)
+
+// Grant types (RFC 6749 §4.1.3, §6, §4.4; RFC 8693 §2.1; RFC 7523 §2.1).
+const (
+	GrantAuthorizationCode = "authorization_code"
+	GrantRefreshToken      = "refresh_token"
+	GrantClientCredentials = "client_credentials"
+	GrantTokenExchange     = "urn:ietf:params:oauth:grant-type:token-exchange"
+	GrantJWTBearer         = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+)
+
+// TokenRequest is a token endpoint request (RFC 6749 §3.2) parsed once.
+type TokenRequest struct {
+	GrantType                       string
+	Client                          ClientAuth
+	Code, RedirectURI, CodeVerifier string
+	RefreshToken                    string
+	Scopes                          []string // nil when absent
+	Resources                       []string // raw, as sent (RFC 8707 §2)
+	Assertion                       string   // jwt-bearer (RFC 7523 §2.1)
+	SubjectToken, SubjectTokenType  string   // RFC 8693 §2.1
+	ActorToken, ActorTokenType      string
+	RequestedTokenType              string
+	Audiences                       []string
+}
+
+// ParseTokenRequest parses a token request: ParseForm, ParseClientAuth, then
+// the typed fields and each known grant's required parameters. An unknown
+// grant_type is not an error here; the server answers
+// unsupported_grant_type after authenticating the client (RFC 6749 §5.2).
+func ParseTokenRequest(r *http.Request) (*TokenRequest, *Error) {
+	form, err := ParseForm(r)
+	if err != nil {
+		return nil, err
+	}
+	req := &TokenRequest{
+		GrantType:          form.Get("grant_type"),
+		Code:               form.Get("code"),
+		RedirectURI:        form.Get("redirect_uri"),
+		CodeVerifier:       form.Get("code_verifier"),
+		RefreshToken:       form.Get("refresh_token"),
+		Resources:          form["resource"],
+		Assertion:          form.Get("assertion"),
+		SubjectToken:       form.Get("subject_token"),
+		SubjectTokenType:   form.Get("subject_token_type"),
+		ActorToken:         form.Get("actor_token"),
+		ActorTokenType:     form.Get("actor_token_type"),
+		RequestedTokenType: form.Get("requested_token_type"),
+		Audiences:          form["audience"],
+	}
+	if req.GrantType == "" {
+		return nil, ErrInvalidRequest("grant_type is required")
+	}
+	if req.Client, err = ParseClientAuth(r, form); err != nil {
+		return nil, err
+	}
+	if s := form.Get("scope"); s != "" {
+		if req.Scopes, err = ParseScope(s); err != nil {
+			return nil, err
+		}
+	}
+	switch req.GrantType {
+	case GrantAuthorizationCode:
+		if req.Code == "" {
+			return nil, ErrInvalidRequest("code is required")
+		}
+		if req.CodeVerifier == "" {
+			return nil, ErrInvalidRequest("code_verifier is required")
+		}
+		// RFC 7636 §4.6: a verifier that cannot match is an invalid grant.
+		if !ValidCodeVerifier(req.CodeVerifier) {
+			return nil, ErrInvalidGrant("code_verifier is malformed")
+		}
+	case GrantRefreshToken:
+		if req.RefreshToken == "" {
+			return nil, ErrInvalidRequest("refresh_token is required")
+		}
+	case GrantJWTBearer:
+		if req.Assertion == "" {
+			return nil, ErrInvalidRequest("assertion is required")
+		}
+	case GrantTokenExchange:
+		// RFC 8693 §2.1: subject_token and subject_token_type are
+		// REQUIRED; actor_token_type is REQUIRED iff actor_token is sent.
+		if req.SubjectToken == "" || req.SubjectTokenType == "" {
+			return nil, ErrInvalidRequest("subject_token and subject_token_type are required")
+		}
+		if (req.ActorToken == "") != (req.ActorTokenType == "") {
+			return nil, ErrInvalidRequest("actor_token and actor_token_type must be sent together")
+		}
+	}
+	return req, nil
+}
+
+// TokenTypeBearer is the token_type of RFC 6750 access tokens.
+const TokenTypeBearer = "Bearer"
+
+// TokenResponse is the successful token response (RFC 6749 §5.1, RFC 8693
+// §2.2.1).
+type TokenResponse struct {
+	AccessToken     string `json:"access_token"`
+	TokenType       string `json:"token_type"`
+	ExpiresIn       int64  `json:"expires_in,omitempty"`
+	RefreshToken    string `json:"refresh_token,omitempty"`
+	Scope           string `json:"scope,omitempty"`
+	IssuedTokenType string `json:"issued_token_type,omitempty"`
+}
+
+// WriteTokenResponse writes resp with 200 and Cache-Control: no-store
+// (RFC 6749 §5.1). An empty TokenType is sent as "Bearer".
+func WriteTokenResponse(w http.ResponseWriter, resp *TokenResponse) {
+	out := *resp
+	if out.TokenType == "" {
+		out.TokenType = TokenTypeBearer
+	}
+	WriteJSON(w, http.StatusOK, &out)
+}
