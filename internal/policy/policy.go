@@ -1,0 +1,329 @@
+// Package policy is agentid's central policy layer. Cedar policies decide,
+// scope by scope, what an agent may hold at registration (its ceiling), what
+// goes into a token at every issuance, what is carried across a token
+// exchange and which downstream credentials may be retrieved. Cedar denies by
+// default and a matching forbid overrides every permit.
+//
+// The principal of every decision is the Agent (an OAuth client); the
+// resource is one Scope, a child of its Resource (an MCP server); the user an
+// agent acts for, the grant type, address, time and delegation depth are
+// context. The schema (Schema) and the default policy set (DefaultFiles) are
+// embedded and documented in docs/policy.md.
+//
+// An Engine keeps the tenant's active policy set from the store and re-reads
+// it every few seconds, so a new version reaches every replica without a
+// restart. Validate checks a candidate set, Explain says why a decision was
+// made, and DryRun replays past issuances against a candidate set.
+package policy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/agentid/agentid/internal/store"
+)
+
+// Agent is the principal of a decision: a registered client.
+type Agent struct {
+	ID                 string
+	RegistrationMethod string // store.RegistrationManual, RegistrationDCR or RegistrationCIMD
+	ClientType         string // "public" or "confidential"
+	SoftwareID         string
+	VerifiedDomain     string // the domain verified for a CIMD client
+	CreatedIP          string
+	OwnerUserID        string
+	// Tags are set by admins: "trusted" lifts the default ban on sensitive
+	// scopes for self-registered agents; "cc:<scope>" allows a scope under
+	// client_credentials.
+	Tags []string
+}
+
+// User is the person an agent acts for; it reaches policies as context.user.
+type User struct {
+	ID       string
+	TenantID string
+	Roles    []string
+	Groups   []string
+	// Claims are selected identity claims; policies read them as the user
+	// entity's tags (context.user.getTag("department")).
+	Claims map[string]string
+}
+
+// Resource is a protected resource (an MCP server).
+type Resource struct {
+	URI      string // canonical, RFC 8707
+	Name     string
+	TenantID string
+	Tags     []string
+}
+
+// Scope is one requested scope of the request's Resource.
+type Scope struct {
+	Name      string
+	Sensitive bool
+}
+
+// Service is a downstream service (a vault connection provider); it is set
+// on connect requests.
+type Service struct {
+	Name     string
+	TenantID string
+}
+
+// Context is the request context policies see.
+type Context struct {
+	GrantType  string // the OAuth grant_type; "" at registration
+	IP         string
+	AuthMethod string // token endpoint authentication method of the agent
+	Time       time.Time
+	// AuthAge is how long ago the user authenticated (with a user only).
+	AuthAge time.Duration
+	// ChainDepth is the number of actors in the delegation chain.
+	ChainDepth int
+	// Resource is the request's RFC 8707 resource parameter as sent.
+	Resource string
+}
+
+// Request asks for a decision on each of Scopes.
+type Request struct {
+	Action   Action
+	TenantID string
+	Agent    Agent
+	// User is nil for client_credentials and at registration.
+	User     *User
+	Resource Resource
+	Scopes   []Scope
+	Context  Context
+	// Service is set for connect requests; nil otherwise.
+	Service *Service
+}
+
+// Decision is the outcome for one scope.
+type Decision struct {
+	Scope   string `json:"scope"`
+	Allowed bool   `json:"allowed"`
+	// PolicyIDs are the determining policies: the matching forbids of a
+	// denial or the matching permits of an allowance. Empty for a denial
+	// means no permit matched (default deny).
+	PolicyIDs []string `json:"policies,omitempty"`
+	// Errors are policies that failed to evaluate; Cedar skips them.
+	Errors []string `json:"errors,omitempty"`
+}
+
+// Result is the outcome of a request.
+type Result struct {
+	// Granted lists the allowed scopes in the order of the request.
+	Granted   []string
+	Decisions []Decision
+	// Version is the policy set version used; 0 is the built-in default.
+	Version int64
+}
+
+// Audit detail keys written by Result.AuditDetails and read by DryRun.
+const (
+	DetailPolicyVersion   = "policy_version"
+	DetailPolicyDecisions = "policy_decisions"
+)
+
+// AuditDetails returns the facts a token.issued audit event records about
+// this decision: the policy version and, per requested scope, whether policy
+// allowed it and which policies decided (a JSON array of Decision). The
+// caller merges them into the event's Details.
+func (r *Result) AuditDetails() map[string]string {
+	b, err := json.Marshal(r.Decisions)
+	if err != nil {
+		// Decision holds only strings and bools; Marshal cannot fail.
+		b = []byte("[]")
+	}
+	return map[string]string{
+		DetailPolicyVersion:   strconv.FormatInt(r.Version, 10),
+		DetailPolicyDecisions: string(b),
+	}
+}
+
+// ParseAuditDecisions reads the decisions AuditDetails recorded.
+func ParseAuditDecisions(details map[string]string) ([]Decision, bool, error) {
+	s, ok := details[DetailPolicyDecisions]
+	if !ok {
+		return nil, false, nil
+	}
+	var ds []Decision
+	if err := json.Unmarshal([]byte(s), &ds); err != nil {
+		return nil, true, fmt.Errorf("policy: audit detail %s: %w", DetailPolicyDecisions, err)
+	}
+	return ds, true, nil
+}
+
+// Options configure an Engine. Zero values mean the documented defaults.
+type Options struct {
+	// Store holds the versioned policy sets. Nil: the engine uses the
+	// embedded default set and never reloads.
+	Store store.Store
+	// TenantID whose policy set is loaded; default store.DefaultTenant.
+	TenantID string
+	// RefreshInterval is how often the active policy set is re-read from the
+	// store, so that every replica picks up a new version within a few
+	// seconds; default 2s.
+	RefreshInterval time.Duration
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// Logger; nil discards.
+	Logger *slog.Logger
+}
+
+// DefaultRefreshInterval is the default Options.RefreshInterval.
+const DefaultRefreshInterval = 2 * time.Second
+
+// Engine decides requests against a tenant's active policy set. It is safe
+// for concurrent use.
+type Engine struct {
+	st       store.Store
+	tenant   string
+	interval time.Duration
+	now      func() time.Time
+	log      *slog.Logger
+
+	cur atomic.Pointer[Set]
+	// due is when (unix nanoseconds) the store should next be asked for the
+	// active set; a Decide that finds it past re-reads the set itself, so no
+	// background goroutine has to be stopped.
+	due atomic.Int64
+	mu  sync.Mutex // serialises loads
+}
+
+// New loads the tenant's active policy set from the store; with none stored
+// (store.ErrNotFound) the embedded default set is active. An active set that
+// does not validate is an error: the engine never silently falls back to
+// different rules.
+func New(ctx context.Context, opts Options) (*Engine, error) {
+	e := &Engine{
+		st:       opts.Store,
+		tenant:   opts.TenantID,
+		interval: opts.RefreshInterval,
+		now:      opts.Now,
+		log:      opts.Logger,
+	}
+	if e.tenant == "" {
+		e.tenant = store.DefaultTenant
+	}
+	if e.interval <= 0 {
+		e.interval = DefaultRefreshInterval
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	if err := e.Reload(ctx); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// Reload re-reads the active policy set from the store now. If the store
+// fails or the stored set does not validate, the previous set stays active
+// and the error is returned.
+func (e *Engine) Reload(ctx context.Context) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.load(ctx)
+}
+
+// load must be called with e.mu held.
+func (e *Engine) load(ctx context.Context) error {
+	e.due.Store(e.now().Add(e.interval).UnixNano())
+	if e.st == nil {
+		if e.cur.Load() == nil {
+			s, err := compile(DefaultFiles(), 0)
+			if err != nil {
+				return err
+			}
+			e.cur.Store(s)
+		}
+		return nil
+	}
+	ps, err := e.st.ActivePolicySet(ctx, e.tenant)
+	var (
+		files   map[string]string
+		version int64
+	)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		files, version = DefaultFiles(), 0
+	case err != nil:
+		return fmt.Errorf("policy: load active policy set: %w", err)
+	default:
+		files, version = ps.Files, ps.Version
+	}
+	if cur := e.cur.Load(); cur != nil && cur.version == version {
+		return nil
+	}
+	s, err := compile(files, version)
+	if err != nil {
+		return fmt.Errorf("policy: active policy set version %d is invalid: %w", version, err)
+	}
+	if prev := e.cur.Load(); prev != nil {
+		e.log.InfoContext(ctx, "policy set activated", "tenant_id", e.tenant, "version", version, "previous_version", prev.version)
+	}
+	e.cur.Store(s)
+	return nil
+}
+
+// refreshIfDue re-reads the active set when the refresh interval has
+// passed. Only one caller loads; the others keep deciding with the current
+// set meanwhile. Failures are logged and retried after the next interval.
+func (e *Engine) refreshIfDue(ctx context.Context) {
+	if e.st == nil || e.now().UnixNano() < e.due.Load() {
+		return
+	}
+	if !e.mu.TryLock() {
+		return
+	}
+	defer e.mu.Unlock()
+	if e.now().UnixNano() < e.due.Load() {
+		return
+	}
+	if err := e.load(ctx); err != nil {
+		e.log.ErrorContext(ctx, "policy reload failed; keeping the current policy set",
+			"tenant_id", e.tenant, "version", e.cur.Load().version, "err", err)
+	}
+}
+
+// Active returns the active policy set, re-reading it first if the refresh
+// interval has passed.
+func (e *Engine) Active(ctx context.Context) *Set {
+	e.refreshIfDue(ctx)
+	return e.cur.Load()
+}
+
+// Decide filters req.Scopes through the active policy set: one Cedar
+// authorization per scope (principal: the agent, action: req.Action,
+// resource: the scope, with the context), deny by default, forbid overriding
+// permit. An empty req.TenantID means the engine's tenant and a zero
+// Context.Time the engine's clock. The caller intersects Granted with the
+// user's consent.
+func (e *Engine) Decide(ctx context.Context, req *Request) (*Result, error) {
+	if req == nil {
+		return nil, fmt.Errorf("policy: nil request")
+	}
+	s := e.Active(ctx)
+	if req.TenantID == "" || req.Context.Time.IsZero() {
+		r := *req
+		if r.TenantID == "" {
+			r.TenantID = e.tenant
+		}
+		if r.Context.Time.IsZero() {
+			r.Context.Time = e.now()
+		}
+		req = &r
+	}
+	return s.Decide(req)
+}

@@ -1,0 +1,329 @@
+package policy
+
+import (
+	_ "embed"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	cedar "github.com/cedar-policy/cedar-go"
+	xast "github.com/cedar-policy/cedar-go/x/exp/ast"
+	"github.com/cedar-policy/cedar-go/x/exp/schema"
+	"github.com/cedar-policy/cedar-go/x/exp/schema/validate"
+)
+
+// SchemaFile is the name under which Schema's text is reported.
+const SchemaFile = "agentid.cedarschema"
+
+//go:embed schema.cedarschema
+var schemaText string
+
+// Schema returns the Cedar schema (human-readable format) every policy set
+// is validated against.
+func Schema() string { return schemaText }
+
+// validator is built once from the embedded schema; it is immutable and safe
+// for concurrent use.
+var validator = sync.OnceValues(func() (*validate.Validator, error) {
+	var s schema.Schema
+	s.SetFilename(SchemaFile)
+	if err := s.UnmarshalCedar([]byte(schemaText)); err != nil {
+		return nil, fmt.Errorf("policy: embedded schema: %w", err)
+	}
+	r, err := s.Resolve()
+	if err != nil {
+		return nil, fmt.Errorf("policy: embedded schema: %w", err)
+	}
+	return validate.New(r, validate.WithStrict()), nil
+})
+
+// Problem is one thing wrong with a policy set, at a place in a file.
+type Problem struct {
+	File     string
+	Line     int // 1-based; 0 when unknown
+	Column   int // 1-based; 0 when unknown
+	PolicyID string
+	Message  string
+}
+
+// String formats the problem as "file:line:column: message".
+func (p Problem) String() string {
+	var b strings.Builder
+	b.WriteString(p.File)
+	if p.Line > 0 {
+		fmt.Fprintf(&b, ":%d:%d", p.Line, p.Column)
+	}
+	b.WriteString(": ")
+	if p.PolicyID != "" {
+		fmt.Fprintf(&b, "policy %q: ", p.PolicyID)
+	}
+	b.WriteString(p.Message)
+	return b.String()
+}
+
+// ValidationError lists every problem of a policy set, ordered by file and
+// position.
+type ValidationError struct {
+	Problems []Problem
+}
+
+func (e *ValidationError) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Validate parses every file of a policy set and validates each policy
+// against the embedded schema. It reports all problems at once as a
+// *ValidationError whose lines read "file:line:column: message". Policy ids
+// (the @id annotation) must be unique across the set.
+func Validate(files map[string]string) error {
+	_, err := parseSet(files)
+	return err
+}
+
+// parsedPolicy is one policy of a set together with where it came from.
+type parsedPolicy struct {
+	id     string
+	policy *cedar.Policy
+	file   string
+	source string // the policy's text, from its first annotation to its ';'
+}
+
+// parseSet parses and validates files. On success it returns the policies in
+// file-name order, then source order.
+func parseSet(files map[string]string) ([]parsedPolicy, error) {
+	v, err := validator()
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+
+	var (
+		problems []Problem
+		out      []parsedPolicy
+		seen     = map[string]Problem{}
+	)
+	for _, name := range names {
+		src := files[name]
+		list, probs := parseFile(name, src)
+		problems = append(problems, probs...)
+		for i, p := range list {
+			pos := p.Position()
+			at := Problem{File: name, Line: pos.Line, Column: pos.Column}
+			id, idProblem := policyID(p, name, i)
+			if idProblem != "" {
+				at.Message = idProblem
+				problems = append(problems, at)
+			}
+			at.PolicyID = id
+			if first, dup := seen[id]; dup {
+				at.Message = fmt.Sprintf("duplicate policy id (first at %s:%d:%d)", first.File, first.Line, first.Column)
+				problems = append(problems, at)
+			} else {
+				seen[id] = at
+			}
+			// The validator prefixes messages with the id it is given; the
+			// problem carries the id itself.
+			if err := v.Policy("", (*xast.Policy)(p.AST())); err != nil {
+				for _, e := range flatten(err) {
+					at.Message = e.Error()
+					problems = append(problems, at)
+				}
+			}
+			out = append(out, parsedPolicy{
+				id:     id,
+				policy: p,
+				file:   name,
+				source: policySource(src, pos.Offset),
+			})
+		}
+	}
+	if len(problems) > 0 {
+		slices.SortStableFunc(problems, func(a, b Problem) int {
+			if c := strings.Compare(a.File, b.File); c != 0 {
+				return c
+			}
+			if a.Line != b.Line {
+				return a.Line - b.Line
+			}
+			return a.Column - b.Column
+		})
+		return nil, &ValidationError{Problems: problems}
+	}
+	return out, nil
+}
+
+// policyID returns the policy's @id annotation, or "<file>#<n>" (n counted
+// from 1) for a policy without one, and a problem text if the annotation is
+// unusable.
+func policyID(p *cedar.Policy, file string, index int) (id, problem string) {
+	if v, ok := p.Annotations()["id"]; ok {
+		if strings.TrimSpace(string(v)) == "" {
+			return fmt.Sprintf("%s#%d", file, index+1), "empty @id annotation"
+		}
+		return string(v), ""
+	}
+	return fmt.Sprintf("%s#%d", file, index+1), ""
+}
+
+func flatten(err error) []error {
+	if u, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range u.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+// parseFile parses one file. The Cedar parser stops at the first syntax
+// error, so when the whole file does not parse each top-level statement is
+// parsed on its own, so that every broken policy is reported and the good
+// ones are still schema-validated.
+func parseFile(name, src string) (cedar.PolicyList, []Problem) {
+	list, err := cedar.NewPolicyListFromBytes(name, []byte(src))
+	if err == nil {
+		return list, nil
+	}
+	var (
+		out      cedar.PolicyList
+		problems []Problem
+	)
+	for _, sp := range statements(src) {
+		// Pad the statement so that the parser's line and column numbers
+		// are those of the file.
+		line, col := lineCol(src, sp.start)
+		padded := strings.Repeat("\n", line-1) + strings.Repeat(" ", col-1) + src[sp.start:sp.end]
+		l, err := cedar.NewPolicyListFromBytes(name, []byte(padded))
+		if err != nil {
+			problems = append(problems, parseProblem(name, err, line, col))
+			continue
+		}
+		out = append(out, l...)
+	}
+	if len(problems) == 0 {
+		// The statements parse one by one but the file does not: report the
+		// parser's own error rather than accept something it refuses.
+		return nil, []Problem{parseProblem(name, err, 1, 1)}
+	}
+	// Offsets of statements parsed on their own are relative to the padded
+	// text, so these policies serve validation only; parseSet fails anyway.
+	return out, problems
+}
+
+// parseErrorRE matches the position the Cedar parser puts in its messages:
+// "parse error at <input>:3:14 "tok": msg" or "<input>:3:14: msg".
+var parseErrorRE = regexp.MustCompile(`^(?:parser error: )?(?:parse error at )?<input>:(\d+):(\d+)(?: ("(?:[^"\\]|\\.)*"))?:? ?`)
+
+func parseProblem(file string, err error, line, col int) Problem {
+	msg := err.Error()
+	if m := parseErrorRE.FindStringSubmatch(msg); m != nil {
+		l, errL := strconv.Atoi(m[1])
+		c, errC := strconv.Atoi(m[2])
+		if errL == nil && errC == nil && l > 0 {
+			line, col = l, c
+		}
+		msg = msg[len(m[0]):]
+		if m[3] != "" {
+			msg += " (at " + m[3] + ")"
+		}
+	} else {
+		msg = strings.TrimPrefix(msg, "parser error: ")
+	}
+	return Problem{File: file, Line: line, Column: col, Message: "syntax error: " + msg}
+}
+
+type span struct{ start, end int }
+
+// statements splits Cedar policy text into its top-level statements: each
+// ends after a ';' outside string literals and "//" comments. Blanks and
+// comments between statements belong to none. Trailing text without a ';'
+// is a statement of its own (which then fails to parse).
+func statements(src string) []span {
+	var out []span
+	for i := 0; i < len(src); {
+		start := skipBlank(src, i)
+		if start >= len(src) {
+			break
+		}
+		end := statementEnd(src, start)
+		out = append(out, span{start, end})
+		i = end
+	}
+	return out
+}
+
+// skipBlank returns the index of the first byte at or after i that is
+// neither white space nor inside a comment.
+func skipBlank(src string, i int) int {
+	for i < len(src) {
+		switch {
+		case src[i] == ' ' || src[i] == '\t' || src[i] == '\n' || src[i] == '\r':
+			i++
+		case strings.HasPrefix(src[i:], "//"):
+			for i < len(src) && src[i] != '\n' {
+				i++
+			}
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// statementEnd returns the index just after the first ';' at or after i that
+// is outside string literals and comments, or len(src).
+func statementEnd(src string, i int) int {
+	for i < len(src) {
+		switch {
+		case src[i] == '"':
+			i++
+			for i < len(src) && src[i] != '"' {
+				if src[i] == '\\' {
+					i++
+				}
+				i++
+			}
+			i++
+		case strings.HasPrefix(src[i:], "//"):
+			for i < len(src) && src[i] != '\n' {
+				i++
+			}
+		case src[i] == ';':
+			return i + 1
+		default:
+			i++
+		}
+	}
+	return len(src)
+}
+
+// lineCol converts a byte offset into the 1-based line and column (counted
+// in characters, as the Cedar parser counts them).
+func lineCol(src string, off int) (line, col int) {
+	before := src[:off]
+	line = strings.Count(before, "\n") + 1
+	lineStart := strings.LastIndexByte(before, '\n') + 1
+	col = utf8.RuneCountInString(before[lineStart:]) + 1
+	return line, col
+}
+
+// policySource returns the text of the policy starting at byte offset off.
+func policySource(src string, off int) string {
+	if off < 0 || off > len(src) {
+		return ""
+	}
+	return strings.TrimSpace(src[off:statementEnd(src, off)])
+}
