@@ -1,0 +1,277 @@
+// Package config owns agentid's configuration: the YAML file schema, strict
+// decoding (an unknown key, a wrong type or a second document is an error
+// naming the key and its line), one AGENTID_… environment override per
+// setting, resolution of secret references (`env:NAME` values and `*_file`
+// settings), derived defaults, Validate reporting every problem at once, and
+// a redacted rendering for `agentid serve --print-config`.
+//
+// Besides cmd/agentid this is the only package that reads the environment,
+// and it does so only through the lookup function given to Load.
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Config is the effective configuration of the hub. After Load every field
+// holds its final value: defaults and derived defaults are filled in and
+// secret references are resolved, so consumers never see `env:` strings.
+type Config struct {
+	// Issuer is the public base URL of the hub (RFC 8414 §2: https, no query
+	// or fragment). Empty means "derive from Listen" (http on loopback only).
+	Issuer string `yaml:"issuer"`
+	// Listen is the TCP address the HTTP server binds.
+	Listen string `yaml:"listen"`
+	// DataDir holds the SQLite database and the key-encryption key file
+	// unless those are configured elsewhere.
+	DataDir string `yaml:"data_dir"`
+
+	Store        StoreConfig        `yaml:"store"`
+	KEK          KEKConfig          `yaml:"kek"`
+	Tokens       TokenConfig        `yaml:"tokens"`
+	Registration RegistrationConfig `yaml:"registration"`
+	Login        LoginConfig        `yaml:"login"`
+	Log          LogConfig          `yaml:"log"`
+}
+
+// StoreConfig selects and opens the database.
+type StoreConfig struct {
+	// DSN is a "postgres://" (or "postgresql://") URL selecting PostgreSQL,
+	// or else the path of an SQLite database file. Default
+	// <data_dir>/agentid.db. In the YAML file a DSN carrying a password must
+	// be given as "env:NAME" or through DSNFile.
+	DSN string `yaml:"dsn"`
+	// DSNFile names a file whose content (surrounding whitespace trimmed) is
+	// the DSN. Mutually exclusive with DSN.
+	DSNFile string `yaml:"dsn_file"`
+	// AutoMigrate applies pending schema migrations at start.
+	AutoMigrate bool `yaml:"auto_migrate"`
+}
+
+// KEKConfig locates the key-encryption key that wraps signing keys and vault
+// credentials (DESIGN.md §5). Exactly one of File and Value is in effect.
+type KEKConfig struct {
+	// File is the key file; it is created (0600) on first start when
+	// missing. Default <data_dir>/kek.key when Value is empty.
+	File string `yaml:"file"`
+	// Value is the key itself. In the YAML file it may only be an
+	// "env:NAME" reference; the AGENTID_KEK_VALUE (alias AGENTID_KEK)
+	// override may hold the key directly. Config does not interpret it.
+	Value string `yaml:"value"`
+}
+
+// TokenConfig governs the tokens the hub issues.
+type TokenConfig struct {
+	// AccessTokenTTL is the default access-token lifetime; at most 1h.
+	AccessTokenTTL Duration `yaml:"access_token_ttl"`
+	// RefreshTokenTTL is the lifetime of a refresh-token family.
+	RefreshTokenTTL Duration `yaml:"refresh_token_ttl"`
+	// AuthCodeTTL is the authorization-code lifetime; at most 60s.
+	AuthCodeTTL Duration `yaml:"auth_code_ttl"`
+	// SigningAlg is the JWS algorithm of new signing keys: ES256, EdDSA or
+	// RS256.
+	SigningAlg string `yaml:"signing_alg"`
+	// KeyPrePublish is how long a new signing key is published in the JWKS
+	// before it signs, so that verifiers' caches already hold it.
+	KeyPrePublish Duration `yaml:"key_pre_publish"`
+}
+
+// RegistrationConfig governs RFC 7591 dynamic client registration.
+type RegistrationConfig struct {
+	// Open lets anyone register a client. When false, registration requires
+	// one of the initial access tokens (RFC 7591 §3) in
+	// InitialAccessTokenFile.
+	Open bool `yaml:"open"`
+	// InitialAccessTokenFile holds one initial access token per line (blank
+	// lines and lines starting with '#' are ignored). Required when Open is
+	// false, and an error when Open is true.
+	InitialAccessTokenFile string `yaml:"initial_access_token_file"`
+	// InitialAccessTokens is the content of InitialAccessTokenFile, read by
+	// Load. Never printed.
+	InitialAccessTokens []string `yaml:"-"`
+}
+
+// LoginConfig governs the login page and its session.
+//
+// Throttling is a token bucket per user name and one per client IP: a bucket
+// holds MaxAttemptsPerUser (or MaxAttemptsPerIP) attempts and refills at that
+// many attempts per AttemptWindow, i.e. rate.Every(AttemptWindow/N) with
+// burst N in golang.org/x/time/rate terms. Every submitted login takes one
+// attempt, successful or not.
+type LoginConfig struct {
+	// SessionTTL is the lifetime of a login session cookie.
+	SessionTTL Duration `yaml:"session_ttl"`
+	// MaxAttemptsPerUser is the burst of login attempts for one user name.
+	MaxAttemptsPerUser int `yaml:"max_attempts_per_user"`
+	// MaxAttemptsPerIP is the burst of login attempts from one client IP.
+	MaxAttemptsPerIP int `yaml:"max_attempts_per_ip"`
+	// AttemptWindow is the time in which an empty bucket refills completely.
+	AttemptWindow Duration `yaml:"attempt_window"`
+	// InsecureCookies drops the Secure attribute from cookies. Cookies are
+	// already non-Secure when the issuer is http on a loopback host; see
+	// Config.SecureCookies.
+	InsecureCookies bool `yaml:"insecure_cookies"`
+}
+
+// LogConfig governs the structured log.
+type LogConfig struct {
+	// Level is debug, info, warn or error.
+	Level string `yaml:"level"`
+	// Format is json or text.
+	Format string `yaml:"format"`
+}
+
+// Duration is a time.Duration written in YAML and environment variables in
+// Go syntax ("10m", "1h30m", "60s"). A bare number is rejected, because its
+// unit would be a guess.
+type Duration time.Duration
+
+// UnmarshalText parses Go duration syntax.
+func (d *Duration) UnmarshalText(text []byte) error {
+	s := string(text)
+	if s == "" {
+		return fmt.Errorf("empty duration")
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		// time's message repeats the input; keep ours short and quoted once.
+		return fmt.Errorf("invalid duration %q (want e.g. \"90s\", \"10m\", \"1h30m\")", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText writes the shortest Go duration syntax ("10m", not "10m0s").
+func (d Duration) MarshalText() ([]byte, error) {
+	return []byte(d.String()), nil
+}
+
+// String is like time.Duration's, without trailing zero units.
+func (d Duration) String() string {
+	s := time.Duration(d).String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}
+
+// Default returns the configuration Load yields for no file and an empty
+// environment, derived defaults included (issuer from listen, DSN and KEK
+// file under data_dir). A caller that changes DataDir or Listen on the
+// result must set the derived fields too.
+func Default() *Config {
+	c := base()
+	c.fillDerived()
+	return c
+}
+
+// base returns the defaults that do not depend on other settings.
+func base() *Config {
+	return &Config{
+		Listen:  "127.0.0.1:8080",
+		DataDir: "./agentid-data",
+		Store:   StoreConfig{AutoMigrate: true},
+		Tokens: TokenConfig{
+			AccessTokenTTL:  Duration(10 * time.Minute),
+			RefreshTokenTTL: Duration(720 * time.Hour),
+			AuthCodeTTL:     Duration(60 * time.Second),
+			SigningAlg:      "ES256",
+			KeyPrePublish:   Duration(10 * time.Minute),
+		},
+		Registration: RegistrationConfig{Open: true},
+		Login: LoginConfig{
+			SessionTTL:         Duration(12 * time.Hour),
+			MaxAttemptsPerUser: 5,
+			MaxAttemptsPerIP:   20,
+			AttemptWindow:      Duration(15 * time.Minute),
+		},
+		Log: LogConfig{Level: "info", Format: "json"},
+	}
+}
+
+// fillDerived sets the defaults that depend on other settings, leaving any
+// value already set alone.
+func (c *Config) fillDerived() {
+	if c.Issuer == "" {
+		c.Issuer = issuerFromListen(c.Listen)
+	}
+	if c.Store.DSN == "" && c.Store.DSNFile == "" && c.DataDir != "" {
+		c.Store.DSN = filepath.Join(c.DataDir, "agentid.db")
+	}
+	if c.KEK.File == "" && c.KEK.Value == "" && c.DataDir != "" {
+		c.KEK.File = filepath.Join(c.DataDir, "kek.key")
+	}
+}
+
+// issuerFromListen derives "http://host:port" from a listen address,
+// mapping an unspecified host (":8080", "0.0.0.0", "::") to 127.0.0.1. It
+// returns "" when nothing sensible can be derived (bad address, port 0),
+// which Validate then reports as a missing issuer.
+func issuerFromListen(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil || port == "" || port == "0" {
+		return ""
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// IsPostgres reports whether the store DSN selects PostgreSQL.
+func (c *Config) IsPostgres() bool {
+	return isPostgresDSN(c.Store.DSN)
+}
+
+func isPostgresDSN(dsn string) bool {
+	l := strings.ToLower(dsn)
+	return strings.HasPrefix(l, "postgres://") || strings.HasPrefix(l, "postgresql://")
+}
+
+// SecureCookies reports whether cookies carry the Secure attribute: always,
+// unless login.insecure_cookies is set or the issuer is plain http on a
+// loopback host (local development, where browsers would drop them).
+func (c *Config) SecureCookies() bool {
+	if c.Login.InsecureCookies {
+		return false
+	}
+	u, err := url.Parse(c.Issuer)
+	if err != nil {
+		return true
+	}
+	return !(u.Scheme == "http" && isLoopbackHost(u.Hostname()))
+}
+
+// SlogLevel maps Level to a slog.Level; unknown values (which Validate
+// rejects) map to info.
+func (l LogConfig) SlogLevel() slog.Level {
+	switch l.Level {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	default:
+		return slog.LevelInfo
+	}
+}
+
+// isLoopbackHost reports whether host is "localhost" or a loopback IP
+// (RFC 8252 §7.3 treats these as the device itself).
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,95 @@
+package config
+
+import (
+	"bytes"
+	"net/url"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// redacted replaces every secret value in Redacted's output.
+const redacted = "REDACTED"
+
+// Redacted renders the effective configuration as YAML, in the file's own
+// schema, with secrets replaced by "REDACTED": the password of the store DSN
+// (in its user information or a password query parameter), the KEK value,
+// and the initial access tokens (not printed at all). It is what
+// `agentid serve --print-config` shows.
+func (c *Config) Redacted() ([]byte, error) {
+	r := *c
+	r.Issuer = redactDSN(c.Issuer)
+	r.Store.DSN = redactDSN(c.Store.DSN)
+	if r.KEK.Value != "" {
+		r.KEK.Value = redacted
+	}
+	r.Registration.InitialAccessTokens = nil
+
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(&r); err != nil {
+		return nil, err
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// redactDSN hides the password of a URL-shaped DSN and any password query
+// parameter. It errs towards hiding too much: everything between the first
+// ':' of the user information and the last '@' is replaced, so a password
+// holding unescaped '@', '/' or '?' does not leak either. A DSN that is not
+// URL-shaped but mentions a password is hidden whole.
+func redactDSN(dsn string) string {
+	return redactWith(dsn, redacted)
+}
+
+func redactWith(dsn, mark string) string {
+	i := strings.Index(dsn, "://")
+	if i < 0 {
+		if strings.Contains(strings.ToLower(dsn), "password") {
+			return mark
+		}
+		return dsn
+	}
+	scheme, rest := dsn[:i+3], dsn[i+3:]
+	if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+		if colon := strings.IndexByte(rest[:at], ':'); colon >= 0 {
+			rest = rest[:colon] + ":" + mark + rest[at:]
+		}
+	}
+	if q := strings.IndexByte(rest, '?'); q >= 0 {
+		rest = rest[:q+1] + redactQuery(rest[q+1:], mark)
+	}
+	return scheme + rest
+}
+
+// redactQuery hides the value of every parameter whose name mentions a
+// password (password, sslpassword, …), keeping the rest byte for byte.
+func redactQuery(q, mark string) string {
+	params := strings.Split(q, "&")
+	for i, p := range params {
+		key, _, _ := strings.Cut(p, "=")
+		name, err := url.QueryUnescape(key)
+		if err != nil {
+			name = key
+		}
+		if strings.Contains(strings.ToLower(name), "password") {
+			params[i] = key + "=" + mark
+		}
+	}
+	return strings.Join(params, "&")
+}
+
+// dsnHasPassword reports whether a DSN carries a password, by the same
+// reading as redactDSN.
+func dsnHasPassword(dsn string) bool {
+	// A mark that cannot occur in the input makes any redaction visible.
+	const mark = "\x00"
+	if strings.Contains(dsn, mark) {
+		return true
+	}
+	return redactWith(dsn, mark) != dsn
+}
