@@ -1,0 +1,254 @@
+package storetest
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/agentid/agentid/internal/store"
+)
+
+func testAudit(t *testing.T, s store.Store) {
+	const tn = store.DefaultTenant
+	tests := []struct {
+		name string
+		ev   *store.AuditEvent
+	}{
+		{"every field", event(tn, "tool.called")},
+		{"bare", &store.AuditEvent{TenantID: tn, Time: base(), Type: "bare", RequestID: uniq("req"), Outcome: "failure"}},
+		{"empty details and scopes", &store.AuditEvent{
+			TenantID: tn, Time: base(), Type: "empty", RequestID: uniq("req"), Outcome: "denied",
+			Scopes: []string{}, Details: map[string]string{},
+		}},
+		{"details with awkward text", &store.AuditEvent{
+			TenantID: tn, Time: base(), Type: "awkward", RequestID: uniq("req"), Outcome: "denied",
+			Details: map[string]string{"reason": "quote \" backslash \\ newline \n nul \x00 ünïcode", "": "empty key"},
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			must(t, "AppendAudit", s.AppendAudit(ctx(t), tc.ev))
+			if tc.ev.ID == 0 {
+				t.Error("AppendAudit did not set the event's ID")
+			}
+			wantAudit(t, s, tc.ev)
+			if found := findAudit(t, s, tc.ev); len(found) == 1 && found[0].ID != tc.ev.ID {
+				t.Errorf("stored ID %d, AppendAudit set %d", found[0].ID, tc.ev.ID)
+			}
+		})
+	}
+}
+
+func testAuditFilter(t *testing.T, s store.Store) {
+	const tn = store.DefaultTenant
+	b := base()
+	var all []*store.AuditEvent
+	add := func(tenant, typ, client, user string, at time.Time) {
+		ev := &store.AuditEvent{
+			TenantID: tenant, Time: at, Type: typ, RequestID: uniq("req"),
+			ClientID: client, UserID: user, Outcome: "success",
+		}
+		must(t, "AppendAudit", s.AppendAudit(ctx(t), ev))
+		all = append(all, ev)
+	}
+	// 110 events, one second apart, so the default limit (100) bites.
+	for i := range 110 {
+		typ := []string{"token.issued", "login.succeeded", "client.created"}[i%3]
+		add(tn, typ, fmt.Sprintf("c%d", i%4), fmt.Sprintf("u%d", i%5), b.Add(time.Duration(i)*time.Second))
+	}
+	add("t2", "token.issued", "c0", "u0", b.Add(time.Hour))
+
+	match := func(f store.AuditFilter) []*store.AuditEvent {
+		var out []*store.AuditEvent
+		for i := len(all) - 1; i >= 0; i-- { // newest first
+			ev := all[i]
+			if (f.TenantID == "" || ev.TenantID == f.TenantID) &&
+				(f.Type == "" || ev.Type == f.Type) &&
+				(f.ClientID == "" || ev.ClientID == f.ClientID) &&
+				(f.UserID == "" || ev.UserID == f.UserID) &&
+				(f.Since.IsZero() || !ev.Time.Before(f.Since)) {
+				out = append(out, ev)
+			}
+		}
+		limit := f.Limit
+		if limit == 0 {
+			limit = 100
+		}
+		if len(out) > limit {
+			out = out[:limit]
+		}
+		return out
+	}
+	tests := []struct {
+		name string
+		f    store.AuditFilter
+	}{
+		{"default limit", store.AuditFilter{}},
+		{"tenant", store.AuditFilter{TenantID: tn, Limit: 1000}},
+		{"other tenant", store.AuditFilter{TenantID: "t2"}},
+		{"type", store.AuditFilter{TenantID: tn, Type: "login.succeeded", Limit: 1000}},
+		{"client", store.AuditFilter{TenantID: tn, ClientID: "c1", Limit: 1000}},
+		{"user", store.AuditFilter{TenantID: tn, UserID: "u3", Limit: 1000}},
+		{"client and user", store.AuditFilter{TenantID: tn, ClientID: "c2", UserID: "u2", Limit: 1000}},
+		{"since", store.AuditFilter{TenantID: tn, Since: b.Add(100*time.Second + time.Millisecond), Limit: 1000}},
+		{"since and type", store.AuditFilter{TenantID: tn, Type: "token.issued", Since: b.Add(50 * time.Second)}},
+		{"limit", store.AuditFilter{TenantID: tn, Limit: 7}},
+		{"limit one", store.AuditFilter{Type: "token.issued", Limit: 1}},
+		{"nothing", store.AuditFilter{TenantID: tn, Type: "no.such.type"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := s.ListAudit(ctx(t), tc.f)
+			must(t, "ListAudit", err)
+			want := match(tc.f)
+			if len(got) != len(want) {
+				t.Fatalf("ListAudit returned %d events, want %d", len(got), len(want))
+			}
+			for i := range want {
+				if got[i].RequestID != want[i].RequestID {
+					t.Fatalf("event %d: got %s at %v, want %s at %v (newest first)", i, got[i].Type, got[i].Time, want[i].Type, want[i].Time)
+				}
+				if i > 0 && got[i].ID >= got[i-1].ID {
+					t.Fatalf("IDs not decreasing: %d then %d", got[i-1].ID, got[i].ID)
+				}
+			}
+		})
+	}
+}
+
+func testDeleteExpired(t *testing.T, s store.Store) {
+	const tn = store.DefaultTenant
+	b := base()
+	now := b.Add(24 * time.Hour)
+
+	// Expired: every kind of short-lived row.
+	oldCode := authCode(tn, "g-old")
+	must(t, "CreateAuthCode", s.CreateAuthCode(ctx(t), oldCode, nil))
+	if _, err := s.ConsumeAuthCode(ctx(t), oldCode.Hash, b, nil); err != nil {
+		t.Fatal(err)
+	}
+	oldRT := refreshToken(tn, "g-old", "c1", "u1", "https://r/")
+	oldRT.ExpiresAt = now.Add(-time.Second)
+	oldAT := accessToken(tn, "g-old", "c1", "u1", "https://r/")
+	oldAT.ExpiresAt = now.Add(-time.Hour)
+	issue(t, s, oldRT, oldAT)
+	must(t, "RevokeAccessToken", s.RevokeAccessToken(ctx(t), oldAT, b, nil))
+	oldSess := &store.Session{Hash: hash("old-session"), TenantID: tn, UserID: "u1", AuthTime: b, ExpiresAt: now.Add(-time.Minute)}
+	must(t, "CreateSession", s.CreateSession(ctx(t), oldSess, nil))
+	must(t, "UseJTI", s.UseJTI(ctx(t), "k", "old-jti", now.Add(-time.Minute), b))
+
+	// Live: the same kinds, expiring after now.
+	liveCode := authCode(tn, "g-live")
+	liveCode.ExpiresAt = now.Add(time.Minute)
+	must(t, "CreateAuthCode", s.CreateAuthCode(ctx(t), liveCode, nil))
+	if _, err := s.ConsumeAuthCode(ctx(t), liveCode.Hash, b, nil); err != nil {
+		t.Fatal(err)
+	}
+	liveRT := refreshToken(tn, "g-live", "c1", "u1", "https://r/")
+	liveRT.ExpiresAt = now.Add(time.Hour)
+	liveAT := accessToken(tn, "g-live", "c1", "u1", "https://r/")
+	liveAT.ExpiresAt = now.Add(time.Minute)
+	issue(t, s, liveRT, liveAT)
+	must(t, "RevokeAccessToken", s.RevokeAccessToken(ctx(t), liveAT, b, nil))
+	liveSess := &store.Session{Hash: hash("live-session"), TenantID: tn, UserID: "u1", AuthTime: b, ExpiresAt: now.Add(time.Minute)}
+	must(t, "CreateSession", s.CreateSession(ctx(t), liveSess, nil))
+	must(t, "UseJTI", s.UseJTI(ctx(t), "k", "live-jti", now.Add(time.Minute), b))
+	// Consents are not short-lived rows: an expired one stays for the record.
+	expiredConsent := consent(tn, "u1", "c1", "https://r/", "a")
+	expiredConsent.ExpiresAt = b.Add(time.Hour)
+	must(t, "UpsertConsents", s.UpsertConsents(ctx(t), []*store.ConsentGrant{expiredConsent}, nil))
+
+	must(t, "DeleteExpired", s.DeleteExpired(ctx(t), now))
+
+	// Each check looks at the row with a "now" at which it was still valid,
+	// so only its deletion can make it disappear.
+	checks := []struct {
+		name    string
+		gone    bool
+		present func() bool
+	}{
+		{"expired code", true, func() bool {
+			_, err := s.ConsumeAuthCode(ctx(t), oldCode.Hash, b, nil)
+			return err == nil || errors.Is(err, store.ErrAlreadyUsed)
+		}},
+		{"live code", false, func() bool {
+			_, err := s.ConsumeAuthCode(ctx(t), liveCode.Hash, b, nil)
+			return err == nil || errors.Is(err, store.ErrAlreadyUsed)
+		}},
+		{"expired refresh token", true, func() bool { _, err := s.GetRefreshToken(ctx(t), oldRT.Hash); return err == nil }},
+		{"live refresh token", false, func() bool { _, err := s.GetRefreshToken(ctx(t), liveRT.Hash); return err == nil }},
+		{"expired access token record", true, func() bool { return revoked(t, s, oldAT) }},
+		{"live access token record", false, func() bool { return revoked(t, s, liveAT) }},
+		{"expired session", true, func() bool { _, err := s.GetSession(ctx(t), oldSess.Hash, b); return err == nil }},
+		{"live session", false, func() bool { _, err := s.GetSession(ctx(t), liveSess.Hash, b); return err == nil }},
+		{"expired jti", true, func() bool { return s.UseJTI(ctx(t), "k", "old-jti", now.Add(time.Hour), b) != nil }},
+		{"live jti", false, func() bool { return s.UseJTI(ctx(t), "k", "live-jti", now.Add(time.Hour), b) != nil }},
+		{"expired consent", false, func() bool {
+			return len(listConsents(t, s, store.ConsentFilter{TenantID: tn, UserID: "u1"})) == 1
+		}},
+	}
+	for _, c := range checks {
+		t.Run(c.name, func(t *testing.T) {
+			if got := c.present(); got == c.gone {
+				t.Errorf("present after DeleteExpired = %v, want %v", got, !c.gone)
+			}
+		})
+	}
+}
+
+func testTenantIsolation(t *testing.T, s store.Store) {
+	tenants := []string{store.DefaultTenant, "t2"}
+	for _, tn := range tenants {
+		c := fullClient(tn, "shared-id")
+		c.Name = "client of " + tn
+		must(t, "CreateClient "+tn, s.CreateClient(ctx(t), c, event(tn, "client.created")))
+		u := &store.User{TenantID: tn, ID: "shared-user", Username: "alice", PasswordHash: "h-" + tn, CreatedAt: base(), UpdatedAt: base()}
+		must(t, "CreateUser "+tn, s.CreateUser(ctx(t), u))
+		r := fullResource(tn, "shared-res", "https://shared.example.com/")
+		r.Name = "resource of " + tn
+		must(t, "CreateResource "+tn, s.CreateResource(ctx(t), r))
+	}
+	for _, tn := range tenants {
+		t.Run(tn, func(t *testing.T) {
+			c, err := s.GetClient(ctx(t), tn, "shared-id")
+			must(t, "GetClient", err)
+			if c.Name != "client of "+tn || c.TenantID != tn {
+				t.Errorf("GetClient(%s) = %s of %s", tn, c.Name, c.TenantID)
+			}
+			u, err := s.GetUserByUsername(ctx(t), tn, "alice")
+			must(t, "GetUserByUsername", err)
+			if u.PasswordHash != "h-"+tn || u.TenantID != tn {
+				t.Errorf("GetUserByUsername(%s) = %+v", tn, u)
+			}
+			r, err := s.GetResource(ctx(t), tn, "https://shared.example.com/")
+			must(t, "GetResource", err)
+			if r.Name != "resource of "+tn || r.TenantID != tn {
+				t.Errorf("GetResource(%s) = %s", tn, r.Name)
+			}
+			events, err := s.ListAudit(ctx(t), store.AuditFilter{TenantID: tn})
+			must(t, "ListAudit", err)
+			if len(events) != 1 || events[0].TenantID != tn {
+				t.Errorf("ListAudit(%s) = %d events", tn, len(events))
+			}
+		})
+	}
+	t.Run("update and delete stay in their tenant", func(t *testing.T) {
+		upd := fullClient("t2", "shared-id")
+		upd.Name = "renamed"
+		must(t, "UpdateClient", s.UpdateClient(ctx(t), upd, nil))
+		must(t, "DeleteResource", s.DeleteResource(ctx(t), "t2", "https://shared.example.com/"))
+		c, err := s.GetClient(ctx(t), store.DefaultTenant, "shared-id")
+		must(t, "GetClient", err)
+		if c.Name != "client of default" {
+			t.Errorf("updating t2's client renamed default's to %q", c.Name)
+		}
+		if _, err := s.GetResource(ctx(t), store.DefaultTenant, "https://shared.example.com/"); err != nil {
+			t.Errorf("deleting t2's resource deleted default's: %v", err)
+		}
+		must(t, "DeleteClient", s.DeleteClient(ctx(t), "t2", "shared-id", base(), nil))
+		if _, err := s.GetClient(ctx(t), store.DefaultTenant, "shared-id"); err != nil {
+			t.Errorf("deleting t2's client deleted default's: %v", err)
+		}
+	})
+}

@@ -1,0 +1,58 @@
+package storetest
+
+import (
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/agentid/agentid/internal/store"
+)
+
+// Bench measures IssueTokens as a client_credentials issuance performs it:
+// one access-token record and one audit event per call, from many goroutines
+// at once (as concurrent token requests would). It reports tokens/s.
+// s must be migrated; the benchmark writes into the default tenant.
+func Bench(b *testing.B, s store.Store) {
+	prefix := uniq("bench")
+	var n atomic.Int64
+	exp := time.Now().Add(10 * time.Minute)
+	b.ReportAllocs()
+	b.SetParallelism(16)
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			jti := prefix + "-" + strconv.FormatInt(n.Add(1), 10)
+			iss := &store.Issuance{
+				AccessToken: &store.AccessToken{
+					JTI:       jti,
+					TenantID:  store.DefaultTenant,
+					ClientID:  "bench-client",
+					Resource:  "https://mcp.example.com/",
+					Scopes:    []string{"files:read", "files:write"},
+					ExpiresAt: exp,
+				},
+				Events: []*store.AuditEvent{{
+					TenantID:  store.DefaultTenant,
+					Time:      time.Now(),
+					Type:      "token.issued",
+					RequestID: jti,
+					ClientID:  "bench-client",
+					Resource:  "https://mcp.example.com/",
+					Scopes:    []string{"files:read", "files:write"},
+					IP:        "192.0.2.1",
+					Outcome:   "success",
+					Details:   map[string]string{"grant_type": "client_credentials", "jti": jti},
+				}},
+			}
+			if err := s.IssueTokens(b.Context(), iss); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	elapsed := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "tokens/s")
+}
