@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -146,10 +147,8 @@ func loopbackParts(uri string) (host, rest string, ok bool) {
 		}
 	}
 	if port != "" {
-		for _, c := range port[1:] {
-			if c < '0' || c > '9' {
-				return "", "", false
-			}
+		if n, err := strconv.Atoi(port[1:]); err != nil || n < 1 || n > 65535 || port[1] == '+' || port[1] == '-' {
+			return "", "", false
 		}
 	}
 	if !IsLoopbackHost(host) {
