@@ -1,0 +1,210 @@
+package mcpauth
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"maps"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/auth"
+)
+
+// MiddlewareOptions configures [Middleware]. Zero values mean defaults.
+type MiddlewareOptions struct {
+	// ResourceMetadataURL is sent as resource_metadata in every challenge
+	// (RFC 9728 §5.1) so clients can find the hub. Empty means the
+	// path-suffixed well-known URL of the verifier's resource, which is where
+	// [HandleMetadata] serves it.
+	ResourceMetadataURL string
+	// Scopes is the scope attribute of 401 challenges (RFC 6750 §3): the
+	// scopes a client should ask for first, usually the metadata's
+	// ScopesSupported. Empty omits the attribute.
+	Scopes []string
+	// ToolScopes are enforced on JSON-RPC tools/call requests (single or
+	// batched) before they reach the MCP server.
+	ToolScopes ToolScopes
+	// MaxBodyBytes bounds a POST body read to find the called tools (only
+	// when ToolScopes is set); a larger body gets 413. Zero means 4 MiB.
+	MaxBodyBytes int64
+}
+
+const defaultMaxBodyBytes = 4 << 20
+
+// Middleware protects an MCP endpoint. Every request except a CORS preflight
+// (OPTIONS, which by definition carries no credentials) must carry a valid
+// bearer token in the Authorization header ([Verifier.Check]); the token's
+// claims are then in the request context ([ClaimsFromContext]) and, for the
+// MCP Go SDK, its auth.TokenInfo is set as auth.RequireBearerToken would
+// (so tool handlers see it in req.Extra.TokenInfo and the SDK binds sessions
+// to the token's subject).
+//
+// Failures are answered with a small JSON body and a challenge:
+//
+//   - no token: 401, WWW-Authenticate: Bearer scope="…", resource_metadata="…"
+//     (RFC 6750 §3, RFC 9728 §5.1);
+//   - a bad token: 401 with error="invalid_token" and error_description;
+//   - a malformed Authorization header or a token in the query: 400 with
+//     error="invalid_request";
+//   - a tools/call lacking the tool's scopes: 403 with
+//     error="insufficient_scope" and scope= every scope the call needs
+//     (the token's scopes plus the missing ones), the MCP step-up signal;
+//   - the hub unreachable when it had to be asked: 503 without a challenge,
+//     so clients do not re-authorize in vain.
+func Middleware(v *Verifier, opts MiddlewareOptions) func(http.Handler) http.Handler {
+	prmURL := opts.ResourceMetadataURL
+	if prmURL == "" {
+		// The resource was validated by NewVerifier, so this cannot fail.
+		prmURL, _ = MetadataURL(v.resource)
+	}
+	maxBody := opts.MaxBodyBytes
+	if maxBody <= 0 {
+		maxBody = defaultMaxBodyBytes
+	}
+	scopes := slices.Clone(opts.Scopes)
+	tools := maps.Clone(opts.ToolScopes)
+	ch := challenger{resourceMetadata: prmURL, scopes: scopes}
+
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodOptions {
+				next.ServeHTTP(w, r)
+				return
+			}
+			claims, err := v.Check(r)
+			if err != nil {
+				v.logger.DebugContext(r.Context(), "mcpauth: request rejected", "err", err)
+				ch.write(w, err)
+				return
+			}
+			if len(tools) > 0 && r.Method == http.MethodPost {
+				names, status := peekToolCalls(w, r, maxBody)
+				if status != 0 {
+					writeJSONRPCError(w, status)
+					return
+				}
+				need := tools.required(names)
+				if missing := missingScopes(claims.Scopes, need); len(missing) > 0 {
+					v.logger.InfoContext(r.Context(), "mcpauth: insufficient scope for tool call",
+						"jti", claims.JTI, "client_id", claims.ClientID, "missing", missing)
+					ch.write(w, &TokenError{
+						Kind:        ErrInsufficientScope,
+						Description: "the token lacks scopes this tool requires",
+						Scopes:      challengeScopes(claims.Scopes, need),
+					})
+					return
+				}
+			}
+			r = r.WithContext(withClaims(r.Context(), claims))
+			serveWithTokenInfo(next, w, r, claims)
+		})
+	}
+}
+
+// peekToolCalls reads the body (restoring it for the next handler) and
+// returns the tools it calls, or a non-zero HTTP status to fail with.
+func peekToolCalls(w http.ResponseWriter, r *http.Request, limit int64) ([]string, int) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return nil, http.StatusRequestEntityTooLarge
+		}
+		return nil, http.StatusBadRequest
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	names, err := toolCalls(body)
+	if err != nil {
+		// The body cannot be checked, so it must not pass (fail closed).
+		return nil, http.StatusBadRequest
+	}
+	return names, 0
+}
+
+// writeJSONRPCError answers a body that could not be read or parsed
+// (JSON-RPC 2.0 §5.1: -32700 parse error, -32600 invalid request).
+func writeJSONRPCError(w http.ResponseWriter, status int) {
+	code, msg := -32700, "Parse error"
+	if status == http.StatusRequestEntityTooLarge {
+		code, msg = -32600, "Request body too large"
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"jsonrpc": "2.0",
+		"id":      nil,
+		"error":   map[string]any{"code": code, "message": msg},
+	})
+}
+
+// serveWithTokenInfo hands the request on with the go-sdk's auth.TokenInfo
+// in its context. The SDK keeps that context key private, so the only way to
+// set it is its own middleware, run here with a verifier that returns the
+// already-verified result. Its own expiry test is made moot with a clock
+// skew covering the time since expiry: expiry was already checked, against
+// the configured clock and leeway.
+func serveWithTokenInfo(next http.Handler, w http.ResponseWriter, r *http.Request, c *Claims) {
+	ti := tokenInfo(c)
+	skew := time.Minute
+	if d := time.Since(ti.Expiration); d > 0 {
+		skew += d
+	}
+	verify := func(context.Context, string, *http.Request) (*auth.TokenInfo, error) { return ti, nil }
+	// RequireBearerToken re-reads the header; Check accepted only
+	// "Bearer <token68>", which it splits the same way.
+	auth.RequireBearerToken(verify, &auth.RequireBearerTokenOptions{ClockSkew: skew})(next).ServeHTTP(w, r)
+}
+
+// challenger writes error responses with RFC 6750 §3 challenges.
+type challenger struct {
+	resourceMetadata string
+	scopes           []string
+}
+
+func (ch challenger) write(w http.ResponseWriter, err error) {
+	status, code := status(err)
+	desc := "authorization failed"
+	var te *TokenError
+	if errors.As(err, &te) && te.Description != "" {
+		desc = te.Description
+	}
+	scopes := ch.scopes
+	if te != nil && te.Scopes != nil {
+		scopes = te.Scopes
+	}
+	if status != http.StatusServiceUnavailable {
+		var params []string
+		if code != "" {
+			params = append(params, `error="`+code+`"`, `error_description="`+quoteSafe(desc)+`"`)
+		}
+		if s := joinScopes(scopes); s != "" {
+			params = append(params, `scope="`+s+`"`)
+		}
+		params = append(params, `resource_metadata="`+quoteSafe(ch.resourceMetadata)+`"`)
+		w.Header().Set("WWW-Authenticate", "Bearer "+strings.Join(params, ", "))
+	} else {
+		w.Header().Set("Retry-After", "5")
+	}
+	if code == "" {
+		code, desc = "unauthorized", "a bearer token is required"
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": desc})
+}
+
+// quoteSafe keeps only characters RFC 6750 §3 allows in error_description
+// (%x20-21 / %x23-5B / %x5D-7E), which are also safe in any quoted-string.
+func quoteSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == '"' || r == '\\' || r > 0x7e {
+			return -1
+		}
+		return r
+	}, s)
+}
