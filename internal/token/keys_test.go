@@ -551,8 +551,8 @@ func TestVerifyRejects(t *testing.T) {
 		{"issuer with trailing slash", good, testIssuer + "/", false},
 		{"typ JWT", sign(t, jose.ES256, priv, map[jose.HeaderKey]any{"kid": kid, "typ": "JWT"}, payload), testIssuer, false},
 		{"no typ", sign(t, jose.ES256, priv, map[jose.HeaderKey]any{"kid": kid}, payload), testIssuer, false},
-		{"alg none", b64(`{"alg":"none","typ":"at+jwt","kid":"` + kid + `"}`) + "." + b64(string(payload)) + ".", testIssuer, false},
-		{"alg none with original signature", b64(`{"alg":"none","typ":"at+jwt","kid":"` + kid + `"}`) + "." + parts[1] + "." + parts[2], testIssuer, false},
+		{"alg none", b64(`{"alg":"none","typ":"at+jwt","kid":"`+kid+`"}`) + "." + b64(string(payload)) + ".", testIssuer, false},
+		{"alg none with original signature", b64(`{"alg":"none","typ":"at+jwt","kid":"`+kid+`"}`) + "." + parts[1] + "." + parts[2], testIssuer, false},
 		{"unknown kid", sign(t, jose.ES256, otherEC, map[jose.HeaderKey]any{"kid": "nope", "typ": "at+jwt"}, payload), testIssuer, false},
 		{"no kid", sign(t, jose.ES256, priv, map[jose.HeaderKey]any{"typ": "at+jwt"}, payload), testIssuer, false},
 		{"right kid, wrong key", sign(t, jose.ES256, otherEC, map[jose.HeaderKey]any{"kid": kid, "typ": "at+jwt"}, payload), testIssuer, false},
@@ -620,6 +620,7 @@ func BenchmarkMint(b *testing.B) {
 			k := newTestKeys(b, newMemStore(), testKeyring(b), nil, alg)
 			c := claimsAt(time.Now())
 			b.ReportAllocs()
+			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					if _, err := k.Mint(c); err != nil {
@@ -638,6 +639,7 @@ func BenchmarkVerify(b *testing.B) {
 			k := newTestKeys(b, newMemStore(), testKeyring(b), nil, alg)
 			raw := mint(b, k, time.Now())
 			b.ReportAllocs()
+			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					if _, err := k.Verify(raw, testIssuer); err != nil {
