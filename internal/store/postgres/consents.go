@@ -1,0 +1,129 @@
+package postgres
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/agentid/agentid/internal/store"
+)
+
+// UpsertConsents records grants, one row per tenant, user, client, resource
+// and scope. An existing row gets the new GrantedAt and ExpiresAt and its
+// revocation cleared; its LastUsedAt is kept.
+func (s *Store) UpsertConsents(ctx context.Context, grants []*store.ConsentGrant, ev *store.AuditEvent) error {
+	return mapErr("upsert consents", s.inTx(ctx, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		for _, g := range grants {
+			b.Queue(`INSERT INTO consents (tenant_id, user_id, client_id, resource, scope, granted_at,
+				expires_at, last_used_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL)
+				ON CONFLICT (tenant_id, user_id, client_id, resource, scope) DO UPDATE SET
+				granted_at = EXCLUDED.granted_at, expires_at = EXCLUDED.expires_at, revoked_at = NULL`,
+				g.TenantID, g.UserID, g.ClientID, g.Resource, g.Scope, g.GrantedAt,
+				nullTime(g.ExpiresAt), nullTime(g.LastUsedAt))
+		}
+		if b.Len() > 0 {
+			if err := tx.SendBatch(ctx, b).Close(); err != nil {
+				return err
+			}
+		}
+		return insertEvent(ctx, tx, ev)
+	}))
+}
+
+// consentWhere builds the WHERE conditions for f (empty fields match
+// everything), numbering parameters after those already in args.
+func consentWhere(f store.ConsentFilter, args []any) ([]string, []any) {
+	var where []string
+	add := func(col, v string) {
+		if v == "" {
+			return
+		}
+		args = append(args, v)
+		where = append(where, col+" = $"+strconv.Itoa(len(args)))
+	}
+	add("tenant_id", f.TenantID)
+	add("user_id", f.UserID)
+	add("client_id", f.ClientID)
+	add("resource", f.Resource)
+	return where, args
+}
+
+func and(where []string) string {
+	if len(where) == 0 {
+		return "TRUE"
+	}
+	return strings.Join(where, " AND ")
+}
+
+// ListConsents returns matching grants, live or not.
+func (s *Store) ListConsents(ctx context.Context, f store.ConsentFilter) ([]*store.ConsentGrant, error) {
+	where, args := consentWhere(f, nil)
+	rows, err := s.pool.Query(ctx, `SELECT tenant_id, user_id, client_id, resource, scope, granted_at,
+		expires_at, last_used_at, revoked_at FROM consents WHERE `+and(where)+`
+		ORDER BY tenant_id, user_id, client_id, resource, scope`, args...)
+	if err != nil {
+		return nil, mapErr("list consents", err)
+	}
+	defer rows.Close()
+	var out []*store.ConsentGrant
+	for rows.Next() {
+		var g store.ConsentGrant
+		var exp, used, revoked *time.Time
+		if err := rows.Scan(&g.TenantID, &g.UserID, &g.ClientID, &g.Resource, &g.Scope, &g.GrantedAt,
+			&exp, &used, &revoked); err != nil {
+			return nil, mapErr("list consents", err)
+		}
+		g.GrantedAt = utc(g.GrantedAt)
+		g.ExpiresAt, g.LastUsedAt, g.RevokedAt = fromNull(exp), fromNull(used), fromNull(revoked)
+		out = append(out, &g)
+	}
+	return out, mapErr("list consents", rows.Err())
+}
+
+// TouchConsents sets LastUsedAt of the named scopes to now; no scopes touch
+// nothing.
+func (s *Store) TouchConsents(ctx context.Context, f store.ConsentFilter, scopes []string, now time.Time) error {
+	if len(scopes) == 0 {
+		return nil
+	}
+	where, args := consentWhere(f, []any{now, scopes})
+	_, err := s.pool.Exec(ctx, `UPDATE consents SET last_used_at = $1
+		WHERE scope = ANY($2) AND `+and(where), args...)
+	return mapErr("touch consents", err)
+}
+
+// RevokeConsents marks the matching grants revoked (scopes nil: all scopes)
+// and, in the same transaction, revokes the refresh tokens and recorded
+// access tokens of the same tenant, user, client (and resource, when set)
+// that carry a revoked scope (any scope when scopes is nil). Tokens without
+// a user (client credentials) never rest on consent and are left alone.
+func (s *Store) RevokeConsents(ctx context.Context, f store.ConsentFilter, scopes []string, now time.Time, ev *store.AuditEvent) error {
+	return mapErr("revoke consents", s.inTx(ctx, func(tx pgx.Tx) error {
+		scopeCond := "TRUE"
+		base := []any{now}
+		if scopes != nil {
+			base = append(base, scopes)
+			scopeCond = "scope = ANY($2)"
+		}
+		where, args := consentWhere(f, base)
+		if _, err := tx.Exec(ctx, `UPDATE consents SET revoked_at = $1
+			WHERE revoked_at IS NULL AND `+scopeCond+` AND `+and(where), args...); err != nil {
+			return err
+		}
+		tokenScopeCond := "TRUE"
+		if scopes != nil {
+			tokenScopeCond = "scopes && $2::text[]"
+		}
+		for _, table := range []string{"refresh_tokens", "access_tokens"} {
+			if _, err := tx.Exec(ctx, `UPDATE `+table+` SET revoked_at = $1
+				WHERE revoked_at IS NULL AND user_id <> '' AND `+tokenScopeCond+` AND `+and(where), args...); err != nil {
+				return err
+			}
+		}
+		return insertEvent(ctx, tx, ev)
+	}))
+}

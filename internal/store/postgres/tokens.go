@@ -1,0 +1,284 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/agentid/agentid/internal/store"
+)
+
+const authCodeCols = `hash, tenant_id, grant_id, client_id, user_id, redirect_uri, scopes, resource,
+	code_challenge, code_challenge_method, nonce, auth_time, created_at, expires_at, consumed_at`
+
+func scanAuthCode(row pgx.Row) (*store.AuthCode, error) {
+	var c store.AuthCode
+	var consumed *time.Time
+	if err := row.Scan(&c.Hash, &c.TenantID, &c.GrantID, &c.ClientID, &c.UserID, &c.RedirectURI,
+		&c.Scopes, &c.Resource, &c.CodeChallenge, &c.CodeChallengeMethod, &c.Nonce, &c.AuthTime,
+		&c.CreatedAt, &c.ExpiresAt, &consumed); err != nil {
+		return nil, err
+	}
+	c.AuthTime, c.CreatedAt, c.ExpiresAt = utc(c.AuthTime), utc(c.CreatedAt), utc(c.ExpiresAt)
+	c.ConsumedAt = fromNull(consumed)
+	return &c, nil
+}
+
+// CreateAuthCode stores a new authorization code and ev.
+func (s *Store) CreateAuthCode(ctx context.Context, c *store.AuthCode, ev *store.AuditEvent) error {
+	return mapErr("create auth code", s.inTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO auth_codes (`+authCodeCols+`)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+			c.Hash, c.TenantID, c.GrantID, c.ClientID, c.UserID, c.RedirectURI, c.Scopes, c.Resource,
+			c.CodeChallenge, c.CodeChallengeMethod, c.Nonce, c.AuthTime, c.CreatedAt, c.ExpiresAt,
+			nullTime(c.ConsumedAt)); err != nil {
+			return err
+		}
+		return insertEvent(ctx, tx, ev)
+	}))
+}
+
+// ConsumeAuthCode marks the code consumed at now and returns it. The
+// conditional UPDATE makes consumption exactly-once across replicas: a
+// concurrent second UPDATE waits for the first to commit, then finds
+// consumed_at set and matches nothing.
+//
+// A replayed code returns the stored code with store.ErrAlreadyUsed after
+// revoking, in the same transaction, every token of its grant and writing ev
+// (RFC 6749 §4.1.2: the authorization server SHOULD revoke all tokens
+// previously issued based on that code). Replay is checked before expiry so
+// that a late replay still revokes. An unknown or expired code is
+// store.ErrNotFound and writes nothing. ev (nil: none) is written in the same
+// transaction whenever the code was consumed or found replayed.
+func (s *Store) ConsumeAuthCode(ctx context.Context, hash []byte, now time.Time, ev *store.AuditEvent) (*store.AuthCode, error) {
+	var code *store.AuthCode
+	var replay bool
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		c, err := scanAuthCode(tx.QueryRow(ctx, `UPDATE auth_codes SET consumed_at = $2
+			WHERE hash = $1 AND consumed_at IS NULL AND expires_at > $2
+			RETURNING `+authCodeCols, hash, now))
+		if err == nil {
+			code = c
+			return insertEvent(ctx, tx, ev)
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		// Nothing consumed: the code is unknown, expired or already used.
+		c, err = scanAuthCode(tx.QueryRow(ctx, `SELECT `+authCodeCols+` FROM auth_codes WHERE hash = $1`, hash))
+		if err != nil {
+			return err // no rows: unknown
+		}
+		if c.ConsumedAt.IsZero() {
+			return notFound("consume auth code") // expired
+		}
+		code, replay = c, true
+		if err := revokeGrant(ctx, tx, c.TenantID, c.GrantID, now); err != nil {
+			return err
+		}
+		return insertEvent(ctx, tx, ev)
+	})
+	if err != nil {
+		return nil, mapErr("consume auth code", err)
+	}
+	if replay {
+		return code, fmt.Errorf("postgres: consume auth code: %w", store.ErrAlreadyUsed)
+	}
+	return code, nil
+}
+
+const refreshCols = `hash, tenant_id, grant_id, client_id, user_id, scopes, resource, auth_time,
+	created_at, expires_at, rotated_at, revoked_at`
+
+func scanRefresh(row pgx.Row) (*store.RefreshToken, error) {
+	var t store.RefreshToken
+	var rotated, revoked *time.Time
+	if err := row.Scan(&t.Hash, &t.TenantID, &t.GrantID, &t.ClientID, &t.UserID, &t.Scopes,
+		&t.Resource, &t.AuthTime, &t.CreatedAt, &t.ExpiresAt, &rotated, &revoked); err != nil {
+		return nil, err
+	}
+	t.AuthTime, t.CreatedAt, t.ExpiresAt = utc(t.AuthTime), utc(t.CreatedAt), utc(t.ExpiresAt)
+	t.RotatedAt, t.RevokedAt = fromNull(rotated), fromNull(revoked)
+	return &t, nil
+}
+
+// GetRefreshToken returns the token with this hash whatever its state.
+func (s *Store) GetRefreshToken(ctx context.Context, hash []byte) (*store.RefreshToken, error) {
+	t, err := scanRefresh(s.pool.QueryRow(ctx, `SELECT `+refreshCols+` FROM refresh_tokens WHERE hash = $1`, hash))
+	if err != nil {
+		return nil, mapErr("get refresh token", err)
+	}
+	return t, nil
+}
+
+// queueIssuance queues the writes of iss on b; event ids are set when the
+// batch's results are read.
+func queueIssuance(b *pgx.Batch, iss *store.Issuance) error {
+	if iss == nil {
+		return nil
+	}
+	if at := iss.AccessToken; at != nil {
+		b.Queue(`INSERT INTO access_tokens (jti, tenant_id, grant_id, client_id, user_id, resource,
+			scopes, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+			at.JTI, at.TenantID, at.GrantID, at.ClientID, at.UserID, at.Resource, at.Scopes,
+			at.ExpiresAt, nullTime(at.RevokedAt))
+	}
+	if rt := iss.RefreshToken; rt != nil {
+		b.Queue(`INSERT INTO refresh_tokens (`+refreshCols+`)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+			rt.Hash, rt.TenantID, rt.GrantID, rt.ClientID, rt.UserID, rt.Scopes, rt.Resource,
+			rt.AuthTime, rt.CreatedAt, rt.ExpiresAt, nullTime(rt.RotatedAt), nullTime(rt.RevokedAt))
+	}
+	for _, ev := range iss.Events {
+		if ev == nil {
+			continue
+		}
+		args, err := eventArgs(ev)
+		if err != nil {
+			return err
+		}
+		b.Queue(insertEventSQL, args...).QueryRow(func(row pgx.Row) error { return row.Scan(&ev.ID) })
+	}
+	return nil
+}
+
+// IssueTokens persists one token response. The writes go out as one
+// pipelined batch, which PostgreSQL runs as a single implicit transaction:
+// if any insert fails (a duplicate jti or hash is store.ErrConflict), none
+// is kept.
+func (s *Store) IssueTokens(ctx context.Context, iss *store.Issuance) error {
+	b := &pgx.Batch{}
+	if err := queueIssuance(b, iss); err != nil {
+		return mapErr("issue tokens", err)
+	}
+	if b.Len() == 0 {
+		return nil
+	}
+	return mapErr("issue tokens", s.pool.SendBatch(ctx, b).Close())
+}
+
+// RotateRefresh retires the refresh token oldHash and persists iss. The row
+// lock taken by SELECT … FOR UPDATE serialises concurrent rotations of one
+// token across replicas: the second one sees RotatedAt set and is treated as
+// reuse. On reuse (the token was already rotated or revoked) nothing of iss
+// is written; the grant is revoked and reuse is written instead, and the
+// error is store.ErrAlreadyUsed (RFC 9700 §4.14.2). As for codes, reuse is
+// checked before expiry. An unknown or expired token is store.ErrNotFound.
+func (s *Store) RotateRefresh(ctx context.Context, oldHash []byte, now time.Time, iss *store.Issuance, reuse *store.AuditEvent) error {
+	var reused bool
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		old, err := scanRefresh(tx.QueryRow(ctx, `SELECT `+refreshCols+` FROM refresh_tokens
+			WHERE hash = $1 FOR UPDATE`, oldHash))
+		if err != nil {
+			return err
+		}
+		if !old.RotatedAt.IsZero() || !old.RevokedAt.IsZero() {
+			reused = true
+			if err := revokeGrant(ctx, tx, old.TenantID, old.GrantID, now); err != nil {
+				return err
+			}
+			return insertEvent(ctx, tx, reuse)
+		}
+		if !now.Before(old.ExpiresAt) {
+			return notFound("rotate refresh token")
+		}
+		b := &pgx.Batch{}
+		b.Queue(`UPDATE refresh_tokens SET rotated_at = $2 WHERE hash = $1`, oldHash, now)
+		if err := queueIssuance(b, iss); err != nil {
+			return err
+		}
+		return tx.SendBatch(ctx, b).Close()
+	})
+	if err != nil {
+		return mapErr("rotate refresh token", err)
+	}
+	if reused {
+		return fmt.Errorf("postgres: rotate refresh token: %w", store.ErrAlreadyUsed)
+	}
+	return nil
+}
+
+// revokeGrant revokes every refresh token and recorded access token of the
+// grant that is not revoked yet.
+func revokeGrant(ctx context.Context, tx pgx.Tx, tenantID, grantID string, now time.Time) error {
+	b := &pgx.Batch{}
+	b.Queue(`UPDATE refresh_tokens SET revoked_at = $3
+		WHERE tenant_id = $1 AND grant_id = $2 AND revoked_at IS NULL`, tenantID, grantID, now)
+	b.Queue(`UPDATE access_tokens SET revoked_at = $3
+		WHERE tenant_id = $1 AND grant_id = $2 AND revoked_at IS NULL`, tenantID, grantID, now)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("revoke grant: %w", err)
+	}
+	return nil
+}
+
+// RevokeGrant revokes every refresh token and recorded access token of the
+// grant; an unknown or already revoked grant is not an error.
+func (s *Store) RevokeGrant(ctx context.Context, tenantID, grantID string, now time.Time, ev *store.AuditEvent) error {
+	return mapErr("revoke grant", s.inTx(ctx, func(tx pgx.Tx) error {
+		if err := revokeGrant(ctx, tx, tenantID, grantID, now); err != nil {
+			return err
+		}
+		return insertEvent(ctx, tx, ev)
+	}))
+}
+
+// RevokeAccessToken denylists at.JTI until at.ExpiresAt, recording the token
+// if it was not recorded. Revoking again keeps the first revocation time.
+func (s *Store) RevokeAccessToken(ctx context.Context, at *store.AccessToken, now time.Time, ev *store.AuditEvent) error {
+	return mapErr("revoke access token", s.inTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO access_tokens (jti, tenant_id, grant_id, client_id,
+			user_id, resource, scopes, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+			ON CONFLICT (jti) DO UPDATE SET revoked_at = coalesce(access_tokens.revoked_at, EXCLUDED.revoked_at)`,
+			at.JTI, at.TenantID, at.GrantID, at.ClientID, at.UserID, at.Resource, at.Scopes,
+			at.ExpiresAt, now); err != nil {
+			return err
+		}
+		return insertEvent(ctx, tx, ev)
+	}))
+}
+
+// AccessTokenRevoked reports whether the jti is denylisted.
+func (s *Store) AccessTokenRevoked(ctx context.Context, jti string) (bool, error) {
+	var revoked bool
+	err := s.pool.QueryRow(ctx, `SELECT revoked_at IS NOT NULL FROM access_tokens WHERE jti = $1`, jti).Scan(&revoked)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, mapErr("access token revoked", err)
+	}
+	return revoked, nil
+}
+
+// UseJTI records a single-use JWT id until exp (RFC 7523 §3 item 7: the
+// authorization server may reject a JWT whose jti it has seen). One
+// INSERT … ON CONFLICT makes it exactly-once across replicas: it either
+// inserts, replaces a record that expired at or before now, or matches
+// nothing, which is store.ErrConflict.
+func (s *Store) UseJTI(ctx context.Context, key, jti string, exp, now time.Time) error {
+	var one int
+	err := s.pool.QueryRow(ctx, `INSERT INTO used_jtis (key, jti, expires_at) VALUES ($1, $2, $3)
+		ON CONFLICT (key, jti) DO UPDATE SET expires_at = EXCLUDED.expires_at
+		WHERE used_jtis.expires_at <= $4
+		RETURNING 1`, key, jti, exp, now).Scan(&one)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("postgres: use jti: %w", store.ErrConflict)
+	}
+	return mapErr("use jti", err)
+}
+
+// DeleteExpired removes codes, refresh tokens, access-token records,
+// sessions and JTIs that expired before now, in one transaction.
+func (s *Store) DeleteExpired(ctx context.Context, now time.Time) error {
+	return mapErr("delete expired", s.inTx(ctx, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		for _, table := range []string{"auth_codes", "refresh_tokens", "access_tokens", "sessions", "used_jtis"} {
+			b.Queue(`DELETE FROM `+table+` WHERE expires_at < $1`, now)
+		}
+		return tx.SendBatch(ctx, b).Close()
+	}))
+}

@@ -1,0 +1,79 @@
+package postgres
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/agentid/agentid/internal/store"
+)
+
+const userCols = `tenant_id, id, username, password_hash, roles, groups, disabled, created_at, updated_at`
+
+func scanUser(row pgx.Row) (*store.User, error) {
+	var u store.User
+	if err := row.Scan(&u.TenantID, &u.ID, &u.Username, &u.PasswordHash, &u.Roles, &u.Groups,
+		&u.Disabled, &u.CreatedAt, &u.UpdatedAt); err != nil {
+		return nil, err
+	}
+	u.CreatedAt, u.UpdatedAt = utc(u.CreatedAt), utc(u.UpdatedAt)
+	return &u, nil
+}
+
+// CreateUser inserts u; a duplicate id or username in the tenant is
+// store.ErrConflict.
+func (s *Store) CreateUser(ctx context.Context, u *store.User) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO users (`+userCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		u.TenantID, u.ID, u.Username, u.PasswordHash, u.Roles, u.Groups, u.Disabled, u.CreatedAt, u.UpdatedAt)
+	return mapErr("create user", err)
+}
+
+// GetUser returns the user or store.ErrNotFound.
+func (s *Store) GetUser(ctx context.Context, tenantID, id string) (*store.User, error) {
+	u, err := scanUser(s.pool.QueryRow(ctx, `SELECT `+userCols+` FROM users WHERE tenant_id = $1 AND id = $2`, tenantID, id))
+	if err != nil {
+		return nil, mapErr("get user", err)
+	}
+	return u, nil
+}
+
+// GetUserByUsername returns the user or store.ErrNotFound.
+func (s *Store) GetUserByUsername(ctx context.Context, tenantID, username string) (*store.User, error) {
+	u, err := scanUser(s.pool.QueryRow(ctx, `SELECT `+userCols+` FROM users WHERE tenant_id = $1 AND username = $2`, tenantID, username))
+	if err != nil {
+		return nil, mapErr("get user", err)
+	}
+	return u, nil
+}
+
+// ListUsers returns the tenant's users ordered by username.
+func (s *Store) ListUsers(ctx context.Context, tenantID string) ([]*store.User, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+userCols+` FROM users WHERE tenant_id = $1 ORDER BY username`, tenantID)
+	if err != nil {
+		return nil, mapErr("list users", err)
+	}
+	defer rows.Close()
+	var out []*store.User
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, mapErr("list users", err)
+		}
+		out = append(out, u)
+	}
+	return out, mapErr("list users", rows.Err())
+}
+
+// UpdateUser replaces the password hash and disabled flag (and UpdatedAt);
+// an unknown user is store.ErrNotFound.
+func (s *Store) UpdateUser(ctx context.Context, u *store.User) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE users SET password_hash = $3, disabled = $4, updated_at = $5
+		WHERE tenant_id = $1 AND id = $2`, u.TenantID, u.ID, u.PasswordHash, u.Disabled, u.UpdatedAt)
+	if err != nil {
+		return mapErr("update user", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return notFound("update user")
+	}
+	return nil
+}
