@@ -1,0 +1,157 @@
+package config
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(c *Config)
+		want   []wantProblem // nil: valid
+	}{
+		{name: "defaults", mutate: func(*Config) {}},
+		{name: "https issuer", mutate: func(c *Config) { c.Issuer = "https://auth.example.com" }},
+		{name: "https issuer with path", mutate: func(c *Config) { c.Issuer = "https://example.com/tenants/a" }},
+		{name: "http localhost", mutate: func(c *Config) { c.Issuer = "http://localhost:8080" }},
+		{name: "http v6 loopback", mutate: func(c *Config) { c.Issuer = "http://[::1]:8080" }},
+		{name: "postgres", mutate: func(c *Config) { c.Store.DSN = "postgresql://agent@db/agentid" }},
+		{name: "sqlite file URI", mutate: func(c *Config) { c.Store.DSN = "file:agentid.db?_pragma=busy_timeout(5000)" }},
+		{name: "kek value instead of file", mutate: func(c *Config) { c.KEK.File, c.KEK.Value = "", "k" }},
+		{name: "closed registration with tokens", mutate: func(c *Config) {
+			c.Registration.Open = false
+			c.Registration.InitialAccessTokens = []string{token32}
+		}},
+		{name: "maximum TTLs", mutate: func(c *Config) {
+			c.Tokens.AccessTokenTTL = Duration(time.Hour)
+			c.Tokens.AuthCodeTTL = Duration(60 * time.Second)
+		}},
+		{name: "listen any port", mutate: func(c *Config) { c.Listen = ":0" }},
+
+		{name: "issuer missing", mutate: func(c *Config) { c.Issuer = "" },
+			want: []wantProblem{{"issuer", 0, []string{"issuer: required"}}}},
+		{name: "issuer http remote", mutate: func(c *Config) { c.Issuer = "http://auth.example.com" },
+			want: []wantProblem{{"issuer", 0, []string{"must use https"}}}},
+		{name: "issuer ftp", mutate: func(c *Config) { c.Issuer = "ftp://auth.example.com" },
+			want: []wantProblem{{"issuer", 0, []string{"must be an https URL"}}}},
+		{name: "issuer relative", mutate: func(c *Config) { c.Issuer = "/auth" },
+			want: []wantProblem{{"issuer", 0, []string{"must be an https URL"}}, {"issuer", 0, []string{"missing host"}}}},
+		{name: "issuer opaque", mutate: func(c *Config) { c.Issuer = "https:auth" },
+			want: []wantProblem{{"issuer", 0, []string{"not a valid URL"}}}},
+		{name: "issuer query", mutate: func(c *Config) { c.Issuer = "https://a.example?x=1" },
+			want: []wantProblem{{"issuer", 0, []string{"RFC 8414 §2", "query"}}}},
+		{name: "issuer empty query", mutate: func(c *Config) { c.Issuer = "https://a.example?" },
+			want: []wantProblem{{"issuer", 0, []string{"query"}}}},
+		{name: "issuer fragment", mutate: func(c *Config) { c.Issuer = "https://a.example#" },
+			want: []wantProblem{{"issuer", 0, []string{"fragment"}}}},
+		{name: "issuer userinfo", mutate: func(c *Config) { c.Issuer = "https://u@a.example" },
+			want: []wantProblem{{"issuer", 0, []string{"user information"}}}},
+		{name: "issuer trailing slash", mutate: func(c *Config) { c.Issuer = "https://a.example/" },
+			want: []wantProblem{{"issuer", 0, []string{`must not end with "/"`}}}},
+		{name: "listen without port", mutate: func(c *Config) { c.Listen = "127.0.0.1" },
+			want: []wantProblem{{"listen", 0, []string{"want host:port"}}}},
+		{name: "listen bad port", mutate: func(c *Config) { c.Listen = "127.0.0.1:http" },
+			want: []wantProblem{{"listen", 0, []string{"invalid port"}}}},
+		{name: "listen port too big", mutate: func(c *Config) { c.Listen = "127.0.0.1:65536" },
+			want: []wantProblem{{"listen", 0, []string{"invalid port"}}}},
+		{name: "data dir", mutate: func(c *Config) { c.DataDir = "" },
+			want: []wantProblem{{"data_dir", 0, []string{"data_dir: required"}}}},
+		{name: "dsn missing", mutate: func(c *Config) { c.Store.DSN = "" },
+			want: []wantProblem{{"store.dsn", 0, []string{"store.dsn: required"}}}},
+		{name: "dsn other scheme", mutate: func(c *Config) { c.Store.DSN = "mysql://u@h/db" },
+			want: []wantProblem{{"store.dsn", 0, []string{"unsupported scheme"}}}},
+		{name: "dsn keyword form", mutate: func(c *Config) { c.Store.DSN = "host=db user=agent" },
+			want: []wantProblem{{"store.dsn", 0, []string{"keyword/value"}}}},
+		{name: "no kek", mutate: func(c *Config) { c.KEK.File = "" },
+			want: []wantProblem{{"kek.file", 0, []string{"kek.file: required"}}}},
+		{name: "access token ttl too long", mutate: func(c *Config) { c.Tokens.AccessTokenTTL = Duration(61 * time.Minute) },
+			want: []wantProblem{{"tokens.access_token_ttl", 0, []string{"at most 1h, got 1h1m"}}}},
+		{name: "access token ttl zero", mutate: func(c *Config) { c.Tokens.AccessTokenTTL = 0 },
+			want: []wantProblem{{"tokens.access_token_ttl", 0, []string{"at least 1s, got 0s"}}}},
+		{name: "auth code ttl too long", mutate: func(c *Config) { c.Tokens.AuthCodeTTL = Duration(61 * time.Second) },
+			want: []wantProblem{{"tokens.auth_code_ttl", 0, []string{"at most 1m"}}}},
+		{name: "refresh ttl negative", mutate: func(c *Config) { c.Tokens.RefreshTokenTTL = Duration(-time.Hour) },
+			want: []wantProblem{{"tokens.refresh_token_ttl", 0, []string{"at least 1m"}}}},
+		{name: "key pre-publish zero", mutate: func(c *Config) { c.Tokens.KeyPrePublish = 0 },
+			want: []wantProblem{{"tokens.key_pre_publish", 0, []string{"at least 1s"}}}},
+		{name: "signing alg case", mutate: func(c *Config) { c.Tokens.SigningAlg = "es256" },
+			want: []wantProblem{{"tokens.signing_alg", 0, []string{"must be one of"}}}},
+		{name: "signing alg none", mutate: func(c *Config) { c.Tokens.SigningAlg = "none" },
+			want: []wantProblem{{"tokens.signing_alg", 0, []string{"must be one of"}}}},
+		{name: "closed registration without tokens", mutate: func(c *Config) { c.Registration.Open = false },
+			want: []wantProblem{{"registration.initial_access_token_file", 0, []string{"required"}}}},
+		{name: "session ttl", mutate: func(c *Config) { c.Login.SessionTTL = Duration(time.Second) },
+			want: []wantProblem{{"login.session_ttl", 0, []string{"at least 1m"}}}},
+		{name: "attempt window", mutate: func(c *Config) { c.Login.AttemptWindow = 0 },
+			want: []wantProblem{{"login.attempt_window", 0, []string{"at least 1s"}}}},
+		{name: "attempts per user", mutate: func(c *Config) { c.Login.MaxAttemptsPerUser = 0 },
+			want: []wantProblem{{"login.max_attempts_per_user", 0, []string{"at least 1"}}}},
+		{name: "attempts per ip", mutate: func(c *Config) { c.Login.MaxAttemptsPerIP = -1 },
+			want: []wantProblem{{"login.max_attempts_per_ip", 0, []string{"at least 1"}}}},
+		{name: "log level", mutate: func(c *Config) { c.Log.Level = "INFO" },
+			want: []wantProblem{{"log.level", 0, []string{`got "INFO"`}}}},
+		{name: "log format", mutate: func(c *Config) { c.Log.Format = "xml" },
+			want: []wantProblem{{"log.format", 0, []string{"json, text"}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Default()
+			tt.mutate(c)
+			err := c.Validate()
+			if tt.want == nil {
+				if err != nil {
+					t.Fatalf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("Validate() = nil, want problems")
+			}
+			assertProblems(t, problemsOf(t, err), tt.want)
+		})
+	}
+}
+
+// TestValidateReportsEveryProblem breaks one setting of each section and
+// expects one problem per broken setting, each naming its setting.
+func TestValidateReportsEveryProblem(t *testing.T) {
+	c := Default()
+	c.Issuer = "http://auth.example.com"
+	c.Listen = "nowhere"
+	c.Store.DSN = "mysql://x"
+	c.KEK.File = ""
+	c.Tokens.AccessTokenTTL = Duration(2 * time.Hour)
+	c.Tokens.SigningAlg = "HS256"
+	c.Registration.Open = false
+	c.Login.MaxAttemptsPerIP = 0
+	c.Log.Format = "xml"
+
+	err := c.Validate()
+	var ps Problems
+	if !errors.As(err, &ps) {
+		t.Fatalf("Validate() = %v, want Problems", err)
+	}
+	want := []string{
+		"issuer", "listen", "store.dsn", "kek.file", "tokens.access_token_ttl", "tokens.signing_alg",
+		"registration.initial_access_token_file", "login.max_attempts_per_ip", "log.format",
+	}
+	if len(ps) != len(want) {
+		t.Fatalf("got %d problems, want %d:\n%v", len(ps), len(want), err)
+	}
+	for i, s := range want {
+		t.Run(s, func(t *testing.T) {
+			if ps[i].Setting != s {
+				t.Errorf("problem %d names %q, want %q", i, ps[i].Setting, s)
+			}
+		})
+	}
+}
+
+func TestValidateNilWhenValid(t *testing.T) {
+	// A typed-nil Problems inside an error interface would read as failure.
+	if err := Default().Validate(); err != nil {
+		t.Fatalf("Validate() = %#v", err)
+	}
+}
