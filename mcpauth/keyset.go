@@ -41,6 +41,7 @@ type keySet struct {
 	gen         uint64 // incremented on every successful fetch
 	fetchedAt   time.Time
 	lastAttempt time.Time // zero until the first refetch after the initial load
+	lastErr     error     // outcome of the latest fetch
 	inflight    *flight
 }
 
@@ -85,8 +86,10 @@ func (ks *keySet) refresh(ctx context.Context, seen uint64, initial bool) error 
 	}
 	now := ks.now()
 	if !initial && !ks.lastAttempt.IsZero() && now.Sub(ks.lastAttempt) < minRefetchInterval {
+		err := ks.lastErr
 		ks.mu.Unlock()
-		return errRateLimited
+		// While the hub is failing, say so rather than calling tokens invalid.
+		return errors.Join(errRateLimited, err)
 	}
 	f := &flight{done: make(chan struct{})}
 	ks.inflight = f
@@ -106,6 +109,7 @@ func (ks *keySet) refresh(ctx context.Context, seen uint64, initial bool) error 
 		ks.gen++
 	}
 	ks.inflight = nil
+	ks.lastErr = err
 	f.err = err
 	ks.mu.Unlock()
 	close(f.done)

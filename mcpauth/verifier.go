@@ -193,7 +193,7 @@ func (v *Verifier) verifySignature(ctx context.Context, jws *jose.JSONWebSignatu
 			keys, _, _ = v.keys.candidates(kid, alg)
 		}
 		if len(keys) == 0 {
-			if err != nil && !errors.Is(err, errRateLimited) {
+			if errors.Is(err, ErrUnavailable) || err != nil && !errors.Is(err, errRateLimited) {
 				return nil, tokenErr(ErrUnavailable, "hub key set unavailable", err)
 			}
 			return nil, tokenErr(ErrTokenInvalid, "unknown signing key", nil)
