@@ -1,0 +1,294 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/agentid/agentid/internal/audit"
+	"github.com/agentid/agentid/internal/oauth"
+	"github.com/agentid/agentid/internal/policy"
+	"github.com/agentid/agentid/internal/store"
+	"github.com/agentid/agentid/internal/token"
+)
+
+// authz is a validated authorization request.
+type authz struct {
+	req         *oauth.AuthorizeRequest
+	query       url.Values // the request's parameters, to carry through login and consent
+	client      *store.Client
+	redirectURI string
+	resource    *store.Resource
+	scopes      []string // requested (or defaulted), all offered by the resource
+}
+
+// errorRedirect sends an error to the client's redirect URI with state and
+// iss (RFC 6749 §4.1.2.1, RFC 9207 §2).
+func (s *Server) errorRedirect(w http.ResponseWriter, r *http.Request, a *authz, e *oauth.Error) {
+	http.Redirect(w, r, oauth.ErrorRedirect(a.redirectURI, e, a.req.State, s.issuer), http.StatusFound)
+}
+
+// checkAuthorize validates an authorization request. Problems with the
+// client or the redirect URI get an error page and are never redirected
+// (RFC 6749 §4.1.2.1); everything else is redirected to the client. It
+// returns nil when it has written the response.
+func (s *Server) checkAuthorize(w http.ResponseWriter, r *http.Request, q url.Values) *authz {
+	ctx := r.Context()
+	req, perr := oauth.ParseAuthorizeRequest(q)
+	if req.ClientID == "" {
+		s.pages.errorPage(w, http.StatusBadRequest, "Missing client", "The request does not say which application is asking (client_id is missing).")
+		return nil
+	}
+	c, err := s.st.GetClient(ctx, s.tenant, req.ClientID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && c.Disabled) {
+		s.pages.errorPage(w, http.StatusBadRequest, "Unknown application", "The application that sent you here is not registered with this server, or has been disabled.")
+		return nil
+	}
+	if err != nil {
+		s.internalErrorPage(w, r, err)
+		return nil
+	}
+	a := &authz{req: req, query: q, client: c}
+	switch {
+	case req.RedirectURI == "" && len(c.RedirectURIs) == 1:
+		a.redirectURI = c.RedirectURIs[0]
+	case req.RedirectURI == "":
+		s.pages.errorPage(w, http.StatusBadRequest, "Missing redirect URI", "The application registered several redirect URIs, so the request must name one.")
+		return nil
+	case oauth.MatchRedirectURI(c.RedirectURIs, req.RedirectURI):
+		a.redirectURI = req.RedirectURI
+	default:
+		s.pages.errorPage(w, http.StatusBadRequest, "Redirect URI not registered", "The address this request wants to send you back to is not registered for the application, so agentid will not send you there.")
+		return nil
+	}
+	if perr != nil {
+		s.errorRedirect(w, r, a, perr)
+		return nil
+	}
+	if !slices.Contains(c.GrantTypes, oauth.GrantAuthorizationCode) {
+		s.errorRedirect(w, r, a, oauth.NewError(oauth.CodeUnauthorizedClient, "the client is not registered for the authorization code grant"))
+		return nil
+	}
+	uri := c.DefaultResource
+	switch len(req.Resources) {
+	case 0:
+		if uri == "" {
+			s.errorRedirect(w, r, a, oauth.ErrInvalidTarget("resource is required: name the MCP server to authorize (RFC 8707)"))
+			return nil
+		}
+	case 1:
+		canon, oe := oauth.CanonicalResource(req.Resources[0])
+		if oe != nil {
+			s.errorRedirect(w, r, a, oe)
+			return nil
+		}
+		uri = canon
+	default:
+		s.errorRedirect(w, r, a, oauth.ErrInvalidTarget("only one resource may be requested"))
+		return nil
+	}
+	res, err := s.lookupResource(ctx, uri)
+	if err != nil {
+		var oe *oauth.Error
+		if errors.As(err, &oe) {
+			s.errorRedirect(w, r, a, oe)
+		} else {
+			s.internalErrorPage(w, r, err)
+		}
+		return nil
+	}
+	a.resource = res
+	requested := withoutOfflineAccess(req.Scopes)
+	if len(requested) == 0 {
+		for _, sc := range res.Scopes {
+			if len(c.Scopes) == 0 || slices.Contains(c.Scopes, sc.Name) {
+				requested = append(requested, sc.Name)
+			}
+		}
+	}
+	for _, name := range requested {
+		if !slices.ContainsFunc(res.Scopes, func(sc store.Scope) bool { return sc.Name == name }) {
+			s.errorRedirect(w, r, a, oauth.ErrInvalidScope("scope %q is not offered by %s", truncate(name, 100), res.URI))
+			return nil
+		}
+	}
+	if len(requested) == 0 {
+		s.errorRedirect(w, r, a, oauth.ErrInvalidScope("no scope was requested and the client has none registered"))
+		return nil
+	}
+	a.scopes = requested
+	return a
+}
+
+// allowedScopes asks the central policy which requested scopes this user may
+// grant this client; the consent screen never offers any other.
+func (s *Server) allowedScopes(ctx context.Context, r *http.Request, a *authz, u *store.User, sess *store.Session) ([]string, error) {
+	granted, _, err := s.decideScopes(ctx, r, policy.ActionGrant, oauth.GrantAuthorizationCode, a.client, u, a.resource, a.scopes, sess.AuthTime)
+	return granted, err
+}
+
+func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if r.Method == http.MethodPost {
+		if err := r.ParseForm(); err != nil {
+			s.pages.errorPage(w, http.StatusBadRequest, "Bad request", "The authorization request could not be read.")
+			return
+		}
+		q = r.PostForm
+	}
+	a := s.checkAuthorize(w, r, q)
+	if a == nil {
+		return
+	}
+	ctx := r.Context()
+	sess, u := s.currentSession(r)
+	prompt := a.req.Prompt
+	if sess == nil || slices.Contains(prompt, "login") && !s.freshLogin(r, sess) {
+		if slices.Contains(prompt, "none") {
+			s.errorRedirect(w, r, a, oauth.NewError(oauth.CodeLoginRequired, "the user is not logged in"))
+			return
+		}
+		s.redirectToLogin(w, r, a)
+		return
+	}
+	allowed, err := s.allowedScopes(ctx, r, a, u, sess)
+	if err != nil {
+		s.internalErrorPage(w, r, err)
+		return
+	}
+	if len(allowed) == 0 {
+		s.errorRedirect(w, r, a, oauth.ErrInvalidScope("none of the requested scopes may be granted to this application"))
+		return
+	}
+	live, err := s.liveConsent(ctx, u.ID, a.client.ID, a.resource.URI, s.now())
+	if err != nil {
+		s.internalErrorPage(w, r, err)
+		return
+	}
+	pending := slices.DeleteFunc(slices.Clone(allowed), func(sc string) bool { return slices.Contains(live, sc) })
+	if len(pending) == 0 && !slices.Contains(prompt, "consent") {
+		// Everything asked for is already granted: no prompt fatigue.
+		s.issueCode(w, r, a, u, sess, allowed)
+		return
+	}
+	if slices.Contains(prompt, "none") {
+		s.errorRedirect(w, r, a, oauth.NewError(oauth.CodeConsentRequired, "the user has not granted the requested scopes"))
+		return
+	}
+	s.renderConsent(w, r, a, u, allowed, live)
+}
+
+// handleDecision receives the consent form.
+func (s *Server) handleDecision(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		s.pages.errorPage(w, http.StatusBadRequest, "Bad request", "The form could not be read.")
+		return
+	}
+	if !s.checkCSRF(r) {
+		s.pages.errorPage(w, http.StatusForbidden, "Form expired", "This form is no longer valid. Go back to the application and start again.")
+		return
+	}
+	q, err := url.ParseQuery(r.PostForm.Get("request"))
+	if err != nil {
+		s.pages.errorPage(w, http.StatusBadRequest, "Bad request", "The authorization request could not be read.")
+		return
+	}
+	a := s.checkAuthorize(w, r, q)
+	if a == nil {
+		return
+	}
+	ctx := r.Context()
+	sess, u := s.currentSession(r)
+	if sess == nil {
+		s.redirectToLogin(w, r, a)
+		return
+	}
+	allowed, err := s.allowedScopes(ctx, r, a, u, sess)
+	if err != nil {
+		s.internalErrorPage(w, r, err)
+		return
+	}
+	live, err := s.liveConsent(ctx, u.ID, a.client.ID, a.resource.URI, s.now())
+	if err != nil {
+		s.internalErrorPage(w, r, err)
+		return
+	}
+	var approved []string
+	if r.PostForm.Get("decision") == "allow" {
+		for _, sc := range r.PostForm["scope"] {
+			if slices.Contains(allowed, sc) && !slices.Contains(approved, sc) {
+				approved = append(approved, sc)
+			}
+		}
+	}
+	if len(approved) == 0 {
+		ev := s.event(r, audit.ConsentDenied)
+		ev.ClientID, ev.UserID, ev.Resource, ev.Scopes, ev.Outcome = a.client.ID, u.ID, a.resource.URI, allowed, audit.Denied
+		if err := s.st.AppendAudit(ctx, ev); err != nil {
+			s.internalErrorPage(w, r, err)
+			return
+		}
+		s.errorRedirect(w, r, a, oauth.ErrAccessDenied("the user denied the request"))
+		return
+	}
+	now := s.now()
+	grants := make([]*store.ConsentGrant, 0, len(approved))
+	for _, sc := range approved {
+		grants = append(grants, &store.ConsentGrant{TenantID: s.tenant, UserID: u.ID, ClientID: a.client.ID, Resource: a.resource.URI, Scope: sc, GrantedAt: now})
+	}
+	ev := s.event(r, audit.ConsentGiven)
+	ev.ClientID, ev.UserID, ev.Resource, ev.Scopes = a.client.ID, u.ID, a.resource.URI, approved
+	if denied := slices.DeleteFunc(slices.Clone(allowed), func(sc string) bool { return slices.Contains(approved, sc) || slices.Contains(live, sc) }); len(denied) > 0 {
+		ev.Details = map[string]string{"denied": oauth.FormatScope(denied)}
+	}
+	if err := s.st.UpsertConsents(ctx, grants, ev); err != nil {
+		s.internalErrorPage(w, r, err)
+		return
+	}
+	// The code carries what was approved now plus what was already granted.
+	scopes := slices.DeleteFunc(slices.Clone(allowed), func(sc string) bool { return !slices.Contains(approved, sc) && !slices.Contains(live, sc) })
+	s.issueCode(w, r, a, u, sess, scopes)
+}
+
+// issueCode stores a new authorization code and redirects to the client.
+func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, a *authz, u *store.User, sess *store.Session, scopes []string) {
+	now := s.now()
+	handle, err := token.NewHandle(s.rand, "")
+	if err != nil {
+		s.internalErrorPage(w, r, err)
+		return
+	}
+	code := &store.AuthCode{
+		Hash: token.Hash(handle), TenantID: s.tenant, GrantID: token.NewID(s.rand), ClientID: a.client.ID, UserID: u.ID,
+		RedirectURI: a.redirectURI, Scopes: scopes, Resource: a.resource.URI,
+		CodeChallenge: a.req.CodeChallenge, CodeChallengeMethod: a.req.CodeChallengeMethod, Nonce: a.req.Nonce,
+		AuthTime: sess.AuthTime, CreatedAt: now, ExpiresAt: now.Add(s.cfg.AuthCodeTTL),
+	}
+	ev := s.event(r, audit.CodeIssued)
+	ev.ClientID, ev.UserID, ev.Resource, ev.Scopes = a.client.ID, u.ID, a.resource.URI, scopes
+	ev.Details = map[string]string{"grant_id": code.GrantID}
+	if err := s.st.CreateAuthCode(r.Context(), code, ev); err != nil {
+		s.internalErrorPage(w, r, err)
+		return
+	}
+	http.Redirect(w, r, oauth.SuccessRedirect(a.redirectURI, handle, a.req.State, s.issuer), http.StatusFound)
+}
+
+// freshLogin reports whether the session was authenticated moments ago, so
+// that prompt=login does not loop after the login it caused.
+func (s *Server) freshLogin(_ *http.Request, sess *store.Session) bool {
+	return s.now().Sub(sess.AuthTime) < 2*time.Minute
+}
+
+func (s *Server) redirectToLogin(w http.ResponseWriter, r *http.Request, a *authz) {
+	back := "/authorize?" + a.query.Encode()
+	http.Redirect(w, r, "/login?return_to="+url.QueryEscape(back), http.StatusSeeOther)
+}
+
+func (s *Server) internalErrorPage(w http.ResponseWriter, r *http.Request, err error) {
+	s.log.ErrorContext(r.Context(), "page failed", "request_id", requestID(r.Context()), "path", r.URL.Path, "err", err)
+	s.pages.errorPage(w, http.StatusInternalServerError, "Something went wrong", "agentid could not complete the request. Try again in a moment. Reference: "+requestID(r.Context()))
+}

@@ -1,0 +1,91 @@
+package server
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/agentid/agentid/internal/oauth"
+)
+
+// metadataTTL bounds how stale scopes_supported may be after a resource
+// changes; the rest of the document is static.
+const metadataTTL = 5 * time.Second
+
+// metadata builds the RFC 8414 document. The OIDC discovery path serves the
+// same document so that both carry one issuer (spec §5.3).
+func (s *Server) metadata(r *http.Request) ([]byte, error) {
+	s.metaMu.Lock()
+	defer s.metaMu.Unlock()
+	now := s.now()
+	if s.metaJSON != nil && now.Sub(s.metaAt) < metadataTTL {
+		return s.metaJSON, nil
+	}
+	resources, err := s.st.ListResources(r.Context(), s.tenant)
+	if err != nil {
+		return nil, err
+	}
+	var scopes []string
+	for _, res := range resources {
+		for _, sc := range res.Scopes {
+			scopes = append(scopes, sc.Name)
+		}
+	}
+	slices.Sort(scopes)
+	scopes = slices.Compact(scopes)
+	authMethods := []string{"none", "client_secret_basic", "client_secret_post", "private_key_jwt"}
+	m := oauth.ServerMetadata{
+		Issuer:                                     s.issuer,
+		AuthorizationEndpoint:                      s.issuer + "/authorize",
+		TokenEndpoint:                              s.issuer + "/token",
+		JWKSURI:                                    s.issuer + "/jwks.json",
+		ScopesSupported:                            scopes,
+		ResponseTypesSupported:                     []string{"code"},
+		ResponseModesSupported:                     []string{"query"},
+		GrantTypesSupported:                        []string{oauth.GrantAuthorizationCode, oauth.GrantRefreshToken, oauth.GrantClientCredentials},
+		TokenEndpointAuthMethodsSupported:          authMethods,
+		TokenEndpointAuthSigningAlgValuesSupported: assertionAlgs,
+		RevocationEndpoint:                         s.issuer + "/revoke",
+		RevocationEndpointAuthMethodsSupported:     authMethods,
+		IntrospectionEndpoint:                      s.issuer + "/introspect",
+		IntrospectionEndpointAuthMethodsSupported:  authMethods[1:],
+		CodeChallengeMethodsSupported:              []string{"S256"},
+		AuthorizationResponseIssParameterSupported: true,
+		SubjectTypesSupported:                      []string{"public"},
+		IDTokenSigningAlgValuesSupported:           []string{"ES256"},
+	}
+	if !s.cfg.Registration.Disabled {
+		m.RegistrationEndpoint = s.issuer + "/register"
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	s.metaJSON, s.metaAt = b, now
+	return b, nil
+}
+
+// assertionAlgs are the private_key_jwt signing algorithms accepted.
+var assertionAlgs = []string{"ES256", "ES384", "EdDSA", "RS256", "PS256"}
+
+func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request) {
+	b, err := s.metadata(r)
+	if err != nil {
+		s.writeProtocolError(w, r, err)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("Cache-Control", "public, max-age=5")
+	_, _ = w.Write(b)
+}
+
+func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("Cache-Control", "public, max-age=60")
+	_, _ = w.Write(s.keys.JWKS())
+}

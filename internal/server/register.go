@@ -1,0 +1,328 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/agentid/agentid/internal/audit"
+	"github.com/agentid/agentid/internal/oauth"
+	"github.com/agentid/agentid/internal/policy"
+	"github.com/agentid/agentid/internal/store"
+	"github.com/agentid/agentid/internal/token"
+)
+
+// handleRegister is RFC 7591 dynamic client registration.
+func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	reg := s.cfg.Registration
+	if reg.Disabled {
+		s.writeProtocolError(w, r, &oauth.Error{Code: oauth.CodeAccessDenied, Description: "dynamic registration is disabled", Status: http.StatusForbidden})
+		return
+	}
+	if len(reg.InitialAccessTokenHashes) > 0 {
+		// RFC 7591 §3: the initial access token is a bearer token.
+		tok, ok := bearer(r)
+		if !ok || !slices.ContainsFunc(reg.InitialAccessTokenHashes, func(h []byte) bool { return token.EqualHash(h, token.Hash(tok)) }) {
+			writeBearerError(w, "a valid initial access token is required")
+			return
+		}
+	}
+	m, oe := s.readMetadata(r)
+	if oe != nil {
+		s.writeProtocolError(w, r, oe)
+		return
+	}
+	now := s.now()
+	c := &store.Client{
+		TenantID:           s.tenant,
+		ID:                 token.NewID(s.rand),
+		RegistrationMethod: store.RegistrationDCR,
+		CreatedIP:          clientIP(r),
+		CreatedAt:          now,
+		UpdatedAt:          now,
+	}
+	secret, err := s.applyMetadata(ctx, r, c, m)
+	if err != nil {
+		s.writeProtocolError(w, r, err)
+		return
+	}
+	regToken, err := token.NewHandle(s.rand, "")
+	if err != nil {
+		s.writeProtocolError(w, r, err)
+		return
+	}
+	c.RegistrationTokenHash = token.Hash(regToken)
+	ev := s.event(r, audit.ClientRegistered)
+	ev.ClientID, ev.Scopes = c.ID, c.Scopes
+	ev.Details = map[string]string{"method": store.RegistrationDCR, "client_name": truncate(c.Name, 100), "token_endpoint_auth_method": c.TokenEndpointAuthMethod}
+	if err := s.st.CreateClient(ctx, c, ev); err != nil {
+		s.writeProtocolError(w, r, err)
+		return
+	}
+	info := s.clientInformation(c)
+	info.ClientSecret = secret
+	info.RegistrationAccessToken = regToken
+	w.Header().Set("Location", info.RegistrationClientURI)
+	oauth.WriteJSON(w, http.StatusCreated, info)
+}
+
+func (s *Server) readMetadata(r *http.Request) (*oauth.ClientMetadata, *oauth.Error) {
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(strings.ToLower(ct), "application/json") {
+		return nil, oauth.ErrInvalidClientMetadata("the request body must be application/json")
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return nil, oauth.ErrInvalidRequest("the request body is too large or unreadable")
+	}
+	m, oe := oauth.ParseClientMetadata(body)
+	if oe != nil {
+		return nil, oe
+	}
+	if oe := m.Validate(); oe != nil {
+		return nil, oe
+	}
+	return m, nil
+}
+
+// applyMetadata copies validated metadata onto c, computes the scope
+// ceiling through the central policy, and issues a secret when the auth
+// method needs one and c has none. It returns the new secret, if any.
+func (s *Server) applyMetadata(ctx context.Context, r *http.Request, c *store.Client, m *oauth.ClientMetadata) (string, error) {
+	if m.JWKSURI != "" {
+		return "", oauth.ErrInvalidClientMetadata("jwks_uri is not supported yet: register the keys inline with jwks")
+	}
+	c.Name = m.ClientName
+	c.RedirectURIs = m.RedirectURIs
+	c.GrantTypes = m.GrantTypes
+	c.ResponseTypes = m.ResponseTypes
+	c.ApplicationType = m.ApplicationType
+	c.ClientURI, c.LogoURI, c.TOSURI, c.PolicyURI = m.ClientURI, m.LogoURI, m.TOSURI, m.PolicyURI
+	c.Contacts = m.Contacts
+	c.SoftwareID, c.SoftwareVersion = m.SoftwareID, m.SoftwareVersion
+	c.JWKS = string(m.JWKS)
+	c.JWKSURI = m.JWKSURI
+	c.TokenEndpointAuthMethod = m.TokenEndpointAuthMethod
+	requested, oe := oauth.ParseScope(m.Scope)
+	if oe != nil {
+		return "", oe
+	}
+	ceiling, err := s.registrationCeiling(ctx, r, c, requested)
+	if err != nil {
+		return "", err
+	}
+	c.Scopes = ceiling
+	var secret string
+	switch c.TokenEndpointAuthMethod {
+	case "client_secret_basic", "client_secret_post":
+		if len(c.SecretHash) == 0 {
+			secret, err = token.NewHandle(s.rand, "")
+			if err != nil {
+				return "", err
+			}
+			c.SecretHash = token.Hash(secret)
+		}
+	default:
+		c.SecretHash = nil
+	}
+	return secret, nil
+}
+
+// registrationCeiling runs the register action of the central policy over
+// the requested scopes (or, when none are requested, every scope of every
+// resource) and returns those allowed: an agent never receives every scope
+// merely by asking.
+func (s *Server) registrationCeiling(ctx context.Context, r *http.Request, c *store.Client, requested []string) ([]string, error) {
+	resources, err := s.st.ListResources(ctx, s.tenant)
+	if err != nil {
+		return nil, err
+	}
+	requested = withoutOfflineAccess(requested)
+	var ceiling []string
+	found := make(map[string]bool)
+	for _, res := range resources {
+		var scopes []policy.Scope
+		for _, sc := range res.Scopes {
+			if requested == nil || slices.Contains(requested, sc.Name) {
+				scopes = append(scopes, policy.Scope{Name: sc.Name, Sensitive: sc.Sensitive})
+				found[sc.Name] = true
+			}
+		}
+		if len(scopes) == 0 {
+			continue
+		}
+		result, err := s.policy.Decide(ctx, &policy.Request{
+			Action: policy.ActionRegister, TenantID: s.tenant, Agent: policyAgent(c),
+			Resource: policy.Resource{URI: res.URI, Name: res.Name, TenantID: res.TenantID, Tags: res.Tags},
+			Scopes:   scopes,
+			Context:  policy.Context{IP: clientIP(r), Time: s.now(), Resource: res.URI},
+		})
+		if err != nil {
+			return nil, err
+		}
+		for _, g := range result.Granted {
+			if !slices.Contains(ceiling, g) {
+				ceiling = append(ceiling, g)
+			}
+		}
+	}
+	for _, sc := range requested {
+		if !found[sc] {
+			return nil, oauth.ErrInvalidClientMetadata("scope %q is not offered by any registered resource", truncate(sc, 100))
+		}
+	}
+	if len(ceiling) == 0 {
+		return nil, oauth.ErrInvalidClientMetadata("none of the requested scopes may be held by this client")
+	}
+	return ceiling, nil
+}
+
+func (s *Server) clientInformation(c *store.Client) *oauth.ClientInformation {
+	info := &oauth.ClientInformation{
+		ClientID:              c.ID,
+		ClientIDIssuedAt:      c.CreatedAt.Unix(),
+		RegistrationClientURI: s.issuer + "/register/" + c.ID,
+		ClientMetadata: oauth.ClientMetadata{
+			RedirectURIs: c.RedirectURIs, TokenEndpointAuthMethod: c.TokenEndpointAuthMethod,
+			GrantTypes: c.GrantTypes, ResponseTypes: c.ResponseTypes, ClientName: c.Name,
+			ClientURI: c.ClientURI, LogoURI: c.LogoURI, Scope: oauth.FormatScope(c.Scopes), Contacts: c.Contacts,
+			TOSURI: c.TOSURI, PolicyURI: c.PolicyURI, JWKSURI: c.JWKSURI, SoftwareID: c.SoftwareID,
+			SoftwareVersion: c.SoftwareVersion, ApplicationType: c.ApplicationType,
+		},
+	}
+	if c.JWKS != "" {
+		info.JWKS = []byte(c.JWKS)
+	}
+	if len(c.SecretHash) > 0 {
+		var exp int64
+		if !c.SecretExpiresAt.IsZero() {
+			exp = c.SecretExpiresAt.Unix()
+		}
+		info.ClientSecretExpiresAt = &exp
+	}
+	return info
+}
+
+// registeredClient authenticates an RFC 7592 request by its registration
+// access token. Any failure is 401 invalid_token, revealing nothing about
+// whether the client exists.
+func (s *Server) registeredClient(w http.ResponseWriter, r *http.Request) *store.Client {
+	tok, ok := bearer(r)
+	if !ok {
+		writeBearerError(w, "the registration access token is required")
+		return nil
+	}
+	c, err := s.st.GetClient(r.Context(), s.tenant, r.PathValue("id"))
+	if errors.Is(err, store.ErrNotFound) || err == nil && (len(c.RegistrationTokenHash) == 0 || !token.EqualHash(c.RegistrationTokenHash, token.Hash(tok))) {
+		writeBearerError(w, "the registration access token is invalid")
+		return nil
+	}
+	if err != nil {
+		s.writeProtocolError(w, r, err)
+		return nil
+	}
+	return c
+}
+
+func (s *Server) handleRegistrationRead(w http.ResponseWriter, r *http.Request) {
+	c := s.registeredClient(w, r)
+	if c == nil {
+		return
+	}
+	oauth.WriteJSON(w, http.StatusOK, s.clientInformation(c))
+}
+
+// handleRegistrationUpdate is RFC 7592 §2.2: the body replaces the client's
+// metadata entirely.
+func (s *Server) handleRegistrationUpdate(w http.ResponseWriter, r *http.Request) {
+	c := s.registeredClient(w, r)
+	if c == nil {
+		return
+	}
+	ctx := r.Context()
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(strings.ToLower(ct), "application/json") {
+		s.writeProtocolError(w, r, oauth.ErrInvalidClientMetadata("the request body must be application/json"))
+		return
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		s.writeProtocolError(w, r, oauth.ErrInvalidRequest("the request body is too large or unreadable"))
+		return
+	}
+	var ids struct {
+		ClientID     string `json:"client_id"`
+		ClientSecret string `json:"client_secret"`
+	}
+	if err := json.Unmarshal(body, &ids); err != nil {
+		s.writeProtocolError(w, r, oauth.ErrInvalidClientMetadata("the request body must be a JSON object of client metadata"))
+		return
+	}
+	if ids.ClientID != c.ID {
+		s.writeProtocolError(w, r, oauth.ErrInvalidRequest("client_id must be present and equal the registered client_id"))
+		return
+	}
+	if ids.ClientSecret != "" && !token.EqualHash(token.Hash(ids.ClientSecret), c.SecretHash) {
+		s.writeProtocolError(w, r, oauth.ErrInvalidRequest("client_secret does not match the issued secret"))
+		return
+	}
+	m, oe := oauth.ParseClientMetadata(body)
+	if oe != nil {
+		s.writeProtocolError(w, r, oe)
+		return
+	}
+	if oe := m.Validate(); oe != nil {
+		s.writeProtocolError(w, r, oe)
+		return
+	}
+	updated := *c
+	secret, err := s.applyMetadata(ctx, r, &updated, m)
+	if err != nil {
+		s.writeProtocolError(w, r, err)
+		return
+	}
+	updated.UpdatedAt = s.now()
+	ev := s.event(r, audit.ClientUpdated)
+	ev.ClientID, ev.Scopes = c.ID, updated.Scopes
+	ev.Details = map[string]string{"method": c.RegistrationMethod}
+	if err := s.st.UpdateClient(ctx, &updated, ev); err != nil {
+		s.writeProtocolError(w, r, err)
+		return
+	}
+	info := s.clientInformation(&updated)
+	info.ClientSecret = secret
+	oauth.WriteJSON(w, http.StatusOK, info)
+}
+
+func (s *Server) handleRegistrationDelete(w http.ResponseWriter, r *http.Request) {
+	c := s.registeredClient(w, r)
+	if c == nil {
+		return
+	}
+	ev := s.event(r, audit.ClientDeleted)
+	ev.ClientID = c.ID
+	if err := s.st.DeleteClient(r.Context(), s.tenant, c.ID, s.now(), ev); err != nil {
+		s.writeProtocolError(w, r, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// bearer returns the RFC 6750 §2.1 bearer token of the request.
+func bearer(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	if len(h) < 7 || !strings.EqualFold(h[:7], "Bearer ") {
+		return "", false
+	}
+	tok := strings.TrimSpace(h[7:])
+	return tok, tok != ""
+}
+
+func writeBearerError(w http.ResponseWriter, desc string) {
+	w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token", error_description="`+desc+`"`)
+	oauth.WriteJSON(w, http.StatusUnauthorized, map[string]string{"error": oauth.CodeInvalidToken, "error_description": desc})
+}

@@ -1,0 +1,315 @@
+// Package server is agentid's HTTP surface: the protocol endpoints (metadata,
+// JWKS, token, registration, revocation, introspection) on a cookie-less mux,
+// and the browser pages (authorize, login, consent) on a separate mux with
+// CSRF protection and a strict CSP. Handlers parse once with package oauth,
+// run the shared pipeline, then a small per-grant hook.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/agentid/agentid/internal/oauth"
+	"github.com/agentid/agentid/internal/policy"
+	"github.com/agentid/agentid/internal/store"
+	"github.com/agentid/agentid/internal/token"
+)
+
+// Config configures a Server. Zero values mean the documented defaults.
+type Config struct {
+	// Issuer is the hub's public base URL (RFC 8414 §2), without a trailing slash.
+	Issuer string
+	Store  store.Store
+	Keys   *token.Keys
+	Policy *policy.Engine
+	// TenantID defaults to store.DefaultTenant.
+	TenantID string
+
+	// AccessTokenTTL is the default access-token lifetime (default 10m); a
+	// resource may set its own; never more than MaxAccessTokenTTL (1h).
+	AccessTokenTTL time.Duration
+	// RefreshTokenTTL is the refresh-token lifetime (default 30 days).
+	RefreshTokenTTL time.Duration
+	// AuthCodeTTL is the authorization-code lifetime (default and maximum 60s).
+	AuthCodeTTL time.Duration
+	// SessionTTL is the login-session lifetime (default 12h).
+	SessionTTL time.Duration
+
+	// RegistrationOpen allows dynamic registration without an initial access
+	// token (default true via Registration == nil).
+	Registration *RegistrationConfig
+	// SecureCookies forces the Secure attribute on cookies. When false,
+	// cookies are Secure unless the issuer is http on a loopback host.
+	SecureCookies bool
+
+	// LoginAttempts limits failed logins per user and per IP (default 5 per
+	// minute with a burst of 5).
+	LoginAttempts LoginLimit
+
+	Logger *slog.Logger
+	Now    func() time.Time
+	Rand   io.Reader
+}
+
+// RegistrationConfig controls RFC 7591 dynamic registration.
+type RegistrationConfig struct {
+	// Disabled turns the registration endpoint off entirely.
+	Disabled bool
+	// InitialAccessTokenHashes, when non-empty, makes registration require a
+	// bearer initial access token whose SHA-256 is in the list (RFC 7591 §3).
+	InitialAccessTokenHashes [][]byte
+}
+
+// LoginLimit is a token-bucket rate for failed login attempts.
+type LoginLimit struct {
+	PerMinute float64
+	Burst     int
+}
+
+// MaxAccessTokenTTL is the ceiling of every access-token lifetime.
+const MaxAccessTokenTTL = time.Hour
+
+// Server serves agentid's HTTP endpoints.
+type Server struct {
+	cfg      Config
+	issuer   string
+	tenant   string
+	st       store.Store
+	keys     *token.Keys
+	policy   *policy.Engine
+	log      *slog.Logger
+	now      func() time.Time
+	rand     io.Reader
+	pages    *pages
+	throttle *throttle
+	secure   bool
+	keyCache keyCache
+
+	metaMu   sync.Mutex
+	metaJSON []byte
+	metaAt   time.Time
+
+	handler http.Handler
+}
+
+// New builds a Server.
+func New(cfg Config) (*Server, error) {
+	var problems []string
+	if cfg.Issuer == "" {
+		problems = append(problems, "Issuer is required")
+	}
+	u, err := url.Parse(cfg.Issuer)
+	if err != nil || u.Scheme == "" || u.Host == "" || u.Fragment != "" || u.RawQuery != "" {
+		problems = append(problems, "Issuer must be an absolute URL without query or fragment")
+	}
+	if cfg.Store == nil {
+		problems = append(problems, "Store is required")
+	}
+	if cfg.Keys == nil {
+		problems = append(problems, "Keys is required")
+	}
+	if cfg.Policy == nil {
+		problems = append(problems, "Policy is required")
+	}
+	if len(problems) > 0 {
+		return nil, errors.New("server: " + strings.Join(problems, "; "))
+	}
+	s := &Server{
+		cfg:    cfg,
+		issuer: strings.TrimSuffix(cfg.Issuer, "/"),
+		tenant: cfg.TenantID,
+		st:     cfg.Store,
+		keys:   cfg.Keys,
+		policy: cfg.Policy,
+		log:    cfg.Logger,
+		now:    cfg.Now,
+		rand:   cfg.Rand,
+	}
+	if s.tenant == "" {
+		s.tenant = store.DefaultTenant
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.rand == nil {
+		s.rand = rand.Reader
+	}
+	if s.cfg.AccessTokenTTL <= 0 {
+		s.cfg.AccessTokenTTL = 10 * time.Minute
+	}
+	s.cfg.AccessTokenTTL = min(s.cfg.AccessTokenTTL, MaxAccessTokenTTL)
+	if s.cfg.RefreshTokenTTL <= 0 {
+		s.cfg.RefreshTokenTTL = 30 * 24 * time.Hour
+	}
+	if s.cfg.AuthCodeTTL <= 0 || s.cfg.AuthCodeTTL > time.Minute {
+		s.cfg.AuthCodeTTL = time.Minute
+	}
+	if s.cfg.SessionTTL <= 0 {
+		s.cfg.SessionTTL = 12 * time.Hour
+	}
+	if s.cfg.Registration == nil {
+		s.cfg.Registration = &RegistrationConfig{}
+	}
+	if s.cfg.LoginAttempts.PerMinute <= 0 {
+		s.cfg.LoginAttempts = LoginLimit{PerMinute: 5, Burst: 5}
+	}
+	s.secure = cfg.SecureCookies || !(u.Scheme == "http" && oauth.IsLoopbackHost(u.Hostname()))
+	s.pages, err = newPages()
+	if err != nil {
+		return nil, err
+	}
+	s.throttle = newThrottle(s.cfg.LoginAttempts, s.now)
+	s.handler = s.routes()
+	return s, nil
+}
+
+// Handler returns the root handler with every route.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Issuer returns the issuer URL.
+func (s *Server) Issuer() string { return s.issuer }
+
+func (s *Server) routes() http.Handler {
+	// Protocol endpoints: no cookies are read or set here.
+	api := http.NewServeMux()
+	api.HandleFunc("GET /.well-known/oauth-authorization-server", s.handleMetadata)
+	api.HandleFunc("GET /.well-known/openid-configuration", s.handleMetadata)
+	api.HandleFunc("GET /jwks.json", s.handleJWKS)
+	api.HandleFunc("POST /token", s.handleToken)
+	api.HandleFunc("POST /revoke", s.handleRevoke)
+	api.HandleFunc("POST /introspect", s.handleIntrospect)
+	api.HandleFunc("POST /register", s.handleRegister)
+	api.HandleFunc("GET /register/{id}", s.handleRegistrationRead)
+	api.HandleFunc("PUT /register/{id}", s.handleRegistrationUpdate)
+	api.HandleFunc("DELETE /register/{id}", s.handleRegistrationDelete)
+	api.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	api.HandleFunc("GET /readyz", s.handleReady)
+	api.HandleFunc("OPTIONS /", s.handlePreflight)
+
+	// Browser pages: cookies, CSRF tokens and cross-origin protection.
+	web := http.NewServeMux()
+	web.HandleFunc("GET /authorize", s.handleAuthorize)
+	web.HandleFunc("POST /authorize", s.handleAuthorize)
+	web.HandleFunc("POST /authorize/decision", s.handleDecision)
+	web.HandleFunc("GET /login", s.handleLoginPage)
+	web.HandleFunc("POST /login", s.handleLogin)
+	web.HandleFunc("POST /logout", s.handleLogout)
+	web.Handle("GET /static/", http.StripPrefix("/static/", staticHandler()))
+	cop := http.NewCrossOriginProtection()
+	webHandler := securityHeaders(cop.Handler(web))
+
+	root := http.NewServeMux()
+	for _, p := range []string{"/authorize", "/authorize/decision", "/login", "/logout", "/static/"} {
+		root.Handle(p, webHandler)
+	}
+	root.Handle("/", api)
+	return s.middleware(root)
+}
+
+// maxBody bounds every request body.
+const maxBody = 64 << 10
+
+type ctxKey int
+
+const requestIDKey ctxKey = iota
+
+func requestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey).(string)
+	return id
+}
+
+func (s *Server) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Request-Id")
+		if id == "" || len(id) > 64 {
+			id = token.NewID(s.rand)
+		}
+		w.Header().Set("X-Request-Id", id)
+		r = r.WithContext(context.WithValue(r.Context(), requestIDKey, id))
+		if r.Body != nil {
+			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		}
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.ErrorContext(r.Context(), "panic", "request_id", id, "err", v)
+				http.Error(w, "internal error", http.StatusInternalServerError)
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Cache-Control", "no-store")
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.st.Ping(ctx); err != nil {
+		s.log.ErrorContext(ctx, "readiness check failed", "request_id", requestID(ctx), "err", err)
+		http.Error(w, "store unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	_, _ = io.WriteString(w, "ready\n")
+}
+
+// handlePreflight answers CORS preflights for the protocol endpoints that
+// browser-based MCP clients call (metadata, token, registration).
+func (s *Server) handlePreflight(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE")
+	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, MCP-Protocol-Version")
+	h.Set("Access-Control-Max-Age", "600")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// clientIP is the peer address; agentid does not trust forwarding headers
+// unless a later option says so.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// writeProtocolError writes err as an OAuth JSON error: *oauth.Error values
+// as they are, anything else as a fixed server_error, logged with the request
+// id.
+func (s *Server) writeProtocolError(w http.ResponseWriter, r *http.Request, err error) {
+	var oe *oauth.Error
+	if !errors.As(err, &oe) {
+		oe = oauth.ErrServer(err)
+	}
+	if oe.Code == oauth.CodeServerError {
+		s.log.ErrorContext(r.Context(), "request failed", "request_id", requestID(r.Context()), "path", r.URL.Path, "err", errors.Unwrap(oe))
+	} else {
+		s.log.DebugContext(r.Context(), "request refused", "request_id", requestID(r.Context()), "path", r.URL.Path, "error", oe.Code)
+	}
+	oauth.WriteError(w, oe)
+}

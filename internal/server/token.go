@@ -1,0 +1,469 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/agentid/agentid/internal/audit"
+	"github.com/agentid/agentid/internal/oauth"
+	"github.com/agentid/agentid/internal/policy"
+	"github.com/agentid/agentid/internal/store"
+	"github.com/agentid/agentid/internal/token"
+)
+
+// grant is what a grant hook hands to the shared issuance pipeline.
+type grant struct {
+	user      *store.User // nil for client credentials
+	resource  *store.Resource
+	requested []string // scopes the request asks for, before policy and consent
+	grantID   string   // family of the tokens; empty for client credentials
+	authTime  time.Time
+	// refreshScopes, when set, are the scopes a new refresh token carries (the
+	// grant's whole scope, RFC 6749 §6), as opposed to the possibly narrowed
+	// access-token scope.
+	refreshScopes []string
+	// rotate is the refresh token being rotated, if any.
+	rotate *store.RefreshToken
+	// consentChecked is set when the scopes were approved by the person in
+	// this very flow (authorization code): the ledger is still consulted.
+	consentChecked bool
+}
+
+func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
+	req, oe := oauth.ParseTokenRequest(r)
+	if oe != nil {
+		s.writeProtocolError(w, r, oe)
+		return
+	}
+	ctx := r.Context()
+	// Client authentication comes first, so that a request whose
+	// authentication fails never consumes a code (spec §5.3).
+	c, err := s.authenticateClient(ctx, req.Client)
+	if err != nil {
+		s.writeProtocolError(w, r, err)
+		return
+	}
+	var g *grant
+	switch req.GrantType {
+	case oauth.GrantAuthorizationCode, oauth.GrantRefreshToken, oauth.GrantClientCredentials:
+		if !slices.Contains(c.GrantTypes, req.GrantType) {
+			s.writeProtocolError(w, r, oauth.ErrUnauthorizedClient("the client is not registered for the %s grant", req.GrantType))
+			return
+		}
+	default:
+		s.writeProtocolError(w, r, oauth.ErrUnsupportedGrantType("grant_type %q is not supported", truncate(req.GrantType, 80)))
+		return
+	}
+	switch req.GrantType {
+	case oauth.GrantAuthorizationCode:
+		g, err = s.grantAuthorizationCode(ctx, r, c, req)
+	case oauth.GrantRefreshToken:
+		g, err = s.grantRefreshToken(ctx, r, c, req)
+	case oauth.GrantClientCredentials:
+		g, err = s.grantClientCredentials(ctx, c, req)
+	}
+	if err != nil {
+		s.writeProtocolError(w, r, err)
+		return
+	}
+	resp, err := s.issue(ctx, r, c, req.GrantType, g)
+	if err != nil {
+		s.writeProtocolError(w, r, err)
+		return
+	}
+	oauth.WriteTokenResponse(w, resp)
+}
+
+// requestedResource canonicalises the request's resource parameters (RFC
+// 8707 §2). agentid issues single-audience tokens, so at most one is allowed.
+func requestedResource(raw []string) (string, error) {
+	switch len(raw) {
+	case 0:
+		return "", nil
+	case 1:
+		uri, oe := oauth.CanonicalResource(raw[0])
+		if oe != nil {
+			return "", oe
+		}
+		return uri, nil
+	default:
+		return "", oauth.ErrInvalidTarget("only one resource may be requested per token")
+	}
+}
+
+// lookupResource finds a registered resource or fails with invalid_target.
+func (s *Server) lookupResource(ctx context.Context, uri string) (*store.Resource, error) {
+	res, err := s.st.GetResource(ctx, s.tenant, uri)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, oauth.ErrInvalidTarget("resource %q is not registered", truncate(uri, 200))
+	}
+	return res, err
+}
+
+func (s *Server) grantAuthorizationCode(ctx context.Context, r *http.Request, c *store.Client, req *oauth.TokenRequest) (*grant, error) {
+	now := s.now()
+	replay := s.event(r, audit.CodeReplayed)
+	replay.ClientID = c.ID
+	replay.Outcome = audit.Failure
+	code, err := s.st.ConsumeAuthCode(ctx, token.Hash(req.Code), now, replay)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, oauth.ErrInvalidGrant("the authorization code is invalid or expired")
+	case errors.Is(err, store.ErrAlreadyUsed):
+		// RFC 6749 §4.1.2: the store has revoked every token issued from it.
+		return nil, oauth.ErrInvalidGrant("the authorization code was already used")
+	case err != nil:
+		return nil, err
+	}
+	if code.ClientID != c.ID {
+		return nil, oauth.ErrInvalidGrant("the authorization code was issued to another client")
+	}
+	// RFC 6749 §4.1.3: redirect_uri must match when it is sent (OAuth 2.1
+	// makes it optional, PKCE binding the code to the client instead).
+	if req.RedirectURI != "" && req.RedirectURI != code.RedirectURI {
+		return nil, oauth.ErrInvalidGrant("redirect_uri does not match the authorization request")
+	}
+	// RFC 7636 §4.6.
+	if !oauth.VerifyPKCE(code.CodeChallenge, code.CodeChallengeMethod, req.CodeVerifier) {
+		return nil, oauth.ErrInvalidGrant("code_verifier does not match the code_challenge")
+	}
+	uri, err := requestedResource(req.Resources)
+	if err != nil {
+		return nil, err
+	}
+	if uri != "" && uri != code.Resource {
+		return nil, oauth.ErrInvalidTarget("resource does not match the authorization request")
+	}
+	res, err := s.lookupResource(ctx, code.Resource)
+	if err != nil {
+		return nil, err
+	}
+	u, err := s.activeUser(ctx, code.UserID)
+	if err != nil {
+		return nil, err
+	}
+	return &grant{user: u, resource: res, requested: code.Scopes, refreshScopes: code.Scopes, grantID: code.GrantID, authTime: code.AuthTime, consentChecked: true}, nil
+}
+
+func (s *Server) activeUser(ctx context.Context, id string) (*store.User, error) {
+	u, err := s.st.GetUser(ctx, s.tenant, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, oauth.ErrInvalidGrant("the user no longer exists")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if u.Disabled {
+		return nil, oauth.ErrInvalidGrant("the user is disabled")
+	}
+	return u, nil
+}
+
+func (s *Server) grantRefreshToken(ctx context.Context, r *http.Request, c *store.Client, req *oauth.TokenRequest) (*grant, error) {
+	now := s.now()
+	rt, err := s.st.GetRefreshToken(ctx, token.Hash(req.RefreshToken))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, oauth.ErrInvalidGrant("the refresh token is invalid")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if rt.ClientID != c.ID || rt.TenantID != s.tenant {
+		return nil, oauth.ErrInvalidGrant("the refresh token was issued to another client")
+	}
+	if !rt.RotatedAt.IsZero() || !rt.RevokedAt.IsZero() {
+		// OAuth 2.1 §4.3.1: reuse of a rotated token revokes the grant.
+		if rt.RevokedAt.IsZero() {
+			ev := s.reuseEvent(r, rt)
+			if err := s.st.RevokeGrant(ctx, rt.TenantID, rt.GrantID, now, ev); err != nil {
+				return nil, err
+			}
+		}
+		return nil, oauth.ErrInvalidGrant("the refresh token is no longer valid")
+	}
+	if !now.Before(rt.ExpiresAt) {
+		return nil, oauth.ErrInvalidGrant("the refresh token has expired")
+	}
+	uri, err := requestedResource(req.Resources)
+	if err != nil {
+		return nil, err
+	}
+	// A refresh without resource keeps the grant's resource.
+	if uri != "" && uri != rt.Resource {
+		return nil, oauth.ErrInvalidTarget("resource does not match the grant")
+	}
+	requested := rt.Scopes
+	if req.Scopes != nil {
+		// RFC 6749 §6: a refresh may narrow the scope, never widen it.
+		asked := withoutOfflineAccess(req.Scopes)
+		if !oauth.ContainsAll(rt.Scopes, asked) {
+			return nil, oauth.ErrInvalidScope("the requested scope exceeds the grant")
+		}
+		requested = asked
+	}
+	res, err := s.lookupResource(ctx, rt.Resource)
+	if err != nil {
+		return nil, err
+	}
+	u, err := s.activeUser(ctx, rt.UserID)
+	if err != nil {
+		return nil, err
+	}
+	return &grant{user: u, resource: res, requested: requested, refreshScopes: rt.Scopes, grantID: rt.GrantID, authTime: rt.AuthTime, rotate: rt}, nil
+}
+
+func (s *Server) reuseEvent(r *http.Request, rt *store.RefreshToken) *store.AuditEvent {
+	ev := s.event(r, audit.RefreshReuse)
+	ev.ClientID, ev.UserID, ev.Resource, ev.Scopes = rt.ClientID, rt.UserID, rt.Resource, rt.Scopes
+	ev.Outcome = audit.Failure
+	ev.Details = map[string]string{"grant_id": rt.GrantID}
+	return ev
+}
+
+func (s *Server) grantClientCredentials(ctx context.Context, c *store.Client, req *oauth.TokenRequest) (*grant, error) {
+	if c.Public() {
+		return nil, oauth.ErrUnauthorizedClient("public clients cannot use client_credentials")
+	}
+	uri, err := requestedResource(req.Resources)
+	if err != nil {
+		return nil, err
+	}
+	if uri == "" {
+		uri = c.DefaultResource
+	}
+	if uri == "" {
+		return nil, oauth.ErrInvalidTarget("resource is required: name the MCP server the token is for")
+	}
+	res, err := s.lookupResource(ctx, uri)
+	if err != nil {
+		return nil, err
+	}
+	requested := withoutOfflineAccess(req.Scopes)
+	if requested == nil {
+		// No scope asked: the client's registered scopes on this resource.
+		for _, sc := range res.Scopes {
+			if len(c.Scopes) == 0 || slices.Contains(c.Scopes, sc.Name) {
+				requested = append(requested, sc.Name)
+			}
+		}
+	}
+	return &grant{resource: res, requested: requested, authTime: time.Time{}}, nil
+}
+
+// withoutOfflineAccess drops the offline_access scope that some MCP clients
+// send: agentid decides about refresh tokens by the client's grant types.
+func withoutOfflineAccess(scopes []string) []string {
+	if !slices.Contains(scopes, "offline_access") {
+		return scopes
+	}
+	out := make([]string, 0, len(scopes))
+	for _, sc := range scopes {
+		if sc != "offline_access" {
+			out = append(out, sc)
+		}
+	}
+	return out
+}
+
+// issue is the shared issuance pipeline: every grant's scopes pass the
+// resource's scope list, the client's ceiling, the central policy and the
+// user's live consent, then the token is minted and persisted with its
+// audit event in one transaction.
+func (s *Server) issue(ctx context.Context, r *http.Request, c *store.Client, grantType string, g *grant) (*oauth.TokenResponse, error) {
+	now := s.now()
+	granted, decisions, err := s.decideScopes(ctx, r, policy.ActionGrant, grantType, c, g.user, g.resource, g.requested, g.authTime)
+	if err != nil {
+		return nil, err
+	}
+	if g.user != nil {
+		live, err := s.liveConsent(ctx, g.user.ID, c.ID, g.resource.URI, now)
+		if err != nil {
+			return nil, err
+		}
+		granted = oauth.Intersect(granted, live)
+	}
+	if len(granted) == 0 {
+		ev := s.event(r, audit.TokenDenied)
+		ev.ClientID, ev.Resource, ev.Scopes, ev.Outcome = c.ID, g.resource.URI, g.requested, audit.Denied
+		if g.user != nil {
+			ev.UserID = g.user.ID
+		}
+		ev.Details = decisions
+		ev.Details["grant_type"] = grantType
+		if err := s.st.AppendAudit(ctx, ev); err != nil {
+			return nil, err
+		}
+		return nil, oauth.ErrInvalidScope("none of the requested scopes may be granted")
+	}
+	ttl := s.cfg.AccessTokenTTL
+	if g.resource.AccessTokenTTL > 0 {
+		ttl = min(g.resource.AccessTokenTTL, MaxAccessTokenTTL)
+	}
+	exp := now.Add(ttl)
+	claims := &token.AccessClaims{
+		Issuer:   s.issuer,
+		Audience: []string{g.resource.URI},
+		ClientID: c.ID,
+		Scope:    oauth.FormatScope(granted),
+		JTI:      token.NewID(s.rand),
+		IssuedAt: now.Unix(),
+		Expiry:   exp.Unix(),
+	}
+	if g.user != nil {
+		claims.Subject = g.user.ID
+		if !g.authTime.IsZero() {
+			claims.AuthTime = g.authTime.Unix()
+		}
+	} else {
+		claims.Subject = c.ID
+	}
+	jwt, err := s.keys.Mint(claims)
+	if err != nil {
+		return nil, err
+	}
+	at := &store.AccessToken{JTI: claims.JTI, TenantID: s.tenant, GrantID: g.grantID, ClientID: c.ID, Resource: g.resource.URI, Scopes: granted, ExpiresAt: exp}
+	if g.user != nil {
+		at.UserID = g.user.ID
+	}
+	ev := s.event(r, audit.TokenIssued)
+	ev.ClientID, ev.UserID, ev.Resource, ev.Scopes = c.ID, at.UserID, g.resource.URI, granted
+	ev.Details = decisions
+	ev.Details["grant_type"] = grantType
+	ev.Details["jti"] = claims.JTI
+	iss := &store.Issuance{AccessToken: at, Events: []*store.AuditEvent{ev}}
+	resp := &oauth.TokenResponse{AccessToken: jwt, TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second), Scope: claims.Scope}
+
+	if g.user != nil && slices.Contains(c.GrantTypes, oauth.GrantRefreshToken) {
+		handle, err := token.NewHandle(s.rand, "")
+		if err != nil {
+			return nil, err
+		}
+		scopes := g.refreshScopes
+		if scopes == nil {
+			scopes = granted
+		}
+		iss.RefreshToken = &store.RefreshToken{
+			Hash: token.Hash(handle), TenantID: s.tenant, GrantID: g.grantID, ClientID: c.ID, UserID: g.user.ID,
+			Scopes: scopes, Resource: g.resource.URI, AuthTime: g.authTime, CreatedAt: now, ExpiresAt: now.Add(s.cfg.RefreshTokenTTL),
+		}
+		resp.RefreshToken = handle
+	}
+	if g.rotate != nil {
+		rot := s.event(r, audit.RefreshRotated)
+		rot.ClientID, rot.UserID, rot.Resource = c.ID, g.user.ID, g.resource.URI
+		rot.Details = map[string]string{"grant_id": g.grantID}
+		iss.Events = append(iss.Events, rot)
+		err = s.st.RotateRefresh(ctx, g.rotate.Hash, now, iss, s.reuseEvent(r, g.rotate))
+		if errors.Is(err, store.ErrAlreadyUsed) || errors.Is(err, store.ErrNotFound) {
+			return nil, oauth.ErrInvalidGrant("the refresh token is no longer valid")
+		}
+	} else {
+		err = s.st.IssueTokens(ctx, iss)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if g.user != nil {
+		if err := s.st.TouchConsents(ctx, store.ConsentFilter{TenantID: s.tenant, UserID: g.user.ID, ClientID: c.ID, Resource: g.resource.URI}, granted, now); err != nil {
+			s.log.WarnContext(ctx, "recording consent use failed", "request_id", requestID(ctx), "err", err)
+		}
+	}
+	return resp, nil
+}
+
+// liveConsent returns the scopes the user has granted the client on the
+// resource that are in force at now.
+func (s *Server) liveConsent(ctx context.Context, userID, clientID, resource string, now time.Time) ([]string, error) {
+	grants, err := s.st.ListConsents(ctx, store.ConsentFilter{TenantID: s.tenant, UserID: userID, ClientID: clientID, Resource: resource})
+	if err != nil {
+		return nil, err
+	}
+	var live []string
+	for _, g := range grants {
+		if g.Live(now) {
+			live = append(live, g.Scope)
+		}
+	}
+	return live, nil
+}
+
+// decideScopes checks the requested scopes against the resource and the
+// client's ceiling (unknown scopes are invalid_scope), then asks the central
+// policy about each. It returns the granted scopes in request order and the
+// per-scope decisions for the audit event.
+func (s *Server) decideScopes(ctx context.Context, r *http.Request, action policy.Action, grantType string, c *store.Client, u *store.User, res *store.Resource, requested []string, authTime time.Time) ([]string, map[string]string, error) {
+	scopes := make([]policy.Scope, 0, len(requested))
+	for _, name := range requested {
+		i := slices.IndexFunc(res.Scopes, func(sc store.Scope) bool { return sc.Name == name })
+		if i < 0 {
+			return nil, nil, oauth.ErrInvalidScope("scope %q is not offered by %s", truncate(name, 100), res.URI)
+		}
+		if len(c.Scopes) > 0 && !slices.Contains(c.Scopes, name) {
+			continue // above the client's registered ceiling
+		}
+		scopes = append(scopes, policy.Scope{Name: name, Sensitive: res.Scopes[i].Sensitive})
+	}
+	if len(scopes) == 0 {
+		return nil, map[string]string{}, nil
+	}
+	req := &policy.Request{
+		Action:   action,
+		TenantID: s.tenant,
+		Agent:    policyAgent(c),
+		Resource: policy.Resource{URI: res.URI, Name: res.Name, TenantID: res.TenantID, Tags: res.Tags},
+		Scopes:   scopes,
+		Context:  policy.Context{GrantType: grantType, IP: clientIP(r), Time: s.now(), Resource: res.URI},
+	}
+	if u != nil {
+		req.User = &policy.User{ID: u.ID, TenantID: u.TenantID, Roles: u.Roles, Groups: u.Groups}
+		req.Context.AuthMethod = "password"
+		if !authTime.IsZero() {
+			req.Context.AuthAge = s.now().Sub(authTime)
+		}
+	}
+	result, err := s.policy.Decide(ctx, req)
+	if err != nil {
+		return nil, nil, err
+	}
+	details := make(map[string]string, len(result.Decisions)+1)
+	for _, d := range result.Decisions {
+		verdict := "denied"
+		if d.Allowed {
+			verdict = "granted"
+		}
+		details["scope."+d.Scope] = verdict + ":" + strings.Join(d.PolicyIDs, ",")
+	}
+	return result.Granted, details, nil
+}
+
+func policyAgent(c *store.Client) policy.Agent {
+	typ := "confidential"
+	if c.Public() {
+		typ = "public"
+	}
+	a := policy.Agent{ID: c.ID, RegistrationMethod: c.RegistrationMethod, ClientType: typ, SoftwareID: c.SoftwareID, CreatedIP: c.CreatedIP, OwnerUserID: c.OwnerUserID, Tags: c.Tags}
+	if c.RegistrationMethod == store.RegistrationCIMD {
+		if i := strings.Index(strings.TrimPrefix(c.ID, "https://"), "/"); i > 0 {
+			a.VerifiedDomain = strings.TrimPrefix(c.ID, "https://")[:i]
+		}
+	}
+	return a
+}
+
+// event starts an audit event for this request.
+func (s *Server) event(r *http.Request, typ string) *store.AuditEvent {
+	return audit.New(audit.Meta{TenantID: s.tenant, RequestID: requestID(r.Context()), IP: clientIP(r), Time: s.now()}, typ)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+func unixTime(sec int64) time.Time { return time.Unix(sec, 0) }
