@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"reflect"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -122,14 +123,14 @@ func (l *loader) decodeFile(data []byte) {
 		if errors.Is(err, io.EOF) {
 			return // empty file: defaults only
 		}
-		l.probs.addRaw("", 0, "invalid YAML: "+strings.TrimPrefix(err.Error(), "yaml: "))
+		l.syntaxProblem("invalid YAML", err)
 		return
 	}
 	var next yaml.Node
 	switch err := dec.Decode(&next); {
 	case errors.Is(err, io.EOF):
 	case err != nil:
-		l.probs.addRaw("", 0, "invalid YAML after the first document: "+strings.TrimPrefix(err.Error(), "yaml: "))
+		l.syntaxProblem("invalid YAML after the first document", err)
 	default:
 		l.probs.addRaw("", next.Line, "more than one YAML document; the config file must hold exactly one")
 	}
@@ -144,6 +145,21 @@ func (l *loader) decodeFile(data []byte) {
 		return
 	}
 	l.decodeSection(root, reflect.ValueOf(l.cfg).Elem(), "")
+}
+
+// syntaxProblem records a YAML parse error, moving the parser's
+// "yaml: line N: …" into Problem.Line so that every problem reads alike.
+func (l *loader) syntaxProblem(what string, err error) {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	line := 0
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		if num, tail, ok := strings.Cut(rest, ": "); ok {
+			if n, err := strconv.Atoi(num); err == nil && n > 0 {
+				line, msg = n, tail
+			}
+		}
+	}
+	l.probs.addRaw("", line, what+": "+msg)
 }
 
 func (l *loader) decodeSection(n *yaml.Node, v reflect.Value, prefix string) {

@@ -304,9 +304,14 @@ func TestLoadInvalidFiles(t *testing.T) {
 			want: []wantProblem{{"", 2, []string{"more than one YAML document"}}},
 		},
 		{
+			name: "syntax error in a second document",
+			yaml: "listen: 127.0.0.1:8080\n---\nlisten: [\n",
+			want: []wantProblem{{"", 3, []string{"line 3: invalid YAML after the first document"}}},
+		},
+		{
 			name: "syntax error",
-			yaml: "listen: [\n",
-			want: []wantProblem{{"", 0, []string{"invalid YAML"}}},
+			yaml: "log:\n  level: info\n listen: [\n",
+			want: []wantProblem{{"", 2, []string{"line 2: invalid YAML: did not find expected key"}}},
 		},
 		{
 			name: "literal KEK in the file",

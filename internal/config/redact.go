@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"fmt"
 	"net/url"
 	"strings"
 
@@ -93,3 +94,33 @@ func dsnHasPassword(dsn string) bool {
 	}
 	return redactWith(dsn, mark) != dsn
 }
+
+// String keeps the DSN password out of fmt output (%v of a Config prints
+// nested fields through their String methods).
+func (s StoreConfig) String() string {
+	return fmt.Sprintf("{DSN:%s DSNFile:%s AutoMigrate:%t}", redactDSN(s.DSN), s.DSNFile, s.AutoMigrate)
+}
+
+// GoString is String for %#v.
+func (s StoreConfig) GoString() string { return "config.StoreConfig" + s.String() }
+
+// String keeps the key out of fmt output.
+func (k KEKConfig) String() string {
+	v := ""
+	if k.Value != "" {
+		v = redacted
+	}
+	return fmt.Sprintf("{File:%s Value:%s}", k.File, v)
+}
+
+// GoString is String for %#v.
+func (k KEKConfig) GoString() string { return "config.KEKConfig" + k.String() }
+
+// String keeps the initial access tokens out of fmt output.
+func (r RegistrationConfig) String() string {
+	return fmt.Sprintf("{Open:%t InitialAccessTokenFile:%s InitialAccessTokens:%d tokens}",
+		r.Open, r.InitialAccessTokenFile, len(r.InitialAccessTokens))
+}
+
+// GoString is String for %#v.
+func (r RegistrationConfig) GoString() string { return "config.RegistrationConfig" + r.String() }

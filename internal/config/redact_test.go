@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -184,4 +185,28 @@ func FuzzRedactDSN(f *testing.F) {
 			t.Fatalf("redactDSN(%q) = %q leaks %q", dsn, got, pw)
 		}
 	})
+}
+
+func TestFormattingRedacts(t *testing.T) {
+	const (
+		pw  = "fmt-sekrit-pw"
+		kek = "fmt-sekrit-kek"
+		tok = "fmt-sekrit-token-0123456789abcdefghijklmnop"
+	)
+	c := Default()
+	c.Store.DSN = "postgres://agent:" + pw + "@db/agentid"
+	c.KEK = KEKConfig{Value: kek}
+	c.Registration = RegistrationConfig{Open: false, InitialAccessTokens: []string{tok}}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
+		t.Run(verb, func(t *testing.T) {
+			for _, v := range []any{c, *c, c.Store, c.KEK, c.Registration} {
+				out := fmt.Sprintf(verb, v)
+				for _, s := range []string{pw, kek, tok} {
+					if strings.Contains(out, s) {
+						t.Errorf("fmt %s of %T leaks %q: %s", verb, v, s, out)
+					}
+				}
+			}
+		})
+	}
 }
