@@ -156,8 +156,10 @@ func TestMiddlewareRejects(t *testing.T) {
 			wantCode: 401, wantError: "invalid_token", wantKind: mcpauth.ErrTokenNotYetValid,
 		},
 		{
-			name:     "wrong aud: token for another resource",
-			req:      func() *http.Request { return request("POST", hub.Token("https://other.example.com/mcp", "notes:read"), "") },
+			name: "wrong aud: token for another resource",
+			req: func() *http.Request {
+				return request("POST", hub.Token("https://other.example.com/mcp", "notes:read"), "")
+			},
 			wantCode: 401, wantError: "invalid_token", wantKind: mcpauth.ErrWrongAudience,
 		},
 		{
@@ -166,8 +168,10 @@ func TestMiddlewareRejects(t *testing.T) {
 			wantCode: 401, wantError: "invalid_token", wantKind: mcpauth.ErrWrongAudience,
 		},
 		{
-			name:     "no aud",
-			req:      func() *http.Request { return request("POST", hub.TokenWith(mcpauthtest.TokenOptions{Scopes: []string{"notes:read"}}), "") },
+			name: "no aud",
+			req: func() *http.Request {
+				return request("POST", hub.TokenWith(mcpauthtest.TokenOptions{Scopes: []string{"notes:read"}}), "")
+			},
 			wantCode: 401, wantError: "invalid_token", wantKind: mcpauth.ErrWrongAudience,
 		},
 		{
@@ -255,8 +259,10 @@ func TestMiddlewareRejects(t *testing.T) {
 			wantCode: 401, wantError: "invalid_token", wantKind: mcpauth.ErrTokenInvalid,
 		},
 		{
-			name:     "critical header",
-			req:      func() *http.Request { return request("POST", forge(genuine, `{"alg":"ES256","typ":"at+jwt","crit":["exp"],"exp":1}`, nil), "") },
+			name: "critical header",
+			req: func() *http.Request {
+				return request("POST", forge(genuine, `{"alg":"ES256","typ":"at+jwt","crit":["exp"],"exp":1}`, nil), "")
+			},
 			wantCode: 401, wantError: "invalid_token", wantKind: mcpauth.ErrTokenInvalid,
 		},
 		{
