@@ -10,6 +10,7 @@
 package config
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"log/slog"
 	"net"
@@ -84,6 +85,9 @@ type TokenConfig struct {
 
 // RegistrationConfig governs RFC 7591 dynamic client registration.
 type RegistrationConfig struct {
+	// Enabled serves the registration endpoint at all. When false, clients
+	// are only added by an administrator and Open has no effect.
+	Enabled bool `yaml:"enabled"`
 	// Open lets anyone register a client. When false, registration requires
 	// one of the initial access tokens (RFC 7591 §3) in
 	// InitialAccessTokenFile.
@@ -102,8 +106,9 @@ type RegistrationConfig struct {
 // Throttling is a token bucket per user name and one per client IP: a bucket
 // holds MaxAttemptsPerUser (or MaxAttemptsPerIP) attempts and refills at that
 // many attempts per AttemptWindow, i.e. rate.Every(AttemptWindow/N) with
-// burst N in golang.org/x/time/rate terms. Every submitted login takes one
-// attempt, successful or not.
+// burst N in golang.org/x/time/rate terms (PerUserLimit, PerIPLimit). Every
+// failed login takes one attempt; an empty bucket refuses further logins for
+// that user or from that IP until it refills.
 type LoginConfig struct {
 	// SessionTTL is the lifetime of a login session cookie.
 	SessionTTL Duration `yaml:"session_ttl"`
@@ -111,7 +116,8 @@ type LoginConfig struct {
 	MaxAttemptsPerUser int `yaml:"max_attempts_per_user"`
 	// MaxAttemptsPerIP is the burst of login attempts from one client IP.
 	MaxAttemptsPerIP int `yaml:"max_attempts_per_ip"`
-	// AttemptWindow is the time in which an empty bucket refills completely.
+	// AttemptWindow is the time in which an empty bucket refills
+	// completely.
 	AttemptWindow Duration `yaml:"attempt_window"`
 	// InsecureCookies drops the Secure attribute from cookies. Cookies are
 	// already non-Secure when the issuer is http on a loopback host; see
@@ -187,7 +193,7 @@ func base() *Config {
 			SigningAlg:      "ES256",
 			KeyPrePublish:   Duration(10 * time.Minute),
 		},
-		Registration: RegistrationConfig{Open: true},
+		Registration: RegistrationConfig{Enabled: true, Open: true},
 		Login: LoginConfig{
 			SessionTTL:         Duration(12 * time.Hour),
 			MaxAttemptsPerUser: 5,
@@ -249,6 +255,36 @@ func (c *Config) SecureCookies() bool {
 		return true
 	}
 	return !(u.Scheme == "http" && isLoopbackHost(u.Hostname()))
+}
+
+// PerUserLimit is the per-user login throttle as a token bucket: burst
+// attempts, refilled at perMinute attempts a minute.
+func (l LoginConfig) PerUserLimit() (perMinute float64, burst int) {
+	return bucket(l.MaxAttemptsPerUser, l.AttemptWindow)
+}
+
+// PerIPLimit is the per-client-IP login throttle as a token bucket.
+func (l LoginConfig) PerIPLimit() (perMinute float64, burst int) {
+	return bucket(l.MaxAttemptsPerIP, l.AttemptWindow)
+}
+
+func bucket(n int, window Duration) (float64, int) {
+	if window <= 0 {
+		return 0, n
+	}
+	return float64(n) / time.Duration(window).Minutes(), n
+}
+
+// InitialAccessTokenHashes returns the SHA-256 of each initial access
+// token: tokens are high-entropy secrets, compared as hashes in constant
+// time (DESIGN.md §5).
+func (r RegistrationConfig) InitialAccessTokenHashes() [][]byte {
+	hs := make([][]byte, 0, len(r.InitialAccessTokens))
+	for _, t := range r.InitialAccessTokens {
+		h := sha256.Sum256([]byte(t))
+		hs = append(hs, h[:])
+	}
+	return hs
 }
 
 // SlogLevel maps Level to a slog.Level; unknown values (which Validate

@@ -1,7 +1,10 @@
 package config
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"log/slog"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -40,6 +43,7 @@ func TestDefaultValues(t *testing.T) {
 		{"tokens.auth_code_ttl", c.Tokens.AuthCodeTTL, Duration(60 * time.Second)},
 		{"tokens.signing_alg", c.Tokens.SigningAlg, "ES256"},
 		{"tokens.key_pre_publish", c.Tokens.KeyPrePublish, Duration(10 * time.Minute)},
+		{"registration.enabled", c.Registration.Enabled, true},
 		{"registration.open", c.Registration.Open, true},
 		{"login.session_ttl", c.Login.SessionTTL, Duration(12 * time.Hour)},
 		{"login.max_attempts_per_user", c.Login.MaxAttemptsPerUser, 5},
@@ -177,6 +181,50 @@ func TestSecureCookies(t *testing.T) {
 				t.Errorf("SecureCookies() = %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestLoginLimits(t *testing.T) {
+	tests := []struct {
+		name          string
+		l             LoginConfig
+		userPerMinute float64
+		userBurst     int
+		ipPerMinute   float64
+		ipBurst       int
+	}{
+		{"defaults", Default().Login, 5.0 / 15, 5, 20.0 / 15, 20},
+		{"one a minute", LoginConfig{MaxAttemptsPerUser: 1, MaxAttemptsPerIP: 2, AttemptWindow: Duration(time.Minute)}, 1, 1, 2, 2},
+		{"no window", LoginConfig{MaxAttemptsPerUser: 3, MaxAttemptsPerIP: 4}, 0, 3, 0, 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pm, b := tt.l.PerUserLimit()
+			if math.Abs(pm-tt.userPerMinute) > 1e-9 || b != tt.userBurst {
+				t.Errorf("PerUserLimit() = %v, %d, want %v, %d", pm, b, tt.userPerMinute, tt.userBurst)
+			}
+			pm, b = tt.l.PerIPLimit()
+			if math.Abs(pm-tt.ipPerMinute) > 1e-9 || b != tt.ipBurst {
+				t.Errorf("PerIPLimit() = %v, %d, want %v, %d", pm, b, tt.ipPerMinute, tt.ipBurst)
+			}
+		})
+	}
+}
+
+func TestInitialAccessTokenHashes(t *testing.T) {
+	r := RegistrationConfig{InitialAccessTokens: []string{"a", token32}}
+	got := r.InitialAccessTokenHashes()
+	if len(got) != 2 {
+		t.Fatalf("got %d hashes, want 2", len(got))
+	}
+	for i, tok := range r.InitialAccessTokens {
+		want := sha256.Sum256([]byte(tok))
+		if !bytes.Equal(got[i], want[:]) {
+			t.Errorf("hash %d = %x, want %x", i, got[i], want)
+		}
+	}
+	if n := len((RegistrationConfig{}).InitialAccessTokenHashes()); n != 0 {
+		t.Errorf("no tokens gave %d hashes", n)
 	}
 }
 

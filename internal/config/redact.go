@@ -118,8 +118,8 @@ func (k KEKConfig) GoString() string { return "config.KEKConfig" + k.String() }
 
 // String keeps the initial access tokens out of fmt output.
 func (r RegistrationConfig) String() string {
-	return fmt.Sprintf("{Open:%t InitialAccessTokenFile:%s InitialAccessTokens:%d tokens}",
-		r.Open, r.InitialAccessTokenFile, len(r.InitialAccessTokens))
+	return fmt.Sprintf("{Enabled:%t Open:%t InitialAccessTokenFile:%s InitialAccessTokens:%d tokens}",
+		r.Enabled, r.Open, r.InitialAccessTokenFile, len(r.InitialAccessTokens))
 }
 
 // GoString is String for %#v.

@@ -196,7 +196,7 @@ func TestFormattingRedacts(t *testing.T) {
 	c := Default()
 	c.Store.DSN = "postgres://agent:" + pw + "@db/agentid"
 	c.KEK = KEKConfig{Value: kek}
-	c.Registration = RegistrationConfig{Open: false, InitialAccessTokens: []string{tok}}
+	c.Registration = RegistrationConfig{Enabled: true, InitialAccessTokens: []string{tok}}
 	for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
 		t.Run(verb, func(t *testing.T) {
 			for _, v := range []any{c, *c, c.Store, c.KEK, c.Registration} {

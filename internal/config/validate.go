@@ -72,6 +72,10 @@ func (c *Config) validate() Problems {
 
 	r := c.Registration
 	switch {
+	case !r.Enabled:
+		if r.InitialAccessTokenFile != "" {
+			ps.add("registration.initial_access_token_file", 0, "", "has no effect while registration.enabled is false")
+		}
 	case !r.Open && r.InitialAccessTokenFile == "" && len(r.InitialAccessTokens) == 0:
 		ps.add("registration.initial_access_token_file", 0, "", "required when registration.open is false")
 	case r.Open && r.InitialAccessTokenFile != "":

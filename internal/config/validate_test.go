@@ -24,6 +24,7 @@ func TestValidate(t *testing.T) {
 			c.Registration.Open = false
 			c.Registration.InitialAccessTokens = []string{token32}
 		}},
+		{name: "registration disabled", mutate: func(c *Config) { c.Registration.Enabled = false; c.Registration.Open = false }},
 		{name: "maximum TTLs", mutate: func(c *Config) {
 			c.Tokens.AccessTokenTTL = Duration(time.Hour)
 			c.Tokens.AuthCodeTTL = Duration(60 * time.Second)
@@ -82,6 +83,10 @@ func TestValidate(t *testing.T) {
 			want: []wantProblem{{"tokens.signing_alg", 0, []string{"must be one of"}}}},
 		{name: "closed registration without tokens", mutate: func(c *Config) { c.Registration.Open = false },
 			want: []wantProblem{{"registration.initial_access_token_file", 0, []string{"required"}}}},
+		{name: "token file while disabled", mutate: func(c *Config) {
+			c.Registration.Enabled = false
+			c.Registration.InitialAccessTokenFile = "/t"
+		}, want: []wantProblem{{"registration.initial_access_token_file", 0, []string{"registration.enabled is false"}}}},
 		{name: "session ttl", mutate: func(c *Config) { c.Login.SessionTTL = Duration(time.Second) },
 			want: []wantProblem{{"login.session_ttl", 0, []string{"at least 1m"}}}},
 		{name: "attempt window", mutate: func(c *Config) { c.Login.AttemptWindow = 0 },
