@@ -13,7 +13,9 @@
 #
 # Only the DSN goes to stdout; progress goes to stderr. The cluster lives in
 # $REPO/.pg (gitignored), listens only on 127.0.0.1:${AGENTID_PG_PORT:-55432}
-# and keeps its unix socket inside .pg. It is tuned for tests (fsync off):
+# and keeps its unix socket inside .pg. If AGENTID_PG_PORT is not set and
+# 55432 is taken by something else (say, another checkout's cluster), the next
+# free port up to 55452 is used; the printed DSN always names the real port. It is tuned for tests (fsync off):
 # never put data you care about in it. Running the script again while the
 # cluster is up changes nothing and prints the same DSN.
 #
@@ -27,6 +29,7 @@ DATA="$PGROOT/data"
 SOCK="$PGROOT/run"
 LOG="$PGROOT/postgres.log"
 PORT="${AGENTID_PG_PORT:-55432}"
+PORT_SET="${AGENTID_PG_PORT:+1}"
 PGVER=15
 PGBIN="/usr/lib/postgresql/$PGVER/bin"
 PGUSER_OS=agentid-pg
@@ -48,6 +51,27 @@ esac
 
 dsn() {
 	echo "postgres://$ROLE:$PASSWORD@127.0.0.1:$PORT/$DB?sslmode=disable"
+}
+
+# port_busy reports whether something accepts TCP connections on port $1.
+port_busy() {
+	(echo >"/dev/tcp/127.0.0.1/$1") >/dev/null 2>&1
+}
+
+# pick_port keeps $PORT if it is free; otherwise, unless the port was asked
+# for explicitly, it moves to the next free one.
+pick_port() {
+	port_busy "$PORT" || return 0
+	[ -z "$PORT_SET" ] || die "port $PORT is already in use (AGENTID_PG_PORT)"
+	local p
+	for p in $(seq $((PORT + 1)) $((PORT + 20))); do
+		if ! port_busy "$p"; then
+			log "port $PORT is in use; using $p"
+			PORT="$p"
+			return 0
+		fi
+	done
+	die "ports $PORT-$((PORT + 20)) are all in use; set AGENTID_PG_PORT"
 }
 
 # as_pg runs a command as the cluster's owner.
@@ -166,9 +190,10 @@ start() {
 	if running; then
 		local p
 		p="$(running_port)"
-		if [ -n "$p" ] && [ "$p" != "$PORT" ]; then
+		if [ -n "$PORT_SET" ] && [ -n "$p" ] && [ "$p" != "$PORT" ]; then
 			die "the cluster in $DATA is already running on port $p, not $PORT; run '$0 stop' first"
 		fi
+		PORT="${p:-$PORT}"
 		ensure_db
 		dsn
 		return
@@ -178,6 +203,7 @@ start() {
 	ensure_reachable
 	ensure_dirs
 	ensure_initdb
+	pick_port
 	log "starting PostgreSQL on 127.0.0.1:$PORT (log: $LOG)"
 	if [ "$(id -u)" -eq 0 ]; then
 		touch "$LOG"
@@ -203,7 +229,10 @@ stop() {
 case "${1:-start}" in
 start) start ;;
 stop) stop ;;
-dsn) dsn ;;
+dsn)
+	if running; then PORT="$(running_port)"; fi
+	dsn
+	;;
 status) running ;;
 -h | --help | help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' ;;
 *) die "unknown command '$1' (start|stop|status|dsn)" ;;
