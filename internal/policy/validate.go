@@ -118,8 +118,8 @@ func parseSet(files map[string]string) ([]parsedPolicy, error) {
 		src := files[name]
 		list, probs := parseFile(name, src)
 		problems = append(problems, probs...)
-		for i, p := range list {
-			pos := p.Position()
+		for i, fp := range list {
+			p, pos := fp.policy, fp.pos
 			at := Problem{File: name, Line: pos.Line, Column: pos.Column}
 			id, idProblem := policyID(p, name, i)
 			if idProblem != "" {
@@ -188,46 +188,75 @@ func flatten(err error) []error {
 	return []error{err}
 }
 
+// filePolicy is a parsed policy and its position in its file.
+type filePolicy struct {
+	policy *cedar.Policy
+	pos    cedar.Position
+}
+
 // parseFile parses one file. The Cedar parser stops at the first syntax
 // error, so when the whole file does not parse each top-level statement is
 // parsed on its own, so that every broken policy is reported and the good
 // ones are still schema-validated.
-func parseFile(name, src string) (cedar.PolicyList, []Problem) {
+func parseFile(name, src string) ([]filePolicy, []Problem) {
 	list, err := cedar.NewPolicyListFromBytes(name, []byte(src))
 	if err == nil {
-		return list, nil
+		out := make([]filePolicy, len(list))
+		for i, p := range list {
+			out[i] = filePolicy{policy: p, pos: p.Position()}
+		}
+		return out, nil
 	}
 	var (
-		out      cedar.PolicyList
+		out      []filePolicy
 		problems []Problem
 	)
 	for _, sp := range statements(src) {
-		// Pad the statement so that the parser's line and column numbers
-		// are those of the file.
 		line, col := lineCol(src, sp.start)
-		padded := strings.Repeat("\n", line-1) + strings.Repeat(" ", col-1) + src[sp.start:sp.end]
-		l, err := cedar.NewPolicyListFromBytes(name, []byte(padded))
+		l, err := cedar.NewPolicyListFromBytes(name, []byte(src[sp.start:sp.end]))
 		if err != nil {
-			problems = append(problems, parseProblem(name, err, line, col))
+			p := parseProblem(name, err)
+			p.Line, p.Column = shift(line, col, p.Line, p.Column)
+			problems = append(problems, p)
 			continue
 		}
-		out = append(out, l...)
+		for _, p := range l {
+			pos := p.Position()
+			pos.Line, pos.Column = shift(line, col, pos.Line, pos.Column)
+			pos.Offset += sp.start
+			out = append(out, filePolicy{policy: p, pos: pos})
+		}
 	}
 	if len(problems) == 0 {
 		// The statements parse one by one but the file does not: report the
 		// parser's own error rather than accept something it refuses.
-		return nil, []Problem{parseProblem(name, err, 1, 1)}
+		p := parseProblem(name, err)
+		p.Line, p.Column = shift(1, 1, p.Line, p.Column)
+		return nil, []Problem{p}
 	}
-	// Offsets of statements parsed on their own are relative to the padded
-	// text, so these policies serve validation only; parseSet fails anyway.
 	return out, problems
+}
+
+// shift converts a line and column within a statement that starts at
+// (line0, col0) of its file into the file's line and column.
+func shift(line0, col0, line, col int) (int, int) {
+	if line <= 0 {
+		return line0, col0
+	}
+	if line == 1 {
+		return line0, col0 + col - 1
+	}
+	return line0 + line - 1, col
 }
 
 // parseErrorRE matches the position the Cedar parser puts in its messages:
 // "parse error at <input>:3:14 "tok": msg" or "<input>:3:14: msg".
 var parseErrorRE = regexp.MustCompile(`^(?:parser error: )?(?:parse error at )?<input>:(\d+):(\d+)(?: ("(?:[^"\\]|\\.)*"))?:? ?`)
 
-func parseProblem(file string, err error, line, col int) Problem {
+// parseProblem turns a parser error into a Problem at the position the
+// parser named (line 0 if it named none).
+func parseProblem(file string, err error) Problem {
+	var line, col int
 	msg := err.Error()
 	if m := parseErrorRE.FindStringSubmatch(msg); m != nil {
 		l, errL := strconv.Atoi(m[1])
@@ -247,10 +276,10 @@ func parseProblem(file string, err error, line, col int) Problem {
 
 type span struct{ start, end int }
 
-// statements splits Cedar policy text into its top-level statements: each
-// ends after a ';' outside string literals and "//" comments. Blanks and
-// comments between statements belong to none. Trailing text without a ';'
-// is a statement of its own (which then fails to parse).
+// statements splits Cedar policy text into its top-level statements (see
+// statementEnd). Blanks and comments between statements belong to none.
+// Trailing text without a ';' is a statement of its own (which then fails to
+// parse).
 func statements(src string) []span {
 	var out []span
 	for i := 0; i < len(src); {
@@ -283,12 +312,16 @@ func skipBlank(src string, i int) int {
 	return i
 }
 
-// statementEnd returns the index just after the first ';' at or after i that
-// is outside string literals and comments, or len(src).
+// statementEnd returns the index just after the ';' that ends the statement
+// starting at i, or len(src). A ';' ends it when it is outside string
+// literals and comments and either outside all brackets or followed by the
+// start of a new policy ('@', "permit", "forbid"), so that a stray bracket
+// does not swallow the policies after it.
 func statementEnd(src string, i int) int {
+	depth := 0
 	for i < len(src) {
-		switch {
-		case src[i] == '"':
+		switch c := src[i]; {
+		case c == '"':
 			i++
 			for i < len(src) && src[i] != '"' {
 				if src[i] == '\\' {
@@ -301,13 +334,42 @@ func statementEnd(src string, i int) int {
 			for i < len(src) && src[i] != '\n' {
 				i++
 			}
-		case src[i] == ';':
-			return i + 1
+		case c == '(' || c == '[' || c == '{':
+			depth++
+			i++
+		case c == ')' || c == ']' || c == '}':
+			depth--
+			i++
+		case c == ';':
+			if depth <= 0 || startsPolicy(src[skipBlank(src, i+1):]) {
+				return i + 1
+			}
+			i++
 		default:
 			i++
 		}
 	}
 	return len(src)
+}
+
+// startsPolicy reports whether s begins like a policy: an annotation or an
+// effect keyword.
+func startsPolicy(s string) bool {
+	if strings.HasPrefix(s, "@") {
+		return true
+	}
+	for _, kw := range []string{"permit", "forbid"} {
+		if rest, ok := strings.CutPrefix(s, kw); ok {
+			if rest == "" || !isIdentByte(rest[0]) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func isIdentByte(c byte) bool {
+	return c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 }
 
 // lineCol converts a byte offset into the 1-based line and column (counted
