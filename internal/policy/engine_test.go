@@ -106,7 +106,7 @@ func TestEngineReload(t *testing.T) {
 func TestEngineKeepsPreviousSet(t *testing.T) {
 	ctx := context.Background()
 	tests := []struct {
-		name  string
+		name       string
 		breakStore func(st *fakeStore)
 	}{
 		{name: "invalid stored set", breakStore: func(st *fakeStore) {
