@@ -261,3 +261,8 @@ func (b *browser) authorize(authURL string, approve []string) *url.URL {
 	}
 	return p.location
 }
+
+type (
+	serverConfig       = server.Config
+	registrationConfig = server.RegistrationConfig
+)
