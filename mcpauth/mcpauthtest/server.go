@@ -41,9 +41,10 @@ const (
 
 // Server is a running test hub. Its methods are safe for concurrent use.
 type Server struct {
-	srv      *httptest.Server
-	now      func() time.Time
-	lifetime time.Duration
+	srv        *httptest.Server
+	now        func() time.Time
+	lifetime   time.Duration
+	defaultAud string
 
 	mu      sync.Mutex
 	keys    []signingKey // all published; the last one signs
@@ -67,6 +68,14 @@ func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = n
 
 // WithTokenLifetime sets the lifetime of minted tokens (default 5 minutes).
 func WithTokenLifetime(d time.Duration) Option { return func(s *Server) { s.lifetime = d } }
+
+// WithDefaultAudience sets the audience of tokens from the token endpoint
+// when the request names no resource (RFC 8707 §2 lets an AS pick a default;
+// some clients, like x/oauth2's client-credentials flow, send none).
+// Without it such requests fail with invalid_target.
+func WithDefaultAudience(resource string) Option {
+	return func(s *Server) { s.defaultAud = resource }
+}
 
 // NewServer starts a test hub and closes it when t ends.
 func NewServer(t testing.TB, opts ...Option) *Server {
@@ -344,6 +353,9 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resources := r.PostForm["resource"]
+	if len(resources) == 0 && s.defaultAud != "" {
+		resources = []string{s.defaultAud}
+	}
 	if len(resources) == 0 {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_target", "error_description": "resource is required"})
 		return
