@@ -143,7 +143,9 @@ func TestRegistrationErrors(t *testing.T) {
 }
 
 func TestRegistrationWithInitialAccessToken(t *testing.T) {
-	h := newHub(t, func(c *serverConfig) { c.Registration = &registrationConfig{InitialAccessTokenHashes: [][]byte{token.Hash("let-me-in")}} })
+	h := newHub(t, func(c *serverConfig) {
+		c.Registration = &registrationConfig{InitialAccessTokenHashes: [][]byte{token.Hash("let-me-in")}}
+	})
 	body := map[string]any{"redirect_uris": []string{"https://a.example/cb"}}
 	if r := h.jsonRequest(http.MethodPost, "/register", body, ""); r.status != 401 || r.body["error"] != "invalid_token" {
 		t.Fatalf("without token: %d %v", r.status, r.body)
