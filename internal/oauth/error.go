@@ -1,7 +1,8 @@
 // Package oauth holds the wire types and rules of the OAuth protocols agentid
 // speaks: typed requests parsed once, the one protocol Error type, PKCE,
 // redirect-URI and loopback rules, resource canonicalisation (RFC 8707),
-// scope strings, client metadata (RFC 7591) and server metadata (RFC 8414).
+// scope strings, client authentication including private_key_jwt assertions
+// (RFC 7523), client metadata (RFC 7591) and server metadata (RFC 8414).
 // It does no storage, no serving and has no clock or randomness of its own.
 package oauth
 
