@@ -45,7 +45,7 @@ type fixture struct {
 	v     *mcpauth.Verifier
 }
 
-func newFixture(t *testing.T, mutate func(*mcpauth.Config)) *fixture {
+func newFixture(t testing.TB, mutate func(*mcpauth.Config)) *fixture {
 	t.Helper()
 	clk := newClock()
 	hub := mcpauthtest.NewServer(t, mcpauthtest.WithClock(clk.Now))
