@@ -165,7 +165,7 @@ func NewKeys(ctx context.Context, opts Options) (*Keys, error) {
 	if err := k.reloadLocked(ctx); err != nil {
 		return nil, err
 	}
-	now := k.now()
+	now := storeTime(k.now())
 	if cur := k.state.Load().signerAt(now); cur != nil {
 		if cur.rec.Algorithm != k.alg {
 			k.log.InfoContext(ctx, "signing key algorithm differs from the configured one; rotate keys to switch",
@@ -195,6 +195,11 @@ func algorithm(name string) (jose.SignatureAlgorithm, bool) {
 	}
 	return "", false
 }
+
+// storeTime drops the monotonic reading and sub-microsecond digits, which
+// the databases do not keep (PostgreSQL even rounds them up): a key stored as
+// active "now" must read back as active now, not half a microsecond later.
+func storeTime(t time.Time) time.Time { return t.Round(0).Truncate(time.Microsecond) }
 
 func privateKeyAAD(kid string) string { return "signing_keys|" + kid + "|private" }
 
@@ -404,7 +409,7 @@ func (k *Keys) Rotate(ctx context.Context, immediate bool) (*store.SigningKey, e
 	if err := k.reloadLocked(ctx); err != nil {
 		return nil, err
 	}
-	now := k.now()
+	now := storeTime(k.now())
 	activate := now
 	if !immediate {
 		activate = now.Add(k.prePublish)

@@ -4,11 +4,14 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/agentid/agentid/internal/store"
+	"github.com/agentid/agentid/internal/store/sqlite"
 )
 
 // memStore implements only the signing-key methods of store.Store; calling
@@ -16,8 +19,18 @@ import (
 // in and out, as a database would, so aliasing bugs show up.
 type memStore struct {
 	store.Store
-	mu   sync.Mutex
-	keys map[string]store.SigningKey
+	// roundMicro rounds stored times to the nearest microsecond, as
+	// PostgreSQL does.
+	roundMicro bool
+	mu         sync.Mutex
+	keys       map[string]store.SigningKey
+}
+
+func (m *memStore) t(t time.Time) time.Time {
+	if m.roundMicro {
+		return t.Round(time.Microsecond)
+	}
+	return t
 }
 
 func newMemStore() *memStore { return &memStore{keys: map[string]store.SigningKey{}} }
@@ -30,6 +43,7 @@ func (m *memStore) CreateSigningKey(_ context.Context, k *store.SigningKey) erro
 	}
 	c := *k
 	c.PrivateEnc = slices.Clone(k.PrivateEnc)
+	c.ActivateAt, c.RetiredAt, c.ExpiresAt, c.CreatedAt = m.t(k.ActivateAt), m.t(k.RetiredAt), m.t(k.ExpiresAt), m.t(k.CreatedAt)
 	m.keys[k.ID] = c
 	return nil
 }
@@ -56,7 +70,7 @@ func (m *memStore) UpdateSigningKey(_ context.Context, k *store.SigningKey) erro
 	if !ok {
 		return store.ErrNotFound
 	}
-	c.RetiredAt, c.ExpiresAt = k.RetiredAt, k.ExpiresAt
+	c.RetiredAt, c.ExpiresAt = m.t(k.RetiredAt), m.t(k.ExpiresAt)
 	m.keys[k.ID] = c
 	return nil
 }
@@ -70,14 +84,6 @@ func (m *memStore) DeleteExpiredSigningKeys(_ context.Context, now time.Time) er
 		}
 	}
 	return nil
-}
-
-// row returns a copy of the stored key.
-func (m *memStore) row(id string) (store.SigningKey, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	k, ok := m.keys[id]
-	return k, ok
 }
 
 // set overwrites a stored row (for tampering tests).
@@ -105,4 +111,47 @@ func (c *clock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
+}
+
+// backends are the stores the key tests run against: the in-memory fake and
+// the real SQLite backend in a temporary directory.
+var backends = []struct {
+	name string
+	open func(testing.TB) store.Store
+}{
+	{"mem", func(testing.TB) store.Store { return newMemStore() }},
+	{"mem rounding to microseconds", func(testing.TB) store.Store { m := newMemStore(); m.roundMicro = true; return m }},
+	{"sqlite", func(t testing.TB) store.Store {
+		ctx := context.Background()
+		s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "db"), sqlite.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		if _, _, err := s.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}},
+}
+
+func forEachBackend(t *testing.T, test func(*testing.T, func(testing.TB) store.Store)) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) { test(t, b.open) })
+	}
+}
+
+// rowOf returns a copy of the stored key with this id.
+func rowOf(t testing.TB, st store.Store, id string) (store.SigningKey, bool) {
+	t.Helper()
+	keys, err := st.ListSigningKeys(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if k.ID == id {
+			return *k, true
+		}
+	}
+	return store.SigningKey{}, false
 }
