@@ -1,0 +1,530 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/agentid/agentid/internal/audit"
+	"github.com/agentid/agentid/internal/config"
+	"github.com/agentid/agentid/internal/oauth"
+	"github.com/agentid/agentid/internal/store"
+	"github.com/agentid/agentid/internal/token"
+)
+
+// maxJWKSFile bounds the --jwks-file read; a public key set is a few KiB.
+const maxJWKSFile = 64 << 10
+
+func (c *cli) newClientsCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "clients",
+		Short: "Manage OAuth clients (agents)",
+		Args:  cobra.ArbitraryArgs,
+		RunE:  groupRunE,
+	}
+	addJSONFlag(cmd, &asJSON)
+	cmd.AddCommand(
+		c.newClientsAddCmd(&asJSON),
+		c.newClientsListCmd(&asJSON),
+		c.newClientsShowCmd(&asJSON),
+		c.newClientsSetDisabledCmd(&asJSON, true),
+		c.newClientsSetDisabledCmd(&asJSON, false),
+		c.newClientsDeleteCmd(),
+	)
+	return cmd
+}
+
+// clientSpec is what `clients add` was asked for.
+type clientSpec struct {
+	name            string
+	id              string
+	public          bool
+	authMethod      string
+	applicationType string
+	redirectURIs    []string
+	grantTypes      []string
+	scopes          []string
+	resource        string
+	tags            []string
+	jwks            []byte
+}
+
+func (c *cli) newClientsAddCmd(asJSON *bool) *cobra.Command {
+	var (
+		spec     clientSpec
+		jwksFile string
+	)
+	cmd := &cobra.Command{
+		Use:   "add --name NAME [flags]",
+		Short: "Register a client; prints a confidential client's secret once",
+		Long: `Register a client (an agent). Clients are confidential by default: a client
+secret is generated, printed once, and only its SHA-256 is stored. --public
+registers a client that cannot keep a secret (token_endpoint_auth_method none).
+
+Grant types default to authorization_code and refresh_token when redirect URIs
+are given, else client_credentials. Scopes (the most the client may ever hold)
+and the default resource must already be registered with 'agentid resources add'.`,
+		Example: `  agentid clients add --name "Notes Agent" --redirect-uri http://127.0.0.1/callback --public
+  agentid clients add --name "Nightly job" --grant-type client_credentials --scope notes.read`,
+		Args: exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if jwksFile != "" {
+				b, err := readLimitedFile(jwksFile, maxJWKSFile)
+				if err != nil {
+					return fmt.Errorf("--jwks-file: %w", err)
+				}
+				spec.jwks = b
+			}
+			return c.withStore(cmd, func(ctx context.Context, _ *config.Config, st store.Store) error {
+				resources, err := st.ListResources(ctx, store.DefaultTenant)
+				if err != nil {
+					return err
+				}
+				now := time.Now()
+				cl, secret, err := buildClient(spec, resources, now)
+				if err != nil {
+					return err
+				}
+				ev := adminEvent(audit.ClientRegistered, now)
+				ev.ClientID, ev.Scopes = cl.ID, cl.Scopes
+				ev.Details["method"] = store.RegistrationManual
+				ev.Details["client_name"] = cl.Name
+				ev.Details["token_endpoint_auth_method"] = cl.TokenEndpointAuthMethod
+				if err := st.CreateClient(ctx, cl, ev); err != nil {
+					if errors.Is(err, store.ErrConflict) {
+						return fmt.Errorf("a client with id %q already exists", cl.ID)
+					}
+					return fmt.Errorf("storing the client: %w", err)
+				}
+				out := cmd.OutOrStdout()
+				if *asJSON {
+					v := clientView(cl)
+					v.ClientSecret = secret
+					return writeJSON(out, v)
+				}
+				if err := printClient(out, cl, secret); err != nil {
+					return err
+				}
+				if secret != "" {
+					fmt.Fprintln(cmd.ErrOrStderr(), "The client secret is shown only this once; agentid keeps only its hash.")
+				}
+				return nil
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&spec.name, "name", "", "display name shown on the consent page (required)")
+	f.StringVar(&spec.id, "id", "", "client id (default: random)")
+	f.BoolVar(&spec.public, "public", false, "a public client: no secret, token_endpoint_auth_method none")
+	f.StringArrayVar(&spec.redirectURIs, "redirect-uri", nil, "redirect URI (repeatable)")
+	f.StringArrayVar(&spec.grantTypes, "grant-type", nil, "grant type: authorization_code, refresh_token or client_credentials (repeatable)")
+	f.StringArrayVar(&spec.scopes, "scope", nil, "scope the client may hold at most (repeatable; default: bound only by resources and policy)")
+	f.StringVar(&spec.resource, "resource", "", "default resource `URI`, used when a request names none")
+	f.StringVar(&spec.authMethod, "auth-method", "", "token endpoint auth method: client_secret_basic (default), client_secret_post, private_key_jwt or none")
+	f.StringVar(&spec.applicationType, "application-type", "", "web or native (default: native for public clients, else web)")
+	f.StringVar(&jwksFile, "jwks-file", "", "JSON Web Key Set `file` with the client's public keys (private_key_jwt)")
+	f.StringArrayVar(&spec.tags, "tag", nil, "tag seen by policy, e.g. trusted (repeatable)")
+	_ = cmd.MarkFlagRequired("name")
+	return cmd
+}
+
+// buildClient validates spec, with the same rules as dynamic registration
+// (RFC 7591 §2 via oauth.ClientMetadata.Validate), against the registered
+// resources and returns the client and its new secret ("" when it has none).
+func buildClient(spec clientSpec, resources []*store.Resource, now time.Time) (*store.Client, string, error) {
+	if strings.TrimSpace(spec.name) == "" {
+		return nil, "", errors.New("--name must not be empty")
+	}
+	id := spec.id
+	if id == "" {
+		id = token.NewID(nil)
+	} else if err := validateClientID(id); err != nil {
+		return nil, "", err
+	}
+
+	method := spec.authMethod
+	switch {
+	case spec.public && method != "" && method != oauth.AuthMethodNone:
+		return nil, "", fmt.Errorf("--public conflicts with --auth-method %s", method)
+	case spec.public:
+		method = oauth.AuthMethodNone
+	case method == "":
+		method = oauth.AuthMethodClientSecretBasic
+	}
+	appType := spec.applicationType
+	if appType == "" {
+		// RFC 8252 §8.4: clients that cannot keep a secret are typically
+		// native apps, which may use loopback and private-use redirects.
+		appType = oauth.ApplicationTypeWeb
+		if method == oauth.AuthMethodNone {
+			appType = oauth.ApplicationTypeNative
+		}
+	}
+
+	grants := spec.grantTypes
+	if len(grants) == 0 {
+		switch {
+		case len(spec.redirectURIs) > 0:
+			grants = []string{oauth.GrantAuthorizationCode, oauth.GrantRefreshToken}
+		case method == oauth.AuthMethodNone:
+			return nil, "", errors.New("a public client needs --redirect-uri: the authorization_code grant is the only one it may use")
+		default:
+			grants = []string{oauth.GrantClientCredentials}
+		}
+	}
+	for _, g := range grants {
+		switch g {
+		case oauth.GrantAuthorizationCode, oauth.GrantRefreshToken, oauth.GrantClientCredentials:
+		default:
+			return nil, "", fmt.Errorf("unsupported --grant-type %q (want authorization_code, refresh_token or client_credentials)", g)
+		}
+	}
+	if slices.Contains(grants, oauth.GrantAuthorizationCode) && len(spec.redirectURIs) == 0 {
+		return nil, "", errors.New("the authorization_code grant needs at least one --redirect-uri")
+	}
+
+	scopes, oe := oauth.ParseScope(strings.Join(spec.scopes, " "))
+	if oe != nil {
+		return nil, "", fmt.Errorf("--scope: %s", oe.Description)
+	}
+	for _, s := range scopes {
+		if !resourcesOffer(resources, s) {
+			return nil, "", fmt.Errorf("scope %q is not offered by any registered resource (add it with 'agentid resources add')", s)
+		}
+	}
+	var defaultResource string
+	if spec.resource != "" {
+		uri, oe := oauth.CanonicalResource(spec.resource)
+		if oe != nil {
+			return nil, "", fmt.Errorf("--resource: %s", oe.Description)
+		}
+		if !slices.ContainsFunc(resources, func(r *store.Resource) bool { return r.URI == uri }) {
+			return nil, "", fmt.Errorf("--resource %s is not a registered resource (add it with 'agentid resources add')", uri)
+		}
+		defaultResource = uri
+	}
+	for _, t := range spec.tags {
+		if err := validateTag(t); err != nil {
+			return nil, "", err
+		}
+	}
+
+	m := &oauth.ClientMetadata{
+		RedirectURIs:            spec.redirectURIs,
+		TokenEndpointAuthMethod: method,
+		GrantTypes:              grants,
+		ClientName:              spec.name,
+		Scope:                   oauth.FormatScope(scopes),
+		JWKS:                    spec.jwks,
+		ApplicationType:         appType,
+	}
+	if oe := m.Validate(); oe != nil {
+		return nil, "", fmt.Errorf("invalid client: %s", oe.Description)
+	}
+
+	cl := &store.Client{
+		TenantID:                store.DefaultTenant,
+		ID:                      id,
+		Name:                    m.ClientName,
+		RedirectURIs:            m.RedirectURIs,
+		GrantTypes:              m.GrantTypes,
+		ResponseTypes:           m.ResponseTypes,
+		TokenEndpointAuthMethod: m.TokenEndpointAuthMethod,
+		ApplicationType:         m.ApplicationType,
+		Scopes:                  scopes,
+		DefaultResource:         defaultResource,
+		JWKS:                    string(m.JWKS),
+		RegistrationMethod:      store.RegistrationManual,
+		Tags:                    spec.tags,
+		CreatedAt:               now,
+		UpdatedAt:               now,
+	}
+	var secret string
+	if method == oauth.AuthMethodClientSecretBasic || method == oauth.AuthMethodClientSecretPost {
+		// DESIGN.md §5: a generated, 256-bit secret, stored as SHA-256.
+		s, err := token.NewHandle(nil, "")
+		if err != nil {
+			return nil, "", err
+		}
+		secret = s
+		cl.SecretHash = token.Hash(secret)
+	}
+	return cl, secret, nil
+}
+
+func resourcesOffer(resources []*store.Resource, scope string) bool {
+	for _, r := range resources {
+		for _, s := range r.Scopes {
+			if s.Name == scope {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// validateClientID accepts 1–128 RFC 3986 unreserved characters: client ids
+// travel in URLs (/register/{id}), form bodies and HTTP Basic credentials,
+// where anything else needs escaping that clients get wrong.
+func validateClientID(id string) error {
+	if len(id) == 0 || len(id) > 128 {
+		return fmt.Errorf("--id must be 1 to 128 characters")
+	}
+	for i := 0; i < len(id); i++ {
+		if !isUnreserved(id[i]) {
+			return fmt.Errorf("--id may contain only letters, digits, '-', '.', '_' and '~'")
+		}
+	}
+	return nil
+}
+
+func isUnreserved(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~'
+}
+
+// validateTag accepts 1–64 printable ASCII characters without spaces.
+func validateTag(t string) error {
+	if len(t) == 0 || len(t) > 64 {
+		return fmt.Errorf("--tag %q must be 1 to 64 characters", t)
+	}
+	for i := 0; i < len(t); i++ {
+		if t[i] <= ' ' || t[i] > '~' {
+			return fmt.Errorf("--tag %q must be printable ASCII without spaces", t)
+		}
+	}
+	return nil
+}
+
+func (c *cli) newClientsListCmd(asJSON *bool) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List clients",
+		Args:  exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return c.withStore(cmd, func(ctx context.Context, _ *config.Config, st store.Store) error {
+				cls, err := st.ListClients(ctx, store.DefaultTenant)
+				if err != nil {
+					return err
+				}
+				out := cmd.OutOrStdout()
+				if *asJSON {
+					vs := make([]*clientJSON, 0, len(cls))
+					for _, cl := range cls {
+						vs = append(vs, clientView(cl))
+					}
+					return writeJSON(out, vs)
+				}
+				t := newTable(out, "CLIENT_ID", "NAME", "AUTH_METHOD", "GRANT_TYPES", "REGISTRATION", "STATUS", "CREATED")
+				for _, cl := range cls {
+					t.row(cl.ID, cl.Name, cl.TokenEndpointAuthMethod, list(cl.GrantTypes), cl.RegistrationMethod, status(cl.Disabled), timeText(cl.CreatedAt))
+				}
+				return t.flush()
+			})
+		},
+	}
+}
+
+func (c *cli) newClientsShowCmd(asJSON *bool) *cobra.Command {
+	return &cobra.Command{
+		Use:   "show CLIENT_ID",
+		Short: "Show one client",
+		Args:  exactArgs("CLIENT_ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.withStore(cmd, func(ctx context.Context, _ *config.Config, st store.Store) error {
+				cl, err := getClient(ctx, st, args[0])
+				if err != nil {
+					return err
+				}
+				if *asJSON {
+					return writeJSON(cmd.OutOrStdout(), clientView(cl))
+				}
+				return printClient(cmd.OutOrStdout(), cl, "")
+			})
+		},
+	}
+}
+
+// newClientsSetDisabledCmd builds `clients disable` (disable true) or
+// `clients enable`. A disabled client can get no new tokens.
+func (c *cli) newClientsSetDisabledCmd(asJSON *bool, disable bool) *cobra.Command {
+	verb, done := "enable", "enabled"
+	short := "Enable a disabled client again"
+	if disable {
+		verb, done = "disable", "disabled"
+		short = "Disable a client: it gets no new tokens"
+	}
+	return &cobra.Command{
+		Use:   verb + " CLIENT_ID",
+		Short: short,
+		Args:  exactArgs("CLIENT_ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.withStore(cmd, func(ctx context.Context, _ *config.Config, st store.Store) error {
+				cl, err := getClient(ctx, st, args[0])
+				if err != nil {
+					return err
+				}
+				if cl.Disabled != disable {
+					now := time.Now()
+					cl.Disabled, cl.UpdatedAt = disable, now
+					ev := adminEvent(audit.ClientUpdated, now)
+					ev.ClientID = cl.ID
+					ev.Details["change"] = done
+					if err := st.UpdateClient(ctx, cl, ev); err != nil {
+						return fmt.Errorf("updating the client: %w", err)
+					}
+				}
+				if *asJSON {
+					return writeJSON(cmd.OutOrStdout(), clientView(cl))
+				}
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "client %s %s\n", cl.ID, done)
+				return err
+			})
+		},
+	}
+}
+
+func (c *cli) newClientsDeleteCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete CLIENT_ID",
+		Short: "Delete a client and revoke every token issued to it",
+		Args:  exactArgs("CLIENT_ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.withStore(cmd, func(ctx context.Context, _ *config.Config, st store.Store) error {
+				now := time.Now()
+				ev := adminEvent(audit.ClientDeleted, now)
+				ev.ClientID = args[0]
+				if err := st.DeleteClient(ctx, store.DefaultTenant, args[0], now, ev); err != nil {
+					if errors.Is(err, store.ErrNotFound) {
+						return fmt.Errorf("no client with id %q", args[0])
+					}
+					return fmt.Errorf("deleting the client: %w", err)
+				}
+				_, err := fmt.Fprintf(cmd.OutOrStdout(), "client %s deleted; its tokens are revoked\n", args[0])
+				return err
+			})
+		},
+	}
+}
+
+func getClient(ctx context.Context, st store.Store, id string) (*store.Client, error) {
+	cl, err := st.GetClient(ctx, store.DefaultTenant, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("no client with id %q", id)
+	}
+	return cl, err
+}
+
+// adminEvent starts the audit event of an admin command. The actor is the
+// CLI and, when known, the operating-system account that ran it.
+func adminEvent(typ string, now time.Time) *store.AuditEvent {
+	ev := audit.New(audit.Meta{TenantID: store.DefaultTenant, Time: now}, typ)
+	ev.Details = map[string]string{"actor": "cli"}
+	if u, err := user.Current(); err == nil {
+		ev.Details["os_user"] = u.Username
+	}
+	return ev
+}
+
+// clientJSON is a client as `--json` shows it: never a secret hash.
+type clientJSON struct {
+	ClientID string `json:"client_id"`
+	// ClientSecret appears once, in the output of `clients add`.
+	ClientSecret            string     `json:"client_secret,omitempty"`
+	Name                    string     `json:"name"`
+	Public                  bool       `json:"public"`
+	TokenEndpointAuthMethod string     `json:"token_endpoint_auth_method"`
+	ApplicationType         string     `json:"application_type"`
+	RedirectURIs            []string   `json:"redirect_uris"`
+	GrantTypes              []string   `json:"grant_types"`
+	ResponseTypes           []string   `json:"response_types"`
+	Scopes                  []string   `json:"scopes"`
+	DefaultResource         string     `json:"default_resource,omitempty"`
+	Tags                    []string   `json:"tags"`
+	RegistrationMethod      string     `json:"registration_method"`
+	Disabled                bool       `json:"disabled"`
+	SecretExpiresAt         *time.Time `json:"secret_expires_at,omitempty"`
+	CreatedAt               *time.Time `json:"created_at,omitempty"`
+	UpdatedAt               *time.Time `json:"updated_at,omitempty"`
+}
+
+func clientView(cl *store.Client) *clientJSON {
+	return &clientJSON{
+		ClientID:                cl.ID,
+		Name:                    cl.Name,
+		Public:                  cl.Public(),
+		TokenEndpointAuthMethod: cl.TokenEndpointAuthMethod,
+		ApplicationType:         cl.ApplicationType,
+		RedirectURIs:            strs(cl.RedirectURIs),
+		GrantTypes:              strs(cl.GrantTypes),
+		ResponseTypes:           strs(cl.ResponseTypes),
+		Scopes:                  strs(cl.Scopes),
+		DefaultResource:         cl.DefaultResource,
+		Tags:                    strs(cl.Tags),
+		RegistrationMethod:      cl.RegistrationMethod,
+		Disabled:                cl.Disabled,
+		SecretExpiresAt:         optTime(cl.SecretExpiresAt),
+		CreatedAt:               optTime(cl.CreatedAt),
+		UpdatedAt:               optTime(cl.UpdatedAt),
+	}
+}
+
+// printClient writes one client as an aligned key/value list; secret is
+// shown when not empty (right after `clients add`).
+func printClient(w io.Writer, cl *store.Client, secret string) error {
+	kind := "confidential"
+	if cl.Public() {
+		kind = "public"
+	}
+	t := newTable(w)
+	t.row("client_id", cl.ID)
+	if secret != "" {
+		t.row("client_secret", secret)
+	}
+	t.row("name", cl.Name)
+	t.row("type", kind)
+	t.row("auth_method", cl.TokenEndpointAuthMethod)
+	t.row("application_type", cl.ApplicationType)
+	t.row("redirect_uris", strings.Join(cl.RedirectURIs, " "))
+	t.row("grant_types", strings.Join(cl.GrantTypes, " "))
+	t.row("scopes", strings.Join(cl.Scopes, " "))
+	t.row("default_resource", cl.DefaultResource)
+	t.row("tags", strings.Join(cl.Tags, " "))
+	t.row("registration", cl.RegistrationMethod)
+	t.row("status", status(cl.Disabled))
+	t.row("created", timeText(cl.CreatedAt))
+	t.row("updated", timeText(cl.UpdatedAt))
+	return t.flush()
+}
+
+func status(disabled bool) string {
+	if disabled {
+		return "disabled"
+	}
+	return "enabled"
+}
+
+// readLimitedFile reads a file of at most limit bytes.
+func readLimitedFile(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
+	}
+	return b, nil
+}

@@ -1,0 +1,330 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/spf13/cobra"
+
+	"github.com/agentid/agentid/internal/config"
+	"github.com/agentid/agentid/internal/oauth"
+	"github.com/agentid/agentid/internal/server"
+	"github.com/agentid/agentid/internal/store"
+	"github.com/agentid/agentid/internal/token"
+)
+
+// Display limits: names and descriptions appear on the consent page.
+const (
+	maxDisplayName     = 200
+	maxDescription     = 500
+	maxScopesPerServer = 200
+)
+
+func (c *cli) newResourcesCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "resources",
+		Short: "Manage protected resources (MCP servers) and their scopes",
+		Args:  cobra.ArbitraryArgs,
+		RunE:  groupRunE,
+	}
+	addJSONFlag(cmd, &asJSON)
+	cmd.AddCommand(
+		c.newResourcesAddCmd(&asJSON),
+		c.newResourcesListCmd(&asJSON),
+		c.newResourcesShowCmd(&asJSON),
+		c.newResourcesDeleteCmd(),
+	)
+	return cmd
+}
+
+// resourceSpec is what `resources add` was asked for.
+type resourceSpec struct {
+	uri       string
+	name      string
+	scopes    []string // "name=description"
+	sensitive []string
+	tokenTTL  time.Duration
+}
+
+func (c *cli) newResourcesAddCmd(asJSON *bool) *cobra.Command {
+	var spec resourceSpec
+	cmd := &cobra.Command{
+		Use:   "add --uri URI --name NAME --scope NAME=DESCRIPTION ... [flags]",
+		Short: "Register a resource (an MCP server) with its scopes",
+		Long: `Register a protected resource: an MCP server named by its canonical URI
+(RFC 8707; a trailing slash and default port are dropped), with a display
+name and its scopes, each with the description shown on the consent page.`,
+		Example: `  agentid resources add --uri https://notes.example.com/mcp --name "Notes" \
+    --scope "notes.read=Read your notes" --scope "notes.delete=Delete your notes" \
+    --sensitive notes.delete --token-ttl 5m`,
+		Args: exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			r, err := buildResource(spec, time.Now())
+			if err != nil {
+				return err
+			}
+			return c.withStore(cmd, func(ctx context.Context, _ *config.Config, st store.Store) error {
+				if err := st.CreateResource(ctx, r); err != nil {
+					if errors.Is(err, store.ErrConflict) {
+						return fmt.Errorf("resource %s is already registered", r.URI)
+					}
+					return fmt.Errorf("storing the resource: %w", err)
+				}
+				if *asJSON {
+					return writeJSON(cmd.OutOrStdout(), resourceView(r))
+				}
+				return printResource(cmd.OutOrStdout(), r)
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&spec.uri, "uri", "", "the resource's URI, as MCP clients send it in `resource` (required)")
+	f.StringVar(&spec.name, "name", "", "display name (required)")
+	f.StringArrayVar(&spec.scopes, "scope", nil, `scope as "NAME=DESCRIPTION" (repeatable, at least one)`)
+	f.StringArrayVar(&spec.sensitive, "sensitive", nil, "scope `NAME` that is sensitive: policy may demand more for it (repeatable)")
+	f.DurationVar(&spec.tokenTTL, "token-ttl", 0, "access-token lifetime for this resource, at most 1h (default: tokens.access_token_ttl)")
+	_ = cmd.MarkFlagRequired("uri")
+	_ = cmd.MarkFlagRequired("name")
+	_ = cmd.MarkFlagRequired("scope")
+	return cmd
+}
+
+// buildResource validates spec and returns the resource to store.
+func buildResource(spec resourceSpec, now time.Time) (*store.Resource, error) {
+	uri, oe := oauth.CanonicalResource(spec.uri)
+	if oe != nil {
+		return nil, fmt.Errorf("--uri: %s", oe.Description)
+	}
+	if err := checkDisplayText("--name", spec.name, maxDisplayName); err != nil {
+		return nil, err
+	}
+	if len(spec.scopes) == 0 {
+		return nil, errors.New(`at least one --scope "NAME=DESCRIPTION" is required`)
+	}
+	if len(spec.scopes) > maxScopesPerServer {
+		return nil, fmt.Errorf("at most %d scopes per resource", maxScopesPerServer)
+	}
+	var scopes []store.Scope
+	for _, s := range spec.scopes {
+		sc, err := parseScopeFlag(s)
+		if err != nil {
+			return nil, err
+		}
+		if slices.ContainsFunc(scopes, func(o store.Scope) bool { return o.Name == sc.Name }) {
+			return nil, fmt.Errorf("--scope %s is given twice", sc.Name)
+		}
+		scopes = append(scopes, sc)
+	}
+	for _, name := range spec.sensitive {
+		i := slices.IndexFunc(scopes, func(s store.Scope) bool { return s.Name == name })
+		if i < 0 {
+			return nil, fmt.Errorf("--sensitive %s names no --scope of this resource", name)
+		}
+		scopes[i].Sensitive = true
+	}
+	if spec.tokenTTL < 0 || (spec.tokenTTL > 0 && spec.tokenTTL < time.Second) {
+		return nil, fmt.Errorf("--token-ttl must be at least 1s, got %s", spec.tokenTTL)
+	}
+	// DESIGN.md §5: access tokens never live more than an hour.
+	if spec.tokenTTL > server.MaxAccessTokenTTL {
+		return nil, fmt.Errorf("--token-ttl must be at most %s, got %s", server.MaxAccessTokenTTL, spec.tokenTTL)
+	}
+	return &store.Resource{
+		TenantID:       store.DefaultTenant,
+		ID:             token.NewID(nil),
+		URI:            uri,
+		Name:           spec.name,
+		Scopes:         scopes,
+		AccessTokenTTL: spec.tokenTTL,
+		CreatedAt:      now,
+	}, nil
+}
+
+// parseScopeFlag parses a --scope value "NAME=DESCRIPTION": NAME is one
+// RFC 6749 §3.3 scope token, DESCRIPTION the human-readable text the
+// consent page shows.
+func parseScopeFlag(v string) (store.Scope, error) {
+	name, desc, ok := strings.Cut(v, "=")
+	if !ok {
+		return store.Scope{}, fmt.Errorf(`--scope %q: want "NAME=DESCRIPTION", e.g. "notes.read=Read your notes"`, v)
+	}
+	name, desc = strings.TrimSpace(name), strings.TrimSpace(desc)
+	toks, oe := oauth.ParseScope(name)
+	if oe != nil || len(toks) != 1 || toks[0] != name {
+		return store.Scope{}, fmt.Errorf("--scope %q: the name must be one scope token (printable ASCII, no spaces, quotes or backslashes)", v)
+	}
+	if err := checkDisplayText("--scope "+name+" description", desc, maxDescription); err != nil {
+		return store.Scope{}, err
+	}
+	return store.Scope{Name: name, Description: desc}, nil
+}
+
+// checkDisplayText requires non-empty, valid UTF-8 text of at most max
+// characters without control characters (it is shown on pages and in
+// terminals).
+func checkDisplayText(what, s string, max int) error {
+	switch {
+	case strings.TrimSpace(s) == "":
+		return fmt.Errorf("%s must not be empty", what)
+	case !utf8.ValidString(s):
+		return fmt.Errorf("%s must be valid UTF-8", what)
+	case utf8.RuneCountInString(s) > max:
+		return fmt.Errorf("%s must be at most %d characters", what, max)
+	case strings.ContainsFunc(s, unicode.IsControl):
+		return fmt.Errorf("%s must not contain control characters", what)
+	}
+	return nil
+}
+
+func (c *cli) newResourcesListCmd(asJSON *bool) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List resources",
+		Args:  exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return c.withStore(cmd, func(ctx context.Context, _ *config.Config, st store.Store) error {
+				rs, err := st.ListResources(ctx, store.DefaultTenant)
+				if err != nil {
+					return err
+				}
+				out := cmd.OutOrStdout()
+				if *asJSON {
+					vs := make([]*resourceJSON, 0, len(rs))
+					for _, r := range rs {
+						vs = append(vs, resourceView(r))
+					}
+					return writeJSON(out, vs)
+				}
+				t := newTable(out, "URI", "NAME", "SCOPES", "TOKEN_TTL", "CREATED")
+				for _, r := range rs {
+					names := make([]string, len(r.Scopes))
+					for i, s := range r.Scopes {
+						names[i] = s.Name
+					}
+					t.row(r.URI, r.Name, list(names), ttlText(r.AccessTokenTTL), timeText(r.CreatedAt))
+				}
+				return t.flush()
+			})
+		},
+	}
+}
+
+func (c *cli) newResourcesShowCmd(asJSON *bool) *cobra.Command {
+	return &cobra.Command{
+		Use:   "show URI",
+		Short: "Show one resource and its scopes",
+		Args:  exactArgs("URI"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.withStore(cmd, func(ctx context.Context, _ *config.Config, st store.Store) error {
+				r, err := getResource(ctx, st, args[0])
+				if err != nil {
+					return err
+				}
+				if *asJSON {
+					return writeJSON(cmd.OutOrStdout(), resourceView(r))
+				}
+				return printResource(cmd.OutOrStdout(), r)
+			})
+		},
+	}
+}
+
+func (c *cli) newResourcesDeleteCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete URI",
+		Short: "Delete a resource",
+		Args:  exactArgs("URI"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.withStore(cmd, func(ctx context.Context, _ *config.Config, st store.Store) error {
+				r, err := getResource(ctx, st, args[0])
+				if err != nil {
+					return err
+				}
+				if err := st.DeleteResource(ctx, store.DefaultTenant, r.URI); err != nil {
+					return fmt.Errorf("deleting the resource: %w", err)
+				}
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "resource %s deleted\n", r.URI)
+				return err
+			})
+		},
+	}
+}
+
+// getResource finds a resource by any spelling of its URI that
+// canonicalises to the stored one.
+func getResource(ctx context.Context, st store.Store, raw string) (*store.Resource, error) {
+	uri, oe := oauth.CanonicalResource(raw)
+	if oe != nil {
+		return nil, fmt.Errorf("%q: %s", raw, oe.Description)
+	}
+	r, err := st.GetResource(ctx, store.DefaultTenant, uri)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("no resource %s", uri)
+	}
+	return r, err
+}
+
+// resourceJSON is a resource as `--json` shows it.
+type resourceJSON struct {
+	URI    string      `json:"uri"`
+	Name   string      `json:"name"`
+	Scopes []scopeJSON `json:"scopes"`
+	// AccessTokenTTL is Go duration syntax, or omitted for the hub default.
+	AccessTokenTTL string     `json:"access_token_ttl,omitempty"`
+	Tags           []string   `json:"tags"`
+	CreatedAt      *time.Time `json:"created_at,omitempty"`
+}
+
+type scopeJSON struct {
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	Sensitive   bool   `json:"sensitive"`
+}
+
+func resourceView(r *store.Resource) *resourceJSON {
+	v := &resourceJSON{URI: r.URI, Name: r.Name, Scopes: []scopeJSON{}, Tags: strs(r.Tags), CreatedAt: optTime(r.CreatedAt)}
+	if r.AccessTokenTTL > 0 {
+		v.AccessTokenTTL = config.Duration(r.AccessTokenTTL).String()
+	}
+	for _, s := range r.Scopes {
+		v.Scopes = append(v.Scopes, scopeJSON(s))
+	}
+	return v
+}
+
+func ttlText(d time.Duration) string {
+	if d <= 0 {
+		return "default"
+	}
+	return config.Duration(d).String()
+}
+
+// printResource writes a resource and a table of its scopes.
+func printResource(w io.Writer, r *store.Resource) error {
+	t := newTable(w)
+	t.row("uri", r.URI)
+	t.row("name", r.Name)
+	t.row("token_ttl", ttlText(r.AccessTokenTTL))
+	t.row("created", timeText(r.CreatedAt))
+	if err := t.flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	t = newTable(w, "SCOPE", "SENSITIVE", "DESCRIPTION")
+	for _, s := range r.Scopes {
+		sens := "no"
+		if s.Sensitive {
+			sens = "yes"
+		}
+		t.row(s.Name, sens, s.Description)
+	}
+	return t.flush()
+}

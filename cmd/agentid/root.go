@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/agentid/agentid/internal/config"
+)
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitError = 1
+	// exitUsage: the command line itself is wrong (unknown flag or
+	// command, missing argument).
+	exitUsage = 2
+)
+
+// cli is what every command shares: the process's standard streams and
+// environment (injected, so tests run commands in-process) and the global
+// flags. A command reads and writes through cmd.InOrStdin, cmd.OutOrStdout
+// and cmd.ErrOrStderr, which run points at these streams.
+type cli struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	// env is the process environment; config.Load is its only reader
+	// besides this package.
+	env func(string) (string, bool)
+
+	// configPath is the --config flag ("" → defaults and environment only).
+	configPath string
+}
+
+// run executes the agentid command line args and returns the process exit
+// code. Errors are printed to stderr as one "agentid: …" message.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, env func(string) (string, bool)) int {
+	if env == nil {
+		env = func(string) (string, bool) { return "", false }
+	}
+	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr, env: env}
+	root := c.newRootCmd()
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "agentid: %s\n", errorText(err, c.configPath))
+	var ue *usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", ue.cmdPath)
+		return exitUsage
+	}
+	return exitError
+}
+
+// Command groups, as shown by `agentid --help`.
+const (
+	groupHub   = "hub"
+	groupAdmin = "admin"
+)
+
+func (c *cli) newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "agentid",
+		Short: "OAuth 2.1 authorization server and identity provider for AI agents and MCP servers",
+		Long: `agentid is an OAuth 2.1 authorization server and identity provider for AI agents
+and MCP servers.
+
+Every command finds its configuration the same way: built-in defaults, then the
+YAML file given with --config, then AGENTID_… environment variables (see
+docs/configuration.md). Admin commands open the configured store directly.`,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		Args:          cobra.ArbitraryArgs,
+		RunE:          groupRunE,
+	}
+	root.PersistentFlags().StringVarP(&c.configPath, "config", "c", "", "YAML configuration `file` (default: built-in defaults and AGENTID_… environment variables)")
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return &usageError{cmdPath: cmd.CommandPath(), err: err}
+	})
+	root.AddGroup(
+		&cobra.Group{ID: groupHub, Title: "Running the hub:"},
+		&cobra.Group{ID: groupAdmin, Title: "Administration (opens the store directly; the hub may be running):"},
+	)
+	for _, cmd := range c.hubCommands() {
+		cmd.GroupID = groupHub
+		root.AddCommand(cmd)
+	}
+	for _, cmd := range c.adminCommands() {
+		cmd.GroupID = groupAdmin
+		root.AddCommand(cmd)
+	}
+	return root
+}
+
+// hubCommands are the commands that run agentid itself. A command that runs
+// the hub together with other processes (such as a self-contained demo)
+// belongs in this list too; it can build the hub with newHub and serve it
+// with serveHTTP exactly as serve does.
+func (c *cli) hubCommands() []*cobra.Command {
+	return []*cobra.Command{
+		c.newServeCmd(),
+		c.newMigrateCmd(),
+	}
+}
+
+// adminCommands manage the store.
+func (c *cli) adminCommands() []*cobra.Command {
+	return []*cobra.Command{
+		c.newClientsCmd(),
+		c.newResourcesCmd(),
+		c.newUsersCmd(),
+		c.newKeysCmd(),
+	}
+}
+
+// groupRunE is the RunE of commands that only group subcommands: alone they
+// print their help; followed by anything else they are a usage error (cobra
+// would otherwise accept the stray word silently).
+func groupRunE(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageErrorf(cmd, "unknown command %q for %q", args[0], cmd.CommandPath())
+	}
+	return cmd.Help()
+}
+
+// usageError marks a mistake in the command line (exit code 2).
+type usageError struct {
+	cmdPath string
+	err     error
+}
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+func usageErrorf(cmd *cobra.Command, format string, args ...any) error {
+	return &usageError{cmdPath: cmd.CommandPath(), err: fmt.Errorf(format, args...)}
+}
+
+// exactArgs is cobra.ExactArgs with a usage error naming the arguments.
+func exactArgs(names ...string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != len(names) {
+			want := "no arguments"
+			if len(names) > 0 {
+				want = strings.Join(names, " ")
+			}
+			return usageErrorf(cmd, "%s takes %s, got %d argument(s)", cmd.CommandPath(), want, len(args))
+		}
+		return nil
+	}
+}
+
+// errorText renders err for the terminal. Configuration problems are
+// listed one per line, located "file:line:" like a compiler's messages.
+func errorText(err error, configPath string) string {
+	var ps config.Problems
+	if !errors.As(err, &ps) {
+		return err.Error()
+	}
+	var b strings.Builder
+	b.WriteString("invalid configuration:")
+	for _, p := range ps {
+		b.WriteString("\n  ")
+		switch {
+		case p.Line > 0 && configPath != "":
+			fmt.Fprintf(&b, "%s:%d: ", configPath, p.Line)
+		case p.Line > 0:
+			fmt.Fprintf(&b, "line %d: ", p.Line)
+		}
+		if p.Env != "" {
+			b.WriteString(p.Env + ": ")
+		}
+		b.WriteString(p.Msg)
+	}
+	return b.String()
+}

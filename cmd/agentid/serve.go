@@ -1,0 +1,310 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/agentid/agentid/internal/config"
+	"github.com/agentid/agentid/internal/policy"
+	"github.com/agentid/agentid/internal/server"
+	"github.com/agentid/agentid/internal/store"
+	"github.com/agentid/agentid/internal/token"
+)
+
+// HTTP server limits (CONVENTIONS.md rule 11: every http.Server sets them).
+// Requests to the hub are small forms and JSON documents, so the read
+// limits are tight; the write limit leaves room for a slow client reading a
+// page.
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 30 * time.Second
+	writeTimeout      = 30 * time.Second
+	idleTimeout       = 2 * time.Minute
+	maxHeaderBytes    = 64 << 10
+	// shutdownTimeout bounds how long in-flight requests may finish after
+	// SIGINT/SIGTERM before the remaining connections are closed.
+	shutdownTimeout = 20 * time.Second
+)
+
+// Background task intervals.
+const (
+	// keyReloadInterval: a key rotated by another replica (or by `agentid
+	// keys rotate`) is pre-published for tokens.key_pre_publish before it
+	// signs, so reloading well within that is enough for every replica to
+	// publish it in time.
+	keyReloadInterval = 30 * time.Second
+	// cleanupInterval: expired codes, tokens, sessions and JTIs.
+	cleanupInterval = time.Minute
+	// keyCleanupInterval: signing keys past their ExpiresAt.
+	keyCleanupInterval = 10 * time.Minute
+)
+
+func (c *cli) newServeCmd() *cobra.Command {
+	var printConfig bool
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the hub",
+		Long: `Run the hub: the OAuth 2.1 authorization server, its login and consent pages,
+and the health, readiness and metadata endpoints.
+
+On first start it creates the data directory (0700), the SQLite database, the
+key-encryption key file (0600) and the first signing key. It migrates an older
+database schema when store.auto_migrate is true (the default) and refuses to
+start on a schema newer than it knows. SIGINT or SIGTERM shut it down
+gracefully.`,
+		Args: exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := c.loadConfig()
+			if err != nil {
+				return err
+			}
+			if printConfig {
+				b, err := cfg.Redacted()
+				if err != nil {
+					return fmt.Errorf("rendering the configuration: %w", err)
+				}
+				_, err = cmd.OutOrStdout().Write(b)
+				return err
+			}
+			return serve(cmd.Context(), cfg, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	cmd.Flags().BoolVar(&printConfig, "print-config", false, "print the effective configuration (secrets REDACTED) and exit")
+	return cmd
+}
+
+// serve runs the hub on cfg.Listen until ctx is cancelled, then shuts down
+// gracefully. It prints one line to stdout saying where it listens; logs go
+// to stderr.
+func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) (err error) {
+	log := newLogger(cfg.Log, stderr)
+	h, err := newHub(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := h.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+	}
+	// The actual address: with port 0 the kernel chose it.
+	addr := ln.Addr().String()
+	fmt.Fprintf(stdout, "agentid: listening on http://%s, issuer %s\n", addr, cfg.Issuer)
+	log.InfoContext(ctx, "listening", "addr", addr, "issuer", cfg.Issuer)
+
+	// Background tasks outlive ctx until the HTTP server has drained, so
+	// that requests finishing during shutdown still see fresh keys.
+	bg, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Go(func() { runTasks(bg, log, h.tasks()) })
+	err = serveHTTP(ctx, ln, h.Handler(), log)
+	stopBackground()
+	wg.Wait()
+	if err == nil {
+		log.InfoContext(ctx, "stopped")
+	}
+	return err
+}
+
+// newLogger builds the process logger from the log settings: JSON (or
+// text) on w, at the configured level.
+func newLogger(lc config.LogConfig, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: lc.SlogLevel()}
+	if lc.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// hub is a ready-to-serve agentid: its store (schema checked), signing keys,
+// policy engine and HTTP handler. serve runs one; so can any command that
+// embeds the hub in a larger process.
+type hub struct {
+	store  store.Store
+	keys   *token.Keys
+	server *server.Server
+}
+
+// newHub opens the store, prepares its schema, loads (or creates) the KEK
+// and signing keys, loads the policy set and builds the HTTP server. The
+// default tenant needs no setup: every row carries it and the policy engine
+// falls back to the embedded default policy set.
+func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, err error) {
+	st, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			st.Close()
+		}
+	}()
+	if err := prepareSchema(ctx, st, cfg.Store.AutoMigrate, log); err != nil {
+		return nil, err
+	}
+	ring, err := loadKeyring(cfg)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := token.NewKeys(ctx, token.Options{
+		Store:      st,
+		Keyring:    ring,
+		Algorithm:  cfg.Tokens.SigningAlg,
+		PrePublish: time.Duration(cfg.Tokens.KeyPrePublish),
+		Logger:     log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("loading signing keys: %w", err)
+	}
+	pol, err := policy.New(ctx, policy.Options{Store: st, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("loading the policy set: %w", err)
+	}
+	reg, err := registrationConfig(cfg.Registration)
+	if err != nil {
+		return nil, err
+	}
+	perMinute, burst := cfg.Login.PerUserLimit()
+	srv, err := server.New(server.Config{
+		Issuer:          cfg.Issuer,
+		Store:           st,
+		Keys:            keys,
+		Policy:          pol,
+		AccessTokenTTL:  time.Duration(cfg.Tokens.AccessTokenTTL),
+		RefreshTokenTTL: time.Duration(cfg.Tokens.RefreshTokenTTL),
+		AuthCodeTTL:     time.Duration(cfg.Tokens.AuthCodeTTL),
+		SessionTTL:      time.Duration(cfg.Login.SessionTTL),
+		Registration:    reg,
+		SecureCookies:   cfg.SecureCookies(),
+		LoginAttempts:   server.LoginLimit{PerMinute: perMinute, Burst: burst},
+		Logger:          log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &hub{store: st, keys: keys, server: srv}, nil
+}
+
+// registrationConfig maps the registration settings to the server's.
+func registrationConfig(rc config.RegistrationConfig) (*server.RegistrationConfig, error) {
+	reg := &server.RegistrationConfig{Disabled: !rc.Enabled}
+	if rc.Enabled && !rc.Open {
+		hashes := rc.InitialAccessTokenHashes()
+		// The server treats "no hashes" as open registration; a closed
+		// registration with an empty token file must not silently open.
+		if len(hashes) == 0 {
+			return nil, errors.New("registration.open is false but the initial access token file holds no tokens; add one per line, or set registration.enabled: false")
+		}
+		reg.InitialAccessTokenHashes = hashes
+	}
+	return reg, nil
+}
+
+// Handler is the hub's root HTTP handler.
+func (h *hub) Handler() http.Handler { return h.server.Handler() }
+
+// Close releases the store.
+func (h *hub) Close() error {
+	if err := h.store.Close(); err != nil {
+		return fmt.Errorf("closing the store: %w", err)
+	}
+	return nil
+}
+
+// tasks are the hub's periodic background jobs.
+func (h *hub) tasks() []task {
+	return []task{
+		{name: "reload signing keys", every: keyReloadInterval, run: h.keys.Reload},
+		{name: "delete expired records", every: cleanupInterval, run: func(ctx context.Context) error {
+			return h.store.DeleteExpired(ctx, time.Now())
+		}},
+		{name: "delete expired signing keys", every: keyCleanupInterval, run: func(ctx context.Context) error {
+			return h.store.DeleteExpiredSigningKeys(ctx, time.Now())
+		}},
+	}
+}
+
+// task is a job run every interval.
+type task struct {
+	name  string
+	every time.Duration
+	run   func(context.Context) error
+}
+
+// runTasks runs each task every interval (the first run one interval after
+// the start) until ctx is done, then waits for the running ones to return.
+// A failing run is logged and retried at the next tick.
+func runTasks(ctx context.Context, log *slog.Logger, tasks []task) {
+	var wg sync.WaitGroup
+	for _, t := range tasks {
+		wg.Go(func() {
+			tick := time.NewTicker(t.every)
+			defer tick.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+					if err := t.run(ctx); err != nil && ctx.Err() == nil {
+						log.WarnContext(ctx, "background task failed", "task", t.name, "err", err)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// newHTTPServer wraps h in an http.Server with every timeout set.
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+// serveHTTP serves h on ln until ctx is cancelled, then shuts down
+// gracefully: no new connections, in-flight requests get shutdownTimeout to
+// finish. It returns nil after a clean shutdown.
+func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) error {
+	srv := newHTTPServer(h, log)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		// Serve returns only on failure before Shutdown.
+		return fmt.Errorf("serving HTTP: %w", err)
+	case <-ctx.Done():
+	}
+	log.InfoContext(ctx, "shutting down", "timeout", shutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+		<-errc
+		return fmt.Errorf("graceful shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serving HTTP: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/agentid/agentid/internal/config"
+	"github.com/agentid/agentid/internal/store"
+	"github.com/agentid/agentid/internal/store/postgres"
+	"github.com/agentid/agentid/internal/store/sqlite"
+	"github.com/agentid/agentid/internal/token"
+)
+
+// loadConfig reads the effective configuration (file, then environment).
+func (c *cli) loadConfig() (*config.Config, error) {
+	cfg, err := config.Load(c.configPath, c.env)
+	if err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// openStore opens the configured backend without touching its schema. For
+// SQLite it first creates the database's directory, readable by its owner
+// only (0700): it holds the database and, by default, the KEK file.
+func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (store.Store, error) {
+	if cfg.IsPostgres() {
+		st, err := postgres.Open(ctx, cfg.Store.DSN, postgres.Options{Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("opening the PostgreSQL store: %w", err)
+		}
+		return st, nil
+	}
+	if p := sqliteFilePath(cfg.Store.DSN); p != "" {
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			return nil, fmt.Errorf("creating the data directory: %w", err)
+		}
+	}
+	st, err := sqlite.Open(ctx, cfg.Store.DSN, sqlite.Options{Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("opening the SQLite store %s: %w", cfg.Store.DSN, err)
+	}
+	return st, nil
+}
+
+// sqliteFilePath returns the file an SQLite DSN (a path or a "file:" URI)
+// names, or "" when it names none.
+func sqliteFilePath(dsn string) string {
+	if rest, ok := strings.CutPrefix(dsn, "file:"); ok {
+		rest, _, _ = strings.Cut(rest, "?")
+		rest = strings.TrimPrefix(rest, "//")
+		if rest == "" || rest == ":memory:" {
+			return ""
+		}
+		return rest
+	}
+	if dsn == ":memory:" {
+		return ""
+	}
+	return dsn
+}
+
+// errMigrationNeeded: the database is behind this binary and the
+// configuration forbids migrating at start.
+var errMigrationNeeded = errors.New("the database schema needs migrating")
+
+// prepareSchema checks the database's schema version against this binary:
+// a newer schema is refused (store.ErrSchemaTooNew, this binary would
+// misread it); an older one is migrated when autoMigrate, else refused with
+// the command that fixes it.
+func prepareSchema(ctx context.Context, st store.Store, autoMigrate bool, log *slog.Logger) error {
+	current, known, err := st.SchemaVersion(ctx)
+	if err != nil {
+		return fmt.Errorf("reading the schema version: %w", err)
+	}
+	switch {
+	case current > known:
+		return fmt.Errorf("%w: the database is at schema version %d, but this agentid knows only up to %d; "+
+			"it was migrated by a newer agentid, so run that version (or restore a backup taken before the upgrade)",
+			store.ErrSchemaTooNew, current, known)
+	case current < known && !autoMigrate:
+		return fmt.Errorf("%w: the database is at schema version %d and this agentid needs %d; "+
+			"run `agentid migrate` (store.auto_migrate is false)", errMigrationNeeded, current, known)
+	case current < known:
+		from, to, err := st.Migrate(ctx)
+		if err != nil {
+			return fmt.Errorf("migrating the database schema: %w", err)
+		}
+		log.InfoContext(ctx, "migrated database schema", "from", from, "to", to)
+	}
+	return nil
+}
+
+// loadKeyring returns the keyring of the configured KEK: kek.value when set
+// (AGENTID_KEK), else the key file, created 0600 on first start. Errors
+// never contain key material.
+func loadKeyring(cfg *config.Config) (*token.Keyring, error) {
+	var (
+		kek token.KEK
+		err error
+	)
+	if cfg.KEK.Value != "" {
+		kek, err = token.ParseKEK(cfg.KEK.Value)
+		if err != nil {
+			return nil, fmt.Errorf("kek.value: %w", err)
+		}
+	} else {
+		kek, err = token.LoadOrCreateKEKFile(cfg.KEK.File, nil)
+		if err != nil {
+			return nil, fmt.Errorf("key-encryption key file %s: %w", cfg.KEK.File, err)
+		}
+	}
+	return token.NewKeyring(kek)
+}
+
+// adminLogger is the logger of admin commands: the store's operational
+// messages go to stderr as text, warnings and above only, so that stdout
+// stays the command's output.
+func adminLogger(cmd *cobra.Command) *slog.Logger {
+	return slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// withStore runs fn against the configured store, opened for this command
+// only, its schema checked (and migrated if store.auto_migrate allows).
+func (c *cli) withStore(cmd *cobra.Command, fn func(ctx context.Context, cfg *config.Config, st store.Store) error) (err error) {
+	ctx := cmd.Context()
+	cfg, err := c.loadConfig()
+	if err != nil {
+		return err
+	}
+	log := adminLogger(cmd)
+	st, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := st.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("closing the store: %w", cerr)
+		}
+	}()
+	if err := prepareSchema(ctx, st, cfg.Store.AutoMigrate, log); err != nil {
+		return err
+	}
+	return fn(ctx, cfg, st)
+}
