@@ -45,13 +45,13 @@ type fixture struct {
 	v     *mcpauth.Verifier
 }
 
-func newFixture(t testing.TB, mutate func(*mcpauth.Config)) *fixture {
+func newFixture(t testing.TB, mutate func(*mcpauth.Config, *mcpauthtest.Server)) *fixture {
 	t.Helper()
 	clk := newClock()
 	hub := mcpauthtest.NewServer(t, mcpauthtest.WithClock(clk.Now))
 	cfg := mcpauth.Config{Issuer: hub.Issuer(), Resource: resource, Now: clk.Now}
 	if mutate != nil {
-		mutate(&cfg)
+		mutate(&cfg, hub)
 	}
 	v, err := mcpauth.NewVerifier(context.Background(), cfg)
 	if err != nil {
@@ -60,8 +60,8 @@ func newFixture(t testing.TB, mutate func(*mcpauth.Config)) *fixture {
 	return &fixture{hub: hub, clock: clk, v: v}
 }
 
-func introspection(hub *mcpauthtest.Server, ttl time.Duration) func(*mcpauth.Config) {
-	return func(c *mcpauth.Config) {
+func introspection(ttl time.Duration) func(*mcpauth.Config, *mcpauthtest.Server) {
+	return func(c *mcpauth.Config, hub *mcpauthtest.Server) {
 		id, secret := hub.IntrospectionCredentials()
 		c.Introspection = &mcpauth.IntrospectionConfig{ClientID: id, ClientSecret: secret, CacheTTL: ttl}
 	}

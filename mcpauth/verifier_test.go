@@ -543,8 +543,7 @@ func TestHubUnavailable(t *testing.T) {
 
 func TestIntrospection(t *testing.T) {
 	t.Run("revoked token rejected once the positive cache expires", func(t *testing.T) {
-		f := newFixture(t, nil)
-		f = newFixture(t, introspection(f.hub, 0)) // default 5 s cache
+		f := newFixture(t, introspection(0)) // default 5 s cache
 		tok := f.hub.TokenWith(mcpauthtest.TokenOptions{Audience: []string{resource}, JTI: "to-revoke"})
 		for range 3 {
 			if _, err := f.v.Verify(context.Background(), tok); err != nil {
@@ -571,8 +570,7 @@ func TestIntrospection(t *testing.T) {
 		}
 	})
 	t.Run("no cache: revocation is immediate", func(t *testing.T) {
-		f := newFixture(t, nil)
-		f = newFixture(t, introspection(f.hub, -1))
+		f := newFixture(t, introspection(-1))
 		tok := f.hub.TokenWith(mcpauthtest.TokenOptions{Audience: []string{resource}, JTI: "j"})
 		if _, err := f.v.Verify(context.Background(), tok); err != nil {
 			t.Fatal(err)
@@ -583,8 +581,7 @@ func TestIntrospection(t *testing.T) {
 		}
 	})
 	t.Run("local checks still apply", func(t *testing.T) {
-		f := newFixture(t, nil)
-		f = newFixture(t, introspection(f.hub, 0))
+		f := newFixture(t, introspection(0))
 		if _, err := f.v.Verify(context.Background(), f.hub.Token("https://other.example.com/mcp")); !errors.Is(err, mcpauth.ErrWrongAudience) {
 			t.Fatalf("err = %v, want ErrWrongAudience", err)
 		}
@@ -593,8 +590,7 @@ func TestIntrospection(t *testing.T) {
 		}
 	})
 	t.Run("bad credentials: unavailable, not invalid", func(t *testing.T) {
-		f := newFixture(t, nil)
-		f = newFixture(t, func(c *mcpauth.Config) {
+		f := newFixture(t, func(c *mcpauth.Config, _ *mcpauthtest.Server) {
 			c.Introspection = &mcpauth.IntrospectionConfig{ClientID: "nobody", ClientSecret: "wrong"}
 		})
 		_, err := f.v.Verify(context.Background(), f.hub.Token(resource))

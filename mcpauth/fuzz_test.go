@@ -1,0 +1,70 @@
+package mcpauth
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// FuzzBearerToken: whatever Authorization header is accepted yields a
+// token68 that the MCP SDK's own header split (strings.Fields, two fields)
+// sees identically, which the middleware's hand-over to the SDK relies on.
+func FuzzBearerToken(f *testing.F) {
+	for _, s := range []string{"Bearer abc.def.ghi", "bearer   x==", "Bearer", "Bearer ", "Basic dXNlcjpw", "Bearer a b", "BEARER\ttok", "Bearer tok\u00a0"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, header string) {
+		r := httptest.NewRequest("GET", "/mcp", nil)
+		r.Header.Set("Authorization", header)
+		tok, err := bearerToken(r)
+		if err != nil {
+			var te *TokenError
+			if !errors.As(err, &te) {
+				t.Fatalf("error %T is not a *TokenError", err)
+			}
+			return
+		}
+		if !isToken68(tok) {
+			t.Fatalf("accepted %q, not a token68", tok)
+		}
+		fields := strings.Fields(header)
+		if len(fields) != 2 || !strings.EqualFold(fields[0], "bearer") || fields[1] != tok {
+			t.Fatalf("header %q: we read %q, the SDK would read %q", header, tok, fields)
+		}
+	})
+}
+
+// FuzzParseClaims: claims that parse survive a round trip through JSON with
+// the same meaning.
+func FuzzParseClaims(f *testing.F) {
+	for _, s := range []string{
+		`{"iss":"https://hub","sub":"u","aud":"https://mcp/mcp","exp":1900000000,"iat":1.5e9,"scope":"a b","jti":"j","client_id":"c"}`,
+		`{"aud":["x","y"],"act":{"sub":"agent","act":{"sub":"inner"}},"auth_time":1700000000}`,
+		`{"exp":-1}`, `{"exp":"soon"}`, `{"aud":[1]}`, `{"act":"x"}`, `null`, `[]`, `{} {}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		c, err := parseClaims(payload)
+		if err != nil {
+			return
+		}
+		again, err := json.Marshal(c.Raw)
+		if err != nil {
+			t.Fatalf("Raw does not marshal: %v", err)
+		}
+		c2, err := parseClaims(again)
+		if err != nil {
+			t.Fatalf("round trip of %q failed: %v", again, err)
+		}
+		if c.Issuer != c2.Issuer || c.Subject != c2.Subject || c.ClientID != c2.ClientID || c.JTI != c2.JTI ||
+			!slices.Equal(c.Scopes, c2.Scopes) || !slices.Equal(c.Audience, c2.Audience) ||
+			!c.ExpiresAt.Equal(c2.ExpiresAt) || !c.IssuedAt.Equal(c2.IssuedAt) || !c.AuthTime.Equal(c2.AuthTime) ||
+			string(c.Act) != string(c2.Act) {
+			t.Fatalf("round trip changed the claims: %+v vs %+v", c, c2)
+		}
+	})
+}
