@@ -17,9 +17,9 @@ func BenchmarkClientCredentials(b *testing.B) {
 }
 
 func benchClientCredentials(b *testing.B, h *hub) {
-	secret := h.addClient(&store.Client{ID: "bench-bot", GrantTypes: []string{"client_credentials"}, Tags: []string{"cc:notes.read"}, DefaultResource: h.resource})
+	secret := h.AddClient(&store.Client{ID: "bench-bot", GrantTypes: []string{"client_credentials"}, Tags: []string{"cc:notes.read"}, DefaultResource: h.Resource})
 	body := url.Values{"grant_type": {"client_credentials"}, "scope": {"notes.read"}}.Encode()
-	handler := h.server.Handler()
+	handler := h.Server.Handler()
 	b.ReportAllocs()
 	// Many concurrent clients, as an HTTP server sees them: with only
 	// GOMAXPROCS goroutines the group commit would never batch.
@@ -27,7 +27,7 @@ func benchClientCredentials(b *testing.B, h *hub) {
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			req, _ := http.NewRequest(http.MethodPost, h.url+"/token", strings.NewReader(body))
+			req, _ := http.NewRequest(http.MethodPost, h.URL+"/token", strings.NewReader(body))
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			req.SetBasicAuth("bench-bot", secret)
 			req.RemoteAddr = "127.0.0.1:1234"

@@ -16,15 +16,15 @@ import (
 // redirected with error, state and iss.
 func TestAuthorizeErrors(t *testing.T) {
 	h := newHub(t)
-	h.addClient(&store.Client{ID: "web", RedirectURIs: []string{redirectURI, "https://app.example/cb"}, GrantTypes: []string{"authorization_code"}})
-	h.addClient(&store.Client{ID: "cc-only", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"client_credentials"}})
-	h.addClient(&store.Client{ID: "disabled", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code"}, Disabled: true})
+	h.AddClient(&store.Client{ID: "web", RedirectURIs: []string{redirectURI, "https://app.example/cb"}, GrantTypes: []string{"authorization_code"}})
+	h.AddClient(&store.Client{ID: "cc-only", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"client_credentials"}})
+	h.AddClient(&store.Client{ID: "disabled", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code"}, Disabled: true})
 	challenge := oauth2.S256ChallengeFromVerifier(oauth2.GenerateVerifier())
 	base := func(mod func(url.Values)) string {
 		q := url.Values{"response_type": {"code"}, "client_id": {"web"}, "redirect_uri": {redirectURI}, "state": {"st"},
-			"code_challenge": {challenge}, "code_challenge_method": {"S256"}, "resource": {h.resource}, "scope": {"notes.read"}}
+			"code_challenge": {challenge}, "code_challenge_method": {"S256"}, "resource": {h.Resource}, "scope": {"notes.read"}}
 		mod(q)
-		return h.url + "/authorize?" + q.Encode()
+		return h.URL + "/authorize?" + q.Encode()
 	}
 	pageTests := []struct {
 		name string
@@ -39,9 +39,9 @@ func TestAuthorizeErrors(t *testing.T) {
 	}
 	for _, tc := range pageTests {
 		t.Run(tc.name, func(t *testing.T) {
-			p := h.browser().get(base(tc.mod))
-			if p.location != nil || p.status != http.StatusBadRequest || !strings.Contains(p.body, "<h1>") {
-				t.Fatalf("got %d location=%v, want a 400 HTML page", p.status, p.location)
+			p := h.Browser().Get(base(tc.mod))
+			if p.Location != nil || p.Status != http.StatusBadRequest || !strings.Contains(p.Body, "<h1>") {
+				t.Fatalf("got %d location=%v, want a 400 HTML page", p.Status, p.Location)
 			}
 		})
 	}
@@ -55,7 +55,7 @@ func TestAuthorizeErrors(t *testing.T) {
 		{"plain PKCE", func(q url.Values) { q.Set("code_challenge_method", "plain") }, "invalid_request"},
 		{"unknown scope", func(q url.Values) { q.Set("scope", "notes.read admin") }, "invalid_scope"},
 		{"unknown resource", func(q url.Values) { q.Set("resource", "https://other.example/mcp") }, "invalid_target"},
-		{"resource with fragment", func(q url.Values) { q.Set("resource", h.resource+"#x") }, "invalid_target"},
+		{"resource with fragment", func(q url.Values) { q.Set("resource", h.Resource+"#x") }, "invalid_target"},
 		{"missing resource without default", func(q url.Values) { q.Del("resource") }, "invalid_target"},
 		{"client without code grant", func(q url.Values) { q.Set("client_id", "cc-only") }, "unauthorized_client"},
 		{"duplicate parameter", func(q url.Values) { q.Add("scope", "notes.write") }, "invalid_request"},
@@ -63,26 +63,26 @@ func TestAuthorizeErrors(t *testing.T) {
 	}
 	for _, tc := range redirectTests {
 		t.Run(tc.name, func(t *testing.T) {
-			p := h.browser().get(base(tc.mod))
-			if p.location == nil {
-				t.Fatalf("no redirect: %d %s", p.status, p.body)
+			p := h.Browser().Get(base(tc.mod))
+			if p.Location == nil {
+				t.Fatalf("no redirect: %d %s", p.Status, p.Body)
 			}
-			q := p.location.Query()
-			if q.Get("error") != tc.code || q.Get("state") != "st" || q.Get("iss") != h.url {
-				t.Fatalf("redirect %s, want error=%s with state and iss", p.location, tc.code)
+			q := p.Location.Query()
+			if q.Get("error") != tc.code || q.Get("state") != "st" || q.Get("iss") != h.URL {
+				t.Fatalf("redirect %s, want error=%s with state and iss", p.Location, tc.code)
 			}
 		})
 	}
 	t.Run("trailing slash resource accepted", func(t *testing.T) {
-		p := h.browser().get(base(func(q url.Values) { q.Set("resource", h.resource+"/") }))
-		if !strings.Contains(p.body, `action="/login"`) {
-			t.Fatalf("got %d %s", p.status, p.location)
+		p := h.Browser().Get(base(func(q url.Values) { q.Set("resource", h.Resource+"/") }))
+		if !strings.Contains(p.Body, `action="/login"`) {
+			t.Fatalf("got %d %s", p.Status, p.Location)
 		}
 	})
 	t.Run("loopback redirect any port", func(t *testing.T) {
-		p := h.browser().get(base(func(q url.Values) { q.Set("redirect_uri", "http://127.0.0.1:41234/callback") }))
-		if !strings.Contains(p.body, `action="/login"`) {
-			t.Fatalf("got %d %s", p.status, p.location)
+		p := h.Browser().Get(base(func(q url.Values) { q.Set("redirect_uri", "http://127.0.0.1:41234/callback") }))
+		if !strings.Contains(p.Body, `action="/login"`) {
+			t.Fatalf("got %d %s", p.Status, p.Location)
 		}
 	})
 }
@@ -90,15 +90,15 @@ func TestAuthorizeErrors(t *testing.T) {
 // TestTokenErrors asserts status and error code of every /token refusal.
 func TestTokenErrors(t *testing.T) {
 	h := newHub(t)
-	secret := h.addClient(&store.Client{ID: "web", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code", "refresh_token"}})
-	h.addClient(&store.Client{ID: "public", TokenEndpointAuthMethod: "none", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code", "client_credentials"}})
-	ccSecret := h.addClient(&store.Client{ID: "bot", GrantTypes: []string{"client_credentials"}, Tags: []string{"cc:notes.read"}})
+	secret := h.AddClient(&store.Client{ID: "web", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code", "refresh_token"}})
+	h.AddClient(&store.Client{ID: "public", TokenEndpointAuthMethod: "none", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code", "client_credentials"}})
+	ccSecret := h.AddClient(&store.Client{ID: "bot", GrantTypes: []string{"client_credentials"}, Tags: []string{"cc:notes.read"}})
 
 	// A real code to exercise PKCE and binding failures.
 	newCode := func() (string, string) {
 		conf := h.oauth2Config("web", secret, "notes.read")
 		v := oauth2.GenerateVerifier()
-		back := h.browser().authorize(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(v), oauth2.SetAuthURLParam("resource", h.resource)), []string{"notes.read"})
+		back := h.Browser().Authorize(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(v), oauth2.SetAuthURLParam("resource", h.Resource)), []string{"notes.read"})
 		return back.Query().Get("code"), v
 	}
 	code1, _ := newCode()
@@ -123,9 +123,9 @@ func TestTokenErrors(t *testing.T) {
 		{"public client credentials", url.Values{"grant_type": {"client_credentials"}, "client_id": {"public"}}, "", "", 400, "unauthorized_client", true, ""},
 		{"client credentials without resource", url.Values{"grant_type": {"client_credentials"}}, "bot", ccSecret, 400, "invalid_target", false, ""},
 		{"client credentials unknown resource", url.Values{"grant_type": {"client_credentials"}, "resource": {"https://x.example/mcp"}}, "bot", ccSecret, 400, "invalid_target", false, ""},
-		{"two resources", url.Values{"grant_type": {"client_credentials"}, "resource": {h.resource, "https://x.example/mcp"}}, "bot", ccSecret, 400, "invalid_target", false, ""},
-		{"client credentials unknown scope", url.Values{"grant_type": {"client_credentials"}, "resource": {h.resource}, "scope": {"admin"}}, "bot", ccSecret, 400, "invalid_scope", false, ""},
-		{"client credentials denied scope", url.Values{"grant_type": {"client_credentials"}, "resource": {h.resource}, "scope": {"notes.write"}}, "bot", ccSecret, 400, "invalid_scope", false, ""},
+		{"two resources", url.Values{"grant_type": {"client_credentials"}, "resource": {h.Resource, "https://x.example/mcp"}}, "bot", ccSecret, 400, "invalid_target", false, ""},
+		{"client credentials unknown scope", url.Values{"grant_type": {"client_credentials"}, "resource": {h.Resource}, "scope": {"admin"}}, "bot", ccSecret, 400, "invalid_scope", false, ""},
+		{"client credentials denied scope", url.Values{"grant_type": {"client_credentials"}, "resource": {h.Resource}, "scope": {"notes.write"}}, "bot", ccSecret, 400, "invalid_scope", false, ""},
 		{"missing code_verifier", url.Values{"grant_type": {"authorization_code"}, "code": {code1}}, "web", secret, 400, "invalid_request", false, ""},
 		{"unknown code", url.Values{"grant_type": {"authorization_code"}, "code": {"nope"}, "code_verifier": {strings.Repeat("a", 43)}}, "web", secret, 400, "invalid_grant", false, ""},
 		{"wrong verifier", url.Values{"grant_type": {"authorization_code"}, "code": {code1}, "code_verifier": {strings.Repeat("b", 43)}}, "web", secret, 400, "invalid_grant", false, ""},
@@ -159,7 +159,7 @@ func TestTokenErrors(t *testing.T) {
 		t.Fatalf("code consumed by a failed authentication: %d %v", r.status, r.body)
 	}
 	// GET is not allowed on the token endpoint.
-	resp, err := http.Get(h.url + "/token")
+	resp, err := http.Get(h.URL + "/token")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,9 +173,9 @@ func TestTokenErrors(t *testing.T) {
 // with an empty password first for public clients (spec §5.3).
 func TestPublicClientBasicEmptyPassword(t *testing.T) {
 	h := newHub(t)
-	h.addClient(&store.Client{ID: "public", TokenEndpointAuthMethod: "none", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code"}})
+	h.AddClient(&store.Client{ID: "public", TokenEndpointAuthMethod: "none", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code"}})
 	conf := h.oauth2Config("public", "", "notes.read")
-	tok, err := h.codeFlow(h.browser(), conf, []string{"notes.read"})
+	tok, err := h.codeFlow(h.Browser(), conf, []string{"notes.read"})
 	if err != nil {
 		t.Fatal(err)
 	}

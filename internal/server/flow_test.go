@@ -13,6 +13,7 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/agentid/agentid/internal/server/servertest"
 	"github.com/agentid/agentid/internal/store"
 )
 
@@ -21,34 +22,34 @@ const redirectURI = "http://127.0.0.1:9999/callback"
 func (h *hub) oauth2Config(clientID, secret string, scopes ...string) *oauth2.Config {
 	return &oauth2.Config{
 		ClientID: clientID, ClientSecret: secret, RedirectURL: redirectURI, Scopes: scopes,
-		Endpoint: oauth2.Endpoint{AuthURL: h.url + "/authorize", TokenURL: h.url + "/token"},
+		Endpoint: oauth2.Endpoint{AuthURL: h.URL + "/authorize", TokenURL: h.URL + "/token"},
 	}
 }
 
 // codeFlow runs authorization code + PKCE with x/oauth2 and returns the token.
-func (h *hub) codeFlow(b *browser, conf *oauth2.Config, approve []string) (*oauth2.Token, error) {
-	h.t.Helper()
+func (h *hub) codeFlow(b *servertest.Browser, conf *oauth2.Config, approve []string) (*oauth2.Token, error) {
+	h.T.Helper()
 	verifier := oauth2.GenerateVerifier()
-	authURL := conf.AuthCodeURL("state-123", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("resource", h.resource))
-	back := b.authorize(authURL, approve)
+	authURL := conf.AuthCodeURL("state-123", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("resource", h.Resource))
+	back := b.Authorize(authURL, approve)
 	q := back.Query()
 	if q.Get("state") != "state-123" {
-		h.t.Fatalf("state not echoed: %s", back)
+		h.T.Fatalf("state not echoed: %s", back)
 	}
-	if q.Get("iss") != h.url {
-		h.t.Fatalf("iss = %q, want %q (RFC 9207)", q.Get("iss"), h.url)
+	if q.Get("iss") != h.URL {
+		h.T.Fatalf("iss = %q, want %q (RFC 9207)", q.Get("iss"), h.URL)
 	}
 	if e := q.Get("error"); e != "" {
 		return nil, errors.New(e)
 	}
-	return conf.Exchange(context.Background(), q.Get("code"), oauth2.VerifierOption(verifier), oauth2.SetAuthURLParam("resource", h.resource))
+	return conf.Exchange(context.Background(), q.Get("code"), oauth2.VerifierOption(verifier), oauth2.SetAuthURLParam("resource", h.Resource))
 }
 
 func (h *hub) claims(tok string) map[string]any {
-	h.t.Helper()
-	c, err := h.keys.Verify(tok, h.url)
+	h.T.Helper()
+	c, err := h.Keys.Verify(tok, h.URL)
 	if err != nil {
-		h.t.Fatalf("hub cannot verify its own token: %v", err)
+		h.T.Fatalf("hub cannot verify its own token: %v", err)
 	}
 	b, _ := json.Marshal(c)
 	var m map[string]any
@@ -58,15 +59,15 @@ func (h *hub) claims(tok string) map[string]any {
 
 func TestAuthorizationCodeFlow(t *testing.T) {
 	h := newHub(t)
-	secret := h.addClient(&store.Client{ID: "agent-1", Name: "Notes Agent", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code", "refresh_token"}})
+	secret := h.AddClient(&store.Client{ID: "agent-1", Name: "Notes Agent", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code", "refresh_token"}})
 	conf := h.oauth2Config("agent-1", secret, "notes.read", "notes.write")
-	b := h.browser()
+	b := h.Browser()
 	tok, err := h.codeFlow(b, conf, []string{"notes.read", "notes.write"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := h.claims(tok.AccessToken)
-	if c["sub"] != "u-alice" || c["client_id"] != "agent-1" || c["aud"] != h.resource || c["scope"] != "notes.read notes.write" {
+	if c["sub"] != "u-alice" || c["client_id"] != "agent-1" || c["aud"] != h.Resource || c["scope"] != "notes.read notes.write" {
 		t.Fatalf("claims = %v", c)
 	}
 	if tok.RefreshToken == "" {
@@ -85,12 +86,12 @@ func TestAuthorizationCodeFlow(t *testing.T) {
 
 func TestConsentDenyAndPartial(t *testing.T) {
 	h := newHub(t)
-	secret := h.addClient(&store.Client{ID: "agent-1", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code"}})
+	secret := h.AddClient(&store.Client{ID: "agent-1", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code"}})
 	conf := h.oauth2Config("agent-1", secret, "notes.read", "notes.write")
-	if _, err := h.codeFlow(h.browser(), conf, nil); err == nil || err.Error() != "access_denied" {
+	if _, err := h.codeFlow(h.Browser(), conf, nil); err == nil || err.Error() != "access_denied" {
 		t.Fatalf("deny: err = %v, want access_denied", err)
 	}
-	tok, err := h.codeFlow(h.browser(), conf, []string{"notes.read"})
+	tok, err := h.codeFlow(h.Browser(), conf, []string{"notes.read"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,9 +102,9 @@ func TestConsentDenyAndPartial(t *testing.T) {
 
 func TestRefreshRotationAndReuse(t *testing.T) {
 	h := newHub(t)
-	secret := h.addClient(&store.Client{ID: "agent-1", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code", "refresh_token"}})
+	secret := h.AddClient(&store.Client{ID: "agent-1", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code", "refresh_token"}})
 	conf := h.oauth2Config("agent-1", secret, "notes.read", "notes.write")
-	tok, err := h.codeFlow(h.browser(), conf, []string{"notes.read", "notes.write"})
+	tok, err := h.codeFlow(h.Browser(), conf, []string{"notes.read", "notes.write"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +134,7 @@ func TestRefreshRotationAndReuse(t *testing.T) {
 	if active := h.introspect(r2.body["access_token"].(string), "agent-1", secret)["active"]; active != false {
 		t.Fatal("access token of a revoked family is still active")
 	}
-	events, _ := h.st.ListAudit(context.Background(), store.AuditFilter{Type: "refresh.reuse_detected"})
+	events, _ := h.Store.ListAudit(context.Background(), store.AuditFilter{Type: "refresh.reuse_detected"})
 	if len(events) == 0 {
 		t.Fatal("no reuse audit event")
 	}
@@ -141,10 +142,10 @@ func TestRefreshRotationAndReuse(t *testing.T) {
 
 func TestCodeReplayRevokesTokens(t *testing.T) {
 	h := newHub(t)
-	secret := h.addClient(&store.Client{ID: "agent-1", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code", "refresh_token"}})
+	secret := h.AddClient(&store.Client{ID: "agent-1", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code", "refresh_token"}})
 	conf := h.oauth2Config("agent-1", secret, "notes.read")
 	verifier := oauth2.GenerateVerifier()
-	back := h.browser().authorize(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("resource", h.resource)), []string{"notes.read"})
+	back := h.Browser().Authorize(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("resource", h.Resource)), []string{"notes.read"})
 	form := url.Values{"grant_type": {"authorization_code"}, "code": {back.Query().Get("code")}, "code_verifier": {verifier}, "redirect_uri": {redirectURI}}
 	r1 := h.tokenRequest(form, "agent-1", secret)
 	if r1.status != 200 {
@@ -164,19 +165,19 @@ func TestCodeReplayRevokesTokens(t *testing.T) {
 
 func TestClientCredentials(t *testing.T) {
 	h := newHub(t)
-	secret := h.addClient(&store.Client{ID: "bot", GrantTypes: []string{"client_credentials"}, Tags: []string{"cc:notes.read"}, DefaultResource: h.resource})
+	secret := h.AddClient(&store.Client{ID: "bot", GrantTypes: []string{"client_credentials"}, Tags: []string{"cc:notes.read"}, DefaultResource: h.Resource})
 	for _, style := range []oauth2.AuthStyle{oauth2.AuthStyleInHeader, oauth2.AuthStyleInParams} {
-		conf := clientcredentials.Config{ClientID: "bot", ClientSecret: secret, TokenURL: h.url + "/token", AuthStyle: style, Scopes: []string{"notes.read", "notes.write"}}
+		conf := clientcredentials.Config{ClientID: "bot", ClientSecret: secret, TokenURL: h.URL + "/token", AuthStyle: style, Scopes: []string{"notes.read", "notes.write"}}
 		tok, err := conf.Token(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
 		c := h.claims(tok.AccessToken)
-		if c["sub"] != "bot" || c["scope"] != "notes.read" || c["aud"] != h.resource {
+		if c["sub"] != "bot" || c["scope"] != "notes.read" || c["aud"] != h.Resource {
 			t.Fatalf("claims = %v (policy must drop notes.write: not permitted for this agent)", c)
 		}
 	}
-	conf := clientcredentials.Config{ClientID: "bot", ClientSecret: "wrong", TokenURL: h.url + "/token", AuthStyle: oauth2.AuthStyleInHeader}
+	conf := clientcredentials.Config{ClientID: "bot", ClientSecret: "wrong", TokenURL: h.URL + "/token", AuthStyle: oauth2.AuthStyleInHeader}
 	var re *oauth2.RetrieveError
 	if _, err := conf.Token(context.Background()); !errors.As(err, &re) || re.Response.StatusCode != 401 || re.ErrorCode != "invalid_client" {
 		t.Fatalf("wrong secret: %v", err)
@@ -188,7 +189,7 @@ func TestClientCredentials(t *testing.T) {
 
 func TestRevokeThenIntrospect(t *testing.T) {
 	h := newHub(t)
-	secret := h.addClient(&store.Client{ID: "bot", GrantTypes: []string{"client_credentials"}, Tags: []string{"cc:notes.read"}, DefaultResource: h.resource})
+	secret := h.AddClient(&store.Client{ID: "bot", GrantTypes: []string{"client_credentials"}, Tags: []string{"cc:notes.read"}, DefaultResource: h.Resource})
 	r := h.tokenRequest(url.Values{"grant_type": {"client_credentials"}}, "bot", secret)
 	at := r.body["access_token"].(string)
 	got := h.introspect(at, "bot", secret)
@@ -205,7 +206,7 @@ func TestRevokeThenIntrospect(t *testing.T) {
 	if s := h.post("/revoke", url.Values{"token": {"no-such-token"}}, "bot", secret); s.status != 200 {
 		t.Fatalf("revoke unknown: %d", s.status)
 	}
-	events, _ := h.st.ListAudit(context.Background(), store.AuditFilter{Type: "token.revoked"})
+	events, _ := h.Store.ListAudit(context.Background(), store.AuditFilter{Type: "token.revoked"})
 	if len(events) != 1 {
 		t.Fatalf("token.revoked events = %d", len(events))
 	}
@@ -218,8 +219,8 @@ type jsonResp struct {
 }
 
 func (h *hub) post(path string, form url.Values, clientID, secret string) jsonResp {
-	h.t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, h.url+path, strings.NewReader(form.Encode()))
+	h.T.Helper()
+	req, _ := http.NewRequest(http.MethodPost, h.URL+path, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	if secret != "" {
 		req.SetBasicAuth(url.QueryEscape(clientID), url.QueryEscape(secret))
@@ -228,10 +229,10 @@ func (h *hub) post(path string, form url.Values, clientID, secret string) jsonRe
 }
 
 func (h *hub) send(req *http.Request) jsonResp {
-	h.t.Helper()
+	h.T.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		h.t.Fatal(err)
+		h.T.Fatal(err)
 	}
 	defer resp.Body.Close()
 	var body map[string]any
@@ -240,19 +241,19 @@ func (h *hub) send(req *http.Request) jsonResp {
 }
 
 func (h *hub) tokenRequest(form url.Values, clientID, secret string) jsonResp {
-	h.t.Helper()
+	h.T.Helper()
 	r := h.post("/token", form, clientID, secret)
 	if r.header.Get("Cache-Control") != "no-store" || !strings.HasPrefix(r.header.Get("Content-Type"), "application/json") {
-		h.t.Fatalf("token response headers: %v", r.header)
+		h.T.Fatalf("token response headers: %v", r.header)
 	}
 	return r
 }
 
 func (h *hub) introspect(tok, clientID, secret string) map[string]any {
-	h.t.Helper()
+	h.T.Helper()
 	r := h.post("/introspect", url.Values{"token": {tok}}, clientID, secret)
 	if r.status != 200 {
-		h.t.Fatalf("introspect: %d %v", r.status, r.body)
+		h.T.Fatalf("introspect: %d %v", r.status, r.body)
 	}
 	return r.body
 }
@@ -261,7 +262,7 @@ func TestMetadata(t *testing.T) {
 	h := newHub(t)
 	var docs []map[string]any
 	for _, p := range []string{"/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"} {
-		resp, err := http.Get(h.url + p)
+		resp, err := http.Get(h.URL + p)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -276,12 +277,12 @@ func TestMetadata(t *testing.T) {
 		docs = append(docs, m)
 	}
 	m := docs[0]
-	if m["issuer"] != h.url || docs[1]["issuer"] != h.url {
+	if m["issuer"] != h.URL || docs[1]["issuer"] != h.URL {
 		t.Fatalf("issuer mismatch: %v / %v", m["issuer"], docs[1]["issuer"])
 	}
 	want := map[string]any{
-		"authorization_endpoint": h.url + "/authorize", "token_endpoint": h.url + "/token", "registration_endpoint": h.url + "/register",
-		"revocation_endpoint": h.url + "/revoke", "introspection_endpoint": h.url + "/introspect", "jwks_uri": h.url + "/jwks.json",
+		"authorization_endpoint": h.URL + "/authorize", "token_endpoint": h.URL + "/token", "registration_endpoint": h.URL + "/register",
+		"revocation_endpoint": h.URL + "/revoke", "introspection_endpoint": h.URL + "/introspect", "jwks_uri": h.URL + "/jwks.json",
 		"authorization_response_iss_parameter_supported": true,
 	}
 	for k, v := range want {
@@ -307,7 +308,7 @@ func TestMetadata(t *testing.T) {
 			t.Errorf("auth method %s missing", meth)
 		}
 	}
-	resp, err := http.Get(h.url + "/jwks.json")
+	resp, err := http.Get(h.URL + "/jwks.json")
 	if err != nil {
 		t.Fatal(err)
 	}

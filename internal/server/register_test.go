@@ -15,12 +15,13 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
+	"github.com/agentid/agentid/internal/server"
 	"github.com/agentid/agentid/internal/store"
 	"github.com/agentid/agentid/internal/token"
 )
 
 func (h *hub) jsonRequest(method, path string, body any, bearer string) jsonResp {
-	h.t.Helper()
+	h.T.Helper()
 	var rd *bytes.Reader
 	if s, ok := body.(string); ok {
 		rd = bytes.NewReader([]byte(s))
@@ -28,7 +29,7 @@ func (h *hub) jsonRequest(method, path string, body any, bearer string) jsonResp
 		b, _ := json.Marshal(body)
 		rd = bytes.NewReader(b)
 	}
-	req, _ := http.NewRequest(method, h.url+path, rd)
+	req, _ := http.NewRequest(method, h.URL+path, rd)
 	req.Header.Set("Content-Type", "application/json")
 	if bearer != "" {
 		req.Header.Set("Authorization", "Bearer "+bearer)
@@ -49,7 +50,7 @@ func TestDynamicRegistrationAndManagement(t *testing.T) {
 	secret, _ := r.body["client_secret"].(string)
 	regToken, _ := r.body["registration_access_token"].(string)
 	regURI, _ := r.body["registration_client_uri"].(string)
-	if id == "" || secret == "" || regToken == "" || regURI != h.url+"/register/"+id {
+	if id == "" || secret == "" || regToken == "" || regURI != h.URL+"/register/"+id {
 		t.Fatalf("registration response: %v", r.body)
 	}
 	if _, ok := r.body["client_secret_expires_at"]; !ok {
@@ -59,7 +60,7 @@ func TestDynamicRegistrationAndManagement(t *testing.T) {
 	if r.body["scope"] != "notes.read" {
 		t.Fatalf("scope = %v, want the sensitive notes.delete removed", r.body["scope"])
 	}
-	c, err := h.st.GetClient(context.Background(), store.DefaultTenant, id)
+	c, err := h.Store.GetClient(context.Background(), store.DefaultTenant, id)
 	if err != nil || bytes.Contains(c.SecretHash, []byte(secret)) || !bytes.Equal(c.SecretHash, token.Hash(secret)) {
 		t.Fatalf("stored secret is not the hash: %v", err)
 	}
@@ -78,7 +79,7 @@ func TestDynamicRegistrationAndManagement(t *testing.T) {
 	if u.status != 200 || u.body["client_name"] != "renamed" || u.body["scope"] != "notes.read notes.write" {
 		t.Fatalf("update: %d %v", u.status, u.body)
 	}
-	c, _ = h.st.GetClient(context.Background(), store.DefaultTenant, id)
+	c, _ = h.Store.GetClient(context.Background(), store.DefaultTenant, id)
 	if len(c.RedirectURIs) != 1 || c.RedirectURIs[0] != "http://127.0.0.1/cb2" {
 		t.Fatalf("redirect URIs after update = %v", c.RedirectURIs)
 	}
@@ -93,10 +94,10 @@ func TestDynamicRegistrationAndManagement(t *testing.T) {
 	if d := h.jsonRequest(http.MethodDelete, "/register/"+id, "", regToken); d.status != http.StatusNoContent {
 		t.Fatalf("delete: %d", d.status)
 	}
-	if _, err := h.st.GetClient(context.Background(), store.DefaultTenant, id); err == nil {
+	if _, err := h.Store.GetClient(context.Background(), store.DefaultTenant, id); err == nil {
 		t.Fatal("client still exists after delete")
 	}
-	events, _ := h.st.ListAudit(context.Background(), store.AuditFilter{ClientID: id})
+	events, _ := h.Store.ListAudit(context.Background(), store.AuditFilter{ClientID: id})
 	var types []string
 	for _, e := range events {
 		types = append(types, e.Type)
@@ -143,8 +144,8 @@ func TestRegistrationErrors(t *testing.T) {
 }
 
 func TestRegistrationWithInitialAccessToken(t *testing.T) {
-	h := newHub(t, func(c *serverConfig) {
-		c.Registration = &registrationConfig{InitialAccessTokenHashes: [][]byte{token.Hash("let-me-in")}}
+	h := newHub(t, func(c *server.Config) {
+		c.Registration = &server.RegistrationConfig{InitialAccessTokenHashes: [][]byte{token.Hash("let-me-in")}}
 	})
 	body := map[string]any{"redirect_uris": []string{"https://a.example/cb"}}
 	if r := h.jsonRequest(http.MethodPost, "/register", body, ""); r.status != 401 || r.body["error"] != "invalid_token" {
@@ -160,7 +161,7 @@ func TestPrivateKeyJWT(t *testing.T) {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	pub := jose.JSONWebKey{Key: &key.PublicKey, KeyID: "k1", Algorithm: "ES256", Use: "sig"}
 	set, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{pub}})
-	h.addClient(&store.Client{ID: "jwt-bot", TokenEndpointAuthMethod: "private_key_jwt", JWKS: string(set), GrantTypes: []string{"client_credentials"}, Tags: []string{"cc:notes.read"}, DefaultResource: h.resource})
+	h.AddClient(&store.Client{ID: "jwt-bot", TokenEndpointAuthMethod: "private_key_jwt", JWKS: string(set), GrantTypes: []string{"client_credentials"}, Tags: []string{"cc:notes.read"}, DefaultResource: h.Resource})
 	signer, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: key, KeyID: "k1"}}, (&jose.SignerOptions{}).WithType("JWT"))
 	assertion := func(jti, aud string, exp time.Time) string {
 		s, err := jwt.Signed(signer).Claims(jwt.Claims{Issuer: "jwt-bot", Subject: "jwt-bot", Audience: jwt.Audience{aud}, ID: jti, Expiry: jwt.NewNumericDate(exp), IssuedAt: jwt.NewNumericDate(time.Now())}).Serialize()
@@ -172,20 +173,20 @@ func TestPrivateKeyJWT(t *testing.T) {
 	form := func(a string) url.Values {
 		return url.Values{"grant_type": {"client_credentials"}, "client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {a}}
 	}
-	a := assertion("jti-1", h.url+"/token", time.Now().Add(time.Minute))
+	a := assertion("jti-1", h.URL+"/token", time.Now().Add(time.Minute))
 	if r := h.post("/token", form(a), "", ""); r.status != 200 || r.body["scope"] != "notes.read" {
 		t.Fatalf("private_key_jwt: %d %v", r.status, r.body)
 	}
 	if r := h.post("/token", form(a), "", ""); r.status != 401 || r.body["error"] != "invalid_client" {
 		t.Fatalf("replayed assertion: %d %v", r.status, r.body)
 	}
-	if r := h.post("/token", form(assertion("jti-2", h.url, time.Now().Add(time.Minute))), "", ""); r.status != 200 {
+	if r := h.post("/token", form(assertion("jti-2", h.URL, time.Now().Add(time.Minute))), "", ""); r.status != 200 {
 		t.Fatalf("aud = issuer: %d %v", r.status, r.body)
 	}
 	if r := h.post("/token", form(assertion("jti-3", "https://elsewhere.example/token", time.Now().Add(time.Minute))), "", ""); r.status != 401 {
 		t.Fatalf("wrong aud: %d %v", r.status, r.body)
 	}
-	if r := h.post("/token", form(assertion("jti-4", h.url, time.Now().Add(-time.Minute))), "", ""); r.status != 401 {
+	if r := h.post("/token", form(assertion("jti-4", h.URL, time.Now().Add(-time.Minute))), "", ""); r.status != 401 {
 		t.Fatalf("expired: %d %v", r.status, r.body)
 	}
 }

@@ -24,14 +24,14 @@ func (h *hub) sdkResource(t *testing.T) string {
 	base := "http://" + srv.Listener.Addr().String()
 	resource := base + "/mcp"
 	prmURL := base + "/.well-known/oauth-protected-resource/mcp"
-	if err := h.st.CreateResource(context.Background(), &store.Resource{
+	if err := h.Store.CreateResource(context.Background(), &store.Resource{
 		TenantID: store.DefaultTenant, ID: "sdk", URI: resource, Name: "SDK server", CreatedAt: time.Now(),
 		Scopes: []store.Scope{{Name: "files.read", Description: "Read files"}},
 	}); err != nil {
 		t.Fatal(err)
 	}
 	verify := func(ctx context.Context, tok string, _ *http.Request) (*auth.TokenInfo, error) {
-		c, err := h.keys.Verify(tok, h.url)
+		c, err := h.Keys.Verify(tok, h.URL)
 		if err != nil || !slices.Contains(c.Audience, resource) {
 			return nil, auth.ErrInvalidToken
 		}
@@ -47,7 +47,7 @@ func (h *hub) sdkResource(t *testing.T) string {
 	})
 	mux := http.NewServeMux()
 	mux.Handle("/.well-known/oauth-protected-resource/mcp", auth.ProtectedResourceMetadataHandler(&oauthex.ProtectedResourceMetadata{
-		Resource: resource, AuthorizationServers: []string{h.url}, ScopesSupported: []string{"files.read"},
+		Resource: resource, AuthorizationServers: []string{h.URL}, ScopesSupported: []string{"files.read"},
 	}))
 	mux.Handle("/mcp", auth.RequireBearerToken(verify, &auth.RequireBearerTokenOptions{ResourceMetadataURL: prmURL})(
 		mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, nil)))
@@ -63,7 +63,7 @@ func (h *hub) sdkResource(t *testing.T) string {
 func TestOfficialSDKClient(t *testing.T) {
 	h := newHub(t)
 	resource := h.sdkResource(t)
-	b := h.browser()
+	b := h.Browser()
 	authorizations := 0
 	handler, err := auth.NewAuthorizationCodeHandler(&auth.AuthorizationCodeHandlerConfig{
 		DynamicClientRegistrationConfig: &auth.DynamicClientRegistrationConfig{Metadata: &oauthex.ClientRegistrationMetadata{
@@ -73,7 +73,7 @@ func TestOfficialSDKClient(t *testing.T) {
 		RedirectURL: "http://localhost:3000/callback",
 		AuthorizationCodeFetcher: func(ctx context.Context, args *auth.AuthorizationArgs) (*auth.AuthorizationResult, error) {
 			authorizations++
-			back := b.authorize(args.URL, []string{"files.read"})
+			back := b.Authorize(args.URL, []string{"files.read"})
 			q := back.Query()
 			return &auth.AuthorizationResult{Code: q.Get("code"), State: q.Get("state"), Iss: q.Get("iss")}, nil
 		},
@@ -96,7 +96,7 @@ func TestOfficialSDKClient(t *testing.T) {
 	if authorizations != 1 {
 		t.Fatalf("authorization round trips = %d, want 1", authorizations)
 	}
-	clients, _ := h.st.ListClients(ctx, store.DefaultTenant)
+	clients, _ := h.Store.ListClients(ctx, store.DefaultTenant)
 	if len(clients) != 1 || clients[0].RegistrationMethod != store.RegistrationDCR || clients[0].TokenEndpointAuthMethod != "none" {
 		t.Fatalf("registered clients = %+v", clients)
 	}

@@ -1,0 +1,165 @@
+// Package demo is the MCP server that `agentid demo` runs beside the hub: a
+// small notes-and-calendar server protected by mcpauth, whose tools need
+// scopes of different sensitivity, so that a person can watch consent,
+// per-tool scopes and step-up work end to end.
+package demo
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/agentid/agentid/internal/store"
+	"github.com/agentid/agentid/mcpauth"
+)
+
+// Scope names of the demo server.
+const (
+	ScopeNotesRead    = "notes.read"
+	ScopeNotesWrite   = "notes.write"
+	ScopeNotesDelete  = "notes.delete"
+	ScopeCalendarRead = "calendar.read"
+)
+
+// Scopes are the demo server's scopes as registered with the hub.
+func Scopes() []store.Scope {
+	return []store.Scope{
+		{Name: ScopeNotesRead, Description: "Read your notes"},
+		{Name: ScopeNotesWrite, Description: "Create and change your notes"},
+		{Name: ScopeCalendarRead, Description: "See your calendar"},
+		{Name: ScopeNotesDelete, Description: "Delete your notes", Sensitive: true},
+	}
+}
+
+// ToolScopes says which scopes each tool needs.
+var toolScopes = mcpauth.ToolScopes{
+	"read_notes":    {ScopeNotesRead},
+	"write_note":    {ScopeNotesWrite},
+	"read_calendar": {ScopeCalendarRead},
+	"delete_note":   {ScopeNotesDelete},
+}
+
+// Options configures the demo MCP server.
+type Options struct {
+	// Issuer is the hub's issuer URL.
+	Issuer string
+	// Resource is this server's canonical URL, ending in /mcp.
+	Resource string
+	// HTTPClient reaches the hub; nil means mcpauth's default.
+	HTTPClient *http.Client
+}
+
+// Handler returns the demo server's HTTP handler: the protected MCP endpoint
+// at /mcp and its Protected Resource Metadata at the well-known URLs.
+func Handler(ctx context.Context, opts Options) (http.Handler, error) {
+	v, err := mcpauth.NewVerifier(ctx, mcpauth.Config{Issuer: opts.Issuer, Resource: opts.Resource, HTTPClient: opts.HTTPClient})
+	if err != nil {
+		return nil, err
+	}
+	n := &notes{byUser: make(map[string][]note)}
+	server := mcp.NewServer(&mcp.Implementation{Name: "agentid-demo", Title: "agentid demo notes", Version: "1.0.0"}, nil)
+	type noIn struct{}
+	type writeIn struct {
+		Text string `json:"text" jsonschema:"the note's text"`
+	}
+	type deleteIn struct {
+		ID int `json:"id" jsonschema:"the number of the note to delete"`
+	}
+	mcp.AddTool(server, &mcp.Tool{Name: "read_notes", Description: "List the signed-in user's notes (needs notes.read)."},
+		mcpauth.RequireScopes(func(ctx context.Context, req *mcp.CallToolRequest, _ noIn) (*mcp.CallToolResult, any, error) {
+			return text(n.list(subject(req))), nil, nil
+		}, toolScopes["read_notes"]...))
+	mcp.AddTool(server, &mcp.Tool{Name: "write_note", Description: "Add a note (needs notes.write)."},
+		mcpauth.RequireScopes(func(ctx context.Context, req *mcp.CallToolRequest, in writeIn) (*mcp.CallToolResult, any, error) {
+			id := n.add(subject(req), in.Text)
+			return text(fmt.Sprintf("saved note %d", id)), nil, nil
+		}, toolScopes["write_note"]...))
+	mcp.AddTool(server, &mcp.Tool{Name: "read_calendar", Description: "Show today's calendar (needs calendar.read)."},
+		mcpauth.RequireScopes(func(ctx context.Context, req *mcp.CallToolRequest, _ noIn) (*mcp.CallToolResult, any, error) {
+			return text("09:30 stand-up\n12:00 lunch with Sam\n15:00 design review"), nil, nil
+		}, toolScopes["read_calendar"]...))
+	mcp.AddTool(server, &mcp.Tool{Name: "delete_note", Description: "Delete a note (needs the sensitive notes.delete)."},
+		mcpauth.RequireScopes(func(ctx context.Context, req *mcp.CallToolRequest, in deleteIn) (*mcp.CallToolResult, any, error) {
+			if !n.remove(subject(req), in.ID) {
+				return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: fmt.Sprintf("no note %d", in.ID)}}}, nil, nil
+			}
+			return text(fmt.Sprintf("deleted note %d", in.ID)), nil, nil
+		}, toolScopes["delete_note"]...))
+
+	mux := http.NewServeMux()
+	prmURL, err := mcpauth.HandleMetadata(mux, &mcpauth.ProtectedResourceMetadata{
+		Resource:             opts.Resource,
+		AuthorizationServers: []string{opts.Issuer},
+		// The minimal set: clients start with reading and step up.
+		ScopesSupported: []string{ScopeNotesRead},
+		ResourceName:    "agentid demo notes",
+	})
+	if err != nil {
+		return nil, err
+	}
+	protect := mcpauth.Middleware(v, mcpauth.MiddlewareOptions{ResourceMetadataURL: prmURL, Scopes: []string{ScopeNotesRead}, ToolScopes: toolScopes})
+	mux.Handle("/mcp", protect(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, nil)))
+	return mux, nil
+}
+
+func text(s string) *mcp.CallToolResult {
+	return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: s}}}
+}
+
+func subject(req *mcp.CallToolRequest) string {
+	if c, ok := mcpauth.ClaimsFromTokenInfo(req.Extra.TokenInfo); ok {
+		return c.Subject
+	}
+	return ""
+}
+
+// notes is the demo's in-memory note book, per user.
+type notes struct {
+	mu     sync.Mutex
+	next   int
+	byUser map[string][]note
+}
+
+type note struct {
+	id   int
+	text string
+	at   time.Time
+}
+
+func (n *notes) add(user, text string) int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.next++
+	n.byUser[user] = append(n.byUser[user], note{id: n.next, text: text, at: time.Now()})
+	return n.next
+}
+
+func (n *notes) list(user string) string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if len(n.byUser[user]) == 0 {
+		return "no notes yet"
+	}
+	var b strings.Builder
+	for _, nt := range n.byUser[user] {
+		fmt.Fprintf(&b, "%d. %s (%s)\n", nt.id, nt.text, nt.at.Format(time.Kitchen))
+	}
+	return b.String()
+}
+
+func (n *notes) remove(user string, id int) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	i := slices.IndexFunc(n.byUser[user], func(nt note) bool { return nt.id == id })
+	if i < 0 {
+		return false
+	}
+	n.byUser[user] = slices.Delete(n.byUser[user], i, i+1)
+	return true
+}

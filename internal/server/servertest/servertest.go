@@ -1,0 +1,267 @@
+// Package servertest starts complete agentid hubs for tests: a real SQLite
+// store, keys, the default policy and the HTTP server under httptest, plus a
+// scripted browser that logs in and answers consent screens.
+package servertest
+
+import (
+	"context"
+	"crypto/rand"
+	"html"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agentid/agentid/internal/password"
+	"github.com/agentid/agentid/internal/policy"
+	"github.com/agentid/agentid/internal/server"
+	"github.com/agentid/agentid/internal/store"
+	"github.com/agentid/agentid/internal/store/sqlite"
+	"github.com/agentid/agentid/internal/token"
+)
+
+// Hub is a complete hub on a real SQLite file, served by httptest.
+type Hub struct {
+	T      testing.TB
+	HTTP   *httptest.Server
+	Store  store.Store
+	Keys   *token.Keys
+	Server *server.Server
+	// URL is the issuer.
+	URL string
+	// Resource is the MCP server registered in every hub.
+	Resource string
+}
+
+const (
+	TestUser     = "alice"
+	TestPassword = "correct horse battery staple"
+)
+
+var hashedTestPassword = func() string {
+	h, err := password.Hash(TestPassword)
+	if err != nil {
+		panic(err)
+	}
+	return h
+}()
+
+type Option func(*server.Config)
+
+func New(t testing.TB, opts ...Option) *Hub {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "agentid.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if _, _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return NewOn(t, st, opts...)
+}
+
+func NewOn(t testing.TB, st store.Store, opts ...Option) *Hub {
+	t.Helper()
+	ctx := context.Background()
+	kek, err := token.GenerateKEK(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring, err := token.NewKeyring(kek)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := token.NewKeys(ctx, token.Options{Store: st, Keyring: ring})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, err := policy.New(ctx, policy.Options{Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &Hub{T: t, Store: st, Keys: keys}
+	h.HTTP = httptest.NewUnstartedServer(nil)
+	h.URL = "http://" + h.HTTP.Listener.Addr().String()
+	h.Resource = h.URL + "/mcp"
+	cfg := server.Config{Issuer: h.URL, Store: st, Keys: keys, Policy: pol}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	h.Server, err = server.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.HTTP.Config.Handler = h.Server.Handler()
+	h.HTTP.Start()
+	t.Cleanup(h.HTTP.Close)
+
+	now := time.Now()
+	if err := st.CreateResource(ctx, &store.Resource{
+		TenantID: store.DefaultTenant, ID: "notes", URI: h.Resource, Name: "Notes", CreatedAt: now,
+		Scopes: []store.Scope{
+			{Name: "notes.read", Description: "Read your notes"},
+			{Name: "notes.write", Description: "Write your notes"},
+			{Name: "notes.delete", Description: "Delete your notes", Sensitive: true},
+		},
+	}); err != nil && !strings.Contains(err.Error(), "conflict") {
+		t.Fatal(err)
+	}
+	if err := st.CreateUser(ctx, &store.User{TenantID: store.DefaultTenant, ID: "u-alice", Username: TestUser, PasswordHash: hashedTestPassword, CreatedAt: now, UpdatedAt: now}); err != nil && !strings.Contains(err.Error(), "conflict") {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// AddClient registers a client directly in the store and returns its secret
+// (empty for public clients).
+func (h *Hub) AddClient(c *store.Client) string {
+	h.T.Helper()
+	c.TenantID = store.DefaultTenant
+	if c.RegistrationMethod == "" {
+		c.RegistrationMethod = store.RegistrationManual
+	}
+	if c.TokenEndpointAuthMethod == "" {
+		c.TokenEndpointAuthMethod = "client_secret_basic"
+	}
+	if c.ResponseTypes == nil && len(c.RedirectURIs) > 0 {
+		c.ResponseTypes = []string{"code"}
+	}
+	c.CreatedAt, c.UpdatedAt = time.Now(), time.Now()
+	var secret string
+	if strings.HasPrefix(c.TokenEndpointAuthMethod, "client_secret") {
+		secret = "secret-" + c.ID + "-0123456789abcdef0123456789abcdef"
+		c.SecretHash = token.Hash(secret)
+	}
+	if err := h.Store.CreateClient(context.Background(), c, nil); err != nil {
+		h.T.Fatal(err)
+	}
+	return secret
+}
+
+// Browser is a person with a cookie jar who stops at the client's redirect.
+type Browser struct {
+	t      testing.TB
+	c      *http.Client
+	hubURL string
+}
+
+func (h *Hub) Browser() *Browser {
+	jar, _ := cookiejar.New(nil)
+	return &Browser{t: h.T, hubURL: h.URL, c: &http.Client{Jar: jar, CheckRedirect: func(req *http.Request, via []*http.Request) error {
+		if !strings.HasPrefix(req.URL.String(), h.URL) {
+			return http.ErrUseLastResponse // the client's redirect URI: stop here
+		}
+		return nil
+	}}}
+}
+
+var (
+	csrfRe    = regexp.MustCompile(`name="csrf_token" value="([^"]*)"`)
+	requestRe = regexp.MustCompile(`name="request" value="([^"]*)"`)
+	scopeRe   = regexp.MustCompile(`name="scope" value="([^"]*)"( checked)?`)
+)
+
+// Page is a fetched HTML page.
+type Page struct {
+	Status int
+	Body   string
+	URL    *url.URL
+	// Location is set when the flow left the hub (redirect to the client).
+	Location *url.URL
+}
+
+func (b *Browser) Do(req *http.Request) *Page {
+	b.t.Helper()
+	resp, err := b.c.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	p := &Page{Status: resp.StatusCode, Body: string(body), URL: resp.Request.URL}
+	if resp.StatusCode/100 == 3 {
+		p.Location, _ = resp.Location()
+	}
+	return p
+}
+
+func (b *Browser) Get(u string) *Page {
+	req, _ := http.NewRequest(http.MethodGet, u, nil)
+	return b.Do(req)
+}
+
+func (b *Browser) Post(u string, form url.Values) *Page {
+	req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", b.hubURL)
+	return b.Do(req)
+}
+
+func field(t testing.TB, re *regexp.Regexp, body string) string {
+	t.Helper()
+	m := re.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("page has no %s:\n%s", re, body)
+	}
+	return html.UnescapeString(m[1])
+}
+
+// Login fills the login form on p.
+func (b *Browser) Login(p *Page, user, pw string) *Page {
+	b.t.Helper()
+	if !strings.Contains(p.Body, `action="/login"`) {
+		b.t.Fatalf("expected the login page, got %d:\n%s", p.Status, p.Body)
+	}
+	ret := regexp.MustCompile(`name="return_to" value="([^"]*)"`).FindStringSubmatch(p.Body)
+	return b.Post(b.hubURL+"/login", url.Values{"csrf_token": {field(b.t, csrfRe, p.Body)}, "return_to": {html.UnescapeString(ret[1])}, "username": {user}, "password": {pw}})
+}
+
+// Consent submits the consent form on p approving scopes (nil: deny).
+func (b *Browser) Consent(p *Page, approve []string) *Page {
+	b.t.Helper()
+	if !strings.Contains(p.Body, `action="/authorize/decision"`) {
+		b.t.Fatalf("expected the consent page, got %d:\n%s", p.Status, p.Body)
+	}
+	form := url.Values{"csrf_token": {field(b.t, csrfRe, p.Body)}, "request": {field(b.t, requestRe, p.Body)}}
+	if approve == nil {
+		form.Set("decision", "deny")
+	} else {
+		form.Set("decision", "allow")
+		form["scope"] = approve
+	}
+	return b.Post(b.hubURL+"/authorize/decision", form)
+}
+
+// Offered lists the scopes on a consent page.
+func Offered(body string) []string {
+	var out []string
+	for _, m := range scopeRe.FindAllStringSubmatch(body, -1) {
+		out = append(out, m[1])
+	}
+	return out
+}
+
+// Authorize runs the browser part of the code flow from authURL, logging in
+// and approving approve, and returns the redirect to the client.
+func (b *Browser) Authorize(authURL string, approve []string) *url.URL {
+	b.t.Helper()
+	p := b.Get(authURL)
+	if strings.Contains(p.Body, `action="/login"`) {
+		p = b.Login(p, TestUser, TestPassword)
+	}
+	if p.Location == nil {
+		p = b.Consent(p, approve)
+	}
+	if p.Location == nil {
+		b.t.Fatalf("the flow did not return to the client: %d %s\n%s", p.Status, p.URL, p.Body)
+	}
+	return p.Location
+}
