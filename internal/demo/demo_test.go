@@ -1,0 +1,142 @@
+package demo_test
+
+import (
+	"context"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/auth"
+	"github.com/modelcontextprotocol/go-sdk/auth/extauth"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/modelcontextprotocol/go-sdk/oauthex"
+
+	"github.com/agentid/agentid/internal/demo"
+	"github.com/agentid/agentid/internal/server/servertest"
+	"github.com/agentid/agentid/internal/store"
+)
+
+// startDemo runs the demo MCP server against hub h and registers it.
+func startDemo(t *testing.T, h *servertest.Hub) string {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(nil)
+	resource := "http://" + srv.Listener.Addr().String() + "/mcp"
+	if err := h.Store.CreateResource(context.Background(), &store.Resource{
+		TenantID: store.DefaultTenant, ID: "demo", URI: resource, Name: "Demo notes", Scopes: demo.Scopes(), CreatedAt: time.Now(),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	handler, err := demo.Handler(context.Background(), demo.Options{Issuer: h.URL, Resource: resource})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Config.Handler = handler
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return resource
+}
+
+func call(ctx context.Context, t *testing.T, s *mcp.ClientSession, tool string, args map[string]any) string {
+	t.Helper()
+	res, err := s.CallTool(ctx, &mcp.CallToolParams{Name: tool, Arguments: args})
+	if err != nil {
+		t.Fatalf("%s: %v", tool, err)
+	}
+	if res.IsError {
+		t.Fatalf("%s: tool error %v", tool, res.Content)
+	}
+	return res.Content[0].(*mcp.TextContent).Text
+}
+
+// TestStepUpWithOfficialClient: 401 → PRM → AS metadata → dynamic
+// registration → authorize (login + consent) → token → list tools → call a
+// tool → 403 insufficient_scope on a more privileged tool → the client
+// re-authorizes for the union of scopes → the call succeeds.
+func TestStepUpWithOfficialClient(t *testing.T) {
+	h := servertest.New(t)
+	resource := startDemo(t, h)
+	b := h.Browser()
+	var prompted [][]string
+	handler, err := auth.NewAuthorizationCodeHandler(&auth.AuthorizationCodeHandlerConfig{
+		DynamicClientRegistrationConfig: &auth.DynamicClientRegistrationConfig{Metadata: &oauthex.ClientRegistrationMetadata{
+			ClientName: "step-up agent", RedirectURIs: []string{"http://127.0.0.1:3000/callback"}, TokenEndpointAuthMethod: "none",
+			GrantTypes: []string{"authorization_code", "refresh_token"},
+		}},
+		RedirectURL: "http://127.0.0.1:3000/callback",
+		AuthorizationCodeFetcher: func(ctx context.Context, args *auth.AuthorizationArgs) (*auth.AuthorizationResult, error) {
+			p := b.Get(args.URL)
+			if strings.Contains(p.Body, `action="/login"`) {
+				p = b.Login(p, servertest.TestUser, servertest.TestPassword)
+			}
+			offered := servertest.Offered(p.Body)
+			prompted = append(prompted, offered)
+			back := b.Consent(p, offered).Location
+			q := back.Query()
+			return &auth.AuthorizationResult{Code: q.Get("code"), State: q.Get("state"), Iss: q.Get("iss")}, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	client := mcp.NewClient(&mcp.Implementation{Name: "agent", Version: "1"}, nil)
+	sess, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: resource, OAuthHandler: handler}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	tools, err := sess.ListTools(ctx, nil)
+	if err != nil || len(tools.Tools) != 4 {
+		t.Fatalf("tools: %v %v", err, tools)
+	}
+	if got := call(ctx, t, sess, "read_notes", map[string]any{}); got != "no notes yet" {
+		t.Fatalf("read_notes = %q", got)
+	}
+	if got := call(ctx, t, sess, "write_note", map[string]any{"text": "buy milk"}); !strings.HasPrefix(got, "saved note") {
+		t.Fatalf("write_note = %q", got)
+	}
+	if got := call(ctx, t, sess, "read_notes", map[string]any{}); !strings.Contains(got, "buy milk") {
+		t.Fatalf("read_notes after write = %q", got)
+	}
+	if len(prompted) != 2 {
+		t.Fatalf("authorization round trips = %d (%v), want 2: the first for notes.read, one step-up", len(prompted), prompted)
+	}
+	// The step-up screen lists the already granted scope as granted and the
+	// new one for approval.
+	if !slices.Contains(prompted[0], "notes.read") || !slices.Contains(prompted[1], "notes.write") {
+		t.Fatalf("consent screens offered %v", prompted)
+	}
+}
+
+// TestClientCredentialsWithSDK uses the SDK's extauth client-credentials
+// handler against the demo server.
+func TestClientCredentialsWithSDK(t *testing.T) {
+	h := servertest.New(t)
+	resource := startDemo(t, h)
+	secret := h.AddClient(&store.Client{ID: "cron-agent", GrantTypes: []string{"client_credentials"}, Tags: []string{"cc:notes.read"}, DefaultResource: resource})
+	handler, err := extauth.NewClientCredentialsHandler(&extauth.ClientCredentialsHandlerConfig{
+		Credentials: &oauthex.ClientCredentials{ClientID: "cron-agent", ClientSecretAuth: &oauthex.ClientSecretAuth{ClientSecret: secret}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client := mcp.NewClient(&mcp.Implementation{Name: "cron", Version: "1"}, nil)
+	sess, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: resource, OAuthHandler: handler}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	if got := call(ctx, t, sess, "read_notes", map[string]any{}); got != "no notes yet" {
+		t.Fatalf("read_notes = %q", got)
+	}
+	// write_note is beyond what policy permits this agent: the server
+	// refuses it.
+	if _, err := sess.CallTool(ctx, &mcp.CallToolParams{Name: "write_note", Arguments: map[string]any{"text": "x"}}); err == nil {
+		t.Fatal("write_note succeeded without notes.write")
+	}
+}
