@@ -23,7 +23,7 @@ func testAudit(t *testing.T, s store.Store) {
 		}},
 		{"details with awkward text", &store.AuditEvent{
 			TenantID: tn, Time: base(), Type: "awkward", RequestID: uniq("req"), Outcome: "denied",
-			Details: map[string]string{"reason": "quote \" backslash \\ newline \n nul \x00 ünïcode", "": "empty key"},
+			Details: map[string]string{"reason": "quote \" backslash \\ newline \n tab \t ünïcode", "": "empty key"},
 		}},
 	}
 	for _, tc := range tests {

@@ -160,9 +160,12 @@ func testConsentRevokeCascade(t *testing.T, s store.Store) {
 	tokB := mk("u1", "c1", r1, "b")
 	tokAB := mk("u1", "c1", r1, "b", "a")
 	tokR2 := mk("u1", "c1", r2, "a")
+	// A resource the user has no consent row for: only a revocation that
+	// names no resource reaches it.
+	tokR3 := mk("u1", "c1", "https://other.example.com/", "a")
 	tokOtherClient := mk("u1", "c2", r1, "a")
 	tokOtherUser := mk("u2", "c1", r1, "a")
-	all := map[string]pair{"A": tokA, "B": tokB, "AB": tokAB, "R2": tokR2, "otherClient": tokOtherClient, "otherUser": tokOtherUser}
+	all := map[string]pair{"A": tokA, "B": tokB, "AB": tokAB, "R2": tokR2, "R3": tokR3, "otherClient": tokOtherClient, "otherUser": tokOtherUser}
 
 	steps := []struct {
 		name        string
@@ -182,7 +185,7 @@ func testConsentRevokeCascade(t *testing.T, s store.Store) {
 			name:        "all scopes of the client",
 			f:           store.ConsentFilter{TenantID: tn, UserID: "u1", ClientID: "c1"},
 			scopes:      nil,
-			wantRevoked: []string{"A", "AB", "B", "R2"},
+			wantRevoked: []string{"A", "AB", "B", "R2", "R3"},
 			wantConsent: []string{
 				consentKey(consent(tn, "u1", "c1", r1, "a")),
 				consentKey(consent(tn, "u1", "c1", r1, "b")),

@@ -317,8 +317,9 @@ func testIssueTokensAtomic(t *testing.T, s store.Store) {
 func testIssueTokensConcurrent(t *testing.T, s store.Store) {
 	const tn = store.DefaultTenant
 	const workers, per = 8, 40
-	dup := accessToken(tn, "", "c1", "", "https://r/")
-	issue(t, s, nil, dup)
+	dupAT := accessToken(tn, "", "c1", "", "https://r/")
+	dupRT := refreshToken(tn, "g-dup", "c1", "u1", "https://r/")
+	issue(t, s, dupRT, dupAT)
 
 	type result struct {
 		iss *store.Issuance
@@ -330,14 +331,19 @@ func testIssueTokensConcurrent(t *testing.T, s store.Store) {
 	for w := range workers {
 		wg.Go(func() {
 			for i := range per {
+				// Every fifth issuance conflicts: on its jti, or (after its
+				// access token was written) on its refresh token's hash.
 				bad := (w+i)%5 == 0
-				at := accessToken(tn, "", "c1", "", "https://r/", "a")
-				if bad {
-					at.JTI = dup.JTI
-				}
+				grant := uniq("g")
+				at := accessToken(tn, grant, "c1", "u1", "https://r/", "a")
 				iss := &store.Issuance{AccessToken: at, Events: []*store.AuditEvent{event(tn, "token.cc")}}
-				if i%3 == 0 {
-					iss.RefreshToken = refreshToken(tn, uniq("g"), "c1", "u1", "https://r/", "a")
+				if i%3 == 0 || bad {
+					iss.RefreshToken = refreshToken(tn, grant, "c1", "u1", "https://r/", "a")
+				}
+				if bad && i%2 == 0 {
+					at.JTI = dupAT.JTI
+				} else if bad {
+					iss.RefreshToken.Hash = dupRT.Hash
 				}
 				err := s.IssueTokens(ctx(t), iss)
 				results[w] = append(results[w], result{iss, err, bad})
@@ -360,9 +366,16 @@ func testIssueTokensConcurrent(t *testing.T, s store.Store) {
 				if byReq[r.iss.Events[0].RequestID] != 0 {
 					t.Fatalf("event of a failed issuance was written")
 				}
-				if r.iss.RefreshToken != nil {
-					_, err := s.GetRefreshToken(ctx(t), r.iss.RefreshToken.Hash)
+				if h := r.iss.RefreshToken.Hash; string(h) != string(dupRT.Hash) {
+					_, err := s.GetRefreshToken(ctx(t), h)
 					wantErr(t, "refresh token of failed issuance", err, store.ErrNotFound)
+				}
+				if at := r.iss.AccessToken; at.JTI != dupAT.JTI {
+					// Had it been recorded, revoking its grant would denylist it.
+					must(t, "RevokeGrant", s.RevokeGrant(ctx(t), tn, at.GrantID, base(), nil))
+					if revoked(t, s, at) {
+						t.Fatalf("access token of a failed issuance was recorded")
+					}
 				}
 				continue
 			}
@@ -641,12 +654,12 @@ func testUseJTI(t *testing.T, s store.Store) {
 	}{
 		{"first use", "https://issuer.example.com", "j1", exp, b, nil},
 		{"replay", "https://issuer.example.com", "j1", exp, b.Add(time.Minute), store.ErrConflict},
-		{"replay just before exp", "https://issuer.example.com", "j1", exp, exp.Add(-time.Second), store.ErrConflict},
+		{"replay just before exp", "https://issuer.example.com", "j1", exp, exp.Add(-time.Microsecond), store.ErrConflict},
 		{"same jti other key", "client-2", "j1", exp, b, nil},
 		{"other jti", "https://issuer.example.com", "j2", exp, b, nil},
 		// Once the recorded jti has expired the assertion itself is expired;
 		// recording it again is harmless and must not fail.
-		{"after exp", "https://issuer.example.com", "j1", exp.Add(time.Hour), exp.Add(time.Second), nil},
+		{"at exp", "https://issuer.example.com", "j1", exp.Add(time.Hour), exp, nil},
 		{"replay of re-recorded", "https://issuer.example.com", "j1", exp.Add(time.Hour), exp.Add(time.Minute), store.ErrConflict},
 	}
 	for _, st := range steps {

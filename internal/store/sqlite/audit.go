@@ -1,0 +1,102 @@
+package sqlite
+
+import (
+	"context"
+	"strings"
+
+	"github.com/agentid/agentid/internal/store"
+)
+
+const (
+	auditCols    = `id, tenant_id, time, type, request_id, client_id, user_id, resource, scopes, ip, outcome, details`
+	qInsertAudit = `INSERT INTO audit_events
+	(tenant_id, time, type, request_id, client_id, user_id, resource, scopes, ip, outcome, details)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	defaultAuditLimit = 100
+)
+
+// audit writes ev (nil: nothing) in the current transaction and sets its ID.
+func (tx *wtx) audit(ev *store.AuditEvent) error {
+	if ev == nil {
+		return nil
+	}
+	res, err := tx.exec(qInsertAudit, ev.TenantID, tv(ev.Time), ev.Type, ev.RequestID, ev.ClientID,
+		ev.UserID, ev.Resource, listText(ev.Scopes), ev.IP, ev.Outcome, mapText(ev.Details))
+	if err != nil {
+		return err
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return err
+	}
+	ev.ID = id
+	return nil
+}
+
+func (tx *wtx) audits(evs []*store.AuditEvent) error {
+	for _, ev := range evs {
+		if err := tx.audit(ev); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// AppendAudit implements store.Store.
+func (s *Store) AppendAudit(ctx context.Context, ev *store.AuditEvent) error {
+	return wrap("append audit", s.w.do(ctx, func(tx *wtx) error { return tx.audit(ev) }))
+}
+
+// ListAudit implements store.Store. Newest first means highest id first: ids
+// follow commit order, which is the order of the trail.
+func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]*store.AuditEvent, error) {
+	var where []string
+	var args []any
+	add := func(cond string, v any) {
+		where = append(where, cond)
+		args = append(args, v)
+	}
+	if f.TenantID != "" {
+		add("tenant_id = ?", f.TenantID)
+	}
+	if f.Type != "" {
+		add("type = ?", f.Type)
+	}
+	if f.ClientID != "" {
+		add("client_id = ?", f.ClientID)
+		where = append(where, "client_id <> ''") // lets SQLite use the partial index
+	}
+	if f.UserID != "" {
+		add("user_id = ?", f.UserID)
+		where = append(where, "user_id <> ''")
+	}
+	if !f.Since.IsZero() {
+		add("time >= ?", f.Since.UnixMicro())
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = defaultAuditLimit
+	}
+	args = append(args, limit)
+	q := "SELECT " + auditCols + " FROM audit_events"
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY id DESC LIMIT ?"
+
+	rows, err := s.query(ctx, q, args...)
+	if err != nil {
+		return nil, wrap("list audit", err)
+	}
+	defer rows.Close()
+	var out []*store.AuditEvent
+	for rows.Next() {
+		ev := new(store.AuditEvent)
+		if err := rows.Scan(&ev.ID, &ev.TenantID, timeCol{&ev.Time}, &ev.Type, &ev.RequestID, &ev.ClientID,
+			&ev.UserID, &ev.Resource, listCol{&ev.Scopes}, &ev.IP, &ev.Outcome, mapCol{&ev.Details}); err != nil {
+			return nil, wrap("list audit", err)
+		}
+		out = append(out, ev)
+	}
+	return out, wrap("list audit", rows.Err())
+}

@@ -1,0 +1,291 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	msqlite "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/agentid/agentid/internal/store"
+)
+
+// wtx is the writer's view of the open transaction. Statements are prepared
+// once on the write connection and reused; only the writer goroutine uses it.
+type wtx struct {
+	w     *writer
+	stmts map[string]*sql.Stmt
+}
+
+func (tx *wtx) stmt(q string) (*sql.Stmt, error) {
+	if st := tx.stmts[q]; st != nil {
+		return st, nil
+	}
+	st, err := tx.w.conn.PrepareContext(context.Background(), q)
+	if err != nil {
+		return nil, err
+	}
+	tx.stmts[q] = st
+	return st, nil
+}
+
+func (tx *wtx) exec(q string, args ...any) (sql.Result, error) {
+	st, err := tx.stmt(q)
+	if err != nil {
+		return nil, err
+	}
+	return st.Exec(args...)
+}
+
+// execN runs q and returns the number of rows it changed.
+func (tx *wtx) execN(q string, args ...any) (int64, error) {
+	res, err := tx.exec(q, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+func (tx *wtx) queryRow(q string, args ...any) *sql.Row {
+	st, err := tx.stmt(q)
+	if err != nil {
+		// A *sql.Row cannot be built with an error from outside the
+		// package; run the query unprepared so the error surfaces on Scan.
+		return tx.w.conn.QueryRowContext(context.Background(), q, args...)
+	}
+	return st.QueryRow(args...)
+}
+
+func (tx *wtx) query(q string, args ...any) (*sql.Rows, error) {
+	st, err := tx.stmt(q)
+	if err != nil {
+		return nil, err
+	}
+	return st.Query(args...)
+}
+
+func (tx *wtx) closeStmts() {
+	for q, st := range tx.stmts {
+		st.Close()
+		delete(tx.stmts, q)
+	}
+}
+
+// stmtCache prepares read statements on the pool once (database/sql then
+// prepares them on each pooled connection as it is first used there).
+type stmtCache struct {
+	db *sql.DB
+	m  sync.Map // query → *sql.Stmt
+	mu sync.Mutex
+}
+
+func (c *stmtCache) init(db *sql.DB) { c.db = db }
+
+func (c *stmtCache) get(ctx context.Context, q string) (*sql.Stmt, error) {
+	if st, ok := c.m.Load(q); ok {
+		return st.(*sql.Stmt), nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st, ok := c.m.Load(q); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := c.db.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	c.m.Store(q, st)
+	return st, nil
+}
+
+func (c *stmtCache) close() error {
+	var errs []error
+	c.m.Range(func(k, v any) bool {
+		errs = append(errs, v.(*sql.Stmt).Close())
+		c.m.Delete(k)
+		return true
+	})
+	return errors.Join(errs...)
+}
+
+// queryRow runs a prepared read statement.
+func (s *Store) queryRow(ctx context.Context, q string, args ...any) (*sql.Row, error) {
+	st, err := s.rstmt.get(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryRowContext(ctx, args...), nil
+}
+
+func (s *Store) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	st, err := s.rstmt.get(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+// ---- errors ----------------------------------------------------------------
+
+// isConflict reports a violated PRIMARY KEY or UNIQUE constraint.
+func isConflict(err error) bool {
+	var e *msqlite.Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	switch e.Code() {
+	case sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY, sqlite3.SQLITE_CONSTRAINT_UNIQUE:
+		return true
+	}
+	return false
+}
+
+// wrap adds the operation to err and maps driver errors onto the store's
+// sentinels. Constraint messages name columns, never values, but the
+// sentinel is all a caller needs, so it replaces the driver's text.
+func wrap(op string, err error) error {
+	var keep *errKeep
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &keep):
+		return commitAnd(wrap(op, keep.err))
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("sqlite: %s: %w", op, store.ErrNotFound)
+	case isConflict(err):
+		return fmt.Errorf("sqlite: %s: %w", op, store.ErrConflict)
+	}
+	return fmt.Errorf("sqlite: %s: %w", op, err)
+}
+
+// ---- values ----------------------------------------------------------------
+
+// tv stores a time as unix microseconds in UTC; the zero time is NULL.
+func tv(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixMicro()
+}
+
+// bv stores a nil byte slice as NULL.
+func bv(b []byte) any {
+	if b == nil {
+		return nil
+	}
+	return b
+}
+
+// listText encodes a string list as JSON text; empty is "[]".
+func listText(l []string) string {
+	if len(l) == 0 {
+		return "[]"
+	}
+	b, err := json.Marshal(l)
+	if err != nil {
+		// []string always marshals.
+		panic(err)
+	}
+	return string(b)
+}
+
+// mapText encodes a string map as JSON text; empty is "{}".
+func mapText(m map[string]string) string {
+	if len(m) == 0 {
+		return "{}"
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
+// timeCol scans a NULL-able unix-microsecond column into a UTC time.
+type timeCol struct{ p *time.Time }
+
+func (c timeCol) Scan(v any) error {
+	switch v := v.(type) {
+	case nil:
+		*c.p = time.Time{}
+	case int64:
+		*c.p = time.UnixMicro(v).UTC()
+	default:
+		return fmt.Errorf("time column holds %T", v)
+	}
+	return nil
+}
+
+// durCol scans nanoseconds into a duration.
+type durCol struct{ p *time.Duration }
+
+func (c durCol) Scan(v any) error {
+	switch v := v.(type) {
+	case nil:
+		*c.p = 0
+	case int64:
+		*c.p = time.Duration(v)
+	default:
+		return fmt.Errorf("duration column holds %T", v)
+	}
+	return nil
+}
+
+// listCol scans JSON text into a string list; an empty list scans as nil.
+type listCol struct{ p *[]string }
+
+func (c listCol) Scan(v any) error {
+	b, err := textOf(v)
+	if err != nil || b == "" || b == "[]" || b == "null" {
+		*c.p = nil
+		return err
+	}
+	var l []string
+	if err := json.Unmarshal([]byte(b), &l); err != nil {
+		return fmt.Errorf("string list column: %w", err)
+	}
+	*c.p = l
+	return nil
+}
+
+// mapCol scans JSON text into a string map; an empty map scans as nil.
+type mapCol struct{ p *map[string]string }
+
+func (c mapCol) Scan(v any) error {
+	b, err := textOf(v)
+	if err != nil || b == "" || b == "{}" || b == "null" {
+		*c.p = nil
+		return err
+	}
+	var m map[string]string
+	if err := json.Unmarshal([]byte(b), &m); err != nil {
+		return fmt.Errorf("string map column: %w", err)
+	}
+	*c.p = m
+	return nil
+}
+
+func textOf(v any) (string, error) {
+	switch v := v.(type) {
+	case nil:
+		return "", nil
+	case string:
+		return v, nil
+	case []byte:
+		return string(v), nil
+	default:
+		return "", fmt.Errorf("text column holds %T", v)
+	}
+}
+
+var (
+	_ sql.Scanner = timeCol{}
+	_ sql.Scanner = durCol{}
+	_ sql.Scanner = listCol{}
+	_ sql.Scanner = mapCol{}
+)

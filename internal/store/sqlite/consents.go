@@ -1,0 +1,203 @@
+package sqlite
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/agentid/agentid/internal/store"
+)
+
+const (
+	consentCols    = `tenant_id, user_id, client_id, resource, scope, granted_at, expires_at, last_used_at, revoked_at`
+	qUpsertConsent = `INSERT INTO consents (` + consentCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (tenant_id, user_id, client_id, resource, scope) DO UPDATE SET
+	granted_at = excluded.granted_at, expires_at = excluded.expires_at, revoked_at = NULL`
+)
+
+// consentWhere builds the WHERE clause of a filter; empty fields match
+// everything. With scopes, only those scopes match; the list is passed as one
+// JSON array parameter so the statement text (and its prepared form) does
+// not depend on how many there are.
+func consentWhere(f store.ConsentFilter, scopes []string, withScopes bool) (string, []any) {
+	var where []string
+	var args []any
+	for _, c := range []struct{ col, v string }{
+		{"tenant_id", f.TenantID}, {"user_id", f.UserID}, {"client_id", f.ClientID}, {"resource", f.Resource},
+	} {
+		if c.v != "" {
+			where = append(where, c.col+" = ?")
+			args = append(args, c.v)
+		}
+	}
+	if withScopes {
+		where = append(where, "scope IN (SELECT value FROM json_each(?))")
+		args = append(args, listText(scopes))
+	}
+	if len(where) == 0 {
+		return "", nil
+	}
+	return " WHERE " + strings.Join(where, " AND "), args
+}
+
+// UpsertConsents implements store.Store.
+func (s *Store) UpsertConsents(ctx context.Context, grants []*store.ConsentGrant, ev *store.AuditEvent) error {
+	return wrap("upsert consents", s.w.do(ctx, func(tx *wtx) error {
+		for _, g := range grants {
+			if _, err := tx.exec(qUpsertConsent, g.TenantID, g.UserID, g.ClientID, g.Resource, g.Scope,
+				tv(g.GrantedAt), tv(g.ExpiresAt), tv(g.LastUsedAt), tv(g.RevokedAt)); err != nil {
+				return err
+			}
+		}
+		return tx.audit(ev)
+	}))
+}
+
+// ListConsents implements store.Store.
+func (s *Store) ListConsents(ctx context.Context, f store.ConsentFilter) ([]*store.ConsentGrant, error) {
+	where, args := consentWhere(f, nil, false)
+	rows, err := s.query(ctx, `SELECT `+consentCols+` FROM consents`+where+
+		` ORDER BY tenant_id, user_id, client_id, resource, scope`, args...)
+	if err != nil {
+		return nil, wrap("list consents", err)
+	}
+	defer rows.Close()
+	var out []*store.ConsentGrant
+	for rows.Next() {
+		g := new(store.ConsentGrant)
+		if err := rows.Scan(&g.TenantID, &g.UserID, &g.ClientID, &g.Resource, &g.Scope, timeCol{&g.GrantedAt},
+			timeCol{&g.ExpiresAt}, timeCol{&g.LastUsedAt}, timeCol{&g.RevokedAt}); err != nil {
+			return nil, wrap("list consents", err)
+		}
+		out = append(out, g)
+	}
+	return out, wrap("list consents", rows.Err())
+}
+
+// TouchConsents implements store.Store. With no scopes named it changes
+// nothing.
+func (s *Store) TouchConsents(ctx context.Context, f store.ConsentFilter, scopes []string, now time.Time) error {
+	if len(scopes) == 0 {
+		return nil
+	}
+	where, args := consentWhere(f, scopes, true)
+	q := `UPDATE consents SET last_used_at = ?` + where
+	args = append([]any{now.UnixMicro()}, args...)
+	return wrap("touch consents", s.w.do(ctx, func(tx *wtx) error {
+		_, err := tx.exec(q, args...)
+		return err
+	}))
+}
+
+// cascadeKey groups revoked consents by whose tokens they cover: user and
+// client, and resource when the filter names one.
+type cascadeKey struct{ tenant, user, client, resource string }
+
+// RevokeConsents implements store.Store. Token scopes are JSON lists, so the
+// cascade selects the candidate tokens of each user and client by indexed
+// columns and decides in Go which of them carry a revoked scope.
+func (s *Store) RevokeConsents(ctx context.Context, f store.ConsentFilter, scopes []string, now time.Time, ev *store.AuditEvent) error {
+	where, args := consentWhere(f, scopes, scopes != nil)
+	qSelect := `SELECT tenant_id, user_id, client_id, resource, scope FROM consents` + where
+	qRevoke := `UPDATE consents SET revoked_at = ?` + where
+	if where == "" {
+		qRevoke += ` WHERE revoked_at IS NULL`
+	} else {
+		qRevoke += ` AND revoked_at IS NULL`
+	}
+	at := now.UnixMicro()
+	return wrap("revoke consents", s.w.do(ctx, func(tx *wtx) error {
+		rows, err := tx.query(qSelect, args...)
+		if err != nil {
+			return err
+		}
+		revoked := make(map[cascadeKey]map[string]bool)
+		for rows.Next() {
+			var k cascadeKey
+			var scope string
+			if err := rows.Scan(&k.tenant, &k.user, &k.client, &k.resource, &scope); err != nil {
+				rows.Close()
+				return err
+			}
+			if f.Resource == "" {
+				k.resource = ""
+			}
+			if revoked[k] == nil {
+				revoked[k] = make(map[string]bool)
+			}
+			revoked[k][scope] = true
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if _, err := tx.exec(qRevoke, append([]any{at}, args...)...); err != nil {
+			return err
+		}
+		for k, sc := range revoked {
+			if err := tx.cascade(k, sc, at); err != nil {
+				return err
+			}
+		}
+		return tx.audit(ev)
+	}))
+}
+
+// cascade revokes the refresh tokens and access-token records of k that
+// carry any scope in revoked.
+func (tx *wtx) cascade(k cascadeKey, revoked map[string]bool, at int64) error {
+	for _, t := range []struct {
+		sel, upd string
+	}{
+		{
+			`SELECT hash, scopes FROM refresh_tokens WHERE tenant_id = ? AND user_id = ? AND client_id = ?
+			AND revoked_at IS NULL AND (? = '' OR resource = ?)`,
+			`UPDATE refresh_tokens SET revoked_at = ? WHERE hash = ?`,
+		},
+		{
+			`SELECT jti, scopes FROM access_tokens WHERE tenant_id = ? AND user_id = ? AND user_id <> ''
+			AND client_id = ? AND revoked_at IS NULL AND (? = '' OR resource = ?)`,
+			`UPDATE access_tokens SET revoked_at = ? WHERE jti = ?`,
+		},
+	} {
+		rows, err := tx.query(t.sel, k.tenant, k.user, k.client, k.resource, k.resource)
+		if err != nil {
+			return err
+		}
+		var hit []any
+		for rows.Next() {
+			var id any
+			var text string
+			if err := rows.Scan(&id, &text); err != nil {
+				rows.Close()
+				return err
+			}
+			var have []string
+			if err := json.Unmarshal([]byte(text), &have); err != nil {
+				rows.Close()
+				return err
+			}
+			for _, sc := range have {
+				if revoked[sc] {
+					hit = append(hit, id)
+					break
+				}
+			}
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, id := range hit {
+			if _, err := tx.exec(t.upd, at, id); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

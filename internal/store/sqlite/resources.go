@@ -1,0 +1,129 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+
+	"github.com/agentid/agentid/internal/store"
+)
+
+const (
+	qInsertResource = `INSERT INTO resources
+	(tenant_id, id, uri, name, access_token_ttl, consent_max_ttl, consent_default_ttl, tags, created_at)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	qInsertScope = `INSERT INTO resource_scopes (tenant_id, resource_id, position, name, description, sensitive)
+	VALUES (?, ?, ?, ?, ?, ?)`
+	qUpdateResource = `UPDATE resources SET name = ?, access_token_ttl = ?, consent_max_ttl = ?,
+	consent_default_ttl = ?, tags = ? WHERE tenant_id = ? AND uri = ? RETURNING id`
+	qDeleteScopes   = `DELETE FROM resource_scopes WHERE tenant_id = ? AND resource_id = ?`
+	qDeleteResource = `DELETE FROM resources WHERE tenant_id = ? AND uri = ?`
+	// One statement reads a resource with its scopes: one snapshot, no
+	// second round trip.
+	qSelectResources = `SELECT r.tenant_id, r.id, r.uri, r.name, r.access_token_ttl, r.consent_max_ttl,
+	r.consent_default_ttl, r.tags, r.created_at, s.name, s.description, s.sensitive
+	FROM resources r LEFT JOIN resource_scopes s ON s.tenant_id = r.tenant_id AND s.resource_id = r.id`
+	qGetResource   = qSelectResources + ` WHERE r.tenant_id = ? AND r.uri = ? ORDER BY s.position`
+	qListResources = qSelectResources + ` WHERE r.tenant_id = ? ORDER BY r.id, s.position`
+)
+
+func (tx *wtx) insertScopes(tenantID, resourceID string, scopes []store.Scope) error {
+	for i, sc := range scopes {
+		if _, err := tx.exec(qInsertScope, tenantID, resourceID, i, sc.Name, sc.Description, sc.Sensitive); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CreateResource implements store.Store.
+func (s *Store) CreateResource(ctx context.Context, r *store.Resource) error {
+	return wrap("create resource", s.w.do(ctx, func(tx *wtx) error {
+		if _, err := tx.exec(qInsertResource, r.TenantID, r.ID, r.URI, r.Name, int64(r.AccessTokenTTL),
+			int64(r.ConsentMaxTTL), int64(r.ConsentDefaultTTL), listText(r.Tags), tv(r.CreatedAt)); err != nil {
+			return err
+		}
+		return tx.insertScopes(r.TenantID, r.ID, r.Scopes)
+	}))
+}
+
+// scanResources reads rows of qSelectResources, one row per scope.
+func scanResources(rows *sql.Rows) ([]*store.Resource, error) {
+	defer rows.Close()
+	var out []*store.Resource
+	var cur *store.Resource
+	for rows.Next() {
+		var r store.Resource
+		var name, desc sql.NullString
+		var sensitive sql.NullBool
+		if err := rows.Scan(&r.TenantID, &r.ID, &r.URI, &r.Name, durCol{&r.AccessTokenTTL}, durCol{&r.ConsentMaxTTL},
+			durCol{&r.ConsentDefaultTTL}, listCol{&r.Tags}, timeCol{&r.CreatedAt}, &name, &desc, &sensitive); err != nil {
+			return nil, err
+		}
+		if cur == nil || cur.ID != r.ID {
+			cur = &r
+			out = append(out, cur)
+		}
+		if name.Valid {
+			cur.Scopes = append(cur.Scopes, store.Scope{Name: name.String, Description: desc.String, Sensitive: sensitive.Bool})
+		}
+	}
+	return out, rows.Err()
+}
+
+// GetResource implements store.Store.
+func (s *Store) GetResource(ctx context.Context, tenantID, uri string) (*store.Resource, error) {
+	rows, err := s.query(ctx, qGetResource, tenantID, uri)
+	if err != nil {
+		return nil, wrap("get resource", err)
+	}
+	list, err := scanResources(rows)
+	if err != nil {
+		return nil, wrap("get resource", err)
+	}
+	if len(list) == 0 {
+		return nil, wrap("get resource", store.ErrNotFound)
+	}
+	return list[0], nil
+}
+
+// ListResources implements store.Store.
+func (s *Store) ListResources(ctx context.Context, tenantID string) ([]*store.Resource, error) {
+	rows, err := s.query(ctx, qListResources, tenantID)
+	if err != nil {
+		return nil, wrap("list resources", err)
+	}
+	list, err := scanResources(rows)
+	return list, wrap("list resources", err)
+}
+
+// UpdateResource implements store.Store: it replaces name, lifetimes, tags
+// and scopes of the resource with r's tenant and URI.
+func (s *Store) UpdateResource(ctx context.Context, r *store.Resource) error {
+	return wrap("update resource", s.w.do(ctx, func(tx *wtx) error {
+		var id string
+		err := tx.queryRow(qUpdateResource, r.Name, int64(r.AccessTokenTTL), int64(r.ConsentMaxTTL),
+			int64(r.ConsentDefaultTTL), listText(r.Tags), r.TenantID, r.URI).Scan(&id)
+		if err != nil {
+			return err // sql.ErrNoRows → ErrNotFound
+		}
+		if _, err := tx.exec(qDeleteScopes, r.TenantID, id); err != nil {
+			return err
+		}
+		return tx.insertScopes(r.TenantID, id, r.Scopes)
+	}))
+}
+
+// DeleteResource implements store.Store. Its scopes go with it (ON DELETE
+// CASCADE).
+func (s *Store) DeleteResource(ctx context.Context, tenantID, uri string) error {
+	return wrap("delete resource", s.w.do(ctx, func(tx *wtx) error {
+		n, err := tx.execN(qDeleteResource, tenantID, uri)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return store.ErrNotFound
+		}
+		return nil
+	}))
+}

@@ -1,0 +1,252 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"github.com/agentid/agentid/internal/store"
+)
+
+const (
+	codeCols    = `hash, tenant_id, grant_id, client_id, user_id, redirect_uri, scopes, resource, code_challenge, code_challenge_method, nonce, auth_time, created_at, expires_at, consumed_at`
+	qInsertCode = `INSERT INTO auth_codes (` + codeCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	qGetCode    = `SELECT ` + codeCols + ` FROM auth_codes WHERE hash = ?`
+	qConsume    = `UPDATE auth_codes SET consumed_at = ? WHERE hash = ?`
+
+	refreshCols    = `hash, tenant_id, grant_id, client_id, user_id, scopes, resource, auth_time, created_at, expires_at, rotated_at, revoked_at`
+	qInsertRefresh = `INSERT INTO refresh_tokens (` + refreshCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	qGetRefresh    = `SELECT ` + refreshCols + ` FROM refresh_tokens WHERE hash = ?`
+	qRefreshState  = `SELECT tenant_id, grant_id, expires_at, rotated_at IS NOT NULL OR revoked_at IS NOT NULL FROM refresh_tokens WHERE hash = ?`
+	qRotate        = `UPDATE refresh_tokens SET rotated_at = ? WHERE hash = ?`
+
+	qInsertAccess = `INSERT INTO access_tokens (jti, tenant_id, grant_id, client_id, user_id, resource, scopes, expires_at, revoked_at)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	// Recording a revocation keeps an earlier revocation time.
+	qRevokeAccess = qInsertAccess + ` ON CONFLICT (jti) DO UPDATE SET revoked_at = coalesce(access_tokens.revoked_at, excluded.revoked_at)`
+	qAccessRevoked = `SELECT revoked_at IS NOT NULL FROM access_tokens WHERE jti = ?`
+
+	// The grant_id <> '' terms let SQLite use the partial index and keep an
+	// empty grant id from matching every client-credentials token.
+	qRevokeGrantRefresh = `UPDATE refresh_tokens SET revoked_at = ? WHERE tenant_id = ? AND grant_id = ? AND revoked_at IS NULL`
+	qRevokeGrantAccess  = `UPDATE access_tokens SET revoked_at = ? WHERE tenant_id = ? AND grant_id = ? AND grant_id <> '' AND revoked_at IS NULL`
+
+	// A jti may be recorded again only once its previous record has expired.
+	qUseJTI = `INSERT INTO used_jtis (key, jti, expires_at) VALUES (?, ?, ?)
+	ON CONFLICT (key, jti) DO UPDATE SET expires_at = excluded.expires_at WHERE used_jtis.expires_at <= ?`
+)
+
+// ---- authorization codes -------------------------------------------------------
+
+// CreateAuthCode implements store.Store.
+func (s *Store) CreateAuthCode(ctx context.Context, c *store.AuthCode, ev *store.AuditEvent) error {
+	return wrap("create auth code", s.w.do(ctx, func(tx *wtx) error {
+		if _, err := tx.exec(qInsertCode, c.Hash, c.TenantID, c.GrantID, c.ClientID, c.UserID, c.RedirectURI,
+			listText(c.Scopes), c.Resource, c.CodeChallenge, c.CodeChallengeMethod, c.Nonce, tv(c.AuthTime),
+			tv(c.CreatedAt), tv(c.ExpiresAt), tv(c.ConsumedAt)); err != nil {
+			return err
+		}
+		return tx.audit(ev)
+	}))
+}
+
+// ConsumeAuthCode implements store.Store. A consumed code is reported as
+// reused even once expired: the second presentation is the event RFC 6749
+// §4.1.2 asks the server to answer by revoking the grant.
+func (s *Store) ConsumeAuthCode(ctx context.Context, hash []byte, now time.Time, ev *store.AuditEvent) (*store.AuthCode, error) {
+	var code *store.AuthCode
+	err := s.w.do(ctx, func(tx *wtx) error {
+		c := new(store.AuthCode)
+		err := tx.queryRow(qGetCode, hash).Scan(&c.Hash, &c.TenantID, &c.GrantID, &c.ClientID, &c.UserID,
+			&c.RedirectURI, listCol{&c.Scopes}, &c.Resource, &c.CodeChallenge, &c.CodeChallengeMethod, &c.Nonce,
+			timeCol{&c.AuthTime}, timeCol{&c.CreatedAt}, timeCol{&c.ExpiresAt}, timeCol{&c.ConsumedAt})
+		if err != nil {
+			return err
+		}
+		if !c.ConsumedAt.IsZero() {
+			code = c
+			if err := tx.revokeGrant(c.TenantID, c.GrantID, now); err != nil {
+				return err
+			}
+			if err := tx.audit(ev); err != nil {
+				return err
+			}
+			return commitAnd(store.ErrAlreadyUsed)
+		}
+		if now.UnixMicro() >= c.ExpiresAt.UnixMicro() {
+			return store.ErrNotFound
+		}
+		if _, err := tx.exec(qConsume, now.UnixMicro(), hash); err != nil {
+			return err
+		}
+		c.ConsumedAt = time.UnixMicro(now.UnixMicro()).UTC()
+		code = c
+		return tx.audit(ev)
+	})
+	if err != nil && !errors.Is(err, store.ErrAlreadyUsed) {
+		return nil, wrap("consume auth code", err)
+	}
+	return code, wrap("consume auth code", err)
+}
+
+// ---- refresh and access tokens ----------------------------------------------------
+
+func (tx *wtx) insertRefresh(rt *store.RefreshToken) error {
+	_, err := tx.exec(qInsertRefresh, rt.Hash, rt.TenantID, rt.GrantID, rt.ClientID, rt.UserID, listText(rt.Scopes),
+		rt.Resource, tv(rt.AuthTime), tv(rt.CreatedAt), tv(rt.ExpiresAt), tv(rt.RotatedAt), tv(rt.RevokedAt))
+	return err
+}
+
+func (tx *wtx) insertAccess(q string, at *store.AccessToken, revokedAt any) error {
+	_, err := tx.exec(q, at.JTI, at.TenantID, at.GrantID, at.ClientID, at.UserID, at.Resource,
+		listText(at.Scopes), tv(at.ExpiresAt), revokedAt)
+	return err
+}
+
+func (tx *wtx) issue(iss *store.Issuance) error {
+	if at := iss.AccessToken; at != nil {
+		if err := tx.insertAccess(qInsertAccess, at, tv(at.RevokedAt)); err != nil {
+			return err
+		}
+	}
+	if rt := iss.RefreshToken; rt != nil {
+		if err := tx.insertRefresh(rt); err != nil {
+			return err
+		}
+	}
+	return tx.audits(iss.Events)
+}
+
+// revokeGrant revokes every token of the grant that is not revoked yet.
+func (tx *wtx) revokeGrant(tenantID, grantID string, now time.Time) error {
+	if grantID == "" {
+		return nil
+	}
+	at := now.UnixMicro()
+	if _, err := tx.exec(qRevokeGrantRefresh, at, tenantID, grantID); err != nil {
+		return err
+	}
+	_, err := tx.exec(qRevokeGrantAccess, at, tenantID, grantID)
+	return err
+}
+
+// GetRefreshToken implements store.Store.
+func (s *Store) GetRefreshToken(ctx context.Context, hash []byte) (*store.RefreshToken, error) {
+	row, err := s.queryRow(ctx, qGetRefresh, hash)
+	if err != nil {
+		return nil, wrap("get refresh token", err)
+	}
+	rt := new(store.RefreshToken)
+	if err := row.Scan(&rt.Hash, &rt.TenantID, &rt.GrantID, &rt.ClientID, &rt.UserID, listCol{&rt.Scopes},
+		&rt.Resource, timeCol{&rt.AuthTime}, timeCol{&rt.CreatedAt}, timeCol{&rt.ExpiresAt},
+		timeCol{&rt.RotatedAt}, timeCol{&rt.RevokedAt}); err != nil {
+		return nil, wrap("get refresh token", err)
+	}
+	return rt, nil
+}
+
+// IssueTokens implements store.Store. This is the hot write (one per token
+// response); concurrent calls share commits (see writer.go).
+func (s *Store) IssueTokens(ctx context.Context, iss *store.Issuance) error {
+	return wrap("issue tokens", s.w.do(ctx, func(tx *wtx) error { return tx.issue(iss) }))
+}
+
+// RotateRefresh implements store.Store. A rotated or revoked token is
+// reported as reused even once expired, for the same reason as codes (RFC
+// 9700 §4.14.2: reuse of a rotated refresh token revokes the family).
+func (s *Store) RotateRefresh(ctx context.Context, oldHash []byte, now time.Time, iss *store.Issuance, reuse *store.AuditEvent) error {
+	return wrap("rotate refresh token", s.w.do(ctx, func(tx *wtx) error {
+		var tenantID, grantID string
+		var expires time.Time
+		var used bool
+		if err := tx.queryRow(qRefreshState, oldHash).Scan(&tenantID, &grantID, timeCol{&expires}, &used); err != nil {
+			return err
+		}
+		if used {
+			if err := tx.revokeGrant(tenantID, grantID, now); err != nil {
+				return err
+			}
+			if err := tx.audit(reuse); err != nil {
+				return err
+			}
+			return commitAnd(store.ErrAlreadyUsed)
+		}
+		if now.UnixMicro() >= expires.UnixMicro() {
+			return store.ErrNotFound
+		}
+		if _, err := tx.exec(qRotate, now.UnixMicro(), oldHash); err != nil {
+			return err
+		}
+		return tx.issue(iss)
+	}))
+}
+
+// RevokeGrant implements store.Store.
+func (s *Store) RevokeGrant(ctx context.Context, tenantID, grantID string, now time.Time, ev *store.AuditEvent) error {
+	return wrap("revoke grant", s.w.do(ctx, func(tx *wtx) error {
+		if err := tx.revokeGrant(tenantID, grantID, now); err != nil {
+			return err
+		}
+		return tx.audit(ev)
+	}))
+}
+
+// RevokeAccessToken implements store.Store.
+func (s *Store) RevokeAccessToken(ctx context.Context, at *store.AccessToken, now time.Time, ev *store.AuditEvent) error {
+	return wrap("revoke access token", s.w.do(ctx, func(tx *wtx) error {
+		if err := tx.insertAccess(qRevokeAccess, at, now.UnixMicro()); err != nil {
+			return err
+		}
+		return tx.audit(ev)
+	}))
+}
+
+// AccessTokenRevoked implements store.Store. An unknown jti is not revoked.
+func (s *Store) AccessTokenRevoked(ctx context.Context, jti string) (bool, error) {
+	row, err := s.queryRow(ctx, qAccessRevoked, jti)
+	if err != nil {
+		return false, wrap("access token revoked", err)
+	}
+	var revoked bool
+	switch err := row.Scan(&revoked); {
+	case errors.Is(err, sql.ErrNoRows):
+		return false, nil
+	case err != nil:
+		return false, wrap("access token revoked", err)
+	}
+	return revoked, nil
+}
+
+// UseJTI implements store.Store.
+func (s *Store) UseJTI(ctx context.Context, key, jti string, exp, now time.Time) error {
+	return wrap("use jti", s.w.do(ctx, func(tx *wtx) error {
+		n, err := tx.execN(qUseJTI, key, jti, exp.UnixMicro(), now.UnixMicro())
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return store.ErrConflict
+		}
+		return nil
+	}))
+}
+
+// DeleteExpired implements store.Store.
+func (s *Store) DeleteExpired(ctx context.Context, now time.Time) error {
+	cutoff := now.UnixMicro()
+	return wrap("delete expired", s.w.do(ctx, func(tx *wtx) error {
+		for _, q := range []string{
+			`DELETE FROM auth_codes WHERE expires_at < ?`,
+			`DELETE FROM refresh_tokens WHERE expires_at < ?`,
+			`DELETE FROM access_tokens WHERE expires_at < ?`,
+			`DELETE FROM sessions WHERE expires_at < ?`,
+			`DELETE FROM used_jtis WHERE expires_at < ?`,
+		} {
+			if _, err := tx.exec(q, cutoff); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+}
