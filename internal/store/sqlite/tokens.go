@@ -24,7 +24,7 @@ const (
 	qInsertAccess = `INSERT INTO access_tokens (jti, tenant_id, grant_id, client_id, user_id, resource, scopes, expires_at, revoked_at)
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	// Recording a revocation keeps an earlier revocation time.
-	qRevokeAccess = qInsertAccess + ` ON CONFLICT (jti) DO UPDATE SET revoked_at = coalesce(access_tokens.revoked_at, excluded.revoked_at)`
+	qRevokeAccess  = qInsertAccess + ` ON CONFLICT (jti) DO UPDATE SET revoked_at = coalesce(access_tokens.revoked_at, excluded.revoked_at)`
 	qAccessRevoked = `SELECT revoked_at IS NOT NULL FROM access_tokens WHERE jti = ?`
 
 	// The grant_id <> '' terms let SQLite use the partial index and keep an
