@@ -52,10 +52,12 @@ type KEK struct {
 
 func (k KEK) validate() error {
 	if !validKEKID(k.ID) {
-		return fmt.Errorf("token: KEK id %q must be 1-%d characters of A-Z a-z 0-9 _ -", k.ID, kekMaxIDLen)
+		// The invalid id is not echoed: a key pasted in the wrong field
+		// must not end up in a log.
+		return fmt.Errorf("token: KEK id must be 1-%d characters of A-Z a-z 0-9 _ -", kekMaxIDLen)
 	}
 	if len(k.Key) != kekKeyLen {
-		return fmt.Errorf("token: KEK %q key must be %d bytes, got %d", k.ID, kekKeyLen, len(k.Key))
+		return fmt.Errorf("token: KEK key must be %d bytes, got %d", kekKeyLen, len(k.Key))
 	}
 	return nil
 }
@@ -236,6 +238,9 @@ func ParseKEK(s string) (KEK, error) {
 		return KEK{}, errors.New("token: KEK text must be <id>:<base64 key>")
 	}
 	id, b64 = strings.TrimSpace(id), strings.TrimSpace(b64)
+	if !validKEKID(id) {
+		return KEK{}, KEK{ID: id}.validate()
+	}
 	var key []byte
 	var err error
 	if strings.ContainsAny(b64, "-_") || len(b64)%4 != 0 {
@@ -244,7 +249,7 @@ func ParseKEK(s string) (KEK, error) {
 		key, err = base64.StdEncoding.Strict().DecodeString(b64)
 	}
 	if err != nil {
-		return KEK{}, fmt.Errorf("token: KEK %q: key is not valid base64", id)
+		return KEK{}, errors.New("token: KEK key is not valid base64")
 	}
 	k := KEK{ID: id, Key: key}
 	if err := k.validate(); err != nil {

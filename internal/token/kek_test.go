@@ -220,6 +220,8 @@ func TestParseKEK(t *testing.T) {
 		{"bad id", "k.1:" + std, false},
 		{"empty id", ":" + std, false},
 		{"std padded with url chars", "k1:" + url + "=", false},
+		{"key and id swapped", std + ":k1", false},
+		{"url key and id swapped", url[:40] + ":k1", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -228,7 +230,7 @@ func TestParseKEK(t *testing.T) {
 				if err == nil {
 					t.Fatalf("parsed %q", tc.in)
 				}
-				if strings.Contains(err.Error(), std) || strings.Contains(err.Error(), url) {
+				if strings.Contains(err.Error(), std) || strings.Contains(err.Error(), url[:40]) {
 					t.Fatal("error contains the key")
 				}
 				return

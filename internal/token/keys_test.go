@@ -686,3 +686,51 @@ func TestSubMicrosecondClock(t *testing.T) {
 		}
 	})
 }
+
+func TestConcurrentUse(t *testing.T) {
+	// Mint, Verify and JWKS run lock-free against snapshots while rotations
+	// and reloads replace them; run with -race.
+	st, kr := newMemStore(), testKeyring(t)
+	ctx := context.Background()
+	k := newTestKeys(t, st, kr, nil, AlgEdDSA)
+	done := make(chan struct{})
+	errs := make(chan error, 8)
+	for range 4 {
+		go func() {
+			for {
+				select {
+				case <-done:
+					errs <- nil
+					return
+				default:
+				}
+				raw, err := k.Mint(claimsAt(time.Now()))
+				if err == nil {
+					_, err = k.Verify(raw, testIssuer)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+				if len(k.JWKS()) == 0 || len(k.List()) == 0 {
+					errs <- errors.New("empty key set")
+					return
+				}
+			}
+		}()
+	}
+	for range 5 {
+		if _, err := k.Rotate(ctx, true); err != nil {
+			t.Error(err)
+		}
+		if err := k.Reload(ctx); err != nil {
+			t.Error(err)
+		}
+	}
+	close(done)
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
