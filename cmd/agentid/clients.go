@@ -77,6 +77,9 @@ and the default resource must already be registered with 'agentid resources add'
   agentid clients add --name "Nightly job" --grant-type client_credentials --scope notes.read`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireFlags(cmd, "name"); err != nil {
+				return err
+			}
 			if jwksFile != "" {
 				b, err := readLimitedFile(jwksFile, maxJWKSFile)
 				if err != nil {
@@ -133,7 +136,6 @@ and the default resource must already be registered with 'agentid resources add'
 	f.StringVar(&spec.applicationType, "application-type", "", "web or native (default: native for public clients, else web)")
 	f.StringVar(&jwksFile, "jwks-file", "", "JSON Web Key Set `file` with the client's public keys (private_key_jwt)")
 	f.StringArrayVar(&spec.tags, "tag", nil, "tag seen by policy, e.g. trusted (repeatable)")
-	_ = cmd.MarkFlagRequired("name")
 	return cmd
 }
 

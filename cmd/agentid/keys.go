@@ -23,13 +23,17 @@ const (
 
 // keyState is the state of k at now.
 func keyState(k *store.SigningKey, now time.Time) string {
+	retired := !k.RetiredAt.IsZero()
 	switch {
-	case now.Before(k.ActivateAt):
-		return keyNext
 	case !k.ExpiresAt.IsZero() && !now.Before(k.ExpiresAt):
 		return keyExpired
-	case !k.RetiredAt.IsZero() && !now.Before(k.RetiredAt):
+	// A key retired no later than its activation never signs, even
+	// while its activation time is still ahead (rotate --now over a
+	// pre-published key).
+	case retired && (!now.Before(k.RetiredAt) || !k.RetiredAt.After(k.ActivateAt)):
 		return keyRetired
+	case now.Before(k.ActivateAt):
+		return keyNext
 	default:
 		return keyActive
 	}

@@ -67,6 +67,9 @@ name and its scopes, each with the description shown on the consent page.`,
     --sensitive notes.delete --token-ttl 5m`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireFlags(cmd, "uri", "name", "scope"); err != nil {
+				return err
+			}
 			r, err := buildResource(spec, time.Now())
 			if err != nil {
 				return err
@@ -87,13 +90,10 @@ name and its scopes, each with the description shown on the consent page.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&spec.uri, "uri", "", "the resource's URI, as MCP clients send it in `resource` (required)")
-	f.StringVar(&spec.name, "name", "", "display name (required)")
-	f.StringArrayVar(&spec.scopes, "scope", nil, `scope as "NAME=DESCRIPTION" (repeatable, at least one)`)
+	f.StringVar(&spec.name, "name", "", "display name shown on the consent page (required)")
+	f.StringArrayVar(&spec.scopes, "scope", nil, `scope as "NAME=DESCRIPTION" (required, repeatable)`)
 	f.StringArrayVar(&spec.sensitive, "sensitive", nil, "scope `NAME` that is sensitive: policy may demand more for it (repeatable)")
 	f.DurationVar(&spec.tokenTTL, "token-ttl", 0, "access-token lifetime for this resource, at most 1h (default: tokens.access_token_ttl)")
-	_ = cmd.MarkFlagRequired("uri")
-	_ = cmd.MarkFlagRequired("name")
-	_ = cmd.MarkFlagRequired("scope")
 	return cmd
 }
 

@@ -183,3 +183,15 @@ func errorText(err error, configPath string) string {
 	}
 	return b.String()
 }
+
+// requireFlags is a usage error unless every named flag was given. (cobra's
+// own required-flag check fails before the command runs, with an error run
+// cannot tell from a runtime failure.)
+func requireFlags(cmd *cobra.Command, names ...string) error {
+	for _, n := range names {
+		if !cmd.Flags().Changed(n) {
+			return usageErrorf(cmd, "required flag --%s is not set", n)
+		}
+	}
+	return nil
+}
