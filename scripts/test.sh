@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs every test of agentid: formatting, vet, staticcheck, then the whole
+# suite under the race detector against SQLite, a throwaway PostgreSQL
+# cluster and headless Chromium, which this script starts or installs as
+# needed (idempotently). CI runs exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+AGENTID_TEST_POSTGRES="$(scripts/postgres.sh)"
+AGENTID_TEST_CHROMIUM="$(scripts/chromium.sh)"
+export AGENTID_TEST_POSTGRES AGENTID_TEST_CHROMIUM
+
+unformatted=$(gofmt -l $(git ls-files '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change:" >&2
+  echo "$unformatted" >&2
+  exit 1
+fi
+go vet ./...
+go tool staticcheck ./...
+go test -race -count=1 -timeout 30m ./... "$@"
