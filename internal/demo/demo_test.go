@@ -140,3 +140,23 @@ func TestClientCredentialsWithSDK(t *testing.T) {
 		t.Fatal("write_note succeeded without notes.write")
 	}
 }
+
+// TestScriptedAgent runs the `agentid demo --agent --yes` agent headless.
+func TestScriptedAgent(t *testing.T) {
+	h := servertest.New(t)
+	resource := startDemo(t, h)
+	var out strings.Builder
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := demo.RunAgent(ctx, demo.AgentOptions{MCPURL: resource, Out: &out, Username: servertest.TestUser, Password: servertest.TestPassword}); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	for _, want := range []string{"tools: ", "read_notes → no notes yet", "write_note → saved note", "done after 2 authorization round trips"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if err := demo.RunAgent(ctx, demo.AgentOptions{MCPURL: resource, Out: &out, Username: servertest.TestUser, Password: "wrong"}); err == nil {
+		t.Fatal("agent succeeded with a wrong password")
+	}
+}

@@ -1,0 +1,216 @@
+package demo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"html"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/auth"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/modelcontextprotocol/go-sdk/oauthex"
+)
+
+// AgentOptions configures the scripted demo agent.
+type AgentOptions struct {
+	// MCPURL is the demo MCP server's URL.
+	MCPURL string
+	// Out receives a line for every step.
+	Out io.Writer
+	// Username and Password, when set, make the agent log in and approve
+	// the consent screen itself (headless); otherwise it prints the
+	// authorization URL for a person and waits for the browser to come back.
+	Username, Password string
+}
+
+// RunAgent plays an AI agent with the official MCP Go SDK client: it
+// discovers the hub, registers itself, gets authorized, lists the tools,
+// calls a read tool, then a write tool whose scope it lacks, which triggers
+// step-up, and reports each step.
+func RunAgent(ctx context.Context, opts AgentOptions) error {
+	say := func(format string, args ...any) { fmt.Fprintf(opts.Out, "agent: "+format+"\n", args...) }
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	redirect := "http://" + ln.Addr().String() + "/callback"
+	results := make(chan url.Values, 1)
+	cb := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/callback" {
+			http.NotFound(w, r)
+			return
+		}
+		select {
+		case results <- r.URL.Query():
+		default:
+		}
+		_, _ = io.WriteString(w, "The agent received the answer. You can close this tab.\n")
+	})}
+	go func() { _ = cb.Serve(ln) }()
+	defer cb.Close()
+
+	round := 0
+	fetch := func(ctx context.Context, args *auth.AuthorizationArgs) (*auth.AuthorizationResult, error) {
+		round++
+		u, _ := url.Parse(args.URL)
+		say("authorization %d asks for scope %q", round, u.Query().Get("scope"))
+		var q url.Values
+		if opts.Username != "" {
+			q, err = approveHeadless(ctx, args.URL, opts.Username, opts.Password)
+			if err != nil {
+				return nil, err
+			}
+		} else {
+			say("open this URL in your browser, sign in and approve:\n\n  %s\n", args.URL)
+			select {
+			case q = <-results:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		if e := q.Get("error"); e != "" {
+			return nil, fmt.Errorf("authorization refused: %s: %s", e, q.Get("error_description"))
+		}
+		say("authorization %d approved; the hub sent a code (iss=%s)", round, q.Get("iss"))
+		return &auth.AuthorizationResult{Code: q.Get("code"), State: q.Get("state"), Iss: q.Get("iss")}, nil
+	}
+	handler, err := auth.NewAuthorizationCodeHandler(&auth.AuthorizationCodeHandlerConfig{
+		DynamicClientRegistrationConfig: &auth.DynamicClientRegistrationConfig{Metadata: &oauthex.ClientRegistrationMetadata{
+			ClientName: "agentid demo agent", RedirectURIs: []string{redirect}, TokenEndpointAuthMethod: "none",
+			GrantTypes: []string{"authorization_code", "refresh_token"},
+		}},
+		RedirectURL:              redirect,
+		AuthorizationCodeFetcher: fetch,
+	})
+	if err != nil {
+		return err
+	}
+	say("connecting to %s (401 → protected resource metadata → hub metadata → dynamic registration)", opts.MCPURL)
+	client := mcp.NewClient(&mcp.Implementation{Name: "agentid-demo-agent", Version: "1.0.0"}, nil)
+	sess, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: opts.MCPURL, OAuthHandler: handler}, nil)
+	if err != nil {
+		return fmt.Errorf("connecting: %w", err)
+	}
+	defer sess.Close()
+	tools, err := sess.ListTools(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("listing tools: %w", err)
+	}
+	var names []string
+	for _, t := range tools.Tools {
+		names = append(names, t.Name)
+	}
+	say("connected; tools: %s", strings.Join(names, ", "))
+	for _, step := range []struct {
+		tool string
+		args map[string]any
+	}{
+		{"read_notes", map[string]any{}},
+		{"write_note", map[string]any{"text": "written by the demo agent"}},
+		{"read_notes", map[string]any{}},
+	} {
+		say("calling %s", step.tool)
+		res, err := sess.CallTool(ctx, &mcp.CallToolParams{Name: step.tool, Arguments: step.args})
+		if err != nil {
+			return fmt.Errorf("calling %s: %w", step.tool, err)
+		}
+		var out []string
+		for _, c := range res.Content {
+			if t, ok := c.(*mcp.TextContent); ok {
+				out = append(out, strings.TrimSpace(t.Text))
+			}
+		}
+		if res.IsError {
+			return fmt.Errorf("%s failed: %s", step.tool, strings.Join(out, " "))
+		}
+		say("%s → %s", step.tool, strings.ReplaceAll(strings.Join(out, " "), "\n", " | "))
+	}
+	say("done after %d authorization round trips (the second was the step-up for notes.write)", round)
+	return nil
+}
+
+var (
+	csrfField    = regexp.MustCompile(`name="csrf_token" value="([^"]*)"`)
+	returnField  = regexp.MustCompile(`name="return_to" value="([^"]*)"`)
+	requestField = regexp.MustCompile(`name="request" value="([^"]*)"`)
+	checkedScope = regexp.MustCompile(`name="scope" value="([^"]*)" checked`)
+)
+
+// approveHeadless signs in as the demo user and approves the checked scopes
+// on the consent screen, as a person clicking Allow would, and returns the
+// parameters of the redirect back to the agent.
+func approveHeadless(ctx context.Context, authURL, username, password string) (url.Values, error) {
+	hub, err := url.Parse(authURL)
+	if err != nil {
+		return nil, err
+	}
+	origin := hub.Scheme + "://" + hub.Host
+	jar, _ := cookiejar.New(nil)
+	var back *url.URL
+	c := &http.Client{Jar: jar, Timeout: 30 * time.Second, CheckRedirect: func(req *http.Request, _ []*http.Request) error {
+		if req.URL.Scheme+"://"+req.URL.Host != origin {
+			back = req.URL
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}}
+	get := func(u string) (string, error) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		return send(c, req)
+	}
+	post := func(path string, form url.Values) (string, error) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, origin+path, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", origin)
+		return send(c, req)
+	}
+	page, err := get(authURL)
+	if err != nil {
+		return nil, err
+	}
+	if back == nil && strings.Contains(page, `action="/login"`) {
+		page, err = post("/login", url.Values{"csrf_token": {match(csrfField, page)}, "return_to": {match(returnField, page)}, "username": {username}, "password": {password}})
+		if err != nil {
+			return nil, err
+		}
+	}
+	if back == nil && strings.Contains(page, `action="/authorize/decision"`) {
+		form := url.Values{"csrf_token": {match(csrfField, page)}, "request": {match(requestField, page)}, "decision": {"allow"}}
+		for _, m := range checkedScope.FindAllStringSubmatch(page, -1) {
+			form.Add("scope", html.UnescapeString(m[1]))
+		}
+		if _, err = post("/authorize/decision", form); err != nil {
+			return nil, err
+		}
+	}
+	if back == nil {
+		return nil, errors.New("the hub did not send the browser back to the agent (wrong demo password?)")
+	}
+	return back.Query(), nil
+}
+
+func send(c *http.Client, req *http.Request) (string, error) {
+	resp, err := c.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return string(b), err
+}
+
+func match(re *regexp.Regexp, page string) string {
+	if m := re.FindStringSubmatch(page); m != nil {
+		return html.UnescapeString(m[1])
+	}
+	return ""
+}
