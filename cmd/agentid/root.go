@@ -108,6 +108,7 @@ docs/configuration.md). Admin commands open the configured store directly.`,
 func (c *cli) hubCommands() []*cobra.Command {
 	return []*cobra.Command{
 		c.newServeCmd(),
+		c.newDemoCmd(),
 		c.newMigrateCmd(),
 	}
 }

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agentid/agentid/internal/store"
+	"github.com/agentid/agentid/internal/token"
+)
+
+func TestBuildClient(t *testing.T) {
+	resources := []*store.Resource{{
+		URI: "https://notes.example.test/mcp", Name: "Notes",
+		Scopes: []store.Scope{{Name: "notes.read"}, {Name: "notes.write"}},
+	}}
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	tests := []struct {
+		name    string
+		spec    clientSpec
+		wantErr string
+		check   func(t *testing.T, c *store.Client, secret string)
+	}{
+		{
+			name: "confidential defaults to client_credentials without redirect URIs",
+			spec: clientSpec{name: "job"},
+			check: func(t *testing.T, c *store.Client, secret string) {
+				if c.TokenEndpointAuthMethod != "client_secret_basic" || !slices.Equal(c.GrantTypes, []string{"client_credentials"}) {
+					t.Errorf("method %q grants %v", c.TokenEndpointAuthMethod, c.GrantTypes)
+				}
+				if len(c.ResponseTypes) != 0 {
+					t.Errorf("response types %v for a client without the code grant", c.ResponseTypes)
+				}
+				if secret == "" || !token.EqualHash(c.SecretHash, token.Hash(secret)) {
+					t.Error("secret and its stored hash do not match")
+				}
+				if c.ApplicationType != "web" || c.RegistrationMethod != store.RegistrationManual || c.TenantID != store.DefaultTenant {
+					t.Errorf("got %+v", c)
+				}
+				if len(c.ID) < 20 {
+					t.Errorf("generated id %q is short", c.ID)
+				}
+				if !c.CreatedAt.Equal(now) || !c.UpdatedAt.Equal(now) {
+					t.Error("times not set")
+				}
+			},
+		},
+		{
+			name: "redirect URIs default to code and refresh",
+			spec: clientSpec{name: "a", id: "a-1", redirectURIs: []string{"https://a.example.test/cb"}, authMethod: "client_secret_post"},
+			check: func(t *testing.T, c *store.Client, secret string) {
+				if !slices.Equal(c.GrantTypes, []string{"authorization_code", "refresh_token"}) || !slices.Equal(c.ResponseTypes, []string{"code"}) {
+					t.Errorf("grants %v responses %v", c.GrantTypes, c.ResponseTypes)
+				}
+				if c.ID != "a-1" || secret == "" {
+					t.Errorf("id %q secret set %t", c.ID, secret != "")
+				}
+			},
+		},
+		{
+			name: "public is native and secretless",
+			spec: clientSpec{name: "p", public: true, redirectURIs: []string{"http://localhost:33418/cb"}},
+			check: func(t *testing.T, c *store.Client, secret string) {
+				if !c.Public() || c.ApplicationType != "native" || secret != "" || c.SecretHash != nil {
+					t.Errorf("got %+v, secret %q", c, secret)
+				}
+			},
+		},
+		{
+			name: "scopes, resource and tags",
+			spec: clientSpec{name: "s", scopes: []string{"notes.read notes.write", "notes.read"}, resource: "https://NOTES.example.test/mcp/", tags: []string{"trusted"}},
+			check: func(t *testing.T, c *store.Client, _ string) {
+				if !slices.Equal(c.Scopes, []string{"notes.read", "notes.write"}) || c.DefaultResource != "https://notes.example.test/mcp" || !slices.Equal(c.Tags, []string{"trusted"}) {
+					t.Errorf("got scopes %v resource %q tags %v", c.Scopes, c.DefaultResource, c.Tags)
+				}
+			},
+		},
+		{name: "empty name", spec: clientSpec{name: " "}, wantErr: "--name must not be empty"},
+		{name: "bad id", spec: clientSpec{name: "x", id: "a/b"}, wantErr: "--id may contain only"},
+		{name: "long id", spec: clientSpec{name: "x", id: strings.Repeat("a", 129)}, wantErr: "1 to 128"},
+		{name: "public with secret method", spec: clientSpec{name: "x", public: true, authMethod: "client_secret_basic"}, wantErr: "--public conflicts"},
+		{name: "public without redirect", spec: clientSpec{name: "x", public: true}, wantErr: "needs --redirect-uri"},
+		{name: "public client credentials", spec: clientSpec{name: "x", authMethod: "none", grantTypes: []string{"client_credentials"}}, wantErr: "requires a confidential"},
+		{name: "unknown grant", spec: clientSpec{name: "x", grantTypes: []string{"password"}}, wantErr: `unsupported --grant-type "password"`},
+		{name: "code without redirect", spec: clientSpec{name: "x", grantTypes: []string{"authorization_code"}}, wantErr: "needs at least one --redirect-uri"},
+		{name: "unknown scope", spec: clientSpec{name: "x", scopes: []string{"mail.send"}}, wantErr: `scope "mail.send" is not offered`},
+		{name: "bad scope token", spec: clientSpec{name: "x", scopes: []string{`a"b`}}, wantErr: "--scope:"},
+		{name: "unregistered resource", spec: clientSpec{name: "x", resource: "https://other.example.test"}, wantErr: "not a registered resource"},
+		{name: "invalid resource", spec: clientSpec{name: "x", resource: "ftp://x.example.test"}, wantErr: "--resource:"},
+		{name: "bad tag", spec: clientSpec{name: "x", tags: []string{"two words"}}, wantErr: "--tag"},
+		{name: "http redirect off loopback", spec: clientSpec{name: "x", redirectURIs: []string{"http://a.example.test/cb"}}, wantErr: "invalid client:"},
+		{name: "unknown application type", spec: clientSpec{name: "x", applicationType: "desktop", redirectURIs: []string{"https://a.example.test/cb"}}, wantErr: "invalid client:"},
+		{name: "private_key_jwt without keys", spec: clientSpec{name: "x", authMethod: "private_key_jwt"}, wantErr: "requires jwks"},
+		{name: "private_key_jwt with bad keys", spec: clientSpec{name: "x", authMethod: "private_key_jwt", jwks: []byte(`{"keys":"no"}`)}, wantErr: "invalid client:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, secret, err := buildClient(tt.spec, resources, now)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, c, secret)
+		})
+	}
+}
+
+func TestOutputCell(t *testing.T) {
+	tests := []struct{ name, in, want string }{
+		{"empty shows dash", "", "-"},
+		{"plain", "Notes Agent", "Notes Agent"},
+		{"tab cannot add a column", "a\tb", "a b"},
+		{"newline cannot add a row", "a\nb", "a b"},
+		{"terminal escape", "a\x1b[31mb", "a [31mb"},
+		{"C1 control", "a\u009bb", "a b"},
+		{"unicode kept", "Notizen ✓", "Notizen ✓"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := cell(tt.in); got != tt.want {
+				t.Errorf("cell(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}

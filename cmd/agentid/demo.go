@@ -1,0 +1,260 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/agentid/agentid/internal/demo"
+	"github.com/agentid/agentid/internal/password"
+	"github.com/agentid/agentid/internal/store"
+	"github.com/agentid/agentid/internal/token"
+)
+
+const (
+	demoUser         = "demo"
+	demoResourceID   = "agentid-demo"
+	demoResourceName = "agentid demo notes"
+)
+
+func (c *cli) newDemoCmd() *cobra.Command {
+	var (
+		port, mcpPort int
+		dataDir       string
+		asJSON        bool
+		agent, yes    bool
+	)
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run the hub with a demo MCP server and a demo user",
+		Long: `Run, in one process on 127.0.0.1, the hub (SQLite under ./agentid-demo/, kept
+between runs), a demo MCP server protected by the hub with four tools of
+different sensitivity, and a demo user whose new password is printed at every
+start. Paste the MCP URL into an MCP client (for example MCP Inspector), or
+run the scripted agent with --agent.`,
+		Args: exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if yes && !agent {
+				return usageErrorf(cmd, "--yes goes with --agent")
+			}
+			return c.runDemo(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), demoFlags{port: port, mcpPort: mcpPort, dataDir: dataDir, json: asJSON, agent: agent, yes: yes})
+		},
+	}
+	cmd.Flags().IntVar(&port, "port", 0, "hub port (default: the first free port from 8080)")
+	cmd.Flags().IntVar(&mcpPort, "mcp-port", 0, "demo MCP server port (default: the next free port after the hub's)")
+	cmd.Flags().StringVar(&dataDir, "data-dir", "./agentid-demo", "where the demo keeps its database and keys")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the demo's URLs and credentials as one JSON line on stdout")
+	cmd.Flags().BoolVar(&agent, "agent", false, "also run a scripted agent (official MCP Go SDK client) against the demo server")
+	cmd.Flags().BoolVar(&yes, "yes", false, "with --agent: sign in and approve as the demo user without a browser")
+	return cmd
+}
+
+type demoFlags struct {
+	port, mcpPort int
+	dataDir       string
+	json          bool
+	agent, yes    bool
+}
+
+// demoInfo is what `agentid demo --json` prints.
+type demoInfo struct {
+	Issuer     string `json:"issuer"`
+	MCPURL     string `json:"mcp_url"`
+	AccountURL string `json:"account_url"`
+	Username   string `json:"username"`
+	Password   string `json:"password"`
+}
+
+// listenNear listens on 127.0.0.1:port, or on the first free port from
+// from upwards when port is 0.
+func listenNear(ctx context.Context, port, from int) (net.Listener, error) {
+	var lc net.ListenConfig
+	if port != 0 {
+		return lc.Listen(ctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	}
+	for p := from; p < from+50; p++ {
+		ln, err := lc.Listen(ctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		if err == nil {
+			return ln, nil
+		}
+	}
+	return lc.Listen(ctx, "tcp", "127.0.0.1:0")
+}
+
+func (c *cli) runDemo(ctx context.Context, stdout, stderr io.Writer, f demoFlags) (err error) {
+	hubLn, err := listenNear(ctx, f.port, 8080)
+	if err != nil {
+		return fmt.Errorf("listening for the hub: %w", err)
+	}
+	defer hubLn.Close()
+	hubPort := hubLn.Addr().(*net.TCPAddr).Port
+	mcpLn, err := listenNear(ctx, f.mcpPort, hubPort+1)
+	if err != nil {
+		return fmt.Errorf("listening for the demo MCP server: %w", err)
+	}
+	defer mcpLn.Close()
+	issuer := "http://" + hubLn.Addr().String()
+	mcpURL := "http://" + mcpLn.Addr().String() + "/mcp"
+
+	// The demo's settings win over defaults; the person's environment and
+	// --config still win over the demo's data directory and log format.
+	overrides := map[string]string{
+		"AGENTID_ISSUER": issuer, "AGENTID_LISTEN": hubLn.Addr().String(),
+		"AGENTID_DATA_DIR": f.dataDir, "AGENTID_LOG_FORMAT": "text", "AGENTID_LOG_LEVEL": "warn",
+	}
+	base := c.env
+	c.env = func(k string) (string, bool) {
+		if k == "AGENTID_ISSUER" || k == "AGENTID_LISTEN" {
+			return overrides[k], true
+		}
+		if v, ok := base(k); ok {
+			return v, ok
+		}
+		v, ok := overrides[k]
+		return v, ok
+	}
+	cfg, err := c.loadConfig()
+	c.env = base
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log, stderr)
+	h, err := newHub(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := h.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	pw, err := seedDemo(ctx, h.store, mcpURL)
+	if err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 3)
+	bg, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBackground()
+	wg.Go(func() { runTasks(bg, log, h.tasks()) })
+	wg.Go(func() { errc <- serveHTTP(ctx, hubLn, h.Handler(), log) })
+
+	// The demo server discovers the hub over HTTP, so the hub serves first.
+	mcpHandler, err := demo.Handler(ctx, demo.Options{Issuer: issuer, Resource: mcpURL})
+	if err != nil {
+		cancel()
+		wg.Wait()
+		return fmt.Errorf("starting the demo MCP server: %w", err)
+	}
+	wg.Go(func() { errc <- serveHTTP(ctx, mcpLn, mcpHandler, log) })
+
+	info := demoInfo{Issuer: issuer, MCPURL: mcpURL, AccountURL: issuer + "/account", Username: demoUser, Password: pw}
+	if f.json {
+		b, _ := json.Marshal(info)
+		fmt.Fprintln(stdout, string(b))
+	} else {
+		printDemo(stdout, info)
+	}
+	if f.agent {
+		wg.Go(func() {
+			opts := demo.AgentOptions{MCPURL: mcpURL, Out: stdout}
+			if f.yes {
+				opts.Username, opts.Password = demoUser, pw
+			}
+			if err := demo.RunAgent(ctx, opts); err != nil && ctx.Err() == nil {
+				fmt.Fprintf(stdout, "agent: failed: %v\n", err)
+			}
+		})
+	}
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	cancel()
+	stopBackground()
+	wg.Wait()
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	fmt.Fprintln(stderr, "agentid demo: stopped")
+	return nil
+}
+
+func printDemo(w io.Writer, in demoInfo) {
+	fmt.Fprintf(w, `agentid demo is running. Press Ctrl-C to stop.
+
+Hub: %s
+MCP server: %s
+Account page: %s
+username: %s password: %s
+
+What to try:
+  1. Add the MCP server URL to an MCP client (e.g. npx @modelcontextprotocol/inspector,
+     transport "Streamable HTTP"), connect, and sign in as the demo user.
+  2. Approve notes.read, call read_notes; then call write_note and watch the client
+     step up: the consent screen asks only for notes.write.
+  3. delete_note needs the sensitive notes.delete: the default policy keeps it from
+     self-registered agents until an admin tags them "trusted".
+  4. Or run the scripted agent: go run ./cmd/agentid demo --agent --yes
+`, in.Issuer, in.MCPURL, in.AccountURL, in.Username, in.Password)
+}
+
+// seedDemo registers the demo MCP server as a resource and (re)creates the
+// demo user with a fresh password, which it returns; the password is never
+// stored, only its argon2id hash.
+func seedDemo(ctx context.Context, st store.Store, mcpURL string) (string, error) {
+	now := time.Now()
+	resources, err := st.ListResources(ctx, store.DefaultTenant)
+	if err != nil {
+		return "", err
+	}
+	exists := false
+	for _, r := range resources {
+		switch {
+		case r.URI == mcpURL:
+			exists = true
+		case r.ID == demoResourceID:
+			// A previous run on other ports: its URL is gone.
+			if err := st.DeleteResource(ctx, store.DefaultTenant, r.URI); err != nil {
+				return "", err
+			}
+		}
+	}
+	if !exists {
+		if err := st.CreateResource(ctx, &store.Resource{TenantID: store.DefaultTenant, ID: demoResourceID, URI: mcpURL, Name: demoResourceName, Scopes: demo.Scopes(), CreatedAt: now}); err != nil {
+			return "", fmt.Errorf("registering the demo MCP server: %w", err)
+		}
+	}
+	pw, err := token.NewHandle(nil, "")
+	if err != nil {
+		return "", err
+	}
+	pw = pw[:20]
+	hash, err := password.Hash(pw)
+	if err != nil {
+		return "", err
+	}
+	u, err := st.GetUserByUsername(ctx, store.DefaultTenant, demoUser)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		err = st.CreateUser(ctx, &store.User{TenantID: store.DefaultTenant, ID: "user-demo", Username: demoUser, PasswordHash: hash, CreatedAt: now, UpdatedAt: now})
+	case err == nil:
+		u.PasswordHash, u.Disabled, u.UpdatedAt = hash, false, now
+		err = st.UpdateUser(ctx, u)
+	}
+	if err != nil {
+		return "", fmt.Errorf("creating the demo user: %w", err)
+	}
+	return pw, nil
+}

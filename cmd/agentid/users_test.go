@@ -1,0 +1,115 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+func TestReadPassword(t *testing.T) {
+	long := strings.Repeat("p", maxPasswordLen)
+	tests := []struct {
+		name    string
+		in      string
+		want    string
+		wantErr string
+	}{
+		{name: "line", in: "correct horse\n", want: "correct horse"},
+		{name: "no newline", in: "correct horse", want: "correct horse"},
+		{name: "CRLF", in: "correct horse\r\n", want: "correct horse"},
+		{name: "first line only", in: "first-line-pw\nsecond\n", want: "first-line-pw"},
+		{name: "spaces kept", in: "  spaced  \n", want: "  spaced  "},
+		{name: "at the maximum", in: long + "\n", want: long},
+		{name: "over the maximum", in: long + "p\n", wantErr: "at most"},
+		{name: "far over the maximum", in: strings.Repeat("p", 10*maxPasswordLen), wantErr: "at most"},
+		{name: "empty", in: "", wantErr: "stdin is empty"},
+		{name: "empty line", in: "\n", wantErr: "at least 8"},
+		{name: "short", in: "seven77\n", wantErr: "at least 8"},
+		{name: "multibyte counts characters", in: "äöüäöüäö\n", want: "äöüäöüäö"},
+		{name: "invalid UTF-8", in: "abcdefgh\xff\n", wantErr: "UTF-8"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := readPassword(strings.NewReader(tt.in))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				// Errors describe the password, never repeat it.
+				if len(tt.in) > 3 && strings.Contains(err.Error(), strings.TrimSpace(tt.in)) {
+					t.Fatalf("error %q contains the input", err)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("got %q, %v; want %q", got, err, tt.want)
+			}
+		})
+	}
+}
+
+// FuzzReadPassword: an accepted password is one line of valid UTF-8 within
+// the length bounds, and is a prefix of the input.
+func FuzzReadPassword(f *testing.F) {
+	for _, s := range []string{"correct horse\n", "", "\n", "short", "a\r\nb", "\xff\xfe\xfd\xfc\xfb\xfa\xf9\xf8"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		pw, err := readPassword(bytes.NewReader(in))
+		if err != nil {
+			return
+		}
+		if strings.ContainsAny(pw, "\n") || !utf8.ValidString(pw) || utf8.RuneCountInString(pw) < minPasswordLen || len(pw) > maxPasswordLen {
+			t.Fatalf("accepted %q", pw)
+		}
+		if !bytes.HasPrefix(in, []byte(pw)) {
+			t.Fatalf("%q is not a prefix of the input", pw)
+		}
+	})
+}
+
+func TestGeneratePassword(t *testing.T) {
+	t.Run("length and alphabet", func(t *testing.T) {
+		pw, err := generatePassword(bytes.NewReader(bytes.Repeat([]byte{0xfb}, generatedPasswordBytes)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// 0xfbfbfb is "-_v7" in unpadded base64url: the URL-safe
+		// alphabet, so a password never needs quoting in a shell.
+		if want := strings.Repeat("-_v7", 6); pw != want {
+			t.Fatalf("got %q, want %q", pw, want)
+		}
+	})
+	t.Run("short randomness fails", func(t *testing.T) {
+		if _, err := generatePassword(bytes.NewReader([]byte{1, 2, 3})); err == nil {
+			t.Fatal("no error")
+		}
+	})
+}
+
+func TestValidateUsername(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		ok   bool
+	}{
+		{"simple", "alice", true},
+		{"email", "carol+ops@example.test", true},
+		{"dots dashes underscores", "a.b-c_d", true},
+		{"max length", strings.Repeat("u", maxUsernameLen), true},
+		{"empty", "", false},
+		{"too long", strings.Repeat("u", maxUsernameLen+1), false},
+		{"space", "a b", false},
+		{"colon", "a:b", false},
+		{"non-ASCII", "jürgen", false},
+		{"control", "a\x00", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := validateUsername(tt.in); (err == nil) != tt.ok {
+				t.Fatalf("validateUsername(%q) = %v, want ok %t", tt.in, err, tt.ok)
+			}
+		})
+	}
+}
