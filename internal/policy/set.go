@@ -5,15 +5,12 @@ import (
 	"fmt"
 	"iter"
 	"maps"
-	"net/netip"
-	"strings"
-	"time"
+	"slices"
 
 	cedar "github.com/cedar-policy/cedar-go"
+	cedarast "github.com/cedar-policy/cedar-go/ast"
 	"github.com/cedar-policy/cedar-go/types"
 	xast "github.com/cedar-policy/cedar-go/x/exp/ast"
-
-	"github.com/agentid/agentid/internal/store"
 )
 
 // DefaultFile is the file name of the embedded default policy set.
@@ -88,12 +85,31 @@ type Set struct {
 	policies []*compiledPolicy
 	byID     map[string]*compiledPolicy
 	index    [len(actions)]actionPolicies
+	cache    entityCache
 }
 
 type compiledPolicy struct {
-	id     cedar.PolicyID
-	policy *cedar.Policy
-	info   PolicyInfo
+	id cedar.PolicyID
+	// eval is the policy with every scope constraint that the index and
+	// the filters below decide exactly replaced by "any": Cedar then spends
+	// no time on entity-hierarchy walks that the request shape answers.
+	eval *cedar.Policy
+	info PolicyInfo
+
+	// A zero UID means no constraint.
+	agentTenant   types.EntityUID // principal in Tenant::…
+	scopeTenant   types.EntityUID // resource in Tenant::…
+	scopeResource types.EntityUID // resource in Resource::…
+	scopeEq       types.EntityUID // resource == Scope::… (or in)
+	// scopeName is set (hasName) when a when-condition requires
+	// resource.name == scopeName at its top level.
+	scopeName string
+	hasName   bool
+	// invariant: the policy reads the scope only through attributes that
+	// all scopes of one request share, so it is evaluated once per request.
+	invariant bool
+	permit    bool
+	order     int // position in the set
 }
 
 // actionPolicies are the policies that can apply to one action: those whose
@@ -141,26 +157,189 @@ func compile(files map[string]string, version int64) (*Set, error) {
 			effect = "forbid"
 		}
 		cp := &compiledPolicy{
-			id:     cedar.PolicyID(pp.id),
-			policy: pp.policy,
+			id: cedar.PolicyID(pp.id),
 			info: PolicyInfo{
 				ID: pp.id, Effect: effect, File: pp.file,
 				Line: pos.Line, Column: pos.Column, Source: pp.source,
 			},
 		}
+		orig := (*xast.Policy)(pp.policy.AST())
+		reduced := *orig
+		actionIdx := policyActions(orig.Action)
+		reduced.Action = xast.ScopeTypeAll{}
+		agent, principalExact := cp.principalFilter(orig.Principal)
+		if principalExact {
+			reduced.Principal = xast.ScopeTypeAll{}
+		}
+		resourceExact := cp.resourceFilter(orig.Resource)
+		if resourceExact {
+			reduced.Resource = xast.ScopeTypeAll{}
+		}
+		cp.eval = cedar.NewPolicyFromAST((*cedarast.Policy)(&reduced))
+		cp.permit = orig.Effect == xast.EffectPermit
+		cp.order = len(s.policies)
+		cp.scopeName, cp.hasName = requiredScopeName(reduced.Conditions)
+		cp.invariant = cp.scopeEq == (types.EntityUID{}) && !cp.hasName &&
+			resourceExact && scopeInvariant(reduced.Conditions)
+
 		s.policies = append(s.policies, cp)
 		s.byID[pp.id] = cp
-		ast := pp.policy.AST()
-		for _, ai := range policyActions(ast.Action) {
+		for _, ai := range actionIdx {
 			idx := &s.index[ai]
-			if eq, ok := ast.Principal.(xast.ScopeTypeEq); ok {
-				idx.byPrincipal[eq.Entity] = append(idx.byPrincipal[eq.Entity], cp)
+			if agent != (types.EntityUID{}) {
+				idx.byPrincipal[agent] = append(idx.byPrincipal[agent], cp)
 			} else {
 				idx.general = append(idx.general, cp)
 			}
 		}
 	}
 	return s, nil
+}
+
+// principalFilter reads a policy's principal scope. It returns the agent the
+// policy is limited to (zero: none) and whether the index and filter decide
+// the scope exactly. An agent's only ancestor is its tenant, which has none.
+func (cp *compiledPolicy) principalFilter(scope xast.IsPrincipalScopeNode) (agent types.EntityUID, exact bool) {
+	var (
+		typ    types.EntityType
+		target types.EntityUID
+	)
+	switch sc := scope.(type) {
+	case xast.ScopeTypeAll:
+		return agent, true
+	case xast.ScopeTypeIs:
+		return agent, sc.Type == typeAgent
+	case xast.ScopeTypeEq:
+		typ, target = typeAgent, sc.Entity
+	case xast.ScopeTypeIn:
+		typ, target = typeAgent, sc.Entity
+	case xast.ScopeTypeIsIn:
+		typ, target = sc.Type, sc.Entity
+	default:
+		return agent, false
+	}
+	if typ != typeAgent {
+		return agent, false
+	}
+	switch target.Type {
+	case typeAgent:
+		return target, true
+	case typeTenant:
+		cp.agentTenant = target
+		return agent, true
+	}
+	return agent, false
+}
+
+// resourceFilter reads a policy's resource scope into the filters and
+// reports whether they decide it exactly. A scope's ancestors are its
+// resource and that resource's tenant.
+func (cp *compiledPolicy) resourceFilter(scope xast.IsResourceScopeNode) (exact bool) {
+	var (
+		typ    types.EntityType
+		target types.EntityUID
+	)
+	switch sc := scope.(type) {
+	case xast.ScopeTypeAll:
+		return true
+	case xast.ScopeTypeIs:
+		return sc.Type == typeScope
+	case xast.ScopeTypeEq:
+		typ, target = typeScope, sc.Entity
+	case xast.ScopeTypeIn:
+		typ, target = typeScope, sc.Entity
+	case xast.ScopeTypeIsIn:
+		typ, target = sc.Type, sc.Entity
+	default:
+		return false
+	}
+	if typ != typeScope {
+		return false
+	}
+	switch target.Type {
+	case typeScope:
+		cp.scopeEq = target
+	case typeResource:
+		cp.scopeResource = target
+	case typeTenant:
+		cp.scopeTenant = target
+	default:
+		return false
+	}
+	return true
+}
+
+// sharedScopeAttrs are the Scope attributes that every scope of one request
+// has in common: they come from the request's resource.
+var sharedScopeAttrs = map[types.String]bool{"resource": true, "tenant": true}
+
+// scopeInvariant reports whether conditions read the resource variable only
+// as resource.resource or resource.tenant, which are the same for every
+// scope of a request.
+func scopeInvariant(conds []xast.ConditionType) bool {
+	ok := true
+	for _, c := range conds {
+		xast.Inspect(xast.NewNode(c.Body), func(n xast.IsNode) bool {
+			switch n := n.(type) {
+			case xast.NodeTypeAccess:
+				if v, isVar := n.Arg.(xast.NodeTypeVariable); isVar && v.Name == "resource" && sharedScopeAttrs[n.Value] {
+					return false
+				}
+			case xast.NodeTypeVariable:
+				if n.Name == "resource" {
+					ok = false
+				}
+			}
+			return ok
+		})
+	}
+	return ok
+}
+
+// requiredScopeName finds a top-level conjunct `resource.name == "…"` of a
+// when-condition: the policy cannot match a scope of any other name.
+func requiredScopeName(conds []xast.ConditionType) (string, bool) {
+	var find func(n xast.IsNode) (string, bool)
+	find = func(n xast.IsNode) (string, bool) {
+		switch n := n.(type) {
+		case xast.NodeTypeAnd:
+			if name, ok := find(n.Left); ok {
+				return name, true
+			}
+			return find(n.Right)
+		case xast.NodeTypeEquals:
+			if name, ok := scopeNameEquals(n.Left, n.Right); ok {
+				return name, true
+			}
+			return scopeNameEquals(n.Right, n.Left)
+		}
+		return "", false
+	}
+	for _, c := range conds {
+		if c.Condition != xast.ConditionWhen {
+			continue
+		}
+		if name, ok := find(c.Body); ok {
+			return name, true
+		}
+	}
+	return "", false
+}
+
+func scopeNameEquals(access, lit xast.IsNode) (string, bool) {
+	a, ok := access.(xast.NodeTypeAccess)
+	if !ok || a.Value != "name" {
+		return "", false
+	}
+	if v, ok := a.Arg.(xast.NodeTypeVariable); !ok || v.Name != "resource" {
+		return "", false
+	}
+	l, ok := lit.(xast.NodeValue)
+	if !ok {
+		return "", false
+	}
+	str, ok := l.Value.(types.String)
+	return string(str), ok
 }
 
 // policyActions returns the indexes of the actions a policy's action scope
@@ -234,29 +413,69 @@ func (s *Set) Decide(req *Request) (*Result, error) {
 	if !ok {
 		return nil, fmt.Errorf("policy: unknown action %q", req.Action)
 	}
-	ents := buildEntities(req)
-	idx := &s.index[ai]
-	it := policyIter{general: idx.general, own: idx.byPrincipal[ents.agent.UID]}
-	actionUID := types.NewEntityUID(typeAction, types.String(req.Action))
-
+	ents := s.cache.build(req)
 	res := &Result{
 		Version:   s.version,
 		Decisions: make([]Decision, len(req.Scopes)),
 		Granted:   make([]string, 0, len(req.Scopes)),
 	}
-	for i, sc := range req.Scopes {
-		dec, diag := cedar.Authorize(it, ents, cedar.Request{
-			Principal: ents.agent.UID,
-			Action:    actionUID,
-			Resource:  ents.scopes[i].UID,
-			Context:   ents.context,
-		})
-		d := Decision{Scope: sc.Name, Allowed: dec == cedar.Allow}
-		for _, r := range diag.Reasons {
-			d.PolicyIDs = append(d.PolicyIDs, string(r.PolicyID))
+	if len(req.Scopes) == 0 {
+		return res, nil
+	}
+	// Keep the policies whose scope constraints this request meets (the
+	// rest cannot match any of its scopes), split by whether their outcome
+	// can differ between the request's scopes.
+	idx := &s.index[ai]
+	var inv, perScope []*compiledPolicy
+	for _, list := range [2][]*compiledPolicy{idx.general, idx.byPrincipal[ents.agent.UID]} {
+		for _, p := range list {
+			if (p.agentTenant == types.EntityUID{} || p.agentTenant == ents.agentTenant) &&
+				(p.scopeTenant == types.EntityUID{} || p.scopeTenant == ents.resourceTenant) &&
+				(p.scopeResource == types.EntityUID{} || p.scopeResource == ents.resource.UID) {
+				if p.invariant {
+					inv = append(inv, p)
+				} else {
+					perScope = append(perScope, p)
+				}
+			}
 		}
-		for _, e := range diag.Errors {
-			d.Errors = append(d.Errors, fmt.Sprintf("policy %q: %s", e.PolicyID, e.Message))
+	}
+	ev := evaluator{ents: ents, req: cedar.Request{
+		Principal: ents.agent.UID,
+		Action:    types.NewEntityUID(typeAction, types.String(req.Action)),
+		Context:   ents.context,
+	}}
+	// Scope-invariant policies are evaluated once, against the first scope.
+	ev.at(0)
+	invOut := ev.run(inv)
+	for i, sc := range req.Scopes {
+		ev.at(i)
+		out := ev.run(perScope)
+		// Cedar: deny by default, and any matching forbid overrides every
+		// permit. Each outcome holds its matching forbids if there are any,
+		// else its matching permits, so the two combine exactly.
+		var deciding []*compiledPolicy
+		allowed := false
+		switch {
+		case invOut.forbid || out.forbid:
+			if invOut.forbid {
+				deciding = append(deciding, invOut.matched...)
+			}
+			if out.forbid {
+				deciding = append(deciding, out.matched...)
+			}
+		default:
+			deciding = append(slices.Clone(invOut.matched), out.matched...)
+			allowed = len(deciding) > 0
+		}
+		d := Decision{Scope: sc.Name, Allowed: allowed}
+		slices.SortFunc(deciding, func(a, b *compiledPolicy) int { return a.order - b.order })
+		for _, p := range deciding {
+			d.PolicyIDs = append(d.PolicyIDs, p.info.ID)
+		}
+		if n := len(invOut.errors) + len(out.errors); n > 0 {
+			d.Errors = append(make([]string, 0, n), invOut.errors...)
+			d.Errors = append(d.Errors, out.errors...)
 		}
 		res.Decisions[i] = d
 		if d.Allowed && !containsString(res.Granted, sc.Name) {
@@ -264,6 +483,47 @@ func (s *Set) Decide(req *Request) (*Result, error) {
 		}
 	}
 	return res, nil
+}
+
+// evaluator runs policies against one scope of a request.
+type evaluator struct {
+	ents *entities
+	req  cedar.Request
+	it   policyIter
+}
+
+func (ev *evaluator) at(i int) {
+	ev.ents.cur = i
+	ev.req.Resource = ev.ents.scopes[i].UID
+	ev.it.scope = ev.ents.scopes[i].UID
+	ev.it.name = ev.ents.names[i]
+}
+
+// outcome is what Cedar reports for a list of policies: the matching
+// forbids (forbid true) if any matched, else the matching permits.
+type outcome struct {
+	forbid  bool
+	matched []*compiledPolicy
+	errors  []string
+}
+
+func (ev *evaluator) run(list []*compiledPolicy) outcome {
+	if len(list) == 0 {
+		return outcome{}
+	}
+	ev.it.cands = list
+	dec, diag := cedar.Authorize(&ev.it, ev.ents, ev.req)
+	out := outcome{forbid: dec == cedar.Deny && len(diag.Reasons) > 0}
+	if len(diag.Reasons) > 0 {
+		out.matched = make([]*compiledPolicy, len(diag.Reasons))
+		for i, r := range diag.Reasons {
+			out.matched[i] = ev.it.byID(r.PolicyID)
+		}
+	}
+	for _, e := range diag.Errors {
+		out.errors = append(out.errors, fmt.Sprintf("policy %q: %s", e.PolicyID, e.Message))
+	}
+	return out
 }
 
 func containsString(list []string, s string) bool {
@@ -275,218 +535,34 @@ func containsString(list []string, s string) bool {
 	return false
 }
 
-// policyIter yields the policies that can apply to one request.
+// policyIter yields the candidate policies that can apply to one scope.
 type policyIter struct {
-	general, own []*compiledPolicy
+	cands []*compiledPolicy
+	scope types.EntityUID
+	name  string
 }
 
-func (it policyIter) All() iter.Seq2[cedar.PolicyID, *cedar.Policy] {
+func (it *policyIter) All() iter.Seq2[cedar.PolicyID, *cedar.Policy] {
 	return func(yield func(cedar.PolicyID, *cedar.Policy) bool) {
-		for _, p := range it.general {
-			if !yield(p.id, p.policy) {
+		for _, p := range it.cands {
+			if p.scopeEq != (types.EntityUID{}) && p.scopeEq != it.scope {
+				continue
+			}
+			if p.hasName && p.scopeName != it.name {
+				continue
+			}
+			if !yield(p.id, p.eval) {
 				return
 			}
 		}
-		for _, p := range it.own {
-			if !yield(p.id, p.policy) {
-				return
-			}
-		}
 	}
 }
 
-// entities holds the Cedar entities of one request. A request has a handful,
-// so a linear search beats building a map.
-type entities struct {
-	agent    types.Entity
-	user     types.Entity
-	hasUser  bool
-	resource types.Entity
-	service  types.Entity
-	hasSvc   bool
-	scopes   []types.Entity
-	context  types.Record
-}
-
-func (e *entities) Get(uid types.EntityUID) (types.Entity, bool) {
-	switch uid.Type {
-	case typeAgent:
-		if uid == e.agent.UID {
-			return e.agent, true
-		}
-	case typeUser:
-		if e.hasUser && uid == e.user.UID {
-			return e.user, true
-		}
-	case typeResource:
-		if uid == e.resource.UID {
-			return e.resource, true
-		}
-	case typeService:
-		if e.hasSvc && uid == e.service.UID {
-			return e.service, true
-		}
-	case typeScope:
-		for _, s := range e.scopes {
-			if uid == s.UID {
-				return s, true
-			}
-		}
-	case typeTenant:
-		// Tenants have neither attributes nor parents.
-		return types.Entity{UID: uid}, true
-	}
-	return types.Entity{}, false
-}
-
-func stringSet(list []string) types.Set {
-	vals := make([]types.Value, len(list))
-	for i, s := range list {
-		vals[i] = types.String(s)
-	}
-	return types.NewSet(vals...)
-}
-
-func ipValue(s string) (types.IPAddr, bool) {
-	if s == "" {
-		return types.IPAddr{}, false
-	}
-	if _, err := netip.ParseAddr(s); err != nil {
-		return types.IPAddr{}, false
-	}
-	ip, err := types.ParseIPAddr(s)
-	if err != nil {
-		return types.IPAddr{}, false
-	}
-	return ip, true
-}
-
-func tenantUID(id string) types.EntityUID {
-	return types.NewEntityUID(typeTenant, types.String(id))
-}
-
-func buildEntities(req *Request) *entities {
-	tenant := req.TenantID
-	if tenant == "" {
-		tenant = store.DefaultTenant
-	}
-	tUID := tenantUID(tenant)
-	e := &entities{}
-
-	a := req.Agent
-	var cc []string
-	for _, t := range a.Tags {
-		if name, ok := strings.CutPrefix(t, ccTagPrefix); ok && name != "" {
-			cc = append(cc, name)
+func (it *policyIter) byID(id cedar.PolicyID) *compiledPolicy {
+	for _, p := range it.cands {
+		if p.id == id {
+			return p
 		}
 	}
-	agentAttrs := types.RecordMap{
-		"tenant":              tUID,
-		"registration_method": types.String(a.RegistrationMethod),
-		"client_type":         types.String(a.ClientType),
-		"software_id":         types.String(a.SoftwareID),
-		"verified_domain":     types.String(a.VerifiedDomain),
-		"owner":               types.String(a.OwnerUserID),
-		"tags":                stringSet(a.Tags),
-		"cc_scopes":           stringSet(cc),
-	}
-	if ip, ok := ipValue(a.CreatedIP); ok {
-		agentAttrs["created_ip"] = ip
-	}
-	e.agent = types.Entity{
-		UID:        types.NewEntityUID(typeAgent, types.String(a.ID)),
-		Parents:    types.NewEntityUIDSet(tUID),
-		Attributes: types.NewRecord(agentAttrs),
-	}
-
-	ctx := types.RecordMap{
-		"tenant":      tUID,
-		"grant_type":  types.String(req.Context.GrantType),
-		"auth_method": types.String(req.Context.AuthMethod),
-		"time":        types.NewDatetime(orNow(req.Context.Time)),
-		"chain_depth": types.Long(req.Context.ChainDepth),
-		"resource":    types.String(req.Context.Resource),
-	}
-	if ip, ok := ipValue(req.Context.IP); ok {
-		ctx["ip"] = ip
-	}
-	if u := req.User; u != nil {
-		ut := u.TenantID
-		if ut == "" {
-			ut = tenant
-		}
-		tags := make(types.RecordMap, len(u.Claims))
-		for k, v := range u.Claims {
-			tags[types.String(k)] = types.String(v)
-		}
-		e.user = types.Entity{
-			UID:     types.NewEntityUID(typeUser, types.String(u.ID)),
-			Parents: types.NewEntityUIDSet(tenantUID(ut)),
-			Attributes: types.NewRecord(types.RecordMap{
-				"tenant": tenantUID(ut),
-				"roles":  stringSet(u.Roles),
-				"groups": stringSet(u.Groups),
-			}),
-			Tags: types.NewRecord(tags),
-		}
-		e.hasUser = true
-		ctx["user"] = e.user.UID
-		ctx["auth_age_seconds"] = types.Long(req.Context.AuthAge / time.Second)
-	}
-	if sv := req.Service; sv != nil {
-		st := sv.TenantID
-		if st == "" {
-			st = tenant
-		}
-		e.service = types.Entity{
-			UID:     types.NewEntityUID(typeService, types.String(sv.Name)),
-			Parents: types.NewEntityUIDSet(tenantUID(st)),
-			Attributes: types.NewRecord(types.RecordMap{
-				"tenant": tenantUID(st),
-				"name":   types.String(sv.Name),
-			}),
-		}
-		e.hasSvc = true
-		ctx["service"] = e.service.UID
-	}
-	e.context = types.NewRecord(ctx)
-
-	r := req.Resource
-	rt := r.TenantID
-	if rt == "" {
-		rt = tenant
-	}
-	rtUID := tenantUID(rt)
-	e.resource = types.Entity{
-		UID:     types.NewEntityUID(typeResource, types.String(r.URI)),
-		Parents: types.NewEntityUIDSet(rtUID),
-		Attributes: types.NewRecord(types.RecordMap{
-			"tenant": rtUID,
-			"uri":    types.String(r.URI),
-			"name":   types.String(r.Name),
-			"tags":   stringSet(r.Tags),
-		}),
-	}
-	parents := types.NewEntityUIDSet(e.resource.UID)
-	e.scopes = make([]types.Entity, len(req.Scopes))
-	for i, sc := range req.Scopes {
-		e.scopes[i] = types.Entity{
-			UID:     types.NewEntityUID(typeScope, types.String(ScopeEntityID(r.URI, sc.Name))),
-			Parents: parents,
-			Attributes: types.NewRecord(types.RecordMap{
-				"tenant":    rtUID,
-				"name":      types.String(sc.Name),
-				"sensitive": types.Boolean(sc.Sensitive),
-				"resource":  e.resource.UID,
-			}),
-		}
-	}
-	return e
-}
-
-func orNow(t time.Time) time.Time {
-	if t.IsZero() {
-		return time.Now()
-	}
-	return t
+	panic("policy: Cedar reported a policy it was not given") // unreachable
 }
