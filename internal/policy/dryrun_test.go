@@ -11,21 +11,33 @@ import (
 	"github.com/agentid/agentid/internal/store"
 )
 
-func dryRunStore(t *testing.T) *fakeStore {
+func dryRunStore(t *testing.T) store.Store {
 	t.Helper()
-	st := newFakeStore()
-	st.clients["dcr-1"] = &store.Client{TenantID: store.DefaultTenant, ID: "dcr-1", RegistrationMethod: store.RegistrationDCR, TokenEndpointAuthMethod: "none"}
-	st.clients["bot"] = &store.Client{TenantID: store.DefaultTenant, ID: "bot", RegistrationMethod: store.RegistrationManual,
-		TokenEndpointAuthMethod: "client_secret_basic", Tags: []string{"cc:files:read"}}
-	st.users["alice"] = &store.User{TenantID: store.DefaultTenant, ID: "alice"}
-	st.resources[testResource] = &store.Resource{TenantID: store.DefaultTenant, URI: testResource, Name: "Files",
-		Scopes: []store.Scope{{Name: "files:read"}, {Name: "files:write"}, {Name: "files:delete", Sensitive: true}}}
+	ctx := context.Background()
+	st := openSQLite(t)
+	clients := []*store.Client{
+		{TenantID: store.DefaultTenant, ID: "dcr-1", RegistrationMethod: store.RegistrationDCR, TokenEndpointAuthMethod: "none"},
+		{TenantID: store.DefaultTenant, ID: "bot", RegistrationMethod: store.RegistrationManual,
+			TokenEndpointAuthMethod: "client_secret_basic", Tags: []string{"cc:files:read"}},
+	}
+	for _, c := range clients {
+		if err := st.CreateClient(ctx, c, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.CreateUser(ctx, &store.User{TenantID: store.DefaultTenant, ID: "alice", Username: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateResource(ctx, &store.Resource{TenantID: store.DefaultTenant, ID: "files", URI: testResource, Name: "Files",
+		Scopes: []store.Scope{{Name: "files:read"}, {Name: "files:write"}, {Name: "files:delete", Sensitive: true}}}); err != nil {
+		t.Fatal(err)
+	}
 	return st
 }
 
 func TestDryRun(t *testing.T) {
 	ctx := context.Background()
-	t0 := time.Date(2025, 5, 1, 0, 0, 0, 0, time.UTC)
+	t0 := time.Now().Add(-24 * time.Hour).Truncate(time.Second)
 	st := dryRunStore(t)
 	add := func(ev *store.AuditEvent) *store.AuditEvent {
 		ev.TenantID, ev.Type, ev.Outcome = store.DefaultTenant, EventTokenIssued, "success"

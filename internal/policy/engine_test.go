@@ -57,7 +57,7 @@ func TestEngineReload(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			st := newFakeStore()
+			st := openSQLite(t)
 			clk := &fakeClock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
 			e, err := New(ctx, Options{Store: st, Now: clk.Now, RefreshInterval: 2 * time.Second})
 			if err != nil {
@@ -66,18 +66,11 @@ func TestEngineReload(t *testing.T) {
 			if res := mustDecide(t, e); !res.Decisions[0].Allowed || res.Version != 0 {
 				t.Fatalf("before: %+v version %d, want allowed by the built-in set", res.Decisions[0], res.Version)
 			}
-			if err := st.CreatePolicySet(ctx, &store.PolicySet{Files: denyReadFiles()}, nil); err != nil {
-				t.Fatal(err)
-			}
-			// Within the interval the engine keeps its set and does not ask
-			// the store on every decision.
-			loads := st.loads
+			createPolicySet(t, st, denyReadFiles())
+			// Within the interval the engine keeps its set.
 			clk.Add(time.Second)
 			if res := mustDecide(t, e); !res.Decisions[0].Allowed {
 				t.Fatalf("picked up the new version before the interval")
-			}
-			if st.loads != loads {
-				t.Errorf("store read %d times within the interval", st.loads-loads)
 			}
 			if err := tt.pickUp(e, clk); err != nil {
 				t.Fatal(err)
@@ -89,15 +82,23 @@ func TestEngineReload(t *testing.T) {
 			if got := res.Decisions[0].PolicyIDs; len(got) != 1 || got[0] != "no-read" {
 				t.Errorf("policies = %v", got)
 			}
-			// Rollback to the default-equivalent set is picked up too.
-			if err := st.CreatePolicySet(ctx, &store.PolicySet{Files: DefaultFiles()}, nil); err != nil {
-				t.Fatal(err)
-			}
+			// A rollback to the built-in rules, stored as version 2, and a
+			// rollback to version 1 are picked up too.
+			createPolicySet(t, st, DefaultFiles())
 			if err := tt.pickUp(e, clk); err != nil {
 				t.Fatal(err)
 			}
 			if res := mustDecide(t, e); !res.Decisions[0].Allowed || res.Version != 2 {
 				t.Fatalf("after second change: %+v version %d", res.Decisions[0], res.Version)
+			}
+			if err := st.ActivatePolicySet(ctx, store.DefaultTenant, 1, nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := tt.pickUp(e, clk); err != nil {
+				t.Fatal(err)
+			}
+			if res := mustDecide(t, e); res.Decisions[0].Allowed || res.Version != 1 {
+				t.Fatalf("after rollback: %+v version %d", res.Decisions[0], res.Version)
 			}
 		})
 	}
@@ -213,4 +214,36 @@ func TestEngineConcurrentDecide(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+func TestEngineReadsStoreOncePerInterval(t *testing.T) {
+	ctx := context.Background()
+	st := newFakeStore()
+	clk := &fakeClock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	e, err := New(ctx, Options{Store: st, Now: clk.Now, RefreshInterval: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name      string
+		advance   time.Duration
+		decisions int
+		loads     int
+	}{
+		{name: "within the interval", advance: time.Second, decisions: 100, loads: 0},
+		{name: "interval passed", advance: 2 * time.Second, decisions: 100, loads: 1},
+		{name: "next interval", advance: 2 * time.Second, decisions: 1, loads: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := st.loads
+			clk.Add(tt.advance)
+			for range tt.decisions {
+				mustDecide(t, e)
+			}
+			if got := st.loads - before; got != tt.loads {
+				t.Errorf("store read %d times, want %d", got, tt.loads)
+			}
+		})
+	}
 }

@@ -3,14 +3,15 @@ package policy
 import (
 	"context"
 	"maps"
-	"slices"
 	"sync"
 
 	"github.com/agentid/agentid/internal/store"
 )
 
-// fakeStore implements the few store methods this package uses, in memory.
-// Calling any other method panics (the embedded interface is nil).
+// fakeStore keeps policy sets in memory and can fail on demand, for the
+// engine tests that inject store failures or count store reads; everything
+// else runs on the real SQLite store. Calling any other method panics (the
+// embedded interface is nil).
 type fakeStore struct {
 	store.Store
 
@@ -19,19 +20,9 @@ type fakeStore struct {
 	active    int64
 	failNext  error
 	loads     int
-	clients   map[string]*store.Client
-	users     map[string]*store.User
-	resources map[string]*store.Resource
-	events    []*store.AuditEvent
 }
 
-func newFakeStore() *fakeStore {
-	return &fakeStore{
-		clients:   map[string]*store.Client{},
-		users:     map[string]*store.User{},
-		resources: map[string]*store.Resource{},
-	}
-}
+func newFakeStore() *fakeStore { return &fakeStore{} }
 
 func (f *fakeStore) CreatePolicySet(_ context.Context, ps *store.PolicySet, _ *store.AuditEvent) error {
 	f.mu.Lock()
@@ -70,46 +61,4 @@ func (f *fakeStore) ActivePolicySet(_ context.Context, tenantID string) (*store.
 	cp.Active = true
 	cp.TenantID = tenantID
 	return &cp, nil
-}
-
-func (f *fakeStore) GetClient(_ context.Context, _, id string) (*store.Client, error) {
-	if c, ok := f.clients[id]; ok {
-		return c, nil
-	}
-	return nil, store.ErrNotFound
-}
-
-func (f *fakeStore) GetUser(_ context.Context, _, id string) (*store.User, error) {
-	if u, ok := f.users[id]; ok {
-		return u, nil
-	}
-	return nil, store.ErrNotFound
-}
-
-func (f *fakeStore) GetResource(_ context.Context, _, uri string) (*store.Resource, error) {
-	if r, ok := f.resources[uri]; ok {
-		return r, nil
-	}
-	return nil, store.ErrNotFound
-}
-
-// ListAudit returns matching events newest first, as the contract says.
-func (f *fakeStore) ListAudit(_ context.Context, fl store.AuditFilter) ([]*store.AuditEvent, error) {
-	var out []*store.AuditEvent
-	for _, ev := range slices.Backward(f.events) {
-		if (fl.Type == "" || ev.Type == fl.Type) && (fl.TenantID == "" || ev.TenantID == fl.TenantID) &&
-			!ev.Time.Before(fl.Since) {
-			out = append(out, ev)
-		}
-	}
-	if fl.Limit > 0 && len(out) > fl.Limit {
-		out = out[:fl.Limit]
-	}
-	return out, nil
-}
-
-func (f *fakeStore) AppendAudit(_ context.Context, ev *store.AuditEvent) error {
-	ev.ID = int64(len(f.events) + 1)
-	f.events = append(f.events, ev)
-	return nil
 }
