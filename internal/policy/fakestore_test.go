@@ -15,11 +15,11 @@ import (
 type fakeStore struct {
 	store.Store
 
-	mu        sync.Mutex
-	sets      []*store.PolicySet
-	active    int64
-	failNext  error
-	loads     int
+	mu       sync.Mutex
+	sets     []*store.PolicySet
+	active   int64
+	failNext error
+	loads    int
 }
 
 func newFakeStore() *fakeStore { return &fakeStore{} }
