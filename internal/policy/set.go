@@ -269,9 +269,9 @@ func (cp *compiledPolicy) resourceFilter(scope xast.IsResourceScopeNode) (exact 
 	return true
 }
 
-// sharedScopeAttrs are the Scope attributes that every scope of one request
-// has in common: they come from the request's resource.
-var sharedScopeAttrs = map[types.String]bool{"resource": true, "tenant": true}
+// sharedScopeAttr reports whether every scope of one request has the same
+// value of the Scope attribute: those that come from the request's resource.
+func sharedScopeAttr(name types.String) bool { return name == "resource" || name == "tenant" }
 
 // scopeInvariant reports whether conditions read the resource variable only
 // as resource.resource or resource.tenant, which are the same for every
@@ -282,7 +282,7 @@ func scopeInvariant(conds []xast.ConditionType) bool {
 		xast.Inspect(xast.NewNode(c.Body), func(n xast.IsNode) bool {
 			switch n := n.(type) {
 			case xast.NodeTypeAccess:
-				if v, isVar := n.Arg.(xast.NodeTypeVariable); isVar && v.Name == "resource" && sharedScopeAttrs[n.Value] {
+				if v, isVar := n.Arg.(xast.NodeTypeVariable); isVar && v.Name == "resource" && sharedScopeAttr(n.Value) {
 					return false
 				}
 			case xast.NodeTypeVariable:
