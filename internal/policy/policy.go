@@ -181,6 +181,9 @@ type Options struct {
 // DefaultRefreshInterval is the default Options.RefreshInterval.
 const DefaultRefreshInterval = 2 * time.Second
 
+// refreshTimeout bounds the store read of a periodic refresh.
+const refreshTimeout = 5 * time.Second
+
 // Engine decides requests against a tenant's active policy set. It is safe
 // for concurrent use.
 type Engine struct {
@@ -291,6 +294,10 @@ func (e *Engine) refreshIfDue(ctx context.Context) {
 	if e.now().UnixNano() < e.due.Load() {
 		return
 	}
+	// The refresh serves every request, not only this one: a client that
+	// hangs up must not make it fail.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshTimeout)
+	defer cancel()
 	if err := e.load(ctx); err != nil {
 		e.log.ErrorContext(ctx, "policy reload failed; keeping the current policy set",
 			"tenant_id", e.tenant, "version", e.cur.Load().version, "err", err)

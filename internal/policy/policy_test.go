@@ -243,3 +243,61 @@ func TestEngineDefaultsWithoutStore(t *testing.T) {
 		t.Errorf("decision = %+v, version %d", res.Decisions[0], res.Version)
 	}
 }
+
+// TestTrustedTagLiftsSensitiveBan follows a DCR agent through the store: its
+// sensitive scope is refused at registration and issuance until an admin
+// tags it trusted.
+func TestTrustedTagLiftsSensitiveBan(t *testing.T) {
+	ctx := context.Background()
+	st := openSQLite(t)
+	c := &store.Client{TenantID: store.DefaultTenant, ID: "dcr-agent", RegistrationMethod: store.RegistrationDCR, TokenEndpointAuthMethod: "none"}
+	if err := st.CreateClient(ctx, c, nil); err != nil {
+		t.Fatal(err)
+	}
+	r := &store.Resource{TenantID: store.DefaultTenant, ID: "files", URI: testResource, Name: "Files",
+		Scopes: []store.Scope{{Name: "files:read"}, {Name: "files:delete", Sensitive: true}}}
+	if err := st.CreateResource(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(ctx, Options{Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	decide := func(t *testing.T, action Action, user *User) []string {
+		t.Helper()
+		cl, err := st.GetClient(ctx, store.DefaultTenant, c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := e.Decide(ctx, &Request{Action: action, Agent: AgentFromClient(cl), User: user,
+			Resource: ResourceFromStore(r), Scopes: ScopesOf(r, []string{"files:read", "files:delete"}),
+			Context: Context{GrantType: "authorization_code"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Granted
+	}
+	tests := []struct {
+		name   string
+		tags   []string
+		action Action
+		user   *User
+		want   []string
+	}{
+		{name: "register untrusted", action: ActionRegister, want: []string{"files:read"}},
+		{name: "grant untrusted", action: ActionGrant, user: alice, want: []string{"files:read"}},
+		{name: "register trusted", tags: []string{"trusted"}, action: ActionRegister, want: []string{"files:read", "files:delete"}},
+		{name: "grant trusted", tags: []string{"trusted"}, action: ActionGrant, user: alice, want: []string{"files:read", "files:delete"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c.Tags = tt.tags
+			if err := st.UpdateClient(ctx, c, nil); err != nil {
+				t.Fatal(err)
+			}
+			if got := decide(t, tt.action, tt.user); !slices.Equal(got, tt.want) {
+				t.Errorf("granted %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
