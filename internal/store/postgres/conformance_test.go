@@ -4,13 +4,14 @@ import (
 	"testing"
 
 	"github.com/agentid/agentid/internal/store"
+	"github.com/agentid/agentid/internal/store/pgtest"
 	"github.com/agentid/agentid/internal/store/storetest"
 )
 
 // TestConformance runs the store conformance suite, each subtest in its own
 // freshly migrated schema.
 func TestConformance(t *testing.T) {
-	testDSN(t)
+	pgtest.DSN(t)
 	storetest.Run(t, func(t *testing.T) store.Store { return newStore(t) })
 }
 
@@ -20,7 +21,7 @@ func TestConformance(t *testing.T) {
 //
 //	AGENTID_TEST_POSTGRES=$(scripts/postgres.sh) go test -bench IssueTokens -run '^$' ./internal/store/postgres
 func BenchmarkIssueTokens(b *testing.B) {
-	s, err := Open(b.Context(), freshSchema(b), Options{MaxConns: 16})
+	s, err := Open(b.Context(), pgtest.FreshSchema(b), Options{MaxConns: 16})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -5,8 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -17,68 +15,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/agentid/agentid/internal/store"
+	"github.com/agentid/agentid/internal/store/pgtest"
 )
-
-// testDSN returns the DSN of the test database from AGENTID_TEST_POSTGRES
-// (scripts/postgres.sh prints one). Without it the test is skipped locally,
-// but in CI (CI=true) a missing PostgreSQL is a failure, never a silent skip.
-func testDSN(t testing.TB) string {
-	t.Helper()
-	dsn := os.Getenv("AGENTID_TEST_POSTGRES")
-	if dsn == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("AGENTID_TEST_POSTGRES is empty in CI: start PostgreSQL with scripts/postgres.sh and export its DSN")
-		}
-		t.Skip("AGENTID_TEST_POSTGRES not set; run: export AGENTID_TEST_POSTGRES=$(scripts/postgres.sh)")
-	}
-	return dsn
-}
-
-// withSearchPath returns dsn with the server setting search_path=schema, in
-// either DSN syntax.
-func withSearchPath(t testing.TB, dsn, schema string) string {
-	t.Helper()
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		u, err := url.Parse(dsn)
-		if err != nil {
-			t.Fatalf("AGENTID_TEST_POSTGRES is not a valid URL")
-		}
-		q := u.Query()
-		q.Set("search_path", schema)
-		u.RawQuery = q.Encode()
-		return u.String()
-	}
-	return dsn + " search_path=" + schema
-}
-
-// freshSchema creates an empty schema for one test, dropped when the test
-// ends, and returns a DSN whose connections use it.
-func freshSchema(t testing.TB) string {
-	t.Helper()
-	dsn := testDSN(t)
-	schema := "t_" + strings.ToLower(rand.Text()[:16])
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatalf("connect to test database: %v", err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		conn, err := pgx.Connect(ctx, dsn)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	return withSearchPath(t, dsn, schema)
-}
 
 // openStore opens a Store on dsn, closed when the test ends.
 func openStore(t testing.TB, dsn string) *Store {
@@ -94,7 +32,7 @@ func openStore(t testing.TB, dsn string) *Store {
 // newStore returns a migrated store in a fresh schema.
 func newStore(t testing.TB) *Store {
 	t.Helper()
-	s := openStore(t, freshSchema(t))
+	s := openStore(t, pgtest.FreshSchema(t))
 	if _, _, err := s.Migrate(context.Background()); err != nil {
 		t.Fatalf("Migrate: %v", err)
 	}
@@ -227,7 +165,7 @@ func TestOpenErrorsHidePassword(t *testing.T) {
 }
 
 func TestSchemaVersionFresh(t *testing.T) {
-	s := openStore(t, freshSchema(t))
+	s := openStore(t, pgtest.FreshSchema(t))
 	known := knownVersion(t)
 	cur, k, err := s.SchemaVersion(t.Context())
 	if err != nil || cur != 0 || k != known {
@@ -247,7 +185,7 @@ func TestSchemaVersionFresh(t *testing.T) {
 // at once: the advisory lock lets exactly one apply the migrations and the
 // others find them applied.
 func TestMigrateConcurrent(t *testing.T) {
-	dsn := freshSchema(t)
+	dsn := pgtest.FreshSchema(t)
 	known := knownVersion(t)
 	const replicas = 6
 	stores := make([]*Store, replicas)
@@ -317,7 +255,7 @@ func TestSchemaTooNew(t *testing.T) {
 // TestReplicasRotateOnce races RotateRefresh and ConsumeAuthCode from
 // separate pools (as separate replicas would) on one database.
 func TestReplicasRotateOnce(t *testing.T) {
-	dsn := freshSchema(t)
+	dsn := pgtest.FreshSchema(t)
 	a := openStore(t, dsn)
 	if _, _, err := a.Migrate(t.Context()); err != nil {
 		t.Fatal(err)
