@@ -516,8 +516,11 @@ func (ev *evaluator) run(list []*compiledPolicy) outcome {
 	out := outcome{forbid: dec == cedar.Deny && len(diag.Reasons) > 0}
 	if len(diag.Reasons) > 0 {
 		out.matched = make([]*compiledPolicy, len(diag.Reasons))
-		for i, r := range diag.Reasons {
-			out.matched[i] = ev.it.byID(r.PolicyID)
+		out.matched = out.matched[:0]
+		for _, r := range diag.Reasons {
+			if p := ev.it.byID(r.PolicyID); p != nil {
+				out.matched = append(out.matched, p)
+			}
 		}
 	}
 	for _, e := range diag.Errors {
@@ -564,5 +567,5 @@ func (it *policyIter) byID(id cedar.PolicyID) *compiledPolicy {
 			return p
 		}
 	}
-	panic("policy: Cedar reported a policy it was not given") // unreachable
+	return nil // Cedar reports only policies it was given
 }

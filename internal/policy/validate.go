@@ -211,8 +211,9 @@ func parseFile(name, src string) ([]filePolicy, []Problem) {
 		out      []filePolicy
 		problems []Problem
 	)
+	var lc lineCounter
 	for _, sp := range statements(src) {
-		line, col := lineCol(src, sp.start)
+		line, col := lc.advance(src, sp.start)
 		l, err := cedar.NewPolicyListFromBytes(name, []byte(src[sp.start:sp.end]))
 		if err != nil {
 			p := parseProblem(name, err)
@@ -372,14 +373,24 @@ func isIdentByte(c byte) bool {
 	return c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 }
 
-// lineCol converts a byte offset into the 1-based line and column (counted
-// in characters, as the Cedar parser counts them).
-func lineCol(src string, off int) (line, col int) {
-	before := src[:off]
-	line = strings.Count(before, "\n") + 1
-	lineStart := strings.LastIndexByte(before, '\n') + 1
-	col = utf8.RuneCountInString(before[lineStart:]) + 1
-	return line, col
+// lineCounter converts increasing byte offsets into 1-based lines and
+// columns (counted in characters, as the Cedar parser counts them), reading
+// the text once however many offsets are asked for.
+type lineCounter struct {
+	off, line, lineStart int
+}
+
+func (c *lineCounter) advance(src string, off int) (line, col int) {
+	if c.line == 0 {
+		c.line = 1
+	}
+	seg := src[c.off:off]
+	if n := strings.Count(seg, "\n"); n > 0 {
+		c.line += n
+		c.lineStart = c.off + strings.LastIndexByte(seg, '\n') + 1
+	}
+	c.off = off
+	return c.line, utf8.RuneCountInString(src[c.lineStart:off]) + 1
 }
 
 // policySource returns the text of the policy starting at byte offset off.

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -231,4 +232,33 @@ func FuzzValidate(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestLineCounter(t *testing.T) {
+	src := "ab\nçd; x\n\né;"
+	tests := []struct {
+		off, line, col int
+	}{
+		{0, 1, 1},
+		{1, 1, 2},
+		{3, 2, 1},
+		{5, 2, 2}, // after the two-byte ç
+		{8, 2, 5},
+		{10, 3, 1},
+		{11, 4, 1},
+		{13, 4, 2}, // after the two-byte é
+	}
+	var lc lineCounter
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.off), func(t *testing.T) {
+			if l, c := lc.advance(src, tt.off); l != tt.line || c != tt.col {
+				t.Errorf("offset %d: %d:%d, want %d:%d", tt.off, l, c, tt.line, tt.col)
+			}
+		})
+	}
+	// Positions in a file the parser refuses are those of the file.
+	err := Validate(map[string]string{"m.cedar": "permit (principal, action, resource); // é\n  forbid (principal, action, resource) when { é };"})
+	if err == nil || !strings.Contains(err.Error(), "m.cedar:2:") {
+		t.Errorf("err = %v, want a problem on line 2", err)
+	}
 }
