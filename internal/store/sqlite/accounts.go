@@ -161,11 +161,12 @@ const (
 
 // CreateSession implements store.Store.
 func (s *Store) CreateSession(ctx context.Context, sess *store.Session, ev *store.AuditEvent) error {
+	evRow := prepAudit(ev)
 	return wrap("create session", s.w.do(ctx, func(tx *wtx) error {
 		if _, err := tx.exec(qInsertSession, sess.Hash, sess.TenantID, sess.UserID, tv(sess.AuthTime), tv(sess.ExpiresAt)); err != nil {
 			return err
 		}
-		return tx.audit(ev)
+		return tx.audit(evRow)
 	}))
 }
 

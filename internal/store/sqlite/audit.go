@@ -15,13 +15,36 @@ const (
 	defaultAuditLimit = 100
 )
 
-// audit writes ev (nil: nothing) in the current transaction and sets its ID.
-func (tx *wtx) audit(ev *store.AuditEvent) error {
+// auditRow is an audit event with its column values, prepared by the caller
+// so that the JSON encoding runs in parallel, outside the writer.
+type auditRow struct {
+	ev   *store.AuditEvent
+	args []any
+}
+
+func prepAudit(ev *store.AuditEvent) auditRow {
 	if ev == nil {
+		return auditRow{}
+	}
+	return auditRow{ev, []any{ev.TenantID, tv(ev.Time), ev.Type, ev.RequestID, ev.ClientID,
+		ev.UserID, ev.Resource, listText(ev.Scopes), ev.IP, ev.Outcome, mapText(ev.Details)}}
+}
+
+func prepAudits(evs []*store.AuditEvent) []auditRow {
+	rows := make([]auditRow, len(evs))
+	for i, ev := range evs {
+		rows[i] = prepAudit(ev)
+	}
+	return rows
+}
+
+// audit writes the event (none for a nil event) in the current transaction
+// and sets its ID.
+func (tx *wtx) audit(a auditRow) error {
+	if a.ev == nil {
 		return nil
 	}
-	res, err := tx.exec(qInsertAudit, ev.TenantID, tv(ev.Time), ev.Type, ev.RequestID, ev.ClientID,
-		ev.UserID, ev.Resource, listText(ev.Scopes), ev.IP, ev.Outcome, mapText(ev.Details))
+	res, err := tx.exec(qInsertAudit, a.args...)
 	if err != nil {
 		return err
 	}
@@ -29,22 +52,14 @@ func (tx *wtx) audit(ev *store.AuditEvent) error {
 	if err != nil {
 		return err
 	}
-	ev.ID = id
-	return nil
-}
-
-func (tx *wtx) audits(evs []*store.AuditEvent) error {
-	for _, ev := range evs {
-		if err := tx.audit(ev); err != nil {
-			return err
-		}
-	}
+	a.ev.ID = id
 	return nil
 }
 
 // AppendAudit implements store.Store.
 func (s *Store) AppendAudit(ctx context.Context, ev *store.AuditEvent) error {
-	return wrap("append audit", s.w.do(ctx, func(tx *wtx) error { return tx.audit(ev) }))
+	a := prepAudit(ev)
+	return wrap("append audit", s.w.do(ctx, func(tx *wtx) error { return tx.audit(a) }))
 }
 
 // ListAudit implements store.Store. Newest first means highest id first: ids

@@ -65,11 +65,12 @@ func scanClient(r scanner) (*store.Client, error) {
 // CreateClient implements store.Store.
 func (s *Store) CreateClient(ctx context.Context, c *store.Client, ev *store.AuditEvent) error {
 	args := append([]any{c.TenantID, c.ID}, clientValues(c)...)
+	evRow := prepAudit(ev)
 	return wrap("create client", s.w.do(ctx, func(tx *wtx) error {
 		if _, err := tx.exec(qInsertClient, args...); err != nil {
 			return err
 		}
-		return tx.audit(ev)
+		return tx.audit(evRow)
 	}))
 }
 
@@ -104,6 +105,7 @@ func (s *Store) ListClients(ctx context.Context, tenantID string) ([]*store.Clie
 // UpdateClient implements store.Store.
 func (s *Store) UpdateClient(ctx context.Context, c *store.Client, ev *store.AuditEvent) error {
 	args := append(clientValues(c), c.TenantID, c.ID)
+	evRow := prepAudit(ev)
 	return wrap("update client", s.w.do(ctx, func(tx *wtx) error {
 		n, err := tx.execN(qUpdateClient, args...)
 		if err != nil {
@@ -112,7 +114,7 @@ func (s *Store) UpdateClient(ctx context.Context, c *store.Client, ev *store.Aud
 		if n == 0 {
 			return store.ErrNotFound
 		}
-		return tx.audit(ev)
+		return tx.audit(evRow)
 	}))
 }
 
@@ -120,6 +122,7 @@ func (s *Store) UpdateClient(ctx context.Context, c *store.Client, ev *store.Aud
 // access-token records are the denylist until the tokens expire.
 func (s *Store) DeleteClient(ctx context.Context, tenantID, id string, now time.Time, ev *store.AuditEvent) error {
 	at := tv(now)
+	evRow := prepAudit(ev)
 	return wrap("delete client", s.w.do(ctx, func(tx *wtx) error {
 		n, err := tx.execN(qDeleteClient, tenantID, id)
 		if err != nil {
@@ -134,6 +137,6 @@ func (s *Store) DeleteClient(ctx context.Context, tenantID, id string, now time.
 		if _, err := tx.exec(qRevokeClientAccess, at, tenantID, id); err != nil {
 			return err
 		}
-		return tx.audit(ev)
+		return tx.audit(evRow)
 	}))
 }

@@ -181,17 +181,48 @@ func bv(b []byte) any {
 	return b
 }
 
-// listText encodes a string list as JSON text; empty is "[]".
+// listText encodes a string list as JSON text; empty is "[]". Scopes, URIs
+// and the like need no escaping, so they take a fast path that produces the
+// same bytes encoding/json would.
 func listText(l []string) string {
 	if len(l) == 0 {
 		return "[]"
 	}
-	b, err := json.Marshal(l)
-	if err != nil {
-		// []string always marshals.
-		panic(err)
+	n := 1
+	for _, v := range l {
+		if !plainJSON(v) {
+			b, err := json.Marshal(l)
+			if err != nil {
+				panic(err) // []string always marshals
+			}
+			return string(b)
+		}
+		n += len(v) + 3
 	}
+	b := make([]byte, 0, n)
+	b = append(b, '[')
+	for i, v := range l {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = append(b, v...)
+		b = append(b, '"')
+	}
+	b = append(b, ']')
 	return string(b)
+}
+
+// plainJSON reports whether s can be put between quotes as JSON as it is
+// (and as encoding/json would write it, which also escapes <, > and &).
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
 
 // mapText encodes a string map as JSON text; empty is "{}".
@@ -201,7 +232,7 @@ func mapText(m map[string]string) string {
 	}
 	b, err := json.Marshal(m)
 	if err != nil {
-		panic(err)
+		panic(err) // map[string]string always marshals
 	}
 	return string(b)
 }

@@ -43,6 +43,7 @@ func consentWhere(f store.ConsentFilter, scopes []string, withScopes bool) (stri
 
 // UpsertConsents implements store.Store.
 func (s *Store) UpsertConsents(ctx context.Context, grants []*store.ConsentGrant, ev *store.AuditEvent) error {
+	evRow := prepAudit(ev)
 	return wrap("upsert consents", s.w.do(ctx, func(tx *wtx) error {
 		for _, g := range grants {
 			if _, err := tx.exec(qUpsertConsent, g.TenantID, g.UserID, g.ClientID, g.Resource, g.Scope,
@@ -50,7 +51,7 @@ func (s *Store) UpsertConsents(ctx context.Context, grants []*store.ConsentGrant
 				return err
 			}
 		}
-		return tx.audit(ev)
+		return tx.audit(evRow)
 	}))
 }
 
@@ -107,6 +108,7 @@ func (s *Store) RevokeConsents(ctx context.Context, f store.ConsentFilter, scope
 		qRevoke += ` AND revoked_at IS NULL`
 	}
 	at := now.UnixMicro()
+	evRow := prepAudit(ev)
 	return wrap("revoke consents", s.w.do(ctx, func(tx *wtx) error {
 		rows, err := tx.query(qSelect, args...)
 		if err != nil {
@@ -142,7 +144,7 @@ func (s *Store) RevokeConsents(ctx context.Context, f store.ConsentFilter, scope
 				return err
 			}
 		}
-		return tx.audit(ev)
+		return tx.audit(evRow)
 	}))
 }
 

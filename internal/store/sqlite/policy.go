@@ -25,6 +25,7 @@ const (
 
 // CreatePolicySet implements store.Store.
 func (s *Store) CreatePolicySet(ctx context.Context, ps *store.PolicySet, ev *store.AuditEvent) error {
+	evRow := prepAudit(ev)
 	return wrap("create policy set", s.w.do(ctx, func(tx *wtx) error {
 		var v int64
 		if err := tx.queryRow(qNextPolicyVersion, ps.TenantID).Scan(&v); err != nil {
@@ -41,7 +42,7 @@ func (s *Store) CreatePolicySet(ctx context.Context, ps *store.PolicySet, ev *st
 				return err
 			}
 		}
-		if err := tx.audit(ev); err != nil {
+		if err := tx.audit(evRow); err != nil {
 			return err
 		}
 		ps.Version, ps.Active = v, true
@@ -100,6 +101,7 @@ func (s *Store) ListPolicySets(ctx context.Context, tenantID string) ([]*store.P
 
 // ActivatePolicySet implements store.Store.
 func (s *Store) ActivatePolicySet(ctx context.Context, tenantID string, version int64, ev *store.AuditEvent) error {
+	evRow := prepAudit(ev)
 	return wrap("activate policy set", s.w.do(ctx, func(tx *wtx) error {
 		var n int
 		if err := tx.queryRow(qPolicyExists, tenantID, version).Scan(&n); err != nil {
@@ -114,6 +116,6 @@ func (s *Store) ActivatePolicySet(ctx context.Context, tenantID string, version 
 		if _, err := tx.exec(qActivatePolicy, tenantID, version); err != nil {
 			return err
 		}
-		return tx.audit(ev)
+		return tx.audit(evRow)
 	}))
 }

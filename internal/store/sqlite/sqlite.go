@@ -47,6 +47,7 @@ type Store struct {
 	read  *sql.DB // read-only pool
 	wdb   *sql.DB // holds the one write connection
 	w     *writer
+	ckpt  *checkpointer
 	rstmt stmtCache // statements prepared on the read pool
 
 	closeOnce sync.Once
@@ -75,7 +76,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	// The write connection: WAL (persistent in the file, so readers inherit
 	// it) and BEGIN IMMEDIATE, so a transaction takes the write lock up front
 	// instead of failing to upgrade a read lock later.
-	wdb, err := sql.Open("sqlite", base+common+"&_pragma=journal_mode(WAL)&_txlock=immediate")
+	wdb, err := sql.Open("sqlite", base+common+fmt.Sprintf("&_pragma=journal_mode(WAL)&_pragma=wal_autocheckpoint(%d)&_txlock=immediate", walSafetyPages))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
@@ -118,7 +119,16 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
 
-	s := &Store{log: log, read: read, wdb: wdb}
+	ckdb, err := sql.Open("sqlite", base+common)
+	if err != nil {
+		read.Close()
+		conn.Close()
+		wdb.Close()
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	ckdb.SetMaxOpenConns(1)
+
+	s := &Store{log: log, read: read, wdb: wdb, ckpt: startCheckpointer(ckdb, log)}
 	s.rstmt.init(read)
 	s.w = newWriter(conn, log)
 	return s, nil
@@ -157,8 +167,9 @@ func redactDSN(dsn string) string {
 // connection. It is safe to call more than once.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
-		s.w.close()
 		var errs []error
+		errs = append(errs, s.ckpt.stop())
+		s.w.close()
 		errs = append(errs, s.rstmt.close())
 		errs = append(errs, s.read.Close())
 		errs = append(errs, s.wdb.Close())

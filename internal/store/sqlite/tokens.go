@@ -41,13 +41,14 @@ const (
 
 // CreateAuthCode implements store.Store.
 func (s *Store) CreateAuthCode(ctx context.Context, c *store.AuthCode, ev *store.AuditEvent) error {
+	evRow := prepAudit(ev)
 	return wrap("create auth code", s.w.do(ctx, func(tx *wtx) error {
 		if _, err := tx.exec(qInsertCode, c.Hash, c.TenantID, c.GrantID, c.ClientID, c.UserID, c.RedirectURI,
 			listText(c.Scopes), c.Resource, c.CodeChallenge, c.CodeChallengeMethod, c.Nonce, tv(c.AuthTime),
 			tv(c.CreatedAt), tv(c.ExpiresAt), tv(c.ConsumedAt)); err != nil {
 			return err
 		}
-		return tx.audit(ev)
+		return tx.audit(evRow)
 	}))
 }
 
@@ -56,6 +57,7 @@ func (s *Store) CreateAuthCode(ctx context.Context, c *store.AuthCode, ev *store
 // §4.1.2 asks the server to answer by revoking the grant.
 func (s *Store) ConsumeAuthCode(ctx context.Context, hash []byte, now time.Time, ev *store.AuditEvent) (*store.AuthCode, error) {
 	var code *store.AuthCode
+	evRow := prepAudit(ev)
 	err := s.w.do(ctx, func(tx *wtx) error {
 		c := new(store.AuthCode)
 		err := tx.queryRow(qGetCode, hash).Scan(&c.Hash, &c.TenantID, &c.GrantID, &c.ClientID, &c.UserID,
@@ -69,7 +71,7 @@ func (s *Store) ConsumeAuthCode(ctx context.Context, hash []byte, now time.Time,
 			if err := tx.revokeGrant(c.TenantID, c.GrantID, now); err != nil {
 				return err
 			}
-			if err := tx.audit(ev); err != nil {
+			if err := tx.audit(evRow); err != nil {
 				return err
 			}
 			return commitAnd(store.ErrAlreadyUsed)
@@ -82,7 +84,7 @@ func (s *Store) ConsumeAuthCode(ctx context.Context, hash []byte, now time.Time,
 		}
 		c.ConsumedAt = time.UnixMicro(now.UnixMicro()).UTC()
 		code = c
-		return tx.audit(ev)
+		return tx.audit(evRow)
 	})
 	if err != nil && !errors.Is(err, store.ErrAlreadyUsed) {
 		return nil, wrap("consume auth code", err)
@@ -92,30 +94,51 @@ func (s *Store) ConsumeAuthCode(ctx context.Context, hash []byte, now time.Time,
 
 // ---- refresh and access tokens ----------------------------------------------------
 
-func (tx *wtx) insertRefresh(rt *store.RefreshToken) error {
-	_, err := tx.exec(qInsertRefresh, rt.Hash, rt.TenantID, rt.GrantID, rt.ClientID, rt.UserID, listText(rt.Scopes),
-		rt.Resource, tv(rt.AuthTime), tv(rt.CreatedAt), tv(rt.ExpiresAt), tv(rt.RotatedAt), tv(rt.RevokedAt))
-	return err
+func refreshArgs(rt *store.RefreshToken) []any {
+	return []any{rt.Hash, rt.TenantID, rt.GrantID, rt.ClientID, rt.UserID, listText(rt.Scopes),
+		rt.Resource, tv(rt.AuthTime), tv(rt.CreatedAt), tv(rt.ExpiresAt), tv(rt.RotatedAt), tv(rt.RevokedAt)}
 }
 
-func (tx *wtx) insertAccess(q string, at *store.AccessToken, revokedAt any) error {
-	_, err := tx.exec(q, at.JTI, at.TenantID, at.GrantID, at.ClientID, at.UserID, at.Resource,
-		listText(at.Scopes), tv(at.ExpiresAt), revokedAt)
-	return err
+func accessArgs(at *store.AccessToken, revokedAt any) []any {
+	return []any{at.JTI, at.TenantID, at.GrantID, at.ClientID, at.UserID, at.Resource,
+		listText(at.Scopes), tv(at.ExpiresAt), revokedAt}
 }
 
-func (tx *wtx) issue(iss *store.Issuance) error {
+// issueRows is an Issuance with its column values prepared outside the
+// writer.
+type issueRows struct {
+	access, refresh []any
+	events          []auditRow
+}
+
+func prepIssue(iss *store.Issuance) *issueRows {
+	p := &issueRows{events: prepAudits(iss.Events)}
 	if at := iss.AccessToken; at != nil {
-		if err := tx.insertAccess(qInsertAccess, at, tv(at.RevokedAt)); err != nil {
-			return err
-		}
+		p.access = accessArgs(at, tv(at.RevokedAt))
 	}
 	if rt := iss.RefreshToken; rt != nil {
-		if err := tx.insertRefresh(rt); err != nil {
+		p.refresh = refreshArgs(rt)
+	}
+	return p
+}
+
+func (tx *wtx) issue(p *issueRows) error {
+	if p.access != nil {
+		if _, err := tx.exec(qInsertAccess, p.access...); err != nil {
 			return err
 		}
 	}
-	return tx.audits(iss.Events)
+	if p.refresh != nil {
+		if _, err := tx.exec(qInsertRefresh, p.refresh...); err != nil {
+			return err
+		}
+	}
+	for _, a := range p.events {
+		if err := tx.audit(a); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // revokeGrant revokes every token of the grant that is not revoked yet.
@@ -149,13 +172,16 @@ func (s *Store) GetRefreshToken(ctx context.Context, hash []byte) (*store.Refres
 // IssueTokens implements store.Store. This is the hot write (one per token
 // response); concurrent calls share commits (see writer.go).
 func (s *Store) IssueTokens(ctx context.Context, iss *store.Issuance) error {
-	return wrap("issue tokens", s.w.do(ctx, func(tx *wtx) error { return tx.issue(iss) }))
+	p := prepIssue(iss)
+	return wrap("issue tokens", s.w.do(ctx, func(tx *wtx) error { return tx.issue(p) }))
 }
 
 // RotateRefresh implements store.Store. A rotated or revoked token is
 // reported as reused even once expired, for the same reason as codes (RFC
 // 9700 §4.14.2: reuse of a rotated refresh token revokes the family).
 func (s *Store) RotateRefresh(ctx context.Context, oldHash []byte, now time.Time, iss *store.Issuance, reuse *store.AuditEvent) error {
+	reuseRow := prepAudit(reuse)
+	p := prepIssue(iss)
 	return wrap("rotate refresh token", s.w.do(ctx, func(tx *wtx) error {
 		var tenantID, grantID string
 		var expires time.Time
@@ -167,7 +193,7 @@ func (s *Store) RotateRefresh(ctx context.Context, oldHash []byte, now time.Time
 			if err := tx.revokeGrant(tenantID, grantID, now); err != nil {
 				return err
 			}
-			if err := tx.audit(reuse); err != nil {
+			if err := tx.audit(reuseRow); err != nil {
 				return err
 			}
 			return commitAnd(store.ErrAlreadyUsed)
@@ -178,27 +204,30 @@ func (s *Store) RotateRefresh(ctx context.Context, oldHash []byte, now time.Time
 		if _, err := tx.exec(qRotate, now.UnixMicro(), oldHash); err != nil {
 			return err
 		}
-		return tx.issue(iss)
+		return tx.issue(p)
 	}))
 }
 
 // RevokeGrant implements store.Store.
 func (s *Store) RevokeGrant(ctx context.Context, tenantID, grantID string, now time.Time, ev *store.AuditEvent) error {
+	evRow := prepAudit(ev)
 	return wrap("revoke grant", s.w.do(ctx, func(tx *wtx) error {
 		if err := tx.revokeGrant(tenantID, grantID, now); err != nil {
 			return err
 		}
-		return tx.audit(ev)
+		return tx.audit(evRow)
 	}))
 }
 
 // RevokeAccessToken implements store.Store.
 func (s *Store) RevokeAccessToken(ctx context.Context, at *store.AccessToken, now time.Time, ev *store.AuditEvent) error {
+	evRow := prepAudit(ev)
+	args := accessArgs(at, now.UnixMicro())
 	return wrap("revoke access token", s.w.do(ctx, func(tx *wtx) error {
-		if err := tx.insertAccess(qRevokeAccess, at, now.UnixMicro()); err != nil {
+		if _, err := tx.exec(qRevokeAccess, args...); err != nil {
 			return err
 		}
-		return tx.audit(ev)
+		return tx.audit(evRow)
 	}))
 }
 

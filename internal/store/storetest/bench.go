@@ -23,7 +23,8 @@ func Bench(b *testing.B, s store.Store) {
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			jti := prefix + "-" + strconv.FormatInt(n.Add(1), 10)
+			// Random like real jtis: they land all over the jti index.
+			jti := uniq(prefix) + strconv.FormatInt(n.Add(1), 36)
 			iss := &store.Issuance{
 				AccessToken: &store.AccessToken{
 					JTI:       jti,
