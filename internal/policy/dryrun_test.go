@@ -64,6 +64,11 @@ func TestDryRun(t *testing.T) {
 	evGone := add(&store.AuditEvent{Time: t0.Add(3 * time.Hour), ClientID: "deleted", UserID: "alice", Resource: testResource,
 		Scopes: []string{"files:read"}, Details: map[string]string{"grant_type": "refresh_token"}})
 	_ = old
+	// The compact per-scope form the token endpoint writes.
+	evCompact := add(&store.AuditEvent{Time: t0.Add(4 * time.Hour), ClientID: "dcr-1", UserID: "alice", Resource: testResource,
+		Scopes: []string{"files:read"}, Details: map[string]string{"grant_type": "refresh_token",
+			"scope.files:read":   "granted:user-consent",
+			"scope.files:delete": "denied:self-registered-sensitive-requires-trusted"}})
 
 	tests := []struct {
 		name      string
@@ -80,13 +85,13 @@ func TestDryRun(t *testing.T) {
 		{
 			name:      "trusting every agent adds the denied sensitive scope",
 			candidate: map[string]string{"open.cedar": `@id("open") permit (principal, action, resource);`},
-			added:     map[int64][]string{evUser.ID: {"files:delete"}},
+			added:     map[int64][]string{evUser.ID: {"files:delete"}, evCompact.ID: {"files:delete"}},
 		},
 		{
 			name:      "dropping the cc rule removes client credentials grants",
 			candidate: map[string]string{"users.cedar": `@id("users-only") permit (principal, action, resource) when { context has user };`},
 			removed:   map[int64][]string{evCC.ID: {"files:read"}},
-			added:     map[int64][]string{evUser.ID: {"files:delete"}},
+			added:     map[int64][]string{evUser.ID: {"files:delete"}, evCompact.ID: {"files:delete"}},
 		},
 	}
 	for _, tt := range tests {
@@ -95,7 +100,7 @@ func TestDryRun(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if rep.Events != 3 || rep.Evaluated != 2 || rep.Skipped != 1 || rep.Skips[0].EventID != evGone.ID {
+			if rep.Events != 4 || rep.Evaluated != 3 || rep.Skipped != 1 || rep.Skips[0].EventID != evGone.ID {
 				t.Errorf("events %d evaluated %d skipped %d %+v", rep.Events, rep.Evaluated, rep.Skipped, rep.Skips)
 			}
 			gotRemoved, gotAdded := map[int64][]string{}, map[int64][]string{}
@@ -183,8 +188,49 @@ func TestAuditDetailsRoundTrip(t *testing.T) {
 		got[1].Scope != "b(x)" || got[1].Allowed || got[1].Errors[0] != "boom" {
 		t.Errorf("round trip = %+v", got)
 	}
-	if _, ok, _ := ParseAuditDecisions(map[string]string{}); ok {
-		t.Error("found decisions in empty details")
+	if _, ok, _ := ParseAuditDecisions(map[string]string{"grant_type": "refresh_token"}); ok {
+		t.Error("found decisions in details without any")
+	}
+}
+
+func TestParseAuditDecisionsCompact(t *testing.T) {
+	tests := []struct {
+		name    string
+		details map[string]string
+		want    []Decision
+		wantErr bool
+	}{
+		{
+			name: "granted and denied",
+			details: map[string]string{"grant_type": "authorization_code",
+				"scope.files:write": "denied:self-registered-sensitive-requires-trusted",
+				"scope.files:read":  "granted:user-consent,extra"},
+			want: []Decision{
+				{Scope: "files:read", Allowed: true, PolicyIDs: []string{"user-consent", "extra"}},
+				{Scope: "files:write", PolicyIDs: []string{"self-registered-sensitive-requires-trusted"}},
+			},
+		},
+		{name: "default deny", details: map[string]string{"scope.x": "denied:"}, want: []Decision{{Scope: "x"}}},
+		{name: "bad verdict", details: map[string]string{"scope.x": "maybe:p"}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok, err := ParseAuditDecisions(tt.details)
+			if (err != nil) != tt.wantErr || !ok {
+				t.Fatalf("ok=%v err=%v", ok, err)
+			}
+			if tt.wantErr {
+				return
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("got %+v, want %+v", got, tt.want)
+			}
+			for i := range got {
+				if got[i].Scope != tt.want[i].Scope || got[i].Allowed != tt.want[i].Allowed || !slices.Equal(got[i].PolicyIDs, tt.want[i].PolicyIDs) {
+					t.Errorf("decision %d = %+v, want %+v", i, got[i], tt.want[i])
+				}
+			}
+		})
 	}
 }
 
@@ -197,6 +243,8 @@ func FuzzParseAuditDecisions(f *testing.F) {
 	f.Add(`{`)
 	f.Add(`[{"scope":1}]`)
 	f.Fuzz(func(t *testing.T, s string) {
+		// The compact form never panics either.
+		_, _, _ = ParseAuditDecisions(map[string]string{DetailScopePrefix + s: s})
 		ds, ok, err := ParseAuditDecisions(map[string]string{DetailPolicyDecisions: s})
 		if !ok {
 			t.Fatal("key present but not found")

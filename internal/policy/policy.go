@@ -22,7 +22,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -148,17 +150,44 @@ func (r *Result) AuditDetails() map[string]string {
 	}
 }
 
-// ParseAuditDecisions reads the decisions AuditDetails recorded.
-func ParseAuditDecisions(details map[string]string) ([]Decision, bool, error) {
-	s, ok := details[DetailPolicyDecisions]
-	if !ok {
-		return nil, false, nil
+// DetailScopePrefix starts the per-scope detail keys of the compact form a
+// token.issued event may use instead of DetailPolicyDecisions:
+// "scope.<name>" = "granted:<id>,<id>" or "denied:<id>,…".
+const DetailScopePrefix = "scope."
+
+// ParseAuditDecisions reads the per-scope decisions a token.issued event
+// recorded, from DetailPolicyDecisions (see AuditDetails) or else from
+// DetailScopePrefix keys (then sorted by scope name, and policy ids
+// containing ',' cannot be told apart). ok is false if the event recorded
+// none.
+func ParseAuditDecisions(details map[string]string) (ds []Decision, ok bool, err error) {
+	if s, found := details[DetailPolicyDecisions]; found {
+		if err := json.Unmarshal([]byte(s), &ds); err != nil {
+			return nil, true, fmt.Errorf("policy: audit detail %s: %w", DetailPolicyDecisions, err)
+		}
+		return ds, true, nil
 	}
-	var ds []Decision
-	if err := json.Unmarshal([]byte(s), &ds); err != nil {
-		return nil, true, fmt.Errorf("policy: audit detail %s: %w", DetailPolicyDecisions, err)
+	for k, v := range details {
+		scope, isScope := strings.CutPrefix(k, DetailScopePrefix)
+		if !isScope {
+			continue
+		}
+		verdict, ids, _ := strings.Cut(v, ":")
+		d := Decision{Scope: scope}
+		switch verdict {
+		case "granted":
+			d.Allowed = true
+		case "denied":
+		default:
+			return nil, true, fmt.Errorf("policy: audit detail %s: unknown verdict %q", k, verdict)
+		}
+		if ids != "" {
+			d.PolicyIDs = strings.Split(ids, ",")
+		}
+		ds = append(ds, d)
 	}
-	return ds, true, nil
+	slices.SortFunc(ds, func(a, b Decision) int { return strings.Compare(a.Scope, b.Scope) })
+	return ds, len(ds) > 0, nil
 }
 
 // Options configure an Engine. Zero values mean the documented defaults.
