@@ -20,6 +20,7 @@ const (
 	ConsentGiven      = "consent.given"
 	ConsentDenied     = "consent.denied"
 	ConsentRevoked    = "consent.revoked"
+	ConsentExpired    = "consent.expired"
 	CodeIssued        = "code.issued"
 	CodeReplayed      = "code.replayed"
 	TokenIssued       = "token.issued"

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/agentid/agentid/internal/audit"
+	"github.com/agentid/agentid/internal/consent"
 	"github.com/agentid/agentid/internal/oauth"
 	"github.com/agentid/agentid/internal/policy"
 	"github.com/agentid/agentid/internal/store"
@@ -163,13 +164,12 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		s.errorRedirect(w, r, a, oauth.ErrInvalidScope("none of the requested scopes may be granted to this application"))
 		return
 	}
-	live, err := s.liveConsent(ctx, u.ID, a.client.ID, a.resource.URI, s.now())
+	snap, err := s.ledger.Snapshot(ctx, consent.Key{UserID: u.ID, ClientID: a.client.ID, Resource: a.resource.URI})
 	if err != nil {
 		s.internalErrorPage(w, r, err)
 		return
 	}
-	pending := slices.DeleteFunc(slices.Clone(allowed), func(sc string) bool { return slices.Contains(live, sc) })
-	if len(pending) == 0 && !slices.Contains(prompt, "consent") {
+	if len(promptedScopes(allowed, snap, prompt)) == 0 {
 		// Everything asked for is already granted: no prompt fatigue.
 		s.issueCode(w, r, a, u, sess, allowed)
 		return
@@ -178,79 +178,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		s.errorRedirect(w, r, a, oauth.NewError(oauth.CodeConsentRequired, "the user has not granted the requested scopes"))
 		return
 	}
-	s.renderConsent(w, r, a, u, allowed, live)
-}
-
-// handleDecision receives the consent form.
-func (s *Server) handleDecision(w http.ResponseWriter, r *http.Request) {
-	if err := r.ParseForm(); err != nil {
-		s.pages.errorPage(w, http.StatusBadRequest, "Bad request", "The form could not be read.")
-		return
-	}
-	if !s.checkCSRF(r) {
-		s.pages.errorPage(w, http.StatusForbidden, "Form expired", "This form is no longer valid. Go back to the application and start again.")
-		return
-	}
-	q, err := url.ParseQuery(r.PostForm.Get("request"))
-	if err != nil {
-		s.pages.errorPage(w, http.StatusBadRequest, "Bad request", "The authorization request could not be read.")
-		return
-	}
-	a := s.checkAuthorize(w, r, q)
-	if a == nil {
-		return
-	}
-	ctx := r.Context()
-	sess, u := s.currentSession(r)
-	if sess == nil {
-		s.redirectToLogin(w, r, a)
-		return
-	}
-	allowed, err := s.allowedScopes(ctx, r, a, u, sess)
-	if err != nil {
-		s.internalErrorPage(w, r, err)
-		return
-	}
-	live, err := s.liveConsent(ctx, u.ID, a.client.ID, a.resource.URI, s.now())
-	if err != nil {
-		s.internalErrorPage(w, r, err)
-		return
-	}
-	var approved []string
-	if r.PostForm.Get("decision") == "allow" {
-		for _, sc := range r.PostForm["scope"] {
-			if slices.Contains(allowed, sc) && !slices.Contains(approved, sc) {
-				approved = append(approved, sc)
-			}
-		}
-	}
-	if len(approved) == 0 {
-		ev := s.event(r, audit.ConsentDenied)
-		ev.ClientID, ev.UserID, ev.Resource, ev.Scopes, ev.Outcome = a.client.ID, u.ID, a.resource.URI, allowed, audit.Denied
-		if err := s.st.AppendAudit(ctx, ev); err != nil {
-			s.internalErrorPage(w, r, err)
-			return
-		}
-		s.errorRedirect(w, r, a, oauth.ErrAccessDenied("the user denied the request"))
-		return
-	}
-	now := s.now()
-	grants := make([]*store.ConsentGrant, 0, len(approved))
-	for _, sc := range approved {
-		grants = append(grants, &store.ConsentGrant{TenantID: s.tenant, UserID: u.ID, ClientID: a.client.ID, Resource: a.resource.URI, Scope: sc, GrantedAt: now})
-	}
-	ev := s.event(r, audit.ConsentGiven)
-	ev.ClientID, ev.UserID, ev.Resource, ev.Scopes = a.client.ID, u.ID, a.resource.URI, approved
-	if denied := slices.DeleteFunc(slices.Clone(allowed), func(sc string) bool { return slices.Contains(approved, sc) || slices.Contains(live, sc) }); len(denied) > 0 {
-		ev.Details = map[string]string{"denied": oauth.FormatScope(denied)}
-	}
-	if err := s.st.UpsertConsents(ctx, grants, ev); err != nil {
-		s.internalErrorPage(w, r, err)
-		return
-	}
-	// The code carries what was approved now plus what was already granted.
-	scopes := slices.DeleteFunc(slices.Clone(allowed), func(sc string) bool { return !slices.Contains(approved, sc) && !slices.Contains(live, sc) })
-	s.issueCode(w, r, a, u, sess, scopes)
+	s.renderConsent(w, r, a, u, allowed, snap)
 }
 
 // issueCode stores a new authorization code and redirects to the client.

@@ -6,11 +6,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
-	"net/url"
-	"slices"
 
-	"github.com/agentid/agentid/internal/oauth"
-	"github.com/agentid/agentid/internal/store"
 )
 
 //go:embed web/templates/*.html
@@ -31,6 +27,7 @@ func staticHandler() http.Handler {
 type pages struct {
 	login_  *template.Template
 	consent *template.Template
+	account *template.Template
 	error_  *template.Template
 }
 
@@ -44,6 +41,9 @@ func newPages() (*pages, error) {
 		return nil, err
 	}
 	if p.consent, err = parse("consent.html"); err != nil {
+		return nil, err
+	}
+	if p.account, err = parse("account.html"); err != nil {
 		return nil, err
 	}
 	if p.error_, err = parse("error.html"); err != nil {
@@ -83,62 +83,4 @@ type errorView struct {
 
 func (p *pages) errorPage(w http.ResponseWriter, status int, title, msg string) {
 	render(w, p.error_, status, errorView{Title: title, Message: msg})
-}
-
-type scopeView struct {
-	Name        string
-	Description string
-	Sensitive   bool
-	Granted     bool // already granted and in force
-	Checked     bool
-}
-
-type consentView struct {
-	Title        string
-	CSRF         string
-	Request      string
-	ClientName   string
-	ClientID     string
-	Registration string // manual | dcr | cimd
-	ClientHost   string // verified host of a CIMD client_id
-	RedirectHost string
-	LocalOnly    bool
-	ResourceName string
-	ResourceURI  string
-	Username     string
-	Scopes       []scopeView
-}
-
-func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, a *authz, u *store.User, allowed, live []string) {
-	v := consentView{
-		Title:        "Allow access?",
-		CSRF:         s.csrfToken(w, r),
-		Request:      a.query.Encode(),
-		ClientName:   a.client.Name,
-		ClientID:     a.client.ID,
-		Registration: a.client.RegistrationMethod,
-		ResourceName: a.resource.Name,
-		ResourceURI:  a.resource.URI,
-		Username:     u.Username,
-	}
-	if v.ClientName == "" {
-		v.ClientName = a.client.ID
-	}
-	if ru, err := url.Parse(a.redirectURI); err == nil {
-		v.RedirectHost = ru.Hostname()
-		if v.RedirectHost == "" {
-			v.RedirectHost = ru.Scheme + ":"
-		}
-		v.LocalOnly = oauth.IsLoopbackHost(ru.Hostname())
-	}
-	if a.client.RegistrationMethod == store.RegistrationCIMD {
-		v.ClientHost = policyAgent(a.client).VerifiedDomain
-	}
-	for _, name := range allowed {
-		i := slices.IndexFunc(a.resource.Scopes, func(sc store.Scope) bool { return sc.Name == name })
-		sc := a.resource.Scopes[i]
-		granted := slices.Contains(live, name)
-		v.Scopes = append(v.Scopes, scopeView{Name: name, Description: sc.Description, Sensitive: sc.Sensitive, Granted: granted, Checked: granted || !sc.Sensitive})
-	}
-	render(w, s.pages.consent, http.StatusOK, v)
 }

@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/agentid/agentid/internal/consent"
 	"github.com/agentid/agentid/internal/oauth"
 	"github.com/agentid/agentid/internal/policy"
 	"github.com/agentid/agentid/internal/store"
@@ -86,6 +87,7 @@ type Server struct {
 	st       store.Store
 	keys     *token.Keys
 	policy   *policy.Engine
+	ledger   *consent.Ledger
 	log      *slog.Logger
 	now      func() time.Time
 	rand     io.Reader
@@ -171,6 +173,10 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.throttle = newThrottle(s.cfg.LoginAttempts, s.now)
+	s.ledger, err = consent.New(consent.Options{Store: s.st, TenantID: s.tenant, Now: s.now})
+	if err != nil {
+		return nil, err
+	}
 	s.handler = s.routes()
 	return s, nil
 }
@@ -207,6 +213,8 @@ func (s *Server) routes() http.Handler {
 	web.HandleFunc("POST /login", s.handleLogin)
 	web.HandleFunc("POST /logout", s.handleLogout)
 	web.Handle("GET /static/", http.StripPrefix("/static/", staticHandler()))
+	web.HandleFunc("GET /account", s.handleAccount)
+	web.HandleFunc("POST /account/revoke", s.handleAccountRevoke)
 	cop := http.NewCrossOriginProtection()
 	webHandler := securityHeaders(cop.Handler(web))
 
@@ -214,6 +222,8 @@ func (s *Server) routes() http.Handler {
 	for _, p := range []string{"/authorize", "/authorize/decision", "/login", "/logout", "/static/"} {
 		root.Handle(p, webHandler)
 	}
+	root.Handle("/account", webHandler)
+	root.Handle("/account/", webHandler)
 	root.Handle("/", api)
 	return s.middleware(root)
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/agentid/agentid/internal/audit"
+	"github.com/agentid/agentid/internal/consent"
 	"github.com/agentid/agentid/internal/oauth"
 	"github.com/agentid/agentid/internal/policy"
 	"github.com/agentid/agentid/internal/store"
@@ -279,12 +280,27 @@ func (s *Server) issue(ctx context.Context, r *http.Request, c *store.Client, gr
 	if err != nil {
 		return nil, err
 	}
+	// The person's consent, judged at the moment of minting: only scopes
+	// consented and unexpired now are issued, and no token outlives the
+	// consent behind it.
+	var snap *consent.Snapshot
+	var expired, refreshScopes []string
 	if g.user != nil {
-		live, err := s.liveConsent(ctx, g.user.ID, c.ID, g.resource.URI, now)
+		snap, err = s.ledger.Snapshot(ctx, consent.Key{UserID: g.user.ID, ClientID: c.ID, Resource: g.resource.URI})
 		if err != nil {
 			return nil, err
 		}
-		granted = oauth.Intersect(granted, live)
+		refreshScopes = g.refreshScopes
+		if refreshScopes == nil {
+			refreshScopes = g.requested
+		}
+		expired = snap.Expired(append(slices.Clone(g.requested), refreshScopes...))
+		// A refresh token stops carrying what the person no longer consents to.
+		refreshScopes = snap.Live(refreshScopes)
+	}
+	policyGranted := granted
+	if snap != nil {
+		granted = snap.Live(granted)
 	}
 	if len(granted) == 0 {
 		ev := s.event(r, audit.TokenDenied)
@@ -297,13 +313,23 @@ func (s *Server) issue(ctx context.Context, r *http.Request, c *store.Client, gr
 		if err := s.st.AppendAudit(ctx, ev); err != nil {
 			return nil, err
 		}
+		if len(expired) > 0 {
+			if err := s.st.AppendAudit(ctx, s.expiredEvent(r, c, g, expired)); err != nil {
+				return nil, err
+			}
+		}
+		if len(policyGranted) > 0 {
+			// The policy allows it but the person's consent has run out or
+			// was revoked: the grant itself is no longer valid.
+			return nil, oauth.ErrInvalidGrant("the user's consent for the requested scopes has expired or was revoked")
+		}
 		return nil, oauth.ErrInvalidScope("none of the requested scopes may be granted")
 	}
-	ttl := s.cfg.AccessTokenTTL
-	if g.resource.AccessTokenTTL > 0 {
-		ttl = min(g.resource.AccessTokenTTL, MaxAccessTokenTTL)
+	exp := now.Add(s.accessTTL(g.resource))
+	if snap != nil {
+		exp = snap.AccessExpiry(granted, exp)
 	}
-	exp := now.Add(ttl)
+	ttl := exp.Sub(now)
 	claims := &token.AccessClaims{
 		Issuer:   s.issuer,
 		Audience: []string{g.resource.URI},
@@ -337,20 +363,24 @@ func (s *Server) issue(ctx context.Context, r *http.Request, c *store.Client, gr
 	iss := &store.Issuance{AccessToken: at, Events: []*store.AuditEvent{ev}}
 	resp := &oauth.TokenResponse{AccessToken: jwt, TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second), Scope: claims.Scope}
 
+	if len(expired) > 0 {
+		iss.Events = append(iss.Events, s.expiredEvent(r, c, g, expired))
+	}
 	if g.user != nil && slices.Contains(c.GrantTypes, oauth.GrantRefreshToken) {
-		handle, err := token.NewHandle(s.rand, "")
-		if err != nil {
-			return nil, err
+		// A refresh token never outlives the longest consent behind it; when
+		// that ends no later than the access token ("only for this session"),
+		// there is nothing to refresh and none is issued.
+		if rtExp := snap.RefreshExpiry(refreshScopes, now.Add(s.cfg.RefreshTokenTTL)); rtExp.After(exp) {
+			handle, err := token.NewHandle(s.rand, "")
+			if err != nil {
+				return nil, err
+			}
+			iss.RefreshToken = &store.RefreshToken{
+				Hash: token.Hash(handle), TenantID: s.tenant, GrantID: g.grantID, ClientID: c.ID, UserID: g.user.ID,
+				Scopes: refreshScopes, Resource: g.resource.URI, AuthTime: g.authTime, CreatedAt: now, ExpiresAt: rtExp,
+			}
+			resp.RefreshToken = handle
 		}
-		scopes := g.refreshScopes
-		if scopes == nil {
-			scopes = granted
-		}
-		iss.RefreshToken = &store.RefreshToken{
-			Hash: token.Hash(handle), TenantID: s.tenant, GrantID: g.grantID, ClientID: c.ID, UserID: g.user.ID,
-			Scopes: scopes, Resource: g.resource.URI, AuthTime: g.authTime, CreatedAt: now, ExpiresAt: now.Add(s.cfg.RefreshTokenTTL),
-		}
-		resp.RefreshToken = handle
 	}
 	if g.rotate != nil {
 		rot := s.event(r, audit.RefreshRotated)
@@ -375,20 +405,15 @@ func (s *Server) issue(ctx context.Context, r *http.Request, c *store.Client, gr
 	return resp, nil
 }
 
-// liveConsent returns the scopes the user has granted the client on the
-// resource that are in force at now.
-func (s *Server) liveConsent(ctx context.Context, userID, clientID, resource string, now time.Time) ([]string, error) {
-	grants, err := s.st.ListConsents(ctx, store.ConsentFilter{TenantID: s.tenant, UserID: userID, ClientID: clientID, Resource: resource})
-	if err != nil {
-		return nil, err
+// expiredEvent records that the consent behind scopes ran out, found when a
+// token request had to drop them.
+func (s *Server) expiredEvent(r *http.Request, c *store.Client, g *grant, scopes []string) *store.AuditEvent {
+	ev := s.event(r, audit.ConsentExpired)
+	ev.ClientID, ev.UserID, ev.Resource, ev.Scopes = c.ID, g.user.ID, g.resource.URI, scopes
+	if g.grantID != "" {
+		ev.Details = map[string]string{"grant_id": g.grantID}
 	}
-	var live []string
-	for _, g := range grants {
-		if g.Live(now) {
-			live = append(live, g.Scope)
-		}
-	}
-	return live, nil
+	return ev
 }
 
 // decideScopes checks the requested scopes against the resource and the

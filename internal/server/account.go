@@ -1,0 +1,233 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+
+	"github.com/agentid/agentid/internal/audit"
+	"github.com/agentid/agentid/internal/consent"
+	"github.com/agentid/agentid/internal/oauth"
+	"github.com/agentid/agentid/internal/store"
+)
+
+// accountActivity is how many recent events the account page shows per agent.
+const accountActivity = 8
+
+type grantView struct {
+	Scope        string
+	Description  string
+	Sensitive    bool
+	GrantedAt    string
+	GrantedISO   string
+	Expires      string
+	ExpiresISO   string
+	LastUsed     string
+	LastUsedISO  string
+	ResourceName string
+}
+
+type resourceGrantsView struct {
+	URI    string
+	Name   string
+	Grants []grantView
+}
+
+type activityView struct {
+	When    string
+	WhenISO string
+	What    string
+	Scopes  string
+	Failed  bool
+}
+
+type agentView struct {
+	ClientID     string
+	Name         string
+	Registration string
+	Resources    []resourceGrantsView
+	Activity     []activityView
+}
+
+type accountView struct {
+	Title    string
+	CSRF     string
+	Username string
+	Notice   string
+	Agents   []agentView
+}
+
+// handleAccount shows the signed-in person every agent that has access, per
+// resource: scopes, when granted, until when, when last used, with forms to
+// revoke one scope or the agent entirely, and the agent's recent activity
+// for this person from the audit trail.
+func (s *Server) handleAccount(w http.ResponseWriter, r *http.Request) {
+	sess, u := s.currentSession(r)
+	if sess == nil {
+		http.Redirect(w, r, "/login?return_to=/account", http.StatusSeeOther)
+		return
+	}
+	ctx := r.Context()
+	v := accountView{Title: "Your agents", CSRF: s.csrfToken(w, r), Username: u.Username}
+	switch r.URL.Query().Get("done") {
+	case "revoked":
+		v.Notice = "Access revoked. The agent's tokens stopped working at once."
+	case "none":
+		v.Notice = "There was nothing left to revoke."
+	}
+	grants, err := s.ledger.ForUser(ctx, u.ID)
+	if err != nil {
+		s.internalErrorPage(w, r, err)
+		return
+	}
+	now := s.now()
+	resources := map[string]*store.Resource{}
+	for _, g := range grants {
+		if len(v.Agents) == 0 || v.Agents[len(v.Agents)-1].ClientID != g.ClientID {
+			a, err := s.agentView(ctx, u, g.ClientID)
+			if err != nil {
+				s.internalErrorPage(w, r, err)
+				return
+			}
+			v.Agents = append(v.Agents, a)
+		}
+		a := &v.Agents[len(v.Agents)-1]
+		if len(a.Resources) == 0 || a.Resources[len(a.Resources)-1].URI != g.Resource {
+			res, ok := resources[g.Resource]
+			if !ok {
+				res, err = s.st.GetResource(ctx, s.tenant, g.Resource)
+				if err != nil && !errors.Is(err, store.ErrNotFound) {
+					s.internalErrorPage(w, r, err)
+					return
+				}
+				resources[g.Resource] = res
+			}
+			rv := resourceGrantsView{URI: g.Resource, Name: g.Resource}
+			if res != nil && res.Name != "" {
+				rv.Name = res.Name
+			}
+			a.Resources = append(a.Resources, rv)
+		}
+		rv := &a.Resources[len(a.Resources)-1]
+		gv := grantView{
+			Scope: g.Scope, Description: g.Scope,
+			GrantedAt: displayTime(g.GrantedAt), GrantedISO: isoTime(g.GrantedAt),
+			Expires: until(g.ExpiresAt, now), ExpiresISO: isoTime(g.ExpiresAt),
+			LastUsed: "never", LastUsedISO: isoTime(g.LastUsedAt),
+		}
+		if !g.LastUsedAt.IsZero() {
+			gv.LastUsed = displayTime(g.LastUsedAt)
+		}
+		if res := resources[g.Resource]; res != nil {
+			if i := slices.IndexFunc(res.Scopes, func(sc store.Scope) bool { return sc.Name == g.Scope }); i >= 0 {
+				if res.Scopes[i].Description != "" {
+					gv.Description = res.Scopes[i].Description
+				}
+				gv.Sensitive = res.Scopes[i].Sensitive
+			}
+		}
+		rv.Grants = append(rv.Grants, gv)
+	}
+	render(w, s.pages.account, http.StatusOK, v)
+}
+
+// agentView describes a client and its recent activity for user u.
+func (s *Server) agentView(ctx context.Context, u *store.User, clientID string) (agentView, error) {
+	a := agentView{ClientID: clientID, Name: clientID}
+	c, err := s.st.GetClient(ctx, s.tenant, clientID)
+	switch {
+	case err == nil:
+		if c.Name != "" {
+			a.Name = c.Name
+		}
+		a.Registration = c.RegistrationMethod
+	case !errors.Is(err, store.ErrNotFound):
+		return a, err
+	}
+	events, err := s.st.ListAudit(ctx, store.AuditFilter{TenantID: s.tenant, ClientID: clientID, UserID: u.ID, Limit: accountActivity})
+	if err != nil {
+		return a, err
+	}
+	for _, ev := range events {
+		a.Activity = append(a.Activity, activityView{
+			When: displayTime(ev.Time), WhenISO: isoTime(ev.Time), What: describeEvent(ev.Type),
+			Scopes: oauth.FormatScope(ev.Scopes), Failed: ev.Outcome != audit.Success,
+		})
+	}
+	return a, nil
+}
+
+// describeEvent says what an audit event means to the person it concerns.
+func describeEvent(typ string) string {
+	switch typ {
+	case audit.ConsentGiven:
+		return "You allowed access"
+	case audit.ConsentDenied:
+		return "You refused access"
+	case audit.ConsentRevoked:
+		return "You revoked access"
+	case audit.ConsentExpired:
+		return "Access expired"
+	case audit.CodeIssued:
+		return "Authorization sent to the agent"
+	case audit.TokenIssued:
+		return "Token issued"
+	case audit.TokenDenied:
+		return "Token refused"
+	case audit.RefreshRotated:
+		return "Token refreshed"
+	case audit.RefreshReuse:
+		return "Stolen refresh token suspected; tokens revoked"
+	case audit.CodeReplayed:
+		return "Authorization code replayed; tokens revoked"
+	case audit.TokenRevoked:
+		return "Token revoked"
+	}
+	return typ
+}
+
+// handleAccountRevoke withdraws consent from the account page. With client_id
+// alone it revokes the agent entirely: every scope on every resource. With a
+// resource and a scope it revokes that one scope. The person can only ever
+// revoke their own consent: the user comes from the session, never the form.
+func (s *Server) handleAccountRevoke(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		s.pages.errorPage(w, http.StatusBadRequest, "Bad request", "The form could not be read.")
+		return
+	}
+	if !s.checkCSRF(r) {
+		s.pages.errorPage(w, http.StatusForbidden, "Form expired", "This form is no longer valid. Reload your account page and try again.")
+		return
+	}
+	sess, u := s.currentSession(r)
+	if sess == nil {
+		http.Redirect(w, r, "/login?return_to=/account", http.StatusSeeOther)
+		return
+	}
+	f := r.PostForm
+	key := consent.Key{UserID: u.ID, ClientID: f.Get("client_id"), Resource: f.Get("resource")}
+	var scopes []string
+	if sc := f.Get("scope"); sc != "" {
+		scopes = []string{sc}
+	}
+	if key.ClientID == "" || (scopes != nil && key.Resource == "") || (scopes == nil && key.Resource != "") {
+		s.pages.errorPage(w, http.StatusBadRequest, "Bad request", "The form does not say what to revoke.")
+		return
+	}
+	ev := s.event(r, audit.ConsentRevoked)
+	ev.Details = map[string]string{"by": "user"}
+	if scopes == nil {
+		ev.Details["extent"] = "agent"
+	}
+	withdrawn, err := s.ledger.Revoke(r.Context(), key, scopes, ev)
+	if err != nil {
+		s.internalErrorPage(w, r, err)
+		return
+	}
+	done := "revoked"
+	if len(withdrawn) == 0 {
+		done = "none"
+	}
+	http.Redirect(w, r, "/account?done="+done, http.StatusSeeOther)
+}

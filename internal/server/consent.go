@@ -1,0 +1,286 @@
+package server
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/agentid/agentid/internal/audit"
+	"github.com/agentid/agentid/internal/consent"
+	"github.com/agentid/agentid/internal/oauth"
+	"github.com/agentid/agentid/internal/store"
+)
+
+// promptedScopes are the scopes the consent screen asks about: those of
+// allowed without live consent, or all of them when the client asked for
+// prompt=consent (OpenID Connect Core §3.1.2.1).
+func promptedScopes(allowed []string, snap *consent.Snapshot, prompt []string) []string {
+	if slices.Contains(prompt, "consent") {
+		return slices.Clone(allowed)
+	}
+	live := snap.Live(allowed)
+	return slices.DeleteFunc(slices.Clone(allowed), func(sc string) bool { return slices.Contains(live, sc) })
+}
+
+// accessTTL is the lifetime of the resource's access tokens.
+func (s *Server) accessTTL(res *store.Resource) time.Duration {
+	if res.AccessTokenTTL > 0 {
+		return min(res.AccessTokenTTL, MaxAccessTokenTTL)
+	}
+	return s.cfg.AccessTokenTTL
+}
+
+// handleDecision receives the consent form. The person approves any subset
+// of the prompted scopes for the chosen duration; an empty approval is a
+// denial. The code then carries what was approved now plus what was already
+// granted and not asked about again (the union, for step-up).
+func (s *Server) handleDecision(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		s.pages.errorPage(w, http.StatusBadRequest, "Bad request", "The form could not be read.")
+		return
+	}
+	if !s.checkCSRF(r) {
+		s.pages.errorPage(w, http.StatusForbidden, "Form expired", "This form is no longer valid. Go back to the application and start again.")
+		return
+	}
+	q, err := url.ParseQuery(r.PostForm.Get("request"))
+	if err != nil {
+		s.pages.errorPage(w, http.StatusBadRequest, "Bad request", "The authorization request could not be read.")
+		return
+	}
+	a := s.checkAuthorize(w, r, q)
+	if a == nil {
+		return
+	}
+	ctx := r.Context()
+	sess, u := s.currentSession(r)
+	if sess == nil {
+		s.redirectToLogin(w, r, a)
+		return
+	}
+	allowed, err := s.allowedScopes(ctx, r, a, u, sess)
+	if err != nil {
+		s.internalErrorPage(w, r, err)
+		return
+	}
+	key := consent.Key{UserID: u.ID, ClientID: a.client.ID, Resource: a.resource.URI}
+	snap, err := s.ledger.Snapshot(ctx, key)
+	if err != nil {
+		s.internalErrorPage(w, r, err)
+		return
+	}
+	allow := r.PostForm.Get("decision") == "allow"
+	prompted := promptedScopes(allowed, snap, a.req.Prompt)
+	if len(allowed) > 0 && len(prompted) == 0 && allow {
+		// Granted meanwhile (another tab): nothing left to decide.
+		s.issueCode(w, r, a, u, sess, allowed)
+		return
+	}
+	var approved []string
+	if allow {
+		for _, sc := range r.PostForm["scope"] {
+			if slices.Contains(prompted, sc) && !slices.Contains(approved, sc) {
+				approved = append(approved, sc)
+			}
+		}
+	}
+	if len(approved) == 0 {
+		ev := s.event(r, audit.ConsentDenied)
+		ev.ClientID, ev.UserID, ev.Resource, ev.Scopes, ev.Outcome = a.client.ID, u.ID, a.resource.URI, prompted, audit.Denied
+		if err := s.st.AppendAudit(ctx, ev); err != nil {
+			s.internalErrorPage(w, r, err)
+			return
+		}
+		s.errorRedirect(w, r, a, oauth.ErrAccessDenied("the user denied the request"))
+		return
+	}
+	// The menu is re-checked here: a tampered form must not grant longer
+	// than the resource allows.
+	menu := consent.MenuFor(a.resource.ConsentMaxTTL, a.resource.ConsentDefaultTTL)
+	choice := menu.Default
+	if v := r.PostForm.Get("duration"); v != "" {
+		c, ok := consent.ParseChoice(v)
+		if !ok || !menu.Allows(c) {
+			s.pages.errorPage(w, http.StatusBadRequest, "Duration not offered", "The duration you chose is not offered for this service. Go back and choose one of those listed.")
+			return
+		}
+		choice = c
+	}
+	exp := consent.ExpiresAt(choice, s.now(), s.accessTTL(a.resource), a.resource.ConsentMaxTTL)
+	ev := s.event(r, audit.ConsentGiven)
+	ev.Details = map[string]string{"duration": string(choice)}
+	if err := s.ledger.Grant(ctx, key, approved, exp, ev); err != nil {
+		s.internalErrorPage(w, r, err)
+		return
+	}
+	if denied := slices.DeleteFunc(slices.Clone(prompted), func(sc string) bool { return slices.Contains(approved, sc) }); len(denied) > 0 {
+		// A partial denial is recorded with the scopes refused.
+		dev := s.event(r, audit.ConsentDenied)
+		dev.ClientID, dev.UserID, dev.Resource, dev.Scopes, dev.Outcome = a.client.ID, u.ID, a.resource.URI, denied, audit.Denied
+		dev.Details = map[string]string{"partial": "true", "granted": oauth.FormatScope(approved)}
+		if err := s.st.AppendAudit(ctx, dev); err != nil {
+			s.internalErrorPage(w, r, err)
+			return
+		}
+	}
+	live := snap.Live(allowed)
+	scopes := slices.DeleteFunc(slices.Clone(allowed), func(sc string) bool {
+		return !slices.Contains(approved, sc) && (slices.Contains(prompted, sc) || !slices.Contains(live, sc))
+	})
+	s.issueCode(w, r, a, u, sess, scopes)
+}
+
+type scopeView struct {
+	Name        string
+	Description string
+	Sensitive   bool
+	Granted     bool // consent is in force (shown as already granted)
+	Checked     bool
+	Expires     string // of a granted scope
+	ExpiresISO  string
+}
+
+type durationView struct {
+	Value   string
+	Label   string
+	Hint    string
+	Checked bool
+}
+
+type consentView struct {
+	Title        string
+	CSRF         string
+	Request      string
+	ClientName   string
+	ClientID     string
+	Registration string // manual | dcr | cimd
+	ClientHost   string // verified host of a CIMD client_id
+	RedirectHost string
+	LocalOnly    bool
+	ResourceName string
+	ResourceURI  string
+	Username     string
+	// Scopes are asked about, each with a checkbox; Granted are in force
+	// already and not asked about again.
+	Scopes    []scopeView
+	Granted   []scopeView
+	Durations []durationView
+}
+
+func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, a *authz, u *store.User, allowed []string, snap *consent.Snapshot) {
+	v := consentView{
+		Title:        "Allow access?",
+		CSRF:         s.csrfToken(w, r),
+		Request:      a.query.Encode(),
+		ClientName:   a.client.Name,
+		ClientID:     a.client.ID,
+		Registration: a.client.RegistrationMethod,
+		ResourceName: a.resource.Name,
+		ResourceURI:  a.resource.URI,
+		Username:     u.Username,
+	}
+	if v.ClientName == "" {
+		v.ClientName = a.client.ID
+	}
+	if v.ResourceName == "" {
+		v.ResourceName = a.resource.URI
+	}
+	if ru, err := url.Parse(a.redirectURI); err == nil {
+		v.RedirectHost = ru.Hostname()
+		if v.RedirectHost == "" {
+			v.RedirectHost = ru.Scheme + ":"
+		}
+		v.LocalOnly = oauth.IsLoopbackHost(ru.Hostname())
+	}
+	if a.client.RegistrationMethod == store.RegistrationCIMD {
+		v.ClientHost = policyAgent(a.client).VerifiedDomain
+	}
+	prompted := promptedScopes(allowed, snap, a.req.Prompt)
+	live := snap.Live(allowed)
+	for _, name := range allowed {
+		i := slices.IndexFunc(a.resource.Scopes, func(sc store.Scope) bool { return sc.Name == name })
+		sc := a.resource.Scopes[i]
+		sv := scopeView{Name: name, Description: sc.Description, Sensitive: sc.Sensitive, Granted: slices.Contains(live, name)}
+		if sv.Description == "" {
+			sv.Description = name
+		}
+		if sv.Granted {
+			g := snap.Grant(name)
+			sv.Expires, sv.ExpiresISO = until(g.ExpiresAt, snap.At), isoTime(g.ExpiresAt)
+		}
+		sv.Checked = sv.Granted || !sc.Sensitive
+		if slices.Contains(prompted, name) {
+			v.Scopes = append(v.Scopes, sv)
+		} else {
+			v.Granted = append(v.Granted, sv)
+		}
+	}
+	menu := consent.MenuFor(a.resource.ConsentMaxTTL, a.resource.ConsentDefaultTTL)
+	for _, c := range menu.Offered {
+		d := durationView{Value: string(c), Label: c.Label(), Checked: c == menu.Default}
+		switch c {
+		case consent.ForSession:
+			d.Hint = fmt.Sprintf("Ends when the access it gets now expires, in %s. It cannot be renewed.", humanDuration(s.accessTTL(a.resource)))
+		case consent.UntilRevoked:
+			d.Hint = "Until you take it back on your account page."
+		}
+		v.Durations = append(v.Durations, d)
+	}
+	render(w, s.pages.consent, http.StatusOK, v)
+}
+
+// humanDuration writes d in the largest whole unit that fits.
+func humanDuration(d time.Duration) string {
+	plural := func(n int64, unit string) string {
+		if n == 1 {
+			return "1 " + unit
+		}
+		return fmt.Sprintf("%d %ss", n, unit)
+	}
+	switch {
+	case d >= 24*time.Hour && d%(24*time.Hour) == 0:
+		return plural(int64(d/(24*time.Hour)), "day")
+	case d >= time.Hour && d%time.Hour == 0:
+		return plural(int64(d/time.Hour), "hour")
+	case d >= time.Minute:
+		return plural(int64(d/time.Minute), "minute")
+	default:
+		return plural(int64(d/time.Second), "second")
+	}
+}
+
+// until describes an expiry for people: "until you revoke it" for none,
+// otherwise the time in UTC with the time left.
+func until(exp, now time.Time) string {
+	if exp.IsZero() {
+		return "until you revoke it"
+	}
+	left := exp.Sub(now).Round(time.Minute)
+	if left < time.Minute {
+		left = time.Minute
+	}
+	var rel string
+	switch {
+	case left >= 48*time.Hour:
+		rel = humanDuration(left.Truncate(24 * time.Hour))
+	case left >= 2*time.Hour:
+		rel = humanDuration(left.Truncate(time.Hour))
+	default:
+		rel = humanDuration(left)
+	}
+	return "until " + displayTime(exp) + " (in " + rel + ")"
+}
+
+// displayTime is how pages show an instant. Pages carry no script, so the
+// time is in UTC and says so.
+func displayTime(t time.Time) string { return t.UTC().Format("2 Jan 2006, 15:04 UTC") }
+
+// isoTime is the machine-readable form for <time datetime>.
+func isoTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
