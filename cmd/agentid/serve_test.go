@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/agentid/agentid/internal/config"
+	"github.com/agentid/agentid/internal/store/pgtest"
 )
 
 // syncBuffer is a bytes.Buffer safe for the server's concurrent writes.
@@ -361,5 +362,30 @@ func TestRegistrationConfig(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestServePostgres runs the hub on PostgreSQL: the store is migrated, the
+// first key created, and /readyz reaches the database.
+func TestServePostgres(t *testing.T) {
+	env := map[string]string{
+		"AGENTID_DATA_DIR":  t.TempDir(),
+		"AGENTID_LISTEN":    "127.0.0.1:0",
+		"AGENTID_ISSUER":    "https://auth.example.test",
+		"AGENTID_STORE_DSN": pgtest.FreshSchema(t),
+	}
+	h := startServe(t, env)
+	for _, path := range []string{"/healthz", "/readyz"} {
+		t.Run(path, func(t *testing.T) {
+			if resp, body := get(t, h.url+path); resp.StatusCode != http.StatusOK {
+				t.Fatalf("GET %s = %d %s", path, resp.StatusCode, body)
+			}
+		})
+	}
+	if kids := jwksKIDs(t, h.url); len(kids) != 1 {
+		t.Errorf("JWKS holds %d keys, want 1", len(kids))
+	}
+	if code := h.stop(); code != 0 {
+		t.Fatalf("exit code %d\nstderr:\n%s", code, h.stderr.String())
 	}
 }
