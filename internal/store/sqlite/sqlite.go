@@ -59,6 +59,12 @@ type Store struct {
 // SchemaVersion, before use. In-memory databases are refused because the
 // read pool and the writer must share one database.
 func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
+	return open(ctx, dsn, opts, defaultMaxBatch)
+}
+
+// open is Open with the group-commit batch size (1: a transaction per
+// write, for comparison in benchmarks).
+func open(ctx context.Context, dsn string, opts Options, maxBatch int) (*Store, error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -130,7 +136,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 
 	s := &Store{log: log, read: read, wdb: wdb, ckpt: startCheckpointer(ckdb, log)}
 	s.rstmt.init(read)
-	s.w = newWriter(conn, log)
+	s.w = newWriter(conn, log, maxBatch)
 	return s, nil
 }
 

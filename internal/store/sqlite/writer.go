@@ -27,7 +27,8 @@ import (
 // one transaction"): a request's writes are committed together or not at all,
 // and no request observes another's uncommitted failure.
 
-const maxBatch = 256
+// defaultMaxBatch caps how many requests share one transaction.
+const defaultMaxBatch = 256
 
 // errKeep marks an error that is the method's answer but whose writes must
 // still be committed (a replayed code or refresh token revokes its grant and
@@ -50,24 +51,26 @@ type request struct {
 }
 
 type writer struct {
-	conn  *sql.Conn
-	log   *slog.Logger
-	reqs  chan *request
-	quit  chan struct{}
-	ended chan struct{}
-	tx    wtx
-	pool  sync.Pool // of chan error
+	maxBatch int
+	conn     *sql.Conn
+	log      *slog.Logger
+	reqs     chan *request
+	quit     chan struct{}
+	ended    chan struct{}
+	tx       wtx
+	pool     sync.Pool // of chan error
 
 	begin, commit, rollback, savepoint, release, rollbackTo *sql.Stmt
 }
 
-func newWriter(conn *sql.Conn, log *slog.Logger) *writer {
+func newWriter(conn *sql.Conn, log *slog.Logger, maxBatch int) *writer {
 	w := &writer{
-		conn:  conn,
-		log:   log,
-		reqs:  make(chan *request),
-		quit:  make(chan struct{}),
-		ended: make(chan struct{}),
+		maxBatch: maxBatch,
+		conn:     conn,
+		log:      log,
+		reqs:     make(chan *request),
+		quit:     make(chan struct{}),
+		ended:    make(chan struct{}),
 	}
 	w.tx = wtx{w: w, stmts: make(map[string]*sql.Stmt)}
 	w.pool.New = func() any { return make(chan error, 1) }
@@ -144,9 +147,11 @@ func (w *writer) loop() {
 		// The callers of the previous batch were just woken and are still
 		// waiting for a CPU, behind this goroutine; let them run and queue
 		// their next writes so that they join this batch.
-		runtime.Gosched()
+		if w.maxBatch > 1 {
+			runtime.Gosched()
+		}
 	drain:
-		for len(batch)+len(raws) < maxBatch {
+		for len(batch)+len(raws) < w.maxBatch {
 			select {
 			case r := <-w.reqs:
 				add(r)
