@@ -49,3 +49,8 @@ type discardWriter struct {
 func (w *discardWriter) Header() http.Header         { return w.h }
 func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 func (w *discardWriter) WriteHeader(s int)           { w.status = s }
+
+// BenchmarkClientCredentialsPostgres is the same on PostgreSQL.
+func BenchmarkClientCredentialsPostgres(b *testing.B) {
+	benchClientCredentials(b, newPostgresHub(b))
+}

@@ -57,8 +57,9 @@ func (h *hub) claims(tok string) map[string]any {
 	return m
 }
 
-func TestAuthorizationCodeFlow(t *testing.T) {
-	h := newHub(t)
+func TestAuthorizationCodeFlow(t *testing.T) { forEachBackend(t, testAuthorizationCodeFlow) }
+
+func testAuthorizationCodeFlow(t *testing.T, h *hub) {
 	secret := h.AddClient(&store.Client{ID: "agent-1", Name: "Notes Agent", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code", "refresh_token"}})
 	conf := h.oauth2Config("agent-1", secret, "notes.read", "notes.write")
 	b := h.Browser()
@@ -84,8 +85,9 @@ func TestAuthorizationCodeFlow(t *testing.T) {
 	}
 }
 
-func TestConsentDenyAndPartial(t *testing.T) {
-	h := newHub(t)
+func TestConsentDenyAndPartial(t *testing.T) { forEachBackend(t, testConsentDenyAndPartial) }
+
+func testConsentDenyAndPartial(t *testing.T, h *hub) {
 	secret := h.AddClient(&store.Client{ID: "agent-1", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code"}})
 	conf := h.oauth2Config("agent-1", secret, "notes.read", "notes.write")
 	if _, err := h.codeFlow(h.Browser(), conf, nil); err == nil || err.Error() != "access_denied" {
@@ -100,8 +102,9 @@ func TestConsentDenyAndPartial(t *testing.T) {
 	}
 }
 
-func TestRefreshRotationAndReuse(t *testing.T) {
-	h := newHub(t)
+func TestRefreshRotationAndReuse(t *testing.T) { forEachBackend(t, testRefreshRotationAndReuse) }
+
+func testRefreshRotationAndReuse(t *testing.T, h *hub) {
 	secret := h.AddClient(&store.Client{ID: "agent-1", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code", "refresh_token"}})
 	conf := h.oauth2Config("agent-1", secret, "notes.read", "notes.write")
 	tok, err := h.codeFlow(h.Browser(), conf, []string{"notes.read", "notes.write"})
@@ -140,8 +143,9 @@ func TestRefreshRotationAndReuse(t *testing.T) {
 	}
 }
 
-func TestCodeReplayRevokesTokens(t *testing.T) {
-	h := newHub(t)
+func TestCodeReplayRevokesTokens(t *testing.T) { forEachBackend(t, testCodeReplayRevokesTokens) }
+
+func testCodeReplayRevokesTokens(t *testing.T, h *hub) {
 	secret := h.AddClient(&store.Client{ID: "agent-1", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code", "refresh_token"}})
 	conf := h.oauth2Config("agent-1", secret, "notes.read")
 	verifier := oauth2.GenerateVerifier()
@@ -163,8 +167,9 @@ func TestCodeReplayRevokesTokens(t *testing.T) {
 	}
 }
 
-func TestClientCredentials(t *testing.T) {
-	h := newHub(t)
+func TestClientCredentials(t *testing.T) { forEachBackend(t, testClientCredentials) }
+
+func testClientCredentials(t *testing.T, h *hub) {
 	secret := h.AddClient(&store.Client{ID: "bot", GrantTypes: []string{"client_credentials"}, Tags: []string{"cc:notes.read"}, DefaultResource: h.Resource})
 	for _, style := range []oauth2.AuthStyle{oauth2.AuthStyleInHeader, oauth2.AuthStyleInParams} {
 		conf := clientcredentials.Config{ClientID: "bot", ClientSecret: secret, TokenURL: h.URL + "/token", AuthStyle: style, Scopes: []string{"notes.read", "notes.write"}}
@@ -187,8 +192,9 @@ func TestClientCredentials(t *testing.T) {
 	}
 }
 
-func TestRevokeThenIntrospect(t *testing.T) {
-	h := newHub(t)
+func TestRevokeThenIntrospect(t *testing.T) { forEachBackend(t, testRevokeThenIntrospect) }
+
+func testRevokeThenIntrospect(t *testing.T, h *hub) {
 	secret := h.AddClient(&store.Client{ID: "bot", GrantTypes: []string{"client_credentials"}, Tags: []string{"cc:notes.read"}, DefaultResource: h.Resource})
 	r := h.tokenRequest(url.Values{"grant_type": {"client_credentials"}}, "bot", secret)
 	at := r.body["access_token"].(string)
@@ -258,8 +264,9 @@ func (h *hub) introspect(tok, clientID, secret string) map[string]any {
 	return r.body
 }
 
-func TestMetadata(t *testing.T) {
-	h := newHub(t)
+func TestMetadata(t *testing.T) { forEachBackend(t, testMetadata) }
+
+func testMetadata(t *testing.T, h *hub) {
 	var docs []map[string]any
 	for _, p := range []string{"/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"} {
 		resp, err := http.Get(h.URL + p)

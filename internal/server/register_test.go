@@ -37,8 +37,9 @@ func (h *hub) jsonRequest(method, path string, body any, bearer string) jsonResp
 	return h.send(req)
 }
 
-func TestDynamicRegistrationAndManagement(t *testing.T) {
-	h := newHub(t)
+func TestDynamicRegistrationAndManagement(t *testing.T) { forEachBackend(t, testDynamicRegistrationAndManagement) }
+
+func testDynamicRegistrationAndManagement(t *testing.T, h *hub) {
 	r := h.jsonRequest(http.MethodPost, "/register", map[string]any{
 		"client_name": "dcr agent", "redirect_uris": []string{"http://127.0.0.1/cb"}, "grant_types": []string{"authorization_code", "refresh_token"},
 		"scope": "notes.read notes.delete",
@@ -113,8 +114,9 @@ func TestDynamicRegistrationAndManagement(t *testing.T) {
 	}
 }
 
-func TestRegistrationErrors(t *testing.T) {
-	h := newHub(t)
+func TestRegistrationErrors(t *testing.T) { forEachBackend(t, testRegistrationErrors) }
+
+func testRegistrationErrors(t *testing.T, h *hub) {
 	tests := []struct {
 		name string
 		body any
@@ -156,8 +158,9 @@ func TestRegistrationWithInitialAccessToken(t *testing.T) {
 	}
 }
 
-func TestPrivateKeyJWT(t *testing.T) {
-	h := newHub(t)
+func TestPrivateKeyJWT(t *testing.T) { forEachBackend(t, testPrivateKeyJWT) }
+
+func testPrivateKeyJWT(t *testing.T, h *hub) {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	pub := jose.JSONWebKey{Key: &key.PublicKey, KeyID: "k1", Algorithm: "ES256", Use: "sig"}
 	set, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{pub}})

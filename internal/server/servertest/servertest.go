@@ -265,3 +265,6 @@ func (b *Browser) Authorize(authURL string, approve []string) *url.URL {
 	}
 	return p.Location
 }
+
+// Client is the browser's HTTP client (with its cookie jar).
+func (b *Browser) Client() *http.Client { return b.c }
