@@ -134,7 +134,10 @@ func ExpiresAt(c Choice, now time.Time, accessTTL, maxTTL time.Duration) time.Ti
 	case UntilRevoked:
 		ttl = 0
 	default:
-		ttl, _ = c.fixedTTL()
+		var ok bool
+		if ttl, ok = c.fixedTTL(); !ok {
+			return now // not a choice: fail closed
+		}
 	}
 	if maxTTL > 0 && (ttl == 0 || ttl > maxTTL) {
 		ttl = maxTTL
