@@ -389,8 +389,12 @@ func TestLedgerRefusesIncompleteKeys(t *testing.T) {
 			name string
 			run  func() error
 		}{
-			{"grant without resource", func() error { return l.Grant(ctx, consent.Key{UserID: user, ClientID: agent}, []string{"x"}, time.Time{}, nil) }},
-			{"grant of nothing", func() error { return l.Grant(ctx, consent.Key{UserID: user, ClientID: agent, Resource: notes}, nil, time.Time{}, nil) }},
+			{"grant without resource", func() error {
+				return l.Grant(ctx, consent.Key{UserID: user, ClientID: agent}, []string{"x"}, time.Time{}, nil)
+			}},
+			{"grant of nothing", func() error {
+				return l.Grant(ctx, consent.Key{UserID: user, ClientID: agent, Resource: notes}, nil, time.Time{}, nil)
+			}},
 			{"snapshot without client", func() error { _, err := l.Snapshot(ctx, consent.Key{UserID: user, Resource: notes}); return err }},
 			{"revoke without user", func() error { _, err := l.Revoke(ctx, consent.Key{ClientID: agent}, nil, nil); return err }},
 			{"for no user", func() error { _, err := l.ForUser(ctx, ""); return err }},
