@@ -179,19 +179,21 @@ func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, 
 		return nil, err
 	}
 	perMinute, burst := cfg.Login.PerUserLimit()
+	ipPerMinute, ipBurst := cfg.Login.PerIPLimit()
 	srv, err := server.New(server.Config{
-		Issuer:          cfg.Issuer,
-		Store:           st,
-		Keys:            keys,
-		Policy:          pol,
-		AccessTokenTTL:  time.Duration(cfg.Tokens.AccessTokenTTL),
-		RefreshTokenTTL: time.Duration(cfg.Tokens.RefreshTokenTTL),
-		AuthCodeTTL:     time.Duration(cfg.Tokens.AuthCodeTTL),
-		SessionTTL:      time.Duration(cfg.Login.SessionTTL),
-		Registration:    reg,
-		SecureCookies:   cfg.SecureCookies(),
-		LoginAttempts:   server.LoginLimit{PerMinute: perMinute, Burst: burst},
-		Logger:          log,
+		Issuer:             cfg.Issuer,
+		Store:              st,
+		Keys:               keys,
+		Policy:             pol,
+		AccessTokenTTL:     time.Duration(cfg.Tokens.AccessTokenTTL),
+		RefreshTokenTTL:    time.Duration(cfg.Tokens.RefreshTokenTTL),
+		AuthCodeTTL:        time.Duration(cfg.Tokens.AuthCodeTTL),
+		SessionTTL:         time.Duration(cfg.Login.SessionTTL),
+		Registration:       reg,
+		SecureCookies:      cfg.SecureCookies(),
+		LoginAttempts:      server.LoginLimit{PerMinute: perMinute, Burst: burst},
+		LoginAttemptsPerIP: server.LoginLimit{PerMinute: ipPerMinute, Burst: ipBurst},
+		Logger:             log,
 	})
 	if err != nil {
 		return nil, err

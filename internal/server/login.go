@@ -94,7 +94,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	username, pw := strings.TrimSpace(r.PostForm.Get("username")), r.PostForm.Get("password")
 	ip := clientIP(r)
-	if s.throttle.blocked("user:"+username) || s.throttle.blocked("ip:"+ip) {
+	if s.userThrottle.blocked(username) || s.ipThrottle.blocked(ip) {
 		view.Error = "Too many failed attempts. Wait a minute and try again."
 		s.pages.login(w, http.StatusTooManyRequests, view)
 		return
@@ -112,8 +112,8 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		_ = password.Verify(dummyHash, pw)
 	}
 	if !ok {
-		s.throttle.fail("user:" + username)
-		s.throttle.fail("ip:" + ip)
+		s.userThrottle.fail(username)
+		s.ipThrottle.fail(ip)
 		ev := s.event(r, audit.LoginFailed)
 		ev.Outcome = audit.Failure
 		if u != nil {
@@ -169,7 +169,7 @@ var dummyHash = func() string {
 	return h
 }()
 
-// throttle limits failed logins per key (user and IP) with token buckets;
+// throttle limits failed logins per key (a username or an IP) with token buckets;
 // only failures spend tokens.
 type throttle struct {
 	mu    sync.Mutex

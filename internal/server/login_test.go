@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/agentid/agentid/internal/server"
 	"github.com/agentid/agentid/internal/server/servertest"
 	"github.com/agentid/agentid/internal/store"
 )
@@ -173,4 +174,20 @@ func keys(m map[string]*store.AuditEvent) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// TestLoginThrottlingPerIP: one address failing for many usernames is
+// limited too.
+func TestLoginThrottlingPerIP(t *testing.T) {
+	h := newHub(t, func(c *server.Config) {
+		c.LoginAttemptsPerIP = server.LoginLimit{PerMinute: 3, Burst: 3}
+	})
+	b := h.Browser()
+	var last *servertest.Page
+	for i := range 4 {
+		last = b.Login(b.Get(h.URL+"/login"), "user"+string(rune('a'+i)), "wrong")
+	}
+	if last.Status != http.StatusTooManyRequests {
+		t.Fatalf("4th failure from one IP: %d, want 429", last.Status)
+	}
 }

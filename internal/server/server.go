@@ -52,9 +52,11 @@ type Config struct {
 	// cookies are Secure unless the issuer is http on a loopback host.
 	SecureCookies bool
 
-	// LoginAttempts limits failed logins per user and per IP (default 5 per
-	// minute with a burst of 5).
-	LoginAttempts LoginLimit
+	// LoginAttempts limits failed logins per username (default 5 per minute
+	// with a burst of 5); LoginAttemptsPerIP per client address (default 20
+	// per minute with a burst of 20).
+	LoginAttempts      LoginLimit
+	LoginAttemptsPerIP LoginLimit
 
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -81,20 +83,21 @@ const MaxAccessTokenTTL = time.Hour
 
 // Server serves agentid's HTTP endpoints.
 type Server struct {
-	cfg      Config
-	issuer   string
-	tenant   string
-	st       store.Store
-	keys     *token.Keys
-	policy   *policy.Engine
-	ledger   *consent.Ledger
-	log      *slog.Logger
-	now      func() time.Time
-	rand     io.Reader
-	pages    *pages
-	throttle *throttle
-	secure   bool
-	keyCache keyCache
+	cfg          Config
+	issuer       string
+	tenant       string
+	st           store.Store
+	keys         *token.Keys
+	policy       *policy.Engine
+	ledger       *consent.Ledger
+	log          *slog.Logger
+	now          func() time.Time
+	rand         io.Reader
+	pages        *pages
+	userThrottle *throttle
+	ipThrottle   *throttle
+	secure       bool
+	keyCache     keyCache
 
 	metaMu   sync.Mutex
 	metaJSON []byte
@@ -167,12 +170,16 @@ func New(cfg Config) (*Server, error) {
 	if s.cfg.LoginAttempts.PerMinute <= 0 {
 		s.cfg.LoginAttempts = LoginLimit{PerMinute: 5, Burst: 5}
 	}
+	if s.cfg.LoginAttemptsPerIP.PerMinute <= 0 {
+		s.cfg.LoginAttemptsPerIP = LoginLimit{PerMinute: 20, Burst: 20}
+	}
 	s.secure = cfg.SecureCookies || !(u.Scheme == "http" && oauth.IsLoopbackHost(u.Hostname()))
 	s.pages, err = newPages()
 	if err != nil {
 		return nil, err
 	}
-	s.throttle = newThrottle(s.cfg.LoginAttempts, s.now)
+	s.userThrottle = newThrottle(s.cfg.LoginAttempts, s.now)
+	s.ipThrottle = newThrottle(s.cfg.LoginAttemptsPerIP, s.now)
 	s.ledger, err = consent.New(consent.Options{Store: s.st, TenantID: s.tenant, Now: s.now})
 	if err != nil {
 		return nil, err
