@@ -14,18 +14,19 @@ import (
 // function to run inside a transaction and waits for the commit.
 //
 // Group commit: while one transaction runs, callers queue up; the writer then
-// takes every waiting request (up to maxBatch) into the next transaction and
-// runs each in its own SAVEPOINT, so one request's failure (a duplicate jti)
-// rolls back only that request. The commit covers the batch; each caller
-// returns only after it, so a nil error still means "durably written". With
-// one waiting request there is no savepoint: a failure rolls back the
-// transaction. Under load this turns N commits (each a WAL append and lock
-// round trip) into one, which is where the throughput comes from; with no
-// load nobody waits for a batch to fill.
+// takes every waiting request (up to maxBatch) into the next transaction. The
+// batch first runs without savepoints; if a request fails (a duplicate id, a
+// replayed jti), the transaction is rolled back and the batch runs again with
+// a SAVEPOINT around each request, so that only the failing request's writes
+// are undone. The commit covers the batch and each caller returns only after
+// it, so a nil error still means "committed". A request that arrives alone
+// runs in a plain transaction. Under load this turns N commits (each a WAL
+// append and a lock round trip) into one, which is where the throughput comes
+// from; with no load nobody waits for a batch to fill.
 //
-// Atomicity is per request, as the store contract requires ("every method is
-// one transaction"): a request's writes are committed together or not at all,
-// and no request observes another's uncommitted failure.
+// Atomicity stays per request, as the store contract requires ("every method
+// is one transaction"): a request's writes are committed together or not at
+// all, and no request observes another's failed writes.
 
 // defaultMaxBatch caps how many requests share one transaction.
 const defaultMaxBatch = 256
@@ -135,15 +136,7 @@ func (w *writer) loop() {
 		case <-w.quit:
 			return
 		}
-		batch, raws = batch[:0], raws[:0]
-		add := func(r *request) {
-			if r.raw {
-				raws = append(raws, r)
-			} else {
-				batch = append(batch, r)
-			}
-		}
-		add(first)
+		batch, raws = append(batch[:0], first), raws[:0]
 		// The callers of the previous batch were just woken and are still
 		// waiting for a CPU, behind this goroutine; let them run and queue
 		// their next writes so that they join this batch.
@@ -154,11 +147,23 @@ func (w *writer) loop() {
 		for len(batch)+len(raws) < w.maxBatch {
 			select {
 			case r := <-w.reqs:
-				add(r)
+				batch = append(batch, r)
 			default:
 				break drain
 			}
 		}
+		// Migrations manage their own transactions: run them alone.
+		n := 0
+		for _, r := range batch {
+			if r.raw {
+				raws = append(raws, r)
+			} else {
+				batch[n] = r
+				n++
+			}
+		}
+		clear(batch[n:])
+		batch = batch[:n]
 		if len(batch) > 0 {
 			w.runBatch(batch)
 		}
@@ -177,7 +182,7 @@ func (w *writer) runRaw(r *request) error {
 	return r.fn(&w.tx)
 }
 
-// stmt returns one of the transaction-control statements, prepared once.
+// control prepares a transaction-control statement on first use.
 func (w *writer) control(p **sql.Stmt, q string) error {
 	if *p != nil {
 		return nil
