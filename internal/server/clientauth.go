@@ -27,7 +27,7 @@ func (s *Server) authenticateClient(ctx context.Context, ca oauth.ClientAuth) (*
 	if id == "" {
 		return nil, oauth.ErrInvalidClient("client authentication is required")
 	}
-	c, err := s.st.GetClient(ctx, s.tenant, id)
+	c, err := s.clients.get(id, func() (*store.Client, error) { return s.st.GetClient(ctx, s.tenant, id) })
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, oauth.ErrInvalidClient("unknown client")
 	}

@@ -292,6 +292,7 @@ func (s *Server) handleRegistrationUpdate(w http.ResponseWriter, r *http.Request
 		s.writeProtocolError(w, r, err)
 		return
 	}
+	s.clients.invalidate(c.ID)
 	info := s.clientInformation(&updated)
 	info.ClientSecret = secret
 	oauth.WriteJSON(w, http.StatusOK, info)
@@ -308,6 +309,7 @@ func (s *Server) handleRegistrationDelete(w http.ResponseWriter, r *http.Request
 		s.writeProtocolError(w, r, err)
 		return
 	}
+	s.clients.invalidate(c.ID)
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusNoContent)
 }

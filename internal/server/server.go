@@ -94,6 +94,8 @@ type Server struct {
 	now          func() time.Time
 	rand         io.Reader
 	pages        *pages
+	clients      *ttlCache[*store.Client]
+	resources    *ttlCache[*store.Resource]
 	userThrottle *throttle
 	ipThrottle   *throttle
 	secure       bool
@@ -178,6 +180,8 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.clients = newTTLCache[*store.Client](s.now)
+	s.resources = newTTLCache[*store.Resource](s.now)
 	s.userThrottle = newThrottle(s.cfg.LoginAttempts, s.now)
 	s.ipThrottle = newThrottle(s.cfg.LoginAttemptsPerIP, s.now)
 	s.ledger, err = consent.New(consent.Options{Store: s.st, TenantID: s.tenant, Now: s.now})

@@ -98,7 +98,7 @@ func requestedResource(raw []string) (string, error) {
 
 // lookupResource finds a registered resource or fails with invalid_target.
 func (s *Server) lookupResource(ctx context.Context, uri string) (*store.Resource, error) {
-	res, err := s.st.GetResource(ctx, s.tenant, uri)
+	res, err := s.resources.get(uri, func() (*store.Resource, error) { return s.st.GetResource(ctx, s.tenant, uri) })
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, oauth.ErrInvalidTarget("resource %q is not registered", truncate(uri, 200))
 	}
@@ -187,6 +187,9 @@ func (s *Server) grantRefreshToken(ctx context.Context, r *http.Request, c *stor
 		return nil, oauth.ErrInvalidGrant("the refresh token is no longer valid")
 	}
 	if !now.Before(rt.ExpiresAt) {
+		if err := s.retireWithConsent(ctx, r, rt); err != nil {
+			return nil, err
+		}
 		return nil, oauth.ErrInvalidGrant("the refresh token has expired")
 	}
 	uri, err := requestedResource(req.Resources)
@@ -403,6 +406,25 @@ func (s *Server) issue(ctx context.Context, r *http.Request, c *store.Client, gr
 		}
 	}
 	return resp, nil
+}
+
+// retireWithConsent handles a refresh token that ended because the consent
+// behind it ended (its lifetime is capped at the longest consent): the
+// expiry is recorded, and the grant revoked in the same transaction so that
+// a client retrying the token records nothing more.
+func (s *Server) retireWithConsent(ctx context.Context, r *http.Request, rt *store.RefreshToken) error {
+	snap, err := s.ledger.Snapshot(ctx, consent.Key{UserID: rt.UserID, ClientID: rt.ClientID, Resource: rt.Resource})
+	if err != nil {
+		return err
+	}
+	expired := snap.Expired(rt.Scopes)
+	if len(expired) == 0 || len(snap.Live(rt.Scopes)) > 0 {
+		return nil
+	}
+	ev := s.event(r, audit.ConsentExpired)
+	ev.ClientID, ev.UserID, ev.Resource, ev.Scopes = rt.ClientID, rt.UserID, rt.Resource, expired
+	ev.Details = map[string]string{"grant_id": rt.GrantID}
+	return s.st.RevokeGrant(ctx, rt.TenantID, rt.GrantID, s.now(), ev)
 }
 
 // expiredEvent records that the consent behind scopes ran out, found when a
