@@ -111,7 +111,7 @@ func (s *Store) CreateSigningKey(ctx context.Context, k *store.SigningKey) error
 
 // ListSigningKeys implements store.Store.
 func (s *Store) ListSigningKeys(ctx context.Context) ([]*store.SigningKey, error) {
-	rows, err := s.query(ctx, qListKeys)
+	rows, err := s.queryShort(ctx, qListKeys)
 	if err != nil {
 		return nil, wrap("list signing keys", err)
 	}

@@ -11,17 +11,17 @@ const clientCols = `tenant_id, id, name, secret_hash, secret_expires_at, redirec
 	response_types, token_endpoint_auth_method, application_type, scopes, default_resource, jwks,
 	jwks_uri, client_uri, logo_uri, tos_uri, policy_uri, contacts, software_id, software_version,
 	registration_method, registration_token_hash, created_ip, tags, owner_user_id, disabled,
-	created_at, updated_at`
+	created_at, updated_at, requested_scopes`
 
 const (
 	qInsertClient = `INSERT INTO clients (` + clientCols + `) VALUES
-	(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qUpdateClient = `UPDATE clients SET name = ?, secret_hash = ?, secret_expires_at = ?, redirect_uris = ?,
 	grant_types = ?, response_types = ?, token_endpoint_auth_method = ?, application_type = ?,
 	scopes = ?, default_resource = ?, jwks = ?, jwks_uri = ?, client_uri = ?, logo_uri = ?,
 	tos_uri = ?, policy_uri = ?, contacts = ?, software_id = ?, software_version = ?,
 	registration_method = ?, registration_token_hash = ?, created_ip = ?, tags = ?,
-	owner_user_id = ?, disabled = ?, created_at = ?, updated_at = ?
+	owner_user_id = ?, disabled = ?, created_at = ?, updated_at = ?, requested_scopes = ?
 	WHERE tenant_id = ? AND id = ?`
 	qGetClient    = `SELECT ` + clientCols + ` FROM clients WHERE tenant_id = ? AND id = ?`
 	qListClients  = `SELECT ` + clientCols + ` FROM clients WHERE tenant_id = ? ORDER BY id`
@@ -41,7 +41,7 @@ func clientValues(c *store.Client) []any {
 		c.DefaultResource, c.JWKS, c.JWKSURI, c.ClientURI, c.LogoURI, c.TOSURI, c.PolicyURI,
 		listText(c.Contacts), c.SoftwareID, c.SoftwareVersion, c.RegistrationMethod,
 		bv(c.RegistrationTokenHash), c.CreatedIP, listText(c.Tags), c.OwnerUserID, c.Disabled,
-		tv(c.CreatedAt), tv(c.UpdatedAt),
+		tv(c.CreatedAt), tv(c.UpdatedAt), listText(c.RequestedScopes),
 	}
 }
 
@@ -55,7 +55,7 @@ func scanClient(r scanner) (*store.Client, error) {
 		&c.JWKS, &c.JWKSURI, &c.ClientURI, &c.LogoURI, &c.TOSURI, &c.PolicyURI, listCol{&c.Contacts},
 		&c.SoftwareID, &c.SoftwareVersion, &c.RegistrationMethod, &c.RegistrationTokenHash,
 		&c.CreatedIP, listCol{&c.Tags}, &c.OwnerUserID, &c.Disabled,
-		timeCol{&c.CreatedAt}, timeCol{&c.UpdatedAt})
+		timeCol{&c.CreatedAt}, timeCol{&c.UpdatedAt}, listCol{&c.RequestedScopes})
 	if err != nil {
 		return nil, err
 	}

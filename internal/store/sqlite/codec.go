@@ -113,15 +113,34 @@ func (c *stmtCache) close() error {
 	return errors.Join(errs...)
 }
 
-// queryRow runs a prepared read statement.
+// Reads come in two kinds. Point reads and the small lists on the token
+// path (a client, a resource, a user's consents) take microseconds; the
+// driver would spend more than that watching a cancelable context (a
+// goroutine per statement to interrupt it), so they run detached from
+// cancellation once they start. Admin listings, which can be long, stay
+// cancelable.
+
+// queryRow runs a prepared point read.
 func (s *Store) queryRow(ctx context.Context, q string, args ...any) (*sql.Row, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	st, err := s.rstmt.get(ctx, q)
 	if err != nil {
 		return nil, err
 	}
-	return st.QueryRowContext(ctx, args...), nil
+	return st.QueryRowContext(context.WithoutCancel(ctx), args...), nil
 }
 
+// queryShort runs a prepared read of a few rows, like queryRow.
+func (s *Store) queryShort(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return s.query(context.WithoutCancel(ctx), q, args...)
+}
+
+// query runs a prepared, cancelable read.
 func (s *Store) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
 	st, err := s.rstmt.get(ctx, q)
 	if err != nil {

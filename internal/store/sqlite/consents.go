@@ -58,7 +58,7 @@ func (s *Store) UpsertConsents(ctx context.Context, grants []*store.ConsentGrant
 // ListConsents implements store.Store.
 func (s *Store) ListConsents(ctx context.Context, f store.ConsentFilter) ([]*store.ConsentGrant, error) {
 	where, args := consentWhere(f, nil, false)
-	rows, err := s.query(ctx, `SELECT `+consentCols+` FROM consents`+where+
+	rows, err := s.queryShort(ctx, `SELECT `+consentCols+` FROM consents`+where+
 		` ORDER BY tenant_id, user_id, client_id, resource, scope`, args...)
 	if err != nil {
 		return nil, wrap("list consents", err)

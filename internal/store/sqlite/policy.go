@@ -75,7 +75,7 @@ func scanPolicySets(rows *sql.Rows) ([]*store.PolicySet, error) {
 
 // ActivePolicySet implements store.Store.
 func (s *Store) ActivePolicySet(ctx context.Context, tenantID string) (*store.PolicySet, error) {
-	rows, err := s.query(ctx, qActivePolicySet, tenantID)
+	rows, err := s.queryShort(ctx, qActivePolicySet, tenantID)
 	if err != nil {
 		return nil, wrap("active policy set", err)
 	}

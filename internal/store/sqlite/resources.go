@@ -72,7 +72,7 @@ func scanResources(rows *sql.Rows) ([]*store.Resource, error) {
 
 // GetResource implements store.Store.
 func (s *Store) GetResource(ctx context.Context, tenantID, uri string) (*store.Resource, error) {
-	rows, err := s.query(ctx, qGetResource, tenantID, uri)
+	rows, err := s.queryShort(ctx, qGetResource, tenantID, uri)
 	if err != nil {
 		return nil, wrap("get resource", err)
 	}

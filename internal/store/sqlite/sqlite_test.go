@@ -267,3 +267,25 @@ func TestReadersDuringWrites(t *testing.T) {
 		t.Fatalf("ListAudit = %d events, %v", len(list), err)
 	}
 }
+
+// BenchmarkGetClient measures the read every token request makes (client
+// authentication), from parallel goroutines on the read pool.
+func BenchmarkGetClient(b *testing.B) {
+	s := openTemp(b)
+	migrate(b, s)
+	c := &store.Client{TenantID: store.DefaultTenant, ID: "bench", Name: "bench", SecretHash: make([]byte, 32),
+		GrantTypes: []string{"client_credentials"}, TokenEndpointAuthMethod: "client_secret_basic",
+		Scopes: []string{"files:read", "files:write"}, CreatedAt: time.Now(), UpdatedAt: time.Now()}
+	if err := s.CreateClient(b.Context(), c, nil); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := s.GetClient(b.Context(), store.DefaultTenant, "bench"); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
