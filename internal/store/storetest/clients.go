@@ -34,6 +34,7 @@ func testClientRoundTrip(t *testing.T, s store.Store) {
 		{"empty slices", func() *store.Client {
 			c := minimalClient(store.DefaultTenant, "c-empty")
 			c.RedirectURIs, c.GrantTypes, c.Scopes, c.Tags, c.Contacts = []string{}, []string{}, []string{}, []string{}, []string{}
+			c.RequestedScopes = []string{}
 			c.SecretHash = []byte{}
 			return c
 		}()},
@@ -115,6 +116,7 @@ func testClientUpdate(t *testing.T, s store.Store) {
 			c.TokenEndpointAuthMethod = "client_secret_post"
 			c.ApplicationType = "native"
 			c.Scopes = []string{"only:this"}
+			c.RequestedScopes = []string{"only:this", "and:that"}
 			c.DefaultResource = "https://other.example.com/"
 			c.JWKS, c.JWKSURI = "", ""
 			c.ClientURI, c.LogoURI, c.TOSURI, c.PolicyURI = "https://n/", "https://n/l", "https://n/t", "https://n/p"
@@ -131,7 +133,12 @@ func testClientUpdate(t *testing.T, s store.Store) {
 		{"clear to empty", fullClient(store.DefaultTenant, "c2"), func(c *store.Client) {
 			c.SecretHash, c.SecretExpiresAt = nil, time.Time{}
 			c.RedirectURIs, c.GrantTypes, c.ResponseTypes, c.Scopes, c.Contacts, c.Tags = nil, nil, nil, nil, nil, nil
+			c.RequestedScopes = nil
 			c.TokenEndpointAuthMethod = "none"
+		}},
+		{"empty ceiling, scopes requested", fullClient(store.DefaultTenant, "c4"), func(c *store.Client) {
+			c.Scopes = nil
+			c.RequestedScopes = []string{"files:delete"}
 		}},
 		{"fill minimal", minimalClient(store.DefaultTenant, "c3"), func(c *store.Client) {
 			*c = *fullClient(store.DefaultTenant, "c3")

@@ -3,10 +3,28 @@
 // semantics written in store.Store's doc comments are checked once, the same
 // way, for SQLite and PostgreSQL alike.
 //
-// Where the contract leaves a choice open, the suite pins the choice down and
-// says so next to the test (for example: a replayed authorization code is
-// reported as ErrAlreadyUsed even after it has expired, because the replay is
-// what RFC 6749 §4.1.2 asks the server to react to).
+// Where the contract leaves a choice open, the suite pins it down:
+//
+//   - Times come back in UTC, truncated to microseconds; the zero time stays
+//     zero. Nil and empty slices and maps are interchangeable.
+//   - Ids (client, user, resource id and URI) are unique per tenant; the same
+//     id may exist in two tenants.
+//   - Updating or deleting a missing row (client, resource, user, signing
+//     key, policy version) is ErrNotFound.
+//   - A method that returns an error writes nothing, its audit event
+//     included, except ErrAlreadyUsed from ConsumeAuthCode and RotateRefresh,
+//     which keep the grant revocation and the event.
+//   - A consumed code or a rotated/revoked refresh token presented again is
+//     ErrAlreadyUsed even after it expired: the replay is what RFC 6749
+//     §4.1.2 and RFC 9700 §4.14.2 ask the server to answer by revoking the
+//     grant.
+//   - Revocation keeps the first RevokedAt.
+//   - Expiry is exclusive: a row is live while now is before ExpiresAt (as in
+//     RefreshToken.Active); UseJTI accepts a jti again from its exp on.
+//   - RevokeConsents without a resource cascades to the user's and client's
+//     tokens for every resource.
+//   - AppendAudit sets the event's ID; ListAudit's newest first is by
+//     decreasing ID.
 package storetest
 
 import (
@@ -285,6 +303,7 @@ func fullClient(tenant, id string) *store.Client {
 		TokenEndpointAuthMethod: "client_secret_basic",
 		ApplicationType:         "web",
 		Scopes:                  []string{"files:read", "files:write", "mail:send"},
+		RequestedScopes:         []string{"files:read", "files:write", "files:delete", "mail:send"},
 		DefaultResource:         "https://mcp.example.com/",
 		JWKS:                    `{"keys":[{"kty":"EC","crv":"P-256","x":"a","y":"b"}]}`,
 		JWKSURI:                 "https://agent.example.com/jwks.json",

@@ -470,6 +470,13 @@ func testRotateRefreshReuse(t *testing.T, s store.Store) {
 		t.Errorf("reuse changed RotatedAt to %v", got.RotatedAt)
 	}
 
+	t.Run("reuse after expiry", func(t *testing.T) {
+		reuse := event(tn, "refresh.reused")
+		err := s.RotateRefresh(ctx(t), first.Hash, first.ExpiresAt.Add(time.Hour),
+			&store.Issuance{RefreshToken: refreshToken(tn, "g1", "c1", "u1", "https://r/")}, reuse)
+		wantErr(t, "RotateRefresh of an expired rotated token", err, store.ErrAlreadyUsed)
+		wantAudit(t, s, reuse)
+	})
 	t.Run("revoked token", func(t *testing.T) {
 		// The current token of a revoked family is refused the same way.
 		reuse := event(tn, "refresh.reused")
