@@ -48,9 +48,17 @@ type Client struct {
 	ResponseTypes           []string
 	TokenEndpointAuthMethod string // none | client_secret_basic | client_secret_post | private_key_jwt
 	ApplicationType         string // web | native
-	// Scopes is the ceiling of scopes this client may ever hold; empty means
-	// the client is bound only by the resources' scopes and policy.
+	// Scopes is the ceiling of scopes this client may ever hold: the
+	// RequestedScopes the policy's register action allows, recomputed
+	// whenever what policy reads changes. Empty with empty RequestedScopes
+	// means the client is bound only by the resources' scopes and policy;
+	// empty while RequestedScopes is not means it may hold nothing.
 	Scopes []string
+	// RequestedScopes is what the client asked for at registration or its
+	// last update (RFC 7591 §2 scope; an admin's --scope list), kept so
+	// that the ceiling can be recomputed, e.g. after an admin tags the
+	// client trusted.
+	RequestedScopes []string
 	// DefaultResource is used when an authorization request names no resource.
 	DefaultResource string
 	JWKS            string // JSON Web Key Set document, for private_key_jwt

@@ -14,7 +14,7 @@ const clientCols = `tenant_id, id, name, secret_hash, secret_expires_at, redirec
 	response_types, token_endpoint_auth_method, application_type, scopes, default_resource, jwks,
 	jwks_uri, client_uri, logo_uri, tos_uri, policy_uri, contacts, software_id, software_version,
 	registration_method, registration_token_hash, created_ip, tags, owner_user_id, disabled,
-	created_at, updated_at`
+	created_at, updated_at, requested_scopes`
 
 // clientArgs lists c's fields in clientCols order.
 func clientArgs(c *store.Client) []any {
@@ -22,7 +22,7 @@ func clientArgs(c *store.Client) []any {
 		c.GrantTypes, c.ResponseTypes, c.TokenEndpointAuthMethod, c.ApplicationType, c.Scopes,
 		c.DefaultResource, c.JWKS, c.JWKSURI, c.ClientURI, c.LogoURI, c.TOSURI, c.PolicyURI,
 		c.Contacts, c.SoftwareID, c.SoftwareVersion, c.RegistrationMethod, c.RegistrationTokenHash,
-		c.CreatedIP, c.Tags, c.OwnerUserID, c.Disabled, c.CreatedAt, c.UpdatedAt}
+		c.CreatedIP, c.Tags, c.OwnerUserID, c.Disabled, c.CreatedAt, c.UpdatedAt, c.RequestedScopes}
 }
 
 func scanClient(row pgx.Row) (*store.Client, error) {
@@ -32,7 +32,7 @@ func scanClient(row pgx.Row) (*store.Client, error) {
 		&c.GrantTypes, &c.ResponseTypes, &c.TokenEndpointAuthMethod, &c.ApplicationType, &c.Scopes,
 		&c.DefaultResource, &c.JWKS, &c.JWKSURI, &c.ClientURI, &c.LogoURI, &c.TOSURI, &c.PolicyURI,
 		&c.Contacts, &c.SoftwareID, &c.SoftwareVersion, &c.RegistrationMethod, &c.RegistrationTokenHash,
-		&c.CreatedIP, &c.Tags, &c.OwnerUserID, &c.Disabled, &c.CreatedAt, &c.UpdatedAt)
+		&c.CreatedIP, &c.Tags, &c.OwnerUserID, &c.Disabled, &c.CreatedAt, &c.UpdatedAt, &c.RequestedScopes)
 	if err != nil {
 		return nil, err
 	}
@@ -46,7 +46,7 @@ func (s *Store) CreateClient(ctx context.Context, c *store.Client, ev *store.Aud
 	return mapErr("create client", s.inTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO clients (`+clientCols+`) VALUES
 			($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-			 $21, $22, $23, $24, $25, $26, $27, $28, $29)`, clientArgs(c)...); err != nil {
+			 $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)`, clientArgs(c)...); err != nil {
 			return err
 		}
 		return insertEvent(ctx, tx, ev)
@@ -86,7 +86,7 @@ func (s *Store) UpdateClient(ctx context.Context, c *store.Client, ev *store.Aud
 	return mapErr("update client", s.inTx(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE clients SET (`+clientCols+`) =
 			($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-			 $21, $22, $23, $24, $25, $26, $27, $28, $29)
+			 $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)
 			WHERE tenant_id = $1 AND id = $2`, clientArgs(c)...)
 		if err != nil {
 			return err
