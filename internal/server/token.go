@@ -370,10 +370,13 @@ func (s *Server) issue(ctx context.Context, r *http.Request, c *store.Client, gr
 		iss.Events = append(iss.Events, s.expiredEvent(r, c, g, expired))
 	}
 	if g.user != nil && slices.Contains(c.GrantTypes, oauth.GrantRefreshToken) {
-		// A refresh token never outlives the longest consent behind it; when
-		// that ends no later than the access token ("only for this session"),
-		// there is nothing to refresh and none is issued.
-		if rtExp := snap.RefreshExpiry(refreshScopes, now.Add(s.cfg.RefreshTokenTTL)); rtExp.After(exp) {
+		// A refresh token never outlives the longest consent behind it. When
+		// that ends no later than the access token ("only for this session")
+		// there is nothing to refresh and none is issued, except as the
+		// successor of a rotated one: a client keeps its old refresh token
+		// when the response carries none (RFC 6749 §6), and presenting that
+		// one again would look like theft.
+		if rtExp := snap.RefreshExpiry(refreshScopes, now.Add(s.cfg.RefreshTokenTTL)); rtExp.After(exp) || g.rotate != nil {
 			handle, err := token.NewHandle(s.rand, "")
 			if err != nil {
 				return nil, err

@@ -79,22 +79,27 @@ func NewOn(t testing.TB, st store.Store, opts ...Option) *Hub {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, err := token.NewKeys(ctx, token.Options{Store: st, Keyring: ring})
-	if err != nil {
-		t.Fatal(err)
-	}
 	pol, err := policy.New(ctx, policy.Options{Store: st})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &Hub{T: t, Store: st, Keys: keys}
+	h := &Hub{T: t, Store: st}
 	h.HTTP = httptest.NewUnstartedServer(nil)
 	h.URL = "http://" + h.HTTP.Listener.Addr().String()
 	h.Resource = h.URL + "/mcp"
-	cfg := server.Config{Issuer: h.URL, Store: st, Keys: keys, Policy: pol}
+	cfg := server.Config{Issuer: h.URL, Store: st, Policy: pol}
 	for _, o := range opts {
 		o(&cfg)
 	}
+	if cfg.Keys == nil {
+		// The keys run on the hub's clock, so that a test moving the clock
+		// forward still mints tokens that the key's lifetime rules accept.
+		cfg.Keys, err = token.NewKeys(ctx, token.Options{Store: st, Keyring: ring, Now: cfg.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.Keys = cfg.Keys
 	h.Server, err = server.New(cfg)
 	if err != nil {
 		t.Fatal(err)
