@@ -16,24 +16,8 @@ import (
 // reveals nothing about tokens the caller does not own.
 func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	form, oe := oauth.ParseForm(r)
-	if oe != nil {
-		s.writeProtocolError(w, r, oe)
-		return
-	}
-	ca, oe := oauth.ParseClientAuth(r, form)
-	if oe != nil {
-		s.writeProtocolError(w, r, oe)
-		return
-	}
-	c, err := s.authenticateClient(ctx, ca)
-	if err != nil {
-		s.writeProtocolError(w, r, err)
-		return
-	}
-	raw := form.Get("token")
-	if raw == "" {
-		s.writeProtocolError(w, r, oauth.ErrInvalidRequest("token is required"))
+	c, raw, ok := s.tokenForm(w, r)
+	if !ok {
 		return
 	}
 	now := s.now()
@@ -80,28 +64,12 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 // or not the caller's business, is exactly {"active":false}.
 func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	form, oe := oauth.ParseForm(r)
-	if oe != nil {
-		s.writeProtocolError(w, r, oe)
-		return
-	}
-	ca, oe := oauth.ParseClientAuth(r, form)
-	if oe != nil {
-		s.writeProtocolError(w, r, oe)
-		return
-	}
-	c, err := s.authenticateClient(ctx, ca)
-	if err != nil {
-		s.writeProtocolError(w, r, err)
+	c, raw, ok := s.tokenForm(w, r)
+	if !ok {
 		return
 	}
 	if c.Public() {
 		s.writeProtocolError(w, r, oauth.ErrInvalidClient("introspection requires a confidential client"))
-		return
-	}
-	raw := form.Get("token")
-	if raw == "" {
-		s.writeProtocolError(w, r, oauth.ErrInvalidRequest("token is required"))
 		return
 	}
 	inactive := &oauth.IntrospectionResponse{}
@@ -144,3 +112,30 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 }
 
 func looksLikeJWT(s string) bool { return strings.Count(s, ".") == 2 }
+
+// tokenForm parses a revocation or introspection request: the form, the
+// authenticated client and the token parameter. It writes the error and
+// returns ok false when any is missing or wrong.
+func (s *Server) tokenForm(w http.ResponseWriter, r *http.Request) (c *store.Client, raw string, ok bool) {
+	form, oe := oauth.ParseForm(r)
+	if oe != nil {
+		s.writeProtocolError(w, r, oe)
+		return nil, "", false
+	}
+	ca, oe := oauth.ParseClientAuth(r, form)
+	if oe != nil {
+		s.writeProtocolError(w, r, oe)
+		return nil, "", false
+	}
+	c, err := s.authenticateClient(r.Context(), ca)
+	if err != nil {
+		s.writeProtocolError(w, r, err)
+		return nil, "", false
+	}
+	raw = form.Get("token")
+	if raw == "" {
+		s.writeProtocolError(w, r, oauth.ErrInvalidRequest("token is required"))
+		return nil, "", false
+	}
+	return c, raw, true
+}
