@@ -2,6 +2,7 @@ package policy
 
 import (
 	"slices"
+	"strings"
 
 	"github.com/agentid/agentid/internal/store"
 )
@@ -24,7 +25,7 @@ func AgentFromClient(c *store.Client) Agent {
 	if c.Public() {
 		ct = "public"
 	}
-	return Agent{
+	a := Agent{
 		ID:                 c.ID,
 		RegistrationMethod: c.RegistrationMethod,
 		ClientType:         ct,
@@ -33,6 +34,16 @@ func AgentFromClient(c *store.Client) Agent {
 		OwnerUserID:        c.OwnerUserID,
 		Tags:               slices.Clone(c.Tags),
 	}
+	if c.RegistrationMethod == store.RegistrationCIMD {
+		// A CIMD client's id is the https URL of its metadata document, so
+		// its host is the domain that was verified by fetching it.
+		if rest, ok := strings.CutPrefix(c.ID, "https://"); ok {
+			if host, _, found := strings.Cut(rest, "/"); found && host != "" {
+				a.VerifiedDomain = host
+			}
+		}
+	}
+	return a
 }
 
 // UserFromStore describes a stored user for a request's context.

@@ -1,8 +1,14 @@
 package policy
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"time"
+
+	"github.com/agentid/agentid/internal/store"
 )
 
 // Explanation tells why a request was decided as it was: the decision per
@@ -22,6 +28,10 @@ type ScopeExplanation struct {
 	// Policies are the determining policies, in the order of
 	// Decision.PolicyIDs.
 	Policies []PolicyInfo
+	// AboveCeiling: an issuance never asks policy about this scope, since
+	// the agent's ceiling (store.Client.Scopes) excludes it. Set only by
+	// Engine.ExplainQuery, for every action but register.
+	AboveCeiling bool `json:"above_ceiling,omitempty"`
 }
 
 // Explain decides req against s and explains each decision. It backs
@@ -100,6 +110,9 @@ func (x *Explanation) String() string {
 			verdict = "ALLOW"
 		}
 		fmt.Fprintf(&b, "\n%s  %s  %s\n", s.Scope, verdict, s.Reason)
+		if s.AboveCeiling {
+			b.WriteString("  note: above the agent's ceiling (the scopes its registration was allowed); an issuance drops it before policy is asked\n")
+		}
 		for _, p := range s.Policies {
 			fmt.Fprintf(&b, "  %s %q at %s:%d:%d\n", p.Effect, p.ID, p.File, p.Line, p.Column)
 			for _, line := range strings.Split(p.Source, "\n") {
@@ -111,4 +124,100 @@ func (x *Explanation) String() string {
 		}
 	}
 	return b.String()
+}
+
+// Query names a request by the ids of what it involves, as an admin asks
+// `agentid policy explain --agent A --user U --resource R --scope S`.
+type Query struct {
+	// Action defaults to ActionForGrantType(GrantType).
+	Action  Action
+	AgentID string
+	// User is a user id or username; "" asks without a user.
+	User string
+	// Resource is the resource's canonical URI.
+	Resource string
+	// Scopes are the requested scope names; empty means every scope of
+	// the resource.
+	Scopes []string
+	// GrantType defaults to authorization_code with a user and
+	// client_credentials without one; it is "" for the register action.
+	GrantType string
+	IP        string
+	// Time defaults to the engine's clock.
+	Time time.Time
+}
+
+// ExplainQuery loads the agent, user and resource of q from the store as
+// they are now and explains how the active policy set decides the request.
+// Unknown agents, users and resources are store.ErrNotFound; a scope the
+// resource does not offer is an error, as it is at the token endpoint.
+func (e *Engine) ExplainQuery(ctx context.Context, q Query) (*Explanation, error) {
+	if e.st == nil {
+		return nil, errNoStore
+	}
+	c, err := e.st.GetClient(ctx, e.tenant, q.AgentID)
+	if err != nil {
+		return nil, fmt.Errorf("policy: agent %q: %w", q.AgentID, err)
+	}
+	r, err := e.st.GetResource(ctx, e.tenant, q.Resource)
+	if err != nil {
+		return nil, fmt.Errorf("policy: resource %q: %w", q.Resource, err)
+	}
+	var user *User
+	if q.User != "" {
+		u, err := e.st.GetUser(ctx, e.tenant, q.User)
+		if errors.Is(err, store.ErrNotFound) {
+			u, err = e.st.GetUserByUsername(ctx, e.tenant, q.User)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("policy: user %q: %w", q.User, err)
+		}
+		user = UserFromStore(u)
+	}
+	names := uniq(q.Scopes)
+	if len(names) == 0 {
+		for _, sc := range r.Scopes {
+			names = append(names, sc.Name)
+		}
+	}
+	for _, n := range names {
+		if !slices.ContainsFunc(r.Scopes, func(sc store.Scope) bool { return sc.Name == n }) {
+			return nil, fmt.Errorf("policy: scope %q is not offered by %s", n, r.URI)
+		}
+	}
+	gt, action := q.GrantType, q.Action
+	if gt == "" && action != ActionRegister {
+		gt = "authorization_code"
+		if user == nil {
+			gt = "client_credentials"
+		}
+	}
+	if action == "" {
+		action = ActionForGrantType(gt)
+	}
+	if _, ok := actionIndex(action); !ok {
+		return nil, fmt.Errorf("policy: unknown action %q", action)
+	}
+	t := q.Time
+	if t.IsZero() {
+		t = e.now()
+	}
+	req := &Request{
+		Action: action, TenantID: e.tenant, Agent: AgentFromClient(c), User: user,
+		Resource: ResourceFromStore(r), Scopes: ScopesOf(r, names),
+		Context: Context{GrantType: gt, IP: q.IP, Time: t, Resource: r.URI},
+	}
+	if action == ActionRegister {
+		req.Context.GrantType = ""
+	}
+	x, err := Explain(e.Active(ctx), req)
+	if err != nil {
+		return nil, err
+	}
+	if action != ActionRegister {
+		for i := range x.Scopes {
+			x.Scopes[i].AboveCeiling = !WithinCeiling(c, x.Scopes[i].Scope)
+		}
+	}
+	return x, nil
 }

@@ -1,0 +1,320 @@
+package policy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/agentid/agentid/internal/store"
+)
+
+// Ceiling is the register action's verdict on the scopes a client asked
+// for: the scopes it may ever hold.
+type Ceiling struct {
+	// Scopes is the ceiling to store as store.Client.Scopes: the requested
+	// scopes that the register action allows on at least one resource
+	// offering them, in the order of the resources and their scopes.
+	Scopes []string
+	// Bounded is false for a client that asked for no scopes (an admin's
+	// registration without a scope list): such a client is bound only by
+	// the resources' scopes and policy, and Scopes is empty. A bounded
+	// client with an empty Scopes may hold nothing.
+	Bounded bool
+	// Denied holds, per requested scope that no resource allowed, the
+	// decision of the first resource offering it.
+	Denied []Decision
+	// Unknown lists requested scopes no resource of the tenant offers.
+	Unknown []string
+	// Version is the policy set version that decided.
+	Version int64
+}
+
+// Ceiling decides the scopes c asked for (c.RequestedScopes) under the
+// register action, one request per resource of resources that offers any
+// of them, with c as the agent as it is now (its tags included). rc.IP
+// defaults to the address the client registered from and rc.Time to now.
+func (s *Set) Ceiling(c *store.Client, resources []*store.Resource, rc Context) (*Ceiling, error) {
+	out := &Ceiling{Version: s.version}
+	requested := uniq(c.RequestedScopes)
+	if len(requested) == 0 {
+		return out, nil
+	}
+	out.Bounded = true
+	if rc.IP == "" {
+		rc.IP = c.CreatedIP
+	}
+	rc.GrantType = ""
+	tenant := c.TenantID
+	if tenant == "" {
+		tenant = store.DefaultTenant
+	}
+	agent := AgentFromClient(c)
+	offered := make(map[string]bool, len(requested))
+	denied := make(map[string]Decision)
+	for _, r := range resources {
+		var scopes []Scope
+		for _, sc := range r.Scopes {
+			if slices.Contains(requested, sc.Name) {
+				scopes = append(scopes, Scope{Name: sc.Name, Sensitive: sc.Sensitive})
+				offered[sc.Name] = true
+			}
+		}
+		if len(scopes) == 0 {
+			continue
+		}
+		ctx := rc
+		ctx.Resource = r.URI
+		res, err := s.Decide(&Request{
+			Action: ActionRegister, TenantID: tenant, Agent: agent,
+			Resource: ResourceFromStore(r), Scopes: scopes, Context: ctx,
+		})
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range res.Decisions {
+			if d.Allowed {
+				if !slices.Contains(out.Scopes, d.Scope) {
+					out.Scopes = append(out.Scopes, d.Scope)
+				}
+			} else if _, seen := denied[d.Scope]; !seen {
+				denied[d.Scope] = d
+			}
+		}
+	}
+	for _, name := range requested {
+		switch {
+		case !offered[name]:
+			out.Unknown = append(out.Unknown, name)
+		case !slices.Contains(out.Scopes, name):
+			out.Denied = append(out.Denied, denied[name])
+		}
+	}
+	return out, nil
+}
+
+// Ceiling is Set.Ceiling against the active policy set; a zero rc.Time
+// means the engine's clock.
+func (e *Engine) Ceiling(ctx context.Context, c *store.Client, resources []*store.Resource, rc Context) (*Ceiling, error) {
+	if rc.Time.IsZero() {
+		rc.Time = e.now()
+	}
+	return e.Active(ctx).Ceiling(c, resources, rc)
+}
+
+// WithinCeiling reports whether c's ceiling lets it hold scope. A client
+// that asked for no scopes and was given none is bound only by the
+// resources' scopes and policy; any other client holds at most its
+// ceiling, which may be empty after the policy or its tags changed.
+func WithinCeiling(c *store.Client, scope string) bool {
+	if len(c.Scopes) == 0 && len(c.RequestedScopes) == 0 {
+		return true
+	}
+	return slices.Contains(c.Scopes, scope)
+}
+
+// ClientChange is what an update of a client's tags or ceiling changed.
+type ClientChange struct {
+	ClientID string
+	// TagsAdded and TagsRemoved are the admin tags that changed.
+	TagsAdded, TagsRemoved []string
+	// Before and After are the ceilings; Added and Removed their
+	// difference.
+	Before, After  []string
+	Added, Removed []string
+	// Ceiling is the verdict the new ceiling came from.
+	Ceiling *Ceiling
+}
+
+// Changed reports whether anything about the client changed.
+func (ch *ClientChange) Changed() bool {
+	return len(ch.TagsAdded)+len(ch.TagsRemoved)+len(ch.Added)+len(ch.Removed) > 0
+}
+
+// errNoStore: store-backed operations need an engine made with a store.
+var errNoStore = errors.New("policy: the engine has no store")
+
+// TagClient adds and removes admin tags of the engine tenant's client
+// clientID, recomputes its ceiling from its requested scopes under the
+// active policy set (tags are what policy reads: "trusted" lets a
+// self-registered agent hold sensitive scopes), and stores the client with
+// ev in one transaction, unless nothing changed. It fills ev's ClientID,
+// Scopes (the new ceiling) and Details; ev may be nil. An unknown client is
+// store.ErrNotFound.
+func (e *Engine) TagClient(ctx context.Context, clientID string, add, remove []string, ev *store.AuditEvent) (*store.Client, *ClientChange, error) {
+	if e.st == nil {
+		return nil, nil, errNoStore
+	}
+	for _, t := range slices.Concat(add, remove) {
+		if t == "" {
+			return nil, nil, errors.New("policy: empty tag")
+		}
+	}
+	c, err := e.st.GetClient(ctx, e.tenant, clientID)
+	if err != nil {
+		return nil, nil, fmt.Errorf("policy: tag client: %w", err)
+	}
+	ch := &ClientChange{ClientID: c.ID}
+	tags := slices.Clone(c.Tags)
+	for _, t := range uniq(remove) {
+		if i := slices.Index(tags, t); i >= 0 {
+			tags = slices.Delete(tags, i, i+1)
+			ch.TagsRemoved = append(ch.TagsRemoved, t)
+		}
+	}
+	for _, t := range uniq(add) {
+		if !slices.Contains(tags, t) && !slices.Contains(remove, t) {
+			tags = append(tags, t)
+			ch.TagsAdded = append(ch.TagsAdded, t)
+		}
+	}
+	c.Tags = tags
+	if err := e.recompute(ctx, c, ch); err != nil {
+		return nil, nil, err
+	}
+	if !ch.Changed() {
+		return c, ch, nil
+	}
+	c.UpdatedAt = e.now()
+	fillEvent(ev, c, ch)
+	if ev != nil {
+		ev.Details["tags"] = strings.Join(c.Tags, " ")
+		setList(ev.Details, "tags_added", ch.TagsAdded)
+		setList(ev.Details, "tags_removed", ch.TagsRemoved)
+	}
+	if err := e.st.UpdateClient(ctx, c, ev); err != nil {
+		return nil, nil, fmt.Errorf("policy: tag client: %w", err)
+	}
+	return c, ch, nil
+}
+
+// RecomputeCeilings re-reads the active policy set and recomputes the
+// ceiling of every client of the engine's tenant from its requested
+// scopes. Each client whose ceiling changes is stored, in one transaction
+// with the event newEvent returns for it (nil: none; the engine fills its
+// ClientID, Scopes and Details). Run it whenever the active set changes
+// (apply, rollback). It returns the changes made.
+func (e *Engine) RecomputeCeilings(ctx context.Context, newEvent func(c *store.Client) *store.AuditEvent) ([]ClientChange, error) {
+	if e.st == nil {
+		return nil, errNoStore
+	}
+	if err := e.Reload(ctx); err != nil {
+		return nil, err
+	}
+	clients, err := e.st.ListClients(ctx, e.tenant)
+	if err != nil {
+		return nil, fmt.Errorf("policy: recompute ceilings: %w", err)
+	}
+	resources, err := e.st.ListResources(ctx, e.tenant)
+	if err != nil {
+		return nil, fmt.Errorf("policy: recompute ceilings: %w", err)
+	}
+	set := e.cur.Load()
+	var changes []ClientChange
+	for _, c := range clients {
+		ch := &ClientChange{ClientID: c.ID}
+		if err := recomputeWith(set, c, resources, e.now(), ch); err != nil {
+			return changes, err
+		}
+		if !ch.Changed() {
+			continue
+		}
+		// Re-read right before writing, so that a change made meanwhile
+		// (say, an RFC 7592 update) is not overwritten with stale fields.
+		fresh, err := e.st.GetClient(ctx, e.tenant, c.ID)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return changes, fmt.Errorf("policy: recompute ceilings: %w", err)
+		}
+		ch = &ClientChange{ClientID: c.ID}
+		if err := recomputeWith(set, fresh, resources, e.now(), ch); err != nil {
+			return changes, err
+		}
+		if !ch.Changed() {
+			continue
+		}
+		fresh.UpdatedAt = e.now()
+		var ev *store.AuditEvent
+		if newEvent != nil {
+			ev = newEvent(fresh)
+		}
+		fillEvent(ev, fresh, ch)
+		if ev != nil {
+			ev.Details["reason"] = fmt.Sprintf("policy set version %d", set.version)
+		}
+		if err := e.st.UpdateClient(ctx, fresh, ev); err != nil {
+			return changes, fmt.Errorf("policy: recompute ceilings: %w", err)
+		}
+		changes = append(changes, *ch)
+	}
+	return changes, nil
+}
+
+// recompute sets c.Scopes to the ceiling the active set allows and records
+// the difference in ch.
+func (e *Engine) recompute(ctx context.Context, c *store.Client, ch *ClientChange) error {
+	resources, err := e.st.ListResources(ctx, e.tenant)
+	if err != nil {
+		return fmt.Errorf("policy: recompute ceiling: %w", err)
+	}
+	return recomputeWith(e.Active(ctx), c, resources, e.now(), ch)
+}
+
+func recomputeWith(s *Set, c *store.Client, resources []*store.Resource, now time.Time, ch *ClientChange) error {
+	cl, err := s.Ceiling(c, resources, Context{Time: now})
+	if err != nil {
+		return err
+	}
+	ch.Ceiling = cl
+	ch.Before, ch.After = slices.Clone(c.Scopes), slices.Clone(cl.Scopes)
+	ch.Added, ch.Removed = nil, nil
+	for _, sc := range cl.Scopes {
+		if !slices.Contains(c.Scopes, sc) {
+			ch.Added = append(ch.Added, sc)
+		}
+	}
+	for _, sc := range c.Scopes {
+		if !slices.Contains(cl.Scopes, sc) {
+			ch.Removed = append(ch.Removed, sc)
+		}
+	}
+	c.Scopes = cl.Scopes
+	return nil
+}
+
+// fillEvent records a client change in its audit event.
+func fillEvent(ev *store.AuditEvent, c *store.Client, ch *ClientChange) {
+	if ev == nil {
+		return
+	}
+	ev.ClientID, ev.Scopes = c.ID, slices.Clone(c.Scopes)
+	if ev.Details == nil {
+		ev.Details = map[string]string{}
+	}
+	setList(ev.Details, "ceiling_added", ch.Added)
+	setList(ev.Details, "ceiling_removed", ch.Removed)
+	if ch.Ceiling != nil {
+		ev.Details[DetailPolicyVersion] = fmt.Sprint(ch.Ceiling.Version)
+	}
+}
+
+func setList(m map[string]string, k string, v []string) {
+	if len(v) > 0 {
+		m[k] = strings.Join(v, " ")
+	}
+}
+
+// uniq returns xs without empty strings and repeats, in first-seen order.
+func uniq(xs []string) []string {
+	var out []string
+	for _, x := range xs {
+		if x != "" && !slices.Contains(out, x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
