@@ -105,7 +105,8 @@ type flow struct {
 func (h *hub) startFlow(b *servertest.Browser, conf *oauth2.Config, opts ...oauth2.AuthCodeOption) *flow {
 	h.T.Helper()
 	f := &flow{h: h, b: b, conf: conf, verifier: oauth2.GenerateVerifier()}
-	opts = append(opts, oauth2.S256ChallengeOption(f.verifier), oauth2.SetAuthURLParam("resource", h.Resource))
+	// opts come last, so that they may name another resource.
+	opts = append([]oauth2.AuthCodeOption{oauth2.S256ChallengeOption(f.verifier), oauth2.SetAuthURLParam("resource", h.Resource)}, opts...)
 	f.page = b.Get(conf.AuthCodeURL("st", opts...))
 	if strings.Contains(f.page.Body, `action="/login"`) {
 		f.page = b.Login(f.page, servertest.TestUser, servertest.TestPassword)
