@@ -105,7 +105,26 @@ func Handler(ctx context.Context, opts Options) (http.Handler, error) {
 	}
 	protect := mcpauth.Middleware(v, mcpauth.MiddlewareOptions{ResourceMetadataURL: prmURL, Scopes: []string{ScopeNotesRead}, ToolScopes: toolScopes})
 	mux.Handle("/mcp", protect(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, nil)))
-	return mux, nil
+	return cors(mux), nil
+}
+
+// cors lets browser-based MCP clients (MCP Inspector connecting directly)
+// call the demo server and read its challenges; preflights are answered
+// here, before token checks, as they carry no credentials.
+func cors(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Access-Control-Allow-Origin", "*")
+		h.Set("Access-Control-Expose-Headers", "WWW-Authenticate, Mcp-Session-Id, MCP-Protocol-Version")
+		if r.Method == http.MethodOptions {
+			h.Set("Access-Control-Allow-Methods", "GET, POST, DELETE")
+			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Accept, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID")
+			h.Set("Access-Control-Max-Age", "600")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func text(s string) *mcp.CallToolResult {

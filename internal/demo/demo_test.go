@@ -2,6 +2,7 @@ package demo_test
 
 import (
 	"context"
+	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
@@ -158,5 +159,29 @@ func TestScriptedAgent(t *testing.T) {
 	}
 	if err := demo.RunAgent(ctx, demo.AgentOptions{MCPURL: resource, Out: &out, Username: servertest.TestUser, Password: "wrong"}); err == nil {
 		t.Fatal("agent succeeded with a wrong password")
+	}
+}
+
+func TestDemoCORS(t *testing.T) {
+	h := servertest.New(t)
+	resource := startDemo(t, h)
+	req, _ := http.NewRequest(http.MethodOptions, resource, nil)
+	req.Header.Set("Origin", "http://localhost:6274")
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent || !strings.Contains(resp.Header.Get("Access-Control-Allow-Headers"), "Authorization") {
+		t.Fatalf("preflight: %d %v", resp.StatusCode, resp.Header)
+	}
+	resp, err = http.Post(resource, "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 || !strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), "WWW-Authenticate") {
+		t.Fatalf("challenge not readable cross-origin: %d %v", resp.StatusCode, resp.Header)
 	}
 }

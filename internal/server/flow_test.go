@@ -327,3 +327,33 @@ func testMetadata(t *testing.T, h *hub) {
 		t.Fatalf("jwks: %v %v", err, jwks)
 	}
 }
+
+// TestCORS: browser-based MCP clients call the protocol endpoints from
+// other origins; the browser pages stay same-origin.
+func TestCORS(t *testing.T) {
+	h := newHub(t)
+	req, _ := http.NewRequest(http.MethodOptions, h.URL+"/token", nil)
+	req.Header.Set("Origin", "http://localhost:6274")
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	req.Header.Set("Access-Control-Request-Headers", "content-type, mcp-protocol-version")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent || resp.Header.Get("Access-Control-Allow-Origin") != "*" || !strings.Contains(resp.Header.Get("Access-Control-Allow-Headers"), "MCP-Protocol-Version") {
+		t.Fatalf("preflight: %d %v", resp.StatusCode, resp.Header)
+	}
+	r := h.post("/token", url.Values{"grant_type": {"client_credentials"}}, "nobody", "x")
+	if r.header.Get("Access-Control-Allow-Origin") != "*" || !strings.Contains(r.header.Get("Access-Control-Expose-Headers"), "WWW-Authenticate") {
+		t.Fatalf("token error response lacks CORS headers: %v", r.header)
+	}
+	resp, err = http.Get(h.URL + "/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatal("the login page must not be readable cross-origin")
+	}
+}

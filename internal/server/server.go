@@ -235,7 +235,7 @@ func (s *Server) routes() http.Handler {
 	}
 	root.Handle("/account", webHandler)
 	root.Handle("/account/", webHandler)
-	root.Handle("/", api)
+	root.Handle("/", corsProtocol(api))
 	return s.middleware(root)
 }
 
@@ -296,6 +296,19 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, _ = io.WriteString(w, "ready\n")
+}
+
+// corsProtocol lets browser-based MCP clients (MCP Inspector, web agents)
+// read the protocol endpoints' answers. These endpoints read no cookies, so
+// any origin is safe: a cross-origin page learns only what its own request
+// earned.
+func corsProtocol(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Access-Control-Allow-Origin", "*")
+		h.Set("Access-Control-Expose-Headers", "WWW-Authenticate, Location")
+		next.ServeHTTP(w, r)
+	})
 }
 
 // handlePreflight answers CORS preflights for the protocol endpoints that
