@@ -16,8 +16,14 @@ import (
 const (
 	checkpointEvery = 200 * time.Millisecond
 	// walSafetyPages is the writer's own autocheckpoint threshold (pages of
-	// 4 KiB), reached only if the background checkpoints fall behind.
-	walSafetyPages = 16384
+	// 4 KiB). Under steady load a passive checkpoint never catches up with
+	// the writer, so the WAL is only rewound after the writer's own, complete
+	// checkpoint; by then the background has copied most frames, and the
+	// writer's share is short.
+	walSafetyPages = 4096
+	// walSizeLimit truncates the WAL file after it is rewound, so a burst
+	// does not leave a large file behind.
+	walSizeLimit = 64 << 20
 )
 
 type checkpointer struct {

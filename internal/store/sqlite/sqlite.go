@@ -82,7 +82,8 @@ func open(ctx context.Context, dsn string, opts Options, maxBatch int) (*Store, 
 	// The write connection: WAL (persistent in the file, so readers inherit
 	// it) and BEGIN IMMEDIATE, so a transaction takes the write lock up front
 	// instead of failing to upgrade a read lock later.
-	wdb, err := sql.Open("sqlite", base+common+fmt.Sprintf("&_pragma=journal_mode(WAL)&_pragma=wal_autocheckpoint(%d)&_txlock=immediate", walSafetyPages))
+	wdb, err := sql.Open("sqlite", base+common+fmt.Sprintf("&_pragma=journal_mode(WAL)&_pragma=wal_autocheckpoint(%d)&_pragma=journal_size_limit(%d)&_txlock=immediate",
+		walSafetyPages, walSizeLimit))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
