@@ -4,10 +4,12 @@
 // SQLite admits one writer at a time, so the backend has exactly one write
 // connection, owned by one goroutine (see writer.go), and a pool of read-only
 // connections. Writes never contend for the database lock and so never fail
-// with SQLITE_BUSY; concurrent writes are grouped into one commit, each in its
-// own savepoint, which is what lets a small machine sustain thousands of
-// token issuances per second. Reads run in parallel on the pool and see the
-// last committed state (WAL snapshot isolation).
+// with SQLITE_BUSY; concurrent writes are grouped into one commit (group
+// commit, with per-request savepoints when one of them fails), which is what
+// lets a small machine sustain thousands of token issuances per second. A
+// background goroutine checkpoints the WAL on its own connection, off the
+// writer's path (checkpoint.go). Reads run in parallel on the pool and see
+// the last committed state (WAL snapshot isolation).
 //
 // Open does not migrate; Migrate does, forward only, from the numbered
 // scripts embedded under migrations/.
