@@ -105,7 +105,7 @@ func (s *Server) checkAuthorize(w http.ResponseWriter, r *http.Request, q url.Va
 	requested := withoutOfflineAccess(req.Scopes)
 	if len(requested) == 0 {
 		for _, sc := range res.Scopes {
-			if len(c.Scopes) == 0 || slices.Contains(c.Scopes, sc.Name) {
+			if policy.WithinCeiling(c, sc.Name) {
 				requested = append(requested, sc.Name)
 			}
 		}

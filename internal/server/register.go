@@ -111,11 +111,11 @@ func (s *Server) applyMetadata(ctx context.Context, r *http.Request, c *store.Cl
 	if oe != nil {
 		return "", oe
 	}
-	ceiling, err := s.registrationCeiling(ctx, r, c, requested)
+	asked, ceiling, err := s.registrationCeiling(ctx, r, c, requested)
 	if err != nil {
 		return "", err
 	}
-	c.Scopes = ceiling
+	c.RequestedScopes, c.Scopes = asked, ceiling
 	var secret string
 	switch c.TokenEndpointAuthMethod {
 	case "client_secret_basic", "client_secret_post":
@@ -133,52 +133,39 @@ func (s *Server) applyMetadata(ctx context.Context, r *http.Request, c *store.Cl
 }
 
 // registrationCeiling runs the register action of the central policy over
-// the requested scopes (or, when none are requested, every scope of every
-// resource) and returns those allowed: an agent never receives every scope
-// merely by asking.
-func (s *Server) registrationCeiling(ctx context.Context, r *http.Request, c *store.Client, requested []string) ([]string, error) {
+// the requested scopes and returns them with the allowed ones, the client's
+// ceiling: an agent never receives every scope merely by asking. A request
+// without scopes asks for every scope of every resource (RFC 7591 §2 lets
+// the server choose a default set). The requested scopes are kept so that
+// the ceiling can be recomputed when the policy or the client's tags change.
+func (s *Server) registrationCeiling(ctx context.Context, r *http.Request, c *store.Client, requested []string) (asked, ceiling []string, err error) {
 	resources, err := s.st.ListResources(ctx, s.tenant)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	requested = withoutOfflineAccess(requested)
-	var ceiling []string
-	found := make(map[string]bool)
-	for _, res := range resources {
-		var scopes []policy.Scope
-		for _, sc := range res.Scopes {
-			if requested == nil || slices.Contains(requested, sc.Name) {
-				scopes = append(scopes, policy.Scope{Name: sc.Name, Sensitive: sc.Sensitive})
-				found[sc.Name] = true
-			}
-		}
-		if len(scopes) == 0 {
-			continue
-		}
-		result, err := s.policy.Decide(ctx, &policy.Request{
-			Action: policy.ActionRegister, TenantID: s.tenant, Agent: policyAgent(c),
-			Resource: policy.Resource{URI: res.URI, Name: res.Name, TenantID: res.TenantID, Tags: res.Tags},
-			Scopes:   scopes,
-			Context:  policy.Context{IP: clientIP(r), Time: s.now(), Resource: res.URI},
-		})
-		if err != nil {
-			return nil, err
-		}
-		for _, g := range result.Granted {
-			if !slices.Contains(ceiling, g) {
-				ceiling = append(ceiling, g)
+	if len(requested) == 0 {
+		for _, res := range resources {
+			for _, sc := range res.Scopes {
+				if !slices.Contains(requested, sc.Name) {
+					requested = append(requested, sc.Name)
+				}
 			}
 		}
 	}
-	for _, sc := range requested {
-		if !found[sc] {
-			return nil, oauth.ErrInvalidClientMetadata("scope %q is not offered by any registered resource", truncate(sc, 100))
-		}
+	probe := *c
+	probe.RequestedScopes = requested
+	cl, err := s.policy.Ceiling(ctx, &probe, resources, policy.Context{IP: clientIP(r), Time: s.now()})
+	if err != nil {
+		return nil, nil, err
 	}
-	if len(ceiling) == 0 {
-		return nil, oauth.ErrInvalidClientMetadata("none of the requested scopes may be held by this client")
+	if len(cl.Unknown) > 0 {
+		return nil, nil, oauth.ErrInvalidClientMetadata("scope %q is not offered by any registered resource", truncate(cl.Unknown[0], 100))
 	}
-	return ceiling, nil
+	if len(cl.Scopes) == 0 {
+		return nil, nil, oauth.ErrInvalidClientMetadata("none of the requested scopes may be held by this client")
+	}
+	return requested, cl.Scopes, nil
 }
 
 func (s *Server) clientInformation(c *store.Client) *oauth.ClientInformation {

@@ -250,7 +250,7 @@ func (s *Server) grantClientCredentials(ctx context.Context, c *store.Client, re
 	if requested == nil {
 		// No scope asked: the client's registered scopes on this resource.
 		for _, sc := range res.Scopes {
-			if len(c.Scopes) == 0 || slices.Contains(c.Scopes, sc.Name) {
+			if policy.WithinCeiling(c, sc.Name) {
 				requested = append(requested, sc.Name)
 			}
 		}
@@ -452,7 +452,7 @@ func (s *Server) decideScopes(ctx context.Context, r *http.Request, action polic
 		if i < 0 {
 			return nil, nil, oauth.ErrInvalidScope("scope %q is not offered by %s", truncate(name, 100), res.URI)
 		}
-		if len(c.Scopes) > 0 && !slices.Contains(c.Scopes, name) {
+		if !policy.WithinCeiling(c, name) {
 			continue // above the client's registered ceiling
 		}
 		scopes = append(scopes, policy.Scope{Name: name, Sensitive: res.Scopes[i].Sensitive})
