@@ -158,13 +158,29 @@ func (s *Snapshot) RefreshExpiry(scopes []string, exp time.Time) time.Time {
 // is no longer revoked. ev (may be nil) is completed with the key, the
 // scopes and the expiry and written in the same transaction.
 func (l *Ledger) Grant(ctx context.Context, k Key, scopes []string, expiresAt time.Time, ev *store.AuditEvent) error {
+	return l.grant(ctx, k, scopes, l.now(), expiresAt, ev)
+}
+
+// GrantFor is Grant for the duration a person chose, computed by ExpiresAt
+// from the same instant the grant is recorded at; ev also gets the choice.
+func (l *Ledger) GrantFor(ctx context.Context, k Key, scopes []string, c Choice, accessTTL, maxTTL time.Duration, ev *store.AuditEvent) error {
+	now := l.now()
+	if ev != nil {
+		if ev.Details == nil {
+			ev.Details = map[string]string{}
+		}
+		ev.Details["duration"] = string(c)
+	}
+	return l.grant(ctx, k, scopes, now, ExpiresAt(c, now, accessTTL, maxTTL), ev)
+}
+
+func (l *Ledger) grant(ctx context.Context, k Key, scopes []string, now, expiresAt time.Time, ev *store.AuditEvent) error {
 	if k.UserID == "" || k.ClientID == "" || k.Resource == "" {
 		return errors.New("consent: a grant needs user, client and resource")
 	}
 	if len(scopes) == 0 {
 		return errors.New("consent: nothing to grant")
 	}
-	now := l.now()
 	grants := make([]*store.ConsentGrant, 0, len(scopes))
 	var seen []string
 	for _, sc := range scopes {

@@ -97,9 +97,25 @@ func TestLedgerExpiry(t *testing.T) {
 		k := consent.Key{UserID: user, ClientID: agent, Resource: notes}
 		all := []string{"notes.read", "notes.write", "notes.delete"}
 		// Each scope with its own expiry, from the duration menu.
-		grant(t, l, k, []string{"notes.read"}, consent.ExpiresAt(consent.ForHour, clk.now(), 10*time.Minute, 0))
-		grant(t, l, k, []string{"notes.write"}, consent.ExpiresAt(consent.ForDay, clk.now(), 10*time.Minute, 0))
-		grant(t, l, k, []string{"notes.delete"}, consent.ExpiresAt(consent.UntilRevoked, clk.now(), 10*time.Minute, 0))
+		ctx := context.Background()
+		for _, g := range []struct {
+			scope  string
+			choice consent.Choice
+		}{{"notes.read", consent.ForHour}, {"notes.write", consent.ForDay}, {"notes.delete", consent.UntilRevoked}} {
+			ev := event(audit.ConsentGiven, clk.now())
+			if err := l.GrantFor(ctx, k, []string{g.scope}, g.choice, 10*time.Minute, 0, ev); err != nil {
+				t.Fatal(err)
+			}
+			if ev.Details["duration"] != string(g.choice) || !slices.Equal(ev.Scopes, []string{g.scope}) {
+				t.Errorf("grant event = %+v", ev)
+			}
+		}
+		snap := snapshot(t, l, k)
+		for scope, want := range map[string]time.Time{"notes.read": start.Add(time.Hour), "notes.write": start.Add(24 * time.Hour), "notes.delete": {}} {
+			if g := snap.Grant(scope); !g.ExpiresAt.Equal(want) || !g.GrantedAt.Equal(start) {
+				t.Errorf("%s granted %v until %v, want %v until %v", scope, g.GrantedAt, g.ExpiresAt, start, want)
+			}
+		}
 
 		steps := []struct {
 			name        string

@@ -129,6 +129,22 @@ func (s *Server) handleAccount(w http.ResponseWriter, r *http.Request) {
 		}
 		rv.Grants = append(rv.Grants, gv)
 	}
+	// Within a resource, permissions appear in the order the resource lists
+	// its scopes (as on the consent screen), not alphabetically.
+	for i := range v.Agents {
+		for j := range v.Agents[i].Resources {
+			rv := &v.Agents[i].Resources[j]
+			if res := resources[rv.URI]; res != nil {
+				rank := func(sc string) int {
+					if k := slices.IndexFunc(res.Scopes, func(s store.Scope) bool { return s.Name == sc }); k >= 0 {
+						return k
+					}
+					return len(res.Scopes)
+				}
+				slices.SortStableFunc(rv.Grants, func(a, b grantView) int { return rank(a.Scope) - rank(b.Scope) })
+			}
+		}
+	}
 	render(w, s.pages.account, http.StatusOK, v)
 }
 
@@ -152,7 +168,7 @@ func (s *Server) agentView(ctx context.Context, u *store.User, clientID string) 
 	for _, ev := range events {
 		a.Activity = append(a.Activity, activityView{
 			When: displayTime(ev.Time), WhenISO: isoTime(ev.Time), What: describeEvent(ev.Type),
-			Scopes: oauth.FormatScope(ev.Scopes), Failed: ev.Outcome != audit.Success,
+			Scopes: oauth.FormatScope(ev.Scopes), Failed: ev.Outcome == audit.Failure,
 		})
 	}
 	return a, nil

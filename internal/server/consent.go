@@ -108,10 +108,8 @@ func (s *Server) handleDecision(w http.ResponseWriter, r *http.Request) {
 		}
 		choice = c
 	}
-	exp := consent.ExpiresAt(choice, s.now(), s.accessTTL(a.resource), a.resource.ConsentMaxTTL)
 	ev := s.event(r, audit.ConsentGiven)
-	ev.Details = map[string]string{"duration": string(choice)}
-	if err := s.ledger.Grant(ctx, key, approved, exp, ev); err != nil {
+	if err := s.ledger.GrantFor(ctx, key, approved, choice, s.accessTTL(a.resource), a.resource.ConsentMaxTTL, ev); err != nil {
 		s.internalErrorPage(w, r, err)
 		return
 	}
