@@ -16,6 +16,7 @@ import (
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/config"
 	"github.com/agentid/agentid/internal/oauth"
+	"github.com/agentid/agentid/internal/policy"
 	"github.com/agentid/agentid/internal/store"
 	"github.com/agentid/agentid/internal/token"
 )
@@ -39,6 +40,8 @@ func (c *cli) newClientsCmd() *cobra.Command {
 		c.newClientsSetDisabledCmd(&asJSON, true),
 		c.newClientsSetDisabledCmd(&asJSON, false),
 		c.newClientsDeleteCmd(),
+		c.newClientsTagCmd(&asJSON, true),
+		c.newClientsTagCmd(&asJSON, false),
 	)
 	return cmd
 }
@@ -71,8 +74,11 @@ secret is generated, printed once, and only its SHA-256 is stored. --public
 registers a client that cannot keep a secret (token_endpoint_auth_method none).
 
 Grant types default to authorization_code and refresh_token when redirect URIs
-are given, else client_credentials. Scopes (the most the client may ever hold)
-and the default resource must already be registered with 'agentid resources add'.`,
+are given, else client_credentials. Scopes and the default resource must
+already be registered with 'agentid resources add'. The scopes asked for with
+--scope pass the policy's register action; those it allows are the client's
+ceiling, the most it may ever hold, recomputed when its tags or the policy
+change. Without --scope the client is bound only by resources and policy.`,
 		Example: `  agentid clients add --name "Notes Agent" --redirect-uri http://127.0.0.1/callback --public
   agentid clients add --name "Nightly job" --grant-type client_credentials --scope notes.read`,
 		Args: exactArgs(),
@@ -95,6 +101,9 @@ and the default resource must already be registered with 'agentid resources add'
 				now := time.Now()
 				cl, secret, err := buildClient(spec, resources, now)
 				if err != nil {
+					return err
+				}
+				if err := applyCeiling(ctx, cmd, st, cl, resources); err != nil {
 					return err
 				}
 				ev := adminEvent(audit.ClientRegistered, now)
@@ -243,6 +252,7 @@ func buildClient(spec clientSpec, resources []*store.Resource, now time.Time) (*
 		TokenEndpointAuthMethod: m.TokenEndpointAuthMethod,
 		ApplicationType:         m.ApplicationType,
 		Scopes:                  scopes,
+		RequestedScopes:         scopes,
 		DefaultResource:         defaultResource,
 		JWKS:                    string(m.JWKS),
 		RegistrationMethod:      store.RegistrationManual,
@@ -261,6 +271,33 @@ func buildClient(spec clientSpec, resources []*store.Resource, now time.Time) (*
 		cl.SecretHash = token.Hash(secret)
 	}
 	return cl, secret, nil
+}
+
+// applyCeiling sets cl's ceiling to the requested scopes the policy's
+// register action allows, as for any registration; denied scopes are named
+// on stderr, and a client that may hold none of what it asked for is
+// refused.
+func applyCeiling(ctx context.Context, cmd *cobra.Command, st store.Store, cl *store.Client, resources []*store.Resource) error {
+	e, err := policy.New(ctx, policy.Options{Store: st, Logger: adminLogger(cmd)})
+	if err != nil {
+		return err
+	}
+	got, err := e.Ceiling(ctx, cl, resources, policy.Context{})
+	if err != nil {
+		return err
+	}
+	for _, d := range got.Denied {
+		by := "no policy permits it"
+		if len(d.PolicyIDs) > 0 {
+			by = "forbidden by " + strings.Join(d.PolicyIDs, ", ")
+		}
+		fmt.Fprintf(cmd.ErrOrStderr(), "policy keeps scope %s from this client (%s)\n", d.Scope, by)
+	}
+	if got.Bounded && len(got.Scopes) == 0 {
+		return errors.New("the policy allows this client none of the requested scopes (see 'agentid policy explain --action register')")
+	}
+	cl.Scopes = got.Scopes
+	return nil
 }
 
 func resourcesOffer(resources []*store.Resource, scope string) bool {
@@ -394,6 +431,86 @@ func (c *cli) newClientsSetDisabledCmd(asJSON *bool, disable bool) *cobra.Comman
 	}
 }
 
+// newClientsTagCmd builds `clients tag` (add true) or `clients untag`. Tags
+// are what policy reads about a client ("trusted", "cc:<scope>"), so the
+// client's ceiling is recomputed from the scopes it asked for, in the same
+// transaction and audit event (client.updated) as the tag change.
+func (c *cli) newClientsTagCmd(asJSON *bool, add bool) *cobra.Command {
+	verb, short := "untag", "Remove tags from a client; its ceiling is recomputed"
+	if add {
+		verb, short = "tag", "Tag a client (e.g. trusted); its ceiling is recomputed"
+	}
+	return &cobra.Command{
+		Use:   verb + " CLIENT_ID TAG...",
+		Short: short,
+		Long: short + `.
+
+Policies read a client's tags: under the default policy set, "trusted" lets a
+self-registered (dynamic registration) agent hold the sensitive scopes it
+asked for, and "cc:<scope>" allows a scope under client_credentials. The
+client's ceiling (the scopes it may ever hold) is recomputed from the scopes
+it asked for at registration; new tokens follow at once, tokens already
+issued keep their scopes until they expire.`,
+		Example: "  agentid clients " + verb + " dcr-1 trusted",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) < 2 {
+				return usageErrorf(cmd, "%s takes CLIENT_ID TAG..., got %d argument(s)", cmd.CommandPath(), len(args))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, tags := args[0], args[1:]
+			for _, t := range tags {
+				if err := validateTag(t); err != nil {
+					return err
+				}
+			}
+			return c.withStore(cmd, func(ctx context.Context, _ *config.Config, st store.Store) error {
+				e, err := policy.New(ctx, policy.Options{Store: st, Logger: adminLogger(cmd)})
+				if err != nil {
+					return err
+				}
+				ev := adminEvent(audit.ClientUpdated, time.Now())
+				ev.Details["change"] = verb
+				var addTags, removeTags []string
+				if add {
+					addTags = tags
+				} else {
+					removeTags = tags
+				}
+				cl, ch, err := e.TagClient(ctx, id, addTags, removeTags, ev)
+				if errors.Is(err, store.ErrNotFound) {
+					return fmt.Errorf("no client with id %q", id)
+				}
+				if err != nil {
+					return fmt.Errorf("updating the client: %w", err)
+				}
+				out := cmd.OutOrStdout()
+				if *asJSON {
+					return writeJSON(out, clientView(cl))
+				}
+				if !ch.Changed() {
+					fmt.Fprintf(out, "client %s unchanged\n", cl.ID)
+				}
+				fmt.Fprintf(out, "client %s tags: %s\n", cl.ID, orNone(cl.Tags))
+				if len(cl.Scopes) == 0 && len(cl.RequestedScopes) == 0 {
+					fmt.Fprintln(out, "ceiling: none (bound only by resources and policy)")
+				} else {
+					fmt.Fprintf(out, "ceiling: %s", orNone(cl.Scopes))
+					if len(ch.Added) > 0 {
+						fmt.Fprintf(out, " (added %s)", strings.Join(ch.Added, " "))
+					}
+					if len(ch.Removed) > 0 {
+						fmt.Fprintf(out, " (removed %s)", strings.Join(ch.Removed, " "))
+					}
+					fmt.Fprintln(out)
+				}
+				return nil
+			})
+		},
+	}
+}
+
 func (c *cli) newClientsDeleteCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "delete CLIENT_ID",
@@ -449,6 +566,7 @@ type clientJSON struct {
 	GrantTypes              []string   `json:"grant_types"`
 	ResponseTypes           []string   `json:"response_types"`
 	Scopes                  []string   `json:"scopes"`
+	RequestedScopes         []string   `json:"requested_scopes"`
 	DefaultResource         string     `json:"default_resource,omitempty"`
 	Tags                    []string   `json:"tags"`
 	RegistrationMethod      string     `json:"registration_method"`
@@ -469,6 +587,7 @@ func clientView(cl *store.Client) *clientJSON {
 		GrantTypes:              strs(cl.GrantTypes),
 		ResponseTypes:           strs(cl.ResponseTypes),
 		Scopes:                  strs(cl.Scopes),
+		RequestedScopes:         strs(cl.RequestedScopes),
 		DefaultResource:         cl.DefaultResource,
 		Tags:                    strs(cl.Tags),
 		RegistrationMethod:      cl.RegistrationMethod,
@@ -498,6 +617,7 @@ func printClient(w io.Writer, cl *store.Client, secret string) error {
 	t.row("redirect_uris", strings.Join(cl.RedirectURIs, " "))
 	t.row("grant_types", strings.Join(cl.GrantTypes, " "))
 	t.row("scopes", strings.Join(cl.Scopes, " "))
+	t.row("requested_scopes", strings.Join(cl.RequestedScopes, " "))
 	t.row("default_resource", cl.DefaultResource)
 	t.row("tags", strings.Join(cl.Tags, " "))
 	t.row("registration", cl.RegistrationMethod)

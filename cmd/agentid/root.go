@@ -120,6 +120,7 @@ func (c *cli) adminCommands() []*cobra.Command {
 		c.newResourcesCmd(),
 		c.newUsersCmd(),
 		c.newKeysCmd(),
+		c.newPolicyCmd(),
 	}
 }
 
