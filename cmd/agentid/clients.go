@@ -449,8 +449,9 @@ Policies read a client's tags: under the default policy set, "trusted" lets a
 self-registered (dynamic registration) agent hold the sensitive scopes it
 asked for, and "cc:<scope>" allows a scope under client_credentials. The
 client's ceiling (the scopes it may ever hold) is recomputed from the scopes
-it asked for at registration; new tokens follow at once, tokens already
-issued keep their scopes until they expire.`,
+it asked for at registration. Running hubs issue by the new ceiling within a
+few seconds; access tokens already issued keep their scopes until they
+expire, and refreshed ones follow the new ceiling.`,
 		Example: "  agentid clients " + verb + " dcr-1 trusted",
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) < 2 {
