@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 	"golang.org/x/oauth2"
 
@@ -30,7 +32,6 @@ const screenshotDir = "../../docs/screenshots"
 
 // tab is one headless Chromium tab driven over the DevTools protocol.
 type tab struct {
-	t   *testing.T
 	ctx context.Context
 }
 
@@ -66,33 +67,33 @@ func newTab(t *testing.T) *tab {
 	if err := chromedp.Do(ctx); err != nil {
 		t.Fatalf("start chromium: %v", err)
 	}
-	tb := &tab{t: t, ctx: ctx}
-	tb.do(chromedp.EmulateViewport(1280, 800))
+	tb := &tab{ctx: ctx}
+	tb.do(t, chromedp.EmulateViewport(1280, 800))
 	return tb
 }
 
-func (b *tab) do(steps ...chromedp.Action[chromedp.Void]) {
-	b.t.Helper()
+func (b *tab) do(t *testing.T, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
 	defer cancel()
 	if err := chromedp.Do(ctx, steps...); err != nil {
 		loc, _ := chromedp.Run(b.ctx, chromedp.Location())
-		b.t.Fatalf("browser at %s: %v", loc, err)
+		t.Fatalf("browser at %s: %v", loc, err)
 	}
 }
 
-func evalIn[T any](b *tab, js string) T {
-	b.t.Helper()
+func evalIn[T any](t *testing.T, b *tab, js string) T {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
 	defer cancel()
 	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js))
 	if err != nil {
-		b.t.Fatalf("evaluate %q: %v", js, err)
+		t.Fatalf("evaluate %q: %v", js, err)
 	}
 	return v
 }
 
-func (b *tab) text() string { return evalIn[string](b, `document.body.innerText`) }
+func (b *tab) text(t *testing.T) string { return evalIn[string](t, b, `document.body.innerText`) }
 
 // contrastJS lists text whose colour contrast with its background is below
 // WCAG 2.2 AA (4.5:1, or 3:1 for large text), computed from the rendered
@@ -129,8 +130,8 @@ const unlabelledJS = `(() => {
 // checkPage runs the checks every page must pass at desktop and phone
 // width (readable contrast, named controls, no sideways scrolling on a
 // phone), and writes the screenshots when asked to.
-func (b *tab) checkPage(name string) {
-	b.t.Helper()
+func (b *tab) checkPage(t *testing.T, name string) {
+	t.Helper()
 	update := *updateScreenshots || os.Getenv("AGENTID_UPDATE_SCREENSHOTS") == "1"
 	for _, vp := range []struct {
 		suffix        string
@@ -140,30 +141,33 @@ func (b *tab) checkPage(name string) {
 		{"desktop", 1280, 800, nil},
 		{"phone", 390, 844, []chromedp.EmulateViewportOption{chromedp.EmulateMobile}},
 	} {
-		b.do(chromedp.EmulateViewport(vp.width, vp.height, vp.opts...))
-		if bad := evalIn[[]string](b, contrastJS); len(bad) > 0 {
-			b.t.Errorf("%s (%s): text below WCAG AA contrast: %v", name, vp.suffix, bad)
+		b.do(t, chromedp.EmulateViewport(vp.width, vp.height, vp.opts...))
+		if bad := evalIn[[]string](t, b, contrastJS); len(bad) > 0 {
+			t.Errorf("%s (%s): text below WCAG AA contrast: %v", name, vp.suffix, bad)
 		}
-		if bad := evalIn[[]string](b, unlabelledJS); len(bad) > 0 {
-			b.t.Errorf("%s: controls without an accessible name: %v", name, bad)
+		if bad := evalIn[[]string](t, b, unlabelledJS); len(bad) > 0 {
+			t.Errorf("%s: controls without an accessible name: %v", name, bad)
 		}
-		if wide := evalIn[bool](b, `document.documentElement.scrollWidth > document.documentElement.clientWidth`); wide {
-			b.t.Errorf("%s (%s): the page scrolls sideways", name, vp.suffix)
+		if n := evalIn[int](t, b, `document.scripts.length`); n != 0 {
+			t.Errorf("%s carries %d scripts; pages must work without JavaScript", name, n)
+		}
+		if wide := evalIn[bool](t, b, `document.documentElement.scrollWidth > document.documentElement.clientWidth`); wide {
+			t.Errorf("%s (%s): the page scrolls sideways", name, vp.suffix)
 		}
 		if update {
 			png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
 			if err != nil {
-				b.t.Fatal(err)
+				t.Fatal(err)
 			}
 			if err := os.MkdirAll(screenshotDir, 0o755); err != nil {
-				b.t.Fatal(err)
+				t.Fatal(err)
 			}
 			if err := os.WriteFile(filepath.Join(screenshotDir, name+"-"+vp.suffix+".png"), png, 0o644); err != nil {
-				b.t.Fatal(err)
+				t.Fatal(err)
 			}
 		}
 	}
-	b.do(chromedp.EmulateViewport(1280, 800))
+	b.do(t, chromedp.EmulateViewport(1280, 800))
 }
 
 // callback is the agent's loopback redirect URI; it catches the browser
@@ -249,24 +253,24 @@ func TestBrowserConsent(t *testing.T) {
 	var first *oauth2.Token
 	t.Run("log in and approve two of three scopes for one hour", func(t *testing.T) {
 		u, verifier := authorize("first")
-		b.do(chromedp.Navigate(u), chromedp.WaitVisible(chromedp.CSS("#username")))
-		b.checkPage("login")
-		b.do(
+		b.do(t, chromedp.Navigate(u), chromedp.WaitVisible(chromedp.CSS("#username")))
+		b.checkPage(t, "login")
+		b.do(t,
 			chromedp.SendKeys(chromedp.CSS("#username"), servertest.TestUser),
 			chromedp.SendKeys(chromedp.CSS("#password"), servertest.TestPassword),
 			chromedp.Click(chromedp.CSS(`button[type=submit]`)),
 			chromedp.WaitVisible(consentForm),
 		)
-		boxes := evalIn[[]scopeBox](b, scopeBoxesJS)
+		boxes := evalIn[[]scopeBox](t, b, scopeBoxesJS)
 		want := []scopeBox{{"notes.read", true}, {"notes.write", true}, {"notes.delete", false}}
 		if !slices.Equal(boxes, want) {
 			t.Fatalf("scope boxes = %v, want %v (sensitive unchecked)", boxes, want)
 		}
-		if d := evalIn[string](b, `document.querySelector('input[name=duration]:checked').value`); d != "30d" {
+		if d := evalIn[string](t, b, `document.querySelector('input[name=duration]:checked').value`); d != "30d" {
 			t.Fatalf("preselected duration %q", d)
 		}
-		b.checkPage("consent")
-		b.do(chromedp.Click(chromedp.CSS("#duration-1h")), chromedp.Click(chromedp.CSS("#allow")))
+		b.checkPage(t, "consent")
+		b.do(t, chromedp.Click(chromedp.CSS("#duration-1h")), chromedp.Click(chromedp.CSS("#allow")), chromedp.WaitVisible(chromedp.CSS("#back")))
 		tok := exchange(cb.wait(t, "first"), verifier)
 		first = tok
 		if got := h.claims(tok.AccessToken)["scope"]; got != "notes.read notes.write" {
@@ -285,19 +289,19 @@ func TestBrowserConsent(t *testing.T) {
 
 	t.Run("the consent screen works from the keyboard", func(t *testing.T) {
 		u, _ := authorize("keys")
-		b.do(chromedp.Navigate(u), chromedp.WaitVisible(consentForm))
+		b.do(t, chromedp.Navigate(u), chromedp.WaitVisible(consentForm))
 		var order []string
 		for range 4 {
-			b.do(chromedp.KeyEvent("\t"))
-			order = append(order, evalIn[string](b, `document.activeElement.id || document.activeElement.tagName`))
+			b.do(t, chromedp.KeyEvent("\t"))
+			order = append(order, evalIn[string](t, b, `document.activeElement.id || document.activeElement.tagName`))
 		}
 		// Step-up: the only box is the new scope, then the duration group,
 		// the account link, Deny, Allow.
 		if want := []string{"scope-notes.delete", "duration-30d", "A", "deny"}; !slices.Equal(order, want) {
 			t.Fatalf("tab order = %v, want %v", order, want)
 		}
-		b.do(chromedp.Focus(chromedp.CSS(`[id="scope-notes.delete"]`)), chromedp.KeyEvent(" "))
-		if !evalIn[bool](b, `document.getElementById('scope-notes.delete').checked`) {
+		b.do(t, chromedp.Focus(chromedp.CSS(`[id="scope-notes.delete"]`)), chromedp.KeyEvent(" "))
+		if !evalIn[bool](t, b, `document.getElementById('scope-notes.delete').checked`) {
 			t.Fatal("space did not tick the box")
 		}
 	})
@@ -305,17 +309,17 @@ func TestBrowserConsent(t *testing.T) {
 	var stepUp *oauth2.Token
 	t.Run("come back for the third scope and see only it prompted", func(t *testing.T) {
 		u, verifier := authorize("second")
-		b.do(chromedp.Navigate(u), chromedp.WaitVisible(consentForm))
-		boxes := evalIn[[]scopeBox](b, scopeBoxesJS)
+		b.do(t, chromedp.Navigate(u), chromedp.WaitVisible(consentForm))
+		boxes := evalIn[[]scopeBox](t, b, scopeBoxesJS)
 		if want := []scopeBox{{"notes.delete", false}}; !slices.Equal(boxes, want) {
 			t.Fatalf("step-up prompted %v, want %v", boxes, want)
 		}
-		granted := evalIn[string](b, `document.querySelector('.granted').innerText`)
+		granted := evalIn[string](t, b, `document.querySelector('.granted').innerText`)
 		if !strings.Contains(granted, "Read your notes") || !strings.Contains(granted, "Write your notes") {
 			t.Fatalf("already granted section = %q", granted)
 		}
-		b.checkPage("consent-step-up")
-		b.do(chromedp.Click(chromedp.CSS(`[id="scope-notes.delete"]`)), chromedp.Click(chromedp.CSS("#duration-1d")), chromedp.Click(chromedp.CSS("#allow")))
+		b.checkPage(t, "consent-step-up")
+		b.do(t, chromedp.Click(chromedp.CSS(`[id="scope-notes.delete"]`)), chromedp.Click(chromedp.CSS("#duration-1d")), chromedp.Click(chromedp.CSS("#allow")), chromedp.WaitVisible(chromedp.CSS("#back")))
 		stepUp = exchange(cb.wait(t, "second"), verifier)
 		if got := h.claims(stepUp.AccessToken)["scope"]; got != "notes.read notes.write notes.delete" {
 			t.Fatalf("step-up token scope = %v, want the union", got)
@@ -337,23 +341,23 @@ func TestBrowserConsent(t *testing.T) {
 	}
 
 	t.Run("revoke from the account page", func(t *testing.T) {
-		b.do(chromedp.Navigate(h.URL+"/account"), chromedp.WaitVisible(chromedp.CSS("h1")))
-		page := b.text()
+		b.do(t, chromedp.Navigate(h.URL+"/account"), chromedp.WaitVisible(chromedp.CSS("h1")))
+		page := b.text(t)
 		for _, want := range []string{"Research Assistant", "Read your notes", "Delete your notes", "Recent activity", "You allowed access"} {
 			if !strings.Contains(page, want) {
 				t.Errorf("account page lacks %q", want)
 			}
 		}
 		// Rows follow the resource's scope order, as on the consent screen.
-		if rows := evalIn[[]string](b, `[...document.querySelectorAll('tbody th code')].map(e => e.textContent)`); !slices.Equal(rows, []string{"notes.read", "notes.write", "notes.delete"}) {
+		if rows := evalIn[[]string](t, b, `[...document.querySelectorAll('tbody th code')].map(e => e.textContent)`); !slices.Equal(rows, []string{"notes.read", "notes.write", "notes.delete"}) {
 			t.Errorf("account rows = %v", rows)
 		}
-		b.checkPage("account")
+		b.checkPage(t, "account")
 		if !active(stepUp.AccessToken) {
 			t.Fatal("the step-up token is inactive before any revocation")
 		}
-		b.do(chromedp.Click(chromedp.CSS(`form:has(input[name=scope][value="notes.delete"]) button`)), chromedp.WaitVisible(chromedp.CSS(".notice")))
-		if strings.Contains(b.text(), "Delete your notes") {
+		b.do(t, chromedp.Click(chromedp.CSS(`form:has(input[name=scope][value="notes.delete"]) button`)), chromedp.WaitVisible(chromedp.CSS(".notice")))
+		if strings.Contains(b.text(t), "Delete your notes") {
 			t.Fatal("the revoked scope is still listed")
 		}
 		if active(stepUp.AccessToken) {
@@ -363,9 +367,9 @@ func TestBrowserConsent(t *testing.T) {
 			t.Error("the refresh token carrying the revoked scope still works")
 		}
 
-		b.do(chromedp.Click(chromedp.CSS(`button.danger`)), chromedp.WaitVisible(chromedp.CSS(".notice")))
-		if !strings.Contains(b.text(), "No agent has access") {
-			t.Fatalf("after revoking the agent:\n%s", b.text())
+		b.do(t, chromedp.Click(chromedp.CSS(`button.danger`)), chromedp.WaitVisible(chromedp.CSS("#no-agents")))
+		if !strings.Contains(b.text(t), "No agent has access") {
+			t.Fatalf("after revoking the agent:\n%s", b.text(t))
 		}
 		if active(first.AccessToken) || !refreshFails(first) {
 			t.Error("the agent's first tokens survived revoking the agent")
@@ -380,11 +384,16 @@ func TestBrowserConsent(t *testing.T) {
 		}
 	})
 
-	t.Run("deny entirely", func(t *testing.T) {
+	t.Run("deny entirely, with JavaScript off", func(t *testing.T) {
+		// The pages carry no script; this proves nothing needs one.
+		b.do(t, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := cdp.Call(ctx, tg, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true})
+			return err
+		}))
 		u, _ := authorize("third")
-		b.do(chromedp.Navigate(u), chromedp.WaitVisible(consentForm))
+		b.do(t, chromedp.Navigate(u), chromedp.WaitVisible(consentForm))
 		// From the keyboard: focus Deny and press Enter.
-		b.do(chromedp.Focus(chromedp.CSS("#deny")), chromedp.KeyEvent("\r"))
+		b.do(t, chromedp.Focus(chromedp.CSS("#deny")), chromedp.KeyEvent("\r"), chromedp.WaitVisible(chromedp.CSS("#back")))
 		q := cb.wait(t, "third")
 		if q.Get("error") != "access_denied" || q.Get("code") != "" || q.Get("iss") != h.URL {
 			t.Fatalf("callback after deny = %v", q)
