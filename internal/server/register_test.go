@@ -37,7 +37,9 @@ func (h *hub) jsonRequest(method, path string, body any, bearer string) jsonResp
 	return h.send(req)
 }
 
-func TestDynamicRegistrationAndManagement(t *testing.T) { forEachBackend(t, testDynamicRegistrationAndManagement) }
+func TestDynamicRegistrationAndManagement(t *testing.T) {
+	forEachBackend(t, testDynamicRegistrationAndManagement)
+}
 
 func testDynamicRegistrationAndManagement(t *testing.T, h *hub) {
 	r := h.jsonRequest(http.MethodPost, "/register", map[string]any{
