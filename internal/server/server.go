@@ -1,6 +1,6 @@
 // Package server is agentid's HTTP surface: the protocol endpoints (metadata,
 // JWKS, token, registration, revocation, introspection) on a cookie-less mux,
-// and the browser pages (authorize, login, consent) on a separate mux with
+// and the browser pages (authorize, login, consent, account) on a separate mux with
 // CSRF protection and a strict CSP. Handlers parse once with package oauth,
 // run the shared pipeline, then a small per-grant hook.
 package server
