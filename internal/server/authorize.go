@@ -77,8 +77,16 @@ func (s *Server) checkAuthorize(w http.ResponseWriter, r *http.Request, q url.Va
 	switch len(req.Resources) {
 	case 0:
 		if uri == "" {
-			s.errorRedirect(w, r, a, oauth.ErrInvalidTarget("resource is required: name the MCP server to authorize (RFC 8707)"))
-			return nil
+			inferred, err := s.inferResource(ctx, withoutOfflineAccess(req.Scopes))
+			if err != nil {
+				s.internalErrorPage(w, r, err)
+				return nil
+			}
+			if inferred == "" {
+				s.errorRedirect(w, r, a, oauth.ErrInvalidTarget("resource is required: name the MCP server to authorize (RFC 8707)"))
+				return nil
+			}
+			uri = inferred
 		}
 	case 1:
 		canon, oe := oauth.CanonicalResource(req.Resources[0])

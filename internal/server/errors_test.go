@@ -1,10 +1,12 @@
 package server_test
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
 
@@ -16,6 +18,7 @@ import (
 // redirected with error, state and iss.
 func TestAuthorizeErrors(t *testing.T) {
 	h := newHub(t)
+	h.addSecondResource(t, "notes.read")
 	h.AddClient(&store.Client{ID: "web", RedirectURIs: []string{redirectURI, "https://app.example/cb"}, GrantTypes: []string{"authorization_code"}})
 	h.AddClient(&store.Client{ID: "cc-only", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"client_credentials"}})
 	h.AddClient(&store.Client{ID: "disabled", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code"}, Disabled: true})
@@ -56,7 +59,7 @@ func TestAuthorizeErrors(t *testing.T) {
 		{"unknown scope", func(q url.Values) { q.Set("scope", "notes.read admin") }, "invalid_scope"},
 		{"unknown resource", func(q url.Values) { q.Set("resource", "https://other.example/mcp") }, "invalid_target"},
 		{"resource with fragment", func(q url.Values) { q.Set("resource", h.Resource+"#x") }, "invalid_target"},
-		{"missing resource without default", func(q url.Values) { q.Del("resource") }, "invalid_target"},
+		{"missing resource, ambiguous, no default", func(q url.Values) { q.Del("resource") }, "invalid_target"},
 		{"client without code grant", func(q url.Values) { q.Set("client_id", "cc-only") }, "unauthorized_client"},
 		{"duplicate parameter", func(q url.Values) { q.Add("scope", "notes.write") }, "invalid_request"},
 		{"prompt none without login", func(q url.Values) { q.Set("prompt", "none") }, "login_required"},
@@ -90,6 +93,7 @@ func TestAuthorizeErrors(t *testing.T) {
 // TestTokenErrors asserts status and error code of every /token refusal.
 func TestTokenErrors(t *testing.T) {
 	h := newHub(t)
+	h.addSecondResource(t, "notes.read")
 	secret := h.AddClient(&store.Client{ID: "web", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code", "refresh_token"}})
 	h.AddClient(&store.Client{ID: "public", TokenEndpointAuthMethod: "none", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code", "client_credentials"}})
 	ccSecret := h.AddClient(&store.Client{ID: "bot", GrantTypes: []string{"client_credentials"}, Tags: []string{"cc:notes.read"}})
@@ -181,5 +185,41 @@ func TestPublicClientBasicEmptyPassword(t *testing.T) {
 	}
 	if h.claims(tok.AccessToken)["client_id"] != "public" {
 		t.Fatal("wrong client")
+	}
+}
+
+// addSecondResource registers another MCP server offering scopes, so that
+// a request naming no resource is ambiguous.
+func (h *hub) addSecondResource(t *testing.T, scopes ...string) string {
+	t.Helper()
+	uri := h.URL + "/other-mcp"
+	r := &store.Resource{TenantID: store.DefaultTenant, ID: "other", URI: uri, Name: "Other", CreatedAt: time.Now()}
+	for _, sc := range scopes {
+		r.Scopes = append(r.Scopes, store.Scope{Name: sc, Description: sc})
+	}
+	if err := h.Store.CreateResource(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	return uri
+}
+
+// TestResourceInference: a request naming no resource, from a client with
+// no default, gets the one resource offering the requested scopes.
+func TestResourceInference(t *testing.T) {
+	h := newHub(t)
+	h.addSecondResource(t, "files.read")
+	secret := h.AddClient(&store.Client{ID: "bot", GrantTypes: []string{"client_credentials"}, Tags: []string{"cc:notes.read"}})
+	r := h.post("/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"notes.read"}}, "bot", secret)
+	if r.status != 200 || h.claims(r.body["access_token"].(string))["aud"] != h.Resource {
+		t.Fatalf("inferred resource: %d %v", r.status, r.body)
+	}
+	if r := h.post("/token", url.Values{"grant_type": {"client_credentials"}}, "bot", secret); r.status != 400 || r.body["error"] != "invalid_target" {
+		t.Fatalf("no scope, two resources: %d %v", r.status, r.body)
+	}
+	h.AddClient(&store.Client{ID: "web", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code"}})
+	q := url.Values{"response_type": {"code"}, "client_id": {"web"}, "redirect_uri": {redirectURI}, "state": {"st"},
+		"code_challenge": {oauth2.S256ChallengeFromVerifier(oauth2.GenerateVerifier())}, "code_challenge_method": {"S256"}, "scope": {"notes.write"}}
+	if p := h.Browser().Get(h.URL + "/authorize?" + q.Encode()); !strings.Contains(p.Body, `action="/login"`) {
+		t.Fatalf("authorize with an inferable resource: %d %v", p.Status, p.Location)
 	}
 }

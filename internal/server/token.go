@@ -96,6 +96,31 @@ func requestedResource(raw []string) (string, error) {
 	}
 }
 
+// inferResource picks the resource of a request that names none, for
+// clients that predate RFC 8707 in MCP (2025-03-26) and have no default
+// resource: the one registered resource offering every requested scope (or,
+// with no scope asked, the only resource). Anything ambiguous yields "" and
+// the caller answers invalid_target.
+func (s *Server) inferResource(ctx context.Context, scopes []string) (string, error) {
+	resources, err := s.st.ListResources(ctx, s.tenant)
+	if err != nil {
+		return "", err
+	}
+	found := ""
+	for _, res := range resources {
+		offers := func(name string) bool {
+			return slices.ContainsFunc(res.Scopes, func(sc store.Scope) bool { return sc.Name == name })
+		}
+		if !slices.ContainsFunc(scopes, func(sc string) bool { return !offers(sc) }) {
+			if found != "" {
+				return "", nil
+			}
+			found = res.URI
+		}
+	}
+	return found, nil
+}
+
 // lookupResource finds a registered resource or fails with invalid_target.
 func (s *Server) lookupResource(ctx context.Context, uri string) (*store.Resource, error) {
 	res, err := s.resources.get(uri, func() (*store.Resource, error) { return s.st.GetResource(ctx, s.tenant, uri) })
@@ -238,6 +263,11 @@ func (s *Server) grantClientCredentials(ctx context.Context, c *store.Client, re
 	}
 	if uri == "" {
 		uri = c.DefaultResource
+	}
+	if uri == "" {
+		if uri, err = s.inferResource(ctx, withoutOfflineAccess(req.Scopes)); err != nil {
+			return nil, err
+		}
 	}
 	if uri == "" {
 		return nil, oauth.ErrInvalidTarget("resource is required: name the MCP server the token is for")
