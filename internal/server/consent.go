@@ -10,6 +10,7 @@ import (
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/consent"
 	"github.com/agentid/agentid/internal/oauth"
+	"github.com/agentid/agentid/internal/policy"
 	"github.com/agentid/agentid/internal/store"
 )
 
@@ -193,7 +194,7 @@ func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, a *authz,
 		v.LocalOnly = oauth.IsLoopbackHost(ru.Hostname())
 	}
 	if a.client.RegistrationMethod == store.RegistrationCIMD {
-		v.ClientHost = policyAgent(a.client).VerifiedDomain
+		v.ClientHost = policy.AgentFromClient(a.client).VerifiedDomain
 	}
 	prompted := promptedScopes(allowed, snap, a.req.Prompt)
 	live := snap.Live(allowed)

@@ -493,13 +493,13 @@ func (s *Server) decideScopes(ctx context.Context, r *http.Request, action polic
 	req := &policy.Request{
 		Action:   action,
 		TenantID: s.tenant,
-		Agent:    policyAgent(c),
-		Resource: policy.Resource{URI: res.URI, Name: res.Name, TenantID: res.TenantID, Tags: res.Tags},
+		Agent:    policy.AgentFromClient(c),
+		Resource: policy.ResourceFromStore(res),
 		Scopes:   scopes,
 		Context:  policy.Context{GrantType: grantType, IP: clientIP(r), Time: s.now(), Resource: res.URI},
 	}
 	if u != nil {
-		req.User = &policy.User{ID: u.ID, TenantID: u.TenantID, Roles: u.Roles, Groups: u.Groups}
+		req.User = policy.UserFromStore(u)
 		req.Context.AuthMethod = "password"
 		if !authTime.IsZero() {
 			req.Context.AuthAge = s.now().Sub(authTime)
@@ -518,20 +518,6 @@ func (s *Server) decideScopes(ctx context.Context, r *http.Request, action polic
 		details["scope."+d.Scope] = verdict + ":" + strings.Join(d.PolicyIDs, ",")
 	}
 	return result.Granted, details, nil
-}
-
-func policyAgent(c *store.Client) policy.Agent {
-	typ := "confidential"
-	if c.Public() {
-		typ = "public"
-	}
-	a := policy.Agent{ID: c.ID, RegistrationMethod: c.RegistrationMethod, ClientType: typ, SoftwareID: c.SoftwareID, CreatedIP: c.CreatedIP, OwnerUserID: c.OwnerUserID, Tags: c.Tags}
-	if c.RegistrationMethod == store.RegistrationCIMD {
-		if i := strings.Index(strings.TrimPrefix(c.ID, "https://"), "/"); i > 0 {
-			a.VerifiedDomain = strings.TrimPrefix(c.ID, "https://")[:i]
-		}
-	}
-	return a
 }
 
 // event starts an audit event for this request.
