@@ -1,0 +1,188 @@
+package server_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/agentid/agentid/internal/server"
+	"github.com/agentid/agentid/internal/store"
+)
+
+// These review tests pin protocol points of issue 2 that no other test
+// asserts directly.
+
+// oauthCoreCode runs the browser part of the code flow for clientID and
+// returns the code and its verifier.
+func (h *hub) oauthCoreCode(t *testing.T, clientID, secret string) (code, verifier string) {
+	t.Helper()
+	conf := h.oauth2Config(clientID, secret, "notes.read")
+	verifier = oauth2.GenerateVerifier()
+	back := h.Browser().Authorize(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("resource", h.Resource)), []string{"notes.read"})
+	code = back.Query().Get("code")
+	if code == "" {
+		t.Fatalf("no code in %s", back)
+	}
+	return code, verifier
+}
+
+// TestReviewCoreCodeLifetime: an authorization code lives at most 60 s, even
+// when the server is configured with a longer lifetime (issue 2: "code
+// single-use, ≤ 60 s").
+func TestReviewCoreCodeLifetime(t *testing.T) {
+	tests := []struct {
+		name string
+		ttl  time.Duration
+	}{
+		{"default", 0},
+		{"configured longer is capped", 10 * time.Minute},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := &testClock{}
+			h := newHub(t, func(c *server.Config) { c.Now, c.AuthCodeTTL = clk.Now, tc.ttl })
+			secret := h.AddClient(&store.Client{ID: "web", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code"}})
+			code, v := h.oauthCoreCode(t, "web", secret)
+			clk.Advance(61 * time.Second)
+			r := h.post("/token", url.Values{"grant_type": {"authorization_code"}, "code": {code}, "code_verifier": {v}}, "web", secret)
+			if r.status != http.StatusBadRequest || r.body["error"] != "invalid_grant" {
+				t.Fatalf("code after 61 s: %d %v, want 400 invalid_grant", r.status, r.body)
+			}
+		})
+	}
+	t.Run("control: within 60 s", func(t *testing.T) {
+		clk := &testClock{}
+		h := newHub(t, func(c *server.Config) { c.Now = clk.Now })
+		secret := h.AddClient(&store.Client{ID: "web", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code"}})
+		code, v := h.oauthCoreCode(t, "web", secret)
+		clk.Advance(50 * time.Second)
+		if r := h.post("/token", url.Values{"grant_type": {"authorization_code"}, "code": {code}, "code_verifier": {v}}, "web", secret); r.status != http.StatusOK {
+			t.Fatalf("code after 50 s: %d %v", r.status, r.body)
+		}
+	})
+}
+
+// TestReviewCoreCodeBoundToClient: a code (with its correct verifier) presented
+// by another authenticated client is invalid_grant.
+func TestReviewCoreCodeBoundToClient(t *testing.T) {
+	h := newHub(t)
+	secret := h.AddClient(&store.Client{ID: "web", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code"}})
+	other := h.AddClient(&store.Client{ID: "other", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code"}})
+	code, v := h.oauthCoreCode(t, "web", secret)
+	r := h.post("/token", url.Values{"grant_type": {"authorization_code"}, "code": {code}, "code_verifier": {v}, "redirect_uri": {redirectURI}}, "other", other)
+	if r.status != http.StatusBadRequest || r.body["error"] != "invalid_grant" {
+		t.Fatalf("code of another client: %d %v, want 400 invalid_grant", r.status, r.body)
+	}
+}
+
+// TestReviewCoreRefreshResource: a refresh without resource keeps the grant's
+// resource as aud; naming another registered resource is invalid_target.
+func TestReviewCoreRefreshResource(t *testing.T) {
+	h := newHub(t)
+	other := h.addSecondResource(t, "notes.read")
+	secret := h.AddClient(&store.Client{ID: "web", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code", "refresh_token"}})
+	tok, err := h.codeFlow(h.Browser(), h.oauth2Config("web", secret, "notes.read"), []string{"notes.read"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := h.tokenRequest(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}, "web", secret)
+	if r.status != http.StatusOK {
+		t.Fatalf("refresh: %d %v", r.status, r.body)
+	}
+	if aud := h.claims(r.body["access_token"].(string))["aud"]; aud != h.Resource {
+		t.Fatalf("aud after a refresh without resource = %v, want %s", aud, h.Resource)
+	}
+	next := r.body["refresh_token"].(string)
+	r = h.tokenRequest(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {next}, "resource": {other}}, "web", secret)
+	if r.status != http.StatusBadRequest || r.body["error"] != "invalid_target" {
+		t.Fatalf("refresh naming another resource: %d %v, want 400 invalid_target", r.status, r.body)
+	}
+	r = h.tokenRequest(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {next}, "resource": {h.Resource + "/"}}, "web", secret)
+	if r.status != http.StatusOK {
+		t.Fatalf("refresh naming the grant's resource with a trailing slash: %d %v", r.status, r.body)
+	}
+}
+
+// TestReviewCoreMetadataDocuments: both discovery documents are the same bytes,
+// and grant_types_supported lists exactly the implemented grants.
+func TestReviewCoreMetadataDocuments(t *testing.T) {
+	h := newHub(t)
+	get := func(p string) []byte {
+		resp, err := http.Get(h.URL + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return b
+	}
+	a, o := get("/.well-known/oauth-authorization-server"), get("/.well-known/openid-configuration")
+	if !bytes.Equal(a, o) {
+		t.Fatalf("the two discovery documents differ:\n%s\n%s", a, o)
+	}
+	var m struct {
+		GrantTypes []string `json:"grant_types_supported"`
+	}
+	if err := json.Unmarshal(a, &m); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"authorization_code", "refresh_token", "client_credentials"}
+	if !slices.Equal(m.GrantTypes, want) {
+		t.Fatalf("grant_types_supported = %v, want exactly %v", m.GrantTypes, want)
+	}
+}
+
+// TestReviewCoreIntrospectionCallers: a public client may not introspect, and a
+// refresh token is inactive to every client but its own.
+func TestReviewCoreIntrospectionCallers(t *testing.T) {
+	h := newHub(t)
+	secret := h.AddClient(&store.Client{ID: "web", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code", "refresh_token"}})
+	rs := h.AddClient(&store.Client{ID: "rs", GrantTypes: []string{"client_credentials"}})
+	h.AddClient(&store.Client{ID: "public", TokenEndpointAuthMethod: "none", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code"}})
+	tok, err := h.codeFlow(h.Browser(), h.oauth2Config("web", secret, "notes.read"), []string{"notes.read"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := h.post("/introspect", url.Values{"token": {tok.AccessToken}, "client_id": {"public"}}, "", "")
+	if r.status != http.StatusUnauthorized || r.body["error"] != "invalid_client" || r.header.Get("WWW-Authenticate") == "" {
+		t.Fatalf("public client introspecting: %d %v %v", r.status, r.body, r.header)
+	}
+	if got := h.introspect(tok.AccessToken, "rs", rs); got["active"] != true || got["sub"] != "u-alice" {
+		t.Fatalf("a confidential client introspecting an access token: %v", got)
+	}
+	if got := h.introspect(tok.RefreshToken, "rs", rs); len(got) != 1 || got["active"] != false {
+		t.Fatalf("another client introspecting a refresh token = %v, want exactly {active:false}", got)
+	}
+	if got := h.introspect(tok.RefreshToken, "web", secret); got["active"] != true {
+		t.Fatalf("the owner introspecting its refresh token = %v", got)
+	}
+}
+
+// TestReviewCoreRevokeOthersToken: revoking another client's token answers 200
+// (RFC 7009 §2.2) and changes nothing.
+func TestReviewCoreRevokeOthersToken(t *testing.T) {
+	h := newHub(t)
+	secret := h.AddClient(&store.Client{ID: "web", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code", "refresh_token"}})
+	rs := h.AddClient(&store.Client{ID: "rs", GrantTypes: []string{"client_credentials"}})
+	tok, err := h.codeFlow(h.Browser(), h.oauth2Config("web", secret, "notes.read"), []string{"notes.read"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, raw := range map[string]string{"access token": tok.AccessToken, "refresh token": tok.RefreshToken} {
+		t.Run(name, func(t *testing.T) {
+			if r := h.post("/revoke", url.Values{"token": {raw}}, "rs", rs); r.status != http.StatusOK {
+				t.Fatalf("revoke: %d %v", r.status, r.body)
+			}
+			if got := h.introspect(raw, "web", secret); got["active"] != true {
+				t.Fatalf("another client revoked the %s: %v", name, got)
+			}
+		})
+	}
+}
