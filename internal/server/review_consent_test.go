@@ -65,3 +65,48 @@ func TestReviewRevokeBeforeCodeExchange(t *testing.T) {
 		}
 	})
 }
+
+// TestReviewPageHeaders checks the headers on the consent page and the
+// account page themselves (the existing header test looks at an error page
+// only): a CSP that allows no script and no framing, X-Frame-Options, no
+// caching.
+func TestReviewPageHeaders(t *testing.T) {
+	h := newHub(t)
+	conf, _ := addAgent(h)
+	conf.Scopes = []string{"notes.read"}
+	b := h.Browser()
+	f := h.startFlow(b, conf)
+	if !strings.Contains(f.page.Body, `action="/authorize/decision"`) {
+		t.Fatalf("no consent page:\n%s", f.page.Body)
+	}
+	for _, tc := range []struct{ name, path string }{{"consent", f.page.URL.String()}, {"account", h.URL + "/account"}} {
+		path := tc.path
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := b.Client().Get(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("%s: %d", path, resp.StatusCode)
+			}
+			csp := resp.Header.Get("Content-Security-Policy")
+			for _, want := range []string{"default-src 'none'", "frame-ancestors 'none'"} {
+				if !strings.Contains(csp, want) {
+					t.Errorf("CSP %q lacks %q", csp, want)
+				}
+			}
+			for _, bad := range []string{"script-src", "unsafe-inline", "unsafe-eval", "*"} {
+				if strings.Contains(csp, bad) {
+					t.Errorf("CSP %q has %q", csp, bad)
+				}
+			}
+			if got := resp.Header.Get("X-Frame-Options"); got != "DENY" {
+				t.Errorf("X-Frame-Options = %q", got)
+			}
+			if got := resp.Header.Get("Cache-Control"); got != "no-store" {
+				t.Errorf("Cache-Control = %q", got)
+			}
+		})
+	}
+}
