@@ -155,9 +155,22 @@ func testCodeReplayRevokesTokens(t *testing.T, h *hub) {
 	if r1.status != 200 {
 		t.Fatalf("first exchange: %d %v", r1.status, r1.body)
 	}
+	replays := func() []*store.AuditEvent {
+		evs, err := h.Store.ListAudit(context.Background(), store.AuditFilter{Type: "code.replayed"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return evs
+	}
+	if n := len(replays()); n != 0 {
+		t.Fatalf("a first, successful exchange wrote %d code.replayed events", n)
+	}
 	r2 := h.tokenRequest(form, "agent-1", secret)
 	if r2.status != 400 || r2.body["error"] != "invalid_grant" {
 		t.Fatalf("replay: %d %v", r2.status, r2.body)
+	}
+	if evs := replays(); len(evs) != 1 || evs[0].UserID != "u-alice" || evs[0].Outcome != "failure" || evs[0].Resource != h.Resource {
+		t.Fatalf("replay events = %+v, want one failure naming the user and resource", evs)
 	}
 	if h.introspect(r1.body["access_token"].(string), "agent-1", secret)["active"] != false {
 		t.Fatal("access token issued from a replayed code is still active")

@@ -264,6 +264,26 @@ type AuditEvent struct {
 	Details map[string]string
 }
 
+// WithCode returns a copy of ev whose empty client, user, resource and
+// scopes are taken from the code it is about (the caller of ConsumeAuthCode
+// cannot know them before the store has read the code).
+func (ev *AuditEvent) WithCode(c *AuthCode) *AuditEvent {
+	e := *ev
+	if e.ClientID == "" {
+		e.ClientID = c.ClientID
+	}
+	if e.UserID == "" {
+		e.UserID = c.UserID
+	}
+	if e.Resource == "" {
+		e.Resource = c.Resource
+	}
+	if len(e.Scopes) == 0 {
+		e.Scopes = c.Scopes
+	}
+	return &e
+}
+
 // AuditFilter selects audit events; zero fields match everything.
 type AuditFilter struct {
 	TenantID string
@@ -346,7 +366,9 @@ type Store interface {
 	// or expired code is ErrNotFound. A code that was already consumed returns
 	// the stored code together with ErrAlreadyUsed; the store then also revokes
 	// the code's grant (every refresh token and recorded access token with its
-	// GrantID) in the same transaction and writes ev (which may be nil).
+	// GrantID) in the same transaction and writes the replay event ev (which
+	// may be nil), completed by ev.WithCode. A first, successful consumption
+	// writes no event: the issuance that follows records itself.
 	ConsumeAuthCode(ctx context.Context, hash []byte, now time.Time, ev *AuditEvent) (*AuthCode, error)
 
 	// GetRefreshToken returns the token with this hash whatever its state.

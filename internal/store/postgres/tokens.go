@@ -51,8 +51,8 @@ func (s *Store) CreateAuthCode(ctx context.Context, c *store.AuthCode, ev *store
 // (RFC 6749 §4.1.2: the authorization server SHOULD revoke all tokens
 // previously issued based on that code). Replay is checked before expiry so
 // that a late replay still revokes. An unknown or expired code is
-// store.ErrNotFound and writes nothing. ev (nil: none) is written in the same
-// transaction whenever the code was consumed or found replayed.
+// store.ErrNotFound and writes nothing. ev (nil: none) is written, completed
+// from the code, in the same transaction only when the code was replayed.
 func (s *Store) ConsumeAuthCode(ctx context.Context, hash []byte, now time.Time, ev *store.AuditEvent) (*store.AuthCode, error) {
 	var code *store.AuthCode
 	var replay bool
@@ -62,7 +62,7 @@ func (s *Store) ConsumeAuthCode(ctx context.Context, hash []byte, now time.Time,
 			RETURNING `+authCodeCols, hash, now))
 		if err == nil {
 			code = c
-			return insertEvent(ctx, tx, ev)
+			return nil
 		}
 		if !errors.Is(err, pgx.ErrNoRows) {
 			return err
@@ -79,7 +79,10 @@ func (s *Store) ConsumeAuthCode(ctx context.Context, hash []byte, now time.Time,
 		if err := revokeGrant(ctx, tx, c.TenantID, c.GrantID, now); err != nil {
 			return err
 		}
-		return insertEvent(ctx, tx, ev)
+		if ev == nil {
+			return nil
+		}
+		return insertEvent(ctx, tx, ev.WithCode(c))
 	})
 	if err != nil {
 		return nil, mapErr("consume auth code", err)

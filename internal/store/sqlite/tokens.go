@@ -57,7 +57,7 @@ func (s *Store) CreateAuthCode(ctx context.Context, c *store.AuthCode, ev *store
 // §4.1.2 asks the server to answer by revoking the grant.
 func (s *Store) ConsumeAuthCode(ctx context.Context, hash []byte, now time.Time, ev *store.AuditEvent) (*store.AuthCode, error) {
 	var code *store.AuthCode
-	evRow := prepAudit(ev)
+	var evRow auditRow
 	err := s.w.do(ctx, func(tx *wtx) error {
 		c := new(store.AuthCode)
 		err := tx.queryRow(qGetCode, hash).Scan(&c.Hash, &c.TenantID, &c.GrantID, &c.ClientID, &c.UserID,
@@ -70,6 +70,9 @@ func (s *Store) ConsumeAuthCode(ctx context.Context, hash []byte, now time.Time,
 			code = c
 			if err := tx.revokeGrant(c.TenantID, c.GrantID, now); err != nil {
 				return err
+			}
+			if ev != nil {
+				evRow = prepAudit(ev.WithCode(c))
 			}
 			if err := tx.audit(evRow); err != nil {
 				return err
@@ -84,7 +87,7 @@ func (s *Store) ConsumeAuthCode(ctx context.Context, hash []byte, now time.Time,
 		}
 		c.ConsumedAt = time.UnixMicro(now.UnixMicro()).UTC()
 		code = c
-		return tx.audit(evRow)
+		return nil
 	})
 	if err != nil && !errors.Is(err, store.ErrAlreadyUsed) {
 		return nil, wrap("consume auth code", err)

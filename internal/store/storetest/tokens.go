@@ -102,13 +102,14 @@ func testAuthCode(t *testing.T, s store.Store) {
 
 	t.Run("consume", func(t *testing.T) {
 		now := b.Add(10 * time.Second)
-		ev := event(tn, "code.exchanged")
+		ev := event(tn, "code.replayed")
 		got, err := s.ConsumeAuthCode(ctx(t), code.Hash, now, ev)
 		must(t, "ConsumeAuthCode", err)
 		want := *code
 		want.ConsumedAt = now
 		checkEqual(t, "consumed code", &want, got)
-		wantAudit(t, s, ev)
+		// The event is the replay event: a first use writes none.
+		wantNoAudit(t, s, ev)
 	})
 }
 
@@ -135,6 +136,7 @@ func testAuthCodeReplay(t *testing.T, s store.Store) {
 		{"replay with nil event", b.Add(30 * time.Second), nil},
 		// RFC 6749 §4.1.2: a code used twice is a replay even after it expired.
 		{"replay after expiry", b.Add(time.Hour), event(tn, "code.replayed")},
+		{"replay event completed from the code", b.Add(2 * time.Hour), &store.AuditEvent{TenantID: tn, Time: b, Type: "code.replayed", RequestID: uniq("req"), Outcome: "failure"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -147,7 +149,7 @@ func testAuthCodeReplay(t *testing.T, s store.Store) {
 			want.ConsumedAt = first
 			checkEqual(t, "replayed code", &want, got)
 			if tc.ev != nil {
-				wantAudit(t, s, tc.ev)
+				wantAudit(t, s, tc.ev.WithCode(code))
 			}
 			wantGrantRevoked(t, s, rts, ats, true)
 			wantGrantRevoked(t, s, otherRTs, otherATs, false)
