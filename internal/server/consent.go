@@ -109,10 +109,31 @@ func (s *Server) handleDecision(w http.ResponseWriter, r *http.Request) {
 		}
 		choice = c
 	}
+	if expired := snap.Expired(approved); len(expired) > 0 {
+		// Consent that ran out without a token request noticing is recorded
+		// now, before the new grant replaces it.
+		xev := s.event(r, audit.ConsentExpired)
+		xev.ClientID, xev.UserID, xev.Resource, xev.Scopes = a.client.ID, u.ID, a.resource.URI, expired
+		if err := s.st.AppendAudit(ctx, xev); err != nil {
+			s.internalErrorPage(w, r, err)
+			return
+		}
+	}
 	ev := s.event(r, audit.ConsentGiven)
 	if err := s.ledger.GrantFor(ctx, key, approved, choice, s.accessTTL(a.resource), a.resource.ConsentMaxTTL, ev); err != nil {
 		s.internalErrorPage(w, r, err)
 		return
+	}
+	// On a prompt=consent screen already granted scopes are offered again:
+	// unticking one while allowing the rest takes it back, with the same
+	// cascade as revoking it from the account page.
+	if withdrawn := snap.Live(slices.DeleteFunc(slices.Clone(prompted), func(sc string) bool { return slices.Contains(approved, sc) })); len(withdrawn) > 0 {
+		rev := s.event(r, audit.ConsentRevoked)
+		rev.ClientID, rev.UserID, rev.Resource, rev.Scopes = a.client.ID, u.ID, a.resource.URI, withdrawn
+		if _, err := s.ledger.Revoke(ctx, key, withdrawn, rev); err != nil {
+			s.internalErrorPage(w, r, err)
+			return
+		}
 	}
 	if denied := slices.DeleteFunc(slices.Clone(prompted), func(sc string) bool { return slices.Contains(approved, sc) }); len(denied) > 0 {
 		// A partial denial is recorded with the scopes refused.
