@@ -27,6 +27,10 @@ func AssertionSigningAlgorithms() []string {
 const (
 	// assertionLeeway tolerates clock skew between client and server.
 	assertionLeeway = 30 * time.Second
+	// AssertionReplayWindow is how long after its exp an assertion is still
+	// accepted: a jti must be remembered at least this long (RFC 7523 §3
+	// item 7), leeway included.
+	AssertionReplayWindow = assertionLeeway
 	// maxAssertionLifetime bounds how far in the future exp may lie, so a
 	// stolen assertion is short-lived and the jti replay cache stays small.
 	maxAssertionLifetime = time.Hour

@@ -71,7 +71,9 @@ func (s *Server) authenticateClient(ctx context.Context, ca oauth.ClientAuth) (*
 			return nil, oe
 		}
 		// RFC 7523 §3 item 7: a jti is single-use until the assertion expires.
-		if err := s.st.UseJTI(ctx, "client_assertion:"+c.ID, claims.JTI, claims.Expiry, s.now()); err != nil {
+		// The jti is remembered for as long as the assertion verifies: until
+		// exp plus the clock-skew leeway.
+		if err := s.st.UseJTI(ctx, "client_assertion:"+c.ID, claims.JTI, claims.Expiry.Add(oauth.AssertionReplayWindow), s.now()); err != nil {
 			if errors.Is(err, store.ErrConflict) {
 				return nil, oauth.ErrInvalidClient("client assertion was already used")
 			}

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/agentid/agentid/internal/server/servertest"
+	"github.com/agentid/agentid/internal/store"
 	"github.com/agentid/agentid/internal/store/pgtest"
 	"github.com/agentid/agentid/internal/store/postgres"
 )
@@ -20,7 +21,10 @@ func forEachBackend(t *testing.T, test func(*testing.T, *hub)) {
 	t.Run("postgres", func(t *testing.T) { test(t, newPostgresHub(t)) })
 }
 
-func newPostgresHub(t testing.TB) *hub {
+func newPostgresHub(t testing.TB) *hub { return &hub{servertest.NewOn(t, openPostgresStore(t))} }
+
+// openPostgresStore opens a migrated store in a fresh PostgreSQL schema.
+func openPostgresStore(t testing.TB) store.Store {
 	st, err := postgres.Open(context.Background(), pgtest.FreshSchema(t), postgres.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -29,5 +33,5 @@ func newPostgresHub(t testing.TB) *hub {
 	if _, _, err := st.Migrate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	return &hub{servertest.NewOn(t, st)}
+	return st
 }

@@ -94,13 +94,22 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	username, pw := strings.TrimSpace(r.PostForm.Get("username")), r.PostForm.Get("password")
 	ip := clientIP(r)
-	if s.userThrottle.blocked(username) || s.ipThrottle.blocked(ip) {
+	// Every attempt takes a token before the password is checked, so that
+	// parallel attempts cannot all slip past the limit; a success gives it
+	// back, a failure keeps it spent.
+	refundUser, okUser := s.userThrottle.attempt(username)
+	refundIP, okIP := s.ipThrottle.attempt(ip)
+	if !okUser || !okIP {
+		refundUser()
+		refundIP()
 		view.Error = "Too many failed attempts. Wait a minute and try again."
 		s.pages.login(w, http.StatusTooManyRequests, view)
 		return
 	}
 	u, err := s.st.GetUserByUsername(ctx, s.tenant, username)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		refundUser()
+		refundIP()
 		s.internalErrorPage(w, r, err)
 		return
 	}
@@ -111,9 +120,11 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		// Spend the same time on unknown users as on known ones.
 		_ = password.Verify(dummyHash, pw)
 	}
+	if ok {
+		refundUser()
+		refundIP()
+	}
 	if !ok {
-		s.userThrottle.fail(username)
-		s.ipThrottle.fail(ip)
 		ev := s.event(r, audit.LoginFailed)
 		ev.Outcome = audit.Failure
 		if u != nil {
@@ -202,6 +213,16 @@ func (t *throttle) limiter(key string) *rate.Limiter {
 	return lim
 }
 
-func (t *throttle) blocked(key string) bool { return t.limiter(key).TokensAt(t.now()) < 1 }
-
-func (t *throttle) fail(key string) { t.limiter(key).AllowN(t.now(), 1) }
+// attempt takes a token for one login attempt. When none is left it takes
+// nothing and ok is false. refund gives the token back (after a success, or
+// when the attempt was refused); it is always safe to call.
+func (t *throttle) attempt(key string) (refund func(), ok bool) {
+	now := t.now()
+	r := t.limiter(key).ReserveN(now, 1)
+	if !r.OK() || r.DelayFrom(now) > 0 {
+		r.CancelAt(now)
+		return func() {}, false
+	}
+	var once sync.Once
+	return func() { once.Do(func() { r.CancelAt(t.now()) }) }, true
+}

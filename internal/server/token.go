@@ -334,6 +334,11 @@ func (s *Server) issue(ctx context.Context, r *http.Request, c *store.Client, gr
 	policyGranted := granted
 	if snap != nil {
 		granted = snap.Live(granted)
+		for _, sc := range policyGranted {
+			if !slices.Contains(granted, sc) {
+				decisions["scope."+sc] = "denied:consent"
+			}
+		}
 	}
 	if len(granted) == 0 {
 		ev := s.event(r, audit.TokenDenied)
@@ -429,6 +434,10 @@ func (s *Server) issue(ctx context.Context, r *http.Request, c *store.Client, gr
 		}
 	} else {
 		err = s.st.IssueTokens(ctx, iss)
+		if errors.Is(err, store.ErrAlreadyUsed) {
+			// The code was replayed while this exchange was in flight.
+			return nil, oauth.ErrInvalidGrant("the authorization code was already used")
+		}
 	}
 	if err != nil {
 		return nil, err
@@ -476,6 +485,7 @@ func (s *Server) expiredEvent(r *http.Request, c *store.Client, g *grant, scopes
 // policy about each. It returns the granted scopes in request order and the
 // per-scope decisions for the audit event.
 func (s *Server) decideScopes(ctx context.Context, r *http.Request, action policy.Action, grantType string, c *store.Client, u *store.User, res *store.Resource, requested []string, authTime time.Time) ([]string, map[string]string, error) {
+	details := make(map[string]string, len(requested)+2)
 	scopes := make([]policy.Scope, 0, len(requested))
 	for _, name := range requested {
 		i := slices.IndexFunc(res.Scopes, func(sc store.Scope) bool { return sc.Name == name })
@@ -483,12 +493,13 @@ func (s *Server) decideScopes(ctx context.Context, r *http.Request, action polic
 			return nil, nil, oauth.ErrInvalidScope("scope %q is not offered by %s", truncate(name, 100), res.URI)
 		}
 		if !policy.WithinCeiling(c, name) {
-			continue // above the client's registered ceiling
+			details["scope."+name] = "denied:ceiling"
+			continue
 		}
 		scopes = append(scopes, policy.Scope{Name: name, Sensitive: res.Scopes[i].Sensitive})
 	}
 	if len(scopes) == 0 {
-		return nil, map[string]string{}, nil
+		return nil, details, nil
 	}
 	req := &policy.Request{
 		Action:   action,
@@ -496,20 +507,48 @@ func (s *Server) decideScopes(ctx context.Context, r *http.Request, action polic
 		Agent:    policy.AgentFromClient(c),
 		Resource: policy.ResourceFromStore(res),
 		Scopes:   scopes,
-		Context:  policy.Context{GrantType: grantType, IP: clientIP(r), Time: s.now(), Resource: res.URI},
+		// auth_method is how the client authenticated at the token
+		// endpoint, as docs/policy.md defines it.
+		Context: policy.Context{GrantType: grantType, IP: clientIP(r), Time: s.now(), Resource: res.URI, AuthMethod: c.TokenEndpointAuthMethod},
 	}
 	if u != nil {
 		req.User = policy.UserFromStore(u)
-		req.Context.AuthMethod = "password"
 		if !authTime.IsZero() {
 			req.Context.AuthAge = s.now().Sub(authTime)
 		}
+	}
+	if action != policy.ActionRegister {
+		// The stored ceiling is by scope name; the register action is also
+		// decided here for this very resource, under the current policy set,
+		// so that a register denial on one MCP server cannot be bypassed
+		// through another offering a scope of the same name, and a tightened
+		// register policy bites before any ceiling is recomputed.
+		reg := *req
+		reg.Action = policy.ActionRegister
+		regResult, err := s.policy.Decide(ctx, &reg)
+		if err != nil {
+			return nil, nil, err
+		}
+		var kept []policy.Scope
+		for _, d := range regResult.Decisions {
+			if !d.Allowed {
+				details["scope."+d.Scope] = "denied:" + strings.Join(d.PolicyIDs, ",")
+			}
+		}
+		for _, sc := range scopes {
+			if slices.Contains(regResult.Granted, sc.Name) {
+				kept = append(kept, sc)
+			}
+		}
+		if len(kept) == 0 {
+			return nil, details, nil
+		}
+		req.Scopes = kept
 	}
 	result, err := s.policy.Decide(ctx, req)
 	if err != nil {
 		return nil, nil, err
 	}
-	details := make(map[string]string, len(result.Decisions)+1)
 	for _, d := range result.Decisions {
 		verdict := "denied"
 		if d.Allowed {

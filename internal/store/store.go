@@ -373,7 +373,10 @@ type Store interface {
 
 	// GetRefreshToken returns the token with this hash whatever its state.
 	GetRefreshToken(ctx context.Context, hash []byte) (*RefreshToken, error)
-	// IssueTokens persists one token response.
+	// IssueTokens persists one token response. When its tokens belong to a
+	// grant whose authorization code was replayed (ConsumeAuthCode reported
+	// ErrAlreadyUsed for it, possibly while this exchange was in flight),
+	// nothing is written and the error is ErrAlreadyUsed.
 	IssueTokens(ctx context.Context, iss *Issuance) error
 	// RotateRefresh atomically retires the refresh token oldHash (setting its
 	// RotatedAt to now) and persists iss, which carries its successor. If the

@@ -68,7 +68,10 @@ func (s *Store) ConsumeAuthCode(ctx context.Context, hash []byte, now time.Time,
 			return err
 		}
 		// Nothing consumed: the code is unknown, expired or already used.
-		c, err = scanAuthCode(tx.QueryRow(ctx, `SELECT `+authCodeCols+` FROM auth_codes WHERE hash = $1`, hash))
+		// FOR UPDATE: an exchange still issuing this grant's tokens holds the
+		// row (IssueTokens locks it), so the replay revokes after it commits,
+		// or it sees the mark below and refuses.
+		c, err = scanAuthCode(tx.QueryRow(ctx, `SELECT `+authCodeCols+` FROM auth_codes WHERE hash = $1 FOR UPDATE`, hash))
 		if err != nil {
 			return err // no rows: unknown
 		}
@@ -77,6 +80,9 @@ func (s *Store) ConsumeAuthCode(ctx context.Context, hash []byte, now time.Time,
 		}
 		code, replay = c, true
 		if err := revokeGrant(ctx, tx, c.TenantID, c.GrantID, now); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE auth_codes SET grant_revoked_at = COALESCE(grant_revoked_at, $2) WHERE hash = $1`, hash, now); err != nil {
 			return err
 		}
 		if ev == nil {
@@ -160,7 +166,50 @@ func (s *Store) IssueTokens(ctx context.Context, iss *store.Issuance) error {
 	if b.Len() == 0 {
 		return nil
 	}
-	return mapErr("issue tokens", s.pool.SendBatch(ctx, b).Close())
+	tenant, grant := issuanceGrant(iss)
+	if grant == "" {
+		return mapErr("issue tokens", s.pool.SendBatch(ctx, b).Close())
+	}
+	// Tokens of a code's grant: lock the grant's code rows and refuse if a
+	// replay revoked the grant meanwhile (RFC 6749 §4.1.2).
+	return mapErr("issue tokens", s.inTx(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT grant_revoked_at IS NOT NULL FROM auth_codes
+			WHERE tenant_id = $1 AND grant_id = $2 FOR UPDATE`, tenant, grant)
+		if err != nil {
+			return err
+		}
+		revoked := false
+		for rows.Next() {
+			var r bool
+			if err := rows.Scan(&r); err != nil {
+				rows.Close()
+				return err
+			}
+			revoked = revoked || r
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if revoked {
+			return store.ErrAlreadyUsed
+		}
+		return tx.SendBatch(ctx, b).Close()
+	}))
+}
+
+// issuanceGrant names the grant an issuance's tokens belong to.
+func issuanceGrant(iss *store.Issuance) (tenant, grant string) {
+	if iss == nil {
+		return "", ""
+	}
+	if at := iss.AccessToken; at != nil && at.GrantID != "" {
+		return at.TenantID, at.GrantID
+	}
+	if rt := iss.RefreshToken; rt != nil {
+		return rt.TenantID, rt.GrantID
+	}
+	return "", ""
 }
 
 // RotateRefresh retires the refresh token oldHash and persists iss. The row

@@ -14,6 +14,9 @@ const (
 	qInsertCode = `INSERT INTO auth_codes (` + codeCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qGetCode    = `SELECT ` + codeCols + ` FROM auth_codes WHERE hash = ?`
 	qConsume    = `UPDATE auth_codes SET consumed_at = ? WHERE hash = ?`
+	// qMarkReplayed records on the code that its grant was revoked by a replay.
+	qMarkReplayed = `UPDATE auth_codes SET grant_revoked_at = COALESCE(grant_revoked_at, ?) WHERE hash = ?`
+	qGrantRevoked = `SELECT COUNT(*) FROM auth_codes WHERE tenant_id = ? AND grant_id = ? AND grant_revoked_at IS NOT NULL`
 
 	refreshCols    = `hash, tenant_id, grant_id, client_id, user_id, scopes, resource, auth_time, created_at, expires_at, rotated_at, revoked_at`
 	qInsertRefresh = `INSERT INTO refresh_tokens (` + refreshCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
@@ -71,6 +74,9 @@ func (s *Store) ConsumeAuthCode(ctx context.Context, hash []byte, now time.Time,
 			if err := tx.revokeGrant(c.TenantID, c.GrantID, now); err != nil {
 				return err
 			}
+			if _, err := tx.exec(qMarkReplayed, now.UnixMicro(), hash); err != nil {
+				return err
+			}
 			if ev != nil {
 				evRow = prepAudit(ev.WithCode(c))
 			}
@@ -112,20 +118,35 @@ func accessArgs(at *store.AccessToken, revokedAt any) []any {
 type issueRows struct {
 	access, refresh []any
 	events          []auditRow
+	// tenant and grant name the grant the tokens belong to ("" for none).
+	tenant, grant string
 }
 
 func prepIssue(iss *store.Issuance) *issueRows {
 	p := &issueRows{events: prepAudits(iss.Events)}
 	if at := iss.AccessToken; at != nil {
 		p.access = accessArgs(at, tv(at.RevokedAt))
+		p.tenant, p.grant = at.TenantID, at.GrantID
 	}
 	if rt := iss.RefreshToken; rt != nil {
 		p.refresh = refreshArgs(rt)
+		p.tenant, p.grant = rt.TenantID, rt.GrantID
 	}
 	return p
 }
 
 func (tx *wtx) issue(p *issueRows) error {
+	if p.grant != "" {
+		// A replay of the grant's code, detected after this exchange
+		// consumed it, revokes what the exchange is issuing now.
+		var n int
+		if err := tx.queryRow(qGrantRevoked, p.tenant, p.grant).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return store.ErrAlreadyUsed
+		}
+	}
 	if p.access != nil {
 		if _, err := tx.exec(qInsertAccess, p.access...); err != nil {
 			return err

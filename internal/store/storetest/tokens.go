@@ -156,6 +156,23 @@ func testAuthCodeReplay(t *testing.T, s store.Store) {
 			wantGrantRevoked(t, s, foreignRTs, foreignATs, false)
 		})
 	}
+	t.Run("tokens issued after the replay are refused", func(t *testing.T) {
+		// The first exchange consumed the code; a replay revoked the grant
+		// before that exchange persisted its tokens.
+		late := &store.Issuance{
+			AccessToken:  &store.AccessToken{JTI: uniq("jti"), TenantID: tn, GrantID: "g1", ClientID: "c1", UserID: "u1", ExpiresAt: b.Add(time.Hour)},
+			RefreshToken: &store.RefreshToken{Hash: hash(uniq("rt")), TenantID: tn, GrantID: "g1", ClientID: "c1", UserID: "u1", CreatedAt: b, ExpiresAt: b.Add(time.Hour)},
+			Events:       []*store.AuditEvent{event(tn, "token.issued")},
+		}
+		wantErr(t, "IssueTokens for a replayed grant", s.IssueTokens(ctx(t), late), store.ErrAlreadyUsed)
+		if _, err := s.GetRefreshToken(ctx(t), late.RefreshToken.Hash); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("the refused issuance wrote its refresh token: %v", err)
+		}
+		wantNoAudit(t, s, late.Events[0])
+		// Another grant, and the same grant id in another tenant, still issue.
+		other := &store.Issuance{AccessToken: &store.AccessToken{JTI: uniq("jti"), TenantID: "t2", GrantID: "g1", ClientID: "c1", ExpiresAt: b.Add(time.Hour)}}
+		must(t, "IssueTokens in another tenant", s.IssueTokens(ctx(t), other))
+	})
 	t.Run("revocation time is the first replay", func(t *testing.T) {
 		for _, rt := range rts {
 			if got := refreshState(t, s, rt); !sameTime(b.Add(20*time.Second), got.RevokedAt) {
