@@ -78,4 +78,3 @@ func TestLoginThrottleConcurrent(t *testing.T) {
 		t.Fatalf("%d of %d parallel wrong passwords were checked, want at most the burst of 5", checked, n)
 	}
 }
-
