@@ -492,6 +492,9 @@ func TestAgentFromClientVerifiedDomain(t *testing.T) {
 	}{
 		{"cimd", store.Client{ID: "https://agent.example/meta.json", RegistrationMethod: store.RegistrationCIMD}, "agent.example"},
 		{"cimd without path", store.Client{ID: "https://agent.example", RegistrationMethod: store.RegistrationCIMD}, ""},
+		{"cimd with user info", store.Client{ID: "https://good.example@evil.example/meta.json", RegistrationMethod: store.RegistrationCIMD}, ""},
+		{"cimd with port", store.Client{ID: "https://agent.example:8443/meta.json", RegistrationMethod: store.RegistrationCIMD}, "agent.example"},
+		{"cimd over http", store.Client{ID: "http://agent.example/meta.json", RegistrationMethod: store.RegistrationCIMD}, ""},
 		{"dcr", store.Client{ID: "https://agent.example/meta.json", RegistrationMethod: store.RegistrationDCR}, ""},
 	}
 	for _, tt := range tests {

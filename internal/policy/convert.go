@@ -1,8 +1,8 @@
 package policy
 
 import (
+	"net/url"
 	"slices"
-	"strings"
 
 	"github.com/agentid/agentid/internal/store"
 )
@@ -37,10 +37,10 @@ func AgentFromClient(c *store.Client) Agent {
 	if c.RegistrationMethod == store.RegistrationCIMD {
 		// A CIMD client's id is the https URL of its metadata document, so
 		// its host is the domain that was verified by fetching it.
-		if rest, ok := strings.CutPrefix(c.ID, "https://"); ok {
-			if host, _, found := strings.Cut(rest, "/"); found && host != "" {
-				a.VerifiedDomain = host
-			}
+		// A URL with user info (https://good.example@evil.example/…) names
+		// no verified domain at all.
+		if u, err := url.Parse(c.ID); err == nil && u.Scheme == "https" && u.User == nil && u.Hostname() != "" && u.Path != "" {
+			a.VerifiedDomain = u.Hostname()
 		}
 	}
 	return a
