@@ -52,6 +52,9 @@ type resourceSpec struct {
 	scopes    []string // "name=description"
 	sensitive []string
 	tokenTTL  time.Duration
+	// consentMax caps how long a person may grant access; consentDefault is
+	// preselected on the consent screen (zero: the hub's defaults).
+	consentMax, consentDefault time.Duration
 }
 
 func (c *cli) newResourcesAddCmd(asJSON *bool) *cobra.Command {
@@ -64,7 +67,7 @@ func (c *cli) newResourcesAddCmd(asJSON *bool) *cobra.Command {
 name and its scopes, each with the description shown on the consent page.`,
 		Example: `  agentid resources add --uri https://notes.example.com/mcp --name "Notes" \
     --scope "notes.read=Read your notes" --scope "notes.delete=Delete your notes" \
-    --sensitive notes.delete --token-ttl 5m`,
+    --sensitive notes.delete --token-ttl 5m --consent-max 720h --consent-default 24h`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := requireFlags(cmd, "uri", "name", "scope"); err != nil {
@@ -94,6 +97,8 @@ name and its scopes, each with the description shown on the consent page.`,
 	f.StringArrayVar(&spec.scopes, "scope", nil, `scope as "NAME=DESCRIPTION" (required, repeatable)`)
 	f.StringArrayVar(&spec.sensitive, "sensitive", nil, "scope `NAME` that is sensitive: policy may demand more for it (repeatable)")
 	f.DurationVar(&spec.tokenTTL, "token-ttl", 0, "access-token lifetime for this resource, at most 1h (default: tokens.access_token_ttl)")
+	f.DurationVar(&spec.consentMax, "consent-max", 0, "longest time a person may grant access for; longer choices, and \"until I revoke\", are not offered (default: no cap)")
+	f.DurationVar(&spec.consentDefault, "consent-default", 0, "duration preselected on the consent screen, at most --consent-max (default: 30 days, or the cap)")
 	return cmd
 }
 
@@ -137,14 +142,25 @@ func buildResource(spec resourceSpec, now time.Time) (*store.Resource, error) {
 	if spec.tokenTTL > server.MaxAccessTokenTTL {
 		return nil, fmt.Errorf("--token-ttl must be at most %s, got %s", server.MaxAccessTokenTTL, spec.tokenTTL)
 	}
+	if spec.consentMax < 0 || spec.consentDefault < 0 {
+		return nil, errors.New("--consent-max and --consent-default must not be negative")
+	}
+	if spec.consentMax > 0 && spec.consentMax < spec.tokenTTL {
+		return nil, fmt.Errorf("--consent-max %s is shorter than the token lifetime %s", spec.consentMax, spec.tokenTTL)
+	}
+	if spec.consentMax > 0 && spec.consentDefault > spec.consentMax {
+		return nil, fmt.Errorf("--consent-default %s is longer than --consent-max %s", spec.consentDefault, spec.consentMax)
+	}
 	return &store.Resource{
-		TenantID:       store.DefaultTenant,
-		ID:             token.NewID(nil),
-		URI:            uri,
-		Name:           spec.name,
-		Scopes:         scopes,
-		AccessTokenTTL: spec.tokenTTL,
-		CreatedAt:      now,
+		TenantID:          store.DefaultTenant,
+		ID:                token.NewID(nil),
+		URI:               uri,
+		Name:              spec.name,
+		Scopes:            scopes,
+		AccessTokenTTL:    spec.tokenTTL,
+		ConsentMaxTTL:     spec.consentMax,
+		ConsentDefaultTTL: spec.consentDefault,
+		CreatedAt:         now,
 	}, nil
 }
 
@@ -278,7 +294,10 @@ type resourceJSON struct {
 	Name   string      `json:"name"`
 	Scopes []scopeJSON `json:"scopes"`
 	// AccessTokenTTL is Go duration syntax, or omitted for the hub default.
-	AccessTokenTTL string     `json:"access_token_ttl,omitempty"`
+	AccessTokenTTL string `json:"access_token_ttl,omitempty"`
+	// ConsentMax and ConsentDefault are Go duration syntax, or omitted.
+	ConsentMax     string     `json:"consent_max,omitempty"`
+	ConsentDefault string     `json:"consent_default,omitempty"`
 	Tags           []string   `json:"tags"`
 	CreatedAt      *time.Time `json:"created_at,omitempty"`
 }
@@ -293,6 +312,12 @@ func resourceView(r *store.Resource) *resourceJSON {
 	v := &resourceJSON{URI: r.URI, Name: r.Name, Scopes: []scopeJSON{}, Tags: strs(r.Tags), CreatedAt: optTime(r.CreatedAt)}
 	if r.AccessTokenTTL > 0 {
 		v.AccessTokenTTL = config.Duration(r.AccessTokenTTL).String()
+	}
+	if r.ConsentMaxTTL > 0 {
+		v.ConsentMax = config.Duration(r.ConsentMaxTTL).String()
+	}
+	if r.ConsentDefaultTTL > 0 {
+		v.ConsentDefault = config.Duration(r.ConsentDefaultTTL).String()
 	}
 	for _, s := range r.Scopes {
 		v.Scopes = append(v.Scopes, scopeJSON(s))
@@ -313,6 +338,8 @@ func printResource(w io.Writer, r *store.Resource) error {
 	t.row("uri", r.URI)
 	t.row("name", r.Name)
 	t.row("token_ttl", ttlText(r.AccessTokenTTL))
+	t.row("consent_max", ttlText(r.ConsentMaxTTL))
+	t.row("consent_default", ttlText(r.ConsentDefaultTTL))
 	t.row("created", timeText(r.CreatedAt))
 	if err := t.flush(); err != nil {
 		return err
