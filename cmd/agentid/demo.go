@@ -17,12 +17,16 @@ import (
 	"github.com/agentid/agentid/internal/password"
 	"github.com/agentid/agentid/internal/store"
 	"github.com/agentid/agentid/internal/token"
+	"github.com/agentid/agentid/mcpauth"
 )
 
 const (
 	demoUser         = "demo"
 	demoResourceID   = "agentid-demo"
 	demoResourceName = "agentid demo notes"
+	// demoServerClientID is the confidential client the demo MCP server
+	// authenticates with to introspect tokens.
+	demoServerClientID = "agentid-demo-mcp"
 )
 
 func (c *cli) newDemoCmd() *cobra.Command {
@@ -136,7 +140,7 @@ func (c *cli) runDemo(ctx context.Context, stdout, stderr io.Writer, f demoFlags
 			err = cerr
 		}
 	}()
-	pw, err := seedDemo(ctx, h.store, mcpURL)
+	pw, introspection, err := seedDemo(ctx, h.store, mcpURL)
 	if err != nil {
 		return err
 	}
@@ -151,7 +155,7 @@ func (c *cli) runDemo(ctx context.Context, stdout, stderr io.Writer, f demoFlags
 	wg.Go(func() { errc <- serveHTTP(ctx, hubLn, h.Handler(), log) })
 
 	// The demo server discovers the hub over HTTP, so the hub serves first.
-	mcpHandler, err := demo.Handler(ctx, demo.Options{Issuer: issuer, Resource: mcpURL})
+	mcpHandler, err := demo.Handler(ctx, demo.Options{Issuer: issuer, Resource: mcpURL, Introspection: introspection})
 	if err != nil {
 		cancel()
 		wg.Wait()
@@ -210,14 +214,15 @@ What to try:
 `, in.Issuer, in.MCPURL, in.AccountURL, in.Username, in.Password)
 }
 
-// seedDemo registers the demo MCP server as a resource and (re)creates the
-// demo user with a fresh password, which it returns; the password is never
-// stored, only its argon2id hash.
-func seedDemo(ctx context.Context, st store.Store, mcpURL string) (string, error) {
+// seedDemo registers the demo MCP server as a resource, (re)creates the
+// demo user with a fresh password, which it returns, and the confidential
+// client the demo server introspects tokens with, whose fresh secret it
+// returns in the introspection settings. Only hashes are stored.
+func seedDemo(ctx context.Context, st store.Store, mcpURL string) (string, *mcpauth.IntrospectionConfig, error) {
 	now := time.Now()
 	resources, err := st.ListResources(ctx, store.DefaultTenant)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	exists := false
 	for _, r := range resources {
@@ -227,23 +232,23 @@ func seedDemo(ctx context.Context, st store.Store, mcpURL string) (string, error
 		case r.ID == demoResourceID:
 			// A previous run on other ports: its URL is gone.
 			if err := st.DeleteResource(ctx, store.DefaultTenant, r.URI); err != nil {
-				return "", err
+				return "", nil, err
 			}
 		}
 	}
 	if !exists {
 		if err := st.CreateResource(ctx, &store.Resource{TenantID: store.DefaultTenant, ID: demoResourceID, URI: mcpURL, Name: demoResourceName, Scopes: demo.Scopes(), CreatedAt: now}); err != nil {
-			return "", fmt.Errorf("registering the demo MCP server: %w", err)
+			return "", nil, fmt.Errorf("registering the demo MCP server: %w", err)
 		}
 	}
 	pw, err := token.NewHandle(nil, "")
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	pw = pw[:20]
 	hash, err := password.Hash(pw)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	u, err := st.GetUserByUsername(ctx, store.DefaultTenant, demoUser)
 	switch {
@@ -254,7 +259,30 @@ func seedDemo(ctx context.Context, st store.Store, mcpURL string) (string, error
 		err = st.UpdateUser(ctx, u)
 	}
 	if err != nil {
-		return "", fmt.Errorf("creating the demo user: %w", err)
+		return "", nil, fmt.Errorf("creating the demo user: %w", err)
 	}
-	return pw, nil
+	secret, err := token.NewHandle(nil, "")
+	if err != nil {
+		return "", nil, err
+	}
+	rs := &store.Client{
+		TenantID: store.DefaultTenant, ID: demoServerClientID, Name: "agentid demo MCP server (introspection)",
+		SecretHash: token.Hash(secret), TokenEndpointAuthMethod: "client_secret_basic", ApplicationType: "web",
+		RegistrationMethod: store.RegistrationManual, CreatedAt: now, UpdatedAt: now,
+	}
+	switch old, err := st.GetClient(ctx, store.DefaultTenant, demoServerClientID); {
+	case errors.Is(err, store.ErrNotFound):
+		err = st.CreateClient(ctx, rs, nil)
+		if err != nil {
+			return "", nil, fmt.Errorf("registering the demo MCP server's client: %w", err)
+		}
+	case err != nil:
+		return "", nil, err
+	default:
+		old.SecretHash, old.Disabled, old.UpdatedAt = rs.SecretHash, false, now
+		if err := st.UpdateClient(ctx, old, nil); err != nil {
+			return "", nil, fmt.Errorf("updating the demo MCP server's client: %w", err)
+		}
+	}
+	return pw, &mcpauth.IntrospectionConfig{ClientID: demoServerClientID, ClientSecret: secret, CacheTTL: -1}, nil
 }

@@ -53,12 +53,16 @@ type Options struct {
 	Resource string
 	// HTTPClient reaches the hub; nil means mcpauth's default.
 	HTTPClient *http.Client
+	// Introspection, when set, makes the server ask the hub about every
+	// token (RFC 7662), so that revoking access on the account page stops
+	// the agent at its very next call.
+	Introspection *mcpauth.IntrospectionConfig
 }
 
 // Handler returns the demo server's HTTP handler: the protected MCP endpoint
 // at /mcp and its Protected Resource Metadata at the well-known URLs.
 func Handler(ctx context.Context, opts Options) (http.Handler, error) {
-	v, err := mcpauth.NewVerifier(ctx, mcpauth.Config{Issuer: opts.Issuer, Resource: opts.Resource, HTTPClient: opts.HTTPClient})
+	v, err := mcpauth.NewVerifier(ctx, mcpauth.Config{Issuer: opts.Issuer, Resource: opts.Resource, HTTPClient: opts.HTTPClient, Introspection: opts.Introspection})
 	if err != nil {
 		return nil, err
 	}

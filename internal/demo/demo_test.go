@@ -2,6 +2,7 @@ package demo_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -17,6 +18,7 @@ import (
 	"github.com/agentid/agentid/internal/demo"
 	"github.com/agentid/agentid/internal/server/servertest"
 	"github.com/agentid/agentid/internal/store"
+	"github.com/agentid/agentid/mcpauth"
 )
 
 // startDemo runs the demo MCP server against hub h and registers it.
@@ -184,4 +186,71 @@ func TestDemoCORS(t *testing.T) {
 	if resp.StatusCode != 401 || !strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), "WWW-Authenticate") {
 		t.Fatalf("challenge not readable cross-origin: %d %v", resp.StatusCode, resp.Header)
 	}
+}
+
+// TestDemoIntrospectionRevocation: with introspection on, a revoked token
+// stops working at the demo server at once.
+func TestDemoIntrospectionRevocation(t *testing.T) {
+	h := servertest.New(t)
+	rsSecret := h.AddClient(&store.Client{ID: "demo-mcp", TokenEndpointAuthMethod: "client_secret_basic"})
+	srv := httptest.NewUnstartedServer(nil)
+	resource := "http://" + srv.Listener.Addr().String() + "/mcp"
+	if err := h.Store.CreateResource(context.Background(), &store.Resource{TenantID: store.DefaultTenant, ID: "demo", URI: resource, Name: "Demo", Scopes: demo.Scopes(), CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	handler, err := demo.Handler(context.Background(), demo.Options{Issuer: h.URL, Resource: resource,
+		Introspection: &mcpauth.IntrospectionConfig{ClientID: "demo-mcp", ClientSecret: rsSecret, CacheTTL: -1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Config.Handler = handler
+	srv.Start()
+	t.Cleanup(srv.Close)
+	secret := h.AddClient(&store.Client{ID: "bot", GrantTypes: []string{"client_credentials"}, Tags: []string{"cc:notes.read"}, DefaultResource: resource})
+	tok := demoCCToken(t, h.URL, "bot", secret)
+	call := func() int {
+		req, _ := http.NewRequest(http.MethodPost, resource, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := call(); got != http.StatusOK {
+		t.Fatalf("before revocation: %d", got)
+	}
+	req, _ := http.NewRequest(http.MethodPost, h.URL+"/revoke", strings.NewReader("token="+tok))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("bot", secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := call(); got != http.StatusUnauthorized {
+		t.Fatalf("after revocation: %d, want 401", got)
+	}
+}
+
+func demoCCToken(t *testing.T, issuer, id, secret string) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, issuer+"/token", strings.NewReader("grant_type=client_credentials"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(id, secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body.AccessToken == "" {
+		t.Fatalf("token: %d %v", resp.StatusCode, err)
+	}
+	return body.AccessToken
 }
