@@ -370,3 +370,18 @@ func TestCORS(t *testing.T) {
 		t.Fatal("the login page must not be readable cross-origin")
 	}
 }
+
+// TestRefreshWithOfflineAccessOnly: scope=offline_access alone asks for the
+// grant as it is, not for nothing.
+func TestRefreshWithOfflineAccessOnly(t *testing.T) {
+	h := newHub(t)
+	secret := h.AddClient(&store.Client{ID: "agent-1", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code", "refresh_token"}})
+	tok, err := h.codeFlow(h.Browser(), h.oauth2Config("agent-1", secret, "notes.read"), []string{"notes.read"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := h.tokenRequest(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}, "scope": {"offline_access"}}, "agent-1", secret)
+	if r.status != 200 || r.body["scope"] != "notes.read" {
+		t.Fatalf("refresh with scope=offline_access: %d %v", r.status, r.body)
+	}
+}

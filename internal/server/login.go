@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/subtle"
 	"errors"
 	"net/http"
@@ -113,6 +114,13 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.internalErrorPage(w, r, err)
 		return
 	}
+	if !s.acquireVerifier(ctx) {
+		refundUser()
+		refundIP()
+		view.Error = "The server is busy. Try again in a moment."
+		s.pages.login(w, http.StatusServiceUnavailable, view)
+		return
+	}
 	ok := false
 	if u != nil && !u.Disabled {
 		ok = password.Verify(u.PasswordHash, pw) == nil
@@ -120,6 +128,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		// Spend the same time on unknown users as on known ones.
 		_ = password.Verify(dummyHash, pw)
 	}
+	<-s.verifying
 	if ok {
 		refundUser()
 		refundIP()
@@ -225,4 +234,22 @@ func (t *throttle) attempt(key string) (refund func(), ok bool) {
 	}
 	var once sync.Once
 	return func() { once.Do(func() { r.CancelAt(t.now()) }) }, true
+}
+
+// verifierWait is how long a login waits for a free password check.
+const verifierWait = 5 * time.Second
+
+// acquireVerifier takes one of the bounded argon2id slots, waiting at most
+// verifierWait; it reports false when none came free.
+func (s *Server) acquireVerifier(ctx context.Context) bool {
+	t := time.NewTimer(verifierWait)
+	defer t.Stop()
+	select {
+	case s.verifying <- struct{}{}:
+		return true
+	case <-t.C:
+		return false
+	case <-ctx.Done():
+		return false
+	}
 }

@@ -191,3 +191,4 @@ func TestLoginThrottlingPerIP(t *testing.T) {
 		t.Fatalf("4th failure from one IP: %d, want 429", last.Status)
 	}
 }
+

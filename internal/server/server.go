@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -51,6 +52,9 @@ type Config struct {
 	// SecureCookies forces the Secure attribute on cookies. When false,
 	// cookies are Secure unless the issuer is http on a loopback host.
 	SecureCookies bool
+	// InsecureCookies never sets Secure (login.insecure_cookies), for a
+	// development hub reached over plain http; it wins over SecureCookies.
+	InsecureCookies bool
 
 	// LoginAttempts limits failed logins per username (default 5 per minute
 	// with a burst of 5); LoginAttemptsPerIP per client address (default 20
@@ -83,19 +87,22 @@ const MaxAccessTokenTTL = time.Hour
 
 // Server serves agentid's HTTP endpoints.
 type Server struct {
-	cfg          Config
-	issuer       string
-	tenant       string
-	st           store.Store
-	keys         *token.Keys
-	policy       *policy.Engine
-	ledger       *consent.Ledger
-	log          *slog.Logger
-	now          func() time.Time
-	rand         io.Reader
-	pages        *pages
-	clients      *ttlCache[*store.Client]
-	resources    *ttlCache[*store.Resource]
+	cfg       Config
+	issuer    string
+	tenant    string
+	st        store.Store
+	keys      *token.Keys
+	policy    *policy.Engine
+	ledger    *consent.Ledger
+	log       *slog.Logger
+	now       func() time.Time
+	rand      io.Reader
+	pages     *pages
+	clients   *ttlCache[*store.Client]
+	resources *ttlCache[*store.Resource]
+	// verifying bounds concurrent argon2id checks: each takes 64 MiB, so a
+	// burst of logins must queue rather than exhaust memory.
+	verifying    chan struct{}
 	userThrottle *throttle
 	ipThrottle   *throttle
 	secure       bool
@@ -175,13 +182,14 @@ func New(cfg Config) (*Server, error) {
 	if s.cfg.LoginAttemptsPerIP.PerMinute <= 0 {
 		s.cfg.LoginAttemptsPerIP = LoginLimit{PerMinute: 20, Burst: 20}
 	}
-	s.secure = cfg.SecureCookies || !(u.Scheme == "http" && oauth.IsLoopbackHost(u.Hostname()))
+	s.secure = !cfg.InsecureCookies && (cfg.SecureCookies || !(u.Scheme == "http" && oauth.IsLoopbackHost(u.Hostname())))
 	s.pages, err = newPages()
 	if err != nil {
 		return nil, err
 	}
 	s.clients = newTTLCache[*store.Client](s.now)
 	s.resources = newTTLCache[*store.Resource](s.now)
+	s.verifying = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
 	s.userThrottle = newThrottle(s.cfg.LoginAttempts, s.now)
 	s.ipThrottle = newThrottle(s.cfg.LoginAttemptsPerIP, s.now)
 	s.ledger, err = consent.New(consent.Options{Store: s.st, TenantID: s.tenant, Now: s.now})

@@ -232,7 +232,10 @@ func (s *Server) grantRefreshToken(ctx context.Context, r *http.Request, c *stor
 		if !oauth.ContainsAll(rt.Scopes, asked) {
 			return nil, oauth.ErrInvalidScope("the requested scope exceeds the grant")
 		}
-		requested = asked
+		if len(asked) > 0 {
+			// scope=offline_access alone asks for the grant as it is.
+			requested = asked
+		}
 	}
 	res, err := s.lookupResource(ctx, rt.Resource)
 	if err != nil {
