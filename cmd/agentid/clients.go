@@ -142,7 +142,7 @@ change. Without --scope the client is bound only by resources and policy.`,
 	f.StringArrayVar(&spec.scopes, "scope", nil, "scope the client may hold at most (repeatable; default: bound only by resources and policy)")
 	f.StringVar(&spec.resource, "resource", "", "default resource `URI`, used when a request names none")
 	f.StringVar(&spec.authMethod, "auth-method", "", "token endpoint auth method: client_secret_basic (default), client_secret_post, private_key_jwt or none")
-	f.StringVar(&spec.applicationType, "application-type", "", "web or native (default: native for public clients, else web)")
+	f.StringVar(&spec.applicationType, "application-type", "", "web or native (default: native for public clients and for loopback or private-use redirect URIs, else web)")
 	f.StringVar(&jwksFile, "jwks-file", "", "JSON Web Key Set `file` with the client's public keys (private_key_jwt)")
 	f.StringArrayVar(&spec.tags, "tag", nil, "tag seen by policy, e.g. trusted (repeatable)")
 	return cmd
@@ -172,13 +172,11 @@ func buildClient(spec clientSpec, resources []*store.Resource, now time.Time) (*
 		method = oauth.AuthMethodClientSecretBasic
 	}
 	appType := spec.applicationType
-	if appType == "" {
+	if appType == "" && method == oauth.AuthMethodNone {
 		// RFC 8252 §8.4: clients that cannot keep a secret are typically
 		// native apps, which may use loopback and private-use redirects.
-		appType = oauth.ApplicationTypeWeb
-		if method == oauth.AuthMethodNone {
-			appType = oauth.ApplicationTypeNative
-		}
+		// Otherwise validation infers it from the redirect URIs.
+		appType = oauth.ApplicationTypeNative
 	}
 
 	grants := spec.grantTypes

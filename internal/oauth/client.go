@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/url"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -126,7 +127,13 @@ func (m *ClientMetadata) Validate() *Error {
 		return ErrInvalidClientMetadata("software_statement is not supported")
 	}
 	if m.ApplicationType == "" {
+		// Omitted: a client whose every redirect URI is a loopback or
+		// private-use one is a native app (RFC 8252 §7), as MCP clients that
+		// listen on localhost are; anything else is a web client.
 		m.ApplicationType = ApplicationTypeWeb
+		if len(m.RedirectURIs) > 0 && !slices.ContainsFunc(m.RedirectURIs, func(u string) bool { return !nativeRedirect(u) }) {
+			m.ApplicationType = ApplicationTypeNative
+		}
 	}
 	if m.ApplicationType != ApplicationTypeWeb && m.ApplicationType != ApplicationTypeNative {
 		return ErrInvalidClientMetadata("application_type must be web or native")

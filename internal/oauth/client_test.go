@@ -113,7 +113,8 @@ func TestClientMetadataValidate(t *testing.T) {
 		{name: "unknown application_type", body: `{"redirect_uris":["https://a.example/cb"],"application_type":"desktop"}`, code: CodeInvalidClientMetadata},
 		{name: "missing redirect_uris", body: `{"token_endpoint_auth_method":"none"}`, code: CodeInvalidRedirectURI},
 		{name: "bad redirect uri", body: `{"redirect_uris":["http://app.example.com/cb"]}`, code: CodeInvalidRedirectURI},
-		{name: "private-use scheme for web", body: `{"redirect_uris":["com.example.app:/cb"]}`, code: CodeInvalidRedirectURI},
+		{name: "private-use scheme for web", body: `{"redirect_uris":["com.example.app:/cb"],"application_type":"web"}`, code: CodeInvalidRedirectURI},
+		{name: "loopback and https together default to web", body: `{"redirect_uris":["http://127.0.0.1/cb","https://app.example.com/cb"]}`, code: CodeInvalidRedirectURI},
 		{name: "private-use scheme for native", body: `{"redirect_uris":["com.example.app:/cb"],"application_type":"native","token_endpoint_auth_method":"none"}`},
 		{name: "too many redirect uris", body: `{"redirect_uris":[` + strings.TrimSuffix(strings.Repeat(`"https://a.example/cb",`, 21), ",") + `]}`, code: CodeInvalidRedirectURI},
 		{name: "implicit", body: `{"redirect_uris":["https://a.example/cb"],"grant_types":["implicit"],"response_types":["token"]}`, code: CodeInvalidClientMetadata},
@@ -242,4 +243,33 @@ func normalizeJWKS(m *ClientMetadata) ClientMetadata {
 		}
 	}
 	return c
+}
+
+// TestApplicationTypeInferred: an omitted application_type is native when
+// every redirect URI is a loopback or private-use one (MCP clients that
+// listen on localhost), web otherwise.
+func TestApplicationTypeInferred(t *testing.T) {
+	tests := []struct {
+		name, body, want string
+	}{
+		{"localhost only", `{"redirect_uris":["http://localhost:6274/oauth/callback"],"token_endpoint_auth_method":"none"}`, ApplicationTypeNative},
+		{"loopback and private-use", `{"redirect_uris":["http://127.0.0.1/cb","com.example.app:/cb"],"token_endpoint_auth_method":"none"}`, ApplicationTypeNative},
+		{"https", `{"redirect_uris":["https://app.example.com/cb"]}`, ApplicationTypeWeb},
+		{"no redirect URIs", `{"grant_types":["client_credentials"],"response_types":[]}`, ApplicationTypeWeb},
+		{"explicit web is kept", `{"redirect_uris":["https://app.example.com/cb"],"application_type":"web"}`, ApplicationTypeWeb},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m, oe := ParseClientMetadata([]byte(tc.body))
+			if oe != nil {
+				t.Fatal(oe)
+			}
+			if oe := m.Validate(); oe != nil {
+				t.Fatal(oe)
+			}
+			if m.ApplicationType != tc.want {
+				t.Fatalf("application_type = %q, want %q", m.ApplicationType, tc.want)
+			}
+		})
+	}
 }

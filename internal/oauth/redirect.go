@@ -77,6 +77,11 @@ func ValidateRedirectURI(uri, applicationType string) *Error {
 		if scheme == "http" && !IsLoopbackHost(host) {
 			return ErrInvalidRedirectURI("http redirect URIs are allowed only on loopback hosts (127.0.0.1, [::1], localhost)")
 		}
+		// OAuth 2.1 §2.3.1 and RFC 8252 §8.3: the loopback exception is for
+		// native apps; a web client's redirect URIs use https.
+		if scheme == "http" && !native {
+			return ErrInvalidRedirectURI("http loopback redirect URIs are for native clients: register with application_type native, or use https")
+		}
 		return nil
 	}
 	if !native {
@@ -155,4 +160,22 @@ func loopbackParts(uri string) (host, rest string, ok bool) {
 		return "", "", false
 	}
 	return host, rest, true
+}
+
+// nativeRedirect reports whether uri is a redirect URI only native apps use:
+// http on a loopback host, or a private-use scheme (RFC 8252 §7.1, §7.3).
+func nativeRedirect(uri string) bool {
+	u, err := url.Parse(uri)
+	if err != nil {
+		return false
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "https":
+		return false
+	case "http":
+		host, _, ok := splitAuthority(u.Host)
+		return ok && IsLoopbackHost(host)
+	default:
+		return u.Scheme != "" && !forbiddenSchemes[strings.ToLower(u.Scheme)]
+	}
 }

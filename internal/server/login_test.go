@@ -191,4 +191,3 @@ func TestLoginThrottlingPerIP(t *testing.T) {
 		t.Fatalf("4th failure from one IP: %d, want 429", last.Status)
 	}
 }
-
