@@ -157,8 +157,14 @@ func parseSet(files map[string]string) ([]parsedPolicy, error) {
 			if a.Line != b.Line {
 				return a.Line - b.Line
 			}
-			return a.Column - b.Column
+			if a.Column != b.Column {
+				return a.Column - b.Column
+			}
+			return strings.Compare(a.Message, b.Message)
 		})
+		// The validator may report one problem once per action: keep one,
+		// so that the same input always gives the same output.
+		problems = slices.Compact(problems)
 		return nil, &ValidationError{Problems: problems}
 	}
 	return out, nil

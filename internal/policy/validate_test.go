@@ -46,7 +46,7 @@ func TestValidateProblems(t *testing.T) {
 		{
 			name:  "unknown action",
 			files: map[string]string{"p.cedar": "permit (principal, action == Action::\"read\", resource);"},
-			want:  []string{"p.cedar:1:1: policy \"p.cedar#1\": unrecognized action", "p.cedar:1:1: policy \"p.cedar#1\": unable to find an applicable action"},
+			want:  []string{"p.cedar:1:1: policy \"p.cedar#1\": unable to find an applicable action", "p.cedar:1:1: policy \"p.cedar#1\": unrecognized action"},
 		},
 		{
 			name:  "wrong principal type",
