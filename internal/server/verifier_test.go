@@ -12,8 +12,10 @@ import (
 func TestVerifierSlotsBounded(t *testing.T) {
 	s := &Server{verifying: make(chan struct{}, 2)}
 	ctx := context.Background()
-	if !s.acquireVerifier(ctx) || !s.acquireVerifier(ctx) {
-		t.Fatal("free slots refused")
+	for i := range 2 {
+		if !s.acquireVerifier(ctx) {
+			t.Fatalf("free slot %d refused", i+1)
+		}
 	}
 	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()
