@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -104,6 +106,10 @@ func checkHTTPURL(s string, allowQuery bool) error {
 	switch {
 	case u.Scheme != "https" && u.Scheme != "http":
 		return errors.New("must be an http or https URL")
+	// MCP authorization: every endpoint is https; plain http only on this
+	// machine (development), where no network sits in between.
+	case u.Scheme == "http" && !isLoopback(u.Hostname()):
+		return errors.New("must use https (plain http is allowed only on a loopback host)")
 	case u.Host == "" || u.User != nil:
 		return errors.New("must have a host and no user info")
 	case u.Fragment != "" || u.RawFragment != "" || len(s) > 0 && s[len(s)-1] == '#':
@@ -112,4 +118,13 @@ func checkHTTPURL(s string, allowQuery bool) error {
 		return errors.New("must not have a query")
 	}
 	return nil
+}
+
+// isLoopback reports whether host is localhost or a loopback IP address.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -102,13 +102,21 @@ func (in *introspector) post(ctx context.Context, token string) (*Claims, error)
 	// RFC 7662 §2.2: active is REQUIRED and a boolean; anything but true is
 	// inactive.
 	var active struct {
-		Active bool `json:"active"`
+		Active    bool   `json:"active"`
+		TokenType string `json:"token_type"`
 	}
 	if err := json.Unmarshal(body, &active); err != nil {
 		return nil, tokenErr(ErrUnavailable, "introspection response malformed", err)
 	}
 	if !active.Active {
 		return nil, tokenErr(ErrTokenRevoked, "token is not active", nil)
+	}
+	// RFC 7662 §2.2 token_type: an active refresh token (which a hub
+	// reports to the client that owns it) is not an access token.
+	switch strings.ToLower(active.TokenType) {
+	case "", "bearer", "access_token", "dpop":
+	default:
+		return nil, tokenErr(ErrTokenInvalid, "token is not an access token", nil)
 	}
 	c, err := parseClaims(body)
 	if err != nil {

@@ -157,8 +157,13 @@ func (c *cli) runDemo(ctx context.Context, stdout, stderr io.Writer, f demoFlags
 	// The demo server discovers the hub over HTTP, so the hub serves first.
 	mcpHandler, err := demo.Handler(ctx, demo.Options{Issuer: issuer, Resource: mcpURL, Introspection: introspection})
 	if err != nil {
+		// Ctrl-C during start-up lands here too: stop everything started.
 		cancel()
+		stopBackground()
 		wg.Wait()
+		if ctx.Err() != nil {
+			return nil
+		}
 		return fmt.Errorf("starting the demo MCP server: %w", err)
 	}
 	wg.Go(func() { errc <- serveHTTP(ctx, mcpLn, mcpHandler, log) })

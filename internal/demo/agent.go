@@ -58,6 +58,23 @@ func RunAgent(ctx context.Context, opts AgentOptions) error {
 	go func() { _ = cb.Serve(ln) }()
 	defer cb.Close()
 
+	// Discover and register once. The SDK's handler would register anew on
+	// every authorization; a registered client keeps its consent across the
+	// step-up, so the second screen asks only for what is new.
+	say("discovering: 401 → protected resource metadata → hub metadata")
+	issuer, regEndpoint, err := discover(ctx, opts.MCPURL)
+	if err != nil {
+		return err
+	}
+	reg, err := oauthex.RegisterClient(ctx, regEndpoint, &oauthex.ClientRegistrationMetadata{
+		ClientName: "agentid demo agent", RedirectURIs: []string{redirect}, TokenEndpointAuthMethod: "none",
+		GrantTypes: []string{"authorization_code", "refresh_token"}, ResponseTypes: []string{"code"},
+	}, nil)
+	if err != nil {
+		return fmt.Errorf("registering with the hub: %w", err)
+	}
+	say("registered with %s as client %s (dynamic client registration)", issuer, reg.ClientID)
+
 	round := 0
 	fetch := func(ctx context.Context, args *auth.AuthorizationArgs) (*auth.AuthorizationResult, error) {
 		round++
@@ -65,8 +82,8 @@ func RunAgent(ctx context.Context, opts AgentOptions) error {
 		say("authorization %d asks for scope %q", round, u.Query().Get("scope"))
 		var q url.Values
 		if opts.Username != "" {
-			q, err = approveHeadless(ctx, args.URL, opts.Username, opts.Password)
-			if err != nil {
+			var err error
+			if q, err = approveHeadless(ctx, args.URL, opts.Username, opts.Password); err != nil {
 				return nil, err
 			}
 		} else {
@@ -84,17 +101,14 @@ func RunAgent(ctx context.Context, opts AgentOptions) error {
 		return &auth.AuthorizationResult{Code: q.Get("code"), State: q.Get("state"), Iss: q.Get("iss")}, nil
 	}
 	handler, err := auth.NewAuthorizationCodeHandler(&auth.AuthorizationCodeHandlerConfig{
-		DynamicClientRegistrationConfig: &auth.DynamicClientRegistrationConfig{Metadata: &oauthex.ClientRegistrationMetadata{
-			ClientName: "agentid demo agent", RedirectURIs: []string{redirect}, TokenEndpointAuthMethod: "none",
-			GrantTypes: []string{"authorization_code", "refresh_token"},
-		}},
+		PreregisteredClient:      &oauthex.ClientCredentials{ClientID: reg.ClientID, Issuer: issuer},
 		RedirectURL:              redirect,
 		AuthorizationCodeFetcher: fetch,
 	})
 	if err != nil {
 		return err
 	}
-	say("connecting to %s (401 → protected resource metadata → hub metadata → dynamic registration)", opts.MCPURL)
+	say("connecting to %s", opts.MCPURL)
 	client := mcp.NewClient(&mcp.Implementation{Name: "agentid-demo-agent", Version: "1.0.0"}, nil)
 	sess, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: opts.MCPURL, OAuthHandler: handler}, nil)
 	if err != nil {
@@ -213,4 +227,48 @@ func match(re *regexp.Regexp, page string) string {
 		return html.UnescapeString(m[1])
 	}
 	return ""
+}
+
+// discover finds the hub of an MCP server as an MCP client does: the 401
+// challenge names the Protected Resource Metadata (RFC 9728 §5.1), which
+// names the hub, whose RFC 8414 metadata gives the registration endpoint.
+func discover(ctx context.Context, mcpURL string) (issuer, registration string, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, mcpURL, strings.NewReader(`{"jsonrpc":"2.0","id":0,"method":"ping"}`))
+	if err != nil {
+		return "", "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", "", fmt.Errorf("reaching the MCP server: %w", err)
+	}
+	resp.Body.Close()
+	challenges, err := oauthex.ParseWWWAuthenticate(resp.Header.Values("WWW-Authenticate"))
+	if err != nil || resp.StatusCode != http.StatusUnauthorized {
+		return "", "", fmt.Errorf("the MCP server did not challenge for a token (status %d)", resp.StatusCode)
+	}
+	var prmURL string
+	for _, c := range challenges {
+		if v := c.Params["resource_metadata"]; v != "" {
+			prmURL = v
+		}
+	}
+	if prmURL == "" {
+		return "", "", errors.New("the MCP server's challenge names no resource_metadata")
+	}
+	prm, err := oauthex.GetProtectedResourceMetadata(ctx, prmURL, mcpURL, nil)
+	if err != nil {
+		return "", "", err
+	}
+	if len(prm.AuthorizationServers) == 0 {
+		return "", "", errors.New("the MCP server names no authorization server")
+	}
+	asm, err := auth.GetAuthServerMetadata(ctx, prm.AuthorizationServers[0], nil)
+	if err != nil {
+		return "", "", err
+	}
+	if asm.RegistrationEndpoint == "" {
+		return "", "", errors.New("the hub offers no registration endpoint")
+	}
+	return asm.Issuer, asm.RegistrationEndpoint, nil
 }

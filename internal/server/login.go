@@ -126,7 +126,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		ok = password.Verify(u.PasswordHash, pw) == nil
 	} else {
 		// Spend the same time on unknown users as on known ones.
-		_ = password.Verify(dummyHash, pw)
+		_ = password.Verify(dummyHash(), pw)
 	}
 	<-s.verifying
 	if ok {
@@ -180,14 +180,15 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 }
 
 // dummyHash is verified for unknown users so that timing does not reveal
-// which usernames exist.
-var dummyHash = func() string {
+// which usernames exist. It is made on first use, not at start-up, so that
+// every CLI command does not pay an argon2id hash.
+var dummyHash = sync.OnceValue(func() string {
 	h, err := password.Hash("agentid-no-such-user")
 	if err != nil {
 		panic(err)
 	}
 	return h
-}()
+})
 
 // throttle limits failed logins per key (a username or an IP) with token buckets;
 // only failures spend tokens.
