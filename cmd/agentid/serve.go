@@ -238,6 +238,7 @@ func (h *hub) tasks() []task {
 		{name: "delete expired signing keys", every: keyCleanupInterval, run: func(ctx context.Context) error {
 			return h.store.DeleteExpiredSigningKeys(ctx, time.Now())
 		}},
+		{name: "record expired consent", every: cleanupInterval, run: h.server.SweepExpiredConsent},
 	}
 }
 

@@ -262,3 +262,37 @@ func formatExpiry(t time.Time) string {
 	}
 	return t.UTC().Format(time.RFC3339)
 }
+
+// SweepExpired finds consent that ran out without any request noticing (an
+// agent that never came back) and records it: for each user, agent and
+// resource, the expired scopes are retired in one transaction with the
+// event newEvent builds for them. A retired grant is not expired again, so
+// each expiry is recorded once. It returns how many grants it retired.
+func (l *Ledger) SweepExpired(ctx context.Context, newEvent func(k Key, scopes []string) *store.AuditEvent) (int, error) {
+	now := l.now()
+	grants, err := l.st.ListConsents(ctx, store.ConsentFilter{TenantID: l.tenant})
+	if err != nil {
+		return 0, err
+	}
+	expired := make(map[Key][]string)
+	var order []Key
+	for _, g := range grants {
+		if !g.RevokedAt.IsZero() || g.ExpiresAt.IsZero() || now.Before(g.ExpiresAt) {
+			continue
+		}
+		k := Key{UserID: g.UserID, ClientID: g.ClientID, Resource: g.Resource}
+		if _, seen := expired[k]; !seen {
+			order = append(order, k)
+		}
+		expired[k] = append(expired[k], g.Scope)
+	}
+	n := 0
+	for _, k := range order {
+		scopes := expired[k]
+		if err := l.st.RevokeConsents(ctx, l.filter(k), scopes, now, newEvent(k, scopes)); err != nil {
+			return n, err
+		}
+		n += len(scopes)
+	}
+	return n, nil
+}

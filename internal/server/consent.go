@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -303,4 +304,17 @@ func isoTime(t time.Time) string {
 		return ""
 	}
 	return t.UTC().Format(time.RFC3339)
+}
+
+// SweepExpiredConsent records consent that ran out while its agent never
+// came back: one consent.expired event per user, agent and resource. serve
+// runs it periodically.
+func (s *Server) SweepExpiredConsent(ctx context.Context) error {
+	_, err := s.ledger.SweepExpired(ctx, func(k consent.Key, scopes []string) *store.AuditEvent {
+		ev := audit.New(audit.Meta{TenantID: s.tenant, Time: s.now()}, audit.ConsentExpired)
+		ev.ClientID, ev.UserID, ev.Resource, ev.Scopes = k.ClientID, k.UserID, k.Resource, scopes
+		ev.Details = map[string]string{"noticed_by": "sweep"}
+		return ev
+	})
+	return err
 }

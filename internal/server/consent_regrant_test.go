@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"slices"
 	"testing"
 	"time"
@@ -52,6 +53,34 @@ func TestConsentUntickOnPromptConsent(t *testing.T) {
 		f = h.startFlow(b, conf)
 		if f.page.Location != nil {
 			t.Fatal("notes.write withdrawn: the screen should ask again for it")
+		}
+	})
+}
+
+// TestConsentExpirySweep: consent whose agent never comes back is recorded
+// as expired by the periodic sweep, once.
+func TestConsentExpirySweep(t *testing.T) {
+	consentBackends(t, func(t *testing.T, h *hub, clk *fakeClock) {
+		conf, _ := addAgent(h)
+		conf.Scopes = []string{"notes.read", "notes.write"}
+		f := h.startFlow(h.Browser(), conf)
+		f.finish(f.decide("allow", conf.Scopes, "1h"))
+		ctx := context.Background()
+		if err := h.Server.SweepExpiredConsent(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if ev := h.auditEvents(audit.ConsentExpired); len(ev) != 0 {
+			t.Fatalf("live consent swept: %v", ev)
+		}
+		clk.Advance(2 * time.Hour)
+		for range 2 {
+			if err := h.Server.SweepExpiredConsent(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ev := h.auditEvents(audit.ConsentExpired)
+		if len(ev) != 1 || !slices.Equal(ev[0].Scopes, []string{"notes.read", "notes.write"}) || ev[0].Details["noticed_by"] != "sweep" {
+			t.Fatalf("consent.expired events = %+v, want one for both scopes", ev)
 		}
 	})
 }
