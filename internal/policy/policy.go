@@ -347,8 +347,27 @@ func (e *Engine) Active(ctx context.Context) *Set {
 // Context.Time the engine's clock. The caller intersects Granted with the
 // user's consent.
 func (e *Engine) Decide(ctx context.Context, req *Request) (*Result, error) {
+	s, req, err := e.prepare(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return s.Decide(req)
+}
+
+// DecideAs is Decide under each of actions, with the request's entities
+// built once (see Set.DecideAs).
+func (e *Engine) DecideAs(ctx context.Context, req *Request, actions ...Action) ([]*Result, error) {
+	s, req, err := e.prepare(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return s.DecideAs(req, actions...)
+}
+
+// prepare picks the active set and fills the request's tenant and time.
+func (e *Engine) prepare(ctx context.Context, req *Request) (*Set, *Request, error) {
 	if req == nil {
-		return nil, fmt.Errorf("policy: nil request")
+		return nil, nil, fmt.Errorf("policy: nil request")
 	}
 	s := e.Active(ctx)
 	if req.TenantID == "" || req.Context.Time.IsZero() {
@@ -361,5 +380,5 @@ func (e *Engine) Decide(ctx context.Context, req *Request) (*Result, error) {
 		}
 		req = &r
 	}
-	return s.Decide(req)
+	return s, req, nil
 }

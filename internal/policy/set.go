@@ -409,11 +409,33 @@ func (s *Set) Decide(req *Request) (*Result, error) {
 	if req == nil {
 		return nil, fmt.Errorf("policy: nil request")
 	}
-	ai, ok := actionIndex(req.Action)
-	if !ok {
-		return nil, fmt.Errorf("policy: unknown action %q", req.Action)
+	return s.decideAs(req, req.Action, s.cache.build(req))
+}
+
+// DecideAs decides req under each of actions in turn, building the
+// request's entities once: an issuance asks both register (the agent's
+// ceiling on this resource) and grant. Results are in the order of actions.
+func (s *Set) DecideAs(req *Request, actions ...Action) ([]*Result, error) {
+	if req == nil {
+		return nil, fmt.Errorf("policy: nil request")
 	}
 	ents := s.cache.build(req)
+	out := make([]*Result, len(actions))
+	for i, a := range actions {
+		r, err := s.decideAs(req, a, ents)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = r
+	}
+	return out, nil
+}
+
+func (s *Set) decideAs(req *Request, action Action, ents *entities) (*Result, error) {
+	ai, ok := actionIndex(action)
+	if !ok {
+		return nil, fmt.Errorf("policy: unknown action %q", action)
+	}
 	res := &Result{
 		Version:   s.version,
 		Decisions: make([]Decision, len(req.Scopes)),
@@ -442,7 +464,7 @@ func (s *Set) Decide(req *Request) (*Result, error) {
 	}
 	ev := evaluator{ents: ents, req: cedar.Request{
 		Principal: ents.agent.UID,
-		Action:    types.NewEntityUID(typeAction, types.String(req.Action)),
+		Action:    types.NewEntityUID(typeAction, types.String(action)),
 		Context:   ents.context,
 	}}
 	// Scope-invariant policies are evaluated once, against the first scope.

@@ -520,46 +520,41 @@ func (s *Server) decideScopes(ctx context.Context, r *http.Request, action polic
 			req.Context.AuthAge = s.now().Sub(authTime)
 		}
 	}
+	actions := []policy.Action{action}
 	if action != policy.ActionRegister {
 		// The stored ceiling is by scope name; the register action is also
 		// decided here for this very resource, under the current policy set,
 		// so that a register denial on one MCP server cannot be bypassed
 		// through another offering a scope of the same name, and a tightened
 		// register policy bites before any ceiling is recomputed.
-		reg := *req
-		reg.Action = policy.ActionRegister
-		regResult, err := s.policy.Decide(ctx, &reg)
-		if err != nil {
-			return nil, nil, err
-		}
-		var kept []policy.Scope
-		for _, d := range regResult.Decisions {
-			if !d.Allowed {
-				details["scope."+d.Scope] = "denied:" + strings.Join(d.PolicyIDs, ",")
-			}
-		}
-		for _, sc := range scopes {
-			if slices.Contains(regResult.Granted, sc.Name) {
-				kept = append(kept, sc)
-			}
-		}
-		if len(kept) == 0 {
-			return nil, details, nil
-		}
-		req.Scopes = kept
+		actions = append(actions, policy.ActionRegister)
 	}
-	result, err := s.policy.Decide(ctx, req)
+	results, err := s.policy.DecideAs(ctx, req, actions...)
 	if err != nil {
 		return nil, nil, err
 	}
+	result, granted := results[0], results[0].Granted
+	regDenied := make(map[string]bool)
+	if len(results) == 2 {
+		for _, d := range results[1].Decisions {
+			if !d.Allowed {
+				regDenied[d.Scope] = true
+				details["scope."+d.Scope] = "denied:" + strings.Join(d.PolicyIDs, ",")
+			}
+		}
+		granted = slices.DeleteFunc(slices.Clone(granted), func(sc string) bool { return regDenied[sc] })
+	}
 	for _, d := range result.Decisions {
+		if regDenied[d.Scope] {
+			continue
+		}
 		verdict := "denied"
 		if d.Allowed {
 			verdict = "granted"
 		}
 		details["scope."+d.Scope] = verdict + ":" + strings.Join(d.PolicyIDs, ",")
 	}
-	return result.Granted, details, nil
+	return granted, details, nil
 }
 
 // event starts an audit event for this request.
