@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"os/user"
 	"slices"
 	"strings"
@@ -87,7 +86,7 @@ change. Without --scope the client is bound only by resources and policy.`,
 				return err
 			}
 			if jwksFile != "" {
-				b, err := readLimitedFile(jwksFile, maxJWKSFile)
+				b, err := config.ReadLimited(jwksFile, maxJWKSFile)
 				if err != nil {
 					return fmt.Errorf("--jwks-file: %w", err)
 				}
@@ -631,21 +630,4 @@ func status(disabled bool) string {
 		return "disabled"
 	}
 	return "enabled"
-}
-
-// readLimitedFile reads a file of at most limit bytes.
-func readLimitedFile(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
-	}
-	return b, nil
 }

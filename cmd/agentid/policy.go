@@ -75,7 +75,7 @@ func readPolicyFiles(path string) (*policyFiles, error) {
 	}
 	pf := &policyFiles{files: map[string]string{}, paths: map[string]string{}}
 	if !fi.IsDir() {
-		b, err := readLimitedFile(path, maxPolicyFile)
+		b, err := config.ReadLimited(path, maxPolicyFile)
 		if err != nil {
 			return nil, err
 		}
@@ -96,7 +96,7 @@ func readPolicyFiles(path string) (*policyFiles, error) {
 			return nil, fmt.Errorf("%s holds more than %d %s files", path, maxPolicyFiles, policyExt)
 		}
 		p := filepath.Join(path, e.Name())
-		b, err := readLimitedFile(p, maxPolicyFile)
+		b, err := config.ReadLimited(p, maxPolicyFile)
 		if err != nil {
 			return nil, err
 		}

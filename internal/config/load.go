@@ -49,17 +49,19 @@ const minInitialAccessTokenLen = 32
 func Load(path string, lookupEnv func(string) (string, bool)) (*Config, error) {
 	var data []byte
 	if path != "" {
-		b, err := readLimited(path, maxConfigSize)
+		b, err := ReadLimited(path, maxConfigSize)
 		if err != nil {
 			return nil, fmt.Errorf("config: %w", err)
 		}
 		data = b
 	}
-	return load(data, lookupEnv, func(p string) ([]byte, error) { return readLimited(p, maxSecretSize) })
+	return load(data, lookupEnv, func(p string) ([]byte, error) { return ReadLimited(p, maxSecretSize) })
 }
 
-// readLimited reads at most limit bytes of a file and fails on more.
-func readLimited(path string, limit int64) ([]byte, error) {
+// ReadLimited reads a file of at most limit bytes and fails on more; every
+// file an operator points agentid at (config, secrets, policies, keys) is
+// read this way.
+func ReadLimited(path string, limit int64) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
