@@ -14,6 +14,8 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/agentid/agentid/internal/server"
 	"github.com/agentid/agentid/internal/store"
@@ -177,6 +179,17 @@ func testPrivateKeyJWT(t *testing.T, h *hub) {
 	}
 	form := func(a string) url.Values {
 		return url.Values{"grant_type": {"client_credentials"}, "client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {a}}
+	}
+	// With golang.org/x/oauth2 as the client: the assertion travels as
+	// endpoint parameters (RFC 7523 §2.2), no secret.
+	cc := clientcredentials.Config{ClientID: "jwt-bot", TokenURL: h.URL + "/token", AuthStyle: oauth2.AuthStyleInParams,
+		EndpointParams: url.Values{"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {assertion("jti-0", h.URL+"/token", time.Now().Add(time.Minute))}}}
+	tok, err := cc.Token(context.Background())
+	if err != nil {
+		t.Fatalf("private_key_jwt with x/oauth2: %v", err)
+	}
+	if h.claims(tok.AccessToken)["sub"] != "jwt-bot" {
+		t.Fatal("wrong subject")
 	}
 	a := assertion("jti-1", h.URL+"/token", time.Now().Add(time.Minute))
 	if r := h.post("/token", form(a), "", ""); r.status != 200 || r.body["scope"] != "notes.read" {
