@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/demo"
 	"github.com/agentid/agentid/internal/password"
 	"github.com/agentid/agentid/internal/store"
@@ -236,13 +237,14 @@ func seedDemo(ctx context.Context, st store.Store, mcpURL string) (string, *mcpa
 			exists = true
 		case r.ID == demoResourceID:
 			// A previous run on other ports: its URL is gone.
-			if err := st.DeleteResource(ctx, store.DefaultTenant, r.URI); err != nil {
+			if err := st.DeleteResource(ctx, store.DefaultTenant, r.URI, resourceEvent(r, audit.ResourceDeleted, now)); err != nil {
 				return "", nil, err
 			}
 		}
 	}
 	if !exists {
-		if err := st.CreateResource(ctx, &store.Resource{TenantID: store.DefaultTenant, ID: demoResourceID, URI: mcpURL, Name: demoResourceName, Scopes: demo.Scopes(), CreatedAt: now}); err != nil {
+		r := &store.Resource{TenantID: store.DefaultTenant, ID: demoResourceID, URI: mcpURL, Name: demoResourceName, Scopes: demo.Scopes(), CreatedAt: now}
+		if err := st.CreateResource(ctx, r, resourceEvent(r, audit.ResourceCreated, now)); err != nil {
 			return "", nil, fmt.Errorf("registering the demo MCP server: %w", err)
 		}
 	}
@@ -258,10 +260,13 @@ func seedDemo(ctx context.Context, st store.Store, mcpURL string) (string, *mcpa
 	u, err := st.GetUserByUsername(ctx, store.DefaultTenant, demoUser)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		err = st.CreateUser(ctx, &store.User{TenantID: store.DefaultTenant, ID: "user-demo", Username: demoUser, PasswordHash: hash, CreatedAt: now, UpdatedAt: now})
+		ev := audit.New(audit.Meta{Time: now}, audit.UserCreated)
+		ev.UserID = "user-demo"
+		err = st.CreateUser(ctx, &store.User{TenantID: store.DefaultTenant, ID: ev.UserID, Username: demoUser, PasswordHash: hash, CreatedAt: now, UpdatedAt: now}, ev)
 	case err == nil:
+		// Each demo run sets a fresh password (and re-enables the user).
 		u.PasswordHash, u.Disabled, u.UpdatedAt = hash, false, now
-		err = st.UpdateUser(ctx, u)
+		err = st.UpdateUser(ctx, u, userUpdated(u, "password"))
 	}
 	if err != nil {
 		return "", nil, fmt.Errorf("creating the demo user: %w", err)

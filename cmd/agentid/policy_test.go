@@ -157,7 +157,7 @@ func TestPolicyDryRunReportsPastGrants(t *testing.T) {
 	st := e.store()
 	ctx := context.Background()
 	now := time.Now()
-	if err := st.CreateUser(ctx, &store.User{TenantID: store.DefaultTenant, ID: "u-1", Username: "alice", CreatedAt: now, UpdatedAt: now}); err != nil {
+	if err := st.CreateUser(ctx, &store.User{TenantID: store.DefaultTenant, ID: "u-1", Username: "alice", CreatedAt: now, UpdatedAt: now}, nil); err != nil {
 		t.Fatal(err)
 	}
 	issued := func(age time.Duration) *store.AuditEvent {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/config"
 	"github.com/agentid/agentid/internal/oauth"
 	"github.com/agentid/agentid/internal/server"
@@ -78,7 +79,7 @@ name and its scopes, each with the description shown on the consent page.`,
 				return err
 			}
 			return c.withStore(cmd, func(ctx context.Context, _ *config.Config, st store.Store) error {
-				if err := st.CreateResource(ctx, r); err != nil {
+				if err := st.CreateResource(ctx, r, resourceEvent(r, audit.ResourceCreated, r.CreatedAt)); err != nil {
 					if errors.Is(err, store.ErrConflict) {
 						return fmt.Errorf("resource %s is already registered", r.URI)
 					}
@@ -264,7 +265,8 @@ func (c *cli) newResourcesDeleteCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if err := st.DeleteResource(ctx, store.DefaultTenant, r.URI); err != nil {
+				ev := resourceEvent(r, audit.ResourceDeleted, time.Now())
+				if err := st.DeleteResource(ctx, store.DefaultTenant, r.URI, ev); err != nil {
 					return fmt.Errorf("deleting the resource: %w", err)
 				}
 				_, err = fmt.Fprintf(cmd.OutOrStdout(), "resource %s deleted\n", r.URI)
@@ -272,6 +274,17 @@ func (c *cli) newResourcesDeleteCmd() *cobra.Command {
 			})
 		},
 	}
+}
+
+// resourceEvent is the audit event of type typ for a change to r: it names
+// the resource by URI and lists its scope names.
+func resourceEvent(r *store.Resource, typ string, now time.Time) *store.AuditEvent {
+	ev := audit.New(audit.Meta{TenantID: r.TenantID, Time: now}, typ)
+	ev.Resource = r.URI
+	for _, sc := range r.Scopes {
+		ev.Scopes = append(ev.Scopes, sc.Name)
+	}
+	return ev
 }
 
 // getResource finds a resource by any spelling of its URI that

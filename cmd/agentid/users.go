@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/config"
 	"github.com/agentid/agentid/internal/password"
 	"github.com/agentid/agentid/internal/store"
@@ -79,7 +80,10 @@ func (c *cli) newUsersAddCmd(asJSON *bool) *cobra.Command {
 					CreatedAt:    now,
 					UpdatedAt:    now,
 				}
-				if err := st.CreateUser(ctx, u); err != nil {
+				// The event names the user by id only: never a password or hash.
+				ev := audit.New(audit.Meta{Time: now}, audit.UserCreated)
+				ev.UserID = u.ID
+				if err := st.CreateUser(ctx, u, ev); err != nil {
 					if errors.Is(err, store.ErrConflict) {
 						return fmt.Errorf("user %q already exists", username)
 					}
@@ -143,7 +147,7 @@ func (c *cli) newUsersSetPasswordCmd(asJSON *bool) *cobra.Command {
 					return err
 				}
 				u.PasswordHash, u.UpdatedAt = hash, time.Now()
-				if err := st.UpdateUser(ctx, u); err != nil {
+				if err := st.UpdateUser(ctx, u, userUpdated(u, "password")); err != nil {
 					return fmt.Errorf("updating the user: %w", err)
 				}
 				return printUserWithPassword(cmd, *asJSON, u, generated, pw)
@@ -175,7 +179,7 @@ func (c *cli) newUsersSetDisabledCmd(asJSON *bool, disable bool) *cobra.Command 
 				}
 				if u.Disabled != disable {
 					u.Disabled, u.UpdatedAt = disable, time.Now()
-					if err := st.UpdateUser(ctx, u); err != nil {
+					if err := st.UpdateUser(ctx, u, userUpdated(u, done)); err != nil {
 						return fmt.Errorf("updating the user: %w", err)
 					}
 				}
@@ -187,6 +191,15 @@ func (c *cli) newUsersSetDisabledCmd(asJSON *bool, disable bool) *cobra.Command 
 			})
 		},
 	}
+}
+
+// userUpdated is the audit event for a change ("password", "disabled" or
+// "enabled") to u, stamped with u.UpdatedAt. It carries no password or hash.
+func userUpdated(u *store.User, change string) *store.AuditEvent {
+	ev := audit.New(audit.Meta{TenantID: u.TenantID, Time: u.UpdatedAt}, audit.UserUpdated)
+	ev.UserID = u.ID
+	ev.Details = map[string]string{"change": change}
+	return ev
 }
 
 func getUser(ctx context.Context, st store.Store, username string) (*store.User, error) {

@@ -30,6 +30,11 @@ const (
 	TokenRevoked      = "token.revoked"
 	SigningKeyRotated = "key.rotated"
 	PolicyApplied     = "policy.applied"
+	UserCreated       = "user.created"
+	UserUpdated       = "user.updated"
+	ResourceCreated   = "resource.created"
+	ResourceUpdated   = "resource.updated"
+	ResourceDeleted   = "resource.deleted"
 )
 
 // Outcomes.

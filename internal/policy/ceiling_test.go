@@ -184,7 +184,7 @@ func seedCeilingStore(t *testing.T, st store.Store) *Engine {
 	ctx := context.Background()
 	for _, r := range ceilingResources() {
 		r.ID = r.Name
-		if err := st.CreateResource(ctx, r); err != nil {
+		if err := st.CreateResource(ctx, r, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -420,7 +420,7 @@ func TestExplainQuery(t *testing.T) {
 	st := openSQLite(t)
 	e := seedCeilingStore(t, st)
 	now := time.Now()
-	if err := st.CreateUser(ctx, &store.User{TenantID: store.DefaultTenant, ID: "u-alice", Username: "alice", CreatedAt: now, UpdatedAt: now}); err != nil {
+	if err := st.CreateUser(ctx, &store.User{TenantID: store.DefaultTenant, ID: "u-alice", Username: "alice", CreatedAt: now, UpdatedAt: now}, nil); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {

@@ -25,11 +25,11 @@ func dryRunStore(t *testing.T) store.Store {
 			t.Fatal(err)
 		}
 	}
-	if err := st.CreateUser(ctx, &store.User{TenantID: store.DefaultTenant, ID: "alice", Username: "alice"}); err != nil {
+	if err := st.CreateUser(ctx, &store.User{TenantID: store.DefaultTenant, ID: "alice", Username: "alice"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.CreateResource(ctx, &store.Resource{TenantID: store.DefaultTenant, ID: "files", URI: testResource, Name: "Files",
-		Scopes: []store.Scope{{Name: "files:read"}, {Name: "files:write"}, {Name: "files:delete", Sensitive: true}}}); err != nil {
+		Scopes: []store.Scope{{Name: "files:read"}, {Name: "files:write"}, {Name: "files:delete", Sensitive: true}}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	return st

@@ -256,7 +256,7 @@ func TestTrustedTagLiftsSensitiveBan(t *testing.T) {
 	}
 	r := &store.Resource{TenantID: store.DefaultTenant, ID: "files", URI: testResource, Name: "Files",
 		Scopes: []store.Scope{{Name: "files:read"}, {Name: "files:delete", Sensitive: true}}}
-	if err := st.CreateResource(ctx, r); err != nil {
+	if err := st.CreateResource(ctx, r, nil); err != nil {
 		t.Fatal(err)
 	}
 	e, err := New(ctx, Options{Store: st})

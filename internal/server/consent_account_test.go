@@ -43,7 +43,7 @@ func (h *hub) addCalendar() string {
 	if err := h.Store.CreateResource(context.Background(), &store.Resource{
 		TenantID: store.DefaultTenant, ID: "calendar", URI: uri, Name: "Calendar", CreatedAt: time.Now(),
 		Scopes: []store.Scope{{Name: "calendar.read", Description: "See your calendar"}},
-	}); err != nil {
+	}, nil); err != nil {
 		h.T.Fatal(err)
 	}
 	return uri
@@ -200,7 +200,7 @@ func TestAccountRevokesOnlyOwnConsent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := h.Store.CreateUser(context.Background(), &store.User{TenantID: store.DefaultTenant, ID: "u-bob", Username: "bob", PasswordHash: hash, CreatedAt: time.Now(), UpdatedAt: time.Now()}); err != nil {
+	if err := h.Store.CreateUser(context.Background(), &store.User{TenantID: store.DefaultTenant, ID: "u-bob", Username: "bob", PasswordHash: hash, CreatedAt: time.Now(), UpdatedAt: time.Now()}, nil); err != nil {
 		t.Fatal(err)
 	}
 	conf, _ := addAgent(h)

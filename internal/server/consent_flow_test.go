@@ -371,7 +371,7 @@ func TestConsentDurationCapAndDefault(t *testing.T) {
 					t.Fatal(err)
 				}
 				res.ConsentMaxTTL, res.ConsentDefaultTTL = 24*time.Hour, time.Hour
-				if err := h.Store.UpdateResource(ctx, res); err != nil {
+				if err := h.Store.UpdateResource(ctx, res, nil); err != nil {
 					t.Fatal(err)
 				}
 				conf, _ := addAgent(h)

@@ -197,7 +197,7 @@ func (h *hub) addSecondResource(t *testing.T, scopes ...string) string {
 	for _, sc := range scopes {
 		r.Scopes = append(r.Scopes, store.Scope{Name: sc, Description: sc})
 	}
-	if err := h.Store.CreateResource(context.Background(), r); err != nil {
+	if err := h.Store.CreateResource(context.Background(), r, nil); err != nil {
 		t.Fatal(err)
 	}
 	return uri

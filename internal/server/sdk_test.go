@@ -27,7 +27,7 @@ func (h *hub) sdkResource(t *testing.T) string {
 	if err := h.Store.CreateResource(context.Background(), &store.Resource{
 		TenantID: store.DefaultTenant, ID: "sdk", URI: resource, Name: "SDK server", CreatedAt: time.Now(),
 		Scopes: []store.Scope{{Name: "files.read", Description: "Read files"}},
-	}); err != nil {
+	}, nil); err != nil {
 		t.Fatal(err)
 	}
 	verify := func(ctx context.Context, tok string, _ *http.Request) (*auth.TokenInfo, error) {

@@ -20,7 +20,7 @@ func TestAccessTokenTTL(t *testing.T) {
 		ttl time.Duration
 	}{{"short", 5 * time.Minute}, {"long", 2 * time.Hour}} {
 		if err := h.Store.CreateResource(ctx, &store.Resource{TenantID: store.DefaultTenant, ID: r.id, URI: h.URL + "/" + r.id, Name: r.id, AccessTokenTTL: r.ttl, CreatedAt: time.Now(),
-			Scopes: []store.Scope{{Name: "notes.read", Description: "Read"}}}); err != nil {
+			Scopes: []store.Scope{{Name: "notes.read", Description: "Read"}}}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

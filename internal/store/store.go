@@ -328,22 +328,28 @@ type Store interface {
 	// recorded access token issued to it.
 	DeleteClient(ctx context.Context, tenantID, id string, now time.Time, ev *AuditEvent) error
 
-	// Resources. CreateResource returns ErrConflict for a duplicate URI.
-	CreateResource(ctx context.Context, r *Resource) error
+	// Resources. CreateResource returns ErrConflict for a duplicate URI and
+	// writes ev (nil: none) in the same transaction.
+	CreateResource(ctx context.Context, r *Resource, ev *AuditEvent) error
 	// GetResource finds a resource by its canonical URI.
 	GetResource(ctx context.Context, tenantID, uri string) (*Resource, error)
 	ListResources(ctx context.Context, tenantID string) ([]*Resource, error)
-	// UpdateResource replaces the resource's name, TTL and scopes.
-	UpdateResource(ctx context.Context, r *Resource) error
-	DeleteResource(ctx context.Context, tenantID, uri string) error
+	// UpdateResource replaces the resource's name, TTL and scopes and writes
+	// ev (nil: none) in the same transaction.
+	UpdateResource(ctx context.Context, r *Resource, ev *AuditEvent) error
+	// DeleteResource removes the resource (ErrNotFound if unknown) and
+	// writes ev (nil: none) in the same transaction.
+	DeleteResource(ctx context.Context, tenantID, uri string, ev *AuditEvent) error
 
-	// Users. CreateUser returns ErrConflict for a duplicate id or username.
-	CreateUser(ctx context.Context, u *User) error
+	// Users. CreateUser returns ErrConflict for a duplicate id or username
+	// and writes ev (nil: none) in the same transaction.
+	CreateUser(ctx context.Context, u *User, ev *AuditEvent) error
 	GetUser(ctx context.Context, tenantID, id string) (*User, error)
 	GetUserByUsername(ctx context.Context, tenantID, username string) (*User, error)
 	ListUsers(ctx context.Context, tenantID string) ([]*User, error)
-	// UpdateUser replaces password hash and disabled flag.
-	UpdateUser(ctx context.Context, u *User) error
+	// UpdateUser replaces password hash and disabled flag and writes ev
+	// (nil: none) in the same transaction.
+	UpdateUser(ctx context.Context, u *User, ev *AuditEvent) error
 
 	// Signing keys.
 	CreateSigningKey(ctx context.Context, k *SigningKey) error

@@ -116,10 +116,10 @@ func NewOn(t testing.TB, st store.Store, opts ...Option) *Hub {
 			{Name: "notes.write", Description: "Write your notes"},
 			{Name: "notes.delete", Description: "Delete your notes", Sensitive: true},
 		},
-	}); err != nil && !strings.Contains(err.Error(), "conflict") {
+	}, nil); err != nil && !strings.Contains(err.Error(), "conflict") {
 		t.Fatal(err)
 	}
-	if err := st.CreateUser(ctx, &store.User{TenantID: store.DefaultTenant, ID: "u-alice", Username: TestUser, PasswordHash: hashedTestPassword, CreatedAt: now, UpdatedAt: now}); err != nil && !strings.Contains(err.Error(), "conflict") {
+	if err := st.CreateUser(ctx, &store.User{TenantID: store.DefaultTenant, ID: "u-alice", Username: TestUser, PasswordHash: hashedTestPassword, CreatedAt: now, UpdatedAt: now}, nil); err != nil && !strings.Contains(err.Error(), "conflict") {
 		t.Fatal(err)
 	}
 	return h

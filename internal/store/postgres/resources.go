@@ -60,9 +60,9 @@ func insertScopes(ctx context.Context, tx pgx.Tx, r *store.Resource) error {
 	return tx.SendBatch(ctx, b).Close()
 }
 
-// CreateResource inserts r and its scopes; a duplicate URI or id in the tenant is
-// store.ErrConflict.
-func (s *Store) CreateResource(ctx context.Context, r *store.Resource) error {
+// CreateResource inserts r and its scopes and writes ev (nil: none) in the
+// same transaction; a duplicate URI or id in the tenant is store.ErrConflict.
+func (s *Store) CreateResource(ctx context.Context, r *store.Resource, ev *store.AuditEvent) error {
 	return mapErr("create resource", s.inTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO resources (tenant_id, id, uri, name, access_token_ttl_ns,
 			consent_max_ttl_ns, consent_default_ttl_ns, tags, created_at)
@@ -71,7 +71,10 @@ func (s *Store) CreateResource(ctx context.Context, r *store.Resource) error {
 			int64(r.ConsentDefaultTTL), r.Tags, r.CreatedAt); err != nil {
 			return err
 		}
-		return insertScopes(ctx, tx, r)
+		if err := insertScopes(ctx, tx, r); err != nil {
+			return err
+		}
+		return insertEvent(ctx, tx, ev)
 	}))
 }
 
@@ -102,9 +105,10 @@ func (s *Store) ListResources(ctx context.Context, tenantID string) ([]*store.Re
 	return out, mapErr("list resources", rows.Err())
 }
 
-// UpdateResource replaces the resource's name, TTLs, tags and scopes; an
-// unknown resource is store.ErrNotFound.
-func (s *Store) UpdateResource(ctx context.Context, r *store.Resource) error {
+// UpdateResource replaces the resource's name, TTLs, tags and scopes and
+// writes ev (nil: none) in the same transaction; an unknown resource is
+// store.ErrNotFound.
+func (s *Store) UpdateResource(ctx context.Context, r *store.Resource, ev *store.AuditEvent) error {
 	return mapErr("update resource", s.inTx(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE resources SET name = $3, access_token_ttl_ns = $4,
 			consent_max_ttl_ns = $5, consent_default_ttl_ns = $6, tags = $7
@@ -120,19 +124,24 @@ func (s *Store) UpdateResource(ctx context.Context, r *store.Resource) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM resource_scopes WHERE tenant_id = $1 AND resource_uri = $2`, r.TenantID, r.URI); err != nil {
 			return err
 		}
-		return insertScopes(ctx, tx, r)
+		if err := insertScopes(ctx, tx, r); err != nil {
+			return err
+		}
+		return insertEvent(ctx, tx, ev)
 	}))
 }
 
-// DeleteResource removes the resource and its scopes; an unknown resource is
-// store.ErrNotFound.
-func (s *Store) DeleteResource(ctx context.Context, tenantID, uri string) error {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM resources WHERE tenant_id = $1 AND uri = $2`, tenantID, uri)
-	if err != nil {
-		return mapErr("delete resource", err)
-	}
-	if tag.RowsAffected() == 0 {
-		return notFound("delete resource")
-	}
-	return nil
+// DeleteResource removes the resource and its scopes and writes ev (nil:
+// none) in the same transaction; an unknown resource is store.ErrNotFound.
+func (s *Store) DeleteResource(ctx context.Context, tenantID, uri string, ev *store.AuditEvent) error {
+	return mapErr("delete resource", s.inTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM resources WHERE tenant_id = $1 AND uri = $2`, tenantID, uri)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return notFound("delete resource")
+		}
+		return insertEvent(ctx, tx, ev)
+	}))
 }

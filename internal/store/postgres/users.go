@@ -20,12 +20,16 @@ func scanUser(row pgx.Row) (*store.User, error) {
 	return &u, nil
 }
 
-// CreateUser inserts u; a duplicate id or username in the tenant is
-// store.ErrConflict.
-func (s *Store) CreateUser(ctx context.Context, u *store.User) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO users (`+userCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		u.TenantID, u.ID, u.Username, u.PasswordHash, u.Roles, u.Groups, u.Disabled, u.CreatedAt, u.UpdatedAt)
-	return mapErr("create user", err)
+// CreateUser inserts u and writes ev (nil: none) in the same transaction; a
+// duplicate id or username in the tenant is store.ErrConflict.
+func (s *Store) CreateUser(ctx context.Context, u *store.User, ev *store.AuditEvent) error {
+	return mapErr("create user", s.inTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO users (`+userCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+			u.TenantID, u.ID, u.Username, u.PasswordHash, u.Roles, u.Groups, u.Disabled, u.CreatedAt, u.UpdatedAt); err != nil {
+			return err
+		}
+		return insertEvent(ctx, tx, ev)
+	}))
 }
 
 // GetUser returns the user or store.ErrNotFound.
@@ -64,16 +68,19 @@ func (s *Store) ListUsers(ctx context.Context, tenantID string) ([]*store.User, 
 	return out, mapErr("list users", rows.Err())
 }
 
-// UpdateUser replaces the password hash and disabled flag (and UpdatedAt);
-// an unknown user is store.ErrNotFound.
-func (s *Store) UpdateUser(ctx context.Context, u *store.User) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE users SET password_hash = $3, disabled = $4, updated_at = $5
-		WHERE tenant_id = $1 AND id = $2`, u.TenantID, u.ID, u.PasswordHash, u.Disabled, u.UpdatedAt)
-	if err != nil {
-		return mapErr("update user", err)
-	}
-	if tag.RowsAffected() == 0 {
-		return notFound("update user")
-	}
-	return nil
+// UpdateUser replaces the password hash and disabled flag (and UpdatedAt)
+// and writes ev (nil: none) in the same transaction; an unknown user is
+// store.ErrNotFound.
+func (s *Store) UpdateUser(ctx context.Context, u *store.User, ev *store.AuditEvent) error {
+	return mapErr("update user", s.inTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE users SET password_hash = $3, disabled = $4, updated_at = $5
+			WHERE tenant_id = $1 AND id = $2`, u.TenantID, u.ID, u.PasswordHash, u.Disabled, u.UpdatedAt)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return notFound("update user")
+		}
+		return insertEvent(ctx, tx, ev)
+	}))
 }

@@ -30,11 +30,14 @@ func scanUser(r scanner) (*store.User, error) {
 }
 
 // CreateUser implements store.Store.
-func (s *Store) CreateUser(ctx context.Context, u *store.User) error {
+func (s *Store) CreateUser(ctx context.Context, u *store.User, ev *store.AuditEvent) error {
+	evRow := prepAudit(ev)
 	return wrap("create user", s.w.do(ctx, func(tx *wtx) error {
-		_, err := tx.exec(qInsertUser, u.TenantID, u.ID, u.Username, u.PasswordHash, listText(u.Roles),
-			listText(u.Groups), u.Disabled, tv(u.CreatedAt), tv(u.UpdatedAt))
-		return err
+		if _, err := tx.exec(qInsertUser, u.TenantID, u.ID, u.Username, u.PasswordHash, listText(u.Roles),
+			listText(u.Groups), u.Disabled, tv(u.CreatedAt), tv(u.UpdatedAt)); err != nil {
+			return err
+		}
+		return tx.audit(evRow)
 	}))
 }
 
@@ -77,7 +80,8 @@ func (s *Store) ListUsers(ctx context.Context, tenantID string) ([]*store.User, 
 
 // UpdateUser implements store.Store: password hash, disabled flag and
 // UpdatedAt (when set).
-func (s *Store) UpdateUser(ctx context.Context, u *store.User) error {
+func (s *Store) UpdateUser(ctx context.Context, u *store.User, ev *store.AuditEvent) error {
+	evRow := prepAudit(ev)
 	return wrap("update user", s.w.do(ctx, func(tx *wtx) error {
 		n, err := tx.execN(qUpdateUser, u.PasswordHash, u.Disabled, tv(u.UpdatedAt), u.TenantID, u.ID)
 		if err != nil {
@@ -86,7 +90,7 @@ func (s *Store) UpdateUser(ctx context.Context, u *store.User) error {
 		if n == 0 {
 			return store.ErrNotFound
 		}
-		return nil
+		return tx.audit(evRow)
 	}))
 }
 

@@ -36,13 +36,17 @@ func (tx *wtx) insertScopes(tenantID, resourceID string, scopes []store.Scope) e
 }
 
 // CreateResource implements store.Store.
-func (s *Store) CreateResource(ctx context.Context, r *store.Resource) error {
+func (s *Store) CreateResource(ctx context.Context, r *store.Resource, ev *store.AuditEvent) error {
+	evRow := prepAudit(ev)
 	return wrap("create resource", s.w.do(ctx, func(tx *wtx) error {
 		if _, err := tx.exec(qInsertResource, r.TenantID, r.ID, r.URI, r.Name, int64(r.AccessTokenTTL),
 			int64(r.ConsentMaxTTL), int64(r.ConsentDefaultTTL), listText(r.Tags), tv(r.CreatedAt)); err != nil {
 			return err
 		}
-		return tx.insertScopes(r.TenantID, r.ID, r.Scopes)
+		if err := tx.insertScopes(r.TenantID, r.ID, r.Scopes); err != nil {
+			return err
+		}
+		return tx.audit(evRow)
 	}))
 }
 
@@ -98,7 +102,8 @@ func (s *Store) ListResources(ctx context.Context, tenantID string) ([]*store.Re
 
 // UpdateResource implements store.Store: it replaces name, lifetimes, tags
 // and scopes of the resource with r's tenant and URI.
-func (s *Store) UpdateResource(ctx context.Context, r *store.Resource) error {
+func (s *Store) UpdateResource(ctx context.Context, r *store.Resource, ev *store.AuditEvent) error {
+	evRow := prepAudit(ev)
 	return wrap("update resource", s.w.do(ctx, func(tx *wtx) error {
 		var id string
 		err := tx.queryRow(qUpdateResource, r.Name, int64(r.AccessTokenTTL), int64(r.ConsentMaxTTL),
@@ -109,13 +114,17 @@ func (s *Store) UpdateResource(ctx context.Context, r *store.Resource) error {
 		if _, err := tx.exec(qDeleteScopes, r.TenantID, id); err != nil {
 			return err
 		}
-		return tx.insertScopes(r.TenantID, id, r.Scopes)
+		if err := tx.insertScopes(r.TenantID, id, r.Scopes); err != nil {
+			return err
+		}
+		return tx.audit(evRow)
 	}))
 }
 
 // DeleteResource implements store.Store. Its scopes go with it (ON DELETE
 // CASCADE).
-func (s *Store) DeleteResource(ctx context.Context, tenantID, uri string) error {
+func (s *Store) DeleteResource(ctx context.Context, tenantID, uri string, ev *store.AuditEvent) error {
+	evRow := prepAudit(ev)
 	return wrap("delete resource", s.w.do(ctx, func(tx *wtx) error {
 		n, err := tx.execN(qDeleteResource, tenantID, uri)
 		if err != nil {
@@ -124,6 +133,6 @@ func (s *Store) DeleteResource(ctx context.Context, tenantID, uri string) error 
 		if n == 0 {
 			return store.ErrNotFound
 		}
-		return nil
+		return tx.audit(evRow)
 	}))
 }

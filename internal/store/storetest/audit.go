@@ -204,10 +204,10 @@ func testTenantIsolation(t *testing.T, s store.Store) {
 		c.Name = "client of " + tn
 		must(t, "CreateClient "+tn, s.CreateClient(ctx(t), c, event(tn, "client.created")))
 		u := &store.User{TenantID: tn, ID: "shared-user", Username: "alice", PasswordHash: "h-" + tn, CreatedAt: base(), UpdatedAt: base()}
-		must(t, "CreateUser "+tn, s.CreateUser(ctx(t), u))
+		must(t, "CreateUser "+tn, s.CreateUser(ctx(t), u, nil))
 		r := fullResource(tn, "shared-res", "https://shared.example.com/")
 		r.Name = "resource of " + tn
-		must(t, "CreateResource "+tn, s.CreateResource(ctx(t), r))
+		must(t, "CreateResource "+tn, s.CreateResource(ctx(t), r, nil))
 	}
 	for _, tn := range tenants {
 		t.Run(tn, func(t *testing.T) {
@@ -237,7 +237,7 @@ func testTenantIsolation(t *testing.T, s store.Store) {
 		upd := fullClient("t2", "shared-id")
 		upd.Name = "renamed"
 		must(t, "UpdateClient", s.UpdateClient(ctx(t), upd, nil))
-		must(t, "DeleteResource", s.DeleteResource(ctx(t), "t2", "https://shared.example.com/"))
+		must(t, "DeleteResource", s.DeleteResource(ctx(t), "t2", "https://shared.example.com/", nil))
 		c, err := s.GetClient(ctx(t), store.DefaultTenant, "shared-id")
 		must(t, "GetClient", err)
 		if c.Name != "client of default" {

@@ -31,7 +31,9 @@ func testResources(t *testing.T, s store.Store) {
 	full := fullResource(tn, "r1", "https://files.example.com/mcp")
 	bare := &store.Resource{TenantID: tn, ID: "r2", URI: "https://bare.example.com/", CreatedAt: base()}
 	for _, r := range []*store.Resource{full, bare} {
-		must(t, "CreateResource", s.CreateResource(ctx(t), r))
+		ev := event(tn, "resource.created")
+		must(t, "CreateResource", s.CreateResource(ctx(t), r, ev))
+		wantAudit(t, s, ev)
 	}
 
 	t.Run("round trip keeps scope order", func(t *testing.T) {
@@ -60,13 +62,15 @@ func testResources(t *testing.T, s store.Store) {
 		upd.ConsentMaxTTL = 0
 		upd.ConsentDefaultTTL = 7 * 24 * time.Hour
 		upd.Scopes = []store.Scope{{Name: "files:read", Description: "Read them", Sensitive: true}, {Name: "new", Description: "New"}}
-		must(t, "UpdateResource", s.UpdateResource(ctx(t), &upd))
+		ev := event(tn, "resource.updated")
+		must(t, "UpdateResource", s.UpdateResource(ctx(t), &upd, ev))
+		wantAudit(t, s, ev)
 		got, err := s.GetResource(ctx(t), tn, full.URI)
 		must(t, "GetResource", err)
 		checkEqual(t, "updated resource", &upd, got)
 
 		upd.Scopes = nil
-		must(t, "UpdateResource", s.UpdateResource(ctx(t), &upd))
+		must(t, "UpdateResource", s.UpdateResource(ctx(t), &upd, nil))
 		got, err = s.GetResource(ctx(t), tn, full.URI)
 		must(t, "GetResource", err)
 		if len(got.Scopes) != 0 {
@@ -74,12 +78,14 @@ func testResources(t *testing.T, s store.Store) {
 		}
 	})
 	t.Run("delete", func(t *testing.T) {
-		must(t, "DeleteResource", s.DeleteResource(ctx(t), tn, bare.URI))
+		ev := event(tn, "resource.deleted")
+		must(t, "DeleteResource", s.DeleteResource(ctx(t), tn, bare.URI, ev))
+		wantAudit(t, s, ev)
 		_, err := s.GetResource(ctx(t), tn, bare.URI)
 		wantErr(t, "GetResource after delete", err, store.ErrNotFound)
 		// Its URI and id are free again, and stale scopes do not come back.
 		again := fullResource(tn, "r2", bare.URI)
-		must(t, "CreateResource again", s.CreateResource(ctx(t), again))
+		must(t, "CreateResource again", s.CreateResource(ctx(t), again, nil))
 		got, err := s.GetResource(ctx(t), tn, bare.URI)
 		must(t, "GetResource", err)
 		checkEqual(t, "recreated resource", again, got)
@@ -89,40 +95,51 @@ func testResources(t *testing.T, s store.Store) {
 func testResourceErrors(t *testing.T, s store.Store) {
 	const tn = store.DefaultTenant
 	r := fullResource(tn, "r1", "https://files.example.com/mcp")
-	must(t, "CreateResource", s.CreateResource(ctx(t), r))
+	must(t, "CreateResource", s.CreateResource(ctx(t), r, nil))
 
+	// Writes get an event (evType set): a failed write must leave none
+	// behind (same transaction), a successful one exactly one.
 	tests := []struct {
-		name string
-		call func() error
-		want error
+		name   string
+		evType string // "" for reads
+		call   func(ev *store.AuditEvent) error
+		want   error
 	}{
-		{"duplicate uri", func() error {
-			return s.CreateResource(ctx(t), fullResource(tn, "r9", r.URI))
+		{"duplicate uri", "resource.created", func(ev *store.AuditEvent) error {
+			return s.CreateResource(ctx(t), fullResource(tn, "r9", r.URI), ev)
 		}, store.ErrConflict},
-		{"duplicate id", func() error {
-			return s.CreateResource(ctx(t), fullResource(tn, "r1", "https://other.example.com/"))
+		{"duplicate id", "resource.created", func(ev *store.AuditEvent) error {
+			return s.CreateResource(ctx(t), fullResource(tn, "r1", "https://other.example.com/"), ev)
 		}, store.ErrConflict},
-		{"get unknown", func() error {
+		{"get unknown", "", func(*store.AuditEvent) error {
 			_, err := s.GetResource(ctx(t), tn, "https://unknown.example.com/")
 			return err
 		}, store.ErrNotFound},
-		{"get other tenant", func() error {
+		{"get other tenant", "", func(*store.AuditEvent) error {
 			_, err := s.GetResource(ctx(t), "t2", r.URI)
 			return err
 		}, store.ErrNotFound},
-		{"update unknown", func() error {
-			return s.UpdateResource(ctx(t), fullResource(tn, "r7", "https://unknown.example.com/"))
+		{"update unknown", "resource.updated", func(ev *store.AuditEvent) error {
+			return s.UpdateResource(ctx(t), fullResource(tn, "r7", "https://unknown.example.com/"), ev)
 		}, store.ErrNotFound},
-		{"delete unknown", func() error {
-			return s.DeleteResource(ctx(t), tn, "https://unknown.example.com/")
+		{"delete unknown", "resource.deleted", func(ev *store.AuditEvent) error {
+			return s.DeleteResource(ctx(t), tn, "https://unknown.example.com/", ev)
 		}, store.ErrNotFound},
-		{"same uri other tenant", func() error {
-			return s.CreateResource(ctx(t), fullResource("t2", "r1", r.URI))
+		{"same uri other tenant", "resource.created", func(ev *store.AuditEvent) error {
+			return s.CreateResource(ctx(t), fullResource("t2", "r1", r.URI), ev)
 		}, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			wantErr(t, tc.name, tc.call(), tc.want)
+			var ev *store.AuditEvent
+			if tc.evType != "" {
+				ev = event(tn, tc.evType)
+				if tc.want == nil {
+					ev.TenantID = "t2"
+				}
+			}
+			wantErr(t, tc.name, tc.call(ev), tc.want)
+			checkWriteAudit(t, s, ev, tc.want)
 		})
 	}
 	// The failed writes left the original untouched.
@@ -145,7 +162,10 @@ func testUsers(t *testing.T, s store.Store) {
 	}
 	bob := &store.User{TenantID: tn, ID: "u2", Username: "bob", PasswordHash: "x", Disabled: true, CreatedAt: base(), UpdatedAt: base()}
 	for _, u := range []*store.User{alice, bob} {
-		must(t, "CreateUser", s.CreateUser(ctx(t), u))
+		ev := event(tn, "user.created")
+		ev.UserID = u.ID
+		must(t, "CreateUser", s.CreateUser(ctx(t), u, ev))
+		wantAudit(t, s, ev)
 	}
 
 	t.Run("get by id and username", func(t *testing.T) {
@@ -168,7 +188,10 @@ func testUsers(t *testing.T, s store.Store) {
 		upd.PasswordHash = "$argon2id$v=19$m=65536,t=3,p=4$bmV3$bmV3"
 		upd.Disabled = true
 		upd.UpdatedAt = base().Add(time.Hour)
-		must(t, "UpdateUser", s.UpdateUser(ctx(t), &upd))
+		ev := event(tn, "user.updated")
+		ev.Details = map[string]string{"change": "disabled"}
+		must(t, "UpdateUser", s.UpdateUser(ctx(t), &upd, ev))
+		wantAudit(t, s, ev)
 		got, err := s.GetUser(ctx(t), tn, "u1")
 		must(t, "GetUser", err)
 		if got.PasswordHash != upd.PasswordHash || !got.Disabled {
@@ -178,35 +201,48 @@ func testUsers(t *testing.T, s store.Store) {
 			t.Fatalf("UpdateUser changed identity fields: %+v", got)
 		}
 		upd.Disabled = false
-		must(t, "UpdateUser", s.UpdateUser(ctx(t), &upd))
+		must(t, "UpdateUser", s.UpdateUser(ctx(t), &upd, nil))
 		if got, _ := s.GetUser(ctx(t), tn, "u1"); got == nil || got.Disabled {
 			t.Fatalf("re-enabling failed: %+v", got)
 		}
 	})
 
+	// Writes get an event (evType set): a failed write must leave none
+	// behind (same transaction), a successful one exactly one.
 	errs := []struct {
-		name string
-		call func() error
-		want error
+		name   string
+		evType string // "" for reads
+		call   func(ev *store.AuditEvent) error
+		want   error
 	}{
-		{"duplicate id", func() error {
-			return s.CreateUser(ctx(t), &store.User{TenantID: tn, ID: "u1", Username: "carol", CreatedAt: base()})
+		{"duplicate id", "user.created", func(ev *store.AuditEvent) error {
+			return s.CreateUser(ctx(t), &store.User{TenantID: tn, ID: "u1", Username: "carol", CreatedAt: base()}, ev)
 		}, store.ErrConflict},
-		{"duplicate username", func() error {
-			return s.CreateUser(ctx(t), &store.User{TenantID: tn, ID: "u3", Username: "alice", CreatedAt: base()})
+		{"duplicate username", "user.created", func(ev *store.AuditEvent) error {
+			return s.CreateUser(ctx(t), &store.User{TenantID: tn, ID: "u3", Username: "alice", CreatedAt: base()}, ev)
 		}, store.ErrConflict},
-		{"same username other tenant", func() error {
-			return s.CreateUser(ctx(t), &store.User{TenantID: "t2", ID: "u1", Username: "alice", CreatedAt: base()})
+		{"same username other tenant", "user.created", func(ev *store.AuditEvent) error {
+			return s.CreateUser(ctx(t), &store.User{TenantID: "t2", ID: "u1", Username: "alice", CreatedAt: base()}, ev)
 		}, nil},
-		{"get unknown", func() error { _, err := s.GetUser(ctx(t), tn, "nope"); return err }, store.ErrNotFound},
-		{"get unknown username", func() error { _, err := s.GetUserByUsername(ctx(t), tn, "nope"); return err }, store.ErrNotFound},
-		{"get other tenant", func() error { _, err := s.GetUser(ctx(t), "t3", "u1"); return err }, store.ErrNotFound},
-		{"update unknown", func() error {
-			return s.UpdateUser(ctx(t), &store.User{TenantID: tn, ID: "nope", Username: "nope"})
+		{"get unknown", "", func(*store.AuditEvent) error { _, err := s.GetUser(ctx(t), tn, "nope"); return err }, store.ErrNotFound},
+		{"get unknown username", "", func(*store.AuditEvent) error { _, err := s.GetUserByUsername(ctx(t), tn, "nope"); return err }, store.ErrNotFound},
+		{"get other tenant", "", func(*store.AuditEvent) error { _, err := s.GetUser(ctx(t), "t3", "u1"); return err }, store.ErrNotFound},
+		{"update unknown", "user.updated", func(ev *store.AuditEvent) error {
+			return s.UpdateUser(ctx(t), &store.User{TenantID: tn, ID: "nope", Username: "nope"}, ev)
 		}, store.ErrNotFound},
 	}
 	for _, tc := range errs {
-		t.Run(tc.name, func(t *testing.T) { wantErr(t, tc.name, tc.call(), tc.want) })
+		t.Run(tc.name, func(t *testing.T) {
+			var ev *store.AuditEvent
+			if tc.evType != "" {
+				ev = event(tn, tc.evType)
+				if tc.want == nil {
+					ev.TenantID = "t2"
+				}
+			}
+			wantErr(t, tc.name, tc.call(ev), tc.want)
+			checkWriteAudit(t, s, ev, tc.want)
+		})
 	}
 }
 
@@ -305,4 +341,17 @@ func testSessions(t *testing.T, s store.Store) {
 		_, err := s.GetSession(ctx(t), sess.Hash, b)
 		wantErr(t, "GetSession after delete", err, store.ErrNotFound)
 	})
+}
+
+// checkWriteAudit checks ev (nil: a read, nothing to check) was written
+// exactly once if the write succeeded (err nil) and not at all if it failed.
+func checkWriteAudit(t *testing.T, s store.Store, ev *store.AuditEvent, err error) {
+	t.Helper()
+	switch {
+	case ev == nil:
+	case err == nil:
+		wantAudit(t, s, ev)
+	default:
+		wantNoAudit(t, s, ev)
+	}
 }
