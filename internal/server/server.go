@@ -222,6 +222,13 @@ func (s *Server) routes() http.Handler {
 	api.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	api.HandleFunc("GET /readyz", s.handleReady)
 	api.HandleFunc("OPTIONS /", s.handlePreflight)
+	// Other methods on the POST-only endpoints get an OAuth JSON error with
+	// no-store rather than the mux's plain-text 405.
+	for _, p := range []string{"/token", "/revoke", "/introspect", "/register"} {
+		for _, m := range []string{http.MethodGet, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+			api.HandleFunc(m+" "+p, methodNotAllowed("POST, OPTIONS"))
+		}
+	}
 
 	// Browser pages: cookies, CSRF tokens and cross-origin protection.
 	web := http.NewServeMux()
@@ -317,6 +324,17 @@ func corsProtocol(next http.Handler) http.Handler {
 		h.Set("Access-Control-Expose-Headers", "WWW-Authenticate, Location")
 		next.ServeHTTP(w, r)
 	})
+}
+
+// methodNotAllowed answers a method an endpoint does not take (RFC 9110
+// §15.5.6) in the endpoint's own error format.
+func methodNotAllowed(allow string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		e := oauth.ErrInvalidRequest("%s is not allowed here; use POST", r.Method)
+		e.Status = http.StatusMethodNotAllowed
+		oauth.WriteError(w, e)
+	}
 }
 
 // handlePreflight answers CORS preflights for the protocol endpoints that
