@@ -235,13 +235,13 @@ func testTrustedTagUnlocksSensitiveScope(t *testing.T, h *policyHub) {
 		"client_name": "dcr agent", "redirect_uris": []string{redirectURI}, "grant_types": []string{"authorization_code", "refresh_token"},
 		"scope": "notes.read notes.delete",
 	}, "")
-	if reg.status != http.StatusCreated || reg.body["scope"] != "notes.read" {
+	if reg.status != http.StatusCreated || reg.body["scope"] != "notes.read notes.write" {
 		t.Fatalf("registration: %d %v, want the sensitive notes.delete left out of scope", reg.status, reg.body)
 	}
 	id, secret := reg.body["client_id"].(string), reg.body["client_secret"].(string)
 	regToken := reg.body["registration_access_token"].(string)
 	c, err := h.Store.GetClient(ctx, store.DefaultTenant, id)
-	if err != nil || !slices.Equal(c.RequestedScopes, []string{"notes.read", "notes.delete"}) || !slices.Equal(c.Scopes, []string{"notes.read"}) {
+	if err != nil || !slices.Equal(c.RequestedScopes, []string{"notes.read", "notes.write", "notes.delete"}) || !slices.Equal(c.Scopes, []string{"notes.read", "notes.write"}) {
 		t.Fatalf("stored client: requested %v ceiling %v (%v)", c.RequestedScopes, c.Scopes, err)
 	}
 	conf := h.oauth2Config(id, secret, "notes.read", "notes.delete")
@@ -262,7 +262,7 @@ func testTrustedTagUnlocksSensitiveScope(t *testing.T, h *policyHub) {
 		t.Fatalf("TagClient: %+v %v", ch, err)
 	}
 	h.settle()
-	if r := h.jsonRequest(http.MethodGet, "/register/"+id, "", regToken); r.body["scope"] != "notes.read notes.delete" {
+	if r := h.jsonRequest(http.MethodGet, "/register/"+id, "", regToken); r.body["scope"] != "notes.read notes.write notes.delete" {
 		t.Fatalf("RFC 7592 read after trust: %v", r.body)
 	}
 	offered, tok = h.authorizeOffered(t, b, conf)

@@ -132,40 +132,45 @@ func (s *Server) applyMetadata(ctx context.Context, r *http.Request, c *store.Cl
 	return secret, nil
 }
 
-// registrationCeiling runs the register action of the central policy over
-// the requested scopes and returns them with the allowed ones, the client's
-// ceiling: an agent never receives every scope merely by asking. A request
-// without scopes asks for every scope of every resource (RFC 7591 §2 lets
-// the server choose a default set). The requested scopes are kept so that
-// the ceiling can be recomputed when the policy or the client's tags change.
+// registrationCeiling runs the register action of the central policy and
+// returns the scopes the client is recorded as asking for and the allowed
+// ones, its ceiling. Requested scopes must exist. The ceiling is taken over
+// every scope of every resource, not only those in the registration's
+// scope: MCP clients register with the scopes of their first challenge and
+// step up later (MCP authorization, scope selection and step-up), so the
+// registered scope is where a client starts, not the most it may ever ask
+// for. What it may hold is what the register policy allows (no sensitive
+// scope for a self-registered agent by default), then each token is
+// decided by policy and the person's consent. The recorded scopes let the
+// ceiling be recomputed when the policy or the client's tags change.
 func (s *Server) registrationCeiling(ctx context.Context, r *http.Request, c *store.Client, requested []string) (asked, ceiling []string, err error) {
 	resources, err := s.st.ListResources(ctx, s.tenant)
 	if err != nil {
 		return nil, nil, err
 	}
-	requested = withoutOfflineAccess(requested)
-	if len(requested) == 0 {
-		for _, res := range resources {
-			for _, sc := range res.Scopes {
-				if !slices.Contains(requested, sc.Name) {
-					requested = append(requested, sc.Name)
-				}
+	var offered []string
+	for _, res := range resources {
+		for _, sc := range res.Scopes {
+			if !slices.Contains(offered, sc.Name) {
+				offered = append(offered, sc.Name)
 			}
 		}
 	}
+	for _, sc := range withoutOfflineAccess(requested) {
+		if !slices.Contains(offered, sc) {
+			return nil, nil, oauth.ErrInvalidClientMetadata("scope %q is not offered by any registered resource", truncate(sc, 100))
+		}
+	}
 	probe := *c
-	probe.RequestedScopes = requested
+	probe.RequestedScopes = offered
 	cl, err := s.policy.Ceiling(ctx, &probe, resources, policy.Context{IP: clientIP(r), Time: s.now()})
 	if err != nil {
 		return nil, nil, err
 	}
-	if len(cl.Unknown) > 0 {
-		return nil, nil, oauth.ErrInvalidClientMetadata("scope %q is not offered by any registered resource", truncate(cl.Unknown[0], 100))
-	}
 	if len(cl.Scopes) == 0 {
-		return nil, nil, oauth.ErrInvalidClientMetadata("none of the requested scopes may be held by this client")
+		return nil, nil, oauth.ErrInvalidClientMetadata("none of the offered scopes may be held by this client")
 	}
-	return requested, cl.Scopes, nil
+	return offered, cl.Scopes, nil
 }
 
 func (s *Server) clientInformation(c *store.Client) *oauth.ClientInformation {

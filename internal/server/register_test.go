@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/agentid/agentid/internal/server"
+	"github.com/agentid/agentid/internal/server/servertest"
 	"github.com/agentid/agentid/internal/store"
 	"github.com/agentid/agentid/internal/token"
 )
@@ -61,9 +63,11 @@ func testDynamicRegistrationAndManagement(t *testing.T, h *hub) {
 	if _, ok := r.body["client_secret_expires_at"]; !ok {
 		t.Fatal("client_secret_expires_at missing (RFC 7591 §3.2.1)")
 	}
-	// The default policy keeps sensitive scopes from self-registered agents.
-	if r.body["scope"] != "notes.read" {
-		t.Fatalf("scope = %v, want the sensitive notes.delete removed", r.body["scope"])
+	// The registered scope is every scope the register policy allows this
+	// agent (a starting point does not limit later step-up); the default
+	// policy keeps sensitive scopes from self-registered agents.
+	if r.body["scope"] != "notes.read notes.write" {
+		t.Fatalf("scope = %v, want the non-sensitive scopes without notes.delete", r.body["scope"])
 	}
 	c, err := h.Store.GetClient(context.Background(), store.DefaultTenant, id)
 	if err != nil || bytes.Contains(c.SecretHash, []byte(secret)) || !bytes.Equal(c.SecretHash, token.Hash(secret)) {
@@ -206,5 +210,34 @@ func testPrivateKeyJWT(t *testing.T, h *hub) {
 	}
 	if r := h.post("/token", form(assertion("jti-4", h.URL, time.Now().Add(-time.Minute))), "", ""); r.status != 401 {
 		t.Fatalf("expired: %d %v", r.status, r.body)
+	}
+}
+
+// TestSelfRegisteredClientCanStepUp: MCP clients (the TypeScript SDK among
+// them) register with the scope of their first challenge and step up later;
+// the registered scope must not stop the step-up.
+func TestSelfRegisteredClientCanStepUp(t *testing.T) {
+	h := newHub(t)
+	reg := h.jsonRequest(http.MethodPost, "/register", map[string]any{
+		"client_name": "ts agent", "redirect_uris": []string{redirectURI}, "token_endpoint_auth_method": "none",
+		"grant_types": []string{"authorization_code", "refresh_token"}, "scope": "notes.read",
+	}, "")
+	if reg.status != http.StatusCreated {
+		t.Fatalf("registration: %d %v", reg.status, reg.body)
+	}
+	id := reg.body["client_id"].(string)
+	b := h.Browser()
+	conf := h.oauth2Config(id, "", "notes.read")
+	if _, err := h.codeFlow(b, conf, []string{"notes.read"}); err != nil {
+		t.Fatal(err)
+	}
+	conf.Scopes = []string{"notes.read", "notes.write"}
+	v := oauth2.GenerateVerifier()
+	p := b.Get(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(v), oauth2.SetAuthURLParam("resource", h.Resource)))
+	if p.Location != nil {
+		t.Fatalf("the step-up skipped the consent screen: %s", p.Location)
+	}
+	if got := servertest.Offered(p.Body); !slices.Contains(got, "notes.write") {
+		t.Fatalf("step-up consent offers %v, want notes.write", got)
 	}
 }
