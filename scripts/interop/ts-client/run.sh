@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Outside interop check (not part of scripts/test.sh): builds agentid, starts
+# the demo on free ports, runs the official TypeScript MCP SDK client against
+# it, and stops the demo. Needs Go, Node >= 20 and npm.
+# PREREGISTER=none|all registers the client before the SDK would (see client.mjs).
+# The SDK (1.32.2) answers insufficient_scope by refreshing, which cannot widen
+# scope (RFC 6749 §6; an SDK bug fixed in its newer client package); client.mjs
+# then retries with the refresh token hidden so that it re-authorizes.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=${AGENTID_REPO:-$(cd "$here/../../.." && pwd)}
+work=$(mktemp -d)
+demo_pid=
+cleanup() { [ -n "$demo_pid" ] && kill "$demo_pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+(cd "$repo" && go build -o "$work/agentid" ./cmd/agentid)
+(cd "$here" && npm install --no-audit --no-fund --silent)
+"$work/agentid" demo --json --data-dir "$work/demo" --port "$(free_port)" --mcp-port "$(free_port)" >"$work/demo.out" 2>"$work/demo.err" &
+demo_pid=$!
+for _ in $(seq 100); do [ -s "$work/demo.out" ] && break; sleep 0.1; done
+line=$(head -1 "$work/demo.out")
+[ -n "$line" ] || { cat "$work/demo.err" >&2; exit 1; }
+REDIRECT_URL="http://127.0.0.1:$(free_port)/callback" node "$here/client.mjs" "$line"
