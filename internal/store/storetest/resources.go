@@ -99,12 +99,7 @@ func testResourceErrors(t *testing.T, s store.Store) {
 
 	// Writes get an event (evType set): a failed write must leave none
 	// behind (same transaction), a successful one exactly one.
-	tests := []struct {
-		name   string
-		evType string // "" for reads
-		call   func(ev *store.AuditEvent) error
-		want   error
-	}{
+	tests := []writeCase{
 		{"duplicate uri", "resource.created", func(ev *store.AuditEvent) error {
 			return s.CreateResource(ctx(t), fullResource(tn, "r9", r.URI), ev)
 		}, store.ErrConflict},
@@ -129,19 +124,7 @@ func testResourceErrors(t *testing.T, s store.Store) {
 			return s.CreateResource(ctx(t), fullResource("t2", "r1", r.URI), ev)
 		}, nil},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			var ev *store.AuditEvent
-			if tc.evType != "" {
-				ev = event(tn, tc.evType)
-				if tc.want == nil {
-					ev.TenantID = "t2"
-				}
-			}
-			wantErr(t, tc.name, tc.call(ev), tc.want)
-			checkWriteAudit(t, s, ev, tc.want)
-		})
-	}
+	runWriteCases(t, s, tn, tests)
 	// The failed writes left the original untouched.
 	got, err := s.GetResource(ctx(t), tn, r.URI)
 	must(t, "GetResource", err)
@@ -209,12 +192,7 @@ func testUsers(t *testing.T, s store.Store) {
 
 	// Writes get an event (evType set): a failed write must leave none
 	// behind (same transaction), a successful one exactly one.
-	errs := []struct {
-		name   string
-		evType string // "" for reads
-		call   func(ev *store.AuditEvent) error
-		want   error
-	}{
+	errs := []writeCase{
 		{"duplicate id", "user.created", func(ev *store.AuditEvent) error {
 			return s.CreateUser(ctx(t), &store.User{TenantID: tn, ID: "u1", Username: "carol", CreatedAt: base()}, ev)
 		}, store.ErrConflict},
@@ -231,19 +209,7 @@ func testUsers(t *testing.T, s store.Store) {
 			return s.UpdateUser(ctx(t), &store.User{TenantID: tn, ID: "nope", Username: "nope"}, ev)
 		}, store.ErrNotFound},
 	}
-	for _, tc := range errs {
-		t.Run(tc.name, func(t *testing.T) {
-			var ev *store.AuditEvent
-			if tc.evType != "" {
-				ev = event(tn, tc.evType)
-				if tc.want == nil {
-					ev.TenantID = "t2"
-				}
-			}
-			wantErr(t, tc.name, tc.call(ev), tc.want)
-			checkWriteAudit(t, s, ev, tc.want)
-		})
-	}
+	runWriteCases(t, s, tn, errs)
 }
 
 func testSigningKeys(t *testing.T, s store.Store) {
@@ -353,5 +319,33 @@ func checkWriteAudit(t *testing.T, s store.Store, ev *store.AuditEvent, err erro
 		wantAudit(t, s, ev)
 	default:
 		wantNoAudit(t, s, ev)
+	}
+}
+
+// writeCase is one write expected to fail with want (nil: succeed in
+// another tenant), checked together with its audit event.
+type writeCase struct {
+	name   string
+	evType string // "" for reads
+	call   func(ev *store.AuditEvent) error
+	want   error
+}
+
+// runWriteCases runs each case with a fresh event of its type and checks
+// the error and that the event was written exactly when the write was.
+func runWriteCases(t *testing.T, s store.Store, tn string, cases []writeCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var ev *store.AuditEvent
+			if tc.evType != "" {
+				ev = event(tn, tc.evType)
+				if tc.want == nil {
+					ev.TenantID = "t2"
+				}
+			}
+			wantErr(t, tc.name, tc.call(ev), tc.want)
+			checkWriteAudit(t, s, ev, tc.want)
+		})
 	}
 }
