@@ -197,7 +197,7 @@ func (e *Engine) TagClient(ctx context.Context, clientID string, add, remove []s
 		}
 		f := changeFields(c, ch, change)
 		f.Tags, f.TagsAdded, f.TagsRemoved = slices.Clone(c.Tags), ch.TagsAdded, ch.TagsRemoved
-		ev = audit.NewClientUpdated(e.meta(*m), f)
+		ev = audit.NewClientUpdated(m.Stamped(e.tenant, e.now()), f)
 	}
 	if err := e.st.UpdateClient(ctx, c, ev); err != nil {
 		return nil, nil, fmt.Errorf("policy: tag client: %w", err)
@@ -258,7 +258,7 @@ func (e *Engine) RecomputeCeilings(ctx context.Context, m *audit.Meta) ([]Client
 		if m != nil {
 			f := changeFields(fresh, ch, audit.ChangeCeiling)
 			f.Reason = fmt.Sprintf("policy set version %d", set.version)
-			ev = audit.NewClientUpdated(e.meta(*m), f)
+			ev = audit.NewClientUpdated(m.Stamped(e.tenant, e.now()), f)
 		}
 		if err := e.st.UpdateClient(ctx, fresh, ev); err != nil {
 			return changes, fmt.Errorf("policy: recompute ceilings: %w", err)
@@ -308,17 +308,6 @@ func changeFields(c *store.Client, ch *ClientChange, change string) audit.Client
 		f.Ceiling, f.Policy = slices.Clone(c.Scopes), &d
 	}
 	return f
-}
-
-// meta is m stamped with the engine's clock when it has no time.
-func (e *Engine) meta(m audit.Meta) audit.Meta {
-	if m.Time.IsZero() {
-		m.Time = e.now()
-	}
-	if m.TenantID == "" {
-		m.TenantID = e.tenant
-	}
-	return m
 }
 
 // uniq returns xs without empty strings and repeats, in first-seen order.
