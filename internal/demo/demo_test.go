@@ -165,7 +165,7 @@ func TestScriptedAgent(t *testing.T) {
 	if err := demo.RunAgent(ctx, demo.AgentOptions{MCPURL: resource, Out: &out, Username: servertest.TestUser, Password: servertest.TestPassword}); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
-	for _, want := range []string{"registered with ", "tools: ", "read_notes → no notes yet", "write_note → saved note", "done after 2 authorization round trips"} {
+	for _, want := range []string{"registered with ", "connected (MCP 2026-07-28); tools: ", "delete_note (destructive)", "read_notes → no notes yet", "write_note → saved note", "done after 2 authorization round trips"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
