@@ -37,14 +37,36 @@ func Scopes() []store.Scope {
 	}
 }
 
-// toolScopes says which scopes each tool needs. Each tool's annotations
-// (see Handler) describe the same thing from the client's side: the one
-// destructive tool is also the one that needs its own, sensitive scope.
+// toolScopes says which scopes each tool needs.
 var toolScopes = mcpauth.ToolScopes{
 	"read_notes":    {ScopeNotesRead},
 	"write_note":    {ScopeNotesWrite},
 	"read_calendar": {ScopeCalendarRead},
 	"delete_note":   {ScopeNotesDelete},
+}
+
+// toolHints says what each tool does to the user's data (MCP tool
+// annotations), for clients to see before they call it. The hints and the
+// scopes go together: the one destructive tool is also the one that needs a
+// sensitive scope of its own (a test keeps them so). Every hint is spelled
+// out, because an absent one means the pessimistic default (destructive,
+// open-world). All four tools work on the demo's own in-memory data, so none
+// is open-world.
+var toolHints = map[string]mcp.ToolAnnotations{
+	"read_notes":    {ReadOnlyHint: true, IdempotentHint: true, DestructiveHint: new(false), OpenWorldHint: new(false)},
+	"read_calendar": {ReadOnlyHint: true, IdempotentHint: true, DestructiveHint: new(false), OpenWorldHint: new(false)},
+	// Each call adds another note: neither read-only nor idempotent, but it
+	// destroys nothing.
+	"write_note": {DestructiveHint: new(false), OpenWorldHint: new(false)},
+	// Deleting destroys data; deleting the same note again changes nothing
+	// more, so it is idempotent.
+	"delete_note": {DestructiveHint: new(true), IdempotentHint: true, OpenWorldHint: new(false)},
+}
+
+// hints returns a copy of a tool's annotations, for one server.
+func hints(tool string) *mcp.ToolAnnotations {
+	h := toolHints[tool]
+	return &h
 }
 
 // protocolVersion2026 is the first MCP revision without sessions
@@ -81,32 +103,24 @@ func Handler(ctx context.Context, opts Options) (http.Handler, error) {
 	type deleteIn struct {
 		ID int `json:"id" jsonschema:"the number of the note to delete"`
 	}
-	// Titles and annotations (MCP tool annotations) tell clients what each
-	// tool does before they call it. Every hint is spelled out, because an
-	// absent one means the pessimistic default (destructive, open-world).
-	// All four work on the demo's own in-memory data, so none is open-world.
 	mcp.AddTool(server, &mcp.Tool{Name: "read_notes", Title: "Read notes", Description: "List the signed-in user's notes (needs notes.read).",
-		Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true, IdempotentHint: true, DestructiveHint: new(false), OpenWorldHint: new(false)}},
+		Annotations: hints("read_notes")},
 		mcpauth.RequireScopes(func(ctx context.Context, req *mcp.CallToolRequest, _ noIn) (*mcp.CallToolResult, any, error) {
 			return text(n.list(subject(req))), nil, nil
 		}, toolScopes["read_notes"]...))
-	// Each call adds another note: neither read-only nor idempotent, but it
-	// destroys nothing.
 	mcp.AddTool(server, &mcp.Tool{Name: "write_note", Title: "Write a note", Description: "Add a note (needs notes.write).",
-		Annotations: &mcp.ToolAnnotations{DestructiveHint: new(false), OpenWorldHint: new(false)}},
+		Annotations: hints("write_note")},
 		mcpauth.RequireScopes(func(ctx context.Context, req *mcp.CallToolRequest, in writeIn) (*mcp.CallToolResult, any, error) {
 			id := n.add(subject(req), in.Text)
 			return text(fmt.Sprintf("saved note %d", id)), nil, nil
 		}, toolScopes["write_note"]...))
 	mcp.AddTool(server, &mcp.Tool{Name: "read_calendar", Title: "Read today's calendar", Description: "Show today's calendar (needs calendar.read).",
-		Annotations: &mcp.ToolAnnotations{ReadOnlyHint: true, IdempotentHint: true, DestructiveHint: new(false), OpenWorldHint: new(false)}},
+		Annotations: hints("read_calendar")},
 		mcpauth.RequireScopes(func(ctx context.Context, req *mcp.CallToolRequest, _ noIn) (*mcp.CallToolResult, any, error) {
 			return text("09:30 stand-up\n12:00 lunch with Sam\n15:00 design review"), nil, nil
 		}, toolScopes["read_calendar"]...))
-	// Deleting destroys data; deleting the same note again changes nothing
-	// more, so it is idempotent.
 	mcp.AddTool(server, &mcp.Tool{Name: "delete_note", Title: "Delete a note", Description: "Delete a note (needs the sensitive notes.delete).",
-		Annotations: &mcp.ToolAnnotations{DestructiveHint: new(true), IdempotentHint: true, OpenWorldHint: new(false)}},
+		Annotations: hints("delete_note")},
 		mcpauth.RequireScopes(func(ctx context.Context, req *mcp.CallToolRequest, in deleteIn) (*mcp.CallToolResult, any, error) {
 			if !n.remove(subject(req), in.ID) {
 				return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: fmt.Sprintf("no note %d", in.ID)}}}, nil, nil

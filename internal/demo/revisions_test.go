@@ -36,8 +36,8 @@ func readerToken(t *testing.T, h *servertest.Hub, resource string) string {
 
 // TestDemoToolAnnotations lists the demo's tools with the official client
 // at both revisions: every tool has a title and spells out every MCP tool
-// annotation, truthfully, and the one destructive tool is the one that
-// needs the sensitive scope of its own.
+// annotation, truthfully. (TestToolHintsAndScopesAgree checks that the
+// hints and the scopes tell the same story.)
 func TestDemoToolAnnotations(t *testing.T) {
 	type hints struct {
 		title                                        string
