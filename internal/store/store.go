@@ -20,6 +20,9 @@ var (
 	// token) was presented a second time. The method's documentation says what
 	// the store did about it.
 	ErrAlreadyUsed = errors.New("store: already used")
+	// ErrInvalid: the arguments break the method's contract (e.g. an empty
+	// grant id); nothing was written.
+	ErrInvalid = errors.New("store: invalid argument")
 	// ErrSchemaTooNew: the database was migrated by a newer agentid.
 	ErrSchemaTooNew = errors.New("store: database schema is newer than this binary")
 )
@@ -392,6 +395,9 @@ type Store interface {
 	RotateRefresh(ctx context.Context, oldHash []byte, now time.Time, iss *Issuance, reuse *AuditEvent) error
 	// RevokeGrant revokes every refresh token and recorded access token of the
 	// grant. Revoking an unknown or already revoked grant is not an error.
+	// An empty grantID is ErrInvalid and writes nothing, ev included: tokens
+	// without a grant (client credentials, token exchange) belong to no
+	// family, so no revocation by grant may reach them.
 	RevokeGrant(ctx context.Context, tenantID, grantID string, now time.Time, ev *AuditEvent) error
 	// RevokeAccessToken denylists the jti until at.ExpiresAt (recording it if
 	// it was not recorded). Idempotent.
@@ -411,10 +417,13 @@ type Store interface {
 	ListConsents(ctx context.Context, f ConsentFilter) ([]*ConsentGrant, error)
 	// TouchConsents sets LastUsedAt of the named scopes to now.
 	TouchConsents(ctx context.Context, f ConsentFilter, scopes []string, now time.Time) error
-	// RevokeConsents marks the matching grants revoked (scopes nil: all scopes)
-	// and cascades in the same transaction: refresh tokens of that user and
-	// client (and resource, when set) carrying any revoked scope are revoked,
-	// and so are the recorded access tokens carrying one.
+	// RevokeConsents marks the matching grants revoked (scopes nil: all scopes;
+	// empty: none) and cascades in the same transaction: refresh tokens of
+	// that user and client (and resource, when set) carrying any revoked
+	// scope are revoked, and so are the recorded access tokens carrying one.
+	// Tokens without a user never rest on consent and are left alone. ev is
+	// written only when a grant or a token was revoked; revoking nothing is
+	// not an error and leaves no trace.
 	RevokeConsents(ctx context.Context, f ConsentFilter, scopes []string, now time.Time, ev *AuditEvent) error
 
 	// CreatePolicySet stores ps as the tenant's newest version and makes it
