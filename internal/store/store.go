@@ -7,6 +7,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -84,6 +85,25 @@ type Client struct {
 	Disabled    bool
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
+}
+
+// ApplyClientUpdate runs a backend's UpdateClient updater on c, a client
+// just read under the update's lock: it turns a panic of update into an
+// error (it runs on the backend's writer) and refuses a changed key.
+func ApplyClientUpdate(c *Client, update func(*Client) error) (err error) {
+	tenant, id := c.TenantID, c.ID
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("store: client update panicked: %v", p)
+		}
+	}()
+	if err := update(c); err != nil {
+		return err
+	}
+	if c.TenantID != tenant || c.ID != id {
+		return fmt.Errorf("store: a client update may not change the tenant or id: %w", ErrInvalid)
+	}
+	return nil
 }
 
 // Public reports whether the client cannot keep a secret.
@@ -325,8 +345,18 @@ type Store interface {
 	CreateClient(ctx context.Context, c *Client, ev *AuditEvent) error
 	GetClient(ctx context.Context, tenantID, id string) (*Client, error)
 	ListClients(ctx context.Context, tenantID string) ([]*Client, error)
-	// UpdateClient replaces every field of the client (matched by tenant and id).
-	UpdateClient(ctx context.Context, c *Client, ev *AuditEvent) error
+	// UpdateClient changes the client (tenant, id) by compare-and-set: in
+	// one transaction it reads the client, holding it against concurrent
+	// updates, hands it to update, stores every field update leaves, writes
+	// ev, and returns the stored client. Two concurrent updates of different
+	// fields therefore both land. An unknown client is ErrNotFound. If
+	// update returns an error, nothing is written and UpdateClient returns
+	// that error unchanged; an update that changes TenantID or ID is
+	// ErrInvalid. update may fill ev. It runs while the backend holds its
+	// write lock, so it must only compute (no I/O, no store calls), and it
+	// may run more than once, each time on a freshly read client, so its
+	// only effects must be on the client and ev.
+	UpdateClient(ctx context.Context, tenantID, id string, update func(*Client) error, ev *AuditEvent) (*Client, error)
 	// DeleteClient removes the client and revokes every refresh token and
 	// recorded access token issued to it.
 	DeleteClient(ctx context.Context, tenantID, id string, now time.Time, ev *AuditEvent) error

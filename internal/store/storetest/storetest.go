@@ -59,6 +59,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ClientRoundTrip", testClientRoundTrip},
 		{"ClientErrors", testClientErrors},
 		{"ClientUpdate", testClientUpdate},
+		{"ClientUpdateAborts", testClientUpdateAborts},
+		{"ClientUpdateConcurrent", testClientUpdateConcurrent},
 		{"ClientList", testClientList},
 		{"ClientDeleteCascade", testClientDeleteCascade},
 		{"Resources", testResources},
