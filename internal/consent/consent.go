@@ -18,7 +18,8 @@ import (
 
 // Options configures a Ledger.
 type Options struct {
-	Store store.Store
+	// Store holds the grants; any store.Store will do.
+	Store store.Consents
 	// TenantID defaults to store.DefaultTenant.
 	TenantID string
 	// Now is the clock (default time.Now).
@@ -27,7 +28,7 @@ type Options struct {
 
 // Ledger reads and writes consent for one tenant.
 type Ledger struct {
-	st     store.Store
+	st     store.Consents
 	tenant string
 	now    func() time.Time
 }

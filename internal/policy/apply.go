@@ -20,7 +20,7 @@ import (
 // be nil; Apply records the set's files, policy count and digest in its
 // Details. Engines pick the new version up at their next refresh; callers
 // then recompute the clients' ceilings (Engine.RecomputeCeilings).
-func Apply(ctx context.Context, st store.Store, ps *store.PolicySet, ev *store.AuditEvent) error {
+func Apply(ctx context.Context, st store.Policies, ps *store.PolicySet, ev *store.AuditEvent) error {
 	set, err := Compile(ps.Files)
 	if err != nil {
 		return err
@@ -48,7 +48,7 @@ func Apply(ctx context.Context, st store.Store, ps *store.PolicySet, ev *store.A
 // with ev (may be nil) in the same transaction. The version must still
 // validate against this binary's schema (a *ValidationError otherwise, and
 // nothing changes); an unknown version is store.ErrNotFound.
-func Rollback(ctx context.Context, st store.Store, tenantID string, version int64, ev *store.AuditEvent) (*store.PolicySet, error) {
+func Rollback(ctx context.Context, st store.Policies, tenantID string, version int64, ev *store.AuditEvent) (*store.PolicySet, error) {
 	if tenantID == "" {
 		tenantID = store.DefaultTenant
 	}
@@ -77,7 +77,7 @@ func Rollback(ctx context.Context, st store.Store, tenantID string, version int6
 
 // StoredVersion returns one stored version of the tenant's policy set, or
 // store.ErrNotFound.
-func StoredVersion(ctx context.Context, st store.Store, tenantID string, version int64) (*store.PolicySet, error) {
+func StoredVersion(ctx context.Context, st store.Policies, tenantID string, version int64) (*store.PolicySet, error) {
 	sets, err := st.ListPolicySets(ctx, tenantID)
 	if err != nil {
 		return nil, fmt.Errorf("policy: list policy sets: %w", err)

@@ -190,11 +190,21 @@ func ParseAuditDecisions(details map[string]string) (ds []Decision, ok bool, err
 	return ds, len(ds) > 0, nil
 }
 
+// Store is what an Engine reads and writes: the policy sets, and the
+// clients, resources and users its decisions and ceilings are about. Any
+// store.Store will do.
+type Store interface {
+	store.Policies
+	store.Clients
+	store.Resources
+	store.Users
+}
+
 // Options configure an Engine. Zero values mean the documented defaults.
 type Options struct {
 	// Store holds the versioned policy sets. Nil: the engine uses the
 	// embedded default set and never reloads.
-	Store store.Store
+	Store Store
 	// TenantID whose policy set is loaded; default store.DefaultTenant.
 	TenantID string
 	// RefreshInterval is how often the active policy set is re-read from the
@@ -216,7 +226,7 @@ const refreshTimeout = 5 * time.Second
 // Engine decides requests against a tenant's active policy set. It is safe
 // for concurrent use.
 type Engine struct {
-	st       store.Store
+	st       Store
 	tenant   string
 	interval time.Duration
 	now      func() time.Time
