@@ -107,7 +107,7 @@ func (s *Server) applyMetadata(ctx context.Context, r *http.Request, c *store.Cl
 	c.JWKS = string(m.JWKS)
 	c.JWKSURI = m.JWKSURI
 	c.TokenEndpointAuthMethod = m.TokenEndpointAuthMethod
-	requested, oe := oauth.ParseScope(m.Scope)
+	requested, _, oe := oauth.ParseRequestedScope(m.Scope)
 	if oe != nil {
 		return "", oe
 	}
@@ -156,7 +156,7 @@ func (s *Server) registrationCeiling(ctx context.Context, r *http.Request, c *st
 			}
 		}
 	}
-	for _, sc := range withoutOfflineAccess(requested) {
+	for _, sc := range requested {
 		if !slices.Contains(offered, sc) {
 			return nil, nil, oauth.ErrInvalidClientMetadata("scope %q is not offered by any registered resource", truncate(sc, 100))
 		}
