@@ -45,6 +45,18 @@ func defaultGrants() []grant {
 	}
 }
 
+// GrantTypes lists the grant types the token endpoint serves, for
+// registration (RFC 7591 §2) to accept exactly those.
+func GrantTypes() []oauth.SupportedGrant { return supportedGrants(defaultGrants()) }
+
+func supportedGrants(table []grant) []oauth.SupportedGrant {
+	out := make([]oauth.SupportedGrant, len(table))
+	for i, g := range table {
+		out[i] = oauth.SupportedGrant{Type: g.typ, Public: g.public}
+	}
+	return out
+}
+
 // grantTypeNames are the grant_type values of table, in table order.
 func grantTypeNames(table []grant) []string {
 	out := make([]string, len(table))

@@ -83,7 +83,7 @@ func (s *Server) readMetadata(r *http.Request) (*oauth.ClientMetadata, *oauth.Er
 	if oe != nil {
 		return nil, oe
 	}
-	if oe := m.Validate(); oe != nil {
+	if oe := m.Validate(supportedGrants(s.grants)); oe != nil {
 		return nil, oe
 	}
 	return m, nil
@@ -266,7 +266,7 @@ func (s *Server) handleRegistrationUpdate(w http.ResponseWriter, r *http.Request
 		s.writeProtocolError(w, r, oe)
 		return
 	}
-	if oe := m.Validate(); oe != nil {
+	if oe := m.Validate(supportedGrants(s.grants)); oe != nil {
 		s.writeProtocolError(w, r, oe)
 		return
 	}
