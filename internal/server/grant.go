@@ -167,24 +167,24 @@ type principal struct {
 
 // checkSubject finds the subject of a token alive. A user who was deleted
 // or disabled since the grant was given ends the grant (invalid_grant).
-func (s *Server) checkSubject(ctx context.Context, c *store.Client, sub subject) (*principal, error) {
+func (s *Server) checkSubject(ctx context.Context, c *store.Client, sub subject) (principal, error) {
 	if c.Disabled {
-		return nil, oauth.ErrInvalidClient("client is disabled")
+		return principal{}, oauth.ErrInvalidClient("client is disabled")
 	}
 	if !sub.isUser() {
-		return &principal{client: c}, nil
+		return principal{client: c}, nil
 	}
 	u, err := s.st.GetUser(ctx, s.tenant, sub.userID)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, oauth.ErrInvalidGrant("the user no longer exists")
+		return principal{}, oauth.ErrInvalidGrant("the user no longer exists")
 	}
 	if err != nil {
-		return nil, err
+		return principal{}, err
 	}
 	if u.Disabled {
-		return nil, oauth.ErrInvalidGrant("the user is disabled")
+		return principal{}, oauth.ErrInvalidGrant("the user is disabled")
 	}
-	return &principal{client: c, user: u, authTime: sub.authTime}, nil
+	return principal{client: c, user: u, authTime: sub.authTime}, nil
 }
 
 // userID is the person's id, or "" when the client acts for itself.

@@ -78,29 +78,49 @@ func (s *Server) tokenClient(ctx context.Context, g *grant, ca oauth.ClientAuth)
 	return s.authenticateClient(ctx, ca)
 }
 
-// consentLimit is how the person's consent limits one issuance. A
-// *consent.Snapshot is one; noConsent is the limit of tokens that rest on
-// no person's consent.
+// consentLimit is how the person's consent limits one issuance: only live
+// consent is issued on, and no token outlives the consent behind it.
 type consentLimit interface {
-	Live(scopes []string) []string
-	Expired(scopes []string) []string
-	AccessExpiry(scopes []string, exp time.Time) time.Time
-	RefreshExpiry(scopes []string, exp time.Time) time.Time
+	live(scopes []string) []string
+	// expired are the scopes of asked and of the grant whose consent ran out.
+	expired(asked, grantScopes []string) []string
+	accessExpiry(scopes []string, exp time.Time) time.Time
+	refreshExpiry(scopes []string, exp time.Time) time.Time
 }
 
+// noConsent limits nothing: the token rests on no person's consent.
 type noConsent struct{}
 
-func (noConsent) Live(scopes []string) []string                     { return scopes }
-func (noConsent) Expired([]string) []string                         { return nil }
-func (noConsent) AccessExpiry(_ []string, exp time.Time) time.Time  { return exp }
-func (noConsent) RefreshExpiry(_ []string, exp time.Time) time.Time { return exp }
+func (noConsent) live(scopes []string) []string                     { return scopes }
+func (noConsent) expired(_, _ []string) []string                    { return nil }
+func (noConsent) accessExpiry(_ []string, exp time.Time) time.Time  { return exp }
+func (noConsent) refreshExpiry(_ []string, exp time.Time) time.Time { return exp }
+
+// personConsent is the consent of the person a token is about, as it
+// stands at the moment of minting.
+type personConsent struct{ snap *consent.Snapshot }
+
+func (c personConsent) live(scopes []string) []string { return c.snap.Live(scopes) }
+func (c personConsent) expired(asked, grantScopes []string) []string {
+	return c.snap.Expired(append(slices.Clone(asked), grantScopes...))
+}
+func (c personConsent) accessExpiry(scopes []string, exp time.Time) time.Time {
+	return c.snap.AccessExpiry(scopes, exp)
+}
+func (c personConsent) refreshExpiry(scopes []string, exp time.Time) time.Time {
+	return c.snap.RefreshExpiry(scopes, exp)
+}
 
 // consentLimit reads the consent an authorization rests on, judged now.
 func (s *Server) consentLimit(ctx context.Context, a *authorization, p *principal, res *store.Resource) (consentLimit, error) {
 	if !a.consent {
 		return noConsent{}, nil
 	}
-	return s.ledger.Snapshot(ctx, consent.Key{UserID: p.userID(), ClientID: p.client.ID, Resource: res.URI})
+	snap, err := s.ledger.Snapshot(ctx, consent.Key{UserID: p.userID(), ClientID: p.client.ID, Resource: res.URI})
+	if err != nil {
+		return nil, err
+	}
+	return personConsent{snap}, nil
 }
 
 // issue is the shared issuance pipeline after the hook: the resource is
@@ -122,14 +142,14 @@ func (s *Server) issue(ctx context.Context, r *http.Request, grantType string, c
 	if oe != nil {
 		return nil, oe
 	}
-	granted, decisions, err := s.decideScopes(ctx, r, grantType, p, res, asked)
+	granted, decisions, err := s.decideScopes(ctx, r, grantType, &p, res, asked)
 	if err != nil {
 		return nil, err
 	}
 	// The person's consent, judged at the moment of minting: only scopes
 	// consented and unexpired now are issued, and no token outlives the
 	// consent behind it.
-	limit, err := s.consentLimit(ctx, a, p, res)
+	limit, err := s.consentLimit(ctx, a, &p, res)
 	if err != nil {
 		return nil, err
 	}
@@ -137,21 +157,21 @@ func (s *Server) issue(ctx context.Context, r *http.Request, grantType string, c
 	if refreshScopes == nil {
 		refreshScopes = asked
 	}
-	expired := limit.Expired(append(slices.Clone(asked), refreshScopes...))
+	expired := limit.expired(asked, refreshScopes)
 	// A refresh token stops carrying what the person no longer consents to.
-	refreshScopes = limit.Live(refreshScopes)
+	refreshScopes = limit.live(refreshScopes)
 	policyGranted := granted
-	granted = limit.Live(granted)
+	granted = limit.live(granted)
 	for _, sc := range policyGranted {
 		if !slices.Contains(granted, sc) {
 			decisions["scope."+sc] = "denied:consent"
 		}
 	}
 	if len(granted) == 0 {
-		return nil, s.refuse(ctx, r, grantType, p, res, a.family.id, asked, decisions, expired, len(policyGranted) > 0)
+		return nil, s.refuse(ctx, r, grantType, &p, res, a.family.id, asked, decisions, expired, len(policyGranted) > 0)
 	}
 
-	exp := limit.AccessExpiry(granted, now.Add(s.accessTTL(res)))
+	exp := limit.accessExpiry(granted, now.Add(s.accessTTL(res)))
 	claims := &token.AccessClaims{
 		Issuer:   s.issuer,
 		Subject:  p.sub(),
@@ -182,7 +202,7 @@ func (s *Server) issue(ctx context.Context, r *http.Request, grantType string, c
 		iss.ConsentUse = &store.ConsentUse{Filter: store.ConsentFilter{TenantID: s.tenant, UserID: p.userID(), ClientID: c.ID, Resource: res.URI}, Scopes: granted, At: now}
 	}
 	if len(expired) > 0 {
-		iss.Events = append(iss.Events, s.expiredEvent(r, p, res, a.family.id, expired))
+		iss.Events = append(iss.Events, s.expiredEvent(r, &p, res, a.family.id, expired))
 	}
 	resp := &oauth.TokenResponse{AccessToken: jwt, TokenType: oauth.TokenTypeBearer, ExpiresIn: int64(exp.Sub(now) / time.Second), Scope: claims.Scope}
 	if a.refresh && slices.Contains(c.GrantTypes, oauth.GrantRefreshToken) {
@@ -192,7 +212,7 @@ func (s *Server) issue(ctx context.Context, r *http.Request, grantType string, c
 		// successor of a rotated one: a client keeps its old refresh token
 		// when the response carries none (RFC 6749 §6), and presenting that
 		// one again would look like theft.
-		if rtExp := limit.RefreshExpiry(refreshScopes, now.Add(s.cfg.RefreshTokenTTL)); rtExp.After(exp) || a.family.rotate != nil {
+		if rtExp := limit.refreshExpiry(refreshScopes, now.Add(s.cfg.RefreshTokenTTL)); rtExp.After(exp) || a.family.rotate != nil {
 			handle, err := token.NewHandle(s.rand, "")
 			if err != nil {
 				return nil, err
@@ -204,7 +224,7 @@ func (s *Server) issue(ctx context.Context, r *http.Request, grantType string, c
 			resp.RefreshToken = handle
 		}
 	}
-	if err := s.persist(ctx, r, now, p, res, a.family, iss); err != nil {
+	if err := s.persist(ctx, r, now, &p, res, a.family, iss); err != nil {
 		return nil, err
 	}
 	return resp, nil
