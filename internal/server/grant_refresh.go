@@ -75,11 +75,9 @@ func (s *Server) refreshUsable(ctx context.Context, r *http.Request, rt *store.R
 }
 
 func (s *Server) reuseEvent(r *http.Request, rt *store.RefreshToken) *store.AuditEvent {
-	ev := s.event(r, audit.RefreshReuse)
-	ev.ClientID, ev.UserID, ev.Resource, ev.Scopes = rt.ClientID, rt.UserID, rt.Resource, rt.Scopes
-	ev.Outcome = audit.Failure
-	ev.Details = map[string]string{"grant_id": rt.GrantID}
-	return ev
+	return audit.NewRefreshReuse(s.meta(r), audit.RefreshFields{
+		ClientID: rt.ClientID, UserID: rt.UserID, Resource: rt.Resource, Scopes: rt.Scopes, GrantID: rt.GrantID,
+	})
 }
 
 // retireWithConsent handles a refresh token that ended because the consent
@@ -95,8 +93,9 @@ func (s *Server) retireWithConsent(ctx context.Context, r *http.Request, rt *sto
 	if len(expired) == 0 || len(snap.Live(rt.Scopes)) > 0 {
 		return nil
 	}
-	ev := s.event(r, audit.ConsentExpired)
-	ev.ClientID, ev.UserID, ev.Resource, ev.Scopes = rt.ClientID, rt.UserID, rt.Resource, expired
-	ev.Details = map[string]string{"grant_id": rt.GrantID}
+	ev := audit.NewConsentExpired(s.meta(r), audit.ConsentExpiredFields{
+		ConsentKey: audit.ConsentKey{ClientID: rt.ClientID, UserID: rt.UserID, Resource: rt.Resource},
+		Scopes:     expired, GrantID: rt.GrantID,
+	})
 	return s.st.RevokeGrant(ctx, rt.TenantID, rt.GrantID, s.now(), ev)
 }

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -226,6 +227,18 @@ func TestPipelineRefusesCarelessGrants(t *testing.T) {
 		r := f.token(t, url.Values{"grant_type": {carelessGrant}}, "careless-bot", "bot-secret")
 		if r.status != http.StatusOK || r.body["scope"] != "notes.read" || r.body["refresh_token"] == nil {
 			t.Fatalf("got %d %v, want notes.read (the ceiling) with a refresh token", r.status, r.body)
+		}
+		evs, err := f.st.ListAudit(context.Background(), store.AuditFilter{Type: audit.TokenIssued, Limit: 1})
+		if err != nil || len(evs) != 1 {
+			t.Fatalf("token.issued events: %v %v", evs, err)
+		}
+		dec, _, err := audit.DecisionOf(evs[0])
+		want := audit.Decision{PolicyVersion: 1, Scopes: []audit.ScopeDecision{
+			{Scope: "notes.read", Allowed: true, Reason: audit.ReasonPolicy, PolicyIDs: []string{"user-consent"}},
+			{Scope: "notes.write", Reason: audit.ReasonCeiling},
+		}}
+		if err != nil || !reflect.DeepEqual(dec, want) {
+			t.Fatalf("token.issued decision %+v (%v), want %+v", dec, err, want)
 		}
 	})
 }

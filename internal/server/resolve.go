@@ -5,8 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"slices"
-	"strings"
 
+	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/oauth"
 	"github.com/agentid/agentid/internal/policy"
 	"github.com/agentid/agentid/internal/store"
@@ -117,21 +117,23 @@ func scopesOnResource(c *store.Client, res *store.Resource, asked []string) ([]s
 // decideScopes filters scopes (each offered by res) by the client's ceiling,
 // then asks the central policy about the rest, under the action of the
 // grant type and, in the same call, the register action. It returns the
-// granted scopes in request order and the per-scope decisions for the
-// audit event.
-func (s *Server) decideScopes(ctx context.Context, r *http.Request, grantType string, p *principal, res *store.Resource, scopes []string) ([]string, map[string]string, error) {
-	details := make(map[string]string, len(scopes)+2)
+// granted scopes in request order and the decision for the audit event: a
+// verdict per scope, in request order, and the policy version.
+func (s *Server) decideScopes(ctx context.Context, r *http.Request, grantType string, p *principal, res *store.Resource, scopes []string) ([]string, audit.Decision, error) {
+	verdicts := make([]audit.ScopeDecision, 0, len(scopes))
 	asked := make([]policy.Scope, 0, len(scopes))
 	for _, name := range scopes {
 		if !policy.WithinCeiling(p.client, name) {
-			details["scope."+name] = "denied:ceiling"
+			verdicts = append(verdicts, audit.ScopeDecision{Scope: name, Reason: audit.ReasonCeiling})
 			continue
 		}
 		i := slices.IndexFunc(res.Scopes, func(sc store.Scope) bool { return sc.Name == name })
 		asked = append(asked, policy.Scope{Name: name, Sensitive: i >= 0 && res.Scopes[i].Sensitive})
+		verdicts = append(verdicts, audit.ScopeDecision{Scope: name, Reason: audit.ReasonPolicy})
 	}
 	if len(asked) == 0 {
-		return nil, details, nil
+		// The policy is not asked; the version in force set the ceiling.
+		return nil, audit.Decision{PolicyVersion: s.policy.Active(ctx).Version(), Scopes: verdicts}, nil
 	}
 	now := s.now()
 	action := policy.ActionForGrantType(grantType)
@@ -145,39 +147,38 @@ func (s *Server) decideScopes(ctx context.Context, r *http.Request, grantType st
 		Context: policy.Context{GrantType: grantType, IP: clientIP(r), Time: now, Resource: res.URI, AuthMethod: p.client.TokenEndpointAuthMethod},
 	}
 	p.describe(req, now)
-	actions := []policy.Action{action}
-	if action != policy.ActionRegister {
-		// The stored ceiling is by scope name; the register action is also
-		// decided here for this very resource, under the current policy set,
-		// so that a register denial on one MCP server cannot be bypassed
-		// through another offering a scope of the same name, and a tightened
-		// register policy bites before any ceiling is recomputed.
-		actions = append(actions, policy.ActionRegister)
+	// The stored ceiling is by scope name; the register action is also
+	// decided here for this very resource, under the current policy set, so
+	// that a register denial on one MCP server cannot be bypassed through
+	// another offering a scope of the same name, and a tightened register
+	// policy bites before any ceiling is recomputed.
+	actions, n := [2]policy.Action{action, policy.ActionRegister}, 2
+	if action == policy.ActionRegister {
+		n = 1
 	}
-	results, err := s.policy.DecideAs(ctx, req, actions...)
+	results, err := s.policy.DecideAs(ctx, req, actions[:n]...)
 	if err != nil {
-		return nil, nil, err
+		return nil, audit.Decision{}, err
 	}
-	result, granted := results[0], results[0].Granted
-	regDenied := make(map[string]bool)
-	if len(results) == 2 {
-		for _, d := range results[1].Decisions {
-			if !d.Allowed {
-				regDenied[d.Scope] = true
-				details["scope."+d.Scope] = "denied:" + strings.Join(d.PolicyIDs, ",")
-			}
-		}
-		granted = slices.DeleteFunc(slices.Clone(granted), func(sc string) bool { return regDenied[sc] })
-	}
-	for _, d := range result.Decisions {
-		if regDenied[d.Scope] {
+	// Decisions are in the order of req.Scopes, that is of the verdicts
+	// left to the policy. A register denial is the verdict; otherwise the
+	// grant action's.
+	granted := make([]string, 0, len(asked))
+	j := 0
+	for i := range verdicts {
+		v := &verdicts[i]
+		if v.Reason != audit.ReasonPolicy {
 			continue
 		}
-		verdict := "denied"
-		if d.Allowed {
-			verdict = "granted"
+		d := results[0].Decisions[j]
+		if len(results) == 2 && !results[1].Decisions[j].Allowed {
+			d = results[1].Decisions[j]
 		}
-		details["scope."+d.Scope] = verdict + ":" + strings.Join(d.PolicyIDs, ",")
+		j++
+		v.Allowed, v.PolicyIDs, v.Errors = d.Allowed, d.PolicyIDs, d.Errors
+		if d.Allowed {
+			granted = append(granted, v.Scope)
+		}
 	}
-	return granted, details, nil
+	return granted, audit.Decision{PolicyVersion: results[0].Version, Scopes: verdicts}, nil
 }

@@ -142,7 +142,7 @@ func (s *Server) issue(ctx context.Context, r *http.Request, grantType string, c
 	if oe != nil {
 		return nil, oe
 	}
-	granted, decisions, err := s.decideScopes(ctx, r, grantType, &p, res, asked)
+	granted, decision, err := s.decideScopes(ctx, r, grantType, &p, res, asked)
 	if err != nil {
 		return nil, err
 	}
@@ -162,13 +162,11 @@ func (s *Server) issue(ctx context.Context, r *http.Request, grantType string, c
 	refreshScopes = limit.live(refreshScopes)
 	policyGranted := granted
 	granted = limit.live(granted)
-	for _, sc := range policyGranted {
-		if !slices.Contains(granted, sc) {
-			decisions["scope."+sc] = "denied:consent"
-		}
+	if len(granted) < len(policyGranted) {
+		withoutConsent(&decision, granted)
 	}
 	if len(granted) == 0 {
-		return nil, s.refuse(ctx, r, grantType, &p, res, a.family.id, asked, decisions, expired, len(policyGranted) > 0)
+		return nil, s.refuse(ctx, r, grantType, &p, res, a.family.id, asked, decision, expired, len(policyGranted) > 0)
 	}
 
 	exp := limit.accessExpiry(granted, now.Add(s.accessTTL(res)))
@@ -189,11 +187,10 @@ func (s *Server) issue(ctx context.Context, r *http.Request, grantType string, c
 	if err != nil {
 		return nil, err
 	}
-	ev := s.event(r, audit.TokenIssued)
-	ev.ClientID, ev.UserID, ev.Resource, ev.Scopes = c.ID, p.userID(), res.URI, granted
-	ev.Details = decisions
-	ev.Details["grant_type"] = grantType
-	ev.Details["jti"] = claims.JTI
+	ev := audit.NewTokenIssued(s.meta(r), audit.TokenIssuedFields{
+		ClientID: c.ID, UserID: p.userID(), Resource: res.URI, Scopes: granted,
+		GrantType: grantType, JTI: claims.JTI, Policy: decision,
+	})
 	iss := &store.Issuance{
 		AccessToken: &store.AccessToken{JTI: claims.JTI, TenantID: s.tenant, GrantID: a.family.id, ClientID: c.ID, UserID: p.userID(), Resource: res.URI, Scopes: granted, ExpiresAt: exp},
 		Events:      []*store.AuditEvent{ev},
@@ -241,9 +238,7 @@ func (s *Server) persist(ctx context.Context, r *http.Request, now time.Time, p 
 		}
 		return err
 	}
-	rot := s.event(r, audit.RefreshRotated)
-	rot.ClientID, rot.UserID, rot.Resource = p.client.ID, p.userID(), res.URI
-	rot.Details = map[string]string{"grant_id": f.id}
+	rot := audit.NewRefreshRotated(s.meta(r), audit.RefreshFields{ClientID: p.client.ID, UserID: p.userID(), Resource: res.URI, GrantID: f.id})
 	iss.Events = append(iss.Events, rot)
 	err := s.st.RotateRefresh(ctx, f.rotate.Hash, now, iss, s.reuseEvent(r, f.rotate))
 	if errors.Is(err, store.ErrAlreadyUsed) || errors.Is(err, store.ErrNotFound) {
@@ -252,14 +247,24 @@ func (s *Server) persist(ctx context.Context, r *http.Request, now time.Time, p 
 	return err
 }
 
+// withoutConsent marks the verdicts of scopes the policy allowed but the
+// person's consent does not cover (any not in live).
+func withoutConsent(d *audit.Decision, live []string) {
+	for i := range d.Scopes {
+		v := &d.Scopes[i]
+		if v.Allowed && !slices.Contains(live, v.Scope) {
+			v.Allowed, v.Reason, v.PolicyIDs, v.Errors = false, audit.ReasonConsent, nil, nil
+		}
+	}
+}
+
 // refuse records an issuance that has no scope left to grant and returns
 // the error to answer. When the policy allowed scopes that the person's
 // consent no longer covers, the grant itself is no longer valid.
-func (s *Server) refuse(ctx context.Context, r *http.Request, grantType string, p *principal, res *store.Resource, familyID string, asked []string, decisions map[string]string, expired []string, policyAllowed bool) error {
-	ev := s.event(r, audit.TokenDenied)
-	ev.ClientID, ev.UserID, ev.Resource, ev.Scopes, ev.Outcome = p.client.ID, p.userID(), res.URI, asked, audit.Denied
-	ev.Details = decisions
-	ev.Details["grant_type"] = grantType
+func (s *Server) refuse(ctx context.Context, r *http.Request, grantType string, p *principal, res *store.Resource, familyID string, asked []string, decision audit.Decision, expired []string, policyAllowed bool) error {
+	ev := audit.NewTokenDenied(s.meta(r), audit.TokenDeniedFields{
+		ClientID: p.client.ID, UserID: p.userID(), Resource: res.URI, Scopes: asked, GrantType: grantType, Policy: decision,
+	})
 	if err := s.st.AppendAudit(ctx, ev); err != nil {
 		return err
 	}
@@ -277,17 +282,10 @@ func (s *Server) refuse(ctx context.Context, r *http.Request, grantType string, 
 // expiredEvent records that the consent behind scopes ran out, found when a
 // token request had to drop them.
 func (s *Server) expiredEvent(r *http.Request, p *principal, res *store.Resource, familyID string, scopes []string) *store.AuditEvent {
-	ev := s.event(r, audit.ConsentExpired)
-	ev.ClientID, ev.UserID, ev.Resource, ev.Scopes = p.client.ID, p.userID(), res.URI, scopes
-	if familyID != "" {
-		ev.Details = map[string]string{"grant_id": familyID}
-	}
-	return ev
-}
-
-// event starts an audit event for this request.
-func (s *Server) event(r *http.Request, typ string) *store.AuditEvent {
-	return audit.New(audit.Meta{TenantID: s.tenant, RequestID: requestID(r.Context()), IP: clientIP(r), Time: s.now()}, typ)
+	return audit.NewConsentExpired(s.meta(r), audit.ConsentExpiredFields{
+		ConsentKey: audit.ConsentKey{ClientID: p.client.ID, UserID: p.userID(), Resource: res.URI},
+		Scopes:     scopes, GrantID: familyID,
+	})
 }
 
 func truncate(s string, n int) string {
