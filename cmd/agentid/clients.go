@@ -20,6 +20,15 @@ import (
 	"github.com/agentid/agentid/internal/store"
 )
 
+// grantTypeNames lists the grant types the hub serves, for help and errors.
+func grantTypeNames(served []oauth.SupportedGrant) string {
+	names := make([]string, len(served))
+	for i, g := range served {
+		names[i] = g.Type
+	}
+	return strings.Join(names, ", ")
+}
+
 // maxJWKSFile bounds the --jwks-file read; a public key set is a few KiB.
 const maxJWKSFile = 64 << 10
 
@@ -139,7 +148,7 @@ change. Without --scope the client is bound only by resources and policy.`,
 	f.StringVar(&spec.id, "id", "", "client id (default: random)")
 	f.BoolVar(&spec.public, "public", false, "a public client: no secret, token_endpoint_auth_method none")
 	f.StringArrayVar(&spec.redirectURIs, "redirect-uri", nil, "redirect URI (repeatable)")
-	f.StringArrayVar(&spec.grantTypes, "grant-type", nil, "grant type: authorization_code, refresh_token or client_credentials (repeatable)")
+	f.StringArrayVar(&spec.grantTypes, "grant-type", nil, "grant type: "+grantTypeNames(server.GrantTypes())+" (repeatable)")
 	f.StringArrayVar(&spec.scopes, "scope", nil, "scope the client may hold at most (repeatable; default: bound only by resources and policy)")
 	f.StringVar(&spec.resource, "resource", "", "default resource `URI`, used when a request names none")
 	f.StringVar(&spec.authMethod, "auth-method", "", "token endpoint auth method: client_secret_basic (default), client_secret_post, private_key_jwt or none")
@@ -198,7 +207,7 @@ func clientRegistration(spec clientSpec) (*clients.Registration, error) {
 			JWKS:                    spec.jwks,
 			ApplicationType:         appType,
 		},
-		GrantTypes:      server.RegistrableGrantTypes(),
+		GrantTypes:      server.GrantTypes(),
 		ClientID:        spec.id,
 		DefaultResource: spec.resource,
 		Tags:            spec.tags,
@@ -288,9 +297,12 @@ func (c *cli) newClientsSetDisabledCmd(asJSON *bool, disable bool) *cobra.Comman
 				}
 				if cl.Disabled != disable {
 					now := time.Now()
-					cl.Disabled, cl.UpdatedAt = disable, now
 					ev := audit.NewClientUpdated(adminMeta(now), audit.ClientUpdatedFields{ClientID: cl.ID, Change: done})
-					if err := st.UpdateClient(ctx, cl, ev); err != nil {
+					cl, err = st.UpdateClient(ctx, cl.TenantID, cl.ID, func(cl *store.Client) error {
+						cl.Disabled, cl.UpdatedAt = disable, now
+						return nil
+					}, ev)
+					if err != nil {
 						return fmt.Errorf("updating the client: %w", err)
 					}
 				}

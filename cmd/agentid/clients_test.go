@@ -10,7 +10,9 @@ import (
 
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/clients"
+	"github.com/agentid/agentid/internal/oauth"
 	"github.com/agentid/agentid/internal/policy"
+	"github.com/agentid/agentid/internal/server"
 	"github.com/agentid/agentid/internal/store"
 	"github.com/agentid/agentid/internal/token"
 )
@@ -161,8 +163,48 @@ func (s *registryStore) CreateClient(_ context.Context, c *store.Client, ev *sto
 	return nil
 }
 
-func (s *registryStore) UpdateClient(context.Context, *store.Client, *store.AuditEvent) error {
-	return errors.New("not expected")
+func (s *registryStore) GetClient(context.Context, string, string) (*store.Client, error) {
+	return nil, errors.New("not expected")
+}
+
+func (s *registryStore) UpdateClient(context.Context, string, string, func(*store.Client) error, *store.AuditEvent) (*store.Client, error) {
+	return nil, errors.New("not expected")
+}
+
+// TestClientGrantTypesFollowTheTable: the CLI registers a client for
+// exactly the grant types the hub's grant table serves, public clients only
+// for those open to them.
+func TestClientGrantTypesFollowTheTable(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, g := range server.GrantTypes() {
+		t.Run(g.Type, func(t *testing.T) {
+			spec := clientSpec{name: "x", grantTypes: []string{g.Type}}
+			if g.Type == oauth.GrantAuthorizationCode {
+				spec.redirectURIs = []string{"http://127.0.0.1/cb"}
+			}
+			if _, _, err := registerSpec(t, spec, nil, now); err != nil {
+				t.Fatalf("confidential client for %s: %v", g.Type, err)
+			}
+			spec.public = true
+			spec.grantTypes = append(spec.grantTypes, oauth.GrantAuthorizationCode)
+			spec.redirectURIs = []string{"http://127.0.0.1/cb"}
+			_, _, err := registerSpec(t, spec, nil, now)
+			if g.Public && err != nil {
+				t.Fatalf("public client for %s: %v", g.Type, err)
+			}
+			if !g.Public && (err == nil || !strings.Contains(err.Error(), "requires a confidential")) {
+				t.Fatalf("public client for %s: err = %v, want a refusal", g.Type, err)
+			}
+		})
+	}
+	for _, typ := range []string{oauth.GrantTokenExchange, oauth.GrantJWTBearer, "implicit"} {
+		t.Run("not served "+typ, func(t *testing.T) {
+			_, _, err := registerSpec(t, clientSpec{name: "x", grantTypes: []string{typ}}, nil, now)
+			if err == nil || !strings.Contains(err.Error(), "not supported") && !strings.Contains(err.Error(), "does not serve") {
+				t.Fatalf("err = %v, want a refusal of the grant type", err)
+			}
+		})
+	}
 }
 
 func TestOutputCell(t *testing.T) {

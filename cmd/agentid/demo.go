@@ -316,9 +316,11 @@ func seedDemoServerClient(ctx context.Context, st store.Store, now time.Time) (s
 	if err != nil {
 		return "", err
 	}
-	old.SecretHash, old.Disabled, old.UpdatedAt = token.Hash(secret), false, now
 	ev := audit.NewClientUpdated(m, audit.ClientUpdatedFields{ClientID: old.ID, Change: audit.ChangeSecret})
-	if err := st.UpdateClient(ctx, old, ev); err != nil {
+	if _, err := st.UpdateClient(ctx, old.TenantID, old.ID, func(c *store.Client) error {
+		c.SecretHash, c.Disabled, c.UpdatedAt = token.Hash(secret), false, now
+		return nil
+	}, ev); err != nil {
 		return "", fmt.Errorf("updating the demo MCP server's client: %w", err)
 	}
 	return secret, nil

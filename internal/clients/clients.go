@@ -68,9 +68,10 @@ type Registration struct {
 	// Metadata is the client's RFC 7591 §2 metadata. Register validates it
 	// in place, applying the RFC 7591 defaults.
 	Metadata *oauth.ClientMetadata
-	// GrantTypes are the grant types the hub serves; a client may register
-	// only these.
-	GrantTypes []string
+	// GrantTypes are the grant types the hub's token endpoint serves (its
+	// grant table); a client may register only these, and a public client
+	// only those open to public clients.
+	GrantTypes []oauth.SupportedGrant
 	// ClientID is the id an admin chose (1–128 RFC 3986 unreserved
 	// characters); empty: a random one. Dynamic registrations always get a
 	// random id.
@@ -104,11 +105,12 @@ type Registered struct {
 	Ceiling *policy.Ceiling
 }
 
-// Store is what registration needs of the store.
+// Store is what registration needs of the store (see store.Clients).
 type Store interface {
 	ListResources(ctx context.Context, tenantID string) ([]*store.Resource, error)
 	CreateClient(ctx context.Context, c *store.Client, ev *store.AuditEvent) error
-	UpdateClient(ctx context.Context, c *store.Client, ev *store.AuditEvent) error
+	GetClient(ctx context.Context, tenantID, id string) (*store.Client, error)
+	UpdateClient(ctx context.Context, tenantID, id string, update func(*store.Client) error, ev *store.AuditEvent) (*store.Client, error)
 }
 
 // Policy decides a client's ceiling; *policy.Engine is one.
@@ -206,25 +208,52 @@ func (r *Registrar) Register(ctx context.Context, reg *Registration) (*Registere
 // authentication method needs one it does not have, and stores it with its
 // client.updated event in one transaction. Its id, registration method,
 // tags, default resource, status and registration token stay; reg's
-// Method, ClientID, Tags and DefaultResource are ignored.
+// Method, ClientID, Tags and DefaultResource are ignored. The ceiling is
+// computed from the client as read (its tags): if another writer changed
+// the client meanwhile, the update is computed again from the fresh client
+// (up to maxAttempts times) rather than overwrite that change.
 func (r *Registrar) Update(ctx context.Context, current *store.Client, reg *Registration) (*Registered, error) {
-	c := *current
-	c.UpdatedAt = r.now()
 	upd := *reg
 	upd.DefaultResource = ""
-	out, err := r.apply(ctx, &c, &upd, methodOf(current))
-	if err != nil {
-		return nil, err
+	c := current
+	for attempt := 1; ; attempt++ {
+		next := *c
+		next.UpdatedAt = r.now()
+		out, err := r.apply(ctx, &next, &upd, methodOf(c))
+		if err != nil {
+			return nil, err
+		}
+		d := out.Ceiling.Audit()
+		ev := audit.NewClientUpdated(reg.Audit.Stamped(r.tenant, next.UpdatedAt), audit.ClientUpdatedFields{
+			ClientID: next.ID, Change: audit.ChangeMetadata, Method: next.RegistrationMethod, Ceiling: next.Scopes, Policy: &d,
+		})
+		read := c.UpdatedAt
+		stored, err := r.st.UpdateClient(ctx, c.TenantID, c.ID, func(fresh *store.Client) error {
+			if !fresh.UpdatedAt.Equal(read) {
+				return ErrChanged
+			}
+			*fresh = next
+			return nil
+		}, ev)
+		if errors.Is(err, ErrChanged) && attempt < maxAttempts {
+			if c, err = r.st.GetClient(ctx, c.TenantID, c.ID); err == nil {
+				continue
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("clients: update: %w", err)
+		}
+		out.Client = stored
+		return out, nil
 	}
-	d := out.Ceiling.Audit()
-	ev := audit.NewClientUpdated(reg.Audit.Stamped(r.tenant, c.UpdatedAt), audit.ClientUpdatedFields{
-		ClientID: c.ID, Change: audit.ChangeMetadata, Method: c.RegistrationMethod, Ceiling: c.Scopes, Policy: &d,
-	})
-	if err := r.st.UpdateClient(ctx, &c, ev); err != nil {
-		return nil, fmt.Errorf("clients: update: %w", err)
-	}
-	return out, nil
 }
+
+// ErrChanged is what Update returns when the client kept changing under
+// it, maxAttempts times in a row.
+var ErrChanged = errors.New("clients: the client changed during the update")
+
+// maxAttempts bounds how often Update computes an update again.
+const maxAttempts = 3
 
 // apply validates reg's metadata, copies it onto c, decides c's ceiling
 // under method and sets c's secret.
@@ -294,17 +323,12 @@ func (r *Registrar) validate(reg *Registration) *oauth.Error {
 			return oauth.ErrInvalidClientMetadata("a resource server's client registers no grant types, response types or redirect URIs")
 		}
 		m.GrantTypes = []string{oauth.GrantClientCredentials}
-		oe := m.Validate()
+		oe := m.Validate([]oauth.SupportedGrant{{Type: oauth.GrantClientCredentials}})
 		m.GrantTypes, m.ResponseTypes = nil, nil
 		return oe
 	}
-	if oe := m.Validate(); oe != nil {
+	if oe := m.Validate(reg.GrantTypes); oe != nil {
 		return oe
-	}
-	for _, g := range m.GrantTypes {
-		if !slices.Contains(reg.GrantTypes, g) {
-			return oauth.ErrInvalidClientMetadata("grant type %s is not supported by this server", g)
-		}
 	}
 	if m.JWKSURI != "" {
 		return oauth.ErrInvalidClientMetadata("jwks_uri is not supported yet: register the keys inline with jwks")
@@ -320,11 +344,10 @@ func (r *Registrar) validate(reg *Registration) *oauth.Error {
 // dynamically registered client asks, in effect, for every offered scope
 // (see Dynamic), and one the policy allows none of is refused.
 func (r *Registrar) ceiling(ctx context.Context, c *store.Client, scope string, method Method, resources []*store.Resource, ip string) (*policy.Ceiling, error) {
-	requested, oe := oauth.ParseScope(scope)
+	requested, _, oe := oauth.ParseRequestedScope(scope)
 	if oe != nil {
 		return nil, oauth.ErrInvalidClientMetadata("scope is not a valid space-separated list of scope tokens")
 	}
-	requested = slices.DeleteFunc(requested, func(s string) bool { return s == "offline_access" })
 	var offered []string
 	for _, res := range resources {
 		for _, sc := range res.Scopes {

@@ -19,7 +19,7 @@ import (
 
 const notes = "https://notes.example.test/mcp"
 
-var served = []string{oauth.GrantAuthorizationCode, oauth.GrantRefreshToken, oauth.GrantClientCredentials}
+var served = []oauth.SupportedGrant{{Type: oauth.GrantAuthorizationCode, Public: true}, {Type: oauth.GrantRefreshToken, Public: true}, {Type: oauth.GrantClientCredentials}}
 
 // clock moves only when told to, and moves for real: each call to now may
 // be checked against what it returned before.
@@ -53,12 +53,28 @@ func (r *recorder) CreateClient(_ context.Context, c *store.Client, ev *store.Au
 	return nil
 }
 
-func (r *recorder) UpdateClient(_ context.Context, c *store.Client, ev *store.AuditEvent) error {
+func (r *recorder) GetClient(_ context.Context, _, id string) (*store.Client, error) {
+	for i := len(r.writes) - 1; i >= 0; i-- {
+		if c := r.writes[i].client; c.ID == id {
+			return &c, nil
+		}
+	}
+	return nil, store.ErrNotFound
+}
+
+func (r *recorder) UpdateClient(ctx context.Context, tenantID, id string, update func(*store.Client) error, ev *store.AuditEvent) (*store.Client, error) {
 	if r.fail != nil {
-		return r.fail
+		return nil, r.fail
+	}
+	c, err := r.GetClient(ctx, tenantID, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := update(c); err != nil {
+		return nil, err
 	}
 	r.writes = append(r.writes, write{"update", *c, ev})
-	return nil
+	return c, nil
 }
 
 func resources() []*store.Resource {

@@ -42,7 +42,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out, err := s.registrar.Register(ctx, &clients.Registration{
-		Method: clients.Dynamic, Metadata: m, GrantTypes: RegistrableGrantTypes(),
+		Method: clients.Dynamic, Metadata: m, GrantTypes: supportedGrants(s.grants),
 		RegistrationTokenHash: token.Hash(regToken), IP: clientIP(r), Audit: s.meta(r),
 	})
 	if err != nil {
@@ -66,12 +66,6 @@ func (s *Server) readMetadata(r *http.Request) (*oauth.ClientMetadata, *oauth.Er
 		return nil, oauth.ErrInvalidRequest("the request body is too large or unreadable")
 	}
 	return oauth.ParseClientMetadata(body)
-}
-
-// RegistrableGrantTypes are the grant types a client may register (RFC 7591
-// §2 grant_types): those the token endpoint serves.
-func RegistrableGrantTypes() []string {
-	return []string{oauth.GrantAuthorizationCode, oauth.GrantRefreshToken, oauth.GrantClientCredentials}
 }
 
 func (s *Server) clientInformation(c *store.Client) *oauth.ClientInformation {
@@ -168,7 +162,7 @@ func (s *Server) handleRegistrationUpdate(w http.ResponseWriter, r *http.Request
 		return
 	}
 	out, err := s.registrar.Update(ctx, c, &clients.Registration{
-		Metadata: m, GrantTypes: RegistrableGrantTypes(), IP: clientIP(r), Audit: s.meta(r),
+		Metadata: m, GrantTypes: supportedGrants(s.grants), IP: clientIP(r), Audit: s.meta(r),
 	})
 	if err != nil {
 		s.writeProtocolError(w, r, err)
