@@ -86,6 +86,9 @@ type loader struct {
 	// failed marks settings whose value could not be established, so that
 	// Validate does not report a second, derived problem about them.
 	failed map[string]bool
+	// fromEnv maps each setting an environment variable set to that
+	// variable's name, so that Validate's problems can name it.
+	fromEnv map[string]string
 }
 
 // load is Load on bytes, with file reading injected for tests and fuzzing.
@@ -93,13 +96,16 @@ func load(data []byte, lookupEnv func(string) (string, bool), readFile func(stri
 	if lookupEnv == nil {
 		lookupEnv = func(string) (string, bool) { return "", false }
 	}
-	l := &loader{cfg: base(), env: lookupEnv, readFile: readFile, failed: map[string]bool{}}
+	l := &loader{cfg: base(), env: lookupEnv, readFile: readFile, failed: map[string]bool{}, fromEnv: map[string]string{}}
 	l.decodeFile(data)
 	l.applyEnv()
 	l.resolveRefs()
 	l.cfg.fillDerived()
 	for _, p := range l.cfg.validate() {
 		if !l.failed[p.Setting] {
+			if p.Env == "" {
+				p.Env = l.fromEnv[p.Setting]
+			}
 			l.probs = append(l.probs, p)
 		}
 	}
@@ -327,7 +333,9 @@ func (l *loader) applyEnv() {
 		}
 		if err := setLeaf(v.FieldByIndex(s.index), val); err != nil {
 			l.fail(s.path, 0, name, err.Error())
+			continue
 		}
+		l.fromEnv[s.path] = name
 	}
 }
 
