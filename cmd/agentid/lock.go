@@ -62,7 +62,8 @@ func lockDataDir(cfg *config.Config) (*dirLock, error) {
 		f.Close()
 		return nil, fmt.Errorf("%w: %s is used by %s; stop it first, or give this one another --data-dir", errDataDirInUse, dir, who)
 	}
-	if err := f.Truncate(0); err == nil {
+	err = f.Truncate(0)
+	if err == nil {
 		_, err = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
 	if err != nil {
