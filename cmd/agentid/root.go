@@ -83,9 +83,9 @@ YAML file given with --config, then AGENTID_… environment variables (see
 docs/configuration.md), then --data-dir. Admin commands open the configured
 store directly; those that only read or change existing records never create
 one, and say where they looked.`,
-		Example: `  agentid serve --listen 127.0.0.1:8080
+		Example: `  agentid serve --listen 127.0.0.1:9090
   agentid --data-dir ./agentid-demo clients list
-  agentid clients list --data-dir ./agentid-demo`,
+  agentid --data-dir ./agentid-demo clients tag CLIENT_ID trusted`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		Args:          cobra.ArbitraryArgs,
