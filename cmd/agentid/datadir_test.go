@@ -5,12 +5,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -295,5 +297,60 @@ func TestDemoHintsWork(t *testing.T) {
 	}
 	if code := stop(); code != 0 {
 		t.Fatalf("exit %d", code)
+	}
+}
+
+func TestLockDataDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	cfg := config.Default()
+	cfg.DataDir, cfg.Store.DSN = dir, filepath.Join(dir, "agentid.db")
+
+	first, err := lockDataDir(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, lockFileName))
+	if err != nil || strings.TrimSpace(string(b)) != strconv.Itoa(os.Getpid()) {
+		t.Fatalf("lock file holds %q (%v), want this pid", b, err)
+	}
+	// A second open file is refused even within one process (flock
+	// locks belong to the open file, not the process).
+	if _, err := lockDataDir(cfg); !errors.Is(err, errDataDirInUse) {
+		t.Fatalf("second lock: %v, want errDataDirInUse", err)
+	}
+	first.Release()
+	again, err := lockDataDir(cfg)
+	if err != nil {
+		t.Fatalf("lock after release: %v", err)
+	}
+	again.Release()
+
+	t.Run("no lock for PostgreSQL", func(t *testing.T) {
+		pg := config.Default()
+		pg.Store.DSN = "postgres://agentid@db.example.test/agentid"
+		if l, err := lockDataDir(pg); l != nil || err != nil {
+			t.Fatalf("got %v, %v", l, err)
+		}
+	})
+}
+
+func TestRequireData(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	cfg := config.Default()
+	cfg.DataDir, cfg.Store.DSN = dir, filepath.Join(dir, "agentid.db")
+	if err := requireData(cfg); !errors.Is(err, errNoData) {
+		t.Fatalf("requireData without a database: %v, want errNoData", err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("requireData created %s", dir)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg.Store.DSN, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := requireData(cfg); err != nil {
+		t.Fatalf("requireData with a database file: %v", err)
 	}
 }
