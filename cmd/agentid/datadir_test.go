@@ -234,6 +234,9 @@ func TestDemoLocksDataDir(t *testing.T) {
 	if err := json.Unmarshal([]byte(first), &info); err != nil {
 		t.Fatal(err)
 	}
+	if info.DataDir != dir {
+		t.Errorf("data_dir %q, want %q", info.DataDir, dir)
+	}
 	cfg := config.Default()
 	cfg.DataDir, cfg.Store.DSN = dir, filepath.Join(dir, "agentid.db")
 	st, err := openStore(context.Background(), cfg, slog.New(slog.DiscardHandler))

@@ -87,6 +87,9 @@ type demoInfo struct {
 	AccountURL string `json:"account_url"`
 	Username   string `json:"username"`
 	Password   string `json:"password"`
+	// DataDir is where the demo keeps its data: admin commands reach it
+	// with --data-dir.
+	DataDir string `json:"data_dir"`
 }
 
 // listenNear listens on 127.0.0.1:port, or on the first free port from
@@ -186,12 +189,12 @@ func (c *cli) runDemo(ctx context.Context, stdout, stderr io.Writer, f demoFlags
 	}
 	wg.Go(func() { errc <- serveHTTP(ctx, mcpLn, mcpHandler, log) })
 
-	info := demoInfo{Issuer: issuer, MCPURL: mcpURL, AccountURL: issuer + "/account", Username: demoUser, Password: pw}
+	info := demoInfo{Issuer: issuer, MCPURL: mcpURL, AccountURL: issuer + "/account", Username: demoUser, Password: pw, DataDir: cfg.DataDir}
 	if f.json {
 		b, _ := json.Marshal(info)
 		fmt.Fprintln(stdout, string(b))
 	} else {
-		printDemo(stdout, info, invocation(), cfg.DataDir)
+		printDemo(stdout, info, invocation())
 	}
 	if f.agent {
 		wg.Go(func() {
@@ -218,8 +221,8 @@ func (c *cli) runDemo(ctx context.Context, stdout, stderr io.Writer, f demoFlags
 	return nil
 }
 
-func printDemo(w io.Writer, in demoInfo, prog, dataDir string) {
-	admin := prog + " --data-dir " + shellQuote(dataDir)
+func printDemo(w io.Writer, in demoInfo, prog string) {
+	admin := prog + " --data-dir " + shellQuote(in.DataDir)
 	fmt.Fprintf(w, `agentid demo is running. Press Ctrl-C to stop.
 
 Hub: %s
