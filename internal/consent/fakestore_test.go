@@ -63,7 +63,7 @@ func TestLedgerOnAFakeStore(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = l.Revoke(t.Context(), k, nil, nil)
+			_, err = l.Revoke(t.Context(), k, nil, nil, "")
 			if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil && err != nil) {
 				t.Fatalf("Revoke: %v, want %v", err, tc.wantErr)
 			}
