@@ -69,6 +69,8 @@ var allowed = map[string][]string{
 	"internal/token":             {"internal/store", "internal/oauth"},
 	"mcpauth":                    {},
 	"mcpauth/mcpauthtest":        {},
+	// A test tool of the conformance script: no project package.
+	"scripts/conformance/bearerproxy": {},
 }
 
 func TestDependencyDirection(t *testing.T) {

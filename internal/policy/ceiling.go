@@ -170,12 +170,14 @@ func (e *Engine) TagClient(ctx context.Context, clientID string, add, remove []s
 		return nil, nil, fmt.Errorf("policy: tag client: %w", err)
 	}
 	set := e.Active(ctx)
-	var ev *store.AuditEvent // filled by the update, which knows the change
+	var ch *ClientChange
+	var unchanged *store.Client
+	// The event is built inside the update, from the client as it is
+	// stored; the store writes whatever ev holds when update returns.
+	var ev *store.AuditEvent
 	if m != nil {
 		ev = new(store.AuditEvent)
 	}
-	var ch *ClientChange
-	var unchanged *store.Client
 	c, err := e.st.UpdateClient(ctx, e.tenant, clientID, func(c *store.Client) error {
 		ch, unchanged = &ClientChange{ClientID: c.ID}, nil
 		tags := slices.Clone(c.Tags)
@@ -256,7 +258,7 @@ func (e *Engine) RecomputeCeilings(ctx context.Context, m *audit.Meta) ([]Client
 		if !ch.Changed() {
 			continue
 		}
-		var ev *store.AuditEvent // filled by the update, which knows the change
+		var ev *store.AuditEvent
 		if m != nil {
 			ev = new(store.AuditEvent)
 		}

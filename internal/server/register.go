@@ -84,7 +84,7 @@ func (s *Server) readMetadata(r *http.Request) (*oauth.ClientMetadata, *oauth.Er
 	if oe != nil {
 		return nil, oe
 	}
-	if oe := m.Validate(); oe != nil {
+	if oe := m.Validate(supportedGrants(s.grants)); oe != nil {
 		return nil, oe
 	}
 	return m, nil
@@ -109,7 +109,7 @@ func (s *Server) applyMetadata(ctx context.Context, r *http.Request, c *store.Cl
 	c.JWKS = string(m.JWKS)
 	c.JWKSURI = m.JWKSURI
 	c.TokenEndpointAuthMethod = m.TokenEndpointAuthMethod
-	requested, oe := oauth.ParseScope(m.Scope)
+	requested, _, oe := oauth.ParseRequestedScope(m.Scope)
 	if oe != nil {
 		return "", nil, oe
 	}
@@ -158,7 +158,7 @@ func (s *Server) registrationCeiling(ctx context.Context, r *http.Request, c *st
 			}
 		}
 	}
-	for _, sc := range withoutOfflineAccess(requested) {
+	for _, sc := range requested {
 		if !slices.Contains(offered, sc) {
 			return nil, nil, oauth.ErrInvalidClientMetadata("scope %q is not offered by any registered resource", truncate(sc, 100))
 		}
@@ -268,7 +268,7 @@ func (s *Server) handleRegistrationUpdate(w http.ResponseWriter, r *http.Request
 		s.writeProtocolError(w, r, oe)
 		return
 	}
-	if oe := m.Validate(); oe != nil {
+	if oe := m.Validate(supportedGrants(s.grants)); oe != nil {
 		s.writeProtocolError(w, r, oe)
 		return
 	}

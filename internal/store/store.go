@@ -319,12 +319,23 @@ type AuditFilter struct {
 }
 
 // Issuance is everything that one successful token response persists, in one
-// transaction: the access token record, an optional new refresh token and the
-// audit events.
+// transaction: the access token record, an optional new refresh token, the
+// use of the consent it rests on and the audit events.
 type Issuance struct {
 	AccessToken  *AccessToken  // may be nil if no access token is recorded
 	RefreshToken *RefreshToken // may be nil
-	Events       []*AuditEvent
+	// ConsentUse, when set, records that the token was issued on the
+	// person's consent: LastUsedAt of the named scopes becomes At.
+	ConsentUse *ConsentUse
+	Events     []*AuditEvent
+}
+
+// ConsentUse names the consented scopes a token was issued on, as
+// TouchConsents takes them.
+type ConsentUse struct {
+	Filter ConsentFilter
+	Scopes []string
+	At     time.Time
 }
 
 // Store is the persistence contract: every role below, which one backend

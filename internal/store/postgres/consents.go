@@ -87,13 +87,22 @@ func (s *Store) ListConsents(ctx context.Context, f store.ConsentFilter) ([]*sto
 // TouchConsents sets LastUsedAt of the named scopes to now; no scopes touch
 // nothing.
 func (s *Store) TouchConsents(ctx context.Context, f store.ConsentFilter, scopes []string, now time.Time) error {
-	if len(scopes) == 0 {
+	q, args := touchConsents(f, scopes, now)
+	if q == "" {
 		return nil
 	}
-	where, args := consentWhere(f, []any{now, scopes})
-	_, err := s.pool.Exec(ctx, `UPDATE consents SET last_used_at = $1
-		WHERE scope = ANY($2) AND `+and(where), args...)
+	_, err := s.pool.Exec(ctx, q, args...)
 	return mapErr("touch consents", err)
+}
+
+// touchConsents is the statement setting LastUsedAt of the named scopes to
+// now, or "" when no scope is named.
+func touchConsents(f store.ConsentFilter, scopes []string, now time.Time) (string, []any) {
+	if len(scopes) == 0 {
+		return "", nil
+	}
+	where, args := consentWhere(f, []any{now, scopes})
+	return `UPDATE consents SET last_used_at = $1 WHERE scope = ANY($2) AND ` + and(where), args
 }
 
 // RevokeConsents marks the matching grants revoked (scopes nil: all scopes)

@@ -141,6 +141,11 @@ func queueIssuance(b *pgx.Batch, iss *store.Issuance) error {
 			rt.Hash, rt.TenantID, rt.GrantID, rt.ClientID, rt.UserID, rt.Scopes, rt.Resource,
 			rt.AuthTime, rt.CreatedAt, rt.ExpiresAt, nullTime(rt.RotatedAt), nullTime(rt.RevokedAt))
 	}
+	if u := iss.ConsentUse; u != nil {
+		if q, args := touchConsents(u.Filter, u.Scopes, u.At); q != "" {
+			b.Queue(q, args...)
+		}
+	}
 	for _, ev := range iss.Events {
 		if ev == nil {
 			continue

@@ -79,16 +79,24 @@ func (s *Store) ListConsents(ctx context.Context, f store.ConsentFilter) ([]*sto
 // TouchConsents implements store.Store. With no scopes named it changes
 // nothing.
 func (s *Store) TouchConsents(ctx context.Context, f store.ConsentFilter, scopes []string, now time.Time) error {
-	if len(scopes) == 0 {
+	q, args := touchConsents(f, scopes, now)
+	if q == "" {
 		return nil
 	}
-	where, args := consentWhere(f, scopes, true)
-	q := `UPDATE consents SET last_used_at = ?` + where
-	args = append([]any{now.UnixMicro()}, args...)
 	return wrap("touch consents", s.w.do(ctx, func(tx *wtx) error {
 		_, err := tx.exec(q, args...)
 		return err
 	}))
+}
+
+// touchConsents is the statement setting LastUsedAt of the named scopes to
+// now, or "" when no scope is named.
+func touchConsents(f store.ConsentFilter, scopes []string, now time.Time) (string, []any) {
+	if len(scopes) == 0 {
+		return "", nil
+	}
+	where, args := consentWhere(f, scopes, true)
+	return `UPDATE consents SET last_used_at = ?` + where, append([]any{now.UnixMicro()}, args...)
 }
 
 // cascadeKey groups revoked consents by whose tokens they cover: user and

@@ -79,6 +79,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"RotateRefreshReuse", testRotateRefreshReuse},
 		{"RotateRefreshErrors", testRotateRefreshErrors},
 		{"RotateRefreshConcurrent", testRotateRefreshConcurrent},
+		{"IssuanceConsentUse", testIssuanceConsentUse},
 		{"RevokeGrant", testRevokeGrant},
 		{"RevokeGrantEmpty", testRevokeGrantEmpty},
 		{"RevokeAccessToken", testRevokeAccessToken},
