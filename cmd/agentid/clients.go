@@ -271,7 +271,7 @@ func buildClient(spec clientSpec, resources []*store.Resource, now time.Time) (*
 	}
 	var secret string
 	if method == oauth.AuthMethodClientSecretBasic || method == oauth.AuthMethodClientSecretPost {
-		// DESIGN.md §5: a generated, 256-bit secret, stored as SHA-256.
+		// docs/design.md §7: a generated, 256-bit secret, stored as SHA-256.
 		s, err := token.NewHandle(nil, "")
 		if err != nil {
 			return nil, "", err

@@ -23,7 +23,7 @@ const (
 // minInitialAccessTokenLen is the shortest initial access token accepted
 // from the token file: 32 characters of a bearer token alphabet carry well
 // over 128 bits when generated randomly, and these are compared after
-// SHA-256 hashing, not stretched (DESIGN.md §5).
+// SHA-256 hashing, not stretched (docs/design.md §7).
 const minInitialAccessTokenLen = 32
 
 // Load builds the effective configuration:
@@ -263,7 +263,7 @@ func (l *loader) decodeLeaf(n *yaml.Node, v reflect.Value, path string) {
 		l.fail(path, n.Line, "", err.Error())
 		return
 	}
-	// Secrets only by reference in the file (DESIGN.md §1 config).
+	// Secrets only by reference in the file (docs/design.md §1 config).
 	switch path {
 	case "kek.value":
 		if n.Value != "" && !strings.HasPrefix(n.Value, "env:") {

@@ -13,7 +13,7 @@ import (
 // names from the schema means a new setting cannot lack an override.
 const envPrefix = "AGENTID_"
 
-// envAliases are extra names for an override, kept because DESIGN.md names
+// envAliases are extra names for an override, kept because docs/design.md names
 // them. Setting both an alias and the derived name is a problem.
 var envAliases = map[string]string{
 	"kek.value": "AGENTID_KEK",

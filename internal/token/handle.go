@@ -11,7 +11,7 @@ import (
 )
 
 // handleBytes is the entropy of an opaque handle: 256 bits, so a handle
-// cannot be guessed and its SHA-256 is a safe lookup key (DESIGN.md §5).
+// cannot be guessed and its SHA-256 is a safe lookup key (docs/design.md §7).
 const handleBytes = 32
 
 // idBytes is the entropy of identifiers (jti, grant and client ids): 128
