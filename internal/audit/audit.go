@@ -48,8 +48,10 @@ const (
 type Meta struct {
 	TenantID  string
 	RequestID string
-	IP        string
-	Time      time.Time
+	// ClientRequestID is the client's own, validated X-Request-Id, if any.
+	ClientRequestID string
+	IP              string
+	Time            time.Time
 }
 
 // New builds an event of type typ with outcome Success; callers set the
@@ -60,11 +62,12 @@ func New(m Meta, typ string) *store.AuditEvent {
 		tenant = store.DefaultTenant
 	}
 	return &store.AuditEvent{
-		TenantID:  tenant,
-		Time:      m.Time,
-		Type:      typ,
-		RequestID: m.RequestID,
-		IP:        m.IP,
-		Outcome:   Success,
+		TenantID:        tenant,
+		Time:            m.Time,
+		Type:            typ,
+		RequestID:       m.RequestID,
+		ClientRequestID: m.ClientRequestID,
+		IP:              m.IP,
+		Outcome:         Success,
 	}
 }
