@@ -4,12 +4,13 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
+	"fmt"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
-
-	"golang.org/x/time/rate"
 
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/password"
@@ -87,36 +88,41 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	returnTo := safeReturn(r.PostForm.Get("return_to"))
-	view := loginView{CSRF: s.csrfToken(w, r), ReturnTo: returnTo, Username: r.PostForm.Get("username")}
+	view := loginView{CSRF: s.csrfToken(w, r), ReturnTo: returnTo, Username: truncate(r.PostForm.Get("username"), maxUsernameShown)}
 	if !s.checkCSRF(r) {
 		view.Error = "This form expired. Please sign in again."
 		s.pages.login(w, http.StatusForbidden, view)
 		return
 	}
 	username, pw := strings.TrimSpace(r.PostForm.Get("username")), r.PostForm.Get("password")
-	ip := clientIP(r)
-	// Every attempt takes a token before the password is checked, so that
-	// parallel attempts cannot all slip past the limit; a success gives it
-	// back, a failure keeps it spent.
-	refundUser, okUser := s.userThrottle.attempt(username)
-	refundIP, okIP := s.ipThrottle.attempt(ip)
-	if !okUser || !okIP {
-		refundUser()
-		refundIP()
-		view.Error = "Too many failed attempts. Wait a minute and try again."
-		s.pages.login(w, http.StatusTooManyRequests, view)
+	view.Username = truncate(username, maxUsernameShown)
+	// Failures are counted per user name from one address, so that a
+	// stranger elsewhere cannot lock a person out, and per address, so
+	// that one address cannot try many names. Address first: a refused
+	// address adds no (user, address) entry.
+	addr := addressKey(clientIP(r))
+	ipKey, okIP, retry := s.ipThrottle.begin(addr)
+	if !okIP {
+		s.throttled(w, view, retry)
 		return
 	}
+	userKey, okUser, retry := s.userThrottle.begin(username + "\x00" + addr)
+	if !okUser {
+		s.ipThrottle.end(ipKey, false)
+		s.throttled(w, view, retry)
+		return
+	}
+	failed := false // only a wrong password or user counts; errors do not
+	defer func() {
+		s.userThrottle.end(userKey, failed)
+		s.ipThrottle.end(ipKey, failed)
+	}()
 	u, err := s.st.GetUserByUsername(ctx, s.tenant, username)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		refundUser()
-		refundIP()
 		s.internalErrorPage(w, r, err)
 		return
 	}
 	if !s.acquireVerifier(ctx) {
-		refundUser()
-		refundIP()
 		view.Error = "The server is busy. Try again in a moment."
 		s.pages.login(w, http.StatusServiceUnavailable, view)
 		return
@@ -129,11 +135,8 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		_ = password.Verify(dummyHash(), pw)
 	}
 	<-s.verifying
-	if ok {
-		refundUser()
-		refundIP()
-	}
 	if !ok {
+		failed = true
 		ev := s.event(r, audit.LoginFailed)
 		ev.Outcome = audit.Failure
 		if u != nil {
@@ -190,51 +193,20 @@ var dummyHash = sync.OnceValue(func() string {
 	return h
 })
 
-// throttle limits failed logins per key (a username or an IP) with token buckets;
-// only failures spend tokens.
-type throttle struct {
-	mu    sync.Mutex
-	limit LoginLimit
-	now   func() time.Time
-	m     map[string]*rate.Limiter
-}
+// maxUsernameShown bounds the user name echoed back into the login form.
+const maxUsernameShown = 256
 
-func newThrottle(l LoginLimit, now func() time.Time) *throttle {
-	return &throttle{limit: l, now: now, m: make(map[string]*rate.Limiter)}
-}
-
-func (t *throttle) limiter(key string) *rate.Limiter {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	lim, ok := t.m[key]
-	if !ok {
-		if len(t.m) > 100000 {
-			// Bound memory under a flood of distinct keys: full buckets are
-			// equivalent to fresh ones, so dropping them loses nothing.
-			for k, l := range t.m {
-				if l.TokensAt(t.now()) >= float64(t.limit.Burst) {
-					delete(t.m, k)
-				}
-			}
-		}
-		lim = rate.NewLimiter(rate.Limit(t.limit.PerMinute/60), t.limit.Burst)
-		t.m[key] = lim
+// throttled answers a sign-in refused by the throttle: 429 with
+// Retry-After (RFC 6585 §4) and the wait in words.
+func (s *Server) throttled(w http.ResponseWriter, view loginView, retry time.Duration) {
+	mins := int(math.Ceil(retry.Minutes()))
+	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(retry.Seconds()))))
+	if mins <= 1 {
+		view.Error = "Too many failed attempts. Wait a minute and try again."
+	} else {
+		view.Error = fmt.Sprintf("Too many failed attempts. Wait %d minutes and try again.", mins)
 	}
-	return lim
-}
-
-// attempt takes a token for one login attempt. When none is left it takes
-// nothing and ok is false. refund gives the token back (after a success, or
-// when the attempt was refused); it is always safe to call.
-func (t *throttle) attempt(key string) (refund func(), ok bool) {
-	now := t.now()
-	r := t.limiter(key).ReserveN(now, 1)
-	if !r.OK() || r.DelayFrom(now) > 0 {
-		r.CancelAt(now)
-		return func() {}, false
-	}
-	var once sync.Once
-	return func() { once.Do(func() { r.CancelAt(t.now()) }) }, true
+	s.pages.login(w, http.StatusTooManyRequests, view)
 }
 
 // verifierWait is how long a login waits for a free password check.

@@ -56,9 +56,10 @@ type Config struct {
 	// development hub reached over plain http; it wins over SecureCookies.
 	InsecureCookies bool
 
-	// LoginAttempts limits failed logins per username (default 5 per minute
-	// with a burst of 5); LoginAttemptsPerIP per client address (default 20
-	// per minute with a burst of 20).
+	// LoginAttempts limits failed logins per user name from one client
+	// address (default 5 per minute with a burst of 5); LoginAttemptsPerIP
+	// per client address, an IPv6 address counting as its /64 (default 20
+	// per minute with a burst of 20). Successful logins are never counted.
 	LoginAttempts      LoginLimit
 	LoginAttemptsPerIP LoginLimit
 
@@ -190,8 +191,8 @@ func New(cfg Config) (*Server, error) {
 	s.clients = newTTLCache[*store.Client](s.now)
 	s.resources = newTTLCache[*store.Resource](s.now)
 	s.verifying = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
-	s.userThrottle = newThrottle(s.cfg.LoginAttempts, s.now)
-	s.ipThrottle = newThrottle(s.cfg.LoginAttemptsPerIP, s.now)
+	s.userThrottle = newThrottle(s.cfg.LoginAttempts, s.now, throttleMax)
+	s.ipThrottle = newThrottle(s.cfg.LoginAttemptsPerIP, s.now, throttleMax)
 	s.ledger, err = consent.New(consent.Options{Store: s.st, TenantID: s.tenant, Now: s.now})
 	if err != nil {
 		return nil, err
