@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"math"
@@ -18,18 +20,48 @@ import (
 	"github.com/agentid/agentid/internal/token"
 )
 
+// Cookie names, before the __Host- prefix that cookieName adds over https.
 const (
 	sessionCookie = "agentid_session"
-	csrfCookie    = "agentid_csrf"
+	// preSessionCookie binds the form tokens of a browser that has not
+	// signed in (the login form itself).
+	preSessionCookie = "agentid_csrf"
 )
+
+// cookieName is name with the __Host- prefix when cookies are Secure: a
+// browser then accepts the cookie only if it is Secure, has Path=/ and no
+// Domain, so a sibling subdomain cannot plant or shadow it (RFC 6265bis
+// §4.1.3.2).
+func (s *Server) cookieName(name string) string {
+	if s.secure {
+		return "__Host-" + name
+	}
+	return name
+}
+
+// cookieValue is the value of the named cookie, or "" when it is missing or
+// has a length no handle of ours has.
+func (s *Server) cookieValue(r *http.Request, name string) string {
+	ck, err := r.Cookie(s.cookieName(name))
+	if err != nil || len(ck.Value) < 32 || len(ck.Value) > 128 {
+		return ""
+	}
+	return ck.Value
+}
+
+// setCookie sets one of the hub's cookies: HttpOnly, Path=/, no Domain,
+// Secure when the hub is served over https.
+func (s *Server) setCookie(w http.ResponseWriter, name, value string, sameSite http.SameSite, expires time.Time, maxAge int) {
+	http.SetCookie(w, &http.Cookie{Name: s.cookieName(name), Value: value, Path: "/", HttpOnly: true, Secure: s.secure, SameSite: sameSite, Expires: expires, MaxAge: maxAge})
+}
 
 // currentSession returns the logged-in session and its user, or nils.
 func (s *Server) currentSession(r *http.Request) (*store.Session, *store.User) {
-	ck, err := r.Cookie(sessionCookie)
-	if err != nil || ck.Value == "" || len(ck.Value) > 128 {
+	handle := s.cookieValue(r, sessionCookie)
+	if handle == "" {
 		return nil, nil
 	}
-	sess, err := s.st.GetSession(r.Context(), token.Hash(ck.Value), s.now())
+	sess, err := s.st.GetSession(r.Context(), token.Hash(handle), s.now())
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
 			s.log.ErrorContext(r.Context(), "session lookup failed", "request_id", requestID(r.Context()), "err", err)
@@ -43,28 +75,50 @@ func (s *Server) currentSession(r *http.Request) (*store.Session, *store.User) {
 	return sess, u
 }
 
-// csrfToken returns the double-submit token for this browser, setting the
-// cookie when it is missing. Forms carry it in a hidden field; the browser
-// mux also runs cross-origin protection.
+// csrfToken returns the form token of this browser, bound to its session:
+// derived from the session cookie when there is one, else from the
+// pre-session cookie, which it sets when missing. Forms carry it in a
+// hidden field; the browser mux also runs cross-origin protection.
 func (s *Server) csrfToken(w http.ResponseWriter, r *http.Request) string {
-	if ck, err := r.Cookie(csrfCookie); err == nil && len(ck.Value) >= 32 && len(ck.Value) <= 128 {
-		return ck.Value
+	if v := s.csrfBinding(r); v != "" {
+		return csrfFor(v)
 	}
 	v, err := token.NewHandle(s.rand, "")
 	if err != nil {
 		return ""
 	}
-	http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: v, Path: "/", HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteStrictMode})
-	return v
+	s.setCookie(w, preSessionCookie, v, http.SameSiteStrictMode, time.Time{}, 0)
+	return csrfFor(v)
 }
 
+// checkCSRF reports whether the form's token was made for this browser's
+// session (or, signed out, its pre-session): a token from another session,
+// or from before a sign-in or sign-out, is refused.
 func (s *Server) checkCSRF(r *http.Request) bool {
-	ck, err := r.Cookie(csrfCookie)
 	form := r.PostForm.Get("csrf_token")
-	if err != nil || ck.Value == "" || form == "" {
+	v := s.csrfBinding(r)
+	if v == "" || form == "" {
 		return false
 	}
-	return subtle.ConstantTimeCompare([]byte(ck.Value), []byte(form)) == 1
+	return subtle.ConstantTimeCompare([]byte(csrfFor(v)), []byte(form)) == 1
+}
+
+// csrfBinding is the secret a form token is derived from: the session
+// handle, or the pre-session handle of a browser without a session.
+func (s *Server) csrfBinding(r *http.Request) string {
+	if v := s.cookieValue(r, sessionCookie); v != "" {
+		return v
+	}
+	return s.cookieValue(r, preSessionCookie)
+}
+
+// csrfFor derives a form token from a session or pre-session handle. The
+// handle is a 256-bit secret only this browser holds (in an HttpOnly
+// cookie), so no one else can compute the token, and the token, which pages
+// show, does not reveal the handle.
+func csrfFor(handle string) string {
+	sum := sha256.Sum256([]byte("agentid csrf v1\x00" + handle))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
 // safeReturn keeps login redirects on this server's own pages.
@@ -163,7 +217,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.internalErrorPage(w, r, err)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: handle, Path: "/", HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode, Expires: sess.ExpiresAt})
+	s.setCookie(w, sessionCookie, handle, http.SameSiteLaxMode, sess.ExpiresAt, 0)
 	http.Redirect(w, r, returnTo, http.StatusSeeOther)
 }
 
@@ -172,13 +226,13 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 		s.pages.errorPage(w, http.StatusForbidden, "Form expired", "Sign-out needs a valid form. Reload the page and try again.")
 		return
 	}
-	if ck, err := r.Cookie(sessionCookie); err == nil && ck.Value != "" {
-		if err := s.st.DeleteSession(r.Context(), token.Hash(ck.Value)); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if handle := s.cookieValue(r, sessionCookie); handle != "" {
+		if err := s.st.DeleteSession(r.Context(), token.Hash(handle)); err != nil && !errors.Is(err, store.ErrNotFound) {
 			s.internalErrorPage(w, r, err)
 			return
 		}
 	}
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode})
+	s.setCookie(w, sessionCookie, "", http.SameSiteLaxMode, time.Time{}, -1)
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
 
