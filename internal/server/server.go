@@ -110,7 +110,8 @@ type Server struct {
 	keyCache     keyCache
 
 	metaMu   sync.Mutex
-	metaJSON []byte
+	metaJSON []byte // RFC 8414
+	oidcJSON []byte // OpenID Connect Discovery
 	metaAt   time.Time
 
 	handler http.Handler
@@ -211,7 +212,7 @@ func (s *Server) routes() http.Handler {
 	// Protocol endpoints: no cookies are read or set here.
 	api := http.NewServeMux()
 	api.HandleFunc("GET /.well-known/oauth-authorization-server", s.handleMetadata)
-	api.HandleFunc("GET /.well-known/openid-configuration", s.handleMetadata)
+	api.HandleFunc("GET /.well-known/openid-configuration", s.handleOIDCMetadata)
 	api.HandleFunc("GET /jwks.json", s.handleJWKS)
 	api.HandleFunc("POST /token", s.handleToken)
 	api.HandleFunc("POST /revoke", s.handleRevoke)
