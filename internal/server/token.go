@@ -559,7 +559,7 @@ func (s *Server) decideScopes(ctx context.Context, r *http.Request, action polic
 
 // event starts an audit event for this request.
 func (s *Server) event(r *http.Request, typ string) *store.AuditEvent {
-	return audit.New(audit.Meta{TenantID: s.tenant, RequestID: requestID(r.Context()), ClientRequestID: clientRequestID(r.Context()), IP: clientIP(r), Time: s.now()}, typ)
+	return audit.New(s.meta(r), typ)
 }
 
 func truncate(s string, n int) string {
