@@ -135,3 +135,33 @@ func TestAddressKey(t *testing.T) {
 		})
 	}
 }
+
+// TestThrottleParallel: of many attempts started at once, no more than the
+// burst get through before any result is in.
+func TestThrottleParallel(t *testing.T) {
+	clk := &fakeNow{t: time.Unix(1e9, 0)}
+	th := newThrottle(LoginLimit{PerMinute: 5.0 / 15, Burst: 5}, clk.now, 100)
+	var mu sync.Mutex
+	var passed []uint64
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Go(func() {
+			if h, ok, _ := th.begin("alice"); ok {
+				mu.Lock()
+				passed = append(passed, h)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(passed) != 5 {
+		t.Fatalf("%d of 50 parallel attempts passed, want the burst of 5", len(passed))
+	}
+	for _, h := range passed {
+		wg.Go(func() { th.end(h, true) })
+	}
+	wg.Wait()
+	if _, ok, _ := th.begin("alice"); ok {
+		t.Fatal("a sixth attempt passed after five failures")
+	}
+}
