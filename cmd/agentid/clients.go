@@ -87,9 +87,12 @@ are given, else client_credentials. Scopes and the default resource must
 already be registered with 'agentid resources add'. The scopes asked for with
 --scope pass the policy's register action; those it allows are the client's
 ceiling, the most it may ever hold, recomputed when its tags or the policy
-change. Without --scope the client is bound only by resources and policy.`,
+change. Without --scope the client is bound only by resources and policy.
+
+Under the default policy set a client_credentials client gets a scope only
+with the tag cc:<scope> (--tag cc:notes.read), given by an administrator.`,
 		Example: `  agentid clients add --name "Notes Agent" --redirect-uri http://127.0.0.1/callback --public
-  agentid clients add --name "Nightly job" --grant-type client_credentials --scope notes.read`,
+  agentid clients add --name "Nightly job" --grant-type client_credentials --scope notes.read --tag cc:notes.read`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := requireFlags(cmd, "name"); err != nil {
@@ -268,7 +271,7 @@ func buildClient(spec clientSpec, resources []*store.Resource, now time.Time) (*
 	}
 	var secret string
 	if method == oauth.AuthMethodClientSecretBasic || method == oauth.AuthMethodClientSecretPost {
-		// DESIGN.md §5: a generated, 256-bit secret, stored as SHA-256.
+		// docs/design.md §7: a generated, 256-bit secret, stored as SHA-256.
 		s, err := token.NewHandle(nil, "")
 		if err != nil {
 			return nil, "", err

@@ -46,7 +46,7 @@ func listPackages(t *testing.T) []pkg {
 func rel(path string) string { return strings.TrimPrefix(strings.TrimPrefix(path, module), "/") }
 
 // allowed lists, for each package, the project packages it may import
-// directly (DESIGN.md §3). A package missing here fails the test, so a new
+// directly (docs/design.md §2). A package missing here fails the test, so a new
 // package gets its arrows decided on purpose.
 var allowed = map[string][]string{
 	"cmd/agentid":                {"*"},
@@ -86,7 +86,7 @@ func TestDependencyDirection(t *testing.T) {
 		}
 		for _, imp := range p.Imports {
 			if strings.HasPrefix(imp, module+"/") && !slices.Contains(ok, rel(imp)) {
-				t.Errorf("%s imports %s, which DESIGN.md §3 does not allow", name, rel(imp))
+				t.Errorf("%s imports %s, which docs/design.md §2 does not allow", name, rel(imp))
 			}
 		}
 	}
