@@ -419,9 +419,12 @@ func (c *cli) newClientsSetDisabledCmd(asJSON *bool, disable bool) *cobra.Comman
 				}
 				if cl.Disabled != disable {
 					now := time.Now()
-					cl.Disabled, cl.UpdatedAt = disable, now
 					ev := audit.NewClientUpdated(adminMeta(now), audit.ClientUpdatedFields{ClientID: cl.ID, Change: done})
-					if err := st.UpdateClient(ctx, cl, ev); err != nil {
+					cl, err = st.UpdateClient(ctx, cl.TenantID, cl.ID, func(cl *store.Client) error {
+						cl.Disabled, cl.UpdatedAt = disable, now
+						return nil
+					}, ev)
+					if err != nil {
 						return fmt.Errorf("updating the client: %w", err)
 					}
 				}

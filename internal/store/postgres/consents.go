@@ -109,7 +109,8 @@ func touchConsents(f store.ConsentFilter, scopes []string, now time.Time) (strin
 // and, in the same transaction, revokes the refresh tokens and recorded
 // access tokens of the same tenant, user, client (and resource, when set)
 // that carry a revoked scope (any scope when scopes is nil). Tokens without
-// a user (client credentials) never rest on consent and are left alone.
+// a user (client credentials) never rest on consent and are left alone. ev
+// is written only when something was revoked.
 func (s *Store) RevokeConsents(ctx context.Context, f store.ConsentFilter, scopes []string, now time.Time, ev *store.AuditEvent) error {
 	return mapErr("revoke consents", s.inTx(ctx, func(tx pgx.Tx) error {
 		scopeCond := "TRUE"
@@ -119,19 +120,26 @@ func (s *Store) RevokeConsents(ctx context.Context, f store.ConsentFilter, scope
 			scopeCond = "scope = ANY($2)"
 		}
 		where, args := consentWhere(f, base)
-		if _, err := tx.Exec(ctx, `UPDATE consents SET revoked_at = $1
-			WHERE revoked_at IS NULL AND `+scopeCond+` AND `+and(where), args...); err != nil {
+		tag, err := tx.Exec(ctx, `UPDATE consents SET revoked_at = $1
+			WHERE revoked_at IS NULL AND `+scopeCond+` AND `+and(where), args...)
+		if err != nil {
 			return err
 		}
+		n := tag.RowsAffected()
 		tokenScopeCond := "TRUE"
 		if scopes != nil {
 			tokenScopeCond = "scopes && $2::text[]"
 		}
 		for _, table := range []string{"refresh_tokens", "access_tokens"} {
-			if _, err := tx.Exec(ctx, `UPDATE `+table+` SET revoked_at = $1
-				WHERE revoked_at IS NULL AND user_id <> '' AND `+tokenScopeCond+` AND `+and(where), args...); err != nil {
+			tag, err := tx.Exec(ctx, `UPDATE `+table+` SET revoked_at = $1
+				WHERE revoked_at IS NULL AND user_id <> '' AND `+tokenScopeCond+` AND `+and(where), args...)
+			if err != nil {
 				return err
 			}
+			n += tag.RowsAffected()
+		}
+		if n == 0 {
+			return nil // nothing revoked: no event
 		}
 		return insertEvent(ctx, tx, ev)
 	}))

@@ -245,6 +245,9 @@ func (s *Store) RotateRefresh(ctx context.Context, oldHash []byte, now time.Time
 
 // RevokeGrant implements store.Store.
 func (s *Store) RevokeGrant(ctx context.Context, tenantID, grantID string, now time.Time, ev *store.AuditEvent) error {
+	if grantID == "" {
+		return wrap("revoke grant", store.ErrInvalid)
+	}
 	evRow := prepAudit(ev)
 	return wrap("revoke grant", s.w.do(ctx, func(tx *wtx) error {
 		if err := tx.revokeGrant(tenantID, grantID, now); err != nil {
