@@ -102,7 +102,7 @@ type Server struct {
 	pages     *pages
 	clients   *ttlCache[*store.Client]
 	resources *ttlCache[*store.Resource]
-	// grants is the grant table (grants.go) behind /token, metadata and
+	// grants is the grant table (grant.go) behind /token, metadata and
 	// registration.
 	grants []grant
 	// verifying bounds concurrent argon2id checks: each takes 64 MiB, so a

@@ -18,7 +18,7 @@ import (
 // client's own credentials) and says what it authorizes; client
 // authentication, the resource, the subject being alive, the policy, the
 // scopes, consent, lifetimes, minting and the one store write belong to the
-// pipeline (pipeline.go), so a grant cannot forget a check. Adding a grant is one
+// pipeline (token.go), so a grant cannot forget a check. Adding a grant is one
 // row in defaultGrants and one grant_*.go file with its hook.
 type grant struct {
 	// typ is the grant_type value (RFC 6749 §4.1.3, §4.4.2, §6).
