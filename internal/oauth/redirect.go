@@ -48,8 +48,8 @@ func ValidateRedirectURI(uri, applicationType string) *Error {
 	if len(uri) > maxURILength {
 		return ErrInvalidRedirectURI("redirect URI is longer than %d characters", maxURILength)
 	}
-	if !visibleASCII(uri) {
-		return ErrInvalidRedirectURI("redirect URI must be an ASCII URI without whitespace")
+	if !uriText(uri) {
+		return ErrInvalidRedirectURI("redirect URI must be an RFC 3986 URI: ASCII without whitespace, quotes, backslashes or stray percent signs")
 	}
 	if strings.Contains(uri, "#") {
 		return ErrInvalidRedirectURI("redirect URI must not contain a fragment")
