@@ -26,10 +26,79 @@ type authz struct {
 	scopes      []string // requested (or defaulted), all offered by the resource
 }
 
-// errorRedirect sends an error to the client's redirect URI with state and
-// iss (RFC 6749 §4.1.2.1, RFC 9207 §2).
+// errorRedirect answers an authorization request the hub refuses before
+// the person has decided anything. For a client an administrator
+// registered, the error goes to its redirect URI with state and iss (RFC
+// 6749 §4.1.2.1, RFC 9207 §2). Anyone can register a redirect URI through
+// dynamic registration, so for a self-registered client the hub shows its
+// own error page instead: bouncing a browser there would make the hub an
+// open redirector for any URI an attacker registers (RFC 9700 §4.11.2). A
+// signed-in person gets a link back to the application on that page, to
+// follow knowing where it leads.
 func (s *Server) errorRedirect(w http.ResponseWriter, r *http.Request, a *authz, e *oauth.Error) {
+	if trustedRedirect(a.client) {
+		s.sendError(w, r, a, e)
+		return
+	}
+	v := errorView{Title: "This request cannot be completed", Message: refusalMessage(e), Detail: e.Code}
+	if e.Description != "" {
+		v.Detail += ": " + e.Description
+	}
+	if sess, _ := s.currentSession(r); sess != nil {
+		v.App = clientName(a.client)
+		v.BackURL = oauth.ErrorRedirect(a.redirectURI, e, a.req.State, s.issuer)
+		v.BackHost = redirectHost(a.redirectURI)
+	}
+	render(w, s.pages.error_, http.StatusBadRequest, v)
+}
+
+// sendError sends an error to the client's redirect URI with state and iss
+// (RFC 6749 §4.1.2.1, RFC 9207 §2), without condition: for answers the
+// signed-in person chose (a denial) or saw first.
+func (s *Server) sendError(w http.ResponseWriter, r *http.Request, a *authz, e *oauth.Error) {
 	http.Redirect(w, r, oauth.ErrorRedirect(a.redirectURI, e, a.req.State, s.issuer), http.StatusFound)
+}
+
+// trustedRedirect reports whether the hub may send the browser to c's
+// redirect URI without the person's say: an administrator registered it.
+func trustedRedirect(c *store.Client) bool {
+	return c.RegistrationMethod == store.RegistrationManual
+}
+
+// refusalMessage says in plain words why an authorization request was
+// refused; the OAuth error follows as a detail for the developer.
+func refusalMessage(e *oauth.Error) string {
+	switch e.Code {
+	case oauth.CodeInvalidScope:
+		return "The application asked for a permission this server does not offer. Nothing was shared with it."
+	case oauth.CodeInvalidTarget:
+		return "The application asked for access to a service this server does not know. Nothing was shared with it."
+	case oauth.CodeLoginRequired:
+		return "The application asked to continue without showing you a sign-in page, but you are not signed in here."
+	default:
+		return "The application sent a request this server cannot accept. Nothing was shared with it."
+	}
+}
+
+// clientName is how pages name a client.
+func clientName(c *store.Client) string {
+	if c.Name != "" {
+		return c.Name
+	}
+	return c.ID
+}
+
+// redirectHost is how pages name where a redirect URI leads: its host, or
+// its private-use scheme.
+func redirectHost(uri string) string {
+	ru, err := url.Parse(uri)
+	if err != nil {
+		return ""
+	}
+	if h := ru.Hostname(); h != "" {
+		return h
+	}
+	return ru.Scheme + ":"
 }
 
 // checkAuthorize validates an authorization request. Problems with the
@@ -183,7 +252,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if slices.Contains(prompt, "none") {
-		s.errorRedirect(w, r, a, oauth.NewError(oauth.CodeConsentRequired, "the user has not granted the requested scopes"))
+		s.sendError(w, r, a, oauth.NewError(oauth.CodeConsentRequired, "the user has not granted the requested scopes"))
 		return
 	}
 	s.renderConsent(w, r, a, u, allowed, snap)

@@ -95,7 +95,7 @@ func (s *Server) handleDecision(w http.ResponseWriter, r *http.Request) {
 			s.internalErrorPage(w, r, err)
 			return
 		}
-		s.errorRedirect(w, r, a, oauth.ErrAccessDenied("the user denied the request"))
+		s.sendError(w, r, a, oauth.ErrAccessDenied("the user denied the request"))
 		return
 	}
 	// The menu is re-checked here: a tampered form must not grant longer
@@ -195,24 +195,18 @@ func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, a *authz,
 		Title:        "Allow access?",
 		CSRF:         s.csrfToken(w, r),
 		Request:      a.query.Encode(),
-		ClientName:   a.client.Name,
+		ClientName:   clientName(a.client),
 		ClientID:     a.client.ID,
 		Registration: a.client.RegistrationMethod,
 		ResourceName: a.resource.Name,
 		ResourceURI:  a.resource.URI,
 		Username:     u.Username,
 	}
-	if v.ClientName == "" {
-		v.ClientName = a.client.ID
-	}
 	if v.ResourceName == "" {
 		v.ResourceName = a.resource.URI
 	}
 	if ru, err := url.Parse(a.redirectURI); err == nil {
-		v.RedirectHost = ru.Hostname()
-		if v.RedirectHost == "" {
-			v.RedirectHost = ru.Scheme + ":"
-		}
+		v.RedirectHost = redirectHost(a.redirectURI)
 		v.LocalOnly = oauth.IsLoopbackHost(ru.Hostname())
 	}
 	if a.client.RegistrationMethod == store.RegistrationCIMD {

@@ -78,6 +78,13 @@ func (p *pages) login(w http.ResponseWriter, status int, v loginView) {
 type errorView struct {
 	Title   string
 	Message string
+	// Detail is the protocol error, for the application's developer.
+	Detail string
+	// BackURL, when set, links back to the application App, whose
+	// redirect URI is on BackHost.
+	BackURL  string
+	App      string
+	BackHost string
 }
 
 func (p *pages) errorPage(w http.ResponseWriter, status int, title, msg string) {
