@@ -26,6 +26,34 @@ func promptedScopes(allowed []string, snap *consent.Snapshot, prompt []string) [
 	return slices.DeleteFunc(slices.Clone(allowed), func(sc string) bool { return slices.Contains(live, sc) })
 }
 
+// consentMenu is the consent screen's choice of durations, with the one
+// preselected by trust (see ConsentPreselect): a person who clicks Allow
+// without looking grants an unverified agent, or a new sensitive scope,
+// less than the resource's default.
+func (s *Server) consentMenu(a *authz, allowed, prompted []string, snap *consent.Snapshot) consent.Menu {
+	def := a.resource.ConsentDefaultTTL
+	if def <= 0 {
+		def = consent.DefaultTTL
+	}
+	if !trustedAgent(a.client) {
+		def = min(def, s.cfg.ConsentPreselect.SelfRegistered)
+	}
+	stepUp := len(snap.Live(allowed)) > 0
+	sensitive := slices.ContainsFunc(a.resource.Scopes, func(sc store.Scope) bool {
+		return sc.Sensitive && slices.Contains(prompted, sc.Name)
+	})
+	if stepUp && sensitive {
+		def = min(def, s.cfg.ConsentPreselect.StepUpSensitive)
+	}
+	return consent.MenuFor(a.resource.ConsentMaxTTL, def)
+}
+
+// trustedAgent reports whether an administrator vouched for the agent: it
+// registered it, or tagged it "trusted".
+func trustedAgent(c *store.Client) bool {
+	return c.RegistrationMethod == store.RegistrationManual || slices.Contains(c.Tags, "trusted")
+}
+
 // accessTTL is the lifetime of the resource's access tokens.
 func (s *Server) accessTTL(res *store.Resource) time.Duration {
 	if res.AccessTokenTTL > 0 {
@@ -100,7 +128,7 @@ func (s *Server) handleDecision(w http.ResponseWriter, r *http.Request) {
 	}
 	// The menu is re-checked here: a tampered form must not grant longer
 	// than the resource allows.
-	menu := consent.MenuFor(a.resource.ConsentMaxTTL, a.resource.ConsentDefaultTTL)
+	menu := s.consentMenu(a, allowed, prompted, snap)
 	choice := menu.Default
 	if v := r.PostForm.Get("duration"); v != "" {
 		c, ok := consent.ParseChoice(v)
@@ -232,7 +260,7 @@ func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, a *authz,
 			v.Granted = append(v.Granted, sv)
 		}
 	}
-	menu := consent.MenuFor(a.resource.ConsentMaxTTL, a.resource.ConsentDefaultTTL)
+	menu := s.consentMenu(a, allowed, prompted, snap)
 	for _, c := range menu.Offered {
 		d := durationView{Value: string(c), Label: c.Label(), Checked: c == menu.Default}
 		switch c {
