@@ -144,7 +144,7 @@ func (m *ClientMetadata) Validate() *Error {
 		// private-use one is a native app (RFC 8252 §7), as MCP clients that
 		// listen on localhost are; anything else is a web client.
 		m.ApplicationType = ApplicationTypeWeb
-		if len(m.RedirectURIs) > 0 && !slices.ContainsFunc(m.RedirectURIs, func(u string) bool { return !nativeRedirect(u) }) {
+		if len(m.RedirectURIs) > 0 && !slices.ContainsFunc(m.RedirectURIs, func(u string) bool { return !IsNativeRedirect(u) }) {
 			m.ApplicationType = ApplicationTypeNative
 		}
 	}

@@ -162,9 +162,11 @@ func loopbackParts(uri string) (host, rest string, ok bool) {
 	return host, rest, true
 }
 
-// nativeRedirect reports whether uri is a redirect URI only native apps use:
-// http on a loopback host, or a private-use scheme (RFC 8252 §7.1, §7.3).
-func nativeRedirect(uri string) bool {
+// IsNativeRedirect reports whether uri is a redirect URI only native apps
+// use: http on a loopback host, or a private-use scheme (RFC 8252 §7.1,
+// §7.3). Any program on the device may receive what is sent there (RFC 8252
+// §8.6).
+func IsNativeRedirect(uri string) bool {
 	u, err := url.Parse(uri)
 	if err != nil {
 		return false

@@ -59,6 +59,19 @@ func (s *Server) sendError(w http.ResponseWriter, r *http.Request, a *authz, e *
 	http.Redirect(w, r, oauth.ErrorRedirect(a.redirectURI, e, a.req.State, s.issuer), http.StatusFound)
 }
 
+// TagSkipContinue is the client tag with which an administrator lets a
+// public native client be re-authorized without the "Continue" page.
+const TagSkipContinue = "skip-continue"
+
+// confirmsReauthorization reports whether an authorization with nothing new
+// to approve still needs the person's click. A public client proves nothing
+// about itself, and a loopback or private-use redirect URI can be claimed by
+// any program on the device (RFC 8252 §8.6): without the click, anyone who
+// knows the client_id of an app the person once approved gets a code for it.
+func confirmsReauthorization(c *store.Client, redirectURI string) bool {
+	return c.Public() && oauth.IsNativeRedirect(redirectURI) && !slices.Contains(c.Tags, TagSkipContinue)
+}
+
 // trustedRedirect reports whether the hub may send the browser to c's
 // redirect URI without the person's say: an administrator registered it.
 func trustedRedirect(c *store.Client) bool {
@@ -247,8 +260,16 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(promptedScopes(allowed, snap, prompt)) == 0 {
-		// Everything asked for is already granted: no prompt fatigue.
-		s.issueCode(w, r, a, u, sess, allowed)
+		if !confirmsReauthorization(a.client, a.redirectURI) {
+			// Everything asked for is already granted: no prompt fatigue.
+			s.issueCode(w, r, a, u, sess, allowed)
+			return
+		}
+		if slices.Contains(prompt, "none") {
+			s.sendError(w, r, a, oauth.NewError(oauth.CodeInteractionRequired, "the user must confirm the authorization"))
+			return
+		}
+		render(w, s.pages.continue_, http.StatusOK, s.consentPage(w, r, a, u, allowed, snap, "Continue?"))
 		return
 	}
 	if slices.Contains(prompt, "none") {

@@ -219,8 +219,15 @@ type consentView struct {
 }
 
 func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, a *authz, u *store.User, allowed []string, snap *consent.Snapshot) {
+	render(w, s.pages.consent, http.StatusOK, s.consentPage(w, r, a, u, allowed, snap, "Allow access?"))
+}
+
+// consentPage describes an authorization request for the consent and
+// continue pages: who asks, for what, and what is asked now or granted
+// already.
+func (s *Server) consentPage(w http.ResponseWriter, r *http.Request, a *authz, u *store.User, allowed []string, snap *consent.Snapshot, title string) consentView {
 	v := consentView{
-		Title:        "Allow access?",
+		Title:        title,
 		CSRF:         s.csrfToken(w, r),
 		Request:      a.query.Encode(),
 		ClientName:   clientName(a.client),
@@ -271,7 +278,7 @@ func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, a *authz,
 		}
 		v.Durations = append(v.Durations, d)
 	}
-	render(w, s.pages.consent, http.StatusOK, v)
+	return v
 }
 
 // humanDuration writes d in the largest whole unit that fits.

@@ -26,8 +26,10 @@ func staticHandler() http.Handler {
 type pages struct {
 	login_  *template.Template
 	consent *template.Template
-	account *template.Template
-	error_  *template.Template
+	// continue_ asks a person to confirm a silent re-authorization.
+	continue_ *template.Template
+	account   *template.Template
+	error_    *template.Template
 }
 
 func newPages() (*pages, error) {
@@ -40,6 +42,9 @@ func newPages() (*pages, error) {
 		return nil, err
 	}
 	if p.consent, err = parse("consent.html"); err != nil {
+		return nil, err
+	}
+	if p.continue_, err = parse("continue.html"); err != nil {
 		return nil, err
 	}
 	if p.account, err = parse("account.html"); err != nil {
