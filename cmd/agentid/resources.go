@@ -79,7 +79,7 @@ name and its scopes, each with the description shown on the consent page.`,
 				return err
 			}
 			return c.withStore(cmd, func(ctx context.Context, _ *config.Config, st store.Store) error {
-				if err := st.CreateResource(ctx, r, resourceEvent(r, audit.ResourceCreated, r.CreatedAt)); err != nil {
+				if err := st.CreateResource(ctx, r, resourceEvent(r, audit.NewResourceCreated, r.CreatedAt)); err != nil {
 					if errors.Is(err, store.ErrConflict) {
 						return fmt.Errorf("resource %s is already registered", r.URI)
 					}
@@ -265,7 +265,7 @@ func (c *cli) newResourcesDeleteCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				ev := resourceEvent(r, audit.ResourceDeleted, time.Now())
+				ev := resourceEvent(r, audit.NewResourceDeleted, time.Now())
 				if err := st.DeleteResource(ctx, store.DefaultTenant, r.URI, ev); err != nil {
 					return fmt.Errorf("deleting the resource: %w", err)
 				}
@@ -276,15 +276,14 @@ func (c *cli) newResourcesDeleteCmd() *cobra.Command {
 	}
 }
 
-// resourceEvent is the audit event of type typ for a change to r: it names
-// the resource by URI and lists its scope names.
-func resourceEvent(r *store.Resource, typ string, now time.Time) *store.AuditEvent {
-	ev := audit.New(audit.Meta{TenantID: r.TenantID, Time: now}, typ)
-	ev.Resource = r.URI
+// resourceEvent is the audit event newEvent builds for a change to r: it
+// names the resource by URI and lists its scope names.
+func resourceEvent(r *store.Resource, newEvent func(audit.Meta, string, []string) *store.AuditEvent, now time.Time) *store.AuditEvent {
+	var scopes []string
 	for _, sc := range r.Scopes {
-		ev.Scopes = append(ev.Scopes, sc.Name)
+		scopes = append(scopes, sc.Name)
 	}
-	return ev
+	return newEvent(audit.Meta{TenantID: r.TenantID, Time: now}, r.URI, scopes)
 }
 
 // getResource finds a resource by any spelling of its URI that
