@@ -215,10 +215,17 @@ func (s *Server) checkAuthorize(w http.ResponseWriter, r *http.Request, q url.Va
 }
 
 // allowedScopes asks the central policy which requested scopes this user may
-// grant this client; the consent screen never offers any other.
-func (s *Server) allowedScopes(ctx context.Context, r *http.Request, a *authz, u *store.User, sess *store.Session) ([]string, error) {
-	granted, _, err := s.decideScopes(ctx, r, policy.ActionGrant, oauth.GrantAuthorizationCode, a.client, u, a.resource, a.scopes, sess.AuthTime)
-	return granted, err
+// grant this client; the consent screen never offers any other. refused
+// explains the scopes the request named that will not be granted (a
+// request naming none asks for the client's registered scopes, and
+// policy's cut of those is no news to anyone).
+func (s *Server) allowedScopes(ctx context.Context, r *http.Request, a *authz, u *store.User, sess *store.Session) (allowed []string, refused []refusal, err error) {
+	granted, details, err := s.decideScopes(ctx, r, policy.ActionGrant, oauth.GrantAuthorizationCode, a.client, u, a.resource, a.scopes, sess.AuthTime)
+	if err != nil || len(granted) == len(a.scopes) || len(withoutOfflineAccess(a.req.Scopes)) == 0 && len(granted) > 0 {
+		return granted, nil, err
+	}
+	refused, err = s.refusals(ctx, a, u, a.scopes, granted, details)
+	return granted, refused, err
 }
 
 func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
@@ -245,13 +252,9 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		s.redirectToLogin(w, r, a)
 		return
 	}
-	allowed, err := s.allowedScopes(ctx, r, a, u, sess)
+	allowed, refused, err := s.allowedScopes(ctx, r, a, u, sess)
 	if err != nil {
 		s.internalErrorPage(w, r, err)
-		return
-	}
-	if len(allowed) == 0 {
-		s.errorRedirect(w, r, a, oauth.ErrInvalidScope("none of the requested scopes may be granted to this application"))
 		return
 	}
 	snap, err := s.ledger.Snapshot(ctx, consent.Key{UserID: u.ID, ClientID: a.client.ID, Resource: a.resource.URI})
@@ -260,6 +263,24 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(promptedScopes(allowed, snap, prompt)) == 0 {
+		if len(refused) > 0 {
+			// Nothing left to approve, and something asked for will not be
+			// granted: issuing the rest silently would send the client
+			// round again for the same refusal. The person sees why and
+			// takes the client back an invalid_scope naming it.
+			if slices.Contains(prompt, "none") {
+				s.sendError(w, r, a, refusedError(refused))
+				return
+			}
+			v := s.consentPage(w, r, a, u, allowed, snap, "")
+			v.Refused = refused
+			s.renderRefused(w, v, a, refused)
+			return
+		}
+		if len(allowed) == 0 {
+			s.errorRedirect(w, r, a, oauth.ErrInvalidScope("none of the requested scopes may be granted to this application"))
+			return
+		}
 		if !confirmsReauthorization(a.client, a.redirectURI) {
 			// Everything asked for is already granted: no prompt fatigue.
 			s.issueCode(w, r, a, u, sess, allowed)
@@ -276,7 +297,9 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		s.sendError(w, r, a, oauth.NewError(oauth.CodeConsentRequired, "the user has not granted the requested scopes"))
 		return
 	}
-	s.renderConsent(w, r, a, u, allowed, snap)
+	v := s.consentPage(w, r, a, u, allowed, snap, "Allow access?")
+	v.Refused = refused
+	render(w, s.pages.consent, http.StatusOK, v)
 }
 
 // issueCode stores a new authorization code and redirects to the client.

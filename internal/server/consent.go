@@ -90,7 +90,7 @@ func (s *Server) handleDecision(w http.ResponseWriter, r *http.Request) {
 		s.redirectToLogin(w, r, a)
 		return
 	}
-	allowed, err := s.allowedScopes(ctx, r, a, u, sess)
+	allowed, _, err := s.allowedScopes(ctx, r, a, u, sess)
 	if err != nil {
 		s.internalErrorPage(w, r, err)
 		return
@@ -210,10 +210,8 @@ type consentView struct {
 	Scopes    []scopeView
 	Granted   []scopeView
 	Durations []durationView
-}
-
-func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, a *authz, u *store.User, allowed []string, snap *consent.Snapshot) {
-	render(w, s.pages.consent, http.StatusOK, s.consentPage(w, r, a, u, allowed, snap, "Allow access?"))
+	// Refused were asked for and will not be granted, with why.
+	Refused []refusal
 }
 
 // consentPage describes an authorization request for the consent and

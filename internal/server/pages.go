@@ -28,8 +28,11 @@ type pages struct {
 	consent *template.Template
 	// continue_ asks a person to confirm a silent re-authorization.
 	continue_ *template.Template
-	account   *template.Template
-	error_    *template.Template
+	// refused tells a person what an application asked for and will not
+	// get, when nothing is left to approve.
+	refused *template.Template
+	account *template.Template
+	error_  *template.Template
 }
 
 func newPages() (*pages, error) {
@@ -45,6 +48,9 @@ func newPages() (*pages, error) {
 		return nil, err
 	}
 	if p.continue_, err = parse("continue.html"); err != nil {
+		return nil, err
+	}
+	if p.refused, err = parse("refused.html"); err != nil {
 		return nil, err
 	}
 	if p.account, err = parse("account.html"); err != nil {
