@@ -28,7 +28,7 @@ type refusal struct {
 // lets an application do ("delete your notes").
 var policyReasons = map[string]string{
 	"self-registered-sensitive-requires-trusted": "this application registered itself; an administrator must mark it trusted before it can %s",
-	"user-tenant-only": "it belongs to another organisation than your account",
+	"user-tenant-only":                           "it belongs to another organisation than your account",
 }
 
 // refusals explains the scopes of a the hub will not grant: those of
