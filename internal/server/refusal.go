@@ -8,6 +8,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/oauth"
 	"github.com/agentid/agentid/internal/policy"
 	"github.com/agentid/agentid/internal/store"
@@ -31,26 +32,23 @@ var policyReasons = map[string]string{
 	"user-tenant-only":                           "it belongs to another organisation than your account",
 }
 
-// refusals explains the scopes of a the hub will not grant: those of
-// requested that are not in granted. details are decideScopes' per-scope
-// decisions ("denied:ceiling", "denied:<policy id>,…"). A scope above the
-// client's ceiling is explained by the register decision that keeps it
-// out of the ceiling.
-func (s *Server) refusals(ctx context.Context, a *authz, u *store.User, requested, granted []string, details map[string]string) ([]refusal, error) {
+// refusals explains the scopes the hub will not grant: those decided in d
+// that are not in granted. A scope above the client's ceiling is explained
+// by the register decision that keeps it out of the ceiling.
+func (s *Server) refusals(ctx context.Context, a *authz, u *store.User, granted []string, d audit.Decision) ([]refusal, error) {
 	var out []refusal
 	var aboveCeiling []string
 	ids := map[string][]string{}
-	for _, name := range requested {
-		if slices.Contains(granted, name) {
+	for _, v := range d.Scopes {
+		if slices.Contains(granted, v.Scope) {
 			continue
 		}
-		verdict := strings.TrimPrefix(details["scope."+name], "denied:")
-		if verdict == "ceiling" {
-			aboveCeiling = append(aboveCeiling, name)
-		} else if verdict != "" {
-			ids[name] = strings.Split(verdict, ",")
+		if v.Reason == audit.ReasonCeiling {
+			aboveCeiling = append(aboveCeiling, v.Scope)
+		} else {
+			ids[v.Scope] = v.PolicyIDs
 		}
-		out = append(out, refusal{Name: name})
+		out = append(out, refusal{Name: v.Scope})
 	}
 	registered := map[string]bool{}
 	if len(aboveCeiling) > 0 {

@@ -120,6 +120,9 @@ type issueRows struct {
 	events          []auditRow
 	// tenant and grant name the grant the tokens belong to ("" for none).
 	tenant, grant string
+	// touch records the consent use ("" for none).
+	touch     string
+	touchArgs []any
 }
 
 func prepIssue(iss *store.Issuance) *issueRows {
@@ -131,6 +134,9 @@ func prepIssue(iss *store.Issuance) *issueRows {
 	if rt := iss.RefreshToken; rt != nil {
 		p.refresh = refreshArgs(rt)
 		p.tenant, p.grant = rt.TenantID, rt.GrantID
+	}
+	if u := iss.ConsentUse; u != nil {
+		p.touch, p.touchArgs = touchConsents(u.Filter, u.Scopes, u.At)
 	}
 	return p
 }
@@ -154,6 +160,11 @@ func (tx *wtx) issue(p *issueRows) error {
 	}
 	if p.refresh != nil {
 		if _, err := tx.exec(qInsertRefresh, p.refresh...); err != nil {
+			return err
+		}
+	}
+	if p.touch != "" {
+		if _, err := tx.exec(p.touch, p.touchArgs...); err != nil {
 			return err
 		}
 	}
@@ -234,6 +245,9 @@ func (s *Store) RotateRefresh(ctx context.Context, oldHash []byte, now time.Time
 
 // RevokeGrant implements store.Store.
 func (s *Store) RevokeGrant(ctx context.Context, tenantID, grantID string, now time.Time, ev *store.AuditEvent) error {
+	if grantID == "" {
+		return wrap("revoke grant", store.ErrInvalid)
+	}
 	evRow := prepAudit(ev)
 	return wrap("revoke grant", s.w.do(ctx, func(tx *wtx) error {
 		if err := tx.revokeGrant(tenantID, grantID, now); err != nil {
