@@ -55,7 +55,7 @@ func TestStepUpToRefusedScope(t *testing.T) {
 		}
 		return r.body
 	}
-	reason := "this application registered itself; an administrator must mark it trusted before it can delete your notes"
+	reason := "his application registered itself; an administrator must mark it trusted before it can delete your notes"
 	command := "agentid clients tag " + id + " trusted"
 
 	p, v := start("notes.read")
@@ -138,7 +138,7 @@ func TestRefusalByOtherPolicy(t *testing.T) {
 forbid (principal, action == Action::"grant", resource) when { resource.name == "notes.write" };`)
 	h.settle()
 	f := h.startFlow(h.Browser(), h.oauth2Config("agent-1", secret, "notes.read", "notes.write"))
-	for _, want := range []string{"Write your notes", "your organisation&#39;s policy does not allow it",
+	for _, want := range []string{"Write your notes", "Your organisation&#39;s policy does not allow it.",
 		"agentid policy explain --agent agent-1 --user alice --resource " + h.Resource + " --scope notes.write"} {
 		if !strings.Contains(f.page.Body, want) {
 			t.Errorf("consent page lacks %q:\n%s", want, f.page.Body)

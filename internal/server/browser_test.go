@@ -404,7 +404,9 @@ func TestBrowserConsent(t *testing.T) {
 
 // TestBrowserContinue: a public loopback client coming back with nothing
 // new to approve gets the one-click "Continue" page, whose button has the
-// focus: Enter is all it takes, with JavaScript off.
+// focus: Enter is all it takes, with JavaScript off. Asking for a scope
+// policy refuses shows it as not available, and with nothing new the
+// refusal page's way back is one Enter away too.
 func TestBrowserContinue(t *testing.T) {
 	b := newTab(t)
 	h := newHub(t)
@@ -436,5 +438,22 @@ func TestBrowserContinue(t *testing.T) {
 	b.do(t, chromedp.Focus(chromedp.CSS("#continue")), chromedp.KeyEvent("\r"))
 	if q := cb.wait(t, "again"); q.Get("code") == "" || q.Get("iss") != h.URL {
 		t.Fatalf("continue answered %v", q)
+	}
+
+	// A scope policy refuses, with something new to approve: listed on the
+	// consent screen as not available.
+	conf.Scopes = []string{"notes.read", "notes.write", "notes.delete"}
+	b.do(t, chromedp.Navigate(authorize("refused-consent")), chromedp.WaitVisible(chromedp.CSS(".refused")))
+	b.checkPage(t, "consent-refused")
+	// With nothing new: the refusal page, whose way back has the focus.
+	conf.Scopes = []string{"notes.read", "notes.delete"}
+	b.do(t, chromedp.Navigate(authorize("refused")), chromedp.WaitVisible(chromedp.CSS(".refused")))
+	if id := evalIn[string](t, b, `document.activeElement.id`); id != "back" {
+		t.Fatalf("focus is on %q, want the way back", id)
+	}
+	b.checkPage(t, "refused")
+	b.do(t, chromedp.Focus(chromedp.CSS("#back")), chromedp.KeyEvent("\r"))
+	if q := cb.wait(t, "refused"); q.Get("error") != "invalid_scope" || !strings.Contains(q.Get("error_description"), "notes.delete") {
+		t.Fatalf("the way back answered %v", q)
 	}
 }

@@ -20,8 +20,10 @@ import (
 type refusal struct {
 	Name        string
 	Description string
-	Reason      string
-	Command     string
+	// Reason completes "not available because …"; Sentence is it as a
+	// sentence of its own, for pages.
+	Reason, Sentence string
+	Command          string
 }
 
 // policyReasons says, for the policies of the default set that refuse
@@ -76,6 +78,8 @@ func (s *Server) refusals(ctx context.Context, a *authz, u *store.User, granted 
 		default:
 			r.Reason, r.Command = reasonFor(ids[r.Name], a, u, r)
 		}
+		first, n := utf8.DecodeRuneInString(r.Reason)
+		r.Sentence = string(unicode.ToUpper(first)) + r.Reason[n:] + "."
 	}
 	return out, nil
 }
