@@ -139,7 +139,7 @@ forbid (principal, action == Action::"grant", resource) when { resource.name == 
 	h.settle()
 	f := h.startFlow(h.Browser(), h.oauth2Config("agent-1", secret, "notes.read", "notes.write"))
 	for _, want := range []string{"Write your notes", "Your organisation&#39;s policy does not allow it.",
-		"agentid policy explain --agent agent-1 --user alice --resource " + h.Resource + " --scope notes.write"} {
+		"agentid policy explain --agent=agent-1 --user=alice --resource=" + h.Resource + " --scope=notes.write"} {
 		if !strings.Contains(f.page.Body, want) {
 			t.Errorf("consent page lacks %q:\n%s", want, f.page.Body)
 		}

@@ -105,8 +105,8 @@ func reasonFor(policyIDs []string, a *authz, u *store.User, r *refusal) (reason,
 		reason = "your organisation's policy does not allow it"
 	}
 	// Not one known command: the explanation names the deciding policies.
-	command = "agentid policy explain --agent " + cliArg(a.client.ID) + " --user " + cliArg(u.Username) +
-		" --resource " + cliArg(a.resource.URI) + " --scope " + cliArg(r.Name)
+	command = "agentid policy explain --agent=" + shellQuote(a.client.ID) + " --user=" + shellQuote(u.Username) +
+		" --resource=" + shellQuote(a.resource.URI) + " --scope=" + shellQuote(r.Name)
 	return reason, command
 }
 
@@ -125,15 +125,21 @@ func lowerFirst(s string) string {
 	return string(unicode.ToLower(r)) + s[n:]
 }
 
-// cliArg quotes a value for a POSIX shell when it needs it; "--" keeps an
-// id starting with "-" from reading as a flag.
+// cliArg is a positional argument of a command shown to an administrator:
+// shell-quoted, and after "--" when it starts with "-", so that it cannot
+// read as a flag.
 func cliArg(v string) string {
+	if strings.HasPrefix(v, "-") {
+		return "-- " + shellQuote(v)
+	}
+	return shellQuote(v)
+}
+
+// shellQuote quotes v for a POSIX shell when it needs it.
+func shellQuote(v string) string {
 	if v != "" && !strings.ContainsFunc(v, func(r rune) bool {
 		return !(r < 0x80 && (unicode.IsLetter(r) || unicode.IsDigit(r) || strings.ContainsRune("-_./:@%+=,", r)))
 	}) {
-		if strings.HasPrefix(v, "-") {
-			return "-- " + v
-		}
 		return v
 	}
 	return "'" + strings.ReplaceAll(v, "'", `'\''`) + "'"
