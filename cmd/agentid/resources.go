@@ -139,7 +139,7 @@ func buildResource(spec resourceSpec, now time.Time) (*store.Resource, error) {
 	if spec.tokenTTL < 0 || (spec.tokenTTL > 0 && spec.tokenTTL < time.Second) {
 		return nil, fmt.Errorf("--token-ttl must be at least 1s, got %s", spec.tokenTTL)
 	}
-	// DESIGN.md §5: access tokens never live more than an hour.
+	// docs/design.md §7: access tokens never live more than an hour.
 	if spec.tokenTTL > server.MaxAccessTokenTTL {
 		return nil, fmt.Errorf("--token-ttl must be at most %s, got %s", server.MaxAccessTokenTTL, spec.tokenTTL)
 	}

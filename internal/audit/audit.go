@@ -60,6 +60,8 @@ const (
 const (
 	// ActorCLI is the admin command line.
 	ActorCLI = "cli"
+	// ActorDemo is `agentid demo` setting itself up.
+	ActorDemo = "demo"
 )
 
 // Meta is what every event knows about its request.
@@ -73,6 +75,18 @@ type Meta struct {
 	Actor string
 	// OSUser is the operating-system account that ran an admin command.
 	OSUser string
+}
+
+// Stamped returns m with tenant and now filled in where m has none: for
+// code that records on behalf of a caller who may not know them.
+func (m Meta) Stamped(tenant string, now time.Time) Meta {
+	if m.TenantID == "" {
+		m.TenantID = tenant
+	}
+	if m.Time.IsZero() {
+		m.Time = now
+	}
+	return m
 }
 
 // New starts an event of type typ with outcome Success; the caller sets the

@@ -57,7 +57,7 @@ type StoreConfig struct {
 }
 
 // KEKConfig locates the key-encryption key that wraps signing keys and vault
-// credentials (DESIGN.md §5). Exactly one of File and Value is in effect.
+// credentials (docs/design.md §7). Exactly one of File and Value is in effect.
 type KEKConfig struct {
 	// File is the key file; it is created (0600) on first start when
 	// missing. Default <data_dir>/kek.key when Value is empty.
@@ -295,7 +295,7 @@ func bucket(n int, window Duration) (float64, int) {
 
 // InitialAccessTokenHashes returns the SHA-256 of each initial access
 // token: tokens are high-entropy secrets, compared as hashes in constant
-// time (DESIGN.md §5).
+// time (docs/design.md §7).
 func (r RegistrationConfig) InitialAccessTokenHashes() [][]byte {
 	hs := make([][]byte, 0, len(r.InitialAccessTokens))
 	for _, t := range r.InitialAccessTokens {

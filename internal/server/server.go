@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/agentid/agentid/internal/clients"
 	"github.com/agentid/agentid/internal/consent"
 	"github.com/agentid/agentid/internal/oauth"
 	"github.com/agentid/agentid/internal/policy"
@@ -110,6 +111,7 @@ type Server struct {
 	keys      *token.Keys
 	policy    *policy.Engine
 	ledger    *consent.Ledger
+	registrar *clients.Registrar
 	log       *slog.Logger
 	now       func() time.Time
 	rand      io.Reader
@@ -219,6 +221,10 @@ func New(cfg Config) (*Server, error) {
 	s.userThrottle = newThrottle(s.cfg.LoginAttempts, s.now)
 	s.ipThrottle = newThrottle(s.cfg.LoginAttemptsPerIP, s.now)
 	s.ledger, err = consent.New(consent.Options{Store: s.st, TenantID: s.tenant, Now: s.now})
+	if err != nil {
+		return nil, err
+	}
+	s.registrar, err = clients.New(clients.Options{Store: s.st, Policy: s.policy, TenantID: s.tenant, Rand: s.rand, Now: s.now})
 	if err != nil {
 		return nil, err
 	}
