@@ -68,8 +68,10 @@ const (
 type Meta struct {
 	TenantID  string // default store.DefaultTenant
 	RequestID string
-	IP        string
-	Time      time.Time
+	// ClientRequestID is the client's own, validated X-Request-Id, if any.
+	ClientRequestID string
+	IP              string
+	Time            time.Time
 	// Actor names who acted when it is not the client or person the event
 	// is about, such as ActorCLI; empty on protocol and browser requests.
 	Actor string
@@ -98,12 +100,13 @@ func New(m Meta, typ string) *store.AuditEvent {
 		tenant = store.DefaultTenant
 	}
 	ev := &store.AuditEvent{
-		TenantID:  tenant,
-		Time:      m.Time,
-		Type:      typ,
-		RequestID: m.RequestID,
-		IP:        m.IP,
-		Outcome:   Success,
+		TenantID:        tenant,
+		Time:            m.Time,
+		Type:            typ,
+		RequestID:       m.RequestID,
+		ClientRequestID: m.ClientRequestID,
+		IP:              m.IP,
+		Outcome:         Success,
 	}
 	if m.Actor != "" || m.OSUser != "" {
 		ev.Details = map[string]string{}
