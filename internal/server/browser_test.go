@@ -453,6 +453,7 @@ func TestBrowserConsent(t *testing.T) {
 func TestBrowserContinue(t *testing.T) {
 	b := newTab(t)
 	h := newHub(t)
+	h.Wrap(slowPages)
 	cb := newCallback(t)
 	h.AddClient(&store.Client{ID: "notes-cli", Name: "Notes CLI", TokenEndpointAuthMethod: "none", RegistrationMethod: store.RegistrationDCR,
 		RedirectURIs: []string{cb.url}, GrantTypes: []string{"authorization_code"}})
@@ -461,11 +462,11 @@ func TestBrowserContinue(t *testing.T) {
 	authorize := func(state string) string {
 		return conf.AuthCodeURL(state, oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oauth2.SetAuthURLParam("resource", h.Resource))
 	}
-	b.do(t, chromedp.Navigate(authorize("first")), chromedp.WaitVisible(chromedp.CSS("#username")),
+	b.do(t, chromedp.Navigate(authorize("first")), chromedp.WaitVisible(chromedp.CSS("#username")), loaded,
 		chromedp.SendKeys(chromedp.CSS("#username"), servertest.TestUser),
 		chromedp.SendKeys(chromedp.CSS("#password"), servertest.TestPassword),
 		chromedp.Click(chromedp.CSS(`button[type=submit]`)),
-		chromedp.WaitVisible(chromedp.CSS("#allow")), chromedp.Click(chromedp.CSS("#allow")))
+		chromedp.WaitVisible(chromedp.CSS("#allow")), loaded, chromedp.Click(chromedp.CSS("#allow")))
 	if q := cb.wait(t, "first"); q.Get("code") == "" {
 		t.Fatalf("first authorization: %v", q)
 	}
@@ -473,7 +474,7 @@ func TestBrowserContinue(t *testing.T) {
 		_, err := cdp.Call(ctx, tg, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true})
 		return err
 	}))
-	b.do(t, chromedp.Navigate(authorize("again")), chromedp.WaitVisible(chromedp.CSS("#continue")))
+	b.do(t, chromedp.Navigate(authorize("again")), chromedp.WaitVisible(chromedp.CSS("#continue")), loaded)
 	if id := evalIn[string](t, b, `document.activeElement.id`); id != "continue" {
 		t.Fatalf("focus is on %q, want the Continue button", id)
 	}
@@ -486,11 +487,11 @@ func TestBrowserContinue(t *testing.T) {
 	// A scope policy refuses, with something new to approve: listed on the
 	// consent screen as not available.
 	conf.Scopes = []string{"notes.read", "notes.write", "notes.delete"}
-	b.do(t, chromedp.Navigate(authorize("refused-consent")), chromedp.WaitVisible(chromedp.CSS(".refused")))
+	b.do(t, chromedp.Navigate(authorize("refused-consent")), chromedp.WaitVisible(chromedp.CSS(".refused")), loaded)
 	b.checkPage(t, "consent-refused")
 	// With nothing new: the refusal page, whose way back has the focus.
 	conf.Scopes = []string{"notes.read", "notes.delete"}
-	b.do(t, chromedp.Navigate(authorize("refused")), chromedp.WaitVisible(chromedp.CSS(".refused")))
+	b.do(t, chromedp.Navigate(authorize("refused")), chromedp.WaitVisible(chromedp.CSS(".refused")), loaded)
 	if id := evalIn[string](t, b, `document.activeElement.id`); id != "back" {
 		t.Fatalf("focus is on %q, want the way back", id)
 	}
