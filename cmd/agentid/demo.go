@@ -235,6 +235,13 @@ func seedDemo(ctx context.Context, st store.Store, mcpURL string) (string, *mcpa
 		switch {
 		case r.URI == mcpURL:
 			exists = true
+			if r.ClientID != demoServerClientID {
+				// A resource seeded before resources named their server.
+				r.ClientID = demoServerClientID
+				if err := st.UpdateResource(ctx, r, resourceEvent(r, audit.ResourceUpdated, now)); err != nil {
+					return "", nil, err
+				}
+			}
 		case r.ID == demoResourceID:
 			// A previous run on other ports: its URL is gone.
 			if err := st.DeleteResource(ctx, store.DefaultTenant, r.URI, resourceEvent(r, audit.ResourceDeleted, now)); err != nil {
@@ -243,7 +250,7 @@ func seedDemo(ctx context.Context, st store.Store, mcpURL string) (string, *mcpa
 		}
 	}
 	if !exists {
-		r := &store.Resource{TenantID: store.DefaultTenant, ID: demoResourceID, URI: mcpURL, Name: demoResourceName, Scopes: demo.Scopes(), CreatedAt: now}
+		r := &store.Resource{TenantID: store.DefaultTenant, ID: demoResourceID, URI: mcpURL, Name: demoResourceName, Scopes: demo.Scopes(), ClientID: demoServerClientID, CreatedAt: now}
 		if err := st.CreateResource(ctx, r, resourceEvent(r, audit.ResourceCreated, now)); err != nil {
 			return "", nil, fmt.Errorf("registering the demo MCP server: %w", err)
 		}

@@ -48,6 +48,7 @@ func TestReviewIntrospectionAgainstHub(t *testing.T) {
 	ctx := context.Background()
 	agentSecret := h.AddClient(&store.Client{ID: "cron-agent", GrantTypes: []string{"client_credentials"}, Tags: []string{"cc:notes.read"}})
 	rsSecret := h.AddClient(&store.Client{ID: "notes-rs", GrantTypes: []string{"client_credentials"}})
+	h.LinkResourceServer("notes-rs")
 
 	v, err := mcpauth.NewVerifier(ctx, mcpauth.Config{
 		Issuer: h.URL, Resource: h.Resource,

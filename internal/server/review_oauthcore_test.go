@@ -145,6 +145,7 @@ func TestReviewCoreIntrospectionCallers(t *testing.T) {
 	h := newHub(t)
 	secret := h.AddClient(&store.Client{ID: "web", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code", "refresh_token"}})
 	rs := h.AddClient(&store.Client{ID: "rs", GrantTypes: []string{"client_credentials"}})
+	h.LinkResourceServer("rs")
 	h.AddClient(&store.Client{ID: "public", TokenEndpointAuthMethod: "none", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code"}})
 	tok, err := h.codeFlow(h.Browser(), h.oauth2Config("web", secret, "notes.read"), []string{"notes.read"})
 	if err != nil {
@@ -155,7 +156,7 @@ func TestReviewCoreIntrospectionCallers(t *testing.T) {
 		t.Fatalf("public client introspecting: %d %v %v", r.status, r.body, r.header)
 	}
 	if got := h.introspect(tok.AccessToken, "rs", rs); got["active"] != true || got["sub"] != "u-alice" {
-		t.Fatalf("a confidential client introspecting an access token: %v", got)
+		t.Fatalf("the resource server introspecting an access token: %v", got)
 	}
 	if got := h.introspect(tok.RefreshToken, "rs", rs); len(got) != 1 || got["active"] != false {
 		t.Fatalf("another client introspecting a refresh token = %v, want exactly {active:false}", got)

@@ -108,7 +108,11 @@ type Resource struct {
 	ConsentMaxTTL     time.Duration
 	ConsentDefaultTTL time.Duration
 	Tags              []string
-	CreatedAt         time.Time
+	// ClientID is the confidential client that is this resource's server
+	// (DESIGN §4a): the one client that may introspect tokens whose aud is
+	// the resource. Empty: none is linked.
+	ClientID  string
+	CreatedAt time.Time
 }
 
 // User is a local user who logs in with a password.
@@ -334,7 +338,8 @@ type Store interface {
 	// GetResource finds a resource by its canonical URI.
 	GetResource(ctx context.Context, tenantID, uri string) (*Resource, error)
 	ListResources(ctx context.Context, tenantID string) ([]*Resource, error)
-	// UpdateResource replaces the resource's name, TTL and scopes and writes
+	// UpdateResource replaces the resource's name, TTLs, tags, linked client
+	// and scopes and writes
 	// ev (nil: none) in the same transaction.
 	UpdateResource(ctx context.Context, r *Resource, ev *AuditEvent) error
 	// DeleteResource removes the resource (ErrNotFound if unknown) and

@@ -9,18 +9,18 @@ import (
 
 const (
 	qInsertResource = `INSERT INTO resources
-	(tenant_id, id, uri, name, access_token_ttl, consent_max_ttl, consent_default_ttl, tags, created_at)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	(tenant_id, id, uri, name, access_token_ttl, consent_max_ttl, consent_default_ttl, tags, client_id, created_at)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qInsertScope = `INSERT INTO resource_scopes (tenant_id, resource_id, position, name, description, sensitive)
 	VALUES (?, ?, ?, ?, ?, ?)`
 	qUpdateResource = `UPDATE resources SET name = ?, access_token_ttl = ?, consent_max_ttl = ?,
-	consent_default_ttl = ?, tags = ? WHERE tenant_id = ? AND uri = ? RETURNING id`
+	consent_default_ttl = ?, tags = ?, client_id = ? WHERE tenant_id = ? AND uri = ? RETURNING id`
 	qDeleteScopes   = `DELETE FROM resource_scopes WHERE tenant_id = ? AND resource_id = ?`
 	qDeleteResource = `DELETE FROM resources WHERE tenant_id = ? AND uri = ?`
 	// One statement reads a resource with its scopes: one snapshot, no
 	// second round trip.
 	qSelectResources = `SELECT r.tenant_id, r.id, r.uri, r.name, r.access_token_ttl, r.consent_max_ttl,
-	r.consent_default_ttl, r.tags, r.created_at, s.name, s.description, s.sensitive
+	r.consent_default_ttl, r.tags, r.client_id, r.created_at, s.name, s.description, s.sensitive
 	FROM resources r LEFT JOIN resource_scopes s ON s.tenant_id = r.tenant_id AND s.resource_id = r.id`
 	qGetResource   = qSelectResources + ` WHERE r.tenant_id = ? AND r.uri = ? ORDER BY s.position`
 	qListResources = qSelectResources + ` WHERE r.tenant_id = ? ORDER BY r.id, s.position`
@@ -40,7 +40,7 @@ func (s *Store) CreateResource(ctx context.Context, r *store.Resource, ev *store
 	evRow := prepAudit(ev)
 	return wrap("create resource", s.w.do(ctx, func(tx *wtx) error {
 		if _, err := tx.exec(qInsertResource, r.TenantID, r.ID, r.URI, r.Name, int64(r.AccessTokenTTL),
-			int64(r.ConsentMaxTTL), int64(r.ConsentDefaultTTL), listText(r.Tags), tv(r.CreatedAt)); err != nil {
+			int64(r.ConsentMaxTTL), int64(r.ConsentDefaultTTL), listText(r.Tags), r.ClientID, tv(r.CreatedAt)); err != nil {
 			return err
 		}
 		if err := tx.insertScopes(r.TenantID, r.ID, r.Scopes); err != nil {
@@ -60,7 +60,7 @@ func scanResources(rows *sql.Rows) ([]*store.Resource, error) {
 		var name, desc sql.NullString
 		var sensitive sql.NullBool
 		if err := rows.Scan(&r.TenantID, &r.ID, &r.URI, &r.Name, durCol{&r.AccessTokenTTL}, durCol{&r.ConsentMaxTTL},
-			durCol{&r.ConsentDefaultTTL}, listCol{&r.Tags}, timeCol{&r.CreatedAt}, &name, &desc, &sensitive); err != nil {
+			durCol{&r.ConsentDefaultTTL}, listCol{&r.Tags}, &r.ClientID, timeCol{&r.CreatedAt}, &name, &desc, &sensitive); err != nil {
 			return nil, err
 		}
 		if cur == nil || cur.ID != r.ID {
@@ -100,14 +100,14 @@ func (s *Store) ListResources(ctx context.Context, tenantID string) ([]*store.Re
 	return list, wrap("list resources", err)
 }
 
-// UpdateResource implements store.Store: it replaces name, lifetimes, tags
-// and scopes of the resource with r's tenant and URI.
+// UpdateResource implements store.Store: it replaces name, lifetimes, tags,
+// linked client and scopes of the resource with r's tenant and URI.
 func (s *Store) UpdateResource(ctx context.Context, r *store.Resource, ev *store.AuditEvent) error {
 	evRow := prepAudit(ev)
 	return wrap("update resource", s.w.do(ctx, func(tx *wtx) error {
 		var id string
 		err := tx.queryRow(qUpdateResource, r.Name, int64(r.AccessTokenTTL), int64(r.ConsentMaxTTL),
-			int64(r.ConsentDefaultTTL), listText(r.Tags), r.TenantID, r.URI).Scan(&id)
+			int64(r.ConsentDefaultTTL), listText(r.Tags), r.ClientID, r.TenantID, r.URI).Scan(&id)
 		if err != nil {
 			return err // sql.ErrNoRows → ErrNotFound
 		}
