@@ -86,7 +86,9 @@ type AssertionClaims struct {
 // VerifyClientAssertion verifies a private_key_jwt client assertion
 // (RFC 7523 §3, OpenID Connect Core §9):
 //   - the signature verifies with one of keys under an accepted algorithm;
-//     when the header names a kid only keys with that kid are tried;
+//     when the header names a kid only the key with that kid is tried, and
+//     without a kid at most the first MaxClientKeys keys (a set stored
+//     before registration bounded it may be longer);
 //   - iss and sub both equal clientID;
 //   - aud is exactly one of audiences (the issuer or the token endpoint
 //     URL), as a string or a one-element array;
@@ -111,6 +113,8 @@ func VerifyClientAssertion(assertion string, keys *jose.JSONWebKeySet, clientID 
 			return nil, ErrInvalidClient("no registered key matches the assertion's kid")
 		}
 	}
+	// The work per assertion stays bounded whatever the stored set holds.
+	candidates = candidates[:min(len(candidates), MaxClientKeys)]
 	var (
 		c        jwt.Claims
 		verified bool
