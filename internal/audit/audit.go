@@ -12,9 +12,12 @@ import (
 
 // Event types.
 const (
-	ClientRegistered  = "client.registered"
-	ClientUpdated     = "client.updated"
-	ClientDeleted     = "client.deleted"
+	ClientRegistered = "client.registered"
+	ClientUpdated    = "client.updated"
+	ClientDeleted    = "client.deleted"
+	// ClientAuthFailed: a client failed to authenticate at a direct
+	// endpoint (token, revocation, introspection).
+	ClientAuthFailed  = "client.auth_failed"
 	LoginSucceeded    = "user.login_succeeded"
 	LoginFailed       = "user.login_failed"
 	ConsentGiven      = "consent.given"

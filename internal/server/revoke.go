@@ -165,7 +165,7 @@ func (s *Server) tokenForm(w http.ResponseWriter, r *http.Request) (c *store.Cli
 		s.writeProtocolError(w, r, oe)
 		return nil, "", false
 	}
-	c, err := s.authenticateClient(r.Context(), ca)
+	c, err := s.authenticateClient(r, ca)
 	if err != nil {
 		s.writeProtocolError(w, r, err)
 		return nil, "", false

@@ -105,8 +105,11 @@ type Server struct {
 	verifying    chan struct{}
 	userThrottle *throttle
 	ipThrottle   *throttle
-	secure       bool
-	keyCache     keyCache
+	// authIPFailures and authIDFailures count failed client
+	// authentications per address and per client id.
+	authIPFailures, authIDFailures *failureLimiter
+	secure                         bool
+	keyCache                       keyCache
 
 	metaMu   sync.Mutex
 	metaJSON []byte
@@ -192,6 +195,8 @@ func New(cfg Config) (*Server, error) {
 	s.verifying = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
 	s.userThrottle = newThrottle(s.cfg.LoginAttempts, s.now)
 	s.ipThrottle = newThrottle(s.cfg.LoginAttemptsPerIP, s.now)
+	s.authIPFailures = newFailureLimiter(clientAuthFailuresPerIP, clientAuthWindow, clientAuthKeys, s.now)
+	s.authIDFailures = newFailureLimiter(clientAuthFailuresPerID, clientAuthWindow, clientAuthKeys, s.now)
 	s.ledger, err = consent.New(consent.Options{Store: s.st, TenantID: s.tenant, Now: s.now})
 	if err != nil {
 		return nil, err

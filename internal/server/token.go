@@ -43,7 +43,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	// Client authentication comes first, so that a request whose
 	// authentication fails never consumes a code (spec §5.3).
-	c, err := s.authenticateClient(ctx, req.Client)
+	c, err := s.authenticateClient(r, req.Client)
 	if err != nil {
 		s.writeProtocolError(w, r, err)
 		return
