@@ -20,6 +20,12 @@ var (
 	// token) was presented a second time. The method's documentation says what
 	// the store did about it.
 	ErrAlreadyUsed = errors.New("store: already used")
+	// ErrClientGone: the client tokens are being issued to was deleted or
+	// disabled (Issuance.Check); nothing was written.
+	ErrClientGone = errors.New("store: client deleted or disabled")
+	// ErrUserGone: the user tokens are being issued for was deleted or
+	// disabled (Issuance.Check); nothing was written.
+	ErrUserGone = errors.New("store: user deleted or disabled")
 	// ErrSchemaTooNew: the database was migrated by a newer agentid.
 	ErrSchemaTooNew = errors.New("store: database schema is newer than this binary")
 )
@@ -305,6 +311,22 @@ type Issuance struct {
 	AccessToken  *AccessToken  // may be nil if no access token is recorded
 	RefreshToken *RefreshToken // may be nil
 	Events       []*AuditEvent
+	// Check, when set, names the client and user the tokens are issued to;
+	// the same transaction that writes them finds both alive (see
+	// LiveCheck), so that a cached client or user cannot outlive its
+	// deletion or disabling on the mint path.
+	Check *LiveCheck
+}
+
+// LiveCheck names who an issuance is for. IssueTokens and RotateRefresh
+// fail with ErrClientGone when the client does not exist or is disabled,
+// and with ErrUserGone when UserID is set and the user does not exist or is
+// disabled, writing nothing. The check holds the rows against a concurrent
+// update until the issuance commits, so a disable or delete either comes
+// first (and the issuance fails) or sees the issued tokens (and its
+// revocation reaches them).
+type LiveCheck struct {
+	TenantID, ClientID, UserID string
 }
 
 // Store is the persistence contract. Every method is one transaction.
@@ -387,13 +409,16 @@ type Store interface {
 	// IssueTokens persists one token response. When its tokens belong to a
 	// grant whose authorization code was replayed (ConsumeAuthCode reported
 	// ErrAlreadyUsed for it, possibly while this exchange was in flight),
-	// nothing is written and the error is ErrAlreadyUsed.
+	// nothing is written and the error is ErrAlreadyUsed. With iss.Check
+	// set, a deleted or disabled client or user is ErrClientGone or
+	// ErrUserGone and nothing is written.
 	IssueTokens(ctx context.Context, iss *Issuance) error
 	// RotateRefresh atomically retires the refresh token oldHash (setting its
 	// RotatedAt to now) and persists iss, which carries its successor. If the
 	// old token was already rotated or revoked, nothing of iss is written; the
 	// whole grant is revoked instead, reuse is written, and the error is
-	// ErrAlreadyUsed. An unknown or expired token is ErrNotFound.
+	// ErrAlreadyUsed. An unknown or expired token is ErrNotFound. iss.Check
+	// is verified first, as for IssueTokens (nothing is written on failure).
 	RotateRefresh(ctx context.Context, oldHash []byte, now time.Time, iss *Issuance, reuse *AuditEvent) error
 	// RevokeGrant revokes every refresh token and recorded access token of the
 	// grant. Revoking an unknown or already revoked grant is not an error.
@@ -401,6 +426,18 @@ type Store interface {
 	// RevokeAccessToken denylists the jti until at.ExpiresAt (recording it if
 	// it was not recorded). Idempotent.
 	RevokeAccessToken(ctx context.Context, at *AccessToken, now time.Time, ev *AuditEvent) error
+	// RevokeClientTokens revokes every refresh token and recorded access
+	// token issued to the client and writes ev (nil: none), in one
+	// transaction. Used when a client is disabled.
+	RevokeClientTokens(ctx context.Context, tenantID, clientID string, now time.Time, ev *AuditEvent) error
+	// RevokeUserAccess ends everything that rests on the user's past
+	// authentications, in one transaction with ev (nil: none): every login
+	// session of the user is deleted, every refresh token and recorded
+	// access token issued for the user is revoked, unconsumed authorization
+	// codes are deleted and the grants of consumed ones are marked revoked
+	// (so an exchange in flight issues nothing, as after a code replay).
+	// Used when a user is disabled or their password changes.
+	RevokeUserAccess(ctx context.Context, tenantID, userID string, now time.Time, ev *AuditEvent) error
 	// AccessTokenRevoked reports whether the jti is denylisted.
 	AccessTokenRevoked(ctx context.Context, jti string) (bool, error)
 	// UseJTI records a single-use JWT id (client assertions) until exp. A jti

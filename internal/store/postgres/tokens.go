@@ -167,12 +167,18 @@ func (s *Store) IssueTokens(ctx context.Context, iss *store.Issuance) error {
 		return nil
 	}
 	tenant, grant := issuanceGrant(iss)
-	if grant == "" {
+	if grant == "" && iss.Check == nil {
 		return mapErr("issue tokens", s.pool.SendBatch(ctx, b).Close())
 	}
-	// Tokens of a code's grant: lock the grant's code rows and refuse if a
-	// replay revoked the grant meanwhile (RFC 6749 §4.1.2).
 	return mapErr("issue tokens", s.inTx(ctx, func(tx pgx.Tx) error {
+		if err := checkLive(ctx, tx, iss.Check); err != nil {
+			return err
+		}
+		if grant == "" {
+			return tx.SendBatch(ctx, b).Close()
+		}
+		// Tokens of a code's grant: lock the grant's code rows and refuse if a
+		// replay revoked the grant meanwhile (RFC 6749 §4.1.2).
 		rows, err := tx.Query(ctx, `SELECT grant_revoked_at IS NOT NULL FROM auth_codes
 			WHERE tenant_id = $1 AND grant_id = $2 FOR UPDATE`, tenant, grant)
 		if err != nil {
@@ -196,6 +202,36 @@ func (s *Store) IssueTokens(ctx context.Context, iss *store.Issuance) error {
 		}
 		return tx.SendBatch(ctx, b).Close()
 	}))
+}
+
+// checkLive verifies store.LiveCheck. FOR SHARE holds the client and user
+// rows until the issuance commits: a concurrent disable or delete (which
+// takes the rows for update) either commits first, and is seen here, or
+// waits for this issuance and then finds its tokens to revoke. The rows are
+// taken before any token row, the order RevokeUserAccess keeps too.
+func checkLive(ctx context.Context, tx pgx.Tx, c *store.LiveCheck) error {
+	if c == nil {
+		return nil
+	}
+	var clientOK, userOK *bool
+	q := `SELECT (SELECT NOT disabled FROM clients WHERE tenant_id = $1 AND id = $2 FOR SHARE), `
+	args := []any{c.TenantID, c.ClientID}
+	if c.UserID != "" {
+		q += `(SELECT NOT disabled FROM users WHERE tenant_id = $1 AND id = $3 FOR SHARE)`
+		args = append(args, c.UserID)
+	} else {
+		q += `true`
+	}
+	if err := tx.QueryRow(ctx, q, args...).Scan(&clientOK, &userOK); err != nil {
+		return err
+	}
+	switch {
+	case clientOK == nil || !*clientOK:
+		return store.ErrClientGone
+	case userOK == nil || !*userOK:
+		return store.ErrUserGone
+	}
+	return nil
 }
 
 // issuanceGrant names the grant an issuance's tokens belong to.
@@ -222,6 +258,13 @@ func issuanceGrant(iss *store.Issuance) (tenant, grant string) {
 func (s *Store) RotateRefresh(ctx context.Context, oldHash []byte, now time.Time, iss *store.Issuance, reuse *store.AuditEvent) error {
 	var reused bool
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var check *store.LiveCheck
+		if iss != nil {
+			check = iss.Check
+		}
+		if err := checkLive(ctx, tx, check); err != nil {
+			return err
+		}
 		old, err := scanRefresh(tx.QueryRow(ctx, `SELECT `+refreshCols+` FROM refresh_tokens
 			WHERE hash = $1 FOR UPDATE`, oldHash))
 		if err != nil {
@@ -273,6 +316,49 @@ func (s *Store) RevokeGrant(ctx context.Context, tenantID, grantID string, now t
 	return mapErr("revoke grant", s.inTx(ctx, func(tx pgx.Tx) error {
 		if err := revokeGrant(ctx, tx, tenantID, grantID, now); err != nil {
 			return err
+		}
+		return insertEvent(ctx, tx, ev)
+	}))
+}
+
+// RevokeClientTokens revokes every refresh token and recorded access token
+// issued to the client and writes ev, in one transaction.
+func (s *Store) RevokeClientTokens(ctx context.Context, tenantID, clientID string, now time.Time, ev *store.AuditEvent) error {
+	return mapErr("revoke client tokens", s.inTx(ctx, func(tx pgx.Tx) error {
+		for _, table := range []string{"refresh_tokens", "access_tokens"} {
+			if _, err := tx.Exec(ctx, `UPDATE `+table+` SET revoked_at = $3
+				WHERE tenant_id = $1 AND client_id = $2 AND revoked_at IS NULL`, tenantID, clientID, now); err != nil {
+				return err
+			}
+		}
+		return insertEvent(ctx, tx, ev)
+	}))
+}
+
+// RevokeUserAccess deletes the user's sessions and pending codes, marks the
+// grants of their consumed codes revoked and revokes their tokens, with ev,
+// in one transaction. The user's row is locked first: an issuance holding
+// it (checkLive) commits before the statements below start, so each of them
+// sees its tokens; one that comes after finds its code's grant revoked or
+// its refresh token revoked.
+func (s *Store) RevokeUserAccess(ctx context.Context, tenantID, userID string, now time.Time, ev *store.AuditEvent) error {
+	return mapErr("revoke user access", s.inTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM users WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, tenantID, userID); err != nil {
+			return err
+		}
+		for _, st := range []struct {
+			q    string
+			args []any
+		}{
+			{`DELETE FROM sessions WHERE tenant_id = $1 AND user_id = $2`, []any{tenantID, userID}},
+			{`DELETE FROM auth_codes WHERE tenant_id = $1 AND user_id = $2 AND consumed_at IS NULL`, []any{tenantID, userID}},
+			{`UPDATE auth_codes SET grant_revoked_at = COALESCE(grant_revoked_at, $3) WHERE tenant_id = $1 AND user_id = $2`, []any{tenantID, userID, now}},
+			{`UPDATE refresh_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL`, []any{tenantID, userID, now}},
+			{`UPDATE access_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND user_id = $2 AND user_id <> '' AND revoked_at IS NULL`, []any{tenantID, userID, now}},
+		} {
+			if _, err := tx.Exec(ctx, st.q, st.args...); err != nil {
+				return err
+			}
 		}
 		return insertEvent(ctx, tx, ev)
 	}))

@@ -35,6 +35,16 @@ const (
 	qRevokeGrantRefresh = `UPDATE refresh_tokens SET revoked_at = ? WHERE tenant_id = ? AND grant_id = ? AND revoked_at IS NULL`
 	qRevokeGrantAccess  = `UPDATE access_tokens SET revoked_at = ? WHERE tenant_id = ? AND grant_id = ? AND grant_id <> '' AND revoked_at IS NULL`
 
+	qClientDisabled = `SELECT disabled FROM clients WHERE tenant_id = ? AND id = ?`
+	qUserDisabled   = `SELECT disabled FROM users WHERE tenant_id = ? AND id = ?`
+
+	// Ending a user's access (RevokeUserAccess).
+	qDeleteUserSessions     = `DELETE FROM sessions WHERE tenant_id = ? AND user_id = ?`
+	qDeleteUserPendingCodes = `DELETE FROM auth_codes WHERE tenant_id = ? AND user_id = ? AND consumed_at IS NULL`
+	qMarkUserCodesRevoked   = `UPDATE auth_codes SET grant_revoked_at = COALESCE(grant_revoked_at, ?) WHERE tenant_id = ? AND user_id = ?`
+	qRevokeUserRefresh      = `UPDATE refresh_tokens SET revoked_at = ? WHERE tenant_id = ? AND user_id = ? AND revoked_at IS NULL`
+	qRevokeUserAccess       = `UPDATE access_tokens SET revoked_at = ? WHERE tenant_id = ? AND user_id = ? AND user_id <> '' AND revoked_at IS NULL`
+
 	// A jti may be recorded again only once its previous record has expired.
 	qUseJTI = `INSERT INTO used_jtis (key, jti, expires_at) VALUES (?, ?, ?)
 	ON CONFLICT (key, jti) DO UPDATE SET expires_at = excluded.expires_at WHERE used_jtis.expires_at <= ?`
@@ -120,10 +130,11 @@ type issueRows struct {
 	events          []auditRow
 	// tenant and grant name the grant the tokens belong to ("" for none).
 	tenant, grant string
+	check         *store.LiveCheck
 }
 
 func prepIssue(iss *store.Issuance) *issueRows {
-	p := &issueRows{events: prepAudits(iss.Events)}
+	p := &issueRows{events: prepAudits(iss.Events), check: iss.Check}
 	if at := iss.AccessToken; at != nil {
 		p.access = accessArgs(at, tv(at.RevokedAt))
 		p.tenant, p.grant = at.TenantID, at.GrantID
@@ -135,7 +146,40 @@ func prepIssue(iss *store.Issuance) *issueRows {
 	return p
 }
 
+// live checks the issuance's client and user (store.LiveCheck). The writer
+// is the only one, so nothing can change them before the commit.
+func (tx *wtx) live(c *store.LiveCheck) error {
+	if c == nil {
+		return nil
+	}
+	var disabled bool
+	switch err := tx.queryRow(qClientDisabled, c.TenantID, c.ClientID).Scan(&disabled); {
+	case errors.Is(err, sql.ErrNoRows) || err == nil && disabled:
+		return store.ErrClientGone
+	case err != nil:
+		return err
+	}
+	if c.UserID == "" {
+		return nil
+	}
+	switch err := tx.queryRow(qUserDisabled, c.TenantID, c.UserID).Scan(&disabled); {
+	case errors.Is(err, sql.ErrNoRows) || err == nil && disabled:
+		return store.ErrUserGone
+	case err != nil:
+		return err
+	}
+	return nil
+}
+
 func (tx *wtx) issue(p *issueRows) error {
+	if err := tx.live(p.check); err != nil {
+		return err
+	}
+	return tx.insertIssue(p)
+}
+
+// insertIssue writes p once its checks passed.
+func (tx *wtx) insertIssue(p *issueRows) error {
 	if p.grant != "" {
 		// A replay of the grant's code, detected after this exchange
 		// consumed it, revokes what the exchange is issuing now.
@@ -207,6 +251,9 @@ func (s *Store) RotateRefresh(ctx context.Context, oldHash []byte, now time.Time
 	reuseRow := prepAudit(reuse)
 	p := prepIssue(iss)
 	return wrap("rotate refresh token", s.w.do(ctx, func(tx *wtx) error {
+		if err := tx.live(p.check); err != nil {
+			return err
+		}
 		var tenantID, grantID string
 		var expires time.Time
 		var used bool
@@ -228,7 +275,7 @@ func (s *Store) RotateRefresh(ctx context.Context, oldHash []byte, now time.Time
 		if _, err := tx.exec(qRotate, now.UnixMicro(), oldHash); err != nil {
 			return err
 		}
-		return tx.issue(p)
+		return tx.insertIssue(p)
 	}))
 }
 
@@ -238,6 +285,43 @@ func (s *Store) RevokeGrant(ctx context.Context, tenantID, grantID string, now t
 	return wrap("revoke grant", s.w.do(ctx, func(tx *wtx) error {
 		if err := tx.revokeGrant(tenantID, grantID, now); err != nil {
 			return err
+		}
+		return tx.audit(evRow)
+	}))
+}
+
+// RevokeClientTokens implements store.Store.
+func (s *Store) RevokeClientTokens(ctx context.Context, tenantID, clientID string, now time.Time, ev *store.AuditEvent) error {
+	at := tv(now)
+	evRow := prepAudit(ev)
+	return wrap("revoke client tokens", s.w.do(ctx, func(tx *wtx) error {
+		for _, q := range []string{qRevokeClientRefresh, qRevokeClientAccess} {
+			if _, err := tx.exec(q, at, tenantID, clientID); err != nil {
+				return err
+			}
+		}
+		return tx.audit(evRow)
+	}))
+}
+
+// RevokeUserAccess implements store.Store.
+func (s *Store) RevokeUserAccess(ctx context.Context, tenantID, userID string, now time.Time, ev *store.AuditEvent) error {
+	at := tv(now)
+	evRow := prepAudit(ev)
+	return wrap("revoke user access", s.w.do(ctx, func(tx *wtx) error {
+		for _, st := range []struct {
+			q    string
+			args []any
+		}{
+			{qDeleteUserSessions, []any{tenantID, userID}},
+			{qDeleteUserPendingCodes, []any{tenantID, userID}},
+			{qMarkUserCodesRevoked, []any{at, tenantID, userID}},
+			{qRevokeUserRefresh, []any{at, tenantID, userID}},
+			{qRevokeUserAccess, []any{at, tenantID, userID}},
+		} {
+			if _, err := tx.exec(st.q, st.args...); err != nil {
+				return err
+			}
 		}
 		return tx.audit(evRow)
 	}))
