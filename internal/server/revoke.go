@@ -104,6 +104,13 @@ func (s *Server) introspect(ctx context.Context, c *store.Client, raw string) (*
 		if err != nil || revoked {
 			return nil, err
 		}
+		userID := ""
+		if claims.Subject != claims.ClientID {
+			userID = claims.Subject
+		}
+		if alive, err := s.alive(ctx, claims.ClientID, userID); err != nil || !alive {
+			return nil, err
+		}
 		return &oauth.IntrospectionResponse{
 			Active: true, Scope: claims.Scope, ClientID: claims.ClientID, TokenType: "Bearer",
 			Exp: claims.Expiry, Iat: claims.IssuedAt, Sub: claims.Subject, Aud: claims.Audience, Iss: claims.Issuer, Jti: claims.JTI,
@@ -121,10 +128,38 @@ func (s *Server) introspect(ctx context.Context, c *store.Client, raw string) (*
 	if rt.ClientID != c.ID || rt.TenantID != s.tenant || !rt.Active(now) {
 		return nil, nil
 	}
+	if alive, err := s.alive(ctx, rt.ClientID, rt.UserID); err != nil || !alive {
+		return nil, err
+	}
 	return &oauth.IntrospectionResponse{
 		Active: true, Scope: oauth.FormatScope(rt.Scopes), ClientID: rt.ClientID, TokenType: "refresh_token",
 		Exp: rt.ExpiresAt.Unix(), Iat: rt.CreatedAt.Unix(), Sub: rt.UserID, Aud: []string{rt.Resource}, Iss: s.issuer,
 	}, nil
+}
+
+// alive reports whether the client, and the user when userID is set, still
+// exist and are enabled. It reads the store, not the token path's client
+// cache: a token of a client or user disabled a moment ago is inactive at
+// once, whatever revocation has reached yet.
+func (s *Server) alive(ctx context.Context, clientID, userID string) (bool, error) {
+	c, err := s.st.GetClient(ctx, s.tenant, clientID)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil || c.Disabled {
+		return false, err
+	}
+	if userID == "" {
+		return true, nil
+	}
+	u, err := s.st.GetUser(ctx, s.tenant, userID)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil || u.Disabled {
+		return false, err
+	}
+	return true, nil
 }
 
 // mayIntrospect reports whether caller may see an access token issued to
