@@ -102,14 +102,14 @@ change. Without --scope the client is bound only by resources and policy.`,
 				if err != nil {
 					return err
 				}
-				if err := applyCeiling(ctx, cmd, st, cl, resources); err != nil {
+				ceiling, err := applyCeiling(ctx, cmd, st, cl, resources)
+				if err != nil {
 					return err
 				}
-				ev := adminEvent(audit.ClientRegistered, now)
-				ev.ClientID, ev.Scopes = cl.ID, cl.Scopes
-				ev.Details["method"] = store.RegistrationManual
-				ev.Details["client_name"] = cl.Name
-				ev.Details["token_endpoint_auth_method"] = cl.TokenEndpointAuthMethod
+				ev := audit.NewClientRegistered(adminMeta(now), audit.ClientRegisteredFields{
+					ClientID: cl.ID, Name: cl.Name, Method: store.RegistrationManual, AuthMethod: cl.TokenEndpointAuthMethod,
+					Ceiling: cl.Scopes, Policy: ceiling.Audit(),
+				})
 				if err := st.CreateClient(ctx, cl, ev); err != nil {
 					if errors.Is(err, store.ErrConflict) {
 						return fmt.Errorf("a client with id %q already exists", cl.ID)
@@ -274,14 +274,14 @@ func buildClient(spec clientSpec, resources []*store.Resource, now time.Time) (*
 // register action allows, as for any registration; denied scopes are named
 // on stderr, and a client that may hold none of what it asked for is
 // refused.
-func applyCeiling(ctx context.Context, cmd *cobra.Command, st store.Store, cl *store.Client, resources []*store.Resource) error {
+func applyCeiling(ctx context.Context, cmd *cobra.Command, st store.Store, cl *store.Client, resources []*store.Resource) (*policy.Ceiling, error) {
 	e, err := policy.New(ctx, policy.Options{Store: st, Logger: adminLogger(cmd)})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	got, err := e.Ceiling(ctx, cl, resources, policy.Context{})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, d := range got.Denied {
 		by := "no policy permits it"
@@ -291,10 +291,10 @@ func applyCeiling(ctx context.Context, cmd *cobra.Command, st store.Store, cl *s
 		fmt.Fprintf(cmd.ErrOrStderr(), "policy keeps scope %s from this client (%s)\n", d.Scope, by)
 	}
 	if got.Bounded && len(got.Scopes) == 0 {
-		return errors.New("the policy allows this client none of the requested scopes (see 'agentid policy explain --action register')")
+		return nil, errors.New("the policy allows this client none of the requested scopes (see 'agentid policy explain --action register')")
 	}
 	cl.Scopes = got.Scopes
-	return nil
+	return got, nil
 }
 
 func resourcesOffer(resources []*store.Resource, scope string) bool {
@@ -411,9 +411,7 @@ func (c *cli) newClientsSetDisabledCmd(asJSON *bool, disable bool) *cobra.Comman
 				if cl.Disabled != disable {
 					now := time.Now()
 					cl.Disabled, cl.UpdatedAt = disable, now
-					ev := adminEvent(audit.ClientUpdated, now)
-					ev.ClientID = cl.ID
-					ev.Details["change"] = done
+					ev := audit.NewClientUpdated(adminMeta(now), audit.ClientUpdatedFields{ClientID: cl.ID, Change: done})
 					if err := st.UpdateClient(ctx, cl, ev); err != nil {
 						return fmt.Errorf("updating the client: %w", err)
 					}
@@ -468,15 +466,14 @@ expire, and refreshed ones follow the new ceiling.`,
 				if err != nil {
 					return err
 				}
-				ev := adminEvent(audit.ClientUpdated, time.Now())
-				ev.Details["change"] = verb
+				m := adminMeta(time.Now())
 				var addTags, removeTags []string
 				if add {
 					addTags = tags
 				} else {
 					removeTags = tags
 				}
-				cl, ch, err := e.TagClient(ctx, id, addTags, removeTags, ev)
+				cl, ch, err := e.TagClient(ctx, id, addTags, removeTags, &m)
 				if errors.Is(err, store.ErrNotFound) {
 					return fmt.Errorf("no client with id %q", id)
 				}
@@ -517,8 +514,7 @@ func (c *cli) newClientsDeleteCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.withStore(cmd, func(ctx context.Context, _ *config.Config, st store.Store) error {
 				now := time.Now()
-				ev := adminEvent(audit.ClientDeleted, now)
-				ev.ClientID = args[0]
+				ev := audit.NewClientDeleted(adminMeta(now), args[0])
 				if err := st.DeleteClient(ctx, store.DefaultTenant, args[0], now, ev); err != nil {
 					if errors.Is(err, store.ErrNotFound) {
 						return fmt.Errorf("no client with id %q", args[0])
@@ -540,15 +536,14 @@ func getClient(ctx context.Context, st store.Store, id string) (*store.Client, e
 	return cl, err
 }
 
-// adminEvent starts the audit event of an admin command. The actor is the
+// adminMeta is the audit metadata of an admin command. The actor is the
 // CLI and, when known, the operating-system account that ran it.
-func adminEvent(typ string, now time.Time) *store.AuditEvent {
-	ev := audit.New(audit.Meta{TenantID: store.DefaultTenant, Time: now}, typ)
-	ev.Details = map[string]string{"actor": "cli"}
+func adminMeta(now time.Time) audit.Meta {
+	m := audit.Meta{TenantID: store.DefaultTenant, Time: now, Actor: audit.ActorCLI}
 	if u, err := user.Current(); err == nil {
-		ev.Details["os_user"] = u.Username
+		m.OSUser = u.Username
 	}
-	return ev
+	return m
 }
 
 // clientJSON is a client as `--json` shows it: never a secret hash.

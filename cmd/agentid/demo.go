@@ -238,20 +238,20 @@ func seedDemo(ctx context.Context, st store.Store, mcpURL string) (string, *mcpa
 			if r.ClientID != demoServerClientID {
 				// A resource seeded before resources named their server.
 				r.ClientID = demoServerClientID
-				if err := st.UpdateResource(ctx, r, resourceEvent(r, audit.ResourceUpdated, now)); err != nil {
+				if err := st.UpdateResource(ctx, r, resourceEvent(r, audit.NewResourceUpdated, now)); err != nil {
 					return "", nil, err
 				}
 			}
 		case r.ID == demoResourceID:
 			// A previous run on other ports: its URL is gone.
-			if err := st.DeleteResource(ctx, store.DefaultTenant, r.URI, resourceEvent(r, audit.ResourceDeleted, now)); err != nil {
+			if err := st.DeleteResource(ctx, store.DefaultTenant, r.URI, resourceEvent(r, audit.NewResourceDeleted, now)); err != nil {
 				return "", nil, err
 			}
 		}
 	}
 	if !exists {
 		r := &store.Resource{TenantID: store.DefaultTenant, ID: demoResourceID, URI: mcpURL, Name: demoResourceName, Scopes: demo.Scopes(), ClientID: demoServerClientID, CreatedAt: now}
-		if err := st.CreateResource(ctx, r, resourceEvent(r, audit.ResourceCreated, now)); err != nil {
+		if err := st.CreateResource(ctx, r, resourceEvent(r, audit.NewResourceCreated, now)); err != nil {
 			return "", nil, fmt.Errorf("registering the demo MCP server: %w", err)
 		}
 	}
@@ -267,9 +267,9 @@ func seedDemo(ctx context.Context, st store.Store, mcpURL string) (string, *mcpa
 	u, err := st.GetUserByUsername(ctx, store.DefaultTenant, demoUser)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		ev := audit.New(audit.Meta{Time: now}, audit.UserCreated)
-		ev.UserID = "user-demo"
-		err = st.CreateUser(ctx, &store.User{TenantID: store.DefaultTenant, ID: ev.UserID, Username: demoUser, PasswordHash: hash, CreatedAt: now, UpdatedAt: now}, ev)
+		const id = "user-demo"
+		ev := audit.NewUserCreated(audit.Meta{Time: now}, id)
+		err = st.CreateUser(ctx, &store.User{TenantID: store.DefaultTenant, ID: id, Username: demoUser, PasswordHash: hash, CreatedAt: now, UpdatedAt: now}, ev)
 	case err == nil:
 		// Each demo run sets a fresh password (and re-enables the user).
 		u.PasswordHash, u.Disabled, u.UpdatedAt = hash, false, now

@@ -107,10 +107,7 @@ rotation reject tokens signed with the new key until they refetch it.`,
 				// The key store methods take no audit event, so the
 				// rotation is recorded right after it, not in its
 				// transaction.
-				ev := adminEvent(audit.SigningKeyRotated, time.Now())
-				ev.Details["kid"] = k.ID
-				ev.Details["alg"] = k.Algorithm
-				ev.Details["activate_at"] = k.ActivateAt.UTC().Format(time.RFC3339)
+				ev := audit.NewSigningKeyRotated(adminMeta(time.Now()), audit.SigningKeyRotatedFields{KID: k.ID, Algorithm: k.Algorithm, ActivateAt: k.ActivateAt})
 				if err := st.AppendAudit(ctx, ev); err != nil {
 					return fmt.Errorf("key %s created, but recording the audit event failed: %w", k.ID, err)
 				}

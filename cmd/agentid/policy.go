@@ -16,7 +16,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/config"
 	"github.com/agentid/agentid/internal/oauth"
 	"github.com/agentid/agentid/internal/policy"
@@ -292,9 +291,8 @@ func recomputeCeilings(ctx context.Context, cmd *cobra.Command, st store.Store) 
 	if err != nil {
 		return nil, err
 	}
-	chs, err := e.RecomputeCeilings(ctx, func(*store.Client) *store.AuditEvent {
-		return adminEvent(audit.ClientUpdated, time.Now())
-	})
+	m := adminMeta(time.Time{})
+	chs, err := e.RecomputeCeilings(ctx, &m)
 	if err != nil {
 		return chs, fmt.Errorf("the policy set is active, but recomputing the clients' ceilings failed (run the command again to finish): %w", err)
 	}
@@ -355,9 +353,9 @@ change, and which clients' ceilings would.`,
 					return policyDryRun(ctx, cmd, st, pf, set, time.Now().AddDate(0, 0, -days), *asJSON)
 				}
 				now := time.Now()
-				ev := adminEvent(audit.PolicyApplied, now)
+				m := adminMeta(now)
 				ps := &store.PolicySet{TenantID: store.DefaultTenant, Files: pf.files, Comment: comment, CreatedBy: policyActor(), CreatedAt: now}
-				if err := policy.Apply(ctx, st, ps, ev); err != nil {
+				if err := policy.Apply(ctx, st, ps, &m); err != nil {
 					if problems := pf.problems(err); problems != nil {
 						return &invalidSetError{problems: problems}
 					}
@@ -673,8 +671,8 @@ apply a copy ('agentid policy show 0').`,
 					"('agentid policy show 0' prints it) to make it active again")
 			}
 			return c.withStore(cmd, func(ctx context.Context, _ *config.Config, st store.Store) error {
-				ev := adminEvent(audit.PolicyApplied, time.Now())
-				ps, err := policy.Rollback(ctx, st, store.DefaultTenant, version, ev)
+				m := adminMeta(time.Now())
+				ps, err := policy.Rollback(ctx, st, store.DefaultTenant, version, &m)
 				var ve *policy.ValidationError
 				switch {
 				case errors.Is(err, store.ErrNotFound):

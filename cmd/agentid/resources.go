@@ -88,7 +88,7 @@ name and its scopes, each with the description shown on the consent page.`,
 						return err
 					}
 				}
-				if err := st.CreateResource(ctx, r, resourceEvent(r, audit.ResourceCreated, r.CreatedAt)); err != nil {
+				if err := st.CreateResource(ctx, r, resourceEvent(r, audit.NewResourceCreated, r.CreatedAt)); err != nil {
 					if errors.Is(err, store.ErrConflict) {
 						return fmt.Errorf("resource %s is already registered", r.URI)
 					}
@@ -276,7 +276,7 @@ func (c *cli) newResourcesDeleteCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				ev := resourceEvent(r, audit.ResourceDeleted, time.Now())
+				ev := resourceEvent(r, audit.NewResourceDeleted, time.Now())
 				if err := st.DeleteResource(ctx, store.DefaultTenant, r.URI, ev); err != nil {
 					return fmt.Errorf("deleting the resource: %w", err)
 				}
@@ -287,8 +287,6 @@ func (c *cli) newResourcesDeleteCmd() *cobra.Command {
 	}
 }
 
-// resourceEvent is the audit event of type typ for a change to r: it names
-// the resource by URI and lists its scope names.
 // newResourcesLinkCmd links a resource to the client its MCP server
 // authenticates as (DESIGN §4a).
 func (c *cli) newResourcesLinkCmd() *cobra.Command {
@@ -311,8 +309,11 @@ token was issued to the caller itself.`,
 					return err
 				}
 				r.ClientID = args[1]
-				ev := resourceEvent(r, audit.ResourceUpdated, time.Now())
-				ev.Details = map[string]string{"client_id": r.ClientID}
+				ev := resourceEvent(r, audit.NewResourceUpdated, time.Now())
+				if ev.Details == nil {
+					ev.Details = map[string]string{}
+				}
+				ev.Details["client_id"] = r.ClientID
 				if err := st.UpdateResource(ctx, r, ev); err != nil {
 					return fmt.Errorf("updating the resource: %w", err)
 				}
@@ -339,13 +340,14 @@ func checkResourceServerClient(ctx context.Context, st store.Store, id string) e
 	return nil
 }
 
-func resourceEvent(r *store.Resource, typ string, now time.Time) *store.AuditEvent {
-	ev := audit.New(audit.Meta{TenantID: r.TenantID, Time: now}, typ)
-	ev.Resource = r.URI
+// resourceEvent is the audit event newEvent builds for a change to r: it
+// names the resource by URI and lists its scope names.
+func resourceEvent(r *store.Resource, newEvent func(audit.Meta, string, []string) *store.AuditEvent, now time.Time) *store.AuditEvent {
+	var scopes []string
 	for _, sc := range r.Scopes {
-		ev.Scopes = append(ev.Scopes, sc.Name)
+		scopes = append(scopes, sc.Name)
 	}
-	return ev
+	return newEvent(audit.Meta{TenantID: r.TenantID, Time: now}, r.URI, scopes)
 }
 
 // getResource finds a resource by any spelling of its URI that

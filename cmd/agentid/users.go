@@ -81,9 +81,7 @@ func (c *cli) newUsersAddCmd(asJSON *bool) *cobra.Command {
 					UpdatedAt:    now,
 				}
 				// The event names the user by id only: never a password or hash.
-				ev := audit.New(audit.Meta{Time: now}, audit.UserCreated)
-				ev.UserID = u.ID
-				if err := st.CreateUser(ctx, u, ev); err != nil {
+				if err := st.CreateUser(ctx, u, audit.NewUserCreated(audit.Meta{Time: now}, u.ID)); err != nil {
 					if errors.Is(err, store.ErrConflict) {
 						return fmt.Errorf("user %q already exists", username)
 					}
@@ -196,10 +194,7 @@ func (c *cli) newUsersSetDisabledCmd(asJSON *bool, disable bool) *cobra.Command 
 // userUpdated is the audit event for a change ("password", "disabled" or
 // "enabled") to u, stamped with u.UpdatedAt. It carries no password or hash.
 func userUpdated(u *store.User, change string) *store.AuditEvent {
-	ev := audit.New(audit.Meta{TenantID: u.TenantID, Time: u.UpdatedAt}, audit.UserUpdated)
-	ev.UserID = u.ID
-	ev.Details = map[string]string{"change": change}
-	return ev
+	return audit.NewUserUpdated(audit.Meta{TenantID: u.TenantID, Time: u.UpdatedAt}, u.ID, change)
 }
 
 func getUser(ctx context.Context, st store.Store, username string) (*store.User, error) {

@@ -2,21 +2,31 @@
 // events the other packages hand to the store, which writes each one in the
 // same transaction as the change it records. Events never carry a token,
 // code or secret: tokens appear by jti only.
+//
+// Every event type has a typed constructor (NewTokenIssued, NewClientRegistered,
+// …) taking the request's Meta and a fields struct that names what the type
+// carries; Check reports what an event lacks of what its type must carry.
+// Events that record a decision (token issuance and refusal, a client's
+// ceiling at registration or update) carry a Decision: the policy set
+// version that decided and a typed verdict per scope, serialised into the
+// event's details so that stored events stay readable (DecisionOf).
 package audit
 
 import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/agentid/agentid/internal/store"
 )
 
-// Event types.
+// Event types. Each constructor's doc comment says what its type means.
 const (
-	ClientRegistered = "client.registered"
-	ClientUpdated    = "client.updated"
-	ClientDeleted    = "client.deleted"
-	// ClientAuthFailed: a client failed to authenticate at a direct
-	// endpoint (token, revocation, introspection).
+	ClientRegistered  = "client.registered"
+	ClientUpdated     = "client.updated"
+	ClientDeleted     = "client.deleted"
 	ClientAuthFailed  = "client.auth_failed"
 	LoginSucceeded    = "user.login_succeeded"
 	LoginFailed       = "user.login_failed"
@@ -47,27 +57,163 @@ const (
 	Denied  = "denied"
 )
 
+// Actors that Meta.Actor names.
+const (
+	// ActorCLI is the admin command line.
+	ActorCLI = "cli"
+)
+
 // Meta is what every event knows about its request.
 type Meta struct {
-	TenantID  string
+	TenantID  string // default store.DefaultTenant
 	RequestID string
 	IP        string
 	Time      time.Time
+	// Actor names who acted when it is not the client or person the event
+	// is about, such as ActorCLI; empty on protocol and browser requests.
+	Actor string
+	// OSUser is the operating-system account that ran an admin command.
+	OSUser string
 }
 
-// New builds an event of type typ with outcome Success; callers set the
-// remaining fields directly.
+// New starts an event of type typ with outcome Success; the caller sets the
+// remaining fields directly. Prefer the typed constructors, which know what
+// each type carries; New stays for code that has not moved to them yet.
 func New(m Meta, typ string) *store.AuditEvent {
 	tenant := m.TenantID
 	if tenant == "" {
 		tenant = store.DefaultTenant
 	}
-	return &store.AuditEvent{
+	ev := &store.AuditEvent{
 		TenantID:  tenant,
 		Time:      m.Time,
 		Type:      typ,
 		RequestID: m.RequestID,
 		IP:        m.IP,
 		Outcome:   Success,
+	}
+	if m.Actor != "" || m.OSUser != "" {
+		ev.Details = map[string]string{}
+		set(ev.Details, "actor", m.Actor)
+		set(ev.Details, "os_user", m.OSUser)
+	}
+	return ev
+}
+
+// field names what an event of some type must carry.
+type field string
+
+const (
+	fClient   field = "client_id"
+	fUser     field = "user_id"
+	fResource field = "resource"
+	fScopes   field = "scopes"
+)
+
+// required is, per event type, the columns and details keys its events must
+// carry. It is the contract the constructors fill and Check verifies.
+var required = map[string]struct {
+	fields  []field
+	details []string
+}{
+	ClientRegistered:  {[]field{fClient}, []string{"method", "token_endpoint_auth_method", DetailPolicyVersion}},
+	ClientUpdated:     {[]field{fClient}, []string{"change"}},
+	ClientDeleted:     {[]field{fClient}, nil},
+	ClientAuthFailed:  {[]field{fClient}, []string{"reason"}},
+	LoginSucceeded:    {[]field{fUser}, nil},
+	LoginFailed:       {nil, nil},
+	ConsentGiven:      {[]field{fClient, fUser, fResource, fScopes}, []string{"expires_at"}},
+	ConsentDenied:     {[]field{fClient, fUser, fResource, fScopes}, nil},
+	ConsentRevoked:    {[]field{fClient, fUser, fScopes}, nil},
+	ConsentExpired:    {[]field{fClient, fUser, fResource, fScopes}, nil},
+	CodeIssued:        {[]field{fClient, fUser, fResource, fScopes}, []string{"grant_id"}},
+	CodeReplayed:      {[]field{fClient}, nil},
+	TokenIssued:       {[]field{fClient, fResource, fScopes}, []string{"grant_type", "jti", DetailPolicyVersion}},
+	TokenDenied:       {[]field{fClient, fResource, fScopes}, []string{"grant_type", DetailPolicyVersion}},
+	RefreshRotated:    {[]field{fClient, fUser, fResource}, []string{"grant_id"}},
+	RefreshReuse:      {[]field{fClient, fUser, fResource}, []string{"grant_id"}},
+	TokenRevoked:      {[]field{fClient}, []string{"token_type"}},
+	SigningKeyRotated: {nil, []string{"kid", "alg", "activate_at"}},
+	PolicyApplied:     {nil, []string{"operation", "files", "policies", "sha256"}},
+	UserCreated:       {[]field{fUser}, nil},
+	UserUpdated:       {[]field{fUser}, []string{"change"}},
+	ResourceCreated:   {[]field{fResource}, nil},
+	ResourceUpdated:   {[]field{fResource}, nil},
+	ResourceDeleted:   {[]field{fResource}, nil},
+}
+
+// Types lists every event type this package defines, sorted.
+func Types() []string {
+	out := make([]string, 0, len(required))
+	for t := range required {
+		out = append(out, t)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// ErrIncomplete is what Check reports for an event missing something its
+// type must carry.
+var ErrIncomplete = errors.New("audit: incomplete event")
+
+// Check reports every field the event's type must carry and ev lacks (the
+// tenant, time, type and outcome for every type), as one error wrapping
+// ErrIncomplete; nil if the event is complete. Types this package does not
+// define are checked for the common fields only. A code.replayed event is
+// complete only after the store has filled it from the code (WithCode), and
+// a user-less token event may lack a user: client credentials have none.
+func Check(ev *store.AuditEvent) error {
+	var missing []string
+	if ev.TenantID == "" {
+		missing = append(missing, "tenant_id")
+	}
+	if ev.Time.IsZero() {
+		missing = append(missing, "time")
+	}
+	if ev.Type == "" {
+		missing = append(missing, "type")
+	}
+	if ev.Outcome == "" {
+		missing = append(missing, "outcome")
+	}
+	spec := required[ev.Type]
+	for _, f := range spec.fields {
+		var empty bool
+		switch f {
+		case fClient:
+			empty = ev.ClientID == ""
+		case fUser:
+			empty = ev.UserID == ""
+		case fResource:
+			empty = ev.Resource == ""
+		case fScopes:
+			empty = len(ev.Scopes) == 0
+		}
+		if empty {
+			missing = append(missing, string(f))
+		}
+	}
+	for _, k := range spec.details {
+		if ev.Details[k] == "" {
+			missing = append(missing, "details."+k)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s lacks %s", ErrIncomplete, ev.Type, strings.Join(missing, ", "))
+}
+
+// set stores v under k unless v is empty.
+func set(d map[string]string, k, v string) {
+	if v != "" {
+		d[k] = v
+	}
+}
+
+// setList stores the space-separated list under k unless it is empty.
+func setList(d map[string]string, k string, v []string) {
+	if len(v) > 0 {
+		d[k] = strings.Join(v, " ")
 	}
 }

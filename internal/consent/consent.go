@@ -13,6 +13,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/store"
 )
 
@@ -53,6 +54,22 @@ type Key struct {
 	UserID   string
 	ClientID string
 	Resource string
+}
+
+// meta is m with the ledger's tenant and now filled in where empty.
+func (l *Ledger) meta(m audit.Meta, now time.Time) audit.Meta {
+	if m.TenantID == "" {
+		m.TenantID = l.tenant
+	}
+	if m.Time.IsZero() {
+		m.Time = now
+	}
+	return m
+}
+
+// audit names k in an event.
+func (k Key) audit() audit.ConsentKey {
+	return audit.ConsentKey{ClientID: k.ClientID, UserID: k.UserID, Resource: k.Resource}
 }
 
 func (l *Ledger) filter(k Key) store.ConsentFilter {
@@ -155,26 +172,21 @@ func (s *Snapshot) RefreshExpiry(scopes []string, exp time.Time) time.Time {
 // (zero: until revoked). Scopes not named keep their own grant and expiry,
 // so a later, wider authorization adds to the earlier one (step-up) and the
 // live consent is the union. A scope granted again gets the new expiry and
-// is no longer revoked. ev (may be nil) is completed with the key, the
-// scopes and the expiry and written in the same transaction.
-func (l *Ledger) Grant(ctx context.Context, k Key, scopes []string, expiresAt time.Time, ev *store.AuditEvent) error {
-	return l.grant(ctx, k, scopes, l.now(), expiresAt, ev)
+// is no longer revoked. Its consent.given event, made with m (nil: none),
+// is written in the same transaction.
+func (l *Ledger) Grant(ctx context.Context, k Key, scopes []string, expiresAt time.Time, m *audit.Meta) error {
+	return l.grant(ctx, k, scopes, l.now(), expiresAt, "", m)
 }
 
 // GrantFor is Grant for the duration a person chose, computed by ExpiresAt
-// from the same instant the grant is recorded at; ev also gets the choice.
-func (l *Ledger) GrantFor(ctx context.Context, k Key, scopes []string, c Choice, accessTTL, maxTTL time.Duration, ev *store.AuditEvent) error {
+// from the same instant the grant is recorded at; the event also records
+// the choice.
+func (l *Ledger) GrantFor(ctx context.Context, k Key, scopes []string, c Choice, accessTTL, maxTTL time.Duration, m *audit.Meta) error {
 	now := l.now()
-	if ev != nil {
-		if ev.Details == nil {
-			ev.Details = map[string]string{}
-		}
-		ev.Details["duration"] = string(c)
-	}
-	return l.grant(ctx, k, scopes, now, ExpiresAt(c, now, accessTTL, maxTTL), ev)
+	return l.grant(ctx, k, scopes, now, ExpiresAt(c, now, accessTTL, maxTTL), c, m)
 }
 
-func (l *Ledger) grant(ctx context.Context, k Key, scopes []string, now, expiresAt time.Time, ev *store.AuditEvent) error {
+func (l *Ledger) grant(ctx context.Context, k Key, scopes []string, now, expiresAt time.Time, c Choice, m *audit.Meta) error {
 	if k.UserID == "" || k.ClientID == "" || k.Resource == "" {
 		return errors.New("consent: a grant needs user, client and resource")
 	}
@@ -193,12 +205,9 @@ func (l *Ledger) grant(ctx context.Context, k Key, scopes []string, now, expires
 			Scope: sc, GrantedAt: now, ExpiresAt: expiresAt,
 		})
 	}
-	if ev != nil {
-		ev.ClientID, ev.UserID, ev.Resource, ev.Scopes = k.ClientID, k.UserID, k.Resource, seen
-		if ev.Details == nil {
-			ev.Details = map[string]string{}
-		}
-		ev.Details["expires_at"] = formatExpiry(expiresAt)
+	var ev *store.AuditEvent
+	if m != nil {
+		ev = audit.NewConsentGiven(l.meta(*m, now), audit.ConsentGivenFields{ConsentKey: k.audit(), Scopes: seen, Duration: string(c), ExpiresAt: expiresAt})
 	}
 	return l.st.UpsertConsents(ctx, grants, ev)
 }
@@ -207,10 +216,11 @@ func (l *Ledger) grant(ctx context.Context, k Key, scopes []string, now, expires
 // empty k.Resource: on every resource) and returns the scopes it withdrew.
 // The store revokes, in the same transaction, the refresh tokens and
 // recorded access tokens of that person and agent carrying a withdrawn
-// scope, so introspection reports them inactive at once. ev (may be nil) is
-// completed with the key and the withdrawn scopes; nothing is written when
-// nothing was live.
-func (l *Ledger) Revoke(ctx context.Context, k Key, scopes []string, ev *store.AuditEvent) ([]string, error) {
+// scope, so introspection reports them inactive at once. Its
+// consent.revoked event, made with m (nil: none) and naming by as who
+// revoked ("user" from the account page; may be empty), lists the withdrawn
+// scopes; nothing is written when nothing was live.
+func (l *Ledger) Revoke(ctx context.Context, k Key, scopes []string, m *audit.Meta, by string) ([]string, error) {
 	if k.UserID == "" || k.ClientID == "" {
 		return nil, errors.New("consent: a revocation needs user and client")
 	}
@@ -233,8 +243,11 @@ func (l *Ledger) Revoke(ctx context.Context, k Key, scopes []string, ev *store.A
 	if len(withdrawn) == 0 {
 		return nil, nil
 	}
-	if ev != nil {
-		ev.ClientID, ev.UserID, ev.Resource, ev.Scopes = k.ClientID, k.UserID, k.Resource, withdrawn
+	var ev *store.AuditEvent
+	if m != nil {
+		ev = audit.NewConsentRevoked(l.meta(*m, now), audit.ConsentRevokedFields{
+			ConsentKey: k.audit(), Scopes: withdrawn, By: by, WholeAgent: scopes == nil && k.Resource == "",
+		})
 	}
 	if err := l.st.RevokeConsents(ctx, l.filter(k), scopes, now, ev); err != nil {
 		return nil, err
@@ -256,19 +269,14 @@ func (l *Ledger) ForUser(ctx context.Context, userID string) ([]*store.ConsentGr
 	return slices.DeleteFunc(grants, func(g *store.ConsentGrant) bool { return !g.Live(now) }), nil
 }
 
-func formatExpiry(t time.Time) string {
-	if t.IsZero() {
-		return "never"
-	}
-	return t.UTC().Format(time.RFC3339)
-}
-
 // SweepExpired finds consent that ran out without any request noticing (an
 // agent that never came back) and records it: for each user, agent and
 // resource, the expired scopes are retired in one transaction with the
 // event newEvent builds for them. A retired grant is not expired again, so
-// each expiry is recorded once. It returns how many grants it retired.
-func (l *Ledger) SweepExpired(ctx context.Context, newEvent func(k Key, scopes []string) *store.AuditEvent) (int, error) {
+// each expiry is recorded once. Each consent.expired event is made with m
+// (nil: none; a zero m.Time is the ledger's clock) and says the sweep
+// noticed it. It returns how many grants it retired.
+func (l *Ledger) SweepExpired(ctx context.Context, m *audit.Meta) (int, error) {
 	now := l.now()
 	grants, err := l.st.ListConsents(ctx, store.ConsentFilter{TenantID: l.tenant})
 	if err != nil {
@@ -289,7 +297,11 @@ func (l *Ledger) SweepExpired(ctx context.Context, newEvent func(k Key, scopes [
 	n := 0
 	for _, k := range order {
 		scopes := expired[k]
-		if err := l.st.RevokeConsents(ctx, l.filter(k), scopes, now, newEvent(k, scopes)); err != nil {
+		var ev *store.AuditEvent
+		if m != nil {
+			ev = audit.NewConsentExpired(l.meta(*m, now), audit.ConsentExpiredFields{ConsentKey: k.audit(), Scopes: scopes, NoticedBy: "sweep"})
+		}
+		if err := l.st.RevokeConsents(ctx, l.filter(k), scopes, now, ev); err != nil {
 			return n, err
 		}
 		n += len(scopes)

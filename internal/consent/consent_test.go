@@ -71,9 +71,7 @@ func newLedger(t *testing.T, st store.Store) (*consent.Ledger, *clock) {
 	return l, c
 }
 
-func event(typ string, at time.Time) *store.AuditEvent {
-	return audit.New(audit.Meta{Time: at}, typ)
-}
+func meta(at time.Time) *audit.Meta { return &audit.Meta{Time: at, RequestID: "req-1"} }
 
 func snapshot(t *testing.T, l *consent.Ledger, k consent.Key) *consent.Snapshot {
 	t.Helper()
@@ -102,11 +100,14 @@ func TestLedgerExpiry(t *testing.T) {
 			scope  string
 			choice consent.Choice
 		}{{"notes.read", consent.ForHour}, {"notes.write", consent.ForDay}, {"notes.delete", consent.UntilRevoked}} {
-			ev := event(audit.ConsentGiven, clk.now())
-			if err := l.GrantFor(ctx, k, []string{g.scope}, g.choice, 10*time.Minute, 0, ev); err != nil {
+			if err := l.GrantFor(ctx, k, []string{g.scope}, g.choice, 10*time.Minute, 0, meta(clk.now())); err != nil {
 				t.Fatal(err)
 			}
-			if ev.Details["duration"] != string(g.choice) || !slices.Equal(ev.Scopes, []string{g.scope}) {
+			evs, err := st.ListAudit(ctx, store.AuditFilter{Type: audit.ConsentGiven, Limit: 1})
+			if err != nil || len(evs) != 1 {
+				t.Fatalf("consent.given events = %v, %v", evs, err)
+			}
+			if ev := evs[0]; ev.Details["duration"] != string(g.choice) || !slices.Equal(ev.Scopes, []string{g.scope}) || ev.RequestID != "req-1" || audit.Check(ev) != nil {
 				t.Errorf("grant event = %+v", ev)
 			}
 		}
@@ -197,8 +198,7 @@ func TestLedgerStepUpUnion(t *testing.T) {
 		grant(t, l, k, []string{"notes.read", "notes.write"}, clk.now().Add(time.Hour))
 		clk.advance(10 * time.Minute)
 		// Step-up: the later authorization adds a scope, with its own expiry.
-		ev := event(audit.ConsentGiven, clk.now())
-		if err := l.Grant(ctx, k, []string{"notes.delete", "notes.delete"}, clk.now().Add(24*time.Hour), ev); err != nil {
+		if err := l.Grant(ctx, k, []string{"notes.delete", "notes.delete"}, clk.now().Add(24*time.Hour), meta(clk.now())); err != nil {
 			t.Fatal(err)
 		}
 		snap := snapshot(t, l, k)
@@ -310,8 +310,7 @@ func TestLedgerRevokeCascade(t *testing.T) {
 				calRT, calAT := issueTokens(t, st, "g-cal", calendar, []string{"calendar.read"})
 				clk.advance(time.Minute)
 
-				ev := event(audit.ConsentRevoked, clk.now())
-				got, err := l.Revoke(ctx, tc.key, tc.scopes, ev)
+				got, err := l.Revoke(ctx, tc.key, tc.scopes, meta(clk.now()), "user")
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -351,7 +350,9 @@ func TestLedgerRevokeCascade(t *testing.T) {
 				}
 				scopes := slices.Clone(events[0].Scopes)
 				slices.Sort(scopes)
-				if !slices.Equal(scopes, tc.wantWithdrawn) || events[0].UserID != user || events[0].ClientID != agent {
+				wholeAgent := tc.scopes == nil && tc.key.Resource == ""
+				if !slices.Equal(scopes, tc.wantWithdrawn) || events[0].UserID != user || events[0].ClientID != agent ||
+					events[0].Details["by"] != "user" || (events[0].Details["extent"] == "agent") != wholeAgent {
 					t.Errorf("revocation event = %+v", events[0])
 				}
 			})
@@ -366,7 +367,7 @@ func TestLedgerRevokeKeepsExpiredOutOfTheReport(t *testing.T) {
 		grant(t, l, k, []string{"notes.read"}, clk.now().Add(time.Hour))
 		grant(t, l, k, []string{"notes.write"}, time.Time{})
 		clk.advance(2 * time.Hour)
-		got, err := l.Revoke(context.Background(), k, nil, nil)
+		got, err := l.Revoke(context.Background(), k, nil, nil, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -412,7 +413,7 @@ func TestLedgerRefusesIncompleteKeys(t *testing.T) {
 				return l.Grant(ctx, consent.Key{UserID: user, ClientID: agent, Resource: notes}, nil, time.Time{}, nil)
 			}},
 			{"snapshot without client", func() error { _, err := l.Snapshot(ctx, consent.Key{UserID: user, Resource: notes}); return err }},
-			{"revoke without user", func() error { _, err := l.Revoke(ctx, consent.Key{ClientID: agent}, nil, nil); return err }},
+			{"revoke without user", func() error { _, err := l.Revoke(ctx, consent.Key{ClientID: agent}, nil, nil, ""); return err }},
 			{"for no user", func() error { _, err := l.ForUser(ctx, ""); return err }},
 		}
 		for _, tc := range tests {

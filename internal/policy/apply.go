@@ -7,20 +7,19 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"strconv"
-	"strings"
 
+	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/store"
 )
 
 // Apply validates ps.Files against the schema and stores them as the
 // tenant's newest version, which becomes active (the store assigns
-// ps.Version), with ev in the same transaction. An invalid set is a
-// *ValidationError and nothing is stored: the active version stays. ev may
-// be nil; Apply records the set's files, policy count and digest in its
-// Details. Engines pick the new version up at their next refresh; callers
-// then recompute the clients' ceilings (Engine.RecomputeCeilings).
-func Apply(ctx context.Context, st store.Store, ps *store.PolicySet, ev *store.AuditEvent) error {
+// ps.Version), with its policy.applied event (the set's files, policy
+// count and digest; metadata m, nil for none) in the same transaction. An
+// invalid set is a *ValidationError and nothing is stored: the active
+// version stays. Engines pick the new version up at their next refresh;
+// callers then recompute the clients' ceilings (Engine.RecomputeCeilings).
+func Apply(ctx context.Context, st store.Store, ps *store.PolicySet, m *audit.Meta) error {
 	set, err := Compile(ps.Files)
 	if err != nil {
 		return err
@@ -28,15 +27,11 @@ func Apply(ctx context.Context, st store.Store, ps *store.PolicySet, ev *store.A
 	if ps.TenantID == "" {
 		ps.TenantID = store.DefaultTenant
 	}
-	if ev != nil {
-		if ev.Details == nil {
-			ev.Details = map[string]string{}
-		}
-		ev.Details["operation"] = "apply"
-		describeSet(ev.Details, set)
-		if ps.Comment != "" {
-			ev.Details["comment"] = ps.Comment
-		}
+	var ev *store.AuditEvent
+	if m != nil {
+		f := describeSet(set)
+		f.Operation, f.Comment = audit.PolicyOpApply, ps.Comment
+		ev = audit.NewPolicyApplied(*m, f)
 	}
 	if err := st.CreatePolicySet(ctx, ps, ev); err != nil {
 		return fmt.Errorf("policy: apply: %w", err)
@@ -45,10 +40,11 @@ func Apply(ctx context.Context, st store.Store, ps *store.PolicySet, ev *store.A
 }
 
 // Rollback makes a stored version of the tenant's policy set active again,
-// with ev (may be nil) in the same transaction. The version must still
+// with its policy.applied event (metadata m, nil for none) in the same
+// transaction. The version must still
 // validate against this binary's schema (a *ValidationError otherwise, and
 // nothing changes); an unknown version is store.ErrNotFound.
-func Rollback(ctx context.Context, st store.Store, tenantID string, version int64, ev *store.AuditEvent) (*store.PolicySet, error) {
+func Rollback(ctx context.Context, st store.Store, tenantID string, version int64, m *audit.Meta) (*store.PolicySet, error) {
 	if tenantID == "" {
 		tenantID = store.DefaultTenant
 	}
@@ -60,13 +56,11 @@ func Rollback(ctx context.Context, st store.Store, tenantID string, version int6
 	if err != nil {
 		return nil, err
 	}
-	if ev != nil {
-		if ev.Details == nil {
-			ev.Details = map[string]string{}
-		}
-		ev.Details["operation"] = "rollback"
-		ev.Details["version"] = strconv.FormatInt(version, 10)
-		describeSet(ev.Details, set)
+	var ev *store.AuditEvent
+	if m != nil {
+		f := describeSet(set)
+		f.Operation, f.Version = audit.PolicyOpRollback, version
+		ev = audit.NewPolicyApplied(*m, f)
 	}
 	if err := st.ActivatePolicySet(ctx, tenantID, version, ev); err != nil {
 		return nil, fmt.Errorf("policy: rollback: %w", err)
@@ -89,17 +83,15 @@ func StoredVersion(ctx context.Context, st store.Store, tenantID string, version
 	return sets[i], nil
 }
 
-// describeSet records what identifies a policy set in an audit event: its
+// describeSet is what identifies a policy set in an audit event: its
 // files, how many policies, and a digest of the whole text.
-func describeSet(d map[string]string, s *Set) {
+func describeSet(s *Set) audit.PolicyAppliedFields {
 	names := make([]string, 0, len(s.files))
 	for n := range s.files {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	d["files"] = strings.Join(names, " ")
-	d["policies"] = strconv.Itoa(len(s.Policies()))
-	d["sha256"] = Digest(s.files)
+	return audit.PolicyAppliedFields{Files: names, Policies: len(s.Policies()), SHA256: Digest(s.files)}
 }
 
 // Digest is a SHA-256 over a policy set's file names and contents, so that

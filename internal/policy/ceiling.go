@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
+	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/store"
 )
 
@@ -23,6 +23,9 @@ type Ceiling struct {
 	// the resources' scopes and policy, and Scopes is empty. A bounded
 	// client with an empty Scopes may hold nothing.
 	Bounded bool
+	// Allowed holds, per scope of the ceiling, the decision of the first
+	// resource allowing it.
+	Allowed []Decision
 	// Denied holds, per requested scope that no resource allowed, the
 	// decision of the first resource offering it.
 	Denied []Decision
@@ -78,6 +81,7 @@ func (s *Set) Ceiling(c *store.Client, resources []*store.Resource, rc Context) 
 			if d.Allowed {
 				if !slices.Contains(out.Scopes, d.Scope) {
 					out.Scopes = append(out.Scopes, d.Scope)
+					out.Allowed = append(out.Allowed, d)
 				}
 			} else if _, seen := denied[d.Scope]; !seen {
 				denied[d.Scope] = d
@@ -93,6 +97,13 @@ func (s *Set) Ceiling(c *store.Client, resources []*store.Resource, rc Context) 
 		}
 	}
 	return out, nil
+}
+
+// Audit returns the verdict as registration and update events record it:
+// the policy set version, the allowed scopes in ceiling order, then the
+// denied ones.
+func (c *Ceiling) Audit() audit.Decision {
+	return audit.Decision{PolicyVersion: c.Version, Scopes: AuditScopes(slices.Concat(c.Allowed, c.Denied))}
 }
 
 // Ceiling is Set.Ceiling against the active policy set; a zero rc.Time
@@ -140,10 +151,10 @@ var errNoStore = errors.New("policy: the engine has no store")
 // clientID, recomputes its ceiling from its requested scopes under the
 // active policy set (tags are what policy reads: "trusted" lets a
 // self-registered agent hold sensitive scopes), and stores the client with
-// ev in one transaction, unless nothing changed. It fills ev's ClientID,
-// Scopes (the new ceiling) and Details; ev may be nil. An unknown client is
-// store.ErrNotFound.
-func (e *Engine) TagClient(ctx context.Context, clientID string, add, remove []string, ev *store.AuditEvent) (*store.Client, *ClientChange, error) {
+// its client.updated event (change "tag", or "untag" when nothing is
+// added) in one transaction, unless nothing changed. m is the event's
+// metadata; nil records no event. An unknown client is store.ErrNotFound.
+func (e *Engine) TagClient(ctx context.Context, clientID string, add, remove []string, m *audit.Meta) (*store.Client, *ClientChange, error) {
 	if e.st == nil {
 		return nil, nil, errNoStore
 	}
@@ -178,11 +189,15 @@ func (e *Engine) TagClient(ctx context.Context, clientID string, add, remove []s
 		return c, ch, nil
 	}
 	c.UpdatedAt = e.now()
-	fillEvent(ev, c, ch)
-	if ev != nil {
-		ev.Details["tags"] = strings.Join(c.Tags, " ")
-		setList(ev.Details, "tags_added", ch.TagsAdded)
-		setList(ev.Details, "tags_removed", ch.TagsRemoved)
+	var ev *store.AuditEvent
+	if m != nil {
+		change := audit.ChangeTag
+		if len(add) == 0 {
+			change = audit.ChangeUntag
+		}
+		f := changeFields(c, ch, change)
+		f.Tags, f.TagsAdded, f.TagsRemoved = slices.Clone(c.Tags), ch.TagsAdded, ch.TagsRemoved
+		ev = audit.NewClientUpdated(e.meta(*m), f)
 	}
 	if err := e.st.UpdateClient(ctx, c, ev); err != nil {
 		return nil, nil, fmt.Errorf("policy: tag client: %w", err)
@@ -193,10 +208,11 @@ func (e *Engine) TagClient(ctx context.Context, clientID string, add, remove []s
 // RecomputeCeilings re-reads the active policy set and recomputes the
 // ceiling of every client of the engine's tenant from its requested
 // scopes. Each client whose ceiling changes is stored, in one transaction
-// with the event newEvent returns for it (nil: none; the engine fills its
-// ClientID, Scopes and Details). Run it whenever the active set changes
-// (apply, rollback). It returns the changes made.
-func (e *Engine) RecomputeCeilings(ctx context.Context, newEvent func(c *store.Client) *store.AuditEvent) ([]ClientChange, error) {
+// with its client.updated event (change "ceiling") made with m (nil: no
+// event; a zero m.Time is the engine's clock at each change). Run it
+// whenever the active set changes (apply, rollback). It returns the
+// changes made.
+func (e *Engine) RecomputeCeilings(ctx context.Context, m *audit.Meta) ([]ClientChange, error) {
 	if e.st == nil {
 		return nil, errNoStore
 	}
@@ -239,12 +255,10 @@ func (e *Engine) RecomputeCeilings(ctx context.Context, newEvent func(c *store.C
 		}
 		fresh.UpdatedAt = e.now()
 		var ev *store.AuditEvent
-		if newEvent != nil {
-			ev = newEvent(fresh)
-		}
-		fillEvent(ev, fresh, ch)
-		if ev != nil {
-			ev.Details["reason"] = fmt.Sprintf("policy set version %d", set.version)
+		if m != nil {
+			f := changeFields(fresh, ch, audit.ChangeCeiling)
+			f.Reason = fmt.Sprintf("policy set version %d", set.version)
+			ev = audit.NewClientUpdated(e.meta(*m), f)
 		}
 		if err := e.st.UpdateClient(ctx, fresh, ev); err != nil {
 			return changes, fmt.Errorf("policy: recompute ceilings: %w", err)
@@ -286,26 +300,25 @@ func recomputeWith(s *Set, c *store.Client, resources []*store.Resource, now tim
 	return nil
 }
 
-// fillEvent records a client change in its audit event.
-func fillEvent(ev *store.AuditEvent, c *store.Client, ch *ClientChange) {
-	if ev == nil {
-		return
-	}
-	ev.ClientID, ev.Scopes = c.ID, slices.Clone(c.Scopes)
-	if ev.Details == nil {
-		ev.Details = map[string]string{}
-	}
-	setList(ev.Details, "ceiling_added", ch.Added)
-	setList(ev.Details, "ceiling_removed", ch.Removed)
+// changeFields is what a client.updated event says about ch.
+func changeFields(c *store.Client, ch *ClientChange, change string) audit.ClientUpdatedFields {
+	f := audit.ClientUpdatedFields{ClientID: c.ID, Change: change, CeilingAdded: ch.Added, CeilingRemoved: ch.Removed}
 	if ch.Ceiling != nil {
-		ev.Details[DetailPolicyVersion] = fmt.Sprint(ch.Ceiling.Version)
+		d := ch.Ceiling.Audit()
+		f.Ceiling, f.Policy = slices.Clone(c.Scopes), &d
 	}
+	return f
 }
 
-func setList(m map[string]string, k string, v []string) {
-	if len(v) > 0 {
-		m[k] = strings.Join(v, " ")
+// meta is m stamped with the engine's clock when it has no time.
+func (e *Engine) meta(m audit.Meta) audit.Meta {
+	if m.Time.IsZero() {
+		m.Time = e.now()
 	}
+	if m.TenantID == "" {
+		m.TenantID = e.tenant
+	}
+	return m
 }
 
 // uniq returns xs without empty strings and repeats, in first-seen order.

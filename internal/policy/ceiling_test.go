@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/store"
 )
 
@@ -240,9 +241,8 @@ func TestTagClient(t *testing.T) {
 			if id == "" {
 				id = "dcr-1"
 			}
-			ev := &store.AuditEvent{TenantID: store.DefaultTenant, Time: time.Now(), Type: "client.updated", Details: map[string]string{"actor": "test"}}
 			before, _ := st.ListAudit(ctx, store.AuditFilter{Type: "client.updated", Limit: 100})
-			c, ch, err := e.TagClient(ctx, id, s.add, s.remove, ev)
+			c, ch, err := e.TagClient(ctx, id, s.add, s.remove, &audit.Meta{Actor: "test"})
 			switch {
 			case s.wantErrIsNF:
 				if !errors.Is(err, store.ErrNotFound) {
@@ -280,6 +280,12 @@ func TestTagClient(t *testing.T) {
 					got.Details["ceiling_removed"] != strings.Join(s.wantRemoved, " ") {
 					t.Fatalf("event %+v", got)
 				}
+				if err := audit.Check(got); err != nil {
+					t.Error(err)
+				}
+				if d, ok, err := audit.DecisionOf(got); err != nil || !ok || d.PolicyVersion != 0 || !slices.Equal(d.Granted(), s.wantCeiling) {
+					t.Errorf("decision %+v %v %v: want version 0 allowing %v", d, ok, err, s.wantCeiling)
+				}
 			}
 		})
 	}
@@ -300,8 +306,7 @@ when { principal.registration_method == "dcr" && resource.name == "files:read" }
 	t.Run("invalid set is refused and nothing changes", func(t *testing.T) {
 		bad := DefaultFiles()
 		bad["bad.cedar"] = "permit (principal, action, resource) when { principal.nope };"
-		ev := &store.AuditEvent{TenantID: store.DefaultTenant, Time: time.Now(), Type: "policy.applied"}
-		err := Apply(ctx, st, &store.PolicySet{Files: bad, CreatedBy: "test"}, ev)
+		err := Apply(ctx, st, &store.PolicySet{Files: bad, CreatedBy: "test"}, &audit.Meta{Time: time.Now()})
 		var ve *ValidationError
 		if !errors.As(err, &ve) || len(ve.Problems) == 0 || ve.Problems[0].File != "bad.cedar" || ve.Problems[0].Line != 1 {
 			t.Fatalf("err = %v, want a located *ValidationError", err)
@@ -316,9 +321,8 @@ when { principal.registration_method == "dcr" && resource.name == "files:read" }
 
 	var v1 int64
 	t.Run("apply stores, recompute narrows", func(t *testing.T) {
-		ev := &store.AuditEvent{TenantID: store.DefaultTenant, Time: time.Now(), Type: "policy.applied"}
 		ps := &store.PolicySet{Files: tight, Comment: "tighten", CreatedBy: "test"}
-		if err := Apply(ctx, st, ps, ev); err != nil {
+		if err := Apply(ctx, st, ps, &audit.Meta{Time: time.Now()}); err != nil {
 			t.Fatal(err)
 		}
 		v1 = ps.Version
@@ -326,9 +330,7 @@ when { principal.registration_method == "dcr" && resource.name == "files:read" }
 		if len(evs) != 1 || evs[0].Details["sha256"] != Digest(tight) || evs[0].Details["comment"] != "tighten" || evs[0].Details["files"] != "default.cedar tight.cedar" {
 			t.Fatalf("policy.applied events %+v", evs)
 		}
-		changes, err := e.RecomputeCeilings(ctx, func(*store.Client) *store.AuditEvent {
-			return &store.AuditEvent{TenantID: store.DefaultTenant, Time: time.Now(), Type: "client.updated"}
-		})
+		changes, err := e.RecomputeCeilings(ctx, &audit.Meta{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -344,7 +346,8 @@ when { principal.registration_method == "dcr" && resource.name == "files:read" }
 			t.Fatal("the unbounded manual client changed")
 		}
 		evs, _ = st.ListAudit(ctx, store.AuditFilter{Type: "client.updated", ClientID: "dcr-1"})
-		if len(evs) != 1 || evs[0].Details["ceiling_removed"] != "files:read" || evs[0].Details["reason"] != "policy set version 1" {
+		if len(evs) != 1 || evs[0].Details["ceiling_removed"] != "files:read" || evs[0].Details["reason"] != "policy set version 1" ||
+			evs[0].Details["change"] != audit.ChangeCeiling || evs[0].Details[audit.DetailPolicyVersion] != "1" {
 			t.Fatalf("client.updated events %+v", evs)
 		}
 	})
@@ -353,13 +356,13 @@ when { principal.registration_method == "dcr" && resource.name == "files:read" }
 		if err := Apply(ctx, st, &store.PolicySet{Files: DefaultFiles(), CreatedBy: "test"}, nil); err != nil {
 			t.Fatal(err)
 		}
-		ev := &store.AuditEvent{TenantID: store.DefaultTenant, Time: time.Now(), Type: "policy.applied"}
-		ps, err := Rollback(ctx, st, "", v1, ev)
+		ps, err := Rollback(ctx, st, "", v1, &audit.Meta{Time: time.Now()})
 		if err != nil || ps.Version != v1 || !ps.Active {
 			t.Fatalf("Rollback = %+v, %v", ps, err)
 		}
-		if ev.Details["operation"] != "rollback" || ev.Details["version"] != "1" {
-			t.Fatalf("rollback event details %v", ev.Details)
+		evs, _ := st.ListAudit(ctx, store.AuditFilter{Type: "policy.applied", Limit: 1})
+		if len(evs) != 1 || evs[0].Details["operation"] != "rollback" || evs[0].Details["version"] != "1" {
+			t.Fatalf("rollback events %+v", evs)
 		}
 		active, _ := st.ActivePolicySet(ctx, store.DefaultTenant)
 		if active.Version != v1 {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/store"
 )
 
@@ -70,7 +71,7 @@ func DryRun(ctx context.Context, st store.Store, candidate map[string]string, si
 // the given time against it. Each request is rebuilt from the event (client,
 // user, resource, scopes, grant_type, IP, time) with the client, user and
 // resource as they are now in the store, and its requested scopes come from
-// the policy decisions the event recorded (see Result.AuditDetails), or are
+// the policy decisions the event recorded (see audit.DecisionOf), or are
 // the granted scopes when it recorded none. The report lists every event
 // whose grant would change.
 func DryRunTenant(ctx context.Context, st store.Store, tenantID string, candidate map[string]string, since time.Time) (*DryRunReport, error) {
@@ -214,13 +215,13 @@ func (rb *rebuilder) request(ctx context.Context, ev *store.AuditEvent) (*Reques
 	for _, s := range before {
 		wasAllowed[s] = true
 	}
-	decisions, ok, err := ParseAuditDecisions(ev.Details)
+	decision, ok, err := audit.DecisionOf(ev)
 	if err != nil {
 		return nil, nil, nil, skipError(err.Error())
 	}
 	if ok {
 		requested = nil
-		for _, d := range decisions {
+		for _, d := range decision.Scopes {
 			if !slices.Contains(requested, d.Scope) {
 				requested = append(requested, d.Scope)
 			}

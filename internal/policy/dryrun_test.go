@@ -3,11 +3,13 @@ package policy
 import (
 	"context"
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/store"
 )
 
@@ -53,8 +55,7 @@ func TestDryRun(t *testing.T) {
 		{Scope: "files:write", Allowed: true, PolicyIDs: []string{"user-consent"}},
 		{Scope: "files:delete", PolicyIDs: []string{"self-registered-sensitive-requires-trusted"}},
 	}}
-	details := withDecisions.AuditDetails()
-	details["grant_type"] = "authorization_code"
+	details := audit.NewTokenIssued(audit.Meta{}, audit.TokenIssuedFields{GrantType: "authorization_code", Policy: withDecisions.Audit()}).Details
 	old := add(&store.AuditEvent{Time: t0.Add(-48 * time.Hour), ClientID: "dcr-1", UserID: "alice", Resource: testResource,
 		Scopes: []string{"files:read"}, Details: map[string]string{"grant_type": "authorization_code"}})
 	evUser := add(&store.AuditEvent{Time: t0.Add(time.Hour), ClientID: "dcr-1", UserID: "alice", Resource: testResource,
@@ -171,90 +172,16 @@ func equalChanges(a, b map[int64][]string) bool {
 	return true
 }
 
-func TestAuditDetailsRoundTrip(t *testing.T) {
+func TestResultAudit(t *testing.T) {
 	res := &Result{Version: 7, Granted: []string{"a"}, Decisions: []Decision{
 		{Scope: "a", Allowed: true, PolicyIDs: []string{"p,1", "p=2"}},
 		{Scope: "b(x)", PolicyIDs: []string{"f"}, Errors: []string{"boom"}},
 	}}
-	d := res.AuditDetails()
-	if d[DetailPolicyVersion] != "7" {
-		t.Errorf("version = %q", d[DetailPolicyVersion])
+	want := audit.Decision{PolicyVersion: 7, Scopes: []audit.ScopeDecision{
+		{Scope: "a", Allowed: true, Reason: audit.ReasonPolicy, PolicyIDs: []string{"p,1", "p=2"}},
+		{Scope: "b(x)", Reason: audit.ReasonPolicy, PolicyIDs: []string{"f"}, Errors: []string{"boom"}},
+	}}
+	if got := res.Audit(); !reflect.DeepEqual(got, want) {
+		t.Errorf("Audit() = %+v, want %+v", got, want)
 	}
-	got, ok, err := ParseAuditDecisions(d)
-	if err != nil || !ok {
-		t.Fatalf("ParseAuditDecisions: %v %v", ok, err)
-	}
-	if len(got) != 2 || got[0].Scope != "a" || !got[0].Allowed || !slices.Equal(got[0].PolicyIDs, res.Decisions[0].PolicyIDs) ||
-		got[1].Scope != "b(x)" || got[1].Allowed || got[1].Errors[0] != "boom" {
-		t.Errorf("round trip = %+v", got)
-	}
-	if _, ok, _ := ParseAuditDecisions(map[string]string{"grant_type": "refresh_token"}); ok {
-		t.Error("found decisions in details without any")
-	}
-}
-
-func TestParseAuditDecisionsCompact(t *testing.T) {
-	tests := []struct {
-		name    string
-		details map[string]string
-		want    []Decision
-		wantErr bool
-	}{
-		{
-			name: "granted and denied",
-			details: map[string]string{"grant_type": "authorization_code",
-				"scope.files:write": "denied:self-registered-sensitive-requires-trusted",
-				"scope.files:read":  "granted:user-consent,extra"},
-			want: []Decision{
-				{Scope: "files:read", Allowed: true, PolicyIDs: []string{"user-consent", "extra"}},
-				{Scope: "files:write", PolicyIDs: []string{"self-registered-sensitive-requires-trusted"}},
-			},
-		},
-		{name: "default deny", details: map[string]string{"scope.x": "denied:"}, want: []Decision{{Scope: "x"}}},
-		{name: "bad verdict", details: map[string]string{"scope.x": "maybe:p"}, wantErr: true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, ok, err := ParseAuditDecisions(tt.details)
-			if (err != nil) != tt.wantErr || !ok {
-				t.Fatalf("ok=%v err=%v", ok, err)
-			}
-			if tt.wantErr {
-				return
-			}
-			if len(got) != len(tt.want) {
-				t.Fatalf("got %+v, want %+v", got, tt.want)
-			}
-			for i := range got {
-				if got[i].Scope != tt.want[i].Scope || got[i].Allowed != tt.want[i].Allowed || !slices.Equal(got[i].PolicyIDs, tt.want[i].PolicyIDs) {
-					t.Errorf("decision %d = %+v, want %+v", i, got[i], tt.want[i])
-				}
-			}
-		})
-	}
-}
-
-// FuzzParseAuditDecisions: audit details come back from the database; a
-// malformed value is an error, never a panic, and a parsed value
-// re-encodes to something that parses the same.
-func FuzzParseAuditDecisions(f *testing.F) {
-	f.Add(`[{"scope":"a","allowed":true,"policies":["x"]}]`)
-	f.Add(`[]`)
-	f.Add(`{`)
-	f.Add(`[{"scope":1}]`)
-	f.Fuzz(func(t *testing.T, s string) {
-		// The compact form never panics either.
-		_, _, _ = ParseAuditDecisions(map[string]string{DetailScopePrefix + s: s})
-		ds, ok, err := ParseAuditDecisions(map[string]string{DetailPolicyDecisions: s})
-		if !ok {
-			t.Fatal("key present but not found")
-		}
-		if err != nil {
-			return
-		}
-		again, _, err := ParseAuditDecisions((&Result{Decisions: ds}).AuditDetails())
-		if err != nil || len(again) != len(ds) {
-			t.Fatalf("re-encoding: %v, %d vs %d", err, len(again), len(ds))
-		}
-	})
 }

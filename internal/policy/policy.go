@@ -18,17 +18,15 @@ package policy
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/store"
 )
 
@@ -128,66 +126,26 @@ type Result struct {
 	Version int64
 }
 
-// Audit detail keys written by Result.AuditDetails and read by DryRun.
-const (
-	DetailPolicyVersion   = "policy_version"
-	DetailPolicyDecisions = "policy_decisions"
-)
-
-// AuditDetails returns the facts a token.issued audit event records about
-// this decision: the policy version and, per requested scope, whether policy
-// allowed it and which policies decided (a JSON array of Decision). The
-// caller merges them into the event's Details.
-func (r *Result) AuditDetails() map[string]string {
-	b, err := json.Marshal(r.Decisions)
-	if err != nil {
-		// Decision holds only strings and bools; Marshal cannot fail.
-		b = []byte("[]")
-	}
-	return map[string]string{
-		DetailPolicyVersion:   strconv.FormatInt(r.Version, 10),
-		DetailPolicyDecisions: string(b),
-	}
+// Audit returns the decision as a decision event records it: the policy
+// set version and each scope's verdict, decided by policy.
+func (r *Result) Audit() audit.Decision {
+	return audit.Decision{PolicyVersion: r.Version, Scopes: AuditScopes(r.Decisions)}
 }
 
-// DetailScopePrefix starts the per-scope detail keys of the compact form a
-// token.issued event may use instead of DetailPolicyDecisions:
-// "scope.<name>" = "granted:<id>,<id>" or "denied:<id>,…".
-const DetailScopePrefix = "scope."
-
-// ParseAuditDecisions reads the per-scope decisions a token.issued event
-// recorded, from DetailPolicyDecisions (see AuditDetails) or else from
-// DetailScopePrefix keys (then sorted by scope name, and policy ids
-// containing ',' cannot be told apart). ok is false if the event recorded
-// none.
-func ParseAuditDecisions(details map[string]string) (ds []Decision, ok bool, err error) {
-	if s, found := details[DetailPolicyDecisions]; found {
-		if err := json.Unmarshal([]byte(s), &ds); err != nil {
-			return nil, true, fmt.Errorf("policy: audit detail %s: %w", DetailPolicyDecisions, err)
-		}
-		return ds, true, nil
+// AuditScopes converts policy decisions into the verdicts audit events
+// carry (reason: policy).
+func AuditScopes(ds []Decision) []audit.ScopeDecision {
+	if len(ds) == 0 {
+		return nil
 	}
-	for k, v := range details {
-		scope, isScope := strings.CutPrefix(k, DetailScopePrefix)
-		if !isScope {
-			continue
+	out := make([]audit.ScopeDecision, len(ds))
+	for i, d := range ds {
+		out[i] = audit.ScopeDecision{
+			Scope: d.Scope, Allowed: d.Allowed, Reason: audit.ReasonPolicy,
+			PolicyIDs: slices.Clone(d.PolicyIDs), Errors: slices.Clone(d.Errors),
 		}
-		verdict, ids, _ := strings.Cut(v, ":")
-		d := Decision{Scope: scope}
-		switch verdict {
-		case "granted":
-			d.Allowed = true
-		case "denied":
-		default:
-			return nil, true, fmt.Errorf("policy: audit detail %s: unknown verdict %q", k, verdict)
-		}
-		if ids != "" {
-			d.PolicyIDs = strings.Split(ids, ",")
-		}
-		ds = append(ds, d)
 	}
-	slices.SortFunc(ds, func(a, b Decision) int { return strings.Compare(a.Scope, b.Scope) })
-	return ds, len(ds) > 0, nil
+	return out
 }
 
 // Options configure an Engine. Zero values mean the documented defaults.

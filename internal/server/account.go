@@ -231,12 +231,8 @@ func (s *Server) handleAccountRevoke(w http.ResponseWriter, r *http.Request) {
 		s.pages.errorPage(w, http.StatusBadRequest, "Bad request", "The form does not say what to revoke.")
 		return
 	}
-	ev := s.event(r, audit.ConsentRevoked)
-	ev.Details = map[string]string{"by": "user"}
-	if scopes == nil {
-		ev.Details["extent"] = "agent"
-	}
-	withdrawn, err := s.ledger.Revoke(r.Context(), key, scopes, ev)
+	m := s.meta(r)
+	withdrawn, err := s.ledger.Revoke(r.Context(), key, scopes, &m, "user")
 	if err != nil {
 		s.internalErrorPage(w, r, err)
 		return

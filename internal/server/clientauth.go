@@ -89,9 +89,9 @@ func (s *Server) authenticateClient(r *http.Request, ca oauth.ClientAuth) (*stor
 	}
 	s.authIPFailures.fail(ip)
 	s.authIDFailures.fail(id)
-	ev := s.event(r, audit.ClientAuthFailed)
-	ev.ClientID, ev.Outcome = truncate(id, maxAuditedClientID), audit.Failure
-	ev.Details = map[string]string{"reason": f.reason, "auth_method": authMethod(ca)}
+	ev := audit.NewClientAuthFailed(s.meta(r), audit.ClientAuthFailedFields{
+		ClientID: truncate(id, maxAuditedClientID), Reason: f.reason, AuthMethod: authMethod(ca),
+	})
 	if err := s.st.AppendAudit(ctx, ev); err != nil {
 		return nil, err
 	}

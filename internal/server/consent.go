@@ -89,8 +89,7 @@ func (s *Server) handleDecision(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if len(approved) == 0 {
-		ev := s.event(r, audit.ConsentDenied)
-		ev.ClientID, ev.UserID, ev.Resource, ev.Scopes, ev.Outcome = a.client.ID, u.ID, a.resource.URI, prompted, audit.Denied
+		ev := audit.NewConsentDenied(s.meta(r), audit.ConsentDeniedFields{ConsentKey: consentKey(key), Scopes: prompted})
 		if err := s.st.AppendAudit(ctx, ev); err != nil {
 			s.internalErrorPage(w, r, err)
 			return
@@ -113,15 +112,14 @@ func (s *Server) handleDecision(w http.ResponseWriter, r *http.Request) {
 	if expired := snap.Expired(approved); len(expired) > 0 {
 		// Consent that ran out without a token request noticing is recorded
 		// now, before the new grant replaces it.
-		xev := s.event(r, audit.ConsentExpired)
-		xev.ClientID, xev.UserID, xev.Resource, xev.Scopes = a.client.ID, u.ID, a.resource.URI, expired
+		xev := audit.NewConsentExpired(s.meta(r), audit.ConsentExpiredFields{ConsentKey: consentKey(key), Scopes: expired})
 		if err := s.st.AppendAudit(ctx, xev); err != nil {
 			s.internalErrorPage(w, r, err)
 			return
 		}
 	}
-	ev := s.event(r, audit.ConsentGiven)
-	if err := s.ledger.GrantFor(ctx, key, approved, choice, s.accessTTL(a.resource), a.resource.ConsentMaxTTL, ev); err != nil {
+	m := s.meta(r)
+	if err := s.ledger.GrantFor(ctx, key, approved, choice, s.accessTTL(a.resource), a.resource.ConsentMaxTTL, &m); err != nil {
 		s.internalErrorPage(w, r, err)
 		return
 	}
@@ -129,18 +127,14 @@ func (s *Server) handleDecision(w http.ResponseWriter, r *http.Request) {
 	// unticking one while allowing the rest takes it back, with the same
 	// cascade as revoking it from the account page.
 	if withdrawn := snap.Live(slices.DeleteFunc(slices.Clone(prompted), func(sc string) bool { return slices.Contains(approved, sc) })); len(withdrawn) > 0 {
-		rev := s.event(r, audit.ConsentRevoked)
-		rev.ClientID, rev.UserID, rev.Resource, rev.Scopes = a.client.ID, u.ID, a.resource.URI, withdrawn
-		if _, err := s.ledger.Revoke(ctx, key, withdrawn, rev); err != nil {
+		if _, err := s.ledger.Revoke(ctx, key, withdrawn, &m, ""); err != nil {
 			s.internalErrorPage(w, r, err)
 			return
 		}
 	}
 	if denied := slices.DeleteFunc(slices.Clone(prompted), func(sc string) bool { return slices.Contains(approved, sc) }); len(denied) > 0 {
 		// A partial denial is recorded with the scopes refused.
-		dev := s.event(r, audit.ConsentDenied)
-		dev.ClientID, dev.UserID, dev.Resource, dev.Scopes, dev.Outcome = a.client.ID, u.ID, a.resource.URI, denied, audit.Denied
-		dev.Details = map[string]string{"partial": "true", "granted": oauth.FormatScope(approved)}
+		dev := audit.NewConsentDenied(m, audit.ConsentDeniedFields{ConsentKey: consentKey(key), Scopes: denied, Granted: approved})
 		if err := s.st.AppendAudit(ctx, dev); err != nil {
 			s.internalErrorPage(w, r, err)
 			return
@@ -310,11 +304,11 @@ func isoTime(t time.Time) string {
 // came back: one consent.expired event per user, agent and resource. serve
 // runs it periodically.
 func (s *Server) SweepExpiredConsent(ctx context.Context) error {
-	_, err := s.ledger.SweepExpired(ctx, func(k consent.Key, scopes []string) *store.AuditEvent {
-		ev := audit.New(audit.Meta{TenantID: s.tenant, Time: s.now()}, audit.ConsentExpired)
-		ev.ClientID, ev.UserID, ev.Resource, ev.Scopes = k.ClientID, k.UserID, k.Resource, scopes
-		ev.Details = map[string]string{"noticed_by": "sweep"}
-		return ev
-	})
+	_, err := s.ledger.SweepExpired(ctx, &audit.Meta{TenantID: s.tenant, Time: s.now()})
 	return err
+}
+
+// consentKey names a consent key in an audit event.
+func consentKey(k consent.Key) audit.ConsentKey {
+	return audit.ConsentKey{ClientID: k.ClientID, UserID: k.UserID, Resource: k.Resource}
 }

@@ -134,12 +134,11 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		refundIP()
 	}
 	if !ok {
-		ev := s.event(r, audit.LoginFailed)
-		ev.Outcome = audit.Failure
+		var userID string
 		if u != nil {
-			ev.UserID = u.ID
+			userID = u.ID
 		}
-		if err := s.st.AppendAudit(ctx, ev); err != nil {
+		if err := s.st.AppendAudit(ctx, audit.NewLoginFailed(s.meta(r), userID)); err != nil {
 			s.internalErrorPage(w, r, err)
 			return
 		}
@@ -154,9 +153,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.now()
 	sess := &store.Session{Hash: token.Hash(handle), TenantID: s.tenant, UserID: u.ID, AuthTime: now, ExpiresAt: now.Add(s.cfg.SessionTTL)}
-	ev := s.event(r, audit.LoginSucceeded)
-	ev.UserID = u.ID
-	if err := s.st.CreateSession(ctx, sess, ev); err != nil {
+	if err := s.st.CreateSession(ctx, sess, audit.NewLoginSucceeded(s.meta(r), u.ID)); err != nil {
 		s.internalErrorPage(w, r, err)
 		return
 	}

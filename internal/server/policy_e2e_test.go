@@ -108,12 +108,10 @@ func applyPolicy(t *testing.T, st store.Store, e *policy.Engine, extra string) i
 	files := policy.DefaultFiles()
 	files["extra.cedar"] = extra
 	ps := &store.PolicySet{TenantID: store.DefaultTenant, Files: files, CreatedBy: "test", CreatedAt: time.Now()}
-	if err := policy.Apply(ctx, st, ps, audit.New(audit.Meta{Time: time.Now()}, audit.PolicyApplied)); err != nil {
+	if err := policy.Apply(ctx, st, ps, &audit.Meta{Time: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.RecomputeCeilings(ctx, func(*store.Client) *store.AuditEvent {
-		return audit.New(audit.Meta{Time: time.Now()}, audit.ClientUpdated)
-	}); err != nil {
+	if _, err := e.RecomputeCeilings(ctx, &audit.Meta{}); err != nil {
 		t.Fatal(err)
 	}
 	return ps.Version
@@ -133,17 +131,21 @@ func lastIssued(t *testing.T, st store.Store, clientID string) *store.AuditEvent
 // denied and the deciding policy ids.
 func checkDecisions(t *testing.T, ev *store.AuditEvent, want map[string]string) {
 	t.Helper()
-	ds, ok, err := policy.ParseAuditDecisions(ev.Details)
+	dec, ok, err := audit.DecisionOf(ev)
 	if err != nil || !ok {
 		t.Fatalf("event records no decisions (%v): %v", err, ev.Details)
 	}
 	got := map[string]string{}
-	for _, d := range ds {
+	for _, d := range dec.Scopes {
 		verdict := "denied"
 		if d.Allowed {
 			verdict = "granted"
 		}
-		got[d.Scope] = verdict + ":" + strings.Join(d.PolicyIDs, ",")
+		by := strings.Join(d.PolicyIDs, ",")
+		if d.Reason != audit.ReasonPolicy {
+			by = string(d.Reason)
+		}
+		got[d.Scope] = verdict + ":" + by
 	}
 	if len(got) != len(want) {
 		t.Fatalf("decisions %v, want %v", got, want)
@@ -256,8 +258,7 @@ func testTrustedTagUnlocksSensitiveScope(t *testing.T, h *policyHub) {
 	}
 
 	// The admin tags it trusted, exactly as `agentid clients tag ID trusted`.
-	ev := audit.New(audit.Meta{Time: time.Now()}, audit.ClientUpdated)
-	_, ch, err := h.engine.TagClient(ctx, id, []string{"trusted"}, nil, ev)
+	_, ch, err := h.engine.TagClient(ctx, id, []string{"trusted"}, nil, &audit.Meta{Actor: audit.ActorCLI})
 	if err != nil || !slices.Equal(ch.Added, []string{"notes.delete"}) {
 		t.Fatalf("TagClient: %+v %v", ch, err)
 	}
@@ -277,7 +278,7 @@ func testTrustedTagUnlocksSensitiveScope(t *testing.T, h *policyHub) {
 	})
 
 	// Untagged, the next refresh drops the sensitive scope again.
-	if _, _, err := h.engine.TagClient(ctx, id, nil, []string{"trusted"}, audit.New(audit.Meta{Time: time.Now()}, audit.ClientUpdated)); err != nil {
+	if _, _, err := h.engine.TagClient(ctx, id, nil, []string{"trusted"}, &audit.Meta{Actor: audit.ActorCLI}); err != nil {
 		t.Fatal(err)
 	}
 	h.settle()

@@ -46,7 +46,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		CreatedAt:          now,
 		UpdatedAt:          now,
 	}
-	secret, err := s.applyMetadata(ctx, r, c, m)
+	secret, ceiling, err := s.applyMetadata(ctx, r, c, m)
 	if err != nil {
 		s.writeProtocolError(w, r, err)
 		return
@@ -57,9 +57,10 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.RegistrationTokenHash = token.Hash(regToken)
-	ev := s.event(r, audit.ClientRegistered)
-	ev.ClientID, ev.Scopes = c.ID, c.Scopes
-	ev.Details = map[string]string{"method": store.RegistrationDCR, "client_name": truncate(c.Name, 100), "token_endpoint_auth_method": c.TokenEndpointAuthMethod}
+	ev := audit.NewClientRegistered(s.meta(r), audit.ClientRegisteredFields{
+		ClientID: c.ID, Name: c.Name, Method: store.RegistrationDCR, AuthMethod: c.TokenEndpointAuthMethod,
+		Ceiling: c.Scopes, Policy: ceiling.Audit(),
+	})
 	if err := s.st.CreateClient(ctx, c, ev); err != nil {
 		s.writeProtocolError(w, r, err)
 		return
@@ -91,10 +92,11 @@ func (s *Server) readMetadata(r *http.Request) (*oauth.ClientMetadata, *oauth.Er
 
 // applyMetadata copies validated metadata onto c, computes the scope
 // ceiling through the central policy, and issues a secret when the auth
-// method needs one and c has none. It returns the new secret, if any.
-func (s *Server) applyMetadata(ctx context.Context, r *http.Request, c *store.Client, m *oauth.ClientMetadata) (string, error) {
+// method needs one and c has none. It returns the new secret, if any, and
+// the policy's verdict on the ceiling.
+func (s *Server) applyMetadata(ctx context.Context, r *http.Request, c *store.Client, m *oauth.ClientMetadata) (string, *policy.Ceiling, error) {
 	if m.JWKSURI != "" {
-		return "", oauth.ErrInvalidClientMetadata("jwks_uri is not supported yet: register the keys inline with jwks")
+		return "", nil, oauth.ErrInvalidClientMetadata("jwks_uri is not supported yet: register the keys inline with jwks")
 	}
 	c.Name = m.ClientName
 	c.RedirectURIs = m.RedirectURIs
@@ -109,27 +111,27 @@ func (s *Server) applyMetadata(ctx context.Context, r *http.Request, c *store.Cl
 	c.TokenEndpointAuthMethod = m.TokenEndpointAuthMethod
 	requested, oe := oauth.ParseScope(m.Scope)
 	if oe != nil {
-		return "", oe
+		return "", nil, oe
 	}
 	asked, ceiling, err := s.registrationCeiling(ctx, r, c, requested)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
-	c.RequestedScopes, c.Scopes = asked, ceiling
+	c.RequestedScopes, c.Scopes = asked, ceiling.Scopes
 	var secret string
 	switch c.TokenEndpointAuthMethod {
 	case "client_secret_basic", "client_secret_post":
 		if len(c.SecretHash) == 0 {
 			secret, err = token.NewHandle(s.rand, "")
 			if err != nil {
-				return "", err
+				return "", nil, err
 			}
 			c.SecretHash = token.Hash(secret)
 		}
 	default:
 		c.SecretHash = nil
 	}
-	return secret, nil
+	return secret, ceiling, nil
 }
 
 // registrationCeiling runs the register action of the central policy and
@@ -143,7 +145,7 @@ func (s *Server) applyMetadata(ctx context.Context, r *http.Request, c *store.Cl
 // scope for a self-registered agent by default), then each token is
 // decided by policy and the person's consent. The recorded scopes let the
 // ceiling be recomputed when the policy or the client's tags change.
-func (s *Server) registrationCeiling(ctx context.Context, r *http.Request, c *store.Client, requested []string) (asked, ceiling []string, err error) {
+func (s *Server) registrationCeiling(ctx context.Context, r *http.Request, c *store.Client, requested []string) (asked []string, ceiling *policy.Ceiling, err error) {
 	resources, err := s.st.ListResources(ctx, s.tenant)
 	if err != nil {
 		return nil, nil, err
@@ -170,7 +172,7 @@ func (s *Server) registrationCeiling(ctx context.Context, r *http.Request, c *st
 	if len(cl.Scopes) == 0 {
 		return nil, nil, oauth.ErrInvalidClientMetadata("none of the offered scopes may be held by this client")
 	}
-	return offered, cl.Scopes, nil
+	return offered, cl, nil
 }
 
 func (s *Server) clientInformation(c *store.Client) *oauth.ClientInformation {
@@ -271,15 +273,16 @@ func (s *Server) handleRegistrationUpdate(w http.ResponseWriter, r *http.Request
 		return
 	}
 	updated := *c
-	secret, err := s.applyMetadata(ctx, r, &updated, m)
+	secret, ceiling, err := s.applyMetadata(ctx, r, &updated, m)
 	if err != nil {
 		s.writeProtocolError(w, r, err)
 		return
 	}
 	updated.UpdatedAt = s.now()
-	ev := s.event(r, audit.ClientUpdated)
-	ev.ClientID, ev.Scopes = c.ID, updated.Scopes
-	ev.Details = map[string]string{"method": c.RegistrationMethod}
+	decision := ceiling.Audit()
+	ev := audit.NewClientUpdated(s.meta(r), audit.ClientUpdatedFields{
+		ClientID: c.ID, Change: audit.ChangeMetadata, Method: c.RegistrationMethod, Ceiling: updated.Scopes, Policy: &decision,
+	})
 	if err := s.st.UpdateClient(ctx, &updated, ev); err != nil {
 		s.writeProtocolError(w, r, err)
 		return
@@ -295,8 +298,7 @@ func (s *Server) handleRegistrationDelete(w http.ResponseWriter, r *http.Request
 	if c == nil {
 		return
 	}
-	ev := s.event(r, audit.ClientDeleted)
-	ev.ClientID = c.ID
+	ev := audit.NewClientDeleted(s.meta(r), c.ID)
 	if err := s.st.DeleteClient(r.Context(), s.tenant, c.ID, s.now(), ev); err != nil {
 		s.writeProtocolError(w, r, err)
 		return

@@ -29,9 +29,7 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 			if claims.Subject != c.ID {
 				at.UserID = claims.Subject
 			}
-			ev := s.event(r, audit.TokenRevoked)
-			ev.ClientID, ev.UserID = c.ID, at.UserID
-			ev.Details = map[string]string{"token_type": "access_token", "jti": claims.JTI}
+			ev := audit.NewTokenRevoked(s.meta(r), audit.TokenRevokedFields{ClientID: c.ID, UserID: at.UserID, TokenType: audit.TokenTypeAccess, JTI: claims.JTI})
 			if err := s.st.RevokeAccessToken(ctx, at, now, ev); err != nil {
 				s.writeProtocolError(w, r, err)
 				return
@@ -47,9 +45,7 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		case rt.ClientID == c.ID && rt.RevokedAt.IsZero():
 			// RFC 7009 §2.1: revoking a refresh token revokes its grant's
 			// access tokens too.
-			ev := s.event(r, audit.TokenRevoked)
-			ev.ClientID, ev.UserID, ev.Resource = c.ID, rt.UserID, rt.Resource
-			ev.Details = map[string]string{"token_type": "refresh_token", "grant_id": rt.GrantID}
+			ev := audit.NewTokenRevoked(s.meta(r), audit.TokenRevokedFields{ClientID: c.ID, UserID: rt.UserID, Resource: rt.Resource, TokenType: audit.TokenTypeRefresh, GrantID: rt.GrantID})
 			if err := s.st.RevokeGrant(ctx, rt.TenantID, rt.GrantID, now, ev); err != nil {
 				s.writeProtocolError(w, r, err)
 				return
