@@ -140,6 +140,25 @@ func NewClientAuthFailed(m Meta, f ClientAuthFailedFields) *store.AuditEvent {
 	return ev
 }
 
+// NewClientTokensRevoked records that every token issued to a client was
+// revoked at once; reason says why (e.g. "disabled").
+func NewClientTokensRevoked(m Meta, clientID, reason string) *store.AuditEvent {
+	ev := event(m, ClientTokensRevoked)
+	ev.ClientID = clientID
+	set(ev.Details, "reason", reason)
+	return ev
+}
+
+// NewUserAccessRevoked records that everything resting on a person's past
+// sign-ins ended at once: their sessions, pending authorization codes and
+// every token issued for them. reason says why ("password", "disabled").
+func NewUserAccessRevoked(m Meta, userID, reason string) *store.AuditEvent {
+	ev := event(m, UserAccessRevoked)
+	ev.UserID = userID
+	set(ev.Details, "reason", reason)
+	return ev
+}
+
 // NewLoginSucceeded records that a person signed in to the hub.
 func NewLoginSucceeded(m Meta, userID string) *store.AuditEvent {
 	ev := New(m, LoginSucceeded)
