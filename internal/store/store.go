@@ -311,11 +311,26 @@ type Issuance struct {
 	AccessToken  *AccessToken  // may be nil if no access token is recorded
 	RefreshToken *RefreshToken // may be nil
 	Events       []*AuditEvent
+	// Reuse, for RotateRefresh only, opens the refresh reuse interval (nil:
+	// strict rotation).
+	Reuse *ReuseInterval
 	// Check, when set, names the client and user the tokens are issued to;
 	// the same transaction that writes them finds both alive (see
 	// LiveCheck), so that a cached client or user cannot outlive its
 	// deletion or disabling on the mint path.
 	Check *LiveCheck
+}
+
+// ReuseInterval lets RotateRefresh accept a refresh token presented again
+// shortly after it was rotated: a client's retry after a lost response, or
+// two of its processes refreshing at once.
+type ReuseInterval struct {
+	// Since: a token rotated at or after Since, and neither revoked nor
+	// expired, is accepted again.
+	Since time.Time
+	// Event records the acceptance; it is written with the issuance's
+	// events.
+	Event *AuditEvent
 }
 
 // LiveCheck names who an issuance is for. IssueTokens and RotateRefresh
@@ -415,9 +430,15 @@ type Store interface {
 	IssueTokens(ctx context.Context, iss *Issuance) error
 	// RotateRefresh atomically retires the refresh token oldHash (setting its
 	// RotatedAt to now) and persists iss, which carries its successor. If the
-	// old token was already rotated or revoked, nothing of iss is written; the
-	// whole grant is revoked instead, reuse is written, and the error is
-	// ErrAlreadyUsed. An unknown or expired token is ErrNotFound. iss.Check
+	// old token was already rotated, at or after iss.Reuse.Since, and is
+	// neither revoked nor expired, it is a presentation within the reuse
+	// interval: every current token of its family is retired instead (its
+	// RotatedAt set to now), iss and iss.Reuse.Event are written, and the
+	// family again has exactly one current token, the new one. Rotations of
+	// one family are serialised, so that invariant holds under concurrency.
+	// Otherwise, if the old token was already rotated or revoked, nothing of
+	// iss is written; the whole grant is revoked instead, reuse is written,
+	// and the error is ErrAlreadyUsed. An unknown or expired token is ErrNotFound. iss.Check
 	// is verified first, as for IssueTokens (nothing is written on failure).
 	RotateRefresh(ctx context.Context, oldHash []byte, now time.Time, iss *Issuance, reuse *AuditEvent) error
 	// RevokeGrant revokes every refresh token and recorded access token of the

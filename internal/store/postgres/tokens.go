@@ -142,15 +142,24 @@ func queueIssuance(b *pgx.Batch, iss *store.Issuance) error {
 			rt.AuthTime, rt.CreatedAt, rt.ExpiresAt, nullTime(rt.RotatedAt), nullTime(rt.RevokedAt))
 	}
 	for _, ev := range iss.Events {
-		if ev == nil {
-			continue
-		}
-		args, err := eventArgs(ev)
-		if err != nil {
+		if err := queueEvent(b, ev); err != nil {
 			return err
 		}
-		b.Queue(insertEventSQL, args...).QueryRow(func(row pgx.Row) error { return row.Scan(&ev.ID) })
 	}
+	return nil
+}
+
+// queueEvent queues ev (nil: none) on b; its id is set when the batch's
+// results are read.
+func queueEvent(b *pgx.Batch, ev *store.AuditEvent) error {
+	if ev == nil {
+		return nil
+	}
+	args, err := eventArgs(ev)
+	if err != nil {
+		return err
+	}
+	b.Queue(insertEventSQL, args...).QueryRow(func(row pgx.Row) error { return row.Scan(&ev.ID) })
 	return nil
 }
 
@@ -257,18 +266,39 @@ func issuanceGrant(iss *store.Issuance) (tenant, grant string) {
 // checked before expiry. An unknown or expired token is store.ErrNotFound.
 func (s *Store) RotateRefresh(ctx context.Context, oldHash []byte, now time.Time, iss *store.Issuance, reuse *store.AuditEvent) error {
 	var reused bool
+	var check *store.LiveCheck
+	var reuseWithin *store.ReuseInterval
+	if iss != nil {
+		check, reuseWithin = iss.Check, iss.Reuse
+	}
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		var check *store.LiveCheck
-		if iss != nil {
-			check = iss.Check
-		}
 		if err := checkLive(ctx, tx, check); err != nil {
+			return err
+		}
+		// Rotations of one family take turns: a presentation within the
+		// reuse interval retires the family's current token, which another
+		// rotation may be replacing at this very moment.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended(tenant_id || '/' || grant_id, 0))
+			FROM refresh_tokens WHERE hash = $1`, oldHash); err != nil {
 			return err
 		}
 		old, err := scanRefresh(tx.QueryRow(ctx, `SELECT `+refreshCols+` FROM refresh_tokens
 			WHERE hash = $1 FOR UPDATE`, oldHash))
 		if err != nil {
 			return err
+		}
+		if reuseWithin != nil && !reuseWithin.Since.IsZero() && !old.RotatedAt.IsZero() && old.RevokedAt.IsZero() &&
+			!old.RotatedAt.Before(reuseWithin.Since) && now.Before(old.ExpiresAt) {
+			b := &pgx.Batch{}
+			b.Queue(`UPDATE refresh_tokens SET rotated_at = $3
+				WHERE tenant_id = $1 AND grant_id = $2 AND rotated_at IS NULL AND revoked_at IS NULL`, old.TenantID, old.GrantID, now)
+			if err := queueIssuance(b, iss); err != nil {
+				return err
+			}
+			if err := queueEvent(b, reuseWithin.Event); err != nil {
+				return err
+			}
+			return tx.SendBatch(ctx, b).Close()
 		}
 		if !old.RotatedAt.IsZero() || !old.RevokedAt.IsZero() {
 			reused = true

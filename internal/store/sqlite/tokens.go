@@ -21,8 +21,11 @@ const (
 	refreshCols    = `hash, tenant_id, grant_id, client_id, user_id, scopes, resource, auth_time, created_at, expires_at, rotated_at, revoked_at`
 	qInsertRefresh = `INSERT INTO refresh_tokens (` + refreshCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qGetRefresh    = `SELECT ` + refreshCols + ` FROM refresh_tokens WHERE hash = ?`
-	qRefreshState  = `SELECT tenant_id, grant_id, expires_at, rotated_at IS NOT NULL OR revoked_at IS NOT NULL FROM refresh_tokens WHERE hash = ?`
+	qRefreshState  = `SELECT tenant_id, grant_id, expires_at, rotated_at, revoked_at FROM refresh_tokens WHERE hash = ?`
 	qRotate        = `UPDATE refresh_tokens SET rotated_at = ? WHERE hash = ?`
+	// qRetireFamily retires every current token of a family (a presentation
+	// within the reuse interval).
+	qRetireFamily = `UPDATE refresh_tokens SET rotated_at = ? WHERE tenant_id = ? AND grant_id = ? AND rotated_at IS NULL AND revoked_at IS NULL`
 
 	qInsertAccess = `INSERT INTO access_tokens (jti, tenant_id, grant_id, client_id, user_id, resource, scopes, expires_at, revoked_at)
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
@@ -250,17 +253,31 @@ func (s *Store) IssueTokens(ctx context.Context, iss *store.Issuance) error {
 func (s *Store) RotateRefresh(ctx context.Context, oldHash []byte, now time.Time, iss *store.Issuance, reuse *store.AuditEvent) error {
 	reuseRow := prepAudit(reuse)
 	p := prepIssue(iss)
+	// again is the issuance as a presentation within the reuse interval
+	// writes it: with the acceptance event.
+	var since time.Time
+	again := p
+	if iss.Reuse != nil {
+		since = iss.Reuse.Since
+		again = prepIssue(iss)
+		again.events = append(again.events, prepAudit(iss.Reuse.Event))
+	}
 	return wrap("rotate refresh token", s.w.do(ctx, func(tx *wtx) error {
 		if err := tx.live(p.check); err != nil {
 			return err
 		}
 		var tenantID, grantID string
-		var expires time.Time
-		var used bool
-		if err := tx.queryRow(qRefreshState, oldHash).Scan(&tenantID, &grantID, timeCol{&expires}, &used); err != nil {
+		var expires, rotated, revoked time.Time
+		if err := tx.queryRow(qRefreshState, oldHash).Scan(&tenantID, &grantID, timeCol{&expires}, timeCol{&rotated}, timeCol{&revoked}); err != nil {
 			return err
 		}
-		if used {
+		if withinReuseInterval(since, now, expires, rotated, revoked) {
+			if _, err := tx.exec(qRetireFamily, now.UnixMicro(), tenantID, grantID); err != nil {
+				return err
+			}
+			return tx.insertIssue(again)
+		}
+		if !rotated.IsZero() || !revoked.IsZero() {
 			if err := tx.revokeGrant(tenantID, grantID, now); err != nil {
 				return err
 			}
@@ -277,6 +294,14 @@ func (s *Store) RotateRefresh(ctx context.Context, oldHash []byte, now time.Time
 		}
 		return tx.insertIssue(p)
 	}))
+}
+
+// withinReuseInterval reports whether a refresh token in this state is
+// accepted again (store.ReuseInterval): rotated at or after since, neither
+// revoked nor expired.
+func withinReuseInterval(since, now, expires, rotated, revoked time.Time) bool {
+	return !since.IsZero() && !rotated.IsZero() && revoked.IsZero() &&
+		!rotated.Before(since) && now.Before(expires)
 }
 
 // RevokeGrant implements store.Store.

@@ -73,6 +73,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"RotateRefreshReuse", testRotateRefreshReuse},
 		{"RotateRefreshErrors", testRotateRefreshErrors},
 		{"RotateRefreshConcurrent", testRotateRefreshConcurrent},
+		{"RotateRefreshReuseInterval", testRotateRefreshReuseInterval},
+		{"RotateRefreshReuseConcurrent", testRotateRefreshReuseConcurrent},
 		{"RevokeGrant", testRevokeGrant},
 		{"RevokeAccessToken", testRevokeAccessToken},
 		{"IssueLiveCheck", testIssueLiveCheck},
