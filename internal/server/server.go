@@ -41,6 +41,10 @@ type Config struct {
 	AccessTokenTTL time.Duration
 	// RefreshTokenTTL is the refresh-token lifetime (default 30 days).
 	RefreshTokenTTL time.Duration
+	// RefreshReuseInterval is how long after its rotation a refresh token is
+	// still accepted from its own client (default 10s); negative makes
+	// rotation strict.
+	RefreshReuseInterval time.Duration
 	// AuthCodeTTL is the authorization-code lifetime (default and maximum 60s).
 	AuthCodeTTL time.Duration
 	// SessionTTL is the login-session lifetime (default 12h).
@@ -81,6 +85,10 @@ type LoginLimit struct {
 	PerMinute float64
 	Burst     int
 }
+
+// DefaultRefreshReuseInterval is how long a rotated refresh token is still
+// accepted from its client unless Config says otherwise.
+const DefaultRefreshReuseInterval = 10 * time.Second
 
 // MaxAccessTokenTTL is the ceiling of every access-token lifetime.
 const MaxAccessTokenTTL = time.Hour
@@ -169,6 +177,12 @@ func New(cfg Config) (*Server, error) {
 	s.cfg.AccessTokenTTL = min(s.cfg.AccessTokenTTL, MaxAccessTokenTTL)
 	if s.cfg.RefreshTokenTTL <= 0 {
 		s.cfg.RefreshTokenTTL = 30 * 24 * time.Hour
+	}
+	switch {
+	case s.cfg.RefreshReuseInterval == 0:
+		s.cfg.RefreshReuseInterval = DefaultRefreshReuseInterval
+	case s.cfg.RefreshReuseInterval < 0:
+		s.cfg.RefreshReuseInterval = 0
 	}
 	if s.cfg.AuthCodeTTL <= 0 || s.cfg.AuthCodeTTL > time.Minute {
 		s.cfg.AuthCodeTTL = time.Minute
