@@ -16,6 +16,31 @@
 //   - plugs into github.com/modelcontextprotocol/go-sdk ([Verifier.TokenVerifier],
 //     [RequireScopes]).
 //
+// # MCP revisions
+//
+// The middleware serves every MCP revision the same way: the session-based
+// ones up to 2025-11-25 and the stateless 2026-07-28. Each request is
+// authenticated by its own bearer token; an Mcp-Session-Id or a state handle
+// is never taken as authentication. With [ToolScopes], a 2026-07-28
+// request's Mcp-Method and Mcp-Name headers (SEP-2243) must agree with its
+// body, which is what the MCP server executes; a request whose headers
+// disagree is refused with 400 before any scope is considered. The Go SDK
+// (v1.8) answers 2026-07-28 only from a handler built with
+// StreamableHTTPOptions{Stateless: true}; such a handler serves older
+// clients too, without sessions.
+//
+// # Per-tool scopes and tool annotations
+//
+// MCP tool annotations (readOnlyHint, destructiveHint, idempotentHint,
+// openWorldHint) tell a client what a tool does; they are hints, and a
+// client cannot verify them. Per-tool scopes are what enforces the
+// difference: give every tool whose annotations say it writes or destroys
+// a scope of its own, so that a person consents to it separately and a token
+// for reading cannot run it. A destructive tool should need a scope no
+// read-only tool needs, and that scope should be marked sensitive at the hub.
+// State every hint explicitly: an absent destructiveHint or openWorldHint
+// means true.
+//
 // The package is a leaf: it depends only on the standard library,
 // github.com/go-jose/go-jose/v4 and the MCP Go SDK. Package
 // [github.com/agentid/agentid/mcpauth/mcpauthtest] provides a hub in a box for

@@ -64,8 +64,7 @@ func startMCP(t *testing.T, tools mcpauth.ToolScopes) *mcpEnv {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	server := newNotesServer()
-	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, nil)
+	h := bothRevisions(newNotesServer())
 	mux.Handle("/mcp", mcpauth.Middleware(v, mcpauth.MiddlewareOptions{Scopes: []string{"notes:read"}, ToolScopes: tools})(h))
 	srv.Config.Handler = mux
 	srv.Start()
@@ -83,8 +82,16 @@ func (b bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 
 func connect(t *testing.T, endpoint string, hc *http.Client, h auth.OAuthHandler) *mcp.ClientSession {
 	t.Helper()
+	return connectAt(t, "", endpoint, hc, h)
+}
+
+// connectAt connects the SDK client pinned to an MCP revision; "" lets it
+// negotiate (the newest the server supports).
+func connectAt(t *testing.T, revision, endpoint string, hc *http.Client, h auth.OAuthHandler) *mcp.ClientSession {
+	t.Helper()
 	c := mcp.NewClient(&mcp.Implementation{Name: "test-agent", Version: "1.0.0"}, nil)
-	cs, err := c.Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: endpoint, HTTPClient: hc, OAuthHandler: h}, nil)
+	cs, err := c.Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: endpoint, HTTPClient: hc, OAuthHandler: h},
+		&mcp.ClientSessionOptions{ProtocolVersion: revision})
 	if err != nil {
 		t.Fatalf("Connect: %v", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 // MiddlewareOptions configures [Middleware]. Zero values mean defaults.
@@ -27,7 +28,9 @@ type MiddlewareOptions struct {
 	// ScopesSupported. Empty omits the attribute.
 	Scopes []string
 	// ToolScopes are enforced on JSON-RPC tools/call requests (single or
-	// batched) before they reach the MCP server.
+	// batched) before they reach the MCP server. With ToolScopes set, the
+	// middleware reads every POST body, and so also checks the Mcp-Method
+	// and Mcp-Name headers (MCP 2026-07-28) against it.
 	ToolScopes ToolScopes
 	// MaxBodyBytes bounds a POST body read to find the called tools (only
 	// when ToolScopes is set); a larger body gets 413. Zero means 4 MiB.
@@ -36,9 +39,13 @@ type MiddlewareOptions struct {
 
 const defaultMaxBodyBytes = 4 << 20
 
-// Middleware protects an MCP endpoint. Every request except a CORS preflight
-// (OPTIONS, which by definition carries no credentials) must carry a valid
-// bearer token in the Authorization header ([Verifier.Check]); the token's
+// Middleware protects an MCP endpoint, for every MCP revision: the
+// session-based ones up to 2025-11-25 and the stateless 2026-07-28. Every
+// request except a CORS preflight (OPTIONS, which by definition carries no
+// credentials) must carry a valid bearer token in the Authorization header
+// ([Verifier.Check]), whatever Mcp-Session-Id or state handle it also
+// carries: those are never taken as authentication (MCP security best
+// practices, "Session hijacking"); the token's
 // claims are then in the request context ([ClaimsFromContext]) and, for the
 // MCP Go SDK, its auth.TokenInfo is set as auth.RequireBearerToken would
 // (so tool handlers see it in req.Extra.TokenInfo and the SDK binds sessions
@@ -54,6 +61,11 @@ const defaultMaxBodyBytes = 4 << 20
 //   - a tools/call lacking the tool's scopes: 403 with
 //     error="insufficient_scope" and scope= every scope the call needs
 //     (the token's scopes plus the missing ones), the MCP step-up signal;
+//   - (with ToolScopes) a POST whose Mcp-Method or Mcp-Name header
+//     disagrees with its body, or a 2026-07-28 request without them: 400
+//     with the JSON-RPC error HeaderMismatch (-32020, SEP-2243). The tool
+//     a request calls is read from Mcp-Name once it is proven to match the
+//     body, which is what the MCP server will execute;
 //   - the hub unreachable when it had to be asked: 503 without a challenge,
 //     so clients do not re-authorize in vain.
 func Middleware(v *Verifier, opts MiddlewareOptions) func(http.Handler) http.Handler {
@@ -83,10 +95,26 @@ func Middleware(v *Verifier, opts MiddlewareOptions) func(http.Handler) http.Han
 				return
 			}
 			if len(tools) > 0 && r.Method == http.MethodPost {
-				names, status := peekToolCalls(w, r, maxBody)
+				msgs, batch, status := peekMessages(w, r, maxBody)
 				if status != 0 {
-					writeJSONRPCError(w, status)
+					writeJSONRPCError(w, status, nil)
 					return
+				}
+				names := calledTools(msgs)
+				tool, reason := mirroredTool(r.Header, msgs, batch)
+				if reason != "" {
+					v.logger.InfoContext(r.Context(), "mcpauth: MCP headers disagree with the body",
+						"jti", claims.JTI, "client_id", claims.ClientID, "reason", reason)
+					var id any
+					if len(msgs) == 1 {
+						id = msgs[0].id
+					}
+					writeHeaderMismatch(w, id, reason)
+					return
+				}
+				if tool != "" {
+					// The headers name the tool, and they agree with the body.
+					names = []string{tool}
 				}
 				need := tools.required(names)
 				if missing := missingScopes(claims.Scopes, need); len(missing) > 0 {
@@ -106,37 +134,50 @@ func Middleware(v *Verifier, opts MiddlewareOptions) func(http.Handler) http.Han
 	}
 }
 
-// peekToolCalls reads the body (restoring it for the next handler) and
-// returns the tools it calls, or a non-zero HTTP status to fail with.
-func peekToolCalls(w http.ResponseWriter, r *http.Request, limit int64) ([]string, int) {
+// peekMessages reads the body (restoring it for the next handler) and
+// parses its JSON-RPC messages, or returns a non-zero HTTP status to fail
+// with.
+func peekMessages(w http.ResponseWriter, r *http.Request, limit int64) ([]rpcMessage, bool, int) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return nil, http.StatusRequestEntityTooLarge
+			return nil, false, http.StatusRequestEntityTooLarge
 		}
-		return nil, http.StatusBadRequest
+		return nil, false, http.StatusBadRequest
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
-	names, err := toolCalls(body)
+	msgs, batch, err := parseRPC(body)
 	if err != nil {
 		// The body cannot be checked, so it must not pass (fail closed).
-		return nil, http.StatusBadRequest
+		return nil, false, http.StatusBadRequest
 	}
-	return names, 0
+	return msgs, batch, 0
 }
 
 // writeJSONRPCError answers a body that could not be read or parsed
 // (JSON-RPC 2.0 §5.1: -32700 parse error, -32600 invalid request).
-func writeJSONRPCError(w http.ResponseWriter, status int) {
-	code, msg := -32700, "Parse error"
+func writeJSONRPCError(w http.ResponseWriter, status int, id any) {
+	code, msg := int64(-32700), "Parse error"
 	if status == http.StatusRequestEntityTooLarge {
 		code, msg = -32600, "Request body too large"
 	}
+	writeRPCError(w, status, id, code, msg)
+}
+
+// writeHeaderMismatch refuses a request whose MCP headers disagree with its
+// body: HTTP 400 with the JSON-RPC error HeaderMismatch (MCP 2026-07-28,
+// SEP-2243).
+func writeHeaderMismatch(w http.ResponseWriter, id any, reason string) {
+	writeRPCError(w, http.StatusBadRequest, id, mcp.CodeHeaderMismatch, "Header mismatch: "+reason)
+}
+
+func writeRPCError(w http.ResponseWriter, status int, id any, code int64, msg string) {
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]any{
 		"jsonrpc": "2.0",
-		"id":      nil,
+		"id":      id,
 		"error":   map[string]any{"code": code, "message": msg},
 	})
 }

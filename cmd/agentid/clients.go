@@ -16,9 +16,19 @@ import (
 	"github.com/agentid/agentid/internal/config"
 	"github.com/agentid/agentid/internal/oauth"
 	"github.com/agentid/agentid/internal/policy"
+	"github.com/agentid/agentid/internal/server"
 	"github.com/agentid/agentid/internal/store"
 	"github.com/agentid/agentid/internal/token"
 )
+
+// grantTypeNames lists the grant types the hub serves, for help and errors.
+func grantTypeNames(served []oauth.SupportedGrant) string {
+	names := make([]string, len(served))
+	for i, g := range served {
+		names[i] = g.Type
+	}
+	return strings.Join(names, ", ")
+}
 
 // maxJWKSFile bounds the --jwks-file read; a public key set is a few KiB.
 const maxJWKSFile = 64 << 10
@@ -137,7 +147,7 @@ change. Without --scope the client is bound only by resources and policy.`,
 	f.StringVar(&spec.id, "id", "", "client id (default: random)")
 	f.BoolVar(&spec.public, "public", false, "a public client: no secret, token_endpoint_auth_method none")
 	f.StringArrayVar(&spec.redirectURIs, "redirect-uri", nil, "redirect URI (repeatable)")
-	f.StringArrayVar(&spec.grantTypes, "grant-type", nil, "grant type: authorization_code, refresh_token or client_credentials (repeatable)")
+	f.StringArrayVar(&spec.grantTypes, "grant-type", nil, "grant type: "+grantTypeNames(server.GrantTypes())+" (repeatable)")
 	f.StringArrayVar(&spec.scopes, "scope", nil, "scope the client may hold at most (repeatable; default: bound only by resources and policy)")
 	f.StringVar(&spec.resource, "resource", "", "default resource `URI`, used when a request names none")
 	f.StringVar(&spec.authMethod, "auth-method", "", "token endpoint auth method: client_secret_basic (default), client_secret_post, private_key_jwt or none")
@@ -189,11 +199,10 @@ func buildClient(spec clientSpec, resources []*store.Resource, now time.Time) (*
 			grants = []string{oauth.GrantClientCredentials}
 		}
 	}
+	served := server.GrantTypes()
 	for _, g := range grants {
-		switch g {
-		case oauth.GrantAuthorizationCode, oauth.GrantRefreshToken, oauth.GrantClientCredentials:
-		default:
-			return nil, "", fmt.Errorf("unsupported --grant-type %q (want authorization_code, refresh_token or client_credentials)", g)
+		if !slices.ContainsFunc(served, func(s oauth.SupportedGrant) bool { return s.Type == g }) {
+			return nil, "", fmt.Errorf("unsupported --grant-type %q (want %s)", g, grantTypeNames(served))
 		}
 	}
 	if slices.Contains(grants, oauth.GrantAuthorizationCode) && len(spec.redirectURIs) == 0 {
@@ -235,7 +244,7 @@ func buildClient(spec clientSpec, resources []*store.Resource, now time.Time) (*
 		JWKS:                    spec.jwks,
 		ApplicationType:         appType,
 	}
-	if oe := m.Validate(); oe != nil {
+	if oe := m.Validate(served); oe != nil {
 		return nil, "", fmt.Errorf("invalid client: %s", oe.Description)
 	}
 
@@ -410,9 +419,12 @@ func (c *cli) newClientsSetDisabledCmd(asJSON *bool, disable bool) *cobra.Comman
 				}
 				if cl.Disabled != disable {
 					now := time.Now()
-					cl.Disabled, cl.UpdatedAt = disable, now
 					ev := audit.NewClientUpdated(adminMeta(now), audit.ClientUpdatedFields{ClientID: cl.ID, Change: done})
-					if err := st.UpdateClient(ctx, cl, ev); err != nil {
+					cl, err = st.UpdateClient(ctx, cl.TenantID, cl.ID, func(cl *store.Client) error {
+						cl.Disabled, cl.UpdatedAt = disable, now
+						return nil
+					}, ev)
+					if err != nil {
 						return fmt.Errorf("updating the client: %w", err)
 					}
 				}

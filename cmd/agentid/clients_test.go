@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentid/agentid/internal/oauth"
+	"github.com/agentid/agentid/internal/server"
 	"github.com/agentid/agentid/internal/store"
 	"github.com/agentid/agentid/internal/token"
 )
@@ -107,6 +109,42 @@ func TestBuildClient(t *testing.T) {
 				t.Fatal(err)
 			}
 			tt.check(t, c, secret)
+		})
+	}
+}
+
+// TestBuildClientGrantTypesFollowTheTable: the CLI registers a client for
+// exactly the grant types the hub's grant table serves, public clients only
+// for those open to them.
+func TestBuildClientGrantTypesFollowTheTable(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, g := range server.GrantTypes() {
+		t.Run(g.Type, func(t *testing.T) {
+			spec := clientSpec{name: "x", grantTypes: []string{g.Type}}
+			if g.Type == oauth.GrantAuthorizationCode {
+				spec.redirectURIs = []string{"http://127.0.0.1/cb"}
+			}
+			if _, _, err := buildClient(spec, nil, now); err != nil {
+				t.Fatalf("confidential client for %s: %v", g.Type, err)
+			}
+			spec.public = true
+			spec.grantTypes = append(spec.grantTypes, oauth.GrantAuthorizationCode)
+			spec.redirectURIs = []string{"http://127.0.0.1/cb"}
+			_, _, err := buildClient(spec, nil, now)
+			if g.Public && err != nil {
+				t.Fatalf("public client for %s: %v", g.Type, err)
+			}
+			if !g.Public && (err == nil || !strings.Contains(err.Error(), "requires a confidential")) {
+				t.Fatalf("public client for %s: err = %v, want a refusal", g.Type, err)
+			}
+		})
+	}
+	for _, typ := range []string{oauth.GrantTokenExchange, oauth.GrantJWTBearer, "implicit"} {
+		t.Run("not served "+typ, func(t *testing.T) {
+			_, _, err := buildClient(clientSpec{name: "x", grantTypes: []string{typ}}, nil, now)
+			if err == nil || !strings.Contains(err.Error(), "unsupported --grant-type") {
+				t.Fatalf("err = %v, want unsupported --grant-type", err)
+			}
 		})
 	}
 }

@@ -296,8 +296,11 @@ func seedDemo(ctx context.Context, st store.Store, mcpURL string) (string, *mcpa
 	case err != nil:
 		return "", nil, err
 	default:
-		old.SecretHash, old.Disabled, old.UpdatedAt = rs.SecretHash, false, now
-		if err := st.UpdateClient(ctx, old, nil); err != nil {
+		_, err := st.UpdateClient(ctx, old.TenantID, old.ID, func(c *store.Client) error {
+			c.SecretHash, c.Disabled, c.UpdatedAt = rs.SecretHash, false, now
+			return nil
+		}, nil)
+		if err != nil {
 			return "", nil, fmt.Errorf("updating the demo MCP server's client: %w", err)
 		}
 	}

@@ -62,12 +62,15 @@ var allowed = map[string][]string{
 	"internal/server/servertest": {"internal/password", "internal/policy", "internal/server", "internal/store", "internal/store/sqlite", "internal/token"},
 	"internal/store":             {},
 	"internal/store/pgtest":      {},
-	"internal/store/postgres":    {"internal/store"},
-	"internal/store/sqlite":      {"internal/store"},
+	"internal/store/migrate":     {"internal/store"},
+	"internal/store/postgres":    {"internal/store", "internal/store/migrate"},
+	"internal/store/sqlite":      {"internal/store", "internal/store/migrate"},
 	"internal/store/storetest":   {"internal/store"},
 	"internal/token":             {"internal/store", "internal/oauth"},
 	"mcpauth":                    {},
 	"mcpauth/mcpauthtest":        {},
+	// A test tool of the conformance script: no project package.
+	"scripts/conformance/bearerproxy": {},
 }
 
 func TestDependencyDirection(t *testing.T) {

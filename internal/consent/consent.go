@@ -19,7 +19,8 @@ import (
 
 // Options configures a Ledger.
 type Options struct {
-	Store store.Store
+	// Store holds the grants; any store.Store will do.
+	Store store.Consents
 	// TenantID defaults to store.DefaultTenant.
 	TenantID string
 	// Now is the clock (default time.Now).
@@ -28,7 +29,7 @@ type Options struct {
 
 // Ledger reads and writes consent for one tenant.
 type Ledger struct {
-	st     store.Store
+	st     store.Consents
 	tenant string
 	now    func() time.Time
 }

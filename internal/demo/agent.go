@@ -121,9 +121,14 @@ func RunAgent(ctx context.Context, opts AgentOptions) error {
 	}
 	var names []string
 	for _, t := range tools.Tools {
+		// An absent destructiveHint means destructive (MCP tool annotations).
+		if a := t.Annotations; a == nil || (!a.ReadOnlyHint && (a.DestructiveHint == nil || *a.DestructiveHint)) {
+			names = append(names, t.Name+" (destructive)")
+			continue
+		}
 		names = append(names, t.Name)
 	}
-	say("connected; tools: %s", strings.Join(names, ", "))
+	say("connected (MCP %s); tools: %s", sess.InitializeResult().ProtocolVersion, strings.Join(names, ", "))
 	for _, step := range []struct {
 		tool string
 		args map[string]any

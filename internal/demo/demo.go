@@ -37,13 +37,41 @@ func Scopes() []store.Scope {
 	}
 }
 
-// ToolScopes says which scopes each tool needs.
+// toolScopes says which scopes each tool needs.
 var toolScopes = mcpauth.ToolScopes{
 	"read_notes":    {ScopeNotesRead},
 	"write_note":    {ScopeNotesWrite},
 	"read_calendar": {ScopeCalendarRead},
 	"delete_note":   {ScopeNotesDelete},
 }
+
+// toolHints says what each tool does to the user's data (MCP tool
+// annotations), for clients to see before they call it. The hints and the
+// scopes go together: the one destructive tool is also the one that needs a
+// sensitive scope of its own (a test keeps them so). Every hint is spelled
+// out, because an absent one means the pessimistic default (destructive,
+// open-world). All four tools work on the demo's own in-memory data, so none
+// is open-world.
+var toolHints = map[string]mcp.ToolAnnotations{
+	"read_notes":    {ReadOnlyHint: true, IdempotentHint: true, DestructiveHint: new(false), OpenWorldHint: new(false)},
+	"read_calendar": {ReadOnlyHint: true, IdempotentHint: true, DestructiveHint: new(false), OpenWorldHint: new(false)},
+	// Each call adds another note: neither read-only nor idempotent, but it
+	// destroys nothing.
+	"write_note": {DestructiveHint: new(false), OpenWorldHint: new(false)},
+	// Deleting destroys data; deleting the same note again changes nothing
+	// more, so it is idempotent.
+	"delete_note": {DestructiveHint: new(true), IdempotentHint: true, OpenWorldHint: new(false)},
+}
+
+// hints returns a copy of a tool's annotations, for one server.
+func hints(tool string) *mcp.ToolAnnotations {
+	h := toolHints[tool]
+	return &h
+}
+
+// protocolVersion2026 is the first MCP revision without sessions
+// (2026-07-28): the SDK serves it only from a stateless handler.
+const protocolVersion2026 = "2026-07-28"
 
 // Options configures the demo MCP server.
 type Options struct {
@@ -75,20 +103,24 @@ func Handler(ctx context.Context, opts Options) (http.Handler, error) {
 	type deleteIn struct {
 		ID int `json:"id" jsonschema:"the number of the note to delete"`
 	}
-	mcp.AddTool(server, &mcp.Tool{Name: "read_notes", Description: "List the signed-in user's notes (needs notes.read)."},
+	mcp.AddTool(server, &mcp.Tool{Name: "read_notes", Title: "Read notes", Description: "List the signed-in user's notes (needs notes.read).",
+		Annotations: hints("read_notes")},
 		mcpauth.RequireScopes(func(ctx context.Context, req *mcp.CallToolRequest, _ noIn) (*mcp.CallToolResult, any, error) {
 			return text(n.list(subject(req))), nil, nil
 		}, toolScopes["read_notes"]...))
-	mcp.AddTool(server, &mcp.Tool{Name: "write_note", Description: "Add a note (needs notes.write)."},
+	mcp.AddTool(server, &mcp.Tool{Name: "write_note", Title: "Write a note", Description: "Add a note (needs notes.write).",
+		Annotations: hints("write_note")},
 		mcpauth.RequireScopes(func(ctx context.Context, req *mcp.CallToolRequest, in writeIn) (*mcp.CallToolResult, any, error) {
 			id := n.add(subject(req), in.Text)
 			return text(fmt.Sprintf("saved note %d", id)), nil, nil
 		}, toolScopes["write_note"]...))
-	mcp.AddTool(server, &mcp.Tool{Name: "read_calendar", Description: "Show today's calendar (needs calendar.read)."},
+	mcp.AddTool(server, &mcp.Tool{Name: "read_calendar", Title: "Read today's calendar", Description: "Show today's calendar (needs calendar.read).",
+		Annotations: hints("read_calendar")},
 		mcpauth.RequireScopes(func(ctx context.Context, req *mcp.CallToolRequest, _ noIn) (*mcp.CallToolResult, any, error) {
 			return text("09:30 stand-up\n12:00 lunch with Sam\n15:00 design review"), nil, nil
 		}, toolScopes["read_calendar"]...))
-	mcp.AddTool(server, &mcp.Tool{Name: "delete_note", Description: "Delete a note (needs the sensitive notes.delete)."},
+	mcp.AddTool(server, &mcp.Tool{Name: "delete_note", Title: "Delete a note", Description: "Delete a note (needs the sensitive notes.delete).",
+		Annotations: hints("delete_note")},
 		mcpauth.RequireScopes(func(ctx context.Context, req *mcp.CallToolRequest, in deleteIn) (*mcp.CallToolResult, any, error) {
 			if !n.remove(subject(req), in.ID) {
 				return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: fmt.Sprintf("no note %d", in.ID)}}}, nil, nil
@@ -108,8 +140,33 @@ func Handler(ctx context.Context, opts Options) (http.Handler, error) {
 		return nil, err
 	}
 	protect := mcpauth.Middleware(v, mcpauth.MiddlewareOptions{ResourceMetadataURL: prmURL, Scopes: []string{ScopeNotesRead}, ToolScopes: toolScopes})
-	mux.Handle("/mcp", protect(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, nil)))
+	mux.Handle("/mcp", protect(bothRevisions(server)))
 	return cors(mux), nil
+}
+
+// bothRevisions serves MCP 2026-07-28 and the session-based revisions up to
+// 2025-11-25 from one server. The SDK answers 2026-07-28 only from a
+// stateless handler, while a stateless handler would strip older clients of
+// their session (the standalone GET stream, DELETE, server-to-client
+// requests); so each request goes to the handler of the revision it names
+// in MCP-Protocol-Version. A 2026-07-28 client sends that header on every
+// request, its first server/discover included; an older client's first
+// request (initialize) has none and starts a session. Both handlers share
+// the one server, so tools and notes are the same whatever the revision.
+// Authentication is the same for both: the middleware in front checks the
+// token of every request; a session id is never taken as proof of anything.
+func bothRevisions(server *mcp.Server) http.Handler {
+	get := func(*http.Request) *mcp.Server { return server }
+	stateful := mcp.NewStreamableHTTPHandler(get, nil)
+	stateless := mcp.NewStreamableHTTPHandler(get, &mcp.StreamableHTTPOptions{Stateless: true})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Revisions are dates, so they order as strings.
+		if r.Header.Get("MCP-Protocol-Version") >= protocolVersion2026 {
+			stateless.ServeHTTP(w, r)
+			return
+		}
+		stateful.ServeHTTP(w, r)
+	})
 }
 
 // cors lets browser-based MCP clients (MCP Inspector connecting directly)
@@ -122,7 +179,7 @@ func cors(next http.Handler) http.Handler {
 		h.Set("Access-Control-Expose-Headers", "WWW-Authenticate, Mcp-Session-Id, MCP-Protocol-Version")
 		if r.Method == http.MethodOptions {
 			h.Set("Access-Control-Allow-Methods", "GET, POST, DELETE")
-			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Accept, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID")
+			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Accept, Mcp-Session-Id, MCP-Protocol-Version, Mcp-Method, Mcp-Name, Last-Event-ID")
 			h.Set("Access-Control-Max-Age", "600")
 			w.WriteHeader(http.StatusNoContent)
 			return

@@ -56,8 +56,15 @@ func call(ctx context.Context, t *testing.T, s *mcp.ClientSession, tool string, 
 // TestStepUpWithOfficialClient: 401 → PRM → AS metadata → dynamic
 // registration → authorize (login + consent) → token → list tools → call a
 // tool → 403 insufficient_scope on a more privileged tool → the client
-// re-authorizes for the union of scopes → the call succeeds.
+// re-authorizes for the union of scopes → the call succeeds; with the client
+// pinned to each MCP revision the demo serves.
 func TestStepUpWithOfficialClient(t *testing.T) {
+	for _, rev := range revisions {
+		t.Run(rev, func(t *testing.T) { testStepUpWithOfficialClient(t, rev) })
+	}
+}
+
+func testStepUpWithOfficialClient(t *testing.T, rev string) {
 	h := servertest.New(t)
 	resource := startDemo(t, h)
 	b := h.Browser()
@@ -86,11 +93,14 @@ func TestStepUpWithOfficialClient(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	client := mcp.NewClient(&mcp.Implementation{Name: "agent", Version: "1"}, nil)
-	sess, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: resource, OAuthHandler: handler}, nil)
+	sess, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: resource, OAuthHandler: handler}, &mcp.ClientSessionOptions{ProtocolVersion: rev})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sess.Close()
+	if got := sess.InitializeResult().ProtocolVersion; got != rev {
+		t.Fatalf("negotiated MCP %q, want %q", got, rev)
+	}
 	tools, err := sess.ListTools(ctx, nil)
 	if err != nil || len(tools.Tools) != 4 {
 		t.Fatalf("tools: %v %v", err, tools)
@@ -155,7 +165,7 @@ func TestScriptedAgent(t *testing.T) {
 	if err := demo.RunAgent(ctx, demo.AgentOptions{MCPURL: resource, Out: &out, Username: servertest.TestUser, Password: servertest.TestPassword}); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
-	for _, want := range []string{"registered with ", "tools: ", "read_notes → no notes yet", "write_note → saved note", "done after 2 authorization round trips"} {
+	for _, want := range []string{"registered with ", "connected (MCP 2026-07-28); tools: ", "delete_note (destructive)", "read_notes → no notes yet", "write_note → saved note", "done after 2 authorization round trips"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}

@@ -23,8 +23,11 @@ const (
 // §4.1.1) parsed once from the query or form.
 type AuthorizeRequest struct {
 	ResponseType, ClientID, RedirectURI, State string
-	Scopes                                     []string
-	CodeChallenge, CodeChallengeMethod         string
+	// Scopes are the resource scopes asked for, without offline_access,
+	// which sets OfflineAccess instead (see ParseRequestedScope).
+	Scopes                             []string
+	OfflineAccess                      bool
+	CodeChallenge, CodeChallengeMethod string
 	// Resources are the resource parameters as sent (RFC 8707 §2 allows
 	// several); the server canonicalises and checks them.
 	Resources []string
@@ -130,11 +133,11 @@ func ParseAuthorizeRequest(q url.Values) (*AuthorizeRequest, *Error) {
 		fail(ErrInvalidRequest("code_challenge is not a valid S256 challenge"))
 	}
 	if s := get("scope"); s != "" {
-		scopes, err := ParseScope(s)
+		scopes, offline, err := ParseRequestedScope(s)
 		if err != nil {
 			fail(err)
 		}
-		req.Scopes = scopes
+		req.Scopes, req.OfflineAccess = scopes, offline
 	}
 	if req.ResponseMode != "" && req.ResponseMode != "query" {
 		fail(ErrInvalidRequest("only response_mode=query is supported"))

@@ -49,6 +49,9 @@ func TestParseAuthorizeRequest(t *testing.T) {
 			if !r.HasPrompt(PromptConsent) || r.HasPrompt(PromptLogin) {
 				t.Fatalf("prompt = %q", r.Prompt)
 			}
+			if !slices.Equal(r.Scopes, []string{"files:read"}) || !r.OfflineAccess {
+				t.Fatalf("scopes = %q, offline_access = %v", r.Scopes, r.OfflineAccess)
+			}
 		}},
 		{name: "several resources", modify: func(q url.Values) {
 			q["resource"] = []string{"https://a.example/mcp", "https://b.example/mcp"}

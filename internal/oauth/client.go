@@ -106,22 +106,24 @@ func ParseClientMetadata(body []byte) (*ClientMetadata, *Error) {
 	return m, nil
 }
 
-// knownGrantTypes are the grant types a client may register.
-var knownGrantTypes = map[string]bool{
-	GrantAuthorizationCode: true,
-	GrantRefreshToken:      true,
-	GrantClientCredentials: true,
-	GrantJWTBearer:         true,
-	GrantTokenExchange:     true,
+// SupportedGrant is a grant type a server serves at its token endpoint, as
+// client registration must know it (RFC 7591 §2, grant_types). The server
+// passes its own list to Validate, so that registration accepts exactly the
+// grants its token endpoint serves.
+type SupportedGrant struct {
+	Type string
+	// Public: public clients (token_endpoint_auth_method none) may use it.
+	Public bool
 }
 
 // Validate applies the RFC 7591 §2 defaults and checks the metadata,
 // returning the first problem with a description a developer can act on.
-// Defaults: grant_types [authorization_code]; response_types [code], or none
-// when authorization_code is not among the grant types;
-// token_endpoint_auth_method client_secret_basic; application_type web.
-// Duplicate grant and response types are removed.
-func (m *ClientMetadata) Validate() *Error {
+// grant_types must be among supported. Defaults: grant_types
+// [authorization_code]; response_types [code], or none when
+// authorization_code is not among the grant types; token_endpoint_auth_method
+// client_secret_basic; application_type web. Duplicate grant and response
+// types are removed.
+func (m *ClientMetadata) Validate(supported []SupportedGrant) *Error {
 	// RFC 7591 §2.3: software statements need a trust framework agentid
 	// does not have.
 	if m.SoftwareStatement != "" {
@@ -149,8 +151,8 @@ func (m *ClientMetadata) Validate() *Error {
 		case g == "implicit" || g == "password":
 			// OAuth 2.1 §10.1 and §10.2 remove both grants.
 			return ErrInvalidClientMetadata("grant type %s is not supported by OAuth 2.1", g)
-		case !knownGrantTypes[g]:
-			return ErrInvalidClientMetadata("unknown grant type in grant_types")
+		case !slices.ContainsFunc(supported, func(s SupportedGrant) bool { return s.Type == g }):
+			return ErrInvalidClientMetadata("grant_types names a grant type this server does not serve (it serves %s)", grantTypeList(supported))
 		}
 	}
 	usesCode := contains(m.GrantTypes, GrantAuthorizationCode)
@@ -180,9 +182,14 @@ func (m *ClientMetadata) Validate() *Error {
 	default:
 		return ErrInvalidClientMetadata("token_endpoint_auth_method must be none, client_secret_basic, client_secret_post or private_key_jwt")
 	}
-	// RFC 6749 §4.4: client_credentials is for confidential clients only.
-	if contains(m.GrantTypes, GrantClientCredentials) && m.TokenEndpointAuthMethod == AuthMethodNone {
-		return ErrInvalidClientMetadata("client_credentials requires a confidential token_endpoint_auth_method")
+	// RFC 6749 §4.4: client_credentials, for one, is for confidential
+	// clients only.
+	if m.TokenEndpointAuthMethod == AuthMethodNone {
+		for _, s := range supported {
+			if !s.Public && contains(m.GrantTypes, s.Type) {
+				return ErrInvalidClientMetadata("%s requires a confidential token_endpoint_auth_method", s.Type)
+			}
+		}
 	}
 	// RFC 7591 §2: jwks and jwks_uri MUST NOT both be present.
 	if len(m.JWKS) > 0 && m.JWKSURI != "" {
@@ -347,6 +354,15 @@ func displayText(s string) bool {
 		}
 	}
 	return true
+}
+
+// grantTypeList names the supported grant types for an error description.
+func grantTypeList(supported []SupportedGrant) string {
+	names := make([]string, len(supported))
+	for i, s := range supported {
+		names[i] = s.Type
+	}
+	return strings.Join(names, ", ")
 }
 
 func dedupe(xs []string) []string {

@@ -78,13 +78,24 @@ func TestParseClientMetadata(t *testing.T) {
 	}
 }
 
+// servedGrants is what agentid's token endpoint serves today; the server
+// passes its own grant table.
+var servedGrants = []SupportedGrant{
+	{Type: GrantAuthorizationCode, Public: true},
+	{Type: GrantRefreshToken, Public: true},
+	{Type: GrantClientCredentials},
+}
+
 func TestClientMetadataValidate(t *testing.T) {
 	jwks := publicJWKS(t)
+	withExchange := append(slices.Clone(servedGrants), SupportedGrant{Type: GrantTokenExchange})
 	tests := []struct {
 		name  string
 		body  string
 		code  string
 		check func(t *testing.T, m *ClientMetadata)
+		// grants the server serves; nil: servedGrants.
+		grants []SupportedGrant
 	}{
 		{name: "defaults", body: `{"redirect_uris":["https://app.example.com/cb"]}`, check: func(t *testing.T, m *ClientMetadata) {
 			if !slices.Equal(m.GrantTypes, []string{"authorization_code"}) || !slices.Equal(m.ResponseTypes, []string{"code"}) ||
@@ -101,7 +112,10 @@ func TestClientMetadataValidate(t *testing.T) {
 		}},
 		{name: "private_key_jwt with jwks", body: `{"grant_types":["client_credentials"],"token_endpoint_auth_method":"private_key_jwt","jwks":` + jwks + `}`},
 		{name: "private_key_jwt with jwks_uri", body: `{"redirect_uris":["https://a.example/cb"],"token_endpoint_auth_method":"private_key_jwt","jwks_uri":"https://a.example/jwks.json"}`},
-		{name: "token exchange and jwt-bearer", body: `{"grant_types":["urn:ietf:params:oauth:grant-type:token-exchange","urn:ietf:params:oauth:grant-type:jwt-bearer"],"token_endpoint_auth_method":"client_secret_basic"}`},
+		{name: "token exchange where it is served", grants: withExchange, body: `{"grant_types":["urn:ietf:params:oauth:grant-type:token-exchange"],"token_endpoint_auth_method":"client_secret_basic"}`},
+		{name: "token exchange where it is not served", body: `{"grant_types":["urn:ietf:params:oauth:grant-type:token-exchange"],"token_endpoint_auth_method":"client_secret_basic"}`, code: CodeInvalidClientMetadata},
+		{name: "jwt-bearer where it is not served", grants: withExchange, body: `{"grant_types":["urn:ietf:params:oauth:grant-type:jwt-bearer"],"token_endpoint_auth_method":"client_secret_basic"}`, code: CodeInvalidClientMetadata},
+		{name: "public client of a confidential-only served grant", grants: withExchange, body: `{"redirect_uris":["http://127.0.0.1/cb"],"grant_types":["authorization_code","urn:ietf:params:oauth:grant-type:token-exchange"],"token_endpoint_auth_method":"none"}`, code: CodeInvalidClientMetadata},
 		{name: "duplicates removed", body: `{"redirect_uris":["https://a.example/cb"],"grant_types":["authorization_code","authorization_code"],"response_types":["code","code"]}`, check: func(t *testing.T, m *ClientMetadata) {
 			if len(m.GrantTypes) != 1 || len(m.ResponseTypes) != 1 {
 				t.Fatalf("got %+v", m)
@@ -151,7 +165,11 @@ func TestClientMetadataValidate(t *testing.T) {
 			if perr != nil {
 				t.Fatalf("parse: %v", perr)
 			}
-			wantCode(t, m.Validate(), tt.code)
+			grants := tt.grants
+			if grants == nil {
+				grants = servedGrants
+			}
+			wantCode(t, m.Validate(grants), tt.code)
 			if tt.check != nil {
 				tt.check(t, m)
 			}
@@ -205,14 +223,14 @@ func FuzzParseClientMetadata(f *testing.F) {
 			}
 			return
 		}
-		if err := m.Validate(); err != nil {
+		if err := m.Validate(servedGrants); err != nil {
 			if !codes[err.Code] {
 				t.Fatalf("validate error code %s", err.Code)
 			}
 			return
 		}
 		again := *m
-		if err := again.Validate(); err != nil || !reflect.DeepEqual(&again, m) {
+		if err := again.Validate(servedGrants); err != nil || !reflect.DeepEqual(&again, m) {
 			t.Fatalf("Validate is not idempotent: %v\n%+v\n%+v", err, again, *m)
 		}
 		b, jerr := json.Marshal(m)
@@ -223,7 +241,7 @@ func FuzzParseClientMetadata(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-parse of %s: %v", b, err)
 		}
-		if err := m2.Validate(); err != nil {
+		if err := m2.Validate(servedGrants); err != nil {
 			t.Fatalf("re-validate of %s: %v", b, err)
 		}
 		if fmt.Sprint(normalizeJWKS(m2)) != fmt.Sprint(normalizeJWKS(m)) {
@@ -264,7 +282,7 @@ func TestApplicationTypeInferred(t *testing.T) {
 			if oe != nil {
 				t.Fatal(oe)
 			}
-			if oe := m.Validate(); oe != nil {
+			if oe := m.Validate(servedGrants); oe != nil {
 				t.Fatal(oe)
 			}
 			if m.ApplicationType != tc.want {

@@ -29,6 +29,33 @@ func ParseScope(s string) ([]string, *Error) {
 	return out, nil
 }
 
+// ScopeOfflineAccess asks for a refresh token (OpenID Connect Core §11).
+// MCP clients send it with their other scopes; agentid decides about refresh
+// tokens by the client's registered grant types, and no resource offers it.
+const ScopeOfflineAccess = "offline_access"
+
+// ParseRequestedScope is ParseScope for the scope a client asks for at the
+// authorization, token or registration endpoint: offline_access is taken
+// out of the list and reported apart, so that the rest are resource scopes.
+// A scope of offline_access alone yields nil scopes.
+func ParseRequestedScope(s string) (scopes []string, offlineAccess bool, err *Error) {
+	scopes, err = ParseScope(s)
+	if err != nil {
+		return nil, false, err
+	}
+	for i, sc := range scopes {
+		if sc == ScopeOfflineAccess {
+			scopes = append(scopes[:i], scopes[i+1:]...)
+			offlineAccess = true
+			break // ParseScope removed duplicates
+		}
+	}
+	if len(scopes) == 0 {
+		scopes = nil
+	}
+	return scopes, offlineAccess, nil
+}
+
 // validScopeToken reports whether tok is a non-empty RFC 6749 §3.3
 // scope-token: printable ASCII except space, '"' and '\'.
 func validScopeToken(tok string) bool {

@@ -39,6 +39,35 @@ func TestParseScope(t *testing.T) {
 	}
 }
 
+func TestParseRequestedScope(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    []string
+		offline bool
+		code    string
+	}{
+		{name: "absent", in: "", want: nil},
+		{name: "resource scopes only", in: "notes.read notes.write", want: []string{"notes.read", "notes.write"}},
+		{name: "offline_access taken out", in: "notes.read offline_access notes.write", want: []string{"notes.read", "notes.write"}, offline: true},
+		{name: "offline_access first and repeated", in: "offline_access notes.read offline_access", want: []string{"notes.read"}, offline: true},
+		{name: "offline_access alone is no scope", in: "offline_access", want: nil, offline: true},
+		{name: "invalid token", in: "offline_access \"x\"", code: CodeInvalidScope},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, offline, err := ParseRequestedScope(tt.in)
+			wantCode(t, err, tt.code)
+			if tt.code != "" {
+				return
+			}
+			if !slices.Equal(got, tt.want) || (got == nil) != (tt.want == nil) || offline != tt.offline {
+				t.Fatalf("ParseRequestedScope(%q) = %q, %v; want %q, %v", tt.in, got, offline, tt.want, tt.offline)
+			}
+		})
+	}
+}
+
 func TestFormatScope(t *testing.T) {
 	tests := []struct {
 		name string

@@ -19,13 +19,18 @@ type TokenRequest struct {
 	Client                          ClientAuth
 	Code, RedirectURI, CodeVerifier string
 	RefreshToken                    string
-	Scopes                          []string // nil when absent
-	Resources                       []string // raw, as sent (RFC 8707 §2)
-	Assertion                       string   // jwt-bearer (RFC 7523 §2.1)
-	SubjectToken, SubjectTokenType  string   // RFC 8693 §2.1
-	ActorToken, ActorTokenType      string
-	RequestedTokenType              string
-	Audiences                       []string
+	// Scopes are the resource scopes asked for: nil when scope is absent
+	// or asks for offline_access alone.
+	Scopes []string
+	// OfflineAccess is set when scope named offline_access, which is not
+	// kept in Scopes (see ParseRequestedScope).
+	OfflineAccess                  bool
+	Resources                      []string // raw, as sent (RFC 8707 §2)
+	Assertion                      string   // jwt-bearer (RFC 7523 §2.1)
+	SubjectToken, SubjectTokenType string   // RFC 8693 §2.1
+	ActorToken, ActorTokenType     string
+	RequestedTokenType             string
+	Audiences                      []string
 }
 
 // ParseTokenRequest parses a token request: ParseForm, ParseClientAuth, then
@@ -59,7 +64,7 @@ func ParseTokenRequest(r *http.Request) (*TokenRequest, *Error) {
 		return nil, err
 	}
 	if s := form.Get("scope"); s != "" {
-		if req.Scopes, err = ParseScope(s); err != nil {
+		if req.Scopes, req.OfflineAccess, err = ParseRequestedScope(s); err != nil {
 			return nil, err
 		}
 	}

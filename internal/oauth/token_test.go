@@ -180,6 +180,18 @@ func TestParseTokenRequest(t *testing.T) {
 					t.Fatalf("scopes = %q", r.Scopes)
 				}
 			}},
+		{name: "offline_access apart from the scopes", body: "grant_type=refresh_token&refresh_token=rt&client_id=c&scope=offline_access+a",
+			check: func(t *testing.T, r *TokenRequest) {
+				if !slices.Equal(r.Scopes, []string{"a"}) || !r.OfflineAccess {
+					t.Fatalf("scopes = %q, offline_access = %v", r.Scopes, r.OfflineAccess)
+				}
+			}},
+		{name: "offline_access alone asks no scope", body: "grant_type=refresh_token&refresh_token=rt&client_id=c&scope=offline_access",
+			check: func(t *testing.T, r *TokenRequest) {
+				if r.Scopes != nil || !r.OfflineAccess {
+					t.Fatalf("scopes = %q, offline_access = %v", r.Scopes, r.OfflineAccess)
+				}
+			}},
 		{name: "client_credentials", body: "grant_type=client_credentials&scope=mcp%3Atools", auth: basic("svc", "secret"),
 			check: func(t *testing.T, r *TokenRequest) {
 				if r.Client.Method != AuthMethodClientSecretBasic || !slices.Equal(r.Scopes, []string{"mcp:tools"}) {

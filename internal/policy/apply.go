@@ -19,7 +19,7 @@ import (
 // invalid set is a *ValidationError and nothing is stored: the active
 // version stays. Engines pick the new version up at their next refresh;
 // callers then recompute the clients' ceilings (Engine.RecomputeCeilings).
-func Apply(ctx context.Context, st store.Store, ps *store.PolicySet, m *audit.Meta) error {
+func Apply(ctx context.Context, st store.Policies, ps *store.PolicySet, m *audit.Meta) error {
 	set, err := Compile(ps.Files)
 	if err != nil {
 		return err
@@ -44,7 +44,7 @@ func Apply(ctx context.Context, st store.Store, ps *store.PolicySet, m *audit.Me
 // transaction. The version must still
 // validate against this binary's schema (a *ValidationError otherwise, and
 // nothing changes); an unknown version is store.ErrNotFound.
-func Rollback(ctx context.Context, st store.Store, tenantID string, version int64, m *audit.Meta) (*store.PolicySet, error) {
+func Rollback(ctx context.Context, st store.Policies, tenantID string, version int64, m *audit.Meta) (*store.PolicySet, error) {
 	if tenantID == "" {
 		tenantID = store.DefaultTenant
 	}
@@ -71,7 +71,7 @@ func Rollback(ctx context.Context, st store.Store, tenantID string, version int6
 
 // StoredVersion returns one stored version of the tenant's policy set, or
 // store.ErrNotFound.
-func StoredVersion(ctx context.Context, st store.Store, tenantID string, version int64) (*store.PolicySet, error) {
+func StoredVersion(ctx context.Context, st store.Policies, tenantID string, version int64) (*store.PolicySet, error) {
 	sets, err := st.ListPolicySets(ctx, tenantID)
 	if err != nil {
 		return nil, fmt.Errorf("policy: list policy sets: %w", err)

@@ -163,47 +163,68 @@ func (e *Engine) TagClient(ctx context.Context, clientID string, add, remove []s
 			return nil, nil, errors.New("policy: empty tag")
 		}
 	}
-	c, err := e.st.GetClient(ctx, e.tenant, clientID)
+	// Resources and the policy set are read first: the update below runs
+	// under the store's write lock, on the client as it is then.
+	resources, err := e.st.ListResources(ctx, e.tenant)
 	if err != nil {
 		return nil, nil, fmt.Errorf("policy: tag client: %w", err)
 	}
-	ch := &ClientChange{ClientID: c.ID}
-	tags := slices.Clone(c.Tags)
-	for _, t := range uniq(remove) {
-		if i := slices.Index(tags, t); i >= 0 {
-			tags = slices.Delete(tags, i, i+1)
-			ch.TagsRemoved = append(ch.TagsRemoved, t)
-		}
-	}
-	for _, t := range uniq(add) {
-		if !slices.Contains(tags, t) && !slices.Contains(remove, t) {
-			tags = append(tags, t)
-			ch.TagsAdded = append(ch.TagsAdded, t)
-		}
-	}
-	c.Tags = tags
-	if err := e.recompute(ctx, c, ch); err != nil {
-		return nil, nil, err
-	}
-	if !ch.Changed() {
-		return c, ch, nil
-	}
-	c.UpdatedAt = e.now()
+	set := e.Active(ctx)
+	var ch *ClientChange
+	var unchanged *store.Client
+	// The event is built inside the update, from the client as it is
+	// stored; the store writes whatever ev holds when update returns.
 	var ev *store.AuditEvent
 	if m != nil {
-		change := audit.ChangeTag
-		if len(add) == 0 {
-			change = audit.ChangeUntag
-		}
-		f := changeFields(c, ch, change)
-		f.Tags, f.TagsAdded, f.TagsRemoved = slices.Clone(c.Tags), ch.TagsAdded, ch.TagsRemoved
-		ev = audit.NewClientUpdated(e.meta(*m), f)
+		ev = new(store.AuditEvent)
 	}
-	if err := e.st.UpdateClient(ctx, c, ev); err != nil {
+	c, err := e.st.UpdateClient(ctx, e.tenant, clientID, func(c *store.Client) error {
+		ch, unchanged = &ClientChange{ClientID: c.ID}, nil
+		tags := slices.Clone(c.Tags)
+		for _, t := range uniq(remove) {
+			if i := slices.Index(tags, t); i >= 0 {
+				tags = slices.Delete(tags, i, i+1)
+				ch.TagsRemoved = append(ch.TagsRemoved, t)
+			}
+		}
+		for _, t := range uniq(add) {
+			if !slices.Contains(tags, t) && !slices.Contains(remove, t) {
+				tags = append(tags, t)
+				ch.TagsAdded = append(ch.TagsAdded, t)
+			}
+		}
+		c.Tags = tags
+		if err := recomputeWith(set, c, resources, e.now(), ch); err != nil {
+			return err
+		}
+		if !ch.Changed() {
+			unchanged = c
+			return errUnchanged
+		}
+		c.UpdatedAt = e.now()
+		if ev != nil {
+			change := audit.ChangeTag
+			if len(add) == 0 {
+				change = audit.ChangeUntag
+			}
+			f := changeFields(c, ch, change)
+			f.Tags, f.TagsAdded, f.TagsRemoved = slices.Clone(c.Tags), ch.TagsAdded, ch.TagsRemoved
+			*ev = *audit.NewClientUpdated(e.meta(*m), f)
+		}
+		return nil
+	}, ev)
+	if errors.Is(err, errUnchanged) {
+		return unchanged, ch, nil
+	}
+	if err != nil {
 		return nil, nil, fmt.Errorf("policy: tag client: %w", err)
 	}
 	return c, ch, nil
 }
+
+// errUnchanged ends a client update that would change nothing, so that
+// nothing (no event either) is written.
+var errUnchanged = errors.New("policy: client unchanged")
 
 // RecomputeCeilings re-reads the active policy set and recomputes the
 // ceiling of every client of the engine's tenant from its requested
@@ -237,45 +258,37 @@ func (e *Engine) RecomputeCeilings(ctx context.Context, m *audit.Meta) ([]Client
 		if !ch.Changed() {
 			continue
 		}
-		// Re-read right before writing, so that a change made meanwhile
-		// (say, an RFC 7592 update) is not overwritten with stale fields.
-		fresh, err := e.st.GetClient(ctx, e.tenant, c.ID)
-		if errors.Is(err, store.ErrNotFound) {
+		var ev *store.AuditEvent
+		if m != nil {
+			ev = new(store.AuditEvent)
+		}
+		// Recompute on the client as it is under the update's lock, so
+		// that a change made meanwhile (say, an RFC 7592 update) is kept.
+		_, err := e.st.UpdateClient(ctx, e.tenant, c.ID, func(fresh *store.Client) error {
+			ch = &ClientChange{ClientID: c.ID}
+			if err := recomputeWith(set, fresh, resources, e.now(), ch); err != nil {
+				return err
+			}
+			if !ch.Changed() {
+				return errUnchanged
+			}
+			fresh.UpdatedAt = e.now()
+			if ev != nil {
+				f := changeFields(fresh, ch, audit.ChangeCeiling)
+				f.Reason = fmt.Sprintf("policy set version %d", set.version)
+				*ev = *audit.NewClientUpdated(e.meta(*m), f)
+			}
+			return nil
+		}, ev)
+		if errors.Is(err, store.ErrNotFound) || errors.Is(err, errUnchanged) {
 			continue
 		}
 		if err != nil {
 			return changes, fmt.Errorf("policy: recompute ceilings: %w", err)
 		}
-		ch = &ClientChange{ClientID: c.ID}
-		if err := recomputeWith(set, fresh, resources, e.now(), ch); err != nil {
-			return changes, err
-		}
-		if !ch.Changed() {
-			continue
-		}
-		fresh.UpdatedAt = e.now()
-		var ev *store.AuditEvent
-		if m != nil {
-			f := changeFields(fresh, ch, audit.ChangeCeiling)
-			f.Reason = fmt.Sprintf("policy set version %d", set.version)
-			ev = audit.NewClientUpdated(e.meta(*m), f)
-		}
-		if err := e.st.UpdateClient(ctx, fresh, ev); err != nil {
-			return changes, fmt.Errorf("policy: recompute ceilings: %w", err)
-		}
 		changes = append(changes, *ch)
 	}
 	return changes, nil
-}
-
-// recompute sets c.Scopes to the ceiling the active set allows and records
-// the difference in ch.
-func (e *Engine) recompute(ctx context.Context, c *store.Client, ch *ClientChange) error {
-	resources, err := e.st.ListResources(ctx, e.tenant)
-	if err != nil {
-		return fmt.Errorf("policy: recompute ceiling: %w", err)
-	}
-	return recomputeWith(e.Active(ctx), c, resources, e.now(), ch)
 }
 
 func recomputeWith(s *Set, c *store.Client, resources []*store.Resource, now time.Time, ch *ClientChange) error {

@@ -148,11 +148,21 @@ func AuditScopes(ds []Decision) []audit.ScopeDecision {
 	return out
 }
 
+// Store is what an Engine reads and writes: the policy sets, and the
+// clients, resources and users its decisions and ceilings are about. Any
+// store.Store will do.
+type Store interface {
+	store.Policies
+	store.Clients
+	store.Resources
+	store.Users
+}
+
 // Options configure an Engine. Zero values mean the documented defaults.
 type Options struct {
 	// Store holds the versioned policy sets. Nil: the engine uses the
 	// embedded default set and never reloads.
-	Store store.Store
+	Store Store
 	// TenantID whose policy set is loaded; default store.DefaultTenant.
 	TenantID string
 	// RefreshInterval is how often the active policy set is re-read from the
@@ -174,7 +184,7 @@ const refreshTimeout = 5 * time.Second
 // Engine decides requests against a tenant's active policy set. It is safe
 // for concurrent use.
 type Engine struct {
-	st       store.Store
+	st       Store
 	tenant   string
 	interval time.Duration
 	now      func() time.Time

@@ -291,8 +291,7 @@ func TestTrustedTagLiftsSensitiveBan(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c.Tags = tt.tags
-			if err := st.UpdateClient(ctx, c, nil); err != nil {
+			if _, err := st.UpdateClient(ctx, c.TenantID, c.ID, func(c *store.Client) error { c.Tags = tt.tags; return nil }, nil); err != nil {
 				t.Fatal(err)
 			}
 			if got := decide(t, tt.action, tt.user); !slices.Equal(got, tt.want) {

@@ -11,7 +11,6 @@ import (
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/consent"
 	"github.com/agentid/agentid/internal/oauth"
-	"github.com/agentid/agentid/internal/policy"
 	"github.com/agentid/agentid/internal/store"
 	"github.com/agentid/agentid/internal/token"
 )
@@ -73,69 +72,40 @@ func (s *Server) checkAuthorize(w http.ResponseWriter, r *http.Request, q url.Va
 		s.errorRedirect(w, r, a, oauth.NewError(oauth.CodeUnauthorizedClient, "the client is not registered for the authorization code grant"))
 		return nil
 	}
-	uri := c.DefaultResource
-	switch len(req.Resources) {
-	case 0:
-		if uri == "" {
-			inferred, err := s.inferResource(ctx, withoutOfflineAccess(req.Scopes))
-			if err != nil {
-				s.internalErrorPage(w, r, err)
-				return nil
-			}
-			if inferred == "" {
-				s.errorRedirect(w, r, a, oauth.ErrInvalidTarget("resource is required: name the MCP server to authorize (RFC 8707)"))
-				return nil
-			}
-			uri = inferred
-		}
-	case 1:
-		canon, oe := oauth.CanonicalResource(req.Resources[0])
-		if oe != nil {
-			s.errorRedirect(w, r, a, oe)
-			return nil
-		}
-		uri = canon
-	default:
-		s.errorRedirect(w, r, a, oauth.ErrInvalidTarget("only one resource may be requested"))
-		return nil
-	}
-	res, err := s.lookupResource(ctx, uri)
-	if err != nil {
-		var oe *oauth.Error
-		if errors.As(err, &oe) {
-			s.errorRedirect(w, r, a, oe)
-		} else {
-			s.internalErrorPage(w, r, err)
-		}
+	res, oe := s.resolveResource(ctx, c, req.Resources, req.Scopes)
+	if oe != nil {
+		s.authorizeError(w, r, a, oe)
 		return nil
 	}
 	a.resource = res
-	requested := withoutOfflineAccess(req.Scopes)
-	if len(requested) == 0 {
-		for _, sc := range res.Scopes {
-			if policy.WithinCeiling(c, sc.Name) {
-				requested = append(requested, sc.Name)
-			}
-		}
+	scopes, oe := scopesOnResource(c, res, req.Scopes)
+	if oe != nil {
+		s.authorizeError(w, r, a, oe)
+		return nil
 	}
-	for _, name := range requested {
-		if !slices.ContainsFunc(res.Scopes, func(sc store.Scope) bool { return sc.Name == name }) {
-			s.errorRedirect(w, r, a, oauth.ErrInvalidScope("scope %q is not offered by %s", truncate(name, 100), res.URI))
-			return nil
-		}
-	}
-	if len(requested) == 0 {
+	if len(scopes) == 0 {
 		s.errorRedirect(w, r, a, oauth.ErrInvalidScope("no scope was requested and the client has none registered"))
 		return nil
 	}
-	a.scopes = requested
+	a.scopes = scopes
 	return a
+}
+
+// authorizeError answers a request whose client and redirect URI are
+// valid: a protocol error goes back to the client, a server error is a page.
+func (s *Server) authorizeError(w http.ResponseWriter, r *http.Request, a *authz, oe *oauth.Error) {
+	if oe.Code == oauth.CodeServerError {
+		s.internalErrorPage(w, r, errors.Unwrap(oe))
+		return
+	}
+	s.errorRedirect(w, r, a, oe)
 }
 
 // allowedScopes asks the central policy which requested scopes this user may
 // grant this client; the consent screen never offers any other.
 func (s *Server) allowedScopes(ctx context.Context, r *http.Request, a *authz, u *store.User, sess *store.Session) ([]string, error) {
-	granted, _, err := s.decideScopes(ctx, r, policy.ActionGrant, oauth.GrantAuthorizationCode, a.client, u, a.resource, a.scopes, sess.AuthTime)
+	p := &principal{client: a.client, user: u, authTime: sess.AuthTime}
+	granted, _, err := s.decideScopes(ctx, r, oauth.GrantAuthorizationCode, p, a.resource, a.scopes)
 	return granted, err
 }
 

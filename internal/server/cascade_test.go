@@ -17,12 +17,10 @@ import (
 func disableClient(t *testing.T, st store.Store, id string) {
 	t.Helper()
 	ctx := context.Background()
-	c, err := st.GetClient(ctx, store.DefaultTenant, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Disabled = true
-	if err := st.UpdateClient(ctx, c, nil); err != nil {
+	if _, err := st.UpdateClient(ctx, store.DefaultTenant, id, func(c *store.Client) error {
+		c.Disabled = true
+		return nil
+	}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.RevokeClientTokens(ctx, store.DefaultTenant, id, time.Now(), nil); err != nil {

@@ -43,7 +43,7 @@ func (s *Server) metadata(r *http.Request) ([]byte, error) {
 		ScopesSupported:                   scopes,
 		ResponseTypesSupported:            []string{"code"},
 		ResponseModesSupported:            []string{"query"},
-		GrantTypesSupported:               []string{oauth.GrantAuthorizationCode, oauth.GrantRefreshToken, oauth.GrantClientCredentials},
+		GrantTypesSupported:               grantTypeNames(s.grants),
 		TokenEndpointAuthMethodsSupported: authMethods,
 		TokenEndpointAuthSigningAlgValuesSupported: assertionAlgs,
 		RevocationEndpoint:                         s.issuer + "/revoke",

@@ -201,6 +201,9 @@ func testTightenedPolicyBitesOnRefresh(t *testing.T, h *policyHub) {
 	checkDecisions(t, ev, map[string]string{
 		"notes.read": "granted:user-consent", "notes.write": "denied:no-notes-write-for-agent-1",
 	})
+	if dec, _, _ := audit.DecisionOf(ev); dec.PolicyVersion != version {
+		t.Fatalf("token.issued records policy version %d, want %d", dec.PolicyVersion, version)
+	}
 
 	// (c) Explain, as `agentid policy explain` asks it, names the same policy.
 	x, err := h.engine.ExplainQuery(ctx, policy.Query{AgentID: "agent-1", User: servertest.TestUser, Resource: h.Resource,

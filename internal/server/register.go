@@ -84,7 +84,7 @@ func (s *Server) readMetadata(r *http.Request) (*oauth.ClientMetadata, *oauth.Er
 	if oe != nil {
 		return nil, oe
 	}
-	if oe := m.Validate(); oe != nil {
+	if oe := m.Validate(supportedGrants(s.grants)); oe != nil {
 		return nil, oe
 	}
 	return m, nil
@@ -109,7 +109,7 @@ func (s *Server) applyMetadata(ctx context.Context, r *http.Request, c *store.Cl
 	c.JWKS = string(m.JWKS)
 	c.JWKSURI = m.JWKSURI
 	c.TokenEndpointAuthMethod = m.TokenEndpointAuthMethod
-	requested, oe := oauth.ParseScope(m.Scope)
+	requested, _, oe := oauth.ParseRequestedScope(m.Scope)
 	if oe != nil {
 		return "", nil, oe
 	}
@@ -158,7 +158,7 @@ func (s *Server) registrationCeiling(ctx context.Context, r *http.Request, c *st
 			}
 		}
 	}
-	for _, sc := range withoutOfflineAccess(requested) {
+	for _, sc := range requested {
 		if !slices.Contains(offered, sc) {
 			return nil, nil, oauth.ErrInvalidClientMetadata("scope %q is not offered by any registered resource", truncate(sc, 100))
 		}
@@ -268,30 +268,52 @@ func (s *Server) handleRegistrationUpdate(w http.ResponseWriter, r *http.Request
 		s.writeProtocolError(w, r, oe)
 		return
 	}
-	if oe := m.Validate(); oe != nil {
+	if oe := m.Validate(supportedGrants(s.grants)); oe != nil {
 		s.writeProtocolError(w, r, oe)
 		return
 	}
-	updated := *c
-	secret, ceiling, err := s.applyMetadata(ctx, r, &updated, m)
-	if err != nil {
-		s.writeProtocolError(w, r, err)
-		return
-	}
-	updated.UpdatedAt = s.now()
-	decision := ceiling.Audit()
-	ev := audit.NewClientUpdated(s.meta(r), audit.ClientUpdatedFields{
-		ClientID: c.ID, Change: audit.ChangeMetadata, Method: c.RegistrationMethod, Ceiling: updated.Scopes, Policy: &decision,
-	})
-	if err := s.st.UpdateClient(ctx, &updated, ev); err != nil {
-		s.writeProtocolError(w, r, err)
-		return
+	var stored *store.Client
+	var secret string
+	for attempt := 1; ; attempt++ {
+		updated := *c
+		var ceiling *policy.Ceiling
+		if secret, ceiling, err = s.applyMetadata(ctx, r, &updated, m); err != nil {
+			s.writeProtocolError(w, r, err)
+			return
+		}
+		updated.UpdatedAt = s.now()
+		decision := ceiling.Audit()
+		ev := audit.NewClientUpdated(s.meta(r), audit.ClientUpdatedFields{
+			ClientID: c.ID, Change: audit.ChangeMetadata, Method: c.RegistrationMethod, Ceiling: updated.Scopes, Policy: &decision,
+		})
+		// The ceiling was computed from c (its tags): if an admin changed
+		// the client meanwhile, compute again rather than overwrite.
+		stored, err = s.st.UpdateClient(ctx, c.TenantID, c.ID, func(fresh *store.Client) error {
+			if !fresh.UpdatedAt.Equal(c.UpdatedAt) {
+				return errClientChanged
+			}
+			*fresh = updated
+			return nil
+		}, ev)
+		if errors.Is(err, errClientChanged) && attempt < 3 {
+			if c, err = s.st.GetClient(ctx, c.TenantID, c.ID); err == nil {
+				continue
+			}
+		}
+		if err != nil {
+			s.writeProtocolError(w, r, err)
+			return
+		}
+		break
 	}
 	s.clients.invalidate(c.ID)
-	info := s.clientInformation(&updated)
+	info := s.clientInformation(stored)
 	info.ClientSecret = secret
 	oauth.WriteJSON(w, http.StatusOK, info)
 }
+
+// errClientChanged: the client changed between reading and updating it.
+var errClientChanged = errors.New("the client changed during the update")
 
 func (s *Server) handleRegistrationDelete(w http.ResponseWriter, r *http.Request) {
 	c := s.registeredClient(w, r)

@@ -108,6 +108,9 @@ type Server struct {
 	pages     *pages
 	clients   *ttlCache[*store.Client]
 	resources *ttlCache[*store.Resource]
+	// grants is the grant table (grant.go) behind /token, metadata and
+	// registration.
+	grants []grant
 	// verifying bounds concurrent argon2id checks: each takes 64 MiB, so a
 	// burst of logins must queue rather than exhaust memory.
 	verifying    chan struct{}
@@ -204,6 +207,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.grants = defaultGrants()
 	s.clients = newTTLCache[*store.Client](s.now)
 	s.resources = newTTLCache[*store.Resource](s.now)
 	s.verifying = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))

@@ -1,12 +1,14 @@
 // Package store defines agentid's persistence contract: the entity types, one
-// Store interface whose methods are named for the atomic protocol operations
-// the hub performs, and the sentinel errors every backend returns. Backends
+// Store interface, made of role interfaces (Clients, Tokens, Consents, …),
+// whose methods are named for the atomic protocol operations the hub
+// performs, and the sentinel errors every backend returns. Backends
 // live in sub-packages (sqlite, postgres) and all pass storetest.
 package store
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -20,6 +22,9 @@ var (
 	// token) was presented a second time. The method's documentation says what
 	// the store did about it.
 	ErrAlreadyUsed = errors.New("store: already used")
+	// ErrInvalid: the arguments break the method's contract (e.g. an empty
+	// grant id); nothing was written.
+	ErrInvalid = errors.New("store: invalid argument")
 	// ErrClientGone: the client tokens are being issued to was deleted or
 	// disabled (Issuance.Check); nothing was written.
 	ErrClientGone = errors.New("store: client deleted or disabled")
@@ -87,6 +92,25 @@ type Client struct {
 	Disabled    bool
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
+}
+
+// ApplyClientUpdate runs a backend's UpdateClient updater on c, a client
+// just read under the update's lock: it turns a panic of update into an
+// error (it runs on the backend's writer) and refuses a changed key.
+func ApplyClientUpdate(c *Client, update func(*Client) error) (err error) {
+	tenant, id := c.TenantID, c.ID
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("store: client update panicked: %v", p)
+		}
+	}()
+	if err := update(c); err != nil {
+		return err
+	}
+	if c.TenantID != tenant || c.ID != id {
+		return fmt.Errorf("store: a client update may not change the tenant or id: %w", ErrInvalid)
+	}
+	return nil
 }
 
 // Public reports whether the client cannot keep a secret.
@@ -305,12 +329,15 @@ type AuditFilter struct {
 }
 
 // Issuance is everything that one successful token response persists, in one
-// transaction: the access token record, an optional new refresh token and the
-// audit events.
+// transaction: the access token record, an optional new refresh token, the
+// use of the consent it rests on and the audit events.
 type Issuance struct {
 	AccessToken  *AccessToken  // may be nil if no access token is recorded
 	RefreshToken *RefreshToken // may be nil
-	Events       []*AuditEvent
+	// ConsentUse, when set, records that the token was issued on the
+	// person's consent: LastUsedAt of the named scopes becomes At.
+	ConsentUse *ConsentUse
+	Events     []*AuditEvent
 	// Reuse, for RotateRefresh only, opens the refresh reuse interval (nil:
 	// strict rotation).
 	Reuse *ReuseInterval
@@ -344,10 +371,37 @@ type LiveCheck struct {
 	TenantID, ClientID, UserID string
 }
 
-// Store is the persistence contract. Every method is one transaction.
-// Methods that write an audit event take it as an argument and write it in
-// the same transaction as the change it records; a nil event writes none.
+// ConsentUse names the consented scopes a token was issued on, as
+// TouchConsents takes them.
+type ConsentUse struct {
+	Filter ConsentFilter
+	Scopes []string
+	At     time.Time
+}
+
+// Store is the persistence contract: every role below, which one backend
+// provides. Every method is one transaction. Methods that write an audit
+// event take it as an argument and write it in the same transaction as the
+// change it records; a nil event writes none. A package that needs only
+// some roles depends on those (policy on Policies, consent on Consents,
+// the token key manager on SigningKeys), so its tests can fake a small
+// interface; the composition root hands every role the same Store.
 type Store interface {
+	Database
+	Clients
+	Resources
+	Users
+	SigningKeys
+	Sessions
+	Tokens
+	Consents
+	Policies
+	AuditTrail
+}
+
+// Database is the backend's lifecycle: opening checks, schema migration
+// and shutdown. The composition root (cmd/agentid) uses it.
+type Database interface {
 	// Close releases the backend's resources.
 	Close() error
 	// Ping checks the database answers (readiness).
@@ -358,19 +412,39 @@ type Store interface {
 	// SchemaVersion returns the database's current version and the newest
 	// version this binary knows.
 	SchemaVersion(ctx context.Context) (current, known int, err error)
+}
 
-	// Clients. CreateClient returns ErrConflict for a duplicate id.
+// Clients are the registered OAuth clients (agents): the admin CLI,
+// dynamic registration (RFC 7591/7592), client authentication and policy
+// ceilings use them.
+type Clients interface {
+	// CreateClient returns ErrConflict for a duplicate id.
 	CreateClient(ctx context.Context, c *Client, ev *AuditEvent) error
 	GetClient(ctx context.Context, tenantID, id string) (*Client, error)
 	ListClients(ctx context.Context, tenantID string) ([]*Client, error)
-	// UpdateClient replaces every field of the client (matched by tenant and id).
-	UpdateClient(ctx context.Context, c *Client, ev *AuditEvent) error
+	// UpdateClient changes the client (tenant, id) by compare-and-set: in
+	// one transaction it reads the client, holding it against concurrent
+	// updates, hands it to update, stores every field update leaves, writes
+	// ev, and returns the stored client. Two concurrent updates of different
+	// fields therefore both land. An unknown client is ErrNotFound. If
+	// update returns an error, nothing is written and UpdateClient returns
+	// that error unchanged; an update that changes TenantID or ID is
+	// ErrInvalid. update may fill ev. It runs while the backend holds its
+	// write lock, so it must only compute (no I/O, no store calls), and it
+	// may run more than once, each time on a freshly read client, so its
+	// only effects must be on the client and ev.
+	UpdateClient(ctx context.Context, tenantID, id string, update func(*Client) error, ev *AuditEvent) (*Client, error)
 	// DeleteClient removes the client and revokes every refresh token and
 	// recorded access token issued to it.
 	DeleteClient(ctx context.Context, tenantID, id string, now time.Time, ev *AuditEvent) error
+}
 
-	// Resources. CreateResource returns ErrConflict for a duplicate URI and
-	// writes ev (nil: none) in the same transaction.
+// Resources are the protected resources (MCP servers) and their scopes,
+// named by canonical URI: the admin CLI, /authorize, /token and policy read
+// them.
+type Resources interface {
+	// CreateResource returns ErrConflict for a duplicate URI and writes ev
+	// (nil: none) in the same transaction.
 	CreateResource(ctx context.Context, r *Resource, ev *AuditEvent) error
 	// GetResource finds a resource by its canonical URI.
 	GetResource(ctx context.Context, tenantID, uri string) (*Resource, error)
@@ -382,9 +456,13 @@ type Store interface {
 	// DeleteResource removes the resource (ErrNotFound if unknown) and
 	// writes ev (nil: none) in the same transaction.
 	DeleteResource(ctx context.Context, tenantID, uri string, ev *AuditEvent) error
+}
 
-	// Users. CreateUser returns ErrConflict for a duplicate id or username
-	// and writes ev (nil: none) in the same transaction.
+// Users are the local accounts people log in with: login, the admin CLI
+// and policy (roles, groups) use them.
+type Users interface {
+	// CreateUser returns ErrConflict for a duplicate id or username and
+	// writes ev (nil: none) in the same transaction.
 	CreateUser(ctx context.Context, u *User, ev *AuditEvent) error
 	GetUser(ctx context.Context, tenantID, id string) (*User, error)
 	GetUserByUsername(ctx context.Context, tenantID, username string) (*User, error)
@@ -392,8 +470,12 @@ type Store interface {
 	// UpdateUser replaces password hash and disabled flag and writes ev
 	// (nil: none) in the same transaction.
 	UpdateUser(ctx context.Context, u *User, ev *AuditEvent) error
+}
 
-	// Signing keys.
+// SigningKeys are the access-token signing keys, stored encrypted; only
+// the token package's key manager uses them.
+type SigningKeys interface {
+	// CreateSigningKey returns ErrConflict for a duplicate kid.
 	CreateSigningKey(ctx context.Context, k *SigningKey) error
 	// ListSigningKeys returns every key, oldest first.
 	ListSigningKeys(ctx context.Context) ([]*SigningKey, error)
@@ -401,13 +483,21 @@ type Store interface {
 	UpdateSigningKey(ctx context.Context, k *SigningKey) error
 	// DeleteExpiredSigningKeys removes keys whose ExpiresAt is set and before now.
 	DeleteExpiredSigningKeys(ctx context.Context, now time.Time) error
+}
 
-	// Login sessions.
+// Sessions are browser login sessions, stored by the hash of the cookie.
+type Sessions interface {
 	CreateSession(ctx context.Context, s *Session, ev *AuditEvent) error
 	// GetSession returns ErrNotFound for an unknown or expired (at now) session.
 	GetSession(ctx context.Context, hash []byte, now time.Time) (*Session, error)
 	DeleteSession(ctx context.Context, hash []byte) error
+}
 
+// Tokens are the protocol's single-use and revocable credentials:
+// authorization codes, refresh-token families, the access-token denylist
+// and single-use JWT ids. Each method is one atomic protocol step of the
+// token endpoint, revocation and introspection.
+type Tokens interface {
 	// CreateAuthCode stores a new authorization code.
 	CreateAuthCode(ctx context.Context, c *AuthCode, ev *AuditEvent) error
 	// ConsumeAuthCode marks the code consumed at now and returns it. An unknown
@@ -418,7 +508,6 @@ type Store interface {
 	// may be nil), completed by ev.WithCode. A first, successful consumption
 	// writes no event: the issuance that follows records itself.
 	ConsumeAuthCode(ctx context.Context, hash []byte, now time.Time, ev *AuditEvent) (*AuthCode, error)
-
 	// GetRefreshToken returns the token with this hash whatever its state.
 	GetRefreshToken(ctx context.Context, hash []byte) (*RefreshToken, error)
 	// IssueTokens persists one token response. When its tokens belong to a
@@ -443,6 +532,9 @@ type Store interface {
 	RotateRefresh(ctx context.Context, oldHash []byte, now time.Time, iss *Issuance, reuse *AuditEvent) error
 	// RevokeGrant revokes every refresh token and recorded access token of the
 	// grant. Revoking an unknown or already revoked grant is not an error.
+	// An empty grantID is ErrInvalid and writes nothing, ev included: tokens
+	// without a grant (client credentials, token exchange) belong to no
+	// family, so no revocation by grant may reach them.
 	RevokeGrant(ctx context.Context, tenantID, grantID string, now time.Time, ev *AuditEvent) error
 	// RevokeAccessToken denylists the jti until at.ExpiresAt (recording it if
 	// it was not recorded). Idempotent.
@@ -465,7 +557,14 @@ type Store interface {
 	// already recorded and not yet expired at now is ErrConflict. key
 	// namespaces the jti (e.g. the issuer).
 	UseJTI(ctx context.Context, key, jti string, exp, now time.Time) error
+	// DeleteExpired removes codes, refresh tokens, access-token records,
+	// sessions and JTIs that expired before now.
+	DeleteExpired(ctx context.Context, now time.Time) error
+}
 
+// Consents are the consent ledger's grants, per user, client, resource and
+// scope; the consent package owns their rules.
+type Consents interface {
 	// UpsertConsents records grants (one row per tenant, user, client,
 	// resource and scope; an existing row gets the new GrantedAt and ExpiresAt
 	// and its RevokedAt cleared).
@@ -474,12 +573,19 @@ type Store interface {
 	ListConsents(ctx context.Context, f ConsentFilter) ([]*ConsentGrant, error)
 	// TouchConsents sets LastUsedAt of the named scopes to now.
 	TouchConsents(ctx context.Context, f ConsentFilter, scopes []string, now time.Time) error
-	// RevokeConsents marks the matching grants revoked (scopes nil: all scopes)
-	// and cascades in the same transaction: refresh tokens of that user and
-	// client (and resource, when set) carrying any revoked scope are revoked,
-	// and so are the recorded access tokens carrying one.
+	// RevokeConsents marks the matching grants revoked (scopes nil: all scopes;
+	// empty: none) and cascades in the same transaction: refresh tokens of
+	// that user and client (and resource, when set) carrying any revoked
+	// scope are revoked, and so are the recorded access tokens carrying one.
+	// Tokens without a user never rest on consent and are left alone. ev is
+	// written only when a grant or a token was revoked; revoking nothing is
+	// not an error and leaves no trace.
 	RevokeConsents(ctx context.Context, f ConsentFilter, scopes []string, now time.Time, ev *AuditEvent) error
+}
 
+// Policies are the versioned policy sets of each tenant; the policy
+// package applies, activates and reads them.
+type Policies interface {
 	// CreatePolicySet stores ps as the tenant's newest version and makes it
 	// the active one; it sets ps.Version.
 	CreatePolicySet(ctx context.Context, ps *PolicySet, ev *AuditEvent) error
@@ -489,13 +595,13 @@ type Store interface {
 	ListPolicySets(ctx context.Context, tenantID string) ([]*PolicySet, error)
 	// ActivatePolicySet makes an existing version active (rollback).
 	ActivatePolicySet(ctx context.Context, tenantID string, version int64, ev *AuditEvent) error
+}
 
+// AuditTrail is the append-only audit trail. Most events are written by
+// the method whose change they record; these write and read it directly.
+type AuditTrail interface {
 	// AppendAudit writes a standalone audit event.
 	AppendAudit(ctx context.Context, ev *AuditEvent) error
 	// ListAudit returns matching events, newest first.
 	ListAudit(ctx context.Context, f AuditFilter) ([]*AuditEvent, error)
-
-	// DeleteExpired removes codes, refresh tokens, access-token records,
-	// sessions and JTIs that expired before now.
-	DeleteExpired(ctx context.Context, now time.Time) error
 }

@@ -61,7 +61,7 @@ var (
 // Options configure Keys. Store and Keyring are required; zero values of the
 // other fields mean the documented defaults.
 type Options struct {
-	Store   store.Store
+	Store   store.SigningKeys
 	Keyring *Keyring
 	// Algorithm of newly created keys: "ES256" (default), "EdDSA" or "RS256".
 	// Existing keys keep their algorithm; rotate to switch.
@@ -83,7 +83,7 @@ type Options struct {
 // and serves the JWKS. It is safe for concurrent use; Mint, Verify and JWKS
 // take no lock.
 type Keys struct {
-	store      store.Store
+	store      store.SigningKeys
 	keyring    *Keyring
 	alg        string
 	rand       io.Reader

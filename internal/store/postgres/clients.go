@@ -80,22 +80,40 @@ func (s *Store) ListClients(ctx context.Context, tenantID string) ([]*store.Clie
 	return out, mapErr("list clients", rows.Err())
 }
 
-// UpdateClient replaces every stored field of the client matched by tenant
-// and id; an unknown client is store.ErrNotFound.
-func (s *Store) UpdateClient(ctx context.Context, c *store.Client, ev *store.AuditEvent) error {
-	return mapErr("update client", s.inTx(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE clients SET (`+clientCols+`) =
-			($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-			 $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)
-			WHERE tenant_id = $1 AND id = $2`, clientArgs(c)...)
+// UpdateClient implements store.Store: SELECT … FOR UPDATE holds the row
+// until the commit, so a concurrent update, on this replica or another,
+// reads the client only after this one is stored.
+func (s *Store) UpdateClient(ctx context.Context, tenantID, id string, update func(*store.Client) error,
+	ev *store.AuditEvent) (*store.Client, error) {
+	var out *store.Client
+	var updateErr error
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		c, err := scanClient(tx.QueryRow(ctx, `SELECT `+clientCols+` FROM clients
+			WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, tenantID, id))
 		if err != nil {
 			return err
 		}
-		if tag.RowsAffected() == 0 {
-			return notFound("update client")
+		if err := store.ApplyClientUpdate(c, update); err != nil {
+			updateErr = err
+			return err
+		}
+		// RETURNING hands back the client as stored (UTC, microseconds).
+		out, err = scanClient(tx.QueryRow(ctx, `UPDATE clients SET (`+clientCols+`) =
+			($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
+			 $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)
+			WHERE tenant_id = $1 AND id = $2 RETURNING `+clientCols, clientArgs(c)...))
+		if err != nil {
+			return err
 		}
 		return insertEvent(ctx, tx, ev)
-	}))
+	})
+	if updateErr != nil {
+		return nil, updateErr
+	}
+	if err != nil {
+		return nil, mapErr("update client", err)
+	}
+	return out, nil
 }
 
 // DeleteClient removes the client and revokes, in the same transaction,

@@ -87,20 +87,30 @@ func (s *Store) ListConsents(ctx context.Context, f store.ConsentFilter) ([]*sto
 // TouchConsents sets LastUsedAt of the named scopes to now; no scopes touch
 // nothing.
 func (s *Store) TouchConsents(ctx context.Context, f store.ConsentFilter, scopes []string, now time.Time) error {
-	if len(scopes) == 0 {
+	q, args := touchConsents(f, scopes, now)
+	if q == "" {
 		return nil
 	}
-	where, args := consentWhere(f, []any{now, scopes})
-	_, err := s.pool.Exec(ctx, `UPDATE consents SET last_used_at = $1
-		WHERE scope = ANY($2) AND `+and(where), args...)
+	_, err := s.pool.Exec(ctx, q, args...)
 	return mapErr("touch consents", err)
+}
+
+// touchConsents is the statement setting LastUsedAt of the named scopes to
+// now, or "" when no scope is named.
+func touchConsents(f store.ConsentFilter, scopes []string, now time.Time) (string, []any) {
+	if len(scopes) == 0 {
+		return "", nil
+	}
+	where, args := consentWhere(f, []any{now, scopes})
+	return `UPDATE consents SET last_used_at = $1 WHERE scope = ANY($2) AND ` + and(where), args
 }
 
 // RevokeConsents marks the matching grants revoked (scopes nil: all scopes)
 // and, in the same transaction, revokes the refresh tokens and recorded
 // access tokens of the same tenant, user, client (and resource, when set)
 // that carry a revoked scope (any scope when scopes is nil). Tokens without
-// a user (client credentials) never rest on consent and are left alone.
+// a user (client credentials) never rest on consent and are left alone. ev
+// is written only when something was revoked.
 func (s *Store) RevokeConsents(ctx context.Context, f store.ConsentFilter, scopes []string, now time.Time, ev *store.AuditEvent) error {
 	return mapErr("revoke consents", s.inTx(ctx, func(tx pgx.Tx) error {
 		scopeCond := "TRUE"
@@ -110,19 +120,26 @@ func (s *Store) RevokeConsents(ctx context.Context, f store.ConsentFilter, scope
 			scopeCond = "scope = ANY($2)"
 		}
 		where, args := consentWhere(f, base)
-		if _, err := tx.Exec(ctx, `UPDATE consents SET revoked_at = $1
-			WHERE revoked_at IS NULL AND `+scopeCond+` AND `+and(where), args...); err != nil {
+		tag, err := tx.Exec(ctx, `UPDATE consents SET revoked_at = $1
+			WHERE revoked_at IS NULL AND `+scopeCond+` AND `+and(where), args...)
+		if err != nil {
 			return err
 		}
+		n := tag.RowsAffected()
 		tokenScopeCond := "TRUE"
 		if scopes != nil {
 			tokenScopeCond = "scopes && $2::text[]"
 		}
 		for _, table := range []string{"refresh_tokens", "access_tokens"} {
-			if _, err := tx.Exec(ctx, `UPDATE `+table+` SET revoked_at = $1
-				WHERE revoked_at IS NULL AND user_id <> '' AND `+tokenScopeCond+` AND `+and(where), args...); err != nil {
+			tag, err := tx.Exec(ctx, `UPDATE `+table+` SET revoked_at = $1
+				WHERE revoked_at IS NULL AND user_id <> '' AND `+tokenScopeCond+` AND `+and(where), args...)
+			if err != nil {
 				return err
 			}
+			n += tag.RowsAffected()
+		}
+		if n == 0 {
+			return nil // nothing revoked: no event
 		}
 		return insertEvent(ctx, tx, ev)
 	}))

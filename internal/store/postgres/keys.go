@@ -9,7 +9,7 @@ import (
 
 // CreateSigningKey inserts k; a duplicate kid is store.ErrConflict.
 func (s *Store) CreateSigningKey(ctx context.Context, k *store.SigningKey) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO signing_keys (id, algorithm, public_jwk, private_enc,
+	_, err := s.pool.Exec(ctx, `INSERT INTO signing_keys (kid, algorithm, public_jwk, private_enc,
 		activate_at, retired_at, expires_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 		k.ID, k.Algorithm, k.PublicJWK, k.PrivateEnc, k.ActivateAt, nullTime(k.RetiredAt),
 		nullTime(k.ExpiresAt), k.CreatedAt)
@@ -18,8 +18,8 @@ func (s *Store) CreateSigningKey(ctx context.Context, k *store.SigningKey) error
 
 // ListSigningKeys returns every key, oldest first.
 func (s *Store) ListSigningKeys(ctx context.Context) ([]*store.SigningKey, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, algorithm, public_jwk, private_enc, activate_at,
-		retired_at, expires_at, created_at FROM signing_keys ORDER BY created_at, id`)
+	rows, err := s.pool.Query(ctx, `SELECT kid, algorithm, public_jwk, private_enc, activate_at,
+		retired_at, expires_at, created_at FROM signing_keys ORDER BY created_at, kid`)
 	if err != nil {
 		return nil, mapErr("list signing keys", err)
 	}
@@ -42,7 +42,7 @@ func (s *Store) ListSigningKeys(ctx context.Context) ([]*store.SigningKey, error
 // UpdateSigningKey stores RetiredAt and ExpiresAt of the key; an unknown kid
 // is store.ErrNotFound.
 func (s *Store) UpdateSigningKey(ctx context.Context, k *store.SigningKey) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE signing_keys SET retired_at = $2, expires_at = $3 WHERE id = $1`,
+	tag, err := s.pool.Exec(ctx, `UPDATE signing_keys SET retired_at = $2, expires_at = $3 WHERE kid = $1`,
 		k.ID, nullTime(k.RetiredAt), nullTime(k.ExpiresAt))
 	if err != nil {
 		return mapErr("update signing key", err)

@@ -17,7 +17,7 @@ import (
 func TestMigration0002BackfillsRequestedScopes(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgtest.FreshSchema(t)
-	ms, err := loadMigrations(migrationFS)
+	ms, err := loadMigrations()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +27,7 @@ func TestMigration0002BackfillsRequestedScopes(t *testing.T) {
 	}
 	for _, q := range []string{
 		createMigrationsTableSQL,
-		ms[0].sql,
+		ms[0].SQL,
 		`INSERT INTO schema_migrations (version, name) VALUES (1, '0001_init.sql')`,
 		`INSERT INTO clients (tenant_id, id, name, token_endpoint_auth_method, application_type, scopes, default_resource,
 			jwks, jwks_uri, client_uri, logo_uri, tos_uri, policy_uri, software_id, software_version, registration_method,

@@ -18,22 +18,28 @@ func lockTenantPolicy(ctx context.Context, tx pgx.Tx, tenantID string) error {
 // CreatePolicySet stores ps as the tenant's newest version, makes it the
 // active one and sets ps.Version and ps.Active.
 func (s *Store) CreatePolicySet(ctx context.Context, ps *store.PolicySet, ev *store.AuditEvent) error {
-	files, err := jsonMap(ps.Files)
-	if err != nil {
-		return mapErr("create policy set", err)
-	}
 	var version int64
-	err = s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		if err := lockTenantPolicy(ctx, tx, ps.TenantID); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE policy_sets SET active = FALSE WHERE tenant_id = $1 AND active`, ps.TenantID); err != nil {
 			return err
 		}
-		if err := tx.QueryRow(ctx, `INSERT INTO policy_sets (tenant_id, version, files, comment, created_by, created_at, active)
-			SELECT $1, coalesce(max(version), 0) + 1, $2, $3, $4, $5, TRUE FROM policy_sets WHERE tenant_id = $1
-			RETURNING version`, ps.TenantID, files, ps.Comment, ps.CreatedBy, ps.CreatedAt).Scan(&version); err != nil {
+		if err := tx.QueryRow(ctx, `INSERT INTO policy_sets (tenant_id, version, comment, created_by, created_at, active)
+			SELECT $1, coalesce(max(version), 0) + 1, $2, $3, $4, TRUE FROM policy_sets WHERE tenant_id = $1
+			RETURNING version`, ps.TenantID, ps.Comment, ps.CreatedBy, ps.CreatedAt).Scan(&version); err != nil {
 			return err
+		}
+		if len(ps.Files) > 0 {
+			b := &pgx.Batch{}
+			for name, content := range ps.Files {
+				b.Queue(`INSERT INTO policy_files (tenant_id, version, name, content) VALUES ($1, $2, $3, $4)`,
+					ps.TenantID, version, name, content)
+			}
+			if err := tx.SendBatch(ctx, b).Close(); err != nil {
+				return err
+			}
 		}
 		return insertEvent(ctx, tx, ev)
 	})
@@ -44,7 +50,12 @@ func (s *Store) CreatePolicySet(ctx context.Context, ps *store.PolicySet, ev *st
 	return nil
 }
 
-const policyCols = `tenant_id, version, files, comment, created_by, created_at, active`
+// policyCols reads a set with its files aggregated into one JSON object,
+// so a set is read in one statement.
+const policyCols = `p.tenant_id, p.version,
+	(SELECT jsonb_object_agg(f.name, f.content) FROM policy_files f
+	   WHERE f.tenant_id = p.tenant_id AND f.version = p.version),
+	p.comment, p.created_by, p.created_at, p.active`
 
 func scanPolicySet(row pgx.Row) (*store.PolicySet, error) {
 	var ps store.PolicySet
@@ -62,8 +73,8 @@ func scanPolicySet(row pgx.Row) (*store.PolicySet, error) {
 
 // ActivePolicySet returns the tenant's active set, or store.ErrNotFound.
 func (s *Store) ActivePolicySet(ctx context.Context, tenantID string) (*store.PolicySet, error) {
-	ps, err := scanPolicySet(s.pool.QueryRow(ctx, `SELECT `+policyCols+` FROM policy_sets
-		WHERE tenant_id = $1 AND active`, tenantID))
+	ps, err := scanPolicySet(s.pool.QueryRow(ctx, `SELECT `+policyCols+` FROM policy_sets p
+		WHERE p.tenant_id = $1 AND p.active`, tenantID))
 	if err != nil {
 		return nil, mapErr("active policy set", err)
 	}
@@ -72,8 +83,8 @@ func (s *Store) ActivePolicySet(ctx context.Context, tenantID string) (*store.Po
 
 // ListPolicySets returns every version of the tenant, newest first.
 func (s *Store) ListPolicySets(ctx context.Context, tenantID string) ([]*store.PolicySet, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+policyCols+` FROM policy_sets WHERE tenant_id = $1
-		ORDER BY version DESC`, tenantID)
+	rows, err := s.pool.Query(ctx, `SELECT `+policyCols+` FROM policy_sets p WHERE p.tenant_id = $1
+		ORDER BY p.version DESC`, tenantID)
 	if err != nil {
 		return nil, mapErr("list policy sets", err)
 	}

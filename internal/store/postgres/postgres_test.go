@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"testing/fstest"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -41,59 +40,11 @@ func newStore(t testing.TB) *Store {
 
 func knownVersion(t testing.TB) int {
 	t.Helper()
-	ms, err := loadMigrations(migrationFS)
+	ms, err := loadMigrations()
 	if err != nil {
 		t.Fatalf("embedded migrations: %v", err)
 	}
 	return len(ms)
-}
-
-func TestLoadMigrations(t *testing.T) {
-	file := func(s string) *fstest.MapFile { return &fstest.MapFile{Data: []byte(s)} }
-	tests := []struct {
-		name     string
-		fsys     fstest.MapFS
-		versions []int
-		wantErr  bool
-	}{
-		{"ordered", fstest.MapFS{
-			"migrations/0002_b.sql": file("B"),
-			"migrations/0001_a.sql": file("A"),
-			"migrations/README":     file("not sql"),
-		}, []int{1, 2}, false},
-		{"gap", fstest.MapFS{
-			"migrations/0001_a.sql": file("A"),
-			"migrations/0003_c.sql": file("C"),
-		}, nil, true},
-		{"duplicate version", fstest.MapFS{
-			"migrations/0001_a.sql": file("A"),
-			"migrations/001_b.sql":  file("B"),
-		}, nil, true},
-		{"starts at zero", fstest.MapFS{"migrations/0000_a.sql": file("A")}, nil, true},
-		{"no number", fstest.MapFS{"migrations/init.sql": file("A")}, nil, true},
-		{"not a number", fstest.MapFS{"migrations/x1_init.sql": file("A")}, nil, true},
-		{"no directory", fstest.MapFS{}, nil, true},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			ms, err := loadMigrations(tc.fsys)
-			if (err != nil) != tc.wantErr {
-				t.Fatalf("loadMigrations error = %v, want error %v", err, tc.wantErr)
-			}
-			var got []int
-			for _, m := range ms {
-				got = append(got, m.version)
-			}
-			if fmt.Sprint(got) != fmt.Sprint(tc.versions) {
-				t.Fatalf("versions = %v, want %v", got, tc.versions)
-			}
-		})
-	}
-	t.Run("embedded", func(t *testing.T) {
-		if knownVersion(t) < 1 {
-			t.Fatal("no embedded migrations")
-		}
-	})
 }
 
 func TestMapErr(t *testing.T) {

@@ -141,6 +141,11 @@ func queueIssuance(b *pgx.Batch, iss *store.Issuance) error {
 			rt.Hash, rt.TenantID, rt.GrantID, rt.ClientID, rt.UserID, rt.Scopes, rt.Resource,
 			rt.AuthTime, rt.CreatedAt, rt.ExpiresAt, nullTime(rt.RotatedAt), nullTime(rt.RevokedAt))
 	}
+	if u := iss.ConsentUse; u != nil {
+		if q, args := touchConsents(u.Filter, u.Scopes, u.At); q != "" {
+			b.Queue(q, args...)
+		}
+	}
 	for _, ev := range iss.Events {
 		if err := queueEvent(b, ev); err != nil {
 			return err
@@ -329,6 +334,9 @@ func (s *Store) RotateRefresh(ctx context.Context, oldHash []byte, now time.Time
 // revokeGrant revokes every refresh token and recorded access token of the
 // grant that is not revoked yet.
 func revokeGrant(ctx context.Context, tx pgx.Tx, tenantID, grantID string, now time.Time) error {
+	if grantID == "" {
+		return nil // grant-less tokens belong to no family
+	}
 	b := &pgx.Batch{}
 	b.Queue(`UPDATE refresh_tokens SET revoked_at = $3
 		WHERE tenant_id = $1 AND grant_id = $2 AND revoked_at IS NULL`, tenantID, grantID, now)
@@ -341,8 +349,12 @@ func revokeGrant(ctx context.Context, tx pgx.Tx, tenantID, grantID string, now t
 }
 
 // RevokeGrant revokes every refresh token and recorded access token of the
-// grant; an unknown or already revoked grant is not an error.
+// grant; an unknown or already revoked grant is not an error, an empty
+// grant id is store.ErrInvalid.
 func (s *Store) RevokeGrant(ctx context.Context, tenantID, grantID string, now time.Time, ev *store.AuditEvent) error {
+	if grantID == "" {
+		return mapErr("revoke grant", store.ErrInvalid)
+	}
 	return mapErr("revoke grant", s.inTx(ctx, func(tx pgx.Tx) error {
 		if err := revokeGrant(ctx, tx, tenantID, grantID, now); err != nil {
 			return err

@@ -8,7 +8,7 @@ import (
 	"github.com/agentid/agentid/internal/store"
 )
 
-const userCols = `tenant_id, id, username, password_hash, roles, groups, disabled, created_at, updated_at`
+const userCols = `tenant_id, id, username, password_hash, roles, group_names, disabled, created_at, updated_at`
 
 func scanUser(row pgx.Row) (*store.User, error) {
 	var u store.User

@@ -22,7 +22,7 @@ const (
 	tos_uri = ?, policy_uri = ?, contacts = ?, software_id = ?, software_version = ?,
 	registration_method = ?, registration_token_hash = ?, created_ip = ?, tags = ?,
 	owner_user_id = ?, disabled = ?, created_at = ?, updated_at = ?, requested_scopes = ?
-	WHERE tenant_id = ? AND id = ?`
+	WHERE tenant_id = ? AND id = ? RETURNING ` + clientCols
 	qGetClient    = `SELECT ` + clientCols + ` FROM clients WHERE tenant_id = ? AND id = ?`
 	qListClients  = `SELECT ` + clientCols + ` FROM clients WHERE tenant_id = ? ORDER BY id`
 	qDeleteClient = `DELETE FROM clients WHERE tenant_id = ? AND id = ?`
@@ -102,20 +102,41 @@ func (s *Store) ListClients(ctx context.Context, tenantID string) ([]*store.Clie
 	return out, wrap("list clients", rows.Err())
 }
 
-// UpdateClient implements store.Store.
-func (s *Store) UpdateClient(ctx context.Context, c *store.Client, ev *store.AuditEvent) error {
-	args := append(clientValues(c), c.TenantID, c.ID)
-	evRow := prepAudit(ev)
-	return wrap("update client", s.w.do(ctx, func(tx *wtx) error {
-		n, err := tx.execN(qUpdateClient, args...)
+// UpdateClient implements store.Store. The writer is the only writer of
+// the file, so reading the client inside its transaction holds it against
+// every other update.
+func (s *Store) UpdateClient(ctx context.Context, tenantID, id string, update func(*store.Client) error,
+	ev *store.AuditEvent) (*store.Client, error) {
+	var out *store.Client
+	var updateErr error
+	err := s.w.do(ctx, func(tx *wtx) error {
+		out, updateErr = nil, nil // a batch may run this again
+		c, err := scanClient(tx.queryRow(qGetClient, tenantID, id))
 		if err != nil {
 			return err
 		}
-		if n == 0 {
-			return store.ErrNotFound
+		if err := store.ApplyClientUpdate(c, update); err != nil {
+			updateErr = err
+			return err
 		}
-		return tx.audit(evRow)
-	}))
+		// RETURNING hands back the client as stored (UTC, microseconds).
+		stored, err := scanClient(tx.queryRow(qUpdateClient, append(clientValues(c), tenantID, id)...))
+		if err != nil {
+			return err
+		}
+		if err := tx.audit(prepAudit(ev)); err != nil {
+			return err
+		}
+		out = stored
+		return nil
+	})
+	if updateErr != nil {
+		return nil, updateErr
+	}
+	if err != nil {
+		return nil, wrap("update client", err)
+	}
+	return out, nil
 }
 
 // DeleteClient implements store.Store. Tokens are revoked, not deleted: the

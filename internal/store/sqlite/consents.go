@@ -79,16 +79,24 @@ func (s *Store) ListConsents(ctx context.Context, f store.ConsentFilter) ([]*sto
 // TouchConsents implements store.Store. With no scopes named it changes
 // nothing.
 func (s *Store) TouchConsents(ctx context.Context, f store.ConsentFilter, scopes []string, now time.Time) error {
-	if len(scopes) == 0 {
+	q, args := touchConsents(f, scopes, now)
+	if q == "" {
 		return nil
 	}
-	where, args := consentWhere(f, scopes, true)
-	q := `UPDATE consents SET last_used_at = ?` + where
-	args = append([]any{now.UnixMicro()}, args...)
 	return wrap("touch consents", s.w.do(ctx, func(tx *wtx) error {
 		_, err := tx.exec(q, args...)
 		return err
 	}))
+}
+
+// touchConsents is the statement setting LastUsedAt of the named scopes to
+// now, or "" when no scope is named.
+func touchConsents(f store.ConsentFilter, scopes []string, now time.Time) (string, []any) {
+	if len(scopes) == 0 {
+		return "", nil
+	}
+	where, args := consentWhere(f, scopes, true)
+	return `UPDATE consents SET last_used_at = ?` + where, append([]any{now.UnixMicro()}, args...)
 }
 
 // cascadeKey groups revoked consents by whose tokens they cover: user and
@@ -136,21 +144,28 @@ func (s *Store) RevokeConsents(ctx context.Context, f store.ConsentFilter, scope
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		if _, err := tx.exec(qRevoke, append([]any{at}, args...)...); err != nil {
+		n, err := tx.execN(qRevoke, append([]any{at}, args...)...)
+		if err != nil {
 			return err
 		}
 		for k, sc := range revoked {
-			if err := tx.cascade(k, sc, at); err != nil {
+			hit, err := tx.cascade(k, sc, at)
+			if err != nil {
 				return err
 			}
+			n += hit
+		}
+		if n == 0 {
+			return nil // nothing revoked: no event
 		}
 		return tx.audit(evRow)
 	}))
 }
 
 // cascade revokes the refresh tokens and access-token records of k that
-// carry any scope in revoked.
-func (tx *wtx) cascade(k cascadeKey, revoked map[string]bool, at int64) error {
+// carry any scope in revoked and returns how many it revoked.
+func (tx *wtx) cascade(k cascadeKey, revoked map[string]bool, at int64) (int64, error) {
+	var n int64
 	for _, t := range []struct {
 		sel, upd string
 	}{
@@ -167,7 +182,7 @@ func (tx *wtx) cascade(k cascadeKey, revoked map[string]bool, at int64) error {
 	} {
 		rows, err := tx.query(t.sel, k.tenant, k.user, k.client, k.resource, k.resource)
 		if err != nil {
-			return err
+			return n, err
 		}
 		var hit []any
 		for rows.Next() {
@@ -175,12 +190,12 @@ func (tx *wtx) cascade(k cascadeKey, revoked map[string]bool, at int64) error {
 			var text string
 			if err := rows.Scan(&id, &text); err != nil {
 				rows.Close()
-				return err
+				return n, err
 			}
 			var have []string
 			if err := json.Unmarshal([]byte(text), &have); err != nil {
 				rows.Close()
-				return err
+				return n, err
 			}
 			for _, sc := range have {
 				if revoked[sc] {
@@ -190,16 +205,17 @@ func (tx *wtx) cascade(k cascadeKey, revoked map[string]bool, at int64) error {
 			}
 		}
 		if err := rows.Close(); err != nil {
-			return err
+			return n, err
 		}
 		if err := rows.Err(); err != nil {
-			return err
+			return n, err
 		}
 		for _, id := range hit {
 			if _, err := tx.exec(t.upd, at, id); err != nil {
-				return err
+				return n, err
 			}
 		}
+		n += int64(len(hit))
 	}
-	return nil
+	return n, nil
 }

@@ -26,7 +26,7 @@ func TestMigration0002BackfillsRequestedScopes(t *testing.T) {
 	}
 	for _, q := range []string{
 		createMigrationsTable,
-		ms[0].sql,
+		ms[0].SQL,
 		`INSERT INTO schema_migrations (version, name, applied_at) VALUES (1, '0001_init.sql', 0)`,
 		`INSERT INTO clients (tenant_id, id, scopes, registration_method) VALUES ('default', 'dcr-1', '["notes.read","notes.write"]', 'dcr')`,
 		`INSERT INTO clients (tenant_id, id, scopes, registration_method) VALUES ('default', 'manual-1', '[]', 'manual')`,

@@ -9,26 +9,26 @@ import (
 
 const (
 	qInsertResource = `INSERT INTO resources
-	(tenant_id, id, uri, name, access_token_ttl, consent_max_ttl, consent_default_ttl, tags, client_id, created_at)
+	(tenant_id, id, uri, name, access_token_ttl_ns, consent_max_ttl_ns, consent_default_ttl_ns, tags, client_id, created_at)
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	qInsertScope = `INSERT INTO resource_scopes (tenant_id, resource_id, position, name, description, sensitive)
+	qInsertScope = `INSERT INTO resource_scopes (tenant_id, resource_uri, position, name, description, sensitive)
 	VALUES (?, ?, ?, ?, ?, ?)`
-	qUpdateResource = `UPDATE resources SET name = ?, access_token_ttl = ?, consent_max_ttl = ?,
-	consent_default_ttl = ?, tags = ?, client_id = ? WHERE tenant_id = ? AND uri = ? RETURNING id`
-	qDeleteScopes   = `DELETE FROM resource_scopes WHERE tenant_id = ? AND resource_id = ?`
+	qUpdateResource = `UPDATE resources SET name = ?, access_token_ttl_ns = ?, consent_max_ttl_ns = ?,
+	consent_default_ttl_ns = ?, tags = ?, client_id = ? WHERE tenant_id = ? AND uri = ?`
+	qDeleteScopes   = `DELETE FROM resource_scopes WHERE tenant_id = ? AND resource_uri = ?`
 	qDeleteResource = `DELETE FROM resources WHERE tenant_id = ? AND uri = ?`
 	// One statement reads a resource with its scopes: one snapshot, no
 	// second round trip.
-	qSelectResources = `SELECT r.tenant_id, r.id, r.uri, r.name, r.access_token_ttl, r.consent_max_ttl,
-	r.consent_default_ttl, r.tags, r.client_id, r.created_at, s.name, s.description, s.sensitive
-	FROM resources r LEFT JOIN resource_scopes s ON s.tenant_id = r.tenant_id AND s.resource_id = r.id`
+	qSelectResources = `SELECT r.tenant_id, r.id, r.uri, r.name, r.access_token_ttl_ns, r.consent_max_ttl_ns,
+	r.consent_default_ttl_ns, r.tags, r.client_id, r.created_at, s.name, s.description, s.sensitive
+	FROM resources r LEFT JOIN resource_scopes s ON s.tenant_id = r.tenant_id AND s.resource_uri = r.uri`
 	qGetResource   = qSelectResources + ` WHERE r.tenant_id = ? AND r.uri = ? ORDER BY s.position`
-	qListResources = qSelectResources + ` WHERE r.tenant_id = ? ORDER BY r.id, s.position`
+	qListResources = qSelectResources + ` WHERE r.tenant_id = ? ORDER BY r.uri, s.position`
 )
 
-func (tx *wtx) insertScopes(tenantID, resourceID string, scopes []store.Scope) error {
+func (tx *wtx) insertScopes(tenantID, uri string, scopes []store.Scope) error {
 	for i, sc := range scopes {
-		if _, err := tx.exec(qInsertScope, tenantID, resourceID, i, sc.Name, sc.Description, sc.Sensitive); err != nil {
+		if _, err := tx.exec(qInsertScope, tenantID, uri, i, sc.Name, sc.Description, sc.Sensitive); err != nil {
 			return err
 		}
 	}
@@ -43,7 +43,7 @@ func (s *Store) CreateResource(ctx context.Context, r *store.Resource, ev *store
 			int64(r.ConsentMaxTTL), int64(r.ConsentDefaultTTL), listText(r.Tags), r.ClientID, tv(r.CreatedAt)); err != nil {
 			return err
 		}
-		if err := tx.insertScopes(r.TenantID, r.ID, r.Scopes); err != nil {
+		if err := tx.insertScopes(r.TenantID, r.URI, r.Scopes); err != nil {
 			return err
 		}
 		return tx.audit(evRow)
@@ -63,7 +63,7 @@ func scanResources(rows *sql.Rows) ([]*store.Resource, error) {
 			durCol{&r.ConsentDefaultTTL}, listCol{&r.Tags}, &r.ClientID, timeCol{&r.CreatedAt}, &name, &desc, &sensitive); err != nil {
 			return nil, err
 		}
-		if cur == nil || cur.ID != r.ID {
+		if cur == nil || cur.URI != r.URI {
 			cur = &r
 			out = append(out, cur)
 		}
@@ -105,16 +105,18 @@ func (s *Store) ListResources(ctx context.Context, tenantID string) ([]*store.Re
 func (s *Store) UpdateResource(ctx context.Context, r *store.Resource, ev *store.AuditEvent) error {
 	evRow := prepAudit(ev)
 	return wrap("update resource", s.w.do(ctx, func(tx *wtx) error {
-		var id string
-		err := tx.queryRow(qUpdateResource, r.Name, int64(r.AccessTokenTTL), int64(r.ConsentMaxTTL),
-			int64(r.ConsentDefaultTTL), listText(r.Tags), r.ClientID, r.TenantID, r.URI).Scan(&id)
+		n, err := tx.execN(qUpdateResource, r.Name, int64(r.AccessTokenTTL), int64(r.ConsentMaxTTL),
+			int64(r.ConsentDefaultTTL), listText(r.Tags), r.ClientID, r.TenantID, r.URI)
 		if err != nil {
-			return err // sql.ErrNoRows → ErrNotFound
-		}
-		if _, err := tx.exec(qDeleteScopes, r.TenantID, id); err != nil {
 			return err
 		}
-		if err := tx.insertScopes(r.TenantID, id, r.Scopes); err != nil {
+		if n == 0 {
+			return store.ErrNotFound
+		}
+		if _, err := tx.exec(qDeleteScopes, r.TenantID, r.URI); err != nil {
+			return err
+		}
+		if err := tx.insertScopes(r.TenantID, r.URI, r.Scopes); err != nil {
 			return err
 		}
 		return tx.audit(evRow)

@@ -35,7 +35,7 @@ func openTemp(t testing.TB) *Store {
 	return openAt(t, filepath.Join(t.TempDir(), "agentid.db"), defaultMaxBatch)
 }
 
-func migrate(t testing.TB, s *Store) {
+func migrateStore(t testing.TB, s *Store) {
 	t.Helper()
 	if _, _, err := s.Migrate(context.Background()); err != nil {
 		t.Fatal(err)
@@ -45,7 +45,7 @@ func migrate(t testing.TB, s *Store) {
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store {
 		s := openTemp(t)
-		migrate(t, s)
+		migrateStore(t, s)
 		return s
 	})
 }
@@ -58,7 +58,7 @@ func TestConformanceNoGroupCommit(t *testing.T) {
 	}
 	storetest.Run(t, func(t *testing.T) store.Store {
 		s := openAt(t, filepath.Join(t.TempDir(), "agentid.db"), 1)
-		migrate(t, s)
+		migrateStore(t, s)
 		return s
 	})
 }
@@ -66,14 +66,14 @@ func TestConformanceNoGroupCommit(t *testing.T) {
 // BenchmarkIssueTokens: go test -bench IssueTokens -run '^$' ./internal/store/sqlite
 func BenchmarkIssueTokens(b *testing.B) {
 	s := openTemp(b)
-	migrate(b, s)
+	migrateStore(b, s)
 	storetest.Bench(b, s)
 }
 
 // BenchmarkIssueTokensNoGroupCommit is the baseline: a transaction per call.
 func BenchmarkIssueTokensNoGroupCommit(b *testing.B) {
 	s := openAt(b, filepath.Join(b.TempDir(), "agentid.db"), 1)
-	migrate(b, s)
+	migrateStore(b, s)
 	storetest.Bench(b, s)
 }
 
@@ -124,18 +124,6 @@ func TestMigrate(t *testing.T) {
 			t.Fatalf("Migrate of a newer schema: %v, want ErrSchemaTooNew", err)
 		}
 	})
-}
-
-func TestMigrationsNumbered(t *testing.T) {
-	ms, err := loadMigrations()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, m := range ms {
-		if m.version != i+1 || m.sql == "" {
-			t.Errorf("migration %d: %+v", i, m.name)
-		}
-	}
 }
 
 func TestConcurrentMigrate(t *testing.T) {
@@ -205,7 +193,7 @@ func TestClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	migrate(t, s)
+	migrateStore(t, s)
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
@@ -219,7 +207,7 @@ func TestClose(t *testing.T) {
 
 func TestCanceledContext(t *testing.T) {
 	s := openTemp(t)
-	migrate(t, s)
+	migrateStore(t, s)
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	ev := &store.AuditEvent{TenantID: "default", Type: "canceled", RequestID: "r1"}
@@ -236,7 +224,7 @@ func TestCanceledContext(t *testing.T) {
 // busy, and see only committed state.
 func TestReadersDuringWrites(t *testing.T) {
 	s := openTemp(t)
-	migrate(t, s)
+	migrateStore(t, s)
 	ctx := t.Context()
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
@@ -272,7 +260,7 @@ func TestReadersDuringWrites(t *testing.T) {
 // authentication), from parallel goroutines on the read pool.
 func BenchmarkGetClient(b *testing.B) {
 	s := openTemp(b)
-	migrate(b, s)
+	migrateStore(b, s)
 	c := &store.Client{TenantID: store.DefaultTenant, ID: "bench", Name: "bench", SecretHash: make([]byte, 32),
 		GrantTypes: []string{"client_credentials"}, TokenEndpointAuthMethod: "client_secret_basic",
 		Scopes: []string{"files:read", "files:write"}, CreatedAt: time.Now(), UpdatedAt: time.Now()}

@@ -134,6 +134,9 @@ type issueRows struct {
 	// tenant and grant name the grant the tokens belong to ("" for none).
 	tenant, grant string
 	check         *store.LiveCheck
+	// touch records the consent use ("" for none).
+	touch     string
+	touchArgs []any
 }
 
 func prepIssue(iss *store.Issuance) *issueRows {
@@ -145,6 +148,9 @@ func prepIssue(iss *store.Issuance) *issueRows {
 	if rt := iss.RefreshToken; rt != nil {
 		p.refresh = refreshArgs(rt)
 		p.tenant, p.grant = rt.TenantID, rt.GrantID
+	}
+	if u := iss.ConsentUse; u != nil {
+		p.touch, p.touchArgs = touchConsents(u.Filter, u.Scopes, u.At)
 	}
 	return p
 }
@@ -201,6 +207,11 @@ func (tx *wtx) insertIssue(p *issueRows) error {
 	}
 	if p.refresh != nil {
 		if _, err := tx.exec(qInsertRefresh, p.refresh...); err != nil {
+			return err
+		}
+	}
+	if p.touch != "" {
+		if _, err := tx.exec(p.touch, p.touchArgs...); err != nil {
 			return err
 		}
 	}
@@ -306,6 +317,9 @@ func withinReuseInterval(since, now, expires, rotated, revoked time.Time) bool {
 
 // RevokeGrant implements store.Store.
 func (s *Store) RevokeGrant(ctx context.Context, tenantID, grantID string, now time.Time, ev *store.AuditEvent) error {
+	if grantID == "" {
+		return wrap("revoke grant", store.ErrInvalid)
+	}
 	evRow := prepAudit(ev)
 	return wrap("revoke grant", s.w.do(ctx, func(tx *wtx) error {
 		if err := tx.revokeGrant(tenantID, grantID, now); err != nil {

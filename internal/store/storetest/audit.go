@@ -234,9 +234,8 @@ func testTenantIsolation(t *testing.T, s store.Store) {
 		})
 	}
 	t.Run("update and delete stay in their tenant", func(t *testing.T) {
-		upd := fullClient("t2", "shared-id")
-		upd.Name = "renamed"
-		must(t, "UpdateClient", s.UpdateClient(ctx(t), upd, nil))
+		_, err := s.UpdateClient(ctx(t), "t2", "shared-id", func(c *store.Client) error { c.Name = "renamed"; return nil }, nil)
+		must(t, "UpdateClient", err)
 		must(t, "DeleteResource", s.DeleteResource(ctx(t), "t2", "https://shared.example.com/", nil))
 		c, err := s.GetClient(ctx(t), store.DefaultTenant, "shared-id")
 		must(t, "GetClient", err)

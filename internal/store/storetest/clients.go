@@ -90,7 +90,8 @@ func testClientErrors(t *testing.T, s store.Store) {
 	})
 	t.Run("update unknown", func(t *testing.T) {
 		ev := event(store.DefaultTenant, "client.updated")
-		wantErr(t, "UpdateClient", s.UpdateClient(ctx(t), minimalClient(store.DefaultTenant, "nope"), ev), store.ErrNotFound)
+		_, err := s.UpdateClient(ctx(t), store.DefaultTenant, "nope", func(*store.Client) error { return nil }, ev)
+		wantErr(t, "UpdateClient", err, store.ErrNotFound)
 		wantNoAudit(t, s, ev)
 	})
 	t.Run("delete unknown", func(t *testing.T) {
@@ -150,7 +151,13 @@ func testClientUpdate(t *testing.T, s store.Store) {
 			upd := *tc.before
 			tc.after(&upd)
 			ev := event(store.DefaultTenant, "client.updated")
-			must(t, "UpdateClient", s.UpdateClient(ctx(t), &upd, ev))
+			stored, err := s.UpdateClient(ctx(t), upd.TenantID, upd.ID, func(c *store.Client) error {
+				checkEqual(t, "client handed to the update", tc.before, c)
+				tc.after(c)
+				return nil
+			}, ev)
+			must(t, "UpdateClient", err)
+			checkEqual(t, "client UpdateClient returned", &upd, stored)
 			got, err := s.GetClient(ctx(t), upd.TenantID, upd.ID)
 			must(t, "GetClient", err)
 			checkEqual(t, "updated client", &upd, got)

@@ -23,8 +23,12 @@ func liveFixture(t *testing.T, s store.Store, tn string) (client *store.Client, 
 // setClientDisabled disables or enables a client.
 func setClientDisabled(t *testing.T, s store.Store, c *store.Client, disabled bool) {
 	t.Helper()
+	_, err := s.UpdateClient(ctx(t), c.TenantID, c.ID, func(c *store.Client) error {
+		c.Disabled = disabled
+		return nil
+	}, nil)
+	must(t, "UpdateClient", err)
 	c.Disabled = disabled
-	must(t, "UpdateClient", s.UpdateClient(ctx(t), c, nil))
 }
 
 func checkedIssuance(tn, grant string, c *store.Client, u *store.User) *store.Issuance {

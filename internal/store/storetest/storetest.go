@@ -22,7 +22,10 @@
 //   - Expiry is exclusive: a row is live while now is before ExpiresAt (as in
 //     RefreshToken.Active); UseJTI accepts a jti again from its exp on.
 //   - RevokeConsents without a resource cascades to the user's and client's
-//     tokens for every resource.
+//     tokens for every resource. It writes its event only when it revoked a
+//     grant or a token.
+//   - RevokeGrant refuses an empty grant id (ErrInvalid): grant-less tokens
+//     are never swept up.
 //   - AppendAudit sets the event's ID; ListAudit's newest first is by
 //     decreasing ID.
 package storetest
@@ -56,6 +59,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ClientRoundTrip", testClientRoundTrip},
 		{"ClientErrors", testClientErrors},
 		{"ClientUpdate", testClientUpdate},
+		{"ClientUpdateAborts", testClientUpdateAborts},
+		{"ClientUpdateConcurrent", testClientUpdateConcurrent},
 		{"ClientList", testClientList},
 		{"ClientDeleteCascade", testClientDeleteCascade},
 		{"Resources", testResources},
@@ -75,7 +80,9 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"RotateRefreshConcurrent", testRotateRefreshConcurrent},
 		{"RotateRefreshReuseInterval", testRotateRefreshReuseInterval},
 		{"RotateRefreshReuseConcurrent", testRotateRefreshReuseConcurrent},
+		{"IssuanceConsentUse", testIssuanceConsentUse},
 		{"RevokeGrant", testRevokeGrant},
+		{"RevokeGrantEmpty", testRevokeGrantEmpty},
 		{"RevokeAccessToken", testRevokeAccessToken},
 		{"IssueLiveCheck", testIssueLiveCheck},
 		{"RevokeClientTokens", testRevokeClientTokens},
@@ -85,6 +92,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"UseJTIConcurrent", testUseJTIConcurrent},
 		{"Consents", testConsents},
 		{"ConsentRevokeCascade", testConsentRevokeCascade},
+		{"RevokeConsentsNothing", testRevokeConsentsNothing},
 		{"PolicySets", testPolicySets},
 		{"Audit", testAudit},
 		{"AuditFilter", testAuditFilter},

@@ -453,6 +453,61 @@ func testRotateRefresh(t *testing.T, s store.Store) {
 	}
 }
 
+// testIssuanceConsentUse: the consent use an issuance carries is recorded in
+// the issuance's own transaction, by IssueTokens and RotateRefresh alike, and
+// not at all when the issuance is refused.
+func testIssuanceConsentUse(t *testing.T, s store.Store) {
+	const tn, r = store.DefaultTenant, "https://r/"
+	f := store.ConsentFilter{TenantID: tn, UserID: "u1", ClientID: "c1", Resource: r}
+	grants := []*store.ConsentGrant{consent(tn, "u1", "c1", r, "a"), consent(tn, "u1", "c1", r, "b"), consent(tn, "u2", "c1", r, "a")}
+	must(t, "UpsertConsents", s.UpsertConsents(ctx(t), grants, nil))
+	lastUsed := func(g *store.ConsentGrant) time.Time {
+		t.Helper()
+		return listConsents(t, s, store.ConsentFilter{})[consentKey(g)].LastUsedAt
+	}
+	use := func(at time.Time, scopes ...string) *store.ConsentUse {
+		return &store.ConsentUse{Filter: f, Scopes: scopes, At: at}
+	}
+	b := base()
+
+	rt := refreshToken(tn, "g1", "c1", "u1", r, "a", "b")
+	first := b.Add(time.Minute)
+	must(t, "IssueTokens", s.IssueTokens(ctx(t), &store.Issuance{AccessToken: accessToken(tn, "g1", "c1", "u1", r, "a"), RefreshToken: rt, ConsentUse: use(first, "a")}))
+	if got := lastUsed(grants[0]); !sameTime(first, got) {
+		t.Errorf("IssueTokens: used scope LastUsedAt = %v, want %v", got, first)
+	}
+	if got := lastUsed(grants[1]); !got.IsZero() {
+		t.Errorf("IssueTokens: unused scope LastUsedAt = %v", got)
+	}
+	if got := lastUsed(grants[2]); !got.IsZero() {
+		t.Errorf("IssueTokens: another user's consent LastUsedAt = %v", got)
+	}
+
+	dup := accessToken(tn, "g1", "c1", "u1", r, "b")
+	issue(t, s, nil, dup)
+	refused := &store.Issuance{AccessToken: &store.AccessToken{JTI: dup.JTI, TenantID: tn, ClientID: "c1", ExpiresAt: b}, ConsentUse: use(b.Add(2*time.Minute), "b")}
+	wantErr(t, "IssueTokens", s.IssueTokens(ctx(t), refused), store.ErrConflict)
+	if got := lastUsed(grants[1]); !got.IsZero() {
+		t.Errorf("refused issuance recorded consent use at %v", got)
+	}
+
+	rotated := b.Add(3 * time.Minute)
+	next := refreshToken(tn, "g1", "c1", "u1", r, "a", "b")
+	must(t, "RotateRefresh", s.RotateRefresh(ctx(t), rt.Hash, rotated, &store.Issuance{RefreshToken: next, ConsentUse: use(rotated, "a", "b")}, nil))
+	for _, g := range grants[:2] {
+		if got := lastUsed(g); !sameTime(rotated, got) {
+			t.Errorf("RotateRefresh: %s LastUsedAt = %v, want %v", g.Scope, got, rotated)
+		}
+	}
+
+	reused := b.Add(4 * time.Minute)
+	err := s.RotateRefresh(ctx(t), rt.Hash, reused, &store.Issuance{RefreshToken: refreshToken(tn, "g1", "c1", "u1", r, "a"), ConsentUse: use(reused, "a")}, nil)
+	wantErr(t, "RotateRefresh of a rotated token", err, store.ErrAlreadyUsed)
+	if got := lastUsed(grants[0]); !sameTime(rotated, got) {
+		t.Errorf("refused rotation recorded consent use: LastUsedAt = %v, want %v", got, rotated)
+	}
+}
+
 func testRotateRefreshReuse(t *testing.T, s store.Store) {
 	const tn = store.DefaultTenant
 	b := base()

@@ -1,0 +1,217 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/agentid/agentid/internal/oauth"
+	"github.com/agentid/agentid/internal/policy"
+	"github.com/agentid/agentid/internal/store"
+)
+
+// grant is one row of the grant table: a grant_type the token endpoint
+// serves, what the pipeline asks of the client before the grant's hook runs,
+// and the hook. The hook only proves the grant (a code, a refresh token, the
+// client's own credentials) and says what it authorizes; client
+// authentication, the resource, the subject being alive, the policy, the
+// scopes, consent, lifetimes, minting and the one store write belong to the
+// pipeline (token.go), so a grant cannot forget a check. Adding a grant is one
+// row in defaultGrants and one grant_*.go file with its hook.
+type grant struct {
+	// typ is the grant_type value (RFC 6749 §4.1.3, §4.4.2, §6).
+	typ string
+	// clientAuth: the client must authenticate (RFC 6749 §3.2.1); a public
+	// client does so by its client_id alone. Without it a client is
+	// authenticated only when the request names one (RFC 7523 §3.1 makes
+	// client authentication optional for jwt-bearer).
+	clientAuth bool
+	// public: public clients may use the grant (RFC 6749 §2.1).
+	public bool
+	// prove checks the grant and returns what it authorizes. c is nil only
+	// for a grant without clientAuth whose request named no client.
+	prove func(s *Server, ctx context.Context, r *http.Request, c *store.Client, req *oauth.TokenRequest) (*authorization, error)
+}
+
+// defaultGrants is the grant table agentid serves. Each call returns a new
+// table, so a Server owns its own (tests add grants to one server).
+func defaultGrants() []grant {
+	return []grant{
+		{typ: oauth.GrantAuthorizationCode, clientAuth: true, public: true, prove: (*Server).proveAuthorizationCode},
+		{typ: oauth.GrantRefreshToken, clientAuth: true, public: true, prove: (*Server).proveRefreshToken},
+		{typ: oauth.GrantClientCredentials, clientAuth: true, public: false, prove: (*Server).proveClientCredentials},
+	}
+}
+
+// GrantTypes lists the grant types the token endpoint serves, for
+// registration (RFC 7591 §2) to accept exactly those.
+func GrantTypes() []oauth.SupportedGrant { return supportedGrants(defaultGrants()) }
+
+func supportedGrants(table []grant) []oauth.SupportedGrant {
+	out := make([]oauth.SupportedGrant, len(table))
+	for i, g := range table {
+		out[i] = oauth.SupportedGrant{Type: g.typ, Public: g.public}
+	}
+	return out
+}
+
+// grantTypeNames are the grant_type values of table, in table order.
+func grantTypeNames(table []grant) []string {
+	out := make([]string, len(table))
+	for i, g := range table {
+		out[i] = g.typ
+	}
+	return out
+}
+
+// grant returns the table row of grant type typ.
+func (s *Server) grant(typ string) (*grant, bool) {
+	for i := range s.grants {
+		if s.grants[i].typ == typ {
+			return &s.grants[i], true
+		}
+	}
+	return nil, false
+}
+
+// admit checks that client c may use g: it is registered for the grant
+// (RFC 7591 §2), and confidential unless the grant admits public clients.
+func (g *grant) admit(c *store.Client) error {
+	if !slices.Contains(c.GrantTypes, g.typ) {
+		return oauth.ErrUnauthorizedClient("the client is not registered for the %s grant", g.typ)
+	}
+	if !g.public && c.Public() {
+		return oauth.ErrUnauthorizedClient("public clients cannot use %s", g.typ)
+	}
+	return nil
+}
+
+// authorization is what a grant hook proved: whom the token is about, what is
+// asked for and which token family it continues. Nothing in it has been
+// checked against the registry, the policy or the consent ledger yet; that
+// is the pipeline's work.
+type authorization struct {
+	subject subject
+	// resource is the resource asked for, unresolved: the request's resource
+	// parameters (RFC 8707 §2), or the one resource the grant is bound to.
+	resource []string
+	// scopes are the resource scopes asked for; none means the client's
+	// registered scopes on the resource.
+	scopes []string
+	family family
+	// consent: the person's consent applies. Only scopes with live consent
+	// are issued, and no token outlives the consent behind it.
+	consent bool
+	// refresh: a refresh token may be issued (to a client registered for
+	// the refresh_token grant).
+	refresh bool
+}
+
+// check rejects an authorization no grant may return; failing it is a bug
+// in the hook, answered as a server error.
+func (a *authorization) check() error {
+	if a.consent && !a.subject.isUser() {
+		return errors.New("grant: consent applies only to tokens about a person")
+	}
+	if a.refresh && a.family.id == "" {
+		// Reuse detection revokes by family (OAuth 2.1 §4.3.1).
+		return errors.New("grant: a refresh token needs a token family")
+	}
+	return nil
+}
+
+// family is the token family an issuance continues: every token of one
+// authorization shares its id, so that a replayed code or a reused refresh
+// token revokes them all (RFC 6749 §4.1.2, OAuth 2.1 §4.3.1).
+type family struct {
+	// id is empty for tokens of no family (client credentials).
+	id string
+	// scopes are what a new refresh token carries: the grant's whole scope
+	// (RFC 6749 §6), which a narrowed access token may not. Nil: the scopes
+	// asked for.
+	scopes []string
+	// rotate is the refresh token this issuance retires, if any.
+	rotate *store.RefreshToken
+}
+
+// subject is whom a token is about, as the grant proved it.
+type subject struct {
+	// userID is the person the client acts for; empty when the client acts
+	// for itself.
+	userID string
+	// authTime is when the person last logged in (OpenID Connect Core §2).
+	authTime time.Time
+	// Token exchange (RFC 8693 §4.1) adds the delegation here: the user who
+	// delegated and the chain of actors acting for them.
+}
+
+// clientSubject is the client acting for itself (client credentials).
+func clientSubject() subject { return subject{} }
+
+// userSubject is a person the client acts for.
+func userSubject(userID string, authTime time.Time) subject {
+	return subject{userID: userID, authTime: authTime}
+}
+
+func (sub subject) isUser() bool { return sub.userID != "" }
+
+// principal is a subject the pipeline found alive: a user who exists and is
+// not disabled, or an enabled client acting for itself.
+type principal struct {
+	client   *store.Client
+	user     *store.User // nil when the client acts for itself
+	authTime time.Time
+}
+
+// checkSubject finds the subject of a token alive. A user who was deleted
+// or disabled since the grant was given ends the grant (invalid_grant).
+func (s *Server) checkSubject(ctx context.Context, c *store.Client, sub subject) (principal, error) {
+	if c.Disabled {
+		return principal{}, oauth.ErrInvalidClient("client is disabled")
+	}
+	if !sub.isUser() {
+		return principal{client: c}, nil
+	}
+	u, err := s.st.GetUser(ctx, s.tenant, sub.userID)
+	if errors.Is(err, store.ErrNotFound) {
+		return principal{}, oauth.ErrInvalidGrant("the user no longer exists")
+	}
+	if err != nil {
+		return principal{}, err
+	}
+	if u.Disabled {
+		return principal{}, oauth.ErrInvalidGrant("the user is disabled")
+	}
+	return principal{client: c, user: u, authTime: sub.authTime}, nil
+}
+
+// userID is the person's id, or "" when the client acts for itself.
+func (p *principal) userID() string {
+	if p.user == nil {
+		return ""
+	}
+	return p.user.ID
+}
+
+// sub is the token's sub claim: the person, or the client itself.
+func (p *principal) sub() string {
+	if p.user == nil {
+		return p.client.ID
+	}
+	return p.user.ID
+}
+
+// describe fills the principal's part of a policy request: the agent, and
+// the user with the age of their login when there is one.
+func (p *principal) describe(req *policy.Request, now time.Time) {
+	req.Agent = policy.AgentFromClient(p.client)
+	if p.user == nil {
+		return
+	}
+	req.User = policy.UserFromStore(p.user)
+	if !p.authTime.IsZero() {
+		req.Context.AuthAge = now.Sub(p.authTime)
+	}
+}

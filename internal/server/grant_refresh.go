@@ -1,0 +1,101 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/agentid/agentid/internal/audit"
+	"github.com/agentid/agentid/internal/consent"
+	"github.com/agentid/agentid/internal/oauth"
+	"github.com/agentid/agentid/internal/store"
+	"github.com/agentid/agentid/internal/token"
+)
+
+// proveRefreshToken is the refresh token grant (RFC 6749 §6, OAuth 2.1
+// §4.3): the token must be this client's, live and never rotated; the
+// issuance rotates it. A rotated token presented again revokes its family.
+func (s *Server) proveRefreshToken(ctx context.Context, r *http.Request, c *store.Client, req *oauth.TokenRequest) (*authorization, error) {
+	rt, err := s.st.GetRefreshToken(ctx, token.Hash(req.RefreshToken))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, oauth.ErrInvalidGrant("the refresh token is invalid")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if rt.ClientID != c.ID || rt.TenantID != s.tenant {
+		return nil, oauth.ErrInvalidGrant("the refresh token was issued to another client")
+	}
+	if err := s.refreshUsable(ctx, r, rt); err != nil {
+		return nil, err
+	}
+	if err := sameResource(req.Resources, rt.Resource, "the grant"); err != nil {
+		return nil, err
+	}
+	// RFC 6749 §6: a refresh may narrow the scope, never widen it; none
+	// asked (or offline_access alone) asks for the grant as it is.
+	if !oauth.ContainsAll(rt.Scopes, req.Scopes) {
+		return nil, oauth.ErrInvalidScope("the requested scope exceeds the grant")
+	}
+	scopes := rt.Scopes
+	if len(req.Scopes) > 0 {
+		scopes = req.Scopes
+	}
+	return &authorization{
+		subject:  userSubject(rt.UserID, rt.AuthTime),
+		resource: []string{rt.Resource},
+		scopes:   scopes,
+		family:   family{id: rt.GrantID, scopes: rt.Scopes, rotate: rt},
+		consent:  true,
+		refresh:  true,
+	}, nil
+}
+
+// refreshUsable refuses a refresh token that was rotated, revoked or has
+// expired, recording what that means: reuse of a rotated token revokes its
+// family (OAuth 2.1 §4.3.1), and a token that ended with its consent retires
+// the grant.
+func (s *Server) refreshUsable(ctx context.Context, r *http.Request, rt *store.RefreshToken) error {
+	now := s.now()
+	if !rt.RotatedAt.IsZero() || !rt.RevokedAt.IsZero() {
+		if rt.RevokedAt.IsZero() {
+			if err := s.st.RevokeGrant(ctx, rt.TenantID, rt.GrantID, now, s.reuseEvent(r, rt)); err != nil {
+				return err
+			}
+		}
+		return oauth.ErrInvalidGrant("the refresh token is no longer valid")
+	}
+	if !now.Before(rt.ExpiresAt) {
+		if err := s.retireWithConsent(ctx, r, rt); err != nil {
+			return err
+		}
+		return oauth.ErrInvalidGrant("the refresh token has expired")
+	}
+	return nil
+}
+
+func (s *Server) reuseEvent(r *http.Request, rt *store.RefreshToken) *store.AuditEvent {
+	return audit.NewRefreshReuse(s.meta(r), audit.RefreshFields{
+		ClientID: rt.ClientID, UserID: rt.UserID, Resource: rt.Resource, Scopes: rt.Scopes, GrantID: rt.GrantID,
+	})
+}
+
+// retireWithConsent handles a refresh token that ended because the consent
+// behind it ended (its lifetime is capped at the longest consent): the
+// expiry is recorded, and the grant revoked in the same transaction so that
+// a client retrying the token records nothing more.
+func (s *Server) retireWithConsent(ctx context.Context, r *http.Request, rt *store.RefreshToken) error {
+	snap, err := s.ledger.Snapshot(ctx, consent.Key{UserID: rt.UserID, ClientID: rt.ClientID, Resource: rt.Resource})
+	if err != nil {
+		return err
+	}
+	expired := snap.Expired(rt.Scopes)
+	if len(expired) == 0 || len(snap.Live(rt.Scopes)) > 0 {
+		return nil
+	}
+	ev := audit.NewConsentExpired(s.meta(r), audit.ConsentExpiredFields{
+		ConsentKey: audit.ConsentKey{ClientID: rt.ClientID, UserID: rt.UserID, Resource: rt.Resource},
+		Scopes:     expired, GrantID: rt.GrantID,
+	})
+	return s.st.RevokeGrant(ctx, rt.TenantID, rt.GrantID, s.now(), ev)
+}

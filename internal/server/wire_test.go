@@ -1,0 +1,293 @@
+package server_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/agentid/agentid/internal/oauth"
+	"github.com/agentid/agentid/internal/server/servertest"
+	"github.com/agentid/agentid/internal/store"
+)
+
+var updateWire = flag.Bool("update", false, "rewrite the golden wire transcripts in testdata/wire")
+
+// TestWire pins what agentid sends and answers on the wire, exchange by
+// exchange, in testdata/wire/*.txtar: discovery, the authorization code flow
+// with PKCE, refresh, client credentials and one error of each kind. Values
+// that change from run to run (the hub's address, tokens, codes, secrets,
+// timestamps) are replaced by named placeholders. Regenerate with
+// go test ./internal/server -run TestWire -update.
+func TestWire(t *testing.T) {
+	const (
+		verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk" // RFC 7636 Appendix B
+		state    = "af0ifjsldkj"
+	)
+	tests := []wireCase{
+		{"discovery", "Authorization server metadata (RFC 8414); the OIDC discovery path serves the same document.", func(w *wireRecorder, h *hub) {
+			w.do(http.MethodGet, "/.well-known/oauth-authorization-server", nil, "")
+		}},
+		{"authorization_code", "Authorization code with PKCE (OAuth 2.1 §4.1, RFC 7636) for a public client, once the person has logged in and consented: the redirect back to the client with code, state and iss (RFC 9207), then the code exchange.", func(w *wireRecorder, h *hub) {
+			h.AddClient(&store.Client{ID: "mcp-client", Name: "MCP client", TokenEndpointAuthMethod: "none", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code", "refresh_token"}})
+			b := h.Browser()
+			authURL := h.URL + "/authorize?" + url.Values{
+				"response_type": {"code"}, "client_id": {"mcp-client"}, "redirect_uri": {redirectURI}, "state": {state},
+				"scope": {"notes.read offline_access"}, "resource": {h.Resource},
+				"code_challenge": {oauth.S256Challenge(verifier)}, "code_challenge_method": {"S256"},
+			}.Encode()
+			b.Authorize(authURL, []string{"notes.read"}) // login and consent, not recorded
+			back := w.browse(b, authURL)
+			w.do(http.MethodPost, "/token", url.Values{
+				"grant_type": {"authorization_code"}, "code": {back.Query().Get("code")}, "redirect_uri": {redirectURI},
+				"code_verifier": {verifier}, "resource": {h.Resource}, "client_id": {"mcp-client"},
+			}, "")
+		}},
+		{"refresh", "Refresh token rotation (OAuth 2.1 §4.3.1): the refresh answers a new refresh token; presenting the rotated one again is refused and revokes the family.", func(w *wireRecorder, h *hub) {
+			secret := h.AddClient(&store.Client{ID: "agent", Name: "Notes Agent", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code", "refresh_token"}})
+			w.secret(secret, "agent secret")
+			tok, err := h.codeFlow(h.Browser(), h.oauth2Config("agent", secret, "notes.read"), []string{"notes.read"})
+			if err != nil {
+				w.t.Fatal(err)
+			}
+			w.seen("refresh token", tok.RefreshToken)
+			refresh := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}
+			w.do(http.MethodPost, "/token", refresh, "agent:"+secret)
+			w.do(http.MethodPost, "/token", refresh, "agent:"+secret)
+		}},
+		{"client_credentials", "Client credentials (RFC 6749 §4.4) for a confidential client the policy allows notes.read (tag cc:notes.read); the resource is the client's default.", func(w *wireRecorder, h *hub) {
+			secret := h.AddClient(&store.Client{ID: "nightly-job", GrantTypes: []string{"client_credentials"}, Tags: []string{"cc:notes.read"}, DefaultResource: h.Resource})
+			w.secret(secret, "nightly-job secret")
+			w.do(http.MethodPost, "/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"notes.read"}}, "nightly-job:"+secret)
+		}},
+	}
+	for _, e := range []struct {
+		code, about string
+		form        url.Values
+		client      string
+	}{
+		{oauth.CodeInvalidRequest, "A token request without grant_type.", url.Values{"scope": {"notes.read"}}, "job"},
+		{oauth.CodeInvalidClient, "A wrong client secret (RFC 6749 §5.2).", url.Values{"grant_type": {"client_credentials"}}, "job:wrong-secret"},
+		{oauth.CodeInvalidGrant, "An authorization code that was never issued.", url.Values{"grant_type": {"authorization_code"}, "code": {"no-such-code"}, "code_verifier": {verifier}}, "job"},
+		{oauth.CodeUnauthorizedClient, "A client not registered for the refresh_token grant asks for a refresh.", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"no-such-token"}}, "job"},
+		{oauth.CodeUnsupportedGrantType, "A grant type the hub does not serve (RFC 7523 jwt-bearer).", url.Values{"grant_type": {oauth.GrantJWTBearer}, "assertion": {"eyJ.e30.x"}}, "job"},
+		{oauth.CodeInvalidScope, "A scope no resource offers.", url.Values{"grant_type": {"client_credentials"}, "scope": {"mail.send"}}, "job"},
+		{oauth.CodeInvalidTarget, "A resource that is not registered (RFC 8707 §2).", url.Values{"grant_type": {"client_credentials"}, "resource": {"https://unknown.example/mcp"}}, "job"},
+	} {
+		tests = append(tests, wireCase{"error_" + e.code, e.about, func(w *wireRecorder, h *hub) {
+			secret := h.AddClient(&store.Client{ID: "job", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code", "client_credentials"}, Tags: []string{"cc:notes.read"}, DefaultResource: h.Resource})
+			w.secret(secret, "job secret")
+			auth := e.client
+			if auth == "job" {
+				auth += ":" + secret
+			}
+			w.do(http.MethodPost, "/token", e.form, auth)
+		}})
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHub(t)
+			w := newWireRecorder(t, h)
+			tc.run(w, h)
+			w.check(filepath.Join("testdata", "wire", tc.name+".txtar"), tc.about)
+		})
+	}
+}
+
+// wireCase is one transcript: what it shows and the exchanges that make it.
+type wireCase struct {
+	name, about string
+	run         func(w *wireRecorder, h *hub)
+}
+
+// wireRecorder makes HTTP exchanges with a hub and writes them down.
+type wireRecorder struct {
+	t   *testing.T
+	h   *hub
+	out strings.Builder
+	n   int
+	// names maps each value that changes between runs to its placeholder,
+	// in the order the values were first seen.
+	names  map[string]string
+	order  []string
+	counts map[string]int
+}
+
+func newWireRecorder(t *testing.T, h *hub) *wireRecorder {
+	w := &wireRecorder{t: t, h: h, names: map[string]string{}, counts: map[string]int{}}
+	w.secret(h.URL, "issuer")
+	w.secret(url.QueryEscape(h.URL), "issuer")
+	return w
+}
+
+// secret names value: it is written as {name} wherever it appears.
+func (w *wireRecorder) secret(value, name string) {
+	if value == "" || w.names[value] != "" {
+		return
+	}
+	w.names[value] = "{" + name + "}"
+	w.order = append(w.order, value)
+}
+
+// seen names value by kind, numbered in order of appearance (code 1, code 2).
+func (w *wireRecorder) seen(kind, value string) {
+	if value == "" || w.names[value] != "" {
+		return
+	}
+	w.counts[kind]++
+	w.secret(value, fmt.Sprintf("%s %d", kind, w.counts[kind]))
+}
+
+// changing are the response fields whose values differ from run to run.
+var changing = []string{"access_token", "refresh_token", "code", "client_secret", "registration_access_token", "id_token"}
+
+// do sends a request to the hub; auth is "id:secret" for HTTP Basic.
+func (w *wireRecorder) do(method, path string, form url.Values, auth string) {
+	w.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, w.h.URL+path, body)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	if id, secret, ok := strings.Cut(auth, ":"); ok {
+		req.SetBasicAuth(id, secret)
+	}
+	w.exchange(http.DefaultClient, req)
+}
+
+// browse follows url with the browser's cookies and returns where the hub
+// sent the browser back to the client.
+func (w *wireRecorder) browse(b *servertest.Browser, u string) *url.URL {
+	w.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, u, nil)
+	resp := w.exchange(b.Client(), req)
+	loc, err := resp.Location()
+	if err != nil {
+		w.t.Fatalf("the hub did not redirect to the client: %d", resp.StatusCode)
+	}
+	return loc
+}
+
+func (w *wireRecorder) exchange(c *http.Client, req *http.Request) *http.Response {
+	w.t.Helper()
+	var reqBody []byte
+	if req.Body != nil {
+		reqBody, _ = io.ReadAll(req.Body)
+		req.Body = io.NopCloser(bytes.NewReader(reqBody))
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	respBody, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+
+	w.n++
+	fmt.Fprintf(&w.out, "-- %d request --\n%s %s\n", w.n, req.Method, req.URL.RequestURI())
+	if ct := req.Header.Get("Content-Type"); ct != "" {
+		fmt.Fprintf(&w.out, "Content-Type: %s\n", ct)
+	}
+	if id, secret, ok := req.BasicAuth(); ok {
+		// Shown decoded, so that the placeholders stay readable.
+		fmt.Fprintf(&w.out, "Authorization: Basic base64(%s:%s)\n", id, secret)
+	}
+	if len(reqBody) > 0 {
+		fmt.Fprintf(&w.out, "\n%s\n", reqBody)
+	}
+
+	fmt.Fprintf(&w.out, "-- %d response --\n%s\n", w.n, resp.Status)
+	for _, k := range []string{"Content-Type", "Cache-Control", "Pragma", "Location", "WWW-Authenticate"} {
+		if v := resp.Header.Get(k); v != "" {
+			fmt.Fprintf(&w.out, "%s: %s\n", k, v)
+		}
+	}
+	if loc, err := resp.Location(); err == nil {
+		w.seen("code", loc.Query().Get("code"))
+	}
+	var fields map[string]any
+	if json.Unmarshal(respBody, &fields) == nil {
+		for _, k := range changing {
+			if v, ok := fields[k].(string); ok {
+				w.seen(strings.ReplaceAll(k, "_", " "), v)
+			}
+		}
+		var indented bytes.Buffer
+		_ = json.Indent(&indented, respBody, "", "  ")
+		respBody = indented.Bytes()
+	}
+	if len(respBody) > 0 {
+		fmt.Fprintf(&w.out, "\n%s\n", bytes.TrimRight(respBody, "\n"))
+	}
+	if at, ok := fields["access_token"].(string); ok {
+		fmt.Fprintf(&w.out, "-- %d access token claims --\n%s\n", w.n, w.claimsOf(at))
+	}
+	return resp
+}
+
+// claimsOf shows the claims of an access token, its expiry relative to iat.
+func (w *wireRecorder) claimsOf(jwt string) string {
+	c := w.h.claims(jwt)
+	iat, _ := c["iat"].(float64)
+	if exp, ok := c["exp"].(float64); ok {
+		c["exp"] = fmt.Sprintf("{iat%+d}", int64(exp-iat))
+	}
+	if _, ok := c["auth_time"]; ok {
+		// The login happened in the unrecorded part, maybe a second earlier.
+		c["auth_time"] = "{auth_time}"
+	}
+	c["iat"] = "{iat}"
+	w.seen("jti", c["jti"].(string))
+	b, _ := json.MarshalIndent(c, "", "  ")
+	return string(b)
+}
+
+// normalised replaces every changing value by its placeholder, longest
+// first, and timestamps in JSON by {timestamp}.
+func (w *wireRecorder) normalised(s string) string {
+	values := slices.Clone(w.order)
+	slices.SortStableFunc(values, func(a, b string) int { return len(b) - len(a) })
+	for _, v := range values {
+		s = strings.ReplaceAll(s, v, w.names[v])
+	}
+	return timestampRe.ReplaceAllString(s, `"$1": "{timestamp}"`)
+}
+
+var timestampRe = regexp.MustCompile(`"(client_id_issued_at|iat|exp|auth_time)": [0-9]{9,}`)
+
+// check compares the transcript with the golden file, or writes it with
+// -update.
+func (w *wireRecorder) check(path, about string) {
+	w.t.Helper()
+	got := []byte(about + "\nRegenerate: go test ./internal/server -run TestWire -update\n" + w.normalised(w.out.String()))
+	if *updateWire {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			w.t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			w.t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		w.t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		w.t.Errorf("%s differs from the wire (run with -update if the change is intended):\n--- got ---\n%s\n--- want ---\n%s", path, got, want)
+	}
+}

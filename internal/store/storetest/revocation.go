@@ -1,0 +1,75 @@
+package storetest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/agentid/agentid/internal/store"
+)
+
+// testRevokeGrantEmpty pins that an empty grant id is refused: tokens
+// without a grant (client credentials, and token exchange) belong to no
+// family, so no revocation by grant may reach them.
+func testRevokeGrantEmpty(t *testing.T, s store.Store) {
+	const tn = store.DefaultTenant
+	const res = "https://files.example.com/mcp"
+	clientCreds := accessToken(tn, "", "c1", "", res, "files:read")
+	exchanged := accessToken(tn, "", "c1", "u1", res, "files:read")
+	issue(t, s, nil, clientCreds)
+	issue(t, s, nil, exchanged)
+	rts, ats := grantTokens(t, s, tn, "g1")
+
+	ev := event(tn, "token.revoked")
+	wantErr(t, "RevokeGrant with an empty grant id", s.RevokeGrant(ctx(t), tn, "", base().Add(time.Minute), ev), store.ErrInvalid)
+	wantNoAudit(t, s, ev)
+	for name, at := range map[string]*store.AccessToken{"client credentials": clientCreds, "grant-less user token": exchanged} {
+		if revoked(t, s, at) {
+			t.Errorf("%s revoked by an empty-grant revocation", name)
+		}
+	}
+	wantGrantRevoked(t, s, rts, ats, false)
+}
+
+// testRevokeConsentsNothing pins that RevokeConsents writes its event only
+// when it revoked something.
+func testRevokeConsentsNothing(t *testing.T, s store.Store) {
+	const tn = store.DefaultTenant
+	const res = "https://files.example.com/mcp"
+	must(t, "UpsertConsents", s.UpsertConsents(ctx(t), []*store.ConsentGrant{
+		consent(tn, "u1", "c1", res, "a"),
+		consent(tn, "u1", "c1", res, "b"),
+	}, nil))
+	cc := accessToken(tn, "", "c1", "", res, "a")
+	issue(t, s, nil, cc)
+	now := base().Add(time.Hour)
+	f := store.ConsentFilter{TenantID: tn, UserID: "u1", ClientID: "c1", Resource: res}
+
+	steps := []struct {
+		name      string
+		f         store.ConsentFilter
+		scopes    []string
+		wantEvent bool
+	}{
+		{"unknown user", store.ConsentFilter{TenantID: tn, UserID: "u-none", ClientID: "c1"}, nil, false},
+		{"scope never granted", f, []string{"zzz"}, false},
+		{"no scopes named", f, []string{}, false},
+		{"one scope", f, []string{"a"}, true},
+		{"the same scope again", f, []string{"a"}, false},
+		{"every scope", f, nil, true},
+		{"every scope again", f, nil, false},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			ev := event(tn, "consent.revoked")
+			must(t, "RevokeConsents", s.RevokeConsents(ctx(t), st.f, st.scopes, now, ev))
+			if st.wantEvent {
+				wantAudit(t, s, ev)
+			} else if found := findAudit(t, s, ev); len(found) != 0 {
+				t.Fatalf("RevokeConsents revoked nothing and wrote %d events", len(found))
+			}
+		})
+	}
+	if revoked(t, s, cc) {
+		t.Error("a client-credentials token was revoked by a consent revocation")
+	}
+}
