@@ -366,6 +366,20 @@ func NewRefreshReuse(m Meta, f RefreshFields) *store.AuditEvent {
 	return ev
 }
 
+// NewRefreshReusedWithinInterval records that a rotated refresh token was
+// presented again by its own client within the reuse interval (a retry,
+// two processes) and accepted: the family lives on with a new current
+// token. rotatedAt is when the presented token was rotated.
+func NewRefreshReusedWithinInterval(m Meta, f RefreshFields, rotatedAt time.Time) *store.AuditEvent {
+	ev := event(m, RefreshReusedWithinInterval)
+	ev.ClientID, ev.UserID, ev.Resource, ev.Scopes = f.ClientID, f.UserID, f.Resource, slices.Clone(f.Scopes)
+	ev.Details["grant_id"] = f.GrantID
+	if !rotatedAt.IsZero() {
+		ev.Details["rotated_at"] = rotatedAt.UTC().Format(time.RFC3339Nano)
+	}
+	return ev
+}
+
 // Token types a token.revoked event names (RFC 7009 token_type_hint values).
 const (
 	TokenTypeAccess  = "access_token"

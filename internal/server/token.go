@@ -228,21 +228,43 @@ func (s *Server) issue(ctx context.Context, r *http.Request, grantType string, c
 }
 
 // persist writes an issuance in one store call: a rotation retires the
-// refresh token it continues in the same transaction.
+// refresh token it continues in the same transaction. The same transaction
+// finds the client and the user alive (store.LiveCheck): the client cache
+// of the token path cannot let a token out for a client or user deleted or
+// disabled a moment ago.
 func (s *Server) persist(ctx context.Context, r *http.Request, now time.Time, p *principal, res *store.Resource, f family, iss *store.Issuance) error {
+	iss.Check = &store.LiveCheck{TenantID: s.tenant, ClientID: p.client.ID, UserID: p.userID()}
+	var err error
 	if f.rotate == nil {
-		err := s.st.IssueTokens(ctx, iss)
+		err = s.st.IssueTokens(ctx, iss)
 		if errors.Is(err, store.ErrAlreadyUsed) {
 			// The code was replayed while this exchange was in flight.
 			return oauth.ErrInvalidGrant("the authorization code was already used")
 		}
-		return err
+	} else {
+		fields := audit.RefreshFields{ClientID: p.client.ID, UserID: p.userID(), Resource: res.URI, GrantID: f.id}
+		iss.Events = append(iss.Events, audit.NewRefreshRotated(s.meta(r), fields))
+		if s.cfg.RefreshReuseInterval > 0 {
+			// The refresh reuse interval (docs/tokens.md): a token of the
+			// family rotated since then is accepted again from its client;
+			// the store retires the family's current token in its place,
+			// so the family keeps one current token. Set even for a token
+			// that looked current: a concurrent refresh may rotate it first.
+			iss.Reuse = &store.ReuseInterval{
+				Since: now.Add(-s.cfg.RefreshReuseInterval),
+				Event: audit.NewRefreshReusedWithinInterval(s.meta(r), fields, f.rotate.RotatedAt),
+			}
+		}
+		err = s.st.RotateRefresh(ctx, f.rotate.Hash, now, iss, s.reuseEvent(r, f.rotate))
+		if errors.Is(err, store.ErrAlreadyUsed) || errors.Is(err, store.ErrNotFound) {
+			return oauth.ErrInvalidGrant("the refresh token is no longer valid")
+		}
 	}
-	rot := audit.NewRefreshRotated(s.meta(r), audit.RefreshFields{ClientID: p.client.ID, UserID: p.userID(), Resource: res.URI, GrantID: f.id})
-	iss.Events = append(iss.Events, rot)
-	err := s.st.RotateRefresh(ctx, f.rotate.Hash, now, iss, s.reuseEvent(r, f.rotate))
-	if errors.Is(err, store.ErrAlreadyUsed) || errors.Is(err, store.ErrNotFound) {
-		return oauth.ErrInvalidGrant("the refresh token is no longer valid")
+	switch {
+	case errors.Is(err, store.ErrClientGone):
+		return errClientAuth.WithCause(err)
+	case errors.Is(err, store.ErrUserGone):
+		return oauth.ErrInvalidGrant("the user is disabled or no longer exists")
 	}
 	return err
 }
