@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/agentid/agentid/internal/store"
 )
@@ -173,23 +174,26 @@ func queueEvent(b *pgx.Batch, ev *store.AuditEvent) error {
 // if any insert fails (a duplicate jti or hash is store.ErrConflict), none
 // is kept.
 func (s *Store) IssueTokens(ctx context.Context, iss *store.Issuance) error {
+	tenant, grant := issuanceGrant(iss)
 	b := &pgx.Batch{}
+	if c := iss.Check; c != nil && grant == "" {
+		// One pipelined batch is one implicit transaction: the live check
+		// leads it, and its failure discards the rest.
+		b.Queue(checkLiveSQL, c.TenantID, c.ClientID, c.UserID)
+	}
+	checks := b.Len()
 	if err := queueIssuance(b, iss); err != nil {
 		return mapErr("issue tokens", err)
 	}
-	if b.Len() == 0 {
-		return nil
+	if b.Len() == checks {
+		return nil // nothing to write
 	}
-	tenant, grant := issuanceGrant(iss)
-	if grant == "" && iss.Check == nil {
-		return mapErr("issue tokens", s.pool.SendBatch(ctx, b).Close())
+	if grant == "" {
+		return mapErr("issue tokens", liveErr(s.pool.SendBatch(ctx, b).Close()))
 	}
 	return mapErr("issue tokens", s.inTx(ctx, func(tx pgx.Tx) error {
 		if err := checkLive(ctx, tx, iss.Check); err != nil {
 			return err
-		}
-		if grant == "" {
-			return tx.SendBatch(ctx, b).Close()
 		}
 		// Tokens of a code's grant: lock the grant's code rows and refuse if a
 		// replay revoked the grant meanwhile (RFC 6749 §4.1.2).
@@ -218,34 +222,41 @@ func (s *Store) IssueTokens(ctx context.Context, iss *store.Issuance) error {
 	}))
 }
 
-// checkLive verifies store.LiveCheck. FOR SHARE holds the client and user
-// rows until the issuance commits: a concurrent disable or delete (which
-// takes the rows for update) either commits first, and is seen here, or
-// waits for this issuance and then finds its tokens to revoke. The rows are
-// taken before any token row, the order RevokeUserAccess keeps too.
+// checkLiveSQL runs agentid_check_live (migration 0006): it holds the
+// client and user rows FOR SHARE until the issuance commits, so a
+// concurrent disable or delete (which takes the rows for update) either
+// commits first, and is seen, or waits for the issuance and then finds its
+// tokens to revoke. The rows are taken before any token row, the order
+// RevokeUserAccess keeps too.
+const checkLiveSQL = `SELECT agentid_check_live($1, $2, $3)`
+
+// SQLSTATEs agentid_check_live raises.
+const (
+	sqlstateClientGone = "AG001"
+	sqlstateUserGone   = "AG002"
+)
+
+// checkLive verifies store.LiveCheck inside tx.
 func checkLive(ctx context.Context, tx pgx.Tx, c *store.LiveCheck) error {
 	if c == nil {
 		return nil
 	}
-	var clientOK, userOK *bool
-	q := `SELECT (SELECT NOT disabled FROM clients WHERE tenant_id = $1 AND id = $2 FOR SHARE), `
-	args := []any{c.TenantID, c.ClientID}
-	if c.UserID != "" {
-		q += `(SELECT NOT disabled FROM users WHERE tenant_id = $1 AND id = $3 FOR SHARE)`
-		args = append(args, c.UserID)
-	} else {
-		q += `true`
+	_, err := tx.Exec(ctx, checkLiveSQL, c.TenantID, c.ClientID, c.UserID)
+	return liveErr(err)
+}
+
+// liveErr turns agentid_check_live's errors into the store's sentinels.
+func liveErr(err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case sqlstateClientGone:
+			return store.ErrClientGone
+		case sqlstateUserGone:
+			return store.ErrUserGone
+		}
 	}
-	if err := tx.QueryRow(ctx, q, args...).Scan(&clientOK, &userOK); err != nil {
-		return err
-	}
-	switch {
-	case clientOK == nil || !*clientOK:
-		return store.ErrClientGone
-	case userOK == nil || !*userOK:
-		return store.ErrUserGone
-	}
-	return nil
+	return err
 }
 
 // issuanceGrant names the grant an issuance's tokens belong to.
