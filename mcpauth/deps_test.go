@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// TestDependencies keeps mcpauth a leaf (DESIGN.md §3): MCP server authors
+// TestDependencies keeps mcpauth a leaf (docs/design.md §2): MCP server authors
 // import it, so it must never pull in the hub's internals, a SQL driver
 // interface or the HTML template engine, and imports directly only the
 // standard library, go-jose and the MCP Go SDK.

@@ -7,15 +7,21 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/agentid/agentid/internal/audit"
+	"github.com/agentid/agentid/internal/clients"
 	"github.com/agentid/agentid/internal/demo"
+	"github.com/agentid/agentid/internal/oauth"
 	"github.com/agentid/agentid/internal/password"
+	"github.com/agentid/agentid/internal/policy"
 	"github.com/agentid/agentid/internal/store"
 	"github.com/agentid/agentid/internal/token"
 	"github.com/agentid/agentid/mcpauth"
@@ -28,12 +34,15 @@ const (
 	// demoServerClientID is the confidential client the demo MCP server
 	// authenticates with to introspect tokens.
 	demoServerClientID = "agentid-demo-mcp"
+	// demoDataDir is the demo's data directory unless --data-dir or
+	// AGENTID_DATA_DIR says otherwise: apart from ./agentid-data, so that
+	// trying the demo leaves a real hub's data alone.
+	demoDataDir = "./agentid-demo"
 )
 
 func (c *cli) newDemoCmd() *cobra.Command {
 	var (
 		port, mcpPort int
-		dataDir       string
 		asJSON        bool
 		agent, yes    bool
 	)
@@ -44,18 +53,24 @@ func (c *cli) newDemoCmd() *cobra.Command {
 between runs), a demo MCP server protected by the hub with four tools of
 different sensitivity, and a demo user whose new password is printed at every
 start. Paste the MCP URL into an MCP client (for example MCP Inspector), or
-run the scripted agent with --agent.`,
+run the scripted agent with --agent.
+
+Only one demo (or serve) runs on a data directory at a time; a second start
+says which process holds it. The admin commands reach the demo's data with
+--data-dir ./agentid-demo, as the demo's hints show.`,
+		Example: `  agentid demo
+  agentid demo --agent --yes
+  agentid --data-dir ./agentid-demo clients list`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if yes && !agent {
 				return usageErrorf(cmd, "--yes goes with --agent")
 			}
-			return c.runDemo(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), demoFlags{port: port, mcpPort: mcpPort, dataDir: dataDir, json: asJSON, agent: agent, yes: yes})
+			return c.runDemo(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), demoFlags{port: port, mcpPort: mcpPort, json: asJSON, agent: agent, yes: yes})
 		},
 	}
 	cmd.Flags().IntVar(&port, "port", 0, "hub port (default: the first free port from 8080)")
 	cmd.Flags().IntVar(&mcpPort, "mcp-port", 0, "demo MCP server port (default: the next free port after the hub's)")
-	cmd.Flags().StringVar(&dataDir, "data-dir", "./agentid-demo", "where the demo keeps its database and keys")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the demo's URLs and credentials as one JSON line on stdout")
 	cmd.Flags().BoolVar(&agent, "agent", false, "also run a scripted agent (official MCP Go SDK client) against the demo server")
 	cmd.Flags().BoolVar(&yes, "yes", false, "with --agent: sign in and approve as the demo user without a browser")
@@ -64,7 +79,6 @@ run the scripted agent with --agent.`,
 
 type demoFlags struct {
 	port, mcpPort int
-	dataDir       string
 	json          bool
 	agent, yes    bool
 }
@@ -76,6 +90,9 @@ type demoInfo struct {
 	AccountURL string `json:"account_url"`
 	Username   string `json:"username"`
 	Password   string `json:"password"`
+	// DataDir is where the demo keeps its data: admin commands reach it
+	// with --data-dir.
+	DataDir string `json:"data_dir"`
 }
 
 // listenNear listens on 127.0.0.1:port, or on the first free port from
@@ -109,11 +126,12 @@ func (c *cli) runDemo(ctx context.Context, stdout, stderr io.Writer, f demoFlags
 	issuer := "http://" + hubLn.Addr().String()
 	mcpURL := "http://" + mcpLn.Addr().String() + "/mcp"
 
-	// The demo's settings win over defaults; the person's environment and
-	// --config still win over the demo's data directory and log format.
+	// The demo's settings win over defaults; the person's environment
+	// (and --data-dir) still win over the demo's data directory and log
+	// format.
 	overrides := map[string]string{
 		"AGENTID_ISSUER": issuer, "AGENTID_LISTEN": hubLn.Addr().String(),
-		"AGENTID_DATA_DIR": f.dataDir, "AGENTID_LOG_FORMAT": "text", "AGENTID_LOG_LEVEL": "warn",
+		"AGENTID_DATA_DIR": demoDataDir, "AGENTID_LOG_FORMAT": "text", "AGENTID_LOG_LEVEL": "warn",
 	}
 	base := c.env
 	c.env = func(k string) (string, bool) {
@@ -131,6 +149,11 @@ func (c *cli) runDemo(ctx context.Context, stdout, stderr io.Writer, f demoFlags
 	if err != nil {
 		return err
 	}
+	lock, err := lockDataDir(cfg)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
 	log := newLogger(cfg.Log, stderr)
 	h, err := newHub(ctx, cfg, log)
 	if err != nil {
@@ -169,12 +192,12 @@ func (c *cli) runDemo(ctx context.Context, stdout, stderr io.Writer, f demoFlags
 	}
 	wg.Go(func() { errc <- serveHTTP(ctx, mcpLn, mcpHandler, log) })
 
-	info := demoInfo{Issuer: issuer, MCPURL: mcpURL, AccountURL: issuer + "/account", Username: demoUser, Password: pw}
+	info := demoInfo{Issuer: issuer, MCPURL: mcpURL, AccountURL: issuer + "/account", Username: demoUser, Password: pw, DataDir: cfg.DataDir}
 	if f.json {
 		b, _ := json.Marshal(info)
 		fmt.Fprintln(stdout, string(b))
 	} else {
-		printDemo(stdout, info)
+		printDemo(stdout, info, invocation())
 	}
 	if f.agent {
 		wg.Go(func() {
@@ -201,7 +224,8 @@ func (c *cli) runDemo(ctx context.Context, stdout, stderr io.Writer, f demoFlags
 	return nil
 }
 
-func printDemo(w io.Writer, in demoInfo) {
+func printDemo(w io.Writer, in demoInfo, prog string) {
+	admin := prog + " --data-dir " + shellQuote(in.DataDir)
 	fmt.Fprintf(w, `agentid demo is running. Press Ctrl-C to stop.
 
 Hub: %s
@@ -210,14 +234,43 @@ Account page: %s
 username: %s password: %s
 
 What to try:
-  1. Add the MCP server URL to an MCP client (e.g. npx @modelcontextprotocol/inspector,
+  1. Add the MCP server URL to an MCP client (e.g. npx @modelcontextprotocol/inspector@latest,
      transport "Streamable HTTP"), connect, and sign in as the demo user.
   2. Approve notes.read, call read_notes; then call write_note and watch the client
      step up: the consent screen asks only for notes.write.
   3. delete_note needs the sensitive notes.delete: the default policy keeps it from
-     self-registered agents until an admin tags them "trusted".
-  4. Or run the scripted agent: go run ./cmd/agentid demo --agent --yes
-`, in.Issuer, in.MCPURL, in.AccountURL, in.Username, in.Password)
+     self-registered agents until an admin tags them "trusted". In another terminal,
+     in this directory:
+       %[6]s clients list
+       %[6]s clients tag CLIENT_ID trusted
+  4. Or stop this demo (Ctrl-C) and run the scripted agent: %[7]s demo --agent --yes
+`, in.Issuer, in.MCPURL, in.AccountURL, in.Username, in.Password, admin, prog)
+}
+
+// invocation is how the person started agentid, for commands they can
+// paste: "go run ./cmd/agentid" when go run built it (into the build cache
+// or a go-build temporary directory), else the program as typed.
+func invocation() string {
+	arg0 := filepath.ToSlash(os.Args[0])
+	switch {
+	case strings.Contains(arg0, "/go-build"):
+		return "go run ./cmd/agentid"
+	case strings.Contains(arg0, "/"):
+		return os.Args[0]
+	default:
+		return "agentid"
+	}
+}
+
+// shellQuote quotes s for a POSIX shell unless it needs no quoting.
+func shellQuote(s string) string {
+	unsafe := func(r rune) bool {
+		return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || strings.ContainsRune("/._-+:@", r))
+	}
+	if s != "" && !strings.ContainsFunc(s, unsafe) {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // seedDemo registers the demo MCP server as a resource, (re)creates the
@@ -278,31 +331,54 @@ func seedDemo(ctx context.Context, st store.Store, mcpURL string) (string, *mcpa
 	if err != nil {
 		return "", nil, fmt.Errorf("creating the demo user: %w", err)
 	}
-	secret, err := token.NewHandle(nil, "")
+	secret, err := seedDemoServerClient(ctx, st, now)
 	if err != nil {
 		return "", nil, err
 	}
-	rs := &store.Client{
-		TenantID: store.DefaultTenant, ID: demoServerClientID, Name: "agentid demo MCP server (introspection)",
-		SecretHash: token.Hash(secret), TokenEndpointAuthMethod: "client_secret_basic", ApplicationType: "web",
-		RegistrationMethod: store.RegistrationManual, CreatedAt: now, UpdatedAt: now,
-	}
-	switch old, err := st.GetClient(ctx, store.DefaultTenant, demoServerClientID); {
-	case errors.Is(err, store.ErrNotFound):
-		err = st.CreateClient(ctx, rs, nil)
-		if err != nil {
-			return "", nil, fmt.Errorf("registering the demo MCP server's client: %w", err)
-		}
-	case err != nil:
-		return "", nil, err
-	default:
-		_, err := st.UpdateClient(ctx, old.TenantID, old.ID, func(c *store.Client) error {
-			c.SecretHash, c.Disabled, c.UpdatedAt = rs.SecretHash, false, now
-			return nil
-		}, nil)
-		if err != nil {
-			return "", nil, fmt.Errorf("updating the demo MCP server's client: %w", err)
-		}
-	}
 	return pw, &mcpauth.IntrospectionConfig{ClientID: demoServerClientID, ClientSecret: secret, CacheTTL: -1}, nil
+}
+
+// seedDemoServerClient registers the demo MCP server's own client, through
+// the same registration path as every client, or gives the one a previous
+// run registered a fresh secret; either change is audited. It returns the
+// secret.
+func seedDemoServerClient(ctx context.Context, st store.Store, now time.Time) (string, error) {
+	m := audit.Meta{Time: now, Actor: audit.ActorDemo}
+	old, err := st.GetClient(ctx, store.DefaultTenant, demoServerClientID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		e, err := policy.New(ctx, policy.Options{Store: st})
+		if err != nil {
+			return "", err
+		}
+		r, err := clients.New(clients.Options{Store: st, Policy: e, Now: func() time.Time { return now }})
+		if err != nil {
+			return "", err
+		}
+		res, err := r.Register(ctx, &clients.Registration{
+			Method: clients.Demo, ClientID: demoServerClientID, ResourceServer: true, Audit: m,
+			Metadata: &oauth.ClientMetadata{
+				ClientName: "agentid demo MCP server (introspection)", TokenEndpointAuthMethod: oauth.AuthMethodClientSecretBasic,
+				ApplicationType: oauth.ApplicationTypeWeb,
+			},
+		})
+		if err != nil {
+			return "", fmt.Errorf("registering the demo MCP server's client: %w", err)
+		}
+		return res.Secret, nil
+	case err != nil:
+		return "", err
+	}
+	secret, err := token.NewHandle(nil, "")
+	if err != nil {
+		return "", err
+	}
+	ev := audit.NewClientUpdated(m, audit.ClientUpdatedFields{ClientID: old.ID, Change: audit.ChangeSecret})
+	if _, err := st.UpdateClient(ctx, old.TenantID, old.ID, func(c *store.Client) error {
+		c.SecretHash, c.Disabled, c.UpdatedAt = token.Hash(secret), false, now
+		return nil
+	}, ev); err != nil {
+		return "", fmt.Errorf("updating the demo MCP server's client: %w", err)
+	}
+	return secret, nil
 }

@@ -149,7 +149,7 @@ func buildResource(spec resourceSpec, now time.Time) (*store.Resource, error) {
 	if spec.tokenTTL < 0 || (spec.tokenTTL > 0 && spec.tokenTTL < time.Second) {
 		return nil, fmt.Errorf("--token-ttl must be at least 1s, got %s", spec.tokenTTL)
 	}
-	// DESIGN.md §5: access tokens never live more than an hour.
+	// docs/design.md §7: access tokens never live more than an hour.
 	if spec.tokenTTL > server.MaxAccessTokenTTL {
 		return nil, fmt.Errorf("--token-ttl must be at most %s, got %s", server.MaxAccessTokenTTL, spec.tokenTTL)
 	}
@@ -297,7 +297,7 @@ func (c *cli) newResourcesLinkCmd() *cobra.Command {
 Token introspection (RFC 7662) shows a token whose audience is the resource
 to that client only; any other caller sees {"active":false} unless the
 token was issued to the caller itself.`,
-		Example: `  agentid resources link https://notes.example.com/mcp notes-mcp`,
+		Example: `  agentid resources link https://mcp.example.com/mcp notes-mcp`,
 		Args:    exactArgs("URI", "CLIENT_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.withStore(cmd, func(ctx context.Context, _ *config.Config, st store.Store) error {

@@ -34,6 +34,10 @@ type cli struct {
 
 	// configPath is the --config flag ("" → defaults and environment only).
 	configPath string
+	// flagSettings are settings given as command-line flags, keyed by
+	// their environment variable (--data-dir is AGENTID_DATA_DIR); they
+	// win over the environment and the file.
+	flagSettings map[string]string
 }
 
 // run executes the agentid command line args and returns the process exit
@@ -42,7 +46,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if env == nil {
 		env = func(string) (string, bool) { return "", false }
 	}
-	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr, env: env}
+	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr, env: env, flagSettings: map[string]string{}}
 	root := c.newRootCmd()
 	root.SetArgs(args)
 	root.SetIn(stdin)
@@ -76,13 +80,20 @@ and MCP servers.
 
 Every command finds its configuration the same way: built-in defaults, then the
 YAML file given with --config, then AGENTID_… environment variables (see
-docs/configuration.md). Admin commands open the configured store directly.`,
+docs/configuration.md), then --data-dir. Admin commands open the configured
+store directly; those that only read or change existing records never create
+one, and say where they looked.`,
+		Example: `  agentid serve --listen 127.0.0.1:9090
+  agentid --data-dir ./agentid-demo clients list
+  agentid --data-dir ./agentid-demo clients tag CLIENT_ID trusted`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		Args:          cobra.ArbitraryArgs,
 		RunE:          groupRunE,
 	}
 	root.PersistentFlags().StringVarP(&c.configPath, "config", "c", "", "YAML configuration `file` (default: built-in defaults and AGENTID_… environment variables)")
+	root.PersistentFlags().Var(settingFlag{c.flagSettings, "AGENTID_DATA_DIR"}, "data-dir",
+		"data `directory` holding the SQLite database and key file (default ./agentid-data, the demo's ./agentid-demo; overrides data_dir and AGENTID_DATA_DIR)")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return &usageError{cmdPath: cmd.CommandPath(), err: err}
 	})
@@ -195,5 +206,23 @@ func requireFlags(cmd *cobra.Command, names ...string) error {
 			return usageErrorf(cmd, "required flag --%s is not set", n)
 		}
 	}
+	return nil
+}
+
+// settingFlag is a flag that sets a configuration setting, stored in
+// settings under the setting's environment variable.
+type settingFlag struct {
+	settings map[string]string
+	env      string
+}
+
+func (f settingFlag) String() string { return f.settings[f.env] }
+func (f settingFlag) Type() string   { return "string" }
+
+func (f settingFlag) Set(v string) error {
+	if v == "" {
+		return errors.New("must not be empty")
+	}
+	f.settings[f.env] = v
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -56,11 +57,17 @@ func (c *cli) newServeCmd() *cobra.Command {
 		Long: `Run the hub: the OAuth 2.1 authorization server, its login and consent pages,
 and the health, readiness and metadata endpoints.
 
-On first start it creates the data directory (0700), the SQLite database, the
-key-encryption key file (0600) and the first signing key. It migrates an older
-database schema when store.auto_migrate is true (the default) and refuses to
-start on a schema newer than it knows. SIGINT or SIGTERM shut it down
-gracefully.`,
+It binds its address first (--listen, else listen from the configuration),
+so a busy port fails before anything is created. On first start it then
+creates the data directory (0700), the SQLite database, the key-encryption key
+file (0600) and the first signing key. Only one serve (or demo) runs on a data
+directory at a time; a second says which process holds it. It migrates an
+older database schema when store.auto_migrate is true (the default) and
+refuses to start on a schema newer than it knows. SIGINT or SIGTERM shut it
+down gracefully.`,
+		Example: `  agentid serve
+  agentid serve --listen 127.0.0.1:9090 --data-dir /var/lib/agentid
+  agentid serve --config agentid.yaml --print-config`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := c.loadConfig()
@@ -79,6 +86,8 @@ gracefully.`,
 		},
 	}
 	cmd.Flags().BoolVar(&printConfig, "print-config", false, "print the effective configuration (secrets REDACTED) and exit")
+	cmd.Flags().Var(settingFlag{c.flagSettings, "AGENTID_LISTEN"}, "listen",
+		"`host:port` to listen on (default 127.0.0.1:8080; overrides listen and AGENTID_LISTEN; the issuer follows unless set)")
 	return cmd
 }
 
@@ -87,6 +96,19 @@ gracefully.`,
 // to stderr.
 func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) (err error) {
 	log := newLogger(cfg.Log, stderr)
+	// Bind before creating anything: a busy port is the commonest start
+	// failure and must not leave a fresh database and keys behind.
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", cfg.Listen)
+	if err != nil {
+		return listenError(cfg.Listen, err)
+	}
+	defer ln.Close()
+	lock, err := lockDataDir(cfg)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
 	h, err := newHub(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -96,11 +118,6 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) (e
 			err = cerr
 		}
 	}()
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
-	}
 	// The actual address: with port 0 the kernel chose it.
 	addr := ln.Addr().String()
 	fmt.Fprintf(stdout, "agentid: listening on http://%s, issuer %s\n", addr, cfg.Issuer)
@@ -118,6 +135,15 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) (e
 		log.InfoContext(ctx, "stopped")
 	}
 	return err
+}
+
+// listenError explains a failure to bind addr, with the way out for the
+// usual cause, a port already in use.
+func listenError(addr string, err error) error {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("listening on %s: the address is already in use (is another agentid or other server running there?); choose another with --listen HOST:PORT or the listen setting: %w", addr, err)
+	}
+	return fmt.Errorf("listening on %s: %w", addr, err)
 }
 
 // newLogger builds the process logger from the log settings: JSON (or

@@ -50,16 +50,16 @@ type runningHub struct {
 
 var listeningLine = regexp.MustCompile(`^agentid: listening on (http://\S+), issuer (\S+)\n$`)
 
-// startServe runs `agentid serve` with env on 127.0.0.1:0 and waits for
-// its "listening" line.
-func startServe(t *testing.T, env map[string]string) *runningHub {
+// startServe runs `agentid serve ARGS` with env (on 127.0.0.1:0 unless env
+// or ARGS say otherwise) and waits for its "listening" line.
+func startServe(t *testing.T, env map[string]string, args ...string) *runningHub {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	stderr := &syncBuffer{}
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"serve"}, strings.NewReader(""), pw, stderr, func(k string) (string, bool) {
+		done <- run(ctx, append([]string{"serve"}, args...), strings.NewReader(""), pw, stderr, func(k string) (string, bool) {
 			v, ok := env[k]
 			return v, ok
 		})

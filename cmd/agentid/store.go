@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -18,13 +20,70 @@ import (
 	"github.com/agentid/agentid/internal/token"
 )
 
-// loadConfig reads the effective configuration (file, then environment).
+// loadConfig reads the effective configuration: defaults, the --config
+// file, the environment, and last the flags that set a setting
+// (--data-dir, serve's --listen).
 func (c *cli) loadConfig() (*config.Config, error) {
-	cfg, err := config.Load(c.configPath, c.env)
+	cfg, err := config.Load(c.configPath, func(k string) (string, bool) {
+		if v, ok := c.flagSettings[k]; ok {
+			return v, true
+		}
+		return c.env(k)
+	})
 	if err != nil {
 		return nil, err
 	}
 	return cfg, nil
+}
+
+// errNoData: a command that needs existing records found no store.
+var errNoData = errors.New("no agentid data")
+
+// dataCreators are the admin commands that may create the store when there
+// is none yet: those that add records. Every other admin command only
+// reads or changes existing records, so an absent store means it looks in
+// the wrong place (the demo keeps its data elsewhere), and it says so
+// instead of creating an empty one.
+var dataCreators = []string{
+	"agentid clients add",
+	"agentid resources add",
+	"agentid users add",
+	"agentid policy apply",
+	"agentid keys rotate",
+}
+
+// requireData is errNoData, saying where the command looked, unless the
+// configured SQLite database file exists. It creates nothing.
+func requireData(cfg *config.Config) error {
+	if cfg.IsPostgres() {
+		return nil // checked by schema version once connected
+	}
+	p := sqliteFilePath(cfg.Store.DSN)
+	if p == "" {
+		return nil // in-memory
+	}
+	if _, err := os.Stat(p); err == nil {
+		return nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("opening the SQLite store %s: %w", p, err)
+	}
+	return noDataError(cfg)
+}
+
+// noDataError is errNoData naming where the data was looked for.
+func noDataError(cfg *config.Config) error {
+	switch {
+	case cfg.IsPostgres():
+		return fmt.Errorf("%w in the PostgreSQL database of store.dsn (it has no agentid schema; `agentid migrate` creates one)", errNoData)
+	case cfg.DataDir != "" && cfg.Store.DSN == filepath.Join(cfg.DataDir, "agentid.db"):
+		hint := "use --data-dir to point at another directory"
+		if filepath.Clean(cfg.DataDir) != filepath.Clean(demoDataDir) {
+			hint += "; the demo keeps its data in " + demoDataDir
+		}
+		return fmt.Errorf("%w in %s (%s)", errNoData, cfg.DataDir, hint)
+	default:
+		return fmt.Errorf("%w: no database at %s (store.dsn)", errNoData, sqliteFilePath(cfg.Store.DSN))
+	}
 }
 
 // openStore opens the configured backend without touching its schema. For
@@ -129,11 +188,19 @@ func adminLogger(cmd *cobra.Command) *slog.Logger {
 
 // withStore runs fn against the configured store, opened for this command
 // only, its schema checked (and migrated if store.auto_migrate allows).
+// Unless cmd is one of dataCreators it creates nothing: without a store it
+// fails with errNoData, saying where it looked.
 func (c *cli) withStore(cmd *cobra.Command, fn func(ctx context.Context, cfg *config.Config, st store.Store) error) (err error) {
 	ctx := cmd.Context()
 	cfg, err := c.loadConfig()
 	if err != nil {
 		return err
+	}
+	mayCreate := slices.Contains(dataCreators, cmd.CommandPath())
+	if !mayCreate {
+		if err := requireData(cfg); err != nil {
+			return err
+		}
 	}
 	log := adminLogger(cmd)
 	st, err := openStore(ctx, cfg, log)
@@ -145,6 +212,17 @@ func (c *cli) withStore(cmd *cobra.Command, fn func(ctx context.Context, cfg *co
 			err = fmt.Errorf("closing the store: %w", cerr)
 		}
 	}()
+	if !mayCreate {
+		// An empty database (a PostgreSQL schema never migrated, an
+		// SQLite file left by a failed start) holds no data either.
+		// (Without auto_migrate, prepareSchema refuses it with the
+		// command that creates the schema.)
+		if current, _, err := st.SchemaVersion(ctx); err != nil {
+			return fmt.Errorf("reading the schema version: %w", err)
+		} else if current == 0 && cfg.Store.AutoMigrate {
+			return noDataError(cfg)
+		}
+	}
 	if err := prepareSchema(ctx, st, cfg.Store.AutoMigrate, log); err != nil {
 		return err
 	}

@@ -56,7 +56,7 @@ type StoreConfig struct {
 }
 
 // KEKConfig locates the key-encryption key that wraps signing keys and vault
-// credentials (DESIGN.md §5). Exactly one of File and Value is in effect.
+// credentials (docs/design.md §7). Exactly one of File and Value is in effect.
 type KEKConfig struct {
 	// File is the key file; it is created (0600) on first start when
 	// missing. Default <data_dir>/kek.key when Value is empty.
@@ -107,12 +107,11 @@ type RegistrationConfig struct {
 
 // LoginConfig governs the login page and its session.
 //
-// Throttling is a token bucket per user name and one per client IP: a bucket
-// holds MaxAttemptsPerUser (or MaxAttemptsPerIP) attempts and refills at that
-// many attempts per AttemptWindow, i.e. rate.Every(AttemptWindow/N) with
-// burst N in golang.org/x/time/rate terms (PerUserLimit, PerIPLimit). Every
-// failed login takes one attempt; an empty bucket refuses further logins for
-// that user or from that IP until it refills.
+// Throttling counts failed sign-ins only, in a bucket per user name and
+// client address and one per client address: a bucket holds
+// MaxAttemptsPerUser (or MaxAttemptsPerIP) failures and drains at that many
+// per AttemptWindow. A full bucket refuses further sign-ins for that user
+// name from that address, or from that address, until it drains.
 type LoginConfig struct {
 	// SessionTTL is the lifetime of a login session cookie.
 	SessionTTL Duration `yaml:"session_ttl"`
@@ -282,7 +281,7 @@ func bucket(n int, window Duration) (float64, int) {
 
 // InitialAccessTokenHashes returns the SHA-256 of each initial access
 // token: tokens are high-entropy secrets, compared as hashes in constant
-// time (DESIGN.md §5).
+// time (docs/design.md §7).
 func (r RegistrationConfig) InitialAccessTokenHashes() [][]byte {
 	hs := make([][]byte, 0, len(r.InitialAccessTokens))
 	for _, t := range r.InitialAccessTokens {

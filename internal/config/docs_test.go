@@ -31,3 +31,23 @@ func TestDocsListEverySetting(t *testing.T) {
 		}
 	}
 }
+
+// TestDocsProblemExample keeps the example problem report in
+// docs/configuration.md true: the configuration it describes yields
+// exactly those lines.
+func TestDocsProblemExample(t *testing.T) {
+	b, err := os.ReadFile("../../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	yaml := "issuer: http://127.0.0.1:8080\n\n\n\n\ntokens:\n  acess_token_ttl: 5m\n\n\n\nstore:\n  auto_migrate: \"yes\"\n"
+	_, err = load([]byte(yaml), envMap(map[string]string{"AGENTID_LOG_LEVEL": "verbose"}), noFiles)
+	if err == nil {
+		t.Fatal("load succeeded")
+	}
+	for _, p := range problemsOf(t, err) {
+		if !strings.Contains(string(b), "\n"+p.Error()+"\n") {
+			t.Errorf("docs/configuration.md does not show the problem line %q", p.Error())
+		}
+	}
+}

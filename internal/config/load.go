@@ -23,7 +23,7 @@ const (
 // minInitialAccessTokenLen is the shortest initial access token accepted
 // from the token file: 32 characters of a bearer token alphabet carry well
 // over 128 bits when generated randomly, and these are compared after
-// SHA-256 hashing, not stretched (DESIGN.md §5).
+// SHA-256 hashing, not stretched (docs/design.md §7).
 const minInitialAccessTokenLen = 32
 
 // Load builds the effective configuration:
@@ -86,6 +86,9 @@ type loader struct {
 	// failed marks settings whose value could not be established, so that
 	// Validate does not report a second, derived problem about them.
 	failed map[string]bool
+	// fromEnv maps each setting an environment variable set to that
+	// variable's name, so that Validate's problems can name it.
+	fromEnv map[string]string
 }
 
 // load is Load on bytes, with file reading injected for tests and fuzzing.
@@ -93,13 +96,16 @@ func load(data []byte, lookupEnv func(string) (string, bool), readFile func(stri
 	if lookupEnv == nil {
 		lookupEnv = func(string) (string, bool) { return "", false }
 	}
-	l := &loader{cfg: base(), env: lookupEnv, readFile: readFile, failed: map[string]bool{}}
+	l := &loader{cfg: base(), env: lookupEnv, readFile: readFile, failed: map[string]bool{}, fromEnv: map[string]string{}}
 	l.decodeFile(data)
 	l.applyEnv()
 	l.resolveRefs()
 	l.cfg.fillDerived()
 	for _, p := range l.cfg.validate() {
 		if !l.failed[p.Setting] {
+			if p.Env == "" {
+				p.Env = l.fromEnv[p.Setting]
+			}
 			l.probs = append(l.probs, p)
 		}
 	}
@@ -257,7 +263,7 @@ func (l *loader) decodeLeaf(n *yaml.Node, v reflect.Value, path string) {
 		l.fail(path, n.Line, "", err.Error())
 		return
 	}
-	// Secrets only by reference in the file (DESIGN.md §1 config).
+	// Secrets only by reference in the file (docs/design.md §1 config).
 	switch path {
 	case "kek.value":
 		if n.Value != "" && !strings.HasPrefix(n.Value, "env:") {
@@ -327,7 +333,9 @@ func (l *loader) applyEnv() {
 		}
 		if err := setLeaf(v.FieldByIndex(s.index), val); err != nil {
 			l.fail(s.path, 0, name, err.Error())
+			continue
 		}
+		l.fromEnv[s.path] = name
 	}
 }
 

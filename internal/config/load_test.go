@@ -224,6 +224,26 @@ func TestLoadInvalidFiles(t *testing.T) {
 			want: []wantProblem{{"data-dir", 1, []string{`did you mean "data_dir"?`}}},
 		},
 		{
+			name: "a typo gets a suggestion",
+			yaml: "tokens:\n  acess_token_ttl: 5m\n",
+			want: []wantProblem{{"tokens.acess_token_ttl", 2, []string{`unknown key "acess_token_ttl" in tokens (did you mean "access_token_ttl"?)`}}},
+		},
+		{
+			name: "a transposition gets a suggestion",
+			yaml: "tokens:\n  singing_alg: ES256\n",
+			want: []wantProblem{{"tokens.singing_alg", 2, []string{`did you mean "signing_alg"?`}}},
+		},
+		{
+			name: "a misspelt section gets a suggestion",
+			yaml: "tokns:\n  access_token_ttl: 5m\n",
+			want: []wantProblem{{"tokns", 1, []string{`unknown key "tokns" (did you mean "tokens"?)`}}},
+		},
+		{
+			name: "only keys of the same section are suggested",
+			yaml: "log:\n  listen: 127.0.0.1:8080\n",
+			want: []wantProblem{{"log.listen", 2, []string{`unknown key "listen" in log`}}},
+		},
+		{
 			name: "yaml field name of the Go struct is not a key",
 			yaml: "Store:\n  DSN: x\n",
 			want: []wantProblem{{"Store", 1, []string{`unknown key "Store"`}}},
@@ -713,6 +733,33 @@ func TestParseTokenFile(t *testing.T) {
 			}
 			if len(errs) != tt.wantErr {
 				t.Errorf("errors = %v, want %d", errs, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestSuggestKey(t *testing.T) {
+	tests := []struct {
+		name    string
+		section reflect.Type
+		key     string
+		want    string
+	}{
+		{"case", reflect.TypeFor[LogConfig](), "LEVEL", "level"},
+		{"dashes", reflect.TypeFor[Config](), "data-dir", "data_dir"},
+		{"missing letter", reflect.TypeFor[TokenConfig](), "acess_token_ttl", "access_token_ttl"},
+		{"extra letter", reflect.TypeFor[TokenConfig](), "auth_codee_ttl", "auth_code_ttl"},
+		{"transposition", reflect.TypeFor[TokenConfig](), "singing_alg", "signing_alg"},
+		{"section name", reflect.TypeFor[Config](), "regsitration", "registration"},
+		{"unrelated word", reflect.TypeFor[Config](), "bogus", ""},
+		{"key of another section", reflect.TypeFor[LogConfig](), "listen", ""},
+		{"too far for a short key", reflect.TypeFor[LogConfig](), "fmt", ""},
+		{"a tie suggests nothing", reflect.TypeFor[Config](), "logi", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := suggestKey(tt.section, tt.key); got != tt.want {
+				t.Errorf("suggestKey(%s, %q) = %q, want %q", tt.section.Name(), tt.key, got, tt.want)
 			}
 		})
 	}

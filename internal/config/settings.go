@@ -13,7 +13,7 @@ import (
 // names from the schema means a new setting cannot lack an override.
 const envPrefix = "AGENTID_"
 
-// envAliases are extra names for an override, kept because DESIGN.md names
+// envAliases are extra names for an override, kept because docs/design.md names
 // them. Setting both an alias and the derived name is a problem.
 var envAliases = map[string]string{
 	"kek.value": "AGENTID_KEK",
@@ -88,16 +88,64 @@ func sectionField(t reflect.Type, key string) (reflect.StructField, bool) {
 	return reflect.StructField{}, false
 }
 
-// suggestKey returns the known key of t that key probably meant (case or
-// dash/underscore confusion), or "".
+// suggestKey returns the known key of section type t that key probably
+// meant, or "". Case and '-' for '_' do not count as differences; beyond
+// that the closest key by edit distance wins when it is within a third of
+// its length (at least one edit), so "acess_token_ttl" suggests
+// "access_token_ttl" while an unrelated key suggests nothing. A tie
+// suggests nothing rather than a guess.
 func suggestKey(t reflect.Type, key string) string {
 	norm := func(s string) string { return strings.ReplaceAll(strings.ToLower(s), "-", "_") }
+	k := norm(key)
+	best, bestDist, tie := "", -1, false
 	for i := range t.NumField() {
-		if n := yamlName(t.Field(i)); n != "" && norm(n) == norm(key) {
-			return n
+		n := yamlName(t.Field(i))
+		if n == "" {
+			continue
+		}
+		d := editDistance(k, norm(n))
+		if d > max(1, len(n)/3) {
+			continue
+		}
+		switch {
+		case bestDist < 0 || d < bestDist:
+			best, bestDist, tie = n, d, false
+		case d == bestDist:
+			tie = true
 		}
 	}
-	return ""
+	if tie {
+		return ""
+	}
+	return best
+}
+
+// editDistance is the optimal-string-alignment distance between a and b:
+// insertions, deletions, substitutions and transpositions of adjacent
+// bytes each cost one. Keys are short ASCII, so bytes are characters.
+func editDistance(a, b string) int {
+	// prev2, prev and cur are rows i-2, i-1 and i of the DP table.
+	prev2 := make([]int, len(b)+1)
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				cur[j] = min(cur[j], prev2[j-2]+1)
+			}
+		}
+		prev2, prev, cur = prev, cur, prev2
+	}
+	return prev[len(b)]
 }
 
 // setLeaf parses text into the leaf value v. It is shared by the YAML

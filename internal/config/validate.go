@@ -11,7 +11,7 @@ import (
 
 // Limits that are protocol rules rather than taste.
 const (
-	// maxAccessTokenTTL caps access tokens (DESIGN.md §5: never more than
+	// maxAccessTokenTTL caps access tokens (docs/design.md §7: never more than
 	// one hour), keeping the jti denylist and stolen-token windows short.
 	maxAccessTokenTTL = time.Hour
 	// maxAuthCodeTTL: RFC 6749 §4.1.2 recommends a maximum code lifetime

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net/http"
 	"sync"
-	"time"
 
 	"github.com/go-jose/go-jose/v4"
 
@@ -16,19 +15,18 @@ import (
 	"github.com/agentid/agentid/internal/token"
 )
 
-// Limits on failed client authentication. Only failures count. An address
-// runs out before a client id does, so no single address can make a
-// client's own requests wait; a stranger needs several addresses to do it
-// (docs/tokens.md).
-const (
-	clientAuthWindow        = time.Minute
-	clientAuthFailuresPerIP = 20
-	clientAuthFailuresPerID = 60
-	// clientAuthKeys bounds each limiter's memory under attacker-chosen ids.
-	clientAuthKeys = 10000
-	// maxAuditedClientID bounds an attacker-chosen client id in the audit trail.
-	maxAuditedClientID = 128
+// Limits on failed client authentication, as token buckets that only
+// failures fill (see throttle): per client id from one address, and per
+// address. Client ids are public, so a limit on the id alone would let
+// anyone with a few addresses make a client's own requests wait; as for
+// sign-ins, the id is limited per address (docs/tokens.md).
+var (
+	clientAuthPerID = LoginLimit{PerMinute: 10, Burst: 10}
+	clientAuthPerIP = LoginLimit{PerMinute: 20, Burst: 20}
 )
+
+// maxAuditedClientID bounds an attacker-chosen client id in the audit trail.
+const maxAuditedClientID = 128
 
 // errClientAuth is the one public answer to every failed client
 // authentication: whether the client exists, is disabled, or presented the
@@ -60,7 +58,7 @@ var dummySecretHash = token.Hash("agentid: no such client")
 // authenticateClient is the one place every direct endpoint authenticates a
 // client (RFC 6749 §2.3, RFC 7523 §3). Every failure is the same
 // invalid_client; each is audited (client.auth_failed) and counted per
-// client id and per address, and an id or address with too many recent
+// client id and address and per address, and a key with too many recent
 // failures is answered 429 with Retry-After before any check.
 func (s *Server) authenticateClient(r *http.Request, ca oauth.ClientAuth) (*store.Client, error) {
 	ctx := r.Context()
@@ -75,20 +73,24 @@ func (s *Server) authenticateClient(r *http.Request, ca oauth.ClientAuth) (*stor
 	if id == "" {
 		return nil, oauth.ErrInvalidClient("client authentication is required")
 	}
-	ip := clientIP(r)
-	if wait, blocked := s.authIPFailures.blocked(ip); blocked {
+	addr := addressKey(clientIP(r))
+	hIP, ok, wait := s.authIPThrottle.begin(addr)
+	if !ok {
 		return nil, oauth.ErrTooManyRequests(wait, "too many failed client authentications from this address; retry later")
 	}
-	if wait, blocked := s.authIDFailures.blocked(id); blocked {
+	hID, ok, wait := s.authIDThrottle.begin(id + "\x00" + addr)
+	if !ok {
+		s.authIPThrottle.end(hIP, false)
 		return nil, oauth.ErrTooManyRequests(wait, "too many failed authentications for this client; retry later")
 	}
 	c, err := s.verifyClient(ctx, id, ca)
 	var f *authFailure
-	if !errors.As(err, &f) {
+	isFailure := errors.As(err, &f)
+	s.authIPThrottle.end(hIP, isFailure)
+	s.authIDThrottle.end(hID, isFailure)
+	if !isFailure {
 		return c, err
 	}
-	s.authIPFailures.fail(ip)
-	s.authIDFailures.fail(id)
 	ev := audit.NewClientAuthFailed(s.meta(r), audit.ClientAuthFailedFields{
 		ClientID: truncate(id, maxAuditedClientID), Reason: f.reason, AuthMethod: authMethod(ca),
 	})

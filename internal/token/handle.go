@@ -4,13 +4,14 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base32"
 	"encoding/base64"
 	"fmt"
 	"io"
 )
 
 // handleBytes is the entropy of an opaque handle: 256 bits, so a handle
-// cannot be guessed and its SHA-256 is a safe lookup key (DESIGN.md §5).
+// cannot be guessed and its SHA-256 is a safe lookup key (docs/design.md §7).
 const handleBytes = 32
 
 // idBytes is the entropy of identifiers (jti, grant and client ids): 128
@@ -48,9 +49,16 @@ func EqualHash(a, b []byte) bool {
 	return subtle.ConstantTimeCompare(a, b) == 1
 }
 
-// NewID returns 16 bytes from r (crypto/rand when r is nil) in unpadded
-// base64url. It panics only if r fails, which for crypto/rand means the
-// process cannot do anything safely anyway.
+// idEncoding writes identifiers in lower-case base32 (RFC 4648 §6 alphabet,
+// lower-cased, unpadded): letters a–z and digits 2–7 only. An id therefore
+// never starts with '-' (which a command line would read as a flag, as one
+// base64url id in 64 did) and survives case-insensitive handling.
+var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// NewID returns 16 bytes from r (crypto/rand when r is nil) as 26
+// characters of lower-case base32: 128 bits, starting with a letter or
+// digit. It panics only if r fails, which for crypto/rand means the process
+// cannot do anything safely anyway.
 func NewID(r io.Reader) string {
 	if r == nil {
 		r = rand.Reader
@@ -59,5 +67,5 @@ func NewID(r io.Reader) string {
 	if _, err := io.ReadFull(r, b[:]); err != nil {
 		panic(fmt.Sprintf("token: reading randomness: %v", err))
 	}
-	return base64.RawURLEncoding.EncodeToString(b[:])
+	return idEncoding.EncodeToString(b[:])
 }

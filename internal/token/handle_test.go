@@ -110,9 +110,25 @@ func TestNewID(t *testing.T) {
 		if a == b {
 			t.Fatal("duplicate id")
 		}
-		raw, err := base64.RawURLEncoding.Strict().DecodeString(a)
+		raw, err := idEncoding.DecodeString(a)
 		if err != nil || len(raw) != 16 {
 			t.Fatalf("id %q: %d bytes, %v", a, len(raw), err)
+		}
+	})
+	// Ids are typed on command lines ("agentid clients show ID"), where a
+	// leading '-' reads as a flag: every id starts with a letter or digit
+	// and uses only lower-case letters and digits.
+	t.Run("never starts with a dash", func(t *testing.T) {
+		for _, b := range []byte{0x00, 0xf8, 0xfb, 0xfc, 0xff} {
+			id := NewID(bytes.NewReader(bytes.Repeat([]byte{b}, 16)))
+			if !isIDChars(id) {
+				t.Errorf("bytes %#x: id %q", b, id)
+			}
+		}
+		for range 20000 {
+			if id := NewID(nil); !isIDChars(id) || len(id) != 26 {
+				t.Fatalf("id %q", id)
+			}
 		}
 	})
 	t.Run("panics when randomness fails", func(t *testing.T) {
@@ -123,4 +139,14 @@ func TestNewID(t *testing.T) {
 		}()
 		NewID(failReader{})
 	})
+}
+
+// isIDChars reports whether id is non-empty lower-case letters and digits.
+func isIDChars(id string) bool {
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return id != ""
 }

@@ -16,7 +16,7 @@ import (
 	"strings"
 )
 
-// Envelope format (DESIGN.md §5). A sealed value is ASCII text:
+// Envelope format (docs/design.md §7). A sealed value is ASCII text:
 //
 //	v1.<kek-id>.<base64url(nonce)>.<base64url(ciphertext||tag)>
 //
@@ -196,7 +196,7 @@ func (k *Keyring) Open(ciphertext []byte, aad string) ([]byte, error) {
 }
 
 // Rewrap opens ciphertext and seals it again under the current KEK (KEK
-// rotation, DESIGN.md §5). The aad stays the same.
+// rotation, docs/design.md §7). The aad stays the same.
 func (k *Keyring) Rewrap(r io.Reader, ciphertext []byte, aad string) ([]byte, error) {
 	pt, err := k.Open(ciphertext, aad)
 	if err != nil {

@@ -28,7 +28,7 @@ import (
 	"github.com/agentid/agentid/internal/store"
 )
 
-// Supported signing algorithms (DESIGN.md §5). ES256 is the default.
+// Supported signing algorithms (docs/design.md §7). ES256 is the default.
 const (
 	AlgES256 = "ES256"
 	AlgEdDSA = "EdDSA"

@@ -8,6 +8,9 @@
 // backend's migration lock: concurrent migrators (replicas starting
 // together, two processes on one SQLite file) take turns and the later ones
 // find nothing left to do, and a failing script leaves the schema as it was.
+// A script therefore cannot hold statements that refuse to run inside a
+// transaction (SQLite's PRAGMA foreign_keys or VACUUM, PostgreSQL's CREATE
+// INDEX CONCURRENTLY).
 package migrate
 
 import (

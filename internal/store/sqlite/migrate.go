@@ -51,7 +51,7 @@ func (d dialect) Current(ctx context.Context) (int, error) {
 }
 
 func (d dialect) Transact(ctx context.Context, fn func(migrate.Tx) error) error {
-	return d.s.w.submit(ctx, &request{ctx: ctx, raw: true, fn: func(tx *wtx) (err error) {
+	return d.s.w.submit(ctx, &request{ctx: ctx, raw: true, fn: func(tx *wtx) error {
 		c := tx.w.conn
 		// The writer does not hand ctx to its statements (see writer.do).
 		bg := context.Background()
@@ -64,8 +64,11 @@ func (d dialect) Transact(ctx context.Context, fn func(migrate.Tx) error) error 
 			}
 			return err
 		}
-		_, err = c.ExecContext(bg, "COMMIT")
-		return err
+		if _, err := c.ExecContext(bg, "COMMIT"); err != nil {
+			c.ExecContext(bg, "ROLLBACK") // if SQLite has not already
+			return err
+		}
+		return nil
 	}})
 }
 

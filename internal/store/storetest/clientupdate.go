@@ -47,6 +47,27 @@ func testClientUpdateAborts(t *testing.T, s store.Store) {
 	must(t, "UpdateClient after the failures", err)
 }
 
+// testClientUpdateFillsEvent pins that the update may write the event it
+// was given: the event records what only the update knew.
+func testClientUpdateFillsEvent(t *testing.T, s store.Store) {
+	const tn = store.DefaultTenant
+	must(t, "CreateClient", s.CreateClient(ctx(t), fullClient(tn, "c1"), nil))
+	ev := new(store.AuditEvent)
+	want := event(tn, "client.updated")
+	_, err := s.UpdateClient(ctx(t), tn, "c1", func(c *store.Client) error {
+		c.Tags = append(c.Tags, "fresh")
+		*ev = *want
+		ev.Details = map[string]string{"tags": fmt.Sprint(c.Tags)}
+		return nil
+	}, ev)
+	must(t, "UpdateClient", err)
+	want.Details = map[string]string{"tags": "[trusted beta fresh]"}
+	wantAudit(t, s, want)
+	if ev.ID == 0 {
+		t.Error("the event filled by the update has no ID")
+	}
+}
+
 // testClientUpdateConcurrent runs updates of different fields at once, as
 // an RFC 7592 update racing an admin's `clients tag`: every one lands.
 func testClientUpdateConcurrent(t *testing.T, s store.Store) {

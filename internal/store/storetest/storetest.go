@@ -60,6 +60,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ClientErrors", testClientErrors},
 		{"ClientUpdate", testClientUpdate},
 		{"ClientUpdateAborts", testClientUpdateAborts},
+		{"ClientUpdateFillsEvent", testClientUpdateFillsEvent},
 		{"ClientUpdateConcurrent", testClientUpdateConcurrent},
 		{"ClientList", testClientList},
 		{"ClientDeleteCascade", testClientDeleteCascade},
