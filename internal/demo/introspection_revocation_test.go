@@ -39,11 +39,11 @@ func clientCredentialsToken(t *testing.T, h *servertest.Hub, id, secret, resourc
 	return body.AccessToken
 }
 
-// TestReviewIntrospectionAgainstHub runs mcpauth's introspection mode
+// TestIntrospectionAgainstHub runs mcpauth's introspection mode
 // against the real hub (the mcpauth tests use only mcpauthtest): a token
 // revoked at the hub's RFC 7009 endpoint is refused at once with a 401
 // invalid_token challenge.
-func TestReviewIntrospectionAgainstHub(t *testing.T) {
+func TestIntrospectionAgainstHub(t *testing.T) {
 	h := servertest.New(t)
 	ctx := context.Background()
 	agentSecret := h.AddClient(&store.Client{ID: "cron-agent", GrantTypes: []string{"client_credentials"}, Tags: []string{"cc:notes.read"}})
