@@ -243,9 +243,10 @@ func TestPipelineRefusesCarelessGrants(t *testing.T) {
 	})
 }
 
-// TestGrantTableAgreement: metadata, registration and /token dispatch all
-// follow a server's grant table: every row is advertised, registrable (by
-// public clients only where the row allows them) and dispatched, and a
+// TestGrantTableAgreement: metadata, registration (RFC 7591 and RFC 7592
+// updates) and /token dispatch all follow a server's grant table: every row
+// is advertised, registrable (by public clients only where the row allows
+// them) and dispatched, and a
 // grant type that is not in the table is refused by each with its own error.
 // The CLI's side is TestBuildClientGrantTypesFollowTheTable in cmd/agentid.
 func TestGrantTableAgreement(t *testing.T) {
@@ -279,6 +280,26 @@ func TestGrantTableAgreement(t *testing.T) {
 		req.Header.Set("Content-Type", "application/json")
 		return f.do(t, req)
 	}
+	// update replaces the metadata of a registered client (RFC 7592 §2.2)
+	// with grantTypes and the rest as registered.
+	update := func(t *testing.T, reg tokenReply, grantTypes ...string) tokenReply {
+		t.Helper()
+		md := map[string]any{"client_id": reg.body["client_id"], "grant_types": grantTypes,
+			"token_endpoint_auth_method": reg.body["token_endpoint_auth_method"]}
+		if uris, ok := reg.body["redirect_uris"]; ok {
+			md["redirect_uris"] = uris
+		}
+		body, _ := json.Marshal(md)
+		req := httptest.NewRequest(http.MethodPut, "/register/"+reg.body["client_id"].(string), bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+reg.body["registration_access_token"].(string))
+		return f.do(t, req)
+	}
+	// A public client of the code grant, that updates may give more grants.
+	publicApp := register(t, oauth.GrantAuthorizationCode, "none")
+	if publicApp.status != http.StatusCreated {
+		t.Fatalf("public registration: %d %v", publicApp.status, publicApp.body)
+	}
 	// Enough parameters for every grant's parsing; each hook then fails or
 	// succeeds on its own terms.
 	form := func(grantType string) url.Values {
@@ -297,12 +318,20 @@ func TestGrantTableAgreement(t *testing.T) {
 			case oauth.CodeUnsupportedGrantType, oauth.CodeUnauthorizedClient, oauth.CodeInvalidClient:
 				t.Fatalf("/token for a client registered for %s: %d %v", g.typ, tok.status, tok.body)
 			}
+			if up := update(t, reg, g.typ); up.status != http.StatusOK {
+				t.Fatalf("update for %s: %d %v", g.typ, up.status, up.body)
+			}
 			pub := register(t, g.typ, "none")
+			pubUp := update(t, publicApp, oauth.GrantAuthorizationCode, g.typ)
 			switch {
 			case g.public && pub.status != http.StatusCreated:
 				t.Fatalf("public registration for %s: %d %v", g.typ, pub.status, pub.body)
 			case !g.public && pub.errorCode() != oauth.CodeInvalidClientMetadata:
 				t.Fatalf("public registration for %s: %d %v, want invalid_client_metadata", g.typ, pub.status, pub.body)
+			case g.public && pubUp.status != http.StatusOK:
+				t.Fatalf("public update for %s: %d %v", g.typ, pubUp.status, pubUp.body)
+			case !g.public && pubUp.errorCode() != oauth.CodeInvalidClientMetadata:
+				t.Fatalf("public update for %s: %d %v, want invalid_client_metadata", g.typ, pubUp.status, pubUp.body)
 			}
 		})
 	}
@@ -313,6 +342,9 @@ func TestGrantTableAgreement(t *testing.T) {
 			}
 			if reg := register(t, typ, "client_secret_basic"); reg.errorCode() != oauth.CodeInvalidClientMetadata {
 				t.Fatalf("registration for %s: %d %v, want invalid_client_metadata", typ, reg.status, reg.body)
+			}
+			if up := update(t, publicApp, oauth.GrantAuthorizationCode, typ); up.errorCode() != oauth.CodeInvalidClientMetadata {
+				t.Fatalf("update for %s: %d %v, want invalid_client_metadata", typ, up.status, up.body)
 			}
 			if tok := f.token(t, form(typ), "careless-bot", "bot-secret"); tok.errorCode() != oauth.CodeUnsupportedGrantType {
 				t.Fatalf("/token for %s: %d %v, want unsupported_grant_type", typ, tok.status, tok.body)
