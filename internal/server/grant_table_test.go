@@ -352,3 +352,44 @@ func TestGrantTableAgreement(t *testing.T) {
 		})
 	}
 }
+
+// TestDryRunReplaysIssuedTokens: a policy dry run of the policy in force
+// over the token.issued events the pipeline wrote changes nothing, because
+// each event carries the context its decision was made in (here the
+// client's auth method and the age of the person's login, which the policy
+// looks at).
+func TestDryRunReplaysIssuedTokens(t *testing.T) {
+	const rules = `@id("cc-by-secret") permit (principal, action == Action::"grant", resource)
+when { context.grant_type == "client_credentials" && context.auth_method == "client_secret_basic" };
+@id("write-needs-fresh-login") forbid (principal, action, resource)
+when { resource.name == "notes.write" && context has auth_age_seconds && context.auth_age_seconds > 3600 };`
+	f := newGrantFixture(t, rules)
+	ctx := context.Background()
+	now := time.Now()
+	if err := f.st.CreateClient(ctx, &store.Client{
+		TenantID: store.DefaultTenant, ID: "nightly", RegistrationMethod: store.RegistrationManual, CreatedAt: now, UpdatedAt: now,
+		TokenEndpointAuthMethod: "client_secret_basic", SecretHash: token.Hash("nightly-secret"),
+		GrantTypes: []string{oauth.GrantClientCredentials}, DefaultResource: testResource,
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if r := f.token(t, url.Values{"grant_type": {oauth.GrantClientCredentials}, "scope": {"notes.read"}}, "nightly", "nightly-secret"); r.status != http.StatusOK {
+		t.Fatalf("client credentials: %d %v", r.status, r.body)
+	}
+	if err := f.s.ledger.Grant(ctx, consent.Key{UserID: "u-alice", ClientID: "careless-app", Resource: testResource}, []string{"notes.read", "notes.write"}, time.Time{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	f.next = &authorization{subject: userSubject("u-alice", now.Add(-2*time.Hour)), resource: []string{testResource}, scopes: []string{"notes.read", "notes.write"}, consent: true}
+	if r := f.token(t, url.Values{"grant_type": {carelessGrant}}, "careless-app", ""); r.status != http.StatusOK || r.body["scope"] != "notes.read" {
+		t.Fatalf("a login two hours old: %d %v, want notes.read alone", r.status, r.body)
+	}
+	files := policy.DefaultFiles()
+	files["test.cedar"] = rules
+	rep, err := policy.DryRun(ctx, f.st, files, now.Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Evaluated != 2 || len(rep.Changes) != 0 {
+		t.Fatalf("dry run of the policy in force: %s", rep)
+	}
+}

@@ -190,6 +190,7 @@ func (s *Server) issue(ctx context.Context, r *http.Request, grantType string, c
 	ev := audit.NewTokenIssued(s.meta(r), audit.TokenIssuedFields{
 		ClientID: c.ID, UserID: p.userID(), Resource: res.URI, Scopes: granted,
 		GrantType: grantType, JTI: claims.JTI, Policy: decision,
+		AuthMethod: c.TokenEndpointAuthMethod, AuthAge: p.authAge(now),
 	})
 	iss := &store.Issuance{
 		AccessToken: &store.AccessToken{JTI: claims.JTI, TenantID: s.tenant, GrantID: a.family.id, ClientID: c.ID, UserID: p.userID(), Resource: res.URI, Scopes: granted, ExpiresAt: exp},
