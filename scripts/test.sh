@@ -2,10 +2,16 @@
 # Runs every test of agentid: formatting, vet, staticcheck, then the whole
 # suite under the race detector against SQLite, a throwaway PostgreSQL
 # cluster and headless Chromium, which this script starts or installs as
-# needed (idempotently). CI runs exactly this.
+# needed (idempotently), stopping on exit the cluster it started. CI runs
+# exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Stop the PostgreSQL cluster on exit only if this run started it; a cluster
+# that was already up (another run, a developer's shell) is left alone.
+if ! scripts/postgres.sh status; then
+	trap 'scripts/postgres.sh stop' EXIT
+fi
 AGENTID_TEST_POSTGRES="$(scripts/postgres.sh)"
 AGENTID_TEST_CHROMIUM="$(scripts/chromium.sh)"
 export AGENTID_TEST_POSTGRES AGENTID_TEST_CHROMIUM

@@ -6,19 +6,18 @@ import (
 	"fmt"
 	"io"
 	"os/user"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/agentid/agentid/internal/audit"
+	"github.com/agentid/agentid/internal/clients"
 	"github.com/agentid/agentid/internal/config"
 	"github.com/agentid/agentid/internal/oauth"
 	"github.com/agentid/agentid/internal/policy"
 	"github.com/agentid/agentid/internal/server"
 	"github.com/agentid/agentid/internal/store"
-	"github.com/agentid/agentid/internal/token"
 )
 
 // grantTypeNames lists the grant types the hub serves, for help and errors.
@@ -105,29 +104,31 @@ with the tag cc:<scope> (--tag cc:notes.read), given by an administrator.`,
 				}
 				spec.jwks = b
 			}
+			reg, err := clientRegistration(spec)
+			if err != nil {
+				return err
+			}
 			return c.withStore(cmd, func(ctx context.Context, _ *config.Config, st store.Store) error {
-				resources, err := st.ListResources(ctx, store.DefaultTenant)
+				e, err := policy.New(ctx, policy.Options{Store: st, Logger: adminLogger(cmd)})
 				if err != nil {
 					return err
 				}
-				now := time.Now()
-				cl, secret, err := buildClient(spec, resources, now)
+				registrar, err := clients.New(clients.Options{Store: st, Policy: e})
 				if err != nil {
 					return err
 				}
-				ceiling, err := applyCeiling(ctx, cmd, st, cl, resources)
+				reg.Audit = adminMeta(time.Time{})
+				res, err := registrar.Register(ctx, reg)
 				if err != nil {
-					return err
+					return registrationError(err, reg.ClientID)
 				}
-				ev := audit.NewClientRegistered(adminMeta(now), audit.ClientRegisteredFields{
-					ClientID: cl.ID, Name: cl.Name, Method: store.RegistrationManual, AuthMethod: cl.TokenEndpointAuthMethod,
-					Ceiling: cl.Scopes, Policy: ceiling.Audit(),
-				})
-				if err := st.CreateClient(ctx, cl, ev); err != nil {
-					if errors.Is(err, store.ErrConflict) {
-						return fmt.Errorf("a client with id %q already exists", cl.ID)
+				cl, secret := res.Client, res.Secret
+				for _, d := range res.Ceiling.Denied {
+					by := "no policy permits it"
+					if len(d.PolicyIDs) > 0 {
+						by = "forbidden by " + strings.Join(d.PolicyIDs, ", ")
 					}
-					return fmt.Errorf("storing the client: %w", err)
+					fmt.Fprintf(cmd.ErrOrStderr(), "policy keeps scope %s from this client (%s)\n", d.Scope, by)
 				}
 				out := cmd.OutOrStdout()
 				if *asJSON {
@@ -160,24 +161,17 @@ with the tag cc:<scope> (--tag cc:notes.read), given by an administrator.`,
 	return cmd
 }
 
-// buildClient validates spec, with the same rules as dynamic registration
-// (RFC 7591 §2 via oauth.ClientMetadata.Validate), against the registered
-// resources and returns the client and its new secret ("" when it has none).
-func buildClient(spec clientSpec, resources []*store.Resource, now time.Time) (*store.Client, string, error) {
+// clientRegistration turns the flags of `clients add` into a registration:
+// the flags' own rules and defaults here, every rule about the client in
+// clients.Register, the same as for dynamic registration.
+func clientRegistration(spec clientSpec) (*clients.Registration, error) {
 	if strings.TrimSpace(spec.name) == "" {
-		return nil, "", errors.New("--name must not be empty")
+		return nil, errors.New("--name must not be empty")
 	}
-	id := spec.id
-	if id == "" {
-		id = token.NewID(nil)
-	} else if err := validateClientID(id); err != nil {
-		return nil, "", err
-	}
-
 	method := spec.authMethod
 	switch {
 	case spec.public && method != "" && method != oauth.AuthMethodNone:
-		return nil, "", fmt.Errorf("--public conflicts with --auth-method %s", method)
+		return nil, fmt.Errorf("--public conflicts with --auth-method %s", method)
 	case spec.public:
 		method = oauth.AuthMethodNone
 	case method == "":
@@ -190,166 +184,50 @@ func buildClient(spec clientSpec, resources []*store.Resource, now time.Time) (*
 		// Otherwise validation infers it from the redirect URIs.
 		appType = oauth.ApplicationTypeNative
 	}
-
 	grants := spec.grantTypes
 	if len(grants) == 0 {
 		switch {
 		case len(spec.redirectURIs) > 0:
 			grants = []string{oauth.GrantAuthorizationCode, oauth.GrantRefreshToken}
 		case method == oauth.AuthMethodNone:
-			return nil, "", errors.New("a public client needs --redirect-uri: the authorization_code grant is the only one it may use")
+			return nil, errors.New("a public client needs --redirect-uri: the authorization_code grant is the only one it may use")
 		default:
 			grants = []string{oauth.GrantClientCredentials}
 		}
 	}
-	served := server.GrantTypes()
-	for _, g := range grants {
-		if !slices.ContainsFunc(served, func(s oauth.SupportedGrant) bool { return s.Type == g }) {
-			return nil, "", fmt.Errorf("unsupported --grant-type %q (want %s)", g, grantTypeNames(served))
-		}
-	}
-	if slices.Contains(grants, oauth.GrantAuthorizationCode) && len(spec.redirectURIs) == 0 {
-		return nil, "", errors.New("the authorization_code grant needs at least one --redirect-uri")
-	}
-
 	scopes, oe := oauth.ParseScope(strings.Join(spec.scopes, " "))
 	if oe != nil {
-		return nil, "", fmt.Errorf("--scope: %s", oe.Description)
+		return nil, fmt.Errorf("--scope: %s", oe.Description)
 	}
-	for _, s := range scopes {
-		if !resourcesOffer(resources, s) {
-			return nil, "", fmt.Errorf("scope %q is not offered by any registered resource (add it with 'agentid resources add')", s)
-		}
-	}
-	var defaultResource string
-	if spec.resource != "" {
-		uri, oe := oauth.CanonicalResource(spec.resource)
-		if oe != nil {
-			return nil, "", fmt.Errorf("--resource: %s", oe.Description)
-		}
-		if !slices.ContainsFunc(resources, func(r *store.Resource) bool { return r.URI == uri }) {
-			return nil, "", fmt.Errorf("--resource %s is not a registered resource (add it with 'agentid resources add')", uri)
-		}
-		defaultResource = uri
-	}
-	for _, t := range spec.tags {
-		if err := validateTag(t); err != nil {
-			return nil, "", err
-		}
-	}
-
-	m := &oauth.ClientMetadata{
-		RedirectURIs:            spec.redirectURIs,
-		TokenEndpointAuthMethod: method,
-		GrantTypes:              grants,
-		ClientName:              spec.name,
-		Scope:                   oauth.FormatScope(scopes),
-		JWKS:                    spec.jwks,
-		ApplicationType:         appType,
-	}
-	if oe := m.Validate(served); oe != nil {
-		return nil, "", fmt.Errorf("invalid client: %s", oe.Description)
-	}
-
-	cl := &store.Client{
-		TenantID:                store.DefaultTenant,
-		ID:                      id,
-		Name:                    m.ClientName,
-		RedirectURIs:            m.RedirectURIs,
-		GrantTypes:              m.GrantTypes,
-		ResponseTypes:           m.ResponseTypes,
-		TokenEndpointAuthMethod: m.TokenEndpointAuthMethod,
-		ApplicationType:         m.ApplicationType,
-		Scopes:                  scopes,
-		RequestedScopes:         scopes,
-		DefaultResource:         defaultResource,
-		JWKS:                    string(m.JWKS),
-		RegistrationMethod:      store.RegistrationManual,
-		Tags:                    spec.tags,
-		CreatedAt:               now,
-		UpdatedAt:               now,
-	}
-	var secret string
-	if method == oauth.AuthMethodClientSecretBasic || method == oauth.AuthMethodClientSecretPost {
-		// docs/design.md §7: a generated, 256-bit secret, stored as SHA-256.
-		s, err := token.NewHandle(nil, "")
-		if err != nil {
-			return nil, "", err
-		}
-		secret = s
-		cl.SecretHash = token.Hash(secret)
-	}
-	return cl, secret, nil
+	return &clients.Registration{
+		Method: clients.Admin,
+		Metadata: &oauth.ClientMetadata{
+			RedirectURIs:            spec.redirectURIs,
+			TokenEndpointAuthMethod: method,
+			GrantTypes:              grants,
+			ClientName:              spec.name,
+			Scope:                   oauth.FormatScope(scopes),
+			JWKS:                    spec.jwks,
+			ApplicationType:         appType,
+		},
+		GrantTypes:      server.GrantTypes(),
+		ClientID:        spec.id,
+		DefaultResource: spec.resource,
+		Tags:            spec.tags,
+	}, nil
 }
 
-// applyCeiling sets cl's ceiling to the requested scopes the policy's
-// register action allows, as for any registration; denied scopes are named
-// on stderr, and a client that may hold none of what it asked for is
-// refused.
-func applyCeiling(ctx context.Context, cmd *cobra.Command, st store.Store, cl *store.Client, resources []*store.Resource) (*policy.Ceiling, error) {
-	e, err := policy.New(ctx, policy.Options{Store: st, Logger: adminLogger(cmd)})
-	if err != nil {
-		return nil, err
+// registrationError says why a registration was refused, in the words of
+// the rule that refused it.
+func registrationError(err error, id string) error {
+	var oe *oauth.Error
+	switch {
+	case errors.As(err, &oe):
+		return fmt.Errorf("invalid client: %s", oe.Description)
+	case errors.Is(err, store.ErrConflict):
+		return fmt.Errorf("a client with id %q already exists", id)
 	}
-	got, err := e.Ceiling(ctx, cl, resources, policy.Context{})
-	if err != nil {
-		return nil, err
-	}
-	for _, d := range got.Denied {
-		by := "no policy permits it"
-		if len(d.PolicyIDs) > 0 {
-			by = "forbidden by " + strings.Join(d.PolicyIDs, ", ")
-		}
-		fmt.Fprintf(cmd.ErrOrStderr(), "policy keeps scope %s from this client (%s)\n", d.Scope, by)
-	}
-	if got.Bounded && len(got.Scopes) == 0 {
-		return nil, errors.New("the policy allows this client none of the requested scopes (see 'agentid policy explain --action register')")
-	}
-	cl.Scopes = got.Scopes
-	return got, nil
-}
-
-func resourcesOffer(resources []*store.Resource, scope string) bool {
-	for _, r := range resources {
-		for _, s := range r.Scopes {
-			if s.Name == scope {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// validateClientID accepts 1–128 RFC 3986 unreserved characters: client ids
-// travel in URLs (/register/{id}), form bodies and HTTP Basic credentials,
-// where anything else needs escaping that clients get wrong.
-func validateClientID(id string) error {
-	if len(id) == 0 || len(id) > 128 {
-		return fmt.Errorf("--id must be 1 to 128 characters")
-	}
-	for i := 0; i < len(id); i++ {
-		if !isUnreserved(id[i]) {
-			return fmt.Errorf("--id may contain only letters, digits, '-', '.', '_' and '~'")
-		}
-	}
-	return nil
-}
-
-func isUnreserved(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~'
-}
-
-// validateTag accepts 1–64 printable ASCII characters without spaces.
-func validateTag(t string) error {
-	if len(t) == 0 || len(t) > 64 {
-		return fmt.Errorf("--tag %q must be 1 to 64 characters", t)
-	}
-	for i := 0; i < len(t); i++ {
-		if t[i] <= ' ' || t[i] > '~' {
-			return fmt.Errorf("--tag %q must be printable ASCII without spaces", t)
-		}
-	}
-	return nil
+	return fmt.Errorf("storing the client: %w", err)
 }
 
 func (c *cli) newClientsListCmd(asJSON *bool) *cobra.Command {
@@ -472,7 +350,7 @@ expire, and refreshed ones follow the new ceiling.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, tags := args[0], args[1:]
 			for _, t := range tags {
-				if err := validateTag(t); err != nil {
+				if err := clients.ValidTag(t); err != nil {
 					return err
 				}
 			}

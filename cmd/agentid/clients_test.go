@@ -1,18 +1,25 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/agentid/agentid/internal/audit"
+	"github.com/agentid/agentid/internal/clients"
 	"github.com/agentid/agentid/internal/oauth"
+	"github.com/agentid/agentid/internal/policy"
 	"github.com/agentid/agentid/internal/server"
 	"github.com/agentid/agentid/internal/store"
 	"github.com/agentid/agentid/internal/token"
 )
 
-func TestBuildClient(t *testing.T) {
+// TestClientRegistration: the flags of `clients add` become a registration
+// that clients.Register validates and stores.
+func TestClientRegistration(t *testing.T) {
 	resources := []*store.Resource{{
 		URI: "https://notes.example.test/mcp", Name: "Notes",
 		Scopes: []store.Scope{{Name: "notes.read"}, {Name: "notes.write"}},
@@ -79,18 +86,18 @@ func TestBuildClient(t *testing.T) {
 			},
 		},
 		{name: "empty name", spec: clientSpec{name: " "}, wantErr: "--name must not be empty"},
-		{name: "bad id", spec: clientSpec{name: "x", id: "a/b"}, wantErr: "--id may contain only"},
+		{name: "bad id", spec: clientSpec{name: "x", id: "a/b"}, wantErr: "client_id may contain only"},
 		{name: "long id", spec: clientSpec{name: "x", id: strings.Repeat("a", 129)}, wantErr: "1 to 128"},
 		{name: "public with secret method", spec: clientSpec{name: "x", public: true, authMethod: "client_secret_basic"}, wantErr: "--public conflicts"},
 		{name: "public without redirect", spec: clientSpec{name: "x", public: true}, wantErr: "needs --redirect-uri"},
 		{name: "public client credentials", spec: clientSpec{name: "x", authMethod: "none", grantTypes: []string{"client_credentials"}}, wantErr: "requires a confidential"},
-		{name: "unknown grant", spec: clientSpec{name: "x", grantTypes: []string{"password"}}, wantErr: `unsupported --grant-type "password"`},
-		{name: "code without redirect", spec: clientSpec{name: "x", grantTypes: []string{"authorization_code"}}, wantErr: "needs at least one --redirect-uri"},
+		{name: "unknown grant", spec: clientSpec{name: "x", grantTypes: []string{"password"}}, wantErr: "grant type password is not supported"},
+		{name: "code without redirect", spec: clientSpec{name: "x", grantTypes: []string{"authorization_code"}}, wantErr: "redirect_uris is required"},
 		{name: "unknown scope", spec: clientSpec{name: "x", scopes: []string{"mail.send"}}, wantErr: `scope "mail.send" is not offered`},
 		{name: "bad scope token", spec: clientSpec{name: "x", scopes: []string{`a"b`}}, wantErr: "--scope:"},
 		{name: "unregistered resource", spec: clientSpec{name: "x", resource: "https://other.example.test"}, wantErr: "not a registered resource"},
-		{name: "invalid resource", spec: clientSpec{name: "x", resource: "ftp://x.example.test"}, wantErr: "--resource:"},
-		{name: "bad tag", spec: clientSpec{name: "x", tags: []string{"two words"}}, wantErr: "--tag"},
+		{name: "invalid resource", spec: clientSpec{name: "x", resource: "ftp://x.example.test"}, wantErr: "default resource:"},
+		{name: "bad tag", spec: clientSpec{name: "x", tags: []string{"two words"}}, wantErr: `tag "two words" must be printable`},
 		{name: "http redirect off loopback", spec: clientSpec{name: "x", redirectURIs: []string{"http://a.example.test/cb"}}, wantErr: "invalid client:"},
 		{name: "unknown application type", spec: clientSpec{name: "x", applicationType: "desktop", redirectURIs: []string{"https://a.example.test/cb"}}, wantErr: "invalid client:"},
 		{name: "private_key_jwt without keys", spec: clientSpec{name: "x", authMethod: "private_key_jwt"}, wantErr: "requires jwks"},
@@ -98,7 +105,7 @@ func TestBuildClient(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, secret, err := buildClient(tt.spec, resources, now)
+			c, secret, err := registerSpec(t, tt.spec, resources, now)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want %q", err, tt.wantErr)
@@ -113,10 +120,61 @@ func TestBuildClient(t *testing.T) {
 	}
 }
 
-// TestBuildClientGrantTypesFollowTheTable: the CLI registers a client for
+// registerSpec registers spec as `clients add` does, on a store holding
+// resources, under the default policy set at now.
+func registerSpec(t *testing.T, spec clientSpec, resources []*store.Resource, now time.Time) (*store.Client, string, error) {
+	t.Helper()
+	reg, err := clientRegistration(spec)
+	if err != nil {
+		return nil, "", err
+	}
+	e, err := policy.New(context.Background(), policy.Options{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &registryStore{resources: resources}
+	r, err := clients.New(clients.Options{Store: st, Policy: e, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Register(context.Background(), reg)
+	if err != nil {
+		return nil, "", registrationError(err, reg.ClientID)
+	}
+	if len(st.created) != 1 || st.created[0] != res.Client || audit.Check(st.events[0]) != nil {
+		t.Fatalf("stored %v with events %v", st.created, st.events)
+	}
+	return res.Client, res.Secret, nil
+}
+
+// registryStore is the part of the store registration uses.
+type registryStore struct {
+	resources []*store.Resource
+	created   []*store.Client
+	events    []*store.AuditEvent
+}
+
+func (s *registryStore) ListResources(context.Context, string) ([]*store.Resource, error) {
+	return s.resources, nil
+}
+
+func (s *registryStore) CreateClient(_ context.Context, c *store.Client, ev *store.AuditEvent) error {
+	s.created, s.events = append(s.created, c), append(s.events, ev)
+	return nil
+}
+
+func (s *registryStore) GetClient(context.Context, string, string) (*store.Client, error) {
+	return nil, errors.New("not expected")
+}
+
+func (s *registryStore) UpdateClient(context.Context, string, string, func(*store.Client) error, *store.AuditEvent) (*store.Client, error) {
+	return nil, errors.New("not expected")
+}
+
+// TestClientGrantTypesFollowTheTable: the CLI registers a client for
 // exactly the grant types the hub's grant table serves, public clients only
 // for those open to them.
-func TestBuildClientGrantTypesFollowTheTable(t *testing.T) {
+func TestClientGrantTypesFollowTheTable(t *testing.T) {
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	for _, g := range server.GrantTypes() {
 		t.Run(g.Type, func(t *testing.T) {
@@ -124,13 +182,13 @@ func TestBuildClientGrantTypesFollowTheTable(t *testing.T) {
 			if g.Type == oauth.GrantAuthorizationCode {
 				spec.redirectURIs = []string{"http://127.0.0.1/cb"}
 			}
-			if _, _, err := buildClient(spec, nil, now); err != nil {
+			if _, _, err := registerSpec(t, spec, nil, now); err != nil {
 				t.Fatalf("confidential client for %s: %v", g.Type, err)
 			}
 			spec.public = true
 			spec.grantTypes = append(spec.grantTypes, oauth.GrantAuthorizationCode)
 			spec.redirectURIs = []string{"http://127.0.0.1/cb"}
-			_, _, err := buildClient(spec, nil, now)
+			_, _, err := registerSpec(t, spec, nil, now)
 			if g.Public && err != nil {
 				t.Fatalf("public client for %s: %v", g.Type, err)
 			}
@@ -141,9 +199,9 @@ func TestBuildClientGrantTypesFollowTheTable(t *testing.T) {
 	}
 	for _, typ := range []string{oauth.GrantTokenExchange, oauth.GrantJWTBearer, "implicit"} {
 		t.Run("not served "+typ, func(t *testing.T) {
-			_, _, err := buildClient(clientSpec{name: "x", grantTypes: []string{typ}}, nil, now)
-			if err == nil || !strings.Contains(err.Error(), "unsupported --grant-type") {
-				t.Fatalf("err = %v, want unsupported --grant-type", err)
+			_, _, err := registerSpec(t, clientSpec{name: "x", grantTypes: []string{typ}}, nil, now)
+			if err == nil || !strings.Contains(err.Error(), "not supported") && !strings.Contains(err.Error(), "does not serve") {
+				t.Fatalf("err = %v, want a refusal of the grant type", err)
 			}
 		})
 	}

@@ -17,8 +17,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/agentid/agentid/internal/audit"
+	"github.com/agentid/agentid/internal/clients"
 	"github.com/agentid/agentid/internal/demo"
+	"github.com/agentid/agentid/internal/oauth"
 	"github.com/agentid/agentid/internal/password"
+	"github.com/agentid/agentid/internal/policy"
 	"github.com/agentid/agentid/internal/store"
 	"github.com/agentid/agentid/internal/token"
 	"github.com/agentid/agentid/mcpauth"
@@ -321,31 +324,54 @@ func seedDemo(ctx context.Context, st store.Store, mcpURL string) (string, *mcpa
 	if err != nil {
 		return "", nil, fmt.Errorf("creating the demo user: %w", err)
 	}
-	secret, err := token.NewHandle(nil, "")
+	secret, err := seedDemoServerClient(ctx, st, now)
 	if err != nil {
 		return "", nil, err
 	}
-	rs := &store.Client{
-		TenantID: store.DefaultTenant, ID: demoServerClientID, Name: "agentid demo MCP server (introspection)",
-		SecretHash: token.Hash(secret), TokenEndpointAuthMethod: "client_secret_basic", ApplicationType: "web",
-		RegistrationMethod: store.RegistrationManual, CreatedAt: now, UpdatedAt: now,
-	}
-	switch old, err := st.GetClient(ctx, store.DefaultTenant, demoServerClientID); {
-	case errors.Is(err, store.ErrNotFound):
-		err = st.CreateClient(ctx, rs, nil)
-		if err != nil {
-			return "", nil, fmt.Errorf("registering the demo MCP server's client: %w", err)
-		}
-	case err != nil:
-		return "", nil, err
-	default:
-		_, err := st.UpdateClient(ctx, old.TenantID, old.ID, func(c *store.Client) error {
-			c.SecretHash, c.Disabled, c.UpdatedAt = rs.SecretHash, false, now
-			return nil
-		}, nil)
-		if err != nil {
-			return "", nil, fmt.Errorf("updating the demo MCP server's client: %w", err)
-		}
-	}
 	return pw, &mcpauth.IntrospectionConfig{ClientID: demoServerClientID, ClientSecret: secret, CacheTTL: -1}, nil
+}
+
+// seedDemoServerClient registers the demo MCP server's own client, through
+// the same registration path as every client, or gives the one a previous
+// run registered a fresh secret; either change is audited. It returns the
+// secret.
+func seedDemoServerClient(ctx context.Context, st store.Store, now time.Time) (string, error) {
+	m := audit.Meta{Time: now, Actor: audit.ActorDemo}
+	old, err := st.GetClient(ctx, store.DefaultTenant, demoServerClientID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		e, err := policy.New(ctx, policy.Options{Store: st})
+		if err != nil {
+			return "", err
+		}
+		r, err := clients.New(clients.Options{Store: st, Policy: e, Now: func() time.Time { return now }})
+		if err != nil {
+			return "", err
+		}
+		res, err := r.Register(ctx, &clients.Registration{
+			Method: clients.Demo, ClientID: demoServerClientID, ResourceServer: true, Audit: m,
+			Metadata: &oauth.ClientMetadata{
+				ClientName: "agentid demo MCP server (introspection)", TokenEndpointAuthMethod: oauth.AuthMethodClientSecretBasic,
+				ApplicationType: oauth.ApplicationTypeWeb,
+			},
+		})
+		if err != nil {
+			return "", fmt.Errorf("registering the demo MCP server's client: %w", err)
+		}
+		return res.Secret, nil
+	case err != nil:
+		return "", err
+	}
+	secret, err := token.NewHandle(nil, "")
+	if err != nil {
+		return "", err
+	}
+	ev := audit.NewClientUpdated(m, audit.ClientUpdatedFields{ClientID: old.ID, Change: audit.ChangeSecret})
+	if _, err := st.UpdateClient(ctx, old.TenantID, old.ID, func(c *store.Client) error {
+		c.SecretHash, c.Disabled, c.UpdatedAt = token.Hash(secret), false, now
+		return nil
+	}, ev); err != nil {
+		return "", fmt.Errorf("updating the demo MCP server's client: %w", err)
+	}
+	return secret, nil
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/agentid/agentid/internal/password"
 )
 
 // startDemo runs `agentid demo ARGS` in-process and returns the first stdout
@@ -54,6 +56,9 @@ func TestDemoJSON(t *testing.T) {
 	}
 	if info.Issuer == "" || !strings.HasSuffix(info.MCPURL, "/mcp") || info.Username != "demo" || len(info.Password) < 16 {
 		t.Fatalf("demo info = %+v", info)
+	}
+	if err := password.Check(info.Password, info.Username); err != nil {
+		t.Fatalf("the demo's password breaks the password rule: %v", err)
 	}
 	resp, err := http.Get(info.Issuer + "/.well-known/oauth-authorization-server")
 	if err != nil {

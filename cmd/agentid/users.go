@@ -10,7 +10,6 @@ import (
 	"io"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -21,12 +20,11 @@ import (
 	"github.com/agentid/agentid/internal/token"
 )
 
-// Password rules for passwords an administrator supplies. NIST SP 800-63B
-// §5.1.1.2: at least 8 characters; a generous maximum so that passphrases
-// fit, bounded so that the input stays small.
+// Password bounds for passwords an administrator supplies: the rule is
+// password.Check's, shared with every other place a password is set.
 const (
-	minPasswordLen = 8
-	maxPasswordLen = 1024
+	minPasswordLen = password.MinLength
+	maxPasswordLen = password.MaxLength
 	// generatedPasswordBytes of randomness: 144 bits, 24 characters.
 	generatedPasswordBytes = 18
 	maxUsernameLen         = 64
@@ -62,7 +60,7 @@ func (c *cli) newUsersAddCmd(asJSON *bool) *cobra.Command {
 			if err := validateUsername(username); err != nil {
 				return err
 			}
-			pw, generated, err := obtainPassword(cmd.InOrStdin(), fromStdin)
+			pw, generated, err := obtainPassword(cmd.InOrStdin(), fromStdin, args[0])
 			if err != nil {
 				return err
 			}
@@ -131,7 +129,7 @@ func (c *cli) newUsersSetPasswordCmd(asJSON *bool) *cobra.Command {
 		Short: "Set a user's password; prints a generated one once unless --password-stdin",
 		Args:  exactArgs("USERNAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pw, generated, err := obtainPassword(cmd.InOrStdin(), fromStdin)
+			pw, generated, err := obtainPassword(cmd.InOrStdin(), fromStdin, args[0])
 			if err != nil {
 				return err
 			}
@@ -222,18 +220,18 @@ func validateUsername(s string) error {
 
 // obtainPassword reads the password from stdin (fromStdin) or generates
 // one; generated reports which.
-func obtainPassword(stdin io.Reader, fromStdin bool) (pw string, generated bool, err error) {
+func obtainPassword(stdin io.Reader, fromStdin bool, username string) (pw string, generated bool, err error) {
 	if !fromStdin {
 		pw, err := generatePassword(rand.Reader)
 		return pw, true, err
 	}
-	pw, err = readPassword(stdin)
+	pw, err = readPassword(stdin, username, "agentid")
 	return pw, false, err
 }
 
 // readPassword takes the first line of r (without its line ending) as the
 // password. Errors describe the password's shape, never its content.
-func readPassword(r io.Reader) (string, error) {
+func readPassword(r io.Reader, username ...string) (string, error) {
 	if r == nil {
 		return "", errors.New("--password-stdin: no standard input")
 	}
@@ -248,12 +246,9 @@ func readPassword(r io.Reader) (string, error) {
 	switch {
 	case line == "" && !hadNewline && err != nil:
 		return "", errors.New("--password-stdin: stdin is empty")
-	case !utf8.ValidString(line):
-		return "", errors.New("--password-stdin: the password must be valid UTF-8")
-	case utf8.RuneCountInString(line) < minPasswordLen:
-		return "", fmt.Errorf("--password-stdin: the password must be at least %d characters", minPasswordLen)
-	case len(line) > maxPasswordLen:
-		return "", fmt.Errorf("--password-stdin: the password must be at most %d bytes", maxPasswordLen)
+	}
+	if err := password.Check(line, username...); err != nil {
+		return "", fmt.Errorf("--password-stdin: %w", err)
 	}
 	return line, nil
 }

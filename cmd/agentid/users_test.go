@@ -2,13 +2,16 @@ package main
 
 import (
 	"bytes"
+	"crypto/rand"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/agentid/agentid/internal/password"
 )
 
 func TestReadPassword(t *testing.T) {
-	long := strings.Repeat("p", maxPasswordLen)
+	long := strings.Repeat("plum", maxPasswordLen/4-1) + "kiwi"
 	tests := []struct {
 		name    string
 		in      string
@@ -19,15 +22,16 @@ func TestReadPassword(t *testing.T) {
 		{name: "no newline", in: "correct horse", want: "correct horse"},
 		{name: "CRLF", in: "correct horse\r\n", want: "correct horse"},
 		{name: "first line only", in: "first-line-pw\nsecond\n", want: "first-line-pw"},
-		{name: "spaces kept", in: "  spaced  \n", want: "  spaced  "},
+		{name: "spaces kept", in: "  spaced words  \n", want: "  spaced words  "},
 		{name: "at the maximum", in: long + "\n", want: long},
-		{name: "over the maximum", in: long + "p\n", wantErr: "at most"},
+		{name: "over the maximum", in: long + "k\n", wantErr: "at most"},
 		{name: "far over the maximum", in: strings.Repeat("p", 10*maxPasswordLen), wantErr: "at most"},
 		{name: "empty", in: "", wantErr: "stdin is empty"},
-		{name: "empty line", in: "\n", wantErr: "at least 8"},
-		{name: "short", in: "seven77\n", wantErr: "at least 8"},
-		{name: "multibyte counts characters", in: "äöüäöüäö\n", want: "äöüäöüäö"},
-		{name: "invalid UTF-8", in: "abcdefgh\xff\n", wantErr: "UTF-8"},
+		{name: "empty line", in: "\n", wantErr: "at least 12"},
+		{name: "short", in: "eleven-char\n", wantErr: "at least 12"},
+		{name: "common", in: "Password2026!\n", wantErr: "too easy to guess"},
+		{name: "multibyte counts characters", in: "äöüßéèêëçñåø\n", want: "äöüßéèêëçñåø"},
+		{name: "invalid UTF-8", in: "tulip-anchor\xff\n", wantErr: "UTF-8"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -79,6 +83,17 @@ func TestGeneratePassword(t *testing.T) {
 		// alphabet, so a password never needs quoting in a shell.
 		if want := strings.Repeat("-_v7", 6); pw != want {
 			t.Fatalf("got %q, want %q", pw, want)
+		}
+	})
+	t.Run("passes the password rule", func(t *testing.T) {
+		for range 200 {
+			pw, err := generatePassword(rand.Reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := password.Check(pw); err != nil {
+				t.Fatalf("generated password refused: %v", err)
+			}
 		}
 	})
 	t.Run("short randomness fails", func(t *testing.T) {

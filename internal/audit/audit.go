@@ -60,19 +60,35 @@ const (
 const (
 	// ActorCLI is the admin command line.
 	ActorCLI = "cli"
+	// ActorDemo is `agentid demo` setting itself up.
+	ActorDemo = "demo"
 )
 
 // Meta is what every event knows about its request.
 type Meta struct {
 	TenantID  string // default store.DefaultTenant
 	RequestID string
-	IP        string
-	Time      time.Time
+	// ClientRequestID is the client's own, validated X-Request-Id, if any.
+	ClientRequestID string
+	IP              string
+	Time            time.Time
 	// Actor names who acted when it is not the client or person the event
 	// is about, such as ActorCLI; empty on protocol and browser requests.
 	Actor string
 	// OSUser is the operating-system account that ran an admin command.
 	OSUser string
+}
+
+// Stamped returns m with tenant and now filled in where m has none: for
+// code that records on behalf of a caller who may not know them.
+func (m Meta) Stamped(tenant string, now time.Time) Meta {
+	if m.TenantID == "" {
+		m.TenantID = tenant
+	}
+	if m.Time.IsZero() {
+		m.Time = now
+	}
+	return m
 }
 
 // New starts an event of type typ with outcome Success; the caller sets the
@@ -84,12 +100,13 @@ func New(m Meta, typ string) *store.AuditEvent {
 		tenant = store.DefaultTenant
 	}
 	ev := &store.AuditEvent{
-		TenantID:  tenant,
-		Time:      m.Time,
-		Type:      typ,
-		RequestID: m.RequestID,
-		IP:        m.IP,
-		Outcome:   Success,
+		TenantID:        tenant,
+		Time:            m.Time,
+		Type:            typ,
+		RequestID:       m.RequestID,
+		ClientRequestID: m.ClientRequestID,
+		IP:              m.IP,
+		Outcome:         Success,
 	}
 	if m.Actor != "" || m.OSUser != "" {
 		ev.Details = map[string]string{}

@@ -113,6 +113,16 @@ func TestMetaActor(t *testing.T) {
 	}
 }
 
+func TestMetaStamped(t *testing.T) {
+	later := at.Add(time.Hour)
+	if got := (audit.Meta{RequestID: "r"}).Stamped("t2", later); got.TenantID != "t2" || !got.Time.Equal(later) || got.RequestID != "r" {
+		t.Errorf("empty meta stamped = %+v", got)
+	}
+	if got := meta.Stamped("t2", later); got != meta {
+		t.Errorf("stamping changed a full meta: %+v", got)
+	}
+}
+
 // TestDecisionRoundTripsThroughStorage: the typed decision of a token
 // event, written by both backends and read back, is the one recorded
 // (order, reasons, policy ids with commas, errors, version).

@@ -103,12 +103,11 @@ type RegistrationConfig struct {
 
 // LoginConfig governs the login page and its session.
 //
-// Throttling is a token bucket per user name and one per client IP: a bucket
-// holds MaxAttemptsPerUser (or MaxAttemptsPerIP) attempts and refills at that
-// many attempts per AttemptWindow, i.e. rate.Every(AttemptWindow/N) with
-// burst N in golang.org/x/time/rate terms (PerUserLimit, PerIPLimit). Every
-// failed login takes one attempt; an empty bucket refuses further logins for
-// that user or from that IP until it refills.
+// Throttling counts failed sign-ins only, in a bucket per user name and
+// client address and one per client address: a bucket holds
+// MaxAttemptsPerUser (or MaxAttemptsPerIP) failures and drains at that many
+// per AttemptWindow. A full bucket refuses further sign-ins for that user
+// name from that address, or from that address, until it drains.
 type LoginConfig struct {
 	// SessionTTL is the lifetime of a login session cookie.
 	SessionTTL Duration `yaml:"session_ttl"`

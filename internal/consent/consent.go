@@ -57,17 +57,6 @@ type Key struct {
 	Resource string
 }
 
-// meta is m with the ledger's tenant and now filled in where empty.
-func (l *Ledger) meta(m audit.Meta, now time.Time) audit.Meta {
-	if m.TenantID == "" {
-		m.TenantID = l.tenant
-	}
-	if m.Time.IsZero() {
-		m.Time = now
-	}
-	return m
-}
-
 // audit names k in an event.
 func (k Key) audit() audit.ConsentKey {
 	return audit.ConsentKey{ClientID: k.ClientID, UserID: k.UserID, Resource: k.Resource}
@@ -208,7 +197,7 @@ func (l *Ledger) grant(ctx context.Context, k Key, scopes []string, now, expires
 	}
 	var ev *store.AuditEvent
 	if m != nil {
-		ev = audit.NewConsentGiven(l.meta(*m, now), audit.ConsentGivenFields{ConsentKey: k.audit(), Scopes: seen, Duration: string(c), ExpiresAt: expiresAt})
+		ev = audit.NewConsentGiven(m.Stamped(l.tenant, now), audit.ConsentGivenFields{ConsentKey: k.audit(), Scopes: seen, Duration: string(c), ExpiresAt: expiresAt})
 	}
 	return l.st.UpsertConsents(ctx, grants, ev)
 }
@@ -246,7 +235,7 @@ func (l *Ledger) Revoke(ctx context.Context, k Key, scopes []string, m *audit.Me
 	}
 	var ev *store.AuditEvent
 	if m != nil {
-		ev = audit.NewConsentRevoked(l.meta(*m, now), audit.ConsentRevokedFields{
+		ev = audit.NewConsentRevoked(m.Stamped(l.tenant, now), audit.ConsentRevokedFields{
 			ConsentKey: k.audit(), Scopes: withdrawn, By: by, WholeAgent: scopes == nil && k.Resource == "",
 		})
 	}
@@ -300,7 +289,7 @@ func (l *Ledger) SweepExpired(ctx context.Context, m *audit.Meta) (int, error) {
 		scopes := expired[k]
 		var ev *store.AuditEvent
 		if m != nil {
-			ev = audit.NewConsentExpired(l.meta(*m, now), audit.ConsentExpiredFields{ConsentKey: k.audit(), Scopes: scopes, NoticedBy: "sweep"})
+			ev = audit.NewConsentExpired(m.Stamped(l.tenant, now), audit.ConsentExpiredFields{ConsentKey: k.audit(), Scopes: scopes, NoticedBy: "sweep"})
 		}
 		if err := l.st.RevokeConsents(ctx, l.filter(k), scopes, now, ev); err != nil {
 			return n, err

@@ -1,6 +1,7 @@
 // Package password hashes and verifies user passwords with argon2id, the one
 // kind of secret agentid stores under a slow KDF (every secret the hub
-// generates itself is high-entropy and stored as SHA-256 instead).
+// generates itself is high-entropy and stored as SHA-256 instead), and holds
+// the one rule every new password must pass (Check), wherever it is set.
 package password
 
 import (

@@ -209,7 +209,7 @@ func (e *Engine) TagClient(ctx context.Context, clientID string, add, remove []s
 			}
 			f := changeFields(c, ch, change)
 			f.Tags, f.TagsAdded, f.TagsRemoved = slices.Clone(c.Tags), ch.TagsAdded, ch.TagsRemoved
-			*ev = *audit.NewClientUpdated(e.meta(*m), f)
+			*ev = *audit.NewClientUpdated(m.Stamped(e.tenant, e.now()), f)
 		}
 		return nil
 	}, ev)
@@ -276,7 +276,7 @@ func (e *Engine) RecomputeCeilings(ctx context.Context, m *audit.Meta) ([]Client
 			if ev != nil {
 				f := changeFields(fresh, ch, audit.ChangeCeiling)
 				f.Reason = fmt.Sprintf("policy set version %d", set.version)
-				*ev = *audit.NewClientUpdated(e.meta(*m), f)
+				*ev = *audit.NewClientUpdated(m.Stamped(e.tenant, e.now()), f)
 			}
 			return nil
 		}, ev)
@@ -321,17 +321,6 @@ func changeFields(c *store.Client, ch *ClientChange, change string) audit.Client
 		f.Ceiling, f.Policy = slices.Clone(c.Scopes), &d
 	}
 	return f
-}
-
-// meta is m stamped with the engine's clock when it has no time.
-func (e *Engine) meta(m audit.Meta) audit.Meta {
-	if m.Time.IsZero() {
-		m.Time = e.now()
-	}
-	if m.TenantID == "" {
-		m.TenantID = e.tenant
-	}
-	return m
 }
 
 // uniq returns xs without empty strings and repeats, in first-seen order.

@@ -125,7 +125,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	sess, u := s.currentSession(r)
 	prompt := a.req.Prompt
-	if sess == nil || slices.Contains(prompt, "login") && !s.freshLogin(r, sess) {
+	if sess == nil || !s.freshLogin(r, sess, a.req) {
 		if slices.Contains(prompt, "none") {
 			s.errorRedirect(w, r, a, oauth.NewError(oauth.CodeLoginRequired, "the user is not logged in"))
 			return
@@ -181,10 +181,24 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, a *authz, u *
 	http.Redirect(w, r, oauth.SuccessRedirect(a.redirectURI, handle, a.req.State, s.issuer), http.StatusFound)
 }
 
-// freshLogin reports whether the session was authenticated moments ago, so
-// that prompt=login does not loop after the login it caused.
-func (s *Server) freshLogin(_ *http.Request, sess *store.Session) bool {
-	return s.now().Sub(sess.AuthTime) < 2*time.Minute
+// reauthWindow is how recent a sign-in satisfies prompt=login or
+// max_age=0: long enough to cover the sign-in the request itself caused, so
+// that the request does not loop back to the login page.
+const reauthWindow = time.Minute
+
+// freshLogin reports whether the session's sign-in is recent enough for req
+// (OpenID Connect Core §3.1.2.1): with prompt=login or max_age=0 only a
+// sign-in within reauthWindow is, with max_age=N one at most N seconds old,
+// otherwise any.
+func (s *Server) freshLogin(_ *http.Request, sess *store.Session, req *oauth.AuthorizeRequest) bool {
+	age := s.now().Sub(sess.AuthTime)
+	switch {
+	case req.HasPrompt(oauth.PromptLogin) || req.MaxAge == 0:
+		return age < reauthWindow
+	case req.MaxAge > 0:
+		return age <= time.Duration(req.MaxAge)*time.Second
+	}
+	return true
 }
 
 func (s *Server) redirectToLogin(w http.ResponseWriter, r *http.Request, a *authz) {

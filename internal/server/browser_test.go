@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -217,6 +218,38 @@ type scopeBox struct {
 
 const scopeBoxesJS = `[...document.querySelectorAll('input[name=scope]')].map(e => ({value: e.value, checked: e.checked}))`
 
+// loaded waits until the page the browser is on has finished loading. A
+// step that submits a form waits first for an element only the next page
+// has, then for this: the element can be there while the rest of the page
+// is still arriving (slowPages makes sure it is).
+var loaded = chromedp.Poll[chromedp.Void](`document.readyState === "complete"`, chromedp.WithPollingInterval(20*time.Millisecond))
+
+// slowPages sends every HTML page in two parts, the second a moment later,
+// as a busy machine or a slow network can: the first part ends inside the
+// page's first form, so a test that acted on a page before it had loaded
+// would see half a form.
+func slowPages(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := httptest.NewRecorder()
+		next.ServeHTTP(rec, r)
+		body := rec.Body.Bytes()
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.Header().Del("Content-Length")
+		w.WriteHeader(rec.Code)
+		cut := bytes.Index(body, []byte("<legend"))
+		if !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/html") || cut < 0 {
+			_, _ = w.Write(body)
+			return
+		}
+		_, _ = w.Write(body[:cut])
+		w.(http.Flusher).Flush()
+		time.Sleep(200 * time.Millisecond)
+		_, _ = w.Write(body[cut:])
+	})
+}
+
 // TestBrowserConsent walks a person through consent in a real browser: log
 // in, approve two of three scopes for an hour, come back for the third and
 // see only it prompted, revoke from the account page and see the agent's
@@ -224,6 +257,7 @@ const scopeBoxesJS = `[...document.querySelectorAll('input[name=scope]')].map(e 
 func TestBrowserConsent(t *testing.T) {
 	b := newTab(t)
 	h := newHub(t)
+	h.Wrap(slowPages)
 	cb := newCallback(t)
 	secret := h.AddClient(&store.Client{ID: "research-assistant", Name: "Research Assistant", RedirectURIs: []string{cb.url}, GrantTypes: []string{"authorization_code", "refresh_token"}})
 	rsSecret := h.AddClient(&store.Client{ID: "notes-mcp", Name: "Notes MCP server", GrantTypes: []string{"client_credentials"}})
@@ -259,7 +293,7 @@ func TestBrowserConsent(t *testing.T) {
 			chromedp.SendKeys(chromedp.CSS("#username"), servertest.TestUser),
 			chromedp.SendKeys(chromedp.CSS("#password"), servertest.TestPassword),
 			chromedp.Click(chromedp.CSS(`button[type=submit]`)),
-			chromedp.WaitVisible(consentForm),
+			chromedp.WaitVisible(consentForm), loaded,
 		)
 		boxes := evalIn[[]scopeBox](t, b, scopeBoxesJS)
 		want := []scopeBox{{"notes.read", true}, {"notes.write", true}, {"notes.delete", false}}
@@ -270,7 +304,7 @@ func TestBrowserConsent(t *testing.T) {
 			t.Fatalf("preselected duration %q", d)
 		}
 		b.checkPage(t, "consent")
-		b.do(t, chromedp.Click(chromedp.CSS("#duration-1h")), chromedp.Click(chromedp.CSS("#allow")), chromedp.WaitVisible(chromedp.CSS("#back")))
+		b.do(t, chromedp.Click(chromedp.CSS("#duration-1h")), chromedp.Click(chromedp.CSS("#allow")), chromedp.WaitVisible(chromedp.CSS("#back")), loaded)
 		tok := exchange(cb.wait(t, "first"), verifier)
 		first = tok
 		if got := h.claims(tok.AccessToken)["scope"]; got != "notes.read notes.write" {
@@ -319,7 +353,7 @@ func TestBrowserConsent(t *testing.T) {
 			t.Fatalf("already granted section = %q", granted)
 		}
 		b.checkPage(t, "consent-step-up")
-		b.do(t, chromedp.Click(chromedp.CSS(`[id="scope-notes.delete"]`)), chromedp.Click(chromedp.CSS("#duration-1d")), chromedp.Click(chromedp.CSS("#allow")), chromedp.WaitVisible(chromedp.CSS("#back")))
+		b.do(t, chromedp.Click(chromedp.CSS(`[id="scope-notes.delete"]`)), chromedp.Click(chromedp.CSS("#duration-1d")), chromedp.Click(chromedp.CSS("#allow")), chromedp.WaitVisible(chromedp.CSS("#back")), loaded)
 		stepUp = exchange(cb.wait(t, "second"), verifier)
 		if got := h.claims(stepUp.AccessToken)["scope"]; got != "notes.read notes.write notes.delete" {
 			t.Fatalf("step-up token scope = %v, want the union", got)
@@ -356,7 +390,7 @@ func TestBrowserConsent(t *testing.T) {
 		if !active(stepUp.AccessToken) {
 			t.Fatal("the step-up token is inactive before any revocation")
 		}
-		b.do(t, chromedp.Click(chromedp.CSS(`form:has(input[name=scope][value="notes.delete"]) button`)), chromedp.WaitVisible(chromedp.CSS(".notice")))
+		b.do(t, chromedp.Click(chromedp.CSS(`form:has(input[name=scope][value="notes.delete"]) button`)), chromedp.WaitVisible(chromedp.CSS(".notice")), loaded)
 		if strings.Contains(b.text(t), "Delete your notes") {
 			t.Fatal("the revoked scope is still listed")
 		}
@@ -367,7 +401,7 @@ func TestBrowserConsent(t *testing.T) {
 			t.Error("the refresh token carrying the revoked scope still works")
 		}
 
-		b.do(t, chromedp.Click(chromedp.CSS(`button.danger`)), chromedp.WaitVisible(chromedp.CSS("#no-agents")))
+		b.do(t, chromedp.Click(chromedp.CSS(`button.danger`)), chromedp.WaitVisible(chromedp.CSS("#no-agents")), loaded)
 		if !strings.Contains(b.text(t), "No agent has access") {
 			t.Fatalf("after revoking the agent:\n%s", b.text(t))
 		}
@@ -381,6 +415,15 @@ func TestBrowserConsent(t *testing.T) {
 			if g.RevokedAt.IsZero() {
 				t.Errorf("%s still live after revoking the agent", sc)
 			}
+		}
+	})
+
+	t.Run("the home page leads to the agents", func(t *testing.T) {
+		b.do(t, chromedp.Navigate(h.URL+"/"), chromedp.WaitVisible(chromedp.CSS("#agents-link")))
+		b.checkPage(t, "home")
+		b.do(t, chromedp.Focus(chromedp.CSS("#agents-link")), chromedp.KeyEvent("\r"), chromedp.WaitVisible(chromedp.CSS("#no-agents")), loaded)
+		if got := evalIn[string](t, b, `location.pathname`); got != "/account" {
+			t.Fatalf("the home page's link led to %s", got)
 		}
 	})
 

@@ -2,14 +2,17 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
 	"errors"
+	"fmt"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
-
-	"golang.org/x/time/rate"
 
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/password"
@@ -17,18 +20,48 @@ import (
 	"github.com/agentid/agentid/internal/token"
 )
 
+// Cookie names, before the __Host- prefix that cookieName adds over https.
 const (
 	sessionCookie = "agentid_session"
-	csrfCookie    = "agentid_csrf"
+	// preSessionCookie binds the form tokens of a browser that has not
+	// signed in (the login form itself).
+	preSessionCookie = "agentid_csrf"
 )
+
+// cookieName is name with the __Host- prefix when cookies are Secure: a
+// browser then accepts the cookie only if it is Secure, has Path=/ and no
+// Domain, so a sibling subdomain cannot plant or shadow it (RFC 6265bis
+// §4.1.3.2).
+func (s *Server) cookieName(name string) string {
+	if s.secure {
+		return "__Host-" + name
+	}
+	return name
+}
+
+// cookieValue is the value of the named cookie, or "" when it is missing or
+// has a length no handle of ours has.
+func (s *Server) cookieValue(r *http.Request, name string) string {
+	ck, err := r.Cookie(s.cookieName(name))
+	if err != nil || len(ck.Value) < 32 || len(ck.Value) > 128 {
+		return ""
+	}
+	return ck.Value
+}
+
+// setCookie sets one of the hub's cookies: HttpOnly, Path=/, no Domain,
+// Secure when the hub is served over https.
+func (s *Server) setCookie(w http.ResponseWriter, name, value string, sameSite http.SameSite, expires time.Time, maxAge int) {
+	http.SetCookie(w, &http.Cookie{Name: s.cookieName(name), Value: value, Path: "/", HttpOnly: true, Secure: s.secure, SameSite: sameSite, Expires: expires, MaxAge: maxAge})
+}
 
 // currentSession returns the logged-in session and its user, or nils.
 func (s *Server) currentSession(r *http.Request) (*store.Session, *store.User) {
-	ck, err := r.Cookie(sessionCookie)
-	if err != nil || ck.Value == "" || len(ck.Value) > 128 {
+	handle := s.cookieValue(r, sessionCookie)
+	if handle == "" {
 		return nil, nil
 	}
-	sess, err := s.st.GetSession(r.Context(), token.Hash(ck.Value), s.now())
+	sess, err := s.st.GetSession(r.Context(), token.Hash(handle), s.now())
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
 			s.log.ErrorContext(r.Context(), "session lookup failed", "request_id", requestID(r.Context()), "err", err)
@@ -42,28 +75,50 @@ func (s *Server) currentSession(r *http.Request) (*store.Session, *store.User) {
 	return sess, u
 }
 
-// csrfToken returns the double-submit token for this browser, setting the
-// cookie when it is missing. Forms carry it in a hidden field; the browser
-// mux also runs cross-origin protection.
+// csrfToken returns the form token of this browser, bound to its session:
+// derived from the session cookie when there is one, else from the
+// pre-session cookie, which it sets when missing. Forms carry it in a
+// hidden field; the browser mux also runs cross-origin protection.
 func (s *Server) csrfToken(w http.ResponseWriter, r *http.Request) string {
-	if ck, err := r.Cookie(csrfCookie); err == nil && len(ck.Value) >= 32 && len(ck.Value) <= 128 {
-		return ck.Value
+	if v := s.csrfBinding(r); v != "" {
+		return csrfFor(v)
 	}
 	v, err := token.NewHandle(s.rand, "")
 	if err != nil {
 		return ""
 	}
-	http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: v, Path: "/", HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteStrictMode})
-	return v
+	s.setCookie(w, preSessionCookie, v, http.SameSiteStrictMode, time.Time{}, 0)
+	return csrfFor(v)
 }
 
+// checkCSRF reports whether the form's token was made for this browser's
+// session (or, signed out, its pre-session): a token from another session,
+// or from before a sign-in or sign-out, is refused.
 func (s *Server) checkCSRF(r *http.Request) bool {
-	ck, err := r.Cookie(csrfCookie)
 	form := r.PostForm.Get("csrf_token")
-	if err != nil || ck.Value == "" || form == "" {
+	v := s.csrfBinding(r)
+	if v == "" || form == "" {
 		return false
 	}
-	return subtle.ConstantTimeCompare([]byte(ck.Value), []byte(form)) == 1
+	return subtle.ConstantTimeCompare([]byte(csrfFor(v)), []byte(form)) == 1
+}
+
+// csrfBinding is the secret a form token is derived from: the session
+// handle, or the pre-session handle of a browser without a session.
+func (s *Server) csrfBinding(r *http.Request) string {
+	if v := s.cookieValue(r, sessionCookie); v != "" {
+		return v
+	}
+	return s.cookieValue(r, preSessionCookie)
+}
+
+// csrfFor derives a form token from a session or pre-session handle. The
+// handle is a 256-bit secret only this browser holds (in an HttpOnly
+// cookie), so no one else can compute the token, and the token, which pages
+// show, does not reveal the handle.
+func csrfFor(handle string) string {
+	sum := sha256.Sum256([]byte("agentid csrf v1\x00" + handle))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
 // safeReturn keeps login redirects on this server's own pages.
@@ -87,36 +142,41 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	returnTo := safeReturn(r.PostForm.Get("return_to"))
-	view := loginView{CSRF: s.csrfToken(w, r), ReturnTo: returnTo, Username: r.PostForm.Get("username")}
+	view := loginView{CSRF: s.csrfToken(w, r), ReturnTo: returnTo, Username: truncate(r.PostForm.Get("username"), maxUsernameShown)}
 	if !s.checkCSRF(r) {
 		view.Error = "This form expired. Please sign in again."
 		s.pages.login(w, http.StatusForbidden, view)
 		return
 	}
 	username, pw := strings.TrimSpace(r.PostForm.Get("username")), r.PostForm.Get("password")
-	ip := clientIP(r)
-	// Every attempt takes a token before the password is checked, so that
-	// parallel attempts cannot all slip past the limit; a success gives it
-	// back, a failure keeps it spent.
-	refundUser, okUser := s.userThrottle.attempt(username)
-	refundIP, okIP := s.ipThrottle.attempt(ip)
-	if !okUser || !okIP {
-		refundUser()
-		refundIP()
-		view.Error = "Too many failed attempts. Wait a minute and try again."
-		s.pages.login(w, http.StatusTooManyRequests, view)
+	view.Username = truncate(username, maxUsernameShown)
+	// Failures are counted per user name from one address, so that a
+	// stranger elsewhere cannot lock a person out, and per address, so
+	// that one address cannot try many names. Address first: a refused
+	// address adds no (user, address) entry.
+	addr := addressKey(clientIP(r))
+	ipKey, okIP, retry := s.ipThrottle.begin(addr)
+	if !okIP {
+		s.throttled(w, view, retry)
 		return
 	}
+	userKey, okUser, retry := s.userThrottle.begin(username + "\x00" + addr)
+	if !okUser {
+		s.ipThrottle.end(ipKey, false)
+		s.throttled(w, view, retry)
+		return
+	}
+	failed := false // only a wrong password or user counts; errors do not
+	defer func() {
+		s.userThrottle.end(userKey, failed)
+		s.ipThrottle.end(ipKey, failed)
+	}()
 	u, err := s.st.GetUserByUsername(ctx, s.tenant, username)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		refundUser()
-		refundIP()
 		s.internalErrorPage(w, r, err)
 		return
 	}
 	if !s.acquireVerifier(ctx) {
-		refundUser()
-		refundIP()
 		view.Error = "The server is busy. Try again in a moment."
 		s.pages.login(w, http.StatusServiceUnavailable, view)
 		return
@@ -129,11 +189,8 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		_ = password.Verify(dummyHash(), pw)
 	}
 	<-s.verifying
-	if ok {
-		refundUser()
-		refundIP()
-	}
 	if !ok {
+		failed = true
 		var userID string
 		if u != nil {
 			userID = u.ID
@@ -157,7 +214,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.internalErrorPage(w, r, err)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: handle, Path: "/", HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode, Expires: sess.ExpiresAt})
+	s.setCookie(w, sessionCookie, handle, http.SameSiteLaxMode, sess.ExpiresAt, 0)
 	http.Redirect(w, r, returnTo, http.StatusSeeOther)
 }
 
@@ -166,13 +223,13 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 		s.pages.errorPage(w, http.StatusForbidden, "Form expired", "Sign-out needs a valid form. Reload the page and try again.")
 		return
 	}
-	if ck, err := r.Cookie(sessionCookie); err == nil && ck.Value != "" {
-		if err := s.st.DeleteSession(r.Context(), token.Hash(ck.Value)); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if handle := s.cookieValue(r, sessionCookie); handle != "" {
+		if err := s.st.DeleteSession(r.Context(), token.Hash(handle)); err != nil && !errors.Is(err, store.ErrNotFound) {
 			s.internalErrorPage(w, r, err)
 			return
 		}
 	}
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode})
+	s.setCookie(w, sessionCookie, "", http.SameSiteLaxMode, time.Time{}, -1)
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
 
@@ -187,51 +244,20 @@ var dummyHash = sync.OnceValue(func() string {
 	return h
 })
 
-// throttle limits failed logins per key (a username or an IP) with token buckets;
-// only failures spend tokens.
-type throttle struct {
-	mu    sync.Mutex
-	limit LoginLimit
-	now   func() time.Time
-	m     map[string]*rate.Limiter
-}
+// maxUsernameShown bounds the user name echoed back into the login form.
+const maxUsernameShown = 256
 
-func newThrottle(l LoginLimit, now func() time.Time) *throttle {
-	return &throttle{limit: l, now: now, m: make(map[string]*rate.Limiter)}
-}
-
-func (t *throttle) limiter(key string) *rate.Limiter {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	lim, ok := t.m[key]
-	if !ok {
-		if len(t.m) > 100000 {
-			// Bound memory under a flood of distinct keys: full buckets are
-			// equivalent to fresh ones, so dropping them loses nothing.
-			for k, l := range t.m {
-				if l.TokensAt(t.now()) >= float64(t.limit.Burst) {
-					delete(t.m, k)
-				}
-			}
-		}
-		lim = rate.NewLimiter(rate.Limit(t.limit.PerMinute/60), t.limit.Burst)
-		t.m[key] = lim
+// throttled answers a sign-in refused by the throttle: 429 with
+// Retry-After (RFC 6585 §4) and the wait in words.
+func (s *Server) throttled(w http.ResponseWriter, view loginView, retry time.Duration) {
+	mins := int(math.Ceil(retry.Minutes()))
+	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(retry.Seconds()))))
+	if mins <= 1 {
+		view.Error = "Too many failed attempts. Wait a minute and try again."
+	} else {
+		view.Error = fmt.Sprintf("Too many failed attempts. Wait %d minutes and try again.", mins)
 	}
-	return lim
-}
-
-// attempt takes a token for one login attempt. When none is left it takes
-// nothing and ok is false. refund gives the token back (after a success, or
-// when the attempt was refused); it is always safe to call.
-func (t *throttle) attempt(key string) (refund func(), ok bool) {
-	now := t.now()
-	r := t.limiter(key).ReserveN(now, 1)
-	if !r.OK() || r.DelayFrom(now) > 0 {
-		r.CancelAt(now)
-		return func() {}, false
-	}
-	var once sync.Once
-	return func() { once.Do(func() { r.CancelAt(t.now()) }) }, true
+	s.pages.login(w, http.StatusTooManyRequests, view)
 }
 
 // verifierWait is how long a login waits for a free password check.

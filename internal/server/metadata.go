@@ -13,13 +13,19 @@ import (
 // changes; the rest of the document is static.
 const metadataTTL = 5 * time.Second
 
-// metadata builds the RFC 8414 document. The OIDC discovery path serves the
-// same document so that both carry one issuer (spec §5.3).
-func (s *Server) metadata(r *http.Request) ([]byte, error) {
+// metadata builds the RFC 8414 document (oidc false) or the OpenID
+// Connect discovery document (oidc true). Both carry one issuer and the same
+// values wherever their fields overlap (spec §5.3). Until the hub issues ID
+// tokens, the OIDC document advertises nothing about them: it is the RFC
+// 8414 document plus the subject type of the sub the hub issues.
+func (s *Server) metadata(r *http.Request, oidc bool) ([]byte, error) {
 	s.metaMu.Lock()
 	defer s.metaMu.Unlock()
 	now := s.now()
 	if s.metaJSON != nil && now.Sub(s.metaAt) < metadataTTL {
+		if oidc {
+			return s.oidcJSON, nil
+		}
 		return s.metaJSON, nil
 	}
 	resources, err := s.st.ListResources(r.Context(), s.tenant)
@@ -52,8 +58,6 @@ func (s *Server) metadata(r *http.Request) ([]byte, error) {
 		IntrospectionEndpointAuthMethodsSupported:  authMethods[1:],
 		CodeChallengeMethodsSupported:              []string{"S256"},
 		AuthorizationResponseIssParameterSupported: true,
-		SubjectTypesSupported:                      []string{"public"},
-		IDTokenSigningAlgValuesSupported:           []string{"ES256"},
 	}
 	if !s.cfg.Registration.Disabled {
 		m.RegistrationEndpoint = s.issuer + "/register"
@@ -62,7 +66,16 @@ func (s *Server) metadata(r *http.Request) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.metaJSON, s.metaAt = b, now
+	// OpenID Connect Discovery 1.0 §3: sub is the same for every client.
+	m.SubjectTypesSupported = []string{"public"}
+	o, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	s.metaJSON, s.oidcJSON, s.metaAt = b, o, now
+	if oidc {
+		return o, nil
+	}
 	return b, nil
 }
 
@@ -70,7 +83,15 @@ func (s *Server) metadata(r *http.Request) ([]byte, error) {
 var assertionAlgs = []string{"ES256", "ES384", "EdDSA", "RS256", "PS256"}
 
 func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request) {
-	b, err := s.metadata(r)
+	s.serveMetadata(w, r, false)
+}
+
+func (s *Server) handleOIDCMetadata(w http.ResponseWriter, r *http.Request) {
+	s.serveMetadata(w, r, true)
+}
+
+func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request, oidc bool) {
+	b, err := s.metadata(r, oidc)
 	if err != nil {
 		s.writeProtocolError(w, r, err)
 		return

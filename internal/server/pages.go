@@ -6,6 +6,9 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"strings"
+
+	"github.com/agentid/agentid/internal/oauth"
 )
 
 //go:embed web/templates/*.html
@@ -14,12 +17,51 @@ var templateFS embed.FS
 //go:embed web/static
 var staticFS embed.FS
 
-func staticHandler() http.Handler {
+// staticHandler serves the embedded stylesheet and icon. It answers only
+// files: a directory (including /static/ itself) is a 404, never a listing.
+func (s *Server) staticHandler() http.Handler {
 	sub, err := fs.Sub(staticFS, "web/static")
 	if err != nil {
 		panic(err)
 	}
-	return http.FileServerFS(sub)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name := strings.TrimPrefix(r.URL.Path, "/static/")
+		if st, err := fs.Stat(sub, name); name == "" || !fs.ValidPath(name) || err != nil || st.IsDir() {
+			s.notFound(w, r)
+			return
+		}
+		// The assets change only with the binary; an hour of caching spares
+		// every page a second request.
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		http.ServeFileFS(w, r, sub, name)
+	})
+}
+
+// serveFavicon answers /favicon.ico, which browsers ask for on their own.
+func serveFavicon(w http.ResponseWriter, r *http.Request) {
+	b, err := staticFS.ReadFile("web/static/favicon.ico")
+	if err != nil {
+		http.Error(w, "no icon", http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "image/x-icon")
+	h.Set("Cache-Control", "public, max-age=86400")
+	_, _ = w.Write(b)
+}
+
+// notFound answers a path the hub does not serve with 404: a readable page
+// for a browser (a request that accepts HTML), an OAuth-style JSON error
+// for everyone else.
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	if strings.Contains(r.Header.Get("Accept"), "text/html") {
+		setPageHeaders(w.Header())
+		s.pages.errorPage(w, http.StatusNotFound, "Page not found", "There is nothing at this address. Check the link, or start from this hub's home page.")
+		return
+	}
+	e := oauth.ErrInvalidRequest("there is no endpoint at this path")
+	e.Status = http.StatusNotFound
+	oauth.WriteError(w, e)
 }
 
 // pages renders the embedded templates; each page has a typed method.
@@ -28,6 +70,7 @@ type pages struct {
 	consent *template.Template
 	account *template.Template
 	error_  *template.Template
+	home    *template.Template
 }
 
 func newPages() (*pages, error) {
@@ -46,6 +89,9 @@ func newPages() (*pages, error) {
 		return nil, err
 	}
 	if p.error_, err = parse("error.html"); err != nil {
+		return nil, err
+	}
+	if p.home, err = parse("home.html"); err != nil {
 		return nil, err
 	}
 	return &p, nil
@@ -82,4 +128,16 @@ type errorView struct {
 
 func (p *pages) errorPage(w http.ResponseWriter, status int, title, msg string) {
 	render(w, p.error_, status, errorView{Title: title, Message: msg})
+}
+
+type homeView struct {
+	Title string
+	// Username is empty for a signed-out visitor.
+	Username string
+	CSRF     string
+}
+
+func (p *pages) homePage(w http.ResponseWriter, v homeView) {
+	v.Title = "Home"
+	render(w, p.home, http.StatusOK, v)
 }

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -10,8 +9,8 @@ import (
 	"strings"
 
 	"github.com/agentid/agentid/internal/audit"
+	"github.com/agentid/agentid/internal/clients"
 	"github.com/agentid/agentid/internal/oauth"
-	"github.com/agentid/agentid/internal/policy"
 	"github.com/agentid/agentid/internal/store"
 	"github.com/agentid/agentid/internal/token"
 )
@@ -37,34 +36,20 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		s.writeProtocolError(w, r, oe)
 		return
 	}
-	now := s.now()
-	c := &store.Client{
-		TenantID:           s.tenant,
-		ID:                 token.NewID(s.rand),
-		RegistrationMethod: store.RegistrationDCR,
-		CreatedIP:          clientIP(r),
-		CreatedAt:          now,
-		UpdatedAt:          now,
-	}
-	secret, ceiling, err := s.applyMetadata(ctx, r, c, m)
-	if err != nil {
-		s.writeProtocolError(w, r, err)
-		return
-	}
 	regToken, err := token.NewHandle(s.rand, "")
 	if err != nil {
 		s.writeProtocolError(w, r, err)
 		return
 	}
-	c.RegistrationTokenHash = token.Hash(regToken)
-	ev := audit.NewClientRegistered(s.meta(r), audit.ClientRegisteredFields{
-		ClientID: c.ID, Name: c.Name, Method: store.RegistrationDCR, AuthMethod: c.TokenEndpointAuthMethod,
-		Ceiling: c.Scopes, Policy: ceiling.Audit(),
+	out, err := s.registrar.Register(ctx, &clients.Registration{
+		Method: clients.Dynamic, Metadata: m, GrantTypes: supportedGrants(s.grants),
+		RegistrationTokenHash: token.Hash(regToken), IP: clientIP(r), Audit: s.meta(r),
 	})
-	if err := s.st.CreateClient(ctx, c, ev); err != nil {
+	if err != nil {
 		s.writeProtocolError(w, r, err)
 		return
 	}
+	c, secret := out.Client, out.Secret
 	info := s.clientInformation(c)
 	info.ClientSecret = secret
 	info.RegistrationAccessToken = regToken
@@ -80,99 +65,7 @@ func (s *Server) readMetadata(r *http.Request) (*oauth.ClientMetadata, *oauth.Er
 	if err != nil {
 		return nil, oauth.ErrInvalidRequest("the request body is too large or unreadable")
 	}
-	m, oe := oauth.ParseClientMetadata(body)
-	if oe != nil {
-		return nil, oe
-	}
-	if oe := m.Validate(supportedGrants(s.grants)); oe != nil {
-		return nil, oe
-	}
-	return m, nil
-}
-
-// applyMetadata copies validated metadata onto c, computes the scope
-// ceiling through the central policy, and issues a secret when the auth
-// method needs one and c has none. It returns the new secret, if any, and
-// the policy's verdict on the ceiling.
-func (s *Server) applyMetadata(ctx context.Context, r *http.Request, c *store.Client, m *oauth.ClientMetadata) (string, *policy.Ceiling, error) {
-	if m.JWKSURI != "" {
-		return "", nil, oauth.ErrInvalidClientMetadata("jwks_uri is not supported yet: register the keys inline with jwks")
-	}
-	c.Name = m.ClientName
-	c.RedirectURIs = m.RedirectURIs
-	c.GrantTypes = m.GrantTypes
-	c.ResponseTypes = m.ResponseTypes
-	c.ApplicationType = m.ApplicationType
-	c.ClientURI, c.LogoURI, c.TOSURI, c.PolicyURI = m.ClientURI, m.LogoURI, m.TOSURI, m.PolicyURI
-	c.Contacts = m.Contacts
-	c.SoftwareID, c.SoftwareVersion = m.SoftwareID, m.SoftwareVersion
-	c.JWKS = string(m.JWKS)
-	c.JWKSURI = m.JWKSURI
-	c.TokenEndpointAuthMethod = m.TokenEndpointAuthMethod
-	requested, _, oe := oauth.ParseRequestedScope(m.Scope)
-	if oe != nil {
-		return "", nil, oe
-	}
-	asked, ceiling, err := s.registrationCeiling(ctx, r, c, requested)
-	if err != nil {
-		return "", nil, err
-	}
-	c.RequestedScopes, c.Scopes = asked, ceiling.Scopes
-	var secret string
-	switch c.TokenEndpointAuthMethod {
-	case "client_secret_basic", "client_secret_post":
-		if len(c.SecretHash) == 0 {
-			secret, err = token.NewHandle(s.rand, "")
-			if err != nil {
-				return "", nil, err
-			}
-			c.SecretHash = token.Hash(secret)
-		}
-	default:
-		c.SecretHash = nil
-	}
-	return secret, ceiling, nil
-}
-
-// registrationCeiling runs the register action of the central policy and
-// returns the scopes the client is recorded as asking for and the allowed
-// ones, its ceiling. Requested scopes must exist. The ceiling is taken over
-// every scope of every resource, not only those in the registration's
-// scope: MCP clients register with the scopes of their first challenge and
-// step up later (MCP authorization, scope selection and step-up), so the
-// registered scope is where a client starts, not the most it may ever ask
-// for. What it may hold is what the register policy allows (no sensitive
-// scope for a self-registered agent by default), then each token is
-// decided by policy and the person's consent. The recorded scopes let the
-// ceiling be recomputed when the policy or the client's tags change.
-func (s *Server) registrationCeiling(ctx context.Context, r *http.Request, c *store.Client, requested []string) (asked []string, ceiling *policy.Ceiling, err error) {
-	resources, err := s.st.ListResources(ctx, s.tenant)
-	if err != nil {
-		return nil, nil, err
-	}
-	var offered []string
-	for _, res := range resources {
-		for _, sc := range res.Scopes {
-			if !slices.Contains(offered, sc.Name) {
-				offered = append(offered, sc.Name)
-			}
-		}
-	}
-	for _, sc := range requested {
-		if !slices.Contains(offered, sc) {
-			return nil, nil, oauth.ErrInvalidClientMetadata("scope %q is not offered by any registered resource", truncate(sc, 100))
-		}
-	}
-	probe := *c
-	probe.RequestedScopes = offered
-	cl, err := s.policy.Ceiling(ctx, &probe, resources, policy.Context{IP: clientIP(r), Time: s.now()})
-	if err != nil {
-		return nil, nil, err
-	}
-	if len(cl.Scopes) == 0 {
-		return nil, nil, oauth.ErrInvalidClientMetadata("none of the offered scopes may be held by this client")
-	}
-	return offered, cl, nil
+	return oauth.ParseClientMetadata(body)
 }
 
 func (s *Server) clientInformation(c *store.Client) *oauth.ClientInformation {
@@ -268,52 +161,19 @@ func (s *Server) handleRegistrationUpdate(w http.ResponseWriter, r *http.Request
 		s.writeProtocolError(w, r, oe)
 		return
 	}
-	if oe := m.Validate(supportedGrants(s.grants)); oe != nil {
-		s.writeProtocolError(w, r, oe)
+	out, err := s.registrar.Update(ctx, c, &clients.Registration{
+		Metadata: m, GrantTypes: supportedGrants(s.grants), IP: clientIP(r), Audit: s.meta(r),
+	})
+	if err != nil {
+		s.writeProtocolError(w, r, err)
 		return
 	}
-	var stored *store.Client
-	var secret string
-	for attempt := 1; ; attempt++ {
-		updated := *c
-		var ceiling *policy.Ceiling
-		if secret, ceiling, err = s.applyMetadata(ctx, r, &updated, m); err != nil {
-			s.writeProtocolError(w, r, err)
-			return
-		}
-		updated.UpdatedAt = s.now()
-		decision := ceiling.Audit()
-		ev := audit.NewClientUpdated(s.meta(r), audit.ClientUpdatedFields{
-			ClientID: c.ID, Change: audit.ChangeMetadata, Method: c.RegistrationMethod, Ceiling: updated.Scopes, Policy: &decision,
-		})
-		// The ceiling was computed from c (its tags): if an admin changed
-		// the client meanwhile, compute again rather than overwrite.
-		stored, err = s.st.UpdateClient(ctx, c.TenantID, c.ID, func(fresh *store.Client) error {
-			if !fresh.UpdatedAt.Equal(c.UpdatedAt) {
-				return errClientChanged
-			}
-			*fresh = updated
-			return nil
-		}, ev)
-		if errors.Is(err, errClientChanged) && attempt < 3 {
-			if c, err = s.st.GetClient(ctx, c.TenantID, c.ID); err == nil {
-				continue
-			}
-		}
-		if err != nil {
-			s.writeProtocolError(w, r, err)
-			return
-		}
-		break
-	}
+	updated, secret := out.Client, out.Secret
 	s.clients.invalidate(c.ID)
-	info := s.clientInformation(stored)
+	info := s.clientInformation(updated)
 	info.ClientSecret = secret
 	oauth.WriteJSON(w, http.StatusOK, info)
 }
-
-// errClientChanged: the client changed between reading and updating it.
-var errClientChanged = errors.New("the client changed during the update")
 
 func (s *Server) handleRegistrationDelete(w http.ResponseWriter, r *http.Request) {
 	c := s.registeredClient(w, r)

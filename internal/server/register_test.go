@@ -18,6 +18,7 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/server"
 	"github.com/agentid/agentid/internal/server/servertest"
 	"github.com/agentid/agentid/internal/store"
@@ -139,6 +140,9 @@ func testRegistrationErrors(t *testing.T, h *hub) {
 		{"code grant without code response", map[string]any{"redirect_uris": []string{"https://a.example/cb"}, "response_types": []string{"token"}}, "invalid_client_metadata"},
 		{"unknown scope", map[string]any{"redirect_uris": []string{"https://a.example/cb"}, "scope": "nope"}, "invalid_client_metadata"},
 		{"wrong type", map[string]any{"redirect_uris": "https://a.example/cb"}, "invalid_client_metadata"},
+		// The token endpoint serves neither: registration must not accept them.
+		{"token exchange grant", map[string]any{"grant_types": []string{"urn:ietf:params:oauth:grant-type:token-exchange"}}, "invalid_client_metadata"},
+		{"jwt bearer grant", map[string]any{"grant_types": []string{"urn:ietf:params:oauth:grant-type:jwt-bearer"}}, "invalid_client_metadata"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -150,6 +154,45 @@ func testRegistrationErrors(t *testing.T, h *hub) {
 				t.Fatal("no Cache-Control: no-store")
 			}
 		})
+	}
+	if evs, err := h.Store.ListAudit(context.Background(), store.AuditFilter{Type: audit.ClientRegistered}); err != nil || len(evs) != 0 {
+		t.Errorf("refused registrations wrote %d client.registered events (%v)", len(evs), err)
+	}
+}
+
+// TestDynamicRegistrationAudit: /register and its RFC 7592 update go
+// through the one registration path: the client and its event are stored
+// together, the event complete, with the request's id and the policy
+// version that decided the ceiling.
+func TestDynamicRegistrationAudit(t *testing.T) {
+	h := newHub(t)
+	ctx := context.Background()
+	r := h.jsonRequest(http.MethodPost, "/register", map[string]any{"client_name": "dcr agent", "redirect_uris": []string{"http://127.0.0.1/cb"}, "token_endpoint_auth_method": "none"}, "")
+	id, _ := r.body["client_id"].(string)
+	regToken, _ := r.body["registration_access_token"].(string)
+	if r.status != http.StatusCreated || id == "" {
+		t.Fatalf("register: %d %v", r.status, r.body)
+	}
+	u := h.jsonRequest(http.MethodPut, "/register/"+id, map[string]any{"client_id": id, "client_name": "renamed", "redirect_uris": []string{"http://127.0.0.1/cb"}, "token_endpoint_auth_method": "none"}, regToken)
+	if u.status != http.StatusOK {
+		t.Fatalf("update: %d %v", u.status, u.body)
+	}
+	for _, tc := range []struct {
+		typ, requestID, change string
+	}{{audit.ClientRegistered, r.header.Get("X-Request-Id"), ""}, {audit.ClientUpdated, u.header.Get("X-Request-Id"), audit.ChangeMetadata}} {
+		evs, err := h.Store.ListAudit(ctx, store.AuditFilter{Type: tc.typ, ClientID: id})
+		if err != nil || len(evs) != 1 {
+			t.Fatalf("%s events: %d %v", tc.typ, len(evs), err)
+		}
+		ev := evs[0]
+		if err := audit.Check(ev); err != nil {
+			t.Error(err)
+		}
+		d, ok, err := audit.DecisionOf(ev)
+		if ev.RequestID == "" || ev.RequestID != tc.requestID || ev.Details["method"] != store.RegistrationDCR || ev.Details["change"] != tc.change ||
+			!ok || err != nil || d.PolicyVersion != 0 || !slices.Equal(ev.Scopes, []string{"notes.read", "notes.write"}) {
+			t.Errorf("%s event %+v, decision %+v", tc.typ, ev, d)
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -110,8 +111,10 @@ func TestReviewCoreRefreshResource(t *testing.T) {
 	}
 }
 
-// TestReviewCoreMetadataDocuments: both discovery documents are the same bytes,
-// and grant_types_supported lists exactly the implemented grants.
+// TestReviewCoreMetadataDocuments: both discovery documents agree on every
+// field they share, advertise nothing the hub does not implement (no ID
+// tokens yet), and grant_types_supported lists exactly the implemented
+// grants.
 func TestReviewCoreMetadataDocuments(t *testing.T) {
 	h := newHub(t)
 	get := func(p string) []byte {
@@ -124,8 +127,35 @@ func TestReviewCoreMetadataDocuments(t *testing.T) {
 		return b
 	}
 	a, o := get("/.well-known/oauth-authorization-server"), get("/.well-known/openid-configuration")
-	if !bytes.Equal(a, o) {
-		t.Fatalf("the two discovery documents differ:\n%s\n%s", a, o)
+	var am, om map[string]json.RawMessage
+	if err := json.Unmarshal(a, &am); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(o, &om); err != nil {
+		t.Fatal(err)
+	}
+	shared := 0
+	for k, v := range am {
+		if ov, ok := om[k]; ok {
+			shared++
+			if !bytes.Equal(v, ov) {
+				t.Errorf("%s differs: %s in RFC 8414, %s in OpenID discovery", k, v, ov)
+			}
+		}
+	}
+	if shared < 10 || shared != len(am) {
+		t.Errorf("the OpenID document shares %d of the RFC 8414 document's %d fields", shared, len(am))
+	}
+	for k := range om {
+		if strings.Contains(k, "id_token") || strings.Contains(k, "userinfo") || k == "claims_supported" || k == "acr_values_supported" {
+			t.Errorf("OpenID discovery advertises %s, which the hub does not implement", k)
+		}
+	}
+	if string(om["response_types_supported"]) != `["code"]` || string(om["subject_types_supported"]) != `["public"]` {
+		t.Errorf("response_types_supported = %s, subject_types_supported = %s", om["response_types_supported"], om["subject_types_supported"])
+	}
+	if strings.Contains(string(om["scopes_supported"]), `"openid"`) {
+		t.Error("scopes_supported lists openid")
 	}
 	var m struct {
 		GrantTypes []string `json:"grant_types_supported"`

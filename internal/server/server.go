@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/agentid/agentid/internal/clients"
 	"github.com/agentid/agentid/internal/consent"
 	"github.com/agentid/agentid/internal/oauth"
 	"github.com/agentid/agentid/internal/policy"
@@ -56,9 +57,10 @@ type Config struct {
 	// development hub reached over plain http; it wins over SecureCookies.
 	InsecureCookies bool
 
-	// LoginAttempts limits failed logins per username (default 5 per minute
-	// with a burst of 5); LoginAttemptsPerIP per client address (default 20
-	// per minute with a burst of 20).
+	// LoginAttempts limits failed logins per user name from one client
+	// address (default 5 per minute with a burst of 5); LoginAttemptsPerIP
+	// per client address, an IPv6 address counting as its /64 (default 20
+	// per minute with a burst of 20). Successful logins are never counted.
 	LoginAttempts      LoginLimit
 	LoginAttemptsPerIP LoginLimit
 
@@ -94,6 +96,7 @@ type Server struct {
 	keys      *token.Keys
 	policy    *policy.Engine
 	ledger    *consent.Ledger
+	registrar *clients.Registrar
 	log       *slog.Logger
 	now       func() time.Time
 	rand      io.Reader
@@ -112,7 +115,8 @@ type Server struct {
 	keyCache     keyCache
 
 	metaMu   sync.Mutex
-	metaJSON []byte
+	metaJSON []byte // RFC 8414
+	oidcJSON []byte // OpenID Connect Discovery
 	metaAt   time.Time
 
 	handler http.Handler
@@ -194,9 +198,13 @@ func New(cfg Config) (*Server, error) {
 	s.clients = newTTLCache[*store.Client](s.now)
 	s.resources = newTTLCache[*store.Resource](s.now)
 	s.verifying = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
-	s.userThrottle = newThrottle(s.cfg.LoginAttempts, s.now)
-	s.ipThrottle = newThrottle(s.cfg.LoginAttemptsPerIP, s.now)
+	s.userThrottle = newThrottle(s.cfg.LoginAttempts, s.now, throttleMax)
+	s.ipThrottle = newThrottle(s.cfg.LoginAttemptsPerIP, s.now, throttleMax)
 	s.ledger, err = consent.New(consent.Options{Store: s.st, TenantID: s.tenant, Now: s.now})
+	if err != nil {
+		return nil, err
+	}
+	s.registrar, err = clients.New(clients.Options{Store: s.st, Policy: s.policy, TenantID: s.tenant, Rand: s.rand, Now: s.now})
 	if err != nil {
 		return nil, err
 	}
@@ -214,7 +222,7 @@ func (s *Server) routes() http.Handler {
 	// Protocol endpoints: no cookies are read or set here.
 	api := http.NewServeMux()
 	api.HandleFunc("GET /.well-known/oauth-authorization-server", s.handleMetadata)
-	api.HandleFunc("GET /.well-known/openid-configuration", s.handleMetadata)
+	api.HandleFunc("GET /.well-known/openid-configuration", s.handleOIDCMetadata)
 	api.HandleFunc("GET /jwks.json", s.handleJWKS)
 	api.HandleFunc("POST /token", s.handleToken)
 	api.HandleFunc("POST /revoke", s.handleRevoke)
@@ -225,7 +233,11 @@ func (s *Server) routes() http.Handler {
 	api.HandleFunc("DELETE /register/{id}", s.handleRegistrationDelete)
 	api.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	api.HandleFunc("GET /readyz", s.handleReady)
-	api.HandleFunc("OPTIONS /", s.handlePreflight)
+	// CORS preflights are answered on the protocol endpoints only, so that
+	// an unknown path is a 404 rather than a 405 that allows OPTIONS.
+	for _, p := range []string{"/.well-known/oauth-authorization-server", "/.well-known/openid-configuration", "/jwks.json", "/token", "/revoke", "/introspect", "/register", "/register/{id}"} {
+		api.HandleFunc("OPTIONS "+p, s.handlePreflight)
+	}
 	// Other methods on the POST-only endpoints get an OAuth JSON error with
 	// no-store rather than the mux's plain-text 405.
 	for _, p := range []string{"/token", "/revoke", "/introspect", "/register"} {
@@ -233,23 +245,27 @@ func (s *Server) routes() http.Handler {
 			api.HandleFunc(m+" "+p, methodNotAllowed("POST, OPTIONS"))
 		}
 	}
+	api.HandleFunc("/", s.notFound)
 
 	// Browser pages: cookies, CSRF tokens and cross-origin protection.
 	web := http.NewServeMux()
+	web.HandleFunc("GET /{$}", s.handleHome)
+	web.HandleFunc("GET /favicon.ico", serveFavicon)
 	web.HandleFunc("GET /authorize", s.handleAuthorize)
 	web.HandleFunc("POST /authorize", s.handleAuthorize)
 	web.HandleFunc("POST /authorize/decision", s.handleDecision)
 	web.HandleFunc("GET /login", s.handleLoginPage)
 	web.HandleFunc("POST /login", s.handleLogin)
 	web.HandleFunc("POST /logout", s.handleLogout)
-	web.Handle("GET /static/", http.StripPrefix("/static/", staticHandler()))
+	web.Handle("GET /static/", s.staticHandler())
 	web.HandleFunc("GET /account", s.handleAccount)
 	web.HandleFunc("POST /account/revoke", s.handleAccountRevoke)
+	web.HandleFunc("/", s.notFound)
 	cop := http.NewCrossOriginProtection()
 	webHandler := securityHeaders(cop.Handler(web))
 
 	root := http.NewServeMux()
-	for _, p := range []string{"/authorize", "/authorize/decision", "/login", "/logout", "/static/"} {
+	for _, p := range []string{"/{$}", "/favicon.ico", "/authorize", "/authorize/decision", "/login", "/logout", "/static/"} {
 		root.Handle(p, webHandler)
 	}
 	root.Handle("/account", webHandler)
@@ -263,21 +279,53 @@ const maxBody = 64 << 10
 
 type ctxKey int
 
-const requestIDKey ctxKey = iota
+const (
+	requestIDKey ctxKey = iota
+	clientRequestIDKey
+)
 
+// requestID is the hub's own id of the request.
 func requestID(ctx context.Context) string {
 	id, _ := ctx.Value(requestIDKey).(string)
 	return id
 }
 
+// clientRequestID is the X-Request-Id the client sent, when well-formed.
+func clientRequestID(ctx context.Context) string {
+	id, _ := ctx.Value(clientRequestIDKey).(string)
+	return id
+}
+
+// maxClientRequestID bounds a client-supplied request id.
+const maxClientRequestID = 64
+
+// validClientRequestID accepts 1–64 characters of [A-Za-z0-9._-]: enough for
+// UUIDs and trace ids, nothing that could forge a log line or an audit field.
+func validClientRequestID(id string) bool {
+	if id == "" || len(id) > maxClientRequestID {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
 func (s *Server) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get("X-Request-Id")
-		if id == "" || len(id) > 64 {
-			id = token.NewID(s.rand)
-		}
+		// The hub always names the request itself: a client-chosen id could
+		// pass its events off as someone else's. A well-formed id the client
+		// sent is kept beside it, for correlating with the client's logs.
+		id := token.NewID(s.rand)
 		w.Header().Set("X-Request-Id", id)
-		r = r.WithContext(context.WithValue(r.Context(), requestIDKey, id))
+		ctx := context.WithValue(r.Context(), requestIDKey, id)
+		if cid := r.Header.Get("X-Request-Id"); validClientRequestID(cid) {
+			ctx = context.WithValue(ctx, clientRequestIDKey, cid)
+		}
+		r = r.WithContext(ctx)
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		}
@@ -296,14 +344,19 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 
 func securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("Cache-Control", "no-store")
+		setPageHeaders(w.Header())
 		next.ServeHTTP(w, r)
 	})
+}
+
+// setPageHeaders sets the headers of every HTML page: a strict CSP with no
+// script, no framing, no sniffing, no referrer, no caching.
+func setPageHeaders(h http.Header) {
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-store")
 }
 
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {

@@ -34,7 +34,7 @@ func TestWire(t *testing.T) {
 		state    = "af0ifjsldkj"
 	)
 	tests := []wireCase{
-		{"discovery", "Authorization server metadata (RFC 8414); the OIDC discovery path serves the same document.", func(w *wireRecorder, h *hub) {
+		{"discovery", "Authorization server metadata (RFC 8414); the OIDC discovery path serves the same fields plus subject_types_supported.", func(w *wireRecorder, h *hub) {
 			w.do(http.MethodGet, "/.well-known/oauth-authorization-server", nil, "")
 		}},
 		{"authorization_code", "Authorization code with PKCE (OAuth 2.1 §4.1, RFC 7636) for a public client, once the person has logged in and consented: the redirect back to the client with code, state and iss (RFC 9207), then the code exchange.", func(w *wireRecorder, h *hub) {

@@ -286,6 +286,27 @@ type AuditEvent struct {
 	// Details holds further, non-secret, per-type facts (grant_type, jti,
 	// reason). It is stored as JSON and not queried.
 	Details map[string]string
+	// ClientRequestID is the X-Request-Id the client sent, apart from the
+	// hub's own RequestID. Backends store it in Details under
+	// DetailClientRequestID, which is where ListAudit returns it.
+	ClientRequestID string
+}
+
+// DetailClientRequestID is the Details key of a client-supplied request id.
+const DetailClientRequestID = "client_request_id"
+
+// StoredDetails is Details as a backend stores it: with ClientRequestID
+// folded in. It does not modify ev.
+func (ev *AuditEvent) StoredDetails() map[string]string {
+	if ev.ClientRequestID == "" {
+		return ev.Details
+	}
+	m := make(map[string]string, len(ev.Details)+1)
+	for k, v := range ev.Details {
+		m[k] = v
+	}
+	m[DetailClientRequestID] = ev.ClientRequestID
+	return m
 }
 
 // WithCode returns a copy of ev whose empty client, user, resource and

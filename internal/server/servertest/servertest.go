@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,6 +38,15 @@ type Hub struct {
 	URL string
 	// Resource is the MCP server registered in every hub.
 	Resource string
+
+	handler atomic.Pointer[http.Handler]
+}
+
+// Wrap puts mw in front of the hub's handler for the requests that follow,
+// e.g. to slow some responses down.
+func (h *Hub) Wrap(mw func(http.Handler) http.Handler) {
+	next := mw(*h.handler.Load())
+	h.handler.Store(&next)
 }
 
 const (
@@ -104,7 +114,9 @@ func NewOn(t testing.TB, st store.Store, opts ...Option) *Hub {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.HTTP.Config.Handler = h.Server.Handler()
+	handler := h.Server.Handler()
+	h.handler.Store(&handler)
+	h.HTTP.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*h.handler.Load()).ServeHTTP(w, r) })
 	h.HTTP.Start()
 	t.Cleanup(h.HTTP.Close)
 

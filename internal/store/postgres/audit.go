@@ -15,7 +15,7 @@ const insertEventSQL = `INSERT INTO audit_events (tenant_id, time, type, request
 
 // eventArgs lists ev's fields in insertEventSQL order.
 func eventArgs(ev *store.AuditEvent) ([]any, error) {
-	details, err := jsonMap(ev.Details)
+	details, err := jsonMap(ev.StoredDetails())
 	if err != nil {
 		return nil, fmt.Errorf("encode audit details: %w", err)
 	}

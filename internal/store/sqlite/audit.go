@@ -27,7 +27,7 @@ func prepAudit(ev *store.AuditEvent) auditRow {
 		return auditRow{}
 	}
 	return auditRow{ev, []any{ev.TenantID, tv(ev.Time), ev.Type, ev.RequestID, ev.ClientID,
-		ev.UserID, ev.Resource, listText(ev.Scopes), ev.IP, ev.Outcome, mapText(ev.Details)}}
+		ev.UserID, ev.Resource, listText(ev.Scopes), ev.IP, ev.Outcome, mapText(ev.StoredDetails())}}
 }
 
 func prepAudits(evs []*store.AuditEvent) []auditRow {

@@ -1,0 +1,7 @@
+package server
+
+// ThrottleSizes reports how many keys the per-(user, address) and the
+// per-address login throttles hold.
+func (s *Server) ThrottleSizes() (user, address int) {
+	return s.userThrottle.len(), s.ipThrottle.len()
+}
