@@ -40,7 +40,7 @@ func (s *Server) authenticateClient(ctx context.Context, ca oauth.ClientAuth) (*
 	switch c.TokenEndpointAuthMethod {
 	case "none":
 		// Public clients authenticate by client_id alone; an empty Basic
-		// password is what x/oauth2's auto-detection sends first (spec §5.3).
+		// password is what x/oauth2's auto-detection sends first.
 		if ca.ClientSecret != "" || ca.Assertion != "" {
 			return nil, oauth.ErrInvalidClient("public clients must not present credentials")
 		}

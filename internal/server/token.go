@@ -16,7 +16,9 @@ import (
 
 // The token endpoint is one pipeline around the grant table (grant.go):
 //
-//  1. authenticate the client, before anything is consumed (spec §5.3);
+//  1. authenticate the client, before anything is consumed, so that a
+//     client retrying with other credentials (x/oauth2 tries Basic, then
+//     the body) still has its code;
 //  2. find the grant type in the table and check the client may use it;
 //  3. run the grant's hook, which proves the grant and returns an
 //     authorization;
