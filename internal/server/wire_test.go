@@ -125,7 +125,8 @@ type wireRecorder struct {
 func newWireRecorder(t *testing.T, h *hub) *wireRecorder {
 	w := &wireRecorder{t: t, h: h, names: map[string]string{}, counts: map[string]int{}}
 	w.secret(h.URL, "issuer")
-	w.secret(url.QueryEscape(h.URL), "issuer")
+	// Its escaped form is named apart, so that escaping shows on the wire.
+	w.secret(url.QueryEscape(h.URL), "issuer, query-escaped")
 	return w
 }
 
