@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -26,7 +27,9 @@ var updateWire = flag.Bool("update", false, "rewrite the golden wire transcripts
 // exchange, in testdata/wire/*.txtar: discovery, the authorization code flow
 // with PKCE, refresh, client credentials and one error of each kind. Values
 // that change from run to run (the hub's address, tokens, codes, secrets,
-// timestamps) are replaced by named placeholders. Regenerate with
+// timestamps) are replaced by named placeholders; the response headers
+// Date, Content-Length and X-Request-Id are left out, every other one is
+// shown. Regenerate with
 // go test ./internal/server -run TestWire -update.
 func TestWire(t *testing.T) {
 	const (
@@ -148,6 +151,10 @@ func (w *wireRecorder) seen(kind, value string) {
 	w.secret(value, fmt.Sprintf("%s %d", kind, w.counts[kind]))
 }
 
+// unrecordedHeaders are the response headers whose values differ from run
+// to run.
+var unrecordedHeaders = []string{"Date", "Content-Length", "X-Request-Id"}
+
 // changing are the response fields whose values differ from run to run.
 var changing = []string{"access_token", "refresh_token", "code", "client_secret", "registration_access_token", "id_token"}
 
@@ -212,9 +219,11 @@ func (w *wireRecorder) exchange(c *http.Client, req *http.Request) *http.Respons
 	}
 
 	fmt.Fprintf(&w.out, "-- %d response --\n%s\n", w.n, resp.Status)
-	for _, k := range []string{"Content-Type", "Cache-Control", "Pragma", "Location", "WWW-Authenticate"} {
-		if v := resp.Header.Get(k); v != "" {
-			fmt.Fprintf(&w.out, "%s: %s\n", k, v)
+	// Every header but those that change from run to run, so that a header
+	// added or dropped shows.
+	for _, k := range slices.Sorted(maps.Keys(resp.Header)) {
+		if !slices.Contains(unrecordedHeaders, k) {
+			fmt.Fprintf(&w.out, "%s: %s\n", k, strings.Join(resp.Header[k], ", "))
 		}
 	}
 	if loc, err := resp.Location(); err == nil {
