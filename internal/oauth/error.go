@@ -154,7 +154,7 @@ func WriteError(w http.ResponseWriter, e *Error) {
 	if e.Code == CodeInvalidClient {
 		w.Header().Set("WWW-Authenticate", `Basic realm="agentid", charset="UTF-8"`)
 	}
-	WriteJSON(w, status, errorBody{Error: e.Code, Description: e.Description})
+	WriteJSON(w, status, errorBody{Error: e.Code, Description: sanitizeDescription(e.Description)})
 }
 
 // WriteJSON writes v as JSON with the no-store headers every token-endpoint
