@@ -335,7 +335,9 @@ func (c *cli) newClientsTagCmd(asJSON *bool, add bool) *cobra.Command {
 
 Policies read a client's tags: under the default policy set, "trusted" lets a
 self-registered (dynamic registration) agent hold the sensitive scopes it
-asked for, and "cc:<scope>" allows a scope under client_credentials. The
+asked for, and "cc:<scope>" allows a scope under client_credentials.
+"skip-continue" lets a public native client be re-authorized without the
+one-click "Continue" page (docs/policy.md, "Tags the hub reads itself"). The
 client's ceiling (the scopes it may ever hold) is recomputed from the scopes
 it asked for at registration. Running hubs issue by the new ceiling within a
 few seconds; access tokens already issued keep their scopes until they

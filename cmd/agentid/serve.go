@@ -220,7 +220,11 @@ func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, 
 		InsecureCookies:    cfg.Login.InsecureCookies,
 		LoginAttempts:      server.LoginLimit{PerMinute: perMinute, Burst: burst},
 		LoginAttemptsPerIP: server.LoginLimit{PerMinute: ipPerMinute, Burst: ipBurst},
-		Logger:             log,
+		ConsentPreselect: server.ConsentPreselect{
+			SelfRegistered:  time.Duration(cfg.Consent.SelfRegisteredDefault),
+			StepUpSensitive: time.Duration(cfg.Consent.StepUpSensitiveDefault),
+		},
+		Logger: log,
 	})
 	if err != nil {
 		return nil, err

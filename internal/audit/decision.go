@@ -72,12 +72,79 @@ func (d Decision) put(details map[string]string) {
 	if len(d.Scopes) == 0 {
 		return
 	}
-	b, err := json.Marshal(d.Scopes)
-	if err != nil {
-		// ScopeDecision holds only strings and bools; Marshal cannot fail.
-		panic(err)
+	text, ok := encodeScopes(d.Scopes)
+	if !ok {
+		b, err := json.Marshal(d.Scopes)
+		if err != nil {
+			// ScopeDecision holds only strings and bools; Marshal cannot fail.
+			panic(err)
+		}
+		text = string(b)
 	}
-	details[DetailPolicyDecisions] = string(b)
+	details[DetailPolicyDecisions] = text
+}
+
+// encodeScopes returns the JSON encoding of scopes, byte for byte what
+// json.Marshal writes, in one allocation and without reflection: every
+// token issuance records a decision. It reports false when a string needs
+// escaping (outside printable ASCII, or one of " \ < > &); the caller then
+// marshals.
+func encodeScopes(scopes []ScopeDecision) (string, bool) {
+	size := 2
+	for _, sd := range scopes {
+		size += 64 + len(sd.Scope) + len(sd.Reason)
+		for _, x := range sd.PolicyIDs {
+			size += len(x) + 3
+		}
+		for _, x := range sd.Errors {
+			size += len(x) + 3
+		}
+	}
+	var b strings.Builder
+	b.Grow(size)
+	ok := true
+	str := func(s string) {
+		for i := 0; i < len(s); i++ {
+			if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+				ok = false
+			}
+		}
+		b.WriteByte('"')
+		b.WriteString(s)
+		b.WriteByte('"')
+	}
+	list := func(key string, xs []string) {
+		if len(xs) == 0 {
+			return
+		}
+		b.WriteString(`,"` + key + `":[`)
+		for i, x := range xs {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			str(x)
+		}
+		b.WriteByte(']')
+	}
+	b.WriteByte('[')
+	for i, sd := range scopes {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`{"scope":`)
+		str(sd.Scope)
+		b.WriteString(`,"allowed":`)
+		b.WriteString(strconv.FormatBool(sd.Allowed))
+		if sd.Reason != "" {
+			b.WriteString(`,"reason":`)
+			str(string(sd.Reason))
+		}
+		list("policies", sd.PolicyIDs)
+		list("errors", sd.Errors)
+		b.WriteByte('}')
+	}
+	b.WriteByte(']')
+	return b.String(), ok
 }
 
 // DecisionOf reads back the decision an event recorded. ok is false if it

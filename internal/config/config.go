@@ -38,6 +38,7 @@ type Config struct {
 	Tokens       TokenConfig        `yaml:"tokens"`
 	Registration RegistrationConfig `yaml:"registration"`
 	Login        LoginConfig        `yaml:"login"`
+	Consent      ConsentConfig      `yaml:"consent"`
 	Log          LogConfig          `yaml:"log"`
 }
 
@@ -124,6 +125,19 @@ type LoginConfig struct {
 	InsecureCookies bool `yaml:"insecure_cookies"`
 }
 
+// ConsentConfig governs the duration the consent screen preselects. An
+// agent an administrator registered or tagged "trusted" gets the resource's
+// default; the settings cap it for the others. The preselection never
+// exceeds the resource's maximum.
+type ConsentConfig struct {
+	// SelfRegisteredDefault caps the preselection for an agent that
+	// registered itself.
+	SelfRegisteredDefault Duration `yaml:"self_registered_default"`
+	// StepUpSensitiveDefault caps the preselection when an agent that
+	// already holds consent on a resource asks for a sensitive scope.
+	StepUpSensitiveDefault Duration `yaml:"step_up_sensitive_default"`
+}
+
 // LogConfig governs the structured log.
 type LogConfig struct {
 	// Level is debug, info, warn or error.
@@ -198,6 +212,10 @@ func base() *Config {
 			MaxAttemptsPerUser: 5,
 			MaxAttemptsPerIP:   20,
 			AttemptWindow:      Duration(15 * time.Minute),
+		},
+		Consent: ConsentConfig{
+			SelfRegisteredDefault:  Duration(24 * time.Hour),
+			StepUpSensitiveDefault: Duration(time.Hour),
 		},
 		Log: LogConfig{Level: "info", Format: "json"},
 	}

@@ -92,6 +92,9 @@ func (c *Config) validate() Problems {
 		ps.add("login.max_attempts_per_ip", 0, "", fmt.Sprintf("must be at least 1, got %d", lg.MaxAttemptsPerIP))
 	}
 
+	checkDuration(&ps, "consent.self_registered_default", c.Consent.SelfRegisteredDefault, time.Minute, 0)
+	checkDuration(&ps, "consent.step_up_sensitive_default", c.Consent.StepUpSensitiveDefault, time.Minute, 0)
+
 	checkOneOf(&ps, "log.level", c.Log.Level, logLevels)
 	checkOneOf(&ps, "log.format", c.Log.Format, logFormats)
 	return ps

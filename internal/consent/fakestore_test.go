@@ -27,10 +27,6 @@ func (f *failingConsents) ListConsents(context.Context, store.ConsentFilter) ([]
 	return f.grants, nil
 }
 
-func (f *failingConsents) TouchConsents(context.Context, store.ConsentFilter, []string, time.Time) error {
-	return errDown
-}
-
 func (f *failingConsents) RevokeConsents(context.Context, store.ConsentFilter, []string, time.Time, *store.AuditEvent) error {
 	f.revokes++
 	return errDown

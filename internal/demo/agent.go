@@ -95,7 +95,7 @@ func RunAgent(ctx context.Context, opts AgentOptions) error {
 			}
 		}
 		if e := q.Get("error"); e != "" {
-			return nil, fmt.Errorf("authorization refused: %s: %s", e, q.Get("error_description"))
+			return nil, &AuthorizationRefused{Code: e, Description: q.Get("error_description")}
 		}
 		say("authorization %d approved; the hub sent a code (iss=%s)", round, q.Get("iss"))
 		return &auth.AuthorizationResult{Code: q.Get("code"), State: q.Get("state"), Iss: q.Get("iss")}, nil
@@ -136,9 +136,18 @@ func RunAgent(ctx context.Context, opts AgentOptions) error {
 		{"read_notes", map[string]any{}},
 		{"write_note", map[string]any{"text": "written by the demo agent"}},
 		{"read_notes", map[string]any{}},
+		// notes.delete is sensitive: the default policy refuses it to an
+		// agent that registered itself until an administrator tags it
+		// trusted, and the hub says so instead of narrowing silently.
+		{"delete_note", map[string]any{"id": 1}},
 	} {
 		say("calling %s", step.tool)
 		res, err := sess.CallTool(ctx, &mcp.CallToolParams{Name: step.tool, Arguments: step.args})
+		var refused *AuthorizationRefused
+		if errors.As(err, &refused) {
+			say("%s → refused by the hub (%s): %s", step.tool, refused.Code, refused.Description)
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("calling %s: %w", step.tool, err)
 		}
@@ -153,11 +162,22 @@ func RunAgent(ctx context.Context, opts AgentOptions) error {
 		}
 		say("%s → %s", step.tool, strings.ReplaceAll(strings.Join(out, " "), "\n", " | "))
 	}
-	say("done after %d authorization round trips (the second was the step-up for notes.write)", round)
+	say("done after %d authorization round trips (a step-up for notes.write, then one for notes.delete)", round)
 	return nil
 }
 
+// AuthorizationRefused is the hub's error answer to an authorization (RFC
+// 6749 §4.1.2.1), e.g. invalid_scope for a scope policy will not grant.
+type AuthorizationRefused struct {
+	Code, Description string
+}
+
+func (e *AuthorizationRefused) Error() string {
+	return "authorization refused: " + e.Code + ": " + e.Description
+}
+
 var (
+	backLink     = regexp.MustCompile(`id="back" href="([^"]*)"`)
 	csrfField    = regexp.MustCompile(`name="csrf_token" value="([^"]*)"`)
 	returnField  = regexp.MustCompile(`name="return_to" value="([^"]*)"`)
 	requestField = regexp.MustCompile(`name="request" value="([^"]*)"`)
@@ -199,6 +219,13 @@ func approveHeadless(ctx context.Context, authURL, username, password string) (u
 	if back == nil && strings.Contains(page, `action="/login"`) {
 		page, err = post("/login", url.Values{"csrf_token": {match(csrfField, page)}, "return_to": {match(returnField, page)}, "username": {username}, "password": {password}})
 		if err != nil {
+			return nil, err
+		}
+	}
+	if link := match(backLink, page); back == nil && link != "" {
+		// Nothing left to approve and something refused: the person reads
+		// why and follows "Back to the application".
+		if back, err = url.Parse(link); err != nil {
 			return nil, err
 		}
 	}

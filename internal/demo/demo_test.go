@@ -165,7 +165,10 @@ func TestScriptedAgent(t *testing.T) {
 	if err := demo.RunAgent(ctx, demo.AgentOptions{MCPURL: resource, Out: &out, Username: servertest.TestUser, Password: servertest.TestPassword}); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
-	for _, want := range []string{"registered with ", "connected (MCP 2026-07-28); tools: ", "delete_note (destructive)", "read_notes → no notes yet", "write_note → saved note", "done after 2 authorization round trips"} {
+	for _, want := range []string{"registered with ", "connected (MCP 2026-07-28); tools: ", "delete_note (destructive)", "read_notes → no notes yet", "write_note → saved note",
+		// notes.delete is refused clearly, with the reason, not looped on.
+		"delete_note → refused by the hub (invalid_scope): the hub will not grant notes.delete (this application registered itself; an administrator must mark it trusted",
+		"done after 3 authorization round trips"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}

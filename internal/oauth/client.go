@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -51,6 +53,12 @@ type ClientMetadata struct {
 // not understand"). Field names match exactly, not case-insensitively. The
 // caller limits the body size.
 func ParseClientMetadata(body []byte) (*ClientMetadata, *Error) {
+	// RFC 8259 §8.1: JSON text is UTF-8. encoding/json would replace
+	// invalid bytes with U+FFFD; a name that is not what the client sent
+	// must not reach a consent screen, so the body is refused instead.
+	if !utf8.Valid(body) {
+		return nil, ErrInvalidClientMetadata("the request body is not valid UTF-8")
+	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(body, &fields); err != nil || fields == nil {
 		return nil, ErrInvalidClientMetadata("the request body must be a JSON object")
@@ -95,6 +103,11 @@ func ParseClientMetadata(body []byte) (*ClientMetadata, *Error) {
 		default:
 			continue
 		}
+		if err == nil && loneSurrogate(raw) {
+			// RFC 8259 §8.2: an escaped unpaired surrogate is not a
+			// character; encoding/json would decode it as U+FFFD.
+			return nil, ErrInvalidClientMetadata("%s contains an unpaired UTF-16 surrogate escape", name)
+		}
 		if err != nil {
 			if lists[name] != nil {
 				return nil, ErrInvalidClientMetadata("%s must be an array of strings", name)
@@ -133,7 +146,7 @@ func (m *ClientMetadata) Validate(supported []SupportedGrant) *Error {
 		// private-use one is a native app (RFC 8252 §7), as MCP clients that
 		// listen on localhost are; anything else is a web client.
 		m.ApplicationType = ApplicationTypeWeb
-		if len(m.RedirectURIs) > 0 && !slices.ContainsFunc(m.RedirectURIs, func(u string) bool { return !nativeRedirect(u) }) {
+		if len(m.RedirectURIs) > 0 && !slices.ContainsFunc(m.RedirectURIs, func(u string) bool { return !IsNativeRedirect(u) }) {
 			m.ApplicationType = ApplicationTypeNative
 		}
 	}
@@ -230,7 +243,7 @@ func (m *ClientMetadata) Validate(supported []SupportedGrant) *Error {
 		return ErrInvalidClientMetadata("client_name is longer than %d characters", maxClientName)
 	}
 	if !displayText(m.ClientName) {
-		return ErrInvalidClientMetadata("client_name must be valid UTF-8 without control characters")
+		return ErrInvalidClientMetadata("client_name must be valid UTF-8 without control, bidirectional or invisible formatting characters")
 	}
 	if len(m.Contacts) > maxContacts {
 		return ErrInvalidClientMetadata("at most %d contacts may be registered", maxContacts)
@@ -260,8 +273,8 @@ func validateMetadataURI(s string) string {
 	if len(s) > maxURILength {
 		return "is too long"
 	}
-	if !visibleASCII(s) || strings.Contains(s, "#") {
-		return "must be an ASCII URI without whitespace or fragment"
+	if !uriText(s) || strings.Contains(s, "#") {
+		return "must be an RFC 3986 URI without whitespace or fragment"
 	}
 	u, err := url.Parse(s)
 	if err != nil || u.Opaque != "" || u.Host == "" || u.User != nil {
@@ -304,18 +317,65 @@ func ParsePublicJWKS(raw []byte) (*jose.JSONWebKeySet, *Error) {
 	return &set, nil
 }
 
-// displayText reports whether s is valid UTF-8 without control characters,
-// so it can be shown on a consent screen as one line.
+// displayText reports whether s can be shown on a page as the one line it
+// appears to be: valid UTF-8 with no control characters (Cc), no line or
+// paragraph separators, and no format characters (Cf) — the bidirectional
+// embeddings, overrides and isolates (U+202A–202E, U+2066–2069), the marks
+// U+200E, U+200F and U+061C, the zero-width characters (U+200B–200D,
+// U+2060, U+FEFF) and the invisible tag characters. A right-to-left
+// override in a client name would reverse the rest of a consent screen's
+// heading; zero-width characters make two names that look the same differ.
+// The replacement character U+FFFD is refused too: it only appears where
+// text was broken before it reached us.
 func displayText(s string) bool {
 	if !utf8.ValidString(s) {
 		return false
 	}
 	for _, r := range s {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == '\u2028' || r == '\u2029' {
+		if !displayRune(r) {
 			return false
 		}
 	}
 	return true
+}
+
+func displayRune(r rune) bool {
+	return !unicode.In(r, unicode.Cc, unicode.Cf, unicode.Zl, unicode.Zp) && r != utf8.RuneError
+}
+
+// loneSurrogate reports whether the raw JSON value escapes a UTF-16
+// surrogate (\uD800–\uDFFF) that is not part of a high-low pair.
+func loneSurrogate(raw []byte) bool {
+	hex4 := func(i int) (rune, bool) {
+		if i+6 > len(raw) || raw[i] != '\\' || raw[i+1] != 'u' {
+			return 0, false
+		}
+		n, err := strconv.ParseUint(string(raw[i+2:i+6]), 16, 16)
+		return rune(n), err == nil
+	}
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '\\' {
+			continue
+		}
+		r, ok := hex4(i)
+		if !ok {
+			i++ // skip the escaped character, which may be a backslash
+			continue
+		}
+		switch {
+		case r >= 0xd800 && r < 0xdc00:
+			low, ok := hex4(i + 6)
+			if !ok || low < 0xdc00 || low > 0xdfff {
+				return true
+			}
+			i += 11
+		case r >= 0xdc00 && r <= 0xdfff:
+			return true
+		default:
+			i += 5
+		}
+	}
+	return false
 }
 
 // grantTypeList names the supported grant types for an error description.

@@ -6,10 +6,13 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 
 	jose "github.com/go-jose/go-jose/v4"
 )
@@ -211,6 +214,8 @@ func FuzzParseClientMetadata(f *testing.F) {
 		`{"grant_types":["client_credentials"],"token_endpoint_auth_method":"private_key_jwt","jwks_uri":"https://a.example/jwks"}`,
 		`{"redirect_uris":["com.example.app:/cb"],"application_type":"native","token_endpoint_auth_method":"none"}`,
 		`{"redirect_uris":"x","client_name":1}`, `[]`, `{"jwks":[]}`, `{"software_statement":"x"}`, `{"grant_types":["implicit"]}`,
+		`{"redirect_uris":["https://a.example/cb"],"client_name":"Good\u202eppA"}`, `{"client_name":"a\ud800"}`,
+		"{\"client_name\":\"\xff\"}", `{"redirect_uris":["https://a.example/cb"],"client_uri":"https://a.example\\@b.example"}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -228,6 +233,29 @@ func FuzzParseClientMetadata(f *testing.F) {
 				t.Fatalf("validate error code %s", err.Code)
 			}
 			return
+		}
+		// Valid metadata is safe to show and to link to: no text a page
+		// displays carries a control, format or replacement character, and
+		// every URI is absolute and made of RFC 3986 characters only.
+		for _, v := range append([]string{m.ClientName, m.SoftwareID, m.SoftwareVersion}, m.Contacts...) {
+			for _, r := range v {
+				if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == utf8.RuneError || r == '\u2028' || r == '\u2029' {
+					t.Fatalf("valid metadata shows %U in %q", r, v)
+				}
+			}
+		}
+		for _, v := range append([]string{m.ClientURI, m.LogoURI, m.TOSURI, m.PolicyURI, m.JWKSURI}, m.RedirectURIs...) {
+			if v == "" {
+				continue
+			}
+			if u, err := url.Parse(v); err != nil || u.Scheme == "" {
+				t.Fatalf("valid metadata has a URI that is not absolute: %q", v)
+			}
+			if i := strings.IndexFunc(v, func(r rune) bool {
+				return r > 0x7e || r <= 0x20 || strings.ContainsRune("\"<>\\^`{|}", r)
+			}); i >= 0 {
+				t.Fatalf("valid metadata has a URI with %q: %q", v[i], v)
+			}
 		}
 		again := *m
 		if err := again.Validate(servedGrants); err != nil || !reflect.DeepEqual(&again, m) {
@@ -290,4 +318,157 @@ func TestApplicationTypeInferred(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestClientMetadataDisplayText: every field a page may show refuses
+// control, bidirectional and zero-width characters, and text that is not
+// what the client sent (invalid UTF-8, unpaired surrogate escapes) is
+// refused rather than replaced with U+FFFD.
+func TestClientMetadataDisplayText(t *testing.T) {
+	bad := map[string]string{
+		"RLO U+202E":         "\u202e",
+		"LRE U+202A":         "\u202a",
+		"PDF U+202C":         "\u202c",
+		"LRI U+2066":         "\u2066",
+		"PDI U+2069":         "\u2069",
+		"LRM U+200E":         "\u200e",
+		"RLM U+200F":         "\u200f",
+		"ALM U+061C":         "\u061c",
+		"ZWSP U+200B":        "\u200b",
+		"ZWNJ U+200C":        "\u200c",
+		"ZWJ U+200D":         "\u200d",
+		"word joiner U+2060": "\u2060",
+		"BOM U+FEFF":         "\ufeff",
+		"tag U+E0041":        "\U000e0041",
+		"NUL":                "\x00",
+		"tab":                "\t",
+		"DEL":                "\x7f",
+		"C1 U+0085":          "\u0085",
+		"line separator":     "\u2028",
+		"replacement U+FFFD": "\ufffd",
+	}
+	fields := []struct {
+		name string
+		body func(v string) string
+	}{
+		{"client_name", func(v string) string { return `{"client_name":` + jsonString(v) + `}` }},
+		{"contacts", func(v string) string { return `{"contacts":[` + jsonString("ops"+v+"@a.example") + `]}` }},
+		{"software_id", func(v string) string { return `{"software_id":` + jsonString(v) + `}` }},
+		{"software_version", func(v string) string { return `{"software_version":` + jsonString(v) + `}` }},
+	}
+	const base = `"redirect_uris":["https://a.example/cb"],`
+	for _, f := range fields {
+		for name, ch := range bad {
+			t.Run(f.name+"/"+name, func(t *testing.T) {
+				body := f.body("Good" + ch + "App")
+				body = "{" + base + body[1:]
+				m, perr := ParseClientMetadata([]byte(body))
+				if perr != nil {
+					t.Fatalf("parse: %v", perr)
+				}
+				wantCode(t, m.Validate(servedGrants), CodeInvalidClientMetadata)
+			})
+		}
+		t.Run(f.name+"/plain", func(t *testing.T) {
+			body := "{" + base + f.body("Ünïcode 名前 مرحبا")[1:]
+			m, perr := ParseClientMetadata([]byte(body))
+			if perr != nil {
+				t.Fatalf("parse: %v", perr)
+			}
+			wantCode(t, m.Validate(servedGrants), "")
+		})
+	}
+
+	broken := []struct{ name, body string }{
+		{"invalid UTF-8 in client_name", "{\"client_name\":\"Good\xffApp\"}"},
+		{"truncated sequence", "{\"client_name\":\"Good\xe2\x80App\"}"},
+		{"overlong encoding", "{\"client_name\":\"\xc0\xafApp\"}"},
+		{"invalid UTF-8 in an unknown field", "{\"x\":\"\xff\"}"},
+		{"lone high surrogate", `{"client_name":"Good\ud800App"}`},
+		{"lone low surrogate", `{"client_name":"Good\udc00App"}`},
+		{"reversed pair", `{"client_name":"\udc00\ud800"}`},
+		{"high surrogate at end", `{"contacts":["a@b.c\uD83D"]}`},
+	}
+	for _, tt := range broken {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseClientMetadata([]byte(tt.body))
+			wantCode(t, err, CodeInvalidClientMetadata)
+		})
+	}
+	for _, tt := range []struct{ name, body, want string }{
+		{"surrogate pair", `{"client_name":"App \ud83d\ude80"}`, "App 🚀"},
+		{"escaped backslash before u", `{"client_name":"a\\ud800"}`, `a\ud800`},
+		{"escaped quote", `{"client_name":"a\"b"}`, `a"b`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := ParseClientMetadata([]byte(tt.body))
+			if err != nil || m.ClientName != tt.want {
+				t.Fatalf("got %q, %v; want %q", m.ClientName, err, tt.want)
+			}
+		})
+	}
+}
+
+// TestClientMetadataURIs: URL-valued metadata and redirect URIs are
+// absolute RFC 3986 URIs; characters a browser would rewrite are refused.
+func TestClientMetadataURIs(t *testing.T) {
+	fields := []string{"client_uri", "logo_uri", "tos_uri", "policy_uri"}
+	tests := []struct {
+		name, uri string
+		ok        bool
+	}{
+		{"https", "https://a.example/x?y=1", true},
+		{"percent-encoded", "https://a.example/%E2%9C%93", true},
+		{"backslash", `https://a.example\@evil.example/`, false},
+		{"backslash in path", `https://a.example/\\evil.example`, false},
+		{"stray percent", "https://a.example/100%", false},
+		{"bad percent", "https://a.example/%zz", false},
+		{"percent in query", "https://a.example/?q=%g1", false},
+		{"quote", `https://a.example/"x"`, false},
+		{"angle brackets", "https://a.example/<x>", false},
+		{"pipe", "https://a.example/a|b", false},
+		{"braces", "https://a.example/{x}", false},
+		{"caret", "https://a.example/^", false},
+		{"backtick", "https://a.example/`", false},
+		{"non-ASCII", "https://a.example/ü", false},
+		{"bidi override", "https://a.example/\u202egpj.exe", false},
+		{"relative", "/tos", false},
+		{"no host", "https:///x", false},
+		{"opaque", "https:a.example", false},
+		{"mailto", "mailto:a@b.c", false},
+	}
+	bodies := map[string]string{"jwks_uri": `{"grant_types":["client_credentials"],"token_endpoint_auth_method":"private_key_jwt","jwks_uri":%s}`}
+	for _, f := range fields {
+		bodies[f] = `{"redirect_uris":["https://a.example/cb"],"` + f + `":%s}`
+	}
+	for _, tt := range tests {
+		for f, body := range bodies {
+			t.Run(f+"/"+tt.name, func(t *testing.T) {
+				m, perr := ParseClientMetadata(fmt.Appendf(nil, body, jsonString(tt.uri)))
+				if perr != nil {
+					t.Fatalf("parse: %v", perr)
+				}
+				want := CodeInvalidClientMetadata
+				if tt.ok {
+					want = ""
+				}
+				wantCode(t, m.Validate(servedGrants), want)
+			})
+		}
+		t.Run("redirect_uris/"+tt.name, func(t *testing.T) {
+			want := CodeInvalidRedirectURI
+			if tt.ok {
+				want = ""
+			}
+			wantCode(t, ValidateRedirectURI(tt.uri, ApplicationTypeWeb), want)
+		})
+	}
+}
+
+func jsonString(s string) string {
+	b, err := json.Marshal(s)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
 }

@@ -33,6 +33,9 @@ const (
 	CodeUnsupportedTokenType    = "unsupported_token_type"
 	CodeLoginRequired           = "login_required"
 	CodeConsentRequired         = "consent_required"
+	// CodeInteractionRequired: OpenID Connect Core §3.1.2.6, for prompt=none
+	// when the person must confirm something.
+	CodeInteractionRequired = "interaction_required"
 )
 
 // Error is the one protocol error type. Only an *Error reaches the wire;

@@ -48,8 +48,8 @@ func ValidateRedirectURI(uri, applicationType string) *Error {
 	if len(uri) > maxURILength {
 		return ErrInvalidRedirectURI("redirect URI is longer than %d characters", maxURILength)
 	}
-	if !visibleASCII(uri) {
-		return ErrInvalidRedirectURI("redirect URI must be an ASCII URI without whitespace")
+	if !uriText(uri) {
+		return ErrInvalidRedirectURI("redirect URI must be an RFC 3986 URI: ASCII without whitespace, quotes, backslashes or stray percent signs")
 	}
 	if strings.Contains(uri, "#") {
 		return ErrInvalidRedirectURI("redirect URI must not contain a fragment")
@@ -162,9 +162,11 @@ func loopbackParts(uri string) (host, rest string, ok bool) {
 	return host, rest, true
 }
 
-// nativeRedirect reports whether uri is a redirect URI only native apps use:
-// http on a loopback host, or a private-use scheme (RFC 8252 §7.1, §7.3).
-func nativeRedirect(uri string) bool {
+// IsNativeRedirect reports whether uri is a redirect URI only native apps
+// use: http on a loopback host, or a private-use scheme (RFC 8252 §7.1,
+// §7.3). Any program on the device may receive what is sent there (RFC 8252
+// §8.6).
+func IsNativeRedirect(uri string) bool {
 	u, err := url.Parse(uri)
 	if err != nil {
 		return false

@@ -94,6 +94,32 @@ func visibleASCII(s string) bool {
 	return true
 }
 
+// uriText reports whether s uses only the characters RFC 3986 §2 allows in
+// a URI (unreserved, reserved and percent-encodings of two hex digits).
+// Browsers rewrite some others (a backslash becomes "/"), so a URI
+// containing them may lead somewhere other than it appears to.
+func uriText(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("-._~:/?#[]@!$&'()*+,;=", c) >= 0:
+		case c == '%':
+			if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
+				return false
+			}
+			i += 2
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
 // splitAuthority splits a URL host[:port] (userinfo already removed) into a
 // lowercased host — IPv6 literals keep their brackets — and a normalised
 // port ("" when absent). It rejects zones, empty hosts, characters outside

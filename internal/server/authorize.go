@@ -25,10 +25,92 @@ type authz struct {
 	scopes      []string // requested (or defaulted), all offered by the resource
 }
 
-// errorRedirect sends an error to the client's redirect URI with state and
-// iss (RFC 6749 §4.1.2.1, RFC 9207 §2).
+// errorRedirect answers an authorization request the hub refuses before
+// the person has decided anything. For a client an administrator
+// registered, the error goes to its redirect URI with state and iss (RFC
+// 6749 §4.1.2.1, RFC 9207 §2). Anyone can register a redirect URI through
+// dynamic registration, so for a self-registered client the hub shows its
+// own error page instead: bouncing a browser there would make the hub an
+// open redirector for any URI an attacker registers (RFC 9700 §4.11.2). A
+// signed-in person gets a link back to the application on that page, to
+// follow knowing where it leads.
 func (s *Server) errorRedirect(w http.ResponseWriter, r *http.Request, a *authz, e *oauth.Error) {
+	if trustedRedirect(a.client) {
+		s.sendError(w, r, a, e)
+		return
+	}
+	v := errorView{Title: "This request cannot be completed", Message: refusalMessage(e), Detail: e.Code}
+	if e.Description != "" {
+		v.Detail += ": " + e.Description
+	}
+	if sess, _ := s.currentSession(r); sess != nil {
+		v.App = clientName(a.client)
+		v.BackURL = oauth.ErrorRedirect(a.redirectURI, e, a.req.State, s.issuer)
+		v.BackHost = redirectHost(a.redirectURI)
+	}
+	render(w, s.pages.error_, http.StatusBadRequest, v)
+}
+
+// sendError sends an error to the client's redirect URI with state and iss
+// (RFC 6749 §4.1.2.1, RFC 9207 §2), without condition: for answers the
+// signed-in person chose (a denial) or saw first.
+func (s *Server) sendError(w http.ResponseWriter, r *http.Request, a *authz, e *oauth.Error) {
 	http.Redirect(w, r, oauth.ErrorRedirect(a.redirectURI, e, a.req.State, s.issuer), http.StatusFound)
+}
+
+// TagSkipContinue is the client tag with which an administrator lets a
+// public native client be re-authorized without the "Continue" page.
+const TagSkipContinue = "skip-continue"
+
+// confirmsReauthorization reports whether an authorization with nothing new
+// to approve still needs the person's click. A public client proves nothing
+// about itself, and a loopback or private-use redirect URI can be claimed by
+// any program on the device (RFC 8252 §8.6): without the click, anyone who
+// knows the client_id of an app the person once approved gets a code for it.
+func confirmsReauthorization(c *store.Client, redirectURI string) bool {
+	return c.Public() && oauth.IsNativeRedirect(redirectURI) && !slices.Contains(c.Tags, TagSkipContinue)
+}
+
+// trustedRedirect reports whether the hub may send the browser to c's
+// redirect URI without the person's say: an administrator registered it.
+func trustedRedirect(c *store.Client) bool {
+	return c.RegistrationMethod == store.RegistrationManual
+}
+
+// refusalMessage says in plain words why an authorization request was
+// refused; the OAuth error follows as a detail for the developer.
+func refusalMessage(e *oauth.Error) string {
+	switch e.Code {
+	case oauth.CodeInvalidScope:
+		return "The application asked for a permission this server does not offer. Nothing was shared with it."
+	case oauth.CodeInvalidTarget:
+		return "The application asked for access to a service this server does not know. Nothing was shared with it."
+	case oauth.CodeLoginRequired:
+		return "The application asked to continue without showing you a sign-in page, but you are not signed in here."
+	default:
+		return "The application sent a request this server cannot accept. Nothing was shared with it."
+	}
+}
+
+// clientName is how pages name a client.
+func clientName(c *store.Client) string {
+	if c.Name != "" {
+		return c.Name
+	}
+	return c.ID
+}
+
+// redirectHost is how pages name where a redirect URI leads: its host, or
+// its private-use scheme.
+func redirectHost(uri string) string {
+	ru, err := url.Parse(uri)
+	if err != nil {
+		return ""
+	}
+	if h := ru.Hostname(); h != "" {
+		return h
+	}
+	return ru.Scheme + ":"
 }
 
 // checkAuthorize validates an authorization request. Problems with the
@@ -102,11 +184,18 @@ func (s *Server) authorizeError(w http.ResponseWriter, r *http.Request, a *authz
 }
 
 // allowedScopes asks the central policy which requested scopes this user may
-// grant this client; the consent screen never offers any other.
-func (s *Server) allowedScopes(ctx context.Context, r *http.Request, a *authz, u *store.User, sess *store.Session) ([]string, error) {
+// grant this client; the consent screen never offers any other. refused
+// explains the scopes the request named that will not be granted (a
+// request naming none asks for the client's registered scopes, and
+// policy's cut of those is no news to anyone).
+func (s *Server) allowedScopes(ctx context.Context, r *http.Request, a *authz, u *store.User, sess *store.Session) (allowed []string, refused []refusal, err error) {
 	p := &principal{client: a.client, user: u, authTime: sess.AuthTime}
-	granted, _, err := s.decideScopes(ctx, r, oauth.GrantAuthorizationCode, p, a.resource, a.scopes)
-	return granted, err
+	granted, details, err := s.decideScopes(ctx, r, oauth.GrantAuthorizationCode, p, a.resource, a.scopes)
+	if err != nil || len(granted) == len(a.scopes) || len(a.req.Scopes) == 0 && len(granted) > 0 {
+		return granted, nil, err
+	}
+	refused, err = s.refusals(ctx, a, u, granted, details)
+	return granted, refused, err
 }
 
 func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
@@ -133,13 +222,9 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		s.redirectToLogin(w, r, a)
 		return
 	}
-	allowed, err := s.allowedScopes(ctx, r, a, u, sess)
+	allowed, refused, err := s.allowedScopes(ctx, r, a, u, sess)
 	if err != nil {
 		s.internalErrorPage(w, r, err)
-		return
-	}
-	if len(allowed) == 0 {
-		s.errorRedirect(w, r, a, oauth.ErrInvalidScope("none of the requested scopes may be granted to this application"))
 		return
 	}
 	snap, err := s.ledger.Snapshot(ctx, consent.Key{UserID: u.ID, ClientID: a.client.ID, Resource: a.resource.URI})
@@ -148,15 +233,43 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(promptedScopes(allowed, snap, prompt)) == 0 {
-		// Everything asked for is already granted: no prompt fatigue.
-		s.issueCode(w, r, a, u, sess, allowed)
+		if len(refused) > 0 {
+			// Nothing left to approve, and something asked for will not be
+			// granted: issuing the rest silently would send the client
+			// round again for the same refusal. The person sees why and
+			// takes the client back an invalid_scope naming it.
+			if slices.Contains(prompt, "none") {
+				s.sendError(w, r, a, refusedError(refused))
+				return
+			}
+			v := s.consentPage(w, r, a, u, allowed, snap, "")
+			v.Refused = refused
+			s.renderRefused(w, v, a, refused)
+			return
+		}
+		if len(allowed) == 0 {
+			s.errorRedirect(w, r, a, oauth.ErrInvalidScope("none of the requested scopes may be granted to this application"))
+			return
+		}
+		if !confirmsReauthorization(a.client, a.redirectURI) {
+			// Everything asked for is already granted: no prompt fatigue.
+			s.issueCode(w, r, a, u, sess, allowed)
+			return
+		}
+		if slices.Contains(prompt, "none") {
+			s.sendError(w, r, a, oauth.NewError(oauth.CodeInteractionRequired, "the user must confirm the authorization"))
+			return
+		}
+		render(w, s.pages.continue_, http.StatusOK, s.consentPage(w, r, a, u, allowed, snap, "Continue?"))
 		return
 	}
 	if slices.Contains(prompt, "none") {
-		s.errorRedirect(w, r, a, oauth.NewError(oauth.CodeConsentRequired, "the user has not granted the requested scopes"))
+		s.sendError(w, r, a, oauth.NewError(oauth.CodeConsentRequired, "the user has not granted the requested scopes"))
 		return
 	}
-	s.renderConsent(w, r, a, u, allowed, snap)
+	v := s.consentPage(w, r, a, u, allowed, snap, "Allow access?")
+	v.Refused = refused
+	render(w, s.pages.consent, http.StatusOK, v)
 }
 
 // issueCode stores a new authorization code and redirects to the client.

@@ -329,9 +329,10 @@ func TestBrowserConsent(t *testing.T) {
 			b.do(t, chromedp.KeyEvent("\t"))
 			order = append(order, evalIn[string](t, b, `document.activeElement.id || document.activeElement.tagName`))
 		}
-		// Step-up: the only box is the new scope, then the duration group,
-		// the account link, Deny, Allow.
-		if want := []string{"scope-notes.delete", "duration-30d", "A", "deny"}; !slices.Equal(order, want) {
+		// Step-up: the only box is the new scope, then the duration group
+		// (a step-up to a sensitive scope preselects one hour), the account
+		// link, Deny, Allow.
+		if want := []string{"scope-notes.delete", "duration-1h", "A", "deny"}; !slices.Equal(order, want) {
 			t.Fatalf("tab order = %v, want %v", order, want)
 		}
 		b.do(t, chromedp.Focus(chromedp.CSS(`[id="scope-notes.delete"]`)), chromedp.KeyEvent(" "))
@@ -442,4 +443,61 @@ func TestBrowserConsent(t *testing.T) {
 			t.Fatalf("callback after deny = %v", q)
 		}
 	})
+}
+
+// TestBrowserContinue: a public loopback client coming back with nothing
+// new to approve gets the one-click "Continue" page, whose button has the
+// focus: Enter is all it takes, with JavaScript off. Asking for a scope
+// policy refuses shows it as not available, and with nothing new the
+// refusal page's way back is one Enter away too.
+func TestBrowserContinue(t *testing.T) {
+	b := newTab(t)
+	h := newHub(t)
+	h.Wrap(slowPages)
+	cb := newCallback(t)
+	h.AddClient(&store.Client{ID: "notes-cli", Name: "Notes CLI", TokenEndpointAuthMethod: "none", RegistrationMethod: store.RegistrationDCR,
+		RedirectURIs: []string{cb.url}, GrantTypes: []string{"authorization_code"}})
+	conf := &oauth2.Config{ClientID: "notes-cli", RedirectURL: cb.url, Scopes: []string{"notes.read"},
+		Endpoint: oauth2.Endpoint{AuthURL: h.URL + "/authorize", TokenURL: h.URL + "/token"}}
+	authorize := func(state string) string {
+		return conf.AuthCodeURL(state, oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oauth2.SetAuthURLParam("resource", h.Resource))
+	}
+	b.do(t, chromedp.Navigate(authorize("first")), chromedp.WaitVisible(chromedp.CSS("#username")), loaded,
+		chromedp.SendKeys(chromedp.CSS("#username"), servertest.TestUser),
+		chromedp.SendKeys(chromedp.CSS("#password"), servertest.TestPassword),
+		chromedp.Click(chromedp.CSS(`button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS("#allow")), loaded, chromedp.Click(chromedp.CSS("#allow")))
+	if q := cb.wait(t, "first"); q.Get("code") == "" {
+		t.Fatalf("first authorization: %v", q)
+	}
+	b.do(t, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true})
+		return err
+	}))
+	b.do(t, chromedp.Navigate(authorize("again")), chromedp.WaitVisible(chromedp.CSS("#continue")), loaded)
+	if id := evalIn[string](t, b, `document.activeElement.id`); id != "continue" {
+		t.Fatalf("focus is on %q, want the Continue button", id)
+	}
+	b.checkPage(t, "continue")
+	b.do(t, chromedp.Focus(chromedp.CSS("#continue")), chromedp.KeyEvent("\r"))
+	if q := cb.wait(t, "again"); q.Get("code") == "" || q.Get("iss") != h.URL {
+		t.Fatalf("continue answered %v", q)
+	}
+
+	// A scope policy refuses, with something new to approve: listed on the
+	// consent screen as not available.
+	conf.Scopes = []string{"notes.read", "notes.write", "notes.delete"}
+	b.do(t, chromedp.Navigate(authorize("refused-consent")), chromedp.WaitVisible(chromedp.CSS(".refused")), loaded)
+	b.checkPage(t, "consent-refused")
+	// With nothing new: the refusal page, whose way back has the focus.
+	conf.Scopes = []string{"notes.read", "notes.delete"}
+	b.do(t, chromedp.Navigate(authorize("refused")), chromedp.WaitVisible(chromedp.CSS(".refused")), loaded)
+	if id := evalIn[string](t, b, `document.activeElement.id`); id != "back" {
+		t.Fatalf("focus is on %q, want the way back", id)
+	}
+	b.checkPage(t, "refused")
+	b.do(t, chromedp.Focus(chromedp.CSS("#back")), chromedp.KeyEvent("\r"))
+	if q := cb.wait(t, "refused"); q.Get("error") != "invalid_scope" || !strings.Contains(q.Get("error_description"), "notes.delete") {
+		t.Fatalf("the way back answered %v", q)
+	}
 }

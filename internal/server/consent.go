@@ -26,6 +26,34 @@ func promptedScopes(allowed []string, snap *consent.Snapshot, prompt []string) [
 	return slices.DeleteFunc(slices.Clone(allowed), func(sc string) bool { return slices.Contains(live, sc) })
 }
 
+// consentMenu is the consent screen's choice of durations, with the one
+// preselected by trust (see ConsentPreselect): a person who clicks Allow
+// without looking grants an unverified agent, or a new sensitive scope,
+// less than the resource's default.
+func (s *Server) consentMenu(a *authz, allowed, prompted []string, snap *consent.Snapshot) consent.Menu {
+	def := a.resource.ConsentDefaultTTL
+	if def <= 0 {
+		def = consent.DefaultTTL
+	}
+	if !trustedAgent(a.client) {
+		def = min(def, s.cfg.ConsentPreselect.SelfRegistered)
+	}
+	stepUp := len(snap.Live(allowed)) > 0
+	sensitive := slices.ContainsFunc(a.resource.Scopes, func(sc store.Scope) bool {
+		return sc.Sensitive && slices.Contains(prompted, sc.Name)
+	})
+	if stepUp && sensitive {
+		def = min(def, s.cfg.ConsentPreselect.StepUpSensitive)
+	}
+	return consent.MenuFor(a.resource.ConsentMaxTTL, def)
+}
+
+// trustedAgent reports whether an administrator vouched for the agent: it
+// registered it, or tagged it "trusted".
+func trustedAgent(c *store.Client) bool {
+	return c.RegistrationMethod == store.RegistrationManual || slices.Contains(c.Tags, "trusted")
+}
+
 // accessTTL is the lifetime of the resource's access tokens.
 func (s *Server) accessTTL(res *store.Resource) time.Duration {
 	if res.AccessTokenTTL > 0 {
@@ -62,7 +90,7 @@ func (s *Server) handleDecision(w http.ResponseWriter, r *http.Request) {
 		s.redirectToLogin(w, r, a)
 		return
 	}
-	allowed, err := s.allowedScopes(ctx, r, a, u, sess)
+	allowed, _, err := s.allowedScopes(ctx, r, a, u, sess)
 	if err != nil {
 		s.internalErrorPage(w, r, err)
 		return
@@ -94,12 +122,12 @@ func (s *Server) handleDecision(w http.ResponseWriter, r *http.Request) {
 			s.internalErrorPage(w, r, err)
 			return
 		}
-		s.errorRedirect(w, r, a, oauth.ErrAccessDenied("the user denied the request"))
+		s.sendError(w, r, a, oauth.ErrAccessDenied("the user denied the request"))
 		return
 	}
 	// The menu is re-checked here: a tampered form must not grant longer
 	// than the resource allows.
-	menu := consent.MenuFor(a.resource.ConsentMaxTTL, a.resource.ConsentDefaultTTL)
+	menu := s.consentMenu(a, allowed, prompted, snap)
 	choice := menu.Default
 	if v := r.PostForm.Get("duration"); v != "" {
 		c, ok := consent.ParseChoice(v)
@@ -182,31 +210,30 @@ type consentView struct {
 	Scopes    []scopeView
 	Granted   []scopeView
 	Durations []durationView
+	// Refused were asked for and will not be granted, with why.
+	Refused []refusal
 }
 
-func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, a *authz, u *store.User, allowed []string, snap *consent.Snapshot) {
+// consentPage describes an authorization request for the consent and
+// continue pages: who asks, for what, and what is asked now or granted
+// already.
+func (s *Server) consentPage(w http.ResponseWriter, r *http.Request, a *authz, u *store.User, allowed []string, snap *consent.Snapshot, title string) consentView {
 	v := consentView{
-		Title:        "Allow access?",
+		Title:        title,
 		CSRF:         s.csrfToken(w, r),
 		Request:      a.query.Encode(),
-		ClientName:   a.client.Name,
+		ClientName:   clientName(a.client),
 		ClientID:     a.client.ID,
 		Registration: a.client.RegistrationMethod,
 		ResourceName: a.resource.Name,
 		ResourceURI:  a.resource.URI,
 		Username:     u.Username,
 	}
-	if v.ClientName == "" {
-		v.ClientName = a.client.ID
-	}
 	if v.ResourceName == "" {
 		v.ResourceName = a.resource.URI
 	}
 	if ru, err := url.Parse(a.redirectURI); err == nil {
-		v.RedirectHost = ru.Hostname()
-		if v.RedirectHost == "" {
-			v.RedirectHost = ru.Scheme + ":"
-		}
+		v.RedirectHost = redirectHost(a.redirectURI)
 		v.LocalOnly = oauth.IsLoopbackHost(ru.Hostname())
 	}
 	if a.client.RegistrationMethod == store.RegistrationCIMD {
@@ -232,7 +259,7 @@ func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, a *authz,
 			v.Granted = append(v.Granted, sv)
 		}
 	}
-	menu := consent.MenuFor(a.resource.ConsentMaxTTL, a.resource.ConsentDefaultTTL)
+	menu := s.consentMenu(a, allowed, prompted, snap)
 	for _, c := range menu.Offered {
 		d := durationView{Value: string(c), Label: c.Label(), Checked: c == menu.Default}
 		switch c {
@@ -243,7 +270,7 @@ func (s *Server) renderConsent(w http.ResponseWriter, r *http.Request, a *authz,
 		}
 		v.Durations = append(v.Durations, d)
 	}
-	render(w, s.pages.consent, http.StatusOK, v)
+	return v
 }
 
 // humanDuration writes d in the largest whole unit that fits.

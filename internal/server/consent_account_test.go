@@ -77,7 +77,7 @@ func TestAccountRevokeScope(t *testing.T) {
 
 		p := h.account(b)
 		for _, want := range []string{
-			"Notes Agent", "<h3>Notes <span", h.Resource, "Read your notes", "Write your notes", "<code>notes.read</code>",
+			"Notes Agent", "<h3><bdi>Notes</bdi> <span", h.Resource, "Read your notes", "Write your notes", "<code>notes.read</code>",
 			"(in 23 hours)",                      // expiry
 			"You allowed access", "Token issued", // recent activity
 		} {

@@ -524,7 +524,7 @@ func TestConsentPage(t *testing.T) {
 		{"client name escaped", dcr.Body, []string{"Helper &lt;b&gt;bot&lt;/b&gt;"}, []string{"<b>bot</b>"}},
 		{"dynamic registration is unverified", dcr.Body, []string{">unverified<"}, []string{"verified domain"}},
 		{"loopback redirect warns", dcr.Body, []string{"127.0.0.1", "this computer only"}, nil},
-		{"resource by name and URL", dcr.Body, []string{"<dd>Notes <span", h.Resource}, nil},
+		{"resource by name and URL", dcr.Body, []string{"<dd><bdi>Notes</bdi> <span", h.Resource}, nil},
 		{"policy-denied scope never offered", dcr.Body, nil, []string{`value="notes.delete"`}},
 		{"descriptions", manual.Body, []string{"Read your notes", "Write your notes", "Delete your notes"}, nil},
 		{"sensitive mark", manual.Body, []string{">sensitive<"}, nil},

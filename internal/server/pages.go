@@ -68,6 +68,11 @@ func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 type pages struct {
 	login_  *template.Template
 	consent *template.Template
+	// continue_ asks a person to confirm a silent re-authorization.
+	continue_ *template.Template
+	// refused tells a person what an application asked for and will not
+	// get, when nothing is left to approve.
+	refused *template.Template
 	account *template.Template
 	error_  *template.Template
 	home    *template.Template
@@ -83,6 +88,12 @@ func newPages() (*pages, error) {
 		return nil, err
 	}
 	if p.consent, err = parse("consent.html"); err != nil {
+		return nil, err
+	}
+	if p.continue_, err = parse("continue.html"); err != nil {
+		return nil, err
+	}
+	if p.refused, err = parse("refused.html"); err != nil {
 		return nil, err
 	}
 	if p.account, err = parse("account.html"); err != nil {
@@ -124,6 +135,13 @@ func (p *pages) login(w http.ResponseWriter, status int, v loginView) {
 type errorView struct {
 	Title   string
 	Message string
+	// Detail is the protocol error, for the application's developer.
+	Detail string
+	// BackURL, when set, links back to the application App, whose
+	// redirect URI is on BackHost.
+	BackURL  string
+	App      string
+	BackHost string
 }
 
 func (p *pages) errorPage(w http.ResponseWriter, status int, title, msg string) {

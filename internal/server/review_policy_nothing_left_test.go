@@ -15,8 +15,8 @@ import (
 )
 
 // TestReviewPolicyLeavesNothing: when policy denies every requested scope,
-// the authorization endpoint redirects with invalid_scope (before any
-// consent screen) and a refresh answers invalid_scope, recording a
+// the authorization endpoint shows why and links back with invalid_scope
+// (no consent screen) and a refresh answers invalid_scope, recording a
 // token.denied event with the deciding policy.
 func TestReviewPolicyLeavesNothing(t *testing.T) {
 	h := newPolicyHubOn(t, openSQLiteStore(t, filepath.Join(t.TempDir(), "agentid.db")))
@@ -49,11 +49,14 @@ forbid (principal == Agent::"agent-1", action == Action::"grant", resource);`)
 		if strings.Contains(p.Body, `action="/login"`) {
 			p = b.Login(p, servertest.TestUser, servertest.TestPassword)
 		}
-		if p.Location == nil {
-			t.Fatalf("no redirect to the client (consent screen shown?): %d", p.Status)
+		// The person sees why (issue 9 item 2), then takes the client back
+		// an invalid_scope.
+		back := servertest.BackLink(p.Body)
+		if p.Location != nil || back == nil || strings.Contains(p.Body, `action="/authorize/decision"`) {
+			t.Fatalf("want the refusal page with a link back, no consent form: %d %v\n%s", p.Status, p.Location, p.Body)
 		}
-		if e := p.Location.Query().Get("error"); e != "invalid_scope" {
-			t.Fatalf("authorize with every scope denied: %s", p.Location)
+		if e := back.Query().Get("error"); e != "invalid_scope" {
+			t.Fatalf("authorize with every scope denied: %s", back)
 		}
 	})
 }

@@ -64,6 +64,10 @@ type Config struct {
 	LoginAttempts      LoginLimit
 	LoginAttemptsPerIP LoginLimit
 
+	// ConsentPreselect chooses the duration the consent screen preselects
+	// by how far the agent is trusted.
+	ConsentPreselect ConsentPreselect
+
 	Logger *slog.Logger
 	Now    func() time.Time
 	Rand   io.Reader
@@ -76,6 +80,18 @@ type RegistrationConfig struct {
 	// InitialAccessTokenHashes, when non-empty, makes registration require a
 	// bearer initial access token whose SHA-256 is in the list (RFC 7591 §3).
 	InitialAccessTokenHashes [][]byte
+}
+
+// ConsentPreselect is how long the consent screen proposes to grant when
+// the person does not choose. An agent an administrator registered or
+// tagged "trusted" gets the resource's default; a self-registered one at
+// most SelfRegistered (default 24h); a step-up to a sensitive scope, when
+// the agent already holds consent on the resource, at most StepUpSensitive
+// (default 1h). The preselection is the longest offered choice not longer
+// than that, so it never exceeds the resource's maximum.
+type ConsentPreselect struct {
+	SelfRegistered  time.Duration
+	StepUpSensitive time.Duration
 }
 
 // LoginLimit is a token-bucket rate for failed login attempts.
@@ -188,6 +204,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if s.cfg.LoginAttemptsPerIP.PerMinute <= 0 {
 		s.cfg.LoginAttemptsPerIP = LoginLimit{PerMinute: 20, Burst: 20}
+	}
+	if s.cfg.ConsentPreselect.SelfRegistered <= 0 {
+		s.cfg.ConsentPreselect.SelfRegistered = 24 * time.Hour
+	}
+	if s.cfg.ConsentPreselect.StepUpSensitive <= 0 {
+		s.cfg.ConsentPreselect.StepUpSensitive = time.Hour
 	}
 	s.secure = !cfg.InsecureCookies && (cfg.SecureCookies || !(u.Scheme == "http" && oauth.IsLoopbackHost(u.Hostname())))
 	s.pages, err = newPages()

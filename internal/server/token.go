@@ -27,6 +27,8 @@ import (
 //     persist tokens, rotation, consent use and audit event in one store
 //     call.
 
+// handleToken is the token endpoint (RFC 6749 §3.2): the request is parsed
+// once, then answered by the pipeline below.
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	req, oe := oauth.ParseTokenRequest(r)
 	if oe != nil {
@@ -205,29 +207,45 @@ func (s *Server) issue(ctx context.Context, r *http.Request, grantType string, c
 		iss.Events = append(iss.Events, s.expiredEvent(r, &p, res, a.family.id, expired))
 	}
 	resp := &oauth.TokenResponse{AccessToken: jwt, TokenType: oauth.TokenTypeBearer, ExpiresIn: int64(exp.Sub(now) / time.Second), Scope: claims.Scope}
-	if a.refresh && slices.Contains(c.GrantTypes, oauth.GrantRefreshToken) {
-		// A refresh token never outlives the longest consent behind it. When
-		// that ends no later than the access token ("only for this session")
-		// there is nothing to refresh and none is issued, except as the
-		// successor of a rotated one: a client keeps its old refresh token
-		// when the response carries none (RFC 6749 §6), and presenting that
-		// one again would look like theft.
-		if rtExp := limit.refreshExpiry(refreshScopes, now.Add(s.cfg.RefreshTokenTTL)); rtExp.After(exp) || a.family.rotate != nil {
-			handle, err := token.NewHandle(s.rand, "")
-			if err != nil {
-				return nil, err
-			}
-			iss.RefreshToken = &store.RefreshToken{
-				Hash: token.Hash(handle), TenantID: s.tenant, GrantID: a.family.id, ClientID: c.ID, UserID: p.userID(),
-				Scopes: refreshScopes, Resource: res.URI, AuthTime: p.authTime, CreatedAt: now, ExpiresAt: rtExp,
-			}
-			resp.RefreshToken = handle
-		}
+	rt, handle, err := s.refreshToken(now, exp, c, &p, res, a, limit, refreshScopes)
+	if err != nil {
+		return nil, err
+	}
+	if rt != nil {
+		iss.RefreshToken, resp.RefreshToken = rt, handle
 	}
 	if err := s.persist(ctx, r, now, &p, res, a.family, iss); err != nil {
 		return nil, err
 	}
 	return resp, nil
+}
+
+// refreshToken returns the refresh token to issue beside an access token
+// expiring at accessExp, and its handle, or nil when none may be issued: the
+// grant must allow one and the client be registered for the refresh_token
+// grant. A refresh token carries scopes, the grant's scopes the person
+// still consents to, and never outlives the longest consent behind them.
+// When that ends no later than the access token ("only for this session")
+// there is nothing to refresh and none is issued, except as the successor
+// of a rotated one: a client keeps its old refresh token when the response
+// carries none (RFC 6749 §6), and presenting that one again would look like
+// theft.
+func (s *Server) refreshToken(now, accessExp time.Time, c *store.Client, p *principal, res *store.Resource, a *authorization, limit consentLimit, scopes []string) (*store.RefreshToken, string, error) {
+	if !a.refresh || !slices.Contains(c.GrantTypes, oauth.GrantRefreshToken) {
+		return nil, "", nil
+	}
+	exp := limit.refreshExpiry(scopes, now.Add(s.cfg.RefreshTokenTTL))
+	if !exp.After(accessExp) && a.family.rotate == nil {
+		return nil, "", nil
+	}
+	handle, err := token.NewHandle(s.rand, "")
+	if err != nil {
+		return nil, "", err
+	}
+	return &store.RefreshToken{
+		Hash: token.Hash(handle), TenantID: s.tenant, GrantID: a.family.id, ClientID: c.ID, UserID: p.userID(),
+		Scopes: scopes, Resource: res.URI, AuthTime: p.authTime, CreatedAt: now, ExpiresAt: exp,
+	}, handle, nil
 }
 
 // persist writes an issuance in one store call: a rotation retires the

@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/agentid/agentid/internal/oauth"
+	"github.com/agentid/agentid/internal/server"
 	"github.com/agentid/agentid/internal/server/servertest"
 	"github.com/agentid/agentid/internal/store"
 )
@@ -41,7 +42,9 @@ func TestWire(t *testing.T) {
 			w.do(http.MethodGet, "/.well-known/oauth-authorization-server", nil, "")
 		}},
 		{"authorization_code", "Authorization code with PKCE (OAuth 2.1 §4.1, RFC 7636) for a public client, once the person has logged in and consented: the redirect back to the client with code, state and iss (RFC 9207), then the code exchange.", func(w *wireRecorder, h *hub) {
-			h.AddClient(&store.Client{ID: "mcp-client", Name: "MCP client", TokenEndpointAuthMethod: "none", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code", "refresh_token"}})
+			// Tagged skip-continue, so that the recorded re-authorization
+			// redirects at once instead of asking the person to continue.
+			h.AddClient(&store.Client{ID: "mcp-client", Name: "MCP client", TokenEndpointAuthMethod: "none", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code", "refresh_token"}, Tags: []string{server.TagSkipContinue}})
 			b := h.Browser()
 			authURL := h.URL + "/authorize?" + url.Values{
 				"response_type": {"code"}, "client_id": {"mcp-client"}, "redirect_uri": {redirectURI}, "state": {state},

@@ -351,8 +351,8 @@ type Issuance struct {
 	Events     []*AuditEvent
 }
 
-// ConsentUse names the consented scopes a token was issued on, as
-// TouchConsents takes them.
+// ConsentUse names the consented scopes a token was issued on: their
+// LastUsedAt becomes At.
 type ConsentUse struct {
 	Filter ConsentFilter
 	Scopes []string
@@ -529,8 +529,6 @@ type Consents interface {
 	UpsertConsents(ctx context.Context, grants []*ConsentGrant, ev *AuditEvent) error
 	// ListConsents returns matching grants, live or not.
 	ListConsents(ctx context.Context, f ConsentFilter) ([]*ConsentGrant, error)
-	// TouchConsents sets LastUsedAt of the named scopes to now.
-	TouchConsents(ctx context.Context, f ConsentFilter, scopes []string, now time.Time) error
 	// RevokeConsents marks the matching grants revoked (scopes nil: all scopes;
 	// empty: none) and cascades in the same transaction: refresh tokens of
 	// that user and client (and resource, when set) carrying any revoked

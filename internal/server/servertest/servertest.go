@@ -275,12 +275,32 @@ func (b *Browser) Authorize(authURL string, approve []string) *url.URL {
 		p = b.Login(p, TestUser, TestPassword)
 	}
 	if p.Location == nil {
+		if back := BackLink(p.Body); back != nil {
+			// A refusal page: the person follows its link back.
+			return back
+		}
 		p = b.Consent(p, approve)
 	}
 	if p.Location == nil {
 		b.t.Fatalf("the flow did not return to the client: %d %s\n%s", p.Status, p.URL, p.Body)
 	}
 	return p.Location
+}
+
+var backRe = regexp.MustCompile(`id="back" href="([^"]*)"`)
+
+// BackLink is the target of a refusal page's "Back to the application"
+// link, or nil when p has none.
+func BackLink(body string) *url.URL {
+	m := backRe.FindStringSubmatch(body)
+	if m == nil {
+		return nil
+	}
+	u, err := url.Parse(html.UnescapeString(m[1]))
+	if err != nil {
+		return nil
+	}
+	return u
 }
 
 // Client is the browser's HTTP client (with its cookie jar).

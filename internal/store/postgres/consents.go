@@ -84,17 +84,6 @@ func (s *Store) ListConsents(ctx context.Context, f store.ConsentFilter) ([]*sto
 	return out, mapErr("list consents", rows.Err())
 }
 
-// TouchConsents sets LastUsedAt of the named scopes to now; no scopes touch
-// nothing.
-func (s *Store) TouchConsents(ctx context.Context, f store.ConsentFilter, scopes []string, now time.Time) error {
-	q, args := touchConsents(f, scopes, now)
-	if q == "" {
-		return nil
-	}
-	_, err := s.pool.Exec(ctx, q, args...)
-	return mapErr("touch consents", err)
-}
-
 // touchConsents is the statement setting LastUsedAt of the named scopes to
 // now, or "" when no scope is named.
 func touchConsents(f store.ConsentFilter, scopes []string, now time.Time) (string, []any) {

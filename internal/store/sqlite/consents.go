@@ -76,19 +76,6 @@ func (s *Store) ListConsents(ctx context.Context, f store.ConsentFilter) ([]*sto
 	return out, wrap("list consents", rows.Err())
 }
 
-// TouchConsents implements store.Store. With no scopes named it changes
-// nothing.
-func (s *Store) TouchConsents(ctx context.Context, f store.ConsentFilter, scopes []string, now time.Time) error {
-	q, args := touchConsents(f, scopes, now)
-	if q == "" {
-		return nil
-	}
-	return wrap("touch consents", s.w.do(ctx, func(tx *wtx) error {
-		_, err := tx.exec(q, args...)
-		return err
-	}))
-}
-
 // touchConsents is the statement setting LastUsedAt of the named scopes to
 // now, or "" when no scope is named.
 func touchConsents(f store.ConsentFilter, scopes []string, now time.Time) (string, []any) {

@@ -98,7 +98,8 @@ func testConsents(t *testing.T, s store.Store) {
 	t.Run("touch", func(t *testing.T) {
 		now := base().Add(time.Hour)
 		f := store.ConsentFilter{TenantID: tn, UserID: "u1", ClientID: "c1", Resource: r1}
-		must(t, "TouchConsents", s.TouchConsents(ctx(t), f, []string{"files:read"}, now))
+		use := &store.ConsentUse{Filter: f, Scopes: []string{"files:read"}, At: now}
+		must(t, "IssueTokens", s.IssueTokens(ctx(t), &store.Issuance{ConsentUse: use}))
 		got := listConsents(t, s, f)
 		if g := got[consentKey(grants[0])]; !sameTime(now, g.LastUsedAt) {
 			t.Errorf("touched LastUsedAt = %v, want %v", g.LastUsedAt, now)
@@ -108,7 +109,7 @@ func testConsents(t *testing.T, s store.Store) {
 		}
 		for k, g := range listConsents(t, s, store.ConsentFilter{}) {
 			if k != consentKey(grants[0]) && !g.LastUsedAt.IsZero() {
-				t.Errorf("TouchConsents touched %s", k)
+				t.Errorf("the consent use touched %s", k)
 			}
 		}
 	})
