@@ -80,7 +80,9 @@ func NewError(code, format string, args ...any) *Error {
 	if len(args) > 0 {
 		desc = fmt.Sprintf(format, args...)
 	}
-	return &Error{Code: code, Description: desc, Status: statusFor(code)}
+	// Built within RFC 6749 §5.2's characters, so that the description a
+	// command line prints is the one the wire carries.
+	return &Error{Code: code, Description: sanitizeDescription(desc), Status: statusFor(code)}
 }
 
 func statusFor(code string) int {
