@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -241,6 +242,49 @@ func TestPipelineRefusesCarelessGrants(t *testing.T) {
 			t.Fatalf("token.issued decision %+v (%v), want %+v", dec, err, want)
 		}
 	})
+}
+
+// TestCheckSubject: the pipeline itself finds the subject alive, not only
+// the store's check in the issuance transaction behind it (which the
+// careless grants above also meet): a disabled or deleted person, or a
+// disabled client, ends the request before the policy is asked.
+func TestCheckSubject(t *testing.T) {
+	f := newGrantFixture(t, "")
+	ctx := context.Background()
+	bot, err := f.st.GetClient(ctx, store.DefaultTenant, "careless-bot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	disabled := *bot
+	disabled.Disabled = true
+	tests := []struct {
+		name   string
+		client *store.Client
+		sub    subject
+		want   string // OAuth error code; "" for alive
+	}{
+		{"person alive", bot, userSubject("u-alice", time.Now()), ""},
+		{"client for itself", bot, clientSubject(), ""},
+		{"disabled person", bot, userSubject("u-bob", time.Now()), oauth.CodeInvalidGrant},
+		{"deleted person", bot, userSubject("u-gone", time.Now()), oauth.CodeInvalidGrant},
+		{"disabled client for a person", &disabled, userSubject("u-alice", time.Now()), oauth.CodeInvalidClient},
+		{"disabled client for itself", &disabled, clientSubject(), oauth.CodeInvalidClient},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := f.s.checkSubject(ctx, tc.client, tc.sub)
+			if tc.want == "" {
+				if err != nil || p.client != tc.client || p.userID() != tc.sub.userID {
+					t.Fatalf("checkSubject = %+v, %v; want the subject alive", p, err)
+				}
+				return
+			}
+			var oe *oauth.Error
+			if !errors.As(err, &oe) || oe.Code != tc.want {
+				t.Fatalf("checkSubject error = %v, want %s", err, tc.want)
+			}
+		})
+	}
 }
 
 // TestGrantTableAgreement: metadata, registration (RFC 7591 and RFC 7592
