@@ -78,7 +78,7 @@ func TestWire(t *testing.T) {
 			w.secret(secret, "nightly-job secret")
 			w.do(http.MethodPost, "/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"notes.read"}}, "nightly-job:"+secret)
 		}},
-		{"error_authorize_redirect", "An authorization request whose client and redirect URI are registered but whose scope no resource offers: the error goes back to the client with state and iss (RFC 6749 §4.1.2.1, RFC 9207 §2), before any sign-in.", func(w *wireRecorder, h *hub) {
+		{"error_authorize_redirect", "An authorization request from a client an administrator registered, naming a scope no resource offers: the error goes back to the client with state and iss (RFC 6749 §4.1.2.1, RFC 9207 §2), before any sign-in. (A self-registered client gets the hub's error page instead.)", func(w *wireRecorder, h *hub) {
 			h.AddClient(&store.Client{ID: "mcp-client", TokenEndpointAuthMethod: "none", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code"}})
 			w.browse(h.Browser(), h.URL+"/authorize?"+url.Values{
 				"response_type": {"code"}, "client_id": {"mcp-client"}, "redirect_uri": {redirectURI}, "state": {state},
