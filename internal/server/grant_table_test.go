@@ -292,7 +292,7 @@ func TestCheckSubject(t *testing.T) {
 // is advertised, registrable (by public clients only where the row allows
 // them) and dispatched, and a
 // grant type that is not in the table is refused by each with its own error.
-// The CLI's side is TestBuildClientGrantTypesFollowTheTable in cmd/agentid.
+// The CLI's side is TestClientGrantTypesFollowTheTable in cmd/agentid.
 func TestGrantTableAgreement(t *testing.T) {
 	f := newGrantFixture(t, "")
 	f.next = &authorization{subject: clientSubject(), resource: []string{testResource}}
