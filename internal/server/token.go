@@ -308,13 +308,14 @@ func (s *Server) refuse(ctx context.Context, r *http.Request, grantType string, 
 	ev := audit.NewTokenDenied(s.meta(r), audit.TokenDeniedFields{
 		ClientID: p.client.ID, UserID: p.userID(), Resource: res.URI, Scopes: asked, GrantType: grantType, Policy: decision,
 	})
-	if err := s.st.AppendAudit(ctx, ev); err != nil {
-		return err
-	}
+	events := []*store.AuditEvent{ev}
 	if len(expired) > 0 {
-		if err := s.st.AppendAudit(ctx, s.expiredEvent(r, p, res, familyID, expired)); err != nil {
-			return err
-		}
+		events = append(events, s.expiredEvent(r, p, res, familyID, expired))
+	}
+	// Both events in one transaction: the refusal and the consent expiry
+	// it found are recorded together or not at all.
+	if err := s.st.AppendAudit(ctx, events...); err != nil {
+		return err
 	}
 	if policyAllowed {
 		return oauth.ErrInvalidGrant("the user's consent for the requested scopes has expired or was revoked")
