@@ -26,7 +26,7 @@ func (s *Server) proveAuthorizationCode(ctx context.Context, r *http.Request, c 
 	case err != nil:
 		return nil, err
 	}
-	if code.ClientID != c.ID {
+	if code.ClientID != c.ID || code.TenantID != s.tenant {
 		return nil, oauth.ErrInvalidGrant("the authorization code was issued to another client")
 	}
 	// RFC 6749 §4.1.3: redirect_uri must match when it is sent (OAuth 2.1

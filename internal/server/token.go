@@ -16,7 +16,9 @@ import (
 
 // The token endpoint is one pipeline around the grant table (grant.go):
 //
-//  1. authenticate the client, before anything is consumed (spec §5.3);
+//  1. authenticate the client, before anything is consumed, so that a
+//     client retrying with other credentials (x/oauth2 tries Basic, then
+//     the body) still has its code;
 //  2. find the grant type in the table and check the client may use it;
 //  3. run the grant's hook, which proves the grant and returns an
 //     authorization;
@@ -192,6 +194,7 @@ func (s *Server) issue(ctx context.Context, r *http.Request, grantType string, c
 	ev := audit.NewTokenIssued(s.meta(r), audit.TokenIssuedFields{
 		ClientID: c.ID, UserID: p.userID(), Resource: res.URI, Scopes: granted,
 		GrantType: grantType, JTI: claims.JTI, Policy: decision,
+		AuthMethod: c.TokenEndpointAuthMethod, AuthAge: p.authAge(now),
 	})
 	iss := &store.Issuance{
 		AccessToken: &store.AccessToken{JTI: claims.JTI, TenantID: s.tenant, GrantID: a.family.id, ClientID: c.ID, UserID: p.userID(), Resource: res.URI, Scopes: granted, ExpiresAt: exp},
@@ -305,13 +308,14 @@ func (s *Server) refuse(ctx context.Context, r *http.Request, grantType string, 
 	ev := audit.NewTokenDenied(s.meta(r), audit.TokenDeniedFields{
 		ClientID: p.client.ID, UserID: p.userID(), Resource: res.URI, Scopes: asked, GrantType: grantType, Policy: decision,
 	})
-	if err := s.st.AppendAudit(ctx, ev); err != nil {
-		return err
-	}
+	events := []*store.AuditEvent{ev}
 	if len(expired) > 0 {
-		if err := s.st.AppendAudit(ctx, s.expiredEvent(r, p, res, familyID, expired)); err != nil {
-			return err
-		}
+		events = append(events, s.expiredEvent(r, p, res, familyID, expired))
+	}
+	// Both events in one transaction: the refusal and the consent expiry
+	// it found are recorded together or not at all.
+	if err := s.st.AppendAudit(ctx, events...); err != nil {
+		return err
 	}
 	if policyAllowed {
 		return oauth.ErrInvalidGrant("the user's consent for the requested scopes has expired or was revoked")

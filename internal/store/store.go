@@ -619,8 +619,9 @@ type Policies interface {
 // AuditTrail is the append-only audit trail. Most events are written by
 // the method whose change they record; these write and read it directly.
 type AuditTrail interface {
-	// AppendAudit writes a standalone audit event.
-	AppendAudit(ctx context.Context, ev *AuditEvent) error
+	// AppendAudit writes standalone audit events, all of them in one
+	// transaction (nil entries are skipped), and sets each one's ID.
+	AppendAudit(ctx context.Context, evs ...*AuditEvent) error
 	// ListAudit returns matching events, newest first.
 	ListAudit(ctx context.Context, f AuditFilter) ([]*AuditEvent, error)
 }

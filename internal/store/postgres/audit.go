@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/agentid/agentid/internal/store"
 )
 
@@ -39,9 +41,20 @@ func insertEvent(ctx context.Context, q querier, ev *store.AuditEvent) error {
 	return nil
 }
 
-// AppendAudit writes a standalone audit event and sets ev.ID.
-func (s *Store) AppendAudit(ctx context.Context, ev *store.AuditEvent) error {
-	return mapErr("append audit", insertEvent(ctx, s.pool, ev))
+// AppendAudit writes standalone audit events in one transaction and sets
+// their IDs.
+func (s *Store) AppendAudit(ctx context.Context, evs ...*store.AuditEvent) error {
+	if len(evs) == 1 {
+		return mapErr("append audit", insertEvent(ctx, s.pool, evs[0]))
+	}
+	return mapErr("append audit", s.inTx(ctx, func(tx pgx.Tx) error {
+		for _, ev := range evs {
+			if err := insertEvent(ctx, tx, ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
 }
 
 // ListAudit returns matching events, newest first (by id, which increases

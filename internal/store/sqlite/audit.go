@@ -57,9 +57,16 @@ func (tx *wtx) audit(a auditRow) error {
 }
 
 // AppendAudit implements store.Store.
-func (s *Store) AppendAudit(ctx context.Context, ev *store.AuditEvent) error {
-	a := prepAudit(ev)
-	return wrap("append audit", s.w.do(ctx, func(tx *wtx) error { return tx.audit(a) }))
+func (s *Store) AppendAudit(ctx context.Context, evs ...*store.AuditEvent) error {
+	rows := prepAudits(evs)
+	return wrap("append audit", s.w.do(ctx, func(tx *wtx) error {
+		for _, a := range rows {
+			if err := tx.audit(a); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
 }
 
 // ListAudit implements store.Store. Newest first means highest id first: ids

@@ -40,6 +40,20 @@ func testAudit(t *testing.T, s store.Store) {
 	}
 }
 
+// testAuditBatch: several events in one AppendAudit all land, each with
+// its own ID, and nil entries are skipped.
+func testAuditBatch(t *testing.T, s store.Store) {
+	first := &store.AuditEvent{TenantID: store.DefaultTenant, Time: base(), Type: "batch.first", RequestID: uniq("req"), Outcome: "denied"}
+	second := &store.AuditEvent{TenantID: store.DefaultTenant, Time: base(), Type: "batch.second", RequestID: uniq("req"), Outcome: "success"}
+	must(t, "AppendAudit", s.AppendAudit(ctx(t), first, nil, second))
+	if first.ID == 0 || second.ID == 0 || first.ID == second.ID {
+		t.Fatalf("IDs %d and %d, want two distinct non-zero IDs", first.ID, second.ID)
+	}
+	wantAudit(t, s, first)
+	wantAudit(t, s, second)
+	must(t, "AppendAudit with nothing", s.AppendAudit(ctx(t)))
+}
+
 func testAuditFilter(t *testing.T, s store.Store) {
 	const tn = store.DefaultTenant
 	b := base()

@@ -97,6 +97,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"PolicySets", testPolicySets},
 		{"Audit", testAudit},
 		{"AuditFilter", testAuditFilter},
+		{"AuditBatch", testAuditBatch},
 		{"DeleteExpired", testDeleteExpired},
 		{"TenantIsolation", testTenantIsolation},
 	}
