@@ -286,7 +286,7 @@ func (c *cli) newClientsSetDisabledCmd(asJSON *bool, disable bool) *cobra.Comman
 	short := "Enable a disabled client again"
 	if disable {
 		verb, done = "disable", "disabled"
-		short = "Disable a client: it gets no new tokens"
+		short = "Disable a client: it gets no new tokens and its tokens are revoked"
 	}
 	return &cobra.Command{
 		Use:   verb + " CLIENT_ID",
@@ -307,6 +307,16 @@ func (c *cli) newClientsSetDisabledCmd(asJSON *bool, disable bool) *cobra.Comman
 					}, ev)
 					if err != nil {
 						return fmt.Errorf("updating the client: %w", err)
+					}
+				}
+				if disable {
+					// After the disable commits the hub issues nothing more
+					// to the client (the store checks it on every issuance),
+					// so this reaches every token it ever got. Repeating
+					// the command repeats it.
+					now := time.Now()
+					if err := st.RevokeClientTokens(ctx, cl.TenantID, cl.ID, now, audit.NewClientTokensRevoked(adminMeta(now), cl.ID, "disabled")); err != nil {
+						return fmt.Errorf("revoking the client's tokens: %w", err)
 					}
 				}
 				if *asJSON {

@@ -288,6 +288,13 @@ func seedDemo(ctx context.Context, st store.Store, mcpURL string) (string, *mcpa
 		switch {
 		case r.URI == mcpURL:
 			exists = true
+			if r.ClientID != demoServerClientID {
+				// A resource seeded before resources named their server.
+				r.ClientID = demoServerClientID
+				if err := st.UpdateResource(ctx, r, resourceEvent(r, audit.NewResourceUpdated, now)); err != nil {
+					return "", nil, err
+				}
+			}
 		case r.ID == demoResourceID:
 			// A previous run on other ports: its URL is gone.
 			if err := st.DeleteResource(ctx, store.DefaultTenant, r.URI, resourceEvent(r, audit.NewResourceDeleted, now)); err != nil {
@@ -296,7 +303,7 @@ func seedDemo(ctx context.Context, st store.Store, mcpURL string) (string, *mcpa
 		}
 	}
 	if !exists {
-		r := &store.Resource{TenantID: store.DefaultTenant, ID: demoResourceID, URI: mcpURL, Name: demoResourceName, Scopes: demo.Scopes(), CreatedAt: now}
+		r := &store.Resource{TenantID: store.DefaultTenant, ID: demoResourceID, URI: mcpURL, Name: demoResourceName, Scopes: demo.Scopes(), ClientID: demoServerClientID, CreatedAt: now}
 		if err := st.CreateResource(ctx, r, resourceEvent(r, audit.NewResourceCreated, now)); err != nil {
 			return "", nil, fmt.Errorf("registering the demo MCP server: %w", err)
 		}

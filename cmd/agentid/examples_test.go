@@ -28,8 +28,10 @@ import (
 const (
 	exampleResource = "https://mcp.example.com/mcp"
 	exampleClient   = "dcr-1"
-	exampleUser     = "alice"
-	exampleIssuer   = "https://auth.example.test"
+	// exampleServerClient is the resource server's own client.
+	exampleServerClient = "notes-mcp"
+	exampleUser         = "alice"
+	exampleIssuer       = "https://auth.example.test"
 )
 
 // examplePlaceholders are the upper-case words an example may use for a
@@ -46,7 +48,8 @@ var examplePlaceholders = map[string]string{
 
 // TestHelpExamples runs every line of every command's Example, each in a
 // fresh working directory and data directory seeded with the world the
-// examples talk about (a resource, an agent dcr-1, a user alice, a
+// examples talk about (a resource, an agent dcr-1, the MCP server's
+// confidential client notes-mcp, a user alice, a
 // policies/ directory, an agentid.yaml). Every line must succeed. A client
 // that an example registers for client_credentials must then get a token
 // from the hub: an example that makes a client that can never get one is
@@ -149,6 +152,8 @@ func seedExampleWorld(t *testing.T, env map[string]string) {
 		{"resources", "add", "--uri", exampleResource, "--name", "Files and notes",
 			"--scope", "notes.read=Read your notes", "--scope", "files:delete=Delete your files", "--sensitive", "files:delete"},
 		{"clients", "add", "--name", "Self-registered agent", "--id", exampleClient, "--redirect-uri", "http://127.0.0.1/callback", "--public"},
+		// The confidential client an MCP server authenticates as.
+		{"clients", "add", "--name", "Notes MCP server", "--id", exampleServerClient},
 		{"users", "add", exampleUser},
 	} {
 		if code, stdout, stderr := runCLI(t, env, args...); code != 0 {

@@ -42,6 +42,7 @@ func (c *cli) newResourcesCmd() *cobra.Command {
 		c.newResourcesListCmd(&asJSON),
 		c.newResourcesShowCmd(&asJSON),
 		c.newResourcesDeleteCmd(),
+		c.newResourcesLinkCmd(),
 	)
 	return cmd
 }
@@ -56,6 +57,8 @@ type resourceSpec struct {
 	// consentMax caps how long a person may grant access; consentDefault is
 	// preselected on the consent screen (zero: the hub's defaults).
 	consentMax, consentDefault time.Duration
+	// client is the confidential client that is the resource's server.
+	client string
 }
 
 func (c *cli) newResourcesAddCmd(asJSON *bool) *cobra.Command {
@@ -68,7 +71,8 @@ func (c *cli) newResourcesAddCmd(asJSON *bool) *cobra.Command {
 name and its scopes, each with the description shown on the consent page.`,
 		Example: `  agentid resources add --uri https://notes.example.com/mcp --name "Notes" \
     --scope "notes.read=Read your notes" --scope "notes.delete=Delete your notes" \
-    --sensitive notes.delete --token-ttl 5m --consent-max 720h --consent-default 24h`,
+    --sensitive notes.delete --token-ttl 5m --consent-max 720h --consent-default 24h \
+    --client notes-mcp`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := requireFlags(cmd, "uri", "name", "scope"); err != nil {
@@ -79,6 +83,11 @@ name and its scopes, each with the description shown on the consent page.`,
 				return err
 			}
 			return c.withStore(cmd, func(ctx context.Context, _ *config.Config, st store.Store) error {
+				if r.ClientID != "" {
+					if err := checkResourceServerClient(ctx, st, r.ClientID); err != nil {
+						return err
+					}
+				}
 				if err := st.CreateResource(ctx, r, resourceEvent(r, audit.NewResourceCreated, r.CreatedAt)); err != nil {
 					if errors.Is(err, store.ErrConflict) {
 						return fmt.Errorf("resource %s is already registered", r.URI)
@@ -99,6 +108,7 @@ name and its scopes, each with the description shown on the consent page.`,
 	f.StringArrayVar(&spec.sensitive, "sensitive", nil, "scope `NAME` that is sensitive: policy may demand more for it (repeatable)")
 	f.DurationVar(&spec.tokenTTL, "token-ttl", 0, "access-token lifetime for this resource, at most 1h (default: tokens.access_token_ttl)")
 	f.DurationVar(&spec.consentMax, "consent-max", 0, "longest time a person may grant access for; longer choices, and \"until I revoke\", are not offered (default: no cap)")
+	f.StringVar(&spec.client, "client", "", "`ID` of the confidential client the MCP server authenticates as; only it may introspect the resource's tokens")
 	f.DurationVar(&spec.consentDefault, "consent-default", 0, "duration preselected on the consent screen, at most --consent-max (default: 30 days, or the cap)")
 	return cmd
 }
@@ -161,6 +171,7 @@ func buildResource(spec resourceSpec, now time.Time) (*store.Resource, error) {
 		AccessTokenTTL:    spec.tokenTTL,
 		ConsentMaxTTL:     spec.consentMax,
 		ConsentDefaultTTL: spec.consentDefault,
+		ClientID:          spec.client,
 		CreatedAt:         now,
 	}, nil
 }
@@ -276,6 +287,59 @@ func (c *cli) newResourcesDeleteCmd() *cobra.Command {
 	}
 }
 
+// newResourcesLinkCmd links a resource to the client its MCP server
+// authenticates as (DESIGN §4a).
+func (c *cli) newResourcesLinkCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "link URI CLIENT_ID",
+		Short: "Name the confidential client a resource's MCP server authenticates as",
+		Long: `Link a resource to the confidential client its MCP server authenticates as.
+Token introspection (RFC 7662) shows a token whose audience is the resource
+to that client only; any other caller sees {"active":false} unless the
+token was issued to the caller itself.`,
+		Example: `  agentid resources link https://mcp.example.com/mcp notes-mcp`,
+		Args:    exactArgs("URI", "CLIENT_ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.withStore(cmd, func(ctx context.Context, _ *config.Config, st store.Store) error {
+				r, err := getResource(ctx, st, args[0])
+				if err != nil {
+					return err
+				}
+				if err := checkResourceServerClient(ctx, st, args[1]); err != nil {
+					return err
+				}
+				r.ClientID = args[1]
+				ev := resourceEvent(r, audit.NewResourceUpdated, time.Now())
+				if ev.Details == nil {
+					ev.Details = map[string]string{}
+				}
+				ev.Details["client_id"] = r.ClientID
+				if err := st.UpdateResource(ctx, r, ev); err != nil {
+					return fmt.Errorf("updating the resource: %w", err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "resource %s: its server authenticates as client %s\n", r.URI, r.ClientID)
+				return nil
+			})
+		},
+	}
+}
+
+// checkResourceServerClient requires id to be a registered confidential
+// client: a resource server authenticates to introspect.
+func checkResourceServerClient(ctx context.Context, st store.Store, id string) error {
+	cl, err := st.GetClient(ctx, store.DefaultTenant, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("no client with id %s (create it with 'agentid clients add')", id)
+	}
+	if err != nil {
+		return err
+	}
+	if cl.Public() {
+		return fmt.Errorf("client %s is public; a resource server must be a confidential client", id)
+	}
+	return nil
+}
+
 // resourceEvent is the audit event newEvent builds for a change to r: it
 // names the resource by URI and lists its scope names.
 func resourceEvent(r *store.Resource, newEvent func(audit.Meta, string, []string) *store.AuditEvent, now time.Time) *store.AuditEvent {
@@ -311,6 +375,7 @@ type resourceJSON struct {
 	ConsentMax     string     `json:"consent_max,omitempty"`
 	ConsentDefault string     `json:"consent_default,omitempty"`
 	Tags           []string   `json:"tags"`
+	ClientID       string     `json:"client_id,omitempty"`
 	CreatedAt      *time.Time `json:"created_at,omitempty"`
 }
 
@@ -321,7 +386,7 @@ type scopeJSON struct {
 }
 
 func resourceView(r *store.Resource) *resourceJSON {
-	v := &resourceJSON{URI: r.URI, Name: r.Name, Scopes: []scopeJSON{}, Tags: strs(r.Tags), CreatedAt: optTime(r.CreatedAt)}
+	v := &resourceJSON{URI: r.URI, Name: r.Name, Scopes: []scopeJSON{}, Tags: strs(r.Tags), ClientID: r.ClientID, CreatedAt: optTime(r.CreatedAt)}
 	if r.AccessTokenTTL > 0 {
 		v.AccessTokenTTL = config.Duration(r.AccessTokenTTL).String()
 	}
@@ -352,6 +417,9 @@ func printResource(w io.Writer, r *store.Resource) error {
 	t.row("token_ttl", ttlText(r.AccessTokenTTL))
 	t.row("consent_max", ttlText(r.ConsentMaxTTL))
 	t.row("consent_default", ttlText(r.ConsentDefaultTTL))
+	if r.ClientID != "" {
+		t.row("client", r.ClientID)
+	}
 	t.row("created", timeText(r.CreatedAt))
 	if err := t.flush(); err != nil {
 		return err

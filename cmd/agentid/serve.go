@@ -207,19 +207,20 @@ func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, 
 	perMinute, burst := cfg.Login.PerUserLimit()
 	ipPerMinute, ipBurst := cfg.Login.PerIPLimit()
 	srv, err := server.New(server.Config{
-		Issuer:             cfg.Issuer,
-		Store:              st,
-		Keys:               keys,
-		Policy:             pol,
-		AccessTokenTTL:     time.Duration(cfg.Tokens.AccessTokenTTL),
-		RefreshTokenTTL:    time.Duration(cfg.Tokens.RefreshTokenTTL),
-		AuthCodeTTL:        time.Duration(cfg.Tokens.AuthCodeTTL),
-		SessionTTL:         time.Duration(cfg.Login.SessionTTL),
-		Registration:       reg,
-		SecureCookies:      cfg.SecureCookies(),
-		InsecureCookies:    cfg.Login.InsecureCookies,
-		LoginAttempts:      server.LoginLimit{PerMinute: perMinute, Burst: burst},
-		LoginAttemptsPerIP: server.LoginLimit{PerMinute: ipPerMinute, Burst: ipBurst},
+		Issuer:               cfg.Issuer,
+		Store:                st,
+		Keys:                 keys,
+		Policy:               pol,
+		AccessTokenTTL:       time.Duration(cfg.Tokens.AccessTokenTTL),
+		RefreshTokenTTL:      time.Duration(cfg.Tokens.RefreshTokenTTL),
+		RefreshReuseInterval: reuseInterval(time.Duration(cfg.Tokens.RefreshTokenReuseInterval)),
+		AuthCodeTTL:          time.Duration(cfg.Tokens.AuthCodeTTL),
+		SessionTTL:           time.Duration(cfg.Login.SessionTTL),
+		Registration:         reg,
+		SecureCookies:        cfg.SecureCookies(),
+		InsecureCookies:      cfg.Login.InsecureCookies,
+		LoginAttempts:        server.LoginLimit{PerMinute: perMinute, Burst: burst},
+		LoginAttemptsPerIP:   server.LoginLimit{PerMinute: ipPerMinute, Burst: ipBurst},
 		ConsentPreselect: server.ConsentPreselect{
 			SelfRegistered:  time.Duration(cfg.Consent.SelfRegisteredDefault),
 			StepUpSensitive: time.Duration(cfg.Consent.StepUpSensitiveDefault),
@@ -341,4 +342,13 @@ func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, log *slog.L
 		return fmt.Errorf("serving HTTP: %w", err)
 	}
 	return nil
+}
+
+// reuseInterval maps tokens.refresh_token_reuse_interval, where 0 means
+// strict rotation, to server.Config, where zero means the default.
+func reuseInterval(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }

@@ -146,6 +146,9 @@ func (c *cli) newUsersSetPasswordCmd(asJSON *bool) *cobra.Command {
 				if err := st.UpdateUser(ctx, u, userUpdated(u, "password")); err != nil {
 					return fmt.Errorf("updating the user: %w", err)
 				}
+				if err := revokeUserAccess(ctx, st, u, "password"); err != nil {
+					return err
+				}
 				return printUserWithPassword(cmd, *asJSON, u, generated, pw)
 			})
 		},
@@ -161,7 +164,7 @@ func (c *cli) newUsersSetDisabledCmd(asJSON *bool, disable bool) *cobra.Command 
 	short := "Enable a disabled user again"
 	if disable {
 		verb, done = "disable", "disabled"
-		short = "Disable a user: they can no longer log in"
+		short = "Disable a user: they can no longer log in; their sessions and tokens end"
 	}
 	return &cobra.Command{
 		Use:   verb + " USERNAME",
@@ -179,6 +182,11 @@ func (c *cli) newUsersSetDisabledCmd(asJSON *bool, disable bool) *cobra.Command 
 						return fmt.Errorf("updating the user: %w", err)
 					}
 				}
+				if disable {
+					if err := revokeUserAccess(ctx, st, u, "disabled"); err != nil {
+						return err
+					}
+				}
 				if *asJSON {
 					return writeJSON(cmd.OutOrStdout(), userView(u))
 				}
@@ -193,6 +201,18 @@ func (c *cli) newUsersSetDisabledCmd(asJSON *bool, disable bool) *cobra.Command 
 // "enabled") to u, stamped with u.UpdatedAt. It carries no password or hash.
 func userUpdated(u *store.User, change string) *store.AuditEvent {
 	return audit.NewUserUpdated(audit.Meta{TenantID: u.TenantID, Time: u.UpdatedAt}, u.ID, change)
+}
+
+// revokeUserAccess ends the user's sessions, pending codes and tokens after
+// a password change or a disable (reason), so that nothing resting on the
+// old password or on the user's standing outlives the change.
+func revokeUserAccess(ctx context.Context, st store.Store, u *store.User, reason string) error {
+	now := time.Now()
+	ev := audit.NewUserAccessRevoked(audit.Meta{TenantID: u.TenantID, Time: now}, u.ID, reason)
+	if err := st.RevokeUserAccess(ctx, u.TenantID, u.ID, now, ev); err != nil {
+		return fmt.Errorf("ending the user's sessions and tokens: %w", err)
+	}
+	return nil
 }
 
 func getUser(ctx context.Context, st store.Store, username string) (*store.User, error) {

@@ -121,6 +121,44 @@ func NewClientDeleted(m Meta, clientID string) *store.AuditEvent {
 	return ev
 }
 
+// ClientAuthFailedFields is what a client.auth_failed event carries: the
+// client id the request named (which may not exist), why it failed and how
+// it tried; never the secret or assertion.
+type ClientAuthFailedFields struct {
+	ClientID   string
+	Reason     string // e.g. unknown_client, secret_mismatch, assertion_invalid
+	AuthMethod string
+}
+
+// NewClientAuthFailed records that a client failed to authenticate at a
+// direct endpoint (token, revocation, introspection).
+func NewClientAuthFailed(m Meta, f ClientAuthFailedFields) *store.AuditEvent {
+	ev := event(m, ClientAuthFailed)
+	ev.ClientID, ev.Outcome = f.ClientID, Failure
+	set(ev.Details, "reason", f.Reason)
+	set(ev.Details, "auth_method", f.AuthMethod)
+	return ev
+}
+
+// NewClientTokensRevoked records that every token issued to a client was
+// revoked at once; reason says why (e.g. "disabled").
+func NewClientTokensRevoked(m Meta, clientID, reason string) *store.AuditEvent {
+	ev := event(m, ClientTokensRevoked)
+	ev.ClientID = clientID
+	set(ev.Details, "reason", reason)
+	return ev
+}
+
+// NewUserAccessRevoked records that everything resting on a person's past
+// sign-ins ended at once: their sessions, pending authorization codes and
+// every token issued for them. reason says why ("password", "disabled").
+func NewUserAccessRevoked(m Meta, userID, reason string) *store.AuditEvent {
+	ev := event(m, UserAccessRevoked)
+	ev.UserID = userID
+	set(ev.Details, "reason", reason)
+	return ev
+}
+
 // NewLoginSucceeded records that a person signed in to the hub.
 func NewLoginSucceeded(m Meta, userID string) *store.AuditEvent {
 	ev := New(m, LoginSucceeded)
@@ -325,6 +363,20 @@ func NewRefreshReuse(m Meta, f RefreshFields) *store.AuditEvent {
 	ev.ClientID, ev.UserID, ev.Resource, ev.Scopes = f.ClientID, f.UserID, f.Resource, slices.Clone(f.Scopes)
 	ev.Outcome = Failure
 	ev.Details["grant_id"] = f.GrantID
+	return ev
+}
+
+// NewRefreshReusedWithinInterval records that a rotated refresh token was
+// presented again by its own client within the reuse interval (a retry,
+// two processes) and accepted: the family lives on with a new current
+// token. rotatedAt is when the presented token was rotated.
+func NewRefreshReusedWithinInterval(m Meta, f RefreshFields, rotatedAt time.Time) *store.AuditEvent {
+	ev := event(m, RefreshReusedWithinInterval)
+	ev.ClientID, ev.UserID, ev.Resource, ev.Scopes = f.ClientID, f.UserID, f.Resource, slices.Clone(f.Scopes)
+	ev.Details["grant_id"] = f.GrantID
+	if !rotatedAt.IsZero() {
+		ev.Details["rotated_at"] = rotatedAt.UTC().Format(time.RFC3339Nano)
+	}
 	return ev
 }
 

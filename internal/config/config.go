@@ -74,6 +74,10 @@ type TokenConfig struct {
 	AccessTokenTTL Duration `yaml:"access_token_ttl"`
 	// RefreshTokenTTL is the lifetime of a refresh-token family.
 	RefreshTokenTTL Duration `yaml:"refresh_token_ttl"`
+	// RefreshTokenReuseInterval is how long a rotated refresh token is still
+	// accepted from its client (a retry, two processes); 0 is strict
+	// rotation. At most 1m.
+	RefreshTokenReuseInterval Duration `yaml:"refresh_token_reuse_interval"`
 	// AuthCodeTTL is the authorization-code lifetime; at most 60s.
 	AuthCodeTTL Duration `yaml:"auth_code_ttl"`
 	// SigningAlg is the JWS algorithm of new signing keys: ES256, EdDSA or
@@ -200,11 +204,12 @@ func base() *Config {
 		DataDir: "./agentid-data",
 		Store:   StoreConfig{AutoMigrate: true},
 		Tokens: TokenConfig{
-			AccessTokenTTL:  Duration(10 * time.Minute),
-			RefreshTokenTTL: Duration(720 * time.Hour),
-			AuthCodeTTL:     Duration(60 * time.Second),
-			SigningAlg:      "ES256",
-			KeyPrePublish:   Duration(10 * time.Minute),
+			AccessTokenTTL:            Duration(10 * time.Minute),
+			RefreshTokenTTL:           Duration(720 * time.Hour),
+			RefreshTokenReuseInterval: Duration(10 * time.Second),
+			AuthCodeTTL:               Duration(60 * time.Second),
+			SigningAlg:                "ES256",
+			KeyPrePublish:             Duration(10 * time.Minute),
 		},
 		Registration: RegistrationConfig{Enabled: true, Open: true},
 		Login: LoginConfig{

@@ -40,6 +40,7 @@ func TestDefaultValues(t *testing.T) {
 		{"kek.value", c.KEK.Value, ""},
 		{"tokens.access_token_ttl", c.Tokens.AccessTokenTTL, Duration(10 * time.Minute)},
 		{"tokens.refresh_token_ttl", c.Tokens.RefreshTokenTTL, Duration(720 * time.Hour)},
+		{"tokens.refresh_token_reuse_interval", c.Tokens.RefreshTokenReuseInterval, Duration(10 * time.Second)},
 		{"tokens.auth_code_ttl", c.Tokens.AuthCodeTTL, Duration(60 * time.Second)},
 		{"tokens.signing_alg", c.Tokens.SigningAlg, "ES256"},
 		{"tokens.key_pre_publish", c.Tokens.KeyPrePublish, Duration(10 * time.Minute)},

@@ -89,6 +89,7 @@ kek:
 tokens:
   access_token_ttl: 5m
   refresh_token_ttl: 168h
+  refresh_token_reuse_interval: 0s
   auth_code_ttl: 30s
   signing_alg: EdDSA
   key_pre_publish: 1h
@@ -117,9 +118,11 @@ log:
 				eq(t, c.Tokens, TokenConfig{
 					AccessTokenTTL:  Duration(5 * time.Minute),
 					RefreshTokenTTL: Duration(168 * time.Hour),
-					AuthCodeTTL:     Duration(30 * time.Second),
-					SigningAlg:      "EdDSA",
-					KeyPrePublish:   Duration(time.Hour),
+					// 0 is strict rotation, kept as written.
+					RefreshTokenReuseInterval: 0,
+					AuthCodeTTL:               Duration(30 * time.Second),
+					SigningAlg:                "EdDSA",
+					KeyPrePublish:             Duration(time.Hour),
 				})
 				eq(t, c.Login, LoginConfig{
 					SessionTTL:         Duration(8 * time.Hour),
@@ -465,20 +468,21 @@ func envSamples(t *testing.T) map[string]envSample {
 	tokenFile := writeFile(t, "iat.txt", token32+"\n")
 	dsnFile := writeFile(t, "dsn", "postgres://agent:pw@db/agentid\n")
 	return map[string]envSample{
-		"issuer":                   {value: "https://auth.example.com"},
-		"listen":                   {value: "127.0.0.1:9191"},
-		"data_dir":                 {value: "/srv/agentid"},
-		"store.dsn":                {value: "postgres://agent@db.internal/agentid"},
-		"store.dsn_file":           {value: dsnFile},
-		"store.auto_migrate":       {value: "false"},
-		"kek.file":                 {value: "/run/secrets/kek"},
-		"kek.value":                {value: "literal-kek-from-the-environment"},
-		"tokens.access_token_ttl":  {value: "15m"},
-		"tokens.refresh_token_ttl": {value: "24h"},
-		"tokens.auth_code_ttl":     {value: "30s"},
-		"tokens.signing_alg":       {value: "RS256"},
-		"tokens.key_pre_publish":   {value: "30m"},
-		"registration.enabled":     {value: "false"},
+		"issuer":                              {value: "https://auth.example.com"},
+		"listen":                              {value: "127.0.0.1:9191"},
+		"data_dir":                            {value: "/srv/agentid"},
+		"store.dsn":                           {value: "postgres://agent@db.internal/agentid"},
+		"store.dsn_file":                      {value: dsnFile},
+		"store.auto_migrate":                  {value: "false"},
+		"kek.file":                            {value: "/run/secrets/kek"},
+		"kek.value":                           {value: "literal-kek-from-the-environment"},
+		"tokens.access_token_ttl":             {value: "15m"},
+		"tokens.refresh_token_ttl":            {value: "24h"},
+		"tokens.refresh_token_reuse_interval": {value: "3s"},
+		"tokens.auth_code_ttl":                {value: "30s"},
+		"tokens.signing_alg":                  {value: "RS256"},
+		"tokens.key_pre_publish":              {value: "30m"},
+		"registration.enabled":                {value: "false"},
 		"registration.open": {value: "false", extra: func(*testing.T) map[string]string {
 			return map[string]string{"AGENTID_REGISTRATION_INITIAL_ACCESS_TOKEN_FILE": tokenFile}
 		}},

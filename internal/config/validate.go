@@ -66,6 +66,7 @@ func (c *Config) validate() Problems {
 	t := c.Tokens
 	checkDuration(&ps, "tokens.access_token_ttl", t.AccessTokenTTL, time.Second, maxAccessTokenTTL)
 	checkDuration(&ps, "tokens.refresh_token_ttl", t.RefreshTokenTTL, time.Minute, 0)
+	checkDuration(&ps, "tokens.refresh_token_reuse_interval", t.RefreshTokenReuseInterval, 0, time.Minute)
 	checkDuration(&ps, "tokens.auth_code_ttl", t.AuthCodeTTL, time.Second, maxAuthCodeTTL)
 	checkDuration(&ps, "tokens.key_pre_publish", t.KeyPrePublish, time.Second, 0)
 	checkOneOf(&ps, "tokens.signing_alg", t.SigningAlg, signingAlgs)

@@ -231,7 +231,7 @@ func TestDemoIntrospectionRevocation(t *testing.T) {
 	rsSecret := h.AddClient(&store.Client{ID: "demo-mcp", TokenEndpointAuthMethod: "client_secret_basic"})
 	srv := httptest.NewUnstartedServer(nil)
 	resource := "http://" + srv.Listener.Addr().String() + "/mcp"
-	if err := h.Store.CreateResource(context.Background(), &store.Resource{TenantID: store.DefaultTenant, ID: "demo", URI: resource, Name: "Demo", Scopes: demo.Scopes(), CreatedAt: time.Now()}, nil); err != nil {
+	if err := h.Store.CreateResource(context.Background(), &store.Resource{TenantID: store.DefaultTenant, ID: "demo", URI: resource, Name: "Demo", Scopes: demo.Scopes(), ClientID: "demo-mcp", CreatedAt: time.Now()}, nil); err != nil {
 		t.Fatal(err)
 	}
 	handler, err := demo.Handler(context.Background(), demo.Options{Issuer: h.URL, Resource: resource,

@@ -1,6 +1,7 @@
 package oauth
 
 import (
+	"slices"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -85,9 +86,12 @@ type AssertionClaims struct {
 // VerifyClientAssertion verifies a private_key_jwt client assertion
 // (RFC 7523 §3, OpenID Connect Core §9):
 //   - the signature verifies with one of keys under an accepted algorithm;
-//     when the header names a kid only keys with that kid are tried;
+//     when the header names a kid only the key with that kid is tried, and
+//     without a kid at most the first MaxClientKeys keys (a set stored
+//     before registration bounded it may be longer);
 //   - iss and sub both equal clientID;
-//   - aud contains one of audiences (the issuer or the token endpoint URL);
+//   - aud is exactly one of audiences (the issuer or the token endpoint
+//     URL), as a string or a one-element array;
 //   - exp is present, not past (30 s leeway) and at most one hour ahead;
 //   - nbf and iat, if present, are not in the future beyond the leeway;
 //   - jti is present (the caller records it to refuse replays).
@@ -109,6 +113,8 @@ func VerifyClientAssertion(assertion string, keys *jose.JSONWebKeySet, clientID 
 			return nil, ErrInvalidClient("no registered key matches the assertion's kid")
 		}
 	}
+	// The work per assertion stays bounded whatever the stored set holds.
+	candidates = candidates[:min(len(candidates), MaxClientKeys)]
 	var (
 		c        jwt.Claims
 		verified bool
@@ -138,14 +144,13 @@ func VerifyClientAssertion(assertion string, keys *jose.JSONWebKeySet, clientID 
 	if c.Issuer != clientID || c.Subject != clientID {
 		return nil, ErrInvalidClient("client assertion iss and sub must both be the client_id")
 	}
-	audOK := false
-	for _, a := range audiences {
-		if a != "" && c.Audience.Contains(a) {
-			audOK = true
-			break
-		}
+	// RFC 7523bis (audience injection): an assertion whose aud lists
+	// several values may have been made for another server and replayed
+	// here, so aud must be a single value naming this server.
+	if len(c.Audience) != 1 {
+		return nil, ErrInvalidClient("client assertion aud must be a single value naming this authorization server")
 	}
-	if !audOK {
+	if c.Audience[0] == "" || !slices.Contains(audiences, c.Audience[0]) {
 		return nil, ErrInvalidClient("client assertion aud does not name this authorization server")
 	}
 	if c.Expiry == nil {

@@ -112,7 +112,7 @@ func TestVerifyClientAssertion(t *testing.T) {
 		{name: "ps256", assertion: sign(t, jose.PS256, k.rsa, "rsa-1", validClaims())},
 		{name: "eddsa", assertion: sign(t, jose.EdDSA, k.ed, "ed-1", validClaims())},
 		{name: "aud is token endpoint", assertion: sign(t, jose.ES256, k.ec, "ec-1", with(func(c map[string]any) { c["aud"] = testTokenURL }))},
-		{name: "aud array", assertion: sign(t, jose.ES256, k.ec, "ec-1", with(func(c map[string]any) { c["aud"] = []string{"https://other", testIssuer} }))},
+		{name: "aud one-element array", assertion: sign(t, jose.ES256, k.ec, "ec-1", with(func(c map[string]any) { c["aud"] = []string{testIssuer} }))},
 		{name: "expired within leeway", assertion: sign(t, jose.ES256, k.ec, "ec-1", with(func(c map[string]any) { c["exp"] = testNow.Add(-20 * time.Second).Unix() }))},
 		{name: "iat slightly ahead", assertion: sign(t, jose.ES256, k.ec, "ec-1", with(func(c map[string]any) { c["iat"] = testNow.Add(20 * time.Second).Unix() }))},
 		{name: "no iat", assertion: sign(t, jose.ES256, k.ec, "ec-1", with(func(c map[string]any) { delete(c, "iat") }))},
@@ -190,6 +190,43 @@ func TestVerifyClientAssertion(t *testing.T) {
 		_, err := VerifyClientAssertion(sign(t, jose.ES256, k.ec, "ec-1", validClaims()), keys, testClientID, []string{testIssuer}, testNow)
 		wantCode(t, err, "")
 	})
+}
+
+// TestClientAssertionAudience: aud must be this server's issuer or token
+// endpoint, alone, as a string or a one-element array; other values and
+// multi-valued aud are refused (RFC 7523bis, audience injection).
+func TestClientAssertionAudience(t *testing.T) {
+	k := newTestKeys(t)
+	for _, tt := range []struct {
+		name string
+		aud  any
+		ok   bool
+	}{
+		{"issuer string", testIssuer, true},
+		{"token endpoint string", testTokenURL, true},
+		{"issuer in a one-element array", []string{testIssuer}, true},
+		{"token endpoint in a one-element array", []string{testTokenURL}, true},
+		{"issuer and token endpoint", []string{testIssuer, testTokenURL}, false},
+		{"issuer and another server", []string{"https://other.example", testIssuer}, false},
+		{"issuer twice", []string{testIssuer, testIssuer}, false},
+		{"another server", "https://other.example", false},
+		{"issuer with a trailing slash", testIssuer + "/", false},
+		{"token endpoint of another path", testIssuer + "/introspect", false},
+		{"empty string", "", false},
+		{"empty array", []string{}, false},
+		{"array with an empty string", []string{""}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := validClaims()
+			c["aud"] = tt.aud
+			_, err := VerifyClientAssertion(sign(t, jose.ES256, k.ec, "ec-1", c), k.public, testClientID, []string{testIssuer, testTokenURL}, testNow)
+			want := CodeInvalidClient
+			if tt.ok {
+				want = ""
+			}
+			wantCode(t, err, want)
+		})
+	}
 }
 
 func TestPeekAssertionSubject(t *testing.T) {

@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"bytes"
+	"crypto/rsa"
 	"encoding/json"
 	"net/url"
 	"slices"
@@ -296,11 +297,33 @@ func validateMetadataURI(s string) string {
 	return ""
 }
 
+// Bounds of a client's registered JWK set. Every key is work the hub may do
+// for an unauthenticated request (an assertion without kid is tried against
+// each), so a self-registered client must not make that work large.
+const (
+	// MaxClientKeys is the most keys a client may register: enough for a
+	// rotation with overlap, far from the hundreds that make every refused
+	// assertion cost tens of signature checks.
+	MaxClientKeys = 10
+	// maxJWKSLength bounds the JSON of the set (x5c chains included).
+	maxJWKSLength = 32 << 10
+	// minRSABits and maxRSABits bound RSA keys: below 2048 bits is weak
+	// (NIST SP 800-131A), above 4096 makes each verification costly.
+	minRSABits, maxRSABits = 2048, 4096
+)
+
 // ParsePublicJWKS parses a client's JWK set (RFC 7517 §5) and requires
 // every key to be a valid public asymmetric key: a client registers keys to
 // verify its signatures, so a private or symmetric key is a mistake that must
-// not be stored. An empty set is refused.
+// not be stored. An empty set is refused, and so is a set over the bounds:
+// more than MaxClientKeys keys, more than 32 KiB, an RSA key outside
+// 2048–4096 bits, or two keys with the same kid (RFC 7517 §4.5: kids
+// distinguish the keys of a set, and an assertion naming a kid is checked
+// against that one key only).
 func ParsePublicJWKS(raw []byte) (*jose.JSONWebKeySet, *Error) {
+	if len(raw) > maxJWKSLength {
+		return nil, ErrInvalidClientMetadata("jwks must be at most %d KiB", maxJWKSLength>>10)
+	}
 	var set jose.JSONWebKeySet
 	if err := json.Unmarshal(raw, &set); err != nil {
 		return nil, ErrInvalidClientMetadata("jwks is not a valid JWK set")
@@ -308,10 +331,25 @@ func ParsePublicJWKS(raw []byte) (*jose.JSONWebKeySet, *Error) {
 	if len(set.Keys) == 0 {
 		return nil, ErrInvalidClientMetadata("jwks must contain at least one key")
 	}
+	if len(set.Keys) > MaxClientKeys {
+		return nil, ErrInvalidClientMetadata("jwks must contain at most %d keys", MaxClientKeys)
+	}
+	kids := make(map[string]bool, len(set.Keys))
 	for i := range set.Keys {
 		k := &set.Keys[i]
 		if !k.Valid() || !k.IsPublic() {
 			return nil, ErrInvalidClientMetadata("jwks must contain only public asymmetric keys")
+		}
+		if rk, ok := k.Key.(*rsa.PublicKey); ok {
+			if n := rk.N.BitLen(); n < minRSABits || n > maxRSABits {
+				return nil, ErrInvalidClientMetadata("jwks RSA keys must have %d to %d bits", minRSABits, maxRSABits)
+			}
+		}
+		if k.KeyID != "" {
+			if kids[k.KeyID] {
+				return nil, ErrInvalidClientMetadata("jwks must not contain two keys with the same kid")
+			}
+			kids[k.KeyID] = true
 		}
 	}
 	return &set, nil

@@ -9,7 +9,10 @@ package oauth
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
+	"strconv"
+	"time"
 )
 
 // Error codes from RFC 6749 §4.1.2.1 and §5.2, RFC 6750 §3.1, RFC 7591 §3.2.2,
@@ -46,7 +49,10 @@ type Error struct {
 	// Status is the HTTP status for direct responses (token, registration,
 	// revocation, introspection endpoints).
 	Status int
-	cause  error
+	// RetryAfter, when positive, is sent as Retry-After (RFC 9110 §10.2.3)
+	// in whole seconds, rounded up.
+	RetryAfter time.Duration
+	cause      error
 }
 
 // Error implements error. It does not include the cause's text, which may be
@@ -96,6 +102,15 @@ func statusFor(code string) int {
 	default:
 		return http.StatusBadRequest
 	}
+}
+
+// ErrTooManyRequests is a 429 (RFC 6585 §4) telling the caller to come back
+// after retryAfter; the code is temporarily_unavailable, the closest RFC
+// 6749 has.
+func ErrTooManyRequests(retryAfter time.Duration, format string, args ...any) *Error {
+	e := NewError(CodeTemporarilyUnavailable, format, args...)
+	e.Status, e.RetryAfter = http.StatusTooManyRequests, retryAfter
+	return e
 }
 
 // Constructors for the common codes.
@@ -156,6 +171,9 @@ func WriteError(w http.ResponseWriter, e *Error) {
 	}
 	if e.Code == CodeInvalidClient {
 		w.Header().Set("WWW-Authenticate", `Basic realm="agentid", charset="UTF-8"`)
+	}
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(e.RetryAfter.Seconds())))))
 	}
 	WriteJSON(w, status, errorBody{Error: e.Code, Description: e.Description})
 }

@@ -261,6 +261,7 @@ func TestBrowserConsent(t *testing.T) {
 	cb := newCallback(t)
 	secret := h.AddClient(&store.Client{ID: "research-assistant", Name: "Research Assistant", RedirectURIs: []string{cb.url}, GrantTypes: []string{"authorization_code", "refresh_token"}})
 	rsSecret := h.AddClient(&store.Client{ID: "notes-mcp", Name: "Notes MCP server", GrantTypes: []string{"client_credentials"}})
+	h.LinkResourceServer("notes-mcp")
 	conf := &oauth2.Config{
 		ClientID: "research-assistant", ClientSecret: secret, RedirectURL: cb.url,
 		Scopes:   []string{"notes.read", "notes.write", "notes.delete"},

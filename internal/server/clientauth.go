@@ -4,18 +4,64 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"sync"
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/oauth"
 	"github.com/agentid/agentid/internal/store"
 	"github.com/agentid/agentid/internal/token"
 )
 
+// Limits on failed client authentication, as token buckets that only
+// failures fill (see throttle): per client id from one address, and per
+// address. Client ids are public, so a limit on the id alone would let
+// anyone with a few addresses make a client's own requests wait; as for
+// sign-ins, the id is limited per address (docs/tokens.md).
+var (
+	clientAuthPerID = LoginLimit{PerMinute: 10, Burst: 10}
+	clientAuthPerIP = LoginLimit{PerMinute: 20, Burst: 20}
+)
+
+// maxAuditedClientID bounds an attacker-chosen client id in the audit trail.
+const maxAuditedClientID = 128
+
+// errClientAuth is the one public answer to every failed client
+// authentication: whether the client exists, is disabled, or presented the
+// wrong secret or a bad assertion is not the caller's to learn (the reason
+// is in the audit trail).
+var errClientAuth = oauth.ErrInvalidClient("client authentication failed")
+
+// authFailure is a failed authentication: reason is recorded in the audit
+// trail and detail (never a secret) in the logs. public, when set, is
+// answered instead of errClientAuth.
+type authFailure struct {
+	reason string
+	detail error
+	public *oauth.Error
+}
+
+func (f *authFailure) Error() string { return "client authentication failed: " + f.reason }
+
+func (f *authFailure) Unwrap() error { return f.detail }
+
+func failed(reason string, detail error) *authFailure {
+	return &authFailure{reason: reason, detail: detail}
+}
+
+// dummySecretHash is compared against when the client is unknown, so that
+// an unknown client costs what a wrong secret costs.
+var dummySecretHash = token.Hash("agentid: no such client")
+
 // authenticateClient is the one place every direct endpoint authenticates a
-// client (RFC 6749 §2.3, RFC 7523 §3). Any failure is invalid_client.
-func (s *Server) authenticateClient(ctx context.Context, ca oauth.ClientAuth) (*store.Client, error) {
+// client (RFC 6749 §2.3, RFC 7523 §3). Every failure is the same
+// invalid_client; each is audited (client.auth_failed) and counted per
+// client id and address and per address, and a key with too many recent
+// failures is answered 429 with Retry-After before any check.
+func (s *Server) authenticateClient(r *http.Request, ca oauth.ClientAuth) (*store.Client, error) {
+	ctx := r.Context()
 	id := ca.ClientID
 	if id == "" && ca.Assertion != "" {
 		sub, oe := oauth.PeekAssertionSubject(ca.Assertion)
@@ -27,61 +73,113 @@ func (s *Server) authenticateClient(ctx context.Context, ca oauth.ClientAuth) (*
 	if id == "" {
 		return nil, oauth.ErrInvalidClient("client authentication is required")
 	}
+	addr := addressKey(clientIP(r))
+	hIP, ok, wait := s.authIPThrottle.begin(addr)
+	if !ok {
+		return nil, oauth.ErrTooManyRequests(wait, "too many failed client authentications from this address; retry later")
+	}
+	hID, ok, wait := s.authIDThrottle.begin(id + "\x00" + addr)
+	if !ok {
+		s.authIPThrottle.end(hIP, false)
+		return nil, oauth.ErrTooManyRequests(wait, "too many failed authentications for this client; retry later")
+	}
+	c, err := s.verifyClient(ctx, id, ca)
+	var f *authFailure
+	isFailure := errors.As(err, &f)
+	s.authIPThrottle.end(hIP, isFailure)
+	s.authIDThrottle.end(hID, isFailure)
+	if !isFailure {
+		return c, err
+	}
+	ev := audit.NewClientAuthFailed(s.meta(r), audit.ClientAuthFailedFields{
+		ClientID: truncate(id, maxAuditedClientID), Reason: f.reason, AuthMethod: authMethod(ca),
+	})
+	if err := s.st.AppendAudit(ctx, ev); err != nil {
+		return nil, err
+	}
+	if f.public != nil {
+		return nil, f.public
+	}
+	return nil, errClientAuth.WithCause(f)
+}
+
+// authMethod names how the request tried to authenticate, for the audit
+// trail.
+func authMethod(ca oauth.ClientAuth) string {
+	switch {
+	case ca.Assertion != "":
+		return "private_key_jwt"
+	case ca.ClientSecret != "":
+		return "client_secret"
+	default:
+		return "none"
+	}
+}
+
+// verifyClient checks the credentials of client id. A failure is an
+// *authFailure; any other error is the store's.
+func (s *Server) verifyClient(ctx context.Context, id string, ca oauth.ClientAuth) (*store.Client, error) {
 	c, err := s.clients.get(id, func() (*store.Client, error) { return s.st.GetClient(ctx, s.tenant, id) })
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, oauth.ErrInvalidClient("unknown client")
+		// The same work as a wrong secret.
+		token.EqualHash(token.Hash(ca.ClientSecret), dummySecretHash)
+		return nil, failed("unknown_client", nil)
 	}
 	if err != nil {
 		return nil, err
 	}
 	if c.Disabled {
-		return nil, oauth.ErrInvalidClient("client is disabled")
+		return nil, failed("client_disabled", nil)
 	}
 	switch c.TokenEndpointAuthMethod {
 	case "none":
 		// Public clients authenticate by client_id alone; an empty Basic
 		// password is what x/oauth2's auto-detection sends first (spec §5.3).
 		if ca.ClientSecret != "" || ca.Assertion != "" {
-			return nil, oauth.ErrInvalidClient("public clients must not present credentials")
+			return nil, failed("public_client_with_credentials", nil)
 		}
 		return c, nil
 	case "client_secret_basic", "client_secret_post":
 		// Both secret methods are accepted whichever was registered, as MCP
 		// clients try one and then the other.
 		if ca.ClientSecret == "" || len(c.SecretHash) == 0 {
-			return nil, oauth.ErrInvalidClient("client secret is required")
+			token.EqualHash(token.Hash(ca.ClientSecret), dummySecretHash)
+			return nil, failed("secret_missing", nil)
 		}
 		if !token.EqualHash(token.Hash(ca.ClientSecret), c.SecretHash) {
-			return nil, oauth.ErrInvalidClient("client authentication failed")
+			return nil, failed("secret_mismatch", nil)
 		}
 		if !c.SecretExpiresAt.IsZero() && !s.now().Before(c.SecretExpiresAt) {
-			return nil, oauth.ErrInvalidClient("client secret has expired")
+			// Only the holder of the right secret learns it has expired.
+			f := failed("secret_expired", nil)
+			f.public = oauth.ErrInvalidClient("client secret has expired")
+			return nil, f
 		}
 		return c, nil
 	case "private_key_jwt":
 		if ca.Assertion == "" {
-			return nil, oauth.ErrInvalidClient("this client authenticates with private_key_jwt")
+			return nil, failed("assertion_missing", nil)
 		}
 		keys, err := s.clientKeys(c)
 		if err != nil {
-			return nil, oauth.ErrInvalidClient("client has no usable keys").WithCause(err)
+			return nil, failed("no_usable_keys", err)
 		}
 		claims, oe := oauth.VerifyClientAssertion(ca.Assertion, keys, c.ID, []string{s.issuer, s.issuer + "/token"}, s.now())
 		if oe != nil {
-			return nil, oe
+			return nil, failed("assertion_invalid", oe)
 		}
 		// RFC 7523 §3 item 7: a jti is single-use until the assertion expires.
 		// The jti is remembered for as long as the assertion verifies: until
 		// exp plus the clock-skew leeway.
 		if err := s.st.UseJTI(ctx, "client_assertion:"+c.ID, claims.JTI, claims.Expiry.Add(oauth.AssertionReplayWindow), s.now()); err != nil {
 			if errors.Is(err, store.ErrConflict) {
-				return nil, oauth.ErrInvalidClient("client assertion was already used")
+				return nil, failed("assertion_replayed", nil)
 			}
 			return nil, err
 		}
 		return c, nil
 	default:
-		return nil, oauth.ErrInvalidClient("client has an unsupported authentication method")
+		return nil, failed("unsupported_auth_method", nil)
 	}
 }
 

@@ -9,10 +9,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/agentid/agentid/internal/server"
 	"github.com/agentid/agentid/internal/server/servertest"
 	"github.com/agentid/agentid/internal/store"
 )
@@ -102,9 +104,9 @@ func testConsentDenyAndPartial(t *testing.T, h *hub) {
 	}
 }
 
-func TestRefreshRotationAndReuse(t *testing.T) { forEachBackend(t, testRefreshRotationAndReuse) }
+func TestRefreshRotationAndReuse(t *testing.T) { consentBackends(t, testRefreshRotationAndReuse) }
 
-func testRefreshRotationAndReuse(t *testing.T, h *hub) {
+func testRefreshRotationAndReuse(t *testing.T, h *hub, clk *fakeClock) {
 	secret := h.AddClient(&store.Client{ID: "agent-1", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code", "refresh_token"}})
 	conf := h.oauth2Config("agent-1", secret, "notes.read", "notes.write")
 	tok, err := h.codeFlow(h.Browser(), conf, []string{"notes.read", "notes.write"})
@@ -126,7 +128,9 @@ func testRefreshRotationAndReuse(t *testing.T, h *hub) {
 	if r2.status != 200 || r2.body["scope"] != "notes.read notes.write" {
 		t.Fatalf("refresh without scope: %d %v", r2.status, r2.body)
 	}
-	// Reusing the first (rotated) token revokes the whole family.
+	// Reusing the first (rotated) token after the reuse interval revokes
+	// the whole family.
+	clk.Advance(server.DefaultRefreshReuseInterval + time.Second)
 	if r := h.tokenRequest(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {first}}, "agent-1", secret); r.status != 400 || r.body["error"] != "invalid_grant" {
 		t.Fatalf("reuse: %d %v", r.status, r.body)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/consent"
@@ -13,8 +14,9 @@ import (
 )
 
 // proveRefreshToken is the refresh token grant (RFC 6749 §6, OAuth 2.1
-// §4.3): the token must be this client's, live and never rotated; the
-// issuance rotates it. A rotated token presented again revokes its family.
+// §4.3): the token must be this client's, live and never rotated — or
+// rotated less than the reuse interval ago; the issuance rotates it. A
+// rotated token presented again after the interval revokes its family.
 func (s *Server) proveRefreshToken(ctx context.Context, r *http.Request, c *store.Client, req *oauth.TokenRequest) (*authorization, error) {
 	rt, err := s.st.GetRefreshToken(ctx, token.Hash(req.RefreshToken))
 	if errors.Is(err, store.ErrNotFound) {
@@ -54,9 +56,14 @@ func (s *Server) proveRefreshToken(ctx context.Context, r *http.Request, c *stor
 // refreshUsable refuses a refresh token that was rotated, revoked or has
 // expired, recording what that means: reuse of a rotated token revokes its
 // family (OAuth 2.1 §4.3.1), and a token that ended with its consent retires
-// the grant.
+// the grant. A token rotated less than the reuse interval ago passes: the
+// issuance's store call decides, atomically, whether it is still within
+// (see persist).
 func (s *Server) refreshUsable(ctx context.Context, r *http.Request, rt *store.RefreshToken) error {
 	now := s.now()
+	if s.withinReuseInterval(rt, now) {
+		return nil
+	}
 	if !rt.RotatedAt.IsZero() || !rt.RevokedAt.IsZero() {
 		if rt.RevokedAt.IsZero() {
 			if err := s.st.RevokeGrant(ctx, rt.TenantID, rt.GrantID, now, s.reuseEvent(r, rt)); err != nil {
@@ -72,6 +79,13 @@ func (s *Server) refreshUsable(ctx context.Context, r *http.Request, rt *store.R
 		return oauth.ErrInvalidGrant("the refresh token has expired")
 	}
 	return nil
+}
+
+// withinReuseInterval reports whether rt, rotated but not revoked nor
+// expired, may be presented again at now.
+func (s *Server) withinReuseInterval(rt *store.RefreshToken, now time.Time) bool {
+	return s.cfg.RefreshReuseInterval > 0 && !rt.RotatedAt.IsZero() && rt.RevokedAt.IsZero() &&
+		now.Sub(rt.RotatedAt) <= s.cfg.RefreshReuseInterval && now.Before(rt.ExpiresAt)
 }
 
 func (s *Server) reuseEvent(r *http.Request, rt *store.RefreshToken) *store.AuditEvent {

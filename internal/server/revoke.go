@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -56,8 +57,12 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleIntrospect is RFC 7662 token introspection, for confidential
-// clients (resource servers authenticate as such). Anything not active,
-// or not the caller's business, is exactly {"active":false}.
+// clients. Following §4, a caller learns about a token only when it is the
+// token's business: an access token is shown to the client it was issued
+// to and to the resource server of its audience (the client linked to the
+// resource, DESIGN §4a); a refresh token to its own client only. Anything
+// not active, or not the caller's business, is exactly {"active":false},
+// so the answer never tells a stranger whether a token exists.
 func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	c, raw, ok := s.tokenForm(w, r)
@@ -68,43 +73,111 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		s.writeProtocolError(w, r, oauth.ErrInvalidClient("introspection requires a confidential client"))
 		return
 	}
-	inactive := &oauth.IntrospectionResponse{}
+	resp, err := s.introspect(ctx, c, raw)
+	if err != nil {
+		s.writeProtocolError(w, r, err)
+		return
+	}
+	if resp == nil {
+		resp = &oauth.IntrospectionResponse{}
+	}
+	oauth.WriteJSON(w, http.StatusOK, resp)
+}
+
+// introspect answers for an active token the caller may see, and nil for
+// anything else.
+func (s *Server) introspect(ctx context.Context, c *store.Client, raw string) (*oauth.IntrospectionResponse, error) {
 	now := s.now()
 	if looksLikeJWT(raw) {
 		claims, err := s.keys.Verify(raw, s.issuer)
 		if err != nil || now.Unix() >= claims.Expiry {
-			oauth.WriteJSON(w, http.StatusOK, inactive)
-			return
+			return nil, nil
+		}
+		if visible, err := s.mayIntrospect(ctx, c, claims.ClientID, claims.Audience); err != nil || !visible {
+			return nil, err
 		}
 		revoked, err := s.st.AccessTokenRevoked(ctx, claims.JTI)
-		if err != nil {
-			s.writeProtocolError(w, r, err)
-			return
+		if err != nil || revoked {
+			return nil, err
 		}
-		if revoked {
-			oauth.WriteJSON(w, http.StatusOK, inactive)
-			return
+		userID := ""
+		if claims.Subject != claims.ClientID {
+			userID = claims.Subject
 		}
-		oauth.WriteJSON(w, http.StatusOK, &oauth.IntrospectionResponse{
+		if alive, err := s.alive(ctx, claims.ClientID, userID); err != nil || !alive {
+			return nil, err
+		}
+		return &oauth.IntrospectionResponse{
 			Active: true, Scope: claims.Scope, ClientID: claims.ClientID, TokenType: "Bearer",
 			Exp: claims.Expiry, Iat: claims.IssuedAt, Sub: claims.Subject, Aud: claims.Audience, Iss: claims.Issuer, Jti: claims.JTI,
-		})
-		return
+		}, nil
 	}
 	rt, err := s.st.GetRefreshToken(ctx, token.Hash(raw))
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		s.writeProtocolError(w, r, err)
-		return
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
 	}
-	// A refresh token is the business of its own client only.
-	if err != nil || rt.ClientID != c.ID || !rt.Active(now) {
-		oauth.WriteJSON(w, http.StatusOK, inactive)
-		return
+	if err != nil {
+		return nil, err
 	}
-	oauth.WriteJSON(w, http.StatusOK, &oauth.IntrospectionResponse{
+	// A refresh token is presented to the hub only, so it is the business
+	// of its own client alone, never of a resource server.
+	if rt.ClientID != c.ID || rt.TenantID != s.tenant || !rt.Active(now) {
+		return nil, nil
+	}
+	if alive, err := s.alive(ctx, rt.ClientID, rt.UserID); err != nil || !alive {
+		return nil, err
+	}
+	return &oauth.IntrospectionResponse{
 		Active: true, Scope: oauth.FormatScope(rt.Scopes), ClientID: rt.ClientID, TokenType: "refresh_token",
 		Exp: rt.ExpiresAt.Unix(), Iat: rt.CreatedAt.Unix(), Sub: rt.UserID, Aud: []string{rt.Resource}, Iss: s.issuer,
-	})
+	}, nil
+}
+
+// alive reports whether the client, and the user when userID is set, still
+// exist and are enabled. It reads the store, not the token path's client
+// cache: a token of a client or user disabled a moment ago is inactive at
+// once, whatever revocation has reached yet.
+func (s *Server) alive(ctx context.Context, clientID, userID string) (bool, error) {
+	c, err := s.st.GetClient(ctx, s.tenant, clientID)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil || c.Disabled {
+		return false, err
+	}
+	if userID == "" {
+		return true, nil
+	}
+	u, err := s.st.GetUser(ctx, s.tenant, userID)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil || u.Disabled {
+		return false, err
+	}
+	return true, nil
+}
+
+// mayIntrospect reports whether caller may see an access token issued to
+// clientID for audience (RFC 7662 §4): it was issued to the caller, or the
+// caller is the resource server of one of its audiences.
+func (s *Server) mayIntrospect(ctx context.Context, caller *store.Client, clientID string, audience []string) (bool, error) {
+	if clientID == caller.ID {
+		return true, nil
+	}
+	for _, aud := range audience {
+		res, err := s.resources.get(aud, func() (*store.Resource, error) { return s.st.GetResource(ctx, s.tenant, aud) })
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		if res.ClientID != "" && res.ClientID == caller.ID {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 func looksLikeJWT(s string) bool { return strings.Count(s, ".") == 2 }
@@ -123,7 +196,7 @@ func (s *Server) tokenForm(w http.ResponseWriter, r *http.Request) (c *store.Cli
 		s.writeProtocolError(w, r, oe)
 		return nil, "", false
 	}
-	c, err := s.authenticateClient(r.Context(), ca)
+	c, err := s.authenticateClient(r, ca)
 	if err != nil {
 		s.writeProtocolError(w, r, err)
 		return nil, "", false

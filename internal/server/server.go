@@ -42,6 +42,10 @@ type Config struct {
 	AccessTokenTTL time.Duration
 	// RefreshTokenTTL is the refresh-token lifetime (default 30 days).
 	RefreshTokenTTL time.Duration
+	// RefreshReuseInterval is how long after its rotation a refresh token is
+	// still accepted from its own client (default 10s); negative makes
+	// rotation strict.
+	RefreshReuseInterval time.Duration
 	// AuthCodeTTL is the authorization-code lifetime (default and maximum 60s).
 	AuthCodeTTL time.Duration
 	// SessionTTL is the login-session lifetime (default 12h).
@@ -100,6 +104,10 @@ type LoginLimit struct {
 	Burst     int
 }
 
+// DefaultRefreshReuseInterval is how long a rotated refresh token is still
+// accepted from its client unless Config says otherwise.
+const DefaultRefreshReuseInterval = 10 * time.Second
+
 // MaxAccessTokenTTL is the ceiling of every access-token lifetime.
 const MaxAccessTokenTTL = time.Hour
 
@@ -127,8 +135,11 @@ type Server struct {
 	verifying    chan struct{}
 	userThrottle *throttle
 	ipThrottle   *throttle
-	secure       bool
-	keyCache     keyCache
+	// authIPThrottle and authIDThrottle count failed client
+	// authentications per address and per client id and address.
+	authIPThrottle, authIDThrottle *throttle
+	secure                         bool
+	keyCache                       keyCache
 
 	metaMu   sync.Mutex
 	metaJSON []byte // RFC 8414
@@ -190,6 +201,12 @@ func New(cfg Config) (*Server, error) {
 	if s.cfg.RefreshTokenTTL <= 0 {
 		s.cfg.RefreshTokenTTL = 30 * 24 * time.Hour
 	}
+	switch {
+	case s.cfg.RefreshReuseInterval == 0:
+		s.cfg.RefreshReuseInterval = DefaultRefreshReuseInterval
+	case s.cfg.RefreshReuseInterval < 0:
+		s.cfg.RefreshReuseInterval = 0
+	}
 	if s.cfg.AuthCodeTTL <= 0 || s.cfg.AuthCodeTTL > time.Minute {
 		s.cfg.AuthCodeTTL = time.Minute
 	}
@@ -222,6 +239,8 @@ func New(cfg Config) (*Server, error) {
 	s.verifying = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
 	s.userThrottle = newThrottle(s.cfg.LoginAttempts, s.now, throttleMax)
 	s.ipThrottle = newThrottle(s.cfg.LoginAttemptsPerIP, s.now, throttleMax)
+	s.authIPThrottle = newThrottle(clientAuthPerIP, s.now, throttleMax)
+	s.authIDThrottle = newThrottle(clientAuthPerID, s.now, throttleMax)
 	s.ledger, err = consent.New(consent.Options{Store: s.st, TenantID: s.tenant, Now: s.now})
 	if err != nil {
 		return nil, err

@@ -44,7 +44,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 // token answers a parsed token request.
 func (s *Server) token(ctx context.Context, r *http.Request, req *oauth.TokenRequest) (*oauth.TokenResponse, error) {
 	g, known := s.grant(req.GrantType)
-	c, err := s.tokenClient(ctx, g, req.Client)
+	c, err := s.tokenClient(r, g, req.Client)
 	if err != nil {
 		return nil, err
 	}
@@ -73,11 +73,11 @@ func (s *Server) token(ctx context.Context, r *http.Request, req *oauth.TokenReq
 // grant asks for it, and for a grant type the table does not know (so that
 // bad credentials are reported first, RFC 6749 §5.2); otherwise only when
 // the request names a client.
-func (s *Server) tokenClient(ctx context.Context, g *grant, ca oauth.ClientAuth) (*store.Client, error) {
+func (s *Server) tokenClient(r *http.Request, g *grant, ca oauth.ClientAuth) (*store.Client, error) {
 	if g != nil && !g.clientAuth && ca.ClientID == "" && ca.Assertion == "" {
 		return nil, nil
 	}
-	return s.authenticateClient(ctx, ca)
+	return s.authenticateClient(r, ca)
 }
 
 // consentLimit is how the person's consent limits one issuance: only live
@@ -246,21 +246,43 @@ func (s *Server) refreshToken(now, accessExp time.Time, c *store.Client, p *prin
 }
 
 // persist writes an issuance in one store call: a rotation retires the
-// refresh token it continues in the same transaction.
+// refresh token it continues in the same transaction. The same transaction
+// finds the client and the user alive (store.LiveCheck): the client cache
+// of the token path cannot let a token out for a client or user deleted or
+// disabled a moment ago.
 func (s *Server) persist(ctx context.Context, r *http.Request, now time.Time, p *principal, res *store.Resource, f family, iss *store.Issuance) error {
+	iss.Check = &store.LiveCheck{TenantID: s.tenant, ClientID: p.client.ID, UserID: p.userID()}
+	var err error
 	if f.rotate == nil {
-		err := s.st.IssueTokens(ctx, iss)
+		err = s.st.IssueTokens(ctx, iss)
 		if errors.Is(err, store.ErrAlreadyUsed) {
 			// The code was replayed while this exchange was in flight.
 			return oauth.ErrInvalidGrant("the authorization code was already used")
 		}
-		return err
+	} else {
+		fields := audit.RefreshFields{ClientID: p.client.ID, UserID: p.userID(), Resource: res.URI, GrantID: f.id}
+		iss.Events = append(iss.Events, audit.NewRefreshRotated(s.meta(r), fields))
+		if s.cfg.RefreshReuseInterval > 0 {
+			// The refresh reuse interval (docs/tokens.md): a token of the
+			// family rotated since then is accepted again from its client;
+			// the store retires the family's current token in its place,
+			// so the family keeps one current token. Set even for a token
+			// that looked current: a concurrent refresh may rotate it first.
+			iss.Reuse = &store.ReuseInterval{
+				Since: now.Add(-s.cfg.RefreshReuseInterval),
+				Event: audit.NewRefreshReusedWithinInterval(s.meta(r), fields, f.rotate.RotatedAt),
+			}
+		}
+		err = s.st.RotateRefresh(ctx, f.rotate.Hash, now, iss, s.reuseEvent(r, f.rotate))
+		if errors.Is(err, store.ErrAlreadyUsed) || errors.Is(err, store.ErrNotFound) {
+			return oauth.ErrInvalidGrant("the refresh token is no longer valid")
+		}
 	}
-	rot := audit.NewRefreshRotated(s.meta(r), audit.RefreshFields{ClientID: p.client.ID, UserID: p.userID(), Resource: res.URI, GrantID: f.id})
-	iss.Events = append(iss.Events, rot)
-	err := s.st.RotateRefresh(ctx, f.rotate.Hash, now, iss, s.reuseEvent(r, f.rotate))
-	if errors.Is(err, store.ErrAlreadyUsed) || errors.Is(err, store.ErrNotFound) {
-		return oauth.ErrInvalidGrant("the refresh token is no longer valid")
+	switch {
+	case errors.Is(err, store.ErrClientGone):
+		return errClientAuth.WithCause(err)
+	case errors.Is(err, store.ErrUserGone):
+		return oauth.ErrInvalidGrant("the user is disabled or no longer exists")
 	}
 	return err
 }

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/agentid/agentid/internal/oauth"
 	"github.com/agentid/agentid/internal/server"
@@ -55,7 +56,7 @@ func TestWire(t *testing.T) {
 				"code_verifier": {verifier}, "resource": {h.Resource}, "client_id": {"mcp-client"},
 			}, "")
 		}},
-		{"refresh", "Refresh token rotation (OAuth 2.1 §4.3.1): the refresh answers a new refresh token; presenting the rotated one again is refused and revokes the family.", func(w *wireRecorder, h *hub) {
+		{"refresh", "Refresh token rotation (OAuth 2.1 §4.3.1): the refresh answers a new refresh token; the rotated one presented again within the reuse interval (a retry) gets new tokens of the same family; presented after the interval it is refused and revokes the family.", func(w *wireRecorder, h *hub) {
 			secret := h.AddClient(&store.Client{ID: "agent", Name: "Notes Agent", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code", "refresh_token"}})
 			w.secret(secret, "agent secret")
 			tok, err := h.codeFlow(h.Browser(), h.oauth2Config("agent", secret, "notes.read"), []string{"notes.read"})
@@ -65,6 +66,8 @@ func TestWire(t *testing.T) {
 			w.seen("refresh token", tok.RefreshToken)
 			refresh := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}
 			w.do(http.MethodPost, "/token", refresh, "agent:"+secret)
+			w.do(http.MethodPost, "/token", refresh, "agent:"+secret)
+			w.clock.Advance(server.DefaultRefreshReuseInterval + time.Second)
 			w.do(http.MethodPost, "/token", refresh, "agent:"+secret)
 		}},
 		{"client_credentials", "Client credentials (RFC 6749 §4.4) for a confidential client the policy allows notes.read (tag cc:notes.read); the resource is the client's default.", func(w *wireRecorder, h *hub) {
@@ -98,8 +101,10 @@ func TestWire(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHub(t)
+			clk := newFakeClock()
+			h := newHub(t, withClock(clk))
 			w := newWireRecorder(t, h)
+			w.clock = clk
 			tc.run(w, h)
 			w.check(filepath.Join("testdata", "wire", tc.name+".txtar"), tc.about)
 		})
@@ -114,10 +119,12 @@ type wireCase struct {
 
 // wireRecorder makes HTTP exchanges with a hub and writes them down.
 type wireRecorder struct {
-	t   *testing.T
-	h   *hub
-	out strings.Builder
-	n   int
+	t *testing.T
+	h *hub
+	// clock is the hub's; a transcript may move it.
+	clock *fakeClock
+	out   strings.Builder
+	n     int
 	// names maps each value that changes between runs to its placeholder,
 	// in the order the values were first seen.
 	names  map[string]string

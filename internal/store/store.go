@@ -25,6 +25,12 @@ var (
 	// ErrInvalid: the arguments break the method's contract (e.g. an empty
 	// grant id); nothing was written.
 	ErrInvalid = errors.New("store: invalid argument")
+	// ErrClientGone: the client tokens are being issued to was deleted or
+	// disabled (Issuance.Check); nothing was written.
+	ErrClientGone = errors.New("store: client deleted or disabled")
+	// ErrUserGone: the user tokens are being issued for was deleted or
+	// disabled (Issuance.Check); nothing was written.
+	ErrUserGone = errors.New("store: user deleted or disabled")
 	// ErrSchemaTooNew: the database was migrated by a newer agentid.
 	ErrSchemaTooNew = errors.New("store: database schema is newer than this binary")
 )
@@ -132,7 +138,11 @@ type Resource struct {
 	ConsentMaxTTL     time.Duration
 	ConsentDefaultTTL time.Duration
 	Tags              []string
-	CreatedAt         time.Time
+	// ClientID is the confidential client that is this resource's server
+	// (DESIGN §4a): the one client that may introspect tokens whose aud is
+	// the resource. Empty: none is linked.
+	ClientID  string
+	CreatedAt time.Time
 }
 
 // User is a local user who logs in with a password.
@@ -349,6 +359,37 @@ type Issuance struct {
 	// person's consent: LastUsedAt of the named scopes becomes At.
 	ConsentUse *ConsentUse
 	Events     []*AuditEvent
+	// Reuse, for RotateRefresh only, opens the refresh reuse interval (nil:
+	// strict rotation).
+	Reuse *ReuseInterval
+	// Check, when set, names the client and user the tokens are issued to;
+	// the same transaction that writes them finds both alive (see
+	// LiveCheck), so that a cached client or user cannot outlive its
+	// deletion or disabling on the mint path.
+	Check *LiveCheck
+}
+
+// ReuseInterval lets RotateRefresh accept a refresh token presented again
+// shortly after it was rotated: a client's retry after a lost response, or
+// two of its processes refreshing at once.
+type ReuseInterval struct {
+	// Since: a token rotated at or after Since, and neither revoked nor
+	// expired, is accepted again.
+	Since time.Time
+	// Event records the acceptance; it is written with the issuance's
+	// events.
+	Event *AuditEvent
+}
+
+// LiveCheck names who an issuance is for. IssueTokens and RotateRefresh
+// fail with ErrClientGone when the client does not exist or is disabled,
+// and with ErrUserGone when UserID is set and the user does not exist or is
+// disabled, writing nothing. The check holds the rows against a concurrent
+// update until the issuance commits, so a disable or delete either comes
+// first (and the issuance fails) or sees the issued tokens (and its
+// revocation reaches them).
+type LiveCheck struct {
+	TenantID, ClientID, UserID string
 }
 
 // ConsentUse names the consented scopes a token was issued on: their
@@ -429,7 +470,8 @@ type Resources interface {
 	// GetResource finds a resource by its canonical URI.
 	GetResource(ctx context.Context, tenantID, uri string) (*Resource, error)
 	ListResources(ctx context.Context, tenantID string) ([]*Resource, error)
-	// UpdateResource replaces the resource's name, TTL and scopes and writes
+	// UpdateResource replaces the resource's name, TTLs, tags, linked client
+	// and scopes and writes
 	// ev (nil: none) in the same transaction.
 	UpdateResource(ctx context.Context, r *Resource, ev *AuditEvent) error
 	// DeleteResource removes the resource (ErrNotFound if unknown) and
@@ -492,13 +534,22 @@ type Tokens interface {
 	// IssueTokens persists one token response. When its tokens belong to a
 	// grant whose authorization code was replayed (ConsumeAuthCode reported
 	// ErrAlreadyUsed for it, possibly while this exchange was in flight),
-	// nothing is written and the error is ErrAlreadyUsed.
+	// nothing is written and the error is ErrAlreadyUsed. With iss.Check
+	// set, a deleted or disabled client or user is ErrClientGone or
+	// ErrUserGone and nothing is written.
 	IssueTokens(ctx context.Context, iss *Issuance) error
 	// RotateRefresh atomically retires the refresh token oldHash (setting its
 	// RotatedAt to now) and persists iss, which carries its successor. If the
-	// old token was already rotated or revoked, nothing of iss is written; the
-	// whole grant is revoked instead, reuse is written, and the error is
-	// ErrAlreadyUsed. An unknown or expired token is ErrNotFound.
+	// old token was already rotated, at or after iss.Reuse.Since, and is
+	// neither revoked nor expired, it is a presentation within the reuse
+	// interval: every current token of its family is retired instead (its
+	// RotatedAt set to now), iss and iss.Reuse.Event are written, and the
+	// family again has exactly one current token, the new one. Rotations of
+	// one family are serialised, so that invariant holds under concurrency.
+	// Otherwise, if the old token was already rotated or revoked, nothing of
+	// iss is written; the whole grant is revoked instead, reuse is written,
+	// and the error is ErrAlreadyUsed. An unknown or expired token is ErrNotFound. iss.Check
+	// is verified first, as for IssueTokens (nothing is written on failure).
 	RotateRefresh(ctx context.Context, oldHash []byte, now time.Time, iss *Issuance, reuse *AuditEvent) error
 	// RevokeGrant revokes every refresh token and recorded access token of the
 	// grant. Revoking an unknown or already revoked grant is not an error.
@@ -509,6 +560,18 @@ type Tokens interface {
 	// RevokeAccessToken denylists the jti until at.ExpiresAt (recording it if
 	// it was not recorded). Idempotent.
 	RevokeAccessToken(ctx context.Context, at *AccessToken, now time.Time, ev *AuditEvent) error
+	// RevokeClientTokens revokes every refresh token and recorded access
+	// token issued to the client and writes ev (nil: none), in one
+	// transaction. Used when a client is disabled.
+	RevokeClientTokens(ctx context.Context, tenantID, clientID string, now time.Time, ev *AuditEvent) error
+	// RevokeUserAccess ends everything that rests on the user's past
+	// authentications, in one transaction with ev (nil: none): every login
+	// session of the user is deleted, every refresh token and recorded
+	// access token issued for the user is revoked, unconsumed authorization
+	// codes are deleted and the grants of consumed ones are marked revoked
+	// (so an exchange in flight issues nothing, as after a code replay).
+	// Used when a user is disabled or their password changes.
+	RevokeUserAccess(ctx context.Context, tenantID, userID string, now time.Time, ev *AuditEvent) error
 	// AccessTokenRevoked reports whether the jti is denylisted.
 	AccessTokenRevoked(ctx context.Context, jti string) (bool, error)
 	// UseJTI records a single-use JWT id (client assertions) until exp. A jti

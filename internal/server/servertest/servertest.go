@@ -163,6 +163,21 @@ func (h *Hub) AddClient(c *store.Client) string {
 	return secret
 }
 
+// LinkResourceServer makes clientID the resource server of the hub's
+// resource (DESIGN §4a): the client that may introspect its tokens.
+func (h *Hub) LinkResourceServer(clientID string) {
+	h.T.Helper()
+	ctx := context.Background()
+	r, err := h.Store.GetResource(ctx, store.DefaultTenant, h.Resource)
+	if err != nil {
+		h.T.Fatal(err)
+	}
+	r.ClientID = clientID
+	if err := h.Store.UpdateResource(ctx, r, nil); err != nil {
+		h.T.Fatal(err)
+	}
+}
+
 // Browser is a person with a cookie jar who stops at the client's redirect.
 type Browser struct {
 	t      testing.TB

@@ -14,7 +14,7 @@ import (
 // resourceSelect reads resources with their scopes aggregated in position
 // order, so a resource is read in one statement.
 const resourceSelect = `SELECT r.tenant_id, r.id, r.uri, r.name, r.access_token_ttl_ns,
-	r.consent_max_ttl_ns, r.consent_default_ttl_ns, r.tags, r.created_at,
+	r.consent_max_ttl_ns, r.consent_default_ttl_ns, r.tags, r.client_id, r.created_at,
 	(SELECT jsonb_agg(jsonb_build_object('n', s.name, 'd', s.description, 's', s.sensitive) ORDER BY s.position)
 	   FROM resource_scopes s WHERE s.tenant_id = r.tenant_id AND s.resource_uri = r.uri)
 	FROM resources r`
@@ -29,7 +29,7 @@ func scanResource(row pgx.Row) (*store.Resource, error) {
 	var r store.Resource
 	var ttl, maxTTL, defTTL int64
 	var scopes []byte
-	if err := row.Scan(&r.TenantID, &r.ID, &r.URI, &r.Name, &ttl, &maxTTL, &defTTL, &r.Tags, &r.CreatedAt, &scopes); err != nil {
+	if err := row.Scan(&r.TenantID, &r.ID, &r.URI, &r.Name, &ttl, &maxTTL, &defTTL, &r.Tags, &r.ClientID, &r.CreatedAt, &scopes); err != nil {
 		return nil, err
 	}
 	r.AccessTokenTTL, r.ConsentMaxTTL, r.ConsentDefaultTTL = time.Duration(ttl), time.Duration(maxTTL), time.Duration(defTTL)
@@ -65,10 +65,10 @@ func insertScopes(ctx context.Context, tx pgx.Tx, r *store.Resource) error {
 func (s *Store) CreateResource(ctx context.Context, r *store.Resource, ev *store.AuditEvent) error {
 	return mapErr("create resource", s.inTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO resources (tenant_id, id, uri, name, access_token_ttl_ns,
-			consent_max_ttl_ns, consent_default_ttl_ns, tags, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+			consent_max_ttl_ns, consent_default_ttl_ns, tags, client_id, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
 			r.TenantID, r.ID, r.URI, r.Name, int64(r.AccessTokenTTL), int64(r.ConsentMaxTTL),
-			int64(r.ConsentDefaultTTL), r.Tags, r.CreatedAt); err != nil {
+			int64(r.ConsentDefaultTTL), r.Tags, r.ClientID, r.CreatedAt); err != nil {
 			return err
 		}
 		if err := insertScopes(ctx, tx, r); err != nil {
@@ -105,16 +105,17 @@ func (s *Store) ListResources(ctx context.Context, tenantID string) ([]*store.Re
 	return out, mapErr("list resources", rows.Err())
 }
 
-// UpdateResource replaces the resource's name, TTLs, tags and scopes and
+// UpdateResource replaces the resource's name, TTLs, tags, linked
+// client and scopes and
 // writes ev (nil: none) in the same transaction; an unknown resource is
 // store.ErrNotFound.
 func (s *Store) UpdateResource(ctx context.Context, r *store.Resource, ev *store.AuditEvent) error {
 	return mapErr("update resource", s.inTx(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE resources SET name = $3, access_token_ttl_ns = $4,
-			consent_max_ttl_ns = $5, consent_default_ttl_ns = $6, tags = $7
+			consent_max_ttl_ns = $5, consent_default_ttl_ns = $6, tags = $7, client_id = $8
 			WHERE tenant_id = $1 AND uri = $2`,
 			r.TenantID, r.URI, r.Name, int64(r.AccessTokenTTL), int64(r.ConsentMaxTTL),
-			int64(r.ConsentDefaultTTL), r.Tags)
+			int64(r.ConsentDefaultTTL), r.Tags, r.ClientID)
 		if err != nil {
 			return err
 		}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/agentid/agentid/internal/store"
 )
@@ -147,15 +148,24 @@ func queueIssuance(b *pgx.Batch, iss *store.Issuance) error {
 		}
 	}
 	for _, ev := range iss.Events {
-		if ev == nil {
-			continue
-		}
-		args, err := eventArgs(ev)
-		if err != nil {
+		if err := queueEvent(b, ev); err != nil {
 			return err
 		}
-		b.Queue(insertEventSQL, args...).QueryRow(func(row pgx.Row) error { return row.Scan(&ev.ID) })
 	}
+	return nil
+}
+
+// queueEvent queues ev (nil: none) on b; its id is set when the batch's
+// results are read.
+func queueEvent(b *pgx.Batch, ev *store.AuditEvent) error {
+	if ev == nil {
+		return nil
+	}
+	args, err := eventArgs(ev)
+	if err != nil {
+		return err
+	}
+	b.Queue(insertEventSQL, args...).QueryRow(func(row pgx.Row) error { return row.Scan(&ev.ID) })
 	return nil
 }
 
@@ -164,20 +174,29 @@ func queueIssuance(b *pgx.Batch, iss *store.Issuance) error {
 // if any insert fails (a duplicate jti or hash is store.ErrConflict), none
 // is kept.
 func (s *Store) IssueTokens(ctx context.Context, iss *store.Issuance) error {
+	tenant, grant := issuanceGrant(iss)
 	b := &pgx.Batch{}
+	if c := iss.Check; c != nil && grant == "" {
+		// One pipelined batch is one implicit transaction: the live check
+		// leads it, and its failure discards the rest.
+		b.Queue(checkLiveSQL, c.TenantID, c.ClientID, c.UserID)
+	}
+	checks := b.Len()
 	if err := queueIssuance(b, iss); err != nil {
 		return mapErr("issue tokens", err)
 	}
-	if b.Len() == 0 {
-		return nil
+	if b.Len() == checks {
+		return nil // nothing to write
 	}
-	tenant, grant := issuanceGrant(iss)
 	if grant == "" {
-		return mapErr("issue tokens", s.pool.SendBatch(ctx, b).Close())
+		return mapErr("issue tokens", liveErr(s.pool.SendBatch(ctx, b).Close()))
 	}
-	// Tokens of a code's grant: lock the grant's code rows and refuse if a
-	// replay revoked the grant meanwhile (RFC 6749 §4.1.2).
 	return mapErr("issue tokens", s.inTx(ctx, func(tx pgx.Tx) error {
+		if err := checkLive(ctx, tx, iss.Check); err != nil {
+			return err
+		}
+		// Tokens of a code's grant: lock the grant's code rows and refuse if a
+		// replay revoked the grant meanwhile (RFC 6749 §4.1.2).
 		rows, err := tx.Query(ctx, `SELECT grant_revoked_at IS NOT NULL FROM auth_codes
 			WHERE tenant_id = $1 AND grant_id = $2 FOR UPDATE`, tenant, grant)
 		if err != nil {
@@ -203,6 +222,43 @@ func (s *Store) IssueTokens(ctx context.Context, iss *store.Issuance) error {
 	}))
 }
 
+// checkLiveSQL runs agentid_check_live (migration 0006): it holds the
+// client and user rows FOR SHARE until the issuance commits, so a
+// concurrent disable or delete (which takes the rows for update) either
+// commits first, and is seen, or waits for the issuance and then finds its
+// tokens to revoke. The rows are taken before any token row, the order
+// RevokeUserAccess keeps too.
+const checkLiveSQL = `SELECT agentid_check_live($1, $2, $3)`
+
+// SQLSTATEs agentid_check_live raises.
+const (
+	sqlstateClientGone = "AG001"
+	sqlstateUserGone   = "AG002"
+)
+
+// checkLive verifies store.LiveCheck inside tx.
+func checkLive(ctx context.Context, tx pgx.Tx, c *store.LiveCheck) error {
+	if c == nil {
+		return nil
+	}
+	_, err := tx.Exec(ctx, checkLiveSQL, c.TenantID, c.ClientID, c.UserID)
+	return liveErr(err)
+}
+
+// liveErr turns agentid_check_live's errors into the store's sentinels.
+func liveErr(err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case sqlstateClientGone:
+			return store.ErrClientGone
+		case sqlstateUserGone:
+			return store.ErrUserGone
+		}
+	}
+	return err
+}
+
 // issuanceGrant names the grant an issuance's tokens belong to.
 func issuanceGrant(iss *store.Issuance) (tenant, grant string) {
 	if iss == nil {
@@ -226,11 +282,39 @@ func issuanceGrant(iss *store.Issuance) (tenant, grant string) {
 // checked before expiry. An unknown or expired token is store.ErrNotFound.
 func (s *Store) RotateRefresh(ctx context.Context, oldHash []byte, now time.Time, iss *store.Issuance, reuse *store.AuditEvent) error {
 	var reused bool
+	var check *store.LiveCheck
+	var reuseWithin *store.ReuseInterval
+	if iss != nil {
+		check, reuseWithin = iss.Check, iss.Reuse
+	}
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if err := checkLive(ctx, tx, check); err != nil {
+			return err
+		}
+		// Rotations of one family take turns: a presentation within the
+		// reuse interval retires the family's current token, which another
+		// rotation may be replacing at this very moment.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended(tenant_id || '/' || grant_id, 0))
+			FROM refresh_tokens WHERE hash = $1`, oldHash); err != nil {
+			return err
+		}
 		old, err := scanRefresh(tx.QueryRow(ctx, `SELECT `+refreshCols+` FROM refresh_tokens
 			WHERE hash = $1 FOR UPDATE`, oldHash))
 		if err != nil {
 			return err
+		}
+		if reuseWithin != nil && !reuseWithin.Since.IsZero() && !old.RotatedAt.IsZero() && old.RevokedAt.IsZero() &&
+			!old.RotatedAt.Before(reuseWithin.Since) && now.Before(old.ExpiresAt) {
+			b := &pgx.Batch{}
+			b.Queue(`UPDATE refresh_tokens SET rotated_at = $3
+				WHERE tenant_id = $1 AND grant_id = $2 AND rotated_at IS NULL AND revoked_at IS NULL`, old.TenantID, old.GrantID, now)
+			if err := queueIssuance(b, iss); err != nil {
+				return err
+			}
+			if err := queueEvent(b, reuseWithin.Event); err != nil {
+				return err
+			}
+			return tx.SendBatch(ctx, b).Close()
 		}
 		if !old.RotatedAt.IsZero() || !old.RevokedAt.IsZero() {
 			reused = true
@@ -285,6 +369,49 @@ func (s *Store) RevokeGrant(ctx context.Context, tenantID, grantID string, now t
 	return mapErr("revoke grant", s.inTx(ctx, func(tx pgx.Tx) error {
 		if err := revokeGrant(ctx, tx, tenantID, grantID, now); err != nil {
 			return err
+		}
+		return insertEvent(ctx, tx, ev)
+	}))
+}
+
+// RevokeClientTokens revokes every refresh token and recorded access token
+// issued to the client and writes ev, in one transaction.
+func (s *Store) RevokeClientTokens(ctx context.Context, tenantID, clientID string, now time.Time, ev *store.AuditEvent) error {
+	return mapErr("revoke client tokens", s.inTx(ctx, func(tx pgx.Tx) error {
+		for _, table := range []string{"refresh_tokens", "access_tokens"} {
+			if _, err := tx.Exec(ctx, `UPDATE `+table+` SET revoked_at = $3
+				WHERE tenant_id = $1 AND client_id = $2 AND revoked_at IS NULL`, tenantID, clientID, now); err != nil {
+				return err
+			}
+		}
+		return insertEvent(ctx, tx, ev)
+	}))
+}
+
+// RevokeUserAccess deletes the user's sessions and pending codes, marks the
+// grants of their consumed codes revoked and revokes their tokens, with ev,
+// in one transaction. The user's row is locked first: an issuance holding
+// it (checkLive) commits before the statements below start, so each of them
+// sees its tokens; one that comes after finds its code's grant revoked or
+// its refresh token revoked.
+func (s *Store) RevokeUserAccess(ctx context.Context, tenantID, userID string, now time.Time, ev *store.AuditEvent) error {
+	return mapErr("revoke user access", s.inTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM users WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, tenantID, userID); err != nil {
+			return err
+		}
+		for _, st := range []struct {
+			q    string
+			args []any
+		}{
+			{`DELETE FROM sessions WHERE tenant_id = $1 AND user_id = $2`, []any{tenantID, userID}},
+			{`DELETE FROM auth_codes WHERE tenant_id = $1 AND user_id = $2 AND consumed_at IS NULL`, []any{tenantID, userID}},
+			{`UPDATE auth_codes SET grant_revoked_at = COALESCE(grant_revoked_at, $3) WHERE tenant_id = $1 AND user_id = $2`, []any{tenantID, userID, now}},
+			{`UPDATE refresh_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL`, []any{tenantID, userID, now}},
+			{`UPDATE access_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND user_id = $2 AND user_id <> '' AND revoked_at IS NULL`, []any{tenantID, userID, now}},
+		} {
+			if _, err := tx.Exec(ctx, st.q, st.args...); err != nil {
+				return err
+			}
 		}
 		return insertEvent(ctx, tx, ev)
 	}))

@@ -21,8 +21,11 @@ const (
 	refreshCols    = `hash, tenant_id, grant_id, client_id, user_id, scopes, resource, auth_time, created_at, expires_at, rotated_at, revoked_at`
 	qInsertRefresh = `INSERT INTO refresh_tokens (` + refreshCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qGetRefresh    = `SELECT ` + refreshCols + ` FROM refresh_tokens WHERE hash = ?`
-	qRefreshState  = `SELECT tenant_id, grant_id, expires_at, rotated_at IS NOT NULL OR revoked_at IS NOT NULL FROM refresh_tokens WHERE hash = ?`
+	qRefreshState  = `SELECT tenant_id, grant_id, expires_at, rotated_at, revoked_at FROM refresh_tokens WHERE hash = ?`
 	qRotate        = `UPDATE refresh_tokens SET rotated_at = ? WHERE hash = ?`
+	// qRetireFamily retires every current token of a family (a presentation
+	// within the reuse interval).
+	qRetireFamily = `UPDATE refresh_tokens SET rotated_at = ? WHERE tenant_id = ? AND grant_id = ? AND rotated_at IS NULL AND revoked_at IS NULL`
 
 	qInsertAccess = `INSERT INTO access_tokens (jti, tenant_id, grant_id, client_id, user_id, resource, scopes, expires_at, revoked_at)
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
@@ -34,6 +37,16 @@ const (
 	// empty grant id from matching every client-credentials token.
 	qRevokeGrantRefresh = `UPDATE refresh_tokens SET revoked_at = ? WHERE tenant_id = ? AND grant_id = ? AND revoked_at IS NULL`
 	qRevokeGrantAccess  = `UPDATE access_tokens SET revoked_at = ? WHERE tenant_id = ? AND grant_id = ? AND grant_id <> '' AND revoked_at IS NULL`
+
+	qClientDisabled = `SELECT disabled FROM clients WHERE tenant_id = ? AND id = ?`
+	qUserDisabled   = `SELECT disabled FROM users WHERE tenant_id = ? AND id = ?`
+
+	// Ending a user's access (RevokeUserAccess).
+	qDeleteUserSessions     = `DELETE FROM sessions WHERE tenant_id = ? AND user_id = ?`
+	qDeleteUserPendingCodes = `DELETE FROM auth_codes WHERE tenant_id = ? AND user_id = ? AND consumed_at IS NULL`
+	qMarkUserCodesRevoked   = `UPDATE auth_codes SET grant_revoked_at = COALESCE(grant_revoked_at, ?) WHERE tenant_id = ? AND user_id = ?`
+	qRevokeUserRefresh      = `UPDATE refresh_tokens SET revoked_at = ? WHERE tenant_id = ? AND user_id = ? AND revoked_at IS NULL`
+	qRevokeUserAccess       = `UPDATE access_tokens SET revoked_at = ? WHERE tenant_id = ? AND user_id = ? AND user_id <> '' AND revoked_at IS NULL`
 
 	// A jti may be recorded again only once its previous record has expired.
 	qUseJTI = `INSERT INTO used_jtis (key, jti, expires_at) VALUES (?, ?, ?)
@@ -120,13 +133,14 @@ type issueRows struct {
 	events          []auditRow
 	// tenant and grant name the grant the tokens belong to ("" for none).
 	tenant, grant string
+	check         *store.LiveCheck
 	// touch records the consent use ("" for none).
 	touch     string
 	touchArgs []any
 }
 
 func prepIssue(iss *store.Issuance) *issueRows {
-	p := &issueRows{events: prepAudits(iss.Events)}
+	p := &issueRows{events: prepAudits(iss.Events), check: iss.Check}
 	if at := iss.AccessToken; at != nil {
 		p.access = accessArgs(at, tv(at.RevokedAt))
 		p.tenant, p.grant = at.TenantID, at.GrantID
@@ -141,7 +155,40 @@ func prepIssue(iss *store.Issuance) *issueRows {
 	return p
 }
 
+// live checks the issuance's client and user (store.LiveCheck). The writer
+// is the only one, so nothing can change them before the commit.
+func (tx *wtx) live(c *store.LiveCheck) error {
+	if c == nil {
+		return nil
+	}
+	var disabled bool
+	switch err := tx.queryRow(qClientDisabled, c.TenantID, c.ClientID).Scan(&disabled); {
+	case errors.Is(err, sql.ErrNoRows) || err == nil && disabled:
+		return store.ErrClientGone
+	case err != nil:
+		return err
+	}
+	if c.UserID == "" {
+		return nil
+	}
+	switch err := tx.queryRow(qUserDisabled, c.TenantID, c.UserID).Scan(&disabled); {
+	case errors.Is(err, sql.ErrNoRows) || err == nil && disabled:
+		return store.ErrUserGone
+	case err != nil:
+		return err
+	}
+	return nil
+}
+
 func (tx *wtx) issue(p *issueRows) error {
+	if err := tx.live(p.check); err != nil {
+		return err
+	}
+	return tx.insertIssue(p)
+}
+
+// insertIssue writes p once its checks passed.
+func (tx *wtx) insertIssue(p *issueRows) error {
 	if p.grant != "" {
 		// A replay of the grant's code, detected after this exchange
 		// consumed it, revokes what the exchange is issuing now.
@@ -217,14 +264,31 @@ func (s *Store) IssueTokens(ctx context.Context, iss *store.Issuance) error {
 func (s *Store) RotateRefresh(ctx context.Context, oldHash []byte, now time.Time, iss *store.Issuance, reuse *store.AuditEvent) error {
 	reuseRow := prepAudit(reuse)
 	p := prepIssue(iss)
+	// again is the issuance as a presentation within the reuse interval
+	// writes it: with the acceptance event.
+	var since time.Time
+	again := p
+	if iss.Reuse != nil {
+		since = iss.Reuse.Since
+		again = prepIssue(iss)
+		again.events = append(again.events, prepAudit(iss.Reuse.Event))
+	}
 	return wrap("rotate refresh token", s.w.do(ctx, func(tx *wtx) error {
-		var tenantID, grantID string
-		var expires time.Time
-		var used bool
-		if err := tx.queryRow(qRefreshState, oldHash).Scan(&tenantID, &grantID, timeCol{&expires}, &used); err != nil {
+		if err := tx.live(p.check); err != nil {
 			return err
 		}
-		if used {
+		var tenantID, grantID string
+		var expires, rotated, revoked time.Time
+		if err := tx.queryRow(qRefreshState, oldHash).Scan(&tenantID, &grantID, timeCol{&expires}, timeCol{&rotated}, timeCol{&revoked}); err != nil {
+			return err
+		}
+		if withinReuseInterval(since, now, expires, rotated, revoked) {
+			if _, err := tx.exec(qRetireFamily, now.UnixMicro(), tenantID, grantID); err != nil {
+				return err
+			}
+			return tx.insertIssue(again)
+		}
+		if !rotated.IsZero() || !revoked.IsZero() {
 			if err := tx.revokeGrant(tenantID, grantID, now); err != nil {
 				return err
 			}
@@ -239,8 +303,16 @@ func (s *Store) RotateRefresh(ctx context.Context, oldHash []byte, now time.Time
 		if _, err := tx.exec(qRotate, now.UnixMicro(), oldHash); err != nil {
 			return err
 		}
-		return tx.issue(p)
+		return tx.insertIssue(p)
 	}))
+}
+
+// withinReuseInterval reports whether a refresh token in this state is
+// accepted again (store.ReuseInterval): rotated at or after since, neither
+// revoked nor expired.
+func withinReuseInterval(since, now, expires, rotated, revoked time.Time) bool {
+	return !since.IsZero() && !rotated.IsZero() && revoked.IsZero() &&
+		!rotated.Before(since) && now.Before(expires)
 }
 
 // RevokeGrant implements store.Store.
@@ -252,6 +324,43 @@ func (s *Store) RevokeGrant(ctx context.Context, tenantID, grantID string, now t
 	return wrap("revoke grant", s.w.do(ctx, func(tx *wtx) error {
 		if err := tx.revokeGrant(tenantID, grantID, now); err != nil {
 			return err
+		}
+		return tx.audit(evRow)
+	}))
+}
+
+// RevokeClientTokens implements store.Store.
+func (s *Store) RevokeClientTokens(ctx context.Context, tenantID, clientID string, now time.Time, ev *store.AuditEvent) error {
+	at := tv(now)
+	evRow := prepAudit(ev)
+	return wrap("revoke client tokens", s.w.do(ctx, func(tx *wtx) error {
+		for _, q := range []string{qRevokeClientRefresh, qRevokeClientAccess} {
+			if _, err := tx.exec(q, at, tenantID, clientID); err != nil {
+				return err
+			}
+		}
+		return tx.audit(evRow)
+	}))
+}
+
+// RevokeUserAccess implements store.Store.
+func (s *Store) RevokeUserAccess(ctx context.Context, tenantID, userID string, now time.Time, ev *store.AuditEvent) error {
+	at := tv(now)
+	evRow := prepAudit(ev)
+	return wrap("revoke user access", s.w.do(ctx, func(tx *wtx) error {
+		for _, st := range []struct {
+			q    string
+			args []any
+		}{
+			{qDeleteUserSessions, []any{tenantID, userID}},
+			{qDeleteUserPendingCodes, []any{tenantID, userID}},
+			{qMarkUserCodesRevoked, []any{at, tenantID, userID}},
+			{qRevokeUserRefresh, []any{at, tenantID, userID}},
+			{qRevokeUserAccess, []any{at, tenantID, userID}},
+		} {
+			if _, err := tx.exec(st.q, st.args...); err != nil {
+				return err
+			}
 		}
 		return tx.audit(evRow)
 	}))

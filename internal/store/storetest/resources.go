@@ -22,6 +22,7 @@ func fullResource(tenant, id, uri string) *store.Resource {
 		ConsentMaxTTL:     90 * 24 * time.Hour,
 		ConsentDefaultTTL: 1500 * time.Millisecond,
 		Tags:              []string{"internal", "pii"},
+		ClientID:          "rs-" + id,
 		CreatedAt:         base(),
 	}
 }
@@ -55,12 +56,13 @@ func testResources(t *testing.T, s store.Store) {
 			checkEqual(t, "listed resource", want, r)
 		}
 	})
-	t.Run("update replaces name ttl scopes", func(t *testing.T) {
+	t.Run("update replaces name ttl client scopes", func(t *testing.T) {
 		upd := *full
 		upd.Name = "Files v2"
 		upd.AccessTokenTTL = time.Hour
 		upd.ConsentMaxTTL = 0
 		upd.ConsentDefaultTTL = 7 * 24 * time.Hour
+		upd.ClientID = "rs-other"
 		upd.Scopes = []store.Scope{{Name: "files:read", Description: "Read them", Sensitive: true}, {Name: "new", Description: "New"}}
 		ev := event(tn, "resource.updated")
 		must(t, "UpdateResource", s.UpdateResource(ctx(t), &upd, ev))

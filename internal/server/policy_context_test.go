@@ -10,10 +10,10 @@ import (
 	"github.com/agentid/agentid/internal/store"
 )
 
-// TestReviewSessionAgeReachesPolicy: the token endpoint gives policies the
+// TestSessionAgeReachesPolicy: the token endpoint gives policies the
 // age of the user's session (context.auth_age_seconds), so a policy that
 // wants a recent login bites on a refresh made long after the login.
-func TestReviewSessionAgeReachesPolicy(t *testing.T) {
+func TestSessionAgeReachesPolicy(t *testing.T) {
 	h := newPolicyHubOn(t, openSQLiteStore(t, filepath.Join(t.TempDir(), "agentid.db")))
 	applyPolicy(t, h.Store, h.engine, `@id("write-needs-recent-login")
 forbid (principal, action == Action::"grant", resource)
@@ -38,9 +38,9 @@ unless { context has auth_age_seconds && context.auth_age_seconds < 300 };`)
 	})
 }
 
-// TestReviewRequestContextReachesPolicy: the caller's address and the
+// TestRequestContextReachesPolicy: the caller's address and the
 // request's resource reach policies at the token endpoint.
-func TestReviewRequestContextReachesPolicy(t *testing.T) {
+func TestRequestContextReachesPolicy(t *testing.T) {
 	tests := []struct {
 		name   string
 		policy string

@@ -12,11 +12,11 @@ import (
 	"github.com/agentid/agentid/internal/store"
 )
 
-// TestReviewCIMDHostFromClientID pins that the consent screen shows the host
+// TestCIMDHostFromClientID pins that the consent screen shows the host
 // of a CIMD client's client_id (not just the redirect host): the redirect
 // URI here lives on another host, so the client_id host can only come from
 // the Application row.
-func TestReviewCIMDHostFromClientID(t *testing.T) {
+func TestCIMDHostFromClientID(t *testing.T) {
 	h := newHub(t)
 	h.AddClient(&store.Client{ID: "https://agents.example.com/meta.json", Name: "Hosted agent", RedirectURIs: []string{"https://callback.example.net/cb"}, GrantTypes: []string{"authorization_code"}, RegistrationMethod: store.RegistrationCIMD})
 	conf := &oauth2.Config{ClientID: "https://agents.example.com/meta.json", RedirectURL: "https://callback.example.net/cb", Scopes: []string{"notes.read"}, Endpoint: oauth2.Endpoint{AuthURL: h.URL + "/authorize"}}
@@ -42,9 +42,9 @@ func TestReviewCIMDHostFromClientID(t *testing.T) {
 	}
 }
 
-// TestReviewRevokeBeforeCodeExchange: a code issued before the person
+// TestRevokeBeforeCodeExchange: a code issued before the person
 // revokes the agent on /account yields no token, on both backends.
-func TestReviewRevokeBeforeCodeExchange(t *testing.T) {
+func TestRevokeBeforeCodeExchange(t *testing.T) {
 	consentBackends(t, func(t *testing.T, h *hub, _ *fakeClock) {
 		conf, _ := addAgent(h)
 		conf.Scopes = []string{"notes.read", "notes.write"}
@@ -66,11 +66,11 @@ func TestReviewRevokeBeforeCodeExchange(t *testing.T) {
 	})
 }
 
-// TestReviewPageHeaders checks the headers on the consent page and the
+// TestPageHeaders checks the headers on the consent page and the
 // account page themselves (the existing header test looks at an error page
 // only): a CSP that allows no script and no framing, X-Frame-Options, no
 // caching.
-func TestReviewPageHeaders(t *testing.T) {
+func TestPageHeaders(t *testing.T) {
 	h := newHub(t)
 	conf, _ := addAgent(h)
 	conf.Scopes = []string{"notes.read"}

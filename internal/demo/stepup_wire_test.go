@@ -54,12 +54,12 @@ func (l *wireLog) index(prefix string, from int) int {
 	return -1
 }
 
-// TestReviewStepUpWire pins down, on the wire, what the demo end-to-end test
+// TestStepUpWire pins down, on the wire, what the demo end-to-end test
 // only infers from the number of consent screens: the discovery order
 // (401 → PRM → AS metadata → registration → token), the 403 carrying
 // error="insufficient_scope" with the needed scope, and the re-authorization
 // asking for the union of scopes.
-func TestReviewStepUpWire(t *testing.T) {
+func TestStepUpWire(t *testing.T) {
 	h := servertest.New(t)
 	resource := startDemo(t, h)
 	b := h.Browser()

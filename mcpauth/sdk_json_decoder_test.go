@@ -8,11 +8,11 @@ import (
 	sjson "github.com/segmentio/encoding/json"
 )
 
-// FuzzReviewToolCallsSDKDecoder checks toolCalls against the decoder the MCP
+// FuzzToolCallsSDKDecoder checks toolCalls against the decoder the MCP
 // Go SDK v1.8 really uses for JSON-RPC messages and tool-call params
 // (segmentio/encoding/json with case-sensitive field matching): every tool
 // the SDK would call must be in toolCalls' list.
-func FuzzReviewToolCallsSDKDecoder(f *testing.F) {
+func FuzzToolCallsSDKDecoder(f *testing.F) {
 	for _, s := range []string{
 		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_notes"}}`,
 		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a"},"params":{"name":"b"}}`,

@@ -39,15 +39,16 @@ func clientCredentialsToken(t *testing.T, h *servertest.Hub, id, secret, resourc
 	return body.AccessToken
 }
 
-// TestReviewIntrospectionAgainstHub runs mcpauth's introspection mode
+// TestIntrospectionAgainstHub runs mcpauth's introspection mode
 // against the real hub (the mcpauth tests use only mcpauthtest): a token
 // revoked at the hub's RFC 7009 endpoint is refused at once with a 401
 // invalid_token challenge.
-func TestReviewIntrospectionAgainstHub(t *testing.T) {
+func TestIntrospectionAgainstHub(t *testing.T) {
 	h := servertest.New(t)
 	ctx := context.Background()
 	agentSecret := h.AddClient(&store.Client{ID: "cron-agent", GrantTypes: []string{"client_credentials"}, Tags: []string{"cc:notes.read"}})
 	rsSecret := h.AddClient(&store.Client{ID: "notes-rs", GrantTypes: []string{"client_credentials"}})
+	h.LinkResourceServer("notes-rs")
 
 	v, err := mcpauth.NewVerifier(ctx, mcpauth.Config{
 		Issuer: h.URL, Resource: h.Resource,

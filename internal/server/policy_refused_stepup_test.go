@@ -14,11 +14,11 @@ import (
 	"github.com/agentid/agentid/internal/store"
 )
 
-// TestReviewPolicyLeavesNothing: when policy denies every requested scope,
+// TestPolicyLeavesNothing: when policy denies every requested scope,
 // the authorization endpoint shows why and links back with invalid_scope
 // (no consent screen) and a refresh answers invalid_scope, recording a
 // token.denied event with the deciding policy.
-func TestReviewPolicyLeavesNothing(t *testing.T) {
+func TestPolicyLeavesNothing(t *testing.T) {
 	h := newPolicyHubOn(t, openSQLiteStore(t, filepath.Join(t.TempDir(), "agentid.db")))
 	secret := h.AddClient(&store.Client{ID: "agent-1", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code", "refresh_token"}})
 	conf := h.oauth2Config("agent-1", secret, "notes.read", "notes.write")

@@ -34,10 +34,10 @@ func (h *hub) oauthCoreCode(t *testing.T, clientID, secret string) (code, verifi
 	return code, verifier
 }
 
-// TestReviewCoreCodeLifetime: an authorization code lives at most 60 s, even
+// TestCodeLifetime: an authorization code lives at most 60 s, even
 // when the server is configured with a longer lifetime (issue 2: "code
 // single-use, ≤ 60 s").
-func TestReviewCoreCodeLifetime(t *testing.T) {
+func TestCodeLifetime(t *testing.T) {
 	tests := []struct {
 		name string
 		ttl  time.Duration
@@ -70,9 +70,9 @@ func TestReviewCoreCodeLifetime(t *testing.T) {
 	})
 }
 
-// TestReviewCoreCodeBoundToClient: a code (with its correct verifier) presented
+// TestCodeBoundToClient: a code (with its correct verifier) presented
 // by another authenticated client is invalid_grant.
-func TestReviewCoreCodeBoundToClient(t *testing.T) {
+func TestCodeBoundToClient(t *testing.T) {
 	h := newHub(t)
 	secret := h.AddClient(&store.Client{ID: "web", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code"}})
 	other := h.AddClient(&store.Client{ID: "other", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code"}})
@@ -83,9 +83,9 @@ func TestReviewCoreCodeBoundToClient(t *testing.T) {
 	}
 }
 
-// TestReviewCoreRefreshResource: a refresh without resource keeps the grant's
+// TestRefreshResource: a refresh without resource keeps the grant's
 // resource as aud; naming another registered resource is invalid_target.
-func TestReviewCoreRefreshResource(t *testing.T) {
+func TestRefreshResource(t *testing.T) {
 	h := newHub(t)
 	other := h.addSecondResource(t, "notes.read")
 	secret := h.AddClient(&store.Client{ID: "web", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code", "refresh_token"}})
@@ -111,11 +111,11 @@ func TestReviewCoreRefreshResource(t *testing.T) {
 	}
 }
 
-// TestReviewCoreMetadataDocuments: both discovery documents agree on every
+// TestMetadataDocuments: both discovery documents agree on every
 // field they share, advertise nothing the hub does not implement (no ID
 // tokens yet), and grant_types_supported lists exactly the implemented
 // grants.
-func TestReviewCoreMetadataDocuments(t *testing.T) {
+func TestMetadataDocuments(t *testing.T) {
 	h := newHub(t)
 	get := func(p string) []byte {
 		resp, err := http.Get(h.URL + p)
@@ -169,12 +169,13 @@ func TestReviewCoreMetadataDocuments(t *testing.T) {
 	}
 }
 
-// TestReviewCoreIntrospectionCallers: a public client may not introspect, and a
+// TestIntrospectionCallers: a public client may not introspect, and a
 // refresh token is inactive to every client but its own.
-func TestReviewCoreIntrospectionCallers(t *testing.T) {
+func TestIntrospectionCallers(t *testing.T) {
 	h := newHub(t)
 	secret := h.AddClient(&store.Client{ID: "web", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code", "refresh_token"}})
 	rs := h.AddClient(&store.Client{ID: "rs", GrantTypes: []string{"client_credentials"}})
+	h.LinkResourceServer("rs")
 	h.AddClient(&store.Client{ID: "public", TokenEndpointAuthMethod: "none", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code"}})
 	tok, err := h.codeFlow(h.Browser(), h.oauth2Config("web", secret, "notes.read"), []string{"notes.read"})
 	if err != nil {
@@ -185,7 +186,7 @@ func TestReviewCoreIntrospectionCallers(t *testing.T) {
 		t.Fatalf("public client introspecting: %d %v %v", r.status, r.body, r.header)
 	}
 	if got := h.introspect(tok.AccessToken, "rs", rs); got["active"] != true || got["sub"] != "u-alice" {
-		t.Fatalf("a confidential client introspecting an access token: %v", got)
+		t.Fatalf("the resource server introspecting an access token: %v", got)
 	}
 	if got := h.introspect(tok.RefreshToken, "rs", rs); len(got) != 1 || got["active"] != false {
 		t.Fatalf("another client introspecting a refresh token = %v, want exactly {active:false}", got)
@@ -195,9 +196,9 @@ func TestReviewCoreIntrospectionCallers(t *testing.T) {
 	}
 }
 
-// TestReviewCoreRevokeOthersToken: revoking another client's token answers 200
+// TestRevokeOthersToken: revoking another client's token answers 200
 // (RFC 7009 §2.2) and changes nothing.
-func TestReviewCoreRevokeOthersToken(t *testing.T) {
+func TestRevokeOthersToken(t *testing.T) {
 	h := newHub(t)
 	secret := h.AddClient(&store.Client{ID: "web", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code", "refresh_token"}})
 	rs := h.AddClient(&store.Client{ID: "rs", GrantTypes: []string{"client_credentials"}})
