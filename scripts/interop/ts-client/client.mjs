@@ -8,12 +8,19 @@
 // through the continue page, and a new client that asks for every scope at
 // once sees notes.delete listed as not available on its consent screen.
 //
-// Usage: node client.mjs '<first JSON line printed by `agentid demo --json`>'
+// Usage: [MCP_SDK=v2] node client.mjs '<first JSON line printed by `agentid demo --json`>'
 // Exits non-zero on the first failure.
 
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { UnauthorizedError, auth } from '@modelcontextprotocol/sdk/client/auth.js';
+// MCP_SDK=v2 runs the SDK's v2 client package (@modelcontextprotocol/client)
+// instead of v1 (@modelcontextprotocol/sdk); the provider below serves both.
+const V2 = process.env.MCP_SDK === 'v2';
+const { Client, StreamableHTTPClientTransport, UnauthorizedError, auth } = V2
+  ? await import('@modelcontextprotocol/client')
+  : {
+      ...(await import('@modelcontextprotocol/sdk/client/index.js')),
+      ...(await import('@modelcontextprotocol/sdk/client/streamableHttp.js')),
+      ...(await import('@modelcontextprotocol/sdk/client/auth.js')),
+    };
 
 const demo = JSON.parse(process.argv[2] ?? process.env.DEMO_JSON ?? '');
 const REDIRECT_URL = process.env.REDIRECT_URL ?? 'http://127.0.0.1:18482/callback';
@@ -247,6 +254,12 @@ class HeadlessProvider {
     log(`tokens saved: scope="${tokens.scope}" refresh=${tokens.refresh_token ? 'yes' : 'no'}`);
     this._tokens = tokens;
   }
+  saveDiscoveryState(state) {
+    this._discovery = state;
+  }
+  discoveryState() {
+    return this._discovery;
+  }
   saveCodeVerifier(v) {
     this._codeVerifier = v;
   }
@@ -265,6 +278,7 @@ class HeadlessProvider {
     const err = back.searchParams.get('error');
     if (err) throw new AuthorizationRefused(err, back.searchParams.get('error_description'));
     this.pendingCode = back.searchParams.get('code');
+    this.pendingIss = back.searchParams.get('iss');
   }
 }
 
@@ -293,7 +307,7 @@ try {
 } catch (e) {
   if (!(e instanceof UnauthorizedError)) throw e;
   log('connect: UnauthorizedError, finishing authorization');
-  await transport.finishAuth(provider.pendingCode);
+  await transport.finishAuth(provider.pendingCode, provider.pendingIss);
   provider.pendingCode = undefined;
 }
 const transport2 = new StreamableHTTPClientTransport(new URL(demo.mcp_url), { authProvider: provider, fetch: loggingFetch });
@@ -318,7 +332,7 @@ async function callWithStepUp(name, args) {
     } catch (e) {
       if (!(e instanceof UnauthorizedError)) throw e;
       log(`${name}: UnauthorizedError (step-up), finishing authorization`);
-      await transport2.finishAuth(provider.pendingCode);
+      await transport2.finishAuth(provider.pendingCode, provider.pendingIss);
       provider.pendingCode = undefined;
       return await client.callTool({ name, arguments: args });
     }
@@ -328,8 +342,9 @@ async function callWithStepUp(name, args) {
   } catch (e) {
     // SDK v1 answers 403 insufficient_scope by refreshing when it holds a
     // refresh token; the refreshed token keeps the old scope, the retry gets
-    // the same 403 and the SDK gives up (typescript-sdk issue #2255).
-    if (!/403 after trying upscoping/.test(String(e?.message))) throw e;
+    // the same 403 and the SDK gives up (typescript-sdk issue #2255). v2
+    // re-authorizes at once and never needs this.
+    if (V2 || !/403 after trying upscoping/.test(String(e?.message))) throw e;
     log(`${name}: SDK gave up after a refresh (${e.message}); retrying with the refresh token hidden`);
     provider.stepUp = true;
     try {
@@ -394,7 +409,7 @@ await client.close();
     throw new Error('restart: connected without authorization');
   } catch (e) {
     if (!(e instanceof UnauthorizedError)) throw e;
-    await t.finishAuth(restarted.pendingCode);
+    await t.finishAuth(restarted.pendingCode, restarted.pendingIss);
   }
   const seen = browser.pages.slice(pagesAt);
   if (seen.join(',') !== 'continue') throw new Error(`restart: the person saw [${seen}], want only the continue page`);
@@ -417,7 +432,7 @@ await client.close();
   const want = 'notes.read notes.write notes.delete';
   const result = await auth(fresh, { serverUrl: new URL(demo.mcp_url), scope: want, fetchFn: loggingFetch });
   if (result !== 'REDIRECT') throw new Error(`all scopes: auth() = ${result}, want REDIRECT`);
-  await auth(fresh, { serverUrl: new URL(demo.mcp_url), scope: want, authorizationCode: fresh.pendingCode, fetchFn: loggingFetch });
+  await auth(fresh, { serverUrl: new URL(demo.mcp_url), scope: want, authorizationCode: fresh.pendingCode, iss: fresh.pendingIss, fetchFn: loggingFetch });
   const seen = browser.pages.slice(pagesAt);
   if (seen.join(',') !== 'consent') throw new Error(`all scopes: the person saw [${seen}], want the consent screen`);
   if (!browser.unavailable.slice(offAt).some((u) => u.scope === 'notes.delete')) throw new Error('all scopes: the consent screen did not list notes.delete as not available');
