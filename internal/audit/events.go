@@ -305,7 +305,18 @@ type TokenIssuedFields struct {
 	JTI       string
 	// Policy is how the scopes were decided, with the policy version.
 	Policy Decision
+	// AuthMethod and AuthAge are the rest of the context the policy decided
+	// in (its auth_method and auth_age_seconds), so that a dry run replays
+	// the decision as it was made.
+	AuthMethod string
+	AuthAge    time.Duration // with a user only
 }
+
+// Details keys of token.issued that a policy dry run reads back.
+const (
+	DetailAuthMethod     = "auth_method"
+	DetailAuthAgeSeconds = "auth_age_seconds"
+)
 
 // NewTokenIssued records that an access token was minted.
 func NewTokenIssued(m Meta, f TokenIssuedFields) *store.AuditEvent {
@@ -313,6 +324,10 @@ func NewTokenIssued(m Meta, f TokenIssuedFields) *store.AuditEvent {
 	ev.ClientID, ev.UserID, ev.Resource, ev.Scopes = f.ClientID, f.UserID, f.Resource, slices.Clone(f.Scopes)
 	set(ev.Details, "grant_type", f.GrantType)
 	set(ev.Details, "jti", f.JTI)
+	set(ev.Details, DetailAuthMethod, f.AuthMethod)
+	if f.UserID != "" {
+		ev.Details[DetailAuthAgeSeconds] = strconv.FormatInt(int64(f.AuthAge/time.Second), 10)
+	}
 	f.Policy.put(ev.Details)
 	return ev
 }

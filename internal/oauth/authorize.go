@@ -242,14 +242,18 @@ func appendQuery(uri string, v url.Values) string {
 	return uri + sep + v.Encode()
 }
 
-// sanitizeDescription keeps only the characters RFC 6749 §4.1.2.1 allows in
-// error_description (%x20-21 / %x23-5B / %x5D-7E).
+// sanitizeDescription keeps only the characters RFC 6749 §4.1.2.1 and §5.2
+// allow in error_description (%x20-21 / %x23-5B / %x5D-7E): a double quote
+// (from %q) becomes a single one, an ellipsis three dots, and any other
+// character outside the set a space.
 func sanitizeDescription(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
-			b[i] = ' '
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '"':
+			return '\''
+		case r < 0x20 || r > 0x7e || r == '\\':
+			return ' '
 		}
-	}
-	return string(b)
+		return r
+	}, strings.ReplaceAll(s, "…", "..."))
 }

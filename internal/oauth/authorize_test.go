@@ -190,7 +190,7 @@ func TestErrorRedirect(t *testing.T) {
 		{name: "no description no state", uri: "https://app.example.com/cb?keep=1", err: &Error{Code: CodeInvalidScope},
 			want: url.Values{"keep": {"1"}, "error": {"invalid_scope"}, "iss": {"https://id.example.com"}}},
 		{name: "description sanitised", uri: "https://app.example.com/cb", err: ErrInvalidRequest("bad \"x\"\n\\ é"),
-			want: url.Values{"error": {"invalid_request"}, "error_description": {"bad  x      "}, "iss": {"https://id.example.com"}}},
+			want: url.Values{"error": {"invalid_request"}, "error_description": {"bad 'x'    "}, "iss": {"https://id.example.com"}}},
 		{name: "nil error", uri: "https://app.example.com/cb", err: nil,
 			want: url.Values{"error": {"server_error"}, "iss": {"https://id.example.com"}}},
 	}

@@ -86,7 +86,9 @@ func NewError(code, format string, args ...any) *Error {
 	if len(args) > 0 {
 		desc = fmt.Sprintf(format, args...)
 	}
-	return &Error{Code: code, Description: desc, Status: statusFor(code)}
+	// Built within RFC 6749 §5.2's characters, so that the description a
+	// command line prints is the one the wire carries.
+	return &Error{Code: code, Description: sanitizeDescription(desc), Status: statusFor(code)}
 }
 
 func statusFor(code string) int {
@@ -175,7 +177,7 @@ func WriteError(w http.ResponseWriter, e *Error) {
 	if e.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(e.RetryAfter.Seconds())))))
 	}
-	WriteJSON(w, status, errorBody{Error: e.Code, Description: e.Description})
+	WriteJSON(w, status, errorBody{Error: e.Code, Description: sanitizeDescription(e.Description)})
 }
 
 // WriteJSON writes v as JSON with the no-store headers every token-endpoint

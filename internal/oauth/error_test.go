@@ -26,6 +26,9 @@ func TestErrorStatusAndWire(t *testing.T) {
 		{name: "temporarily_unavailable", err: NewError(CodeTemporarilyUnavailable, ""), status: 503, body: `{"error":"temporarily_unavailable"}`},
 		{name: "server error hides cause", err: ErrServer(errors.New("db password=hunter2")), status: 500, body: `{"error":"server_error","error_description":"the server could not complete the request"}`},
 		{name: "zero status uses code", err: &Error{Code: CodeInvalidScope}, status: 400, body: `{"error":"invalid_scope"}`},
+		// RFC 6749 §5.2: error_description is %x20-21 / %x23-5B / %x5D-7E.
+		{name: "description within RFC 6749 characters", err: ErrInvalidScope("scope %q is not offered by %s", "mail.send", "x\\y\n…"), status: 400,
+			body: `{"error":"invalid_scope","error_description":"scope 'mail.send' is not offered by x y ..."}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

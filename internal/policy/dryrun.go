@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -69,7 +70,7 @@ func DryRun(ctx context.Context, st store.Store, candidate map[string]string, si
 // DryRunTenant validates the candidate set (an invalid one is a
 // *ValidationError) and replays the tenant's token.issued audit events since
 // the given time against it. Each request is rebuilt from the event (client,
-// user, resource, scopes, grant_type, IP, time) with the client, user and
+// user, resource, scopes, grant_type, auth method, auth age, IP, time) with the client, user and
 // resource as they are now in the store, and its requested scopes come from
 // the policy decisions the event recorded (see audit.DecisionOf), or are
 // the granted scopes when it recorded none. The report lists every event
@@ -236,6 +237,14 @@ func (rb *rebuilder) request(ctx context.Context, ev *store.AuditEvent) (*Reques
 	}
 
 	gt := ev.Details["grant_type"]
+	var authAge time.Duration
+	if v, ok := ev.Details[audit.DetailAuthAgeSeconds]; ok {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return nil, nil, nil, skipError(fmt.Sprintf("detail %s: not a number: %q", audit.DetailAuthAgeSeconds, v))
+		}
+		authAge = time.Duration(n) * time.Second
+	}
 	req := &Request{
 		Action:   ActionForGrantType(gt),
 		TenantID: rb.tenant,
@@ -246,7 +255,8 @@ func (rb *rebuilder) request(ctx context.Context, ev *store.AuditEvent) (*Reques
 		Context: Context{
 			GrantType:  gt,
 			IP:         ev.IP,
-			AuthMethod: ev.Details["auth_method"],
+			AuthMethod: ev.Details[audit.DetailAuthMethod],
+			AuthAge:    authAge,
 			Time:       ev.Time,
 			Resource:   ev.Resource,
 		},

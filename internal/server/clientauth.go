@@ -134,7 +134,7 @@ func (s *Server) verifyClient(ctx context.Context, id string, ca oauth.ClientAut
 	switch c.TokenEndpointAuthMethod {
 	case "none":
 		// Public clients authenticate by client_id alone; an empty Basic
-		// password is what x/oauth2's auto-detection sends first (spec §5.3).
+		// password is what x/oauth2's auto-detection sends first.
 		if ca.ClientSecret != "" || ca.Assertion != "" {
 			return nil, failed("public_client_with_credentials", nil)
 		}

@@ -175,7 +175,7 @@ func TestTokenErrors(t *testing.T) {
 }
 
 // TestPublicClientBasicEmptyPassword: x/oauth2's auto-detection sends Basic
-// with an empty password first for public clients (spec §5.3).
+// with an empty password first for public clients.
 func TestPublicClientBasicEmptyPassword(t *testing.T) {
 	h := newHub(t)
 	h.AddClient(&store.Client{ID: "public", TokenEndpointAuthMethod: "none", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code"}})

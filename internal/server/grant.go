@@ -211,7 +211,13 @@ func (p *principal) describe(req *policy.Request, now time.Time) {
 		return
 	}
 	req.User = policy.UserFromStore(p.user)
-	if !p.authTime.IsZero() {
-		req.Context.AuthAge = now.Sub(p.authTime)
+	req.Context.AuthAge = p.authAge(now)
+}
+
+// authAge is how long ago the person logged in (zero when unknown).
+func (p *principal) authAge(now time.Time) time.Duration {
+	if p.user == nil || p.authTime.IsZero() {
+		return 0
 	}
+	return now.Sub(p.authTime)
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -243,11 +244,55 @@ func TestPipelineRefusesCarelessGrants(t *testing.T) {
 	})
 }
 
-// TestGrantTableAgreement: metadata, registration and /token dispatch all
-// follow a server's grant table: every row is advertised, registrable (by
-// public clients only where the row allows them) and dispatched, and a
+// TestCheckSubject: the pipeline itself finds the subject alive, not only
+// the store's check in the issuance transaction behind it (which the
+// careless grants above also meet): a disabled or deleted person, or a
+// disabled client, ends the request before the policy is asked.
+func TestCheckSubject(t *testing.T) {
+	f := newGrantFixture(t, "")
+	ctx := context.Background()
+	bot, err := f.st.GetClient(ctx, store.DefaultTenant, "careless-bot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	disabled := *bot
+	disabled.Disabled = true
+	tests := []struct {
+		name   string
+		client *store.Client
+		sub    subject
+		want   string // OAuth error code; "" for alive
+	}{
+		{"person alive", bot, userSubject("u-alice", time.Now()), ""},
+		{"client for itself", bot, clientSubject(), ""},
+		{"disabled person", bot, userSubject("u-bob", time.Now()), oauth.CodeInvalidGrant},
+		{"deleted person", bot, userSubject("u-gone", time.Now()), oauth.CodeInvalidGrant},
+		{"disabled client for a person", &disabled, userSubject("u-alice", time.Now()), oauth.CodeInvalidClient},
+		{"disabled client for itself", &disabled, clientSubject(), oauth.CodeInvalidClient},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := f.s.checkSubject(ctx, tc.client, tc.sub)
+			if tc.want == "" {
+				if err != nil || p.client != tc.client || p.userID() != tc.sub.userID {
+					t.Fatalf("checkSubject = %+v, %v; want the subject alive", p, err)
+				}
+				return
+			}
+			var oe *oauth.Error
+			if !errors.As(err, &oe) || oe.Code != tc.want {
+				t.Fatalf("checkSubject error = %v, want %s", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestGrantTableAgreement: metadata, registration (RFC 7591 and RFC 7592
+// updates) and /token dispatch all follow a server's grant table: every row
+// is advertised, registrable (by public clients only where the row allows
+// them) and dispatched, and a
 // grant type that is not in the table is refused by each with its own error.
-// The CLI's side is TestBuildClientGrantTypesFollowTheTable in cmd/agentid.
+// The CLI's side is TestClientGrantTypesFollowTheTable in cmd/agentid.
 func TestGrantTableAgreement(t *testing.T) {
 	f := newGrantFixture(t, "")
 	f.next = &authorization{subject: clientSubject(), resource: []string{testResource}}
@@ -279,6 +324,26 @@ func TestGrantTableAgreement(t *testing.T) {
 		req.Header.Set("Content-Type", "application/json")
 		return f.do(t, req)
 	}
+	// update replaces the metadata of a registered client (RFC 7592 §2.2)
+	// with grantTypes and the rest as registered.
+	update := func(t *testing.T, reg tokenReply, grantTypes ...string) tokenReply {
+		t.Helper()
+		md := map[string]any{"client_id": reg.body["client_id"], "grant_types": grantTypes,
+			"token_endpoint_auth_method": reg.body["token_endpoint_auth_method"]}
+		if uris, ok := reg.body["redirect_uris"]; ok {
+			md["redirect_uris"] = uris
+		}
+		body, _ := json.Marshal(md)
+		req := httptest.NewRequest(http.MethodPut, "/register/"+reg.body["client_id"].(string), bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+reg.body["registration_access_token"].(string))
+		return f.do(t, req)
+	}
+	// A public client of the code grant, that updates may give more grants.
+	publicApp := register(t, oauth.GrantAuthorizationCode, "none")
+	if publicApp.status != http.StatusCreated {
+		t.Fatalf("public registration: %d %v", publicApp.status, publicApp.body)
+	}
 	// Enough parameters for every grant's parsing; each hook then fails or
 	// succeeds on its own terms.
 	form := func(grantType string) url.Values {
@@ -297,12 +362,20 @@ func TestGrantTableAgreement(t *testing.T) {
 			case oauth.CodeUnsupportedGrantType, oauth.CodeUnauthorizedClient, oauth.CodeInvalidClient:
 				t.Fatalf("/token for a client registered for %s: %d %v", g.typ, tok.status, tok.body)
 			}
+			if up := update(t, reg, g.typ); up.status != http.StatusOK {
+				t.Fatalf("update for %s: %d %v", g.typ, up.status, up.body)
+			}
 			pub := register(t, g.typ, "none")
+			pubUp := update(t, publicApp, oauth.GrantAuthorizationCode, g.typ)
 			switch {
 			case g.public && pub.status != http.StatusCreated:
 				t.Fatalf("public registration for %s: %d %v", g.typ, pub.status, pub.body)
 			case !g.public && pub.errorCode() != oauth.CodeInvalidClientMetadata:
 				t.Fatalf("public registration for %s: %d %v, want invalid_client_metadata", g.typ, pub.status, pub.body)
+			case g.public && pubUp.status != http.StatusOK:
+				t.Fatalf("public update for %s: %d %v", g.typ, pubUp.status, pubUp.body)
+			case !g.public && pubUp.errorCode() != oauth.CodeInvalidClientMetadata:
+				t.Fatalf("public update for %s: %d %v, want invalid_client_metadata", g.typ, pubUp.status, pubUp.body)
 			}
 		})
 	}
@@ -314,9 +387,53 @@ func TestGrantTableAgreement(t *testing.T) {
 			if reg := register(t, typ, "client_secret_basic"); reg.errorCode() != oauth.CodeInvalidClientMetadata {
 				t.Fatalf("registration for %s: %d %v, want invalid_client_metadata", typ, reg.status, reg.body)
 			}
+			if up := update(t, publicApp, oauth.GrantAuthorizationCode, typ); up.errorCode() != oauth.CodeInvalidClientMetadata {
+				t.Fatalf("update for %s: %d %v, want invalid_client_metadata", typ, up.status, up.body)
+			}
 			if tok := f.token(t, form(typ), "careless-bot", "bot-secret"); tok.errorCode() != oauth.CodeUnsupportedGrantType {
 				t.Fatalf("/token for %s: %d %v, want unsupported_grant_type", typ, tok.status, tok.body)
 			}
 		})
+	}
+}
+
+// TestDryRunReplaysIssuedTokens: a policy dry run of the policy in force
+// over the token.issued events the pipeline wrote changes nothing, because
+// each event carries the context its decision was made in (here the
+// client's auth method and the age of the person's login, which the policy
+// looks at).
+func TestDryRunReplaysIssuedTokens(t *testing.T) {
+	const rules = `@id("cc-by-secret") permit (principal, action == Action::"grant", resource)
+when { context.grant_type == "client_credentials" && context.auth_method == "client_secret_basic" };
+@id("write-needs-fresh-login") forbid (principal, action, resource)
+when { resource.name == "notes.write" && context has auth_age_seconds && context.auth_age_seconds > 3600 };`
+	f := newGrantFixture(t, rules)
+	ctx := context.Background()
+	now := time.Now()
+	if err := f.st.CreateClient(ctx, &store.Client{
+		TenantID: store.DefaultTenant, ID: "nightly", RegistrationMethod: store.RegistrationManual, CreatedAt: now, UpdatedAt: now,
+		TokenEndpointAuthMethod: "client_secret_basic", SecretHash: token.Hash("nightly-secret"),
+		GrantTypes: []string{oauth.GrantClientCredentials}, DefaultResource: testResource,
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if r := f.token(t, url.Values{"grant_type": {oauth.GrantClientCredentials}, "scope": {"notes.read"}}, "nightly", "nightly-secret"); r.status != http.StatusOK {
+		t.Fatalf("client credentials: %d %v", r.status, r.body)
+	}
+	if err := f.s.ledger.Grant(ctx, consent.Key{UserID: "u-alice", ClientID: "careless-app", Resource: testResource}, []string{"notes.read", "notes.write"}, time.Time{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	f.next = &authorization{subject: userSubject("u-alice", now.Add(-2*time.Hour)), resource: []string{testResource}, scopes: []string{"notes.read", "notes.write"}, consent: true}
+	if r := f.token(t, url.Values{"grant_type": {carelessGrant}}, "careless-app", ""); r.status != http.StatusOK || r.body["scope"] != "notes.read" {
+		t.Fatalf("a login two hours old: %d %v, want notes.read alone", r.status, r.body)
+	}
+	files := policy.DefaultFiles()
+	files["test.cedar"] = rules
+	rep, err := policy.DryRun(ctx, f.st, files, now.Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Evaluated != 2 || len(rep.Changes) != 0 {
+		t.Fatalf("dry run of the policy in force: %s", rep)
 	}
 }

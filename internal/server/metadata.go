@@ -14,10 +14,11 @@ import (
 const metadataTTL = 5 * time.Second
 
 // metadata builds the RFC 8414 document (oidc false) or the OpenID
-// Connect discovery document (oidc true). Both carry one issuer and the same
-// values wherever their fields overlap (spec §5.3). Until the hub issues ID
-// tokens, the OIDC document advertises nothing about them: it is the RFC
-// 8414 document plus the subject type of the sub the hub issues.
+// Connect discovery document (oidc true). Both carry one issuer (RFC 8414
+// §3.3, OpenID Connect Discovery §4.3) and the same values wherever their
+// fields overlap. Until the hub issues ID tokens, the OIDC document
+// advertises nothing about them: it is the RFC 8414 document plus the
+// subject type of the sub the hub issues.
 func (s *Server) metadata(r *http.Request, oidc bool) ([]byte, error) {
 	s.metaMu.Lock()
 	defer s.metaMu.Unlock()

@@ -16,7 +16,9 @@ import (
 
 // The token endpoint is one pipeline around the grant table (grant.go):
 //
-//  1. authenticate the client, before anything is consumed (spec §5.3);
+//  1. authenticate the client, before anything is consumed, so that a
+//     client retrying with other credentials (x/oauth2 tries Basic, then
+//     the body) still has its code;
 //  2. find the grant type in the table and check the client may use it;
 //  3. run the grant's hook, which proves the grant and returns an
 //     authorization;
@@ -192,6 +194,7 @@ func (s *Server) issue(ctx context.Context, r *http.Request, grantType string, c
 	ev := audit.NewTokenIssued(s.meta(r), audit.TokenIssuedFields{
 		ClientID: c.ID, UserID: p.userID(), Resource: res.URI, Scopes: granted,
 		GrantType: grantType, JTI: claims.JTI, Policy: decision,
+		AuthMethod: c.TokenEndpointAuthMethod, AuthAge: p.authAge(now),
 	})
 	iss := &store.Issuance{
 		AccessToken: &store.AccessToken{JTI: claims.JTI, TenantID: s.tenant, GrantID: a.family.id, ClientID: c.ID, UserID: p.userID(), Resource: res.URI, Scopes: granted, ExpiresAt: exp},

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -28,7 +29,9 @@ var updateWire = flag.Bool("update", false, "rewrite the golden wire transcripts
 // exchange, in testdata/wire/*.txtar: discovery, the authorization code flow
 // with PKCE, refresh, client credentials and one error of each kind. Values
 // that change from run to run (the hub's address, tokens, codes, secrets,
-// timestamps) are replaced by named placeholders. Regenerate with
+// timestamps) are replaced by named placeholders; the response headers
+// Date, Content-Length and X-Request-Id are left out, every other one is
+// shown. Regenerate with
 // go test ./internal/server -run TestWire -update.
 func TestWire(t *testing.T) {
 	const (
@@ -74,6 +77,14 @@ func TestWire(t *testing.T) {
 			secret := h.AddClient(&store.Client{ID: "nightly-job", GrantTypes: []string{"client_credentials"}, Tags: []string{"cc:notes.read"}, DefaultResource: h.Resource})
 			w.secret(secret, "nightly-job secret")
 			w.do(http.MethodPost, "/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"notes.read"}}, "nightly-job:"+secret)
+		}},
+		{"error_authorize_redirect", "An authorization request from a client an administrator registered, naming a scope no resource offers: the error goes back to the client with state and iss (RFC 6749 §4.1.2.1, RFC 9207 §2), before any sign-in. (A self-registered client gets the hub's error page instead.)", func(w *wireRecorder, h *hub) {
+			h.AddClient(&store.Client{ID: "mcp-client", TokenEndpointAuthMethod: "none", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code"}})
+			w.browse(h.Browser(), h.URL+"/authorize?"+url.Values{
+				"response_type": {"code"}, "client_id": {"mcp-client"}, "redirect_uri": {redirectURI}, "state": {state},
+				"scope": {"mail.send"}, "resource": {h.Resource},
+				"code_challenge": {oauth.S256Challenge(verifier)}, "code_challenge_method": {"S256"},
+			}.Encode())
 		}},
 	}
 	for _, e := range []struct {
@@ -135,7 +146,8 @@ type wireRecorder struct {
 func newWireRecorder(t *testing.T, h *hub) *wireRecorder {
 	w := &wireRecorder{t: t, h: h, names: map[string]string{}, counts: map[string]int{}}
 	w.secret(h.URL, "issuer")
-	w.secret(url.QueryEscape(h.URL), "issuer")
+	// Its escaped form is named apart, so that escaping shows on the wire.
+	w.secret(url.QueryEscape(h.URL), "issuer, query-escaped")
 	return w
 }
 
@@ -156,6 +168,10 @@ func (w *wireRecorder) seen(kind, value string) {
 	w.counts[kind]++
 	w.secret(value, fmt.Sprintf("%s %d", kind, w.counts[kind]))
 }
+
+// unrecordedHeaders are the response headers whose values differ from run
+// to run.
+var unrecordedHeaders = []string{"Date", "Content-Length", "X-Request-Id"}
 
 // changing are the response fields whose values differ from run to run.
 var changing = []string{"access_token", "refresh_token", "code", "client_secret", "registration_access_token", "id_token"}
@@ -221,9 +237,11 @@ func (w *wireRecorder) exchange(c *http.Client, req *http.Request) *http.Respons
 	}
 
 	fmt.Fprintf(&w.out, "-- %d response --\n%s\n", w.n, resp.Status)
-	for _, k := range []string{"Content-Type", "Cache-Control", "Pragma", "Location", "WWW-Authenticate"} {
-		if v := resp.Header.Get(k); v != "" {
-			fmt.Fprintf(&w.out, "%s: %s\n", k, v)
+	// Every header but those that change from run to run, so that a header
+	// added or dropped shows.
+	for _, k := range slices.Sorted(maps.Keys(resp.Header)) {
+		if !slices.Contains(unrecordedHeaders, k) {
+			fmt.Fprintf(&w.out, "%s: %s\n", k, strings.Join(resp.Header[k], ", "))
 		}
 	}
 	if loc, err := resp.Location(); err == nil {
