@@ -93,6 +93,11 @@ func (t *throttle) begin(key string) (h uint64, ok bool, retry time.Duration) {
 		}
 		return h, false, retry
 	}
+	if !t.inFlight {
+		// Nothing to hold: end records a failure by itself, and a key
+		// that never failed costs no entry.
+		return h, true, 0
+	}
 	if !found && len(t.m) >= t.max && !t.evictLocked(now) {
 		// Every entry is an attempt in flight: refuse rather than grow.
 		return h, false, time.Minute
@@ -104,12 +109,22 @@ func (t *throttle) begin(key string) (h uint64, ok bool, retry time.Duration) {
 
 // end finishes an attempt begun under h; failed records a failure.
 func (t *throttle) end(h uint64, failed bool) {
+	if !t.inFlight && !failed {
+		return // a success leaves no trace
+	}
 	now := t.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	b, ok := t.m[h]
 	if !ok {
-		return
+		if t.inFlight {
+			return
+		}
+		// A failure throttle keeps no entry before the first failure.
+		if len(t.m) >= t.max && !t.evictLocked(now) {
+			return
+		}
+		b.at = now
 	}
 	b.level, b.at = t.drained(b, now), now
 	b.pending = max(0, b.pending-1)

@@ -186,4 +186,17 @@ func TestFailureThrottleIgnoresInFlight(t *testing.T) {
 	if _, ok, _ := th.begin("client"); ok {
 		t.Fatal("ten recorded failures did not refuse the next attempt")
 	}
+	// Successes leave no entry; failures under many keys stay bounded.
+	h, _, _ := th.begin("fine")
+	th.end(h, false)
+	for i := range 3000 {
+		h, _, _ := th.begin(fmt.Sprintf("%0300d", i))
+		th.end(h, true)
+		if th.len() > 100 {
+			t.Fatalf("%d entries after %d failing keys, want ≤ 100", th.len(), i+1)
+		}
+	}
+	if _, ok, _ := th.begin("client"); ok {
+		t.Fatal("a flood of single failures reset a spent bucket")
+	}
 }
