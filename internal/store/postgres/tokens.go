@@ -275,8 +275,8 @@ func issuanceGrant(iss *store.Issuance) (tenant, grant string) {
 
 // RotateRefresh retires the refresh token oldHash and persists iss. The row
 // lock taken by SELECT … FOR UPDATE serialises concurrent rotations of one
-// token across replicas: the second one sees RotatedAt set and is treated as
-// reuse. On reuse (the token was already rotated or revoked) nothing of iss
+// token across replicas: the second one sees RotatedAt set and is accepted
+// within the reuse interval or treated as reuse (store.Tokens). On reuse (the token was already rotated or revoked) nothing of iss
 // is written; the grant is revoked and reuse is written instead, and the
 // error is store.ErrAlreadyUsed (RFC 9700 §4.14.2). As for codes, reuse is
 // checked before expiry. An unknown or expired token is store.ErrNotFound.
