@@ -243,8 +243,8 @@ What to try:
      in this directory:
        %[6]s clients list
        %[6]s clients tag CLIENT_ID trusted
-  4. Or stop this demo (Ctrl-C) and run the scripted agent: %[7]s demo --agent --yes
-`, in.Issuer, in.MCPURL, in.AccountURL, in.Username, in.Password, admin, prog)
+  4. Or stop this demo (Ctrl-C) and run the scripted agent: %[6]s demo --agent --yes
+`, in.Issuer, in.MCPURL, in.AccountURL, in.Username, in.Password, admin)
 }
 
 // invocation is how the person started agentid, for commands they can

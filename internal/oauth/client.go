@@ -246,6 +246,11 @@ func (m *ClientMetadata) Validate(supported []SupportedGrant) *Error {
 	if !displayText(m.ClientName) {
 		return ErrInvalidClientMetadata("client_name must be valid UTF-8 without control, bidirectional or invisible formatting characters")
 	}
+	if m.ClientName != "" && strings.TrimFunc(m.ClientName, blankRune) == "" {
+		// A name of spaces would leave the consent screen's "Allow … to
+		// act for you?" without anyone in it.
+		return ErrInvalidClientMetadata("client_name must contain a visible character")
+	}
 	if len(m.Contacts) > maxContacts {
 		return ErrInvalidClientMetadata("at most %d contacts may be registered", maxContacts)
 	}
@@ -360,8 +365,11 @@ func ParsePublicJWKS(raw []byte) (*jose.JSONWebKeySet, *Error) {
 // paragraph separators, and no format characters (Cf) — the bidirectional
 // embeddings, overrides and isolates (U+202A–202E, U+2066–2069), the marks
 // U+200E, U+200F and U+061C, the zero-width characters (U+200B–200D,
-// U+2060, U+FEFF) and the invisible tag characters. A right-to-left
-// override in a client name would reverse the rest of a consent screen's
+// U+2060, U+FEFF) and the invisible tag characters, nor the other
+// default-ignorable characters, which render as nothing (U+034F, U+17B4,
+// U+17B5 and the Hangul fillers U+115F, U+1160, U+3164, U+FFA0: a name of
+// fillers looks empty); variation selectors stay, emoji use them. A
+// right-to-left override in a client name would reverse the rest of a consent screen's
 // heading; zero-width characters make two names that look the same differ.
 // The replacement character U+FFFD is refused too: it only appears where
 // text was broken before it reached us.
@@ -378,7 +386,13 @@ func displayText(s string) bool {
 }
 
 func displayRune(r rune) bool {
-	return !unicode.In(r, unicode.Cc, unicode.Cf, unicode.Zl, unicode.Zp) && r != utf8.RuneError
+	return !unicode.In(r, unicode.Cc, unicode.Cf, unicode.Zl, unicode.Zp, unicode.Other_Default_Ignorable_Code_Point) && r != utf8.RuneError
+}
+
+// blankRune reports whether r shows as empty space: a space separator
+// (U+0020, U+00A0, U+2000–200A, U+3000, …) or the blank braille pattern U+2800.
+func blankRune(r rune) bool {
+	return unicode.Is(unicode.Zs, r) || r == '\u2800'
 }
 
 // loneSurrogate reports whether the raw JSON value escapes a UTF-16

@@ -326,26 +326,31 @@ func TestApplicationTypeInferred(t *testing.T) {
 // refused rather than replaced with U+FFFD.
 func TestClientMetadataDisplayText(t *testing.T) {
 	bad := map[string]string{
-		"RLO U+202E":         "\u202e",
-		"LRE U+202A":         "\u202a",
-		"PDF U+202C":         "\u202c",
-		"LRI U+2066":         "\u2066",
-		"PDI U+2069":         "\u2069",
-		"LRM U+200E":         "\u200e",
-		"RLM U+200F":         "\u200f",
-		"ALM U+061C":         "\u061c",
-		"ZWSP U+200B":        "\u200b",
-		"ZWNJ U+200C":        "\u200c",
-		"ZWJ U+200D":         "\u200d",
-		"word joiner U+2060": "\u2060",
-		"BOM U+FEFF":         "\ufeff",
-		"tag U+E0041":        "\U000e0041",
-		"NUL":                "\x00",
-		"tab":                "\t",
-		"DEL":                "\x7f",
-		"C1 U+0085":          "\u0085",
-		"line separator":     "\u2028",
-		"replacement U+FFFD": "\ufffd",
+		"RLO U+202E":              "\u202e",
+		"LRE U+202A":              "\u202a",
+		"PDF U+202C":              "\u202c",
+		"LRI U+2066":              "\u2066",
+		"PDI U+2069":              "\u2069",
+		"LRM U+200E":              "\u200e",
+		"RLM U+200F":              "\u200f",
+		"ALM U+061C":              "\u061c",
+		"ZWSP U+200B":             "\u200b",
+		"ZWNJ U+200C":             "\u200c",
+		"ZWJ U+200D":              "\u200d",
+		"word joiner U+2060":      "\u2060",
+		"BOM U+FEFF":              "\ufeff",
+		"tag U+E0041":             "\U000e0041",
+		"NUL":                     "\x00",
+		"tab":                     "\t",
+		"DEL":                     "\x7f",
+		"C1 U+0085":               "\u0085",
+		"line separator":          "\u2028",
+		"replacement U+FFFD":      "\ufffd",
+		"CGJ U+034F":              "\u034f",
+		"Hangul filler U+3164":    "\u3164",
+		"Hangul filler U+115F":    "\u115f",
+		"halfwidth filler U+FFA0": "\uffa0",
+		"Khmer U+17B4":            "\u17b4",
 	}
 	fields := []struct {
 		name string
@@ -370,12 +375,22 @@ func TestClientMetadataDisplayText(t *testing.T) {
 			})
 		}
 		t.Run(f.name+"/plain", func(t *testing.T) {
-			body := "{" + base + f.body("Ünïcode 名前 مرحبا")[1:]
+			body := "{" + base + f.body("Ünïcode 名前 مرحبا 한글 ❤️")[1:]
 			m, perr := ParseClientMetadata([]byte(body))
 			if perr != nil {
 				t.Fatalf("parse: %v", perr)
 			}
 			wantCode(t, m.Validate(servedGrants), "")
+		})
+	}
+
+	for name, v := range map[string]string{"spaces": "   ", "ideographic space U+3000": "\u3000", "braille blank U+2800": "\u2800\u2800", "no-break space": "\u00a0"} {
+		t.Run("client_name/blank/"+name, func(t *testing.T) {
+			m, perr := ParseClientMetadata([]byte(`{"redirect_uris":["https://a.example/cb"],"client_name":` + jsonString(v) + `}`))
+			if perr != nil {
+				t.Fatalf("parse: %v", perr)
+			}
+			wantCode(t, m.Validate(servedGrants), CodeInvalidClientMetadata)
 		})
 	}
 

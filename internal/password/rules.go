@@ -59,7 +59,7 @@ func Check(pw string, context ...string) error {
 		return ErrTooLong
 	}
 	lower := strings.ToLower(pw)
-	if _, ok := common()[lower]; ok || repeated(lower) || sequential(lower) {
+	if _, ok := common()[lower]; ok || patterned(lower) {
 		return ErrCommon
 	}
 	core := deleet(strings.TrimFunc(lower, func(r rune) bool { return !unicode.IsLetter(r) }))
@@ -82,6 +82,23 @@ func Check(pw string, context ...string) error {
 	return nil
 }
 
+// patterned reports whether s is a repeated unit or a run, alone or with
+// at most two characters added at either end ("aaaaaaaaaaab",
+// "           1", "!abcdefghijk1"): NIST SP 800-63B §5.1.1.2 lists
+// repetitive and sequential characters, and a character or two around
+// them add next to nothing to a guesser's work.
+func patterned(s string) bool {
+	rs := []rune(s)
+	for i := 0; i <= 2; i++ {
+		for j := 0; j <= 2; j++ {
+			if core := string(rs[i : len(rs)-j]); len(rs)-i-j >= 8 && (repeated(core) || sequential(core)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // repeated reports whether s is one unit of at most four characters
 // repeated ("aaaaaaaaaaaa", "abcabcabcabc", "1212121212121").
 func repeated(s string) bool {
@@ -102,14 +119,14 @@ func repeated(s string) bool {
 }
 
 // sequential reports whether s runs up or down one code point at a time
-// ("abcdefghijklm", "3456789:;<=>"); digit runs that wrap round ("…8901…")
-// are on the list instead.
+// ("abcdefghijklm", "3456789:;<=>"); digits wrap round ("…78901…",
+// "…21098…").
 func sequential(s string) bool {
 	rs := []rune(s)
 	up, down := true, true
 	for i := 1; i < len(rs); i++ {
-		up = up && rs[i] == rs[i-1]+1
-		down = down && rs[i] == rs[i-1]-1
+		up = up && (rs[i] == rs[i-1]+1 || rs[i-1] == '9' && rs[i] == '0')
+		down = down && (rs[i] == rs[i-1]-1 || rs[i-1] == '0' && rs[i] == '9')
 	}
 	return up || down
 }

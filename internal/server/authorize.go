@@ -3,9 +3,12 @@ package server
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/agentid/agentid/internal/audit"
@@ -294,28 +297,41 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, a *authz, u *
 	http.Redirect(w, r, oauth.SuccessRedirect(a.redirectURI, handle, a.req.State, s.issuer), http.StatusFound)
 }
 
-// reauthWindow is how recent a sign-in satisfies prompt=login or
-// max_age=0: long enough to cover the sign-in the request itself caused, so
-// that the request does not loop back to the login page.
+// reauthWindow is how recent a sign-in satisfies a max_age below it on the
+// way back from the sign-in the request caused, so that the request does
+// not loop back to the login page.
 const reauthWindow = time.Minute
 
 // freshLogin reports whether the session's sign-in is recent enough for req
-// (OpenID Connect Core §3.1.2.1): with prompt=login or max_age=0 only a
-// sign-in within reauthWindow is, with max_age=N one at most N seconds old,
-// otherwise any.
+// (OpenID Connect Core §3.1.2.1): with prompt=login none is (the person
+// signs in again whatever the session), with max_age=N one at most N
+// seconds old, otherwise any.
 func (s *Server) freshLogin(_ *http.Request, sess *store.Session, req *oauth.AuthorizeRequest) bool {
-	age := s.now().Sub(sess.AuthTime)
 	switch {
-	case req.HasPrompt(oauth.PromptLogin) || req.MaxAge == 0:
-		return age < reauthWindow
-	case req.MaxAge > 0:
-		return age <= time.Duration(req.MaxAge)*time.Second
+	case req.HasPrompt(oauth.PromptLogin):
+		return false
+	case req.MaxAge >= 0:
+		return s.now().Sub(sess.AuthTime) <= time.Duration(req.MaxAge)*time.Second
 	}
 	return true
 }
 
+// redirectToLogin sends the browser to the login page, which comes back to
+// the request once the person has signed in. The way back no longer asks
+// for a sign-in: prompt=login is dropped from it and a max_age below
+// reauthWindow raised to it, as the sign-in it returns from satisfies both.
 func (s *Server) redirectToLogin(w http.ResponseWriter, r *http.Request, a *authz) {
-	back := "/authorize?" + a.query.Encode()
+	q := maps.Clone(a.query)
+	if a.req.HasPrompt(oauth.PromptLogin) {
+		rest := slices.DeleteFunc(slices.Clone(a.req.Prompt), func(p string) bool { return p == oauth.PromptLogin })
+		if q.Del("prompt"); len(rest) > 0 {
+			q.Set("prompt", strings.Join(rest, " "))
+		}
+	}
+	if win := int(reauthWindow / time.Second); a.req.MaxAge >= 0 && a.req.MaxAge < win {
+		q.Set("max_age", strconv.Itoa(win))
+	}
+	back := "/authorize?" + q.Encode()
 	http.Redirect(w, r, "/login?return_to="+url.QueryEscape(back), http.StatusSeeOther)
 }
 

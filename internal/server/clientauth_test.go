@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -182,4 +183,32 @@ func retryAfter(t *testing.T, rec *httptest.ResponseRecorder) time.Duration {
 		t.Fatalf("429 without no-store: %v", rec.Header())
 	}
 	return time.Duration(n) * time.Second
+}
+
+// TestClientAuthParallelNotThrottled: a confidential client sending many
+// token requests at once is never refused for being parallel; only
+// recorded failures count against it.
+func TestClientAuthParallelNotThrottled(t *testing.T) {
+	h := newHub(t)
+	secret := h.AddClient(&store.Client{ID: "busy", GrantTypes: []string{"client_credentials"}, Tags: []string{"cc:notes.read"}, DefaultResource: h.Resource})
+	const workers, each = 32, 8
+	codes := make(chan int, workers*each)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			<-start
+			for range each {
+				codes <- h.tokenFrom("10.3.0.1", "busy", secret).Code
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(codes)
+	for code := range codes {
+		if code != http.StatusOK {
+			t.Fatalf("a parallel request got %d, want every one 200", code)
+		}
+	}
 }

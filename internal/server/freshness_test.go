@@ -76,6 +76,18 @@ func TestMaxAgeAndPromptLogin(t *testing.T) {
 			clk.Advance(5 * time.Minute)
 		})
 	}
+	// A sign-in moments ago, for this or any other request, is not the
+	// sign-in prompt=login and max_age=0 ask for.
+	for _, params := range [][]string{{"prompt", "login"}, {"max_age", "0"}, {"prompt", "login consent"}} {
+		t.Run("right after another sign-in: "+strings.Join(params, "="), func(t *testing.T) {
+			b.Login(b.Get(authURL("prompt", "login")), servertest.TestUser, servertest.TestPassword)
+			clk.Advance(time.Second)
+			if p := b.Get(authURL(params...)); !isLogin(p) {
+				t.Fatalf("no login page a second after a sign-in: %d %v", p.Status, p.Location)
+			}
+			clk.Advance(5 * time.Minute)
+		})
+	}
 	t.Run("a wrong password does not satisfy it", func(t *testing.T) {
 		p := b.Get(authURL("prompt", "login"))
 		if p = b.Login(p, servertest.TestUser, "not the password"); p.Status != http.StatusUnauthorized {

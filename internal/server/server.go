@@ -239,8 +239,8 @@ func New(cfg Config) (*Server, error) {
 	s.verifying = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
 	s.userThrottle = newThrottle(s.cfg.LoginAttempts, s.now, throttleMax)
 	s.ipThrottle = newThrottle(s.cfg.LoginAttemptsPerIP, s.now, throttleMax)
-	s.authIPThrottle = newThrottle(clientAuthPerIP, s.now, throttleMax)
-	s.authIDThrottle = newThrottle(clientAuthPerID, s.now, throttleMax)
+	s.authIPThrottle = newFailureThrottle(clientAuthPerIP, s.now, throttleMax)
+	s.authIDThrottle = newFailureThrottle(clientAuthPerID, s.now, throttleMax)
 	s.ledger, err = consent.New(consent.Options{Store: s.st, TenantID: s.tenant, Now: s.now})
 	if err != nil {
 		return nil, err

@@ -27,9 +27,16 @@ type throttle struct {
 	rate  float64 // level drained per second
 	burst float64
 	max   int
-	now   func() time.Time
-	seed  maphash.Seed
-	m     map[uint64]bucket
+	// inFlight counts attempts still being checked against the limit, so
+	// that parallel attempts cannot all pass before the first one fails.
+	// Sign-ins need it (a guess costs an argon2id verification that takes a
+	// while); client authentication does not: a secret is compared by its
+	// SHA-256 in microseconds, and a confidential client legitimately sends
+	// many requests at once, which must never be refused for being parallel.
+	inFlight bool
+	now      func() time.Time
+	seed     maphash.Seed
+	m        map[uint64]bucket
 }
 
 type bucket struct {
@@ -44,7 +51,15 @@ type bucket struct {
 const throttleMax = 1 << 16
 
 func newThrottle(l LoginLimit, now func() time.Time, max int) *throttle {
-	return &throttle{rate: l.PerMinute / 60, burst: float64(l.Burst), max: max, now: now, seed: maphash.MakeSeed(), m: make(map[uint64]bucket)}
+	return &throttle{rate: l.PerMinute / 60, burst: float64(l.Burst), max: max, inFlight: true, now: now, seed: maphash.MakeSeed(), m: make(map[uint64]bucket)}
+}
+
+// newFailureThrottle is a throttle that counts recorded failures only, not
+// attempts in flight (see throttle.inFlight).
+func newFailureThrottle(l LoginLimit, now func() time.Time, max int) *throttle {
+	t := newThrottle(l, now, max)
+	t.inFlight = false
+	return t
 }
 
 // drained is b's level at now.
@@ -66,8 +81,12 @@ func (t *throttle) begin(key string) (h uint64, ok bool, retry time.Duration) {
 	} else {
 		b.at = now
 	}
-	if b.level+float64(b.pending)+1 > t.burst {
-		excess := b.level + float64(b.pending) + 1 - t.burst
+	pending := 0.0
+	if t.inFlight {
+		pending = float64(b.pending)
+	}
+	if b.level+pending+1 > t.burst {
+		excess := b.level + pending + 1 - t.burst
 		retry = time.Minute
 		if t.rate > 0 {
 			retry = time.Duration(math.Ceil(excess / t.rate * float64(time.Second)))

@@ -165,3 +165,25 @@ func TestThrottleParallel(t *testing.T) {
 		t.Fatal("a sixth attempt passed after five failures")
 	}
 }
+
+// TestFailureThrottleIgnoresInFlight: a throttle for client authentication
+// lets any number of attempts run at once and refuses only once recorded
+// failures reach the burst.
+func TestFailureThrottleIgnoresInFlight(t *testing.T) {
+	clk := &fakeNow{t: time.Unix(1e9, 0)}
+	th := newFailureThrottle(LoginLimit{PerMinute: 10, Burst: 10}, clk.now, 100)
+	var hs []uint64
+	for i := range 50 {
+		h, ok, _ := th.begin("client")
+		if !ok {
+			t.Fatalf("attempt %d in flight refused", i)
+		}
+		hs = append(hs, h)
+	}
+	for i, h := range hs {
+		th.end(h, i < 10)
+	}
+	if _, ok, _ := th.begin("client"); ok {
+		t.Fatal("ten recorded failures did not refuse the next attempt")
+	}
+}

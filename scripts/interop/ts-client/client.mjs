@@ -1,14 +1,26 @@
 // Interop check: the official TypeScript MCP SDK client against an agentid
-// demo hub. It registers dynamically, plays the person headlessly (login and
-// consent with Node's fetch and manual cookies), calls read_notes, then
-// write_note, which needs a step-up to notes.write.
+// demo hub. It registers dynamically, plays the person headlessly (login,
+// consent, the "Continue to <app>?" page and the refusal page, with Node's
+// fetch and kept cookies), calls read_notes, then write_note, which needs a
+// step-up to notes.write, then delete_note, whose notes.delete the default
+// policy refuses: that must end in a clear invalid_scope refusal, not a loop.
+// Then an agent that kept its registration but lost its tokens signs in again
+// through the continue page, and a new client that asks for every scope at
+// once sees notes.delete listed as not available on its consent screen.
 //
-// Usage: node client.mjs '<first JSON line printed by `agentid demo --json`>'
+// Usage: [MCP_SDK=v2] node client.mjs '<first JSON line printed by `agentid demo --json`>'
 // Exits non-zero on the first failure.
 
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
+// MCP_SDK=v2 runs the SDK's v2 client package (@modelcontextprotocol/client)
+// instead of v1 (@modelcontextprotocol/sdk); the provider below serves both.
+const V2 = process.env.MCP_SDK === 'v2';
+const { Client, StreamableHTTPClientTransport, UnauthorizedError, auth } = V2
+  ? await import('@modelcontextprotocol/client')
+  : {
+      ...(await import('@modelcontextprotocol/sdk/client/index.js')),
+      ...(await import('@modelcontextprotocol/sdk/client/streamableHttp.js')),
+      ...(await import('@modelcontextprotocol/sdk/client/auth.js')),
+    };
 
 const demo = JSON.parse(process.argv[2] ?? process.env.DEMO_JSON ?? '');
 const REDIRECT_URL = process.env.REDIRECT_URL ?? 'http://127.0.0.1:18482/callback';
@@ -38,6 +50,8 @@ class Browser {
   constructor(origin) {
     this.origin = origin;
     this.cookies = new Map();
+    this.pages = [];
+    this.unavailable = [];
   }
 
   storeCookies(res) {
@@ -100,8 +114,32 @@ function decodeEntities(s) {
     .replace(/&amp;/g, '&');
 }
 
+// The refusal the hub sent back to the redirect URI (RFC 6749 §4.1.2.1), as
+// the provider throws it; the SDK passes it through to the caller.
+class AuthorizationRefused extends Error {
+  constructor(code, description) {
+    super(`authorization refused: ${code}${description ? `: ${description}` : ''}`);
+    this.code = code;
+    this.description = description ?? '';
+  }
+}
+
+// The scopes a page lists as not available, with the reason it gives.
+function unavailable(html) {
+  const m = html.match(/<section class="refused"[\s\S]*?<\/section>/i);
+  if (!m) return [];
+  return [...m[0].matchAll(/<code>([^<]*)<\/code>\s*<span class="block">([^<]*)<\/span>/gi)].map((x) => ({
+    scope: decodeEntities(x[1]),
+    reason: decodeEntities(x[2]),
+  }));
+}
+
 // Walks the authorization URL to the redirect back to the client and returns
-// that Location. Logs in if the hub asks, and consents to every scope offered.
+// that URL. Logs in if the hub asks, consents to every scope offered,
+// continues on the "Continue to <app>?" page, and on a refusal page follows
+// its "Back to the application" link. Each page seen is recorded in
+// browser.pages ('login', 'consent', 'continue', 'refused'); each scope shown
+// as not available in browser.unavailable.
 async function playPerson(browser, authorizationUrl) {
   let res = await browser.request('GET', authorizationUrl);
   for (let step = 0; step < 10; step++) {
@@ -112,8 +150,12 @@ async function playPerson(browser, authorizationUrl) {
       continue;
     }
     if (res.status !== 200) throw new Error(`person: ${res.url} answered ${res.status}: ${res.text.slice(0, 500)}`);
+    const off = unavailable(res.text);
+    for (const u of off) log(`person: the page lists ${u.scope} as not available: ${u.reason}`);
+    browser.unavailable.push(...off);
     const login = parseForm(res.text, '/login');
     if (login) {
+      browser.pages.push('login');
       const form = new URLSearchParams();
       for (const i of login) if (i.type === 'hidden' && i.name) form.append(i.name, i.value);
       form.set('username', demo.username);
@@ -122,12 +164,13 @@ async function playPerson(browser, authorizationUrl) {
       res = await browser.request('POST', new URL('/login', demo.issuer).toString(), form.toString());
       continue;
     }
-    const consent = parseForm(res.text, '/authorize/decision');
-    if (consent) {
+    const decision = parseForm(res.text, '/authorize/decision');
+    if (decision) {
+      // The form token is bound to the session: take it from this page.
       const form = new URLSearchParams();
       const scopes = [];
       let duration;
-      for (const i of consent) {
+      for (const i of decision) {
         if (!i.name) continue;
         if (i.type === 'hidden') form.append(i.name, i.value);
         if (i.type === 'checkbox' && i.name === 'scope') {
@@ -138,11 +181,27 @@ async function playPerson(browser, authorizationUrl) {
       }
       if (duration !== undefined) form.set('duration', duration);
       form.set('decision', 'allow');
-      log(`person: consenting to [${scopes.join(' ')}] for ${duration}`);
+      if (/\bid="continue"/.test(res.text)) {
+        if (scopes.length) throw new Error(`person: the continue page offers scopes to tick: ${scopes.join(' ')}`);
+        browser.pages.push('continue');
+        log(`person: continuing (${res.text.match(/<h1>([\s\S]*?)<\/h1>/)?.[1].replace(/<[^>]*>/g, '') ?? 'continue page'})`);
+      } else {
+        if (!scopes.length) throw new Error(`person: a consent form with nothing to tick: ${res.text.slice(0, 500)}`);
+        browser.pages.push('consent');
+        log(`person: consenting to [${scopes.join(' ')}] for ${duration}`);
+      }
       res = await browser.request('POST', new URL('/authorize/decision', demo.issuer).toString(), form.toString());
       continue;
     }
-    throw new Error(`person: page at ${res.url} has neither a login nor a consent form: ${res.text.slice(0, 500)}`);
+    const back = res.text.match(/<a\b[^>]*\bid="back"[^>]*\bhref="([^"]*)"/i) ?? res.text.match(/<a\b[^>]*\bhref="([^"]*)"[^>]*\bid="back"/i);
+    if (back && off.length) {
+      browser.pages.push('refused');
+      const href = new URL(decodeEntities(back[1]), res.url);
+      log(`person: nothing left to approve; following "Back to the application"`);
+      if (!href.toString().startsWith(REDIRECT_URL)) throw new Error(`person: the back link leaves for ${href}, not the redirect URI`);
+      return href;
+    }
+    throw new Error(`person: page at ${res.url} has no login, decision or refusal: ${res.text.slice(0, 500)}`);
   }
   throw new Error('person: too many steps');
 }
@@ -195,6 +254,12 @@ class HeadlessProvider {
     log(`tokens saved: scope="${tokens.scope}" refresh=${tokens.refresh_token ? 'yes' : 'no'}`);
     this._tokens = tokens;
   }
+  saveDiscoveryState(state) {
+    this._discovery = state;
+  }
+  discoveryState() {
+    return this._discovery;
+  }
   saveCodeVerifier(v) {
     this._codeVerifier = v;
   }
@@ -204,15 +269,16 @@ class HeadlessProvider {
   async redirectToAuthorization(url) {
     this.redirects++;
     log(`redirectToAuthorization scope="${url.searchParams.get('scope')}" resource="${url.searchParams.get('resource')}"`);
-    const back = await playPerson(this.browser, url.toString());
-    const err = back.searchParams.get('error');
-    if (err) throw new Error(`authorization error: ${err} ${back.searchParams.get('error_description') ?? ''}`);
-    if (back.searchParams.get('state') !== this._state) throw new Error('state mismatch on the redirect back');
-    if (back.searchParams.get('iss') !== null && back.searchParams.get('iss') !== demo.issuer) {
-      throw new Error(`iss mismatch: ${back.searchParams.get('iss')}`); // RFC 9207 §2.4
-    }
-    this.pendingCode = back.searchParams.get('code');
     this.stepUp = false;
+    const back = await playPerson(this.browser, url.toString());
+    if (back.searchParams.get('state') !== this._state) throw new Error('state mismatch on the redirect back');
+    if (back.searchParams.get('iss') !== demo.issuer) {
+      throw new Error(`iss mismatch: ${back.searchParams.get('iss')}`); // RFC 9207 §2.4: the hub always sends it
+    }
+    const err = back.searchParams.get('error');
+    if (err) throw new AuthorizationRefused(err, back.searchParams.get('error_description'));
+    this.pendingCode = back.searchParams.get('code');
+    this.pendingIss = back.searchParams.get('iss');
   }
 }
 
@@ -241,7 +307,7 @@ try {
 } catch (e) {
   if (!(e instanceof UnauthorizedError)) throw e;
   log('connect: UnauthorizedError, finishing authorization');
-  await transport.finishAuth(provider.pendingCode);
+  await transport.finishAuth(provider.pendingCode, provider.pendingIss);
   provider.pendingCode = undefined;
 }
 const transport2 = new StreamableHTTPClientTransport(new URL(demo.mcp_url), { authProvider: provider, fetch: loggingFetch });
@@ -259,38 +325,119 @@ log(`read_notes: ${JSON.stringify(read.content).slice(0, 200)}`);
 
 // Step-up: the hub answers 403 insufficient_scope; the SDK re-runs auth with
 // the challenged scope, which redirects the person again.
-const writeArgs = { text: 'written by the TypeScript SDK interop check' };
-async function writeWithStepUp() {
+async function callWithStepUp(name, args) {
+  const call = async () => {
+    try {
+      return await client.callTool({ name, arguments: args });
+    } catch (e) {
+      if (!(e instanceof UnauthorizedError)) throw e;
+      log(`${name}: UnauthorizedError (step-up), finishing authorization`);
+      await transport2.finishAuth(provider.pendingCode, provider.pendingIss);
+      provider.pendingCode = undefined;
+      return await client.callTool({ name, arguments: args });
+    }
+  };
   try {
-    return await client.callTool({ name: 'write_note', arguments: writeArgs });
+    return await call();
   } catch (e) {
-    if (!(e instanceof UnauthorizedError)) throw e;
-    log('write_note: UnauthorizedError (step-up), finishing authorization');
-    await transport2.finishAuth(provider.pendingCode);
-    provider.pendingCode = undefined;
-    return await client.callTool({ name: 'write_note', arguments: writeArgs });
+    // SDK v1 answers 403 insufficient_scope by refreshing when it holds a
+    // refresh token; the refreshed token keeps the old scope, the retry gets
+    // the same 403 and the SDK gives up (typescript-sdk issue #2255). v2
+    // re-authorizes at once and never needs this.
+    if (V2 || !/403 after trying upscoping/.test(String(e?.message))) throw e;
+    log(`${name}: SDK gave up after a refresh (${e.message}); retrying with the refresh token hidden`);
+    provider.stepUp = true;
+    try {
+      await client.ping(); // a successful request clears the SDK's upscoping loop guard
+      return await call();
+    } finally {
+      provider.stepUp = false;
+    }
   }
 }
-let wrote;
-try {
-  wrote = await writeWithStepUp();
-} catch (e) {
-  // SDK v1 answers 403 insufficient_scope by refreshing when it holds a
-  // refresh token; the refreshed token keeps the old scope, the retry gets
-  // the same 403 and the SDK gives up (typescript-sdk issue #2255).
-  if (!/403 after trying upscoping/.test(String(e?.message))) throw e;
-  log(`write_note: SDK gave up after a refresh (${e.message}); retrying with the refresh token hidden`);
-  if (provider.redirects !== 1) throw new Error(`expected no second authorization round yet, saw ${provider.redirects}`);
-  provider.stepUp = true;
-  await client.ping(); // a successful request clears the SDK's upscoping loop guard
-  wrote = await writeWithStepUp();
-}
+
+const writeArgs = { text: 'written by the TypeScript SDK interop check' };
+const wrote = await callWithStepUp('write_note', writeArgs);
 if (wrote.isError) throw new Error(`write_note failed: ${JSON.stringify(wrote)}`);
 log(`write_note: ${JSON.stringify(wrote.content).slice(0, 200)}`);
+if (provider.redirects !== 2) throw new Error(`authorization rounds after the write = ${provider.redirects}, want 2`);
 if (!String(provider._tokens.scope ?? '').split(' ').includes('notes.write')) throw new Error('final token lacks notes.write');
 
 const after = await client.callTool({ name: 'read_notes', arguments: {} });
 if (!JSON.stringify(after.content).includes('TypeScript SDK interop')) throw new Error(`note not read back: ${JSON.stringify(after.content)}`);
+
+// delete_note needs notes.delete, which the default policy keeps from a
+// self-registered agent (and a client registered for less cannot have). The
+// hub must say so: the person sees why and the client gets invalid_scope
+// naming the scope, in at most two authorization rounds, never a code.
+const roundsBefore = provider.redirects;
+const pagesBefore = browser.pages.length;
+let refused;
+try {
+  const deleted = await callWithStepUp('delete_note', { id: 1 });
+  throw new Error(`delete_note was not refused: ${JSON.stringify(deleted)}`);
+} catch (e) {
+  if (!(e instanceof AuthorizationRefused)) throw new Error(`delete_note: want a refusal from the hub, got ${e?.stack ?? e}`);
+  refused = e;
+}
+const deleteRounds = provider.redirects - roundsBefore;
+const deletePages = browser.pages.slice(pagesBefore);
+log(`delete_note: refused by the hub (${refused.code}): ${refused.description}`);
+log(`delete_note: ${deleteRounds} authorization round(s), pages ${deletePages.join(', ')}`);
+if (refused.code !== 'invalid_scope') throw new Error(`delete_note: error ${refused.code}, want invalid_scope`);
+if (!refused.description.includes('notes.delete')) throw new Error(`delete_note: the description does not name notes.delete: ${refused.description}`);
+if (deleteRounds < 1 || deleteRounds > 2) throw new Error(`delete_note: ${deleteRounds} authorization rounds, want 1 or 2 (no loop)`);
+if (deletePages.at(-1) !== 'refused') throw new Error(`delete_note: the person last saw ${deletePages.at(-1)}, want the refusal page`);
+if (!browser.unavailable.some((u) => u.scope === 'notes.delete')) throw new Error('delete_note: the refusal page did not list notes.delete');
+// The refusal took nothing away: the token still reads.
+const stillThere = await client.callTool({ name: 'read_notes', arguments: {} });
+if (!JSON.stringify(stillThere.content).includes('TypeScript SDK interop')) throw new Error(`read after the refusal: ${JSON.stringify(stillThere.content)}`);
 log(`authorization rounds: ${provider.redirects}`);
 await client.close();
+
+// The agent restarts: it kept its registration but not its tokens. The
+// person already allowed everything it asks for, but a public loopback
+// client still gets the one-click "Continue to <app>?" page (RFC 8252 §8.6).
+{
+  const restarted = new HeadlessProvider(browser);
+  restarted._clientInformation = provider._clientInformation;
+  log(`restart: client_id ${restarted._clientInformation.client_id} kept, tokens dropped`);
+  const pagesAt = browser.pages.length;
+  const t = new StreamableHTTPClientTransport(new URL(demo.mcp_url), { authProvider: restarted, fetch: loggingFetch });
+  try {
+    await new Client({ name: 'agentid-interop', version: '0.0.0' }).connect(t);
+    throw new Error('restart: connected without authorization');
+  } catch (e) {
+    if (!(e instanceof UnauthorizedError)) throw e;
+    await t.finishAuth(restarted.pendingCode, restarted.pendingIss);
+  }
+  const seen = browser.pages.slice(pagesAt);
+  if (seen.join(',') !== 'continue') throw new Error(`restart: the person saw [${seen}], want only the continue page`);
+  const c = new Client({ name: 'agentid-interop', version: '0.0.0' });
+  await c.connect(new StreamableHTTPClientTransport(new URL(demo.mcp_url), { authProvider: restarted, fetch: loggingFetch }));
+  const r = await c.callTool({ name: 'read_notes', arguments: {} });
+  if (!JSON.stringify(r.content).includes('TypeScript SDK interop')) throw new Error(`restart: read_notes: ${JSON.stringify(r.content)}`);
+  log(`restart: continue page, then read_notes with scope "${restarted._tokens.scope}"`);
+  await c.close();
+}
+
+// A new client asks for every scope at once (the SDK's auth() with an
+// explicit scope). Its consent screen offers what can be granted and lists
+// notes.delete as not available; the token says which scopes it carries
+// (RFC 6749 §5.1: it differs from the request).
+{
+  const fresh = new HeadlessProvider(browser);
+  const pagesAt = browser.pages.length;
+  const offAt = browser.unavailable.length;
+  const want = 'notes.read notes.write notes.delete';
+  const result = await auth(fresh, { serverUrl: new URL(demo.mcp_url), scope: want, fetchFn: loggingFetch });
+  if (result !== 'REDIRECT') throw new Error(`all scopes: auth() = ${result}, want REDIRECT`);
+  await auth(fresh, { serverUrl: new URL(demo.mcp_url), scope: want, authorizationCode: fresh.pendingCode, iss: fresh.pendingIss, fetchFn: loggingFetch });
+  const seen = browser.pages.slice(pagesAt);
+  if (seen.join(',') !== 'consent') throw new Error(`all scopes: the person saw [${seen}], want the consent screen`);
+  if (!browser.unavailable.slice(offAt).some((u) => u.scope === 'notes.delete')) throw new Error('all scopes: the consent screen did not list notes.delete as not available');
+  const got = String(fresh._tokens?.scope ?? '').split(' ');
+  if (got.includes('notes.delete') || !got.includes('notes.write')) throw new Error(`all scopes: token scope "${fresh._tokens?.scope}"`);
+  log(`all scopes: consent without notes.delete; token scope "${fresh._tokens.scope}"`);
+}
 console.log('OK');

@@ -2,10 +2,14 @@
 # Outside interop check (not part of scripts/test.sh): builds agentid, starts
 # the demo on free ports, runs the official TypeScript MCP SDK client against
 # it, and stops the demo. Needs Go, Node >= 20 and npm.
-# PREREGISTER=none|all registers the client before the SDK would (see client.mjs).
-# The SDK (1.32.2) answers insufficient_scope by refreshing, which cannot widen
-# scope (RFC 6749 §6; an SDK bug fixed in its newer client package); client.mjs
-# then retries with the refresh token hidden so that it re-authorizes.
+# It runs client.mjs against one demo with the SDK's v1 package and its v2
+# client package (MCP_SDK=v1|v2 picks one), each three times: the SDK
+# registering the client itself, then PREREGISTER=none and PREREGISTER=all,
+# which register it before the SDK would (see client.mjs); set PREREGISTER to
+# run one of them.
+# The v1 SDK (1.32.2) answers insufficient_scope by refreshing, which cannot
+# widen scope (RFC 6749 §6); client.mjs then retries with the refresh token
+# hidden so that it re-authorizes. The v2 client (2.4.0) needs no such help.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=${AGENTID_REPO:-$(cd "$here/../../.." && pwd)}
@@ -21,4 +25,11 @@ demo_pid=$!
 for _ in $(seq 100); do [ -s "$work/demo.out" ] && break; sleep 0.1; done
 line=$(head -1 "$work/demo.out")
 [ -n "$line" ] || { cat "$work/demo.err" >&2; exit 1; }
-REDIRECT_URL="http://127.0.0.1:$(free_port)/callback" node "$here/client.mjs" "$line"
+if [ -n "${PREREGISTER+set}" ]; then modes=("$PREREGISTER"); else modes=("" none all); fi
+if [ -n "${MCP_SDK+set}" ]; then sdks=("$MCP_SDK"); else sdks=(v1 v2); fi
+for sdk in "${sdks[@]}"; do
+  for mode in "${modes[@]}"; do
+    echo "== client.mjs with SDK $sdk${mode:+, PREREGISTER=$mode}" >&2
+    MCP_SDK=$sdk PREREGISTER=$mode REDIRECT_URL="http://127.0.0.1:$(free_port)/callback" node "$here/client.mjs" "$line"
+  done
+done
