@@ -383,8 +383,9 @@ func NewRefreshReuse(m Meta, f RefreshFields) *store.AuditEvent {
 
 // NewRefreshReusedWithinInterval records that a rotated refresh token was
 // presented again by its own client within the reuse interval (a retry,
-// two processes) and accepted: the family lives on with a new current
-// token. rotatedAt is when the presented token was rotated.
+// two processes) and accepted: the family lives on with one more current
+// token, a sibling of the first successor. rotatedAt is when the presented
+// token was rotated.
 func NewRefreshReusedWithinInterval(m Meta, f RefreshFields, rotatedAt time.Time) *store.AuditEvent {
 	ev := event(m, RefreshReusedWithinInterval)
 	ev.ClientID, ev.UserID, ev.Resource, ev.Scopes = f.ClientID, f.UserID, f.Resource, slices.Clone(f.Scopes)

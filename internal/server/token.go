@@ -266,11 +266,11 @@ func (s *Server) persist(ctx context.Context, r *http.Request, now time.Time, p 
 		fields := audit.RefreshFields{ClientID: p.client.ID, UserID: p.userID(), Resource: res.URI, GrantID: f.id}
 		iss.Events = append(iss.Events, audit.NewRefreshRotated(s.meta(r), fields))
 		if s.cfg.RefreshReuseInterval > 0 {
-			// The refresh reuse interval (docs/tokens.md): a token of the
-			// family rotated since then is accepted again from its client;
-			// the store retires the family's current token in its place,
-			// so the family keeps one current token. Set even for a token
-			// that looked current: a concurrent refresh may rotate it first.
+			// The refresh reuse interval (docs/tokens.md): a token rotated
+			// since then, and still its family's most recent rotation, is
+			// accepted again from its client with a sibling successor;
+			// nothing else is retired. Set even for a token that looked
+			// current: a concurrent refresh may rotate it first.
 			iss.Reuse = &store.ReuseInterval{
 				Since: now.Add(-s.cfg.RefreshReuseInterval),
 				Event: audit.NewRefreshReusedWithinInterval(s.meta(r), fields, f.rotate.RotatedAt),

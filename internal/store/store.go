@@ -373,8 +373,9 @@ type Issuance struct {
 // shortly after it was rotated: a client's retry after a lost response, or
 // two of its processes refreshing at once.
 type ReuseInterval struct {
-	// Since: a token rotated at or after Since, and neither revoked nor
-	// expired, is accepted again.
+	// Since: a token rotated at or after Since, neither revoked nor
+	// expired, and still its family's most recent rotation, is accepted
+	// again (see Tokens.RotateRefresh).
 	Since time.Time
 	// Event records the acceptance; it is written with the issuance's
 	// events.
@@ -539,17 +540,25 @@ type Tokens interface {
 	// ErrUserGone and nothing is written.
 	IssueTokens(ctx context.Context, iss *Issuance) error
 	// RotateRefresh atomically retires the refresh token oldHash (setting its
-	// RotatedAt to now) and persists iss, which carries its successor. If the
-	// old token was already rotated, at or after iss.Reuse.Since, and is
-	// neither revoked nor expired, it is a presentation within the reuse
-	// interval: every current token of its family is retired instead (its
-	// RotatedAt set to now), iss and iss.Reuse.Event are written, and the
-	// family again has exactly one current token, the new one. Rotations of
-	// one family are serialised, so that invariant holds under concurrency.
+	// RotatedAt to now) and persists iss, which carries its successor.
+	//
+	// If the old token was already rotated, it is accepted again — a
+	// presentation within the reuse interval — when all of these hold: the
+	// interval is open (iss.Reuse set) and the token was rotated at or after
+	// iss.Reuse.Since; it is neither revoked nor expired; and it is the
+	// family's most recent rotation (no token of the same tenant and grant
+	// has a later RotatedAt: the client has not moved on since). Then iss
+	// (a sibling of the first successor) and iss.Reuse.Event are written
+	// and nothing else is retired: every refresh token handed out for the
+	// presentations of one rotated token stays current, each usable once.
+	// Rotations of one family are serialised, so the most-recent check
+	// holds under concurrency.
+	//
 	// Otherwise, if the old token was already rotated or revoked, nothing of
 	// iss is written; the whole grant is revoked instead, reuse is written,
-	// and the error is ErrAlreadyUsed. An unknown or expired token is ErrNotFound. iss.Check
-	// is verified first, as for IssueTokens (nothing is written on failure).
+	// and the error is ErrAlreadyUsed. An unknown or expired token is
+	// ErrNotFound. iss.Check is verified first, as for IssueTokens (nothing
+	// is written on failure).
 	RotateRefresh(ctx context.Context, oldHash []byte, now time.Time, iss *Issuance, reuse *AuditEvent) error
 	// RevokeGrant revokes every refresh token and recorded access token of the
 	// grant. Revoking an unknown or already revoked grant is not an error.

@@ -275,8 +275,8 @@ func issuanceGrant(iss *store.Issuance) (tenant, grant string) {
 
 // RotateRefresh retires the refresh token oldHash and persists iss. The row
 // lock taken by SELECT … FOR UPDATE serialises concurrent rotations of one
-// token across replicas: the second one sees RotatedAt set and is treated as
-// reuse. On reuse (the token was already rotated or revoked) nothing of iss
+// token across replicas: the second one sees RotatedAt set and is accepted
+// within the reuse interval or treated as reuse (store.Tokens). On reuse (the token was already rotated or revoked) nothing of iss
 // is written; the grant is revoked and reuse is written instead, and the
 // error is store.ErrAlreadyUsed (RFC 9700 §4.14.2). As for codes, reuse is
 // checked before expiry. An unknown or expired token is store.ErrNotFound.
@@ -292,8 +292,9 @@ func (s *Store) RotateRefresh(ctx context.Context, oldHash []byte, now time.Time
 			return err
 		}
 		// Rotations of one family take turns: a presentation within the
-		// reuse interval retires the family's current token, which another
-		// rotation may be replacing at this very moment.
+		// reuse interval is accepted only while no token of the family was
+		// rotated after it, which another rotation may be changing at this
+		// very moment.
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended(tenant_id || '/' || grant_id, 0))
 			FROM refresh_tokens WHERE hash = $1`, oldHash); err != nil {
 			return err
@@ -305,16 +306,26 @@ func (s *Store) RotateRefresh(ctx context.Context, oldHash []byte, now time.Time
 		}
 		if reuseWithin != nil && !reuseWithin.Since.IsZero() && !old.RotatedAt.IsZero() && old.RevokedAt.IsZero() &&
 			!old.RotatedAt.Before(reuseWithin.Since) && now.Before(old.ExpiresAt) {
-			b := &pgx.Batch{}
-			b.Queue(`UPDATE refresh_tokens SET rotated_at = $3
-				WHERE tenant_id = $1 AND grant_id = $2 AND rotated_at IS NULL AND revoked_at IS NULL`, old.TenantID, old.GrantID, now)
-			if err := queueIssuance(b, iss); err != nil {
+			// Accepted only while it is the family's most recent rotation
+			// (the client has not moved on since); the advisory lock keeps
+			// that true until the commit. A token without a grant is a
+			// family of its own.
+			var movedOn bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM refresh_tokens
+				WHERE tenant_id = $1 AND grant_id = $2 AND grant_id <> '' AND rotated_at > $3)`,
+				old.TenantID, old.GrantID, old.RotatedAt).Scan(&movedOn); err != nil {
 				return err
 			}
-			if err := queueEvent(b, reuseWithin.Event); err != nil {
-				return err
+			if !movedOn {
+				b := &pgx.Batch{}
+				if err := queueIssuance(b, iss); err != nil {
+					return err
+				}
+				if err := queueEvent(b, reuseWithin.Event); err != nil {
+					return err
+				}
+				return tx.SendBatch(ctx, b).Close()
 			}
-			return tx.SendBatch(ctx, b).Close()
 		}
 		if !old.RotatedAt.IsZero() || !old.RevokedAt.IsZero() {
 			reused = true

@@ -23,9 +23,10 @@ const (
 	qGetRefresh    = `SELECT ` + refreshCols + ` FROM refresh_tokens WHERE hash = ?`
 	qRefreshState  = `SELECT tenant_id, grant_id, expires_at, rotated_at, revoked_at FROM refresh_tokens WHERE hash = ?`
 	qRotate        = `UPDATE refresh_tokens SET rotated_at = ? WHERE hash = ?`
-	// qRetireFamily retires every current token of a family (a presentation
-	// within the reuse interval).
-	qRetireFamily = `UPDATE refresh_tokens SET rotated_at = ? WHERE tenant_id = ? AND grant_id = ? AND rotated_at IS NULL AND revoked_at IS NULL`
+	// qRotatedSince reports whether a token of the family was rotated after
+	// the given time: the client has moved on since (store.ReuseInterval).
+	// A token without a grant is a family of its own.
+	qRotatedSince = `SELECT EXISTS (SELECT 1 FROM refresh_tokens WHERE tenant_id = ? AND grant_id = ? AND grant_id <> '' AND rotated_at > ?)`
 
 	qInsertAccess = `INSERT INTO access_tokens (jti, tenant_id, grant_id, client_id, user_id, resource, scopes, expires_at, revoked_at)
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
@@ -323,10 +324,15 @@ func (s *Store) RotateRefresh(ctx context.Context, oldHash []byte, now time.Time
 			return err
 		}
 		if withinReuseInterval(since, now, expires, rotated, revoked) {
-			if _, err := tx.exec(qRetireFamily, now.UnixMicro(), tenantID, grantID); err != nil {
+			// Accepted only while it is the family's most recent rotation;
+			// the single writer keeps that true until the commit.
+			var movedOn bool
+			if err := tx.queryRow(qRotatedSince, tenantID, grantID, rotated.UnixMicro()).Scan(&movedOn); err != nil {
 				return err
 			}
-			return tx.insertIssue(again)
+			if !movedOn {
+				return tx.insertIssue(again)
+			}
 		}
 		if !rotated.IsZero() || !revoked.IsZero() {
 			if err := tx.revokeGrant(tenantID, grantID, now); err != nil {
