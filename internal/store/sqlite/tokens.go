@@ -144,6 +144,9 @@ type issueRows struct {
 	// tenant and grant name the grant the tokens belong to ("" for none).
 	tenant, grant string
 	check         *store.LiveCheck
+	// accessLive, when set, are the arguments of qInsertAccessLive: the
+	// client-credentials hot path, whose live check rides on the insert.
+	accessLive []any
 	// touch records the consent use ("" for none).
 	touch     string
 	touchArgs []any
@@ -161,6 +164,10 @@ func prepIssue(iss *store.Issuance) *issueRows {
 	}
 	if u := iss.ConsentUse; u != nil {
 		p.touch, p.touchArgs = touchConsents(u.Filter, u.Scopes, u.At)
+	}
+	if c := p.check; c != nil && p.access != nil && p.grant == "" {
+		// Built here, outside the writer, which every issuance waits for.
+		p.accessLive = append(p.access[:len(p.access):len(p.access)], c.TenantID, c.ClientID, c.UserID, c.TenantID, c.UserID)
 	}
 	return p
 }
@@ -191,45 +198,20 @@ func (tx *wtx) live(c *store.LiveCheck) error {
 }
 
 func (tx *wtx) issue(p *issueRows) error {
-	if p.check == nil || p.access == nil || p.grant != "" {
+	if p.accessLive == nil {
 		// Grants check liveness first, so that a disabled user reads as
 		// such rather than as the grant revocation that came with it.
 		if err := tx.live(p.check); err != nil {
 			return err
 		}
-		return tx.insertIssue(p)
 	}
-	// The hot path (client credentials): the live check rides on the
-	// access-token insert (qInsertAccessLive); only when that inserts
-	// nothing is the reason looked up.
-	c := p.check
-	args := append(p.access[:len(p.access):len(p.access)], c.TenantID, c.ClientID, c.UserID, c.TenantID, c.UserID)
-	return tx.insertIssueWith(p, func() error {
-		res, err := tx.exec(qInsertAccessLive, args...)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil || n == 1 {
-			return err
-		}
-		if err := tx.live(c); err != nil {
-			return err
-		}
-		return store.ErrClientGone // unreachable: the writer is the only one
-	})
+	return tx.insertIssue(p)
 }
 
-// insertIssue writes p once its checks passed.
+// insertIssue writes p once its checks passed; on the hot path (accessLive)
+// the live check rides on the access-token insert, and only when that
+// inserts nothing is the reason looked up.
 func (tx *wtx) insertIssue(p *issueRows) error {
-	return tx.insertIssueWith(p, func() error {
-		_, err := tx.exec(qInsertAccess, p.access...)
-		return err
-	})
-}
-
-// insertIssueWith writes p, its access token (when it has one) through
-// insertAccess.
-func (tx *wtx) insertIssueWith(p *issueRows, insertAccess func() error) error {
 	if p.grant != "" {
 		// A replay of the grant's code, detected after this exchange
 		// consumed it, revokes what the exchange is issuing now.
@@ -241,8 +223,22 @@ func (tx *wtx) insertIssueWith(p *issueRows, insertAccess func() error) error {
 			return store.ErrAlreadyUsed
 		}
 	}
-	if p.access != nil {
-		if err := insertAccess(); err != nil {
+	switch {
+	case p.accessLive != nil:
+		res, err := tx.exec(qInsertAccessLive, p.accessLive...)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			if err := tx.live(p.check); err != nil {
+				return err
+			}
+			return store.ErrClientGone // unreachable: the writer is the only one
+		}
+	case p.access != nil:
+		if _, err := tx.exec(qInsertAccess, p.access...); err != nil {
 			return err
 		}
 	}
