@@ -82,12 +82,17 @@ func (s *Store) ListClients(ctx context.Context, tenantID string) ([]*store.Clie
 
 // UpdateClient implements store.Store: SELECT … FOR UPDATE holds the row
 // until the commit, so a concurrent update, on this replica or another,
-// reads the client only after this one is stored.
+// reads the client only after this one is stored. The client's live lock
+// (lockClient) is taken first, whatever the update: one that disables the
+// client waits for issuances under way and is seen by those that follow.
 func (s *Store) UpdateClient(ctx context.Context, tenantID, id string, update func(*store.Client) error,
 	ev *store.AuditEvent) (*store.Client, error) {
 	var out *store.Client
 	var updateErr error
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if err := lockClient(ctx, tx, tenantID, id); err != nil {
+			return err
+		}
 		c, err := scanClient(tx.QueryRow(ctx, `SELECT `+clientCols+` FROM clients
 			WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, tenantID, id))
 		if err != nil {
@@ -117,9 +122,13 @@ func (s *Store) UpdateClient(ctx context.Context, tenantID, id string, update fu
 }
 
 // DeleteClient removes the client and revokes, in the same transaction,
-// every refresh token and recorded access token issued to it.
+// every refresh token and recorded access token issued to it, under the
+// client's live lock (lockClient).
 func (s *Store) DeleteClient(ctx context.Context, tenantID, id string, now time.Time, ev *store.AuditEvent) error {
 	return mapErr("delete client", s.inTx(ctx, func(tx pgx.Tx) error {
+		if err := lockClient(ctx, tx, tenantID, id); err != nil {
+			return err
+		}
 		tag, err := tx.Exec(ctx, `DELETE FROM clients WHERE tenant_id = $1 AND id = $2`, tenantID, id)
 		if err != nil {
 			return err

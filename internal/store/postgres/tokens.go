@@ -222,13 +222,28 @@ func (s *Store) IssueTokens(ctx context.Context, iss *store.Issuance) error {
 	}))
 }
 
-// checkLiveSQL runs agentid_check_live (migration 0006): it holds the
-// client and user rows FOR SHARE until the issuance commits, so a
-// concurrent disable or delete (which takes the rows for update) either
-// commits first, and is seen, or waits for the issuance and then finds its
-// tokens to revoke. The rows are taken before any token row, the order
-// RevokeUserAccess keeps too.
+// checkLiveSQL runs agentid_check_live (migrations 0006, 0007): it holds
+// the client's and user's advisory locks shared until the issuance commits,
+// then reads the rows, so a concurrent disable, delete or revocation (which
+// takes the same locks exclusively, lockClient and lockUser) either commits
+// first, and is seen, or waits for the issuance and then finds its tokens
+// to revoke. The locks are taken before any row, the order the writers
+// keep too.
 const checkLiveSQL = `SELECT agentid_check_live($1, $2, $3)`
+
+// lockClient and lockUser take, until the transaction ends, the exclusive
+// advisory lock that agentid_check_live takes shared (migration 0007).
+// Every path that disables or deletes a client or user, or revokes its
+// tokens, takes it before its first write.
+func lockClient(ctx context.Context, tx pgx.Tx, tenantID, clientID string) error {
+	_, err := tx.Exec(ctx, `SELECT agentid_live_lock('client', $1, $2, false)`, tenantID, clientID)
+	return err
+}
+
+func lockUser(ctx context.Context, tx pgx.Tx, tenantID, userID string) error {
+	_, err := tx.Exec(ctx, `SELECT agentid_live_lock('user', $1, $2, false)`, tenantID, userID)
+	return err
+}
 
 // SQLSTATEs agentid_check_live raises.
 const (
@@ -389,6 +404,9 @@ func (s *Store) RevokeGrant(ctx context.Context, tenantID, grantID string, now t
 // issued to the client and writes ev, in one transaction.
 func (s *Store) RevokeClientTokens(ctx context.Context, tenantID, clientID string, now time.Time, ev *store.AuditEvent) error {
 	return mapErr("revoke client tokens", s.inTx(ctx, func(tx pgx.Tx) error {
+		if err := lockClient(ctx, tx, tenantID, clientID); err != nil {
+			return err
+		}
 		for _, table := range []string{"refresh_tokens", "access_tokens"} {
 			if _, err := tx.Exec(ctx, `UPDATE `+table+` SET revoked_at = $3
 				WHERE tenant_id = $1 AND client_id = $2 AND revoked_at IS NULL`, tenantID, clientID, now); err != nil {
@@ -401,13 +419,13 @@ func (s *Store) RevokeClientTokens(ctx context.Context, tenantID, clientID strin
 
 // RevokeUserAccess deletes the user's sessions and pending codes, marks the
 // grants of their consumed codes revoked and revokes their tokens, with ev,
-// in one transaction. The user's row is locked first: an issuance holding
-// it (checkLive) commits before the statements below start, so each of them
-// sees its tokens; one that comes after finds its code's grant revoked or
-// its refresh token revoked.
+// in one transaction. The user's live lock is taken first: an issuance
+// holding it (checkLive) commits before the statements below start, so each
+// of them sees its tokens; one that comes after finds its code's grant
+// revoked or its refresh token revoked.
 func (s *Store) RevokeUserAccess(ctx context.Context, tenantID, userID string, now time.Time, ev *store.AuditEvent) error {
 	return mapErr("revoke user access", s.inTx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT 1 FROM users WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, tenantID, userID); err != nil {
+		if err := lockUser(ctx, tx, tenantID, userID); err != nil {
 			return err
 		}
 		for _, st := range []struct {

@@ -70,9 +70,14 @@ func (s *Store) ListUsers(ctx context.Context, tenantID string) ([]*store.User, 
 
 // UpdateUser replaces the password hash and disabled flag (and UpdatedAt)
 // and writes ev (nil: none) in the same transaction; an unknown user is
-// store.ErrNotFound.
+// store.ErrNotFound. The user's live lock (lockUser) is taken first: an
+// update that disables the user waits for issuances under way and is seen
+// by those that follow.
 func (s *Store) UpdateUser(ctx context.Context, u *store.User, ev *store.AuditEvent) error {
 	return mapErr("update user", s.inTx(ctx, func(tx pgx.Tx) error {
+		if err := lockUser(ctx, tx, u.TenantID, u.ID); err != nil {
+			return err
+		}
 		tag, err := tx.Exec(ctx, `UPDATE users SET password_hash = $3, disabled = $4, updated_at = $5
 			WHERE tenant_id = $1 AND id = $2`, u.TenantID, u.ID, u.PasswordHash, u.Disabled, u.UpdatedAt)
 		if err != nil {
