@@ -97,10 +97,10 @@ func (m Meta) Stamped(tenant string, now time.Time) Meta {
 	return m
 }
 
-// New starts an event of type typ with outcome Success; the caller sets the
-// remaining fields directly. Prefer the typed constructors, which know what
-// each type carries; New stays for code that has not moved to them yet.
-func New(m Meta, typ string) *store.AuditEvent {
+// newEvent starts an event of type typ with outcome Success, for the typed
+// constructors to fill: every event outside this package is built by one of
+// them, so that each type carries what it must.
+func newEvent(m Meta, typ string) *store.AuditEvent {
 	tenant := m.TenantID
 	if tenant == "" {
 		tenant = store.DefaultTenant

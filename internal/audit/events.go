@@ -14,7 +14,7 @@ const maxNameInEvent = 100
 
 // event starts an event of type typ with its details map ready.
 func event(m Meta, typ string) *store.AuditEvent {
-	ev := New(m, typ)
+	ev := newEvent(m, typ)
 	if ev.Details == nil {
 		ev.Details = map[string]string{}
 	}
@@ -116,7 +116,7 @@ func NewClientUpdated(m Meta, f ClientUpdatedFields) *store.AuditEvent {
 // NewClientDeleted records that a client was deleted; the store revokes its
 // tokens in the same transaction.
 func NewClientDeleted(m Meta, clientID string) *store.AuditEvent {
-	ev := New(m, ClientDeleted)
+	ev := newEvent(m, ClientDeleted)
 	ev.ClientID = clientID
 	return ev
 }
@@ -161,7 +161,7 @@ func NewUserAccessRevoked(m Meta, userID, reason string) *store.AuditEvent {
 
 // NewLoginSucceeded records that a person signed in to the hub.
 func NewLoginSucceeded(m Meta, userID string) *store.AuditEvent {
-	ev := New(m, LoginSucceeded)
+	ev := newEvent(m, LoginSucceeded)
 	ev.UserID = userID
 	return ev
 }
@@ -169,7 +169,7 @@ func NewLoginSucceeded(m Meta, userID string) *store.AuditEvent {
 // NewLoginFailed records a failed sign-in; userID is empty when the
 // username is unknown (the username itself is not recorded).
 func NewLoginFailed(m Meta, userID string) *store.AuditEvent {
-	ev := New(m, LoginFailed)
+	ev := newEvent(m, LoginFailed)
 	ev.UserID, ev.Outcome = userID, Failure
 	return ev
 }
@@ -289,7 +289,7 @@ func NewCodeIssued(m Meta, f CodeIssuedFields) *store.AuditEvent {
 // again (RFC 6749 §4.1.2); the store revokes every token issued from it and
 // completes the event from the code (store.AuditEvent.WithCode).
 func NewCodeReplayed(m Meta, clientID string) *store.AuditEvent {
-	ev := New(m, CodeReplayed)
+	ev := newEvent(m, CodeReplayed)
 	ev.ClientID, ev.Outcome = clientID, Failure
 	return ev
 }
@@ -476,7 +476,7 @@ func NewPolicyApplied(m Meta, f PolicyAppliedFields) *store.AuditEvent {
 // NewUserCreated records that a user account was created. It names the
 // user by id only, never a password or its hash.
 func NewUserCreated(m Meta, userID string) *store.AuditEvent {
-	ev := New(m, UserCreated)
+	ev := newEvent(m, UserCreated)
 	ev.UserID = userID
 	return ev
 }
@@ -509,7 +509,7 @@ func NewResourceDeleted(m Meta, uri string, scopes []string) *store.AuditEvent {
 }
 
 func resourceEvent(m Meta, typ, uri string, scopes []string) *store.AuditEvent {
-	ev := New(m, typ)
+	ev := newEvent(m, typ)
 	ev.Resource, ev.Scopes = uri, slices.Clone(scopes)
 	return ev
 }
