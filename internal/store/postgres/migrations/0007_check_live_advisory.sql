@@ -37,9 +37,11 @@ $$;
 CREATE OR REPLACE FUNCTION agentid_check_live(p_tenant text, p_client text, p_user text) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM agentid_live_lock('client', p_tenant, p_client, true);
+    -- The keys of agentid_live_lock, written out: this runs on every
+    -- issuance, and a nested PL/pgSQL call costs more than the lock.
+    PERFORM pg_advisory_xact_lock_shared(hashtext('agentid.live.client/' || p_tenant), hashtext(p_client));
     IF p_user <> '' THEN
-        PERFORM agentid_live_lock('user', p_tenant, p_user, true);
+        PERFORM pg_advisory_xact_lock_shared(hashtext('agentid.live.user/' || p_tenant), hashtext(p_user));
     END IF;
     PERFORM 1 FROM clients WHERE tenant_id = p_tenant AND id = p_client AND NOT disabled;
     IF NOT FOUND THEN
