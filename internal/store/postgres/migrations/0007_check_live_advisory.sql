@@ -37,8 +37,8 @@ $$;
 CREATE OR REPLACE FUNCTION agentid_check_live(p_tenant text, p_client text, p_user text) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
-    -- The keys of agentid_live_lock, written out: this runs on every
-    -- issuance, and a nested PL/pgSQL call costs more than the lock.
+    -- The keys of agentid_live_lock (keep the two alike), written out
+    -- rather than called: this runs on every issuance.
     PERFORM pg_advisory_xact_lock_shared(hashtext('agentid.live.client/' || p_tenant), hashtext(p_client));
     IF p_user <> '' THEN
         PERFORM pg_advisory_xact_lock_shared(hashtext('agentid.live.user/' || p_tenant), hashtext(p_user));
