@@ -2,7 +2,6 @@ package demo_test
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -243,7 +242,7 @@ func TestDemoIntrospectionRevocation(t *testing.T) {
 	srv.Start()
 	t.Cleanup(srv.Close)
 	secret := h.AddClient(&store.Client{ID: "bot", GrantTypes: []string{"client_credentials"}, Tags: []string{"cc:notes.read"}, DefaultResource: resource})
-	tok := demoCCToken(t, h.URL, "bot", secret)
+	tok := clientCredentialsToken(t, h, "bot", secret, "", "")
 	call := func() int {
 		req, _ := http.NewRequest(http.MethodPost, resource, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`))
 		req.Header.Set("Authorization", "Bearer "+tok)
@@ -270,23 +269,4 @@ func TestDemoIntrospectionRevocation(t *testing.T) {
 	if got := call(); got != http.StatusUnauthorized {
 		t.Fatalf("after revocation: %d, want 401", got)
 	}
-}
-
-func demoCCToken(t *testing.T, issuer, id, secret string) string {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, issuer+"/token", strings.NewReader("grant_type=client_credentials"))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(id, secret)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var body struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body.AccessToken == "" {
-		t.Fatalf("token: %d %v", resp.StatusCode, err)
-	}
-	return body.AccessToken
 }

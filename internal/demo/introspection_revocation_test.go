@@ -17,10 +17,18 @@ import (
 	"github.com/agentid/agentid/mcpauth"
 )
 
-// clientCredentialsToken gets an access token for resource from the real hub.
+// clientCredentialsToken gets an access token for resource from the real
+// hub; an empty resource or scope is left out of the request (the client's
+// default resource, its registered scopes).
 func clientCredentialsToken(t *testing.T, h *servertest.Hub, id, secret, resource, scope string) string {
 	t.Helper()
-	form := url.Values{"grant_type": {"client_credentials"}, "resource": {resource}, "scope": {scope}}
+	form := url.Values{"grant_type": {"client_credentials"}}
+	if resource != "" {
+		form.Set("resource", resource)
+	}
+	if scope != "" {
+		form.Set("scope", scope)
+	}
 	req, _ := http.NewRequest(http.MethodPost, h.URL+"/token", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth(id, secret)
