@@ -90,9 +90,29 @@ type Client struct {
 	Tags        []string
 	OwnerUserID string
 	Disabled    bool
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
+	// Status is ClientActive or ClientPending: a pending client (a dynamic
+	// registration that policy held for review) is stored and can be
+	// approved, but no authorization or token is issued to it.
+	Status string
+	// LastUsedAt is when a token was last issued to the client, recorded
+	// coarsely (see Issuance.Touch); zero: never. Expiry of self-registered
+	// clients counts from max(CreatedAt, LastUsedAt).
+	LastUsedAt time.Time
+	// SoftwareStatementIssuer is the issuer of the RFC 7591 §2.3 software
+	// statement the registration carried and the hub verified ("": none).
+	SoftwareStatementIssuer string
+	CreatedAt               time.Time
+	UpdatedAt               time.Time
 }
+
+// Client statuses.
+const (
+	ClientActive  = "active"
+	ClientPending = "pending"
+)
+
+// Pending reports whether the client awaits an admin's approval.
+func (c *Client) Pending() bool { return c.Status == ClientPending }
 
 // ApplyClientUpdate runs a backend's UpdateClient updater on c, a client
 // just read under the update's lock: it turns a panic of update into an
@@ -115,6 +135,29 @@ func ApplyClientUpdate(c *Client, update func(*Client) error) (err error) {
 
 // Public reports whether the client cannot keep a secret.
 func (c *Client) Public() bool { return c.TokenEndpointAuthMethod == "none" }
+
+// Domain is an administrator's trust decision for the hosts of Client ID
+// Metadata Documents: an exact host ("app.example.com") or a wildcard
+// ("*.example.com", any subdomain of example.com but not example.com
+// itself). The most specific pattern matching a host decides; a host no
+// pattern matches is DomainAllowed.
+type Domain struct {
+	TenantID string
+	Pattern  string // lower-case host or "*." + host
+	Trust    string // DomainTrusted | DomainAllowed | DomainBlocked
+	// AllowTextPlain accepts documents served as text/plain from matching
+	// hosts (raw file hosts serve JSON so).
+	AllowTextPlain bool
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// Domain trust levels.
+const (
+	DomainTrusted = "trusted"
+	DomainAllowed = "allowed"
+	DomainBlocked = "blocked"
+)
 
 // Scope is one tool-level permission of a resource.
 type Scope struct {
@@ -208,18 +251,23 @@ type AuthCode struct {
 // RefreshToken is an issued refresh token, stored by the SHA-256 of its value.
 // All tokens rotated from one authorization share a GrantID.
 type RefreshToken struct {
-	Hash      []byte
-	TenantID  string
-	GrantID   string
-	ClientID  string
-	UserID    string
-	Scopes    []string
-	Resource  string
-	AuthTime  time.Time
-	CreatedAt time.Time
-	ExpiresAt time.Time
-	RotatedAt time.Time // zero while current
-	RevokedAt time.Time // zero unless revoked
+	Hash     []byte
+	TenantID string
+	GrantID  string
+	ClientID string
+	UserID   string
+	Scopes   []string
+	Resource string
+	// RedirectURI is the redirect URI of the authorization the family came
+	// from, with a loopback port removed (oauth.InstallationURI): a Client
+	// ID Metadata Document client is one client id for every installation,
+	// and a person signs one installation out by it. "" for other grants.
+	RedirectURI string
+	AuthTime    time.Time
+	CreatedAt   time.Time
+	ExpiresAt   time.Time
+	RotatedAt   time.Time // zero while current
+	RevokedAt   time.Time // zero unless revoked
 }
 
 // Active reports whether the token may be used at now.
@@ -230,15 +278,17 @@ func (t *RefreshToken) Active(now time.Time) bool {
 // AccessToken records an issued JWT access token by its jti, so that it can be
 // revoked (denylisted) until it expires.
 type AccessToken struct {
-	JTI       string
-	TenantID  string
-	GrantID   string // empty for grants without a family (client credentials)
-	ClientID  string
-	UserID    string
-	Resource  string
-	Scopes    []string
-	ExpiresAt time.Time
-	RevokedAt time.Time
+	JTI      string
+	TenantID string
+	GrantID  string // empty for grants without a family (client credentials)
+	ClientID string
+	UserID   string
+	Resource string
+	Scopes   []string
+	// RedirectURI is as RefreshToken.RedirectURI.
+	RedirectURI string
+	ExpiresAt   time.Time
+	RevokedAt   time.Time
 }
 
 // ConsentGrant is one scope a user granted a client for a resource, with its
@@ -367,6 +417,32 @@ type Issuance struct {
 	// LiveCheck), so that a cached client or user cannot outlive its
 	// deletion or disabling on the mint path.
 	Check *LiveCheck
+	// Touch, when set, moves the client's LastUsedAt forward to Touch.At
+	// (never back). The server sets it at most about once an hour per
+	// client, so that the hot path rarely writes the client row.
+	Touch *ClientTouch
+}
+
+// ClientTouch records that a token was issued to a client at At.
+type ClientTouch struct {
+	TenantID, ClientID string
+	At                 time.Time
+}
+
+// PruneRequest selects the self-registered clients that PruneClients
+// removes: of one of Methods, last used (or, never used, created) before
+// UnusedSince, and holding at Now no live refresh token, no live access
+// token and no live consent. A client that holds any of those is never
+// removed.
+type PruneRequest struct {
+	TenantID    string
+	Methods     []string // e.g. RegistrationDCR, RegistrationCIMD; empty selects nothing
+	UnusedSince time.Time
+	Now         time.Time
+	// DryRun returns what would be removed and changes nothing.
+	DryRun bool
+	// Limit bounds how many clients one call removes (0: 1000).
+	Limit int
 }
 
 // ReuseInterval lets RotateRefresh accept a refresh token presented again
@@ -419,6 +495,7 @@ type Store interface {
 	Consents
 	Policies
 	AuditTrail
+	Domains
 }
 
 // Database is the backend's lifecycle: opening checks, schema migration
@@ -459,6 +536,28 @@ type Clients interface {
 	// DeleteClient removes the client and revokes every refresh token and
 	// recorded access token issued to it.
 	DeleteClient(ctx context.Context, tenantID, id string, now time.Time, ev *AuditEvent) error
+	// ClientsBySoftware returns the live (not disabled) dynamically
+	// registered clients of the tenant with this software_id, or, when
+	// softwareID is "", with no software_id and this name: the candidates
+	// a new registration may be a duplicate of. At most 100, newest first.
+	ClientsBySoftware(ctx context.Context, tenantID, softwareID, name string) ([]*Client, error)
+	// PruneClients removes the clients req selects, each with the event
+	// ev returns for it (nil: none), in one transaction, and returns them.
+	// The selection and the removal are one statement's worth of truth: a
+	// token issued or a consent given concurrently either lands before
+	// (and the client stays) or fails with ErrClientGone.
+	PruneClients(ctx context.Context, req PruneRequest, ev func(*Client) *AuditEvent) ([]*Client, error)
+}
+
+// Domains are the administrator's trust decisions on Client ID Metadata
+// Document hosts (agentid domains add|list|remove).
+type Domains interface {
+	// PutDomain creates or replaces the domain (tenant, pattern).
+	PutDomain(ctx context.Context, d *Domain, ev *AuditEvent) error
+	// ListDomains returns the tenant's domains ordered by pattern.
+	ListDomains(ctx context.Context, tenantID string) ([]*Domain, error)
+	// DeleteDomain removes it; an unknown pattern is ErrNotFound.
+	DeleteDomain(ctx context.Context, tenantID, pattern string, ev *AuditEvent) error
 }
 
 // Resources are the protected resources (MCP servers) and their scopes,
@@ -581,6 +680,13 @@ type Tokens interface {
 	// (so an exchange in flight issues nothing, as after a code replay).
 	// Used when a user is disabled or their password changes.
 	RevokeUserAccess(ctx context.Context, tenantID, userID string, now time.Time, ev *AuditEvent) error
+	// RevokeInstallation revokes, in one transaction with ev (nil: none),
+	// every refresh token and recorded access token issued to the client
+	// for the user whose RedirectURI is redirectURI: one installation of a
+	// Client ID Metadata Document client, leaving the person's other
+	// installations and other people untouched. It returns how many grant
+	// families it revoked; with none it writes no event.
+	RevokeInstallation(ctx context.Context, tenantID, userID, clientID, redirectURI string, now time.Time, ev *AuditEvent) (int, error)
 	// AccessTokenRevoked reports whether the jti is denylisted.
 	AccessTokenRevoked(ctx context.Context, jti string) (bool, error)
 	// UseJTI records a single-use JWT id (client assertions) until exp. A jti
