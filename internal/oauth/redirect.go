@@ -181,3 +181,16 @@ func IsNativeRedirect(uri string) bool {
 		return u.Scheme != "" && !forbiddenSchemes[strings.ToLower(u.Scheme)]
 	}
 }
+
+// InstallationURI is the redirect URI as it names one installation of a
+// client: an http loopback URI without its port (RFC 8252 §7.3 lets a
+// native client take any port each time it runs), any other URI as it is.
+// Deduplication of registrations and installation-scoped revocation
+// compare redirect URIs through it.
+func InstallationURI(uri string) string {
+	host, rest, ok := loopbackParts(uri)
+	if !ok {
+		return uri
+	}
+	return "http://" + host + rest
+}

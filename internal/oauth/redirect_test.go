@@ -152,3 +152,17 @@ func FuzzMatchRedirectURI(f *testing.F) {
 		}
 	})
 }
+
+func TestInstallationURI(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://127.0.0.1:53122/callback":  "http://127.0.0.1/callback",
+		"http://[::1]:8080/cb?x=1":         "http://[::1]/cb?x=1",
+		"http://localhost:3000/callback":   "http://localhost/callback",
+		"https://app.example.com/callback": "https://app.example.com/callback",
+		"com.example.app:/oauth":           "com.example.app:/oauth",
+	} {
+		if got := InstallationURI(in); got != want {
+			t.Errorf("InstallationURI(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
