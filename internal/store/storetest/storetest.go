@@ -100,6 +100,13 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"AuditBatch", testAuditBatch},
 		{"DeleteExpired", testDeleteExpired},
 		{"TenantIsolation", testTenantIsolation},
+		{"ClientGovernanceFields", testClientGovernanceFields},
+		{"ClientTouch", testClientTouch},
+		{"ClientsBySoftware", testClientsBySoftware},
+		{"Domains", testDomains},
+		{"RevokeInstallation", testRevokeInstallation},
+		{"PruneClients", testPruneClients},
+		{"PruneRacesIssuance", testPruneRacesIssuance},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
