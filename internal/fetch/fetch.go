@@ -103,7 +103,7 @@ type Response struct {
 // *Error; on success the body is complete and within the cap.
 func (f *Fetcher) Get(ctx context.Context, req Request) (*Response, error) {
 	u, err := url.Parse(req.URL)
-	if err != nil || !u.IsAbs() || u.Opaque != "" || u.Host == "" {
+	if err != nil || !u.IsAbs() {
 		return nil, &Error{Reason: ReasonInvalidURL, Err: err}
 	}
 	host := u.Hostname()
@@ -112,6 +112,16 @@ func (f *Fetcher) Get(ctx context.Context, req Request) (*Response, error) {
 	}
 	if u.User != nil {
 		return nil, &Error{Reason: ReasonUserinfo, Host: host}
+	}
+	if u.Opaque != "" || host == "" {
+		return nil, &Error{Reason: ReasonInvalidURL, Host: host}
+	}
+	for _, c := range host {
+		if c > 0x7e || c <= ' ' {
+			// An internationalised name must come in its A-label (punycode)
+			// form, so that the name resolved, the SNI and the Host agree.
+			return nil, &Error{Reason: ReasonInvalidURL, Host: host, Detail: "the host name is not ASCII"}
+		}
 	}
 	port := u.Port()
 	if port == "" {
@@ -144,7 +154,12 @@ func (f *Fetcher) Get(ctx context.Context, req Request) (*Response, error) {
 	var dialErr *Error
 	tr := &http.Transport{
 		Proxy: nil, // never a proxy from the environment
-		DialTLSContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if addr != net.JoinHostPort(host, port) {
+				// Only the request's own host is ever dialled (redirects
+				// are off, so this is a guard, not a path).
+				return nil, fmt.Errorf("fetch: unexpected dial to %s", addr)
+			}
 			conn, err := f.dialTLS(ctx, host, port, addrs)
 			dialErr = err
 			if err != nil {
