@@ -61,8 +61,7 @@ type Config struct {
 
 // Fetcher performs SSRF-safe GETs. It is safe for concurrent use.
 type Fetcher struct {
-	cfg    Config
-	client *http.Client
+	cfg Config
 
 	keysOnce sync.Once
 	keys     *KeySets
