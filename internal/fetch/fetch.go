@@ -3,7 +3,7 @@
 // trusted issuers' keys. It exists so that no other package opens a
 // connection to an address a stranger named.
 //
-// The rules (see docs/design.md, "Outbound fetches"):
+// The rules (docs/design.md §8, "Outbound fetches"):
 //   - https only, no userinfo, default or explicit port;
 //   - the host is resolved once; every address must pass [Classify] (one bad
 //     address refuses the whole name), and the connection is dialled to the
