@@ -2,6 +2,7 @@ package fetch
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -50,4 +51,35 @@ func TestFreshness(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzFreshness: cache headers come from strangers; whatever they say, the
+// lifetime is never negative, never longer than the largest max-age, and
+// no-store always wins.
+func FuzzFreshness(f *testing.F) {
+	f.Add("max-age=600", "", "", "")
+	f.Add("no-store, max-age=60", "Thu, 01 Jan 2026 00:00:00 GMT", "Wed, 02 Dec 2026 12:00:00 GMT", "5")
+	f.Add(`max-age="1"`, "0", "", "x")
+	f.Fuzz(func(t *testing.T, cc, expires, date, age string) {
+		now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+		h := http.Header{}
+		for k, v := range map[string]string{"Cache-Control": cc, "Expires": expires, "Date": date, "Age": age} {
+			if v != "" {
+				h[k] = []string{v}
+			}
+		}
+		got := freshness(h, now)
+		if got < 0 {
+			t.Fatalf("negative freshness %v", got)
+		}
+		if got > 1<<31*time.Second && cc != "" {
+			t.Fatalf("freshness %v beyond the saturation", got)
+		}
+		for _, d := range strings.Split(cc, ",") {
+			name, _, _ := strings.Cut(d, "=")
+			if strings.EqualFold(strings.TrimSpace(name), "no-store") && got != 0 {
+				t.Fatalf("no-store gave %v", got)
+			}
+		}
+	})
 }

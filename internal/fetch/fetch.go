@@ -126,8 +126,8 @@ func (f *Fetcher) Get(ctx context.Context, req Request) (*Response, error) {
 	if port == "" {
 		port = "443"
 	}
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || host == "" {
-		return nil, &Error{Reason: ReasonInvalidURL, Host: host}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return nil, &Error{Reason: ReasonInvalidURL, Host: host, Detail: "the port is not valid"}
 	}
 	maxBytes := req.MaxBytes
 	if maxBytes <= 0 {

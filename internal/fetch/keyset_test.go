@@ -278,3 +278,28 @@ func TestKeySetsSSRF(t *testing.T) {
 		t.Fatalf("http jwks_uri: %v", err)
 	}
 }
+
+// FuzzParseKeySet: a key set comes from a stranger; whatever it holds, an
+// accepted set is non-empty and holds valid public keys only.
+func FuzzParseKeySet(f *testing.F) {
+	f.Add([]byte(`{"keys":[{"kty":"EC","crv":"P-256","x":"MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4","y":"4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM","kid":"1"}]}`))
+	f.Add([]byte(`{"keys":[{"kty":"oct","k":"AAAA"}]}`))
+	f.Add([]byte(`{"keys":[]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		set, err := parseKeySet(b)
+		if err != nil {
+			if err.Reason != ReasonInvalid || set != nil {
+				t.Fatalf("refusal %v with set %v", err, set)
+			}
+			return
+		}
+		if len(set.Keys) == 0 {
+			t.Fatal("accepted an empty set")
+		}
+		for _, k := range set.Keys {
+			if !k.Valid() || !k.IsPublic() {
+				t.Fatalf("accepted key %+v", k)
+			}
+		}
+	})
+}
