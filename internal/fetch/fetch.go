@@ -29,6 +29,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -150,7 +151,7 @@ func (f *Fetcher) Get(ctx context.Context, req Request) (*Response, error) {
 	// A transport per request: it dials only the checked addresses, so the
 	// name is never resolved again (no DNS-rebinding window), and it keeps
 	// no connection afterwards.
-	var dialErr *Error
+	var dialErr atomic.Pointer[Error] // written by the transport's dialling goroutine
 	tr := &http.Transport{
 		Proxy: nil, // never a proxy from the environment
 		DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -160,8 +161,8 @@ func (f *Fetcher) Get(ctx context.Context, req Request) (*Response, error) {
 				return nil, fmt.Errorf("fetch: unexpected dial to %s", addr)
 			}
 			conn, err := f.dialTLS(ctx, host, port, addrs)
-			dialErr = err
 			if err != nil {
+				dialErr.Store(err)
 				return nil, err
 			}
 			return conn, nil
@@ -193,8 +194,8 @@ func (f *Fetcher) Get(ctx context.Context, req Request) (*Response, error) {
 		if ctx.Err() != nil {
 			return nil, f.timeout(host, ctx, err)
 		}
-		if dialErr != nil {
-			return nil, dialErr
+		if de := dialErr.Load(); de != nil {
+			return nil, de
 		}
 		return nil, &Error{Reason: ReasonConnect, Host: host, Err: err}
 	}
@@ -221,10 +222,12 @@ func (f *Fetcher) Get(ctx context.Context, req Request) (*Response, error) {
 	}
 	// Read one byte more than allowed to tell "exactly the cap" from "over".
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBytes+1))
+	// A body cut off by the deadline may end in a clean EOF (the transport
+	// closed the connection under it), so the deadline is checked itself.
+	if ctx.Err() != nil {
+		return nil, f.timeout(host, ctx, err)
+	}
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, f.timeout(host, ctx, err)
-		}
 		return nil, &Error{Reason: ReasonConnect, Host: host, Detail: "the body was cut short", Err: err}
 	}
 	if int64(len(body)) > maxBytes {
@@ -286,7 +289,9 @@ func (f *Fetcher) addresses(ctx context.Context, host string) ([]netip.Addr, *Er
 	out := make([]netip.Addr, 0, len(addrs))
 	for _, a := range addrs {
 		if ok, why := f.allowed(a); !ok {
-			return nil, &Error{Reason: ReasonAddress, Host: host, Detail: "it resolves to " + a.String() + ", " + why}
+			// The message names the range, not the address: the page that
+			// shows it must not become an oracle for internal DNS.
+			return nil, &Error{Reason: ReasonAddress, Host: host, Addr: a, Detail: "it resolves to " + why}
 		}
 		// Dial the IPv4 form of a mapped address: it is what Classify judged.
 		out = append(out, a.Unmap())

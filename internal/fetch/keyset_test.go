@@ -196,6 +196,16 @@ func TestKeySetsErrorsNotCached(t *testing.T) {
 	if _, err := ks.Get(ctx, jwksURI, "k1"); err != nil || srv.count() != 3 {
 		t.Fatalf("recovery: %v after %d fetches", err, srv.count())
 	}
+	// An unknown kid while the key server fails: one attempt, then the gap
+	// holds even though the attempt failed.
+	clk.advance(time.Minute)
+	srv.code = 503
+	if _, err := ks.Get(ctx, jwksURI, "k9"); reasonOf(err) != ReasonStatus || srv.count() != 4 {
+		t.Fatalf("unknown kid, failing server: %v after %d fetches", err, srv.count())
+	}
+	if set, err := ks.Get(ctx, jwksURI, "k9"); err != nil || !hasKid(set, "k1") || srv.count() != 4 {
+		t.Fatalf("within the gap after a failed attempt: %v after %d fetches; want the cached set, no fetch", err, srv.count())
+	}
 	clk.advance(10 * time.Minute)
 	srv.set("{}", "")
 	if set, err := ks.Get(ctx, jwksURI, "k1"); reasonOf(err) != ReasonInvalid || set != nil {
