@@ -336,6 +336,9 @@ func fullClient(tenant, id string) *store.Client {
 		Tags:                    []string{"trusted", "beta"},
 		OwnerUserID:             "user-1",
 		Disabled:                false,
+		Status:                  store.ClientActive,
+		LastUsedAt:              b.Add(time.Hour),
+		SoftwareStatementIssuer: "https://statements.example.com",
 		CreatedAt:               b,
 		UpdatedAt:               b.Add(time.Second),
 	}
@@ -347,6 +350,7 @@ func minimalClient(tenant, id string) *store.Client {
 		ID:                      id,
 		TokenEndpointAuthMethod: "none",
 		RegistrationMethod:      store.RegistrationManual,
+		Status:                  store.ClientActive,
 		CreatedAt:               base(),
 		UpdatedAt:               base(),
 	}
