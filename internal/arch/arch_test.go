@@ -59,7 +59,7 @@ var allowed = map[string][]string{
 	"internal/oauth":             {},
 	"internal/password":          {},
 	"internal/policy":            {"internal/store", "internal/oauth", "internal/audit"},
-	"internal/server":            {"internal/audit", "internal/clients", "internal/consent", "internal/oauth", "internal/password", "internal/policy", "internal/store", "internal/token", "mcpauth"},
+	"internal/server":            {"internal/audit", "internal/clients", "internal/consent", "internal/fetch", "internal/oauth", "internal/password", "internal/policy", "internal/store", "internal/token", "mcpauth"},
 	"internal/server/servertest": {"internal/password", "internal/policy", "internal/server", "internal/store", "internal/store/sqlite", "internal/token"},
 	"internal/store":             {},
 	"internal/store/pgtest":      {},

@@ -165,3 +165,14 @@ func truncateText(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
+
+// PeekAssertionKeyID returns the unverified kid of a client assertion's
+// header, or "" when it has none or is malformed: the server uses it only
+// to ask a key set for that key.
+func PeekAssertionKeyID(assertion string) string {
+	tok, err := parseAssertion(assertion)
+	if err != nil {
+		return ""
+	}
+	return tok.Headers[0].KeyID
+}
