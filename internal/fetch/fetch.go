@@ -18,10 +18,18 @@ package fetch
 import (
 	"context"
 	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -91,7 +99,280 @@ type Response struct {
 	TTL time.Duration
 }
 
-// Get fetches req.URL under the package rules. Every refusal is an *Error.
+// Get fetches req.URL under the package rules. Every refusal or failure is an
+// *Error; on success the body is complete and within the cap.
 func (f *Fetcher) Get(ctx context.Context, req Request) (*Response, error) {
-	return nil, &Error{Reason: ReasonInvalidURL}
+	u, err := url.Parse(req.URL)
+	if err != nil || !u.IsAbs() {
+		return nil, &Error{Reason: ReasonInvalidURL, Err: err}
+	}
+	host := u.Hostname()
+	if u.Scheme != "https" {
+		return nil, &Error{Reason: ReasonScheme, Host: host, Detail: "the scheme is " + u.Scheme}
+	}
+	if u.User != nil {
+		return nil, &Error{Reason: ReasonUserinfo, Host: host}
+	}
+	if u.Opaque != "" || host == "" {
+		return nil, &Error{Reason: ReasonInvalidURL, Host: host}
+	}
+	for _, c := range host {
+		if c > 0x7e || c <= ' ' {
+			// An internationalised name must come in its A-label (punycode)
+			// form, so that the name resolved, the SNI and the Host agree.
+			return nil, &Error{Reason: ReasonInvalidURL, Host: host, Detail: "the host name is not ASCII"}
+		}
+	}
+	port := u.Port()
+	if port == "" {
+		port = "443"
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || host == "" {
+		return nil, &Error{Reason: ReasonInvalidURL, Host: host}
+	}
+	maxBytes := req.MaxBytes
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxBytes
+	}
+	timeout := f.cfg.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	// One deadline for everything: resolution, connection, TLS, headers and
+	// the body, so a server that trickles bytes cannot hold a request.
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	addrs, ferr := f.addresses(ctx, host)
+	if ferr != nil {
+		return nil, ferr
+	}
+
+	// A transport per request: it dials only the checked addresses, so the
+	// name is never resolved again (no DNS-rebinding window), and it keeps
+	// no connection afterwards.
+	var dialErr *Error
+	tr := &http.Transport{
+		Proxy: nil, // never a proxy from the environment
+		DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if addr != net.JoinHostPort(host, port) {
+				// Only the request's own host is ever dialled (redirects
+				// are off, so this is a guard, not a path).
+				return nil, fmt.Errorf("fetch: unexpected dial to %s", addr)
+			}
+			conn, err := f.dialTLS(ctx, host, port, addrs)
+			dialErr = err
+			if err != nil {
+				return nil, err
+			}
+			return conn, nil
+		},
+		DisableKeepAlives:      true,
+		DisableCompression:     true, // the cap counts the bytes on the wire
+		MaxResponseHeaderBytes: 16 << 10,
+	}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{
+		Transport: tr,
+		// RFC 9110 §15.4: a redirect is an answer, and we do not follow it.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		// No Jar: no cookies are kept or sent.
+	}
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, &Error{Reason: ReasonInvalidURL, Host: host, Err: err}
+	}
+	accept := "application/json"
+	if req.AllowTextPlain {
+		accept += ", text/plain;q=0.5"
+	}
+	hreq.Header.Set("Accept", accept)
+	hreq.Header.Set("User-Agent", "agentid")
+
+	resp, err := client.Do(hreq)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, f.timeout(host, ctx, err)
+		}
+		if dialErr != nil {
+			return nil, dialErr
+		}
+		return nil, &Error{Reason: ReasonConnect, Host: host, Err: err}
+	}
+	defer resp.Body.Close()
+
+	switch {
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		return nil, &Error{Reason: ReasonRedirect, Host: host, Status: resp.StatusCode}
+	case resp.StatusCode != http.StatusOK:
+		return nil, &Error{Reason: ReasonStatus, Host: host, Status: resp.StatusCode}
+	}
+
+	ct, ok := acceptType(resp.Header.Get("Content-Type"), req.AllowTextPlain)
+	if !ok {
+		d := "it is " + strconv.Quote(ct)
+		if ct == "" {
+			d = "none was given"
+		}
+		return nil, &Error{Reason: ReasonContentType, Host: host, Detail: d}
+	}
+	tooLarge := &Error{Reason: ReasonTooLarge, Host: host, Detail: fmt.Sprintf("more than %d bytes", maxBytes)}
+	if resp.ContentLength > maxBytes {
+		return nil, tooLarge
+	}
+	// Read one byte more than allowed to tell "exactly the cap" from "over".
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBytes+1))
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, f.timeout(host, ctx, err)
+		}
+		return nil, &Error{Reason: ReasonConnect, Host: host, Detail: "the body was cut short", Err: err}
+	}
+	if int64(len(body)) > maxBytes {
+		return nil, tooLarge
+	}
+	return &Response{
+		Body:        body,
+		ContentType: ct,
+		Header:      resp.Header.Clone(),
+		TTL:         freshness(resp.Header, f.now()),
+	}, nil
+}
+
+func (f *Fetcher) now() time.Time {
+	if f.cfg.Now != nil {
+		return f.cfg.Now()
+	}
+	return time.Now()
+}
+
+// timeout turns an error after the deadline into ReasonTimeout (our own
+// deadline) or ReasonConnect (the caller's context ended first).
+func (f *Fetcher) timeout(host string, ctx context.Context, err error) *Error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		t := f.cfg.Timeout
+		if t <= 0 {
+			t = DefaultTimeout
+		}
+		return &Error{Reason: ReasonTimeout, Host: host, Detail: "the limit is " + t.String(), Err: err}
+	}
+	return &Error{Reason: ReasonConnect, Host: host, Detail: "the request was cancelled", Err: err}
+}
+
+// addresses resolves host once (or parses an IP literal) and checks every
+// address. One address that is not public refuses the whole name: picking the
+// good ones would let a name that also points inside be fetched by chance.
+func (f *Fetcher) addresses(ctx context.Context, host string) ([]netip.Addr, *Error) {
+	var addrs []netip.Addr
+	if a, err := netip.ParseAddr(host); err == nil {
+		addrs = []netip.Addr{a}
+	} else {
+		resolve := f.cfg.Resolve
+		if resolve == nil {
+			resolve = func(ctx context.Context, host string) ([]netip.Addr, error) {
+				return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+			}
+		}
+		addrs, err = resolve(ctx, host)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, f.timeout(host, ctx, err)
+			}
+			return nil, &Error{Reason: ReasonResolve, Host: host, Err: err}
+		}
+		if len(addrs) == 0 {
+			return nil, &Error{Reason: ReasonResolve, Host: host, Detail: "no addresses"}
+		}
+	}
+	out := make([]netip.Addr, 0, len(addrs))
+	for _, a := range addrs {
+		if ok, why := f.allowed(a); !ok {
+			return nil, &Error{Reason: ReasonAddress, Host: host, Detail: "it resolves to " + a.String() + ", " + why}
+		}
+		// Dial the IPv4 form of a mapped address: it is what Classify judged.
+		out = append(out, a.Unmap())
+	}
+	return out, nil
+}
+
+// allowed is Classify plus the development allowance for loopback.
+func (f *Fetcher) allowed(a netip.Addr) (bool, string) {
+	ok, why := Classify(a)
+	if !ok && f.cfg.AllowLoopback && a.Zone() == "" && a.Unmap().IsLoopback() {
+		return true, ""
+	}
+	return ok, why
+}
+
+// dialTLS connects to the first reachable checked address and runs the TLS
+// handshake for host (SNI and certificate verification use the name, or the
+// IP literal when the URL has one).
+func (f *Fetcher) dialTLS(ctx context.Context, host, port string, addrs []netip.Addr) (net.Conn, *Error) {
+	dial := f.cfg.Dial
+	if dial == nil {
+		d := &net.Dialer{
+			// Defence in depth: the socket itself refuses an address that
+			// is not allowed, whatever path led to it.
+			Control: func(_, address string, _ syscall.RawConn) error {
+				ap, err := netip.ParseAddrPort(address)
+				if err != nil {
+					return err
+				}
+				if ok, why := f.allowed(ap.Addr()); !ok {
+					return fmt.Errorf("refusing to connect to %s, %s", ap.Addr(), why)
+				}
+				return nil
+			},
+		}
+		dial = d.DialContext
+	}
+	var conn net.Conn
+	var err error
+	for _, a := range addrs {
+		conn, err = dial(ctx, "tcp", net.JoinHostPort(a.String(), port))
+		if err == nil || ctx.Err() != nil {
+			break
+		}
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, f.timeout(host, ctx, err)
+		}
+		return nil, &Error{Reason: ReasonConnect, Host: host, Err: err}
+	}
+	cfg := &tls.Config{}
+	if f.cfg.TLS != nil {
+		cfg = f.cfg.TLS.Clone()
+	}
+	cfg.ServerName = host
+	cfg.NextProtos = []string{"http/1.1"} // the transport speaks HTTP/1.1 over this conn
+	tc := tls.Client(conn, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		conn.Close()
+		if ctx.Err() != nil {
+			return nil, f.timeout(host, ctx, err)
+		}
+		return nil, &Error{Reason: ReasonTLS, Host: host, Detail: err.Error(), Err: err}
+	}
+	return tc, nil
+}
+
+// acceptType returns the media type of a Content-Type value and whether it is
+// acceptable: application/json or application/<x>+json (RFC 6839 §3.1), and
+// text/plain only when allowed.
+func acceptType(v string, allowTextPlain bool) (string, bool) {
+	mt, _, err := mime.ParseMediaType(v)
+	if err != nil {
+		return "", false
+	}
+	mt = strings.ToLower(mt)
+	switch {
+	case mt == "application/json":
+		return mt, true
+	case strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json") && len(mt) > len("application/+json"):
+		return mt, true
+	case mt == "text/plain" && allowTextPlain:
+		return mt, true
+	}
+	return mt, false
 }
