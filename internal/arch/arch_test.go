@@ -55,6 +55,7 @@ var allowed = map[string][]string{
 	"internal/clients":           {"internal/audit", "internal/oauth", "internal/policy", "internal/store", "internal/token"},
 	"internal/config":            {},
 	"internal/consent":           {"internal/store", "internal/audit", "internal/oauth"},
+	"internal/fetch":             {},
 	"internal/demo":              {"internal/store", "mcpauth"},
 	"internal/oauth":             {},
 	"internal/password":          {},

@@ -123,6 +123,14 @@ func (s *Server) lookupClient(ctx context.Context, r *http.Request, id string, c
 		c, err := get()
 		return lookup{client: c}, err
 	}
+	// An administrator may register a client under a document's URL
+	// (draft-ietf-oauth-client-id-metadata-document §7: pre-registration);
+	// such a client is used as registered, never fetched.
+	if c, err := get(); err == nil && c.RegistrationMethod != store.RegistrationCIMD {
+		return lookup{client: c}, nil
+	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return lookup{}, err
+	}
 	if s.cfg.DisableCIMD {
 		return lookup{}, store.ErrNotFound
 	}
@@ -160,7 +168,7 @@ func (s *Server) lookupClient(ctx context.Context, r *http.Request, id string, c
 			return lookup{}, ctx.Err()
 		}
 		return lookup{}, &cimdError{reason: cimdFetch, host: host, cause: err,
-			msg: "the application's metadata document could not be fetched: " + fetchProblem(err)}
+			msg: "the client's metadata document could not be fetched (" + fetchProblem(err) + ")"}
 	}
 	md, oe := oauth.ParseClientMetadataDocument(id, resp.Body)
 	if oe != nil {
@@ -221,9 +229,7 @@ func fetchProblem(err error) string {
 	if !errors.As(err, &fe) {
 		return "the request failed"
 	}
-	msg := fe.Error()
-	msg = strings.TrimPrefix(msg, "fetch: ")
-	return msg
+	return fe.Error()
 }
 
 // cimdPage renders the error page for a metadata-document client_id that
