@@ -550,3 +550,28 @@ func codeForm(h *hub, code, id string) url.Values {
 	return url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {redirectURI},
 		"code_verifier": {testVerifier}, "client_id": {id}, "resource": {h.Resource}}
 }
+
+// TestJWKSURIClient: an ordinary registered client with a jwks_uri (which
+// the hub refused to use before it had a safe fetcher) authenticates with
+// private_key_jwt; its keys come through the hub's fetcher.
+func TestJWKSURIClient(t *testing.T) {
+	d := newDocHost(t)
+	h, clk := cimdHub(t, d)
+	k := newSigningKey(t, "k1")
+	d.put("/keys.json", jose.JSONWebKeySet{Keys: []jose.JSONWebKey{k.public()}}, "max-age=600")
+	h.AddClient(&store.Client{ID: "remote-keys", TokenEndpointAuthMethod: "private_key_jwt", JWKSURI: d.named("keys.example.com", "/keys.json"),
+		GrantTypes: []string{"client_credentials"}, Tags: []string{"cc:notes.read"}, DefaultResource: h.Resource})
+	form := url.Values{"grant_type": {"client_credentials"}, "client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}}
+	form.Set("client_assertion", k.assertion(t, "remote-keys", h.URL, clk.Now()))
+	if r := h.post("/token", form, "", ""); r.status != http.StatusOK {
+		t.Fatalf("assertion verified with keys at jwks_uri: %d %v", r.status, r.body)
+	}
+	other := newSigningKey(t, "k1")
+	form.Set("client_assertion", other.assertion(t, "remote-keys", h.URL, clk.Now()))
+	if r := h.post("/token", form, "", ""); r.status != http.StatusUnauthorized {
+		t.Fatalf("assertion by a key not at jwks_uri: %d %v", r.status, r.body)
+	}
+	if n := d.count("/keys.json"); n != 1 {
+		t.Fatalf("key set fetched %d times, want 1 (cached)", n)
+	}
+}
