@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/agentid/agentid/internal/clients"
@@ -49,9 +50,11 @@ type cimdCache struct {
 }
 
 type cimdEntry struct {
-	mu      sync.Mutex // held while fetching
-	fresh   time.Time  // the stored client is the document's until then
-	fetched time.Time  // when the document was last fetched (valid or not)
+	mu sync.Mutex // held while fetching
+	// fresh is until when the stored client is the document's, fetched
+	// when the document was last fetched (valid or not); both Unix
+	// nanoseconds, read without mu by lookups that need no fetch.
+	fresh, fetched atomic.Int64
 }
 
 func (c *cimdCache) entry(id string) *cimdEntry {
@@ -160,8 +163,8 @@ func (s *Server) lookupClient(ctx context.Context, r *http.Request, id string, c
 		return lookup{client: c}, err
 	}
 	now := s.now()
-	e.fetched = now
-	e.fresh = time.Time{}
+	e.fetched.Store(now.UnixNano())
+	e.fresh.Store(0)
 	resp, err := s.fetcher.Get(ctx, fetch.Request{URL: id, MaxBytes: oauth.MaxMetadataDocument, AllowTextPlain: d != nil && d.AllowTextPlain})
 	if err != nil {
 		if ctx.Err() != nil {
@@ -186,7 +189,7 @@ func (s *Server) lookupClient(ctx context.Context, r *http.Request, id string, c
 		return lookup{}, err
 	}
 	s.clients.invalidate(id)
-	e.fresh = now.Add(cimdTTL(resp.TTL))
+	e.fresh.Store(now.Add(cimdTTL(resp.TTL)).UnixNano())
 	return lookup{client: synced.Client, fetched: true}, nil
 }
 
@@ -196,10 +199,11 @@ func (s *Server) lookupClient(ctx context.Context, r *http.Request, id string, c
 // is false when the document must be fetched.
 func (s *Server) freshDocument(e *cimdEntry, get func() (*store.Client, error), asked time.Time, refetch bool) (*store.Client, bool, error) {
 	now := s.now()
-	if !now.Before(e.fresh) {
+	fresh, fetched := time.Unix(0, e.fresh.Load()), time.Unix(0, e.fetched.Load())
+	if !now.Before(fresh) {
 		return nil, false, nil
 	}
-	if refetch && now.Sub(e.fetched) >= cimdRefetchGap && !e.fetched.After(asked) {
+	if refetch && now.Sub(fetched) >= cimdRefetchGap && !fetched.After(asked) {
 		return nil, false, nil
 	}
 	c, err := get()

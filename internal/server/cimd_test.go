@@ -575,3 +575,29 @@ func TestJWKSURIClient(t *testing.T) {
 		t.Fatalf("key set fetched %d times, want 1 (cached)", n)
 	}
 }
+
+// TestCIMDConcurrentFirstSight: requests that arrive together for a
+// document not seen before wait for one fetch and one registration.
+func TestCIMDConcurrentFirstSight(t *testing.T) {
+	d := newDocHost(t)
+	id := d.url("/c.json")
+	d.put("/c.json", clientDoc(id, redirectURI), "max-age=600")
+	h, _ := cimdHub(t, d)
+	var wg sync.WaitGroup
+	statuses := make([]int, 8)
+	for i := range statuses {
+		wg.Go(func() { statuses[i] = h.Browser().Get(authorizeURL(h, id, redirectURI)).Status })
+	}
+	wg.Wait()
+	for i, st := range statuses {
+		if st != http.StatusOK {
+			t.Fatalf("request %d: %d", i, st)
+		}
+	}
+	if n := d.count("/c.json"); n != 1 {
+		t.Fatalf("%d fetches, want 1", n)
+	}
+	if evs := auditOf(t, h, audit.ClientRegistered); len(evs) != 1 {
+		t.Fatalf("%d client.registered events, want 1", len(evs))
+	}
+}
