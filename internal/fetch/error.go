@@ -3,6 +3,7 @@ package fetch
 import (
 	"fmt"
 	"net/http"
+	"net/netip"
 )
 
 // Reasons of an Error. They are stable strings: callers may log them and
@@ -27,11 +28,12 @@ const (
 // the host and the reason in words fit for an error page; it never contains
 // the body or the URL's path and query.
 type Error struct {
-	Reason string // one of the Reason constants
-	Host   string // the URL's host ("" when the URL did not parse)
-	Detail string // a short explanation, e.g. "it resolves to 10.0.0.1, a private address (RFC 1918)"
-	Status int    // the HTTP status for ReasonStatus and ReasonRedirect
-	Err    error  // the underlying error, if any (for logs; not in the message)
+	Reason string     // one of the Reason constants
+	Host   string     // the URL's host ("" when the URL did not parse)
+	Detail string     // a short explanation, e.g. "it resolves to a private address (RFC 1918)"
+	Status int        // the HTTP status for ReasonStatus and ReasonRedirect
+	Addr   netip.Addr // the refused address for ReasonAddress (for logs; not in the message)
+	Err    error      // the underlying error, if any (for logs; not in the message)
 }
 
 func (e *Error) Error() string {

@@ -3,7 +3,7 @@
 // trusted issuers' keys. It exists so that no other package opens a
 // connection to an address a stranger named.
 //
-// The rules (see docs/design.md, "Outbound fetches"):
+// The rules (docs/design.md §8, "Outbound fetches"):
 //   - https only, no userinfo, default or explicit port;
 //   - the host is resolved once; every address must pass [Classify] (one bad
 //     address refuses the whole name), and the connection is dialled to the
@@ -29,6 +29,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -61,8 +62,7 @@ type Config struct {
 
 // Fetcher performs SSRF-safe GETs. It is safe for concurrent use.
 type Fetcher struct {
-	cfg    Config
-	client *http.Client
+	cfg Config
 
 	keysOnce sync.Once
 	keys     *KeySets
@@ -127,8 +127,8 @@ func (f *Fetcher) Get(ctx context.Context, req Request) (*Response, error) {
 	if port == "" {
 		port = "443"
 	}
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || host == "" {
-		return nil, &Error{Reason: ReasonInvalidURL, Host: host}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return nil, &Error{Reason: ReasonInvalidURL, Host: host, Detail: "the port is not valid"}
 	}
 	maxBytes := req.MaxBytes
 	if maxBytes <= 0 {
@@ -151,7 +151,7 @@ func (f *Fetcher) Get(ctx context.Context, req Request) (*Response, error) {
 	// A transport per request: it dials only the checked addresses, so the
 	// name is never resolved again (no DNS-rebinding window), and it keeps
 	// no connection afterwards.
-	var dialErr *Error
+	var dialErr atomic.Pointer[Error] // written by the transport's dialling goroutine
 	tr := &http.Transport{
 		Proxy: nil, // never a proxy from the environment
 		DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -161,8 +161,8 @@ func (f *Fetcher) Get(ctx context.Context, req Request) (*Response, error) {
 				return nil, fmt.Errorf("fetch: unexpected dial to %s", addr)
 			}
 			conn, err := f.dialTLS(ctx, host, port, addrs)
-			dialErr = err
 			if err != nil {
+				dialErr.Store(err)
 				return nil, err
 			}
 			return conn, nil
@@ -194,8 +194,8 @@ func (f *Fetcher) Get(ctx context.Context, req Request) (*Response, error) {
 		if ctx.Err() != nil {
 			return nil, f.timeout(host, ctx, err)
 		}
-		if dialErr != nil {
-			return nil, dialErr
+		if de := dialErr.Load(); de != nil {
+			return nil, de
 		}
 		return nil, &Error{Reason: ReasonConnect, Host: host, Err: err}
 	}
@@ -222,10 +222,12 @@ func (f *Fetcher) Get(ctx context.Context, req Request) (*Response, error) {
 	}
 	// Read one byte more than allowed to tell "exactly the cap" from "over".
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBytes+1))
+	// A body cut off by the deadline may end in a clean EOF (the transport
+	// closed the connection under it), so the deadline is checked itself.
+	if ctx.Err() != nil {
+		return nil, f.timeout(host, ctx, err)
+	}
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, f.timeout(host, ctx, err)
-		}
 		return nil, &Error{Reason: ReasonConnect, Host: host, Detail: "the body was cut short", Err: err}
 	}
 	if int64(len(body)) > maxBytes {
@@ -287,7 +289,9 @@ func (f *Fetcher) addresses(ctx context.Context, host string) ([]netip.Addr, *Er
 	out := make([]netip.Addr, 0, len(addrs))
 	for _, a := range addrs {
 		if ok, why := f.allowed(a); !ok {
-			return nil, &Error{Reason: ReasonAddress, Host: host, Detail: "it resolves to " + a.String() + ", " + why}
+			// The message names the range, not the address: the page that
+			// shows it must not become an oracle for internal DNS.
+			return nil, &Error{Reason: ReasonAddress, Host: host, Addr: a, Detail: "it resolves to " + why}
 		}
 		// Dial the IPv4 form of a mapped address: it is what Classify judged.
 		out = append(out, a.Unmap())

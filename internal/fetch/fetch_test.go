@@ -163,7 +163,7 @@ func TestSSRF(t *testing.T) {
 		forbid  string              // the non-public address routed to the trap
 		wantIn  string              // expected in the message
 	}{
-		{"loopback v4", "https://127.0.0.1/doc", nil, "127.0.0.1", "127.0.0.1, a loopback address"},
+		{"loopback v4", "https://127.0.0.1/doc", nil, "127.0.0.1", "127.0.0.1: only public addresses are fetched: it resolves to a loopback address (RFC 1122)"},
 		{"private 10/8", "https://10.0.0.1/doc", nil, "10.0.0.1", "private address (RFC 1918)"},
 		{"private 172.16/12", "https://172.16.5.4/doc", nil, "172.16.5.4", "RFC 1918"},
 		{"private 192.168/16", "https://192.168.1.1/doc", nil, "192.168.1.1", "RFC 1918"},
@@ -175,9 +175,9 @@ func TestSSRF(t *testing.T) {
 		{"NAT64 of private", "https://[64:ff9b::a00:1]/doc", nil, "64:ff9b::a00:1", "NAT64"},
 		{"unspecified", "https://0.0.0.0/doc", nil, "0.0.0.0", "this network"},
 		{"name resolving to private", "https://internal.example.com/doc",
-			map[string][]string{"internal.example.com": {"10.1.2.3"}}, "10.1.2.3", "internal.example.com: only public addresses are fetched: it resolves to 10.1.2.3"},
+			map[string][]string{"internal.example.com": {"10.1.2.3"}}, "10.1.2.3", "internal.example.com: only public addresses are fetched: it resolves to a private address (RFC 1918)"},
 		{"name resolving to public and private", "https://mixed.example.com/doc",
-			map[string][]string{"mixed.example.com": {publicIP, "192.168.0.10"}}, "192.168.0.10", "192.168.0.10"},
+			map[string][]string{"mixed.example.com": {publicIP, "192.168.0.10"}}, "192.168.0.10", "RFC 1918"},
 		{"name resolving to IPv4-mapped loopback", "https://mapped.example.com/doc",
 			map[string][]string{"mapped.example.com": {"::ffff:127.0.0.1"}}, "127.0.0.1", "IPv4-mapped form of a loopback"},
 	}
@@ -199,6 +199,14 @@ func TestSSRF(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), c.wantIn) {
 				t.Errorf("message %q does not contain %q", err, c.wantIn)
+			}
+			var fe *Error
+			errors.As(err, &fe)
+			if fe.Addr.Unmap() != netip.MustParseAddr(c.forbid).Unmap() {
+				t.Errorf("Addr = %v, want %s", fe.Addr, c.forbid)
+			}
+			if strings.Contains(err.Error(), fe.Addr.Unmap().String()) && !strings.Contains(c.url, fe.Addr.Unmap().String()) {
+				t.Errorf("message %q reveals the resolved address", err)
 			}
 			if d := n.dialed(); len(d) != 0 {
 				t.Errorf("dialled %v, want nothing", d)
@@ -530,8 +538,8 @@ func TestErrorMessages(t *testing.T) {
 		e    *Error
 		want string
 	}{
-		{&Error{Reason: ReasonAddress, Host: "a.example", Detail: "it resolves to 10.0.0.1, a private address (RFC 1918)"},
-			"fetching from a.example: only public addresses are fetched: it resolves to 10.0.0.1, a private address (RFC 1918)"},
+		{&Error{Reason: ReasonAddress, Host: "a.example", Detail: "it resolves to a private address (RFC 1918)"},
+			"fetching from a.example: only public addresses are fetched: it resolves to a private address (RFC 1918)"},
 		{&Error{Reason: ReasonRedirect, Host: "a.example", Status: 302}, "fetching from a.example: answered 302 Found; redirects are not followed"},
 		{&Error{Reason: ReasonScheme, Host: "a.example", Detail: "the scheme is http"}, "fetching from a.example: only https URLs are fetched: the scheme is http"},
 		{&Error{Reason: ReasonInvalidURL}, "fetching from the URL: not an absolute URL"},

@@ -32,7 +32,7 @@ type keySetEntry struct {
 	mu      sync.Mutex // held while fetching, so one fetch per uri at a time
 	set     *jose.JSONWebKeySet
 	expires time.Time // set is fresh before this
-	fetched time.Time // when set was fetched; gates the unknown-kid refetch
+	tried   time.Time // the last fetch attempt, failed or not; gates the unknown-kid refetch
 }
 
 // KeySets returns the Fetcher's JWKS cache: the same one on every call, so
@@ -44,9 +44,9 @@ func (f *Fetcher) KeySets() *KeySets {
 
 // Get returns the key set at uri. A cached set is used while fresh (the
 // response's TTL clamped to 5m..24h). When kid is not "" and no key of the
-// cached set has it, the set is fetched again, at most once per 30 s per uri;
-// within that gap the cached set is returned as is and the caller finds no
-// key. Errors are never cached: the next Get fetches again. The set holds
+// cached set has it, the set is fetched again, at most once per 30 s per uri
+// (counting failed attempts); within that gap the cached set is returned as
+// is and the caller finds no key. Errors are never cached: the next Get fetches again. The set holds
 // public asymmetric keys only; a document with a private or symmetric key is
 // refused whole, and keys of types go-jose does not know are skipped
 // (RFC 7517 §5).
@@ -56,10 +56,13 @@ func (k *KeySets) Get(ctx context.Context, uri, kid string) (*jose.JSONWebKeySet
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.set != nil && now.Before(e.expires) {
-		if kid == "" || len(e.set.Key(kid)) > 0 || now.Sub(e.fetched) < KeySetRefetchGap {
+		// The gap counts from the last attempt, failed or not, so tokens
+		// with made-up kids cannot make the hub hammer a key server.
+		if kid == "" || len(e.set.Key(kid)) > 0 || now.Sub(e.tried) < KeySetRefetchGap {
 			return e.set, nil
 		}
 	}
+	e.tried = now
 	resp, err := k.f.Get(ctx, Request{URL: uri, MaxBytes: KeySetMaxBytes})
 	if err != nil {
 		return nil, err
@@ -69,10 +72,8 @@ func (k *KeySets) Get(ctx context.Context, uri, kid string) (*jose.JSONWebKeySet
 		ferr.Host = hostOf(uri)
 		return nil, ferr
 	}
-	now = k.f.now()
 	e.set = set
-	e.fetched = now
-	e.expires = now.Add(min(max(resp.TTL, KeySetMinTTL), KeySetMaxTTL))
+	e.expires = k.f.now().Add(min(max(resp.TTL, KeySetMinTTL), KeySetMaxTTL))
 	return set, nil
 }
 
