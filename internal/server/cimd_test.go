@@ -601,3 +601,43 @@ func TestCIMDConcurrentFirstSight(t *testing.T) {
 		t.Fatalf("%d client.registered events, want 1", len(evs))
 	}
 }
+
+// TestCIMDRefusesPrivateAddresses: without the development allowance the
+// hub's fetcher refuses documents on loopback and private addresses —
+// literal or behind a name — with a page saying so, and no connection is
+// ever attempted.
+func TestCIMDRefusesPrivateAddresses(t *testing.T) {
+	d := newDocHost(t)
+	var mu sync.Mutex
+	var dialed []string
+	pool := d.srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
+	f := fetch.New(fetch.Config{
+		TLS: &tls.Config{RootCAs: pool},
+		Resolve: func(_ context.Context, host string) ([]netip.Addr, error) {
+			return []netip.Addr{netip.MustParseAddr("10.1.2.3")}, nil
+		},
+		Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			mu.Lock()
+			dialed = append(dialed, addr)
+			mu.Unlock()
+			return nil, &net.OpError{Op: "dial", Err: net.UnknownNetworkError("refused by the test")}
+		},
+	})
+	h := newHub(t, func(c *server.Config) { c.Fetcher = f })
+	for _, id := range []string{
+		d.url("/c.json"), // the live document on 127.0.0.1
+		"https://10.0.0.1/c.json",
+		"https://[::1]/c.json",
+		"https://169.254.169.254/latest/meta-data.json",
+		"https://[::ffff:192.168.1.1]/c.json",
+		"https://internal.example.com/c.json", // resolves to 10.1.2.3
+	} {
+		p := h.Browser().Get(authorizeURL(h, id, redirectURI))
+		if p.Status != http.StatusBadGateway || !strings.Contains(p.Body, "only public addresses are fetched") {
+			t.Errorf("%s: %d %s", id, p.Status, p.Body)
+		}
+	}
+	if len(dialed) != 0 || d.count("/c.json") != 0 {
+		t.Fatalf("connections attempted: %v, document fetched %d times", dialed, d.count("/c.json"))
+	}
+}
