@@ -25,8 +25,9 @@ import (
 // consent, tokens, the inventory) sees an ordinary stored client.
 //
 // Freshness: a document is used for clamp(its HTTP freshness, 5m, 24h) after
-// it was fetched; a failed fetch or an invalid document is never cached (and
-// the stored client is not used until a valid document is fetched again).
+// it was fetched; a failed fetch or an invalid document is never cached: a
+// stale document that cannot be fetched, or that turned invalid, leaves its
+// stored client unused until a valid document is fetched again.
 // When a request does not validate against a cached document — a
 // redirect_uri not in it, an assertion its keys do not verify — the
 // document is fetched again once, at most every 30 s per URL, since the
@@ -164,7 +165,10 @@ func (s *Server) lookupClient(ctx context.Context, r *http.Request, id string, c
 	}
 	now := s.now()
 	e.fetched.Store(now.UnixNano())
-	e.fresh.Store(0)
+	// A failed fetch leaves the freshness as it was: a stale document
+	// stays stale (nothing is cached), and a fresh one whose forced
+	// re-fetch failed is still the last valid word of its client. An
+	// invalid document ends it.
 	resp, err := s.fetcher.Get(ctx, fetch.Request{URL: id, MaxBytes: oauth.MaxMetadataDocument, AllowTextPlain: d != nil && d.AllowTextPlain})
 	if err != nil {
 		if ctx.Err() != nil {
@@ -175,6 +179,7 @@ func (s *Server) lookupClient(ctx context.Context, r *http.Request, id string, c
 	}
 	md, oe := oauth.ParseClientMetadataDocument(id, resp.Body)
 	if oe != nil {
+		e.fresh.Store(0)
 		return lookup{}, &cimdError{reason: cimdInvalid, host: host, cause: oe, msg: oe.Description}
 	}
 	synced, err := s.registrar.SyncDocument(ctx, &clients.Document{
@@ -182,6 +187,7 @@ func (s *Server) lookupClient(ctx context.Context, r *http.Request, id string, c
 	})
 	var invalid *oauth.Error
 	if errors.As(err, &invalid) {
+		e.fresh.Store(0)
 		return lookup{}, &cimdError{reason: cimdInvalid, host: host, cause: err,
 			msg: "the application's metadata document is not acceptable: " + invalid.Description}
 	}

@@ -315,6 +315,16 @@ func TestCIMDRefetchWhenRequestDoesNotValidate(t *testing.T) {
 			t.Fatalf("step %d: %d fetches, want %d", i, n, step.fetches)
 		}
 	}
+	// A re-fetch that fails leaves the fresh document in place: the
+	// listed redirect URI still works, without another fetch.
+	d.serve("/c.json", docResp{status: http.StatusServiceUnavailable})
+	clk.Advance(31 * time.Second)
+	if p := b.Get(authorizeURL(h, id, unlisted)); p.Status != http.StatusBadGateway || d.count("/c.json") != 4 {
+		t.Fatalf("failed re-fetch: %d (%d fetches) %s", p.Status, d.count("/c.json"), p.Body)
+	}
+	if p := b.Get(authorizeURL(h, id, newRedirect)); !strings.Contains(p.Body, `action="/login"`) || d.count("/c.json") != 4 {
+		t.Fatalf("after a failed re-fetch: %d (%d fetches) %s", p.Status, d.count("/c.json"), p.Body)
+	}
 	// A removed redirect URI is refused as soon as the document is fetched.
 	d.put("/c.json", clientDoc(id, newRedirect), "max-age=86400")
 	clk.Advance(25 * time.Hour)
