@@ -189,7 +189,7 @@ func (s *Server) lookupClient(ctx context.Context, r *http.Request, id string, c
 	if errors.As(err, &invalid) {
 		e.fresh.Store(0)
 		return lookup{}, &cimdError{reason: cimdInvalid, host: host, cause: err,
-			msg: "the application's metadata document is not acceptable: " + invalid.Description}
+			msg: "the client's metadata document is not acceptable: " + invalid.Description}
 	}
 	if err != nil {
 		return lookup{}, err
