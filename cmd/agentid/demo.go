@@ -132,6 +132,9 @@ func (c *cli) runDemo(ctx context.Context, stdout, stderr io.Writer, f demoFlags
 	overrides := map[string]string{
 		"AGENTID_ISSUER": issuer, "AGENTID_LISTEN": hubLn.Addr().String(),
 		"AGENTID_DATA_DIR": demoDataDir, "AGENTID_LOG_FORMAT": "text", "AGENTID_LOG_LEVEL": "warn",
+		// The demo listens on loopback only, so a client developer may
+		// serve a Client ID Metadata Document from this machine.
+		"AGENTID_CIMD_ALLOW_LOOPBACK": "true",
 	}
 	base := c.env
 	c.env = func(k string) (string, bool) {

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/agentid/agentid/internal/config"
+	"github.com/agentid/agentid/internal/fetch"
 	"github.com/agentid/agentid/internal/policy"
 	"github.com/agentid/agentid/internal/server"
 	"github.com/agentid/agentid/internal/store"
@@ -104,6 +105,9 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) (e
 		return listenError(cfg.Listen, err)
 	}
 	defer ln.Close()
+	if err := checkLoopbackAllowance(cfg, ln.Addr()); err != nil {
+		return err
+	}
 	lock, err := lockDataDir(cfg)
 	if err != nil {
 		return err
@@ -135,6 +139,21 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) (e
 		log.InfoContext(ctx, "stopped")
 	}
 	return err
+}
+
+// checkLoopbackAllowance refuses cimd.allow_loopback unless the hub is
+// bound to a loopback address (the configuration check saw only the
+// listen setting; a name there may have resolved elsewhere): documents on
+// loopback are then this machine's own, fetched by a hub only this
+// machine can reach.
+func checkLoopbackAllowance(cfg *config.Config, addr net.Addr) error {
+	if !cfg.CIMD.AllowLoopback {
+		return nil
+	}
+	if ta, ok := addr.(*net.TCPAddr); !ok || !ta.IP.IsLoopback() {
+		return fmt.Errorf("cimd.allow_loopback is set but the hub listens on %s, which is not a loopback address; turn the allowance off or listen on 127.0.0.1", addr)
+	}
+	return nil
 }
 
 // listenError explains a failure to bind addr, with the way out for the
@@ -225,7 +244,12 @@ func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, 
 			SelfRegistered:  time.Duration(cfg.Consent.SelfRegisteredDefault),
 			StepUpSensitive: time.Duration(cfg.Consent.StepUpSensitiveDefault),
 		},
-		Logger: log,
+		// One fetcher for every URL a client names (metadata documents,
+		// jwks_uri): public addresses only, unless the development
+		// allowance lets loopback through.
+		Fetcher:     fetch.New(fetch.Config{AllowLoopback: cfg.CIMD.AllowLoopback}),
+		DisableCIMD: !cfg.CIMD.Enabled,
+		Logger:      log,
 	})
 	if err != nil {
 		return nil, err

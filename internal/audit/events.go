@@ -67,6 +67,9 @@ const (
 	ChangeUntag    = "untag"   // admin tags removed
 	ChangeCeiling  = "ceiling" // the ceiling was recomputed after a policy change
 	ChangeSecret   = "secret"  // a new secret was set
+	// ChangeDocument: a Client ID Metadata Document client's document
+	// changed; Fields names the metadata that did.
+	ChangeDocument = "document"
 )
 
 // ClientUpdatedFields is what a client.updated event carries.
@@ -86,6 +89,8 @@ type ClientUpdatedFields struct {
 	// Reason says why, when an admin did not ask for the change itself
 	// (a new policy set version).
 	Reason string
+	// Fields names the client metadata fields that changed (ChangeDocument).
+	Fields []string
 	// Policy is the register action's decision when the ceiling was
 	// recomputed; nil when it was not.
 	Policy *Decision
@@ -110,6 +115,7 @@ func NewClientUpdated(m Meta, f ClientUpdatedFields) *store.AuditEvent {
 	setList(ev.Details, "tags_added", f.TagsAdded)
 	setList(ev.Details, "tags_removed", f.TagsRemoved)
 	set(ev.Details, "reason", f.Reason)
+	setList(ev.Details, "fields", f.Fields)
 	return ev
 }
 

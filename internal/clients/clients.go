@@ -48,16 +48,22 @@ const (
 // stored is the store.Client.RegistrationMethod (what policy reads as
 // principal.registration_method) of a method.
 func (m Method) stored() string {
-	if m == Dynamic {
+	switch m {
+	case Dynamic:
 		return store.RegistrationDCR
+	case CIMD:
+		return store.RegistrationCIMD
 	}
 	return store.RegistrationManual
 }
 
 // methodOf is the Method of a stored client.
 func methodOf(c *store.Client) Method {
-	if c.RegistrationMethod == store.RegistrationDCR {
+	switch c.RegistrationMethod {
+	case store.RegistrationDCR:
 		return Dynamic
+	case store.RegistrationCIMD:
+		return CIMD
 	}
 	return Admin
 }
@@ -176,6 +182,11 @@ func (r *Registrar) Register(ctx context.Context, reg *Registration) (*Registere
 		c.ID = token.NewID(r.rand)
 	case reg.Method == Dynamic:
 		return nil, oauth.ErrInvalidClientMetadata("client_id is assigned by the server")
+	case reg.Method == CIMD:
+		if oe := oauth.ValidateMetadataDocumentURL(reg.ClientID); oe != nil {
+			return nil, oe
+		}
+		c.ID = reg.ClientID
 	default:
 		if oe := validClientID(reg.ClientID); oe != nil {
 			return nil, oe
@@ -327,13 +338,7 @@ func (r *Registrar) validate(reg *Registration) *oauth.Error {
 		m.GrantTypes, m.ResponseTypes = nil, nil
 		return oe
 	}
-	if oe := m.Validate(reg.GrantTypes); oe != nil {
-		return oe
-	}
-	if m.JWKSURI != "" {
-		return oauth.ErrInvalidClientMetadata("jwks_uri is not supported yet: register the keys inline with jwks")
-	}
-	return nil
+	return m.Validate(reg.GrantTypes)
 }
 
 // ceiling decides the scopes c may ever hold from the scope it registered
@@ -362,7 +367,7 @@ func (r *Registrar) ceiling(ctx context.Context, c *store.Client, scope string, 
 		}
 	}
 	asked := requested
-	if method == Dynamic {
+	if method.selfRegistered() {
 		asked = offered
 	}
 	probe := *c
@@ -372,7 +377,7 @@ func (r *Registrar) ceiling(ctx context.Context, c *store.Client, scope string, 
 		return nil, fmt.Errorf("clients: ceiling: %w", err)
 	}
 	switch {
-	case method == Dynamic && len(cl.Scopes) == 0:
+	case method.selfRegistered() && len(cl.Scopes) == 0:
 		return nil, oauth.ErrInvalidClientMetadata("none of the offered scopes may be held by this client")
 	case cl.Bounded && len(cl.Scopes) == 0:
 		return nil, oauth.ErrInvalidClientMetadata("the policy allows this client none of the requested scopes")

@@ -37,6 +37,7 @@ type Config struct {
 	KEK          KEKConfig          `yaml:"kek"`
 	Tokens       TokenConfig        `yaml:"tokens"`
 	Registration RegistrationConfig `yaml:"registration"`
+	CIMD         CIMDConfig         `yaml:"cimd"`
 	Login        LoginConfig        `yaml:"login"`
 	Consent      ConsentConfig      `yaml:"consent"`
 	Log          LogConfig          `yaml:"log"`
@@ -104,6 +105,19 @@ type RegistrationConfig struct {
 	// InitialAccessTokens is the content of InitialAccessTokenFile, read by
 	// Load. Never printed.
 	InitialAccessTokens []string `yaml:"-"`
+}
+
+// CIMDConfig governs Client ID Metadata Documents
+// (draft-ietf-oauth-client-id-metadata-document): a client_id that is an
+// https URL names a document the hub fetches and registers as the client.
+type CIMDConfig struct {
+	// Enabled resolves https client ids by fetching their documents and
+	// advertises client_id_metadata_document_supported.
+	Enabled bool `yaml:"enabled"`
+	// AllowLoopback is the development allowance: documents (and clients'
+	// jwks_uri) on loopback addresses are fetched too. Only allowed when
+	// the hub itself listens on a loopback address.
+	AllowLoopback bool `yaml:"allow_loopback"`
 }
 
 // LoginConfig governs the login page and its session.
@@ -212,6 +226,7 @@ func base() *Config {
 			KeyPrePublish:             Duration(10 * time.Minute),
 		},
 		Registration: RegistrationConfig{Enabled: true, Open: true},
+		CIMD:         CIMDConfig{Enabled: true},
 		Login: LoginConfig{
 			SessionTTL:         Duration(12 * time.Hour),
 			MaxAttemptsPerUser: 5,

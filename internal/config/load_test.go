@@ -492,6 +492,8 @@ func envSamples(t *testing.T) map[string]envSample {
 		"login.max_attempts_per_ip":              {value: "99"},
 		"login.attempt_window":                   {value: "1h"},
 		"login.insecure_cookies":                 {value: "true"},
+		"cimd.enabled":                           {value: "false"},
+		"cimd.allow_loopback":                    {value: "true"},
 		"consent.self_registered_default":        {value: "2h"},
 		"consent.step_up_sensitive_default":      {value: "5m"},
 		"log.level":                              {value: "error"},

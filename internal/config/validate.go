@@ -83,6 +83,10 @@ func (c *Config) validate() Problems {
 		ps.add("registration.initial_access_token_file", 0, "", "has no effect while registration.open is true; set registration.open: false to require initial access tokens")
 	}
 
+	if c.CIMD.AllowLoopback && !listensOnLoopback(c.Listen) {
+		ps.add("cimd.allow_loopback", 0, "", fmt.Sprintf("allowed only while listen is a loopback address (127.0.0.1, [::1] or localhost), got %q: a hub reachable from elsewhere must not fetch from its own machine", c.Listen))
+	}
+
 	lg := c.Login
 	checkDuration(&ps, "login.session_ttl", lg.SessionTTL, time.Minute, 0)
 	checkDuration(&ps, "login.attempt_window", lg.AttemptWindow, time.Second, 0)
@@ -99,6 +103,13 @@ func (c *Config) validate() Problems {
 	checkOneOf(&ps, "log.level", c.Log.Level, logLevels)
 	checkOneOf(&ps, "log.format", c.Log.Format, logFormats)
 	return ps
+}
+
+// listensOnLoopback reports whether the listen address binds a loopback
+// host only.
+func listensOnLoopback(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	return err == nil && host != "" && isLoopbackHost(host)
 }
 
 // validateIssuer applies RFC 8414 §2 (an https URL without query or

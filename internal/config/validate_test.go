@@ -30,6 +30,13 @@ func TestValidate(t *testing.T) {
 			c.Tokens.AuthCodeTTL = Duration(60 * time.Second)
 		}},
 		{name: "listen any port", mutate: func(c *Config) { c.Listen = ":0" }},
+		{name: "cimd loopback allowance on loopback", mutate: func(c *Config) { c.CIMD.AllowLoopback = true }},
+		{name: "cimd loopback allowance on [::1]", mutate: func(c *Config) { c.Listen = "[::1]:8080"; c.CIMD.AllowLoopback = true }},
+		{name: "cimd off", mutate: func(c *Config) { c.CIMD.Enabled = false }},
+		{name: "cimd loopback allowance on every interface", mutate: func(c *Config) { c.Listen = ":8080"; c.CIMD.AllowLoopback = true },
+			want: []wantProblem{{"cimd.allow_loopback", 0, []string{"only while listen is a loopback address"}}}},
+		{name: "cimd loopback allowance on a public address", mutate: func(c *Config) { c.Listen = "192.0.2.1:8080"; c.CIMD.AllowLoopback = true },
+			want: []wantProblem{{"cimd.allow_loopback", 0, []string{"192.0.2.1:8080"}}}},
 
 		{name: "issuer missing", mutate: func(c *Config) { c.Issuer = "" },
 			want: []wantProblem{{"issuer", 0, []string{"issuer: required"}}}},

@@ -127,12 +127,25 @@ func (s *Server) checkAuthorize(w http.ResponseWriter, r *http.Request, q url.Va
 		s.pages.errorPage(w, http.StatusBadRequest, "Missing client", "The request does not say which application is asking (client_id is missing).")
 		return nil
 	}
-	c, err := s.st.GetClient(ctx, s.tenant, req.ClientID)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && c.Disabled) {
+	found, err := s.lookupClient(ctx, r, req.ClientID, false, false)
+	// A metadata document is checked against the redirect URI on every
+	// request; when a cached one does not list it, the client may just
+	// have added it, so the document is fetched again (at most every
+	// cimdRefetchGap).
+	if err == nil && !found.fetched && found.client.RegistrationMethod == store.RegistrationCIMD &&
+		req.RedirectURI != "" && !oauth.MatchRedirectURI(found.client.RedirectURIs, req.RedirectURI) {
+		found, err = s.lookupClient(ctx, r, req.ClientID, false, true)
+	}
+	c := found.client
+	var ce *cimdError
+	switch {
+	case errors.As(err, &ce):
+		s.cimdPage(w, ce)
+		return nil
+	case errors.Is(err, store.ErrNotFound) || (err == nil && c.Disabled):
 		s.pages.errorPage(w, http.StatusBadRequest, "Unknown application", "The application that sent you here is not registered with this server, or has been disabled.")
 		return nil
-	}
-	if err != nil {
+	case err != nil:
 		s.internalErrorPage(w, r, err)
 		return nil
 	}
@@ -145,6 +158,9 @@ func (s *Server) checkAuthorize(w http.ResponseWriter, r *http.Request, q url.Va
 		return nil
 	case oauth.MatchRedirectURI(c.RedirectURIs, req.RedirectURI):
 		a.redirectURI = req.RedirectURI
+	case c.RegistrationMethod == store.RegistrationCIMD:
+		s.pages.errorPage(w, http.StatusBadRequest, "Redirect URI not registered", "The address this request wants to send you back to is not listed in the application's metadata document ("+documentHost(c.ID)+"), so agentid will not send you there.")
+		return nil
 	default:
 		s.pages.errorPage(w, http.StatusBadRequest, "Redirect URI not registered", "The address this request wants to send you back to is not registered for the application, so agentid will not send you there.")
 		return nil

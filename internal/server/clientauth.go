@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 
@@ -83,7 +84,7 @@ func (s *Server) authenticateClient(r *http.Request, ca oauth.ClientAuth) (*stor
 		s.authIPThrottle.end(hIP, false)
 		return nil, oauth.ErrTooManyRequests(wait, "too many failed authentications for this client; retry later")
 	}
-	c, err := s.verifyClient(ctx, id, ca)
+	c, err := s.verifyClient(r, id, ca)
 	var f *authFailure
 	isFailure := errors.As(err, &f)
 	s.authIPThrottle.end(hIP, isFailure)
@@ -117,9 +118,19 @@ func authMethod(ca oauth.ClientAuth) string {
 }
 
 // verifyClient checks the credentials of client id. A failure is an
-// *authFailure; any other error is the store's.
-func (s *Server) verifyClient(ctx context.Context, id string, ca oauth.ClientAuth) (*store.Client, error) {
-	c, err := s.clients.get(id, func() (*store.Client, error) { return s.st.GetClient(ctx, s.tenant, id) })
+// *authFailure; any other error is the store's. A client_id that names a
+// Client ID Metadata Document is resolved through its (cached) document;
+// one that cannot be used is invalid_client saying why (cimd_blocked,
+// cimd_fetch or cimd_invalid in the audit trail).
+func (s *Server) verifyClient(r *http.Request, id string, ca oauth.ClientAuth) (*store.Client, error) {
+	ctx := r.Context()
+	found, err := s.lookupClient(ctx, r, id, true, false)
+	var ce *cimdError
+	if errors.As(err, &ce) {
+		f := failed("cimd_"+ce.reason, err)
+		f.public = oauth.ErrInvalidClient("%s", ce.msg)
+		return nil, f
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		// The same work as a wrong secret.
 		token.EqualHash(token.Hash(ca.ClientSecret), dummySecretHash)
@@ -128,6 +139,22 @@ func (s *Server) verifyClient(ctx context.Context, id string, ca oauth.ClientAut
 	if err != nil {
 		return nil, err
 	}
+	c, err := s.checkCredentials(ctx, found.client, ca)
+	var f *authFailure
+	if errors.As(err, &f) && f.reason == "assertion_invalid" && !found.fetched && found.client.RegistrationMethod == store.RegistrationCIMD {
+		// The client may have just rotated the keys its document lists:
+		// fetch the document again (at most every cimdRefetchGap) and
+		// check once more.
+		again, lerr := s.lookupClient(ctx, r, id, true, true)
+		if lerr == nil && again.fetched {
+			return s.checkCredentials(ctx, again.client, ca)
+		}
+	}
+	return c, err
+}
+
+// checkCredentials checks the credentials ca against client c.
+func (s *Server) checkCredentials(ctx context.Context, c *store.Client, ca oauth.ClientAuth) (*store.Client, error) {
 	if c.Disabled {
 		return nil, failed("client_disabled", nil)
 	}
@@ -160,7 +187,7 @@ func (s *Server) verifyClient(ctx context.Context, id string, ca oauth.ClientAut
 		if ca.Assertion == "" {
 			return nil, failed("assertion_missing", nil)
 		}
-		keys, err := s.clientKeys(c)
+		keys, err := s.clientKeys(ctx, c, oauth.PeekAssertionKeyID(ca.Assertion))
 		if err != nil {
 			return nil, failed("no_usable_keys", err)
 		}
@@ -198,7 +225,21 @@ type cachedKeys struct {
 
 var errNoJWKS = errors.New("client has no jwks")
 
-func (s *Server) clientKeys(c *store.Client) (*jose.JSONWebKeySet, error) {
+// clientKeys returns the keys that verify c's assertions: its registered
+// jwks, or the set at its jwks_uri, fetched through the hub's fetcher
+// (fetch.KeySets: cached, fetched again when kid is not in it, at most
+// every 30 s) and bounded as registered sets are.
+func (s *Server) clientKeys(ctx context.Context, c *store.Client, kid string) (*jose.JSONWebKeySet, error) {
+	if c.JWKS == "" && c.JWKSURI != "" {
+		set, err := s.keySets.Get(ctx, c.JWKSURI, kid)
+		if err != nil {
+			return nil, err
+		}
+		if len(set.Keys) > oauth.MaxClientKeys {
+			return nil, fmt.Errorf("the key set at %s has more than %d keys", c.JWKSURI, oauth.MaxClientKeys)
+		}
+		return set, nil
+	}
 	if c.JWKS == "" {
 		return nil, errNoJWKS
 	}

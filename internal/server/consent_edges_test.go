@@ -8,8 +8,6 @@ import (
 	"testing"
 
 	"golang.org/x/oauth2"
-
-	"github.com/agentid/agentid/internal/store"
 )
 
 // TestCIMDHostFromClientID pins that the consent screen shows the host
@@ -17,8 +15,9 @@ import (
 // URI here lives on another host, so the client_id host can only come from
 // the Application row.
 func TestCIMDHostFromClientID(t *testing.T) {
-	h := newHub(t)
-	h.AddClient(&store.Client{ID: "https://agents.example.com/meta.json", Name: "Hosted agent", RedirectURIs: []string{"https://callback.example.net/cb"}, GrantTypes: []string{"authorization_code"}, RegistrationMethod: store.RegistrationCIMD})
+	d := newDocHost(t)
+	h, _ := cimdHub(t, d)
+	d.put("/meta.json", map[string]any{"client_id": "https://agents.example.com/meta.json", "client_name": "Hosted agent", "redirect_uris": []string{"https://callback.example.net/cb"}}, "")
 	conf := &oauth2.Config{ClientID: "https://agents.example.com/meta.json", RedirectURL: "https://callback.example.net/cb", Scopes: []string{"notes.read"}, Endpoint: oauth2.Endpoint{AuthURL: h.URL + "/authorize"}}
 	f := h.startFlow(h.Browser(), conf)
 	app := regexp.MustCompile(`(?s)<dt>Application</dt>\s*<dd>(.*?)</dd>`).FindStringSubmatch(f.page.Body)

@@ -498,9 +498,10 @@ func TestConsentPromptConsentAsksAgain(t *testing.T) {
 }
 
 func TestConsentPage(t *testing.T) {
-	h := newHub(t)
+	d := newDocHost(t)
+	h, _ := cimdHub(t, d)
 	h.AddClient(&store.Client{ID: "dcr-agent", Name: "Helper <b>bot</b>", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code"}, RegistrationMethod: store.RegistrationDCR})
-	h.AddClient(&store.Client{ID: "https://agent.example.com/client.json", Name: "Hosted agent", RedirectURIs: []string{"https://agent.example.com/cb"}, GrantTypes: []string{"authorization_code"}, RegistrationMethod: store.RegistrationCIMD})
+	d.put("/client.json", map[string]any{"client_id": "https://agent.example.com/client.json", "client_name": "Hosted agent", "redirect_uris": []string{"https://agent.example.com/cb"}}, "")
 	h.AddClient(&store.Client{ID: "manual-agent", Name: "Manual agent", RedirectURIs: []string{"https://app.example.org/cb"}, GrantTypes: []string{"authorization_code"}})
 	page := func(clientID, redirect string) *servertest.Page {
 		conf := &oauth2.Config{ClientID: clientID, RedirectURL: redirect, Scopes: []string{"notes.read", "notes.write", "notes.delete"}, Endpoint: oauth2.Endpoint{AuthURL: h.URL + "/authorize"}}

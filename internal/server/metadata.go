@@ -3,7 +3,9 @@ package server
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/agentid/agentid/internal/oauth"
@@ -59,6 +61,9 @@ func (s *Server) metadata(r *http.Request, oidc bool) ([]byte, error) {
 		IntrospectionEndpointAuthMethodsSupported:  authMethods[1:],
 		CodeChallengeMethodsSupported:              []string{"S256"},
 		AuthorizationResponseIssParameterSupported: true,
+		// draft-ietf-oauth-client-id-metadata-document §5: an https
+		// client_id is resolved by fetching it (cimd.go).
+		ClientIDMetadataDocumentSupported: !s.cfg.DisableCIMD,
 	}
 	if !s.cfg.Registration.Disabled {
 		m.RegistrationEndpoint = s.issuer + "/register"
@@ -82,6 +87,31 @@ func (s *Server) metadata(r *http.Request, oidc bool) ([]byte, error) {
 
 // assertionAlgs are the private_key_jwt signing algorithms accepted.
 var assertionAlgs = []string{"ES256", "ES384", "EdDSA", "RS256", "PS256"}
+
+// metadataPaths are the paths the metadata documents are served at besides
+// the root well-known ones: for an issuer with a path
+// (https://hub.example.com/tenant1) RFC 8414 §3.1 inserts the well-known
+// segment before the path, OpenID Connect Discovery §4 appends it, and
+// MCP clients try, in order (MCP 2026-07-28 authorization server metadata
+// discovery): /.well-known/oauth-authorization-server/tenant1,
+// /.well-known/openid-configuration/tenant1 and
+// /tenant1/.well-known/openid-configuration. Some clients turn Client ID
+// Metadata Documents off when they find none of them. Each serves the
+// same document (same issuer) as its root counterpart. Nothing is added
+// for an issuer without a path, or with one a route pattern cannot
+// carry literally.
+func metadataPaths(issuer string) (oauthAS, oidc []string) {
+	u, err := url.Parse(issuer)
+	if err != nil {
+		return nil, nil
+	}
+	p := strings.TrimSuffix(u.EscapedPath(), "/")
+	if p == "" || strings.ContainsAny(p, "{} \t") {
+		return nil, nil
+	}
+	return []string{"/.well-known/oauth-authorization-server" + p},
+		[]string{"/.well-known/openid-configuration" + p, p + "/.well-known/openid-configuration"}
+}
 
 func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request) {
 	s.serveMetadata(w, r, false)

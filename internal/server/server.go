@@ -21,6 +21,7 @@ import (
 
 	"github.com/agentid/agentid/internal/clients"
 	"github.com/agentid/agentid/internal/consent"
+	"github.com/agentid/agentid/internal/fetch"
 	"github.com/agentid/agentid/internal/oauth"
 	"github.com/agentid/agentid/internal/policy"
 	"github.com/agentid/agentid/internal/store"
@@ -71,6 +72,15 @@ type Config struct {
 	// ConsentPreselect chooses the duration the consent screen preselects
 	// by how far the agent is trusted.
 	ConsentPreselect ConsentPreselect
+
+	// Fetcher makes every request the hub sends to a URL someone else
+	// chose: Client ID Metadata Documents and clients' jwks_uri key sets.
+	// nil: fetch.New(fetch.Config{}) (public addresses only, system roots).
+	Fetcher *fetch.Fetcher
+	// DisableCIMD turns Client ID Metadata Documents off: an https
+	// client_id is then an unknown client, and the metadata does not
+	// advertise client_id_metadata_document_supported.
+	DisableCIMD bool
 
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -140,6 +150,13 @@ type Server struct {
 	authIPThrottle, authIDThrottle *throttle
 	secure                         bool
 	keyCache                       keyCache
+	// fetcher and keySets fetch Client ID Metadata Documents and remote
+	// JWK sets (jwks_uri); cimd remembers the documents' freshness and
+	// domains caches the domain trust list briefly.
+	fetcher *fetch.Fetcher
+	keySets *fetch.KeySets
+	cimd    cimdCache
+	domains *ttlCache[[]*store.Domain]
 
 	metaMu   sync.Mutex
 	metaJSON []byte // RFC 8414
@@ -236,6 +253,12 @@ func New(cfg Config) (*Server, error) {
 	s.grants = defaultGrants()
 	s.clients = newTTLCache[*store.Client](s.now)
 	s.resources = newTTLCache[*store.Resource](s.now)
+	s.domains = newTTLCache[[]*store.Domain](s.now)
+	s.fetcher = cfg.Fetcher
+	if s.fetcher == nil {
+		s.fetcher = fetch.New(fetch.Config{})
+	}
+	s.keySets = s.fetcher.KeySets()
 	s.verifying = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
 	s.userThrottle = newThrottle(s.cfg.LoginAttempts, s.now, throttleMax)
 	s.ipThrottle = newThrottle(s.cfg.LoginAttemptsPerIP, s.now, throttleMax)
@@ -264,6 +287,15 @@ func (s *Server) routes() http.Handler {
 	api := http.NewServeMux()
 	api.HandleFunc("GET /.well-known/oauth-authorization-server", s.handleMetadata)
 	api.HandleFunc("GET /.well-known/openid-configuration", s.handleOIDCMetadata)
+	asPaths, oidcPaths := metadataPaths(s.issuer)
+	for _, p := range asPaths {
+		api.HandleFunc("GET "+p, s.handleMetadata)
+		api.HandleFunc("OPTIONS "+p, s.handlePreflight)
+	}
+	for _, p := range oidcPaths {
+		api.HandleFunc("GET "+p, s.handleOIDCMetadata)
+		api.HandleFunc("OPTIONS "+p, s.handlePreflight)
+	}
 	api.HandleFunc("GET /jwks.json", s.handleJWKS)
 	api.HandleFunc("POST /token", s.handleToken)
 	api.HandleFunc("POST /revoke", s.handleRevoke)

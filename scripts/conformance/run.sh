@@ -6,7 +6,10 @@
 #   authorization  the authorization-server scenarios against a fresh hub:
 #                  metadata discovery and the authorization code grant with
 #                  PKCE and RFC 8707 resource, a script playing the person at
-#                  the login and consent pages.
+#                  the login and consent pages. The suite's summary counts no
+#                  warnings, so its per-check results (-o) are read: any
+#                  WARNING, e.g. client_id_metadata_document_supported not
+#                  advertised, fails the run.
 #   server         the MCP server scenarios at --spec-version 2026-07-28
 #                  against `agentid demo`'s MCP server. The suite cannot send
 #                  a token, so it talks to bearerproxy, which adds one it gets
@@ -57,11 +60,21 @@ run_authorization() {
     --redirect-uri http://127.0.0.1:3000/callback --resource "$resource" >/dev/null
   echo "$pw" | "$data/agentid" users add tester --password-stdin >/dev/null
 
-  "$node" "$suite" authorization --url "$issuer" --client-id conformance --resource "$resource" >"$data/suite.log" 2>&1 &
+  "$node" "$suite" authorization --url "$issuer" --client-id conformance --resource "$resource" -o "$data/results" >"$data/suite.log" 2>&1 &
   local suite_pid=$!
   python3 scripts/conformance/approve.py "$data/suite.log" "$issuer" tester "$pw" >/dev/null
   wait $suite_pid || status=$?
   cat "$data/suite.log"
+  python3 - "$data/results" <<'PY' || status=1
+import json, pathlib, sys
+checks = [c for f in pathlib.Path(sys.argv[1]).rglob("checks.json") for c in json.loads(f.read_text())]
+warned = [c for c in checks if c.get("status") == "WARNING"]
+for c in warned:
+    print(f"WARNING {c['id']}: {c.get('errorMessage') or c.get('description')}")
+if not checks:
+    sys.exit("no check results written")
+sys.exit(1 if warned else 0)
+PY
 }
 
 run_server() {

@@ -8,7 +8,15 @@
 // through the continue page, and a new client that asks for every scope at
 // once sees notes.delete listed as not available on its consent screen.
 //
-// Usage: [MCP_SDK=v2] node client.mjs '<first JSON line printed by `agentid demo --json`>'
+// With CIMD=1 the agents identify themselves with Client ID Metadata
+// Documents instead of registering: the script serves each agent's document
+// over https on loopback (CIMD_CERT and CIMD_KEY: a certificate run.sh made,
+// which the demo hub trusts through SSL_CERT_FILE, and fetches through its
+// loopback development allowance) and gives its URL as clientMetadataUrl.
+// The SDK uses that URL as client_id because the hub's metadata advertises
+// client_id_metadata_document_supported; nothing is ever POSTed to /register.
+//
+// Usage: [MCP_SDK=v2] [CIMD=1 CIMD_CERT=… CIMD_KEY=…] node client.mjs '<first JSON line printed by `agentid demo --json`>'
 // Exits non-zero on the first failure.
 
 // MCP_SDK=v2 runs the SDK's v2 client package (@modelcontextprotocol/client)
@@ -25,15 +33,18 @@ const { Client, StreamableHTTPClientTransport, UnauthorizedError, auth } = V2
 const demo = JSON.parse(process.argv[2] ?? process.env.DEMO_JSON ?? '');
 const REDIRECT_URL = process.env.REDIRECT_URL ?? 'http://127.0.0.1:18482/callback';
 const VERBOSE = process.env.VERBOSE === '1';
+const CIMD = process.env.CIMD === '1';
 
 function log(...args) {
   console.error('[client]', ...args);
 }
 
 // HTTP log of everything the SDK sends, so failures show the exchange.
+const registrations = [];
 async function loggingFetch(input, init) {
   const method = init?.method ?? 'GET';
   const url = typeof input === 'string' ? input : input.url ?? String(input);
+  if (method === 'POST' && new URL(url).pathname === '/register') registrations.push(url);
   const res = await fetch(input, init);
   const www = res.headers.get('www-authenticate');
   if (VERBOSE || !res.ok) {
@@ -209,8 +220,11 @@ async function playPerson(browser, authorizationUrl) {
 // --- the SDK's OAuthClientProvider -----------------------------------------
 
 class HeadlessProvider {
-  constructor(browser) {
+  // metadataUrl: the agent's Client ID Metadata Document (CIMD=1), else
+  // undefined and the SDK registers the agent dynamically.
+  constructor(browser, metadataUrl) {
     this.browser = browser;
+    this.metadataUrl = metadataUrl;
     this._clientInformation = undefined;
     this._tokens = undefined;
     this._codeVerifier = undefined;
@@ -220,6 +234,9 @@ class HeadlessProvider {
   }
   get redirectUrl() {
     return REDIRECT_URL;
+  }
+  get clientMetadataUrl() {
+    return this.metadataUrl;
   }
   get clientMetadata() {
     return {
@@ -238,7 +255,8 @@ class HeadlessProvider {
     return this._clientInformation;
   }
   saveClientInformation(info) {
-    log(`registered client_id ${info.client_id}`);
+    if (this.metadataUrl && info.client_id !== this.metadataUrl) throw new Error(`CIMD: the SDK chose client_id ${info.client_id}, want ${this.metadataUrl}`);
+    log(`${this.metadataUrl ? 'metadata document' : 'registered'} client_id ${info.client_id}`);
     this._clientInformation = info;
   }
   tokens() {
@@ -282,11 +300,47 @@ class HeadlessProvider {
   }
 }
 
+// --- the agents' metadata documents (CIMD=1) ---------------------------------
+
+// documentURL(n) is agent n's document URL; its document lists the one
+// redirect URI and the public client's fields (MCP 2026-07-28 CIMD example).
+let documentURL = () => undefined;
+const documentFetches = new Map();
+if (CIMD) {
+  const https = await import('node:https');
+  const fs = await import('node:fs');
+  const meta = await (await fetch(new URL('/.well-known/oauth-authorization-server', demo.issuer))).json();
+  if (meta.client_id_metadata_document_supported !== true) throw new Error('CIMD: the hub does not advertise client_id_metadata_document_supported');
+  let base;
+  const server = https.createServer({ key: fs.readFileSync(process.env.CIMD_KEY), cert: fs.readFileSync(process.env.CIMD_CERT) }, (req, res) => {
+    const m = req.url.match(/^\/agent-(\d+)\.json$/);
+    if (!m) {
+      res.writeHead(404).end();
+      return;
+    }
+    documentFetches.set(req.url, (documentFetches.get(req.url) ?? 0) + 1);
+    res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=300' });
+    res.end(JSON.stringify({
+      client_id: base + req.url,
+      client_name: `agentid TS SDK interop check ${m[1]}`,
+      redirect_uris: [REDIRECT_URL],
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'none',
+    }));
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  server.unref();
+  base = `https://127.0.0.1:${server.address().port}`;
+  documentURL = (n) => `${base}/agent-${n}.json`;
+  log(`CIMD: serving the agents' documents at ${base}`);
+}
+
 // --- the run ----------------------------------------------------------------
 
 const browser = new Browser(demo.issuer);
-const provider = new HeadlessProvider(browser);
-if (process.env.PREREGISTER) {
+const provider = new HeadlessProvider(browser, documentURL(1));
+if (process.env.PREREGISTER && !CIMD) {
   // Register without a scope so the hub bounds the client only by policy.
   const res = await fetch(new URL('/register', demo.issuer), {
     method: 'POST',
@@ -399,7 +453,7 @@ await client.close();
 // person already allowed everything it asks for, but a public loopback
 // client still gets the one-click "Continue to <app>?" page (RFC 8252 §8.6).
 {
-  const restarted = new HeadlessProvider(browser);
+  const restarted = new HeadlessProvider(browser, documentURL(1));
   restarted._clientInformation = provider._clientInformation;
   log(`restart: client_id ${restarted._clientInformation.client_id} kept, tokens dropped`);
   const pagesAt = browser.pages.length;
@@ -426,7 +480,7 @@ await client.close();
 // notes.delete as not available; the token says which scopes it carries
 // (RFC 6749 §5.1: it differs from the request).
 {
-  const fresh = new HeadlessProvider(browser);
+  const fresh = new HeadlessProvider(browser, documentURL(2));
   const pagesAt = browser.pages.length;
   const offAt = browser.unavailable.length;
   const want = 'notes.read notes.write notes.delete';
@@ -439,5 +493,11 @@ await client.close();
   const got = String(fresh._tokens?.scope ?? '').split(' ');
   if (got.includes('notes.delete') || !got.includes('notes.write')) throw new Error(`all scopes: token scope "${fresh._tokens?.scope}"`);
   log(`all scopes: consent without notes.delete; token scope "${fresh._tokens.scope}"`);
+}
+if (CIMD) {
+  if (registrations.length) throw new Error(`CIMD: the SDK registered dynamically: ${registrations.join(', ')}`);
+  const fetched = [...documentFetches].map(([p, n]) => `${p} ×${n}`).join(', ');
+  if (documentFetches.size !== 2) throw new Error(`CIMD: the hub fetched [${fetched}], want both agents' documents`);
+  log(`CIMD: no registration; the hub fetched ${fetched}`);
 }
 console.log('OK');
