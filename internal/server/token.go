@@ -197,7 +197,7 @@ func (s *Server) issue(ctx context.Context, r *http.Request, grantType string, c
 		AuthMethod: c.TokenEndpointAuthMethod, AuthAge: p.authAge(now),
 	})
 	iss := &store.Issuance{
-		AccessToken: &store.AccessToken{JTI: claims.JTI, TenantID: s.tenant, GrantID: a.family.id, ClientID: c.ID, UserID: p.userID(), Resource: res.URI, Scopes: granted, ExpiresAt: exp},
+		AccessToken: &store.AccessToken{JTI: claims.JTI, TenantID: s.tenant, GrantID: a.family.id, ClientID: c.ID, UserID: p.userID(), Resource: res.URI, Scopes: granted, RedirectURI: a.family.installation, ExpiresAt: exp},
 		Events:      []*store.AuditEvent{ev},
 	}
 	if a.consent {
@@ -244,7 +244,7 @@ func (s *Server) refreshToken(now, accessExp time.Time, c *store.Client, p *prin
 	}
 	return &store.RefreshToken{
 		Hash: token.Hash(handle), TenantID: s.tenant, GrantID: a.family.id, ClientID: c.ID, UserID: p.userID(),
-		Scopes: scopes, Resource: res.URI, AuthTime: p.authTime, CreatedAt: now, ExpiresAt: exp,
+		Scopes: scopes, Resource: res.URI, RedirectURI: a.family.installation, AuthTime: p.authTime, CreatedAt: now, ExpiresAt: exp,
 	}, handle, nil
 }
 
