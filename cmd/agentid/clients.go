@@ -109,7 +109,7 @@ with the tag cc:<scope> (--tag cc:notes.read), given by an administrator.`,
 				return err
 			}
 			return c.withStore(cmd, func(ctx context.Context, _ *config.Config, st store.Store) error {
-				e, err := policy.New(ctx, policy.Options{Store: st, Logger: adminLogger(cmd)})
+				e, err := policy.New(ctx, policy.Options{Store: st, Domains: st, Logger: adminLogger(cmd)})
 				if err != nil {
 					return err
 				}
@@ -367,7 +367,7 @@ expire, and refreshed ones follow the new ceiling.`,
 				}
 			}
 			return c.withStore(cmd, func(ctx context.Context, _ *config.Config, st store.Store) error {
-				e, err := policy.New(ctx, policy.Options{Store: st, Logger: adminLogger(cmd)})
+				e, err := policy.New(ctx, policy.Options{Store: st, Domains: st, Logger: adminLogger(cmd)})
 				if err != nil {
 					return err
 				}

@@ -196,7 +196,7 @@ func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, 
 	if err != nil {
 		return nil, fmt.Errorf("loading signing keys: %w", err)
 	}
-	pol, err := policy.New(ctx, policy.Options{Store: st, Logger: log})
+	pol, err := policy.New(ctx, policy.Options{Store: st, Domains: st, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("loading the policy set: %w", err)
 	}
