@@ -53,6 +53,11 @@ const (
 	ResourceCreated             = "resource.created"
 	ResourceUpdated             = "resource.updated"
 	ResourceDeleted             = "resource.deleted"
+	DomainUpdated               = "domain.updated"
+	DomainRemoved               = "domain.removed"
+	// InstallationRevoked: a person signed one installation of a Client
+	// ID Metadata Document client out (its tokens for that redirect URI).
+	InstallationRevoked = "installation.revoked"
 )
 
 // Outcomes.
@@ -165,6 +170,9 @@ var required = map[string]struct {
 	ResourceCreated:             {[]field{fResource}, nil},
 	ResourceUpdated:             {[]field{fResource}, nil},
 	ResourceDeleted:             {[]field{fResource}, nil},
+	DomainUpdated:               {nil, []string{"pattern", "trust"}},
+	DomainRemoved:               {nil, []string{"pattern"}},
+	InstallationRevoked:         {[]field{fClient, fUser}, []string{"redirect_uri"}},
 }
 
 // Types lists every event type this package defines, sorted.

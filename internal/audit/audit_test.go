@@ -59,6 +59,9 @@ func constructors() map[string]*store.AuditEvent {
 		audit.ResourceCreated:             audit.NewResourceCreated(meta, key.Resource, sc),
 		audit.ResourceUpdated:             audit.NewResourceUpdated(meta, key.Resource, sc),
 		audit.ResourceDeleted:             audit.NewResourceDeleted(meta, key.Resource, sc),
+		audit.DomainUpdated:               audit.NewDomainUpdated(meta, audit.DomainFields{Pattern: "*.example.com", Trust: store.DomainTrusted, Previous: store.DomainAllowed}),
+		audit.DomainRemoved:               audit.NewDomainRemoved(meta, audit.DomainFields{Pattern: "*.example.com", Previous: store.DomainTrusted}),
+		audit.InstallationRevoked:         audit.NewInstallationRevoked(meta, audit.InstallationRevokedFields{ClientID: "https://app.example.com/c.json", UserID: "u", RedirectURI: "http://127.0.0.1/cb"}),
 	}
 }
 
