@@ -97,6 +97,11 @@ func refusalMessage(e *oauth.Error) string {
 
 // clientName is how pages name a client.
 func clientName(c *store.Client) string {
+	if c.RegistrationMethod == store.RegistrationCIMD {
+		// The document's name is free text anyone can choose: alone it
+		// never names the application (see consentPage).
+		return cimdHost(c)
+	}
 	if c.Name != "" {
 		return c.Name
 	}
