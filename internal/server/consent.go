@@ -204,7 +204,7 @@ type consentView struct {
 	// ClientHost is the verified host of a CIMD client_id; with it set,
 	// pages name the application by it and show ClientName (the
 	// document's client_name, "" if none) only beside it.
-	ClientHost string
+	ClientHost   string
 	RedirectHost string
 	LocalOnly    bool
 	ResourceName string
