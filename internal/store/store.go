@@ -114,6 +114,18 @@ const (
 // Pending reports whether the client awaits an admin's approval.
 func (c *Client) Pending() bool { return c.Status == ClientPending }
 
+// StoredStatus is the status a backend stores for c: an empty Status is
+// ClientActive; anything but ClientActive and ClientPending is ErrInvalid.
+func (c *Client) StoredStatus() (string, error) {
+	switch c.Status {
+	case "":
+		return ClientActive, nil
+	case ClientActive, ClientPending:
+		return c.Status, nil
+	}
+	return "", fmt.Errorf("store: client status %q: %w", c.Status, ErrInvalid)
+}
+
 // ApplyClientUpdate runs a backend's UpdateClient updater on c, a client
 // just read under the update's lock: it turns a panic of update into an
 // error (it runs on the backend's writer) and refuses a changed key.
