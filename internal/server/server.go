@@ -301,6 +301,7 @@ func (s *Server) routes() http.Handler {
 	web.Handle("GET /static/", s.staticHandler())
 	web.HandleFunc("GET /account", s.handleAccount)
 	web.HandleFunc("POST /account/revoke", s.handleAccountRevoke)
+	web.HandleFunc("POST /account/signout-installation", s.handleAccountSignOutInstallation)
 	web.HandleFunc("/", s.notFound)
 	cop := http.NewCrossOriginProtection()
 	webHandler := securityHeaders(cop.Handler(web))
