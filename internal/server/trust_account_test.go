@@ -16,7 +16,29 @@ import (
 	"github.com/agentid/agentid/internal/password"
 	"github.com/agentid/agentid/internal/server/servertest"
 	"github.com/agentid/agentid/internal/store"
+	"github.com/agentid/agentid/internal/store/pgtest"
+	"github.com/agentid/agentid/internal/store/postgres"
 )
+
+// bothBackends is consentBackends with a further hub option.
+func bothBackends(t *testing.T, opt servertest.Option, test func(t *testing.T, h *hub, clk *fakeClock)) {
+	t.Run("sqlite", func(t *testing.T) {
+		clk := newFakeClock()
+		test(t, newHub(t, withClock(clk), opt), clk)
+	})
+	t.Run("postgres", func(t *testing.T) {
+		st, err := postgres.Open(context.Background(), pgtest.FreshSchema(t), postgres.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		if _, _, err := st.Migrate(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		clk := newFakeClock()
+		test(t, &hub{servertest.NewOn(t, st, withClock(clk), opt)}, clk)
+	})
+}
 
 var installationFormRe = regexp.MustCompile(`(?s)action="/account/signout-installation">.*?name="redirect_uri" value="([^"]*)"`)
 
@@ -49,9 +71,10 @@ func (h *hub) signIn(t *testing.T, b *servertest.Browser, conf *oauth2.Config) *
 // her other installation and Bob's keep refreshing. The event is audited;
 // the form acts for the session's person only.
 func TestAccountSignOutInstallation(t *testing.T) {
-	consentBackends(t, func(t *testing.T, h *hub, clk *fakeClock) {
+	agents := newCIMDAgents(t)
+	bothBackends(t, agents.option, func(t *testing.T, h *hub, clk *fakeClock) {
 		const clientID = "https://app.example.com/oauth/client.json"
-		h.AddClient(cimdClient(clientID, "Example MCP Client", "http://127.0.0.1/callback", "http://[::1]/callback"))
+		agents.add(h, clientID, "Example MCP Client", "http://127.0.0.1/callback", "http://[::1]/callback")
 		hash, err := password.Hash("bob's long password")
 		if err != nil {
 			t.Fatal(err)

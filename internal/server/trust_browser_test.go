@@ -22,13 +22,14 @@ import (
 // consent-cimd-*.png and account-cimd-*.png.
 func TestBrowserCIMD(t *testing.T) {
 	b := newTab(t)
-	h := newHub(t)
+	agents := newCIMDAgents(t)
+	h := newHub(t, agents.option)
 	h.Wrap(slowPages)
 	cb := newCallback(t)
 	const clientID = "https://app.example.com/oauth/client.json"
 	// The document lists the loopback redirect without a port; the agent
 	// listens on whatever port it got (RFC 8252 §7.3).
-	h.AddClient(cimdClient(clientID, "Example MCP Client", "http://127.0.0.1/callback"))
+	agents.add(h, clientID, "Example MCP Client", "http://127.0.0.1/callback")
 	conf := &oauth2.Config{ClientID: clientID, RedirectURL: cb.url, Scopes: []string{"notes.read", "notes.write"},
 		Endpoint: oauth2.Endpoint{AuthURL: h.URL + "/authorize", TokenURL: h.URL + "/token", AuthStyle: oauth2.AuthStyleInParams}}
 	verifier := oauth2.GenerateVerifier()

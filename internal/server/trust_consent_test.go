@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/agentid/agentid/internal/server"
 	"github.com/agentid/agentid/internal/server/servertest"
 	"github.com/agentid/agentid/internal/store"
 )
@@ -17,6 +18,25 @@ import (
 func cimdClient(id, name string, redirects ...string) *store.Client {
 	return &store.Client{ID: id, Name: name, RedirectURIs: redirects, GrantTypes: []string{"authorization_code", "refresh_token"},
 		TokenEndpointAuthMethod: "none", ApplicationType: "native", RegistrationMethod: store.RegistrationCIMD}
+}
+
+// cimdAgents provides the metadata-document clients of a test: with
+// option among the hub's options, add makes the client id (an https URL
+// on a name under example.com) with its document's name and redirect URIs
+// known to the hub. (Until the hub fetches documents it stores the client
+// as the resolver would; with fetching, it serves the document.)
+type cimdAgents struct {
+	option servertest.Option
+	add    func(h *hub, id, name string, redirects ...string)
+}
+
+func newCIMDAgents(t *testing.T) cimdAgents {
+	return cimdAgents{
+		option: func(*server.Config) {},
+		add: func(h *hub, id, name string, redirects ...string) {
+			h.AddClient(cimdClient(id, name, redirects...))
+		},
+	}
 }
 
 var h1Re = regexp.MustCompile(`(?s)<h1>(.*?)</h1>`)
@@ -34,9 +54,10 @@ func nameAlwaysBesideHost(t *testing.T, body, name, host string) {
 		}
 		n++
 		at := i + j
-		after := body[at+len(name) : min(len(body), at+len(name)+80)]
-		if !strings.Contains(after, "(from <strong class=\"host\">"+host+"</strong>)") {
-			t.Errorf("the name %q appears without its host %q beside it: …%s…", name, host, body[max(0, at-60):min(len(body), at+len(name)+80)])
+		after := body[at+len(name) : min(len(body), at+len(name)+200)]
+		beside := regexp.MustCompile(`^</bdi>\s*(<span class="from">)?\(from <strong class="host">` + regexp.QuoteMeta(host) + `</strong>\)`)
+		if !beside.MatchString(after) {
+			t.Errorf("the name %q appears without its host %q beside it: …%s…", name, host, body[max(0, at-60):min(len(body), at+len(name)+200)])
 		}
 		i = at + len(name)
 	}
@@ -53,15 +74,16 @@ func nameAlwaysBesideHost(t *testing.T, body, name, host string) {
 // reorder the host shown after it. The Continue page of a later
 // authorization and the hub's error page follow the same rule.
 func TestCIMDConsentText(t *testing.T) {
-	h := newHub(t)
+	agents := newCIMDAgents(t)
+	h := newHub(t, agents.option)
 	const (
 		loopID = "https://app.example.com/oauth/client.json"
-		webID  = "https://tools.example.net/agent/meta.json"
-		spoof  = "https://evil.example.org/c.json"
+		webID  = "https://tools.example.com/agent/meta.json"
+		spoof  = "https://drive-google.example.com/c.json"
 	)
-	h.AddClient(cimdClient(loopID, "Example MCP Client", "http://127.0.0.1/callback"))
-	h.AddClient(cimdClient(webID, "Web Agent", "https://tools.example.net/cb"))
-	h.AddClient(cimdClient(spoof, "Google\u202e Drive", "https://evil.example.org/cb"))
+	agents.add(h, loopID, "Example MCP Client", "http://127.0.0.1/callback")
+	agents.add(h, webID, "Web Agent", "https://tools.example.com/cb")
+	agents.add(h, spoof, "Google\u202e Drive", "https://drive-google.example.com/cb")
 	start := func(clientID, redirect string) *flow {
 		t.Helper()
 		conf := &oauth2.Config{ClientID: clientID, RedirectURL: redirect, Scopes: []string{"notes.read"}, Endpoint: oauth2.Endpoint{AuthURL: h.URL + "/authorize", TokenURL: h.URL + "/token"}}
@@ -93,24 +115,24 @@ func TestCIMDConsentText(t *testing.T) {
 		}
 	})
 
-	web := start(webID, "https://tools.example.net/cb").page.Body
+	web := start(webID, "https://tools.example.com/cb").page.Body
 	t.Run("https redirect has no loopback mark", func(t *testing.T) {
 		if strings.Contains(web, "this computer only") || strings.Contains(web, "program on this computer") {
 			t.Error("an https redirect is marked as loopback")
 		}
-		nameAlwaysBesideHost(t, web, "Web Agent", "tools.example.net")
+		nameAlwaysBesideHost(t, web, "Web Agent", "tools.example.com")
 	})
 
-	evil := start(spoof, "https://evil.example.org/cb").page.Body
+	evil := start(spoof, "https://drive-google.example.com/cb").page.Body
 	t.Run("a borrowed name is shown with the real host", func(t *testing.T) {
 		if strings.Contains(evil, "\u202e") {
 			t.Error("the page carries the name's right-to-left override")
 		}
 		m := h1Re.FindStringSubmatch(evil)
-		if m == nil || !strings.Contains(m[1], "evil.example.org") || strings.Contains(m[1], "Google") {
+		if m == nil || !strings.Contains(m[1], "drive-google.example.com") || strings.Contains(m[1], "Google Drive") {
 			t.Errorf("heading %q", m)
 		}
-		nameAlwaysBesideHost(t, evil, "Google Drive", "evil.example.org")
+		nameAlwaysBesideHost(t, evil, "Google Drive", "drive-google.example.com")
 	})
 
 	t.Run("continue page", func(t *testing.T) {

@@ -21,7 +21,8 @@ import (
 // it; once blocked, its refresh yields nothing.
 func TestCIMDDomainTrustEndToEnd(t *testing.T) {
 	clk := newFakeClock()
-	h := newHub(t, func(cfg *server.Config) {
+	agents := newCIMDAgents(t)
+	h := newHub(t, agents.option, func(cfg *server.Config) {
 		e, err := policy.New(context.Background(), policy.Options{Store: cfg.Store, Domains: cfg.Store, Now: clk.Now})
 		if err != nil {
 			t.Fatal(err)
@@ -29,7 +30,7 @@ func TestCIMDDomainTrustEndToEnd(t *testing.T) {
 		cfg.Policy = e
 	})
 	const clientID = "https://agents.example.com/notes/client.json"
-	h.AddClient(cimdClient(clientID, "Notes Agent", "http://127.0.0.1/callback"))
+	agents.add(h, clientID, "Notes Agent", "http://127.0.0.1/callback")
 	conf := h.cimdConf(clientID, "http://127.0.0.1:41000/callback")
 	conf.Scopes = []string{"notes.read", "notes.delete"}
 	ctx := context.Background()
