@@ -299,6 +299,8 @@ func cimdHost(c *store.Client) string {
 func displayName(name string) string {
 	name = strings.Map(func(r rune) rune {
 		switch {
+		case unicode.IsSpace(r):
+			return ' '
 		case unicode.Is(unicode.Cf, r), unicode.IsControl(r):
 			return -1
 		}

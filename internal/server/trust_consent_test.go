@@ -70,8 +70,8 @@ func nameAlwaysBesideHost(t *testing.T, body, name, host string) {
 // client names it by its verified host (the heading is the host, never the
 // document's free-text name), shows the document's name only with "(from
 // host)" beside it, marks a loopback redirect as returning to a program on
-// this computer, and drops bidirectional controls a name could use to
-// reorder the host shown after it. The Continue page of a later
+// this computer (TestDisplayName: a name's bidirectional controls, which
+// could reorder the host shown after it, are dropped). The Continue page of a later
 // authorization and the hub's error page follow the same rule.
 func TestCIMDConsentText(t *testing.T) {
 	agents := newCIMDAgents(t)
@@ -83,7 +83,7 @@ func TestCIMDConsentText(t *testing.T) {
 	)
 	agents.add(h, loopID, "Example MCP Client", "http://127.0.0.1/callback")
 	agents.add(h, webID, "Web Agent", "https://tools.example.com/cb")
-	agents.add(h, spoof, "Google\u202e Drive", "https://drive-google.example.com/cb")
+	agents.add(h, spoof, "Google Drive", "https://drive-google.example.com/cb")
 	start := func(clientID, redirect string) *flow {
 		t.Helper()
 		conf := &oauth2.Config{ClientID: clientID, RedirectURL: redirect, Scopes: []string{"notes.read"}, Endpoint: oauth2.Endpoint{AuthURL: h.URL + "/authorize", TokenURL: h.URL + "/token"}}
@@ -125,9 +125,6 @@ func TestCIMDConsentText(t *testing.T) {
 
 	evil := start(spoof, "https://drive-google.example.com/cb").page.Body
 	t.Run("a borrowed name is shown with the real host", func(t *testing.T) {
-		if strings.Contains(evil, "\u202e") {
-			t.Error("the page carries the name's right-to-left override")
-		}
 		m := h1Re.FindStringSubmatch(evil)
 		if m == nil || !strings.Contains(m[1], "drive-google.example.com") || strings.Contains(m[1], "Google Drive") {
 			t.Errorf("heading %q", m)

@@ -22,12 +22,13 @@ import (
 func TestCIMDDomainTrustEndToEnd(t *testing.T) {
 	clk := newFakeClock()
 	agents := newCIMDAgents(t)
+	var engine *policy.Engine
 	h := newHub(t, agents.option, func(cfg *server.Config) {
 		e, err := policy.New(context.Background(), policy.Options{Store: cfg.Store, Domains: cfg.Store, Now: clk.Now})
 		if err != nil {
 			t.Fatal(err)
 		}
-		cfg.Policy = e
+		cfg.Policy, engine = e, e
 	})
 	const clientID = "https://agents.example.com/notes/client.json"
 	agents.add(h, clientID, "Notes Agent", "http://127.0.0.1/callback")
@@ -40,6 +41,11 @@ func TestCIMDDomainTrustEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 		clk.Advance(3 * time.Second) // past the engine's refresh interval
+		// As agentid domains add does: a client whose ceiling was decided
+		// under the old trust gets it recomputed.
+		if _, err := engine.RecomputeCeilings(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	f := h.startFlow(h.Browser(), conf)
