@@ -204,3 +204,37 @@ func TestNormalizeDomainPattern(t *testing.T) {
 		}
 	}
 }
+
+// FuzzNormalizeDomainPattern: an accepted pattern is stable (normalising
+// it again gives itself), lower-case LDH labels with at most a leading
+// "*." wildcard, and an exact pattern matches its own host.
+func FuzzNormalizeDomainPattern(f *testing.F) {
+	for _, s := range []string{"app.example.com", "*.Example.com.", "https://x", "a:1", "[::1]", "*.com", "a..b", "xn--d.example", "\u212a.example"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		p, err := NormalizeDomainPattern(in)
+		if err != nil {
+			return
+		}
+		if again, err := NormalizeDomainPattern(p); err != nil || again != p {
+			t.Fatalf("%q → %q → %q, %v", in, p, again, err)
+		}
+		host := strings.TrimPrefix(p, "*.")
+		if strings.ContainsAny(host, "*:/@[]") || host != strings.ToLower(host) {
+			t.Fatalf("%q accepted as %q", in, p)
+		}
+		for _, r := range host {
+			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '.') {
+				t.Fatalf("%q accepted as %q with %q", in, p, r)
+			}
+		}
+		d := &store.Domain{Pattern: p, Trust: store.DomainBlocked}
+		if !strings.HasPrefix(p, "*.") && MatchDomain([]*store.Domain{d}, p) != d {
+			t.Fatalf("pattern %q does not match its own host", p)
+		}
+		if strings.HasPrefix(p, "*.") && (MatchDomain([]*store.Domain{d}, "x."+host) != d || MatchDomain([]*store.Domain{d}, host) != nil) {
+			t.Fatalf("wildcard %q matches wrongly", p)
+		}
+	})
+}

@@ -1,6 +1,10 @@
 package server
 
-import "testing"
+import (
+	"strings"
+	"testing"
+	"unicode"
+)
 
 // TestDisplayName: a client-chosen name shown beside a host loses what
 // could reorder or hide text around it (bidirectional overrides and
@@ -20,4 +24,24 @@ func TestDisplayName(t *testing.T) {
 			t.Errorf("displayName(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
+}
+
+// FuzzDisplayName: whatever a document calls itself, the name shown has
+// no format or control character and no leading, trailing or doubled
+// space.
+func FuzzDisplayName(f *testing.F) {
+	for _, s := range []string{"Example", "Google\u202e Drive", "\u2067x\u2069", "a\tb", " \u00a0 "} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		out := displayName(in)
+		for _, r := range out {
+			if unicode.Is(unicode.Cf, r) || unicode.IsControl(r) {
+				t.Fatalf("displayName(%q) = %q keeps %U", in, out, r)
+			}
+		}
+		if strings.TrimSpace(out) != out || strings.Contains(out, "  ") {
+			t.Fatalf("displayName(%q) = %q", in, out)
+		}
+	})
 }
