@@ -238,3 +238,44 @@ func FuzzNormalizeDomainPattern(f *testing.F) {
 		}
 	})
 }
+
+// TestDryRunDomainTrust: a dry run replays a CIMD agent's grants with its
+// domain's trust as it is now, so trusting a domain shows the sensitive
+// scopes its agents were denied coming back.
+func TestDryRunDomainTrust(t *testing.T) {
+	ctx := context.Background()
+	st := dryRunStore(t)
+	if err := st.CreateClient(ctx, &store.Client{TenantID: store.DefaultTenant, ID: cimdID, RegistrationMethod: store.RegistrationCIMD, TokenEndpointAuthMethod: "none"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Second)
+	if err := st.AppendAudit(ctx, &store.AuditEvent{TenantID: store.DefaultTenant, Type: EventTokenIssued, Outcome: "success", Time: t0,
+		ClientID: cimdID, UserID: "alice", Resource: testResource, Scopes: []string{"files:read"},
+		Details: map[string]string{"grant_type": "authorization_code",
+			"scope.files:read":   "granted:user-consent",
+			"scope.files:delete": "denied:self-registered-sensitive-requires-trusted"}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		trust string
+		added []string
+	}{
+		{store.DomainAllowed, nil},
+		{store.DomainTrusted, []string{"files:delete"}},
+	} {
+		if err := st.PutDomain(ctx, &store.Domain{TenantID: store.DefaultTenant, Pattern: "app.example.com", Trust: tc.trust, CreatedAt: t0, UpdatedAt: t0}, nil); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := DryRun(ctx, st, DefaultFiles(), t0.Add(-time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var added []string
+		for _, c := range rep.Changes {
+			added = append(added, c.Added...)
+		}
+		if !slices.Equal(added, tc.added) {
+			t.Errorf("%s domain: dry run adds %v, want %v", tc.trust, added, tc.added)
+		}
+	}
+}
