@@ -123,6 +123,14 @@ func TestCIMDConsentText(t *testing.T) {
 		nameAlwaysBesideHost(t, web, "Web Agent", "tools.example.com")
 	})
 
+	t.Run("a refused sensitive scope points the administrator at the domain", func(t *testing.T) {
+		conf := &oauth2.Config{ClientID: webID, RedirectURL: "https://tools.example.com/cb", Scopes: []string{"notes.read", "notes.delete"}, Endpoint: oauth2.Endpoint{AuthURL: h.URL + "/authorize"}}
+		p := h.startFlow(h.Browser(), conf).page.Body
+		if !strings.Contains(p, "<code>agentid domains add tools.example.com --trust trusted</code>") {
+			t.Errorf("no domain command on the refusal:\n%s", p)
+		}
+	})
+
 	evil := start(spoof, "https://drive-google.example.com/cb").page.Body
 	t.Run("a borrowed name is shown with the real host", func(t *testing.T) {
 		m := h1Re.FindStringSubmatch(evil)
