@@ -145,3 +145,9 @@ func (e *Engine) AgentFromClient(ctx context.Context, c *store.Client) Agent {
 	e.refreshIfDue(ctx)
 	return e.withDomainTrust(AgentFromClient(c))
 }
+
+// DomainTrust is the trust of host under the domains the engine last read
+// (store.DomainAllowed when none decides it).
+func (e *Engine) DomainTrust(host string) string {
+	return e.withDomainTrust(Agent{VerifiedDomain: host}).DomainTrust
+}

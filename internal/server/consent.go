@@ -37,7 +37,7 @@ func (s *Server) consentMenu(a *authz, allowed, prompted []string, snap *consent
 	if def <= 0 {
 		def = consent.DefaultTTL
 	}
-	if !trustedAgent(a.client) {
+	if !s.trustedAgent(a.client) {
 		def = min(def, s.cfg.ConsentPreselect.SelfRegistered)
 	}
 	stepUp := len(snap.Live(allowed)) > 0
@@ -51,9 +51,16 @@ func (s *Server) consentMenu(a *authz, allowed, prompted []string, snap *consent
 }
 
 // trustedAgent reports whether an administrator vouched for the agent: it
-// registered it, or tagged it "trusted".
-func trustedAgent(c *store.Client) bool {
-	return c.RegistrationMethod == store.RegistrationManual || slices.Contains(c.Tags, "trusted")
+// registered it, tagged it "trusted", or (a Client ID Metadata Document
+// client) trusted its domain.
+func (s *Server) trustedAgent(c *store.Client) bool {
+	switch {
+	case c.RegistrationMethod == store.RegistrationManual, slices.Contains(c.Tags, "trusted"):
+		return true
+	case c.RegistrationMethod == store.RegistrationCIMD:
+		return s.policy.DomainTrust(cimdHost(c)) == store.DomainTrusted
+	}
+	return false
 }
 
 // accessTTL is the lifetime of the resource's access tokens.

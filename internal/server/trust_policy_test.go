@@ -16,9 +16,11 @@ import (
 // TestCIMDDomainTrustEndToEnd: the hub's policy sees a CIMD agent's
 // domain_trust from the domains an administrator set, re-read with the
 // policy set (a moving clock drives the engine's refresh). Allowed by
-// default, the agent is never offered the sensitive notes.delete; once
-// its domain is trusted the consent screen offers it and the token carries
-// it; once blocked, its refresh yields nothing.
+// default, the agent is never offered the sensitive notes.delete and the
+// consent screen preselects a self-registered agent's one day; once its
+// domain is trusted the screen offers notes.delete, preselects the
+// resource's default as for a "trusted" tag, and the token carries it;
+// once blocked, its refresh yields nothing.
 func TestCIMDDomainTrustEndToEnd(t *testing.T) {
 	clk := newFakeClock()
 	agents := newCIMDAgents(t)
@@ -52,11 +54,17 @@ func TestCIMDDomainTrustEndToEnd(t *testing.T) {
 	if strings.Contains(f.page.Body, `value="notes.delete"`) || !strings.Contains(f.page.Body, `value="notes.read"`) {
 		t.Fatalf("allowed domain: consent page offers notes.delete or not notes.read:\n%s", f.page.Body)
 	}
+	if _, checked := durations(f.page.Body); checked != "1d" {
+		t.Errorf("allowed domain: preselected %q, want a self-registered agent's 1d", checked)
+	}
 
 	setTrust(store.DomainTrusted)
 	f = h.startFlow(h.Browser(), conf)
 	if !strings.Contains(f.page.Body, `value="notes.delete"`) {
 		t.Fatalf("trusted domain: consent page does not offer notes.delete:\n%s", f.page.Body)
+	}
+	if _, checked := durations(f.page.Body); checked != "30d" {
+		t.Errorf("trusted domain: preselected %q, want the resource's default 30d (as for a trusted tag)", checked)
 	}
 	tok := f.finish(f.decide("allow", conf.Scopes, "1d"))
 	if got := h.claims(tok.AccessToken)["scope"]; got != "notes.read notes.delete" {
