@@ -12,14 +12,6 @@ import (
 	"github.com/agentid/agentid/internal/store"
 )
 
-// cimdClient is a Client ID Metadata Document client as the resolver
-// stores it: its id the https URL of the document, public, with the
-// document's free-text name.
-func cimdClient(id, name string, redirects ...string) *store.Client {
-	return &store.Client{ID: id, Name: name, RedirectURIs: redirects, GrantTypes: []string{"authorization_code", "refresh_token"},
-		TokenEndpointAuthMethod: "none", ApplicationType: "native", RegistrationMethod: store.RegistrationCIMD}
-}
-
 // cimdAgents provides the metadata-document clients of a test: with
 // option among the hub's options, add makes the client id (an https URL
 // on a name under example.com) with its document's name and redirect URIs
@@ -34,7 +26,10 @@ func newCIMDAgents(t *testing.T) cimdAgents {
 	return cimdAgents{
 		option: func(*server.Config) {},
 		add: func(h *hub, id, name string, redirects ...string) {
-			h.AddClient(cimdClient(id, name, redirects...))
+			// As the resolver stores a metadata document's client: public,
+			// its id the document's URL, its name the document's.
+			h.AddClient(&store.Client{ID: id, Name: name, RedirectURIs: redirects, GrantTypes: []string{"authorization_code", "refresh_token"},
+				TokenEndpointAuthMethod: "none", ApplicationType: "native", RegistrationMethod: store.RegistrationCIMD})
 		},
 	}
 }
