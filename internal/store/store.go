@@ -114,6 +114,18 @@ const (
 // Pending reports whether the client awaits an admin's approval.
 func (c *Client) Pending() bool { return c.Status == ClientPending }
 
+// StoredStatus is the status a backend stores for c: an empty Status is
+// ClientActive; anything but ClientActive and ClientPending is ErrInvalid.
+func (c *Client) StoredStatus() (string, error) {
+	switch c.Status {
+	case "":
+		return ClientActive, nil
+	case ClientActive, ClientPending:
+		return c.Status, nil
+	}
+	return "", fmt.Errorf("store: client status %q: %w", c.Status, ErrInvalid)
+}
+
 // ApplyClientUpdate runs a backend's UpdateClient updater on c, a client
 // just read under the update's lock: it turns a panic of update into an
 // error (it runs on the backend's writer) and refuses a changed key.
@@ -517,7 +529,9 @@ type Database interface {
 // dynamic registration (RFC 7591/7592), client authentication and policy
 // ceilings use them.
 type Clients interface {
-	// CreateClient returns ErrConflict for a duplicate id.
+	// CreateClient returns ErrConflict for a duplicate id. An empty Status
+	// is stored as ClientActive (so is it by UpdateClient); any status but
+	// ClientActive and ClientPending is ErrInvalid.
 	CreateClient(ctx context.Context, c *Client, ev *AuditEvent) error
 	GetClient(ctx context.Context, tenantID, id string) (*Client, error)
 	ListClients(ctx context.Context, tenantID string) ([]*Client, error)
@@ -539,20 +553,30 @@ type Clients interface {
 	// ClientsBySoftware returns the live (not disabled) dynamically
 	// registered clients of the tenant with this software_id, or, when
 	// softwareID is "", with no software_id and this name: the candidates
-	// a new registration may be a duplicate of. At most 100, newest first.
+	// a new registration may be a duplicate of (pending ones included: the
+	// caller decides what a pending duplicate means). At most 100, newest
+	// first (by CreatedAt).
 	ClientsBySoftware(ctx context.Context, tenantID, softwareID, name string) ([]*Client, error)
 	// PruneClients removes the clients req selects, each with the event
 	// ev returns for it (nil: none), in one transaction, and returns them.
 	// The selection and the removal are one statement's worth of truth: a
-	// token issued or a consent given concurrently either lands before
-	// (and the client stays) or fails with ErrClientGone.
+	// token issued concurrently (with Issuance.Check) either lands before
+	// (and the client stays) or fails with ErrClientGone. A consent given
+	// concurrently either lands before (and the client stays) or is left
+	// behind the removed client, where the code exchange that would rest
+	// on it fails with ErrClientGone. ev runs inside the transaction (on
+	// SQLite's writer), so it must only compute; it is not called for a
+	// dry run.
 	PruneClients(ctx context.Context, req PruneRequest, ev func(*Client) *AuditEvent) ([]*Client, error)
 }
 
 // Domains are the administrator's trust decisions on Client ID Metadata
 // Document hosts (agentid domains add|list|remove).
 type Domains interface {
-	// PutDomain creates or replaces the domain (tenant, pattern).
+	// PutDomain creates or replaces the domain (tenant, pattern); a
+	// replaced domain keeps its CreatedAt. A trust other than the three
+	// levels, or an empty or not lower-case pattern, is ErrInvalid (the
+	// caller validates the pattern's shape).
 	PutDomain(ctx context.Context, d *Domain, ev *AuditEvent) error
 	// ListDomains returns the tenant's domains ordered by pattern.
 	ListDomains(ctx context.Context, tenantID string) ([]*Domain, error)
@@ -684,8 +708,11 @@ type Tokens interface {
 	// every refresh token and recorded access token issued to the client
 	// for the user whose RedirectURI is redirectURI: one installation of a
 	// Client ID Metadata Document client, leaving the person's other
-	// installations and other people untouched. It returns how many grant
-	// families it revoked; with none it writes no event.
+	// installations and other people untouched. Whole families go: a
+	// family with any token of the installation not yet revoked is revoked
+	// as by RevokeGrant. It returns how many grant families it revoked;
+	// with none it writes no event. An empty userID, clientID or
+	// redirectURI is ErrInvalid (it would reach tokens of no installation).
 	RevokeInstallation(ctx context.Context, tenantID, userID, clientID, redirectURI string, now time.Time, ev *AuditEvent) (int, error)
 	// AccessTokenRevoked reports whether the jti is denylisted.
 	AccessTokenRevoked(ctx context.Context, jti string) (bool, error)

@@ -14,39 +14,52 @@ const clientCols = `tenant_id, id, name, secret_hash, secret_expires_at, redirec
 	response_types, token_endpoint_auth_method, application_type, scopes, default_resource, jwks,
 	jwks_uri, client_uri, logo_uri, tos_uri, policy_uri, contacts, software_id, software_version,
 	registration_method, registration_token_hash, created_ip, tags, owner_user_id, disabled,
-	created_at, updated_at, requested_scopes`
+	created_at, updated_at, requested_scopes, status, last_used_at, software_statement_issuer`
 
-// clientArgs lists c's fields in clientCols order.
-func clientArgs(c *store.Client) []any {
+// clientParams are the placeholders of clientCols.
+const clientParams = `$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
+	$21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33`
+
+// clientArgs lists c's fields in clientCols order. An unknown status is
+// store.ErrInvalid.
+func clientArgs(c *store.Client) ([]any, error) {
+	status, err := c.StoredStatus()
+	if err != nil {
+		return nil, err
+	}
 	return []any{c.TenantID, c.ID, c.Name, c.SecretHash, nullTime(c.SecretExpiresAt), c.RedirectURIs,
 		c.GrantTypes, c.ResponseTypes, c.TokenEndpointAuthMethod, c.ApplicationType, c.Scopes,
 		c.DefaultResource, c.JWKS, c.JWKSURI, c.ClientURI, c.LogoURI, c.TOSURI, c.PolicyURI,
 		c.Contacts, c.SoftwareID, c.SoftwareVersion, c.RegistrationMethod, c.RegistrationTokenHash,
-		c.CreatedIP, c.Tags, c.OwnerUserID, c.Disabled, c.CreatedAt, c.UpdatedAt, c.RequestedScopes}
+		c.CreatedIP, c.Tags, c.OwnerUserID, c.Disabled, c.CreatedAt, c.UpdatedAt, c.RequestedScopes,
+		status, nullTime(c.LastUsedAt), c.SoftwareStatementIssuer}, nil
 }
 
 func scanClient(row pgx.Row) (*store.Client, error) {
 	var c store.Client
-	var secretExp *time.Time
+	var secretExp, lastUsed *time.Time
 	err := row.Scan(&c.TenantID, &c.ID, &c.Name, &c.SecretHash, &secretExp, &c.RedirectURIs,
 		&c.GrantTypes, &c.ResponseTypes, &c.TokenEndpointAuthMethod, &c.ApplicationType, &c.Scopes,
 		&c.DefaultResource, &c.JWKS, &c.JWKSURI, &c.ClientURI, &c.LogoURI, &c.TOSURI, &c.PolicyURI,
 		&c.Contacts, &c.SoftwareID, &c.SoftwareVersion, &c.RegistrationMethod, &c.RegistrationTokenHash,
-		&c.CreatedIP, &c.Tags, &c.OwnerUserID, &c.Disabled, &c.CreatedAt, &c.UpdatedAt, &c.RequestedScopes)
+		&c.CreatedIP, &c.Tags, &c.OwnerUserID, &c.Disabled, &c.CreatedAt, &c.UpdatedAt, &c.RequestedScopes,
+		&c.Status, &lastUsed, &c.SoftwareStatementIssuer)
 	if err != nil {
 		return nil, err
 	}
-	c.SecretExpiresAt = fromNull(secretExp)
+	c.SecretExpiresAt, c.LastUsedAt = fromNull(secretExp), fromNull(lastUsed)
 	c.CreatedAt, c.UpdatedAt = utc(c.CreatedAt), utc(c.UpdatedAt)
 	return &c, nil
 }
 
 // CreateClient inserts c; a duplicate (tenant, id) is store.ErrConflict.
 func (s *Store) CreateClient(ctx context.Context, c *store.Client, ev *store.AuditEvent) error {
+	args, err := clientArgs(c)
+	if err != nil {
+		return mapErr("create client", err)
+	}
 	return mapErr("create client", s.inTx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO clients (`+clientCols+`) VALUES
-			($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-			 $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)`, clientArgs(c)...); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO clients (`+clientCols+`) VALUES (`+clientParams+`)`, args...); err != nil {
 			return err
 		}
 		return insertEvent(ctx, tx, ev)
@@ -102,11 +115,14 @@ func (s *Store) UpdateClient(ctx context.Context, tenantID, id string, update fu
 			updateErr = err
 			return err
 		}
+		args, err := clientArgs(c)
+		if err != nil {
+			updateErr = err
+			return err
+		}
 		// RETURNING hands back the client as stored (UTC, microseconds).
-		out, err = scanClient(tx.QueryRow(ctx, `UPDATE clients SET (`+clientCols+`) =
-			($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-			 $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)
-			WHERE tenant_id = $1 AND id = $2 RETURNING `+clientCols, clientArgs(c)...))
+		out, err = scanClient(tx.QueryRow(ctx, `UPDATE clients SET (`+clientCols+`) = (`+clientParams+`)
+			WHERE tenant_id = $1 AND id = $2 RETURNING `+clientCols, args...))
 		if err != nil {
 			return err
 		}

@@ -101,13 +101,13 @@ func (s *Store) ConsumeAuthCode(ctx context.Context, hash []byte, now time.Time,
 }
 
 const refreshCols = `hash, tenant_id, grant_id, client_id, user_id, scopes, resource, auth_time,
-	created_at, expires_at, rotated_at, revoked_at`
+	created_at, expires_at, rotated_at, revoked_at, redirect_uri`
 
 func scanRefresh(row pgx.Row) (*store.RefreshToken, error) {
 	var t store.RefreshToken
 	var rotated, revoked *time.Time
 	if err := row.Scan(&t.Hash, &t.TenantID, &t.GrantID, &t.ClientID, &t.UserID, &t.Scopes,
-		&t.Resource, &t.AuthTime, &t.CreatedAt, &t.ExpiresAt, &rotated, &revoked); err != nil {
+		&t.Resource, &t.AuthTime, &t.CreatedAt, &t.ExpiresAt, &rotated, &revoked, &t.RedirectURI); err != nil {
 		return nil, err
 	}
 	t.AuthTime, t.CreatedAt, t.ExpiresAt = utc(t.AuthTime), utc(t.CreatedAt), utc(t.ExpiresAt)
@@ -132,20 +132,28 @@ func queueIssuance(b *pgx.Batch, iss *store.Issuance) error {
 	}
 	if at := iss.AccessToken; at != nil {
 		b.Queue(`INSERT INTO access_tokens (jti, tenant_id, grant_id, client_id, user_id, resource,
-			scopes, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+			scopes, expires_at, revoked_at, redirect_uri) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
 			at.JTI, at.TenantID, at.GrantID, at.ClientID, at.UserID, at.Resource, at.Scopes,
-			at.ExpiresAt, nullTime(at.RevokedAt))
+			at.ExpiresAt, nullTime(at.RevokedAt), at.RedirectURI)
 	}
 	if rt := iss.RefreshToken; rt != nil {
 		b.Queue(`INSERT INTO refresh_tokens (`+refreshCols+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 			rt.Hash, rt.TenantID, rt.GrantID, rt.ClientID, rt.UserID, rt.Scopes, rt.Resource,
-			rt.AuthTime, rt.CreatedAt, rt.ExpiresAt, nullTime(rt.RotatedAt), nullTime(rt.RevokedAt))
+			rt.AuthTime, rt.CreatedAt, rt.ExpiresAt, nullTime(rt.RotatedAt), nullTime(rt.RevokedAt),
+			rt.RedirectURI)
 	}
 	if u := iss.ConsentUse; u != nil {
 		if q, args := touchConsents(u.Filter, u.Scopes, u.At); q != "" {
 			b.Queue(q, args...)
 		}
+	}
+	if c := iss.Touch; c != nil {
+		// Forward only; the issuance's live check (when set) already holds
+		// the client's advisory lock, taken before this row lock as every
+		// writer of the client takes them.
+		b.Queue(`UPDATE clients SET last_used_at = $3 WHERE tenant_id = $1 AND id = $2
+			AND (last_used_at IS NULL OR last_used_at < $3)`, c.TenantID, c.ClientID, c.At)
 	}
 	for _, ev := range iss.Events {
 		if err := queueEvent(b, ev); err != nil {
@@ -451,10 +459,10 @@ func (s *Store) RevokeUserAccess(ctx context.Context, tenantID, userID string, n
 func (s *Store) RevokeAccessToken(ctx context.Context, at *store.AccessToken, now time.Time, ev *store.AuditEvent) error {
 	return mapErr("revoke access token", s.inTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO access_tokens (jti, tenant_id, grant_id, client_id,
-			user_id, resource, scopes, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+			user_id, resource, scopes, expires_at, revoked_at, redirect_uri) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 			ON CONFLICT (jti) DO UPDATE SET revoked_at = coalesce(access_tokens.revoked_at, EXCLUDED.revoked_at)`,
 			at.JTI, at.TenantID, at.GrantID, at.ClientID, at.UserID, at.Resource, at.Scopes,
-			at.ExpiresAt, now); err != nil {
+			at.ExpiresAt, now, at.RedirectURI); err != nil {
 			return err
 		}
 		return insertEvent(ctx, tx, ev)

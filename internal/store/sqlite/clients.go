@@ -11,17 +11,18 @@ const clientCols = `tenant_id, id, name, secret_hash, secret_expires_at, redirec
 	response_types, token_endpoint_auth_method, application_type, scopes, default_resource, jwks,
 	jwks_uri, client_uri, logo_uri, tos_uri, policy_uri, contacts, software_id, software_version,
 	registration_method, registration_token_hash, created_ip, tags, owner_user_id, disabled,
-	created_at, updated_at, requested_scopes`
+	created_at, updated_at, requested_scopes, status, last_used_at, software_statement_issuer`
 
 const (
 	qInsertClient = `INSERT INTO clients (` + clientCols + `) VALUES
-	(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qUpdateClient = `UPDATE clients SET name = ?, secret_hash = ?, secret_expires_at = ?, redirect_uris = ?,
 	grant_types = ?, response_types = ?, token_endpoint_auth_method = ?, application_type = ?,
 	scopes = ?, default_resource = ?, jwks = ?, jwks_uri = ?, client_uri = ?, logo_uri = ?,
 	tos_uri = ?, policy_uri = ?, contacts = ?, software_id = ?, software_version = ?,
 	registration_method = ?, registration_token_hash = ?, created_ip = ?, tags = ?,
-	owner_user_id = ?, disabled = ?, created_at = ?, updated_at = ?, requested_scopes = ?
+	owner_user_id = ?, disabled = ?, created_at = ?, updated_at = ?, requested_scopes = ?,
+	status = ?, last_used_at = ?, software_statement_issuer = ?
 	WHERE tenant_id = ? AND id = ? RETURNING ` + clientCols
 	qGetClient    = `SELECT ` + clientCols + ` FROM clients WHERE tenant_id = ? AND id = ?`
 	qListClients  = `SELECT ` + clientCols + ` FROM clients WHERE tenant_id = ? ORDER BY id`
@@ -34,7 +35,12 @@ const (
 )
 
 // clientValues are the client's columns after tenant_id and id, in order.
-func clientValues(c *store.Client) []any {
+// An unknown status is store.ErrInvalid.
+func clientValues(c *store.Client) ([]any, error) {
+	status, err := c.StoredStatus()
+	if err != nil {
+		return nil, err
+	}
 	return []any{
 		c.Name, bv(c.SecretHash), tv(c.SecretExpiresAt), listText(c.RedirectURIs), listText(c.GrantTypes),
 		listText(c.ResponseTypes), c.TokenEndpointAuthMethod, c.ApplicationType, listText(c.Scopes),
@@ -42,7 +48,8 @@ func clientValues(c *store.Client) []any {
 		listText(c.Contacts), c.SoftwareID, c.SoftwareVersion, c.RegistrationMethod,
 		bv(c.RegistrationTokenHash), c.CreatedIP, listText(c.Tags), c.OwnerUserID, c.Disabled,
 		tv(c.CreatedAt), tv(c.UpdatedAt), listText(c.RequestedScopes),
-	}
+		status, tv(c.LastUsedAt), c.SoftwareStatementIssuer,
+	}, nil
 }
 
 type scanner interface{ Scan(dest ...any) error }
@@ -55,7 +62,8 @@ func scanClient(r scanner) (*store.Client, error) {
 		&c.JWKS, &c.JWKSURI, &c.ClientURI, &c.LogoURI, &c.TOSURI, &c.PolicyURI, listCol{&c.Contacts},
 		&c.SoftwareID, &c.SoftwareVersion, &c.RegistrationMethod, &c.RegistrationTokenHash,
 		&c.CreatedIP, listCol{&c.Tags}, &c.OwnerUserID, &c.Disabled,
-		timeCol{&c.CreatedAt}, timeCol{&c.UpdatedAt}, listCol{&c.RequestedScopes})
+		timeCol{&c.CreatedAt}, timeCol{&c.UpdatedAt}, listCol{&c.RequestedScopes},
+		&c.Status, timeCol{&c.LastUsedAt}, &c.SoftwareStatementIssuer)
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +72,11 @@ func scanClient(r scanner) (*store.Client, error) {
 
 // CreateClient implements store.Store.
 func (s *Store) CreateClient(ctx context.Context, c *store.Client, ev *store.AuditEvent) error {
-	args := append([]any{c.TenantID, c.ID}, clientValues(c)...)
+	vals, err := clientValues(c)
+	if err != nil {
+		return wrap("create client", err)
+	}
+	args := append([]any{c.TenantID, c.ID}, vals...)
 	evRow := prepAudit(ev)
 	return wrap("create client", s.w.do(ctx, func(tx *wtx) error {
 		if _, err := tx.exec(qInsertClient, args...); err != nil {
@@ -119,8 +131,13 @@ func (s *Store) UpdateClient(ctx context.Context, tenantID, id string, update fu
 			updateErr = err
 			return err
 		}
+		vals, err := clientValues(c)
+		if err != nil {
+			updateErr = err
+			return err
+		}
 		// RETURNING hands back the client as stored (UTC, microseconds).
-		stored, err := scanClient(tx.queryRow(qUpdateClient, append(clientValues(c), tenantID, id)...))
+		stored, err := scanClient(tx.queryRow(qUpdateClient, append(vals, tenantID, id)...))
 		if err != nil {
 			return err
 		}

@@ -18,8 +18,8 @@ const (
 	qMarkReplayed = `UPDATE auth_codes SET grant_revoked_at = COALESCE(grant_revoked_at, ?) WHERE hash = ?`
 	qGrantRevoked = `SELECT COUNT(*) FROM auth_codes WHERE tenant_id = ? AND grant_id = ? AND grant_revoked_at IS NOT NULL`
 
-	refreshCols    = `hash, tenant_id, grant_id, client_id, user_id, scopes, resource, auth_time, created_at, expires_at, rotated_at, revoked_at`
-	qInsertRefresh = `INSERT INTO refresh_tokens (` + refreshCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	refreshCols    = `hash, tenant_id, grant_id, client_id, user_id, scopes, resource, auth_time, created_at, expires_at, rotated_at, revoked_at, redirect_uri`
+	qInsertRefresh = `INSERT INTO refresh_tokens (` + refreshCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qGetRefresh    = `SELECT ` + refreshCols + ` FROM refresh_tokens WHERE hash = ?`
 	qRefreshState  = `SELECT tenant_id, grant_id, expires_at, rotated_at, revoked_at FROM refresh_tokens WHERE hash = ?`
 	qRotate        = `UPDATE refresh_tokens SET rotated_at = ? WHERE hash = ?`
@@ -28,8 +28,8 @@ const (
 	// A token without a grant is a family of its own.
 	qRotatedSince = `SELECT EXISTS (SELECT 1 FROM refresh_tokens WHERE tenant_id = ? AND grant_id = ? AND grant_id <> '' AND rotated_at > ?)`
 
-	qInsertAccess = `INSERT INTO access_tokens (jti, tenant_id, grant_id, client_id, user_id, resource, scopes, expires_at, revoked_at)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	qInsertAccess = `INSERT INTO access_tokens (jti, tenant_id, grant_id, client_id, user_id, resource, scopes, expires_at, revoked_at, redirect_uri)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	// Recording a revocation keeps an earlier revocation time.
 	qRevokeAccess  = qInsertAccess + ` ON CONFLICT (jti) DO UPDATE SET revoked_at = coalesce(access_tokens.revoked_at, excluded.revoked_at)`
 	qAccessRevoked = `SELECT revoked_at IS NOT NULL FROM access_tokens WHERE jti = ?`
@@ -43,10 +43,14 @@ const (
 	// client (and, when the fourth-last argument is not empty, the user)
 	// exists and is enabled: the live check of the hot path folded into the
 	// insert it guards, one statement instead of two or three.
-	qInsertAccessLive = `INSERT INTO access_tokens (jti, tenant_id, grant_id, client_id, user_id, resource, scopes, expires_at, revoked_at)
-	SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?
+	qInsertAccessLive = `INSERT INTO access_tokens (jti, tenant_id, grant_id, client_id, user_id, resource, scopes, expires_at, revoked_at, redirect_uri)
+	SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
 	WHERE EXISTS (SELECT 1 FROM clients WHERE tenant_id = ? AND id = ? AND NOT disabled)
 	AND (? = '' OR EXISTS (SELECT 1 FROM users WHERE tenant_id = ? AND id = ? AND NOT disabled))`
+
+	// qTouchClient moves a client's last use forward (Issuance.Touch),
+	// never back.
+	qTouchClient = `UPDATE clients SET last_used_at = ? WHERE tenant_id = ? AND id = ? AND (last_used_at IS NULL OR last_used_at < ?)`
 
 	qClientDisabled = `SELECT disabled FROM clients WHERE tenant_id = ? AND id = ?`
 	qUserDisabled   = `SELECT disabled FROM users WHERE tenant_id = ? AND id = ?`
@@ -128,12 +132,13 @@ func (s *Store) ConsumeAuthCode(ctx context.Context, hash []byte, now time.Time,
 
 func refreshArgs(rt *store.RefreshToken) []any {
 	return []any{rt.Hash, rt.TenantID, rt.GrantID, rt.ClientID, rt.UserID, listText(rt.Scopes),
-		rt.Resource, tv(rt.AuthTime), tv(rt.CreatedAt), tv(rt.ExpiresAt), tv(rt.RotatedAt), tv(rt.RevokedAt)}
+		rt.Resource, tv(rt.AuthTime), tv(rt.CreatedAt), tv(rt.ExpiresAt), tv(rt.RotatedAt), tv(rt.RevokedAt),
+		rt.RedirectURI}
 }
 
 func accessArgs(at *store.AccessToken, revokedAt any) []any {
 	return []any{at.JTI, at.TenantID, at.GrantID, at.ClientID, at.UserID, at.Resource,
-		listText(at.Scopes), tv(at.ExpiresAt), revokedAt}
+		listText(at.Scopes), tv(at.ExpiresAt), revokedAt, at.RedirectURI}
 }
 
 // issueRows is an Issuance with its column values prepared outside the
@@ -150,6 +155,9 @@ type issueRows struct {
 	// touch records the consent use ("" for none).
 	touch     string
 	touchArgs []any
+	// touchClient, when set, are the arguments of qTouchClient
+	// (Issuance.Touch); nil adds no statement.
+	touchClient []any
 }
 
 func prepIssue(iss *store.Issuance) *issueRows {
@@ -164,6 +172,10 @@ func prepIssue(iss *store.Issuance) *issueRows {
 	}
 	if u := iss.ConsentUse; u != nil {
 		p.touch, p.touchArgs = touchConsents(u.Filter, u.Scopes, u.At)
+	}
+	if c := iss.Touch; c != nil {
+		at := c.At.UnixMicro()
+		p.touchClient = []any{at, c.TenantID, c.ClientID, at}
 	}
 	if c := p.check; c != nil && p.access != nil && p.grant == "" {
 		// Built here, outside the writer, which every issuance waits for.
@@ -252,6 +264,11 @@ func (tx *wtx) insertIssue(p *issueRows) error {
 			return err
 		}
 	}
+	if p.touchClient != nil {
+		if _, err := tx.exec(qTouchClient, p.touchClient...); err != nil {
+			return err
+		}
+	}
 	for _, a := range p.events {
 		if err := tx.audit(a); err != nil {
 			return err
@@ -282,7 +299,7 @@ func (s *Store) GetRefreshToken(ctx context.Context, hash []byte) (*store.Refres
 	rt := new(store.RefreshToken)
 	if err := row.Scan(&rt.Hash, &rt.TenantID, &rt.GrantID, &rt.ClientID, &rt.UserID, listCol{&rt.Scopes},
 		&rt.Resource, timeCol{&rt.AuthTime}, timeCol{&rt.CreatedAt}, timeCol{&rt.ExpiresAt},
-		timeCol{&rt.RotatedAt}, timeCol{&rt.RevokedAt}); err != nil {
+		timeCol{&rt.RotatedAt}, timeCol{&rt.RevokedAt}, &rt.RedirectURI); err != nil {
 		return nil, wrap("get refresh token", err)
 	}
 	return rt, nil

@@ -100,6 +100,13 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"AuditBatch", testAuditBatch},
 		{"DeleteExpired", testDeleteExpired},
 		{"TenantIsolation", testTenantIsolation},
+		{"ClientGovernanceFields", testClientGovernanceFields},
+		{"ClientTouch", testClientTouch},
+		{"ClientsBySoftware", testClientsBySoftware},
+		{"Domains", testDomains},
+		{"RevokeInstallation", testRevokeInstallation},
+		{"PruneClients", testPruneClients},
+		{"PruneRacesIssuance", testPruneRacesIssuance},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -336,6 +343,9 @@ func fullClient(tenant, id string) *store.Client {
 		Tags:                    []string{"trusted", "beta"},
 		OwnerUserID:             "user-1",
 		Disabled:                false,
+		Status:                  store.ClientActive,
+		LastUsedAt:              b.Add(time.Hour),
+		SoftwareStatementIssuer: "https://statements.example.com",
 		CreatedAt:               b,
 		UpdatedAt:               b.Add(time.Second),
 	}
@@ -347,6 +357,7 @@ func minimalClient(tenant, id string) *store.Client {
 		ID:                      id,
 		TokenEndpointAuthMethod: "none",
 		RegistrationMethod:      store.RegistrationManual,
+		Status:                  store.ClientActive,
 		CreatedAt:               base(),
 		UpdatedAt:               base(),
 	}

@@ -1,0 +1,31 @@
+-- 0008: registration governance and Client ID Metadata Documents (issue 10).
+-- PostgreSQL's 0008 is its twin; TestSchemaParity keeps them equal.
+--
+-- A client's status (active, or pending an administrator's approval), when
+-- a token was last issued to it (coarse: Issuance.Touch) and the issuer of
+-- the software statement its registration carried. Existing clients are
+-- active.
+ALTER TABLE clients ADD COLUMN status TEXT NOT NULL DEFAULT 'active';
+ALTER TABLE clients ADD COLUMN last_used_at INTEGER;
+ALTER TABLE clients ADD COLUMN software_statement_issuer TEXT NOT NULL DEFAULT '';
+
+-- The installation (oauth.InstallationURI of the authorization's redirect
+-- URI) a token family came from; '' for grants without one.
+ALTER TABLE refresh_tokens ADD COLUMN redirect_uri TEXT NOT NULL DEFAULT '';
+ALTER TABLE access_tokens ADD COLUMN redirect_uri TEXT NOT NULL DEFAULT '';
+
+-- The administrator's trust decisions on metadata-document hosts.
+CREATE TABLE domains (
+    tenant_id        TEXT    NOT NULL,
+    pattern          TEXT    NOT NULL,
+    trust            TEXT    NOT NULL,
+    allow_text_plain INTEGER NOT NULL DEFAULT 0,
+    created_at       INTEGER,
+    updated_at       INTEGER,
+    PRIMARY KEY (tenant_id, pattern)
+);
+
+-- The duplicate candidates of a dynamic registration (ClientsBySoftware).
+CREATE INDEX clients_software ON clients (tenant_id, software_id, name) WHERE registration_method = 'dcr';
+-- The prune sweep: self-registered clients by last use (or creation).
+CREATE INDEX clients_unused ON clients (tenant_id, registration_method, coalesce(last_used_at, created_at));
