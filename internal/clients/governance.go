@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/oauth"
@@ -103,4 +104,30 @@ func sameSet(a, b []string) bool {
 	slices.Sort(a)
 	slices.Sort(b)
 	return slices.Equal(slices.Compact(a), slices.Compact(b))
+}
+
+// Approve lets the pending client id out of quarantine: its status becomes
+// active, with a client.updated event (change approved) in the same
+// transaction. Approving an active client changes nothing and records
+// nothing; an unknown id is store.ErrNotFound.
+func Approve(ctx context.Context, st Approver, tenantID, id string, m audit.Meta) (*store.Client, error) {
+	c, err := st.GetClient(ctx, tenantID, id)
+	if err != nil {
+		return nil, err
+	}
+	if !c.Pending() {
+		return c, nil
+	}
+	m = m.Stamped(tenantID, time.Now())
+	ev := audit.NewClientUpdated(m, audit.ClientUpdatedFields{ClientID: id, Change: audit.ChangeApproved, Method: c.RegistrationMethod})
+	return st.UpdateClient(ctx, tenantID, id, func(c *store.Client) error {
+		c.Status, c.UpdatedAt = store.ClientActive, m.Time
+		return nil
+	}, ev)
+}
+
+// Approver is what Approve needs of the store.
+type Approver interface {
+	GetClient(ctx context.Context, tenantID, id string) (*store.Client, error)
+	UpdateClient(ctx context.Context, tenantID, id string, update func(*store.Client) error, ev *store.AuditEvent) (*store.Client, error)
 }
