@@ -2,11 +2,11 @@ package server_test
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"html"
 	"net"
@@ -317,10 +317,22 @@ func testRegistrationDeduplication(t *testing.T, h *hub) {
 	}
 
 	distinct := map[string]map[string]any{
-		"other path":     func() map[string]any { m := nativeClient("Reconnecting Agent", 1); m["redirect_uris"] = []string{"http://127.0.0.1:1/other"}; return m }(),
+		"other path": func() map[string]any {
+			m := nativeClient("Reconnecting Agent", 1)
+			m["redirect_uris"] = []string{"http://127.0.0.1:1/other"}
+			return m
+		}(),
 		"other software": nativeClient("Another Agent", 50000),
-		"other version":  func() map[string]any { m := nativeClient("Reconnecting Agent", 1); m["software_version"] = "2.0"; return m }(),
-		"confidential":   func() map[string]any { m := nativeClient("Reconnecting Agent", 1); m["token_endpoint_auth_method"] = "client_secret_basic"; return m }(),
+		"other version": func() map[string]any {
+			m := nativeClient("Reconnecting Agent", 1)
+			m["software_version"] = "2.0"
+			return m
+		}(),
+		"confidential": func() map[string]any {
+			m := nativeClient("Reconnecting Agent", 1)
+			m["token_endpoint_auth_method"] = "client_secret_basic"
+			return m
+		}(),
 	}
 	for name, md := range distinct {
 		r := h.jsonRequest(http.MethodPost, "/register", md, "")
