@@ -18,6 +18,7 @@ import (
 
 	"github.com/agentid/agentid/internal/clients"
 	"github.com/agentid/agentid/internal/config"
+	"github.com/agentid/agentid/internal/fetch"
 	"github.com/agentid/agentid/internal/policy"
 	"github.com/agentid/agentid/internal/server"
 	"github.com/agentid/agentid/internal/store"
@@ -210,8 +211,9 @@ func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, 
 	if err != nil {
 		return nil, err
 	}
-	// TODO(fetch): pass the hub's fetch.KeySets for issuers with a jwks_uri.
-	if reg.Statements, err = softwareStatements(cfg.TrustedIssuers, nil); err != nil {
+	// Issuers' remote keys come through the SSRF-safe fetcher (public
+	// addresses only, bounded, cached).
+	if reg.Statements, err = softwareStatements(cfg.TrustedIssuers, fetch.New(fetch.Config{}).KeySets()); err != nil {
 		return nil, err
 	}
 	perMinute, burst := cfg.Login.PerUserLimit()
