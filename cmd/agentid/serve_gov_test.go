@@ -1,6 +1,7 @@
 package main
 
 import (
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -51,4 +52,34 @@ func TestSoftwareStatementsConfig(t *testing.T) {
 	if _, err := softwareStatements([]config.TrustedIssuer{{Issuer: "https://sw.example", JWKS: `{"keys":[{"kty":"oct","k":"AAAA"}]}`, Uses: []string{config.UseSoftwareStatement}}}, nil); err == nil {
 		t.Error("a symmetric key was accepted")
 	}
+}
+
+// TestHubExpiresClientsHourly: serve's background tasks include the
+// hourly expiry of unused self-registered clients, and it runs.
+func TestHubExpiresClientsHourly(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := config.Load("", func(k string) (string, bool) {
+		v, ok := map[string]string{"AGENTID_DATA_DIR": dir}[k]
+		return v, ok
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := newHub(t.Context(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	for _, tk := range h.tasks() {
+		if tk.name == "expire unused self-registered clients" {
+			if tk.every != time.Hour {
+				t.Errorf("runs every %s, want hourly", tk.every)
+			}
+			if err := tk.run(t.Context()); err != nil {
+				t.Fatalf("run: %v", err)
+			}
+			return
+		}
+	}
+	t.Fatal("serve has no client expiry task")
 }
