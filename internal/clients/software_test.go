@@ -214,7 +214,9 @@ func TestSameRegistration(t *testing.T) {
 		t.Error("registrations differing in ports and order do not match")
 	}
 	for name, change := range map[string]func(*store.Client){
-		"path":          func(c *store.Client) { c.RedirectURIs = []string{"http://127.0.0.1:1/other", "http://localhost:1/callback"} },
+		"path": func(c *store.Client) {
+			c.RedirectURIs = []string{"http://127.0.0.1:1/other", "http://localhost:1/callback"}
+		},
 		"https port":    func(c *store.Client) { c.RedirectURIs = []string{"https://a.example:8443/cb"} },
 		"one fewer URI": func(c *store.Client) { c.RedirectURIs = c.RedirectURIs[:1] },
 		"auth method":   func(c *store.Client) { c.TokenEndpointAuthMethod = "client_secret_basic" },
