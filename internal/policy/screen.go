@@ -24,8 +24,8 @@ type Screening struct {
 
 // Screen decides the hold and reject actions for the scopes c asks for
 // (c.RequestedScopes), one request per resource offering any of them, with
-// c as the agent and rc as the context (rc.IP defaults to the address the
-// client registered from). A permit of either action on any scope sets it.
+// c as the agent and rc as the context (rc.IP and rc.SoftwareIssuer default
+// to the client's CreatedIP and SoftwareStatementIssuer). A permit of either action on any scope sets it.
 func (s *Set) Screen(c *store.Client, resources []*store.Resource, rc Context) (*Screening, error) {
 	out := &Screening{Version: s.version}
 	requested := uniq(c.RequestedScopes)
@@ -34,6 +34,9 @@ func (s *Set) Screen(c *store.Client, resources []*store.Resource, rc Context) (
 	}
 	if rc.IP == "" {
 		rc.IP = c.CreatedIP
+	}
+	if rc.SoftwareIssuer == "" {
+		rc.SoftwareIssuer = c.SoftwareStatementIssuer
 	}
 	rc.GrantType = ""
 	tenant := c.TenantID

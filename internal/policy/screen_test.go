@@ -69,3 +69,27 @@ when { resource.name == "mail:send" && context has software_issuer && context.so
 		t.Error("a policy reading context.software_issuer without has validated")
 	}
 }
+
+// TestCeilingSeesSoftwareIssuer: a register policy reading
+// context.software_issuer decides the same when the ceiling is recomputed
+// later (from the stored client) as at registration.
+func TestCeilingSeesSoftwareIssuer(t *testing.T) {
+	files := DefaultFiles()
+	files["sw.cedar"] = `@id("attested-only")
+forbid (principal, action == Action::"register", resource)
+unless { context has software_issuer };`
+	s, err := Compile(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &store.Client{ID: "c", TenantID: store.DefaultTenant, RegistrationMethod: store.RegistrationDCR, RequestedScopes: []string{"files:read"}}
+	cl, err := s.Ceiling(c, ceilingResources(), Context{})
+	if err != nil || len(cl.Scopes) != 0 {
+		t.Fatalf("unattested ceiling %v (%v), want none", cl.Scopes, err)
+	}
+	c.SoftwareStatementIssuer = "https://sw.example"
+	cl, err = s.Ceiling(c, ceilingResources(), Context{})
+	if err != nil || !slices.Equal(cl.Scopes, []string{"files:read"}) {
+		t.Fatalf("attested ceiling %v (%v), want files:read", cl.Scopes, err)
+	}
+}
