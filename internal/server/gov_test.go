@@ -145,6 +145,10 @@ func TestRegistrationFloodThrottled(t *testing.T) {
 			t.Fatalf("Retry-After = %q, want whole seconds up to the refill of one registration (720s)", r.header.Get("Retry-After"))
 		}
 		retry = n
+		// Browser-based clients may read it (CORS).
+		if !strings.Contains(r.header.Get("Access-Control-Expose-Headers"), "Retry-After") {
+			t.Fatal("Retry-After is not exposed to browser clients")
+		}
 	}
 	// Another address is not held up by the flood.
 	if r := h.register("198.51.100.7", nativeClient("bystander", 3000)); r.status != http.StatusCreated {

@@ -446,7 +446,7 @@ func corsProtocol(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("Access-Control-Allow-Origin", "*")
-		h.Set("Access-Control-Expose-Headers", "WWW-Authenticate, Location")
+		h.Set("Access-Control-Expose-Headers", "WWW-Authenticate, Location, Retry-After")
 		next.ServeHTTP(w, r)
 	})
 }
