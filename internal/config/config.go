@@ -288,7 +288,7 @@ func base() *Config {
 		},
 		Registration: RegistrationConfig{
 			Enabled: true, Open: true,
-			MaxPerIP: 20, MaxTotal: 1000, RateWindow: Duration(time.Hour),
+			MaxPerIP: 60, MaxTotal: 1000, RateWindow: Duration(time.Hour),
 			ClientExpiry: Duration(30 * 24 * time.Hour),
 		},
 		Login: LoginConfig{

@@ -33,7 +33,7 @@ const (
 
 // Defaults of RegistrationConfig.
 const (
-	defaultRegistrationsPerIP = 20
+	defaultRegistrationsPerIP = 60
 	defaultRegistrations      = 1000
 	defaultClientExpiry       = 30 * 24 * time.Hour
 	// touchInterval is how stale a client's recorded last use may get: an

@@ -86,7 +86,7 @@ type RegistrationConfig struct {
 	// bearer initial access token whose SHA-256 is in the list (RFC 7591 §3).
 	InitialAccessTokenHashes [][]byte
 	// PerIP and Total limit registrations per client address (an IPv6
-	// address counting as its /64) and in all; default 20 and 1000 an hour,
+	// address counting as its /64) and in all; default 60 and 1000 an hour,
 	// each with a burst of as many.
 	PerIP, Total LoginLimit
 	// Statements verifies software statements (RFC 7591 §2.3); nil: no
