@@ -38,7 +38,8 @@ type Ceiling struct {
 // Ceiling decides the scopes c asked for (c.RequestedScopes) under the
 // register action, one request per resource of resources that offers any
 // of them, with c as the agent as it is now (its tags included). rc.IP
-// defaults to the address the client registered from and rc.Time to now.
+// defaults to the address the client registered from, rc.SoftwareIssuer to
+// the issuer of its software statement, and rc.Time to now.
 func (s *Set) Ceiling(c *store.Client, resources []*store.Resource, rc Context) (*Ceiling, error) {
 	return s.ceiling(c, AgentFromClient(c), resources, rc)
 }
@@ -53,6 +54,10 @@ func (s *Set) ceiling(c *store.Client, agent Agent, resources []*store.Resource,
 	out.Bounded = true
 	if rc.IP == "" {
 		rc.IP = c.CreatedIP
+	}
+	if rc.SoftwareIssuer == "" {
+		// A recomputed ceiling sees the statement the client registered with.
+		rc.SoftwareIssuer = c.SoftwareStatementIssuer
 	}
 	rc.GrantType = ""
 	tenant := c.TenantID

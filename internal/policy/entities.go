@@ -196,6 +196,9 @@ func (c *entityCache) build(req *Request) *entities {
 	if ip, ok := ipValue(req.Context.IP); ok {
 		ctx["ip"] = ip
 	}
+	if req.Context.SoftwareIssuer != "" {
+		ctx["software_issuer"] = types.String(req.Context.SoftwareIssuer)
+	}
 	if u := req.User; u != nil {
 		ut := u.TenantID
 		if ut == "" {

@@ -94,6 +94,9 @@ type Context struct {
 	ChainDepth int
 	// Resource is the request's RFC 8707 resource parameter as sent.
 	Resource string
+	// SoftwareIssuer is the issuer of the registration's verified software
+	// statement (RFC 7591 §2.3); "" when it carried none.
+	SoftwareIssuer string
 }
 
 // Request asks for a decision on each of Scopes.

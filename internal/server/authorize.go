@@ -141,6 +141,10 @@ func (s *Server) checkAuthorize(w http.ResponseWriter, r *http.Request, q url.Va
 		s.internalErrorPage(w, r, err)
 		return nil
 	}
+	if c.Pending() {
+		s.pendingPage(w, c)
+		return nil
+	}
 	a := &authz{req: req, query: q, client: c}
 	switch {
 	case req.RedirectURI == "" && len(c.RedirectURIs) == 1:

@@ -53,6 +53,10 @@ func (s *Server) token(ctx context.Context, r *http.Request, req *oauth.TokenReq
 	if !known {
 		return nil, oauth.ErrUnsupportedGrantType("grant_type %q is not supported", truncate(req.GrantType, 80))
 	}
+	if c != nil && c.Pending() {
+		// Quarantine: a client held for an admin's review gets nothing.
+		return nil, errClientPending
+	}
 	if c != nil {
 		if err := g.admit(c); err != nil {
 			return nil, err
@@ -214,9 +218,13 @@ func (s *Server) issue(ctx context.Context, r *http.Request, grantType string, c
 	if rt != nil {
 		iss.RefreshToken, resp.RefreshToken = rt, handle
 	}
+	// The client's last use, which keeps a self-registered client from
+	// expiring, moves forward at most about hourly (gov.go).
+	iss.Touch = s.touch(c, now)
 	if err := s.persist(ctx, r, now, &p, res, a.family, iss); err != nil {
 		return nil, err
 	}
+	s.touched(iss.Touch)
 	return resp, nil
 }
 
