@@ -50,6 +50,8 @@ func (c *cli) newClientsCmd() *cobra.Command {
 		c.newClientsDeleteCmd(),
 		c.newClientsTagCmd(&asJSON, true),
 		c.newClientsTagCmd(&asJSON, false),
+		c.newClientsApproveCmd(&asJSON),
+		c.newClientsPruneCmd(&asJSON),
 	)
 	return cmd
 }
@@ -109,7 +111,7 @@ with the tag cc:<scope> (--tag cc:notes.read), given by an administrator.`,
 				return err
 			}
 			return c.withStore(cmd, func(ctx context.Context, _ *config.Config, st store.Store) error {
-				e, err := policy.New(ctx, policy.Options{Store: st, Logger: adminLogger(cmd)})
+				e, err := policy.New(ctx, policy.Options{Store: st, Domains: st, Logger: adminLogger(cmd)})
 				if err != nil {
 					return err
 				}
@@ -249,9 +251,9 @@ func (c *cli) newClientsListCmd(asJSON *bool) *cobra.Command {
 					}
 					return writeJSON(out, vs)
 				}
-				t := newTable(out, "CLIENT_ID", "NAME", "AUTH_METHOD", "GRANT_TYPES", "REGISTRATION", "STATUS", "CREATED")
+				t := newTable(out, "CLIENT_ID", "NAME", "AUTH_METHOD", "GRANT_TYPES", "REGISTRATION", "STATUS", "CREATED", "LAST_USED")
 				for _, cl := range cls {
-					t.row(cl.ID, cl.Name, cl.TokenEndpointAuthMethod, list(cl.GrantTypes), cl.RegistrationMethod, status(cl.Disabled), timeText(cl.CreatedAt))
+					t.row(cl.ID, cl.Name, cl.TokenEndpointAuthMethod, list(cl.GrantTypes), cl.RegistrationMethod, clientStatus(cl), timeText(cl.CreatedAt), lastUsed(cl))
 				}
 				return t.flush()
 			})
@@ -367,7 +369,7 @@ expire, and refreshed ones follow the new ceiling.`,
 				}
 			}
 			return c.withStore(cmd, func(ctx context.Context, _ *config.Config, st store.Store) error {
-				e, err := policy.New(ctx, policy.Options{Store: st, Logger: adminLogger(cmd)})
+				e, err := policy.New(ctx, policy.Options{Store: st, Domains: st, Logger: adminLogger(cmd)})
 				if err != nil {
 					return err
 				}
@@ -455,20 +457,24 @@ func adminMeta(now time.Time) audit.Meta {
 type clientJSON struct {
 	ClientID string `json:"client_id"`
 	// ClientSecret appears once, in the output of `clients add`.
-	ClientSecret            string     `json:"client_secret,omitempty"`
-	Name                    string     `json:"name"`
-	Public                  bool       `json:"public"`
-	TokenEndpointAuthMethod string     `json:"token_endpoint_auth_method"`
-	ApplicationType         string     `json:"application_type"`
-	RedirectURIs            []string   `json:"redirect_uris"`
-	GrantTypes              []string   `json:"grant_types"`
-	ResponseTypes           []string   `json:"response_types"`
-	Scopes                  []string   `json:"scopes"`
-	RequestedScopes         []string   `json:"requested_scopes"`
-	DefaultResource         string     `json:"default_resource,omitempty"`
-	Tags                    []string   `json:"tags"`
-	RegistrationMethod      string     `json:"registration_method"`
-	Disabled                bool       `json:"disabled"`
+	ClientSecret            string   `json:"client_secret,omitempty"`
+	Name                    string   `json:"name"`
+	Public                  bool     `json:"public"`
+	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method"`
+	ApplicationType         string   `json:"application_type"`
+	RedirectURIs            []string `json:"redirect_uris"`
+	GrantTypes              []string `json:"grant_types"`
+	ResponseTypes           []string `json:"response_types"`
+	Scopes                  []string `json:"scopes"`
+	RequestedScopes         []string `json:"requested_scopes"`
+	DefaultResource         string   `json:"default_resource,omitempty"`
+	Tags                    []string `json:"tags"`
+	RegistrationMethod      string   `json:"registration_method"`
+	Disabled                bool     `json:"disabled"`
+	// Status is "active" or "pending" (held for an admin's approval).
+	Status                  string     `json:"status"`
+	SoftwareStatementIssuer string     `json:"software_statement_issuer,omitempty"`
+	LastUsedAt              *time.Time `json:"last_used_at,omitempty"`
 	SecretExpiresAt         *time.Time `json:"secret_expires_at,omitempty"`
 	CreatedAt               *time.Time `json:"created_at,omitempty"`
 	UpdatedAt               *time.Time `json:"updated_at,omitempty"`
@@ -490,6 +496,9 @@ func clientView(cl *store.Client) *clientJSON {
 		Tags:                    strs(cl.Tags),
 		RegistrationMethod:      cl.RegistrationMethod,
 		Disabled:                cl.Disabled,
+		Status:                  orActive(cl.Status),
+		SoftwareStatementIssuer: cl.SoftwareStatementIssuer,
+		LastUsedAt:              optTime(cl.LastUsedAt),
 		SecretExpiresAt:         optTime(cl.SecretExpiresAt),
 		CreatedAt:               optTime(cl.CreatedAt),
 		UpdatedAt:               optTime(cl.UpdatedAt),
@@ -519,10 +528,26 @@ func printClient(w io.Writer, cl *store.Client, secret string) error {
 	t.row("default_resource", cl.DefaultResource)
 	t.row("tags", strings.Join(cl.Tags, " "))
 	t.row("registration", cl.RegistrationMethod)
-	t.row("status", status(cl.Disabled))
+	if cl.SoftwareStatementIssuer != "" {
+		t.row("software_statement", cl.SoftwareStatementIssuer)
+	}
+	t.row("status", clientStatus(cl))
 	t.row("created", timeText(cl.CreatedAt))
+	t.row("last_used", lastUsed(cl))
 	t.row("updated", timeText(cl.UpdatedAt))
 	return t.flush()
+}
+
+// clientStatus is how lists show a client's state: disabled, pending (held for
+// approval) or enabled.
+func clientStatus(cl *store.Client) string {
+	switch {
+	case cl.Disabled:
+		return "disabled"
+	case cl.Pending():
+		return "pending"
+	}
+	return "enabled"
 }
 
 func status(disabled bool) string {
@@ -530,4 +555,20 @@ func status(disabled bool) string {
 		return "disabled"
 	}
 	return "enabled"
+}
+
+func orActive(s string) string {
+	if s == "" {
+		return store.ClientActive
+	}
+	return s
+}
+
+// lastUsed is when the client last got a token ("never"), recorded to
+// within about an hour.
+func lastUsed(cl *store.Client) string {
+	if cl.LastUsedAt.IsZero() {
+		return "never"
+	}
+	return timeText(cl.LastUsedAt)
 }

@@ -225,3 +225,12 @@ func TestOutputCell(t *testing.T) {
 		})
 	}
 }
+
+func (s *registryStore) ClientsBySoftware(context.Context, string, string, string) ([]*store.Client, error) {
+	return nil, nil
+}
+
+func (s *registryStore) AppendAudit(_ context.Context, evs ...*store.AuditEvent) error {
+	s.events = append(s.events, evs...)
+	return nil
+}

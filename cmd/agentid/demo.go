@@ -350,7 +350,7 @@ func seedDemoServerClient(ctx context.Context, st store.Store, now time.Time) (s
 	old, err := st.GetClient(ctx, store.DefaultTenant, demoServerClientID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		e, err := policy.New(ctx, policy.Options{Store: st})
+		e, err := policy.New(ctx, policy.Options{Store: st, Domains: st})
 		if err != nil {
 			return "", err
 		}

@@ -287,7 +287,7 @@ func orNone(xs []string) string {
 // recomputeCeilings brings every client's ceiling in line with the active
 // policy set, each change audited as client.updated.
 func recomputeCeilings(ctx context.Context, cmd *cobra.Command, st store.Store) ([]policy.ClientChange, error) {
-	e, err := policy.New(ctx, policy.Options{Store: st, Logger: adminLogger(cmd)})
+	e, err := policy.New(ctx, policy.Options{Store: st, Domains: st, Logger: adminLogger(cmd)})
 	if err != nil {
 		return nil, err
 	}
@@ -740,7 +740,7 @@ scope of the resource; without --user, the request is made without a user
 				if _, err := st.GetResource(ctx, store.DefaultTenant, q.Resource); errors.Is(err, store.ErrNotFound) {
 					return fmt.Errorf("--resource %s is not a registered resource", q.Resource)
 				}
-				e, err := policy.New(ctx, policy.Options{Store: st, Logger: adminLogger(cmd)})
+				e, err := policy.New(ctx, policy.Options{Store: st, Domains: st, Logger: adminLogger(cmd)})
 				if err != nil {
 					return err
 				}

@@ -132,6 +132,7 @@ func (c *cli) adminCommands() []*cobra.Command {
 		c.newUsersCmd(),
 		c.newKeysCmd(),
 		c.newPolicyCmd(),
+		c.newDomainsCmd(),
 	}
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,8 +13,10 @@ import (
 	"syscall"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/spf13/cobra"
 
+	"github.com/agentid/agentid/internal/clients"
 	"github.com/agentid/agentid/internal/config"
 	"github.com/agentid/agentid/internal/fetch"
 	"github.com/agentid/agentid/internal/policy"
@@ -48,6 +51,9 @@ const (
 	cleanupInterval = time.Minute
 	// keyCleanupInterval: signing keys past their ExpiresAt.
 	keyCleanupInterval = 10 * time.Minute
+	// clientExpiryInterval: self-registered clients unused for
+	// registration.client_expiry.
+	clientExpiryInterval = time.Hour
 )
 
 func (c *cli) newServeCmd() *cobra.Command {
@@ -215,12 +221,17 @@ func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, 
 	if err != nil {
 		return nil, fmt.Errorf("loading signing keys: %w", err)
 	}
-	pol, err := policy.New(ctx, policy.Options{Store: st, Logger: log})
+	pol, err := policy.New(ctx, policy.Options{Store: st, Domains: st, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("loading the policy set: %w", err)
 	}
 	reg, err := registrationConfig(cfg.Registration)
 	if err != nil {
+		return nil, err
+	}
+	// Issuers' remote keys come through the SSRF-safe fetcher (public
+	// addresses only, bounded, cached).
+	if reg.Statements, err = softwareStatements(cfg.TrustedIssuers, fetch.New(fetch.Config{}).KeySets()); err != nil {
 		return nil, err
 	}
 	perMinute, burst := cfg.Login.PerUserLimit()
@@ -259,17 +270,61 @@ func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, 
 
 // registrationConfig maps the registration settings to the server's.
 func registrationConfig(rc config.RegistrationConfig) (*server.RegistrationConfig, error) {
-	reg := &server.RegistrationConfig{Disabled: !rc.Enabled}
-	if rc.Enabled && !rc.Open {
+	mode := rc.EffectiveMode()
+	reg := &server.RegistrationConfig{Disabled: mode == config.RegistrationOff}
+	if mode == config.RegistrationToken {
 		hashes := rc.InitialAccessTokenHashes()
 		// The server treats "no hashes" as open registration; a closed
 		// registration with an empty token file must not silently open.
 		if len(hashes) == 0 {
-			return nil, errors.New("registration.open is false but the initial access token file holds no tokens; add one per line, or set registration.enabled: false")
+			return nil, errors.New("registration.mode is token but the initial access token file holds no tokens; add one per line, or set registration.mode: off")
 		}
 		reg.InitialAccessTokenHashes = hashes
 	}
+	if rc.MaxPerIP > 0 && rc.RateWindow > 0 {
+		perMinute, burst := rc.RatePerMinute(rc.MaxPerIP)
+		reg.PerIP = server.LoginLimit{PerMinute: perMinute, Burst: burst}
+	}
+	if rc.MaxTotal > 0 && rc.RateWindow > 0 {
+		perMinute, burst := rc.RatePerMinute(rc.MaxTotal)
+		reg.Total = server.LoginLimit{PerMinute: perMinute, Burst: burst}
+	}
+	reg.ClientExpiry = time.Duration(rc.ClientExpiry)
+	if reg.ClientExpiry == 0 {
+		reg.ClientExpiry = -1 // 0 in the file means never
+	}
 	return reg, nil
+}
+
+// softwareStatements builds the verifier of software statements from the
+// issuers trusted for them; remote fetches the keys of those with a
+// jwks_uri (nil: such an issuer is a start error). Nil when none is
+// trusted.
+func softwareStatements(issuers []config.TrustedIssuer, remote clients.KeySource) (*clients.Statements, error) {
+	var list []clients.TrustedIssuer
+	for _, ti := range issuers {
+		if !ti.Trusts(config.UseSoftwareStatement) {
+			continue
+		}
+		t := clients.TrustedIssuer{Issuer: ti.Issuer, JWKSURI: ti.JWKSURI}
+		if ti.JWKS != "" {
+			var set jose.JSONWebKeySet
+			if err := json.Unmarshal([]byte(ti.JWKS), &set); err != nil || len(set.Keys) == 0 {
+				return nil, fmt.Errorf("trusted issuer %s: its jwks is not a JWK set", ti.Issuer)
+			}
+			for _, k := range set.Keys {
+				if !k.Valid() || !k.IsPublic() {
+					return nil, fmt.Errorf("trusted issuer %s: its jwks must hold only valid public keys", ti.Issuer)
+				}
+			}
+			t.Keys = &set
+		}
+		list = append(list, t)
+	}
+	if len(list) == 0 {
+		return nil, nil
+	}
+	return clients.NewStatements(list, remote, nil)
 }
 
 // Handler is the hub's root HTTP handler.
@@ -294,6 +349,7 @@ func (h *hub) tasks() []task {
 			return h.store.DeleteExpiredSigningKeys(ctx, time.Now())
 		}},
 		{name: "record expired consent", every: cleanupInterval, run: h.server.SweepExpiredConsent},
+		{name: "expire unused self-registered clients", every: clientExpiryInterval, run: h.server.ExpireClients},
 	}
 }
 

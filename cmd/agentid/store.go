@@ -50,6 +50,7 @@ var dataCreators = []string{
 	"agentid users add",
 	"agentid policy apply",
 	"agentid keys rotate",
+	"agentid domains add",
 }
 
 // requireData is errNoData, saying where the command looked, unless the

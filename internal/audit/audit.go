@@ -29,19 +29,24 @@ const (
 	ClientDeleted       = "client.deleted"
 	ClientAuthFailed    = "client.auth_failed"
 	ClientTokensRevoked = "client.tokens_revoked"
-	UserAccessRevoked   = "user.access_revoked"
-	LoginSucceeded      = "user.login_succeeded"
-	LoginFailed         = "user.login_failed"
-	ConsentGiven        = "consent.given"
-	ConsentDenied       = "consent.denied"
-	ConsentRevoked      = "consent.revoked"
-	ConsentExpired      = "consent.expired"
-	CodeIssued          = "code.issued"
-	CodeReplayed        = "code.replayed"
-	TokenIssued         = "token.issued"
-	TokenDenied         = "token.denied"
-	RefreshRotated      = "refresh.rotated"
-	RefreshReuse        = "refresh.reuse_detected"
+	// ClientExpired: a self-registered client removed for lack of use.
+	ClientExpired = "client.expired"
+	// ClientRegistrationDeduplicated: a dynamic registration answered with
+	// an existing, identical client instead of a new one.
+	ClientRegistrationDeduplicated = "client.registration_deduplicated"
+	UserAccessRevoked              = "user.access_revoked"
+	LoginSucceeded                 = "user.login_succeeded"
+	LoginFailed                    = "user.login_failed"
+	ConsentGiven                   = "consent.given"
+	ConsentDenied                  = "consent.denied"
+	ConsentRevoked                 = "consent.revoked"
+	ConsentExpired                 = "consent.expired"
+	CodeIssued                     = "code.issued"
+	CodeReplayed                   = "code.replayed"
+	TokenIssued                    = "token.issued"
+	TokenDenied                    = "token.denied"
+	RefreshRotated                 = "refresh.rotated"
+	RefreshReuse                   = "refresh.reuse_detected"
 	// RefreshReusedWithinInterval: a rotated refresh token presented again
 	// by its client within the reuse interval, and accepted.
 	RefreshReusedWithinInterval = "refresh.reused_within_interval"
@@ -53,6 +58,11 @@ const (
 	ResourceCreated             = "resource.created"
 	ResourceUpdated             = "resource.updated"
 	ResourceDeleted             = "resource.deleted"
+	DomainUpdated               = "domain.updated"
+	DomainRemoved               = "domain.removed"
+	// InstallationRevoked: a person signed one installation of a Client
+	// ID Metadata Document client out (its tokens for that redirect URI).
+	InstallationRevoked = "installation.revoked"
 )
 
 // Outcomes.
@@ -138,33 +148,38 @@ var required = map[string]struct {
 	fields  []field
 	details []string
 }{
-	ClientRegistered:            {[]field{fClient}, []string{"method", "token_endpoint_auth_method", DetailPolicyVersion}},
-	ClientUpdated:               {[]field{fClient}, []string{"change"}},
-	ClientDeleted:               {[]field{fClient}, nil},
-	ClientAuthFailed:            {[]field{fClient}, []string{"reason"}},
-	ClientTokensRevoked:         {[]field{fClient}, []string{"reason"}},
-	UserAccessRevoked:           {[]field{fUser}, []string{"reason"}},
-	LoginSucceeded:              {[]field{fUser}, nil},
-	LoginFailed:                 {nil, nil},
-	ConsentGiven:                {[]field{fClient, fUser, fResource, fScopes}, []string{"expires_at"}},
-	ConsentDenied:               {[]field{fClient, fUser, fResource, fScopes}, nil},
-	ConsentRevoked:              {[]field{fClient, fUser, fScopes}, nil},
-	ConsentExpired:              {[]field{fClient, fUser, fResource, fScopes}, nil},
-	CodeIssued:                  {[]field{fClient, fUser, fResource, fScopes}, []string{"grant_id"}},
-	CodeReplayed:                {[]field{fClient}, nil},
-	TokenIssued:                 {[]field{fClient, fResource, fScopes}, []string{"grant_type", "jti", DetailPolicyVersion}},
-	TokenDenied:                 {[]field{fClient, fResource, fScopes}, []string{"grant_type", DetailPolicyVersion}},
-	RefreshRotated:              {[]field{fClient, fUser, fResource}, []string{"grant_id"}},
-	RefreshReuse:                {[]field{fClient, fUser, fResource}, []string{"grant_id"}},
-	RefreshReusedWithinInterval: {[]field{fClient, fUser, fResource}, []string{"grant_id"}},
-	TokenRevoked:                {[]field{fClient}, []string{"token_type"}},
-	SigningKeyRotated:           {nil, []string{"kid", "alg", "activate_at"}},
-	PolicyApplied:               {nil, []string{"operation", "files", "policies", "sha256"}},
-	UserCreated:                 {[]field{fUser}, nil},
-	UserUpdated:                 {[]field{fUser}, []string{"change"}},
-	ResourceCreated:             {[]field{fResource}, nil},
-	ResourceUpdated:             {[]field{fResource}, nil},
-	ResourceDeleted:             {[]field{fResource}, nil},
+	ClientRegistered:               {[]field{fClient}, []string{"method", "token_endpoint_auth_method", DetailPolicyVersion}},
+	ClientUpdated:                  {[]field{fClient}, []string{"change"}},
+	ClientDeleted:                  {[]field{fClient}, nil},
+	ClientAuthFailed:               {[]field{fClient}, []string{"reason"}},
+	ClientTokensRevoked:            {[]field{fClient}, []string{"reason"}},
+	ClientExpired:                  {[]field{fClient}, []string{"method", "unused_since"}},
+	ClientRegistrationDeduplicated: {[]field{fClient}, []string{"method"}},
+	UserAccessRevoked:              {[]field{fUser}, []string{"reason"}},
+	LoginSucceeded:                 {[]field{fUser}, nil},
+	LoginFailed:                    {nil, nil},
+	ConsentGiven:                   {[]field{fClient, fUser, fResource, fScopes}, []string{"expires_at"}},
+	ConsentDenied:                  {[]field{fClient, fUser, fResource, fScopes}, nil},
+	ConsentRevoked:                 {[]field{fClient, fUser, fScopes}, nil},
+	ConsentExpired:                 {[]field{fClient, fUser, fResource, fScopes}, nil},
+	CodeIssued:                     {[]field{fClient, fUser, fResource, fScopes}, []string{"grant_id"}},
+	CodeReplayed:                   {[]field{fClient}, nil},
+	TokenIssued:                    {[]field{fClient, fResource, fScopes}, []string{"grant_type", "jti", DetailPolicyVersion}},
+	TokenDenied:                    {[]field{fClient, fResource, fScopes}, []string{"grant_type", DetailPolicyVersion}},
+	RefreshRotated:                 {[]field{fClient, fUser, fResource}, []string{"grant_id"}},
+	RefreshReuse:                   {[]field{fClient, fUser, fResource}, []string{"grant_id"}},
+	RefreshReusedWithinInterval:    {[]field{fClient, fUser, fResource}, []string{"grant_id"}},
+	TokenRevoked:                   {[]field{fClient}, []string{"token_type"}},
+	SigningKeyRotated:              {nil, []string{"kid", "alg", "activate_at"}},
+	PolicyApplied:                  {nil, []string{"operation", "files", "policies", "sha256"}},
+	UserCreated:                    {[]field{fUser}, nil},
+	UserUpdated:                    {[]field{fUser}, []string{"change"}},
+	ResourceCreated:                {[]field{fResource}, nil},
+	ResourceUpdated:                {[]field{fResource}, nil},
+	ResourceDeleted:                {[]field{fResource}, nil},
+	DomainUpdated:                  {nil, []string{"pattern", "trust"}},
+	DomainRemoved:                  {nil, []string{"pattern"}},
+	InstallationRevoked:            {[]field{fClient, fUser}, []string{"redirect_uri"}},
 }
 
 // Types lists every event type this package defines, sorted.

@@ -43,6 +43,13 @@ type ClientRegisteredFields struct {
 	Ceiling []string
 	// Policy is the register action's decision on the ceiling.
 	Policy Decision
+	// Status is the client's status when it is not active: store.ClientPending
+	// for a registration a hold policy (HoldPolicies) put in quarantine.
+	Status       string
+	HoldPolicies []string
+	// SoftwareIssuer is the issuer of the verified software statement the
+	// registration carried.
+	SoftwareIssuer string
 }
 
 // NewClientRegistered records that a client (an agent or a resource
@@ -54,7 +61,33 @@ func NewClientRegistered(m Meta, f ClientRegisteredFields) *store.AuditEvent {
 	set(ev.Details, "method", f.Method)
 	set(ev.Details, "client_name", truncate(f.Name, maxNameInEvent))
 	set(ev.Details, "token_endpoint_auth_method", f.AuthMethod)
+	set(ev.Details, "status", f.Status)
+	setList(ev.Details, "hold_policies", f.HoldPolicies)
+	set(ev.Details, "software_issuer", f.SoftwareIssuer)
 	f.Policy.put(ev.Details)
+	return ev
+}
+
+// NewClientRegistrationDeduplicated records that a dynamic registration
+// was answered with the existing client clientID, identical to it (its
+// redirect URIs compared without loopback ports), instead of a new one.
+func NewClientRegistrationDeduplicated(m Meta, clientID, method, name string) *store.AuditEvent {
+	ev := event(m, ClientRegistrationDeduplicated)
+	ev.ClientID = clientID
+	set(ev.Details, "method", method)
+	set(ev.Details, "client_name", truncate(name, maxNameInEvent))
+	return ev
+}
+
+// NewClientExpired records that a self-registered client (method dcr or
+// cimd) was removed because it got no token since unusedSince (its last
+// use, or its registration when never used); it held no live token or
+// consent.
+func NewClientExpired(m Meta, clientID, method string, unusedSince time.Time) *store.AuditEvent {
+	ev := event(m, ClientExpired)
+	ev.ClientID = clientID
+	set(ev.Details, "method", method)
+	set(ev.Details, "unused_since", unusedSince.UTC().Format(time.RFC3339))
 	return ev
 }
 
@@ -70,6 +103,7 @@ const (
 	// ChangeDocument: a Client ID Metadata Document client's document
 	// changed; Fields names the metadata that did.
 	ChangeDocument = "document"
+	ChangeApproved = "approved" // a pending client was approved by an admin
 )
 
 // ClientUpdatedFields is what a client.updated event carries.

@@ -100,6 +100,10 @@ type Registration struct {
 	// Audit is the metadata of the client.registered or client.updated
 	// event; a zero Time is the registrar's clock.
 	Audit audit.Meta
+	// SoftwareStatementIssuer is the issuer of the software statement the
+	// registration carried, verified by Statements.Verify and merged into
+	// Metadata ("": none). Policy sees it as context.software_issuer.
+	SoftwareStatementIssuer string
 }
 
 // Registered is the outcome of a registration.
@@ -109,6 +113,13 @@ type Registered struct {
 	Secret string
 	// Ceiling is the policy's register verdict on the client's scopes.
 	Ceiling *policy.Ceiling
+	// Deduplicated is set when a dynamic registration was answered with an
+	// existing identical client (Client) instead of a new one.
+	Deduplicated bool
+	// Screening is the hold and reject verdict on a dynamic registration.
+	Screening *policy.Screening
+	// resources are the tenant's resources the ceiling was decided on.
+	resources []*store.Resource
 }
 
 // Store is what registration needs of the store (see store.Clients).
@@ -117,11 +128,15 @@ type Store interface {
 	CreateClient(ctx context.Context, c *store.Client, ev *store.AuditEvent) error
 	GetClient(ctx context.Context, tenantID, id string) (*store.Client, error)
 	UpdateClient(ctx context.Context, tenantID, id string, update func(*store.Client) error, ev *store.AuditEvent) (*store.Client, error)
+	ClientsBySoftware(ctx context.Context, tenantID, softwareID, name string) ([]*store.Client, error)
+	AppendAudit(ctx context.Context, evs ...*store.AuditEvent) error
 }
 
-// Policy decides a client's ceiling; *policy.Engine is one.
+// Policy decides a client's ceiling, and whether a dynamic registration is
+// held or rejected; *policy.Engine is one.
 type Policy interface {
 	Ceiling(ctx context.Context, c *store.Client, resources []*store.Resource, rc policy.Context) (*policy.Ceiling, error)
+	Screen(ctx context.Context, c *store.Client, resources []*store.Resource, rc policy.Context) (*policy.Screening, error)
 }
 
 // Options configure a Registrar. Store and Policy are required.
@@ -199,14 +214,30 @@ func (r *Registrar) Register(ctx context.Context, reg *Registration) (*Registere
 		}
 	}
 	c.Tags = slices.Clone(reg.Tags)
+	c.Status = store.ClientActive
+	c.SoftwareStatementIssuer = reg.SoftwareStatementIssuer
 	out, err := r.apply(ctx, c, reg, reg.Method)
 	if err != nil {
 		return nil, err
 	}
-	ev := audit.NewClientRegistered(reg.Audit.Stamped(r.tenant, now), audit.ClientRegisteredFields{
+	var hold []string
+	if reg.Method == Dynamic {
+		existing, err := r.govern(ctx, c, reg, out)
+		if err != nil || existing != nil {
+			return existing, err
+		}
+		if out.Screening.Hold {
+			c.Status, hold = store.ClientPending, out.Screening.HoldPolicies
+		}
+	}
+	fields := audit.ClientRegisteredFields{
 		ClientID: c.ID, Name: c.Name, Method: c.RegistrationMethod, AuthMethod: c.TokenEndpointAuthMethod,
-		Ceiling: c.Scopes, Policy: out.Ceiling.Audit(),
-	})
+		Ceiling: c.Scopes, Policy: out.Ceiling.Audit(), HoldPolicies: hold, SoftwareIssuer: c.SoftwareStatementIssuer,
+	}
+	if c.Pending() {
+		fields.Status = c.Status
+	}
+	ev := audit.NewClientRegistered(reg.Audit.Stamped(r.tenant, now), fields)
 	if err := r.st.CreateClient(ctx, c, ev); err != nil {
 		return nil, fmt.Errorf("clients: register: %w", err)
 	}
@@ -306,7 +337,7 @@ func (r *Registrar) apply(ctx context.Context, c *store.Client, reg *Registratio
 	if err != nil {
 		return nil, err
 	}
-	out := &Registered{Client: c, Ceiling: ceiling}
+	out := &Registered{Client: c, Ceiling: ceiling, resources: resources}
 	switch c.TokenEndpointAuthMethod {
 	case oauth.AuthMethodClientSecretBasic, oauth.AuthMethodClientSecretPost:
 		if len(c.SecretHash) == 0 {
@@ -372,7 +403,7 @@ func (r *Registrar) ceiling(ctx context.Context, c *store.Client, scope string, 
 	}
 	probe := *c
 	probe.RequestedScopes = asked
-	cl, err := r.policy.Ceiling(ctx, &probe, resources, policy.Context{IP: ip, Time: r.now()})
+	cl, err := r.policy.Ceiling(ctx, &probe, resources, policy.Context{IP: ip, Time: r.now(), SoftwareIssuer: c.SoftwareStatementIssuer})
 	if err != nil {
 		return nil, fmt.Errorf("clients: ceiling: %w", err)
 	}

@@ -317,3 +317,14 @@ func TestValidTag(t *testing.T) {
 		}
 	}
 }
+
+func (r *recorder) ClientsBySoftware(context.Context, string, string, string) ([]*store.Client, error) {
+	return nil, nil
+}
+
+func (r *recorder) AppendAudit(_ context.Context, evs ...*store.AuditEvent) error {
+	for _, ev := range evs {
+		r.writes = append(r.writes, write{"audit", store.Client{}, ev})
+	}
+	return nil
+}

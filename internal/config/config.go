@@ -37,10 +37,13 @@ type Config struct {
 	KEK          KEKConfig          `yaml:"kek"`
 	Tokens       TokenConfig        `yaml:"tokens"`
 	Registration RegistrationConfig `yaml:"registration"`
-	CIMD         CIMDConfig         `yaml:"cimd"`
-	Login        LoginConfig        `yaml:"login"`
-	Consent      ConsentConfig      `yaml:"consent"`
-	Log          LogConfig          `yaml:"log"`
+	// TrustedIssuers are the issuers of signed statements the hub
+	// accepts (software statements today).
+	TrustedIssuers []TrustedIssuer `yaml:"trusted_issuers"`
+	CIMD           CIMDConfig      `yaml:"cimd"`
+	Login          LoginConfig     `yaml:"login"`
+	Consent        ConsentConfig   `yaml:"consent"`
+	Log            LogConfig       `yaml:"log"`
 }
 
 // StoreConfig selects and opens the database.
@@ -89,22 +92,94 @@ type TokenConfig struct {
 	KeyPrePublish Duration `yaml:"key_pre_publish"`
 }
 
-// RegistrationConfig governs RFC 7591 dynamic client registration.
+// RegistrationConfig governs RFC 7591 dynamic client registration and the
+// life of self-registered clients.
 type RegistrationConfig struct {
-	// Enabled serves the registration endpoint at all. When false, clients
-	// are only added by an administrator and Open has no effect.
+	// Mode is how the registration endpoint admits a registration:
+	// RegistrationOpen (anyone), RegistrationToken (an initial access token
+	// from InitialAccessTokenFile, RFC 7591 §3) or RegistrationOff (clients
+	// are only added by an administrator). Empty: derived from the older
+	// Enabled and Open keys, which Load then sets to match.
+	Mode string `yaml:"mode"`
+	// Enabled and Open are the settings Mode replaces (enabled: false is
+	// mode off; open: false is mode token). Setting either to false beside
+	// a Mode is a problem.
 	Enabled bool `yaml:"enabled"`
-	// Open lets anyone register a client. When false, registration requires
-	// one of the initial access tokens (RFC 7591 §3) in
-	// InitialAccessTokenFile.
-	Open bool `yaml:"open"`
+	Open    bool `yaml:"open"`
 	// InitialAccessTokenFile holds one initial access token per line (blank
-	// lines and lines starting with '#' are ignored). Required when Open is
-	// false, and an error when Open is true.
+	// lines and lines starting with '#' are ignored). Required in mode
+	// token, and an error in the other modes.
 	InitialAccessTokenFile string `yaml:"initial_access_token_file"`
 	// InitialAccessTokens is the content of InitialAccessTokenFile, read by
 	// Load. Never printed.
 	InitialAccessTokens []string `yaml:"-"`
+	// MaxPerIP is the burst of registrations from one address (an IPv6
+	// address counts as its /64); the bucket refills completely in
+	// RateWindow. MaxTotal is the same for all addresses together. A
+	// registration over either limit is answered 429 with Retry-After.
+	MaxPerIP   int      `yaml:"max_per_ip"`
+	MaxTotal   int      `yaml:"max_total"`
+	RateWindow Duration `yaml:"rate_window"`
+	// ClientExpiry removes self-registered (dynamic registration) and
+	// Client ID Metadata Document clients unused for this long, never one
+	// that holds a live token or consent. 0 keeps them forever.
+	ClientExpiry Duration `yaml:"client_expiry"`
+}
+
+// Registration modes (RegistrationConfig.Mode).
+const (
+	RegistrationOpen  = "open"
+	RegistrationToken = "token"
+	RegistrationOff   = "off"
+)
+
+// EffectiveMode is Mode, or when it is empty the mode the older Enabled
+// and Open keys say.
+func (r RegistrationConfig) EffectiveMode() string {
+	switch {
+	case r.Mode != "":
+		return r.Mode
+	case !r.Enabled:
+		return RegistrationOff
+	case !r.Open:
+		return RegistrationToken
+	}
+	return RegistrationOpen
+}
+
+// RatePerMinute is the registration rate limit of MaxPerIP or MaxTotal as
+// a token bucket: burst n, refilled at perMinute a minute.
+func (r RegistrationConfig) RatePerMinute(n int) (perMinute float64, burst int) {
+	return bucket(n, r.RateWindow)
+}
+
+// TrustedIssuer is an issuer whose signed statements the hub accepts for
+// the purposes in Uses: "software_statement" (RFC 7591 §2.3). Its keys
+// come from exactly one of JWKSURI (fetched and cached), JWKS (the key set
+// as JSON text) or JWKSFile (read by Load into JWKS).
+type TrustedIssuer struct {
+	Issuer   string   `yaml:"issuer"`
+	JWKSURI  string   `yaml:"jwks_uri"`
+	JWKS     string   `yaml:"jwks"`
+	JWKSFile string   `yaml:"jwks_file"`
+	Uses     []string `yaml:"uses"`
+}
+
+// UseSoftwareStatement is the TrustedIssuer.Uses entry that accepts the
+// issuer's RFC 7591 §2.3 software statements.
+const UseSoftwareStatement = "software_statement"
+
+// trustedIssuerUses are the known TrustedIssuer.Uses entries.
+var trustedIssuerUses = []string{UseSoftwareStatement}
+
+// Trusts reports whether the issuer is trusted for use.
+func (t TrustedIssuer) Trusts(use string) bool {
+	for _, u := range t.Uses {
+		if u == use {
+			return true
+		}
+	}
+	return false
 }
 
 // CIMDConfig governs Client ID Metadata Documents
@@ -225,8 +300,12 @@ func base() *Config {
 			SigningAlg:                "ES256",
 			KeyPrePublish:             Duration(10 * time.Minute),
 		},
-		Registration: RegistrationConfig{Enabled: true, Open: true},
-		CIMD:         CIMDConfig{Enabled: true},
+		Registration: RegistrationConfig{
+			Enabled: true, Open: true,
+			MaxPerIP: 60, MaxTotal: 1000, RateWindow: Duration(time.Hour),
+			ClientExpiry: Duration(30 * 24 * time.Hour),
+		},
+		CIMD: CIMDConfig{Enabled: true},
 		Login: LoginConfig{
 			SessionTTL:         Duration(12 * time.Hour),
 			MaxAttemptsPerUser: 5,
@@ -244,6 +323,7 @@ func base() *Config {
 // fillDerived sets the defaults that depend on other settings, leaving any
 // value already set alone.
 func (c *Config) fillDerived() {
+	c.Registration.deriveMode()
 	if c.Issuer == "" {
 		c.Issuer = issuerFromListen(c.Listen)
 	}

@@ -35,6 +35,9 @@ func FuzzLoad(f *testing.F) {
 		"log:\n  level: !custom x\n",
 		"login:\n  max_attempts_per_ip: 0x10\n",
 		"issuer: \"http://127.0.0.1:8080\"\nissuer: x\n",
+		"registration:\n  mode: token\n  max_per_ip: 3\n  rate_window: 1m\n  client_expiry: 0s\n",
+		"trusted_issuers:\n  - issuer: https://a.example\n    jwks_uri: https://a.example/jwks\n    uses: [software_statement]\n",
+		"trusted_issuers:\n  - issuer: https://a.example\n    jwks: {keys: [{kty: EC}]}\n    uses: [software_statement, x]\n  - [1]\n",
 	}
 	for _, s := range seeds {
 		f.Add([]byte(s))

@@ -100,6 +100,8 @@ func load(data []byte, lookupEnv func(string) (string, bool), readFile func(stri
 	l.decodeFile(data)
 	l.applyEnv()
 	l.resolveRefs()
+	l.registrationMode()
+	l.readTrustedIssuerKeys()
 	l.cfg.fillDerived()
 	for _, p := range l.cfg.validate() {
 		if !l.failed[p.Setting] {
@@ -210,6 +212,9 @@ func (l *loader) decodeSection(n *yaml.Node, v reflect.Value, prefix string) {
 			continue
 		}
 		fv := v.FieldByIndex(f.Index)
+		if l.decodeList(val, fv, path) {
+			continue
+		}
 		if isSection(f.Type) {
 			if isNull(val) {
 				continue // "store:" with nothing under it keeps the defaults

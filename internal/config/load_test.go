@@ -487,6 +487,11 @@ func envSamples(t *testing.T) map[string]envSample {
 			return map[string]string{"AGENTID_REGISTRATION_INITIAL_ACCESS_TOKEN_FILE": tokenFile}
 		}},
 		"registration.initial_access_token_file": {value: tokenFile, extra: func(*testing.T) map[string]string { return map[string]string{"AGENTID_REGISTRATION_OPEN": "false"} }},
+		"registration.mode":                      {value: "off"},
+		"registration.max_per_ip":                {value: "5"},
+		"registration.max_total":                 {value: "50"},
+		"registration.rate_window":               {value: "10m"},
+		"registration.client_expiry":             {value: "48h"},
 		"login.session_ttl":                      {value: "1h"},
 		"login.max_attempts_per_user":            {value: "9"},
 		"login.max_attempts_per_ip":              {value: "99"},
@@ -686,12 +691,12 @@ func TestSecretReferences(t *testing.T) {
 		{
 			name: "closed registration without tokens",
 			yaml: "registration:\n  open: false\n",
-			want: []wantProblem{{"registration.initial_access_token_file", 0, []string{"required when registration.open is false"}}},
+			want: []wantProblem{{"registration.initial_access_token_file", 0, []string{"required when registration.mode is token"}}},
 		},
 		{
 			name: "token file with open registration",
 			yaml: "registration:\n  initial_access_token_file: " + tokens + "\n",
-			want: []wantProblem{{"registration.initial_access_token_file", 0, []string{"has no effect while registration.open is true"}}},
+			want: []wantProblem{{"registration.initial_access_token_file", 0, []string{"has no effect while registration.mode is open"}}},
 		},
 	}
 	for _, tt := range tests {

@@ -43,6 +43,11 @@ func walkSchema(t reflect.Type, path []string, index []int, out *[]setting) {
 		if name == "" {
 			continue
 		}
+		if f.Type.Kind() == reflect.Slice {
+			// Lists (trusted_issuers) are set in the file only: an
+			// environment variable cannot spell them.
+			continue
+		}
 		p := append(append([]string(nil), path...), name)
 		idx := append(append([]int(nil), index...), i)
 		if isSection(f.Type) {

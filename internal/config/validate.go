@@ -71,17 +71,7 @@ func (c *Config) validate() Problems {
 	checkDuration(&ps, "tokens.key_pre_publish", t.KeyPrePublish, time.Second, 0)
 	checkOneOf(&ps, "tokens.signing_alg", t.SigningAlg, signingAlgs)
 
-	r := c.Registration
-	switch {
-	case !r.Enabled:
-		if r.InitialAccessTokenFile != "" {
-			ps.add("registration.initial_access_token_file", 0, "", "has no effect while registration.enabled is false")
-		}
-	case !r.Open && r.InitialAccessTokenFile == "" && len(r.InitialAccessTokens) == 0:
-		ps.add("registration.initial_access_token_file", 0, "", "required when registration.open is false")
-	case r.Open && r.InitialAccessTokenFile != "":
-		ps.add("registration.initial_access_token_file", 0, "", "has no effect while registration.open is true; set registration.open: false to require initial access tokens")
-	}
+	c.validateRegistration(&ps)
 
 	if c.CIMD.AllowLoopback && !listensOnLoopback(c.Listen) {
 		ps.add("cimd.allow_loopback", 0, "", fmt.Sprintf("allowed only while listen is a loopback address (127.0.0.1, [::1] or localhost), got %q: a hub reachable from elsewhere must not fetch from its own machine", c.Listen))

@@ -21,10 +21,14 @@ func TestValidate(t *testing.T) {
 		{name: "sqlite file URI", mutate: func(c *Config) { c.Store.DSN = "file:agentid.db?_pragma=busy_timeout(5000)" }},
 		{name: "kek value instead of file", mutate: func(c *Config) { c.KEK.File, c.KEK.Value = "", "k" }},
 		{name: "closed registration with tokens", mutate: func(c *Config) {
-			c.Registration.Open = false
+			c.Registration.Mode = RegistrationToken
 			c.Registration.InitialAccessTokens = []string{token32}
 		}},
-		{name: "registration disabled", mutate: func(c *Config) { c.Registration.Enabled = false; c.Registration.Open = false }},
+		{name: "registration disabled", mutate: func(c *Config) { c.Registration.Mode = RegistrationOff }},
+		{name: "client expiry off", mutate: func(c *Config) { c.Registration.ClientExpiry = 0 }},
+		{name: "trusted issuer with inline keys", mutate: func(c *Config) {
+			c.TrustedIssuers = []TrustedIssuer{{Issuer: "https://issuer.example", JWKS: `{"keys":[{"kty":"EC"}]}`, Uses: []string{UseSoftwareStatement}}}
+		}},
 		{name: "maximum TTLs", mutate: func(c *Config) {
 			c.Tokens.AccessTokenTTL = Duration(time.Hour)
 			c.Tokens.AuthCodeTTL = Duration(60 * time.Second)
@@ -92,12 +96,35 @@ func TestValidate(t *testing.T) {
 			want: []wantProblem{{"tokens.signing_alg", 0, []string{"must be one of"}}}},
 		{name: "signing alg none", mutate: func(c *Config) { c.Tokens.SigningAlg = "none" },
 			want: []wantProblem{{"tokens.signing_alg", 0, []string{"must be one of"}}}},
-		{name: "closed registration without tokens", mutate: func(c *Config) { c.Registration.Open = false },
+		{name: "closed registration without tokens", mutate: func(c *Config) { c.Registration.Mode = RegistrationToken },
 			want: []wantProblem{{"registration.initial_access_token_file", 0, []string{"required"}}}},
 		{name: "token file while disabled", mutate: func(c *Config) {
-			c.Registration.Enabled = false
+			c.Registration.Mode = RegistrationOff
 			c.Registration.InitialAccessTokenFile = "/t"
-		}, want: []wantProblem{{"registration.initial_access_token_file", 0, []string{"registration.enabled is false"}}}},
+		}, want: []wantProblem{{"registration.initial_access_token_file", 0, []string{"registration.mode is off"}}}},
+		{name: "unknown mode", mutate: func(c *Config) { c.Registration.Mode = "closed" },
+			want: []wantProblem{{"registration.mode", 0, []string{"must be one of open, token, off"}}}},
+		{name: "registration limits", mutate: func(c *Config) {
+			c.Registration.MaxPerIP, c.Registration.MaxTotal, c.Registration.RateWindow, c.Registration.ClientExpiry = 0, 0, 0, Duration(time.Minute)
+		}, want: []wantProblem{
+			{"registration.max_per_ip", 0, []string{"at least 1"}},
+			{"registration.max_total", 0, []string{"at least 1"}},
+			{"registration.rate_window", 0, []string{"at least 1s"}},
+			{"registration.client_expiry", 0, []string{"at least 1h"}},
+		}},
+		{name: "trusted issuer problems", mutate: func(c *Config) {
+			c.TrustedIssuers = []TrustedIssuer{
+				{Issuer: "https://a.example", JWKSURI: "http://a.example/jwks", Uses: []string{"jwt_bearer"}},
+				{Issuer: "https://a.example", JWKS: `{"keys":[]}`, JWKSURI: "https://a.example/jwks"},
+			}
+		}, want: []wantProblem{
+			{"trusted_issuers[0].jwks_uri", 0, []string{"https URL"}},
+			{"trusted_issuers[0].uses", 0, []string{`unknown use "jwt_bearer"`}},
+			{"trusted_issuers[1].issuer", 0, []string{"same issuer as trusted_issuers[0]"}},
+			{"trusted_issuers[1]", 0, []string{"exactly one of jwks_uri, jwks and jwks_file"}},
+			{"trusted_issuers[1].jwks", 0, []string{"not a JWK set"}},
+			{"trusted_issuers[1].uses", 0, []string{"required"}},
+		}},
 		{name: "session ttl", mutate: func(c *Config) { c.Login.SessionTTL = Duration(time.Second) },
 			want: []wantProblem{{"login.session_ttl", 0, []string{"at least 1m"}}}},
 		{name: "attempt window", mutate: func(c *Config) { c.Login.AttemptWindow = 0 },
@@ -140,7 +167,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	c.KEK.File = ""
 	c.Tokens.AccessTokenTTL = Duration(2 * time.Hour)
 	c.Tokens.SigningAlg = "HS256"
-	c.Registration.Open = false
+	c.Registration.Mode = RegistrationToken
 	c.Login.MaxAttemptsPerIP = 0
 	c.Log.Format = "xml"
 

@@ -137,10 +137,11 @@ type SupportedGrant struct {
 // client_secret_basic; application_type web. Duplicate grant and response
 // types are removed.
 func (m *ClientMetadata) Validate(supported []SupportedGrant) *Error {
-	// RFC 7591 §2.3: software statements need a trust framework agentid
-	// does not have.
+	// RFC 7591 §2.3: a software statement is verified, and its claims
+	// merged, by the registration endpoint before metadata is validated
+	// (clients.Statements); one that reaches here came another way.
 	if m.SoftwareStatement != "" {
-		return ErrInvalidClientMetadata("software_statement is not supported")
+		return ErrInvalidClientMetadata("software_statement is accepted only in a registration request, from an issuer this server trusts")
 	}
 	if m.ApplicationType == "" {
 		// Omitted: a client whose every redirect URI is a loopback or

@@ -38,8 +38,14 @@ type Ceiling struct {
 // Ceiling decides the scopes c asked for (c.RequestedScopes) under the
 // register action, one request per resource of resources that offers any
 // of them, with c as the agent as it is now (its tags included). rc.IP
-// defaults to the address the client registered from and rc.Time to now.
+// defaults to the address the client registered from, rc.SoftwareIssuer to
+// the issuer of its software statement, and rc.Time to now.
 func (s *Set) Ceiling(c *store.Client, resources []*store.Resource, rc Context) (*Ceiling, error) {
+	return s.ceiling(c, AgentFromClient(c), resources, rc)
+}
+
+// ceiling is Ceiling with agent, c as a principal.
+func (s *Set) ceiling(c *store.Client, agent Agent, resources []*store.Resource, rc Context) (*Ceiling, error) {
 	out := &Ceiling{Version: s.version}
 	requested := uniq(c.RequestedScopes)
 	if len(requested) == 0 {
@@ -49,12 +55,15 @@ func (s *Set) Ceiling(c *store.Client, resources []*store.Resource, rc Context) 
 	if rc.IP == "" {
 		rc.IP = c.CreatedIP
 	}
+	if rc.SoftwareIssuer == "" {
+		// A recomputed ceiling sees the statement the client registered with.
+		rc.SoftwareIssuer = c.SoftwareStatementIssuer
+	}
 	rc.GrantType = ""
 	tenant := c.TenantID
 	if tenant == "" {
 		tenant = store.DefaultTenant
 	}
-	agent := AgentFromClient(c)
 	offered := make(map[string]bool, len(requested))
 	denied := make(map[string]Decision)
 	for _, r := range resources {
@@ -112,7 +121,7 @@ func (e *Engine) Ceiling(ctx context.Context, c *store.Client, resources []*stor
 	if rc.Time.IsZero() {
 		rc.Time = e.now()
 	}
-	return e.Active(ctx).Ceiling(c, resources, rc)
+	return e.Active(ctx).ceiling(c, e.AgentFromClient(ctx, c), resources, rc)
 }
 
 // WithinCeiling reports whether c's ceiling lets it hold scope. A client
@@ -194,7 +203,7 @@ func (e *Engine) TagClient(ctx context.Context, clientID string, add, remove []s
 			}
 		}
 		c.Tags = tags
-		if err := recomputeWith(set, c, resources, e.now(), ch); err != nil {
+		if err := e.recomputeWith(set, c, resources, e.now(), ch); err != nil {
 			return err
 		}
 		if !ch.Changed() {
@@ -252,7 +261,7 @@ func (e *Engine) RecomputeCeilings(ctx context.Context, m *audit.Meta) ([]Client
 	var changes []ClientChange
 	for _, c := range clients {
 		ch := &ClientChange{ClientID: c.ID}
-		if err := recomputeWith(set, c, resources, e.now(), ch); err != nil {
+		if err := e.recomputeWith(set, c, resources, e.now(), ch); err != nil {
 			return changes, err
 		}
 		if !ch.Changed() {
@@ -266,7 +275,7 @@ func (e *Engine) RecomputeCeilings(ctx context.Context, m *audit.Meta) ([]Client
 		// that a change made meanwhile (say, an RFC 7592 update) is kept.
 		_, err := e.st.UpdateClient(ctx, e.tenant, c.ID, func(fresh *store.Client) error {
 			ch = &ClientChange{ClientID: c.ID}
-			if err := recomputeWith(set, fresh, resources, e.now(), ch); err != nil {
+			if err := e.recomputeWith(set, fresh, resources, e.now(), ch); err != nil {
 				return err
 			}
 			if !ch.Changed() {
@@ -291,8 +300,8 @@ func (e *Engine) RecomputeCeilings(ctx context.Context, m *audit.Meta) ([]Client
 	return changes, nil
 }
 
-func recomputeWith(s *Set, c *store.Client, resources []*store.Resource, now time.Time, ch *ClientChange) error {
-	cl, err := s.Ceiling(c, resources, Context{Time: now})
+func (e *Engine) recomputeWith(s *Set, c *store.Client, resources []*store.Resource, now time.Time, ch *ClientChange) error {
+	cl, err := s.ceiling(c, e.withDomainTrust(AgentFromClient(c)), resources, Context{Time: now})
 	if err != nil {
 		return err
 	}

@@ -71,7 +71,7 @@ func DryRun(ctx context.Context, st store.Store, candidate map[string]string, si
 // *ValidationError) and replays the tenant's token.issued audit events since
 // the given time against it. Each request is rebuilt from the event (client,
 // user, resource, scopes, grant_type, auth method, auth age, IP, time) with the client, user and
-// resource as they are now in the store, and its requested scopes come from
+// resource (and a CIMD client's domain trust) as they are now in the store, and its requested scopes come from
 // the policy decisions the event recorded (see audit.DecisionOf), or are
 // the granted scopes when it recorded none. The report lists every event
 // whose grant would change.
@@ -97,6 +97,9 @@ func DryRunTenant(ctx context.Context, st store.Store, tenantID string, candidat
 	}
 	rb := &rebuilder{st: st, tenant: tenantID,
 		clients: map[string]*store.Client{}, users: map[string]*store.User{}, resources: map[string]*store.Resource{}}
+	if rb.domains, err = st.ListDomains(ctx, tenantID); err != nil {
+		return nil, fmt.Errorf("policy: dry run: list domains: %w", err)
+	}
 	// Events come newest first; report oldest first.
 	for _, ev := range slices.Backward(events) {
 		if ev.Type != EventTokenIssued || (ev.Outcome != "" && ev.Outcome != "success") {
@@ -159,6 +162,17 @@ type rebuilder struct {
 	clients   map[string]*store.Client
 	users     map[string]*store.User
 	resources map[string]*store.Resource
+	// domains give CIMD agents their domain_trust as it is now.
+	domains []*store.Domain
+}
+
+// agent is c as the principal, with its domain's trust as it is now.
+func (rb *rebuilder) agent(c *store.Client) Agent {
+	a := AgentFromClient(c)
+	if a.VerifiedDomain != "" {
+		a.DomainTrust = DomainTrust(rb.domains, a.VerifiedDomain)
+	}
+	return a
 }
 
 func cached[T any](ctx context.Context, m map[string]*T, key string, get func(context.Context, string, string) (*T, error), tenant string) (*T, error) {
@@ -248,7 +262,7 @@ func (rb *rebuilder) request(ctx context.Context, ev *store.AuditEvent) (*Reques
 	req := &Request{
 		Action:   ActionForGrantType(gt),
 		TenantID: rb.tenant,
-		Agent:    AgentFromClient(c),
+		Agent:    rb.agent(c),
 		User:     user,
 		Resource: ResourceFromStore(r),
 		Scopes:   ScopesOf(r, requested),

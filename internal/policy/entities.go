@@ -101,7 +101,7 @@ type entityCache struct {
 }
 
 type agentKey struct {
-	tenant, id, method, clientType, softwareID, domain, ip, owner, tags string
+	tenant, id, method, clientType, softwareID, domain, trust, ip, owner, tags string
 }
 
 type userKey struct {
@@ -182,7 +182,7 @@ func (c *entityCache) build(req *Request) *entities {
 
 	a := &req.Agent
 	e.agent = c.agents.get(agentKey{tenant: tenant, id: a.ID, method: a.RegistrationMethod, clientType: a.ClientType,
-		softwareID: a.SoftwareID, domain: a.VerifiedDomain, ip: a.CreatedIP, owner: a.OwnerUserID, tags: joinKey(a.Tags)},
+		softwareID: a.SoftwareID, domain: a.VerifiedDomain, trust: a.DomainTrust, ip: a.CreatedIP, owner: a.OwnerUserID, tags: joinKey(a.Tags)},
 		func() types.Entity { return agentEntity(tUID, a) })
 
 	ctx := types.RecordMap{
@@ -195,6 +195,9 @@ func (c *entityCache) build(req *Request) *entities {
 	}
 	if ip, ok := ipValue(req.Context.IP); ok {
 		ctx["ip"] = ip
+	}
+	if req.Context.SoftwareIssuer != "" {
+		ctx["software_issuer"] = types.String(req.Context.SoftwareIssuer)
 	}
 	if u := req.User; u != nil {
 		ut := u.TenantID
@@ -256,6 +259,7 @@ func agentEntity(tenant types.EntityUID, a *Agent) types.Entity {
 		"client_type":         types.String(a.ClientType),
 		"software_id":         types.String(a.SoftwareID),
 		"verified_domain":     types.String(a.VerifiedDomain),
+		"domain_trust":        types.String(agentDomainTrust(a)),
 		"owner":               types.String(a.OwnerUserID),
 		"tags":                stringSet(a.Tags),
 		"cc_scopes":           stringSet(cc),
@@ -268,6 +272,19 @@ func agentEntity(tenant types.EntityUID, a *Agent) types.Entity {
 		Parents:    types.NewEntityUIDSet(tenant),
 		Attributes: types.NewRecord(attrs),
 	}
+}
+
+// agentDomainTrust is the agent's domain_trust attribute: the trust in its
+// verified domain (DomainAllowed unless an administrator said otherwise),
+// "" for an agent without one.
+func agentDomainTrust(a *Agent) string {
+	switch {
+	case a.VerifiedDomain == "":
+		return ""
+	case a.DomainTrust == "":
+		return store.DomainAllowed
+	}
+	return a.DomainTrust
 }
 
 func userEntity(tenant types.EntityUID, u *User) types.Entity {

@@ -203,7 +203,7 @@ func (e *Engine) ExplainQuery(ctx context.Context, q Query) (*Explanation, error
 		t = e.now()
 	}
 	req := &Request{
-		Action: action, TenantID: e.tenant, Agent: AgentFromClient(c), User: user,
+		Action: action, TenantID: e.tenant, Agent: e.AgentFromClient(ctx, c), User: user,
 		Resource: ResourceFromStore(r), Scopes: ScopesOf(r, names),
 		Context: Context{GrantType: gt, IP: q.IP, Time: t, Resource: r.URI},
 	}

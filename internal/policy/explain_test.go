@@ -23,7 +23,7 @@ func TestExplain(t *testing.T) {
 				`files:delete  DENY  forbidden by "self-registered-sensitive-requires-trusted"`,
 				`forbid "self-registered-sensitive-requires-trusted" at default.cedar:`,
 				`    @id("self-registered-sensitive-requires-trusted")`,
-				`    unless { principal.tags.contains("trusted") };`,
+				`      principal.domain_trust == "trusted"`,
 				`files:read  ALLOW  permitted by "user-consent"`,
 				`permit "user-consent" at default.cedar:`,
 			},

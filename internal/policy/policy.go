@@ -37,8 +37,13 @@ type Agent struct {
 	ClientType         string // "public" or "confidential"
 	SoftwareID         string
 	VerifiedDomain     string // the domain verified for a CIMD client
-	CreatedIP          string
-	OwnerUserID        string
+	// DomainTrust is the administrator's trust in VerifiedDomain
+	// (store.DomainTrusted, DomainAllowed or DomainBlocked; agentid domains
+	// add). An Engine fills it in for an agent with a verified domain and
+	// no trust; "" with a verified domain means DomainAllowed.
+	DomainTrust string
+	CreatedIP   string
+	OwnerUserID string
 	// Tags are set by admins: "trusted" lifts the default ban on sensitive
 	// scopes for self-registered agents; "cc:<scope>" allows a scope under
 	// client_credentials.
@@ -89,6 +94,9 @@ type Context struct {
 	ChainDepth int
 	// Resource is the request's RFC 8707 resource parameter as sent.
 	Resource string
+	// SoftwareIssuer is the issuer of the registration's verified software
+	// statement (RFC 7591 §2.3); "" when it carried none.
+	SoftwareIssuer string
 }
 
 // Request asks for a decision on each of Scopes.
@@ -163,6 +171,11 @@ type Options struct {
 	// Store holds the versioned policy sets. Nil: the engine uses the
 	// embedded default set and never reloads.
 	Store Store
+	// Domains, when set (any store.Store will do), are read with the
+	// policy set, every RefreshInterval: they give agents with a verified
+	// domain (Client ID Metadata Document clients) their domain_trust.
+	// Nil: every verified domain is store.DomainAllowed.
+	Domains store.Domains
 	// TenantID whose policy set is loaded; default store.DefaultTenant.
 	TenantID string
 	// RefreshInterval is how often the active policy set is re-read from the
@@ -185,12 +198,17 @@ const refreshTimeout = 5 * time.Second
 // for concurrent use.
 type Engine struct {
 	st       Store
+	ds       store.Domains
 	tenant   string
 	interval time.Duration
 	now      func() time.Time
 	log      *slog.Logger
 
 	cur atomic.Pointer[Set]
+	// domains are the tenant's Client ID Metadata Document domains, read
+	// with the policy set; agents with a verified domain get their
+	// domain_trust from them.
+	domains atomic.Pointer[[]*store.Domain]
 	// due is when (unix nanoseconds) the store should next be asked for the
 	// active set; a Decide that finds it past re-reads the set itself, so no
 	// background goroutine has to be stopped.
@@ -205,6 +223,7 @@ type Engine struct {
 func New(ctx context.Context, opts Options) (*Engine, error) {
 	e := &Engine{
 		st:       opts.Store,
+		ds:       opts.Domains,
 		tenant:   opts.TenantID,
 		interval: opts.RefreshInterval,
 		now:      opts.Now,
@@ -249,6 +268,9 @@ func (e *Engine) load(ctx context.Context) error {
 			e.cur.Store(s)
 		}
 		return nil
+	}
+	if err := e.loadDomains(ctx); err != nil {
+		return err
 	}
 	ps, err := e.st.ActivePolicySet(ctx, e.tenant)
 	var (
@@ -338,7 +360,7 @@ func (e *Engine) prepare(ctx context.Context, req *Request) (*Set, *Request, err
 		return nil, nil, fmt.Errorf("policy: nil request")
 	}
 	s := e.Active(ctx)
-	if req.TenantID == "" || req.Context.Time.IsZero() {
+	if req.TenantID == "" || req.Context.Time.IsZero() || (req.Agent.VerifiedDomain != "" && req.Agent.DomainTrust == "") {
 		r := *req
 		if r.TenantID == "" {
 			r.TenantID = e.tenant
@@ -346,6 +368,7 @@ func (e *Engine) prepare(ctx context.Context, req *Request) (*Set, *Request, err
 		if r.Context.Time.IsZero() {
 			r.Context.Time = e.now()
 		}
+		r.Agent = e.withDomainTrust(r.Agent)
 		req = &r
 	}
 	return s, req, nil

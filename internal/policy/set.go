@@ -52,9 +52,16 @@ const (
 	ActionExchange Action = "exchange"
 	// ActionConnect decides whether a downstream credential may be retrieved.
 	ActionConnect Action = "connect"
+	// ActionHold is decided for a new dynamic registration on each scope it
+	// asks for: a permit on any of them puts the client in pending until
+	// an admin approves it (agentid clients approve).
+	ActionHold Action = "hold"
+	// ActionReject is decided like ActionHold: a permit on any scope
+	// refuses the registration, naming the policy.
+	ActionReject Action = "reject"
 )
 
-var actions = [...]Action{ActionRegister, ActionGrant, ActionExchange, ActionConnect}
+var actions = [...]Action{ActionRegister, ActionGrant, ActionExchange, ActionConnect, ActionHold, ActionReject}
 
 func actionIndex(a Action) (int, bool) {
 	for i, x := range actions {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"slices"
 
 	"github.com/agentid/agentid/internal/audit"
@@ -46,8 +47,27 @@ type agentView struct {
 	ClientID     string
 	Name         string
 	Registration string
-	Resources    []resourceGrantsView
-	Activity     []activityView
+	// Host is the verified host of a Client ID Metadata Document client:
+	// the page names the agent by it, Name (the document's) only beside.
+	Host string
+	// Label names the agent in headings' accessible text: Host for a
+	// CIMD client, else Name.
+	Label string
+	// Installations are a CIMD client's installations the person has
+	// live tokens for, each signed out on its own.
+	Installations []installationView
+	Resources     []resourceGrantsView
+	Activity      []activityView
+}
+
+// installationView is one installation of a CIMD client on the account
+// page.
+type installationView struct {
+	RedirectURI string
+	Where       string // the redirect's host (or private-use scheme)
+	LocalOnly   bool   // a loopback redirect: a program on the person's computer
+	LastIssued  string
+	LastISO     string
 }
 
 type accountView struct {
@@ -75,6 +95,8 @@ func (s *Server) handleAccount(w http.ResponseWriter, r *http.Request) {
 		v.Notice = "Access revoked. The agent's tokens stopped working at once."
 	case "none":
 		v.Notice = "There was nothing left to revoke."
+	case "signedout":
+		v.Notice = "That installation is signed out: its tokens stopped working at once. Your other installations keep working."
 	}
 	grants, err := s.ledger.ForUser(ctx, u.ID)
 	if err != nil {
@@ -149,8 +171,14 @@ func (s *Server) handleAccount(w http.ResponseWriter, r *http.Request) {
 }
 
 // agentView describes a client and its recent activity for user u.
-func (s *Server) agentView(ctx context.Context, u *store.User, clientID string) (agentView, error) {
-	a := agentView{ClientID: clientID, Name: clientID}
+func (s *Server) agentView(ctx context.Context, u *store.User, clientID string) (a agentView, err error) {
+	a = agentView{ClientID: clientID, Name: clientID}
+	defer func() {
+		a.Label = a.Name
+		if a.Host != "" {
+			a.Label = a.Host
+		}
+	}()
 	c, err := s.st.GetClient(ctx, s.tenant, clientID)
 	switch {
 	case err == nil:
@@ -158,6 +186,12 @@ func (s *Server) agentView(ctx context.Context, u *store.User, clientID string) 
 			a.Name = c.Name
 		}
 		a.Registration = c.RegistrationMethod
+		if c.RegistrationMethod == store.RegistrationCIMD {
+			a.Host, a.Name = cimdHost(c), displayName(c.Name)
+			if a.Installations, err = s.installations(ctx, u, c); err != nil {
+				return a, err
+			}
+		}
 	case !errors.Is(err, store.ErrNotFound):
 		return a, err
 	}
@@ -172,6 +206,29 @@ func (s *Server) agentView(ctx context.Context, u *store.User, clientID string) 
 		})
 	}
 	return a, nil
+}
+
+// installations lists the person's installations of a CIMD client.
+func (s *Server) installations(ctx context.Context, u *store.User, c *store.Client) ([]installationView, error) {
+	list, err := s.st.Installations(ctx, s.tenant, u.ID, c.ID, s.now())
+	if err != nil {
+		return nil, err
+	}
+	out := make([]installationView, 0, len(list))
+	for _, in := range list {
+		iv := installationView{RedirectURI: in.RedirectURI, Where: redirectHost(in.RedirectURI), LastIssued: "", LastISO: isoTime(in.LastIssuedAt)}
+		if iv.Where == "" {
+			iv.Where = in.RedirectURI
+		}
+		if ru, err := url.Parse(in.RedirectURI); err == nil {
+			iv.LocalOnly = oauth.IsLoopbackHost(ru.Hostname())
+		}
+		if !in.LastIssuedAt.IsZero() {
+			iv.LastIssued = displayTime(in.LastIssuedAt)
+		}
+		out = append(out, iv)
+	}
+	return out, nil
 }
 
 // describeEvent says what an audit event means to the person it concerns.
@@ -199,6 +256,8 @@ func describeEvent(typ string) string {
 		return "Authorization code replayed; tokens revoked"
 	case audit.TokenRevoked:
 		return "Token revoked"
+	case audit.InstallationRevoked:
+		return "You signed one installation out"
 	}
 	return typ
 }
@@ -239,6 +298,46 @@ func (s *Server) handleAccountRevoke(w http.ResponseWriter, r *http.Request) {
 	}
 	done := "revoked"
 	if len(withdrawn) == 0 {
+		done = "none"
+	}
+	http.Redirect(w, r, "/account?done="+done, http.StatusSeeOther)
+}
+
+// handleAccountSignOutInstallation signs one installation of a Client ID
+// Metadata Document client out: every token issued to the client for this
+// person with that redirect URI is revoked (store.RevokeInstallation). The
+// client is one client_id for all its installations, so the person's other
+// installations, their consent and other people are untouched. The person
+// comes from the session, never the form.
+func (s *Server) handleAccountSignOutInstallation(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		s.pages.errorPage(w, http.StatusBadRequest, "Bad request", "The form could not be read.")
+		return
+	}
+	if !s.checkCSRF(r) {
+		s.pages.errorPage(w, http.StatusForbidden, "Form expired", "This form is no longer valid. Reload your account page and try again.")
+		return
+	}
+	sess, u := s.currentSession(r)
+	if sess == nil {
+		http.Redirect(w, r, "/login?return_to=/account", http.StatusSeeOther)
+		return
+	}
+	clientID, redirectURI := r.PostForm.Get("client_id"), r.PostForm.Get("redirect_uri")
+	if clientID == "" || redirectURI == "" {
+		s.pages.errorPage(w, http.StatusBadRequest, "Bad request", "The form does not say which installation to sign out.")
+		return
+	}
+	// The installation as tokens name it: a loopback port never matters.
+	redirectURI = oauth.InstallationURI(redirectURI)
+	ev := audit.NewInstallationRevoked(s.meta(r), audit.InstallationRevokedFields{ClientID: clientID, UserID: u.ID, RedirectURI: redirectURI})
+	n, err := s.st.RevokeInstallation(r.Context(), s.tenant, u.ID, clientID, redirectURI, s.now(), ev)
+	if err != nil {
+		s.internalErrorPage(w, r, err)
+		return
+	}
+	done := "signedout"
+	if n == 0 {
 		done = "none"
 	}
 	http.Redirect(w, r, "/account?done="+done, http.StatusSeeOther)

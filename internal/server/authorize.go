@@ -97,6 +97,11 @@ func refusalMessage(e *oauth.Error) string {
 
 // clientName is how pages name a client.
 func clientName(c *store.Client) string {
+	if c.RegistrationMethod == store.RegistrationCIMD {
+		// The document's name is free text anyone can choose: alone it
+		// never names the application (see consentPage).
+		return cimdHost(c)
+	}
 	if c.Name != "" {
 		return c.Name
 	}
@@ -147,6 +152,10 @@ func (s *Server) checkAuthorize(w http.ResponseWriter, r *http.Request, q url.Va
 		return nil
 	case err != nil:
 		s.internalErrorPage(w, r, err)
+		return nil
+	}
+	if c.Pending() {
+		s.pendingPage(w, c)
 		return nil
 	}
 	a := &authz{req: req, query: q, client: c}

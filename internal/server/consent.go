@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/consent"
@@ -35,7 +37,7 @@ func (s *Server) consentMenu(a *authz, allowed, prompted []string, snap *consent
 	if def <= 0 {
 		def = consent.DefaultTTL
 	}
-	if !trustedAgent(a.client) {
+	if !s.trustedAgent(a.client) {
 		def = min(def, s.cfg.ConsentPreselect.SelfRegistered)
 	}
 	stepUp := len(snap.Live(allowed)) > 0
@@ -49,9 +51,16 @@ func (s *Server) consentMenu(a *authz, allowed, prompted []string, snap *consent
 }
 
 // trustedAgent reports whether an administrator vouched for the agent: it
-// registered it, or tagged it "trusted".
-func trustedAgent(c *store.Client) bool {
-	return c.RegistrationMethod == store.RegistrationManual || slices.Contains(c.Tags, "trusted")
+// registered it, tagged it "trusted", or (a Client ID Metadata Document
+// client) trusted its domain.
+func (s *Server) trustedAgent(c *store.Client) bool {
+	switch {
+	case c.RegistrationMethod == store.RegistrationManual, slices.Contains(c.Tags, "trusted"):
+		return true
+	case c.RegistrationMethod == store.RegistrationCIMD:
+		return s.policy.DomainTrust(cimdHost(c)) == store.DomainTrusted
+	}
+	return false
 }
 
 // accessTTL is the lifetime of the resource's access tokens.
@@ -199,7 +208,10 @@ type consentView struct {
 	ClientName   string
 	ClientID     string
 	Registration string // manual | dcr | cimd
-	ClientHost   string // verified host of a CIMD client_id
+	// ClientHost is the verified host of a CIMD client_id; with it set,
+	// pages name the application by it and show ClientName (the
+	// document's client_name, "" if none) only beside it.
+	ClientHost   string
 	RedirectHost string
 	LocalOnly    bool
 	ResourceName string
@@ -237,7 +249,11 @@ func (s *Server) consentPage(w http.ResponseWriter, r *http.Request, a *authz, u
 		v.LocalOnly = oauth.IsLoopbackHost(ru.Hostname())
 	}
 	if a.client.RegistrationMethod == store.RegistrationCIMD {
-		v.ClientHost = policy.AgentFromClient(a.client).VerifiedDomain
+		// A Client ID Metadata Document client is known by the host its
+		// document was fetched from; the name in the document is shown
+		// only beside it (MCP authorization, client ID metadata documents:
+		// phishing).
+		v.ClientHost, v.ClientName = cimdHost(a.client), displayName(a.client.Name)
 	}
 	prompted := promptedScopes(allowed, snap, a.req.Prompt)
 	live := snap.Live(allowed)
@@ -271,6 +287,33 @@ func (s *Server) consentPage(w http.ResponseWriter, r *http.Request, a *authz, u
 		v.Durations = append(v.Durations, d)
 	}
 	return v
+}
+
+// cimdHost is the verified host of a Client ID Metadata Document client:
+// the host of its client_id URL, or the whole client_id should it name
+// none (the store holds only ids the fetch verified).
+func cimdHost(c *store.Client) string {
+	if h := policy.AgentFromClient(c).VerifiedDomain; h != "" {
+		return h
+	}
+	return c.ID
+}
+
+// displayName makes a client-chosen name safe to show beside other text:
+// bidirectional controls, which could reorder what follows them, and
+// other invisible format characters are dropped, and white space is
+// collapsed.
+func displayName(name string) string {
+	name = strings.Map(func(r rune) rune {
+		switch {
+		case unicode.IsSpace(r):
+			return ' '
+		case unicode.Is(unicode.Cf, r), unicode.IsControl(r):
+			return -1
+		}
+		return r
+	}, name)
+	return strings.Join(strings.Fields(name), " ")
 }
 
 // humanDuration writes d in the largest whole unit that fits.

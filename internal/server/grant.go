@@ -134,6 +134,12 @@ type family struct {
 	scopes []string
 	// rotate is the refresh token this issuance retires, if any.
 	rotate *store.RefreshToken
+	// installation is the redirect URI of the authorization the family
+	// came from, as oauth.InstallationURI names it ("" for grants without
+	// one): the refresh and access tokens carry it, so that a person can
+	// sign one installation of a Client ID Metadata Document client out
+	// (store.Tokens.RevokeInstallation).
+	installation string
 }
 
 // subject is whom a token is about, as the grant proved it.

@@ -45,7 +45,7 @@ func (s *Server) proveAuthorizationCode(ctx context.Context, r *http.Request, c 
 		subject:  userSubject(code.UserID, code.AuthTime),
 		resource: []string{code.Resource},
 		scopes:   code.Scopes,
-		family:   family{id: code.GrantID, scopes: code.Scopes},
+		family:   family{id: code.GrantID, scopes: code.Scopes, installation: oauth.InstallationURI(code.RedirectURI)},
 		consent:  true,
 		refresh:  true,
 	}, nil

@@ -47,7 +47,7 @@ func (s *Server) proveRefreshToken(ctx context.Context, r *http.Request, c *stor
 		subject:  userSubject(rt.UserID, rt.AuthTime),
 		resource: []string{rt.Resource},
 		scopes:   scopes,
-		family:   family{id: rt.GrantID, scopes: rt.Scopes, rotate: rt},
+		family:   family{id: rt.GrantID, scopes: rt.Scopes, rotate: rt, installation: rt.RedirectURI},
 		consent:  true,
 		refresh:  true,
 	}, nil

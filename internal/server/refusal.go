@@ -32,6 +32,7 @@ type refusal struct {
 var policyReasons = map[string]string{
 	"self-registered-sensitive-requires-trusted": "this application registered itself; an administrator must mark it trusted before it can %s",
 	"user-tenant-only":                           "it belongs to another organisation than your account",
+	"blocked-domain":                             "an administrator blocked applications from this domain",
 }
 
 // refusals explains the scopes the hub will not grant: those decided in d
@@ -93,7 +94,11 @@ func reasonFor(policyIDs []string, a *authz, u *store.User, r *refusal) (reason,
 			if strings.Contains(tmpl, "%s") {
 				reason = strings.Replace(tmpl, "%s", lowerFirst(r.Description), 1)
 			}
-			if id == "self-registered-sensitive-requires-trusted" {
+			switch {
+			case id == "self-registered-sensitive-requires-trusted" && a.client.RegistrationMethod == store.RegistrationCIMD:
+				// A metadata-document client is trusted by its domain.
+				command = "agentid domains add " + cliArg(cimdHost(a.client)) + " --trust trusted"
+			case id == "self-registered-sensitive-requires-trusted":
 				command = "agentid clients tag " + cliArg(a.client.ID) + " trusted"
 			}
 			return reason, command

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -15,7 +16,11 @@ import (
 	"github.com/agentid/agentid/internal/token"
 )
 
-// handleRegister is RFC 7591 dynamic client registration.
+// handleRegister is RFC 7591 dynamic client registration, governed
+// (gov.go): the mode (off, initial access token, open), the rate limits
+// per address and in total, the size limits, a software statement
+// verified against the trusted issuers, then the registrar's policy
+// screening (reject, hold) and deduplication.
 func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	reg := s.cfg.Registration
@@ -24,14 +29,20 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(reg.InitialAccessTokenHashes) > 0 {
-		// RFC 7591 §3: the initial access token is a bearer token.
+		// RFC 7591 §3: the initial access token is a bearer token. It is
+		// checked before the rate limit, so that strangers cannot spend
+		// the registrations of the token holders.
 		tok, ok := bearer(r)
 		if !ok || !slices.ContainsFunc(reg.InitialAccessTokenHashes, func(h []byte) bool { return token.EqualHash(h, token.Hash(tok)) }) {
 			writeBearerError(w, "a valid initial access token is required")
 			return
 		}
 	}
-	m, oe := s.readMetadata(r)
+	if oe := s.limitRegistration(r); oe != nil {
+		s.writeProtocolError(w, r, oe)
+		return
+	}
+	m, issuer, oe := s.readRegistration(ctx, w, r)
 	if oe != nil {
 		s.writeProtocolError(w, r, oe)
 		return
@@ -44,6 +55,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	out, err := s.registrar.Register(ctx, &clients.Registration{
 		Method: clients.Dynamic, Metadata: m, GrantTypes: supportedGrants(s.grants),
 		RegistrationTokenHash: token.Hash(regToken), IP: clientIP(r), Audit: s.meta(r),
+		SoftwareStatementIssuer: issuer,
 	})
 	if err != nil {
 		s.writeProtocolError(w, r, err)
@@ -51,21 +63,68 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	}
 	c, secret := out.Client, out.Secret
 	info := s.clientInformation(c)
+	if out.Deduplicated {
+		// The existing client's registration access token is known only
+		// by its hash, and a new one would cut off whoever holds it: an
+		// answer from deduplication carries none (RFC 7592 is optional).
+		info.RegistrationClientURI = ""
+		oauth.WriteJSON(w, http.StatusCreated, info)
+		return
+	}
 	info.ClientSecret = secret
 	info.RegistrationAccessToken = regToken
 	w.Header().Set("Location", info.RegistrationClientURI)
 	oauth.WriteJSON(w, http.StatusCreated, info)
 }
 
-func (s *Server) readMetadata(r *http.Request) (*oauth.ClientMetadata, *oauth.Error) {
+// readRegistration reads a registration body of at most
+// maxRegistrationBody bytes and parses its metadata. A software statement
+// is verified, and its claims override the request's (RFC 7591 §2.3); the
+// statement's issuer is returned.
+func (s *Server) readRegistration(ctx context.Context, w http.ResponseWriter, r *http.Request) (*oauth.ClientMetadata, string, *oauth.Error) {
 	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(strings.ToLower(ct), "application/json") {
-		return nil, oauth.ErrInvalidClientMetadata("the request body must be application/json")
+		return nil, "", oauth.ErrInvalidClientMetadata("the request body must be application/json")
 	}
-	body, err := io.ReadAll(r.Body)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRegistrationBody))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return nil, "", oauth.ErrInvalidClientMetadata("the client metadata is larger than %d KiB", maxRegistrationBody>>10)
+	}
 	if err != nil {
-		return nil, oauth.ErrInvalidRequest("the request body is too large or unreadable")
+		return nil, "", oauth.ErrInvalidRequest("the request body is unreadable")
 	}
-	return oauth.ParseClientMetadata(body)
+	m, oe := oauth.ParseClientMetadata(body)
+	if oe != nil {
+		return nil, "", oe
+	}
+	issuer := ""
+	if m.SoftwareStatement != "" {
+		st, err := s.cfg.Registration.Statements.Verify(ctx, m.SoftwareStatement)
+		if err != nil {
+			return nil, "", asOAuth(err)
+		}
+		merged, err := clients.MergeStatement(body, st)
+		if err != nil {
+			return nil, "", asOAuth(err)
+		}
+		if m, oe = oauth.ParseClientMetadata(merged); oe != nil {
+			return nil, "", oe
+		}
+		issuer = st.Issuer
+	}
+	if oe := dynamicLimits(m); oe != nil {
+		return nil, "", oe
+	}
+	return m, issuer, nil
+}
+
+// asOAuth is err as the *oauth.Error to answer.
+func asOAuth(err error) *oauth.Error {
+	var oe *oauth.Error
+	if errors.As(err, &oe) {
+		return oe
+	}
+	return oauth.ErrServer(err)
 }
 
 func (s *Server) clientInformation(c *store.Client) *oauth.ClientInformation {

@@ -87,13 +87,24 @@ type Config struct {
 	Rand   io.Reader
 }
 
-// RegistrationConfig controls RFC 7591 dynamic registration.
+// RegistrationConfig controls RFC 7591 dynamic registration and the life of
+// self-registered clients.
 type RegistrationConfig struct {
 	// Disabled turns the registration endpoint off entirely.
 	Disabled bool
 	// InitialAccessTokenHashes, when non-empty, makes registration require a
 	// bearer initial access token whose SHA-256 is in the list (RFC 7591 §3).
 	InitialAccessTokenHashes [][]byte
+	// PerIP and Total limit registrations per client address (an IPv6
+	// address counting as its /64) and in all; default 60 and 1000 an hour,
+	// each with a burst of as many.
+	PerIP, Total LoginLimit
+	// Statements verifies software statements (RFC 7591 §2.3); nil: no
+	// issuer is trusted and a registration carrying one is refused.
+	Statements *clients.Statements
+	// ClientExpiry is how long a self-registered client may go unused
+	// before ExpireClients removes it (default 30 days; negative: never).
+	ClientExpiry time.Duration
 }
 
 // ConsentPreselect is how long the consent screen proposes to grant when
@@ -148,8 +159,12 @@ type Server struct {
 	// authIPThrottle and authIDThrottle count failed client
 	// authentications per address and per client id and address.
 	authIPThrottle, authIDThrottle *throttle
-	secure                         bool
-	keyCache                       keyCache
+	// regLimit limits dynamic registrations (gov.go).
+	regLimit *registrationLimiter
+	// touches notes when this process last recorded each client's use.
+	touches  touchNotes
+	secure   bool
+	keyCache keyCache
 	// fetcher and keySets fetch Client ID Metadata Documents and remote
 	// JWK sets (jwks_uri); cimd remembers the documents' freshness and
 	// domains caches the domain trust list briefly.
@@ -233,6 +248,17 @@ func New(cfg Config) (*Server, error) {
 	if s.cfg.Registration == nil {
 		s.cfg.Registration = &RegistrationConfig{}
 	}
+	reg := *s.cfg.Registration
+	if reg.PerIP.PerMinute <= 0 || reg.PerIP.Burst <= 0 {
+		reg.PerIP = LoginLimit{PerMinute: defaultRegistrationsPerIP / 60.0, Burst: defaultRegistrationsPerIP}
+	}
+	if reg.Total.PerMinute <= 0 || reg.Total.Burst <= 0 {
+		reg.Total = LoginLimit{PerMinute: defaultRegistrations / 60.0, Burst: defaultRegistrations}
+	}
+	if reg.ClientExpiry == 0 {
+		reg.ClientExpiry = defaultClientExpiry
+	}
+	s.cfg.Registration = &reg
 	if s.cfg.LoginAttempts.PerMinute <= 0 {
 		s.cfg.LoginAttempts = LoginLimit{PerMinute: 5, Burst: 5}
 	}
@@ -264,6 +290,7 @@ func New(cfg Config) (*Server, error) {
 	s.ipThrottle = newThrottle(s.cfg.LoginAttemptsPerIP, s.now, throttleMax)
 	s.authIPThrottle = newFailureThrottle(clientAuthPerIP, s.now, throttleMax)
 	s.authIDThrottle = newFailureThrottle(clientAuthPerID, s.now, throttleMax)
+	s.regLimit = newRegistrationLimiter(reg.PerIP, reg.Total, s.now, registrationLimiterMax)
 	s.ledger, err = consent.New(consent.Options{Store: s.st, TenantID: s.tenant, Now: s.now})
 	if err != nil {
 		return nil, err
@@ -333,6 +360,7 @@ func (s *Server) routes() http.Handler {
 	web.Handle("GET /static/", s.staticHandler())
 	web.HandleFunc("GET /account", s.handleAccount)
 	web.HandleFunc("POST /account/revoke", s.handleAccountRevoke)
+	web.HandleFunc("POST /account/signout-installation", s.handleAccountSignOutInstallation)
 	web.HandleFunc("/", s.notFound)
 	cop := http.NewCrossOriginProtection()
 	webHandler := securityHeaders(cop.Handler(web))
@@ -451,7 +479,7 @@ func corsProtocol(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("Access-Control-Allow-Origin", "*")
-		h.Set("Access-Control-Expose-Headers", "WWW-Authenticate, Location")
+		h.Set("Access-Control-Expose-Headers", "WWW-Authenticate, Location, Retry-After")
 		next.ServeHTTP(w, r)
 	})
 }

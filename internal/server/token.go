@@ -53,6 +53,10 @@ func (s *Server) token(ctx context.Context, r *http.Request, req *oauth.TokenReq
 	if !known {
 		return nil, oauth.ErrUnsupportedGrantType("grant_type %q is not supported", truncate(req.GrantType, 80))
 	}
+	if c != nil && c.Pending() {
+		// Quarantine: a client held for an admin's review gets nothing.
+		return nil, errClientPending
+	}
 	if c != nil {
 		if err := g.admit(c); err != nil {
 			return nil, err
@@ -197,7 +201,7 @@ func (s *Server) issue(ctx context.Context, r *http.Request, grantType string, c
 		AuthMethod: c.TokenEndpointAuthMethod, AuthAge: p.authAge(now),
 	})
 	iss := &store.Issuance{
-		AccessToken: &store.AccessToken{JTI: claims.JTI, TenantID: s.tenant, GrantID: a.family.id, ClientID: c.ID, UserID: p.userID(), Resource: res.URI, Scopes: granted, ExpiresAt: exp},
+		AccessToken: &store.AccessToken{JTI: claims.JTI, TenantID: s.tenant, GrantID: a.family.id, ClientID: c.ID, UserID: p.userID(), Resource: res.URI, Scopes: granted, RedirectURI: a.family.installation, ExpiresAt: exp},
 		Events:      []*store.AuditEvent{ev},
 	}
 	if a.consent {
@@ -214,9 +218,13 @@ func (s *Server) issue(ctx context.Context, r *http.Request, grantType string, c
 	if rt != nil {
 		iss.RefreshToken, resp.RefreshToken = rt, handle
 	}
+	// The client's last use, which keeps a self-registered client from
+	// expiring, moves forward at most about hourly (gov.go).
+	iss.Touch = s.touch(c, now)
 	if err := s.persist(ctx, r, now, &p, res, a.family, iss); err != nil {
 		return nil, err
 	}
+	s.touched(iss.Touch)
 	return resp, nil
 }
 
@@ -244,7 +252,7 @@ func (s *Server) refreshToken(now, accessExp time.Time, c *store.Client, p *prin
 	}
 	return &store.RefreshToken{
 		Hash: token.Hash(handle), TenantID: s.tenant, GrantID: a.family.id, ClientID: c.ID, UserID: p.userID(),
-		Scopes: scopes, Resource: res.URI, AuthTime: p.authTime, CreatedAt: now, ExpiresAt: exp,
+		Scopes: scopes, Resource: res.URI, RedirectURI: a.family.installation, AuthTime: p.authTime, CreatedAt: now, ExpiresAt: exp,
 	}, handle, nil
 }
 

@@ -441,6 +441,15 @@ type ClientTouch struct {
 	At                 time.Time
 }
 
+// Installation is one installation of a client for a person: the
+// redirect URI (oauth.InstallationURI) its tokens carry.
+type Installation struct {
+	RedirectURI string
+	// LastIssuedAt is when its newest live refresh token was issued; zero
+	// when only access tokens are live.
+	LastIssuedAt time.Time
+}
+
 // PruneRequest selects the self-registered clients that PruneClients
 // removes: of one of Methods, last used (or, never used, created) before
 // UnusedSince, and holding at Now no live refresh token, no live access
@@ -714,6 +723,13 @@ type Tokens interface {
 	// with none it writes no event. An empty userID, clientID or
 	// redirectURI is ErrInvalid (it would reach tokens of no installation).
 	RevokeInstallation(ctx context.Context, tenantID, userID, clientID, redirectURI string, now time.Time, ev *AuditEvent) (int, error)
+	// Installations lists the installations of the client the user has
+	// live tokens for at now: the distinct RedirectURI ("" excluded) of
+	// the user's refresh tokens of the client that are neither rotated nor
+	// revoked nor expired, and of recorded access tokens neither revoked
+	// nor expired, ordered by redirect URI, at most 100. The account page
+	// lists a Client ID Metadata Document client's installations with it.
+	Installations(ctx context.Context, tenantID, userID, clientID string, now time.Time) ([]Installation, error)
 	// AccessTokenRevoked reports whether the jti is denylisted.
 	AccessTokenRevoked(ctx context.Context, jti string) (bool, error)
 	// UseJTI records a single-use JWT id (client assertions) until exp. A jti

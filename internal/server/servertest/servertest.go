@@ -89,7 +89,7 @@ func NewOn(t testing.TB, st store.Store, opts ...Option) *Hub {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pol, err := policy.New(ctx, policy.Options{Store: st})
+	pol, err := policy.New(ctx, policy.Options{Store: st, Domains: st})
 	if err != nil {
 		t.Fatal(err)
 	}

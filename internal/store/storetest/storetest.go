@@ -105,6 +105,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ClientsBySoftware", testClientsBySoftware},
 		{"Domains", testDomains},
 		{"RevokeInstallation", testRevokeInstallation},
+		{"Installations", testInstallations},
 		{"PruneClients", testPruneClients},
 		{"PruneRacesIssuance", testPruneRacesIssuance},
 	}
