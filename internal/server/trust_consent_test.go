@@ -1,35 +1,40 @@
 package server_test
 
 import (
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
 
 	"github.com/agentid/agentid/internal/server"
 	"github.com/agentid/agentid/internal/server/servertest"
-	"github.com/agentid/agentid/internal/store"
 )
 
 // cimdAgents provides the metadata-document clients of a test: with
 // option among the hub's options, add makes the client id (an https URL
 // on a name under example.com) with its document's name and redirect URIs
-// known to the hub. (Until the hub fetches documents it stores the client
-// as the resolver would; with fetching, it serves the document.)
+// known to the hub. The hub fetches each client's document from a docHost.
 type cimdAgents struct {
 	option servertest.Option
 	add    func(h *hub, id, name string, redirects ...string)
 }
 
 func newCIMDAgents(t *testing.T) cimdAgents {
+	d := newDocHost(t)
 	return cimdAgents{
-		option: func(*server.Config) {},
+		option: func(c *server.Config) { c.Fetcher = d.fetcher(time.Now) },
 		add: func(h *hub, id, name string, redirects ...string) {
-			// As the resolver stores a metadata document's client: public,
-			// its id the document's URL, its name the document's.
-			h.AddClient(&store.Client{ID: id, Name: name, RedirectURIs: redirects, GrantTypes: []string{"authorization_code", "refresh_token"},
-				TokenEndpointAuthMethod: "none", ApplicationType: "native", RegistrationMethod: store.RegistrationCIMD})
+			u, err := url.Parse(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d.put(u.Path, map[string]any{
+				"client_id": id, "client_name": name, "redirect_uris": redirects,
+				"grant_types": []string{"authorization_code", "refresh_token"}, "token_endpoint_auth_method": "none",
+			}, "max-age=3600")
 		},
 	}
 }
