@@ -229,9 +229,11 @@ func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, 
 	if err != nil {
 		return nil, err
 	}
-	// Issuers' remote keys come through the SSRF-safe fetcher (public
-	// addresses only, bounded, cached).
-	if reg.Statements, err = softwareStatements(cfg.TrustedIssuers, fetch.New(fetch.Config{}).KeySets()); err != nil {
+	// One fetcher for every URL the hub fetches (metadata documents,
+	// clients' jwks_uri, trusted issuers' keys): public addresses only,
+	// unless the development allowance lets loopback through.
+	fetcher := fetch.New(fetch.Config{AllowLoopback: cfg.CIMD.AllowLoopback})
+	if reg.Statements, err = softwareStatements(cfg.TrustedIssuers, fetcher.KeySets()); err != nil {
 		return nil, err
 	}
 	perMinute, burst := cfg.Login.PerUserLimit()
@@ -255,10 +257,7 @@ func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, 
 			SelfRegistered:  time.Duration(cfg.Consent.SelfRegisteredDefault),
 			StepUpSensitive: time.Duration(cfg.Consent.StepUpSensitiveDefault),
 		},
-		// One fetcher for every URL a client names (metadata documents,
-		// jwks_uri): public addresses only, unless the development
-		// allowance lets loopback through.
-		Fetcher:     fetch.New(fetch.Config{AllowLoopback: cfg.CIMD.AllowLoopback}),
+		Fetcher:     fetcher,
 		DisableCIMD: !cfg.CIMD.Enabled,
 		Logger:      log,
 	})
