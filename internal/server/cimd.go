@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -86,6 +88,7 @@ type cimdError struct {
 	host   string
 	msg    string
 	cause  error
+	wait   time.Duration // cimdThrottled: when to retry
 }
 
 func (e *cimdError) Error() string { return e.msg }
@@ -96,6 +99,10 @@ const (
 	cimdBlocked = "blocked"
 	cimdFetch   = "fetch"
 	cimdInvalid = "invalid"
+	// cimdThrottled: the first sight of a document, which registers a
+	// client, is over the registration rate limits of the request's
+	// address or of the hub.
+	cimdThrottled = "throttled"
 )
 
 // lookup is how a lookup found the client.
@@ -130,11 +137,13 @@ func (s *Server) lookupClient(ctx context.Context, r *http.Request, id string, c
 	// An administrator may register a client under a document's URL
 	// (draft-ietf-oauth-client-id-metadata-document §7: pre-registration);
 	// such a client is used as registered, never fetched.
-	if c, err := get(); err == nil && c.RegistrationMethod != store.RegistrationCIMD {
-		return lookup{client: c}, nil
+	stored, err := get()
+	if err == nil && stored.RegistrationMethod != store.RegistrationCIMD {
+		return lookup{client: stored}, nil
 	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return lookup{}, err
 	}
+	firstSight := stored == nil
 	if s.cfg.DisableCIMD {
 		return lookup{}, store.ErrNotFound
 	}
@@ -162,6 +171,17 @@ func (s *Server) lookupClient(ctx context.Context, r *http.Request, id string, c
 	// Another request may have fetched the document while this one waited.
 	if c, ok, err := s.freshDocument(e, get, asked, refetch); ok || err != nil {
 		return lookup{client: c}, err
+	}
+	if firstSight {
+		// A document never seen before registers a client, as a dynamic
+		// registration does, and costs an outbound fetch: both count
+		// against the registration limits, so that one address cannot
+		// fill the store with clients from endless URLs on its own host or
+		// make the hub fetch without bound.
+		if ok, wait := s.regLimit.allow(addressKey(clientIP(r))); !ok {
+			return lookup{}, &cimdError{reason: cimdThrottled, host: host, wait: wait,
+				msg: fmt.Sprintf("too many new applications from this address; retry in %d seconds", int(math.Ceil(wait.Seconds())))}
+		}
 	}
 	now := s.now()
 	e.fetched.Store(now.UnixNano())
@@ -247,6 +267,10 @@ func fetchProblem(err error) string {
 // not know the client's redirect URIs.
 func (s *Server) cimdPage(w http.ResponseWriter, e *cimdError) {
 	switch e.reason {
+	case cimdThrottled:
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(e.wait.Seconds()))))
+		s.pages.errorPage(w, http.StatusTooManyRequests, "Too many new applications",
+			"This server has seen too many applications it did not know from your network recently. Nothing was shared. Try again in a few minutes.")
 	case cimdBlocked:
 		s.pages.errorPage(w, http.StatusForbidden, "Application blocked",
 			"The administrator of this server has blocked applications from "+e.host+". Nothing was shared with it.")

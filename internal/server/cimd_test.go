@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -649,5 +650,50 @@ func TestCIMDRefusesPrivateAddresses(t *testing.T) {
 	}
 	if len(dialed) != 0 || d.count("/c.json") != 0 {
 		t.Fatalf("connections attempted: %v, document fetched %d times", dialed, d.count("/c.json"))
+	}
+}
+
+// TestCIMDFirstSightThrottled: documents the hub has never seen register
+// clients, so their first sight counts against the registration limits of
+// the request's address: one address cannot make the hub fetch and store
+// endless URLs of its own host, the refused request fetches nothing, a
+// known document keeps working, and the limit refills as time passes.
+func TestCIMDFirstSightThrottled(t *testing.T) {
+	d := newDocHost(t)
+	for _, p := range []string{"/a.json", "/b.json", "/c.json"} {
+		d.put(p, clientDoc(d.url(p), redirectURI), "max-age=3600")
+	}
+	h, clk := cimdHub(t, d, func(c *server.Config) {
+		c.Registration = &server.RegistrationConfig{
+			PerIP: server.LoginLimit{PerMinute: 1, Burst: 2},
+			Total: server.LoginLimit{PerMinute: 1000, Burst: 1000},
+		}
+	})
+	b := h.Browser()
+	for _, p := range []string{"/a.json", "/b.json"} {
+		if pg := b.Get(authorizeURL(h, d.url(p), redirectURI)); pg.Status == http.StatusTooManyRequests {
+			t.Fatalf("%s throttled within the burst", p)
+		}
+	}
+	pg := b.Get(authorizeURL(h, d.url("/c.json"), redirectURI))
+	if pg.Status != http.StatusTooManyRequests || !strings.Contains(pg.Body, "Too many new applications") {
+		t.Fatalf("third new document: %d %s", pg.Status, pg.Body)
+	}
+	if n := d.count("/c.json"); n != 0 {
+		t.Fatalf("the refused first sight fetched %d times", n)
+	}
+	if _, err := h.Store.GetClient(context.Background(), store.DefaultTenant, d.url("/c.json")); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("refused document registered: %v", err)
+	}
+	// A document the hub knows is not a registration.
+	if pg := b.Get(authorizeURL(h, d.url("/a.json"), redirectURI)); pg.Status == http.StatusTooManyRequests {
+		t.Fatal("a known document was throttled")
+	}
+	clk.Advance(2 * time.Minute)
+	if pg := b.Get(authorizeURL(h, d.url("/c.json"), redirectURI)); pg.Status == http.StatusTooManyRequests {
+		t.Fatal("still throttled after the limit refilled")
+	}
+	if n := d.count("/c.json"); n != 1 {
+		t.Fatalf("fetches of /c.json after the refill: %d, want 1", n)
 	}
 }
