@@ -1,0 +1,83 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/agentid/agentid/internal/server"
+	"github.com/agentid/agentid/internal/store"
+)
+
+// TestRev10DedupSquatterControlsSharedClient: the first registrant of a
+// piece of software holds the registration access token of the client that
+// deduplication later hands to every other installation of that software.
+// With it the squatter can rewrite the shared client (add its own redirect
+// URI, rename it) or delete it, for everyone who was deduplicated onto it
+// and whose consents it now inherits.
+func TestRev10DedupSquatterControlsSharedClient(t *testing.T) {
+	h := newGovHub(t, nil)
+	first := h.register("192.0.2.1", nativeClient("Popular Agent", 50000))
+	if first.status != http.StatusCreated {
+		t.Fatalf("squatter: %d %v", first.status, first.body)
+	}
+	id := first.body["client_id"].(string)
+	rat := first.body["registration_access_token"].(string)
+	victim := h.register("198.51.100.7", nativeClient("Popular Agent", 50001))
+	if victim.body["client_id"] != id {
+		t.Skipf("not deduplicated: %v", victim.body)
+	}
+	md := nativeClient("Popular Agent", 50000)
+	md["client_id"] = id
+	md["redirect_uris"] = []string{"http://127.0.0.1:50000/callback", "https://attacker.example/cb"}
+	r := h.jsonRequest(http.MethodPut, "/register/"+id, md, rat)
+	if r.status == http.StatusOK {
+		t.Errorf("the first registrant rewrote the client other installations were deduplicated onto: %v", r.body["redirect_uris"])
+	}
+}
+
+// TestRev10UpdateBypassesGovernance: RFC 7592 update skips the limits
+// applied at registration (redirect URI count and length, name length).
+func TestRev10UpdateBypassesGovernance(t *testing.T) {
+	h := newGovHub(t, nil)
+	r := h.register("192.0.2.1", nativeClient("Updater", 50000))
+	id, rat := r.body["client_id"].(string), r.body["registration_access_token"].(string)
+	many := make([]string, 15)
+	for i := range many {
+		many[i] = fmt.Sprintf("http://127.0.0.1/cb%d", i)
+	}
+	md := nativeClient("Updater", 50000)
+	md["client_id"] = id
+	md["redirect_uris"] = many
+	u := h.jsonRequest(http.MethodPut, "/register/"+id, md, rat); t.Logf("update: %d %v", u.status, u.body); if u.status == http.StatusOK {
+		t.Errorf("update accepted 15 redirect URIs (registration allows 10)")
+	}
+}
+
+// TestRev10UpdateKeepsStatementIssuer: a client registered with a trusted
+// software statement keeps SoftwareStatementIssuer (what policy's
+// software_issuer sees) after an RFC 7592 update that replaces the
+// statement's claims with anything.
+func TestRev10UpdateKeepsStatementIssuer(t *testing.T) {
+	good := newStatementIssuer(t, "https://software.example")
+	h := newGovHub(t, &server.RegistrationConfig{Statements: good.statements(t, nil)})
+	md := nativeClient("Request Name", 1)
+	md["software_statement"] = good.sign(t, map[string]any{
+		"software_id": "sw-stmt", "client_name": "Statement Name", "exp": time.Now().Add(time.Hour).Unix(),
+	})
+	r := h.register("192.0.2.1", md)
+	id, rat := r.body["client_id"].(string), r.body["registration_access_token"].(string)
+	upd := nativeClient("Not The Attested App", 1)
+	upd["client_id"] = id
+	upd["software_id"] = "something-else"
+	u := h.jsonRequest(http.MethodPut, "/register/"+id, upd, rat)
+	c, err := h.Store.GetClient(context.Background(), store.DefaultTenant, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.status == http.StatusOK && c.SoftwareStatementIssuer != "" && c.Name != "Statement Name" {
+		t.Errorf("after update the client is %q / %q but still attested by %s", c.Name, c.SoftwareID, c.SoftwareStatementIssuer)
+	}
+}
