@@ -81,3 +81,38 @@ func TestRev10UpdateKeepsStatementIssuer(t *testing.T) {
 		t.Errorf("after update the client is %q / %q but still attested by %s", c.Name, c.SoftwareID, c.SoftwareStatementIssuer)
 	}
 }
+
+// TestRev10CIMDFloodUngoverned: with dynamic registration off and a
+// per-address limit of 2, one anonymous address still makes the hub fetch
+// and store a new client (and a client.registered event) for every
+// distinct metadata-document URL it names at /authorize: CIMD first
+// sight is a registration that no rate limit, mode or hold policy governs.
+func TestRev10CIMDFloodUngoverned(t *testing.T) {
+	d := newDocHost(t)
+	h, _ := cimdHub(t, d, func(c *server.Config) {
+		c.Registration = &server.RegistrationConfig{Disabled: true, PerIP: server.LoginLimit{PerMinute: 1, Burst: 2}, Total: server.LoginLimit{PerMinute: 1, Burst: 2}}
+	})
+	const n = 20
+	for i := range n {
+		id := d.url(fmt.Sprintf("/c%d.json", i))
+		d.put(fmt.Sprintf("/c%d.json", i), clientDoc(id, redirectURI), "")
+		resp, err := http.Get(authorizeURL(h, id, redirectURI))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	all, err := h.Store.ListClients(context.Background(), store.DefaultTenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cimd := 0
+	for _, c := range all {
+		if c.RegistrationMethod == store.RegistrationCIMD {
+			cimd++
+		}
+	}
+	if cimd > 2 {
+		t.Errorf("%d metadata-document clients stored from one address with registration off and a limit of 2", cimd)
+	}
+}
