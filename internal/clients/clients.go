@@ -250,7 +250,8 @@ func (r *Registrar) Register(ctx context.Context, reg *Registration) (*Registere
 // authentication method needs one it does not have, and stores it with its
 // client.updated event in one transaction. Its id, registration method,
 // tags, default resource, status and registration token stay; reg's
-// Method, ClientID, Tags and DefaultResource are ignored. The ceiling is
+// Method, ClientID, Tags and DefaultResource are ignored; its
+// SoftwareStatementIssuer replaces the client's (none: no longer attested). The ceiling is
 // computed from the client as read (its tags): if another writer changed
 // the client meanwhile, the update is computed again from the fresh client
 // (up to maxAttempts times) rather than overwrite that change.
@@ -261,6 +262,9 @@ func (r *Registrar) Update(ctx context.Context, current *store.Client, reg *Regi
 	for attempt := 1; ; attempt++ {
 		next := *c
 		next.UpdatedAt = r.now()
+		// The attestation is the update's own: a client that no longer
+		// presents its statement is no longer attested by its issuer.
+		next.SoftwareStatementIssuer = reg.SoftwareStatementIssuer
 		out, err := r.apply(ctx, &next, &upd, methodOf(c))
 		if err != nil {
 			return nil, err
