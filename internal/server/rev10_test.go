@@ -51,7 +51,9 @@ func TestRev10UpdateBypassesGovernance(t *testing.T) {
 	md := nativeClient("Updater", 50000)
 	md["client_id"] = id
 	md["redirect_uris"] = many
-	u := h.jsonRequest(http.MethodPut, "/register/"+id, md, rat); t.Logf("update: %d %v", u.status, u.body); if u.status == http.StatusOK {
+	u := h.jsonRequest(http.MethodPut, "/register/"+id, md, rat)
+	t.Logf("update: %d %v", u.status, u.body)
+	if u.status == http.StatusOK {
 		t.Errorf("update accepted 15 redirect URIs (registration allows 10)")
 	}
 }
