@@ -118,3 +118,32 @@ func TestRev10CIMDFloodUngoverned(t *testing.T) {
 		t.Errorf("%d metadata-document clients stored from one address with registration off and a limit of 2", cimd)
 	}
 }
+
+// TestRev10UpdateSkipsRejectPolicy: an RFC 7592 update is not screened by
+// the reject (or hold) policies: a client registered with an approved
+// statement updates itself into what registration would refuse.
+func TestRev10UpdateSkipsRejectPolicy(t *testing.T) {
+	iss := newStatementIssuer(t, "https://software.example")
+	h := newGovHub(t, &server.RegistrationConfig{Statements: iss.statements(t, nil)})
+	applyPolicy(t, h.Store, h.engine, `@id("require-statement")
+permit (principal, action == Action::"reject", resource)
+when { !(context has software_issuer) };
+
+@id("no-beta")
+permit (principal, action == Action::"reject", resource)
+when { principal.software_id == "sw-beta" };`)
+	h.settle()
+	md := nativeClient("Attested Agent", 1)
+	md["software_statement"] = iss.sign(t, map[string]any{"software_id": "sw-attested"})
+	r := h.register("192.0.2.1", md)
+	if r.status != http.StatusCreated {
+		t.Fatalf("with a statement: %d %v", r.status, r.body)
+	}
+	id, rat := r.body["client_id"].(string), r.body["registration_access_token"].(string)
+	upd := nativeClient("Beta Agent", 1)
+	upd["client_id"] = id
+	upd["software_id"] = "sw-beta"
+	if u := h.jsonRequest(http.MethodPut, "/register/"+id, upd, rat); u.status == http.StatusOK {
+		t.Errorf("update to an unattested sw-beta client accepted (registration refuses it by require-statement and no-beta)")
+	}
+}
