@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/agentid/agentid/internal/audit"
@@ -249,8 +250,11 @@ func (r *Registrar) Register(ctx context.Context, reg *Registration) (*Registere
 // under its own registration method, issues a secret if its new
 // authentication method needs one it does not have, and stores it with its
 // client.updated event in one transaction. Its id, registration method,
-// tags, default resource, status and registration token stay; reg's
-// Method, ClientID, Tags and DefaultResource are ignored. The ceiling is
+// tags, default resource and registration token stay, and its status
+// unless the hold policy holds the update (a dynamic client is screened
+// like a registration: reject refuses it); reg's
+// Method, ClientID, Tags and DefaultResource are ignored; its
+// SoftwareStatementIssuer replaces the client's (none: no longer attested). The ceiling is
 // computed from the client as read (its tags): if another writer changed
 // the client meanwhile, the update is computed again from the fresh client
 // (up to maxAttempts times) rather than overwrite that change.
@@ -261,9 +265,20 @@ func (r *Registrar) Update(ctx context.Context, current *store.Client, reg *Regi
 	for attempt := 1; ; attempt++ {
 		next := *c
 		next.UpdatedAt = r.now()
+		// The attestation is the update's own: a client that no longer
+		// presents its statement is no longer attested by its issuer.
+		next.SoftwareStatementIssuer = reg.SoftwareStatementIssuer
 		out, err := r.apply(ctx, &next, &upd, methodOf(c))
 		if err != nil {
 			return nil, err
+		}
+		if methodOf(c) == Dynamic {
+			// The update is screened as a registration would be: a client
+			// must not update itself into what reject refuses or hold
+			// holds.
+			if err := r.screenUpdate(ctx, &next, reg, out); err != nil {
+				return nil, err
+			}
 		}
 		d := out.Ceiling.Audit()
 		ev := audit.NewClientUpdated(reg.Audit.Stamped(r.tenant, next.UpdatedAt), audit.ClientUpdatedFields{
@@ -288,6 +303,28 @@ func (r *Registrar) Update(ctx context.Context, current *store.Client, reg *Regi
 		out.Client = stored
 		return out, nil
 	}
+}
+
+// screenUpdate applies the reject and hold policies to an updated dynamic
+// client next: a reject is an *oauth.Error naming the policy, a hold puts
+// the client in pending.
+func (r *Registrar) screenUpdate(ctx context.Context, next *store.Client, reg *Registration, out *Registered) error {
+	sc, err := r.policy.Screen(ctx, next, out.resources, policy.Context{IP: reg.IP, Time: r.now(), SoftwareIssuer: next.SoftwareStatementIssuer})
+	if err != nil {
+		return fmt.Errorf("clients: screen: %w", err)
+	}
+	out.Screening = sc
+	if sc.Reject {
+		by := strings.Join(sc.RejectPolicies, ", ")
+		if next.SoftwareStatementIssuer != "" {
+			return oauth.ErrUnapprovedSoftwareStatement("the update is refused by policy %s", by)
+		}
+		return oauth.ErrInvalidClientMetadata("the update is refused by policy %s", by)
+	}
+	if sc.Hold {
+		next.Status = store.ClientPending
+	}
+	return nil
 }
 
 // ErrChanged is what Update returns when the client kept changing under

@@ -58,7 +58,19 @@ func (r *Registrar) govern(ctx context.Context, c *store.Client, reg *Registrati
 			continue
 		}
 		ev := audit.NewClientRegistrationDeduplicated(reg.Audit.Stamped(r.tenant, r.now()), ex.ID, ex.RegistrationMethod, ex.Name)
-		if err := r.st.AppendAudit(ctx, ev); err != nil {
+		if len(ex.RegistrationTokenHash) > 0 {
+			// The client now serves other parties' installations: whoever
+			// registered it first must not rewrite or delete it for them
+			// (RFC 7592), so its registration access token ends here.
+			updated, err := r.st.UpdateClient(ctx, r.tenant, ex.ID, func(c *store.Client) error {
+				c.RegistrationTokenHash = nil
+				return nil
+			}, ev)
+			if err != nil {
+				return nil, fmt.Errorf("clients: deduplicate: %w", err)
+			}
+			ex = updated
+		} else if err := r.st.AppendAudit(ctx, ev); err != nil {
 			return nil, fmt.Errorf("clients: deduplicate: %w", err)
 		}
 		return &Registered{Client: ex, Ceiling: out.Ceiling, Screening: sc, Deduplicated: true}, nil

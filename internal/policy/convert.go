@@ -3,6 +3,7 @@ package policy
 import (
 	"net/url"
 	"slices"
+	"strings"
 
 	"github.com/agentid/agentid/internal/store"
 )
@@ -40,7 +41,9 @@ func AgentFromClient(c *store.Client) Agent {
 		// A URL with user info (https://good.example@evil.example/…) names
 		// no verified domain at all.
 		if u, err := url.Parse(c.ID); err == nil && u.Scheme == "https" && u.User == nil && u.Hostname() != "" && u.Path != "" {
-			a.VerifiedDomain = u.Hostname()
+			// Canonical, as MatchDomain compares it: policies test it with
+			// string equality, so EVIL.example. must not differ from evil.example.
+			a.VerifiedDomain = strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
 		}
 	}
 	return a

@@ -194,7 +194,7 @@ func (s *Server) handleRegistrationUpdate(w http.ResponseWriter, r *http.Request
 		s.writeProtocolError(w, r, oauth.ErrInvalidClientMetadata("the request body must be application/json"))
 		return
 	}
-	body, err := io.ReadAll(r.Body)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRegistrationBody))
 	if err != nil {
 		s.writeProtocolError(w, r, oauth.ErrInvalidRequest("the request body is too large or unreadable"))
 		return
@@ -220,8 +220,34 @@ func (s *Server) handleRegistrationUpdate(w http.ResponseWriter, r *http.Request
 		s.writeProtocolError(w, r, oe)
 		return
 	}
+	// The same governance as a registration: a statement is verified and
+	// its claims override (RFC 7591 §2.3); without one the client is no
+	// longer attested, whatever it registered with; the size limits hold.
+	issuer := ""
+	if m.SoftwareStatement != "" {
+		st, err := s.cfg.Registration.Statements.Verify(ctx, m.SoftwareStatement)
+		if err != nil {
+			s.writeProtocolError(w, r, asOAuth(err))
+			return
+		}
+		merged, err := clients.MergeStatement(body, st)
+		if err != nil {
+			s.writeProtocolError(w, r, asOAuth(err))
+			return
+		}
+		if m, oe = oauth.ParseClientMetadata(merged); oe != nil {
+			s.writeProtocolError(w, r, oe)
+			return
+		}
+		issuer = st.Issuer
+	}
+	if oe := dynamicLimits(m); oe != nil {
+		s.writeProtocolError(w, r, oe)
+		return
+	}
 	out, err := s.registrar.Update(ctx, c, &clients.Registration{
 		Metadata: m, GrantTypes: supportedGrants(s.grants), IP: clientIP(r), Audit: s.meta(r),
+		SoftwareStatementIssuer: issuer,
 	})
 	if err != nil {
 		s.writeProtocolError(w, r, err)
