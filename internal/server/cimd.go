@@ -60,11 +60,30 @@ type cimdEntry struct {
 	fresh, fetched atomic.Int64
 }
 
-func (c *cimdCache) entry(id string) *cimdEntry {
+// evictLocked makes room: first the entries whose document is no longer
+// fresh and that no fetch holds (a flood of unknown URLs leaves only
+// such entries), and only if that frees nothing, everything.
+func (c *cimdCache) evictLocked(now time.Time) {
+	for id, e := range c.m {
+		if time.Unix(0, e.fresh.Load()).After(now) || !e.mu.TryLock() {
+			continue
+		}
+		delete(c.m, id)
+		e.mu.Unlock()
+	}
+	if len(c.m) >= cimdMaxEntries {
+		clear(c.m)
+	}
+}
+
+func (c *cimdCache) entry(id string, now time.Time) *cimdEntry {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.m == nil || len(c.m) >= cimdMaxEntries {
+	if c.m == nil {
 		c.m = make(map[string]*cimdEntry)
+	}
+	if len(c.m) >= cimdMaxEntries {
+		c.evictLocked(now)
 	}
 	e := c.m[id]
 	if e == nil {
@@ -161,7 +180,7 @@ func (s *Server) lookupClient(ctx context.Context, r *http.Request, id string, c
 			msg: fmt.Sprintf("applications from %s are blocked by the administrator of this server", host)}
 	}
 
-	e := s.cimd.entry(id)
+	e := s.cimd.entry(id, s.now())
 	asked := s.now()
 	if c, ok, err := s.freshDocument(e, get, asked, refetch); ok || err != nil {
 		return lookup{client: c}, err
@@ -194,6 +213,7 @@ func (s *Server) lookupClient(ctx context.Context, r *http.Request, id string, c
 		if ctx.Err() != nil {
 			return lookup{}, ctx.Err()
 		}
+		s.log.InfoContext(ctx, "metadata document not fetched", "client_id", id, "err", err)
 		return lookup{}, &cimdError{reason: cimdFetch, host: host, cause: err,
 			msg: "the client's metadata document could not be fetched (" + fetchProblem(err) + ")"}
 	}
@@ -253,11 +273,19 @@ func documentHost(id string) string {
 }
 
 // fetchProblem says in words why a fetch failed, for a page and an error
-// description. It never contains the body.
+// description. It never contains the body. Why a host could not be
+// reached (no such name, a non-public address, a refused connection, a TLS
+// failure, a timeout) is one phrase: anyone may name any URL, and the
+// difference would map the hub's network — which internal names exist,
+// which ports answer. The log has the detail.
 func fetchProblem(err error) string {
 	var fe *fetch.Error
 	if !errors.As(err, &fe) {
 		return "the request failed"
+	}
+	switch fe.Reason {
+	case fetch.ReasonResolve, fetch.ReasonAddress, fetch.ReasonConnect, fetch.ReasonTLS, fetch.ReasonTimeout:
+		return "its host " + fe.Host + " could not be reached over https at a public address"
 	}
 	return fe.Error()
 }

@@ -11,13 +11,13 @@ import (
 	"github.com/agentid/agentid/internal/store"
 )
 
-// TestRev10DedupSquatterControlsSharedClient: the first registrant of a
+// TestDedupSquatterLosesControl: the first registrant of a
 // piece of software holds the registration access token of the client that
 // deduplication later hands to every other installation of that software.
 // With it the squatter can rewrite the shared client (add its own redirect
 // URI, rename it) or delete it, for everyone who was deduplicated onto it
 // and whose consents it now inherits.
-func TestRev10DedupSquatterControlsSharedClient(t *testing.T) {
+func TestDedupSquatterLosesControl(t *testing.T) {
 	h := newGovHub(t, nil)
 	first := h.register("192.0.2.1", nativeClient("Popular Agent", 50000))
 	if first.status != http.StatusCreated {
@@ -38,9 +38,9 @@ func TestRev10DedupSquatterControlsSharedClient(t *testing.T) {
 	}
 }
 
-// TestRev10UpdateBypassesGovernance: RFC 7592 update skips the limits
+// TestUpdateMeetsRegistrationLimits: RFC 7592 update skips the limits
 // applied at registration (redirect URI count and length, name length).
-func TestRev10UpdateBypassesGovernance(t *testing.T) {
+func TestUpdateMeetsRegistrationLimits(t *testing.T) {
 	h := newGovHub(t, nil)
 	r := h.register("192.0.2.1", nativeClient("Updater", 50000))
 	id, rat := r.body["client_id"].(string), r.body["registration_access_token"].(string)
@@ -58,11 +58,11 @@ func TestRev10UpdateBypassesGovernance(t *testing.T) {
 	}
 }
 
-// TestRev10UpdateKeepsStatementIssuer: a client registered with a trusted
+// TestUpdateDropsStatementIssuer: a client registered with a trusted
 // software statement keeps SoftwareStatementIssuer (what policy's
 // software_issuer sees) after an RFC 7592 update that replaces the
 // statement's claims with anything.
-func TestRev10UpdateKeepsStatementIssuer(t *testing.T) {
+func TestUpdateDropsStatementIssuer(t *testing.T) {
 	good := newStatementIssuer(t, "https://software.example")
 	h := newGovHub(t, &server.RegistrationConfig{Statements: good.statements(t, nil)})
 	md := nativeClient("Request Name", 1)
@@ -84,12 +84,12 @@ func TestRev10UpdateKeepsStatementIssuer(t *testing.T) {
 	}
 }
 
-// TestRev10CIMDFloodUngoverned: with dynamic registration off and a
+// TestCIMDFloodFromOneAddress: with dynamic registration off and a
 // per-address limit of 2, one anonymous address still makes the hub fetch
 // and store a new client (and a client.registered event) for every
 // distinct metadata-document URL it names at /authorize: CIMD first
 // sight is a registration that no rate limit, mode or hold policy governs.
-func TestRev10CIMDFloodUngoverned(t *testing.T) {
+func TestCIMDFloodFromOneAddress(t *testing.T) {
 	d := newDocHost(t)
 	h, _ := cimdHub(t, d, func(c *server.Config) {
 		c.Registration = &server.RegistrationConfig{Disabled: true, PerIP: server.LoginLimit{PerMinute: 1, Burst: 2}, Total: server.LoginLimit{PerMinute: 1, Burst: 2}}
@@ -119,10 +119,10 @@ func TestRev10CIMDFloodUngoverned(t *testing.T) {
 	}
 }
 
-// TestRev10UpdateSkipsRejectPolicy: an RFC 7592 update is not screened by
+// TestUpdateScreenedByRejectPolicy: an RFC 7592 update is not screened by
 // the reject (or hold) policies: a client registered with an approved
 // statement updates itself into what registration would refuse.
-func TestRev10UpdateSkipsRejectPolicy(t *testing.T) {
+func TestUpdateScreenedByRejectPolicy(t *testing.T) {
 	iss := newStatementIssuer(t, "https://software.example")
 	h := newGovHub(t, &server.RegistrationConfig{Statements: iss.statements(t, nil)})
 	applyPolicy(t, h.Store, h.engine, `@id("require-statement")
