@@ -72,8 +72,14 @@ func (s *Server) metadata(r *http.Request, oidc bool) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	// OpenID Connect Discovery 1.0 §3: sub is the same for every client.
+	// OpenID Connect Discovery 1.0 §3: sign-in with openid and profile
+	// (oidc.go), ID tokens signed by the hub's keys, a sub the same for
+	// every client.
+	m.UserinfoEndpoint = s.issuer + "/userinfo"
+	m.ScopesSupported = append([]string{scopeOpenID, scopeProfile}, slices.DeleteFunc(slices.Clone(scopes), func(sc string) bool { return sc == scopeOpenID || sc == scopeProfile })...)
+	m.IDTokenSigningAlgValuesSupported = s.signingAlgs()
 	m.SubjectTypesSupported = []string{"public"}
+	m.ClaimsSupported = append(slices.Clone(userinfoClaims), idTokenClaims...)
 	o, err := json.Marshal(m)
 	if err != nil {
 		return nil, err
