@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -250,4 +251,29 @@ func TestOIDCDiscovery(t *testing.T) {
 	if o["userinfo_endpoint"] != nil || o["id_token_signing_alg_values_supported"] != nil {
 		t.Fatalf("OAuth metadata carries OpenID fields: %v", o)
 	}
+}
+
+// TestOIDCScopeIsNotAResourceScope: openid and profile never reach the
+// policy nor resource resolution: a request naming no resource still
+// infers it from its resource scopes, the policy decides notes.read
+// alone, and an openid request naming no resource scope gets the
+// client's registered ones, as without openid.
+func TestOIDCScopeIsNotAResourceScope(t *testing.T) {
+	h := newPolicyHubOn(t, openSQLiteStore(t, filepath.Join(t.TempDir(), "agentid.db")))
+	h.settle()
+	secret := h.AddClient(&store.Client{ID: "rp-infer", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code"}})
+	conf := h.oauth2Config("rp-infer", secret, "openid", "profile", "notes.read")
+	verifier := oauth2.GenerateVerifier()
+	back := h.Browser().Authorize(conf.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier)), []string{"notes.read"})
+	if e := back.Query().Get("error"); e != "" {
+		t.Fatalf("authorize without resource: %s", back)
+	}
+	tok, err := conf.Exchange(context.Background(), back.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.Extra("id_token") == nil || tok.Extra("scope") != "openid profile notes.read" {
+		t.Fatalf("token: scope %v, id_token %v", tok.Extra("scope"), tok.Extra("id_token") != nil)
+	}
+	checkDecisions(t, lastIssued(t, h.Store, "rp-infer"), map[string]string{"notes.read": "granted:user-consent"})
 }
