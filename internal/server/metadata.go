@@ -43,6 +43,9 @@ func (s *Server) metadata(r *http.Request, oidc bool) ([]byte, error) {
 	}
 	slices.Sort(scopes)
 	scopes = slices.Compact(scopes)
+	// The OpenID Connect scopes (oidc.go) come first, in both documents:
+	// they share every field they have in common.
+	scopes = append([]string{scopeOpenID, scopeProfile}, slices.DeleteFunc(scopes, func(sc string) bool { return sc == scopeOpenID || sc == scopeProfile })...)
 	authMethods := []string{"none", "client_secret_basic", "client_secret_post", "private_key_jwt"}
 	m := oauth.ServerMetadata{
 		Issuer:                            s.issuer,
@@ -76,7 +79,6 @@ func (s *Server) metadata(r *http.Request, oidc bool) ([]byte, error) {
 	// (oidc.go), ID tokens signed by the hub's keys, a sub the same for
 	// every client.
 	m.UserinfoEndpoint = s.issuer + "/userinfo"
-	m.ScopesSupported = append([]string{scopeOpenID, scopeProfile}, slices.DeleteFunc(slices.Clone(scopes), func(sc string) bool { return sc == scopeOpenID || sc == scopeProfile })...)
 	m.IDTokenSigningAlgValuesSupported = s.signingAlgs()
 	m.SubjectTypesSupported = []string{"public"}
 	m.ClaimsSupported = append(slices.Clone(userinfoClaims), idTokenClaims...)
