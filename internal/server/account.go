@@ -262,22 +262,33 @@ func describeEvent(typ string) string {
 	return typ
 }
 
+// accountForm reads a form posted from the account page: parsed, its CSRF
+// token checked, and the person signed in. It returns the person, or nil
+// when it has answered the request itself.
+func (s *Server) accountForm(w http.ResponseWriter, r *http.Request) *store.User {
+	if err := r.ParseForm(); err != nil {
+		s.pages.errorPage(w, http.StatusBadRequest, "Bad request", "The form could not be read.")
+		return nil
+	}
+	if !s.checkCSRF(r) {
+		s.pages.errorPage(w, http.StatusForbidden, "Form expired", "This form is no longer valid. Reload your account page and try again.")
+		return nil
+	}
+	sess, u := s.currentSession(r)
+	if sess == nil {
+		http.Redirect(w, r, "/login?return_to=/account", http.StatusSeeOther)
+		return nil
+	}
+	return u
+}
+
 // handleAccountRevoke withdraws consent from the account page. With client_id
 // alone it revokes the agent entirely: every scope on every resource. With a
 // resource and a scope it revokes that one scope. The person can only ever
 // revoke their own consent: the user comes from the session, never the form.
 func (s *Server) handleAccountRevoke(w http.ResponseWriter, r *http.Request) {
-	if err := r.ParseForm(); err != nil {
-		s.pages.errorPage(w, http.StatusBadRequest, "Bad request", "The form could not be read.")
-		return
-	}
-	if !s.checkCSRF(r) {
-		s.pages.errorPage(w, http.StatusForbidden, "Form expired", "This form is no longer valid. Reload your account page and try again.")
-		return
-	}
-	sess, u := s.currentSession(r)
-	if sess == nil {
-		http.Redirect(w, r, "/login?return_to=/account", http.StatusSeeOther)
+	u := s.accountForm(w, r)
+	if u == nil {
 		return
 	}
 	f := r.PostForm
@@ -310,17 +321,8 @@ func (s *Server) handleAccountRevoke(w http.ResponseWriter, r *http.Request) {
 // installations, their consent and other people are untouched. The person
 // comes from the session, never the form.
 func (s *Server) handleAccountSignOutInstallation(w http.ResponseWriter, r *http.Request) {
-	if err := r.ParseForm(); err != nil {
-		s.pages.errorPage(w, http.StatusBadRequest, "Bad request", "The form could not be read.")
-		return
-	}
-	if !s.checkCSRF(r) {
-		s.pages.errorPage(w, http.StatusForbidden, "Form expired", "This form is no longer valid. Reload your account page and try again.")
-		return
-	}
-	sess, u := s.currentSession(r)
-	if sess == nil {
-		http.Redirect(w, r, "/login?return_to=/account", http.StatusSeeOther)
+	u := s.accountForm(w, r)
+	if u == nil {
 		return
 	}
 	clientID, redirectURI := r.PostForm.Get("client_id"), r.PostForm.Get("redirect_uri")

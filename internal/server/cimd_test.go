@@ -700,3 +700,33 @@ func TestCIMDFirstSightThrottled(t *testing.T) {
 		t.Fatalf("fetches of /c.json after the refill: %d, want 1", n)
 	}
 }
+
+// TestCIMDBlockedDomainEndsIntrospection: blocking a domain refuses its
+// clients at /authorize and /token at once, and the access tokens they
+// already hold stop introspecting as active for the resource server.
+func TestCIMDBlockedDomainEndsIntrospection(t *testing.T) {
+	d := newDocHost(t)
+	id := d.url("/oauth/client.json")
+	d.put("/oauth/client.json", clientDoc(id, redirectURI), "max-age=3600")
+	h, _ := cimdHub(t, d)
+	rsSecret := h.AddClient(&store.Client{ID: "notes-mcp", Name: "Notes MCP server", GrantTypes: []string{"client_credentials"}})
+	h.LinkResourceServer("notes-mcp")
+	tok, err := h.codeFlow(h.Browser(), h.oauth2Config(id, "", "notes.read"), []string{"notes.read"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := h.introspect(tok.AccessToken, "notes-mcp", rsSecret); got["active"] != true {
+		t.Fatalf("before blocking: %v", got)
+	}
+	now := time.Now()
+	if err := h.Store.PutDomain(context.Background(), &store.Domain{TenantID: store.DefaultTenant, Pattern: "127.0.0.1", Trust: store.DomainBlocked, CreatedAt: now, UpdatedAt: now}, nil); err != nil {
+		t.Fatal(err)
+	}
+	active := true
+	for deadline := time.Now().Add(5 * time.Second); active && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		active = h.introspect(tok.AccessToken, "notes-mcp", rsSecret)["active"] == true
+	}
+	if active {
+		t.Fatal("a blocked domain's access token still introspects as active")
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/agentid/agentid/internal/audit"
+	"github.com/agentid/agentid/internal/clients"
 	"github.com/agentid/agentid/internal/oauth"
 	"github.com/agentid/agentid/internal/store"
 	"github.com/agentid/agentid/internal/token"
@@ -142,8 +143,19 @@ func (s *Server) alive(ctx context.Context, clientID, userID string) (bool, erro
 	if errors.Is(err, store.ErrNotFound) {
 		return false, nil
 	}
-	if err != nil || c.Disabled {
+	if err != nil || c.Disabled || c.Pending() {
 		return false, err
+	}
+	if c.RegistrationMethod == store.RegistrationCIMD {
+		// A metadata-document client whose domain the administrator has
+		// blocked since the token was issued holds nothing any more.
+		domains, err := s.domains.get("", func() ([]*store.Domain, error) { return s.st.ListDomains(ctx, s.tenant) })
+		if err != nil {
+			return false, err
+		}
+		if clients.DomainTrust(domains, documentHost(c.ID)) == store.DomainBlocked {
+			return false, nil
+		}
 	}
 	if userID == "" {
 		return true, nil
