@@ -23,7 +23,10 @@ type ServerMetadata struct {
 	CodeChallengeMethodsSupported              []string `json:"code_challenge_methods_supported,omitempty"`
 	AuthorizationResponseIssParameterSupported bool     `json:"authorization_response_iss_parameter_supported,omitempty"`
 	ClientIDMetadataDocumentSupported          bool     `json:"client_id_metadata_document_supported,omitempty"`
-	// SubjectTypesSupported appears in the OpenID Connect discovery document
-	// only. ID-token fields are left out until the hub issues ID tokens.
-	SubjectTypesSupported []string `json:"subject_types_supported,omitempty"`
+	// The OpenID Connect Discovery §3 fields appear in the OpenID Connect
+	// discovery document only.
+	UserinfoEndpoint                 string   `json:"userinfo_endpoint,omitempty"`
+	IDTokenSigningAlgValuesSupported []string `json:"id_token_signing_alg_values_supported,omitempty"`
+	SubjectTypesSupported            []string `json:"subject_types_supported,omitempty"`
+	ClaimsSupported                  []string `json:"claims_supported,omitempty"`
 }

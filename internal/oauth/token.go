@@ -112,6 +112,7 @@ type TokenResponse struct {
 	ExpiresIn       int64  `json:"expires_in,omitempty"`
 	RefreshToken    string `json:"refresh_token,omitempty"`
 	Scope           string `json:"scope,omitempty"`
+	IDToken         string `json:"id_token,omitempty"` // OpenID Connect Core §3.1.3.3
 	IssuedTokenType string `json:"issued_token_type,omitempty"`
 }
 

@@ -26,6 +26,9 @@ type authz struct {
 	redirectURI string
 	resource    *store.Resource
 	scopes      []string // requested (or defaulted), all offered by the resource
+	// oidc are the OpenID Connect scopes asked (openid, and profile beside
+	// it): protocol scopes, kept out of resource and policy resolution.
+	oidc []string
 }
 
 // errorRedirect answers an authorization request the hub refuses before
@@ -182,6 +185,7 @@ func (s *Server) checkAuthorize(w http.ResponseWriter, r *http.Request, q url.Va
 		s.errorRedirect(w, r, a, oauth.NewError(oauth.CodeUnauthorizedClient, "the client is not registered for the authorization code grant"))
 		return nil
 	}
+	a.oidc, req.Scopes = splitOIDC(req.Scopes)
 	res, oe := s.resolveResource(ctx, c, req.Resources, req.Scopes)
 	if oe != nil {
 		s.authorizeError(w, r, a, oe)
@@ -310,7 +314,7 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, a *authz, u *
 	}
 	code := &store.AuthCode{
 		Hash: token.Hash(handle), TenantID: s.tenant, GrantID: token.NewID(s.rand), ClientID: a.client.ID, UserID: u.ID,
-		RedirectURI: a.redirectURI, Scopes: scopes, Resource: a.resource.URI,
+		RedirectURI: a.redirectURI, Scopes: append(slices.Clone(a.oidc), scopes...), Resource: a.resource.URI,
 		CodeChallenge: a.req.CodeChallenge, CodeChallengeMethod: a.req.CodeChallengeMethod, Nonce: a.req.Nonce,
 		AuthTime: sess.AuthTime, CreatedAt: now, ExpiresAt: now.Add(s.cfg.AuthCodeTTL),
 	}

@@ -100,6 +100,12 @@ type authorization struct {
 	// scopes are the resource scopes asked for; none means the client's
 	// registered scopes on the resource.
 	scopes []string
+	// oidc are the OpenID Connect scopes granted with them (openid,
+	// profile): with openid, the response carries an ID token.
+	oidc []string
+	// nonce is the authorization request's nonce, for the ID token
+	// (OpenID Connect Core §3.1.3.6); refreshes carry none (§12.2).
+	nonce  string
 	family family
 	// consent: the person's consent applies. Only scopes with live consent
 	// are issued, and no token outlives the consent behind it.
@@ -132,6 +138,9 @@ type family struct {
 	// (RFC 6749 §6), which a narrowed access token may not. Nil: the scopes
 	// asked for.
 	scopes []string
+	// oidc are the OpenID Connect scopes a new refresh token carries
+	// beside them.
+	oidc []string
 	// rotate is the refresh token this issuance retires, if any.
 	rotate *store.RefreshToken
 	// installation is the redirect URI of the authorization the family

@@ -41,11 +41,14 @@ func (s *Server) proveAuthorizationCode(ctx context.Context, r *http.Request, c 
 	if err := sameResource(req.Resources, code.Resource, "the authorization request"); err != nil {
 		return nil, err
 	}
+	oidc, scopes := splitOIDC(code.Scopes)
 	return &authorization{
 		subject:  userSubject(code.UserID, code.AuthTime),
 		resource: []string{code.Resource},
-		scopes:   code.Scopes,
-		family:   family{id: code.GrantID, scopes: code.Scopes, installation: oauth.InstallationURI(code.RedirectURI)},
+		scopes:   scopes,
+		oidc:     oidc,
+		nonce:    code.Nonce,
+		family:   family{id: code.GrantID, scopes: scopes, oidc: oidc, installation: oauth.InstallationURI(code.RedirectURI)},
 		consent:  true,
 		refresh:  true,
 	}, nil

@@ -39,15 +39,24 @@ func (s *Server) proveRefreshToken(ctx context.Context, r *http.Request, c *stor
 	if !oauth.ContainsAll(rt.Scopes, req.Scopes) {
 		return nil, oauth.ErrInvalidScope("the requested scope exceeds the grant")
 	}
-	scopes := rt.Scopes
+	// OpenID Connect Core §12.2: the refresh returns an ID token when the
+	// grant has openid and the request leaves it in (or asks the grant as
+	// it is).
+	oidc, grantScopes := splitOIDC(rt.Scopes)
+	scopes := grantScopes
 	if len(req.Scopes) > 0 {
-		scopes = req.Scopes
+		askedOIDC, askedRes := splitOIDC(req.Scopes)
+		oidc = askedOIDC
+		if len(askedRes) > 0 {
+			scopes = askedRes
+		}
 	}
 	return &authorization{
 		subject:  userSubject(rt.UserID, rt.AuthTime),
 		resource: []string{rt.Resource},
 		scopes:   scopes,
-		family:   family{id: rt.GrantID, scopes: rt.Scopes, rotate: rt, installation: rt.RedirectURI},
+		oidc:     oidc,
+		family:   family{id: rt.GrantID, scopes: grantScopes, oidc: oidcOf(rt.Scopes), rotate: rt, installation: rt.RedirectURI},
 		consent:  true,
 		refresh:  true,
 	}, nil

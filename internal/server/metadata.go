@@ -43,6 +43,9 @@ func (s *Server) metadata(r *http.Request, oidc bool) ([]byte, error) {
 	}
 	slices.Sort(scopes)
 	scopes = slices.Compact(scopes)
+	// The OpenID Connect scopes (oidc.go) come first, in both documents:
+	// they share every field they have in common.
+	scopes = append([]string{scopeOpenID, scopeProfile}, slices.DeleteFunc(scopes, func(sc string) bool { return sc == scopeOpenID || sc == scopeProfile })...)
 	authMethods := []string{"none", "client_secret_basic", "client_secret_post", "private_key_jwt"}
 	m := oauth.ServerMetadata{
 		Issuer:                            s.issuer,
@@ -72,8 +75,13 @@ func (s *Server) metadata(r *http.Request, oidc bool) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	// OpenID Connect Discovery 1.0 §3: sub is the same for every client.
+	// OpenID Connect Discovery 1.0 §3: sign-in with openid and profile
+	// (oidc.go), ID tokens signed by the hub's keys, a sub the same for
+	// every client.
+	m.UserinfoEndpoint = s.issuer + "/userinfo"
+	m.IDTokenSigningAlgValuesSupported = s.signingAlgs()
 	m.SubjectTypesSupported = []string{"public"}
+	m.ClaimsSupported = append(slices.Clone(userinfoClaims), idTokenClaims...)
 	o, err := json.Marshal(m)
 	if err != nil {
 		return nil, err

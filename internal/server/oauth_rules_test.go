@@ -112,9 +112,9 @@ func TestRefreshResource(t *testing.T) {
 }
 
 // TestMetadataDocuments: both discovery documents agree on every
-// field they share, advertise nothing the hub does not implement (no ID
-// tokens yet), and grant_types_supported lists exactly the implemented
-// grants.
+// field they share, the OpenID Connect fields are in the OpenID document
+// only, nothing the hub does not implement is advertised, and
+// grant_types_supported lists exactly the implemented grants.
 func TestMetadataDocuments(t *testing.T) {
 	h := newHub(t)
 	get := func(p string) []byte {
@@ -146,16 +146,26 @@ func TestMetadataDocuments(t *testing.T) {
 	if shared < 10 || shared != len(am) {
 		t.Errorf("the OpenID document shares %d of the RFC 8414 document's %d fields", shared, len(am))
 	}
+	for k := range am {
+		if strings.Contains(k, "id_token") || strings.Contains(k, "userinfo") || k == "claims_supported" {
+			t.Errorf("RFC 8414 metadata advertises the OpenID Connect field %s", k)
+		}
+	}
+	for _, k := range []string{"userinfo_endpoint", "id_token_signing_alg_values_supported", "claims_supported"} {
+		if _, ok := om[k]; !ok {
+			t.Errorf("OpenID discovery lacks %s", k)
+		}
+	}
 	for k := range om {
-		if strings.Contains(k, "id_token") || strings.Contains(k, "userinfo") || k == "claims_supported" || k == "acr_values_supported" {
+		if k == "acr_values_supported" || k == "id_token_encryption_alg_values_supported" || k == "request_parameter_supported" || k == "claims_parameter_supported" {
 			t.Errorf("OpenID discovery advertises %s, which the hub does not implement", k)
 		}
 	}
 	if string(om["response_types_supported"]) != `["code"]` || string(om["subject_types_supported"]) != `["public"]` {
 		t.Errorf("response_types_supported = %s, subject_types_supported = %s", om["response_types_supported"], om["subject_types_supported"])
 	}
-	if strings.Contains(string(om["scopes_supported"]), `"openid"`) {
-		t.Error("scopes_supported lists openid")
+	if !strings.HasPrefix(string(om["scopes_supported"]), `["openid","profile",`) || strings.Contains(string(om["scopes_supported"]), `"email"`) {
+		t.Errorf("scopes_supported = %s, want openid and profile first, no email", om["scopes_supported"])
 	}
 	var m struct {
 		GrantTypes []string `json:"grant_types_supported"`

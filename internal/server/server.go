@@ -327,6 +327,8 @@ func (s *Server) routes() http.Handler {
 	api.HandleFunc("POST /token", s.handleToken)
 	api.HandleFunc("POST /revoke", s.handleRevoke)
 	api.HandleFunc("POST /introspect", s.handleIntrospect)
+	api.HandleFunc("GET /userinfo", s.handleUserinfo)
+	api.HandleFunc("POST /userinfo", s.handleUserinfo)
 	api.HandleFunc("POST /register", s.handleRegister)
 	api.HandleFunc("GET /register/{id}", s.handleRegistrationRead)
 	api.HandleFunc("PUT /register/{id}", s.handleRegistrationUpdate)
@@ -335,7 +337,7 @@ func (s *Server) routes() http.Handler {
 	api.HandleFunc("GET /readyz", s.handleReady)
 	// CORS preflights are answered on the protocol endpoints only, so that
 	// an unknown path is a 404 rather than a 405 that allows OPTIONS.
-	for _, p := range []string{"/.well-known/oauth-authorization-server", "/.well-known/openid-configuration", "/jwks.json", "/token", "/revoke", "/introspect", "/register", "/register/{id}"} {
+	for _, p := range []string{"/.well-known/oauth-authorization-server", "/.well-known/openid-configuration", "/jwks.json", "/token", "/revoke", "/introspect", "/userinfo", "/register", "/register/{id}"} {
 		api.HandleFunc("OPTIONS "+p, s.handlePreflight)
 	}
 	// Other methods on the POST-only endpoints get an OAuth JSON error with

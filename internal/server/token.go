@@ -183,7 +183,7 @@ func (s *Server) issue(ctx context.Context, r *http.Request, grantType string, c
 		Subject:  p.sub(),
 		Audience: []string{res.URI},
 		ClientID: c.ID,
-		Scope:    oauth.FormatScope(granted),
+		Scope:    oauth.FormatScope(append(slices.Clone(a.oidc), granted...)),
 		JTI:      token.NewID(s.rand),
 		IssuedAt: now.Unix(),
 		Expiry:   exp.Unix(),
@@ -211,6 +211,9 @@ func (s *Server) issue(ctx context.Context, r *http.Request, grantType string, c
 		iss.Events = append(iss.Events, s.expiredEvent(r, &p, res, a.family.id, expired))
 	}
 	resp := &oauth.TokenResponse{AccessToken: jwt, TokenType: oauth.TokenTypeBearer, ExpiresIn: int64(exp.Sub(now) / time.Second), Scope: claims.Scope}
+	if resp.IDToken, err = s.idToken(now, exp, c, &p, a, jwt); err != nil {
+		return nil, err
+	}
 	rt, handle, err := s.refreshToken(now, exp, c, &p, res, a, limit, refreshScopes)
 	if err != nil {
 		return nil, err
@@ -252,7 +255,7 @@ func (s *Server) refreshToken(now, accessExp time.Time, c *store.Client, p *prin
 	}
 	return &store.RefreshToken{
 		Hash: token.Hash(handle), TenantID: s.tenant, GrantID: a.family.id, ClientID: c.ID, UserID: p.userID(),
-		Scopes: scopes, Resource: res.URI, RedirectURI: a.family.installation, AuthTime: p.authTime, CreatedAt: now, ExpiresAt: exp,
+		Scopes: append(slices.Clone(a.family.oidc), scopes...), Resource: res.URI, RedirectURI: a.family.installation, AuthTime: p.authTime, CreatedAt: now, ExpiresAt: exp,
 	}, handle, nil
 }
 

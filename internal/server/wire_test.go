@@ -39,8 +39,11 @@ func TestWire(t *testing.T) {
 		state    = "af0ifjsldkj"
 	)
 	tests := []wireCase{
-		{"discovery", "Authorization server metadata (RFC 8414); the OIDC discovery path serves the same fields plus subject_types_supported.", func(w *wireRecorder, h *hub) {
+		{"discovery", "Authorization server metadata (RFC 8414); the OIDC discovery document (next case) serves the same fields plus the OpenID Connect ones.", func(w *wireRecorder, h *hub) {
 			w.do(http.MethodGet, "/.well-known/oauth-authorization-server", nil, "")
+		}},
+		{"openid_configuration", "OpenID Connect Discovery 1.0 §4: the RFC 8414 fields plus userinfo_endpoint, id_token_signing_alg_values_supported, subject_types_supported and claims_supported; scopes_supported starts with openid and profile.", func(w *wireRecorder, h *hub) {
+			w.do(http.MethodGet, "/.well-known/openid-configuration", nil, "")
 		}},
 		{"authorization_code", "Authorization code with PKCE (OAuth 2.1 §4.1, RFC 7636) for a public client, once the person has logged in and consented: the redirect back to the client with code, state and iss (RFC 9207), then the code exchange.", func(w *wireRecorder, h *hub) {
 			// Tagged skip-continue, so that the recorded re-authorization

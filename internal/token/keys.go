@@ -108,6 +108,8 @@ type keyEntry struct {
 	alg    jose.SignatureAlgorithm
 	pub    crypto.PublicKey
 	signer jose.Signer
+	// idSigner signs ID tokens: the same key, header typ "JWT".
+	idSigner jose.Signer
 	// es256 and header serve the ES256 fast path of Mint: the encoded
 	// protected header is the same for every token of the key.
 	es256  *ecdsa.PrivateKey
@@ -356,7 +358,14 @@ func newEntry(r *store.SigningKey, alg jose.SignatureAlgorithm, priv crypto.Sign
 	if err != nil {
 		return nil, fmt.Errorf("token: signing key %q: %w", r.ID, err)
 	}
-	e := &keyEntry{rec: *r, alg: alg, pub: priv.Public(), signer: signer}
+	idSigner, err := jose.NewSigner(
+		jose.SigningKey{Algorithm: alg, Key: jose.JSONWebKey{Key: priv, KeyID: r.ID}},
+		(&jose.SignerOptions{}).WithType(typIDToken),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("token: signing key %q: %w", r.ID, err)
+	}
+	e := &keyEntry{rec: *r, alg: alg, pub: priv.Public(), signer: signer, idSigner: idSigner}
 	if k, ok := priv.(*ecdsa.PrivateKey); ok && alg == jose.ES256 && k.Curve == elliptic.P256() {
 		h, err := json.Marshal(struct {
 			Alg string `json:"alg"`

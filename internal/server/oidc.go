@@ -1,0 +1,177 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/agentid/agentid/internal/store"
+	"github.com/agentid/agentid/internal/token"
+)
+
+// OpenID Connect sign-in (OpenID Connect Core 1.0): openid and profile are
+// protocol scopes. They are split off a request before the resource and
+// policy see its scopes, ride along in the code, the refresh token and the
+// access token's scope, and make the token endpoint add an ID token and
+// /userinfo answer.
+const (
+	scopeOpenID  = "openid"
+	scopeProfile = "profile"
+)
+
+// acrPassword and amrPassword say how a person signed in: with a password
+// (ISO/IEC 29115 level 1; RFC 8176 §2 "pwd"), the hub's only sign-in.
+const (
+	acrPassword = "1"
+	amrPassword = "pwd"
+)
+
+// splitOIDC separates the OpenID Connect scopes of scopes from the resource
+// scopes. profile is a protocol scope only beside openid, so that a
+// resource may still offer a scope of that name to OAuth-only clients.
+func splitOIDC(scopes []string) (oidc, rest []string) {
+	if !slices.Contains(scopes, scopeOpenID) {
+		return nil, scopes
+	}
+	for _, sc := range scopes {
+		if sc == scopeOpenID || sc == scopeProfile {
+			if !slices.Contains(oidc, sc) {
+				oidc = append(oidc, sc)
+			}
+			continue
+		}
+		rest = append(rest, sc)
+	}
+	return oidc, rest
+}
+
+// oidcOf is the OpenID Connect part of scopes.
+func oidcOf(scopes []string) []string {
+	oidc, _ := splitOIDC(scopes)
+	return oidc
+}
+
+// idToken mints the ID token of a token response (OpenID Connect Core
+// §3.1.3.3, §12.2) about the person p for client c, bound to the access
+// token by at_hash and expiring with it. It is nil without openid or a
+// person.
+func (s *Server) idToken(now, exp time.Time, c *store.Client, p *principal, a *authorization, accessToken string) (string, error) {
+	if !slices.Contains(a.oidc, scopeOpenID) || p.user == nil {
+		return "", nil
+	}
+	claims := &token.IDClaims{
+		Issuer: s.issuer, Subject: p.user.ID, Audience: c.ID,
+		IssuedAt: now.Unix(), Expiry: exp.Unix(), Nonce: a.nonce,
+		ACR: acrPassword, AMR: []string{amrPassword},
+	}
+	if !p.authTime.IsZero() {
+		claims.AuthTime = p.authTime.Unix()
+	}
+	return s.keys.MintIDToken(claims, accessToken)
+}
+
+// userinfoClaims are the claims /userinfo may return, advertised as
+// claims_supported (with the ID token's). The hub keeps a username, not a
+// name or an email address, so profile gives preferred_username only.
+var userinfoClaims = []string{"sub", "preferred_username"}
+
+// idTokenClaims are the claims of the ID token, for claims_supported.
+var idTokenClaims = []string{"iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "at_hash"}
+
+// handleUserinfo is the UserInfo endpoint (OpenID Connect Core §5.3), GET
+// and POST, for an access token of the hub whose scope has openid, sent as
+// a bearer token in the Authorization header (RFC 6750 §2.1). Errors are
+// RFC 6750 §3 challenges.
+func (s *Server) handleUserinfo(w http.ResponseWriter, r *http.Request) {
+	raw, ok := bearerToken(r)
+	if !ok {
+		bearerError(w, http.StatusUnauthorized, "", "")
+		return
+	}
+	ctx := r.Context()
+	claims, err := s.keys.Verify(raw, s.issuer)
+	if err != nil || s.now().Unix() >= claims.Expiry {
+		bearerError(w, http.StatusUnauthorized, "invalid_token", "the access token is invalid or expired")
+		return
+	}
+	revoked, err := s.st.AccessTokenRevoked(ctx, claims.JTI)
+	if err != nil {
+		s.writeProtocolError(w, r, err)
+		return
+	}
+	if revoked {
+		bearerError(w, http.StatusUnauthorized, "invalid_token", "the access token was revoked")
+		return
+	}
+	scopes := strings.Fields(claims.Scope)
+	if !slices.Contains(scopes, scopeOpenID) || claims.Subject == claims.ClientID {
+		bearerError(w, http.StatusForbidden, "insufficient_scope", "the access token was not granted the openid scope")
+		return
+	}
+	if alive, err := s.alive(ctx, claims.ClientID, claims.Subject); err != nil || !alive {
+		if err != nil {
+			s.writeProtocolError(w, r, err)
+			return
+		}
+		bearerError(w, http.StatusUnauthorized, "invalid_token", "the access token is no longer valid")
+		return
+	}
+	u, err := s.st.GetUser(ctx, s.tenant, claims.Subject)
+	if errors.Is(err, store.ErrNotFound) {
+		bearerError(w, http.StatusUnauthorized, "invalid_token", "the access token is no longer valid")
+		return
+	}
+	if err != nil {
+		s.writeProtocolError(w, r, err)
+		return
+	}
+	out := map[string]any{"sub": u.ID}
+	if slices.Contains(scopes, scopeProfile) {
+		out["preferred_username"] = u.Username
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(out)
+}
+
+// bearerToken is the token of an Authorization: Bearer header.
+func bearerToken(r *http.Request) (string, bool) {
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok = strings.TrimSpace(tok)
+	return tok, tok != ""
+}
+
+// bearerError writes an RFC 6750 §3 challenge; a request without
+// credentials gets no error code (§3.1).
+func bearerError(w http.ResponseWriter, status int, code, desc string) {
+	v := `Bearer realm="agentid"`
+	if code != "" {
+		v += `, error="` + code + `", error_description="` + desc + `"`
+		if code == "insufficient_scope" {
+			v += `, scope="` + scopeOpenID + `"`
+		}
+	}
+	w.Header().Set("WWW-Authenticate", v)
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+}
+
+// signingAlgs are the algorithms of the hub's published keys, the ID
+// token signing algorithms.
+func (s *Server) signingAlgs() []string {
+	var algs []string
+	for _, k := range s.keys.List() {
+		if !slices.Contains(algs, k.Algorithm) {
+			algs = append(algs, k.Algorithm)
+		}
+	}
+	slices.Sort(algs)
+	return algs
+}
