@@ -484,6 +484,9 @@ func TestBrowserContinue(t *testing.T) {
 	if q := cb.wait(t, "again"); q.Get("code") == "" || q.Get("iss") != h.URL {
 		t.Fatalf("continue answered %v", q)
 	}
+	// The callback has answered, but the browser may still be loading its
+	// page; navigating away before it has would abort the next navigation.
+	b.do(t, chromedp.WaitVisible(chromedp.CSS("#back")), loaded)
 
 	// A scope policy refuses, with something new to approve: listed on the
 	// consent screen as not available.
