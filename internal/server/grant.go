@@ -10,6 +10,7 @@ import (
 	"github.com/agentid/agentid/internal/oauth"
 	"github.com/agentid/agentid/internal/policy"
 	"github.com/agentid/agentid/internal/store"
+	"github.com/agentid/agentid/internal/token"
 )
 
 // grant is one row of the grant table: a grant_type the token endpoint
@@ -113,6 +114,17 @@ type authorization struct {
 	// refresh: a refresh token may be issued (to a client registered for
 	// the refresh_token grant).
 	refresh bool
+	// client is the agent the grant itself identified when the request
+	// authenticated no client (a workload JWT through the jwt-bearer
+	// grant): the pipeline checks and issues to it as if it had
+	// authenticated. Nil otherwise.
+	client *store.Client
+	// notAfter caps the access token's expiry (token exchange: never later
+	// than the subject token's). Zero: no cap.
+	notAfter time.Time
+	// issuedTokenType is the issued_token_type of the response (RFC 8693
+	// §2.2.1); "" for grants whose response carries none.
+	issuedTokenType string
 }
 
 // check rejects an authorization no grant may return; failing it is a bug
@@ -124,6 +136,11 @@ func (a *authorization) check() error {
 	if a.refresh && a.family.id == "" {
 		// Reuse detection revokes by family (OAuth 2.1 §4.3.1).
 		return errors.New("grant: a refresh token needs a token family")
+	}
+	if a.refresh && a.subject.act != nil {
+		// A delegated token is never refreshed (RFC 8693 §2.2.1): the
+		// actor exchanges again while the subject token lives.
+		return errors.New("grant: no refresh token for a delegated token")
 	}
 	return nil
 }
@@ -158,8 +175,9 @@ type subject struct {
 	userID string
 	// authTime is when the person last logged in (OpenID Connect Core §2).
 	authTime time.Time
-	// Token exchange (RFC 8693 §4.1) adds the delegation here: the user who
-	// delegated and the chain of actors acting for them.
+	// act is the delegation chain (RFC 8693 §4.1) the token carries, the
+	// current actor outermost: set by token exchange, nil otherwise.
+	act *token.Actor
 }
 
 // clientSubject is the client acting for itself (client credentials).
@@ -171,6 +189,9 @@ func userSubject(userID string, authTime time.Time) subject {
 }
 
 func (sub subject) isUser() bool { return sub.userID != "" }
+
+// act is the delegation chain of the authorization (nil: none).
+func (a *authorization) act() *token.Actor { return a.subject.act }
 
 // principal is a subject the pipeline found alive: a user who exists and is
 // not disabled, or an enabled client acting for itself.

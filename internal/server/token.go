@@ -66,6 +66,17 @@ func (s *Server) token(ctx context.Context, r *http.Request, req *oauth.TokenReq
 	if err != nil {
 		return nil, err
 	}
+	if c == nil && a.client != nil {
+		// The grant identified the agent itself (a workload JWT): it is
+		// held to every rule an authenticated client is.
+		c = a.client
+		if c.Pending() {
+			return nil, errClientPending
+		}
+		if err := g.admit(c); err != nil {
+			return nil, err
+		}
+	}
 	if c == nil {
 		return nil, oauth.ErrInvalidClient("client authentication is required")
 	}
@@ -178,6 +189,9 @@ func (s *Server) issue(ctx context.Context, r *http.Request, grantType string, c
 	}
 
 	exp := limit.accessExpiry(granted, now.Add(s.accessTTL(res)))
+	if !a.notAfter.IsZero() && exp.After(a.notAfter) {
+		exp = a.notAfter
+	}
 	claims := &token.AccessClaims{
 		Issuer:   s.issuer,
 		Subject:  p.sub(),
@@ -187,6 +201,7 @@ func (s *Server) issue(ctx context.Context, r *http.Request, grantType string, c
 		JTI:      token.NewID(s.rand),
 		IssuedAt: now.Unix(),
 		Expiry:   exp.Unix(),
+		Act:      a.act(),
 	}
 	if !p.authTime.IsZero() {
 		claims.AuthTime = p.authTime.Unix()
@@ -210,7 +225,7 @@ func (s *Server) issue(ctx context.Context, r *http.Request, grantType string, c
 	if len(expired) > 0 {
 		iss.Events = append(iss.Events, s.expiredEvent(r, &p, res, a.family.id, expired))
 	}
-	resp := &oauth.TokenResponse{AccessToken: jwt, TokenType: oauth.TokenTypeBearer, ExpiresIn: int64(exp.Sub(now) / time.Second), Scope: claims.Scope}
+	resp := &oauth.TokenResponse{AccessToken: jwt, TokenType: oauth.TokenTypeBearer, ExpiresIn: int64(exp.Sub(now) / time.Second), Scope: claims.Scope, IssuedTokenType: a.issuedTokenType}
 	if resp.IDToken, err = s.idToken(now, exp, c, &p, a, jwt); err != nil {
 		return nil, err
 	}

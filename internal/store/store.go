@@ -43,6 +43,11 @@ const (
 	RegistrationManual = "manual"
 	RegistrationDCR    = "dcr"
 	RegistrationCIMD   = "cimd"
+	// RegistrationWorkload: an agent identity the hub created for a
+	// workload (Kubernetes service account, SPIFFE id, CI job) that a
+	// trusted issuer's rule mapped; it authenticates only with that
+	// issuer's JWTs (Client.FederatedIssuer).
+	RegistrationWorkload = "workload"
 )
 
 // Client is a registered OAuth client (an agent).
@@ -101,8 +106,13 @@ type Client struct {
 	// SoftwareStatementIssuer is the issuer of the RFC 7591 §2.3 software
 	// statement the registration carried and the hub verified ("": none).
 	SoftwareStatementIssuer string
-	CreatedAt               time.Time
-	UpdatedAt               time.Time
+	// FederatedIssuer is the ID of the trusted issuer (Issuer.ID) whose
+	// workload JWTs authenticate this client, for RegistrationWorkload
+	// clients ("" for every other client): such a client has no secret and
+	// no keys of its own.
+	FederatedIssuer string
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
 }
 
 // Client statuses.
@@ -206,11 +216,88 @@ type User struct {
 	ID           string
 	Username     string
 	PasswordHash string // argon2id, PHC string format
-	Roles        []string
-	Groups       []string
-	Disabled     bool
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	// Name is the person's full name and Email their address, as an admin
+	// entered them ("": unknown): the OpenID Connect profile and email
+	// claims. EmailVerified says the admin vouches for the address.
+	Name          string
+	Email         string
+	EmailVerified bool
+	Roles         []string
+	Groups        []string
+	Disabled      bool
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+}
+
+// Issuer is a trusted issuer of JWTs: an enterprise identity provider
+// whose identity assertion grants (ID-JAG) the hub accepts, a workload
+// platform (Kubernetes, SPIFFE, a CI provider) whose tokens identify
+// agents, or an issuer whose tokens may be exchanged (RFC 8693). Admins
+// manage them with agentid issuers; the federation package verifies JWTs
+// against them.
+type Issuer struct {
+	TenantID string
+	// ID is the admin's short name for the issuer, unique in the tenant
+	// ("okta", "k8s-prod").
+	ID string
+	// Issuer is the iss value its JWTs carry, exactly; unique in the tenant.
+	Issuer string
+	// Keys: JWKSURI (fetched through the hub's SSRF-safe fetcher, cached)
+	// or JWKS (a static JSON Web Key Set); exactly one is set.
+	JWKSURI string
+	JWKS    string
+	// Audiences are the aud values accepted from this issuer; empty means
+	// the hub's issuer and token endpoint URL. An assertion's aud is always
+	// a single value.
+	Audiences []string
+	// Algorithms are the JWS algorithms accepted (asymmetric only; empty:
+	// ES256 and RS256).
+	Algorithms []string
+	// Uses are what its JWTs may be used for (IssuerUse…); at least one.
+	Uses []string
+	// MaxLifetime bounds exp - iat of its JWTs (zero: one hour).
+	MaxLifetime time.Duration
+	// UserClaim names the claim that identifies a local user (for
+	// IssuerUseIDJAG, IssuerUseJWTBearer and IssuerUseSubjectToken): "sub"
+	// (the default) and "preferred_username" match a user's Username,
+	// "email" a user's Email.
+	UserClaim string
+	// Rules map a workload's claims to an agent (IssuerUseWorkload); the
+	// first rule that matches decides.
+	Rules     []IssuerRule
+	Disabled  bool
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Uses of an Issuer's JWTs.
+const (
+	// IssuerUseIDJAG: identity assertion authorization grants
+	// (typ oauth-id-jag+jwt) through the jwt-bearer grant.
+	IssuerUseIDJAG = "id_jag"
+	// IssuerUseWorkload: workload identity tokens, through the jwt-bearer
+	// grant or as a client assertion, mapped to an agent by Rules.
+	IssuerUseWorkload = "workload"
+	// IssuerUseJWTBearer: RFC 7523 §2.1 assertions about a user, presented
+	// by an authenticated client.
+	IssuerUseJWTBearer = "jwt_bearer"
+	// IssuerUseSubjectToken: JWTs exchanged as a subject_token (RFC 8693).
+	IssuerUseSubjectToken = "subject_token"
+)
+
+// IssuerRule maps a workload JWT to an agent identity.
+type IssuerRule struct {
+	// Claims: every named claim (a string claim, or "sub") must match its
+	// pattern, where "*" matches any run of characters (none included).
+	// At least one claim.
+	Claims map[string]string `json:"claims"`
+	// Agent is the client id of the agent, where "{claim}" stands for
+	// that claim's value (e.g. "k8s:{kubernetes.io/namespace}:{sub}"); the
+	// hub creates the client on first use (RegistrationWorkload).
+	Agent string `json:"agent"`
+	// Scopes are the requested scopes of a client the rule creates (its
+	// ceiling then follows the policy's register action).
+	Scopes []string `json:"scopes,omitempty"`
 }
 
 // SigningKey is an access-token signing key. The private key is stored only
@@ -517,6 +604,7 @@ type Store interface {
 	Policies
 	AuditTrail
 	Domains
+	Issuers
 }
 
 // Database is the backend's lifecycle: opening checks, schema migration
@@ -591,6 +679,26 @@ type Domains interface {
 	ListDomains(ctx context.Context, tenantID string) ([]*Domain, error)
 	// DeleteDomain removes it; an unknown pattern is ErrNotFound.
 	DeleteDomain(ctx context.Context, tenantID, pattern string, ev *AuditEvent) error
+}
+
+// Issuers are the trusted issuers of JWTs (agentid issuers ...).
+type Issuers interface {
+	// CreateIssuer returns ErrConflict for a duplicate ID or Issuer in the
+	// tenant, ErrInvalid when ID, Issuer or Uses is empty or both or
+	// neither of JWKS and JWKSURI are set; it writes ev in the same
+	// transaction.
+	CreateIssuer(ctx context.Context, iss *Issuer, ev *AuditEvent) error
+	// GetIssuer finds an issuer by its ID.
+	GetIssuer(ctx context.Context, tenantID, id string) (*Issuer, error)
+	// ListIssuers returns the tenant's issuers ordered by ID.
+	ListIssuers(ctx context.Context, tenantID string) ([]*Issuer, error)
+	// UpdateIssuer replaces every field but TenantID, ID and CreatedAt of
+	// an existing issuer (ErrNotFound otherwise), with the CreateIssuer
+	// rules, and writes ev in the same transaction.
+	UpdateIssuer(ctx context.Context, iss *Issuer, ev *AuditEvent) error
+	// DeleteIssuer removes it (ErrNotFound if unknown) and writes ev. The
+	// workload clients it federated stay, and can no longer authenticate.
+	DeleteIssuer(ctx context.Context, tenantID, id string, ev *AuditEvent) error
 }
 
 // Resources are the protected resources (MCP servers) and their scopes,
@@ -732,6 +840,12 @@ type Tokens interface {
 	Installations(ctx context.Context, tenantID, userID, clientID string, now time.Time) ([]Installation, error)
 	// AccessTokenRevoked reports whether the jti is denylisted.
 	AccessTokenRevoked(ctx context.Context, jti string) (bool, error)
+	// GetAccessToken returns the recorded access token with this jti
+	// whatever its state (RevokedAt set when denylisted), or ErrNotFound.
+	// Token exchange reads the subject token's record with it: its grant
+	// family (so revoking the family reaches exchanged tokens too) and
+	// whether it was revoked.
+	GetAccessToken(ctx context.Context, jti string) (*AccessToken, error)
 	// UseJTI records a single-use JWT id (client assertions) until exp. A jti
 	// already recorded and not yet expired at now is ErrConflict. key
 	// namespaces the jti (e.g. the issuer).

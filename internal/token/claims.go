@@ -22,12 +22,37 @@ type AccessClaims struct {
 	NotBefore int64    `json:"nbf,omitempty"`
 	Expiry    int64    `json:"exp"`
 	AuthTime  int64    `json:"auth_time,omitempty"`
-	// Act is the current actor of a delegated token (RFC 8693 §4.1); it may
-	// nest the prior actors in its own "act".
-	Act map[string]any `json:"act,omitempty"`
+	// Act is the current actor of a delegated token (RFC 8693 §4.1); it
+	// nests the prior actors in its own Act.
+	Act *Actor `json:"act,omitempty"`
+	// MayAct names the party allowed to become the actor when this token
+	// is exchanged (RFC 8693 §4.4).
+	MayAct *Actor `json:"may_act,omitempty"`
 	// Confirmation binds the token to a key (RFC 7800 §3.1), e.g. the DPoP
 	// key thumbprint "jkt" (RFC 9449 §6.1).
 	Confirmation *Confirmation `json:"cnf,omitempty"`
+}
+
+// Actor is one party of a delegation chain, the value of an act or may_act
+// claim (RFC 8693 §4.1, §4.4): who acts, and, nested in Actor, who acted
+// before it (the current actor outermost). Only identity claims belong
+// here; exp, aud and the like mean nothing inside act.
+type Actor struct {
+	// Subject is the actor: for agentid's own tokens the actor's client_id.
+	Subject string `json:"sub"`
+	// Issuer names who vouches for Subject when it is not the hub.
+	Issuer string `json:"iss,omitempty"`
+	// Actor is the prior actor (nil for the first).
+	Actor *Actor `json:"act,omitempty"`
+}
+
+// Depth is the number of actors in the chain that starts at a (0 for nil).
+func (a *Actor) Depth() int {
+	n := 0
+	for ; a != nil; a = a.Actor {
+		n++
+	}
+	return n
 }
 
 // Confirmation is the "cnf" claim.
@@ -37,34 +62,36 @@ type Confirmation struct {
 
 // claimsOut is the encoded form: aud is a string or an array.
 type claimsOut struct {
-	Issuer       string         `json:"iss"`
-	Subject      string         `json:"sub"`
-	Audience     any            `json:"aud,omitempty"`
-	ClientID     string         `json:"client_id"`
-	Scope        string         `json:"scope,omitempty"`
-	JTI          string         `json:"jti"`
-	IssuedAt     int64          `json:"iat"`
-	NotBefore    int64          `json:"nbf,omitempty"`
-	Expiry       int64          `json:"exp"`
-	AuthTime     int64          `json:"auth_time,omitempty"`
-	Act          map[string]any `json:"act,omitempty"`
-	Confirmation *Confirmation  `json:"cnf,omitempty"`
+	Issuer       string        `json:"iss"`
+	Subject      string        `json:"sub"`
+	Audience     any           `json:"aud,omitempty"`
+	ClientID     string        `json:"client_id"`
+	Scope        string        `json:"scope,omitempty"`
+	JTI          string        `json:"jti"`
+	IssuedAt     int64         `json:"iat"`
+	NotBefore    int64         `json:"nbf,omitempty"`
+	Expiry       int64         `json:"exp"`
+	AuthTime     int64         `json:"auth_time,omitempty"`
+	Act          *Actor        `json:"act,omitempty"`
+	MayAct       *Actor        `json:"may_act,omitempty"`
+	Confirmation *Confirmation `json:"cnf,omitempty"`
 }
 
 // claimsIn is the decoded form: aud may be a string or an array.
 type claimsIn struct {
-	Issuer       string         `json:"iss"`
-	Subject      string         `json:"sub"`
-	Audience     audience       `json:"aud"`
-	ClientID     string         `json:"client_id"`
-	Scope        string         `json:"scope"`
-	JTI          string         `json:"jti"`
-	IssuedAt     int64          `json:"iat"`
-	NotBefore    int64          `json:"nbf"`
-	Expiry       int64          `json:"exp"`
-	AuthTime     int64          `json:"auth_time"`
-	Act          map[string]any `json:"act"`
-	Confirmation *Confirmation  `json:"cnf"`
+	Issuer       string        `json:"iss"`
+	Subject      string        `json:"sub"`
+	Audience     audience      `json:"aud"`
+	ClientID     string        `json:"client_id"`
+	Scope        string        `json:"scope"`
+	JTI          string        `json:"jti"`
+	IssuedAt     int64         `json:"iat"`
+	NotBefore    int64         `json:"nbf"`
+	Expiry       int64         `json:"exp"`
+	AuthTime     int64         `json:"auth_time"`
+	Act          *Actor        `json:"act"`
+	MayAct       *Actor        `json:"may_act"`
+	Confirmation *Confirmation `json:"cnf"`
 }
 
 type audience []string
@@ -96,7 +123,7 @@ func (c *AccessClaims) out() *claimsOut {
 	o := &claimsOut{
 		Issuer: c.Issuer, Subject: c.Subject, ClientID: c.ClientID, Scope: c.Scope, JTI: c.JTI,
 		IssuedAt: c.IssuedAt, NotBefore: c.NotBefore, Expiry: c.Expiry, AuthTime: c.AuthTime,
-		Act: c.Act, Confirmation: c.Confirmation,
+		Act: c.Act, MayAct: c.MayAct, Confirmation: c.Confirmation,
 	}
 	switch len(c.Audience) {
 	case 0:
@@ -122,7 +149,7 @@ func (c *AccessClaims) UnmarshalJSON(b []byte) error {
 	*c = AccessClaims{
 		Issuer: in.Issuer, Subject: in.Subject, Audience: []string(in.Audience), ClientID: in.ClientID,
 		Scope: in.Scope, JTI: in.JTI, IssuedAt: in.IssuedAt, NotBefore: in.NotBefore, Expiry: in.Expiry,
-		AuthTime: in.AuthTime, Act: in.Act, Confirmation: in.Confirmation,
+		AuthTime: in.AuthTime, Act: in.Act, MayAct: in.MayAct, Confirmation: in.Confirmation,
 	}
 	return nil
 }

@@ -444,7 +444,8 @@ func TestMintVerifyRoundTrip(t *testing.T) {
 			k := newTestKeys(t, newMemStore(), testKeyring(t), clk, alg)
 			in := claimsAt(clk.Now())
 			in.AuthTime = clk.Now().Add(-time.Hour).Unix()
-			in.Act = map[string]any{"sub": "agent-7", "act": map[string]any{"sub": "agent-1"}}
+			in.Act = &Actor{Subject: "agent-7", Actor: &Actor{Subject: "agent-1"}}
+			in.MayAct = &Actor{Subject: "mcp-b"}
 			in.Confirmation = &Confirmation{JKT: "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}
 			raw, err := k.Mint(in)
 			if err != nil {
