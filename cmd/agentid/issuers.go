@@ -90,11 +90,11 @@ follow within a few seconds.`,
 type issuerSpec struct {
 	// jwks is a static key set already checked and stored (update keeps it).
 	issuer, jwksURI, jwksFile, jwks string
-	audiences, algs, uses     []string
-	maxLifetime               time.Duration
-	userClaim                 string
-	rules                     ruleFlags
-	disabled                  bool
+	audiences, algs, uses           []string
+	maxLifetime                     time.Duration
+	userClaim                       string
+	rules                           ruleFlags
+	disabled                        bool
 }
 
 func (c *cli) newIssuersAddCmd(asJSON *bool) *cobra.Command {
