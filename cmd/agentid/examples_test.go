@@ -32,6 +32,8 @@ const (
 	exampleServerClient = "notes-mcp"
 	exampleUser         = "alice"
 	exampleIssuer       = "https://auth.example.test"
+	// exampleTrustedIssuer is the ID of a trusted issuer (agentid issuers).
+	exampleTrustedIssuer = "okta"
 )
 
 // examplePlaceholders are the upper-case words an example may use for a
@@ -49,7 +51,7 @@ var examplePlaceholders = map[string]string{
 // TestHelpExamples runs every line of every command's Example, each in a
 // fresh working directory and data directory seeded with the world the
 // examples talk about (a resource, an agent dcr-1, the MCP server's
-// confidential client notes-mcp, a user alice, a
+// confidential client notes-mcp, a user alice, a trusted issuer okta, a
 // policies/ directory, an agentid.yaml). Every line must succeed. A client
 // that an example registers for client_credentials must then get a token
 // from the hub: an example that makes a client that can never get one is
@@ -155,6 +157,8 @@ func seedExampleWorld(t *testing.T, env map[string]string) {
 		// The confidential client an MCP server authenticates as.
 		{"clients", "add", "--name", "Notes MCP server", "--id", exampleServerClient},
 		{"users", "add", exampleUser},
+		// A trusted identity provider.
+		{"issuers", "add", exampleTrustedIssuer, "--issuer", "https://acme.okta.com", "--jwks-uri", "https://acme.okta.com/oauth2/v1/keys", "--use", "id_jag"},
 	} {
 		if code, stdout, stderr := runCLI(t, env, args...); code != 0 {
 			t.Fatalf("seeding %q: exit %d\n%s%s", args, code, stdout, stderr)

@@ -12,12 +12,14 @@ import (
 	"maps"
 	"net/url"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/config"
@@ -74,6 +76,7 @@ follow within a few seconds.`,
 	addJSONFlag(cmd, &asJSON)
 	cmd.AddCommand(
 		c.newIssuersAddCmd(&asJSON),
+		c.newIssuersUpdateCmd(&asJSON),
 		c.newIssuersListCmd(&asJSON),
 		c.newIssuersShowCmd(&asJSON),
 		c.newIssuersSetDisabledCmd(&asJSON, false),
@@ -85,12 +88,13 @@ follow within a few seconds.`,
 
 // issuerSpec is what `issuers add` reads from its flags.
 type issuerSpec struct {
-	issuer, jwksURI, jwksFile string
-	audiences, algs, uses     []string
-	maxLifetime               time.Duration
-	userClaim                 string
-	rules                     ruleFlags
-	disabled                  bool
+	// jwks is a static key set already checked and stored (update keeps it).
+	issuer, jwksURI, jwksFile, jwks string
+	audiences, algs, uses           []string
+	maxLifetime                     time.Duration
+	userClaim                       string
+	rules                           ruleFlags
+	disabled                        bool
 }
 
 func (c *cli) newIssuersAddCmd(asJSON *bool) *cobra.Command {
@@ -108,7 +112,8 @@ bounds exp - iat of its JWTs (default 1h, at most 24h).
 
 --user-claim names the claim that identifies a local user for id_jag,
 jwt_bearer and subject_token: sub (the default) or preferred_username match a
-username, email a user's email address (agentid users update --email).
+username, email a user's verified email address (agentid users update --email
+ADDRESS --email-verified).
 
 --rule maps workload tokens to agents: 'CLAIM=PATTERN,...->AGENT'. Every claim
 must match its pattern, where * matches any run of characters; the first rule
@@ -116,8 +121,9 @@ that matches decides. AGENT is the agent's client id, where {CLAIM} stands for
 that claim's value; the hub creates the agent on first use. --rule-scope gives
 the scopes the agent created by the preceding --rule asks for (its ceiling
 then follows policy).`,
-		Example: `  agentid issuers add okta --issuer https://acme.okta.com \
-    --jwks-uri https://acme.okta.com/oauth2/v1/keys --use id_jag --user-claim email
+		Example: `  agentid issuers add entra --issuer https://login.microsoftonline.com/7d3f0c4e-1b2a-4c5d-9e8f-0a1b2c3d4e5f/v2.0 \
+    --jwks-uri https://login.microsoftonline.com/7d3f0c4e-1b2a-4c5d-9e8f-0a1b2c3d4e5f/discovery/v2.0/keys \
+    --use id_jag --user-claim email
   agentid issuers add k8s-prod --issuer https://oidc.eks.eu-west-1.amazonaws.com/id/c0ffee \
     --jwks-uri https://oidc.eks.eu-west-1.amazonaws.com/id/c0ffee/keys --use workload --audience https://agentid.example.com \
     --rule 'sub=system:serviceaccount:agents:*,kubernetes.io/namespace=agents->k8s.agents.{kubernetes.io/serviceaccount/name}' \
@@ -144,25 +150,144 @@ then follows policy).`,
 			})
 		},
 	}
+	registerIssuerFlags(cmd, &spec, "required")
+	cmd.Flags().BoolVar(&spec.disabled, "disabled", false, "add it disabled (agentid issuers enable ID trusts it)")
+	return cmd
+}
+
+// registerIssuerFlags registers the settings flags of add and update;
+// required is what help says of --issuer and --use.
+func registerIssuerFlags(cmd *cobra.Command, spec *issuerSpec, required string) {
 	f := cmd.Flags()
-	f.StringVar(&spec.issuer, "issuer", "", "the `URL` its JWTs carry as iss (required)")
+	f.StringVar(&spec.issuer, "issuer", "", "the `URL` its JWTs carry as iss ("+required+")")
 	f.StringVar(&spec.jwksURI, "jwks-uri", "", "`URL` of its JSON Web Key Set")
 	f.StringVar(&spec.jwksFile, "jwks-file", "", "`file` holding its JSON Web Key Set (public keys only)")
 	f.StringArrayVar(&spec.audiences, "audience", nil, "aud value accepted from it (repeatable; default: the hub's issuer and token endpoint)")
 	f.StringArrayVar(&spec.algs, "alg", nil, "JWS algorithm accepted: "+strings.Join(issuerAlgorithms, ", ")+" (repeatable; default "+defaultIssuerAlgs+")")
-	f.StringArrayVar(&spec.uses, "use", nil, "what its JWTs may be used for: "+defaultIssuerUseText+" (required, repeatable)")
+	f.StringArrayVar(&spec.uses, "use", nil, "what its JWTs may be used for: "+defaultIssuerUseText+" ("+required+", repeatable)")
 	f.DurationVar(&spec.maxLifetime, "max-lifetime", 0, "longest exp - iat accepted, at most 24h (default 1h)")
 	f.StringVar(&spec.userClaim, "user-claim", "", "claim naming the local user: sub, preferred_username or email (default sub)")
 	f.Var(ruleFlag{&spec.rules}, "rule", "workload rule `'CLAIM=PATTERN,...->AGENT'` (repeatable)")
 	f.Var(ruleScopeFlag{&spec.rules}, "rule-scope", "`scopes` the agents of the preceding --rule ask for (space or comma separated, repeatable)")
-	f.BoolVar(&spec.disabled, "disabled", false, "add it disabled (agentid issuers enable ID trusts it)")
+}
+
+func (c *cli) newIssuersUpdateCmd(asJSON *bool) *cobra.Command {
+	var given issuerSpec
+	cmd := &cobra.Command{
+		Use:   "update ID [flags]",
+		Short: "Change a trusted issuer's settings (keys, audiences, algorithms, uses, lifetime, rules)",
+		Long: `Change a trusted issuer's settings, checked as add checks them. Flags not given
+keep their value; a list flag given (--audience, --alg, --use, --rule) replaces
+the whole list. --jwks-uri or --jwks-file replaces the keys (rotating a static
+key set: the new file should hold the old key and the new one until the issuer
+signs with the new one only). Removing a use drops what only it needed: the
+rules with workload, the user claim with the last use naming a person. The
+change is audited (issuer.updated, change settings); enable and disable are
+commands of their own.`,
+		Example: `  agentid issuers update okta --jwks-uri https://acme.okta.com/oauth2/v1/keys --max-lifetime 5m --user-claim email`,
+		Args:    exactArgs("ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f := cmd.Flags()
+			changed := false
+			f.Visit(func(*pflag.Flag) { changed = true })
+			if !changed {
+				return usageErrorf(cmd, "nothing to change: give the settings to replace (agentid issuers update --help)")
+			}
+			if f.Changed("jwks-uri") && f.Changed("jwks-file") {
+				return usageErrorf(cmd, "give --jwks-uri or --jwks-file, not both")
+			}
+			return c.withStore(cmd, func(ctx context.Context, _ *config.Config, st store.Store) error {
+				old, err := getIssuer(ctx, st, args[0])
+				if err != nil {
+					return err
+				}
+				spec := mergeIssuerSpec(f, old, &given)
+				now := time.Now().UTC()
+				iss, err := buildIssuer(old.ID, &spec, now)
+				if err != nil {
+					return usageErrorf(cmd, "%v", err)
+				}
+				iss.CreatedAt = old.CreatedAt
+				out := cmd.OutOrStdout()
+				probe := *iss
+				probe.UpdatedAt = old.UpdatedAt
+				if reflect.DeepEqual(&probe, old) {
+					if *asJSON {
+						return writeJSON(out, issuerView(old))
+					}
+					fmt.Fprintf(out, "issuer %s unchanged\n", old.ID)
+					return nil
+				}
+				err = st.UpdateIssuer(ctx, iss, audit.NewIssuerUpdated(adminMeta(now), iss, audit.IssuerChangeSettings))
+				switch {
+				case errors.Is(err, store.ErrNotFound):
+					return noIssuer(old.ID)
+				case errors.Is(err, store.ErrConflict):
+					return fmt.Errorf("issuer %s is already trusted under another ID (agentid issuers list)", iss.Issuer)
+				case err != nil:
+					return fmt.Errorf("updating the issuer: %w", err)
+				}
+				if *asJSON {
+					return writeJSON(out, issuerView(iss))
+				}
+				return printIssuer(out, iss)
+			})
+		},
+	}
+	registerIssuerFlags(cmd, &given, "keeps its value unless given")
 	return cmd
+}
+
+// mergeIssuerSpec is the spec of old with the flags given on f (parsed
+// into given) replacing its settings.
+func mergeIssuerSpec(f *pflag.FlagSet, old *store.Issuer, given *issuerSpec) issuerSpec {
+	spec := issuerSpec{
+		issuer: old.Issuer, jwksURI: old.JWKSURI, jwks: old.JWKS,
+		audiences: old.Audiences, algs: old.Algorithms, uses: old.Uses,
+		maxLifetime: old.MaxLifetime, userClaim: old.UserClaim,
+		rules: ruleFlags{rules: old.Rules}, disabled: old.Disabled,
+	}
+	if f.Changed("issuer") {
+		spec.issuer = given.issuer
+	}
+	switch {
+	case f.Changed("jwks-uri"):
+		spec.jwksURI, spec.jwks = given.jwksURI, ""
+	case f.Changed("jwks-file"):
+		spec.jwksURI, spec.jwks, spec.jwksFile = "", "", given.jwksFile
+	}
+	if f.Changed("audience") {
+		spec.audiences = given.audiences
+	}
+	if f.Changed("alg") {
+		spec.algs = given.algs
+	}
+	if f.Changed("max-lifetime") {
+		spec.maxLifetime = given.maxLifetime
+	}
+	if f.Changed("use") {
+		spec.uses = given.uses
+		// What only a removed use needed goes with it.
+		if !slices.Contains(spec.uses, store.IssuerUseWorkload) && !f.Changed("rule") {
+			spec.rules = ruleFlags{}
+		}
+		if !namesUsers(spec.uses) && !f.Changed("user-claim") {
+			spec.userClaim = ""
+		}
+	}
+	if f.Changed("user-claim") {
+		spec.userClaim = given.userClaim
+	}
+	if f.Changed("rule") {
+		spec.rules = given.rules
+	}
+	return spec
 }
 
 // issuerConflict explains a duplicate: the id or the issuer URL is taken.
 func issuerConflict(ctx context.Context, st store.Store, iss *store.Issuer) error {
 	if _, err := st.GetIssuer(ctx, iss.TenantID, iss.ID); err == nil {
-		return fmt.Errorf("issuer %q already exists (agentid issuers delete %s first to replace it)", iss.ID, iss.ID)
+		return fmt.Errorf("issuer %q already exists (agentid issuers update %s changes it)", iss.ID, iss.ID)
 	}
 	list, err := st.ListIssuers(ctx, iss.TenantID)
 	if err != nil {
@@ -193,6 +318,8 @@ func buildIssuer(id string, spec *issuerSpec, now time.Time) (*store.Issuer, err
 	switch {
 	case spec.jwksURI != "" && spec.jwksFile != "":
 		return nil, errors.New("give --jwks-uri or --jwks-file, not both")
+	case spec.jwks != "":
+		iss.JWKS = spec.jwks
 	case spec.jwksURI != "":
 		if err := checkIssuerURL("--jwks-uri", spec.jwksURI, true); err != nil {
 			return nil, err

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/mail"
 	"strings"
 	"time"
 
@@ -41,6 +42,7 @@ func (c *cli) newUsersCmd() *cobra.Command {
 	addJSONFlag(cmd, &asJSON)
 	cmd.AddCommand(
 		c.newUsersAddCmd(&asJSON),
+		c.newUsersUpdateCmd(&asJSON),
 		c.newUsersListCmd(&asJSON),
 		c.newUsersSetPasswordCmd(&asJSON),
 		c.newUsersSetDisabledCmd(&asJSON, true),
@@ -51,13 +53,25 @@ func (c *cli) newUsersCmd() *cobra.Command {
 
 func (c *cli) newUsersAddCmd(asJSON *bool) *cobra.Command {
 	var fromStdin bool
+	var prof profileFlags
 	cmd := &cobra.Command{
-		Use:   "add USERNAME [--password-stdin]",
+		Use:   "add USERNAME [--password-stdin] [--name NAME] [--email ADDRESS [--email-verified]]",
 		Short: "Add a user; prints a generated password once unless --password-stdin",
-		Args:  exactArgs("USERNAME"),
+		Long: `Add a user who logs in with a password; prints a generated password once
+unless --password-stdin.
+
+--name and --email are the person's profile: the hub hands them to OpenID
+Connect relying parties (the profile and email scopes), and a trusted issuer
+whose user claim is email finds the user by address. --email-verified says you
+vouch for the address; relying parties see email_verified true only then.`,
+		Example: `  agentid users add bob --name "Bob Kahn" --email bob@example.com --email-verified`,
+		Args:    exactArgs("USERNAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			username := args[0]
 			if err := validateUsername(username); err != nil {
+				return err
+			}
+			if err := prof.check(cmd); err != nil {
 				return err
 			}
 			pw, generated, err := obtainPassword(cmd.InOrStdin(), fromStdin, args[0])
@@ -78,6 +92,10 @@ func (c *cli) newUsersAddCmd(asJSON *bool) *cobra.Command {
 					CreatedAt:    now,
 					UpdatedAt:    now,
 				}
+				prof.apply(cmd, u)
+				if err := emailFree(ctx, st, u); err != nil {
+					return err
+				}
 				// The event names the user by id only: never a password or hash.
 				if err := st.CreateUser(ctx, u, audit.NewUserCreated(audit.Meta{Time: now}, u.ID)); err != nil {
 					if errors.Is(err, store.ErrConflict) {
@@ -90,7 +108,182 @@ func (c *cli) newUsersAddCmd(asJSON *bool) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&fromStdin, "password-stdin", false, "read the password from the first line of stdin instead of generating one")
+	prof.register(cmd)
 	return cmd
+}
+
+func (c *cli) newUsersUpdateCmd(asJSON *bool) *cobra.Command {
+	var prof profileFlags
+	cmd := &cobra.Command{
+		Use:   "update USERNAME [--name NAME] [--email ADDRESS] [--email-verified[=false]]",
+		Short: "Change a user's name, email address or its verification",
+		Long: `Change a user's profile: --name, --email, --email-verified. Flags not given keep
+their value; an empty value clears it. A new address is unverified unless
+--email-verified is given with it. The change is audited (user.updated,
+change profile; the event does not repeat the values).`,
+		Example: `  agentid users update USERNAME --email alice@wonderland.example --email-verified
+  agentid users update USERNAME --name ""`,
+		Args: exactArgs("USERNAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := prof.check(cmd); err != nil {
+				return err
+			}
+			if !prof.any(cmd) {
+				return usageErrorf(cmd, "nothing to change: give --name, --email or --email-verified")
+			}
+			return c.withStore(cmd, func(ctx context.Context, _ *config.Config, st store.Store) error {
+				u, err := getUser(ctx, st, args[0])
+				if err != nil {
+					return err
+				}
+				before := *u
+				prof.apply(cmd, u)
+				if u.Email == "" && u.EmailVerified {
+					return usageErrorf(cmd, "--email-verified: user %s has no email address (give --email)", u.Username)
+				}
+				out := cmd.OutOrStdout()
+				if u.Name == before.Name && u.Email == before.Email && u.EmailVerified == before.EmailVerified {
+					if *asJSON {
+						return writeJSON(out, userView(u))
+					}
+					fmt.Fprintf(out, "user %s unchanged\n", u.Username)
+					return nil
+				}
+				if err := emailFree(ctx, st, u); err != nil {
+					return err
+				}
+				u.UpdatedAt = time.Now()
+				if err := st.UpdateUser(ctx, u, userUpdated(u, "profile")); err != nil {
+					return fmt.Errorf("updating the user: %w", err)
+				}
+				if *asJSON {
+					return writeJSON(out, userView(u))
+				}
+				t := newTable(out)
+				t.row("username", u.Username)
+				t.row("name", u.Name)
+				t.row("email", emailText(u))
+				return t.flush()
+			})
+		},
+	}
+	prof.register(cmd)
+	return cmd
+}
+
+// Profile bounds: a name as people write theirs, an address as RFC 5321
+// §4.5.3.1 allows (a path of at most 256 octets, its brackets included).
+const (
+	maxProfileNameLen = 200
+	maxEmailLen       = 254
+)
+
+// profileFlags are the profile flags of users add and update.
+type profileFlags struct {
+	name, email string
+	verified    bool
+}
+
+func (p *profileFlags) register(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&p.name, "name", "", "the person's full name (OpenID Connect name claim)")
+	f.StringVar(&p.email, "email", "", "the person's email `address`")
+	f.BoolVar(&p.verified, "email-verified", false, "you vouch for the email address")
+}
+
+// any reports whether a profile flag was given.
+func (p *profileFlags) any(cmd *cobra.Command) bool {
+	f := cmd.Flags()
+	return f.Changed("name") || f.Changed("email") || f.Changed("email-verified")
+}
+
+// check refuses a name or address the profile cannot hold.
+func (p *profileFlags) check(cmd *cobra.Command) error {
+	if len(p.name) > maxProfileNameLen {
+		return usageErrorf(cmd, "--name must be at most %d bytes", maxProfileNameLen)
+	}
+	for _, r := range p.name {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return usageErrorf(cmd, "--name must not contain control characters")
+		}
+	}
+	if p.name != strings.TrimSpace(p.name) {
+		return usageErrorf(cmd, "--name must not start or end with spaces")
+	}
+	if p.email != "" {
+		if err := validateEmail(p.email); err != nil {
+			return usageErrorf(cmd, "%v", err)
+		}
+	}
+	if cmd.Flags().Changed("email") && p.email == "" && p.verified {
+		return usageErrorf(cmd, "--email-verified needs an email address")
+	}
+	if cmd.Name() == "add" && p.verified && p.email == "" {
+		return usageErrorf(cmd, "--email-verified needs --email")
+	}
+	return nil
+}
+
+// apply sets the profile flags given on cmd on u. A changed address is
+// unverified unless --email-verified says otherwise.
+func (p *profileFlags) apply(cmd *cobra.Command, u *store.User) {
+	f := cmd.Flags()
+	if f.Changed("name") {
+		u.Name = p.name
+	}
+	if f.Changed("email") && p.email != u.Email {
+		u.Email, u.EmailVerified = p.email, false
+	}
+	if f.Changed("email-verified") {
+		u.EmailVerified = p.verified
+	}
+}
+
+// validateEmail accepts a plain address (local@domain, no display name or
+// angle brackets) of at most 254 bytes.
+func validateEmail(s string) error {
+	if len(s) > maxEmailLen {
+		return fmt.Errorf("--email must be at most %d bytes", maxEmailLen)
+	}
+	a, err := mail.ParseAddress(s)
+	if err != nil || a.Name != "" || a.Address != s {
+		return fmt.Errorf("--email %q is not a plain email address (local@domain)", s)
+	}
+	local, domain, _ := strings.Cut(s, "@")
+	if local == "" || !strings.Contains(domain, ".") && domain != "localhost" {
+		return fmt.Errorf("--email %q is not a plain email address (local@domain)", s)
+	}
+	return nil
+}
+
+// emailFree refuses an address another user of the tenant has (compared
+// without regard to case): a trusted issuer whose user claim is email must
+// find one user by it.
+func emailFree(ctx context.Context, st store.Store, u *store.User) error {
+	if u.Email == "" {
+		return nil
+	}
+	us, err := st.ListUsers(ctx, u.TenantID)
+	if err != nil {
+		return err
+	}
+	for _, o := range us {
+		if o.ID != u.ID && strings.EqualFold(o.Email, u.Email) {
+			return fmt.Errorf("email address %s is already user %s's", u.Email, o.Username)
+		}
+	}
+	return nil
+}
+
+// emailText shows an address and whether it is verified.
+func emailText(u *store.User) string {
+	switch {
+	case u.Email == "":
+		return ""
+	case u.EmailVerified:
+		return u.Email + " (verified)"
+	}
+	return u.Email + " (unverified)"
 }
 
 func (c *cli) newUsersListCmd(asJSON *bool) *cobra.Command {
@@ -112,9 +305,9 @@ func (c *cli) newUsersListCmd(asJSON *bool) *cobra.Command {
 					}
 					return writeJSON(out, vs)
 				}
-				t := newTable(out, "USERNAME", "ID", "STATUS", "CREATED", "UPDATED")
+				t := newTable(out, "USERNAME", "ID", "STATUS", "CREATED", "UPDATED", "EMAIL")
 				for _, u := range us {
-					t.row(u.Username, u.ID, status(u.Disabled), timeText(u.CreatedAt), timeText(u.UpdatedAt))
+					t.row(u.Username, u.ID, status(u.Disabled), timeText(u.CreatedAt), timeText(u.UpdatedAt), emailText(u))
 				}
 				return t.flush()
 			})
@@ -287,14 +480,19 @@ type userJSON struct {
 	ID       string `json:"id"`
 	Username string `json:"username"`
 	// Password appears once, when agentid generated it.
-	Password  string     `json:"password,omitempty"`
-	Disabled  bool       `json:"disabled"`
-	CreatedAt *time.Time `json:"created_at,omitempty"`
-	UpdatedAt *time.Time `json:"updated_at,omitempty"`
+	Password string `json:"password,omitempty"`
+	Disabled bool   `json:"disabled"`
+	// The profile: name and email omitted when unknown.
+	Name          string     `json:"name,omitempty"`
+	Email         string     `json:"email,omitempty"`
+	EmailVerified bool       `json:"email_verified"`
+	CreatedAt     *time.Time `json:"created_at,omitempty"`
+	UpdatedAt     *time.Time `json:"updated_at,omitempty"`
 }
 
 func userView(u *store.User) *userJSON {
-	return &userJSON{ID: u.ID, Username: u.Username, Disabled: u.Disabled, CreatedAt: optTime(u.CreatedAt), UpdatedAt: optTime(u.UpdatedAt)}
+	return &userJSON{ID: u.ID, Username: u.Username, Name: u.Name, Email: u.Email, EmailVerified: u.EmailVerified,
+		Disabled: u.Disabled, CreatedAt: optTime(u.CreatedAt), UpdatedAt: optTime(u.UpdatedAt)}
 }
 
 // printUserWithPassword reports an added user or a changed password,
@@ -311,6 +509,12 @@ func printUserWithPassword(cmd *cobra.Command, asJSON bool, u *store.User, gener
 	t := newTable(out)
 	t.row("username", u.Username)
 	t.row("id", u.ID)
+	if u.Name != "" {
+		t.row("name", u.Name)
+	}
+	if u.Email != "" {
+		t.row("email", emailText(u))
+	}
 	if generated {
 		t.row("password", pw)
 	}

@@ -684,8 +684,9 @@ type Domains interface {
 // Issuers are the trusted issuers of JWTs (agentid issuers ...).
 type Issuers interface {
 	// CreateIssuer returns ErrConflict for a duplicate ID or Issuer in the
-	// tenant, ErrInvalid when ID, Issuer or Uses is empty or both or
-	// neither of JWKS and JWKSURI are set; it writes ev in the same
+	// tenant, ErrInvalid when TenantID, ID, Issuer or Uses is empty, a use
+	// is not one of the IssuerUse… values, MaxLifetime is negative, or both
+	// or neither of JWKS and JWKSURI are set; it writes ev in the same
 	// transaction.
 	CreateIssuer(ctx context.Context, iss *Issuer, ev *AuditEvent) error
 	// GetIssuer finds an issuer by its ID.
