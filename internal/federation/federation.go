@@ -226,6 +226,20 @@ func headerType(h *jose.Header) string {
 	return t
 }
 
+// SameType reports whether typ headers a and b name the same type.
+func SameType(a, b string) bool { return normalType(a) == normalType(b) }
+
+// Consume records the assertion's jti as used (what Expect.SingleUse
+// does), for a caller that checks more before spending it; a second
+// presentation is invalid_grant.
+func (r *Registry) Consume(ctx context.Context, a *Assertion) error {
+	err := r.st.UseJTI(ctx, "jwt:"+a.Issuer.Issuer, a.JTI, a.Expiry.Add(Leeway), r.now())
+	if errors.Is(err, store.ErrConflict) {
+		return invalid("the assertion was already used")
+	}
+	return err
+}
+
 // normalType compares media types as RFC 7515 §4.1.9 says: case-
 // insensitively, "application/" omitted.
 func normalType(t string) string {
@@ -335,11 +349,7 @@ func (r *Registry) Verify(ctx context.Context, raw string, e Expect) (*Assertion
 	}
 	a.Type = typ
 	if e.SingleUse {
-		err := r.st.UseJTI(ctx, "jwt:"+is.Issuer, a.JTI, a.Expiry.Add(Leeway), r.now())
-		if errors.Is(err, store.ErrConflict) {
-			return nil, invalid("the assertion was already used")
-		}
-		if err != nil {
+		if err := r.Consume(ctx, a); err != nil {
 			return nil, err
 		}
 	}
