@@ -266,7 +266,7 @@ func TestIDJAGAdversarial(t *testing.T) {
 		}), status: 400, code: bad, desc: "authorization_details"},
 		{name: "act", assertion: signed(func(e *emaHub, c map[string]any) { c["act"] = map[string]any{"sub": "x"} }), status: 400, code: bad, desc: "act"},
 		{name: "resource mismatch", setup: func(e *emaHub) { e.addSecondResource(e.T.(*testing.T), "notes.read") }, assertion: signed(func(*emaHub, map[string]any) {}),
-			send: func(e *emaHub, raw string) jsonResp { return e.present(raw, "resource", e.URL+"/other-mcp") },
+			send:   func(e *emaHub, raw string) jsonResp { return e.present(raw, "resource", e.URL+"/other-mcp") },
 			status: 400, code: bad, desc: "bound to"},
 		{name: "resource not registered", assertion: signed(func(e *emaHub, c map[string]any) { c["resource"] = "https://unknown.example.com/mcp" }), status: 400, code: bad, desc: "not registered"},
 		{name: "resource missing with two resources", setup: func(e *emaHub) { e.addSecondResource(e.T.(*testing.T)) }, assertion: signed(func(e *emaHub, c map[string]any) { delete(c, "resource") }),
@@ -284,7 +284,9 @@ func TestIDJAGAdversarial(t *testing.T) {
 		{name: "public client", setup: func(e *emaHub) {
 			e.AddClient(&store.Client{ID: "pub", TokenEndpointAuthMethod: "none", GrantTypes: []string{oauth.GrantJWTBearer}})
 		}, assertion: signed(func(e *emaHub, c map[string]any) { c["client_id"] = "pub" }),
-			send:   func(e *emaHub, raw string) jsonResp { return e.tokenRequest(jwtBearerForm(raw, "client_id", "pub"), "", "") },
+			send: func(e *emaHub, raw string) jsonResp {
+				return e.tokenRequest(jwtBearerForm(raw, "client_id", "pub"), "", "")
+			},
 			status: 400, code: oauth.CodeUnauthorizedClient, desc: "public"},
 		{name: "client not registered for jwt-bearer", setup: func(e *emaHub) {
 			e.AddClient(&store.Client{ID: "cc", GrantTypes: []string{oauth.GrantClientCredentials}})
