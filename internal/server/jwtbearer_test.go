@@ -371,8 +371,17 @@ func (ti *trustedIssuer) serviceAccountToken(now time.Time, aud any, ns, sa stri
 // inventory, and policy decides its scopes. The same token type works as
 // client_assertion for client_credentials.
 func TestWorkloadIdentity(t *testing.T) {
-	clk := newFakeClock()
-	h := newHub(t, withClock(clk))
+	t.Run("sqlite", func(t *testing.T) {
+		clk := newFakeClock()
+		testWorkloadIdentity(t, newHub(t, withClock(clk)), clk)
+	})
+	t.Run("postgres", func(t *testing.T) {
+		clk := newFakeClock()
+		testWorkloadIdentity(t, &hub{servertest.NewOn(t, openPostgresStore(t), withClock(clk))}, clk)
+	})
+}
+
+func testWorkloadIdentity(t *testing.T, h *hub, clk *fakeClock) {
 	k8s := newTrustedIssuer(t, k8sIssuer)
 	h.addIssuer(&store.Issuer{
 		ID: "k8s-prod", Issuer: k8sIssuer, JWKS: k8s.jwks(), Uses: []string{store.IssuerUseWorkload}, Algorithms: []string{"ES256"},
