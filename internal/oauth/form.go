@@ -158,10 +158,13 @@ func ParseClientAuth(r *http.Request, form url.Values) (ClientAuth, *Error) {
 	case bodyID != "":
 		ca.ClientID, ca.Method = bodyID, AuthMethodNone
 	default:
-		return ca, ErrInvalidClient("client authentication is required")
+		return ca, errNoClientAuth
 	}
 	return ca, nil
 }
+
+// errNoClientAuth: the request identifies no client at all.
+var errNoClientAuth = ErrInvalidClient("client authentication is required")
 
 // basicAuth extracts HTTP Basic credentials (RFC 7617) with the RFC 6749
 // §2.3.1 form-urlencoding undone. Other Authorization schemes are not client

@@ -1,5 +1,10 @@
 package oauth
 
+// GrantProfileIDJAG is the authorization_grant_profiles_supported value of
+// identity assertion authorization grants (MCP enterprise-managed
+// authorization).
+const GrantProfileIDJAG = "urn:ietf:params:oauth:grant-profile:id-jag"
+
 // ServerMetadata is the authorization server metadata document (RFC 8414
 // §2), with the RFC 9207 §3 iss flag, the Client ID Metadata Document flag
 // and the OpenID Connect Discovery 1.0 §3 fields MCP clients require.
@@ -23,6 +28,10 @@ type ServerMetadata struct {
 	CodeChallengeMethodsSupported              []string `json:"code_challenge_methods_supported,omitempty"`
 	AuthorizationResponseIssParameterSupported bool     `json:"authorization_response_iss_parameter_supported,omitempty"`
 	ClientIDMetadataDocumentSupported          bool     `json:"client_id_metadata_document_supported,omitempty"`
+	// AuthorizationGrantProfilesSupported lists the jwt-bearer grant
+	// profiles served (ID-JAG draft §6: GrantProfileIDJAG), never which
+	// issuers are trusted.
+	AuthorizationGrantProfilesSupported []string `json:"authorization_grant_profiles_supported,omitempty"`
 	// The OpenID Connect Discovery §3 fields appear in the OpenID Connect
 	// discovery document only.
 	UserinfoEndpoint                 string   `json:"userinfo_endpoint,omitempty"`

@@ -61,7 +61,11 @@ func ParseTokenRequest(r *http.Request) (*TokenRequest, *Error) {
 		return nil, ErrInvalidRequest("grant_type is required")
 	}
 	if req.Client, err = ParseClientAuth(r, form); err != nil {
-		return nil, err
+		// RFC 7523 §3.1: client authentication is optional for the
+		// jwt-bearer grant (a workload's token identifies its agent).
+		if err != errNoClientAuth || req.GrantType != GrantJWTBearer {
+			return nil, err
+		}
 	}
 	if s := form.Get("scope"); s != "" {
 		if req.Scopes, req.OfflineAccess, err = ParseRequestedScope(s); err != nil {

@@ -223,6 +223,13 @@ func TestParseTokenRequest(t *testing.T) {
 		{name: "malformed code_verifier", body: "grant_type=authorization_code&code=abc&code_verifier=short&client_id=c", code: CodeInvalidGrant},
 		{name: "missing refresh_token", body: "grant_type=refresh_token&client_id=c", code: CodeInvalidRequest},
 		{name: "missing assertion", body: "grant_type=" + url.QueryEscape(GrantJWTBearer) + "&client_id=c", code: CodeInvalidRequest},
+		{name: "jwt-bearer without client authentication (workload identity)", body: "grant_type=" + url.QueryEscape(GrantJWTBearer) + "&assertion=eyJ.x.y",
+			check: func(t *testing.T, r *TokenRequest) {
+				if r.Assertion != "eyJ.x.y" || r.Client != (ClientAuth{}) {
+					t.Fatalf("got %+v", *r)
+				}
+			}},
+		{name: "client credentials without client authentication", body: "grant_type=client_credentials", code: CodeInvalidClient},
 		{name: "exchange without subject_token_type", body: "grant_type=" + url.QueryEscape(GrantTokenExchange) + "&subject_token=st&client_id=c", code: CodeInvalidRequest},
 		{name: "exchange actor without type", body: "grant_type=" + url.QueryEscape(GrantTokenExchange) + "&subject_token=st&subject_token_type=t&actor_token=a&client_id=c", code: CodeInvalidRequest},
 		{name: "bad scope", body: "grant_type=client_credentials&scope=%22x%22", auth: basic("c", "s"), code: CodeInvalidScope},

@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/agentid/agentid/internal/audit"
+	"github.com/agentid/agentid/internal/federation"
 	"github.com/agentid/agentid/internal/oauth"
 	"github.com/agentid/agentid/internal/store"
 	"github.com/agentid/agentid/internal/token"
@@ -64,6 +66,10 @@ var dummySecretHash = token.Hash("agentid: no such client")
 func (s *Server) authenticateClient(r *http.Request, ca oauth.ClientAuth) (*store.Client, error) {
 	ctx := r.Context()
 	id := ca.ClientID
+	workload := s.workloadIssuer(ctx, ca)
+	if id == "" && workload != nil {
+		id = "workload:" + workload.ID
+	}
 	if id == "" && ca.Assertion != "" {
 		sub, oe := oauth.PeekAssertionSubject(ca.Assertion)
 		if oe != nil {
@@ -84,7 +90,13 @@ func (s *Server) authenticateClient(r *http.Request, ca oauth.ClientAuth) (*stor
 		s.authIPThrottle.end(hIP, false)
 		return nil, oauth.ErrTooManyRequests(wait, "too many failed authentications for this client; retry later")
 	}
-	c, err := s.verifyClient(r, id, ca)
+	var c *store.Client
+	var err error
+	if workload != nil {
+		c, err = s.verifyWorkload(r, ca)
+	} else {
+		c, err = s.verifyClient(r, id, ca)
+	}
 	var f *authFailure
 	isFailure := errors.As(err, &f)
 	s.authIPThrottle.end(hIP, isFailure)
@@ -102,6 +114,62 @@ func (s *Server) authenticateClient(r *http.Request, ca oauth.ClientAuth) (*stor
 		return nil, f.public
 	}
 	return nil, errClientAuth.WithCause(f)
+}
+
+// workloadIssuer is the trusted issuer of a workload identity token sent
+// as client_assertion (RFC 7523 §2.2 with the workload identity profile:
+// iss is the platform, not the client, so iss differs from sub), or nil
+// for every other request, which authenticates as a registered client.
+func (s *Server) workloadIssuer(ctx context.Context, ca oauth.ClientAuth) *store.Issuer {
+	if ca.Assertion == "" {
+		return nil
+	}
+	iss, _, err := federation.Peek(ca.Assertion)
+	if err != nil || iss == "" {
+		return nil
+	}
+	if sub, oe := oauth.PeekAssertionSubject(ca.Assertion); oe != nil || sub == iss {
+		return nil
+	}
+	is, err := s.fed.Lookup(ctx, iss)
+	if err != nil || is == nil || !slices.Contains(is.Uses, store.IssuerUseWorkload) {
+		return nil
+	}
+	return is
+}
+
+// verifyWorkload authenticates the agent a workload identity token maps to
+// (grant_jwtbearer.go): the token passes every federation check, is spent,
+// and names the client_id sent, if any. A failure is an *authFailure.
+func (s *Server) verifyWorkload(r *http.Request, ca oauth.ClientAuth) (*store.Client, error) {
+	ctx := r.Context()
+	a, err := s.fed.Verify(ctx, ca.Assertion, federation.Expect{
+		Use: store.IssuerUseWorkload, Audiences: s.assertionAudiences(), SingleUse: true,
+	})
+	var oe *oauth.Error
+	if errors.As(err, &oe) {
+		return nil, failed("workload_assertion_invalid", err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := refuseUnhonoured(a, false); err != nil {
+		return nil, failed("workload_assertion_invalid", err)
+	}
+	c, err := s.workloadAgent(ctx, r, a)
+	if errors.As(err, &oe) {
+		return nil, failed("workload_unmapped", err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if ca.ClientID != "" && ca.ClientID != c.ID {
+		return nil, failed("workload_client_mismatch", nil)
+	}
+	if c.Disabled {
+		return nil, failed("client_disabled", nil)
+	}
+	return c, nil
 }
 
 // authMethod names how the request tried to authenticate, for the audit

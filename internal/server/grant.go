@@ -43,6 +43,11 @@ func defaultGrants() []grant {
 		{typ: oauth.GrantAuthorizationCode, clientAuth: true, public: true, prove: (*Server).proveAuthorizationCode},
 		{typ: oauth.GrantRefreshToken, clientAuth: true, public: true, prove: (*Server).proveRefreshToken},
 		{typ: oauth.GrantClientCredentials, clientAuth: true, public: false, prove: (*Server).proveClientCredentials},
+		// RFC 7523 §2.1 (grant_jwtbearer.go): client authentication is
+		// optional, as a workload token identifies its agent itself; an
+		// ID-JAG or a user assertion needs an authenticated confidential
+		// client.
+		{typ: oauth.GrantJWTBearer, clientAuth: false, public: false, prove: (*Server).proveJWTBearer},
 	}
 }
 

@@ -379,7 +379,7 @@ func TestGrantTableAgreement(t *testing.T) {
 			}
 		})
 	}
-	for _, typ := range []string{oauth.GrantJWTBearer, "urn:example:not-in-the-table", "password"} {
+	for _, typ := range []string{"urn:ietf:params:oauth:grant-type:device_code", "urn:example:not-in-the-table", "password"} {
 		t.Run("not in the table "+typ, func(t *testing.T) {
 			if slices.Contains(meta.GrantTypes, typ) {
 				t.Fatalf("metadata advertises %s", typ)

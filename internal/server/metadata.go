@@ -68,6 +68,11 @@ func (s *Server) metadata(r *http.Request, oidc bool) ([]byte, error) {
 		// client_id is resolved by fetching it (cimd.go).
 		ClientIDMetadataDocumentSupported: !s.cfg.DisableCIMD,
 	}
+	if slices.Contains(m.GrantTypesSupported, oauth.GrantJWTBearer) {
+		// The resource authorization server's side of enterprise-managed
+		// authorization (grant_jwtbearer.go).
+		m.AuthorizationGrantProfilesSupported = []string{oauth.GrantProfileIDJAG}
+	}
 	if !s.cfg.Registration.Disabled {
 		m.RegistrationEndpoint = s.issuer + "/register"
 	}

@@ -142,7 +142,7 @@ func testRegistrationErrors(t *testing.T, h *hub) {
 		{"wrong type", map[string]any{"redirect_uris": "https://a.example/cb"}, "invalid_client_metadata"},
 		// The token endpoint serves neither: registration must not accept them.
 		{"token exchange grant", map[string]any{"grant_types": []string{"urn:ietf:params:oauth:grant-type:token-exchange"}}, "invalid_client_metadata"},
-		{"jwt bearer grant", map[string]any{"grant_types": []string{"urn:ietf:params:oauth:grant-type:jwt-bearer"}}, "invalid_client_metadata"},
+		{"device code grant", map[string]any{"grant_types": []string{"urn:ietf:params:oauth:grant-type:device_code"}}, "invalid_client_metadata"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

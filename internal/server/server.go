@@ -21,6 +21,7 @@ import (
 
 	"github.com/agentid/agentid/internal/clients"
 	"github.com/agentid/agentid/internal/consent"
+	"github.com/agentid/agentid/internal/federation"
 	"github.com/agentid/agentid/internal/fetch"
 	"github.com/agentid/agentid/internal/oauth"
 	"github.com/agentid/agentid/internal/policy"
@@ -172,6 +173,9 @@ type Server struct {
 	keySets *fetch.KeySets
 	cimd    cimdCache
 	domains *ttlCache[[]*store.Domain]
+	// fed verifies JWTs from the tenant's trusted issuers (jwt-bearer
+	// grant, workload client assertions).
+	fed *federation.Registry
 
 	metaMu   sync.Mutex
 	metaJSON []byte // RFC 8414
@@ -285,6 +289,7 @@ func New(cfg Config) (*Server, error) {
 		s.fetcher = fetch.New(fetch.Config{})
 	}
 	s.keySets = s.fetcher.KeySets()
+	s.fed = federation.NewRegistry(s.st, s.tenant, s.keySets, s.now)
 	s.verifying = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
 	s.userThrottle = newThrottle(s.cfg.LoginAttempts, s.now, throttleMax)
 	s.ipThrottle = newThrottle(s.cfg.LoginAttemptsPerIP, s.now, throttleMax)

@@ -81,6 +81,21 @@ func TestWire(t *testing.T) {
 			w.secret(secret, "nightly-job secret")
 			w.do(http.MethodPost, "/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"notes.read"}}, "nightly-job:"+secret)
 		}},
+		{"jwt_bearer_id_jag", "Enterprise-managed authorization, the resource authorization server's side: a confidential client presents an ID-JAG (typ oauth-id-jag+jwt) from a trusted IdP through the RFC 7523 jwt-bearer grant with client_secret_post; the token is the user's, on the resource the ID-JAG is bound to, with the requested scopes it grants, and no refresh token. Presented again, it is refused (jti single use).", func(w *wireRecorder, h *hub) {
+			idp := newTrustedIssuer(w.t, idpIssuer)
+			h.addIssuer(&store.Issuer{ID: "okta", Issuer: idpIssuer, JWKS: idp.jwks(), Uses: []string{store.IssuerUseIDJAG}})
+			secret := h.AddClient(&store.Client{ID: "agent", GrantTypes: []string{oauth.GrantJWTBearer}})
+			w.secret(secret, "agent secret")
+			now := w.clock.Now()
+			idjag := idp.sign("oauth-id-jag+jwt", map[string]any{
+				"iss": idpIssuer, "sub": servertest.TestUser, "aud": h.URL, "client_id": "agent", "jti": "idjag-1",
+				"iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(), "resource": h.Resource, "scope": "notes.read notes.write",
+			})
+			w.secret(idjag, "ID-JAG")
+			form := url.Values{"grant_type": {oauth.GrantJWTBearer}, "assertion": {idjag}, "scope": {"notes.read"}, "client_id": {"agent"}, "client_secret": {secret}}
+			w.do(http.MethodPost, "/token", form, "")
+			w.do(http.MethodPost, "/token", form, "")
+		}},
 		{"error_authorize_redirect", "An authorization request from a client an administrator registered, naming a scope no resource offers: the error goes back to the client with state and iss (RFC 6749 §4.1.2.1, RFC 9207 §2), before any sign-in. (A self-registered client gets the hub's error page instead.)", func(w *wireRecorder, h *hub) {
 			h.AddClient(&store.Client{ID: "mcp-client", TokenEndpointAuthMethod: "none", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code"}})
 			w.browse(h.Browser(), h.URL+"/authorize?"+url.Values{
@@ -99,7 +114,7 @@ func TestWire(t *testing.T) {
 		{oauth.CodeInvalidClient, "A wrong client secret (RFC 6749 §5.2).", url.Values{"grant_type": {"client_credentials"}}, "job:wrong-secret"},
 		{oauth.CodeInvalidGrant, "An authorization code that was never issued.", url.Values{"grant_type": {"authorization_code"}, "code": {"no-such-code"}, "code_verifier": {verifier}}, "job"},
 		{oauth.CodeUnauthorizedClient, "A client not registered for the refresh_token grant asks for a refresh.", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"no-such-token"}}, "job"},
-		{oauth.CodeUnsupportedGrantType, "A grant type the hub does not serve (RFC 7523 jwt-bearer).", url.Values{"grant_type": {oauth.GrantJWTBearer}, "assertion": {"eyJ.e30.x"}}, "job"},
+		{oauth.CodeUnsupportedGrantType, "A grant type the hub does not serve (RFC 8628 device code).", url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}, "device_code": {"x"}}, "job"},
 		{oauth.CodeInvalidScope, "A scope no resource offers.", url.Values{"grant_type": {"client_credentials"}, "scope": {"mail.send"}}, "job"},
 		{oauth.CodeInvalidTarget, "A resource that is not registered (RFC 8707 §2).", url.Values{"grant_type": {"client_credentials"}, "resource": {"https://unknown.example/mcp"}}, "job"},
 	} {

@@ -50,12 +50,12 @@ func (h *Hub) Wrap(mw func(http.Handler) http.Handler) {
 }
 
 const (
-	TestUser     = "alice"
+	TestUser = "alice"
 	// TestUserName and TestUserEmail are the test user's profile (the
 	// OpenID Connect profile and email claims).
 	TestUserName  = "Alice Example"
 	TestUserEmail = "alice@example.com"
-	TestPassword = "correct horse battery staple"
+	TestPassword  = "correct horse battery staple"
 )
 
 var hashedTestPassword = func() string {
