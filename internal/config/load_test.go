@@ -482,6 +482,7 @@ func envSamples(t *testing.T) map[string]envSample {
 		"tokens.auth_code_ttl":                {value: "30s"},
 		"tokens.signing_alg":                  {value: "RS256"},
 		"tokens.key_pre_publish":              {value: "30m"},
+		"tokens.max_delegation_depth":         {value: "3"},
 		"registration.enabled":                {value: "false"},
 		"registration.open": {value: "false", extra: func(*testing.T) map[string]string {
 			return map[string]string{"AGENTID_REGISTRATION_INITIAL_ACCESS_TOKEN_FILE": tokenFile}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/agentid/agentid/internal/clients"
 	"github.com/agentid/agentid/internal/consent"
+	"github.com/agentid/agentid/internal/federation"
 	"github.com/agentid/agentid/internal/fetch"
 	"github.com/agentid/agentid/internal/oauth"
 	"github.com/agentid/agentid/internal/policy"
@@ -81,6 +82,11 @@ type Config struct {
 	// client_id is then an unknown client, and the metadata does not
 	// advertise client_id_metadata_document_supported.
 	DisableCIMD bool
+
+	// MaxDelegationDepth is the most actors the act claim of a token from
+	// token exchange may nest (tokens.max_delegation_depth; default
+	// DefaultMaxDelegationDepth).
+	MaxDelegationDepth int
 
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -171,6 +177,8 @@ type Server struct {
 	fetcher *fetch.Fetcher
 	keySets *fetch.KeySets
 	cimd    cimdCache
+	// trusted verifies JWTs of the administrator's trusted issuers.
+	trusted *federation.Registry
 	domains *ttlCache[[]*store.Domain]
 
 	metaMu   sync.Mutex
@@ -285,6 +293,7 @@ func New(cfg Config) (*Server, error) {
 		s.fetcher = fetch.New(fetch.Config{})
 	}
 	s.keySets = s.fetcher.KeySets()
+	s.trusted = federation.NewRegistry(s.st, s.tenant, s.keySets, s.now)
 	s.verifying = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
 	s.userThrottle = newThrottle(s.cfg.LoginAttempts, s.now, throttleMax)
 	s.ipThrottle = newThrottle(s.cfg.LoginAttemptsPerIP, s.now, throttleMax)

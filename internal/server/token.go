@@ -214,6 +214,7 @@ func (s *Server) issue(ctx context.Context, r *http.Request, grantType string, c
 		ClientID: c.ID, UserID: p.userID(), Resource: res.URI, Scopes: granted,
 		GrantType: grantType, JTI: claims.JTI, Policy: decision,
 		AuthMethod: c.TokenEndpointAuthMethod, AuthAge: p.authAge(now),
+		Chain: chainSubjects(a.act()), SubjectJTI: a.subjectJTI,
 	})
 	iss := &store.Issuance{
 		AccessToken: &store.AccessToken{JTI: claims.JTI, TenantID: s.tenant, GrantID: a.family.id, ClientID: c.ID, UserID: p.userID(), Resource: res.URI, Scopes: granted, RedirectURI: a.family.installation, ExpiresAt: exp},
