@@ -93,6 +93,7 @@ tokens:
   auth_code_ttl: 30s
   signing_alg: EdDSA
   key_pre_publish: 1h
+  max_delegation_depth: 4
 registration:
   open: true
 login:
@@ -122,6 +123,7 @@ log:
 					RefreshTokenReuseInterval: 0,
 					AuthCodeTTL:               Duration(30 * time.Second),
 					SigningAlg:                "EdDSA",
+					MaxDelegationDepth:        4,
 					KeyPrePublish:             Duration(time.Hour),
 				})
 				eq(t, c.Login, LoginConfig{
