@@ -52,9 +52,19 @@ func (s *Server) proveTokenExchange(ctx context.Context, r *http.Request, c *sto
 	default:
 		return nil, oauth.NewError(oauth.CodeUnsupportedTokenType, "requested_token_type %q is not supported", truncate(req.RequestedTokenType, 100))
 	}
+	if !exchangeable(req.SubjectTokenType) {
+		return nil, oauth.NewError(oauth.CodeUnsupportedTokenType, "subject_token_type %q is not supported", truncate(req.SubjectTokenType, 100))
+	}
+	if req.ActorToken != "" && !exchangeable(req.ActorTokenType) {
+		return nil, oauth.NewError(oauth.CodeUnsupportedTokenType, "actor_token_type %q is not supported", truncate(req.ActorTokenType, 100))
+	}
 	target, oe := exchangeTarget(req)
 	if oe != nil {
 		return nil, oe
+	}
+	if target == nil && c.DefaultResource == "" {
+		// Never guessed from the scopes: the next hop is named.
+		return nil, oauth.ErrInvalidTarget("resource or audience is required: name the next hop the token is for")
 	}
 	sub, err := s.exchangeSubject(ctx, c, req)
 	if err != nil {
@@ -97,6 +107,12 @@ func (s *Server) proveTokenExchange(ctx context.Context, r *http.Request, c *sto
 		issuedTokenType: oauth.TokenTypeAccessToken,
 		subjectJTI:      sub.jti,
 	}, nil
+}
+
+// exchangeable reports whether subject and actor tokens of type typ are
+// accepted: the hub's access tokens and trusted issuers' JWTs.
+func exchangeable(typ string) bool {
+	return typ == oauth.TokenTypeAccessToken || typ == oauth.TokenTypeJWT
 }
 
 // maxDelegationDepth is the configured chain limit.
