@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"slices"
@@ -20,6 +23,7 @@ import (
 	"github.com/agentid/agentid/internal/server/servertest"
 	"github.com/agentid/agentid/internal/store"
 	"github.com/agentid/agentid/internal/token"
+	"github.com/agentid/agentid/mcpauth"
 )
 
 const (
@@ -459,5 +463,170 @@ when { context.chain_depth > 2 };`})
 	evs, _ := h.Store.ListAudit(context.Background(), store.AuditFilter{Type: audit.TokenDenied, Limit: 10})
 	if len(evs) != 2 || !slices.ContainsFunc(evs, func(e *store.AuditEvent) bool { return e.Details["grant_type"] == grantExchange }) {
 		t.Fatalf("denials recorded: %v", evs)
+	}
+}
+
+// hop is one service of the end-to-end chain: an HTTP server guarded by
+// mcpauth that may pass the call on.
+type hop struct {
+	srv      *httptest.Server
+	resource string
+	v        *mcpauth.Verifier
+	// next handles a verified call; claims are what mcpauth verified.
+	next func(w http.ResponseWriter, r *http.Request, claims *mcpauth.Claims, token string)
+}
+
+func newHop(t *testing.T) *hop {
+	hp := &hop{}
+	hp.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		claims, err := hp.v.Check(r)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusUnauthorized)
+			return
+		}
+		tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		hp.next(w, r, claims, tok)
+	}))
+	t.Cleanup(hp.srv.Close)
+	hp.resource = hp.srv.URL + "/mcp"
+	return hp
+}
+
+// call sends tok to the hop and returns the status and body.
+func callHop(t *testing.T, resource, tok string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, resource, nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestTokenExchangeThreeHops is the delegated call end to end: a person
+// lets an agent in (authorization code flow with x/oauth2), the agent calls
+// MCP server A, A exchanges the token for one to MCP server B, B for one to
+// the downstream API D. Each hop verifies with mcpauth and sees the person
+// as sub and the whole chain in act; scopes narrow at every hop and cannot
+// widen; expiry never moves later; a token replayed to a server it was not
+// minted for is refused, by that server and by the hub; with a maximum
+// chain depth of 3, D's own exchange (a fourth hop) is refused.
+func TestTokenExchangeThreeHops(t *testing.T) {
+	a, b, d := newHop(t), newHop(t), newHop(t)
+	h := newExchangeHub(t, exchangeOptions{depth: 3, resA: a.resource, resB: b.resource, resD: d.resource})
+	for _, hp := range []*hop{a, b, d} {
+		v, err := mcpauth.NewVerifier(context.Background(), mcpauth.Config{Issuer: h.URL, Resource: hp.resource, Now: h.clk.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hp.v = v
+	}
+	type seen struct {
+		sub, client string
+		act         string
+		scopes      []string
+		exp         time.Time
+	}
+	var atA, atB, atD seen
+	record := func(s *seen, c *mcpauth.Claims) {
+		// The chain as mcpauth hands it over (Claims.Act, raw JSON), read
+		// as the RFC 8693 §4.1 structure.
+		var act *token.Actor
+		if c.Act != nil {
+			if err := json.Unmarshal(c.Act, &act); err != nil {
+				t.Errorf("act %s: %v", c.Act, err)
+			}
+		}
+		*s = seen{sub: c.Subject, client: c.ClientID, act: asJSON(act), scopes: c.Scopes, exp: c.ExpiresAt}
+	}
+	var t1, t2 string
+	a.next = func(w http.ResponseWriter, r *http.Request, c *mcpauth.Claims, tok string) {
+		record(&atA, c)
+		// Widening is refused: the agent's token has no such scope.
+		if x := h.exchange("mcp-a", subjectForm(tok, "resource", b.resource, "scope", "notes.read notes.delete")); x.body["error"] != oauth.CodeInvalidScope {
+			t.Errorf("A widening: %v", x.body)
+		}
+		x := h.exchange("mcp-a", subjectForm(tok, "resource", b.resource, "scope", "notes.read files.read"))
+		if x.status != 200 {
+			http.Error(w, asJSON(x.body), http.StatusBadGateway)
+			return
+		}
+		t1 = x.body["access_token"].(string)
+		status, body := callHop(t, b.resource, t1)
+		w.WriteHeader(status)
+		io.WriteString(w, body)
+	}
+	b.next = func(w http.ResponseWriter, r *http.Request, c *mcpauth.Claims, tok string) {
+		record(&atB, c)
+		if x := h.exchange("mcp-b", subjectForm(tok, "resource", d.resource, "scope", "notes.read notes.write")); x.body["error"] != oauth.CodeInvalidScope {
+			t.Errorf("B widening back to notes.write: %v", x.body)
+		}
+		x := h.exchange("mcp-b", subjectForm(tok, "audience", d.resource, "scope", "notes.read"))
+		if x.status != 200 {
+			http.Error(w, asJSON(x.body), http.StatusBadGateway)
+			return
+		}
+		t2 = x.body["access_token"].(string)
+		status, body := callHop(t, d.resource, t2)
+		w.WriteHeader(status)
+		io.WriteString(w, body)
+	}
+	d.next = func(w http.ResponseWriter, r *http.Request, c *mcpauth.Claims, tok string) {
+		record(&atD, c)
+		// A fourth hop: the chain would hold four actors, the limit is 3.
+		x := h.exchange("api-d", subjectForm(tok, "resource", "https://e.example/mcp"))
+		io.WriteString(w, asJSON(x.body))
+	}
+
+	conf := h.oauth2Config("agent", h.secrets["agent"], "notes.read", "notes.write", "files.read")
+	tok, err := h.codeFlowToken(h.Browser(), conf, a.resource, []string{"notes.read", "notes.write", "files.read"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.clk.Advance(3 * time.Minute)
+	status, body := callHop(t, a.resource, tok.AccessToken)
+	if status != 200 {
+		t.Fatalf("the chain failed: %d %s", status, body)
+	}
+	var fourth map[string]any
+	if err := json.Unmarshal([]byte(body), &fourth); err != nil || fourth["error"] != oauth.CodeInvalidGrant || !strings.Contains(fourth["error_description"].(string), "at most 3") {
+		t.Fatalf("the fourth hop: %s", body)
+	}
+
+	want := []struct {
+		name   string
+		got    seen
+		client string
+		act    string
+		scopes []string
+	}{
+		{"A", atA, "agent", "null", []string{"notes.read", "notes.write", "files.read"}},
+		{"B", atB, "mcp-a", `{"sub":"mcp-a","act":{"sub":"agent"}}`, []string{"notes.read", "files.read"}},
+		{"D", atD, "mcp-b", `{"sub":"mcp-b","act":{"sub":"mcp-a","act":{"sub":"agent"}}}`, []string{"notes.read"}},
+	}
+	for _, w := range want {
+		if w.got.sub != "u-alice" || w.got.client != w.client || w.got.act != w.act || !slices.Equal(w.got.scopes, w.scopes) {
+			t.Errorf("%s saw %+v, want sub u-alice, client %s, act %s, scopes %v", w.name, w.got, w.client, w.act, w.scopes)
+		}
+	}
+	if !atB.exp.Equal(atA.exp) || atD.exp.After(atB.exp) {
+		t.Errorf("expiry moved later: A %v, B %v, D %v", atA.exp, atB.exp, atD.exp)
+	}
+
+	// Replays: a token goes only where it was minted for.
+	if status, _ := callHop(t, d.resource, t1); status != http.StatusUnauthorized {
+		t.Errorf("B's token at D: %d", status)
+	}
+	if status, _ := callHop(t, a.resource, t2); status != http.StatusUnauthorized {
+		t.Errorf("D's token at A: %d", status)
+	}
+	if x := h.exchange("api-d", subjectForm(t1, "resource", "https://e.example/mcp")); x.body["error"] != oauth.CodeInvalidGrant {
+		t.Errorf("D exchanging B's token: %v", x.body)
+	}
+	if x := h.exchange("mcp-a", subjectForm(t1, "resource", d.resource)); x.body["error"] != oauth.CodeInvalidGrant {
+		t.Errorf("A exchanging the token it passed to B: %v", x.body)
 	}
 }
