@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"net/http"
 	"slices"
@@ -197,7 +198,7 @@ func (s *Server) exchangeSubject(ctx context.Context, c *store.Client, req *oaut
 // signature, issuer, expiry, its record neither revoked nor of another
 // tenant, and c is the resource server of its audience.
 func (s *Server) hubSubject(ctx context.Context, c *store.Client, raw string) (*exchangedSubject, error) {
-	claims, err := s.keys.Verify(raw, s.issuer)
+	claims, err := s.verifyAccessToken(raw)
 	if err != nil {
 		return nil, oauth.ErrInvalidGrant("the subject token is not a valid access token of this server")
 	}
@@ -233,6 +234,25 @@ func (s *Server) hubSubject(ctx context.Context, c *store.Client, raw string) (*
 	}
 	return sub, nil
 }
+
+// verifyAccessToken verifies an access token this hub issued. A resource
+// server that fans one call out exchanges the same token for several next
+// hops, often within moments: the signature check, the largest cost of an
+// exchange, is remembered for lookupTTL by the token's SHA-256. Only the
+// signature is: expiry, revocation and everything else are checked on
+// every exchange; a signing key withdrawn from the key set stops
+// vouching for its tokens here within lookupTTL.
+func (s *Server) verifyAccessToken(raw string) (*token.AccessClaims, error) {
+	if len(raw) > maxVerifiedTokenLen {
+		return s.keys.Verify(raw, s.issuer)
+	}
+	sum := sha256.Sum256([]byte(raw))
+	return s.verified.get(string(sum[:]), func() (*token.AccessClaims, error) { return s.keys.Verify(raw, s.issuer) })
+}
+
+// maxVerifiedTokenLen bounds the tokens whose verification is remembered
+// (the hub's own are far shorter; longer ones fail verification).
+const maxVerifiedTokenLen = 8 << 10
 
 // accessTokenFamily finds the record of an access token this hub issued:
 // refused when revoked, and its grant family otherwise.

@@ -179,6 +179,9 @@ type Server struct {
 	cimd    cimdCache
 	// trusted verifies JWTs of the administrator's trusted issuers.
 	trusted *federation.Registry
+	// verified remembers, for lookupTTL, the claims of access tokens whose
+	// signature token exchange checked (grant_exchange.go).
+	verified *ttlCache[*token.AccessClaims]
 	domains *ttlCache[[]*store.Domain]
 
 	metaMu   sync.Mutex
@@ -294,6 +297,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.keySets = s.fetcher.KeySets()
 	s.trusted = federation.NewRegistry(s.st, s.tenant, s.keySets, s.now)
+	s.verified = newTTLCache[*token.AccessClaims](s.now)
 	s.verifying = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
 	s.userThrottle = newThrottle(s.cfg.LoginAttempts, s.now, throttleMax)
 	s.ipThrottle = newThrottle(s.cfg.LoginAttemptsPerIP, s.now, throttleMax)
