@@ -182,7 +182,7 @@ type Server struct {
 	// verified remembers, for lookupTTL, the claims of access tokens whose
 	// signature token exchange checked (grant_exchange.go).
 	verified *ttlCache[*token.AccessClaims]
-	domains *ttlCache[[]*store.Domain]
+	domains  *ttlCache[[]*store.Domain]
 
 	metaMu   sync.Mutex
 	metaJSON []byte // RFC 8414
