@@ -259,17 +259,6 @@ const maxVerifiedTokenLen = 8 << 10
 func (s *Server) accessTokenFamily(ctx context.Context, jti string) (string, error) {
 	rec, err := s.st.GetAccessToken(ctx, jti)
 	switch {
-	case errors.Is(err, errors.ErrUnsupported):
-		// A backend without access-token lookup: the denylist still
-		// answers whether it was revoked; the family is unknown.
-		revoked, err := s.st.AccessTokenRevoked(ctx, jti)
-		if err != nil {
-			return "", err
-		}
-		if revoked {
-			return "", oauth.ErrInvalidGrant("the subject token was revoked")
-		}
-		return "", nil
 	case errors.Is(err, store.ErrNotFound):
 		return "", oauth.ErrInvalidGrant("the subject token is not known to this server")
 	case err != nil:
