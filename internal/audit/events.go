@@ -393,6 +393,9 @@ type TokenDeniedFields struct {
 	GrantType string
 	// Policy is why no scope was left, with the policy version.
 	Policy Decision
+	// Chain is the delegation chain of a refused token exchange, as in
+	// TokenIssuedFields.
+	Chain []string
 }
 
 // NewTokenDenied records a token request refused because none of the
@@ -402,6 +405,7 @@ func NewTokenDenied(m Meta, f TokenDeniedFields) *store.AuditEvent {
 	ev.ClientID, ev.UserID, ev.Resource, ev.Scopes = f.ClientID, f.UserID, f.Resource, slices.Clone(f.Scopes)
 	ev.Outcome = Denied
 	set(ev.Details, "grant_type", f.GrantType)
+	setList(ev.Details, DetailActChain, f.Chain)
 	f.Policy.put(ev.Details)
 	return ev
 }

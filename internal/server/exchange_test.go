@@ -458,7 +458,7 @@ when { context.chain_depth > 2 };`})
 		t.Fatalf("chain_depth: got %d %v, want invalid_scope", r.status, r.body)
 	}
 	evs, _ := h.Store.ListAudit(context.Background(), store.AuditFilter{Type: audit.TokenDenied, Limit: 10})
-	if len(evs) != 2 || !slices.ContainsFunc(evs, func(e *store.AuditEvent) bool { return e.Details["grant_type"] == grantExchange }) {
+	if len(evs) != 2 || !slices.ContainsFunc(evs, func(e *store.AuditEvent) bool { return e.Details[audit.DetailActChain] == "mcp-b mcp-a agent" }) {
 		t.Fatalf("denials recorded: %v", evs)
 	}
 }
