@@ -299,6 +299,11 @@ func (s *Server) federatedSubject(ctx context.Context, c *store.Client, raw stri
 	if err != nil {
 		return nil, err
 	}
+	if a.Issuer.Issuer == s.issuer {
+		// The hub's own tokens are exchanged as access tokens only, where
+		// their record (revocation, family) and may_act are checked.
+		return nil, oauth.ErrInvalidGrant("tokens of this server are exchanged with subject_token_type access_token")
+	}
 	if _, ok := a.Claims["authorization_details"]; ok {
 		// The hub cannot carry these restrictions over; refusing keeps an
 		// exchange from shedding them.
