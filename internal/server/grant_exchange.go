@@ -292,7 +292,7 @@ func (s *Server) mayExchangeFor(ctx context.Context, c *store.Client, aud string
 // federatedSubject verifies a trusted issuer's JWT as a subject token and
 // finds the person it names.
 func (s *Server) federatedSubject(ctx context.Context, c *store.Client, raw string) (*exchangedSubject, error) {
-	a, err := s.trusted.Verify(ctx, raw, federation.Expect{
+	a, err := s.fed.Verify(ctx, raw, federation.Expect{
 		Use:       store.IssuerUseSubjectToken,
 		Audiences: []string{s.issuer, s.issuer + "/token"},
 	})
@@ -414,7 +414,7 @@ func (s *Server) exchangeActor(ctx context.Context, c *store.Client, req *oauth.
 		}
 		return unixTime(claims.Expiry), nil
 	case oauth.TokenTypeJWT:
-		a, err := s.trusted.Verify(ctx, req.ActorToken, federation.Expect{
+		a, err := s.fed.Verify(ctx, req.ActorToken, federation.Expect{
 			Use:       store.IssuerUseWorkload,
 			Audiences: []string{s.issuer, s.issuer + "/token"},
 		})

@@ -154,6 +154,9 @@ type Server struct {
 	pages     *pages
 	clients   *ttlCache[*store.Client]
 	resources *ttlCache[*store.Resource]
+	// verified remembers, for lookupTTL, the claims of access tokens
+	// whose signature token exchange checked (grant_exchange.go).
+	verified *ttlCache[*token.AccessClaims]
 	// grants is the grant table (grant.go) behind /token, metadata and
 	// registration.
 	grants []grant
@@ -177,12 +180,10 @@ type Server struct {
 	fetcher *fetch.Fetcher
 	keySets *fetch.KeySets
 	cimd    cimdCache
-	// trusted verifies JWTs of the administrator's trusted issuers.
-	trusted *federation.Registry
-	// verified remembers, for lookupTTL, the claims of access tokens whose
-	// signature token exchange checked (grant_exchange.go).
-	verified *ttlCache[*token.AccessClaims]
-	domains  *ttlCache[[]*store.Domain]
+	domains *ttlCache[[]*store.Domain]
+	// fed verifies JWTs from the tenant's trusted issuers (jwt-bearer
+	// grant, workload client assertions).
+	fed *federation.Registry
 
 	metaMu   sync.Mutex
 	metaJSON []byte // RFC 8414
@@ -290,14 +291,14 @@ func New(cfg Config) (*Server, error) {
 	s.grants = defaultGrants()
 	s.clients = newTTLCache[*store.Client](s.now)
 	s.resources = newTTLCache[*store.Resource](s.now)
+	s.verified = newTTLCache[*token.AccessClaims](s.now)
 	s.domains = newTTLCache[[]*store.Domain](s.now)
 	s.fetcher = cfg.Fetcher
 	if s.fetcher == nil {
 		s.fetcher = fetch.New(fetch.Config{})
 	}
 	s.keySets = s.fetcher.KeySets()
-	s.trusted = federation.NewRegistry(s.st, s.tenant, s.keySets, s.now)
-	s.verified = newTTLCache[*token.AccessClaims](s.now)
+	s.fed = federation.NewRegistry(s.st, s.tenant, s.keySets, s.now)
 	s.verifying = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
 	s.userThrottle = newThrottle(s.cfg.LoginAttempts, s.now, throttleMax)
 	s.ipThrottle = newThrottle(s.cfg.LoginAttemptsPerIP, s.now, throttleMax)
