@@ -316,7 +316,7 @@ func (s *Server) federatedSubject(ctx context.Context, c *store.Client, raw stri
 	} else if err := s.mayExchangeFor(ctx, c, a.Audience); err != nil {
 		return nil, err
 	}
-	u, err := s.federatedUser(ctx, a)
+	u, err := s.subjectUser(ctx, a)
 	if err != nil {
 		return nil, err
 	}
@@ -359,10 +359,11 @@ func (s *Server) isResourceServer(ctx context.Context, c *store.Client) error {
 	return nil
 }
 
-// federatedUser is the local user a trusted issuer's JWT names through the
+// subjectUser is the local user a trusted issuer's JWT names through the
 // issuer's UserClaim: sub or preferred_username match a Username, email a
-// user's Email (among verified addresses).
-func (s *Server) federatedUser(ctx context.Context, a *federation.Assertion) (*store.User, error) {
+// user's Email (among verified addresses). It is the rule of the
+// jwt-bearer grant's federatedUser, which it may give way to.
+func (s *Server) subjectUser(ctx context.Context, a *federation.Assertion) (*store.User, error) {
 	claim := a.Issuer.UserClaim
 	if claim == "" {
 		claim = "sub"
