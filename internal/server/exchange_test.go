@@ -227,6 +227,7 @@ func TestTokenExchangeErrors(t *testing.T) {
 		{"subject is SAML", "mcp-a", url.Values{"subject_token": {"x"}, "subject_token_type": {"urn:ietf:params:oauth:token-type:saml2"}}, oauth.CodeUnsupportedTokenType},
 		{"requested a JWT", "mcp-a", subjectForm(t0, "requested_token_type", typeJWT, "resource", exchangeResB), oauth.CodeUnsupportedTokenType},
 		{"requested a refresh token", "mcp-a", subjectForm(t0, "requested_token_type", "urn:ietf:params:oauth:token-type:refresh_token"), oauth.CodeUnsupportedTokenType},
+		{"id-jag for an access token", "mcp-a", subjectForm(t0, "requested_token_type", "urn:ietf:params:oauth:token-type:id-jag", "audience", "https://as.example"), oauth.CodeUnsupportedTokenType},
 		{"actor is an ID token", "mcp-a", subjectForm(t0, "actor_token", "x", "actor_token_type", "urn:ietf:params:oauth:token-type:id_token"), oauth.CodeUnsupportedTokenType},
 		// invalid_target: the next hop is not one resource the hub knows.
 		{"unregistered resource", "mcp-a", subjectForm(t0, "resource", exchangeResOff), oauth.CodeInvalidTarget},
