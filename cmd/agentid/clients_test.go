@@ -197,7 +197,7 @@ func TestClientGrantTypesFollowTheTable(t *testing.T) {
 			}
 		})
 	}
-	for _, typ := range []string{oauth.GrantTokenExchange, "urn:ietf:params:oauth:grant-type:device_code", "implicit"} {
+	for _, typ := range []string{"urn:ietf:params:oauth:grant-type:device_code", "implicit"} {
 		t.Run("not served "+typ, func(t *testing.T) {
 			_, _, err := registerSpec(t, clientSpec{name: "x", grantTypes: []string{typ}}, nil, now)
 			if err == nil || !strings.Contains(err.Error(), "not supported") && !strings.Contains(err.Error(), "does not serve") {

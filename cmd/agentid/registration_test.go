@@ -39,8 +39,8 @@ func TestCLIAndDynamicRegistrationRefuseAlike(t *testing.T) {
 		},
 		{
 			name: "a grant the token endpoint does not serve",
-			spec: clientSpec{name: "X", grantTypes: []string{oauth.GrantTokenExchange}},
-			dcr:  map[string]any{"client_name": "X", "grant_types": []string{oauth.GrantTokenExchange}},
+			spec: clientSpec{name: "X", grantTypes: []string{deviceCodeGrant}},
+			dcr:  map[string]any{"client_name": "X", "grant_types": []string{deviceCodeGrant}},
 		},
 		{
 			name: "implicit",
@@ -140,3 +140,6 @@ func TestSeedDemoIsAudited(t *testing.T) {
 		t.Errorf("second run recorded %v", evs[0].Details)
 	}
 }
+
+// deviceCodeGrant is a grant type the token endpoint does not serve.
+const deviceCodeGrant = "urn:ietf:params:oauth:grant-type:device_code"

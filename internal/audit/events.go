@@ -350,12 +350,22 @@ type TokenIssuedFields struct {
 	// the decision as it was made.
 	AuthMethod string
 	AuthAge    time.Duration // with a user only
+	// Chain are the actors of the token's delegation chain (its act
+	// claim), the current actor first and the agent last; empty without
+	// delegation. SubjectJTI is the jti of the token a token exchange
+	// presented as its subject.
+	Chain      []string
+	SubjectJTI string
 }
 
 // Details keys of token.issued that a policy dry run reads back.
 const (
 	DetailAuthMethod     = "auth_method"
 	DetailAuthAgeSeconds = "auth_age_seconds"
+	// DetailActChain is the delegation chain: the actors' client ids,
+	// the current actor first, separated by single spaces (client ids
+	// hold no spaces).
+	DetailActChain = "act_chain"
 )
 
 // NewTokenIssued records that an access token was minted.
@@ -368,6 +378,8 @@ func NewTokenIssued(m Meta, f TokenIssuedFields) *store.AuditEvent {
 	if f.UserID != "" {
 		ev.Details[DetailAuthAgeSeconds] = strconv.FormatInt(int64(f.AuthAge/time.Second), 10)
 	}
+	setList(ev.Details, DetailActChain, f.Chain)
+	set(ev.Details, "subject_jti", f.SubjectJTI)
 	f.Policy.put(ev.Details)
 	return ev
 }
@@ -381,6 +393,9 @@ type TokenDeniedFields struct {
 	GrantType string
 	// Policy is why no scope was left, with the policy version.
 	Policy Decision
+	// Chain is the delegation chain of a refused token exchange, as in
+	// TokenIssuedFields.
+	Chain []string
 }
 
 // NewTokenDenied records a token request refused because none of the
@@ -390,6 +405,7 @@ func NewTokenDenied(m Meta, f TokenDeniedFields) *store.AuditEvent {
 	ev.ClientID, ev.UserID, ev.Resource, ev.Scopes = f.ClientID, f.UserID, f.Resource, slices.Clone(f.Scopes)
 	ev.Outcome = Denied
 	set(ev.Details, "grant_type", f.GrantType)
+	setList(ev.Details, DetailActChain, f.Chain)
 	f.Policy.put(ev.Details)
 	return ev
 }

@@ -90,6 +90,10 @@ type TokenConfig struct {
 	// KeyPrePublish is how long a new signing key is published in the JWKS
 	// before it signs, so that verifiers' caches already hold it.
 	KeyPrePublish Duration `yaml:"key_pre_publish"`
+	// MaxDelegationDepth is the most actors the act claim of a token from
+	// token exchange (RFC 8693) may nest: the agent, then each hop that
+	// exchanged. 1–16.
+	MaxDelegationDepth int `yaml:"max_delegation_depth"`
 }
 
 // RegistrationConfig governs RFC 7591 dynamic client registration and the
@@ -299,6 +303,7 @@ func base() *Config {
 			AuthCodeTTL:               Duration(60 * time.Second),
 			SigningAlg:                "ES256",
 			KeyPrePublish:             Duration(10 * time.Minute),
+			MaxDelegationDepth:        5,
 		},
 		Registration: RegistrationConfig{
 			Enabled: true, Open: true,

@@ -93,6 +93,7 @@ tokens:
   auth_code_ttl: 30s
   signing_alg: EdDSA
   key_pre_publish: 1h
+  max_delegation_depth: 4
 registration:
   open: true
 login:
@@ -122,6 +123,7 @@ log:
 					RefreshTokenReuseInterval: 0,
 					AuthCodeTTL:               Duration(30 * time.Second),
 					SigningAlg:                "EdDSA",
+					MaxDelegationDepth:        4,
 					KeyPrePublish:             Duration(time.Hour),
 				})
 				eq(t, c.Login, LoginConfig{
@@ -482,6 +484,7 @@ func envSamples(t *testing.T) map[string]envSample {
 		"tokens.auth_code_ttl":                {value: "30s"},
 		"tokens.signing_alg":                  {value: "RS256"},
 		"tokens.key_pre_publish":              {value: "30m"},
+		"tokens.max_delegation_depth":         {value: "3"},
 		"registration.enabled":                {value: "false"},
 		"registration.open": {value: "false", extra: func(*testing.T) map[string]string {
 			return map[string]string{"AGENTID_REGISTRATION_INITIAL_ACCESS_TOKEN_FILE": tokenFile}

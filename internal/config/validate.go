@@ -70,6 +70,9 @@ func (c *Config) validate() Problems {
 	checkDuration(&ps, "tokens.auth_code_ttl", t.AuthCodeTTL, time.Second, maxAuthCodeTTL)
 	checkDuration(&ps, "tokens.key_pre_publish", t.KeyPrePublish, time.Second, 0)
 	checkOneOf(&ps, "tokens.signing_alg", t.SigningAlg, signingAlgs)
+	if t.MaxDelegationDepth < 1 || t.MaxDelegationDepth > maxDelegationDepth {
+		ps.add("tokens.max_delegation_depth", 0, "", fmt.Sprintf("must be between 1 and %d, got %d", maxDelegationDepth, t.MaxDelegationDepth))
+	}
 
 	c.validateRegistration(&ps)
 
@@ -145,6 +148,10 @@ func (c *Config) validateIssuer(ps *Problems) {
 }
 
 // checkDuration reports d outside [lo, hi]; hi 0 means no upper bound.
+// maxDelegationDepth bounds tokens.max_delegation_depth: a token's act
+// claim nests one object per actor.
+const maxDelegationDepth = 16
+
 func checkDuration(ps *Problems, setting string, d Duration, lo, hi time.Duration) {
 	switch {
 	case time.Duration(d) < lo:

@@ -16,6 +16,11 @@ type IntrospectionResponse struct {
 	Aud       []string `json:"aud,omitempty"`
 	Iss       string   `json:"iss,omitempty"`
 	Jti       string   `json:"jti,omitempty"`
+	// Act and MayAct are the token's act and may_act claims (RFC 8693
+	// §4.1, §4.4) as JSON objects: the delegation chain, current actor
+	// outermost, and who may act on it.
+	Act    json.RawMessage `json:"act,omitempty"`
+	MayAct json.RawMessage `json:"may_act,omitempty"`
 }
 
 // introspectionJSON has IntrospectionResponse's fields without its methods.

@@ -275,6 +275,13 @@ func (rb *rebuilder) request(ctx context.Context, ev *store.AuditEvent) (*Reques
 			Resource:   ev.Resource,
 		},
 	}
+	if chain := strings.Fields(ev.Details[audit.DetailActChain]); len(chain) > 0 {
+		// A token exchange records its delegation chain, current actor
+		// first.
+		req.Context.Actors = chain
+		req.Context.ChainDepth = len(chain)
+		req.Context.FirstActor = chain[len(chain)-1]
+	}
 	return req, before, wasAllowed, nil
 }
 

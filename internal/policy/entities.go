@@ -170,6 +170,9 @@ func tenantUID(id string) types.EntityUID {
 	return types.NewEntityUID(typeTenant, types.String(id))
 }
 
+// noActors is the context's actors without delegation.
+var noActors = types.NewSet()
+
 // build makes the entities and context of req (see the schema for the
 // attribute names).
 func (c *entityCache) build(req *Request) *entities {
@@ -198,6 +201,17 @@ func (c *entityCache) build(req *Request) *entities {
 	}
 	if req.Context.SoftwareIssuer != "" {
 		ctx["software_issuer"] = types.String(req.Context.SoftwareIssuer)
+	}
+	ctx["actors"] = noActors
+	if len(req.Context.Actors) > 0 {
+		actors := make([]types.Value, len(req.Context.Actors))
+		for i, a := range req.Context.Actors {
+			actors[i] = types.String(a)
+		}
+		ctx["actors"] = types.NewSet(actors...)
+	}
+	if req.Context.FirstActor != "" {
+		ctx["first_actor"] = types.String(req.Context.FirstActor)
 	}
 	if u := req.User; u != nil {
 		ut := u.TenantID

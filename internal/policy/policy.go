@@ -92,6 +92,13 @@ type Context struct {
 	AuthAge time.Duration
 	// ChainDepth is the number of actors in the delegation chain.
 	ChainDepth int
+	// Actors are the actors of the delegation chain (the act claim of a
+	// token exchange), the current actor first: the exchanging client,
+	// then each prior hop, the agent last. Empty without delegation.
+	Actors []string
+	// FirstActor is the innermost actor, the agent the person authorized
+	// at the start of the chain; "" without delegation.
+	FirstActor string
 	// Resource is the request's RFC 8707 resource parameter as sent.
 	Resource string
 	// SoftwareIssuer is the issuer of the registration's verified software

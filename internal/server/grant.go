@@ -48,6 +48,7 @@ func defaultGrants() []grant {
 		// ID-JAG or a user assertion needs an authenticated confidential
 		// client.
 		{typ: oauth.GrantJWTBearer, clientAuth: false, public: false, prove: (*Server).proveJWTBearer},
+		{typ: oauth.GrantTokenExchange, clientAuth: true, public: false, prove: (*Server).proveTokenExchange},
 	}
 }
 
@@ -130,6 +131,9 @@ type authorization struct {
 	// issuedTokenType is the issued_token_type of the response (RFC 8693
 	// §2.2.1); "" for grants whose response carries none.
 	issuedTokenType string
+	// subjectJTI is the jti of the token a token exchange consumed, for
+	// the audit event; "" otherwise.
+	subjectJTI string
 }
 
 // check rejects an authorization no grant may return; failing it is a bug
@@ -204,6 +208,9 @@ type principal struct {
 	client   *store.Client
 	user     *store.User // nil when the client acts for itself
 	authTime time.Time
+	// act is the delegation chain of the token (nil: none), which the
+	// policy sees.
+	act *token.Actor
 }
 
 // checkSubject finds the subject of a token alive. A user who was deleted
@@ -213,7 +220,7 @@ func (s *Server) checkSubject(ctx context.Context, c *store.Client, sub subject)
 		return principal{}, oauth.ErrInvalidClient("client is disabled")
 	}
 	if !sub.isUser() {
-		return principal{client: c}, nil
+		return principal{client: c, act: sub.act}, nil
 	}
 	u, err := s.st.GetUser(ctx, s.tenant, sub.userID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -225,7 +232,7 @@ func (s *Server) checkSubject(ctx context.Context, c *store.Client, sub subject)
 	if u.Disabled {
 		return principal{}, oauth.ErrInvalidGrant("the user is disabled")
 	}
-	return principal{client: c, user: u, authTime: sub.authTime}, nil
+	return principal{client: c, user: u, authTime: sub.authTime, act: sub.act}, nil
 }
 
 // userID is the person's id, or "" when the client acts for itself.
@@ -248,6 +255,11 @@ func (p *principal) sub() string {
 // the user with the age of their login when there is one.
 func (p *principal) describe(req *policy.Request, now time.Time) {
 	req.Agent = policy.AgentFromClient(p.client)
+	req.Context.ChainDepth = p.act.Depth()
+	req.Context.Actors = chainSubjects(p.act)
+	if first := firstActor(p.act); first != nil {
+		req.Context.FirstActor = first.Subject
+	}
 	if p.user == nil {
 		return
 	}
@@ -261,4 +273,23 @@ func (p *principal) authAge(now time.Time) time.Duration {
 		return 0
 	}
 	return now.Sub(p.authTime)
+}
+
+// chainSubjects are the actors of a delegation chain, the current actor
+// first (nil for none).
+func chainSubjects(a *token.Actor) []string {
+	var out []string
+	for ; a != nil; a = a.Actor {
+		out = append(out, a.Subject)
+	}
+	return out
+}
+
+// firstActor is the innermost actor of a chain: the agent the person
+// first authorized (nil for none).
+func firstActor(a *token.Actor) *token.Actor {
+	for a != nil && a.Actor != nil {
+		a = a.Actor
+	}
+	return a
 }

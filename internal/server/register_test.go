@@ -140,8 +140,7 @@ func testRegistrationErrors(t *testing.T, h *hub) {
 		{"code grant without code response", map[string]any{"redirect_uris": []string{"https://a.example/cb"}, "response_types": []string{"token"}}, "invalid_client_metadata"},
 		{"unknown scope", map[string]any{"redirect_uris": []string{"https://a.example/cb"}, "scope": "nope"}, "invalid_client_metadata"},
 		{"wrong type", map[string]any{"redirect_uris": "https://a.example/cb"}, "invalid_client_metadata"},
-		// The token endpoint serves neither: registration must not accept them.
-		{"token exchange grant", map[string]any{"grant_types": []string{"urn:ietf:params:oauth:grant-type:token-exchange"}}, "invalid_client_metadata"},
+		// The token endpoint does not serve it: registration must not accept it.
 		{"device code grant", map[string]any{"grant_types": []string{"urn:ietf:params:oauth:grant-type:device_code"}}, "invalid_client_metadata"},
 	}
 	for _, tc := range tests {

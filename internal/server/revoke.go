@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -108,10 +109,24 @@ func (s *Server) introspect(ctx context.Context, c *store.Client, raw string) (*
 		if alive, err := s.alive(ctx, claims.ClientID, userID); err != nil || !alive {
 			return nil, err
 		}
-		return &oauth.IntrospectionResponse{
+		resp := &oauth.IntrospectionResponse{
 			Active: true, Scope: claims.Scope, ClientID: claims.ClientID, TokenType: "Bearer",
 			Exp: claims.Expiry, Iat: claims.IssuedAt, Sub: claims.Subject, Aud: claims.Audience, Iss: claims.Issuer, Jti: claims.JTI,
-		}, nil
+		}
+		// The delegation chain travels with the token (RFC 8693 §4.1): a
+		// resource server that introspects sees who acts, as one that
+		// verifies the JWT does.
+		if claims.Act != nil {
+			if resp.Act, err = json.Marshal(claims.Act); err != nil {
+				return nil, err
+			}
+		}
+		if claims.MayAct != nil {
+			if resp.MayAct, err = json.Marshal(claims.MayAct); err != nil {
+				return nil, err
+			}
+		}
+		return resp, nil
 	}
 	rt, err := s.st.GetRefreshToken(ctx, token.Hash(raw))
 	if errors.Is(err, store.ErrNotFound) {

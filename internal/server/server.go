@@ -83,6 +83,11 @@ type Config struct {
 	// advertise client_id_metadata_document_supported.
 	DisableCIMD bool
 
+	// MaxDelegationDepth is the most actors the act claim of a token from
+	// token exchange may nest (tokens.max_delegation_depth; default
+	// DefaultMaxDelegationDepth).
+	MaxDelegationDepth int
+
 	Logger *slog.Logger
 	Now    func() time.Time
 	Rand   io.Reader
@@ -149,6 +154,9 @@ type Server struct {
 	pages     *pages
 	clients   *ttlCache[*store.Client]
 	resources *ttlCache[*store.Resource]
+	// verified remembers, for lookupTTL, the claims of access tokens
+	// whose signature token exchange checked (grant_exchange.go).
+	verified *ttlCache[*token.AccessClaims]
 	// grants is the grant table (grant.go) behind /token, metadata and
 	// registration.
 	grants []grant
@@ -283,6 +291,7 @@ func New(cfg Config) (*Server, error) {
 	s.grants = defaultGrants()
 	s.clients = newTTLCache[*store.Client](s.now)
 	s.resources = newTTLCache[*store.Resource](s.now)
+	s.verified = newTTLCache[*token.AccessClaims](s.now)
 	s.domains = newTTLCache[[]*store.Domain](s.now)
 	s.fetcher = cfg.Fetcher
 	if s.fetcher == nil {

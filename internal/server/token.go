@@ -214,6 +214,7 @@ func (s *Server) issue(ctx context.Context, r *http.Request, grantType string, c
 		ClientID: c.ID, UserID: p.userID(), Resource: res.URI, Scopes: granted,
 		GrantType: grantType, JTI: claims.JTI, Policy: decision,
 		AuthMethod: c.TokenEndpointAuthMethod, AuthAge: p.authAge(now),
+		Chain: chainSubjects(a.act()), SubjectJTI: a.subjectJTI,
 	})
 	iss := &store.Issuance{
 		AccessToken: &store.AccessToken{JTI: claims.JTI, TenantID: s.tenant, GrantID: a.family.id, ClientID: c.ID, UserID: p.userID(), Resource: res.URI, Scopes: granted, RedirectURI: a.family.installation, ExpiresAt: exp},
@@ -333,6 +334,7 @@ func withoutConsent(d *audit.Decision, live []string) {
 func (s *Server) refuse(ctx context.Context, r *http.Request, grantType string, p *principal, res *store.Resource, familyID string, asked []string, decision audit.Decision, expired []string, policyAllowed bool) error {
 	ev := audit.NewTokenDenied(s.meta(r), audit.TokenDeniedFields{
 		ClientID: p.client.ID, UserID: p.userID(), Resource: res.URI, Scopes: asked, GrantType: grantType, Policy: decision,
+		Chain: chainSubjects(p.act),
 	})
 	events := []*store.AuditEvent{ev}
 	if len(expired) > 0 {

@@ -48,6 +48,13 @@ const (
 	WHERE EXISTS (SELECT 1 FROM clients WHERE tenant_id = ? AND id = ? AND NOT disabled)
 	AND (? = '' OR EXISTS (SELECT 1 FROM users WHERE tenant_id = ? AND id = ? AND NOT disabled))`
 
+	// qInsertAccessLiveGrant is qInsertAccessLive for a token of a grant
+	// family: it also inserts nothing when the grant was revoked by a code
+	// replay (qGrantRevoked), so that an issuance continuing a family costs
+	// one statement, not four.
+	qInsertAccessLiveGrant = qInsertAccessLive + `
+	AND NOT EXISTS (SELECT 1 FROM auth_codes WHERE tenant_id = ? AND grant_id = ? AND grant_revoked_at IS NOT NULL)`
+
 	// qTouchClient moves a client's last use forward (Issuance.Touch),
 	// never back.
 	qTouchClient = `UPDATE clients SET last_used_at = ? WHERE tenant_id = ? AND id = ? AND (last_used_at IS NULL OR last_used_at < ?)`
@@ -152,6 +159,10 @@ type issueRows struct {
 	// accessLive, when set, are the arguments of qInsertAccessLive: the
 	// client-credentials hot path, whose live check rides on the insert.
 	accessLive []any
+	// accessLiveGrant, when set, are the arguments of
+	// qInsertAccessLiveGrant: the same for a token of a grant family,
+	// whose revocation check rides on the insert too.
+	accessLiveGrant []any
 	// touch records the consent use ("" for none).
 	touch     string
 	touchArgs []any
@@ -177,9 +188,14 @@ func prepIssue(iss *store.Issuance) *issueRows {
 		at := c.At.UnixMicro()
 		p.touchClient = []any{at, c.TenantID, c.ClientID, at}
 	}
-	if c := p.check; c != nil && p.access != nil && p.grant == "" {
+	if c := p.check; c != nil && p.access != nil {
 		// Built here, outside the writer, which every issuance waits for.
-		p.accessLive = append(p.access[:len(p.access):len(p.access)], c.TenantID, c.ClientID, c.UserID, c.TenantID, c.UserID)
+		live := append(p.access[:len(p.access):len(p.access)], c.TenantID, c.ClientID, c.UserID, c.TenantID, c.UserID)
+		if p.grant == "" {
+			p.accessLive = live
+		} else {
+			p.accessLiveGrant = append(live, p.tenant, p.grant)
+		}
 	}
 	return p
 }
@@ -210,7 +226,7 @@ func (tx *wtx) live(c *store.LiveCheck) error {
 }
 
 func (tx *wtx) issue(p *issueRows) error {
-	if p.accessLive == nil {
+	if p.accessLive == nil && p.accessLiveGrant == nil {
 		// Grants check liveness first, so that a disabled user reads as
 		// such rather than as the grant revocation that came with it.
 		if err := tx.live(p.check); err != nil {
@@ -224,7 +240,7 @@ func (tx *wtx) issue(p *issueRows) error {
 // the live check rides on the access-token insert, and only when that
 // inserts nothing is the reason looked up.
 func (tx *wtx) insertIssue(p *issueRows) error {
-	if p.grant != "" {
+	if p.grant != "" && p.accessLiveGrant == nil {
 		// A replay of the grant's code, detected after this exchange
 		// consumed it, revokes what the exchange is issuing now.
 		var n int
@@ -248,6 +264,21 @@ func (tx *wtx) insertIssue(p *issueRows) error {
 				return err
 			}
 			return store.ErrClientGone // unreachable: the writer is the only one
+		}
+	case p.accessLiveGrant != nil:
+		res, err := tx.exec(qInsertAccessLiveGrant, p.accessLiveGrant...)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			// Liveness first, so that a disabled user reads as such rather
+			// than as the grant revocation that came with it.
+			if err := tx.live(p.check); err != nil {
+				return err
+			}
+			return store.ErrAlreadyUsed
 		}
 	case p.access != nil:
 		if _, err := tx.exec(qInsertAccess, p.access...); err != nil {
