@@ -44,6 +44,8 @@ func FuzzParseClaims(f *testing.F) {
 		`{"iss":"https://hub","sub":"u","aud":"https://mcp/mcp","exp":1900000000,"iat":1.5e9,"scope":"a b","jti":"j","client_id":"c"}`,
 		`{"aud":["x","y"],"act":{"sub":"agent","act":{"sub":"inner"}},"auth_time":1700000000}`,
 		`{"exp":-1}`, `{"exp":"soon"}`, `{"aud":[1]}`, `{"act":"x"}`, `null`, `[]`, `{} {}`,
+		`{"act":{"sub":"a","iss":"https://x","act":{"sub":""}}}`, `{"act":{"sub":"a","act":{"iss":"i"}}}`,
+		`{"may_act":{"sub":"m","iss":"i"}}`, `{"may_act":{"sub":7}}`, `{"act":{"sub":"a","act":null}}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -51,6 +53,15 @@ func FuzzParseClaims(f *testing.F) {
 		c, err := parseClaims(payload)
 		if err != nil {
 			return
+		}
+		// Every actor of an accepted chain names someone.
+		for _, a := range c.Actors() {
+			if a.Subject == "" {
+				t.Fatalf("accepted an actor without sub in %q", payload)
+			}
+		}
+		if (c.Act == nil) != (len(c.Actors()) == 0) {
+			t.Fatalf("Act %s but %d actors", c.Act, len(c.Actors()))
 		}
 		again, err := json.Marshal(c.Raw)
 		if err != nil {
@@ -63,7 +74,8 @@ func FuzzParseClaims(f *testing.F) {
 		if c.Issuer != c2.Issuer || c.Subject != c2.Subject || c.ClientID != c2.ClientID || c.JTI != c2.JTI ||
 			!slices.Equal(c.Scopes, c2.Scopes) || !slices.Equal(c.Audience, c2.Audience) ||
 			!c.ExpiresAt.Equal(c2.ExpiresAt) || !c.IssuedAt.Equal(c2.IssuedAt) || !c.AuthTime.Equal(c2.AuthTime) ||
-			string(c.Act) != string(c2.Act) {
+			string(c.Act) != string(c2.Act) || !slices.Equal(c.Actors(), c2.Actors()) ||
+			(c.MayAct == nil) != (c2.MayAct == nil) || c.MayAct != nil && *c.MayAct != *c2.MayAct {
 			t.Fatalf("round trip changed the claims: %+v vs %+v", c, c2)
 		}
 	})
