@@ -170,7 +170,6 @@ type exchangeEntry struct {
 type exchangeFlight struct {
 	done chan struct{}
 	tok  ExchangedToken
-	ok   bool // false: no cacheable lifetime
 	err  error
 }
 
