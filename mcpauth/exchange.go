@@ -124,7 +124,8 @@ type ExchangeError struct {
 	// sending (StatusCode 0). It is empty when the hub could not be
 	// reached or gave no usable answer; the error then also matches
 	// [ErrUnavailable], as it does for server_error and
-	// temporarily_unavailable.
+	// temporarily_unavailable. It is also empty when the caller's context
+	// ended first; the error then matches ctx.Err() instead.
 	Code string
 	// Description is the hub's error_description, shortened to printable
 	// ASCII, or this package's reason.
@@ -132,7 +133,8 @@ type ExchangeError struct {
 	// StatusCode is the token endpoint's HTTP status (0 if none).
 	StatusCode int
 
-	cause error
+	cause     error
+	abandoned bool // the caller's context ended; says nothing of the hub
 }
 
 func (e *ExchangeError) Error() string {
@@ -150,7 +152,7 @@ func (e *ExchangeError) Error() string {
 // underlying cause.
 func (e *ExchangeError) Unwrap() []error {
 	var errs []error
-	if e.Code == "" || e.Code == "server_error" || e.Code == "temporarily_unavailable" {
+	if e.Code == "" && !e.abandoned || e.Code == "server_error" || e.Code == "temporarily_unavailable" {
 		errs = append(errs, ErrUnavailable)
 	}
 	if e.cause != nil {
@@ -271,7 +273,7 @@ func (e *Exchanger) Exchange(ctx context.Context, subjectToken, resource string,
 	select {
 	case <-f.done:
 	case <-ctx.Done():
-		return nil, &ExchangeError{Description: "gave up waiting for the token endpoint", cause: ctx.Err()}
+		return nil, &ExchangeError{Description: "gave up waiting for the token endpoint", cause: ctx.Err(), abandoned: true}
 	}
 	if f.err != nil {
 		return nil, f.err

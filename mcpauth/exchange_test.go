@@ -356,7 +356,7 @@ func TestExchangeConcurrent(t *testing.T) {
 		}
 		cancel()
 		synctest.Wait()
-		if !errors.Is(quitErr, context.Canceled) {
+		if !errors.Is(quitErr, context.Canceled) || errors.Is(quitErr, mcpauth.ErrUnavailable) {
 			t.Errorf("abandoning caller: err = %v, want context.Canceled", quitErr)
 		}
 		close(gate)
