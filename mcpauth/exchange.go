@@ -247,6 +247,9 @@ func (e *Exchanger) Exchange(ctx context.Context, subjectToken, resource string,
 			return nil, &ExchangeError{Code: "invalid_request", Description: "malformed scope"}
 		}
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, &ExchangeError{Description: "context ended", cause: err, abandoned: true}
+	}
 	key := exchangeKeyOf(subjectToken, resource, scopes)
 
 	e.mu.Lock()
