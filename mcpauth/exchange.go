@@ -394,11 +394,26 @@ func (e *Exchanger) post(ctx context.Context, subjectToken, resource string, sco
 	}
 	defer resp.Body.Close()
 	received := e.now()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxDocBytes+1))
+	if err != nil {
+		return ExchangedToken{}, time.Time{}, &ExchangeError{StatusCode: resp.StatusCode, Description: "token response unreadable", cause: err}
+	}
+	return parseTokenResponse(resp.StatusCode, body, received, scopes, e.refreshBefore)
+}
 
+// parseTokenResponse reads a token endpoint's answer (RFC 8693 §2.2, RFC
+// 6749 §5.2) and returns the token and when to refresh it (zero: do not
+// cache).
+func parseTokenResponse(status int, body []byte, received time.Time, requested []string, refreshBefore time.Duration) (ExchangedToken, time.Time, error) {
 	var tr tokenResponse
-	decodeErr := decodeJSON(resp.Body, &tr)
-	if resp.StatusCode != http.StatusOK {
-		xe := &ExchangeError{StatusCode: resp.StatusCode, Description: "token endpoint refused"}
+	var decodeErr error
+	if len(body) > maxDocBytes {
+		decodeErr = errors.New("document too large")
+	} else {
+		decodeErr = json.Unmarshal(body, &tr)
+	}
+	if status != http.StatusOK {
+		xe := &ExchangeError{StatusCode: status, Description: "token endpoint refused"}
 		if decodeErr == nil && tr.Error != "" && validScopeToken(tr.Error) {
 			xe.Code = tr.Error
 			xe.Description = cleanDescription(tr.ErrorDesc)
@@ -406,13 +421,14 @@ func (e *Exchanger) post(ctx context.Context, subjectToken, resource string, sco
 		return ExchangedToken{}, time.Time{}, xe
 	}
 	bad := func(why string) (ExchangedToken, time.Time, error) {
-		return ExchangedToken{}, time.Time{}, &ExchangeError{StatusCode: resp.StatusCode, Description: why, cause: decodeErr}
+		return ExchangedToken{}, time.Time{}, &ExchangeError{StatusCode: status, Description: why, cause: decodeErr}
 	}
 	switch {
 	case decodeErr != nil:
 		return bad("token response malformed")
-	case tr.AccessToken == "":
-		return bad("token response has no access_token")
+	// It goes into an Authorization header as is (RFC 6750 §2.1).
+	case len(tr.AccessToken) > maxTokenBytes || !isToken68(tr.AccessToken):
+		return bad("token response has no usable access_token")
 	// RFC 8693 §2.2.1: issued_token_type is REQUIRED; anything but an
 	// access token cannot be sent to a resource.
 	case tr.IssuedTokenType != tokenTypeAccessToken:
@@ -422,7 +438,7 @@ func (e *Exchanger) post(ctx context.Context, subjectToken, resource string, sco
 	case !strings.EqualFold(tr.TokenType, "Bearer"):
 		return bad("token response token_type is not Bearer")
 	}
-	tok := ExchangedToken{AccessToken: tr.AccessToken, Scopes: scopes}
+	tok := ExchangedToken{AccessToken: tr.AccessToken, Scopes: slices.Clone(requested)}
 	if tr.Scope != nil {
 		tok.Scopes = strings.Fields(*tr.Scope)
 	}
@@ -434,7 +450,7 @@ func (e *Exchanger) post(ctx context.Context, subjectToken, resource string, sco
 		}
 		life := time.Duration(secs) * time.Second
 		tok.ExpiresAt = received.Add(life)
-		refreshAt = tok.ExpiresAt.Add(-min(e.refreshBefore, life/2))
+		refreshAt = tok.ExpiresAt.Add(-min(refreshBefore, life/2))
 	}
 	return tok, refreshAt, nil
 }

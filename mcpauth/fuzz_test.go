@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // FuzzBearerToken: whatever Authorization header is accepted yields a
@@ -77,6 +78,40 @@ func FuzzParseClaims(f *testing.F) {
 			string(c.Act) != string(c2.Act) || !slices.Equal(c.Actors(), c2.Actors()) ||
 			(c.MayAct == nil) != (c2.MayAct == nil) || c.MayAct != nil && *c.MayAct != *c2.MayAct {
 			t.Fatalf("round trip changed the claims: %+v vs %+v", c, c2)
+		}
+	})
+}
+
+// FuzzTokenResponse: whatever the token endpoint answers, a success is a
+// usable bearer token cached no longer than its lifetime, and a failure is
+// an *ExchangeError whose text is printable and bounded.
+func FuzzTokenResponse(f *testing.F) {
+	for _, s := range []string{
+		`{"access_token":"a.b.c","issued_token_type":"urn:ietf:params:oauth:token-type:access_token","token_type":"Bearer","expires_in":300,"scope":"x y"}`,
+		`{"access_token":"a","issued_token_type":"urn:ietf:params:oauth:token-type:access_token","token_type":"bearer","expires_in":1}`,
+		`{"error":"invalid_grant","error_description":"no\n\"way\""}`, `{"error":"bad code"}`, `{"expires_in":"7"}`, `null`, `<html>`,
+	} {
+		f.Add(200, []byte(s))
+		f.Add(400, []byte(s))
+	}
+	now := time.Unix(1_900_000_000, 0)
+	f.Fuzz(func(t *testing.T, status int, body []byte) {
+		tok, refreshAt, err := parseTokenResponse(status, body, now, []string{"r"}, 30*time.Second)
+		if err != nil {
+			xe, ok := errors.AsType[*ExchangeError](err)
+			if !ok {
+				t.Fatalf("error %T", err)
+			}
+			if quoteSafe(xe.Description) != xe.Description || len(xe.Description) > maxDescription || !validScopeToken(xe.Code) && xe.Code != "" {
+				t.Fatalf("unsafe error %q %q", xe.Code, xe.Description)
+			}
+			return
+		}
+		if status != 200 || !isToken68(tok.AccessToken) {
+			t.Fatalf("accepted status %d token %q", status, tok.AccessToken)
+		}
+		if !refreshAt.IsZero() && (refreshAt.Before(now) || refreshAt.After(tok.ExpiresAt)) {
+			t.Fatalf("refresh at %v outside [%v, %v]", refreshAt, now, tok.ExpiresAt)
 		}
 	})
 }
