@@ -180,6 +180,9 @@ var required = map[string]struct {
 	DomainUpdated:                  {nil, []string{"pattern", "trust"}},
 	DomainRemoved:                  {nil, []string{"pattern"}},
 	InstallationRevoked:            {[]field{fClient, fUser}, []string{"redirect_uri"}},
+	IssuerAdded:                    {nil, []string{"issuer_id", "issuer", "uses"}},
+	IssuerUpdated:                  {nil, []string{"issuer_id", "issuer", "change"}},
+	IssuerDeleted:                  {nil, []string{"issuer_id", "issuer"}},
 }
 
 // Types lists every event type this package defines, sorted.

@@ -64,6 +64,9 @@ func constructors() map[string]*store.AuditEvent {
 		audit.DomainUpdated:                  audit.NewDomainUpdated(meta, audit.DomainFields{Pattern: "*.example.com", Trust: store.DomainTrusted, Previous: store.DomainAllowed}),
 		audit.DomainRemoved:                  audit.NewDomainRemoved(meta, audit.DomainFields{Pattern: "*.example.com", Previous: store.DomainTrusted}),
 		audit.InstallationRevoked:            audit.NewInstallationRevoked(meta, audit.InstallationRevokedFields{ClientID: "https://app.example.com/c.json", UserID: "u", RedirectURI: "http://127.0.0.1/cb"}),
+		audit.IssuerAdded:                    audit.NewIssuerAdded(meta, testIssuer()),
+		audit.IssuerUpdated:                  audit.NewIssuerUpdated(meta, testIssuer(), audit.IssuerChangeDisabled),
+		audit.IssuerDeleted:                  audit.NewIssuerDeleted(meta, testIssuer()),
 	}
 }
 
