@@ -32,10 +32,67 @@ type Claims struct {
 	IssuedAt  time.Time
 	AuthTime  time.Time
 	// Act is the raw JSON of the act claim (RFC 8693 §4.1) when the token was
-	// obtained by delegation, nil otherwise.
+	// obtained by delegation, nil otherwise. [Claims.Actors] is the same
+	// chain as a list.
 	Act json.RawMessage
+	// MayAct is the may_act claim (RFC 8693 §4.4): the party allowed to
+	// exchange this token as its actor. Nil when absent.
+	MayAct *Actor
 	// Raw holds every claim as decoded JSON (numbers as json.Number).
 	Raw map[string]any
+
+	actors []Actor
+	// token is the bearer token these claims were verified from, behind a
+	// pointer so that printing Claims (%v, %+v, slog) shows an address, never
+	// the token; see [Claims.Token].
+	token *bearer
+}
+
+type bearer struct{ s string }
+
+// Actor is one party of a delegation chain (RFC 8693 §4.1): who acts, and
+// who vouches for it. For actors the hub itself knows, Subject is the
+// agent's or MCP server's client_id and Issuer is empty.
+type Actor struct {
+	// Subject is the actor's sub.
+	Subject string
+	// Issuer is the actor's iss, when another issuer vouches for it.
+	Issuer string
+}
+
+// maxActors bounds the act nesting parsed; the hub caps chains far lower
+// (tokens.max_delegation_depth).
+const maxActors = 32
+
+// Actors returns the delegation chain of the token (RFC 8693 §4.1), the
+// current actor first, that is outermost: the party that presented or
+// exchanged the token last, then each prior actor. The last element is the
+// first actor, for hub tokens the agent the user authorized. It is nil for
+// a token obtained without delegation, whose only actor is its ClientID.
+// RFC 8693 §4.1 bases access control on the current actor only; the prior
+// ones are informational, which [Config.MaxDelegationDepth] and
+// [Config.FirstActors] use with care.
+func (c *Claims) Actors() []Actor {
+	return slices.Clone(c.actors)
+}
+
+// Token returns the bearer token these claims were verified from (by
+// [Verifier.Verify], [Verifier.Check] or [Middleware]), for passing on to
+// [Exchanger.Exchange]; "" for claims made otherwise. Treat it as a secret:
+// never log it.
+func (c *Claims) Token() string {
+	if c.token == nil {
+		return ""
+	}
+	return c.token.s
+}
+
+// withToken returns a copy of c remembering token (cached claims are shared,
+// so never set on them in place).
+func (c *Claims) withToken(token string) *Claims {
+	cc := *c
+	cc.token = &bearer{s: token}
+	return &cc
 }
 
 // HasScopes reports whether the token was granted every one of scopes.
@@ -124,12 +181,65 @@ func parseClaims(payload []byte) (*Claims, error) {
 		return nil, err
 	}
 	if act, ok := raw["act"]; ok && act != nil {
-		if _, isObj := act.(map[string]any); !isObj {
-			return nil, errClaimType
+		if c.actors, err = parseActors(act); err != nil {
+			return nil, err
 		}
 		c.Act, _ = json.Marshal(act)
 	}
+	if mayAct, ok := raw["may_act"]; ok && mayAct != nil {
+		// RFC 8693 §4.4: may_act names one party; a nested act inside it
+		// would mean nothing, and is ignored.
+		m, isObj := mayAct.(map[string]any)
+		if !isObj {
+			return nil, errClaimType
+		}
+		a, _, err := parseActor(m)
+		if err != nil {
+			return nil, err
+		}
+		c.MayAct = &a
+	}
 	return c, nil
+}
+
+var errBadActor = errors.New("act claim is not a chain of actors each with a sub")
+
+// parseActors walks the nested act objects (RFC 8693 §4.1), outermost
+// first. Every level must be an object with a non-empty string sub, so that a
+// chain cannot hide an actor the checks would skip.
+func parseActors(v any) ([]Actor, error) {
+	var chain []Actor
+	for v != nil {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil, errClaimType
+		}
+		if len(chain) == maxActors {
+			return nil, errBadActor
+		}
+		a, next, err := parseActor(m)
+		if err != nil {
+			return nil, err
+		}
+		chain = append(chain, a)
+		v = next
+	}
+	return chain, nil
+}
+
+func parseActor(m map[string]any) (Actor, any, error) {
+	sub, err := stringClaim(m, "sub")
+	if err != nil {
+		return Actor{}, nil, err
+	}
+	if sub == "" {
+		return Actor{}, nil, errBadActor
+	}
+	iss, err := stringClaim(m, "iss")
+	if err != nil {
+		return Actor{}, nil, err
+	}
+	return Actor{Subject: sub, Issuer: iss}, m["act"], nil
 }
 
 func stringClaim(raw map[string]any, name string) (string, error) {

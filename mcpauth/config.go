@@ -35,6 +35,18 @@ type Config struct {
 	// Introspection, when set, makes every token also be checked at the hub's
 	// RFC 7662 introspection endpoint, so revocation takes effect at once.
 	Introspection *IntrospectionConfig
+	// MaxDelegationDepth bounds the delegation chain of an accepted token:
+	// the number of actors in its act claim (RFC 8693 §4.1, see
+	// [Claims.Actors]). Zero means no limit; [NoDelegation] accepts only
+	// tokens without act. A refused token fails with [ErrDelegationRefused].
+	MaxDelegationDepth int
+	// FirstActors, when not empty, lists the agents (hub client_ids) whose
+	// delegations this server accepts: the first actor of a token must be one
+	// of them. The first actor is the innermost act, the agent the user
+	// authorized; for a token without act it is the token's ClientID.
+	// An actor with an iss other than the hub never matches. A refused token
+	// fails with [ErrDelegationRefused].
+	FirstActors []string
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
 	// Logger receives key-refresh and hub-communication events; it never
@@ -53,6 +65,10 @@ type IntrospectionConfig struct {
 	// Inactive answers are never cached.
 	CacheTTL time.Duration
 }
+
+// NoDelegation as [Config.MaxDelegationDepth] refuses every token that
+// carries an act claim.
+const NoDelegation = -1
 
 const (
 	defaultLeeway   = 30 * time.Second
@@ -86,6 +102,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Algorithms != nil && len(c.Algorithms) == 0 {
 		errs = append(errs, errors.New("mcpauth: Config.Algorithms: empty list (use nil for the default)"))
+	}
+	if c.MaxDelegationDepth < NoDelegation {
+		errs = append(errs, errors.New("mcpauth: Config.MaxDelegationDepth: must be positive, zero (no limit) or NoDelegation"))
+	}
+	if slices.Contains(c.FirstActors, "") {
+		errs = append(errs, errors.New("mcpauth: Config.FirstActors: empty client id"))
 	}
 	if ic := c.Introspection; ic != nil && ic.ClientID == "" {
 		errs = append(errs, errors.New("mcpauth: Config.Introspection.ClientID: required"))

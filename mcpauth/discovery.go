@@ -17,6 +17,7 @@ type hubMetadata struct {
 	Issuer                string `json:"issuer"`
 	JWKSURI               string `json:"jwks_uri"`
 	IntrospectionEndpoint string `json:"introspection_endpoint"`
+	TokenEndpoint         string `json:"token_endpoint"`
 }
 
 // maxDocBytes bounds every document fetched from the hub.

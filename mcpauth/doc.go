@@ -13,6 +13,11 @@
 //     insufficient_scope step-up signal per tool ([ToolScopes]);
 //   - publishes its OAuth 2.0 Protected Resource Metadata (RFC 9728) so clients
 //     can find the hub ([ProtectedResourceMetadata], [HandleMetadata]);
+//   - sees who acted for the user when a token was obtained by delegation
+//     ([Claims.Actors], [Claims.MayAct]) and can bound that chain
+//     ([Config.MaxDelegationDepth], [Config.FirstActors]);
+//   - calls a downstream resource for the user with a token of its own,
+//     exchanged at the hub for the one it received ([Exchanger], RFC 8693);
 //   - plugs into github.com/modelcontextprotocol/go-sdk ([Verifier.TokenVerifier],
 //     [RequireScopes]).
 //
@@ -28,6 +33,22 @@
 // (v1.8) answers 2026-07-28 only from a handler built with
 // StreamableHTTPOptions{Stateless: true}; such a handler serves older
 // clients too, without sessions.
+//
+// # Delegation across hops
+//
+// An MCP server that calls another service for the user never forwards the
+// token it received: that token's audience is this server (RFC 8707), and
+// forwarding it would make every downstream service a place where it can
+// be replayed. [Exchanger.Exchange] trades it at the hub's token endpoint
+// (RFC 8693 §2) for a token to the downstream resource, authenticated as
+// this server's own client. The new token keeps the user as sub and nests
+// the actors in act, current actor outermost (RFC 8693 §4.1); the hub never
+// widens its scopes or extends its expiry. The downstream server reads the
+// chain with [Claims.Actors]. Access control should rest on the current
+// actor (the first element) and the top-level claims; [Config.FirstActors]
+// and [Config.MaxDelegationDepth] add limits on the rest of the chain, and a
+// token that breaks them is answered 401 invalid_token
+// ([ErrDelegationRefused]), as one for another audience would be.
 //
 // # Per-tool scopes and tool annotations
 //

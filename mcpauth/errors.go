@@ -35,6 +35,13 @@ var (
 	// ErrTokenRevoked: the hub's introspection endpoint reports the token
 	// inactive (RFC 7662 §2.2).
 	ErrTokenRevoked = errors.New("mcpauth: token revoked or inactive")
+	// ErrDelegationRefused: the token's delegation chain (RFC 8693 §4.1 act)
+	// is longer than [Config.MaxDelegationDepth] allows, or its first actor
+	// is not in [Config.FirstActors]. It is an invalid_token (401): the
+	// token is not acceptable at this resource, as with a wrong audience;
+	// insufficient_scope (403) would make MCP clients ask for more scopes,
+	// which cannot cure a chain.
+	ErrDelegationRefused = errors.New("mcpauth: delegation chain not accepted")
 	// ErrInsufficientScope: the token is valid but lacks scopes the operation
 	// needs (RFC 6750 §3.1 insufficient_scope).
 	ErrInsufficientScope = errors.New("mcpauth: insufficient scope")
@@ -82,7 +89,7 @@ func (e *TokenError) Unwrap() []error {
 
 func rejectsToken(kind error) bool {
 	switch kind {
-	case ErrTokenInvalid, ErrTokenExpired, ErrTokenNotYetValid, ErrWrongAudience, ErrWrongIssuer, ErrTokenRevoked:
+	case ErrTokenInvalid, ErrTokenExpired, ErrTokenNotYetValid, ErrWrongAudience, ErrWrongIssuer, ErrTokenRevoked, ErrDelegationRefused:
 		return true
 	}
 	return false

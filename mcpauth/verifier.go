@@ -30,6 +30,9 @@ type Verifier struct {
 	logger   *slog.Logger
 	keys     *keySet
 	intro    *introspector // nil unless introspection mode
+
+	maxDepth    int      // Config.MaxDelegationDepth
+	firstActors []string // Config.FirstActors
 }
 
 // NewVerifier validates cfg and discovers the hub eagerly: it fetches the
@@ -81,6 +84,9 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 		now:      now,
 		logger:   logger,
 		keys:     &keySet{url: md.JWKSURI, client: client, now: now, logger: logger},
+
+		maxDepth:    cfg.MaxDelegationDepth,
+		firstActors: slices.Clone(cfg.FirstActors),
 	}
 	if ic := cfg.Introspection; ic != nil {
 		if md.IntrospectionEndpoint == "" {
@@ -180,7 +186,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 			return nil, err
 		}
 	}
-	return c, nil
+	return c.withToken(token), nil
 }
 
 func (v *Verifier) verifySignature(ctx context.Context, jws *jose.JSONWebSignature, kid, alg string) ([]byte, error) {
@@ -233,6 +239,32 @@ func (v *Verifier) checkClaims(c *Claims) error {
 	if !c.IssuedAt.IsZero() && now.Add(v.leeway).Before(c.IssuedAt) {
 		return tokenErr(ErrTokenNotYetValid, "token issued in the future", nil)
 	}
+	return v.checkDelegation(c)
+}
+
+// checkDelegation applies Config.MaxDelegationDepth and Config.FirstActors.
+func (v *Verifier) checkDelegation(c *Claims) error {
+	depth := len(c.actors)
+	switch {
+	case v.maxDepth == NoDelegation && depth > 0:
+		return tokenErr(ErrDelegationRefused, "delegated tokens are not accepted", nil)
+	case v.maxDepth > 0 && depth > v.maxDepth:
+		return tokenErr(ErrDelegationRefused, "delegation chain too long", nil)
+	}
+	if len(v.firstActors) == 0 {
+		return nil
+	}
+	// The first actor is the innermost act; without act, the client the
+	// token was issued to acts directly for the user.
+	first := Actor{Subject: c.ClientID}
+	if depth > 0 {
+		first = c.actors[depth-1]
+	}
+	// An actor vouched for by another issuer is not the hub's client of the
+	// same name.
+	if first.Subject == "" || first.Issuer != "" && first.Issuer != v.issuer || !slices.Contains(v.firstActors, first.Subject) {
+		return tokenErr(ErrDelegationRefused, "the token's first actor is not accepted", nil)
+	}
 	return nil
 }
 
@@ -249,7 +281,7 @@ func (v *Verifier) verifyOpaque(ctx context.Context, token string) (*Claims, err
 	if err := v.checkClaims(c); err != nil {
 		return nil, err
 	}
-	return c, nil
+	return c.withToken(token), nil
 }
 
 // audienceMatches reports whether aud names resource, tolerating exactly one

@@ -2,8 +2,9 @@
 // [github.com/agentid/agentid/mcpauth]: an httptest server that publishes
 // RFC 8414 authorization server metadata and a JWKS, mints RFC 9068 ES256
 // access tokens for any resource and scopes, answers RFC 7662 introspection
-// (honouring [Server.Revoke]), and issues tokens by the client-credentials
-// grant to its one test client.
+// (honouring [Server.Revoke]), and issues tokens to its one test client by
+// the client-credentials grant and by RFC 8693 token exchange (for
+// [mcpauth.Exchanger]).
 //
 //	hub := mcpauthtest.NewServer(t)
 //	v, err := mcpauth.NewVerifier(ctx, mcpauth.Config{Issuer: hub.Issuer(), Resource: mcpURL})
@@ -24,6 +25,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -263,7 +265,7 @@ func (s *Server) serveMetadata(w http.ResponseWriter, _ *http.Request) {
 		"token_endpoint":                                iss + "/token",
 		"jwks_uri":                                      iss + "/jwks",
 		"introspection_endpoint":                        iss + "/introspect",
-		"grant_types_supported":                         []string{"client_credentials"},
+		"grant_types_supported":                         []string{"client_credentials", grantTokenExchange},
 		"response_types_supported":                      []string{"code"},
 		"code_challenge_methods_supported":              []string{"S256"},
 		"token_endpoint_auth_methods_supported":         []string{"client_secret_basic", "client_secret_post"},
@@ -348,7 +350,12 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_client"})
 		return
 	}
-	if r.PostFormValue("grant_type") != "client_credentials" {
+	switch r.PostFormValue("grant_type") {
+	case "client_credentials":
+	case grantTokenExchange:
+		s.serveExchange(w, r)
+		return
+	default:
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "unsupported_grant_type"})
 		return
 	}
@@ -371,6 +378,80 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		"token_type":   "Bearer",
 		"expires_in":   int(s.lifetime / time.Second),
 		"scope":        strings.Join(scopes, " "),
+	})
+}
+
+const (
+	grantTokenExchange   = "urn:ietf:params:oauth:grant-type:token-exchange"
+	tokenTypeAccessToken = "urn:ietf:params:oauth:token-type:access_token"
+)
+
+// serveExchange implements RFC 8693 token exchange the way the hub does for
+// access tokens, for the test client: the subject token must be an active
+// token of this hub; the new token keeps its sub, is issued to the test
+// client for the one resource named, with the requested scopes (which must
+// be among the subject token's; none requested means all of them), expires
+// no later than the subject token, and carries act = {sub: test client}
+// nesting the subject token's act, or {sub: its client_id} when it had none.
+// Unlike the hub, it does not check that the test client is the subject
+// token's audience.
+func (s *Server) serveExchange(w http.ResponseWriter, r *http.Request) {
+	fail := func(code, desc string) {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": code, "error_description": desc})
+	}
+	if r.PostFormValue("subject_token_type") != tokenTypeAccessToken {
+		fail("unsupported_token_type", "subject_token_type must be access_token")
+		return
+	}
+	if t := r.PostFormValue("requested_token_type"); t != "" && t != tokenTypeAccessToken {
+		fail("unsupported_token_type", "requested_token_type must be access_token")
+		return
+	}
+	subject, ok := s.activeClaims(r.PostFormValue("subject_token"))
+	if !ok {
+		fail("invalid_grant", "subject token is not active")
+		return
+	}
+	if len(r.PostForm["resource"]) != 1 {
+		fail("invalid_target", "exactly one resource is required")
+		return
+	}
+	granted, _ := subject["scope"].(string)
+	have := strings.Fields(granted)
+	scopes := strings.Fields(r.PostFormValue("scope"))
+	for _, sc := range scopes {
+		if !slices.Contains(have, sc) {
+			fail("invalid_scope", "scope exceeds the subject token's")
+			return
+		}
+	}
+	if len(scopes) == 0 {
+		scopes = have
+	}
+	prior, _ := subject["act"].(map[string]any)
+	if prior == nil {
+		prior = map[string]any{"sub": subject["client_id"]}
+	}
+	now := s.now()
+	exp := now.Add(s.lifetime)
+	if e, ok := subject["exp"].(float64); ok && time.Unix(int64(e), 0).Before(exp) {
+		exp = time.Unix(int64(e), 0)
+	}
+	sub, _ := subject["sub"].(string)
+	tok, err := s.mint(TokenOptions{
+		Audience: r.PostForm["resource"], Scopes: scopes, Subject: sub, IssuedAt: now, ExpiresAt: exp,
+		Extra: map[string]any{"act": map[string]any{"sub": testClientID, "act": prior}},
+	})
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "server_error"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"access_token":      tok,
+		"issued_token_type": tokenTypeAccessToken,
+		"token_type":        "Bearer",
+		"expires_in":        int(exp.Sub(now) / time.Second),
+		"scope":             strings.Join(scopes, " "),
 	})
 }
 

@@ -164,3 +164,56 @@ func TestTokenEndpoint(t *testing.T) {
 		}
 	})
 }
+
+// TestTokenExchange: the RFC 8693 grant as the hub does it (act chain,
+// narrowed scopes, capped expiry) and its error codes.
+func TestTokenExchange(t *testing.T) {
+	now := time.Unix(1_900_000_000, 0)
+	hub := mcpauthtest.NewServer(t, mcpauthtest.WithClock(func() time.Time { return now }))
+	id, secret := hub.IntrospectionCredentials()
+	const (
+		grant  = "urn:ietf:params:oauth:grant-type:token-exchange"
+		atType = "urn:ietf:params:oauth:token-type:access_token"
+		api    = "https://api.example.com/"
+	)
+	subject := hub.TokenWith(mcpauthtest.TokenOptions{
+		Audience: []string{"https://mcp.example.com/mcp"}, Subject: "alice", ClientID: "agent-7",
+		Scopes: []string{"a", "b"}, ExpiresAt: now.Add(90 * time.Second),
+		Extra: map[string]any{"act": map[string]any{"sub": "mcp-0"}},
+	})
+	form := func(mut func(url.Values)) url.Values {
+		f := url.Values{"grant_type": {grant}, "subject_token": {subject}, "subject_token_type": {atType}, "resource": {api}}
+		if mut != nil {
+			mut(f)
+		}
+		return f
+	}
+
+	code, body := postForm(t, hub.Issuer()+"/token", form(func(f url.Values) { f.Set("scope", "a") }), id, secret)
+	if code != 200 || body["issued_token_type"] != atType || body["token_type"] != "Bearer" ||
+		body["expires_in"] != float64(90) || body["scope"] != "a" {
+		t.Fatalf("status %d, response %v", code, body)
+	}
+	_, intro := postForm(t, hub.Issuer()+"/introspect", url.Values{"token": {body["access_token"].(string)}}, id, secret)
+	act, _ := json.Marshal(intro["act"])
+	if intro["sub"] != "alice" || intro["client_id"] != id || intro["aud"] != api ||
+		string(act) != `{"act":{"sub":"mcp-0"},"sub":"`+id+`"}` {
+		t.Errorf("exchanged token claims = %v", intro)
+	}
+
+	for _, tc := range []struct {
+		name string
+		mut  func(url.Values)
+		code string
+	}{
+		{"subject token type", func(f url.Values) { f.Set("subject_token_type", "urn:ietf:params:oauth:token-type:jwt") }, "unsupported_token_type"},
+		{"requested token type", func(f url.Values) { f.Set("requested_token_type", "urn:ietf:params:oauth:token-type:id-jag") }, "unsupported_token_type"},
+		{"not a hub token", func(f url.Values) { f.Set("subject_token", "x.y.z") }, "invalid_grant"},
+		{"no resource", func(f url.Values) { f.Del("resource") }, "invalid_target"},
+		{"wider scope", func(f url.Values) { f.Set("scope", "a c") }, "invalid_scope"},
+	} {
+		if code, body := postForm(t, hub.Issuer()+"/token", form(tc.mut), id, secret); code != 400 || body["error"] != tc.code {
+			t.Errorf("%s: status %d, %v; want %s", tc.name, code, body, tc.code)
+		}
+	}
+}
