@@ -23,6 +23,10 @@ type ServerMetadata struct {
 	CodeChallengeMethodsSupported              []string `json:"code_challenge_methods_supported,omitempty"`
 	AuthorizationResponseIssParameterSupported bool     `json:"authorization_response_iss_parameter_supported,omitempty"`
 	ClientIDMetadataDocumentSupported          bool     `json:"client_id_metadata_document_supported,omitempty"`
+	// IdentityChainingRequestedTokenTypesSupported lists the
+	// requested_token_type values token exchange issues beyond access
+	// tokens (draft-ietf-oauth-identity-chaining; the ID-JAG profile).
+	IdentityChainingRequestedTokenTypesSupported []string `json:"identity_chaining_requested_token_types_supported,omitempty"`
 	// The OpenID Connect Discovery §3 fields appear in the OpenID Connect
 	// discovery document only.
 	UserinfoEndpoint                 string   `json:"userinfo_endpoint,omitempty"`
