@@ -43,6 +43,7 @@ func defaultGrants() []grant {
 		{typ: oauth.GrantAuthorizationCode, clientAuth: true, public: true, prove: (*Server).proveAuthorizationCode},
 		{typ: oauth.GrantRefreshToken, clientAuth: true, public: true, prove: (*Server).proveRefreshToken},
 		{typ: oauth.GrantClientCredentials, clientAuth: true, public: false, prove: (*Server).proveClientCredentials},
+		{typ: oauth.GrantTokenExchange, clientAuth: true, public: false, prove: (*Server).proveTokenExchange},
 	}
 }
 
@@ -94,6 +95,12 @@ func (g *grant) admit(c *store.Client) error {
 // checked against the registry, the policy or the consent ledger yet; that
 // is the pipeline's work.
 type authorization struct {
+	// answer, when set, is the whole response: the grant issued something
+	// that is not an access token of the hub (an ID-JAG, grant_idjag.go)
+	// on its own short path, after the pipeline's client checks. Nothing
+	// else of the authorization is then used.
+	answer *oauth.TokenResponse
+
 	subject subject
 	// resource is the resource asked for, unresolved: the request's resource
 	// parameters (RFC 8707 §2), or the one resource the grant is bound to.
