@@ -173,7 +173,7 @@ func TestMetadataDocuments(t *testing.T) {
 	if err := json.Unmarshal(a, &m); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"authorization_code", "refresh_token", "client_credentials"}
+	want := []string{"authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"}
 	if !slices.Equal(m.GrantTypes, want) {
 		t.Fatalf("grant_types_supported = %v, want exactly %v", m.GrantTypes, want)
 	}
