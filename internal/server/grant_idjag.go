@@ -89,9 +89,9 @@ func (s *Server) identityTarget(aud, clientID string) (*IdentityTarget, *Identit
 	return t, &t.Clients[j], nil
 }
 
-// idjagResource is the resource an ID-JAG names: the one requested, which
+// targetResource is the resource an ID-JAG names: the one requested, which
 // must be one of the target's, or without one the target's only resource.
-func idjagResource(t *IdentityTarget, requested []string) (string, *oauth.Error) {
+func targetResource(t *IdentityTarget, requested []string) (string, *oauth.Error) {
 	switch {
 	case len(requested) > 1:
 		return "", oauth.ErrInvalidTarget("an identity assertion names one resource")
@@ -126,7 +126,7 @@ func (s *Server) proveIDJAGExchange(ctx context.Context, r *http.Request, c *sto
 	if oe != nil {
 		return nil, oe
 	}
-	resource, oe := idjagResource(target, req.Resources)
+	resource, oe := targetResource(target, req.Resources)
 	if oe != nil {
 		return nil, oe
 	}
@@ -151,7 +151,7 @@ func (s *Server) proveIDJAGExchange(ctx context.Context, r *http.Request, c *sto
 	if err != nil {
 		return nil, err
 	}
-	asked := idjagScopes(req.Scopes, tc.Scopes)
+	asked := targetScopes(req.Scopes, tc.Scopes)
 	if len(asked) == 0 {
 		return nil, oauth.ErrInvalidScope("none of the requested scopes may be carried to this audience")
 	}
@@ -200,10 +200,10 @@ func (s *Server) proveIDJAGExchange(ctx context.Context, r *http.Request, c *sto
 	}}, nil
 }
 
-// idjagScopes are the scopes asked for an ID-JAG: the requested ones the
+// targetScopes are the scopes asked for an ID-JAG: the requested ones the
 // client may carry to the target, in request order, or all of those when
 // none is requested.
-func idjagScopes(requested, allowed []string) []string {
+func targetScopes(requested, allowed []string) []string {
 	if len(requested) == 0 {
 		return slices.Clone(allowed)
 	}
