@@ -133,6 +133,7 @@ func (c *cli) adminCommands() []*cobra.Command {
 		c.newKeysCmd(),
 		c.newPolicyCmd(),
 		c.newDomainsCmd(),
+		c.newIssuersCmd(),
 	}
 }
 

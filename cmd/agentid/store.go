@@ -51,6 +51,7 @@ var dataCreators = []string{
 	"agentid policy apply",
 	"agentid keys rotate",
 	"agentid domains add",
+	"agentid issuers add",
 }
 
 // requireData is errNoData, saying where the command looked, unless the

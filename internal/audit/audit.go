@@ -187,6 +187,9 @@ var required = map[string]struct {
 	InstallationRevoked:            {[]field{fClient, fUser}, []string{"redirect_uri"}},
 	IdentityAssertionIssued:        {[]field{fClient, fUser, fResource, fScopes}, []string{"audience", "remote_client_id", "jti", "expires_at", DetailPolicyVersion}},
 	IdentityAssertionDenied:        {[]field{fClient, fUser, fResource, fScopes}, []string{"audience", DetailPolicyVersion}},
+	IssuerAdded:                    {nil, []string{"issuer_id", "issuer", "uses"}},
+	IssuerUpdated:                  {nil, []string{"issuer_id", "issuer", "change"}},
+	IssuerDeleted:                  {nil, []string{"issuer_id", "issuer"}},
 }
 
 // Types lists every event type this package defines, sorted.

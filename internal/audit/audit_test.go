@@ -66,6 +66,9 @@ func constructors() map[string]*store.AuditEvent {
 		audit.IdentityAssertionIssued:        audit.NewIdentityAssertionIssued(meta, audit.IdentityAssertionFields{ClientID: "c", UserID: "u", Audience: "https://as.example", Resource: key.Resource, Scopes: sc, RemoteClientID: "rc", JTI: "j", ExpiresAt: at, Policy: dec}),
 		audit.IdentityAssertionDenied:        audit.NewIdentityAssertionDenied(meta, audit.IdentityAssertionFields{ClientID: "c", UserID: "u", Audience: "https://as.example", Resource: key.Resource, Scopes: sc, RemoteClientID: "rc", Policy: dec}),
 		audit.InstallationRevoked:            audit.NewInstallationRevoked(meta, audit.InstallationRevokedFields{ClientID: "https://app.example.com/c.json", UserID: "u", RedirectURI: "http://127.0.0.1/cb"}),
+		audit.IssuerAdded:                    audit.NewIssuerAdded(meta, testIssuer()),
+		audit.IssuerUpdated:                  audit.NewIssuerUpdated(meta, testIssuer(), audit.IssuerChangeDisabled),
+		audit.IssuerDeleted:                  audit.NewIssuerDeleted(meta, testIssuer()),
 	}
 }
 

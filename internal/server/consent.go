@@ -224,6 +224,9 @@ type consentView struct {
 	Durations []durationView
 	// Refused were asked for and will not be granted, with why.
 	Refused []refusal
+	// Identity says what signing the person in with OpenID Connect tells
+	// the application about them ("": it asked for no sign-in).
+	Identity string
 }
 
 // consentPage describes an authorization request for the consent and
@@ -255,6 +258,8 @@ func (s *Server) consentPage(w http.ResponseWriter, r *http.Request, a *authz, u
 		// phishing).
 		v.ClientHost, v.ClientName = cimdHost(a.client), displayName(a.client.Name)
 	}
+	v.Identity = identityNote(a.oidc)
+	v.Identity = identityNote(a.oidc)
 	prompted := promptedScopes(allowed, snap, a.req.Prompt)
 	live := snap.Live(allowed)
 	for _, name := range allowed {
@@ -381,4 +386,27 @@ func (s *Server) SweepExpiredConsent(ctx context.Context) error {
 // consentKey names a consent key in an audit event.
 func consentKey(k consent.Key) audit.ConsentKey {
 	return audit.ConsentKey{ClientID: k.ClientID, UserID: k.UserID, Resource: k.Resource}
+}
+
+// identityNote says in words what the OpenID Connect scopes oidc let the
+// application learn about the person: their account id always, their name
+// and username with profile, their email address with email.
+func identityNote(oidc []string) string {
+	if !slices.Contains(oidc, scopeOpenID) {
+		return ""
+	}
+	parts := []string{"your account id"}
+	if slices.Contains(oidc, scopeProfile) {
+		parts = append(parts, "your name and username")
+	}
+	if slices.Contains(oidc, scopeEmail) {
+		parts = append(parts, "your email address")
+	}
+	switch len(parts) {
+	case 1:
+		return "Who you are: " + parts[0] + "."
+	case 2:
+		return "Who you are: " + parts[0] + " and " + parts[1] + "."
+	}
+	return "Who you are: " + strings.Join(parts[:len(parts)-1], ", ") + ", and " + parts[len(parts)-1] + "."
 }

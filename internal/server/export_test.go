@@ -5,3 +5,6 @@ package server
 func (s *Server) ThrottleSizes() (user, address int) {
 	return s.userThrottle.len(), s.ipThrottle.len()
 }
+
+// IdentityNote is identityNote, for the consent screen's wording test.
+var IdentityNote = identityNote

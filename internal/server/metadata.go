@@ -45,7 +45,7 @@ func (s *Server) metadata(r *http.Request, oidc bool) ([]byte, error) {
 	scopes = slices.Compact(scopes)
 	// The OpenID Connect scopes (oidc.go) come first, in both documents:
 	// they share every field they have in common.
-	scopes = append([]string{scopeOpenID, scopeProfile}, slices.DeleteFunc(scopes, func(sc string) bool { return sc == scopeOpenID || sc == scopeProfile })...)
+	scopes = append(slices.Clone(oidcScopes), slices.DeleteFunc(scopes, func(sc string) bool { return slices.Contains(oidcScopes, sc) })...)
 	authMethods := []string{"none", "client_secret_basic", "client_secret_post", "private_key_jwt"}
 	m := oauth.ServerMetadata{
 		Issuer:                            s.issuer,

@@ -12,15 +12,20 @@ import (
 	"github.com/agentid/agentid/internal/token"
 )
 
-// OpenID Connect sign-in (OpenID Connect Core 1.0): openid and profile are
-// protocol scopes. They are split off a request before the resource and
+// OpenID Connect sign-in (OpenID Connect Core 1.0): openid, profile and
+// email are protocol scopes. They are split off a request before the resource and
 // policy see its scopes, ride along in the code, the refresh token and the
 // access token's scope, and make the token endpoint add an ID token and
 // /userinfo answer.
 const (
 	scopeOpenID  = "openid"
 	scopeProfile = "profile"
+	scopeEmail   = "email"
 )
+
+// oidcScopes are the OpenID Connect scopes, in the order metadata lists
+// them.
+var oidcScopes = []string{scopeOpenID, scopeProfile, scopeEmail}
 
 // acrPassword and amrPassword say how a person signed in: with a password
 // (ISO/IEC 29115 level 1; RFC 8176 §2 "pwd"), the hub's only sign-in.
@@ -30,14 +35,14 @@ const (
 )
 
 // splitOIDC separates the OpenID Connect scopes of scopes from the resource
-// scopes. profile is a protocol scope only beside openid, so that a
-// resource may still offer a scope of that name to OAuth-only clients.
+// scopes. profile and email are protocol scopes only beside openid, so that
+// a resource may still offer scopes of those names to OAuth-only clients.
 func splitOIDC(scopes []string) (oidc, rest []string) {
 	if !slices.Contains(scopes, scopeOpenID) {
 		return nil, scopes
 	}
 	for _, sc := range scopes {
-		if sc == scopeOpenID || sc == scopeProfile {
+		if slices.Contains(oidcScopes, sc) {
 			if !slices.Contains(oidc, sc) {
 				oidc = append(oidc, sc)
 			}
@@ -66,6 +71,7 @@ func (s *Server) idToken(now, exp time.Time, c *store.Client, p *principal, a *a
 		Issuer: s.issuer, Subject: p.user.ID, Audience: c.ID,
 		IssuedAt: now.Unix(), Expiry: exp.Unix(), Nonce: a.nonce,
 		ACR: acrPassword, AMR: []string{amrPassword},
+		UserClaims: userClaims(p.user, a.oidc),
 	}
 	if !p.authTime.IsZero() {
 		claims.AuthTime = p.authTime.Unix()
@@ -74,19 +80,42 @@ func (s *Server) idToken(now, exp time.Time, c *store.Client, p *principal, a *a
 }
 
 // userinfoClaims are the claims /userinfo may return, advertised as
-// claims_supported (with the ID token's). The hub keeps a username, not a
-// name or an email address, so profile gives preferred_username only.
-var userinfoClaims = []string{"sub", "preferred_username"}
+// claims_supported (with the ID token's): profile gives the person's name
+// and username, email their address and whether an admin vouched for it
+// (OpenID Connect Core §5.4). A claim the hub does not know for a person
+// is left out, never sent empty.
+var userinfoClaims = []string{"sub", "name", "preferred_username", "email", "email_verified"}
+
+// userClaims are the profile and email claims of u that scopes ask for,
+// as both the ID token and /userinfo carry them.
+func userClaims(u *store.User, scopes []string) *token.UserClaims {
+	var out token.UserClaims
+	if slices.Contains(scopes, scopeProfile) {
+		out.Name, out.PreferredUsername = u.Name, u.Username
+	}
+	if slices.Contains(scopes, scopeEmail) && u.Email != "" {
+		verified := u.EmailVerified
+		out.Email, out.EmailVerified = u.Email, &verified
+	}
+	if out == (token.UserClaims{}) {
+		return nil
+	}
+	return &out
+}
 
 // idTokenClaims are the claims of the ID token, for claims_supported.
 var idTokenClaims = []string{"iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "at_hash"}
 
 // handleUserinfo is the UserInfo endpoint (OpenID Connect Core §5.3), GET
 // and POST, for an access token of the hub whose scope has openid, sent as
-// a bearer token in the Authorization header (RFC 6750 §2.1). Errors are
-// RFC 6750 §3 challenges.
+// a bearer token in the Authorization header (RFC 6750 §2.1) or, on POST,
+// in a form body (§2.2). Errors are RFC 6750 §3 challenges.
 func (s *Server) handleUserinfo(w http.ResponseWriter, r *http.Request) {
-	raw, ok := bearerToken(r)
+	raw, ok, bad := userinfoToken(r)
+	if bad != "" {
+		bearerError(w, http.StatusBadRequest, "invalid_request", bad)
+		return
+	}
 	if !ok {
 		bearerError(w, http.StatusUnauthorized, "", "")
 		return
@@ -128,14 +157,44 @@ func (s *Server) handleUserinfo(w http.ResponseWriter, r *http.Request) {
 		s.writeProtocolError(w, r, err)
 		return
 	}
-	out := map[string]any{"sub": u.ID}
-	if slices.Contains(scopes, scopeProfile) {
-		out["preferred_username"] = u.Username
-	}
+	out := struct {
+		Subject string `json:"sub"`
+		*token.UserClaims
+	}{u.ID, userClaims(u, scopes)}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
 	_ = json.NewEncoder(w).Encode(out)
+}
+
+// userinfoToken is the access token of a /userinfo request: from the
+// Authorization header, or from the access_token field of a POST form
+// body. bad describes a request that sends it more than once (RFC 6750
+// §2: one method only) or in a body that cannot be read.
+func userinfoToken(r *http.Request) (tok string, ok bool, bad string) {
+	tok, ok = bearerToken(r)
+	hasHeader := r.Header.Get("Authorization") != ""
+	if r.Method != http.MethodPost {
+		return tok, ok, ""
+	}
+	ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";")
+	if !strings.EqualFold(strings.TrimSpace(ct), "application/x-www-form-urlencoded") {
+		return tok, ok, ""
+	}
+	r.Body = http.MaxBytesReader(nil, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		return "", false, "the request body is not a readable form"
+	}
+	vals, inBody := r.PostForm["access_token"]
+	switch {
+	case !inBody:
+		return tok, ok, ""
+	case hasHeader || len(vals) != 1:
+		return "", false, "send the access token once, in the Authorization header or the body"
+	case vals[0] == "":
+		return "", false, ""
+	}
+	return vals[0], true, ""
 }
 
 // bearerToken is the token of an Authorization: Bearer header.

@@ -14,6 +14,7 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
+	"github.com/agentid/agentid/internal/server"
 	"github.com/agentid/agentid/internal/server/servertest"
 	"github.com/agentid/agentid/internal/store"
 )
@@ -75,6 +76,16 @@ func (h *hub) oidcSignIn(t *testing.T, clientID string, scopes ...string) (*oidc
 	return provider, conf, tok
 }
 
+// person are the profile and email claims of the test user.
+type person struct {
+	Name              string `json:"name"`
+	PreferredUsername string `json:"preferred_username"`
+	Email             string `json:"email"`
+	EmailVerified     bool   `json:"email_verified"`
+}
+
+var alice = person{servertest.TestUserName, servertest.TestUser, servertest.TestUserEmail, true}
+
 // TestOIDCSignIn: go-oidc as a relying party through the real code flow
 // verifies the ID token (signature, iss, aud, exp), its nonce and at_hash,
 // reads auth_time, acr and amr, and calls /userinfo; a refresh returns a
@@ -82,8 +93,8 @@ func (h *hub) oidcSignIn(t *testing.T, clientID string, scopes ...string) (*oidc
 func TestOIDCSignIn(t *testing.T) {
 	h := newHub(t)
 	ctx := context.Background()
-	provider, conf, tok := h.oidcSignIn(t, "rp-1", oidc.ScopeOpenID, "profile", "notes.read")
-	if tok.Extra("scope") != "openid profile notes.read" {
+	provider, conf, tok := h.oidcSignIn(t, "rp-1", oidc.ScopeOpenID, "profile", "email", "notes.read")
+	if tok.Extra("scope") != "openid profile email notes.read" {
 		t.Fatalf("scope = %v", tok.Extra("scope"))
 	}
 	raw, _ := tok.Extra("id_token").(string)
@@ -108,12 +119,16 @@ func TestOIDCSignIn(t *testing.T) {
 		AuthTime int64    `json:"auth_time"`
 		ACR      string   `json:"acr"`
 		AMR      []string `json:"amr"`
+		person
 	}
 	if err := idt.Claims(&c); err != nil {
 		t.Fatal(err)
 	}
 	if c.AuthTime == 0 || c.ACR == "" || !slices.Equal(c.AMR, []string{"pwd"}) {
 		t.Fatalf("claims: %+v", c)
+	}
+	if c.person != alice {
+		t.Fatalf("ID token profile and email: %+v, want %+v", c.person, alice)
 	}
 	// The ID token is not an access token: its typ is JWT, not at+jwt.
 	if _, err := h.Keys.Verify(raw, h.URL); err == nil {
@@ -124,20 +139,42 @@ func TestOIDCSignIn(t *testing.T) {
 	if err != nil {
 		t.Fatalf("userinfo: %v", err)
 	}
-	var profile struct {
-		PreferredUsername string `json:"preferred_username"`
-	}
+	var profile person
 	if err := ui.Claims(&profile); err != nil {
 		t.Fatal(err)
 	}
-	if ui.Subject != "u-alice" || profile.PreferredUsername != servertest.TestUser {
+	if ui.Subject != "u-alice" || profile != alice || ui.Email != servertest.TestUserEmail || !ui.EmailVerified {
 		t.Fatalf("userinfo: sub=%q %+v", ui.Subject, profile)
 	}
-	// POST works too.
-	req, _ := http.NewRequest(http.MethodPost, h.URL+"/userinfo", nil)
-	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
-	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("POST /userinfo: %v %v", resp, err)
+	// POST works too, with the token in the header or in the form body
+	// (RFC 6750 §2.1, §2.2), but not in both.
+	for _, tc := range []struct {
+		name, header, body string
+		status             int
+	}{
+		{"header", "Bearer " + tok.AccessToken, "", http.StatusOK},
+		{"body", "", url.Values{"access_token": {tok.AccessToken}}.Encode(), http.StatusOK},
+		{"both", "Bearer " + tok.AccessToken, url.Values{"access_token": {tok.AccessToken}}.Encode(), http.StatusBadRequest},
+		{"body twice", "", "access_token=" + tok.AccessToken + "&access_token=" + tok.AccessToken, http.StatusBadRequest},
+		{"body, bad token", "", url.Values{"access_token": {"x" + tok.AccessToken}}.Encode(), http.StatusUnauthorized},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, h.URL+"/userinfo", strings.NewReader(tc.body))
+		if tc.header != "" {
+			req.Header.Set("Authorization", tc.header)
+		}
+		if tc.body != "" {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&m)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || (tc.status == http.StatusOK && m["email"] != servertest.TestUserEmail) {
+			t.Fatalf("POST /userinfo, token in %s: %d %v", tc.name, resp.StatusCode, m)
+		}
 	}
 
 	// Refresh: a new ID token, same auth_time, no nonce (OIDC Core §12.2).
@@ -204,7 +241,7 @@ func TestOIDCRefusals(t *testing.T) {
 			if tc.status == http.StatusOK {
 				var m map[string]any
 				_ = json.NewDecoder(resp.Body).Decode(&m)
-				if m["sub"] != "u-alice" || m["preferred_username"] != nil {
+				if m["sub"] != "u-alice" || len(m) != 1 {
 					t.Fatalf("userinfo without profile: %v", m)
 				}
 				return
@@ -236,8 +273,9 @@ func TestOIDCDiscovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	if m.Userinfo != h.URL+"/userinfo" || !slices.Equal(m.Algs, []string{"ES256"}) || !slices.Equal(m.Subjects, []string{"public"}) ||
-		!slices.Contains(m.Scopes, "openid") || !slices.Contains(m.Scopes, "profile") || slices.Contains(m.Scopes, "email") ||
-		!slices.Contains(m.Claims, "preferred_username") || slices.Contains(m.Claims, "email") || slices.Contains(m.Claims, "name") {
+		!slices.Equal(m.Scopes[:3], []string{"openid", "profile", "email"}) ||
+		!slices.Contains(m.Claims, "preferred_username") || !slices.Contains(m.Claims, "email") || !slices.Contains(m.Claims, "name") ||
+		!slices.Contains(m.Claims, "email_verified") {
 		t.Fatalf("discovery: %+v", m)
 	}
 	// The OAuth document is unchanged: no OpenID fields there.
@@ -276,4 +314,24 @@ func TestOIDCScopeIsNotAResourceScope(t *testing.T) {
 		t.Fatalf("token: scope %v, id_token %v", tok.Extra("scope"), tok.Extra("id_token") != nil)
 	}
 	checkDecisions(t, lastIssued(t, h.Store, "rp-infer"), map[string]string{"notes.read": "granted:user-consent"})
+}
+
+// TestIdentityNote: the consent screen says in words what signing in tells
+// the application, and nothing without openid.
+func TestIdentityNote(t *testing.T) {
+	for _, tc := range []struct {
+		scopes []string
+		want   string
+	}{
+		{nil, ""},
+		{[]string{"profile", "email"}, ""},
+		{[]string{"openid"}, "Who you are: your account id."},
+		{[]string{"openid", "profile"}, "Who you are: your account id and your name and username."},
+		{[]string{"openid", "email"}, "Who you are: your account id and your email address."},
+		{[]string{"openid", "profile", "email"}, "Who you are: your account id, your name and username, and your email address."},
+	} {
+		if got := server.IdentityNote(tc.scopes); got != tc.want {
+			t.Errorf("IdentityNote(%v) = %q, want %q", tc.scopes, got, tc.want)
+		}
+	}
 }

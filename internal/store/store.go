@@ -729,8 +729,9 @@ type Users interface {
 	GetUser(ctx context.Context, tenantID, id string) (*User, error)
 	GetUserByUsername(ctx context.Context, tenantID, username string) (*User, error)
 	ListUsers(ctx context.Context, tenantID string) ([]*User, error)
-	// UpdateUser replaces password hash and disabled flag and writes ev
-	// (nil: none) in the same transaction.
+	// UpdateUser replaces password hash, disabled flag and profile (Name,
+	// Email, EmailVerified) and writes ev (nil: none) in the same
+	// transaction.
 	UpdateUser(ctx context.Context, u *User, ev *AuditEvent) error
 }
 

@@ -32,6 +32,18 @@ type IDClaims struct {
 	AMR []string `json:"amr,omitempty"`
 	// AccessTokenHash is at_hash (§3.1.3.6), which MintIDToken fills.
 	AccessTokenHash string `json:"at_hash,omitempty"`
+	// UserClaims are the profile and email claims asked for (§5.4).
+	*UserClaims
+}
+
+// UserClaims are the standard claims about a person that the profile and
+// email scopes ask for (OpenID Connect Core §5.1, §5.4); empty ones are
+// left out.
+type UserClaims struct {
+	Name              string `json:"name,omitempty"`
+	PreferredUsername string `json:"preferred_username,omitempty"`
+	Email             string `json:"email,omitempty"`
+	EmailVerified     *bool  `json:"email_verified,omitempty"`
 }
 
 // MintIDToken signs c as an ID token with the current signing key (header

@@ -51,6 +51,10 @@ func (h *Hub) Wrap(mw func(http.Handler) http.Handler) {
 
 const (
 	TestUser     = "alice"
+	// TestUserName and TestUserEmail are the test user's profile (the
+	// OpenID Connect profile and email claims).
+	TestUserName  = "Alice Example"
+	TestUserEmail = "alice@example.com"
 	TestPassword = "correct horse battery staple"
 )
 
@@ -131,7 +135,7 @@ func NewOn(t testing.TB, st store.Store, opts ...Option) *Hub {
 	}, nil); err != nil && !strings.Contains(err.Error(), "conflict") {
 		t.Fatal(err)
 	}
-	if err := st.CreateUser(ctx, &store.User{TenantID: store.DefaultTenant, ID: "u-alice", Username: TestUser, PasswordHash: hashedTestPassword, CreatedAt: now, UpdatedAt: now}, nil); err != nil && !strings.Contains(err.Error(), "conflict") {
+	if err := st.CreateUser(ctx, &store.User{TenantID: store.DefaultTenant, ID: "u-alice", Username: TestUser, Name: TestUserName, Email: TestUserEmail, EmailVerified: true, PasswordHash: hashedTestPassword, CreatedAt: now, UpdatedAt: now}, nil); err != nil && !strings.Contains(err.Error(), "conflict") {
 		t.Fatal(err)
 	}
 	return h

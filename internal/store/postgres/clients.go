@@ -14,11 +14,11 @@ const clientCols = `tenant_id, id, name, secret_hash, secret_expires_at, redirec
 	response_types, token_endpoint_auth_method, application_type, scopes, default_resource, jwks,
 	jwks_uri, client_uri, logo_uri, tos_uri, policy_uri, contacts, software_id, software_version,
 	registration_method, registration_token_hash, created_ip, tags, owner_user_id, disabled,
-	created_at, updated_at, requested_scopes, status, last_used_at, software_statement_issuer`
+	created_at, updated_at, requested_scopes, status, last_used_at, software_statement_issuer, federated_issuer`
 
 // clientParams are the placeholders of clientCols.
 const clientParams = `$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-	$21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33`
+	$21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34`
 
 // clientArgs lists c's fields in clientCols order. An unknown status is
 // store.ErrInvalid.
@@ -32,7 +32,7 @@ func clientArgs(c *store.Client) ([]any, error) {
 		c.DefaultResource, c.JWKS, c.JWKSURI, c.ClientURI, c.LogoURI, c.TOSURI, c.PolicyURI,
 		c.Contacts, c.SoftwareID, c.SoftwareVersion, c.RegistrationMethod, c.RegistrationTokenHash,
 		c.CreatedIP, c.Tags, c.OwnerUserID, c.Disabled, c.CreatedAt, c.UpdatedAt, c.RequestedScopes,
-		status, nullTime(c.LastUsedAt), c.SoftwareStatementIssuer}, nil
+		status, nullTime(c.LastUsedAt), c.SoftwareStatementIssuer, c.FederatedIssuer}, nil
 }
 
 func scanClient(row pgx.Row) (*store.Client, error) {
@@ -43,7 +43,7 @@ func scanClient(row pgx.Row) (*store.Client, error) {
 		&c.DefaultResource, &c.JWKS, &c.JWKSURI, &c.ClientURI, &c.LogoURI, &c.TOSURI, &c.PolicyURI,
 		&c.Contacts, &c.SoftwareID, &c.SoftwareVersion, &c.RegistrationMethod, &c.RegistrationTokenHash,
 		&c.CreatedIP, &c.Tags, &c.OwnerUserID, &c.Disabled, &c.CreatedAt, &c.UpdatedAt, &c.RequestedScopes,
-		&c.Status, &lastUsed, &c.SoftwareStatementIssuer)
+		&c.Status, &lastUsed, &c.SoftwareStatementIssuer, &c.FederatedIssuer)
 	if err != nil {
 		return nil, err
 	}

@@ -8,12 +8,12 @@ import (
 	"github.com/agentid/agentid/internal/store"
 )
 
-const userCols = `tenant_id, id, username, password_hash, roles, group_names, disabled, created_at, updated_at`
+const userCols = `tenant_id, id, username, password_hash, roles, group_names, disabled, created_at, updated_at, name, email, email_verified`
 
 func scanUser(row pgx.Row) (*store.User, error) {
 	var u store.User
 	if err := row.Scan(&u.TenantID, &u.ID, &u.Username, &u.PasswordHash, &u.Roles, &u.Groups,
-		&u.Disabled, &u.CreatedAt, &u.UpdatedAt); err != nil {
+		&u.Disabled, &u.CreatedAt, &u.UpdatedAt, &u.Name, &u.Email, &u.EmailVerified); err != nil {
 		return nil, err
 	}
 	u.CreatedAt, u.UpdatedAt = utc(u.CreatedAt), utc(u.UpdatedAt)
@@ -24,8 +24,9 @@ func scanUser(row pgx.Row) (*store.User, error) {
 // duplicate id or username in the tenant is store.ErrConflict.
 func (s *Store) CreateUser(ctx context.Context, u *store.User, ev *store.AuditEvent) error {
 	return mapErr("create user", s.inTx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO users (`+userCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-			u.TenantID, u.ID, u.Username, u.PasswordHash, u.Roles, u.Groups, u.Disabled, u.CreatedAt, u.UpdatedAt); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO users (`+userCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+			u.TenantID, u.ID, u.Username, u.PasswordHash, u.Roles, u.Groups, u.Disabled, u.CreatedAt, u.UpdatedAt,
+			u.Name, u.Email, u.EmailVerified); err != nil {
 			return err
 		}
 		return insertEvent(ctx, tx, ev)
@@ -68,9 +69,9 @@ func (s *Store) ListUsers(ctx context.Context, tenantID string) ([]*store.User, 
 	return out, mapErr("list users", rows.Err())
 }
 
-// UpdateUser replaces the password hash and disabled flag (and UpdatedAt)
-// and writes ev (nil: none) in the same transaction; an unknown user is
-// store.ErrNotFound. The user's live lock (lockUser) is taken first: an
+// UpdateUser replaces the password hash, disabled flag, profile (name,
+// email, email verified) and UpdatedAt and writes ev (nil: none) in the
+// same transaction; an unknown user is store.ErrNotFound. The user's live lock (lockUser) is taken first: an
 // update that disables the user waits for issuances under way and is seen
 // by those that follow.
 func (s *Store) UpdateUser(ctx context.Context, u *store.User, ev *store.AuditEvent) error {
@@ -78,8 +79,10 @@ func (s *Store) UpdateUser(ctx context.Context, u *store.User, ev *store.AuditEv
 		if err := lockUser(ctx, tx, u.TenantID, u.ID); err != nil {
 			return err
 		}
-		tag, err := tx.Exec(ctx, `UPDATE users SET password_hash = $3, disabled = $4, updated_at = $5
-			WHERE tenant_id = $1 AND id = $2`, u.TenantID, u.ID, u.PasswordHash, u.Disabled, u.UpdatedAt)
+		tag, err := tx.Exec(ctx, `UPDATE users SET password_hash = $3, disabled = $4, updated_at = $5,
+			name = $6, email = $7, email_verified = $8
+			WHERE tenant_id = $1 AND id = $2`, u.TenantID, u.ID, u.PasswordHash, u.Disabled, u.UpdatedAt,
+			u.Name, u.Email, u.EmailVerified)
 		if err != nil {
 			return err
 		}

@@ -10,20 +10,21 @@ import (
 // ---- users -------------------------------------------------------------------
 
 const (
-	userCols    = `tenant_id, id, username, password_hash, roles, group_names, disabled, created_at, updated_at`
-	qInsertUser = `INSERT INTO users (` + userCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	userCols    = `tenant_id, id, username, password_hash, roles, group_names, disabled, created_at, updated_at, name, email, email_verified`
+	qInsertUser = `INSERT INTO users (` + userCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qGetUser    = `SELECT ` + userCols + ` FROM users WHERE tenant_id = ? AND id = ?`
 	qGetUserBy  = `SELECT ` + userCols + ` FROM users WHERE tenant_id = ? AND username = ?`
 	qListUsers  = `SELECT ` + userCols + ` FROM users WHERE tenant_id = ? ORDER BY id`
 	// A zero UpdatedAt leaves the stored one.
-	qUpdateUser = `UPDATE users SET password_hash = ?, disabled = ?, updated_at = coalesce(?, updated_at)
+	qUpdateUser = `UPDATE users SET password_hash = ?, disabled = ?, updated_at = coalesce(?, updated_at),
+	name = ?, email = ?, email_verified = ?
 	WHERE tenant_id = ? AND id = ?`
 )
 
 func scanUser(r scanner) (*store.User, error) {
 	u := new(store.User)
 	if err := r.Scan(&u.TenantID, &u.ID, &u.Username, &u.PasswordHash, listCol{&u.Roles}, listCol{&u.Groups},
-		&u.Disabled, timeCol{&u.CreatedAt}, timeCol{&u.UpdatedAt}); err != nil {
+		&u.Disabled, timeCol{&u.CreatedAt}, timeCol{&u.UpdatedAt}, &u.Name, &u.Email, &u.EmailVerified); err != nil {
 		return nil, err
 	}
 	return u, nil
@@ -34,7 +35,7 @@ func (s *Store) CreateUser(ctx context.Context, u *store.User, ev *store.AuditEv
 	evRow := prepAudit(ev)
 	return wrap("create user", s.w.do(ctx, func(tx *wtx) error {
 		if _, err := tx.exec(qInsertUser, u.TenantID, u.ID, u.Username, u.PasswordHash, listText(u.Roles),
-			listText(u.Groups), u.Disabled, tv(u.CreatedAt), tv(u.UpdatedAt)); err != nil {
+			listText(u.Groups), u.Disabled, tv(u.CreatedAt), tv(u.UpdatedAt), u.Name, u.Email, u.EmailVerified); err != nil {
 			return err
 		}
 		return tx.audit(evRow)
@@ -78,12 +79,13 @@ func (s *Store) ListUsers(ctx context.Context, tenantID string) ([]*store.User, 
 	return out, wrap("list users", rows.Err())
 }
 
-// UpdateUser implements store.Store: password hash, disabled flag and
-// UpdatedAt (when set).
+// UpdateUser implements store.Store: password hash, disabled flag, profile
+// (name, email, email verified) and UpdatedAt (when set).
 func (s *Store) UpdateUser(ctx context.Context, u *store.User, ev *store.AuditEvent) error {
 	evRow := prepAudit(ev)
 	return wrap("update user", s.w.do(ctx, func(tx *wtx) error {
-		n, err := tx.execN(qUpdateUser, u.PasswordHash, u.Disabled, tv(u.UpdatedAt), u.TenantID, u.ID)
+		n, err := tx.execN(qUpdateUser, u.PasswordHash, u.Disabled, tv(u.UpdatedAt), u.Name, u.Email, u.EmailVerified,
+			u.TenantID, u.ID)
 		if err != nil {
 			return err
 		}

@@ -11,18 +11,18 @@ const clientCols = `tenant_id, id, name, secret_hash, secret_expires_at, redirec
 	response_types, token_endpoint_auth_method, application_type, scopes, default_resource, jwks,
 	jwks_uri, client_uri, logo_uri, tos_uri, policy_uri, contacts, software_id, software_version,
 	registration_method, registration_token_hash, created_ip, tags, owner_user_id, disabled,
-	created_at, updated_at, requested_scopes, status, last_used_at, software_statement_issuer`
+	created_at, updated_at, requested_scopes, status, last_used_at, software_statement_issuer, federated_issuer`
 
 const (
 	qInsertClient = `INSERT INTO clients (` + clientCols + `) VALUES
-	(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qUpdateClient = `UPDATE clients SET name = ?, secret_hash = ?, secret_expires_at = ?, redirect_uris = ?,
 	grant_types = ?, response_types = ?, token_endpoint_auth_method = ?, application_type = ?,
 	scopes = ?, default_resource = ?, jwks = ?, jwks_uri = ?, client_uri = ?, logo_uri = ?,
 	tos_uri = ?, policy_uri = ?, contacts = ?, software_id = ?, software_version = ?,
 	registration_method = ?, registration_token_hash = ?, created_ip = ?, tags = ?,
 	owner_user_id = ?, disabled = ?, created_at = ?, updated_at = ?, requested_scopes = ?,
-	status = ?, last_used_at = ?, software_statement_issuer = ?
+	status = ?, last_used_at = ?, software_statement_issuer = ?, federated_issuer = ?
 	WHERE tenant_id = ? AND id = ? RETURNING ` + clientCols
 	qGetClient    = `SELECT ` + clientCols + ` FROM clients WHERE tenant_id = ? AND id = ?`
 	qListClients  = `SELECT ` + clientCols + ` FROM clients WHERE tenant_id = ? ORDER BY id`
@@ -48,7 +48,7 @@ func clientValues(c *store.Client) ([]any, error) {
 		listText(c.Contacts), c.SoftwareID, c.SoftwareVersion, c.RegistrationMethod,
 		bv(c.RegistrationTokenHash), c.CreatedIP, listText(c.Tags), c.OwnerUserID, c.Disabled,
 		tv(c.CreatedAt), tv(c.UpdatedAt), listText(c.RequestedScopes),
-		status, tv(c.LastUsedAt), c.SoftwareStatementIssuer,
+		status, tv(c.LastUsedAt), c.SoftwareStatementIssuer, c.FederatedIssuer,
 	}, nil
 }
 
@@ -63,7 +63,7 @@ func scanClient(r scanner) (*store.Client, error) {
 		&c.SoftwareID, &c.SoftwareVersion, &c.RegistrationMethod, &c.RegistrationTokenHash,
 		&c.CreatedIP, listCol{&c.Tags}, &c.OwnerUserID, &c.Disabled,
 		timeCol{&c.CreatedAt}, timeCol{&c.UpdatedAt}, listCol{&c.RequestedScopes},
-		&c.Status, timeCol{&c.LastUsedAt}, &c.SoftwareStatementIssuer)
+		&c.Status, timeCol{&c.LastUsedAt}, &c.SoftwareStatementIssuer, &c.FederatedIssuer)
 	if err != nil {
 		return nil, err
 	}

@@ -108,6 +108,9 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Installations", testInstallations},
 		{"PruneClients", testPruneClients},
 		{"PruneRacesIssuance", testPruneRacesIssuance},
+		{"Issuers", testIssuers},
+		{"GetAccessToken", testGetAccessToken},
+		{"UserProfile", testUserProfile},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -347,6 +350,7 @@ func fullClient(tenant, id string) *store.Client {
 		Status:                  store.ClientActive,
 		LastUsedAt:              b.Add(time.Hour),
 		SoftwareStatementIssuer: "https://statements.example.com",
+		FederatedIssuer:         "k8s-prod",
 		CreatedAt:               b,
 		UpdatedAt:               b.Add(time.Second),
 	}
