@@ -258,14 +258,28 @@ func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, 
 			SelfRegistered:  time.Duration(cfg.Consent.SelfRegisteredDefault),
 			StepUpSensitive: time.Duration(cfg.Consent.StepUpSensitiveDefault),
 		},
-		Fetcher:     fetcher,
-		DisableCIMD: !cfg.CIMD.Enabled,
-		Logger:      log,
+		Fetcher:            fetcher,
+		DisableCIMD:        !cfg.CIMD.Enabled,
+		IdentityAssertions: identityAssertions(cfg.IdentityAssertions),
+		Logger:             log,
 	})
 	if err != nil {
 		return nil, err
 	}
 	return &hub{store: st, keys: keys, server: srv}, nil
+}
+
+// identityAssertions maps the identity_assertions settings to the server's.
+func identityAssertions(ia config.IdentityAssertionsConfig) server.IdentityAssertions {
+	out := server.IdentityAssertions{Lifetime: time.Duration(ia.Lifetime)}
+	for _, t := range ia.Targets {
+		st := server.IdentityTarget{Audience: t.Audience, Resources: t.Resources, Claims: t.Claims}
+		for _, c := range t.Clients {
+			st.Clients = append(st.Clients, server.IdentityClient{ClientID: c.Client, RemoteClientID: c.RemoteClientID, Scopes: c.Scopes})
+		}
+		out.Targets = append(out.Targets, st)
+	}
+	return out
 }
 
 // registrationConfig maps the registration settings to the server's.

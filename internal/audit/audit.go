@@ -63,6 +63,11 @@ const (
 	// InstallationRevoked: a person signed one installation of a Client
 	// ID Metadata Document client out (its tokens for that redirect URI).
 	InstallationRevoked = "installation.revoked"
+	// IdentityAssertionIssued: the hub, as an enterprise IdP, issued an
+	// ID-JAG for another authorization server (identity.go).
+	IdentityAssertionIssued = "identity_assertion.issued"
+	// IdentityAssertionDenied: an ID-JAG request with no scope left.
+	IdentityAssertionDenied = "identity_assertion.denied"
 )
 
 // Outcomes.
@@ -180,6 +185,8 @@ var required = map[string]struct {
 	DomainUpdated:                  {nil, []string{"pattern", "trust"}},
 	DomainRemoved:                  {nil, []string{"pattern"}},
 	InstallationRevoked:            {[]field{fClient, fUser}, []string{"redirect_uri"}},
+	IdentityAssertionIssued:        {[]field{fClient, fUser, fResource, fScopes}, []string{"audience", "remote_client_id", "jti", "expires_at", DetailPolicyVersion}},
+	IdentityAssertionDenied:        {[]field{fClient, fUser, fResource, fScopes}, []string{"audience", DetailPolicyVersion}},
 	IssuerAdded:                    {nil, []string{"issuer_id", "issuer", "uses"}},
 	IssuerUpdated:                  {nil, []string{"issuer_id", "issuer", "change"}},
 	IssuerDeleted:                  {nil, []string{"issuer_id", "issuer"}},

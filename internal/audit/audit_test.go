@@ -63,6 +63,8 @@ func constructors() map[string]*store.AuditEvent {
 		audit.ResourceDeleted:                audit.NewResourceDeleted(meta, key.Resource, sc),
 		audit.DomainUpdated:                  audit.NewDomainUpdated(meta, audit.DomainFields{Pattern: "*.example.com", Trust: store.DomainTrusted, Previous: store.DomainAllowed}),
 		audit.DomainRemoved:                  audit.NewDomainRemoved(meta, audit.DomainFields{Pattern: "*.example.com", Previous: store.DomainTrusted}),
+		audit.IdentityAssertionIssued:        audit.NewIdentityAssertionIssued(meta, audit.IdentityAssertionFields{ClientID: "c", UserID: "u", Audience: "https://as.example", Resource: key.Resource, Scopes: sc, RemoteClientID: "rc", JTI: "j", ExpiresAt: at, Policy: dec}),
+		audit.IdentityAssertionDenied:        audit.NewIdentityAssertionDenied(meta, audit.IdentityAssertionFields{ClientID: "c", UserID: "u", Audience: "https://as.example", Resource: key.Resource, Scopes: sc, RemoteClientID: "rc", Policy: dec}),
 		audit.InstallationRevoked:            audit.NewInstallationRevoked(meta, audit.InstallationRevokedFields{ClientID: "https://app.example.com/c.json", UserID: "u", RedirectURI: "http://127.0.0.1/cb"}),
 		audit.IssuerAdded:                    audit.NewIssuerAdded(meta, testIssuer()),
 		audit.IssuerUpdated:                  audit.NewIssuerUpdated(meta, testIssuer(), audit.IssuerChangeDisabled),

@@ -43,7 +43,10 @@ type Config struct {
 	CIMD           CIMDConfig      `yaml:"cimd"`
 	Login          LoginConfig     `yaml:"login"`
 	Consent        ConsentConfig   `yaml:"consent"`
-	Log            LogConfig       `yaml:"log"`
+	// IdentityAssertions makes the hub an enterprise IdP issuing ID-JAGs
+	// (identity.go).
+	IdentityAssertions IdentityAssertionsConfig `yaml:"identity_assertions"`
+	Log                LogConfig                `yaml:"log"`
 }
 
 // StoreConfig selects and opens the database.
@@ -321,7 +324,8 @@ func base() *Config {
 			SelfRegisteredDefault:  Duration(24 * time.Hour),
 			StepUpSensitiveDefault: Duration(time.Hour),
 		},
-		Log: LogConfig{Level: "info", Format: "json"},
+		IdentityAssertions: IdentityAssertionsConfig{Lifetime: Duration(defaultIDJAGLifetime)},
+		Log:                LogConfig{Level: "info", Format: "json"},
 	}
 }
 

@@ -38,6 +38,7 @@ func FuzzLoad(f *testing.F) {
 		"registration:\n  mode: token\n  max_per_ip: 3\n  rate_window: 1m\n  client_expiry: 0s\n",
 		"trusted_issuers:\n  - issuer: https://a.example\n    jwks_uri: https://a.example/jwks\n    uses: [software_statement]\n",
 		"trusted_issuers:\n  - issuer: https://a.example\n    jwks: {keys: [{kty: EC}]}\n    uses: [software_statement, x]\n  - [1]\n",
+		"identity_assertions:\n  lifetime: 2m\n  targets:\n    - audience: https://a.example\n      resources: [https://a.example/mcp]\n      clients: [{client: a, remote_client_id: r, scopes: [s]}, [1]]\n",
 	}
 	for _, s := range seeds {
 		f.Add([]byte(s))

@@ -504,6 +504,7 @@ func envSamples(t *testing.T) map[string]envSample {
 		"cimd.allow_loopback":                    {value: "true"},
 		"consent.self_registered_default":        {value: "2h"},
 		"consent.step_up_sensitive_default":      {value: "5m"},
+		"identity_assertions.lifetime":           {value: "2m"},
 		"log.level":                              {value: "error"},
 		"log.format":                             {value: "text"},
 	}

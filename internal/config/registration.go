@@ -71,6 +71,10 @@ func (l *loader) decodeList(n *yaml.Node, v reflect.Value, path string) bool {
 		v.Set(reflect.ValueOf(list))
 		return true
 	}
+	if v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.Struct {
+		l.decodeStructList(n, v, path) // identity_assertions.targets
+		return true
+	}
 	return false
 }
 

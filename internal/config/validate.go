@@ -93,6 +93,8 @@ func (c *Config) validate() Problems {
 	checkDuration(&ps, "consent.self_registered_default", c.Consent.SelfRegisteredDefault, time.Minute, 0)
 	checkDuration(&ps, "consent.step_up_sensitive_default", c.Consent.StepUpSensitiveDefault, time.Minute, 0)
 
+	c.validateIdentityAssertions(&ps)
+
 	checkOneOf(&ps, "log.level", c.Log.Level, logLevels)
 	checkOneOf(&ps, "log.format", c.Log.Format, logFormats)
 	return ps

@@ -32,6 +32,10 @@ type ServerMetadata struct {
 	// profiles served (ID-JAG draft §6: GrantProfileIDJAG), never which
 	// issuers are trusted.
 	AuthorizationGrantProfilesSupported []string `json:"authorization_grant_profiles_supported,omitempty"`
+	// IdentityChainingRequestedTokenTypesSupported lists the
+	// requested_token_type values token exchange issues beyond access
+	// tokens (draft-ietf-oauth-identity-chaining; the ID-JAG profile).
+	IdentityChainingRequestedTokenTypesSupported []string `json:"identity_chaining_requested_token_types_supported,omitempty"`
 	// The OpenID Connect Discovery §3 fields appear in the OpenID Connect
 	// discovery document only.
 	UserinfoEndpoint                 string   `json:"userinfo_endpoint,omitempty"`

@@ -100,6 +100,12 @@ func (g *grant) admit(c *store.Client) error {
 // checked against the registry, the policy or the consent ledger yet; that
 // is the pipeline's work.
 type authorization struct {
+	// answer, when set, is the whole response: the grant issued something
+	// that is not an access token of the hub (an ID-JAG, grant_idjag.go)
+	// on its own short path, after the pipeline's client checks. Nothing
+	// else of the authorization is then used.
+	answer *oauth.TokenResponse
+
 	subject subject
 	// resource is the resource asked for, unresolved: the request's resource
 	// parameters (RFC 8707 §2), or the one resource the grant is bound to.

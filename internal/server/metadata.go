@@ -67,6 +67,8 @@ func (s *Server) metadata(r *http.Request, oidc bool) ([]byte, error) {
 		// draft-ietf-oauth-client-id-metadata-document §5: an https
 		// client_id is resolved by fetching it (cimd.go).
 		ClientIDMetadataDocumentSupported: !s.cfg.DisableCIMD,
+		// The hub as an enterprise IdP (grant_idjag.go).
+		IdentityChainingRequestedTokenTypesSupported: s.identityChainingTypes(),
 	}
 	if slices.Contains(m.GrantTypesSupported, oauth.GrantJWTBearer) {
 		// The resource authorization server's side of enterprise-managed

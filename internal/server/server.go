@@ -74,6 +74,10 @@ type Config struct {
 	// by how far the agent is trusted.
 	ConsentPreselect ConsentPreselect
 
+	// IdentityAssertions makes the hub an enterprise IdP issuing ID-JAGs
+	// to the targets it lists (grant_idjag.go); zero: none.
+	IdentityAssertions IdentityAssertions
+
 	// Fetcher makes every request the hub sends to a URL someone else
 	// chose: Client ID Metadata Documents and clients' jwks_uri key sets.
 	// nil: fetch.New(fetch.Config{}) (public addresses only, system roots).

@@ -83,6 +83,9 @@ func (s *Server) token(ctx context.Context, r *http.Request, req *oauth.TokenReq
 	if err := a.check(); err != nil {
 		return nil, err
 	}
+	if a.answer != nil {
+		return a.answer, nil
+	}
 	return s.issue(ctx, r, g.typ, c, a)
 }
 

@@ -279,7 +279,10 @@ func (w *wireRecorder) exchange(c *http.Client, req *http.Request) *http.Respons
 	if len(respBody) > 0 {
 		fmt.Fprintf(&w.out, "\n%s\n", bytes.TrimRight(respBody, "\n"))
 	}
-	if at, ok := fields["access_token"].(string); ok {
+	if at, ok := fields["access_token"].(string); ok && fields["token_type"] == oauth.TokenTypeNA {
+		// Not an access token of the hub: an ID-JAG (idjag_test.go).
+		fmt.Fprintf(&w.out, "-- %d ID-JAG --\n%s\n", w.n, w.idjagOf(at))
+	} else if ok {
 		fmt.Fprintf(&w.out, "-- %d access token claims --\n%s\n", w.n, w.claimsOf(at))
 	}
 	return resp

@@ -110,6 +110,8 @@ type keyEntry struct {
 	signer jose.Signer
 	// idSigner signs ID tokens: the same key, header typ "JWT".
 	idSigner jose.Signer
+	// priv is the private key, for the rarer token types (MintIDJAG).
+	priv crypto.Signer
 	// es256 and header serve the ES256 fast path of Mint: the encoded
 	// protected header is the same for every token of the key.
 	es256  *ecdsa.PrivateKey
@@ -365,7 +367,7 @@ func newEntry(r *store.SigningKey, alg jose.SignatureAlgorithm, priv crypto.Sign
 	if err != nil {
 		return nil, fmt.Errorf("token: signing key %q: %w", r.ID, err)
 	}
-	e := &keyEntry{rec: *r, alg: alg, pub: priv.Public(), signer: signer, idSigner: idSigner}
+	e := &keyEntry{rec: *r, alg: alg, pub: priv.Public(), signer: signer, idSigner: idSigner, priv: priv}
 	if k, ok := priv.(*ecdsa.PrivateKey); ok && alg == jose.ES256 && k.Curve == elliptic.P256() {
 		h, err := json.Marshal(struct {
 			Alg string `json:"alg"`
