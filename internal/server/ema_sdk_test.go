@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -75,12 +74,6 @@ func (h *hub) mcpauthServer(t *testing.T) string {
 // accepts the ID-JAG it issued as a grant of its own (even trusting
 // itself), and hub #2 refuses an ID-JAG hub #1 minted for another target.
 func TestEnterpriseManagedAuthorizationSDK(t *testing.T) {
-	// The authorization server's side is helper federation's jwt-bearer
-	// grant; on branch idjag alone (before it is merged) there is none.
-	// Branch idjag-e2e runs this test with it merged.
-	if !slices.ContainsFunc(server.GrantTypes(), func(g oauth.SupportedGrant) bool { return g.Type == oauth.GrantJWTBearer }) {
-		t.Skip("the jwt-bearer grant (helper federation) is not merged yet")
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 

@@ -324,7 +324,7 @@ func testMetadata(t *testing.T, h *hub) {
 	if !slices.Equal(list("code_challenge_methods_supported"), []string{"S256"}) || !slices.Equal(list("response_types_supported"), []string{"code"}) {
 		t.Error("PKCE or response types wrong")
 	}
-	if !slices.Equal(list("scopes_supported"), []string{"openid", "profile", "notes.delete", "notes.read", "notes.write"}) {
+	if !slices.Equal(list("scopes_supported"), []string{"openid", "profile", "email", "notes.delete", "notes.read", "notes.write"}) {
 		t.Errorf("scopes_supported = %v", list("scopes_supported"))
 	}
 	for _, meth := range []string{"none", "client_secret_basic", "client_secret_post", "private_key_jwt"} {

@@ -21,10 +21,6 @@ import (
 func TestMCPAuthExchanger(t *testing.T) {
 	h := newHub(t)
 	ctx := context.Background()
-	// TODO(issue 11): drop once the hub side of token exchange is on main.
-	if !slices.Contains(h.grantTypesSupported(t), "urn:ietf:params:oauth:grant-type:token-exchange") {
-		t.Skip("the hub does not implement token exchange yet")
-	}
 	downstream := h.addSecondResource(t, "notes.read")
 	agentSecret := h.AddClient(&store.Client{ID: "agent-1", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code"}})
 	mcpSecret := h.AddClient(&store.Client{ID: "notes-mcp", GrantTypes: []string{"urn:ietf:params:oauth:grant-type:token-exchange"}})

@@ -164,8 +164,8 @@ func TestMetadataDocuments(t *testing.T) {
 	if string(om["response_types_supported"]) != `["code"]` || string(om["subject_types_supported"]) != `["public"]` {
 		t.Errorf("response_types_supported = %s, subject_types_supported = %s", om["response_types_supported"], om["subject_types_supported"])
 	}
-	if !strings.HasPrefix(string(om["scopes_supported"]), `["openid","profile",`) || strings.Contains(string(om["scopes_supported"]), `"email"`) {
-		t.Errorf("scopes_supported = %s, want openid and profile first, no email", om["scopes_supported"])
+	if !strings.HasPrefix(string(om["scopes_supported"]), `["openid","profile","email",`) {
+		t.Errorf("scopes_supported = %s, want openid, profile and email first", om["scopes_supported"])
 	}
 	var m struct {
 		GrantTypes []string `json:"grant_types_supported"`
