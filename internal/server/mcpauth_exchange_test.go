@@ -2,9 +2,7 @@ package server_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"net/http"
 	"slices"
 	"testing"
 
@@ -99,21 +97,4 @@ func TestMCPAuthExchanger(t *testing.T) {
 	if _, err := bad.Exchange(ctx, ca.Token(), downstream); code(err) != "invalid_client" {
 		t.Errorf("wrong secret: %v, want invalid_client", err)
 	}
-}
-
-// grantTypesSupported reads grant_types_supported from the hub's metadata.
-func (h *hub) grantTypesSupported(t *testing.T) []string {
-	t.Helper()
-	resp, err := http.Get(h.URL + "/.well-known/oauth-authorization-server")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var md struct {
-		GrantTypes []string `json:"grant_types_supported"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&md); err != nil || resp.StatusCode != 200 {
-		t.Fatalf("metadata: %d %v", resp.StatusCode, err)
-	}
-	return md.GrantTypes
 }
