@@ -14,10 +14,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/agentid/agentid/internal/config"
+	"github.com/agentid/agentid/internal/keyring"
 	"github.com/agentid/agentid/internal/store"
 	"github.com/agentid/agentid/internal/store/postgres"
 	"github.com/agentid/agentid/internal/store/sqlite"
-	"github.com/agentid/agentid/internal/token"
 )
 
 // loadConfig reads the effective configuration: defaults, the --config
@@ -162,23 +162,23 @@ func prepareSchema(ctx context.Context, st store.Store, autoMigrate bool, log *s
 // loadKeyring returns the keyring of the configured KEK: kek.value when set
 // (AGENTID_KEK), else the key file, created 0600 on first start. Errors
 // never contain key material.
-func loadKeyring(cfg *config.Config) (*token.Keyring, error) {
+func loadKeyring(cfg *config.Config) (*keyring.Keyring, error) {
 	var (
-		kek token.KEK
+		kek keyring.KEK
 		err error
 	)
 	if cfg.KEK.Value != "" {
-		kek, err = token.ParseKEK(cfg.KEK.Value)
+		kek, err = keyring.ParseKEK(cfg.KEK.Value)
 		if err != nil {
 			return nil, fmt.Errorf("kek.value: %w", err)
 		}
 	} else {
-		kek, err = token.LoadOrCreateKEKFile(cfg.KEK.File, nil)
+		kek, err = keyring.LoadOrCreateKEKFile(cfg.KEK.File, nil)
 		if err != nil {
 			return nil, fmt.Errorf("key-encryption key file %s: %w", cfg.KEK.File, err)
 		}
 	}
-	return token.NewKeyring(kek)
+	return keyring.NewKeyring(kek)
 }
 
 // adminLogger is the logger of admin commands: the store's operational

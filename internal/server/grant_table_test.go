@@ -19,6 +19,7 @@ import (
 
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/consent"
+	"github.com/agentid/agentid/internal/keyring"
 	"github.com/agentid/agentid/internal/oauth"
 	"github.com/agentid/agentid/internal/policy"
 	"github.com/agentid/agentid/internal/store"
@@ -69,9 +70,9 @@ func newGrantFixture(t *testing.T, extraPolicy string) *grantFixture {
 	}
 	pol, err := policy.New(ctx, policy.Options{Store: st})
 	must(err)
-	kek, err := token.GenerateKEK(rand.Reader)
+	kek, err := keyring.GenerateKEK(rand.Reader)
 	must(err)
-	ring, err := token.NewKeyring(kek)
+	ring, err := keyring.NewKeyring(kek)
 	must(err)
 	keys, err := token.NewKeys(ctx, token.Options{Store: st, Keyring: ring})
 	must(err)

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/agentid/agentid/internal/audit"
+	"github.com/agentid/agentid/internal/keyring"
 	"github.com/agentid/agentid/internal/policy"
 	"github.com/agentid/agentid/internal/server"
 	"github.com/agentid/agentid/internal/server/servertest"
@@ -328,11 +329,11 @@ func TestReplicaHubsShareAppliedPolicy(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "agentid.db")
 	const interval = 100 * time.Millisecond
 	// Replicas share the key-encryption key, hence the signing keys.
-	kek, err := token.GenerateKEK(rand.Reader)
+	kek, err := keyring.GenerateKEK(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ring, err := token.NewKeyring(kek)
+	ring, err := keyring.NewKeyring(kek)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,6 +25,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/agentid/agentid/internal/keyring"
 	"github.com/agentid/agentid/internal/store"
 )
 
@@ -62,7 +63,7 @@ var (
 // other fields mean the documented defaults.
 type Options struct {
 	Store   store.SigningKeys
-	Keyring *Keyring
+	Keyring *keyring.Keyring
 	// Algorithm of newly created keys: "ES256" (default), "EdDSA" or "RS256".
 	// Existing keys keep their algorithm; rotate to switch.
 	Algorithm string
@@ -84,7 +85,7 @@ type Options struct {
 // take no lock.
 type Keys struct {
 	store      store.SigningKeys
-	keyring    *Keyring
+	keyring    *keyring.Keyring
 	alg        string
 	rand       io.Reader
 	now        func() time.Time

@@ -19,12 +19,13 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/agentid/agentid/internal/keyring"
 	"github.com/agentid/agentid/internal/store"
 )
 
 const testIssuer = "https://id.example.com"
 
-func newTestKeys(t testing.TB, st store.Store, kr *Keyring, clk *clock, alg string) *Keys {
+func newTestKeys(t testing.TB, st store.Store, kr *keyring.Keyring, clk *clock, alg string) *Keys {
 	t.Helper()
 	opts := Options{Store: st, Keyring: kr, Algorithm: alg}
 	if clk != nil {
@@ -98,7 +99,7 @@ func sorted(s ...string) []string { slices.Sort(s); return s }
 
 // privateKey decrypts a stored signing key the way an attacker with the KEK
 // and the database would.
-func privateKey(t testing.TB, st store.Store, kr *Keyring, kid string) crypto.Signer {
+func privateKey(t testing.TB, st store.Store, kr *keyring.Keyring, kid string) crypto.Signer {
 	t.Helper()
 	row, ok := rowOf(t, st, kid)
 	if !ok {
@@ -143,7 +144,7 @@ func testNewKeysCreatesFirstKey(t *testing.T, newStore func(testing.TB) store.St
 			if !bytes.HasPrefix(row.PrivateEnc, []byte("v1.kek-test.")) {
 				t.Fatalf("PrivateEnc is not an envelope: %.20q", row.PrivateEnc)
 			}
-			if _, err := kr.Open(row.PrivateEnc, "signing_keys|other|private"); !errors.Is(err, ErrDecrypt) {
+			if _, err := kr.Open(row.PrivateEnc, "signing_keys|other|private"); !errors.Is(err, keyring.ErrDecrypt) {
 				t.Fatalf("opened with another row's AAD: %v", err)
 			}
 			// And the public JWK carries no private part.
@@ -204,7 +205,7 @@ func TestNewKeysRejectsBadStoredKeys(t *testing.T) {
 	tests := []struct {
 		name   string
 		mutate func(r *store.SigningKey)
-		kr     *Keyring
+		kr     *keyring.Keyring
 	}{
 		{"wrong KEK", func(*store.SigningKey) {}, testKeyring(t)},
 		{"public JWK of another key", func(r *store.SigningKey) {

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentid/agentid/internal/keyring"
 	"github.com/agentid/agentid/internal/password"
 	"github.com/agentid/agentid/internal/policy"
 	"github.com/agentid/agentid/internal/server"
@@ -85,11 +86,11 @@ func New(t testing.TB, opts ...Option) *Hub {
 func NewOn(t testing.TB, st store.Store, opts ...Option) *Hub {
 	t.Helper()
 	ctx := context.Background()
-	kek, err := token.GenerateKEK(rand.Reader)
+	kek, err := keyring.GenerateKEK(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ring, err := token.NewKeyring(kek)
+	ring, err := keyring.NewKeyring(kek)
 	if err != nil {
 		t.Fatal(err)
 	}

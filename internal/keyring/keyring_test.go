@@ -1,4 +1,4 @@
-package token
+package keyring
 
 import (
 	"bytes"
@@ -376,3 +376,8 @@ func FuzzParseKEK(f *testing.F) {
 		}
 	})
 }
+
+// failReader is a randomness source that always fails.
+type failReader struct{}
+
+func (failReader) Read([]byte) (int, error) { return 0, errors.New("no entropy") }

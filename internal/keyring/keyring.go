@@ -1,4 +1,10 @@
-package token
+// Package keyring holds agentid's key-encryption keys (KEKs): it seals small
+// secrets (signing keys, the vault's per-record data keys, a provider's client
+// secret) under the current KEK with AES-256-GCM and opens what any KEK it
+// holds sealed, so a KEK can be rotated by re-wrapping while the old one still
+// reads. It knows nothing of what it seals; the caller's AAD names the row and
+// purpose.
+package keyring
 
 import (
 	"bytes"
@@ -37,10 +43,10 @@ const (
 // Errors of Keyring.Open. They never carry plaintext or key material.
 var (
 	// ErrUnknownKEK: the ciphertext names a KEK that is not in the keyring.
-	ErrUnknownKEK = errors.New("token: ciphertext sealed under an unknown key-encryption key")
+	ErrUnknownKEK = errors.New("keyring: ciphertext sealed under an unknown key-encryption key")
 	// ErrDecrypt: the ciphertext is malformed, was tampered with, or the AAD
 	// does not match.
-	ErrDecrypt = errors.New("token: ciphertext does not open")
+	ErrDecrypt = errors.New("keyring: ciphertext does not open")
 )
 
 // KEK is a key-encryption key: a 32-byte AES-256 key and the id under which
@@ -54,10 +60,10 @@ func (k KEK) validate() error {
 	if !validKEKID(k.ID) {
 		// The invalid id is not echoed: a key pasted in the wrong field
 		// must not end up in a log.
-		return fmt.Errorf("token: KEK id must be 1-%d characters of A-Z a-z 0-9 _ -", kekMaxIDLen)
+		return fmt.Errorf("keyring: KEK id must be 1-%d characters of A-Z a-z 0-9 _ -", kekMaxIDLen)
 	}
 	if len(k.Key) != kekKeyLen {
-		return fmt.Errorf("token: KEK key must be %d bytes, got %d", kekKeyLen, len(k.Key))
+		return fmt.Errorf("keyring: KEK key must be %d bytes, got %d", kekKeyLen, len(k.Key))
 	}
 	return nil
 }
@@ -95,17 +101,17 @@ func NewKeyring(current KEK, old ...KEK) (*Keyring, error) {
 		}
 		if prev, ok := keys[k.ID]; ok {
 			if !bytes.Equal(prev, k.Key) {
-				return nil, fmt.Errorf("token: two different KEKs share the id %q", k.ID)
+				return nil, fmt.Errorf("keyring: two different KEKs share the id %q", k.ID)
 			}
 			continue
 		}
 		block, err := aes.NewCipher(k.Key)
 		if err != nil {
-			return nil, fmt.Errorf("token: KEK %q: %w", k.ID, err)
+			return nil, fmt.Errorf("keyring: KEK %q: %w", k.ID, err)
 		}
 		aead, err := cipher.NewGCM(block)
 		if err != nil {
-			return nil, fmt.Errorf("token: KEK %q: %w", k.ID, err)
+			return nil, fmt.Errorf("keyring: KEK %q: %w", k.ID, err)
 		}
 		keys[k.ID] = k.Key
 		kr.aeads[k.ID] = aead
@@ -133,7 +139,7 @@ func (k *Keyring) Seal(r io.Reader, plaintext []byte, aad string) ([]byte, error
 	}
 	var nonce [gcmNonceLen]byte
 	if _, err := io.ReadFull(r, nonce[:]); err != nil {
-		return nil, fmt.Errorf("token: reading randomness: %w", err)
+		return nil, fmt.Errorf("keyring: reading randomness: %w", err)
 	}
 	ct := k.aeads[k.currentID].Seal(nil, nonce[:], plaintext, envelopeAAD(k.currentID, aad))
 	enc := base64.RawURLEncoding
@@ -231,11 +237,11 @@ func ParseKEK(s string) (KEK, error) {
 		n++
 	}
 	if n != 1 {
-		return KEK{}, fmt.Errorf("token: KEK text must hold exactly one <id>:<base64 key> line, found %d", n)
+		return KEK{}, fmt.Errorf("keyring: KEK text must hold exactly one <id>:<base64 key> line, found %d", n)
 	}
 	id, b64, ok := strings.Cut(line, ":")
 	if !ok {
-		return KEK{}, errors.New("token: KEK text must be <id>:<base64 key>")
+		return KEK{}, errors.New("keyring: KEK text must be <id>:<base64 key>")
 	}
 	id, b64 = strings.TrimSpace(id), strings.TrimSpace(b64)
 	if !validKEKID(id) {
@@ -249,7 +255,7 @@ func ParseKEK(s string) (KEK, error) {
 		key, err = base64.StdEncoding.Strict().DecodeString(b64)
 	}
 	if err != nil {
-		return KEK{}, errors.New("token: KEK key is not valid base64")
+		return KEK{}, errors.New("keyring: KEK key is not valid base64")
 	}
 	k := KEK{ID: id, Key: key}
 	if err := k.validate(); err != nil {
@@ -271,7 +277,7 @@ func GenerateKEK(r io.Reader) (KEK, error) {
 	}
 	var b [6 + kekKeyLen]byte
 	if _, err := io.ReadFull(r, b[:]); err != nil {
-		return KEK{}, fmt.Errorf("token: reading randomness: %w", err)
+		return KEK{}, fmt.Errorf("keyring: reading randomness: %w", err)
 	}
 	key := make([]byte, kekKeyLen)
 	copy(key, b[6:])
@@ -293,7 +299,7 @@ func LoadOrCreateKEKFile(path string, r io.Reader) (KEK, error) {
 		return k, err
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return KEK{}, fmt.Errorf("token: creating KEK directory: %w", err)
+		return KEK{}, fmt.Errorf("keyring: creating KEK directory: %w", err)
 	}
 	k, err = GenerateKEK(r)
 	if err != nil {
@@ -304,12 +310,12 @@ func LoadOrCreateKEKFile(path string, r io.Reader) (KEK, error) {
 	// half-written key file.
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".kek-*")
 	if err != nil {
-		return KEK{}, fmt.Errorf("token: creating KEK file: %w", err)
+		return KEK{}, fmt.Errorf("keyring: creating KEK file: %w", err)
 	}
 	defer os.Remove(tmp.Name())
 	if err := tmp.Chmod(0o600); err != nil && runtime.GOOS != "windows" {
 		tmp.Close()
-		return KEK{}, fmt.Errorf("token: creating KEK file: %w", err)
+		return KEK{}, fmt.Errorf("keyring: creating KEK file: %w", err)
 	}
 	_, err = tmp.WriteString(kekFileHeader + FormatKEK(k) + "\n")
 	if err == nil {
@@ -319,13 +325,13 @@ func LoadOrCreateKEKFile(path string, r io.Reader) (KEK, error) {
 		err = cerr
 	}
 	if err != nil {
-		return KEK{}, fmt.Errorf("token: writing KEK file: %w", err)
+		return KEK{}, fmt.Errorf("keyring: writing KEK file: %w", err)
 	}
 	if err := os.Link(tmp.Name(), path); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return readKEKFile(path)
 		}
-		return KEK{}, fmt.Errorf("token: creating KEK file: %w", err)
+		return KEK{}, fmt.Errorf("keyring: creating KEK file: %w", err)
 	}
 	return k, nil
 }
@@ -336,22 +342,22 @@ func readKEKFile(path string) (KEK, error) {
 		if errors.Is(err, fs.ErrNotExist) {
 			return KEK{}, err
 		}
-		return KEK{}, fmt.Errorf("token: opening KEK file: %w", err)
+		return KEK{}, fmt.Errorf("keyring: opening KEK file: %w", err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return KEK{}, fmt.Errorf("token: KEK file: %w", err)
+		return KEK{}, fmt.Errorf("keyring: KEK file: %w", err)
 	}
 	if !st.Mode().IsRegular() {
-		return KEK{}, fmt.Errorf("token: KEK file %s is not a regular file", path)
+		return KEK{}, fmt.Errorf("keyring: KEK file %s is not a regular file", path)
 	}
 	if perm := st.Mode().Perm(); perm&0o077 != 0 && runtime.GOOS != "windows" {
-		return KEK{}, fmt.Errorf("token: KEK file %s has mode %#o; it must not be accessible to group or others (chmod 600)", path, perm)
+		return KEK{}, fmt.Errorf("keyring: KEK file %s has mode %#o; it must not be accessible to group or others (chmod 600)", path, perm)
 	}
 	b, err := io.ReadAll(io.LimitReader(f, 4096))
 	if err != nil {
-		return KEK{}, fmt.Errorf("token: reading KEK file: %w", err)
+		return KEK{}, fmt.Errorf("keyring: reading KEK file: %w", err)
 	}
 	k, err := ParseKEK(string(b))
 	if err != nil {
