@@ -23,6 +23,7 @@ import (
 	"github.com/agentid/agentid/internal/server"
 	"github.com/agentid/agentid/internal/store"
 	"github.com/agentid/agentid/internal/token"
+	"github.com/agentid/agentid/internal/vault"
 )
 
 // HTTP server limits (CONVENTIONS.md rule 11: every http.Server sets them).
@@ -236,12 +237,18 @@ func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, 
 	if reg.Statements, err = softwareStatements(cfg.TrustedIssuers, fetcher.KeySets()); err != nil {
 		return nil, err
 	}
+	vlt, err := vault.New(vault.Config{Store: st, Keyring: ring, Logger: log})
+	if err != nil {
+		return nil, err
+	}
 	perMinute, burst := cfg.Login.PerUserLimit()
 	ipPerMinute, ipBurst := cfg.Login.PerIPLimit()
 	srv, err := server.New(server.Config{
 		Issuer:               cfg.Issuer,
 		Store:                st,
 		Keys:                 keys,
+		Keyring:              ring,
+		Vault:                vlt,
 		Policy:               pol,
 		AccessTokenTTL:       time.Duration(cfg.Tokens.AccessTokenTTL),
 		RefreshTokenTTL:      time.Duration(cfg.Tokens.RefreshTokenTTL),

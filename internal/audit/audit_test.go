@@ -31,6 +31,8 @@ var (
 // constructors builds one event of every type with every field set.
 func constructors() map[string]*store.AuditEvent {
 	sc := []string{"notes.read"}
+	conn := audit.ConnectionFields{ProviderID: "calendar", ConnectionID: "conn_1", OwnerKind: store.OwnerUser, OwnerID: "u", Scopes: sc, Reason: "invalid_grant", Trigger: "on_demand", Failures: 2, PreviousUntil: at}
+	retrieval := audit.RetrievalFields{ClientID: "mcp", Resource: key.Resource, UserID: "u", Agent: "c", SubjectJTI: "j", ProviderID: "calendar", ConnectionID: "conn_1", Reason: "no_connection"}
 	return map[string]*store.AuditEvent{
 		audit.ClientRegistered:               audit.NewClientRegistered(meta, audit.ClientRegisteredFields{ClientID: "c", Name: "Agent", Method: store.RegistrationDCR, AuthMethod: "none", Ceiling: sc, Policy: dec}),
 		audit.ClientUpdated:                  audit.NewClientUpdated(meta, audit.ClientUpdatedFields{ClientID: "c", Change: audit.ChangeTag, Tags: []string{"trusted"}, TagsAdded: []string{"trusted"}, Ceiling: sc, CeilingAdded: sc, Policy: &dec}),
@@ -69,6 +71,18 @@ func constructors() map[string]*store.AuditEvent {
 		audit.IssuerAdded:                    audit.NewIssuerAdded(meta, testIssuer()),
 		audit.IssuerUpdated:                  audit.NewIssuerUpdated(meta, testIssuer(), audit.IssuerChangeDisabled),
 		audit.IssuerDeleted:                  audit.NewIssuerDeleted(meta, testIssuer()),
+		audit.ProviderAdded:                  audit.NewProviderAdded(meta, audit.ProviderFields{ProviderID: "calendar", Kind: store.ProviderOAuth2}),
+		audit.ProviderUpdated:                audit.NewProviderUpdated(meta, audit.ProviderFields{ProviderID: "calendar", Change: "secret"}),
+		audit.ProviderDeleted:                audit.NewProviderDeleted(meta, audit.ProviderFields{ProviderID: "calendar"}),
+		audit.ConnectionCreated:              audit.NewConnectionCreated(meta, conn),
+		audit.ConnectionRefreshed:            audit.NewConnectionRefreshed(meta, conn),
+		audit.ConnectionRefreshFailed:        audit.NewConnectionRefreshFailed(meta, conn),
+		audit.ConnectionNeedsReauth:          audit.NewConnectionNeedsReauth(meta, conn),
+		audit.ConnectionRotated:              audit.NewConnectionRotated(meta, conn),
+		audit.ConnectionRevoked:              audit.NewConnectionRevoked(meta, conn),
+		audit.ConnectionRetrieved:            audit.NewConnectionRetrieved(meta, retrieval),
+		audit.ConnectionRetrievalDenied:      audit.NewConnectionRetrievalDenied(meta, retrieval),
+		audit.KEKRewrapped:                   audit.NewKEKRewrapped(meta, audit.KEKRewrappedFields{KEKID: "kek-2", Connections: 3, SigningKeys: 2}),
 	}
 }
 

@@ -23,10 +23,12 @@ import (
 	"github.com/agentid/agentid/internal/consent"
 	"github.com/agentid/agentid/internal/federation"
 	"github.com/agentid/agentid/internal/fetch"
+	"github.com/agentid/agentid/internal/keyring"
 	"github.com/agentid/agentid/internal/oauth"
 	"github.com/agentid/agentid/internal/policy"
 	"github.com/agentid/agentid/internal/store"
 	"github.com/agentid/agentid/internal/token"
+	"github.com/agentid/agentid/internal/vault"
 )
 
 // Config configures a Server. Zero values mean the documented defaults.
@@ -35,7 +37,13 @@ type Config struct {
 	Issuer string
 	Store  store.Store
 	Keys   *token.Keys
-	Policy *policy.Engine
+	// Keyring seals what the hub hands out to come back (connect intents)
+	// and is the vault's; Vault keeps downstream connections. Both are
+	// required for /connections and credential retrieval; nil Vault turns
+	// them off.
+	Keyring *keyring.Keyring
+	Vault   *vault.Vault
+	Policy  *policy.Engine
 	// TenantID defaults to store.DefaultTenant.
 	TenantID string
 

@@ -206,7 +206,10 @@ type Resource struct {
 	// ClientID is the confidential client that is this resource's server
 	// (DESIGN §4a): the one client that may introspect tokens whose aud is
 	// the resource. Empty: none is linked.
-	ClientID  string
+	ClientID string
+	// Providers are the downstream providers the resource's tools use and
+	// the provider scopes each resource scope may reach (the vault).
+	Providers []ResourceProvider
 	CreatedAt time.Time
 }
 
@@ -605,6 +608,8 @@ type Store interface {
 	AuditTrail
 	Domains
 	Issuers
+	Providers
+	Connections
 }
 
 // Database is the backend's lifecycle: opening checks, schema migration
@@ -712,9 +717,8 @@ type Resources interface {
 	// GetResource finds a resource by its canonical URI.
 	GetResource(ctx context.Context, tenantID, uri string) (*Resource, error)
 	ListResources(ctx context.Context, tenantID string) ([]*Resource, error)
-	// UpdateResource replaces the resource's name, TTLs, tags, linked client
-	// and scopes and writes
-	// ev (nil: none) in the same transaction.
+	// UpdateResource replaces the resource's name, TTLs, tags, linked client,
+	// scopes and providers and writes ev (nil: none) in the same transaction.
 	UpdateResource(ctx context.Context, r *Resource, ev *AuditEvent) error
 	// DeleteResource removes the resource (ErrNotFound if unknown) and
 	// writes ev (nil: none) in the same transaction.
@@ -745,6 +749,10 @@ type SigningKeys interface {
 	ListSigningKeys(ctx context.Context) ([]*SigningKey, error)
 	// UpdateSigningKey stores RetiredAt and ExpiresAt of the key.
 	UpdateSigningKey(ctx context.Context, k *SigningKey) error
+	// ResealSigningKey replaces the sealed private key of kid by to if it
+	// is still from (compare-and-set; ErrConflict otherwise, ErrNotFound
+	// for an unknown kid): KEK rotation re-wraps keys online.
+	ResealSigningKey(ctx context.Context, kid string, from, to []byte) error
 	// DeleteExpiredSigningKeys removes keys whose ExpiresAt is set and before now.
 	DeleteExpiredSigningKeys(ctx context.Context, now time.Time) error
 }

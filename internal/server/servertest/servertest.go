@@ -26,14 +26,17 @@ import (
 	"github.com/agentid/agentid/internal/store"
 	"github.com/agentid/agentid/internal/store/sqlite"
 	"github.com/agentid/agentid/internal/token"
+	"github.com/agentid/agentid/internal/vault"
 )
 
 // Hub is a complete hub on a real SQLite file, served by httptest.
 type Hub struct {
-	T      testing.TB
-	HTTP   *httptest.Server
-	Store  store.Store
-	Keys   *token.Keys
+	T     testing.TB
+	HTTP  *httptest.Server
+	Store store.Store
+	Keys  *token.Keys
+	// Vault is the hub's connection keeper (on the same keyring as Keys).
+	Vault  *vault.Vault
 	Server *server.Server
 	// URL is the issuer.
 	URL string
@@ -102,10 +105,17 @@ func NewOn(t testing.TB, st store.Store, opts ...Option) *Hub {
 	h.HTTP = httptest.NewUnstartedServer(nil)
 	h.URL = "http://" + h.HTTP.Listener.Addr().String()
 	h.Resource = h.URL + "/mcp"
-	cfg := server.Config{Issuer: h.URL, Store: st, Policy: pol}
+	cfg := server.Config{Issuer: h.URL, Store: st, Policy: pol, Keyring: ring}
 	for _, o := range opts {
 		o(&cfg)
 	}
+	if cfg.Vault == nil {
+		cfg.Vault, err = vault.New(vault.Config{Store: st, Keyring: cfg.Keyring, Now: cfg.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.Vault = cfg.Vault
 	if cfg.Keys == nil {
 		// The keys run on the hub's clock, so that a test moving the clock
 		// forward still mints tokens that the key's lifetime rules accept.

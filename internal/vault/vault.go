@@ -1,0 +1,258 @@
+// Package vault keeps agentid's connections: the credentials people (and
+// tenants) hold for downstream providers, so that agents never see them.
+// Each connection's secret is sealed with AES-256-GCM under a data key of
+// its own, and the data key is wrapped by the key-encryption key (package
+// keyring); the AAD binds every ciphertext to tenant, provider, owner,
+// connection id and purpose. The vault runs the provider side of OAuth 2
+// (authorization URL with PKCE, code exchange, refresh, revocation), keeps
+// access tokens fresh with one refresh at a time per connection across
+// processes (a lease in the store), rotates API keys with an overlap and
+// re-wraps data keys when the KEK rotates.
+//
+// It decides nothing about who may retrieve a credential: the server checks
+// the MCP server, the subject token, consent and policy first.
+package vault
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/agentid/agentid/internal/audit"
+	"github.com/agentid/agentid/internal/keyring"
+	"github.com/agentid/agentid/internal/store"
+)
+
+// Errors. They never carry a credential or a provider's response body.
+var (
+	// ErrNoConnection: the owner holds no usable connection to the
+	// provider with the scopes asked for.
+	ErrNoConnection = errors.New("vault: no connection")
+	// ErrNeedsReauth: the connection exists but the provider no longer
+	// honours it (status needs_reauth): the person must connect again.
+	ErrNeedsReauth = errors.New("vault: connection needs the person to connect again")
+	// ErrProviderUnavailable: the provider failed a refresh (network, 5xx,
+	// rate limit) and the access token has expired; try again later.
+	ErrProviderUnavailable = errors.New("vault: provider unavailable")
+	// ErrDecrypt: a ciphertext does not open (tampered, moved to another
+	// row, or sealed under a KEK the keyring lacks).
+	ErrDecrypt = errors.New("vault: credential does not open")
+)
+
+var errNotBuilt = errors.New("vault: not built yet")
+
+// Config configures a Vault. Store and Keyring are required.
+type Config struct {
+	Store   store.Store
+	Keyring *keyring.Keyring
+	// HTTPClient calls providers' token and revocation endpoints (and
+	// discovery). Nil: a client with a 10 second timeout.
+	HTTPClient *http.Client
+	// Now is the clock (nil: time.Now); Rand the randomness (nil:
+	// crypto/rand).
+	Now  func() time.Time
+	Rand io.Reader
+	// Holder names this process in refresh leases ("": a random id).
+	Holder string
+	// RefreshMargin: an access token expiring within it is refreshed
+	// before it is handed out (default 60s). LeaseTTL bounds a refresh
+	// lease (default 30s). KeepAlive: a connection not refreshed for this
+	// long is refreshed in the background so the provider does not expire
+	// an idle refresh token (default and maximum 24h).
+	RefreshMargin time.Duration
+	LeaseTTL      time.Duration
+	KeepAlive     time.Duration
+	// KeyOverlap is the default overlap of a rotated API key (24h).
+	KeyOverlap time.Duration
+	// Logger receives operational messages; never a secret. Nil discards.
+	Logger *slog.Logger
+}
+
+// Vault is the connection keeper. It is safe for concurrent use.
+type Vault struct {
+	cfg Config
+}
+
+// Defaults of Config.
+const (
+	DefaultRefreshMargin = 60 * time.Second
+	DefaultLeaseTTL      = 30 * time.Second
+	DefaultKeepAlive     = 24 * time.Hour
+	DefaultKeyOverlap    = 24 * time.Hour
+)
+
+// New checks cfg, fills its defaults and returns a Vault.
+func New(cfg Config) (*Vault, error) {
+	var errs []error
+	if cfg.Store == nil {
+		errs = append(errs, errors.New("vault: Config.Store is required"))
+	}
+	if cfg.Keyring == nil {
+		errs = append(errs, errors.New("vault: Config.Keyring is required"))
+	}
+	if cfg.RefreshMargin < 0 || cfg.LeaseTTL < 0 || cfg.KeepAlive < 0 || cfg.KeyOverlap < 0 {
+		errs = append(errs, errors.New("vault: durations must not be negative"))
+	}
+	if cfg.KeepAlive > DefaultKeepAlive {
+		errs = append(errs, fmt.Errorf("vault: Config.KeepAlive must not exceed %s", DefaultKeepAlive))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	if cfg.Holder == "" {
+		b := make([]byte, 12)
+		if _, err := io.ReadFull(cfg.Rand, b); err != nil {
+			return nil, fmt.Errorf("vault: reading randomness: %w", err)
+		}
+		cfg.Holder = base64.RawURLEncoding.EncodeToString(b)
+	}
+	if cfg.RefreshMargin == 0 {
+		cfg.RefreshMargin = DefaultRefreshMargin
+	}
+	if cfg.LeaseTTL == 0 {
+		cfg.LeaseTTL = DefaultLeaseTTL
+	}
+	if cfg.KeepAlive == 0 {
+		cfg.KeepAlive = DefaultKeepAlive
+	}
+	if cfg.KeyOverlap == 0 {
+		cfg.KeyOverlap = DefaultKeyOverlap
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Vault{cfg: cfg}, nil
+}
+
+// Owner is who a connection belongs to.
+type Owner struct {
+	Kind string // store.OwnerUser | store.OwnerTenant
+	ID   string
+}
+
+// Credential is what a retrieval hands an MCP server.
+type Credential struct {
+	ConnectionID string
+	ProviderID   string
+	Kind         string // store.ProviderOAuth2 | store.ProviderAPIKey
+	// AccessToken and TokenType (OAuth 2), or the API key in AccessToken
+	// with Header/HeaderValue or Query telling where it goes.
+	AccessToken string
+	TokenType   string
+	Header      string
+	HeaderValue string
+	Query       string
+	Scopes      []string
+	// ExpiresAt is zero when the credential does not expire.
+	ExpiresAt time.Time
+}
+
+// SealProviderSecret seals a provider's client secret for
+// store.Provider.ClientSecret.
+func (v *Vault) SealProviderSecret(tenantID, providerID, secret string) ([]byte, error) {
+	return nil, errNotBuilt
+}
+
+// AuthRequest starts a provider's authorization-code flow. The caller
+// keeps State and Verifier bound to the person's browser session and
+// sends the person to URL.
+type AuthRequest struct {
+	URL      string
+	State    string
+	Verifier string // "" when the provider has PKCE off
+}
+
+// AuthCodeURL builds the authorization request to provider p for scopes
+// (a subset of p.Scopes; none: all), with PKCE S256 unless p disables it,
+// state, p.AuthParams and the exact redirectURI.
+func (v *Vault) AuthCodeURL(p *store.Provider, redirectURI string, scopes []string) (*AuthRequest, error) {
+	return nil, errNotBuilt
+}
+
+// CompleteAuth exchanges the authorization code at p's token endpoint and
+// stores the tokens as a new connection of owner (connection.created in
+// the same transaction). The caller has checked state.
+func (v *Vault) CompleteAuth(ctx context.Context, m audit.Meta, p *store.Provider, owner Owner, code, verifier, redirectURI string) (*store.Connection, error) {
+	return nil, errNotBuilt
+}
+
+// SaveAPIKey stores key as a new connection of owner to API-key provider p.
+func (v *Vault) SaveAPIKey(ctx context.Context, m audit.Meta, p *store.Provider, owner Owner, label, key string) (*store.Connection, error) {
+	return nil, errNotBuilt
+}
+
+// RotateAPIKey replaces the key of an API-key connection; the old key is
+// still retrievable for overlap (zero: the provider's KeyOverlap, else
+// Config.KeyOverlap), then destroyed.
+func (v *Vault) RotateAPIKey(ctx context.Context, m audit.Meta, tenantID, connectionID, key string, overlap time.Duration) error {
+	return errNotBuilt
+}
+
+// Find returns the owner's best connection to provider for scopes: an
+// active (or refreshing) one whose granted scopes hold every one asked,
+// the most recently used first; the tenant's own connection when the user
+// has none. ErrNeedsReauth when only connections needing the person again
+// match, ErrNoConnection when none does.
+func (v *Vault) Find(ctx context.Context, tenantID, providerID, userID string, scopes []string) (*store.Connection, error) {
+	return nil, errNotBuilt
+}
+
+// Credential opens the connection's credential, refreshing it first when
+// it expires within the margin or when force is set and it was not
+// refreshed in the last few seconds (a resource server saw a 401). One
+// refresh at a time per connection: across goroutines by single flight,
+// across processes by the store's refresh lease; the others wait for it
+// and read the result. A provider invalid_grant marks the connection
+// needs_reauth (ErrNeedsReauth). It does not record the use; the caller
+// writes connection.retrieved with store.TouchConnection.
+func (v *Vault) Credential(ctx context.Context, m audit.Meta, c *store.Connection, force bool) (*Credential, error) {
+	return nil, errNotBuilt
+}
+
+// Revoke disconnects: it calls the provider's revocation endpoint (RFC
+// 7009) when there is one — best effort, a failure is logged — then
+// deletes the connection and its ciphertext (connection.revoked, reason).
+func (v *Vault) Revoke(ctx context.Context, m audit.Meta, tenantID, connectionID, reason string) error {
+	return errNotBuilt
+}
+
+// RefreshDue refreshes, in the background, every connection whose token
+// expires within the margin or that was not refreshed for KeepAlive, and
+// destroys rotated-out API keys past their overlap. It returns how many
+// connections it refreshed.
+func (v *Vault) RefreshDue(ctx context.Context) (int, error) {
+	return 0, errNotBuilt
+}
+
+// Run calls RefreshDue every interval until ctx ends.
+func (v *Vault) Run(ctx context.Context, interval time.Duration) {}
+
+// RewrapProgress reports a KEK rotation's progress.
+type RewrapProgress struct {
+	Connections, SigningKeys, Providers int
+}
+
+// Rewrap re-wraps every connection data key, provider client secret and
+// signing key not yet under the keyring's current KEK, in batches, each
+// row by compare-and-set, so that it runs online beside retrievals and
+// can be interrupted and run again (it resumes where rows still name an
+// old KEK). progress, when set, is called after every batch. It writes
+// one kek.rewrapped event at the end.
+func (v *Vault) Rewrap(ctx context.Context, m audit.Meta, progress func(RewrapProgress)) (RewrapProgress, error) {
+	return RewrapProgress{}, errNotBuilt
+}
