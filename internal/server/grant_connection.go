@@ -75,7 +75,11 @@ func (s *Server) providerTarget(raw string) (string, bool) {
 	if oe != nil {
 		issuer = s.issuer
 	}
-	return strings.CutPrefix(canon, issuer+providersPath)
+	id, ok := strings.CutPrefix(canon, issuer+providersPath)
+	if !ok {
+		return "", false
+	}
+	return id, true
 }
 
 // retrievalProvider is the one provider a retrieval names: every resource
