@@ -28,6 +28,13 @@
 //     are never swept up.
 //   - AppendAudit sets the event's ID; ListAudit's newest first is by
 //     decreasing ID.
+//   - Vault: provider and connection ids are unique per tenant, and a
+//     connection's provider must exist in its tenant. A refresh lease is
+//     valid while now is before RefreshLeaseUntil (it can be taken over at
+//     that instant); its holder renews it. ConnectionFilter's time bounds
+//     are exclusive, a never-refreshed connection counts as refreshed at
+//     CreatedAt, and pages are by ID. ResealSigningKey compares the whole
+//     ciphertext.
 package storetest
 
 import (
