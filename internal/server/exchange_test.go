@@ -736,3 +736,48 @@ func TestTokenExchangeFederatedSubject(t *testing.T) {
 		t.Fatalf("may_act with the hub's issuer: %d %v", r.status, r.body)
 	}
 }
+
+// TestTokenExchangeForeignActorsQualified: the policy and the audit trail
+// name an actor a trusted issuer vouches for by that issuer, never by its
+// bare sub: a foreign client called "agent" is not the hub's agent, so a
+// rule trusting the hub's agent as first actor cannot be met by naming a
+// foreign client the same (as mcpauth's FirstActors never matches an actor
+// with a foreign iss).
+func TestTokenExchangeForeignActorsQualified(t *testing.T) {
+	h := newExchangeHub(t, exchangeOptions{policy: `
+@id("only-from-agent") forbid (principal, action == Action::"exchange", resource)
+unless { context has first_actor && context.first_actor == "agent" && context.actors.contains("agent") };`})
+	fi := newForeignIssuer(t, h, h.resA)
+	t0 := h.userToken("notes.read")
+	if r := h.exchange("mcp-a", subjectForm(t0, "resource", exchangeResB)); r.status != 200 {
+		t.Fatalf("the hub's agent first: %d %v", r.status, r.body)
+	}
+	jwtForm := func(tok string) url.Values {
+		f := subjectForm(tok, "resource", exchangeResB, "scope", "notes.read")
+		f.Set("subject_token_type", typeJWT)
+		return f
+	}
+	now := h.clk.Now()
+	for _, tc := range []struct {
+		name  string
+		extra map[string]any
+		chain string
+	}{
+		{"foreign client_id", map[string]any{"client_id": "agent"}, "mcp-a https://idp.example#agent"},
+		{"foreign act", map[string]any{"act": map[string]any{"sub": "agent"}}, "mcp-a https://idp.example#agent"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := h.exchange("mcp-a", jwtForm(fi.token(t, now, h.resA, tc.extra)))
+			if r.body["error"] != oauth.CodeInvalidScope {
+				t.Fatalf("got %d %v, want invalid_scope", r.status, r.body)
+			}
+			evs, err := h.Store.ListAudit(context.Background(), store.AuditFilter{Type: audit.TokenDenied, Limit: 100})
+			if err != nil || len(evs) == 0 {
+				t.Fatalf("token.denied: %v %v", evs, err)
+			}
+			if got := evs[len(evs)-1].Details[audit.DetailActChain]; got != tc.chain {
+				t.Fatalf("act_chain = %q, want %q", got, tc.chain)
+			}
+		})
+	}
+}
