@@ -781,3 +781,38 @@ unless { context has first_actor && context.first_actor == "agent" && context.ac
 		})
 	}
 }
+
+// TestTokenExchangeActorDisabledEndsChain: disabling (or deleting) an
+// agent ends the tokens exchanged from its tokens, not only its own: their
+// client is the exchanging resource server, so only their chain names the
+// agent, and introspection checks every actor of it as the exchange does.
+func TestTokenExchangeActorDisabledEndsChain(t *testing.T) {
+	h := newExchangeHub(t, exchangeOptions{})
+	t0 := h.userToken("notes.read")
+	r := h.exchange("mcp-a", subjectForm(t0, "resource", exchangeResB))
+	if r.status != 200 {
+		t.Fatalf("exchange: %d %v", r.status, r.body)
+	}
+	t1 := r.body["access_token"].(string)
+	r = h.exchange("mcp-b", subjectForm(t1, "resource", exchangeResD))
+	if r.status != 200 {
+		t.Fatalf("second hop: %d %v", r.status, r.body)
+	}
+	t2 := r.body["access_token"].(string)
+	if in := h.introspect(t2, "api-d", h.secrets["api-d"]); in["active"] != true {
+		t.Fatalf("before: %v", in)
+	}
+	// An earlier hop disabled: the last token names it in its chain.
+	disableClient(t, h.Store, "mcp-a")
+	if in := h.introspect(t2, "api-d", h.secrets["api-d"]); in["active"] != false {
+		t.Fatalf("a hop of the chain is disabled, the token still introspects active: %v", in)
+	}
+	// The first actor disabled: both exchanged tokens end.
+	h2 := newExchangeHub(t, exchangeOptions{})
+	t0 = h2.userToken("notes.read")
+	t1 = h2.exchange("mcp-a", subjectForm(t0, "resource", exchangeResB)).body["access_token"].(string)
+	disableClient(t, h2.Store, "agent")
+	if in := h2.introspect(t1, "mcp-b", h2.secrets["mcp-b"]); in["active"] != false {
+		t.Fatalf("the agent is disabled, its delegated token still introspects active: %v", in)
+	}
+}
