@@ -816,3 +816,38 @@ func TestTokenExchangeActorDisabledEndsChain(t *testing.T) {
 		t.Fatalf("the agent is disabled, its delegated token still introspects active: %v", in)
 	}
 }
+
+// TestTokenExchangeFederatedSubjectByEmail: a subject token's user is found
+// by the same rule as a jwt-bearer assertion's (design §11): the verified
+// address compared without regard to case, and an address two users share
+// names nobody.
+func TestTokenExchangeFederatedSubjectByEmail(t *testing.T) {
+	h := newExchangeHub(t, exchangeOptions{})
+	fi := newForeignIssuer(t, h, h.resA)
+	ctx := context.Background()
+	is, err := h.Store.GetIssuer(ctx, store.DefaultTenant, "idp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	is.UserClaim = "email"
+	if err := h.Store.UpdateIssuer(ctx, is, nil); err != nil {
+		t.Fatal(err)
+	}
+	updateUser(t, h.Store, "u-alice", func(u *store.User) { u.Email, u.EmailVerified = "alice@example.com", true })
+	jwtForm := func(tok string) url.Values {
+		f := subjectForm(tok, "resource", exchangeResB, "scope", "notes.read")
+		f.Set("subject_token_type", typeJWT)
+		return f
+	}
+	now := h.clk.Now()
+	r := h.exchange("mcp-a", jwtForm(fi.token(t, now, h.resA, map[string]any{"email": "Alice@Example.COM"})))
+	if r.status != 200 || h.claims(r.body["access_token"].(string))["sub"] != "u-alice" {
+		t.Fatalf("email in another case: %d %v", r.status, r.body)
+	}
+	if err := h.Store.CreateUser(ctx, &store.User{TenantID: store.DefaultTenant, ID: "u-alice2", Username: "alice2", Email: "ALICE@example.com", EmailVerified: true, CreatedAt: now}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if r := h.exchange("mcp-a", jwtForm(fi.token(t, now, h.resA, map[string]any{"email": "alice@example.com"}))); r.body["error"] != oauth.CodeInvalidGrant {
+		t.Fatalf("an address two users share: got %d %v, want invalid_grant", r.status, r.body)
+	}
+}
