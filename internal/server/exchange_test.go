@@ -851,3 +851,49 @@ func TestTokenExchangeFederatedSubjectByEmail(t *testing.T) {
 		t.Fatalf("an address two users share: got %d %v, want invalid_grant", r.status, r.body)
 	}
 }
+
+// TestTokenExchangeWorkloadActorToken: a trusted workload issuer's JWT as
+// actor_token proves the exchanging client as its own token does, and is
+// held to the rules of the same JWT as a grant or client_assertion: it
+// must be the client's, and one carrying act (someone else acted to get
+// it), cnf or authorization_details is refused rather than shed, as an
+// access token with act is.
+func TestTokenExchangeWorkloadActorToken(t *testing.T) {
+	h := newExchangeHub(t, exchangeOptions{})
+	wl := newTrustedIssuer(t, k8sIssuer)
+	h.addIssuer(&store.Issuer{
+		ID: "k8s", Issuer: k8sIssuer, JWKS: wl.jwks(), Uses: []string{store.IssuerUseWorkload},
+		Rules: []store.IssuerRule{{Claims: map[string]string{"sub": "mcp-*"}, Agent: "{sub}"}},
+	})
+	t0 := h.userToken("notes.read")
+	actor := func(sub string, extra map[string]any) string {
+		now := h.clk.Now()
+		c := map[string]any{"iss": k8sIssuer, "sub": sub, "aud": h.URL, "jti": wl.jti(), "iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix()}
+		for k, v := range extra {
+			c[k] = v
+		}
+		return wl.sign("", c)
+	}
+	form := func(actorToken string) url.Values {
+		return subjectForm(t0, "resource", exchangeResB, "actor_token", actorToken, "actor_token_type", typeJWT)
+	}
+	r := h.exchange("mcp-a", form(actor("mcp-a", nil)))
+	if r.status != 200 || asJSON(h.claims(r.body["access_token"].(string))["act"]) != `{"act":{"sub":"agent"},"sub":"mcp-a"}` {
+		t.Fatalf("own workload token: %d %v", r.status, r.body)
+	}
+	for _, tc := range []struct {
+		name string
+		tok  string
+	}{
+		{"another client's", actor("mcp-b", nil)},
+		{"act", actor("mcp-a", map[string]any{"act": map[string]any{"sub": "someone-else"}})},
+		{"cnf", actor("mcp-a", map[string]any{"cnf": map[string]any{"jkt": "abc"}})},
+		{"authorization_details", actor("mcp-a", map[string]any{"authorization_details": []any{map[string]any{"type": "x"}}})},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if r := h.exchange("mcp-a", form(tc.tok)); r.body["error"] != oauth.CodeInvalidGrant {
+				t.Fatalf("got %d %v, want invalid_grant", r.status, r.body)
+			}
+		})
+	}
+}

@@ -397,8 +397,11 @@ func (s *Server) exchangeActor(ctx context.Context, c *store.Client, req *oauth.
 		if err != nil {
 			return time.Time{}, err
 		}
-		if _, ok := a.Claims["authorization_details"]; ok {
-			return time.Time{}, oauth.ErrInvalidGrant("actor tokens carrying authorization_details are not accepted")
+		// Held to the rules of the same JWT as a grant or client_assertion:
+		// one obtained by delegation (act) is not the client's own, and a
+		// binding or restrictions it carries cannot be shed.
+		if err := refuseUnhonoured(a); err != nil {
+			return time.Time{}, err
 		}
 		if id, _, ok := federation.Agent(a); !ok || id != c.ID {
 			return time.Time{}, oauth.ErrInvalidGrant("the actor token must identify the exchanging client")
