@@ -902,8 +902,11 @@ type Consents interface {
 	// RevokeConsents marks the matching grants revoked (scopes nil: all scopes;
 	// empty: none) and cascades in the same transaction: refresh tokens of
 	// that user and client (and resource, when set) carrying any revoked
-	// scope are revoked, and so are the recorded access tokens carrying one.
-	// Tokens without a user never rest on consent and are left alone. ev is
+	// scope are revoked, and so are the recorded access tokens carrying one,
+	// and the access tokens of the same user and grant family carrying one
+	// (tokens exchanged from those, RFC 8693, held by other clients for
+	// other resources; found also when the family's own tokens were revoked
+	// before). Tokens without a user never rest on consent and are left alone. ev is
 	// written only when a grant or a token was revoked; revoking nothing is
 	// not an error and leaves no trace.
 	RevokeConsents(ctx context.Context, f ConsentFilter, scopes []string, now time.Time, ev *AuditEvent) error
