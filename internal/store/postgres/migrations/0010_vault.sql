@@ -71,6 +71,8 @@ CREATE TABLE connections (
 CREATE INDEX connections_owner ON connections (tenant_id, provider_id, owner_kind, owner_id);
 -- KEK rotation: what is not yet wrapped by the new KEK.
 CREATE INDEX connections_kek ON connections (tenant_id, kek_id);
+-- DeleteExpired: rotated-out API keys whose overlap ended.
+CREATE INDEX connections_previous ON connections (previous_until) WHERE previous_until IS NOT NULL;
 -- Background refresh: expiring access tokens, and refresh tokens idle since
 -- their last refresh (or, never refreshed, since the connection was made).
 CREATE INDEX connections_expires ON connections (tenant_id, expires_at) WHERE expires_at IS NOT NULL;
