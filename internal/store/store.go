@@ -776,7 +776,8 @@ type SigningKeys interface {
 	UpdateSigningKey(ctx context.Context, k *SigningKey) error
 	// ResealSigningKey replaces the sealed private key of kid by to if it
 	// is still from (compare-and-set; ErrConflict otherwise, ErrNotFound
-	// for an unknown kid): KEK rotation re-wraps keys online.
+	// for an unknown kid, ErrInvalid for an empty from or to): KEK rotation
+	// re-wraps keys online.
 	ResealSigningKey(ctx context.Context, kid string, from, to []byte) error
 	// DeleteExpiredSigningKeys removes keys whose ExpiresAt is set and before now.
 	DeleteExpiredSigningKeys(ctx context.Context, now time.Time) error
@@ -886,7 +887,9 @@ type Tokens interface {
 	// namespaces the jti (e.g. the issuer).
 	UseJTI(ctx context.Context, key, jti string, exp, now time.Time) error
 	// DeleteExpired removes codes, refresh tokens, access-token records,
-	// sessions and JTIs that expired before now.
+	// sessions and JTIs that expired before now, and destroys rotated-out
+	// API keys (Connection.PreviousSecret) whose PreviousUntil is before
+	// now, clearing PreviousUntil with them.
 	DeleteExpired(ctx context.Context, now time.Time) error
 }
 
