@@ -46,8 +46,11 @@ const providersPath = "/providers/"
 var providerIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
 // defaultRetryAfter is the Retry-After of a provider failure when the
-// connection names no later attempt.
-const defaultRetryAfter = 10 * time.Second
+// vault names no later attempt; maxRetryAfter bounds the one it names.
+const (
+	defaultRetryAfter = 10 * time.Second
+	maxRetryAfter     = 5 * time.Minute
+)
 
 // isRetrieval selects the token exchanges whose resource or audience
 // names a provider of this hub: their row of the grant table. Any one such
@@ -253,7 +256,7 @@ func (s *Server) retrieve(ctx context.Context, r *http.Request, c *store.Client,
 	case errors.Is(err, vault.ErrNeedsReauth):
 		return nil, rt.refuse("needs_reauth", s.connectionRequired(p, res, prov, asked, store.ConnectionNeedsReauth))
 	case errors.Is(err, vault.ErrProviderUnavailable):
-		return nil, rt.refuse("provider_unavailable", s.providerUnavailable(ctx, prov, conn.ID))
+		return nil, rt.refuse("provider_unavailable", s.providerUnavailable(prov, err))
 	case err != nil:
 		return nil, err
 	}
@@ -273,7 +276,7 @@ func (s *Server) retrieve(ctx context.Context, r *http.Request, c *store.Client,
 		// The vault refreshes before handing a token out; one that is
 		// already expired is a provider that could not refresh it.
 		if resp.ExpiresIn = int64(cred.ExpiresAt.Sub(now) / time.Second); resp.ExpiresIn <= 0 {
-			return nil, rt.refuse("provider_unavailable", s.providerUnavailable(ctx, prov, conn.ID))
+			return nil, rt.refuse("provider_unavailable", s.providerUnavailable(prov, nil))
 		}
 	}
 	if err := s.st.TouchConnection(ctx, s.tenant, conn.ID, now, audit.NewConnectionRetrieved(s.meta(r), rt.fields)); err != nil {
@@ -414,12 +417,13 @@ func (s *Server) connectionRequired(p *principal, res *store.Resource, prov *sto
 }
 
 // providerUnavailable is the 503 of a provider that failed to refresh the
-// credential, with Retry-After from the connection's next attempt.
-func (s *Server) providerUnavailable(ctx context.Context, prov *store.Provider, connID string) error {
+// credential, with Retry-After from the vault's next attempt (err, from
+// Credential), else defaultRetryAfter.
+func (s *Server) providerUnavailable(prov *store.Provider, err error) error {
 	after := defaultRetryAfter
-	if conn, err := s.st.GetConnection(ctx, s.tenant, connID); err == nil {
-		if d := conn.NextAttemptAt.Sub(s.now()); d > 0 {
-			after = min(d, 5*time.Minute)
+	if at, ok := vault.RetryAt(err); ok {
+		if d := at.Sub(s.now()); d > 0 {
+			after = min(d, maxRetryAfter)
 		}
 	}
 	oe := oauth.NewError(oauth.CodeTemporarilyUnavailable, "the provider %q is unavailable; try again later", prov.ID).With("provider", prov.ID)
