@@ -45,6 +45,11 @@ const providersPath = "/providers/"
 // providerIDPattern is a provider id (store.Provider.ID).
 var providerIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
+// connectionMissing is the connection_status of a connection_required
+// error when the person holds no usable connection (store.ConnectionNeedsReauth
+// when the one they hold must be renewed).
+const connectionMissing = "missing"
+
 // defaultRetryAfter is the Retry-After of a provider failure when the
 // vault names no later attempt; maxRetryAfter bounds the one it names.
 const (
@@ -218,8 +223,8 @@ func (s *Server) retrieve(ctx context.Context, r *http.Request, c *store.Client,
 
 	// The provider scopes: within what the token's scopes reach, and what
 	// its live consent still reaches.
-	asked := providerScopesAsked(req)
-	asked, _, oe := reachScopes(link, sub.scopes, asked)
+	rt.fields.Scopes = providerScopesAsked(req)
+	asked, _, oe := reachScopes(link, sub.scopes, rt.fields.Scopes)
 	if oe != nil {
 		return nil, rt.refuse("scope", oe)
 	}
@@ -244,7 +249,7 @@ func (s *Server) retrieve(ctx context.Context, r *http.Request, c *store.Client,
 	conn, err := v.Find(ctx, s.tenant, prov.ID, u.ID, asked)
 	switch {
 	case errors.Is(err, vault.ErrNoConnection):
-		return nil, rt.refuse("no_connection", s.connectionRequired(p, res, prov, asked, "missing"))
+		return nil, rt.refuse("no_connection", s.connectionRequired(p, res, prov, asked, connectionMissing))
 	case errors.Is(err, vault.ErrNeedsReauth):
 		return nil, rt.refuse("needs_reauth", s.connectionRequired(p, res, prov, asked, store.ConnectionNeedsReauth))
 	case err != nil:
@@ -279,7 +284,12 @@ func (s *Server) retrieve(ctx context.Context, r *http.Request, c *store.Client,
 			return nil, rt.refuse("provider_unavailable", s.providerUnavailable(prov, nil))
 		}
 	}
-	if err := s.st.TouchConnection(ctx, s.tenant, conn.ID, now, audit.NewConnectionRetrieved(s.meta(r), rt.fields)); err != nil {
+	err = s.st.TouchConnection(ctx, s.tenant, conn.ID, now, audit.NewConnectionRetrieved(s.meta(r), rt.fields))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		// Disconnected while it was being read: nothing is handed out.
+		return nil, rt.refuse("no_connection", s.connectionRequired(p, res, prov, asked, connectionMissing))
+	case err != nil:
 		return nil, err
 	}
 	return resp, nil

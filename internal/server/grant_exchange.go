@@ -226,8 +226,8 @@ func (s *Server) subjectClaims(raw string) (*token.AccessClaims, error) {
 	return claims, nil
 }
 
-// hubSubjectOf is what the verified subject token claims contributes, once
-// its record is found neither revoked nor of another tenant.
+// hubSubjectOf is what verified subject token claims contribute, once the
+// token's record is found neither revoked nor of another tenant.
 func (s *Server) hubSubjectOf(ctx context.Context, claims *token.AccessClaims) (*exchangedSubject, error) {
 	grantID, err := s.accessTokenFamily(ctx, claims.JTI)
 	if err != nil {
