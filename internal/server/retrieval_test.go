@@ -508,6 +508,15 @@ func TestRetrievalCutOffAtOnce(t *testing.T) {
 				h.T.Fatal(err)
 			}
 		}, []string{"user"}},
+		{"token family revoked", func(h *retrievalHub, tok string) {
+			at, err := h.Store.GetAccessToken(ctx, h.claims(tok)["jti"].(string))
+			if err != nil || at.GrantID == "" {
+				h.T.Fatalf("the token's record: %+v %v", at, err)
+			}
+			if err := h.Store.RevokeGrant(ctx, store.DefaultTenant, at.GrantID, h.clk.Now(), nil); err != nil {
+				h.T.Fatal(err)
+			}
+		}, []string{"subject_token"}},
 		{"subject token revoked", func(h *retrievalHub, tok string) {
 			r := h.post("/revoke", url.Values{"token": {tok}}, "agent", h.secrets["agent"])
 			if r.status != http.StatusOK {
