@@ -234,7 +234,11 @@ func (s *Server) retrieve(ctx context.Context, r *http.Request, c *store.Client,
 		return nil, rt.refuse("consent", oauth.ErrInvalidGrant("the user's consent for the scopes that reach %q has expired or was revoked", prov.ID))
 	}
 
-	// The policy, on each resource scope used: all or nothing.
+	// The agent's ceiling, which may have narrowed since the token was
+	// issued, then the policy, on each resource scope used: all or nothing.
+	if beyond := slices.DeleteFunc(slices.Clone(used), func(sc string) bool { return policy.WithinCeiling(agent, sc) }); len(beyond) > 0 {
+		return nil, rt.refuse("ceiling", oauth.ErrInvalidScope("scope %s is beyond what the agent may hold", strings.Join(beyond, " ")))
+	}
 	result, err := s.decideConnect(ctx, r, p, res, prov, used)
 	if err != nil {
 		return nil, err

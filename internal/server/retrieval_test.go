@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -478,26 +479,35 @@ func TestRetrievalCutOffAtOnce(t *testing.T) {
 		name    string
 		cut     func(h *retrievalHub, tok string)
 		reasons []string // the check that refuses may be any of these
+		code    string   // the error; "" for invalid_grant
 	}{
 		{"consent revoked", func(h *retrievalHub, _ string) {
 			if _, err := h.Server.ConsentLedgerForTest().Revoke(ctx, consent.Key{UserID: "u-alice", ClientID: "agent", Resource: h.resA}, nil, nil, "user"); err != nil {
 				h.T.Fatal(err)
 			}
-		}, []string{"subject_token"}},
+		}, []string{"subject_token"}, ""},
 		{"consent revoked, the token's record left alone", func(h *retrievalHub, _ string) {
 			// The ledger alone: what the consent check itself refuses.
 			if err := h.Store.UpsertConsents(ctx, []*store.ConsentGrant{{TenantID: store.DefaultTenant, UserID: "u-alice", ClientID: "agent", Resource: h.resA,
 				Scope: "notes.read", GrantedAt: h.clk.Now().Add(-time.Hour), ExpiresAt: h.clk.Now().Add(-time.Second)}}, nil); err != nil {
 				h.T.Fatal(err)
 			}
-		}, []string{"consent"}},
+		}, []string{"consent"}, ""},
 		{"agent disabled", func(h *retrievalHub, _ string) {
 			// The store alone, no token revoked: the chain check (through
 			// the client cache) or the agent check (never cached) refuses.
 			if _, err := h.Store.UpdateClient(ctx, store.DefaultTenant, "agent", func(c *store.Client) error { c.Disabled = true; return nil }, nil); err != nil {
 				h.T.Fatal(err)
 			}
-		}, []string{"chain", "agent"}},
+		}, []string{"chain", "agent"}, ""},
+		{"agent's ceiling narrowed", func(h *retrievalHub, _ string) {
+			if _, err := h.Store.UpdateClient(ctx, store.DefaultTenant, "agent", func(c *store.Client) error {
+				c.RequestedScopes, c.Scopes = []string{"notes.read", "notes.write"}, []string{"notes.write"}
+				return nil
+			}, nil); err != nil {
+				h.T.Fatal(err)
+			}
+		}, []string{"ceiling"}, oauth.CodeInvalidScope},
 		{"user disabled", func(h *retrievalHub, _ string) {
 			u, err := h.Store.GetUser(ctx, store.DefaultTenant, "u-alice")
 			if err != nil {
@@ -507,7 +517,7 @@ func TestRetrievalCutOffAtOnce(t *testing.T) {
 			if err := h.Store.UpdateUser(ctx, u, nil); err != nil {
 				h.T.Fatal(err)
 			}
-		}, []string{"user"}},
+		}, []string{"user"}, ""},
 		{"token family revoked", func(h *retrievalHub, tok string) {
 			at, err := h.Store.GetAccessToken(ctx, h.claims(tok)["jti"].(string))
 			if err != nil || at.GrantID == "" {
@@ -516,13 +526,13 @@ func TestRetrievalCutOffAtOnce(t *testing.T) {
 			if err := h.Store.RevokeGrant(ctx, store.DefaultTenant, at.GrantID, h.clk.Now(), nil); err != nil {
 				h.T.Fatal(err)
 			}
-		}, []string{"subject_token"}},
+		}, []string{"subject_token"}, ""},
 		{"subject token revoked", func(h *retrievalHub, tok string) {
 			r := h.post("/revoke", url.Values{"token": {tok}}, "agent", h.secrets["agent"])
 			if r.status != http.StatusOK {
 				h.T.Fatalf("revoke: %d %v", r.status, r.body)
 			}
-		}, []string{"subject_token"}},
+		}, []string{"subject_token"}, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -533,7 +543,7 @@ func TestRetrievalCutOffAtOnce(t *testing.T) {
 				t.Fatalf("before: %d %v", r.status, r.body)
 			}
 			tc.cut(h, tok)
-			wantRefused(t, h.retrieve("mcp-a", tok, "calendar"), oauth.CodeInvalidGrant)
+			wantRefused(t, h.retrieve("mcp-a", tok, "calendar"), cmp.Or(tc.code, oauth.CodeInvalidGrant))
 			if ev := h.denials(); len(ev) != 1 || !slices.Contains(tc.reasons, ev[0].Details["reason"]) {
 				t.Fatalf("denials %+v, want one for %v", ev, tc.reasons)
 			}
