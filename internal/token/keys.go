@@ -212,7 +212,10 @@ func algorithm(name string) (jose.SignatureAlgorithm, bool) {
 // active "now" must read back as active now, not half a microsecond later.
 func storeTime(t time.Time) time.Time { return t.Round(0).Truncate(time.Microsecond) }
 
-func privateKeyAAD(kid string) string { return "signing_keys|" + kid + "|private" }
+// PrivateKeyAAD is the AAD a signing key's private half is sealed with
+// (keyring.Seal): it binds the ciphertext to the key's row, so a KEK
+// rotation (vault.Rewrap) re-wraps it with the same AAD.
+func PrivateKeyAAD(kid string) string { return "signing_keys|" + kid + "|private" }
 
 // Reload re-reads the keys from the store, so a rotation made by another
 // replica takes effect here. Keys already loaded are not decrypted again;
@@ -321,7 +324,7 @@ func (k *Keys) loadKey(r *store.SigningKey) (*keyEntry, error) {
 	if jwk.KeyID != r.ID || jwk.Algorithm != r.Algorithm || !jwk.IsPublic() || !jwk.Valid() {
 		return nil, fmt.Errorf("token: signing key %q: public JWK does not match the key row", r.ID)
 	}
-	der, err := k.keyring.Open(r.PrivateEnc, privateKeyAAD(r.ID))
+	der, err := k.keyring.Open(r.PrivateEnc, PrivateKeyAAD(r.ID))
 	if err != nil {
 		return nil, fmt.Errorf("token: signing key %q: %w", r.ID, err)
 	}
@@ -436,7 +439,7 @@ func (k *Keys) createKeyLocked(ctx context.Context, now, activate time.Time) (*s
 	if err != nil {
 		return nil, fmt.Errorf("token: encoding private key: %w", err)
 	}
-	enc, err := k.keyring.Seal(k.rand, der, privateKeyAAD(kid))
+	enc, err := k.keyring.Seal(k.rand, der, PrivateKeyAAD(kid))
 	clear(der)
 	if err != nil {
 		return nil, err

@@ -241,18 +241,3 @@ func (v *Vault) RefreshDue(ctx context.Context) (int, error) {
 
 // Run calls RefreshDue every interval until ctx ends.
 func (v *Vault) Run(ctx context.Context, interval time.Duration) {}
-
-// RewrapProgress reports a KEK rotation's progress.
-type RewrapProgress struct {
-	Connections, SigningKeys, Providers int
-}
-
-// Rewrap re-wraps every connection data key, provider client secret and
-// signing key not yet under the keyring's current KEK, in batches, each
-// row by compare-and-set, so that it runs online beside retrievals and
-// can be interrupted and run again (it resumes where rows still name an
-// old KEK). progress, when set, is called after every batch. It writes
-// one kek.rewrapped event at the end.
-func (v *Vault) Rewrap(ctx context.Context, m audit.Meta, progress func(RewrapProgress)) (RewrapProgress, error) {
-	return RewrapProgress{}, errNotBuilt
-}
