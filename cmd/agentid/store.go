@@ -52,6 +52,7 @@ var dataCreators = []string{
 	"agentid keys rotate",
 	"agentid domains add",
 	"agentid issuers add",
+	"agentid providers add",
 }
 
 // requireData is errNoData, saying where the command looked, unless the
