@@ -111,6 +111,19 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Issuers", testIssuers},
 		{"GetAccessToken", testGetAccessToken},
 		{"UserProfile", testUserProfile},
+		{"Providers", testProviders},
+		{"ProviderErrors", testProviderErrors},
+		{"ProviderDeleteCascade", testProviderDeleteCascade},
+		{"ConnectionRoundTrip", testConnectionRoundTrip},
+		{"ConnectionErrors", testConnectionErrors},
+		{"ConnectionUpdate", testConnectionUpdate},
+		{"ConnectionUpdateConcurrent", testConnectionUpdateConcurrent},
+		{"RefreshLease", testRefreshLease},
+		{"RefreshLeaseRace", testRefreshLeaseRace},
+		{"TouchConnection", testTouchConnection},
+		{"ConnectionFilter", testConnectionFilter},
+		{"ResealSigningKey", testResealSigningKey},
+		{"ResourceProviders", testResourceProviders},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
