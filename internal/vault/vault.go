@@ -182,4 +182,3 @@ type AuthRequest struct {
 	// were named); pass them to CompleteAuth.
 	Scopes []string
 }
-
