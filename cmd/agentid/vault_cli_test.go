@@ -405,3 +405,56 @@ func TestPreviousKEKs(t *testing.T) {
 		})
 	}
 }
+
+// TestServeRefreshesConnections: serve runs the vault's background
+// refresher, which refreshes a connection whose access token expires
+// within the margin right after the start.
+func TestServeRefreshesConnections(t *testing.T) {
+	e := newVaultEnv(t)
+	ctx := context.Background()
+	// Access tokens that expire within the vault's refresh margin.
+	prov := vaulttest.New(t, vaulttest.Options{AccessTokenTTL: vault.DefaultRefreshMargin / 2})
+	e.must("migrate")
+	secretFile := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secretFile, []byte(prov.ClientSecret()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.must("providers", "add", "calendar", "--kind", "oauth2", "--authorization-endpoint", prov.AuthorizationEndpoint(),
+		"--token-endpoint", prov.TokenEndpoint(), "--client-id", prov.ClientID(), "--client-secret-file", secretFile)
+	st, v := e.open()
+	cal, err := st.GetProvider(ctx, store.DefaultTenant, "calendar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const redirect = "https://hub.example.test/connections/callback"
+	req, err := v.AuthCodeURL(cal, redirect, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _, err := prov.Authorize(ctx, req.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.CompleteAuth(ctx, audit.Meta{TenantID: store.DefaultTenant}, cal, vault.Owner{Kind: store.OwnerUser, ID: "u1"}, code, req.Verifier, redirect, req.Scopes...); err != nil {
+		t.Fatal(err)
+	}
+	if n := prov.Counts().Refreshes; n != 0 {
+		t.Fatalf("%d refreshes before serve", n)
+	}
+	h := startServe(t, map[string]string{"AGENTID_DATA_DIR": e.env["AGENTID_DATA_DIR"], "AGENTID_LISTEN": "127.0.0.1:0", "AGENTID_ISSUER": "https://auth.example.test"})
+	deadline := time.Now().Add(10 * time.Second)
+	for prov.Counts().Refreshes == 0 {
+		if time.Now().After(deadline) {
+			h.stop()
+			t.Fatalf("serve did not refresh the due connection\nstderr:\n%s", h.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code := h.stop(); code != 0 {
+		t.Fatalf("serve exited %d", code)
+	}
+	evs, err := st.ListAudit(ctx, store.AuditFilter{TenantID: store.DefaultTenant, Type: audit.ConnectionRefreshed, Limit: 10})
+	if err != nil || len(evs) == 0 || evs[0].Details["trigger"] != "background" {
+		t.Fatalf("connection.refreshed events %+v, %v", evs, err)
+	}
+}
