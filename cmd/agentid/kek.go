@@ -345,7 +345,7 @@ func (c *cli) newKEKGenerateCmd() *cobra.Command {
 file is never overwritten); without, it is printed to stdout, for a secret
 manager (AGENTID_KEK, kek.value: env:NAME). It changes nothing in the store:
 configure the key, then run 'agentid kek rotate'.`,
-		Example: `  agentid kek generate --out /run/secrets/agentid-kek-2027.key`,
+		Example: `  agentid kek generate --out kek-2027.key`,
 		Args:    exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			k, err := keyring.GenerateKEK(nil)

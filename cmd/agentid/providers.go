@@ -541,12 +541,14 @@ client's redirect URI at the provider. PKCE (S256) is on unless --no-pkce.
 
 An api_key provider says where the key travels: --header (with an optional
 --format such as "Bearer {key}") or --query.`,
-		Example: `  agentid providers add calendar --kind oauth2 --name "Calendar" \
-    --issuer https://accounts.example.com --client-id hub-client \
-    --client-secret-file /run/secrets/calendar-secret \
-    --scope calendar.read --scope calendar.write --auth-param access_type=offline
-  agentid providers add weather --kind api_key --name "Weather API" \
-    --header Authorization --format "Bearer {key}" --hint "starts with wx_"`,
+		Example: `  agentid providers add drive --kind oauth2 --name "Drive" \
+    --authorization-endpoint https://accounts.example.com/o/oauth2/auth \
+    --token-endpoint https://oauth2.example.com/token \
+    --client-id hub-client --client-secret-file drive-secret.txt \
+    --scope drive.readonly --auth-param access_type=offline --auth-param prompt=consent
+  # With discovery: --issuer https://accounts.example.com instead of the endpoints.
+  agentid providers add maps --kind api_key --name "Maps API" \
+    --header Authorization --format "Bearer {key}" --hint "starts with mk_"`,
 		Args: exactArgs("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := requireFlags(cmd, "kind"); err != nil {
@@ -624,7 +626,7 @@ func (c *cli) newProvidersUpdateCmd(asJSON *bool) *cobra.Command {
 replace the whole list when given; --revocation-endpoint "" removes it;
 --issuer discovers the endpoints again. The kind cannot change: delete the
 provider and add it again.`,
-		Example: `  agentid providers update calendar --client-secret-file /run/secrets/calendar-secret-2
+		Example: `  agentid providers update calendar --client-secret-file calendar-secret.txt
   agentid providers update calendar --scope calendar.read --scope calendar.events`,
 		Args: exactArgs("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -39,11 +39,11 @@ For an oauth2 provider give RESOURCE_SCOPE=PROVIDER_SCOPE[,PROVIDER_SCOPE...]
 (repeat the flag to add more); for an api_key provider give the resource
 scope alone: holding it is what lets the key be retrieved.
 --remove-provider ID removes a link.`,
-		Example: `  agentid resources update https://notes.example.com/mcp --provider calendar \
+		Example: `  agentid resources update URI --provider calendar \
     --provider-scope notes.read=calendar.read \
-    --provider-scope notes.write=calendar.read,calendar.events
-  agentid resources update https://notes.example.com/mcp --provider weather --provider-scope notes.read
-  agentid resources update https://notes.example.com/mcp --remove-provider calendar`,
+    --provider-scope files:delete=calendar.read,calendar.events
+  agentid resources update URI --provider weather --provider-scope notes.read
+  agentid resources update URI --provider calendar --provider-scope notes.read=calendar.read --remove-provider weather`,
 		Args: exactArgs("URI"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch {
