@@ -969,3 +969,33 @@ func TestRefreshOutlivesCaller(t *testing.T) {
 		t.Fatalf("after: %v, %d refreshes", err, e.prov.Counts().Refreshes)
 	}
 }
+
+// TestRevokeDuringRefresh: a disconnect while a refresh is in flight waits
+// for it and revokes the refresh token the provider just issued, not the
+// rotated-out one (which a provider may ignore, leaving the grant alive).
+func TestRevokeDuringRefresh(t *testing.T) {
+	e := newEnv(t, envOptions{provider: vaulttest.Options{RotateRefreshTokens: true}})
+	c := e.connect("u1")
+	orig, _ := e.v.open(e.get(c.ID))
+	e.expireSoon(c)
+	e.prov.SetTokenDelay(200 * time.Millisecond)
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.v.Credential(e.ctx, audit.Meta{}, c, false)
+		done <- err
+	}()
+	for e.prov.Counts().Refreshes == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := e.v.Revoke(e.ctx, audit.Meta{}, tenant, c.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	r := e.prov.Revoked()
+	if len(r) != 1 || r[0] == orig.RefreshToken || !strings.HasPrefix(r[0], "rt_") {
+		t.Fatalf("revoked %d tokens; the rotated-out one: %v", len(r), len(r) > 0 && r[0] == orig.RefreshToken)
+	}
+	if _, err := e.st.GetConnection(e.ctx, tenant, c.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatal("row kept")
+	}
+}
