@@ -101,6 +101,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Consents", testConsents},
 		{"ConsentRevokeCascade", testConsentRevokeCascade},
 		{"RevokeConsentsNothing", testRevokeConsentsNothing},
+		{"RevokeConsentsReachesExchanged", testRevokeConsentsReachesExchanged},
 		{"PolicySets", testPolicySets},
 		{"Audit", testAudit},
 		{"AuditFilter", testAuditFilter},
@@ -131,6 +132,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ConnectionFilter", testConnectionFilter},
 		{"ResealSigningKey", testResealSigningKey},
 		{"ResourceProviders", testResourceProviders},
+		{"ConnectionDeleteExpired", testConnectionDeleteExpired},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
