@@ -799,3 +799,99 @@ func testResourceProviders(t *testing.T, s store.Store) {
 		t.Errorf("providers after clearing = %+v", got.Providers)
 	}
 }
+
+// VaultAcrossStores checks the vault's single-flight guarantees between
+// store instances that share one database, as hub processes (or replicas)
+// do: 50 callers spread over the stores ask for one connection's refresh
+// lease, and exactly one wins, in two rounds (the second after the first
+// lease expired); and read-modify-write updates through every store all
+// land. stores must be migrated, share one empty database, and number at
+// least two.
+func VaultAcrossStores(t *testing.T, stores ...store.Store) {
+	if len(stores) < 2 {
+		t.Fatalf("VaultAcrossStores needs at least two stores, got %d", len(stores))
+	}
+	const tn = store.DefaultTenant
+	s0 := stores[0]
+	must(t, "CreateProvider", s0.CreateProvider(ctx(t), oauthProvider(tn, "calendar"), nil))
+	must(t, "CreateConnection", s0.CreateConnection(ctx(t), minimalConnection(tn, "conn_1", "calendar", "u1"), nil))
+
+	const callers = 50
+	now := base()
+	for round := range 2 {
+		until := now.Add(time.Minute)
+		var wg sync.WaitGroup
+		errs := make([]error, callers)
+		start := make(chan struct{})
+		for i := range callers {
+			s := stores[i%len(stores)]
+			wg.Go(func() {
+				<-start
+				_, errs[i] = s.AcquireRefreshLease(ctx(t), tn, "conn_1", fmt.Sprintf("p%d/r%d-%02d", i%len(stores), round, i), now, until)
+			})
+		}
+		close(start)
+		wg.Wait()
+		winners := 0
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				winners++
+			case !errors.Is(err, store.ErrConflict):
+				t.Fatalf("round %d caller %d: %v", round, i, err)
+			}
+		}
+		if winners != 1 {
+			t.Fatalf("round %d: %d callers across %d stores won the lease, want exactly 1", round, winners, len(stores))
+		}
+		now = until
+	}
+
+	const perStore = 10
+	var wg sync.WaitGroup
+	errs := make([]error, perStore*len(stores))
+	for i := range errs {
+		s := stores[i%len(stores)]
+		wg.Go(func() {
+			_, errs[i] = s.UpdateConnection(ctx(t), tn, "conn_1", func(c *store.Connection) error {
+				c.Failures++
+				return nil
+			}, nil)
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		must(t, fmt.Sprintf("UpdateConnection %d", i), err)
+	}
+	got, err := stores[len(stores)-1].GetConnection(ctx(t), tn, "conn_1")
+	must(t, "GetConnection", err)
+	if got.Failures != len(errs) {
+		t.Errorf("failures after %d increments across stores = %d", len(errs), got.Failures)
+	}
+}
+
+// testConnectionDeleteExpired pins that DeleteExpired destroys a
+// rotated-out API key once its overlap ended, and nothing else of the
+// connection.
+func testConnectionDeleteExpired(t *testing.T, s store.Store) {
+	const tn = store.DefaultTenant
+	must(t, "CreateProvider", s.CreateProvider(ctx(t), apiKeyProvider(tn, "search"), nil))
+	b := base()
+	ended := fullConnection(tn, "conn_ended", "search", "u1")
+	ended.PreviousUntil = b.Add(-time.Microsecond)
+	open := fullConnection(tn, "conn_open", "search", "u1")
+	open.PreviousUntil = b
+	none := minimalConnection(tn, "conn_none", "search", "u1")
+	none.ExpiresAt = b.Add(-time.Hour) // an expired access token is the vault's to refresh, not to delete
+	for _, c := range []*store.Connection{ended, open, none} {
+		must(t, "CreateConnection", s.CreateConnection(ctx(t), c, nil))
+	}
+	must(t, "DeleteExpired", s.DeleteExpired(ctx(t), b))
+	want := *ended
+	want.PreviousSecret, want.PreviousUntil = nil, time.Time{}
+	for _, c := range []*store.Connection{&want, open, none} {
+		got, err := s.GetConnection(ctx(t), tn, c.ID)
+		must(t, "GetConnection", err)
+		checkEqual(t, "connection after DeleteExpired", c, got)
+	}
+}
