@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,7 +14,6 @@ import (
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/keyring"
 	"github.com/agentid/agentid/internal/store"
-	"github.com/agentid/agentid/internal/store/sqlite"
 	"github.com/agentid/agentid/internal/token"
 	"github.com/agentid/agentid/internal/vault/vaulttest"
 )
@@ -29,15 +27,17 @@ type rwFixture struct {
 	secret         string            // the OAuth provider's client secret
 }
 
-func rwStore(t *testing.T) store.Store {
+// rwBackends are the stores every rotation test runs on (PostgreSQL only
+// with AGENTID_TEST_POSTGRES).
+var rwBackends = []struct {
+	name string
+	open func(t *testing.T) func() store.Store
+}{{"sqlite", openSQLite}, {"postgres", openPostgres}}
+
+func rwStore(t *testing.T, open func(t *testing.T) func() store.Store) store.Store {
 	t.Helper()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "agentid.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if _, _, err := st.Migrate(ctx); err != nil {
+	st := open(t)()
+	if _, _, err := st.Migrate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	return st
@@ -53,9 +53,13 @@ func rwVault(t testing.TB, st store.Store, kr *keyring.Keyring) *Vault {
 }
 
 func newRewrapFixture(t *testing.T, connections int) *rwFixture {
+	return newRewrapFixtureOn(t, openSQLite, connections)
+}
+
+func newRewrapFixtureOn(t *testing.T, open func(t *testing.T) func() store.Store, connections int) *rwFixture {
 	t.Helper()
 	ctx := context.Background()
-	f := &rwFixture{st: rwStore(t), oldKEK: newKEK(t, "kek-old"), newKEK: newKEK(t, "kek-new"), keys: map[string]string{}}
+	f := &rwFixture{st: rwStore(t, open), oldKEK: newKEK(t, "kek-old"), newKEK: newKEK(t, "kek-new"), keys: map[string]string{}}
 	oldRing := newKeyring(t, f.oldKEK)
 	old := rwVault(t, f.st, oldRing)
 
@@ -157,8 +161,14 @@ func kekEvents(t *testing.T, st store.Store) []*store.AuditEvent {
 }
 
 func TestRewrap(t *testing.T) {
+	for _, b := range rwBackends {
+		t.Run(b.name, func(t *testing.T) { testRewrap(t, b.open) })
+	}
+}
+
+func testRewrap(t *testing.T, open func(t *testing.T) func() store.Store) {
 	const n = 2*rewrapBatch + 37 // three batches
-	f := newRewrapFixture(t, n)
+	f := newRewrapFixtureOn(t, open, n)
 	ctx := context.Background()
 	v := rwVault(t, f.st, f.rotated(t))
 
@@ -246,8 +256,14 @@ func TestRewrapResumes(t *testing.T) {
 // retrieval gets the right key, before, during and after, and afterwards
 // everything opens under the new KEK alone.
 func TestRewrapConcurrentCredentials(t *testing.T) {
+	for _, b := range rwBackends {
+		t.Run(b.name, func(t *testing.T) { testRewrapConcurrentCredentials(t, b.open) })
+	}
+}
+
+func testRewrapConcurrentCredentials(t *testing.T, open func(t *testing.T) func() store.Store) {
 	const n = 2*rewrapBatch + 50
-	f := newRewrapFixture(t, n)
+	f := newRewrapFixtureOn(t, open, n)
 	ctx := context.Background()
 	ring := f.rotated(t)
 	// The retrieving hub holds the same keyring as the rotation.
