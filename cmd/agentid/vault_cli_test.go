@@ -10,7 +10,10 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -456,5 +459,90 @@ func TestServeRefreshesConnections(t *testing.T) {
 	evs, err := st.ListAudit(ctx, store.AuditFilter{TenantID: store.DefaultTenant, Type: audit.ConnectionRefreshed, Limit: 10})
 	if err != nil || len(evs) == 0 || evs[0].Details["trigger"] != "background" {
 		t.Fatalf("connection.refreshed events %+v, %v", evs, err)
+	}
+}
+
+// cancelOnWrite cancels when what is written holds a progress line with
+// re-wrapped connections: an operator's Ctrl-C halfway.
+type cancelOnWrite struct {
+	buf    syncBuffer
+	cancel context.CancelFunc
+}
+
+var someConnections = regexp.MustCompile(`(?m)^re-wrapped .* [1-9][0-9]*/[0-9]+ connections$`)
+
+func (w *cancelOnWrite) Write(p []byte) (int, error) {
+	n, err := w.buf.Write(p)
+	if someConnections.MatchString(w.buf.String()) {
+		w.cancel()
+	}
+	return n, err
+}
+
+// TestKEKRotateInterrupted: Ctrl-C halfway exits non-zero, says how far
+// it got and how to finish; the next run finishes.
+func TestKEKRotateInterrupted(t *testing.T) {
+	e := newVaultEnv(t)
+	ctx := context.Background()
+	e.must("migrate")
+	e.must("providers", "add", "weather", "--kind", "api_key", "--header", "X-API-Key")
+	st, v := e.open()
+	p, err := st.GetProvider(ctx, store.DefaultTenant, "weather")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 450
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := w; i < n; i += 4 {
+				if _, err := v.SaveAPIKey(ctx, audit.Meta{TenantID: store.DefaultTenant}, p, vault.Owner{Kind: store.OwnerUser, ID: "u" + strconv.Itoa(i)}, "", "wx_"+strconv.Itoa(i)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	dir := t.TempDir()
+	newKey := filepath.Join(dir, "new.key")
+	e.must("kek", "generate", "--out", newKey)
+	e.env["AGENTID_KEK_FILE"] = newKey
+	oldKEK, err := keyring.ReadKEKFile(filepath.Join(e.env["AGENTID_DATA_DIR"], "kek.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.env["AGENTID_KEK_PREVIOUS"] = keyring.FormatKEK(oldKEK)
+
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	out := &cancelOnWrite{cancel: cancel}
+	var errOut bytes.Buffer
+	code := run(rctx, []string{"kek", "rotate"}, strings.NewReader(""), out, &errOut, e.lookup)
+	if code != exitError {
+		t.Fatalf("interrupted rotate: exit %d, want %d\n%s%s", code, exitError, out.buf.String(), errOut.String())
+	}
+	if !regexp.MustCompile(`interrupted after re-wrapping \d+ signing keys, \d+ provider secrets and [1-9]\d* connections; run 'agentid kek rotate' again to finish`).MatchString(errOut.String()) {
+		t.Errorf("stderr %q", errOut.String())
+	}
+	if strings.Contains(errOut.String()+out.buf.String(), oldKEK.ID+":") {
+		t.Error("the output carries key material")
+	}
+	done := e.must("kek", "rotate")
+	if !strings.Contains(done, "done: everything is under KEK") {
+		t.Errorf("second run: %s", done)
+	}
+	status := e.must("kek", "status", "--json")
+	var counts []kekCount
+	if err := json.Unmarshal([]byte(status), &counts); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range counts {
+		if c.State != kekCurrent && c.total() > 0 {
+			t.Errorf("after the second run %s still wraps %+v", c.KEK, c)
+		}
+		if c.State == kekCurrent && c.Connections != n {
+			t.Errorf("current KEK wraps %d connections, want %d", c.Connections, n)
+		}
 	}
 }
