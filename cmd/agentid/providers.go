@@ -210,23 +210,24 @@ func validProviderID(id string) bool {
 }
 
 // checkEndpoint requires an absolute https URL without fragment or user
-// information (http only on a loopback host, for development).
-func checkEndpoint(flag, raw string) error {
+// information (http only on a loopback host, for development). what names
+// the value in errors: a flag ("--token-endpoint") or a metadata field.
+func checkEndpoint(what, raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || !u.IsAbs() || u.Host == "" {
-		return fmt.Errorf("--%s: %q is not an absolute URL", flag, raw)
+		return fmt.Errorf("%s: %q is not an absolute URL", what, raw)
 	}
 	switch {
 	case u.Scheme == "https":
 	case u.Scheme == "http" && oauth.IsLoopbackHost(u.Hostname()):
 	default:
-		return fmt.Errorf("--%s: %q must use https (http only on a loopback address)", flag, raw)
+		return fmt.Errorf("%s: %q must use https (http only on a loopback address)", what, raw)
 	}
 	if u.User != nil {
-		return fmt.Errorf("--%s: the URL must not carry a user name or password", flag)
+		return fmt.Errorf("%s: the URL must not carry a user name or password", what)
 	}
 	if u.Fragment != "" || strings.Contains(raw, "#") {
-		return fmt.Errorf("--%s: %q must not have a fragment", flag, raw)
+		return fmt.Errorf("%s: %q must not have a fragment", what, raw)
 	}
 	return nil
 }
@@ -264,7 +265,7 @@ func applyProviderFlags(ctx context.Context, cmd *cobra.Command, f *providerFlag
 	switch p.Kind {
 	case store.ProviderOAuth2:
 		if changed("issuer") {
-			if err := checkEndpoint("issuer", f.issuer); err != nil {
+			if err := checkEndpoint("--issuer", f.issuer); err != nil {
 				return err
 			}
 			if strings.Contains(f.issuer, "?") {
@@ -336,7 +337,7 @@ func applyProviderFlags(ctx context.Context, cmd *cobra.Command, f *providerFlag
 			if v == "" {
 				continue
 			}
-			if err := checkEndpoint(flag, v); err != nil {
+			if err := checkEndpoint("--"+flag, v); err != nil {
 				return err
 			}
 		}
@@ -451,29 +452,55 @@ func discoveryURLs(issuer string) []string {
 	return []string{oidcURL, rfcURL}
 }
 
-// discoverProvider fetches the issuer's metadata and checks it: the
-// document's issuer must be the one asked for (RFC 8414 §3.3, OpenID
-// Connect Discovery §4.3) and name an authorization and a token endpoint.
+// discoverProvider fetches the issuer's metadata from the first of its
+// discovery URLs that answers with a document, and checks it
+// (parseProviderMetadata).
 func discoverProvider(ctx context.Context, client *http.Client, issuer string) (*providerMetadata, error) {
 	var errs []error
 	for _, u := range discoveryURLs(issuer) {
-		md, err := fetchMetadata(ctx, client, u)
+		body, err := fetchMetadata(ctx, client, u)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		if md.Issuer != issuer {
-			return nil, fmt.Errorf("--issuer: the metadata at %s names the issuer %q, not %q (RFC 8414 §3.3); give the issuer exactly as the provider spells it", u, md.Issuer, issuer)
-		}
-		if md.AuthorizationEndpoint == "" || md.TokenEndpoint == "" {
-			return nil, fmt.Errorf("--issuer: the metadata at %s lacks authorization_endpoint or token_endpoint", u)
+		md, err := parseProviderMetadata(issuer, body)
+		if err != nil {
+			return nil, fmt.Errorf("--issuer: the metadata at %s %w", u, err)
 		}
 		return md, nil
 	}
 	return nil, fmt.Errorf("--issuer: no authorization server metadata for %s: %w", issuer, errors.Join(errs...))
 }
 
-func fetchMetadata(ctx context.Context, client *http.Client, u string) (*providerMetadata, error) {
+// parseProviderMetadata reads an authorization server's metadata
+// document: it must name the issuer asked for (RFC 8414 §3.3, OpenID
+// Connect Discovery §4.3) and authorization and token endpoints, which like
+// a revocation endpoint must be https URLs (http only on loopback). Errors
+// continue "the metadata at URL …".
+func parseProviderMetadata(issuer string, body []byte) (*providerMetadata, error) {
+	var md providerMetadata
+	if err := json.Unmarshal(body, &md); err != nil {
+		return nil, fmt.Errorf("is not a metadata document: %w", err)
+	}
+	if md.Issuer != issuer {
+		return nil, fmt.Errorf("names the issuer %q, not %q (RFC 8414 §3.3); give the issuer exactly as the provider spells it", md.Issuer, issuer)
+	}
+	if md.AuthorizationEndpoint == "" || md.TokenEndpoint == "" {
+		return nil, errors.New("lacks authorization_endpoint or token_endpoint")
+	}
+	for name, v := range map[string]string{"authorization_endpoint": md.AuthorizationEndpoint, "token_endpoint": md.TokenEndpoint, "revocation_endpoint": md.RevocationEndpoint} {
+		if v == "" {
+			continue
+		}
+		if err := checkEndpoint(name, v); err != nil {
+			return nil, fmt.Errorf("has an unusable %w", err)
+		}
+	}
+	return &md, nil
+}
+
+// fetchMetadata GETs one discovery URL and returns the JSON body.
+func fetchMetadata(ctx context.Context, client *http.Client, u string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, err
@@ -497,11 +524,7 @@ func fetchMetadata(ctx context.Context, client *http.Client, u string) (*provide
 	if len(body) > maxDiscoveryDocument {
 		return nil, fmt.Errorf("%s: the document is larger than %d bytes", u, maxDiscoveryDocument)
 	}
-	var md providerMetadata
-	if err := json.Unmarshal(body, &md); err != nil {
-		return nil, fmt.Errorf("%s: not a metadata document: %w", u, err)
-	}
-	return &md, nil
+	return body, nil
 }
 
 // discoveryClient fetches metadata: a timeout, and no redirects (the

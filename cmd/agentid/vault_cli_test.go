@@ -290,6 +290,10 @@ func TestProviderDiscovery(t *testing.T) {
 	docs["/liar/.well-known/openid-configuration"] = meta("https://evil.example", "")
 	docs["/moved/.well-known/openid-configuration"] = func() (int, string, string) { return http.StatusFound, "text/plain", "" }
 	docs["/html/.well-known/openid-configuration"] = func() (int, string, string) { return 200, "text/html", "<html>" }
+	docs["/plain/.well-known/openid-configuration"] = func() (int, string, string) {
+		iss := srv.URL + "/plain"
+		return 200, "application/json", `{"issuer":"` + iss + `","authorization_endpoint":"http://accounts.example.test/auth","token_endpoint":"` + iss + `/token"}`
+	}
 
 	tests := []struct {
 		name    string
@@ -317,6 +321,7 @@ func TestProviderDiscovery(t *testing.T) {
 		{name: "redirect not followed", issuer: srv.URL + "/moved", wantErr: "redirects are not followed"},
 		{name: "not JSON", issuer: srv.URL + "/html", wantErr: `content type "text/html"`},
 		{name: "nothing there", issuer: srv.URL + "/none", wantErr: "no authorization server metadata"},
+		{name: "discovered endpoint over http", issuer: srv.URL + "/plain", wantErr: `has an unusable authorization_endpoint: "http://accounts.example.test/auth" must use https`},
 		{name: "query in issuer", issuer: srv.URL + "/as?x=1", wantErr: "must not have a query"},
 		{name: "http off loopback", issuer: "http://accounts.example.test", wantErr: "must use https"},
 	}
@@ -545,4 +550,35 @@ func TestKEKRotateInterrupted(t *testing.T) {
 			t.Errorf("current KEK wraps %d connections, want %d", c.Connections, n)
 		}
 	}
+}
+
+// FuzzParseProviderMetadata: whatever a provider's metadata document
+// holds, a document that is accepted names the issuer asked for and
+// endpoints the vault may call.
+func FuzzParseProviderMetadata(f *testing.F) {
+	const iss = "https://accounts.example.test"
+	f.Add([]byte(`{"issuer":"https://accounts.example.test","authorization_endpoint":"https://accounts.example.test/a","token_endpoint":"https://accounts.example.test/t","revocation_endpoint":"https://accounts.example.test/r"}`))
+	f.Add([]byte(`{"issuer":"https://accounts.example.test","authorization_endpoint":"http://127.0.0.1:9/a","token_endpoint":"https://x/t#f"}`))
+	f.Add([]byte(`{"issuer":"https://evil.example"}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		md, err := parseProviderMetadata(iss, body)
+		if err != nil {
+			if md != nil {
+				t.Fatal("metadata with an error")
+			}
+			return
+		}
+		if md.Issuer != iss {
+			t.Fatalf("accepted the issuer %q", md.Issuer)
+		}
+		for _, u := range []string{md.AuthorizationEndpoint, md.TokenEndpoint} {
+			if checkEndpoint("x", u) != nil {
+				t.Fatalf("accepted the endpoint %q", u)
+			}
+		}
+		if md.RevocationEndpoint != "" && checkEndpoint("x", md.RevocationEndpoint) != nil {
+			t.Fatalf("accepted the revocation endpoint %q", md.RevocationEndpoint)
+		}
+	})
 }
