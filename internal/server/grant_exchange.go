@@ -153,9 +153,9 @@ type exchangedSubject struct {
 	authTime time.Time
 	// chain is the delegation chain so far: the token's act, or {sub: the
 	// agent it was issued to} when it has none.
-	chain   *token.Actor
-	mayAct  mayAct
-	scopes  []string
+	chain  *token.Actor
+	mayAct mayAct
+	scopes []string
 	exp    time.Time
 	jti    string
 	// recorded: the subject token is the hub's, whose record the store
