@@ -162,12 +162,6 @@ type Credential struct {
 	ExpiresAt time.Time
 }
 
-// SealProviderSecret seals a provider's client secret for
-// store.Provider.ClientSecret.
-func (v *Vault) SealProviderSecret(tenantID, providerID, secret string) ([]byte, error) {
-	return nil, errNotBuilt
-}
-
 // AuthRequest starts a provider's authorization-code flow. The caller
 // keeps State and Verifier bound to the person's browser session and
 // sends the person to URL.
