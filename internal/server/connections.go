@@ -564,7 +564,7 @@ func (s *Server) handleConnectStart(w http.ResponseWriter, r *http.Request) {
 		s.internalErrorPage(w, r, err)
 		return
 	}
-	f.State, f.Verifier = ar.State, ar.Verifier
+	f.State, f.Verifier, f.Scopes = ar.State, ar.Verifier, ar.Scopes
 	if err := s.setFlowCookie(w, f); err != nil {
 		s.internalErrorPage(w, r, err)
 		return
@@ -640,7 +640,7 @@ func (s *Server) handleConnectCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	c, err := s.cfg.Vault.CompleteAuth(ctx, s.meta(r), p, vault.Owner{Kind: store.OwnerUser, ID: u.ID}, code, f.Verifier, s.connectRedirectURI())
+	c, err := s.cfg.Vault.CompleteAuth(ctx, s.meta(r), p, vault.Owner{Kind: store.OwnerUser, ID: u.ID}, code, f.Verifier, s.connectRedirectURI(), f.Scopes...)
 	if err != nil {
 		// The vault's errors carry no credential and no provider body.
 		s.log.WarnContext(ctx, "connection not completed", "request_id", requestID(ctx), "provider", p.ID, "err", err)
@@ -658,6 +658,9 @@ func (s *Server) handleConnectCallback(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	v := connectedView{Title: "Connected " + name, CSRF: csrf, Username: u.Username, ProviderName: name, Label: displayName(c.Label), Scopes: c.Scopes}
+	if v.Label == name {
+		v.Label = "" // the vault's fallback when the provider names no account
+	}
 	if f.ClientID != "" || f.Resource != "" {
 		v.FromIntent = true
 		v.AgentName, v.AgentHost, v.ResourceName = s.whoAsks(ctx, f.ClientID, f.Resource)
