@@ -68,11 +68,27 @@ const (
 
 func newConnEnv(t *testing.T, opts ...servertest.Option) *connEnv {
 	t.Helper()
+	return newConnEnvOn(t, nil, opts...)
+}
+
+// connBackends runs test in a connEnv on SQLite and on PostgreSQL.
+func connBackends(t *testing.T, test func(*testing.T, *connEnv)) {
+	t.Run("sqlite", func(t *testing.T) { test(t, newConnEnv(t)) })
+	t.Run("postgres", func(t *testing.T) { test(t, newConnEnvOn(t, openPostgresStore(t))) })
+}
+
+// newConnEnvOn is newConnEnv on st (nil: a fresh SQLite store).
+func newConnEnvOn(t *testing.T, st store.Store, opts ...servertest.Option) *connEnv {
+	t.Helper()
 	e := &connEnv{clk: newFakeClock(), bobPW: "bob's own long password"}
 	opts = append([]servertest.Option{withClock(e.clk), func(c *server.Config) {
 		c.Logger = slog.New(slog.NewTextHandler(&e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}}, opts...)
-	e.hub = newHub(t, opts...)
+	if st == nil {
+		e.hub = newHub(t, opts...)
+	} else {
+		e.hub = &hub{servertest.NewOn(t, st, opts...)}
+	}
 	ctx := context.Background()
 	e.prov = vaulttest.New(t, vaulttest.Options{RedirectURI: e.URL + "/connections/callback", RequirePKCE: true, Now: e.clk.Now})
 	sp, err := e.prov.StoreProvider(e.Vault, store.DefaultTenant, calendarID)
@@ -294,8 +310,9 @@ func TestConnectionsNeedLogin(t *testing.T) {
 // and state; the flow cookie is sealed, HttpOnly, Lax, confined to the
 // callback and short-lived; the callback stores the connection for the
 // person and clears the cookie, so the same answer cannot be used twice.
-func TestConnectOAuth(t *testing.T) {
-	e := newConnEnv(t)
+func TestConnectOAuth(t *testing.T) { connBackends(t, testConnectOAuth) }
+
+func testConnectOAuth(t *testing.T, e *connEnv) {
 	b, csrf := e.alice(t)
 	loc, resp := e.start(t, b, csrf, url.Values{"scope": {"calendar.read"}})
 
@@ -594,8 +611,9 @@ func TestConnectFormsNeedCSRF(t *testing.T) {
 // TestConnectAPIKey saves an API key from the form. The key never comes
 // back: not in any response the hub sent, any audit event or any log
 // line; the pages show only its last four characters.
-func TestConnectAPIKey(t *testing.T) {
-	e := newConnEnv(t)
+func TestConnectAPIKey(t *testing.T) { connBackends(t, testConnectAPIKey) }
+
+func testConnectAPIKey(t *testing.T, e *connEnv) {
 	b, csrf := e.alice(t)
 	const key = "sk_live_4f8a0c1e9b7d2a6c3e5f7a9b1d3c5e7fabcd"
 
@@ -769,8 +787,9 @@ func TestConnectIntent(t *testing.T) {
 // TestDisconnect: the owner disconnects from /account (the provider's
 // revocation endpoint is called, the credential deleted, the event
 // written); someone else's connection id is a 404, as an unknown one.
-func TestDisconnect(t *testing.T) {
-	e := newConnEnv(t)
+func TestDisconnect(t *testing.T) { connBackends(t, testDisconnect) }
+
+func testDisconnect(t *testing.T, e *connEnv) {
 	a, acsrf := e.alice(t)
 	e.connectCalendar(t, a, acsrf, nil)
 	bb, bcsrf := e.bob(t)
@@ -877,5 +896,56 @@ func TestConnectionsOffWithoutVault(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("/connections without a vault: %s", resp.Status)
+	}
+}
+
+// TestConnectFlowCookieSecure: over https the flow cookie is Secure and
+// named __Secure- (not __Host-: it is confined to the callback's path),
+// and the callback reads only that name, so a cookie planted over plain
+// http is not taken for it.
+func TestConnectFlowCookieSecure(t *testing.T) {
+	e := newConnEnv(t, func(c *server.Config) { c.SecureCookies = true })
+	cookies := signedIn(t, e.hub, "__Host-")
+	csrf := csrfOf(t, readBody(serve(e.hub, http.MethodGet, "/connections", nil, cookies...)))
+	resp := serve(e.hub, http.MethodPost, "/connections/calendar/start", url.Values{"csrf_token": {csrf}}, cookies...)
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("start: %d %s", resp.StatusCode, readBody(resp))
+	}
+	var flow *http.Cookie
+	for _, c := range resp.Cookies() {
+		if strings.HasPrefix(c.Name, "__Secure-agentid_connect_") {
+			flow = c
+		}
+	}
+	if flow == nil || !flow.Secure || !flow.HttpOnly || flow.Path != "/connections/callback" || flow.SameSite != http.SameSiteLaxMode {
+		t.Fatalf("flow cookie %+v in %v", flow, resp.Header["Set-Cookie"])
+	}
+	loc, _ := resp.Location()
+	cb := e.atProvider(t, loc)
+
+	plain := &http.Cookie{Name: strings.TrimPrefix(flow.Name, "__Secure-"), Value: flow.Value}
+	if resp := serve(e.hub, http.MethodGet, "/connections/callback?"+cb.Encode(), nil, append(cookies, plain)...); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("callback with the unprefixed cookie: %d", resp.StatusCode)
+	}
+	resp = serve(e.hub, http.MethodGet, "/connections/callback?"+cb.Encode(), nil, append(cookies, flow)...)
+	if body := readBody(resp); resp.StatusCode != http.StatusOK || !strings.Contains(body, "Connected") {
+		t.Fatalf("callback: %d\n%s", resp.StatusCode, body)
+	}
+	if cleared := cookieNamed(resp.Cookies(), flow.Name); cleared == nil || cleared.MaxAge >= 0 || cleared.Path != "/connections/callback" {
+		t.Fatalf("the flow cookie is not cleared: %+v", cleared)
+	}
+}
+
+// TestConnectTwoFlowsAtOnce: two connect flows started in one browser
+// (two connect links in two tabs) both finish, each with its own cookie.
+func TestConnectTwoFlowsAtOnce(t *testing.T) {
+	e := newConnEnv(t)
+	b, csrf := e.alice(t)
+	first, _ := e.start(t, b, csrf, url.Values{"scope": {"calendar.read"}})
+	second, _ := e.start(t, b, csrf, url.Values{"scope": {"calendar.write"}})
+	wantPage(t, e.callback(b, e.atProvider(t, second)), http.StatusOK, "Connected Calendar", "calendar.write")
+	wantPage(t, e.callback(b, e.atProvider(t, first)), http.StatusOK, "Connected Calendar", "calendar.read")
+	if n := len(e.connections(t, "u-alice")); n != 2 {
+		t.Fatalf("%d connections", n)
 	}
 }
