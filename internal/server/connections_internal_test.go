@@ -1,8 +1,15 @@
 package server
 
 import (
+	"crypto/rand"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/agentid/agentid/internal/keyring"
 )
 
 func TestSafeReturnConnections(t *testing.T) {
@@ -82,5 +89,70 @@ func TestValidAPIKey(t *testing.T) {
 		if got := validAPIKey(key); got != want {
 			t.Errorf("validAPIKey(%.20q) = %v, want %v", key, got, want)
 		}
+	}
+}
+
+// TestOpenFlow: a flow cookie opens only under the name of its own state,
+// for this tenant, before it expires, and only if the keyring sealed it as
+// a flow (a connect intent, same keyring, other purpose, does not pass).
+func TestOpenFlow(t *testing.T) {
+	kek, err := keyring.GenerateKEK(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring, err := keyring.NewKeyring(kek)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	s := &Server{cfg: Config{Keyring: ring}, issuer: "http://hub.example", tenant: "default", rand: rand.Reader, now: func() time.Time { return now }}
+	sealed := func(f connectFlow, aad string) string {
+		rec := httptest.NewRecorder()
+		if aad == connectFlowAAD {
+			if err := s.setFlowCookie(rec, &f); err != nil {
+				t.Fatal(err)
+			}
+			return rec.Result().Cookies()[0].Value
+		}
+		b, _ := json.Marshal(f)
+		ct, err := ring.Seal(rand.Reader, b, aad)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(ct)
+	}
+	good := connectFlow{TenantID: "default", State: "state-A", UserID: "u-1", Provider: "calendar"}
+	tests := []struct {
+		name, state, value string
+		later              time.Duration
+		ok                 bool
+	}{
+		{"its own state", "state-A", sealed(good, connectFlowAAD), 0, true},
+		{"nine minutes later", "state-A", sealed(good, connectFlowAAD), 9 * time.Minute, true},
+		{"ten minutes later", "state-A", sealed(good, connectFlowAAD), 10 * time.Minute, false},
+		{"put under another state's name", "state-B", sealed(good, connectFlowAAD), 0, false},
+		{"another tenant's", "state-A", sealed(connectFlow{TenantID: "other", State: "state-A", UserID: "u-1"}, connectFlowAAD), 0, false},
+		{"no user", "state-A", sealed(connectFlow{TenantID: "default", State: "state-A"}, connectFlowAAD), 0, false},
+		{"sealed for another purpose", "state-A", sealed(connectFlow{TenantID: "default", State: "state-A", UserID: "u-1", Expires: now.Add(time.Hour).Unix()}, connectIntentAAD), 0, false},
+		{"garbage", "state-A", "v1.x.y.z", 0, false},
+		{"too long", "state-A", strings.Repeat("a", maxFlowCookie+1), 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			defer func(at time.Time) { now = at }(now)
+			now = now.Add(tt.later)
+			r := httptest.NewRequest(http.MethodGet, "/connections/callback", nil)
+			r.AddCookie(&http.Cookie{Name: s.flowCookieName(tt.state), Value: tt.value})
+			f, err := s.openFlow(r, tt.state)
+			if (err == nil) != tt.ok {
+				t.Fatalf("openFlow: %v, want ok=%v", err, tt.ok)
+			}
+			if tt.ok && (f.UserID != "u-1" || f.Provider != "calendar") {
+				t.Fatalf("flow %+v", f)
+			}
+		})
+	}
+	if s.flowCookieName("state-A") == s.flowCookieName("state-B") {
+		t.Fatal("two states share a cookie name")
 	}
 }
