@@ -648,15 +648,7 @@ func (s *Server) handleConnectCallback(w http.ResponseWriter, r *http.Request) {
 			Message: name + " did not complete the connection, so nothing was connected. Try again; if it keeps failing, tell an administrator of this hub. Reference: " + requestID(ctx)})
 		return
 	}
-	if f.Replace != "" {
-		// The new connection stands; the one it replaces goes (its tokens
-		// no longer work at the provider anyway).
-		if old, err := s.ownConnection(ctx, u, f.Replace); err == nil && old.ProviderID == p.ID && old.ID != c.ID {
-			if err := s.cfg.Vault.Revoke(ctx, s.meta(r), s.tenant, old.ID, "reconnected"); err != nil && !errors.Is(err, store.ErrNotFound) {
-				s.log.WarnContext(ctx, "replaced connection not removed", "request_id", requestID(ctx), "connection_id", old.ID, "err", err)
-			}
-		}
-	}
+	s.retireSuperseded(r, u, c, f.Replace)
 	v := connectedView{Title: "Connected " + name, CSRF: csrf, Username: u.Username, ProviderName: name, Label: displayName(c.Label), Scopes: c.Scopes}
 	if v.Label == name {
 		v.Label = "" // the vault's fallback when the provider names no account
@@ -666,6 +658,33 @@ func (s *Server) handleConnectCallback(w http.ResponseWriter, r *http.Request) {
 		v.AgentName, v.AgentHost, v.ResourceName = s.whoAsks(ctx, f.ClientID, f.Resource)
 	}
 	render(w, s.pages.connected, http.StatusOK, v)
+}
+
+// retireSuperseded removes, once c is stored, the person's connections to
+// the same provider that c makes useless: the one Reconnect named
+// (replace), and any that needs reconnecting and whose scopes c holds
+// too. Their tokens no longer work at the provider; leaving them would
+// only keep "needs reconnecting" on the person's pages. Failures are
+// logged: the new connection stands either way.
+func (s *Server) retireSuperseded(r *http.Request, u *store.User, c *store.Connection, replace string) {
+	ctx := r.Context()
+	conns, err := s.st.ListConnections(ctx, store.ConnectionFilter{TenantID: s.tenant, ProviderID: c.ProviderID, OwnerKind: store.OwnerUser, OwnerID: u.ID})
+	if err != nil {
+		s.log.WarnContext(ctx, "superseded connections not listed", "request_id", requestID(ctx), "err", err)
+		return
+	}
+	for _, old := range conns {
+		if old.ID == c.ID || old.OwnerKind != store.OwnerUser || old.OwnerID != u.ID || old.ProviderID != c.ProviderID {
+			continue
+		}
+		covered := old.Status == store.ConnectionNeedsReauth && !slices.ContainsFunc(old.Scopes, func(sc string) bool { return !slices.Contains(c.Scopes, sc) })
+		if old.ID != replace && !covered {
+			continue
+		}
+		if err := s.cfg.Vault.Revoke(ctx, s.meta(r), s.tenant, old.ID, "reconnected"); err != nil && !errors.Is(err, store.ErrNotFound) {
+			s.log.WarnContext(ctx, "superseded connection not removed", "request_id", requestID(ctx), "connection_id", old.ID, "err", err)
+		}
+	}
 }
 
 // providerRefused renders the provider's error answer (RFC 6749

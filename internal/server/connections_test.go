@@ -864,6 +864,41 @@ func TestReconnect(t *testing.T) {
 	if len(cs) != 1 || cs[0].ID == old.ID || cs[0].Status != store.ConnectionActive {
 		t.Fatalf("after reconnecting: %+v", cs)
 	}
+	if evs := e.auditEvents(audit.ConnectionRevoked); len(evs) != 1 || evs[0].Details["connection_id"] != old.ID || evs[0].Details["reason"] != "reconnected" {
+		t.Fatalf("connection.revoked events %+v", evs)
+	}
+
+	// Connecting from a connect link retires a connection needing
+	// reconnecting that the new one covers, and keeps one it does not.
+	cur := cs[0]
+	bb, bcsrf := e.bob(t)
+	e.connectCalendar(t, bb, bcsrf, url.Values{"scope": {"calendar.read"}})
+	e.connectCalendar(t, a, csrf, url.Values{"scope": {"calendar.write"}})
+	for _, c := range append(e.connections(t, "u-alice"), e.connections(t, bobID)...) {
+		if _, err := e.Store.UpdateConnection(context.Background(), store.DefaultTenant, c.ID, func(c *store.Connection) error {
+			c.Status = store.ConnectionNeedsReauth
+			return nil
+		}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p = a.Get(e.link(t, "u-alice", calendarID, "calendar.read"))
+	loc, _ = e.start(t, a, csrf, url.Values{"intent": {formField(t, intentFieldRe, p.Body)}})
+	wantPage(t, e.callback(a, e.atProvider(t, loc)), http.StatusOK, "Connected Calendar")
+	var left []string
+	for _, c := range e.connections(t, "u-alice") {
+		left = append(left, c.Status+" "+strings.Join(c.Scopes, ","))
+		if c.ID == cur.ID {
+			t.Error("the covered connection needing reconnecting is still there")
+		}
+	}
+	slices.Sort(left)
+	if want := []string{"active calendar.read", "needs_reauth calendar.write"}; !slices.Equal(left, want) {
+		t.Fatalf("alice's connections %q, want %q", left, want)
+	}
+	if n := len(e.connections(t, bobID)); n != 1 {
+		t.Fatal("bob's connection was touched")
+	}
 }
 
 // TestConnectScopesChecked: /start asks the provider only for scopes it
