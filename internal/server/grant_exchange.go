@@ -103,7 +103,7 @@ func (s *Server) proveTokenExchange(ctx context.Context, r *http.Request, c *sto
 		subject:         subject{userID: sub.userID, authTime: sub.authTime, act: act},
 		resource:        target,
 		scopes:          scopes,
-		family:          family{id: sub.grantID},
+		family:          family{exchanged: sub.recorded},
 		notAfter:        notAfter,
 		issuedTokenType: oauth.TokenTypeAccessToken,
 		subjectJTI:      sub.jti,
@@ -153,12 +153,14 @@ type exchangedSubject struct {
 	authTime time.Time
 	// chain is the delegation chain so far: the token's act, or {sub: the
 	// agent it was issued to} when it has none.
-	chain   *token.Actor
-	mayAct  mayAct
-	scopes  []string
-	exp     time.Time
-	grantID string
-	jti     string
+	chain  *token.Actor
+	mayAct mayAct
+	scopes []string
+	exp    time.Time
+	jti    string
+	// recorded: the subject token is the hub's, whose record the store
+	// checks when it writes the exchanged token (store.Issuance.SubjectJTI).
+	recorded bool
 }
 
 // mayAct is a subject token's may_act claim (RFC 8693 §4.4) and the issuer
@@ -195,8 +197,11 @@ func (s *Server) exchangeSubject(ctx context.Context, c *store.Client, req *oaut
 }
 
 // hubSubject verifies an access token this hub issued as a subject token:
-// signature, issuer, expiry, its record neither revoked nor of another
-// tenant, and c is the resource server of its audience.
+// signature, issuer, expiry, and c is the resource server of its audience.
+// Its record (of this tenant, not revoked, alone or with its family) is
+// checked by the statement that writes the exchanged token, which also
+// takes the family from it: read here, it could be revoked before the
+// write and outlived by the token the exchange issues.
 func (s *Server) hubSubject(ctx context.Context, c *store.Client, raw string) (*exchangedSubject, error) {
 	claims, err := s.verifyAccessToken(raw)
 	if err != nil {
@@ -215,10 +220,6 @@ func (s *Server) hubSubject(ctx context.Context, c *store.Client, raw string) (*
 	if err := s.mayExchangeFor(ctx, c, claims.Audience[0]); err != nil {
 		return nil, err
 	}
-	grantID, err := s.accessTokenFamily(ctx, claims.JTI)
-	if err != nil {
-		return nil, err
-	}
 	scopes, _ := oauth.ParseScope(claims.Scope)
 	_, scopes = splitOIDC(scopes)
 	chain := claims.Act
@@ -227,7 +228,7 @@ func (s *Server) hubSubject(ctx context.Context, c *store.Client, raw string) (*
 	}
 	sub := &exchangedSubject{
 		userID: claims.Subject, chain: chain, mayAct: mayAct{claim: claims.MayAct, issuer: s.issuer},
-		scopes: scopes, exp: unixTime(claims.Expiry), grantID: grantID, jti: claims.JTI,
+		scopes: scopes, exp: unixTime(claims.Expiry), jti: claims.JTI, recorded: true,
 	}
 	if claims.AuthTime != 0 {
 		sub.authTime = unixTime(claims.AuthTime)
@@ -253,25 +254,6 @@ func (s *Server) verifyAccessToken(raw string) (*token.AccessClaims, error) {
 // maxVerifiedTokenLen bounds the tokens whose verification is remembered
 // (the hub's own are far shorter; longer ones fail verification).
 const maxVerifiedTokenLen = 8 << 10
-
-// accessTokenFamily finds the record of an access token this hub issued:
-// refused when revoked, and its grant family otherwise.
-func (s *Server) accessTokenFamily(ctx context.Context, jti string) (string, error) {
-	rec, err := s.st.GetAccessToken(ctx, jti)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return "", oauth.ErrInvalidGrant("the subject token is not known to this server")
-	case err != nil:
-		return "", err
-	}
-	if rec.TenantID != s.tenant {
-		return "", oauth.ErrInvalidGrant("the subject token is not known to this server")
-	}
-	if !rec.RevokedAt.IsZero() {
-		return "", oauth.ErrInvalidGrant("the subject token was revoked")
-	}
-	return rec.GrantID, nil
-}
 
 // mayExchangeFor checks that c is the resource server of aud: the client
 // linked to the registered resource aud names.
@@ -360,35 +342,10 @@ func (s *Server) isResourceServer(ctx context.Context, c *store.Client) error {
 }
 
 // subjectUser is the local user a trusted issuer's JWT names through the
-// issuer's UserClaim: sub or preferred_username match a Username, email a
-// user's Email (among verified addresses). It is the rule of the
-// jwt-bearer grant's federatedUser, which it may give way to.
+// issuer's UserClaim: the jwt-bearer grant's rule (federatedUser), so that
+// a person is found the same way whichever grant carries the JWT.
 func (s *Server) subjectUser(ctx context.Context, a *federation.Assertion) (*store.User, error) {
-	claim := a.Issuer.UserClaim
-	if claim == "" {
-		claim = "sub"
-	}
-	v := stringClaim(a.Claims, claim)
-	if v == "" {
-		return nil, oauth.ErrInvalidGrant("the token has no %s claim to identify the user", claim)
-	}
-	if claim == "email" {
-		users, err := s.st.ListUsers(ctx, s.tenant)
-		if err != nil {
-			return nil, err
-		}
-		for _, u := range users {
-			if u.Email != "" && u.Email == v && u.EmailVerified {
-				return u, nil
-			}
-		}
-		return nil, oauth.ErrInvalidGrant("the token names no user of this server")
-	}
-	u, err := s.st.GetUserByUsername(ctx, s.tenant, v)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, oauth.ErrInvalidGrant("the token names no user of this server")
-	}
-	return u, err
+	return s.federatedUser(ctx, a)
 }
 
 // exchangeActor verifies the actor token, which must identify c itself,
@@ -422,8 +379,11 @@ func (s *Server) exchangeActor(ctx context.Context, c *store.Client, req *oauth.
 		if err != nil {
 			return time.Time{}, err
 		}
-		if _, ok := a.Claims["authorization_details"]; ok {
-			return time.Time{}, oauth.ErrInvalidGrant("actor tokens carrying authorization_details are not accepted")
+		// Held to the rules of the same JWT as a grant or client_assertion:
+		// one obtained by delegation (act) is not the client's own, and a
+		// binding or restrictions it carries cannot be shed.
+		if err := refuseUnhonoured(a); err != nil {
+			return time.Time{}, err
 		}
 		if id, _, ok := federation.Agent(a); !ok || id != c.ID {
 			return time.Time{}, oauth.ErrInvalidGrant("the actor token must identify the exchanging client")

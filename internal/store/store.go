@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -31,6 +32,9 @@ var (
 	// ErrUserGone: the user tokens are being issued for was deleted or
 	// disabled (Issuance.Check); nothing was written.
 	ErrUserGone = errors.New("store: user deleted or disabled")
+	// ErrRevoked: the token an issuance continues (Issuance.SubjectJTI)
+	// was revoked, by itself or with its family; nothing was written.
+	ErrRevoked = errors.New("store: revoked")
 	// ErrSchemaTooNew: the database was migrated by a newer agentid.
 	ErrSchemaTooNew = errors.New("store: database schema is newer than this binary")
 )
@@ -288,6 +292,30 @@ const (
 	IssuerUseSubjectToken = "subject_token"
 )
 
+// IssuerUses are the uses a stored issuer may name.
+var IssuerUses = []string{IssuerUseIDJAG, IssuerUseWorkload, IssuerUseJWTBearer, IssuerUseSubjectToken}
+
+// Check refuses an issuer no backend may hold (the CreateIssuer rules),
+// wrapping ErrInvalid; every backend calls it before writing.
+func (iss *Issuer) Check() error {
+	switch {
+	case iss.TenantID == "" || iss.ID == "" || iss.Issuer == "":
+		return fmt.Errorf("issuer %q: tenant, id and issuer are required: %w", iss.ID, ErrInvalid)
+	case (iss.JWKS == "") == (iss.JWKSURI == ""):
+		return fmt.Errorf("issuer %q: exactly one of JWKS and JWKS URI: %w", iss.ID, ErrInvalid)
+	case len(iss.Uses) == 0:
+		return fmt.Errorf("issuer %q: no use: %w", iss.ID, ErrInvalid)
+	case iss.MaxLifetime < 0:
+		return fmt.Errorf("issuer %q: negative maximum lifetime: %w", iss.ID, ErrInvalid)
+	}
+	for _, u := range iss.Uses {
+		if !slices.Contains(IssuerUses, u) {
+			return fmt.Errorf("issuer %q: use %q: %w", iss.ID, u, ErrInvalid)
+		}
+	}
+	return nil
+}
+
 // IssuerRule maps a workload JWT to an agent identity.
 type IssuerRule struct {
 	// Claims: every named claim (a string claim, or "sub") must match its
@@ -523,6 +551,28 @@ type Issuance struct {
 	// (never back). The server sets it at most about once an hour per
 	// client, so that the hot path rarely writes the client row.
 	Touch *ClientTouch
+	// SubjectJTI, when set, makes the issuance an RFC 8693 token exchange
+	// of the recorded access token with that jti (of AccessToken's
+	// tenant): the access token joins that token's family (the grant id of
+	// its record; AccessToken.GrantID is ignored), and the transaction that
+	// writes it finds the record alive. Nothing is written when the record
+	// is missing (ErrNotFound) or revoked, alone or with its family or user
+	// (ErrRevoked), so a revocation that lands while the exchange is under
+	// way is never outlived by the token it issues. It needs AccessToken
+	// and Check and allows no RefreshToken (ErrInvalid otherwise).
+	SubjectJTI string
+}
+
+// CheckExchange reports ErrInvalid for an issuance whose SubjectJTI
+// comes without what it needs (see Issuance.SubjectJTI).
+func CheckExchange(iss *Issuance) error {
+	if iss == nil || iss.SubjectJTI == "" {
+		return nil
+	}
+	if iss.AccessToken == nil || iss.Check == nil || iss.RefreshToken != nil {
+		return fmt.Errorf("%w: an exchange issues one access token with a live check", ErrInvalid)
+	}
+	return nil
 }
 
 // ClientTouch records that a token was issued to a client at At.
@@ -788,7 +838,9 @@ type Tokens interface {
 	// ErrAlreadyUsed for it, possibly while this exchange was in flight),
 	// nothing is written and the error is ErrAlreadyUsed. With iss.Check
 	// set, a deleted or disabled client or user is ErrClientGone or
-	// ErrUserGone and nothing is written.
+	// ErrUserGone and nothing is written. With iss.SubjectJTI set, a
+	// missing or revoked subject token is ErrNotFound or ErrRevoked (a
+	// replay of its grant's code too) and nothing is written.
 	IssueTokens(ctx context.Context, iss *Issuance) error
 	// RotateRefresh atomically retires the refresh token oldHash (setting its
 	// RotatedAt to now) and persists iss, which carries its successor.
@@ -862,7 +914,9 @@ type Tokens interface {
 	// namespaces the jti (e.g. the issuer).
 	UseJTI(ctx context.Context, key, jti string, exp, now time.Time) error
 	// DeleteExpired removes codes, refresh tokens, access-token records,
-	// sessions and JTIs that expired before now.
+	// sessions and JTIs that expired before now, and destroys rotated-out
+	// API keys (Connection.PreviousSecret) whose PreviousUntil is before
+	// now, clearing PreviousUntil with them.
 	DeleteExpired(ctx context.Context, now time.Time) error
 }
 
@@ -878,8 +932,11 @@ type Consents interface {
 	// RevokeConsents marks the matching grants revoked (scopes nil: all scopes;
 	// empty: none) and cascades in the same transaction: refresh tokens of
 	// that user and client (and resource, when set) carrying any revoked
-	// scope are revoked, and so are the recorded access tokens carrying one.
-	// Tokens without a user never rest on consent and are left alone. ev is
+	// scope are revoked, and so are the recorded access tokens carrying one,
+	// and the access tokens of the same user and grant family carrying one
+	// (tokens exchanged from those, RFC 8693, held by other clients for
+	// other resources; found also when the family's own tokens were revoked
+	// before). Tokens without a user never rest on consent and are left alone. ev is
 	// written only when a grant or a token was revoked; revoking nothing is
 	// not an error and leaves no trace.
 	RevokeConsents(ctx context.Context, f ConsentFilter, scopes []string, now time.Time, ev *AuditEvent) error

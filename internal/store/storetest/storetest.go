@@ -93,6 +93,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"RevokeGrantEmpty", testRevokeGrantEmpty},
 		{"RevokeAccessToken", testRevokeAccessToken},
 		{"IssueLiveCheck", testIssueLiveCheck},
+		{"ExchangeIssuance", testExchangeIssuance},
+		{"ExchangeRacesRevocation", testExchangeRacesRevocation},
 		{"RevokeClientTokens", testRevokeClientTokens},
 		{"RevokeUserAccess", testRevokeUserAccess},
 		{"DisableRacesIssuance", testDisableRacesIssuance},
@@ -101,6 +103,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Consents", testConsents},
 		{"ConsentRevokeCascade", testConsentRevokeCascade},
 		{"RevokeConsentsNothing", testRevokeConsentsNothing},
+		{"RevokeConsentsReachesExchanged", testRevokeConsentsReachesExchanged},
 		{"PolicySets", testPolicySets},
 		{"Audit", testAudit},
 		{"AuditFilter", testAuditFilter},
@@ -131,6 +134,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ConnectionFilter", testConnectionFilter},
 		{"ResealSigningKey", testResealSigningKey},
 		{"ResourceProviders", testResourceProviders},
+		{"ConnectionDeleteExpired", testConnectionDeleteExpired},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
