@@ -329,6 +329,13 @@ func (s *Server) userConnections(ctx context.Context, u *store.User) ([]connecti
 	if err != nil {
 		return nil, nil, err
 	}
+	// By provider, the newest first within one.
+	slices.SortStableFunc(conns, func(a, b *store.Connection) int {
+		if a.ProviderID != b.ProviderID {
+			return strings.Compare(a.ProviderID, b.ProviderID)
+		}
+		return b.CreatedAt.Compare(a.CreatedAt)
+	})
 	out := make([]connectionView, 0, len(conns))
 	for _, c := range conns {
 		if c.OwnerKind != store.OwnerUser || c.OwnerID != u.ID {
@@ -352,16 +359,6 @@ func (s *Server) userConnections(ctx context.Context, u *store.User) ([]connecti
 		}
 		out = append(out, cv)
 	}
-	created := make(map[string]time.Time, len(conns))
-	for _, c := range conns {
-		created[c.ID] = c.CreatedAt
-	}
-	slices.SortStableFunc(out, func(a, b connectionView) int {
-		if a.ProviderID != b.ProviderID {
-			return strings.Compare(a.ProviderID, b.ProviderID)
-		}
-		return created[b.ID].Compare(created[a.ID])
-	})
 	return out, byID, nil
 }
 

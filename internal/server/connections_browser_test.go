@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -71,6 +72,30 @@ func TestBrowserConnections(t *testing.T) {
 			t.Fatal("the key field is filled in again")
 		}
 		b.checkPage(t, "connections-saved")
+	})
+
+	t.Run("reconnect a connection the provider stopped honouring", func(t *testing.T) {
+		for _, c := range e.connections(t, "u-alice") {
+			if c.ProviderID != calendarID {
+				continue
+			}
+			if _, err := e.Store.UpdateConnection(context.Background(), store.DefaultTenant, c.ID, func(c *store.Connection) error {
+				c.Status = store.ConnectionNeedsReauth
+				return nil
+			}, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b.do(t, chromedp.Navigate(e.URL+"/account"), chromedp.WaitVisible(chromedp.CSS("button.reconnect")), loaded)
+		if text := b.text(t); !strings.Contains(text, "Needs reconnecting") {
+			t.Fatalf("account page:\n%s", text)
+		}
+		b.checkPage(t, "account-reconnect")
+		b.do(t, chromedp.Click(chromedp.CSS("button.reconnect")), chromedp.WaitVisible(chromedp.CSS("#connections-link")), loaded)
+		b.do(t, chromedp.Navigate(e.URL+"/account"), chromedp.WaitVisible(chromedp.CSS("table.connections")), loaded)
+		if text := b.text(t); strings.Contains(text, "Needs reconnecting") || evalIn[int](t, b, `document.querySelectorAll('button.disconnect').length`) != 2 {
+			t.Fatalf("after reconnecting:\n%s", text)
+		}
 	})
 
 	t.Run("see them on the account page and disconnect", func(t *testing.T) {
