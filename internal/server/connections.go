@@ -691,8 +691,8 @@ func (s *Server) providerRefused(w http.ResponseWriter, r *http.Request, u *stor
 	status := http.StatusBadGateway
 	switch code {
 	case oauth.CodeAccessDenied:
-		v.Title = "You did not allow " + name
-		v.Message = "You did not allow " + name + " to connect, so nothing was connected. You can connect it later from your connections page."
+		v.Title = "You did not allow access to " + name
+		v.Message = "You did not allow access to " + name + ", so nothing was connected. You can connect it later from your connections page."
 		status = http.StatusForbidden
 	case oauth.CodeInvalidScope:
 		v.Message = name + " refused the permissions asked for, so nothing was connected. An administrator of this hub may need to change the service's scopes."

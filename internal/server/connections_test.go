@@ -22,6 +22,7 @@ import (
 	"github.com/agentid/agentid/internal/server"
 	"github.com/agentid/agentid/internal/server/servertest"
 	"github.com/agentid/agentid/internal/store"
+	"github.com/agentid/agentid/internal/vault"
 	"github.com/agentid/agentid/internal/vault/vaulttest"
 )
 
@@ -480,7 +481,7 @@ func TestConnectRefusals(t *testing.T) {
 				loc, _ := e.start(t, b, csrf, nil)
 				return e.callback(b, url.Values{"error": {"access_denied"}, "error_description": {"the user said no"}, "state": {loc.Query().Get("state")}})
 			},
-			status: http.StatusForbidden, texts: []string{"You did not allow Calendar"},
+			status: http.StatusForbidden, texts: []string{"You did not allow access to Calendar", "nothing was connected"},
 		},
 		{
 			name: "provider: temporarily_unavailable",
@@ -796,7 +797,15 @@ func testDisconnect(t *testing.T, e *connEnv) {
 	e.connectCalendar(t, bb, bcsrf, nil)
 	mine, bobs := e.connections(t, "u-alice")[0], e.connections(t, bobID)[0]
 
-	for name, id := range map[string]string{"someone else's": bobs.ID, "unknown": "conn_nope", "empty-ish": "%20"} {
+	kp, err := e.Store.GetProvider(context.Background(), store.DefaultTenant, searchID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	orgs, err := e.Vault.SaveAPIKey(context.Background(), audit.Meta{TenantID: store.DefaultTenant, Time: e.clk.Now()}, kp, vault.Owner{Kind: store.OwnerTenant, ID: store.DefaultTenant}, "", "sk_org_0123456789abcdef")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, id := range map[string]string{"someone else's": bobs.ID, "the tenant's": orgs.ID, "unknown": "conn_nope", "empty-ish": "%20"} {
 		t.Run(name, func(t *testing.T) {
 			p := a.Post(e.URL+"/account/connections/"+id+"/disconnect", url.Values{"csrf_token": {acsrf}})
 			wantPage(t, p, http.StatusNotFound, "You have no such connection")
@@ -804,6 +813,12 @@ func testDisconnect(t *testing.T, e *connEnv) {
 	}
 	if len(e.connections(t, bobID)) != 1 {
 		t.Fatal("bob's connection was disconnected by alice")
+	}
+	if _, err := e.Store.GetConnection(context.Background(), store.DefaultTenant, orgs.ID); err != nil {
+		t.Fatalf("the tenant's connection: %v", err)
+	}
+	if p := a.Get(e.URL + "/account"); strings.Contains(p.Body, orgs.ID) {
+		t.Fatal("the account page lists the tenant's connection")
 	}
 	t.Run("someone else's, to reconnect", func(t *testing.T) {
 		p := a.Post(e.URL+"/connections/calendar/start", url.Values{"csrf_token": {acsrf}, "replace": {bobs.ID}})
