@@ -178,7 +178,7 @@ func (c *cli) runDemo(ctx context.Context, stdout, stderr io.Writer, f demoFlags
 	errc := make(chan error, 3)
 	bg, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBackground()
-	wg.Go(func() { runTasks(bg, log, h.tasks()) })
+	wg.Go(func() { h.runBackground(bg, log) })
 	wg.Go(func() { errc <- serveHTTP(ctx, hubLn, h.Handler(), log) })
 
 	// The demo server discovers the hub over HTTP, so the hub serves first.

@@ -55,6 +55,11 @@ const (
 	// clientExpiryInterval: self-registered clients unused for
 	// registration.client_expiry.
 	clientExpiryInterval = time.Hour
+	// vaultRefreshInterval: how often the vault looks for connections
+	// whose access token expires within its margin (60s) or that were not
+	// refreshed for a day; a minute keeps a token due within the margin
+	// from being handed out stale.
+	vaultRefreshInterval = time.Minute
 )
 
 func (c *cli) newServeCmd() *cobra.Command {
@@ -138,7 +143,7 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) (e
 	// that requests finishing during shutdown still see fresh keys.
 	bg, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
-	wg.Go(func() { runTasks(bg, log, h.tasks()) })
+	wg.Go(func() { h.runBackground(bg, log) })
 	err = serveHTTP(ctx, ln, h.Handler(), log)
 	stopBackground()
 	wg.Wait()
@@ -188,6 +193,7 @@ func newLogger(lc config.LogConfig, w io.Writer) *slog.Logger {
 type hub struct {
 	store  store.Store
 	keys   *token.Keys
+	vault  *vault.Vault
 	server *server.Server
 }
 
@@ -273,7 +279,7 @@ func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, 
 	if err != nil {
 		return nil, err
 	}
-	return &hub{store: st, keys: keys, server: srv}, nil
+	return &hub{store: st, keys: keys, vault: vlt, server: srv}, nil
 }
 
 // identityAssertions maps the identity_assertions settings to the server's.
@@ -372,6 +378,16 @@ func (h *hub) tasks() []task {
 		{name: "record expired consent", every: cleanupInterval, run: h.server.SweepExpiredConsent},
 		{name: "expire unused self-registered clients", every: clientExpiryInterval, run: h.server.ExpireClients},
 	}
+}
+
+// runBackground runs the hub's background work until ctx is done: the
+// periodic tasks, and the vault's refresher, which keeps connections'
+// access tokens fresh and provider refresh tokens alive.
+func (h *hub) runBackground(ctx context.Context, log *slog.Logger) {
+	var wg sync.WaitGroup
+	wg.Go(func() { runTasks(ctx, log, h.tasks()) })
+	wg.Go(func() { h.vault.Run(ctx, vaultRefreshInterval) })
+	wg.Wait()
 }
 
 // task is a job run every interval.

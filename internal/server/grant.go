@@ -210,6 +210,11 @@ type family struct {
 	oidc []string
 	// rotate is the refresh token this issuance retires, if any.
 	rotate *store.RefreshToken
+	// exchanged: the family is that of the hub access token a token
+	// exchange presented (authorization.subjectJTI), which the store reads
+	// from its record when it writes the new token, refusing a record
+	// revoked by then (store.Issuance.SubjectJTI). id is then empty.
+	exchanged bool
 	// installation is the redirect URI of the authorization the family
 	// came from, as oauth.InstallationURI names it ("" for grants without
 	// one): the refresh and access tokens carry it, so that a person can

@@ -169,11 +169,12 @@ func (s *Server) proveConnection(ctx context.Context, r *http.Request, c *store.
 // (docs/design.md, "Connections (the vault)") and fetches the credential.
 func (s *Server) retrieve(ctx context.Context, r *http.Request, c *store.Client, req *oauth.TokenRequest, claims *token.AccessClaims, res *store.Resource, rt *retrieval) (*oauth.TokenResponse, error) {
 	// The subject token: its record not revoked (nor its family), may_act,
-	// and every hub actor of its chain alive.
-	sub, err := s.hubSubjectOf(ctx, claims)
-	if err != nil {
+	// and every hub actor of its chain alive. No token is written, so no
+	// store statement checks the record for us, as for an exchange.
+	if err := s.subjectRecordAlive(ctx, claims.JTI); err != nil {
 		return nil, rt.refuse("subject_token", err)
 	}
+	sub := s.hubSubjectOf(claims)
 	agentActor := firstActor(sub.chain)
 	act := &token.Actor{Subject: c.ID, Actor: sub.chain}
 	rt.fields.Agent, rt.fields.ActChain = agentActor.Subject, strings.Join(chainSubjects(act), " ")
@@ -297,6 +298,24 @@ func (s *Server) retrieve(ctx context.Context, r *http.Request, c *store.Client,
 		return nil, err
 	}
 	return resp, nil
+}
+
+// subjectRecordAlive reads the record of a subject token this hub issued:
+// invalid_grant unless it is of this tenant and not revoked (revoking its
+// family, its person's access or the consent it rests on revokes it too).
+func (s *Server) subjectRecordAlive(ctx context.Context, jti string) error {
+	rec, err := s.st.GetAccessToken(ctx, jti)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return oauth.ErrInvalidGrant("the subject token is not known to this server")
+	case err != nil:
+		return err
+	case rec.TenantID != s.tenant:
+		return oauth.ErrInvalidGrant("the subject token is not known to this server")
+	case !rec.RevokedAt.IsZero():
+		return oauth.ErrInvalidGrant("the subject token was revoked")
+	}
+	return nil
 }
 
 // liveAgent reads the agent a subject token was issued to (its first

@@ -101,7 +101,7 @@ func (s *Server) proveTokenExchange(ctx context.Context, r *http.Request, c *sto
 		subject:         subject{userID: sub.userID, authTime: sub.authTime, act: act},
 		resource:        target,
 		scopes:          scopes,
-		family:          family{id: sub.grantID},
+		family:          family{exchanged: sub.recorded},
 		notAfter:        notAfter,
 		issuedTokenType: oauth.TokenTypeAccessToken,
 		subjectJTI:      sub.jti,
@@ -151,12 +151,14 @@ type exchangedSubject struct {
 	authTime time.Time
 	// chain is the delegation chain so far: the token's act, or {sub: the
 	// agent it was issued to} when it has none.
-	chain   *token.Actor
-	mayAct  mayAct
-	scopes  []string
-	exp     time.Time
-	grantID string
-	jti     string
+	chain  *token.Actor
+	mayAct mayAct
+	scopes []string
+	exp    time.Time
+	jti    string
+	// recorded: the subject token is the hub's, whose record the store
+	// checks when it writes the exchanged token (store.Issuance.SubjectJTI).
+	recorded bool
 }
 
 // mayAct is a subject token's may_act claim (RFC 8693 §4.4) and the issuer
@@ -193,8 +195,11 @@ func (s *Server) exchangeSubject(ctx context.Context, c *store.Client, req *oaut
 }
 
 // hubSubject verifies an access token this hub issued as a subject token:
-// signature, issuer, expiry, its record neither revoked nor of another
-// tenant, and c is the resource server of its audience.
+// signature, issuer, expiry, and c is the resource server of its audience.
+// Its record (of this tenant, not revoked, alone or with its family) is
+// checked by the statement that writes the exchanged token, which also
+// takes the family from it: read here, it could be revoked before the
+// write and outlived by the token the exchange issues.
 func (s *Server) hubSubject(ctx context.Context, c *store.Client, raw string) (*exchangedSubject, error) {
 	claims, err := s.subjectClaims(raw)
 	if err != nil {
@@ -203,7 +208,7 @@ func (s *Server) hubSubject(ctx context.Context, c *store.Client, raw string) (*
 	if _, err := s.resourceServerOf(ctx, c, claims.Audience[0]); err != nil {
 		return nil, err
 	}
-	return s.hubSubjectOf(ctx, claims)
+	return s.hubSubjectOf(claims), nil
 }
 
 // subjectClaims verifies a subject token as an access token of this hub
@@ -226,13 +231,9 @@ func (s *Server) subjectClaims(raw string) (*token.AccessClaims, error) {
 	return claims, nil
 }
 
-// hubSubjectOf is what verified subject token claims contribute, once the
-// token's record is found neither revoked nor of another tenant.
-func (s *Server) hubSubjectOf(ctx context.Context, claims *token.AccessClaims) (*exchangedSubject, error) {
-	grantID, err := s.accessTokenFamily(ctx, claims.JTI)
-	if err != nil {
-		return nil, err
-	}
+// hubSubjectOf is what verified subject token claims contribute. The
+// token's record is not read here (see hubSubject).
+func (s *Server) hubSubjectOf(claims *token.AccessClaims) *exchangedSubject {
 	scopes, _ := oauth.ParseScope(claims.Scope)
 	_, scopes = splitOIDC(scopes)
 	chain := claims.Act
@@ -241,12 +242,12 @@ func (s *Server) hubSubjectOf(ctx context.Context, claims *token.AccessClaims) (
 	}
 	sub := &exchangedSubject{
 		userID: claims.Subject, chain: chain, mayAct: mayAct{claim: claims.MayAct, issuer: s.issuer},
-		scopes: scopes, exp: unixTime(claims.Expiry), grantID: grantID, jti: claims.JTI,
+		scopes: scopes, exp: unixTime(claims.Expiry), jti: claims.JTI, recorded: true,
 	}
 	if claims.AuthTime != 0 {
 		sub.authTime = unixTime(claims.AuthTime)
 	}
-	return sub, nil
+	return sub
 }
 
 // verifyAccessToken verifies an access token this hub issued. A resource
@@ -267,25 +268,6 @@ func (s *Server) verifyAccessToken(raw string) (*token.AccessClaims, error) {
 // maxVerifiedTokenLen bounds the tokens whose verification is remembered
 // (the hub's own are far shorter; longer ones fail verification).
 const maxVerifiedTokenLen = 8 << 10
-
-// accessTokenFamily finds the record of an access token this hub issued:
-// refused when revoked, and its grant family otherwise.
-func (s *Server) accessTokenFamily(ctx context.Context, jti string) (string, error) {
-	rec, err := s.st.GetAccessToken(ctx, jti)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return "", oauth.ErrInvalidGrant("the subject token is not known to this server")
-	case err != nil:
-		return "", err
-	}
-	if rec.TenantID != s.tenant {
-		return "", oauth.ErrInvalidGrant("the subject token is not known to this server")
-	}
-	if !rec.RevokedAt.IsZero() {
-		return "", oauth.ErrInvalidGrant("the subject token was revoked")
-	}
-	return rec.GrantID, nil
-}
 
 // mayExchangeFor checks that c is the resource server of aud: the client
 // linked to the registered resource aud names.

@@ -1,0 +1,224 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/agentid/agentid/internal/config"
+	"github.com/agentid/agentid/internal/store"
+)
+
+// connectionPage is how many connections one list query reads.
+const connectionPage = 500
+
+var connectionStatuses = []string{store.ConnectionActive, store.ConnectionRefreshing, store.ConnectionNeedsReauth, store.ConnectionRevoked}
+
+func (c *cli) newConnectionsCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "connections",
+		Short: "List and revoke the credentials people hold to downstream providers",
+		Long: `A connection is one credential for one provider, held by a person (or by the
+tenant, for an org-wide key). These commands never show a credential.`,
+		Args: cobra.ArbitraryArgs,
+		RunE: groupRunE,
+	}
+	addJSONFlag(cmd, &asJSON)
+	cmd.AddCommand(c.newConnectionsListCmd(&asJSON), c.newConnectionsRevokeCmd())
+	return cmd
+}
+
+// allConnections pages through every connection f selects.
+func allConnections(ctx context.Context, st store.Store, f store.ConnectionFilter) ([]*store.Connection, error) {
+	var out []*store.Connection
+	f.Limit = connectionPage
+	for {
+		cs, err := st.ListConnections(ctx, f)
+		if err != nil {
+			return nil, fmt.Errorf("listing connections: %w", err)
+		}
+		out = append(out, cs...)
+		if len(cs) < connectionPage {
+			return out, nil
+		}
+		f.After = cs[len(cs)-1].ID
+	}
+}
+
+func (c *cli) newConnectionsListCmd(asJSON *bool) *cobra.Command {
+	var (
+		provider, username, status string
+		tenantOwned                bool
+	)
+	cmd := &cobra.Command{
+		Use:   "list [--provider ID] [--user USERNAME | --tenant] [--status STATUS]",
+		Short: "List connections (never their credentials)",
+		Args:  exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if username != "" && tenantOwned {
+				return usageErrorf(cmd, "--user and --tenant exclude each other")
+			}
+			if status != "" && !slices.Contains(connectionStatuses, status) {
+				return fmt.Errorf("--status must be one of %s, got %q", list(connectionStatuses), status)
+			}
+			return c.withStore(cmd, func(ctx context.Context, _ *config.Config, st store.Store) error {
+				f := store.ConnectionFilter{TenantID: store.DefaultTenant}
+				if provider != "" {
+					if _, err := getProvider(ctx, st, provider); err != nil {
+						return err
+					}
+					f.ProviderID = provider
+				}
+				if username != "" {
+					u, err := getUser(ctx, st, username)
+					if err != nil {
+						return err
+					}
+					f.OwnerKind, f.OwnerID = store.OwnerUser, u.ID
+				}
+				if tenantOwned {
+					f.OwnerKind, f.OwnerID = store.OwnerTenant, store.DefaultTenant
+				}
+				if status != "" {
+					f.Statuses = []string{status}
+				}
+				cs, err := allConnections(ctx, st, f)
+				if err != nil {
+					return err
+				}
+				names, err := ownerNames(ctx, st, cs)
+				if err != nil {
+					return err
+				}
+				out := cmd.OutOrStdout()
+				if *asJSON {
+					vs := make([]*connectionJSON, 0, len(cs))
+					for _, cn := range cs {
+						vs = append(vs, connectionView(cn, names))
+					}
+					return writeJSON(out, vs)
+				}
+				t := newTable(out, "ID", "PROVIDER", "OWNER", "LABEL", "STATUS", "SCOPES", "EXPIRES", "LAST_USED")
+				for _, cn := range cs {
+					t.row(cn.ID, cn.ProviderID, ownerText(cn, names), cn.Label, cn.Status, list(cn.Scopes), timeText(cn.ExpiresAt), timeText(cn.LastUsedAt))
+				}
+				return t.flush()
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&provider, "provider", "", "only connections to the provider `ID`")
+	f.StringVar(&username, "user", "", "only connections of the user `USERNAME`")
+	f.BoolVar(&tenantOwned, "tenant", false, "only the tenant's own (org-wide) connections")
+	f.StringVar(&status, "status", "", "only connections in `STATUS`: "+list(connectionStatuses))
+	return cmd
+}
+
+// ownerNames maps the user ids owning cs to their usernames.
+func ownerNames(ctx context.Context, st store.Store, cs []*store.Connection) (map[string]string, error) {
+	names := map[string]string{}
+	for _, cn := range cs {
+		if cn.OwnerKind != store.OwnerUser {
+			continue
+		}
+		if _, done := names[cn.OwnerID]; done {
+			continue
+		}
+		u, err := st.GetUser(ctx, cn.TenantID, cn.OwnerID)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			names[cn.OwnerID] = ""
+		case err != nil:
+			return nil, err
+		default:
+			names[cn.OwnerID] = u.Username
+		}
+	}
+	return names, nil
+}
+
+func ownerText(cn *store.Connection, names map[string]string) string {
+	if cn.OwnerKind == store.OwnerTenant {
+		return "tenant"
+	}
+	if n := names[cn.OwnerID]; n != "" {
+		return "user:" + n
+	}
+	return "user:" + cn.OwnerID
+}
+
+// connectionJSON is a connection as `--json` shows it: no token, key,
+// data key or ciphertext.
+type connectionJSON struct {
+	ID              string     `json:"id"`
+	Provider        string     `json:"provider"`
+	OwnerKind       string     `json:"owner_kind"`
+	OwnerID         string     `json:"owner_id"`
+	Username        string     `json:"username,omitempty"`
+	Label           string     `json:"label,omitempty"`
+	Status          string     `json:"status"`
+	Scopes          []string   `json:"scopes"`
+	KEK             string     `json:"kek,omitempty"`
+	ExpiresAt       *time.Time `json:"expires_at,omitempty"`
+	LastRefreshedAt *time.Time `json:"last_refreshed_at,omitempty"`
+	LastUsedAt      *time.Time `json:"last_used_at,omitempty"`
+	PreviousUntil   *time.Time `json:"previous_key_until,omitempty"`
+	Failures        int        `json:"refresh_failures,omitempty"`
+	CreatedAt       *time.Time `json:"created_at,omitempty"`
+}
+
+func connectionView(cn *store.Connection, names map[string]string) *connectionJSON {
+	v := &connectionJSON{
+		ID: cn.ID, Provider: cn.ProviderID, OwnerKind: cn.OwnerKind, OwnerID: cn.OwnerID, Label: cn.Label,
+		Status: cn.Status, Scopes: strs(cn.Scopes), KEK: cn.KEKID,
+		ExpiresAt: optTime(cn.ExpiresAt), LastRefreshedAt: optTime(cn.LastRefreshedAt), LastUsedAt: optTime(cn.LastUsedAt),
+		Failures: cn.Failures, CreatedAt: optTime(cn.CreatedAt),
+	}
+	if cn.OwnerKind == store.OwnerUser {
+		v.Username = names[cn.OwnerID]
+	}
+	if len(cn.PreviousSecret) > 0 {
+		v.PreviousUntil = optTime(cn.PreviousUntil)
+	}
+	return v
+}
+
+func (c *cli) newConnectionsRevokeCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "revoke CONNECTION_ID",
+		Short: "Disconnect a connection: revoke it at the provider and destroy the credential",
+		Long: `Disconnect a connection: the provider's revocation endpoint (RFC 7009) is
+called when it has one (best effort), then the stored credential is
+destroyed. Agents acting for the owner get a connect URL the next time they
+need the provider.`,
+		Args: exactArgs("CONNECTION_ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.withStore(cmd, func(ctx context.Context, cfg *config.Config, st store.Store) error {
+				cn, err := st.GetConnection(ctx, store.DefaultTenant, args[0])
+				if errors.Is(err, store.ErrNotFound) {
+					return fmt.Errorf("no connection %s (see 'agentid connections list')", args[0])
+				}
+				if err != nil {
+					return err
+				}
+				v, err := newVault(cmd, cfg, st)
+				if err != nil {
+					return err
+				}
+				if err := v.Revoke(ctx, adminMeta(time.Now()), cn.TenantID, cn.ID, "revoked_by_admin"); err != nil {
+					if errors.Is(err, store.ErrNotFound) {
+						return fmt.Errorf("no connection %s (see 'agentid connections list')", args[0])
+					}
+					return fmt.Errorf("revoking the connection: %w", err)
+				}
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "connection %s (%s) revoked\n", cn.ID, cn.ProviderID)
+				return err
+			})
+		},
+	}
+}
