@@ -14,6 +14,7 @@ import (
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/consent"
 	"github.com/agentid/agentid/internal/oauth"
+	"github.com/agentid/agentid/internal/server/servertest"
 	"github.com/agentid/agentid/internal/store"
 	"github.com/agentid/agentid/internal/token"
 	"github.com/agentid/agentid/internal/vault"
@@ -563,4 +564,59 @@ func TestRetrievalLeavesExchangeAlone(t *testing.T) {
 	if claims := h.claims(r.str("access_token")); claims["aud"] != h.resB {
 		t.Fatalf("claims %v", claims)
 	}
+}
+
+// TestRetrievalConnectOnDemand: the connect_uri of connection_required is
+// the hub's connect page for the person; connecting there (the provider's
+// code flow with the scopes the link asked for) makes the very retrieval
+// that was refused succeed. Someone else signed in connects nothing.
+func TestRetrievalConnectOnDemand(t *testing.T) {
+	h := newRetrievalHub(t, "")
+	tRead := h.userToken("notes.read")
+	r := h.retrieve("mcp-a", tRead, "calendar")
+	wantRefused(t, r, oauth.CodeConnectionRequired)
+	link := r.str("connect_uri")
+
+	// bob opens alice's link: refused.
+	now := time.Now()
+	if err := h.Store.CreateUser(context.Background(), &store.User{TenantID: store.DefaultTenant, ID: "u-bob", Username: "bob",
+		PasswordHash: h.alicePasswordHash(t), CreatedAt: now, UpdatedAt: now}, nil); err != nil {
+		t.Fatal(err)
+	}
+	bob := h.Browser()
+	if p := bob.Login(bob.Get(link), "bob", servertest.TestPassword); p.Status != http.StatusForbidden || strings.Contains(p.Body, `name="intent"`) {
+		t.Fatalf("bob on alice's connect link: %d\n%s", p.Status, p.Body)
+	}
+
+	b := h.Browser()
+	p := b.Login(b.Get(link), servertest.TestUser, servertest.TestPassword)
+	if p.Status != http.StatusOK || !strings.Contains(p.Body, "calendar.read") {
+		t.Fatalf("connect page: %d\n%s", p.Status, p.Body)
+	}
+	start := b.Post(h.URL+"/connections/calendar/start", url.Values{
+		"csrf_token": {formField(t, csrfFieldRe, p.Body)}, "intent": {formField(t, intentFieldRe, p.Body)},
+	})
+	if start.Location == nil {
+		t.Fatalf("start did not send the person to the provider: %d\n%s", start.Status, start.Body)
+	}
+	code, state, err := h.cal.Authorize(context.Background(), start.Location.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := b.Get(h.URL + "/connections/callback?" + url.Values{"code": {code}, "state": {state}}.Encode()); p.Status != http.StatusOK {
+		t.Fatalf("callback: %d\n%s", p.Status, p.Body)
+	}
+	r = h.retrieve("mcp-a", tRead, "calendar")
+	if r.status != http.StatusOK || !h.cal.AccessTokenValid(r.str("access_token")) || r.str("scope") != "calendar.read" {
+		t.Fatalf("after connecting: %d %v", r.status, r.body)
+	}
+}
+
+// alicePasswordHash is the stored hash of the test password.
+func (h *retrievalHub) alicePasswordHash(t *testing.T) string {
+	u, err := h.Store.GetUser(context.Background(), store.DefaultTenant, "u-alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.PasswordHash
 }
