@@ -31,9 +31,9 @@ type TokenRequest struct {
 	ActorToken, ActorTokenType     string
 	RequestedTokenType             string
 	Audiences                      []string
-	// ForceRefresh (force_refresh=true, agentid's extension of a credential
-	// retrieval): the resource server just had the downstream credential
-	// refused and asks for a fresh one.
+	// ForceRefresh (force_refresh=true on a token exchange, agentid's
+	// extension for a credential retrieval): the resource server just had
+	// the downstream credential refused and asks for a fresh one.
 	ForceRefresh bool
 }
 
@@ -64,13 +64,7 @@ func ParseTokenRequest(r *http.Request) (*TokenRequest, *Error) {
 	if req.GrantType == "" {
 		return nil, ErrInvalidRequest("grant_type is required")
 	}
-	switch form.Get("force_refresh") {
-	case "", "false":
-	case "true":
-		req.ForceRefresh = true
-	default:
-		return nil, ErrInvalidRequest("force_refresh must be true or false")
-	}
+
 	if req.Client, err = ParseClientAuth(r, form); err != nil {
 		// RFC 7523 §3.1: client authentication is optional for the
 		// jwt-bearer grant (a workload's token identifies its agent).
@@ -112,6 +106,9 @@ func ParseTokenRequest(r *http.Request) (*TokenRequest, *Error) {
 		if (req.ActorToken == "") != (req.ActorTokenType == "") {
 			return nil, ErrInvalidRequest("actor_token and actor_token_type must be sent together")
 		}
+		// Anything but "true" is no request for a refresh: a parameter a
+		// grant does not use is ignored (RFC 6749 §3.2).
+		req.ForceRefresh = form.Get("force_refresh") == "true"
 	}
 	return req, nil
 }

@@ -222,7 +222,18 @@ func TestParseTokenRequest(t *testing.T) {
 					t.Fatalf("got %+v", *r)
 				}
 			}},
-		{name: "force_refresh neither true nor false", body: "grant_type=" + url.QueryEscape(GrantTokenExchange) + "&subject_token=st&subject_token_type=t&force_refresh=1&client_id=c", code: CodeInvalidRequest},
+		{name: "force_refresh other than true", body: "grant_type=" + url.QueryEscape(GrantTokenExchange) + "&subject_token=st&subject_token_type=t&force_refresh=1&client_id=c",
+			check: func(t *testing.T, r *TokenRequest) {
+				if r.ForceRefresh {
+					t.Fatalf("got %+v", *r)
+				}
+			}},
+		{name: "force_refresh on another grant is ignored", body: "grant_type=refresh_token&refresh_token=rt&client_id=c&force_refresh=true",
+			check: func(t *testing.T, r *TokenRequest) {
+				if r.ForceRefresh {
+					t.Fatalf("got %+v", *r)
+				}
+			}},
 		{name: "unknown grant passes through", body: "grant_type=password&username=u&password=p&client_id=c",
 			check: func(t *testing.T, r *TokenRequest) {
 				if r.GrantType != "password" {

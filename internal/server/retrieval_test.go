@@ -186,8 +186,6 @@ func TestRetrievalRefusals(t *testing.T) {
 			form: subjectForm(tRead, "resource", h.providerURI("calendar"), "requested_token_type", oauth.TokenTypeRefreshToken), want: oauth.CodeUnsupportedTokenType},
 		{name: "an actor token", clientID: "mcp-a",
 			form: subjectForm(tRead, "resource", h.providerURI("calendar"), "actor_token", botTok, "actor_token_type", typeAccess), want: oauth.CodeInvalidRequest},
-		{name: "force_refresh neither true nor false", clientID: "mcp-a",
-			form: subjectForm(tRead, "resource", h.providerURI("calendar"), "force_refresh", "yes"), want: oauth.CodeInvalidRequest},
 		{name: "a provider and another target", clientID: "mcp-a",
 			form: subjectForm(tRead, "resource", h.providerURI("calendar"), "audience", h.resB), want: oauth.CodeInvalidTarget},
 		{name: "two providers", clientID: "mcp-a",
