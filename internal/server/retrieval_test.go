@@ -40,7 +40,13 @@ var calendarLink = store.ResourceProvider{ProviderID: "calendar", Scopes: map[st
 
 func newRetrievalHub(t testing.TB, policyText string) *retrievalHub {
 	t.Helper()
-	eh := newExchangeHub(t, exchangeOptions{policy: policyText})
+	return newRetrievalHubWith(t, exchangeOptions{policy: policyText})
+}
+
+// newRetrievalHubWith is newRetrievalHub on an exchange hub made with o.
+func newRetrievalHubWith(t testing.TB, o exchangeOptions) *retrievalHub {
+	t.Helper()
+	eh := newExchangeHub(t, o)
 	h := &retrievalHub{exchangeHub: eh}
 	ctx := context.Background()
 	h.cal = vaulttest.New(t, vaulttest.Options{Now: eh.clk.Now, Scopes: []string{"calendar.read", "calendar.write"}})
@@ -617,4 +623,34 @@ func (h *retrievalHub) alicePasswordHash(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return u.PasswordHash
+}
+
+// TestRetrievalPostgres: the retrieval's path through the store on
+// PostgreSQL: connection_required, a retrieval recorded with the
+// connection's use, an API key, and the subject token's revocation.
+func TestRetrievalPostgres(t *testing.T) {
+	h := newRetrievalHubWith(t, exchangeOptions{postgres: true})
+	tRead := h.userToken("notes.read")
+	wantRefused(t, h.retrieve("mcp-a", tRead, "calendar"), oauth.CodeConnectionRequired)
+	conn := h.connect("calendar.read")
+	r := h.retrieve("mcp-a", tRead, "calendar")
+	if r.status != http.StatusOK || !h.cal.AccessTokenValid(r.str("access_token")) || r.str("connection_id") != conn.ID {
+		t.Fatalf("retrieval: %d %v", r.status, r.body)
+	}
+	got, err := h.Store.GetConnection(context.Background(), store.DefaultTenant, conn.ID)
+	if err != nil || got.LastUsedAt.IsZero() || len(h.auditEvents(audit.ConnectionRetrieved)) != 1 {
+		t.Fatalf("the use is not recorded: %+v %v", got, err)
+	}
+	tBoth := h.userToken("notes.read", "notes.write")
+	h.saveKey("sk-test-pg-0123456789")
+	if r := h.retrieve("mcp-a", tBoth, "search"); r.status != http.StatusOK || r.str("key_header_value") != "Bearer sk-test-pg-0123456789" {
+		t.Fatalf("API key: %d %v", r.status, r.body)
+	}
+	if r := h.post("/revoke", url.Values{"token": {tRead}}, "agent", h.secrets["agent"]); r.status != http.StatusOK {
+		t.Fatalf("revoke: %d %v", r.status, r.body)
+	}
+	wantRefused(t, h.retrieve("mcp-a", tRead, "calendar"), oauth.CodeInvalidGrant)
+	if ev := h.denials(); len(ev) != 2 || ev[0].Details["reason"] != "subject_token" || ev[1].Details["reason"] != "no_connection" {
+		t.Fatalf("denials %+v", ev)
+	}
 }
