@@ -262,7 +262,7 @@ func (c *Connector) ask(ctx context.Context, req *mcp.CallToolRequest, claims *C
 			return nil, err
 		}
 		if c.exch != nil && req.Session != nil {
-			c.watch(ctx, req.Session, claims, cre, id)
+			c.watch(req.Session, claims, cre, id)
 		}
 		return nil, mcp.URLElicitationRequiredError([]*mcp.ElicitParams{{Mode: "url", Message: msg, URL: cre.URL, ElicitationID: id}})
 	default:
@@ -273,12 +273,19 @@ func (c *Connector) ask(ctx context.Context, req *mcp.CallToolRequest, claims *C
 
 // watch polls the hub until the person's connection is retrievable, then
 // tells the client the elicitation is complete (MCP 2025-11-25).
-func (c *Connector) watch(ctx context.Context, ss *mcp.ServerSession, claims *Claims, cre *ConnectRequiredError, id string) {
+func (c *Connector) watch(ss *mcp.ServerSession, claims *Claims, cre *ConnectRequiredError, id string) {
 	deadline := c.now().Add(c.ttl)
 	if !claims.ExpiresAt.IsZero() && claims.ExpiresAt.Before(deadline) {
 		deadline = claims.ExpiresAt
 	}
-	wctx, cancel := context.WithDeadline(withClaims(context.WithoutCancel(ctx), claims), deadline)
+	// Not derived from ctx: the SDK would send the notification on the
+	// finished request's stream rather than the session's.
+	wctx, cancel := context.WithDeadline(withClaims(context.Background(), claims), deadline)
+	// Stop when the session ends: nobody is left to tell.
+	go func() {
+		_ = ss.Wait()
+		cancel()
+	}()
 	go func() {
 		defer cancel()
 		wait := c.poll
