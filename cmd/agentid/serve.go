@@ -188,6 +188,7 @@ func newLogger(lc config.LogConfig, w io.Writer) *slog.Logger {
 type hub struct {
 	store  store.Store
 	keys   *token.Keys
+	vault  *vault.Vault
 	server *server.Server
 }
 
@@ -273,7 +274,7 @@ func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, 
 	if err != nil {
 		return nil, err
 	}
-	return &hub{store: st, keys: keys, server: srv}, nil
+	return &hub{store: st, keys: keys, vault: vlt, server: srv}, nil
 }
 
 // identityAssertions maps the identity_assertions settings to the server's.
