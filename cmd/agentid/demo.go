@@ -98,8 +98,8 @@ type demoInfo struct {
 	// CalendarURL is the demo calendar, the downstream service whose
 	// credentials the hub's vault keeps.
 	CalendarURL string `json:"calendar_url"`
-	Username   string `json:"username"`
-	Password   string `json:"password"`
+	Username    string `json:"username"`
+	Password    string `json:"password"`
 	// DataDir is where the demo keeps its data: admin commands reach it
 	// with --data-dir.
 	DataDir string `json:"data_dir"`
