@@ -751,7 +751,8 @@ type SigningKeys interface {
 	UpdateSigningKey(ctx context.Context, k *SigningKey) error
 	// ResealSigningKey replaces the sealed private key of kid by to if it
 	// is still from (compare-and-set; ErrConflict otherwise, ErrNotFound
-	// for an unknown kid): KEK rotation re-wraps keys online.
+	// for an unknown kid, ErrInvalid for an empty from or to): KEK rotation
+	// re-wraps keys online.
 	ResealSigningKey(ctx context.Context, kid string, from, to []byte) error
 	// DeleteExpiredSigningKeys removes keys whose ExpiresAt is set and before now.
 	DeleteExpiredSigningKeys(ctx context.Context, now time.Time) error

@@ -145,7 +145,7 @@ type Connection struct {
 }
 
 // ConnectionFilter selects connections for ListConnections. Empty fields
-// match everything; TenantID is required.
+// match everything; TenantID is required (ErrInvalid without it).
 type ConnectionFilter struct {
 	TenantID   string
 	ProviderID string
@@ -157,7 +157,8 @@ type ConnectionFilter struct {
 	NotKEK string
 	// ExpiresBefore and RefreshedBefore, when set, select connections due
 	// for a background refresh: ExpiresAt set and before ExpiresBefore, or
-	// LastRefreshedAt before RefreshedBefore (either matches).
+	// LastRefreshedAt (CreatedAt for a connection never refreshed) before
+	// RefreshedBefore (either matches). Both bounds are exclusive.
 	ExpiresBefore   time.Time
 	RefreshedBefore time.Time
 	// After is a cursor: only connections whose ID sorts after it.
@@ -169,24 +170,29 @@ type ConnectionFilter struct {
 // Providers are the downstream services of the vault (agentid providers).
 type Providers interface {
 	// CreateProvider returns ErrConflict for a duplicate ID in the tenant
-	// and ErrInvalid when TenantID, ID or Kind is empty or Kind is unknown;
-	// it writes ev in the same transaction.
+	// and ErrInvalid when TenantID, ID or Kind is empty, Kind is unknown or
+	// KeyOverlap is negative (CheckProvider); it writes ev in the same
+	// transaction.
 	CreateProvider(ctx context.Context, p *Provider, ev *AuditEvent) error
 	GetProvider(ctx context.Context, tenantID, id string) (*Provider, error)
 	// ListProviders returns the tenant's providers ordered by ID.
 	ListProviders(ctx context.Context, tenantID string) ([]*Provider, error)
 	// UpdateProvider replaces every field but TenantID, ID, Kind and
-	// CreatedAt (ErrNotFound if unknown) and writes ev.
+	// CreatedAt (ErrNotFound if unknown; ErrInvalid for a negative
+	// KeyOverlap) and writes ev in the same transaction.
 	UpdateProvider(ctx context.Context, p *Provider, ev *AuditEvent) error
 	// DeleteProvider removes the provider and every connection to it (their
-	// ciphertext with them) and writes ev (ErrNotFound if unknown).
+	// ciphertext with them) and writes ev, in one transaction (ErrNotFound
+	// if unknown).
 	DeleteProvider(ctx context.Context, tenantID, id string, ev *AuditEvent) error
 }
 
 // Connections are the vault's stored credentials.
 type Connections interface {
-	// CreateConnection returns ErrConflict for a duplicate ID and
-	// ErrNotFound when the provider does not exist; it writes ev.
+	// CreateConnection returns ErrConflict for a duplicate ID in the
+	// tenant, ErrNotFound when the provider does not exist in the tenant
+	// and ErrInvalid for a connection CheckConnection refuses; it writes
+	// ev in the same transaction.
 	CreateConnection(ctx context.Context, c *Connection, ev *AuditEvent) error
 	GetConnection(ctx context.Context, tenantID, id string) (*Connection, error)
 	ListConnections(ctx context.Context, f ConnectionFilter) ([]*Connection, error)
@@ -195,17 +201,26 @@ type Connections interface {
 	// against concurrent updates, hands it to update, stores every field
 	// update leaves (all but TenantID, ID, ProviderID, OwnerKind, OwnerID,
 	// CreatedAt), writes ev and returns the stored connection. If update
-	// returns an error nothing is written and that error is returned.
+	// returns an error nothing is written and that error is returned; an
+	// update that changes one of those six fields, panics, or leaves a
+	// connection CheckConnection refuses writes nothing either (ErrInvalid,
+	// or an error for the panic). The store may call update more than once
+	// (SQLite's group commit re-runs a batch): it must only compute. An
+	// unknown connection is ErrNotFound.
 	UpdateConnection(ctx context.Context, tenantID, id string, update func(*Connection) error, ev *AuditEvent) (*Connection, error)
 	// AcquireRefreshLease gives holder the refresh lease of the connection
 	// until `until` when no other holder has one that is still valid at
 	// now (an expired lease is taken over), in one atomic statement, and
 	// returns the connection as it then is. A lease held by someone else is
 	// ErrConflict (the connection is returned with it, so the caller can
-	// wait for RefreshLeaseUntil). The status is not changed.
+	// wait for RefreshLeaseUntil). The status is not changed. The holder
+	// renews its own lease the same way; it releases it with
+	// UpdateConnection (RefreshHolder "", RefreshLeaseUntil zero). An
+	// unknown connection is ErrNotFound, an empty holder ErrInvalid.
 	AcquireRefreshLease(ctx context.Context, tenantID, id, holder string, now, until time.Time) (*Connection, error)
 	// TouchConnection records a use: LastUsedAt = at, and writes ev (the
-	// retrieval's audit event) in the same transaction.
+	// retrieval's audit event) in the same transaction (ErrNotFound if
+	// unknown).
 	TouchConnection(ctx context.Context, tenantID, id string, at time.Time, ev *AuditEvent) error
 	// DeleteConnection removes the connection, its ciphertext with it
 	// (ErrNotFound if unknown), and writes ev.

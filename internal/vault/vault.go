@@ -22,6 +22,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/agentid/agentid/internal/audit"
@@ -72,11 +73,20 @@ type Config struct {
 	KeyOverlap time.Duration
 	// Logger receives operational messages; never a secret. Nil discards.
 	Logger *slog.Logger
+	// Tenants are the tenants whose connections RefreshDue looks after
+	// (nil: store.DefaultTenant).
+	Tenants []string
 }
 
 // Vault is the connection keeper. It is safe for concurrent use.
 type Vault struct {
 	cfg Config
+
+	// flights are the refreshes running in this process, by connection
+	// (single flight across goroutines; the store lease does it across
+	// processes).
+	flightMu sync.Mutex
+	flights  map[string]*flight
 }
 
 // Defaults of Config.
@@ -136,7 +146,10 @@ func New(cfg Config) (*Vault, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Vault{cfg: cfg}, nil
+	if len(cfg.Tenants) == 0 {
+		cfg.Tenants = []string{store.DefaultTenant}
+	}
+	return &Vault{cfg: cfg, flights: map[string]*flight{}}, nil
 }
 
 // Owner is who a connection belongs to.
@@ -162,12 +175,6 @@ type Credential struct {
 	ExpiresAt time.Time
 }
 
-// SealProviderSecret seals a provider's client secret for
-// store.Provider.ClientSecret.
-func (v *Vault) SealProviderSecret(tenantID, providerID, secret string) ([]byte, error) {
-	return nil, errNotBuilt
-}
-
 // AuthRequest starts a provider's authorization-code flow. The caller
 // keeps State and Verifier bound to the person's browser session and
 // sends the person to URL.
@@ -175,72 +182,10 @@ type AuthRequest struct {
 	URL      string
 	State    string
 	Verifier string // "" when the provider has PKCE off
+	// Scopes are the scopes asked for (all of the provider's when none
+	// were named); pass them to CompleteAuth.
+	Scopes []string
 }
-
-// AuthCodeURL builds the authorization request to provider p for scopes
-// (a subset of p.Scopes; none: all), with PKCE S256 unless p disables it,
-// state, p.AuthParams and the exact redirectURI.
-func (v *Vault) AuthCodeURL(p *store.Provider, redirectURI string, scopes []string) (*AuthRequest, error) {
-	return nil, errNotBuilt
-}
-
-// CompleteAuth exchanges the authorization code at p's token endpoint and
-// stores the tokens as a new connection of owner (connection.created in
-// the same transaction). The caller has checked state.
-func (v *Vault) CompleteAuth(ctx context.Context, m audit.Meta, p *store.Provider, owner Owner, code, verifier, redirectURI string) (*store.Connection, error) {
-	return nil, errNotBuilt
-}
-
-// SaveAPIKey stores key as a new connection of owner to API-key provider p.
-func (v *Vault) SaveAPIKey(ctx context.Context, m audit.Meta, p *store.Provider, owner Owner, label, key string) (*store.Connection, error) {
-	return nil, errNotBuilt
-}
-
-// RotateAPIKey replaces the key of an API-key connection; the old key is
-// still retrievable for overlap (zero: the provider's KeyOverlap, else
-// Config.KeyOverlap), then destroyed.
-func (v *Vault) RotateAPIKey(ctx context.Context, m audit.Meta, tenantID, connectionID, key string, overlap time.Duration) error {
-	return errNotBuilt
-}
-
-// Find returns the owner's best connection to provider for scopes: an
-// active (or refreshing) one whose granted scopes hold every one asked,
-// the most recently used first; the tenant's own connection when the user
-// has none. ErrNeedsReauth when only connections needing the person again
-// match, ErrNoConnection when none does.
-func (v *Vault) Find(ctx context.Context, tenantID, providerID, userID string, scopes []string) (*store.Connection, error) {
-	return nil, errNotBuilt
-}
-
-// Credential opens the connection's credential, refreshing it first when
-// it expires within the margin or when force is set and it was not
-// refreshed in the last few seconds (a resource server saw a 401). One
-// refresh at a time per connection: across goroutines by single flight,
-// across processes by the store's refresh lease; the others wait for it
-// and read the result. A provider invalid_grant marks the connection
-// needs_reauth (ErrNeedsReauth). It does not record the use; the caller
-// writes connection.retrieved with store.TouchConnection.
-func (v *Vault) Credential(ctx context.Context, m audit.Meta, c *store.Connection, force bool) (*Credential, error) {
-	return nil, errNotBuilt
-}
-
-// Revoke disconnects: it calls the provider's revocation endpoint (RFC
-// 7009) when there is one — best effort, a failure is logged — then
-// deletes the connection and its ciphertext (connection.revoked, reason).
-func (v *Vault) Revoke(ctx context.Context, m audit.Meta, tenantID, connectionID, reason string) error {
-	return errNotBuilt
-}
-
-// RefreshDue refreshes, in the background, every connection whose token
-// expires within the margin or that was not refreshed for KeepAlive, and
-// destroys rotated-out API keys past their overlap. It returns how many
-// connections it refreshed.
-func (v *Vault) RefreshDue(ctx context.Context) (int, error) {
-	return 0, errNotBuilt
-}
-
-// Run calls RefreshDue every interval until ctx ends.
-func (v *Vault) Run(ctx context.Context, interval time.Duration) {}
 
 // RewrapProgress reports a KEK rotation's progress.
 type RewrapProgress struct {

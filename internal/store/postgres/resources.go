@@ -14,7 +14,7 @@ import (
 // resourceSelect reads resources with their scopes aggregated in position
 // order, so a resource is read in one statement.
 const resourceSelect = `SELECT r.tenant_id, r.id, r.uri, r.name, r.access_token_ttl_ns,
-	r.consent_max_ttl_ns, r.consent_default_ttl_ns, r.tags, r.client_id, r.created_at,
+	r.consent_max_ttl_ns, r.consent_default_ttl_ns, r.tags, r.client_id, r.providers, r.created_at,
 	(SELECT jsonb_agg(jsonb_build_object('n', s.name, 'd', s.description, 's', s.sensitive) ORDER BY s.position)
 	   FROM resource_scopes s WHERE s.tenant_id = r.tenant_id AND s.resource_uri = r.uri)
 	FROM resources r`
@@ -28,10 +28,16 @@ type scopeJSON struct {
 func scanResource(row pgx.Row) (*store.Resource, error) {
 	var r store.Resource
 	var ttl, maxTTL, defTTL int64
-	var scopes []byte
-	if err := row.Scan(&r.TenantID, &r.ID, &r.URI, &r.Name, &ttl, &maxTTL, &defTTL, &r.Tags, &r.ClientID, &r.CreatedAt, &scopes); err != nil {
+	var scopes, providers []byte
+	if err := row.Scan(&r.TenantID, &r.ID, &r.URI, &r.Name, &ttl, &maxTTL, &defTTL, &r.Tags, &r.ClientID, &providers,
+		&r.CreatedAt, &scopes); err != nil {
 		return nil, err
 	}
+	ps, err := scanProviders(providers)
+	if err != nil {
+		return nil, err
+	}
+	r.Providers = ps
 	r.AccessTokenTTL, r.ConsentMaxTTL, r.ConsentDefaultTTL = time.Duration(ttl), time.Duration(maxTTL), time.Duration(defTTL)
 	r.CreatedAt = utc(r.CreatedAt)
 	if scopes != nil {
@@ -63,12 +69,16 @@ func insertScopes(ctx context.Context, tx pgx.Tx, r *store.Resource) error {
 // CreateResource inserts r and its scopes and writes ev (nil: none) in the
 // same transaction; a duplicate URI or id in the tenant is store.ErrConflict.
 func (s *Store) CreateResource(ctx context.Context, r *store.Resource, ev *store.AuditEvent) error {
+	providers, err := providersJSON(r.Providers)
+	if err != nil {
+		return mapErr("create resource", err)
+	}
 	return mapErr("create resource", s.inTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO resources (tenant_id, id, uri, name, access_token_ttl_ns,
-			consent_max_ttl_ns, consent_default_ttl_ns, tags, client_id, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+			consent_max_ttl_ns, consent_default_ttl_ns, tags, client_id, providers, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 			r.TenantID, r.ID, r.URI, r.Name, int64(r.AccessTokenTTL), int64(r.ConsentMaxTTL),
-			int64(r.ConsentDefaultTTL), r.Tags, r.ClientID, r.CreatedAt); err != nil {
+			int64(r.ConsentDefaultTTL), r.Tags, r.ClientID, providers, r.CreatedAt); err != nil {
 			return err
 		}
 		if err := insertScopes(ctx, tx, r); err != nil {
@@ -106,16 +116,19 @@ func (s *Store) ListResources(ctx context.Context, tenantID string) ([]*store.Re
 }
 
 // UpdateResource replaces the resource's name, TTLs, tags, linked
-// client and scopes and
-// writes ev (nil: none) in the same transaction; an unknown resource is
-// store.ErrNotFound.
+// client, scopes and providers and writes ev (nil: none) in the same
+// transaction; an unknown resource is store.ErrNotFound.
 func (s *Store) UpdateResource(ctx context.Context, r *store.Resource, ev *store.AuditEvent) error {
+	providers, err := providersJSON(r.Providers)
+	if err != nil {
+		return mapErr("update resource", err)
+	}
 	return mapErr("update resource", s.inTx(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE resources SET name = $3, access_token_ttl_ns = $4,
-			consent_max_ttl_ns = $5, consent_default_ttl_ns = $6, tags = $7, client_id = $8
+			consent_max_ttl_ns = $5, consent_default_ttl_ns = $6, tags = $7, client_id = $8, providers = $9
 			WHERE tenant_id = $1 AND uri = $2`,
 			r.TenantID, r.URI, r.Name, int64(r.AccessTokenTTL), int64(r.ConsentMaxTTL),
-			int64(r.ConsentDefaultTTL), r.Tags, r.ClientID)
+			int64(r.ConsentDefaultTTL), r.Tags, r.ClientID, providers)
 		if err != nil {
 			return err
 		}

@@ -28,6 +28,13 @@
 //     are never swept up.
 //   - AppendAudit sets the event's ID; ListAudit's newest first is by
 //     decreasing ID.
+//   - Vault: provider and connection ids are unique per tenant, and a
+//     connection's provider must exist in its tenant. A refresh lease is
+//     valid while now is before RefreshLeaseUntil (it can be taken over at
+//     that instant); its holder renews it. ConnectionFilter's time bounds
+//     are exclusive, a never-refreshed connection counts as refreshed at
+//     CreatedAt, and pages are by ID. ResealSigningKey compares the whole
+//     ciphertext.
 package storetest
 
 import (
@@ -111,6 +118,19 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Issuers", testIssuers},
 		{"GetAccessToken", testGetAccessToken},
 		{"UserProfile", testUserProfile},
+		{"Providers", testProviders},
+		{"ProviderErrors", testProviderErrors},
+		{"ProviderDeleteCascade", testProviderDeleteCascade},
+		{"ConnectionRoundTrip", testConnectionRoundTrip},
+		{"ConnectionErrors", testConnectionErrors},
+		{"ConnectionUpdate", testConnectionUpdate},
+		{"ConnectionUpdateConcurrent", testConnectionUpdateConcurrent},
+		{"RefreshLease", testRefreshLease},
+		{"RefreshLeaseRace", testRefreshLeaseRace},
+		{"TouchConnection", testTouchConnection},
+		{"ConnectionFilter", testConnectionFilter},
+		{"ResealSigningKey", testResealSigningKey},
+		{"ResourceProviders", testResourceProviders},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

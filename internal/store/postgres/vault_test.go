@@ -1,0 +1,21 @@
+package postgres
+
+import (
+	"testing"
+
+	"github.com/agentid/agentid/internal/store/pgtest"
+	"github.com/agentid/agentid/internal/store/storetest"
+)
+
+// TestVaultAcrossReplicas opens one schema through two pools, as two hub
+// replicas do: the refresh lease still goes to one caller, and
+// compare-and-set updates through both all land.
+func TestVaultAcrossReplicas(t *testing.T) {
+	dsn := pgtest.FreshSchema(t)
+	a := openStore(t, dsn)
+	if _, _, err := a.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	b := openStore(t, dsn)
+	storetest.VaultAcrossStores(t, a, b)
+}

@@ -1,0 +1,19 @@
+package sqlite
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/agentid/agentid/internal/store/storetest"
+)
+
+// TestVaultAcrossProcesses opens one database file twice, each with its
+// own writer, as two hub processes do: the refresh lease still goes to one
+// caller, and compare-and-set updates through both all land.
+func TestVaultAcrossProcesses(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "agentid.db")
+	a := openAt(t, path, defaultMaxBatch)
+	migrateStore(t, a)
+	b := openAt(t, path, defaultMaxBatch)
+	storetest.VaultAcrossStores(t, a, b)
+}
