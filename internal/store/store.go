@@ -862,7 +862,9 @@ type Tokens interface {
 	// namespaces the jti (e.g. the issuer).
 	UseJTI(ctx context.Context, key, jti string, exp, now time.Time) error
 	// DeleteExpired removes codes, refresh tokens, access-token records,
-	// sessions and JTIs that expired before now.
+	// sessions and JTIs that expired before now, and destroys rotated-out
+	// API keys (Connection.PreviousSecret) whose PreviousUntil is before
+	// now, clearing PreviousUntil with them.
 	DeleteExpired(ctx context.Context, now time.Time) error
 }
 

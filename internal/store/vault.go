@@ -121,7 +121,8 @@ type Connection struct {
 	KEKID   string
 	// Secret is the credential (access and refresh token, or the API key)
 	// sealed under the data key; PreviousSecret is a rotated-out API key,
-	// retrievable until PreviousUntil.
+	// retrievable until PreviousUntil (Tokens.DeleteExpired destroys it
+	// after).
 	Secret         []byte
 	PreviousSecret []byte
 	PreviousUntil  time.Time

@@ -507,6 +507,9 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time) error {
 		for _, table := range []string{"auth_codes", "refresh_tokens", "access_tokens", "sessions", "used_jtis"} {
 			b.Queue(`DELETE FROM `+table+` WHERE expires_at < $1`, now)
 		}
+		// A rotated-out API key is destroyed once its overlap ended.
+		b.Queue(`UPDATE connections SET previous_secret = NULL, previous_until = NULL
+			WHERE previous_until IS NOT NULL AND previous_until < $1`, now)
 		return tx.SendBatch(ctx, b).Close()
 	}))
 }

@@ -508,6 +508,9 @@ func (s *Store) DeleteExpired(ctx context.Context, now time.Time) error {
 			`DELETE FROM access_tokens WHERE expires_at < ?`,
 			`DELETE FROM sessions WHERE expires_at < ?`,
 			`DELETE FROM used_jtis WHERE expires_at < ?`,
+			// A rotated-out API key is destroyed once its overlap ended.
+			`UPDATE connections SET previous_secret = NULL, previous_until = NULL
+			 WHERE previous_until IS NOT NULL AND previous_until < ?`,
 		} {
 			if _, err := tx.exec(q, cutoff); err != nil {
 				return err

@@ -131,6 +131,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ConnectionFilter", testConnectionFilter},
 		{"ResealSigningKey", testResealSigningKey},
 		{"ResourceProviders", testResourceProviders},
+		{"ConnectionDeleteExpired", testConnectionDeleteExpired},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

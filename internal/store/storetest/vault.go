@@ -869,3 +869,29 @@ func VaultAcrossStores(t *testing.T, stores ...store.Store) {
 		t.Errorf("failures after %d increments across stores = %d", len(errs), got.Failures)
 	}
 }
+
+// testConnectionDeleteExpired pins that DeleteExpired destroys a
+// rotated-out API key once its overlap ended, and nothing else of the
+// connection.
+func testConnectionDeleteExpired(t *testing.T, s store.Store) {
+	const tn = store.DefaultTenant
+	must(t, "CreateProvider", s.CreateProvider(ctx(t), apiKeyProvider(tn, "search"), nil))
+	b := base()
+	ended := fullConnection(tn, "conn_ended", "search", "u1")
+	ended.PreviousUntil = b.Add(-time.Microsecond)
+	open := fullConnection(tn, "conn_open", "search", "u1")
+	open.PreviousUntil = b
+	none := minimalConnection(tn, "conn_none", "search", "u1")
+	none.ExpiresAt = b.Add(-time.Hour) // an expired access token is the vault's to refresh, not to delete
+	for _, c := range []*store.Connection{ended, open, none} {
+		must(t, "CreateConnection", s.CreateConnection(ctx(t), c, nil))
+	}
+	must(t, "DeleteExpired", s.DeleteExpired(ctx(t), b))
+	want := *ended
+	want.PreviousSecret, want.PreviousUntil = nil, time.Time{}
+	for _, c := range []*store.Connection{&want, open, none} {
+		got, err := s.GetConnection(ctx(t), tn, c.ID)
+		must(t, "GetConnection", err)
+		checkEqual(t, "connection after DeleteExpired", c, got)
+	}
+}

@@ -65,11 +65,14 @@ CREATE TABLE connections (
     PRIMARY KEY (tenant_id, id),
     FOREIGN KEY (tenant_id, provider_id) REFERENCES providers (tenant_id, id) ON DELETE CASCADE
 );
--- A person's connections to a provider (retrieval, /account), and the
--- cascade from providers.
-CREATE INDEX connections_owner ON connections (tenant_id, provider_id, owner_kind, owner_id);
+-- A person's connections to a provider (retrieval), and the cascade from
+-- providers; a person's connections to any (/account).
+CREATE INDEX connections_owner ON connections (tenant_id, provider_id, owner_kind, owner_id, id);
+CREATE INDEX connections_person ON connections (tenant_id, owner_kind, owner_id, id);
 -- KEK rotation: what is not yet wrapped by the new KEK.
 CREATE INDEX connections_kek ON connections (tenant_id, kek_id);
+-- DeleteExpired: rotated-out API keys whose overlap ended.
+CREATE INDEX connections_previous ON connections (previous_until) WHERE previous_until IS NOT NULL;
 -- Background refresh: expiring access tokens, and refresh tokens idle since
 -- their last refresh (or, never refreshed, since the connection was made).
 CREATE INDEX connections_expires ON connections (tenant_id, expires_at) WHERE expires_at IS NOT NULL;
