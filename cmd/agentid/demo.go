@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -376,10 +377,13 @@ func seedDemo(ctx context.Context, st store.Store, mcpURL string) (string, *mcpa
 // seedDemoServerClient registers the demo MCP server's own client, through
 // the same registration path as every client, or gives the one a previous
 // run registered a fresh secret; either change is audited. It returns the
-// secret.
+// secret. The client also holds the token-exchange grant: the demo server
+// retrieves the person's calendar credential from the vault with it, and
+// the hub lets a client exchange only with that grant registered.
 func seedDemoServerClient(ctx context.Context, st store.Store, now time.Time) (string, error) {
 	m := audit.Meta{Time: now, Actor: audit.ActorDemo}
-	old, err := st.GetClient(ctx, store.DefaultTenant, demoServerClientID)
+	_, err := st.GetClient(ctx, store.DefaultTenant, demoServerClientID)
+	secret := ""
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		e, err := policy.New(ctx, policy.Options{Store: st, Domains: st})
@@ -400,17 +404,23 @@ func seedDemoServerClient(ctx context.Context, st store.Store, now time.Time) (s
 		if err != nil {
 			return "", fmt.Errorf("registering the demo MCP server's client: %w", err)
 		}
-		return res.Secret, nil
+		secret = res.Secret
 	case err != nil:
 		return "", err
 	}
-	secret, err := token.NewHandle(nil, "")
-	if err != nil {
-		return "", err
+	change := audit.ChangeMetadata
+	if secret == "" {
+		if secret, err = token.NewHandle(nil, ""); err != nil {
+			return "", err
+		}
+		change = audit.ChangeSecret
 	}
-	ev := audit.NewClientUpdated(m, audit.ClientUpdatedFields{ClientID: old.ID, Change: audit.ChangeSecret})
-	if _, err := st.UpdateClient(ctx, old.TenantID, old.ID, func(c *store.Client) error {
+	ev := audit.NewClientUpdated(m, audit.ClientUpdatedFields{ClientID: demoServerClientID, Change: change})
+	if _, err := st.UpdateClient(ctx, store.DefaultTenant, demoServerClientID, func(c *store.Client) error {
 		c.SecretHash, c.Disabled, c.UpdatedAt = token.Hash(secret), false, now
+		if !slices.Contains(c.GrantTypes, oauth.GrantTokenExchange) {
+			c.GrantTypes = append(c.GrantTypes, oauth.GrantTokenExchange)
+		}
 		return nil
 	}, ev); err != nil {
 		return "", fmt.Errorf("updating the demo MCP server's client: %w", err)

@@ -19,6 +19,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
 
+	"github.com/agentid/agentid/internal/oauth"
 	"github.com/agentid/agentid/internal/server/servertest"
 	"github.com/agentid/agentid/internal/store"
 )
@@ -51,7 +52,7 @@ func startVaultDemo(t *testing.T) *vaultDemo {
 		t.Fatal(err)
 	}
 	// The demo server's own client: the resource server of its resource.
-	secret := h.AddClient(&store.Client{ID: "demo-mcp", Name: "demo MCP server"})
+	secret := h.AddClient(&store.Client{ID: "demo-mcp", Name: "demo MCP server", GrantTypes: []string{oauth.GrantTokenExchange}})
 	srv := httptest.NewUnstartedServer(nil)
 	resource := "http://" + srv.Listener.Addr().String() + "/mcp"
 	if err := h.Store.CreateResource(ctx, &store.Resource{TenantID: store.DefaultTenant, ID: "demo", URI: resource, Name: "Demo notes", Scopes: Scopes(),
