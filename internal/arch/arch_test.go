@@ -72,6 +72,7 @@ var allowed = map[string][]string{
 	"internal/store/storetest":   {"internal/store"},
 	"internal/token":             {"internal/keyring", "internal/store", "internal/oauth"},
 	"internal/vault":             {"internal/audit", "internal/fetch", "internal/keyring", "internal/oauth", "internal/store"},
+	"internal/vault/vaulttest":   {"internal/store"},
 	"mcpauth":                    {},
 	"mcpauth/mcpauthtest":        {},
 	// A test tool of the conformance script: no project package.

@@ -153,8 +153,14 @@ func (s *Server) verifyWorkload(r *http.Request, ca oauth.ClientAuth) (*store.Cl
 	if err != nil {
 		return nil, err
 	}
-	if err := refuseUnhonoured(a, false); err != nil {
+	if err := refuseUnhonoured(a); err != nil {
 		return nil, failed("workload_assertion_invalid", err)
+	}
+	if err := s.refuseResourceAudience(ctx, a); err != nil {
+		if errors.As(err, &oe) {
+			return nil, failed("workload_assertion_invalid", err)
+		}
+		return nil, err
 	}
 	c, err := s.workloadAgent(ctx, r, a)
 	if errors.As(err, &oe) {

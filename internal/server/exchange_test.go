@@ -736,3 +736,164 @@ func TestTokenExchangeFederatedSubject(t *testing.T) {
 		t.Fatalf("may_act with the hub's issuer: %d %v", r.status, r.body)
 	}
 }
+
+// TestTokenExchangeForeignActorsQualified: the policy and the audit trail
+// name an actor a trusted issuer vouches for by that issuer, never by its
+// bare sub: a foreign client called "agent" is not the hub's agent, so a
+// rule trusting the hub's agent as first actor cannot be met by naming a
+// foreign client the same (as mcpauth's FirstActors never matches an actor
+// with a foreign iss).
+func TestTokenExchangeForeignActorsQualified(t *testing.T) {
+	h := newExchangeHub(t, exchangeOptions{policy: `
+@id("only-from-agent") forbid (principal, action == Action::"exchange", resource)
+unless { context has first_actor && context.first_actor == "agent" && context.actors.contains("agent") };`})
+	fi := newForeignIssuer(t, h, h.resA)
+	t0 := h.userToken("notes.read")
+	if r := h.exchange("mcp-a", subjectForm(t0, "resource", exchangeResB)); r.status != 200 {
+		t.Fatalf("the hub's agent first: %d %v", r.status, r.body)
+	}
+	jwtForm := func(tok string) url.Values {
+		f := subjectForm(tok, "resource", exchangeResB, "scope", "notes.read")
+		f.Set("subject_token_type", typeJWT)
+		return f
+	}
+	now := h.clk.Now()
+	for _, tc := range []struct {
+		name  string
+		extra map[string]any
+		chain string
+	}{
+		{"foreign client_id", map[string]any{"client_id": "agent"}, "mcp-a https://idp.example#agent"},
+		{"foreign act", map[string]any{"act": map[string]any{"sub": "agent"}}, "mcp-a https://idp.example#agent"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := h.exchange("mcp-a", jwtForm(fi.token(t, now, h.resA, tc.extra)))
+			if r.body["error"] != oauth.CodeInvalidScope {
+				t.Fatalf("got %d %v, want invalid_scope", r.status, r.body)
+			}
+			evs, err := h.Store.ListAudit(context.Background(), store.AuditFilter{Type: audit.TokenDenied, Limit: 100})
+			if err != nil || len(evs) == 0 {
+				t.Fatalf("token.denied: %v %v", evs, err)
+			}
+			if got := evs[len(evs)-1].Details[audit.DetailActChain]; got != tc.chain {
+				t.Fatalf("act_chain = %q, want %q", got, tc.chain)
+			}
+		})
+	}
+}
+
+// TestTokenExchangeActorDisabledEndsChain: disabling (or deleting) an
+// agent ends the tokens exchanged from its tokens, not only its own: their
+// client is the exchanging resource server, so only their chain names the
+// agent, and introspection checks every actor of it as the exchange does.
+func TestTokenExchangeActorDisabledEndsChain(t *testing.T) {
+	h := newExchangeHub(t, exchangeOptions{})
+	t0 := h.userToken("notes.read")
+	r := h.exchange("mcp-a", subjectForm(t0, "resource", exchangeResB))
+	if r.status != 200 {
+		t.Fatalf("exchange: %d %v", r.status, r.body)
+	}
+	t1 := r.body["access_token"].(string)
+	r = h.exchange("mcp-b", subjectForm(t1, "resource", exchangeResD))
+	if r.status != 200 {
+		t.Fatalf("second hop: %d %v", r.status, r.body)
+	}
+	t2 := r.body["access_token"].(string)
+	if in := h.introspect(t2, "api-d", h.secrets["api-d"]); in["active"] != true {
+		t.Fatalf("before: %v", in)
+	}
+	// An earlier hop disabled: the last token names it in its chain.
+	disableClient(t, h.Store, "mcp-a")
+	if in := h.introspect(t2, "api-d", h.secrets["api-d"]); in["active"] != false {
+		t.Fatalf("a hop of the chain is disabled, the token still introspects active: %v", in)
+	}
+	// The first actor disabled: both exchanged tokens end.
+	h2 := newExchangeHub(t, exchangeOptions{})
+	t0 = h2.userToken("notes.read")
+	t1 = h2.exchange("mcp-a", subjectForm(t0, "resource", exchangeResB)).body["access_token"].(string)
+	disableClient(t, h2.Store, "agent")
+	if in := h2.introspect(t1, "mcp-b", h2.secrets["mcp-b"]); in["active"] != false {
+		t.Fatalf("the agent is disabled, its delegated token still introspects active: %v", in)
+	}
+}
+
+// TestTokenExchangeFederatedSubjectByEmail: a subject token's user is found
+// by the same rule as a jwt-bearer assertion's (design §11): the verified
+// address compared without regard to case, and an address two users share
+// names nobody.
+func TestTokenExchangeFederatedSubjectByEmail(t *testing.T) {
+	h := newExchangeHub(t, exchangeOptions{})
+	fi := newForeignIssuer(t, h, h.resA)
+	ctx := context.Background()
+	is, err := h.Store.GetIssuer(ctx, store.DefaultTenant, "idp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	is.UserClaim = "email"
+	if err := h.Store.UpdateIssuer(ctx, is, nil); err != nil {
+		t.Fatal(err)
+	}
+	updateUser(t, h.Store, "u-alice", func(u *store.User) { u.Email, u.EmailVerified = "alice@example.com", true })
+	jwtForm := func(tok string) url.Values {
+		f := subjectForm(tok, "resource", exchangeResB, "scope", "notes.read")
+		f.Set("subject_token_type", typeJWT)
+		return f
+	}
+	now := h.clk.Now()
+	r := h.exchange("mcp-a", jwtForm(fi.token(t, now, h.resA, map[string]any{"email": "Alice@Example.COM"})))
+	if r.status != 200 || h.claims(r.body["access_token"].(string))["sub"] != "u-alice" {
+		t.Fatalf("email in another case: %d %v", r.status, r.body)
+	}
+	if err := h.Store.CreateUser(ctx, &store.User{TenantID: store.DefaultTenant, ID: "u-alice2", Username: "alice2", Email: "ALICE@example.com", EmailVerified: true, CreatedAt: now}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if r := h.exchange("mcp-a", jwtForm(fi.token(t, now, h.resA, map[string]any{"email": "alice@example.com"}))); r.body["error"] != oauth.CodeInvalidGrant {
+		t.Fatalf("an address two users share: got %d %v, want invalid_grant", r.status, r.body)
+	}
+}
+
+// TestTokenExchangeWorkloadActorToken: a trusted workload issuer's JWT as
+// actor_token proves the exchanging client as its own token does, and is
+// held to the rules of the same JWT as a grant or client_assertion: it
+// must be the client's, and one carrying act (someone else acted to get
+// it), cnf or authorization_details is refused rather than shed, as an
+// access token with act is.
+func TestTokenExchangeWorkloadActorToken(t *testing.T) {
+	h := newExchangeHub(t, exchangeOptions{})
+	wl := newTrustedIssuer(t, k8sIssuer)
+	h.addIssuer(&store.Issuer{
+		ID: "k8s", Issuer: k8sIssuer, JWKS: wl.jwks(), Uses: []string{store.IssuerUseWorkload},
+		Rules: []store.IssuerRule{{Claims: map[string]string{"sub": "mcp-*"}, Agent: "{sub}"}},
+	})
+	t0 := h.userToken("notes.read")
+	actor := func(sub string, extra map[string]any) string {
+		now := h.clk.Now()
+		c := map[string]any{"iss": k8sIssuer, "sub": sub, "aud": h.URL, "jti": wl.jti(), "iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix()}
+		for k, v := range extra {
+			c[k] = v
+		}
+		return wl.sign("", c)
+	}
+	form := func(actorToken string) url.Values {
+		return subjectForm(t0, "resource", exchangeResB, "actor_token", actorToken, "actor_token_type", typeJWT)
+	}
+	r := h.exchange("mcp-a", form(actor("mcp-a", nil)))
+	if r.status != 200 || asJSON(h.claims(r.body["access_token"].(string))["act"]) != `{"act":{"sub":"agent"},"sub":"mcp-a"}` {
+		t.Fatalf("own workload token: %d %v", r.status, r.body)
+	}
+	for _, tc := range []struct {
+		name string
+		tok  string
+	}{
+		{"another client's", actor("mcp-b", nil)},
+		{"act", actor("mcp-a", map[string]any{"act": map[string]any{"sub": "someone-else"}})},
+		{"cnf", actor("mcp-a", map[string]any{"cnf": map[string]any{"jkt": "abc"}})},
+		{"authorization_details", actor("mcp-a", map[string]any{"authorization_details": []any{map[string]any{"type": "x"}}})},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if r := h.exchange("mcp-a", form(tc.tok)); r.body["error"] != oauth.CodeInvalidGrant {
+				t.Fatalf("got %d %v, want invalid_grant", r.status, r.body)
+			}
+		})
+	}
+}

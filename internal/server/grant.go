@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"slices"
 	"time"
 
@@ -264,7 +265,7 @@ func (p *principal) describe(req *policy.Request, now time.Time) {
 	req.Context.ChainDepth = p.act.Depth()
 	req.Context.Actors = chainSubjects(p.act)
 	if first := firstActor(p.act); first != nil {
-		req.Context.FirstActor = first.Subject
+		req.Context.FirstActor = actorName(first)
 	}
 	if p.user == nil {
 		return
@@ -282,13 +283,26 @@ func (p *principal) authAge(now time.Time) time.Duration {
 }
 
 // chainSubjects are the actors of a delegation chain, the current actor
-// first (nil for none).
+// first (nil for none), each by actorName.
 func chainSubjects(a *token.Actor) []string {
 	var out []string
 	for ; a != nil; a = a.Actor {
-		out = append(out, a.Subject)
+		out = append(out, actorName(a))
 	}
 	return out
+}
+
+// actorName is how the policy and the audit trail name an actor: the hub's
+// own actors (no iss) by their client id; an actor another issuer vouches
+// for by "iss#sub", so that a foreign client never passes for the hub's
+// client of the same name (a hub client id has no '#', RFC 3986
+// unreserved characters or a fragment-less URL). The sub is escaped so the
+// name holds no space (audit lists are space-separated).
+func actorName(a *token.Actor) string {
+	if a.Issuer == "" {
+		return a.Subject
+	}
+	return a.Issuer + "#" + url.PathEscape(a.Subject)
 }
 
 // firstActor is the innermost actor of a chain: the agent the person

@@ -360,35 +360,10 @@ func (s *Server) isResourceServer(ctx context.Context, c *store.Client) error {
 }
 
 // subjectUser is the local user a trusted issuer's JWT names through the
-// issuer's UserClaim: sub or preferred_username match a Username, email a
-// user's Email (among verified addresses). It is the rule of the
-// jwt-bearer grant's federatedUser, which it may give way to.
+// issuer's UserClaim: the jwt-bearer grant's rule (federatedUser), so that
+// a person is found the same way whichever grant carries the JWT.
 func (s *Server) subjectUser(ctx context.Context, a *federation.Assertion) (*store.User, error) {
-	claim := a.Issuer.UserClaim
-	if claim == "" {
-		claim = "sub"
-	}
-	v := stringClaim(a.Claims, claim)
-	if v == "" {
-		return nil, oauth.ErrInvalidGrant("the token has no %s claim to identify the user", claim)
-	}
-	if claim == "email" {
-		users, err := s.st.ListUsers(ctx, s.tenant)
-		if err != nil {
-			return nil, err
-		}
-		for _, u := range users {
-			if u.Email != "" && u.Email == v && u.EmailVerified {
-				return u, nil
-			}
-		}
-		return nil, oauth.ErrInvalidGrant("the token names no user of this server")
-	}
-	u, err := s.st.GetUserByUsername(ctx, s.tenant, v)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, oauth.ErrInvalidGrant("the token names no user of this server")
-	}
-	return u, err
+	return s.federatedUser(ctx, a)
 }
 
 // exchangeActor verifies the actor token, which must identify c itself,
@@ -422,8 +397,11 @@ func (s *Server) exchangeActor(ctx context.Context, c *store.Client, req *oauth.
 		if err != nil {
 			return time.Time{}, err
 		}
-		if _, ok := a.Claims["authorization_details"]; ok {
-			return time.Time{}, oauth.ErrInvalidGrant("actor tokens carrying authorization_details are not accepted")
+		// Held to the rules of the same JWT as a grant or client_assertion:
+		// one obtained by delegation (act) is not the client's own, and a
+		// binding or restrictions it carries cannot be shed.
+		if err := refuseUnhonoured(a); err != nil {
+			return time.Time{}, err
 		}
 		if id, _, ok := federation.Agent(a); !ok || id != c.ID {
 			return time.Time{}, oauth.ErrInvalidGrant("the actor token must identify the exchanging client")

@@ -74,7 +74,7 @@ func (s *Server) proveIDJAG(ctx context.Context, c *store.Client, req *oauth.Tok
 	if a.String("client_id") != c.ID {
 		return nil, oauth.ErrInvalidGrant("the ID-JAG was issued for another client")
 	}
-	if err := refuseUnhonoured(a, true); err != nil {
+	if err := refuseUnhonoured(a); err != nil {
 		return nil, err
 	}
 	res, err := s.idjagResource(ctx, c, a, req.Resources)
@@ -103,20 +103,43 @@ func (s *Server) proveIDJAG(ctx context.Context, c *store.Client, req *oauth.Tok
 
 // refuseUnhonoured refuses what the hub cannot honour and must not shed:
 // a proof-of-possession binding (cnf), fine-grained authorization_details
-// (RFC 9396), and in an ID-JAG an actor chain (act), which the profile
-// leaves to future work: issuing a token without them would widen what
-// the issuer granted.
-func refuseUnhonoured(a *federation.Assertion, idjag bool) error {
+// (RFC 9396), and an actor chain (act): the ID-JAG profile leaves act to
+// future work, and a delegated token presented as an assertion would come
+// out as a token without its chain, a path that drops act (only token
+// exchange carries a chain on). Issuing a token without them would widen
+// what the issuer granted.
+func refuseUnhonoured(a *federation.Assertion) error {
 	if a.Has("cnf") {
 		return oauth.ErrInvalidGrant("the assertion is bound to a key (cnf), which the hub cannot honour")
 	}
 	if a.Has("authorization_details") {
 		return oauth.ErrInvalidGrant("the assertion carries authorization_details, which the hub cannot honour")
 	}
-	if idjag && a.Has("act") {
-		return oauth.ErrInvalidGrant("the ID-JAG carries an actor chain (act), which the hub does not process")
+	if a.Has("act") {
+		return oauth.ErrInvalidGrant("the assertion carries an actor chain (act), which the hub does not take from an assertion")
 	}
 	return nil
+}
+
+// refuseResourceAudience refuses an assertion whose aud names one of the
+// hub's registered resources. An issuer trusted for subject tokens lists
+// its resource servers among its audiences, and those audiences apply to
+// every use of the issuer; but a JWT minted for a resource server is that
+// server's to exchange (token exchange, with its act and the confused-
+// deputy rule), never a grant for whoever holds it: RFC 7523 §3 (3), the
+// aud of an assertion identifies the authorization server.
+func (s *Server) refuseResourceAudience(ctx context.Context, a *federation.Assertion) error {
+	if a.Audience == s.issuer || a.Audience == s.issuer+"/token" {
+		return nil
+	}
+	_, oe := s.lookupResource(ctx, a.Audience)
+	switch {
+	case oe == nil:
+		return oauth.ErrInvalidGrant("the assertion's aud names a resource server, not this authorization server")
+	case oe.Code == oauth.CodeInvalidTarget:
+		return nil
+	}
+	return oe
 }
 
 // idjagResource is the resource the ID-JAG is bound to: its resource
@@ -272,7 +295,10 @@ func (s *Server) proveWorkload(ctx context.Context, r *http.Request, req *oauth.
 	if err != nil {
 		return nil, err
 	}
-	if err := refuseUnhonoured(a, false); err != nil {
+	if err := refuseUnhonoured(a); err != nil {
+		return nil, err
+	}
+	if err := s.refuseResourceAudience(ctx, a); err != nil {
 		return nil, err
 	}
 	c, err := s.workloadAgent(ctx, r, a)
@@ -291,7 +317,10 @@ func (s *Server) proveUserAssertion(ctx context.Context, c *store.Client, req *o
 	if err != nil {
 		return nil, err
 	}
-	if err := refuseUnhonoured(a, false); err != nil {
+	if err := refuseUnhonoured(a); err != nil {
+		return nil, err
+	}
+	if err := s.refuseResourceAudience(ctx, a); err != nil {
 		return nil, err
 	}
 	if a.Has("client_id") && a.String("client_id") != c.ID {

@@ -542,6 +542,9 @@ func TestUserAssertionGrant(t *testing.T) {
 		{"unknown user", claims(func(c map[string]any) { c["email"] = "bob@example.com" }), "not known"},
 		{"no email", claims(func(c map[string]any) { delete(c, "email") }), "email"},
 		{"authorization_details", claims(func(c map[string]any) { c["authorization_details"] = []any{} }), "authorization_details"},
+		// A delegated token presented as an assertion would come out
+		// without its chain.
+		{"act", claims(func(c map[string]any) { c["act"] = map[string]any{"sub": "some-agent"} }), "act"},
 		{"typed as an ID-JAG", idp.sign(federation.TypeIDJAG, map[string]any{"iss": idpIssuer, "sub": "alice", "aud": h.URL, "client_id": "svc", "jti": "x", "iat": clk.Now().Unix(), "exp": clk.Now().Add(time.Minute).Unix()}), "not trusted for this use"},
 	} {
 		r := h.tokenRequest(jwtBearerForm(c.raw, "scope", "notes.read"), "svc", secret)
@@ -549,6 +552,64 @@ func TestUserAssertionGrant(t *testing.T) {
 		if r.status != 400 || r.body["error"] != oauth.CodeInvalidGrant || !strings.Contains(desc, c.desc) {
 			t.Errorf("%s: %d %v", c.name, r.status, r.body)
 		}
+	}
+}
+
+// TestAssertionForResourceServer: an issuer trusted for subject tokens
+// lists its resource servers among its audiences, and those apply to every
+// use of the issuer. A JWT it minted for one of the hub's resource servers
+// is that server's to exchange (with act and the confused-deputy rule), not
+// a user assertion or a workload token for any client that holds it.
+func TestAssertionForResourceServer(t *testing.T) {
+	clk := newFakeClock()
+	h := newHub(t, withClock(clk))
+	idp := newTrustedIssuer(t, idpIssuer)
+	h.addIssuer(&store.Issuer{
+		ID: "corp", Issuer: idpIssuer, JWKS: idp.jwks(),
+		Uses:      []string{store.IssuerUseSubjectToken, store.IssuerUseJWTBearer, store.IssuerUseWorkload},
+		Audiences: []string{h.Resource, h.URL, h.URL + "/token"},
+		Rules:     []store.IssuerRule{{Claims: map[string]string{"sub": "wl-*"}, Agent: "wl.{sub}", Scopes: []string{"notes.read"}}},
+	})
+	secret := h.AddClient(&store.Client{ID: "svc", GrantTypes: []string{oauth.GrantJWTBearer}, DefaultResource: h.Resource})
+	signed := func(sub string, aud any) string {
+		now := clk.Now()
+		return idp.sign("JWT", map[string]any{"iss": idpIssuer, "sub": sub, "aud": aud, "scope": "notes.read notes.write", "jti": idp.jti(), "iat": now.Unix(), "exp": now.Add(time.Minute).Unix()})
+	}
+	// The same JWTs with the hub as aud are accepted: the refusal is about
+	// the audience alone.
+	if r := h.tokenRequest(jwtBearerForm(signed("alice", h.URL), "scope", "notes.read"), "svc", secret); r.status != 200 {
+		t.Fatalf("user assertion for the hub: %d %v", r.status, r.body)
+	}
+	if r := h.tokenRequest(jwtBearerForm(signed("wl-a", h.URL+"/token"), "resource", h.Resource), "", ""); r.status != 200 {
+		t.Fatalf("workload token for the hub: %d %v", r.status, r.body)
+	}
+	for _, c := range []struct {
+		name string
+		send func() jsonResp
+		code string
+	}{
+		{"user assertion", func() jsonResp {
+			return h.tokenRequest(jwtBearerForm(signed("alice", h.Resource), "scope", "notes.read"), "svc", secret)
+		}, oauth.CodeInvalidGrant},
+		{"user assertion, aud as a one-element array", func() jsonResp {
+			return h.tokenRequest(jwtBearerForm(signed("alice", []string{h.Resource}), "scope", "notes.read"), "svc", secret)
+		}, oauth.CodeInvalidGrant},
+		{"workload token", func() jsonResp {
+			return h.tokenRequest(jwtBearerForm(signed("wl-a", h.Resource), "resource", h.Resource), "", "")
+		}, oauth.CodeInvalidGrant},
+		{"workload client_assertion", func() jsonResp {
+			return h.tokenRequest(url.Values{
+				"grant_type": {oauth.GrantClientCredentials}, "resource": {h.Resource},
+				"client_assertion_type": {oauth.ClientAssertionTypeJWTBearer}, "client_assertion": {signed("wl-a", h.Resource)},
+			}, "", "")
+		}, oauth.CodeInvalidClient},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := c.send()
+			if r.body["error"] != c.code {
+				t.Fatalf("got %d %v, want %s", r.status, r.body, c.code)
+			}
+		})
 	}
 }
 

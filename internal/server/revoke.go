@@ -109,6 +109,9 @@ func (s *Server) introspect(ctx context.Context, c *store.Client, raw string) (*
 		if alive, err := s.alive(ctx, claims.ClientID, userID); err != nil || !alive {
 			return nil, err
 		}
+		if alive, err := s.actorsAlive(ctx, claims.Act); err != nil || !alive {
+			return nil, err
+		}
 		resp := &oauth.IntrospectionResponse{
 			Active: true, Scope: claims.Scope, ClientID: claims.ClientID, TokenType: "Bearer",
 			Exp: claims.Expiry, Iat: claims.IssuedAt, Sub: claims.Subject, Aud: claims.Audience, Iss: claims.Issuer, Jti: claims.JTI,
@@ -181,6 +184,25 @@ func (s *Server) alive(ctx context.Context, clientID, userID string) (bool, erro
 	}
 	if err != nil || u.Disabled {
 		return false, err
+	}
+	return true, nil
+}
+
+// actorsAlive reports whether every actor of a delegation chain that is a
+// client of this hub still exists and is enabled, as the exchange that
+// minted the token required (chainAlive). A delegated token's client is
+// the last resource server that exchanged it, so disabling the agent the
+// person authorized, or an earlier hop, revokes none of the tokens
+// exchanged downstream: only their chain names it. Actors named by
+// another issuer are that issuer's business.
+func (s *Server) actorsAlive(ctx context.Context, chain *token.Actor) (bool, error) {
+	for a := chain; a != nil; a = a.Actor {
+		if a.Issuer != "" && a.Issuer != s.issuer {
+			continue
+		}
+		if alive, err := s.alive(ctx, a.Subject, ""); err != nil || !alive {
+			return false, err
+		}
 	}
 	return true, nil
 }

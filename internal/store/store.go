@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -287,6 +288,30 @@ const (
 	// IssuerUseSubjectToken: JWTs exchanged as a subject_token (RFC 8693).
 	IssuerUseSubjectToken = "subject_token"
 )
+
+// IssuerUses are the uses a stored issuer may name.
+var IssuerUses = []string{IssuerUseIDJAG, IssuerUseWorkload, IssuerUseJWTBearer, IssuerUseSubjectToken}
+
+// Check refuses an issuer no backend may hold (the CreateIssuer rules),
+// wrapping ErrInvalid; every backend calls it before writing.
+func (iss *Issuer) Check() error {
+	switch {
+	case iss.TenantID == "" || iss.ID == "" || iss.Issuer == "":
+		return fmt.Errorf("issuer %q: tenant, id and issuer are required: %w", iss.ID, ErrInvalid)
+	case (iss.JWKS == "") == (iss.JWKSURI == ""):
+		return fmt.Errorf("issuer %q: exactly one of JWKS and JWKS URI: %w", iss.ID, ErrInvalid)
+	case len(iss.Uses) == 0:
+		return fmt.Errorf("issuer %q: no use: %w", iss.ID, ErrInvalid)
+	case iss.MaxLifetime < 0:
+		return fmt.Errorf("issuer %q: negative maximum lifetime: %w", iss.ID, ErrInvalid)
+	}
+	for _, u := range iss.Uses {
+		if !slices.Contains(IssuerUses, u) {
+			return fmt.Errorf("issuer %q: use %q: %w", iss.ID, u, ErrInvalid)
+		}
+	}
+	return nil
+}
 
 // IssuerRule maps a workload JWT to an agent identity.
 type IssuerRule struct {
@@ -880,8 +905,11 @@ type Consents interface {
 	// RevokeConsents marks the matching grants revoked (scopes nil: all scopes;
 	// empty: none) and cascades in the same transaction: refresh tokens of
 	// that user and client (and resource, when set) carrying any revoked
-	// scope are revoked, and so are the recorded access tokens carrying one.
-	// Tokens without a user never rest on consent and are left alone. ev is
+	// scope are revoked, and so are the recorded access tokens carrying one,
+	// and the access tokens of the same user and grant family carrying one
+	// (tokens exchanged from those, RFC 8693, held by other clients for
+	// other resources; found also when the family's own tokens were revoked
+	// before). Tokens without a user never rest on consent and are left alone. ev is
 	// written only when a grant or a token was revoked; revoking nothing is
 	// not an error and leaves no trace.
 	RevokeConsents(ctx context.Context, f ConsentFilter, scopes []string, now time.Time, ev *AuditEvent) error

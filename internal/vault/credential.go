@@ -254,8 +254,10 @@ func (v *Vault) refresh(ctx context.Context, m audit.Meta, p *store.Provider, c 
 	}
 }
 
+func flightKey(c *store.Connection) string { return c.TenantID + "\x00" + c.ID }
+
 func (v *Vault) startFlight(ctx context.Context, m audit.Meta, p *store.Provider, c *store.Connection, trigger string) *flight {
-	key := c.TenantID + "\x00" + c.ID
+	key := flightKey(c)
 	v.flightMu.Lock()
 	defer v.flightMu.Unlock()
 	if f, ok := v.flights[key]; ok {

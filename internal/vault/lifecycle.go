@@ -38,6 +38,7 @@ func (v *Vault) Revoke(ctx context.Context, m audit.Meta, tenantID, connectionID
 		return fmt.Errorf("vault: reading provider: %w", err)
 	}
 	if p != nil && p.Kind == store.ProviderOAuth2 && p.RevocationEndpoint != "" {
+		v.awaitFlight(ctx, c)
 		if lc := v.leaseForRevoke(ctx, c); lc != nil {
 			c = lc
 		}
@@ -51,6 +52,20 @@ func (v *Vault) Revoke(ctx context.Context, m audit.Meta, tenantID, connectionID
 		return fmt.Errorf("vault: deleting connection: %w", err)
 	}
 	return nil
+}
+
+// awaitFlight waits for a refresh of c running in this process (the
+// lease does not tell this process's own refreshes apart).
+func (v *Vault) awaitFlight(ctx context.Context, c *store.Connection) {
+	v.flightMu.Lock()
+	f := v.flights[flightKey(c)]
+	v.flightMu.Unlock()
+	if f != nil {
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+		}
+	}
 }
 
 // leaseForRevoke takes c's refresh lease, waiting a little for a refresh

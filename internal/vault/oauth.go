@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/oauth2"
 
@@ -330,15 +331,11 @@ func cleanLabel(s string) string {
 	}, strings.TrimSpace(s))
 	if len(s) > 100 {
 		s = s[:100]
-		for len(s) > 0 && !utf8ValidEnd(s) {
+		for len(s) > 0 && !utf8.ValidString(s) { // a rune cut in half
 			s = s[:len(s)-1]
 		}
 	}
 	return s
-}
-
-func utf8ValidEnd(s string) bool {
-	return strings.ToValidUTF8(s, "\uFFFD") == s
 }
 
 // refreshError sorts a failed refresh.

@@ -939,3 +939,63 @@ func TestLeaseHolderElsewhere(t *testing.T) {
 		t.Fatal("lease not taken over")
 	}
 }
+
+// TestRefreshOutlivesCaller: a caller giving up does not abandon a refresh
+// in flight — the provider may already have rotated the refresh token, and
+// dropping its answer would lose the only valid one.
+func TestRefreshOutlivesCaller(t *testing.T) {
+	e := newEnv(t, envOptions{provider: vaulttest.Options{RotateRefreshTokens: true}})
+	c := e.connect("u1")
+	e.expireSoon(c)
+	e.prov.SetTokenDelay(200 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(e.ctx, 20*time.Millisecond)
+	defer cancel()
+	if _, err := e.v.Credential(ctx, audit.Meta{}, c, false); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Credential = %v, want the caller's deadline", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for e.get(c.ID).LastRefreshedAt.Equal(c.LastRefreshedAt) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	s, err := e.v.open(e.get(c.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !e.prov.RefreshTokenValid(s.RefreshToken) || e.prov.Counts().Refreshes != 1 {
+		t.Fatal("the rotated refresh token was lost")
+	}
+	e.prov.SetTokenDelay(0)
+	if _, err := e.v.Credential(e.ctx, audit.Meta{}, c, false); err != nil || e.prov.Counts().Refreshes != 1 {
+		t.Fatalf("after: %v, %d refreshes", err, e.prov.Counts().Refreshes)
+	}
+}
+
+// TestRevokeDuringRefresh: a disconnect while a refresh is in flight waits
+// for it and revokes the refresh token the provider just issued, not the
+// rotated-out one (which a provider may ignore, leaving the grant alive).
+func TestRevokeDuringRefresh(t *testing.T) {
+	e := newEnv(t, envOptions{provider: vaulttest.Options{RotateRefreshTokens: true}})
+	c := e.connect("u1")
+	orig, _ := e.v.open(e.get(c.ID))
+	e.expireSoon(c)
+	e.prov.SetTokenDelay(200 * time.Millisecond)
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.v.Credential(e.ctx, audit.Meta{}, c, false)
+		done <- err
+	}()
+	for e.prov.Counts().Refreshes == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := e.v.Revoke(e.ctx, audit.Meta{}, tenant, c.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	r := e.prov.Revoked()
+	if len(r) != 1 || r[0] == orig.RefreshToken || !strings.HasPrefix(r[0], "rt_") {
+		t.Fatalf("revoked %d tokens; the rotated-out one: %v", len(r), len(r) > 0 && r[0] == orig.RefreshToken)
+	}
+	if _, err := e.st.GetConnection(e.ctx, tenant, c.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatal("row kept")
+	}
+}

@@ -127,6 +127,22 @@ func (s *Store) RevokeConsents(ctx context.Context, f store.ConsentFilter, scope
 			}
 			n += tag.RowsAffected()
 		}
+		// Tokens exchanged from those (RFC 8693: the same user and grant
+		// family, issued to the resource servers that passed the call on)
+		// carry the same scopes and rest on the same consent: the families
+		// are those of every matching token, revoked now or before.
+		tag, err = tx.Exec(ctx, `UPDATE access_tokens SET revoked_at = $1
+			WHERE revoked_at IS NULL AND user_id <> '' AND grant_id <> '' AND `+tokenScopeCond+`
+			AND (tenant_id, grant_id, user_id) IN (
+				SELECT tenant_id, grant_id, user_id FROM refresh_tokens
+				WHERE user_id <> '' AND grant_id <> '' AND `+tokenScopeCond+` AND `+and(where)+`
+				UNION
+				SELECT tenant_id, grant_id, user_id FROM access_tokens
+				WHERE user_id <> '' AND grant_id <> '' AND `+tokenScopeCond+` AND `+and(where)+`)`, args...)
+		if err != nil {
+			return err
+		}
+		n += tag.RowsAffected()
 		if n == 0 {
 			return nil // nothing revoked: no event
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -17,32 +16,9 @@ import (
 const issuerCols = `tenant_id, id, issuer, jwks_uri, jwks, audiences, algorithms, uses, max_lifetime_ns,
 	user_claim, rules, disabled, created_at, updated_at`
 
-// issuerUses are the uses a stored issuer may name.
-var issuerUses = []string{store.IssuerUseIDJAG, store.IssuerUseWorkload, store.IssuerUseJWTBearer, store.IssuerUseSubjectToken}
-
-// checkIssuer refuses an issuer the store cannot hold (store.Issuers).
-func checkIssuer(iss *store.Issuer) error {
-	switch {
-	case iss.TenantID == "" || iss.ID == "" || iss.Issuer == "":
-		return fmt.Errorf("issuer %q: tenant, id and issuer are required: %w", iss.ID, store.ErrInvalid)
-	case (iss.JWKS == "") == (iss.JWKSURI == ""):
-		return fmt.Errorf("issuer %q: exactly one of JWKS and JWKS URI: %w", iss.ID, store.ErrInvalid)
-	case len(iss.Uses) == 0:
-		return fmt.Errorf("issuer %q: no use: %w", iss.ID, store.ErrInvalid)
-	case iss.MaxLifetime < 0:
-		return fmt.Errorf("issuer %q: negative maximum lifetime: %w", iss.ID, store.ErrInvalid)
-	}
-	for _, u := range iss.Uses {
-		if !slices.Contains(issuerUses, u) {
-			return fmt.Errorf("issuer %q: use %q: %w", iss.ID, u, store.ErrInvalid)
-		}
-	}
-	return nil
-}
-
 // issuerArgs lists iss's fields in issuerCols order.
 func issuerArgs(iss *store.Issuer) ([]any, error) {
-	if err := checkIssuer(iss); err != nil {
+	if err := iss.Check(); err != nil {
 		return nil, err
 	}
 	var rules []byte // none: SQL NULL

@@ -2,17 +2,15 @@ package postgres
 
 import (
 	"testing"
-	"time"
 
-	"github.com/agentid/agentid/internal/store"
 	"github.com/agentid/agentid/internal/store/migrate"
 	"github.com/agentid/agentid/internal/store/pgtest"
+	"github.com/agentid/agentid/internal/store/storetest"
 )
 
-// TestMigration0009KeepsData upgrades a version-8 schema holding a user, a
-// client and an access token and checks they read back: the user without a
-// profile, the client federated by no issuer, the token's record whole;
-// that the migrated user takes a profile; and that issuers can be added.
+// TestMigration0009KeepsData seeds a version-8 database with the rows
+// storetest.Migration0009Seeded describes and lets CheckMigration0009
+// migrate it and read them back.
 func TestMigration0009KeepsData(t *testing.T) {
 	ctx := t.Context()
 	s := openStore(t, pgtest.FreshSchema(t))
@@ -23,7 +21,7 @@ func TestMigration0009KeepsData(t *testing.T) {
 	if _, _, err := migrate.Run(ctx, dialect{s}, ms[:8], nil); err != nil {
 		t.Fatal(err)
 	}
-	created := time.Date(2030, 5, 6, 7, 8, 9, 0, time.UTC)
+	created := storetest.Migration0009Seeded
 	for _, q := range []string{
 		`INSERT INTO users (tenant_id, id, username, password_hash, roles, disabled, created_at, updated_at)
 		 VALUES ('default', 'u1', 'alice', 'h', '{admin}', false, $1, $1)`,
@@ -38,49 +36,5 @@ func TestMigration0009KeepsData(t *testing.T) {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
-	from, to, err := s.Migrate(ctx)
-	if err != nil || from != 8 || to < 9 {
-		t.Fatalf("Migrate = %d→%d, %v; want 8→≥9", from, to, err)
-	}
-	u, err := s.GetUser(ctx, store.DefaultTenant, "u1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if u.Username != "alice" || u.Name != "" || u.Email != "" || u.EmailVerified || len(u.Roles) != 1 {
-		t.Fatalf("user after migration = %+v", u)
-	}
-	c, err := s.GetClient(ctx, store.DefaultTenant, "c1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.Name != "Old agent" || c.FederatedIssuer != "" {
-		t.Fatalf("client after migration = name %q, federated issuer %q", c.Name, c.FederatedIssuer)
-	}
-	at, err := s.GetAccessToken(ctx, "j1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if at.GrantID != "g1" || at.UserID != "u1" || len(at.Scopes) != 2 || at.RedirectURI != "http://127.0.0.1/cb" ||
-		!at.ExpiresAt.Equal(created.Add(10*time.Minute)) || !at.RevokedAt.IsZero() {
-		t.Fatalf("access token after migration = %+v", at)
-	}
-	u.Name, u.Email, u.EmailVerified = "Alice", "alice@example.com", true
-	if err := s.UpdateUser(ctx, u, nil); err != nil {
-		t.Fatal(err)
-	}
-	if got, err := s.GetUserByUsername(ctx, store.DefaultTenant, "alice"); err != nil || got.Email != "alice@example.com" || !got.EmailVerified {
-		t.Fatalf("user after profile update = %+v, %v", got, err)
-	}
-	if list, err := s.ListIssuers(ctx, store.DefaultTenant); err != nil || len(list) != 0 {
-		t.Fatalf("ListIssuers after migration = %d, %v", len(list), err)
-	}
-	iss := &store.Issuer{TenantID: store.DefaultTenant, ID: "k8s", Issuer: "https://kubernetes.default.svc",
-		JWKSURI: "https://kubernetes.default.svc/openid/v1/jwks", Uses: []string{store.IssuerUseWorkload},
-		CreatedAt: created, UpdatedAt: created}
-	if err := s.CreateIssuer(ctx, iss, nil); err != nil {
-		t.Fatal(err)
-	}
-	if list, err := s.ListIssuers(ctx, store.DefaultTenant); err != nil || len(list) != 1 {
-		t.Fatalf("ListIssuers = %d, %v", len(list), err)
-	}
+	storetest.CheckMigration0009(t, ctx, s)
 }

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"strings"
 	"time"
@@ -150,19 +151,23 @@ func (s *Store) RevokeConsents(ctx context.Context, f store.ConsentFilter, scope
 }
 
 // cascade revokes the refresh tokens and access-token records of k that
-// carry any scope in revoked and returns how many it revoked.
+// carry any scope in revoked and returns how many it revoked. Tokens
+// exchanged from those (RFC 8693: the same user and grant family, issued
+// to the resource servers that passed the call on) carry the same scopes
+// and are revoked with them: the consent they rest on is the same.
 func (tx *wtx) cascade(k cascadeKey, revoked map[string]bool, at int64) (int64, error) {
 	var n int64
+	families := make(map[string]bool)
 	for _, t := range []struct {
 		sel, upd string
 	}{
 		{
-			`SELECT hash, scopes FROM refresh_tokens WHERE tenant_id = ? AND user_id = ? AND client_id = ?
+			`SELECT hash, scopes, grant_id FROM refresh_tokens WHERE tenant_id = ? AND user_id = ? AND client_id = ?
 			AND revoked_at IS NULL AND (? = '' OR resource = ?)`,
 			`UPDATE refresh_tokens SET revoked_at = ? WHERE hash = ?`,
 		},
 		{
-			`SELECT jti, scopes FROM access_tokens WHERE tenant_id = ? AND user_id = ? AND user_id <> ''
+			`SELECT jti, scopes, grant_id FROM access_tokens WHERE tenant_id = ? AND user_id = ? AND user_id <> ''
 			AND client_id = ? AND revoked_at IS NULL AND (? = '' OR resource = ?)`,
 			`UPDATE access_tokens SET revoked_at = ? WHERE jti = ?`,
 		},
@@ -171,30 +176,8 @@ func (tx *wtx) cascade(k cascadeKey, revoked map[string]bool, at int64) (int64, 
 		if err != nil {
 			return n, err
 		}
-		var hit []any
-		for rows.Next() {
-			var id any
-			var text string
-			if err := rows.Scan(&id, &text); err != nil {
-				rows.Close()
-				return n, err
-			}
-			var have []string
-			if err := json.Unmarshal([]byte(text), &have); err != nil {
-				rows.Close()
-				return n, err
-			}
-			for _, sc := range have {
-				if revoked[sc] {
-					hit = append(hit, id)
-					break
-				}
-			}
-		}
-		if err := rows.Close(); err != nil {
-			return n, err
-		}
-		if err := rows.Err(); err != nil {
+		hit, err := scopeHits(rows, revoked, nil)
+		if err != nil {
 			return n, err
 		}
 		for _, id := range hit {
@@ -204,5 +187,70 @@ func (tx *wtx) cascade(k cascadeKey, revoked map[string]bool, at int64) (int64, 
 		}
 		n += int64(len(hit))
 	}
+	// The families: of every token of k that carries a revoked scope,
+	// revoked now or before (an agent may have revoked its own token).
+	for _, q := range []string{
+		`SELECT hash, scopes, grant_id FROM refresh_tokens WHERE tenant_id = ? AND user_id = ? AND client_id = ?
+		AND grant_id <> '' AND (? = '' OR resource = ?)`,
+		`SELECT jti, scopes, grant_id FROM access_tokens WHERE tenant_id = ? AND user_id = ? AND user_id <> ''
+		AND client_id = ? AND grant_id <> '' AND (? = '' OR resource = ?)`,
+	} {
+		rows, err := tx.query(q, k.tenant, k.user, k.client, k.resource, k.resource)
+		if err != nil {
+			return n, err
+		}
+		if _, err := scopeHits(rows, revoked, families); err != nil {
+			return n, err
+		}
+	}
+	for grant := range families {
+		rows, err := tx.query(`SELECT jti, scopes, grant_id FROM access_tokens WHERE tenant_id = ? AND grant_id = ?
+			AND grant_id <> '' AND user_id = ? AND revoked_at IS NULL`, k.tenant, grant, k.user)
+		if err != nil {
+			return n, err
+		}
+		hit, err := scopeHits(rows, revoked, nil)
+		if err != nil {
+			return n, err
+		}
+		for _, id := range hit {
+			if _, err := tx.exec(`UPDATE access_tokens SET revoked_at = ? WHERE jti = ?`, at, id); err != nil {
+				return n, err
+			}
+		}
+		n += int64(len(hit))
+	}
 	return n, nil
+}
+
+// scopeHits reads rows of (id, scopes, grant_id) and returns the ids of
+// those carrying a scope in revoked, adding their grant ids to families
+// (when not nil). It closes rows.
+func scopeHits(rows *sql.Rows, revoked, families map[string]bool) ([]any, error) {
+	defer rows.Close()
+	var hit []any
+	for rows.Next() {
+		var id any
+		var text, grant string
+		if err := rows.Scan(&id, &text, &grant); err != nil {
+			return nil, err
+		}
+		var have []string
+		if err := json.Unmarshal([]byte(text), &have); err != nil {
+			return nil, err
+		}
+		for _, sc := range have {
+			if revoked[sc] {
+				hit = append(hit, id)
+				if families != nil && grant != "" {
+					families[grant] = true
+				}
+				break
+			}
+		}
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	return hit, rows.Err()
 }

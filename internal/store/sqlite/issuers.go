@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/agentid/agentid/internal/store"
@@ -24,29 +23,6 @@ const (
 	WHERE tenant_id = ? AND id = ?`
 	qDeleteIssuer = `DELETE FROM issuers WHERE tenant_id = ? AND id = ?`
 )
-
-// issuerUses are the uses a stored issuer may name.
-var issuerUses = []string{store.IssuerUseIDJAG, store.IssuerUseWorkload, store.IssuerUseJWTBearer, store.IssuerUseSubjectToken}
-
-// checkIssuer refuses an issuer the store cannot hold (store.Issuers).
-func checkIssuer(iss *store.Issuer) error {
-	switch {
-	case iss.TenantID == "" || iss.ID == "" || iss.Issuer == "":
-		return fmt.Errorf("issuer %q: tenant, id and issuer are required: %w", iss.ID, store.ErrInvalid)
-	case (iss.JWKS == "") == (iss.JWKSURI == ""):
-		return fmt.Errorf("issuer %q: exactly one of JWKS and JWKS URI: %w", iss.ID, store.ErrInvalid)
-	case len(iss.Uses) == 0:
-		return fmt.Errorf("issuer %q: no use: %w", iss.ID, store.ErrInvalid)
-	case iss.MaxLifetime < 0:
-		return fmt.Errorf("issuer %q: negative maximum lifetime: %w", iss.ID, store.ErrInvalid)
-	}
-	for _, u := range iss.Uses {
-		if !slices.Contains(issuerUses, u) {
-			return fmt.Errorf("issuer %q: use %q: %w", iss.ID, u, store.ErrInvalid)
-		}
-	}
-	return nil
-}
 
 // rulesText encodes issuer rules as JSON text; none is "[]".
 func rulesText(rules []store.IssuerRule) (string, error) {
@@ -80,7 +56,7 @@ func (c rulesCol) Scan(v any) error {
 // issuerValues are the issuer's columns after tenant_id and id, in
 // issuerCols order but without created_at, which comes first.
 func issuerValues(iss *store.Issuer) ([]any, error) {
-	if err := checkIssuer(iss); err != nil {
+	if err := iss.Check(); err != nil {
 		return nil, err
 	}
 	rules, err := rulesText(iss.Rules)

@@ -73,3 +73,55 @@ func testRevokeConsentsNothing(t *testing.T, s store.Store) {
 		t.Error("a client-credentials token was revoked by a consent revocation")
 	}
 }
+
+// testRevokeConsentsReachesExchanged pins that withdrawing consent revokes
+// the tokens exchanged from the consented ones (RFC 8693: same user and
+// grant family, issued to other clients for other resources) that carry a
+// withdrawn scope, also when the agent's own tokens were revoked before,
+// and nothing of another family, user or scope.
+func testRevokeConsentsReachesExchanged(t *testing.T, s store.Store) {
+	const tn = store.DefaultTenant
+	const resA, resB = "https://a.example.com/mcp", "https://b.example.com/mcp"
+	must(t, "UpsertConsents", s.UpsertConsents(ctx(t), []*store.ConsentGrant{
+		consent(tn, "u1", "agent", resA, "read"),
+		consent(tn, "u1", "agent", resA, "write"),
+	}, nil))
+	own := accessToken(tn, "g1", "agent", "u1", resA, "read", "write")
+	issue(t, s, nil, own)
+	exRead := accessToken(tn, "g1", "mcp-a", "u1", resB, "read")
+	exWrite := accessToken(tn, "g1", "mcp-a", "u1", resB, "write")
+	exHop2 := accessToken(tn, "g1", "mcp-b", "u1", "https://c.example.com/api", "write")
+	otherFamily := accessToken(tn, "g2", "mcp-a", "u1", resB, "write")
+	otherUser := accessToken(tn, "g1", "mcp-a", "u2", resB, "write")
+	for _, at := range []*store.AccessToken{exRead, exWrite, exHop2, otherFamily, otherUser} {
+		issue(t, s, nil, at)
+	}
+	// The agent revoked its own token first (RFC 7009): the family is
+	// still found through it.
+	must(t, "RevokeAccessToken", s.RevokeAccessToken(ctx(t), own, base().Add(30*time.Second), nil))
+	must(t, "RevokeConsents", s.RevokeConsents(ctx(t), store.ConsentFilter{TenantID: tn, UserID: "u1", ClientID: "agent", Resource: resA},
+		[]string{"write"}, base().Add(time.Minute), nil))
+	for _, c := range []struct {
+		name string
+		at   *store.AccessToken
+		want bool
+	}{
+		{"exchanged with the scope", exWrite, true},
+		{"exchanged again with the scope", exHop2, true},
+		{"exchanged without the scope", exRead, false},
+		{"another family", otherFamily, false},
+		{"another user", otherUser, false},
+	} {
+		if got := revoked(t, s, c.at); got != c.want {
+			t.Errorf("%s: revoked = %v, want %v", c.name, got, c.want)
+		}
+	}
+	// Every scope withdrawn: the rest of the family's exchanged tokens go.
+	must(t, "RevokeConsents", s.RevokeConsents(ctx(t), store.ConsentFilter{TenantID: tn, UserID: "u1", ClientID: "agent"}, nil, base().Add(2*time.Minute), nil))
+	if !revoked(t, s, exRead) {
+		t.Error("an exchanged token outlived the withdrawal of every scope")
+	}
+	if revoked(t, s, otherFamily) {
+		t.Error("another family's token was revoked")
+	}
+}

@@ -101,6 +101,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Consents", testConsents},
 		{"ConsentRevokeCascade", testConsentRevokeCascade},
 		{"RevokeConsentsNothing", testRevokeConsentsNothing},
+		{"RevokeConsentsReachesExchanged", testRevokeConsentsReachesExchanged},
 		{"PolicySets", testPolicySets},
 		{"Audit", testAudit},
 		{"AuditFilter", testAuditFilter},

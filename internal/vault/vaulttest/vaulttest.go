@@ -366,7 +366,7 @@ func (p *Provider) Authorize(ctx context.Context, authURL string) (code, state s
 	return q.Get("code"), q.Get("state"), nil
 }
 
-// Endpoints.
+// Handlers.
 
 func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
