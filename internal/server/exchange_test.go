@@ -60,7 +60,7 @@ type exchangeOptions struct {
 	resA, resB, resD string
 }
 
-func newExchangeHub(t *testing.T, o exchangeOptions) *exchangeHub {
+func newExchangeHub(t testing.TB, o exchangeOptions) *exchangeHub {
 	t.Helper()
 	ctx := context.Background()
 	st := openSQLiteStore(t, filepath.Join(t.TempDir(), "agentid.db"))

@@ -48,8 +48,6 @@ const DefaultMaxDelegationDepth = 5
 func (s *Server) proveTokenExchange(ctx context.Context, r *http.Request, c *store.Client, req *oauth.TokenRequest) (*authorization, error) {
 	switch req.RequestedTokenType {
 	case "", oauth.TokenTypeAccessToken:
-	case oauth.TokenTypeIDJAG:
-		return s.proveIDJAGExchange(ctx, r, c, req)
 	default:
 		return nil, oauth.NewError(oauth.CodeUnsupportedTokenType, "requested_token_type %q is not supported", truncate(req.RequestedTokenType, 100))
 	}
@@ -198,12 +196,25 @@ func (s *Server) exchangeSubject(ctx context.Context, c *store.Client, req *oaut
 // signature, issuer, expiry, its record neither revoked nor of another
 // tenant, and c is the resource server of its audience.
 func (s *Server) hubSubject(ctx context.Context, c *store.Client, raw string) (*exchangedSubject, error) {
+	claims, err := s.subjectClaims(raw)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.resourceServerOf(ctx, c, claims.Audience[0]); err != nil {
+		return nil, err
+	}
+	return s.hubSubjectOf(ctx, claims)
+}
+
+// subjectClaims verifies a subject token as an access token of this hub
+// about a person, unexpired, with one audience. Its record is not read
+// yet: the caller first checks who presents it.
+func (s *Server) subjectClaims(raw string) (*token.AccessClaims, error) {
 	claims, err := s.verifyAccessToken(raw)
 	if err != nil {
 		return nil, oauth.ErrInvalidGrant("the subject token is not a valid access token of this server")
 	}
-	now := s.now()
-	if now.Unix() >= claims.Expiry {
+	if s.now().Unix() >= claims.Expiry {
 		return nil, oauth.ErrInvalidGrant("the subject token has expired")
 	}
 	if claims.Subject == claims.ClientID {
@@ -212,9 +223,12 @@ func (s *Server) hubSubject(ctx context.Context, c *store.Client, raw string) (*
 	if len(claims.Audience) != 1 {
 		return nil, oauth.ErrInvalidGrant("the subject token must have exactly one audience")
 	}
-	if err := s.mayExchangeFor(ctx, c, claims.Audience[0]); err != nil {
-		return nil, err
-	}
+	return claims, nil
+}
+
+// hubSubjectOf is what the verified subject token claims contributes, once
+// its record is found neither revoked nor of another tenant.
+func (s *Server) hubSubjectOf(ctx context.Context, claims *token.AccessClaims) (*exchangedSubject, error) {
 	grantID, err := s.accessTokenFamily(ctx, claims.JTI)
 	if err != nil {
 		return nil, err
@@ -276,17 +290,25 @@ func (s *Server) accessTokenFamily(ctx context.Context, jti string) (string, err
 // mayExchangeFor checks that c is the resource server of aud: the client
 // linked to the registered resource aud names.
 func (s *Server) mayExchangeFor(ctx context.Context, c *store.Client, aud string) error {
+	_, err := s.resourceServerOf(ctx, c, aud)
+	return err
+}
+
+// resourceServerOf returns the registered resource aud names, when c is
+// its linked client (its resource server); invalid_grant otherwise, so
+// that no client acts on a token minted for another (no confused deputy).
+func (s *Server) resourceServerOf(ctx context.Context, c *store.Client, aud string) (*store.Resource, error) {
 	res, oe := s.lookupResource(ctx, aud)
 	if oe != nil {
 		if oe.Code == oauth.CodeInvalidTarget {
-			return oauth.ErrInvalidGrant("the subject token's audience is not a registered resource")
+			return nil, oauth.ErrInvalidGrant("the subject token's audience is not a registered resource")
 		}
-		return oe
+		return nil, oe
 	}
 	if res.ClientID == "" || res.ClientID != c.ID {
-		return oauth.ErrInvalidGrant("only the resource server the subject token was issued for may exchange it")
+		return nil, oauth.ErrInvalidGrant("only the resource server the subject token was issued for may exchange it")
 	}
-	return nil
+	return res, nil
 }
 
 // federatedSubject verifies a trusted issuer's JWT as a subject token and

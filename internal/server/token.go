@@ -45,7 +45,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 
 // token answers a parsed token request.
 func (s *Server) token(ctx context.Context, r *http.Request, req *oauth.TokenRequest) (*oauth.TokenResponse, error) {
-	g, known := s.grant(req.GrantType)
+	g, known := s.grantFor(req)
 	c, err := s.tokenClient(r, g, req.Client)
 	if err != nil {
 		return nil, err
