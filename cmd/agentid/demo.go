@@ -397,25 +397,23 @@ func seedDemoServerClient(ctx context.Context, st store.Store, now time.Time) (s
 		res, err := r.Register(ctx, &clients.Registration{
 			Method: clients.Demo, ClientID: demoServerClientID, ResourceServer: true, Audit: m,
 			Metadata: &oauth.ClientMetadata{
-				ClientName: "agentid demo MCP server (introspection)", TokenEndpointAuthMethod: oauth.AuthMethodClientSecretBasic,
-				ApplicationType: oauth.ApplicationTypeWeb,
+				ClientName: "agentid demo MCP server", TokenEndpointAuthMethod: oauth.AuthMethodClientSecretBasic,
+				ApplicationType: oauth.ApplicationTypeWeb, GrantTypes: []string{oauth.GrantTokenExchange},
 			},
 		})
 		if err != nil {
 			return "", fmt.Errorf("registering the demo MCP server's client: %w", err)
 		}
-		secret = res.Secret
+		return res.Secret, nil
 	case err != nil:
 		return "", err
 	}
-	change := audit.ChangeMetadata
-	if secret == "" {
-		if secret, err = token.NewHandle(nil, ""); err != nil {
-			return "", err
-		}
-		change = audit.ChangeSecret
+	// A client of an earlier run: a fresh secret (and the token-exchange
+	// grant, which runs before the vault did not give it).
+	if secret, err = token.NewHandle(nil, ""); err != nil {
+		return "", err
 	}
-	ev := audit.NewClientUpdated(m, audit.ClientUpdatedFields{ClientID: demoServerClientID, Change: change})
+	ev := audit.NewClientUpdated(m, audit.ClientUpdatedFields{ClientID: demoServerClientID, Change: audit.ChangeSecret})
 	if _, err := st.UpdateClient(ctx, store.DefaultTenant, demoServerClientID, func(c *store.Client) error {
 		c.SecretHash, c.Disabled, c.UpdatedAt = token.Hash(secret), false, now
 		if !slices.Contains(c.GrantTypes, oauth.GrantTokenExchange) {
