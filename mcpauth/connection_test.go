@@ -116,7 +116,8 @@ func TestConnectionCache(t *testing.T) {
 		}
 		return c.AccessToken
 	}
-	if get(ctx1) != "tok-a" || get(ctx1) != "tok-a" || f.hub.Retrievals() != 1 {
+	first, second := get(ctx1), get(ctx1)
+	if first != "tok-a" || second != "tok-a" || f.hub.Retrievals() != 1 {
 		t.Fatalf("a second identical call went to the hub (%d retrievals)", f.hub.Retrievals())
 	}
 	if get(ctx2) != "tok-b" || f.hub.Retrievals() != 2 {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/agentid/agentid/internal/config"
 	"github.com/agentid/agentid/internal/store"
+	"github.com/agentid/agentid/internal/vault"
 )
 
 // connectionPage is how many connections one list query reads.
@@ -22,14 +23,14 @@ func (c *cli) newConnectionsCmd() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "connections",
-		Short: "List and revoke the credentials people hold to downstream providers",
+		Short: "List, add, rotate and revoke the credentials held for downstream providers",
 		Long: `A connection is one credential for one provider, held by a person (or by the
 tenant, for an org-wide key). These commands never show a credential.`,
 		Args: cobra.ArbitraryArgs,
 		RunE: groupRunE,
 	}
 	addJSONFlag(cmd, &asJSON)
-	cmd.AddCommand(c.newConnectionsListCmd(&asJSON), c.newConnectionsRevokeCmd())
+	cmd.AddCommand(c.newConnectionsListCmd(&asJSON), c.newConnectionsAddKeyCmd(&asJSON), c.newConnectionsRotateCmd(), c.newConnectionsRevokeCmd())
 	return cmd
 }
 
@@ -221,4 +222,144 @@ need the provider.`,
 			})
 		},
 	}
+}
+
+// keyFlags are the flags that point at an API key: never its value on the
+// command line, where it would land in shell history and process lists.
+func keyFlags(cmd *cobra.Command, src *secretSource) {
+	src.flag, src.what = "key", "the API key"
+	f := cmd.Flags()
+	f.StringVar(&src.file, "key-file", "", "read the API key from the file `PATH`")
+	f.StringVar(&src.env, "key-env", "", "read the API key from the environment variable `NAME`")
+	f.BoolVar(&src.stdin, "key-stdin", false, "read the API key from the first line of stdin")
+}
+
+// readKey reads the API key src points at; one of its flags is required.
+func (c *cli) readKey(cmd *cobra.Command, src secretSource) (string, error) {
+	key, ok, err := c.readSecret(cmd, src)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "", usageErrorf(cmd, "give the key with --key-file, --key-env or --key-stdin")
+	}
+	return key, nil
+}
+
+func (c *cli) newConnectionsAddKeyCmd(asJSON *bool) *cobra.Command {
+	var (
+		username, label string
+		tenantOwned     bool
+		src             secretSource
+	)
+	cmd := &cobra.Command{
+		Use:   "add-key PROVIDER (--user USERNAME | --tenant) (--key-file PATH | --key-env NAME | --key-stdin) [--label TEXT]",
+		Short: "Store an API key for a person, or for the whole tenant",
+		Long: `Store an API key for an api_key provider as a new connection: a person's own
+(--user), or the tenant's org-wide key (--tenant), which MCP servers get for
+every person of the tenant who has no key of their own. The key is sealed in
+the vault and never shown again.`,
+		Example: `  agentid connections add-key weather --tenant --key-file ./weather.key --label "org key"`,
+		Args:    exactArgs("PROVIDER"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if (username == "") == !tenantOwned {
+				return usageErrorf(cmd, "give exactly one of --user and --tenant")
+			}
+			key, err := c.readKey(cmd, src)
+			if err != nil {
+				return err
+			}
+			return c.withStore(cmd, func(ctx context.Context, cfg *config.Config, st store.Store) error {
+				p, err := getProvider(ctx, st, args[0])
+				if err != nil {
+					return err
+				}
+				if p.Kind != store.ProviderAPIKey {
+					return fmt.Errorf("provider %s is %s; API keys go to api_key providers (people connect %s at /connections)", p.ID, p.Kind, p.ID)
+				}
+				owner := vault.Owner{Kind: store.OwnerTenant, ID: store.DefaultTenant}
+				if username != "" {
+					u, err := getUser(ctx, st, username)
+					if err != nil {
+						return err
+					}
+					owner = vault.Owner{Kind: store.OwnerUser, ID: u.ID}
+				}
+				v, err := newVault(cmd, cfg, st)
+				if err != nil {
+					return err
+				}
+				cn, err := v.SaveAPIKey(ctx, adminMeta(time.Now()), p, owner, label, key)
+				if err != nil {
+					return fmt.Errorf("storing the key: %w", err)
+				}
+				names, err := ownerNames(ctx, st, []*store.Connection{cn})
+				if err != nil {
+					return err
+				}
+				if *asJSON {
+					return writeJSON(cmd.OutOrStdout(), connectionView(cn, names))
+				}
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "connection %s (%s, %s) stored\n", cn.ID, cn.ProviderID, ownerText(cn, names))
+				return err
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&username, "user", "", "the person the key belongs to (`USERNAME`)")
+	f.BoolVar(&tenantOwned, "tenant", false, "the tenant's org-wide key")
+	f.StringVar(&label, "label", "", "a name for the key, shown in lists")
+	keyFlags(cmd, &src)
+	return cmd
+}
+
+func (c *cli) newConnectionsRotateCmd() *cobra.Command {
+	var (
+		overlap time.Duration
+		src     secretSource
+	)
+	cmd := &cobra.Command{
+		Use:   "rotate CONNECTION_ID (--key-file PATH | --key-env NAME | --key-stdin) [--overlap DURATION]",
+		Short: "Replace an API key; the old one keeps working for an overlap, then is destroyed",
+		Long: `Replace the key of an API-key connection. MCP servers get the new key from
+now on; the old one is still handed out after the provider refuses the new
+one, until the overlap ends (default: the provider's, else 24h), and is then
+destroyed.`,
+		Args: exactArgs("CONNECTION_ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if overlap < 0 {
+				return usageErrorf(cmd, "--overlap must not be negative")
+			}
+			key, err := c.readKey(cmd, src)
+			if err != nil {
+				return err
+			}
+			return c.withStore(cmd, func(ctx context.Context, cfg *config.Config, st store.Store) error {
+				cn, err := st.GetConnection(ctx, store.DefaultTenant, args[0])
+				if errors.Is(err, store.ErrNotFound) {
+					return fmt.Errorf("no connection %s (see 'agentid connections list')", args[0])
+				}
+				if err != nil {
+					return err
+				}
+				v, err := newVault(cmd, cfg, st)
+				if err != nil {
+					return err
+				}
+				if err := v.RotateAPIKey(ctx, adminMeta(time.Now()), cn.TenantID, cn.ID, key, overlap); err != nil {
+					return fmt.Errorf("rotating the key: %w", err)
+				}
+				rotated, err := st.GetConnection(ctx, cn.TenantID, cn.ID)
+				if err != nil {
+					return err
+				}
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "connection %s (%s): new key stored; the old one is destroyed after %s\n",
+					cn.ID, cn.ProviderID, timeText(rotated.PreviousUntil))
+				return err
+			})
+		},
+	}
+	cmd.Flags().DurationVar(&overlap, "overlap", 0, "how long the old key stays retrievable (default: the provider's, else 24h)")
+	keyFlags(cmd, &src)
+	return cmd
 }

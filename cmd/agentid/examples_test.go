@@ -180,8 +180,9 @@ func seedExampleWorld(t *testing.T, env map[string]string) {
 	if err := os.WriteFile("agentid.yaml", []byte("log:\n  level: info\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// Client secrets of providers, as files an administrator keeps.
-	for _, name := range []string{"drive-secret.txt", "calendar-secret.txt"} {
+	// Client secrets of providers and API keys, as files an administrator
+	// keeps.
+	for _, name := range []string{"drive-secret.txt", "calendar-secret.txt", "weather.key"} {
 		if err := os.WriteFile(name, []byte("example-client-secret\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}

@@ -143,50 +143,70 @@ func checkKindFlags(cmd *cobra.Command, kind string) error {
 // when none was given). Errors describe where it was looked for, never
 // the secret.
 func (c *cli) readClientSecret(cmd *cobra.Command, f *providerFlags) (string, bool, error) {
+	if f.clearSecret && (f.secretFile != "" || f.secretEnv != "" || f.secretStdin) {
+		return "", false, errors.New("give at most one of --client-secret-file, --client-secret-env, --client-secret-stdin and --clear-client-secret")
+	}
+	return c.readSecret(cmd, secretSource{flag: "client-secret", what: "the client secret", file: f.secretFile, env: f.secretEnv, stdin: f.secretStdin})
+}
+
+// secretSource is where a command's --<flag>-file, --<flag>-env or
+// --<flag>-stdin flags say a secret is; what names it in errors.
+type secretSource struct {
+	flag, what string
+	file, env  string
+	stdin      bool
+}
+
+// readSecret returns the secret src points at ("" and false when none of
+// its flags was given): a file's content, an environment variable or the
+// first line of stdin, trimmed, at most maxClientSecret bytes, without
+// control characters. Errors describe where it was looked for, never the
+// secret.
+func (c *cli) readSecret(cmd *cobra.Command, src secretSource) (string, bool, error) {
 	n := 0
-	for _, given := range []bool{f.secretFile != "", f.secretEnv != "", f.secretStdin, f.clearSecret} {
+	for _, given := range []bool{src.file != "", src.env != "", src.stdin} {
 		if given {
 			n++
 		}
 	}
 	if n > 1 {
-		return "", false, errors.New("give at most one of --client-secret-file, --client-secret-env, --client-secret-stdin and --clear-client-secret")
+		return "", false, fmt.Errorf("give at most one of --%[1]s-file, --%[1]s-env and --%[1]s-stdin", src.flag)
 	}
 	var secret string
 	switch {
-	case f.secretFile != "":
-		b, err := config.ReadLimited(f.secretFile, maxClientSecret)
+	case src.file != "":
+		b, err := config.ReadLimited(src.file, maxClientSecret)
 		if err != nil {
-			return "", false, fmt.Errorf("--client-secret-file: %w", err)
+			return "", false, fmt.Errorf("--%s-file: %w", src.flag, err)
 		}
 		secret = strings.TrimSpace(string(b))
 		if secret == "" {
-			return "", false, fmt.Errorf("--client-secret-file: %s is empty", f.secretFile)
+			return "", false, fmt.Errorf("--%s-file: %s is empty", src.flag, src.file)
 		}
-	case f.secretEnv != "":
-		v, ok := c.env(f.secretEnv)
+	case src.env != "":
+		v, ok := c.env(src.env)
 		if !ok || strings.TrimSpace(v) == "" {
-			return "", false, fmt.Errorf("--client-secret-env: the environment variable %s is not set or empty", f.secretEnv)
+			return "", false, fmt.Errorf("--%s-env: the environment variable %s is not set or empty", src.flag, src.env)
 		}
 		secret = strings.TrimSpace(v)
-	case f.secretStdin:
+	case src.stdin:
 		br := bufio.NewReader(io.LimitReader(cmd.InOrStdin(), maxClientSecret+2))
 		line, err := br.ReadString('\n')
 		if err != nil && !errors.Is(err, io.EOF) {
-			return "", false, fmt.Errorf("--client-secret-stdin: reading stdin: %w", err)
+			return "", false, fmt.Errorf("--%s-stdin: reading stdin: %w", src.flag, err)
 		}
 		secret = strings.TrimSpace(line)
 		if secret == "" {
-			return "", false, errors.New("--client-secret-stdin: stdin holds no secret")
+			return "", false, fmt.Errorf("--%s-stdin: stdin holds no secret", src.flag)
 		}
 		if len(secret) > maxClientSecret {
-			return "", false, fmt.Errorf("--client-secret-stdin: the secret is longer than %d bytes", maxClientSecret)
+			return "", false, fmt.Errorf("--%s-stdin: %s is longer than %d bytes", src.flag, src.what, maxClientSecret)
 		}
 	default:
 		return "", false, nil
 	}
 	if strings.ContainsFunc(secret, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-		return "", false, errors.New("the client secret contains control characters")
+		return "", false, fmt.Errorf("%s contains control characters", src.what)
 	}
 	return secret, true, nil
 }

@@ -582,3 +582,120 @@ func FuzzParseProviderMetadata(f *testing.F) {
 		}
 	})
 }
+
+// TestConnectionsAddKeyAndRotate: an admin stores a person's and the
+// tenant's API key from a file, an environment variable or stdin (never a
+// flag value), and rotates one: the new key is handed out, the old one only
+// on a forced retrieval until the overlap ends. No key reaches the output.
+func TestConnectionsAddKeyAndRotate(t *testing.T) {
+	e := newVaultEnv(t)
+	ctx := context.Background()
+	e.must("migrate")
+	e.must("providers", "add", "weather", "--kind", "api_key", "--header", "X-API-Key")
+	e.must("providers", "add", "calendar", "--kind", "oauth2", "--authorization-endpoint", "https://cal.example.test/authorize",
+		"--token-endpoint", "https://cal.example.test/token", "--client-id", "hub", "--scope", "calendar.read")
+	if code, out, errOut := e.run("correct-horse-battery-staple\n", "users", "add", "alice", "--password-stdin"); code != 0 {
+		t.Fatalf("users add: %s%s", out, errOut)
+	}
+	const aliceKey, orgKey, newKey = "wx_alice_key_0123456789", "wx_org_key_9876543210", "wx_new_key_5555555555"
+	keyFile := filepath.Join(t.TempDir(), "key")
+	if err := os.WriteFile(keyFile, []byte(aliceKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.env["ORG_KEY"] = orgKey
+	var outs []string
+	out := e.must("connections", "add-key", "weather", "--user", "alice", "--key-file", keyFile, "--label", "alice's key")
+	outs = append(outs, out)
+	if !strings.Contains(out, "stored") || !strings.Contains(out, "user:alice") {
+		t.Errorf("add-key said %q", out)
+	}
+	outs = append(outs, e.must("connections", "--json", "add-key", "weather", "--tenant", "--key-env", "ORG_KEY"))
+
+	for _, tc := range []struct {
+		name  string
+		stdin string
+		args  []string
+		want  string
+	}{
+		{"no owner", "", []string{"connections", "add-key", "weather", "--key-env", "ORG_KEY"}, "exactly one of --user and --tenant"},
+		{"both owners", "", []string{"connections", "add-key", "weather", "--user", "alice", "--tenant", "--key-env", "ORG_KEY"}, "exactly one of --user and --tenant"},
+		{"no key", "", []string{"connections", "add-key", "weather", "--tenant"}, "--key-file, --key-env or --key-stdin"},
+		{"two key sources", "", []string{"connections", "add-key", "weather", "--tenant", "--key-env", "ORG_KEY", "--key-file", keyFile}, "at most one of"},
+		{"empty stdin", "\n", []string{"connections", "add-key", "weather", "--tenant", "--key-stdin"}, "stdin holds no secret"},
+		{"unset variable", "", []string{"connections", "add-key", "weather", "--tenant", "--key-env", "NOPE"}, "NOPE is not set"},
+		{"oauth2 provider", "", []string{"connections", "add-key", "calendar", "--tenant", "--key-env", "ORG_KEY"}, "api_key providers"},
+		{"unknown provider", "", []string{"connections", "add-key", "nope", "--tenant", "--key-env", "ORG_KEY"}, "nope"},
+		{"unknown user", "", []string{"connections", "add-key", "weather", "--user", "bob", "--key-env", "ORG_KEY"}, "bob"},
+		{"rotate unknown", "", []string{"connections", "rotate", "conn_nope", "--key-env", "ORG_KEY"}, "no connection conn_nope"},
+		{"negative overlap", "", []string{"connections", "rotate", "conn_nope", "--key-env", "ORG_KEY", "--overlap", "-1h"}, "--overlap"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := e.run(tc.stdin, tc.args...)
+			if code == 0 || !strings.Contains(errOut, tc.want) {
+				t.Errorf("exit %d, stderr %q; want failure naming %q", code, errOut, tc.want)
+			}
+			outs = append(outs, out, errOut)
+		})
+	}
+
+	st, v := e.open()
+	alice, err := st.GetUserByUsername(ctx, store.DefaultTenant, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine, err := st.ListConnections(ctx, store.ConnectionFilter{TenantID: store.DefaultTenant, OwnerKind: store.OwnerUser, OwnerID: alice.ID})
+	if err != nil || len(mine) != 1 {
+		t.Fatalf("alice's connections: %d, %v", len(mine), err)
+	}
+	org, err := st.ListConnections(ctx, store.ConnectionFilter{TenantID: store.DefaultTenant, OwnerKind: store.OwnerTenant})
+	if err != nil || len(org) != 1 {
+		t.Fatalf("tenant connections: %d, %v", len(org), err)
+	}
+	m := audit.Meta{TenantID: store.DefaultTenant, Time: time.Now()}
+	for cn, want := range map[*store.Connection]string{mine[0]: aliceKey, org[0]: orgKey} {
+		cred, err := v.Credential(ctx, m, cn, false)
+		if err != nil || cred.AccessToken != want {
+			t.Errorf("connection %s opens to a different key (%v)", cn.ID, err)
+		}
+	}
+
+	e.env["NEW_KEY"] = newKey
+	out = e.must("connections", "rotate", mine[0].ID, "--key-env", "NEW_KEY", "--overlap", "2h")
+	outs = append(outs, out)
+	if !strings.Contains(out, "new key stored") {
+		t.Errorf("rotate said %q", out)
+	}
+	rotated, err := st.GetConnection(ctx, store.DefaultTenant, mine[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Until(rotated.PreviousUntil); d < 119*time.Minute || d > 2*time.Hour {
+		t.Errorf("old key kept until %s, want about 2h from now", rotated.PreviousUntil)
+	}
+	if cred, err := v.Credential(ctx, m, rotated, false); err != nil || cred.AccessToken != newKey {
+		t.Errorf("after rotation the connection hands out a different key (%v)", err)
+	}
+	if cred, err := v.Credential(ctx, m, rotated, true); err != nil || cred.AccessToken != aliceKey {
+		t.Errorf("within the overlap a forced retrieval does not fall back to the old key (%v)", err)
+	}
+	if n := auditCount(t, st, audit.ConnectionCreated); n != 2 {
+		t.Errorf("%d connection.created events, want 2", n)
+	}
+	if n := auditCount(t, st, audit.ConnectionRotated); n != 1 {
+		t.Errorf("%d connection.rotated events, want 1", n)
+	}
+	evs, err := st.ListAudit(ctx, store.AuditFilter{TenantID: store.DefaultTenant, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range evs {
+		outs = append(outs, fmt.Sprintf("%+v", ev))
+	}
+	for _, o := range outs {
+		for _, k := range []string{aliceKey, orgKey, newKey} {
+			if strings.Contains(o, k) {
+				t.Errorf("a key leaked into output or audit: %s", o)
+			}
+		}
+	}
+}

@@ -50,10 +50,6 @@ type exchangeHub struct {
 	secrets map[string]string
 	// resA, resB, resD are the three resources of the chain.
 	resA, resB, resD string
-	// postgres runs the hub on PostgreSQL instead of SQLite; wrap, when
-	// set, stands between the hub and its store.
-	postgres bool
-	wrap     func(store.Store) store.Store
 }
 
 type exchangeOptions struct {
