@@ -200,14 +200,7 @@ need the provider.`,
 		Args: exactArgs("CONNECTION_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.withStore(cmd, func(ctx context.Context, cfg *config.Config, st store.Store) error {
-				cn, err := st.GetConnection(ctx, store.DefaultTenant, args[0])
-				if errors.Is(err, store.ErrNotFound) {
-					return fmt.Errorf("no connection %s (see 'agentid connections list')", args[0])
-				}
-				if err != nil {
-					return err
-				}
-				v, err := newVault(cmd, cfg, st)
+				cn, v, err := connectionAndVault(ctx, cmd, cfg, st, args[0])
 				if err != nil {
 					return err
 				}
@@ -335,14 +328,7 @@ destroyed.`,
 				return err
 			}
 			return c.withStore(cmd, func(ctx context.Context, cfg *config.Config, st store.Store) error {
-				cn, err := st.GetConnection(ctx, store.DefaultTenant, args[0])
-				if errors.Is(err, store.ErrNotFound) {
-					return fmt.Errorf("no connection %s (see 'agentid connections list')", args[0])
-				}
-				if err != nil {
-					return err
-				}
-				v, err := newVault(cmd, cfg, st)
+				cn, v, err := connectionAndVault(ctx, cmd, cfg, st, args[0])
 				if err != nil {
 					return err
 				}
@@ -362,4 +348,21 @@ destroyed.`,
 	cmd.Flags().DurationVar(&overlap, "overlap", 0, "how long the old key stays retrievable (default: the provider's, else 24h)")
 	keyFlags(cmd, &src)
 	return cmd
+}
+
+// connectionAndVault finds the connection id names, in words an admin can
+// act on when there is none, and opens the vault.
+func connectionAndVault(ctx context.Context, cmd *cobra.Command, cfg *config.Config, st store.Store, id string) (*store.Connection, *vault.Vault, error) {
+	cn, err := st.GetConnection(ctx, store.DefaultTenant, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil, fmt.Errorf("no connection %s (see 'agentid connections list')", id)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	v, err := newVault(cmd, cfg, st)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cn, v, nil
 }
