@@ -384,6 +384,15 @@ func TestFind(t *testing.T) {
 	if err := e.st.TouchConnection(e.ctx, tenant, read.ID, e.clock.Now().Add(time.Minute), nil); err != nil {
 		t.Fatal(err)
 	}
+	// u2 holds a read-only and a read-write connection and used the wider
+	// one last: a read is served by the read-only one, so that what the
+	// resource's link lets an MCP server reach is not widened by the
+	// person's habits (least privilege).
+	narrow := e.connect("u2", "calendar.read")
+	wide := e.connect("u2")
+	if err := e.st.TouchConnection(e.ctx, tenant, wide.ID, e.clock.Now().Add(time.Minute), nil); err != nil {
+		t.Fatal(err)
+	}
 
 	cases := []struct {
 		name, user string
@@ -393,6 +402,7 @@ func TestFind(t *testing.T) {
 	}{
 		{"most recently used", "u1", []string{"calendar.read"}, read.ID, nil},
 		{"scopes must all be held", "u1", []string{"calendar.read", "calendar.write"}, both.ID, nil},
+		{"the narrowest that holds them, however recently the wider was used", "u2", []string{"calendar.read"}, narrow.ID, nil},
 		{"user without one gets the tenant's", "u3", []string{"calendar.read"}, "conn_tenant", nil},
 		{"tenant's lacks the scope", "u3", []string{"calendar.write"}, "", ErrNoConnection},
 		{"unknown provider", "u1", nil, "", ErrNoConnection},
