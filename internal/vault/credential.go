@@ -84,9 +84,12 @@ func connFields(c *store.Connection, reason string) audit.ConnectionFields {
 // when the user has none. ErrNeedsReauth when only connections needing the person again
 // match, ErrNoConnection when none does.
 //
-// A person's own connections come first even when all of them need the
-// person again: the vault does not silently switch a user to the tenant's
-// credential (another identity at the provider) because theirs broke.
+// A person who holds any connection of their own to the provider never
+// gets the tenant's (store.OwnerTenant: for people who hold none), even
+// when theirs all need the person again or lack a scope asked: the vault
+// does not silently switch a user to the tenant's credential (another
+// identity at the provider) because theirs broke or is narrower. They
+// connect again, or with the scopes asked.
 func (v *Vault) Find(ctx context.Context, tenantID, providerID, userID string, scopes []string) (*store.Connection, error) {
 	owners := []Owner{{store.OwnerTenant, tenantID}}
 	if userID != "" {
@@ -122,6 +125,8 @@ func (v *Vault) Find(ctx context.Context, tenantID, providerID, userID string, s
 			return best, nil
 		case reauth:
 			return nil, ErrNeedsReauth
+		case len(cs) > 0:
+			return nil, ErrNoConnection
 		}
 	}
 	return nil, ErrNoConnection
