@@ -263,7 +263,7 @@ func (e *Exchanger) retrieve(ctx context.Context, subject, provider string, scop
 	if err != nil {
 		return Credential{}, time.Time{}, err
 	}
-	cred, refreshAt, err := parseRetrievalResponse(status, body, received, provider, scopes, e.refreshBefore)
+	cred, refreshAt, err := parseRetrievalResponse(status, body, received, e.issuer, provider, scopes, e.refreshBefore)
 	if err != nil {
 		return Credential{}, time.Time{}, err
 	}
@@ -274,8 +274,9 @@ func (e *Exchanger) retrieve(ctx context.Context, subject, provider string, scop
 }
 
 // parseRetrievalResponse reads the hub's answer to a retrieval and returns
-// the credential and when to refresh it (zero: do not cache).
-func parseRetrievalResponse(status int, body []byte, received time.Time, provider string, requested []string, refreshBefore time.Duration) (Credential, time.Time, error) {
+// the credential and when to refresh it (zero: do not cache). issuer is
+// the hub's: a connect_uri must be its connect page for provider.
+func parseRetrievalResponse(status int, body []byte, received time.Time, issuer, provider string, requested []string, refreshBefore time.Duration) (Credential, time.Time, error) {
 	var rr retrievalResponse
 	var decodeErr error
 	if len(body) > maxDocBytes {
@@ -292,9 +293,11 @@ func parseRetrievalResponse(status int, body []byte, received time.Time, provide
 		if xe.Code != errConnectionRequired {
 			return Credential{}, time.Time{}, xe
 		}
-		// The connect URL goes to the person's MCP client: only an http(s)
-		// URL, never a script or a custom scheme.
-		if checkHTTPURL(rr.ConnectURI, true) != nil || len(rr.ConnectURI) > 8<<10 {
+		// The connect URL goes to the person's MCP client: only the hub's
+		// own connect page for this provider, never a script, a custom
+		// scheme or another site (a person asked to sign in there would
+		// be phished).
+		if !isConnectPage(rr.ConnectURI, issuer, provider) {
 			xe.Description = "connection_required without a usable connect_uri"
 			return Credential{}, time.Time{}, xe
 		}
@@ -358,6 +361,25 @@ func parseRetrievalResponse(status int, body []byte, received time.Time, provide
 		refreshAt = cred.ExpiresAt.Add(-min(refreshBefore, life/2))
 	}
 	return cred, refreshAt, nil
+}
+
+// isConnectPage reports whether raw is the hub's connect page for
+// provider: an http(s) URL (https but on loopback) on the issuer's origin
+// whose path is <issuer path>/connections/connect/<provider>.
+func isConnectPage(raw, issuer, provider string) bool {
+	if len(raw) > 8<<10 || checkHTTPURL(raw, true) != nil {
+		return false
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false
+	}
+	iss, err := url.Parse(issuer)
+	if err != nil {
+		return false
+	}
+	return u.Scheme == iss.Scheme && strings.EqualFold(u.Host, iss.Host) &&
+		u.EscapedPath() == strings.TrimSuffix(iss.EscapedPath(), "/")+"/connections/connect/"+provider
 }
 
 // headerValueSafe accepts printable ASCII (and spaces inside), what an HTTP

@@ -618,16 +618,17 @@ func (s *Server) handleConnectCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := providerName(p)
-	if code := q.Get("error"); code != "" {
-		s.providerRefused(w, r, u, csrf, name, code, q.Get("error_description"))
-		return
-	}
 	// RFC 9207: a provider that names itself must be the one the person
 	// was sent to (a mix-up defence when several providers share a
-	// browser).
+	// browser), in an error answer as in a success (§2.4): another
+	// service's error is not shown as this provider's.
 	if iss := q.Get("iss"); iss != "" && p.Issuer != "" && iss != p.Issuer {
 		s.pages.connectError(w, http.StatusBadRequest, connectErrorView{Title: "Connection not completed", Username: u.Username, CSRF: csrf,
 			Message: "The answer came from another service than " + name + ", so nothing was connected. Start again from your connections page."})
+		return
+	}
+	if code := q.Get("error"); code != "" {
+		s.providerRefused(w, r, u, csrf, name, code, q.Get("error_description"))
 		return
 	}
 	code := q.Get("code")

@@ -531,6 +531,28 @@ func TestConnectRefusals(t *testing.T) {
 			status: http.StatusBadRequest, texts: []string{"came from another service"},
 		},
 		{
+			name: "RFC 9207 iss of another provider on an error answer",
+			run: func(t *testing.T, e *connEnv) *servertest.Page {
+				// A mixed-up error answer is another service's words: it is
+				// not shown as the provider's (RFC 9207 §2.4 covers error
+				// responses too).
+				ctx := context.Background()
+				p, err := e.Store.GetProvider(ctx, store.DefaultTenant, calendarID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				p.Issuer = e.prov.URL
+				if err := e.Store.UpdateProvider(ctx, p, nil); err != nil {
+					t.Fatal(err)
+				}
+				b, csrf := e.alice(t)
+				loc, _ := e.start(t, b, csrf, nil)
+				return e.callback(b, url.Values{"error": {"invalid_request"}, "error_description": {"call support at +1 555 0100"},
+					"state": {loc.Query().Get("state")}, "iss": {"https://attacker.example"}})
+			},
+			status: http.StatusBadRequest, texts: []string{"came from another service"},
+		},
+		{
 			name: "code the provider does not know",
 			run: func(t *testing.T, e *connEnv) *servertest.Page {
 				b, csrf := e.alice(t)
