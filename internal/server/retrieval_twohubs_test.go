@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -110,23 +111,26 @@ func (h *twoHubs) expiredConnection(t *testing.T) (conn *store.Connection, subje
 	if h.cal.AccessTokenValid(expired) {
 		t.Fatal("the access token outlived the clock")
 	}
-	// Slow enough that every retrieval, at either hub, asks while the
-	// one refresh is in flight.
-	h.cal.SetTokenDelay(300 * time.Millisecond)
+	// Slow enough that hub 2's retrievals reach its vault while hub 1's
+	// refresh is in flight, even under the race detector.
+	h.cal.SetTokenDelay(time.Second)
 	return conn, subject, expired
 }
 
-// retrieveAtBoth sends n retrievals of alice's calendar at once, as the MCP
-// server's client, alternately at hub 1 and hub 2. It needs no *testing.T:
-// the goroutines report errors instead of failing the test.
+// retrieveAtBoth sends n retrievals of alice's calendar as the MCP
+// server's client, half at each hub, all concurrent: hub 1's half first,
+// then, once the provider has received a refresh (some process is
+// refreshing), hub 2's half, so that the second process surely asks while
+// the refresh is in flight. It needs no *testing.T: the goroutines report
+// errors instead of failing the test.
 func (h *twoHubs) retrieveAtBoth(n int, subject string) ([]jsonResp, error) {
 	form := subjectForm(subject, "resource", h.providerURI("calendar"))
 	form.Set("grant_type", grantExchange)
 	body := form.Encode()
 	bases := []string{h.URL, h.second.URL}
+	starts := []chan struct{}{make(chan struct{}), make(chan struct{})}
 	out := make([]jsonResp, n)
 	errs := make([]error, n)
-	start := make(chan struct{})
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
@@ -137,7 +141,7 @@ func (h *twoHubs) retrieveAtBoth(n int, subject string) ([]jsonResp, error) {
 			}
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			req.SetBasicAuth(url.QueryEscape("mcp-a"), url.QueryEscape(h.secrets["mcp-a"]))
-			<-start
+			<-starts[i%2]
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				errs[i] = err
@@ -150,18 +154,23 @@ func (h *twoHubs) retrieveAtBoth(n int, subject string) ([]jsonResp, error) {
 			}
 		})
 	}
-	close(start)
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
+	before := h.cal.Counts().Refreshes
+	close(starts[0])
+	var waitErr error
+	for deadline := time.Now().Add(10 * time.Second); h.cal.Counts().Refreshes == before; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			waitErr = errors.New("no refresh reached the provider from hub 1's retrievals")
+			break
 		}
 	}
-	return out, nil
+	close(starts[1])
+	wg.Wait()
+	errs = append(errs, waitErr)
+	return out, errors.Join(errs...)
 }
 
 // TestRetrievalRefreshOnceAcrossHubs: an expired connection retrieved 50
-// times at once, half through each of two hub processes on one database
+// times concurrently, half through each of two hub processes on one database
 // (SQLite file or PostgreSQL schema), is refreshed at the provider exactly
 // once, its rotated refresh token never presented twice, and every caller
 // gets the one new access token. Within a process the vault's single
@@ -223,9 +232,9 @@ func TestRetrievalRefreshOnceAcrossHubs(t *testing.T) {
 // TestRetrievalRefreshOnceAcrossHubs: with both vaults under one holder
 // name the store's lease no longer keeps one process out while the other
 // refreshes, and the same load makes the provider see a refresh from each
-// process, the second one with the rotated-out refresh token. So the
-// concurrency of that test does reach the refresh in both processes at
-// once, and it is the lease that makes the refresh single.
+// process, the second one with the rotated-out refresh token. So that
+// test's load does make both processes refresh at once unless the lease
+// stops one, and a lease that stopped working would fail it.
 func TestRetrievalRefreshAcrossHubsNeedsLease(t *testing.T) {
 	h := newTwoHubs(t, twoHubsOptions{holder: "one-name-for-both"})
 	_, subject, _ := h.expiredConnection(t)
