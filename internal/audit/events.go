@@ -104,6 +104,9 @@ const (
 	// changed; Fields names the metadata that did.
 	ChangeDocument = "document"
 	ChangeApproved = "approved" // a pending client was approved by an admin
+	// ChangeDeprovisioned: the last step of clients.Deprovision; the
+	// client is disabled, its consents and tokens revoked.
+	ChangeDeprovisioned = "deprovisioned"
 )
 
 // ClientUpdatedFields is what a client.updated event carries.

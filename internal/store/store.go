@@ -99,9 +99,11 @@ type Client struct {
 	Tags        []string
 	OwnerUserID string
 	Disabled    bool
-	// Status is ClientActive or ClientPending: a pending client (a dynamic
-	// registration that policy held for review) is stored and can be
-	// approved, but no authorization or token is issued to it.
+	// Status is ClientActive, ClientPending or ClientDeprovisioned: a
+	// pending client (a dynamic registration that policy held for review)
+	// is stored and can be approved, but no authorization or token is
+	// issued to it; a deprovisioned one was switched off for good by an
+	// administrator (and is Disabled too).
 	Status string
 	// LastUsedAt is when a token was last issued to the client, recorded
 	// coarsely (see Issuance.Touch); zero: never. Expiry of self-registered
@@ -123,18 +125,21 @@ type Client struct {
 const (
 	ClientActive  = "active"
 	ClientPending = "pending"
+	// ClientDeprovisioned marks the end of an agent's deprovisioning
+	// (clients.Deprovision): disabled, its consents and tokens revoked.
+	ClientDeprovisioned = "deprovisioned"
 )
 
 // Pending reports whether the client awaits an admin's approval.
 func (c *Client) Pending() bool { return c.Status == ClientPending }
 
 // StoredStatus is the status a backend stores for c: an empty Status is
-// ClientActive; anything but ClientActive and ClientPending is ErrInvalid.
+// ClientActive; anything but the Client… statuses is ErrInvalid.
 func (c *Client) StoredStatus() (string, error) {
 	switch c.Status {
 	case "":
 		return ClientActive, nil
-	case ClientActive, ClientPending:
+	case ClientActive, ClientPending, ClientDeprovisioned:
 		return c.Status, nil
 	}
 	return "", fmt.Errorf("store: client status %q: %w", c.Status, ErrInvalid)
@@ -683,7 +688,7 @@ type Database interface {
 type Clients interface {
 	// CreateClient returns ErrConflict for a duplicate id. An empty Status
 	// is stored as ClientActive (so is it by UpdateClient); any status but
-	// ClientActive and ClientPending is ErrInvalid.
+	// ClientActive, ClientPending and ClientDeprovisioned is ErrInvalid.
 	CreateClient(ctx context.Context, c *Client, ev *AuditEvent) error
 	GetClient(ctx context.Context, tenantID, id string) (*Client, error)
 	ListClients(ctx context.Context, tenantID string) ([]*Client, error)
