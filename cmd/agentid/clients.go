@@ -300,11 +300,17 @@ func (c *cli) newClientsSetDisabledCmd(asJSON *bool, disable bool) *cobra.Comman
 				if err != nil {
 					return err
 				}
-				if cl.Disabled != disable {
+				// Enabling a deprovisioned agent makes it active again
+				// (its consents stay revoked: people consent anew).
+				reprovision := !disable && cl.Status == store.ClientDeprovisioned
+				if cl.Disabled != disable || reprovision {
 					now := time.Now()
 					ev := audit.NewClientUpdated(adminMeta(now), audit.ClientUpdatedFields{ClientID: cl.ID, Change: done})
 					cl, err = st.UpdateClient(ctx, cl.TenantID, cl.ID, func(cl *store.Client) error {
 						cl.Disabled, cl.UpdatedAt = disable, now
+						if !disable && cl.Status == store.ClientDeprovisioned {
+							cl.Status = store.ClientActive
+						}
 						return nil
 					}, ev)
 					if err != nil {
@@ -471,7 +477,8 @@ type clientJSON struct {
 	Tags                    []string `json:"tags"`
 	RegistrationMethod      string   `json:"registration_method"`
 	Disabled                bool     `json:"disabled"`
-	// Status is "active" or "pending" (held for an admin's approval).
+	// Status is "active", "pending" (held for an admin's approval) or
+	// "deprovisioned" (agentid agents deprovision).
 	Status                  string     `json:"status"`
 	SoftwareStatementIssuer string     `json:"software_statement_issuer,omitempty"`
 	LastUsedAt              *time.Time `json:"last_used_at,omitempty"`
@@ -538,10 +545,12 @@ func printClient(w io.Writer, cl *store.Client, secret string) error {
 	return t.flush()
 }
 
-// clientStatus is how lists show a client's state: disabled, pending (held for
-// approval) or enabled.
+// clientStatus is how lists show a client's state: deprovisioned, disabled,
+// pending (held for approval) or enabled.
 func clientStatus(cl *store.Client) string {
 	switch {
+	case cl.Status == store.ClientDeprovisioned:
+		return store.ClientDeprovisioned
 	case cl.Disabled:
 		return "disabled"
 	case cl.Pending():

@@ -128,6 +128,7 @@ func (c *cli) hubCommands() []*cobra.Command {
 func (c *cli) adminCommands() []*cobra.Command {
 	return []*cobra.Command{
 		c.newClientsCmd(),
+		c.newAgentsCmd(),
 		c.newResourcesCmd(),
 		c.newUsersCmd(),
 		c.newKeysCmd(),

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/agentid/agentid/internal/audit"
+	"github.com/agentid/agentid/internal/clients"
 	"github.com/agentid/agentid/internal/config"
 	"github.com/agentid/agentid/internal/password"
 	"github.com/agentid/agentid/internal/store"
@@ -47,6 +48,7 @@ func (c *cli) newUsersCmd() *cobra.Command {
 		c.newUsersSetPasswordCmd(&asJSON),
 		c.newUsersSetDisabledCmd(&asJSON, true),
 		c.newUsersSetDisabledCmd(&asJSON, false),
+		c.newUsersDeprovisionCmd(&asJSON),
 	)
 	return cmd
 }
@@ -526,4 +528,60 @@ func printUserWithPassword(cmd *cobra.Command, asJSON bool, u *store.User, gener
 		fmt.Fprintln(cmd.ErrOrStderr(), "The password is shown only this once; agentid keeps only its argon2id hash.")
 	}
 	return nil
+}
+
+func (c *cli) newUsersDeprovisionCmd(asJSON *bool) *cobra.Command {
+	return &cobra.Command{
+		Use:   "deprovision USERNAME",
+		Short: "Disable a user and end everything that acts for them: sessions, tokens, consents, vault connections",
+		Long: `Deprovision a person: the user is disabled, their sessions, pending
+authorization codes and every token issued for them (to any agent) end, every
+consent they gave any agent is revoked, and every vault connection they own is
+revoked at its provider and deleted (reason user_deprovisioned). Each step
+writes its audit event. Running it again completes an interrupted run.`,
+		Args: exactArgs("USERNAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.withStore(cmd, func(ctx context.Context, cfg *config.Config, st store.Store) error {
+				u, err := getUser(ctx, st, args[0])
+				if err != nil {
+					return err
+				}
+				// The vault is opened only when there is a connection to
+				// revoke: a hub without a keyring has none.
+				var rv clients.ConnectionRevoker
+				owned, err := st.ListConnections(ctx, store.ConnectionFilter{TenantID: u.TenantID, OwnerKind: store.OwnerUser, OwnerID: u.ID, Limit: 1})
+				if err != nil {
+					return fmt.Errorf("listing the user's connections: %w", err)
+				}
+				if len(owned) > 0 {
+					v, err := newVault(cmd, cfg, st)
+					if err != nil {
+						return fmt.Errorf("the user owns vault connections: %w", err)
+					}
+					rv = v
+				}
+				res, err := clients.DeprovisionUser(ctx, st, rv, adminMeta(time.Time{}), u.TenantID, u.ID, time.Now())
+				if err != nil {
+					return err
+				}
+				out := cmd.OutOrStdout()
+				if *asJSON {
+					return writeJSON(out, struct {
+						Username    string   `json:"username"`
+						Changed     bool     `json:"changed"`
+						Disabled    bool     `json:"disabled_now"`
+						Consents    int      `json:"consents_revoked"`
+						Connections []string `json:"connections_revoked"`
+					}{u.Username, res.Changed(), res.Disabled, res.Consents, strs(res.Connections)})
+				}
+				if !res.Changed() {
+					_, err = fmt.Fprintf(out, "user %s was already deprovisioned; sessions and tokens checked again\n", u.Username)
+					return err
+				}
+				_, err = fmt.Fprintf(out, "user %s deprovisioned: disabled, sessions and tokens ended, %d consent(s) and %d connection(s) revoked\n",
+					u.Username, res.Consents, len(res.Connections))
+				return err
+			})
+		},
+	}
 }
