@@ -1,0 +1,231 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/agentid/agentid/internal/audit"
+	"github.com/agentid/agentid/internal/clients"
+	"github.com/agentid/agentid/internal/oauth"
+	"github.com/agentid/agentid/internal/store"
+	"github.com/agentid/agentid/mcpauth"
+)
+
+// deprovisionBackends runs f on a retrieval hub on SQLite and on
+// PostgreSQL: deprovisioning composes store operations whose cascades
+// each backend implements.
+func deprovisionBackends(t *testing.T, f func(t *testing.T, h *retrievalHub)) {
+	for _, pg := range []bool{false, true} {
+		name := "sqlite"
+		if pg {
+			name = "postgres"
+		}
+		t.Run(name, func(t *testing.T) { f(t, newRetrievalHubWith(t, exchangeOptions{postgres: pg})) })
+	}
+}
+
+// introspectingVerifier is MCP server A's mcpauth verifier in introspection
+// mode (no cache): every token is also checked at the hub.
+func introspectingVerifier(t *testing.T, h *retrievalHub) *mcpauth.Verifier {
+	t.Helper()
+	v, err := mcpauth.NewVerifier(context.Background(), mcpauth.Config{
+		Issuer: h.URL, Resource: h.resA, Now: h.clk.Now,
+		Introspection: &mcpauth.IntrospectionConfig{ClientID: "mcp-a", ClientSecret: h.secrets["mcp-a"], CacheTTL: -1},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// TestDeprovisionAgent: after `agents deprovision` the agent's refresh
+// token fails with invalid_grant, its access token introspects inactive
+// and an mcpauth server in introspection mode refuses it, the resource
+// server can no longer retrieve the person's vault credential on it, and
+// the inventory shows the agent deprovisioned with no consenting user.
+// A second run changes nothing and writes no event.
+func TestDeprovisionAgent(t *testing.T) {
+	deprovisionBackends(t, func(t *testing.T, h *retrievalHub) {
+		ctx := context.Background()
+		h.connect("calendar.read")
+		conf := h.oauth2Config("agent", h.secrets["agent"], "notes.read")
+		tok, err := h.codeFlowToken(h.Browser(), conf, h.resA, []string{"notes.read"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tok.RefreshToken == "" {
+			t.Fatal("no refresh token")
+		}
+		v := introspectingVerifier(t, h)
+		// Before: everything works.
+		if _, err := v.Verify(ctx, tok.AccessToken); err != nil {
+			t.Fatalf("verifier before: %v", err)
+		}
+		if r := h.retrieve("mcp-a", tok.AccessToken, "calendar"); r.status != http.StatusOK {
+			t.Fatalf("retrieval before: %d %v", r.status, r.body)
+		}
+		if a, err := clients.InventoryAgent(ctx, h.Store, "", "agent", h.clk.Now()); err != nil || a.Status != clients.AgentActive ||
+			len(a.ConsentingUsers) != 1 || a.ConsentingUsers[0] != "alice" || a.LastTokenAt.IsZero() {
+			t.Fatalf("inventory before: %+v %v", a, err)
+		}
+
+		h.clk.Advance(time.Second)
+		res, err := clients.Deprovision(ctx, h.Store, audit.Meta{Actor: audit.ActorCLI}, "", "agent", h.clk.Now())
+		if err != nil || !res.Changed || res.Client.Status != store.ClientDeprovisioned || !res.Client.Disabled {
+			t.Fatalf("deprovision: %+v %v", res, err)
+		}
+
+		r := h.tokenRequest(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}, "agent", h.secrets["agent"])
+		if r.str("error") != oauth.CodeInvalidGrant && r.str("error") != oauth.CodeInvalidClient {
+			t.Errorf("refresh after: %d %v, want invalid_grant", r.status, r.body)
+		}
+		if r.str("access_token") != "" {
+			t.Fatalf("refresh after deprovisioning issued a token: %v", r.body)
+		}
+		if r := h.post("/introspect", url.Values{"token": {tok.AccessToken}}, "mcp-a", h.secrets["mcp-a"]); r.status != http.StatusOK || r.body["active"] != false {
+			t.Errorf("introspection after: %d %v, want inactive", r.status, r.body)
+		}
+		if _, err := v.Verify(ctx, tok.AccessToken); !errors.Is(err, mcpauth.ErrTokenRevoked) {
+			t.Errorf("verifier after: %v, want ErrTokenRevoked", err)
+		}
+		wantRefused(t, h.retrieve("mcp-a", tok.AccessToken, "calendar"), oauth.CodeInvalidGrant)
+		a, err := clients.InventoryAgent(ctx, h.Store, "", "agent", h.clk.Now())
+		if err != nil || a.Status != clients.AgentDeprovisioned || len(a.ConsentingUsers) != 0 {
+			t.Fatalf("inventory after: %+v %v", a, err)
+		}
+		// The refusal records the subject token's or the agent's end.
+		if evs := h.denials(); len(evs) != 1 {
+			t.Errorf("retrieval denials %+v", evs)
+		}
+
+		// The events: disabled, consents revoked, tokens revoked, deprovisioned.
+		updates := h.auditEvents(audit.ClientUpdated)
+		changes := map[string]bool{}
+		for _, ev := range updates {
+			if ev.ClientID == "agent" {
+				changes[ev.Details["change"]] = true
+			}
+		}
+		if !changes[audit.ChangeDisabled] || !changes[audit.ChangeDeprovisioned] {
+			t.Errorf("client.updated changes %v", changes)
+		}
+		if evs := h.auditEvents(audit.ClientTokensRevoked); len(evs) != 1 || evs[0].ClientID != "agent" || evs[0].Details["reason"] != clients.ReasonDeprovisioned {
+			t.Errorf("client.tokens_revoked %+v", evs)
+		}
+		if evs := h.auditEvents(audit.ConsentRevoked); len(evs) != 1 || evs[0].ClientID != "agent" || evs[0].Details["extent"] != "agent" {
+			t.Errorf("consent.revoked %+v", evs)
+		}
+
+		// Idempotent: nothing more is written.
+		before, err := h.Store.ListAudit(ctx, store.AuditFilter{TenantID: store.DefaultTenant, Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err = clients.Deprovision(ctx, h.Store, audit.Meta{}, "", "agent", h.clk.Now())
+		if err != nil || res.Changed {
+			t.Fatalf("second deprovision: %+v %v", res, err)
+		}
+		after, _ := h.Store.ListAudit(ctx, store.AuditFilter{TenantID: store.DefaultTenant, Limit: 1000})
+		if len(after) != len(before) {
+			t.Fatalf("second deprovision wrote %d events", len(after)-len(before))
+		}
+	})
+}
+
+// TestDeprovisionAgentInterrupted: a run interrupted after the disable
+// (the agent disabled, its consents and tokens still live) is completed
+// by running again; the status is set only then.
+func TestDeprovisionAgentInterrupted(t *testing.T) {
+	h := newRetrievalHub(t, "")
+	ctx := context.Background()
+	tok := h.userToken("notes.read")
+	if _, err := h.Store.UpdateClient(ctx, store.DefaultTenant, "agent", func(c *store.Client) error { c.Disabled = true; return nil }, nil); err != nil {
+		t.Fatal(err)
+	}
+	res, err := clients.Deprovision(ctx, h.Store, audit.Meta{}, "", "agent", h.clk.Now())
+	if err != nil || !res.Changed || res.Client.Status != store.ClientDeprovisioned {
+		t.Fatalf("deprovision: %+v %v", res, err)
+	}
+	if r := h.post("/introspect", url.Values{"token": {tok}}, "mcp-a", h.secrets["mcp-a"]); r.body["active"] != false {
+		t.Fatalf("introspection: %v", r.body)
+	}
+	if evs := h.auditEvents(audit.ClientTokensRevoked); len(evs) != 1 {
+		t.Fatalf("client.tokens_revoked %+v", evs)
+	}
+}
+
+// TestDeprovisionUser: deprovisioning a person revokes their vault
+// connections at the provider and deletes them, ends the tokens every
+// agent holds for them (refresh and access) and their consents, and
+// disables them; a resource server retrieves nothing for them afterwards.
+func TestDeprovisionUser(t *testing.T) {
+	deprovisionBackends(t, func(t *testing.T, h *retrievalHub) {
+		ctx := context.Background()
+		cal := h.connect("calendar.read")
+		key := h.saveKey("sk-test-deprov-0123456789")
+		conf := h.oauth2Config("agent", h.secrets["agent"], "notes.read")
+		tok, err := h.codeFlowToken(h.Browser(), conf, h.resA, []string{"notes.read"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := h.retrieve("mcp-a", tok.AccessToken, "calendar"); r.status != http.StatusOK {
+			t.Fatalf("retrieval before: %d %v", r.status, r.body)
+		}
+
+		h.clk.Advance(time.Second)
+		res, err := clients.DeprovisionUser(ctx, h.Store, h.Vault, audit.Meta{Actor: audit.ActorCLI}, "", "u-alice", h.clk.Now())
+		if err != nil || !res.Disabled || res.Consents == 0 || len(res.Connections) != 2 {
+			t.Fatalf("deprovision user: %+v %v", res, err)
+		}
+		for _, id := range []string{cal.ID, key.ID} {
+			if _, err := h.Store.GetConnection(ctx, store.DefaultTenant, id); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("connection %s after: %v, want gone", id, err)
+			}
+		}
+		revoked := h.auditEvents(audit.ConnectionRevoked)
+		if len(revoked) != 2 {
+			t.Fatalf("connection.revoked %+v", revoked)
+		}
+		for _, ev := range revoked {
+			if ev.Details["reason"] != clients.ReasonUserDeprovisioned {
+				t.Errorf("connection.revoked reason %q", ev.Details["reason"])
+			}
+		}
+		if h.cal.Counts().Revocations == 0 {
+			t.Error("the provider saw no revocation of the calendar connection")
+		}
+		r := h.tokenRequest(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}, "agent", h.secrets["agent"])
+		if r.str("error") != oauth.CodeInvalidGrant {
+			t.Errorf("refresh after: %d %v, want invalid_grant", r.status, r.body)
+		}
+		if r := h.post("/introspect", url.Values{"token": {tok.AccessToken}}, "mcp-a", h.secrets["mcp-a"]); r.body["active"] != false {
+			t.Errorf("introspection after: %v", r.body)
+		}
+		wantRefused(t, h.retrieve("mcp-a", tok.AccessToken, "calendar"), oauth.CodeInvalidGrant)
+		grants, err := h.Store.ListConsents(ctx, store.ConsentFilter{TenantID: store.DefaultTenant, UserID: "u-alice"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range grants {
+			if g.Live(h.clk.Now()) {
+				t.Errorf("live consent after: %+v", g)
+			}
+		}
+		if u, err := h.Store.GetUser(ctx, store.DefaultTenant, "u-alice"); err != nil || !u.Disabled {
+			t.Errorf("user after: %+v %v", u, err)
+		}
+		if evs := h.auditEvents(audit.UserAccessRevoked); len(evs) != 1 || evs[0].Details["reason"] != clients.ReasonDeprovisioned {
+			t.Errorf("user.access_revoked %+v", evs)
+		}
+
+		// Again: nothing left to change.
+		res, err = clients.DeprovisionUser(ctx, h.Store, nil, audit.Meta{}, "", "u-alice", h.clk.Now())
+		if err != nil || res.Changed() {
+			t.Fatalf("second run: %+v %v", res, err)
+		}
+	})
+}
