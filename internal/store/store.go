@@ -631,6 +631,7 @@ type Store interface {
 	Consents
 	Policies
 	AuditTrail
+	AuditChain
 	Domains
 	Issuers
 	Providers
