@@ -163,9 +163,10 @@ type AuditChain interface {
 	// id order, at most limit (0: 1000), sealed or not.
 	AuditLinks(ctx context.Context, tenantID string, afterID int64, limit int) ([]*AuditLink, error)
 	// PruneAudit deletes the tenant's events with an id below p.Keep and
-	// writes evs, in one transaction, and returns how many it deleted. It
-	// fails with ErrConflict, deleting nothing, unless event p.Keep exists
-	// in the tenant, is sealed and has prev_hash p.PrevHash: the caller
-	// signed that anchor, so the kept chain stays verifiable.
-	PruneAudit(ctx context.Context, p AuditPrune, evs ...*AuditEvent) (int64, error)
+	// writes the event ev returns for the number deleted (nil: none), in
+	// one transaction, and returns that number. It fails with ErrConflict,
+	// deleting nothing, unless event p.Keep exists in the tenant, is
+	// sealed and has prev_hash p.PrevHash: the caller signed that anchor,
+	// so the kept chain stays verifiable.
+	PruneAudit(ctx context.Context, p AuditPrune, ev func(deleted int64) *AuditEvent) (int64, error)
 }

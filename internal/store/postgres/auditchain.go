@@ -189,7 +189,7 @@ func (s *Store) AuditLinks(ctx context.Context, tenantID string, afterID int64, 
 
 // PruneAudit implements store.AuditChain. The anchor row is locked, so a
 // concurrent prune of the same tenant waits and then finds it gone.
-func (s *Store) PruneAudit(ctx context.Context, p store.AuditPrune, evs ...*store.AuditEvent) (int64, error) {
+func (s *Store) PruneAudit(ctx context.Context, p store.AuditPrune, ev func(deleted int64) *store.AuditEvent) (int64, error) {
 	var n int64
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		var prev, hash []byte
@@ -206,12 +206,10 @@ func (s *Store) PruneAudit(ctx context.Context, p store.AuditPrune, evs ...*stor
 			return err
 		}
 		n = tag.RowsAffected()
-		for _, ev := range evs {
-			if err := insertEvent(ctx, tx, ev); err != nil {
-				return err
-			}
+		if ev == nil {
+			return nil
 		}
-		return nil
+		return insertEvent(ctx, tx, ev(n))
 	})
 	if err != nil {
 		return 0, mapErr("prune audit", err)

@@ -166,8 +166,7 @@ func (s *Store) AuditLinks(ctx context.Context, tenantID string, afterID int64, 
 }
 
 // PruneAudit implements store.AuditChain.
-func (s *Store) PruneAudit(ctx context.Context, p store.AuditPrune, evs ...*store.AuditEvent) (int64, error) {
-	rows := prepAudits(evs)
+func (s *Store) PruneAudit(ctx context.Context, p store.AuditPrune, ev func(deleted int64) *store.AuditEvent) (int64, error) {
 	var n int64
 	err := s.w.do(ctx, func(tx *wtx) error {
 		var prev, hash []byte
@@ -181,12 +180,10 @@ func (s *Store) PruneAudit(ctx context.Context, p store.AuditPrune, evs ...*stor
 		if n, err = tx.execN(`DELETE FROM audit_events WHERE tenant_id = ? AND id < ?`, p.TenantID, p.Keep); err != nil {
 			return err
 		}
-		for _, a := range rows {
-			if err := tx.audit(a); err != nil {
-				return err
-			}
+		if ev == nil {
+			return nil
 		}
-		return nil
+		return tx.audit(prepAudit(ev(n)))
 	})
 	if err != nil {
 		return 0, wrap("prune audit", err)
