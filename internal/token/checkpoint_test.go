@@ -75,7 +75,7 @@ func TestVerifyCheckpointRejects(t *testing.T) {
 		{"typ JWT", sign(t, jose.ES256, priv, map[jose.HeaderKey]any{"kid": kid, "typ": "JWT"}, payload), ErrInvalidCheckpoint},
 		{"no typ", sign(t, jose.ES256, priv, map[jose.HeaderKey]any{"kid": kid}, payload), ErrInvalidCheckpoint},
 		{"typ in other case", sign(t, jose.ES256, priv, map[jose.HeaderKey]any{"kid": kid, "typ": strings.ToUpper(TypCheckpoint)}, payload), ErrInvalidCheckpoint},
-		{"alg none", b64(`{"alg":"none","typ":"` + TypCheckpoint + `","kid":"` + kid + `"}`) + "." + parts[1] + ".", ErrInvalidCheckpoint},
+		{"alg none", b64(`{"alg":"none","typ":"`+TypCheckpoint+`","kid":"`+kid+`"}`) + "." + parts[1] + ".", ErrInvalidCheckpoint},
 		{"HS256 keyed with the public JWK", sign(t, jose.HS256, []byte(row.PublicJWK), map[jose.HeaderKey]any{"kid": kid, "typ": TypCheckpoint}, payload), ErrInvalidCheckpoint},
 		{"right kid, wrong key", sign(t, jose.ES256, otherEC, map[jose.HeaderKey]any{"kid": kid, "typ": TypCheckpoint}, payload), ErrInvalidCheckpoint},
 		{"alg RS256 on an ES256 kid", sign(t, jose.RS256, otherRSA, map[jose.HeaderKey]any{"kid": kid, "typ": TypCheckpoint}, payload), ErrInvalidCheckpoint},
