@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 
 	"github.com/agentid/agentid/internal/store"
 )
@@ -42,92 +43,198 @@ func (s *Store) AuditWatermark(ctx context.Context) (int64, error) {
 	return id, wrap("audit watermark", row.Scan(&id))
 }
 
-// SealAudit implements store.AuditChain.
+// SealAudit implements store.AuditChain. The events are read and hashed
+// on the read pool, outside the writer, from one snapshot; the writer then
+// only checks that no other sealer (another process on the file) moved the
+// mark or a head meanwhile and writes the links in one statement, so the
+// chain costs the single writer little time that issuances wait for.
 func (s *Store) SealAudit(ctx context.Context, upTo int64, limit int) (*store.SealResult, error) {
 	if limit <= 0 {
 		limit = defaultSealLimit
 	}
-	var res *store.SealResult
-	err := s.w.do(ctx, func(tx *wtx) error {
-		// The writer may run this twice (a batch retried with
-		// savepoints): build the result afresh each time.
-		res = &store.SealResult{}
-		var through int64
-		if err := tx.queryRow(`SELECT through FROM audit_seal WHERE id = 1`).Scan(&through); err != nil {
-			return err
-		}
-		res.Through = through
-		if upTo <= through {
-			return nil
-		}
-		rows, err := tx.query(`SELECT `+linkCols+` FROM audit_events WHERE id > ? AND id <= ? ORDER BY id LIMIT ?`,
-			through, upTo, limit)
+	for range 5 {
+		plan, err := s.planSeal(ctx, upTo, limit)
 		if err != nil {
-			return err
+			return nil, wrap("seal audit", err)
 		}
-		var links []*store.AuditLink
-		for rows.Next() {
-			l, err := scanLink(rows)
-			if err != nil {
-				rows.Close()
+		if plan.res.Through >= upTo && plan.res.Sealed == 0 && plan.through == plan.res.Through {
+			return plan.res, nil // nothing to do
+		}
+		stale := false
+		err = s.w.do(ctx, func(tx *wtx) error {
+			stale = false
+			ok, err := plan.current(tx)
+			if err != nil || !ok {
+				stale = !ok
 				return err
 			}
-			links = append(links, l)
-		}
-		if err := rows.Close(); err != nil {
-			return err
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		heads := map[string]*store.ChainHead{}
-		var order []string
-		for _, l := range links {
-			tn := l.Event.TenantID
-			h := heads[tn]
-			if h == nil {
-				h = &store.ChainHead{TenantID: tn, Hash: store.ChainGenesis}
-				var id int64
-				var hash []byte
-				err := tx.queryRow(`SELECT head_id, head_hash FROM audit_chain WHERE tenant_id = ?`, tn).Scan(&id, &hash)
-				switch {
-				case err == sql.ErrNoRows:
-				case err != nil:
+			if err := setLinks(tx, plan.args); err != nil {
+				return err
+			}
+			for _, h := range plan.res.Heads {
+				if _, err := tx.exec(`INSERT INTO audit_chain (tenant_id, head_id, head_hash) VALUES (?, ?, ?)
+					ON CONFLICT (tenant_id) DO UPDATE SET head_id = excluded.head_id, head_hash = excluded.head_hash`,
+					h.TenantID, h.ID, h.Hash); err != nil {
 					return err
-				default:
-					h.ID, h.Hash = id, bytes.Clone(hash)
 				}
-				heads[tn] = h
-				order = append(order, tn)
 			}
-			hash := store.ChainHash(h.Hash, l.Event)
-			if _, err := tx.exec(`UPDATE audit_events SET prev_hash = ?, hash = ? WHERE id = ?`, h.Hash, hash, l.Event.ID); err != nil {
-				return err
-			}
-			h.ID, h.Hash = l.Event.ID, hash
-			h.Sealed++
+			_, err = tx.exec(`UPDATE audit_seal SET through = ? WHERE id = 1`, plan.res.Through)
+			return err
+		})
+		if err != nil {
+			return nil, wrap("seal audit", err)
 		}
-		for _, tn := range order {
-			h := heads[tn]
-			if _, err := tx.exec(`INSERT INTO audit_chain (tenant_id, head_id, head_hash) VALUES (?, ?, ?)
-				ON CONFLICT (tenant_id) DO UPDATE SET head_id = excluded.head_id, head_hash = excluded.head_hash`,
-				tn, h.ID, h.Hash); err != nil {
-				return err
-			}
-			res.Heads = append(res.Heads, *h)
+		if !stale {
+			return plan.res, nil
 		}
-		res.Sealed = len(links)
-		res.Through = upTo
-		if len(links) == limit {
-			res.Through = links[len(links)-1].Event.ID
-		}
-		_, err = tx.exec(`UPDATE audit_seal SET through = ? WHERE id = 1`, res.Through)
-		return err
-	})
-	if err != nil {
-		return nil, wrap("seal audit", err)
 	}
-	return res, nil
+	return nil, fmt.Errorf("sqlite: seal audit: other sealers keep moving the chain: %w", store.ErrConflict)
+}
+
+// linkChunk is how many events one UPDATE links; qLinks[n] links n.
+const linkChunk = 64
+
+var qLinks = func() map[int]string {
+	m := map[int]string{}
+	for _, n := range []int{linkChunk, 8, 1} {
+		var b strings.Builder
+		b.WriteString(`UPDATE audit_events AS e SET prev_hash = v.column2, hash = v.column3 FROM (VALUES `)
+		for i := range n {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString("(?, ?, ?)")
+		}
+		b.WriteString(`) AS v WHERE e.id = v.column1`)
+		m[n] = b.String()
+	}
+	return m
+}()
+
+// setLinks writes the links, args being id, prev_hash, hash per event, in
+// as few statements as the prepared sizes allow.
+func setLinks(tx *wtx, args []any) error {
+	for len(args) > 0 {
+		n := linkChunk
+		for 3*n > len(args) {
+			n = map[int]int{linkChunk: 8, 8: 1}[n]
+		}
+		if _, err := tx.exec(qLinks[n], args[:3*n]...); err != nil {
+			return err
+		}
+		args = args[3*n:]
+	}
+	return nil
+}
+
+// sealPlan is a seal computed from one read snapshot.
+type sealPlan struct {
+	through   int64 // the mark the plan starts from
+	before    map[string]*store.ChainHead
+	links     []*store.AuditLink
+	args      []any // id, prev_hash, hash of each link
+	res       *store.SealResult
+}
+
+// planSeal reads the mark, the events after it up to upTo and the heads of
+// their tenants in one snapshot, and links them.
+func (s *Store) planSeal(ctx context.Context, upTo int64, limit int) (*sealPlan, error) {
+	rtx, err := s.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	defer rtx.Rollback()
+	p := &sealPlan{res: &store.SealResult{}, before: map[string]*store.ChainHead{}}
+	if err := rtx.QueryRowContext(ctx, `SELECT through FROM audit_seal WHERE id = 1`).Scan(&p.through); err != nil {
+		return nil, err
+	}
+	p.res.Through = p.through
+	if upTo <= p.through {
+		return p, nil
+	}
+	rows, err := rtx.QueryContext(ctx, `SELECT `+linkCols+` FROM audit_events WHERE id > ? AND id <= ? ORDER BY id LIMIT ?`,
+		p.through, upTo, limit)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		l, err := scanLink(rows)
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		p.links = append(p.links, l)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	heads := map[string]*store.ChainHead{}
+	var order []string
+	p.args = make([]any, 0, 3*len(p.links))
+	for _, l := range p.links {
+		tn := l.Event.TenantID
+		h := heads[tn]
+		if h == nil {
+			h = &store.ChainHead{TenantID: tn, Hash: store.ChainGenesis}
+			var id int64
+			var hash []byte
+			err := rtx.QueryRowContext(ctx, `SELECT head_id, head_hash FROM audit_chain WHERE tenant_id = ?`, tn).Scan(&id, &hash)
+			switch {
+			case err == sql.ErrNoRows:
+			case err != nil:
+				return nil, err
+			default:
+				h.ID, h.Hash = id, hash
+			}
+			p.before[tn] = &store.ChainHead{TenantID: tn, ID: h.ID, Hash: h.Hash}
+			heads[tn] = h
+			order = append(order, tn)
+		}
+		hash := store.ChainHash(h.Hash, l.Event)
+		p.args = append(p.args, l.Event.ID, h.Hash, hash)
+		h.ID, h.Hash = l.Event.ID, hash
+		h.Sealed++
+	}
+	for _, tn := range order {
+		p.res.Heads = append(p.res.Heads, *heads[tn])
+	}
+	p.res.Sealed = len(p.links)
+	p.res.Through = upTo
+	if len(p.links) == limit {
+		p.res.Through = p.links[len(p.links)-1].Event.ID
+	}
+	return p, nil
+}
+
+// current reports whether the plan still starts where the chain is: the
+// same mark and, for each tenant it extends, the same head.
+func (p *sealPlan) current(tx *wtx) (bool, error) {
+	var through int64
+	if err := tx.queryRow(`SELECT through FROM audit_seal WHERE id = 1`).Scan(&through); err != nil {
+		return false, err
+	}
+	if through != p.through {
+		return false, nil
+	}
+	for tn, b := range p.before {
+		var id int64
+		var hash []byte
+		err := tx.queryRow(`SELECT head_id, head_hash FROM audit_chain WHERE tenant_id = ?`, tn).Scan(&id, &hash)
+		switch {
+		case err == sql.ErrNoRows:
+			if b.ID != 0 {
+				return false, nil
+			}
+		case err != nil:
+			return false, err
+		case id != b.ID || !bytes.Equal(hash, b.Hash):
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // AuditHead implements store.AuditChain.
