@@ -129,11 +129,11 @@ func setLinks(tx *wtx, args []any) error {
 
 // sealPlan is a seal computed from one read snapshot.
 type sealPlan struct {
-	through   int64 // the mark the plan starts from
-	before    map[string]*store.ChainHead
-	links     []*store.AuditLink
-	args      []any // id, prev_hash, hash of each link
-	res       *store.SealResult
+	through int64 // the mark the plan starts from
+	before  map[string]*store.ChainHead
+	links   []*store.AuditLink
+	args    []any // id, prev_hash, hash of each link
+	res     *store.SealResult
 }
 
 // planSeal reads the mark, the events after it up to upTo and the heads of
