@@ -501,6 +501,56 @@ func TestSealerSettles(t *testing.T) {
 	})
 }
 
+// TestVerifyWhileSealing: Verify run while events are written and sealed
+// never reports a break that is not there (the head moving under it, an
+// event sealed just after Verify passed it).
+func TestVerifyWhileSealing(t *testing.T) {
+	for _, name := range []string{"sqlite", "postgres"} {
+		t.Run(name, func(t *testing.T) {
+			db := chainBackends[name](t)
+			var settle time.Duration
+			if name == "postgres" {
+				settle = 300 * time.Millisecond // ids commit out of order there
+			}
+			s, err := audit.NewSealer(audit.SealerOptions{Store: db.st, Signer: newKeys(t, db.st), Settle: settle, CheckpointEvery: 7})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			var wg sync.WaitGroup
+			for range 4 {
+				wg.Go(func() {
+					for ctx.Err() == nil {
+						ev := audit.NewClientDeleted(audit.Meta{Time: time.Now()}, "c")
+						if err := db.st.AppendAudit(context.Background(), ev); err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Go(func() { s.Run(ctx, 5*time.Millisecond) })
+			deadline := time.Now().Add(1500 * time.Millisecond)
+			runs := 0
+			for time.Now().Before(deadline) {
+				r := verify(t, db)
+				if r.Break != nil {
+					cancel()
+					wg.Wait()
+					t.Fatalf("verify during sealing: %v", r.Break)
+				}
+				runs++
+			}
+			cancel()
+			wg.Wait()
+			if r := verify(t, db); r.Break != nil || r.Events == 0 || r.Checkpoints == 0 {
+				t.Fatalf("after sealing: %+v %v", r, r.Break)
+			}
+			t.Logf("%d verifications while sealing", runs)
+		})
+	}
+}
+
 // TestLateCommitIsReported: on PostgreSQL an id handed out before a
 // sealed one may commit after it. A sealer with no settle time links past
 // it, and Verify reports the event as unsealed behind the head (the settle
