@@ -145,7 +145,7 @@ type verifier struct {
 	// is counted, not checked (a sealer may be linking it right now).
 	tail             bool
 	last             []byte // hash of the last checked event
-	lastVerified     int64 // id of the newest checkpoint that verified
+	lastVerified     int64  // id of the newest checkpoint that verified
 	lastUnverifiable int64
 }
 
