@@ -18,6 +18,10 @@
 //     ([Config.MaxDelegationDepth], [Config.FirstActors]);
 //   - calls a downstream resource for the user with a token of its own,
 //     exchanged at the hub for the one it received ([Exchanger], RFC 8693);
+//   - calls a downstream provider (a calendar, a CRM, an internal API) with
+//     the person's credential from the hub's vault, which never reaches the
+//     agent ([Exchanger.Connection], [Exchanger.HTTPClient]), and asks the
+//     person to connect the provider when they have not ([ConnectTool]);
 //   - plugs into github.com/modelcontextprotocol/go-sdk ([Verifier.TokenVerifier],
 //     [RequireScopes]).
 //
@@ -49,6 +53,29 @@
 // and [Config.MaxDelegationDepth] add limits on the rest of the chain, and a
 // token that breaks them is answered 401 invalid_token
 // ([ErrDelegationRefused]), as one for another audience would be.
+//
+// # Connections: the hub's vault
+//
+// The hub keeps people's downstream credentials (OAuth 2 tokens, API keys)
+// in its vault. [Exchanger.Connection] retrieves the one for the user of the
+// current request: an RFC 8693 exchange of the token this server received,
+// with resource <issuer>/providers/<id>, authenticated as this server's own
+// client. The hub hands it out only to the resource server the token was
+// issued for, within the person's consent and policy, and refreshes it at
+// the provider when needed; mcpauth caches it until shortly before it
+// expires. [Exchanger.HTTPClient] puts it on requests and, when the
+// provider answers 401, retrieves it again with force_refresh and retries
+// once.
+//
+// When the person has not connected the provider, the hub answers
+// connection_required with a connect URL made for that person
+// ([ConnectRequiredError]). [ConnectTool] hands it to the person through
+// the MCP client: at 2026-07-28 as a URL elicitation in an input-required
+// result whose requestState is MAC-protected (any replica with the same
+// [ConnectOptions.StateSecret] verifies it), at 2025-11-25 as the
+// URLElicitationRequired error (-32042) with an elicitationId, and to
+// clients without URL elicitation as a tool error carrying the URL. The
+// connect URL goes to the person, never into logs.
 //
 // # Per-tool scopes and tool annotations
 //

@@ -87,6 +87,7 @@ func (c *ExchangerConfig) Validate() error {
 // scopes or extends expiry; the downstream resource sees the whole chain
 // ([Claims.Actors]). It is safe for concurrent use.
 type Exchanger struct {
+	issuer        string
 	endpoint      string
 	clientID      string
 	secret        string
@@ -163,17 +164,23 @@ func (e *ExchangeError) Unwrap() []error {
 
 type exchangeKey [sha256.Size]byte
 
+// exchangeEntry is a cached result: an exchanged token or a retrieved
+// credential (an exchanged token is a credential without provider fields).
 type exchangeEntry struct {
-	tok       ExchangedToken
+	cred      Credential
 	refreshAt time.Time
 }
 
 // exchangeFlight is one token request that identical concurrent calls share.
 type exchangeFlight struct {
 	done chan struct{}
-	tok  ExchangedToken
+	cred Credential
 	err  error
 }
+
+// postFunc performs one token request and returns its result and when to
+// refresh it (zero: do not cache).
+type postFunc func(ctx context.Context) (Credential, time.Time, error)
 
 // NewExchanger validates cfg and discovers the hub's token endpoint from
 // its RFC 8414 metadata within ctx.
@@ -193,6 +200,7 @@ func NewExchanger(ctx context.Context, cfg ExchangerConfig) (*Exchanger, error) 
 		return nil, fmt.Errorf("mcpauth: hub metadata token_endpoint: %w", err)
 	}
 	e := &Exchanger{
+		issuer:        strings.TrimSuffix(cfg.Issuer, "/"),
 		endpoint:      md.TokenEndpoint,
 		clientID:      cfg.ClientID,
 		secret:        cfg.ClientSecret,
@@ -250,25 +258,39 @@ func (e *Exchanger) Exchange(ctx context.Context, subjectToken, resource string,
 	if err := ctx.Err(); err != nil {
 		return nil, &ExchangeError{Description: "context ended", cause: err, abandoned: true}
 	}
-	key := exchangeKeyOf(subjectToken, resource, scopes)
-
-	e.mu.Lock()
-	if ent, ok := e.cache[key]; ok {
-		if e.now().Before(ent.refreshAt) {
-			e.mu.Unlock()
-			return ent.tok.clone(), nil
-		}
-		delete(e.cache, key)
+	key := exchangeKeyOf(kindExchange, subjectToken, resource, scopes)
+	cred, err := e.do(ctx, key, key, func(ctx context.Context) (Credential, time.Time, error) {
+		return e.post(ctx, subjectToken, resource, scopes)
+	})
+	if err != nil {
+		return nil, err
 	}
-	f, shared := e.flights[key]
+	return &ExchangedToken{AccessToken: cred.AccessToken, ExpiresAt: cred.ExpiresAt, Scopes: cred.Scopes}, nil
+}
+
+// do returns the cached result for cacheKey, or joins or starts the flight
+// flightKey (which stores its result under cacheKey). The request outlives
+// a caller whose ctx ends, for the others; that caller gets an
+// *ExchangeError matching ctx.Err().
+func (e *Exchanger) do(ctx context.Context, cacheKey, flightKey exchangeKey, post postFunc) (*Credential, error) {
+	e.mu.Lock()
+	if cacheKey == flightKey {
+		if ent, ok := e.cache[cacheKey]; ok {
+			if e.now().Before(ent.refreshAt) {
+				e.mu.Unlock()
+				return ent.cred.clone(), nil
+			}
+			delete(e.cache, cacheKey)
+		}
+	}
+	f, shared := e.flights[flightKey]
 	if !shared {
 		f = &exchangeFlight{done: make(chan struct{})}
-		e.flights[key] = f
-		// The request outlives a caller that gives up, for the others.
+		e.flights[flightKey] = f
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), exchangeTimeout)
 		go func() {
 			defer cancel()
-			e.run(rctx, key, f, subjectToken, resource, scopes)
+			e.run(rctx, cacheKey, flightKey, f, post)
 		}()
 	}
 	e.mu.Unlock()
@@ -281,32 +303,36 @@ func (e *Exchanger) Exchange(ctx context.Context, subjectToken, resource string,
 	if f.err != nil {
 		return nil, f.err
 	}
-	return f.tok.clone(), nil
+	return f.cred.clone(), nil
 }
 
-func (t *ExchangedToken) clone() *ExchangedToken {
-	c := *t
-	c.Scopes = slices.Clone(t.Scopes)
-	return &c
+func (c *Credential) clone() *Credential {
+	cc := *c
+	cc.Scopes = slices.Clone(c.Scopes)
+	return &cc
 }
 
-// run performs one exchange for all callers waiting on f and caches its
-// result.
-func (e *Exchanger) run(ctx context.Context, key exchangeKey, f *exchangeFlight, subjectToken, resource string, scopes []string) {
-	tok, refreshAt, err := e.post(ctx, subjectToken, resource, scopes)
+// run performs one token request for all callers waiting on f and caches
+// its result under cacheKey.
+func (e *Exchanger) run(ctx context.Context, cacheKey, flightKey exchangeKey, f *exchangeFlight, post postFunc) {
+	cred, refreshAt, err := post(ctx)
 	e.mu.Lock()
-	delete(e.flights, key)
-	f.tok, f.err = tok, err
+	delete(e.flights, flightKey)
+	f.cred, f.err = cred, err
 	if err == nil && e.maxEntries > 0 && !refreshAt.IsZero() && e.now().Before(refreshAt) {
 		e.makeRoom()
-		e.cache[key] = exchangeEntry{tok: tok, refreshAt: refreshAt}
+		e.cache[cacheKey] = exchangeEntry{cred: cred, refreshAt: refreshAt}
 	}
 	e.mu.Unlock()
 	close(f.done)
+	what := "token exchange"
+	if cred.Provider != "" || errors.Is(err, ErrConnectionRequired) {
+		what = "credential retrieval"
+	}
 	if err != nil {
-		e.logger.InfoContext(ctx, "mcpauth: token exchange failed", "resource", resource, "err", err)
+		e.logger.InfoContext(ctx, "mcpauth: "+what+" failed", "err", err)
 	} else {
-		e.logger.DebugContext(ctx, "mcpauth: token exchanged", "resource", resource, "scope", strings.Join(tok.Scopes, " "))
+		e.logger.DebugContext(ctx, "mcpauth: "+what+" done", "provider", cred.Provider, "scope", strings.Join(cred.Scopes, " "))
 	}
 }
 
@@ -333,10 +359,17 @@ func (e *Exchanger) makeRoom() {
 	}
 }
 
+// Kinds of cached results, the first part of their key.
+const (
+	kindExchange   = "exchange"
+	kindConnection = "connection"
+	kindForced     = "connection-forced" // a flight only, never cached
+)
+
 // exchangeKeyOf hashes the cache key, so that the cache holds no incoming
 // token; each part is length-prefixed so no two keys collide by
 // concatenation.
-func exchangeKeyOf(subjectToken, resource string, scopes []string) exchangeKey {
+func exchangeKeyOf(kind, subjectToken, resource string, scopes []string) exchangeKey {
 	h := sha256.New()
 	write := func(s string) {
 		var n [8]byte
@@ -344,6 +377,7 @@ func exchangeKeyOf(subjectToken, resource string, scopes []string) exchangeKey {
 		h.Write(n[:])
 		h.Write([]byte(s))
 	}
+	write(kind)
 	write(subjectToken)
 	write(resource)
 	for _, s := range scopes {
@@ -367,7 +401,7 @@ type tokenResponse struct {
 
 // post sends the exchange request and returns the token and when to
 // refresh it (zero: do not cache).
-func (e *Exchanger) post(ctx context.Context, subjectToken, resource string, scopes []string) (ExchangedToken, time.Time, error) {
+func (e *Exchanger) post(ctx context.Context, subjectToken, resource string, scopes []string) (Credential, time.Time, error) {
 	form := url.Values{
 		"grant_type":           {grantTokenExchange},
 		"subject_token":        {subjectToken},
@@ -378,9 +412,24 @@ func (e *Exchanger) post(ctx context.Context, subjectToken, resource string, sco
 	if len(scopes) > 0 {
 		form.Set("scope", strings.Join(scopes, " "))
 	}
+	status, body, received, err := e.postForm(ctx, form)
+	if err != nil {
+		return Credential{}, time.Time{}, err
+	}
+	tok, refreshAt, err := parseTokenResponse(status, body, received, scopes, e.refreshBefore)
+	if err != nil {
+		return Credential{}, time.Time{}, err
+	}
+	return Credential{AccessToken: tok.AccessToken, TokenType: "Bearer", ExpiresAt: tok.ExpiresAt, Scopes: tok.Scopes}, refreshAt, nil
+}
+
+// postForm sends form to the token endpoint, authenticated as this
+// server's client, and returns the answer's status and body and when it
+// arrived. Its errors are *ExchangeError.
+func (e *Exchanger) postForm(ctx context.Context, form url.Values) (int, []byte, time.Time, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
-		return ExchangedToken{}, time.Time{}, &ExchangeError{Description: "token request failed", cause: err}
+		return 0, nil, time.Time{}, &ExchangeError{Description: "token request failed", cause: err}
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
@@ -390,15 +439,15 @@ func (e *Exchanger) post(ctx context.Context, subjectToken, resource string, sco
 	if err != nil {
 		// The transport error may quote the endpoint, never a token: those
 		// travel only in the body.
-		return ExchangedToken{}, time.Time{}, &ExchangeError{Description: "token endpoint unreachable", cause: err}
+		return 0, nil, time.Time{}, &ExchangeError{Description: "token endpoint unreachable", cause: err}
 	}
 	defer resp.Body.Close()
 	received := e.now()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxDocBytes+1))
 	if err != nil {
-		return ExchangedToken{}, time.Time{}, &ExchangeError{StatusCode: resp.StatusCode, Description: "token response unreadable", cause: err}
+		return 0, nil, time.Time{}, &ExchangeError{StatusCode: resp.StatusCode, Description: "token response unreadable", cause: err}
 	}
-	return parseTokenResponse(resp.StatusCode, body, received, scopes, e.refreshBefore)
+	return resp.StatusCode, body, received, nil
 }
 
 // parseTokenResponse reads a token endpoint's answer (RFC 8693 §2.2, RFC

@@ -87,6 +87,11 @@ func TestReadCommandsCreateNothing(t *testing.T) {
 		{"users", "list"}, {"users", "disable", "alice"}, {"keys", "list"},
 		{"policy", "list"}, {"policy", "show"},
 		{"policy", "explain", "--agent", "abc", "--resource", "https://x.example/mcp"},
+		{"resources", "update", "https://x.example/mcp", "--remove-provider", "calendar"},
+		{"providers", "list"}, {"providers", "show", "calendar"}, {"providers", "update", "calendar", "--name", "C"},
+		{"providers", "disable", "calendar"}, {"providers", "delete", "calendar"},
+		{"connections", "list"}, {"connections", "revoke", "conn_x"},
+		{"kek", "status"}, {"kek", "rotate"},
 	}
 	for _, args := range cmds {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {

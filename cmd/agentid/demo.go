@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +25,7 @@ import (
 	"github.com/agentid/agentid/internal/policy"
 	"github.com/agentid/agentid/internal/store"
 	"github.com/agentid/agentid/internal/token"
+	"github.com/agentid/agentid/internal/vault"
 	"github.com/agentid/agentid/mcpauth"
 )
 
@@ -34,6 +36,10 @@ const (
 	// demoServerClientID is the confidential client the demo MCP server
 	// authenticates with to introspect tokens.
 	demoServerClientID = "agentid-demo-mcp"
+	// demoCalendar is the demo calendar's provider id at the hub, and
+	// demoCalendarClient the hub's client id at the calendar.
+	demoCalendar       = "calendar"
+	demoCalendarClient = "agentid-demo-hub"
 	// demoDataDir is the demo's data directory unless --data-dir or
 	// AGENTID_DATA_DIR says otherwise: apart from ./agentid-data, so that
 	// trying the demo leaves a real hub's data alone.
@@ -66,7 +72,7 @@ says which process holds it. The admin commands reach the demo's data with
 			if yes && !agent {
 				return usageErrorf(cmd, "--yes goes with --agent")
 			}
-			return c.runDemo(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), demoFlags{port: port, mcpPort: mcpPort, json: asJSON, agent: agent, yes: yes})
+			return c.runDemo(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), demoFlags{port: port, mcpPort: mcpPort, json: asJSON, agent: agent, yes: yes, in: cmd.InOrStdin()})
 		},
 	}
 	cmd.Flags().IntVar(&port, "port", 0, "hub port (default: the first free port from 8080)")
@@ -81,6 +87,8 @@ type demoFlags struct {
 	port, mcpPort int
 	json          bool
 	agent, yes    bool
+	// in is where the person tells the interactive agent they connected.
+	in io.Reader
 }
 
 // demoInfo is what `agentid demo --json` prints.
@@ -88,8 +96,11 @@ type demoInfo struct {
 	Issuer     string `json:"issuer"`
 	MCPURL     string `json:"mcp_url"`
 	AccountURL string `json:"account_url"`
-	Username   string `json:"username"`
-	Password   string `json:"password"`
+	// CalendarURL is the demo calendar, the downstream service whose
+	// credentials the hub's vault keeps.
+	CalendarURL string `json:"calendar_url"`
+	Username    string `json:"username"`
+	Password    string `json:"password"`
 	// DataDir is where the demo keeps its data: admin commands reach it
 	// with --data-dir.
 	DataDir string `json:"data_dir"`
@@ -123,8 +134,14 @@ func (c *cli) runDemo(ctx context.Context, stdout, stderr io.Writer, f demoFlags
 		return fmt.Errorf("listening for the demo MCP server: %w", err)
 	}
 	defer mcpLn.Close()
+	calLn, err := listenNear(ctx, 0, mcpLn.Addr().(*net.TCPAddr).Port+1)
+	if err != nil {
+		return fmt.Errorf("listening for the demo calendar: %w", err)
+	}
+	defer calLn.Close()
 	issuer := "http://" + hubLn.Addr().String()
 	mcpURL := "http://" + mcpLn.Addr().String() + "/mcp"
+	calURL := "http://" + calLn.Addr().String()
 
 	// The demo's settings win over defaults; the person's environment
 	// (and --data-dir) still win over the demo's data directory and log
@@ -171,19 +188,28 @@ func (c *cli) runDemo(ctx context.Context, stdout, stderr io.Writer, f demoFlags
 	if err != nil {
 		return err
 	}
+	calSecret, err := token.NewHandle(nil, "")
+	if err != nil {
+		return err
+	}
+	if err := seedCalendar(ctx, h.store, h.vault, mcpURL, calURL, calSecret); err != nil {
+		return err
+	}
+	calendar := demo.NewCalendar(demo.CalendarOptions{ClientID: demoCalendarClient, ClientSecret: calSecret, RedirectURI: issuer + "/connections/callback"})
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	bg, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBackground()
-	wg.Go(func() { runTasks(bg, log, h.tasks()) })
-	wg.Go(func() { h.sealer.Run(bg, sealInterval) })
+	wg.Go(func() { h.runBackground(bg, log) })
 	wg.Go(func() { errc <- serveHTTP(ctx, hubLn, h.Handler(), log) })
+	wg.Go(func() { errc <- serveHTTP(ctx, calLn, calendar.Handler(), log) })
 
 	// The demo server discovers the hub over HTTP, so the hub serves first.
-	mcpHandler, err := demo.Handler(ctx, demo.Options{Issuer: issuer, Resource: mcpURL, Introspection: introspection})
+	mcpHandler, err := demo.Handler(ctx, demo.Options{Issuer: issuer, Resource: mcpURL, Introspection: introspection,
+		Calendar: &demo.CalendarAccess{ClientID: introspection.ClientID, ClientSecret: introspection.ClientSecret, EventsURL: calURL + "/api/events", Provider: demoCalendar}})
 	if err != nil {
 		// Ctrl-C during start-up lands here too: stop everything started.
 		cancel()
@@ -196,7 +222,7 @@ func (c *cli) runDemo(ctx context.Context, stdout, stderr io.Writer, f demoFlags
 	}
 	wg.Go(func() { errc <- serveHTTP(ctx, mcpLn, mcpHandler, log) })
 
-	info := demoInfo{Issuer: issuer, MCPURL: mcpURL, AccountURL: issuer + "/account", Username: demoUser, Password: pw, DataDir: cfg.DataDir}
+	info := demoInfo{Issuer: issuer, MCPURL: mcpURL, AccountURL: issuer + "/account", CalendarURL: calURL, Username: demoUser, Password: pw, DataDir: cfg.DataDir}
 	if f.json {
 		b, _ := json.Marshal(info)
 		fmt.Fprintln(stdout, string(b))
@@ -208,6 +234,8 @@ func (c *cli) runDemo(ctx context.Context, stdout, stderr io.Writer, f demoFlags
 			opts := demo.AgentOptions{MCPURL: mcpURL, Out: stdout}
 			if f.yes {
 				opts.Username, opts.Password = demoUser, pw
+			} else {
+				opts.In = f.in
 			}
 			if err := demo.RunAgent(ctx, opts); err != nil && ctx.Err() == nil {
 				fmt.Fprintf(stdout, "agent: failed: %v\n", err)
@@ -234,6 +262,7 @@ func printDemo(w io.Writer, in demoInfo, prog string) {
 
 Hub: %s
 MCP server: %s
+Demo calendar (a downstream service): %s
 Account page: %s
 username: %s password: %s
 
@@ -242,13 +271,16 @@ What to try:
      transport "Streamable HTTP"), connect, and sign in as the demo user.
   2. Approve notes.read, call read_notes; then call write_note and watch the client
      step up: the consent screen asks only for notes.write.
-  3. delete_note needs the sensitive notes.delete: the default policy keeps it from
+  3. Call read_calendar: the first time, the server asks you (through the client, or in
+     the tool's answer) to connect your Demo Calendar at the hub; connect, call it again,
+     and the server reads your events with a token the agent never sees.
+  4. delete_note needs the sensitive notes.delete: the default policy keeps it from
      self-registered agents until an admin tags them "trusted". In another terminal,
      in this directory:
-       %[6]s clients list
-       %[6]s clients tag CLIENT_ID trusted
-  4. Or stop this demo (Ctrl-C) and run the scripted agent: %[6]s demo --agent --yes
-`, in.Issuer, in.MCPURL, in.AccountURL, in.Username, in.Password, admin)
+       %[7]s clients list
+       %[7]s clients tag CLIENT_ID trusted
+  5. Or stop this demo (Ctrl-C) and run the scripted agent: %[7]s demo --agent --yes
+`, in.Issuer, in.MCPURL, in.CalendarURL, in.AccountURL, in.Username, in.Password, admin)
 }
 
 // invocation is how the person started agentid, for commands they can
@@ -345,10 +377,13 @@ func seedDemo(ctx context.Context, st store.Store, mcpURL string) (string, *mcpa
 // seedDemoServerClient registers the demo MCP server's own client, through
 // the same registration path as every client, or gives the one a previous
 // run registered a fresh secret; either change is audited. It returns the
-// secret.
+// secret. The client also holds the token-exchange grant: the demo server
+// retrieves the person's calendar credential from the vault with it, and
+// the hub lets a client exchange only with that grant registered.
 func seedDemoServerClient(ctx context.Context, st store.Store, now time.Time) (string, error) {
 	m := audit.Meta{Time: now, Actor: audit.ActorDemo}
-	old, err := st.GetClient(ctx, store.DefaultTenant, demoServerClientID)
+	_, err := st.GetClient(ctx, store.DefaultTenant, demoServerClientID)
+	secret := ""
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		e, err := policy.New(ctx, policy.Options{Store: st, Domains: st})
@@ -362,8 +397,8 @@ func seedDemoServerClient(ctx context.Context, st store.Store, now time.Time) (s
 		res, err := r.Register(ctx, &clients.Registration{
 			Method: clients.Demo, ClientID: demoServerClientID, ResourceServer: true, Audit: m,
 			Metadata: &oauth.ClientMetadata{
-				ClientName: "agentid demo MCP server (introspection)", TokenEndpointAuthMethod: oauth.AuthMethodClientSecretBasic,
-				ApplicationType: oauth.ApplicationTypeWeb,
+				ClientName: "agentid demo MCP server", TokenEndpointAuthMethod: oauth.AuthMethodClientSecretBasic,
+				ApplicationType: oauth.ApplicationTypeWeb, GrantTypes: []string{oauth.GrantTokenExchange},
 			},
 		})
 		if err != nil {
@@ -373,16 +408,60 @@ func seedDemoServerClient(ctx context.Context, st store.Store, now time.Time) (s
 	case err != nil:
 		return "", err
 	}
-	secret, err := token.NewHandle(nil, "")
-	if err != nil {
+	// A client of an earlier run: a fresh secret (and the token-exchange
+	// grant, which runs before the vault did not give it).
+	if secret, err = token.NewHandle(nil, ""); err != nil {
 		return "", err
 	}
-	ev := audit.NewClientUpdated(m, audit.ClientUpdatedFields{ClientID: old.ID, Change: audit.ChangeSecret})
-	if _, err := st.UpdateClient(ctx, old.TenantID, old.ID, func(c *store.Client) error {
+	ev := audit.NewClientUpdated(m, audit.ClientUpdatedFields{ClientID: demoServerClientID, Change: audit.ChangeSecret})
+	if _, err := st.UpdateClient(ctx, store.DefaultTenant, demoServerClientID, func(c *store.Client) error {
 		c.SecretHash, c.Disabled, c.UpdatedAt = token.Hash(secret), false, now
+		if !slices.Contains(c.GrantTypes, oauth.GrantTokenExchange) {
+			c.GrantTypes = append(c.GrantTypes, oauth.GrantTokenExchange)
+		}
 		return nil
 	}, ev); err != nil {
 		return "", fmt.Errorf("updating the demo MCP server's client: %w", err)
 	}
 	return secret, nil
+}
+
+// seedCalendar registers the demo calendar as the hub's provider
+// "calendar" (its client secret sealed by the vault) and links it to the
+// demo MCP server's resource: the resource scope calendar.read reaches the
+// provider scope calendar.read. The calendar keeps its grants in memory, so
+// connections of an earlier run are dead: the provider is registered
+// afresh, which deletes them.
+func seedCalendar(ctx context.Context, st store.Store, vlt *vault.Vault, mcpURL, calURL, secret string) error {
+	now := time.Now()
+	m := audit.Meta{Time: now, Actor: audit.ActorDemo}
+	if _, err := st.GetProvider(ctx, store.DefaultTenant, demoCalendar); err == nil {
+		if err := st.DeleteProvider(ctx, store.DefaultTenant, demoCalendar, audit.NewProviderDeleted(m, audit.ProviderFields{ProviderID: demoCalendar, Kind: store.ProviderOAuth2})); err != nil {
+			return fmt.Errorf("removing the previous demo calendar: %w", err)
+		}
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	sealed, err := vlt.SealProviderSecret(store.DefaultTenant, demoCalendar, secret)
+	if err != nil {
+		return err
+	}
+	p := &store.Provider{
+		TenantID: store.DefaultTenant, ID: demoCalendar, Name: "Demo Calendar", Kind: store.ProviderOAuth2,
+		AuthorizationEndpoint: calURL + "/authorize", TokenEndpoint: calURL + "/token", RevocationEndpoint: calURL + "/revoke",
+		ClientID: demoCalendarClient, ClientSecret: sealed, TokenAuthMethod: "client_secret_basic",
+		Scopes: []string{demo.ScopeCalendarRead}, CreatedAt: now, UpdatedAt: now,
+	}
+	if err := st.CreateProvider(ctx, p, audit.NewProviderAdded(m, audit.ProviderFields{ProviderID: demoCalendar, Kind: store.ProviderOAuth2})); err != nil {
+		return fmt.Errorf("registering the demo calendar: %w", err)
+	}
+	r, err := st.GetResource(ctx, store.DefaultTenant, mcpURL)
+	if err != nil {
+		return err
+	}
+	r.Providers = []store.ResourceProvider{{ProviderID: demoCalendar, Scopes: map[string][]string{demo.ScopeCalendarRead: {demo.ScopeCalendarRead}}}}
+	if err := st.UpdateResource(ctx, r, resourceEvent(r, audit.NewResourceUpdated, now)); err != nil {
+		return fmt.Errorf("linking the demo calendar to the demo MCP server: %w", err)
+	}
+	return nil
 }

@@ -114,7 +114,7 @@ func TestDemoAgent(t *testing.T) {
 			break
 		}
 		seen.WriteString(l)
-		if strings.Contains(l, "agent: done after 3 authorization round trips") {
+		if strings.Contains(l, "agent: done after 4 authorization round trips") {
 			if code := stop(); code != 0 {
 				t.Fatalf("exit code %d", code)
 			}

@@ -159,6 +159,11 @@ func seedExampleWorld(t *testing.T, env map[string]string) {
 		{"users", "add", exampleUser},
 		// A trusted identity provider.
 		{"issuers", "add", exampleTrustedIssuer, "--issuer", "https://acme.okta.com", "--jwks-uri", "https://acme.okta.com/oauth2/v1/keys", "--use", "id_jag"},
+		// Downstream providers of the vault.
+		{"providers", "add", "calendar", "--kind", "oauth2", "--authorization-endpoint", "https://accounts.example.com/authorize",
+			"--token-endpoint", "https://accounts.example.com/token", "--client-id", "hub-client", "--scope", "calendar.read", "--scope", "calendar.events"},
+		{"providers", "add", "weather", "--kind", "api_key", "--header", "X-API-Key"},
+		{"resources", "update", exampleResource, "--provider", "weather", "--provider-scope", "notes.read"},
 	} {
 		if code, stdout, stderr := runCLI(t, env, args...); code != 0 {
 			t.Fatalf("seeding %q: exit %d\n%s%s", args, code, stdout, stderr)
@@ -174,6 +179,13 @@ func seedExampleWorld(t *testing.T, env map[string]string) {
 	}
 	if err := os.WriteFile("agentid.yaml", []byte("log:\n  level: info\n"), 0o644); err != nil {
 		t.Fatal(err)
+	}
+	// Client secrets of providers and API keys, as files an administrator
+	// keeps.
+	for _, name := range []string{"drive-secret.txt", "calendar-secret.txt", "weather.key"} {
+		if err := os.WriteFile(name, []byte("example-client-secret\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

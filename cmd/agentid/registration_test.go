@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -122,7 +123,9 @@ func TestSeedDemoIsAudited(t *testing.T) {
 		}
 	}
 	c, err := h.Store.GetClient(ctx, store.DefaultTenant, demoServerClientID)
-	if err != nil || c.Public() || len(c.GrantTypes) != 0 || c.RegistrationMethod != store.RegistrationManual {
+	// Token exchange only: the demo MCP server retrieves the calendar
+	// credential from the vault with it.
+	if err != nil || c.Public() || !slices.Equal(c.GrantTypes, []string{oauth.GrantTokenExchange}) || c.RegistrationMethod != store.RegistrationManual {
 		t.Fatalf("demo server client %+v, %v", c, err)
 	}
 	evs, err := h.Store.ListAudit(ctx, store.AuditFilter{ClientID: demoServerClientID, Since: since})

@@ -43,6 +43,7 @@ func (c *cli) newResourcesCmd() *cobra.Command {
 		c.newResourcesShowCmd(&asJSON),
 		c.newResourcesDeleteCmd(),
 		c.newResourcesLinkCmd(),
+		c.newResourcesUpdateCmd(&asJSON),
 	)
 	return cmd
 }
@@ -372,11 +373,19 @@ type resourceJSON struct {
 	// AccessTokenTTL is Go duration syntax, or omitted for the hub default.
 	AccessTokenTTL string `json:"access_token_ttl,omitempty"`
 	// ConsentMax and ConsentDefault are Go duration syntax, or omitted.
-	ConsentMax     string     `json:"consent_max,omitempty"`
-	ConsentDefault string     `json:"consent_default,omitempty"`
-	Tags           []string   `json:"tags"`
-	ClientID       string     `json:"client_id,omitempty"`
-	CreatedAt      *time.Time `json:"created_at,omitempty"`
+	ConsentMax     string   `json:"consent_max,omitempty"`
+	ConsentDefault string   `json:"consent_default,omitempty"`
+	Tags           []string `json:"tags"`
+	ClientID       string   `json:"client_id,omitempty"`
+	// Providers are the downstream providers the resource's tools use:
+	// resource scope → provider scopes it reaches.
+	Providers []resourceProviderJSON `json:"providers"`
+	CreatedAt *time.Time             `json:"created_at,omitempty"`
+}
+
+type resourceProviderJSON struct {
+	Provider string              `json:"provider"`
+	Scopes   map[string][]string `json:"scopes"`
 }
 
 type scopeJSON struct {
@@ -398,6 +407,14 @@ func resourceView(r *store.Resource) *resourceJSON {
 	}
 	for _, s := range r.Scopes {
 		v.Scopes = append(v.Scopes, scopeJSON(s))
+	}
+	v.Providers = []resourceProviderJSON{}
+	for _, rp := range r.Providers {
+		scopes := map[string][]string{}
+		for k, ps := range rp.Scopes {
+			scopes[k] = strs(ps)
+		}
+		v.Providers = append(v.Providers, resourceProviderJSON{Provider: rp.ProviderID, Scopes: scopes})
 	}
 	return v
 }
@@ -433,5 +450,16 @@ func printResource(w io.Writer, r *store.Resource) error {
 		}
 		t.row(s.Name, sens, s.Description)
 	}
-	return t.flush()
+	if err := t.flush(); err != nil {
+		return err
+	}
+	if rows := providerLinkRows(r); len(rows) > 0 {
+		fmt.Fprintln(w)
+		t = newTable(w, "PROVIDER", "SCOPE -> PROVIDER_SCOPES")
+		for _, row := range rows {
+			t.row(row[0], row[1])
+		}
+		return t.flush()
+	}
+	return nil
 }

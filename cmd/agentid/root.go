@@ -134,6 +134,9 @@ func (c *cli) adminCommands() []*cobra.Command {
 		c.newPolicyCmd(),
 		c.newDomainsCmd(),
 		c.newIssuersCmd(),
+		c.newProvidersCmd(),
+		c.newConnectionsCmd(),
+		c.newKEKCmd(),
 		c.newAuditCmd(),
 	}
 }

@@ -56,6 +56,11 @@ const (
 	// clientExpiryInterval: self-registered clients unused for
 	// registration.client_expiry.
 	clientExpiryInterval = time.Hour
+	// vaultRefreshInterval: how often the vault looks for connections
+	// whose access token expires within its margin (60s) or that were not
+	// refreshed for a day; a minute keeps a token due within the margin
+	// from being handed out stale.
+	vaultRefreshInterval = time.Minute
 	// sealInterval: how often the audit sealer links new events into the
 	// chain (docs/design.md, "Audit trail integrity").
 	sealInterval = time.Second
@@ -146,9 +151,7 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) (e
 	// that requests finishing during shutdown still see fresh keys.
 	bg, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
-	wg.Go(func() { runTasks(bg, log, h.tasks()) })
-	// The sealer seals once more when bg ends, after the last request.
-	wg.Go(func() { h.sealer.Run(bg, sealInterval) })
+	wg.Go(func() { h.runBackground(bg, log) })
 	err = serveHTTP(ctx, ln, h.Handler(), log)
 	stopBackground()
 	wg.Wait()
@@ -198,6 +201,7 @@ func newLogger(lc config.LogConfig, w io.Writer) *slog.Logger {
 type hub struct {
 	store  store.Store
 	keys   *token.Keys
+	vault  *vault.Vault
 	server *server.Server
 	// sealer links the audit trail into its hash chain and signs
 	// checkpoints; it runs for the hub's lifetime (Run).
@@ -290,7 +294,7 @@ func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, 
 	if err != nil {
 		return nil, err
 	}
-	return &hub{store: st, keys: keys, server: srv, sealer: sealer}, nil
+	return &hub{store: st, keys: keys, vault: vlt, server: srv, sealer: sealer}, nil
 }
 
 // newSealer builds the audit chain's sealer for the configured backend.
@@ -398,6 +402,19 @@ func (h *hub) tasks() []task {
 		{name: "record expired consent", every: cleanupInterval, run: h.server.SweepExpiredConsent},
 		{name: "expire unused self-registered clients", every: clientExpiryInterval, run: h.server.ExpireClients},
 	}
+}
+
+// runBackground runs the hub's background work until ctx is done: the
+// periodic tasks, the vault's refresher, which keeps connections' access
+// tokens fresh and provider refresh tokens alive, and the audit chain's
+// sealer.
+func (h *hub) runBackground(ctx context.Context, log *slog.Logger) {
+	var wg sync.WaitGroup
+	wg.Go(func() { runTasks(ctx, log, h.tasks()) })
+	wg.Go(func() { h.vault.Run(ctx, vaultRefreshInterval) })
+	// The sealer seals once more when ctx ends, after the last request.
+	wg.Go(func() { h.sealer.Run(ctx, sealInterval) })
+	wg.Wait()
 }
 
 // task is a job run every interval.

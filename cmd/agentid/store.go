@@ -52,6 +52,7 @@ var dataCreators = []string{
 	"agentid keys rotate",
 	"agentid domains add",
 	"agentid issuers add",
+	"agentid providers add",
 }
 
 // requireData is errNoData, saying where the command looked, unless the
@@ -159,9 +160,11 @@ func prepareSchema(ctx context.Context, st store.Store, autoMigrate bool, log *s
 	return nil
 }
 
-// loadKeyring returns the keyring of the configured KEK: kek.value when set
-// (AGENTID_KEK), else the key file, created 0600 on first start. Errors
-// never contain key material.
+// loadKeyring returns the keyring of the configured KEKs: the current one
+// from kek.value when set (AGENTID_KEK), else the key file, created 0600 on
+// first start; and the previous ones (kek.previous, kek.previous_files),
+// which open what they sealed until agentid kek rotate has re-wrapped it.
+// Errors never contain key material.
 func loadKeyring(cfg *config.Config) (*keyring.Keyring, error) {
 	var (
 		kek keyring.KEK
@@ -178,7 +181,47 @@ func loadKeyring(cfg *config.Config) (*keyring.Keyring, error) {
 			return nil, fmt.Errorf("key-encryption key file %s: %w", cfg.KEK.File, err)
 		}
 	}
-	return keyring.NewKeyring(kek)
+	previous, err := previousKEKs(cfg.KEK)
+	if err != nil {
+		return nil, err
+	}
+	ring, err := keyring.NewKeyring(kek, previous...)
+	if err != nil {
+		return nil, fmt.Errorf("kek: %w", err)
+	}
+	return ring, nil
+}
+
+// previousKEKs reads the previous KEKs: kek.previous holds keys in the
+// text format separated by commas or newlines (blank items and '#'
+// comment lines skipped), kek.previous_files names key files.
+func previousKEKs(kc config.KEKConfig) ([]keyring.KEK, error) {
+	var out []keyring.KEK
+	n := 0
+	for line := range strings.SplitSeq(kc.Previous, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "#") {
+			continue
+		}
+		for item := range strings.SplitSeq(line, ",") {
+			if strings.TrimSpace(item) == "" {
+				continue
+			}
+			n++
+			k, err := keyring.ParseKEK(item)
+			if err != nil {
+				return nil, fmt.Errorf("kek.previous, key %d: %w", n, err)
+			}
+			out = append(out, k)
+		}
+	}
+	for _, f := range kc.PreviousFiles {
+		k, err := keyring.ReadKEKFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("kek.previous_files: %w", err)
+		}
+		out = append(out, k)
+	}
+	return out, nil
 }
 
 // adminLogger is the logger of admin commands: the store's operational

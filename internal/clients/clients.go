@@ -89,8 +89,10 @@ type Registration struct {
 	// Tags are admin tags seen by policy (ValidTag).
 	Tags []string
 	// ResourceServer registers a resource server's own client: confidential,
-	// it authenticates (to introspect) and holds no grant, so the metadata
-	// names no grant types, response types or redirect URIs.
+	// it authenticates to introspect and holds no grant but token exchange
+	// (to call the next hop, or retrieve vault credentials), so the
+	// metadata names no response types or redirect URIs and no grant type
+	// but that one.
 	ResourceServer bool
 	// RegistrationTokenHash is the SHA-256 of the RFC 7592 registration
 	// access token of a dynamic registration.
@@ -396,14 +398,18 @@ func (r *Registrar) apply(ctx context.Context, c *store.Client, reg *Registratio
 func (r *Registrar) validate(reg *Registration) *oauth.Error {
 	m := reg.Metadata
 	if reg.ResourceServer {
-		// A resource server's client holds no grant; it is validated as
-		// the confidential client it is.
-		if len(m.GrantTypes) > 0 || len(m.ResponseTypes) > 0 || len(m.RedirectURIs) > 0 {
-			return oauth.ErrInvalidClientMetadata("a resource server's client registers no grant types, response types or redirect URIs")
+		// A resource server's client holds no grant but token exchange;
+		// it is validated as the confidential client it is.
+		exchange := slices.Equal(m.GrantTypes, []string{oauth.GrantTokenExchange})
+		if (len(m.GrantTypes) > 0 && !exchange) || len(m.ResponseTypes) > 0 || len(m.RedirectURIs) > 0 {
+			return oauth.ErrInvalidClientMetadata("a resource server's client registers no response types or redirect URIs, and no grant type but token exchange")
 		}
 		m.GrantTypes = []string{oauth.GrantClientCredentials}
 		oe := m.Validate([]oauth.SupportedGrant{{Type: oauth.GrantClientCredentials}})
 		m.GrantTypes, m.ResponseTypes = nil, nil
+		if exchange {
+			m.GrantTypes = []string{oauth.GrantTokenExchange}
+		}
 		return oe
 	}
 	return m.Validate(reg.GrantTypes)

@@ -143,6 +143,12 @@ func TestRegisterByMethod(t *testing.T) {
 				Metadata: &oauth.ClientMetadata{ClientName: "Demo MCP", TokenEndpointAuthMethod: "client_secret_basic"}},
 			wantMethod: store.RegistrationManual, wantSecret: true,
 		},
+		{
+			name: "resource server that exchanges: token exchange only",
+			reg: &clients.Registration{Method: clients.Demo, ClientID: "demo-mcp", ResourceServer: true,
+				Metadata: &oauth.ClientMetadata{ClientName: "Demo MCP", TokenEndpointAuthMethod: "client_secret_basic", GrantTypes: []string{oauth.GrantTokenExchange}}},
+			wantMethod: store.RegistrationManual, wantGrants: []string{oauth.GrantTokenExchange}, wantSecret: true,
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -212,6 +218,10 @@ func TestRegisterRefuses(t *testing.T) {
 		{"an unregistered default resource", &clients.Registration{Method: clients.Admin, DefaultResource: "https://other.example.test/mcp", GrantTypes: served, Metadata: publicApp()}, oauth.CodeInvalidClientMetadata},
 		{"a resource server with a grant", &clients.Registration{Method: clients.Demo, ResourceServer: true,
 			Metadata: &oauth.ClientMetadata{GrantTypes: []string{"client_credentials"}}}, oauth.CodeInvalidClientMetadata},
+		{"a resource server with exchange and another grant", &clients.Registration{Method: clients.Demo, ResourceServer: true,
+			Metadata: &oauth.ClientMetadata{GrantTypes: []string{oauth.GrantTokenExchange, "client_credentials"}}}, oauth.CodeInvalidClientMetadata},
+		{"a resource server with redirect URIs", &clients.Registration{Method: clients.Demo, ResourceServer: true,
+			Metadata: &oauth.ClientMetadata{GrantTypes: []string{oauth.GrantTokenExchange}, RedirectURIs: []string{"https://a.example.test/cb"}}}, oauth.CodeInvalidClientMetadata},
 		{"a public resource server", &clients.Registration{Method: clients.Demo, ResourceServer: true,
 			Metadata: &oauth.ClientMetadata{TokenEndpointAuthMethod: "none"}}, oauth.CodeInvalidClientMetadata},
 		{"dynamic asking only for a sensitive scope starts from the others", &clients.Registration{Method: clients.Dynamic, GrantTypes: served,

@@ -73,6 +73,15 @@ type KEKConfig struct {
 	// "env:NAME" reference; the AGENTID_KEK_VALUE (alias AGENTID_KEK)
 	// override may hold the key directly. Config does not interpret it.
 	Value string `yaml:"value"`
+	// Previous and PreviousFiles are older KEKs, kept for opening what
+	// they sealed while `agentid kek rotate` re-wraps it under the current
+	// one; nothing is sealed under them. Previous holds one or more KEKs in
+	// the key text format, separated by commas or newlines; in the YAML
+	// file it may only be an "env:NAME" reference, the AGENTID_KEK_PREVIOUS
+	// override may hold the keys directly. PreviousFiles are key files
+	// (never created). Config does not interpret either.
+	Previous      string   `yaml:"previous"`
+	PreviousFiles []string `yaml:"previous_files"`
 }
 
 // TokenConfig governs the tokens the hub issues.

@@ -34,8 +34,8 @@ const minInitialAccessTokenLen = 32
 //     AGENTID_ + the YAML path upper-cased with dots as underscores
 //     (tokens.access_token_ttl → AGENTID_TOKENS_ACCESS_TOKEN_TTL); an empty
 //     value counts as unset; AGENTID_KEK is an alias of AGENTID_KEK_VALUE;
-//  4. secret references: "env:NAME" in store.dsn and kek.value is replaced
-//     by the variable NAME from lookupEnv; store.dsn_file is read into
+//  4. secret references: "env:NAME" in store.dsn, kek.value and kek.previous
+//     is replaced by the variable NAME from lookupEnv; store.dsn_file is read into
 //     store.dsn; registration.initial_access_token_file is read into
 //     Registration.InitialAccessTokens;
 //  5. derived defaults (issuer from listen; store.dsn and kek.file under
@@ -274,6 +274,10 @@ func (l *loader) decodeLeaf(n *yaml.Node, v reflect.Value, path string) {
 		if n.Value != "" && !strings.HasPrefix(n.Value, "env:") {
 			l.fail(path, n.Line, "", "in the config file the key may only be an env:NAME reference (or use kek.file)")
 		}
+	case "kek.previous":
+		if n.Value != "" && !strings.HasPrefix(n.Value, "env:") {
+			l.fail(path, n.Line, "", "in the config file the keys may only be an env:NAME reference (or use kek.previous_files)")
+		}
 	case "store.dsn":
 		if !strings.HasPrefix(n.Value, "env:") && dsnHasPassword(n.Value) {
 			l.fail(path, n.Line, "", "contains a password; reference it as env:NAME or put the DSN in store.dsn_file")
@@ -377,6 +381,12 @@ func (l *loader) resolveRefs() {
 	} else if strings.HasPrefix(c.KEK.Value, "env:") {
 		if v, ok := l.envRef("kek.value", c.KEK.Value); ok {
 			c.KEK.Value = v
+		}
+	}
+
+	if strings.HasPrefix(c.KEK.Previous, "env:") {
+		if v, ok := l.envRef("kek.previous", c.KEK.Previous); ok {
+			c.KEK.Previous = v
 		}
 	}
 

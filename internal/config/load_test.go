@@ -478,6 +478,7 @@ func envSamples(t *testing.T) map[string]envSample {
 		"store.auto_migrate":                  {value: "false"},
 		"kek.file":                            {value: "/run/secrets/kek"},
 		"kek.value":                           {value: "literal-kek-from-the-environment"},
+		"kek.previous":                        {value: "literal-old-kek-from-the-environment"},
 		"tokens.access_token_ttl":             {value: "15m"},
 		"tokens.refresh_token_ttl":            {value: "24h"},
 		"tokens.refresh_token_reuse_interval": {value: "3s"},
@@ -632,6 +633,35 @@ func TestSecretReferences(t *testing.T) {
 			name:  "AGENTID_KEK alias",
 			env:   map[string]string{"AGENTID_KEK": "key-material"},
 			check: func(t *testing.T, c *Config) { eq(t, c.KEK.Value, "key-material") },
+		},
+		{
+			name: "previous KEKs by env reference and files",
+			yaml: "kek:\n  previous: env:OLD\n  previous_files: [/run/secrets/kek-2025, /run/secrets/kek-2024]\n",
+			env:  map[string]string{"OLD": "old-key-material"},
+			check: func(t *testing.T, c *Config) {
+				eq(t, c.KEK.Previous, "old-key-material")
+				eq(t, c.KEK.PreviousFiles, []string{"/run/secrets/kek-2025", "/run/secrets/kek-2024"})
+			},
+		},
+		{
+			name:  "previous KEKs directly in AGENTID_KEK_PREVIOUS",
+			env:   map[string]string{"AGENTID_KEK_PREVIOUS": "old-key-material"},
+			check: func(t *testing.T, c *Config) { eq(t, c.KEK.Previous, "old-key-material") },
+		},
+		{
+			name: "literal previous KEK in the file",
+			yaml: "kek:\n  previous: old-key-material\n",
+			want: []wantProblem{{"kek.previous", 2, []string{"kek.previous: in the config file the keys may only be an env:NAME reference"}}},
+		},
+		{
+			name: "previous KEK reference unset",
+			yaml: "kek:\n  previous: env:NOPE\n",
+			want: []wantProblem{{"kek.previous", 0, []string{"kek.previous: references environment variable NOPE"}}},
+		},
+		{
+			name: "empty previous key file entry",
+			yaml: "kek:\n  previous_files: [\"\"]\n",
+			want: []wantProblem{{"kek.previous_files", 0, []string{"entry 1 is empty"}}},
 		},
 		{
 			name: "initial access tokens are read",

@@ -15,7 +15,7 @@ const redacted = "REDACTED"
 // Redacted renders the effective configuration as YAML, in the file's own
 // schema, with secrets replaced by "REDACTED": the password of the store DSN
 // (in its user information or a password query parameter), the KEK value,
-// and the initial access tokens (not printed at all). It is what
+// the previous KEKs, and the initial access tokens (not printed at all). It is what
 // `agentid serve --print-config` shows.
 func (c *Config) Redacted() ([]byte, error) {
 	r := *c
@@ -23,6 +23,9 @@ func (c *Config) Redacted() ([]byte, error) {
 	r.Store.DSN = redactDSN(c.Store.DSN)
 	if r.KEK.Value != "" {
 		r.KEK.Value = redacted
+	}
+	if r.KEK.Previous != "" {
+		r.KEK.Previous = redacted
 	}
 	r.Registration.InitialAccessTokens = nil
 
@@ -106,11 +109,14 @@ func (s StoreConfig) GoString() string { return "config.StoreConfig" + s.String(
 
 // String keeps the key out of fmt output.
 func (k KEKConfig) String() string {
-	v := ""
+	v, p := "", ""
 	if k.Value != "" {
 		v = redacted
 	}
-	return fmt.Sprintf("{File:%s Value:%s}", k.File, v)
+	if k.Previous != "" {
+		p = redacted
+	}
+	return fmt.Sprintf("{File:%s Value:%s Previous:%s PreviousFiles:%v}", k.File, v, p, k.PreviousFiles)
 }
 
 // GoString is String for %#v.

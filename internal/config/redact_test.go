@@ -53,6 +53,7 @@ func TestRedactedNeverLeaks(t *testing.T) {
 		qpw    = "query-sekrit-77"
 		kek    = "S0VLLWtleS1tYXRlcmlhbC0xMjM0NTY3ODkwMTI="
 		tokSec = "iat-sekrit-0123456789abcdefghijklmnopqrstuvwxyz"
+		oldKEK = "kek-old:T0xELWtleS1tYXRlcmlhbC0xMjM0NTY3ODkwMTI="
 	)
 	dir := t.TempDir()
 	dsnFile := filepath.Join(dir, "dsn")
@@ -63,7 +64,7 @@ func TestRedactedNeverLeaks(t *testing.T) {
 	if err := os.WriteFile(tokenFile, []byte(tokSec+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	secrets := []string{pw, pwEsc, url.QueryEscape(pw), qpw, kek, tokSec}
+	secrets := []string{pw, pwEsc, url.QueryEscape(pw), qpw, kek, tokSec, oldKEK}
 
 	tests := []struct {
 		name string
@@ -73,8 +74,9 @@ func TestRedactedNeverLeaks(t *testing.T) {
 		{
 			name: "env overrides",
 			env: map[string]string{
-				"AGENTID_STORE_DSN": "postgres://agent:" + pw + "@db:5432/agentid?sslmode=require&password=" + qpw,
-				"AGENTID_KEK":       kek,
+				"AGENTID_STORE_DSN":    "postgres://agent:" + pw + "@db:5432/agentid?sslmode=require&password=" + qpw,
+				"AGENTID_KEK":          kek,
+				"AGENTID_KEK_PREVIOUS": oldKEK,
 			},
 		},
 		{
@@ -86,8 +88,8 @@ func TestRedactedNeverLeaks(t *testing.T) {
 		},
 		{
 			name: "env references",
-			yaml: "store:\n  dsn: env:PG\nkek:\n  value: env:K\n",
-			env:  map[string]string{"PG": "postgresql://agent:" + pw + "@db/agentid?sslpassword=" + qpw, "K": kek},
+			yaml: "store:\n  dsn: env:PG\nkek:\n  value: env:K\n  previous: env:OLD\n",
+			env:  map[string]string{"PG": "postgresql://agent:" + pw + "@db/agentid?sslpassword=" + qpw, "K": kek, "OLD": oldKEK},
 		},
 		{
 			name: "dsn file and token file",
@@ -192,16 +194,17 @@ func TestFormattingRedacts(t *testing.T) {
 		pw  = "fmt-sekrit-pw"
 		kek = "fmt-sekrit-kek"
 		tok = "fmt-sekrit-token-0123456789abcdefghijklmnop"
+		old = "fmt-sekrit-old-kek"
 	)
 	c := Default()
 	c.Store.DSN = "postgres://agent:" + pw + "@db/agentid"
-	c.KEK = KEKConfig{Value: kek}
+	c.KEK = KEKConfig{Value: kek, Previous: old}
 	c.Registration = RegistrationConfig{Enabled: true, InitialAccessTokens: []string{tok}}
 	for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
 		t.Run(verb, func(t *testing.T) {
 			for _, v := range []any{c, *c, c.Store, c.KEK, c.Registration} {
 				out := fmt.Sprintf(verb, v)
-				for _, s := range []string{pw, kek, tok} {
+				for _, s := range []string{pw, kek, tok, old} {
 					if strings.Contains(out, s) {
 						t.Errorf("fmt %s of %T leaks %q: %s", verb, v, s, out)
 					}

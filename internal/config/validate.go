@@ -62,6 +62,11 @@ func (c *Config) validate() Problems {
 	if c.KEK.File == "" && c.KEK.Value == "" {
 		ps.add("kek.file", 0, "", "required when kek.value is not set")
 	}
+	for i, f := range c.KEK.PreviousFiles {
+		if strings.TrimSpace(f) == "" {
+			ps.add("kek.previous_files", 0, "", fmt.Sprintf("entry %d is empty; list the key files of previous KEKs", i+1))
+		}
+	}
 
 	t := c.Tokens
 	checkDuration(&ps, "tokens.access_token_ttl", t.AccessTokenTTL, time.Second, maxAccessTokenTTL)

@@ -1,6 +1,7 @@
 package demo
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -28,7 +29,13 @@ type AgentOptions struct {
 	// Username and Password, when set, make the agent log in and approve
 	// the consent screen itself (headless); otherwise it prints the
 	// authorization URL for a person and waits for the browser to come back.
+	// Headless, it also stands in for the person when the MCP server asks
+	// them to connect the calendar: it follows the connect link itself,
+	// signed in as that user, and approves at the calendar.
 	Username, Password string
+	// In is where the person says they are done connecting (a line), when
+	// not headless. Nil: the agent goes on at once.
+	In io.Reader
 }
 
 // RunAgent plays an AI agent with the official MCP Go SDK client: it
@@ -109,7 +116,36 @@ func RunAgent(ctx context.Context, opts AgentOptions) error {
 		return err
 	}
 	say("connecting to %s", opts.MCPURL)
-	client := mcp.NewClient(&mcp.Implementation{Name: "agentid-demo-agent", Version: "1.0.0"}, nil)
+	// The agent can show a URL to its person (URL-mode elicitation): how the
+	// demo server asks them to connect the calendar the first time
+	// read_calendar needs it.
+	var lines *bufio.Scanner
+	if opts.In != nil {
+		lines = bufio.NewScanner(opts.In)
+	}
+	elicit := func(ctx context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+		if req.Params.Mode != "url" {
+			return &mcp.ElicitResult{Action: "decline"}, nil
+		}
+		say("the MCP server asks the person: %s", req.Params.Message)
+		say("connect link (made for the demo user only): %s", req.Params.URL)
+		switch {
+		case opts.Username != "":
+			say("scripted run: no person here, so the demo follows the link itself, signed in as %s, and approves at the calendar", opts.Username)
+			if err := connectHeadless(ctx, req.Params.URL, opts.Username, opts.Password); err != nil {
+				return nil, fmt.Errorf("connecting the calendar: %w", err)
+			}
+			say("the hub says: calendar connected; its tokens went into the hub's vault, not to this agent")
+		case lines != nil:
+			say("open the link in your browser, connect, then press Enter here")
+			lines.Scan()
+		}
+		return &mcp.ElicitResult{Action: "accept"}, nil
+	}
+	client := mcp.NewClient(&mcp.Implementation{Name: "agentid-demo-agent", Version: "1.0.0"}, &mcp.ClientOptions{
+		Capabilities:       &mcp.ClientCapabilities{Elicitation: &mcp.ElicitationCapabilities{URL: &mcp.URLElicitationCapabilities{}}},
+		ElicitationHandler: elicit,
+	})
 	sess, err := client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: opts.MCPURL, OAuthHandler: handler}, nil)
 	if err != nil {
 		return fmt.Errorf("connecting: %w", err)
@@ -136,6 +172,10 @@ func RunAgent(ctx context.Context, opts AgentOptions) error {
 		{"read_notes", map[string]any{}},
 		{"write_note", map[string]any{"text": "written by the demo agent"}},
 		{"read_notes", map[string]any{}},
+		// The calendar lives at a downstream service: the first call asks
+		// the person to connect it, the retried call reads it through the
+		// hub's vault.
+		{"read_calendar", map[string]any{}},
 		// notes.delete is sensitive: the default policy refuses it to an
 		// agent that registered itself until an administrator tags it
 		// trusted, and the hub says so instead of narrowing silently.
@@ -162,7 +202,7 @@ func RunAgent(ctx context.Context, opts AgentOptions) error {
 		}
 		say("%s → %s", step.tool, strings.ReplaceAll(strings.Join(out, " "), "\n", " | "))
 	}
-	say("done after %d authorization round trips (a step-up for notes.write, then one for notes.delete)", round)
+	say("done after %d authorization round trips (one step-up each for notes.write, calendar.read and notes.delete)", round)
 	return nil
 }
 
@@ -183,6 +223,82 @@ var (
 	requestField = regexp.MustCompile(`name="request" value="([^"]*)"`)
 	checkedScope = regexp.MustCompile(`name="scope" value="([^"]*)" checked`)
 )
+
+var (
+	formAction   = regexp.MustCompile(`<form method="post" action="(/connections/[^"/]+/start)"`)
+	intentField  = regexp.MustCompile(`name="intent" value="([^"]*)"`)
+	hiddenFields = regexp.MustCompile(`<input type="hidden" name="([^"]*)" value="([^"]*)">`)
+)
+
+// connectHeadless does what the person does with a connect link, for the
+// scripted run: it opens the link at the hub, signs in as username, asks to
+// connect, approves at the calendar, and checks the hub's answer.
+func connectHeadless(ctx context.Context, connectURL, username, password string) error {
+	hub, err := url.Parse(connectURL)
+	if err != nil {
+		return err
+	}
+	origin := hub.Scheme + "://" + hub.Host
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+	var last *url.URL
+	do := func(method, target string, form url.Values) (string, error) {
+		var body io.Reader
+		if form != nil {
+			body = strings.NewReader(form.Encode())
+		}
+		req, err := http.NewRequestWithContext(ctx, method, target, body)
+		if err != nil {
+			return "", err
+		}
+		if form != nil {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			u, _ := url.Parse(target)
+			req.Header.Set("Origin", u.Scheme+"://"+u.Host)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		last = resp.Request.URL
+		b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		return string(b), err
+	}
+	page, err := do(http.MethodGet, connectURL, nil)
+	if err != nil {
+		return err
+	}
+	if strings.Contains(page, `action="/login"`) {
+		if page, err = do(http.MethodPost, origin+"/login", url.Values{"csrf_token": {match(csrfField, page)}, "return_to": {match(returnField, page)},
+			"username": {username}, "password": {password}}); err != nil {
+			return err
+		}
+	}
+	action := match(formAction, page)
+	if action == "" {
+		return errors.New("the hub's connect page offers no connect button (wrong password, or the link is not for this user?)")
+	}
+	// The hub sends the browser to the calendar's authorization page.
+	if page, err = do(http.MethodPost, origin+action, url.Values{"csrf_token": {match(csrfField, page)}, "intent": {match(intentField, page)}}); err != nil {
+		return err
+	}
+	if last.Host == hub.Host || !strings.Contains(page, `action="/authorize"`) {
+		return errors.New("the hub did not send the browser to the calendar")
+	}
+	decision := url.Values{"decision": {"allow"}}
+	for _, m := range hiddenFields.FindAllStringSubmatch(page, -1) {
+		decision.Set(html.UnescapeString(m[1]), html.UnescapeString(m[2]))
+	}
+	// Allowing sends the browser back to the hub's callback.
+	if page, err = do(http.MethodPost, last.Scheme+"://"+last.Host+"/authorize", decision); err != nil {
+		return err
+	}
+	if last.Host != hub.Host || !strings.Contains(page, "Connected") {
+		return fmt.Errorf("the hub did not confirm the connection (at %s)", last.Path)
+	}
+	return nil
+}
 
 // approveHeadless signs in as the demo user and approves the checked scopes
 // on the consent screen, as a person clicking Allow would, and returns the

@@ -50,8 +50,8 @@ var toolScopes = mcpauth.ToolScopes{
 // scopes go together: the one destructive tool is also the one that needs a
 // sensitive scope of its own (a test keeps them so). Every hint is spelled
 // out, because an absent one means the pessimistic default (destructive,
-// open-world). All four tools work on the demo's own in-memory data, so none
-// is open-world.
+// open-world). All four tools work on the demo's own data (read_calendar on
+// the demo calendar in the same process), so none is open-world.
 var toolHints = map[string]mcp.ToolAnnotations{
 	"read_notes":    {ReadOnlyHint: true, IdempotentHint: true, DestructiveHint: new(false), OpenWorldHint: new(false)},
 	"read_calendar": {ReadOnlyHint: true, IdempotentHint: true, DestructiveHint: new(false), OpenWorldHint: new(false)},
@@ -62,6 +62,9 @@ var toolHints = map[string]mcp.ToolAnnotations{
 	// more, so it is idempotent.
 	"delete_note": {DestructiveHint: new(true), IdempotentHint: true, OpenWorldHint: new(false)},
 }
+
+// noIn is the input of a tool without arguments.
+type noIn struct{}
 
 // hints returns a copy of a tool's annotations, for one server.
 func hints(tool string) *mcp.ToolAnnotations {
@@ -85,6 +88,21 @@ type Options struct {
 	// token (RFC 7662), so that revoking access on the account page stops
 	// the agent at its very next call.
 	Introspection *mcpauth.IntrospectionConfig
+	// Calendar, when set, makes read_calendar read the person's calendar
+	// at the demo calendar through the hub's vault; without it the tool
+	// shows a sample day.
+	Calendar *CalendarAccess
+}
+
+// CalendarAccess is how the demo server reaches the person's calendar:
+// as its own client at the hub (the one linked to its resource), which
+// retrieves the calendar credential from the vault (RFC 8693 exchange),
+// and the calendar's events API.
+type CalendarAccess struct {
+	ClientID, ClientSecret string
+	EventsURL              string
+	// Provider is the hub's provider id of the calendar ("calendar").
+	Provider string
 }
 
 // Handler returns the demo server's HTTP handler: the protected MCP endpoint
@@ -95,8 +113,15 @@ func Handler(ctx context.Context, opts Options) (http.Handler, error) {
 		return nil, err
 	}
 	n := &notes{byUser: make(map[string][]note)}
+	readCalendar := func(ctx context.Context, req *mcp.CallToolRequest, _ noIn) (*mcp.CallToolResult, any, error) {
+		return text("sample day (no calendar connected to this demo):\n09:30 stand-up\n12:00 lunch with Sam\n15:00 design review"), nil, nil
+	}
+	if opts.Calendar != nil {
+		if readCalendar, err = calendarTool(ctx, opts); err != nil {
+			return nil, err
+		}
+	}
 	server := mcp.NewServer(&mcp.Implementation{Name: "agentid-demo", Title: "agentid demo notes", Version: "1.0.0"}, nil)
-	type noIn struct{}
 	type writeIn struct {
 		Text string `json:"text" jsonschema:"the note's text"`
 	}
@@ -116,9 +141,7 @@ func Handler(ctx context.Context, opts Options) (http.Handler, error) {
 		}, toolScopes["write_note"]...))
 	mcp.AddTool(server, &mcp.Tool{Name: "read_calendar", Title: "Read today's calendar", Description: "Show today's calendar (needs calendar.read).",
 		Annotations: hints("read_calendar")},
-		mcpauth.RequireScopes(func(ctx context.Context, req *mcp.CallToolRequest, _ noIn) (*mcp.CallToolResult, any, error) {
-			return text("09:30 stand-up\n12:00 lunch with Sam\n15:00 design review"), nil, nil
-		}, toolScopes["read_calendar"]...))
+		mcpauth.RequireScopes(readCalendar, toolScopes["read_calendar"]...))
 	mcp.AddTool(server, &mcp.Tool{Name: "delete_note", Title: "Delete a note", Description: "Delete a note (needs the sensitive notes.delete).",
 		Annotations: hints("delete_note")},
 		mcpauth.RequireScopes(func(ctx context.Context, req *mcp.CallToolRequest, in deleteIn) (*mcp.CallToolResult, any, error) {

@@ -167,7 +167,7 @@ func TestScriptedAgent(t *testing.T) {
 	for _, want := range []string{"registered with ", "connected (MCP 2026-07-28); tools: ", "delete_note (destructive)", "read_notes → no notes yet", "write_note → saved note",
 		// notes.delete is refused clearly, with the reason, not looped on.
 		"delete_note → refused by the hub (invalid_scope): the hub will not grant notes.delete (this application registered itself; an administrator must mark it trusted",
-		"done after 3 authorization round trips"} {
+		"read_calendar → sample day", "done after 4 authorization round trips"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
@@ -191,8 +191,8 @@ func TestScriptedAgent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(grants) != 2 {
-		t.Fatalf("consent grants = %d, want notes.read then notes.write for one client", len(grants))
+	if len(grants) != 3 {
+		t.Fatalf("consent grants = %d, want notes.read, notes.write, calendar.read for one client", len(grants))
 	}
 	if err := demo.RunAgent(ctx, demo.AgentOptions{MCPURL: resource, Out: &out, Username: servertest.TestUser, Password: "wrong"}); err == nil {
 		t.Fatal("agent succeeded with a wrong password")

@@ -336,6 +336,17 @@ func LoadOrCreateKEKFile(path string, r io.Reader) (KEK, error) {
 	return k, nil
 }
 
+// ReadKEKFile reads the KEK in the file at path, which must exist (it is
+// never created), be a regular file and not be accessible to group or
+// others: a previous KEK kept for reading during a rotation.
+func ReadKEKFile(path string) (KEK, error) {
+	k, err := readKEKFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return KEK{}, fmt.Errorf("keyring: KEK file %s: %w", path, fs.ErrNotExist)
+	}
+	return k, err
+}
+
 func readKEKFile(path string) (KEK, error) {
 	f, err := os.Open(path)
 	if err != nil {

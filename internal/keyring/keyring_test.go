@@ -5,8 +5,10 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -381,3 +383,35 @@ func FuzzParseKEK(f *testing.F) {
 type failReader struct{}
 
 func (failReader) Read([]byte) (int, error) { return 0, errors.New("no entropy") }
+
+func TestReadKEKFile(t *testing.T) {
+	dir := t.TempDir()
+	k, err := GenerateKEK(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := filepath.Join(dir, "good")
+	if err := os.WriteFile(good, []byte("# old KEK\n"+FormatKEK(k)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	open := filepath.Join(dir, "open")
+	if err := os.WriteFile(open, []byte(FormatKEK(k)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadKEKFile(good)
+	if err != nil || got.ID != k.ID || !bytes.Equal(got.Key, k.Key) {
+		t.Fatalf("ReadKEKFile(good) = %v, %v", got.ID, err)
+	}
+	missing := filepath.Join(dir, "missing")
+	if _, err := ReadKEKFile(missing); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("missing file: %v, want fs.ErrNotExist", err)
+	}
+	if _, err := os.Stat(missing); !os.IsNotExist(err) {
+		t.Errorf("ReadKEKFile created the missing file")
+	}
+	if runtime.GOOS != "windows" {
+		if _, err := ReadKEKFile(open); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+			t.Errorf("world-readable file: %v", err)
+		}
+	}
+}

@@ -39,6 +39,10 @@ const (
 	// CodeInteractionRequired: OpenID Connect Core §3.1.2.6, for prompt=none
 	// when the person must confirm something.
 	CodeInteractionRequired = "interaction_required"
+	// CodeConnectionRequired is agentid's extension error (RFC 6749 §8.5)
+	// of credential retrieval: the person holds no usable connection to
+	// the provider; the error's connect_uri is where they make one.
+	CodeConnectionRequired = "connection_required"
 )
 
 // Error is the one protocol error type. Only an *Error reaches the wire;
@@ -52,7 +56,11 @@ type Error struct {
 	// RetryAfter, when positive, is sent as Retry-After (RFC 9110 §10.2.3)
 	// in whole seconds, rounded up.
 	RetryAfter time.Duration
-	cause      error
+	// Extra are extension parameters of the error response (RFC 6749
+	// §8.2), sent beside error and error_description, which they never
+	// replace. Their values are public: nothing secret goes here.
+	Extra map[string]string
+	cause error
 }
 
 // Error implements error. It does not include the cause's text, which may be
@@ -77,6 +85,17 @@ func (e *Error) Is(target error) bool {
 func (e *Error) WithCause(cause error) *Error {
 	c := *e
 	c.cause = cause
+	return &c
+}
+
+// With returns a copy of e carrying the extension parameter name=value.
+func (e *Error) With(name, value string) *Error {
+	c := *e
+	c.Extra = make(map[string]string, len(e.Extra)+1)
+	for k, v := range e.Extra {
+		c.Extra[k] = v
+	}
+	c.Extra[name] = value
 	return &c
 }
 
@@ -177,7 +196,28 @@ func WriteError(w http.ResponseWriter, e *Error) {
 	if e.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(e.RetryAfter.Seconds())))))
 	}
-	WriteJSON(w, status, errorBody{Error: e.Code, Description: sanitizeDescription(e.Description)})
+	body := errorBody{Error: e.Code, Description: sanitizeDescription(e.Description)}
+	if len(e.Extra) == 0 {
+		WriteJSON(w, status, body)
+		return
+	}
+	m := make(map[string]string, len(e.Extra)+2)
+	for k, v := range e.Extra {
+		if !reservedErrorParam(k) {
+			m[k] = v
+		}
+	}
+	m["error"] = body.Error
+	if body.Description != "" {
+		m["error_description"] = body.Description
+	}
+	WriteJSON(w, status, m)
+}
+
+// reservedErrorParam reports whether name is a parameter RFC 6749 §5.2
+// defines, which an extension parameter may not stand in for.
+func reservedErrorParam(name string) bool {
+	return name == "error" || name == "error_description" || name == "error_uri"
 }
 
 // WriteJSON writes v as JSON with the no-store headers every token-endpoint

@@ -50,6 +50,46 @@ func TestErrorStatusAndWire(t *testing.T) {
 	}
 }
 
+// TestErrorExtensions: extension parameters (RFC 6749 §8.2) travel beside
+// error and error_description, never in their place, and With copies.
+func TestErrorExtensions(t *testing.T) {
+	base := NewError(CodeConnectionRequired, "connect first")
+	e := base.With("connect_uri", "https://hub.example/connections/connect/cal?intent=x").With("provider", "cal")
+	tests := []struct {
+		name   string
+		err    *Error
+		status int
+		body   string
+	}{
+		{name: "extension error with parameters", err: e, status: 400,
+			body: `{"connect_uri":"https://hub.example/connections/connect/cal?intent=x","error":"connection_required","error_description":"connect first","provider":"cal"}`},
+		{name: "reserved names are not overridden", err: ErrInvalidGrant("no").With("error", "x").With("error_description", "y").With("error_uri", "z").With("k", "v"), status: 400,
+			body: `{"error":"invalid_grant","error_description":"no","k":"v"}`},
+		{name: "no description", err: (&Error{Code: CodeConnectionRequired}).With("provider", "cal"), status: 400,
+			body: `{"error":"connection_required","provider":"cal"}`},
+		{name: "with Retry-After", err: NewError(CodeTemporarilyUnavailable, "later").With("provider", "cal"), status: 503,
+			body: `{"error":"temporarily_unavailable","error_description":"later","provider":"cal"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := httptest.NewRecorder()
+			WriteError(w, tt.err)
+			if w.Code != tt.status || w.Header().Get("Cache-Control") != "no-store" {
+				t.Fatalf("status %d headers %v", w.Code, w.Header())
+			}
+			if got := strings.TrimSpace(w.Body.String()); got != tt.body {
+				t.Fatalf("body %s, want %s", got, tt.body)
+			}
+		})
+	}
+	if base.Extra != nil {
+		t.Fatal("With changed the error it was called on")
+	}
+	if !errors.Is(e, &Error{Code: CodeConnectionRequired}) {
+		t.Fatal("an error with parameters must still match its code")
+	}
+}
+
 func TestErrorMatching(t *testing.T) {
 	cause := errors.New("cause")
 	e := ErrInvalidGrant("refresh token reused").WithCause(cause)

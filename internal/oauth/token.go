@@ -31,6 +31,10 @@ type TokenRequest struct {
 	ActorToken, ActorTokenType     string
 	RequestedTokenType             string
 	Audiences                      []string
+	// ForceRefresh (force_refresh=true on a token exchange, agentid's
+	// extension for a credential retrieval): the resource server just had
+	// the downstream credential refused and asks for a fresh one.
+	ForceRefresh bool
 }
 
 // ParseTokenRequest parses a token request: ParseForm, ParseClientAuth, then
@@ -60,6 +64,7 @@ func ParseTokenRequest(r *http.Request) (*TokenRequest, *Error) {
 	if req.GrantType == "" {
 		return nil, ErrInvalidRequest("grant_type is required")
 	}
+
 	if req.Client, err = ParseClientAuth(r, form); err != nil {
 		// RFC 7523 §3.1: client authentication is optional for the
 		// jwt-bearer grant (a workload's token identifies its agent).
@@ -101,6 +106,9 @@ func ParseTokenRequest(r *http.Request) (*TokenRequest, *Error) {
 		if (req.ActorToken == "") != (req.ActorTokenType == "") {
 			return nil, ErrInvalidRequest("actor_token and actor_token_type must be sent together")
 		}
+		// Anything but "true" is no request for a refresh: a parameter a
+		// grant does not use is ignored (RFC 6749 §3.2).
+		req.ForceRefresh = form.Get("force_refresh") == "true"
 	}
 	return req, nil
 }
@@ -118,6 +126,16 @@ type TokenResponse struct {
 	Scope           string `json:"scope,omitempty"`
 	IDToken         string `json:"id_token,omitempty"` // OpenID Connect Core §3.1.3.3
 	IssuedTokenType string `json:"issued_token_type,omitempty"`
+
+	// A retrieved downstream credential (agentid's extension of the RFC
+	// 8693 §2.2.1 response): the provider and connection it came from,
+	// and for an API key where the key goes (a header with its value, or
+	// a query parameter).
+	Provider       string `json:"provider,omitempty"`
+	ConnectionID   string `json:"connection_id,omitempty"`
+	KeyHeader      string `json:"key_header,omitempty"`
+	KeyHeaderValue string `json:"key_header_value,omitempty"`
+	KeyQuery       string `json:"key_query,omitempty"`
 }
 
 // WriteTokenResponse writes resp with 200 and Cache-Control: no-store

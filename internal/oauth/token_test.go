@@ -210,6 +210,30 @@ func TestParseTokenRequest(t *testing.T) {
 					t.Fatalf("got %+v", *r)
 				}
 			}},
+		{name: "retrieval with force_refresh", body: "grant_type=" + url.QueryEscape(GrantTokenExchange) + "&subject_token=st&subject_token_type=t&resource=https%3A%2F%2Fhub.example%2Fproviders%2Fcalendar&force_refresh=true&client_id=c",
+			check: func(t *testing.T, r *TokenRequest) {
+				if !r.ForceRefresh {
+					t.Fatalf("got %+v", *r)
+				}
+			}},
+		{name: "force_refresh false", body: "grant_type=" + url.QueryEscape(GrantTokenExchange) + "&subject_token=st&subject_token_type=t&force_refresh=false&client_id=c",
+			check: func(t *testing.T, r *TokenRequest) {
+				if r.ForceRefresh {
+					t.Fatalf("got %+v", *r)
+				}
+			}},
+		{name: "force_refresh other than true", body: "grant_type=" + url.QueryEscape(GrantTokenExchange) + "&subject_token=st&subject_token_type=t&force_refresh=1&client_id=c",
+			check: func(t *testing.T, r *TokenRequest) {
+				if r.ForceRefresh {
+					t.Fatalf("got %+v", *r)
+				}
+			}},
+		{name: "force_refresh on another grant is ignored", body: "grant_type=refresh_token&refresh_token=rt&client_id=c&force_refresh=true",
+			check: func(t *testing.T, r *TokenRequest) {
+				if r.ForceRefresh {
+					t.Fatalf("got %+v", *r)
+				}
+			}},
 		{name: "unknown grant passes through", body: "grant_type=password&username=u&password=p&client_id=c",
 			check: func(t *testing.T, r *TokenRequest) {
 				if r.GrantType != "password" {
@@ -259,6 +283,8 @@ func TestWriteTokenResponse(t *testing.T) {
 			want: `{"access_token":"jag","token_type":"N_A","issued_token_type":"urn:ietf:params:oauth:token-type:id-jag"}`},
 		{name: "with refresh", resp: TokenResponse{AccessToken: "at", TokenType: "Bearer", RefreshToken: "rt"},
 			want: `{"access_token":"at","token_type":"Bearer","refresh_token":"rt"}`},
+		{name: "retrieved API key", resp: TokenResponse{AccessToken: "k", TokenType: TokenTypeNA, IssuedTokenType: TokenTypeAPIKey, Provider: "search", ConnectionID: "conn_1", KeyHeader: "X-API-Key", KeyHeaderValue: "Bearer k"},
+			want: `{"access_token":"k","token_type":"N_A","issued_token_type":"urn:agentid:params:oauth:token-type:api_key","provider":"search","connection_id":"conn_1","key_header":"X-API-Key","key_header_value":"Bearer k"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -293,6 +319,7 @@ func FuzzParseTokenRequest(f *testing.F) {
 		{"code=&grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion=x&client_id=c&client_secret=s", ""},
 		{"grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=a.b.c", ""},
 		{"grant_type=x&resource=a&resource=b&audience=c", "Basic !!"},
+		{"grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange&subject_token=s&subject_token_type=t&force_refresh=true&client_id=c", ""},
 		{"a=%zz&b=1;c", "Basic " + base64.StdEncoding.EncodeToString([]byte("%41:%"))},
 	}
 	for _, s := range seeds {

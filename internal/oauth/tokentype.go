@@ -11,4 +11,7 @@ const (
 	TokenTypeSAML1        = "urn:ietf:params:oauth:token-type:saml1"
 	TokenTypeSAML2        = "urn:ietf:params:oauth:token-type:saml2"
 	TokenTypeIDJAG        = "urn:ietf:params:oauth:token-type:id-jag"
+	// TokenTypeAPIKey is agentid's issued_token_type of a retrieved
+	// downstream API key (a static key, not an OAuth access token).
+	TokenTypeAPIKey = "urn:agentid:params:oauth:token-type:api_key"
 )

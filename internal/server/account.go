@@ -76,6 +76,10 @@ type accountView struct {
 	Username string
 	Notice   string
 	Agents   []agentView
+	// ConnectionsOn: the hub has a vault, and the page lists the person's
+	// connections (connections.go) in Conns.
+	ConnectionsOn bool
+	Conns         connListView
 }
 
 // handleAccount shows the signed-in person every agent that has access, per
@@ -97,11 +101,21 @@ func (s *Server) handleAccount(w http.ResponseWriter, r *http.Request) {
 		v.Notice = "There was nothing left to revoke."
 	case "signedout":
 		v.Notice = "That installation is signed out: its tokens stopped working at once. Your other installations keep working."
+	case "disconnected":
+		v.Notice = "Disconnected. The credential is deleted from this hub."
 	}
 	grants, err := s.ledger.ForUser(ctx, u.ID)
 	if err != nil {
 		s.internalErrorPage(w, r, err)
 		return
+	}
+	if s.connectionsOn() {
+		conns, _, err := s.userConnections(ctx, u)
+		if err != nil {
+			s.internalErrorPage(w, r, err)
+			return
+		}
+		v.ConnectionsOn, v.Conns = true, connListView{CSRF: v.CSRF, From: "account", Items: conns}
 	}
 	now := s.now()
 	resources := map[string]*store.Resource{}

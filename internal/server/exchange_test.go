@@ -58,12 +58,21 @@ type exchangeOptions struct {
 	// resB, resD override the URIs of B and D (the end-to-end test's real
 	// servers).
 	resA, resB, resD string
+	// postgres runs the hub on PostgreSQL instead of SQLite; wrap, when
+	// set, stands between the hub and its store.
+	postgres bool
+	wrap     func(store.Store) store.Store
 }
 
-func newExchangeHub(t *testing.T, o exchangeOptions) *exchangeHub {
+func newExchangeHub(t testing.TB, o exchangeOptions) *exchangeHub {
 	t.Helper()
 	ctx := context.Background()
-	st := openSQLiteStore(t, filepath.Join(t.TempDir(), "agentid.db"))
+	var st store.Store
+	if o.postgres {
+		st = openPostgresStore(t)
+	} else {
+		st = openSQLiteStore(t, filepath.Join(t.TempDir(), "agentid.db"))
+	}
 	if o.policy != "" {
 		files := policy.DefaultFiles()
 		files["test.cedar"] = o.policy
@@ -75,6 +84,9 @@ func newExchangeHub(t *testing.T, o exchangeOptions) *exchangeHub {
 	e, err := policy.New(ctx, policy.Options{Store: st, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if o.wrap != nil {
+		st = o.wrap(st)
 	}
 	h := &exchangeHub{hub: &hub{servertest.NewOn(t, st, func(c *server.Config) {
 		c.Policy, c.Now, c.MaxDelegationDepth = e, clk.Now, o.depth

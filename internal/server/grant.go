@@ -22,9 +22,19 @@ import (
 // scopes, consent, lifetimes, minting and the one store write belong to the
 // pipeline (token.go), so a grant cannot forget a check. Adding a grant is one
 // row in defaultGrants and one grant_*.go file with its hook.
+//
+// One grant type may have several rows when its requests come in kinds
+// that are proven differently (token exchange: to a resource, for an
+// ID-JAG, for a downstream credential): each but the last has a match, and
+// the first row of the type that matches the request serves it. Rows of
+// one type share clientAuth and public, so the client checks before the
+// hook, metadata and registration see one grant type.
 type grant struct {
 	// typ is the grant_type value (RFC 6749 §4.1.3, §4.4.2, §6).
 	typ string
+	// match, when set, selects the requests of typ this row serves; a row
+	// without one serves every request of typ no earlier row matched.
+	match func(s *Server, req *oauth.TokenRequest) bool
 	// clientAuth: the client must authenticate (RFC 6749 §3.2.1); a public
 	// client does so by its client_id alone. Without it a client is
 	// authenticated only when the request names one (RFC 7523 §3.1 makes
@@ -49,6 +59,11 @@ func defaultGrants() []grant {
 		// ID-JAG or a user assertion needs an authenticated confidential
 		// client.
 		{typ: oauth.GrantJWTBearer, clientAuth: false, public: false, prove: (*Server).proveJWTBearer},
+		// RFC 8693 token exchange, in three kinds: for an ID-JAG
+		// (grant_idjag.go), for a downstream credential of the vault
+		// (grant_connection.go), and to a resource (grant_exchange.go).
+		{typ: oauth.GrantTokenExchange, match: wantsIDJAG, clientAuth: true, public: false, prove: (*Server).proveIDJAGExchange},
+		{typ: oauth.GrantTokenExchange, match: (*Server).isRetrieval, clientAuth: true, public: false, prove: (*Server).proveConnection},
 		{typ: oauth.GrantTokenExchange, clientAuth: true, public: false, prove: (*Server).proveTokenExchange},
 	}
 }
@@ -57,28 +72,47 @@ func defaultGrants() []grant {
 // registration (RFC 7591 §2) to accept exactly those.
 func GrantTypes() []oauth.SupportedGrant { return supportedGrants(defaultGrants()) }
 
+// supportedGrants are the grant types of table, once each, in table order.
 func supportedGrants(table []grant) []oauth.SupportedGrant {
-	out := make([]oauth.SupportedGrant, len(table))
-	for i, g := range table {
-		out[i] = oauth.SupportedGrant{Type: g.typ, Public: g.public}
+	var out []oauth.SupportedGrant
+	for _, g := range table {
+		if !slices.ContainsFunc(out, func(sg oauth.SupportedGrant) bool { return sg.Type == g.typ }) {
+			out = append(out, oauth.SupportedGrant{Type: g.typ, Public: g.public})
+		}
 	}
 	return out
 }
 
-// grantTypeNames are the grant_type values of table, in table order.
+// grantTypeNames are the grant_type values of table, once each, in table
+// order.
 func grantTypeNames(table []grant) []string {
-	out := make([]string, len(table))
-	for i, g := range table {
-		out[i] = g.typ
+	var out []string
+	for _, g := range table {
+		if !slices.Contains(out, g.typ) {
+			out = append(out, g.typ)
+		}
 	}
 	return out
 }
 
-// grant returns the table row of grant type typ.
+// grant returns the row of grant type typ that serves the requests no
+// other row of the type matches.
 func (s *Server) grant(typ string) (*grant, bool) {
 	for i := range s.grants {
-		if s.grants[i].typ == typ {
+		if s.grants[i].typ == typ && s.grants[i].match == nil {
 			return &s.grants[i], true
+		}
+	}
+	return nil, false
+}
+
+// grantFor returns the row that serves req: the first of its grant type
+// whose match accepts it.
+func (s *Server) grantFor(req *oauth.TokenRequest) (*grant, bool) {
+	for i := range s.grants {
+		g := &s.grants[i]
+		if g.typ == req.GrantType && (g.match == nil || g.match(s, req)) {
+			return g, true
 		}
 	}
 	return nil, false
@@ -176,6 +210,11 @@ type family struct {
 	oidc []string
 	// rotate is the refresh token this issuance retires, if any.
 	rotate *store.RefreshToken
+	// exchanged: the family is that of the hub access token a token
+	// exchange presented (authorization.subjectJTI), which the store reads
+	// from its record when it writes the new token, refusing a record
+	// revoked by then (store.Issuance.SubjectJTI). id is then empty.
+	exchanged bool
 	// installation is the redirect URI of the authorization the family
 	// came from, as oauth.InstallationURI names it ("" for grants without
 	// one): the refresh and access tokens carry it, so that a person can
@@ -229,17 +268,27 @@ func (s *Server) checkSubject(ctx context.Context, c *store.Client, sub subject)
 	if !sub.isUser() {
 		return principal{client: c, act: sub.act}, nil
 	}
-	u, err := s.st.GetUser(ctx, s.tenant, sub.userID)
-	if errors.Is(err, store.ErrNotFound) {
-		return principal{}, oauth.ErrInvalidGrant("the user no longer exists")
-	}
+	u, err := s.liveUser(ctx, sub.userID)
 	if err != nil {
 		return principal{}, err
 	}
-	if u.Disabled {
-		return principal{}, oauth.ErrInvalidGrant("the user is disabled")
-	}
 	return principal{client: c, user: u, authTime: sub.authTime, act: sub.act}, nil
+}
+
+// liveUser reads the user a token is about from the store (never a cache):
+// invalid_grant when deleted or disabled.
+func (s *Server) liveUser(ctx context.Context, id string) (*store.User, error) {
+	u, err := s.st.GetUser(ctx, s.tenant, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, oauth.ErrInvalidGrant("the user no longer exists")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if u.Disabled {
+		return nil, oauth.ErrInvalidGrant("the user is disabled")
+	}
+	return u, nil
 }
 
 // userID is the person's id, or "" when the client acts for itself.

@@ -48,8 +48,6 @@ const DefaultMaxDelegationDepth = 5
 func (s *Server) proveTokenExchange(ctx context.Context, r *http.Request, c *store.Client, req *oauth.TokenRequest) (*authorization, error) {
 	switch req.RequestedTokenType {
 	case "", oauth.TokenTypeAccessToken:
-	case oauth.TokenTypeIDJAG:
-		return s.proveIDJAGExchange(ctx, r, c, req)
 	default:
 		return nil, oauth.NewError(oauth.CodeUnsupportedTokenType, "requested_token_type %q is not supported", truncate(req.RequestedTokenType, 100))
 	}
@@ -103,7 +101,7 @@ func (s *Server) proveTokenExchange(ctx context.Context, r *http.Request, c *sto
 		subject:         subject{userID: sub.userID, authTime: sub.authTime, act: act},
 		resource:        target,
 		scopes:          scopes,
-		family:          family{id: sub.grantID},
+		family:          family{exchanged: sub.recorded},
 		notAfter:        notAfter,
 		issuedTokenType: oauth.TokenTypeAccessToken,
 		subjectJTI:      sub.jti,
@@ -153,12 +151,14 @@ type exchangedSubject struct {
 	authTime time.Time
 	// chain is the delegation chain so far: the token's act, or {sub: the
 	// agent it was issued to} when it has none.
-	chain   *token.Actor
-	mayAct  mayAct
-	scopes  []string
-	exp     time.Time
-	grantID string
-	jti     string
+	chain  *token.Actor
+	mayAct mayAct
+	scopes []string
+	exp    time.Time
+	jti    string
+	// recorded: the subject token is the hub's, whose record the store
+	// checks when it writes the exchanged token (store.Issuance.SubjectJTI).
+	recorded bool
 }
 
 // mayAct is a subject token's may_act claim (RFC 8693 §4.4) and the issuer
@@ -195,15 +195,31 @@ func (s *Server) exchangeSubject(ctx context.Context, c *store.Client, req *oaut
 }
 
 // hubSubject verifies an access token this hub issued as a subject token:
-// signature, issuer, expiry, its record neither revoked nor of another
-// tenant, and c is the resource server of its audience.
+// signature, issuer, expiry, and c is the resource server of its audience.
+// Its record (of this tenant, not revoked, alone or with its family) is
+// checked by the statement that writes the exchanged token, which also
+// takes the family from it: read here, it could be revoked before the
+// write and outlived by the token the exchange issues.
 func (s *Server) hubSubject(ctx context.Context, c *store.Client, raw string) (*exchangedSubject, error) {
+	claims, err := s.subjectClaims(raw)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.resourceServerOf(ctx, c, claims.Audience[0]); err != nil {
+		return nil, err
+	}
+	return s.hubSubjectOf(claims), nil
+}
+
+// subjectClaims verifies a subject token as an access token of this hub
+// about a person, unexpired, with one audience. Its record is not read
+// yet: the caller first checks who presents it.
+func (s *Server) subjectClaims(raw string) (*token.AccessClaims, error) {
 	claims, err := s.verifyAccessToken(raw)
 	if err != nil {
 		return nil, oauth.ErrInvalidGrant("the subject token is not a valid access token of this server")
 	}
-	now := s.now()
-	if now.Unix() >= claims.Expiry {
+	if s.now().Unix() >= claims.Expiry {
 		return nil, oauth.ErrInvalidGrant("the subject token has expired")
 	}
 	if claims.Subject == claims.ClientID {
@@ -212,13 +228,12 @@ func (s *Server) hubSubject(ctx context.Context, c *store.Client, raw string) (*
 	if len(claims.Audience) != 1 {
 		return nil, oauth.ErrInvalidGrant("the subject token must have exactly one audience")
 	}
-	if err := s.mayExchangeFor(ctx, c, claims.Audience[0]); err != nil {
-		return nil, err
-	}
-	grantID, err := s.accessTokenFamily(ctx, claims.JTI)
-	if err != nil {
-		return nil, err
-	}
+	return claims, nil
+}
+
+// hubSubjectOf is what verified subject token claims contribute. The
+// token's record is not read here (see hubSubject).
+func (s *Server) hubSubjectOf(claims *token.AccessClaims) *exchangedSubject {
 	scopes, _ := oauth.ParseScope(claims.Scope)
 	_, scopes = splitOIDC(scopes)
 	chain := claims.Act
@@ -227,12 +242,12 @@ func (s *Server) hubSubject(ctx context.Context, c *store.Client, raw string) (*
 	}
 	sub := &exchangedSubject{
 		userID: claims.Subject, chain: chain, mayAct: mayAct{claim: claims.MayAct, issuer: s.issuer},
-		scopes: scopes, exp: unixTime(claims.Expiry), grantID: grantID, jti: claims.JTI,
+		scopes: scopes, exp: unixTime(claims.Expiry), jti: claims.JTI, recorded: true,
 	}
 	if claims.AuthTime != 0 {
 		sub.authTime = unixTime(claims.AuthTime)
 	}
-	return sub, nil
+	return sub
 }
 
 // verifyAccessToken verifies an access token this hub issued. A resource
@@ -254,39 +269,28 @@ func (s *Server) verifyAccessToken(raw string) (*token.AccessClaims, error) {
 // (the hub's own are far shorter; longer ones fail verification).
 const maxVerifiedTokenLen = 8 << 10
 
-// accessTokenFamily finds the record of an access token this hub issued:
-// refused when revoked, and its grant family otherwise.
-func (s *Server) accessTokenFamily(ctx context.Context, jti string) (string, error) {
-	rec, err := s.st.GetAccessToken(ctx, jti)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return "", oauth.ErrInvalidGrant("the subject token is not known to this server")
-	case err != nil:
-		return "", err
-	}
-	if rec.TenantID != s.tenant {
-		return "", oauth.ErrInvalidGrant("the subject token is not known to this server")
-	}
-	if !rec.RevokedAt.IsZero() {
-		return "", oauth.ErrInvalidGrant("the subject token was revoked")
-	}
-	return rec.GrantID, nil
-}
-
 // mayExchangeFor checks that c is the resource server of aud: the client
 // linked to the registered resource aud names.
 func (s *Server) mayExchangeFor(ctx context.Context, c *store.Client, aud string) error {
+	_, err := s.resourceServerOf(ctx, c, aud)
+	return err
+}
+
+// resourceServerOf returns the registered resource aud names, when c is
+// its linked client (its resource server); invalid_grant otherwise, so
+// that no client acts on a token minted for another (no confused deputy).
+func (s *Server) resourceServerOf(ctx context.Context, c *store.Client, aud string) (*store.Resource, error) {
 	res, oe := s.lookupResource(ctx, aud)
 	if oe != nil {
 		if oe.Code == oauth.CodeInvalidTarget {
-			return oauth.ErrInvalidGrant("the subject token's audience is not a registered resource")
+			return nil, oauth.ErrInvalidGrant("the subject token's audience is not a registered resource")
 		}
-		return oe
+		return nil, oe
 	}
 	if res.ClientID == "" || res.ClientID != c.ID {
-		return oauth.ErrInvalidGrant("only the resource server the subject token was issued for may exchange it")
+		return nil, oauth.ErrInvalidGrant("only the resource server the subject token was issued for may exchange it")
 	}
-	return nil
+	return res, nil
 }
 
 // federatedSubject verifies a trusted issuer's JWT as a subject token and

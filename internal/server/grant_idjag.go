@@ -106,8 +106,14 @@ func targetResource(t *IdentityTarget, requested []string) (string, *oauth.Error
 	return "", oauth.ErrInvalidRequest("resource is required: the audience has several resources")
 }
 
-// proveIDJAGExchange answers a token exchange for an ID-JAG (token
-// exchange's hook routes requested_token_type id-jag here). The pipeline
+// wantsIDJAG selects the token exchanges for an ID-JAG
+// (requested_token_type id-jag): their row of the grant table.
+func wantsIDJAG(_ *Server, req *oauth.TokenRequest) bool {
+	return req.RequestedTokenType == oauth.TokenTypeIDJAG
+}
+
+// proveIDJAGExchange answers a token exchange for an ID-JAG (its own row
+// of the grant table, selected by wantsIDJAG). The pipeline
 // already authenticated the client, found it registered for token exchange
 // and confidential; this checks the subject ID token, the configuration,
 // the person and the policy, mints the assertion, records the audit event

@@ -121,9 +121,11 @@ func csrfFor(handle string) string {
 	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
-// safeReturn keeps login redirects on this server's own pages.
+// safeReturn keeps login redirects on this server's own pages: an
+// authorization request, the account and connections pages, and the page
+// a connect link opens (connections.go).
 func safeReturn(p string) string {
-	if strings.HasPrefix(p, "/authorize?") || p == "/account" {
+	if strings.HasPrefix(p, "/authorize?") || p == "/account" || p == "/connections" || isConnectPagePath(p) {
 		if !strings.ContainsAny(p, "\\\r\n") {
 			return p
 		}

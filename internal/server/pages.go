@@ -76,11 +76,19 @@ type pages struct {
 	account *template.Template
 	error_  *template.Template
 	home    *template.Template
+	// The connection pages (connections.go): the list and forms, the page
+	// a connect link opens, the page after connecting, and their refusals.
+	connections *template.Template
+	connect     *template.Template
+	connected   *template.Template
+	connectErr  *template.Template
 }
 
 func newPages() (*pages, error) {
 	parse := func(name string) (*template.Template, error) {
-		return template.ParseFS(templateFS, "web/templates/layout.html", "web/templates/"+name)
+		// connlist.html is the connections table the account and
+		// connections pages share.
+		return template.ParseFS(templateFS, "web/templates/layout.html", "web/templates/connlist.html", "web/templates/"+name)
 	}
 	var p pages
 	var err error
@@ -103,6 +111,18 @@ func newPages() (*pages, error) {
 		return nil, err
 	}
 	if p.home, err = parse("home.html"); err != nil {
+		return nil, err
+	}
+	if p.connections, err = parse("connections.html"); err != nil {
+		return nil, err
+	}
+	if p.connect, err = parse("connect.html"); err != nil {
+		return nil, err
+	}
+	if p.connected, err = parse("connected.html"); err != nil {
+		return nil, err
+	}
+	if p.connectErr, err = parse("connecterror.html"); err != nil {
 		return nil, err
 	}
 	return &p, nil

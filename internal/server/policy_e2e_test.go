@@ -88,7 +88,7 @@ func forEachPolicyBackend(t *testing.T, test func(*testing.T, *policyHub)) {
 	})
 }
 
-func openSQLiteStore(t *testing.T, path string) store.Store {
+func openSQLiteStore(t testing.TB, path string) store.Store {
 	t.Helper()
 	st, err := sqlite.Open(context.Background(), path, sqlite.Options{})
 	if err != nil {

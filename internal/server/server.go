@@ -389,6 +389,15 @@ func (s *Server) routes() http.Handler {
 	web.HandleFunc("GET /account", s.handleAccount)
 	web.HandleFunc("POST /account/revoke", s.handleAccountRevoke)
 	web.HandleFunc("POST /account/signout-installation", s.handleAccountSignOutInstallation)
+	if s.connectionsOn() {
+		// connections.go; without a vault these paths are 404s.
+		web.HandleFunc("GET /connections", s.handleConnections)
+		web.HandleFunc("POST /connections/{provider}/start", s.handleConnectStart)
+		web.HandleFunc("POST /connections/{provider}/key", s.handleConnectKey)
+		web.HandleFunc("GET "+connectCallbackPath, s.handleConnectCallback)
+		web.HandleFunc("GET /connections/connect/{provider}", s.handleConnectIntent)
+		web.HandleFunc("POST /account/connections/{id}/disconnect", s.handleDisconnect)
+	}
 	web.HandleFunc("/", s.notFound)
 	cop := http.NewCrossOriginProtection()
 	webHandler := securityHeaders(cop.Handler(web))
@@ -399,6 +408,8 @@ func (s *Server) routes() http.Handler {
 	}
 	root.Handle("/account", webHandler)
 	root.Handle("/account/", webHandler)
+	root.Handle("/connections", webHandler)
+	root.Handle("/connections/", webHandler)
 	root.Handle("/", corsProtocol(api))
 	return s.middleware(root)
 }

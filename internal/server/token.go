@@ -45,7 +45,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 
 // token answers a parsed token request.
 func (s *Server) token(ctx context.Context, r *http.Request, req *oauth.TokenRequest) (*oauth.TokenResponse, error) {
-	g, known := s.grant(req.GrantType)
+	g, known := s.grantFor(req)
 	c, err := s.tokenClient(r, g, req.Client)
 	if err != nil {
 		return nil, err
@@ -243,6 +243,9 @@ func (s *Server) issue(ctx context.Context, r *http.Request, grantType string, c
 	// The client's last use, which keeps a self-registered client from
 	// expiring, moves forward at most about hourly (gov.go).
 	iss.Touch = s.touch(c, now)
+	if a.family.exchanged {
+		iss.SubjectJTI = a.subjectJTI
+	}
 	if err := s.persist(ctx, r, now, &p, res, a.family, iss); err != nil {
 		return nil, err
 	}
@@ -288,6 +291,13 @@ func (s *Server) persist(ctx context.Context, r *http.Request, now time.Time, p 
 	var err error
 	if f.rotate == nil {
 		err = s.st.IssueTokens(ctx, iss)
+		if iss.SubjectJTI != "" && (errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrRevoked)) {
+			// The subject token's record, checked as the token is written.
+			if errors.Is(err, store.ErrNotFound) {
+				return oauth.ErrInvalidGrant("the subject token is not known to this server")
+			}
+			return oauth.ErrInvalidGrant("the subject token was revoked")
+		}
 		if errors.Is(err, store.ErrAlreadyUsed) {
 			// The code was replayed while this exchange was in flight.
 			return oauth.ErrInvalidGrant("the authorization code was already used")

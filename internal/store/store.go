@@ -32,6 +32,9 @@ var (
 	// ErrUserGone: the user tokens are being issued for was deleted or
 	// disabled (Issuance.Check); nothing was written.
 	ErrUserGone = errors.New("store: user deleted or disabled")
+	// ErrRevoked: the token an issuance continues (Issuance.SubjectJTI)
+	// was revoked, by itself or with its family; nothing was written.
+	ErrRevoked = errors.New("store: revoked")
 	// ErrSchemaTooNew: the database was migrated by a newer agentid.
 	ErrSchemaTooNew = errors.New("store: database schema is newer than this binary")
 )
@@ -548,6 +551,28 @@ type Issuance struct {
 	// (never back). The server sets it at most about once an hour per
 	// client, so that the hot path rarely writes the client row.
 	Touch *ClientTouch
+	// SubjectJTI, when set, makes the issuance an RFC 8693 token exchange
+	// of the recorded access token with that jti (of AccessToken's
+	// tenant): the access token joins that token's family (the grant id of
+	// its record; AccessToken.GrantID is ignored), and the transaction that
+	// writes it finds the record alive. Nothing is written when the record
+	// is missing (ErrNotFound) or revoked, alone or with its family or user
+	// (ErrRevoked), so a revocation that lands while the exchange is under
+	// way is never outlived by the token it issues. It needs AccessToken
+	// and Check and allows no RefreshToken (ErrInvalid otherwise).
+	SubjectJTI string
+}
+
+// CheckExchange reports ErrInvalid for an issuance whose SubjectJTI
+// comes without what it needs (see Issuance.SubjectJTI).
+func CheckExchange(iss *Issuance) error {
+	if iss == nil || iss.SubjectJTI == "" {
+		return nil
+	}
+	if iss.AccessToken == nil || iss.Check == nil || iss.RefreshToken != nil {
+		return fmt.Errorf("%w: an exchange issues one access token with a live check", ErrInvalid)
+	}
+	return nil
 }
 
 // ClientTouch records that a token was issued to a client at At.
@@ -814,7 +839,9 @@ type Tokens interface {
 	// ErrAlreadyUsed for it, possibly while this exchange was in flight),
 	// nothing is written and the error is ErrAlreadyUsed. With iss.Check
 	// set, a deleted or disabled client or user is ErrClientGone or
-	// ErrUserGone and nothing is written.
+	// ErrUserGone and nothing is written. With iss.SubjectJTI set, a
+	// missing or revoked subject token is ErrNotFound or ErrRevoked (a
+	// replay of its grant's code too) and nothing is written.
 	IssueTokens(ctx context.Context, iss *Issuance) error
 	// RotateRefresh atomically retires the refresh token oldHash (setting its
 	// RotatedAt to now) and persists iss, which carries its successor.

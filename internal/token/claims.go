@@ -142,16 +142,27 @@ func (c *AccessClaims) MarshalJSON() ([]byte, error) {
 
 // UnmarshalJSON reads aud as a string or an array.
 func (c *AccessClaims) UnmarshalJSON(b []byte) error {
+	d, err := decodeClaims(b)
+	if err != nil {
+		return err
+	}
+	*c = *d
+	return nil
+}
+
+// decodeClaims is UnmarshalJSON for a fresh value: a JSON document is
+// scanned once (json.Unmarshal into AccessClaims scans it, then again in
+// UnmarshalJSON).
+func decodeClaims(b []byte) (*AccessClaims, error) {
 	var in claimsIn
 	if err := json.Unmarshal(b, &in); err != nil {
-		return fmt.Errorf("token: claims: %w", err)
+		return nil, fmt.Errorf("token: claims: %w", err)
 	}
-	*c = AccessClaims{
+	return &AccessClaims{
 		Issuer: in.Issuer, Subject: in.Subject, Audience: []string(in.Audience), ClientID: in.ClientID,
 		Scope: in.Scope, JTI: in.JTI, IssuedAt: in.IssuedAt, NotBefore: in.NotBefore, Expiry: in.Expiry,
 		AuthTime: in.AuthTime, Act: in.Act, MayAct: in.MayAct, Confirmation: in.Confirmation,
-	}
-	return nil
+	}, nil
 }
 
 // validate checks the claims RFC 9068 §2.2 requires.

@@ -1,13 +1,17 @@
 package token
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"math/big"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-jose/go-jose/v4"
 )
@@ -50,5 +54,88 @@ func TestES256FastPath(t *testing.T) {
 	}
 	if _, err := jws.Verify(pub); err != nil {
 		t.Fatalf("go-jose rejects the token: %v", err)
+	}
+}
+
+// TestVerifyES256FastPath: Verify's fast path for the hub's own ES256
+// tokens decides exactly as the general JWS path does, for the tokens it
+// takes on; anything else is left to the general path.
+func TestVerifyES256FastPath(t *testing.T) {
+	st, kr, clk := newMemStore(), testKeyring(t), newClock()
+	k := newTestKeys(t, st, kr, clk, AlgES256)
+	good := mint(t, k, clk.Now())
+	p := strings.Split(good, ".")
+	other := newTestKeys(t, newMemStore(), testKeyring(t), clk, AlgES256)
+	foreign := strings.Split(mint(t, other, clk.Now()), ".")
+	payload, _ := base64.RawURLEncoding.DecodeString(p[1])
+	evil := base64.RawURLEncoding.EncodeToString([]byte(strings.Replace(string(payload), "user-1", "admin", 1)))
+	tests := []struct {
+		name   string
+		raw    string
+		issuer string
+		fast   bool // the fast path takes it on
+		ok     bool
+	}{
+		{"minted", good, testIssuer, true, true},
+		{"wrong issuer", good, "https://other.example.com", true, false},
+		{"tampered payload", p[0] + "." + evil + "." + p[2], testIssuer, true, false},
+		{"another key's signature under this header", p[0] + "." + p[1] + "." + foreign[2], testIssuer, true, false},
+		{"signature bits flipped", p[0] + "." + p[1] + "." + "A" + p[2][1:], testIssuer, true, false},
+		{"another key's header", foreign[0] + "." + p[1] + "." + p[2], testIssuer, false, false},
+		{"padded payload", p[0] + "." + p[1] + "=." + p[2], testIssuer, false, false},
+		{"short signature", p[0] + "." + p[1] + "." + p[2][:40], testIssuer, false, false},
+		{"four segments", good + ".x", testIssuer, false, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fc, fast, ferr := k.state.Load().verifyES256(tc.raw, tc.issuer, clk.Now())
+			if fast != tc.fast {
+				t.Fatalf("fast path took it on: %v, want %v", fast, tc.fast)
+			}
+			gc, gerr := k.verifyJWS(tc.raw, tc.issuer)
+			if (gerr == nil) != tc.ok {
+				t.Fatalf("general path: %v, want ok=%v", gerr, tc.ok)
+			}
+			if !fast {
+				return
+			}
+			if (ferr == nil) != tc.ok || ferr != nil && !errors.Is(ferr, ErrInvalidToken) {
+				t.Fatalf("fast path: %v, want ok=%v", ferr, tc.ok)
+			}
+			if tc.ok && !reflect.DeepEqual(fc, gc) {
+				t.Fatalf("claims differ: fast %+v, general %+v", fc, gc)
+			}
+		})
+	}
+	t.Run("key no longer published", func(t *testing.T) {
+		if _, err := k.Rotate(context.Background(), true); err != nil {
+			t.Fatal(err)
+		}
+		clk.Advance(defaultMaxTokenTTL + time.Second)
+		if _, fast, err := k.state.Load().verifyES256(good, testIssuer, clk.Now()); fast && !errors.Is(err, ErrInvalidToken) {
+			t.Fatalf("fast path accepts a token of a withdrawn key: %v", err)
+		}
+		if _, err := k.Verify(good, testIssuer); !errors.Is(err, ErrInvalidToken) {
+			t.Fatalf("Verify accepts a token of a withdrawn key: %v", err)
+		}
+	})
+}
+
+// TestReloadKeepsKeyEntries: a key that a reload carries over keeps its ID
+// token signer, private key and ES256 fast paths (a rotation reloads while
+// the old key still signs).
+func TestReloadKeepsKeyEntries(t *testing.T) {
+	st, kr, clk := newMemStore(), testKeyring(t), newClock()
+	k := newTestKeys(t, st, kr, clk, AlgES256)
+	if _, err := k.Rotate(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	now := clk.Now()
+	at := mint(t, k, now)
+	if _, fast, err := k.state.Load().verifyES256(at, testIssuer, now); !fast || err != nil {
+		t.Fatalf("fast path after reload: %v %v", fast, err)
+	}
+	if _, err := k.MintIDToken(&IDClaims{Issuer: testIssuer, Subject: "user-1", Audience: "client-1", IssuedAt: now.Unix(), Expiry: now.Add(5 * time.Minute).Unix()}, at); err != nil {
+		t.Fatalf("ID token after reload: %v", err)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"slices"
 	"strings"
 	"sync"
@@ -102,6 +103,9 @@ type Keys struct {
 type keyState struct {
 	keys  []*keyEntry // by ActivateAt, then CreatedAt, then ID
 	byKID map[string]*keyEntry
+	// byHeader finds an ES256 key by the encoded protected header Mint
+	// writes for it (keyEntry.header), for the fast path of Verify.
+	byHeader map[string]*keyEntry
 }
 
 type keyEntry struct {
@@ -212,7 +216,10 @@ func algorithm(name string) (jose.SignatureAlgorithm, bool) {
 // active "now" must read back as active now, not half a microsecond later.
 func storeTime(t time.Time) time.Time { return t.Round(0).Truncate(time.Microsecond) }
 
-func privateKeyAAD(kid string) string { return "signing_keys|" + kid + "|private" }
+// PrivateKeyAAD is the AAD a signing key's private half is sealed with
+// (keyring.Seal): it binds the ciphertext to the key's row, so a KEK
+// rotation (vault.Rewrap) re-wraps it with the same AAD.
+func PrivateKeyAAD(kid string) string { return "signing_keys|" + kid + "|private" }
 
 // Reload re-reads the keys from the store, so a rotation made by another
 // replica takes effect here. Keys already loaded are not decrypted again;
@@ -234,7 +241,7 @@ func (k *Keys) reloadLocked(ctx context.Context) error {
 	if cur != nil && cur.sameAs(recs) {
 		return nil
 	}
-	next := &keyState{byKID: make(map[string]*keyEntry, len(recs))}
+	next := &keyState{byKID: make(map[string]*keyEntry, len(recs)), byHeader: make(map[string]*keyEntry)}
 	for _, r := range recs {
 		if _, dup := next.byKID[r.ID]; dup {
 			return fmt.Errorf("token: duplicate signing key id %q in store", r.ID)
@@ -242,7 +249,11 @@ func (k *Keys) reloadLocked(ctx context.Context) error {
 		var e *keyEntry
 		if cur != nil {
 			if old := cur.byKID[r.ID]; old != nil && old.rec.PublicJWK == r.PublicJWK && bytes.Equal(old.rec.PrivateEnc, r.PrivateEnc) {
-				e = &keyEntry{rec: *r, alg: old.alg, pub: old.pub, signer: old.signer}
+				// The whole entry: its ID-token signer, private key and
+				// ES256 fast path too, with the row's new lifecycle times.
+				kept := *old
+				kept.rec = *r
+				e = &kept
 			}
 		}
 		if e == nil {
@@ -252,6 +263,9 @@ func (k *Keys) reloadLocked(ctx context.Context) error {
 		}
 		next.keys = append(next.keys, e)
 		next.byKID[r.ID] = e
+		if e.header != "" {
+			next.byHeader[e.header] = e
+		}
 	}
 	slices.SortStableFunc(next.keys, func(a, b *keyEntry) int {
 		if c := a.rec.ActivateAt.Compare(b.rec.ActivateAt); c != 0 {
@@ -321,7 +335,7 @@ func (k *Keys) loadKey(r *store.SigningKey) (*keyEntry, error) {
 	if jwk.KeyID != r.ID || jwk.Algorithm != r.Algorithm || !jwk.IsPublic() || !jwk.Valid() {
 		return nil, fmt.Errorf("token: signing key %q: public JWK does not match the key row", r.ID)
 	}
-	der, err := k.keyring.Open(r.PrivateEnc, privateKeyAAD(r.ID))
+	der, err := k.keyring.Open(r.PrivateEnc, PrivateKeyAAD(r.ID))
 	if err != nil {
 		return nil, fmt.Errorf("token: signing key %q: %w", r.ID, err)
 	}
@@ -436,7 +450,7 @@ func (k *Keys) createKeyLocked(ctx context.Context, now, activate time.Time) (*s
 	if err != nil {
 		return nil, fmt.Errorf("token: encoding private key: %w", err)
 	}
-	enc, err := k.keyring.Seal(k.rand, der, privateKeyAAD(kid))
+	enc, err := k.keyring.Seal(k.rand, der, PrivateKeyAAD(kid))
 	clear(der)
 	if err != nil {
 		return nil, err
@@ -589,6 +603,14 @@ func (k *Keys) Verify(raw, issuer string) (*AccessClaims, error) {
 	if len(raw) > maxTokenLen {
 		return nil, fmt.Errorf("%w: too long", ErrInvalidToken)
 	}
+	if c, ok, err := k.state.Load().verifyES256(raw, issuer, k.now()); ok {
+		return c, err
+	}
+	return k.verifyJWS(raw, issuer)
+}
+
+// verifyJWS is Verify for any token: a general JWS parse.
+func (k *Keys) verifyJWS(raw, issuer string) (*AccessClaims, error) {
 	jws, err := jose.ParseSignedCompact(raw, supportedAlgs)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidToken, err)
@@ -614,12 +636,62 @@ func (k *Keys) Verify(raw, issuer string) (*AccessClaims, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: signature: %v", ErrInvalidToken, err)
 	}
-	var c AccessClaims
-	if err := json.Unmarshal(payload, &c); err != nil {
+	return verifiedClaims(payload, issuer)
+}
+
+// verifiedClaims decodes the payload of a verified access token and checks
+// its issuer.
+func verifiedClaims(payload []byte, issuer string) (*AccessClaims, error) {
+	c, err := decodeClaims(payload)
+	if err != nil {
 		return nil, fmt.Errorf("%w: claims: %v", ErrInvalidToken, err)
 	}
 	if c.Issuer != issuer {
 		return nil, fmt.Errorf("%w: wrong issuer", ErrInvalidToken)
 	}
-	return &c, nil
+	return c, nil
+}
+
+// verifyES256 is Verify for the tokens signES256 writes, the hub's own,
+// without a general JWS parse. It applies only when the protected header
+// is, byte for byte, the one Mint writes for one of the loaded ES256 keys:
+// alg, kid and typ are then that key's, and no other header parameter
+// (crit, b64, jwk, …) is present. What remains is what Verify checks
+// after the header: the key still published, the signature (R || S, RFC
+// 7518 §3.4) and the claims. ok is false for any other token (another
+// algorithm or header, a non-canonical encoding), which the general path
+// then judges.
+func (s *keyState) verifyES256(raw, issuer string, now time.Time) (c *AccessClaims, ok bool, err error) {
+	header, rest, found := strings.Cut(raw, ".")
+	e := s.byHeader[header]
+	if !found || e == nil {
+		return nil, false, nil
+	}
+	payload64, sig64, found := strings.Cut(rest, ".")
+	enc := base64.RawURLEncoding.Strict()
+	if !found || len(sig64) != enc.EncodedLen(64) {
+		return nil, false, nil
+	}
+	var sig [64]byte
+	if n, err := enc.Decode(sig[:], []byte(sig64)); err != nil || n != len(sig) {
+		return nil, false, nil
+	}
+	payload, err := enc.DecodeString(payload64)
+	if err != nil {
+		return nil, false, nil
+	}
+	if !published(&e.rec, now) {
+		return nil, true, fmt.Errorf("%w: unknown kid", ErrInvalidToken)
+	}
+	pub, isEC := e.pub.(*ecdsa.PublicKey)
+	if !isEC {
+		return nil, false, nil
+	}
+	digest := sha256.Sum256([]byte(raw[:len(header)+1+len(payload64)]))
+	r, sv := new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])
+	if !ecdsa.Verify(pub, digest[:], r, sv) {
+		return nil, true, fmt.Errorf("%w: signature: invalid", ErrInvalidToken)
+	}
+	c, err = verifiedClaims(payload, issuer)
+	return c, true, err
 }

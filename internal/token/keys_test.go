@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -616,6 +617,13 @@ func FuzzVerify(f *testing.F) {
 	f.Add(b64(`{"alg":"HS256","typ":"at+jwt","kid":"x"}`) + "." + parts[1] + "." + parts[2])
 	f.Add("..")
 	f.Fuzz(func(t *testing.T, raw string) {
+		// The ES256 fast path decides as the general path does.
+		if fc, fast, ferr := k.state.Load().verifyES256(raw, testIssuer, clk.Now()); fast {
+			gc, gerr := k.verifyJWS(raw, testIssuer)
+			if (ferr == nil) != (gerr == nil) || ferr == nil && !reflect.DeepEqual(fc, gc) {
+				t.Fatalf("fast path %+v %v, general path %+v %v", fc, ferr, gc, gerr)
+			}
+		}
 		c, err := k.Verify(raw, testIssuer)
 		if err != nil {
 			if !errors.Is(err, ErrInvalidToken) || c != nil {

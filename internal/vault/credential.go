@@ -78,13 +78,18 @@ func connFields(c *store.Connection, reason string) audit.ConnectionFields {
 
 // Find returns the owner's best connection to provider for scopes: an
 // active (or refreshing) one whose granted scopes hold every one asked,
-// the most recently used first; the tenant's own connection when the user
-// has none. ErrNeedsReauth when only connections needing the person again
+// the one granting the fewest scopes first (a provider token cannot be
+// narrowed, so a wider connection would hand the caller more than it
+// asked for), then the most recently used; the tenant's own connection
+// when the user has none. ErrNeedsReauth when only connections needing the person again
 // match, ErrNoConnection when none does.
 //
-// A person's own connections come first even when all of them need the
-// person again: the vault does not silently switch a user to the tenant's
-// credential (another identity at the provider) because theirs broke.
+// A person who holds any connection of their own to the provider never
+// gets the tenant's (store.OwnerTenant: for people who hold none), even
+// when theirs all need the person again or lack a scope asked: the vault
+// does not silently switch a user to the tenant's credential (another
+// identity at the provider) because theirs broke or is narrower. They
+// connect again, or with the scopes asked.
 func (v *Vault) Find(ctx context.Context, tenantID, providerID, userID string, scopes []string) (*store.Connection, error) {
 	owners := []Owner{{store.OwnerTenant, tenantID}}
 	if userID != "" {
@@ -120,6 +125,8 @@ func (v *Vault) Find(ctx context.Context, tenantID, providerID, userID string, s
 			return best, nil
 		case reauth:
 			return nil, ErrNeedsReauth
+		case len(cs) > 0:
+			return nil, ErrNoConnection
 		}
 	}
 	return nil, ErrNoConnection
@@ -134,8 +141,12 @@ func holdsAll(granted, asked []string) bool {
 	return true
 }
 
-// better: the most recently used, then the newest, then by id (stable).
+// better: the fewest granted scopes (least privilege), then the most
+// recently used, then the newest, then by id (stable).
 func better(a, b *store.Connection) bool {
+	if len(a.Scopes) != len(b.Scopes) {
+		return len(a.Scopes) < len(b.Scopes)
+	}
 	if !a.LastUsedAt.Equal(b.LastUsedAt) {
 		return a.LastUsedAt.After(b.LastUsedAt)
 	}

@@ -14,7 +14,6 @@
 package vault
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -25,7 +24,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/keyring"
 	"github.com/agentid/agentid/internal/store"
 )
@@ -45,8 +43,6 @@ var (
 	// row, or sealed under a KEK the keyring lacks).
 	ErrDecrypt = errors.New("vault: credential does not open")
 )
-
-var errNotBuilt = errors.New("vault: not built yet")
 
 // Config configures a Vault. Store and Keyring are required.
 type Config struct {
@@ -185,19 +181,4 @@ type AuthRequest struct {
 	// Scopes are the scopes asked for (all of the provider's when none
 	// were named); pass them to CompleteAuth.
 	Scopes []string
-}
-
-// RewrapProgress reports a KEK rotation's progress.
-type RewrapProgress struct {
-	Connections, SigningKeys, Providers int
-}
-
-// Rewrap re-wraps every connection data key, provider client secret and
-// signing key not yet under the keyring's current KEK, in batches, each
-// row by compare-and-set, so that it runs online beside retrievals and
-// can be interrupted and run again (it resumes where rows still name an
-// old KEK). progress, when set, is called after every batch. It writes
-// one kek.rewrapped event at the end.
-func (v *Vault) Rewrap(ctx context.Context, m audit.Meta, progress func(RewrapProgress)) (RewrapProgress, error) {
-	return RewrapProgress{}, errNotBuilt
 }

@@ -384,6 +384,19 @@ func TestFind(t *testing.T) {
 	if err := e.st.TouchConnection(e.ctx, tenant, read.ID, e.clock.Now().Add(time.Minute), nil); err != nil {
 		t.Fatal(err)
 	}
+	// u2 holds a read-only and a read-write connection and used the wider
+	// one last: a read is served by the read-only one, so that what the
+	// resource's link lets an MCP server reach is not widened by the
+	// person's habits (least privilege).
+	// u4 holds a connection of their own, without calendar.read: the
+	// tenant's credential is another identity at the provider, used only
+	// for people who hold none (store.OwnerTenant).
+	e.connect("u4", "calendar.write")
+	narrow := e.connect("u2", "calendar.read")
+	wide := e.connect("u2")
+	if err := e.st.TouchConnection(e.ctx, tenant, wide.ID, e.clock.Now().Add(time.Minute), nil); err != nil {
+		t.Fatal(err)
+	}
 
 	cases := []struct {
 		name, user string
@@ -393,7 +406,9 @@ func TestFind(t *testing.T) {
 	}{
 		{"most recently used", "u1", []string{"calendar.read"}, read.ID, nil},
 		{"scopes must all be held", "u1", []string{"calendar.read", "calendar.write"}, both.ID, nil},
+		{"the narrowest that holds them, however recently the wider was used", "u2", []string{"calendar.read"}, narrow.ID, nil},
 		{"user without one gets the tenant's", "u3", []string{"calendar.read"}, "conn_tenant", nil},
+		{"user with one of their own lacking the scope never gets the tenant's", "u4", []string{"calendar.read"}, "", ErrNoConnection},
 		{"tenant's lacks the scope", "u3", []string{"calendar.write"}, "", ErrNoConnection},
 		{"unknown provider", "u1", nil, "", ErrNoConnection},
 	}

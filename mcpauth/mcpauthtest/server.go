@@ -4,7 +4,10 @@
 // access tokens for any resource and scopes, answers RFC 7662 introspection
 // (honouring [Server.Revoke]), and issues tokens to its one test client by
 // the client-credentials grant and by RFC 8693 token exchange (for
-// [mcpauth.Exchanger]).
+// [mcpauth.Exchanger]), and keeps a vault of downstream credentials that
+// it hands out by the hub's retrieval exchange (for
+// [mcpauth.Exchanger.Connection]), with a connect page that a test
+// "person" opens to connect.
 //
 //	hub := mcpauthtest.NewServer(t)
 //	v, err := mcpauth.NewVerifier(ctx, mcpauth.Config{Issuer: hub.Issuer(), Resource: mcpURL})
@@ -54,6 +57,12 @@ type Server struct {
 
 	jwksFetches    atomic.Int64
 	introspections atomic.Int64
+
+	vaultMu     sync.Mutex
+	connections map[connKey]*Connection
+	intents     map[string]connKey
+	retrievals  atomic.Int64
+	forced      atomic.Int64
 }
 
 type signingKey struct {
@@ -93,7 +102,8 @@ func NewServer(t testing.TB, opts ...Option) *Server {
 // Start starts a test hub outside a test (in an Example, say); call Close
 // when done.
 func Start(opts ...Option) (*Server, error) {
-	s := &Server{now: time.Now, lifetime: defaultLifetime, revoked: map[string]bool{}}
+	s := &Server{now: time.Now, lifetime: defaultLifetime, revoked: map[string]bool{},
+		connections: map[connKey]*Connection{}, intents: map[string]connKey{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -106,6 +116,7 @@ func Start(opts ...Option) (*Server, error) {
 	mux.HandleFunc("GET /jwks", s.serveJWKS)
 	mux.HandleFunc("POST /introspect", s.serveIntrospect)
 	mux.HandleFunc("POST /token", s.serveToken)
+	mux.HandleFunc("GET /connections/connect/{provider}", s.serveConnect)
 	s.srv = httptest.NewServer(mux)
 	return s, nil
 }
@@ -414,6 +425,10 @@ func (s *Server) serveExchange(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(r.PostForm["resource"]) != 1 {
 		fail("invalid_target", "exactly one resource is required")
+		return
+	}
+	if provider, ok := strings.CutPrefix(r.PostFormValue("resource"), s.Issuer()+"/providers/"); ok {
+		s.serveRetrieval(w, r, subject, provider)
 		return
 	}
 	granted, _ := subject["scope"].(string)

@@ -182,6 +182,16 @@ func queueEvent(b *pgx.Batch, ev *store.AuditEvent) error {
 // if any insert fails (a duplicate jti or hash is store.ErrConflict), none
 // is kept.
 func (s *Store) IssueTokens(ctx context.Context, iss *store.Issuance) error {
+	if err := store.CheckExchange(iss); err != nil {
+		return mapErr("issue tokens", err)
+	}
+	if iss != nil && iss.SubjectJTI != "" {
+		b, err := exchangeBatch(iss)
+		if err != nil {
+			return mapErr("issue tokens", err)
+		}
+		return mapErr("issue tokens", liveErr(s.pool.SendBatch(ctx, b).Close()))
+	}
 	tenant, grant := issuanceGrant(iss)
 	b := &pgx.Batch{}
 	if c := iss.Check; c != nil && grant == "" {
@@ -230,6 +240,29 @@ func (s *Store) IssueTokens(ctx context.Context, iss *store.Issuance) error {
 	}))
 }
 
+// exchangeBatch is the one pipelined batch (one implicit transaction, one
+// round trip) of a token exchange's issuance (store.Issuance.SubjectJTI):
+// the live check, the subject token's check (agentid_check_subject, which
+// holds its family's lock shared until the commit), then the access token,
+// which takes the subject token's family, and the rest of the issuance.
+func exchangeBatch(iss *store.Issuance) (*pgx.Batch, error) {
+	at, c := iss.AccessToken, iss.Check
+	b := &pgx.Batch{}
+	b.Queue(checkLiveSQL, c.TenantID, c.ClientID, c.UserID)
+	b.Queue(`SELECT agentid_check_subject($1, $2)`, at.TenantID, iss.SubjectJTI)
+	b.Queue(`INSERT INTO access_tokens (jti, tenant_id, grant_id, client_id, user_id, resource,
+		scopes, expires_at, revoked_at, redirect_uri)
+		SELECT $1, $2, s.grant_id, $3, $4, $5, $6, $7, $8, $9 FROM access_tokens s WHERE s.jti = $10`,
+		at.JTI, at.TenantID, at.ClientID, at.UserID, at.Resource, at.Scopes,
+		at.ExpiresAt, nullTime(at.RevokedAt), at.RedirectURI, iss.SubjectJTI)
+	rest := *iss
+	rest.AccessToken = nil
+	if err := queueIssuance(b, &rest); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
 // checkLiveSQL runs agentid_check_live (migrations 0006, 0007): it holds
 // the client's and user's advisory locks shared until the issuance commits,
 // then reads the rows, so a concurrent disable, delete or revocation (which
@@ -255,8 +288,10 @@ func lockUser(ctx context.Context, tx pgx.Tx, tenantID, userID string) error {
 
 // SQLSTATEs agentid_check_live raises.
 const (
-	sqlstateClientGone = "AG001"
-	sqlstateUserGone   = "AG002"
+	sqlstateClientGone     = "AG001"
+	sqlstateUserGone       = "AG002"
+	sqlstateSubjectUnknown = "AG003" // agentid_check_subject (migration 0010)
+	sqlstateSubjectRevoked = "AG004"
 )
 
 // checkLive verifies store.LiveCheck inside tx.
@@ -277,6 +312,10 @@ func liveErr(err error) error {
 			return store.ErrClientGone
 		case sqlstateUserGone:
 			return store.ErrUserGone
+		case sqlstateSubjectUnknown:
+			return store.ErrNotFound
+		case sqlstateSubjectRevoked:
+			return store.ErrRevoked
 		}
 	}
 	return err
@@ -304,6 +343,9 @@ func issuanceGrant(iss *store.Issuance) (tenant, grant string) {
 // error is store.ErrAlreadyUsed (RFC 9700 §4.14.2). As for codes, reuse is
 // checked before expiry. An unknown or expired token is store.ErrNotFound.
 func (s *Store) RotateRefresh(ctx context.Context, oldHash []byte, now time.Time, iss *store.Issuance, reuse *store.AuditEvent) error {
+	if iss != nil && iss.SubjectJTI != "" {
+		return mapErr("rotate refresh token", store.ErrInvalid) // an exchange rotates nothing
+	}
 	var reused bool
 	var check *store.LiveCheck
 	var reuseWithin *store.ReuseInterval
@@ -383,6 +425,10 @@ func revokeGrant(ctx context.Context, tx pgx.Tx, tenantID, grantID string, now t
 		return nil // grant-less tokens belong to no family
 	}
 	b := &pgx.Batch{}
+	// The family's lock first (migration 0010): an exchange continuing the
+	// family either commits before the updates below read, so they revoke
+	// its token, or waits and then finds the family revoked.
+	b.Queue(`SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 0))`, tenantID, grantID)
 	b.Queue(`UPDATE refresh_tokens SET revoked_at = $3
 		WHERE tenant_id = $1 AND grant_id = $2 AND revoked_at IS NULL`, tenantID, grantID, now)
 	b.Queue(`UPDATE access_tokens SET revoked_at = $3

@@ -55,6 +55,25 @@ const (
 	qInsertAccessLiveGrant = qInsertAccessLive + `
 	AND NOT EXISTS (SELECT 1 FROM auth_codes WHERE tenant_id = ? AND grant_id = ? AND grant_revoked_at IS NOT NULL)`
 
+	// qInsertAccessExchanged is the access-token insert of a token
+	// exchange (Issuance.SubjectJTI): the token takes the family of the
+	// subject token's record, and nothing is inserted unless that record
+	// is of the tenant and not revoked, its family not revoked by a code
+	// replay, and the client and user (the last five arguments, as for
+	// qInsertAccessLive) alive. The check and the write are one statement
+	// of the single writer, so no revocation can fall between them.
+	qInsertAccessExchanged = `INSERT INTO access_tokens (jti, tenant_id, grant_id, client_id, user_id, resource, scopes, expires_at, revoked_at, redirect_uri)
+	SELECT ?, ?, s.grant_id, ?, ?, ?, ?, ?, ?, ?
+	FROM access_tokens s
+	WHERE s.jti = ? AND s.tenant_id = ? AND s.revoked_at IS NULL
+	AND NOT EXISTS (SELECT 1 FROM auth_codes WHERE tenant_id = s.tenant_id AND grant_id = s.grant_id AND s.grant_id <> '' AND grant_revoked_at IS NOT NULL)
+	AND EXISTS (SELECT 1 FROM clients WHERE tenant_id = ? AND id = ? AND NOT disabled)
+	AND (? = '' OR EXISTS (SELECT 1 FROM users WHERE tenant_id = ? AND id = ? AND NOT disabled))`
+	// qSubjectState explains why qInsertAccessExchanged inserted nothing.
+	qSubjectState = `SELECT s.tenant_id, s.revoked_at IS NOT NULL OR EXISTS (SELECT 1 FROM auth_codes
+	WHERE tenant_id = s.tenant_id AND grant_id = s.grant_id AND s.grant_id <> '' AND grant_revoked_at IS NOT NULL)
+	FROM access_tokens s WHERE s.jti = ?`
+
 	// qTouchClient moves a client's last use forward (Issuance.Touch),
 	// never back.
 	qTouchClient = `UPDATE clients SET last_used_at = ? WHERE tenant_id = ? AND id = ? AND (last_used_at IS NULL OR last_used_at < ?)`
@@ -163,6 +182,11 @@ type issueRows struct {
 	// qInsertAccessLiveGrant: the same for a token of a grant family,
 	// whose revocation check rides on the insert too.
 	accessLiveGrant []any
+	// accessExchanged, when set, are the arguments of
+	// qInsertAccessExchanged (Issuance.SubjectJTI), and subject the
+	// subject token's jti and tenant.
+	accessExchanged  []any
+	subject, subjTen string
 	// touch records the consent use ("" for none).
 	touch     string
 	touchArgs []any
@@ -187,6 +211,15 @@ func prepIssue(iss *store.Issuance) *issueRows {
 	if c := iss.Touch; c != nil {
 		at := c.At.UnixMicro()
 		p.touchClient = []any{at, c.TenantID, c.ClientID, at}
+	}
+	if at := iss.AccessToken; at != nil && iss.SubjectJTI != "" && p.check != nil {
+		// The family comes from the subject token's record, in the insert.
+		c := p.check
+		p.subject, p.subjTen, p.grant = iss.SubjectJTI, at.TenantID, ""
+		p.accessExchanged = []any{at.JTI, at.TenantID, at.ClientID, at.UserID, at.Resource,
+			listText(at.Scopes), tv(at.ExpiresAt), tv(at.RevokedAt), at.RedirectURI,
+			iss.SubjectJTI, at.TenantID, c.TenantID, c.ClientID, c.UserID, c.TenantID, c.UserID}
+		return p
 	}
 	if c := p.check; c != nil && p.access != nil {
 		// Built here, outside the writer, which every issuance waits for.
@@ -226,7 +259,7 @@ func (tx *wtx) live(c *store.LiveCheck) error {
 }
 
 func (tx *wtx) issue(p *issueRows) error {
-	if p.accessLive == nil && p.accessLiveGrant == nil {
+	if p.accessLive == nil && p.accessLiveGrant == nil && p.accessExchanged == nil {
 		// Grants check liveness first, so that a disabled user reads as
 		// such rather than as the grant revocation that came with it.
 		if err := tx.live(p.check); err != nil {
@@ -280,6 +313,16 @@ func (tx *wtx) insertIssue(p *issueRows) error {
 			}
 			return store.ErrAlreadyUsed
 		}
+	case p.accessExchanged != nil:
+		res, err := tx.exec(qInsertAccessExchanged, p.accessExchanged...)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return tx.whyNotExchanged(p)
+		}
 	case p.access != nil:
 		if _, err := tx.exec(qInsertAccess, p.access...); err != nil {
 			return err
@@ -306,6 +349,26 @@ func (tx *wtx) insertIssue(p *issueRows) error {
 		}
 	}
 	return nil
+}
+
+// whyNotExchanged names the reason qInsertAccessExchanged inserted
+// nothing: a client or user gone first, as for the other issuances, then
+// the subject token's record missing or revoked.
+func (tx *wtx) whyNotExchanged(p *issueRows) error {
+	if err := tx.live(p.check); err != nil {
+		return err
+	}
+	var tenant string
+	var revoked bool
+	switch err := tx.queryRow(qSubjectState, p.subject).Scan(&tenant, &revoked); {
+	case errors.Is(err, sql.ErrNoRows) || err == nil && tenant != p.subjTen:
+		return store.ErrNotFound
+	case err != nil:
+		return err
+	case revoked:
+		return store.ErrRevoked
+	}
+	return store.ErrRevoked // unreachable: the writer is the only one
 }
 
 // revokeGrant revokes every token of the grant that is not revoked yet.
@@ -339,6 +402,9 @@ func (s *Store) GetRefreshToken(ctx context.Context, hash []byte) (*store.Refres
 // IssueTokens implements store.Store. This is the hot write (one per token
 // response); concurrent calls share commits (see writer.go).
 func (s *Store) IssueTokens(ctx context.Context, iss *store.Issuance) error {
+	if err := store.CheckExchange(iss); err != nil {
+		return wrap("issue tokens", err)
+	}
 	p := prepIssue(iss)
 	return wrap("issue tokens", s.w.do(ctx, func(tx *wtx) error { return tx.issue(p) }))
 }
@@ -347,6 +413,9 @@ func (s *Store) IssueTokens(ctx context.Context, iss *store.Issuance) error {
 // reported as reused even once expired, for the same reason as codes (RFC
 // 9700 §4.14.2: reuse of a rotated refresh token revokes the family).
 func (s *Store) RotateRefresh(ctx context.Context, oldHash []byte, now time.Time, iss *store.Issuance, reuse *store.AuditEvent) error {
+	if iss != nil && iss.SubjectJTI != "" {
+		return wrap("rotate refresh token", store.ErrInvalid) // an exchange rotates nothing
+	}
 	reuseRow := prepAudit(reuse)
 	p := prepIssue(iss)
 	// again is the issuance as a presentation within the reuse interval

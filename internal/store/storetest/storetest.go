@@ -93,6 +93,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"RevokeGrantEmpty", testRevokeGrantEmpty},
 		{"RevokeAccessToken", testRevokeAccessToken},
 		{"IssueLiveCheck", testIssueLiveCheck},
+		{"ExchangeIssuance", testExchangeIssuance},
+		{"ExchangeRacesRevocation", testExchangeRacesRevocation},
 		{"RevokeClientTokens", testRevokeClientTokens},
 		{"RevokeUserAccess", testRevokeUserAccess},
 		{"DisableRacesIssuance", testDisableRacesIssuance},

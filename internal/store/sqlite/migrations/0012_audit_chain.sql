@@ -1,5 +1,5 @@
--- 0011: the audit trail's hash chain (issue 13; docs/design.md, "Audit
--- trail integrity"). PostgreSQL's 0011 is its twin; TestSchemaParity keeps
+-- 0012: the audit trail's hash chain (issue 13; docs/design.md, "Audit
+-- trail integrity"). PostgreSQL's 0012 is its twin; TestSchemaParity keeps
 -- them equal.
 --
 -- An event is written without a link; the sealer links it shortly after
