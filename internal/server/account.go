@@ -103,6 +103,8 @@ func (s *Server) handleAccount(w http.ResponseWriter, r *http.Request) {
 		v.Notice = "That installation is signed out: its tokens stopped working at once. Your other installations keep working."
 	case "disconnected":
 		v.Notice = "Disconnected. The credential is deleted from this hub."
+	case "rotated":
+		v.Notice = rotatedNotice
 	}
 	grants, err := s.ledger.ForUser(ctx, u.ID)
 	if err != nil {

@@ -412,6 +412,8 @@ func (s *Server) handleConnections(w http.ResponseWriter, r *http.Request) {
 		v.Notice = "Key saved. It is shown only as its last four characters from now on."
 	case "disconnected":
 		v.Notice = "Disconnected. The credential is deleted from this hub."
+	case "rotated":
+		v.Notice = rotatedNotice
 	}
 	ids := make([]string, 0, len(byID))
 	for id := range byID {
@@ -898,4 +900,72 @@ func (s *Server) handleDisconnect(w http.ResponseWriter, r *http.Request) {
 		back = "/connections"
 	}
 	http.Redirect(w, r, back+"?done=disconnected", http.StatusSeeOther)
+}
+
+// rotatedNotice is what /account and /connections say after a key was
+// replaced.
+const rotatedNotice = "New key saved. The old key keeps working for a short overlap, in case a tool still uses it, and is then deleted."
+
+// handleReplaceKey replaces the key of one of the person's API-key
+// connections: the vault keeps the old key retrievable for the provider's
+// overlap and then destroys it (connection.rotated). The label's last four
+// characters follow the new key. A connection that is not the person's
+// own is a 404, like one that does not exist.
+func (s *Server) handleReplaceKey(w http.ResponseWriter, r *http.Request) {
+	u := s.accountForm(w, r)
+	if u == nil {
+		return
+	}
+	ctx := r.Context()
+	c, err := s.ownConnection(ctx, u, r.PathValue("id"))
+	if errors.Is(err, store.ErrNotFound) {
+		s.pages.connectError(w, http.StatusNotFound, connectErrorView{Title: "No such connection", Username: u.Username, CSRF: s.csrfToken(w, r),
+			Message: "You have no such connection. It may have been disconnected already.", Next: "/account", NextLabel: "Your account"})
+		return
+	}
+	if err != nil {
+		s.internalErrorPage(w, r, err)
+		return
+	}
+	p, err := s.st.GetProvider(ctx, s.tenant, c.ProviderID)
+	if err != nil {
+		s.internalErrorPage(w, r, err)
+		return
+	}
+	key := strings.TrimSpace(r.PostForm.Get("key"))
+	if p.Kind != store.ProviderAPIKey || !validAPIKey(key) {
+		msg := "The key must be one line of letters, digits and punctuation, without spaces. The old key is unchanged."
+		if p.Kind != store.ProviderAPIKey {
+			msg = providerName(p) + " is connected by signing in there, not with a key. Use Reconnect or Disconnect instead."
+		}
+		s.pages.connectError(w, http.StatusBadRequest, connectErrorView{Title: "Key not replaced", Username: u.Username, CSRF: s.csrfToken(w, r),
+			Message: msg, Next: "/account", NextLabel: "Your account"})
+		return
+	}
+	if err := s.cfg.Vault.RotateAPIKey(ctx, s.meta(r), s.tenant, c.ID, key, 0); err != nil {
+		s.internalErrorPage(w, r, err)
+		return
+	}
+	name := labelName(c.Label)
+	if _, err := s.st.UpdateConnection(ctx, s.tenant, c.ID, func(cur *store.Connection) error {
+		cur.Label = keyLabel(name, key)
+		return nil
+	}, nil); err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.internalErrorPage(w, r, err)
+		return
+	}
+	back := "/account"
+	if r.PostForm.Get("from") == "connections" {
+		back = "/connections"
+	}
+	http.Redirect(w, r, back+"?done=rotated", http.StatusSeeOther)
+}
+
+// labelName is the person's own name for an API key in a label keyLabel
+// made: what stands before the last-four hint.
+func labelName(label string) string {
+	if i := strings.LastIndex(label, "…"); i >= 0 {
+		return strings.TrimSpace(label[:i])
+	}
+	return label
 }

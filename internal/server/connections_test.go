@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"html"
 	"io"
 	"log/slog"
@@ -1019,5 +1020,96 @@ func TestConnectTwoFlowsAtOnce(t *testing.T) {
 	wantPage(t, e.callback(b, e.atProvider(t, first)), http.StatusOK, "Connected Calendar", "calendar.read")
 	if n := len(e.connections(t, "u-alice")); n != 2 {
 		t.Fatalf("%d connections", n)
+	}
+}
+
+// TestReplaceKey: on /account a person replaces the key of their own
+// API-key connection: the new key is handed out, the old one stays
+// retrievable (forced) for the overlap, the label shows the new last four,
+// the event is connection.rotated; a bad key, an OAuth connection and
+// someone else's connection are refused, and no key reaches a page.
+func TestReplaceKey(t *testing.T) {
+	e := newConnEnv(t)
+	a, csrf := e.alice(t)
+	const oldKey, newKey = "sk_live_4f8a0c1e9b7d2a6c3e5f7a9b1d3c5e7fabcd", "sk_live_99990000111122223333444455556666wxyz"
+	p := a.Post(e.URL+"/connections/search/key", url.Values{"csrf_token": {csrf}, "key": {oldKey}, "label": {"Work"}})
+	wantPage(t, p, http.StatusOK, "Work …abcd")
+	mine := e.connections(t, "u-alice")[0]
+	bb, bcsrf := e.bob(t)
+	bb.Post(e.URL+"/connections/search/key", url.Values{"csrf_token": {bcsrf}, "key": {"sk_bob_0123456789abcdefgh"}})
+	bobs := e.connections(t, bobID)[0]
+	e.connectCalendar(t, a, csrf, nil)
+	var cal *store.Connection
+	for _, c := range e.connections(t, "u-alice") {
+		if c.ProviderID == "calendar" {
+			cal = c
+		}
+	}
+	if cal == nil {
+		t.Fatal("no calendar connection")
+	}
+
+	if p := a.Get(e.URL + "/account"); !strings.Contains(p.Body, "/account/connections/"+mine.ID+"/key") ||
+		strings.Contains(p.Body, "/account/connections/"+cal.ID+"/key") {
+		t.Fatal("the account page should offer Replace key for the API key and not for the OAuth connection")
+	}
+	for name, tc := range map[string]struct {
+		id, key string
+		status  int
+		want    string
+	}{
+		"someone else's": {bobs.ID, newKey, http.StatusNotFound, "You have no such connection"},
+		"unknown":        {"conn_nope", newKey, http.StatusNotFound, "You have no such connection"},
+		"an OAuth one":   {cal.ID, newKey, http.StatusBadRequest, "not with a key"},
+		"a bad key":      {mine.ID, "has spaces 0123456789", http.StatusBadRequest, "The old key is unchanged"},
+		"an empty key":   {mine.ID, "", http.StatusBadRequest, "The old key is unchanged"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := a.Post(e.URL+"/account/connections/"+tc.id+"/key", url.Values{"csrf_token": {csrf}, "key": {tc.key}})
+			wantPage(t, p, tc.status, tc.want)
+			if tc.key != "" && strings.Contains(p.Body, tc.key) {
+				t.Fatal("the refused key is on the page")
+			}
+		})
+	}
+	t.Run("without the form token", func(t *testing.T) {
+		if r := e.postRaw(t, a, "/account/connections/"+mine.ID+"/key", url.Values{"key": {newKey}}); r.StatusCode != http.StatusForbidden {
+			t.Fatalf("status %d, want 403", r.StatusCode)
+		}
+	})
+	if n := len(e.auditEvents(audit.ConnectionRotated)); n != 0 {
+		t.Fatalf("%d rotations recorded by refused requests", n)
+	}
+
+	p = a.Post(e.URL+"/account/connections/"+mine.ID+"/key", url.Values{"csrf_token": {csrf}, "key": {newKey}})
+	if p.URL.Path != "/account" || p.URL.Query().Get("done") != "rotated" {
+		t.Fatalf("after replacing: %s", p.URL)
+	}
+	wantPage(t, p, http.StatusOK, "New key saved", "Work …wxyz")
+	if strings.Contains(p.Body, newKey) || strings.Contains(p.Body, oldKey) {
+		t.Fatal("a key is on the page")
+	}
+	got, err := e.Store.GetConnection(context.Background(), store.DefaultTenant, mine.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := audit.Meta{TenantID: store.DefaultTenant, Time: e.clk.Now()}
+	if cred, err := e.Vault.Credential(context.Background(), m, got, false); err != nil || cred.AccessToken != newKey {
+		t.Fatalf("the connection does not hand out the new key (%v)", err)
+	}
+	if cred, err := e.Vault.Credential(context.Background(), m, got, true); err != nil || cred.AccessToken != oldKey {
+		t.Fatalf("within the overlap a forced retrieval does not fall back to the old key (%v)", err)
+	}
+	evs := e.auditEvents(audit.ConnectionRotated)
+	if len(evs) != 1 || evs[0].Details["connection_id"] != mine.ID || evs[0].UserID != "u-alice" {
+		t.Fatalf("connection.rotated events %+v", evs)
+	}
+	for _, ev := range e.auditEvents("") {
+		if s := fmt.Sprintf("%+v", ev); strings.Contains(s, newKey) || strings.Contains(s, oldKey) {
+			t.Fatalf("a key is in an event: %s", s)
+		}
+	}
+	if got, err := e.Store.GetConnection(context.Background(), store.DefaultTenant, bobs.ID); err != nil || got.Label != bobs.Label {
+		t.Fatalf("bob's connection changed: %+v, %v", got, err)
 	}
 }

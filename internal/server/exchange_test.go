@@ -62,15 +62,21 @@ type exchangeOptions struct {
 	// set, stands between the hub and its store.
 	postgres bool
 	wrap     func(store.Store) store.Store
+	// st, when set, is the hub's store, opened by the test (e.g. to share
+	// its database with a second hub); hubOpts configure the hub further.
+	st      store.Store
+	hubOpts []servertest.Option
 }
 
 func newExchangeHub(t testing.TB, o exchangeOptions) *exchangeHub {
 	t.Helper()
 	ctx := context.Background()
-	var st store.Store
-	if o.postgres {
+	st := o.st
+	switch {
+	case st != nil:
+	case o.postgres:
 		st = openPostgresStore(t)
-	} else {
+	default:
 		st = openSQLiteStore(t, filepath.Join(t.TempDir(), "agentid.db"))
 	}
 	if o.policy != "" {
@@ -88,9 +94,9 @@ func newExchangeHub(t testing.TB, o exchangeOptions) *exchangeHub {
 	if o.wrap != nil {
 		st = o.wrap(st)
 	}
-	h := &exchangeHub{hub: &hub{servertest.NewOn(t, st, func(c *server.Config) {
+	h := &exchangeHub{hub: &hub{servertest.NewOn(t, st, append([]servertest.Option{func(c *server.Config) {
 		c.Policy, c.Now, c.MaxDelegationDepth = e, clk.Now, o.depth
-	})}, clk: clk, secrets: map[string]string{}}
+	}}, o.hubOpts...)...)}, clk: clk, secrets: map[string]string{}}
 	h.resA, h.resB, h.resD = h.Resource, exchangeResB, exchangeResD
 	if o.resA != "" {
 		h.resA = o.resA

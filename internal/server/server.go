@@ -397,6 +397,7 @@ func (s *Server) routes() http.Handler {
 		web.HandleFunc("GET "+connectCallbackPath, s.handleConnectCallback)
 		web.HandleFunc("GET /connections/connect/{provider}", s.handleConnectIntent)
 		web.HandleFunc("POST /account/connections/{id}/disconnect", s.handleDisconnect)
+		web.HandleFunc("POST /account/connections/{id}/key", s.handleReplaceKey)
 	}
 	web.HandleFunc("/", s.notFound)
 	cop := http.NewCrossOriginProtection()

@@ -35,6 +35,10 @@ type Hub struct {
 	HTTP  *httptest.Server
 	Store store.Store
 	Keys  *token.Keys
+	// Keyring seals the hub's signing keys and vault secrets; nil when an
+	// option cleared it (a hub without a vault), the keys then use one of
+	// their own.
+	Keyring *keyring.Keyring
 	// Vault is the hub's connection keeper (on the same keyring as Keys).
 	Vault  *vault.Vault
 	Server *server.Server
@@ -71,6 +75,13 @@ var hashedTestPassword = func() string {
 }()
 
 type Option func(*server.Config)
+
+// WithKeyring runs the hub on ring instead of a fresh one: hubs on one
+// store with one keyring are processes of one deployment, loading the
+// same signing keys and opening the same vault secrets.
+func WithKeyring(ring *keyring.Keyring) Option {
+	return func(c *server.Config) { c.Keyring = ring }
+}
 
 func New(t testing.TB, opts ...Option) *Hub {
 	t.Helper()
@@ -116,11 +127,15 @@ func NewOn(t testing.TB, st store.Store, opts ...Option) *Hub {
 			t.Fatal(err)
 		}
 	}
-	h.Vault = cfg.Vault
+	h.Vault, h.Keyring = cfg.Vault, cfg.Keyring
 	if cfg.Keys == nil {
 		// The keys run on the hub's clock, so that a test moving the clock
 		// forward still mints tokens that the key's lifetime rules accept.
-		cfg.Keys, err = token.NewKeys(ctx, token.Options{Store: st, Keyring: ring, Now: cfg.Now})
+		keysRing := cfg.Keyring
+		if keysRing == nil {
+			keysRing = ring
+		}
+		cfg.Keys, err = token.NewKeys(ctx, token.Options{Store: st, Keyring: keysRing, Now: cfg.Now})
 		if err != nil {
 			t.Fatal(err)
 		}
