@@ -1,14 +1,21 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/base64"
 	"encoding/json"
+	"net/http"
+	"net/url"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -158,3 +165,136 @@ func TestParseBefore(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestAuditSurvivesKill9: the hub, a process of its own, is killed with
+// SIGKILL during a load of client-credentials issuances and started again.
+// Every token a client received has its token.issued event (the event
+// commits with the token), at most the requests in flight at the kill
+// have an event their client never saw, and `audit verify` passes once
+// the restarted hub has sealed the trail.
+func TestAuditSurvivesKill9(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("SIGKILL is a Unix signal")
+	}
+	const workers = 8
+	e := newCLIEnv(t)
+	e.env["AGENTID_LISTEN"] = "127.0.0.1:0"
+	e.env["AGENTID_ISSUER"] = "https://auth.example.test"
+	e.run("resources", "add", "--uri", "https://mcp.example.com/mcp", "--name", "Notes", "--scope", "notes.read=Read")
+	out, _ := e.run("clients", "add", "--name", "Job", "--grant-type", "client_credentials", "--scope", "notes.read", "--tag", "cc:notes.read")
+	creds := map[string]string{}
+	for _, m := range clientField.FindAllStringSubmatch(out, -1) {
+		creds[m[1]] = m[2]
+	}
+
+	cmd := agentidCommand(t, e.env, "serve")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	m := listeningLine.FindStringSubmatch(line)
+	if err != nil || m == nil {
+		cmd.Process.Kill()
+		t.Fatalf("serve did not start: %q %v\n%s", line, err, stderr.String())
+	}
+	base := m[1]
+
+	var mu sync.Mutex
+	known := map[string]bool{} // jti of every token a client received
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	client := &http.Client{Timeout: 5 * time.Second}
+	for range workers {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				req, _ := http.NewRequest(http.MethodPost, base+"/token", strings.NewReader(url.Values{
+					"grant_type": {"client_credentials"}, "scope": {"notes.read"}, "resource": {"https://mcp.example.com/mcp"},
+				}.Encode()))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				req.SetBasicAuth(creds["client_id"], creds["client_secret"])
+				resp, err := client.Do(req)
+				if err != nil {
+					continue // the hub is gone
+				}
+				var body struct {
+					AccessToken string `json:"access_token"`
+				}
+				err = json.NewDecoder(resp.Body).Decode(&body)
+				resp.Body.Close()
+				if err != nil || resp.StatusCode != http.StatusOK {
+					continue
+				}
+				payload, _ := base64.RawURLEncoding.DecodeString(strings.Split(body.AccessToken, ".")[1])
+				var claims struct {
+					JTI string `json:"jti"`
+				}
+				if json.Unmarshal(payload, &claims) == nil && claims.JTI != "" {
+					mu.Lock()
+					known[claims.JTI] = true
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	// Kill once a few hundred tokens were issued, while requests are
+	// under way.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		mu.Lock()
+		n := len(known)
+		mu.Unlock()
+		if n >= 300 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	close(stop)
+	wg.Wait()
+	if len(known) == 0 {
+		t.Fatalf("no token issued before the kill\n%s", stderr.String())
+	}
+
+	// Restart: the hub seals what the killed one left and signs it on
+	// shutdown.
+	h := startServe(t, e.env)
+	if code := h.stop(); code != 0 {
+		t.Fatalf("restarted serve: exit %d\n%s", code, h.stderr.String())
+	}
+	out, _ = e.run("audit", "verify")
+	if !strings.Contains(out, "chain intact") || !strings.Contains(out, "0 event(s) not sealed yet") {
+		t.Fatalf("audit verify after kill -9:\n%s", out)
+	}
+	evs, err := e.store().ListAudit(t.Context(), store.AuditFilter{Type: audit.TokenIssued, Limit: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recorded := map[string]bool{}
+	for _, ev := range evs {
+		recorded[ev.Details["jti"]] = true
+	}
+	for jti := range known {
+		if !recorded[jti] {
+			t.Errorf("token %s was issued without its event", jti)
+		}
+	}
+	if len(recorded) < len(known) || len(recorded) > len(known)+workers {
+		t.Errorf("%d issuance events for %d tokens received by %d clients: want between %[2]d and %d",
+			len(recorded), len(known), workers, len(known)+workers)
+	}
+	t.Logf("%d tokens received, %d issuance events, trail verified", len(known), len(recorded))
+}
