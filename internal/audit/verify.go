@@ -61,9 +61,11 @@ const verifyPage = 1000
 // hash and its hash must match its content; every checkpoint and prune
 // signature must verify and agree with its event's details, and a
 // checkpoint's head must still have the hash it signed; no event behind
-// the head may be unsealed and none beyond it sealed; the last sealed event
-// must be the recorded head. The first failure is the report's Break; the
-// error is for failures to read the store.
+// the head may be unsealed; the walk must end at the recorded head (read
+// again when a sealer moved it meanwhile: it must not be behind the walk).
+// From the first unsealed event after the head on, events are counted as
+// the unsealed tail, not checked. The first failure is the report's Break;
+// the error is for failures to read the store.
 func Verify(ctx context.Context, opts VerifyOptions) (*Report, error) {
 	if opts.Store == nil || opts.Verifier == nil {
 		return nil, errors.New("audit: VerifyOptions.Store and Verifier are required")
