@@ -656,6 +656,7 @@ type Store interface {
 	Consents
 	Policies
 	AuditTrail
+	AuditChain
 	Domains
 	Issuers
 	Providers
