@@ -473,3 +473,18 @@ func webAccessShape(ev *store.AuditEvent, out map[string]any) {
 	out["web_resources"] = []any{res}
 	out["user"] = ocsfSubject(ev)
 }
+
+// ocsfClassDocs say what each class's own attributes hold.
+var ocsfClassDocs = map[int]string{
+	OCSFAccountChange:     "`user`: the person's account (`uid`).",
+	OCSFAuthentication:    "`user`: the person, or the client as a service account (`type_id` 4) when it acts for itself; `auth_protocol_id` 6 (OAuth 2.0), or 99 with `auth_protocol` `password` for a sign-in; `session.uid`: the token's `jti` or the grant id; `service.name`: the resource, or an ID-JAG's audience.",
+	OCSFAuthorizeSession:  "`user`: the person, or the client as a service account; `privileges`: the scopes (granted, or requested when refused); `session.uid`: the access token's `jti`.",
+	OCSFEntityManagement:  "`entity`: what was managed (`uid`, `name`, `type`: `oauth_client`, `protected_resource`, `signing_key`, `policy_set`, `domain_trust`, `trusted_issuer`, `provider`, `connection`, `key_encryption_key`); `user`: a connection's owner.",
+	OCSFUserAccess:        "`user`: the person who consented; `privileges`: the scopes; `resource.uid`: the resource. The agent is `actor.app_uid`.",
+	OCSFAPIActivity:       "`api.operation` `refresh` with `api.service.name` the provider; `src_endpoint.name` `agentid` (the hub called out); `resources`: the connection; `user`: its owner.",
+	OCSFWebResourceAccess: "`http_request`: `POST /token` (RFC 8693 exchange); `web_resources`: the downstream credential (`uid` the connection, `name` the provider); `user`: the person; the MCP server is `actor.app_uid`.",
+	OCSFBaseEvent:         "Nothing further: a type this version does not define keeps everything in `unmapped`.",
+}
+
+// OCSFClassDoc says what the class's own attributes hold in the mapping.
+func OCSFClassDoc(classUID int) string { return ocsfClassDocs[classUID] }
