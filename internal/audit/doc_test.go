@@ -84,7 +84,7 @@ func docSamples() map[string]*store.AuditEvent {
 		"token.issued delegated": audit.NewTokenIssued(meta, audit.TokenIssuedFields{ClientID: "c", UserID: "u", Resource: key.Resource, Scopes: []string{"s"},
 			GrantType: "urn:ietf:params:oauth:grant-type:token-exchange", JTI: "j2", Policy: dec, AuthMethod: "private_key_jwt", AuthAge: time.Minute,
 			Chain: []string{"b", "a"}, SubjectJTI: "j1"}),
-		"token.denied delegated": audit.NewTokenDenied(meta, audit.TokenDeniedFields{ClientID: "c", Resource: key.Resource, Scopes: []string{"s"}, GrantType: "x", Policy: dec, Chain: []string{"b"}}),
+		"token.denied delegated":      audit.NewTokenDenied(meta, audit.TokenDeniedFields{ClientID: "c", Resource: key.Resource, Scopes: []string{"s"}, GrantType: "x", Policy: dec, Chain: []string{"b"}}),
 		"consent.revoked whole agent": audit.NewConsentRevoked(meta, audit.ConsentRevokedFields{ConsentKey: audit.ConsentKey{ClientID: "c", UserID: "u"}, Scopes: []string{"s"}, WholeAgent: true}),
 		"consent.expired with grant":  audit.NewConsentExpired(meta, audit.ConsentExpiredFields{ConsentKey: key, Scopes: []string{"s"}, GrantID: "g"}),
 		"token.revoked refresh":       audit.NewTokenRevoked(meta, audit.TokenRevokedFields{ClientID: "c", UserID: "u", Resource: key.Resource, TokenType: audit.TokenTypeRefresh, GrantID: "g"}),

@@ -571,23 +571,6 @@ func (f AuditFilter) Check() error {
 	return nil
 }
 
-// Matches reports whether ev satisfies every condition of f but the
-// limit: the meaning each backend's query must have.
-func (f AuditFilter) Matches(ev *AuditEvent) bool {
-	return (f.TenantID == "" || ev.TenantID == f.TenantID) &&
-		(f.Type == "" || ev.Type == f.Type) &&
-		strings.HasPrefix(ev.Type, f.TypePrefix) &&
-		(f.ClientID == "" || ev.ClientID == f.ClientID) &&
-		(f.UserID == "" || ev.UserID == f.UserID) &&
-		(f.Resource == "" || ev.Resource == f.Resource) &&
-		(f.Provider == "" || ev.Details[DetailProvider] == f.Provider) &&
-		(f.Outcome == "" || ev.Outcome == f.Outcome) &&
-		(f.Since.IsZero() || !ev.Time.Before(f.Since)) &&
-		(f.Until.IsZero() || ev.Time.Before(f.Until)) &&
-		(f.Before == 0 || ev.ID < f.Before) &&
-		(f.After == 0 || ev.ID > f.After)
-}
-
 // Issuance is everything that one successful token response persists, in one
 // transaction: the access token record, an optional new refresh token, the
 // use of the consent it rests on and the audit events.
@@ -997,7 +980,7 @@ type AuditTrail interface {
 	// AppendAudit writes standalone audit events, all of them in one
 	// transaction (nil entries are skipped), and sets each one's ID.
 	AppendAudit(ctx context.Context, evs ...*AuditEvent) error
-	// ListAudit returns up to f.Limit matching events (AuditFilter.Matches),
+	// ListAudit returns up to f.Limit matching events,
 	// newest first unless f.Ascending; a filter failing Check is ErrInvalid.
 	ListAudit(ctx context.Context, f AuditFilter) ([]*AuditEvent, error)
 }
