@@ -87,6 +87,7 @@ func TestReadCommandsCreateNothing(t *testing.T) {
 		{"users", "list"}, {"users", "disable", "alice"}, {"keys", "list"},
 		{"policy", "list"}, {"policy", "show"},
 		{"policy", "explain", "--agent", "abc", "--resource", "https://x.example/mcp"},
+		{"audit", "list"}, {"audit", "tail"}, {"audit", "export"},
 	}
 	for _, args := range cmds {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {

@@ -134,6 +134,7 @@ func (c *cli) adminCommands() []*cobra.Command {
 		c.newPolicyCmd(),
 		c.newDomainsCmd(),
 		c.newIssuersCmd(),
+		c.newAuditCmd(),
 	}
 }
 
