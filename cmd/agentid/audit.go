@@ -18,31 +18,40 @@ import (
 	"github.com/agentid/agentid/internal/store"
 )
 
-// newAuditCmd is `agentid audit`: reading the trail. Further subcommands
-// (verify, prune) are added to the group it returns.
+// newAuditCmd is `agentid audit`: reading the trail (list, tail, export;
+// this file) and its integrity (verify, prune; auditchain.go).
 func (c *cli) newAuditCmd() *cobra.Command {
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "audit",
-		Short: "Read, follow and export the audit trail",
+		Short: "Read, follow, export, verify and prune the audit trail",
 		Long: `Read, follow and export the audit trail: every change to agents, people, consents,
-tokens and the hub's configuration. docs/audit-events.md describes every event type.
+tokens and the hub's configuration (docs/audit-events.md describes every event
+type); verify its hash chain and prune old events.
 
-Filters (list, tail, export): --tenant, --client (the agent), --user, --type (an
+Filters (list, tail, export): --tenant (default: default), --client (the agent), --user, --type (an
 event type, or a prefix such as 'token.*'), --resource, --provider, --outcome
 (success, failure, denied), --since and --until (an RFC 3339 time or a duration
 before now, such as 24h; since inclusive, until exclusive).`,
 		Args: cobra.ArbitraryArgs,
 		RunE: groupRunE,
 	}
-	cmd.AddCommand(c.newAuditListCmd(), c.newAuditTailCmd(), c.newAuditExportCmd())
+	addJSONFlag(cmd, &asJSON)
+	cmd.AddCommand(c.auditQueryCommands(&asJSON)...)
+	cmd.AddCommand(c.auditChainCommands(&asJSON)...)
 	return cmd
+}
+
+// auditQueryCommands are the audit subcommands that read the trail.
+func (c *cli) auditQueryCommands(asJSON *bool) []*cobra.Command {
+	return []*cobra.Command{c.newAuditListCmd(asJSON), c.newAuditTailCmd(asJSON), c.newAuditExportCmd()}
 }
 
 // auditFilterFlags registers the filter flags on cmd; cursor adds
 // --before and --after.
 func auditFilterFlags(cmd *cobra.Command, q *audit.Query, cursor bool) {
 	fs := cmd.Flags()
-	fs.StringVar(&q.Tenant, "tenant", "", "only events of this `tenant` (default: every tenant)")
+	fs.StringVar(&q.Tenant, "tenant", store.DefaultTenant, "only events of this `tenant`")
 	fs.StringVar(&q.Client, "client", "", "only events of this agent (`client_id`)")
 	fs.StringVar(&q.User, "user", "", "only events about this `user` id")
 	fs.StringVar(&q.Type, "type", "", "only events of this `type`, or of every type starting with a prefix ending in * ('token.*')")
@@ -74,9 +83,8 @@ func auditFilter(cmd *cobra.Command, q audit.Query, defaultLimit int) (store.Aud
 	return f, err
 }
 
-func (c *cli) newAuditListCmd() *cobra.Command {
+func (c *cli) newAuditListCmd(asJSON *bool) *cobra.Command {
 	var q audit.Query
-	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List audit events, newest first",
@@ -97,7 +105,7 @@ next one is named on stderr (--before ID).`,
 					return err
 				}
 				out := cmd.OutOrStdout()
-				if asJSON {
+				if *asJSON {
 					recs := make([]audit.Record, 0, len(evs))
 					for _, ev := range evs {
 						recs = append(recs, audit.RecordOf(ev))
@@ -123,13 +131,12 @@ next one is named on stderr (--before ID).`,
 	}
 	auditFilterFlags(cmd, &q, true)
 	cmd.Flags().StringVar(&q.Limit, "limit", "", fmt.Sprintf("at most this many events (default %d, at most %d)", defaultAuditListLimit, audit.MaxQueryLimit))
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
 	return cmd
 }
 
-func (c *cli) newAuditTailCmd() *cobra.Command {
+func (c *cli) newAuditTailCmd(asJSON *bool) *cobra.Command {
 	var q audit.Query
-	var asJSON, follow bool
+	var follow bool
 	var lines int
 	var interval time.Duration
 	cmd := &cobra.Command{
@@ -155,7 +162,7 @@ With --json each line is the event as a JSON object.`,
 			return c.withStore(cmd, func(ctx context.Context, _ *config.Config, st store.Store) error {
 				w := bufio.NewWriter(cmd.OutOrStdout())
 				emit := func(ev *store.AuditEvent) error {
-					if err := writeEventLine(w, ev, asJSON); err != nil {
+					if err := writeEventLine(w, ev, *asJSON); err != nil {
 						return err
 					}
 					return w.Flush()
@@ -190,7 +197,6 @@ With --json each line is the event as a JSON object.`,
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new events as they are written")
 	cmd.Flags().IntVarP(&lines, "lines", "n", 10, "how many of the newest events to show first")
 	cmd.Flags().DurationVar(&interval, "interval", time.Second, "how often to poll the store when following")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print each event as a JSON object")
 	return cmd
 }
 

@@ -179,6 +179,7 @@ func (c *cli) runDemo(ctx context.Context, stdout, stderr io.Writer, f demoFlags
 	bg, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBackground()
 	wg.Go(func() { runTasks(bg, log, h.tasks()) })
+	wg.Go(func() { h.sealer.Run(bg, sealInterval) })
 	wg.Go(func() { errc <- serveHTTP(ctx, hubLn, h.Handler(), log) })
 
 	// The demo server discovers the hub over HTTP, so the hub serves first.

@@ -16,6 +16,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/spf13/cobra"
 
+	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/clients"
 	"github.com/agentid/agentid/internal/config"
 	"github.com/agentid/agentid/internal/fetch"
@@ -55,6 +56,13 @@ const (
 	// clientExpiryInterval: self-registered clients unused for
 	// registration.client_expiry.
 	clientExpiryInterval = time.Hour
+	// sealInterval: how often the audit sealer links new events into the
+	// chain (docs/design.md, "Audit trail integrity").
+	sealInterval = time.Second
+	// postgresSettle: how long an audit event id handed out by PostgreSQL
+	// may take to commit before the sealer links past it. SQLite's single
+	// writer has no ids in flight.
+	postgresSettle = 2 * time.Second
 )
 
 func (c *cli) newServeCmd() *cobra.Command {
@@ -139,6 +147,8 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) (e
 	bg, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Go(func() { runTasks(bg, log, h.tasks()) })
+	// The sealer seals once more when bg ends, after the last request.
+	wg.Go(func() { h.sealer.Run(bg, sealInterval) })
 	err = serveHTTP(ctx, ln, h.Handler(), log)
 	stopBackground()
 	wg.Wait()
@@ -189,6 +199,9 @@ type hub struct {
 	store  store.Store
 	keys   *token.Keys
 	server *server.Server
+	// sealer links the audit trail into its hash chain and signs
+	// checkpoints; it runs for the hub's lifetime (Run).
+	sealer *audit.Sealer
 }
 
 // newHub opens the store, prepares its schema, loads (or creates) the KEK
@@ -273,7 +286,20 @@ func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, 
 	if err != nil {
 		return nil, err
 	}
-	return &hub{store: st, keys: keys, server: srv}, nil
+	sealer, err := newSealer(cfg, st, keys, log)
+	if err != nil {
+		return nil, err
+	}
+	return &hub{store: st, keys: keys, server: srv, sealer: sealer}, nil
+}
+
+// newSealer builds the audit chain's sealer for the configured backend.
+func newSealer(cfg *config.Config, st store.Store, keys *token.Keys, log *slog.Logger) (*audit.Sealer, error) {
+	var settle time.Duration
+	if cfg.IsPostgres() {
+		settle = postgresSettle
+	}
+	return audit.NewSealer(audit.SealerOptions{Store: st, Signer: keys, Issuer: cfg.Issuer, Settle: settle, Logger: log})
 }
 
 // identityAssertions maps the identity_assertions settings to the server's.

@@ -94,6 +94,7 @@ func docSamples() map[string]*store.AuditEvent {
 		"connection.retrieved delegated": audit.NewConnectionRetrieved(meta, audit.RetrievalFields{ClientID: "mcp", Resource: key.Resource, UserID: "u", Agent: "c",
 			ActChain: "mcp c", SubjectJTI: "j", ProviderID: "calendar", ConnectionID: "conn_1", Scopes: []string{"s"}, PolicyVersion: "4"}),
 		"kek.rewrapped providers": audit.NewKEKRewrapped(meta, audit.KEKRewrappedFields{KEKID: "k", Providers: 2}),
+		"audit.verified broken":   audit.NewVerified(meta, &audit.Report{Events: 5, Unsealed: 1, Break: &audit.Break{EventID: 3, Reason: "hash mismatch"}}),
 	}
 	maps.Copy(out, more)
 	return out

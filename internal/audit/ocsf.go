@@ -179,6 +179,11 @@ var ocsfRules = map[string]OCSFRule{
 	ProviderUpdated:   {ClassUID: OCSFEntityManagement, ActivityID: 3, entity: detailEntity("provider", "provider", "change")},
 	ProviderDeleted:   {ClassUID: OCSFEntityManagement, ActivityID: 4, entity: detailEntity("provider", "provider", "")},
 	KEKRewrapped:      {ClassUID: OCSFEntityManagement, ActivityID: 3, entity: detailEntity("key_encryption_key", "kek_id", "")},
+	// The trail's own integrity: its chain is an entity the hub manages.
+	AuditCheckpoint: {ClassUID: OCSFEntityManagement, ActivityID: 3, entity: chainEntity},
+	AuditPruned:     {ClassUID: OCSFEntityManagement, ActivityID: 4, entity: chainEntity},
+	// A break found by verification is evidence of tampering.
+	AuditVerified: {ClassUID: OCSFEntityManagement, ActivityID: 2, Severity: severityHigh, entity: chainEntity},
 	// A person's connection to a downstream provider.
 	ConnectionCreated: {ClassUID: OCSFEntityManagement, ActivityID: 1, entity: connectionEntity},
 	ConnectionRotated: {ClassUID: OCSFEntityManagement, ActivityID: 3, entity: connectionEntity},
@@ -355,6 +360,11 @@ func clientEntity(ev *store.AuditEvent) map[string]any {
 	return e
 }
 
+// chainEntity is the tenant's audit chain.
+func chainEntity(ev *store.AuditEvent) map[string]any {
+	return map[string]any{"uid": ev.TenantID, "name": "audit trail", "type": "audit_chain"}
+}
+
 func resourceEntity(ev *store.AuditEvent) map[string]any {
 	return map[string]any{"uid": ev.Resource, "type": "protected_resource"}
 }
@@ -479,7 +489,7 @@ var ocsfClassDocs = map[int]string{
 	OCSFAccountChange:     "`user`: the person's account (`uid`).",
 	OCSFAuthentication:    "`user`: the person, or the client as a service account (`type_id` 4) when it acts for itself; `auth_protocol_id` 6 (OAuth 2.0), or 99 with `auth_protocol` `password` for a sign-in; `session.uid`: the token's `jti` or the grant id; `service.name`: the resource, or an ID-JAG's audience.",
 	OCSFAuthorizeSession:  "`user`: the person, or the client as a service account; `privileges`: the scopes (granted, or requested when refused); `session.uid`: the access token's `jti`.",
-	OCSFEntityManagement:  "`entity`: what was managed (`uid`, `name`, `type`: `oauth_client`, `protected_resource`, `signing_key`, `policy_set`, `domain_trust`, `trusted_issuer`, `provider`, `connection`, `key_encryption_key`); `user`: a connection's owner.",
+	OCSFEntityManagement:  "`entity`: what was managed (`uid`, `name`, `type`: `oauth_client`, `protected_resource`, `signing_key`, `policy_set`, `domain_trust`, `trusted_issuer`, `provider`, `connection`, `key_encryption_key`, `audit_chain` (`uid` the tenant)); `user`: a connection's owner.",
 	OCSFUserAccess:        "`user`: the person who consented; `privileges`: the scopes; `resource.uid`: the resource. The agent is `actor.app_uid`.",
 	OCSFAPIActivity:       "`api.operation` `refresh` with `api.service.name` the provider; `src_endpoint.name` `agentid` (the hub called out); `resources`: the connection; `user`: its owner.",
 	OCSFWebResourceAccess: "`http_request`: `POST /token` (RFC 8693 exchange); `web_resources`: the downstream credential (`uid` the connection, `name` the provider); `user`: the person; the MCP server is `actor.app_uid`.",

@@ -32,6 +32,18 @@ var columnDocs = [][2]string{
 
 // detailDocs explains every details key a constructor writes.
 var detailDocs = map[string]string{
+	"anchor_id":                  "The first event a prune kept, whose `prev_hash` the signed `audit.pruned` event vouches for.",
+	"anchor_prev_hash":           "The `prev_hash` (hex) of the anchor a prune kept.",
+	"before":                     "The cut-off a prune was asked for (RFC 3339): events before it were deleted, up to the anchor.",
+	"break_id":                   "The event where verification found the chain broken.",
+	"break_reason":               "What verification found wrong at `break_id`.",
+	"checkpoints":                "How many checkpoint signatures verification checked.",
+	"deleted":                    "How many events a prune deleted.",
+	"events":                     "How many sealed events verification checked.",
+	"head_hash":                  "The hash (hex) of the chain head a checkpoint signs.",
+	"head_id":                    "The event a checkpoint's chain head is.",
+	"signature":                  "A checkpoint's compact JWS, signed by the hub's signing key `kid` over the chain head or anchor: public and verifiable, not a credential.",
+	"unsealed":                   "How many of the newest events were not linked into the chain yet when verification ran.",
 	"act_chain":                  "The delegation chain (RFC 8693 `act`): the actors' client ids, the current actor first, separated by spaces.",
 	"activate_at":                "When a new signing key starts to sign (RFC 3339).",
 	"actor":                      "Who acted when it is not the client or person the event is about: `cli` (an admin command), `demo`.",
@@ -70,7 +82,7 @@ var detailDocs = map[string]string{
 	"jwks_uri":                   "Where a trusted issuer's keys are fetched from.",
 	"kek_id":                     "The key-encryption key everything is wrapped by after a rotation.",
 	"keys":                       "How many keys a trusted issuer's static key set holds.",
-	"kid":                        "A signing key's id.",
+	"kid":                        "A signing key's id (of a rotation, or the key that signed a checkpoint).",
 	"kids":                       "The key ids of a trusted issuer's static key set, space-separated.",
 	"kind":                       "A provider's kind: `oauth2` or `api_key`.",
 	"max_lifetime":               "The longest lifetime accepted for a trusted issuer's JWTs.",

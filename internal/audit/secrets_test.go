@@ -34,7 +34,7 @@ var allConstructors = []any{
 	audit.NewIssuerUpdated, audit.NewIssuerDeleted, audit.NewProviderAdded, audit.NewProviderUpdated, audit.NewProviderDeleted,
 	audit.NewConnectionCreated, audit.NewConnectionRefreshed, audit.NewConnectionRefreshFailed, audit.NewConnectionNeedsReauth,
 	audit.NewConnectionRotated, audit.NewConnectionRevoked, audit.NewConnectionRetrieved, audit.NewConnectionRetrievalDenied,
-	audit.NewKEKRewrapped,
+	audit.NewKEKRewrapped, audit.NewCheckpoint, audit.NewPruned, audit.NewVerified,
 }
 
 // inputKinds classifies every input a constructor takes, by its field or
@@ -61,13 +61,16 @@ var inputKinds = map[string]string{
 	// (an event records its digest and key ids).
 	"id": "name", "issuer": "name", "jwksuri": "name", "audiences": "name", "algorithms": "name", "uses": "name",
 	"userclaim": "name", "claims": "name", "jwks": "material",
+	// The audit chain: hashes of events and checkpoint signatures (JWS the
+	// hub signs over them) are public, verifiable statements.
+	"headhash": "name", "anchorprevhash": "name", "signature": "name",
 }
 
 // secretish are input names that would hold a credential; none may be
 // classified "name" except those listed in notSecret.
 var (
 	secretish = regexp.MustCompile(`(?i)secret|password|passwd|token|assertion|hash|private|credential|apikey|^code$|jwks$|cookie`)
-	notSecret = map[string]bool{"tokentype": true}
+	notSecret = map[string]bool{"tokentype": true, "headhash": true, "anchorprevhash": true}
 )
 
 // TestConstructorsCarryNoSecret calls every constructor with every string
@@ -164,6 +167,8 @@ func (f *filler) fill(v reflect.Value, path string) {
 		v.SetString(f.random(path))
 	case reflect.Bool:
 		v.SetBool(true)
+	case reflect.Uint8:
+		v.SetUint(0xa5)
 	case reflect.Int, reflect.Int64:
 		if v.Type() == reflect.TypeFor[time.Duration]() {
 			v.SetInt(int64(90 * time.Second))

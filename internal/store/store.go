@@ -676,6 +676,7 @@ type Store interface {
 	Consents
 	Policies
 	AuditTrail
+	AuditChain
 	Domains
 	Issuers
 	Providers

@@ -1,0 +1,11 @@
+-- 0012: indexes for audit queries (issue 13; docs/design.md, "Audit
+-- queries"). SQLite's 0012 is its twin (SQLite also gains the type index
+-- PostgreSQL has had since 0001).
+--
+-- agentid audit list and GET /admin/api/audit filter within a tenant,
+-- newest first (by id): by resource, and by provider, which is a detail:
+-- the index is on the expression the query compares, and only events
+-- naming a provider are in it.
+CREATE INDEX audit_events_tenant_resource ON audit_events (tenant_id, resource, id) WHERE resource <> '';
+CREATE INDEX audit_events_tenant_provider ON audit_events (tenant_id, (details->>'provider'), id)
+    WHERE (details->>'provider') IS NOT NULL;
