@@ -174,9 +174,13 @@ With --json each line is the event as a JSON object.`,
 				if err != nil {
 					return err
 				}
-				var last int64
-				if len(evs) > 0 {
-					last = evs[0].ID
+				// Following starts below what was read, so that an event
+				// committed late among those ids is not missed.
+				var after int64
+				var seen []int64
+				for _, ev := range evs {
+					seen = append(seen, ev.ID)
+					after = ev.ID - 1
 				}
 				evs = evs[:min(lines, len(evs))]
 				slices.Reverse(evs)
@@ -188,8 +192,8 @@ With --json each line is the event as a JSON object.`,
 				if !follow {
 					return nil
 				}
-				fw := &audit.Follower{Store: st, Filter: f, Interval: interval}
-				return fw.Run(ctx, last, emit)
+				fw := &audit.Follower{Store: st, Filter: f, Interval: interval, Delivered: seen}
+				return fw.Run(ctx, after, emit)
 			})
 		},
 	}

@@ -26,6 +26,10 @@ type Follower struct {
 	Now              func() time.Time // default time.Now
 	// Sleep waits d or until ctx ends (default a timer); tests replace it.
 	Sleep func(ctx context.Context, d time.Duration) error
+	// Delivered are ids above Run's after that the caller has shown
+	// already (tail's first lines): they are not delivered again, and
+	// ids between them that commit late still are.
+	Delivered []int64
 }
 
 // followPage is how many events one poll reads at most.
@@ -51,6 +55,11 @@ func (f *Follower) Run(ctx context.Context, after int64, fn func(*store.AuditEve
 	}
 	floor := after
 	recent := map[int64]time.Time{} // delivered above floor → when
+	for _, id := range f.Delivered {
+		if id > floor {
+			recent[id] = now()
+		}
+	}
 	for {
 		filter := f.Filter
 		// The ids delivered above the floor come back again: read past them.

@@ -115,3 +115,29 @@ func TestFollowerBurst(t *testing.T) {
 		}
 	}
 }
+
+// TestFollowerDelivered: ids the caller has shown are not delivered again;
+// one among them that commits late still is.
+func TestFollowerDelivered(t *testing.T) {
+	trail := &memTrail{}
+	trail.commit(8, 10)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	polls := 0
+	f := &audit.Follower{Store: trail, Delivered: []int64{8, 10}, Sleep: func(context.Context, time.Duration) error {
+		polls++
+		if polls == 1 {
+			trail.commit(9, 11)
+			return nil
+		}
+		cancel()
+		return context.Canceled
+	}}
+	var got []int64
+	if err := f.Run(ctx, 7, func(ev *store.AuditEvent) error { got = append(got, ev.ID); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if want := []int64{9, 11}; !slices.Equal(got, want) {
+		t.Errorf("delivered %v, want %v", got, want)
+	}
+}
