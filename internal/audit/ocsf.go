@@ -73,6 +73,7 @@ const (
 	severityHigh          = 4
 	statusSuccess         = 1
 	statusFailure         = 2
+	statusOther           = 99
 )
 
 // OCSF user type_id values.
@@ -201,7 +202,7 @@ var ocsfRules = map[string]OCSFRule{
 // baseRule maps events of types this package does not define.
 var baseRule = OCSFRule{ClassUID: OCSFBaseEvent, ActivityID: activityOther}
 
-// Activity is the activity id of ev under r.
+// activity is the activity id of ev under r.
 func (r OCSFRule) activity(ev *store.AuditEvent) int {
 	if a, ok := r.ActivityByChange[ev.Details["change"]]; ok {
 		return a
@@ -251,7 +252,7 @@ func OCSF(ev *store.AuditEvent) map[string]any {
 			sev = r.Severity
 		}
 	default:
-		out["status_id"] = activityOther // Other: the status names it
+		out["status_id"] = statusOther // the status names it
 	}
 	out["severity_id"] = sev
 	if reason := ev.Details["reason"]; reason != "" {

@@ -30,10 +30,8 @@ const (
 	ScopeAdmin   = "agentid:admin"
 )
 
-// Admin API pages.
-const (
-	defaultAdminPage = 100
-)
+// defaultAdminPage is the page size of GET /admin/api/audit without a limit.
+const defaultAdminPage = 100
 
 // adminResource is the admin API's resource URI (the audience of its
 // tokens), in the canonical form resources are registered in.
