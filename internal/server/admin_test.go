@@ -334,3 +334,27 @@ func testAdminAuditQuery(t *testing.T, h *hub) {
 		}
 	})
 }
+
+// TestAdminAuditTokenExpires: an admin token works until its exp, on a
+// clock that moves, and is refused from then on.
+func TestAdminAuditTokenExpires(t *testing.T) {
+	clk := newFakeClock()
+	h := newHub(t, withClock(clk))
+	adminURI, secret := adminHub(t, h)
+	tok, err := adminToken(t, h, "siem", secret, adminURI, server.ScopeAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := adminGet(t, h, tok, server.AdminAPIPath+"/audit"); r.status != 200 {
+		t.Fatalf("fresh token: %d", r.status)
+	}
+	clk.Advance(10*time.Minute - time.Second) // the default lifetime is 10 minutes
+	if r := adminGet(t, h, tok, server.AdminAPIPath+"/audit"); r.status != 200 {
+		t.Fatalf("token a second before exp: %d", r.status)
+	}
+	clk.Advance(time.Second)
+	r := adminGet(t, h, tok, server.AdminAPIPath+"/audit")
+	if r.status != 401 || !strings.Contains(r.header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+		t.Fatalf("token at exp: %d %q", r.status, r.header.Get("WWW-Authenticate"))
+	}
+}
