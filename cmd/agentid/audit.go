@@ -53,7 +53,7 @@ func auditFilterFlags(cmd *cobra.Command, q *audit.Query, cursor bool) {
 	fs := cmd.Flags()
 	fs.StringVar(&q.Tenant, "tenant", store.DefaultTenant, "only events of this `tenant`")
 	fs.StringVar(&q.Client, "client", "", "only events of this agent (`client_id`)")
-	fs.StringVar(&q.User, "user", "", "only events about this `user` id")
+	fs.StringVar(&q.User, "user", "", "only events about this `user` (id or username)")
 	fs.StringVar(&q.Type, "type", "", "only events of this `type`, or of every type starting with a prefix ending in * ('token.*')")
 	fs.StringVar(&q.Resource, "resource", "", "only events about this resource `URI`")
 	fs.StringVar(&q.Provider, "provider", "", "only events naming this downstream `provider`")
@@ -90,7 +90,7 @@ func (c *cli) newAuditListCmd(asJSON *bool) *cobra.Command {
 		Short: "List audit events, newest first",
 		Long: `List audit events, newest first, a page at a time. When the page is full the
 next one is named on stderr (--before ID).`,
-		Example: `  agentid audit list --client my-agent --since 24h
+		Example: `  agentid audit list --client CLIENT_ID --since 24h
   agentid audit list --type 'token.*' --outcome denied --json
   agentid audit list --user alice --before 1234`,
 		Args: exactArgs(),
@@ -100,6 +100,9 @@ next one is named on stderr (--before ID).`,
 				return err
 			}
 			return c.withStore(cmd, func(ctx context.Context, _ *config.Config, st store.Store) error {
+				if err := resolveAuditUser(ctx, st, &f); err != nil {
+					return err
+				}
 				evs, err := st.ListAudit(ctx, f)
 				if err != nil {
 					return err
@@ -145,8 +148,9 @@ func (c *cli) newAuditTailCmd(asJSON *bool) *cobra.Command {
 		Long: `Show the newest audit events, oldest of them first, one a line; with -f keep
 polling the store and print each new event as it is written, until interrupted.
 With --json each line is the event as a JSON object.`,
-		Example: `  agentid audit tail -f
-  agentid audit tail -f --client my-agent --json`,
+		Example: `  agentid audit tail -n 20
+  agentid audit tail --client CLIENT_ID --json
+  # and to keep following: agentid audit tail -f`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if lines < 0 || lines > audit.MaxQueryLimit {
@@ -160,6 +164,9 @@ With --json each line is the event as a JSON object.`,
 				return err
 			}
 			return c.withStore(cmd, func(ctx context.Context, _ *config.Config, st store.Store) error {
+				if err := resolveAuditUser(ctx, st, &f); err != nil {
+					return err
+				}
 				w := bufio.NewWriter(cmd.OutOrStdout())
 				emit := func(ev *store.AuditEvent) error {
 					if err := writeEventLine(w, ev, *asJSON); err != nil {
@@ -202,6 +209,30 @@ With --json each line is the event as a JSON object.`,
 	cmd.Flags().IntVarP(&lines, "lines", "n", 10, "how many of the newest events to show first")
 	cmd.Flags().DurationVar(&interval, "interval", time.Second, "how often to poll the store when following")
 	return cmd
+}
+
+// resolveAuditUser lets --user name a person by username: a value that is
+// no user id but is a username of the tenant becomes that user's id.
+func resolveAuditUser(ctx context.Context, st store.Store, f *store.AuditFilter) error {
+	if f.UserID == "" {
+		return nil
+	}
+	tenant := f.TenantID
+	if tenant == "" {
+		tenant = store.DefaultTenant
+	}
+	if _, err := st.GetUser(ctx, tenant, f.UserID); err == nil || !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	u, err := st.GetUserByUsername(ctx, tenant, f.UserID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // a user deleted since keeps their events under the id
+	}
+	if err != nil {
+		return err
+	}
+	f.UserID = u.ID
+	return nil
 }
 
 // writeEventLine writes ev as one line: JSON, or the columns that say
@@ -250,7 +281,7 @@ func (c *cli) newAuditExportCmd() *cobra.Command {
 		Long: `Write every matching audit event to stdout, oldest first, one JSON object a line:
 --format ndjson writes agentid's own form (docs/audit-events.md), --format ocsf
 the OCSF 1.8.0 event of the event's class, ready for a SIEM.`,
-		Example: `  agentid audit export --format ocsf --since 2026-12-01T00:00:00Z > trail.ocsf.ndjson
+		Example: `  agentid audit export --format ocsf --since 2026-12-01T00:00:00Z
   agentid audit export --format ndjson --type 'connection.*' --since 24h`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -269,6 +300,9 @@ the OCSF 1.8.0 event of the event's class, ready for a SIEM.`,
 			}
 			f.Ascending = true
 			return c.withStore(cmd, func(ctx context.Context, _ *config.Config, st store.Store) error {
+				if err := resolveAuditUser(ctx, st, &f); err != nil {
+					return err
+				}
 				w := bufio.NewWriter(cmd.OutOrStdout())
 				enc := json.NewEncoder(w)
 				for {
