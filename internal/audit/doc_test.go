@@ -259,7 +259,13 @@ func generateDoc(t *testing.T) []byte {
 	w("- `actor`: `app_uid` the client (agent), `user` the person it acts for; for an admin command `app_name` \"agentid cli\" and `user.name` the operating-system account; otherwise `app_name` \"agentid\";\n")
 	w("- `src_endpoint.ip`: the request's peer, when there is one;\n")
 	w("- `status` the outcome, `status_id` 1 (success) or 2 (failure, denied), `status_detail` the `reason` detail;\n")
-	w("- `severity_id`: 1 (Informational) for successes, 2 (Low) for failures and denials, 4 (High) for a replayed code or a reused refresh token;\n")
+	var high []string
+	for _, typ := range audit.Types() {
+		if r, _ := audit.OCSFRuleOf(typ); r.Severity != 0 {
+			high = append(high, fmt.Sprintf("`%s` (%d)", typ, r.Severity))
+		}
+	}
+	w("- `severity_id`: 1 (Informational) for successes, 2 (Low) for failures and denials, except the failures of %s;\n", strings.Join(high, ", "))
 	w("- `unmapped`: `resource`, `scopes` and every detail, so that nothing is lost.\n\n")
 	w("What each class adds:\n\n| class | attributes |\n|---|---|\n")
 	classes := map[int]bool{}
