@@ -25,6 +25,9 @@ type Query struct {
 	// Before and After are event ids (the cursors).
 	Before, After string
 	Limit         string
+	// Order is "desc" (newest first, the default) or "asc" (oldest
+	// first: for reading the trail forward from a cursor).
+	Order string
 }
 
 // MaxQueryLimit bounds a query's page.
@@ -101,6 +104,13 @@ func (q Query) Filter(now time.Time, defaultLimit int) (store.AuditFilter, error
 	}
 	f.Before = queryID(q.Before, func(r string) { bad("before", "%s", r) })
 	f.After = queryID(q.After, func(r string) { bad("after", "%s", r) })
+	switch q.Order {
+	case "", "desc":
+	case "asc":
+		f.Ascending = true
+	default:
+		bad("order", "must be asc or desc")
+	}
 	f.Limit = defaultLimit
 	if q.Limit != "" {
 		n, err := strconv.Atoi(q.Limit)

@@ -28,6 +28,8 @@ func TestQueryFilter(t *testing.T) {
 		{"every type", audit.Query{Type: "*"}, store.AuditFilter{Limit: 50}},
 		{"relative since", audit.Query{Since: "90m"}, store.AuditFilter{Since: now.Add(-90 * time.Minute), Limit: 50}},
 		{"largest limit", audit.Query{Limit: "1000"}, store.AuditFilter{Limit: 1000}},
+		{"oldest first", audit.Query{After: "5", Order: "asc"}, store.AuditFilter{After: 5, Ascending: true, Limit: 50}},
+		{"newest first", audit.Query{Order: "desc"}, store.AuditFilter{Limit: 50}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -58,6 +60,7 @@ func TestQueryFilterRefuses(t *testing.T) {
 		{"after zero", audit.Query{After: "0"}, []string{"after"}},
 		{"limit zero", audit.Query{Limit: "0"}, []string{"limit"}},
 		{"limit too large", audit.Query{Limit: "1001"}, []string{"limit"}},
+		{"order", audit.Query{Order: "up"}, []string{"order"}},
 		{"inner wildcard", audit.Query{Type: "token.*.x"}, []string{"type"}},
 		{"two wildcards", audit.Query{Type: "to*ken*"}, []string{"type"}},
 		{"control character", audit.Query{User: "u\n1"}, []string{"user"}},

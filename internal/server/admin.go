@@ -107,20 +107,21 @@ func (s *Server) adminServerError(w http.ResponseWriter, r *http.Request, err er
 }
 
 // adminAuditParams are the query parameters of GET /admin/api/audit.
-var adminAuditParams = []string{"tenant", "client", "user", "type", "resource", "provider", "outcome", "since", "until", "before", "after", "limit"}
+var adminAuditParams = []string{"tenant", "client", "user", "type", "resource", "provider", "outcome", "since", "until", "before", "after", "limit", "order"}
 
 // auditPage is the answer of GET /admin/api/audit.
 type auditPage struct {
 	Events []audit.Record `json:"events"`
-	// NextCursor is the before value of the next page; Next the URL of
-	// the next page (also a Link rel="next" header). Both are absent on
-	// the last page.
+	// NextCursor is the before value of the next page (after with
+	// order=asc); Next the URL of the next page (also a Link rel="next"
+	// header). Both are absent on the last page.
 	NextCursor string `json:"next_cursor,omitempty"`
 	Next       string `json:"next,omitempty"`
 }
 
 // handleAdminAudit is GET /admin/api/audit: the tenant's audit events,
-// newest first, filtered as `agentid audit list` filters.
+// newest first (order=asc: oldest first), filtered as `agentid audit
+// list` filters.
 func (s *Server) handleAdminAudit(w http.ResponseWriter, r *http.Request) {
 	if !s.adminAuth(w, r) {
 		return
@@ -147,7 +148,7 @@ func (s *Server) handleAdminAudit(w http.ResponseWriter, r *http.Request) {
 		Client: params.Get("client"), User: params.Get("user"), Type: params.Get("type"),
 		Resource: params.Get("resource"), Provider: params.Get("provider"), Outcome: params.Get("outcome"),
 		Since: params.Get("since"), Until: params.Get("until"), Before: params.Get("before"), After: params.Get("after"),
-		Limit: params.Get("limit"),
+		Limit: params.Get("limit"), Order: params.Get("order"),
 	}
 	f, err := q.Filter(s.now(), defaultAdminPage)
 	var qe *audit.QueryError
@@ -177,13 +178,17 @@ func (s *Server) handleAdminAudit(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(evs) > limit {
 		cursor := strconv.FormatInt(evs[limit-1].ID, 10)
+		param := "before"
+		if f.Ascending {
+			param = "after"
+		}
 		next := url.Values{}
 		for name, vs := range params {
-			if name != "before" {
+			if name != param {
 				next[name] = vs
 			}
 		}
-		next.Set("before", cursor)
+		next.Set(param, cursor)
 		page.NextCursor = cursor
 		page.Next = AdminAPIPath + "/audit?" + next.Encode()
 		w.Header().Set("Link", "<"+s.issuer+page.Next+`>; rel="next"`)

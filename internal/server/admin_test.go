@@ -295,6 +295,32 @@ func testAdminAuditQuery(t *testing.T, h *hub) {
 		if len(ids) != 21 || !slices.IsSortedFunc(ids, func(a, b int64) int { return int(b - a) }) || len(slices.Compact(slices.Clone(ids))) != 21 {
 			t.Errorf("pages gave ids %v, want the 21 token events once each, newest first", ids)
 		}
+
+		// Forward from a cursor, oldest first: what a SIEM polling the
+		// API does with the last id it has.
+		var forward []int64
+		next = server.AdminAPIPath + "/audit?limit=8&type=token.*&order=asc&after=" + fmt.Sprint(ids[len(ids)-1])
+		for pages := 0; next != ""; pages++ {
+			if pages > 5 {
+				t.Fatal("too many pages")
+			}
+			r := adminGet(t, h, tok, next)
+			if r.status != 200 {
+				t.Fatalf("status %d: %v", r.status, r.problem)
+			}
+			for _, ev := range r.page.Events {
+				forward = append(forward, ev.ID)
+			}
+			if r.page.Next != "" && !strings.Contains(r.page.Next, "after="+r.page.NextCursor) {
+				t.Fatalf("ascending next %q does not continue after %s", r.page.Next, r.page.NextCursor)
+			}
+			next = r.page.Next
+		}
+		want := slices.Clone(ids[:len(ids)-1])
+		slices.Reverse(want)
+		if !slices.Equal(forward, want) {
+			t.Errorf("forward pages gave %v, want %v", forward, want)
+		}
 	})
 
 	t.Run("bad parameters", func(t *testing.T) {
@@ -309,6 +335,7 @@ func testAdminAuditQuery(t *testing.T, h *hub) {
 			{"?client=a&client=b", []string{"client"}},
 			{"?tenant=other", []string{"tenant"}},
 			{"?type=" + url.QueryEscape("a*b"), []string{"type"}},
+			{"?order=random", []string{"order"}},
 		}
 		for _, tc := range tests {
 			t.Run(tc.query, func(t *testing.T) {
