@@ -29,7 +29,8 @@ func (c *cli) newAuditCmd() *cobra.Command {
 tokens and the hub's configuration (docs/audit-events.md describes every event
 type); verify its hash chain and prune old events.
 
-Filters (list, tail, export): --tenant (default: default), --client (the agent), --user, --type (an
+Filters (list, tail, export): --tenant (default: default), --agent (its own events and
+credential retrievals for it), --client, --user, --type (an
 event type, or a prefix such as 'token.*'), --resource, --provider, --outcome
 (success, failure, denied), --since and --until (an RFC 3339 time or a duration
 before now, such as 24h; since inclusive, until exclusive).`,
@@ -52,7 +53,8 @@ func (c *cli) auditQueryCommands(asJSON *bool) []*cobra.Command {
 func auditFilterFlags(cmd *cobra.Command, q *audit.Query, cursor bool) {
 	fs := cmd.Flags()
 	fs.StringVar(&q.Tenant, "tenant", store.DefaultTenant, "only events of this `tenant`")
-	fs.StringVar(&q.Client, "client", "", "only events of this agent (`client_id`)")
+	fs.StringVar(&q.Client, "client", "", "only events whose client is this `client_id`")
+	fs.StringVar(&q.Agent, "agent", "", "only events of this agent (`client_id`): its own and those an MCP server recorded for it")
 	fs.StringVar(&q.User, "user", "", "only events about this `user` (id or username)")
 	fs.StringVar(&q.Type, "type", "", "only events of this `type`, or of every type starting with a prefix ending in * ('token.*')")
 	fs.StringVar(&q.Resource, "resource", "", "only events about this resource `URI`")

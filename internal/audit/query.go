@@ -13,8 +13,11 @@ import (
 // `agentid audit list` and the parameters of GET /admin/api/audit, as
 // strings. Filter turns it into a store.AuditFilter.
 type Query struct {
-	Tenant   string
-	Client   string // the agent (client id)
+	Tenant string
+	Client string // the client id
+	// Agent is an agent's client id: its own events and those an MCP
+	// server recorded for it (store.AuditFilter.Agent).
+	Agent    string
 	User     string
 	Type     string // an event type, or a prefix ending in "*" ("token.*")
 	Resource string
@@ -78,6 +81,7 @@ func (q Query) Filter(now time.Time, defaultLimit int) (store.AuditFilter, error
 	}
 	f.TenantID = text("tenant", q.Tenant)
 	f.ClientID = text("client", q.Client)
+	f.Agent = text("agent", q.Agent)
 	f.UserID = text("user", q.User)
 	f.Resource = text("resource", q.Resource)
 	f.Provider = text("provider", q.Provider)

@@ -19,9 +19,9 @@ func TestQueryFilter(t *testing.T) {
 		want store.AuditFilter
 	}{
 		{"empty", audit.Query{}, store.AuditFilter{Limit: 50}},
-		{"every field", audit.Query{Tenant: "t1", Client: "agent", User: "u", Type: "token.issued", Resource: "https://r/", Provider: "calendar",
+		{"every field", audit.Query{Tenant: "t1", Client: "agent", Agent: "a", User: "u", Type: "token.issued", Resource: "https://r/", Provider: "calendar",
 			Outcome: "denied", Since: "2026-12-01T00:00:00Z", Until: "2026-12-02T00:00:00+01:00", Before: "90", After: "10", Limit: "7"},
-			store.AuditFilter{TenantID: "t1", ClientID: "agent", UserID: "u", Type: "token.issued", Resource: "https://r/", Provider: "calendar",
+			store.AuditFilter{TenantID: "t1", ClientID: "agent", Agent: "a", UserID: "u", Type: "token.issued", Resource: "https://r/", Provider: "calendar",
 				Outcome: "denied", Since: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), Until: time.Date(2026, 12, 1, 23, 0, 0, 0, time.UTC),
 				Before: 90, After: 10, Limit: 7}},
 		{"type prefix", audit.Query{Type: "connection.*"}, store.AuditFilter{TypePrefix: "connection.", Limit: 50}},

@@ -107,7 +107,7 @@ func (s *Server) adminServerError(w http.ResponseWriter, r *http.Request, err er
 }
 
 // adminAuditParams are the query parameters of GET /admin/api/audit.
-var adminAuditParams = []string{"tenant", "client", "user", "type", "resource", "provider", "outcome", "since", "until", "before", "after", "limit", "order"}
+var adminAuditParams = []string{"tenant", "client", "agent", "user", "type", "resource", "provider", "outcome", "since", "until", "before", "after", "limit", "order"}
 
 // auditPage is the answer of GET /admin/api/audit.
 type auditPage struct {
@@ -145,7 +145,7 @@ func (s *Server) handleAdminAudit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := audit.Query{
-		Client: params.Get("client"), User: params.Get("user"), Type: params.Get("type"),
+		Client: params.Get("client"), Agent: params.Get("agent"), User: params.Get("user"), Type: params.Get("type"),
 		Resource: params.Get("resource"), Provider: params.Get("provider"), Outcome: params.Get("outcome"),
 		Since: params.Get("since"), Until: params.Get("until"), Before: params.Get("before"), After: params.Get("after"),
 		Limit: params.Get("limit"), Order: params.Get("order"),

@@ -218,7 +218,7 @@ func testAdminAuditQuery(t *testing.T, h *hub) {
 		ev := audit.NewTokenIssued(m, audit.TokenIssuedFields{ClientID: fmt.Sprintf("agent-%d", i%2), UserID: "u-alice", Resource: h.Resource,
 			Scopes: []string{"notes.read"}, GrantType: "authorization_code", JTI: fmt.Sprintf("j%d", i)})
 		if i%5 == 0 {
-			ev = audit.NewConnectionRetrievalDenied(m, audit.RetrievalFields{ClientID: "mcp", Resource: h.Resource, UserID: "u-alice", ProviderID: "calendar", Reason: "no_connection"})
+			ev = audit.NewConnectionRetrievalDenied(m, audit.RetrievalFields{ClientID: "mcp", Resource: h.Resource, UserID: "u-alice", Agent: "agent-1", ProviderID: "calendar", Reason: "no_connection"})
 		}
 		if err := h.Store.AppendAudit(ctx, ev); err != nil {
 			t.Fatal(err)
@@ -237,6 +237,8 @@ func testAdminAuditQuery(t *testing.T, h *hub) {
 			count int
 		}{
 			{"?client=agent-1", func(r audit.Record) bool { return r.ClientID == "agent-1" }, 10},
+			// The agent's own events and the retrievals an MCP server made for it.
+			{"?agent=agent-1", func(r audit.Record) bool { return r.ClientID == "agent-1" || r.Details["agent"] == "agent-1" }, 15},
 			{"?type=token.issued&client=agent-0&limit=100", func(r audit.Record) bool { return r.Type == "token.issued" && r.ClientID == "agent-0" }, 10},
 			{"?type=connection.*", func(r audit.Record) bool { return r.Type == "connection.retrieval_denied" }, 5},
 			{"?provider=calendar&outcome=denied", func(r audit.Record) bool { return r.Details["provider"] == "calendar" && r.Outcome == "denied" }, 5},

@@ -528,8 +528,12 @@ type AuditFilter struct {
 	Type       string
 	TypePrefix string
 	ClientID   string // the event's client (the agent, or the MCP server's own client)
-	UserID     string
-	Resource   string
+	// Agent matches the events of an agent: those whose client it is and
+	// those naming it in their "agent" detail (a credential retrieval,
+	// whose client is the MCP server that retrieved for the agent).
+	Agent    string
+	UserID   string
+	Resource string
 	// Provider matches the downstream provider an event names (its
 	// "provider" detail).
 	Provider string
@@ -548,9 +552,12 @@ type AuditFilter struct {
 // DefaultAuditLimit is the page size of an AuditFilter without a Limit.
 const DefaultAuditLimit = 100
 
-// DetailProvider is the Details key naming an event's downstream
-// provider, which AuditFilter.Provider matches.
-const DetailProvider = "provider"
+// Details keys that AuditFilter matches: the downstream provider an event
+// names (Provider) and the agent an MCP server acted for (Agent).
+const (
+	DetailProvider = "provider"
+	DetailAgent    = "agent"
+)
 
 // Check reports a filter no backend can run: negative ids or limit, or a
 // time range that ends before it starts. It wraps ErrInvalid.

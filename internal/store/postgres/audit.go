@@ -108,6 +108,9 @@ func auditQuery(f store.AuditFilter) (string, []any) {
 	if f.ClientID != "" {
 		add("client_id = ?", f.ClientID)
 	}
+	if f.Agent != "" {
+		add("(client_id = ? OR details->>'"+store.DetailAgent+"' = ?)", f.Agent) // one parameter, twice
+	}
 	if f.UserID != "" {
 		add("user_id = ?", f.UserID)
 	}

@@ -100,7 +100,7 @@ func auditQuery(f store.AuditFilter) (string, []any) {
 		where = append(where, cond)
 		args = append(args, v...)
 	}
-	if f.TenantID != "" {
+	if f.TenantID != "" && f.Agent == "" { // with an agent, its clause holds the tenant
 		add("tenant_id = ?", f.TenantID)
 	}
 	if f.Type != "" {
@@ -119,6 +119,17 @@ func auditQuery(f store.AuditFilter) (string, []any) {
 	if f.ClientID != "" {
 		add("client_id = ?", f.ClientID)
 		where = append(where, "client_id <> ''") // lets SQLite use the partial index
+	}
+	if f.Agent != "" {
+		// Each side of the OR complete for its own index (the tenant
+		// repeated), so that SQLite's OR optimisation searches both.
+		agentDetail := "json_extract(details, '$." + store.DetailAgent + "') = ?"
+		if f.TenantID != "" {
+			add("((tenant_id = ? AND client_id = ? AND client_id <> '') OR (tenant_id = ? AND "+agentDetail+"))",
+				f.TenantID, f.Agent, f.TenantID, f.Agent)
+		} else {
+			add("((client_id = ? AND client_id <> '') OR "+agentDetail+")", f.Agent, f.Agent)
+		}
 	}
 	if f.UserID != "" {
 		add("user_id = ?", f.UserID)

@@ -32,6 +32,8 @@ func TestAuditQueryPlans(t *testing.T) {
 		{"resource", store.AuditFilter{TenantID: tn, Resource: "https://r.example/mcp"}, "audit_events_resource"},
 		{"provider", store.AuditFilter{TenantID: tn, Provider: "calendar"}, "audit_events_provider"},
 		{"client", store.AuditFilter{TenantID: tn, ClientID: "c", Since: time.Now()}, "audit_events_client"},
+		{"agent as client", store.AuditFilter{TenantID: tn, Agent: "a"}, "audit_events_client"},
+		{"agent as detail", store.AuditFilter{TenantID: tn, Agent: "a"}, "audit_events_agent"},
 		{"tenant page", store.AuditFilter{TenantID: tn, Before: 1000}, "audit_events_tenant"},
 	}
 	for _, tc := range tests {

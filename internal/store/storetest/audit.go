@@ -81,6 +81,10 @@ func auditFixture(t *testing.T, s store.Store) []*store.AuditEvent {
 		}
 		if i%2 == 0 {
 			ev.Details = map[string]string{store.DetailProvider: fmt.Sprintf("p%d", i%3), "other": "x"}
+			if i%3 == 0 {
+				// A retrieval for an agent by an MCP server's client.
+				ev.Details[store.DetailAgent] = fmt.Sprintf("c%d", (i+1)%4)
+			}
 		} else if i%5 == 0 {
 			// A provider named only in another key must not match.
 			ev.Details = map[string]string{"provider_id": "p1"}
@@ -102,6 +106,7 @@ func wantAuditMatch(all []*store.AuditEvent, f store.AuditFilter) []*store.Audit
 			(f.Type == "" || ev.Type == f.Type) &&
 			(f.TypePrefix == "" || len(ev.Type) >= len(f.TypePrefix) && ev.Type[:len(f.TypePrefix)] == f.TypePrefix) &&
 			(f.ClientID == "" || ev.ClientID == f.ClientID) &&
+			(f.Agent == "" || ev.ClientID == f.Agent || ev.Details["agent"] == f.Agent) &&
 			(f.UserID == "" || ev.UserID == f.UserID) &&
 			(f.Resource == "" || ev.Resource == f.Resource) &&
 			(f.Provider == "" || ev.Details["provider"] == f.Provider) &&
@@ -149,6 +154,9 @@ func testAuditFilter(t *testing.T, s store.Store) {
 		{"client", store.AuditFilter{TenantID: tn, ClientID: "c1", Limit: 1000}},
 		{"user", store.AuditFilter{TenantID: tn, UserID: "u3", Limit: 1000}},
 		{"client and user", store.AuditFilter{TenantID: tn, ClientID: "c2", UserID: "u2", Limit: 1000}},
+		{"agent", store.AuditFilter{TenantID: tn, Agent: "c1", Limit: 1000}},
+		{"agent and type", store.AuditFilter{TenantID: tn, Agent: "c3", TypePrefix: "token.", Limit: 1000}},
+		{"agent and client", store.AuditFilter{TenantID: tn, Agent: "c1", ClientID: "c2", Limit: 1000}},
 		{"resource", store.AuditFilter{TenantID: tn, Resource: "https://r1.example/mcp", Limit: 1000}},
 		{"provider", store.AuditFilter{TenantID: tn, Provider: "p1", Limit: 1000}},
 		{"provider across tenants", store.AuditFilter{Provider: "p0", Limit: 1000}},
