@@ -29,11 +29,11 @@ func (c *cli) newAuditCmd() *cobra.Command {
 tokens and the hub's configuration (docs/audit-events.md describes every event
 type); verify its hash chain and prune old events.
 
-Filters (list, tail, export): --tenant (default: default), --agent (its own events and
-credential retrievals for it), --client, --user, --type (an
-event type, or a prefix such as 'token.*'), --resource, --provider, --outcome
-(success, failure, denied), --since and --until (an RFC 3339 time or a duration
-before now, such as 24h; since inclusive, until exclusive).`,
+Filters (list, tail, export): --tenant (default: default), --agent (its own events
+and the credential retrievals made for it), --client, --user (id or username),
+--type (an event type, or a prefix such as 'token.*'), --resource, --provider,
+--outcome (success, failure, denied), --since and --until (an RFC 3339 time or a
+duration before now, such as 24h; since inclusive, until exclusive).`,
 		Args: cobra.ArbitraryArgs,
 		RunE: groupRunE,
 	}
