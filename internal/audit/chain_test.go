@@ -240,7 +240,7 @@ func rehash(t *testing.T, db *chainDB) {
 			continue
 		}
 		h := store.ChainHash(prev, l.Event)
-		db.exec(t, `UPDATE audit_events SET prev_hash = ?, hash = ? WHERE id = ?`, prev, h, l.Event.ID)
+		db.exec(t, `UPDATE audit_links SET prev_hash = ?, hash = ? WHERE id = ?`, prev, h, l.Event.ID)
 		db.exec(t, `UPDATE audit_chain SET head_id = ?, head_hash = ? WHERE tenant_id = ?`, l.Event.ID, h, store.DefaultTenant)
 		prev = h
 	}
@@ -287,14 +287,17 @@ func TestVerifyFindsTheFirstBreak(t *testing.T) {
 			return evs[3].ID, "deleted"
 		}},
 		{"rows reordered", func(t *testing.T, db *chainDB, evs []*store.AuditEvent, _ []int64) (int64, string) {
+			// Two events trade places, each with its link.
 			a, b := evs[6].ID, evs[7].ID
-			db.exec(t, `UPDATE audit_events SET id = -1 WHERE id = ?`, a)
-			db.exec(t, `UPDATE audit_events SET id = ? WHERE id = ?`, a, b)
-			db.exec(t, `UPDATE audit_events SET id = ? WHERE id = -1`, b)
+			for _, table := range []string{"audit_events", "audit_links"} {
+				db.exec(t, `UPDATE `+table+` SET id = -1 WHERE id = ?`, a)
+				db.exec(t, `UPDATE `+table+` SET id = ? WHERE id = ?`, a, b)
+				db.exec(t, `UPDATE `+table+` SET id = ? WHERE id = -1`, b)
+			}
 			return a, "reordered"
 		}},
 		{"hashes swapped", func(t *testing.T, db *chainDB, evs []*store.AuditEvent, _ []int64) (int64, string) {
-			db.exec(t, `UPDATE audit_events SET hash = (SELECT hash FROM audit_events WHERE id = ?) WHERE id = ?`, evs[9].ID, evs[8].ID)
+			db.exec(t, `UPDATE audit_links SET hash = (SELECT hash FROM audit_links WHERE id = ?) WHERE id = ?`, evs[9].ID, evs[8].ID)
 			return evs[8].ID, "content"
 		}},
 		{"first rows deleted", func(t *testing.T, db *chainDB, evs []*store.AuditEvent, _ []int64) (int64, string) {
@@ -305,8 +308,8 @@ func TestVerifyFindsTheFirstBreak(t *testing.T) {
 			db.exec(t, `DELETE FROM audit_events WHERE id = ?`, cps[2])
 			return cps[2], "head"
 		}},
-		{"hash erased behind the head", func(t *testing.T, db *chainDB, evs []*store.AuditEvent, _ []int64) (int64, string) {
-			db.exec(t, `UPDATE audit_events SET prev_hash = NULL, hash = NULL WHERE id = ?`, evs[4].ID)
+		{"link deleted behind the head", func(t *testing.T, db *chainDB, evs []*store.AuditEvent, _ []int64) (int64, string) {
+			db.exec(t, `DELETE FROM audit_links WHERE id = ?`, evs[4].ID)
 			return evs[4].ID, "not sealed"
 		}},
 		{"changed and rehashed", func(t *testing.T, db *chainDB, evs []*store.AuditEvent, cps []int64) (int64, string) {
@@ -496,6 +499,56 @@ func TestSealerSettles(t *testing.T) {
 			t.Fatalf("after settling: %+v %v", r, r.Break)
 		}
 	})
+}
+
+// TestVerifyWhileSealing: Verify run while events are written and sealed
+// never reports a break that is not there (the head moving under it, an
+// event sealed just after Verify passed it).
+func TestVerifyWhileSealing(t *testing.T) {
+	for _, name := range []string{"sqlite", "postgres"} {
+		t.Run(name, func(t *testing.T) {
+			db := chainBackends[name](t)
+			var settle time.Duration
+			if name == "postgres" {
+				settle = 300 * time.Millisecond // ids commit out of order there
+			}
+			s, err := audit.NewSealer(audit.SealerOptions{Store: db.st, Signer: newKeys(t, db.st), Settle: settle, CheckpointEvery: 7})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			var wg sync.WaitGroup
+			for range 4 {
+				wg.Go(func() {
+					for ctx.Err() == nil {
+						ev := audit.NewClientDeleted(audit.Meta{Time: time.Now()}, "c")
+						if err := db.st.AppendAudit(context.Background(), ev); err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Go(func() { s.Run(ctx, 5*time.Millisecond) })
+			deadline := time.Now().Add(1500 * time.Millisecond)
+			runs := 0
+			for time.Now().Before(deadline) {
+				r := verify(t, db)
+				if r.Break != nil {
+					cancel()
+					wg.Wait()
+					t.Fatalf("verify during sealing: %v", r.Break)
+				}
+				runs++
+			}
+			cancel()
+			wg.Wait()
+			if r := verify(t, db); r.Break != nil || r.Events == 0 || r.Checkpoints == 0 {
+				t.Fatalf("after sealing: %+v %v", r, r.Break)
+			}
+			t.Logf("%d verifications while sealing", runs)
+		})
+	}
 }
 
 // TestLateCommitIsReported: on PostgreSQL an id handed out before a

@@ -29,7 +29,9 @@ type Report struct {
 	Checkpoints   int
 	SignedThrough int64
 	Unverifiable  int
-	// Unsealed is the length of the tail not yet linked.
+	// Unsealed is the length of the tail from the first event after the
+	// head that is not sealed yet: counted, not checked (a sealer may be
+	// linking it while Verify reads).
 	Unsealed int64
 	// Break is the first problem, nil when the chain is whole.
 	Break *Break
@@ -101,22 +103,49 @@ func Verify(ctx context.Context, opts VerifyOptions) (*Report, error) {
 	if v.r.Break != nil {
 		return v.r, nil
 	}
-	switch {
-	case head != nil && (v.r.HeadID != head.ID || !bytes.Equal(prev, head.Hash)):
-		v.fail(head.ID, fmt.Sprintf("the chain head is event %d, but the trail's last sealed event is %d: sealed events were deleted or changed", head.ID, v.r.HeadID))
-	case head == nil && v.r.Events > 0:
-		v.fail(v.r.FirstID, "events are sealed but the tenant has no chain head")
-	case v.lastUnverifiable > v.lastVerified:
-		v.fail(v.lastUnverifiable, "the newest checkpoint is signed by a key the store no longer holds, and no later one verifies")
+	if err := v.end(ctx, head); err != nil {
+		return nil, err
 	}
 	return v.r, nil
 }
 
+// end checks that the walk ended at the chain head read before it. A
+// sealer may have moved the head since, linking events the walk saw
+// sealed (then the head is read again and must not be behind the walk)
+// or events it had already passed as the unsealed tail.
+func (v *verifier) end(ctx context.Context, head *store.ChainHead) error {
+	if head != nil && (v.r.HeadID < head.ID || (v.r.HeadID == head.ID && !bytes.Equal(v.last, head.Hash))) {
+		v.fail(head.ID, fmt.Sprintf("the chain head is event %d, but the trail's last sealed event is %d: sealed events were deleted or changed", head.ID, v.r.HeadID))
+		return nil
+	}
+	if v.r.Events > 0 && (head == nil || v.r.HeadID > head.ID) {
+		h, err := v.opts.Store.AuditHead(ctx, v.r.TenantID)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			v.fail(v.r.FirstID, "events are sealed but the tenant has no chain head")
+			return nil
+		case err != nil:
+			return err
+		}
+		if h.ID < v.r.HeadID || (h.ID == v.r.HeadID && !bytes.Equal(v.last, h.Hash)) {
+			v.fail(v.r.HeadID, fmt.Sprintf("sealed, yet beyond the chain head (event %d): the head was moved back or links were forged", h.ID))
+			return nil
+		}
+	}
+	if v.lastUnverifiable > v.lastVerified {
+		v.fail(v.lastUnverifiable, "the newest checkpoint is signed by a key the store no longer holds, and no later one verifies")
+	}
+	return nil
+}
+
 type verifier struct {
-	opts             VerifyOptions
-	r                *Report
-	unsealedFrom     int64
-	lastVerified     int64 // id of the newest checkpoint that verified
+	opts VerifyOptions
+	r    *Report
+	// tail: the walk met an unsealed event after the head; what follows
+	// is counted, not checked (a sealer may be linking it right now).
+	tail             bool
+	last             []byte // hash of the last checked event
+	lastVerified     int64  // id of the newest checkpoint that verified
 	lastUnverifiable int64
 }
 
@@ -129,22 +158,23 @@ func (v *verifier) fail(id int64, reason string) {
 // link checks one event, given the hash of its predecessor in *prev.
 func (v *verifier) link(ctx context.Context, head *store.ChainHead, l *store.AuditLink, prev *[]byte) error {
 	id := l.Event.ID
+	if v.tail {
+		v.r.Unsealed++
+		if !l.Sealed() {
+			return v.signed(ctx, l, false)
+		}
+		return nil
+	}
 	if !l.Sealed() {
 		if head != nil && id <= head.ID {
-			v.fail(id, fmt.Sprintf("not sealed, yet behind the chain head (event %d): it was committed after later events were sealed, or its hash was erased", head.ID))
+			v.fail(id, fmt.Sprintf("not sealed, yet behind the chain head (event %d): it was committed after later events were sealed, or its link was deleted", head.ID))
 			return nil
 		}
-		if v.unsealedFrom == 0 {
-			v.unsealedFrom = id
-		}
+		v.tail = true
 		v.r.Unsealed++
 		// An unsealed checkpoint or prune is not covered by the chain
 		// yet, but its own signature must hold.
 		return v.signed(ctx, l, false)
-	}
-	if head == nil || id > head.ID {
-		v.fail(id, "sealed, yet beyond the chain head: the head was moved back or the event's links were forged")
-		return nil
 	}
 	if v.r.Events == 0 {
 		v.r.FirstID = id
@@ -164,6 +194,7 @@ func (v *verifier) link(ctx context.Context, head *store.ChainHead, l *store.Aud
 		return nil
 	}
 	*prev = l.Hash
+	v.last = l.Hash
 	v.r.Events++
 	v.r.HeadID = id
 	return v.signed(ctx, l, true)

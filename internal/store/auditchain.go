@@ -140,15 +140,16 @@ type AuditPrune struct {
 }
 
 // AuditChain is the sealing side of the audit trail (see ChainHash).
-// Backends keep, beside the events, each tenant's chain head and one
-// sealed-through mark for all tenants.
+// Backends keep each event's link (prev_hash and hash) in a row of its
+// own beside the event, each tenant's chain head, and one sealed-through
+// mark for all tenants.
 type AuditChain interface {
 	// AuditWatermark returns the highest event id assigned so far, by any
 	// transaction, committed or not; 0 when none was.
 	AuditWatermark(ctx context.Context) (int64, error)
 	// SealAudit links, in id order, the events with an id above the
 	// sealed-through mark and at most upTo, at most limit of them (0:
-	// 1000): each gets its prev_hash and hash, each tenant's head moves to
+	// 1000): each gets its link (prev_hash and hash), each tenant's head moves to
 	// its last one, and the mark moves to the last event linked, or to
 	// upTo when fewer than limit were left. One transaction; one sealer at
 	// a time (a second waits), so the chain cannot fork. The caller
@@ -162,7 +163,7 @@ type AuditChain interface {
 	// AuditLinks returns the tenant's events with an id above afterID, in
 	// id order, at most limit (0: 1000), sealed or not.
 	AuditLinks(ctx context.Context, tenantID string, afterID int64, limit int) ([]*AuditLink, error)
-	// PruneAudit deletes the tenant's events with an id below p.Keep and
+	// PruneAudit deletes the tenant's events (and their links) with an id below p.Keep and
 	// writes the event ev returns for the number deleted (nil: none), in
 	// one transaction, and returns that number. It fails with ErrConflict,
 	// deleting nothing, unless event p.Keep exists in the tenant, is

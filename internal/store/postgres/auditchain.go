@@ -19,8 +19,10 @@ import (
 
 const (
 	defaultSealLimit = 1000
-	linkCols         = `id, tenant_id, time, type, request_id, client_id, user_id, resource, scopes, ip,
-		outcome, details, prev_hash, hash`
+	// linkCols and linkFrom read events with their links.
+	linkCols = `e.id, e.tenant_id, e.time, e.type, e.request_id, e.client_id, e.user_id, e.resource, e.scopes,
+		e.ip, e.outcome, e.details, l.prev_hash, l.hash`
+	linkFrom = ` FROM audit_events AS e LEFT JOIN audit_links AS l ON l.id = e.id `
 )
 
 func scanLink(sc pgx.Row) (*store.AuditLink, error) {
@@ -69,7 +71,7 @@ func (s *Store) SealAudit(ctx context.Context, upTo int64, limit int) (*store.Se
 		if upTo <= through {
 			return nil
 		}
-		rows, err := tx.Query(ctx, `SELECT `+linkCols+` FROM audit_events WHERE id > $1 AND id <= $2 ORDER BY id LIMIT $3`,
+		rows, err := tx.Query(ctx, `SELECT `+linkCols+linkFrom+`WHERE e.id > $1 AND e.id <= $2 ORDER BY e.id LIMIT $3`,
 			through, upTo, limit)
 		if err != nil {
 			return err
@@ -116,19 +118,19 @@ func (s *Store) SealAudit(ctx context.Context, upTo int64, limit int) (*store.Se
 			}
 		}
 		ids := make([]int64, len(links))
+		tenants := make([]string, len(links))
 		prevs := make([][]byte, len(links))
 		hashes := make([][]byte, len(links))
 		for i, l := range links {
 			h := heads[l.Event.TenantID]
-			ids[i], prevs[i] = l.Event.ID, h.Hash
+			ids[i], tenants[i], prevs[i] = l.Event.ID, l.Event.TenantID, h.Hash
 			hashes[i] = store.ChainHash(h.Hash, l.Event)
 			h.ID, h.Hash = l.Event.ID, hashes[i]
 			h.Sealed++
 		}
 		if len(links) > 0 {
-			if _, err := tx.Exec(ctx, `UPDATE audit_events e SET prev_hash = u.prev_hash, hash = u.hash
-				FROM unnest($1::bigint[], $2::bytea[], $3::bytea[]) AS u(id, prev_hash, hash)
-				WHERE e.id = u.id`, ids, prevs, hashes); err != nil {
+			if _, err := tx.Exec(ctx, `INSERT INTO audit_links (id, tenant_id, prev_hash, hash)
+				SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::bytea[])`, ids, tenants, prevs, hashes); err != nil {
 				return err
 			}
 		}
@@ -170,7 +172,7 @@ func (s *Store) AuditLinks(ctx context.Context, tenantID string, afterID int64, 
 	if limit <= 0 {
 		limit = defaultSealLimit
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+linkCols+` FROM audit_events WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3`,
+	rows, err := s.pool.Query(ctx, `SELECT `+linkCols+linkFrom+`WHERE e.tenant_id = $1 AND e.id > $2 ORDER BY e.id LIMIT $3`,
 		tenantID, afterID, limit)
 	if err != nil {
 		return nil, mapErr("audit links", err)
@@ -193,7 +195,7 @@ func (s *Store) PruneAudit(ctx context.Context, p store.AuditPrune, ev func(dele
 	var n int64
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		var prev, hash []byte
-		err := tx.QueryRow(ctx, `SELECT prev_hash, hash FROM audit_events WHERE tenant_id = $1 AND id = $2 FOR UPDATE`,
+		err := tx.QueryRow(ctx, `SELECT l.prev_hash, l.hash`+linkFrom+`WHERE e.tenant_id = $1 AND e.id = $2 FOR UPDATE OF e`,
 			p.TenantID, p.Keep).Scan(&prev, &hash)
 		if errors.Is(err, pgx.ErrNoRows) || (err == nil && (hash == nil || !bytes.Equal(prev, p.PrevHash))) {
 			return fmt.Errorf("event %d is not a sealed event with the anchor's prev_hash: %w", p.Keep, store.ErrConflict)
@@ -206,6 +208,9 @@ func (s *Store) PruneAudit(ctx context.Context, p store.AuditPrune, ev func(dele
 			return err
 		}
 		n = tag.RowsAffected()
+		if _, err := tx.Exec(ctx, `DELETE FROM audit_links WHERE tenant_id = $1 AND id < $2`, p.TenantID, p.Keep); err != nil {
+			return err
+		}
 		if ev == nil {
 			return nil
 		}

@@ -16,7 +16,10 @@ import (
 
 const (
 	defaultSealLimit = 1000
-	linkCols         = auditCols + `, prev_hash, hash`
+	// linkCols and linkFrom read events with their links.
+	linkCols = `e.id, e.tenant_id, e.time, e.type, e.request_id, e.client_id, e.user_id, e.resource, e.scopes,
+		e.ip, e.outcome, e.details, l.prev_hash, l.hash`
+	linkFrom = ` FROM audit_events AS e LEFT JOIN audit_links AS l ON l.id = e.id `
 )
 
 // scanLink reads linkCols.
@@ -98,42 +101,41 @@ var qLinks = func() map[int]string {
 	m := map[int]string{}
 	for _, n := range []int{linkChunk, 8, 1} {
 		var b strings.Builder
-		b.WriteString(`UPDATE audit_events AS e SET prev_hash = v.column2, hash = v.column3 FROM (VALUES `)
+		b.WriteString(`INSERT INTO audit_links (id, tenant_id, prev_hash, hash) VALUES `)
 		for i := range n {
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			b.WriteString("(?, ?, ?)")
+			b.WriteString("(?, ?, ?, ?)")
 		}
-		b.WriteString(`) AS v WHERE e.id = v.column1`)
 		m[n] = b.String()
 	}
 	return m
 }()
 
-// setLinks writes the links, args being id, prev_hash, hash per event, in
-// as few statements as the prepared sizes allow.
+// setLinks writes the links, args being id, tenant, prev_hash, hash per
+// event, in as few statements as the prepared sizes allow.
 func setLinks(tx *wtx, args []any) error {
 	for len(args) > 0 {
 		n := linkChunk
-		for 3*n > len(args) {
+		for 4*n > len(args) {
 			n = map[int]int{linkChunk: 8, 8: 1}[n]
 		}
-		if _, err := tx.exec(qLinks[n], args[:3*n]...); err != nil {
+		if _, err := tx.exec(qLinks[n], args[:4*n]...); err != nil {
 			return err
 		}
-		args = args[3*n:]
+		args = args[4*n:]
 	}
 	return nil
 }
 
 // sealPlan is a seal computed from one read snapshot.
 type sealPlan struct {
-	through   int64 // the mark the plan starts from
-	before    map[string]*store.ChainHead
-	links     []*store.AuditLink
-	args      []any // id, prev_hash, hash of each link
-	res       *store.SealResult
+	through int64 // the mark the plan starts from
+	before  map[string]*store.ChainHead
+	links   []*store.AuditLink
+	args    []any // id, tenant, prev_hash, hash of each link
+	res     *store.SealResult
 }
 
 // planSeal reads the mark, the events after it up to upTo and the heads of
@@ -152,7 +154,7 @@ func (s *Store) planSeal(ctx context.Context, upTo int64, limit int) (*sealPlan,
 	if upTo <= p.through {
 		return p, nil
 	}
-	rows, err := rtx.QueryContext(ctx, `SELECT `+linkCols+` FROM audit_events WHERE id > ? AND id <= ? ORDER BY id LIMIT ?`,
+	rows, err := rtx.QueryContext(ctx, `SELECT `+linkCols+linkFrom+`WHERE e.id > ? AND e.id <= ? ORDER BY e.id LIMIT ?`,
 		p.through, upTo, limit)
 	if err != nil {
 		return nil, err
@@ -173,7 +175,7 @@ func (s *Store) planSeal(ctx context.Context, upTo int64, limit int) (*sealPlan,
 	}
 	heads := map[string]*store.ChainHead{}
 	var order []string
-	p.args = make([]any, 0, 3*len(p.links))
+	p.args = make([]any, 0, 4*len(p.links))
 	for _, l := range p.links {
 		tn := l.Event.TenantID
 		h := heads[tn]
@@ -194,7 +196,7 @@ func (s *Store) planSeal(ctx context.Context, upTo int64, limit int) (*sealPlan,
 			order = append(order, tn)
 		}
 		hash := store.ChainHash(h.Hash, l.Event)
-		p.args = append(p.args, l.Event.ID, h.Hash, hash)
+		p.args = append(p.args, l.Event.ID, tn, h.Hash, hash)
 		h.ID, h.Hash = l.Event.ID, hash
 		h.Sealed++
 	}
@@ -255,7 +257,7 @@ func (s *Store) AuditLinks(ctx context.Context, tenantID string, afterID int64, 
 	if limit <= 0 {
 		limit = defaultSealLimit
 	}
-	rows, err := s.query(ctx, `SELECT `+linkCols+` FROM audit_events WHERE tenant_id = ? AND id > ? ORDER BY id LIMIT ?`,
+	rows, err := s.query(ctx, `SELECT `+linkCols+linkFrom+`WHERE e.tenant_id = ? AND e.id > ? ORDER BY e.id LIMIT ?`,
 		tenantID, afterID, limit)
 	if err != nil {
 		return nil, wrap("audit links", err)
@@ -277,7 +279,7 @@ func (s *Store) PruneAudit(ctx context.Context, p store.AuditPrune, ev func(dele
 	var n int64
 	err := s.w.do(ctx, func(tx *wtx) error {
 		var prev, hash []byte
-		err := tx.queryRow(`SELECT prev_hash, hash FROM audit_events WHERE tenant_id = ? AND id = ?`, p.TenantID, p.Keep).Scan(&prev, &hash)
+		err := tx.queryRow(`SELECT l.prev_hash, l.hash`+linkFrom+`WHERE e.tenant_id = ? AND e.id = ?`, p.TenantID, p.Keep).Scan(&prev, &hash)
 		if err == sql.ErrNoRows || (err == nil && (hash == nil || !bytes.Equal(prev, p.PrevHash))) {
 			return fmt.Errorf("event %d is not a sealed event with the anchor's prev_hash: %w", p.Keep, store.ErrConflict)
 		}
@@ -285,6 +287,9 @@ func (s *Store) PruneAudit(ctx context.Context, p store.AuditPrune, ev func(dele
 			return err
 		}
 		if n, err = tx.execN(`DELETE FROM audit_events WHERE tenant_id = ? AND id < ?`, p.TenantID, p.Keep); err != nil {
+			return err
+		}
+		if _, err := tx.exec(`DELETE FROM audit_links WHERE tenant_id = ? AND id < ?`, p.TenantID, p.Keep); err != nil {
 			return err
 		}
 		if ev == nil {

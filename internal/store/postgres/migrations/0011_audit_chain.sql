@@ -2,11 +2,18 @@
 -- trail integrity"). SQLite's 0011 is its twin; TestSchemaParity keeps
 -- them equal.
 --
--- An event is written without a link; the sealer sets prev_hash and hash
--- (SHA-256, store.ChainHash) shortly after. NULL: not sealed yet. Nullable
--- columns without a default: no table rewrite.
-ALTER TABLE audit_events ADD COLUMN prev_hash bytea;
-ALTER TABLE audit_events ADD COLUMN hash bytea;
+-- An event is written without a link; the sealer links it shortly after
+-- (SHA-256, store.ChainHash). Its link is a row of its own, keyed by the
+-- event's id: appending a small row costs a fraction of updating the
+-- event (a new version of a wide row plus an entry in each of its four
+-- indexes, and a dead row for vacuum). An event without a link is not
+-- sealed yet.
+CREATE TABLE audit_links (
+    id        bigint NOT NULL PRIMARY KEY, -- audit_events.id
+    tenant_id text   NOT NULL,
+    prev_hash bytea  NOT NULL,
+    hash      bytea  NOT NULL
+);
 
 -- Each tenant's newest sealed event.
 CREATE TABLE audit_chain (

@@ -2,10 +2,17 @@
 -- trail integrity"). PostgreSQL's 0011 is its twin; TestSchemaParity keeps
 -- them equal.
 --
--- An event is written without a link; the sealer sets prev_hash and hash
--- (SHA-256, store.ChainHash) shortly after. NULL: not sealed yet.
-ALTER TABLE audit_events ADD COLUMN prev_hash BLOB;
-ALTER TABLE audit_events ADD COLUMN hash BLOB;
+-- An event is written without a link; the sealer links it shortly after
+-- (SHA-256, store.ChainHash). Its link is a row of its own, keyed by the
+-- event's id: appending a small row costs a fraction of rewriting the
+-- event (on PostgreSQL a new version of a wide row and an entry in each of
+-- its indexes). An event without a link is not sealed yet.
+CREATE TABLE audit_links (
+    id        INTEGER NOT NULL PRIMARY KEY, -- audit_events.id
+    tenant_id TEXT    NOT NULL,
+    prev_hash BLOB    NOT NULL,
+    hash      BLOB    NOT NULL
+);
 
 -- Each tenant's newest sealed event.
 CREATE TABLE audit_chain (
