@@ -19,19 +19,6 @@ import (
 // The audit trail's integrity commands: verify and prune (the hash chain,
 // docs/design.md "Audit trail integrity").
 
-func (c *cli) newAuditCmd() *cobra.Command {
-	var asJSON bool
-	cmd := &cobra.Command{
-		Use:   "audit",
-		Short: "Verify and prune the audit trail",
-		Args:  cobra.ArbitraryArgs,
-		RunE:  groupRunE,
-	}
-	addJSONFlag(cmd, &asJSON)
-	cmd.AddCommand(c.auditChainCommands(&asJSON)...)
-	return cmd
-}
-
 // auditChainCommands are the audit subcommands of the hash chain.
 func (c *cli) auditChainCommands(asJSON *bool) []*cobra.Command {
 	return []*cobra.Command{c.newAuditVerifyCmd(asJSON), c.newAuditPruneCmd(asJSON)}
