@@ -138,6 +138,7 @@ func (c *cli) adminCommands() []*cobra.Command {
 		c.newProvidersCmd(),
 		c.newConnectionsCmd(),
 		c.newKEKCmd(),
+		c.newAuditCmd(),
 	}
 }
 
