@@ -58,7 +58,7 @@ var detailDocs = map[string]string{
 	"by":                         "Who withdrew consent when it was not the consent screen: `user` (the account page).",
 	"ceiling_added":              "Scopes a recomputed ceiling gained, space-separated.",
 	"ceiling_removed":            "Scopes a recomputed ceiling lost, space-separated.",
-	"change":                     "What changed: for clients `metadata`, `disabled`, `enabled`, `tag`, `untag`, `ceiling`, `secret`, `document`, `approved`; for users `password`, `disabled`, `enabled`; for issuers and providers `enabled`, `disabled`, `settings`, `secret`.",
+	"change":                     "What changed: for clients `metadata`, `disabled`, `enabled`, `tag`, `untag`, `ceiling`, `secret`, `document`, `approved`, `deprovisioned` (agentid agents deprovision); for users `password`, `disabled`, `enabled`; for issuers and providers `enabled`, `disabled`, `settings`, `secret`.",
 	"client_name":                "The client's display name, truncated to 100 bytes.",
 	"client_request_id":          "The `X-Request-Id` the client sent, when well-formed (1–64 of `[A-Za-z0-9._-]`), for correlation with the client's logs.",
 	"comment":                    "The administrator's comment on a policy set.",
