@@ -169,8 +169,10 @@ func readToolReports(w http.ResponseWriter, r *http.Request) (*toolReportRequest
 		return nil, http.StatusUnsupportedMediaType, "the body must be application/json"
 	}
 	body := http.MaxBytesReader(w, r.Body, maxToolReportBody)
+	// Unknown members are ignored, not refused: a newer reporter may send
+	// more, and nothing a report claims beyond its fields is believed
+	// (who acted comes from the token's record).
 	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
 	var req toolReportRequest
 	if err := dec.Decode(&req); err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
