@@ -92,6 +92,7 @@ func TestReadCommandsCreateNothing(t *testing.T) {
 		{"providers", "disable", "calendar"}, {"providers", "delete", "calendar"},
 		{"connections", "list"}, {"connections", "revoke", "conn_x"},
 		{"kek", "status"}, {"kek", "rotate"},
+		{"audit", "list"}, {"audit", "tail"}, {"audit", "export"},
 	}
 	for _, args := range cmds {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {

@@ -137,6 +137,7 @@ func (c *cli) adminCommands() []*cobra.Command {
 		c.newProvidersCmd(),
 		c.newConnectionsCmd(),
 		c.newKEKCmd(),
+		c.newAuditCmd(),
 	}
 }
 

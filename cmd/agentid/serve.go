@@ -16,6 +16,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/spf13/cobra"
 
+	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/clients"
 	"github.com/agentid/agentid/internal/config"
 	"github.com/agentid/agentid/internal/fetch"
@@ -60,6 +61,13 @@ const (
 	// refreshed for a day; a minute keeps a token due within the margin
 	// from being handed out stale.
 	vaultRefreshInterval = time.Minute
+	// sealInterval: how often the audit sealer links new events into the
+	// chain (docs/design.md, "Audit trail integrity").
+	sealInterval = time.Second
+	// postgresSettle: how long an audit event id handed out by PostgreSQL
+	// may take to commit before the sealer links past it. SQLite's single
+	// writer has no ids in flight.
+	postgresSettle = 2 * time.Second
 )
 
 func (c *cli) newServeCmd() *cobra.Command {
@@ -195,6 +203,9 @@ type hub struct {
 	keys   *token.Keys
 	vault  *vault.Vault
 	server *server.Server
+	// sealer links the audit trail into its hash chain and signs
+	// checkpoints; it runs for the hub's lifetime (Run).
+	sealer *audit.Sealer
 }
 
 // newHub opens the store, prepares its schema, loads (or creates) the KEK
@@ -279,7 +290,20 @@ func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, 
 	if err != nil {
 		return nil, err
 	}
-	return &hub{store: st, keys: keys, vault: vlt, server: srv}, nil
+	sealer, err := newSealer(cfg, st, keys, log)
+	if err != nil {
+		return nil, err
+	}
+	return &hub{store: st, keys: keys, vault: vlt, server: srv, sealer: sealer}, nil
+}
+
+// newSealer builds the audit chain's sealer for the configured backend.
+func newSealer(cfg *config.Config, st store.Store, keys *token.Keys, log *slog.Logger) (*audit.Sealer, error) {
+	var settle time.Duration
+	if cfg.IsPostgres() {
+		settle = postgresSettle
+	}
+	return audit.NewSealer(audit.SealerOptions{Store: st, Signer: keys, Issuer: cfg.Issuer, Settle: settle, Logger: log})
 }
 
 // identityAssertions maps the identity_assertions settings to the server's.
@@ -381,12 +405,15 @@ func (h *hub) tasks() []task {
 }
 
 // runBackground runs the hub's background work until ctx is done: the
-// periodic tasks, and the vault's refresher, which keeps connections'
-// access tokens fresh and provider refresh tokens alive.
+// periodic tasks, the vault's refresher, which keeps connections' access
+// tokens fresh and provider refresh tokens alive, and the audit chain's
+// sealer.
 func (h *hub) runBackground(ctx context.Context, log *slog.Logger) {
 	var wg sync.WaitGroup
 	wg.Go(func() { runTasks(ctx, log, h.tasks()) })
 	wg.Go(func() { h.vault.Run(ctx, vaultRefreshInterval) })
+	// The sealer seals once more when ctx ends, after the last request.
+	wg.Go(func() { h.sealer.Run(ctx, sealInterval) })
 	wg.Wait()
 }
 

@@ -71,7 +71,7 @@ var allowed = map[string][]string{
 	"internal/store/sqlite":      {"internal/store", "internal/store/migrate"},
 	"internal/store/storetest":   {"internal/store"},
 	"internal/token":             {"internal/keyring", "internal/store", "internal/oauth"},
-	"internal/vault":             {"internal/audit", "internal/fetch", "internal/keyring", "internal/oauth", "internal/store"},
+	"internal/vault":             {"internal/audit", "internal/fetch", "internal/keyring", "internal/oauth", "internal/store", "internal/token"},
 	"internal/vault/vaulttest":   {"internal/store"},
 	"mcpauth":                    {},
 	"mcpauth/mcpauthtest":        {},

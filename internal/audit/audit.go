@@ -83,6 +83,9 @@ const (
 	ActorCLI = "cli"
 	// ActorDemo is `agentid demo` setting itself up.
 	ActorDemo = "demo"
+	// ActorHub is the hub's own background work, such as the sealer of
+	// the audit chain.
+	ActorHub = "hub"
 )
 
 // Meta is what every event knows about its request.

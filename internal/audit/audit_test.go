@@ -34,6 +34,9 @@ func constructors() map[string]*store.AuditEvent {
 	conn := audit.ConnectionFields{ProviderID: "calendar", ConnectionID: "conn_1", OwnerKind: store.OwnerUser, OwnerID: "u", Scopes: sc, Reason: "invalid_grant", Trigger: "on_demand", Failures: 2, PreviousUntil: at}
 	retrieval := audit.RetrievalFields{ClientID: "mcp", Resource: key.Resource, UserID: "u", Agent: "c", SubjectJTI: "j", ProviderID: "calendar", ConnectionID: "conn_1", Reason: "no_connection"}
 	return map[string]*store.AuditEvent{
+		audit.AuditCheckpoint:                audit.NewCheckpoint(meta, audit.CheckpointFields{HeadID: 7, HeadHash: []byte{1, 2}, Signature: "a.b.c", KID: "k1"}),
+		audit.AuditPruned:                    audit.NewPruned(meta, audit.PrunedFields{Before: at, Deleted: 3, AnchorID: 8, AnchorPrevHash: []byte{3}, Signature: "a.b.c", KID: "k1"}),
+		audit.AuditVerified:                  audit.NewVerified(meta, &audit.Report{Events: 5, Checkpoints: 1}),
 		audit.ClientRegistered:               audit.NewClientRegistered(meta, audit.ClientRegisteredFields{ClientID: "c", Name: "Agent", Method: store.RegistrationDCR, AuthMethod: "none", Ceiling: sc, Policy: dec}),
 		audit.ClientUpdated:                  audit.NewClientUpdated(meta, audit.ClientUpdatedFields{ClientID: "c", Change: audit.ChangeTag, Tags: []string{"trusted"}, TagsAdded: []string{"trusted"}, Ceiling: sc, CeilingAdded: sc, Policy: &dec}),
 		audit.ClientDeleted:                  audit.NewClientDeleted(meta, "c"),

@@ -362,6 +362,10 @@ func (s *Server) routes() http.Handler {
 	api.HandleFunc("DELETE /register/{id}", s.handleRegistrationDelete)
 	api.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	api.HandleFunc("GET /readyz", s.handleReady)
+	// The admin API (admin.go): bearer tokens only, RFC 9457 errors.
+	api.HandleFunc("GET "+AdminAPIPath+"/audit", s.handleAdminAudit)
+	api.HandleFunc(AdminAPIPath+"/audit", adminMethodNotAllowed)
+	api.HandleFunc(AdminAPIPath+"/", s.adminNotFound)
 	// CORS preflights are answered on the protocol endpoints only, so that
 	// an unknown path is a 404 rather than a 405 that allows OPTIONS.
 	for _, p := range []string{"/.well-known/oauth-authorization-server", "/.well-known/openid-configuration", "/jwks.json", "/token", "/revoke", "/introspect", "/userinfo", "/register", "/register/{id}"} {

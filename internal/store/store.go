@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -519,14 +520,65 @@ func (ev *AuditEvent) WithCode(c *AuthCode) *AuditEvent {
 	return &e
 }
 
-// AuditFilter selects audit events; zero fields match everything.
+// AuditFilter selects audit events; zero fields match everything, and the
+// fields that are set must all match. Pages are by event id (ids increase
+// in commit order): a page newest first continues with Before set to its
+// last id, an Ascending page with After set to its last id.
 type AuditFilter struct {
 	TenantID string
-	Type     string
-	ClientID string
+	// Type matches one event type exactly; TypePrefix every type that
+	// starts with it ("token." or "connection."). Both may be set.
+	Type       string
+	TypePrefix string
+	ClientID   string // the event's client (the agent, or the MCP server's own client)
+	// Agent matches the events of an agent: those whose client it is and
+	// those naming it in their "agent" detail (a credential retrieval,
+	// whose client is the MCP server that retrieved for the agent).
+	Agent    string
 	UserID   string
-	Since    time.Time
-	Limit    int // 0: 100
+	Resource string
+	// Provider matches the downstream provider an event names (its
+	// "provider" detail).
+	Provider string
+	Outcome  string // success | failure | denied
+	// Since and Until bound the event time: Since inclusive, Until
+	// exclusive.
+	Since, Until time.Time
+	// Before and After bound the event id, both exclusive; 0 is no bound.
+	Before, After int64
+	// Ascending lists oldest first (increasing id) rather than newest
+	// first: for following the trail (tail) and exporting it in order.
+	Ascending bool
+	Limit     int // 0: DefaultAuditLimit
+}
+
+// DefaultAuditLimit is the page size of an AuditFilter without a Limit.
+const DefaultAuditLimit = 100
+
+// Details keys that AuditFilter matches: the downstream provider an event
+// names (Provider) and the agent an MCP server acted for (Agent).
+const (
+	DetailProvider = "provider"
+	DetailAgent    = "agent"
+)
+
+// Check reports a filter no backend can run: negative ids or limit, or a
+// time range that ends before it starts. It wraps ErrInvalid.
+func (f AuditFilter) Check() error {
+	var bad []string
+	if f.Before < 0 || f.After < 0 {
+		bad = append(bad, "ids must not be negative")
+	}
+	if f.Limit < 0 {
+		bad = append(bad, "limit must not be negative")
+	}
+	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Since.Before(f.Until) {
+		bad = append(bad, "since must be before until")
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("%w: audit filter: %s", ErrInvalid, strings.Join(bad, "; "))
+	}
+	return nil
 }
 
 // Issuance is everything that one successful token response persists, in one
@@ -656,6 +708,7 @@ type Store interface {
 	Consents
 	Policies
 	AuditTrail
+	AuditChain
 	Domains
 	Issuers
 	Providers
@@ -962,6 +1015,7 @@ type AuditTrail interface {
 	// AppendAudit writes standalone audit events, all of them in one
 	// transaction (nil entries are skipped), and sets each one's ID.
 	AppendAudit(ctx context.Context, evs ...*AuditEvent) error
-	// ListAudit returns matching events, newest first.
+	// ListAudit returns up to f.Limit matching events,
+	// newest first unless f.Ascending; a filter failing Check is ErrInvalid.
 	ListAudit(ctx context.Context, f AuditFilter) ([]*AuditEvent, error)
 }

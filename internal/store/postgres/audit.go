@@ -58,40 +58,12 @@ func (s *Store) AppendAudit(ctx context.Context, evs ...*store.AuditEvent) error
 }
 
 // ListAudit returns matching events, newest first (by id, which increases
-// with every write).
+// with every write) unless f.Ascending.
 func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]*store.AuditEvent, error) {
-	var where []string
-	var args []any
-	add := func(cond string, v any) {
-		args = append(args, v)
-		where = append(where, strings.ReplaceAll(cond, "?", "$"+strconv.Itoa(len(args))))
+	if err := f.Check(); err != nil {
+		return nil, err
 	}
-	if f.TenantID != "" {
-		add("tenant_id = ?", f.TenantID)
-	}
-	if f.Type != "" {
-		add("type = ?", f.Type)
-	}
-	if f.ClientID != "" {
-		add("client_id = ?", f.ClientID)
-	}
-	if f.UserID != "" {
-		add("user_id = ?", f.UserID)
-	}
-	if !f.Since.IsZero() {
-		add("time >= ?", f.Since)
-	}
-	limit := f.Limit
-	if limit <= 0 {
-		limit = 100
-	}
-	q := `SELECT id, tenant_id, time, type, request_id, client_id, user_id, resource, scopes, ip,
-		outcome, details FROM audit_events`
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
-	args = append(args, limit)
-	q += " ORDER BY id DESC LIMIT $" + strconv.Itoa(len(args))
+	q, args := auditQuery(f)
 	rows, err := s.pool.Query(ctx, q, args...)
 	if err != nil {
 		return nil, mapErr("list audit", err)
@@ -112,4 +84,70 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]*store.Au
 		out = append(out, &ev)
 	}
 	return out, mapErr("list audit", rows.Err())
+}
+
+// auditQuery is the SELECT of ListAudit for f.
+func auditQuery(f store.AuditFilter) (string, []any) {
+	var where []string
+	var args []any
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, strings.ReplaceAll(cond, "?", "$"+strconv.Itoa(len(args))))
+	}
+	if f.TenantID != "" {
+		add("tenant_id = ?", f.TenantID)
+	}
+	if f.Type != "" {
+		add("type = ?", f.Type)
+	}
+	if f.TypePrefix != "" {
+		// starts_with compares bytes, whatever the database's collation,
+		// and gives LIKE's wildcards no meaning.
+		add("starts_with(type, ?)", f.TypePrefix)
+	}
+	if f.ClientID != "" {
+		add("client_id = ?", f.ClientID)
+	}
+	if f.Agent != "" {
+		add("(client_id = ? OR details->>'"+store.DetailAgent+"' = ?)", f.Agent) // one parameter, twice
+	}
+	if f.UserID != "" {
+		add("user_id = ?", f.UserID)
+	}
+	if f.Resource != "" {
+		add("resource = ?", f.Resource)
+	}
+	if f.Provider != "" {
+		add("details->>'"+store.DetailProvider+"' = ?", f.Provider)
+	}
+	if f.Outcome != "" {
+		add("outcome = ?", f.Outcome)
+	}
+	if !f.Since.IsZero() {
+		add("time >= ?", f.Since)
+	}
+	if !f.Until.IsZero() {
+		add("time < ?", f.Until)
+	}
+	if f.Before > 0 {
+		add("id < ?", f.Before)
+	}
+	if f.After > 0 {
+		add("id > ?", f.After)
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = store.DefaultAuditLimit
+	}
+	q := `SELECT id, tenant_id, time, type, request_id, client_id, user_id, resource, scopes, ip,
+		outcome, details FROM audit_events`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	args = append(args, limit)
+	order := "DESC"
+	if f.Ascending {
+		order = "ASC"
+	}
+	return q + " ORDER BY id " + order + " LIMIT $" + strconv.Itoa(len(args)), args
 }

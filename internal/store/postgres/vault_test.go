@@ -19,3 +19,15 @@ func TestVaultAcrossReplicas(t *testing.T) {
 	b := openStore(t, dsn)
 	storetest.VaultAcrossStores(t, a, b)
 }
+
+// TestChainAcrossStores: two pools on one database seal at once, as two
+// replicas do; the chain does not fork.
+func TestChainAcrossStores(t *testing.T) {
+	dsn := pgtest.FreshSchema(t)
+	a := openStore(t, dsn)
+	if _, _, err := a.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	b := openStore(t, dsn)
+	storetest.ChainAcrossStores(t, a, b)
+}

@@ -12,7 +12,6 @@ const (
 	qInsertAudit = `INSERT INTO audit_events
 	(tenant_id, time, type, request_id, client_id, user_id, resource, scopes, ip, outcome, details)
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	defaultAuditLimit = 100
 )
 
 // auditRow is an audit event with its column values, prepared by the caller
@@ -72,40 +71,10 @@ func (s *Store) AppendAudit(ctx context.Context, evs ...*store.AuditEvent) error
 // ListAudit implements store.Store. Newest first means highest id first: ids
 // follow commit order, which is the order of the trail.
 func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]*store.AuditEvent, error) {
-	var where []string
-	var args []any
-	add := func(cond string, v any) {
-		where = append(where, cond)
-		args = append(args, v)
+	if err := f.Check(); err != nil {
+		return nil, err
 	}
-	if f.TenantID != "" {
-		add("tenant_id = ?", f.TenantID)
-	}
-	if f.Type != "" {
-		add("type = ?", f.Type)
-	}
-	if f.ClientID != "" {
-		add("client_id = ?", f.ClientID)
-		where = append(where, "client_id <> ''") // lets SQLite use the partial index
-	}
-	if f.UserID != "" {
-		add("user_id = ?", f.UserID)
-		where = append(where, "user_id <> ''")
-	}
-	if !f.Since.IsZero() {
-		add("time >= ?", f.Since.UnixMicro())
-	}
-	limit := f.Limit
-	if limit <= 0 {
-		limit = defaultAuditLimit
-	}
-	args = append(args, limit)
-	q := "SELECT " + auditCols + " FROM audit_events"
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
-	q += " ORDER BY id DESC LIMIT ?"
-
+	q, args := auditQuery(f)
 	rows, err := s.query(ctx, q, args...)
 	if err != nil {
 		return nil, wrap("list audit", err)
@@ -121,4 +90,98 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]*store.Au
 		out = append(out, ev)
 	}
 	return out, wrap("list audit", rows.Err())
+}
+
+// auditQuery is the SELECT of ListAudit for f.
+func auditQuery(f store.AuditFilter) (string, []any) {
+	var where []string
+	var args []any
+	add := func(cond string, v ...any) {
+		where = append(where, cond)
+		args = append(args, v...)
+	}
+	if f.TenantID != "" && f.Agent == "" { // with an agent, its clause holds the tenant
+		add("tenant_id = ?", f.TenantID)
+	}
+	if f.Type != "" {
+		add("type = ?", f.Type)
+	}
+	if f.TypePrefix != "" {
+		// A range on the BINARY-collated column rather than LIKE, whose
+		// wildcards and case folding a prefix must not get, and which
+		// uses the (tenant_id, type, id) index.
+		if hi, ok := prefixEnd(f.TypePrefix); ok {
+			add("type >= ? AND type < ?", f.TypePrefix, hi)
+		} else {
+			add("type >= ?", f.TypePrefix)
+		}
+	}
+	if f.ClientID != "" {
+		add("client_id = ?", f.ClientID)
+		where = append(where, "client_id <> ''") // lets SQLite use the partial index
+	}
+	if f.Agent != "" {
+		// Each side of the OR complete for its own index (the tenant
+		// repeated), so that SQLite's OR optimisation searches both.
+		agentDetail := "json_extract(details, '$." + store.DetailAgent + "') = ?"
+		if f.TenantID != "" {
+			add("((tenant_id = ? AND client_id = ? AND client_id <> '') OR (tenant_id = ? AND "+agentDetail+"))",
+				f.TenantID, f.Agent, f.TenantID, f.Agent)
+		} else {
+			add("((client_id = ? AND client_id <> '') OR "+agentDetail+")", f.Agent, f.Agent)
+		}
+	}
+	if f.UserID != "" {
+		add("user_id = ?", f.UserID)
+		where = append(where, "user_id <> ''")
+	}
+	if f.Resource != "" {
+		add("resource = ?", f.Resource)
+		where = append(where, "resource <> ''")
+	}
+	if f.Provider != "" {
+		add("json_extract(details, '$."+store.DetailProvider+"') = ?", f.Provider)
+	}
+	if f.Outcome != "" {
+		add("outcome = ?", f.Outcome)
+	}
+	if !f.Since.IsZero() {
+		add("time >= ?", f.Since.UnixMicro())
+	}
+	if !f.Until.IsZero() {
+		add("time < ?", f.Until.UnixMicro())
+	}
+	if f.Before > 0 {
+		add("id < ?", f.Before)
+	}
+	if f.After > 0 {
+		add("id > ?", f.After)
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = store.DefaultAuditLimit
+	}
+	q := "SELECT " + auditCols + " FROM audit_events"
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	if f.Ascending {
+		q += " ORDER BY id ASC LIMIT ?"
+	} else {
+		q += " ORDER BY id DESC LIMIT ?"
+	}
+	return q, append(args, limit)
+}
+
+// prefixEnd is the least string above every string starting with p, in
+// byte order; false when there is none (p is all 0xff bytes).
+func prefixEnd(p string) (string, bool) {
+	b := []byte(p)
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] < 0xff {
+			b[i]++
+			return string(b[:i+1]), true
+		}
+	}
+	return "", false
 }

@@ -312,12 +312,128 @@ func (c mapCol) Scan(v any) error {
 		*c.p = nil
 		return err
 	}
+	if m, ok := fastStringMap(b); ok {
+		*c.p = m
+		return nil
+	}
 	var m map[string]string
 	if err := json.Unmarshal([]byte(b), &m); err != nil {
 		return fmt.Errorf("string map column: %w", err)
 	}
 	*c.p = m
 	return nil
+}
+
+// fastStringMap decodes the common shape of a stored string map, a JSON
+// object of printable-ASCII strings with only the short escapes, several
+// times faster than encoding/json (the audit chain reads every event's
+// details back). Anything else (non-ASCII, \u escapes, other JSON) is
+// not ok, and the caller falls back to encoding/json; where it is ok the
+// result is what encoding/json gives (FuzzFastStringMap).
+func fastStringMap(s string) (map[string]string, bool) {
+	i := 0
+	ws := func() {
+		for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
+			i++
+		}
+	}
+	str := func() (string, bool) {
+		if i >= len(s) || s[i] != '"' {
+			return "", false
+		}
+		i++
+		start, plain := i, true
+		var buf []byte
+		for i < len(s) {
+			ch := s[i]
+			switch {
+			case ch == '"':
+				i++
+				if plain {
+					return s[start : i-1], true
+				}
+				return string(buf), true
+			case ch == '\\':
+				if plain {
+					buf = append(buf, s[start:i]...)
+					plain = false
+				}
+				if i+1 >= len(s) {
+					return "", false
+				}
+				var r byte
+				switch s[i+1] {
+				case '"', '\\', '/':
+					r = s[i+1]
+				case 'n':
+					r = '\n'
+				case 't':
+					r = '\t'
+				case 'r':
+					r = '\r'
+				case 'b':
+					r = '\b'
+				case 'f':
+					r = '\f'
+				default:
+					return "", false // \u and anything unknown: encoding/json decides
+				}
+				buf = append(buf, r)
+				i += 2
+			case ch < 0x20 || ch >= 0x7f:
+				return "", false
+			default:
+				if !plain {
+					buf = append(buf, ch)
+				}
+				i++
+			}
+		}
+		return "", false
+	}
+	ws()
+	if i >= len(s) || s[i] != '{' {
+		return nil, false
+	}
+	i++
+	m := map[string]string{}
+	ws()
+	if i < len(s) && s[i] == '}' {
+		i++
+		ws()
+		return m, i == len(s)
+	}
+	for {
+		ws()
+		k, ok := str()
+		if !ok {
+			return nil, false
+		}
+		ws()
+		if i >= len(s) || s[i] != ':' {
+			return nil, false
+		}
+		i++
+		ws()
+		v, ok := str()
+		if !ok {
+			return nil, false
+		}
+		m[k] = v
+		ws()
+		if i >= len(s) {
+			return nil, false
+		}
+		if s[i] == '}' {
+			i++
+			ws()
+			return m, i == len(s)
+		}
+		if s[i] != ',' {
+			return nil, false
+		}
+		i++
+	}
 }
 
 func textOf(v any) (string, error) {

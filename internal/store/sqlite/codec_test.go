@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"encoding/json"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -114,6 +115,28 @@ func FuzzColumns(f *testing.F) {
 			if _, err := json.Marshal(m); err != nil {
 				t.Fatal(err)
 			}
+		}
+	})
+}
+
+// FuzzFastStringMap: where the fast decoder of stored string maps answers,
+// it answers what encoding/json does; it never panics.
+func FuzzFastStringMap(f *testing.F) {
+	for _, s := range []string{`{}`, `{"a":"b"}`, ` { "a" : "b" , "c":"d\"e\\f\/g\n" } `, `{"a":"b","a":"c"}`,
+		`{"x":"\u003c"}`, `{"a":1}`, `[]`, `{"a":"b",}`, `{"":""}`, `{"k":"é"}`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := fastStringMap(s)
+		if !ok {
+			return
+		}
+		var want map[string]string
+		if err := json.Unmarshal([]byte(s), &want); err != nil {
+			t.Fatalf("fast decoder took %q, encoding/json refuses it: %v", s, err)
+		}
+		if !maps.Equal(got, want) || (want == nil) != (got == nil) {
+			t.Fatalf("%q: fast %v, encoding/json %v", s, got, want)
 		}
 	})
 }

@@ -277,3 +277,13 @@ func BenchmarkGetClient(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkSealAudit: the sealer's cost per event (reading it back,
+// hashing, linking), with token.issued-sized events.
+//
+//	go test -bench SealAudit -run '^$' ./internal/store/sqlite
+func BenchmarkSealAudit(b *testing.B) {
+	s := openTemp(b)
+	migrateStore(b, s)
+	storetest.BenchSeal(b, s)
+}

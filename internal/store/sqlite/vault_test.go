@@ -17,3 +17,13 @@ func TestVaultAcrossProcesses(t *testing.T) {
 	b := openAt(t, path, defaultMaxBatch)
 	storetest.VaultAcrossStores(t, a, b)
 }
+
+// TestChainAcrossProcesses: two handles on one file seal at once, as two
+// processes would; the chain does not fork.
+func TestChainAcrossProcesses(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "agentid.db")
+	a := openAt(t, path, defaultMaxBatch)
+	migrateStore(t, a)
+	b := openAt(t, path, defaultMaxBatch)
+	storetest.ChainAcrossStores(t, a, b)
+}

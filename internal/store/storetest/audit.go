@@ -3,6 +3,7 @@ package storetest
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -54,46 +55,87 @@ func testAuditBatch(t *testing.T, s store.Store) {
 	must(t, "AppendAudit with nothing", s.AppendAudit(ctx(t)))
 }
 
-func testAuditFilter(t *testing.T, s store.Store) {
+// auditFixture writes 130 events, one second apart, varied in every field
+// a filter can select on, plus one in a second tenant; it returns them in
+// the order written.
+func auditFixture(t *testing.T, s store.Store) []*store.AuditEvent {
 	const tn = store.DefaultTenant
 	b := base()
 	var all []*store.AuditEvent
-	add := func(tenant, typ, client, user string, at time.Time) {
-		ev := &store.AuditEvent{
-			TenantID: tenant, Time: at, Type: typ, RequestID: uniq("req"),
-			ClientID: client, UserID: user, Outcome: "success",
-		}
+	add := func(ev *store.AuditEvent) {
 		must(t, "AppendAudit", s.AppendAudit(ctx(t), ev))
 		all = append(all, ev)
 	}
-	// 110 events, one second apart, so the default limit (100) bites.
-	for i := range 110 {
-		typ := []string{"token.issued", "login.succeeded", "client.created"}[i%3]
-		add(tn, typ, fmt.Sprintf("c%d", i%4), fmt.Sprintf("u%d", i%5), b.Add(time.Duration(i)*time.Second))
-	}
-	add("t2", "token.issued", "c0", "u0", b.Add(time.Hour))
-
-	match := func(f store.AuditFilter) []*store.AuditEvent {
-		var out []*store.AuditEvent
-		for i := len(all) - 1; i >= 0; i-- { // newest first
-			ev := all[i]
-			if (f.TenantID == "" || ev.TenantID == f.TenantID) &&
-				(f.Type == "" || ev.Type == f.Type) &&
-				(f.ClientID == "" || ev.ClientID == f.ClientID) &&
-				(f.UserID == "" || ev.UserID == f.UserID) &&
-				(f.Since.IsZero() || !ev.Time.Before(f.Since)) {
-				out = append(out, ev)
+	// Types that a careless prefix match would confuse: "tokenx." shares
+	// "token" and "to_en." matches "token." under LIKE's wildcards.
+	types := []string{"token.issued", "user.login_succeeded", "token.denied", "connection.retrieved", "tokenx.other", "to_en.odd"}
+	outcomes := []string{"success", "failure", "denied"}
+	for i := range 130 {
+		ev := &store.AuditEvent{
+			TenantID: tn, Time: b.Add(time.Duration(i) * time.Second), Type: types[i%len(types)],
+			RequestID: uniq("req"), ClientID: fmt.Sprintf("c%d", i%4), UserID: fmt.Sprintf("u%d", i%5),
+			Outcome: outcomes[i%len(outcomes)],
+		}
+		if i%7 != 0 {
+			ev.Resource = fmt.Sprintf("https://r%d.example/mcp", i%3)
+		}
+		if i%2 == 0 {
+			ev.Details = map[string]string{store.DetailProvider: fmt.Sprintf("p%d", i%3), "other": "x"}
+			if i%3 == 0 {
+				// A retrieval for an agent by an MCP server's client.
+				ev.Details[store.DetailAgent] = fmt.Sprintf("c%d", (i+1)%4)
 			}
+		} else if i%5 == 0 {
+			// A provider named only in another key must not match.
+			ev.Details = map[string]string{"provider_id": "p1"}
 		}
-		limit := f.Limit
-		if limit == 0 {
-			limit = 100
-		}
-		if len(out) > limit {
-			out = out[:limit]
-		}
-		return out
+		add(ev)
 	}
+	add(&store.AuditEvent{TenantID: "t2", Time: b.Add(time.Hour), Type: "token.issued", RequestID: uniq("req"),
+		ClientID: "c0", UserID: "u0", Resource: "https://r0.example/mcp", Outcome: "success",
+		Details: map[string]string{store.DetailProvider: "p0"}})
+	return all
+}
+
+// wantAuditMatch is the reference meaning of an AuditFilter, written out
+// here rather than taken from the store so that the suite checks it.
+func wantAuditMatch(all []*store.AuditEvent, f store.AuditFilter) []*store.AuditEvent {
+	var out []*store.AuditEvent
+	for _, ev := range all {
+		if (f.TenantID == "" || ev.TenantID == f.TenantID) &&
+			(f.Type == "" || ev.Type == f.Type) &&
+			(f.TypePrefix == "" || len(ev.Type) >= len(f.TypePrefix) && ev.Type[:len(f.TypePrefix)] == f.TypePrefix) &&
+			(f.ClientID == "" || ev.ClientID == f.ClientID) &&
+			(f.Agent == "" || ev.ClientID == f.Agent || ev.Details["agent"] == f.Agent) &&
+			(f.UserID == "" || ev.UserID == f.UserID) &&
+			(f.Resource == "" || ev.Resource == f.Resource) &&
+			(f.Provider == "" || ev.Details["provider"] == f.Provider) &&
+			(f.Outcome == "" || ev.Outcome == f.Outcome) &&
+			(f.Since.IsZero() || !ev.Time.Before(f.Since)) &&
+			(f.Until.IsZero() || ev.Time.Before(f.Until)) &&
+			(f.Before == 0 || ev.ID < f.Before) &&
+			(f.After == 0 || ev.ID > f.After) {
+			out = append(out, ev)
+		}
+	}
+	if !f.Ascending {
+		slices.Reverse(out)
+	}
+	limit := f.Limit
+	if limit == 0 {
+		limit = store.DefaultAuditLimit
+	}
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out
+}
+
+func testAuditFilter(t *testing.T, s store.Store) {
+	const tn = store.DefaultTenant
+	b := base()
+	all := auditFixture(t, s)
+	mid := all[60].ID
 	tests := []struct {
 		name string
 		f    store.AuditFilter
@@ -101,12 +143,36 @@ func testAuditFilter(t *testing.T, s store.Store) {
 		{"default limit", store.AuditFilter{}},
 		{"tenant", store.AuditFilter{TenantID: tn, Limit: 1000}},
 		{"other tenant", store.AuditFilter{TenantID: "t2"}},
-		{"type", store.AuditFilter{TenantID: tn, Type: "login.succeeded", Limit: 1000}},
+		{"type", store.AuditFilter{TenantID: tn, Type: "user.login_succeeded", Limit: 1000}},
+		{"type prefix", store.AuditFilter{TenantID: tn, TypePrefix: "token.", Limit: 1000}},
+		{"type prefix without dot", store.AuditFilter{TenantID: tn, TypePrefix: "token", Limit: 1000}},
+		{"type prefix with LIKE wildcard", store.AuditFilter{TenantID: tn, TypePrefix: "to_en.", Limit: 1000}},
+		{"type prefix percent", store.AuditFilter{TenantID: tn, TypePrefix: "%", Limit: 1000}},
+		{"type prefix is case sensitive", store.AuditFilter{TenantID: tn, TypePrefix: "Token.", Limit: 1000}},
+		{"type and prefix", store.AuditFilter{TenantID: tn, Type: "token.denied", TypePrefix: "token.", Limit: 1000}},
+		{"type outside prefix", store.AuditFilter{TenantID: tn, Type: "token.denied", TypePrefix: "user."}},
 		{"client", store.AuditFilter{TenantID: tn, ClientID: "c1", Limit: 1000}},
 		{"user", store.AuditFilter{TenantID: tn, UserID: "u3", Limit: 1000}},
 		{"client and user", store.AuditFilter{TenantID: tn, ClientID: "c2", UserID: "u2", Limit: 1000}},
+		{"agent", store.AuditFilter{TenantID: tn, Agent: "c1", Limit: 1000}},
+		{"agent and type", store.AuditFilter{TenantID: tn, Agent: "c3", TypePrefix: "token.", Limit: 1000}},
+		{"agent and client", store.AuditFilter{TenantID: tn, Agent: "c1", ClientID: "c2", Limit: 1000}},
+		{"resource", store.AuditFilter{TenantID: tn, Resource: "https://r1.example/mcp", Limit: 1000}},
+		{"provider", store.AuditFilter{TenantID: tn, Provider: "p1", Limit: 1000}},
+		{"provider across tenants", store.AuditFilter{Provider: "p0", Limit: 1000}},
+		{"outcome", store.AuditFilter{TenantID: tn, Outcome: "denied", Limit: 1000}},
 		{"since", store.AuditFilter{TenantID: tn, Since: b.Add(100*time.Second + time.Millisecond), Limit: 1000}},
+		{"since exact", store.AuditFilter{TenantID: tn, Since: b.Add(100 * time.Second), Limit: 1000}},
+		{"until exact is exclusive", store.AuditFilter{TenantID: tn, Until: b.Add(10 * time.Second), Limit: 1000}},
+		{"since and until", store.AuditFilter{TenantID: tn, Since: b.Add(20 * time.Second), Until: b.Add(40 * time.Second), Limit: 1000}},
 		{"since and type", store.AuditFilter{TenantID: tn, Type: "token.issued", Since: b.Add(50 * time.Second)}},
+		{"before", store.AuditFilter{TenantID: tn, Before: mid, Limit: 1000}},
+		{"after", store.AuditFilter{TenantID: tn, After: mid, Limit: 1000}},
+		{"after ascending", store.AuditFilter{TenantID: tn, After: mid, Ascending: true, Limit: 10}},
+		{"between ids", store.AuditFilter{After: all[10].ID, Before: all[20].ID}},
+		{"ascending default limit", store.AuditFilter{Ascending: true}},
+		{"everything at once", store.AuditFilter{TenantID: tn, TypePrefix: "token.", ClientID: "c0", Resource: "https://r0.example/mcp",
+			Provider: "p0", Outcome: "success", Since: b.Add(time.Second), Until: b.Add(125 * time.Second), Before: all[128].ID, Limit: 1000}},
 		{"limit", store.AuditFilter{TenantID: tn, Limit: 7}},
 		{"limit one", store.AuditFilter{Type: "token.issued", Limit: 1}},
 		{"nothing", store.AuditFilter{TenantID: tn, Type: "no.such.type"}},
@@ -115,17 +181,88 @@ func testAuditFilter(t *testing.T, s store.Store) {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := s.ListAudit(ctx(t), tc.f)
 			must(t, "ListAudit", err)
-			want := match(tc.f)
-			if len(got) != len(want) {
-				t.Fatalf("ListAudit returned %d events, want %d", len(got), len(want))
+			checkAuditList(t, got, wantAuditMatch(all, tc.f), tc.f.Ascending)
+		})
+	}
+	t.Run("a type prefix matches something", func(t *testing.T) {
+		// Guard the table above: the prefix cases must not all be empty.
+		if got, _ := s.ListAudit(ctx(t), store.AuditFilter{TypePrefix: "to_en."}); len(got) == 0 {
+			t.Error("no to_en. events")
+		}
+	})
+}
+
+func checkAuditList(t *testing.T, got, want []*store.AuditEvent, ascending bool) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("ListAudit returned %d events, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i].RequestID != want[i].RequestID {
+			t.Fatalf("event %d: got %s #%d at %v, want %s #%d at %v", i, got[i].Type, got[i].ID, got[i].Time, want[i].Type, want[i].ID, want[i].Time)
+		}
+		if i > 0 && (got[i].ID > got[i-1].ID) != ascending {
+			t.Fatalf("IDs out of order (ascending %v): %d then %d", ascending, got[i-1].ID, got[i].ID)
+		}
+	}
+}
+
+// testAuditPages: walking the trail page by page with the id cursor, in
+// either direction, visits every matching event exactly once, and events
+// written while walking forward show up on a later page (tail -f).
+func testAuditPages(t *testing.T, s store.Store) {
+	all := auditFixture(t, s)
+	for _, asc := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ascending=%v", asc), func(t *testing.T) {
+			f := store.AuditFilter{TenantID: store.DefaultTenant, TypePrefix: "token.", Ascending: asc, Limit: 6}
+			full := f
+			full.Limit = 1000
+			want := wantAuditMatch(all, full)
+			var got []*store.AuditEvent
+			for pages := 0; ; pages++ {
+				if pages > len(want) {
+					t.Fatal("paging does not end")
+				}
+				page, err := s.ListAudit(ctx(t), f)
+				must(t, "ListAudit", err)
+				if len(page) == 0 {
+					break
+				}
+				got = append(got, page...)
+				if asc {
+					f.After = page[len(page)-1].ID
+				} else {
+					f.Before = page[len(page)-1].ID
+				}
 			}
-			for i := range want {
-				if got[i].RequestID != want[i].RequestID {
-					t.Fatalf("event %d: got %s at %v, want %s at %v (newest first)", i, got[i].Type, got[i].Time, want[i].Type, want[i].Time)
-				}
-				if i > 0 && got[i].ID >= got[i-1].ID {
-					t.Fatalf("IDs not decreasing: %d then %d", got[i-1].ID, got[i].ID)
-				}
+			checkAuditList(t, got, want, asc)
+		})
+	}
+	t.Run("follow", func(t *testing.T) {
+		last := all[len(all)-1].ID
+		late := &store.AuditEvent{TenantID: store.DefaultTenant, Time: base(), Type: "token.issued", RequestID: uniq("req"), Outcome: "success"}
+		must(t, "AppendAudit", s.AppendAudit(ctx(t), late))
+		got, err := s.ListAudit(ctx(t), store.AuditFilter{After: last, Ascending: true})
+		must(t, "ListAudit", err)
+		if len(got) != 1 || got[0].RequestID != late.RequestID {
+			t.Fatalf("after the newest id: %d events, want the one written since", len(got))
+		}
+	})
+}
+
+// testAuditFilterInvalid: filters no query can mean are ErrInvalid.
+func testAuditFilterInvalid(t *testing.T, s store.Store) {
+	b := base()
+	for name, f := range map[string]store.AuditFilter{
+		"negative before":    {Before: -1},
+		"negative after":     {After: -1},
+		"negative limit":     {Limit: -1},
+		"until before since": {Since: b, Until: b.Add(-time.Second)},
+		"empty time range":   {Since: b, Until: b},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := s.ListAudit(ctx(t), f); !errors.Is(err, store.ErrInvalid) {
+				t.Errorf("ListAudit = %v, want ErrInvalid", err)
 			}
 		})
 	}

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -56,4 +57,43 @@ func Bench(b *testing.B, s store.Store) {
 	elapsed := time.Since(start)
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "tokens/s")
+}
+
+// BenchSeal measures SealAudit per event: b.N events like a token
+// issuance's are written first (not timed), then sealed in the sealer's
+// batches.
+func BenchSeal(b *testing.B, s store.Store) {
+	ctx := context.Background()
+	const batch = 500
+	for i := 0; i < b.N; i += batch {
+		evs := make([]*store.AuditEvent, 0, batch)
+		for j := i; j < min(i+batch, b.N); j++ {
+			evs = append(evs, &store.AuditEvent{
+				TenantID: store.DefaultTenant, Time: time.Now(), Type: "token.issued", RequestID: "req-0123456789abcdef",
+				ClientID: "bench-bot", Resource: "https://mcp.example.com/mcp", Scopes: []string{"notes.read"}, IP: "127.0.0.1",
+				Outcome: "success", Details: map[string]string{
+					"grant_type": "client_credentials", "jti": "0123456789abcdef0123456789abcdef", "policy_version": "1",
+					"policy_decisions": `[{"scope":"notes.read","decision":"allow","policies":["default.cedar:permit-cc"]}]`,
+				},
+			})
+		}
+		if err := s.AppendAudit(ctx, evs...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	w, err := s.AuditWatermark(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for {
+		res, err := s.SealAudit(ctx, w, 1000)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if res.Through >= w {
+			break
+		}
+	}
 }

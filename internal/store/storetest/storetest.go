@@ -27,7 +27,8 @@
 //   - RevokeGrant refuses an empty grant id (ErrInvalid): grant-less tokens
 //     are never swept up.
 //   - AppendAudit sets the event's ID; ListAudit's newest first is by
-//     decreasing ID.
+//     decreasing ID, Ascending by increasing ID. A type prefix compares
+//     bytes (no wildcards, case sensitive); Until is exclusive.
 //   - Vault: provider and connection ids are unique per tenant, and a
 //     connection's provider must exist in its tenant. A refresh lease is
 //     valid while now is before RefreshLeaseUntil (it can be taken over at
@@ -107,7 +108,12 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"PolicySets", testPolicySets},
 		{"Audit", testAudit},
 		{"AuditFilter", testAuditFilter},
+		{"AuditPages", testAuditPages},
+		{"AuditFilterInvalid", testAuditFilterInvalid},
 		{"AuditBatch", testAuditBatch},
+		{"AuditChain", testAuditChain},
+		{"AuditSealUpTo", testAuditSealUpTo},
+		{"PruneAudit", testPruneAudit},
 		{"DeleteExpired", testDeleteExpired},
 		{"TenantIsolation", testTenantIsolation},
 		{"ClientGovernanceFields", testClientGovernanceFields},

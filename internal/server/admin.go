@@ -1,0 +1,224 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/agentid/agentid/internal/audit"
+	"github.com/agentid/agentid/internal/oauth"
+	"github.com/agentid/agentid/internal/store"
+)
+
+// The admin API is a protected resource of the hub itself, at the issuer
+// followed by AdminAPIPath: its access tokens are the hub's own JWTs with
+// that URI as their audience and ScopeAdmin among their scopes, obtained
+// by an admin client through client credentials. Nothing about it is
+// special in the token pipeline: an operator registers it as a resource
+// with the scope marked sensitive, and an admin client manually, with the
+// scope in its ceiling and the tag cc:agentid:admin that the default
+// policy's client-credentials rule asks for (docs/design.md, "Admin API").
+// Self-registered agents can never hold it (the sensitive-scope forbid),
+// and a token a person delegated is refused: the API answers only a
+// client acting for itself.
+const (
+	AdminAPIPath = "/admin/api"
+	ScopeAdmin   = "agentid:admin"
+)
+
+// defaultAdminPage is the page size of GET /admin/api/audit without a limit.
+const defaultAdminPage = 100
+
+// adminResource is the admin API's resource URI (the audience of its
+// tokens), in the canonical form resources are registered in.
+func (s *Server) adminResource() string {
+	if uri, err := oauth.CanonicalResource(s.issuer + AdminAPIPath); err == nil {
+		return uri
+	}
+	return s.issuer + AdminAPIPath
+}
+
+// adminAuth checks an admin API request's bearer token (RFC 6750): the
+// hub's own, unexpired, unrevoked access token for the admin resource,
+// with ScopeAdmin, of a live client acting for itself. It writes the
+// RFC 6750 §3 challenge with a problem body and returns false when not.
+func (s *Server) adminAuth(w http.ResponseWriter, r *http.Request) bool {
+	raw, ok := bearerToken(r)
+	if !ok {
+		s.adminChallenge(w, r, http.StatusUnauthorized, "", "an access token with the "+ScopeAdmin+" scope is required")
+		return false
+	}
+	ctx := r.Context()
+	claims, err := s.keys.Verify(raw, s.issuer)
+	if err != nil || s.now().Unix() >= claims.Expiry {
+		s.adminChallenge(w, r, http.StatusUnauthorized, "invalid_token", "the access token is invalid or expired")
+		return false
+	}
+	if !slices.Contains(claims.Audience, s.adminResource()) {
+		s.adminChallenge(w, r, http.StatusUnauthorized, "invalid_token", "the access token is not for "+s.adminResource())
+		return false
+	}
+	revoked, err := s.st.AccessTokenRevoked(ctx, claims.JTI)
+	if err != nil {
+		s.adminServerError(w, r, err)
+		return false
+	}
+	if revoked {
+		s.adminChallenge(w, r, http.StatusUnauthorized, "invalid_token", "the access token was revoked")
+		return false
+	}
+	alive, err := s.alive(ctx, claims.ClientID, "")
+	if err != nil {
+		s.adminServerError(w, r, err)
+		return false
+	}
+	if !alive {
+		s.adminChallenge(w, r, http.StatusUnauthorized, "invalid_token", "the access token is no longer valid")
+		return false
+	}
+	if !slices.Contains(strings.Fields(claims.Scope), ScopeAdmin) || claims.Subject != claims.ClientID || claims.Act != nil {
+		s.adminChallenge(w, r, http.StatusForbidden, "insufficient_scope", "the access token lacks the "+ScopeAdmin+" scope of a client acting for itself")
+		return false
+	}
+	return true
+}
+
+// adminChallenge answers with an RFC 6750 §3 challenge and an RFC 9457
+// problem body. A request without credentials gets no error code (§3.1).
+func (s *Server) adminChallenge(w http.ResponseWriter, r *http.Request, status int, code, detail string) {
+	v := `Bearer realm="agentid"`
+	if code != "" {
+		v += `, error="` + code + `", error_description="` + detail + `"`
+		if code == "insufficient_scope" {
+			v += `, scope="` + ScopeAdmin + `"`
+		}
+	}
+	w.Header().Set("WWW-Authenticate", v)
+	writeProblem(w, problem{Status: status, Detail: detail, RequestID: requestID(r.Context())})
+}
+
+func (s *Server) adminServerError(w http.ResponseWriter, r *http.Request, err error) {
+	s.log.ErrorContext(r.Context(), "admin request failed", "request_id", requestID(r.Context()), "path", r.URL.Path, "err", err)
+	writeProblem(w, problem{Status: http.StatusInternalServerError, Detail: "the request failed; the hub's log has the details under this request id", RequestID: requestID(r.Context())})
+}
+
+// adminAuditParams are the query parameters of GET /admin/api/audit.
+var adminAuditParams = []string{"tenant", "client", "agent", "user", "type", "resource", "provider", "outcome", "since", "until", "before", "after", "limit", "order"}
+
+// auditPage is the answer of GET /admin/api/audit.
+type auditPage struct {
+	Events []audit.Record `json:"events"`
+	// NextCursor is the before value of the next page (after with
+	// order=asc); Next the URL of the next page (also a Link rel="next"
+	// header). Both are absent on the last page.
+	NextCursor string `json:"next_cursor,omitempty"`
+	Next       string `json:"next,omitempty"`
+}
+
+// handleAdminAudit is GET /admin/api/audit: the tenant's audit events,
+// newest first (order=asc: oldest first), filtered as `agentid audit
+// list` filters.
+func (s *Server) handleAdminAudit(w http.ResponseWriter, r *http.Request) {
+	if !s.adminAuth(w, r) {
+		return
+	}
+	params := r.URL.Query()
+	var bad []audit.QueryProblem
+	for name, vs := range params {
+		switch {
+		case !slices.Contains(adminAuditParams, name):
+			bad = append(bad, audit.QueryProblem{Param: name, Reason: "not a parameter of this endpoint"})
+		case len(vs) > 1:
+			bad = append(bad, audit.QueryProblem{Param: name, Reason: "given more than once"})
+		}
+	}
+	if t := params.Get("tenant"); t != "" && t != s.tenant {
+		bad = append(bad, audit.QueryProblem{Param: "tenant", Reason: "this hub serves tenant " + s.tenant})
+	}
+	if len(bad) > 0 {
+		slices.SortFunc(bad, func(a, b audit.QueryProblem) int { return strings.Compare(a.Param, b.Param) })
+		writeInvalidParams(w, r, bad)
+		return
+	}
+	q := audit.Query{
+		Client: params.Get("client"), Agent: params.Get("agent"), User: params.Get("user"), Type: params.Get("type"),
+		Resource: params.Get("resource"), Provider: params.Get("provider"), Outcome: params.Get("outcome"),
+		Since: params.Get("since"), Until: params.Get("until"), Before: params.Get("before"), After: params.Get("after"),
+		Limit: params.Get("limit"), Order: params.Get("order"),
+	}
+	f, err := q.Filter(s.now(), defaultAdminPage)
+	var qe *audit.QueryError
+	if errors.As(err, &qe) {
+		writeInvalidParams(w, r, qe.Problems)
+		return
+	}
+	if err != nil {
+		s.adminServerError(w, r, err)
+		return
+	}
+	f.TenantID = s.tenant
+	limit := f.Limit
+	f.Limit = limit + 1 // one more tells whether there is a next page
+	evs, err := s.st.ListAudit(r.Context(), f)
+	if errors.Is(err, store.ErrInvalid) {
+		writeProblem(w, problem{Status: http.StatusBadRequest, Detail: "the filter selects nothing it could mean", RequestID: requestID(r.Context())})
+		return
+	}
+	if err != nil {
+		s.adminServerError(w, r, err)
+		return
+	}
+	page := auditPage{Events: make([]audit.Record, 0, min(len(evs), limit))}
+	for _, ev := range evs[:min(len(evs), limit)] {
+		page.Events = append(page.Events, audit.RecordOf(ev))
+	}
+	if len(evs) > limit {
+		cursor := strconv.FormatInt(evs[limit-1].ID, 10)
+		param := "before"
+		if f.Ascending {
+			param = "after"
+		}
+		next := url.Values{}
+		for name, vs := range params {
+			if name != param {
+				next[name] = vs
+			}
+		}
+		next.Set(param, cursor)
+		page.NextCursor = cursor
+		page.Next = AdminAPIPath + "/audit?" + next.Encode()
+		w.Header().Set("Link", "<"+s.issuer+page.Next+`>; rel="next"`)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(page)
+}
+
+// writeInvalidParams answers 400 naming every bad parameter (the
+// invalid-params extension of RFC 9457 §3's example).
+func writeInvalidParams(w http.ResponseWriter, r *http.Request, ps []audit.QueryProblem) {
+	names := make([]string, len(ps))
+	for i, p := range ps {
+		names[i] = p.Param
+	}
+	writeProblem(w, problem{
+		Status: http.StatusBadRequest,
+		Detail: "bad parameters: " + strings.Join(names, ", "), RequestID: requestID(r.Context()), InvalidParams: ps,
+	})
+}
+
+// adminNotFound answers unknown admin API paths in the API's own format.
+func (s *Server) adminNotFound(w http.ResponseWriter, r *http.Request) {
+	writeProblem(w, problem{Status: http.StatusNotFound, Detail: "no such admin API endpoint", RequestID: requestID(r.Context())})
+}
+
+// adminMethodNotAllowed answers a method the audit endpoint does not take.
+func adminMethodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Allow", "GET, HEAD")
+	writeProblem(w, problem{Status: http.StatusMethodNotAllowed, Detail: r.Method + " is not allowed here; use GET", RequestID: requestID(r.Context())})
+}

@@ -1,0 +1,223 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/agentid/agentid/internal/store"
+)
+
+// The audit chain (store.AuditChain). Ids come from a sequence and commit
+// out of order, so the sealer is told how far it may go (upTo, chosen by
+// the caller from an earlier watermark); sealers take the audit_seal row
+// FOR UPDATE, so two replicas sealing at once run one after the other and
+// the second sees what the first linked.
+
+const (
+	defaultSealLimit = 1000
+	// linkCols and linkFrom read events with their links.
+	linkCols = `e.id, e.tenant_id, e.time, e.type, e.request_id, e.client_id, e.user_id, e.resource, e.scopes,
+		e.ip, e.outcome, e.details, l.prev_hash, l.hash`
+	linkFrom = ` FROM audit_events AS e LEFT JOIN audit_links AS l ON l.id = e.id `
+)
+
+func scanLink(sc pgx.Row) (*store.AuditLink, error) {
+	ev := new(store.AuditEvent)
+	l := &store.AuditLink{Event: ev}
+	var details []byte
+	if err := sc.Scan(&ev.ID, &ev.TenantID, &ev.Time, &ev.Type, &ev.RequestID, &ev.ClientID, &ev.UserID,
+		&ev.Resource, &ev.Scopes, &ev.IP, &ev.Outcome, &details, &l.PrevHash, &l.Hash); err != nil {
+		return nil, err
+	}
+	ev.Time = utc(ev.Time)
+	var err error
+	if ev.Details, err = scanMap(details); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// AuditWatermark implements store.AuditChain: the sequence's last value,
+// which counts ids handed to transactions still in flight.
+func (s *Store) AuditWatermark(ctx context.Context) (int64, error) {
+	var id *int64
+	err := s.pool.QueryRow(ctx,
+		`SELECT pg_sequence_last_value(pg_get_serial_sequence('audit_events', 'id')::regclass)`).Scan(&id)
+	if err != nil {
+		return 0, mapErr("audit watermark", err)
+	}
+	if id == nil { // no id handed out yet
+		return 0, nil
+	}
+	return *id, nil
+}
+
+// SealAudit implements store.AuditChain.
+func (s *Store) SealAudit(ctx context.Context, upTo int64, limit int) (*store.SealResult, error) {
+	if limit <= 0 {
+		limit = defaultSealLimit
+	}
+	res := &store.SealResult{}
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var through int64
+		if err := tx.QueryRow(ctx, `SELECT through FROM audit_seal WHERE id = 1 FOR UPDATE`).Scan(&through); err != nil {
+			return err
+		}
+		res.Through = through
+		if upTo <= through {
+			return nil
+		}
+		rows, err := tx.Query(ctx, `SELECT `+linkCols+linkFrom+`WHERE e.id > $1 AND e.id <= $2 ORDER BY e.id LIMIT $3`,
+			through, upTo, limit)
+		if err != nil {
+			return err
+		}
+		var links []*store.AuditLink
+		for rows.Next() {
+			l, err := scanLink(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			links = append(links, l)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		heads := map[string]*store.ChainHead{}
+		var order []string
+		for _, l := range links {
+			if heads[l.Event.TenantID] == nil {
+				order = append(order, l.Event.TenantID)
+				heads[l.Event.TenantID] = &store.ChainHead{TenantID: l.Event.TenantID, Hash: store.ChainGenesis}
+			}
+		}
+		if len(order) > 0 {
+			hr, err := tx.Query(ctx, `SELECT tenant_id, head_id, head_hash FROM audit_chain WHERE tenant_id = ANY($1)`, order)
+			if err != nil {
+				return err
+			}
+			for hr.Next() {
+				var tn string
+				var id int64
+				var hash []byte
+				if err := hr.Scan(&tn, &id, &hash); err != nil {
+					hr.Close()
+					return err
+				}
+				heads[tn].ID, heads[tn].Hash = id, hash
+			}
+			hr.Close()
+			if err := hr.Err(); err != nil {
+				return err
+			}
+		}
+		ids := make([]int64, len(links))
+		tenants := make([]string, len(links))
+		prevs := make([][]byte, len(links))
+		hashes := make([][]byte, len(links))
+		for i, l := range links {
+			h := heads[l.Event.TenantID]
+			ids[i], tenants[i], prevs[i] = l.Event.ID, l.Event.TenantID, h.Hash
+			hashes[i] = store.ChainHash(h.Hash, l.Event)
+			h.ID, h.Hash = l.Event.ID, hashes[i]
+			h.Sealed++
+		}
+		if len(links) > 0 {
+			if _, err := tx.Exec(ctx, `INSERT INTO audit_links (id, tenant_id, prev_hash, hash)
+				SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::bytea[])`, ids, tenants, prevs, hashes); err != nil {
+				return err
+			}
+		}
+		for _, tn := range order {
+			h := heads[tn]
+			if _, err := tx.Exec(ctx, `INSERT INTO audit_chain (tenant_id, head_id, head_hash) VALUES ($1, $2, $3)
+				ON CONFLICT (tenant_id) DO UPDATE SET head_id = excluded.head_id, head_hash = excluded.head_hash`,
+				tn, h.ID, h.Hash); err != nil {
+				return err
+			}
+			res.Heads = append(res.Heads, *h)
+		}
+		res.Sealed = len(links)
+		res.Through = upTo
+		if len(links) == limit {
+			res.Through = links[len(links)-1].Event.ID
+		}
+		_, err = tx.Exec(ctx, `UPDATE audit_seal SET through = $1 WHERE id = 1`, res.Through)
+		return err
+	})
+	if err != nil {
+		return nil, mapErr("seal audit", err)
+	}
+	return res, nil
+}
+
+// AuditHead implements store.AuditChain.
+func (s *Store) AuditHead(ctx context.Context, tenantID string) (*store.ChainHead, error) {
+	h := &store.ChainHead{TenantID: tenantID}
+	err := s.pool.QueryRow(ctx, `SELECT head_id, head_hash FROM audit_chain WHERE tenant_id = $1`, tenantID).Scan(&h.ID, &h.Hash)
+	if err != nil {
+		return nil, mapErr("audit head", err)
+	}
+	return h, nil
+}
+
+// AuditLinks implements store.AuditChain.
+func (s *Store) AuditLinks(ctx context.Context, tenantID string, afterID int64, limit int) ([]*store.AuditLink, error) {
+	if limit <= 0 {
+		limit = defaultSealLimit
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+linkCols+linkFrom+`WHERE e.tenant_id = $1 AND e.id > $2 ORDER BY e.id LIMIT $3`,
+		tenantID, afterID, limit)
+	if err != nil {
+		return nil, mapErr("audit links", err)
+	}
+	defer rows.Close()
+	var out []*store.AuditLink
+	for rows.Next() {
+		l, err := scanLink(rows)
+		if err != nil {
+			return nil, mapErr("audit links", err)
+		}
+		out = append(out, l)
+	}
+	return out, mapErr("audit links", rows.Err())
+}
+
+// PruneAudit implements store.AuditChain. The anchor row is locked, so a
+// concurrent prune of the same tenant waits and then finds it gone.
+func (s *Store) PruneAudit(ctx context.Context, p store.AuditPrune, ev func(deleted int64) *store.AuditEvent) (int64, error) {
+	var n int64
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var prev, hash []byte
+		err := tx.QueryRow(ctx, `SELECT l.prev_hash, l.hash`+linkFrom+`WHERE e.tenant_id = $1 AND e.id = $2 FOR UPDATE OF e`,
+			p.TenantID, p.Keep).Scan(&prev, &hash)
+		if errors.Is(err, pgx.ErrNoRows) || (err == nil && (hash == nil || !bytes.Equal(prev, p.PrevHash))) {
+			return fmt.Errorf("event %d is not a sealed event with the anchor's prev_hash: %w", p.Keep, store.ErrConflict)
+		}
+		if err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `DELETE FROM audit_events WHERE tenant_id = $1 AND id < $2`, p.TenantID, p.Keep)
+		if err != nil {
+			return err
+		}
+		n = tag.RowsAffected()
+		if _, err := tx.Exec(ctx, `DELETE FROM audit_links WHERE tenant_id = $1 AND id < $2`, p.TenantID, p.Keep); err != nil {
+			return err
+		}
+		if ev == nil {
+			return nil
+		}
+		return insertEvent(ctx, tx, ev(n))
+	})
+	if err != nil {
+		return 0, mapErr("prune audit", err)
+	}
+	return n, nil
+}

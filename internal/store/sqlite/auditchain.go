@@ -1,0 +1,304 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+
+	"github.com/agentid/agentid/internal/store"
+)
+
+// The audit chain (store.AuditChain). SQLite has one writer, so a sealer
+// sees every committed event and none in flight; its transaction is one
+// more request of the writer, grouped with others like any write.
+
+const (
+	defaultSealLimit = 1000
+	// linkCols and linkFrom read events with their links.
+	linkCols = `e.id, e.tenant_id, e.time, e.type, e.request_id, e.client_id, e.user_id, e.resource, e.scopes,
+		e.ip, e.outcome, e.details, l.prev_hash, l.hash`
+	linkFrom = ` FROM audit_events AS e LEFT JOIN audit_links AS l ON l.id = e.id `
+)
+
+// scanLink reads linkCols.
+func scanLink(sc interface{ Scan(...any) error }) (*store.AuditLink, error) {
+	ev := new(store.AuditEvent)
+	l := &store.AuditLink{Event: ev}
+	if err := sc.Scan(&ev.ID, &ev.TenantID, timeCol{&ev.Time}, &ev.Type, &ev.RequestID, &ev.ClientID,
+		&ev.UserID, &ev.Resource, listCol{&ev.Scopes}, &ev.IP, &ev.Outcome, mapCol{&ev.Details},
+		&l.PrevHash, &l.Hash); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// AuditWatermark implements store.AuditChain. Ids are assigned inside the
+// writer's transaction, so the highest committed id is the highest there
+// is.
+func (s *Store) AuditWatermark(ctx context.Context) (int64, error) {
+	row, err := s.queryRow(ctx, `SELECT COALESCE(MAX(id), 0) FROM audit_events`)
+	if err != nil {
+		return 0, wrap("audit watermark", err)
+	}
+	var id int64
+	return id, wrap("audit watermark", row.Scan(&id))
+}
+
+// SealAudit implements store.AuditChain. The events are read and hashed
+// on the read pool, outside the writer, from one snapshot; the writer then
+// only checks that no other sealer (another process on the file) moved the
+// mark or a head meanwhile and writes the links in one statement, so the
+// chain costs the single writer little time that issuances wait for.
+func (s *Store) SealAudit(ctx context.Context, upTo int64, limit int) (*store.SealResult, error) {
+	if limit <= 0 {
+		limit = defaultSealLimit
+	}
+	for range 5 {
+		plan, err := s.planSeal(ctx, upTo, limit)
+		if err != nil {
+			return nil, wrap("seal audit", err)
+		}
+		if plan.res.Through >= upTo && plan.res.Sealed == 0 && plan.through == plan.res.Through {
+			return plan.res, nil // nothing to do
+		}
+		stale := false
+		err = s.w.do(ctx, func(tx *wtx) error {
+			stale = false
+			ok, err := plan.current(tx)
+			if err != nil || !ok {
+				stale = !ok
+				return err
+			}
+			if err := setLinks(tx, plan.args); err != nil {
+				return err
+			}
+			for _, h := range plan.res.Heads {
+				if _, err := tx.exec(`INSERT INTO audit_chain (tenant_id, head_id, head_hash) VALUES (?, ?, ?)
+					ON CONFLICT (tenant_id) DO UPDATE SET head_id = excluded.head_id, head_hash = excluded.head_hash`,
+					h.TenantID, h.ID, h.Hash); err != nil {
+					return err
+				}
+			}
+			_, err = tx.exec(`UPDATE audit_seal SET through = ? WHERE id = 1`, plan.res.Through)
+			return err
+		})
+		if err != nil {
+			return nil, wrap("seal audit", err)
+		}
+		if !stale {
+			return plan.res, nil
+		}
+	}
+	return nil, fmt.Errorf("sqlite: seal audit: other sealers keep moving the chain: %w", store.ErrConflict)
+}
+
+// linkChunk is how many events one UPDATE links; qLinks[n] links n.
+const linkChunk = 64
+
+var qLinks = func() map[int]string {
+	m := map[int]string{}
+	for _, n := range []int{linkChunk, 8, 1} {
+		var b strings.Builder
+		b.WriteString(`INSERT INTO audit_links (id, tenant_id, prev_hash, hash) VALUES `)
+		for i := range n {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString("(?, ?, ?, ?)")
+		}
+		m[n] = b.String()
+	}
+	return m
+}()
+
+// setLinks writes the links, args being id, tenant, prev_hash, hash per
+// event, in as few statements as the prepared sizes allow.
+func setLinks(tx *wtx, args []any) error {
+	for len(args) > 0 {
+		n := linkChunk
+		for 4*n > len(args) {
+			n = map[int]int{linkChunk: 8, 8: 1}[n]
+		}
+		if _, err := tx.exec(qLinks[n], args[:4*n]...); err != nil {
+			return err
+		}
+		args = args[4*n:]
+	}
+	return nil
+}
+
+// sealPlan is a seal computed from one read snapshot.
+type sealPlan struct {
+	through int64 // the mark the plan starts from
+	before  map[string]*store.ChainHead
+	links   []*store.AuditLink
+	args    []any // id, tenant, prev_hash, hash of each link
+	res     *store.SealResult
+}
+
+// planSeal reads the mark, the events after it up to upTo and the heads of
+// their tenants in one snapshot, and links them.
+func (s *Store) planSeal(ctx context.Context, upTo int64, limit int) (*sealPlan, error) {
+	rtx, err := s.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	defer rtx.Rollback()
+	p := &sealPlan{res: &store.SealResult{}, before: map[string]*store.ChainHead{}}
+	if err := rtx.QueryRowContext(ctx, `SELECT through FROM audit_seal WHERE id = 1`).Scan(&p.through); err != nil {
+		return nil, err
+	}
+	p.res.Through = p.through
+	if upTo <= p.through {
+		return p, nil
+	}
+	rows, err := rtx.QueryContext(ctx, `SELECT `+linkCols+linkFrom+`WHERE e.id > ? AND e.id <= ? ORDER BY e.id LIMIT ?`,
+		p.through, upTo, limit)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		l, err := scanLink(rows)
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		p.links = append(p.links, l)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	heads := map[string]*store.ChainHead{}
+	var order []string
+	p.args = make([]any, 0, 4*len(p.links))
+	for _, l := range p.links {
+		tn := l.Event.TenantID
+		h := heads[tn]
+		if h == nil {
+			h = &store.ChainHead{TenantID: tn, Hash: store.ChainGenesis}
+			var id int64
+			var hash []byte
+			err := rtx.QueryRowContext(ctx, `SELECT head_id, head_hash FROM audit_chain WHERE tenant_id = ?`, tn).Scan(&id, &hash)
+			switch {
+			case err == sql.ErrNoRows:
+			case err != nil:
+				return nil, err
+			default:
+				h.ID, h.Hash = id, hash
+			}
+			p.before[tn] = &store.ChainHead{TenantID: tn, ID: h.ID, Hash: h.Hash}
+			heads[tn] = h
+			order = append(order, tn)
+		}
+		hash := store.ChainHash(h.Hash, l.Event)
+		p.args = append(p.args, l.Event.ID, tn, h.Hash, hash)
+		h.ID, h.Hash = l.Event.ID, hash
+		h.Sealed++
+	}
+	for _, tn := range order {
+		p.res.Heads = append(p.res.Heads, *heads[tn])
+	}
+	p.res.Sealed = len(p.links)
+	p.res.Through = upTo
+	if len(p.links) == limit {
+		p.res.Through = p.links[len(p.links)-1].Event.ID
+	}
+	return p, nil
+}
+
+// current reports whether the plan still starts where the chain is: the
+// same mark and, for each tenant it extends, the same head.
+func (p *sealPlan) current(tx *wtx) (bool, error) {
+	var through int64
+	if err := tx.queryRow(`SELECT through FROM audit_seal WHERE id = 1`).Scan(&through); err != nil {
+		return false, err
+	}
+	if through != p.through {
+		return false, nil
+	}
+	for tn, b := range p.before {
+		var id int64
+		var hash []byte
+		err := tx.queryRow(`SELECT head_id, head_hash FROM audit_chain WHERE tenant_id = ?`, tn).Scan(&id, &hash)
+		switch {
+		case err == sql.ErrNoRows:
+			if b.ID != 0 {
+				return false, nil
+			}
+		case err != nil:
+			return false, err
+		case id != b.ID || !bytes.Equal(hash, b.Hash):
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// AuditHead implements store.AuditChain.
+func (s *Store) AuditHead(ctx context.Context, tenantID string) (*store.ChainHead, error) {
+	row, err := s.queryRow(ctx, `SELECT head_id, head_hash FROM audit_chain WHERE tenant_id = ?`, tenantID)
+	if err != nil {
+		return nil, wrap("audit head", err)
+	}
+	h := &store.ChainHead{TenantID: tenantID}
+	if err := row.Scan(&h.ID, &h.Hash); err != nil {
+		return nil, wrap("audit head", err)
+	}
+	return h, nil
+}
+
+// AuditLinks implements store.AuditChain.
+func (s *Store) AuditLinks(ctx context.Context, tenantID string, afterID int64, limit int) ([]*store.AuditLink, error) {
+	if limit <= 0 {
+		limit = defaultSealLimit
+	}
+	rows, err := s.query(ctx, `SELECT `+linkCols+linkFrom+`WHERE e.tenant_id = ? AND e.id > ? ORDER BY e.id LIMIT ?`,
+		tenantID, afterID, limit)
+	if err != nil {
+		return nil, wrap("audit links", err)
+	}
+	defer rows.Close()
+	var out []*store.AuditLink
+	for rows.Next() {
+		l, err := scanLink(rows)
+		if err != nil {
+			return nil, wrap("audit links", err)
+		}
+		out = append(out, l)
+	}
+	return out, wrap("audit links", rows.Err())
+}
+
+// PruneAudit implements store.AuditChain.
+func (s *Store) PruneAudit(ctx context.Context, p store.AuditPrune, ev func(deleted int64) *store.AuditEvent) (int64, error) {
+	var n int64
+	err := s.w.do(ctx, func(tx *wtx) error {
+		var prev, hash []byte
+		err := tx.queryRow(`SELECT l.prev_hash, l.hash`+linkFrom+`WHERE e.tenant_id = ? AND e.id = ?`, p.TenantID, p.Keep).Scan(&prev, &hash)
+		if err == sql.ErrNoRows || (err == nil && (hash == nil || !bytes.Equal(prev, p.PrevHash))) {
+			return fmt.Errorf("event %d is not a sealed event with the anchor's prev_hash: %w", p.Keep, store.ErrConflict)
+		}
+		if err != nil {
+			return err
+		}
+		if n, err = tx.execN(`DELETE FROM audit_events WHERE tenant_id = ? AND id < ?`, p.TenantID, p.Keep); err != nil {
+			return err
+		}
+		if _, err := tx.exec(`DELETE FROM audit_links WHERE tenant_id = ? AND id < ?`, p.TenantID, p.Keep); err != nil {
+			return err
+		}
+		if ev == nil {
+			return nil
+		}
+		return tx.audit(prepAudit(ev(n)))
+	})
+	if err != nil {
+		return 0, wrap("prune audit", err)
+	}
+	return n, nil
+}
