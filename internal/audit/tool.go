@@ -14,7 +14,9 @@ import (
 // scopes from its own record of that token, never from the report.
 const ToolInvoked = "tool.invoked"
 
-// Tool call outcomes, as an MCP server reports them (details "outcome").
+// Tool call outcomes, as an MCP server reports them (details
+// "tool_outcome"; the event's outcome column maps them to success,
+// failure and denied).
 const (
 	// ToolSuccess: the tool ran and returned a result.
 	ToolSuccess = "success"
@@ -33,7 +35,7 @@ func init() {
 	required[ToolInvoked] = struct {
 		fields  []field
 		details []string
-	}{[]field{fClient, fResource}, []string{"tool", "outcome", "duration_ms", "jti", "reporting_client"}}
+	}{[]field{fClient, fResource}, []string{"tool", "tool_outcome", "duration_ms", "jti", "reporting_client"}}
 }
 
 // ToolInvokedFields is what a tool.invoked event carries. Everything but
@@ -76,7 +78,7 @@ func NewToolInvoked(m Meta, f ToolInvokedFields) *store.AuditEvent {
 		ev.Outcome = Denied
 	}
 	set(ev.Details, "tool", truncate(f.Tool, maxNameInEvent))
-	set(ev.Details, "outcome", f.Outcome)
+	set(ev.Details, "tool_outcome", f.Outcome)
 	ev.Details["duration_ms"] = strconv.FormatInt(f.Duration.Milliseconds(), 10)
 	set(ev.Details, "jti", f.JTI)
 	set(ev.Details, "agent", f.Agent)

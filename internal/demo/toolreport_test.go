@@ -83,7 +83,7 @@ func TestDemoReportsToolCalls(t *testing.T) {
 		if !jtis[ev.Details["jti"]] || ev.ClientID != "cron-agent" || ev.Resource != resource || ev.Details["reporting_client"] != "demo-mcp" {
 			t.Errorf("event = %+v, want a token the hub issued the agent, at the demo server", ev)
 		}
-		got[ev.Details["tool"]] = ev.Details["outcome"]
+		got[ev.Details["tool"]] = ev.Details["tool_outcome"]
 	}
 	if len(evs) != 2 || got["read_notes"] != mcpauth.ToolSuccess || got["write_note"] != mcpauth.ToolSuccess {
 		t.Errorf("tool calls recorded = %v, want read_notes and write_note", got)

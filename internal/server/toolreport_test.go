@@ -143,7 +143,7 @@ func TestToolReport(t *testing.T) {
 	if ev.ClientID != "agent" || ev.UserID != "u-alice" || ev.Resource != h.Resource || !slices.Equal(ev.Scopes, []string{"notes.read"}) || ev.Outcome != audit.Success {
 		t.Errorf("event = %+v, want the token's agent, user, resource and scopes", ev)
 	}
-	if d := ev.Details; d["jti"] != claims.JTI || d["tool"] != "read_notes" || d["duration_ms"] != "42" || d["reporting_client"] != "notes-mcp" || d["outcome"] != "success" {
+	if d := ev.Details; d["jti"] != claims.JTI || d["tool"] != "read_notes" || d["duration_ms"] != "42" || d["reporting_client"] != "notes-mcp" || d["tool_outcome"] != "success" {
 		t.Errorf("details = %v", d)
 	}
 	if !ev.Time.Equal(now.Truncate(time.Microsecond)) && ev.Time.Sub(now).Abs() > time.Millisecond {
