@@ -255,9 +255,14 @@ func (r *Reporter) run(ctx context.Context) {
 	failures := 0
 	closing := false
 	for {
+		// A wake-up sends full batches only (it may be stale: the batch
+		// it announced went out with the previous one); the interval and
+		// closing send everything.
+		fullOnly := false
 		if !closing {
 			select {
 			case <-r.wake:
+				fullOnly = true
 			case <-tick.C:
 			case <-r.closing:
 				closing = true
@@ -267,6 +272,9 @@ func (r *Reporter) run(ctx context.Context) {
 			}
 		}
 		for {
+			if fullOnly && r.queued() < r.cfg.BatchSize {
+				break
+			}
 			batch := r.take()
 			if len(batch) == 0 {
 				break
@@ -301,8 +309,8 @@ func (r *Reporter) run(ctx context.Context) {
 				continue
 			}
 			failures = 0
-			if !closing && r.queued() < r.cfg.BatchSize {
-				break
+			if !closing {
+				fullOnly = true
 			}
 		}
 		if closing {
