@@ -201,6 +201,7 @@ func ConnectTool[In, Out any](c *Connector, h mcp.ToolHandlerFor[In, Out]) mcp.T
 				return nil, zero, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: "requestState is not valid for this call"}
 			default:
 				if action := elicitAction(req.Params.InputResponses, st.Key); action != "accept" {
+					markDenied(ctx)
 					return declined(st.Provider, action), zero, nil
 				}
 			}
@@ -210,6 +211,8 @@ func ConnectTool[In, Out any](c *Connector, h mcp.ToolHandlerFor[In, Out]) mcp.T
 		if err == nil || !errors.As(err, &cre) {
 			return res, out, err
 		}
+		// The tool could not run without the connection it asks for.
+		markDenied(ctx)
 		res, err = c.ask(ctx, req, claims, b, cre)
 		return res, zero, err
 	}

@@ -83,6 +83,7 @@ func RequireScopes[In, Out any](h mcp.ToolHandlerFor[In, Out], scopes ...string)
 			return nil, zero, errors.New("unauthenticated: this tool requires an access token")
 		}
 		if missing := missingScopes(granted, scopes); len(missing) > 0 {
+			markDenied(ctx)
 			var zero Out
 			return nil, zero, fmt.Errorf("insufficient scope: this tool requires %s", strings.Join(missing, " "))
 		}

@@ -204,15 +204,38 @@ func (c *cli) runDemo(ctx context.Context, stdout, stderr io.Writer, f demoFlags
 	bg, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopBackground()
 	wg.Go(func() { h.runBackground(bg, log) })
-	wg.Go(func() { errc <- serveHTTP(ctx, hubLn, h.Handler(), log) })
+	// The hub outlives the demo MCP server at shutdown, so that the
+	// server's last tool reports reach it.
+	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopHub()
+	wg.Go(func() { errc <- serveHTTP(hubCtx, hubLn, h.Handler(), log) })
 	wg.Go(func() { errc <- serveHTTP(ctx, calLn, calendar.Handler(), log) })
 
+	// The demo server reports its tool calls to the hub's audit trail as
+	// its own client; Close sends what is queued when the demo stops.
+	reporter, err := mcpauth.NewReporter(mcpauth.ReporterConfig{Issuer: issuer, ClientID: introspection.ClientID, ClientSecret: introspection.ClientSecret, Logger: log})
+	if err != nil {
+		cancel()
+		stopHub()
+		stopBackground()
+		wg.Wait()
+		return err
+	}
+	closeReporter := func() {
+		closeCtx, done := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+		defer done()
+		if err := reporter.Close(closeCtx); err != nil {
+			log.Warn("demo: tool reports left unsent", "err", err)
+		}
+	}
 	// The demo server discovers the hub over HTTP, so the hub serves first.
-	mcpHandler, err := demo.Handler(ctx, demo.Options{Issuer: issuer, Resource: mcpURL, Introspection: introspection,
+	mcpHandler, err := demo.Handler(ctx, demo.Options{Issuer: issuer, Resource: mcpURL, Introspection: introspection, Reporter: reporter,
 		Calendar: &demo.CalendarAccess{ClientID: introspection.ClientID, ClientSecret: introspection.ClientSecret, EventsURL: calURL + "/api/events", Provider: demoCalendar}})
 	if err != nil {
 		// Ctrl-C during start-up lands here too: stop everything started.
 		cancel()
+		closeReporter()
+		stopHub()
 		stopBackground()
 		wg.Wait()
 		if ctx.Err() != nil {
@@ -247,6 +270,8 @@ func (c *cli) runDemo(ctx context.Context, stdout, stderr io.Writer, f demoFlags
 	case err = <-errc:
 	}
 	cancel()
+	closeReporter()
+	stopHub()
 	stopBackground()
 	wg.Wait()
 	if err != nil && !errors.Is(err, context.Canceled) {

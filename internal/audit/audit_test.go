@@ -86,6 +86,7 @@ func constructors() map[string]*store.AuditEvent {
 		audit.ConnectionRetrieved:            audit.NewConnectionRetrieved(meta, retrieval),
 		audit.ConnectionRetrievalDenied:      audit.NewConnectionRetrievalDenied(meta, retrieval),
 		audit.KEKRewrapped:                   audit.NewKEKRewrapped(meta, audit.KEKRewrappedFields{KEKID: "kek-2", Connections: 3, SigningKeys: 2}),
+		audit.ToolInvoked:                    audit.NewToolInvoked(meta, audit.ToolInvokedFields{ClientID: "mcp-a", UserID: "u", Resource: key.Resource, Scopes: sc, JTI: "j", Agent: "c", Chain: []string{"mcp-a", "c"}, ReportingClient: "mcp", Tool: "read_notes", Outcome: audit.ToolError, Duration: 1500 * time.Millisecond}),
 	}
 }
 

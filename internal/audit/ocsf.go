@@ -197,6 +197,8 @@ var ocsfRules = map[string]OCSFRule{
 	// POST /token, RFC 8693 token exchange) is access to a web resource.
 	ConnectionRetrieved:       {ClassUID: OCSFWebResourceAccess, ActivityID: 1, shape: webAccessShape},
 	ConnectionRetrievalDenied: {ClassUID: OCSFWebResourceAccess, ActivityID: 2, shape: webAccessShape},
+	// A tool an MCP server ran for an agent is an API call to that server.
+	ToolInvoked: {ClassUID: OCSFAPIActivity, ActivityID: activityOther, Activity: "Invoke", shape: toolShape},
 }
 
 // baseRule maps events of types this package does not define.
@@ -469,6 +471,16 @@ func apiShape(operation string) func(*store.AuditEvent, map[string]any) {
 	}
 }
 
+// toolShape: API Activity: an agent calling an MCP server's tool, as the
+// server reported it.
+func toolShape(ev *store.AuditEvent, out map[string]any) {
+	out["api"] = map[string]any{"operation": ev.Details["tool"], "service": map[string]any{"name": ev.Resource}}
+	out["src_endpoint"] = map[string]any{"name": ev.ClientID}
+	if ev.UserID != "" {
+		out["user"] = ocsfUser(ev.UserID, userTypeUser)
+	}
+}
+
 // webAccessShape: Web Resource Access Activity: an MCP server asking the
 // hub's token endpoint for a person's downstream credential.
 func webAccessShape(ev *store.AuditEvent, out map[string]any) {
@@ -492,7 +504,7 @@ var ocsfClassDocs = map[int]string{
 	OCSFAuthorizeSession:  "`user`: the person, or the client as a service account; `privileges`: the scopes (granted, or requested when refused); `session.uid`: the access token's `jti`.",
 	OCSFEntityManagement:  "`entity`: what was managed (`uid`, `name`, `type`: `oauth_client`, `protected_resource`, `signing_key`, `policy_set`, `domain_trust`, `trusted_issuer`, `provider`, `connection`, `key_encryption_key`, `audit_chain` (`uid` the tenant)); `user`: a connection's owner.",
 	OCSFUserAccess:        "`user`: the person who consented; `privileges`: the scopes; `resource.uid`: the resource. The agent is `actor.app_uid`.",
-	OCSFAPIActivity:       "`api.operation` `refresh` with `api.service.name` the provider; `src_endpoint.name` `agentid` (the hub called out); `resources`: the connection; `user`: its owner.",
+	OCSFAPIActivity:       "`api.operation` `refresh` with `api.service.name` the provider; `src_endpoint.name` `agentid` (the hub called out); `resources`: the connection; `user`: its owner. For `tool.invoked` (activity Other, `Invoke`): `api.operation` the tool, `api.service.name` the MCP server's resource, `src_endpoint.name` the token's client, `user` the person; the reporting server and the duration are in `unmapped`.",
 	OCSFWebResourceAccess: "`http_request`: `POST /token` (RFC 8693 exchange); `web_resources`: the downstream credential (`uid` the connection, `name` the provider); `user`: the person; the MCP server is `actor.app_uid`.",
 	OCSFBaseEvent:         "Nothing further: a type this version does not define keeps everything in `unmapped`.",
 }

@@ -34,7 +34,7 @@ var allConstructors = []any{
 	audit.NewIssuerUpdated, audit.NewIssuerDeleted, audit.NewProviderAdded, audit.NewProviderUpdated, audit.NewProviderDeleted,
 	audit.NewConnectionCreated, audit.NewConnectionRefreshed, audit.NewConnectionRefreshFailed, audit.NewConnectionNeedsReauth,
 	audit.NewConnectionRotated, audit.NewConnectionRevoked, audit.NewConnectionRetrieved, audit.NewConnectionRetrievalDenied,
-	audit.NewKEKRewrapped, audit.NewCheckpoint, audit.NewPruned, audit.NewVerified,
+	audit.NewKEKRewrapped, audit.NewCheckpoint, audit.NewPruned, audit.NewVerified, audit.NewToolInvoked,
 }
 
 // inputKinds classifies every input a constructor takes, by its field or
@@ -55,6 +55,7 @@ var inputKinds = map[string]string{
 	"operation": "name", "files": "name", "sha256": "name", "comment": "name", "kid": "name", "algorithm": "name",
 	"providerid": "name", "kind": "name", "connectionid": "name", "ownerkind": "name", "ownerid": "name",
 	"trigger": "name", "kekid": "name", "policyversion": "name", "policyids": "name", "errors": "name",
+	"tool": "name", "outcome": "name", "reportingclient": "name",
 	// Tokens by their jti only.
 	"jti": "name", "subjectjti": "name", "tokentype": "name",
 	// Trusted issuers: their settings are names; the key set is material

@@ -92,6 +92,9 @@ type Options struct {
 	// at the demo calendar through the hub's vault; without it the tool
 	// shows a sample day.
 	Calendar *CalendarAccess
+	// Reporter, when set, reports every tool call to the hub's audit trail
+	// (tool.invoked); the caller closes it after the server stops.
+	Reporter *mcpauth.Reporter
 }
 
 // CalendarAccess is how the demo server reaches the person's calendar:
@@ -122,6 +125,9 @@ func Handler(ctx context.Context, opts Options) (http.Handler, error) {
 		}
 	}
 	server := mcp.NewServer(&mcp.Implementation{Name: "agentid-demo", Title: "agentid demo notes", Version: "1.0.0"}, nil)
+	if opts.Reporter != nil {
+		server.AddReceivingMiddleware(opts.Reporter.Middleware())
+	}
 	type writeIn struct {
 		Text string `json:"text" jsonschema:"the note's text"`
 	}

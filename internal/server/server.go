@@ -353,6 +353,7 @@ func (s *Server) routes() http.Handler {
 	api.HandleFunc("POST /token", s.handleToken)
 	api.HandleFunc("POST /revoke", s.handleRevoke)
 	api.HandleFunc("POST /introspect", s.handleIntrospect)
+	api.HandleFunc("POST "+toolReportPath, s.handleToolReport)
 	api.HandleFunc("GET /userinfo", s.handleUserinfo)
 	api.HandleFunc("POST /userinfo", s.handleUserinfo)
 	api.HandleFunc("POST /register", s.handleRegister)
@@ -372,7 +373,7 @@ func (s *Server) routes() http.Handler {
 	}
 	// Other methods on the POST-only endpoints get an OAuth JSON error with
 	// no-store rather than the mux's plain-text 405.
-	for _, p := range []string{"/token", "/revoke", "/introspect", "/register"} {
+	for _, p := range []string{"/token", "/revoke", "/introspect", "/register", toolReportPath} {
 		for _, m := range []string{http.MethodGet, http.MethodPut, http.MethodPatch, http.MethodDelete} {
 			api.HandleFunc(m+" "+p, methodNotAllowed("POST, OPTIONS"))
 		}
