@@ -95,16 +95,16 @@ const maxReportBatch = 500
 func (c *ReporterConfig) Validate() error {
 	var errs []error
 	if err := checkHTTPURL(c.Issuer, false); err != nil {
-		errs = append(errs, fmt.Errorf("Issuer %w", err))
+		errs = append(errs, fmt.Errorf("ReporterConfig.Issuer: %w", err))
 	}
 	if c.ClientID == "" || c.ClientSecret == "" {
-		errs = append(errs, errors.New("ClientID and ClientSecret are required"))
+		errs = append(errs, errors.New("ReporterConfig.ClientID and ClientSecret: required"))
 	}
 	if c.BatchSize < 0 || c.BatchSize > maxReportBatch {
-		errs = append(errs, fmt.Errorf("BatchSize must be between 1 and %d", maxReportBatch))
+		errs = append(errs, fmt.Errorf("ReporterConfig.BatchSize: must be between 1 and %d", maxReportBatch))
 	}
 	if c.FlushInterval < 0 || c.MaxQueue < 0 || c.MaxRetryAge < 0 || c.MaxBackoff < 0 {
-		errs = append(errs, errors.New("FlushInterval, MaxQueue, MaxRetryAge and MaxBackoff must not be negative"))
+		errs = append(errs, errors.New("ReporterConfig.FlushInterval, MaxQueue, MaxRetryAge and MaxBackoff: must not be negative"))
 	}
 	if len(errs) == 0 {
 		return nil

@@ -64,7 +64,7 @@ func Deprovision(ctx context.Context, st DeprovisionStore, m audit.Meta, tenantI
 	}
 	if !cl.Disabled {
 		ev := audit.NewClientUpdated(m, audit.ClientUpdatedFields{ClientID: clientID, Change: audit.ChangeDisabled, Reason: ReasonDeprovisioned})
-		if cl, err = st.UpdateClient(ctx, tenantID, clientID, func(c *store.Client) error {
+		if _, err := st.UpdateClient(ctx, tenantID, clientID, func(c *store.Client) error {
 			c.Disabled, c.UpdatedAt = true, now
 			return nil
 		}, ev); err != nil {
