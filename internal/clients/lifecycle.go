@@ -47,14 +47,7 @@ const ReasonDeprovisioned = "deprovisioned"
 // interrupted run is completed by running again. A client already
 // deprovisioned is left as it is (Changed false, no event).
 func Deprovision(ctx context.Context, st DeprovisionStore, m audit.Meta, tenantID, clientID string, now time.Time) (*DeprovisionResult, error) {
-	if tenantID == "" {
-		tenantID = store.DefaultTenant
-	}
-	if now.IsZero() {
-		now = time.Now()
-	}
-	m.Time = now
-	m = m.Stamped(tenantID, now)
+	tenantID, now, m = lifecycleDefaults(tenantID, now, m)
 	cl, err := st.GetClient(ctx, tenantID, clientID)
 	if err != nil {
 		return nil, fmt.Errorf("clients: deprovision %q: %w", clientID, err)
@@ -143,14 +136,7 @@ func (r *UserDeprovisionResult) Changed() bool {
 // completes an interrupted run. rv may be nil when the user owns no
 // connection (ErrNoVault otherwise, after the rest is done).
 func DeprovisionUser(ctx context.Context, st UserDeprovisionStore, rv ConnectionRevoker, m audit.Meta, tenantID, userID string, now time.Time) (*UserDeprovisionResult, error) {
-	if tenantID == "" {
-		tenantID = store.DefaultTenant
-	}
-	if now.IsZero() {
-		now = time.Now()
-	}
-	m.Time = now
-	m = m.Stamped(tenantID, now)
+	tenantID, now, m = lifecycleDefaults(tenantID, now, m)
 	u, err := st.GetUser(ctx, tenantID, userID)
 	if err != nil {
 		return nil, fmt.Errorf("clients: deprovision user %q: %w", userID, err)
@@ -231,4 +217,18 @@ func sortedKeys(m map[string]bool) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// lifecycleDefaults fills what a lifecycle operation's caller may leave
+// out: the default tenant, the current time, and the event metadata
+// stamped with both.
+func lifecycleDefaults(tenantID string, now time.Time, m audit.Meta) (string, time.Time, audit.Meta) {
+	if tenantID == "" {
+		tenantID = store.DefaultTenant
+	}
+	if now.IsZero() {
+		now = time.Now()
+	}
+	m.Time = now
+	return tenantID, now, m.Stamped(tenantID, now)
 }
