@@ -3,12 +3,8 @@ package server_test
 import (
 	"net/http"
 	"net/url"
-	"slices"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
-	"time"
 )
 
 // BenchmarkRetrieval measures credential retrieval without a cache in the
@@ -55,42 +51,7 @@ func benchRetrieval(b *testing.B, subjects int) {
 	handler := h.Server.Handler()
 	secret := h.secrets["mcp-a"]
 
-	var next atomic.Int64
-	var mu sync.Mutex
-	var lat []time.Duration
-	b.ReportAllocs()
-	cpu0 := cpuTime()
-	b.SetParallelism(32)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		mine := make([]time.Duration, 0, 1024)
-		for pb.Next() {
-			body := bodies[int(next.Add(1)-1)%len(bodies)]
-			req, _ := http.NewRequest(http.MethodPost, h.URL+"/token", strings.NewReader(body))
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			req.SetBasicAuth("mcp-a", secret)
-			req.RemoteAddr = "127.0.0.1:1234"
-			w := &discardWriter{h: http.Header{}}
-			start := time.Now()
-			handler.ServeHTTP(w, req)
-			mine = append(mine, time.Since(start))
-			if w.status != 0 && w.status != http.StatusOK {
-				b.Fatalf("status %d", w.status)
-			}
-		}
-		mu.Lock()
-		lat = append(lat, mine...)
-		mu.Unlock()
-	})
-	b.StopTimer()
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "retrievals/s")
-	cpuPerOp := (cpuTime() - cpu0).Seconds() / float64(b.N)
-	b.ReportMetric(cpuPerOp*1e6, "cpu-µs/op")
-	b.ReportMetric(2/cpuPerOp, "retrievals/s@2cores")
-	if len(lat) > 0 {
-		slices.Sort(lat)
-		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
-	}
+	benchTokenPosts(b, handler, h.URL, "mcp-a", secret, bodies, "retrievals")
 }
 
 func retrievalBody(h *retrievalHub, subject string) string {
