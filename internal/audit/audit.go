@@ -86,6 +86,12 @@ const (
 	// ActorHub is the hub's own background work, such as the sealer of
 	// the audit chain.
 	ActorHub = "hub"
+	// ActorConsole is an administrator in the admin console (/admin);
+	// Meta.ActorID is their user id.
+	ActorConsole = "console"
+	// ActorAdminAPI is an admin client of the admin API (/admin/api);
+	// Meta.ActorID is its client id.
+	ActorAdminAPI = "admin_api"
 )
 
 // Meta is what every event knows about its request.
@@ -101,6 +107,9 @@ type Meta struct {
 	Actor string
 	// OSUser is the operating-system account that ran an admin command.
 	OSUser string
+	// ActorID names the administrator who acted through the console (a
+	// user id) or the admin API (a client id).
+	ActorID string
 }
 
 // Stamped returns m with tenant and now filled in where m has none: for
@@ -132,10 +141,11 @@ func newEvent(m Meta, typ string) *store.AuditEvent {
 		IP:              m.IP,
 		Outcome:         Success,
 	}
-	if m.Actor != "" || m.OSUser != "" {
+	if m.Actor != "" || m.OSUser != "" || m.ActorID != "" {
 		ev.Details = map[string]string{}
 		set(ev.Details, "actor", m.Actor)
 		set(ev.Details, "os_user", m.OSUser)
+		set(ev.Details, "actor_id", m.ActorID)
 	}
 	return ev
 }

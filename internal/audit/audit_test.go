@@ -143,6 +143,13 @@ func TestMetaActor(t *testing.T) {
 	if ev.TenantID != store.DefaultTenant || ev.Details["actor"] != "cli" || ev.Details["os_user"] != "ops" {
 		t.Errorf("event = %+v", ev)
 	}
+	ev = audit.NewClientDeleted(audit.Meta{Time: at, Actor: audit.ActorConsole, ActorID: "u-admin"}, "c")
+	if ev.Details["actor"] != "console" || ev.Details["actor_id"] != "u-admin" || ev.Details["os_user"] != "" {
+		t.Errorf("console event = %+v", ev)
+	}
+	if got := audit.OCSF(ev)["actor"].(map[string]any)["user"]; !reflect.DeepEqual(got, map[string]any{"uid": "u-admin", "type_id": 2}) {
+		t.Errorf("console event's OCSF actor user = %v, want the administrator (type 2)", got)
+	}
 }
 
 func TestMetaStamped(t *testing.T) {

@@ -209,7 +209,7 @@ func generateDoc(t *testing.T) []byte {
 	for _, c := range audit.Columns() {
 		w("| `%s` | %s |\n", c[0], c[1])
 	}
-	w("\nAny event may also carry the details `client_request_id` (from the request), `actor` and `os_user` (an admin command); the lists below leave them out.\n")
+	w("\nAny event may also carry the details `client_request_id` (from the request), `actor` and `os_user` (an admin command), `actor_id` (an administrator in the console or an admin API client); the lists below leave them out.\n")
 	w("\nIn JSON (`agentid audit list --json`, `export --format ndjson`, the admin API) an event is an object with these names; empty columns are left out, `details` is an object of strings.\n\n")
 
 	w("## Event types\n\n| type | outcome | OCSF class | OCSF activity |\n|---|---|---|---|\n")
@@ -320,7 +320,7 @@ func seenColumns(evs []*store.AuditEvent) []string {
 
 // metaDetails are the details keys any event may carry, from its request
 // rather than its type.
-var metaDetails = map[string]bool{store.DetailClientRequestID: true, "actor": true, "os_user": true}
+var metaDetails = map[string]bool{store.DetailClientRequestID: true, "actor": true, "os_user": true, "actor_id": true}
 
 func seenDetails(evs []*store.AuditEvent) []string {
 	set := map[string]bool{}

@@ -79,6 +79,7 @@ const (
 // OCSF user type_id values.
 const (
 	userTypeUser    = 1
+	userTypeAdmin   = 2
 	userTypeService = 4
 )
 
@@ -307,6 +308,13 @@ func ocsfActor(ev *store.AuditEvent) map[string]any {
 		a["app_name"] = ocsfProduct + " " + by
 		if os := ev.Details["os_user"]; os != "" {
 			a["user"] = map[string]any{"name": os, "type_id": userTypeUser}
+		}
+		switch id := ev.Details["actor_id"]; {
+		case id == "":
+		case by == ActorAdminAPI:
+			a["user"] = ocsfUser(id, userTypeService)
+		default:
+			a["user"] = ocsfUser(id, userTypeAdmin)
 		}
 	}
 	if len(a) == 0 {

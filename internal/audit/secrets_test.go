@@ -55,7 +55,7 @@ var inputKinds = map[string]string{
 	"operation": "name", "files": "name", "sha256": "name", "comment": "name", "kid": "name", "algorithm": "name",
 	"providerid": "name", "kind": "name", "connectionid": "name", "ownerkind": "name", "ownerid": "name",
 	"trigger": "name", "kekid": "name", "policyversion": "name", "policyids": "name", "errors": "name",
-	"tool": "name", "outcome": "name", "reportingclient": "name",
+	"tool": "name", "outcome": "name", "reportingclient": "name", "actorid": "name",
 	// Tokens by their jti only.
 	"jti": "name", "subjectjti": "name", "tokentype": "name",
 	// Trusted issuers: their settings are names; the key set is material
