@@ -364,7 +364,27 @@ func (s *Server) routes() http.Handler {
 	api.HandleFunc("GET /readyz", s.handleReady)
 	// The admin API (admin.go): bearer tokens only, RFC 9457 errors.
 	api.HandleFunc("GET "+AdminAPIPath+"/audit", s.handleAdminAudit)
-	api.HandleFunc(AdminAPIPath+"/audit", adminMethodNotAllowed)
+	api.HandleFunc(AdminAPIPath+"/audit", adminMethods("GET, HEAD"))
+	// admin_agents.go: the inventory, people, and their lifecycle.
+	for _, e := range []struct {
+		method, path string
+		h            http.HandlerFunc
+	}{
+		{"GET", "/agents", s.handleAdminAgents},
+		{"GET", "/agents/{id}", s.handleAdminAgent},
+		{"POST", "/agents/{id}/deprovision", s.handleAdminAgentDeprovision},
+		{"GET", "/users", s.handleAdminUsers},
+		{"GET", "/users/{id}", s.handleAdminUser},
+		{"POST", "/users/{id}/disable", s.handleAdminUserDisable},
+		{"POST", "/users/{id}/deprovision", s.handleAdminUserDeprovision},
+	} {
+		api.HandleFunc(e.method+" "+AdminAPIPath+e.path, e.h)
+		allow := e.method
+		if allow == "GET" {
+			allow = "GET, HEAD"
+		}
+		api.HandleFunc(AdminAPIPath+e.path, adminMethods(allow))
+	}
 	api.HandleFunc(AdminAPIPath+"/", s.adminNotFound)
 	// CORS preflights are answered on the protocol endpoints only, so that
 	// an unknown path is a 404 rather than a 405 that allows OPTIONS.
