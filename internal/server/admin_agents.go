@@ -346,6 +346,52 @@ func pageAfter(ids []string, after string, limit int) (page []string, next strin
 	return ids, ""
 }
 
+// agentsPage is a page of the inventory in client id order: up to limit
+// agents after the cursor, and the next cursor when more follow.
+func (s *Server) agentsPage(ctx context.Context, after string, limit int) ([]*clients.Agent, string, error) {
+	cls, err := s.st.ListClients(ctx, s.tenant)
+	if err != nil {
+		return nil, "", err
+	}
+	ids := make([]string, len(cls))
+	for i, c := range cls {
+		ids[i] = c.ID
+	}
+	page, next := pageAfter(ids, after, limit)
+	out := make([]*clients.Agent, 0, len(page))
+	now := s.now()
+	for _, id := range page {
+		a, err := clients.InventoryAgent(ctx, s.st, s.tenant, id, now)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // deleted since the listing
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		out = append(out, a)
+	}
+	return out, next, nil
+}
+
+// usersPage is a page of the tenant's people in id order.
+func (s *Server) usersPage(ctx context.Context, after string, limit int) ([]*store.User, string, error) {
+	us, err := s.st.ListUsers(ctx, s.tenant)
+	if err != nil {
+		return nil, "", err
+	}
+	byID := make(map[string]*store.User, len(us))
+	ids := make([]string, len(us))
+	for i, u := range us {
+		byID[u.ID], ids[i] = u, u.ID
+	}
+	page, next := pageAfter(ids, after, limit)
+	out := make([]*store.User, len(page))
+	for i, id := range page {
+		out[i] = byID[id]
+	}
+	return out, next, nil
+}
+
 // writePage answers a list page under name, with a Link rel="next"
 // header when a page follows.
 func (s *Server) writePage(w http.ResponseWriter, path, name string, items any, next string, limit int) {
@@ -391,29 +437,14 @@ func (s *Server) handleAdminAgents(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	ctx := r.Context()
-	cls, err := s.st.ListClients(ctx, s.tenant)
+	agents, next, err := s.agentsPage(r.Context(), after, limit)
 	if err != nil {
 		s.adminServerError(w, r, err)
 		return
 	}
-	ids := make([]string, len(cls))
-	for i, c := range cls {
-		ids[i] = c.ID
-	}
-	page, next := pageAfter(ids, after, limit)
-	out := make([]agentRecord, 0, len(page))
-	now := s.now()
-	for _, id := range page {
-		a, err := clients.InventoryAgent(ctx, s.st, s.tenant, id, now)
-		if errors.Is(err, store.ErrNotFound) {
-			continue // deleted since the listing
-		}
-		if err != nil {
-			s.adminServerError(w, r, err)
-			return
-		}
-		out = append(out, agentRecordOf(a))
+	out := make([]agentRecord, len(agents))
+	for i, a := range agents {
+		out[i] = agentRecordOf(a)
 	}
 	s.writePage(w, AdminAPIPath+"/agents", "agents", out, next, limit)
 }
@@ -471,20 +502,14 @@ func (s *Server) handleAdminUsers(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	us, err := s.st.ListUsers(r.Context(), s.tenant)
+	users, next, err := s.usersPage(r.Context(), after, limit)
 	if err != nil {
 		s.adminServerError(w, r, err)
 		return
 	}
-	byID := make(map[string]*store.User, len(us))
-	ids := make([]string, len(us))
-	for i, u := range us {
-		byID[u.ID], ids[i] = u, u.ID
-	}
-	page, next := pageAfter(ids, after, limit)
-	out := make([]userRecord, len(page))
-	for i, id := range page {
-		out[i] = userRecordOf(byID[id])
+	out := make([]userRecord, len(users))
+	for i, u := range users {
+		out[i] = userRecordOf(u)
 	}
 	s.writePage(w, AdminAPIPath+"/users", "users", out, next, limit)
 }

@@ -164,6 +164,7 @@ type Server struct {
 	now       func() time.Time
 	rand      io.Reader
 	pages     *pages
+	console   *consolePages
 	clients   *ttlCache[*store.Client]
 	resources *ttlCache[*store.Resource]
 	// verified remembers, for lookupTTL, the claims of access tokens
@@ -300,6 +301,9 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if s.console, err = newConsolePages(); err != nil {
+		return nil, err
+	}
 	s.grants = defaultGrants()
 	s.clients = newTTLCache[*store.Client](s.now)
 	s.resources = newTTLCache[*store.Resource](s.now)
@@ -424,6 +428,7 @@ func (s *Server) routes() http.Handler {
 		web.HandleFunc("POST /account/connections/{id}/disconnect", s.handleDisconnect)
 		web.HandleFunc("POST /account/connections/{id}/key", s.handleReplaceKey)
 	}
+	s.consoleRoutes(web) // console.go
 	web.HandleFunc("/", s.notFound)
 	cop := http.NewCrossOriginProtection()
 	webHandler := securityHeaders(cop.Handler(web))
@@ -436,6 +441,10 @@ func (s *Server) routes() http.Handler {
 	root.Handle("/account/", webHandler)
 	root.Handle("/connections", webHandler)
 	root.Handle("/connections/", webHandler)
+	root.Handle("/admin", webHandler)
+	root.Handle("/admin/", webHandler)
+	root.Handle(AdminAPIPath, corsProtocol(api))
+	root.Handle(AdminAPIPath+"/", corsProtocol(api))
 	root.Handle("/", corsProtocol(api))
 	return s.middleware(root)
 }
