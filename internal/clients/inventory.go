@@ -277,6 +277,7 @@ func Stale(ctx context.Context, st StaleStore, opts StaleOptions) ([]*StaleAgent
 	}
 	for _, s := range out {
 		id := s.Client.ID
+		m := m.WithAgent(s.Client)
 		switch opts.Action {
 		case StaleDisable:
 			if s.Client.Disabled {
