@@ -146,7 +146,7 @@ func AgentOf(c *store.Client) Agent {
 	}
 	if c.RegistrationMethod == store.RegistrationCIMD {
 		if u, err := url.Parse(c.ID); err == nil && u.Scheme == "https" {
-			a.CIMDHost = u.Hostname()
+			a.CIMDHost = u.Host
 		}
 	}
 	return a
