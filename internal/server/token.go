@@ -316,7 +316,7 @@ func (s *Server) persist(ctx context.Context, r *http.Request, now time.Time, p 
 				Event: audit.NewRefreshReusedWithinInterval(s.meta(r).WithAgent(p.client), fields, f.rotate.RotatedAt),
 			}
 		}
-		err = s.st.RotateRefresh(ctx, f.rotate.Hash, now, iss, s.reuseEvent(r, f.rotate))
+		err = s.st.RotateRefresh(ctx, f.rotate.Hash, now, iss, s.reuseEvent(r, p.client, f.rotate))
 		if errors.Is(err, store.ErrAlreadyUsed) || errors.Is(err, store.ErrNotFound) {
 			return oauth.ErrInvalidGrant("the refresh token is no longer valid")
 		}
