@@ -147,12 +147,16 @@ func TestLifecycleEvents(t *testing.T) {
 		{"consent revocation", audit.ConsentRevoked, func(ev *store.AuditEvent) bool { return ev.Details["by"] == "user" },
 			nClient | nUser | nResource | nScopes | nAgentKind | nRequest, nil},
 		{"consent expiry", audit.ConsentExpired, isAgent, nClient | nUser | nResource | nScopes | nAgentKind | nRequest, nil},
-		{"token issuance (code)", audit.TokenIssued, func(ev *store.AuditEvent) bool { return ev.Details["grant_type"] == "authorization_code" && len(ev.Scopes) == 1 },
+		{"token issuance (code)", audit.TokenIssued, func(ev *store.AuditEvent) bool {
+			return ev.Details["grant_type"] == "authorization_code" && len(ev.Scopes) == 1
+		},
 			nClient | nUser | nResource | nScopes | nJTI | nDecision | nAgentKind | nRequest, nil},
 		{"refresh", audit.RefreshRotated, isAgent, nClient | nUser | nResource | nAgentKind | nRequest, nil},
 		{"token issuance (refresh)", audit.TokenIssued, func(ev *store.AuditEvent) bool { return ev.Details["grant_type"] == "refresh_token" },
 			nClient | nUser | nResource | nScopes | nJTI | nDecision | nAgentKind | nRequest, nil},
-		{"exchange", audit.TokenIssued, func(ev *store.AuditEvent) bool { return ev.Details["grant_type"] == grantExchange && ev.Resource == h.resB },
+		{"exchange", audit.TokenIssued, func(ev *store.AuditEvent) bool {
+			return ev.Details["grant_type"] == grantExchange && ev.Resource == h.resB
+		},
 			nClient | nUser | nResource | nScopes | nJTI | nChain | nDecision | nAgentKind | nRequest, func(t *testing.T, ev *store.AuditEvent) {
 				want(t, ev, "subject_jti", jti)
 				want(t, ev, audit.DetailActChain, "mcp-a agent")
@@ -172,7 +176,9 @@ func TestLifecycleEvents(t *testing.T) {
 			}},
 		{"disable", audit.ClientUpdated, func(ev *store.AuditEvent) bool { return isAgent(ev) && ev.Details["change"] == audit.ChangeDisabled },
 			nClient | nAgentKind, nil},
-		{"deprovision", audit.ClientUpdated, func(ev *store.AuditEvent) bool { return isAgent(ev) && ev.Details["change"] == audit.ChangeDeprovisioned },
+		{"deprovision", audit.ClientUpdated, func(ev *store.AuditEvent) bool {
+			return isAgent(ev) && ev.Details["change"] == audit.ChangeDeprovisioned
+		},
 			nClient | nAgentKind, nil},
 		{"tokens revoked", audit.ClientTokensRevoked, isAgent, nClient | nAgentKind, nil},
 		{"delete", audit.ClientDeleted, func(ev *store.AuditEvent) bool { return ev.ClientID == dcrID }, nClient | nAgentKind | nRequest, nil},
