@@ -352,7 +352,7 @@ func TestDeprovisionAcrossHubs(t *testing.T) {
 			v, err := mcpauth.NewVerifier(ctx, mcpauth.Config{
 				Issuer: h.URL, Resource: h.resA, Now: h.clk.Now,
 				Introspection: &mcpauth.IntrospectionConfig{ClientID: "mcp-a", ClientSecret: h.secrets["mcp-a"], CacheTTL: -1},
-				HTTPClient: &http.Client{Transport: redirectTo(h.URL, second.URL)},
+				HTTPClient:    &http.Client{Transport: redirectTo(h.URL, second.URL)},
 			})
 			if err != nil {
 				t.Fatal(err)
