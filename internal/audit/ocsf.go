@@ -70,6 +70,7 @@ var ocsfActivities = map[int]map[int]string{
 const (
 	severityInformational = 1
 	severityLow           = 2
+	severityMedium        = 3
 	severityHigh          = 4
 	statusSuccess         = 1
 	statusFailure         = 2
@@ -142,6 +143,10 @@ var ocsfRules = map[string]OCSFRule{
 	LoginFailed:         {ClassUID: OCSFAuthentication, ActivityID: 1, shape: authShape},
 	InstallationRevoked: {ClassUID: OCSFAuthentication, ActivityID: 2, shape: authShape},
 	TokenRevoked:        {ClassUID: OCSFAuthentication, ActivityID: 2, shape: authShape},
+	// A resource server checking a token the hub no longer considers
+	// active: a revoked or switched-off agent still presenting it.
+	TokenIntrospectedInactive: {ClassUID: OCSFAuthentication, ActivityID: activityOther, Activity: "Introspect",
+		Severity: severityMedium, shape: authShape},
 	// Refreshing renews a grant's session (a refresh token is its ticket).
 	RefreshRotated:              {ClassUID: OCSFAuthentication, ActivityID: 5, shape: authShape},
 	RefreshReuse:                {ClassUID: OCSFAuthentication, ActivityID: 5, Severity: severityHigh, shape: authShape},
@@ -219,8 +224,10 @@ func (r OCSFRule) activity(ev *store.AuditEvent) int {
 // as uid, tenant, request id as correlation uid, the agentid type as
 // event code), the actor (the agent as app_uid, the person as user, the
 // operating-system account of an admin command), the source IP, the
-// class's own attributes, and in "unmapped" the resource, scopes and
-// every detail.
+// request's user agent as http_request.user_agent, the class's own
+// attributes, and in "unmapped" the resource, scopes and every detail
+// (the agent's registration method, client type and CIMD host among them:
+// OCSF has no attribute for them).
 func OCSF(ev *store.AuditEvent) map[string]any {
 	r, ok := ocsfRules[ev.Type]
 	if !ok {
@@ -272,6 +279,16 @@ func OCSF(ev *store.AuditEvent) map[string]any {
 	}
 	if r.shape != nil {
 		r.shape(ev, out)
+	}
+	if ua := ev.Details[DetailUserAgent]; ua != "" {
+		// Every class mapped here has http_request (IAM's and the
+		// application classes').
+		req, _ := out["http_request"].(map[string]any)
+		if req == nil {
+			req = map[string]any{}
+			out["http_request"] = req
+		}
+		req["user_agent"] = ua
 	}
 	return out
 }

@@ -53,6 +53,8 @@ type agentRecord struct {
 	CreatedAt               time.Time  `json:"created_at"`
 	CreatedIP               string     `json:"created_ip,omitempty"`
 	LastTokenAt             *time.Time `json:"last_token_at,omitempty"`
+	LastToolCallAt          *time.Time `json:"last_tool_call_at,omitempty"`
+	LastTool                string     `json:"last_tool,omitempty"`
 }
 
 func agentRecordOf(a *clients.Agent) agentRecord {
@@ -63,6 +65,7 @@ func agentRecordOf(a *clients.Agent) agentRecord {
 		TokenEndpointAuthMethod: c.TokenEndpointAuthMethod, GrantTypes: nonNil(c.GrantTypes), Scopes: nonNil(c.Scopes),
 		Tags: nonNil(c.Tags), Owner: a.Owner, ConsentingUsers: nonNil(a.ConsentingUsers),
 		CreatedAt: c.CreatedAt.UTC(), CreatedIP: c.CreatedIP, LastTokenAt: optUTC(a.LastTokenAt),
+		LastToolCallAt: optUTC(a.LastToolCallAt), LastTool: a.LastTool,
 	}
 }
 
