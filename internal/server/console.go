@@ -54,6 +54,9 @@ var consoleFuncs = template.FuncMap{
 	},
 	"iso":  isoTime,
 	"join": func(s []string) string { return strings.Join(s, " ") },
+	// pathesc makes an id one path segment: a Client ID Metadata
+	// Document client's id is a URL.
+	"pathesc": url.PathEscape,
 }
 
 func newConsolePages() (*consolePages, error) {

@@ -168,6 +168,23 @@ func TestConsoleLifecycle(t *testing.T) {
 		t.Errorf("second deprovision: %s", p.URL)
 	}
 
+	// An agent whose id is a URL (a Client ID Metadata Document client)
+	// has a page and a deprovisioning of its own.
+	const docID = "https://agent.example/client.json"
+	h.AddClient(&store.Client{ID: docID, Name: "Doc Agent", RegistrationMethod: store.RegistrationCIMD, TokenEndpointAuthMethod: "none", RedirectURIs: []string{redirectURI}})
+	m := regexp.MustCompile(`href="(/admin/agents/https[^"]*)"`).FindStringSubmatch(b.Get(h.URL + "/admin/agents").Body)
+	if m == nil || m[1] != "/admin/agents/"+url.PathEscape(docID) {
+		t.Fatalf("the agents page links the document client as %v", m)
+	}
+	p = b.Get(h.URL + m[1])
+	if p.Status != 200 || !strings.Contains(p.Body, "agent.example") {
+		t.Fatalf("the document client's page: %d", p.Status)
+	}
+	p = b.Post(h.URL+m[1]+"/deprovision", url.Values{"csrf_token": {formToken(t, p)}})
+	if c, _ := h.Store.GetClient(context.Background(), store.DefaultTenant, docID); c.Status != store.ClientDeprovisioned || p.URL.Query().Get("done") != "deprovisioned" {
+		t.Fatalf("the document client after deprovisioning: %+v at %s", c, p.URL)
+	}
+
 	p = b.Get(h.URL + "/admin/users/u-alice/disable")
 	p = b.Post(h.URL+"/admin/users/u-alice/disable", url.Values{"csrf_token": {formToken(t, p)}})
 	if p.URL.Query().Get("done") != "disabled" || !strings.Contains(p.Body, "disabled") {
