@@ -73,9 +73,8 @@ func strList(v any) []string {
 // adminAPIHub is a hub with the admin API set up, an admin token from
 // x/oauth2's clientcredentials, and an agent alice gave notes.read, whose
 // token (with a refresh token) it returns.
-func adminAPIHub(t *testing.T) (h *hub, bearer string, agentTok map[string]string) {
+func adminAPIHub(t *testing.T, h *hub) (bearer string, agentTok map[string]string) {
 	t.Helper()
-	h = newHub(t)
 	adminURI, secret := adminHub(t, h)
 	bearer, err := adminToken(t, h, "siem", secret, adminURI, server.ScopeAdmin)
 	if err != nil {
@@ -88,15 +87,17 @@ func adminAPIHub(t *testing.T) (h *hub, bearer string, agentTok map[string]strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	return h, bearer, map[string]string{"access": tok.AccessToken, "refresh": tok.RefreshToken, "secret": agentSecret, "rs": rsSecret}
+	return bearer, map[string]string{"access": tok.AccessToken, "refresh": tok.RefreshToken, "secret": agentSecret, "rs": rsSecret}
 }
 
 // TestAdminAPIAgents: the inventory a page at a time, an agent's detail
 // with its consents and events, and deprovisioning: the agent's tokens
 // die, the second call changes nothing, and the events name the admin
 // client.
-func TestAdminAPIAgents(t *testing.T) {
-	h, bearer, agent := adminAPIHub(t)
+func TestAdminAPIAgents(t *testing.T) { forEachBackend(t, testAdminAPIAgents) }
+
+func testAdminAPIAgents(t *testing.T, h *hub) {
+	bearer, agent := adminAPIHub(t, h)
 	for _, id := range []string{"bot-b", "bot-a", "bot-c"} {
 		h.AddClient(&store.Client{ID: id, GrantTypes: []string{"client_credentials"}})
 	}
@@ -233,8 +234,10 @@ func TestAdminAPIAgents(t *testing.T) {
 // TestAdminAPIUsers: people a page at a time, a person's consents and
 // connections, disabling (their tokens end) and deprovisioning (their
 // connections are revoked), each idempotent and attributed.
-func TestAdminAPIUsers(t *testing.T) {
-	h, bearer, agent := adminAPIHub(t)
+func TestAdminAPIUsers(t *testing.T) { forEachBackend(t, testAdminAPIUsers) }
+
+func testAdminAPIUsers(t *testing.T, h *hub) {
+	bearer, agent := adminAPIHub(t, h)
 	ctx := context.Background()
 	now := time.Now()
 	for _, u := range []*store.User{
