@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/agentid/agentid/internal/audit"
+	"github.com/agentid/agentid/internal/keyring"
 	"github.com/agentid/agentid/internal/server"
 	"github.com/agentid/agentid/internal/server/servertest"
 	"github.com/agentid/agentid/internal/store"
@@ -321,4 +323,44 @@ func testAdminAPIUsers(t *testing.T, h *hub) {
 			t.Errorf("second deprovision: %d %v", a.status, a.body)
 		}
 	})
+}
+
+// TestAdminAPIUserDeprovisionWithoutVault: a person owning connections on
+// a hub without a vault is disabled and loses their consents, and the
+// answer says the connections are left (409).
+func TestAdminAPIUserDeprovisionWithoutVault(t *testing.T) {
+	h := newHub(t, func(c *server.Config) { c.Keyring = nil })
+	adminURI, secret := adminHub(t, h)
+	bearer, err := adminToken(t, h, "siem", secret, adminURI, server.ScopeAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	kek, err := keyring.GenerateKEK(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring, err := keyring.NewKeyring(kek)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := vault.New(vault.Config{Store: h.Store, Keyring: ring})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	p := &store.Provider{TenantID: store.DefaultTenant, ID: "search", Name: "Search", Kind: store.ProviderAPIKey, KeyHeader: "X-Api-Key", CreatedAt: now, UpdatedAt: now}
+	if err := h.Store.CreateProvider(ctx, p, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.SaveAPIKey(ctx, audit.Meta{TenantID: store.DefaultTenant, Time: now}, p, vault.Owner{Kind: store.OwnerUser, ID: "u-alice"}, "", "sk_live_0123456789abcdef"); err != nil {
+		t.Fatal(err)
+	}
+	a := adminCall(t, h, http.MethodPost, bearer, server.AdminAPIPath+"/users/u-alice/deprovision")
+	if a.status != http.StatusConflict || !strings.Contains(a.body["detail"].(string), "no vault") {
+		t.Fatalf("%d %v", a.status, a.body)
+	}
+	if u, _ := h.Store.GetUser(ctx, store.DefaultTenant, "u-alice"); !u.Disabled {
+		t.Error("the person was not disabled")
+	}
 }
