@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -36,7 +37,7 @@ func TestBrowserConsole(t *testing.T) {
 	}
 	files := policy.DefaultFiles()
 	files[policy.DefaultFile] = strings.Replace(files[policy.DefaultFile], "// agentid default policy set.", "// agentid policy set, reviewed.", 1)
-	if err := policy.Apply(context.Background(), h.Store, &store.PolicySet{TenantID: store.DefaultTenant, Files: files, Comment: "reviewed", CreatedBy: "ops"}, nil); err != nil {
+	if err := policy.Apply(context.Background(), h.Store, &store.PolicySet{TenantID: store.DefaultTenant, Files: files, Comment: "reviewed", CreatedBy: "ops", CreatedAt: time.Now()}, nil); err != nil {
 		t.Fatal(err)
 	}
 

@@ -286,7 +286,7 @@ func TestConsolePolicy(t *testing.T) {
 	files := policy.DefaultFiles()
 	files[policy.DefaultFile] = strings.Replace(files[policy.DefaultFile], "// agentid default policy set.", "// agentid policy set of the tests.", 1)
 	files["extra.cedar"] = "@id(\"extra\")\nforbid (principal, action, resource) when { principal.tags.contains(\"blocked\") };\n"
-	if err := policy.Apply(context.Background(), h.Store, &store.PolicySet{TenantID: store.DefaultTenant, Files: files, Comment: "test version", CreatedBy: "tests"}, nil); err != nil {
+	if err := policy.Apply(context.Background(), h.Store, &store.PolicySet{TenantID: store.DefaultTenant, Files: files, Comment: "test version", CreatedBy: "tests", CreatedAt: time.Now()}, nil); err != nil {
 		t.Fatal(err)
 	}
 	b := h.Browser()
