@@ -44,8 +44,8 @@ var reservedClaims = []string{
 	"iss", "sub", "aud", "exp", "nbf", "iat", "jti", // RFC 7519 §4.1
 	"client_id", "scope", "scp", "auth_time", "acr", "amr", // RFC 9068 §2.2
 	"act", "may_act", // RFC 8693 §4.1, §4.4
-	"cnf",                   // RFC 7800 §3
-	"authorization_details", // RFC 9396 §9
+	"cnf",                                             // RFC 7800 §3
+	"authorization_details",                           // RFC 9396 §9
 	"azp", "nonce", "at_hash", "c_hash", "sid", "typ", // OpenID Connect Core §2, §3
 	"token_type", "active", "username", "htm", "htu", "ath", // RFC 7662 §2.2, RFC 9449 §4.2
 }
