@@ -129,6 +129,11 @@ func (s *Server) introspect(ctx context.Context, c *store.Client, raw string) (*
 				return nil, err
 			}
 		}
+		// The user claims the token carries for its resource, as a
+		// resource server verifying the JWT would read them.
+		if resp.Extra, err = token.UserClaimsOf(raw); err != nil {
+			return nil, err
+		}
 		return resp, nil
 	}
 	rt, err := s.st.GetRefreshToken(ctx, token.Hash(raw))

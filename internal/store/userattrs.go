@@ -217,6 +217,22 @@ func UserClaimValue(u *User, src string) (v any, ok bool) {
 	return nil, false
 }
 
+// UserClaimsFor returns the user claims mapping (claim name → source, a
+// Resource.UserClaims) gives u, leaving out those u has no value for; nil
+// when none.
+func UserClaimsFor(u *User, mapping map[string]string) map[string]any {
+	var out map[string]any
+	for name, src := range mapping {
+		if v, ok := UserClaimValue(u, src); ok {
+			if out == nil {
+				out = make(map[string]any, len(mapping))
+			}
+			out[name] = v
+		}
+	}
+	return out
+}
+
 func nonNil(l []string) []string {
 	if l == nil {
 		return []string{}
