@@ -176,7 +176,7 @@ func (c *AccessClaims) payload() ([]byte, error) {
 // user claims the hub put in it. The signature must have been checked
 // (Keys.Verify) first; introspection uses it to show them.
 func UserClaimsOf(raw string) (map[string]json.RawMessage, error) {
-	parts := strings.SplitN(raw, ".", 3)
+	parts := strings.Split(raw, ".")
 	if len(parts) != 3 {
 		return nil, fmt.Errorf("%w: not a compact JWS", ErrInvalidToken)
 	}
