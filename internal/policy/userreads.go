@@ -49,23 +49,9 @@ func userReads(conds []xast.ConditionType) UserReads {
 		xast.Inspect(xast.NewNode(c.Body), func(n xast.IsNode) bool {
 			switch n := n.(type) {
 			case xast.NodeTypeAccess:
-				if isContextUser(n.Arg) {
-					switch n.Value {
-					case "roles":
-						r.Roles = true
-					case "groups":
-						r.Groups = true
-					}
-				}
+				r.attrRead(n.StrOpNode)
 			case xast.NodeTypeHas:
-				if isContextUser(n.Arg) {
-					switch n.Value {
-					case "roles":
-						r.Roles = true
-					case "groups":
-						r.Groups = true
-					}
-				}
+				r.attrRead(n.StrOpNode)
 			case xast.NodeTypeGetTag:
 				tagRead(n.Left, n.Right, keys, &r)
 			case xast.NodeTypeHasTag:
@@ -78,6 +64,19 @@ func userReads(conds []xast.ConditionType) UserReads {
 		r.Attributes = slices.Sorted(maps.Keys(keys))
 	}
 	return r
+}
+
+// attrRead notes context.user.roles or .groups (read, or tested with has).
+func (r *UserReads) attrRead(n xast.StrOpNode) {
+	if !isContextUser(n.Arg) {
+		return
+	}
+	switch n.Value {
+	case "roles":
+		r.Roles = true
+	case "groups":
+		r.Groups = true
+	}
 }
 
 func tagRead(entity, key xast.IsNode, keys map[string]bool, r *UserReads) {

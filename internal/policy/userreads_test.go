@@ -2,33 +2,20 @@ package policy
 
 import (
 	"maps"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
 )
 
-// workforcePolicies are the issue's two examples: only members of
-// eng-oncall may be granted deploy.write, and contractors' agents get
-// read scopes only.
-const workforcePolicies = `
-@id("deploy-write-oncall-only")
-forbid (principal, action in [Action::"grant", Action::"exchange"], resource)
-when { resource.name == "deploy.write" }
-unless { context has user && context.user.groups.contains("eng-oncall") };
-
-@id("contractors-read-only")
-forbid (principal, action in [Action::"grant", Action::"exchange"], resource)
-when {
-  context has user && context.user.hasTag("employment") &&
-  context.user.getTag("employment") == "contractor" &&
-  !(resource.name like "*.read")
-};
-`
-
 func workforceSet(t *testing.T) *Set {
 	t.Helper()
+	src, err := os.ReadFile("testdata/workforce.cedar")
+	if err != nil {
+		t.Fatal(err)
+	}
 	files := DefaultFiles()
-	files["workforce.cedar"] = workforcePolicies
+	files["workforce.cedar"] = string(src)
 	s, err := Compile(files)
 	if err != nil {
 		t.Fatal(err)

@@ -2,10 +2,9 @@ package server_test
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"net/http"
 	"net/url"
+	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -19,24 +18,6 @@ import (
 	"github.com/agentid/agentid/internal/store"
 	"github.com/agentid/agentid/mcpauth"
 )
-
-// workforcePolicies are issue 14's two examples: only members of
-// eng-oncall may be granted deploy.write, and contractors' agents get read
-// scopes only.
-const workforcePolicies = `
-@id("deploy-write-oncall-only")
-forbid (principal, action in [Action::"grant", Action::"exchange"], resource)
-when { resource.name == "deploy.write" }
-unless { context has user && context.user.groups.contains("eng-oncall") };
-
-@id("contractors-read-only")
-forbid (principal, action in [Action::"grant", Action::"exchange"], resource)
-when {
-  context has user && context.user.hasTag("employment") &&
-  context.user.getTag("employment") == "contractor" &&
-  !(resource.name like "*.read")
-};
-`
 
 // workforceHub is a policy hub whose resource offers deploy.read and
 // deploy.write and maps the person's groups and employment attribute into
@@ -58,7 +39,11 @@ func workforceHub(t *testing.T, h *policyHub) (agentSecret, rsSecret string) {
 	agentSecret = h.AddClient(&store.Client{ID: "agent-1", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code", "refresh_token"}})
 	rsSecret = h.AddClient(&store.Client{ID: "mcp-rs", GrantTypes: []string{"client_credentials"}})
 	h.LinkResourceServer("mcp-rs")
-	applyPolicy(t, h.Store, h.engine, workforcePolicies)
+	src, err := os.ReadFile("../policy/testdata/workforce.cedar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	applyPolicy(t, h.Store, h.engine, string(src))
 	h.settle()
 	return agentSecret, rsSecret
 }
@@ -82,19 +67,8 @@ func editUser(t *testing.T, st store.Store, edit func(u *store.User)) {
 // included.
 func jwtClaims(t *testing.T, tok string) map[string]any {
 	t.Helper()
-	parts := strings.Split(tok, ".")
-	if len(parts) != 3 {
-		t.Fatalf("not a JWT: %q", tok)
-	}
-	b, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
-	return m
+	_, claims := jwtParts(t, tok)
+	return claims
 }
 
 // TestWorkforcePolicyEndToEnd: policies on the person's groups and

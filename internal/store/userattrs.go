@@ -66,14 +66,18 @@ func ReservedClaim(name string) bool {
 // letter, so that they read the same in a Cedar getTag, a claim source
 // ("attr:department"), a KEY=VALUE argument and a space-separated audit
 // list.
-func CheckAttributeKey(k string) error {
-	if k == "" || len(k) > MaxAttributeKeyLen || !isLetter(k[0]) {
-		return fmt.Errorf("store: attribute key %q: want 1 to %d letters, digits, '_', '-' or '.', starting with a letter: %w", clip(k), MaxAttributeKeyLen, ErrInvalid)
+func CheckAttributeKey(k string) error { return checkName("attribute key", k, MaxAttributeKeyLen) }
+
+// checkName refuses a name that is not 1 to max letters, digits, '_', '-'
+// or '.', starting with a letter.
+func checkName(what, s string, max int) error {
+	ok := s != "" && len(s) <= max && isLetter(s[0])
+	for i := 0; ok && i < len(s); i++ {
+		c := s[i]
+		ok = isLetter(c) || isDigit(c) || c == '_' || c == '-' || c == '.'
 	}
-	for i := 0; i < len(k); i++ {
-		if c := k[i]; !isLetter(c) && !isDigit(c) && c != '_' && c != '-' && c != '.' {
-			return fmt.Errorf("store: attribute key %q: want 1 to %d letters, digits, '_', '-' or '.', starting with a letter: %w", clip(k), MaxAttributeKeyLen, ErrInvalid)
-		}
+	if !ok {
+		return fmt.Errorf("store: %s %q: want 1 to %d letters, digits, '_', '-' or '.', starting with a letter: %w", what, clip(s), max, ErrInvalid)
 	}
 	return nil
 }
@@ -167,13 +171,8 @@ func CheckUserClaims(m map[string]string) error {
 
 // CheckUserClaimName refuses a name a user claim cannot take.
 func CheckUserClaimName(name string) error {
-	if name == "" || len(name) > maxUserClaimNameLen || !isLetter(name[0]) {
-		return fmt.Errorf("store: claim name %q: want 1 to %d letters, digits, '_', '-' or '.', starting with a letter: %w", clip(name), maxUserClaimNameLen, ErrInvalid)
-	}
-	for i := 0; i < len(name); i++ {
-		if c := name[i]; !isLetter(c) && !isDigit(c) && c != '_' && c != '-' && c != '.' {
-			return fmt.Errorf("store: claim name %q: want 1 to %d letters, digits, '_', '-' or '.', starting with a letter: %w", clip(name), maxUserClaimNameLen, ErrInvalid)
-		}
+	if err := checkName("claim name", name, maxUserClaimNameLen); err != nil {
+		return err
 	}
 	if ReservedClaim(name) {
 		return fmt.Errorf("store: claim name %q is reserved (a registered or protocol claim the hub sets itself): %w", name, ErrInvalid)

@@ -498,7 +498,9 @@ func TestMintRejects(t *testing.T) {
 		{"lifetime beyond MaxTokenTTL", func(c *AccessClaims) { c.Expiry = now.Add(time.Hour + 2*time.Second).Unix() }},
 		{"user claim named sub", func(c *AccessClaims) { c.UserClaims = map[string]any{"sub": "someone-else"} }},
 		{"user claim named Scope", func(c *AccessClaims) { c.UserClaims = map[string]any{"Scope": "admin"} }},
-		{"user claim named act", func(c *AccessClaims) { c.UserClaims = map[string]any{"groups": []string{}, "act": map[string]any{"sub": "x"}} }},
+		{"user claim named act", func(c *AccessClaims) {
+			c.UserClaims = map[string]any{"groups": []string{}, "act": map[string]any{"sub": "x"}}
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
