@@ -220,7 +220,12 @@ type Resource struct {
 	// Providers are the downstream providers the resource's tools use and
 	// the provider scopes each resource scope may reach (the vault).
 	Providers []ResourceProvider
-	CreatedAt time.Time
+	// UserClaims are the user claims its access tokens carry: claim name →
+	// source (UserClaimRoles, UserClaimGroups, UserClaimUsername,
+	// UserClaimEmail, UserClaimName or UserClaimAttrPrefix + an attribute
+	// key). Opt-in per resource; nil carries none. CheckUserClaims bounds it.
+	UserClaims map[string]string
+	CreatedAt  time.Time
 }
 
 // User is a local user who logs in with a password.
@@ -235,11 +240,17 @@ type User struct {
 	Name          string
 	Email         string
 	EmailVerified bool
-	Roles         []string
-	Groups        []string
-	Disabled      bool
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
+	// Roles, Groups and Attributes are what policy knows of the person
+	// (the Cedar User entity's roles, groups and tags) and what a
+	// resource's UserClaims may put in its tokens: set by an admin (agentid
+	// users add-role, add-group, set-attr) or from an identity provider's
+	// claims. CheckUserAccess bounds them.
+	Roles      []string
+	Groups     []string
+	Attributes map[string]string
+	Disabled   bool
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
 }
 
 // Issuer is a trusted issuer of JWTs: an enterprise identity provider
@@ -833,7 +844,8 @@ type Resources interface {
 	GetResource(ctx context.Context, tenantID, uri string) (*Resource, error)
 	ListResources(ctx context.Context, tenantID string) ([]*Resource, error)
 	// UpdateResource replaces the resource's name, TTLs, tags, linked client,
-	// scopes and providers and writes ev (nil: none) in the same transaction.
+	// scopes, providers and user claims and writes ev (nil: none) in the
+	// same transaction.
 	UpdateResource(ctx context.Context, r *Resource, ev *AuditEvent) error
 	// DeleteResource removes the resource (ErrNotFound if unknown) and
 	// writes ev (nil: none) in the same transaction.
@@ -843,15 +855,16 @@ type Resources interface {
 // Users are the local accounts people log in with: login, the admin CLI
 // and policy (roles, groups) use them.
 type Users interface {
-	// CreateUser returns ErrConflict for a duplicate id or username and
-	// writes ev (nil: none) in the same transaction.
+	// CreateUser returns ErrConflict for a duplicate id or username,
+	// ErrInvalid for roles, groups or attributes CheckUserAccess refuses,
+	// and writes ev (nil: none) in the same transaction.
 	CreateUser(ctx context.Context, u *User, ev *AuditEvent) error
 	GetUser(ctx context.Context, tenantID, id string) (*User, error)
 	GetUserByUsername(ctx context.Context, tenantID, username string) (*User, error)
 	ListUsers(ctx context.Context, tenantID string) ([]*User, error)
-	// UpdateUser replaces password hash, disabled flag and profile (Name,
-	// Email, EmailVerified) and writes ev (nil: none) in the same
-	// transaction.
+	// UpdateUser replaces password hash, disabled flag, profile (Name,
+	// Email, EmailVerified), roles, groups and attributes and writes ev
+	// (nil: none) in the same transaction; ErrInvalid as CreateUser.
 	UpdateUser(ctx context.Context, u *User, ev *AuditEvent) error
 }
 
