@@ -714,6 +714,7 @@ type Store interface {
 	Policies
 	AuditTrail
 	AuditChain
+	AuditSinks
 	Domains
 	Issuers
 	Providers
