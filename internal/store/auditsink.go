@@ -62,7 +62,7 @@ type AuditSinks interface {
 	// LeaseAuditSink takes or renews the sink's lease for holder until
 	// until and returns the sink's state. A sink seen for the first time
 	// starts with its cursor at start. ErrConflict when another holder's
-	// lease runs past now.
+	// lease runs past now. An until before now releases the lease.
 	LeaseAuditSink(ctx context.Context, name, holder string, now, until time.Time, start int64) (*AuditSinkState, error)
 	// AdvanceAuditSink records a delivery: the cursor moves from from to
 	// to, the failures are cleared and DeliveredAt is at. ErrConflict,

@@ -254,6 +254,7 @@ type runner struct {
 var errLost = errors.New("sink lease lost")
 
 func (r *runner) run(ctx context.Context) {
+	defer r.release(context.WithoutCancel(ctx))
 	for ctx.Err() == nil {
 		if err := r.lease(ctx); err != nil {
 			if !errors.Is(err, store.ErrConflict) && ctx.Err() == nil {
@@ -288,6 +289,16 @@ func (r *runner) lease(ctx context.Context) error {
 	}
 	r.cursor, r.leaseUntil = st.Cursor, until
 	return nil
+}
+
+// release gives the lease up on a clean stop (a lease that ended just
+// now), so that a restarted hub does not wait for it to run out.
+func (r *runner) release(ctx context.Context) {
+	if r.leaseUntil.IsZero() {
+		return
+	}
+	now := r.d.opts.Now()
+	_, _ = r.d.opts.Store.LeaseAuditSink(ctx, r.c.Name, r.d.opts.Holder, now, now.Add(-time.Microsecond), 0)
 }
 
 // renew renews the lease when less than half of it is left.
