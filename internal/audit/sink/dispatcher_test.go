@@ -190,10 +190,9 @@ func hub(t *testing.T, tr *trail, clk *clock, holder, url string, key []byte, ma
 }
 
 // TestWebhookAcrossRestart: the receiver fails the first attempts, then
-// goes down while the hub restarts (a second dispatcher, which takes the
-// sink over when the first one's lease runs out) and comes back: every
-// event arrives, every request's signature verifies, and the cursor ends
-// at the last event.
+// goes down while the hub restarts (a second dispatcher, to which the
+// first released the sink) and comes back: every event arrives, every
+// request's signature verifies, and the cursor ends at the last event.
 func TestWebhookAcrossRestart(t *testing.T) {
 	tr := newTrail(t)
 	clk := newClock()
