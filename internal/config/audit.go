@@ -54,7 +54,7 @@ type AuditSink struct {
 	Path     string `yaml:"path"`
 	MaxBytes int    `yaml:"max_bytes"`
 	MaxFiles int    `yaml:"max_files"`
-	// BatchSize (default 100, at most 1000), MaxAttempts before a batch is
+	// BatchSize (default 500, at most 1000), MaxAttempts before a batch is
 	// dead-lettered (default 8), and the bounds of the backoff between
 	// attempts (default 1s to 1m).
 	BatchSize   int      `yaml:"batch_size"`

@@ -91,7 +91,7 @@ type Config struct {
 	// Start is where a sink seen for the first time begins: StartOldest
 	// (default) or StartLatest.
 	Start string
-	// BatchSize is the most events a batch holds (default 100, at most
+	// BatchSize is the most events a batch holds (default 500, at most
 	// 1000).
 	BatchSize int
 	// MaxAttempts is how many times a batch is tried before it is
@@ -125,7 +125,7 @@ type Options struct {
 
 // Defaults and bounds of a sink's Config.
 const (
-	DefaultBatchSize   = 100
+	DefaultBatchSize   = 500
 	MaxBatchSize       = 1000
 	DefaultMaxAttempts = 8
 	DefaultMinBackoff  = time.Second

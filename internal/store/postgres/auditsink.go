@@ -34,41 +34,35 @@ func scanSink(sc pgx.Row, extra ...any) (*store.AuditSinkState, error) {
 
 func held(n int) string { return fmt.Sprintf(sinkHeld, n, n+1) }
 
-// SealedAudit implements store.AuditSinks: the mark and the events are
-// read in one repeatable-read snapshot.
+// SealedAudit implements store.AuditSinks. The mark is read first: the
+// sealer moved it only past ids that had committed or never would, so the
+// second read sees every event up to it without a common snapshot.
 func (s *Store) SealedAudit(ctx context.Context, afterID int64, limit int) ([]*store.AuditLink, int64, error) {
 	if limit <= 0 {
 		limit = defaultSealLimit
 	}
-	var out []*store.AuditLink
 	var through int64
-	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		out = nil
-		if err := tx.QueryRow(ctx, `SELECT through FROM audit_seal WHERE id = 1`).Scan(&through); err != nil {
-			return err
-		}
-		if through <= afterID {
-			return nil
-		}
-		rows, err := tx.Query(ctx, `SELECT `+linkCols+linkFrom+`WHERE e.id > $1 AND e.id <= $2 ORDER BY e.id LIMIT $3`,
-			afterID, through, limit)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			l, err := scanLink(rows)
-			if err != nil {
-				return err
-			}
-			out = append(out, l)
-		}
-		return rows.Err()
-	})
+	if err := s.pool.QueryRow(ctx, `SELECT through FROM audit_seal WHERE id = 1`).Scan(&through); err != nil {
+		return nil, 0, mapErr("sealed audit", err)
+	}
+	if through <= afterID {
+		return nil, through, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+linkCols+linkFrom+`WHERE e.id > $1 AND e.id <= $2 ORDER BY e.id LIMIT $3`,
+		afterID, through, limit)
 	if err != nil {
 		return nil, 0, mapErr("sealed audit", err)
 	}
-	return out, through, nil
+	defer rows.Close()
+	var out []*store.AuditLink
+	for rows.Next() {
+		l, err := scanLink(rows)
+		if err != nil {
+			return nil, 0, mapErr("sealed audit", err)
+		}
+		out = append(out, l)
+	}
+	return out, through, mapErr("sealed audit", rows.Err())
 }
 
 // LeaseAuditSink implements store.AuditSinks.

@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"time"
 
@@ -24,31 +23,31 @@ func scanSink(sc interface{ Scan(...any) error }) (*store.AuditSinkState, error)
 		&st.Failures, &st.LastError, timeCol{&st.LastErrorAt}, &st.DeadLetters)
 }
 
-// SealedAudit implements store.AuditSinks: the mark and the events are
-// read from one snapshot.
+// SealedAudit implements store.AuditSinks. The mark is read first: every
+// event at or below it has committed already, so the second read needs no
+// common snapshot with the first (both are prepared point reads).
 func (s *Store) SealedAudit(ctx context.Context, afterID int64, limit int) ([]*store.AuditLink, int64, error) {
 	if limit <= 0 {
 		limit = defaultSealLimit
 	}
-	rtx, err := s.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	row, err := s.queryRow(ctx, `SELECT through FROM audit_seal WHERE id = 1`)
 	if err != nil {
 		return nil, 0, wrap("sealed audit", err)
 	}
-	defer rtx.Rollback()
 	var through int64
-	if err := rtx.QueryRowContext(ctx, `SELECT through FROM audit_seal WHERE id = 1`).Scan(&through); err != nil {
+	if err := row.Scan(&through); err != nil {
 		return nil, 0, wrap("sealed audit", err)
 	}
 	if through <= afterID {
 		return nil, through, nil
 	}
-	rows, err := rtx.QueryContext(ctx, `SELECT `+linkCols+linkFrom+`WHERE e.id > ? AND e.id <= ? ORDER BY e.id LIMIT ?`,
+	rows, err := s.query(ctx, `SELECT `+linkCols+linkFrom+`WHERE e.id > ? AND e.id <= ? ORDER BY e.id LIMIT ?`,
 		afterID, through, limit)
 	if err != nil {
 		return nil, 0, wrap("sealed audit", err)
 	}
 	defer rows.Close()
-	var out []*store.AuditLink
+	out := make([]*store.AuditLink, 0, min(limit, 1000))
 	for rows.Next() {
 		l, err := scanLink(rows)
 		if err != nil {
