@@ -346,3 +346,27 @@ func TestWebhookSignature(t *testing.T) {
 		}
 	}
 }
+
+// TestNativeEncoding: the hand-written native encoder writes exactly what
+// encoding/json writes for audit.Record with the link, for awkward text
+// too.
+func TestNativeEncoding(t *testing.T) {
+	awkward := "q\"b\\s/\n\r\t\x00\x1f<>&\u2028\u2029é😀\xff\xfe end"
+	cases := map[string]*store.AuditEvent{
+		"minimal": {ID: 1, TenantID: "default", Type: "t", Outcome: "success"},
+		"full": {ID: 1 << 40, TenantID: "default", Time: time.Date(2026, 12, 3, 9, 0, 0, 123456000, time.FixedZone("x", 3600)),
+			Type: audit.TokenIssued, Outcome: audit.Success, ClientID: "agent", UserID: "alice@example.com",
+			Resource: "https://mcp.example.com/mcp", Scopes: []string{"a", "b c"}, IP: "2001:db8::1", RequestID: "req-1",
+			Details: map[string]string{"jti": "j", "b": "2", "a": "1"}, ClientRequestID: "client-req"},
+		"awkward": {ID: 7, TenantID: awkward, Type: awkward, Outcome: awkward, ClientID: awkward, Scopes: []string{awkward},
+			Details: map[string]string{awkward: awkward}},
+	}
+	for name, ev := range cases {
+		for _, l := range []*store.AuditLink{{Event: ev}, {Event: ev, PrevHash: []byte{0, 1}, Hash: []byte{0xfe, 0xff}}} {
+			got, want := sink.NativePair(t, ev, l)
+			if string(got) != string(want) {
+				t.Errorf("%s (sealed %v):\n got %s\nwant %s", name, l.Sealed(), got, want)
+			}
+		}
+	}
+}
