@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
-	"strconv"
-	"unicode/utf8"
 	"slices"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/store"
