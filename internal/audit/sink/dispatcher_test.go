@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -24,16 +25,54 @@ type trail struct {
 	sealer *audit.Sealer
 }
 
+// template is a migrated, closed database that each test copies:
+// migrating takes a second under the race detector.
+var template struct {
+	once sync.Once
+	db   []byte
+	err  error
+}
+
+func migrated(t *testing.T) []byte {
+	template.once.Do(func() {
+		dir, err := os.MkdirTemp("", "sink-template")
+		if err != nil {
+			template.err = err
+			return
+		}
+		defer os.RemoveAll(dir)
+		path := filepath.Join(dir, "agentid.db")
+		st, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+		if err != nil {
+			template.err = err
+			return
+		}
+		if _, _, err := st.Migrate(context.Background()); err != nil {
+			st.Close()
+			template.err = err
+			return
+		}
+		if template.err = st.Close(); template.err == nil {
+			template.db, template.err = os.ReadFile(path)
+		}
+	})
+	if template.err != nil {
+		t.Fatal(template.err)
+	}
+	return template.db
+}
+
 func newTrail(t *testing.T) *trail {
 	t.Helper()
-	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "agentid.db"), sqlite.Options{})
+	path := filepath.Join(t.TempDir(), "agentid.db")
+	if err := os.WriteFile(path, migrated(t), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(t.Context(), path, sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	if _, _, err := st.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
-	}
 	s, err := audit.NewSealer(audit.SealerOptions{Store: st})
 	if err != nil {
 		t.Fatal(err)
