@@ -293,11 +293,15 @@ func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, 
 	if err != nil {
 		return nil, err
 	}
-	sealer, err := newSealer(cfg, st, keys, log)
+	sinks, err := newSinkDispatcher(cfg, st, log)
 	if err != nil {
 		return nil, err
 	}
-	sinks, err := newSinkDispatcher(cfg, st, log)
+	var sealed func(*store.SealResult)
+	if sinks != nil {
+		sealed = sinks.Offer // the sinks take what the sealer linked without reading it back
+	}
+	sealer, err := newSealer(cfg, st, keys, log, sealed)
 	if err != nil {
 		return nil, err
 	}
@@ -305,12 +309,12 @@ func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, 
 }
 
 // newSealer builds the audit chain's sealer for the configured backend.
-func newSealer(cfg *config.Config, st store.Store, keys *token.Keys, log *slog.Logger) (*audit.Sealer, error) {
+func newSealer(cfg *config.Config, st store.Store, keys *token.Keys, log *slog.Logger, sealed func(*store.SealResult)) (*audit.Sealer, error) {
 	var settle time.Duration
 	if cfg.IsPostgres() {
 		settle = postgresSettle
 	}
-	return audit.NewSealer(audit.SealerOptions{Store: st, Signer: keys, Issuer: cfg.Issuer, Settle: settle, Logger: log})
+	return audit.NewSealer(audit.SealerOptions{Store: st, Signer: keys, Issuer: cfg.Issuer, Settle: settle, Logger: log, Sealed: sealed})
 }
 
 // identityAssertions maps the identity_assertions settings to the server's.

@@ -13,6 +13,7 @@
 package sink
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -21,6 +22,7 @@ import (
 	"math"
 	mrand "math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -138,6 +140,46 @@ type Dispatcher struct {
 	opts  Options
 	log   *slog.Logger
 	sinks []*runner
+
+	// recent are the newest events the hub's sealer handed over (Offer):
+	// every sealed event with an id in (lo, hi], at most maxRecent.
+	mu     sync.Mutex
+	lo, hi int64
+	recent []*store.AuditLink
+}
+
+// maxRecent bounds the events Offer keeps for the sinks.
+const maxRecent = 2 * MaxBatchSize
+
+// Offer takes the events a SealAudit call of this process linked
+// (audit.SealerOptions.Sealed), so that sinks that keep up deliver them
+// without reading them back from the store: on SQLite reading an event
+// back costs about as much as sealing it. Sinks behind the kept range,
+// and events sealed by another process, are read from the store.
+func (d *Dispatcher) Offer(res *store.SealResult) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if res.From != d.hi { // not contiguous: another sealer took a turn
+		d.lo, d.recent = res.From, nil
+	}
+	d.hi = res.Through
+	d.recent = append(d.recent, res.Links...)
+	if n := len(d.recent) - maxRecent; n > 0 {
+		d.lo = d.recent[n-1].Event.ID
+		d.recent = slices.Clone(d.recent[n:])
+	}
+}
+
+// cached returns the offered events after cursor, at most limit, when
+// the kept range covers cursor and holds any.
+func (d *Dispatcher) cached(cursor int64, limit int) []*store.AuditLink {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if cursor < d.lo || cursor >= d.hi {
+		return nil
+	}
+	i, _ := slices.BinarySearchFunc(d.recent, cursor+1, func(l *store.AuditLink, id int64) int { return cmp.Compare(l.Event.ID, id) })
+	return slices.Clone(d.recent[i:min(i+limit, len(d.recent))])
 }
 
 // New checks opts, fills in the defaults and returns a dispatcher. It
@@ -325,9 +367,12 @@ func (r *runner) follow(ctx context.Context) error {
 		if err := r.renew(ctx); err != nil {
 			return err
 		}
-		links, _, err := r.d.opts.Store.SealedAudit(ctx, r.cursor, r.c.BatchSize)
-		if err != nil {
-			return err
+		links := r.d.cached(r.cursor, r.c.BatchSize)
+		if len(links) == 0 {
+			var err error
+			if links, _, err = r.d.opts.Store.SealedAudit(ctx, r.cursor, r.c.BatchSize); err != nil {
+				return err
+			}
 		}
 		if len(links) == 0 {
 			if err := r.d.opts.Sleep(ctx, r.d.opts.Interval); err != nil {

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"bytes"
 	"testing"
 	"time"
 
@@ -24,6 +25,22 @@ func testSealedAudit(t *testing.T, s store.Store) {
 	for _, l := range before {
 		if l.Event.ID >= ids[0] {
 			t.Fatalf("SealedAudit returned event %d before the sealer saw it (mark %d)", l.Event.ID, mark)
+		}
+	}
+	// What SealAudit hands over is what SealedAudit reads back.
+	w, err := s.AuditWatermark(ctx(t))
+	must(t, "AuditWatermark", err)
+	res, err := s.SealAudit(ctx(t), w, 0)
+	must(t, "SealAudit", err)
+	back, _, err := s.SealedAudit(ctx(t), res.From, 0)
+	must(t, "SealedAudit", err)
+	if len(res.Links) != res.Sealed || len(back) != len(res.Links) {
+		t.Fatalf("SealAudit linked %d events and returned %d; SealedAudit after %d reads %d", res.Sealed, len(res.Links), res.From, len(back))
+	}
+	for i, l := range res.Links {
+		b := back[i]
+		if l.Event.ID != b.Event.ID || !bytes.Equal(l.Hash, b.Hash) || !bytes.Equal(l.PrevHash, b.PrevHash) || l.Event.Type != b.Event.Type {
+			t.Fatalf("SealAudit's link %d = %d %x, stored %d %x", i, l.Event.ID, l.Hash, b.Event.ID, b.Hash)
 		}
 	}
 	sealAll(t, s)
