@@ -43,9 +43,7 @@ func sealer(b *testing.B, h *hub, settle time.Duration) *audit.Sealer {
 	return s
 }
 
-// benchClientCredentials returns the CPU time per token of the run and,
-// without a sealer, that of sealing the run's events apart.
-func benchClientCredentials(b *testing.B, h *hub, sealer *audit.Sealer) (cpuPerOp, sealPerOp float64) {
+func benchClientCredentials(b *testing.B, h *hub, sealer *audit.Sealer) {
 	secret := h.AddClient(&store.Client{ID: "bench-bot", GrantTypes: []string{"client_credentials"}, Tags: []string{"cc:notes.read"}, DefaultResource: h.Resource})
 	body := url.Values{"grant_type": {"client_credentials"}, "scope": {"notes.read"}}.Encode()
 	handler := h.Server.Handler()
@@ -84,7 +82,7 @@ func benchClientCredentials(b *testing.B, h *hub, sealer *audit.Sealer) (cpuPerO
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
 	// CPU time per token is what a shared, noisy machine cannot distort:
 	// 2 cores / cpu-µs/op is the rate this code reaches on 2 idle cores.
-	cpuPerOp = (cpuTime() - cpu0).Seconds() / float64(b.N)
+	cpuPerOp := (cpuTime() - cpu0).Seconds() / float64(b.N)
 	b.ReportMetric(cpuPerOp*1e6, "cpu-µs/op")
 	b.ReportMetric(2/cpuPerOp, "tokens/s@2cores")
 	pg1 := pg.cpu()
@@ -104,7 +102,7 @@ func benchClientCredentials(b *testing.B, h *hub, sealer *audit.Sealer) (cpuPerO
 		if err := s.Final(context.Background()); err != nil {
 			b.Fatal(err)
 		}
-		sealPerOp = (cpuTime() - cpu1).Seconds() / float64(b.N)
+		sealPerOp := (cpuTime() - cpu1).Seconds() / float64(b.N)
 		b.ReportMetric(sealPerOp*1e6, "seal-cpu-µs/op")
 		b.ReportMetric(100*sealPerOp/cpuPerOp, "seal-%")
 		if pg != nil {
@@ -114,7 +112,6 @@ func benchClientCredentials(b *testing.B, h *hub, sealer *audit.Sealer) (cpuPerO
 			b.ReportMetric(100*(sealPerOp+pgSeal)/(cpuPerOp+pgRun), "seal-with-pg-%")
 		}
 	}
-	return cpuPerOp, sealPerOp
 }
 
 // pgClock reads the CPU time of a local PostgreSQL cluster, whose
