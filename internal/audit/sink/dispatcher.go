@@ -149,7 +149,7 @@ type Dispatcher struct {
 }
 
 // maxRecent bounds the events Offer keeps for the sinks.
-const maxRecent = 2 * MaxBatchSize
+const maxRecent = 10 * MaxBatchSize
 
 // Offer takes the events a SealAudit call of this process linked
 // (audit.SealerOptions.Sealed), so that sinks that keep up deliver them
