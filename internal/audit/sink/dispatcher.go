@@ -490,7 +490,7 @@ func lost(err error) error {
 func errorText(err error) string {
 	s := strings.Join(strings.Fields(err.Error()), " ")
 	if len(s) > maxErrorText {
-		s = s[:maxErrorText] + "…"
+		s = strings.ToValidUTF8(s[:maxErrorText], "") + "…"
 	}
 	return s
 }
