@@ -71,6 +71,8 @@ const (
 	SinkFile      = "file"
 	SinkStdout    = "stdout"
 	maxAuditSinks = 16
+	// minWebhookKey: an HMAC key shorter than this is guessable.
+	minWebhookKey = 16
 )
 
 var sinkName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
@@ -84,6 +86,7 @@ func (l *loader) resolveSinkSecrets() {
 		switch {
 		case s.Secret != "" && s.SecretFile != "":
 			l.fail(p+".secret_file", 0, "", "conflicts with secret; set only one of them")
+			l.failed[p+".secret"] = true
 		case s.SecretFile != "":
 			b, err := l.readFile(s.SecretFile)
 			if err != nil {
@@ -151,6 +154,8 @@ func (c *Config) validateAudit(ps *Problems) {
 			}
 			if s.Secret == "" && s.SecretFile == "" {
 				needs("secret", "", "the HMAC key or HEC token (env:NAME or secret_file)")
+			} else if s.Type == SinkWebhook && s.Secret != "" && len(s.Secret) < minWebhookKey {
+				ps.add(p+".secret", 0, "", fmt.Sprintf("the HMAC key must be at least %d characters", minWebhookKey))
 			}
 		case SinkSyslog:
 			if _, _, err := net.SplitHostPort(s.Address); err != nil {

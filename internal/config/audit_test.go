@@ -40,12 +40,12 @@ func TestAuditSinks(t *testing.T) {
 		}
 		return noFiles(name)
 	}
-	c, err := load([]byte(good), envMap(map[string]string{"HOOK_KEY": "hook-key-value"}), files)
+	c, err := load([]byte(good), envMap(map[string]string{"HOOK_KEY": "hook-key-value-0123456789"}), files)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := c.Audit.Sinks
-	if len(s) != 5 || s[0].Secret != "hook-key-value" || s[1].Secret != "hec-token-value" || s[1].Format != "ocsf" ||
+	if len(s) != 5 || s[0].Secret != "hook-key-value-0123456789" || s[1].Secret != "hec-token-value" || s[1].Format != "ocsf" ||
 		s[0].Format != "native" || time.Duration(s[0].MaxBackoff) != 30*time.Second || len(s[0].Mask) != 3 || !s[2].TLS {
 		t.Fatalf("sinks = %+v", s)
 	}
@@ -53,10 +53,10 @@ func TestAuditSinks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(string(out), "hook-key-value") || strings.Contains(string(out), "hec-token-value") {
+	if strings.Contains(string(out), "hook-key-value-0123456789") || strings.Contains(string(out), "hec-token-value") {
 		t.Fatalf("Redacted prints a sink secret:\n%s", out)
 	}
-	if c.Audit.Sinks[0].Secret != "hook-key-value" {
+	if c.Audit.Sinks[0].Secret != "hook-key-value-0123456789" {
 		t.Fatal("Redacted changed the configuration")
 	}
 
@@ -67,6 +67,8 @@ func TestAuditSinks(t *testing.T) {
 	}{
 		{"literal secret", "audit:\n  sinks:\n    - {name: a, type: webhook, url: 'https://a.example', secret: hunter2-literal}\n",
 			[]wantProblem{{"audit.sinks[0].secret", 0, []string{"env:NAME"}}}},
+		{"short key", "audit:\n  sinks:\n    - {name: a, type: webhook, url: 'https://a.example', secret: 'env:K'}\n",
+			[]wantProblem{{"audit.sinks[0].secret", 0, []string{"at least 16"}}}},
 		{"both secrets", "audit:\n  sinks:\n    - {name: a, type: webhook, url: 'https://a.example', secret: 'env:X', secret_file: /x}\n",
 			[]wantProblem{{"audit.sinks[0].secret_file", 0, []string{"only one"}}}},
 		{"missing", "audit:\n  sinks:\n    - {type: webhook}\n    - {name: b, type: syslog}\n    - {name: c, type: file}\n    - {name: d, type: kafka}\n",
@@ -86,6 +88,7 @@ func TestAuditSinks(t *testing.T) {
 				{"audit.sinks[0].batch_size", 0, []string{"1-1000"}},
 				{"audit.sinks[1].name", 0, []string{"same name"}},
 				{"audit.sinks[1].url", 0, []string{"https"}},
+				{"audit.sinks[1].secret", 0, []string{"at least 16"}},
 			}},
 	}
 	for _, tt := range tests {

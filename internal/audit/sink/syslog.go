@@ -20,8 +20,9 @@ import (
 type SyslogOptions struct {
 	// Address is the collector's host:port.
 	Address string
-	// TLS, when set, wraps the connection (RFC 5425); nil is plain TCP
-	// (RFC 6587).
+	// TLS, when set, wraps the connection (RFC 5425), checking the
+	// collector's certificate for the address's host unless ServerName
+	// says otherwise; nil is plain TCP (RFC 6587).
 	TLS *tls.Config
 	// Facility is the syslog facility code (RFC 5424 §6.2.1; default 10,
 	// security/authorization messages, authpriv).
@@ -51,8 +52,14 @@ type syslogSink struct {
 // next attempt; TCP has no acknowledgement, so what the kernel buffered
 // when a connection broke may be lost.
 func NewSyslog(o SyslogOptions) (Sink, error) {
-	if _, _, err := net.SplitHostPort(o.Address); err != nil {
+	host, _, err := net.SplitHostPort(o.Address)
+	if err != nil {
 		return nil, errors.New("sink: the syslog address must be host:port")
+	}
+	if o.TLS != nil && o.TLS.ServerName == "" {
+		// The collector's certificate is checked for the host dialled.
+		o.TLS = o.TLS.Clone()
+		o.TLS.ServerName = host
 	}
 	if o.Facility < 0 || o.Facility > 23 {
 		return nil, errors.New("sink: the syslog facility must be 0-23")
