@@ -732,6 +732,7 @@ type Store interface {
 	Policies
 	AuditTrail
 	AuditChain
+	AuditSinks
 	Domains
 	Issuers
 	Providers
