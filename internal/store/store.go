@@ -737,6 +737,7 @@ type Store interface {
 	Issuers
 	Providers
 	Connections
+	SCIM
 }
 
 // Database is the backend's lifecycle: opening checks, schema migration
@@ -811,6 +812,61 @@ type Domains interface {
 	ListDomains(ctx context.Context, tenantID string) ([]*Domain, error)
 	// DeleteDomain removes it; an unknown pattern is ErrNotFound.
 	DeleteDomain(ctx context.Context, tenantID, pattern string, ev *AuditEvent) error
+}
+
+// SCIMGroup is a group a SCIM client provisioned: an id that never
+// changes and a display name, which is the group name in its members'
+// User.Groups (membership lives there, where policy reads it).
+type SCIMGroup struct {
+	TenantID    string
+	ID          string
+	DisplayName string
+	ExternalID  string // the provisioning client's own id ("": none)
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
+// Check reports ErrInvalid for a group without tenant, id or display name.
+func (g *SCIMGroup) Check() error {
+	if g.TenantID == "" || g.ID == "" || g.DisplayName == "" {
+		return ErrInvalid
+	}
+	return nil
+}
+
+// SCIMUser is what SCIM provisioning keeps of a user beside the User
+// row: the client's external id, and Deleted once a SCIM DELETE removed
+// the person (RFC 7644 §3.6 lets the row stay: it is deprovisioned and
+// every SCIM operation on it answers 404).
+type SCIMUser struct {
+	TenantID   string
+	UserID     string
+	ExternalID string
+	Deleted    bool
+	UpdatedAt  time.Time
+}
+
+// SCIM is the state of SCIM 2.0 provisioning (/scim/v2) that users do
+// not carry themselves.
+type SCIM interface {
+	// CreateSCIMGroup returns ErrConflict for a duplicate ID or
+	// DisplayName in the tenant, ErrInvalid for an empty ID or
+	// DisplayName, and writes ev (nil: none) in the same transaction.
+	CreateSCIMGroup(ctx context.Context, g *SCIMGroup, ev *AuditEvent) error
+	GetSCIMGroup(ctx context.Context, tenantID, id string) (*SCIMGroup, error)
+	// ListSCIMGroups returns the tenant's groups ordered by ID.
+	ListSCIMGroups(ctx context.Context, tenantID string) ([]*SCIMGroup, error)
+	// UpdateSCIMGroup replaces DisplayName, ExternalID and UpdatedAt
+	// (ErrNotFound, ErrConflict, ErrInvalid as CreateSCIMGroup).
+	UpdateSCIMGroup(ctx context.Context, g *SCIMGroup, ev *AuditEvent) error
+	// DeleteSCIMGroup removes it (ErrNotFound if unknown) and writes ev.
+	DeleteSCIMGroup(ctx context.Context, tenantID, id string, ev *AuditEvent) error
+	// PutSCIMUser creates or replaces the user's SCIM state.
+	PutSCIMUser(ctx context.Context, u *SCIMUser) error
+	// GetSCIMUser returns ErrNotFound for a user SCIM never touched.
+	GetSCIMUser(ctx context.Context, tenantID, userID string) (*SCIMUser, error)
+	// ListSCIMUsers returns the tenant's SCIM states ordered by UserID.
+	ListSCIMUsers(ctx context.Context, tenantID string) ([]*SCIMUser, error)
 }
 
 // Issuers are the trusted issuers of JWTs (agentid issuers ...).

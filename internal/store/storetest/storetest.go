@@ -76,6 +76,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ResourceErrors", testResourceErrors},
 		{"Users", testUsers},
 		{"UserAttributes", testUserAttributes},
+		{"SCIM", testSCIM},
 		{"ResourceUserClaims", testResourceUserClaims},
 		{"SigningKeys", testSigningKeys},
 		{"Sessions", testSessions},
