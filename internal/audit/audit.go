@@ -95,6 +95,9 @@ const (
 	// ActorAdminAPI is an admin client of the admin API (/admin/api);
 	// Meta.ActorID is its client id.
 	ActorAdminAPI = "admin_api"
+	// ActorSCIM is a provisioning client of the SCIM endpoint
+	// (/scim/v2); Meta.ActorID is its client id.
+	ActorSCIM = "scim"
 )
 
 // Meta is what every event knows about its request.

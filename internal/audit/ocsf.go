@@ -330,7 +330,7 @@ func ocsfActor(ev *store.AuditEvent) map[string]any {
 		}
 		switch id := ev.Details["actor_id"]; {
 		case id == "":
-		case by == ActorAdminAPI:
+		case by == ActorAdminAPI || by == ActorSCIM:
 			a["user"] = ocsfUser(id, userTypeService)
 		default:
 			a["user"] = ocsfUser(id, userTypeAdmin)

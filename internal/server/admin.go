@@ -47,44 +47,63 @@ func (s *Server) adminResource() string {
 // returns. It writes the RFC 6750 §3 challenge with a problem body and
 // returns false when not.
 func (s *Server) adminAuth(w http.ResponseWriter, r *http.Request) (clientID string, ok bool) {
+	clientID, ref := s.hubClientToken(r, s.adminResource(), ScopeAdmin)
+	switch {
+	case ref == nil:
+		return clientID, true
+	case ref.err != nil:
+		s.adminServerError(w, r, ref.err)
+	default:
+		s.adminChallenge(w, r, ref.status, ref.code, ref.detail)
+	}
+	return "", false
+}
+
+// tokenRefusal is why hubClientToken refused a bearer token: an RFC 6750
+// §3.1 error code ("" for a request without one) and its description
+// with the status to answer, or err when the check itself failed.
+type tokenRefusal struct {
+	status       int
+	code, detail string
+	err          error
+}
+
+// hubClientToken checks a request's bearer token for one of the hub's
+// own protected resources (the admin API, SCIM): the hub's own,
+// unexpired, unrevoked access token with resource among its audiences and
+// scope among its scopes, of a live client acting for itself (no person
+// delegated it, nobody acts for it), whose id it returns.
+func (s *Server) hubClientToken(r *http.Request, resource, scope string) (string, *tokenRefusal) {
 	raw, ok := bearerToken(r)
 	if !ok {
-		s.adminChallenge(w, r, http.StatusUnauthorized, "", "an access token with the "+ScopeAdmin+" scope is required")
-		return "", false
+		return "", &tokenRefusal{status: http.StatusUnauthorized, detail: "an access token with the " + scope + " scope is required"}
 	}
 	ctx := r.Context()
 	claims, err := s.keys.Verify(raw, s.issuer)
 	if err != nil || s.now().Unix() >= claims.Expiry {
-		s.adminChallenge(w, r, http.StatusUnauthorized, "invalid_token", "the access token is invalid or expired")
-		return "", false
+		return "", &tokenRefusal{status: http.StatusUnauthorized, code: "invalid_token", detail: "the access token is invalid or expired"}
 	}
-	if !slices.Contains(claims.Audience, s.adminResource()) {
-		s.adminChallenge(w, r, http.StatusUnauthorized, "invalid_token", "the access token is not for "+s.adminResource())
-		return "", false
+	if !slices.Contains(claims.Audience, resource) {
+		return "", &tokenRefusal{status: http.StatusUnauthorized, code: "invalid_token", detail: "the access token is not for " + resource}
 	}
 	revoked, err := s.st.AccessTokenRevoked(ctx, claims.JTI)
 	if err != nil {
-		s.adminServerError(w, r, err)
-		return "", false
+		return "", &tokenRefusal{err: err}
 	}
 	if revoked {
-		s.adminChallenge(w, r, http.StatusUnauthorized, "invalid_token", "the access token was revoked")
-		return "", false
+		return "", &tokenRefusal{status: http.StatusUnauthorized, code: "invalid_token", detail: "the access token was revoked"}
 	}
 	alive, err := s.alive(ctx, claims.ClientID, "")
 	if err != nil {
-		s.adminServerError(w, r, err)
-		return "", false
+		return "", &tokenRefusal{err: err}
 	}
 	if !alive {
-		s.adminChallenge(w, r, http.StatusUnauthorized, "invalid_token", "the access token is no longer valid")
-		return "", false
+		return "", &tokenRefusal{status: http.StatusUnauthorized, code: "invalid_token", detail: "the access token is no longer valid"}
 	}
-	if !slices.Contains(strings.Fields(claims.Scope), ScopeAdmin) || claims.Subject != claims.ClientID || claims.Act != nil {
-		s.adminChallenge(w, r, http.StatusForbidden, "insufficient_scope", "the access token lacks the "+ScopeAdmin+" scope of a client acting for itself")
-		return "", false
+	if !slices.Contains(strings.Fields(claims.Scope), scope) || claims.Subject != claims.ClientID || claims.Act != nil {
+		return "", &tokenRefusal{status: http.StatusForbidden, code: "insufficient_scope", detail: "the access token lacks the " + scope + " scope of a client acting for itself"}
 	}
-	return claims.ClientID, true
+	return claims.ClientID, nil
 }
 
 // adminChallenge answers with an RFC 6750 §3 challenge and an RFC 9457

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/agentid/agentid/internal/clients"
+	"github.com/agentid/agentid/internal/connectors/scim"
 	"github.com/agentid/agentid/internal/consent"
 	"github.com/agentid/agentid/internal/federation"
 	"github.com/agentid/agentid/internal/fetch"
@@ -161,6 +162,7 @@ type Server struct {
 	ledger    *consent.Ledger
 	registrar *clients.Registrar
 	log       *slog.Logger
+	scim      http.Handler // scim.go
 	now       func() time.Time
 	rand      io.Reader
 	pages     *pages
@@ -329,6 +331,9 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if s.scim, err = s.scimHandler(); err != nil {
+		return nil, err
+	}
 	s.handler = s.routes()
 	return s, nil
 }
@@ -390,6 +395,8 @@ func (s *Server) routes() http.Handler {
 		api.HandleFunc(AdminAPIPath+e.path, adminMethods(allow))
 	}
 	api.HandleFunc(AdminAPIPath+"/", s.adminNotFound)
+	// SCIM 2.0 provisioning (scim.go): bearer tokens only, SCIM errors.
+	api.Handle(scim.Path+"/", s.scim)
 	// CORS preflights are answered on the protocol endpoints only, so that
 	// an unknown path is a 404 rather than a 405 that allows OPTIONS.
 	for _, p := range []string{"/.well-known/oauth-authorization-server", "/.well-known/openid-configuration", "/jwks.json", "/token", "/revoke", "/introspect", "/userinfo", "/register", "/register/{id}"} {

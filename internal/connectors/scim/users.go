@@ -1,0 +1,379 @@
+package scim
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/elimity-com/scim"
+	scimerrors "github.com/elimity-com/scim/errors"
+	"github.com/elimity-com/scim/schema"
+
+	"github.com/agentid/agentid/internal/audit"
+	"github.com/agentid/agentid/internal/clients"
+	"github.com/agentid/agentid/internal/store"
+	"github.com/agentid/agentid/internal/token"
+)
+
+// users is the /Users resource handler.
+type users struct{ h *handler }
+
+var userSchema = schema.CoreUserSchema()
+
+// userState is a user with what SCIM keeps beside it.
+type userState struct {
+	u  *store.User
+	su *store.SCIMUser
+}
+
+// lookup finds a user SCIM may see: not deleted by SCIM.
+func (h *handler) lookup(ctx context.Context, id string) (*userState, error) {
+	u, err := h.cfg.Store.GetUser(ctx, h.cfg.Tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	su, err := h.cfg.Store.GetSCIMUser(ctx, h.cfg.Tenant, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		su = &store.SCIMUser{TenantID: h.cfg.Tenant, UserID: id}
+	case err != nil:
+		return nil, err
+	case su.Deleted:
+		return nil, store.ErrNotFound
+	}
+	return &userState{u, su}, nil
+}
+
+// userResource is the SCIM User of st; groups are the tenant's SCIM
+// groups (its read-only groups attribute lists those it is a member of).
+func (h *handler) userResource(st *userState, gs []*store.SCIMGroup) scim.Resource {
+	u := st.u
+	attrs := scim.ResourceAttributes{
+		"userName": u.Username,
+		"active":   !u.Disabled,
+	}
+	if u.Name != "" {
+		attrs["name"] = map[string]any{"formatted": u.Name}
+		attrs["displayName"] = u.Name
+	}
+	if u.Email != "" {
+		attrs["emails"] = []any{map[string]any{"value": u.Email, "primary": true}}
+	}
+	var member []any
+	for _, g := range gs {
+		if slices.Contains(u.Groups, g.DisplayName) {
+			member = append(member, map[string]any{
+				"value":   g.ID,
+				"display": g.DisplayName,
+				"$ref":    h.cfg.BaseURL + "/Groups/" + url.PathEscape(g.ID),
+				"type":    "direct",
+			})
+		}
+	}
+	if len(member) > 0 {
+		attrs["groups"] = member
+	}
+	created, modified := u.CreatedAt, u.UpdatedAt
+	if st.su.UpdatedAt.After(modified) {
+		modified = st.su.UpdatedAt
+	}
+	return scim.Resource{
+		ID:         u.ID,
+		ExternalID: externalID(st.su.ExternalID),
+		Attributes: attrs,
+		Meta:       scim.Meta{Created: &created, LastModified: &modified, Version: version(modified)},
+	}
+}
+
+// profile is what a User's attributes set of a store.User.
+type profile struct {
+	username, name, email, password string
+	active                          bool
+	externalID                      string
+}
+
+// profileOf reads validated User attributes (schema names as keys).
+func profileOf(attrs map[string]any) (profile, error) {
+	p := profile{active: true}
+	p.username, _ = attrs["userName"].(string)
+	if strings.TrimSpace(p.username) == "" {
+		return p, scimError(scimerrors.ScimErrorInvalidValue, "userName is required")
+	}
+	if a, ok := attrs["active"].(bool); ok {
+		p.active = a
+	}
+	p.externalID, _ = attrs["externalId"].(string)
+	p.password, _ = attrs["password"].(string)
+	if n, ok := attrs["name"].(map[string]any); ok {
+		if f, _ := n["formatted"].(string); f != "" {
+			p.name = f
+		} else {
+			var parts []string
+			for _, k := range []string{"honorificPrefix", "givenName", "middleName", "familyName", "honorificSuffix"} {
+				if s, _ := n[k].(string); s != "" {
+					parts = append(parts, s)
+				}
+			}
+			p.name = strings.Join(parts, " ")
+		}
+	}
+	if p.name == "" {
+		p.name, _ = attrs["displayName"].(string)
+	}
+	// The primary address, else the first.
+	for i, e := range list(attrs["emails"]) {
+		m, _ := e.(map[string]any)
+		v, _ := m["value"].(string)
+		if primary, _ := m["primary"].(bool); primary || i == 0 {
+			p.email = v
+		}
+		if primary, _ := m["primary"].(bool); primary {
+			break
+		}
+	}
+	return p, nil
+}
+
+// emailFree refuses an address another user of the tenant has.
+func (h *handler) emailFree(ctx context.Context, id, email string) error {
+	if email == "" {
+		return nil
+	}
+	us, err := h.cfg.Store.ListUsers(ctx, h.cfg.Tenant)
+	if err != nil {
+		return err
+	}
+	for _, o := range us {
+		if o.ID != id && strings.EqualFold(o.Email, email) {
+			return scimError(scimerrors.ScimErrorUniqueness, "the email address is another user's")
+		}
+	}
+	return nil
+}
+
+func (x users) Create(r *http.Request, attrs scim.ResourceAttributes) (scim.Resource, error) {
+	h, ctx := x.h, r.Context()
+	p, err := profileOf(attrs)
+	if err != nil {
+		return scim.Resource{}, err
+	}
+	if err := h.emailFree(ctx, "", p.email); err != nil {
+		return scim.Resource{}, h.passOn(r, "create user", err)
+	}
+	now := h.cfg.Now()
+	m := h.meta(r, now)
+	u := &store.User{
+		TenantID: h.cfg.Tenant, ID: token.NewID(nil), Username: p.username, Name: p.name, Email: p.email,
+		Disabled: !p.active, CreatedAt: now, UpdatedAt: now,
+	}
+	if p.password != "" {
+		if u.PasswordHash, err = h.cfg.HashPassword(p.password); err != nil {
+			return scim.Resource{}, h.internal(r, "hash password", err)
+		}
+	}
+	if err := h.cfg.Store.CreateUser(ctx, u, audit.NewUserCreated(m, u.ID)); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return scim.Resource{}, scimError(scimerrors.ScimErrorUniqueness, "userName is taken")
+		}
+		return scim.Resource{}, h.passOn(r, "create user", err)
+	}
+	su := &store.SCIMUser{TenantID: h.cfg.Tenant, UserID: u.ID, ExternalID: p.externalID, UpdatedAt: now}
+	if err := h.cfg.Store.PutSCIMUser(ctx, su); err != nil {
+		return scim.Resource{}, h.internal(r, "create user", err)
+	}
+	return h.userResource(&userState{u, su}, nil), nil
+}
+
+func (x users) Get(r *http.Request, id string) (scim.Resource, error) {
+	h, ctx := x.h, r.Context()
+	st, err := h.lookup(ctx, id)
+	if err != nil {
+		return scim.Resource{}, h.lookupFailed(r, id, err)
+	}
+	gs, err := h.cfg.Store.ListSCIMGroups(ctx, h.cfg.Tenant)
+	if err != nil {
+		return scim.Resource{}, h.internal(r, "get user", err)
+	}
+	return h.userResource(st, gs), nil
+}
+
+func (x users) GetAll(r *http.Request, params scim.ListRequestParams) (scim.Page, error) {
+	h, ctx := x.h, r.Context()
+	us, err := h.cfg.Store.ListUsers(ctx, h.cfg.Tenant)
+	if err != nil {
+		return scim.Page{}, h.internal(r, "list users", err)
+	}
+	sus, err := h.cfg.Store.ListSCIMUsers(ctx, h.cfg.Tenant)
+	if err != nil {
+		return scim.Page{}, h.internal(r, "list users", err)
+	}
+	gs, err := h.cfg.Store.ListSCIMGroups(ctx, h.cfg.Tenant)
+	if err != nil {
+		return scim.Page{}, h.internal(r, "list users", err)
+	}
+	byID := make(map[string]*store.SCIMUser, len(sus))
+	for _, su := range sus {
+		byID[su.UserID] = su
+	}
+	slices.SortFunc(us, func(a, b *store.User) int { return strings.Compare(a.ID, b.ID) })
+	var all []scim.Resource
+	for _, u := range us {
+		su := byID[u.ID]
+		if su == nil {
+			su = &store.SCIMUser{TenantID: h.cfg.Tenant, UserID: u.ID}
+		} else if su.Deleted {
+			continue
+		}
+		all = append(all, h.userResource(&userState{u, su}, gs))
+	}
+	return page(filtered(params, all), params), nil
+}
+
+func (x users) Replace(r *http.Request, id string, attrs scim.ResourceAttributes) (scim.Resource, error) {
+	h, ctx := x.h, r.Context()
+	st, err := h.lookup(ctx, id)
+	if err != nil {
+		return scim.Resource{}, h.lookupFailed(r, id, err)
+	}
+	p, err := profileOf(attrs)
+	if err != nil {
+		return scim.Resource{}, err
+	}
+	return h.updateUser(r, st, p)
+}
+
+func (x users) Patch(r *http.Request, id string, ops []scim.PatchOperation) (scim.Resource, error) {
+	h, ctx := x.h, r.Context()
+	st, err := h.lookup(ctx, id)
+	if err != nil {
+		return scim.Resource{}, h.lookupFailed(r, id, err)
+	}
+	res := h.userResource(st, nil)
+	attrs := map[string]any(res.Attributes)
+	if st.su.ExternalID != "" {
+		attrs["externalId"] = st.su.ExternalID
+	}
+	if err := applyPatch(attrs, userSchema, ops); err != nil {
+		return scim.Resource{}, err
+	}
+	p, err := profileOf(attrs)
+	if err != nil {
+		return scim.Resource{}, err
+	}
+	return h.updateUser(r, st, p)
+}
+
+// updateUser makes st's user what p says: the profile (userName, name,
+// email, a new password) in one update, then the activity: deactivating
+// runs clients.DeprovisionUser, reactivating enables the account (what
+// deprovisioning revoked stays revoked). externalId is SCIM's own.
+func (h *handler) updateUser(r *http.Request, st *userState, p profile) (scim.Resource, error) {
+	ctx := r.Context()
+	now := h.cfg.Now()
+	m := h.meta(r, now)
+	u := st.u
+	if p.email != u.Email {
+		if err := h.emailFree(ctx, u.ID, p.email); err != nil {
+			return scim.Resource{}, h.passOn(r, "update user", err)
+		}
+	}
+	changed := p.username != u.Username || p.name != u.Name || p.email != u.Email
+	if p.email != u.Email {
+		u.EmailVerified = false
+	}
+	u.Username, u.Name, u.Email = p.username, p.name, p.email
+	change := "profile"
+	if p.password != "" {
+		hash, err := h.cfg.HashPassword(p.password)
+		if err != nil {
+			return scim.Resource{}, h.internal(r, "hash password", err)
+		}
+		u.PasswordHash, changed = hash, true
+		if u.Username == st.u.Username && u.Name == st.u.Name {
+			change = "password"
+		}
+	}
+	if changed {
+		u.UpdatedAt = now
+		if err := h.cfg.Store.UpdateUser(ctx, u, audit.NewUserUpdated(m, u.ID, change)); err != nil {
+			if errors.Is(err, store.ErrConflict) {
+				return scim.Resource{}, scimError(scimerrors.ScimErrorUniqueness, "userName is taken")
+			}
+			return scim.Resource{}, h.passOn(r, "update user", err)
+		}
+	}
+	switch {
+	case !p.active && !u.Disabled:
+		res, err := clients.DeprovisionUser(ctx, h.cfg.Store, h.cfg.Vault, m, h.cfg.Tenant, u.ID, now)
+		if err != nil {
+			return scim.Resource{}, h.deprovisionFailed(r, err)
+		}
+		u = res.User
+	case p.active && u.Disabled:
+		u.Disabled, u.UpdatedAt = false, now
+		if err := h.cfg.Store.UpdateUser(ctx, u, audit.NewUserUpdated(m, u.ID, audit.ChangeEnabled)); err != nil {
+			return scim.Resource{}, h.passOn(r, "enable user", err)
+		}
+	}
+	if p.externalID != st.su.ExternalID {
+		st.su.ExternalID, st.su.UpdatedAt = p.externalID, now
+		if err := h.cfg.Store.PutSCIMUser(ctx, st.su); err != nil {
+			return scim.Resource{}, h.internal(r, "update user", err)
+		}
+	}
+	gs, err := h.cfg.Store.ListSCIMGroups(ctx, h.cfg.Tenant)
+	if err != nil {
+		return scim.Resource{}, h.internal(r, "update user", err)
+	}
+	return h.userResource(&userState{u, st.su}, gs), nil
+}
+
+// Delete deprovisions the user at once and hides them from SCIM.
+func (x users) Delete(r *http.Request, id string) error {
+	h, ctx := x.h, r.Context()
+	st, err := h.lookup(ctx, id)
+	if err != nil {
+		return h.lookupFailed(r, id, err)
+	}
+	now := h.cfg.Now()
+	if _, err := clients.DeprovisionUser(ctx, h.cfg.Store, h.cfg.Vault, h.meta(r, now), h.cfg.Tenant, id, now); err != nil {
+		return h.deprovisionFailed(r, err)
+	}
+	st.su.Deleted, st.su.UpdatedAt = true, now
+	if err := h.cfg.Store.PutSCIMUser(ctx, st.su); err != nil {
+		return h.internal(r, "delete user", err)
+	}
+	return nil
+}
+
+func (h *handler) lookupFailed(r *http.Request, id string, err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound(id)
+	}
+	return h.internal(r, "lookup", err)
+}
+
+// passOn keeps SCIM errors, answers the store's ErrInvalid as
+// invalidValue, and anything else as 500.
+func (h *handler) passOn(r *http.Request, op string, err error) error {
+	var se scimerrors.ScimError
+	switch {
+	case errors.As(err, &se):
+		return se
+	case errors.Is(err, store.ErrInvalid):
+		return scimError(scimerrors.ScimErrorInvalidValue, "a value is out of bounds: "+strings.TrimPrefix(err.Error(), "store: "))
+	}
+	return h.internal(r, op, err)
+}
+
+// deprovisionFailed: a person owning vault connections on a hub without
+// a vault is 409 after the rest was done.
+func (h *handler) deprovisionFailed(r *http.Request, err error) error {
+	if errors.Is(err, clients.ErrNoVault) {
+		return scimerrors.ScimError{Status: http.StatusConflict, Detail: "the user owns vault connections and this hub has no vault to revoke them with; the rest of the deprovisioning was done"}
+	}
+	return h.internal(r, "deprovision user", err)
+}
