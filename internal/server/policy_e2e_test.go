@@ -297,10 +297,17 @@ func testTrustedTagUnlocksSensitiveScope(t *testing.T, h *policyHub) {
 // skipped) and the token.
 func (h *hub) authorizeOffered(t *testing.T, b *servertest.Browser, conf *oauth2.Config) ([]string, *oauth2.Token) {
 	t.Helper()
+	return h.authorizeAs(t, b, conf, h.Resource, servertest.TestUser, servertest.TestPassword)
+}
+
+// authorizeAs is authorizeOffered for a resource, signing in as user
+// with password when the browser has no session.
+func (h *hub) authorizeAs(t *testing.T, b *servertest.Browser, conf *oauth2.Config, resource, user, password string) ([]string, *oauth2.Token) {
+	t.Helper()
 	verifier := oauth2.GenerateVerifier()
-	p := b.Get(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("resource", h.Resource)))
+	p := b.Get(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("resource", resource)))
 	if strings.Contains(p.Body, `action="/login"`) {
-		p = b.Login(p, servertest.TestUser, servertest.TestPassword)
+		p = b.Login(p, user, password)
 	}
 	var offered []string
 	if p.Location == nil {
@@ -314,7 +321,7 @@ func (h *hub) authorizeOffered(t *testing.T, b *servertest.Browser, conf *oauth2
 	if code == "" {
 		t.Fatalf("no code: %s", p.Location)
 	}
-	tok, err := conf.Exchange(context.Background(), code, oauth2.VerifierOption(verifier), oauth2.SetAuthURLParam("resource", h.Resource))
+	tok, err := conf.Exchange(context.Background(), code, oauth2.VerifierOption(verifier), oauth2.SetAuthURLParam("resource", resource))
 	if err != nil {
 		t.Fatal(err)
 	}

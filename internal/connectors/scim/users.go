@@ -280,28 +280,33 @@ func (h *handler) updateUser(r *http.Request, st *userState, p profile) (scim.Re
 			return scim.Resource{}, h.passOn(r, "update user", err)
 		}
 	}
-	changed := p.username != u.Username || p.name != u.Name || p.email != u.Email
+	// A username is what people sign in with and what policy and the
+	// audit trail name: it does not change (the store keeps it as created).
+	if p.username != u.Username {
+		return scim.Resource{}, scimError(scimerrors.ScimErrorMutability, "userName cannot change on this hub; delete the user and create a new one")
+	}
+	profileChanged := p.name != u.Name || p.email != u.Email
 	if p.email != u.Email {
 		u.EmailVerified = false
 	}
-	u.Username, u.Name, u.Email = p.username, p.name, p.email
-	change := "profile"
+	u.Name, u.Email = p.name, p.email
+	var changes []string
+	if profileChanged {
+		changes = append(changes, "profile")
+	}
 	if p.password != "" {
 		hash, err := h.cfg.HashPassword(p.password)
 		if err != nil {
 			return scim.Resource{}, h.internal(r, "hash password", err)
 		}
-		u.PasswordHash, changed = hash, true
-		if u.Username == st.u.Username && u.Name == st.u.Name {
-			change = "password"
-		}
+		u.PasswordHash = hash
+		changes = append(changes, "password")
 	}
-	if changed {
+	// The first update carries every change; each change's event is
+	// written with an update of its own.
+	for _, change := range changes {
 		u.UpdatedAt = now
 		if err := h.cfg.Store.UpdateUser(ctx, u, audit.NewUserUpdated(m, u.ID, change)); err != nil {
-			if errors.Is(err, store.ErrConflict) {
-				return scim.Resource{}, scimError(scimerrors.ScimErrorUniqueness, "userName is taken")
-			}
 			return scim.Resource{}, h.passOn(r, "update user", err)
 		}
 	}
