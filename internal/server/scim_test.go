@@ -14,6 +14,7 @@ import (
 
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/server"
+	"github.com/agentid/agentid/internal/server/servertest"
 	"github.com/agentid/agentid/internal/store"
 )
 
@@ -345,4 +346,173 @@ func wantSCIMEvent(t *testing.T, st store.Store, typ, userID, change string) {
 		return
 	}
 	t.Fatalf("no %s event (change %q) for %s", typ, change, userID)
+}
+
+// TestSCIMOffboarding: people and groups provisioned by SCIM decide what
+// agents get, and a deactivation by SCIM ends everything mid-session. A
+// person created by SCIM signs in and authorizes an agent; their SCIM
+// group eng-oncall is what lets policy grant deploy.write; PATCHing them
+// out of the group drops the scope at the next refresh and back in
+// restores it; PATCHing active to false then at once revokes the consent,
+// the refresh token (invalid_grant), the access token (introspection
+// inactive) and the browser session (the account page asks to sign in),
+// with events naming the SCIM client. Reactivating enables the account
+// but brings nothing back.
+func TestSCIMOffboarding(t *testing.T) { forEachPolicyBackend(t, testSCIMOffboarding) }
+
+func testSCIMOffboarding(t *testing.T, h *policyHub) {
+	ctx := context.Background()
+	secret, rsSecret := workforceHub(t, h)
+	base, tok := scimHub(t, h.hub)
+	do := func(method, path, body string) scimResp { t.Helper(); return scimDo(t, tok, method, base+path, body) }
+
+	const pw = "correct horse battery staple"
+	r := do("POST", "/Users", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"carol","password":"`+pw+`",
+		"name":{"givenName":"Carol","familyName":"Ng"},"emails":[{"value":"carol@example.com","primary":true}]}`)
+	if r.status != http.StatusCreated {
+		t.Fatalf("create carol: %d %v", r.status, r.body)
+	}
+	if _, ok := r.body["password"]; ok {
+		t.Fatal("the response returns the password")
+	}
+	carol := r.body["id"].(string)
+	r = do("POST", "/Groups", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"eng-oncall","members":[{"value":"`+carol+`"}]}`)
+	if r.status != http.StatusCreated {
+		t.Fatalf("create eng-oncall: %d %v", r.status, r.body)
+	}
+	oncall := r.body["id"].(string)
+	h.settle()
+
+	both := []string{"deploy.read", "deploy.write"}
+	b := h.Browser()
+	offered, tk := h.authorizeAs(t, b, h.oauth2Config("agent-1", secret, both...), h.Resource, "carol", pw)
+	if !slices.Equal(offered, both) || jwtClaims(t, tk.AccessToken)["scope"] != "deploy.read deploy.write" {
+		t.Fatalf("an on-call member was offered %v and got %v", offered, jwtClaims(t, tk.AccessToken)["scope"])
+	}
+	refresh := func(rt string) jsonResp {
+		t.Helper()
+		return h.tokenRequest(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, "agent-1", secret)
+	}
+
+	// Out of the group by SCIM, then back in.
+	if r := do("PATCH", "/Groups/"+oncall, patchOps(`{"op":"remove","path":"members[value eq \"`+carol+`\"]"}`)); r.status != 200 {
+		t.Fatalf("remove from eng-oncall: %d %v", r.status, r.body)
+	}
+	h.settle()
+	rr := refresh(tk.RefreshToken)
+	if rr.status != 200 || rr.body["scope"] != "deploy.read" {
+		t.Fatalf("refresh after leaving eng-oncall: %d %v", rr.status, rr.body)
+	}
+	checkDecisions(t, lastIssued(t, h.Store, "agent-1"), map[string]string{
+		"deploy.read": "granted:user-consent", "deploy.write": "denied:deploy-write-oncall-only",
+	})
+	if r := do("PATCH", "/Groups/"+oncall, patchOps(`{"op":"add","path":"members","value":[{"value":"`+carol+`"}]}`)); r.status != 200 {
+		t.Fatalf("add to eng-oncall: %d %v", r.status, r.body)
+	}
+	h.settle()
+	rr = refresh(rr.body["refresh_token"].(string))
+	if rr.status != 200 || rr.body["scope"] != "deploy.read deploy.write" {
+		t.Fatalf("refresh after rejoining eng-oncall: %d %v", rr.status, rr.body)
+	}
+	access, rt := rr.body["access_token"].(string), rr.body["refresh_token"].(string)
+	if a := b.Get(h.URL + "/account"); strings.Contains(a.Body, `action="/login"`) {
+		t.Fatal("no session before the deactivation")
+	}
+
+	// Deactivated mid-session.
+	r = do("PATCH", "/Users/"+carol, patchOps(`{"op":"replace","path":"active","value":false}`))
+	if r.status != 200 || r.body["active"] != false {
+		t.Fatalf("deactivate: %d %v", r.status, r.body)
+	}
+	if rr := refresh(rt); rr.status != http.StatusBadRequest || rr.body["error"] != "invalid_grant" {
+		t.Fatalf("refresh after deactivation: %d %v", rr.status, rr.body)
+	}
+	if in := h.introspect(access, "mcp-rs", rsSecret); in["active"] != false {
+		t.Fatalf("introspection after deactivation: %v", in)
+	}
+	grants, err := h.Store.ListConsents(ctx, store.ConsentFilter{TenantID: store.DefaultTenant, UserID: carol})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range grants {
+		if g.Live(h.clock.Now()) {
+			t.Fatalf("a consent outlived the deactivation: %+v", g)
+		}
+	}
+	if a := b.Get(h.URL + "/account"); !strings.Contains(a.Body, `action="/login"`) {
+		t.Fatalf("the browser session outlived the deactivation: %d", a.Status)
+	}
+	wantSCIMEvent(t, h.Store, audit.UserUpdated, carol, audit.ChangeDisabled)
+	wantSCIMEvent(t, h.Store, audit.UserAccessRevoked, carol, "")
+	wantSCIMEvent(t, h.Store, audit.ConsentRevoked, carol, "")
+
+	// Active again: the person may sign in; what was revoked stays so.
+	if r := do("PATCH", "/Users/"+carol, patchOps(`{"op":"replace","value":{"active":true}}`)); r.status != 200 || r.body["active"] != true {
+		t.Fatalf("reactivate: %d %v", r.status, r.body)
+	}
+	if rr := refresh(rt); rr.status != http.StatusBadRequest {
+		t.Fatalf("an old refresh token after reactivation: %d %v", rr.status, rr.body)
+	}
+	wantSCIMEvent(t, h.Store, audit.UserUpdated, carol, audit.ChangeEnabled)
+}
+
+// TestSCIMRefusedTokens: only the hub's own token for the SCIM resource
+// with agentid:scim, of a live client acting for itself, is let in; the
+// refusals are RFC 6750 challenges with SCIM error bodies.
+func TestSCIMRefusedTokens(t *testing.T) {
+	h := newHub(t)
+	base, good := scimHub(t, h)
+	adminURI, adminSecret := adminHub(t, h)
+	adminTok, err := adminToken(t, h, "siem", adminSecret, adminURI, server.ScopeAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readSecret := h.AddClient(&store.Client{ID: "reader", GrantTypes: []string{"client_credentials"}, Tags: []string{"cc:scim.read"}, DefaultResource: base})
+	readTok, err := adminToken(t, h, "reader", readSecret, base, "scim.read")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A self-registered agent tagged for the scope gets no token: the
+	// sensitive scope is kept from it.
+	dcrSecret := h.AddClient(&store.Client{ID: "self-made", RegistrationMethod: store.RegistrationDCR, GrantTypes: []string{"client_credentials"},
+		Tags: []string{"cc:" + server.ScopeSCIM}, DefaultResource: base})
+	if tok, err := adminToken(t, h, "self-made", dcrSecret, base, server.ScopeSCIM); err == nil {
+		t.Errorf("a self-registered client got a SCIM token: %s", tok)
+	}
+	// A token a person delegated to an agent for the SCIM resource, with
+	// the scope: the person's consent does not make the agent a
+	// provisioning client.
+	agentSecret := h.AddClient(&store.Client{ID: "agent-x", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code", "refresh_token"}})
+	_, delegated := h.authorizeAs(t, h.Browser(), h.oauth2Config("agent-x", agentSecret, server.ScopeSCIM), base, servertest.TestUser, servertest.TestPassword)
+	if c := jwtClaims(t, delegated.AccessToken); c["scope"] != server.ScopeSCIM || c["sub"] == "agent-x" {
+		t.Fatalf("the delegated token: %v", c)
+	}
+
+	tests := []struct {
+		name, bearer string
+		status       int
+		challenge    string
+	}{
+		{"no token", "", 401, `Bearer realm="agentid"`},
+		{"garbage", "not-a-jwt", 401, `error="invalid_token"`},
+		{"the admin API's token", adminTok, 401, `error="invalid_token"`},
+		{"without the scope", readTok, 403, `error="insufficient_scope"`},
+		{"delegated by a person", delegated.AccessToken, 403, `error="insufficient_scope"`},
+		{"good", good, 200, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := scimDo(t, tc.bearer, "GET", base+"/Users", "")
+			if r.status != tc.status {
+				t.Fatalf("status %d, want %d: %v", r.status, tc.status, r.body)
+			}
+			got := r.header.Get("WWW-Authenticate")
+			if !strings.Contains(got, tc.challenge) || (tc.bearer == "" && strings.Contains(got, "error=")) {
+				t.Errorf("WWW-Authenticate %q, want %q", got, tc.challenge)
+			}
+			if tc.status == 403 && !strings.Contains(got, `scope="agentid:scim"`) {
+				t.Errorf("WWW-Authenticate %q does not name the scope", got)
+			}
+		})
+	}
 }
