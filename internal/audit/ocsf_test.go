@@ -65,6 +65,7 @@ func ocsfSamples() map[string]*store.AuditEvent {
 	out["client.updated enabled by the CLI"] = audit.NewClientUpdated(cli, audit.ClientUpdatedFields{ClientID: "c", Change: audit.ChangeEnabled})
 	out["client.updated deprovisioned in the console"] = audit.NewClientUpdated(audit.Meta{Time: at, Actor: audit.ActorConsole, ActorID: "u-admin"}, audit.ClientUpdatedFields{ClientID: "c", Change: audit.ChangeDeprovisioned})
 	out["user.updated disabled by an admin API client"] = audit.NewUserUpdated(audit.Meta{Time: at, Actor: audit.ActorAdminAPI, ActorID: "siem"}, "u", audit.ChangeDisabled)
+	out["user.updated groups by a SCIM client"] = audit.NewUserAccessUpdated(audit.Meta{Time: at, Actor: audit.ActorSCIM, ActorID: "idp"}, "u", audit.ChangeGroups, []string{"eng-oncall"}, nil)
 	out["user.updated password"] = audit.NewUserUpdated(meta, "u", "password")
 	out["user.updated disabled"] = audit.NewUserUpdated(meta, "u", audit.ChangeDisabled)
 	out["user.updated groups"] = audit.NewUserAccessUpdated(meta, "u", audit.ChangeGroups, []string{"eng-oncall", "Site Ops"}, nil)
@@ -388,4 +389,24 @@ func intOf(v any) (int64, bool) {
 func validIP(s string) bool {
 	_, err := netip.ParseAddr(s)
 	return err == nil
+}
+
+// TestOCSFServiceActors: an admin API or SCIM client that acted is an
+// OCSF actor user of type Service (4), named by its client id; a console
+// administrator is of type Admin (2).
+func TestOCSFServiceActors(t *testing.T) {
+	for _, tc := range []struct {
+		actor, id string
+		typeID    int
+	}{
+		{audit.ActorAdminAPI, "siem", 4},
+		{audit.ActorSCIM, "idp", 4},
+		{audit.ActorConsole, "u-admin", 2},
+	} {
+		ev := audit.NewUserUpdated(audit.Meta{Time: at, Actor: tc.actor, ActorID: tc.id}, "u", audit.ChangeDisabled)
+		u, _ := audit.OCSF(ev)["actor"].(map[string]any)["user"].(map[string]any)
+		if u["uid"] != tc.id || u["type_id"] != tc.typeID {
+			t.Errorf("actor %s: OCSF actor.user %v, want uid %s type_id %d", tc.actor, u, tc.id, tc.typeID)
+		}
+	}
 }
