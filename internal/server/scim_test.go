@@ -212,9 +212,11 @@ func testSCIMProtocol(t *testing.T, h *hub) {
 			asList(r.body["Resources"])[0].(map[string]any)["id"] != asList(all.body["Resources"])[1].(map[string]any)["id"] {
 			t.Fatalf("page 2 of 1: %v", r.body)
 		}
-		r = do("GET", "/Users?filter="+url.QueryEscape(`userName eq`), "")
-		if r.status != 400 || r.body["scimType"] != "invalidFilter" {
-			t.Fatalf("bad filter: %d %v", r.status, r.body)
+		for _, f := range []string{`userName eq`, `name eq ""`} {
+			r = do("GET", "/Users?filter="+url.QueryEscape(f), "")
+			if r.status != 400 || r.body["scimType"] != "invalidFilter" {
+				t.Fatalf("filter %s: %d %v", f, r.status, r.body)
+			}
 		}
 	})
 

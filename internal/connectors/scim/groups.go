@@ -218,7 +218,11 @@ func (x groups) GetAll(r *http.Request, params scim.ListRequestParams) (scim.Pag
 	for i, g := range gs {
 		all[i] = h.groupResource(g, people)
 	}
-	return page(filtered(params, all), params), nil
+	matched, err := filtered(params, all)
+	if err != nil {
+		return scim.Page{}, err
+	}
+	return page(matched, params), nil
 }
 
 func (x groups) Replace(r *http.Request, id string, attrs scim.ResourceAttributes) (scim.Resource, error) {

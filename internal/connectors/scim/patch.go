@@ -151,7 +151,15 @@ func applyFiltered(res map[string]any, s schema.Schema, attr schema.CoreAttribut
 	matched := 0
 	for _, e := range list(res[name]) {
 		m, ok := e.(map[string]any)
-		if !ok || v.PassesFilter(m) != nil {
+		if !ok {
+			kept = append(kept, e)
+			continue
+		}
+		pass, err := passes(&v, m)
+		if err != nil {
+			return err
+		}
+		if !pass {
 			kept = append(kept, e)
 			continue
 		}

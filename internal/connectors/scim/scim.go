@@ -32,6 +32,7 @@ import (
 
 	"github.com/elimity-com/scim"
 	scimerrors "github.com/elimity-com/scim/errors"
+	scimfilter "github.com/elimity-com/scim/filter"
 	"github.com/elimity-com/scim/optional"
 	"github.com/elimity-com/scim/schema"
 
@@ -165,19 +166,34 @@ func page(all []scim.Resource, p scim.ListRequestParams) scim.Page {
 	return out
 }
 
-// filtered keeps the resources the request's filter passes; view is the
-// resource as the filter sees it (attributes, id, externalId, meta).
-func filtered(p scim.ListRequestParams, rs []scim.Resource) []scim.Resource {
+// filtered keeps the resources the request's filter passes.
+func filtered(p scim.ListRequestParams, rs []scim.Resource) ([]scim.Resource, error) {
 	if p.FilterValidator == nil {
-		return rs
+		return rs, nil
 	}
 	var out []scim.Resource
 	for _, r := range rs {
-		if p.FilterValidator.PassesFilter(filterView(r)) == nil {
+		ok, err := passes(p.FilterValidator, filterView(r))
+		if err != nil {
+			return nil, err
+		}
+		if ok {
 			out = append(out, r)
 		}
 	}
-	return out
+	return out, nil
+}
+
+// passes evaluates a filter the library validated. Its evaluation panics
+// on some expressions its validation lets through (a complex attribute
+// compared as a whole: name eq ""); such a filter is invalidFilter.
+func passes(v *scimfilter.Validator, view map[string]any) (ok bool, err error) {
+	defer func() {
+		if recover() != nil {
+			ok, err = false, scimError(scimerrors.ScimErrorInvalidFilter, "the filter compares an attribute this service provider cannot compare")
+		}
+	}()
+	return v.PassesFilter(view) == nil, nil
 }
 
 func filterView(r scim.Resource) map[string]any {

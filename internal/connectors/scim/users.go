@@ -229,7 +229,11 @@ func (x users) GetAll(r *http.Request, params scim.ListRequestParams) (scim.Page
 		}
 		all = append(all, h.userResource(&userState{u, su}, gs))
 	}
-	return page(filtered(params, all), params), nil
+	matched, err := filtered(params, all)
+	if err != nil {
+		return scim.Page{}, err
+	}
+	return page(matched, params), nil
 }
 
 func (x users) Replace(r *http.Request, id string, attrs scim.ResourceAttributes) (scim.Resource, error) {
