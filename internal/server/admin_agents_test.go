@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -31,19 +30,7 @@ type apiAnswer struct {
 // problem otherwise.
 func adminCall(t *testing.T, h *hub, method, bearer, path string) apiAnswer {
 	t.Helper()
-	req, err := http.NewRequest(method, h.URL+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
+	resp, raw := bearerDo(t, method, h.URL+path, bearer, "", "")
 	a := apiAnswer{status: resp.StatusCode, header: resp.Header}
 	want := "application/json"
 	if resp.StatusCode >= 400 {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -64,19 +63,7 @@ type adminResponse struct {
 
 func adminGet(t *testing.T, h *hub, bearer, pathQuery string) adminResponse {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, h.URL+pathQuery, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
+	resp, body := bearerDo(t, http.MethodGet, h.URL+pathQuery, bearer, "", "")
 	r := adminResponse{status: resp.StatusCode, header: resp.Header}
 	if resp.StatusCode == http.StatusOK {
 		if ct := resp.Header.Get("Content-Type"); ct != "application/json" {

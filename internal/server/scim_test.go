@@ -50,9 +50,9 @@ type scimResp struct {
 	body   map[string]any
 }
 
-// scimDo sends a SCIM request and checks the media type (RFC 7644 §3.1)
-// and, for errors, the §3.12 error body.
-func scimDo(t *testing.T, bearer, method, u, body string) scimResp {
+// bearerDo sends a request with an optional bearer token and body and
+// returns the response with its body read.
+func bearerDo(t *testing.T, method, u, bearer, contentType, body string) (*http.Response, []byte) {
 	t.Helper()
 	var rd io.Reader
 	if body != "" {
@@ -62,8 +62,8 @@ func scimDo(t *testing.T, bearer, method, u, body string) scimResp {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/scim+json")
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 	if bearer != "" {
 		req.Header.Set("Authorization", "Bearer "+bearer)
@@ -74,6 +74,18 @@ func scimDo(t *testing.T, bearer, method, u, body string) scimResp {
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
+	return resp, raw
+}
+
+// scimDo sends a SCIM request and checks the media type (RFC 7644 §3.1)
+// and, for errors, the §3.12 error body.
+func scimDo(t *testing.T, bearer, method, u, body string) scimResp {
+	t.Helper()
+	ct := ""
+	if body != "" {
+		ct = "application/scim+json"
+	}
+	resp, raw := bearerDo(t, method, u, bearer, ct, body)
 	r := scimResp{status: resp.StatusCode, header: resp.Header}
 	if resp.StatusCode == http.StatusNoContent {
 		return r
