@@ -233,13 +233,16 @@ func testSCIMProtocol(t *testing.T, h *hub) {
 	})
 
 	// A group with a member, then §3.5.2.1's add and §3.5.2.2's removes.
+	// Alice had the name from the CLI: a group is created with exactly
+	// the members given.
+	editUser(t, h.Store, func(u *store.User) { u.Groups = []string{"Tour Guides"} })
 	r = do("POST", "/Groups", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"Tour Guides",
 		"members":[{"value":"`+bj+`","$ref":"`+base+`/Users/`+bj+`","display":"Babs Jensen"}]}`)
 	if r.status != http.StatusCreated {
 		t.Fatalf("create group: %d %v", r.status, r.body)
 	}
 	g := r.body["id"].(string)
-	if !slices.Equal(memberIDs(r), []string{bj}) || !member(t, h.Store, bj, "Tour Guides") {
+	if !slices.Equal(memberIDs(r), []string{bj}) || !member(t, h.Store, bj, "Tour Guides") || member(t, h.Store, "u-alice", "Tour Guides") {
 		t.Fatalf("created group %v", r.body)
 	}
 	wantSCIMEvent(t, h.Store, audit.UserUpdated, bj, "groups")
@@ -459,6 +462,11 @@ func testSCIMOffboarding(t *testing.T, h *policyHub) {
 	wantSCIMEvent(t, h.Store, audit.UserUpdated, carol, audit.ChangeDisabled)
 	wantSCIMEvent(t, h.Store, audit.UserAccessRevoked, carol, "")
 	wantSCIMEvent(t, h.Store, audit.ConsentRevoked, carol, "")
+
+	// A PUT that leaves active out keeps the person offboarded.
+	if r := do("PUT", "/Users/"+carol, `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"carol","name":{"formatted":"Carol Ng"}}`); r.status != 200 || r.body["active"] != false {
+		t.Fatalf("PUT without active: %d %v", r.status, r.body)
+	}
 
 	// Active again: the person may sign in; what was revoked stays so.
 	if r := do("PATCH", "/Users/"+carol, patchOps(`{"op":"replace","value":{"active":true}}`)); r.status != 200 || r.body["active"] != true {

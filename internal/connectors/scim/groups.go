@@ -130,7 +130,9 @@ func (x groups) Create(r *http.Request, attrs scim.ResourceAttributes) (scim.Res
 		}
 		return scim.Resource{}, h.passOn(r, "create group", err)
 	}
-	if err := h.setMembers(r, people, "", spec.name, spec.members); err != nil {
+	// Exactly the members given: a person who had the name already (from
+	// the CLI or a connector) and is not among them loses it.
+	if err := h.setMembers(r, people, spec.name, spec.name, spec.members); err != nil {
 		return scim.Resource{}, err
 	}
 	return h.groupResource(g, people), nil

@@ -91,19 +91,22 @@ func (h *handler) userResource(st *userState, gs []*store.SCIMGroup) scim.Resour
 // profile is what a User's attributes set of a store.User.
 type profile struct {
 	username, name, email, password string
-	active                          bool
-	externalID                      string
+	// active is nil when the attributes do not say: a new user is
+	// active, a replaced one keeps its state (a PUT that leaves active
+	// out never reactivates a person offboarded).
+	active     *bool
+	externalID string
 }
 
 // profileOf reads validated User attributes (schema names as keys).
 func profileOf(attrs map[string]any) (profile, error) {
-	p := profile{active: true}
+	var p profile
 	p.username, _ = attrs["userName"].(string)
 	if strings.TrimSpace(p.username) == "" {
 		return p, scimError(scimerrors.ScimErrorInvalidValue, "userName is required")
 	}
 	if a, ok := attrs["active"].(bool); ok {
-		p.active = a
+		p.active = &a
 	}
 	p.externalID, _ = attrs["externalId"].(string)
 	p.password, _ = attrs["password"].(string)
@@ -167,7 +170,7 @@ func (x users) Create(r *http.Request, attrs scim.ResourceAttributes) (scim.Reso
 	m := h.meta(r, now)
 	u := &store.User{
 		TenantID: h.cfg.Tenant, ID: token.NewID(nil), Username: p.username, Name: p.name, Email: p.email,
-		Disabled: !p.active, CreatedAt: now, UpdatedAt: now,
+		Disabled: p.active != nil && !*p.active, CreatedAt: now, UpdatedAt: now,
 	}
 	if p.password != "" {
 		if u.PasswordHash, err = h.cfg.HashPassword(p.password); err != nil {
@@ -315,13 +318,14 @@ func (h *handler) updateUser(r *http.Request, st *userState, p profile) (scim.Re
 		}
 	}
 	switch {
-	case !p.active && !u.Disabled:
+	case p.active == nil:
+	case !*p.active && !u.Disabled:
 		res, err := clients.DeprovisionUser(ctx, h.cfg.Store, h.cfg.Vault, m, h.cfg.Tenant, u.ID, now)
 		if err != nil {
 			return scim.Resource{}, h.deprovisionFailed(r, err)
 		}
 		u = res.User
-	case p.active && u.Disabled:
+	case *p.active && u.Disabled:
 		u.Disabled, u.UpdatedAt = false, now
 		if err := h.cfg.Store.UpdateUser(ctx, u, audit.NewUserUpdated(m, u.ID, audit.ChangeEnabled)); err != nil {
 			return scim.Resource{}, h.passOn(r, "enable user", err)
