@@ -277,6 +277,9 @@ var required = map[string]struct {
 	IssuerAdded:                    {nil, []string{"issuer_id", "issuer", "uses"}},
 	IssuerUpdated:                  {nil, []string{"issuer_id", "issuer", "change"}},
 	IssuerDeleted:                  {nil, []string{"issuer_id", "issuer"}},
+	GroupCreated:                   {nil, []string{"group_id", "group"}},
+	GroupUpdated:                   {nil, []string{"group_id", "group", "change"}},
+	GroupDeleted:                   {nil, []string{"group_id", "group"}},
 }
 
 // Types lists every event type this package defines, sorted.

@@ -37,6 +37,7 @@ var allConstructors = []any{
 	audit.NewKEKRewrapped, audit.NewCheckpoint, audit.NewPruned, audit.NewVerified, audit.NewToolInvoked,
 	audit.NewTokenIntrospectedInactive,
 	audit.NewSinkDeadLettered,
+	audit.NewGroupCreated, audit.NewGroupUpdated, audit.NewGroupDeleted,
 }
 
 // inputKinds classifies every input a constructor takes, by its field or
@@ -73,6 +74,8 @@ var inputKinds = map[string]string{
 	// the error text the dispatcher built (a status or a network failure).
 	"sink": "name", "sinktype": "name", "firstid": "name", "lastid": "name", "events": "name", "attempts": "name",
 	"error": "name",
+	// SCIM groups: ids and display names.
+	"groupid": "name",
 }
 
 // secretish are input names that would hold a credential; none may be

@@ -325,6 +325,23 @@ func testSCIMProtocol(t *testing.T, h *hub) {
 		if r := do("GET", "/Groups/"+g, ""); r.status != 404 {
 			t.Fatalf("deleted group: %d", r.status)
 		}
+		// The group's own events, oldest first, by the SCIM client.
+		evs, err := h.Store.ListAudit(ctx, store.AuditFilter{TenantID: store.DefaultTenant, TypePrefix: "group.", Ascending: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, ev := range evs {
+			if ev.Details["group_id"] != g || ev.Details["actor"] != audit.ActorSCIM || ev.Details["actor_id"] != "idp" {
+				t.Fatalf("group event %s %v", ev.Type, ev.Details)
+			}
+			got = append(got, ev.Type+" "+ev.Details["change"]+" "+ev.Details["group"]+" "+ev.Details["previous_group"])
+		}
+		want := []string{"group.created  Tour Guides ", "group.updated members Tour Guides ", "group.updated members Tour Guides ",
+			"group.updated renamed Guides Tour Guides", "group.updated members Guides ", "group.updated members Guides ", "group.deleted  Guides "}
+		if !slices.Equal(got, want) {
+			t.Fatalf("group events\n%q\nwant\n%q", got, want)
+		}
 		if r := do("DELETE", "/Users/"+bj, ""); r.status != http.StatusNoContent {
 			t.Fatalf("DELETE user: %d %v", r.status, r.body)
 		}

@@ -124,7 +124,7 @@ func (x groups) Create(r *http.Request, attrs scim.ResourceAttributes) (scim.Res
 	}
 	now := h.cfg.Now()
 	g := &store.SCIMGroup{TenantID: h.cfg.Tenant, ID: token.NewID(nil), DisplayName: spec.name, ExternalID: spec.externalID, CreatedAt: now, UpdatedAt: now}
-	if err := h.cfg.Store.CreateSCIMGroup(ctx, g, nil); err != nil {
+	if err := h.cfg.Store.CreateSCIMGroup(ctx, g, audit.NewGroupCreated(h.meta(r, now), g.ID, g.DisplayName)); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return scim.Resource{}, scimError(scimerrors.ScimErrorUniqueness, "displayName is another group's")
 		}
@@ -270,8 +270,13 @@ func (h *handler) updateGroup(r *http.Request, id string, next func(map[string]a
 	}
 	from := g.DisplayName
 	if spec.name != g.DisplayName || spec.externalID != g.ExternalID {
-		g.DisplayName, g.ExternalID, g.UpdatedAt = spec.name, spec.externalID, h.cfg.Now()
-		if err := h.cfg.Store.UpdateSCIMGroup(ctx, g, nil); err != nil {
+		now := h.cfg.Now()
+		ev := audit.NewGroupUpdated(h.meta(r, now), g.ID, spec.name, audit.GroupChangeExternalID, "")
+		if spec.name != g.DisplayName {
+			ev = audit.NewGroupUpdated(h.meta(r, now), g.ID, spec.name, audit.GroupChangeRenamed, g.DisplayName)
+		}
+		g.DisplayName, g.ExternalID, g.UpdatedAt = spec.name, spec.externalID, now
+		if err := h.cfg.Store.UpdateSCIMGroup(ctx, g, ev); err != nil {
 			if errors.Is(err, store.ErrConflict) {
 				return scim.Resource{}, scimError(scimerrors.ScimErrorUniqueness, "displayName is another group's")
 			}
@@ -283,8 +288,10 @@ func (h *handler) updateGroup(r *http.Request, id string, next func(map[string]a
 			return scim.Resource{}, err
 		}
 		if from == spec.name {
-			g.UpdatedAt = h.cfg.Now()
-			if err := h.cfg.Store.UpdateSCIMGroup(ctx, g, nil); err != nil {
+			now := h.cfg.Now()
+			g.UpdatedAt = now
+			ev := audit.NewGroupUpdated(h.meta(r, now), g.ID, g.DisplayName, audit.GroupChangeMembers, "")
+			if err := h.cfg.Store.UpdateSCIMGroup(ctx, g, ev); err != nil {
 				return scim.Resource{}, h.passOn(r, "update group", err)
 			}
 		}
@@ -306,7 +313,7 @@ func (x groups) Delete(r *http.Request, id string) error {
 	if err := h.setMembers(r, people, g.DisplayName, "", nil); err != nil {
 		return err
 	}
-	if err := h.cfg.Store.DeleteSCIMGroup(ctx, h.cfg.Tenant, id, nil); err != nil {
+	if err := h.cfg.Store.DeleteSCIMGroup(ctx, h.cfg.Tenant, id, audit.NewGroupDeleted(h.meta(r, h.cfg.Now()), g.ID, g.DisplayName)); err != nil {
 		return h.lookupFailed(r, id, err)
 	}
 	return nil
