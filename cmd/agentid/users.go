@@ -29,7 +29,7 @@ const (
 	maxPasswordLen = password.MaxLength
 	// generatedPasswordBytes of randomness: 144 bits, 24 characters.
 	generatedPasswordBytes = 18
-	maxUsernameLen         = 64
+	maxUsernameLen         = store.MaxUsernameLen
 )
 
 func (c *cli) newUsersCmd() *cobra.Command {
@@ -420,20 +420,8 @@ func getUser(ctx context.Context, st store.Store, username string) (*store.User,
 	return u, err
 }
 
-// validateUsername accepts 1–64 letters, digits and . _ - @ +: enough for
-// names and e-mail addresses, nothing that confuses a terminal or a page.
-func validateUsername(s string) error {
-	if len(s) == 0 || len(s) > maxUsernameLen {
-		return fmt.Errorf("username must be 1 to %d characters", maxUsernameLen)
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("._-@+", c) >= 0) {
-			return fmt.Errorf("username %q may contain only letters, digits and . _ - @ +", s)
-		}
-	}
-	return nil
-}
+// validateUsername is store.CheckUsername.
+func validateUsername(s string) error { return store.CheckUsername(s) }
 
 // obtainPassword reads the password from stdin (fromStdin) or generates
 // one; generated reports which.

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -192,6 +193,10 @@ func testSCIMProtocol(t *testing.T, h *hub) {
 		r := do("POST", "/Users", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"bjensen"}`)
 		if r.status != http.StatusConflict || r.body["scimType"] != "uniqueness" {
 			t.Fatalf("duplicate userName: %d %v", r.status, r.body)
+		}
+		r = do("POST", "/Users", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"Barbara Jensen"}`)
+		if r.status != http.StatusBadRequest || r.body["scimType"] != "invalidValue" {
+			t.Fatalf("a userName the hub cannot take: %d %v", r.status, r.body)
 		}
 	})
 
@@ -553,5 +558,45 @@ func TestSCIMRefusedTokens(t *testing.T) {
 				t.Errorf("WWW-Authenticate %q does not name the scope", got)
 			}
 		})
+	}
+}
+
+// TestSCIMConcurrentMembership: PATCHes that add one person to several
+// groups at once all land (a membership change rewrites the person's
+// groups; the handler serializes its writes).
+func TestSCIMConcurrentMembership(t *testing.T) {
+	h := newHub(t)
+	base, tok := scimHub(t, h)
+	r := scimDo(t, tok, "POST", base+"/Users", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"dana"}`)
+	if r.status != http.StatusCreated {
+		t.Fatalf("create: %d %v", r.status, r.body)
+	}
+	dana := r.body["id"].(string)
+	const n = 8
+	ids := make([]string, n)
+	for i := range ids {
+		r := scimDo(t, tok, "POST", base+"/Groups", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"team-`+strconv.Itoa(i)+`"}`)
+		if r.status != http.StatusCreated {
+			t.Fatalf("create group: %d %v", r.status, r.body)
+		}
+		ids[i] = r.body["id"].(string)
+	}
+	var wg sync.WaitGroup
+	status := make([]int, n)
+	for i, g := range ids {
+		wg.Go(func() {
+			_, raw := bearerDo(t, "PATCH", base+"/Groups/"+g, tok, "application/scim+json", patchOps(`{"op":"add","path":"members","value":[{"value":"`+dana+`"}]}`))
+			var body map[string]any
+			_ = json.Unmarshal(raw, &body)
+			status[i] = len(asList(body["members"]))
+		})
+	}
+	wg.Wait()
+	u, err := h.Store.GetUser(context.Background(), store.DefaultTenant, dana)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(u.Groups) != n {
+		t.Fatalf("after %d concurrent adds dana is in %v (answers' member counts %v)", n, u.Groups, status)
 	}
 }

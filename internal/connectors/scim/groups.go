@@ -110,6 +110,7 @@ func groupSpecOf(attrs map[string]any) (groupSpec, error) {
 }
 
 func (x groups) Create(r *http.Request, attrs scim.ResourceAttributes) (scim.Resource, error) {
+	defer x.h.write()()
 	h, ctx := x.h, r.Context()
 	spec, err := groupSpecOf(attrs)
 	if err != nil {
@@ -228,6 +229,7 @@ func (x groups) GetAll(r *http.Request, params scim.ListRequestParams) (scim.Pag
 }
 
 func (x groups) Replace(r *http.Request, id string, attrs scim.ResourceAttributes) (scim.Resource, error) {
+	defer x.h.write()()
 	spec, err := groupSpecOf(attrs)
 	if err != nil {
 		return scim.Resource{}, err
@@ -236,6 +238,7 @@ func (x groups) Replace(r *http.Request, id string, attrs scim.ResourceAttribute
 }
 
 func (x groups) Patch(r *http.Request, id string, ops []scim.PatchOperation) (scim.Resource, error) {
+	defer x.h.write()()
 	return x.h.updateGroup(r, id, func(cur map[string]any) (groupSpec, error) {
 		if err := applyPatch(cur, groupSchema, ops); err != nil {
 			return groupSpec{}, err
@@ -301,6 +304,7 @@ func (h *handler) updateGroup(r *http.Request, id string, next func(map[string]a
 
 // Delete takes the group from its members, then removes it.
 func (x groups) Delete(r *http.Request, id string) error {
+	defer x.h.write()()
 	h, ctx := x.h, r.Context()
 	g, err := h.cfg.Store.GetSCIMGroup(ctx, h.cfg.Tenant, id)
 	if err != nil {

@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/elimity-com/scim"
@@ -116,7 +117,21 @@ func New(cfg Config) (http.Handler, error) {
 	return http.StripPrefix(Path[:len(Path)-len("/v2")], srv), nil
 }
 
-type handler struct{ cfg Config }
+// handler serves the resources. mu serializes writes in this process:
+// a membership change is a read-modify-write of the member's groups, so
+// two concurrent PATCHes touching one person must not both start from the
+// same groups. (Replicas writing at once can still interleave; an
+// identity provider sends a person's changes one after another.)
+type handler struct {
+	cfg Config
+	mu  sync.Mutex
+}
+
+// write holds mu for one write request; call the result when done.
+func (h *handler) write() func() {
+	h.mu.Lock()
+	return h.mu.Unlock
+}
 
 type metaKey struct{}
 

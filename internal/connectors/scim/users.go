@@ -158,10 +158,14 @@ func (h *handler) emailFree(ctx context.Context, id, email string) error {
 }
 
 func (x users) Create(r *http.Request, attrs scim.ResourceAttributes) (scim.Resource, error) {
+	defer x.h.write()()
 	h, ctx := x.h, r.Context()
 	p, err := profileOf(attrs)
 	if err != nil {
 		return scim.Resource{}, err
+	}
+	if err := store.CheckUsername(p.username); err != nil {
+		return scim.Resource{}, scimError(scimerrors.ScimErrorInvalidValue, err.Error())
 	}
 	if err := h.emailFree(ctx, "", p.email); err != nil {
 		return scim.Resource{}, h.passOn(r, "create user", err)
@@ -240,6 +244,7 @@ func (x users) GetAll(r *http.Request, params scim.ListRequestParams) (scim.Page
 }
 
 func (x users) Replace(r *http.Request, id string, attrs scim.ResourceAttributes) (scim.Resource, error) {
+	defer x.h.write()()
 	h, ctx := x.h, r.Context()
 	st, err := h.lookup(ctx, id)
 	if err != nil {
@@ -253,6 +258,7 @@ func (x users) Replace(r *http.Request, id string, attrs scim.ResourceAttributes
 }
 
 func (x users) Patch(r *http.Request, id string, ops []scim.PatchOperation) (scim.Resource, error) {
+	defer x.h.write()()
 	h, ctx := x.h, r.Context()
 	st, err := h.lookup(ctx, id)
 	if err != nil {
@@ -346,6 +352,7 @@ func (h *handler) updateUser(r *http.Request, st *userState, p profile) (scim.Re
 
 // Delete deprovisions the user at once and hides them from SCIM.
 func (x users) Delete(r *http.Request, id string) error {
+	defer x.h.write()()
 	h, ctx := x.h, r.Context()
 	st, err := h.lookup(ctx, id)
 	if err != nil {
