@@ -286,6 +286,10 @@ func testSCIMProtocol(t *testing.T, h *hub) {
 		if u, _ := h.Store.GetUser(ctx, store.DefaultTenant, bj); r.status != 200 || u.Name != "Babs" || u.Email != "bjensen@example.com" {
 			t.Fatalf("name patch: %d %v; stored %+v", r.status, r.body, u)
 		}
+		r = do("PATCH", "/Users/"+bj, patchOps(`{"op":"replace","path":"displayName","value":"Babs Jensen"}`))
+		if u, _ := h.Store.GetUser(ctx, store.DefaultTenant, bj); r.status != 200 || u.Name != "Babs Jensen" || r.body["displayName"] != "Babs Jensen" {
+			t.Fatalf("displayName patch: %d %v; stored %+v", r.status, r.body, u)
+		}
 		for name, op := range map[string]string{
 			"groups are read-only":    `{"op":"add","path":"groups","value":[{"value":"` + g + `"}]}`,
 			"id is read-only":         `{"op":"replace","path":"id","value":"x"}`,

@@ -3,8 +3,10 @@ package scim
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -269,6 +271,11 @@ func (x users) Patch(r *http.Request, id string, ops []scim.PatchOperation) (sci
 	if st.su.ExternalID != "" {
 		attrs["externalId"] = st.su.ExternalID
 	}
+	// The name is answered twice (name.formatted, displayName): a patch
+	// of displayName alone renames too.
+	oldName, _ := attrs["name"].(map[string]any)
+	oldName = maps.Clone(oldName)
+	delete(attrs, "displayName")
 	if err := applyPatch(attrs, userSchema, ops); err != nil {
 		return scim.Resource{}, err
 	}
@@ -276,7 +283,19 @@ func (x users) Patch(r *http.Request, id string, ops []scim.PatchOperation) (sci
 	if err != nil {
 		return scim.Resource{}, err
 	}
+	if dn, ok := attrs["displayName"].(string); ok && reflect.DeepEqual(attrs["name"], maybeNil(oldName)) {
+		p.name = dn
+	}
 	return h.updateUser(r, st, p)
+}
+
+// maybeNil is m, or an untyped nil for a nil map (as a missing
+// attribute reads).
+func maybeNil(m map[string]any) any {
+	if m == nil {
+		return nil
+	}
+	return m
 }
 
 // updateUser makes st's user what p says: the profile (userName, name,
