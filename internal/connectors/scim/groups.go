@@ -24,22 +24,13 @@ var groupSchema = schema.CoreGroupSchema()
 
 // people are the tenant's users SCIM sees (not deleted by SCIM), by id.
 func (h *handler) people(ctx context.Context) (map[string]*store.User, error) {
-	us, err := h.cfg.Store.ListUsers(ctx, h.cfg.Tenant)
+	sts, err := h.visible(ctx)
 	if err != nil {
 		return nil, err
 	}
-	sus, err := h.cfg.Store.ListSCIMUsers(ctx, h.cfg.Tenant)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]*store.User, len(us))
-	for _, u := range us {
-		out[u.ID] = u
-	}
-	for _, su := range sus {
-		if su.Deleted {
-			delete(out, su.UserID)
-		}
+	out := make(map[string]*store.User, len(sts))
+	for _, st := range sts {
+		out[st.u.ID] = st.u
 	}
 	return out, nil
 }
@@ -221,11 +212,7 @@ func (x groups) GetAll(r *http.Request, params scim.ListRequestParams) (scim.Pag
 	for i, g := range gs {
 		all[i] = h.groupResource(g, people)
 	}
-	matched, err := filtered(params, all)
-	if err != nil {
-		return scim.Page{}, err
-	}
-	return page(matched, params), nil
+	return listPage(params, all)
 }
 
 func (x groups) Replace(r *http.Request, id string, attrs scim.ResourceAttributes) (scim.Resource, error) {

@@ -169,6 +169,15 @@ type logger struct{ l *slog.Logger }
 
 func (l logger) Error(args ...any) { l.l.Error("scim", "err", fmt.Sprint(args...)) }
 
+// listPage is the page of the resources the request's filter passes.
+func listPage(p scim.ListRequestParams, all []scim.Resource) (scim.Page, error) {
+	matched, err := filtered(p, all)
+	if err != nil {
+		return scim.Page{}, err
+	}
+	return page(matched, p), nil
+}
+
 // page cuts a list to the 1-based startIndex and count (RFC 7644 §3.4.2.4).
 func page(all []scim.Resource, p scim.ListRequestParams) scim.Page {
 	out := scim.Page{TotalResults: len(all), Resources: []scim.Resource{}}

@@ -211,11 +211,7 @@ func (x users) Get(r *http.Request, id string) (scim.Resource, error) {
 
 func (x users) GetAll(r *http.Request, params scim.ListRequestParams) (scim.Page, error) {
 	h, ctx := x.h, r.Context()
-	us, err := h.cfg.Store.ListUsers(ctx, h.cfg.Tenant)
-	if err != nil {
-		return scim.Page{}, h.internal(r, "list users", err)
-	}
-	sus, err := h.cfg.Store.ListSCIMUsers(ctx, h.cfg.Tenant)
+	sts, err := h.visible(ctx)
 	if err != nil {
 		return scim.Page{}, h.internal(r, "list users", err)
 	}
@@ -223,12 +219,30 @@ func (x users) GetAll(r *http.Request, params scim.ListRequestParams) (scim.Page
 	if err != nil {
 		return scim.Page{}, h.internal(r, "list users", err)
 	}
+	all := make([]scim.Resource, len(sts))
+	for i, st := range sts {
+		all[i] = h.userResource(st, gs)
+	}
+	return listPage(params, all)
+}
+
+// visible are the tenant's users SCIM sees (not deleted by SCIM) with
+// their SCIM state, in id order.
+func (h *handler) visible(ctx context.Context) ([]*userState, error) {
+	us, err := h.cfg.Store.ListUsers(ctx, h.cfg.Tenant)
+	if err != nil {
+		return nil, err
+	}
+	sus, err := h.cfg.Store.ListSCIMUsers(ctx, h.cfg.Tenant)
+	if err != nil {
+		return nil, err
+	}
 	byID := make(map[string]*store.SCIMUser, len(sus))
 	for _, su := range sus {
 		byID[su.UserID] = su
 	}
 	slices.SortFunc(us, func(a, b *store.User) int { return strings.Compare(a.ID, b.ID) })
-	var all []scim.Resource
+	out := make([]*userState, 0, len(us))
 	for _, u := range us {
 		su := byID[u.ID]
 		if su == nil {
@@ -236,13 +250,9 @@ func (x users) GetAll(r *http.Request, params scim.ListRequestParams) (scim.Page
 		} else if su.Deleted {
 			continue
 		}
-		all = append(all, h.userResource(&userState{u, su}, gs))
+		out = append(out, &userState{u, su})
 	}
-	matched, err := filtered(params, all)
-	if err != nil {
-		return scim.Page{}, err
-	}
-	return page(matched, params), nil
+	return out, nil
 }
 
 func (x users) Replace(r *http.Request, id string, attrs scim.ResourceAttributes) (scim.Resource, error) {
