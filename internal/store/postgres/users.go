@@ -8,12 +8,14 @@ import (
 	"github.com/agentid/agentid/internal/store"
 )
 
-const userCols = `tenant_id, id, username, password_hash, roles, group_names, disabled, created_at, updated_at, name, email, email_verified`
+const userCols = `tenant_id, id, username, password_hash, roles, group_names, disabled, created_at, updated_at, name, email, email_verified,
+	connector_id, external_subject`
 
 func scanUser(row pgx.Row) (*store.User, error) {
 	var u store.User
 	if err := row.Scan(&u.TenantID, &u.ID, &u.Username, &u.PasswordHash, &u.Roles, &u.Groups,
-		&u.Disabled, &u.CreatedAt, &u.UpdatedAt, &u.Name, &u.Email, &u.EmailVerified); err != nil {
+		&u.Disabled, &u.CreatedAt, &u.UpdatedAt, &u.Name, &u.Email, &u.EmailVerified,
+		&u.ConnectorID, &u.ExternalSubject); err != nil {
 		return nil, err
 	}
 	u.CreatedAt, u.UpdatedAt = utc(u.CreatedAt), utc(u.UpdatedAt)
@@ -24,13 +26,18 @@ func scanUser(row pgx.Row) (*store.User, error) {
 // duplicate id or username in the tenant is store.ErrConflict.
 func (s *Store) CreateUser(ctx context.Context, u *store.User, ev *store.AuditEvent) error {
 	return mapErr("create user", s.inTx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO users (`+userCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-			u.TenantID, u.ID, u.Username, u.PasswordHash, u.Roles, u.Groups, u.Disabled, u.CreatedAt, u.UpdatedAt,
-			u.Name, u.Email, u.EmailVerified); err != nil {
+		if err := insertUser(ctx, tx, u); err != nil {
 			return err
 		}
 		return insertEvent(ctx, tx, ev)
 	}))
+}
+
+func insertUser(ctx context.Context, tx pgx.Tx, u *store.User) error {
+	_, err := tx.Exec(ctx, `INSERT INTO users (`+userCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+		u.TenantID, u.ID, u.Username, u.PasswordHash, u.Roles, u.Groups, u.Disabled, u.CreatedAt, u.UpdatedAt,
+		u.Name, u.Email, u.EmailVerified, u.ConnectorID, u.ExternalSubject)
+	return err
 }
 
 // GetUser returns the user or store.ErrNotFound.

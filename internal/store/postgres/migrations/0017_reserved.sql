@@ -1,0 +1,3 @@
+-- 0017: reserved for branch attrs14 (session 6 contract); its own migration
+-- replaces this file when it merges. It changes nothing.
+SELECT 1;
