@@ -2,6 +2,8 @@ package server_test
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"html"
 	"net/http"
 	"net/url"
@@ -118,7 +120,7 @@ forbid (principal, action == Action::"grant", resource)
 when { resource.name == "notes.write" && !(context has user && context.user.groups.contains("eng-oncall")) };`)
 	h.settle()
 	secret := h.AddClient(&store.Client{ID: "agent-1", Name: "Notes Agent", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code"}})
-	conf := h.oauth2Config("agent-1", secret, "notes.read", "notes.write")
+	conf := h.oauth2Config("agent-1", secret, "openid", "notes.read", "notes.write")
 
 	b := h.browser()
 	f := &flow{h: h.hub, b: b, conf: conf, verifier: oauth2.GenerateVerifier()}
@@ -146,11 +148,26 @@ when { resource.name == "notes.write" && !(context has user && context.user.grou
 		t.Fatalf("provisioned user %+v", carol)
 	}
 	tok := f.finish(f.decide("allow", []string{"notes.read", "notes.write"}, ""))
-	if tok.Extra("scope") != "notes.read notes.write" {
+	if tok.Extra("scope") != "openid notes.read notes.write" {
 		t.Fatalf("token scope = %v", tok.Extra("scope"))
 	}
 	if sub := h.claims(tok.AccessToken)["sub"]; sub != carol.ID {
 		t.Fatalf("token sub = %v, want %s", sub, carol.ID)
+	}
+	// The ID token names the person; it claims no password sign-in, which
+	// happened (or not) at the provider.
+	idt, _ := tok.Extra("id_token").(string)
+	parts := strings.Split(idt, ".")
+	if len(parts) != 3 {
+		t.Fatalf("id_token %q", idt)
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var idClaims map[string]any
+	if err := json.Unmarshal(payload, &idClaims); err != nil || idClaims["sub"] != carol.ID || idClaims["amr"] != nil || idClaims["acr"] != nil {
+		t.Fatalf("ID token claims %v (%v)", idClaims, err)
 	}
 	evs := h.auditEvents(audit.UserSignedIn)
 	if len(evs) != 1 || evs[0].UserID != carol.ID || evs[0].Details["connector"] != "corp" || evs[0].Details["provisioned"] != "true" {
@@ -181,7 +198,7 @@ when { resource.name == "notes.write" && !(context has user && context.user.grou
 		t.Fatalf("offered %v without eng-oncall", got)
 	}
 	tok = f.finish(f.decide("allow", []string{"notes.read"}, ""))
-	if tok.Extra("scope") != "notes.read" {
+	if tok.Extra("scope") != "openid notes.read" {
 		t.Fatalf("token scope without eng-oncall = %v", tok.Extra("scope"))
 	}
 	evs = h.auditEvents(audit.UserSignedIn)
