@@ -3,25 +3,15 @@ package config
 import (
 	"fmt"
 	"net/url"
+	"regexp"
 	"strings"
 )
 
 // maxConnectors bounds the connectors list.
 const maxConnectors = 64
 
-// validConnectorID mirrors store.ValidConnectorID: 1–64 of a-z, 0-9, '-',
-// not starting with '-'.
-func validConnectorID(id string) bool {
-	if id == "" || len(id) > 64 || id[0] == '-' {
-		return false
-	}
-	for _, r := range id {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
-			return false
-		}
-	}
-	return true
-}
+// connectorIDRe is the form of a connector id (store.ValidConnectorID).
+var connectorIDRe = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,63}$`)
 
 // validateConnectors checks the connectors: ids unique and well formed,
 // issuers https (http on loopback with login.allow_loopback_connectors),
@@ -34,7 +24,7 @@ func (c *Config) validateConnectors(ps *Problems) {
 	for i, cc := range c.Connectors {
 		p := fmt.Sprintf("connectors[%d]", i)
 		switch {
-		case !validConnectorID(cc.ID):
+		case !connectorIDRe.MatchString(cc.ID):
 			ps.add(p+".id", 0, "", "required: 1 to 64 lower-case letters, digits and '-'")
 		default:
 			if j, dup := ids[cc.ID]; dup {

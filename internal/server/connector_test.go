@@ -215,28 +215,29 @@ func TestConnectorRouting(t *testing.T) {
 	secret := h.AddClient(&store.Client{ID: "agent-1", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code"}})
 	conf := h.oauth2Config("agent-1", secret, "notes.read")
 
-	t.Run("typed address", func(t *testing.T) {
-		b := h.browser()
-		p := b.Get(conf.AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oauth2.SetAuthURLParam("resource", h.Resource)))
-		p = b.Login(p, "Carol@Corp.Example", "")
-		if !strings.Contains(p.Body, `action="/authorize/decision"`) {
-			t.Fatalf("typed address did not sign in through corp: %d %s\n%s", p.Status, p.URL, p.Body)
-		}
-		if hint := h.idp.LastAuthorize().Get("login_hint"); hint != "Carol@Corp.Example" {
-			t.Fatalf("login_hint at the provider = %q", hint)
-		}
-	})
-	t.Run("login_hint", func(t *testing.T) {
-		b := h.browser()
-		p := b.Get(conf.AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oauth2.SetAuthURLParam("resource", h.Resource),
-			oauth2.SetAuthURLParam("login_hint", "carol@corp.example")))
-		if !strings.Contains(p.Body, `action="/authorize/decision"`) {
-			t.Fatalf("login_hint did not go to corp: %d %s\n%s", p.Status, p.URL, p.Body)
-		}
-		if hint := h.idp.LastAuthorize().Get("login_hint"); hint != "carol@corp.example" {
-			t.Fatalf("login_hint at the provider = %q", hint)
-		}
-	})
+	for _, tc := range []struct {
+		name, hint string
+		open       func(b *servertest.Browser) *servertest.Page
+	}{
+		{"typed address", "Carol@Corp.Example", func(b *servertest.Browser) *servertest.Page {
+			p := b.Get(conf.AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oauth2.SetAuthURLParam("resource", h.Resource)))
+			return b.Login(p, "Carol@Corp.Example", "")
+		}},
+		{"login_hint", "carol@corp.example", func(b *servertest.Browser) *servertest.Page {
+			return b.Get(conf.AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oauth2.SetAuthURLParam("resource", h.Resource),
+				oauth2.SetAuthURLParam("login_hint", "carol@corp.example")))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := tc.open(h.browser())
+			if !strings.Contains(p.Body, `action="/authorize/decision"`) {
+				t.Fatalf("did not sign in through corp: %d %s\n%s", p.Status, p.URL, p.Body)
+			}
+			if hint := h.idp.LastAuthorize().Get("login_hint"); hint != tc.hint {
+				t.Fatalf("login_hint at the provider = %q, want %q", hint, tc.hint)
+			}
+		})
+	}
 	t.Run("other domain stays local", func(t *testing.T) {
 		b := h.browser()
 		p := b.Get(conf.AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oauth2.SetAuthURLParam("resource", h.Resource),

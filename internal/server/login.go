@@ -138,16 +138,8 @@ func (s *Server) handleLoginPage(w http.ResponseWriter, r *http.Request) {
 	hint := cleanHint(r.URL.Query().Get("login_hint"))
 	// A login_hint (OpenID Connect Core §3.1.2.1) whose email domain
 	// belongs to a connector goes straight to that connector.
-	if hint != "" {
-		c, err := s.connectorForEmail(r.Context(), hint)
-		if err != nil {
-			s.internalErrorPage(w, r, err)
-			return
-		}
-		if c != nil {
-			http.Redirect(w, r, connectorStartURL(c.ID, returnTo, hint), http.StatusSeeOther)
-			return
-		}
+	if s.routeToConnector(w, r, hint, returnTo) {
+		return
 	}
 	s.renderLogin(w, r, http.StatusOK, loginView{CSRF: s.csrfToken(w, r), ReturnTo: returnTo, Username: truncate(hint, maxUsernameShown)})
 }
@@ -190,13 +182,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	view.Username = truncate(username, maxUsernameShown)
 	// An address whose domain belongs to a connector signs in there,
 	// whatever was typed as a password.
-	c, err := s.connectorForEmail(ctx, username)
-	if err != nil {
-		s.internalErrorPage(w, r, err)
-		return
-	}
-	if c != nil {
-		http.Redirect(w, r, connectorStartURL(c.ID, returnTo, username), http.StatusSeeOther)
+	if s.routeToConnector(w, r, username, returnTo) {
 		return
 	}
 	if s.cfg.DisableLocalLogin {

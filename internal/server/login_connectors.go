@@ -86,6 +86,25 @@ func (s *Server) connectorForEmail(ctx context.Context, addr string) (*store.Con
 	return nil, nil
 }
 
+// routeToConnector sends the browser to the connector whose email domain
+// addr has, with addr as the login_hint, and reports whether it answered
+// (an error page counts).
+func (s *Server) routeToConnector(w http.ResponseWriter, r *http.Request, addr, returnTo string) bool {
+	if addr == "" {
+		return false
+	}
+	c, err := s.connectorForEmail(r.Context(), addr)
+	switch {
+	case err != nil:
+		s.internalErrorPage(w, r, err)
+		return true
+	case c == nil:
+		return false
+	}
+	http.Redirect(w, r, connectorStartURL(c.ID, returnTo, addr), http.StatusSeeOther)
+	return true
+}
+
 // connectorStartURL is the login page's link that starts a sign-in
 // through connector id.
 func connectorStartURL(id, returnTo, hint string) string {
