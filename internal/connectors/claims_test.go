@@ -1,6 +1,7 @@
 package connectors_test
 
 import (
+	"encoding/json"
 	"reflect"
 	"strings"
 	"testing"
@@ -63,4 +64,42 @@ func manyGroups(n int) []any {
 		out[i] = "g" + strings.Repeat("x", i%5) + string(rune('a'+i%26)) + string(rune('a'+i/26))
 	}
 	return out
+}
+
+// FuzzMapClaims: whatever claims a provider signs, the mapping neither
+// panics nor lets through a value over its bounds, an empty username or
+// a group that is not plain text.
+func FuzzMapClaims(f *testing.F) {
+	f.Add([]byte(`{"preferred_username":"a","email":"a@x.example","groups":["g"],"realm_access":{"roles":["r"]},"dept":7}`))
+	f.Add([]byte(`{"email":"a@x.example","groups":"g","realm_access":{"roles":"r"}}`))
+	f.Add([]byte(`{"preferred_username":"","groups":[null],"realm_access":[]}`))
+	m := store.ClaimMapping{Groups: "groups", Roles: "realm_access.roles", Attributes: map[string]string{"dept": "dept", "deep": "a.b.c"}}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var claims map[string]any
+		if json.Unmarshal(data, &claims) != nil {
+			return
+		}
+		id, err := connectors.MapClaims(m, claims)
+		if err != nil {
+			return
+		}
+		if id.Username == "" || len(id.Username) > 256 || len(id.Email) > 256 || len(id.Name) > 256 {
+			t.Fatalf("identity out of bounds: %+v", id)
+		}
+		for _, l := range [][]string{id.Groups, id.Roles} {
+			if len(l) > 256 {
+				t.Fatalf("%d values", len(l))
+			}
+			for _, v := range l {
+				if v == "" || len(v) > 256 || strings.ContainsAny(v, "\x00\r\n") {
+					t.Fatalf("value %q", v)
+				}
+			}
+		}
+		for _, v := range id.Attributes {
+			if len(v) > 1024 {
+				t.Fatalf("attribute of %d bytes", len(v))
+			}
+		}
+	})
 }

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
 
@@ -335,6 +336,16 @@ func TestConnectorCallbackRefusals(t *testing.T) {
 		cb := start(t, h.browser())
 		if p := h.browser().Get(cb.String()); signedIn(p) || p.Status != http.StatusBadRequest {
 			t.Fatalf("callback in a browser that did not start it: %d\n%s", p.Status, p.Body)
+		}
+	})
+	t.Run("attempt expired", func(t *testing.T) {
+		b := h.browser()
+		cb := start(t, b)
+		h.clock.Advance(connectors.AttemptTTL + time.Second)
+		// The provider's ID tokens follow the wall clock: set the hub's back.
+		defer h.clock.Advance(-connectors.AttemptTTL - time.Second)
+		if p := b.Get(cb.String()); signedIn(p) || p.Status != http.StatusBadRequest || !strings.Contains(p.Body, "took too long") {
+			t.Fatalf("callback after the attempt expired: %d\n%s", p.Status, p.Body)
 		}
 	})
 	t.Run("replayed state", func(t *testing.T) {
