@@ -397,8 +397,12 @@ func TestConnectorCallbackRefusals(t *testing.T) {
 		h.idp.SignIn("", nil) // the provider answers access_denied
 		defer h.idp.SignIn("sub-carol", map[string]any{"preferred_username": "carol"})
 		p := h.browser().Get(h.URL + "/login/connectors/corp?return_to=/account")
-		if signedIn(p) || p.Status != http.StatusUnauthorized || !strings.Contains(p.Body, "did not sign you in") {
+		if signedIn(p) || p.Status != http.StatusUnauthorized || !strings.Contains(p.Body, "did not sign you in") ||
+			!strings.Contains(p.Body, `name="return_to" value="/account"`) {
 			t.Fatalf("access_denied from the provider: %d\n%s", p.Status, p.Body)
+		}
+		if evs := h.auditEvents(audit.LoginFailed); len(evs) == 0 {
+			t.Fatal("no user.login_failed event for a refused sign-in")
 		}
 	})
 }

@@ -183,7 +183,7 @@ func (s *Server) handleConnectorStart(w http.ResponseWriter, r *http.Request) {
 	returnTo := safeReturn(r.URL.Query().Get("return_to"))
 	authURL, a, err := s.cfg.Connectors.Begin(ctx, c, s.connectorRedirectURI(c.ID), cleanHint(r.URL.Query().Get("login_hint")), returnTo)
 	if err != nil {
-		s.connectorFailed(w, r, c, err)
+		s.connectorFailed(w, r, c, returnTo, err)
 		return
 	}
 	b, err := json.Marshal(a)
@@ -295,7 +295,7 @@ func (s *Server) handleConnectorCallback(w http.ResponseWriter, r *http.Request)
 		ErrorDescription: q.Get("error_description"), Iss: q.Get("iss")}
 	ident, err := s.cfg.Connectors.Finish(ctx, c, a, s.connectorRedirectURI(c.ID), cb)
 	if err != nil {
-		s.connectorFailed(w, r, c, err)
+		s.connectorFailed(w, r, c, safeReturn(a.ReturnTo), err)
 		return
 	}
 	now := s.now()
@@ -345,8 +345,9 @@ func (s *Server) handleConnectorCallback(w http.ResponseWriter, r *http.Request)
 }
 
 // connectorFailed answers a sign-in the connector refused: its words on
-// the login page (they never carry a secret), the cause in the log.
-func (s *Server) connectorFailed(w http.ResponseWriter, r *http.Request, c *store.Connector, err error) {
+// the login page, which still returns to returnTo (they never carry a
+// secret), the cause in the log.
+func (s *Server) connectorFailed(w http.ResponseWriter, r *http.Request, c *store.Connector, returnTo string, err error) {
 	var ce *connectors.Error
 	if !errors.As(err, &ce) {
 		s.internalErrorPage(w, r, err)
@@ -367,5 +368,5 @@ func (s *Server) connectorFailed(w http.ResponseWriter, r *http.Request, c *stor
 		s.internalErrorPage(w, r, aerr)
 		return
 	}
-	s.renderLogin(w, r, status, loginView{ReturnTo: "/account", Error: connectorLabel(c) + ": " + ce.Error()})
+	s.renderLogin(w, r, status, loginView{ReturnTo: returnTo, Error: connectorLabel(c) + ": " + ce.Error()})
 }
