@@ -64,6 +64,11 @@ type TokenError struct {
 	Scopes []string
 
 	cause error
+	// claims are the verified claims of a token refused only because the
+	// hub no longer considers it active (ErrTokenRevoked after the JWT
+	// verified): its jti is known, so [Middleware] can report the refused
+	// call.
+	claims *Claims
 }
 
 func (e *TokenError) Error() string {

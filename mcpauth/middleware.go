@@ -33,8 +33,17 @@ type MiddlewareOptions struct {
 	// and Mcp-Name headers (MCP 2026-07-28) against it.
 	ToolScopes ToolScopes
 	// MaxBodyBytes bounds a POST body read to find the called tools (only
-	// when ToolScopes is set); a larger body gets 413. Zero means 4 MiB.
+	// when ToolScopes or Reporter is set); a larger body gets 413. Zero
+	// means 4 MiB.
 	MaxBodyBytes int64
+	// Reporter, when set, is told of the tool calls the middleware refuses
+	// itself, as [ToolDenied]: a tools/call lacking the tool's scopes
+	// (403), and one made with a token that verified but the hub reports
+	// inactive in introspection mode (401, a revoked token or a switched
+	// off agent). Calls refused with no verified token are not reported:
+	// nothing links them to a token of the hub. The calls that pass are
+	// reported by [Reporter.Middleware] in the MCP server.
+	Reporter *Reporter
 }
 
 const defaultMaxBodyBytes = 4 << 20
@@ -91,6 +100,13 @@ func Middleware(v *Verifier, opts MiddlewareOptions) func(http.Handler) http.Han
 			claims, err := v.Check(r)
 			if err != nil {
 				v.logger.DebugContext(r.Context(), "mcpauth: request rejected", "err", err)
+				if te, ok := errors.AsType[*TokenError](err); ok && te.claims != nil && opts.Reporter != nil && r.Method == http.MethodPost {
+					// The body is read only to name the refused tools; a
+					// body that cannot be read names none.
+					if msgs, _, status := peekMessages(w, r, maxBody); status == 0 {
+						reportDenied(r.Context(), opts.Reporter, te.claims, calledTools(msgs))
+					}
+				}
 				ch.write(w, err)
 				return
 			}
@@ -120,6 +136,7 @@ func Middleware(v *Verifier, opts MiddlewareOptions) func(http.Handler) http.Han
 				if missing := missingScopes(claims.Scopes, need); len(missing) > 0 {
 					v.logger.InfoContext(r.Context(), "mcpauth: insufficient scope for tool call",
 						"jti", claims.JTI, "client_id", claims.ClientID, "missing", missing)
+					reportDenied(r.Context(), opts.Reporter, claims, names)
 					ch.write(w, &TokenError{
 						Kind:        ErrInsufficientScope,
 						Description: "the token lacks scopes this tool requires",
@@ -131,6 +148,18 @@ func Middleware(v *Verifier, opts MiddlewareOptions) func(http.Handler) http.Han
 			r = r.WithContext(withClaims(r.Context(), claims))
 			serveWithTokenInfo(next, w, r, claims)
 		})
+	}
+}
+
+// reportDenied reports each tool a refused request called as denied (no
+// reporter: nothing).
+func reportDenied(ctx context.Context, rep *Reporter, claims *Claims, tools []string) {
+	if rep == nil {
+		return
+	}
+	now := rep.now()
+	for _, tool := range tools {
+		rep.Report(ctx, ToolCallOf(claims, tool, ToolDenied, now, 0))
 	}
 }
 

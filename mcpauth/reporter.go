@@ -3,6 +3,8 @@ package mcpauth
 import (
 	"bytes"
 	"context"
+	crand "crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -45,6 +47,11 @@ type ToolCall struct {
 	// ActChain is the token's delegation chain ([Claims.Actors] subjects,
 	// current actor first); nil without delegation.
 	ActChain []string
+	// ID names the report for de-duplication: the hub records one event
+	// per reporting client and ID, so a batch sent again after a lost
+	// answer is not recorded twice. Empty means [Reporter.Report] draws a
+	// random one.
+	ID string
 }
 
 // ToolCallOf is the report of a call made with the token behind claims.
@@ -194,6 +201,9 @@ func NewReporter(cfg ReporterConfig) (*Reporter, error) {
 func (r *Reporter) Report(_ context.Context, tc ToolCall) {
 	if tc.Time.IsZero() {
 		tc.Time = r.now()
+	}
+	if tc.ID == "" {
+		tc.ID = reportID()
 	}
 	r.mu.Lock()
 	if r.closed || len(r.queue) >= r.cfg.MaxQueue {
@@ -382,6 +392,7 @@ func (r *Reporter) dropRest() {
 
 // Wire form of POST /tools/report.
 type wireToolReport struct {
+	ID         string    `json:"id,omitempty"`
 	JTI        string    `json:"jti"`
 	Tool       string    `json:"tool"`
 	Outcome    string    `json:"outcome"`
@@ -409,7 +420,7 @@ func (r *Reporter) send(ctx context.Context, batch []ToolCall) error {
 		Reports []wireToolReport `json:"reports"`
 	}{make([]wireToolReport, len(batch))}
 	for i, tc := range batch {
-		body.Reports[i] = wireToolReport{JTI: tc.JTI, Tool: tc.Tool, Outcome: tc.Outcome, DurationMS: tc.Duration.Milliseconds(), Time: tc.Time.UTC(), ActChain: tc.ActChain}
+		body.Reports[i] = wireToolReport{ID: tc.ID, JTI: tc.JTI, Tool: tc.Tool, Outcome: tc.Outcome, DurationMS: tc.Duration.Milliseconds(), Time: tc.Time.UTC(), ActChain: tc.ActChain}
 	}
 	b, err := json.Marshal(body)
 	if err != nil {
@@ -458,6 +469,13 @@ func (r *Reporter) send(ctx context.Context, batch []ToolCall) error {
 		r.log.WarnContext(ctx, "mcpauth: the hub refused a tool report", "tool", batch[i].Tool, "jti", batch[i].JTI, "error", res.Error)
 	}
 	return nil
+}
+
+// reportID is a random report id: 128 bits, base64url (22 characters).
+func reportID() string {
+	var b [16]byte
+	_, _ = crand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24)
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 func truncateForLog(b []byte) string {

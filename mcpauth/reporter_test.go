@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/agentid/agentid/mcpauth"
+	"github.com/agentid/agentid/mcpauth/mcpauthtest"
 )
 
 // fakeReportHub is a hub's /tools/report that records what arrives and can
@@ -20,7 +21,7 @@ import (
 type fakeReportHub struct {
 	t       *testing.T
 	srv     *httptest.Server
-	mode    atomic.Value // "ok", "down", "stall"
+	mode    atomic.Value // "ok", "down", "stall", "lose" (record, answer 503, then ok)
 	release chan struct{}
 
 	mu       sync.Mutex
@@ -92,6 +93,11 @@ func (h *fakeReportHub) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	h.mu.Unlock()
+	if h.mode.CompareAndSwap("lose", "ok") {
+		// The batch arrived but the answer is lost on the way back.
+		http.Error(w, "lost", http.StatusBadGateway)
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(out)
 }
@@ -286,6 +292,103 @@ func TestReporterConfigValidate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := tc.cfg.Validate(); (err == nil) != tc.ok {
 				t.Errorf("Validate = %v, want ok %v", err, tc.ok)
+			}
+		})
+	}
+}
+
+// TestReporterResendsWithTheSameIDs: every report carries an id, and a
+// batch sent again because its answer was lost carries the same ids, so
+// that the hub can recognise it (it keeps one event per id).
+func TestReporterResendsWithTheSameIDs(t *testing.T) {
+	h := newFakeReportHub(t)
+	h.mode.Store("lose")
+	r := h.reporter(t, func(c *mcpauth.ReporterConfig) { c.FlushInterval = 10 * time.Millisecond })
+	r.Report(context.Background(), toolCall(0))
+	r.Report(context.Background(), toolCall(1))
+	waitFor(t, "delivery", func() bool { return r.Stats().Recorded == 2 })
+	batches, _ := h.received()
+	if len(batches) != 2 {
+		t.Fatalf("%d batches, want the lost one and its resend", len(batches))
+	}
+	ids := func(b []map[string]any) []string {
+		var out []string
+		for _, rep := range b {
+			id, _ := rep["id"].(string)
+			out = append(out, id)
+		}
+		return out
+	}
+	first, again := ids(batches[0]), ids(batches[1])
+	if len(first) != 2 || first[0] == "" || first[0] == first[1] || len(first[0]) != 22 {
+		t.Fatalf("ids %q: want two distinct 22-character ids", first)
+	}
+	if strings.Join(first, " ") != strings.Join(again, " ") {
+		t.Errorf("resent ids %q, first sent %q", again, first)
+	}
+}
+
+// TestMiddlewareReportsRefusedCalls: with a Reporter, the calls Middleware
+// refuses itself are reported as denied under the token's jti — a tool
+// lacking its scopes (403) and, in introspection mode, a token the hub
+// reports inactive (401) — while requests with no verified token, and
+// refused requests that call no tool, report nothing.
+func TestMiddlewareReportsRefusedCalls(t *testing.T) {
+	tests := []struct {
+		name     string
+		token    mcpauthtest.TokenOptions
+		revoke   bool
+		body     string
+		wantCode int
+		want     []string // tools reported denied
+	}{
+		{name: "insufficient scope", token: mcpauthtest.TokenOptions{JTI: "j-scope", Scopes: []string{"notes:read"}},
+			body: call("write_notes"), wantCode: http.StatusForbidden, want: []string{"write_notes"}},
+		{name: "insufficient scope, batch", token: mcpauthtest.TokenOptions{JTI: "j-batch", Scopes: []string{"notes:read"}},
+			body: "[" + call("read_notes") + "," + call("delete_notes") + "]", wantCode: http.StatusForbidden, want: []string{"read_notes", "delete_notes"}},
+		{name: "revoked token", token: mcpauthtest.TokenOptions{JTI: "j-revoked", Scopes: []string{"notes:read"}}, revoke: true,
+			body: call("read_notes"), wantCode: http.StatusUnauthorized, want: []string{"read_notes"}},
+		{name: "revoked token, no tool call", token: mcpauthtest.TokenOptions{JTI: "j-list", Scopes: []string{"notes:read"}}, revoke: true,
+			body: `{"jsonrpc":"2.0","id":1,"method":"tools/list"}`, wantCode: http.StatusUnauthorized},
+		{name: "wrong audience", token: mcpauthtest.TokenOptions{JTI: "j-aud", Audience: []string{"https://other.example/mcp"}, Scopes: []string{"notes:read"}},
+			body: call("read_notes"), wantCode: http.StatusUnauthorized},
+		{name: "granted", token: mcpauthtest.TokenOptions{JTI: "j-ok", Scopes: []string{"notes:read"}},
+			body: call("read_notes"), wantCode: http.StatusNoContent},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, introspection(-1))
+			rh := newFakeReportHub(t)
+			rep := rh.reporter(t, nil)
+			mw := mcpauth.Middleware(f.v, mcpauth.MiddlewareOptions{ToolScopes: noteTools, Reporter: rep})
+			if tt.token.Audience == nil {
+				tt.token.Audience = []string{resource}
+			}
+			tok := f.hub.TokenWith(tt.token)
+			if tt.revoke {
+				f.hub.Revoke(tt.token.JTI)
+			}
+			rec, _ := serve(t, mw, request("POST", tok, tt.body))
+			if rec.Code != tt.wantCode {
+				t.Fatalf("status %d, want %d (%s)", rec.Code, tt.wantCode, rec.Body)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := rep.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			batches, _ := rh.received()
+			var got []string
+			for _, b := range batches {
+				for _, r := range b {
+					if r["outcome"] != mcpauth.ToolDenied || r["jti"] != tt.token.JTI {
+						t.Errorf("report %v: want outcome denied and jti %s", r, tt.token.JTI)
+					}
+					got = append(got, r["tool"].(string))
+				}
+			}
+			if strings.Join(got, " ") != strings.Join(tt.want, " ") {
+				t.Errorf("reported %q, want %q", got, tt.want)
 			}
 		})
 	}

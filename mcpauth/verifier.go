@@ -183,6 +183,12 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	}
 	if v.intro != nil {
 		if _, err := v.intro.introspect(ctx, token, c.ExpiresAt); err != nil {
+			if te, ok := errors.AsType[*TokenError](err); ok && errors.Is(te.Kind, ErrTokenRevoked) {
+				// A copy: the introspector may hand the same error out again.
+				cp := *te
+				cp.claims = c
+				return nil, &cp
+			}
 			return nil, err
 		}
 	}

@@ -47,6 +47,8 @@ type agentJSON struct {
 	Owner           string     `json:"owner,omitempty"`
 	ConsentingUsers []string   `json:"consenting_users"`
 	LastTokenAt     *time.Time `json:"last_token_at,omitempty"`
+	LastToolCallAt  *time.Time `json:"last_tool_call_at,omitempty"`
+	LastTool        string     `json:"last_tool,omitempty"`
 	// UnusedSince is set in `agents stale` output.
 	UnusedSince *time.Time `json:"unused_since,omitempty"`
 	Acted       *bool      `json:"acted,omitempty"`
@@ -56,8 +58,15 @@ func agentView(a *clients.Agent) *agentJSON {
 	return &agentJSON{
 		clientJSON: clientView(a.Client), Status: a.Status, Type: a.Type, CIMDHost: a.CIMDHost,
 		CreatedIP: a.Client.CreatedIP, Owner: a.Owner, ConsentingUsers: strs(a.ConsentingUsers),
-		LastTokenAt: optTime(a.LastTokenAt),
+		LastTokenAt: optTime(a.LastTokenAt), LastToolCallAt: optTime(a.LastToolCallAt), LastTool: a.LastTool,
 	}
+}
+
+func lastToolCall(a *clients.Agent) string {
+	if a.LastToolCallAt.IsZero() {
+		return "never"
+	}
+	return timeText(a.LastToolCallAt) + " " + a.LastTool
 }
 
 func lastToken(a *clients.Agent) string {
@@ -70,7 +79,7 @@ func lastToken(a *clients.Agent) string {
 func (c *cli) newAgentsListCmd(asJSON *bool) *cobra.Command {
 	return &cobra.Command{
 		Use:   "list",
-		Short: "List every agent with its status, type, registration and last token",
+		Short: "List every agent with its status, type, registration, last token and last tool call",
 		Args:  exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return c.withStore(cmd, func(ctx context.Context, _ *config.Config, st store.Store) error {
@@ -86,10 +95,10 @@ func (c *cli) newAgentsListCmd(asJSON *bool) *cobra.Command {
 					}
 					return writeJSON(out, vs)
 				}
-				t := newTable(out, "CLIENT_ID", "NAME", "STATUS", "TYPE", "REGISTRATION", "OWNER", "USERS", "CREATED", "LAST_TOKEN")
+				t := newTable(out, "CLIENT_ID", "NAME", "STATUS", "TYPE", "REGISTRATION", "OWNER", "USERS", "CREATED", "LAST_TOKEN", "LAST_TOOL_CALL")
 				for _, a := range as {
 					t.row(a.Client.ID, a.Client.Name, a.Status, a.Type, a.Client.RegistrationMethod, dash(a.Owner),
-						fmt.Sprint(len(a.ConsentingUsers)), timeText(a.Client.CreatedAt), lastToken(a))
+						fmt.Sprint(len(a.ConsentingUsers)), timeText(a.Client.CreatedAt), lastToken(a), lastToolCall(a))
 				}
 				return t.flush()
 			})
@@ -100,7 +109,7 @@ func (c *cli) newAgentsListCmd(asJSON *bool) *cobra.Command {
 func (c *cli) newAgentsShowCmd(asJSON *bool) *cobra.Command {
 	return &cobra.Command{
 		Use:   "show CLIENT_ID",
-		Short: "Show one agent: registration, ceiling, consenting users, last token, status",
+		Short: "Show one agent: registration, ceiling, consenting users, last token and tool call, status",
 		Args:  exactArgs("CLIENT_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.withStore(cmd, func(ctx context.Context, _ *config.Config, st store.Store) error {
@@ -150,6 +159,7 @@ func printAgent(w io.Writer, a *clients.Agent) error {
 	t.row("created", timeText(cl.CreatedAt))
 	t.row("created_ip", dash(cl.CreatedIP))
 	t.row("last_token", lastToken(a))
+	t.row("last_tool_call", lastToolCall(a))
 	return t.flush()
 }
 

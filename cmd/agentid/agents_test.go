@@ -39,21 +39,38 @@ func TestAgentsCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A tool call an MCP server reported for the job.
+	call := audit.NewToolInvoked(audit.Meta{Time: now.Add(-time.Minute)}, audit.ToolInvokedFields{ClientID: "job-1",
+		Resource: "https://notes.example.test/mcp", JTI: "jti-1", ReportingClient: "notes-mcp", Tool: "search_notes",
+		Outcome: audit.ToolSuccess})
+	if err := st.AppendAudit(ctx, call); err != nil {
+		t.Fatal(err)
+	}
+
 	out, _ := e.run("agents", "list")
 	for _, re := range []string{
-		`(?m)^agent-1 +Notes Agent +active +confidential +manual +- +1 +\S+ +never$`,
+		`(?m)^agent-1 +Notes Agent +active +confidential +manual +- +1 +\S+ +never +never$`,
 		`(?m)^dcr-old +Old +active +public +dcr +alice +0 `,
-		`(?m)^job-1 +Nightly +active +confidential +manual `,
+		`(?m)^job-1 +Nightly +active +confidential +manual .* never +\S+ search_notes$`,
 	} {
 		if !regexp.MustCompile(re).MatchString(out) {
 			t.Errorf("agents list does not match %s:\n%s", re, out)
 		}
 	}
 	out, _ = e.run("agents", "show", "dcr-old")
-	for _, re := range []string{`(?m)^created_ip +192\.0\.2\.7$`, `(?m)^owner +alice$`, `(?m)^status +active$`, `(?m)^last_token +never$`} {
+	for _, re := range []string{`(?m)^created_ip +192\.0\.2\.7$`, `(?m)^owner +alice$`, `(?m)^status +active$`, `(?m)^last_token +never$`, `(?m)^last_tool_call +never$`} {
 		if !regexp.MustCompile(re).MatchString(out) {
 			t.Errorf("agents show does not match %s:\n%s", re, out)
 		}
+	}
+
+	out, _ = e.run("agents", "show", "--json", "job-1")
+	var job struct {
+		LastToolCallAt time.Time `json:"last_tool_call_at"`
+		LastTool       string    `json:"last_tool"`
+	}
+	if err := json.Unmarshal([]byte(out), &job); err != nil || !job.LastToolCallAt.Equal(call.Time.Truncate(time.Microsecond)) || job.LastTool != "search_notes" {
+		t.Errorf("show --json job-1: %+v %v\n%s", job, err, out)
 	}
 
 	out, _ = e.run("agents", "deprovision", "agent-1")

@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -206,33 +207,45 @@ func TestAuditSurvivesKill9(t *testing.T) {
 	base := m[1]
 
 	var mu sync.Mutex
-	known := map[string]bool{} // jti of every token a client received
+	known := map[string]string{} // request id → jti of every token a client received
+	lost := map[string]bool{}    // request ids sent without an answer (the kill)
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	client := &http.Client{Timeout: 5 * time.Second}
-	for range workers {
+	for w := range workers {
 		wg.Go(func() {
-			for {
+			for i := 0; ; i++ {
 				select {
 				case <-stop:
 					return
 				default:
 				}
+				rid := fmt.Sprintf("w%d-%d", w, i)
 				req, _ := http.NewRequest(http.MethodPost, base+"/token", strings.NewReader(url.Values{
 					"grant_type": {"client_credentials"}, "scope": {"notes.read"}, "resource": {"https://mcp.example.com/mcp"},
 				}.Encode()))
 				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 				req.SetBasicAuth(creds["client_id"], creds["client_secret"])
+				req.Header.Set("X-Request-Id", rid) // recorded as the event's client_request_id
 				resp, err := client.Do(req)
 				if err != nil {
-					continue // the hub is gone
+					mu.Lock()
+					lost[rid] = true // the hub is gone, maybe after issuing
+					mu.Unlock()
+					continue
 				}
 				var body struct {
 					AccessToken string `json:"access_token"`
 				}
 				err = json.NewDecoder(resp.Body).Decode(&body)
 				resp.Body.Close()
-				if err != nil || resp.StatusCode != http.StatusOK {
+				if err != nil {
+					mu.Lock()
+					lost[rid] = true
+					mu.Unlock()
+					continue
+				}
+				if resp.StatusCode != http.StatusOK {
 					continue
 				}
 				payload, _ := base64.RawURLEncoding.DecodeString(strings.Split(body.AccessToken, ".")[1])
@@ -241,7 +254,7 @@ func TestAuditSurvivesKill9(t *testing.T) {
 				}
 				if json.Unmarshal(payload, &claims) == nil && claims.JTI != "" {
 					mu.Lock()
-					known[claims.JTI] = true
+					known[rid] = claims.JTI
 					mu.Unlock()
 				}
 			}
@@ -283,18 +296,37 @@ func TestAuditSurvivesKill9(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	recorded := map[string]bool{}
+	// Every issuance event belongs to a request a client sent (its
+	// X-Request-Id); the events of the requests that were answered are
+	// exactly the tokens the clients received — as many, the same jti —
+	// and the only others are of requests whose answer the kill cut off.
+	answered := map[string]string{} // request id → jti, from the events
+	unanswered := 0
 	for _, ev := range evs {
-		recorded[ev.Details["jti"]] = true
-	}
-	for jti := range known {
-		if !recorded[jti] {
-			t.Errorf("token %s was issued without its event", jti)
+		rid := ev.Details[store.DetailClientRequestID]
+		switch {
+		case known[rid] != "":
+			if answered[rid] != "" {
+				t.Errorf("request %s has two issuance events", rid)
+			}
+			answered[rid] = ev.Details["jti"]
+		case lost[rid]:
+			unanswered++
+		default:
+			t.Errorf("issuance event %d (request %q) of no request a client sent or lost", ev.ID, rid)
 		}
 	}
-	if len(recorded) < len(known) || len(recorded) > len(known)+workers {
-		t.Errorf("%d issuance events for %d tokens received by %d clients: want between %[2]d and %d",
-			len(recorded), len(known), workers, len(known)+workers)
+	if len(answered) != len(known) {
+		t.Errorf("%d tokens known to the clients, %d issuance events for their requests", len(known), len(answered))
 	}
-	t.Logf("%d tokens received, %d issuance events, trail verified", len(known), len(recorded))
+	for rid, jti := range known {
+		if answered[rid] != jti {
+			t.Errorf("request %s: the client holds token %s, the event names %q", rid, jti, answered[rid])
+		}
+	}
+	if unanswered > workers {
+		t.Errorf("%d issuances whose answer was lost, at most one per client (%d)", unanswered, workers)
+	}
+	t.Logf("%d tokens received = %d issuance events of answered requests; %d more issued as the hub died; trail verified",
+		len(known), len(answered), unanswered)
 }

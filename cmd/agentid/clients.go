@@ -305,7 +305,7 @@ func (c *cli) newClientsSetDisabledCmd(asJSON *bool, disable bool) *cobra.Comman
 				reprovision := !disable && cl.Status == store.ClientDeprovisioned
 				if cl.Disabled != disable || reprovision {
 					now := time.Now()
-					ev := audit.NewClientUpdated(adminMeta(now), audit.ClientUpdatedFields{ClientID: cl.ID, Change: done})
+					ev := audit.NewClientUpdated(adminMeta(now).WithAgent(cl), audit.ClientUpdatedFields{ClientID: cl.ID, Change: done})
 					cl, err = st.UpdateClient(ctx, cl.TenantID, cl.ID, func(cl *store.Client) error {
 						cl.Disabled, cl.UpdatedAt = disable, now
 						if !disable && cl.Status == store.ClientDeprovisioned {
@@ -323,7 +323,7 @@ func (c *cli) newClientsSetDisabledCmd(asJSON *bool, disable bool) *cobra.Comman
 					// so this reaches every token it ever got. Repeating
 					// the command repeats it.
 					now := time.Now()
-					if err := st.RevokeClientTokens(ctx, cl.TenantID, cl.ID, now, audit.NewClientTokensRevoked(adminMeta(now), cl.ID, "disabled")); err != nil {
+					if err := st.RevokeClientTokens(ctx, cl.TenantID, cl.ID, now, audit.NewClientTokensRevoked(adminMeta(now).WithAgent(cl), cl.ID, "disabled")); err != nil {
 						return fmt.Errorf("revoking the client's tokens: %w", err)
 					}
 				}

@@ -15,9 +15,12 @@ package audit
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/agentid/agentid/internal/store"
 )
@@ -86,6 +89,12 @@ const (
 	// ActorHub is the hub's own background work, such as the sealer of
 	// the audit chain.
 	ActorHub = "hub"
+	// ActorConsole is an administrator in the admin console (/admin);
+	// Meta.ActorID is their user id.
+	ActorConsole = "console"
+	// ActorAdminAPI is an admin client of the admin API (/admin/api);
+	// Meta.ActorID is its client id.
+	ActorAdminAPI = "admin_api"
 )
 
 // Meta is what every event knows about its request.
@@ -101,7 +110,74 @@ type Meta struct {
 	Actor string
 	// OSUser is the operating-system account that ran an admin command.
 	OSUser string
+	// UserAgent is the request's User-Agent header (truncated to
+	// maxUserAgent bytes); empty for background work and admin commands.
+	UserAgent string
+	// Agent describes the client the event names in client_id, when the
+	// code that records it has that client's record (WithAgent).
+	Agent Agent
+	// ActorID names the administrator who acted through the console (a
+	// user id) or the admin API (a client id).
+	ActorID string
 }
+
+// Agent is what an event records of its agent (the OAuth client in its
+// client_id) beyond the id: how it came to exist and what kind of client
+// it is, so that the trail alone tells a self-registered public client
+// from an administrator's confidential one.
+type Agent struct {
+	// Method is how the client was registered: store.RegistrationManual,
+	// RegistrationDCR, RegistrationCIMD or RegistrationWorkload.
+	Method string
+	// Type is the OAuth client type (OAuth 2.1 §2.1): ClientConfidential
+	// or ClientPublic.
+	Type string
+	// CIMDHost is, for a Client ID Metadata Document client, the host of
+	// its client id URL: the host the hub fetched the document from over
+	// HTTPS, under the domain trust the registration passed.
+	CIMDHost string
+}
+
+// OAuth client types (OAuth 2.1 §2.1).
+const (
+	ClientConfidential = "confidential"
+	ClientPublic       = "public"
+)
+
+// AgentOf describes client c for its events; the zero Agent for nil.
+func AgentOf(c *store.Client) Agent {
+	if c == nil {
+		return Agent{}
+	}
+	a := Agent{Method: c.RegistrationMethod, Type: ClientConfidential}
+	if c.Public() {
+		a.Type = ClientPublic
+	}
+	if c.RegistrationMethod == store.RegistrationCIMD {
+		if u, err := url.Parse(c.ID); err == nil && u.Scheme == "https" {
+			a.CIMDHost = u.Host
+		}
+	}
+	return a
+}
+
+// WithAgent returns m describing client c as the agent of its events (the
+// client the event names in client_id).
+func (m Meta) WithAgent(c *store.Client) Meta {
+	m.Agent = AgentOf(c)
+	return m
+}
+
+// Details keys every event may carry from its Meta.
+const (
+	DetailUserAgent          = "user_agent"
+	DetailRegistrationMethod = "registration_method"
+	DetailClientType         = "client_type"
+	DetailCIMDHost           = "cimd_host"
+)
+
+// maxUserAgent bounds a User-Agent copied into an event.
+const maxUserAgent = 256
 
 // Stamped returns m with tenant and now filled in where m has none: for
 // code that records on behalf of a caller who may not know them.
@@ -132,10 +208,15 @@ func newEvent(m Meta, typ string) *store.AuditEvent {
 		IP:              m.IP,
 		Outcome:         Success,
 	}
-	if m.Actor != "" || m.OSUser != "" {
+	if m.Actor != "" || m.OSUser != "" || m.ActorID != "" || m.UserAgent != "" || m.Agent != (Agent{}) {
 		ev.Details = map[string]string{}
 		set(ev.Details, "actor", m.Actor)
 		set(ev.Details, "os_user", m.OSUser)
+		set(ev.Details, "actor_id", m.ActorID)
+		set(ev.Details, DetailUserAgent, truncate(printableOnly(m.UserAgent), maxUserAgent))
+		set(ev.Details, DetailRegistrationMethod, m.Agent.Method)
+		set(ev.Details, DetailClientType, m.Agent.Type)
+		set(ev.Details, DetailCIMDHost, m.Agent.CIMDHost)
 	}
 	return ev
 }
@@ -262,6 +343,17 @@ func set(d map[string]string, k, v string) {
 	if v != "" {
 		d[k] = v
 	}
+}
+
+// printableOnly drops control characters (and invalid UTF-8) from text a
+// client chose, so that no sink's line format can be broken by it.
+func printableOnly(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == utf8.RuneError || unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, s)
 }
 
 // setList stores the space-separated list under k unless it is empty.

@@ -18,9 +18,10 @@ import (
 
 var (
 	at   = time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
-	meta = audit.Meta{TenantID: "t1", RequestID: "req-1", IP: "192.0.2.1", Time: at}
-	key  = audit.ConsentKey{ClientID: "agent-1", UserID: "u-1", Resource: "https://notes.example/mcp"}
-	dec  = audit.Decision{PolicyVersion: 7, Scopes: []audit.ScopeDecision{
+	meta = audit.Meta{TenantID: "t1", RequestID: "req-1", IP: "192.0.2.1", Time: at, UserAgent: "agent-sdk/1.2",
+		Agent: audit.Agent{Method: store.RegistrationCIMD, Type: audit.ClientPublic, CIMDHost: "agent.example"}}
+	key = audit.ConsentKey{ClientID: "agent-1", UserID: "u-1", Resource: "https://notes.example/mcp"}
+	dec = audit.Decision{PolicyVersion: 7, Scopes: []audit.ScopeDecision{
 		{Scope: "notes.read", Allowed: true, Reason: audit.ReasonPolicy, PolicyIDs: []string{"default.cedar:permit-read"}},
 		{Scope: "notes.write", Reason: audit.ReasonConsent},
 		{Scope: "notes.delete", Reason: audit.ReasonCeiling},
@@ -92,7 +93,8 @@ func constructors() map[string]*store.AuditEvent {
 		audit.ConnectionRetrieved:       audit.NewConnectionRetrieved(meta, retrieval),
 		audit.ConnectionRetrievalDenied: audit.NewConnectionRetrievalDenied(meta, retrieval),
 		audit.KEKRewrapped:              audit.NewKEKRewrapped(meta, audit.KEKRewrappedFields{KEKID: "kek-2", Connections: 3, SigningKeys: 2}),
-		audit.ToolInvoked:               audit.NewToolInvoked(meta, audit.ToolInvokedFields{ClientID: "mcp-a", UserID: "u", Resource: key.Resource, Scopes: sc, JTI: "j", Agent: "c", Chain: []string{"mcp-a", "c"}, ReportingClient: "mcp", Tool: "read_notes", Outcome: audit.ToolError, Duration: 1500 * time.Millisecond}),
+		audit.ToolInvoked:               audit.NewToolInvoked(meta, audit.ToolInvokedFields{ClientID: "mcp-a", UserID: "u", Resource: key.Resource, Scopes: sc, JTI: "j", Agent: "c", Chain: []string{"mcp-a", "c"}, ReportingClient: "mcp", Tool: "read_notes", Outcome: audit.ToolError, Duration: 1500 * time.Millisecond, ReportID: "r-1"}),
+		audit.TokenIntrospectedInactive: audit.NewTokenIntrospectedInactive(meta, audit.TokenIntrospectedInactiveFields{ClientID: "c", UserID: "u", Resource: key.Resource, Scopes: sc, JTI: "j", Chain: []string{"c"}, IntrospectingClient: "mcp", Reason: audit.InactiveRevoked}),
 	}
 }
 
@@ -148,6 +150,13 @@ func TestMetaActor(t *testing.T) {
 	ev := audit.NewClientDeleted(audit.Meta{Time: at, Actor: audit.ActorCLI, OSUser: "ops"}, "c")
 	if ev.TenantID != store.DefaultTenant || ev.Details["actor"] != "cli" || ev.Details["os_user"] != "ops" {
 		t.Errorf("event = %+v", ev)
+	}
+	ev = audit.NewClientDeleted(audit.Meta{Time: at, Actor: audit.ActorConsole, ActorID: "u-admin"}, "c")
+	if ev.Details["actor"] != "console" || ev.Details["actor_id"] != "u-admin" || ev.Details["os_user"] != "" {
+		t.Errorf("console event = %+v", ev)
+	}
+	if got := audit.OCSF(ev)["actor"].(map[string]any)["user"]; !reflect.DeepEqual(got, map[string]any{"uid": "u-admin", "type_id": 2}) {
+		t.Errorf("console event's OCSF actor user = %v, want the administrator (type 2)", got)
 	}
 }
 

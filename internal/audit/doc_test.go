@@ -209,7 +209,7 @@ func generateDoc(t *testing.T) []byte {
 	for _, c := range audit.Columns() {
 		w("| `%s` | %s |\n", c[0], c[1])
 	}
-	w("\nAny event may also carry the details `client_request_id` (from the request), `actor` and `os_user` (an admin command); the lists below leave them out.\n")
+	w("\nAny event may also carry the details `client_request_id` and `user_agent` (from the request), `registration_method`, `client_type` and `cimd_host` (of the agent in `client_id`, wherever the hub had its record), `actor` and `os_user` (an admin command), `actor_id` (an administrator in the console or an admin API client); the lists below leave them out.\n")
 	w("\nIn JSON (`agentid audit list --json`, `export --format ndjson`, the admin API) an event is an object with these names; empty columns are left out, `details` is an object of strings.\n\n")
 
 	w("## Event types\n\n| type | outcome | OCSF class | OCSF activity |\n|---|---|---|---|\n")
@@ -257,7 +257,7 @@ func generateDoc(t *testing.T) []byte {
 	w("- `time`: the event time in milliseconds since the epoch;\n")
 	w("- `metadata`: `version` %q, `product` {`name` \"agentid\", `vendor_name`}, `uid` the event id, `tenant_uid`, `correlation_uid` the request id, `event_code` the agentid type, `log_name` \"audit\";\n", audit.OCSFVersion)
 	w("- `actor`: `app_uid` the client (agent), `user` the person it acts for; for an admin command `app_name` \"agentid cli\" and `user.name` the operating-system account; otherwise `app_name` \"agentid\";\n")
-	w("- `src_endpoint.ip`: the request's peer, when there is one;\n")
+	w("- `src_endpoint.ip`: the request's peer, when there is one; `http_request.user_agent`: its `User-Agent`;\n")
 	w("- `status` the outcome, `status_id` 1 (success) or 2 (failure, denied), `status_detail` the `reason` detail;\n")
 	var high []string
 	for _, typ := range audit.Types() {
@@ -320,7 +320,8 @@ func seenColumns(evs []*store.AuditEvent) []string {
 
 // metaDetails are the details keys any event may carry, from its request
 // rather than its type.
-var metaDetails = map[string]bool{store.DetailClientRequestID: true, "actor": true, "os_user": true}
+var metaDetails = map[string]bool{store.DetailClientRequestID: true, "actor": true, "os_user": true, "actor_id": true,
+	audit.DetailUserAgent: true, audit.DetailRegistrationMethod: true, audit.DetailClientType: true, audit.DetailCIMDHost: true}
 
 func seenDetails(evs []*store.AuditEvent) []string {
 	set := map[string]bool{}
@@ -366,6 +367,9 @@ func classAttributes(evs []*store.AuditEvent) string {
 		for k, v := range audit.OCSF(ev) {
 			if common[k] {
 				continue
+			}
+			if req, ok := v.(map[string]any); k == "http_request" && ok && len(req) == 1 && req["user_agent"] != nil {
+				continue // only the user agent every event may carry
 			}
 			if k == "entity" {
 				k = fmt.Sprintf("entity (type `%s`)", v.(map[string]any)["type"])

@@ -35,7 +35,7 @@ type ClientRegisteredFields struct {
 	ClientID string
 	Name     string // display name; truncated to 100 bytes
 	// Method is how the client was registered: store.RegistrationManual,
-	// RegistrationDCR, RegistrationDemo or RegistrationCIMD.
+	// RegistrationDCR, RegistrationCIMD or RegistrationWorkload.
 	Method     string
 	AuthMethod string // token_endpoint_auth_method
 	// Ceiling is the scopes the client may ever hold (empty: bound only by
@@ -477,6 +477,55 @@ func NewTokenRevoked(m Meta, f TokenRevokedFields) *store.AuditEvent {
 	set(ev.Details, "token_type", f.TokenType)
 	set(ev.Details, "jti", f.JTI)
 	set(ev.Details, "grant_id", f.GrantID)
+	return ev
+}
+
+// TokenIntrospectedInactive: a resource server introspected an access
+// token that is signed, unexpired and its business, but no longer active:
+// revoked, or its agent, user or an actor of its chain disabled or gone.
+// It is the trail's evidence that a switched-off agent kept trying.
+const TokenIntrospectedInactive = "token.introspected_inactive"
+
+// Reasons of token.introspected_inactive.
+const (
+	InactiveRevoked       = "revoked"
+	InactiveClientGone    = "client_inactive"
+	InactiveUserGone      = "user_inactive"
+	InactiveActorDisabled = "actor_inactive"
+)
+
+func init() {
+	required[TokenIntrospectedInactive] = struct {
+		fields  []field
+		details []string
+	}{[]field{fClient, fResource}, []string{"jti", "reason", "introspecting_client"}}
+}
+
+// TokenIntrospectedInactiveFields is what a token.introspected_inactive
+// event carries: the token's own claims (verified), never the token.
+type TokenIntrospectedInactiveFields struct {
+	ClientID string // the token's client_id
+	UserID   string // its subject when a person
+	Resource string // its audience
+	Scopes   []string
+	JTI      string
+	Chain    []string // its act chain, the current actor first
+	// IntrospectingClient is the resource server's client that asked.
+	IntrospectingClient string
+	Reason              string // one of the Inactive constants
+}
+
+// NewTokenIntrospectedInactive records that a resource server presented
+// an access token the hub no longer considers active (RFC 7662 §2.2
+// active=false); the outcome is denied.
+func NewTokenIntrospectedInactive(m Meta, f TokenIntrospectedInactiveFields) *store.AuditEvent {
+	ev := event(m, TokenIntrospectedInactive)
+	ev.ClientID, ev.UserID, ev.Resource, ev.Scopes = f.ClientID, f.UserID, f.Resource, slices.Clone(f.Scopes)
+	ev.Outcome = Denied
+	set(ev.Details, "jti", f.JTI)
+	setList(ev.Details, DetailActChain, f.Chain)
+	set(ev.Details, "introspecting_client", f.IntrospectingClient)
+	set(ev.Details, "reason", f.Reason)
 	return ev
 }
 

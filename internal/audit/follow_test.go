@@ -30,6 +30,8 @@ func (m *memTrail) commit(ids ...int64) {
 
 func (m *memTrail) AppendAudit(context.Context, ...*store.AuditEvent) error { panic("not used") }
 
+func (m *memTrail) AppendAuditOnce(context.Context, ...*store.AuditEvent) error { panic("not used") }
+
 func (m *memTrail) ListAudit(_ context.Context, f store.AuditFilter) ([]*store.AuditEvent, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -70,6 +70,7 @@ var ocsfActivities = map[int]map[int]string{
 const (
 	severityInformational = 1
 	severityLow           = 2
+	severityMedium        = 3
 	severityHigh          = 4
 	statusSuccess         = 1
 	statusFailure         = 2
@@ -79,6 +80,7 @@ const (
 // OCSF user type_id values.
 const (
 	userTypeUser    = 1
+	userTypeAdmin   = 2
 	userTypeService = 4
 )
 
@@ -142,6 +144,10 @@ var ocsfRules = map[string]OCSFRule{
 	UserSignedIn:        {ClassUID: OCSFAuthentication, ActivityID: 1, shape: authShape},
 	InstallationRevoked: {ClassUID: OCSFAuthentication, ActivityID: 2, shape: authShape},
 	TokenRevoked:        {ClassUID: OCSFAuthentication, ActivityID: 2, shape: authShape},
+	// A resource server checking a token the hub no longer considers
+	// active: a revoked or switched-off agent still presenting it.
+	TokenIntrospectedInactive: {ClassUID: OCSFAuthentication, ActivityID: activityOther, Activity: "Introspect",
+		Severity: severityMedium, shape: authShape},
 	// Refreshing renews a grant's session (a refresh token is its ticket).
 	RefreshRotated:              {ClassUID: OCSFAuthentication, ActivityID: 5, shape: authShape},
 	RefreshReuse:                {ClassUID: OCSFAuthentication, ActivityID: 5, Severity: severityHigh, shape: authShape},
@@ -222,8 +228,10 @@ func (r OCSFRule) activity(ev *store.AuditEvent) int {
 // as uid, tenant, request id as correlation uid, the agentid type as
 // event code), the actor (the agent as app_uid, the person as user, the
 // operating-system account of an admin command), the source IP, the
-// class's own attributes, and in "unmapped" the resource, scopes and
-// every detail.
+// request's user agent as http_request.user_agent, the class's own
+// attributes, and in "unmapped" the resource, scopes and every detail
+// (the agent's registration method, client type and CIMD host among them:
+// OCSF has no attribute for them).
 func OCSF(ev *store.AuditEvent) map[string]any {
 	r, ok := ocsfRules[ev.Type]
 	if !ok {
@@ -276,6 +284,16 @@ func OCSF(ev *store.AuditEvent) map[string]any {
 	if r.shape != nil {
 		r.shape(ev, out)
 	}
+	if ua := ev.Details[DetailUserAgent]; ua != "" {
+		// Every class mapped here has http_request (IAM's and the
+		// application classes').
+		req, _ := out["http_request"].(map[string]any)
+		if req == nil {
+			req = map[string]any{}
+			out["http_request"] = req
+		}
+		req["user_agent"] = ua
+	}
 	return out
 }
 
@@ -311,6 +329,13 @@ func ocsfActor(ev *store.AuditEvent) map[string]any {
 		a["app_name"] = ocsfProduct + " " + by
 		if os := ev.Details["os_user"]; os != "" {
 			a["user"] = map[string]any{"name": os, "type_id": userTypeUser}
+		}
+		switch id := ev.Details["actor_id"]; {
+		case id == "":
+		case by == ActorAdminAPI:
+			a["user"] = ocsfUser(id, userTypeService)
+		default:
+			a["user"] = ocsfUser(id, userTypeAdmin)
 		}
 	}
 	if len(a) == 0 {

@@ -63,6 +63,8 @@ func ocsfSamples() map[string]*store.AuditEvent {
 	cli := audit.Meta{Time: at, Actor: audit.ActorCLI, OSUser: "ops"}
 	out["client.updated disabled"] = audit.NewClientUpdated(meta, audit.ClientUpdatedFields{ClientID: "c", Change: audit.ChangeDisabled})
 	out["client.updated enabled by the CLI"] = audit.NewClientUpdated(cli, audit.ClientUpdatedFields{ClientID: "c", Change: audit.ChangeEnabled})
+	out["client.updated deprovisioned in the console"] = audit.NewClientUpdated(audit.Meta{Time: at, Actor: audit.ActorConsole, ActorID: "u-admin"}, audit.ClientUpdatedFields{ClientID: "c", Change: audit.ChangeDeprovisioned})
+	out["user.updated disabled by an admin API client"] = audit.NewUserUpdated(audit.Meta{Time: at, Actor: audit.ActorAdminAPI, ActorID: "siem"}, "u", audit.ChangeDisabled)
 	out["user.updated password"] = audit.NewUserUpdated(meta, "u", "password")
 	out["user.updated disabled"] = audit.NewUserUpdated(meta, "u", audit.ChangeDisabled)
 	out["user.login_failed unknown user, no address"] = audit.NewLoginFailed(audit.Meta{Time: at}, "")

@@ -46,7 +46,8 @@ var detailDocs = map[string]string{
 	"unsealed":                   "How many of the newest events were not linked into the chain yet when verification ran.",
 	"act_chain":                  "The delegation chain (RFC 8693 `act`): the actors' client ids, the current actor first, separated by spaces.",
 	"activate_at":                "When a new signing key starts to sign (RFC 3339).",
-	"actor":                      "Who acted when it is not the client or person the event is about: `cli` (an admin command), `demo`.",
+	"actor":                      "Who acted when it is not the client or person the event is about: `cli` (an admin command), `demo`, `hub` (the hub's own background work), `console` (an administrator in the admin console), `admin_api` (an admin client of the admin API).",
+	"actor_id":                   "The administrator who acted: the user id of a console administrator (`actor` `console`) or the client id of an admin API client (`actor` `admin_api`).",
 	"agent":                      "The agent (the first actor) the subject token of a credential retrieval was issued to.",
 	"alg":                        "A signing key's JWS algorithm.",
 	"algorithms":                 "The JWS algorithms accepted from a trusted issuer, space-separated.",
@@ -132,6 +133,12 @@ var detailDocs = map[string]string{
 	"user_claim":                 "The claim of a trusted issuer's JWTs that names a local user.",
 	"uses":                       "What a trusted issuer's JWTs may be used for, space-separated.",
 	"version":                    "The policy set version a rollback made active.",
+	"user_agent":                 "The request's `User-Agent` header (control characters dropped, at most 256 bytes): which software the agent or browser ran. Absent for background work and admin commands.",
+	"registration_method":        "How the event's agent (its `client_id`) was registered: `manual`, `dcr` (RFC 7591), `cimd` (Client ID Metadata Document), `workload`; present wherever the hub had the client's record when it recorded the event.",
+	"client_type":                "The OAuth client type of the event's agent (OAuth 2.1 §2.1): `confidential` (it authenticates at the token endpoint) or `public`.",
+	"cimd_host":                  "For a Client ID Metadata Document agent, the host of its client id URL: where the hub fetched and verified its document over HTTPS.",
+	"report_id":                  "The reporting MCP server's own id of a tool call report; one event per reporting client and report id, so a batch sent again is not recorded twice.",
+	"introspecting_client":       "The resource server's client that introspected a token no longer active.",
 }
 
 // Columns returns the columns every event has, in schema order, each with

@@ -35,7 +35,7 @@ var allConstructors = []any{
 	audit.NewConnectionCreated, audit.NewConnectionRefreshed, audit.NewConnectionRefreshFailed, audit.NewConnectionNeedsReauth,
 	audit.NewConnectionRotated, audit.NewConnectionRevoked, audit.NewConnectionRetrieved, audit.NewConnectionRetrievalDenied,
 	audit.NewKEKRewrapped, audit.NewCheckpoint, audit.NewPruned, audit.NewVerified, audit.NewToolInvoked,
-	audit.NewConnectorCreated, audit.NewConnectorUpdated, audit.NewUserSignedIn,
+	audit.NewTokenIntrospectedInactive, audit.NewConnectorCreated, audit.NewConnectorUpdated, audit.NewUserSignedIn,
 }
 
 // inputKinds classifies every input a constructor takes, by its field or
@@ -46,6 +46,7 @@ var allConstructors = []any{
 var inputKinds = map[string]string{
 	// Meta.
 	"tenantid": "name", "requestid": "name", "clientrequestid": "name", "ip": "name", "actor": "name", "osuser": "name",
+	"useragent": "name", "type": "name", "cimdhost": "name",
 	// Who and what.
 	"clientid": "name", "userid": "name", "resource": "name", "uri": "name", "scopes": "name", "scope": "name", "ceiling": "name",
 	"ceilingadded": "name", "ceilingremoved": "name", "granted": "name", "name": "name", "method": "name", "authmethod": "name",
@@ -56,7 +57,8 @@ var inputKinds = map[string]string{
 	"operation": "name", "files": "name", "sha256": "name", "comment": "name", "kid": "name", "algorithm": "name",
 	"providerid": "name", "kind": "name", "connectionid": "name", "ownerkind": "name", "ownerid": "name",
 	"trigger": "name", "kekid": "name", "policyversion": "name", "policyids": "name", "errors": "name",
-	"tool": "name", "outcome": "name", "reportingclient": "name",
+	"tool": "name", "outcome": "name", "reportingclient": "name", "reportid": "name", "actorid": "name",
+	"introspectingclient": "name",
 	// Tokens by their jti only.
 	"jti": "name", "subjectjti": "name", "tokentype": "name",
 	// Trusted issuers: their settings are names; the key set is material
@@ -65,7 +67,7 @@ var inputKinds = map[string]string{
 	"userclaim": "name", "claims": "name", "jwks": "material",
 	// Connectors: their settings are names; the client secret never
 	// reaches a constructor (ClientAuth says how it is kept).
-	"connectorid": "name", "type": "name", "upstreamclientid": "name", "emaildomains": "name", "clientauth": "name",
+	"connectorid": "name", "upstreamclientid": "name", "emaildomains": "name", "clientauth": "name",
 	// The audit chain: hashes of events and checkpoint signatures (JWS the
 	// hub signs over them) are public, verifiable statements.
 	"headhash": "name", "anchorprevhash": "name", "signature": "name",

@@ -62,6 +62,10 @@ type ToolInvokedFields struct {
 	Tool            string
 	Outcome         string // ToolSuccess, ToolError or ToolDenied
 	Duration        time.Duration
+	// ReportID is the reporting server's own id of the report (details
+	// "report_id"): the store keeps one tool.invoked event per reporting
+	// client and report id, so a batch sent again is not recorded twice.
+	ReportID string
 }
 
 // NewToolInvoked records a tool call an MCP server reported. The event's
@@ -84,5 +88,6 @@ func NewToolInvoked(m Meta, f ToolInvokedFields) *store.AuditEvent {
 	set(ev.Details, "agent", f.Agent)
 	setList(ev.Details, DetailActChain, f.Chain)
 	set(ev.Details, "reporting_client", f.ReportingClient)
+	set(ev.Details, store.DetailReportID, f.ReportID)
 	return done(ev)
 }

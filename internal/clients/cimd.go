@@ -151,7 +151,7 @@ func (r *Registrar) updateDocument(ctx context.Context, current *store.Client, r
 			return nil, err
 		}
 		d := out.Ceiling.Audit()
-		ev := audit.NewClientUpdated(reg.Audit.Stamped(r.tenant, next.UpdatedAt), audit.ClientUpdatedFields{
+		ev := audit.NewClientUpdated(reg.Audit.Stamped(r.tenant, next.UpdatedAt).WithAgent(&next), audit.ClientUpdatedFields{
 			ClientID: next.ID, Change: audit.ChangeDocument, Method: next.RegistrationMethod,
 			Ceiling: next.Scopes, Policy: &d, Fields: changed,
 		})

@@ -240,7 +240,7 @@ func (r *Registrar) Register(ctx context.Context, reg *Registration) (*Registere
 	if c.Pending() {
 		fields.Status = c.Status
 	}
-	ev := audit.NewClientRegistered(reg.Audit.Stamped(r.tenant, now), fields)
+	ev := audit.NewClientRegistered(reg.Audit.Stamped(r.tenant, now).WithAgent(c), fields)
 	if err := r.st.CreateClient(ctx, c, ev); err != nil {
 		return nil, fmt.Errorf("clients: register: %w", err)
 	}
@@ -283,7 +283,7 @@ func (r *Registrar) Update(ctx context.Context, current *store.Client, reg *Regi
 			}
 		}
 		d := out.Ceiling.Audit()
-		ev := audit.NewClientUpdated(reg.Audit.Stamped(r.tenant, next.UpdatedAt), audit.ClientUpdatedFields{
+		ev := audit.NewClientUpdated(reg.Audit.Stamped(r.tenant, next.UpdatedAt).WithAgent(&next), audit.ClientUpdatedFields{
 			ClientID: next.ID, Change: audit.ChangeMetadata, Method: next.RegistrationMethod, Ceiling: next.Scopes, Policy: &d,
 		})
 		read := c.UpdatedAt

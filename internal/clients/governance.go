@@ -57,7 +57,7 @@ func (r *Registrar) govern(ctx context.Context, c *store.Client, reg *Registrati
 		if !SameRegistration(ex, c) {
 			continue
 		}
-		ev := audit.NewClientRegistrationDeduplicated(reg.Audit.Stamped(r.tenant, r.now()), ex.ID, ex.RegistrationMethod, ex.Name)
+		ev := audit.NewClientRegistrationDeduplicated(reg.Audit.Stamped(r.tenant, r.now()).WithAgent(ex), ex.ID, ex.RegistrationMethod, ex.Name)
 		if len(ex.RegistrationTokenHash) > 0 {
 			// The client now serves other parties' installations: whoever
 			// registered it first must not rewrite or delete it for them

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"slices"
 	"time"
 
@@ -56,6 +55,12 @@ type Agent struct {
 	// of Client.LastUsedAt (coarse) and its newest token.issued event.
 	// Zero: never.
 	LastTokenAt time.Time
+	// LastToolCallAt is the time of the newest tool call an MCP server
+	// reported for the agent (tool.invoked naming it as client or as the
+	// agent of a delegation chain), LastTool that call's tool. Zero:
+	// none reported.
+	LastToolCallAt time.Time
+	LastTool       string
 }
 
 // Inventory lists the tenant's agents, ordered as ListClients orders them,
@@ -126,11 +131,7 @@ func agentOf(ctx context.Context, st InventoryStore, names *userNames, c *store.
 	case c.Public():
 		a.Type = TypePublic
 	}
-	if c.RegistrationMethod == store.RegistrationCIMD {
-		if u, err := url.Parse(c.ID); err == nil {
-			a.CIMDHost = u.Host
-		}
-	}
+	a.CIMDHost = audit.AgentOf(c).CIMDHost
 	var err error
 	if c.OwnerUserID != "" {
 		if a.Owner, err = names.get(ctx, c.OwnerUserID); err != nil {
@@ -151,6 +152,13 @@ func agentOf(ctx context.Context, st InventoryStore, names *userNames, c *store.
 	}
 	if len(evs) > 0 && evs[0].Time.After(a.LastTokenAt) {
 		a.LastTokenAt = evs[0].Time
+	}
+	calls, err := st.ListAudit(ctx, store.AuditFilter{TenantID: c.TenantID, Type: audit.ToolInvoked, Agent: c.ID, Limit: 1})
+	if err != nil {
+		return nil, fmt.Errorf("clients: inventory %q: %w", c.ID, err)
+	}
+	if len(calls) > 0 {
+		a.LastToolCallAt, a.LastTool = calls[0].Time, calls[0].Details["tool"]
 	}
 	return a, nil
 }
@@ -277,6 +285,7 @@ func Stale(ctx context.Context, st StaleStore, opts StaleOptions) ([]*StaleAgent
 	}
 	for _, s := range out {
 		id := s.Client.ID
+		m := m.WithAgent(s.Client)
 		switch opts.Action {
 		case StaleDisable:
 			if s.Client.Disabled {

@@ -55,6 +55,7 @@ func Deprovision(ctx context.Context, st DeprovisionStore, m audit.Meta, tenantI
 	if cl.Status == store.ClientDeprovisioned && cl.Disabled {
 		return &DeprovisionResult{Client: cl}, nil
 	}
+	m = m.WithAgent(cl)
 	if !cl.Disabled {
 		ev := audit.NewClientUpdated(m, audit.ClientUpdatedFields{ClientID: clientID, Change: audit.ChangeDisabled, Reason: ReasonDeprovisioned})
 		if _, err := st.UpdateClient(ctx, tenantID, clientID, func(c *store.Client) error {

@@ -55,7 +55,7 @@ func Prune(ctx context.Context, st Pruner, opts PruneOptions) ([]*store.Client, 
 		TenantID: opts.TenantID, Methods: ExpiringMethods, UnusedSince: opts.Now.Add(-opts.UnusedFor),
 		Now: opts.Now, DryRun: opts.DryRun, Limit: opts.Limit,
 	}, func(c *store.Client) *store.AuditEvent {
-		return audit.NewClientExpired(m, c.ID, c.RegistrationMethod, UnusedSince(c))
+		return audit.NewClientExpired(m.WithAgent(c), c.ID, c.RegistrationMethod, UnusedSince(c))
 	})
 	if err != nil {
 		return nil, fmt.Errorf("clients: prune: %w", err)

@@ -320,6 +320,9 @@ func (s *Server) handleAccountRevoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m := s.meta(r)
+	if c, err := s.st.GetClient(r.Context(), s.tenant, key.ClientID); err == nil {
+		m = m.WithAgent(c)
+	}
 	withdrawn, err := s.ledger.Revoke(r.Context(), key, scopes, &m, "user")
 	if err != nil {
 		s.internalErrorPage(w, r, err)

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -44,47 +43,48 @@ func (s *Server) adminResource() string {
 
 // adminAuth checks an admin API request's bearer token (RFC 6750): the
 // hub's own, unexpired, unrevoked access token for the admin resource,
-// with ScopeAdmin, of a live client acting for itself. It writes the
-// RFC 6750 §3 challenge with a problem body and returns false when not.
-func (s *Server) adminAuth(w http.ResponseWriter, r *http.Request) bool {
+// with ScopeAdmin, of a live client acting for itself, whose id it
+// returns. It writes the RFC 6750 §3 challenge with a problem body and
+// returns false when not.
+func (s *Server) adminAuth(w http.ResponseWriter, r *http.Request) (clientID string, ok bool) {
 	raw, ok := bearerToken(r)
 	if !ok {
 		s.adminChallenge(w, r, http.StatusUnauthorized, "", "an access token with the "+ScopeAdmin+" scope is required")
-		return false
+		return "", false
 	}
 	ctx := r.Context()
 	claims, err := s.keys.Verify(raw, s.issuer)
 	if err != nil || s.now().Unix() >= claims.Expiry {
 		s.adminChallenge(w, r, http.StatusUnauthorized, "invalid_token", "the access token is invalid or expired")
-		return false
+		return "", false
 	}
 	if !slices.Contains(claims.Audience, s.adminResource()) {
 		s.adminChallenge(w, r, http.StatusUnauthorized, "invalid_token", "the access token is not for "+s.adminResource())
-		return false
+		return "", false
 	}
 	revoked, err := s.st.AccessTokenRevoked(ctx, claims.JTI)
 	if err != nil {
 		s.adminServerError(w, r, err)
-		return false
+		return "", false
 	}
 	if revoked {
 		s.adminChallenge(w, r, http.StatusUnauthorized, "invalid_token", "the access token was revoked")
-		return false
+		return "", false
 	}
 	alive, err := s.alive(ctx, claims.ClientID, "")
 	if err != nil {
 		s.adminServerError(w, r, err)
-		return false
+		return "", false
 	}
 	if !alive {
 		s.adminChallenge(w, r, http.StatusUnauthorized, "invalid_token", "the access token is no longer valid")
-		return false
+		return "", false
 	}
 	if !slices.Contains(strings.Fields(claims.Scope), ScopeAdmin) || claims.Subject != claims.ClientID || claims.Act != nil {
 		s.adminChallenge(w, r, http.StatusForbidden, "insufficient_scope", "the access token lacks the "+ScopeAdmin+" scope of a client acting for itself")
-		return false
+		return "", false
 	}
-	return true
+	return claims.ClientID, true
 }
 
 // adminChallenge answers with an RFC 6750 §3 challenge and an RFC 9457
@@ -123,25 +123,16 @@ type auditPage struct {
 // newest first (order=asc: oldest first), filtered as `agentid audit
 // list` filters.
 func (s *Server) handleAdminAudit(w http.ResponseWriter, r *http.Request) {
-	if !s.adminAuth(w, r) {
+	if _, ok := s.adminAuth(w, r); !ok {
 		return
 	}
 	params := r.URL.Query()
-	var bad []audit.QueryProblem
-	for name, vs := range params {
-		switch {
-		case !slices.Contains(adminAuditParams, name):
-			bad = append(bad, audit.QueryProblem{Param: name, Reason: "not a parameter of this endpoint"})
-		case len(vs) > 1:
-			bad = append(bad, audit.QueryProblem{Param: name, Reason: "given more than once"})
-		}
-	}
+	bad := checkParams(params, adminAuditParams)
 	if t := params.Get("tenant"); t != "" && t != s.tenant {
 		bad = append(bad, audit.QueryProblem{Param: "tenant", Reason: "this hub serves tenant " + s.tenant})
 	}
 	if len(bad) > 0 {
-		slices.SortFunc(bad, func(a, b audit.QueryProblem) int { return strings.Compare(a.Param, b.Param) })
-		writeInvalidParams(w, r, bad)
+		writeInvalidParams(w, r, sortedProblems(bad))
 		return
 	}
 	q := audit.Query{
@@ -193,10 +184,7 @@ func (s *Server) handleAdminAudit(w http.ResponseWriter, r *http.Request) {
 		page.Next = AdminAPIPath + "/audit?" + next.Encode()
 		w.Header().Set("Link", "<"+s.issuer+page.Next+`>; rel="next"`)
 	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	_ = json.NewEncoder(w).Encode(page)
+	writeAdminJSON(w, http.StatusOK, page)
 }
 
 // writeInvalidParams answers 400 naming every bad parameter (the
@@ -215,10 +203,4 @@ func writeInvalidParams(w http.ResponseWriter, r *http.Request, ps []audit.Query
 // adminNotFound answers unknown admin API paths in the API's own format.
 func (s *Server) adminNotFound(w http.ResponseWriter, r *http.Request) {
 	writeProblem(w, problem{Status: http.StatusNotFound, Detail: "no such admin API endpoint", RequestID: requestID(r.Context())})
-}
-
-// adminMethodNotAllowed answers a method the audit endpoint does not take.
-func adminMethodNotAllowed(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Allow", "GET, HEAD")
-	writeProblem(w, problem{Status: http.StatusMethodNotAllowed, Detail: r.Method + " is not allowed here; use GET", RequestID: requestID(r.Context())})
 }

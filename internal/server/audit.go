@@ -8,5 +8,5 @@ import (
 
 // meta is what every audit event of this request records about it.
 func (s *Server) meta(r *http.Request) audit.Meta {
-	return audit.Meta{TenantID: s.tenant, RequestID: requestID(r.Context()), ClientRequestID: clientRequestID(r.Context()), IP: clientIP(r), Time: s.now()}
+	return audit.Meta{TenantID: s.tenant, RequestID: requestID(r.Context()), ClientRequestID: clientRequestID(r.Context()), IP: clientIP(r), UserAgent: r.UserAgent(), Time: s.now()}
 }

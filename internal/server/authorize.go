@@ -318,7 +318,7 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, a *authz, u *
 		CodeChallenge: a.req.CodeChallenge, CodeChallengeMethod: a.req.CodeChallengeMethod, Nonce: a.req.Nonce,
 		AuthTime: sess.AuthTime, CreatedAt: now, ExpiresAt: now.Add(s.cfg.AuthCodeTTL),
 	}
-	ev := audit.NewCodeIssued(s.meta(r), audit.CodeIssuedFields{ClientID: a.client.ID, UserID: u.ID, Resource: a.resource.URI, Scopes: scopes, GrantID: code.GrantID})
+	ev := audit.NewCodeIssued(s.meta(r).WithAgent(a.client), audit.CodeIssuedFields{ClientID: a.client.ID, UserID: u.ID, Resource: a.resource.URI, Scopes: scopes, GrantID: code.GrantID})
 	if err := s.st.CreateAuthCode(r.Context(), code, ev); err != nil {
 		s.internalErrorPage(w, r, err)
 		return

@@ -126,7 +126,7 @@ func (s *Server) handleDecision(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if len(approved) == 0 {
-		ev := audit.NewConsentDenied(s.meta(r), audit.ConsentDeniedFields{ConsentKey: consentKey(key), Scopes: prompted})
+		ev := audit.NewConsentDenied(s.meta(r).WithAgent(a.client), audit.ConsentDeniedFields{ConsentKey: consentKey(key), Scopes: prompted})
 		if err := s.st.AppendAudit(ctx, ev); err != nil {
 			s.internalErrorPage(w, r, err)
 			return
@@ -149,13 +149,13 @@ func (s *Server) handleDecision(w http.ResponseWriter, r *http.Request) {
 	if expired := snap.Expired(approved); len(expired) > 0 {
 		// Consent that ran out without a token request noticing is recorded
 		// now, before the new grant replaces it.
-		xev := audit.NewConsentExpired(s.meta(r), audit.ConsentExpiredFields{ConsentKey: consentKey(key), Scopes: expired})
+		xev := audit.NewConsentExpired(s.meta(r).WithAgent(a.client), audit.ConsentExpiredFields{ConsentKey: consentKey(key), Scopes: expired})
 		if err := s.st.AppendAudit(ctx, xev); err != nil {
 			s.internalErrorPage(w, r, err)
 			return
 		}
 	}
-	m := s.meta(r)
+	m := s.meta(r).WithAgent(a.client)
 	if err := s.ledger.GrantFor(ctx, key, approved, choice, s.accessTTL(a.resource), a.resource.ConsentMaxTTL, &m); err != nil {
 		s.internalErrorPage(w, r, err)
 		return

@@ -172,6 +172,11 @@ func TestDeprovisionUser(t *testing.T) {
 		if r := h.retrieve("mcp-a", tok.AccessToken, "calendar"); r.status != http.StatusOK {
 			t.Fatalf("retrieval before: %d %v", r.status, r.body)
 		}
+		// A second agent alice consented to: every agent's grants go.
+		if err := h.Store.UpsertConsents(ctx, []*store.ConsentGrant{{TenantID: store.DefaultTenant, UserID: "u-alice", ClientID: "agent-ex",
+			Resource: h.resB, Scope: "notes.read", GrantedAt: h.clk.Now()}}, nil); err != nil {
+			t.Fatal(err)
+		}
 
 		h.clk.Advance(time.Second)
 		res, err := clients.DeprovisionUser(ctx, h.Store, h.Vault, audit.Meta{Actor: audit.ActorCLI}, "", "u-alice", h.clk.Now())
@@ -206,6 +211,13 @@ func TestDeprovisionUser(t *testing.T) {
 		grants, err := h.Store.ListConsents(ctx, store.ConsentFilter{TenantID: store.DefaultTenant, UserID: "u-alice"})
 		if err != nil {
 			t.Fatal(err)
+		}
+		agents := map[string]bool{}
+		for _, g := range grants {
+			agents[g.ClientID] = true
+		}
+		if !agents["agent"] || !agents["agent-ex"] {
+			t.Errorf("consents of alice's agents after: %v, want both agents' grants kept as revoked", agents)
 		}
 		for _, g := range grants {
 			if g.Live(h.clk.Now()) {
@@ -302,3 +314,100 @@ func TestStaleAgents(t *testing.T) {
 		t.Fatalf("the deprovisioned agent was deleted: %v", err)
 	}
 }
+
+// TestDeprovisionAcrossHubs: two hub processes on one database (SQLite
+// file, PostgreSQL schema); the agent is used through the second hub, so
+// its caches hold it, then deprovisioned through the first. At once, with
+// no clock moving, the second hub refuses the agent's refresh, introspects
+// its access token inactive (and records that), an mcpauth server in
+// introspection mode against the second hub refuses the token, the
+// resource server's vault retrieval through the second hub fails, and the
+// inventory read through the second hub's store shows it deprovisioned.
+func TestDeprovisionAcrossHubs(t *testing.T) {
+	for _, pg := range []bool{false, true} {
+		name := "sqlite"
+		if pg {
+			name = "postgres"
+		}
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			h := newTwoHubs(t, twoHubsOptions{postgres: pg})
+			second := h.second
+			h.connect("calendar.read")
+			conf := h.oauth2Config("agent", h.secrets["agent"], "notes.read")
+			tok, err := h.codeFlowToken(h.Browser(), conf, h.resA, []string{"notes.read"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Used through the second hub: refresh and retrieval warm its
+			// client lookups.
+			rr := second.refresh(tok.RefreshToken, "agent", h.secrets["agent"])
+			if rr.status != http.StatusOK {
+				t.Fatalf("refresh at the second hub before: %d %v", rr.status, rr.body)
+			}
+			access, refresh := rr.str("access_token"), rr.str("refresh_token")
+			if r := retrieveAt(second, "mcp-a", h.secrets["mcp-a"], access, h.providerURI("calendar")); r.status != http.StatusOK {
+				t.Fatalf("retrieval at the second hub before: %d %v", r.status, r.body)
+			}
+			v, err := mcpauth.NewVerifier(ctx, mcpauth.Config{
+				Issuer: h.URL, Resource: h.resA, Now: h.clk.Now,
+				Introspection: &mcpauth.IntrospectionConfig{ClientID: "mcp-a", ClientSecret: h.secrets["mcp-a"], CacheTTL: -1},
+				HTTPClient:    &http.Client{Transport: redirectTo(h.URL, second.URL)},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := v.Verify(ctx, access); err != nil {
+				t.Fatalf("verifier before: %v", err)
+			}
+
+			if _, err := clients.Deprovision(ctx, h.Store, audit.Meta{Actor: audit.ActorCLI}, "", "agent", h.clk.Now()); err != nil {
+				t.Fatal(err)
+			}
+
+			if r := second.refresh(refresh, "agent", h.secrets["agent"]); r.str("error") != oauth.CodeInvalidGrant {
+				t.Errorf("refresh at the second hub after: %d %v, want invalid_grant", r.status, r.body)
+			}
+			if r := second.post("/introspect", url.Values{"token": {access}}, "mcp-a", h.secrets["mcp-a"]); r.status != http.StatusOK || r.body["active"] != false {
+				t.Errorf("introspection at the second hub after: %d %v, want inactive", r.status, r.body)
+			}
+			if _, err := v.Verify(ctx, access); !errors.Is(err, mcpauth.ErrTokenRevoked) {
+				t.Errorf("verifier after: %v, want ErrTokenRevoked", err)
+			}
+			wantRefused(t, retrieveAt(second, "mcp-a", h.secrets["mcp-a"], access, h.providerURI("calendar")), oauth.CodeInvalidGrant)
+			if a, err := clients.InventoryAgent(ctx, second.Store, "", "agent", h.clk.Now()); err != nil || a.Status != clients.AgentDeprovisioned {
+				t.Errorf("inventory through the second hub: %+v %v", a, err)
+			}
+			evs, err := second.Store.ListAudit(ctx, store.AuditFilter{TenantID: store.DefaultTenant, Type: audit.TokenIntrospectedInactive, ClientID: "agent"})
+			if err != nil || len(evs) == 0 || evs[0].Details["reason"] != audit.InactiveRevoked {
+				t.Errorf("token.introspected_inactive: %+v %v", evs, err)
+			}
+		})
+	}
+}
+
+// retrieveAt is a credential retrieval (RFC 8693 exchange for a provider)
+// at the hub at base, as clientID.
+func retrieveAt(h *hub, clientID, secret, subject, provider string) jsonResp {
+	form := subjectForm(subject, "resource", provider)
+	form.Set("grant_type", grantExchange)
+	return h.post("/token", form, clientID, secret)
+}
+
+// redirectTo sends requests for from to the host of to: an mcpauth server
+// whose hub (the issuer) is served by another replica.
+func redirectTo(from, to string) http.RoundTripper {
+	f, _ := url.Parse(from)
+	dst, _ := url.Parse(to)
+	return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if r.URL.Host == f.Host {
+			r = r.Clone(r.Context())
+			r.URL.Host, r.Host = dst.Host, dst.Host
+		}
+		return http.DefaultTransport.RoundTrip(r)
+	})
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

@@ -16,7 +16,7 @@ import (
 // revokes the code's family), and must have been issued to this client for
 // this redirect URI and PKCE verifier.
 func (s *Server) proveAuthorizationCode(ctx context.Context, r *http.Request, c *store.Client, req *oauth.TokenRequest) (*authorization, error) {
-	code, err := s.st.ConsumeAuthCode(ctx, token.Hash(req.Code), s.now(), audit.NewCodeReplayed(s.meta(r), c.ID))
+	code, err := s.st.ConsumeAuthCode(ctx, token.Hash(req.Code), s.now(), audit.NewCodeReplayed(s.meta(r).WithAgent(c), c.ID))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return nil, oauth.ErrInvalidGrant("the authorization code is invalid or expired")

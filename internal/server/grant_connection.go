@@ -156,7 +156,7 @@ func (s *Server) proveConnection(ctx context.Context, r *http.Request, c *store.
 	resp, err := s.retrieve(ctx, r, c, req, claims, res, rt)
 	if err != nil {
 		if oe, ok := errors.AsType[*oauth.Error](err); ok && oe.Code != oauth.CodeServerError {
-			if aerr := s.st.AppendAudit(ctx, audit.NewConnectionRetrievalDenied(s.meta(r), rt.fields)); aerr != nil {
+			if aerr := s.st.AppendAudit(ctx, audit.NewConnectionRetrievalDenied(s.meta(r).WithAgent(c), rt.fields)); aerr != nil {
 				return nil, aerr
 			}
 		}
@@ -289,7 +289,7 @@ func (s *Server) retrieve(ctx context.Context, r *http.Request, c *store.Client,
 			return nil, rt.refuse("provider_unavailable", s.providerUnavailable(prov, nil))
 		}
 	}
-	err = s.st.TouchConnection(ctx, s.tenant, conn.ID, now, audit.NewConnectionRetrieved(s.meta(r), rt.fields))
+	err = s.st.TouchConnection(ctx, s.tenant, conn.ID, now, audit.NewConnectionRetrieved(s.meta(r).WithAgent(c), rt.fields))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		// Disconnected while it was being read: nothing is handed out.

@@ -168,7 +168,7 @@ func (s *Server) proveIDJAGExchange(ctx context.Context, r *http.Request, c *sto
 	}
 	if len(granted) == 0 {
 		fields.Scopes, fields.Policy = asked, decision
-		if err := s.st.AppendAudit(ctx, audit.NewIdentityAssertionDenied(s.meta(r), fields)); err != nil {
+		if err := s.st.AppendAudit(ctx, audit.NewIdentityAssertionDenied(s.meta(r).WithAgent(c), fields)); err != nil {
 			return nil, err
 		}
 		return nil, oauth.ErrInvalidScope("none of the requested scopes may be granted")
@@ -193,7 +193,7 @@ func (s *Server) proveIDJAGExchange(ctx context.Context, r *http.Request, c *sto
 		return nil, err
 	}
 	fields.Scopes, fields.JTI, fields.ExpiresAt, fields.Policy = granted, claims.JTI, exp, decision
-	iss := &store.Issuance{Events: []*store.AuditEvent{audit.NewIdentityAssertionIssued(s.meta(r), fields)}, Touch: s.touch(c, now)}
+	iss := &store.Issuance{Events: []*store.AuditEvent{audit.NewIdentityAssertionIssued(s.meta(r).WithAgent(c), fields)}, Touch: s.touch(c, now)}
 	// persist finds client and person alive in the audit event's
 	// transaction; with no token and no rotation it needs no resource.
 	if err := s.persist(ctx, r, now, &p, nil, family{}, iss); err != nil {

@@ -395,7 +395,7 @@ func (s *Server) createWorkloadAgent(ctx context.Context, r *http.Request, is *s
 		return nil, err
 	}
 	c.RequestedScopes, c.Scopes = probe.RequestedScopes, cl.Scopes
-	ev := audit.NewClientRegistered(s.meta(r), audit.ClientRegisteredFields{
+	ev := audit.NewClientRegistered(s.meta(r).WithAgent(c), audit.ClientRegisteredFields{
 		ClientID: c.ID, Name: c.Name, Method: c.RegistrationMethod, AuthMethod: c.TokenEndpointAuthMethod,
 		Ceiling: c.Scopes, Policy: cl.Audit(),
 	})

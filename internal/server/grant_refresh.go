@@ -28,7 +28,7 @@ func (s *Server) proveRefreshToken(ctx context.Context, r *http.Request, c *stor
 	if rt.ClientID != c.ID || rt.TenantID != s.tenant {
 		return nil, oauth.ErrInvalidGrant("the refresh token was issued to another client")
 	}
-	if err := s.refreshUsable(ctx, r, rt); err != nil {
+	if err := s.refreshUsable(ctx, r, c, rt); err != nil {
 		return nil, err
 	}
 	if err := sameResource(req.Resources, rt.Resource, "the grant"); err != nil {
@@ -68,21 +68,21 @@ func (s *Server) proveRefreshToken(ctx context.Context, r *http.Request, c *stor
 // the grant. A token rotated less than the reuse interval ago passes: the
 // issuance's store call decides, atomically, whether it is still within
 // (see persist).
-func (s *Server) refreshUsable(ctx context.Context, r *http.Request, rt *store.RefreshToken) error {
+func (s *Server) refreshUsable(ctx context.Context, r *http.Request, c *store.Client, rt *store.RefreshToken) error {
 	now := s.now()
 	if s.withinReuseInterval(rt, now) {
 		return nil
 	}
 	if !rt.RotatedAt.IsZero() || !rt.RevokedAt.IsZero() {
 		if rt.RevokedAt.IsZero() {
-			if err := s.st.RevokeGrant(ctx, rt.TenantID, rt.GrantID, now, s.reuseEvent(r, rt)); err != nil {
+			if err := s.st.RevokeGrant(ctx, rt.TenantID, rt.GrantID, now, s.reuseEvent(r, c, rt)); err != nil {
 				return err
 			}
 		}
 		return oauth.ErrInvalidGrant("the refresh token is no longer valid")
 	}
 	if !now.Before(rt.ExpiresAt) {
-		if err := s.retireWithConsent(ctx, r, rt); err != nil {
+		if err := s.retireWithConsent(ctx, r, c, rt); err != nil {
 			return err
 		}
 		return oauth.ErrInvalidGrant("the refresh token has expired")
@@ -97,8 +97,8 @@ func (s *Server) withinReuseInterval(rt *store.RefreshToken, now time.Time) bool
 		now.Sub(rt.RotatedAt) <= s.cfg.RefreshReuseInterval && now.Before(rt.ExpiresAt)
 }
 
-func (s *Server) reuseEvent(r *http.Request, rt *store.RefreshToken) *store.AuditEvent {
-	return audit.NewRefreshReuse(s.meta(r), audit.RefreshFields{
+func (s *Server) reuseEvent(r *http.Request, c *store.Client, rt *store.RefreshToken) *store.AuditEvent {
+	return audit.NewRefreshReuse(s.meta(r).WithAgent(c), audit.RefreshFields{
 		ClientID: rt.ClientID, UserID: rt.UserID, Resource: rt.Resource, Scopes: rt.Scopes, GrantID: rt.GrantID,
 	})
 }
@@ -107,7 +107,7 @@ func (s *Server) reuseEvent(r *http.Request, rt *store.RefreshToken) *store.Audi
 // behind it ended (its lifetime is capped at the longest consent): the
 // expiry is recorded, and the grant revoked in the same transaction so that
 // a client retrying the token records nothing more.
-func (s *Server) retireWithConsent(ctx context.Context, r *http.Request, rt *store.RefreshToken) error {
+func (s *Server) retireWithConsent(ctx context.Context, r *http.Request, c *store.Client, rt *store.RefreshToken) error {
 	snap, err := s.ledger.Snapshot(ctx, consent.Key{UserID: rt.UserID, ClientID: rt.ClientID, Resource: rt.Resource})
 	if err != nil {
 		return err
@@ -116,7 +116,7 @@ func (s *Server) retireWithConsent(ctx context.Context, r *http.Request, rt *sto
 	if len(expired) == 0 || len(snap.Live(rt.Scopes)) > 0 {
 		return nil
 	}
-	ev := audit.NewConsentExpired(s.meta(r), audit.ConsentExpiredFields{
+	ev := audit.NewConsentExpired(s.meta(r).WithAgent(c), audit.ConsentExpiredFields{
 		ConsentKey: audit.ConsentKey{ClientID: rt.ClientID, UserID: rt.UserID, Resource: rt.Resource},
 		Scopes:     expired, GrantID: rt.GrantID,
 	})

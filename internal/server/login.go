@@ -122,10 +122,10 @@ func csrfFor(handle string) string {
 }
 
 // safeReturn keeps login redirects on this server's own pages: an
-// authorization request, the account and connections pages, and the page
-// a connect link opens (connections.go).
+// authorization request, the account and connections pages, the page
+// a connect link opens (connections.go) and the admin console's pages.
 func safeReturn(p string) string {
-	if strings.HasPrefix(p, "/authorize?") || p == "/account" || p == "/connections" || isConnectPagePath(p) {
+	if strings.HasPrefix(p, "/authorize?") || p == "/account" || p == "/connections" || isConnectPagePath(p) || isConsolePath(p) {
 		if !strings.ContainsAny(p, "\\\r\n") {
 			return p
 		}

@@ -265,7 +265,7 @@ func (s *Server) handleRegistrationDelete(w http.ResponseWriter, r *http.Request
 	if c == nil {
 		return
 	}
-	ev := audit.NewClientDeleted(s.meta(r), c.ID)
+	ev := audit.NewClientDeleted(s.meta(r).WithAgent(c), c.ID)
 	if err := s.st.DeleteClient(r.Context(), s.tenant, c.ID, s.now(), ev); err != nil {
 		s.writeProtocolError(w, r, err)
 		return

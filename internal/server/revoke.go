@@ -31,7 +31,7 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 			if claims.Subject != c.ID {
 				at.UserID = claims.Subject
 			}
-			ev := audit.NewTokenRevoked(s.meta(r), audit.TokenRevokedFields{ClientID: c.ID, UserID: at.UserID, TokenType: audit.TokenTypeAccess, JTI: claims.JTI})
+			ev := audit.NewTokenRevoked(s.meta(r).WithAgent(c), audit.TokenRevokedFields{ClientID: c.ID, UserID: at.UserID, TokenType: audit.TokenTypeAccess, JTI: claims.JTI})
 			if err := s.st.RevokeAccessToken(ctx, at, now, ev); err != nil {
 				s.writeProtocolError(w, r, err)
 				return
@@ -47,7 +47,7 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		case rt.ClientID == c.ID && rt.RevokedAt.IsZero():
 			// RFC 7009 §2.1: revoking a refresh token revokes its grant's
 			// access tokens too.
-			ev := audit.NewTokenRevoked(s.meta(r), audit.TokenRevokedFields{ClientID: c.ID, UserID: rt.UserID, Resource: rt.Resource, TokenType: audit.TokenTypeRefresh, GrantID: rt.GrantID})
+			ev := audit.NewTokenRevoked(s.meta(r).WithAgent(c), audit.TokenRevokedFields{ClientID: c.ID, UserID: rt.UserID, Resource: rt.Resource, TokenType: audit.TokenTypeRefresh, GrantID: rt.GrantID})
 			if err := s.st.RevokeGrant(ctx, rt.TenantID, rt.GrantID, now, ev); err != nil {
 				s.writeProtocolError(w, r, err)
 				return
@@ -66,7 +66,6 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 // not active, or not the caller's business, is exactly {"active":false},
 // so the answer never tells a stranger whether a token exists.
 func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
 	c, raw, ok := s.tokenForm(w, r)
 	if !ok {
 		return
@@ -75,7 +74,7 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		s.writeProtocolError(w, r, oauth.ErrInvalidClient("introspection requires a confidential client"))
 		return
 	}
-	resp, err := s.introspect(ctx, c, raw)
+	resp, err := s.introspect(r, c, raw)
 	if err != nil {
 		s.writeProtocolError(w, r, err)
 		return
@@ -88,7 +87,8 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 
 // introspect answers for an active token the caller may see, and nil for
 // anything else.
-func (s *Server) introspect(ctx context.Context, c *store.Client, raw string) (*oauth.IntrospectionResponse, error) {
+func (s *Server) introspect(r *http.Request, c *store.Client, raw string) (*oauth.IntrospectionResponse, error) {
+	ctx := r.Context()
 	now := s.now()
 	if looksLikeJWT(raw) {
 		claims, err := s.keys.Verify(raw, s.issuer)
@@ -98,19 +98,18 @@ func (s *Server) introspect(ctx context.Context, c *store.Client, raw string) (*
 		if visible, err := s.mayIntrospect(ctx, c, claims.ClientID, claims.Audience); err != nil || !visible {
 			return nil, err
 		}
-		revoked, err := s.st.AccessTokenRevoked(ctx, claims.JTI)
-		if err != nil || revoked {
-			return nil, err
-		}
 		userID := ""
 		if claims.Subject != claims.ClientID {
 			userID = claims.Subject
 		}
-		if alive, err := s.alive(ctx, claims.ClientID, userID); err != nil || !alive {
+		reason, err := s.inactive(ctx, claims.JTI, claims.ClientID, userID, claims.Act)
+		if err != nil {
 			return nil, err
 		}
-		if alive, err := s.actorsAlive(ctx, claims.Act); err != nil || !alive {
-			return nil, err
+		if reason != "" {
+			// The token is the caller's business and would be active but
+			// for this: the trail records who kept presenting it.
+			return nil, s.recordInactive(r, c, claims, userID, reason)
 		}
 		resp := &oauth.IntrospectionResponse{
 			Active: true, Scope: claims.Scope, ClientID: claims.ClientID, TokenType: "Bearer",
@@ -150,6 +149,45 @@ func (s *Server) introspect(ctx context.Context, c *store.Client, raw string) (*
 		Active: true, Scope: oauth.FormatScope(rt.Scopes), ClientID: rt.ClientID, TokenType: "refresh_token",
 		Exp: rt.ExpiresAt.Unix(), Iat: rt.CreatedAt.Unix(), Sub: rt.UserID, Aud: []string{rt.Resource}, Iss: s.issuer,
 	}, nil
+}
+
+// inactive says why an unexpired access token of this hub is no longer
+// active (an audit.Inactive reason), or "" when it is.
+func (s *Server) inactive(ctx context.Context, jti, clientID, userID string, act *token.Actor) (string, error) {
+	if revoked, err := s.st.AccessTokenRevoked(ctx, jti); err != nil || revoked {
+		return audit.InactiveRevoked, err
+	}
+	if alive, err := s.alive(ctx, clientID, userID); err != nil || !alive {
+		if err != nil || userID == "" {
+			return audit.InactiveClientGone, err
+		}
+		// Which of the two: the client alone decides.
+		if alive, err := s.alive(ctx, clientID, ""); err != nil || !alive {
+			return audit.InactiveClientGone, err
+		}
+		return audit.InactiveUserGone, nil
+	}
+	if alive, err := s.actorsAlive(ctx, act); err != nil || !alive {
+		return audit.InactiveActorDisabled, err
+	}
+	return "", nil
+}
+
+// recordInactive writes token.introspected_inactive for a token the
+// resource server c presented and the hub no longer considers active.
+func (s *Server) recordInactive(r *http.Request, c *store.Client, claims *token.AccessClaims, userID, reason string) error {
+	m := s.meta(r)
+	if tc, err := s.st.GetClient(r.Context(), s.tenant, claims.ClientID); err == nil {
+		m = m.WithAgent(tc)
+	}
+	resource := ""
+	if len(claims.Audience) > 0 {
+		resource = claims.Audience[0]
+	}
+	return s.st.AppendAudit(r.Context(), audit.NewTokenIntrospectedInactive(m, audit.TokenIntrospectedInactiveFields{
+		ClientID: claims.ClientID, UserID: userID, Resource: resource, Scopes: strings.Fields(claims.Scope),
+		JTI: claims.JTI, Chain: chainSubjects(claims.Act), IntrospectingClient: c.ID, Reason: reason,
+	}))
 }
 
 // alive reports whether the client, and the user when userID is set, still

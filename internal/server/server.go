@@ -173,6 +173,7 @@ type Server struct {
 	now       func() time.Time
 	rand      io.Reader
 	pages     *pages
+	console   *consolePages
 	clients   *ttlCache[*store.Client]
 	resources *ttlCache[*store.Resource]
 	// verified remembers, for lookupTTL, the claims of access tokens
@@ -309,6 +310,9 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if s.console, err = newConsolePages(); err != nil {
+		return nil, err
+	}
 	s.grants = defaultGrants()
 	s.clients = newTTLCache[*store.Client](s.now)
 	s.resources = newTTLCache[*store.Resource](s.now)
@@ -373,7 +377,27 @@ func (s *Server) routes() http.Handler {
 	api.HandleFunc("GET /readyz", s.handleReady)
 	// The admin API (admin.go): bearer tokens only, RFC 9457 errors.
 	api.HandleFunc("GET "+AdminAPIPath+"/audit", s.handleAdminAudit)
-	api.HandleFunc(AdminAPIPath+"/audit", adminMethodNotAllowed)
+	api.HandleFunc(AdminAPIPath+"/audit", adminMethods("GET, HEAD"))
+	// admin_agents.go: the inventory, people, and their lifecycle.
+	for _, e := range []struct {
+		method, path string
+		h            http.HandlerFunc
+	}{
+		{"GET", "/agents", s.handleAdminAgents},
+		{"GET", "/agents/{id}", s.handleAdminAgent},
+		{"POST", "/agents/{id}/deprovision", s.handleAdminAgentDeprovision},
+		{"GET", "/users", s.handleAdminUsers},
+		{"GET", "/users/{id}", s.handleAdminUser},
+		{"POST", "/users/{id}/disable", s.handleAdminUserDisable},
+		{"POST", "/users/{id}/deprovision", s.handleAdminUserDeprovision},
+	} {
+		api.HandleFunc(e.method+" "+AdminAPIPath+e.path, e.h)
+		allow := e.method
+		if allow == "GET" {
+			allow = "GET, HEAD"
+		}
+		api.HandleFunc(AdminAPIPath+e.path, adminMethods(allow))
+	}
 	api.HandleFunc(AdminAPIPath+"/", s.adminNotFound)
 	// CORS preflights are answered on the protocol endpoints only, so that
 	// an unknown path is a 404 rather than a 405 that allows OPTIONS.
@@ -417,6 +441,7 @@ func (s *Server) routes() http.Handler {
 		web.HandleFunc("POST /account/connections/{id}/disconnect", s.handleDisconnect)
 		web.HandleFunc("POST /account/connections/{id}/key", s.handleReplaceKey)
 	}
+	s.consoleRoutes(web) // console.go
 	web.HandleFunc("/", s.notFound)
 	cop := http.NewCrossOriginProtection()
 	webHandler := securityHeaders(cop.Handler(web))
@@ -430,6 +455,10 @@ func (s *Server) routes() http.Handler {
 	root.Handle("/account/", webHandler)
 	root.Handle("/connections", webHandler)
 	root.Handle("/connections/", webHandler)
+	root.Handle("/admin", webHandler)
+	root.Handle("/admin/", webHandler)
+	root.Handle(AdminAPIPath, corsProtocol(api))
+	root.Handle(AdminAPIPath+"/", corsProtocol(api))
 	root.Handle("/", corsProtocol(api))
 	return s.middleware(root)
 }

@@ -213,7 +213,7 @@ func (s *Server) issue(ctx context.Context, r *http.Request, grantType string, c
 	if err != nil {
 		return nil, err
 	}
-	ev := audit.NewTokenIssued(s.meta(r), audit.TokenIssuedFields{
+	ev := audit.NewTokenIssued(s.meta(r).WithAgent(c), audit.TokenIssuedFields{
 		ClientID: c.ID, UserID: p.userID(), Resource: res.URI, Scopes: granted,
 		GrantType: grantType, JTI: claims.JTI, Policy: decision,
 		AuthMethod: c.TokenEndpointAuthMethod, AuthAge: p.authAge(now),
@@ -304,7 +304,7 @@ func (s *Server) persist(ctx context.Context, r *http.Request, now time.Time, p 
 		}
 	} else {
 		fields := audit.RefreshFields{ClientID: p.client.ID, UserID: p.userID(), Resource: res.URI, GrantID: f.id}
-		iss.Events = append(iss.Events, audit.NewRefreshRotated(s.meta(r), fields))
+		iss.Events = append(iss.Events, audit.NewRefreshRotated(s.meta(r).WithAgent(p.client), fields))
 		if s.cfg.RefreshReuseInterval > 0 {
 			// The refresh reuse interval (docs/tokens.md): a token rotated
 			// since then, and still its family's most recent rotation, is
@@ -313,10 +313,10 @@ func (s *Server) persist(ctx context.Context, r *http.Request, now time.Time, p 
 			// current: a concurrent refresh may rotate it first.
 			iss.Reuse = &store.ReuseInterval{
 				Since: now.Add(-s.cfg.RefreshReuseInterval),
-				Event: audit.NewRefreshReusedWithinInterval(s.meta(r), fields, f.rotate.RotatedAt),
+				Event: audit.NewRefreshReusedWithinInterval(s.meta(r).WithAgent(p.client), fields, f.rotate.RotatedAt),
 			}
 		}
-		err = s.st.RotateRefresh(ctx, f.rotate.Hash, now, iss, s.reuseEvent(r, f.rotate))
+		err = s.st.RotateRefresh(ctx, f.rotate.Hash, now, iss, s.reuseEvent(r, p.client, f.rotate))
 		if errors.Is(err, store.ErrAlreadyUsed) || errors.Is(err, store.ErrNotFound) {
 			return oauth.ErrInvalidGrant("the refresh token is no longer valid")
 		}
@@ -345,7 +345,7 @@ func withoutConsent(d *audit.Decision, live []string) {
 // the error to answer. When the policy allowed scopes that the person's
 // consent no longer covers, the grant itself is no longer valid.
 func (s *Server) refuse(ctx context.Context, r *http.Request, grantType string, p *principal, res *store.Resource, familyID string, asked []string, decision audit.Decision, expired []string, policyAllowed bool) error {
-	ev := audit.NewTokenDenied(s.meta(r), audit.TokenDeniedFields{
+	ev := audit.NewTokenDenied(s.meta(r).WithAgent(p.client), audit.TokenDeniedFields{
 		ClientID: p.client.ID, UserID: p.userID(), Resource: res.URI, Scopes: asked, GrantType: grantType, Policy: decision,
 		Chain: chainSubjects(p.act),
 	})
@@ -367,7 +367,7 @@ func (s *Server) refuse(ctx context.Context, r *http.Request, grantType string, 
 // expiredEvent records that the consent behind scopes ran out, found when a
 // token request had to drop them.
 func (s *Server) expiredEvent(r *http.Request, p *principal, res *store.Resource, familyID string, scopes []string) *store.AuditEvent {
-	return audit.NewConsentExpired(s.meta(r), audit.ConsentExpiredFields{
+	return audit.NewConsentExpired(s.meta(r).WithAgent(p.client), audit.ConsentExpiredFields{
 		ConsentKey: audit.ConsentKey{ClientID: p.client.ID, UserID: p.userID(), Resource: res.URI},
 		Scopes:     scopes, GrantID: familyID,
 	})

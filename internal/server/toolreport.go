@@ -63,6 +63,10 @@ type toolReportRequest struct {
 // toolReport is one reported call. Nothing in it names the user or the
 // agent: those come from the token's record.
 type toolReport struct {
+	// ID is the server's own id of the report, the same when a batch is
+	// sent again: the trail keeps one event per reporting client and id.
+	// Optional (a report without one is recorded each time it arrives).
+	ID         string    `json:"id,omitempty"`
 	JTI        string    `json:"jti"`
 	Tool       string    `json:"tool"`
 	Outcome    string    `json:"outcome"`
@@ -75,13 +79,18 @@ type toolReport struct {
 
 // toolReportResponse answers a batch: one result per report, in order.
 type toolReportResponse struct {
-	Recorded int                `json:"recorded"`
-	Refused  int                `json:"refused"`
-	Results  []toolReportResult `json:"results"`
+	// Recorded counts the reports in the trail after this batch,
+	// Duplicates those of them it already held (a batch sent again).
+	Recorded   int                `json:"recorded"`
+	Duplicates int                `json:"duplicates"`
+	Refused    int                `json:"refused"`
+	Results    []toolReportResult `json:"results"`
 }
 
 type toolReportResult struct {
-	Status           string `json:"status"`
+	Status string `json:"status"`
+	// Duplicate marks a recorded report the trail already held.
+	Duplicate        bool   `json:"duplicate,omitempty"`
 	Error            string `json:"error,omitempty"`
 	ErrorDescription string `json:"error_description,omitempty"`
 }
@@ -123,8 +132,10 @@ func (s *Server) handleToolReport(w http.ResponseWriter, r *http.Request) {
 	now := s.now()
 	resp := toolReportResponse{Results: make([]toolReportResult, len(req.Reports))}
 	var evs []*store.AuditEvent
+	recorded := make([]int, 0, len(req.Reports)) // the index of each event's report
+	agents := map[string]audit.Agent{}
 	for i := range req.Reports {
-		ev, code, desc, err := s.toolEvent(ctx, m, now, c, resources, &req.Reports[i])
+		ev, code, desc, err := s.toolEvent(ctx, m, now, c, resources, agents, &req.Reports[i])
 		if err != nil {
 			s.writeProtocolError(w, r, err)
 			return
@@ -137,11 +148,20 @@ func (s *Server) handleToolReport(w http.ResponseWriter, r *http.Request) {
 		resp.Results[i] = toolReportResult{Status: toolReportRecorded}
 		resp.Recorded++
 		evs = append(evs, ev)
+		recorded = append(recorded, i)
 	}
 	if len(evs) > 0 {
-		if err := s.st.AppendAudit(ctx, evs...); err != nil {
+		// A report the trail already holds (the reporter did not get the
+		// answer to an earlier send of the batch) is skipped by the store.
+		if err := s.st.AppendAuditOnce(ctx, evs...); err != nil {
 			s.writeProtocolError(w, r, err)
 			return
+		}
+		for j, ev := range evs {
+			if ev.ID == 0 {
+				resp.Results[recorded[j]].Duplicate = true
+				resp.Duplicates++
+			}
 		}
 	}
 	oauth.WriteJSON(w, http.StatusOK, resp)
@@ -195,7 +215,7 @@ func readToolReports(w http.ResponseWriter, r *http.Request) (*toolReportRequest
 // toolEvent checks one report against the token's record and builds its
 // event; a nil event comes with the refusal code and description. err is
 // for store failures only.
-func (s *Server) toolEvent(ctx context.Context, m audit.Meta, now time.Time, c *store.Client, resources []string, rep *toolReport) (*store.AuditEvent, string, string, error) {
+func (s *Server) toolEvent(ctx context.Context, m audit.Meta, now time.Time, c *store.Client, resources []string, agents map[string]audit.Agent, rep *toolReport) (*store.AuditEvent, string, string, error) {
 	if desc := rep.problem(now); desc != "" {
 		return nil, toolRefusalInvalid, desc, nil
 	}
@@ -225,13 +245,28 @@ func (s *Server) toolEvent(ctx context.Context, m audit.Meta, now time.Time, c *
 		}
 		agent = rep.ActChain[len(rep.ActChain)-1]
 	}
-	m.Time = rep.Time.UTC()
+	// The agent's kind, read once per batch and client; a client deleted
+	// since leaves it unknown.
+	a, ok := agents[at.ClientID]
+	if !ok {
+		tc, err := s.st.GetClient(ctx, s.tenant, at.ClientID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, "", "", err
+		}
+		a = audit.AgentOf(tc)
+		agents[at.ClientID] = a
+	}
+	m.Time, m.Agent = rep.Time.UTC(), a
 	return audit.NewToolInvoked(m, audit.ToolInvokedFields{
 		ClientID: at.ClientID, UserID: at.UserID, Resource: at.Resource, Scopes: at.Scopes, JTI: at.JTI,
 		Agent: agent, Chain: rep.ActChain, ReportingClient: c.ID,
 		Tool: rep.Tool, Outcome: rep.Outcome, Duration: time.Duration(rep.DurationMS) * time.Millisecond,
+		ReportID: rep.ID,
 	}), "", "", nil
 }
+
+// maxReportID bounds a report's id (mcpauth sends 22 characters).
+const maxReportID = 64
 
 // maxReportedChain bounds a reported delegation chain (the hub caps
 // chains far lower).
@@ -240,6 +275,8 @@ const maxReportedChain = 32
 // problem says what is wrong with a report on its face, or "".
 func (rep *toolReport) problem(now time.Time) string {
 	switch {
+	case len(rep.ID) > maxReportID || !printable(rep.ID) || strings.Contains(rep.ID, " "):
+		return fmt.Sprintf("id is printable, without spaces and at most %d bytes", maxReportID)
 	case rep.JTI == "" || len(rep.JTI) > 256 || !printable(rep.JTI):
 		return "jti is required and printable"
 	case rep.Tool == "" || len(rep.Tool) > maxToolName || !printable(rep.Tool):

@@ -573,6 +573,13 @@ const (
 	DetailAgent    = "agent"
 )
 
+// Details keys that make an event unique (AppendAuditOnce): the client
+// that reported it and its own id of the report.
+const (
+	DetailReportingClient = "reporting_client"
+	DetailReportID        = "report_id"
+)
+
 // Check reports a filter no backend can run: negative ids or limit, or a
 // time range that ends before it starts. It wraps ErrInvalid.
 func (f AuditFilter) Check() error {
@@ -1027,6 +1034,11 @@ type AuditTrail interface {
 	// AppendAudit writes standalone audit events, all of them in one
 	// transaction (nil entries are skipped), and sets each one's ID.
 	AppendAudit(ctx context.Context, evs ...*AuditEvent) error
+	// AppendAuditOnce is AppendAudit for events that a client may send
+	// again: an event whose (tenant, DetailReportingClient,
+	// DetailReportID) details an event in the trail already has is
+	// skipped and keeps ID 0. Events without a report id are all written.
+	AppendAuditOnce(ctx context.Context, evs ...*AuditEvent) error
 	// ListAudit returns up to f.Limit matching events,
 	// newest first unless f.Ascending; a filter failing Check is ErrInvalid.
 	ListAudit(ctx context.Context, f AuditFilter) ([]*AuditEvent, error)

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -51,6 +52,36 @@ func (s *Store) AppendAudit(ctx context.Context, evs ...*store.AuditEvent) error
 		for _, ev := range evs {
 			if err := insertEvent(ctx, tx, ev); err != nil {
 				return err
+			}
+		}
+		return nil
+	}))
+}
+
+// insertEventOnceSQL skips an event the unique index of migration 0015
+// (tenant, reporting client, report id) already holds: no row returned.
+const insertEventOnceSQL = `INSERT INTO audit_events (tenant_id, time, type, request_id, client_id,
+	user_id, resource, scopes, ip, outcome, details)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING RETURNING id`
+
+// AppendAuditOnce implements store.Store.
+func (s *Store) AppendAuditOnce(ctx context.Context, evs ...*store.AuditEvent) error {
+	return mapErr("append audit", s.inTx(ctx, func(tx pgx.Tx) error {
+		for _, ev := range evs {
+			if ev == nil {
+				continue
+			}
+			args, err := eventArgs(ev)
+			if err != nil {
+				return err
+			}
+			err = tx.QueryRow(ctx, insertEventOnceSQL, args...).Scan(&ev.ID)
+			if errors.Is(err, pgx.ErrNoRows) {
+				ev.ID = 0
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("write audit event: %w", err)
 			}
 		}
 		return nil

@@ -68,6 +68,37 @@ func (s *Store) AppendAudit(ctx context.Context, evs ...*store.AuditEvent) error
 	}))
 }
 
+// qInsertAuditOnce skips an event the unique index of migration 0015
+// (tenant, reporting client, report id) already holds.
+const qInsertAuditOnce = qInsertAudit + ` ON CONFLICT DO NOTHING`
+
+// AppendAuditOnce implements store.Store.
+func (s *Store) AppendAuditOnce(ctx context.Context, evs ...*store.AuditEvent) error {
+	rows := prepAudits(evs)
+	return wrap("append audit", s.w.do(ctx, func(tx *wtx) error {
+		for _, a := range rows {
+			if a.ev == nil {
+				continue
+			}
+			res, err := tx.exec(qInsertAuditOnce, a.args...)
+			if err != nil {
+				return err
+			}
+			if n, err := res.RowsAffected(); err != nil || n == 0 {
+				a.ev.ID = 0
+				if err != nil {
+					return err
+				}
+				continue
+			}
+			if a.ev.ID, err = res.LastInsertId(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+}
+
 // ListAudit implements store.Store. Newest first means highest id first: ids
 // follow commit order, which is the order of the trail.
 func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]*store.AuditEvent, error) {

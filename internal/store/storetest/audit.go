@@ -402,3 +402,62 @@ func testTenantIsolation(t *testing.T, s store.Store) {
 		}
 	})
 }
+
+// testAuditOnce: AppendAuditOnce writes an event once per tenant,
+// reporting client and report id — a batch sent again, or the same report
+// twice in one batch, adds nothing and leaves the skipped events' IDs 0 —
+// while another client's, another tenant's or another id's report, and
+// events without a report id, are all written.
+func testAuditOnce(t *testing.T, s store.Store) {
+	rid, other := uniq("rep"), uniq("rep")
+	report := func(tenant, client, id string) *store.AuditEvent {
+		d := map[string]string{store.DetailReportingClient: client, "tool": "search"}
+		if id != "" {
+			d[store.DetailReportID] = id
+		}
+		return &store.AuditEvent{TenantID: tenant, Time: base(), Type: "tool.invoked", ClientID: "agent",
+			RequestID: uniq("req"), Outcome: "success", Details: d}
+	}
+	count := func(t *testing.T, tenant, id string) int {
+		t.Helper()
+		evs, err := s.ListAudit(ctx(t), store.AuditFilter{TenantID: tenant, Type: "tool.invoked", Limit: 1000})
+		must(t, "ListAudit", err)
+		n := 0
+		for _, ev := range evs {
+			if ev.Details[store.DetailReportID] == id {
+				n++
+			}
+		}
+		return n
+	}
+	first := []*store.AuditEvent{report(store.DefaultTenant, "mcp-a", rid), nil, report(store.DefaultTenant, "mcp-a", rid)}
+	must(t, "AppendAuditOnce", s.AppendAuditOnce(ctx(t), first...))
+	if first[0].ID == 0 || first[2].ID != 0 {
+		t.Fatalf("IDs %d and %d: want the first written and its duplicate in the batch skipped", first[0].ID, first[2].ID)
+	}
+	again := []*store.AuditEvent{
+		report(store.DefaultTenant, "mcp-a", rid),   // the batch sent again
+		report(store.DefaultTenant, "mcp-b", rid),   // another server's id
+		report("tenant-once", "mcp-a", rid),         // another tenant
+		report(store.DefaultTenant, "mcp-a", other), // another report
+		report(store.DefaultTenant, "mcp-a", ""),    // no id: never unique
+		report(store.DefaultTenant, "mcp-a", ""),
+	}
+	must(t, "AppendAuditOnce again", s.AppendAuditOnce(ctx(t), again...))
+	if again[0].ID != 0 {
+		t.Errorf("the report sent again was written (ID %d)", again[0].ID)
+	}
+	for i, ev := range again[1:] {
+		if ev.ID == 0 {
+			t.Errorf("event %d was skipped", i+1)
+		}
+	}
+	if n := count(t, store.DefaultTenant, rid); n != 2 {
+		t.Errorf("%d events with the report id in the default tenant, want 2 (one per reporting client)", n)
+	}
+	if n := count(t, "tenant-once", rid); n != 1 {
+		t.Errorf("%d events with the report id in the second tenant, want 1", n)
+	}
+	wantAudit(t, s, first[0])
+	must(t, "AppendAuditOnce with nothing", s.AppendAuditOnce(ctx(t)))
+}

@@ -111,6 +111,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"AuditPages", testAuditPages},
 		{"AuditFilterInvalid", testAuditFilterInvalid},
 		{"AuditBatch", testAuditBatch},
+		{"AuditOnce", testAuditOnce},
 		{"AuditChain", testAuditChain},
 		{"AuditSealUpTo", testAuditSealUpTo},
 		{"PruneAudit", testPruneAudit},

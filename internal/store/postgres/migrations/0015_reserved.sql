@@ -1,3 +1,0 @@
--- 0015: reserved for branch life13 (session 6 contract); its own migration
--- replaces this file when it merges. It changes nothing.
-SELECT 1;
