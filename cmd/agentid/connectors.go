@@ -416,6 +416,18 @@ func syncConnectors(ctx context.Context, st store.Store, cfgs []config.Connector
 		if len(want.EmailDomains) == 0 {
 			want.EmailDomains = nil
 		}
+		if want.ClientSecretFile != "" {
+			// Read now so that a missing file fails the start, not the
+			// first person's sign-in; stored absolute, as the CLI does.
+			abs, err := filepath.Abs(want.ClientSecretFile)
+			if err == nil {
+				_, err = config.ReadLimited(abs, maxClientSecret)
+			}
+			if err != nil {
+				return fmt.Errorf("connectors: %q client_secret_file: %w", cc.ID, err)
+			}
+			want.ClientSecretFile = abs
+		}
 		have, err := st.GetConnector(ctx, cc.ID)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
