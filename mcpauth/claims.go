@@ -273,3 +273,63 @@ func timeClaim(raw map[string]any, name string) (time.Time, error) {
 	sec, frac := math.Modf(f)
 	return time.Unix(int64(sec), int64(frac*1e9)).UTC(), nil
 }
+
+// registeredClaims are the claims whose meaning a protocol fixes (RFC 7519
+// §4.1, RFC 9068 §2.2, RFC 8693 §4, RFC 7800 §3, RFC 7662 §2.2, OpenID
+// Connect Core §2): never a claim about the user, whatever a token holds.
+// The hub refuses these names for user claims; the SDK refuses them too.
+var registeredClaims = []string{
+	"iss", "sub", "aud", "exp", "nbf", "iat", "jti",
+	"client_id", "scope", "scp", "auth_time", "acr", "amr",
+	"act", "may_act", "cnf", "authorization_details",
+	"azp", "nonce", "at_hash", "c_hash", "sid", "typ",
+	"token_type", "active", "username", "htm", "htu", "ath",
+}
+
+func registeredClaim(name string) bool {
+	for _, r := range registeredClaims {
+		if strings.EqualFold(name, r) {
+			return true
+		}
+	}
+	return false
+}
+
+// UserClaim returns the string claim name about the user that the hub put
+// in the token because this resource asked for it (an administrator's
+// `agentid resources update URI --user-claim department=attr:department`),
+// as RFC 9068 §2.2.3.1 allows claims about the user beside the registered
+// ones. ok is false when the token does not carry it, when it is not a
+// string, or when name is a registered claim (sub, scope, act, …), which
+// is never a user claim: read those through the fields of Claims.
+func (c *Claims) UserClaim(name string) (value string, ok bool) {
+	if registeredClaim(name) {
+		return "", false
+	}
+	value, ok = c.Raw[name].(string)
+	return value, ok
+}
+
+// UserClaimList returns the list claim name about the user (the roles or
+// groups claim of RFC 9068 §2.2.3.1, as the resource mapped it): ok is
+// false when the token does not carry it, when it is not an array of
+// strings, or when name is a registered claim. A user in no group yields
+// an empty list and ok true.
+func (c *Claims) UserClaimList(name string) (values []string, ok bool) {
+	if registeredClaim(name) {
+		return nil, false
+	}
+	l, isList := c.Raw[name].([]any)
+	if !isList {
+		return nil, false
+	}
+	values = make([]string, 0, len(l))
+	for _, v := range l {
+		s, isString := v.(string)
+		if !isString {
+			return nil, false
+		}
+		values = append(values, s)
+	}
+	return values, true
+}

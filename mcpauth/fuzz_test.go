@@ -47,6 +47,7 @@ func FuzzParseClaims(f *testing.F) {
 		`{"exp":-1}`, `{"exp":"soon"}`, `{"aud":[1]}`, `{"act":"x"}`, `null`, `[]`, `{} {}`,
 		`{"act":{"sub":"a","iss":"https://x","act":{"sub":""}}}`, `{"act":{"sub":"a","act":{"iss":"i"}}}`,
 		`{"may_act":{"sub":"m","iss":"i"}}`, `{"may_act":{"sub":7}}`, `{"act":{"sub":"a","act":null}}`,
+		`{"sub":"u","groups":["eng","Site Ops"],"department":"R&D","roles":[],"Scope":"admin","mixed":["a",1]}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -63,6 +64,21 @@ func FuzzParseClaims(f *testing.F) {
 		}
 		if (c.Act == nil) != (len(c.Actors()) == 0) {
 			t.Fatalf("Act %s but %d actors", c.Act, len(c.Actors()))
+		}
+		// No registered claim ever reads as a user claim, and what does
+		// read as one is the token's own value.
+		for name, v := range c.Raw {
+			s, sok := c.UserClaim(name)
+			l, lok := c.UserClaimList(name)
+			if registeredClaim(name) && (sok || lok) {
+				t.Fatalf("registered claim %q read as a user claim", name)
+			}
+			if sok && v != s {
+				t.Fatalf("UserClaim(%q) = %q, token holds %v", name, s, v)
+			}
+			if lok && len(l) != len(v.([]any)) {
+				t.Fatalf("UserClaimList(%q) = %q, token holds %v", name, l, v)
+			}
 		}
 		again, err := json.Marshal(c.Raw)
 		if err != nil {

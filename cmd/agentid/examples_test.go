@@ -113,6 +113,19 @@ func runExample(t *testing.T, line string) {
 	// issuer is configured.
 	env := map[string]string{"AGENTID_DATA_DIR": dataDir, "AGENTID_LISTEN": "127.0.0.1:0", "AGENTID_ISSUER": exampleIssuer}
 	seedExampleWorld(t, env)
+	if words[1] == "users" {
+		// What the users examples take away must be there: alice's role,
+		// group and attribute (seeded only for them, to keep the test fast).
+		for _, args := range [][]string{
+			{"users", "add-role", exampleUser, "release-manager"},
+			{"users", "add-group", exampleUser, "eng-oncall"},
+			{"users", "set-attr", exampleUser, "employment=staff"},
+		} {
+			if code, stdout, stderr := runCLI(t, env, args...); code != 0 {
+				t.Fatalf("seeding %q: exit %d\n%s%s", args, code, stdout, stderr)
+			}
+		}
+	}
 
 	args := words[1:]
 	for i, a := range args {

@@ -778,6 +778,16 @@ type scopeExplanationJSON struct {
 	Policies     []policyInfoJSON `json:"policies"`
 	Errors       []string         `json:"errors,omitempty"`
 	AboveCeiling bool             `json:"above_ceiling,omitempty"`
+	// UserReads: what of the user the determining policies read (for a
+	// default deny, what the permits read); the values are in user_facts.
+	UserReads *policy.UserReads `json:"user_reads,omitempty"`
+}
+
+// userFactsJSON is the user a request was explained for, as policy saw it.
+type userFactsJSON struct {
+	Roles      []string          `json:"roles"`
+	Groups     []string          `json:"groups"`
+	Attributes map[string]string `json:"attributes"`
 }
 
 type explanationJSON struct {
@@ -785,6 +795,7 @@ type explanationJSON struct {
 	Action        string                 `json:"action"`
 	Agent         string                 `json:"agent"`
 	User          string                 `json:"user,omitempty"`
+	UserFacts     *userFactsJSON         `json:"user_facts,omitempty"`
 	Resource      string                 `json:"resource"`
 	GrantType     string                 `json:"grant_type,omitempty"`
 	Scopes        []scopeExplanationJSON `json:"scopes"`
@@ -793,12 +804,28 @@ type explanationJSON struct {
 func explanationView(x *policy.Explanation) explanationJSON {
 	v := explanationJSON{PolicyVersion: x.Result.Version, Action: string(x.Request.Action), Agent: x.Request.Agent.ID,
 		Resource: x.Request.Resource.URI, GrantType: x.Request.Context.GrantType, Scopes: []scopeExplanationJSON{}}
-	if x.Request.User != nil {
-		v.User = x.Request.User.ID
+	if u := x.Request.User; u != nil {
+		v.User = u.ID
+		v.UserFacts = &userFactsJSON{Roles: orEmpty(u.Roles), Groups: orEmpty(u.Groups), Attributes: u.Attributes}
+		if v.UserFacts.Attributes == nil {
+			v.UserFacts.Attributes = map[string]string{}
+		}
 	}
 	for _, s := range x.Scopes {
-		v.Scopes = append(v.Scopes, scopeExplanationJSON{Scope: s.Scope, Allowed: s.Allowed, Reason: s.Reason,
-			Policies: policiesView(s.Policies, true), Errors: s.Errors, AboveCeiling: s.AboveCeiling})
+		sv := scopeExplanationJSON{Scope: s.Scope, Allowed: s.Allowed, Reason: s.Reason,
+			Policies: policiesView(s.Policies, true), Errors: s.Errors, AboveCeiling: s.AboveCeiling}
+		if x.Request.User != nil && !s.UserReads.Empty() {
+			sv.UserReads = &s.UserReads
+		}
+		v.Scopes = append(v.Scopes, sv)
 	}
 	return v
+}
+
+// orEmpty is l, or an empty list for nil, so JSON shows [] rather than null.
+func orEmpty(l []string) []string {
+	if l == nil {
+		return []string{}
+	}
+	return l
 }

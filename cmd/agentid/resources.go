@@ -380,7 +380,10 @@ type resourceJSON struct {
 	// Providers are the downstream providers the resource's tools use:
 	// resource scope → provider scopes it reaches.
 	Providers []resourceProviderJSON `json:"providers"`
-	CreatedAt *time.Time             `json:"created_at,omitempty"`
+	// UserClaims are the claims about the person its tokens carry: claim
+	// name → source.
+	UserClaims map[string]string `json:"user_claims"`
+	CreatedAt  *time.Time        `json:"created_at,omitempty"`
 }
 
 type resourceProviderJSON struct {
@@ -407,6 +410,10 @@ func resourceView(r *store.Resource) *resourceJSON {
 	}
 	for _, s := range r.Scopes {
 		v.Scopes = append(v.Scopes, scopeJSON(s))
+	}
+	v.UserClaims = r.UserClaims
+	if v.UserClaims == nil {
+		v.UserClaims = map[string]string{}
 	}
 	v.Providers = []resourceProviderJSON{}
 	for _, rp := range r.Providers {
@@ -436,6 +443,9 @@ func printResource(w io.Writer, r *store.Resource) error {
 	t.row("consent_default", ttlText(r.ConsentDefaultTTL))
 	if r.ClientID != "" {
 		t.row("client", r.ClientID)
+	}
+	if len(r.UserClaims) > 0 {
+		t.row("user_claims", userClaimsText(r.UserClaims))
 	}
 	t.row("created", timeText(r.CreatedAt))
 	if err := t.flush(); err != nil {

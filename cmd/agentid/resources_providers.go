@@ -24,10 +24,11 @@ func (c *cli) newResourcesUpdateCmd(asJSON *bool) *cobra.Command {
 		provider       string
 		providerScopes []string
 		remove         []string
+		claims         userClaimFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "update URI (--provider ID --provider-scope SCOPE=PROVIDER_SCOPE,... | --remove-provider ID)",
-		Short: "Link a resource to the downstream providers its tools use",
+		Use:   "update URI (--provider ID --provider-scope SCOPE=PROVIDER_SCOPE,... | --remove-provider ID | --user-claim NAME=SOURCE | --remove-user-claim NAME)",
+		Short: "Link a resource to the downstream providers its tools use, or choose the user claims its tokens carry",
 		Long: `Say which downstream provider a resource's (MCP server's) tools use, and which
 provider scopes each of the resource's own scopes may reach: an MCP server
 holding an agent's token with scope S may retrieve the person's credential
@@ -38,17 +39,30 @@ for at most the provider scopes linked to S. A resource scope without a
 For an oauth2 provider give RESOURCE_SCOPE=PROVIDER_SCOPE[,PROVIDER_SCOPE...]
 (repeat the flag to add more); for an api_key provider give the resource
 scope alone: holding it is what lets the key be retrieved.
---remove-provider ID removes a link.`,
+--remove-provider ID removes a link.
+
+--user-claim NAME=SOURCE puts a claim about the person in the access tokens
+for this resource (and in their introspection), from the user as stored
+when each token is issued, so a refresh carries their current groups.
+SOURCE is groups or roles (a JSON array), username, email, name, or
+attr:KEY (one attribute, agentid users set-attr); a claim the user has no
+value for is left out. Nothing is carried unless mapped here. A registered
+or protocol claim (iss, sub, aud, exp, iat, jti, scope, client_id, act,
+cnf, …) cannot be a user claim. --remove-user-claim NAME stops carrying one.`,
 		Example: `  agentid resources update URI --provider calendar \
     --provider-scope notes.read=calendar.read \
     --provider-scope files:delete=calendar.read,calendar.events
   agentid resources update URI --provider weather --provider-scope notes.read
-  agentid resources update URI --provider calendar --provider-scope notes.read=calendar.read --remove-provider weather`,
+  agentid resources update URI --provider calendar --provider-scope notes.read=calendar.read --remove-provider weather
+  agentid resources update URI --user-claim department=attr:department --user-claim groups=groups`,
 		Args: exactArgs("URI"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := claims.check(); err != nil {
+				return usageErrorf(cmd, "%v", err)
+			}
 			switch {
-			case provider == "" && len(remove) == 0:
-				return usageErrorf(cmd, "nothing to change: give --provider ID with --provider-scope, or --remove-provider ID")
+			case provider == "" && len(remove) == 0 && claims.empty():
+				return usageErrorf(cmd, "nothing to change: give --provider ID with --provider-scope, --remove-provider ID, --user-claim NAME=SOURCE or --remove-user-claim NAME")
 			case provider == "" && len(providerScopes) > 0:
 				return usageErrorf(cmd, "--provider-scope needs --provider ID")
 			case provider != "" && len(providerScopes) == 0:
@@ -86,11 +100,19 @@ scope alone: holding it is what lets the key be retrieved.
 					}
 					changes = append(changes, "linked "+p.ID)
 				}
-				ev := resourceEvent(r, audit.NewResourceUpdated, time.Now())
+				claimChanges, err := claims.apply(r)
+				if err != nil {
+					return err
+				}
+				ev := resourceEvent(r, func(m audit.Meta, uri string, scopes []string) *store.AuditEvent {
+					return audit.NewResourceUserClaimsUpdated(m, uri, scopes, claimChanges)
+				}, time.Now())
 				if ev.Details == nil {
 					ev.Details = map[string]string{}
 				}
-				ev.Details["providers"] = strings.Join(changes, ", ")
+				if len(changes) > 0 {
+					ev.Details["providers"] = strings.Join(changes, ", ")
+				}
 				if err := st.UpdateResource(ctx, r, ev); err != nil {
 					return fmt.Errorf("updating the resource: %w", err)
 				}
@@ -105,6 +127,7 @@ scope alone: holding it is what lets the key be retrieved.
 	f.StringVar(&provider, "provider", "", "the provider `ID` to link (its --provider-scope values replace its link)")
 	f.StringArrayVar(&providerScopes, "provider-scope", nil, "`SCOPE=PROVIDER_SCOPE[,...]`: resource scope SCOPE reaches those provider scopes (api_key: SCOPE alone) (repeatable)")
 	f.StringArrayVar(&remove, "remove-provider", nil, "unlink the provider `ID` (repeatable)")
+	claims.register(cmd)
 	return cmd
 }
 

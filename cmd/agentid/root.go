@@ -166,6 +166,17 @@ func usageErrorf(cmd *cobra.Command, format string, args ...any) error {
 	return &usageError{cmdPath: cmd.CommandPath(), err: fmt.Errorf(format, args...)}
 }
 
+// minArgs accepts first and then one or more of each: "USERNAME KEY..."
+// is minArgs("USERNAME", "KEY").
+func minArgs(first, each string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) < 2 {
+			return usageErrorf(cmd, "%s takes %s %s..., got %d argument(s)", cmd.CommandPath(), first, each, len(args))
+		}
+		return nil
+	}
+}
+
 // exactArgs is cobra.ExactArgs with a usage error naming the arguments.
 func exactArgs(names ...string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {

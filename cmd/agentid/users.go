@@ -49,7 +49,9 @@ func (c *cli) newUsersCmd() *cobra.Command {
 		c.newUsersSetDisabledCmd(&asJSON, true),
 		c.newUsersSetDisabledCmd(&asJSON, false),
 		c.newUsersDeprovisionCmd(&asJSON),
+		c.newUsersShowCmd(&asJSON),
 	)
+	cmd.AddCommand(c.newUsersAccessCmds(&asJSON)...)
 	return cmd
 }
 
@@ -490,11 +492,20 @@ type userJSON struct {
 	EmailVerified bool       `json:"email_verified"`
 	CreatedAt     *time.Time `json:"created_at,omitempty"`
 	UpdatedAt     *time.Time `json:"updated_at,omitempty"`
+	// What policy and tokens know of the person.
+	Roles      []string          `json:"roles"`
+	Groups     []string          `json:"groups"`
+	Attributes map[string]string `json:"attributes"`
 }
 
 func userView(u *store.User) *userJSON {
-	return &userJSON{ID: u.ID, Username: u.Username, Name: u.Name, Email: u.Email, EmailVerified: u.EmailVerified,
-		Disabled: u.Disabled, CreatedAt: optTime(u.CreatedAt), UpdatedAt: optTime(u.UpdatedAt)}
+	v := &userJSON{ID: u.ID, Username: u.Username, Name: u.Name, Email: u.Email, EmailVerified: u.EmailVerified,
+		Disabled: u.Disabled, CreatedAt: optTime(u.CreatedAt), UpdatedAt: optTime(u.UpdatedAt),
+		Roles: orEmpty(u.Roles), Groups: orEmpty(u.Groups), Attributes: u.Attributes}
+	if v.Attributes == nil {
+		v.Attributes = map[string]string{}
+	}
+	return v
 }
 
 // printUserWithPassword reports an added user or a changed password,

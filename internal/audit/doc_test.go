@@ -93,8 +93,10 @@ func docSamples() map[string]*store.AuditEvent {
 		"issuer.updated settings":     audit.NewIssuerUpdated(meta, iss, audit.IssuerChangeSettings),
 		"connection.retrieved delegated": audit.NewConnectionRetrieved(meta, audit.RetrievalFields{ClientID: "mcp", Resource: key.Resource, UserID: "u", Agent: "c",
 			ActChain: "mcp c", SubjectJTI: "j", ProviderID: "calendar", ConnectionID: "conn_1", Scopes: []string{"s"}, PolicyVersion: "4"}),
-		"kek.rewrapped providers": audit.NewKEKRewrapped(meta, audit.KEKRewrappedFields{KEKID: "k", Providers: 2}),
-		"audit.verified broken":   audit.NewVerified(meta, &audit.Report{Events: 5, Unsealed: 1, Break: &audit.Break{EventID: 3, Reason: "hash mismatch"}}),
+		"kek.rewrapped providers":      audit.NewKEKRewrapped(meta, audit.KEKRewrappedFields{KEKID: "k", Providers: 2}),
+		"user.updated attributes":      audit.NewUserAccessUpdated(meta, "u", audit.ChangeAttributes, []string{"department"}, []string{"employment"}),
+		"resource.updated user claims": audit.NewResourceUserClaimsUpdated(meta, key.Resource, []string{"s"}, []string{"groups=groups", "-department"}),
+		"audit.verified broken":        audit.NewVerified(meta, &audit.Report{Events: 5, Unsealed: 1, Break: &audit.Break{EventID: 3, Reason: "hash mismatch"}}),
 	}
 	maps.Copy(out, more)
 	return out

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -589,8 +590,38 @@ func NewUserCreated(m Meta, userID string) *store.AuditEvent {
 	return ev
 }
 
+// User changes recorded by user.updated beside "password", "profile" and
+// ChangeDisabled, ChangeEnabled: what policy and tokens know of the person.
+const (
+	ChangeRoles      = "roles"
+	ChangeGroups     = "groups"
+	ChangeAttributes = "attributes"
+)
+
+// NewUserAccessUpdated records a change to a user's roles, groups or
+// attributes (change ChangeRoles, ChangeGroups or ChangeAttributes): the
+// names added or removed, for attributes the keys set or removed. Never
+// an attribute's value. Each name is escaped as a URL path segment, so
+// that a group name with a space stays one item of the space-separated
+// list.
+func NewUserAccessUpdated(m Meta, userID, change string, added, removed []string) *store.AuditEvent {
+	ev := NewUserUpdated(m, userID, change)
+	setList(ev.Details, "added", escapeAll(added))
+	setList(ev.Details, "removed", escapeAll(removed))
+	return ev
+}
+
+func escapeAll(l []string) []string {
+	out := make([]string, len(l))
+	for i, s := range l {
+		out[i] = url.PathEscape(s)
+	}
+	return out
+}
+
 // NewUserUpdated records a change to a user account: "password",
-// "disabled" or "enabled".
+// "profile", "disabled" or "enabled" (NewUserAccessUpdated for roles,
+// groups and attributes).
 func NewUserUpdated(m Meta, userID, change string) *store.AuditEvent {
 	ev := event(m, UserUpdated)
 	ev.UserID = userID
@@ -608,6 +639,17 @@ func NewResourceCreated(m Meta, uri string, scopes []string) *store.AuditEvent {
 // the ones it offers after the change.
 func NewResourceUpdated(m Meta, uri string, scopes []string) *store.AuditEvent {
 	return resourceEvent(m, ResourceUpdated, uri, scopes)
+}
+
+// NewResourceUserClaimsUpdated records a change to the user claims a
+// resource's tokens carry: changes are "NAME=SOURCE" for a claim set and
+// "-NAME" for one removed (sources name where a value comes from, never a
+// value).
+func NewResourceUserClaimsUpdated(m Meta, uri string, scopes, changes []string) *store.AuditEvent {
+	ev := event(m, ResourceUpdated)
+	ev.Resource, ev.Scopes = uri, slices.Clone(scopes)
+	set(ev.Details, "user_claims", strings.Join(changes, ", "))
+	return done(ev)
 }
 
 // NewResourceDeleted records that a protected resource was removed; scopes

@@ -67,6 +67,7 @@ func ocsfSamples() map[string]*store.AuditEvent {
 	out["user.updated disabled by an admin API client"] = audit.NewUserUpdated(audit.Meta{Time: at, Actor: audit.ActorAdminAPI, ActorID: "siem"}, "u", audit.ChangeDisabled)
 	out["user.updated password"] = audit.NewUserUpdated(meta, "u", "password")
 	out["user.updated disabled"] = audit.NewUserUpdated(meta, "u", audit.ChangeDisabled)
+	out["user.updated groups"] = audit.NewUserAccessUpdated(meta, "u", audit.ChangeGroups, []string{"eng-oncall", "Site Ops"}, nil)
 	out["user.login_failed unknown user, no address"] = audit.NewLoginFailed(audit.Meta{Time: at}, "")
 	out["token.issued client credentials"] = audit.NewTokenIssued(meta, audit.TokenIssuedFields{ClientID: "c", Resource: key.Resource, Scopes: []string{"s"}, GrantType: "client_credentials", JTI: "j", Policy: dec})
 	out["code.replayed without scopes"] = audit.NewCodeReplayed(meta, "c")

@@ -29,7 +29,7 @@ var allConstructors = []any{
 	audit.NewLoginFailed, audit.NewConsentGiven, audit.NewConsentDenied, audit.NewConsentRevoked, audit.NewConsentExpired,
 	audit.NewCodeIssued, audit.NewCodeReplayed, audit.NewTokenIssued, audit.NewTokenDenied, audit.NewRefreshRotated,
 	audit.NewRefreshReuse, audit.NewRefreshReusedWithinInterval, audit.NewTokenRevoked, audit.NewSigningKeyRotated,
-	audit.NewPolicyApplied, audit.NewUserCreated, audit.NewUserUpdated, audit.NewResourceCreated, audit.NewResourceUpdated,
+	audit.NewPolicyApplied, audit.NewUserCreated, audit.NewUserUpdated, audit.NewUserAccessUpdated, audit.NewResourceCreated, audit.NewResourceUpdated, audit.NewResourceUserClaimsUpdated,
 	audit.NewResourceDeleted, audit.NewIdentityAssertionIssued, audit.NewIdentityAssertionDenied, audit.NewIssuerAdded,
 	audit.NewIssuerUpdated, audit.NewIssuerDeleted, audit.NewProviderAdded, audit.NewProviderUpdated, audit.NewProviderDeleted,
 	audit.NewConnectionCreated, audit.NewConnectionRefreshed, audit.NewConnectionRefreshFailed, audit.NewConnectionNeedsReauth,
@@ -58,7 +58,7 @@ var inputKinds = map[string]string{
 	"providerid": "name", "kind": "name", "connectionid": "name", "ownerkind": "name", "ownerid": "name",
 	"trigger": "name", "kekid": "name", "policyversion": "name", "policyids": "name", "errors": "name",
 	"tool": "name", "outcome": "name", "reportingclient": "name", "reportid": "name", "actorid": "name",
-	"introspectingclient": "name",
+	"introspectingclient": "name", "added": "name", "removed": "name", "changes": "name",
 	// Tokens by their jti only.
 	"jti": "name", "subjectjti": "name", "tokentype": "name",
 	// Trusted issuers: their settings are names; the key set is material

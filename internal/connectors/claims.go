@@ -24,7 +24,9 @@ type Identity struct {
 	// when the claim is absent (the user's are cleared).
 	Groups []string
 	Roles  []string
-	// Attributes are the mapped claims present, as strings.
+	// Attributes are the mapped claims present, as strings: nil when the
+	// mapping names no attribute (the user's stored ones stay), else the
+	// user's attributes from now on.
 	Attributes map[string]string
 }
 
@@ -82,6 +84,9 @@ func MapClaims(m store.ClaimMapping, claims map[string]any) (*Identity, error) {
 			return nil, err
 		}
 	}
+	if len(m.Attributes) > 0 {
+		id.Attributes = map[string]string{}
+	}
 	for attr, claim := range m.Attributes {
 		v, ok := lookup(claims, claim)
 		if !ok {
@@ -93,9 +98,6 @@ func MapClaims(m store.ClaimMapping, claims map[string]any) (*Identity, error) {
 		}
 		if len(s) > maxAttrValue || !utf8.ValidString(s) {
 			return nil, fmt.Errorf("claim %q is too long or not text", claim)
-		}
-		if id.Attributes == nil {
-			id.Attributes = map[string]string{}
 		}
 		id.Attributes[attr] = s
 	}

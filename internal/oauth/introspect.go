@@ -21,6 +21,10 @@ type IntrospectionResponse struct {
 	// outermost, and who may act on it.
 	Act    json.RawMessage `json:"act,omitempty"`
 	MayAct json.RawMessage `json:"may_act,omitempty"`
+	// Extra are further top-level members, as the token carries them (the
+	// user claims of its resource); a name of a member above is never one
+	// of them.
+	Extra map[string]json.RawMessage `json:"-"`
 }
 
 // introspectionJSON has IntrospectionResponse's fields without its methods.
@@ -32,5 +36,18 @@ func (r IntrospectionResponse) MarshalJSON() ([]byte, error) {
 	if !r.Active {
 		return []byte(`{"active":false}`), nil
 	}
-	return json.Marshal(introspectionJSON(r))
+	b, err := json.Marshal(introspectionJSON(r))
+	if err != nil || len(r.Extra) == 0 {
+		return b, err
+	}
+	var known map[string]json.RawMessage
+	if err := json.Unmarshal(b, &known); err != nil {
+		return nil, err
+	}
+	for name, v := range r.Extra {
+		if _, taken := known[name]; !taken {
+			known[name] = v
+		}
+	}
+	return json.Marshal(known)
 }

@@ -58,6 +58,12 @@ func TestIntrospectionResponseJSON(t *testing.T) {
 		{name: "inactive hides fields", r: IntrospectionResponse{Sub: "user", Scope: "a", Exp: 1}, want: `{"active":false}`},
 		{name: "active", r: IntrospectionResponse{Active: true, Scope: "a b", ClientID: "c", TokenType: "Bearer", Exp: 2, Iat: 1, Sub: "u", Aud: []string{"https://mcp.example.com/mcp"}, Iss: "https://id.example.com", Jti: "j"},
 			want: `{"active":true,"scope":"a b","client_id":"c","token_type":"Bearer","exp":2,"iat":1,"sub":"u","aud":["https://mcp.example.com/mcp"],"iss":"https://id.example.com","jti":"j"}`},
+		{name: "inactive hides extra members", r: IntrospectionResponse{Extra: map[string]json.RawMessage{"groups": json.RawMessage(`["eng"]`)}}, want: `{"active":false}`},
+		// The token's user claims join the members; one never replaces a
+		// member the response sets itself.
+		{name: "extra members", r: IntrospectionResponse{Active: true, Sub: "u", Extra: map[string]json.RawMessage{
+			"groups": json.RawMessage(`["eng"]`), "department": json.RawMessage(`"R&D"`), "sub": json.RawMessage(`"mallory"`)}},
+			want: `{"active":true,"department":"R\u0026D","groups":["eng"],"sub":"u"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

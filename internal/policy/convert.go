@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
@@ -49,13 +50,15 @@ func AgentFromClient(c *store.Client) Agent {
 	return a
 }
 
-// UserFromStore describes a stored user for a request's context.
+// UserFromStore describes a stored user for a request's context: its
+// roles, groups and attributes as they are stored now.
 func UserFromStore(u *store.User) *User {
 	return &User{
-		ID:       u.ID,
-		TenantID: u.TenantID,
-		Roles:    slices.Clone(u.Roles),
-		Groups:   slices.Clone(u.Groups),
+		ID:         u.ID,
+		TenantID:   u.TenantID,
+		Roles:      slices.Clone(u.Roles),
+		Groups:     slices.Clone(u.Groups),
+		Attributes: maps.Clone(u.Attributes),
 	}
 }
 

@@ -105,7 +105,7 @@ type agentKey struct {
 }
 
 type userKey struct {
-	tenant, id, roles, groups, claims string
+	tenant, id, roles, groups, attrs string
 }
 
 type resourceKey struct {
@@ -128,7 +128,7 @@ func joinKey(list []string) string {
 	return b.String()
 }
 
-func claimsKey(m map[string]string) string {
+func attrsKey(m map[string]string) string {
 	if len(m) == 0 {
 		return ""
 	}
@@ -218,7 +218,7 @@ func (c *entityCache) build(req *Request) *entities {
 		if ut == "" {
 			ut = tenant
 		}
-		e.user = c.users.get(userKey{tenant: ut, id: u.ID, roles: joinKey(u.Roles), groups: joinKey(u.Groups), claims: claimsKey(u.Claims)},
+		e.user = c.users.get(userKey{tenant: ut, id: u.ID, roles: joinKey(u.Roles), groups: joinKey(u.Groups), attrs: attrsKey(u.Attributes)},
 			func() types.Entity { return userEntity(tenantUID(ut), u) })
 		e.hasUser = true
 		ctx["user"] = e.user.UID
@@ -302,8 +302,8 @@ func agentDomainTrust(a *Agent) string {
 }
 
 func userEntity(tenant types.EntityUID, u *User) types.Entity {
-	tags := make(types.RecordMap, len(u.Claims))
-	for k, v := range u.Claims {
+	tags := make(types.RecordMap, len(u.Attributes))
+	for k, v := range u.Attributes {
 		tags[types.String(k)] = types.String(v)
 	}
 	return types.Entity{

@@ -62,7 +62,7 @@ func randomRequest(r *rand.Rand) *Request {
 	if r.IntN(3) > 0 {
 		req.User = &User{ID: "u", TenantID: pick("", "acme")}
 		if r.IntN(2) == 0 {
-			req.User.Claims = map[string]string{"dept": pick("x", "y")}
+			req.User.Attributes = map[string]string{"dept": pick("x", "y")}
 		}
 	}
 	for n := 1 + r.IntN(4); n > 0; n-- {

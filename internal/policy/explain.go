@@ -28,6 +28,11 @@ type ScopeExplanation struct {
 	// Policies are the determining policies, in the order of
 	// Decision.PolicyIDs.
 	Policies []PolicyInfo
+	// UserReads is what of the person the determining policies read: the
+	// roles, groups and attributes that decided the scope (for a default
+	// deny, what the set's permits read: what could have made one match).
+	// String shows them with the user's values.
+	UserReads UserReads
 	// AboveCeiling: an issuance never asks policy about this scope, since
 	// the agent's ceiling (store.Client.Scopes) excludes it. Set only by
 	// Engine.ExplainQuery, for every action but register.
@@ -47,6 +52,7 @@ func Explain(s *Set, req *Request) (*Explanation, error) {
 		for _, id := range d.PolicyIDs {
 			if info, ok := s.Policy(id); ok {
 				se.Policies = append(se.Policies, info)
+				se.UserReads = se.UserReads.union(info.UserReads)
 			}
 		}
 		switch {
@@ -56,6 +62,13 @@ func Explain(s *Set, req *Request) (*Explanation, error) {
 			se.Reason = "forbidden by " + quoteIDs(d.PolicyIDs)
 		default:
 			se.Reason = "no policy permits it (default deny)"
+			// No policy determined it: what every permit reads of the
+			// person is what could have made one match.
+			for _, p := range s.policies {
+				if p.permit {
+					se.UserReads = se.UserReads.union(p.info.UserReads)
+				}
+			}
 		}
 		x.Scopes[i] = se
 	}
@@ -76,6 +89,7 @@ func quoteIDs(ids []string) string {
 //	request: grant by agent "a1" (dcr) for user "u1" on https://mcp.example.com/mcp, grant_type authorization_code
 //
 //	files:read  ALLOW  permitted by "user-consent"
+//	  decided on user "u1": groups [eng-oncall], attribute employment="staff"
 //	  permit "user-consent" at default.cedar:31:1
 //	    @id("user-consent")
 //	    permit (…)
@@ -110,6 +124,13 @@ func (x *Explanation) String() string {
 			verdict = "ALLOW"
 		}
 		fmt.Fprintf(&b, "\n%s  %s  %s\n", s.Scope, verdict, s.Reason)
+		if r.User != nil && !s.UserReads.Empty() {
+			what := "decided on"
+			if len(s.PolicyIDs) == 0 {
+				what = "no permit matched; the permits read"
+			}
+			fmt.Fprintf(&b, "  %s user %q: %s\n", what, r.User.ID, strings.Join(userFacts(r.User, s.UserReads), ", "))
+		}
 		if s.AboveCeiling {
 			b.WriteString("  note: above the agent's ceiling (the scopes its registration was allowed); an issuance drops it before policy is asked\n")
 		}

@@ -56,9 +56,10 @@ type User struct {
 	TenantID string
 	Roles    []string
 	Groups   []string
-	// Claims are selected identity claims; policies read them as the user
-	// entity's tags (context.user.getTag("department")).
-	Claims map[string]string
+	// Attributes are the person's attributes (store.User.Attributes);
+	// policies read them as the user entity's tags
+	// (context.user.getTag("department")).
+	Attributes map[string]string
 }
 
 // Resource is a protected resource (an MCP server).

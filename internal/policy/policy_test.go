@@ -166,7 +166,7 @@ func TestContextAttributes(t *testing.T) {
 			TenantID: store.DefaultTenant,
 			Agent: Agent{ID: "a", RegistrationMethod: "dcr", ClientType: "public", SoftwareID: "sw",
 				VerifiedDomain: "agent.example", CreatedIP: "192.0.2.7", OwnerUserID: "bob", Tags: []string{"x"}},
-			User:     &User{ID: "u", Roles: []string{"r"}, Groups: []string{"g"}, Claims: map[string]string{"department": "sales"}},
+			User:     &User{ID: "u", Roles: []string{"r"}, Groups: []string{"g"}, Attributes: map[string]string{"department": "sales"}},
 			Resource: Resource{URI: testResource, Name: "Files", Tags: []string{"prod"}},
 			Scopes:   []Scope{{Name: "s"}},
 			Context: Context{GrantType: "authorization_code", IP: "10.1.2.3", AuthMethod: "none",

@@ -136,6 +136,9 @@ type PolicyInfo struct {
 	Column int
 	// Source is the policy's text as written, annotations included.
 	Source string
+	// UserReads is what of the person (context.user) the policy's
+	// conditions read.
+	UserReads UserReads
 }
 
 // Compile validates files (see Validate) and compiles them into a Set. The
@@ -171,6 +174,7 @@ func compile(files map[string]string, version int64) (*Set, error) {
 			},
 		}
 		orig := (*xast.Policy)(pp.policy.AST())
+		cp.info.UserReads = userReads(orig.Conditions)
 		reduced := *orig
 		actionIdx := policyActions(orig.Action)
 		reduced.Action = xast.ScopeTypeAll{}

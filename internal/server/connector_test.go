@@ -48,7 +48,7 @@ func newConnectorHub(t *testing.T, opts ...servertest.Option) *connectorHub {
 	h.idp = connectorstest.New(t, "agentid-hub", "idp-secret")
 	h.corp = h.addConnector(t, "corp", store.DefaultTenant, "Corp SSO", h.idp, "corp.example")
 	h.idp.SignIn("sub-carol", map[string]any{"preferred_username": "carol", "email": "carol@corp.example",
-		"email_verified": true, "name": "Carol Example", "groups": []any{"eng", "eng-oncall"}})
+		"email_verified": true, "name": "Carol Example", "groups": []any{"eng", "eng-oncall"}, "dept": "R&D"})
 	return h
 }
 
@@ -60,7 +60,8 @@ func (h *connectorHub) addConnector(t *testing.T, id, tenant, name string, idp *
 		t.Fatal(err)
 	}
 	c := &store.Connector{TenantID: tenant, ID: id, Type: store.ConnectorOIDC, Name: name, Issuer: idp.URL,
-		ClientID: idp.ClientID, ClientSecretFile: secret, Claims: store.ClaimMapping{Groups: "groups"}, EmailDomains: domains}
+		ClientID: idp.ClientID, ClientSecretFile: secret, EmailDomains: domains,
+		Claims: store.ClaimMapping{Groups: "groups", Attributes: map[string]string{"department": "dept"}}}
 	if err := h.Store.CreateConnector(context.Background(), c, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +146,7 @@ when { resource.name == "notes.write" && !(context has user && context.user.grou
 	}
 	carol := h.user(t, store.DefaultTenant, "carol")
 	if carol.ConnectorID != "corp" || carol.ExternalSubject != "sub-carol" || carol.Email != "carol@corp.example" ||
-		!carol.EmailVerified || carol.Name != "Carol Example" || !slices.Equal(carol.Groups, []string{"eng", "eng-oncall"}) || carol.PasswordHash != "" {
+		!carol.EmailVerified || carol.Name != "Carol Example" || !slices.Equal(carol.Groups, []string{"eng", "eng-oncall"}) || carol.PasswordHash != "" || carol.Attributes["department"] != "R&D" {
 		t.Fatalf("provisioned user %+v", carol)
 	}
 	tok := f.finish(f.decide("allow", []string{"notes.read", "notes.write"}, ""))
@@ -192,7 +193,8 @@ when { resource.name == "notes.write" && !(context has user && context.user.grou
 		oauth2.SetAuthURLParam("prompt", "login consent")))
 	f.page = h.via(t, b, login, "corp")
 	again := h.user(t, store.DefaultTenant, "carol")
-	if again.ID != carol.ID || !slices.Equal(again.Groups, []string{"eng"}) || again.Name != "Carol Q. Example" || again.EmailVerified {
+	if again.ID != carol.ID || !slices.Equal(again.Groups, []string{"eng"}) || again.Name != "Carol Q. Example" || again.EmailVerified ||
+		len(again.Attributes) != 0 {
 		t.Fatalf("user after the second sign-in %+v", again)
 	}
 	if got := servertest.Offered(f.page.Body); !slices.Equal(got, []string{"notes.read"}) {

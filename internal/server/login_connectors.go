@@ -307,7 +307,7 @@ func (s *Server) handleConnectorCallback(w http.ResponseWriter, r *http.Request)
 	u := &store.User{
 		TenantID: c.TenantID, ID: token.NewID(s.rand), Username: ident.Username, ConnectorID: c.ID,
 		ExternalSubject: ident.Subject, Name: ident.Name, Email: ident.Email, EmailVerified: ident.EmailVerified,
-		Groups: ident.Groups, Roles: ident.Roles, CreatedAt: now, UpdatedAt: now,
+		Groups: ident.Groups, Roles: ident.Roles, Attributes: ident.Attributes, CreatedAt: now, UpdatedAt: now,
 	}
 	sess := &store.Session{Hash: token.Hash(handle), TenantID: c.TenantID, AuthTime: now, ExpiresAt: now.Add(s.cfg.SessionTTL)}
 	m := s.meta(r)
@@ -327,6 +327,13 @@ func (s *Server) handleConnectorCallback(w http.ResponseWriter, r *http.Request)
 		s.pages.errorPage(w, http.StatusConflict, "Account exists",
 			"An account named "+truncate(ident.Username, maxUsernameShown)+" already exists here and was not created through "+
 				connectorLabel(c)+". Ask your administrator to link or rename it.")
+		return
+	case errors.Is(err, store.ErrInvalid):
+		// Roles, groups or attributes the hub cannot hold (CheckUserAccess).
+		s.log.WarnContext(ctx, "connector sign-in refused", "request_id", requestID(ctx), "connector", c.ID, "err", err)
+		_ = s.st.AppendAudit(ctx, audit.NewLoginFailed(m, ""))
+		s.pages.errorPage(w, http.StatusBadGateway, "Sign-in not possible",
+			"The identity provider described you with roles, groups or attributes this hub cannot hold. Ask your administrator.")
 		return
 	case err != nil:
 		s.internalErrorPage(w, r, err)

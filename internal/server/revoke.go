@@ -128,6 +128,11 @@ func (s *Server) introspect(r *http.Request, c *store.Client, raw string) (*oaut
 				return nil, err
 			}
 		}
+		// The user claims the token carries for its resource, as a
+		// resource server verifying the JWT would read them.
+		if resp.Extra, err = token.UserClaimsOf(raw); err != nil {
+			return nil, err
+		}
 		return resp, nil
 	}
 	rt, err := s.st.GetRefreshToken(ctx, token.Hash(raw))

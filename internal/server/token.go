@@ -209,6 +209,11 @@ func (s *Server) issue(ctx context.Context, r *http.Request, grantType string, c
 	if !p.authTime.IsZero() {
 		claims.AuthTime = p.authTime.Unix()
 	}
+	if p.user != nil {
+		// The claims about the person this resource opted into, from the
+		// user as stored now: a refresh carries their current groups.
+		claims.UserClaims = store.UserClaimsFor(p.user, res.UserClaims)
+	}
 	jwt, err := s.keys.Mint(claims)
 	if err != nil {
 		return nil, err

@@ -71,6 +71,17 @@ func (c *Connector) Check() error {
 	case c.ClientSecretFile != "" && len(c.ClientSecretSealed) > 0:
 		return fmt.Errorf("connector %q: a secret file or a sealed secret, not both: %w", c.ID, ErrInvalid)
 	}
+	if len(c.Claims.Attributes) > MaxUserAttributes {
+		return fmt.Errorf("connector %q: %d attributes, at most %d: %w", c.ID, len(c.Claims.Attributes), MaxUserAttributes, ErrInvalid)
+	}
+	for name, claim := range c.Claims.Attributes {
+		if err := CheckAttributeKey(name); err != nil {
+			return fmt.Errorf("connector %q: %w", c.ID, err)
+		}
+		if claim == "" {
+			return fmt.Errorf("connector %q: attribute %q from no claim: %w", c.ID, name, ErrInvalid)
+		}
+	}
 	for i, d := range c.EmailDomains {
 		if d == "" || d != strings.ToLower(d) || strings.ContainsAny(d, "@ ") || slices.Contains(c.EmailDomains[:i], d) {
 			return fmt.Errorf("connector %q: email domain %q: %w", c.ID, d, ErrInvalid)

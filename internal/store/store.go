@@ -220,7 +220,12 @@ type Resource struct {
 	// Providers are the downstream providers the resource's tools use and
 	// the provider scopes each resource scope may reach (the vault).
 	Providers []ResourceProvider
-	CreatedAt time.Time
+	// UserClaims are the user claims its access tokens carry: claim name →
+	// source (UserClaimRoles, UserClaimGroups, UserClaimUsername,
+	// UserClaimEmail, UserClaimName or UserClaimAttrPrefix + an attribute
+	// key). Opt-in per resource; nil carries none. CheckUserClaims bounds it.
+	UserClaims map[string]string
+	CreatedAt  time.Time
 }
 
 // User is a local user who logs in with a password.
@@ -235,9 +240,15 @@ type User struct {
 	Name          string
 	Email         string
 	EmailVerified bool
-	Roles         []string
-	Groups        []string
-	Disabled      bool
+	// Roles, Groups and Attributes are what policy knows of the person
+	// (the Cedar User entity's roles, groups and tags) and what a
+	// resource's UserClaims may put in its tokens: set by an admin (agentid
+	// users add-role, add-group, set-attr) or from an identity provider's
+	// claims. CheckUserAccess bounds them.
+	Roles      []string
+	Groups     []string
+	Attributes map[string]string
+	Disabled   bool
 	// ConnectorID is the connector (Connector.ID) the person signs in
 	// through and ExternalSubject their subject at its identity provider
 	// (the ID token's sub); both "" for a local user. A (tenant,
@@ -840,7 +851,8 @@ type Resources interface {
 	GetResource(ctx context.Context, tenantID, uri string) (*Resource, error)
 	ListResources(ctx context.Context, tenantID string) ([]*Resource, error)
 	// UpdateResource replaces the resource's name, TTLs, tags, linked client,
-	// scopes and providers and writes ev (nil: none) in the same transaction.
+	// scopes, providers and user claims and writes ev (nil: none) in the
+	// same transaction.
 	UpdateResource(ctx context.Context, r *Resource, ev *AuditEvent) error
 	// DeleteResource removes the resource (ErrNotFound if unknown) and
 	// writes ev (nil: none) in the same transaction.
@@ -850,15 +862,16 @@ type Resources interface {
 // Users are the local accounts people log in with: login, the admin CLI
 // and policy (roles, groups) use them.
 type Users interface {
-	// CreateUser returns ErrConflict for a duplicate id or username and
-	// writes ev (nil: none) in the same transaction.
+	// CreateUser returns ErrConflict for a duplicate id or username,
+	// ErrInvalid for roles, groups or attributes CheckUserAccess refuses,
+	// and writes ev (nil: none) in the same transaction.
 	CreateUser(ctx context.Context, u *User, ev *AuditEvent) error
 	GetUser(ctx context.Context, tenantID, id string) (*User, error)
 	GetUserByUsername(ctx context.Context, tenantID, username string) (*User, error)
 	ListUsers(ctx context.Context, tenantID string) ([]*User, error)
-	// UpdateUser replaces password hash, disabled flag and profile (Name,
-	// Email, EmailVerified) and writes ev (nil: none) in the same
-	// transaction.
+	// UpdateUser replaces password hash, disabled flag, profile (Name,
+	// Email, EmailVerified), roles, groups and attributes and writes ev
+	// (nil: none) in the same transaction; ErrInvalid as CreateUser.
 	UpdateUser(ctx context.Context, u *User, ev *AuditEvent) error
 }
 

@@ -2,9 +2,13 @@ package token
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
+
+	"github.com/agentid/agentid/internal/store"
 )
 
 // AccessClaims is the payload of an RFC 9068 JWT access token.
@@ -31,6 +35,12 @@ type AccessClaims struct {
 	// Confirmation binds the token to a key (RFC 7800 §3.1), e.g. the DPoP
 	// key thumbprint "jkt" (RFC 9449 §6.1).
 	Confirmation *Confirmation `json:"cnf,omitempty"`
+	// UserClaims are claims about the person that the token's resource
+	// asked for (store.Resource.UserClaims): name → a string or a list of
+	// strings. Written beside the claims above, never in place of one: a
+	// reserved name (store.ReservedClaim) is an error at minting. Not read
+	// back by Verify (UserClaimsOf reads them).
+	UserClaims map[string]any `json:"-"`
 }
 
 // Actor is one party of a delegation chain, the value of an act or may_act
@@ -137,7 +147,58 @@ func (c *AccessClaims) out() *claimsOut {
 
 // MarshalJSON writes a single audience as a string.
 func (c *AccessClaims) MarshalJSON() ([]byte, error) {
-	return json.Marshal(c.out())
+	return c.payload()
+}
+
+// payload is the JSON claims set: the registered claims, then the user
+// claims in name order (encoding/json sorts map keys).
+func (c *AccessClaims) payload() ([]byte, error) {
+	b, err := json.Marshal(c.out())
+	if err != nil || len(c.UserClaims) == 0 {
+		return b, err
+	}
+	for name := range c.UserClaims {
+		if store.ReservedClaim(name) {
+			return nil, fmt.Errorf("token: user claim %q is reserved", name)
+		}
+	}
+	extra, err := json.Marshal(c.UserClaims)
+	if err != nil {
+		return nil, err
+	}
+	// Both are JSON objects: join their members into one.
+	b = append(b[:len(b)-1], ',')
+	return append(b, extra[1:]...), nil
+}
+
+// UserClaimsOf returns the claims of a verified access token's payload
+// that are not registered or protocol claims (store.ReservedClaim): the
+// user claims the hub put in it. The signature must have been checked
+// (Keys.Verify) first; introspection uses it to show them.
+func UserClaimsOf(raw string) (map[string]json.RawMessage, error) {
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		return nil, fmt.Errorf("%w: not a compact JWS", ErrInvalidToken)
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return nil, fmt.Errorf("%w: payload: %v", ErrInvalidToken, err)
+	}
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(payload, &all); err != nil {
+		return nil, fmt.Errorf("%w: payload: %v", ErrInvalidToken, err)
+	}
+	var out map[string]json.RawMessage
+	for name, v := range all {
+		if store.ReservedClaim(name) {
+			continue
+		}
+		if out == nil {
+			out = make(map[string]json.RawMessage)
+		}
+		out[name] = v
+	}
+	return out, nil
 }
 
 // UnmarshalJSON reads aud as a string or an array.

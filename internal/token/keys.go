@@ -576,7 +576,7 @@ func (k *Keys) Mint(c *AccessClaims) (string, error) {
 	if e == nil {
 		return "", ErrNoSigningKey
 	}
-	payload, err := json.Marshal(c.out())
+	payload, err := c.payload()
 	if err != nil {
 		return "", fmt.Errorf("token: encoding claims: %w", err)
 	}

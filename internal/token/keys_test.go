@@ -496,6 +496,11 @@ func TestMintRejects(t *testing.T) {
 		{"no exp", func(c *AccessClaims) { c.Expiry = 0 }},
 		{"exp before iat", func(c *AccessClaims) { c.Expiry = c.IssuedAt - 1 }},
 		{"lifetime beyond MaxTokenTTL", func(c *AccessClaims) { c.Expiry = now.Add(time.Hour + 2*time.Second).Unix() }},
+		{"user claim named sub", func(c *AccessClaims) { c.UserClaims = map[string]any{"sub": "someone-else"} }},
+		{"user claim named Scope", func(c *AccessClaims) { c.UserClaims = map[string]any{"Scope": "admin"} }},
+		{"user claim named act", func(c *AccessClaims) {
+			c.UserClaims = map[string]any{"groups": []string{}, "act": map[string]any{"sub": "x"}}
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

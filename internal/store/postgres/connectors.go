@@ -155,6 +155,9 @@ func (s *Store) UpdateConnector(ctx context.Context, c *store.Connector, ev *sto
 // violation and runs once more, finding the user the first created.
 func (s *Store) SignInConnectorUser(ctx context.Context, u *store.User, sess *store.Session,
 	events func(stored *store.User, created bool) []*store.AuditEvent) (*store.User, bool, error) {
+	if err := store.CheckUserAccess(u); err != nil {
+		return nil, false, mapErr("sign in connector user", err)
+	}
 	for attempt := 0; ; attempt++ {
 		stored, created, err := s.signInConnectorUser(ctx, u, sess, events)
 		var pe *pgconn.PgError
@@ -194,10 +197,11 @@ func (s *Store) signInConnectorUser(ctx context.Context, u *store.User, sess *st
 			// A nil list keeps the stored one; an empty one clears it.
 			if stored, err = scanUser(tx.QueryRow(ctx, `UPDATE users SET name = $1, email = $2, email_verified = $3,
 				updated_at = $4, group_names = CASE WHEN $5::boolean THEN group_names ELSE $6 END,
-				roles = CASE WHEN $7::boolean THEN roles ELSE $8 END
-				WHERE tenant_id = $9 AND id = $10 RETURNING `+userCols,
+				roles = CASE WHEN $7::boolean THEN roles ELSE $8 END,
+				attributes = CASE WHEN $9::boolean THEN attributes ELSE $10::jsonb END
+				WHERE tenant_id = $11 AND id = $12 RETURNING `+userCols,
 				u.Name, u.Email, u.EmailVerified, u.UpdatedAt, u.Groups == nil, u.Groups, u.Roles == nil, u.Roles,
-				found.TenantID, found.ID)); err != nil {
+				u.Attributes == nil, stringMapJSON(u.Attributes), found.TenantID, found.ID)); err != nil {
 				return err
 			}
 		}

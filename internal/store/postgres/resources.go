@@ -14,7 +14,7 @@ import (
 // resourceSelect reads resources with their scopes aggregated in position
 // order, so a resource is read in one statement.
 const resourceSelect = `SELECT r.tenant_id, r.id, r.uri, r.name, r.access_token_ttl_ns,
-	r.consent_max_ttl_ns, r.consent_default_ttl_ns, r.tags, r.client_id, r.providers, r.created_at,
+	r.consent_max_ttl_ns, r.consent_default_ttl_ns, r.tags, r.client_id, r.providers, r.created_at, r.user_claims,
 	(SELECT jsonb_agg(jsonb_build_object('n', s.name, 'd', s.description, 's', s.sensitive) ORDER BY s.position)
 	   FROM resource_scopes s WHERE s.tenant_id = r.tenant_id AND s.resource_uri = r.uri)
 	FROM resources r`
@@ -28,11 +28,16 @@ type scopeJSON struct {
 func scanResource(row pgx.Row) (*store.Resource, error) {
 	var r store.Resource
 	var ttl, maxTTL, defTTL int64
-	var scopes, providers []byte
+	var scopes, providers, claims []byte
 	if err := row.Scan(&r.TenantID, &r.ID, &r.URI, &r.Name, &ttl, &maxTTL, &defTTL, &r.Tags, &r.ClientID, &providers,
-		&r.CreatedAt, &scopes); err != nil {
+		&r.CreatedAt, &claims, &scopes); err != nil {
 		return nil, err
 	}
+	uc, err := scanStringMap(claims)
+	if err != nil {
+		return nil, fmt.Errorf("decode user claims: %w", err)
+	}
+	r.UserClaims = uc
 	ps, err := scanProviders(providers)
 	if err != nil {
 		return nil, err
@@ -69,16 +74,19 @@ func insertScopes(ctx context.Context, tx pgx.Tx, r *store.Resource) error {
 // CreateResource inserts r and its scopes and writes ev (nil: none) in the
 // same transaction; a duplicate URI or id in the tenant is store.ErrConflict.
 func (s *Store) CreateResource(ctx context.Context, r *store.Resource, ev *store.AuditEvent) error {
+	if err := store.CheckUserClaims(r.UserClaims); err != nil {
+		return mapErr("create resource", err)
+	}
 	providers, err := providersJSON(r.Providers)
 	if err != nil {
 		return mapErr("create resource", err)
 	}
 	return mapErr("create resource", s.inTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO resources (tenant_id, id, uri, name, access_token_ttl_ns,
-			consent_max_ttl_ns, consent_default_ttl_ns, tags, client_id, providers, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+			consent_max_ttl_ns, consent_default_ttl_ns, tags, client_id, providers, created_at, user_claims)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
 			r.TenantID, r.ID, r.URI, r.Name, int64(r.AccessTokenTTL), int64(r.ConsentMaxTTL),
-			int64(r.ConsentDefaultTTL), r.Tags, r.ClientID, providers, r.CreatedAt); err != nil {
+			int64(r.ConsentDefaultTTL), r.Tags, r.ClientID, providers, r.CreatedAt, stringMapJSON(r.UserClaims)); err != nil {
 			return err
 		}
 		if err := insertScopes(ctx, tx, r); err != nil {
@@ -119,16 +127,19 @@ func (s *Store) ListResources(ctx context.Context, tenantID string) ([]*store.Re
 // client, scopes and providers and writes ev (nil: none) in the same
 // transaction; an unknown resource is store.ErrNotFound.
 func (s *Store) UpdateResource(ctx context.Context, r *store.Resource, ev *store.AuditEvent) error {
+	if err := store.CheckUserClaims(r.UserClaims); err != nil {
+		return mapErr("update resource", err)
+	}
 	providers, err := providersJSON(r.Providers)
 	if err != nil {
 		return mapErr("update resource", err)
 	}
 	return mapErr("update resource", s.inTx(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE resources SET name = $3, access_token_ttl_ns = $4,
-			consent_max_ttl_ns = $5, consent_default_ttl_ns = $6, tags = $7, client_id = $8, providers = $9
+			consent_max_ttl_ns = $5, consent_default_ttl_ns = $6, tags = $7, client_id = $8, providers = $9, user_claims = $10
 			WHERE tenant_id = $1 AND uri = $2`,
 			r.TenantID, r.URI, r.Name, int64(r.AccessTokenTTL), int64(r.ConsentMaxTTL),
-			int64(r.ConsentDefaultTTL), r.Tags, r.ClientID, providers)
+			int64(r.ConsentDefaultTTL), r.Tags, r.ClientID, providers, stringMapJSON(r.UserClaims))
 		if err != nil {
 			return err
 		}

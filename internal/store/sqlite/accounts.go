@@ -10,22 +10,22 @@ import (
 // ---- users -------------------------------------------------------------------
 
 const (
-	userCols = `tenant_id, id, username, password_hash, roles, group_names, disabled, created_at, updated_at, name, email, email_verified,
+	userCols = `tenant_id, id, username, password_hash, roles, group_names, disabled, created_at, updated_at, name, email, email_verified, attributes,
 	connector_id, external_subject`
-	qInsertUser = `INSERT INTO users (` + userCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	qInsertUser = `INSERT INTO users (` + userCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qGetUser    = `SELECT ` + userCols + ` FROM users WHERE tenant_id = ? AND id = ?`
 	qGetUserBy  = `SELECT ` + userCols + ` FROM users WHERE tenant_id = ? AND username = ?`
 	qListUsers  = `SELECT ` + userCols + ` FROM users WHERE tenant_id = ? ORDER BY id`
 	// A zero UpdatedAt leaves the stored one.
 	qUpdateUser = `UPDATE users SET password_hash = ?, disabled = ?, updated_at = coalesce(?, updated_at),
-	name = ?, email = ?, email_verified = ?
+	name = ?, email = ?, email_verified = ?, roles = ?, group_names = ?, attributes = ?
 	WHERE tenant_id = ? AND id = ?`
 )
 
 func scanUser(r scanner) (*store.User, error) {
 	u := new(store.User)
 	if err := r.Scan(&u.TenantID, &u.ID, &u.Username, &u.PasswordHash, listCol{&u.Roles}, listCol{&u.Groups},
-		&u.Disabled, timeCol{&u.CreatedAt}, timeCol{&u.UpdatedAt}, &u.Name, &u.Email, &u.EmailVerified,
+		&u.Disabled, timeCol{&u.CreatedAt}, timeCol{&u.UpdatedAt}, &u.Name, &u.Email, &u.EmailVerified, mapCol{&u.Attributes},
 		&u.ConnectorID, &u.ExternalSubject); err != nil {
 		return nil, err
 	}
@@ -34,6 +34,9 @@ func scanUser(r scanner) (*store.User, error) {
 
 // CreateUser implements store.Store.
 func (s *Store) CreateUser(ctx context.Context, u *store.User, ev *store.AuditEvent) error {
+	if err := store.CheckUserAccess(u); err != nil {
+		return wrap("create user", err)
+	}
 	evRow := prepAudit(ev)
 	return wrap("create user", s.w.do(ctx, func(tx *wtx) error {
 		if err := tx.insertUser(u); err != nil {
@@ -46,7 +49,7 @@ func (s *Store) CreateUser(ctx context.Context, u *store.User, ev *store.AuditEv
 func (tx *wtx) insertUser(u *store.User) error {
 	_, err := tx.exec(qInsertUser, u.TenantID, u.ID, u.Username, u.PasswordHash, listText(u.Roles),
 		listText(u.Groups), u.Disabled, tv(u.CreatedAt), tv(u.UpdatedAt), u.Name, u.Email, u.EmailVerified,
-		u.ConnectorID, u.ExternalSubject)
+		mapText(u.Attributes), u.ConnectorID, u.ExternalSubject)
 	return err
 }
 
@@ -88,12 +91,16 @@ func (s *Store) ListUsers(ctx context.Context, tenantID string) ([]*store.User, 
 }
 
 // UpdateUser implements store.Store: password hash, disabled flag, profile
-// (name, email, email verified) and UpdatedAt (when set).
+// (name, email, email verified), roles, groups, attributes and UpdatedAt
+// (when set).
 func (s *Store) UpdateUser(ctx context.Context, u *store.User, ev *store.AuditEvent) error {
+	if err := store.CheckUserAccess(u); err != nil {
+		return wrap("update user", err)
+	}
 	evRow := prepAudit(ev)
 	return wrap("update user", s.w.do(ctx, func(tx *wtx) error {
 		n, err := tx.execN(qUpdateUser, u.PasswordHash, u.Disabled, tv(u.UpdatedAt), u.Name, u.Email, u.EmailVerified,
-			u.TenantID, u.ID)
+			listText(u.Roles), listText(u.Groups), mapText(u.Attributes), u.TenantID, u.ID)
 		if err != nil {
 			return err
 		}

@@ -28,7 +28,8 @@ const (
 	qInsertConnectorDomain  = `INSERT INTO connector_domains (domain, connector_id) VALUES (?, ?)`
 	qFindExternalUser       = `SELECT ` + userCols + ` FROM users WHERE tenant_id = ? AND connector_id = ? AND external_subject = ?`
 	qSignInUpdateUser       = `UPDATE users SET name = ?, email = ?, email_verified = ?, updated_at = coalesce(?, updated_at),
-	group_names = coalesce(?, group_names), roles = coalesce(?, roles) WHERE tenant_id = ? AND id = ?`
+	group_names = coalesce(?, group_names), roles = coalesce(?, roles), attributes = coalesce(?, attributes)
+	WHERE tenant_id = ? AND id = ?`
 )
 
 // connectorValues are c's columns after id and tenant_id up to
@@ -156,6 +157,13 @@ func nullableList(l []string) any {
 // SignInConnectorUser implements store.Store.
 func (s *Store) SignInConnectorUser(ctx context.Context, u *store.User, sess *store.Session,
 	events func(stored *store.User, created bool) []*store.AuditEvent) (*store.User, bool, error) {
+	if err := store.CheckUserAccess(u); err != nil {
+		return nil, false, wrap("sign in connector user", err)
+	}
+	var attrs any // nil keeps the stored attributes
+	if u.Attributes != nil {
+		attrs = mapText(u.Attributes)
+	}
 	var stored *store.User
 	var created bool
 	err := s.w.do(ctx, func(tx *wtx) error {
@@ -177,7 +185,7 @@ func (s *Store) SignInConnectorUser(ctx context.Context, u *store.User, sess *st
 			return nil
 		default:
 			if _, err := tx.exec(qSignInUpdateUser, u.Name, u.Email, u.EmailVerified, tv(u.UpdatedAt),
-				nullableList(u.Groups), nullableList(u.Roles), found.TenantID, found.ID); err != nil {
+				nullableList(u.Groups), nullableList(u.Roles), attrs, found.TenantID, found.ID); err != nil {
 				return err
 			}
 			if stored, err = scanUser(tx.queryRow(qGetUser, found.TenantID, found.ID)); err != nil {

@@ -10,18 +10,18 @@ import (
 const (
 	qInsertResource = `INSERT INTO resources
 	(tenant_id, id, uri, name, access_token_ttl_ns, consent_max_ttl_ns, consent_default_ttl_ns, tags, client_id,
-	providers, created_at)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	providers, created_at, user_claims)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qInsertScope = `INSERT INTO resource_scopes (tenant_id, resource_uri, position, name, description, sensitive)
 	VALUES (?, ?, ?, ?, ?, ?)`
 	qUpdateResource = `UPDATE resources SET name = ?, access_token_ttl_ns = ?, consent_max_ttl_ns = ?,
-	consent_default_ttl_ns = ?, tags = ?, client_id = ?, providers = ? WHERE tenant_id = ? AND uri = ?`
+	consent_default_ttl_ns = ?, tags = ?, client_id = ?, providers = ?, user_claims = ? WHERE tenant_id = ? AND uri = ?`
 	qDeleteScopes   = `DELETE FROM resource_scopes WHERE tenant_id = ? AND resource_uri = ?`
 	qDeleteResource = `DELETE FROM resources WHERE tenant_id = ? AND uri = ?`
 	// One statement reads a resource with its scopes: one snapshot, no
 	// second round trip.
 	qSelectResources = `SELECT r.tenant_id, r.id, r.uri, r.name, r.access_token_ttl_ns, r.consent_max_ttl_ns,
-	r.consent_default_ttl_ns, r.tags, r.client_id, r.providers, r.created_at, s.name, s.description, s.sensitive
+	r.consent_default_ttl_ns, r.tags, r.client_id, r.providers, r.created_at, r.user_claims, s.name, s.description, s.sensitive
 	FROM resources r LEFT JOIN resource_scopes s ON s.tenant_id = r.tenant_id AND s.resource_uri = r.uri`
 	qGetResource   = qSelectResources + ` WHERE r.tenant_id = ? AND r.uri = ? ORDER BY s.position`
 	qListResources = qSelectResources + ` WHERE r.tenant_id = ? ORDER BY r.uri, s.position`
@@ -38,6 +38,9 @@ func (tx *wtx) insertScopes(tenantID, uri string, scopes []store.Scope) error {
 
 // CreateResource implements store.Store.
 func (s *Store) CreateResource(ctx context.Context, r *store.Resource, ev *store.AuditEvent) error {
+	if err := store.CheckUserClaims(r.UserClaims); err != nil {
+		return wrap("create resource", err)
+	}
 	providers, err := providersText(r.Providers)
 	if err != nil {
 		return wrap("create resource", err)
@@ -46,7 +49,7 @@ func (s *Store) CreateResource(ctx context.Context, r *store.Resource, ev *store
 	return wrap("create resource", s.w.do(ctx, func(tx *wtx) error {
 		if _, err := tx.exec(qInsertResource, r.TenantID, r.ID, r.URI, r.Name, int64(r.AccessTokenTTL),
 			int64(r.ConsentMaxTTL), int64(r.ConsentDefaultTTL), listText(r.Tags), r.ClientID, providers,
-			tv(r.CreatedAt)); err != nil {
+			tv(r.CreatedAt), mapText(r.UserClaims)); err != nil {
 			return err
 		}
 		if err := tx.insertScopes(r.TenantID, r.URI, r.Scopes); err != nil {
@@ -66,7 +69,7 @@ func scanResources(rows *sql.Rows) ([]*store.Resource, error) {
 		var name, desc sql.NullString
 		var sensitive sql.NullBool
 		if err := rows.Scan(&r.TenantID, &r.ID, &r.URI, &r.Name, durCol{&r.AccessTokenTTL}, durCol{&r.ConsentMaxTTL},
-			durCol{&r.ConsentDefaultTTL}, listCol{&r.Tags}, &r.ClientID, providersCol{&r.Providers}, timeCol{&r.CreatedAt}, &name, &desc, &sensitive); err != nil {
+			durCol{&r.ConsentDefaultTTL}, listCol{&r.Tags}, &r.ClientID, providersCol{&r.Providers}, timeCol{&r.CreatedAt}, mapCol{&r.UserClaims}, &name, &desc, &sensitive); err != nil {
 			return nil, err
 		}
 		if cur == nil || cur.URI != r.URI {
@@ -110,6 +113,9 @@ func (s *Store) ListResources(ctx context.Context, tenantID string) ([]*store.Re
 // linked client, scopes and providers of the resource with r's tenant and
 // URI.
 func (s *Store) UpdateResource(ctx context.Context, r *store.Resource, ev *store.AuditEvent) error {
+	if err := store.CheckUserClaims(r.UserClaims); err != nil {
+		return wrap("update resource", err)
+	}
 	providers, err := providersText(r.Providers)
 	if err != nil {
 		return wrap("update resource", err)
@@ -117,7 +123,7 @@ func (s *Store) UpdateResource(ctx context.Context, r *store.Resource, ev *store
 	evRow := prepAudit(ev)
 	return wrap("update resource", s.w.do(ctx, func(tx *wtx) error {
 		n, err := tx.execN(qUpdateResource, r.Name, int64(r.AccessTokenTTL), int64(r.ConsentMaxTTL),
-			int64(r.ConsentDefaultTTL), listText(r.Tags), r.ClientID, providers, r.TenantID, r.URI)
+			int64(r.ConsentDefaultTTL), listText(r.Tags), r.ClientID, providers, mapText(r.UserClaims), r.TenantID, r.URI)
 		if err != nil {
 			return err
 		}

@@ -82,6 +82,11 @@ func testConnectors(t *testing.T, s store.Store) {
 			{"unknown type", func() *store.Connector { c := fullConnector(tn, "x"); c.Type = "saml"; return c }(), store.ErrInvalid},
 			{"upper-case domain", fullConnector(tn, "x", "Corp.example"), store.ErrInvalid},
 			{"duplicate domain", fullConnector(tn, "x", "d.example", "d.example"), store.ErrInvalid},
+			{"bad attribute name", func() *store.Connector {
+				c := fullConnector(tn, "x")
+				c.Claims.Attributes = map[string]string{"has space": "c"}
+				return c
+			}(), store.ErrInvalid},
 			{"file and sealed secret", func() *store.Connector {
 				c := fullConnector(tn, "x")
 				c.ClientSecretFile = "/s"
@@ -142,7 +147,8 @@ func testConnectors(t *testing.T, s store.Store) {
 func connectorUser(tenant, id, username, subject string) *store.User {
 	return &store.User{TenantID: tenant, ID: id, Username: username, ConnectorID: "corp", ExternalSubject: subject,
 		Name: "Alice Example", Email: username + "@corp.example", EmailVerified: true,
-		Groups: []string{"eng", "eng-oncall"}, Roles: []string{"admin"}, CreatedAt: base(), UpdatedAt: base()}
+		Groups: []string{"eng", "eng-oncall"}, Roles: []string{"admin"}, Attributes: map[string]string{"department": "R&D", "level": "7"},
+		CreatedAt: base(), UpdatedAt: base()}
 }
 
 func newSession(tenant string) *store.Session {
@@ -199,6 +205,7 @@ func testConnectorSignIn(t *testing.T, s store.Store) {
 		again.Name, again.Email, again.EmailVerified = "Alice Q. Example", "alice.q@corp.example", false
 		again.Groups = []string{"eng"} // eng-oncall removed upstream
 		again.Roles = nil              // roles not mapped: kept
+		again.Attributes = map[string]string{"department": "Ops"}
 		again.UpdatedAt = base().Add(time.Hour)
 		got, created, _, ev, err := signIn(t, again)
 		must(t, "SignInConnectorUser", err)
@@ -208,20 +215,37 @@ func testConnectorSignIn(t *testing.T, s store.Store) {
 		want := *first
 		want.Name, want.Email, want.EmailVerified = again.Name, again.Email, false
 		want.Groups, want.UpdatedAt = []string{"eng"}, again.UpdatedAt
+		want.Attributes = map[string]string{"department": "Ops"} // replaced whole
 		checkEqual(t, "refreshed user", &want, got)
 		stored, err := s.GetUser(ctx(t), tn, aliceID)
 		must(t, "GetUser", err)
 		checkEqual(t, "stored user", &want, stored)
 		wantAudit(t, s, ev)
 
-		// An empty list clears.
-		again.Groups, again.Roles = []string{}, []string{}
+		// Nil attributes keep; an empty list or map clears.
+		again.Attributes = nil
 		_, _, _, _, err = signIn(t, again)
 		must(t, "SignInConnectorUser", err)
 		stored, err = s.GetUser(ctx(t), tn, aliceID)
 		must(t, "GetUser", err)
-		if len(stored.Groups) != 0 || len(stored.Roles) != 0 {
-			t.Fatalf("groups %q, roles %q after an empty refresh", stored.Groups, stored.Roles)
+		checkEqual(t, "attributes kept", map[string]string{"department": "Ops"}, stored.Attributes)
+		again.Groups, again.Roles, again.Attributes = []string{}, []string{}, map[string]string{}
+		_, _, _, _, err = signIn(t, again)
+		must(t, "SignInConnectorUser", err)
+		stored, err = s.GetUser(ctx(t), tn, aliceID)
+		must(t, "GetUser", err)
+		if len(stored.Groups) != 0 || len(stored.Roles) != 0 || len(stored.Attributes) != 0 {
+			t.Fatalf("groups %q, roles %q, attributes %v after an empty refresh", stored.Groups, stored.Roles, stored.Attributes)
+		}
+
+		// What no user can hold is refused, and nothing is written.
+		bad := connectorUser(tn, "u-x", "alice", "sub-1")
+		bad.Groups = []string{"eng", "eng"}
+		_, _, sess, ev, err := signIn(t, bad)
+		wantErr(t, "SignInConnectorUser with a duplicate group", err, store.ErrInvalid)
+		wantNoAudit(t, s, ev)
+		if _, err := s.GetSession(ctx(t), sess.Hash, base()); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("session after a refused sign-in: %v", err)
 		}
 	})
 	t.Run("disabled", func(t *testing.T) {

@@ -23,6 +23,7 @@ func fullResource(tenant, id, uri string) *store.Resource {
 		ConsentDefaultTTL: 1500 * time.Millisecond,
 		Tags:              []string{"internal", "pii"},
 		ClientID:          "rs-" + id,
+		UserClaims:        map[string]string{"groups": store.UserClaimGroups, "department": "attr:department"},
 		CreatedAt:         base(),
 	}
 }
@@ -142,6 +143,7 @@ func testUsers(t *testing.T, s store.Store) {
 		PasswordHash: "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA",
 		Roles:        []string{"admin", "dev"},
 		Groups:       []string{"eng"},
+		Attributes:   map[string]string{"department": "R&D", "employment": "staff", "motto": "“naïve” <ok>"},
 		CreatedAt:    base(),
 		UpdatedAt:    base(),
 	}

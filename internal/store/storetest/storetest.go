@@ -75,6 +75,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Resources", testResources},
 		{"ResourceErrors", testResourceErrors},
 		{"Users", testUsers},
+		{"UserAttributes", testUserAttributes},
+		{"ResourceUserClaims", testResourceUserClaims},
 		{"SigningKeys", testSigningKeys},
 		{"Sessions", testSessions},
 		{"AuthCode", testAuthCode},
