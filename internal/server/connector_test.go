@@ -449,3 +449,33 @@ func TestConnectorTenantIsolation(t *testing.T) {
 		t.Fatalf("a person of connector corp's tenant is offered %v:\n%s", got, p.Body)
 	}
 }
+
+// TestConnectorAttributePolicy: an attribute mapped from the provider's
+// claims is what a policy reads; when the provider changes it, the next
+// sign-in changes the decision.
+func TestConnectorAttributePolicy(t *testing.T) {
+	h := newConnectorHub(t)
+	applyPolicy(t, h.Store, h.engine, `@id("contractors-read-only")
+forbid (principal, action == Action::"grant", resource)
+when { resource.name == "notes.write" && context has user && context.user.hasTag("department") &&
+  context.user.getTag("department") == "contractors" };`)
+	h.settle()
+	secret := h.AddClient(&store.Client{ID: "agent-1", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code"}})
+	conf := h.oauth2Config("agent-1", secret, "notes.read", "notes.write")
+	offered := func(t *testing.T) []string {
+		t.Helper()
+		b := h.browser()
+		login := b.Get(conf.AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oauth2.SetAuthURLParam("resource", h.Resource)))
+		return servertest.Offered(h.via(t, b, login, "corp").Body)
+	}
+	if got := offered(t); !slices.Equal(got, []string{"notes.read", "notes.write"}) {
+		t.Fatalf("offered %v in R&D", got)
+	}
+	h.idp.SignIn("sub-carol", map[string]any{"preferred_username": "carol", "dept": "contractors"})
+	if got := offered(t); !slices.Equal(got, []string{"notes.read"}) {
+		t.Fatalf("offered %v to a contractor", got)
+	}
+	if u := h.user(t, store.DefaultTenant, "carol"); u.Attributes["department"] != "contractors" {
+		t.Fatalf("attributes %v", u.Attributes)
+	}
+}
