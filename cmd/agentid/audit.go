@@ -24,10 +24,10 @@ func (c *cli) newAuditCmd() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "audit",
-		Short: "Read, follow, export, verify and prune the audit trail",
+		Short: "Read, follow, export, verify and prune the audit trail; show its sinks",
 		Long: `Read, follow and export the audit trail: every change to agents, people, consents,
 tokens and the hub's configuration (docs/audit-events.md describes every event
-type); verify its hash chain and prune old events.
+type); verify its hash chain and prune old events; show the streaming sinks' lag.
 
 Filters (list, tail, export): --tenant (default: default), --agent (its own events
 and the credential retrievals made for it), --client, --user (id or username),
@@ -40,6 +40,7 @@ duration before now, such as 24h; since inclusive, until exclusive).`,
 	addJSONFlag(cmd, &asJSON)
 	cmd.AddCommand(c.auditQueryCommands(&asJSON)...)
 	cmd.AddCommand(c.auditChainCommands(&asJSON)...)
+	cmd.AddCommand(c.newAuditSinksCmd(&asJSON))
 	return cmd
 }
 

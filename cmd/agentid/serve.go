@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/agentid/agentid/internal/audit"
+	"github.com/agentid/agentid/internal/audit/sink"
 	"github.com/agentid/agentid/internal/clients"
 	"github.com/agentid/agentid/internal/config"
 	"github.com/agentid/agentid/internal/connectors"
@@ -207,6 +208,8 @@ type hub struct {
 	// sealer links the audit trail into its hash chain and signs
 	// checkpoints; it runs for the hub's lifetime (Run).
 	sealer *audit.Sealer
+	// sinks streams the sealed trail to the configured sinks (nil: none).
+	sinks *sink.Dispatcher
 }
 
 // newHub opens the store, prepares its schema, loads (or creates) the KEK
@@ -296,20 +299,28 @@ func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, 
 	if err != nil {
 		return nil, err
 	}
-	sealer, err := newSealer(cfg, st, keys, log)
+	sinks, err := newSinkDispatcher(cfg, st, log)
 	if err != nil {
 		return nil, err
 	}
-	return &hub{store: st, keys: keys, vault: vlt, server: srv, sealer: sealer}, nil
+	var sealed func(*store.SealResult)
+	if sinks != nil {
+		sealed = sinks.Offer // the sinks take what the sealer linked without reading it back
+	}
+	sealer, err := newSealer(cfg, st, keys, log, sealed)
+	if err != nil {
+		return nil, err
+	}
+	return &hub{store: st, keys: keys, vault: vlt, server: srv, sealer: sealer, sinks: sinks}, nil
 }
 
 // newSealer builds the audit chain's sealer for the configured backend.
-func newSealer(cfg *config.Config, st store.Store, keys *token.Keys, log *slog.Logger) (*audit.Sealer, error) {
+func newSealer(cfg *config.Config, st store.Store, keys *token.Keys, log *slog.Logger, sealed func(*store.SealResult)) (*audit.Sealer, error) {
 	var settle time.Duration
 	if cfg.IsPostgres() {
 		settle = postgresSettle
 	}
-	return audit.NewSealer(audit.SealerOptions{Store: st, Signer: keys, Issuer: cfg.Issuer, Settle: settle, Logger: log})
+	return audit.NewSealer(audit.SealerOptions{Store: st, Signer: keys, Issuer: cfg.Issuer, Settle: settle, Logger: log, Sealed: sealed})
 }
 
 // identityAssertions maps the identity_assertions settings to the server's.
@@ -412,14 +423,17 @@ func (h *hub) tasks() []task {
 
 // runBackground runs the hub's background work until ctx is done: the
 // periodic tasks, the vault's refresher, which keeps connections' access
-// tokens fresh and provider refresh tokens alive, and the audit chain's
-// sealer.
+// tokens fresh and provider refresh tokens alive, the audit chain's
+// sealer and the audit sinks.
 func (h *hub) runBackground(ctx context.Context, log *slog.Logger) {
 	var wg sync.WaitGroup
 	wg.Go(func() { runTasks(ctx, log, h.tasks()) })
 	wg.Go(func() { h.vault.Run(ctx, vaultRefreshInterval) })
 	// The sealer seals once more when ctx ends, after the last request.
 	wg.Go(func() { h.sealer.Run(ctx, sealInterval) })
+	if h.sinks != nil {
+		wg.Go(func() { h.sinks.Run(ctx) })
+	}
 	wg.Wait()
 }
 

@@ -52,6 +52,7 @@ var allowed = map[string][]string{
 	"cmd/agentid":                        {"*"},
 	"internal/arch":                      {},
 	"internal/audit":                     {"internal/store"},
+	"internal/audit/sink":                {"internal/audit", "internal/store"},
 	"internal/clients":                   {"internal/audit", "internal/oauth", "internal/policy", "internal/store", "internal/token"},
 	"internal/config":                    {},
 	"internal/consent":                   {"internal/store", "internal/audit", "internal/oauth"},

@@ -36,6 +36,7 @@ func constructors() map[string]*store.AuditEvent {
 	retrieval := audit.RetrievalFields{ClientID: "mcp", Resource: key.Resource, UserID: "u", Agent: "c", SubjectJTI: "j", ProviderID: "calendar", ConnectionID: "conn_1", Reason: "no_connection"}
 	return map[string]*store.AuditEvent{
 		audit.AuditCheckpoint:                audit.NewCheckpoint(meta, audit.CheckpointFields{HeadID: 7, HeadHash: []byte{1, 2}, Signature: "a.b.c", KID: "k1"}),
+		audit.AuditSinkDeadLettered:          audit.NewSinkDeadLettered(meta, audit.SinkDeadLetterFields{Sink: "siem", SinkType: "webhook", FirstID: 10, LastID: 19, Events: 10, Attempts: 8, Error: "status 503"}),
 		audit.AuditPruned:                    audit.NewPruned(meta, audit.PrunedFields{Before: at, Deleted: 3, AnchorID: 8, AnchorPrevHash: []byte{3}, Signature: "a.b.c", KID: "k1"}),
 		audit.AuditVerified:                  audit.NewVerified(meta, &audit.Report{Events: 5, Checkpoints: 1}),
 		audit.ClientRegistered:               audit.NewClientRegistered(meta, audit.ClientRegisteredFields{ClientID: "c", Name: "Agent", Method: store.RegistrationDCR, AuthMethod: "none", Ceiling: sc, Policy: dec}),

@@ -195,6 +195,8 @@ var ocsfRules = map[string]OCSFRule{
 	AuditPruned:     {ClassUID: OCSFEntityManagement, ActivityID: 4, entity: chainEntity},
 	// A break found by verification is evidence of tampering.
 	AuditVerified: {ClassUID: OCSFEntityManagement, ActivityID: 2, Severity: severityHigh, entity: chainEntity},
+	// A streaming sink's cursor moved past events it could not deliver.
+	AuditSinkDeadLettered: {ClassUID: OCSFEntityManagement, ActivityID: 3, Severity: severityHigh, entity: detailEntity("audit_sink", "sink", "sink_type")},
 	// A person's connection to a downstream provider.
 	ConnectionCreated: {ClassUID: OCSFEntityManagement, ActivityID: 1, entity: connectionEntity},
 	ConnectionRotated: {ClassUID: OCSFEntityManagement, ActivityID: 3, entity: connectionEntity},

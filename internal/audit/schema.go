@@ -32,6 +32,13 @@ var columnDocs = [][2]string{
 
 // detailDocs explains every details key a constructor writes.
 var detailDocs = map[string]string{
+	"sink":                       "The name of a streaming sink in the hub's configuration (`audit.sinks`).",
+	"sink_type":                  "The kind of a streaming sink: `webhook`, `splunk_hec`, `syslog`, `file` or `stdout`.",
+	"first_id":                   "The first event id of a batch a sink gave up on.",
+	"last_id":                    "The last event id of a batch a sink gave up on; the sink resumed after it.",
+	"dead_events":                "How many events of the trail a sink gave up on in that batch (they stay in the trail; `agentid audit export` replays them).",
+	"attempts":                   "How many times the sink tried to deliver the batch.",
+	"sink_error":                 "The last delivery attempt's error: an HTTP status or a network failure, without URLs' credentials or tokens.",
 	"anchor_id":                  "The first event a prune kept, whose `prev_hash` the signed `audit.pruned` event vouches for.",
 	"anchor_prev_hash":           "The `prev_hash` (hex) of the anchor a prune kept.",
 	"before":                     "The cut-off a prune was asked for (RFC 3339): events before it were deleted, up to the anchor.",

@@ -46,6 +46,11 @@ type SealerOptions struct {
 	CheckpointInterval time.Duration
 	Now                func() time.Time // nil: time.Now
 	Logger             *slog.Logger     // nil: discard
+	// Sealed, when set, receives the result of every SealAudit call that
+	// looked at new ids, with the events it linked (the streaming sinks'
+	// sink.Dispatcher.Offer, so that they need not read them back). It
+	// must not keep the sealer waiting.
+	Sealed func(*store.SealResult)
 }
 
 // Sealer links the audit trail's events into each tenant's hash chain
@@ -212,6 +217,9 @@ func (s *Sealer) sealTo(ctx context.Context, upTo int64) (int, error) {
 			return total, err
 		}
 		total += res.Sealed
+		if s.opts.Sealed != nil && res.Through > res.From {
+			s.opts.Sealed(res)
+		}
 		for _, h := range res.Heads {
 			st := s.tenants[h.TenantID]
 			if st == nil {

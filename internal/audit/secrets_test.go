@@ -35,7 +35,9 @@ var allConstructors = []any{
 	audit.NewConnectionCreated, audit.NewConnectionRefreshed, audit.NewConnectionRefreshFailed, audit.NewConnectionNeedsReauth,
 	audit.NewConnectionRotated, audit.NewConnectionRevoked, audit.NewConnectionRetrieved, audit.NewConnectionRetrievalDenied,
 	audit.NewKEKRewrapped, audit.NewCheckpoint, audit.NewPruned, audit.NewVerified, audit.NewToolInvoked,
-	audit.NewTokenIntrospectedInactive, audit.NewConnectorCreated, audit.NewConnectorUpdated, audit.NewUserSignedIn,
+	audit.NewTokenIntrospectedInactive,
+	audit.NewSinkDeadLettered,
+	audit.NewConnectorCreated, audit.NewConnectorUpdated, audit.NewUserSignedIn,
 }
 
 // inputKinds classifies every input a constructor takes, by its field or
@@ -71,6 +73,10 @@ var inputKinds = map[string]string{
 	// The audit chain: hashes of events and checkpoint signatures (JWS the
 	// hub signs over them) are public, verifiable statements.
 	"headhash": "name", "anchorprevhash": "name", "signature": "name",
+	// Streaming sinks: the sink's name and kind, event ids, counts, and
+	// the error text the dispatcher built (a status or a network failure).
+	"sink": "name", "sinktype": "name", "firstid": "name", "lastid": "name", "events": "name", "attempts": "name",
+	"error": "name",
 }
 
 // secretish are input names that would hold a credential; none may be

@@ -50,6 +50,8 @@ type Config struct {
 	// (identity.go).
 	IdentityAssertions IdentityAssertionsConfig `yaml:"identity_assertions"`
 	Log                LogConfig                `yaml:"log"`
+	// Audit streams the audit trail to sinks (audit.go).
+	Audit AuditConfig `yaml:"audit"`
 }
 
 // StoreConfig selects and opens the database.

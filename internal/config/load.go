@@ -100,6 +100,7 @@ func load(data []byte, lookupEnv func(string) (string, bool), readFile func(stri
 	l.decodeFile(data)
 	l.applyEnv()
 	l.resolveRefs()
+	l.resolveSinkSecrets()
 	l.registrationMode()
 	l.readTrustedIssuerKeys()
 	l.cfg.fillDerived()

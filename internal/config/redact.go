@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -28,6 +29,12 @@ func (c *Config) Redacted() ([]byte, error) {
 		r.KEK.Previous = redacted
 	}
 	r.Registration.InitialAccessTokens = nil
+	r.Audit.Sinks = slices.Clone(c.Audit.Sinks)
+	for i := range r.Audit.Sinks {
+		if r.Audit.Sinks[i].Secret != "" {
+			r.Audit.Sinks[i].Secret = redacted
+		}
+	}
 
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)

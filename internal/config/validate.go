@@ -104,6 +104,7 @@ func (c *Config) validate() Problems {
 	checkDuration(&ps, "consent.step_up_sensitive_default", c.Consent.StepUpSensitiveDefault, time.Minute, 0)
 
 	c.validateIdentityAssertions(&ps)
+	c.validateAudit(&ps)
 
 	checkOneOf(&ps, "log.level", c.Log.Level, logLevels)
 	checkOneOf(&ps, "log.format", c.Log.Format, logFormats)

@@ -129,6 +129,13 @@ type SealResult struct {
 	Sealed int
 	// Heads are the new heads of the tenants the call advanced.
 	Heads []ChainHead
+	// From is the mark the call started from: the call looked at the ids
+	// above From up to Through. Links are the events it linked, in id
+	// order, with their links: every event of that range, so that a
+	// reader in the same process (the streaming sinks) need not read them
+	// back.
+	From  int64
+	Links []*AuditLink
 }
 
 // AuditPrune names what PruneAudit removes: the tenant's events before

@@ -738,6 +738,7 @@ type Store interface {
 	Policies
 	AuditTrail
 	AuditChain
+	AuditSinks
 	Domains
 	Issuers
 	Providers

@@ -67,7 +67,7 @@ func (s *Store) SealAudit(ctx context.Context, upTo int64, limit int) (*store.Se
 		if err := tx.QueryRow(ctx, `SELECT through FROM audit_seal WHERE id = 1 FOR UPDATE`).Scan(&through); err != nil {
 			return err
 		}
-		res.Through = through
+		res.Through, res.From = through, through
 		if upTo <= through {
 			return nil
 		}
@@ -125,6 +125,7 @@ func (s *Store) SealAudit(ctx context.Context, upTo int64, limit int) (*store.Se
 			h := heads[l.Event.TenantID]
 			ids[i], tenants[i], prevs[i] = l.Event.ID, l.Event.TenantID, h.Hash
 			hashes[i] = store.ChainHash(h.Hash, l.Event)
+			l.PrevHash, l.Hash = h.Hash, hashes[i]
 			h.ID, h.Hash = l.Event.ID, hashes[i]
 			h.Sealed++
 		}
@@ -143,7 +144,7 @@ func (s *Store) SealAudit(ctx context.Context, upTo int64, limit int) (*store.Se
 			}
 			res.Heads = append(res.Heads, *h)
 		}
-		res.Sealed = len(links)
+		res.Sealed, res.Links = len(links), links
 		res.Through = upTo
 		if len(links) == limit {
 			res.Through = links[len(links)-1].Event.ID

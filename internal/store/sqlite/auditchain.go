@@ -150,7 +150,7 @@ func (s *Store) planSeal(ctx context.Context, upTo int64, limit int) (*sealPlan,
 	if err := rtx.QueryRowContext(ctx, `SELECT through FROM audit_seal WHERE id = 1`).Scan(&p.through); err != nil {
 		return nil, err
 	}
-	p.res.Through = p.through
+	p.res.Through, p.res.From = p.through, p.through
 	if upTo <= p.through {
 		return p, nil
 	}
@@ -197,13 +197,14 @@ func (s *Store) planSeal(ctx context.Context, upTo int64, limit int) (*sealPlan,
 		}
 		hash := store.ChainHash(h.Hash, l.Event)
 		p.args = append(p.args, l.Event.ID, tn, h.Hash, hash)
+		l.PrevHash, l.Hash = h.Hash, hash
 		h.ID, h.Hash = l.Event.ID, hash
 		h.Sealed++
 	}
 	for _, tn := range order {
 		p.res.Heads = append(p.res.Heads, *heads[tn])
 	}
-	p.res.Sealed = len(p.links)
+	p.res.Sealed, p.res.Links = len(p.links), p.links
 	p.res.Through = upTo
 	if len(p.links) == limit {
 		p.res.Through = p.links[len(p.links)-1].Event.ID
