@@ -169,6 +169,9 @@ type Server struct {
 	// verified remembers, for lookupTTL, the claims of access tokens
 	// whose signature token exchange checked (grant_exchange.go).
 	verified *ttlCache[*token.AccessClaims]
+	// users caches, for lookupTTL, the enabled people tokens are issued
+	// about (issuingUser in grant.go).
+	users *ttlCache[*store.User]
 	// grants is the grant table (grant.go) behind /token, metadata and
 	// registration.
 	grants []grant
@@ -304,6 +307,7 @@ func New(cfg Config) (*Server, error) {
 	s.clients = newTTLCache[*store.Client](s.now)
 	s.resources = newTTLCache[*store.Resource](s.now)
 	s.verified = newTTLCache[*token.AccessClaims](s.now)
+	s.users = newTTLCache[*store.User](s.now)
 	s.domains = newTTLCache[[]*store.Domain](s.now)
 	s.fetcher = cfg.Fetcher
 	if s.fetcher == nil {
