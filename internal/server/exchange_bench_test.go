@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/agentid/agentid/internal/oauth"
+	"github.com/agentid/agentid/internal/server"
+	"github.com/agentid/agentid/internal/server/servertest"
 	"github.com/agentid/agentid/internal/store"
 	"github.com/agentid/agentid/internal/token"
 )
@@ -31,13 +33,28 @@ import (
 // exchange verifies a signature); same-subject presents one token over and
 // over, as a resource server fanning one call out to several next hops
 // does (the signature check is then remembered, see verifyAccessToken).
+//
+// distinct-subjects-eddsa is distinct-subjects with the hub signing with
+// EdDSA (tokens.signing_alg), for comparison: the default is ES256.
 func BenchmarkTokenExchange(b *testing.B) {
 	b.Run("distinct-subjects", func(b *testing.B) { benchExchange(b, 20000) })
 	b.Run("same-subject", func(b *testing.B) { benchExchange(b, 1) })
+	b.Run("distinct-subjects-eddsa", func(b *testing.B) { benchExchange(b, 20000, signingAlg(b, token.AlgEdDSA)) })
 }
 
-func benchExchange(b *testing.B, subjects int) {
-	h := newHub(b)
+// signingAlg makes the hub's keys sign with alg.
+func signingAlg(tb testing.TB, alg string) servertest.Option {
+	return func(c *server.Config) {
+		keys, err := token.NewKeys(context.Background(), token.Options{Store: c.Store, Keyring: c.Keyring, Algorithm: alg, Now: c.Now})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		c.Keys = keys
+	}
+}
+
+func benchExchange(b *testing.B, subjects int, opts ...servertest.Option) {
+	h := newHub(b, opts...)
 	agentSecret := h.AddClient(&store.Client{ID: "agent", RedirectURIs: []string{redirectURI}, GrantTypes: []string{oauth.GrantAuthorizationCode}})
 	mcpSecret := h.AddClient(&store.Client{ID: "mcp-a", GrantTypes: []string{grantExchange}})
 	h.LinkResourceServer("mcp-a")
