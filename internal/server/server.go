@@ -152,8 +152,10 @@ const MaxAccessTokenTTL = time.Hour
 
 // Server serves agentid's HTTP endpoints.
 type Server struct {
-	cfg       Config
-	issuer    string
+	cfg    Config
+	issuer string
+	// providers is the canonical <issuer>/providers/ (grant_connection.go).
+	providers string
 	tenant    string
 	st        store.Store
 	keys      *token.Keys
@@ -241,6 +243,7 @@ func New(cfg Config) (*Server, error) {
 		now:    cfg.Now,
 		rand:   cfg.Rand,
 	}
+	s.providers = providersPrefix(s.issuer)
 	if s.tenant == "" {
 		s.tenant = store.DefaultTenant
 	}
