@@ -1,8 +1,6 @@
 package sqlite
 
 import (
-	"os"
-	"strings"
 	"strconv"
 	"sync/atomic"
 	"syscall"
@@ -28,13 +26,6 @@ func BenchmarkIssueExchanged(b *testing.B) {
 	}
 	if err := s.CreateUser(ctx, &store.User{ID: "u-alice", TenantID: store.DefaultTenant, Username: "alice", CreatedAt: now}, nil); err != nil {
 		b.Fatal(err)
-	}
-	if os.Getenv("ZZDROP") != "" {
-		for _, q := range strings.Split(os.Getenv("ZZDROP"), ";") {
-			if err := s.w.do(ctx, func(tx *wtx) error { _, err := tx.exec(q); return err }); err != nil {
-				b.Fatal(err)
-			}
-		}
 	}
 	const subjects = 1000
 	exp := now.Add(10 * time.Minute)
