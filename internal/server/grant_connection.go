@@ -42,6 +42,16 @@ import (
 // retrieval targets.
 const providersPath = "/providers/"
 
+// providersPrefix is the canonical <issuer>/providers/ that
+// providerTarget looks for (computed once: every exchange asks).
+func providersPrefix(issuer string) string {
+	canon, oe := oauth.CanonicalResource(issuer)
+	if oe != nil {
+		canon = issuer
+	}
+	return canon + providersPath
+}
+
 // providerIDPattern is a provider id (store.Provider.ID).
 var providerIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
@@ -79,11 +89,7 @@ func (s *Server) providerTarget(raw string) (string, bool) {
 	if oe != nil {
 		return "", false
 	}
-	issuer, oe := oauth.CanonicalResource(s.issuer)
-	if oe != nil {
-		issuer = s.issuer
-	}
-	id, ok := strings.CutPrefix(canon, issuer+providersPath)
+	id, ok := strings.CutPrefix(canon, s.providers)
 	if !ok {
 		return "", false
 	}

@@ -161,8 +161,10 @@ const MaxAccessTokenTTL = time.Hour
 
 // Server serves agentid's HTTP endpoints.
 type Server struct {
-	cfg       Config
-	issuer    string
+	cfg    Config
+	issuer string
+	// providers is the canonical <issuer>/providers/ (grant_connection.go).
+	providers string
 	tenant    string
 	st        store.Store
 	keys      *token.Keys
@@ -179,6 +181,9 @@ type Server struct {
 	// verified remembers, for lookupTTL, the claims of access tokens
 	// whose signature token exchange checked (grant_exchange.go).
 	verified *ttlCache[*token.AccessClaims]
+	// users caches, for lookupTTL, the enabled people tokens are issued
+	// about (issuingUser in grant.go).
+	users *ttlCache[*store.User]
 	// grants is the grant table (grant.go) behind /token, metadata and
 	// registration.
 	grants []grant
@@ -248,6 +253,7 @@ func New(cfg Config) (*Server, error) {
 		now:    cfg.Now,
 		rand:   cfg.Rand,
 	}
+	s.providers = providersPrefix(s.issuer)
 	if s.tenant == "" {
 		s.tenant = store.DefaultTenant
 	}
@@ -317,6 +323,7 @@ func New(cfg Config) (*Server, error) {
 	s.clients = newTTLCache[*store.Client](s.now)
 	s.resources = newTTLCache[*store.Resource](s.now)
 	s.verified = newTTLCache[*token.AccessClaims](s.now)
+	s.users = newTTLCache[*store.User](s.now)
 	s.domains = newTTLCache[[]*store.Domain](s.now)
 	s.fetcher = cfg.Fetcher
 	if s.fetcher == nil {

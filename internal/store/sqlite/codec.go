@@ -164,6 +164,12 @@ func isConflict(err error) bool {
 	return false
 }
 
+// isNotNull reports a violated NOT NULL constraint.
+func isNotNull(err error) bool {
+	var e *msqlite.Error
+	return errors.As(err, &e) && e.Code() == sqlite3.SQLITE_CONSTRAINT_NOTNULL
+}
+
 // wrap adds the operation to err and maps driver errors onto the store's
 // sentinels. Constraint messages name columns, never values, but the
 // sentinel is all a caller needs, so it replaces the driver's text.
