@@ -1,0 +1,135 @@
+package sink_test
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agentid/agentid/internal/audit"
+	"github.com/agentid/agentid/internal/audit/sink"
+	"github.com/agentid/agentid/internal/store"
+)
+
+// bigBatch is a batch of n events whose encoded items are size bytes each.
+func bigBatch(n, size int) *sink.Batch {
+	b := &sink.Batch{Sink: "syslog", FirstID: 1, LastID: int64(n)}
+	item := []byte(`{"x":"` + strings.Repeat("a", size-8) + `"}`)
+	for i := range n {
+		b.Events = append(b.Events, &store.AuditEvent{ID: int64(i + 1), Type: audit.TokenIssued, Outcome: audit.Success, Time: time.Unix(1_800_000_000, 0)})
+		b.Items = append(b.Items, item)
+	}
+	return b
+}
+
+// TestSyslogStalledCollector: a collector that accepts the connection and
+// never reads must not hold a delivery past the sink's Timeout, nor past
+// the end of the dispatcher's context.
+func TestSyslogStalledCollector(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		timeout time.Duration
+		cancel  time.Duration // 0: never
+	}{
+		{"timeout", 200 * time.Millisecond, 0},
+		{"context ends", time.Hour, 200 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			conns := make(chan net.Conn, 4)
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					conns <- c // held open, never read
+				}
+			}()
+			defer func() {
+				close(conns)
+				for c := range conns {
+					c.Close()
+				}
+			}()
+			s, err := sink.NewSyslog(sink.SyslogOptions{Address: ln.Addr().String(), Timeout: tc.timeout})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			if tc.cancel > 0 {
+				time.AfterFunc(tc.cancel, cancel)
+			}
+			done := make(chan error, 1)
+			start := time.Now()
+			// 64 MiB: more than the kernel buffers on both ends hold.
+			go func() { done <- s.Deliver(ctx, bigBatch(1024, 64<<10)) }()
+			select {
+			case err := <-done:
+				if err == nil {
+					t.Fatal("Deliver to a collector that never reads succeeded")
+				}
+				if el := time.Since(start); el > 5*time.Second {
+					t.Fatalf("Deliver returned after %v", el)
+				}
+			case <-time.After(10 * time.Second):
+				ln.Close()
+				for len(conns) > 0 {
+					(<-conns).Close()
+				}
+				t.Fatal("Deliver to a collector that never reads did not return")
+			}
+		})
+	}
+}
+
+// TestSyslogAfterIdle: a batch larger than the write buffer, sent after
+// the connection was idle for longer than Timeout, is delivered at the
+// first attempt (the write deadline is the batch's own).
+func TestSyslogAfterIdle(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan int, 4)
+	go func() {
+		n := 0
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			n++
+			accepted <- n
+			go func() {
+				defer c.Close()
+				_, _ = io.Copy(io.Discard, bufio.NewReader(c))
+			}()
+		}
+	}()
+	s, err := sink.NewSyslog(sink.SyslogOptions{Address: ln.Addr().String(), Timeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := range 2 {
+		if err := s.Deliver(t.Context(), bigBatch(4, 8<<10)); err != nil {
+			t.Fatalf("batch %d: %v", i, err)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if len(accepted) != 1 {
+		t.Fatalf("the sink dialled %d times, want once", len(accepted))
+	}
+}
+
