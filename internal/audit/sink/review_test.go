@@ -132,4 +132,3 @@ func TestSyslogAfterIdle(t *testing.T) {
 		t.Fatalf("the sink dialled %d times, want once", len(accepted))
 	}
 }
-
