@@ -132,3 +132,29 @@ func TestSyslogAfterIdle(t *testing.T) {
 		t.Fatalf("the sink dialled %d times, want once", len(accepted))
 	}
 }
+
+// TestMaskUserEverywhere: masking user_id hides the user's id wherever the
+// event repeats it (a connection's owner_id), in both formats, and keeps
+// details that are not the user as they are.
+func TestMaskUserEverywhere(t *testing.T) {
+	ev := audit.NewConnectionCreated(audit.Meta{TenantID: store.DefaultTenant, Time: time.Unix(1_800_000_000, 0)},
+		audit.ConnectionFields{ProviderID: "github", ConnectionID: "conn-1", OwnerKind: store.OwnerUser, OwnerID: "alice@example.com"})
+	ev.ID = 7
+	if ev.UserID != "alice@example.com" || ev.Details["owner_id"] != "alice@example.com" {
+		t.Fatalf("fixture: the event does not name its owner twice: %+v", ev)
+	}
+	for _, format := range []sink.Format{sink.FormatNative, sink.FormatOCSF} {
+		out := string(sink.EncodeForTest(t, format, []string{"user_id"}, ev))
+		if strings.Contains(out, "alice@") {
+			t.Errorf("%s: the masked user id is still in %s", format, out)
+		}
+		for _, keep := range []string{"conn-1", "github"} {
+			if !strings.Contains(out, keep) {
+				t.Errorf("%s: %q missing from %s", format, keep, out)
+			}
+		}
+	}
+	if ev.Details["owner_id"] != "alice@example.com" {
+		t.Fatal("masking changed the event itself")
+	}
+}
