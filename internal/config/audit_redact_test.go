@@ -1,0 +1,41 @@
+package config
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+// TestRedactedSinkURL: a webhook or HEC URL may carry a credential in its
+// query (a function key, a token); --print-config hides every query value
+// of a sink URL, keeps the endpoint, and the HMAC key is REDACTED.
+func TestRedactedSinkURL(t *testing.T) {
+	const (
+		code = "fn-key-sekrit-4242"
+		key  = "hmac-key-sekrit-0123456789"
+	)
+	yaml := "audit:\n  sinks:\n" +
+		"    - name: siem\n      type: webhook\n      url: https://hooks.example.com/api/ingest?code=" + code + "&tenant=acme\n      secret: env:WH\n" +
+		"    - name: hec\n      type: splunk_hec\n      url: https://splunk.example.com:8088?token=" + code + "\n      secret: env:WH\n"
+	c, err := load([]byte(yaml), envMap(map[string]string{"WH": key}), os.ReadFile)
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	out, err := c.Redacted()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{code, key} {
+		if strings.Contains(string(out), s) {
+			t.Errorf("Redacted output contains secret %q:\n%s", s, out)
+		}
+	}
+	for _, keep := range []string{"https://hooks.example.com/api/ingest?code=REDACTED&tenant=REDACTED", "https://splunk.example.com:8088?token=REDACTED"} {
+		if !strings.Contains(string(out), keep) {
+			t.Errorf("Redacted output lacks %q:\n%s", keep, out)
+		}
+	}
+	if c.Audit.Sinks[0].URL != "https://hooks.example.com/api/ingest?code="+code+"&tenant=acme" {
+		t.Errorf("Redacted changed the configuration itself: %q", c.Audit.Sinks[0].URL)
+	}
+}
