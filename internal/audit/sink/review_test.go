@@ -3,11 +3,14 @@ package sink_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"strings"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/audit/sink"
@@ -156,5 +159,64 @@ func TestMaskUserEverywhere(t *testing.T) {
 	}
 	if ev.Details["owner_id"] != "alice@example.com" {
 		t.Fatal("masking changed the event itself")
+	}
+}
+
+// errSink fails every delivery with its error.
+type errSink struct{ err error }
+
+func (s errSink) Deliver(context.Context, *sink.Batch) error { return s.err }
+func (s errSink) Close() error                               { return nil }
+
+// TestHostileErrorText: a delivery error carries text the receiver chose
+// (a TLS certificate's names, a network peer's words): what is stored as
+// last_error, in the dead letter and in the alert event is one line of
+// printable, valid UTF-8, bounded, whatever the error held.
+func TestHostileErrorText(t *testing.T) {
+	tr := newTrail(t)
+	ids := tr.write(t, 2)
+	hostile := "x509: certificate is valid for evil\x1b[2J\x1b]0;pwned\x07.example, \u009b31m\u202eolleh\r\nlevel=ERROR msg=forged \xff\xfe" +
+		strings.Repeat("\x00long", 200)
+	clk := newClock()
+	d, err := sink.New(sink.Options{Store: tr.st, Now: clk.Now, Sleep: clk.Sleep,
+		Sinks: []sink.Config{{Name: "siem", Type: "syslog", Sink: errSink{errors.New(hostile)}, MaxAttempts: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { d.Run(ctx); close(done) }()
+	waitFor(t, "the dead letter", func() bool {
+		dls, err := tr.st.AuditDeadLetters(t.Context(), "siem", 0)
+		return err == nil && len(dls) > 0
+	})
+	cancel()
+	<-done
+	sinks, err := tr.st.ListAuditSinks(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dls, err := tr.st.AuditDeadLetters(t.Context(), "siem", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs, err := tr.st.ListAudit(t.Context(), store.AuditFilter{Type: audit.AuditSinkDeadLettered})
+	if err != nil || len(evs) == 0 {
+		t.Fatalf("no alert event (%v)", err)
+	}
+	if dls[len(dls)-1].FirstID != ids[0] {
+		t.Fatalf("dead letter %+v", dls[len(dls)-1])
+	}
+	for what, s := range map[string]string{"last_error": sinks[0].LastError, "dead letter": dls[len(dls)-1].Error,
+		"alert event": evs[0].Details["sink_error"]} {
+		if !utf8.ValidString(s) || len(s) > 310 || !strings.Contains(s, "x509: certificate is valid for evil") {
+			t.Errorf("%s = %q: want valid UTF-8, at most ~300 bytes, the error's start", what, s)
+		}
+		for _, r := range s {
+			if !unicode.IsPrint(r) {
+				t.Errorf("%s holds %U: %q", what, r, s)
+				break
+			}
+		}
 	}
 }
