@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -218,5 +220,45 @@ func TestHostileErrorText(t *testing.T) {
 				break
 			}
 		}
+	}
+}
+
+// TestRetryAfter: a 429 or 503 asks the sink to wait in either form of
+// RFC 9110 §10.2.3 (seconds or an HTTP-date); a huge number does not
+// overflow into a short (or negative) wait.
+func TestRetryAfter(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	for _, tc := range []struct {
+		name, header string
+		status       int
+		want         time.Duration // 0: no RetryAfter
+	}{
+		{"seconds", "30", http.StatusServiceUnavailable, 30 * time.Second},
+		{"date", now.Add(90 * time.Second).UTC().Format(http.TimeFormat), http.StatusTooManyRequests, 90 * time.Second},
+		{"date in the past", now.Add(-time.Minute).UTC().Format(http.TimeFormat), http.StatusTooManyRequests, 0},
+		{"huge", "99999999999999", http.StatusTooManyRequests, 24 * time.Hour},
+		{"garbage", "soon", http.StatusTooManyRequests, 0},
+		{"not asked", "30", http.StatusInternalServerError, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Retry-After", tc.header)
+				w.WriteHeader(tc.status)
+			}))
+			defer srv.Close()
+			s, err := sink.NewWebhook(sink.HTTPOptions{URL: srv.URL, Secret: []byte("k-0123456789abcdef"), Now: func() time.Time { return now }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = s.Deliver(t.Context(), bigBatch(1, 16))
+			var ra *sink.RetryAfter
+			got := time.Duration(0)
+			if errors.As(err, &ra) {
+				got = ra.After
+			}
+			if err == nil || got != tc.want {
+				t.Fatalf("Deliver = %v, wait %v, want %v", err, got, tc.want)
+			}
+		})
 	}
 }
