@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -38,4 +39,18 @@ func TestRedactedSinkURL(t *testing.T) {
 	if c.Audit.Sinks[0].URL != "https://hooks.example.com/api/ingest?code="+code+"&tenant=acme" {
 		t.Errorf("Redacted changed the configuration itself: %q", c.Audit.Sinks[0].URL)
 	}
+}
+
+// TestAuditSinkSameFile: two file sinks on one path would interleave their
+// lines and rotate each other's files away; the configuration refuses it.
+func TestAuditSinkSameFile(t *testing.T) {
+	yaml := "audit:\n  sinks:\n    - {name: a, type: file, path: /var/log/agentid/audit.ndjson}\n" +
+		"    - {name: b, type: file, path: /var/log/agentid/../agentid/audit.ndjson}\n" +
+		"    - {name: c, type: file, path: /var/log/agentid/other.ndjson}\n"
+	_, err := load([]byte(yaml), envMap(nil), noFiles)
+	var ps Problems
+	if !errors.As(err, &ps) {
+		t.Fatalf("err = %v", err)
+	}
+	assertProblems(t, ps, []wantProblem{{"audit.sinks[1].path", 0, []string{"audit.sinks[0]"}}})
 }
