@@ -119,7 +119,10 @@ func Sign(key []byte, ts string, body []byte) string {
 // Verify checks a webhook request's signature as a receiver should: the
 // signature must match (compared in constant time) and the timestamp be
 // within tolerance of now, so that a captured request cannot be replayed
-// later.
+// later. Every attempt is signed afresh, so a tolerance of a few minutes
+// (5 is usual) covers clock skew only. Within it a captured request can
+// still be replayed: receivers de-duplicate by the events' ids, which the
+// signature covers; HeaderBatch is not signed.
 func Verify(key []byte, h http.Header, body []byte, now time.Time, tolerance time.Duration) error {
 	ts := h.Get(HeaderTimestamp)
 	sec, err := strconv.ParseInt(ts, 10, 64)
