@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unicode"
@@ -48,22 +49,32 @@ func TestSyslogStalledCollector(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer ln.Close()
-			conns := make(chan net.Conn, 4)
+			var mu sync.Mutex
+			var conns []net.Conn // held open, never read
+			accepted := make(chan struct{})
 			go func() {
+				defer close(accepted)
 				for {
 					c, err := ln.Accept()
 					if err != nil {
 						return
 					}
-					conns <- c // held open, never read
+					mu.Lock()
+					conns = append(conns, c)
+					mu.Unlock()
 				}
 			}()
-			defer func() {
-				close(conns)
-				for c := range conns {
+			release := func() {
+				ln.Close()
+				<-accepted
+				mu.Lock()
+				defer mu.Unlock()
+				for _, c := range conns {
 					c.Close()
 				}
-			}()
+				conns = nil
+			}
+			defer release()
 			s, err := sink.NewSyslog(sink.SyslogOptions{Address: ln.Addr().String(), Timeout: tc.timeout})
 			if err != nil {
 				t.Fatal(err)
@@ -87,10 +98,8 @@ func TestSyslogStalledCollector(t *testing.T) {
 					t.Fatalf("Deliver returned after %v", el)
 				}
 			case <-time.After(10 * time.Second):
-				ln.Close()
-				for len(conns) > 0 {
-					(<-conns).Close()
-				}
+				release()
+				<-done
 				t.Fatal("Deliver to a collector that never reads did not return")
 			}
 		})
