@@ -26,6 +26,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/store"
@@ -486,9 +488,19 @@ func lost(err error) error {
 	return err
 }
 
-// errorText is the stored form of a delivery error: one line, bounded.
+// errorText is the stored form of a delivery error: one line of printable
+// UTF-8, bounded. The text may hold what a hostile receiver chose (a TLS
+// certificate's names): control characters (terminal escapes, forged log
+// lines, NUL, which PostgreSQL refuses in text) and invalid bytes become
+// spaces.
 func errorText(err error) string {
-	s := strings.Join(strings.Fields(err.Error()), " ")
+	printable := func(r rune) rune {
+		if r == utf8.RuneError || !unicode.IsPrint(r) {
+			return ' '
+		}
+		return r
+	}
+	s := strings.Join(strings.Fields(strings.Map(printable, err.Error())), " ")
 	if len(s) > maxErrorText {
 		s = strings.ToValidUTF8(s[:maxErrorText], "") + "…"
 	}

@@ -163,7 +163,8 @@ func CheckMask(mask []string) error {
 	return nil
 }
 
-// masker hides the configured fields of an event for one sink. A masked
+// masker hides the configured fields of an event for one sink (user_id
+// also where a detail repeats it). A masked
 // address keeps its network (IPv4 /24, IPv6 /48), so a SIEM still sees
 // where requests came from; a masked value that is an email address keeps
 // its first character and its domain (a***@example.com); any other value
@@ -202,6 +203,13 @@ func (m *masker) apply(ev *store.AuditEvent) *store.AuditEvent {
 		c.IP = maskIP(c.IP)
 	}
 	if m.user && c.UserID != "" {
+		// A detail that repeats the user's id (a connection's owner_id)
+		// is the same personal data: masked with it.
+		for k, v := range c.Details {
+			if v == c.UserID {
+				c.Details[k] = maskValue(v)
+			}
+		}
 		c.UserID = maskValue(c.UserID)
 	}
 	for _, k := range m.details {
