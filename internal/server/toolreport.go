@@ -235,6 +235,12 @@ func (s *Server) toolEvent(ctx context.Context, m audit.Meta, now time.Time, c *
 	if rep.Time.After(at.ExpiresAt.Add(toolReportSkew)) {
 		return nil, toolRefusalExpired, "the call is reported after the token expired", nil
 	}
+	// The record keeps no issue time, but no access token lives longer
+	// than MaxAccessTokenTTL: a call placed before that was made without
+	// this token (a server backdating its reports into the trail).
+	if rep.Time.Before(at.ExpiresAt.Add(-MaxAccessTokenTTL - toolReportSkew)) {
+		return nil, toolRefusalInvalid, "the call is reported before the token was issued", nil
+	}
 	// The chain travels in the signed token the server verified; the hub
 	// records who holds the token, so the current actor must be that
 	// client. Without a chain the holder is the agent.

@@ -104,6 +104,9 @@ func TestToolReport(t *testing.T) {
 		{"no tool", map[string]any{"jti": claims.JTI, "outcome": "success", "duration_ms": 1, "time": now}, "invalid_report"},
 		{"negative duration", map[string]any{"jti": claims.JTI, "tool": "t", "outcome": "success", "duration_ms": -1, "time": now}, "invalid_report"},
 		{"from the future", map[string]any{"jti": claims.JTI, "tool": "t", "outcome": "success", "duration_ms": 1, "time": now.Add(time.Hour)}, "invalid_report"},
+		// A server may not place a call years before its token existed:
+		// no access token lives longer than server.MaxAccessTokenTTL.
+		{"from before the token was issued", map[string]any{"jti": claims.JTI, "tool": "t", "outcome": "success", "duration_ms": 1, "time": now.Add(-48 * time.Hour)}, "invalid_report"},
 		{"control characters in the tool", map[string]any{"jti": claims.JTI, "tool": "a\nb", "outcome": "success", "duration_ms": 1, "time": now}, "invalid_report"},
 	}
 	var batch []map[string]any
