@@ -3,11 +3,13 @@ package server_test
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/clients"
+	"github.com/agentid/agentid/internal/server/servertest"
 	"github.com/agentid/agentid/internal/store"
 )
 
@@ -47,5 +49,74 @@ func TestDeprovisionedAgentLosesRegistrationToken(t *testing.T) {
 	cl, err := h.Store.GetClient(ctx, store.DefaultTenant, id)
 	if err != nil || cl.Status != store.ClientDeprovisioned || cl.Name != "rogue" {
 		t.Fatalf("after the attempts: %+v %v, want the deprovisioned record unchanged", cl, err)
+	}
+}
+
+// TestNoConsentAfterDeprovision: a person who had the consent page open
+// when the agent was deprovisioned (by the CLI, another process, so the
+// hub's client cache still holds the agent as it was) approves it
+// afterwards. No live consent may be recorded for the deprovisioned agent:
+// it would show the agent with a consenting user in the inventory and
+// would be live again if the agent were ever enabled, which deprovisioning
+// promises it is not.
+func TestNoConsentAfterDeprovision(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *hub) {
+		ctx := context.Background()
+		secret := h.AddClient(&store.Client{ID: "agent-1", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code", "refresh_token"}})
+		f := h.startFlow(h.Browser(), h.oauth2Config("agent-1", secret, "notes.read"))
+		if _, err := clients.Deprovision(ctx, h.Store, audit.Meta{Actor: audit.ActorCLI}, "", "agent-1", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		back := f.decide("allow", []string{"notes.read"}, "")
+		for scope, g := range h.grants("u-alice", "agent-1") {
+			if g.Live(time.Now()) {
+				t.Errorf("consent %s recorded live for the deprovisioned agent (answer %d, to %v)", scope, back.Status, back.Location)
+			}
+		}
+		if back.Location != nil && back.Location.Query().Get("code") != "" {
+			t.Errorf("a code was issued to the deprovisioned agent: %v", back.Location)
+		}
+		a, err := clients.InventoryAgent(ctx, h.Store, "", "agent-1", time.Now())
+		if err != nil || a.Status != clients.AgentDeprovisioned || len(a.ConsentingUsers) != 0 {
+			t.Errorf("inventory: %+v %v, want deprovisioned without consenting users", a, err)
+		}
+	})
+}
+
+// TestDeprovisionedCIMDAgentStaysOut: a metadata-document agent is
+// deprovisioned and then goes unused, as a switched-off agent does. The
+// hub's hourly expiry of unused self-registered clients must not remove
+// it: its id is its document's URL, so removing it would let the same
+// agent back in, under the same id, as a new enabled client at its next
+// authorization request.
+func TestDeprovisionedCIMDAgentStaysOut(t *testing.T) {
+	ctx := context.Background()
+	d := newDocHost(t)
+	id := d.url("/oauth/client.json")
+	d.put("/oauth/client.json", clientDoc(id, redirectURI), "max-age=3600")
+	h, clk := cimdHub(t, d)
+	if _, err := h.codeFlow(h.Browser(), h.oauth2Config(id, "", "notes.read"), []string{"notes.read"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := clients.Deprovision(ctx, h.Store, audit.Meta{Actor: audit.ActorCLI}, "", id, clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(120 * 24 * time.Hour) // past the client expiry and every token and consent
+	if err := h.Server.ExpireClients(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c, err := h.Store.GetClient(ctx, store.DefaultTenant, id)
+	if err != nil || c.Status != store.ClientDeprovisioned || !c.Disabled {
+		t.Fatalf("after the expiry job: %+v %v, want the deprovisioned record kept", c, err)
+	}
+	// Its next authorization request is refused as a disabled client's,
+	// and it is not registered anew.
+	b := h.Browser()
+	b.Login(b.Get(h.URL+"/login"), servertest.TestUser, servertest.TestPassword)
+	if p := b.Get(authorizeURL(h, id, redirectURI)); p.Status != http.StatusBadRequest || strings.Contains(p.Body, `action="/authorize/decision"`) {
+		t.Errorf("authorization request after the expiry job: %d, want the disabled client's 400 page\n%s", p.Status, p.Body)
+	}
+	if evs := auditOf(t, h, audit.ClientRegistered); len(evs) != 1 {
+		t.Errorf("%d client.registered events, want the first only", len(evs))
 	}
 }
