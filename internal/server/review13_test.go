@@ -3,7 +3,9 @@ package server_test
 import (
 	"context"
 	"net/http"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -118,5 +120,59 @@ func TestDeprovisionedCIMDAgentStaysOut(t *testing.T) {
 	}
 	if evs := auditOf(t, h, audit.ClientRegistered); len(evs) != 1 {
 		t.Errorf("%d client.registered events, want the first only", len(evs))
+	}
+}
+
+// deprovisionOnConsent deprovisions an agent the moment the first consent
+// is about to be written: the consent decision read the agent enabled,
+// and the administrator's deprovisioning commits in between.
+type deprovisionOnConsent struct {
+	store.Store
+	agent string
+	once  sync.Once
+	err   error
+}
+
+func (s *deprovisionOnConsent) UpsertConsents(ctx context.Context, grants []*store.ConsentGrant, ev *store.AuditEvent) error {
+	s.once.Do(func() {
+		_, s.err = clients.Deprovision(ctx, s.Store, audit.Meta{Actor: audit.ActorCLI}, "", s.agent, time.Now())
+	})
+	return s.Store.UpsertConsents(ctx, grants, ev)
+}
+
+// TestConsentRacingDeprovision: a consent approved while the agent is
+// being deprovisioned (the decision read it enabled; the deprovisioning
+// ran, revoking every consent, before the new one was written) must not
+// be left live behind the deprovisioned agent, nor answered with a code.
+func TestConsentRacingDeprovision(t *testing.T) {
+	for _, pg := range []bool{false, true} {
+		t.Run(map[bool]string{false: "sqlite", true: "postgres"}[pg], func(t *testing.T) {
+			var inner store.Store
+			if pg {
+				inner = openPostgresStore(t)
+			} else {
+				inner = openSQLiteStore(t, filepath.Join(t.TempDir(), "agentid.db"))
+			}
+			st := &deprovisionOnConsent{Store: inner, agent: "agent-1"}
+			h := &hub{servertest.NewOn(t, st)}
+			secret := h.AddClient(&store.Client{ID: "agent-1", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code", "refresh_token"}})
+			f := h.startFlow(h.Browser(), h.oauth2Config("agent-1", secret, "notes.read"))
+			back := f.decide("allow", []string{"notes.read"}, "")
+			if st.err != nil {
+				t.Fatal(st.err)
+			}
+			for scope, g := range h.grants("u-alice", "agent-1") {
+				if g.Live(time.Now()) {
+					t.Errorf("consent %s left live behind the deprovisioned agent", scope)
+				}
+			}
+			if back.Location != nil && back.Location.Query().Get("code") != "" {
+				t.Errorf("a code was issued to the deprovisioned agent: %v", back.Location)
+			}
+			a, err := clients.InventoryAgent(context.Background(), h.Store, "", "agent-1", time.Now())
+			if err != nil || a.Status != clients.AgentDeprovisioned || len(a.ConsentingUsers) != 0 {
+				t.Errorf("inventory: %+v %v, want deprovisioned without consenting users", a, err)
+			}
+		})
 	}
 }
