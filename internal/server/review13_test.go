@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -172,6 +173,50 @@ func TestConsentRacingDeprovision(t *testing.T) {
 			a, err := clients.InventoryAgent(context.Background(), h.Store, "", "agent-1", time.Now())
 			if err != nil || a.Status != clients.AgentDeprovisioned || len(a.ConsentingUsers) != 0 {
 				t.Errorf("inventory: %+v %v, want deprovisioned without consenting users", a, err)
+			}
+		})
+	}
+}
+
+// TestConsoleAdminSwitchedOff: an administrator whose session is still
+// live loses the console the moment the account is disabled, for pages and for forms carrying a token the console gave
+// them while they were an administrator.
+func TestConsoleAdminSwitchedOff(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		edit func(*store.User)
+	}{
+		{"disabled", func(u *store.User) { u.Disabled = true }},
+		// Taking the role away needs UpdateUser to write roles (branch
+		// attrs14); add that case when it lands.
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHub(t)
+			addAdmin(t, h)
+			addAgent(h)
+			b := h.Browser()
+			p := signIn(t, h, b, "/admin/agents/agent-1/deprovision", adminUser)
+			if p.Status != http.StatusOK {
+				t.Fatalf("confirmation page: %d", p.Status)
+			}
+			csrf := formToken(t, p)
+			ctx := context.Background()
+			u, err := h.Store.GetUser(ctx, store.DefaultTenant, adminUserID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.edit(u)
+			// The store only: sessions are not ended, as when the flag
+			// is set by another path than the CLI's disable.
+			if err := h.Store.UpdateUser(ctx, u, nil); err != nil {
+				t.Fatal(err)
+			}
+			if p := b.Get(h.URL + "/admin/agents"); p.Status == http.StatusOK && strings.Contains(p.Body, "agent-1") {
+				t.Errorf("agents page still shown: %d %s", p.Status, p.URL)
+			}
+			b.Post(h.URL+"/admin/agents/agent-1/deprovision", url.Values{"csrf_token": {csrf}})
+			if cl, err := h.Store.GetClient(ctx, store.DefaultTenant, "agent-1"); err != nil || cl.Disabled {
+				t.Errorf("the agent was deprovisioned by a switched-off administrator: %+v %v", cl, err)
 			}
 		})
 	}
