@@ -221,3 +221,30 @@ func TestConsoleAdminSwitchedOff(t *testing.T) {
 		})
 	}
 }
+
+// TestAdminAPIProblemEverywhere: every answer of the admin API's paths
+// that is an error is an RFC 9457 problem document, the API's root
+// included.
+func TestAdminAPIProblemEverywhere(t *testing.T) {
+	h := newHub(t)
+	for _, c := range []struct {
+		method, path string
+		status       int
+	}{
+		{http.MethodGet, "/admin/api", http.StatusNotFound},
+		{http.MethodGet, "/admin/api/", http.StatusNotFound},
+		{http.MethodGet, "/admin/api/nothing", http.StatusNotFound},
+		{http.MethodPut, "/admin/api/agents/a/deprovision", http.StatusMethodNotAllowed},
+		{http.MethodGet, "/admin/api/agents", http.StatusUnauthorized},
+	} {
+		req, _ := http.NewRequest(c.method, h.URL+c.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.status || resp.Header.Get("Content-Type") != "application/problem+json" {
+			t.Errorf("%s %s: %d %s, want %d application/problem+json", c.method, c.path, resp.StatusCode, resp.Header.Get("Content-Type"), c.status)
+		}
+	}
+}
