@@ -248,3 +248,55 @@ func TestAdminAPIProblemEverywhere(t *testing.T) {
 		}
 	}
 }
+
+// TestIssuanceRacingDeprovision: client-credentials requests run while
+// the agent is deprovisioned. Every token the agent received, before or
+// during the deprovisioning, introspects inactive once it returns, and
+// no request started after it returns gets a token.
+func TestIssuanceRacingDeprovision(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *hub) {
+		secret := h.AddClient(&store.Client{ID: "bot", GrantTypes: []string{"client_credentials"}, Tags: []string{"cc:notes.read"}, DefaultResource: h.Resource})
+		rsSecret := h.AddClient(&store.Client{ID: "notes-mcp", GrantTypes: []string{"client_credentials"}})
+		h.LinkResourceServer("notes-mcp")
+		var (
+			mu     sync.Mutex
+			tokens []string
+			done   = make(chan struct{})
+			wg     sync.WaitGroup
+		)
+		for range 4 {
+			wg.Go(func() {
+				for {
+					select {
+					case <-done:
+						return
+					default:
+					}
+					r := h.tokenRequest(url.Values{"grant_type": {"client_credentials"}}, "bot", secret)
+					if tok, ok := r.body["access_token"].(string); ok {
+						mu.Lock()
+						tokens = append(tokens, tok)
+						mu.Unlock()
+					}
+				}
+			})
+		}
+		time.Sleep(100 * time.Millisecond)
+		if _, err := clients.Deprovision(context.Background(), h.Store, audit.Meta{Actor: audit.ActorCLI}, "", "bot", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		close(done)
+		wg.Wait()
+		if len(tokens) == 0 {
+			t.Fatal("no token was issued before the deprovisioning")
+		}
+		for _, tok := range tokens {
+			if got := h.introspect(tok, "notes-mcp", rsSecret); got["active"] != false {
+				t.Fatalf("a token issued around the deprovisioning is active: %v", got)
+			}
+		}
+		if r := h.tokenRequest(url.Values{"grant_type": {"client_credentials"}}, "bot", secret); r.body["access_token"] != nil {
+			t.Fatalf("a token was issued after the deprovisioning: %v", r.body)
+		}
+	})
+}
