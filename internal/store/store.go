@@ -675,7 +675,9 @@ type Installation struct {
 // removes: of one of Methods, last used (or, never used, created) before
 // UnusedSince, and holding at Now no live refresh token, no live access
 // token and no live consent. A client that holds any of those is never
-// removed.
+// removed, nor is a deprovisioned client (its record is the inventory's
+// statement that it was switched off) or a disabled metadata-document
+// client (removing it would let its URL back in as a new, enabled client).
 type PruneRequest struct {
 	TenantID    string
 	Methods     []string // e.g. RegistrationDCR, RegistrationCIMD; empty selects nothing
