@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/clients"
+	"github.com/agentid/agentid/internal/server"
 	"github.com/agentid/agentid/internal/server/servertest"
 	"github.com/agentid/agentid/internal/store"
 )
@@ -187,8 +189,9 @@ func TestConsoleAdminSwitchedOff(t *testing.T) {
 		edit func(*store.User)
 	}{
 		{"disabled", func(u *store.User) { u.Disabled = true }},
-		// Taking the role away needs UpdateUser to write roles (branch
-		// attrs14); add that case when it lands.
+		{"admin role taken away", func(u *store.User) {
+			u.Roles = slices.DeleteFunc(u.Roles, func(r string) bool { return r == server.AdminRole })
+		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			h := newHub(t)
