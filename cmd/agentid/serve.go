@@ -66,10 +66,6 @@ const (
 	// sealInterval: how often the audit sealer links new events into the
 	// chain (docs/design.md, "Audit trail integrity").
 	sealInterval = time.Second
-	// postgresSettle: how long an audit event id handed out by PostgreSQL
-	// may take to commit before the sealer links past it. SQLite's single
-	// writer has no ids in flight.
-	postgresSettle = 2 * time.Second
 )
 
 func (c *cli) newServeCmd() *cobra.Command {
@@ -314,13 +310,11 @@ func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, 
 	return &hub{store: st, keys: keys, vault: vlt, server: srv, sealer: sealer, sinks: sinks}, nil
 }
 
-// newSealer builds the audit chain's sealer for the configured backend.
+// newSealer builds the audit chain's sealer. It needs no settle time on
+// either backend: the store says when a watermark reading is safe to seal
+// up to (store.AuditChain.ReadAuditWatermark).
 func newSealer(cfg *config.Config, st store.Store, keys *token.Keys, log *slog.Logger, sealed func(*store.SealResult)) (*audit.Sealer, error) {
-	var settle time.Duration
-	if cfg.IsPostgres() {
-		settle = postgresSettle
-	}
-	return audit.NewSealer(audit.SealerOptions{Store: st, Signer: keys, Issuer: cfg.Issuer, Settle: settle, Logger: log, Sealed: sealed})
+	return audit.NewSealer(audit.SealerOptions{Store: st, Signer: keys, Issuer: cfg.Issuer, Logger: log, Sealed: sealed})
 }
 
 // identityAssertions maps the identity_assertions settings to the server's.

@@ -138,6 +138,14 @@ type SealResult struct {
 	Links []*AuditLink
 }
 
+// AuditReading is a reading of the audit watermark (ReadAuditWatermark):
+// ID, the highest event id handed out when it was taken, is safe to seal
+// up to once the store's horizon is above Fence.
+type AuditReading struct {
+	ID    int64
+	Fence uint64
+}
+
 // AuditPrune names what PruneAudit removes: the tenant's events before
 // Keep, the first event to keep, which must be sealed with PrevHash.
 type AuditPrune struct {
@@ -154,6 +162,15 @@ type AuditChain interface {
 	// AuditWatermark returns the highest event id assigned so far, by any
 	// transaction, committed or not; 0 when none was.
 	AuditWatermark(ctx context.Context) (int64, error)
+	// ReadAuditWatermark takes a reading r of the watermark for the sealer
+	// and returns it with the store's current horizon. r.ID is the highest
+	// id handed out so far; r may be sealed up to once a later call
+	// returns a horizon above r.Fence, which says that every transaction
+	// that could still commit an id at or below r.ID has ended (committed
+	// or rolled back). Horizons never go down. A store whose ids commit in
+	// id order returns Fence 0 and horizon 1: every reading is safe at
+	// once.
+	ReadAuditWatermark(ctx context.Context) (r AuditReading, horizon uint64, err error)
 	// SealAudit links, in id order, the events with an id above the
 	// sealed-through mark and at most upTo, at most limit of them (0:
 	// 1000): each gets its link (prev_hash and hash), each tenant's head moves to
@@ -161,8 +178,9 @@ type AuditChain interface {
 	// upTo when fewer than limit were left. One transaction; one sealer at
 	// a time (a second waits), so the chain cannot fork. The caller
 	// chooses upTo so that every id up to it has committed or rolled back
-	// (AuditWatermark, some time ago): an event committed later with an id
-	// at or below the mark stays unsealed, and verification reports it.
+	// (a ReadAuditWatermark reading whose fence a later horizon passed):
+	// an event committed later with an id at or below the mark would stay
+	// unsealed, verification would report it and no sink would stream it.
 	SealAudit(ctx context.Context, upTo int64, limit int) (*SealResult, error)
 	// AuditHead returns the tenant's chain head; ErrNotFound when nothing
 	// of the tenant was sealed yet.

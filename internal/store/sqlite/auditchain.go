@@ -46,6 +46,16 @@ func (s *Store) AuditWatermark(ctx context.Context) (int64, error) {
 	return id, wrap("audit watermark", row.Scan(&id))
 }
 
+// ReadAuditWatermark implements store.AuditChain. SQLite has one writer:
+// an id is handed out inside the write transaction that commits it, and
+// no other write transaction runs until that one ends, so ids commit in id
+// order and a reader sees none in flight. The highest committed id is safe
+// to seal up to at once (fence 0, horizon 1).
+func (s *Store) ReadAuditWatermark(ctx context.Context) (store.AuditReading, uint64, error) {
+	id, err := s.AuditWatermark(ctx)
+	return store.AuditReading{ID: id}, 1, err
+}
+
 // SealAudit implements store.AuditChain. The events are read and hashed
 // on the read pool, outside the writer, from one snapshot; the writer then
 // only checks that no other sealer (another process on the file) moved the
