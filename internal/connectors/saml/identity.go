@@ -41,6 +41,7 @@ var (
 	}
 	DefaultNameAttributes = []string{
 		"name", "displayName", "urn:oid:2.16.840.1.113730.3.1.241",
+		"cn", "urn:oid:2.5.4.3",
 		"http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name",
 	}
 )

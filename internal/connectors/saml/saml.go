@@ -204,8 +204,8 @@ func New(cfg Config, opts Options) (*Provider, error) {
 		}
 		b64 := base64.StdEncoding.EncodeToString(cert.Raw)
 		p.sp.IDPCertificate = &b64
-	} else if !hasSigningCertificate(idp) {
-		return nil, errors.New("saml: the identity provider's metadata has no signing certificate")
+	} else if err := checkSigningCertificates(idp); err != nil {
+		return nil, err
 	}
 	return p, nil
 }
@@ -293,15 +293,32 @@ func parseIdPMetadata(data []byte, entityID string) (*crewsaml.EntityDescriptor,
 	return &found[0], nil
 }
 
-func hasSigningCertificate(ed *crewsaml.EntityDescriptor) bool {
+// checkSigningCertificates requires the metadata to name at least one
+// signing certificate, and every one it names to parse: a broken one
+// would otherwise surface only at the first sign-in.
+func checkSigningCertificates(ed *crewsaml.EntityDescriptor) error {
+	n := 0
 	for _, d := range ed.IDPSSODescriptors {
 		for _, k := range d.KeyDescriptors {
-			if (k.Use == "" || k.Use == "signing") && len(k.KeyInfo.X509Data.X509Certificates) > 0 {
-				return true
+			if k.Use != "" && k.Use != "signing" {
+				continue
+			}
+			for _, c := range k.KeyInfo.X509Data.X509Certificates {
+				der, err := base64.StdEncoding.DecodeString(strings.Map(dropSpace, c.Data))
+				if err == nil && len(der) > 0 {
+					_, err = x509.ParseCertificate(der)
+				}
+				if err != nil || len(der) == 0 {
+					return fmt.Errorf("saml: a signing certificate in the identity provider's metadata does not parse: %v", err)
+				}
+				n++
 			}
 		}
 	}
-	return false
+	if n == 0 {
+		return errors.New("saml: the identity provider's metadata has no signing certificate")
+	}
+	return nil
 }
 
 func parseCertificatePEM(b []byte) (*x509.Certificate, error) {
@@ -424,9 +441,11 @@ func dropSpace(r rune) rune {
 func (p *Provider) checkTimes(as *crewsaml.Assertion, now time.Time) error {
 	notYet := func(t time.Time) bool { return !t.IsZero() && t.Add(-p.skew).After(now) }
 	past := func(t time.Time) bool { return !t.IsZero() && !now.Before(t.Add(p.skew)) }
-	expired := fail(ReasonResponse, "The identity provider's answer has expired. Please sign in again.", nil)
+	expired := fail(ReasonResponse, "The identity provider's answer has expired. Please sign in again.",
+		fmt.Errorf("%w beyond the %s clock skew", crewsaml.ErrExpired, p.skew))
 	if notYet(as.IssueInstant) || notYet(as.Conditions.NotBefore) {
-		return fail(ReasonResponse, "The identity provider's answer is not valid yet; its clock may be ahead of ours.", nil)
+		return fail(ReasonResponse, "The identity provider's answer is not valid yet; its clock may be ahead of ours.",
+			fmt.Errorf("%w beyond the %s clock skew", crewsaml.ErrNotYetValid, p.skew))
 	}
 	if past(as.Conditions.NotOnOrAfter) {
 		return expired
