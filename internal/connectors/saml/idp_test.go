@@ -166,20 +166,19 @@ func (p *testIdP) signer(t testing.TB) *dsig.SigningContext {
 // issue describes one Response; zero fields take the values that make it
 // acceptable for the attempt.
 type issue struct {
-	now                       time.Time
-	requestID                 string // the Response's and the assertion's InResponseTo
-	audience                  string
-	recipient                 string
-	destination               string
-	issuer                    string
-	assertionID               string
-	nameID, nameIDFormat      string
-	notBefore, notOnOrAfter   time.Time
-	status                    string
-	attributes                []crewsaml.Attribute
-	signAssertion, signReply  bool
-	signer                    *testIdP // the provider by default
-	noAssertionID, noResponse bool
+	now                      time.Time
+	requestID                string // the Response's and the assertion's InResponseTo
+	audience                 string
+	recipient                string
+	destination              string
+	issuer                   string
+	assertionID              string
+	nameID, nameIDFormat     string
+	notBefore, notOnOrAfter  time.Time
+	status                   string
+	attributes               []crewsaml.Attribute
+	signAssertion, signReply bool
+	signer                   *testIdP // the provider by default
 }
 
 func (p *testIdP) fill(o *issue) {
