@@ -20,6 +20,7 @@ import (
 	"github.com/agentid/agentid/internal/audit/sink"
 	"github.com/agentid/agentid/internal/clients"
 	"github.com/agentid/agentid/internal/config"
+	"github.com/agentid/agentid/internal/connectors"
 	"github.com/agentid/agentid/internal/fetch"
 	"github.com/agentid/agentid/internal/policy"
 	"github.com/agentid/agentid/internal/server"
@@ -261,6 +262,9 @@ func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, 
 	if err != nil {
 		return nil, err
 	}
+	if err := syncConnectors(ctx, st, cfg.Connectors, log); err != nil {
+		return nil, err
+	}
 	perMinute, burst := cfg.Login.PerUserLimit()
 	ipPerMinute, ipBurst := cfg.Login.PerIPLimit()
 	srv, err := server.New(server.Config{
@@ -288,6 +292,8 @@ func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, 
 		Fetcher:            fetcher,
 		DisableCIMD:        !cfg.CIMD.Enabled,
 		IdentityAssertions: identityAssertions(cfg.IdentityAssertions),
+		Connectors:         connectors.New(connectors.Options{Keyring: ring, AllowHTTPLoopback: cfg.Login.AllowLoopbackConnectors}),
+		DisableLocalLogin:  !cfg.Login.Local,
 		Logger:             log,
 	})
 	if err != nil {

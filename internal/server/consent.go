@@ -217,6 +217,9 @@ type consentView struct {
 	ResourceName string
 	ResourceURI  string
 	Username     string
+	// Via names the connector the person signed in through ("": a local
+	// account).
+	Via string
 	// Scopes are asked about, each with a checkbox; Granted are in force
 	// already and not asked about again.
 	Scopes    []scopeView
@@ -243,6 +246,7 @@ func (s *Server) consentPage(w http.ResponseWriter, r *http.Request, a *authz, u
 		ResourceName: a.resource.Name,
 		ResourceURI:  a.resource.URI,
 		Username:     u.Username,
+		Via:          s.viaConnector(r.Context(), u),
 	}
 	if v.ResourceName == "" {
 		v.ResourceName = a.resource.URI

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/agentid/agentid/internal/clients"
+	"github.com/agentid/agentid/internal/connectors"
 	"github.com/agentid/agentid/internal/consent"
 	"github.com/agentid/agentid/internal/federation"
 	"github.com/agentid/agentid/internal/fetch"
@@ -94,6 +95,14 @@ type Config struct {
 	// client_id is then an unknown client, and the metadata does not
 	// advertise client_id_metadata_document_supported.
 	DisableCIMD bool
+
+	// Connectors signs people in through upstream identity providers
+	// (store.Connectors; login_connectors.go); it needs Keyring. nil: no
+	// connector sign-in.
+	Connectors *connectors.Registry
+	// DisableLocalLogin turns password sign-in off (login.local: false):
+	// people sign in through connectors only.
+	DisableLocalLogin bool
 
 	// MaxDelegationDepth is the most actors the act claim of a token from
 	// token exchange may nest (tokens.max_delegation_depth; default
@@ -414,6 +423,10 @@ func (s *Server) routes() http.Handler {
 	web.HandleFunc("GET /login", s.handleLoginPage)
 	web.HandleFunc("POST /login", s.handleLogin)
 	web.HandleFunc("POST /logout", s.handleLogout)
+	if s.connectorsOn() {
+		web.HandleFunc("GET "+connectorPathPrefix+"{id}", s.handleConnectorStart)
+		web.HandleFunc("GET "+connectorPathPrefix+"{id}/callback", s.handleConnectorCallback)
+	}
 	web.Handle("GET /static/", s.staticHandler())
 	web.HandleFunc("GET /account", s.handleAccount)
 	web.HandleFunc("POST /account/revoke", s.handleAccountRevoke)
@@ -437,6 +450,7 @@ func (s *Server) routes() http.Handler {
 	for _, p := range []string{"/{$}", "/favicon.ico", "/authorize", "/authorize/decision", "/login", "/logout", "/static/"} {
 		root.Handle(p, webHandler)
 	}
+	root.Handle("/login/", webHandler)
 	root.Handle("/account", webHandler)
 	root.Handle("/account/", webHandler)
 	root.Handle("/connections", webHandler)

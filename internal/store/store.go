@@ -249,8 +249,14 @@ type User struct {
 	Groups     []string
 	Attributes map[string]string
 	Disabled   bool
-	CreatedAt  time.Time
-	UpdatedAt  time.Time
+	// ConnectorID is the connector (Connector.ID) the person signs in
+	// through and ExternalSubject their subject at its identity provider
+	// (the ID token's sub); both "" for a local user. A (tenant,
+	// connector, subject) names at most one user.
+	ConnectorID     string
+	ExternalSubject string
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
 }
 
 // Issuer is a trusted issuer of JWTs: an enterprise identity provider
@@ -737,6 +743,7 @@ type Store interface {
 	Issuers
 	Providers
 	Connections
+	Connectors
 }
 
 // Database is the backend's lifecycle: opening checks, schema migration

@@ -131,6 +131,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"PruneClients", testPruneClients},
 		{"PruneRacesIssuance", testPruneRacesIssuance},
 		{"Issuers", testIssuers},
+		{"Connectors", testConnectors},
+		{"ConnectorSignIn", testConnectorSignIn},
 		{"GetAccessToken", testGetAccessToken},
 		{"UserProfile", testUserProfile},
 		{"Providers", testProviders},
