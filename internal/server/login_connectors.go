@@ -11,6 +11,7 @@ import (
 
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/connectors"
+	"github.com/agentid/agentid/internal/connectors/saml"
 	"github.com/agentid/agentid/internal/store"
 	"github.com/agentid/agentid/internal/token"
 )
@@ -101,18 +102,21 @@ func (s *Server) routeToConnector(w http.ResponseWriter, r *http.Request, addr, 
 	case c == nil:
 		return false
 	}
-	http.Redirect(w, r, connectorStartURL(c.ID, returnTo, addr), http.StatusSeeOther)
+	http.Redirect(w, r, connectorStartURL(c, returnTo, addr), http.StatusSeeOther)
 	return true
 }
 
 // connectorStartURL is the login page's link that starts a sign-in
-// through connector id.
-func connectorStartURL(id, returnTo, hint string) string {
+// through connector c (a SAML connector's AuthnRequest carries no hint).
+func connectorStartURL(c *store.Connector, returnTo, hint string) string {
 	q := url.Values{"return_to": {returnTo}}
+	if c.Type == store.ConnectorSAML {
+		return samlPathPrefix + c.ID + "?" + q.Encode()
+	}
 	if hint != "" {
 		q.Set("login_hint", hint)
 	}
-	return connectorPathPrefix + id + "?" + q.Encode()
+	return connectorPathPrefix + c.ID + "?" + q.Encode()
 }
 
 // connectorLabel names a connector on pages.
@@ -181,6 +185,10 @@ func (s *Server) handleConnectorStart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	returnTo := safeReturn(r.URL.Query().Get("return_to"))
+	if c.Type == store.ConnectorSAML {
+		http.Redirect(w, r, connectorStartURL(c, returnTo, ""), http.StatusSeeOther)
+		return
+	}
 	authURL, a, err := s.cfg.Connectors.Begin(ctx, c, s.connectorRedirectURI(c.ID), cleanHint(r.URL.Query().Get("login_hint")), returnTo)
 	if err != nil {
 		s.connectorFailed(w, r, c, returnTo, err)
@@ -298,6 +306,14 @@ func (s *Server) handleConnectorCallback(w http.ResponseWriter, r *http.Request)
 		s.connectorFailed(w, r, c, safeReturn(a.ReturnTo), err)
 		return
 	}
+	s.signInConnectorIdentity(w, r, c, ident, a.ReturnTo)
+}
+
+// signInConnectorIdentity provisions or refreshes the person a connector
+// (OIDC or SAML) vouched for and signs them in, in one transaction with
+// the session and the user.signed_in event, then sends them to returnTo.
+func (s *Server) signInConnectorIdentity(w http.ResponseWriter, r *http.Request, c *store.Connector, ident *connectors.Identity, returnTo string) {
+	ctx := r.Context()
 	now := s.now()
 	handle, err := token.NewHandle(s.rand, "")
 	if err != nil {
@@ -348,25 +364,32 @@ func (s *Server) handleConnectorCallback(w http.ResponseWriter, r *http.Request)
 		return
 	}
 	s.setCookie(w, sessionCookie, handle, http.SameSiteLaxMode, sess.ExpiresAt, 0)
-	http.Redirect(w, r, safeReturn(a.ReturnTo), http.StatusSeeOther)
+	http.Redirect(w, r, safeReturn(returnTo), http.StatusSeeOther)
 }
 
 // connectorFailed answers a sign-in the connector refused: its words on
 // the login page, which still returns to returnTo (they never carry a
 // secret), the cause in the log.
 func (s *Server) connectorFailed(w http.ResponseWriter, r *http.Request, c *store.Connector, returnTo string, err error) {
+	var reason, cause, msg string
 	var ce *connectors.Error
-	if !errors.As(err, &ce) {
+	var se *saml.Error
+	switch {
+	case errors.As(err, &ce):
+		reason, cause, msg = ce.Reason, ce.Cause(), ce.Error()
+	case errors.As(err, &se):
+		reason, cause, msg = se.Reason, se.Cause(), se.Error()
+	default:
 		s.internalErrorPage(w, r, err)
 		return
 	}
 	s.log.WarnContext(r.Context(), "connector sign-in failed", "request_id", requestID(r.Context()),
-		"connector", c.ID, "reason", ce.Reason, "err", ce.Cause())
+		"connector", c.ID, "reason", reason, "err", cause)
 	status := http.StatusUnauthorized
-	switch ce.Reason {
+	switch reason {
 	case connectors.ReasonDiscovery, connectors.ReasonExchange:
 		status = http.StatusBadGateway
-	case connectors.ReasonConfig:
+	case connectors.ReasonConfig: // saml.ReasonConfig too
 		status = http.StatusServiceUnavailable
 	}
 	m := s.meta(r)
@@ -375,5 +398,5 @@ func (s *Server) connectorFailed(w http.ResponseWriter, r *http.Request, c *stor
 		s.internalErrorPage(w, r, aerr)
 		return
 	}
-	s.renderLogin(w, r, status, loginView{ReturnTo: returnTo, Error: connectorLabel(c) + ": " + ce.Error()})
+	s.renderLogin(w, r, status, loginView{ReturnTo: returnTo, Error: connectorLabel(c) + ": " + msg})
 }
