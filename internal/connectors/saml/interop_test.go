@@ -254,6 +254,15 @@ func TestNewConfig(t *testing.T) {
 			if (err == nil) != tc.ok {
 				t.Fatalf("New: %v, want ok=%v", err, tc.ok)
 			}
+			aboutMetadata := strings.Contains(name, "metadata") || strings.HasPrefix(name, "EntitiesDescriptor")
+			if !aboutMetadata || len(c.IdPMetadataXML) == 0 || c.IdPSSOURL != "" || len(c.IdPCertificatePEM) > 0 {
+				return
+			}
+			// What the CLI and the config file check agrees with New.
+			id, err := CheckIdPMetadata(c.IdPMetadataXML, c.IdPEntityID)
+			if (err == nil) != tc.ok || (err == nil && id != testIdPEntity) {
+				t.Fatalf("CheckIdPMetadata: %q, %v, want ok=%v", id, err, tc.ok)
+			}
 		})
 	}
 }

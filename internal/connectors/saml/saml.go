@@ -477,3 +477,29 @@ func classifyResponseError(err error) *Error {
 	}
 	return fail(ReasonResponse, "The identity provider's answer could not be accepted.", private)
 }
+
+// CheckIdPMetadata checks an identity provider's metadata as a SAML
+// connector would use it (entityID chooses among several providers; ""
+// when there is one): one identity provider with an HTTP-Redirect single
+// sign-on service and signing certificates that parse. It returns the
+// provider's entity id.
+func CheckIdPMetadata(data []byte, entityID string) (string, error) {
+	ed, err := parseIdPMetadata(data, entityID)
+	if err != nil {
+		return "", err
+	}
+	if err := checkSigningCertificates(ed); err != nil {
+		return "", err
+	}
+	for _, d := range ed.IDPSSODescriptors {
+		for _, s := range d.SingleSignOnServices {
+			if s.Binding == crewsaml.HTTPRedirectBinding {
+				if _, err := absoluteURL("identity provider SSO URL", s.Location); err != nil {
+					return "", err
+				}
+				return ed.EntityID, nil
+			}
+		}
+	}
+	return "", errors.New("saml: the identity provider has no single sign-on service with the HTTP-Redirect binding")
+}
