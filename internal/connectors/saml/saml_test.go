@@ -2,6 +2,7 @@ package saml
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"net/url"
 	"strings"
@@ -94,6 +95,12 @@ func TestFinish(t *testing.T) {
 		{name: "signed response covering an unsigned assertion", build: std(func(o *issue) { o.signAssertion, o.signReply = false, true })},
 		{name: "unsigned", build: std(func(o *issue) { o.signAssertion = false }), want: ReasonResponse, wantCause: "signature element not present"},
 		{name: "signed by another key", build: std(func(o *issue) { o.signer = other }), want: ReasonResponse, wantIs: crewsaml.ErrInvalidSignature},
+		{name: "signed by another key naming the provider's certificate", build: func(t *testing.T, f *fixture, a *Attempt) string {
+			o := ok(issue{now: f.clock.Now(), requestID: a.RequestID, signer: other})
+			as := f.idp.assertion(t, o)
+			as.FindElement("./Signature/KeyInfo/X509Data/X509Certificate").SetText(base64.StdEncoding.EncodeToString(f.idp.cert.Raw))
+			return encode(t, f.idp.response(t, o, as))
+		}, want: ReasonResponse, wantIs: crewsaml.ErrInvalidSignature},
 		{name: "response signed by another key", build: std(func(o *issue) { o.signAssertion, o.signReply, o.signer = false, true, other }), want: ReasonResponse, wantIs: crewsaml.ErrInvalidSignature},
 		{name: "signed assertion, response signed by another key", build: std(func(o *issue) { o.signReply = true; o.signer = other }), want: ReasonResponse, wantIs: crewsaml.ErrInvalidSignature},
 		{name: "wrong audience", build: std(func(o *issue) { o.audience = "https://other-sp.example.test/saml" }), want: ReasonResponse, wantIs: crewsaml.ErrAudienceMismatch},
