@@ -11,7 +11,6 @@ import (
 
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/connectors"
-	"github.com/agentid/agentid/internal/connectors/saml"
 	"github.com/agentid/agentid/internal/store"
 	"github.com/agentid/agentid/internal/token"
 )
@@ -286,13 +285,7 @@ func (s *Server) handleConnectorCallback(w http.ResponseWriter, r *http.Request)
 	}
 	// One answer per attempt, on any replica: a replayed callback (with a
 	// copy of the cookie) is refused.
-	if err := s.st.UseJTI(ctx, connectorStateKey, connectors.StateKey(state), time.Unix(a.Expires, 0), s.now()); err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			s.pages.errorPage(w, http.StatusBadRequest, "Sign-in already used",
-				"This sign-in was already completed. Go back to the login page to sign in again.")
-			return
-		}
-		s.internalErrorPage(w, r, err)
+	if !s.spendAttempt(w, r, connectorStateKey, connectors.StateKey(state), a.Expires) {
 		return
 	}
 	c, ok := s.connectorFor(w, r)
@@ -367,29 +360,39 @@ func (s *Server) signInConnectorIdentity(w http.ResponseWriter, r *http.Request,
 	http.Redirect(w, r, safeReturn(returnTo), http.StatusSeeOther)
 }
 
+// spendAttempt records a connector attempt as used until it expires (Unix
+// seconds), on every replica; a second use answers with a page and false.
+func (s *Server) spendAttempt(w http.ResponseWriter, r *http.Request, key, jti string, expires int64) bool {
+	err := s.st.UseJTI(r.Context(), key, jti, time.Unix(expires, 0), s.now())
+	switch {
+	case errors.Is(err, store.ErrConflict):
+		s.pages.errorPage(w, http.StatusBadRequest, "Sign-in already used",
+			"This sign-in was already completed. Go back to the login page to sign in again.")
+		return false
+	case err != nil:
+		s.internalErrorPage(w, r, err)
+		return false
+	}
+	return true
+}
+
 // connectorFailed answers a sign-in the connector refused: its words on
 // the login page, which still returns to returnTo (they never carry a
 // secret), the cause in the log.
 func (s *Server) connectorFailed(w http.ResponseWriter, r *http.Request, c *store.Connector, returnTo string, err error) {
-	var reason, cause, msg string
+	// OIDC and SAML connectors (internal/connectors/saml) refuse alike.
 	var ce *connectors.Error
-	var se *saml.Error
-	switch {
-	case errors.As(err, &ce):
-		reason, cause, msg = ce.Reason, ce.Cause(), ce.Error()
-	case errors.As(err, &se):
-		reason, cause, msg = se.Reason, se.Cause(), se.Error()
-	default:
+	if !errors.As(err, &ce) {
 		s.internalErrorPage(w, r, err)
 		return
 	}
 	s.log.WarnContext(r.Context(), "connector sign-in failed", "request_id", requestID(r.Context()),
-		"connector", c.ID, "reason", reason, "err", cause)
+		"connector", c.ID, "reason", ce.Reason, "err", ce.Cause())
 	status := http.StatusUnauthorized
-	switch reason {
+	switch ce.Reason {
 	case connectors.ReasonDiscovery, connectors.ReasonExchange:
 		status = http.StatusBadGateway
-	case connectors.ReasonConfig: // saml.ReasonConfig too
+	case connectors.ReasonConfig:
 		status = http.StatusServiceUnavailable
 	}
 	m := s.meta(r)
@@ -398,5 +401,5 @@ func (s *Server) connectorFailed(w http.ResponseWriter, r *http.Request, c *stor
 		s.internalErrorPage(w, r, aerr)
 		return
 	}
-	s.renderLogin(w, r, status, loginView{ReturnTo: returnTo, Error: connectorLabel(c) + ": " + msg})
+	s.renderLogin(w, r, status, loginView{ReturnTo: returnTo, Error: connectorLabel(c) + ": " + ce.Error()})
 }

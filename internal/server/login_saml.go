@@ -3,11 +3,9 @@ package server
 import (
 	"crypto/sha256"
 	"encoding/base64"
-	"errors"
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/agentid/agentid/internal/connectors"
 	"github.com/agentid/agentid/internal/connectors/saml"
@@ -40,8 +38,7 @@ func (s *Server) samlProvider(c *store.Connector) (*saml.Provider, error) {
 	return saml.New(saml.Config{
 		ConnectorID: c.ID, EntityID: c.ClientID, ACSURL: base + "/acs", MetadataURL: base + "/metadata",
 		IdPMetadataXML: []byte(c.SAMLMetadata), IdPEntityID: c.Issuer,
-		Mapping: saml.Mapping{Username: c.Claims.Username, Email: c.Claims.Email, Name: c.Claims.Name,
-			Groups: c.Claims.Groups, Roles: c.Claims.Roles, Attributes: c.Claims.Attributes},
+		Mapping: c.Claims,
 	}, saml.Options{Replay: s.st, Now: s.now, Rand: s.rand})
 }
 
@@ -135,13 +132,7 @@ func (s *Server) handleSAMLACS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sum := sha256.Sum256([]byte(a.RelayState))
-	if err := s.st.UseJTI(ctx, samlAttemptKey, base64.RawURLEncoding.EncodeToString(sum[:]), time.Unix(a.Expires, 0), s.now()); err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			s.pages.errorPage(w, http.StatusBadRequest, "Sign-in already used",
-				"This sign-in was already completed. Go back to the login page to sign in again.")
-			return
-		}
-		s.internalErrorPage(w, r, err)
+	if !s.spendAttempt(w, r, samlAttemptKey, base64.RawURLEncoding.EncodeToString(sum[:]), a.Expires) {
 		return
 	}
 	c, p, ok := s.samlConnectorFor(w, r)

@@ -13,43 +13,25 @@ import (
 
 	crewsaml "github.com/crewjam/saml"
 
+	"github.com/agentid/agentid/internal/connectors"
 	"github.com/agentid/agentid/internal/keyring"
 	"github.com/agentid/agentid/internal/store"
 )
 
-// Reasons of an *Error, for the audit log.
+// Reasons of a refusal (a *connectors.Error, like an OIDC connector's),
+// for the audit log.
 const (
-	ReasonConfig   = "config"   // the connector cannot be used as configured
-	ReasonAttempt  = "attempt"  // no attempt of this browser matches, or it expired
-	ReasonDenied   = "denied"   // the provider answered with a non-success status
-	ReasonResponse = "response" // the Response or its assertion does not verify
-	ReasonReplay   = "replay"   // the assertion was already used
-	ReasonClaims   = "claims"   // the assertion lacks what the mapping needs
+	ReasonConfig   = connectors.ReasonConfig // the connector cannot be used as configured
+	ReasonDenied   = connectors.ReasonDenied // the provider answered with a non-success status
+	ReasonClaims   = connectors.ReasonClaims // the assertion lacks what the mapping needs
+	ReasonAttempt  = "attempt"               // no attempt of this browser matches, or it expired
+	ReasonResponse = "response"              // the Response or its assertion does not verify
+	ReasonReplay   = "replay"                // the assertion was already used
 )
 
-// Error is a refused sign-in: Error() is a sentence for the person
-// (nothing of the response in it), Reason and Cause are for the log.
-type Error struct {
-	Reason string
-	msg    string
-	err    error
+func fail(reason, msg string, err error) *connectors.Error {
+	return connectors.NewError(reason, msg, err)
 }
-
-func (e *Error) Error() string { return e.msg }
-
-// Unwrap returns the underlying error (for errors.Is against the
-// library's classes).
-func (e *Error) Unwrap() error { return e.err }
-
-// Cause is the reason with the underlying error, for the audit log.
-func (e *Error) Cause() string {
-	if e.err == nil {
-		return e.Reason
-	}
-	return e.Reason + ": " + e.err.Error()
-}
-
-func fail(reason, msg string, err error) *Error { return &Error{Reason: reason, msg: msg, err: err} }
 
 // random is 256 bits, base64url: 43 characters, inside the 80 bytes the
 // bindings allow a RelayState (saml-bindings §3.4.3).

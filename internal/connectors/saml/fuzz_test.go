@@ -6,6 +6,9 @@ import (
 	"testing"
 
 	crewsaml "github.com/crewjam/saml"
+
+	"github.com/agentid/agentid/internal/connectors"
+	"github.com/agentid/agentid/internal/store"
 )
 
 // FuzzFinish feeds Finish arbitrary SAMLResponse values (raw, and as the
@@ -31,8 +34,8 @@ func FuzzFinish(f *testing.F) {
 			if err == nil || id != nil {
 				t.Fatalf("accepted %q: %+v", doc, id)
 			}
-			if _, ok := err.(*Error); !ok {
-				t.Fatalf("error %T, want *Error", err)
+			if _, ok := err.(*connectors.Error); !ok {
+				t.Fatalf("error %T, want *connectors.Error", err)
 			}
 		}
 	})
@@ -64,7 +67,7 @@ func TestMapping(t *testing.T) {
 	persistent := string(crewsaml.PersistentNameIDFormat)
 	long := string(make([]byte, maxValue+1))
 	for name, tc := range map[string]struct {
-		m       Mapping
+		m       store.ClaimMapping
 		as      *crewsaml.Assertion
 		want    Identity
 		wantErr bool
@@ -84,21 +87,21 @@ func TestMapping(t *testing.T) {
 			want: Identity{Subject: "opaque-7", Username: "opaque-7"},
 		},
 		"mapped groups present, roles absent (cleared), attributes joined": {
-			m: Mapping{Username: "uid", Groups: "memberOf", Roles: "roles", Attributes: map[string]string{"cost_center": "cc", "missing": "nope"}},
+			m: store.ClaimMapping{Username: "uid", Groups: "memberOf", Roles: "roles", Attributes: map[string]string{"cost_center": "cc", "missing": "nope"}},
 			as: as(persistent, "p2",
 				crewsaml.Attribute{Name: "uid", Values: vals("carol")},
 				crewsaml.Attribute{Name: "memberOf", Values: vals("eng", "ops", "eng")},
 				crewsaml.Attribute{Name: "cc", Values: vals("42", "43")}),
 			want: Identity{Subject: "p2", NameIDFormat: persistent, Username: "carol", Groups: []string{"eng", "ops"}, Roles: []string{}, Attributes: map[string]string{"cost_center": "42,43"}},
 		},
-		"two usernames":         {m: Mapping{Username: "uid"}, as: as(persistent, "p", crewsaml.Attribute{Name: "uid", Values: vals("a", "b")}), wantErr: true},
-		"username on two lines": {m: Mapping{Username: "uid"}, as: as(persistent, "p", crewsaml.Attribute{Name: "uid", Values: vals("a\nb")}), wantErr: true},
-		"group too long":        {m: Mapping{Groups: "g"}, as: as(persistent, "p", crewsaml.Attribute{Name: "g", Values: vals(long)}), wantErr: true},
+		"two usernames":         {m: store.ClaimMapping{Username: "uid"}, as: as(persistent, "p", crewsaml.Attribute{Name: "uid", Values: vals("a", "b")}), wantErr: true},
+		"username on two lines": {m: store.ClaimMapping{Username: "uid"}, as: as(persistent, "p", crewsaml.Attribute{Name: "uid", Values: vals("a\nb")}), wantErr: true},
+		"group too long":        {m: store.ClaimMapping{Groups: "g"}, as: as(persistent, "p", crewsaml.Attribute{Name: "g", Values: vals(long)}), wantErr: true},
 		"transient NameID":      {as: as(string(crewsaml.TransientNameIDFormat), "t1"), wantErr: true},
 		"empty NameID":          {as: as(persistent, " "), wantErr: true},
 	} {
 		t.Run(name, func(t *testing.T) {
-			got, err := tc.m.identity(tc.as)
+			got, err := mapIdentity(tc.m, tc.as)
 			if tc.wantErr {
 				if err == nil {
 					t.Fatalf("accepted: %+v", got)

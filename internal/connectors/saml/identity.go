@@ -7,6 +7,8 @@ import (
 	"unicode/utf8"
 
 	crewsaml "github.com/crewjam/saml"
+
+	"github.com/agentid/agentid/internal/store"
 )
 
 // Identity is a person as a SAML identity provider asserts them; it has
@@ -95,9 +97,13 @@ func (at attributes) single(name string) (string, error) {
 	return "", fmt.Errorf("attribute %q has %d values, one expected", name, len(vals))
 }
 
-// first is the value of the first of names present.
-func (at attributes) first(names []string) (string, error) {
-	for _, n := range names {
+// mapped is the value of the attribute named, or when none is named of
+// the first of defaults present.
+func (at attributes) mapped(name string, defaults []string) (string, error) {
+	if name != "" {
+		return at.single(name)
+	}
+	for _, n := range defaults {
 		if _, ok := at[n]; ok {
 			return at.single(n)
 		}
@@ -136,8 +142,13 @@ func plain(name, v string, limit int) (string, error) {
 	return v, nil
 }
 
-// identity reads the person from a verified assertion.
-func (m Mapping) identity(as *crewsaml.Assertion) (*Identity, error) {
+// mapIdentity reads the person from a verified assertion with the mapping
+// m, whose names are SAML attributes. Defaults: the email is the first of
+// DefaultEmailAttributes present, else a NameID of the emailAddress
+// format; the name the first of DefaultNameAttributes; the username the
+// Username attribute, else the email, else the NameID; no groups, roles
+// or attributes unless named.
+func mapIdentity(m store.ClaimMapping, as *crewsaml.Assertion) (*Identity, error) {
 	if as.Subject == nil || as.Subject.NameID == nil {
 		return nil, errors.New("assertion has no NameID")
 	}
@@ -159,29 +170,17 @@ func (m Mapping) identity(as *crewsaml.Assertion) (*Identity, error) {
 			break
 		}
 	}
-	if m.Email != "" {
-		id.Email, err = at.single(m.Email)
-	} else {
-		id.Email, err = at.first(DefaultEmailAttributes)
-	}
-	if err != nil {
+	if id.Email, err = at.mapped(m.Email, DefaultEmailAttributes); err != nil {
 		return nil, err
 	}
 	if id.Email == "" && nid.Format == string(crewsaml.EmailAddressNameIDFormat) {
 		id.Email = subject
 	}
-	if m.Name != "" {
-		id.Name, err = at.single(m.Name)
-	} else {
-		id.Name, err = at.first(DefaultNameAttributes)
-	}
-	if err != nil {
+	if id.Name, err = at.mapped(m.Name, DefaultNameAttributes); err != nil {
 		return nil, err
 	}
-	if m.Username != "" {
-		if id.Username, err = at.single(m.Username); err != nil {
-			return nil, err
-		}
+	if id.Username, err = at.mapped(m.Username, nil); err != nil {
+		return nil, err
 	}
 	for _, fallback := range []string{id.Email, subject} {
 		if id.Username == "" {

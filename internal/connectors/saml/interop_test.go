@@ -18,6 +18,9 @@ import (
 	"time"
 
 	crewsaml "github.com/crewjam/saml"
+
+	"github.com/agentid/agentid/internal/connectors"
+	"github.com/agentid/agentid/internal/store"
 	dsig "github.com/russellhaering/goxmldsig"
 
 	"github.com/agentid/agentid/internal/keyring"
@@ -70,7 +73,7 @@ func TestInteropLibraryIdP(t *testing.T) {
 	}
 	p, err := New(Config{
 		ConnectorID: "corp", ACSURL: testACS, MetadataURL: testMetaURL, IdPMetadataXML: mdXML,
-		Mapping: Mapping{Groups: "eduPersonAffiliation"},
+		Mapping: store.ClaimMapping{Groups: "eduPersonAffiliation"},
 	}, Options{Replay: &memReplay{}, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
@@ -158,7 +161,7 @@ func TestReplayAcrossReplicas(t *testing.T) {
 		t.Fatalf("hub1: %v (%s)", err, cause(err))
 	}
 	_, err = hub2.Finish(ctx, a, resp, a.RelayState)
-	var e *Error
+	var e *connectors.Error
 	if !errors.As(err, &e) || e.Reason != ReasonReplay {
 		t.Fatalf("hub2: err = %v (%s), want reason %s", err, cause(err), ReasonReplay)
 	}

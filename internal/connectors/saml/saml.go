@@ -36,6 +36,9 @@ import (
 	crewsaml "github.com/crewjam/saml"
 	"github.com/jonboulle/clockwork"
 	dsig "github.com/russellhaering/goxmldsig"
+
+	"github.com/agentid/agentid/internal/connectors"
+	"github.com/agentid/agentid/internal/store"
 )
 
 // Config is one SAML connector's service-provider side.
@@ -65,30 +68,15 @@ type Config struct {
 	IdPSSOURL         string
 	IdPCertificatePEM []byte
 
-	Mapping Mapping
+	// Mapping names the SAML attributes (by Name, else FriendlyName) the
+	// connector reads, as an OIDC connector names claims; see mapIdentity
+	// for the defaults.
+	Mapping store.ClaimMapping
 
 	// ClockSkew is how far the provider's clock may be from ours when
 	// NotBefore, NotOnOrAfter and IssueInstant are checked: 0 means
 	// DefaultClockSkew; at most MaxClockSkew.
 	ClockSkew time.Duration
-}
-
-// Mapping names the SAML attributes (by Name, else FriendlyName) a
-// connector reads; it has the shape of an OIDC connector's claim mapping
-// (store.ClaimMapping on the connectors branch). Empty names take the
-// defaults: the username is the Username attribute, else the email, else
-// the NameID; the email is DefaultEmailAttributes' first present, else a
-// NameID of the emailAddress format; the name is DefaultNameAttributes'
-// first present; no groups, roles or attributes unless named.
-type Mapping struct {
-	Username string `json:"username,omitempty"`
-	Email    string `json:"email,omitempty"`
-	Name     string `json:"name,omitempty"`
-	Groups   string `json:"groups,omitempty"`
-	Roles    string `json:"roles,omitempty"`
-	// Attributes maps a user attribute's name to the SAML attribute it
-	// comes from.
-	Attributes map[string]string `json:"attributes,omitempty"`
 }
 
 // Clock skew bounds.
@@ -395,7 +383,7 @@ func (p *Provider) Begin(returnTo string) (string, *Attempt, error) {
 // Finish checks the identity provider's Response (the SAMLResponse and
 // RelayState form fields of the HTTP-POST binding) against the attempt,
 // records the assertion as used, and returns the person it asserts.
-// Errors are *Error.
+// Refusals are *connectors.Error.
 func (p *Provider) Finish(ctx context.Context, a *Attempt, samlResponse, relayState string) (*Identity, error) {
 	now := p.opts.Now()
 	if a == nil || a.ConnectorID != p.cfg.ConnectorID || a.RequestID == "" ||
@@ -421,7 +409,7 @@ func (p *Provider) Finish(ctx context.Context, a *Attempt, samlResponse, relaySt
 	if err := p.checkTimes(assertion, now); err != nil {
 		return nil, err
 	}
-	id, err := p.cfg.Mapping.identity(assertion)
+	id, err := mapIdentity(p.cfg.Mapping, assertion)
 	if err != nil {
 		return nil, fail(ReasonClaims, "The identity provider did not say who you are in a way this sign-in option can use.", err)
 	}
@@ -458,9 +446,9 @@ func (p *Provider) checkTimes(as *crewsaml.Assertion, now time.Time) error {
 	return nil
 }
 
-// classifyResponseError turns the library's refusal into an *Error whose
-// message is for the person and whose Cause is for the audit log.
-func classifyResponseError(err error) *Error {
+// classifyResponseError turns the library's refusal into a refusal whose
+// message is for the person and whose Cause is for the log.
+func classifyResponseError(err error) *connectors.Error {
 	var inv *crewsaml.InvalidResponseError
 	private := err
 	if errors.As(err, &inv) && inv.PrivateErr != nil {

@@ -11,6 +11,9 @@ import (
 
 	"github.com/beevik/etree"
 	crewsaml "github.com/crewjam/saml"
+
+	"github.com/agentid/agentid/internal/connectors"
+	"github.com/agentid/agentid/internal/store"
 )
 
 var t0 = time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
@@ -29,7 +32,7 @@ func newFixture(t testing.TB, mutate func(*Config)) *fixture {
 	cfg := Config{
 		ConnectorID: "corp", ACSURL: testACS, MetadataURL: testMetaURL,
 		IdPMetadataXML: f.idp.metadata(t),
-		Mapping: Mapping{
+		Mapping: store.ClaimMapping{
 			Username: "uid", Groups: "groups",
 			Attributes: map[string]string{"department": "dept"},
 		},
@@ -206,9 +209,9 @@ func TestFinish(t *testing.T) {
 				}
 				return
 			}
-			var e *Error
+			var e *connectors.Error
 			if !errors.As(err, &e) {
-				t.Fatalf("err = %v (%T), want *Error %s", err, err, tc.want)
+				t.Fatalf("err = %v (%T), want *connectors.Error %s", err, err, tc.want)
 			}
 			if e.Reason != tc.want {
 				t.Fatalf("reason = %s (%s), want %s", e.Reason, e.Cause(), tc.want)
@@ -230,7 +233,7 @@ func TestFinish(t *testing.T) {
 }
 
 func cause(err error) string {
-	var e *Error
+	var e *connectors.Error
 	if errors.As(err, &e) {
 		return e.Cause()
 	}
@@ -250,7 +253,7 @@ func TestFinishReplay(t *testing.T) {
 	}
 	f.clock.Advance(10 * time.Second)
 	_, err := f.p.Finish(context.Background(), a, resp, a.RelayState)
-	var e *Error
+	var e *connectors.Error
 	if !errors.As(err, &e) || e.Reason != ReasonReplay {
 		t.Fatalf("replay: err = %v (%s), want reason %s", err, cause(err), ReasonReplay)
 	}
@@ -283,7 +286,7 @@ func TestFinishAttempt(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := f.p.Finish(context.Background(), tc.a, resp, tc.relay)
-			var e *Error
+			var e *connectors.Error
 			if !errors.As(err, &e) || e.Reason != ReasonAttempt {
 				t.Fatalf("err = %v, want reason %s", err, ReasonAttempt)
 			}
