@@ -219,7 +219,7 @@ when { resource.name == "notes.write" && !(context has user && context.user.grou
 
 	// A captured Response posted again, with the attempt cookie still in
 	// the browser: the attempt is used up.
-	f, idpPage = start("login consent")
+	_, idpPage = start("login consent")
 	page, form := postSAMLForm(t, b, idpPage, idp.srv.URL)
 	if !strings.Contains(page.Body, `action="/authorize/decision"`) {
 		t.Fatalf("second sign-in: %d\n%s", page.Status, page.Body)
