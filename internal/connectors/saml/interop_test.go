@@ -60,7 +60,7 @@ func (s spLookup) GetServiceProvider(_ *http.Request, id string) (*crewsaml.Enti
 // accepted by Finish.
 func TestInteropLibraryIdP(t *testing.T) {
 	clock := &testClock{t: t0}
-	keys := newTestIdP(t, "library-idp", "", t0)
+	keys := newTestIdP(t, "idp", "", t0)
 	idpMeta, _ := url.Parse("https://idp.example.test/metadata")
 	sso, _ := url.Parse(testSSOURL)
 	idp := &crewsaml.IdentityProvider{
@@ -278,7 +278,7 @@ func entities(t *testing.T, idp *testIdP) []byte {
 // TestPinnedCertificate: with a pinned certificate, the metadata's
 // certificates are not trusted.
 func TestPinnedCertificate(t *testing.T) {
-	pinned := newTestIdP(t, "pinned", testIdPEntity, t0)
+	pinned := newTestIdP(t, "other", testIdPEntity, t0)
 	f := newFixture(t, func(c *Config) { c.IdPCertificatePEM = pinned.certPEM() })
 	a := f.begin(t)
 	o := issue{now: f.clock.Now(), requestID: a.RequestID, signAssertion: true}
