@@ -19,6 +19,7 @@ import (
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/config"
 	"github.com/agentid/agentid/internal/connectors"
+	"github.com/agentid/agentid/internal/connectors/saml"
 	"github.com/agentid/agentid/internal/store"
 )
 
@@ -26,7 +27,7 @@ func (c *cli) newConnectorsCmd() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "connectors",
-		Short: "Let people sign in through your identity provider (OpenID Connect)",
+		Short: "Let people sign in through your identity provider (OpenID Connect or SAML 2.0)",
 		Long: `A connector is an upstream OpenID Connect provider (Okta, Entra ID, Keycloak,
 Google Workspace, another agentid hub) people sign in through. The login page
 offers a button per enabled connector; an email address typed there, or an
@@ -40,6 +41,11 @@ redirect URI <issuer>/login/connectors/<ID>/callback, the authorization code
 grant and PKCE. The client secret is never stored in clear: --client-secret-file
 stores the file's path (the hub reads it at each sign-in); --client-secret-stdin
 or --client-secret-env seal it with the key-encryption key.
+
+A SAML 2.0 connector (--type saml --idp-metadata-file FILE) reads the identity
+provider's metadata (its entity id, single sign-on URL and signing certificate,
+the only one trusted); give the provider the hub's service-provider metadata
+at <issuer>/login/saml/<ID>/metadata. Its --*-claim flags name SAML attributes.
 
 Connectors in the config file (connectors:) are added or updated at every
 serve start. Every change is audited (connector.created, connector.updated).`,
@@ -66,6 +72,7 @@ type connectorFlags struct {
 	username, email, fullName, groups string
 	roles                             string
 	disabled                          bool
+	typ, metadataFile                 string
 }
 
 func (c *cli) newConnectorsAddCmd(asJSON *bool) *cobra.Command {
@@ -114,14 +121,16 @@ func (c *cli) newConnectorsAddCmd(asJSON *bool) *cobra.Command {
 				if err := printConnector(out, conn); err != nil {
 					return err
 				}
-				_, err = fmt.Fprintf(out, "\nRegister this redirect URI at the provider: %s/login/connectors/%s/callback\n", cfg.Issuer, conn.ID)
+				_, err = fmt.Fprintln(out, "\n"+registerAt(cfg.Issuer, conn))
 				return err
 			})
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.issuer, "issuer", "", "the provider's issuer `URL` (required; https)")
-	fl.StringVar(&f.clientID, "client-id", "", "the hub's client `id` at the provider (required)")
+	fl.StringVar(&f.typ, "type", store.ConnectorOIDC, "oidc or saml")
+	fl.StringVar(&f.issuer, "issuer", "", "the provider's issuer `URL` (required; https); saml: its entity id (default: the metadata's)")
+	fl.StringVar(&f.clientID, "client-id", "", "the hub's client `id` at the provider (required); saml: the hub's entity id (default: its metadata URL)")
+	fl.StringVar(&f.metadataFile, "idp-metadata-file", "", "saml: the identity provider's metadata XML `file` (required; stored, its certificate trusted)")
 	fl.StringVar(&f.name, "name", "", "what the login page's button says (default: the ID)")
 	fl.StringVar(&f.tenant, "tenant", store.DefaultTenant, "the `tenant` people signing in through it belong to")
 	fl.StringVar(&f.secretFile, "client-secret-file", "", "`file` holding the client secret; its path is stored, the hub reads it at sign-in")
@@ -145,17 +154,37 @@ func buildConnector(id string, f *connectorFlags, cfg *config.Config, now time.T
 	if !store.ValidConnectorID(id) {
 		return nil, fmt.Errorf("ID %q: want 1 to 64 lower-case letters, digits and '-'", id)
 	}
-	if f.issuer == "" || f.clientID == "" {
-		return nil, errors.New("--issuer and --client-id are required")
+	switch f.typ {
+	case store.ConnectorSAML:
+		if f.metadataFile == "" {
+			return nil, errors.New("--idp-metadata-file is required for --type saml")
+		}
+		if f.secretFile != "" || f.secretEnv != "" || f.secretStdin || len(f.scopes) > 0 {
+			return nil, errors.New("a saml connector takes no client secret or --scope")
+		}
+	case store.ConnectorOIDC:
+		if f.metadataFile != "" {
+			return nil, errors.New("--idp-metadata-file is for --type saml")
+		}
+		if f.issuer == "" || f.clientID == "" {
+			return nil, errors.New("--issuer and --client-id are required")
+		}
+		if err := connectors.CheckIssuer(f.issuer, cfg.Login.AllowLoopbackConnectors); err != nil {
+			return nil, fmt.Errorf("--issuer: %w", err)
+		}
+	default:
+		return nil, fmt.Errorf("--type %q: want oidc or saml", f.typ)
 	}
-	if err := connectors.CheckIssuer(f.issuer, cfg.Login.AllowLoopbackConnectors); err != nil {
-		return nil, fmt.Errorf("--issuer: %w", err)
-	}
-	conn := &store.Connector{TenantID: f.tenant, ID: id, Type: store.ConnectorOIDC, Name: strings.TrimSpace(f.name),
+	conn := &store.Connector{TenantID: f.tenant, ID: id, Type: f.typ, Name: strings.TrimSpace(f.name),
 		Issuer: f.issuer, ClientID: f.clientID, Disabled: f.disabled, CreatedAt: now, UpdatedAt: now,
 		Claims: store.ClaimMapping{Username: f.username, Email: f.email, Name: f.fullName, Groups: f.groups, Roles: f.roles}}
 	if conn.TenantID == "" {
 		return nil, errors.New("--tenant must not be empty")
+	}
+	if conn.Type == store.ConnectorSAML {
+		if err := readSAMLMetadata(conn, f.metadataFile); err != nil {
+			return nil, fmt.Errorf("--idp-metadata-file: %w", err)
+		}
 	}
 	if f.secretFile != "" {
 		abs, err := filepath.Abs(f.secretFile)
@@ -281,6 +310,10 @@ func (c *cli) newConnectorsShowCmd(asJSON *bool) *cobra.Command {
 					return writeJSON(cmd.OutOrStdout(), connectorView(conn))
 				}
 				if err := printConnector(cmd.OutOrStdout(), conn); err != nil {
+					return err
+				}
+				if conn.Type == store.ConnectorSAML {
+					_, err = fmt.Fprintf(cmd.OutOrStdout(), "sp_metadata    %s/login/saml/%s/metadata\n", cfg.Issuer, conn.ID)
 					return err
 				}
 				_, err = fmt.Fprintf(cmd.OutOrStdout(), "redirect_uri   %s/login/connectors/%s/callback\n", cfg.Issuer, conn.ID)
@@ -416,6 +449,11 @@ func syncConnectors(ctx context.Context, st store.Store, cfgs []config.Connector
 		if len(want.EmailDomains) == 0 {
 			want.EmailDomains = nil
 		}
+		if want.Type == store.ConnectorSAML {
+			if err := readSAMLMetadata(want, cc.IdPMetadataFile); err != nil {
+				return fmt.Errorf("connectors: %q idp_metadata_file: %w", cc.ID, err)
+			}
+		}
 		if want.ClientSecretFile != "" {
 			// Read now so that a missing file fails the start, not the
 			// first person's sign-in; stored absolute, as the CLI does.
@@ -477,4 +515,33 @@ func sameConnector(a, b *store.Connector) bool {
 		return c
 	}
 	return reflect.DeepEqual(norm(*a), norm(*b))
+}
+
+// maxSAMLMetadata bounds an identity provider's metadata file.
+const maxSAMLMetadata = 1 << 20
+
+// readSAMLMetadata reads and checks a SAML identity provider's metadata
+// into conn: the XML itself is stored (its signing certificate is what
+// the connector trusts), and the issuer is the provider's entity id.
+func readSAMLMetadata(conn *store.Connector, file string) error {
+	b, err := config.ReadLimited(file, maxSAMLMetadata)
+	if err != nil {
+		return err
+	}
+	entityID, err := saml.CheckIdPMetadata(b, conn.Issuer)
+	if err != nil {
+		return err
+	}
+	conn.Issuer, conn.SAMLMetadata = entityID, string(b)
+	return nil
+}
+
+// registerAt says what to register at the provider for conn.
+func registerAt(issuer string, conn *store.Connector) string {
+	if conn.Type == store.ConnectorSAML {
+		return fmt.Sprintf("Give the identity provider this service provider's metadata: %s/login/saml/%s/metadata\n"+
+			"(entity id %s, assertion consumer service %s/login/saml/%s/acs, HTTP-POST; signed assertions, persistent NameID)",
+			issuer, conn.ID, or(conn.ClientID, issuer+"/login/saml/"+conn.ID+"/metadata"), issuer, conn.ID)
+	}
+	return fmt.Sprintf("Register this redirect URI at the provider: %s/login/connectors/%s/callback", issuer, conn.ID)
 }

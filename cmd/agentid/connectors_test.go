@@ -2,13 +2,21 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
 	"log/slog"
+	"math/big"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/config"
@@ -148,5 +156,92 @@ connectors:
 	}
 	if len(resp.Cookies()) != 1 || !resp.Cookies()[0].HttpOnly || resp.Cookies()[0].Path != "/login/connectors/" {
 		t.Fatalf("attempt cookie %+v", resp.Cookies())
+	}
+}
+
+// samlMetadataFile writes an identity provider's metadata (a fresh
+// self-signed signing certificate) and returns its path.
+func samlMetadataFile(t *testing.T, entityID string) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "idp"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := `<EntityDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata" entityID="` + entityID + `">
+<IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
+<KeyDescriptor use="signing"><KeyInfo xmlns="http://www.w3.org/2000/09/xmldsig#"><X509Data><X509Certificate>` +
+		base64.StdEncoding.EncodeToString(der) + `</X509Certificate></X509Data></KeyInfo></KeyDescriptor>
+<SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="https://idp.corp.example/sso"/>
+</IDPSSODescriptor></EntityDescriptor>`
+	p := filepath.Join(t.TempDir(), "idp.xml")
+	if err := os.WriteFile(p, []byte(md), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestSAMLConnectorSettings: `connectors add --type saml` and the config
+// file read the identity provider's metadata into the connector (issuer
+// from its entity id) and refuse what a SAML connector cannot have.
+func TestSAMLConnectorSettings(t *testing.T) {
+	ctx := context.Background()
+	md := samlMetadataFile(t, "https://idp.corp.example/saml")
+	cfg := &config.Config{}
+	now := time.Now()
+	conn, err := buildConnector("corp-saml", &connectorFlags{typ: store.ConnectorSAML, tenant: store.DefaultTenant,
+		metadataFile: md, groups: "memberOf"}, cfg, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if conn.Type != store.ConnectorSAML || conn.Issuer != "https://idp.corp.example/saml" || !strings.Contains(conn.SAMLMetadata, "X509Certificate") ||
+		conn.Claims.Groups != "memberOf" || conn.Check() != nil {
+		t.Fatalf("connector %+v (%v)", conn, conn.Check())
+	}
+	if got := registerAt("https://hub.example", conn); !strings.Contains(got, "https://hub.example/login/saml/corp-saml/metadata") {
+		t.Fatalf("registerAt: %s", got)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.xml")
+	if err := os.WriteFile(bad, []byte(`<EntityDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata" entityID="x"/>`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, f := range map[string]connectorFlags{
+		"no metadata":          {typ: store.ConnectorSAML, tenant: store.DefaultTenant},
+		"metadata without IdP": {typ: store.ConnectorSAML, tenant: store.DefaultTenant, metadataFile: bad},
+		"other entity id":      {typ: store.ConnectorSAML, tenant: store.DefaultTenant, metadataFile: md, issuer: "https://other.example"},
+		"secret":               {typ: store.ConnectorSAML, tenant: store.DefaultTenant, metadataFile: md, secretFile: md},
+		"scopes":               {typ: store.ConnectorSAML, tenant: store.DefaultTenant, metadataFile: md, scopes: []string{"groups"}},
+		"metadata on oidc":     {typ: store.ConnectorOIDC, tenant: store.DefaultTenant, metadataFile: md, issuer: "https://x.example", clientID: "c"},
+		"unknown type":         {typ: "ldap", tenant: store.DefaultTenant},
+	} {
+		if _, err := buildConnector("x", &f, cfg, now); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "agentid.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if _, _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cfgs := []config.ConnectorConfig{{ID: "corp-saml", Type: "saml", IdPMetadataFile: md, EmailDomains: []string{"corp.example"}}}
+	if err := syncConnectors(ctx, st, cfgs, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.GetConnector(ctx, "corp-saml")
+	if err != nil || got.Issuer != "https://idp.corp.example/saml" || got.SAMLMetadata == "" {
+		t.Fatalf("synced %+v, %v", got, err)
+	}
+	cfgs[0].IdPMetadataFile = bad
+	if err := syncConnectors(ctx, st, cfgs, slog.New(slog.DiscardHandler)); err == nil {
+		t.Fatal("a broken metadata file did not fail the start")
 	}
 }

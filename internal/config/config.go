@@ -254,17 +254,25 @@ type ConnectorConfig struct {
 	ID string `yaml:"id"`
 	// Tenant its people belong to (default: the default tenant).
 	Tenant string `yaml:"tenant"`
-	// Type is "oidc" (the default).
+	// Type is "oidc" (the default) or "saml".
 	Type string `yaml:"type"`
 	// Name is what the login page's button says.
-	Name             string          `yaml:"name"`
-	Issuer           string          `yaml:"issuer"`
-	ClientID         string          `yaml:"client_id"`
-	ClientSecretFile string          `yaml:"client_secret_file"`
-	Scopes           []string        `yaml:"scopes"`
-	EmailDomains     []string        `yaml:"email_domains"`
-	Claims           ConnectorClaims `yaml:"claims"`
-	Disabled         bool            `yaml:"disabled"`
+	Name string `yaml:"name"`
+	// Issuer is an OIDC provider's issuer URL, or a SAML identity
+	// provider's entity id (default: the one its metadata names).
+	Issuer string `yaml:"issuer"`
+	// ClientID is the hub's client id at an OIDC provider, or the hub's
+	// SAML entity id at the identity provider (default: the connector's
+	// metadata URL <issuer>/login/saml/<id>/metadata).
+	ClientID         string   `yaml:"client_id"`
+	ClientSecretFile string   `yaml:"client_secret_file"`
+	Scopes           []string `yaml:"scopes"`
+	// IdPMetadataFile is a SAML connector's identity provider metadata
+	// (XML, read at each start; its signing certificate is trusted).
+	IdPMetadataFile string          `yaml:"idp_metadata_file"`
+	EmailDomains    []string        `yaml:"email_domains"`
+	Claims          ConnectorClaims `yaml:"claims"`
+	Disabled        bool            `yaml:"disabled"`
 }
 
 // ConnectorClaims names the ID token claims a connector reads (empty:

@@ -14,8 +14,9 @@ const maxConnectors = 64
 var connectorIDRe = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,63}$`)
 
 // validateConnectors checks the connectors: ids unique and well formed,
-// issuers https (http on loopback with login.allow_loopback_connectors),
-// a client id, email domains lower case and each held by one connector.
+// an OIDC connector's issuer https (http on loopback with
+// login.allow_loopback_connectors) and client id, a SAML connector's
+// metadata file, email domains lower case and each held by one connector.
 func (c *Config) validateConnectors(ps *Problems) {
 	if len(c.Connectors) > maxConnectors {
 		ps.add("connectors", 0, "", fmt.Sprintf("at most %d connectors, got %d", maxConnectors, len(c.Connectors)))
@@ -32,25 +33,14 @@ func (c *Config) validateConnectors(ps *Problems) {
 			}
 			ids[cc.ID] = i
 		}
-		if cc.Type != "" && cc.Type != "oidc" {
-			ps.add(p+".type", 0, "", fmt.Sprintf("must be oidc, got %q", cc.Type))
-		}
-		u, err := url.Parse(cc.Issuer)
-		switch {
-		case cc.Issuer == "":
-			ps.add(p+".issuer", 0, "", "required")
-		case err != nil || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil:
-			ps.add(p+".issuer", 0, "", "must be an absolute URL without user, query or fragment")
-		case u.Scheme == "https":
-		case u.Scheme == "http" && isLoopbackHost(u.Hostname()) && c.Login.AllowLoopbackConnectors:
+		switch cc.Type {
+		case "", "oidc":
+			c.validateOIDCConnector(ps, p, cc)
+		case "saml":
+			validateSAMLConnector(ps, p, cc)
 		default:
-			ps.add(p+".issuer", 0, "", "must be https (http only on a loopback host with login.allow_loopback_connectors)")
-		}
-		if cc.ClientID == "" {
-			ps.add(p+".client_id", 0, "", "required")
-		}
-		if strings.TrimSpace(cc.ClientSecretFile) != cc.ClientSecretFile {
-			ps.add(p+".client_secret_file", 0, "", "must not start or end with spaces")
+			ps.add(p+".type", 0, "", fmt.Sprintf("must be oidc or saml, got %q", cc.Type))
+			c.validateOIDCConnector(ps, p, cc)
 		}
 		for _, d := range cc.EmailDomains {
 			if d == "" || d != strings.ToLower(d) || strings.ContainsAny(d, "@ /") {
@@ -62,5 +52,49 @@ func (c *Config) validateConnectors(ps *Problems) {
 			}
 			domains[d] = i
 		}
+	}
+}
+
+// validateOIDCConnector checks an OIDC connector's issuer, client id and
+// secret file.
+func (c *Config) validateOIDCConnector(ps *Problems, p string, cc ConnectorConfig) {
+	u, err := url.Parse(cc.Issuer)
+	switch {
+	case cc.Issuer == "":
+		ps.add(p+".issuer", 0, "", "required")
+	case err != nil || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil:
+		ps.add(p+".issuer", 0, "", "must be an absolute URL without user, query or fragment")
+	case u.Scheme == "https":
+	case u.Scheme == "http" && isLoopbackHost(u.Hostname()) && c.Login.AllowLoopbackConnectors:
+	default:
+		ps.add(p+".issuer", 0, "", "must be https (http only on a loopback host with login.allow_loopback_connectors)")
+	}
+	if cc.ClientID == "" {
+		ps.add(p+".client_id", 0, "", "required")
+	}
+	if strings.TrimSpace(cc.ClientSecretFile) != cc.ClientSecretFile {
+		ps.add(p+".client_secret_file", 0, "", "must not start or end with spaces")
+	}
+	if cc.IdPMetadataFile != "" {
+		ps.add(p+".idp_metadata_file", 0, "", "only for type saml")
+	}
+}
+
+// validateSAMLConnector checks a SAML connector's own settings: its
+// identity provider's metadata file (read and checked at serve start), no
+// client secret or scopes. The issuer, if given, is the provider's entity
+// id (any URI).
+func validateSAMLConnector(ps *Problems, p string, cc ConnectorConfig) {
+	switch {
+	case cc.IdPMetadataFile == "":
+		ps.add(p+".idp_metadata_file", 0, "", "required for type saml")
+	case strings.TrimSpace(cc.IdPMetadataFile) != cc.IdPMetadataFile:
+		ps.add(p+".idp_metadata_file", 0, "", "must not start or end with spaces")
+	}
+	if cc.ClientSecretFile != "" {
+		ps.add(p+".client_secret_file", 0, "", "a saml connector has no client secret")
+	}
+	if len(cc.Scopes) > 0 {
+		ps.add(p+".scopes", 0, "", "a saml connector has no scopes")
 	}
 }

@@ -42,19 +42,34 @@ func TestValidate(t *testing.T) {
 			c.Connectors = []ConnectorConfig{{ID: "corp", Issuer: "https://idp.corp.example", ClientID: "agentid",
 				ClientSecretFile: "/run/secrets/corp", EmailDomains: []string{"corp.example"}, Claims: ConnectorClaims{Groups: "groups"}}}
 		}},
+		{name: "saml connector", mutate: func(c *Config) {
+			c.Connectors = []ConnectorConfig{{ID: "corp-saml", Type: "saml", IdPMetadataFile: "/etc/agentid/idp.xml",
+				EmailDomains: []string{"corp.example"}, Claims: ConnectorClaims{Groups: "memberOf"}}}
+		}},
+		{name: "saml connector problems", mutate: func(c *Config) {
+			c.Connectors = []ConnectorConfig{
+				{ID: "s", Type: "saml", ClientSecretFile: "/s", Scopes: []string{"groups"}},
+				{ID: "o", Issuer: "https://o.example", ClientID: "x", IdPMetadataFile: "/m.xml"},
+			}
+		}, want: []wantProblem{
+			{"connectors[0].idp_metadata_file", 0, []string{"required for type saml"}},
+			{"connectors[0].client_secret_file", 0, []string{"no client secret"}},
+			{"connectors[0].scopes", 0, []string{"no scopes"}},
+			{"connectors[1].idp_metadata_file", 0, []string{"only for type saml"}},
+		}},
 		{name: "loopback connector in development", mutate: func(c *Config) {
 			c.Login.AllowLoopbackConnectors = true
 			c.Connectors = []ConnectorConfig{{ID: "dev", Issuer: "http://127.0.0.1:5556", ClientID: "agentid"}}
 		}},
 		{name: "connector problems", mutate: func(c *Config) {
 			c.Connectors = []ConnectorConfig{
-				{ID: "Corp", Type: "saml", Issuer: "http://idp.corp.example", EmailDomains: []string{"Corp.example"}},
+				{ID: "Corp", Type: "ldap", Issuer: "http://idp.corp.example", EmailDomains: []string{"Corp.example"}},
 				{ID: "b", Issuer: "https://b.example?x=1", ClientID: "x", EmailDomains: []string{"b.example"}},
 				{ID: "b", Issuer: "http://127.0.0.1:1", ClientID: "x", EmailDomains: []string{"b.example"}},
 			}
 		}, want: []wantProblem{
 			{"connectors[0].id", 0, []string{"lower-case"}},
-			{"connectors[0].type", 0, []string{"must be oidc"}},
+			{"connectors[0].type", 0, []string{"must be oidc or saml"}},
 			{"connectors[0].issuer", 0, []string{"must be https"}},
 			{"connectors[0].client_id", 0, []string{"required"}},
 			{"connectors[0].email_domains", 0, []string{"lower-case domain"}},

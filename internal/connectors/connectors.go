@@ -142,6 +142,11 @@ func (e *Error) Cause() string {
 
 func fail(reason, msg string, err error) *Error { return &Error{Reason: reason, msg: msg, err: err} }
 
+// NewError is a refusal of a sign-in through another kind of connector
+// (internal/connectors/saml), so that the server answers every connector's
+// refusals alike: msg for the login page, err for the log.
+func NewError(reason, msg string, err error) *Error { return fail(reason, msg, err) }
+
 // CheckIssuer reports whether issuer may be a connector's: an absolute
 // https URL without query or fragment (http only on a loopback host when
 // allowHTTPLoopback).

@@ -157,7 +157,7 @@ func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int,
 		return
 	}
 	for _, c := range cs {
-		v.Connectors = append(v.Connectors, connectorButton{ID: c.ID, Name: connectorLabel(c), URL: connectorStartURL(c.ID, v.ReturnTo, "")})
+		v.Connectors = append(v.Connectors, connectorButton{ID: c.ID, Name: connectorLabel(c), URL: connectorStartURL(c, v.ReturnTo, "")})
 		if len(c.EmailDomains) > 0 {
 			v.EmailRouting = true
 		}

@@ -101,18 +101,21 @@ func (s *Server) routeToConnector(w http.ResponseWriter, r *http.Request, addr, 
 	case c == nil:
 		return false
 	}
-	http.Redirect(w, r, connectorStartURL(c.ID, returnTo, addr), http.StatusSeeOther)
+	http.Redirect(w, r, connectorStartURL(c, returnTo, addr), http.StatusSeeOther)
 	return true
 }
 
 // connectorStartURL is the login page's link that starts a sign-in
-// through connector id.
-func connectorStartURL(id, returnTo, hint string) string {
+// through connector c (a SAML connector's AuthnRequest carries no hint).
+func connectorStartURL(c *store.Connector, returnTo, hint string) string {
 	q := url.Values{"return_to": {returnTo}}
+	if c.Type == store.ConnectorSAML {
+		return samlPathPrefix + c.ID + "?" + q.Encode()
+	}
 	if hint != "" {
 		q.Set("login_hint", hint)
 	}
-	return connectorPathPrefix + id + "?" + q.Encode()
+	return connectorPathPrefix + c.ID + "?" + q.Encode()
 }
 
 // connectorLabel names a connector on pages.
@@ -181,6 +184,10 @@ func (s *Server) handleConnectorStart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	returnTo := safeReturn(r.URL.Query().Get("return_to"))
+	if c.Type == store.ConnectorSAML {
+		http.Redirect(w, r, connectorStartURL(c, returnTo, ""), http.StatusSeeOther)
+		return
+	}
 	authURL, a, err := s.cfg.Connectors.Begin(ctx, c, s.connectorRedirectURI(c.ID), cleanHint(r.URL.Query().Get("login_hint")), returnTo)
 	if err != nil {
 		s.connectorFailed(w, r, c, returnTo, err)
@@ -278,13 +285,7 @@ func (s *Server) handleConnectorCallback(w http.ResponseWriter, r *http.Request)
 	}
 	// One answer per attempt, on any replica: a replayed callback (with a
 	// copy of the cookie) is refused.
-	if err := s.st.UseJTI(ctx, connectorStateKey, connectors.StateKey(state), time.Unix(a.Expires, 0), s.now()); err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			s.pages.errorPage(w, http.StatusBadRequest, "Sign-in already used",
-				"This sign-in was already completed. Go back to the login page to sign in again.")
-			return
-		}
-		s.internalErrorPage(w, r, err)
+	if !s.spendAttempt(w, r, connectorStateKey, connectors.StateKey(state), a.Expires) {
 		return
 	}
 	c, ok := s.connectorFor(w, r)
@@ -298,6 +299,14 @@ func (s *Server) handleConnectorCallback(w http.ResponseWriter, r *http.Request)
 		s.connectorFailed(w, r, c, safeReturn(a.ReturnTo), err)
 		return
 	}
+	s.signInConnectorIdentity(w, r, c, ident, a.ReturnTo)
+}
+
+// signInConnectorIdentity provisions or refreshes the person a connector
+// (OIDC or SAML) vouched for and signs them in, in one transaction with
+// the session and the user.signed_in event, then sends them to returnTo.
+func (s *Server) signInConnectorIdentity(w http.ResponseWriter, r *http.Request, c *store.Connector, ident *connectors.Identity, returnTo string) {
+	ctx := r.Context()
 	now := s.now()
 	handle, err := token.NewHandle(s.rand, "")
 	if err != nil {
@@ -348,13 +357,30 @@ func (s *Server) handleConnectorCallback(w http.ResponseWriter, r *http.Request)
 		return
 	}
 	s.setCookie(w, sessionCookie, handle, http.SameSiteLaxMode, sess.ExpiresAt, 0)
-	http.Redirect(w, r, safeReturn(a.ReturnTo), http.StatusSeeOther)
+	http.Redirect(w, r, safeReturn(returnTo), http.StatusSeeOther)
+}
+
+// spendAttempt records a connector attempt as used until it expires (Unix
+// seconds), on every replica; a second use answers with a page and false.
+func (s *Server) spendAttempt(w http.ResponseWriter, r *http.Request, key, jti string, expires int64) bool {
+	err := s.st.UseJTI(r.Context(), key, jti, time.Unix(expires, 0), s.now())
+	switch {
+	case errors.Is(err, store.ErrConflict):
+		s.pages.errorPage(w, http.StatusBadRequest, "Sign-in already used",
+			"This sign-in was already completed. Go back to the login page to sign in again.")
+		return false
+	case err != nil:
+		s.internalErrorPage(w, r, err)
+		return false
+	}
+	return true
 }
 
 // connectorFailed answers a sign-in the connector refused: its words on
 // the login page, which still returns to returnTo (they never carry a
 // secret), the cause in the log.
 func (s *Server) connectorFailed(w http.ResponseWriter, r *http.Request, c *store.Connector, returnTo string, err error) {
+	// OIDC and SAML connectors (internal/connectors/saml) refuse alike.
 	var ce *connectors.Error
 	if !errors.As(err, &ce) {
 		s.internalErrorPage(w, r, err)

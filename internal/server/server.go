@@ -433,6 +433,9 @@ func (s *Server) routes() http.Handler {
 	if s.connectorsOn() {
 		web.HandleFunc("GET "+connectorPathPrefix+"{id}", s.handleConnectorStart)
 		web.HandleFunc("GET "+connectorPathPrefix+"{id}/callback", s.handleConnectorCallback)
+		web.HandleFunc("GET "+samlPathPrefix+"{id}", s.handleSAMLStart)
+		web.HandleFunc(samlACSPattern, s.handleSAMLACS)
+		web.HandleFunc("GET "+samlPathPrefix+"{id}/metadata", s.handleSAMLMetadata)
 	}
 	web.Handle("GET /static/", s.staticHandler())
 	web.HandleFunc("GET /account", s.handleAccount)
@@ -451,6 +454,7 @@ func (s *Server) routes() http.Handler {
 	s.consoleRoutes(web) // console.go
 	web.HandleFunc("/", s.notFound)
 	cop := http.NewCrossOriginProtection()
+	cop.AddInsecureBypassPattern(samlACSPattern) // login_saml.go
 	webHandler := securityHeaders(cop.Handler(web))
 
 	root := http.NewServeMux()

@@ -11,6 +11,12 @@ import (
 // ConnectorOIDC is the type of a connector to an OpenID Connect provider.
 const ConnectorOIDC = "oidc"
 
+// ConnectorSAML is the type of a connector to a SAML 2.0 identity provider
+// (internal/connectors/saml): Issuer is the provider's entity id, ClientID
+// this hub's entity id there ("" for the connector's metadata URL),
+// SAMLMetadata the provider's metadata and Claims name SAML attributes.
+const ConnectorSAML = "saml"
+
 // Connector is an upstream identity provider people sign in through (an
 // OpenID Connect provider: a company's Okta, Entra ID, Keycloak, Google
 // Workspace, or another agentid hub). A person who signs in through it the
@@ -21,7 +27,7 @@ type Connector struct {
 	// connectors before any tenant is known): lower-case letters, digits
 	// and '-'; it is part of the redirect URI registered upstream.
 	ID   string
-	Type string // ConnectorOIDC
+	Type string // ConnectorOIDC or ConnectorSAML
 	// Name is what the login page's button says ("Sign in with Name").
 	Name string
 	// Issuer is the provider's issuer URL, exactly as its ID tokens' iss.
@@ -37,6 +43,10 @@ type Connector struct {
 	// Scopes are asked for besides openid (empty: profile and email).
 	Scopes []string
 	Claims ClaimMapping
+	// SAMLMetadata is a SAML connector's identity provider metadata (an
+	// XML EntityDescriptor with its signing certificate), checked when
+	// the connector is configured; "" for OIDC.
+	SAMLMetadata string
 	// EmailDomains route a person to this connector by the domain of the
 	// address they type or an authorization request's login_hint; lower
 	// case, each domain belongs to at most one connector of the hub.
@@ -62,11 +72,17 @@ type ClaimMapping struct {
 // Check reports whether c keeps the Connectors contract (ErrInvalid if not).
 func (c *Connector) Check() error {
 	switch {
-	case c.TenantID == "" || c.ID == "" || c.Issuer == "" || c.ClientID == "":
-		return fmt.Errorf("connector %q: tenant, id, issuer and client id are required: %w", c.ID, ErrInvalid)
+	case c.TenantID == "" || c.ID == "" || c.Issuer == "":
+		return fmt.Errorf("connector %q: tenant, id and issuer are required: %w", c.ID, ErrInvalid)
 	case !ValidConnectorID(c.ID):
 		return fmt.Errorf("connector %q: id must be lower-case letters, digits and '-': %w", c.ID, ErrInvalid)
-	case c.Type != ConnectorOIDC:
+	case c.Type == ConnectorOIDC && c.ClientID == "":
+		return fmt.Errorf("connector %q: an OIDC connector needs a client id: %w", c.ID, ErrInvalid)
+	case c.Type == ConnectorOIDC && c.SAMLMetadata != "":
+		return fmt.Errorf("connector %q: SAML metadata on an OIDC connector: %w", c.ID, ErrInvalid)
+	case c.Type == ConnectorSAML && (c.SAMLMetadata == "" || c.ClientSecretFile != "" || len(c.ClientSecretSealed) > 0 || len(c.Scopes) > 0):
+		return fmt.Errorf("connector %q: a SAML connector has the identity provider's metadata and no client secret or scopes: %w", c.ID, ErrInvalid)
+	case c.Type != ConnectorOIDC && c.Type != ConnectorSAML:
 		return fmt.Errorf("connector %q: type %q: %w", c.ID, c.Type, ErrInvalid)
 	case c.ClientSecretFile != "" && len(c.ClientSecretSealed) > 0:
 		return fmt.Errorf("connector %q: a secret file or a sealed secret, not both: %w", c.ID, ErrInvalid)

@@ -14,7 +14,8 @@ import (
 
 const (
 	connectorCols = `id, tenant_id, type, name, issuer, client_id, client_secret_file, client_secret_sealed, scopes,
-	username_claim, email_claim, name_claim, groups_claim, roles_claim, attribute_claims, disabled, created_at, updated_at`
+	username_claim, email_claim, name_claim, groups_claim, roles_claim, attribute_claims, disabled, created_at, updated_at,
+	saml_metadata`
 	// The email domains ride along, ordered bytewise as SQLite orders them.
 	selectConnectors = `SELECT ` + connectorCols + `, (SELECT array_agg(domain ORDER BY domain COLLATE "C")
 	FROM connector_domains WHERE connector_id = c.id) FROM connectors c`
@@ -43,7 +44,7 @@ func connectorArgs(c *store.Connector) ([]any, error) {
 	}
 	return []any{c.ID, c.TenantID, c.Type, c.Name, c.Issuer, c.ClientID, c.ClientSecretFile, sealed, scopes,
 		c.Claims.Username, c.Claims.Email, c.Claims.Name, c.Claims.Groups, c.Claims.Roles, attrJSON, c.Disabled,
-		c.CreatedAt, c.UpdatedAt}, nil
+		c.CreatedAt, c.UpdatedAt, c.SAMLMetadata}, nil
 }
 
 func scanConnector(row pgx.Row) (*store.Connector, error) {
@@ -51,7 +52,7 @@ func scanConnector(row pgx.Row) (*store.Connector, error) {
 	var attrs []byte
 	if err := row.Scan(&c.ID, &c.TenantID, &c.Type, &c.Name, &c.Issuer, &c.ClientID, &c.ClientSecretFile,
 		&c.ClientSecretSealed, &c.Scopes, &c.Claims.Username, &c.Claims.Email, &c.Claims.Name, &c.Claims.Groups,
-		&c.Claims.Roles, &attrs, &c.Disabled, &c.CreatedAt, &c.UpdatedAt, &c.EmailDomains); err != nil {
+		&c.Claims.Roles, &attrs, &c.Disabled, &c.CreatedAt, &c.UpdatedAt, &c.SAMLMetadata, &c.EmailDomains); err != nil {
 		return nil, err
 	}
 	var err error
@@ -85,7 +86,7 @@ func (s *Store) CreateConnector(ctx context.Context, c *store.Connector, ev *sto
 	}
 	return mapErr("create connector", s.inTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO connectors (`+connectorCols+`) VALUES
-			($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`, args...); err != nil {
+			($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`, args...); err != nil {
 			return err
 		}
 		if err := putDomains(ctx, tx, c); err != nil {
@@ -129,12 +130,12 @@ func (s *Store) UpdateConnector(ctx context.Context, c *store.Connector, ev *sto
 	if err != nil {
 		return mapErr("update connector", err)
 	}
-	args = append(args[:16], args[17]) // all but created_at
+	args = append(args[:16], args[17:]...) // all but created_at
 	return mapErr("update connector", s.inTx(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE connectors SET type = $3, name = $4, issuer = $5, client_id = $6,
 			client_secret_file = $7, client_secret_sealed = $8, scopes = $9, username_claim = $10, email_claim = $11,
 			name_claim = $12, groups_claim = $13, roles_claim = $14, attribute_claims = $15, disabled = $16,
-			updated_at = $17 WHERE id = $1 AND tenant_id = $2`, args...)
+			updated_at = $17, saml_metadata = $18 WHERE id = $1 AND tenant_id = $2`, args...)
 		if err != nil {
 			return err
 		}

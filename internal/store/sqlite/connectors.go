@@ -13,8 +13,8 @@ import (
 
 const (
 	connectorCols = `id, tenant_id, type, name, issuer, client_id, client_secret_file, client_secret_sealed, scopes,
-	username_claim, email_claim, name_claim, groups_claim, roles_claim, attribute_claims, disabled, created_at, updated_at`
-	qInsertConnector  = `INSERT INTO connectors (` + connectorCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	username_claim, email_claim, name_claim, groups_claim, roles_claim, attribute_claims, saml_metadata, disabled, created_at, updated_at`
+	qInsertConnector  = `INSERT INTO connectors (` + connectorCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qConnectorDomains = `SELECT group_concat(domain, ' ') FROM (SELECT domain FROM connector_domains
 	WHERE connector_id = c.id ORDER BY domain)`
 	qSelectConnectors = `SELECT ` + connectorCols + `, coalesce((` + qConnectorDomains + `), '') FROM connectors c`
@@ -23,7 +23,7 @@ const (
 	// Everything but the key, the tenant and the creation time.
 	qUpdateConnector = `UPDATE connectors SET type = ?, name = ?, issuer = ?, client_id = ?, client_secret_file = ?,
 	client_secret_sealed = ?, scopes = ?, username_claim = ?, email_claim = ?, name_claim = ?, groups_claim = ?,
-	roles_claim = ?, attribute_claims = ?, disabled = ?, updated_at = ? WHERE id = ? AND tenant_id = ?`
+	roles_claim = ?, attribute_claims = ?, saml_metadata = ?, disabled = ?, updated_at = ? WHERE id = ? AND tenant_id = ?`
 	qDeleteConnectorDomains = `DELETE FROM connector_domains WHERE connector_id = ?`
 	qInsertConnectorDomain  = `INSERT INTO connector_domains (domain, connector_id) VALUES (?, ?)`
 	qFindExternalUser       = `SELECT ` + userCols + ` FROM users WHERE tenant_id = ? AND connector_id = ? AND external_subject = ?`
@@ -39,7 +39,7 @@ func connectorValues(c *store.Connector) ([]any, error) {
 		return nil, err
 	}
 	return []any{c.Type, c.Name, c.Issuer, c.ClientID, c.ClientSecretFile, bv(c.ClientSecretSealed), listText(c.Scopes),
-		c.Claims.Username, c.Claims.Email, c.Claims.Name, c.Claims.Groups, c.Claims.Roles, mapText(c.Claims.Attributes), c.Disabled}, nil
+		c.Claims.Username, c.Claims.Email, c.Claims.Name, c.Claims.Groups, c.Claims.Roles, mapText(c.Claims.Attributes), c.SAMLMetadata, c.Disabled}, nil
 }
 
 func scanConnector(r scanner) (*store.Connector, error) {
@@ -47,7 +47,7 @@ func scanConnector(r scanner) (*store.Connector, error) {
 	var domains string
 	if err := r.Scan(&c.ID, &c.TenantID, &c.Type, &c.Name, &c.Issuer, &c.ClientID, &c.ClientSecretFile,
 		&c.ClientSecretSealed, listCol{&c.Scopes}, &c.Claims.Username, &c.Claims.Email, &c.Claims.Name,
-		&c.Claims.Groups, &c.Claims.Roles, mapCol{&c.Claims.Attributes}, &c.Disabled, timeCol{&c.CreatedAt}, timeCol{&c.UpdatedAt},
+		&c.Claims.Groups, &c.Claims.Roles, mapCol{&c.Claims.Attributes}, &c.SAMLMetadata, &c.Disabled, timeCol{&c.CreatedAt}, timeCol{&c.UpdatedAt},
 		&domains); err != nil {
 		return nil, err
 	}

@@ -42,7 +42,11 @@ func testConnectors(t *testing.T, s store.Store) {
 		ClientID: "c", ClientSecretFile: "/etc/agentid/plain.secret", CreatedAt: base(), UpdatedAt: base()}
 	other := fullConnector("other", "other-idp", "other.example")
 	other.Disabled = true
-	for _, c := range []*store.Connector{corp, plain, other} {
+	samlC := &store.Connector{TenantID: tn, ID: "saml-corp", Type: store.ConnectorSAML, Name: "Corp SAML",
+		Issuer: "https://idp.example.com/saml", SAMLMetadata: `<EntityDescriptor entityID="https://idp.example.com/saml"/>`,
+		Claims:       store.ClaimMapping{Username: "uid", Groups: "memberOf", Attributes: map[string]string{"department": "ou"}},
+		EmailDomains: []string{"saml.example"}, CreatedAt: base(), UpdatedAt: base()}
+	for _, c := range []*store.Connector{corp, plain, other, samlC} {
 		ev := event(c.TenantID, "connector.created")
 		must(t, "CreateConnector "+c.ID, s.CreateConnector(ctx(t), c, ev))
 		wantAudit(t, s, ev)
@@ -55,7 +59,7 @@ func testConnectors(t *testing.T, s store.Store) {
 		return l
 	}
 	t.Run("round trip", func(t *testing.T) {
-		for _, c := range []*store.Connector{corp, plain, other} {
+		for _, c := range []*store.Connector{corp, plain, other, samlC} {
 			got, err := s.GetConnector(ctx(t), c.ID)
 			must(t, "GetConnector "+c.ID, err)
 			checkEqual(t, "connector "+c.ID, c, got)
@@ -64,9 +68,9 @@ func testConnectors(t *testing.T, s store.Store) {
 		wantErr(t, "GetConnector unknown", err, store.ErrNotFound)
 	})
 	t.Run("list", func(t *testing.T) {
-		checkEqual(t, "tenant's connectors", []*store.Connector{corp, plain}, list(tn))
+		checkEqual(t, "tenant's connectors", []*store.Connector{corp, plain, samlC}, list(tn))
 		checkEqual(t, "other tenant's connectors", []*store.Connector{other}, list("other"))
-		checkEqual(t, "every connector", []*store.Connector{corp, other, plain}, list(""))
+		checkEqual(t, "every connector", []*store.Connector{corp, other, plain, samlC}, list(""))
 	})
 	t.Run("refused", func(t *testing.T) {
 		for _, tc := range []struct {
@@ -79,7 +83,10 @@ func testConnectors(t *testing.T, s store.Store) {
 			{"no issuer", func() *store.Connector { c := fullConnector(tn, "x"); c.Issuer = ""; return c }(), store.ErrInvalid},
 			{"no client id", func() *store.Connector { c := fullConnector(tn, "x"); c.ClientID = ""; return c }(), store.ErrInvalid},
 			{"upper-case id", fullConnector(tn, "Corp3"), store.ErrInvalid},
-			{"unknown type", func() *store.Connector { c := fullConnector(tn, "x"); c.Type = "saml"; return c }(), store.ErrInvalid},
+			{"unknown type", func() *store.Connector { c := fullConnector(tn, "x"); c.Type = "ldap"; return c }(), store.ErrInvalid},
+			{"SAML without metadata", func() *store.Connector { c := *samlC; c.ID, c.SAMLMetadata = "x", ""; return &c }(), store.ErrInvalid},
+			{"SAML with a client secret", func() *store.Connector { c := *samlC; c.ID, c.ClientSecretFile = "x", "/s"; return &c }(), store.ErrInvalid},
+			{"OIDC with SAML metadata", func() *store.Connector { c := fullConnector(tn, "x"); c.SAMLMetadata = "<x/>"; return c }(), store.ErrInvalid},
 			{"upper-case domain", fullConnector(tn, "x", "Corp.example"), store.ErrInvalid},
 			{"duplicate domain", fullConnector(tn, "x", "d.example", "d.example"), store.ErrInvalid},
 			{"bad attribute name", func() *store.Connector {
@@ -99,7 +106,7 @@ func testConnectors(t *testing.T, s store.Store) {
 				wantNoAudit(t, s, ev)
 			})
 		}
-		checkEqual(t, "every connector after refusals", []*store.Connector{corp, other, plain}, list(""))
+		checkEqual(t, "every connector after refusals", []*store.Connector{corp, other, plain, samlC}, list(""))
 	})
 	t.Run("update", func(t *testing.T) {
 		upd := fullConnector(tn, "plain", "plain.example")
@@ -134,6 +141,14 @@ func testConnectors(t *testing.T, s store.Store) {
 		must(t, "UpdateConnector without domains", s.UpdateConnector(ctx(t), upd, nil))
 		free := fullConnector(tn, "free", "plain.example")
 		must(t, "CreateConnector with a freed domain", s.CreateConnector(ctx(t), free, nil))
+
+		// A SAML connector's metadata is replaced like every other field.
+		samlUpd := *samlC
+		samlUpd.SAMLMetadata, samlUpd.UpdatedAt = `<EntityDescriptor entityID="https://idp.example.com/saml2"/>`, base().Add(time.Hour)
+		must(t, "UpdateConnector saml", s.UpdateConnector(ctx(t), &samlUpd, nil))
+		got, err = s.GetConnector(ctx(t), samlC.ID)
+		must(t, "GetConnector saml", err)
+		checkEqual(t, "updated SAML connector", &samlUpd, got)
 
 		unknown := fullConnector(tn, "unknown")
 		wantErr(t, "UpdateConnector unknown", s.UpdateConnector(ctx(t), unknown, nil), store.ErrNotFound)
