@@ -179,6 +179,7 @@ func mintSubject(tb testing.TB, h *hub) string {
 	if err := h.Store.IssueTokens(context.Background(), &store.Issuance{AccessToken: &store.AccessToken{
 		JTI: c.JTI, TenantID: store.DefaultTenant, GrantID: "bench-family", ClientID: "agent", UserID: "u-alice",
 		Resource: h.Resource, Scopes: []string{"notes.read", "notes.write"}, ExpiresAt: time.Unix(c.Expiry, 0),
+		Digest: token.Hash(raw),
 	}}); err != nil {
 		tb.Fatal(err)
 	}

@@ -442,6 +442,12 @@ type AccessToken struct {
 	RedirectURI string
 	ExpiresAt   time.Time
 	RevokedAt   time.Time
+	// Digest is the SHA-256 of the compact JWT exactly as the hub minted
+	// it, written with the record at issuance (migration 0020). A token
+	// presented later whose SHA-256 equals it is byte for byte the one
+	// the hub signed (docs/design.md §13). Nil for records written before
+	// the migration and for those RevokeAccessToken writes.
+	Digest []byte
 }
 
 // ConsentGrant is one scope a user granted a client for a resource, with its
@@ -992,7 +998,8 @@ type Tokens interface {
 	// AccessTokenRevoked reports whether the jti is denylisted.
 	AccessTokenRevoked(ctx context.Context, jti string) (bool, error)
 	// GetAccessToken returns the recorded access token with this jti
-	// whatever its state (RevokedAt set when denylisted), or ErrNotFound.
+	// whatever its state (RevokedAt set when denylisted), Digest included,
+	// or ErrNotFound.
 	// Token exchange reads the subject token's record with it: its grant
 	// family (so revoking the family reaches exchanged tokens too) and
 	// whether it was revoked.

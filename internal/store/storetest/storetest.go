@@ -97,6 +97,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"RevokeAccessToken", testRevokeAccessToken},
 		{"IssueLiveCheck", testIssueLiveCheck},
 		{"ExchangeIssuance", testExchangeIssuance},
+		{"AccessTokenDigest", testAccessTokenDigest},
 		{"ExchangeRacesRevocation", testExchangeRacesRevocation},
 		{"RevokeClientTokens", testRevokeClientTokens},
 		{"RevokeUserAccess", testRevokeUserAccess},
