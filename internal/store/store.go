@@ -443,7 +443,7 @@ type AccessToken struct {
 	ExpiresAt   time.Time
 	RevokedAt   time.Time
 	// Digest is the SHA-256 of the compact JWT exactly as the hub minted
-	// it, written with the record at issuance (migration 0020). A token
+	// it, written with the record at issuance (migration 0019). A token
 	// presented later whose SHA-256 equals it is byte for byte the one
 	// the hub signed (docs/design.md §13). Nil for records written before
 	// the migration and for those RevokeAccessToken writes.

@@ -11,7 +11,7 @@ import (
 // testAccessTokenDigest: the SHA-256 of an access token as minted
 // (AccessToken.Digest) is written by every form of issuance — plain, with
 // the live check, continuing a family, a token exchange — and read back by
-// GetAccessToken; a record without one (as before migration 0020, or
+// GetAccessToken; a record without one (as before migration 0019, or
 // written by revoking an unrecorded token) reads back nil, and revoking a
 // recorded token keeps its digest.
 func testAccessTokenDigest(t *testing.T, s store.Store) {
