@@ -45,8 +45,14 @@ const auditCanonicalTag = "agentid.audit.v1"
 // alike; times are truncated to microseconds, the precision both backends
 // keep.
 func AuditCanonical(ev *AuditEvent) []byte {
+	return appendAuditCanonical(nil, ev)
+}
+
+// appendAuditCanonical appends ev's canonical encoding to b.
+func appendAuditCanonical(b []byte, ev *AuditEvent) []byte {
 	details := ev.StoredDetails()
-	keys := make([]string, 0, len(details))
+	// Room for the usual number of details without an allocation.
+	keys := make([]string, 0, 32)
 	n := 64 + len(ev.TenantID) + len(ev.Type) + len(ev.RequestID) + len(ev.ClientID) + len(ev.UserID) +
 		len(ev.Resource) + len(ev.IP) + len(ev.Outcome) + 4*len(ev.Scopes) + 8*len(details)
 	for _, s := range ev.Scopes {
@@ -57,7 +63,7 @@ func AuditCanonical(ev *AuditEvent) []byte {
 		n += len(k) + len(v)
 	}
 	slices.Sort(keys)
-	b := make([]byte, 0, n+96)
+	b = slices.Grow(b, n+96)
 	str := func(s string) {
 		b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
 		b = append(b, s...)
@@ -94,10 +100,20 @@ func AuditCanonical(ev *AuditEvent) []byte {
 // ChainHash is the hash of ev in its tenant's chain after an event whose
 // hash is prev: SHA-256(prev || AuditCanonical(ev)).
 func ChainHash(prev []byte, ev *AuditEvent) []byte {
-	h := sha256.New()
-	h.Write(prev)
-	h.Write(AuditCanonical(ev))
-	return h.Sum(nil)
+	var c ChainHasher
+	return c.Append(nil, prev, ev)
+}
+
+// ChainHasher computes ChainHash for many events, reusing one buffer for
+// their canonical encodings. The zero value is ready; it is not safe for
+// concurrent use.
+type ChainHasher struct{ buf []byte }
+
+// Append appends ChainHash(prev, ev) to dst.
+func (c *ChainHasher) Append(dst, prev []byte, ev *AuditEvent) []byte {
+	c.buf = appendAuditCanonical(append(c.buf[:0], prev...), ev)
+	sum := sha256.Sum256(c.buf)
+	return append(dst, sum[:]...)
 }
 
 // AuditLink is a stored event with its place in the chain.

@@ -87,16 +87,20 @@ func NewWebhook(o HTTPOptions) (Sink, error) {
 		return nil, err
 	}
 	s.body = func(b *Batch) ([]byte, error) {
-		var buf bytes.Buffer
-		buf.WriteString(`{"events":[`)
+		const head, tail = `{"events":[`, "]}"
+		n := len(head) + len(tail) + len(b.Items)
+		for _, it := range b.Items {
+			n += len(it)
+		}
+		buf := make([]byte, 0, n)
+		buf = append(buf, head...)
 		for i, it := range b.Items {
 			if i > 0 {
-				buf.WriteByte(',')
+				buf = append(buf, ',')
 			}
-			buf.Write(it)
+			buf = append(buf, it...)
 		}
-		buf.WriteString("]}")
-		return buf.Bytes(), nil
+		return append(buf, tail...), nil
 	}
 	s.auth = func(h http.Header, body []byte) {
 		ts := strconv.FormatInt(s.now().Unix(), 10)
