@@ -81,7 +81,7 @@ func (c *cli) newConnectorsAddCmd(asJSON *bool) *cobra.Command {
 		Use:   "add ID --issuer URL --client-id ID [flags]",
 		Short: "Add a connector to an OpenID Connect provider",
 		Example: `  agentid connectors add corp --name "Corp SSO" --issuer https://corp.okta.com \
-    --client-id 0oa1b2c3 --client-secret-file /etc/agentid/corp.secret \
+    --client-id 0oa1b2c3 --client-secret-file corp-secret.txt \
     --email-domain corp.example --scope groups --groups-claim groups --attribute department=dept`,
 		Args: exactArgs("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
