@@ -195,7 +195,7 @@ func seedExampleWorld(t *testing.T, env map[string]string) {
 	}
 	// Client secrets of providers and API keys, as files an administrator
 	// keeps.
-	for _, name := range []string{"drive-secret.txt", "calendar-secret.txt", "weather.key"} {
+	for _, name := range []string{"drive-secret.txt", "calendar-secret.txt", "weather.key", "corp-secret.txt"} {
 		if err := os.WriteFile(name, []byte("example-client-secret\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}

@@ -135,6 +135,7 @@ func (c *cli) adminCommands() []*cobra.Command {
 		c.newPolicyCmd(),
 		c.newDomainsCmd(),
 		c.newIssuersCmd(),
+		c.newConnectorsCmd(),
 		c.newProvidersCmd(),
 		c.newConnectionsCmd(),
 		c.newKEKCmd(),

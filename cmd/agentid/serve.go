@@ -20,6 +20,7 @@ import (
 	"github.com/agentid/agentid/internal/audit/sink"
 	"github.com/agentid/agentid/internal/clients"
 	"github.com/agentid/agentid/internal/config"
+	"github.com/agentid/agentid/internal/connectors"
 	"github.com/agentid/agentid/internal/fetch"
 	"github.com/agentid/agentid/internal/policy"
 	"github.com/agentid/agentid/internal/server"
@@ -65,10 +66,6 @@ const (
 	// sealInterval: how often the audit sealer links new events into the
 	// chain (docs/design.md, "Audit trail integrity").
 	sealInterval = time.Second
-	// postgresSettle: how long an audit event id handed out by PostgreSQL
-	// may take to commit before the sealer links past it. SQLite's single
-	// writer has no ids in flight.
-	postgresSettle = 2 * time.Second
 )
 
 func (c *cli) newServeCmd() *cobra.Command {
@@ -261,6 +258,9 @@ func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, 
 	if err != nil {
 		return nil, err
 	}
+	if err := syncConnectors(ctx, st, cfg.Connectors, log); err != nil {
+		return nil, err
+	}
 	perMinute, burst := cfg.Login.PerUserLimit()
 	ipPerMinute, ipBurst := cfg.Login.PerIPLimit()
 	srv, err := server.New(server.Config{
@@ -288,6 +288,8 @@ func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, 
 		Fetcher:            fetcher,
 		DisableCIMD:        !cfg.CIMD.Enabled,
 		IdentityAssertions: identityAssertions(cfg.IdentityAssertions),
+		Connectors:         connectors.New(connectors.Options{Keyring: ring, AllowHTTPLoopback: cfg.Login.AllowLoopbackConnectors}),
+		DisableLocalLogin:  !cfg.Login.Local,
 		Logger:             log,
 	})
 	if err != nil {
@@ -308,13 +310,11 @@ func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, 
 	return &hub{store: st, keys: keys, vault: vlt, server: srv, sealer: sealer, sinks: sinks}, nil
 }
 
-// newSealer builds the audit chain's sealer for the configured backend.
+// newSealer builds the audit chain's sealer. It needs no settle time on
+// either backend: the store says when a watermark reading is safe to seal
+// up to (store.AuditChain.ReadAuditWatermark).
 func newSealer(cfg *config.Config, st store.Store, keys *token.Keys, log *slog.Logger, sealed func(*store.SealResult)) (*audit.Sealer, error) {
-	var settle time.Duration
-	if cfg.IsPostgres() {
-		settle = postgresSettle
-	}
-	return audit.NewSealer(audit.SealerOptions{Store: st, Signer: keys, Issuer: cfg.Issuer, Settle: settle, Logger: log, Sealed: sealed})
+	return audit.NewSealer(audit.SealerOptions{Store: st, Signer: keys, Issuer: cfg.Issuer, Logger: log, Sealed: sealed})
 }
 
 // identityAssertions maps the identity_assertions settings to the server's.

@@ -52,6 +52,7 @@ var dataCreators = []string{
 	"agentid keys rotate",
 	"agentid domains add",
 	"agentid issuers add",
+	"agentid connectors add",
 	"agentid providers add",
 }
 

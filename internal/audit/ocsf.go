@@ -141,6 +141,7 @@ var ocsfRules = map[string]OCSFRule{
 	UserAccessRevoked:   {ClassUID: OCSFAuthentication, ActivityID: 2, shape: authShape},
 	LoginSucceeded:      {ClassUID: OCSFAuthentication, ActivityID: 1, shape: authShape},
 	LoginFailed:         {ClassUID: OCSFAuthentication, ActivityID: 1, shape: authShape},
+	UserSignedIn:        {ClassUID: OCSFAuthentication, ActivityID: 1, shape: authShape},
 	InstallationRevoked: {ClassUID: OCSFAuthentication, ActivityID: 2, shape: authShape},
 	TokenRevoked:        {ClassUID: OCSFAuthentication, ActivityID: 2, shape: authShape},
 	// A resource server checking a token the hub no longer considers
@@ -182,13 +183,16 @@ var ocsfRules = map[string]OCSFRule{
 	IssuerAdded:       {ClassUID: OCSFEntityManagement, ActivityID: 1, entity: detailEntity("trusted_issuer", "issuer_id", "issuer")},
 	IssuerUpdated:     {ClassUID: OCSFEntityManagement, ActivityID: 3, entity: detailEntity("trusted_issuer", "issuer_id", "issuer")},
 	IssuerDeleted:     {ClassUID: OCSFEntityManagement, ActivityID: 4, entity: detailEntity("trusted_issuer", "issuer_id", "issuer")},
-	GroupCreated:      {ClassUID: OCSFEntityManagement, ActivityID: 1, entity: detailEntity("group", "group_id", "group")},
-	GroupUpdated:      {ClassUID: OCSFEntityManagement, ActivityID: 3, entity: detailEntity("group", "group_id", "group")},
-	GroupDeleted:      {ClassUID: OCSFEntityManagement, ActivityID: 4, entity: detailEntity("group", "group_id", "group")},
-	ProviderAdded:     {ClassUID: OCSFEntityManagement, ActivityID: 1, entity: detailEntity("provider", "provider", "kind")},
-	ProviderUpdated:   {ClassUID: OCSFEntityManagement, ActivityID: 3, entity: detailEntity("provider", "provider", "change")},
-	ProviderDeleted:   {ClassUID: OCSFEntityManagement, ActivityID: 4, entity: detailEntity("provider", "provider", "")},
-	KEKRewrapped:      {ClassUID: OCSFEntityManagement, ActivityID: 3, entity: detailEntity("key_encryption_key", "kek_id", "")},
+	ConnectorCreated:  {ClassUID: OCSFEntityManagement, ActivityID: 1, entity: detailEntity("connector", "connector", "issuer")},
+	ConnectorUpdated: {ClassUID: OCSFEntityManagement, ActivityID: 3, entity: detailEntity("connector", "connector", "issuer"),
+		ActivityByChange: map[string]int{ChangeDisabled: 9, ChangeEnabled: 8}},
+	ProviderAdded:   {ClassUID: OCSFEntityManagement, ActivityID: 1, entity: detailEntity("provider", "provider", "kind")},
+	ProviderUpdated: {ClassUID: OCSFEntityManagement, ActivityID: 3, entity: detailEntity("provider", "provider", "change")},
+	ProviderDeleted: {ClassUID: OCSFEntityManagement, ActivityID: 4, entity: detailEntity("provider", "provider", "")},
+	KEKRewrapped:    {ClassUID: OCSFEntityManagement, ActivityID: 3, entity: detailEntity("key_encryption_key", "kek_id", "")},
+	GroupCreated:    {ClassUID: OCSFEntityManagement, ActivityID: 1, entity: detailEntity("group", "group_id", "group")},
+	GroupUpdated:    {ClassUID: OCSFEntityManagement, ActivityID: 3, entity: detailEntity("group", "group_id", "group")},
+	GroupDeleted:    {ClassUID: OCSFEntityManagement, ActivityID: 4, entity: detailEntity("group", "group_id", "group")},
 	// The trail's own integrity: its chain is an entity the hub manages.
 	AuditCheckpoint: {ClassUID: OCSFEntityManagement, ActivityID: 3, entity: chainEntity},
 	AuditPruned:     {ClassUID: OCSFEntityManagement, ActivityID: 4, entity: chainEntity},
@@ -431,6 +435,9 @@ func authShape(ev *store.AuditEvent, out map[string]any) {
 	case LoginSucceeded, LoginFailed:
 		out["auth_protocol_id"] = activityOther
 		out["auth_protocol"] = "password"
+	case UserSignedIn:
+		out["auth_protocol_id"] = 4 // OpenID
+		out["auth_protocol"] = "OpenID Connect"
 	default:
 		out["auth_protocol_id"] = 6 // OAUTH 2.0
 		out["auth_protocol"] = "OAuth 2.1"

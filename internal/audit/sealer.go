@@ -22,6 +22,18 @@ const (
 	DefaultCheckpointEvery    = 10000
 	DefaultCheckpointInterval = time.Minute
 	sealBatch                 = 1000
+	// maxReadings bounds the watermark readings a sealer keeps waiting
+	// to settle; past it the newest is replaced (fewer, later stopping
+	// points: a delay, never a skip).
+	maxReadings = 64
+	// heldBackWarn: a reading waiting longer than this is logged (once
+	// per this interval) as the sealing being held back.
+	heldBackWarn = time.Minute
+	// finalWait: how long Final may wait, past Settle, for transactions
+	// still open elsewhere when the hub stops.
+	finalWait = 10 * time.Second
+	// finalPoll: how often Final looks whether its readings settled.
+	finalPoll = 20 * time.Millisecond
 )
 
 // SealerOptions configure NewSealer. Store is required.
@@ -32,12 +44,12 @@ type SealerOptions struct {
 	// Issuer goes into checkpoints as iss, so that a reader knows whose
 	// JWKS verifies them.
 	Issuer string
-	// Settle is how long an id may take to commit: the sealer links only
-	// ids handed out at least Settle ago (by its watermark observations),
-	// so that a transaction in flight cannot commit an event behind the
-	// chain head. 0: none, for a store with a single writer (SQLite),
-	// where no id is in flight when the sealer runs. PostgreSQL: some
-	// seconds (cmd/agentid uses 2 s).
+	// Settle is an optional floor: a watermark reading is sealed up to no
+	// sooner than Settle after it was taken, by Now. It is not needed for
+	// correctness: a reading is sealed up to only once the store says that
+	// every transaction that could still commit an id at or below it has
+	// ended (store.AuditChain.ReadAuditWatermark). 0: no floor
+	// (cmd/agentid).
 	Settle time.Duration
 	// CheckpointEvery and CheckpointInterval: a tenant's head is signed
 	// once this many events were sealed since its last checkpoint, or
@@ -62,15 +74,17 @@ type Sealer struct {
 	now  func() time.Time
 	log  *slog.Logger
 
-	mu      sync.Mutex // one round at a time
-	obs     []watermark
-	tenants map[string]*tenantSeal
+	mu       sync.Mutex // one round at a time
+	readings []reading  // waiting to settle, in id order
+	upTo     int64      // the newest settled reading: sealed up to it
+	warned   time.Time  // the last held-back warning
+	tenants  map[string]*tenantSeal
 }
 
-// watermark is the highest id handed out, as seen at a time.
-type watermark struct {
+// reading is a watermark reading and when it was taken.
+type reading struct {
+	store.AuditReading
 	at time.Time
-	id int64
 }
 
 // tenantSeal is a tenant's checkpoint bookkeeping in this process.
@@ -109,13 +123,20 @@ func NewSealer(opts SealerOptions) (*Sealer, error) {
 	return s, nil
 }
 
-// Seal runs one round: it notes the current watermark, links every event
-// whose id was handed out at least Settle ago, and writes the checkpoints
-// that are due. It returns how many events it linked.
+// Seal runs one round: it takes a watermark reading, links every event up
+// to the newest reading that has settled (every transaction that could
+// still commit an id at or below it has ended), and writes the
+// checkpoints that are due. It returns how many events it linked.
 func (s *Sealer) Seal(ctx context.Context) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	upTo, err := s.settled(ctx)
+	if err == nil && len(s.readings) > 0 && s.opts.Settle == 0 {
+		// A reading settles at the earliest at the next one (PostgreSQL:
+		// its own transaction has to end first); a second reading now
+		// settles this one unless another transaction is in flight.
+		upTo, err = s.settled(ctx)
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -127,14 +148,14 @@ func (s *Sealer) Seal(ctx context.Context) (int, error) {
 }
 
 // Run seals every interval until ctx ends, then runs Final (bounded by
-// Settle and a few seconds more). Failures are logged and retried.
+// Settle and ten seconds more). Failures are logged and retried.
 func (s *Sealer) Run(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.Settle+10*time.Second)
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.Settle+finalWait)
 			defer cancel()
 			if err := s.Final(fctx); err != nil {
 				s.log.WarnContext(ctx, "audit: sealing on shutdown failed", "err", err)
@@ -148,64 +169,87 @@ func (s *Sealer) Run(ctx context.Context, every time.Duration) {
 	}
 }
 
-// Final seals what this process wrote before it stops: it waits Settle
-// for ids in flight elsewhere, seals up to the watermark it saw, signs
-// every head not yet signed and, with no Settle to wait for, seals that
-// checkpoint too.
+// Final seals what this process wrote before it stops: it takes a
+// reading, waits (bounded by ctx) until it settles, seals up to it, signs
+// every head not yet signed and seals those checkpoints the same way. A
+// transaction still open elsewhere when ctx ends leaves the rest to the
+// next sealer (ctx's error is returned).
 func (s *Sealer) Final(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	w, err := s.opts.Store.AuditWatermark(ctx)
-	if err != nil {
-		return err
-	}
-	if s.opts.Settle > 0 {
-		t := time.NewTimer(s.opts.Settle)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		}
-	}
-	if _, err := s.sealTo(ctx, w); err != nil {
+	if _, err := s.settleAll(ctx); err != nil {
 		return err
 	}
 	if err := s.checkpoints(ctx, true); err != nil {
 		return err
 	}
-	if s.opts.Settle == 0 {
-		if w, err = s.opts.Store.AuditWatermark(ctx); err != nil {
-			return err
-		}
-		_, err = s.sealTo(ctx, w)
-	}
+	_, err := s.settleAll(ctx)
 	return err
 }
 
-// settled records the current watermark and returns the newest one seen
-// at least Settle ago (0 when none is that old yet).
-func (s *Sealer) settled(ctx context.Context) (int64, error) {
-	w, err := s.opts.Store.AuditWatermark(ctx)
+// settleAll takes a reading and seals up to it once it has settled,
+// polling every finalPoll until then or until ctx ends.
+func (s *Sealer) settleAll(ctx context.Context) (int, error) {
+	target, err := s.settled(ctx)
 	if err != nil {
 		return 0, err
 	}
-	now := s.now()
-	if s.opts.Settle == 0 {
-		return w, nil
+	if n := len(s.readings); n > 0 {
+		target = s.readings[n-1].ID
 	}
-	s.obs = append(s.obs, watermark{now, w})
-	var upTo int64
-	keep := 0
-	for i, o := range s.obs {
-		if now.Sub(o.at) >= s.opts.Settle {
-			upTo, keep = o.id, i
+	for s.upTo < target {
+		t := time.NewTimer(finalPoll)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return 0, ctx.Err()
+		}
+		if _, err := s.settled(ctx); err != nil {
+			return 0, err
 		}
 	}
-	// The newest settled observation stays: it is the bound until a newer
-	// one settles.
-	s.obs = append(s.obs[:0], s.obs[keep:]...)
-	return upTo, nil
+	return s.sealTo(ctx, s.upTo)
+}
+
+// settled takes a watermark reading, keeps it while it waits to settle,
+// and returns the bound to seal up to: the newest reading that has settled
+// so far (the store's horizon passed its fence, and Settle passed since).
+func (s *Sealer) settled(ctx context.Context) (int64, error) {
+	r, horizon, err := s.opts.Store.ReadAuditWatermark(ctx)
+	if err != nil {
+		return s.upTo, err
+	}
+	now := s.now()
+	last := s.upTo
+	if n := len(s.readings); n > 0 {
+		last = s.readings[n-1].ID
+	}
+	if r.ID > last { // no new ids: nothing more to wait for
+		if len(s.readings) == maxReadings {
+			s.readings[maxReadings-1] = reading{r, now}
+		} else {
+			s.readings = append(s.readings, reading{r, now})
+		}
+	}
+	// Fences increase with the readings, so the settled ones are a prefix.
+	done := 0
+	for _, p := range s.readings {
+		if p.Fence >= horizon || now.Sub(p.at) < s.opts.Settle {
+			break
+		}
+		s.upTo, done = max(s.upTo, p.ID), done+1
+	}
+	s.readings = append(s.readings[:0], s.readings[done:]...)
+	if len(s.readings) > 0 {
+		if held := now.Sub(s.readings[0].at); held >= heldBackWarn && now.Sub(s.warned) >= heldBackWarn {
+			s.warned = now
+			s.log.WarnContext(ctx, "audit: sealing held back by a database transaction that is still open "+
+				"(events above sealed_through are neither chained nor streamed to sinks until it ends)",
+				"held_for", held.Round(time.Second), "sealed_through", s.upTo, "waiting_up_to", s.readings[len(s.readings)-1].ID)
+		}
+	}
+	return s.upTo, nil
 }
 
 // sealTo links events up to upTo, a batch per transaction.

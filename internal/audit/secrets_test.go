@@ -37,6 +37,7 @@ var allConstructors = []any{
 	audit.NewKEKRewrapped, audit.NewCheckpoint, audit.NewPruned, audit.NewVerified, audit.NewToolInvoked,
 	audit.NewTokenIntrospectedInactive,
 	audit.NewSinkDeadLettered,
+	audit.NewConnectorCreated, audit.NewConnectorUpdated, audit.NewUserSignedIn,
 	audit.NewGroupCreated, audit.NewGroupUpdated, audit.NewGroupDeleted,
 }
 
@@ -67,6 +68,9 @@ var inputKinds = map[string]string{
 	// (an event records its digest and key ids).
 	"id": "name", "issuer": "name", "jwksuri": "name", "audiences": "name", "algorithms": "name", "uses": "name",
 	"userclaim": "name", "claims": "name", "jwks": "material",
+	// Connectors: their settings are names; the client secret never
+	// reaches a constructor (ClientAuth says how it is kept).
+	"connectorid": "name", "upstreamclientid": "name", "emaildomains": "name", "clientauth": "name",
 	// The audit chain: hashes of events and checkpoint signatures (JWS the
 	// hub signs over them) are public, verifiable statements.
 	"headhash": "name", "anchorprevhash": "name", "signature": "name",

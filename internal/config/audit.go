@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -114,7 +115,7 @@ func (c *Config) validateAudit(ps *Problems) {
 	if len(c.Audit.Sinks) > maxAuditSinks {
 		ps.add("audit.sinks", 0, "", fmt.Sprintf("at most %d sinks, got %d", maxAuditSinks, len(c.Audit.Sinks)))
 	}
-	names := map[string]int{}
+	names, paths := map[string]int{}, map[string]int{}
 	for i := range c.Audit.Sinks {
 		s := &c.Audit.Sinks[i]
 		p := fmt.Sprintf("audit.sinks[%d]", i)
@@ -169,6 +170,13 @@ func (c *Config) validateAudit(ps *Problems) {
 			}
 		case SinkFile:
 			needs("path", s.Path, "the NDJSON file")
+			if s.Path != "" {
+				if j, dup := paths[filepath.Clean(s.Path)]; dup {
+					ps.add(p+".path", 0, "", fmt.Sprintf("the same file as audit.sinks[%d]: two sinks would interleave lines and rotate each other's files", j))
+				} else {
+					paths[filepath.Clean(s.Path)] = i
+				}
+			}
 		case SinkStdout:
 		default:
 			ps.add(p+".type", 0, "", "must be webhook, splunk_hec, syslog, file or stdout")

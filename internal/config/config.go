@@ -42,7 +42,10 @@ type Config struct {
 	TrustedIssuers []TrustedIssuer `yaml:"trusted_issuers"`
 	CIMD           CIMDConfig      `yaml:"cimd"`
 	Login          LoginConfig     `yaml:"login"`
-	Consent        ConsentConfig   `yaml:"consent"`
+	// Connectors are the upstream identity providers people sign in
+	// through; serve adds or updates them in the store at start.
+	Connectors []ConnectorConfig `yaml:"connectors"`
+	Consent    ConsentConfig     `yaml:"consent"`
 	// IdentityAssertions makes the hub an enterprise IdP issuing ID-JAGs
 	// (identity.go).
 	IdentityAssertions IdentityAssertionsConfig `yaml:"identity_assertions"`
@@ -234,6 +237,53 @@ type LoginConfig struct {
 	// already non-Secure when the issuer is http on a loopback host; see
 	// Config.SecureCookies.
 	InsecureCookies bool `yaml:"insecure_cookies"`
+	// Local offers password sign-in (default true); false leaves the
+	// connectors only.
+	Local bool `yaml:"local"`
+	// AllowLoopbackConnectors accepts connectors whose issuer is http on a
+	// loopback host (development); only while listen is a loopback address.
+	AllowLoopbackConnectors bool `yaml:"allow_loopback_connectors"`
+}
+
+// ConnectorConfig is an upstream OpenID Connect provider people sign in
+// through (agentid connectors add takes the same settings). The client
+// secret only by reference: ClientSecretFile.
+type ConnectorConfig struct {
+	// ID names it across the hub and in its redirect URI
+	// <issuer>/login/connectors/<id>/callback.
+	ID string `yaml:"id"`
+	// Tenant its people belong to (default: the default tenant).
+	Tenant string `yaml:"tenant"`
+	// Type is "oidc" (the default) or "saml".
+	Type string `yaml:"type"`
+	// Name is what the login page's button says.
+	Name string `yaml:"name"`
+	// Issuer is an OIDC provider's issuer URL, or a SAML identity
+	// provider's entity id (default: the one its metadata names).
+	Issuer string `yaml:"issuer"`
+	// ClientID is the hub's client id at an OIDC provider, or the hub's
+	// SAML entity id at the identity provider (default: the connector's
+	// metadata URL <issuer>/login/saml/<id>/metadata).
+	ClientID         string   `yaml:"client_id"`
+	ClientSecretFile string   `yaml:"client_secret_file"`
+	Scopes           []string `yaml:"scopes"`
+	// IdPMetadataFile is a SAML connector's identity provider metadata
+	// (XML, read at each start; its signing certificate is trusted).
+	IdPMetadataFile string          `yaml:"idp_metadata_file"`
+	EmailDomains    []string        `yaml:"email_domains"`
+	Claims          ConnectorClaims `yaml:"claims"`
+	Disabled        bool            `yaml:"disabled"`
+}
+
+// ConnectorClaims names the ID token claims a connector reads (empty:
+// preferred_username, email, name; no groups, roles or attributes).
+type ConnectorClaims struct {
+	Username   string            `yaml:"username"`
+	Email      string            `yaml:"email"`
+	Name       string            `yaml:"name"`
+	Groups     string            `yaml:"groups"`
+	Roles      string            `yaml:"roles"`
+	Attributes map[string]string `yaml:"attributes"`
 }
 
 // ConsentConfig governs the duration the consent screen preselects. An
@@ -330,6 +380,7 @@ func base() *Config {
 			MaxAttemptsPerUser: 5,
 			MaxAttemptsPerIP:   20,
 			AttemptWindow:      Duration(15 * time.Minute),
+			Local:              true,
 		},
 		Consent: ConsentConfig{
 			SelfRegisteredDefault:  Duration(24 * time.Hour),

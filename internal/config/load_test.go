@@ -131,6 +131,7 @@ log:
 					MaxAttemptsPerUser: 3,
 					MaxAttemptsPerIP:   50,
 					AttemptWindow:      Duration(10 * time.Minute),
+					Local:              true,
 				})
 				eq(t, c.Log, LogConfig{Level: "warn", Format: "text"})
 				eq(t, c.SecureCookies(), true)
@@ -501,6 +502,8 @@ func envSamples(t *testing.T) map[string]envSample {
 		"login.max_attempts_per_ip":              {value: "99"},
 		"login.attempt_window":                   {value: "1h"},
 		"login.insecure_cookies":                 {value: "true"},
+		"login.local":                            {value: "false"},
+		"login.allow_loopback_connectors":        {value: "true"},
 		"cimd.enabled":                           {value: "false"},
 		"cimd.allow_loopback":                    {value: "true"},
 		"consent.self_registered_default":        {value: "2h"},

@@ -16,7 +16,8 @@ const redacted = "REDACTED"
 // Redacted renders the effective configuration as YAML, in the file's own
 // schema, with secrets replaced by "REDACTED": the password of the store DSN
 // (in its user information or a password query parameter), the KEK value,
-// the previous KEKs, and the initial access tokens (not printed at all). It is what
+// the previous KEKs, the audit sinks' secrets and the query values of their
+// URLs, and the initial access tokens (not printed at all). It is what
 // `agentid serve --print-config` shows.
 func (c *Config) Redacted() ([]byte, error) {
 	r := *c
@@ -34,6 +35,7 @@ func (c *Config) Redacted() ([]byte, error) {
 		if r.Audit.Sinks[i].Secret != "" {
 			r.Audit.Sinks[i].Secret = redacted
 		}
+		r.Audit.Sinks[i].URL = redactURLQuery(r.Audit.Sinks[i].URL)
 	}
 
 	var buf bytes.Buffer
@@ -92,6 +94,22 @@ func redactQuery(q, mark string) string {
 		}
 	}
 	return strings.Join(params, "&")
+}
+
+// redactURLQuery hides every query value of a URL (a webhook's function
+// key or token often travels there), keeping the names and the rest.
+func redactURLQuery(u string) string {
+	base, q, ok := strings.Cut(u, "?")
+	if !ok || q == "" {
+		return u
+	}
+	params := strings.Split(q, "&")
+	for i, p := range params {
+		if key, _, _ := strings.Cut(p, "="); key != "" {
+			params[i] = key + "=" + redacted
+		}
+	}
+	return base + "?" + strings.Join(params, "&")
 }
 
 // dsnHasPassword reports whether a DSN carries a password, by the same

@@ -95,6 +95,11 @@ func (c *Config) validate() Problems {
 		ps.add("login.max_attempts_per_ip", 0, "", fmt.Sprintf("must be at least 1, got %d", lg.MaxAttemptsPerIP))
 	}
 
+	if lg.AllowLoopbackConnectors && !listensOnLoopback(c.Listen) {
+		ps.add("login.allow_loopback_connectors", 0, "", fmt.Sprintf("allowed only while listen is a loopback address (127.0.0.1, [::1] or localhost), got %q", c.Listen))
+	}
+	c.validateConnectors(&ps)
+
 	checkDuration(&ps, "consent.self_registered_default", c.Consent.SelfRegisteredDefault, time.Minute, 0)
 	checkDuration(&ps, "consent.step_up_sensitive_default", c.Consent.StepUpSensitiveDefault, time.Minute, 0)
 

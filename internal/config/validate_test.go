@@ -37,6 +37,49 @@ func TestValidate(t *testing.T) {
 		{name: "cimd loopback allowance on loopback", mutate: func(c *Config) { c.CIMD.AllowLoopback = true }},
 		{name: "cimd loopback allowance on [::1]", mutate: func(c *Config) { c.Listen = "[::1]:8080"; c.CIMD.AllowLoopback = true }},
 		{name: "cimd off", mutate: func(c *Config) { c.CIMD.Enabled = false }},
+		{name: "connector", mutate: func(c *Config) {
+			c.Login.Local = false
+			c.Connectors = []ConnectorConfig{{ID: "corp", Issuer: "https://idp.corp.example", ClientID: "agentid",
+				ClientSecretFile: "/run/secrets/corp", EmailDomains: []string{"corp.example"}, Claims: ConnectorClaims{Groups: "groups"}}}
+		}},
+		{name: "saml connector", mutate: func(c *Config) {
+			c.Connectors = []ConnectorConfig{{ID: "corp-saml", Type: "saml", IdPMetadataFile: "/etc/agentid/idp.xml",
+				EmailDomains: []string{"corp.example"}, Claims: ConnectorClaims{Groups: "memberOf"}}}
+		}},
+		{name: "saml connector problems", mutate: func(c *Config) {
+			c.Connectors = []ConnectorConfig{
+				{ID: "s", Type: "saml", ClientSecretFile: "/s", Scopes: []string{"groups"}},
+				{ID: "o", Issuer: "https://o.example", ClientID: "x", IdPMetadataFile: "/m.xml"},
+			}
+		}, want: []wantProblem{
+			{"connectors[0].idp_metadata_file", 0, []string{"required for type saml"}},
+			{"connectors[0].client_secret_file", 0, []string{"no client secret"}},
+			{"connectors[0].scopes", 0, []string{"no scopes"}},
+			{"connectors[1].idp_metadata_file", 0, []string{"only for type saml"}},
+		}},
+		{name: "loopback connector in development", mutate: func(c *Config) {
+			c.Login.AllowLoopbackConnectors = true
+			c.Connectors = []ConnectorConfig{{ID: "dev", Issuer: "http://127.0.0.1:5556", ClientID: "agentid"}}
+		}},
+		{name: "connector problems", mutate: func(c *Config) {
+			c.Connectors = []ConnectorConfig{
+				{ID: "Corp", Type: "ldap", Issuer: "http://idp.corp.example", EmailDomains: []string{"Corp.example"}},
+				{ID: "b", Issuer: "https://b.example?x=1", ClientID: "x", EmailDomains: []string{"b.example"}},
+				{ID: "b", Issuer: "http://127.0.0.1:1", ClientID: "x", EmailDomains: []string{"b.example"}},
+			}
+		}, want: []wantProblem{
+			{"connectors[0].id", 0, []string{"lower-case"}},
+			{"connectors[0].type", 0, []string{"must be oidc or saml"}},
+			{"connectors[0].issuer", 0, []string{"must be https"}},
+			{"connectors[0].client_id", 0, []string{"required"}},
+			{"connectors[0].email_domains", 0, []string{"lower-case domain"}},
+			{"connectors[1].issuer", 0, []string{"without user, query or fragment"}},
+			{"connectors[2].id", 0, []string{"the same id as connectors[1]"}},
+			{"connectors[2].issuer", 0, []string{"login.allow_loopback_connectors"}},
+			{"connectors[2].email_domains", 0, []string{"already routes to connectors[1]"}},
+		}},
+		{name: "loopback connectors on every interface", mutate: func(c *Config) { c.Listen = ":8080"; c.Login.AllowLoopbackConnectors = true },
+			want: []wantProblem{{"login.allow_loopback_connectors", 0, []string{"only while listen is a loopback address"}}}},
 		{name: "cimd loopback allowance on every interface", mutate: func(c *Config) { c.Listen = ":8080"; c.CIMD.AllowLoopback = true },
 			want: []wantProblem{{"cimd.allow_loopback", 0, []string{"only while listen is a loopback address"}}}},
 		{name: "cimd loopback allowance on a public address", mutate: func(c *Config) { c.Listen = "192.0.2.1:8080"; c.CIMD.AllowLoopback = true },

@@ -74,8 +74,10 @@ type accountView struct {
 	Title    string
 	CSRF     string
 	Username string
-	Notice   string
-	Agents   []agentView
+	// Via names the connector the person signed in through ("": local).
+	Via    string
+	Notice string
+	Agents []agentView
 	// ConnectionsOn: the hub has a vault, and the page lists the person's
 	// connections (connections.go) in Conns.
 	ConnectionsOn bool
@@ -93,7 +95,7 @@ func (s *Server) handleAccount(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	v := accountView{Title: "Your agents", CSRF: s.csrfToken(w, r), Username: u.Username}
+	v := accountView{Title: "Your agents", CSRF: s.csrfToken(w, r), Username: u.Username, Via: s.viaConnector(ctx, u)}
 	switch r.URL.Query().Get("done") {
 	case "revoked":
 		v.Notice = "Access revoked. The agent's tokens stopped working at once."

@@ -361,7 +361,13 @@ func (s *Server) redirectToLogin(w http.ResponseWriter, r *http.Request, a *auth
 		q.Set("max_age", strconv.Itoa(win))
 	}
 	back := "/authorize?" + q.Encode()
-	http.Redirect(w, r, "/login?return_to="+url.QueryEscape(back), http.StatusSeeOther)
+	login := "/login?return_to=" + url.QueryEscape(back)
+	// The login page routes a hint whose email domain is a connector's
+	// straight to it.
+	if hint := cleanHint(a.query.Get("login_hint")); hint != "" {
+		login += "&login_hint=" + url.QueryEscape(hint)
+	}
+	http.Redirect(w, r, login, http.StatusSeeOther)
 }
 
 func (s *Server) internalErrorPage(w http.ResponseWriter, r *http.Request, err error) {

@@ -12,8 +12,9 @@ import (
 const lookupTTL = 2 * time.Second
 
 // ttlCache is a read-through cache of immutable values with a short TTL. It
-// keeps the two lookups every token request makes (client, resource) off
-// the database on the hot path. Cached values must not be modified.
+// keeps the lookups every token request makes (client, resource, the
+// person) off the database on the hot path. Cached values must not be
+// modified.
 type ttlCache[V any] struct {
 	now func() time.Time
 	mu  sync.RWMutex

@@ -160,6 +160,22 @@ func (s *Server) handleDecision(w http.ResponseWriter, r *http.Request) {
 		s.internalErrorPage(w, r, err)
 		return
 	}
+	// The agent and the person were read alive before the grant; one of
+	// them may have been switched off meanwhile. Deprovisioning (and a
+	// person's) disables first and then revokes every consent, so a grant
+	// written after that revocation would outlive it: read again, from the
+	// store, now that the grant is written, and take it back.
+	if alive, err := s.alive(ctx, key.ClientID, key.UserID); err != nil || !alive {
+		if err == nil {
+			_, err = s.ledger.Revoke(ctx, key, approved, &m, "admin")
+		}
+		if err != nil {
+			s.internalErrorPage(w, r, err)
+			return
+		}
+		s.pages.errorPage(w, http.StatusBadRequest, "Not granted", "The application, or your account, was switched off by an administrator while you were deciding. Nothing was granted.")
+		return
+	}
 	// On a prompt=consent screen already granted scopes are offered again:
 	// unticking one while allowing the rest takes it back, with the same
 	// cascade as revoking it from the account page.
@@ -217,6 +233,9 @@ type consentView struct {
 	ResourceName string
 	ResourceURI  string
 	Username     string
+	// Via names the connector the person signed in through ("": a local
+	// account).
+	Via string
 	// Scopes are asked about, each with a checkbox; Granted are in force
 	// already and not asked about again.
 	Scopes    []scopeView
@@ -243,6 +262,7 @@ func (s *Server) consentPage(w http.ResponseWriter, r *http.Request, a *authz, u
 		ResourceName: a.resource.Name,
 		ResourceURI:  a.resource.URI,
 		Username:     u.Username,
+		Via:          s.viaConnector(r.Context(), u),
 	}
 	if v.ResourceName == "" {
 		v.ResourceName = a.resource.URI

@@ -458,6 +458,33 @@ func TestTokenExchangeFamily(t *testing.T) {
 	}
 }
 
+// TestTokenExchangeUserDisabledWhileCached: the issuance pipeline
+// remembers the person for lookupTTL (issuingUser), so a user disabled
+// by another process (here: the store directly) is still seen enabled
+// by the pipeline; the exchange's write refuses all the same, before the
+// clock moves, and the user enabled again is served again.
+func TestTokenExchangeUserDisabledWhileCached(t *testing.T) {
+	h := newExchangeHub(t, exchangeOptions{})
+	tok := h.userToken("notes.read")
+	form := subjectForm(tok, "resource", exchangeResB)
+	if r := h.exchange("mcp-a", form); r.status != http.StatusOK {
+		t.Fatalf("exchange: %d %v", r.status, r.body)
+	}
+	issued := countEvents(t, h.Store, audit.TokenIssued)
+	updateUser(t, h.Store, "u-alice", func(u *store.User) { u.Disabled = true })
+	r := h.exchange("mcp-a", form)
+	if r.status != http.StatusBadRequest || r.body["error"] != oauth.CodeInvalidGrant {
+		t.Fatalf("exchange for a disabled user: %d %v, want invalid_grant", r.status, r.body)
+	}
+	if n := countEvents(t, h.Store, audit.TokenIssued); n != issued {
+		t.Fatalf("token.issued events: %d, want %d: a token was written for a disabled user", n, issued)
+	}
+	updateUser(t, h.Store, "u-alice", func(u *store.User) { u.Disabled = false })
+	if r := h.exchange("mcp-a", form); r.status != http.StatusOK {
+		t.Fatalf("exchange after enabling the user again: %d %v", r.status, r.body)
+	}
+}
+
 // TestTokenExchangePolicySeesChain: the exchange action decides with the
 // chain in its context (actors, first_actor, chain_depth).
 func TestTokenExchangePolicySeesChain(t *testing.T) {

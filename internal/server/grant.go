@@ -268,15 +268,28 @@ func (s *Server) checkSubject(ctx context.Context, c *store.Client, sub subject)
 	if !sub.isUser() {
 		return principal{client: c, act: sub.act}, nil
 	}
-	u, err := s.liveUser(ctx, sub.userID)
+	u, err := s.issuingUser(ctx, sub.userID)
 	if err != nil {
 		return principal{}, err
 	}
 	return principal{client: c, user: u, authTime: sub.authTime, act: sub.act}, nil
 }
 
+// issuingUser is liveUser for the issuance pipeline, remembered for
+// lookupTTL like clients and resources: the store's issuance re-checks,
+// in the transaction that writes the token, that the user exists and is
+// enabled (store.LiveCheck, set by persist), so a user disabled or deleted
+// a moment ago still gets nothing. What the cache can serve stale for up
+// to lookupTTL is the rest of the row (roles, groups, profile) that policy
+// and the ID token read, as it does for clients. Only enabled users are
+// remembered; a disabled or missing one is read again every time.
+func (s *Server) issuingUser(ctx context.Context, id string) (*store.User, error) {
+	return s.users.get(id, func() (*store.User, error) { return s.liveUser(ctx, id) })
+}
+
 // liveUser reads the user a token is about from the store (never a cache):
-// invalid_grant when deleted or disabled.
+// invalid_grant when deleted or disabled. Paths whose write does not check
+// the user again use it; issuances use issuingUser.
 func (s *Server) liveUser(ctx context.Context, id string) (*store.User, error) {
 	u, err := s.st.GetUser(ctx, s.tenant, id)
 	if errors.Is(err, store.ErrNotFound) {

@@ -42,6 +42,16 @@ import (
 // retrieval targets.
 const providersPath = "/providers/"
 
+// providersPrefix is the canonical <issuer>/providers/ that
+// providerTarget looks for (computed once: every exchange asks).
+func providersPrefix(issuer string) string {
+	canon, oe := oauth.CanonicalResource(issuer)
+	if oe != nil {
+		canon = issuer
+	}
+	return canon + providersPath
+}
+
 // providerIDPattern is a provider id (store.Provider.ID).
 var providerIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
@@ -79,11 +89,7 @@ func (s *Server) providerTarget(raw string) (string, bool) {
 	if oe != nil {
 		return "", false
 	}
-	issuer, oe := oauth.CanonicalResource(s.issuer)
-	if oe != nil {
-		issuer = s.issuer
-	}
-	id, ok := strings.CutPrefix(canon, issuer+providersPath)
+	id, ok := strings.CutPrefix(canon, s.providers)
 	if !ok {
 		return "", false
 	}
@@ -110,6 +116,10 @@ func (s *Server) retrievalProvider(req *oauth.TokenRequest) (string, *oauth.Erro
 // retrieval is one retrieval under way: what its audit event says.
 type retrieval struct {
 	fields audit.RetrievalFields
+	// subject is the subject token's record when verifying the token read
+	// it (nil otherwise): subjectRecordAlive judges it rather than read it
+	// again.
+	subject *store.AccessToken
 }
 
 // refuse records why the retrieval is refused and returns err.
@@ -140,7 +150,7 @@ func (s *Server) proveConnection(ctx context.Context, r *http.Request, c *store.
 	if oe != nil {
 		return nil, oe
 	}
-	claims, err := s.subjectClaims(req.SubjectToken)
+	claims, rec, err := s.subjectClaims(ctx, req.SubjectToken)
 	if err != nil {
 		return nil, err
 	}
@@ -152,7 +162,7 @@ func (s *Server) proveConnection(ctx context.Context, r *http.Request, c *store.
 	// is recorded.
 	rt := &retrieval{fields: audit.RetrievalFields{
 		ClientID: c.ID, Resource: res.URI, UserID: claims.Subject, SubjectJTI: claims.JTI, ProviderID: providerID,
-	}}
+	}, subject: rec}
 	resp, err := s.retrieve(ctx, r, c, req, claims, res, rt)
 	if err != nil {
 		if oe, ok := errors.AsType[*oauth.Error](err); ok && oe.Code != oauth.CodeServerError {
@@ -171,7 +181,7 @@ func (s *Server) retrieve(ctx context.Context, r *http.Request, c *store.Client,
 	// The subject token: its record not revoked (nor its family), may_act,
 	// and every hub actor of its chain alive. No token is written, so no
 	// store statement checks the record for us, as for an exchange.
-	if err := s.subjectRecordAlive(ctx, claims.JTI); err != nil {
+	if err := s.subjectRecordAlive(ctx, claims.JTI, rt.subject); err != nil {
 		return nil, rt.refuse("subject_token", err)
 	}
 	sub := s.hubSubjectOf(claims)
@@ -303,8 +313,13 @@ func (s *Server) retrieve(ctx context.Context, r *http.Request, c *store.Client,
 // subjectRecordAlive reads the record of a subject token this hub issued:
 // invalid_grant unless it is of this tenant and not revoked (revoking its
 // family, its person's access or the consent it rests on revokes it too).
-func (s *Server) subjectRecordAlive(ctx context.Context, jti string) error {
-	rec, err := s.st.GetAccessToken(ctx, jti)
+// rec, when not nil, is that record as verifying the token read it, moments
+// before; it is judged instead of read again.
+func (s *Server) subjectRecordAlive(ctx context.Context, jti string, rec *store.AccessToken) error {
+	var err error
+	if rec == nil || rec.JTI != jti {
+		rec, err = s.st.GetAccessToken(ctx, jti)
+	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return oauth.ErrInvalidGrant("the subject token is not known to this server")

@@ -201,7 +201,7 @@ func (s *Server) exchangeSubject(ctx context.Context, c *store.Client, req *oaut
 // takes the family from it: read here, it could be revoked before the
 // write and outlived by the token the exchange issues.
 func (s *Server) hubSubject(ctx context.Context, c *store.Client, raw string) (*exchangedSubject, error) {
-	claims, err := s.subjectClaims(raw)
+	claims, _, err := s.subjectClaims(ctx, raw)
 	if err != nil {
 		return nil, err
 	}
@@ -212,23 +212,25 @@ func (s *Server) hubSubject(ctx context.Context, c *store.Client, raw string) (*
 }
 
 // subjectClaims verifies a subject token as an access token of this hub
-// about a person, unexpired, with one audience. Its record is not read
-// yet: the caller first checks who presents it.
-func (s *Server) subjectClaims(raw string) (*token.AccessClaims, error) {
-	claims, err := s.verifyAccessToken(raw)
+// about a person, unexpired, with one audience. Its record has not been
+// checked yet (the caller first checks who presents it), but it may have
+// been read to verify the token: rec is then that read (see
+// verifyAccessToken), nil otherwise.
+func (s *Server) subjectClaims(ctx context.Context, raw string) (claims *token.AccessClaims, rec *store.AccessToken, err error) {
+	claims, rec, err = s.verifyAccessToken(ctx, raw)
 	if err != nil {
-		return nil, oauth.ErrInvalidGrant("the subject token is not a valid access token of this server")
+		return nil, nil, oauth.ErrInvalidGrant("the subject token is not a valid access token of this server")
 	}
 	if s.now().Unix() >= claims.Expiry {
-		return nil, oauth.ErrInvalidGrant("the subject token has expired")
+		return nil, nil, oauth.ErrInvalidGrant("the subject token has expired")
 	}
 	if claims.Subject == claims.ClientID {
-		return nil, oauth.ErrInvalidGrant("the subject token is an agent's own token, not one issued for a person")
+		return nil, nil, oauth.ErrInvalidGrant("the subject token is an agent's own token, not one issued for a person")
 	}
 	if len(claims.Audience) != 1 {
-		return nil, oauth.ErrInvalidGrant("the subject token must have exactly one audience")
+		return nil, nil, oauth.ErrInvalidGrant("the subject token must have exactly one audience")
 	}
-	return claims, nil
+	return claims, rec, nil
 }
 
 // hubSubjectOf is what verified subject token claims contribute. The
@@ -250,19 +252,49 @@ func (s *Server) hubSubjectOf(claims *token.AccessClaims) *exchangedSubject {
 	return sub
 }
 
-// verifyAccessToken verifies an access token this hub issued. A resource
-// server that fans one call out exchanges the same token for several next
-// hops, often within moments: the signature check, the largest cost of an
-// exchange, is remembered for lookupTTL by the token's SHA-256. Only the
-// signature is: expiry, revocation and everything else are checked on
-// every exchange; a signing key withdrawn from the key set stops
-// vouching for its tokens here within lookupTTL.
-func (s *Server) verifyAccessToken(raw string) (*token.AccessClaims, error) {
-	if len(raw) > maxVerifiedTokenLen {
-		return s.keys.Verify(raw, s.issuer)
+// verifyAccessToken verifies an access token this hub issued. The
+// signature check is the largest cost of an exchange, and two things spare
+// it. The hub recorded the SHA-256 of every access token it minted
+// (store.AccessToken.Digest): the record of the jti the token names is
+// read first, and a token whose SHA-256 equals the recorded one is byte
+// for byte what the hub signed (token.Keys.VerifyRecorded; docs/design.md
+// §13); anything else — no record, no digest, a mismatch, a read that
+// failed — is verified by its signature. And a resource server that fans
+// one call out exchanges the same token for several next hops, often
+// within moments: a verification is remembered for lookupTTL by the
+// token's SHA-256. Only authenticity is spared: expiry, revocation and
+// everything else are checked on every exchange; a signing key withdrawn
+// from the key set stops vouching for its tokens here within lookupTTL.
+//
+// rec is the record read to verify the token (nil when none was read or
+// found), for a caller that reads it anyway; it is the record of the
+// verified token's jti. Nothing is done with an unverified token's claims
+// but reading that record.
+func (s *Server) verifyAccessToken(ctx context.Context, raw string) (claims *token.AccessClaims, rec *store.AccessToken, err error) {
+	verify := func() (*token.AccessClaims, error) {
+		return s.keys.VerifyRecorded(raw, s.issuer, func(jti string) []byte {
+			r, err := s.st.GetAccessToken(ctx, jti)
+			if err != nil {
+				// Not found, or unreadable now: the signature decides.
+				return nil
+			}
+			rec = r
+			return r.Digest
+		})
 	}
-	sum := sha256.Sum256([]byte(raw))
-	return s.verified.get(string(sum[:]), func() (*token.AccessClaims, error) { return s.keys.Verify(raw, s.issuer) })
+	if len(raw) > maxVerifiedTokenLen {
+		claims, err = verify()
+	} else {
+		sum := sha256.Sum256([]byte(raw))
+		claims, err = s.verified.get(string(sum[:]), verify)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if rec != nil && rec.JTI != claims.JTI {
+		rec = nil
+	}
+	return claims, rec, nil
 }
 
 // maxVerifiedTokenLen bounds the tokens whose verification is remembered

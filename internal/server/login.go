@@ -134,7 +134,35 @@ func safeReturn(p string) string {
 }
 
 func (s *Server) handleLoginPage(w http.ResponseWriter, r *http.Request) {
-	s.pages.login(w, http.StatusOK, loginView{CSRF: s.csrfToken(w, r), ReturnTo: safeReturn(r.URL.Query().Get("return_to"))})
+	returnTo := safeReturn(r.URL.Query().Get("return_to"))
+	hint := cleanHint(r.URL.Query().Get("login_hint"))
+	// A login_hint (OpenID Connect Core §3.1.2.1) whose email domain
+	// belongs to a connector goes straight to that connector.
+	if s.routeToConnector(w, r, hint, returnTo) {
+		return
+	}
+	s.renderLogin(w, r, http.StatusOK, loginView{CSRF: s.csrfToken(w, r), ReturnTo: returnTo, Username: truncate(hint, maxUsernameShown)})
+}
+
+// renderLogin renders the login page with the sign-in options: the
+// enabled connectors and, unless turned off, the password form.
+func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int, v loginView) {
+	if v.CSRF == "" {
+		v.CSRF = s.csrfToken(w, r)
+	}
+	v.Local = !s.cfg.DisableLocalLogin
+	cs, err := s.enabledConnectors(r.Context())
+	if err != nil {
+		s.internalErrorPage(w, r, err)
+		return
+	}
+	for _, c := range cs {
+		v.Connectors = append(v.Connectors, connectorButton{ID: c.ID, Name: connectorLabel(c), URL: connectorStartURL(c, v.ReturnTo, "")})
+		if len(c.EmailDomains) > 0 {
+			v.EmailRouting = true
+		}
+	}
+	s.pages.login(w, status, v)
 }
 
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
@@ -147,11 +175,24 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	view := loginView{CSRF: s.csrfToken(w, r), ReturnTo: returnTo, Username: truncate(r.PostForm.Get("username"), maxUsernameShown)}
 	if !s.checkCSRF(r) {
 		view.Error = "This form expired. Please sign in again."
-		s.pages.login(w, http.StatusForbidden, view)
+		s.renderLogin(w, r, http.StatusForbidden, view)
 		return
 	}
 	username, pw := strings.TrimSpace(r.PostForm.Get("username")), r.PostForm.Get("password")
 	view.Username = truncate(username, maxUsernameShown)
+	// An address whose domain belongs to a connector signs in there,
+	// whatever was typed as a password.
+	if s.routeToConnector(w, r, username, returnTo) {
+		return
+	}
+	if s.cfg.DisableLocalLogin {
+		view.Error = "There is no sign-in option for this address. Use one of the buttons below."
+		if !strings.Contains(username, "@") {
+			view.Error = "Enter your work email address, or use one of the buttons below."
+		}
+		s.renderLogin(w, r, http.StatusUnauthorized, view)
+		return
+	}
 	// Failures are counted per user name from one address, so that a
 	// stranger elsewhere cannot lock a person out, and per address, so
 	// that one address cannot try many names. Address first: a refused
@@ -159,13 +200,13 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	addr := addressKey(clientIP(r))
 	ipKey, okIP, retry := s.ipThrottle.begin(addr)
 	if !okIP {
-		s.throttled(w, view, retry)
+		s.throttled(w, r, view, retry)
 		return
 	}
 	userKey, okUser, retry := s.userThrottle.begin(username + "\x00" + addr)
 	if !okUser {
 		s.ipThrottle.end(ipKey, false)
-		s.throttled(w, view, retry)
+		s.throttled(w, r, view, retry)
 		return
 	}
 	failed := false // only a wrong password or user counts; errors do not
@@ -180,7 +221,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	if !s.acquireVerifier(ctx) {
 		view.Error = "The server is busy. Try again in a moment."
-		s.pages.login(w, http.StatusServiceUnavailable, view)
+		s.renderLogin(w, r, http.StatusServiceUnavailable, view)
 		return
 	}
 	ok := false
@@ -202,7 +243,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		view.Error = "The username or password is not correct."
-		s.pages.login(w, http.StatusUnauthorized, view)
+		s.renderLogin(w, r, http.StatusUnauthorized, view)
 		return
 	}
 	handle, err := token.NewHandle(s.rand, "")
@@ -251,7 +292,7 @@ const maxUsernameShown = 256
 
 // throttled answers a sign-in refused by the throttle: 429 with
 // Retry-After (RFC 6585 §4) and the wait in words.
-func (s *Server) throttled(w http.ResponseWriter, view loginView, retry time.Duration) {
+func (s *Server) throttled(w http.ResponseWriter, r *http.Request, view loginView, retry time.Duration) {
 	mins := int(math.Ceil(retry.Minutes()))
 	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(retry.Seconds()))))
 	if mins <= 1 {
@@ -259,7 +300,7 @@ func (s *Server) throttled(w http.ResponseWriter, view loginView, retry time.Dur
 	} else {
 		view.Error = fmt.Sprintf("Too many failed attempts. Wait %d minutes and try again.", mins)
 	}
-	s.pages.login(w, http.StatusTooManyRequests, view)
+	s.renderLogin(w, r, http.StatusTooManyRequests, view)
 }
 
 // verifierWait is how long a login waits for a free password check.

@@ -27,8 +27,10 @@ const (
 // them.
 var oidcScopes = []string{scopeOpenID, scopeProfile, scopeEmail}
 
-// acrPassword and amrPassword say how a person signed in: with a password
-// (ISO/IEC 29115 level 1; RFC 8176 §2 "pwd"), the hub's only sign-in.
+// acrPassword and amrPassword say how a local user signed in: with a
+// password (ISO/IEC 29115 level 1; RFC 8176 §2 "pwd"). A person who came
+// through a connector signed in at their own provider by means the hub
+// does not know, so their ID tokens carry neither.
 const (
 	acrPassword = "1"
 	amrPassword = "pwd"
@@ -70,8 +72,10 @@ func (s *Server) idToken(now, exp time.Time, c *store.Client, p *principal, a *a
 	claims := &token.IDClaims{
 		Issuer: s.issuer, Subject: p.user.ID, Audience: c.ID,
 		IssuedAt: now.Unix(), Expiry: exp.Unix(), Nonce: a.nonce,
-		ACR: acrPassword, AMR: []string{amrPassword},
 		UserClaims: userClaims(p.user, a.oidc),
+	}
+	if p.user.ConnectorID == "" {
+		claims.ACR, claims.AMR = acrPassword, []string{amrPassword}
 	}
 	if !p.authTime.IsZero() {
 		claims.AuthTime = p.authTime.Unix()

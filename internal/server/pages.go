@@ -145,6 +145,19 @@ type loginView struct {
 	ReturnTo string
 	Username string
 	Error    string
+	// Local: password sign-in is on (login.local). Connectors are the
+	// sign-in buttons; EmailRouting: some connector is chosen by the
+	// domain of a typed email address.
+	Local        bool
+	Connectors   []connectorButton
+	EmailRouting bool
+}
+
+// connectorButton is a connector the login page offers.
+type connectorButton struct {
+	ID   string
+	Name string
+	URL  string
 }
 
 func (p *pages) login(w http.ResponseWriter, status int, v loginView) {

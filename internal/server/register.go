@@ -155,7 +155,8 @@ func (s *Server) clientInformation(c *store.Client) *oauth.ClientInformation {
 
 // registeredClient authenticates an RFC 7592 request by its registration
 // access token. Any failure is 401 invalid_token, revealing nothing about
-// whether the client exists.
+// whether the client exists. A disabled client's token is refused too
+// (after it was checked, so the message may say why).
 func (s *Server) registeredClient(w http.ResponseWriter, r *http.Request) *store.Client {
 	tok, ok := bearer(r)
 	if !ok {
@@ -169,6 +170,13 @@ func (s *Server) registeredClient(w http.ResponseWriter, r *http.Request) *store
 	}
 	if err != nil {
 		s.writeProtocolError(w, r, err)
+		return nil
+	}
+	if c.Disabled {
+		// A disabled or deprovisioned agent's registration access token
+		// dies with it: it must not rewrite its registration, nor delete
+		// the record of its own switching off.
+		writeBearerError(w, "the client is disabled; its registration can no longer be managed")
 		return nil
 	}
 	return c

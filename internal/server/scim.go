@@ -42,6 +42,7 @@ func (s *Server) scimHandler() (http.Handler, error) {
 	h, err := scim.New(scim.Config{
 		Store: s.st, Tenant: s.tenant, BaseURL: s.issuer + scim.Path, Now: s.now, Vault: rv, Log: s.log,
 		HashPassword: password.Hash,
+		UserChanged:  s.users.invalidate,
 	})
 	if err != nil {
 		return nil, err

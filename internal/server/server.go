@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/agentid/agentid/internal/clients"
+	"github.com/agentid/agentid/internal/connectors"
 	"github.com/agentid/agentid/internal/connectors/scim"
 	"github.com/agentid/agentid/internal/consent"
 	"github.com/agentid/agentid/internal/federation"
@@ -96,6 +97,14 @@ type Config struct {
 	// advertise client_id_metadata_document_supported.
 	DisableCIMD bool
 
+	// Connectors signs people in through upstream identity providers
+	// (store.Connectors; login_connectors.go); it needs Keyring. nil: no
+	// connector sign-in.
+	Connectors *connectors.Registry
+	// DisableLocalLogin turns password sign-in off (login.local: false):
+	// people sign in through connectors only.
+	DisableLocalLogin bool
+
 	// MaxDelegationDepth is the most actors the act claim of a token from
 	// token exchange may nest (tokens.max_delegation_depth; default
 	// DefaultMaxDelegationDepth).
@@ -153,8 +162,10 @@ const MaxAccessTokenTTL = time.Hour
 
 // Server serves agentid's HTTP endpoints.
 type Server struct {
-	cfg       Config
-	issuer    string
+	cfg    Config
+	issuer string
+	// providers is the canonical <issuer>/providers/ (grant_connection.go).
+	providers string
 	tenant    string
 	st        store.Store
 	keys      *token.Keys
@@ -172,6 +183,9 @@ type Server struct {
 	// verified remembers, for lookupTTL, the claims of access tokens
 	// whose signature token exchange checked (grant_exchange.go).
 	verified *ttlCache[*token.AccessClaims]
+	// users caches, for lookupTTL, the enabled people tokens are issued
+	// about (issuingUser in grant.go).
+	users *ttlCache[*store.User]
 	// grants is the grant table (grant.go) behind /token, metadata and
 	// registration.
 	grants []grant
@@ -241,6 +255,7 @@ func New(cfg Config) (*Server, error) {
 		now:    cfg.Now,
 		rand:   cfg.Rand,
 	}
+	s.providers = providersPrefix(s.issuer)
 	if s.tenant == "" {
 		s.tenant = store.DefaultTenant
 	}
@@ -310,6 +325,7 @@ func New(cfg Config) (*Server, error) {
 	s.clients = newTTLCache[*store.Client](s.now)
 	s.resources = newTTLCache[*store.Resource](s.now)
 	s.verified = newTTLCache[*token.AccessClaims](s.now)
+	s.users = newTTLCache[*store.User](s.now)
 	s.domains = newTTLCache[[]*store.Domain](s.now)
 	s.fetcher = cfg.Fetcher
 	if s.fetcher == nil {
@@ -421,6 +437,13 @@ func (s *Server) routes() http.Handler {
 	web.HandleFunc("GET /login", s.handleLoginPage)
 	web.HandleFunc("POST /login", s.handleLogin)
 	web.HandleFunc("POST /logout", s.handleLogout)
+	if s.connectorsOn() {
+		web.HandleFunc("GET "+connectorPathPrefix+"{id}", s.handleConnectorStart)
+		web.HandleFunc("GET "+connectorPathPrefix+"{id}/callback", s.handleConnectorCallback)
+		web.HandleFunc("GET "+samlPathPrefix+"{id}", s.handleSAMLStart)
+		web.HandleFunc(samlACSPattern, s.handleSAMLACS)
+		web.HandleFunc("GET "+samlPathPrefix+"{id}/metadata", s.handleSAMLMetadata)
+	}
 	web.Handle("GET /static/", s.staticHandler())
 	web.HandleFunc("GET /account", s.handleAccount)
 	web.HandleFunc("POST /account/revoke", s.handleAccountRevoke)
@@ -438,12 +461,14 @@ func (s *Server) routes() http.Handler {
 	s.consoleRoutes(web) // console.go
 	web.HandleFunc("/", s.notFound)
 	cop := http.NewCrossOriginProtection()
+	cop.AddInsecureBypassPattern(samlACSPattern) // login_saml.go
 	webHandler := securityHeaders(cop.Handler(web))
 
 	root := http.NewServeMux()
 	for _, p := range []string{"/{$}", "/favicon.ico", "/authorize", "/authorize/decision", "/login", "/logout", "/static/"} {
 		root.Handle(p, webHandler)
 	}
+	root.Handle("/login/", webHandler)
 	root.Handle("/account", webHandler)
 	root.Handle("/account/", webHandler)
 	root.Handle("/connections", webHandler)

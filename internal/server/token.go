@@ -225,7 +225,7 @@ func (s *Server) issue(ctx context.Context, r *http.Request, grantType string, c
 		Chain: chainSubjects(a.act()), SubjectJTI: a.subjectJTI,
 	})
 	iss := &store.Issuance{
-		AccessToken: &store.AccessToken{JTI: claims.JTI, TenantID: s.tenant, GrantID: a.family.id, ClientID: c.ID, UserID: p.userID(), Resource: res.URI, Scopes: granted, RedirectURI: a.family.installation, ExpiresAt: exp},
+		AccessToken: &store.AccessToken{JTI: claims.JTI, TenantID: s.tenant, GrantID: a.family.id, ClientID: c.ID, UserID: p.userID(), Resource: res.URI, Scopes: granted, RedirectURI: a.family.installation, ExpiresAt: exp, Digest: token.Hash(jwt)},
 		Events:      []*store.AuditEvent{ev},
 	}
 	if a.consent {

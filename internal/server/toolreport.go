@@ -112,7 +112,7 @@ func (s *Server) handleToolReport(w http.ResponseWriter, r *http.Request) {
 		s.writeProtocolError(w, r, oauth.ErrInvalidClient("reporting tool calls requires a confidential client"))
 		return
 	}
-	resources, err := s.resourcesOf(ctx, c)
+	resources, servers, err := s.resourcesOf(ctx, c)
 	if err != nil {
 		s.writeProtocolError(w, r, err)
 		return
@@ -135,7 +135,7 @@ func (s *Server) handleToolReport(w http.ResponseWriter, r *http.Request) {
 	recorded := make([]int, 0, len(req.Reports)) // the index of each event's report
 	agents := map[string]audit.Agent{}
 	for i := range req.Reports {
-		ev, code, desc, err := s.toolEvent(ctx, m, now, c, resources, agents, &req.Reports[i])
+		ev, code, desc, err := s.toolEvent(ctx, m, now, c, resources, servers, agents, &req.Reports[i])
 		if err != nil {
 			s.writeProtocolError(w, r, err)
 			return
@@ -167,19 +167,24 @@ func (s *Server) handleToolReport(w http.ResponseWriter, r *http.Request) {
 	oauth.WriteJSON(w, http.StatusOK, resp)
 }
 
-// resourcesOf lists the resource URIs whose resource server is c.
-func (s *Server) resourcesOf(ctx context.Context, c *store.Client) ([]string, error) {
+// resourcesOf lists the resource URIs whose resource server is c, and
+// the ids of every resource server of the tenant.
+func (s *Server) resourcesOf(ctx context.Context, c *store.Client) (mine []string, servers map[string]bool, err error) {
 	all, err := s.st.ListResources(ctx, s.tenant)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var out []string
+	servers = map[string]bool{}
 	for _, res := range all {
-		if res.ClientID != "" && res.ClientID == c.ID {
-			out = append(out, res.URI)
+		if res.ClientID == "" {
+			continue
+		}
+		servers[res.ClientID] = true
+		if res.ClientID == c.ID {
+			mine = append(mine, res.URI)
 		}
 	}
-	return out, nil
+	return mine, servers, nil
 }
 
 // readToolReports decodes and bounds the body; a non-zero status is a
@@ -215,7 +220,7 @@ func readToolReports(w http.ResponseWriter, r *http.Request) (*toolReportRequest
 // toolEvent checks one report against the token's record and builds its
 // event; a nil event comes with the refusal code and description. err is
 // for store failures only.
-func (s *Server) toolEvent(ctx context.Context, m audit.Meta, now time.Time, c *store.Client, resources []string, agents map[string]audit.Agent, rep *toolReport) (*store.AuditEvent, string, string, error) {
+func (s *Server) toolEvent(ctx context.Context, m audit.Meta, now time.Time, c *store.Client, resources []string, servers map[string]bool, agents map[string]audit.Agent, rep *toolReport) (*store.AuditEvent, string, string, error) {
 	if desc := rep.problem(now); desc != "" {
 		return nil, toolRefusalInvalid, desc, nil
 	}
@@ -235,6 +240,12 @@ func (s *Server) toolEvent(ctx context.Context, m audit.Meta, now time.Time, c *
 	if rep.Time.After(at.ExpiresAt.Add(toolReportSkew)) {
 		return nil, toolRefusalExpired, "the call is reported after the token expired", nil
 	}
+	// The record keeps no issue time, but no access token lives longer
+	// than MaxAccessTokenTTL: a call placed before that was made without
+	// this token (a server backdating its reports into the trail).
+	if rep.Time.Before(at.ExpiresAt.Add(-MaxAccessTokenTTL - toolReportSkew)) {
+		return nil, toolRefusalInvalid, "the call is reported before the token was issued", nil
+	}
 	// The chain travels in the signed token the server verified; the hub
 	// records who holds the token, so the current actor must be that
 	// client. Without a chain the holder is the agent.
@@ -242,6 +253,13 @@ func (s *Server) toolEvent(ctx context.Context, m audit.Meta, now time.Time, c *
 	if len(rep.ActChain) > 0 {
 		if rep.ActChain[0] != at.ClientID {
 			return nil, toolRefusalChain, "the chain's current actor is not the client the token was issued to", nil
+		}
+		// Only a resource server exchanges tokens (proveTokenExchange), so
+		// only its tokens carry act: behind a token the hub issued to
+		// any other client, a longer chain is made up, and its last
+		// entry would put the call in another agent's trail.
+		if len(rep.ActChain) > 1 && !servers[at.ClientID] {
+			return nil, toolRefusalChain, "the token was not obtained by token exchange, so it carries no delegation chain", nil
 		}
 		agent = rep.ActChain[len(rep.ActChain)-1]
 	}

@@ -99,11 +99,18 @@ func TestToolReport(t *testing.T) {
 		{"a chain whose current actor holds the token", withChain, "recorded"},
 		{"unknown jti", map[string]any{"jti": "nope", "tool": "read_notes", "outcome": "success", "duration_ms": 1, "time": now}, "unknown_token"},
 		{"another server's token", map[string]any{"jti": otherClaims.JTI, "tool": "read_notes", "outcome": "success", "duration_ms": 1, "time": now}, "wrong_audience"},
+		// The token was issued to the agent itself, not exchanged (only a
+		// resource server holds a token with act): a chain naming another
+		// agent behind it would put the call in that agent's trail.
+		{"a chain behind a token that was not exchanged", map[string]any{"jti": claims.JTI, "tool": "read_notes", "outcome": "success", "duration_ms": 1, "time": now, "act_chain": []string{"agent", "victim"}}, "chain_mismatch"},
 		{"a chain naming another holder", map[string]any{"jti": claims.JTI, "tool": "read_notes", "outcome": "success", "duration_ms": 1, "time": now, "act_chain": []string{"evil", "agent"}}, "chain_mismatch"},
 		{"unknown outcome", map[string]any{"jti": claims.JTI, "tool": "read_notes", "outcome": "great", "duration_ms": 1, "time": now}, "invalid_report"},
 		{"no tool", map[string]any{"jti": claims.JTI, "outcome": "success", "duration_ms": 1, "time": now}, "invalid_report"},
 		{"negative duration", map[string]any{"jti": claims.JTI, "tool": "t", "outcome": "success", "duration_ms": -1, "time": now}, "invalid_report"},
 		{"from the future", map[string]any{"jti": claims.JTI, "tool": "t", "outcome": "success", "duration_ms": 1, "time": now.Add(time.Hour)}, "invalid_report"},
+		// A server may not place a call years before its token existed:
+		// no access token lives longer than server.MaxAccessTokenTTL.
+		{"from before the token was issued", map[string]any{"jti": claims.JTI, "tool": "t", "outcome": "success", "duration_ms": 1, "time": now.Add(-48 * time.Hour)}, "invalid_report"},
 		{"control characters in the tool", map[string]any{"jti": claims.JTI, "tool": "a\nb", "outcome": "success", "duration_ms": 1, "time": now}, "invalid_report"},
 	}
 	var batch []map[string]any

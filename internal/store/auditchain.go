@@ -45,8 +45,14 @@ const auditCanonicalTag = "agentid.audit.v1"
 // alike; times are truncated to microseconds, the precision both backends
 // keep.
 func AuditCanonical(ev *AuditEvent) []byte {
+	return appendAuditCanonical(nil, ev)
+}
+
+// appendAuditCanonical appends ev's canonical encoding to b.
+func appendAuditCanonical(b []byte, ev *AuditEvent) []byte {
 	details := ev.StoredDetails()
-	keys := make([]string, 0, len(details))
+	// Room for the usual number of details without an allocation.
+	keys := make([]string, 0, 32)
 	n := 64 + len(ev.TenantID) + len(ev.Type) + len(ev.RequestID) + len(ev.ClientID) + len(ev.UserID) +
 		len(ev.Resource) + len(ev.IP) + len(ev.Outcome) + 4*len(ev.Scopes) + 8*len(details)
 	for _, s := range ev.Scopes {
@@ -57,7 +63,7 @@ func AuditCanonical(ev *AuditEvent) []byte {
 		n += len(k) + len(v)
 	}
 	slices.Sort(keys)
-	b := make([]byte, 0, n+96)
+	b = slices.Grow(b, n+96)
 	str := func(s string) {
 		b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
 		b = append(b, s...)
@@ -94,10 +100,20 @@ func AuditCanonical(ev *AuditEvent) []byte {
 // ChainHash is the hash of ev in its tenant's chain after an event whose
 // hash is prev: SHA-256(prev || AuditCanonical(ev)).
 func ChainHash(prev []byte, ev *AuditEvent) []byte {
-	h := sha256.New()
-	h.Write(prev)
-	h.Write(AuditCanonical(ev))
-	return h.Sum(nil)
+	var c ChainHasher
+	return c.Append(nil, prev, ev)
+}
+
+// ChainHasher computes ChainHash for many events, reusing one buffer for
+// their canonical encodings. The zero value is ready; it is not safe for
+// concurrent use.
+type ChainHasher struct{ buf []byte }
+
+// Append appends ChainHash(prev, ev) to dst.
+func (c *ChainHasher) Append(dst, prev []byte, ev *AuditEvent) []byte {
+	c.buf = appendAuditCanonical(append(c.buf[:0], prev...), ev)
+	sum := sha256.Sum256(c.buf)
+	return append(dst, sum[:]...)
 }
 
 // AuditLink is a stored event with its place in the chain.
@@ -138,6 +154,14 @@ type SealResult struct {
 	Links []*AuditLink
 }
 
+// AuditReading is a reading of the audit watermark (ReadAuditWatermark):
+// ID, the highest event id handed out when it was taken, is safe to seal
+// up to once the store's horizon is above Fence.
+type AuditReading struct {
+	ID    int64
+	Fence uint64
+}
+
 // AuditPrune names what PruneAudit removes: the tenant's events before
 // Keep, the first event to keep, which must be sealed with PrevHash.
 type AuditPrune struct {
@@ -154,6 +178,15 @@ type AuditChain interface {
 	// AuditWatermark returns the highest event id assigned so far, by any
 	// transaction, committed or not; 0 when none was.
 	AuditWatermark(ctx context.Context) (int64, error)
+	// ReadAuditWatermark takes a reading r of the watermark for the sealer
+	// and returns it with the store's current horizon. r.ID is the highest
+	// id handed out so far; r may be sealed up to once a later call
+	// returns a horizon above r.Fence, which says that every transaction
+	// that could still commit an id at or below r.ID has ended (committed
+	// or rolled back). Horizons never go down. A store whose ids commit in
+	// id order returns Fence 0 and horizon 1: every reading is safe at
+	// once.
+	ReadAuditWatermark(ctx context.Context) (r AuditReading, horizon uint64, err error)
 	// SealAudit links, in id order, the events with an id above the
 	// sealed-through mark and at most upTo, at most limit of them (0:
 	// 1000): each gets its link (prev_hash and hash), each tenant's head moves to
@@ -161,8 +194,9 @@ type AuditChain interface {
 	// upTo when fewer than limit were left. One transaction; one sealer at
 	// a time (a second waits), so the chain cannot fork. The caller
 	// chooses upTo so that every id up to it has committed or rolled back
-	// (AuditWatermark, some time ago): an event committed later with an id
-	// at or below the mark stays unsealed, and verification reports it.
+	// (a ReadAuditWatermark reading whose fence a later horizon passed):
+	// an event committed later with an id at or below the mark would stay
+	// unsealed, verification would report it and no sink would stream it.
 	SealAudit(ctx context.Context, upTo int64, limit int) (*SealResult, error)
 	// AuditHead returns the tenant's chain head; ErrNotFound when nothing
 	// of the tenant was sealed yet.

@@ -249,8 +249,14 @@ type User struct {
 	Groups     []string
 	Attributes map[string]string
 	Disabled   bool
-	CreatedAt  time.Time
-	UpdatedAt  time.Time
+	// ConnectorID is the connector (Connector.ID) the person signs in
+	// through and ExternalSubject their subject at its identity provider
+	// (the ID token's sub); both "" for a local user. A (tenant,
+	// connector, subject) names at most one user.
+	ConnectorID     string
+	ExternalSubject string
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
 }
 
 // Issuer is a trusted issuer of JWTs: an enterprise identity provider
@@ -436,6 +442,12 @@ type AccessToken struct {
 	RedirectURI string
 	ExpiresAt   time.Time
 	RevokedAt   time.Time
+	// Digest is the SHA-256 of the compact JWT exactly as the hub minted
+	// it, written with the record at issuance (migration 0019). A token
+	// presented later whose SHA-256 equals it is byte for byte the one
+	// the hub signed (docs/design.md §13). Nil for records written before
+	// the migration and for those RevokeAccessToken writes.
+	Digest []byte
 }
 
 // ConsentGrant is one scope a user granted a client for a resource, with its
@@ -669,7 +681,9 @@ type Installation struct {
 // removes: of one of Methods, last used (or, never used, created) before
 // UnusedSince, and holding at Now no live refresh token, no live access
 // token and no live consent. A client that holds any of those is never
-// removed.
+// removed, nor is a deprovisioned client (its record is the inventory's
+// statement that it was switched off) or a disabled metadata-document
+// client (removing it would let its URL back in as a new, enabled client).
 type PruneRequest struct {
 	TenantID    string
 	Methods     []string // e.g. RegistrationDCR, RegistrationCIMD; empty selects nothing
@@ -737,6 +751,7 @@ type Store interface {
 	Issuers
 	Providers
 	Connections
+	Connectors
 	SCIM
 }
 
@@ -1039,7 +1054,8 @@ type Tokens interface {
 	// AccessTokenRevoked reports whether the jti is denylisted.
 	AccessTokenRevoked(ctx context.Context, jti string) (bool, error)
 	// GetAccessToken returns the recorded access token with this jti
-	// whatever its state (RevokedAt set when denylisted), or ErrNotFound.
+	// whatever its state (RevokedAt set when denylisted), Digest included,
+	// or ErrNotFound.
 	// Token exchange reads the subject token's record with it: its grant
 	// family (so revoking the family reaches exchanged tokens too) and
 	// whether it was revoked.

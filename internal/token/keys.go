@@ -97,6 +97,8 @@ type Keys struct {
 	mu    sync.Mutex // serialises Reload and Rotate
 	state atomic.Pointer[keyState]
 	jwks  atomic.Pointer[jwksCache]
+	// verifications counts the tokens Verify judged (SignatureChecks).
+	verifications atomic.Uint64
 }
 
 // keyState is an immutable snapshot of the loaded keys.
@@ -603,10 +605,89 @@ func (k *Keys) Verify(raw, issuer string) (*AccessClaims, error) {
 	if len(raw) > maxTokenLen {
 		return nil, fmt.Errorf("%w: too long", ErrInvalidToken)
 	}
+	k.verifications.Add(1)
 	if c, ok, err := k.state.Load().verifyES256(raw, issuer, k.now()); ok {
 		return c, err
 	}
 	return k.verifyJWS(raw, issuer)
+}
+
+// SignatureChecks is how many tokens Verify has judged (each by its
+// signature, unless it was refused before one was looked at), whether
+// called directly or by VerifyRecorded. VerifyRecorded's own acceptances
+// are not counted.
+func (k *Keys) SignatureChecks() uint64 { return k.verifications.Load() }
+
+// VerifyRecorded is Verify for an access token whose SHA-256 the hub may
+// have recorded when it minted it (store.AccessToken.Digest). recorded is
+// called with the jti of the still unauthenticated payload and returns the
+// digest recorded for that jti, or nil (no record, none recorded, the
+// record could not be read). When the SHA-256 of raw equals it (compared
+// in constant time), raw is byte for byte a token this hub signed, so its
+// signature is not checked again; everything else Verify checks still is:
+// the header names a key still published (a token of a key removed from
+// the key set is refused as by Verify, whatever its record says), with its
+// alg and typ at+jwt, and the claims decode and name issuer. Any other
+// token, a mismatch included, is judged by Verify, so the answer is
+// Verify's in every case: nothing of an unauthenticated payload but its
+// jti, as a lookup key, is used.
+//
+// recorded must not act on the jti beyond reading the record: it is not
+// yet known who wrote the token.
+func (k *Keys) VerifyRecorded(raw, issuer string, recorded func(jti string) []byte) (*AccessClaims, error) {
+	if len(raw) > maxTokenLen {
+		return k.Verify(raw, issuer)
+	}
+	header, rest, ok := strings.Cut(raw, ".")
+	if !ok || !k.state.Load().mintedBy(header, k.now()) {
+		return k.Verify(raw, issuer)
+	}
+	payload64, _, ok := strings.Cut(rest, ".")
+	if !ok {
+		return k.Verify(raw, issuer)
+	}
+	payload, err := base64.RawURLEncoding.Strict().DecodeString(payload64)
+	if err != nil {
+		return k.Verify(raw, issuer)
+	}
+	c, err := decodeClaims(payload)
+	if err != nil || c.JTI == "" {
+		return k.Verify(raw, issuer)
+	}
+	want := recorded(c.JTI)
+	if len(want) != sha256.Size || !EqualHash(Hash(raw), want) {
+		return k.Verify(raw, issuer)
+	}
+	if c.Issuer != issuer {
+		return nil, fmt.Errorf("%w: wrong issuer", ErrInvalidToken)
+	}
+	return c, nil
+}
+
+// mintedBy reports whether header64, an encoded protected header, names a
+// key of s published at now with its algorithm and typ at+jwt, as every
+// header Mint writes does; the header of any token Verify accepts does too.
+func (s *keyState) mintedBy(header64 string, now time.Time) bool {
+	e := s.byHeader[header64]
+	if e == nil {
+		b, err := base64.RawURLEncoding.Strict().DecodeString(header64)
+		if err != nil {
+			return false
+		}
+		var h struct {
+			Alg string `json:"alg"`
+			Kid string `json:"kid"`
+			Typ string `json:"typ"`
+		}
+		if json.Unmarshal(b, &h) != nil {
+			return false
+		}
+		if e = s.byKID[h.Kid]; e == nil || h.Alg != string(e.alg) ||
+			!strings.EqualFold(h.Typ, typAccessToken) && !strings.EqualFold(h.Typ, "application/"+typAccessToken) {
+			return false
+		}
+	}
+	return published(&e.rec, now)
 }
 
 // verifyJWS is Verify for any token: a general JWS parse.

@@ -26,6 +26,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/store"
@@ -290,6 +292,7 @@ type runner struct {
 
 	cursor     int64
 	leaseUntil time.Time
+	itemSize   int // the previous batch's mean encoded size
 }
 
 // errLost: another dispatcher holds the sink, or moved its cursor.
@@ -391,18 +394,27 @@ func (r *runner) follow(ctx context.Context) error {
 	return nil
 }
 
-// batch masks and encodes the events.
+// batch masks and encodes the events. The items share one buffer, sized
+// from the previous batch's.
 func (r *runner) batch(links []*store.AuditLink) (*Batch, error) {
-	b := &Batch{Sink: r.c.Name, FirstID: links[0].Event.ID, LastID: links[len(links)-1].Event.ID}
-	for _, l := range links {
+	b := &Batch{Sink: r.c.Name, FirstID: links[0].Event.ID, LastID: links[len(links)-1].Event.ID,
+		Events: make([]*store.AuditEvent, len(links)), Items: make([][]byte, len(links))}
+	buf := make([]byte, 0, max(r.itemSize, 256)*len(links)+len(links)*64)
+	ends := make([]int, len(links))
+	for i, l := range links {
 		ev := r.mask.apply(l.Event)
-		item, err := encode(r.c.Format, ev, l)
-		if err != nil {
+		var err error
+		if buf, err = appendEncoded(buf, r.c.Format, ev, l); err != nil {
 			return nil, fmt.Errorf("encoding event %d: %w", ev.ID, err)
 		}
-		b.Events = append(b.Events, ev)
-		b.Items = append(b.Items, item)
+		b.Events[i], ends[i] = ev, len(buf)
 	}
+	start := 0
+	for i, end := range ends {
+		b.Items[i] = buf[start:end:end]
+		start = end
+	}
+	r.itemSize = len(buf) / len(links)
 	return b, nil
 }
 
@@ -486,9 +498,19 @@ func lost(err error) error {
 	return err
 }
 
-// errorText is the stored form of a delivery error: one line, bounded.
+// errorText is the stored form of a delivery error: one line of printable
+// UTF-8, bounded. The text may hold what a hostile receiver chose (a TLS
+// certificate's names): control characters (terminal escapes, forged log
+// lines, NUL, which PostgreSQL refuses in text) and invalid bytes become
+// spaces.
 func errorText(err error) string {
-	s := strings.Join(strings.Fields(err.Error()), " ")
+	printable := func(r rune) rune {
+		if r == utf8.RuneError || !unicode.IsPrint(r) {
+			return ' '
+		}
+		return r
+	}
+	s := strings.Join(strings.Fields(strings.Map(printable, err.Error())), " ")
 	if len(s) > maxErrorText {
 		s = strings.ToValidUTF8(s[:maxErrorText], "") + "…"
 	}

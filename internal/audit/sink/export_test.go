@@ -16,7 +16,7 @@ func EncodeForTest(t *testing.T, f Format, mask []string, ev *store.AuditEvent) 
 	if err := CheckMask(mask); err != nil {
 		t.Fatal(err)
 	}
-	b, err := encode(f, newMasker(mask).apply(ev), &store.AuditLink{Event: ev})
+	b, err := appendEncoded(nil, f, newMasker(mask).apply(ev), &store.AuditLink{Event: ev})
 	if err != nil {
 		t.Fatal(err)
 	}

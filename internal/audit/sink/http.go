@@ -87,16 +87,20 @@ func NewWebhook(o HTTPOptions) (Sink, error) {
 		return nil, err
 	}
 	s.body = func(b *Batch) ([]byte, error) {
-		var buf bytes.Buffer
-		buf.WriteString(`{"events":[`)
+		const head, tail = `{"events":[`, "]}"
+		n := len(head) + len(tail) + len(b.Items)
+		for _, it := range b.Items {
+			n += len(it)
+		}
+		buf := make([]byte, 0, n)
+		buf = append(buf, head...)
 		for i, it := range b.Items {
 			if i > 0 {
-				buf.WriteByte(',')
+				buf = append(buf, ',')
 			}
-			buf.Write(it)
+			buf = append(buf, it...)
 		}
-		buf.WriteString("]}")
-		return buf.Bytes(), nil
+		return append(buf, tail...), nil
 	}
 	s.auth = func(h http.Header, body []byte) {
 		ts := strconv.FormatInt(s.now().Unix(), 10)
@@ -119,7 +123,10 @@ func Sign(key []byte, ts string, body []byte) string {
 // Verify checks a webhook request's signature as a receiver should: the
 // signature must match (compared in constant time) and the timestamp be
 // within tolerance of now, so that a captured request cannot be replayed
-// later.
+// later. Every attempt is signed afresh, so a tolerance of a few minutes
+// (5 is usual) covers clock skew only. Within it a captured request can
+// still be replayed: receivers de-duplicate by the events' ids, which the
+// signature covers; HeaderBatch is not signed.
 func Verify(key []byte, h http.Header, body []byte, now time.Time, tolerance time.Duration) error {
 	ts := h.Get(HeaderTimestamp)
 	sec, err := strconv.ParseInt(ts, 10, 64)
@@ -218,11 +225,27 @@ func (s *httpSink) Deliver(ctx context.Context, b *Batch) error {
 	}
 	err = fmt.Errorf("POST %s: status %d", s.where(), resp.StatusCode)
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
-		if sec, perr := strconv.Atoi(resp.Header.Get("Retry-After")); perr == nil && sec > 0 {
-			return &RetryAfter{Err: err, After: time.Duration(sec) * time.Second}
+		if d := retryAfter(resp.Header.Get("Retry-After"), s.now()); d > 0 {
+			return &RetryAfter{Err: err, After: d}
 		}
 	}
 	return err
+}
+
+// maxRetryAfter bounds what a Retry-After may ask for (the dispatcher
+// caps it again at the sink's maximum backoff).
+const maxRetryAfter = 24 * time.Hour
+
+// retryAfter reads a Retry-After value (RFC 9110 §10.2.3): delay-seconds
+// or an HTTP-date; 0 when absent, malformed or past.
+func retryAfter(v string, now time.Time) time.Duration {
+	if sec, err := strconv.ParseInt(v, 10, 64); err == nil {
+		return time.Duration(min(max(sec, 0), int64(maxRetryAfter/time.Second))) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return min(max(t.Sub(now), 0), maxRetryAfter)
+	}
+	return 0
 }
 
 // where names the endpoint in errors: scheme, host and path only.

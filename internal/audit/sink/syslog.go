@@ -102,17 +102,28 @@ func (s *syslogSink) Deliver(ctx context.Context, b *Batch) error {
 		}
 		s.conn = c
 	}
-	w := bufio.NewWriter(s.conn)
+	// The deadline covers the whole batch, set before the first write
+	// (the buffer flushes whenever it fills), and the end of ctx cuts it
+	// short: a collector that stops reading holds the sink at most this
+	// long.
+	_ = s.conn.SetWriteDeadline(time.Now().Add(s.o.Timeout))
+	conn := s.conn
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetWriteDeadline(time.Unix(1, 0)) })
+	w := bufio.NewWriter(conn)
 	for i, ev := range b.Events {
 		msg := FormatSyslog(s.o.Facility, ev, s.o.Hostname, s.o.AppName, s.pid, b.Items[i])
 		w.WriteString(strconv.Itoa(len(msg)))
 		w.WriteByte(' ')
 		w.Write(msg)
 	}
-	_ = s.conn.SetWriteDeadline(time.Now().Add(s.o.Timeout))
-	if err := w.Flush(); err != nil {
+	err := w.Flush()
+	if !stop() || err != nil {
+		// A write failed, or ctx ended meanwhile and may yet spoil the
+		// connection's deadline: the next batch dials again.
 		s.conn.Close()
 		s.conn = nil
+	}
+	if err != nil {
 		return fmt.Errorf("syslog %s: %w", s.o.Address, err)
 	}
 	return nil

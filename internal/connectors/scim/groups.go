@@ -177,7 +177,9 @@ func (h *handler) setMembers(r *http.Request, people map[string]*store.User, fro
 		}
 		nu := *u
 		nu.Groups, nu.UpdatedAt = groups, now
-		if err := h.cfg.Store.UpdateUser(ctx, &nu, audit.NewUserAccessUpdated(m, id, audit.ChangeGroups, added, removed)); err != nil {
+		err := h.cfg.Store.UpdateUser(ctx, &nu, audit.NewUserAccessUpdated(m, id, audit.ChangeGroups, added, removed))
+		h.changed(id)
+		if err != nil {
 			return h.passOn(r, "update membership", err)
 		}
 		people[id] = &nu

@@ -65,6 +65,10 @@ type Config struct {
 	Log   *slog.Logger
 	// HashPassword hashes a password a client provisions.
 	HashPassword func(string) (string, error)
+	// UserChanged, if set, is told the id of every user a request
+	// changed, after the change (the server forgets its cached copy, so
+	// the next issuance reads the new groups).
+	UserChanged func(id string)
 }
 
 // New returns the SCIM service provider. Requests reach it with the
@@ -139,6 +143,13 @@ type metaKey struct{}
 // SCIM request (audit.ActorSCIM and the client's id).
 func WithMeta(ctx context.Context, m audit.Meta) context.Context {
 	return context.WithValue(ctx, metaKey{}, m)
+}
+
+// changed reports a changed user to Config.UserChanged.
+func (h *handler) changed(id string) {
+	if h.cfg.UserChanged != nil {
+		h.cfg.UserChanged(id)
+	}
 }
 
 // meta is the request's event metadata, timed now.

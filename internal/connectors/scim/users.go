@@ -314,6 +314,7 @@ func maybeNil(m map[string]any) any {
 // deprovisioning revoked stays revoked). externalId is SCIM's own.
 func (h *handler) updateUser(r *http.Request, st *userState, p profile) (scim.Resource, error) {
 	ctx := r.Context()
+	defer h.changed(st.u.ID)
 	now := h.cfg.Now()
 	m := h.meta(r, now)
 	u := st.u
@@ -388,6 +389,7 @@ func (x users) Delete(r *http.Request, id string) error {
 		return h.lookupFailed(r, id, err)
 	}
 	now := h.cfg.Now()
+	defer h.changed(id)
 	if _, err := clients.DeprovisionUser(ctx, h.cfg.Store, h.cfg.Vault, h.meta(r, now), h.cfg.Tenant, id, now); err != nil {
 		return h.deprovisionFailed(r, err)
 	}

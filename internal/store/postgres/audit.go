@@ -12,9 +12,18 @@ import (
 	"github.com/agentid/agentid/internal/store"
 )
 
-const insertEventSQL = `INSERT INTO audit_events (tenant_id, time, type, request_id, client_id,
+// insertEventSQL takes the event's id only after the transaction has an
+// xid (pg_current_xact_id assigns one if the transaction wrote nothing
+// yet; CASE evaluates its condition first), which is what lets the sealer
+// tell when every id below a reading has committed or never will
+// (ReadAuditWatermark).
+const insertEventSQL = `INSERT INTO audit_events (id, tenant_id, time, type, request_id, client_id,
 	user_id, resource, scopes, ip, outcome, details)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id`
+	VALUES (` + eventIDExpr + `, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id`
+
+// eventIDExpr is the id of a new event: the column's sequence, drawn once
+// the transaction has its xid.
+const eventIDExpr = `CASE WHEN pg_current_xact_id() IS NOT NULL THEN nextval('audit_events_id_seq'::regclass) END`
 
 // eventArgs lists ev's fields in insertEventSQL order.
 func eventArgs(ev *store.AuditEvent) ([]any, error) {
@@ -60,9 +69,9 @@ func (s *Store) AppendAudit(ctx context.Context, evs ...*store.AuditEvent) error
 
 // insertEventOnceSQL skips an event the unique index of migration 0015
 // (tenant, reporting client, report id) already holds: no row returned.
-const insertEventOnceSQL = `INSERT INTO audit_events (tenant_id, time, type, request_id, client_id,
+const insertEventOnceSQL = `INSERT INTO audit_events (id, tenant_id, time, type, request_id, client_id,
 	user_id, resource, scopes, ip, outcome, details)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING RETURNING id`
+	VALUES (` + eventIDExpr + `, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING RETURNING id`
 
 // AppendAuditOnce implements store.Store.
 func (s *Store) AppendAuditOnce(ctx context.Context, evs ...*store.AuditEvent) error {

@@ -12,10 +12,25 @@ import (
 )
 
 // The audit chain (store.AuditChain). Ids come from a sequence and commit
-// out of order, so the sealer is told how far it may go (upTo, chosen by
-// the caller from an earlier watermark); sealers take the audit_seal row
+// out of order, so the sealer is told how far it may go (upTo, a reading
+// of ReadAuditWatermark that has settled); sealers take the audit_seal row
 // FOR UPDATE, so two replicas sealing at once run one after the other and
 // the second sees what the first linked.
+//
+// When a reading has settled. A transaction that writes an event first
+// makes sure it has a transaction id (xid) and only then takes the event's
+// id from the sequence (insertEventSQL). A reading reads the sequence and
+// then, in a later statement, takes an xid of its own, N (its fence): a
+// transaction holding an id at or below the reading took its xid before
+// the reading read the sequence, so its xid is below N. Once the oldest
+// transaction still running anywhere (the xmin of a new snapshot, the
+// horizon) is above N, every xid up to N has ended, and with it every
+// transaction that could still commit such an id. (The snapshot's xmax is
+// no such bound: it is one past the newest completed xid, and a
+// transaction with a higher xid may have been running already.) Prepared
+// transactions keep their xids and so hold the horizon like running ones;
+// a long transaction of any kind that has an xid older than the fence
+// delays the reading until it ends, and never lets it pass early.
 
 const (
 	defaultSealLimit = 1000
@@ -41,12 +56,15 @@ func scanLink(sc pgx.Row) (*store.AuditLink, error) {
 	return l, nil
 }
 
+// lastAuditIDSQL reads the audit id sequence's last value (NULL before the
+// first).
+const lastAuditIDSQL = `SELECT pg_sequence_last_value('audit_events_id_seq'::regclass)`
+
 // AuditWatermark implements store.AuditChain: the sequence's last value,
 // which counts ids handed to transactions still in flight.
 func (s *Store) AuditWatermark(ctx context.Context) (int64, error) {
 	var id *int64
-	err := s.pool.QueryRow(ctx,
-		`SELECT pg_sequence_last_value(pg_get_serial_sequence('audit_events', 'id')::regclass)`).Scan(&id)
+	err := s.pool.QueryRow(ctx, lastAuditIDSQL).Scan(&id)
 	if err != nil {
 		return 0, mapErr("audit watermark", err)
 	}
@@ -54,6 +72,30 @@ func (s *Store) AuditWatermark(ctx context.Context) (int64, error) {
 		return 0, nil
 	}
 	return *id, nil
+}
+
+// readWatermarkSQL is the reading's second statement: the fence (an xid
+// of the reading's own, assigned here, after the sequence was read) and the
+// horizon (the xmin of the statement's snapshot). xid8 values go through
+// text: they are 64-bit counters that do not wrap.
+const readWatermarkSQL = `SELECT pg_current_xact_id()::text::bigint, pg_snapshot_xmin(pg_current_snapshot())::text::bigint`
+
+// ReadAuditWatermark implements store.AuditChain (see the top of this
+// file). The two statements go in one batch: one round trip, run in order.
+func (s *Store) ReadAuditWatermark(ctx context.Context) (store.AuditReading, uint64, error) {
+	var id *int64
+	var fence, horizon int64
+	b := &pgx.Batch{}
+	b.Queue(lastAuditIDSQL).QueryRow(func(r pgx.Row) error { return r.Scan(&id) })
+	b.Queue(readWatermarkSQL).QueryRow(func(r pgx.Row) error { return r.Scan(&fence, &horizon) })
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		return store.AuditReading{}, 0, mapErr("audit watermark", err)
+	}
+	r := store.AuditReading{Fence: uint64(fence)}
+	if id != nil {
+		r.ID = *id
+	}
+	return r, uint64(horizon), nil
 }
 
 // SealAudit implements store.AuditChain.

@@ -44,13 +44,16 @@ func collectClients(op string, rows pgx.Rows) ([]*store.Client, error) {
 	return out, mapErr(op, rows.Err())
 }
 
-// prunableWhere is the condition a client meets to be pruned: $1 the
+// prunableWhere is the condition a client meets to be pruned (never a
+// deprovisioned client, nor a disabled metadata-document client, whose
+// removal would let its URL back in): $1 the
 // tenant, $2 the methods, $3 UnusedSince, $4 Now. A refresh token is live
 // while neither rotated nor revoked and unexpired, an access token while
 // not revoked and unexpired, a consent while not revoked and not expired
 // (expiry is exclusive: live while now is before it).
 const prunableWhere = `c.tenant_id = $1 AND c.registration_method = ANY($2)
 	AND coalesce(c.last_used_at, c.created_at) < $3
+	AND c.status <> 'deprovisioned' AND NOT (c.disabled AND c.registration_method = 'cimd')
 	AND NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.tenant_id = c.tenant_id AND r.client_id = c.id
 		AND r.rotated_at IS NULL AND r.revoked_at IS NULL AND r.expires_at > $4)
 	AND NOT EXISTS (SELECT 1 FROM access_tokens a WHERE a.tenant_id = c.tenant_id AND a.client_id = c.id

@@ -143,9 +143,9 @@ func (s *Store) GetAccessToken(ctx context.Context, jti string) (*store.AccessTo
 	var at store.AccessToken
 	var revokedAt *time.Time
 	err := s.pool.QueryRow(ctx, `SELECT jti, tenant_id, grant_id, client_id, user_id, resource, scopes,
-		redirect_uri, expires_at, revoked_at FROM access_tokens WHERE jti = $1`, jti).Scan(&at.JTI,
+		redirect_uri, expires_at, revoked_at, token_sha256 FROM access_tokens WHERE jti = $1`, jti).Scan(&at.JTI,
 		&at.TenantID, &at.GrantID, &at.ClientID, &at.UserID, &at.Resource, &at.Scopes, &at.RedirectURI,
-		&at.ExpiresAt, &revokedAt)
+		&at.ExpiresAt, &revokedAt, &at.Digest)
 	if err != nil {
 		return nil, mapErr("get access token", err)
 	}

@@ -132,9 +132,9 @@ func queueIssuance(b *pgx.Batch, iss *store.Issuance) error {
 	}
 	if at := iss.AccessToken; at != nil {
 		b.Queue(`INSERT INTO access_tokens (jti, tenant_id, grant_id, client_id, user_id, resource,
-			scopes, expires_at, revoked_at, redirect_uri) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+			scopes, expires_at, revoked_at, redirect_uri, token_sha256) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 			at.JTI, at.TenantID, at.GrantID, at.ClientID, at.UserID, at.Resource, at.Scopes,
-			at.ExpiresAt, nullTime(at.RevokedAt), at.RedirectURI)
+			at.ExpiresAt, nullTime(at.RevokedAt), at.RedirectURI, at.Digest)
 	}
 	if rt := iss.RefreshToken; rt != nil {
 		b.Queue(`INSERT INTO refresh_tokens (`+refreshCols+`)
@@ -251,10 +251,10 @@ func exchangeBatch(iss *store.Issuance) (*pgx.Batch, error) {
 	b.Queue(checkLiveSQL, c.TenantID, c.ClientID, c.UserID)
 	b.Queue(`SELECT agentid_check_subject($1, $2)`, at.TenantID, iss.SubjectJTI)
 	b.Queue(`INSERT INTO access_tokens (jti, tenant_id, grant_id, client_id, user_id, resource,
-		scopes, expires_at, revoked_at, redirect_uri)
-		SELECT $1, $2, s.grant_id, $3, $4, $5, $6, $7, $8, $9 FROM access_tokens s WHERE s.jti = $10`,
+		scopes, expires_at, revoked_at, redirect_uri, token_sha256)
+		SELECT $1, $2, s.grant_id, $3, $4, $5, $6, $7, $8, $9, $11 FROM access_tokens s WHERE s.jti = $10`,
 		at.JTI, at.TenantID, at.ClientID, at.UserID, at.Resource, at.Scopes,
-		at.ExpiresAt, nullTime(at.RevokedAt), at.RedirectURI, iss.SubjectJTI)
+		at.ExpiresAt, nullTime(at.RevokedAt), at.RedirectURI, iss.SubjectJTI, at.Digest)
 	rest := *iss
 	rest.AccessToken = nil
 	if err := queueIssuance(b, &rest); err != nil {

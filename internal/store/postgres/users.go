@@ -10,13 +10,15 @@ import (
 	"github.com/agentid/agentid/internal/store"
 )
 
-const userCols = `tenant_id, id, username, password_hash, roles, group_names, disabled, created_at, updated_at, name, email, email_verified, attributes`
+const userCols = `tenant_id, id, username, password_hash, roles, group_names, disabled, created_at, updated_at, name, email, email_verified, attributes,
+	connector_id, external_subject`
 
 func scanUser(row pgx.Row) (*store.User, error) {
 	var u store.User
 	var attrs []byte
 	if err := row.Scan(&u.TenantID, &u.ID, &u.Username, &u.PasswordHash, &u.Roles, &u.Groups,
-		&u.Disabled, &u.CreatedAt, &u.UpdatedAt, &u.Name, &u.Email, &u.EmailVerified, &attrs); err != nil {
+		&u.Disabled, &u.CreatedAt, &u.UpdatedAt, &u.Name, &u.Email, &u.EmailVerified, &attrs,
+		&u.ConnectorID, &u.ExternalSubject); err != nil {
 		return nil, err
 	}
 	m, err := scanStringMap(attrs)
@@ -61,13 +63,18 @@ func (s *Store) CreateUser(ctx context.Context, u *store.User, ev *store.AuditEv
 		return mapErr("create user", err)
 	}
 	return mapErr("create user", s.inTx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO users (`+userCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-			u.TenantID, u.ID, u.Username, u.PasswordHash, u.Roles, u.Groups, u.Disabled, u.CreatedAt, u.UpdatedAt,
-			u.Name, u.Email, u.EmailVerified, stringMapJSON(u.Attributes)); err != nil {
+		if err := insertUser(ctx, tx, u); err != nil {
 			return err
 		}
 		return insertEvent(ctx, tx, ev)
 	}))
+}
+
+func insertUser(ctx context.Context, tx pgx.Tx, u *store.User) error {
+	_, err := tx.Exec(ctx, `INSERT INTO users (`+userCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+		u.TenantID, u.ID, u.Username, u.PasswordHash, u.Roles, u.Groups, u.Disabled, u.CreatedAt, u.UpdatedAt,
+		u.Name, u.Email, u.EmailVerified, stringMapJSON(u.Attributes), u.ConnectorID, u.ExternalSubject)
+	return err
 }
 
 // GetUser returns the user or store.ErrNotFound.

@@ -10,8 +10,9 @@ import (
 // ---- users -------------------------------------------------------------------
 
 const (
-	userCols    = `tenant_id, id, username, password_hash, roles, group_names, disabled, created_at, updated_at, name, email, email_verified, attributes`
-	qInsertUser = `INSERT INTO users (` + userCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	userCols = `tenant_id, id, username, password_hash, roles, group_names, disabled, created_at, updated_at, name, email, email_verified, attributes,
+	connector_id, external_subject`
+	qInsertUser = `INSERT INTO users (` + userCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	qGetUser    = `SELECT ` + userCols + ` FROM users WHERE tenant_id = ? AND id = ?`
 	qGetUserBy  = `SELECT ` + userCols + ` FROM users WHERE tenant_id = ? AND username = ?`
 	qListUsers  = `SELECT ` + userCols + ` FROM users WHERE tenant_id = ? ORDER BY id`
@@ -24,7 +25,8 @@ const (
 func scanUser(r scanner) (*store.User, error) {
 	u := new(store.User)
 	if err := r.Scan(&u.TenantID, &u.ID, &u.Username, &u.PasswordHash, listCol{&u.Roles}, listCol{&u.Groups},
-		&u.Disabled, timeCol{&u.CreatedAt}, timeCol{&u.UpdatedAt}, &u.Name, &u.Email, &u.EmailVerified, mapCol{&u.Attributes}); err != nil {
+		&u.Disabled, timeCol{&u.CreatedAt}, timeCol{&u.UpdatedAt}, &u.Name, &u.Email, &u.EmailVerified, mapCol{&u.Attributes},
+		&u.ConnectorID, &u.ExternalSubject); err != nil {
 		return nil, err
 	}
 	return u, nil
@@ -37,12 +39,18 @@ func (s *Store) CreateUser(ctx context.Context, u *store.User, ev *store.AuditEv
 	}
 	evRow := prepAudit(ev)
 	return wrap("create user", s.w.do(ctx, func(tx *wtx) error {
-		if _, err := tx.exec(qInsertUser, u.TenantID, u.ID, u.Username, u.PasswordHash, listText(u.Roles),
-			listText(u.Groups), u.Disabled, tv(u.CreatedAt), tv(u.UpdatedAt), u.Name, u.Email, u.EmailVerified, mapText(u.Attributes)); err != nil {
+		if err := tx.insertUser(u); err != nil {
 			return err
 		}
 		return tx.audit(evRow)
 	}))
+}
+
+func (tx *wtx) insertUser(u *store.User) error {
+	_, err := tx.exec(qInsertUser, u.TenantID, u.ID, u.Username, u.PasswordHash, listText(u.Roles),
+		listText(u.Groups), u.Disabled, tv(u.CreatedAt), tv(u.UpdatedAt), u.Name, u.Email, u.EmailVerified,
+		mapText(u.Attributes), u.ConnectorID, u.ExternalSubject)
+	return err
 }
 
 func (s *Store) getUser(ctx context.Context, q, tenantID, key string) (*store.User, error) {

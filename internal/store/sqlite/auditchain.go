@@ -3,6 +3,7 @@ package sqlite
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"fmt"
 	"strings"
@@ -24,14 +25,19 @@ const (
 
 // scanLink reads linkCols.
 func scanLink(sc interface{ Scan(...any) error }) (*store.AuditLink, error) {
-	ev := new(store.AuditEvent)
-	l := &store.AuditLink{Event: ev}
+	l := &store.AuditLink{Event: new(store.AuditEvent)}
+	return l, scanLinkInto(sc, l)
+}
+
+// scanLinkInto reads linkCols into l, whose Event is set.
+func scanLinkInto(sc interface{ Scan(...any) error }, l *store.AuditLink) error {
+	ev := l.Event
 	if err := sc.Scan(&ev.ID, &ev.TenantID, timeCol{&ev.Time}, &ev.Type, &ev.RequestID, &ev.ClientID,
 		&ev.UserID, &ev.Resource, listCol{&ev.Scopes}, &ev.IP, &ev.Outcome, mapCol{&ev.Details},
 		&l.PrevHash, &l.Hash); err != nil {
-		return nil, err
+		return err
 	}
-	return l, nil
+	return nil
 }
 
 // AuditWatermark implements store.AuditChain. Ids are assigned inside the
@@ -44,6 +50,16 @@ func (s *Store) AuditWatermark(ctx context.Context) (int64, error) {
 	}
 	var id int64
 	return id, wrap("audit watermark", row.Scan(&id))
+}
+
+// ReadAuditWatermark implements store.AuditChain. SQLite has one writer:
+// an id is handed out inside the write transaction that commits it, and
+// no other write transaction runs until that one ends, so ids commit in id
+// order and a reader sees none in flight. The highest committed id is safe
+// to seal up to at once (fence 0, horizon 1).
+func (s *Store) ReadAuditWatermark(ctx context.Context) (store.AuditReading, uint64, error) {
+	id, err := s.AuditWatermark(ctx)
+	return store.AuditReading{ID: id}, 1, err
 }
 
 // SealAudit implements store.AuditChain. The events are read and hashed
@@ -159,9 +175,18 @@ func (s *Store) planSeal(ctx context.Context, upTo int64, limit int) (*sealPlan,
 	if err != nil {
 		return nil, err
 	}
-	for rows.Next() {
-		l, err := scanLink(rows)
-		if err != nil {
+	// The events and their links are allocated together, a batch at a
+	// time: the sealer reads every event of the trail.
+	n := int(min(int64(limit), upTo-p.through))
+	evs, links := make([]store.AuditEvent, n), make([]store.AuditLink, n)
+	for i := 0; rows.Next(); i++ {
+		if i == n { // more rows than ids in the range: not SQLite's
+			rows.Close()
+			return nil, fmt.Errorf("more than %d events with an id in (%d, %d]", n, p.through, upTo)
+		}
+		l := &links[i]
+		l.Event = &evs[i]
+		if err := scanLinkInto(rows, l); err != nil {
 			rows.Close()
 			return nil, err
 		}
@@ -176,6 +201,8 @@ func (s *Store) planSeal(ctx context.Context, upTo int64, limit int) (*sealPlan,
 	heads := map[string]*store.ChainHead{}
 	var order []string
 	p.args = make([]any, 0, 4*len(p.links))
+	var hasher store.ChainHasher
+	hashes := make([]byte, 0, sha256.Size*len(p.links))
 	for _, l := range p.links {
 		tn := l.Event.TenantID
 		h := heads[tn]
@@ -195,7 +222,8 @@ func (s *Store) planSeal(ctx context.Context, upTo int64, limit int) (*sealPlan,
 			heads[tn] = h
 			order = append(order, tn)
 		}
-		hash := store.ChainHash(h.Hash, l.Event)
+		hashes = hasher.Append(hashes, h.Hash, l.Event)
+		hash := hashes[len(hashes)-sha256.Size : len(hashes) : len(hashes)]
 		p.args = append(p.args, l.Event.ID, tn, h.Hash, hash)
 		l.PrevHash, l.Hash = h.Hash, hash
 		h.ID, h.Hash = l.Event.ID, hash

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -164,6 +165,12 @@ func isConflict(err error) bool {
 	return false
 }
 
+// isNotNull reports a violated NOT NULL constraint.
+func isNotNull(err error) bool {
+	var e *msqlite.Error
+	return errors.As(err, &e) && e.Code() == sqlite3.SQLITE_CONSTRAINT_NOTNULL
+}
+
 // wrap adds the operation to err and maps driver errors onto the store's
 // sentinels. Constraint messages name columns, never values, but the
 // sentinel is all a caller needs, so it replaces the driver's text.
@@ -295,6 +302,10 @@ func (c listCol) Scan(v any) error {
 		*c.p = nil
 		return err
 	}
+	if l, ok := fastStringList(b); ok {
+		*c.p = l
+		return nil
+	}
 	var l []string
 	if err := json.Unmarshal([]byte(b), &l); err != nil {
 		return fmt.Errorf("string list column: %w", err)
@@ -324,115 +335,153 @@ func (c mapCol) Scan(v any) error {
 	return nil
 }
 
-// fastStringMap decodes the common shape of a stored string map, a JSON
-// object of printable-ASCII strings with only the short escapes, several
-// times faster than encoding/json (the audit chain reads every event's
-// details back). Anything else (non-ASCII, \u escapes, other JSON) is
-// not ok, and the caller falls back to encoding/json; where it is ok the
-// result is what encoding/json gives (FuzzFastStringMap).
-func fastStringMap(s string) (map[string]string, bool) {
-	i := 0
-	ws := func() {
-		for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
-			i++
-		}
+// jsonText reads the common shape of the stored JSON columns, strings of
+// printable ASCII with only the short escapes, several times faster than
+// encoding/json (the audit chain reads every event's scopes and details
+// back). Anything else (non-ASCII, \u escapes, other JSON) is not ok, and
+// the caller falls back to encoding/json; where it is ok the result is
+// what encoding/json gives (FuzzFastStringMap, FuzzFastStringList).
+type jsonText struct {
+	s string
+	i int
+}
+
+func (t *jsonText) ws() {
+	for t.i < len(t.s) && (t.s[t.i] == ' ' || t.s[t.i] == '\t' || t.s[t.i] == '\n' || t.s[t.i] == '\r') {
+		t.i++
 	}
-	str := func() (string, bool) {
-		if i >= len(s) || s[i] != '"' {
-			return "", false
-		}
-		i++
-		start, plain := i, true
-		var buf []byte
-		for i < len(s) {
-			ch := s[i]
-			switch {
-			case ch == '"':
-				i++
-				if plain {
-					return s[start : i-1], true
-				}
-				return string(buf), true
-			case ch == '\\':
-				if plain {
-					buf = append(buf, s[start:i]...)
-					plain = false
-				}
-				if i+1 >= len(s) {
-					return "", false
-				}
-				var r byte
-				switch s[i+1] {
-				case '"', '\\', '/':
-					r = s[i+1]
-				case 'n':
-					r = '\n'
-				case 't':
-					r = '\t'
-				case 'r':
-					r = '\r'
-				case 'b':
-					r = '\b'
-				case 'f':
-					r = '\f'
-				default:
-					return "", false // \u and anything unknown: encoding/json decides
-				}
-				buf = append(buf, r)
-				i += 2
-			case ch < 0x20 || ch >= 0x7f:
-				return "", false
-			default:
-				if !plain {
-					buf = append(buf, ch)
-				}
-				i++
-			}
-		}
+}
+
+// next skips white space and reports whether the next byte is c, taking it
+// if so.
+func (t *jsonText) next(c byte) bool {
+	t.ws()
+	if t.i < len(t.s) && t.s[t.i] == c {
+		t.i++
+		return true
+	}
+	return false
+}
+
+// end skips white space and reports whether nothing is left.
+func (t *jsonText) end() bool {
+	t.ws()
+	return t.i == len(t.s)
+}
+
+// str reads a string after white space: without escapes a substring of
+// the text, with them a copy.
+func (t *jsonText) str() (string, bool) {
+	s := t.s
+	t.ws()
+	if t.i >= len(s) || s[t.i] != '"' {
 		return "", false
 	}
-	ws()
-	if i >= len(s) || s[i] != '{' {
+	t.i++
+	start, plain := t.i, true
+	var buf []byte
+	for t.i < len(s) {
+		ch := s[t.i]
+		switch {
+		case ch == '"':
+			t.i++
+			if plain {
+				return s[start : t.i-1], true
+			}
+			return string(buf), true
+		case ch == '\\':
+			if plain {
+				buf = append(buf, s[start:t.i]...)
+				plain = false
+			}
+			if t.i+1 >= len(s) {
+				return "", false
+			}
+			var r byte
+			switch s[t.i+1] {
+			case '"', '\\', '/':
+				r = s[t.i+1]
+			case 'n':
+				r = '\n'
+			case 't':
+				r = '\t'
+			case 'r':
+				r = '\r'
+			case 'b':
+				r = '\b'
+			case 'f':
+				r = '\f'
+			default:
+				return "", false // \u and anything unknown: encoding/json decides
+			}
+			buf = append(buf, r)
+			t.i += 2
+		case ch < 0x20 || ch >= 0x7f:
+			return "", false
+		default:
+			if !plain {
+				buf = append(buf, ch)
+			}
+			t.i++
+		}
+	}
+	return "", false
+}
+
+// fastStringMap decodes a stored string map, a JSON object (see jsonText).
+func fastStringMap(s string) (map[string]string, bool) {
+	t := &jsonText{s: s}
+	if !t.next('{') {
 		return nil, false
 	}
-	i++
-	m := map[string]string{}
-	ws()
-	if i < len(s) && s[i] == '}' {
-		i++
-		ws()
-		return m, i == len(s)
+	// Every member has a colon outside its strings; one inside a string
+	// only makes the map's size hint larger.
+	m := make(map[string]string, strings.Count(s, ":"))
+	if t.next('}') {
+		return m, t.end()
 	}
 	for {
-		ws()
-		k, ok := str()
-		if !ok {
+		k, ok := t.str()
+		if !ok || !t.next(':') {
 			return nil, false
 		}
-		ws()
-		if i >= len(s) || s[i] != ':' {
-			return nil, false
-		}
-		i++
-		ws()
-		v, ok := str()
+		v, ok := t.str()
 		if !ok {
 			return nil, false
 		}
 		m[k] = v
-		ws()
-		if i >= len(s) {
+		if t.next('}') {
+			return m, t.end()
+		}
+		if !t.next(',') {
 			return nil, false
 		}
-		if s[i] == '}' {
-			i++
-			ws()
-			return m, i == len(s)
-		}
-		if s[i] != ',' {
+	}
+}
+
+// fastStringList decodes a stored string list, a JSON array (see
+// jsonText).
+func fastStringList(s string) ([]string, bool) {
+	t := &jsonText{s: s}
+	if !t.next('[') {
+		return nil, false
+	}
+	l := make([]string, 0, strings.Count(s, ",")+1)
+	if t.next(']') {
+		return l, t.end()
+	}
+	for {
+		v, ok := t.str()
+		if !ok {
 			return nil, false
 		}
-		i++
+		l = append(l, v)
+		if t.next(']') {
+			return l, t.end()
+		}
+		if !t.next(',') {
+			return nil, false
+		}
 	}
 }
 

@@ -140,3 +140,25 @@ func FuzzFastStringMap(f *testing.F) {
 		}
 	})
 }
+
+// FuzzFastStringList: where the fast decoder of stored string lists
+// answers, it answers what encoding/json does; it never panics.
+func FuzzFastStringList(f *testing.F) {
+	for _, s := range []string{`[]`, `["a"]`, ` [ "a" , "b\"c\\d\/e\n" ] `, `["x","x"]`, `["\u003c"]`, `[1]`,
+		`["a",]`, `[""]`, `["é"]`, `{}`, `["a"] x`, `[null]`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := fastStringList(s)
+		if !ok {
+			return
+		}
+		var want []string
+		if err := json.Unmarshal([]byte(s), &want); err != nil {
+			t.Fatalf("fast decoder took %q, encoding/json refuses it: %v", s, err)
+		}
+		if !slices.Equal(got, want) || (want == nil) != (got == nil) {
+			t.Fatalf("%q: fast %q, encoding/json %q", s, got, want)
+		}
+	})
+}

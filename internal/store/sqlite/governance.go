@@ -18,7 +18,9 @@ const (
 	WHERE tenant_id = ? AND software_id = '' AND name = ? AND registration_method = 'dcr' AND NOT disabled
 	ORDER BY created_at DESC, id DESC LIMIT 100`
 
-	// qPrunable selects the clients PruneClients removes. Its parameters
+	// qPrunable selects the clients PruneClients removes (never a
+	// deprovisioned client, nor a disabled metadata-document client,
+	// whose removal would let its URL back in). Its parameters
 	// are the tenant, the methods (a JSON list), UnusedSince, Now three
 	// times and the limit. A refresh token is live while neither rotated nor
 	// revoked and unexpired, an access token while not revoked and
@@ -27,6 +29,7 @@ const (
 	qPrunable = `SELECT ` + clientCols + ` FROM clients c
 	WHERE c.tenant_id = ?1 AND c.registration_method IN (SELECT value FROM json_each(?2))
 	AND coalesce(c.last_used_at, c.created_at) < ?3
+	AND c.status <> 'deprovisioned' AND NOT (c.disabled AND c.registration_method = 'cimd')
 	AND NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.tenant_id = c.tenant_id AND r.client_id = c.id
 		AND r.rotated_at IS NULL AND r.revoked_at IS NULL AND r.expires_at > ?4)
 	AND NOT EXISTS (SELECT 1 FROM access_tokens a WHERE a.tenant_id = c.tenant_id AND a.client_id = c.id

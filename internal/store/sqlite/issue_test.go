@@ -25,7 +25,7 @@ func TestHotPathStatements(t *testing.T) {
 			if p.accessLive == nil {
 				t.Fatal("the live check does not ride on the insert")
 			}
-			if got, want := len(p.accessLive), 15; got != want {
+			if got, want := len(p.accessLive), 16; got != want {
 				t.Fatalf("qInsertAccessLive gets %d arguments, want %d", got, want)
 			}
 			if p.accessLive[9] != at.RedirectURI {

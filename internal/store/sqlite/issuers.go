@@ -165,7 +165,7 @@ func (s *Store) DeleteIssuer(ctx context.Context, tenantID, id string, ev *store
 // ---- access-token records ------------------------------------------------------
 
 const qGetAccess = `SELECT jti, tenant_id, grant_id, client_id, user_id, resource, scopes, redirect_uri,
-	expires_at, revoked_at FROM access_tokens WHERE jti = ?`
+	expires_at, revoked_at, token_sha256 FROM access_tokens WHERE jti = ?`
 
 // GetAccessToken implements store.Store.
 func (s *Store) GetAccessToken(ctx context.Context, jti string) (*store.AccessToken, error) {
@@ -175,7 +175,7 @@ func (s *Store) GetAccessToken(ctx context.Context, jti string) (*store.AccessTo
 	}
 	at := new(store.AccessToken)
 	if err := row.Scan(&at.JTI, &at.TenantID, &at.GrantID, &at.ClientID, &at.UserID, &at.Resource,
-		listCol{&at.Scopes}, &at.RedirectURI, timeCol{&at.ExpiresAt}, timeCol{&at.RevokedAt}); err != nil {
+		listCol{&at.Scopes}, &at.RedirectURI, timeCol{&at.ExpiresAt}, timeCol{&at.RevokedAt}, &at.Digest); err != nil {
 		return nil, wrap("get access token", err)
 	}
 	return at, nil

@@ -28,8 +28,8 @@ const (
 	// A token without a grant is a family of its own.
 	qRotatedSince = `SELECT EXISTS (SELECT 1 FROM refresh_tokens WHERE tenant_id = ? AND grant_id = ? AND grant_id <> '' AND rotated_at > ?)`
 
-	qInsertAccess = `INSERT INTO access_tokens (jti, tenant_id, grant_id, client_id, user_id, resource, scopes, expires_at, revoked_at, redirect_uri)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	qInsertAccess = `INSERT INTO access_tokens (jti, tenant_id, grant_id, client_id, user_id, resource, scopes, expires_at, revoked_at, redirect_uri, token_sha256)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	// Recording a revocation keeps an earlier revocation time.
 	qRevokeAccess  = qInsertAccess + ` ON CONFLICT (jti) DO UPDATE SET revoked_at = coalesce(access_tokens.revoked_at, excluded.revoked_at)`
 	qAccessRevoked = `SELECT revoked_at IS NOT NULL FROM access_tokens WHERE jti = ?`
@@ -43,8 +43,8 @@ const (
 	// client (and, when the fourth-last argument is not empty, the user)
 	// exists and is enabled: the live check of the hot path folded into the
 	// insert it guards, one statement instead of two or three.
-	qInsertAccessLive = `INSERT INTO access_tokens (jti, tenant_id, grant_id, client_id, user_id, resource, scopes, expires_at, revoked_at, redirect_uri)
-	SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+	qInsertAccessLive = `INSERT INTO access_tokens (jti, tenant_id, grant_id, client_id, user_id, resource, scopes, expires_at, revoked_at, redirect_uri, token_sha256)
+	SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
 	WHERE EXISTS (SELECT 1 FROM clients WHERE tenant_id = ? AND id = ? AND NOT disabled)
 	AND (? = '' OR EXISTS (SELECT 1 FROM users WHERE tenant_id = ? AND id = ? AND NOT disabled))`
 
@@ -59,16 +59,23 @@ const (
 	// exchange (Issuance.SubjectJTI): the token takes the family of the
 	// subject token's record, and nothing is inserted unless that record
 	// is of the tenant and not revoked, its family not revoked by a code
-	// replay, and the client and user (the last five arguments, as for
+	// replay, and the client and user (arguments 5 to 9, as for
 	// qInsertAccessLive) alive. The check and the write are one statement
 	// of the single writer, so no revocation can fall between them.
-	qInsertAccessExchanged = `INSERT INTO access_tokens (jti, tenant_id, grant_id, client_id, user_id, resource, scopes, expires_at, revoked_at, redirect_uri)
-	SELECT ?, ?, s.grant_id, ?, ?, ?, ?, ?, ?, ?
-	FROM access_tokens s
-	WHERE s.jti = ? AND s.tenant_id = ? AND s.revoked_at IS NULL
-	AND NOT EXISTS (SELECT 1 FROM auth_codes WHERE tenant_id = s.tenant_id AND grant_id = s.grant_id AND s.grant_id <> '' AND grant_revoked_at IS NOT NULL)
-	AND EXISTS (SELECT 1 FROM clients WHERE tenant_id = ? AND id = ? AND NOT disabled)
-	AND (? = '' OR EXISTS (SELECT 1 FROM users WHERE tenant_id = ? AND id = ? AND NOT disabled))`
+	//
+	// It is one row of VALUES whose grant_id is NULL when a check fails,
+	// which the NOT NULL column refuses (isNotNull; whyNotExchanged names
+	// the reason), rather than INSERT … SELECT … FROM access_tokens: that
+	// form reads the table it writes, so SQLite first copies the selected
+	// row into a temporary table, and as a possibly multi-row statement it
+	// journals every page it changes in case it must be undone.
+	qInsertAccessExchanged = `INSERT INTO access_tokens (jti, tenant_id, grant_id, client_id, user_id, resource, scopes, expires_at, revoked_at, redirect_uri, token_sha256)
+	VALUES (?, ?, (SELECT s.grant_id FROM access_tokens s
+		WHERE s.jti = ? AND s.tenant_id = ? AND s.revoked_at IS NULL
+		AND NOT EXISTS (SELECT 1 FROM auth_codes WHERE tenant_id = s.tenant_id AND grant_id = s.grant_id AND s.grant_id <> '' AND grant_revoked_at IS NOT NULL)
+		AND EXISTS (SELECT 1 FROM clients WHERE tenant_id = ? AND id = ? AND NOT disabled)
+		AND (? = '' OR EXISTS (SELECT 1 FROM users WHERE tenant_id = ? AND id = ? AND NOT disabled))),
+	?, ?, ?, ?, ?, ?, ?, ?)`
 	// qSubjectState explains why qInsertAccessExchanged inserted nothing.
 	qSubjectState = `SELECT s.tenant_id, s.revoked_at IS NOT NULL OR EXISTS (SELECT 1 FROM auth_codes
 	WHERE tenant_id = s.tenant_id AND grant_id = s.grant_id AND s.grant_id <> '' AND grant_revoked_at IS NOT NULL)
@@ -164,7 +171,7 @@ func refreshArgs(rt *store.RefreshToken) []any {
 
 func accessArgs(at *store.AccessToken, revokedAt any) []any {
 	return []any{at.JTI, at.TenantID, at.GrantID, at.ClientID, at.UserID, at.Resource,
-		listText(at.Scopes), tv(at.ExpiresAt), revokedAt, at.RedirectURI}
+		listText(at.Scopes), tv(at.ExpiresAt), revokedAt, at.RedirectURI, bv(at.Digest)}
 }
 
 // issueRows is an Issuance with its column values prepared outside the
@@ -216,9 +223,9 @@ func prepIssue(iss *store.Issuance) *issueRows {
 		// The family comes from the subject token's record, in the insert.
 		c := p.check
 		p.subject, p.subjTen, p.grant = iss.SubjectJTI, at.TenantID, ""
-		p.accessExchanged = []any{at.JTI, at.TenantID, at.ClientID, at.UserID, at.Resource,
-			listText(at.Scopes), tv(at.ExpiresAt), tv(at.RevokedAt), at.RedirectURI,
-			iss.SubjectJTI, at.TenantID, c.TenantID, c.ClientID, c.UserID, c.TenantID, c.UserID}
+		p.accessExchanged = []any{at.JTI, at.TenantID,
+			iss.SubjectJTI, at.TenantID, c.TenantID, c.ClientID, c.UserID, c.TenantID, c.UserID,
+			at.ClientID, at.UserID, at.Resource, listText(at.Scopes), tv(at.ExpiresAt), tv(at.RevokedAt), at.RedirectURI, bv(at.Digest)}
 		return p
 	}
 	if c := p.check; c != nil && p.access != nil {
@@ -314,14 +321,10 @@ func (tx *wtx) insertIssue(p *issueRows) error {
 			return store.ErrAlreadyUsed
 		}
 	case p.accessExchanged != nil:
-		res, err := tx.exec(qInsertAccessExchanged, p.accessExchanged...)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
+		if _, err := tx.exec(qInsertAccessExchanged, p.accessExchanged...); isNotNull(err) {
 			return tx.whyNotExchanged(p)
+		} else if err != nil {
+			return err
 		}
 	case p.access != nil:
 		if _, err := tx.exec(qInsertAccess, p.access...); err != nil {
@@ -351,8 +354,7 @@ func (tx *wtx) insertIssue(p *issueRows) error {
 	return nil
 }
 
-// whyNotExchanged names the reason qInsertAccessExchanged inserted
-// nothing: a client or user gone first, as for the other issuances, then
+// whyNotExchanged names the reason qInsertAccessExchanged was refused: a client or user gone first, as for the other issuances, then
 // the subject token's record missing or revoked.
 func (tx *wtx) whyNotExchanged(p *issueRows) error {
 	if err := tx.live(p.check); err != nil {

@@ -29,6 +29,23 @@ func sealAll(t *testing.T, s store.Store) int {
 	}
 }
 
+// checkReadings: with nothing in flight, a watermark reading names the
+// highest id w, and the next reading's horizon has passed its fence (the
+// sealer may seal up to it); horizons do not go down.
+func checkReadings(t *testing.T, s store.Store, w int64) {
+	t.Helper()
+	r, h1, err := s.ReadAuditWatermark(ctx(t))
+	must(t, "ReadAuditWatermark", err)
+	if r.ID != w {
+		t.Fatalf("reading id %d, want the watermark %d", r.ID, w)
+	}
+	next, h2, err := s.ReadAuditWatermark(ctx(t))
+	must(t, "ReadAuditWatermark", err)
+	if h2 <= r.Fence || h2 < h1 || next.ID != w {
+		t.Fatalf("readings %+v (horizon %d) then %+v (horizon %d): want the first settled by the second, nothing new", r, h1, next, h2)
+	}
+}
+
 // checkChain walks the tenant's chain and fails t unless every event is
 // sealed, links to its predecessor (the genesis for the first), has the
 // hash of its content, and the head is the last event. It returns the
@@ -112,6 +129,7 @@ func testAuditChain(t *testing.T, s store.Store) {
 	}
 	w, err := s.AuditWatermark(ctx(t))
 	must(t, "AuditWatermark", err)
+	checkReadings(t, s, w)
 	if n := sealAll(t, s); n != writers*each {
 		t.Fatalf("sealed %d events, want %d", n, writers*each)
 	}

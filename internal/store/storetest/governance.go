@@ -487,6 +487,12 @@ func testPruneClients(t *testing.T, s store.Store) {
 		{name: "manual is never pruned", method: manual, created: t0},
 		{name: "pending", method: dcr, created: t0, status: store.ClientPending, pruned: true},
 		{name: "disabled", method: dcr, created: t0, disabled: true, pruned: true},
+		// Removing a disabled metadata-document client would let its URL
+		// back in as a new, enabled client at its next request; removing a
+		// deprovisioned one would also erase the inventory's record of it.
+		{name: "disabled cimd", method: cimd, created: t0, disabled: true},
+		{name: "deprovisioned dcr", method: dcr, created: t0, disabled: true, status: store.ClientDeprovisioned},
+		{name: "deprovisioned cimd", method: cimd, created: t0, disabled: true, status: store.ClientDeprovisioned},
 		{name: "created recently", method: dcr, created: now.Add(-24 * time.Hour), later: true},
 		{name: "created exactly at UnusedSince", method: dcr, created: now.Add(-unused), later: true},
 		{name: "used recently", method: cimd, created: t0, lastUsed: now.Add(-24 * time.Hour), later: true},
