@@ -395,8 +395,8 @@ func wantSCIMEvent(t *testing.T, st store.Store, typ, userID, change string) {
 // agents get, and a deactivation by SCIM ends everything mid-session. A
 // person created by SCIM signs in and authorizes an agent; their SCIM
 // group eng-oncall is what lets policy grant deploy.write; PATCHing them
-// out of the group drops the scope at the next refresh and back in
-// restores it; PATCHing active to false then at once revokes the consent,
+// out of the group drops the scope at the very next refresh (the hub
+// forgets its cached copy of the person) and back in restores it; PATCHing active to false then at once revokes the consent,
 // the refresh token (invalid_grant), the access token (introspection
 // inactive) and the browser session (the account page asks to sign in),
 // with events naming the SCIM client. Reactivating enables the account
