@@ -86,7 +86,7 @@ func (s *Server) isRetrieval(req *oauth.TokenRequest) bool {
 // audience value, compared in canonical form (RFC 8707 §2).
 func (s *Server) providerTarget(raw string) (string, bool) {
 	canon, oe := oauth.CanonicalResource(raw)
-	if oe != nil {
+	if oe != nil || s.providers == "" {
 		return "", false
 	}
 	id, ok := strings.CutPrefix(canon, s.providers)

@@ -41,7 +41,7 @@ func TestGrantRowsOfOneType(t *testing.T) {
 
 // TestGrantDispatch: a token exchange reaches the row of its kind.
 func TestGrantDispatch(t *testing.T) {
-	s := &Server{issuer: "https://hub.example", grants: defaultGrants()}
+	s := &Server{issuer: "https://hub.example", providers: providersPrefix("https://hub.example"), grants: defaultGrants()}
 	tests := []struct {
 		name string
 		req  oauth.TokenRequest
@@ -71,7 +71,7 @@ func TestGrantDispatch(t *testing.T) {
 // TestProviderTarget: which resource and audience values name a provider,
 // compared in canonical form.
 func TestProviderTarget(t *testing.T) {
-	s := &Server{issuer: "https://hub.example"}
+	s := &Server{issuer: "https://hub.example", providers: providersPrefix("https://hub.example")}
 	tests := []struct {
 		raw  string
 		id   string
@@ -104,7 +104,7 @@ func FuzzRetrievalProvider(f *testing.F) {
 		"resource=https://hub.example/providers/../mcp", "resource=https://hub.example/providers/a%2Fb", "resource=https://hub.example/providers/"} {
 		f.Add(seed)
 	}
-	s := &Server{issuer: "https://hub.example"}
+	s := &Server{issuer: "https://hub.example", providers: providersPrefix("https://hub.example")}
 	f.Fuzz(func(t *testing.T, q string) {
 		v, err := url.ParseQuery(q)
 		if err != nil {
