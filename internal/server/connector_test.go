@@ -479,3 +479,33 @@ when { resource.name == "notes.write" && context has user && context.user.hasTag
 		t.Fatalf("attributes %v", u.Attributes)
 	}
 }
+
+// TestConnectorEmailOfAnotherConnectorsDomain: a provider that vouches for
+// an address in a domain another connector holds (in any case) is not
+// believed about it: the person is signed in, but their email is not
+// verified here, so the hub's ID tokens and userinfo never pass it on as
+// verified. The domain's own connector still verifies its people's.
+func TestConnectorEmailOfAnotherConnectorsDomain(t *testing.T) {
+	for _, tc := range []struct{ name, tenant, email string }{
+		{"other tenant", "evil", "carol@corp.example"},
+		{"same tenant", store.DefaultTenant, "carol@corp.example"},
+		{"domain in capitals", "evil", "carol@CORP.Example"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newConnectorHub(t)
+			idpE := connectorstest.New(t, "agentid-hub-e", "idp-e-secret")
+			h.addConnector(t, "evil", tc.tenant, "Evil SSO", idpE, "evil.example")
+			idpE.SignIn("sub-m", map[string]any{"preferred_username": "mallory", "email": tc.email, "email_verified": true})
+			b := h.browser(idpE)
+			h.via(t, b, b.Get(h.URL+"/login"), "evil")
+			if m := h.user(t, tc.tenant, "mallory"); m.Email != tc.email || m.EmailVerified {
+				t.Fatalf("connector evil's person got email %q verified=%v", m.Email, m.EmailVerified)
+			}
+			b = h.browser()
+			h.via(t, b, b.Get(h.URL+"/login"), "corp")
+			if c := h.user(t, store.DefaultTenant, "carol"); !c.EmailVerified {
+				t.Fatal("connector corp's own person lost the verified email")
+			}
+		})
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -313,9 +314,14 @@ func (s *Server) signInConnectorIdentity(w http.ResponseWriter, r *http.Request,
 		s.internalErrorPage(w, r, err)
 		return
 	}
+	verified, err := s.emailVerifiedBy(ctx, c, ident)
+	if err != nil {
+		s.internalErrorPage(w, r, err)
+		return
+	}
 	u := &store.User{
 		TenantID: c.TenantID, ID: token.NewID(s.rand), Username: ident.Username, ConnectorID: c.ID,
-		ExternalSubject: ident.Subject, Name: ident.Name, Email: ident.Email, EmailVerified: ident.EmailVerified,
+		ExternalSubject: ident.Subject, Name: ident.Name, Email: ident.Email, EmailVerified: verified,
 		Groups: ident.Groups, Roles: ident.Roles, Attributes: ident.Attributes, CreatedAt: now, UpdatedAt: now,
 	}
 	sess := &store.Session{Hash: token.Hash(handle), TenantID: c.TenantID, AuthTime: now, ExpiresAt: now.Add(s.cfg.SessionTTL)}
@@ -358,6 +364,33 @@ func (s *Server) signInConnectorIdentity(w http.ResponseWriter, r *http.Request,
 	}
 	s.setCookie(w, sessionCookie, handle, http.SameSiteLaxMode, sess.ExpiresAt, 0)
 	http.Redirect(w, r, safeReturn(returnTo), http.StatusSeeOther)
+}
+
+// emailVerifiedBy is whether the hub takes the email ident carries as
+// verified: the provider says so, and the address's domain is not one that
+// another connector (enabled or not, of any tenant) holds. The provider
+// of a domain speaks for its addresses; any other provider vouching for
+// one would otherwise pass a verified address it does not own on to the
+// hub's ID tokens and userinfo.
+func (s *Server) emailVerifiedBy(ctx context.Context, c *store.Connector, ident *connectors.Identity) (bool, error) {
+	if !ident.EmailVerified {
+		return false, nil
+	}
+	at := strings.LastIndexByte(ident.Email, '@')
+	if at < 0 {
+		return false, nil
+	}
+	domain := strings.ToLower(strings.TrimSuffix(ident.Email[at+1:], "."))
+	all, err := s.st.ListConnectors(ctx, "")
+	if err != nil {
+		return false, err
+	}
+	for _, o := range all {
+		if o.ID != c.ID && slices.Contains(o.EmailDomains, domain) {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // spendAttempt records a connector attempt as used until it expires (Unix
