@@ -144,7 +144,7 @@ func stringClaim(claims map[string]any, name string, limit int) (string, error) 
 		return "", fmt.Errorf("claim %q is not a string", name)
 	}
 	s = strings.TrimSpace(s)
-	if len(s) > limit || !utf8.ValidString(s) || strings.ContainsAny(s, "\x00\r\n") {
+	if len(s) > limit || !PlainText(s) {
 		return "", fmt.Errorf("claim %q is too long or not plain text", name)
 	}
 	return s, nil
@@ -176,7 +176,7 @@ func listClaim(claims map[string]any, name string) ([]string, error) {
 		if !ok {
 			return nil, fmt.Errorf("claim %q is not a list of strings", name)
 		}
-		if s == "" || len(s) > maxValue || !utf8.ValidString(s) || strings.ContainsAny(s, "\x00\r\n") {
+		if s == "" || len(s) > maxValue || !PlainText(s) {
 			return nil, fmt.Errorf("claim %q has a value that is empty, too long or not plain text", name)
 		}
 		if !seen[s] {
@@ -185,6 +185,21 @@ func listClaim(claims map[string]any, name string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// PlainText reports whether s is UTF-8 without control characters (C0,
+// DEL, C1): what a provider may put into a username, email, name, group
+// or role, which pages, logs and the command line show.
+func PlainText(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return false
+		}
+	}
+	return true
 }
 
 // scalar renders a string, number or boolean claim as a string.
