@@ -20,6 +20,7 @@ import (
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/connectors"
 	"github.com/agentid/agentid/internal/connectors/connectorstest"
+	"github.com/agentid/agentid/internal/password"
 	"github.com/agentid/agentid/internal/policy"
 	"github.com/agentid/agentid/internal/server"
 	"github.com/agentid/agentid/internal/server/servertest"
@@ -507,5 +508,37 @@ func TestConnectorEmailOfAnotherConnectorsDomain(t *testing.T) {
 				t.Fatal("connector corp's own person lost the verified email")
 			}
 		})
+	}
+}
+
+// TestConnectorUserNoPasswordLogin: a person provisioned by a connector
+// signs in at their provider only. Even with a password hash on the row
+// (set by an administrator), the password form does not sign them in —
+// otherwise they would bypass the provider's checks and keep signing in
+// after the provider, or the connector, turned them away.
+func TestConnectorUserNoPasswordLogin(t *testing.T) {
+	h := newConnectorHub(t)
+	b := h.browser()
+	h.via(t, b, b.Get(h.URL+"/login?return_to=/account"), "corp")
+	carol := h.user(t, store.DefaultTenant, "carol")
+	hash, err := password.Hash("correct horse battery staple")
+	if err != nil {
+		t.Fatal(err)
+	}
+	carol.PasswordHash = hash
+	if err := h.Store.UpdateUser(context.Background(), carol, nil); err != nil {
+		t.Fatal(err)
+	}
+	h.corp.Disabled = true
+	if err := h.Store.UpdateConnector(context.Background(), h.corp, nil); err != nil {
+		t.Fatal(err)
+	}
+	b = h.browser()
+	p := b.Login(b.Get(h.URL+"/login?return_to=/account"), "carol", "correct horse battery staple")
+	if p.Status != http.StatusUnauthorized || strings.Contains(p.Body, "Your agents") {
+		t.Fatalf("a connector's person signed in with a password: %d\n%s", p.Status, p.Body)
+	}
+	if evs := h.auditEvents(audit.LoginSucceeded); len(evs) != 0 {
+		t.Fatalf("login events %+v", evs)
 	}
 }
