@@ -339,6 +339,9 @@ func (c *cli) newUsersSetPasswordCmd(asJSON *bool) *cobra.Command {
 				if err != nil {
 					return err
 				}
+				if u.ConnectorID != "" {
+					return fmt.Errorf("user %s signs in through connector %s and has no password here; disable the user to keep them out", u.Username, u.ConnectorID)
+				}
 				u.PasswordHash, u.UpdatedAt = hash, time.Now()
 				if err := st.UpdateUser(ctx, u, userUpdated(u, "password")); err != nil {
 					return fmt.Errorf("updating the user: %w", err)

@@ -2,12 +2,15 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/agentid/agentid/internal/password"
+	"github.com/agentid/agentid/internal/store"
 )
 
 func TestReadPassword(t *testing.T) {
@@ -127,4 +130,30 @@ func TestValidateUsername(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSetPasswordRefusesConnectorUser: a person a connector provisioned
+// signs in at their provider; set-password refuses them and leaves the
+// row without a password.
+func TestSetPasswordRefusesConnectorUser(t *testing.T) {
+	e := newCLIEnv(t)
+	e.run("users", "add", "bob")
+	st := e.store()
+	ctx := context.Background()
+	now := time.Now()
+	if err := st.CreateUser(ctx, &store.User{TenantID: store.DefaultTenant, ID: "u-carol", Username: "carol",
+		ConnectorID: "corp", ExternalSubject: "sub-carol", CreatedAt: now, UpdatedAt: now}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	lookup := func(k string) (string, bool) { v, ok := e.env[k]; return v, ok }
+	if code := run(ctx, []string{"users", "set-password", "carol"}, strings.NewReader(""), &out, &errb, lookup); code == 0 ||
+		!strings.Contains(errb.String(), "corp") {
+		t.Fatalf("set-password on a connector's person: exit %d\n%s%s", code, out.String(), errb.String())
+	}
+	u, err := st.GetUserByUsername(ctx, store.DefaultTenant, "carol")
+	if err != nil || u.PasswordHash != "" {
+		t.Fatalf("carol after set-password: %+v, %v", u, err)
+	}
+	e.run("users", "set-password", "bob")
 }
