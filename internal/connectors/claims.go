@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/agentid/agentid/internal/store"
@@ -73,6 +74,9 @@ func MapClaims(m store.ClaimMapping, claims map[string]any) (*Identity, error) {
 	}
 	if id.Username == "" {
 		return nil, errors.New("no user name or email address")
+	}
+	if err := CheckUsername(id.Username); err != nil {
+		return nil, err
 	}
 	if m.Groups != "" {
 		if id.Groups, err = listClaim(claims, m.Groups); err != nil {
@@ -200,6 +204,19 @@ func PlainText(s string) bool {
 		}
 	}
 	return true
+}
+
+// CheckUsername refuses a username with a format character (Unicode Cf:
+// zero-width spaces and joiners, soft hyphens, bidirectional overrides),
+// which would let it read on pages and in listings as another account's
+// name while being a different string.
+func CheckUsername(s string) error {
+	for _, r := range s {
+		if unicode.Is(unicode.Cf, r) {
+			return fmt.Errorf("the user name holds an invisible or direction character (U+%04X)", r)
+		}
+	}
+	return nil
 }
 
 // scalar renders a string, number or boolean claim as a string.

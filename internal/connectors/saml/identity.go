@@ -187,6 +187,9 @@ func mapIdentity(m store.ClaimMapping, as *crewsaml.Assertion) (*Identity, error
 			id.Username = fallback
 		}
 	}
+	if err := connectors.CheckUsername(id.Username); err != nil {
+		return nil, err
+	}
 	if m.Groups != "" {
 		if id.Groups, err = at.list(m.Groups); err != nil {
 			return nil, err
