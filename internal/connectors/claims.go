@@ -55,7 +55,29 @@ const (
 func MapClaims(m store.ClaimMapping, claims map[string]any) (*Identity, error) {
 	id := &Identity{}
 	var err error
-	emailClaim := or(m.Email, DefaultEmailClaim)
+	// OpenID Connect Core §5.6.2: a claim named in _claim_names is held
+	// elsewhere (aggregated or distributed; Entra ID sends its groups so
+	// when a person has many). It is not absent — reading it as absent
+	// would clear the person's groups, and a policy that forbids by group
+	// would stop applying — and the hub does not fetch it: refused.
+	if names, ok := claims["_claim_names"].(map[string]any); ok && len(names) > 0 {
+		mapped := []string{emailClaimName(m), or(m.Name, DefaultNameClaim), or(m.Username, DefaultUsernameClaim), m.Groups, m.Roles}
+		for _, c := range m.Attributes {
+			mapped = append(mapped, c)
+		}
+		for _, c := range mapped {
+			if c == "" {
+				continue
+			}
+			top, _, _ := strings.Cut(c, ".")
+			for _, k := range []string{c, top} {
+				if _, held := names[k]; held {
+					return nil, fmt.Errorf("claim %q is held by another source (aggregated or distributed), which this hub does not read", k)
+				}
+			}
+		}
+	}
+	emailClaim := emailClaimName(m)
 	if id.Email, err = stringClaim(claims, emailClaim, maxValue); err != nil {
 		return nil, err
 	}
@@ -107,6 +129,8 @@ func MapClaims(m store.ClaimMapping, claims map[string]any) (*Identity, error) {
 	}
 	return id, nil
 }
+
+func emailClaimName(m store.ClaimMapping) string { return or(m.Email, DefaultEmailClaim) }
 
 func or(s, def string) string {
 	if s == "" {

@@ -49,6 +49,14 @@ func TestMapClaims(t *testing.T) {
 		{"email as username with a soft hyphen", store.ClaimMapping{}, map[string]any{"email": "car\u00adol@x.example"}, nil, true},
 		{"name may hold a zero-width joiner", store.ClaimMapping{}, map[string]any{"preferred_username": "a", "name": "A\u200dB"},
 			&connectors.Identity{Username: "a", Name: "A\u200dB"}, false},
+		// OpenID Connect Core §5.6.2: a claim the provider left out as
+		// distributed (Entra ID's group overage) is not an empty one.
+		{"groups distributed", store.ClaimMapping{Groups: "groups"}, map[string]any{"preferred_username": "a",
+			"_claim_names": map[string]any{"groups": "src1"}, "_claim_sources": map[string]any{"src1": map[string]any{"endpoint": "https://graph.example/x"}}}, nil, true},
+		{"attribute aggregated", store.ClaimMapping{Attributes: map[string]string{"emp": "employment"}}, map[string]any{"preferred_username": "a",
+			"_claim_names": map[string]any{"employment": "src1"}, "_claim_sources": map[string]any{"src1": map[string]any{"JWT": "x.y.z"}}}, nil, true},
+		{"another claim distributed", store.ClaimMapping{Groups: "groups"}, map[string]any{"preferred_username": "a", "groups": "eng",
+			"_claim_names": map[string]any{"payment_info": "src1"}}, &connectors.Identity{Username: "a", Groups: []string{"eng"}}, false},
 		{"too long", store.ClaimMapping{}, map[string]any{"preferred_username": strings.Repeat("a", 300)}, nil, true},
 		{"group not a string", store.ClaimMapping{Groups: "g"}, map[string]any{"preferred_username": "a", "g": []any{"x", 1}}, nil, true},
 		{"too many groups", store.ClaimMapping{Groups: "g"}, map[string]any{"preferred_username": "a", "g": manyGroups(257)}, nil, true},
