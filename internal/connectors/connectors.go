@@ -332,6 +332,11 @@ func (r *Registry) Finish(ctx context.Context, c *store.Connector, a *Attempt, r
 	if err := idt.Claims(&claims); err != nil {
 		return nil, fail(ReasonIDToken, "The identity provider's answer could not be read.", err)
 	}
+	// OpenID Connect Core §2: sub is at most 255 ASCII characters. It keys
+	// the person here (a unique index), so it is bounded and plain.
+	if len(idt.Subject) > 255 || !PlainText(idt.Subject) {
+		return nil, fail(ReasonClaims, "The identity provider did not say who you are: the subject is too long or not plain text.", errors.New("sub too long or not plain text"))
+	}
 	id, err := MapClaims(c.Claims, claims)
 	if err != nil {
 		return nil, fail(ReasonClaims, "The identity provider did not say who you are: "+err.Error()+".", err)

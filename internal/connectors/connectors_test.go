@@ -151,6 +151,12 @@ func TestRefusals(t *testing.T) {
 		{"no username or email", func(p *connectorstest.Provider, _ *clock) {
 			p.Tamper(func(c map[string]any) { delete(c, "preferred_username"); delete(c, "email") })
 		}, nil, connectors.ReasonClaims},
+		{"sub too long", func(p *connectorstest.Provider, _ *clock) {
+			p.Tamper(func(c map[string]any) { c["sub"] = strings.Repeat("s", 256) })
+		}, nil, connectors.ReasonClaims},
+		{"sub with a control character", func(p *connectorstest.Provider, _ *clock) {
+			p.Tamper(func(c map[string]any) { c["sub"] = "sub\x1balice" })
+		}, nil, connectors.ReasonClaims},
 		{"groups not strings", func(p *connectorstest.Provider, _ *clock) {
 			p.Tamper(func(c map[string]any) { c["groups"] = []any{1, 2} })
 		}, nil, connectors.ReasonClaims},
