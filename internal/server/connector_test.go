@@ -542,3 +542,29 @@ func TestConnectorUserNoPasswordLogin(t *testing.T) {
 		t.Fatalf("login events %+v", evs)
 	}
 }
+
+// TestConnectorUsernameInAnotherConnectorsDomain: a provider cannot give
+// its person a username that is an address in a domain another connector
+// holds: it would take that name before the domain's own person signs in,
+// and ID tokens would name them so.
+func TestConnectorUsernameInAnotherConnectorsDomain(t *testing.T) {
+	for _, tc := range []struct{ name, username string }{
+		{"same case", "alice@corp.example"},
+		{"domain in capitals", "alice@Corp.EXAMPLE"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newConnectorHub(t)
+			idpE := connectorstest.New(t, "agentid-hub-e", "idp-e-secret")
+			h.addConnector(t, "evil", store.DefaultTenant, "Evil SSO", idpE)
+			idpE.SignIn("sub-m", map[string]any{"preferred_username": tc.username, "email": "m@evil.example"})
+			b := h.browser(idpE)
+			p := h.via(t, b, b.Get(h.URL+"/login?return_to=/account"), "evil")
+			if strings.Contains(p.Body, "Your agents") {
+				t.Fatalf("connector evil's person signed in as %q", tc.username)
+			}
+			if u, err := h.Store.GetUserByUsername(context.Background(), store.DefaultTenant, tc.username); err == nil {
+				t.Fatalf("connector evil provisioned %+v", u)
+			}
+		})
+	}
+}

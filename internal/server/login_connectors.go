@@ -314,9 +314,28 @@ func (s *Server) signInConnectorIdentity(w http.ResponseWriter, r *http.Request,
 		s.internalErrorPage(w, r, err)
 		return
 	}
-	verified, err := s.emailVerifiedBy(ctx, c, ident)
-	if err != nil {
+	verified := ident.EmailVerified
+	if verified {
+		held, err := s.heldElsewhere(ctx, c, ident.Email)
+		if err != nil {
+			s.internalErrorPage(w, r, err)
+			return
+		}
+		verified = !held
+	}
+	if held, err := s.heldElsewhere(ctx, c, ident.Username); err != nil {
 		s.internalErrorPage(w, r, err)
+		return
+	} else if held {
+		m := s.meta(r)
+		m.TenantID = c.TenantID
+		s.log.WarnContext(ctx, "connector sign-in refused: username in another connector's domain", "request_id", requestID(ctx), "connector", c.ID)
+		if err := s.st.AppendAudit(ctx, audit.NewLoginFailed(m, "")); err != nil {
+			s.internalErrorPage(w, r, err)
+			return
+		}
+		s.pages.errorPage(w, http.StatusForbidden, "Sign-in not possible",
+			"The identity provider named you with an address of another organisation's sign-in. Ask your administrator.")
 		return
 	}
 	u := &store.User{
@@ -366,31 +385,27 @@ func (s *Server) signInConnectorIdentity(w http.ResponseWriter, r *http.Request,
 	http.Redirect(w, r, safeReturn(returnTo), http.StatusSeeOther)
 }
 
-// emailVerifiedBy is whether the hub takes the email ident carries as
-// verified: the provider says so, and the address's domain is not one that
-// another connector (enabled or not, of any tenant) holds. The provider
-// of a domain speaks for its addresses; any other provider vouching for
-// one would otherwise pass a verified address it does not own on to the
-// hub's ID tokens and userinfo.
-func (s *Server) emailVerifiedBy(ctx context.Context, c *store.Connector, ident *connectors.Identity) (bool, error) {
-	if !ident.EmailVerified {
-		return false, nil
-	}
-	at := strings.LastIndexByte(ident.Email, '@')
+// heldElsewhere reports whether addr is an address in an email domain
+// that a connector other than c holds (enabled or not, of any tenant).
+// The provider of a domain speaks for its addresses; another provider
+// vouching for one (as verified, or as a username) would pass an address
+// it does not own on to the hub's pages, ID tokens and userinfo.
+func (s *Server) heldElsewhere(ctx context.Context, c *store.Connector, addr string) (bool, error) {
+	at := strings.LastIndexByte(addr, '@')
 	if at < 0 {
 		return false, nil
 	}
-	domain := strings.ToLower(strings.TrimSuffix(ident.Email[at+1:], "."))
+	domain := strings.ToLower(strings.TrimSuffix(addr[at+1:], "."))
 	all, err := s.st.ListConnectors(ctx, "")
 	if err != nil {
 		return false, err
 	}
 	for _, o := range all {
 		if o.ID != c.ID && slices.Contains(o.EmailDomains, domain) {
-			return false, nil
+			return true, nil
 		}
 	}
-	return true, nil
+	return false, nil
 }
 
 // spendAttempt records a connector attempt as used until it expires (Unix
