@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -156,4 +157,41 @@ func TestSetPasswordRefusesConnectorUser(t *testing.T) {
 		t.Fatalf("carol after set-password: %+v, %v", u, err)
 	}
 	e.run("users", "set-password", "bob")
+}
+
+// TestUsersOfAnotherTenant: a person a connector of tenant acme
+// provisioned is listed, shown, given a role and disabled with --tenant
+// acme (offboarding reaches every tenant); the default tenant's commands
+// do not see them, and local users are added to the default tenant only.
+func TestUsersOfAnotherTenant(t *testing.T) {
+	e := newCLIEnv(t)
+	e.run("users", "add", "carol")
+	st := e.store()
+	ctx := context.Background()
+	now := time.Now()
+	if err := st.CreateUser(ctx, &store.User{TenantID: "acme", ID: "u-acme-carol", Username: "carol",
+		ConnectorID: "acme", ExternalSubject: "sub-carol", CreatedAt: now, UpdatedAt: now}, nil); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := e.run("users", "list", "--tenant", "acme")
+	if !strings.Contains(out, "u-acme-carol") {
+		t.Fatalf("users list --tenant acme:\n%s", out)
+	}
+	if out, _ := e.run("users", "list"); strings.Contains(out, "u-acme-carol") {
+		t.Fatalf("the default tenant lists acme's person:\n%s", out)
+	}
+	e.run("users", "add-role", "carol", "auditor", "--tenant", "acme")
+	e.run("users", "disable", "carol", "--tenant", "acme")
+	u, err := st.GetUser(ctx, "acme", "u-acme-carol")
+	if err != nil || !u.Disabled || !slices.Equal(u.Roles, []string{"auditor"}) {
+		t.Fatalf("acme's carol after disable: %+v, %v", u, err)
+	}
+	if local, err := st.GetUserByUsername(ctx, store.DefaultTenant, "carol"); err != nil || local.Disabled || len(local.Roles) != 0 {
+		t.Fatalf("the default tenant's carol changed: %+v, %v", local, err)
+	}
+	var o, eb bytes.Buffer
+	lookup := func(k string) (string, bool) { v, ok := e.env[k]; return v, ok }
+	if code := run(ctx, []string{"users", "add", "dave", "--tenant", "acme"}, strings.NewReader(""), &o, &eb, lookup); code == 0 {
+		t.Fatalf("users add --tenant acme: exit 0\n%s", o.String())
+	}
 }
