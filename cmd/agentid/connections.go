@@ -76,7 +76,7 @@ func (c *cli) newConnectionsListCmd(asJSON *bool) *cobra.Command {
 					f.ProviderID = provider
 				}
 				if username != "" {
-					u, err := getUser(ctx, st, username)
+					u, err := c.getUser(ctx, st, username)
 					if err != nil {
 						return err
 					}
@@ -272,7 +272,7 @@ the vault and never shown again.`,
 				}
 				owner := vault.Owner{Kind: store.OwnerTenant, ID: store.DefaultTenant}
 				if username != "" {
-					u, err := getUser(ctx, st, username)
+					u, err := c.getUser(ctx, st, username)
 					if err != nil {
 						return err
 					}

@@ -478,6 +478,11 @@ func syncConnectors(ctx context.Context, st store.Store, cfgs []config.Connector
 			return fmt.Errorf("connectors: %w", err)
 		case have.TenantID != want.TenantID:
 			return fmt.Errorf("connectors: %q belongs to tenant %s, the config file says %s; a connector cannot move", cc.ID, have.TenantID, want.TenantID)
+		case have.Issuer != want.Issuer || have.Type != want.Type:
+			// Its users are keyed by the provider's subject, which names a
+			// person only at that provider (OpenID Connect Core §5.7).
+			return fmt.Errorf("connectors: %q is the %s provider %s, the config file says %s %s; a connector's users belong to its provider: add a connector with another id",
+				cc.ID, have.Type, have.Issuer, want.Type, want.Issuer)
 		}
 		probe := *want
 		probe.CreatedAt, probe.UpdatedAt = have.CreatedAt, have.UpdatedAt

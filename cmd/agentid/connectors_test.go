@@ -97,6 +97,18 @@ func TestSyncConnectors(t *testing.T) {
 		t.Fatal("a missing client secret file passed the start")
 	}
 
+	// A subject is a person only at its issuer (OpenID Connect Core §5.7):
+	// the users a connector provisioned would pass to whoever holds the
+	// same subjects at another provider.
+	moved := cfgs[0]
+	moved.Issuer = "https://idp.other.example"
+	if err := syncConnectors(ctx, st, []config.ConnectorConfig{moved}, log); err == nil {
+		t.Fatal("a connector's issuer changed under its users")
+	}
+	if got, _ := st.GetConnector(ctx, "corp"); got.Issuer != "https://idp.corp.example" {
+		t.Fatalf("corp's issuer became %q", got.Issuer)
+	}
+
 	cfgs[0].Tenant = "acme"
 	if err := syncConnectors(ctx, st, cfgs, log); err == nil {
 		t.Fatal("a connector moved tenant")

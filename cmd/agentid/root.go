@@ -38,6 +38,8 @@ type cli struct {
 	// their environment variable (--data-dir is AGENTID_DATA_DIR); they
 	// win over the environment and the file.
 	flagSettings map[string]string
+	// userTenant is the users commands' --tenant: whose people they manage.
+	userTenant string
 }
 
 // run executes the agentid command line args and returns the process exit

@@ -41,6 +41,8 @@ func (c *cli) newUsersCmd() *cobra.Command {
 		RunE:  groupRunE,
 	}
 	addJSONFlag(cmd, &asJSON)
+	cmd.PersistentFlags().StringVar(&c.userTenant, "tenant", store.DefaultTenant,
+		"the `TENANT` whose people to manage (a connector's tenant; local users with a password are the default tenant's)")
 	cmd.AddCommand(
 		c.newUsersAddCmd(&asJSON),
 		c.newUsersUpdateCmd(&asJSON),
@@ -72,6 +74,9 @@ vouch for the address; relying parties see email_verified true only then.`,
 		Args:    exactArgs("USERNAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			username := args[0]
+			if c.tenantOfUsers() != store.DefaultTenant {
+				return fmt.Errorf("users with a password belong to the default tenant; tenant %s's people come through its connectors", c.tenantOfUsers())
+			}
 			if err := validateUsername(username); err != nil {
 				return err
 			}
@@ -136,7 +141,7 @@ change profile; the event does not repeat the values).`,
 				return usageErrorf(cmd, "nothing to change: give --name, --email or --email-verified")
 			}
 			return c.withStore(cmd, func(ctx context.Context, _ *config.Config, st store.Store) error {
-				u, err := getUser(ctx, st, args[0])
+				u, err := c.getUser(ctx, st, args[0])
 				if err != nil {
 					return err
 				}
@@ -297,7 +302,7 @@ func (c *cli) newUsersListCmd(asJSON *bool) *cobra.Command {
 		Args:  exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return c.withStore(cmd, func(ctx context.Context, _ *config.Config, st store.Store) error {
-				us, err := st.ListUsers(ctx, store.DefaultTenant)
+				us, err := st.ListUsers(ctx, c.tenantOfUsers())
 				if err != nil {
 					return err
 				}
@@ -335,9 +340,12 @@ func (c *cli) newUsersSetPasswordCmd(asJSON *bool) *cobra.Command {
 				return fmt.Errorf("hashing the password: %w", err)
 			}
 			return c.withStore(cmd, func(ctx context.Context, _ *config.Config, st store.Store) error {
-				u, err := getUser(ctx, st, args[0])
+				u, err := c.getUser(ctx, st, args[0])
 				if err != nil {
 					return err
+				}
+				if u.ConnectorID != "" {
+					return fmt.Errorf("user %s signs in through connector %s and has no password here; disable the user to keep them out", u.Username, u.ConnectorID)
 				}
 				u.PasswordHash, u.UpdatedAt = hash, time.Now()
 				if err := st.UpdateUser(ctx, u, userUpdated(u, "password")); err != nil {
@@ -369,7 +377,7 @@ func (c *cli) newUsersSetDisabledCmd(asJSON *bool, disable bool) *cobra.Command 
 		Args:  exactArgs("USERNAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.withStore(cmd, func(ctx context.Context, _ *config.Config, st store.Store) error {
-				u, err := getUser(ctx, st, args[0])
+				u, err := c.getUser(ctx, st, args[0])
 				if err != nil {
 					return err
 				}
@@ -412,8 +420,8 @@ func revokeUserAccess(ctx context.Context, st store.Store, u *store.User, reason
 	return nil
 }
 
-func getUser(ctx context.Context, st store.Store, username string) (*store.User, error) {
-	u, err := st.GetUserByUsername(ctx, store.DefaultTenant, username)
+func (c *cli) getUser(ctx context.Context, st store.Store, username string) (*store.User, error) {
+	u, err := st.GetUserByUsername(ctx, c.tenantOfUsers(), username)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("no user %q", username)
 	}
@@ -541,7 +549,7 @@ writes its audit event. Running it again completes an interrupted run.`,
 		Args: exactArgs("USERNAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.withStore(cmd, func(ctx context.Context, cfg *config.Config, st store.Store) error {
-				u, err := getUser(ctx, st, args[0])
+				u, err := c.getUser(ctx, st, args[0])
 				if err != nil {
 					return err
 				}
@@ -583,4 +591,13 @@ writes its audit event. Running it again completes an interrupted run.`,
 			})
 		},
 	}
+}
+
+// tenantOfUsers is the users commands' --tenant (the default tenant when
+// the command was not built through newUsersCmd).
+func (c *cli) tenantOfUsers() string {
+	if c.userTenant == "" {
+		return store.DefaultTenant
+	}
+	return c.userTenant
 }

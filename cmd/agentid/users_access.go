@@ -169,7 +169,7 @@ policy with the user's current ` + kind + `. Audited as user.updated, change ` +
 // edit that changed nothing writes nothing.
 func (c *cli) changeUser(cmd *cobra.Command, asJSON bool, username string, edit func(u *store.User) (kind string, added, removed []string, err error)) error {
 	return c.withStore(cmd, func(ctx context.Context, _ *config.Config, st store.Store) error {
-		u, err := getUser(ctx, st, username)
+		u, err := c.getUser(ctx, st, username)
 		if err != nil {
 			return err
 		}
@@ -218,7 +218,7 @@ func (c *cli) newUsersShowCmd(asJSON *bool) *cobra.Command {
 		Args:  exactArgs("USERNAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.withStore(cmd, func(ctx context.Context, _ *config.Config, st store.Store) error {
-				u, err := getUser(ctx, st, args[0])
+				u, err := c.getUser(ctx, st, args[0])
 				if err != nil {
 					return err
 				}

@@ -2,12 +2,16 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/agentid/agentid/internal/password"
+	"github.com/agentid/agentid/internal/store"
 )
 
 func TestReadPassword(t *testing.T) {
@@ -126,5 +130,68 @@ func TestValidateUsername(t *testing.T) {
 				t.Fatalf("validateUsername(%q) = %v, want ok %t", tt.in, err, tt.ok)
 			}
 		})
+	}
+}
+
+// TestSetPasswordRefusesConnectorUser: a person a connector provisioned
+// signs in at their provider; set-password refuses them and leaves the
+// row without a password.
+func TestSetPasswordRefusesConnectorUser(t *testing.T) {
+	e := newCLIEnv(t)
+	e.run("users", "add", "bob")
+	st := e.store()
+	ctx := context.Background()
+	now := time.Now()
+	if err := st.CreateUser(ctx, &store.User{TenantID: store.DefaultTenant, ID: "u-carol", Username: "carol",
+		ConnectorID: "corp", ExternalSubject: "sub-carol", CreatedAt: now, UpdatedAt: now}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	lookup := func(k string) (string, bool) { v, ok := e.env[k]; return v, ok }
+	if code := run(ctx, []string{"users", "set-password", "carol"}, strings.NewReader(""), &out, &errb, lookup); code == 0 ||
+		!strings.Contains(errb.String(), "corp") {
+		t.Fatalf("set-password on a connector's person: exit %d\n%s%s", code, out.String(), errb.String())
+	}
+	u, err := st.GetUserByUsername(ctx, store.DefaultTenant, "carol")
+	if err != nil || u.PasswordHash != "" {
+		t.Fatalf("carol after set-password: %+v, %v", u, err)
+	}
+	e.run("users", "set-password", "bob")
+}
+
+// TestUsersOfAnotherTenant: a person a connector of tenant acme
+// provisioned is listed, shown, given a role and disabled with --tenant
+// acme (offboarding reaches every tenant); the default tenant's commands
+// do not see them, and local users are added to the default tenant only.
+func TestUsersOfAnotherTenant(t *testing.T) {
+	e := newCLIEnv(t)
+	e.run("users", "add", "carol")
+	st := e.store()
+	ctx := context.Background()
+	now := time.Now()
+	if err := st.CreateUser(ctx, &store.User{TenantID: "acme", ID: "u-acme-carol", Username: "carol",
+		ConnectorID: "acme", ExternalSubject: "sub-carol", CreatedAt: now, UpdatedAt: now}, nil); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := e.run("users", "list", "--tenant", "acme")
+	if !strings.Contains(out, "u-acme-carol") {
+		t.Fatalf("users list --tenant acme:\n%s", out)
+	}
+	if out, _ := e.run("users", "list"); strings.Contains(out, "u-acme-carol") {
+		t.Fatalf("the default tenant lists acme's person:\n%s", out)
+	}
+	e.run("users", "add-role", "carol", "auditor", "--tenant", "acme")
+	e.run("users", "disable", "carol", "--tenant", "acme")
+	u, err := st.GetUser(ctx, "acme", "u-acme-carol")
+	if err != nil || !u.Disabled || !slices.Equal(u.Roles, []string{"auditor"}) {
+		t.Fatalf("acme's carol after disable: %+v, %v", u, err)
+	}
+	if local, err := st.GetUserByUsername(ctx, store.DefaultTenant, "carol"); err != nil || local.Disabled || len(local.Roles) != 0 {
+		t.Fatalf("the default tenant's carol changed: %+v, %v", local, err)
+	}
+	var o, eb bytes.Buffer
+	lookup := func(k string) (string, bool) { v, ok := e.env[k]; return v, ok }
+	if code := run(ctx, []string{"users", "add", "dave", "--tenant", "acme"}, strings.NewReader(""), &o, &eb, lookup); code == 0 {
+		t.Fatalf("users add --tenant acme: exit 0\n%s", o.String())
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/agentid/agentid/internal/store"
@@ -54,7 +55,29 @@ const (
 func MapClaims(m store.ClaimMapping, claims map[string]any) (*Identity, error) {
 	id := &Identity{}
 	var err error
-	emailClaim := or(m.Email, DefaultEmailClaim)
+	// OpenID Connect Core §5.6.2: a claim named in _claim_names is held
+	// elsewhere (aggregated or distributed; Entra ID sends its groups so
+	// when a person has many). It is not absent — reading it as absent
+	// would clear the person's groups, and a policy that forbids by group
+	// would stop applying — and the hub does not fetch it: refused.
+	if names, ok := claims["_claim_names"].(map[string]any); ok && len(names) > 0 {
+		mapped := []string{emailClaimName(m), or(m.Name, DefaultNameClaim), or(m.Username, DefaultUsernameClaim), m.Groups, m.Roles}
+		for _, c := range m.Attributes {
+			mapped = append(mapped, c)
+		}
+		for _, c := range mapped {
+			if c == "" {
+				continue
+			}
+			top, _, _ := strings.Cut(c, ".")
+			for _, k := range []string{c, top} {
+				if _, held := names[k]; held {
+					return nil, fmt.Errorf("claim %q is held by another source (aggregated or distributed), which this hub does not read", k)
+				}
+			}
+		}
+	}
+	emailClaim := emailClaimName(m)
 	if id.Email, err = stringClaim(claims, emailClaim, maxValue); err != nil {
 		return nil, err
 	}
@@ -73,6 +96,9 @@ func MapClaims(m store.ClaimMapping, claims map[string]any) (*Identity, error) {
 	}
 	if id.Username == "" {
 		return nil, errors.New("no user name or email address")
+	}
+	if err := CheckUsername(id.Username); err != nil {
+		return nil, err
 	}
 	if m.Groups != "" {
 		if id.Groups, err = listClaim(claims, m.Groups); err != nil {
@@ -103,6 +129,8 @@ func MapClaims(m store.ClaimMapping, claims map[string]any) (*Identity, error) {
 	}
 	return id, nil
 }
+
+func emailClaimName(m store.ClaimMapping) string { return or(m.Email, DefaultEmailClaim) }
 
 func or(s, def string) string {
 	if s == "" {
@@ -144,7 +172,7 @@ func stringClaim(claims map[string]any, name string, limit int) (string, error) 
 		return "", fmt.Errorf("claim %q is not a string", name)
 	}
 	s = strings.TrimSpace(s)
-	if len(s) > limit || !utf8.ValidString(s) || strings.ContainsAny(s, "\x00\r\n") {
+	if len(s) > limit || !PlainText(s) {
 		return "", fmt.Errorf("claim %q is too long or not plain text", name)
 	}
 	return s, nil
@@ -176,7 +204,7 @@ func listClaim(claims map[string]any, name string) ([]string, error) {
 		if !ok {
 			return nil, fmt.Errorf("claim %q is not a list of strings", name)
 		}
-		if s == "" || len(s) > maxValue || !utf8.ValidString(s) || strings.ContainsAny(s, "\x00\r\n") {
+		if s == "" || len(s) > maxValue || !PlainText(s) {
 			return nil, fmt.Errorf("claim %q has a value that is empty, too long or not plain text", name)
 		}
 		if !seen[s] {
@@ -185,6 +213,34 @@ func listClaim(claims map[string]any, name string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// PlainText reports whether s is UTF-8 without control characters (C0,
+// DEL, C1): what a provider may put into a username, email, name, group
+// or role, which pages, logs and the command line show.
+func PlainText(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return false
+		}
+	}
+	return true
+}
+
+// CheckUsername refuses a username with a format character (Unicode Cf:
+// zero-width spaces and joiners, soft hyphens, bidirectional overrides),
+// which would let it read on pages and in listings as another account's
+// name while being a different string.
+func CheckUsername(s string) error {
+	for _, r := range s {
+		if unicode.Is(unicode.Cf, r) {
+			return fmt.Errorf("the user name holds an invisible or direction character (U+%04X)", r)
+		}
+	}
+	return nil
 }
 
 // scalar renders a string, number or boolean claim as a string.

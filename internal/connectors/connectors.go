@@ -295,8 +295,15 @@ func (r *Registry) Finish(ctx context.Context, c *store.Connector, a *Attempt, r
 	if err != nil {
 		return nil, err
 	}
-	// RFC 9207 §2.4: an iss that is not the provider's is a mix-up.
-	if cb.Iss != "" && cb.Iss != c.Issuer {
+	// RFC 9207 §2.4: an iss that is not the provider's is a mix-up, and
+	// so is none from a provider whose metadata says it sends one.
+	var meta struct {
+		IssSupported bool `json:"authorization_response_iss_parameter_supported"`
+	}
+	if err := p.Claims(&meta); err != nil {
+		return nil, fail(ReasonDiscovery, "The identity provider could not be reached. Try again in a moment.", err)
+	}
+	if (cb.Iss != "" || meta.IssSupported) && cb.Iss != c.Issuer {
 		return nil, fail(ReasonDenied, "The answer came from another identity provider.", fmt.Errorf("iss %q", cb.Iss))
 	}
 	secret, err := r.secret(c)
@@ -324,6 +331,11 @@ func (r *Registry) Finish(ctx context.Context, c *store.Connector, a *Attempt, r
 	var claims map[string]any
 	if err := idt.Claims(&claims); err != nil {
 		return nil, fail(ReasonIDToken, "The identity provider's answer could not be read.", err)
+	}
+	// OpenID Connect Core §2: sub is at most 255 ASCII characters. It keys
+	// the person here (a unique index), so it is bounded and plain.
+	if len(idt.Subject) > 255 || !PlainText(idt.Subject) {
+		return nil, fail(ReasonClaims, "The identity provider did not say who you are: the subject is too long or not plain text.", errors.New("sub too long or not plain text"))
 	}
 	id, err := MapClaims(c.Claims, claims)
 	if err != nil {

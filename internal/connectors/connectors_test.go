@@ -146,9 +146,16 @@ func TestRefusals(t *testing.T) {
 		{"wrong PKCE verifier", nil, func(a *connectors.Attempt, _ *connectors.Callback) { a.Verifier = "x" + a.Verifier[1:] }, connectors.ReasonExchange},
 		{"replayed code", nil, func(_ *connectors.Attempt, cb *connectors.Callback) { cb.Code = "made-up" }, connectors.ReasonExchange},
 		{"mix-up iss", nil, func(_ *connectors.Attempt, cb *connectors.Callback) { cb.Iss = "https://other-idp.example" }, connectors.ReasonDenied},
+		{"iss missing though the provider sends it", nil, func(_ *connectors.Attempt, cb *connectors.Callback) { cb.Iss = "" }, connectors.ReasonDenied},
 		{"provider error", nil, func(_ *connectors.Attempt, cb *connectors.Callback) { cb.Code, cb.Error = "", "access_denied" }, connectors.ReasonDenied},
 		{"no username or email", func(p *connectorstest.Provider, _ *clock) {
 			p.Tamper(func(c map[string]any) { delete(c, "preferred_username"); delete(c, "email") })
+		}, nil, connectors.ReasonClaims},
+		{"sub too long", func(p *connectorstest.Provider, _ *clock) {
+			p.Tamper(func(c map[string]any) { c["sub"] = strings.Repeat("s", 256) })
+		}, nil, connectors.ReasonClaims},
+		{"sub with a control character", func(p *connectorstest.Provider, _ *clock) {
+			p.Tamper(func(c map[string]any) { c["sub"] = "sub\x1balice" })
 		}, nil, connectors.ReasonClaims},
 		{"groups not strings", func(p *connectorstest.Provider, _ *clock) {
 			p.Tamper(func(c map[string]any) { c["groups"] = []any{1, 2} })

@@ -20,6 +20,7 @@ import (
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/connectors"
 	"github.com/agentid/agentid/internal/connectors/connectorstest"
+	"github.com/agentid/agentid/internal/password"
 	"github.com/agentid/agentid/internal/policy"
 	"github.com/agentid/agentid/internal/server"
 	"github.com/agentid/agentid/internal/server/servertest"
@@ -477,5 +478,93 @@ when { resource.name == "notes.write" && context has user && context.user.hasTag
 	}
 	if u := h.user(t, store.DefaultTenant, "carol"); u.Attributes["department"] != "contractors" {
 		t.Fatalf("attributes %v", u.Attributes)
+	}
+}
+
+// TestConnectorEmailOfAnotherConnectorsDomain: a provider that vouches for
+// an address in a domain another connector holds (in any case) is not
+// believed about it: the person is signed in, but their email is not
+// verified here, so the hub's ID tokens and userinfo never pass it on as
+// verified. The domain's own connector still verifies its people's.
+func TestConnectorEmailOfAnotherConnectorsDomain(t *testing.T) {
+	for _, tc := range []struct{ name, tenant, email string }{
+		{"other tenant", "evil", "carol@corp.example"},
+		{"same tenant", store.DefaultTenant, "carol@corp.example"},
+		{"domain in capitals", "evil", "carol@CORP.Example"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newConnectorHub(t)
+			idpE := connectorstest.New(t, "agentid-hub-e", "idp-e-secret")
+			h.addConnector(t, "evil", tc.tenant, "Evil SSO", idpE, "evil.example")
+			idpE.SignIn("sub-m", map[string]any{"preferred_username": "mallory", "email": tc.email, "email_verified": true})
+			b := h.browser(idpE)
+			h.via(t, b, b.Get(h.URL+"/login"), "evil")
+			if m := h.user(t, tc.tenant, "mallory"); m.Email != tc.email || m.EmailVerified {
+				t.Fatalf("connector evil's person got email %q verified=%v", m.Email, m.EmailVerified)
+			}
+			b = h.browser()
+			h.via(t, b, b.Get(h.URL+"/login"), "corp")
+			if c := h.user(t, store.DefaultTenant, "carol"); !c.EmailVerified {
+				t.Fatal("connector corp's own person lost the verified email")
+			}
+		})
+	}
+}
+
+// TestConnectorUserNoPasswordLogin: a person provisioned by a connector
+// signs in at their provider only. Even with a password hash on the row
+// (set by an administrator), the password form does not sign them in —
+// otherwise they would bypass the provider's checks and keep signing in
+// after the provider, or the connector, turned them away.
+func TestConnectorUserNoPasswordLogin(t *testing.T) {
+	h := newConnectorHub(t)
+	b := h.browser()
+	h.via(t, b, b.Get(h.URL+"/login?return_to=/account"), "corp")
+	carol := h.user(t, store.DefaultTenant, "carol")
+	hash, err := password.Hash("correct horse battery staple")
+	if err != nil {
+		t.Fatal(err)
+	}
+	carol.PasswordHash = hash
+	if err := h.Store.UpdateUser(context.Background(), carol, nil); err != nil {
+		t.Fatal(err)
+	}
+	h.corp.Disabled = true
+	if err := h.Store.UpdateConnector(context.Background(), h.corp, nil); err != nil {
+		t.Fatal(err)
+	}
+	b = h.browser()
+	p := b.Login(b.Get(h.URL+"/login?return_to=/account"), "carol", "correct horse battery staple")
+	if p.Status != http.StatusUnauthorized || strings.Contains(p.Body, "Your agents") {
+		t.Fatalf("a connector's person signed in with a password: %d\n%s", p.Status, p.Body)
+	}
+	if evs := h.auditEvents(audit.LoginSucceeded); len(evs) != 0 {
+		t.Fatalf("login events %+v", evs)
+	}
+}
+
+// TestConnectorUsernameInAnotherConnectorsDomain: a provider cannot give
+// its person a username that is an address in a domain another connector
+// holds: it would take that name before the domain's own person signs in,
+// and ID tokens would name them so.
+func TestConnectorUsernameInAnotherConnectorsDomain(t *testing.T) {
+	for _, tc := range []struct{ name, username string }{
+		{"same case", "alice@corp.example"},
+		{"domain in capitals", "alice@Corp.EXAMPLE"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newConnectorHub(t)
+			idpE := connectorstest.New(t, "agentid-hub-e", "idp-e-secret")
+			h.addConnector(t, "evil", store.DefaultTenant, "Evil SSO", idpE)
+			idpE.SignIn("sub-m", map[string]any{"preferred_username": tc.username, "email": "m@evil.example"})
+			b := h.browser(idpE)
+			p := h.via(t, b, b.Get(h.URL+"/login?return_to=/account"), "evil")
+			if strings.Contains(p.Body, "Your agents") {
+				t.Fatalf("connector evil's person signed in as %q", tc.username)
+			}
+			if u, err := h.Store.GetUserByUsername(context.Background(), store.DefaultTenant, tc.username); err == nil {
+				t.Fatalf("connector evil provisioned %+v", u)
+			}
+		})
 	}
 }

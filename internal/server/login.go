@@ -225,7 +225,9 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ok := false
-	if u != nil && !u.Disabled {
+	// A person a connector provisioned signs in at their provider only:
+	// a password here would bypass it, and outlive the connector.
+	if u != nil && !u.Disabled && u.ConnectorID == "" {
 		ok = password.Verify(u.PasswordHash, pw) == nil
 	} else {
 		// Spend the same time on unknown users as on known ones.

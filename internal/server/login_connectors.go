@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -313,9 +314,33 @@ func (s *Server) signInConnectorIdentity(w http.ResponseWriter, r *http.Request,
 		s.internalErrorPage(w, r, err)
 		return
 	}
+	verified := ident.EmailVerified
+	if verified {
+		held, err := s.heldElsewhere(ctx, c, ident.Email)
+		if err != nil {
+			s.internalErrorPage(w, r, err)
+			return
+		}
+		verified = !held
+	}
+	if held, err := s.heldElsewhere(ctx, c, ident.Username); err != nil {
+		s.internalErrorPage(w, r, err)
+		return
+	} else if held {
+		m := s.meta(r)
+		m.TenantID = c.TenantID
+		s.log.WarnContext(ctx, "connector sign-in refused: username in another connector's domain", "request_id", requestID(ctx), "connector", c.ID)
+		if err := s.st.AppendAudit(ctx, audit.NewLoginFailed(m, "")); err != nil {
+			s.internalErrorPage(w, r, err)
+			return
+		}
+		s.pages.errorPage(w, http.StatusForbidden, "Sign-in not possible",
+			"The identity provider named you with an address of another organisation's sign-in. Ask your administrator.")
+		return
+	}
 	u := &store.User{
 		TenantID: c.TenantID, ID: token.NewID(s.rand), Username: ident.Username, ConnectorID: c.ID,
-		ExternalSubject: ident.Subject, Name: ident.Name, Email: ident.Email, EmailVerified: ident.EmailVerified,
+		ExternalSubject: ident.Subject, Name: ident.Name, Email: ident.Email, EmailVerified: verified,
 		Groups: ident.Groups, Roles: ident.Roles, Attributes: ident.Attributes, CreatedAt: now, UpdatedAt: now,
 	}
 	sess := &store.Session{Hash: token.Hash(handle), TenantID: c.TenantID, AuthTime: now, ExpiresAt: now.Add(s.cfg.SessionTTL)}
@@ -358,6 +383,29 @@ func (s *Server) signInConnectorIdentity(w http.ResponseWriter, r *http.Request,
 	}
 	s.setCookie(w, sessionCookie, handle, http.SameSiteLaxMode, sess.ExpiresAt, 0)
 	http.Redirect(w, r, safeReturn(returnTo), http.StatusSeeOther)
+}
+
+// heldElsewhere reports whether addr is an address in an email domain
+// that a connector other than c holds (enabled or not, of any tenant).
+// The provider of a domain speaks for its addresses; another provider
+// vouching for one (as verified, or as a username) would pass an address
+// it does not own on to the hub's pages, ID tokens and userinfo.
+func (s *Server) heldElsewhere(ctx context.Context, c *store.Connector, addr string) (bool, error) {
+	at := strings.LastIndexByte(addr, '@')
+	if at < 0 {
+		return false, nil
+	}
+	domain := strings.ToLower(strings.TrimSuffix(addr[at+1:], "."))
+	all, err := s.st.ListConnectors(ctx, "")
+	if err != nil {
+		return false, err
+	}
+	for _, o := range all {
+		if o.ID != c.ID && slices.Contains(o.EmailDomains, domain) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // spendAttempt records a connector attempt as used until it expires (Unix

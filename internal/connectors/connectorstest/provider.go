@@ -115,6 +115,8 @@ func (p *Provider) discovery(w http.ResponseWriter, r *http.Request) {
 		"id_token_signing_alg_values_supported": []string{"ES256"},
 		"code_challenge_methods_supported":      []string{"S256"},
 		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
+		// RFC 9207: the authorization response carries iss (see authorize).
+		"authorization_response_iss_parameter_supported": true,
 	})
 }
 

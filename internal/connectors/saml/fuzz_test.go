@@ -94,11 +94,15 @@ func TestMapping(t *testing.T) {
 				crewsaml.Attribute{Name: "cc", Values: vals("42", "43")}),
 			want: Identity{Subject: "p2", NameIDFormat: persistent, Username: "carol", Groups: []string{"eng", "ops"}, Roles: []string{}, Attributes: map[string]string{"cost_center": "42,43"}},
 		},
-		"two usernames":         {m: store.ClaimMapping{Username: "uid"}, as: as(persistent, "p", crewsaml.Attribute{Name: "uid", Values: vals("a", "b")}), wantErr: true},
-		"username on two lines": {m: store.ClaimMapping{Username: "uid"}, as: as(persistent, "p", crewsaml.Attribute{Name: "uid", Values: vals("a\nb")}), wantErr: true},
-		"group too long":        {m: store.ClaimMapping{Groups: "g"}, as: as(persistent, "p", crewsaml.Attribute{Name: "g", Values: vals(long)}), wantErr: true},
-		"transient NameID":      {as: as(string(crewsaml.TransientNameIDFormat), "t1"), wantErr: true},
-		"empty NameID":          {as: as(persistent, " "), wantErr: true},
+		"two usernames":                        {m: store.ClaimMapping{Username: "uid"}, as: as(persistent, "p", crewsaml.Attribute{Name: "uid", Values: vals("a", "b")}), wantErr: true},
+		"username on two lines":                {m: store.ClaimMapping{Username: "uid"}, as: as(persistent, "p", crewsaml.Attribute{Name: "uid", Values: vals("a\nb")}), wantErr: true},
+		"username with an escape":              {m: store.ClaimMapping{Username: "uid"}, as: as(persistent, "p", crewsaml.Attribute{Name: "uid", Values: vals("carol\x1b[2K")}), wantErr: true},
+		"username with a zero-width space":     {m: store.ClaimMapping{Username: "uid"}, as: as(persistent, "p", crewsaml.Attribute{Name: "uid", Values: vals("carol\u200b")}), wantErr: true},
+		"NameID username with a bidi override": {as: as(persistent, "\u202elorac"), wantErr: true},
+		"name with a tab":                      {as: as(persistent, "p", crewsaml.Attribute{Name: "displayName", Values: vals("A\tB")}), wantErr: true},
+		"group too long":                       {m: store.ClaimMapping{Groups: "g"}, as: as(persistent, "p", crewsaml.Attribute{Name: "g", Values: vals(long)}), wantErr: true},
+		"transient NameID":                     {as: as(string(crewsaml.TransientNameIDFormat), "t1"), wantErr: true},
+		"empty NameID":                         {as: as(persistent, " "), wantErr: true},
 	} {
 		t.Run(name, func(t *testing.T) {
 			got, err := mapIdentity(tc.m, tc.as)

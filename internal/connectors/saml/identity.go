@@ -4,10 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"unicode/utf8"
 
 	crewsaml "github.com/crewjam/saml"
 
+	"github.com/agentid/agentid/internal/connectors"
 	"github.com/agentid/agentid/internal/store"
 )
 
@@ -132,11 +132,11 @@ func (at attributes) list(name string) ([]string, error) {
 	return out, nil
 }
 
-// plain trims v and refuses it over limit or when it is not one line of
-// text.
+// plain trims v and refuses it over limit or when it is not plain text
+// (connectors.PlainText).
 func plain(name, v string, limit int) (string, error) {
 	v = strings.TrimSpace(v)
-	if len(v) > limit || !utf8.ValidString(v) || strings.ContainsAny(v, "\x00\r\n") {
+	if len(v) > limit || !connectors.PlainText(v) {
 		return "", fmt.Errorf("attribute %q is too long or not plain text", name)
 	}
 	return v, nil
@@ -186,6 +186,9 @@ func mapIdentity(m store.ClaimMapping, as *crewsaml.Assertion) (*Identity, error
 		if id.Username == "" {
 			id.Username = fallback
 		}
+	}
+	if err := connectors.CheckUsername(id.Username); err != nil {
+		return nil, err
 	}
 	if m.Groups != "" {
 		if id.Groups, err = at.list(m.Groups); err != nil {
