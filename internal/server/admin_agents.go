@@ -267,6 +267,7 @@ func (s *Server) disableUser(ctx context.Context, m audit.Meta, id string) (u *s
 		if err := s.st.UpdateUser(ctx, u, audit.NewUserUpdated(m, u.ID, audit.ChangeDisabled)); err != nil {
 			return nil, false, fmt.Errorf("disabling user %s: %w", id, err)
 		}
+		s.users.invalidate(u.ID)
 		changed = true
 	}
 	if err := s.st.RevokeUserAccess(ctx, s.tenant, u.ID, now, audit.NewUserAccessRevoked(m, u.ID, audit.ChangeDisabled)); err != nil {

@@ -122,7 +122,7 @@ func TestConnectorSignIn(t *testing.T) {
 forbid (principal, action == Action::"grant", resource)
 when { resource.name == "notes.write" && !(context has user && context.user.groups.contains("eng-oncall")) };`)
 	h.settle()
-	secret := h.AddClient(&store.Client{ID: "agent-1", Name: "Notes Agent", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code"}})
+	secret := h.AddClient(&store.Client{ID: "agent-1", Name: "Notes Agent", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code", "refresh_token"}})
 	conf := h.oauth2Config("agent-1", secret, "openid", "notes.read", "notes.write")
 
 	b := h.browser()
@@ -154,6 +154,7 @@ when { resource.name == "notes.write" && !(context has user && context.user.grou
 	if tok.Extra("scope") != "openid notes.read notes.write" {
 		t.Fatalf("token scope = %v", tok.Extra("scope"))
 	}
+	first := tok
 	if sub := h.claims(tok.AccessToken)["sub"]; sub != carol.ID {
 		t.Fatalf("token sub = %v, want %s", sub, carol.ID)
 	}
@@ -197,6 +198,14 @@ when { resource.name == "notes.write" && !(context has user && context.user.grou
 	if again.ID != carol.ID || !slices.Equal(again.Groups, []string{"eng"}) || again.Name != "Carol Q. Example" || again.EmailVerified ||
 		len(again.Attributes) != 0 {
 		t.Fatalf("user after the second sign-in %+v", again)
+	}
+	// The agent's refresh token from before is decided with the groups
+	// she has now: notes.write is gone at the next refresh.
+	if first.RefreshToken == "" {
+		t.Fatal("the first token came without a refresh token")
+	}
+	if r := h.refresh(first.RefreshToken, "agent-1", secret); r.status != http.StatusOK || r.body["scope"] != "openid notes.read" {
+		t.Fatalf("refresh after eng-oncall was dropped upstream: %d %v", r.status, r.body)
 	}
 	if got := servertest.Offered(f.page.Body); !slices.Equal(got, []string{"notes.read"}) {
 		t.Fatalf("offered %v without eng-oncall", got)

@@ -353,6 +353,12 @@ func (s *Server) signInConnectorIdentity(w http.ResponseWriter, r *http.Request,
 		}
 		return append(evs, audit.NewUserSignedIn(m, stored.ID, c.ID, created))
 	})
+	if err == nil {
+		// The claims may have changed the groups, roles and attributes that
+		// policy reads: the issuance pipeline must not decide on the copy it
+		// remembered before this sign-in.
+		s.users.invalidate(stored.ID)
+	}
 	switch {
 	case errors.Is(err, store.ErrConflict):
 		// A local account (or another connector's) has this username: it
