@@ -197,6 +197,8 @@ type AuditChain interface {
 	// (a ReadAuditWatermark reading whose fence a later horizon passed):
 	// an event committed later with an id at or below the mark would stay
 	// unsealed, verification would report it and no sink would stream it.
+	// ErrConflict: other sealers kept moving the chain (SQLite plans on a
+	// snapshot and retries a few times); the caller tries again later.
 	SealAudit(ctx context.Context, upTo int64, limit int) (*SealResult, error)
 	// AuditHead returns the tenant's chain head; ErrNotFound when nothing
 	// of the tenant was sealed yet.
