@@ -93,6 +93,7 @@ func TestReadCommandsCreateNothing(t *testing.T) {
 		{"connections", "list"}, {"connections", "revoke", "conn_x"},
 		{"kek", "status"}, {"kek", "rotate"},
 		{"audit", "list"}, {"audit", "tail"}, {"audit", "export"},
+		{"backup", "--out", filepath.Join(t.TempDir(), "backup.db")},
 	}
 	for _, args := range cmds {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {

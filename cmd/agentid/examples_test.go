@@ -127,6 +127,13 @@ func runExample(t *testing.T, line string) {
 		}
 	}
 
+	if words[1] == "restore" {
+		// What a restore example restores: a backup of the world.
+		if code, stdout, stderr := runCLI(t, env, "backup", "--out", "agentid-backup.db"); code != 0 {
+			t.Fatalf("backing up the world: exit %d\n%s%s", code, stdout, stderr)
+		}
+	}
+
 	args := words[1:]
 	for i, a := range args {
 		if v, ok := examplePlaceholders[a]; ok {

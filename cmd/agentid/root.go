@@ -123,6 +123,8 @@ func (c *cli) hubCommands() []*cobra.Command {
 		c.newServeCmd(),
 		c.newDemoCmd(),
 		c.newMigrateCmd(),
+		c.newBackupCmd(),
+		c.newRestoreCmd(),
 	}
 }
 
