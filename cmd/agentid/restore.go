@@ -42,7 +42,7 @@ key (KEK) of the hub that wrote it, which is not in the backup: configure that
 KEK (kek.file or AGENTID_KEK) before serve. restore warns when the configured
 KEK cannot open what the backup holds.`,
 		Example: `  agentid restore --from agentid-backup.db --force`,
-		Args: exactArgs(),
+		Args:    exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if from == "" {
 				return usageErrorf(cmd, "%s needs --from FILE", cmd.CommandPath())
