@@ -1,0 +1,710 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/agentid/agentid/internal/config"
+	"github.com/agentid/agentid/internal/keyring"
+)
+
+// The packaging files: Dockerfile, docker-compose.yml, deploy/kubernetes
+// and deploy/systemd. These tests lint them against the code: every
+// agentid command line in them is one the CLI accepts, every AGENTID_
+// variable is one the loader reads, every configuration file loads through
+// the real loader with the environment the manifest gives it, nothing runs
+// as root, and the probes ask /healthz and /readyz on the port the hub
+// listens on. No image is built.
+
+const repoRoot = "../.."
+
+func readRepoFile(t *testing.T, rel string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot, rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// checkCommandLine checks that args (after the binary's name) is an agentid
+// command line the CLI accepts: a real command, known flags, the
+// arguments it takes. It returns the --config path it names ("" for none)
+// and the command's path.
+func checkCommandLine(t *testing.T, where string, args []string) (configPath, cmdPath string) {
+	t.Helper()
+	c := &cli{flagSettings: map[string]string{}}
+	root := c.newRootCmd()
+	cmd, rest, err := root.Find(args)
+	if err != nil || cmd == root {
+		t.Errorf("%s: %q is no agentid command (%v)", where, args, err)
+		return "", ""
+	}
+	if err := cmd.ParseFlags(rest); err != nil {
+		t.Errorf("%s: %q: %v", where, args, err)
+		return "", ""
+	}
+	if err := cmd.ValidateArgs(cmd.Flags().Args()); err != nil {
+		t.Errorf("%s: %q: %v", where, args, err)
+	}
+	return c.configPath, cmd.CommandPath()
+}
+
+// checkEnvNames reports AGENTID_ variables the loader does not read: a
+// misspelt one would be ignored silently.
+func checkEnvNames(t *testing.T, where string, env map[string]string) {
+	t.Helper()
+	known := config.EnvNames()
+	for k := range env {
+		if strings.HasPrefix(k, "AGENTID_") && !slices.Contains(known, k) {
+			t.Errorf("%s: environment variable %s is not a setting agentid reads", where, k)
+		}
+	}
+}
+
+// loadDeployConfig loads the configuration file at path with env through
+// config.Load, as the hub would start.
+func loadDeployConfig(t *testing.T, where, path string, env map[string]string) *config.Config {
+	t.Helper()
+	cfg, err := config.Load(path, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		t.Fatalf("%s: %s does not load: %v", where, path, err)
+	}
+	return cfg
+}
+
+func listenPort(t *testing.T, cfg *config.Config) string {
+	t.Helper()
+	_, port, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		t.Fatalf("listen %q: %v", cfg.Listen, err)
+	}
+	return port
+}
+
+// nonRootUser reports whether a USER / user: value names someone other
+// than root.
+func nonRootUser(u string) bool {
+	name, _, _ := strings.Cut(u, ":")
+	return name != "" && name != "root" && name != "0"
+}
+
+// testKEK is a well-formed KEK for the manifests' placeholders.
+func testKEK(t *testing.T) string {
+	k, err := keyring.GenerateKEK(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keyring.FormatKEK(k)
+}
+
+type dockerInstr struct{ op, args string }
+
+// parseDockerfile returns the instructions of each stage (continuation
+// lines joined, comments dropped).
+func parseDockerfile(src string) [][]dockerInstr {
+	var stages [][]dockerInstr
+	var cur strings.Builder
+	for line := range strings.SplitSeq(src, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if cont, ok := strings.CutSuffix(line, `\`); ok {
+			cur.WriteString(cont + " ")
+			continue
+		}
+		cur.WriteString(line)
+		op, args, _ := strings.Cut(cur.String(), " ")
+		cur.Reset()
+		in := dockerInstr{strings.ToUpper(op), strings.TrimSpace(args)}
+		if in.op == "FROM" {
+			stages = append(stages, nil)
+		}
+		if len(stages) > 0 {
+			stages[len(stages)-1] = append(stages[len(stages)-1], in)
+		}
+	}
+	return stages
+}
+
+// dockerImage is what the Dockerfile's final stage runs and holds.
+type dockerImage struct {
+	entrypoint []string
+	configSrc  string // the repository file COPY'd to the --config path
+	port       string
+}
+
+func lintDockerfile(t *testing.T) dockerImage {
+	t.Helper()
+	stages := parseDockerfile(readRepoFile(t, "Dockerfile"))
+	if len(stages) < 2 {
+		t.Fatalf("Dockerfile: %d stage(s), want a build stage and a runtime stage", len(stages))
+	}
+	build, final := stages[0], stages[len(stages)-1]
+
+	// The build stage's Go is at least go.mod's.
+	goLine := regexp.MustCompile(`(?m)^go (\d+\.\d+)`).FindStringSubmatch(readRepoFile(t, "go.mod"))
+	from := regexp.MustCompile(`^golang:(\d+\.\d+)`).FindStringSubmatch(build[0].args)
+	if goLine == nil || from == nil || !versionAtLeast(from[1], goLine[1]) {
+		t.Errorf("Dockerfile: build stage %q does not provide go.mod's Go %v", build[0].args, goLine)
+	}
+	static := false
+	for _, in := range build {
+		if in.op == "RUN" && strings.Contains(in.args, "go build") {
+			static = strings.Contains(in.args, "CGO_ENABLED=0") && strings.Contains(in.args, "./cmd/agentid")
+		}
+	}
+	if !static {
+		t.Error("Dockerfile: the build stage does not build ./cmd/agentid with CGO_ENABLED=0")
+	}
+
+	if base := final[0].args; !strings.HasPrefix(base, "gcr.io/distroless/static") && base != "scratch" {
+		t.Errorf("Dockerfile: the runtime stage is %q, want distroless/static or scratch", base)
+	}
+	var img dockerImage
+	copies := map[string]string{} // destination → source in the repository
+	user := ""
+	for _, in := range final {
+		switch in.op {
+		case "USER":
+			user = in.args
+		case "EXPOSE":
+			img.port = strings.TrimSuffix(in.args, "/tcp")
+		case "COPY":
+			f := strings.Fields(in.args)
+			if len(f) == 2 {
+				copies[f[1]] = f[0]
+			}
+		case "ENTRYPOINT":
+			if err := json.Unmarshal([]byte(in.args), &img.entrypoint); err != nil {
+				t.Errorf("Dockerfile: ENTRYPOINT is not in exec form: %v", err)
+			}
+		}
+	}
+	if !nonRootUser(user) {
+		t.Errorf("Dockerfile: the runtime stage runs as %q, want a non-root USER", user)
+	}
+	if len(img.entrypoint) < 2 || !strings.HasSuffix(img.entrypoint[0], "/agentid") {
+		t.Fatalf("Dockerfile: ENTRYPOINT %q does not run agentid", img.entrypoint)
+	}
+	cfgPath, cmdPath := checkCommandLine(t, "Dockerfile ENTRYPOINT", img.entrypoint[1:])
+	if cmdPath != "agentid serve" || cfgPath == "" {
+		t.Fatalf("Dockerfile: ENTRYPOINT runs %q with --config %q, want agentid serve --config FILE", cmdPath, cfgPath)
+	}
+	img.configSrc = copies[cfgPath]
+	if img.configSrc == "" {
+		t.Fatalf("Dockerfile: nothing is copied to the --config path %s", cfgPath)
+	}
+	cfg := loadDeployConfig(t, "Dockerfile", filepath.Join(repoRoot, img.configSrc), nil)
+	if p := listenPort(t, cfg); p != img.port {
+		t.Errorf("Dockerfile: EXPOSE %s, but the image's configuration listens on %s", img.port, cfg.Listen)
+	}
+	if host, _, _ := net.SplitHostPort(cfg.Listen); host != "0.0.0.0" && host != "" && host != "::" {
+		t.Errorf("Dockerfile: the image listens on %s, unreachable from outside the container", cfg.Listen)
+	}
+	return img
+}
+
+func versionAtLeast(have, want string) bool {
+	h, w := strings.Split(have, "."), strings.Split(want, ".")
+	for i := range 2 {
+		a, _ := strconv.Atoi(h[i])
+		b, _ := strconv.Atoi(w[i])
+		if a != b {
+			return a > b
+		}
+	}
+	return true
+}
+
+// TestDockerfile lints the Dockerfile: a static build, a distroless or
+// scratch runtime as a non-root user, an ENTRYPOINT the CLI accepts, a
+// configuration that loads and listens on the EXPOSEd port.
+func TestDockerfile(t *testing.T) {
+	lintDockerfile(t)
+}
+
+// composeVar is a ${NAME}, ${NAME:?message} or ${NAME:-default} reference.
+var composeVar = regexp.MustCompile(`\$\{([A-Z_][A-Z0-9_]*)(?::?[-?][^}]*)?\}`)
+
+// TestDockerCompose lints docker-compose.yml: PostgreSQL, at least three
+// agentid replicas from the Dockerfile's image on it, a proxy in front of
+// every replica; nobody runs as root; the replicas' command lines and
+// environment are agentid's; their configuration (the image's file and
+// their environment) loads, selects PostgreSQL and agrees on the issuer.
+func TestDockerCompose(t *testing.T) {
+	img := lintDockerfile(t)
+	src := readRepoFile(t, "docker-compose.yml")
+	values := map[string]string{"POSTGRES_PASSWORD": "compose-test-password", "AGENTID_KEK": testKEK(t)}
+	for _, m := range composeVar.FindAllStringSubmatch(src, -1) {
+		if _, ok := values[m[1]]; !ok {
+			t.Errorf("docker-compose.yml uses ${%s}, which the header does not tell the reader to set", m[1])
+		}
+	}
+	var doc struct {
+		Services map[string]struct {
+			Image       string            `yaml:"image"`
+			Build       any               `yaml:"build"`
+			User        string            `yaml:"user"`
+			ReadOnly    bool              `yaml:"read_only"`
+			Entrypoint  []string          `yaml:"entrypoint"`
+			Command     []string          `yaml:"command"`
+			Environment map[string]string `yaml:"environment"`
+			Volumes     []string          `yaml:"volumes"`
+			Ports       []string          `yaml:"ports"`
+		} `yaml:"services"`
+	}
+	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
+		t.Fatalf("docker-compose.yml: %v", err)
+	}
+	var replicas []string
+	issuers := map[string]bool{}
+	proxies := 0
+	for name, s := range doc.Services {
+		if !nonRootUser(s.User) {
+			t.Errorf("docker-compose.yml: service %s runs as %q, want a non-root user", name, s.User)
+		}
+		switch {
+		case s.Build != nil:
+			replicas = append(replicas, name)
+			if !s.ReadOnly {
+				t.Errorf("docker-compose.yml: replica %s has a writable root filesystem", name)
+			}
+			args := img.entrypoint
+			if len(s.Entrypoint) > 0 {
+				args = append(append([]string(nil), s.Entrypoint...), s.Command...)
+			}
+			if len(args) < 2 || args[0] != img.entrypoint[0] {
+				t.Errorf("docker-compose.yml: replica %s runs %q, not the image's %s", name, args, img.entrypoint[0])
+				continue
+			}
+			cfgPath, cmdPath := checkCommandLine(t, "docker-compose.yml "+name, args[1:])
+			if cmdPath != "agentid serve" || cfgPath != img.entrypoint[len(img.entrypoint)-1] {
+				t.Errorf("docker-compose.yml: replica %s runs %s --config %s, not the image's configuration", name, cmdPath, cfgPath)
+			}
+			env := map[string]string{}
+			for k, v := range s.Environment {
+				env[k] = composeVar.ReplaceAllStringFunc(v, func(ref string) string {
+					return values[composeVar.FindStringSubmatch(ref)[1]]
+				})
+			}
+			checkEnvNames(t, "docker-compose.yml "+name, env)
+			cfg := loadDeployConfig(t, "docker-compose.yml "+name, filepath.Join(repoRoot, img.configSrc), env)
+			if !cfg.IsPostgres() {
+				t.Errorf("docker-compose.yml: replica %s does not use PostgreSQL", name)
+			}
+			if cfg.KEK.Value == "" {
+				t.Errorf("docker-compose.yml: replica %s has no shared KEK (each would create its own)", name)
+			}
+			issuers[cfg.Issuer] = true
+		case strings.Contains(s.Image, "nginx"):
+			proxies++
+			for _, v := range s.Volumes {
+				hostPath, _, _ := strings.Cut(v, ":")
+				conf := readRepoFile(t, hostPath)
+				defer func() {
+					for _, r := range replicas {
+						if !regexp.MustCompile(`(?m)^\s*server\s+` + regexp.QuoteMeta(r) + ":" + img.port + `\b`).MatchString(conf) {
+							t.Errorf("%s: the proxy does not send to replica %s on port %s", hostPath, r, img.port)
+						}
+					}
+				}()
+			}
+		}
+	}
+	if len(replicas) < 3 {
+		t.Errorf("docker-compose.yml: %d agentid replicas, want 3", len(replicas))
+	}
+	if len(issuers) != 1 {
+		t.Errorf("docker-compose.yml: the replicas name %d issuers, want one", len(issuers))
+	}
+	if _, ok := doc.Services["postgres"]; !ok {
+		t.Error("docker-compose.yml: no postgres service")
+	}
+	if proxies != 1 {
+		t.Errorf("docker-compose.yml: %d proxies, want 1", proxies)
+	}
+}
+
+// k8sObject is the part of a Kubernetes object the lint reads.
+type k8sObject struct {
+	Kind     string `yaml:"kind"`
+	Metadata struct {
+		Name   string            `yaml:"name"`
+		Labels map[string]string `yaml:"labels"`
+	} `yaml:"metadata"`
+	Data       map[string]string `yaml:"data"`
+	StringData map[string]string `yaml:"stringData"`
+	Spec       struct {
+		Replicas *int `yaml:"replicas"`
+		Selector struct {
+			MatchLabels map[string]string `yaml:"matchLabels"`
+		} `yaml:"selector"`
+		// Service
+		ServiceSelector map[string]string `yaml:"-"`
+		Ports           []struct {
+			Name       string `yaml:"name"`
+			Port       int    `yaml:"port"`
+			TargetPort any    `yaml:"targetPort"`
+		} `yaml:"ports"`
+		Template struct {
+			Metadata struct {
+				Labels map[string]string `yaml:"labels"`
+			} `yaml:"metadata"`
+			Spec k8sPodSpec `yaml:"spec"`
+		} `yaml:"template"`
+	} `yaml:"spec"`
+	raw map[string]any
+}
+
+type k8sPodSpec struct {
+	SecurityContext struct {
+		RunAsNonRoot *bool `yaml:"runAsNonRoot"`
+		RunAsUser    *int  `yaml:"runAsUser"`
+	} `yaml:"securityContext"`
+	Containers []struct {
+		Name    string   `yaml:"name"`
+		Command []string `yaml:"command"`
+		Args    []string `yaml:"args"`
+		Ports   []struct {
+			Name          string `yaml:"name"`
+			ContainerPort int    `yaml:"containerPort"`
+		} `yaml:"ports"`
+		Env []struct {
+			Name      string `yaml:"name"`
+			Value     string `yaml:"value"`
+			ValueFrom *struct {
+				SecretKeyRef *struct {
+					Name string `yaml:"name"`
+					Key  string `yaml:"key"`
+				} `yaml:"secretKeyRef"`
+			} `yaml:"valueFrom"`
+		} `yaml:"env"`
+		VolumeMounts []struct {
+			Name      string `yaml:"name"`
+			MountPath string `yaml:"mountPath"`
+		} `yaml:"volumeMounts"`
+		SecurityContext struct {
+			AllowPrivilegeEscalation *bool `yaml:"allowPrivilegeEscalation"`
+			ReadOnlyRootFilesystem   *bool `yaml:"readOnlyRootFilesystem"`
+			RunAsNonRoot             *bool `yaml:"runAsNonRoot"`
+		} `yaml:"securityContext"`
+		StartupProbe   *k8sProbe `yaml:"startupProbe"`
+		LivenessProbe  *k8sProbe `yaml:"livenessProbe"`
+		ReadinessProbe *k8sProbe `yaml:"readinessProbe"`
+	} `yaml:"containers"`
+	Volumes []struct {
+		Name      string `yaml:"name"`
+		ConfigMap *struct {
+			Name string `yaml:"name"`
+		} `yaml:"configMap"`
+	} `yaml:"volumes"`
+}
+
+type k8sProbe struct {
+	HTTPGet *struct {
+		Path string `yaml:"path"`
+		Port any    `yaml:"port"`
+	} `yaml:"httpGet"`
+}
+
+// readK8s decodes every object of the files kustomization.yaml lists.
+func readK8s(t *testing.T) map[string]*k8sObject {
+	t.Helper()
+	var kust struct {
+		Resources []string `yaml:"resources"`
+	}
+	if err := yaml.Unmarshal([]byte(readRepoFile(t, "deploy/kubernetes/kustomization.yaml")), &kust); err != nil {
+		t.Fatalf("kustomization.yaml: %v", err)
+	}
+	objs := map[string]*k8sObject{}
+	for _, f := range kust.Resources {
+		dec := yaml.NewDecoder(strings.NewReader(readRepoFile(t, "deploy/kubernetes/"+f)))
+		for {
+			var node yaml.Node
+			if err := dec.Decode(&node); err != nil {
+				if err.Error() == "EOF" {
+					break
+				}
+				t.Fatalf("deploy/kubernetes/%s: %v", f, err)
+			}
+			o := &k8sObject{}
+			if err := node.Decode(o); err != nil {
+				t.Fatalf("deploy/kubernetes/%s: %v", f, err)
+			}
+			if err := node.Decode(&o.raw); err != nil {
+				t.Fatalf("deploy/kubernetes/%s: %v", f, err)
+			}
+			if o.Kind == "Service" {
+				var svc struct {
+					Spec struct {
+						Selector map[string]string `yaml:"selector"`
+					} `yaml:"spec"`
+				}
+				if err := node.Decode(&svc); err != nil {
+					t.Fatal(err)
+				}
+				o.Spec.ServiceSelector = svc.Spec.Selector
+			}
+			key := o.Kind + "/" + o.Metadata.Name
+			if objs[key] != nil {
+				t.Fatalf("deploy/kubernetes: %s twice", key)
+			}
+			objs[key] = o
+		}
+	}
+	return objs
+}
+
+// TestKubernetesManifests lints deploy/kubernetes: a Deployment of three
+// replicas that run as non-root on a read-only root filesystem without
+// privilege escalation, probe /healthz (startup, liveness) and /readyz
+// (readiness) on the port the hub listens on, run a command line the CLI
+// accepts with the ConfigMap's configuration — which loads with the
+// Secret's values and selects PostgreSQL — and a Service that reaches
+// them.
+func TestKubernetesManifests(t *testing.T) {
+	objs := readK8s(t)
+	dep := objs["Deployment/agentid"]
+	if dep == nil {
+		t.Fatalf("no Deployment agentid in %v", slices.Collect(func(yield func(string) bool) {
+			for k := range objs {
+				if !yield(k) {
+					return
+				}
+			}
+		}))
+	}
+	if dep.Spec.Replicas == nil || *dep.Spec.Replicas != 3 {
+		t.Errorf("Deployment: replicas %v, want 3", dep.Spec.Replicas)
+	}
+	pod := dep.Spec.Template.Spec
+	for k, v := range dep.Spec.Selector.MatchLabels {
+		if dep.Spec.Template.Metadata.Labels[k] != v {
+			t.Errorf("Deployment: the selector's %s=%s is not on the pods", k, v)
+		}
+	}
+	if sc := pod.SecurityContext; sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot || sc.RunAsUser == nil || *sc.RunAsUser == 0 {
+		t.Error("Deployment: the pod's securityContext does not require a non-root user")
+	}
+	if len(pod.Containers) != 1 {
+		t.Fatalf("Deployment: %d containers, want 1", len(pod.Containers))
+	}
+	c := pod.Containers[0]
+	sc := c.SecurityContext
+	if sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
+		t.Error("Deployment: the container's root filesystem is writable")
+	}
+	if sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
+		t.Error("Deployment: the container allows privilege escalation")
+	}
+	if sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot {
+		t.Error("Deployment: the container does not require a non-root user")
+	}
+
+	img := lintDockerfile(t)
+	if len(c.Command) != 1 || c.Command[0] != img.entrypoint[0] {
+		t.Errorf("Deployment: command %q, want the image's binary %s", c.Command, img.entrypoint[0])
+	}
+	cfgPath, cmdPath := checkCommandLine(t, "Deployment args", c.Args)
+	if cmdPath != "agentid serve" || cfgPath == "" {
+		t.Fatalf("Deployment: runs %s --config %q, want agentid serve --config FILE", cmdPath, cfgPath)
+	}
+
+	// The configuration: the ConfigMap mounted at --config's directory.
+	var cmName string
+	for _, m := range c.VolumeMounts {
+		if m.MountPath == filepath.Dir(cfgPath) {
+			for _, v := range pod.Volumes {
+				if v.Name == m.Name && v.ConfigMap != nil {
+					cmName = v.ConfigMap.Name
+				}
+			}
+		}
+	}
+	cm := objs["ConfigMap/"+cmName]
+	if cm == nil || cm.Data[filepath.Base(cfgPath)] == "" {
+		t.Fatalf("Deployment: --config %s is not a key of a ConfigMap mounted there", cfgPath)
+	}
+	cfgFile := filepath.Join(t.TempDir(), filepath.Base(cfgPath))
+	if err := os.WriteFile(cfgFile, []byte(cm.Data[filepath.Base(cfgPath)]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{}
+	for _, e := range c.Env {
+		switch {
+		case e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil:
+			ref := e.ValueFrom.SecretKeyRef
+			sec := objs["Secret/"+ref.Name]
+			if sec == nil {
+				t.Errorf("Deployment: %s refers to the Secret %s, which is not in the manifests", e.Name, ref.Name)
+				continue
+			}
+			v, ok := sec.StringData[ref.Key]
+			if !ok {
+				t.Errorf("Deployment: %s refers to key %s, which the Secret %s lacks", e.Name, ref.Key, ref.Name)
+			}
+			if e.Name == "AGENTID_KEK" || e.Name == "AGENTID_KEK_VALUE" {
+				v = testKEK(t) // the Secret holds a placeholder
+			}
+			env[e.Name] = v
+		default:
+			env[e.Name] = e.Value
+		}
+	}
+	checkEnvNames(t, "Deployment", env)
+	cfg := loadDeployConfig(t, "Deployment", cfgFile, env)
+	if !cfg.IsPostgres() {
+		t.Error("Deployment: three replicas need a shared PostgreSQL store, the configuration uses SQLite")
+	}
+	if cfg.KEK.Value == "" {
+		t.Error("Deployment: no shared KEK (each replica would create its own)")
+	}
+
+	ports := map[string]int{}
+	for _, p := range c.Ports {
+		ports[p.Name] = p.ContainerPort
+		ports[strconv.Itoa(p.ContainerPort)] = p.ContainerPort
+	}
+	if want := listenPort(t, cfg); strconv.Itoa(ports["http"]) != want {
+		t.Errorf("Deployment: containerPort http is %d, the hub listens on %s", ports["http"], cfg.Listen)
+	}
+	for _, p := range []struct {
+		name  string
+		probe *k8sProbe
+		path  string
+	}{
+		{"startupProbe", c.StartupProbe, "/healthz"},
+		{"livenessProbe", c.LivenessProbe, "/healthz"},
+		{"readinessProbe", c.ReadinessProbe, "/readyz"},
+	} {
+		if p.probe == nil || p.probe.HTTPGet == nil {
+			t.Errorf("Deployment: no HTTP %s", p.name)
+			continue
+		}
+		if p.probe.HTTPGet.Path != p.path {
+			t.Errorf("Deployment: %s asks %s, want %s", p.name, p.probe.HTTPGet.Path, p.path)
+		}
+		if ports[toString(p.probe.HTTPGet.Port)] != ports["http"] {
+			t.Errorf("Deployment: %s asks port %v, not the hub's", p.name, p.probe.HTTPGet.Port)
+		}
+	}
+
+	svc := objs["Service/agentid"]
+	if svc == nil {
+		t.Fatal("no Service agentid")
+	}
+	for k, v := range svc.Spec.ServiceSelector {
+		if dep.Spec.Template.Metadata.Labels[k] != v {
+			t.Errorf("Service: its selector %s=%s matches no pod of the Deployment", k, v)
+		}
+	}
+	if len(svc.Spec.ServiceSelector) == 0 {
+		t.Error("Service: no selector")
+	}
+	for _, p := range svc.Spec.Ports {
+		if ports[toString(p.TargetPort)] != ports["http"] {
+			t.Errorf("Service: port %d targets %v, not the hub's port", p.Port, p.TargetPort)
+		}
+	}
+}
+
+func toString(v any) string {
+	switch v := v.(type) {
+	case string:
+		return v
+	case int:
+		return strconv.Itoa(v)
+	}
+	return ""
+}
+
+// parseUnit reads a systemd unit: section → key → values (a key may
+// repeat).
+func parseUnit(src string) map[string]map[string][]string {
+	out := map[string]map[string][]string{}
+	section := ""
+	sc := bufio.NewScanner(strings.NewReader(src))
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		switch {
+		case line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, ";"):
+		case strings.HasPrefix(line, "[") && strings.HasSuffix(line, "]"):
+			section = line[1 : len(line)-1]
+			out[section] = map[string][]string{}
+		default:
+			k, v, _ := strings.Cut(line, "=")
+			out[section][strings.TrimSpace(k)] = append(out[section][strings.TrimSpace(k)], strings.TrimSpace(v))
+		}
+	}
+	return out
+}
+
+// TestSystemdUnit lints deploy/systemd/agentid.service: a non-root user,
+// the hardening (NoNewPrivileges, ProtectSystem=strict), a StateDirectory
+// that is the configuration's data_dir, an ExecStart the CLI accepts with
+// deploy/systemd/agentid.yaml, which loads.
+func TestSystemdUnit(t *testing.T) {
+	unit := parseUnit(readRepoFile(t, "deploy/systemd/agentid.service"))
+	svc := unit["Service"]
+	if svc == nil {
+		t.Fatal("no [Service] section")
+	}
+	one := func(k string) string {
+		if v := svc[k]; len(v) > 0 {
+			return v[len(v)-1]
+		}
+		return ""
+	}
+	if one("DynamicUser") != "yes" && !nonRootUser(one("User")) {
+		t.Errorf("the unit runs as User=%q without DynamicUser: root", one("User"))
+	}
+	for k, want := range map[string]string{"NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectHome": "yes", "PrivateTmp": "yes"} {
+		if one(k) != want {
+			t.Errorf("%s=%q, want %s", k, one(k), want)
+		}
+	}
+	if one("CapabilityBoundingSet") != "" || len(svc["CapabilityBoundingSet"]) == 0 {
+		t.Error("the unit does not drop every capability (CapabilityBoundingSet=)")
+	}
+	if one("StateDirectory") == "" {
+		t.Fatal("no StateDirectory: with ProtectSystem=strict the hub could write nowhere")
+	}
+	exec := strings.Fields(one("ExecStart"))
+	if len(exec) < 2 || !strings.HasSuffix(exec[0], "/agentid") {
+		t.Fatalf("ExecStart %q does not run agentid", exec)
+	}
+	cfgPath, cmdPath := checkCommandLine(t, "ExecStart", exec[1:])
+	if cmdPath != "agentid serve" || cfgPath != "/etc/agentid/agentid.yaml" {
+		t.Fatalf("ExecStart runs %s --config %q, want agentid serve --config /etc/agentid/agentid.yaml", cmdPath, cfgPath)
+	}
+	var env map[string]string
+	for _, e := range svc["Environment"] {
+		k, v, _ := strings.Cut(strings.Trim(e, `"`), "=")
+		if env == nil {
+			env = map[string]string{}
+		}
+		env[k] = v
+	}
+	checkEnvNames(t, "agentid.service", env)
+	cfg := loadDeployConfig(t, "agentid.service", filepath.Join(repoRoot, "deploy/systemd/agentid.yaml"), env)
+	if cfg.DataDir != filepath.Join("/var/lib", one("StateDirectory")) {
+		t.Errorf("data_dir %s is not the unit's StateDirectory /var/lib/%s: ProtectSystem=strict makes it read-only", cfg.DataDir, one("StateDirectory"))
+	}
+	// The comment's install steps put the configuration where ExecStart
+	// reads it.
+	if !strings.Contains(readRepoFile(t, "deploy/systemd/agentid.service"), "deploy/systemd/agentid.yaml "+cfgPath) {
+		t.Errorf("the unit's install steps do not put deploy/systemd/agentid.yaml at %s", cfgPath)
+	}
+}
