@@ -55,23 +55,12 @@ For a PostgreSQL store it prints the pg_dump guidance and fails.`,
 		Example: `  agentid backup --out agentid-backup.db`,
 		Args:    exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if out == "" {
-				return usageErrorf(cmd, "%s needs --out FILE", cmd.CommandPath())
-			}
-			cfg, err := c.loadConfig()
+			cfg, db, err := c.sqliteDatabase(cmd, "--out", out, "back it up with pg_dump")
 			if err != nil {
 				return err
 			}
-			if cfg.IsPostgres() {
-				fmt.Fprint(cmd.ErrOrStderr(), postgresBackupGuidance)
-				return fmt.Errorf("%w: back it up with pg_dump (see above)", errPostgresBackup)
-			}
 			if err := requireData(cfg); err != nil {
 				return err
-			}
-			db := sqliteFilePath(cfg.Store.DSN)
-			if db == "" {
-				return errors.New("store.dsn names no database file to back up")
 			}
 			start := time.Now()
 			info, err := backupSQLite(cmd, cfg.Store.DSN, out)
@@ -101,6 +90,30 @@ For a PostgreSQL store it prints the pg_dump guidance and fails.`,
 	cmd.Flags().StringVarP(&out, "out", "o", "", "the backup `file` to write (must not exist)")
 	addJSONFlag(cmd, &asJSON)
 	return cmd
+}
+
+// sqliteDatabase is the start of backup and restore: flag (--out or
+// --from) must be given, and the configured store must be an SQLite file,
+// which it returns with the configuration. For a PostgreSQL store it
+// prints the guidance and fails with errPostgresBackup, saying what to do
+// instead (todo).
+func (c *cli) sqliteDatabase(cmd *cobra.Command, flag, value, todo string) (*config.Config, string, error) {
+	if value == "" {
+		return nil, "", usageErrorf(cmd, "%s needs %s FILE", cmd.CommandPath(), flag)
+	}
+	cfg, err := c.loadConfig()
+	if err != nil {
+		return nil, "", err
+	}
+	if cfg.IsPostgres() {
+		fmt.Fprint(cmd.ErrOrStderr(), postgresBackupGuidance)
+		return nil, "", fmt.Errorf("%w: %s (see above)", errPostgresBackup, todo)
+	}
+	db := sqliteFilePath(cfg.Store.DSN)
+	if db == "" {
+		return nil, "", errors.New("store.dsn names no SQLite database file")
+	}
+	return cfg, db, nil
 }
 
 // kekWhere says where the configured KEK comes from, never what it is.

@@ -44,20 +44,9 @@ KEK cannot open what the backup holds.`,
 		Example: `  agentid restore --from agentid-backup.db --force`,
 		Args:    exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if from == "" {
-				return usageErrorf(cmd, "%s needs --from FILE", cmd.CommandPath())
-			}
-			cfg, err := c.loadConfig()
+			cfg, db, err := c.sqliteDatabase(cmd, "--from", from, "restore it with pg_restore")
 			if err != nil {
 				return err
-			}
-			if cfg.IsPostgres() {
-				fmt.Fprint(cmd.ErrOrStderr(), postgresBackupGuidance)
-				return fmt.Errorf("%w: restore it with pg_restore (see above)", errPostgresBackup)
-			}
-			db := sqliteFilePath(cfg.Store.DSN)
-			if db == "" {
-				return errors.New("store.dsn names no database file to restore into")
 			}
 			lock, err := lockDataDir(cfg)
 			if err != nil {
