@@ -150,9 +150,17 @@ func TestBackupRestoreUnderLoad(t *testing.T) {
 		})
 	}
 	count := func() int { mu.Lock(); defer mu.Unlock(); return len(tokens) }
-	for count() < 200 {
-		time.Sleep(5 * time.Millisecond)
+	waitFor := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(time.Minute); count() < n; time.Sleep(5 * time.Millisecond) {
+			if f := failures.Load(); f > 0 || time.Now().After(deadline) {
+				close(stop)
+				wg.Wait()
+				t.Fatalf("%d tokens issued, %d failed; waited for %d", count(), f, n)
+			}
+		}
 	}
+	waitFor(200)
 
 	out := filepath.Join(t.TempDir(), "agentid-backup.db")
 	started := time.Now()
@@ -167,9 +175,7 @@ func TestBackupRestoreUnderLoad(t *testing.T) {
 		t.Errorf("backup does not say the KEK is not in the backup:\n%s", stdout)
 	}
 	// Let the writers go on past the backup, then stop them.
-	for count() < before+during+50 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitFor(before + during + 50)
 	close(stop)
 	wg.Wait()
 	if n := failures.Load(); n != 0 {
