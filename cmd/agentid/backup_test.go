@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"database/sql"
 	"encoding/base64"
 	"encoding/json"
@@ -9,9 +10,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -406,5 +409,94 @@ func TestBackupPostgresGuidance(t *testing.T) {
 	}
 	if code, _, stderr := runCLI(t, nil, "backup"); code != exitUsage || !strings.Contains(stderr, "needs --out FILE") {
 		t.Errorf("backup without --out: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// TestRestoreOverACrashedHub: a hub killed with SIGKILL leaves its
+// write-ahead log behind, holding commits the database file may not have
+// yet. restore --force folds that log into the database it keeps as .bak
+// (so the .bak has the last commits) and never lets it meet the restored
+// file (whose pages it would overwrite at the next open).
+func TestRestoreOverACrashedHub(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("SIGKILL is a Unix signal")
+	}
+	e := newCLIEnv(t)
+	e.env["AGENTID_LISTEN"] = "127.0.0.1:0"
+	e.env["AGENTID_ISSUER"] = "https://auth.example.test"
+	e.run("resources", "add", "--uri", backupResource, "--name", "Notes", "--scope", "notes.read=Read")
+	backup := filepath.Join(t.TempDir(), "b.db")
+	e.run("backup", "--out", backup)
+
+	hub := agentidCommand(t, e.env, "serve")
+	stdout, err := hub.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hub.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer hub.Process.Kill()
+	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || !strings.Contains(line, "listening on") {
+		t.Fatalf("serve: %q %v", line, err)
+	}
+	// Written beside the running hub: its connections keep the log open,
+	// so the commit stays in the log.
+	e.run("resources", "add", "--uri", "https://later.example.test/mcp", "--name", "Later", "--scope", "x=y")
+	if err := hub.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	hub.Wait()
+	db := filepath.Join(e.env["AGENTID_DATA_DIR"], "agentid.db")
+	if fi, err := os.Stat(db + "-wal"); err != nil || fi.Size() == 0 {
+		t.Fatalf("the killed hub left no write-ahead log (%v, %v); the test shows nothing", fi, err)
+	}
+	strayWAL, err := os.ReadFile(db + "-wal")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	code, out, stderr := runCLI(t, e.env, "restore", "--from", backup, "--force", "--json")
+	if code != 0 {
+		t.Fatalf("restore: exit %d\n%s%s", code, out, stderr)
+	}
+	var res struct {
+		Previous string `json:"previous"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatal(err)
+	}
+	for _, side := range []string{db + "-wal", db + "-shm"} {
+		if fi, err := os.Stat(side); err == nil && fi.Size() > 0 {
+			t.Errorf("%s (%d bytes) survived the restore beside the new database", side, fi.Size())
+		}
+	}
+	if _, err := sqlite.VerifyFile(t.Context(), db); err != nil {
+		t.Fatalf("the restored database: %v", err)
+	}
+	if list, _ := e.run("resources", "list"); strings.Contains(list, "later.example.test") || !strings.Contains(list, backupResource) {
+		t.Fatalf("the restored database is not the backup:\n%s", list)
+	}
+	if _, err := sqlite.VerifyFile(t.Context(), res.Previous); err != nil {
+		t.Fatalf("the kept database: %v", err)
+	}
+	kept := &cliEnv{t: t, env: map[string]string{"AGENTID_STORE_DSN": res.Previous}}
+	if list, _ := kept.run("resources", "list"); !strings.Contains(list, "later.example.test") {
+		t.Fatalf("the kept database lost the commit that was only in the log:\n%s", list)
+	}
+
+	// A log whose database is gone (deleted by hand) must not be replayed
+	// onto a restore into the same place.
+	if err := os.Remove(db); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(db+"-wal", strayWAL, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, stderr := runCLI(t, e.env, "restore", "--from", backup); code != 0 {
+		t.Fatalf("restore beside a stray log: exit %d\n%s%s", code, out, stderr)
+	}
+	if list, _ := e.run("resources", "list"); strings.Contains(list, "later.example.test") || !strings.Contains(list, backupResource) {
+		t.Fatalf("the stray log was replayed onto the restored database:\n%s", list)
 	}
 }

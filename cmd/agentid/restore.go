@@ -143,8 +143,10 @@ func restoreSQLite(ctx context.Context, from, db string, force bool, now time.Ti
 		}
 		res.previous = bak
 	}
-	// The old database's -wal is empty or gone (Quiesce); its -shm is an
-	// index of that log and must not meet the new file.
+	// The old database's -wal is empty or gone (Quiesce); a -wal without
+	// a database (deleted by hand) is another database's log, which SQLite
+	// would replay onto the new file at its next open; a -shm indexes such
+	// a log. Neither may meet the new file.
 	for _, side := range []string{db + "-wal", db + "-shm"} {
 		if err := os.Remove(side); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return res, fmt.Errorf("not restoring: removing %s: %w", side, err)
