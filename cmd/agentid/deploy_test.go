@@ -703,8 +703,20 @@ func TestSystemdUnit(t *testing.T) {
 		t.Errorf("data_dir %s is not the unit's StateDirectory /var/lib/%s: ProtectSystem=strict makes it read-only", cfg.DataDir, one("StateDirectory"))
 	}
 	// The comment's install steps put the configuration where ExecStart
-	// reads it.
-	if !strings.Contains(readRepoFile(t, "deploy/systemd/agentid.service"), "deploy/systemd/agentid.yaml "+cfgPath) {
+	// reads it, and its admin command runs as the service's user with the
+	// service's configuration.
+	src := readRepoFile(t, "deploy/systemd/agentid.service")
+	if !strings.Contains(src, "deploy/systemd/agentid.yaml "+cfgPath) {
 		t.Errorf("the unit's install steps do not put deploy/systemd/agentid.yaml at %s", cfgPath)
+	}
+	admin := regexp.MustCompile(`(?m)^#\s+sudo -u (\S+) agentid (.+)$`).FindStringSubmatch(src)
+	if admin == nil {
+		t.Fatal("the unit's header shows no admin command run as the service's user")
+	}
+	if admin[1] != one("User") {
+		t.Errorf("the admin example runs as %s, the service as %s", admin[1], one("User"))
+	}
+	if adminCfg, _ := checkCommandLine(t, "the unit's admin example", strings.Fields(admin[2])); adminCfg != cfgPath {
+		t.Errorf("the admin example reads %q, the service %s", adminCfg, cfgPath)
 	}
 }
