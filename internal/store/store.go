@@ -1008,14 +1008,17 @@ type Tokens interface {
 	// holds under concurrency.
 	//
 	// Otherwise, if the old token was already rotated or revoked, nothing of
-	// iss is written; the whole grant is revoked instead, reuse is written,
-	// and the error is ErrAlreadyUsed. An unknown or expired token is
+	// iss is written; the whole grant is revoked instead, reuse is written
+	// only if that revoked a token (so racing replays of one token, or a
+	// replay after the family ended, record one reuse), and the error is
+	// ErrAlreadyUsed. An unknown or expired token is
 	// ErrNotFound. iss.Check is verified first, as for IssueTokens (nothing
 	// is written on failure).
 	RotateRefresh(ctx context.Context, oldHash []byte, now time.Time, iss *Issuance, reuse *AuditEvent) error
 	// RevokeGrant revokes every refresh token and recorded access token of the
-	// grant. Revoking an unknown or already revoked grant is not an error.
-	// An empty grantID is ErrInvalid and writes nothing, ev included: tokens
+	// grant, and writes ev only if that revoked a token: revoking an unknown
+	// or already revoked grant is not an error and records nothing, so
+	// requests racing to revoke one grant record it once. An empty grantID is ErrInvalid and writes nothing, ev included: tokens
 	// without a grant (client credentials, token exchange) belong to no
 	// family, so no revocation by grant may reach them.
 	RevokeGrant(ctx context.Context, tenantID, grantID string, now time.Time, ev *AuditEvent) error

@@ -80,7 +80,7 @@ func (s *Store) ConsumeAuthCode(ctx context.Context, hash []byte, now time.Time,
 			return notFound("consume auth code") // expired
 		}
 		code, replay = c, true
-		if err := revokeGrant(ctx, tx, c.TenantID, c.GrantID, now); err != nil {
+		if _, err := revokeGrant(ctx, tx, c.TenantID, c.GrantID, now); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE auth_codes SET grant_revoked_at = COALESCE(grant_revoked_at, $2) WHERE hash = $1`, hash, now); err != nil {
@@ -394,7 +394,8 @@ func (s *Store) RotateRefresh(ctx context.Context, oldHash []byte, now time.Time
 		}
 		if !old.RotatedAt.IsZero() || !old.RevokedAt.IsZero() {
 			reused = true
-			if err := revokeGrant(ctx, tx, old.TenantID, old.GrantID, now); err != nil {
+			revoked, err := revokeGrant(ctx, tx, old.TenantID, old.GrantID, now)
+			if err != nil || !revoked {
 				return err
 			}
 			return insertEvent(ctx, tx, reuse)
@@ -419,10 +420,11 @@ func (s *Store) RotateRefresh(ctx context.Context, oldHash []byte, now time.Time
 }
 
 // revokeGrant revokes every refresh token and recorded access token of the
-// grant that is not revoked yet.
-func revokeGrant(ctx context.Context, tx pgx.Tx, tenantID, grantID string, now time.Time) error {
+// grant that is not revoked yet. It reports whether it revoked anything, so
+// that a caller records a revocation once however many requests race to it.
+func revokeGrant(ctx context.Context, tx pgx.Tx, tenantID, grantID string, now time.Time) (bool, error) {
 	if grantID == "" {
-		return nil // grant-less tokens belong to no family
+		return false, nil // grant-less tokens belong to no family
 	}
 	b := &pgx.Batch{}
 	// The family's lock first (migration 0010): an exchange continuing the
@@ -433,10 +435,22 @@ func revokeGrant(ctx context.Context, tx pgx.Tx, tenantID, grantID string, now t
 		WHERE tenant_id = $1 AND grant_id = $2 AND revoked_at IS NULL`, tenantID, grantID, now)
 	b.Queue(`UPDATE access_tokens SET revoked_at = $3
 		WHERE tenant_id = $1 AND grant_id = $2 AND revoked_at IS NULL`, tenantID, grantID, now)
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("revoke grant: %w", err)
+	br := tx.SendBatch(ctx, b)
+	var revoked int64
+	for i := range 3 {
+		ct, err := br.Exec()
+		if err != nil {
+			_ = br.Close()
+			return false, fmt.Errorf("revoke grant: %w", err)
+		}
+		if i > 0 {
+			revoked += ct.RowsAffected()
+		}
 	}
-	return nil
+	if err := br.Close(); err != nil {
+		return false, fmt.Errorf("revoke grant: %w", err)
+	}
+	return revoked > 0, nil
 }
 
 // RevokeGrant revokes every refresh token and recorded access token of the
@@ -447,7 +461,8 @@ func (s *Store) RevokeGrant(ctx context.Context, tenantID, grantID string, now t
 		return mapErr("revoke grant", store.ErrInvalid)
 	}
 	return mapErr("revoke grant", s.inTx(ctx, func(tx pgx.Tx) error {
-		if err := revokeGrant(ctx, tx, tenantID, grantID, now); err != nil {
+		revoked, err := revokeGrant(ctx, tx, tenantID, grantID, now)
+		if err != nil || !revoked {
 			return err
 		}
 		return insertEvent(ctx, tx, ev)

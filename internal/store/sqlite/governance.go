@@ -272,7 +272,7 @@ func (s *Store) RevokeInstallation(ctx context.Context, tenantID, userID, client
 		}
 		// Whole families: a member the issuer did not label still goes.
 		for _, g := range grants {
-			if err := tx.revokeGrant(tenantID, g, now); err != nil {
+			if _, err := tx.revokeGrant(tenantID, g, now); err != nil {
 				return err
 			}
 		}

@@ -131,7 +131,7 @@ func (s *Store) ConsumeAuthCode(ctx context.Context, hash []byte, now time.Time,
 		}
 		if !c.ConsumedAt.IsZero() {
 			code = c
-			if err := tx.revokeGrant(c.TenantID, c.GrantID, now); err != nil {
+			if _, err := tx.revokeGrant(c.TenantID, c.GrantID, now); err != nil {
 				return err
 			}
 			if _, err := tx.exec(qMarkReplayed, now.UnixMicro(), hash); err != nil {
@@ -374,16 +374,17 @@ func (tx *wtx) whyNotExchanged(p *issueRows) error {
 }
 
 // revokeGrant revokes every token of the grant that is not revoked yet.
-func (tx *wtx) revokeGrant(tenantID, grantID string, now time.Time) error {
+func (tx *wtx) revokeGrant(tenantID, grantID string, now time.Time) (bool, error) {
 	if grantID == "" {
-		return nil
+		return false, nil
 	}
 	at := now.UnixMicro()
-	if _, err := tx.exec(qRevokeGrantRefresh, at, tenantID, grantID); err != nil {
-		return err
+	refresh, err := tx.execN(qRevokeGrantRefresh, at, tenantID, grantID)
+	if err != nil {
+		return false, err
 	}
-	_, err := tx.exec(qRevokeGrantAccess, at, tenantID, grantID)
-	return err
+	access, err := tx.execN(qRevokeGrantAccess, at, tenantID, grantID)
+	return refresh+access > 0, err
 }
 
 // GetRefreshToken implements store.Store.
@@ -450,11 +451,14 @@ func (s *Store) RotateRefresh(ctx context.Context, oldHash []byte, now time.Time
 			}
 		}
 		if !rotated.IsZero() || !revoked.IsZero() {
-			if err := tx.revokeGrant(tenantID, grantID, now); err != nil {
+			revoked, err := tx.revokeGrant(tenantID, grantID, now)
+			if err != nil {
 				return err
 			}
-			if err := tx.audit(reuseRow); err != nil {
-				return err
+			if revoked {
+				if err := tx.audit(reuseRow); err != nil {
+					return err
+				}
 			}
 			return commitAnd(store.ErrAlreadyUsed)
 		}
@@ -483,7 +487,8 @@ func (s *Store) RevokeGrant(ctx context.Context, tenantID, grantID string, now t
 	}
 	evRow := prepAudit(ev)
 	return wrap("revoke grant", s.w.do(ctx, func(tx *wtx) error {
-		if err := tx.revokeGrant(tenantID, grantID, now); err != nil {
+		revoked, err := tx.revokeGrant(tenantID, grantID, now)
+		if err != nil || !revoked {
 			return err
 		}
 		return tx.audit(evRow)

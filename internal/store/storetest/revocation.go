@@ -1,6 +1,8 @@
 package storetest
 
 import (
+	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -124,4 +126,72 @@ func testRevokeConsentsReachesExchanged(t *testing.T, s store.Store) {
 	if revoked(t, s, otherFamily) {
 		t.Error("another family's token was revoked")
 	}
+}
+
+// testRevokeGrantRecordsOnce pins that a grant's revocation is recorded
+// once however many requests race to it (replicas serving one replayed
+// refresh token each see it unrevoked, then each revoke): RevokeGrant and a
+// reuse found by RotateRefresh write their event only when they revoked a
+// token, and a replay after the family ended records nothing.
+func testRevokeGrantRecordsOnce(t *testing.T, s store.Store) {
+	const tn = store.DefaultTenant
+	t0 := base()
+	t.Run("racing revocations", func(t *testing.T) {
+		grant := uniq("g")
+		rts, ats := grantTokens(t, s, tn, grant)
+		evs := make([]*store.AuditEvent, 8)
+		var wg sync.WaitGroup
+		for i := range evs {
+			evs[i] = event(tn, "token.revoked")
+			wg.Go(func() {
+				if err := s.RevokeGrant(ctx(t), tn, grant, t0.Add(time.Minute), evs[i]); err != nil {
+					t.Errorf("RevokeGrant: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+		written := 0
+		for _, ev := range evs {
+			written += len(findAudit(t, s, ev))
+		}
+		if written != 1 {
+			t.Fatalf("%d racing revocations of one grant wrote %d events, want 1", len(evs), written)
+		}
+		wantGrantRevoked(t, s, rts, ats, true)
+	})
+	t.Run("racing replays", func(t *testing.T) {
+		grant := uniq("g")
+		rt := refreshToken(tn, grant, "c1", "u1", "https://r/", "a")
+		issue(t, s, rt, nil)
+		first := rotation(tn, grant, t0)
+		first.Reuse = nil
+		must(t, "RotateRefresh", s.RotateRefresh(ctx(t), rt.Hash, t0, first, nil))
+		late := t0.Add(time.Hour)
+		evs := make([]*store.AuditEvent, 8)
+		var wg sync.WaitGroup
+		for i := range evs {
+			evs[i] = event(tn, "refresh.reuse")
+			next := rotation(tn, grant, late)
+			next.Reuse = nil
+			wg.Go(func() {
+				err := s.RotateRefresh(ctx(t), rt.Hash, late, next, evs[i])
+				if !errors.Is(err, store.ErrAlreadyUsed) {
+					t.Errorf("a replay: %v, want ErrAlreadyUsed", err)
+				}
+			})
+		}
+		wg.Wait()
+		written := 0
+		for _, ev := range evs {
+			written += len(findAudit(t, s, ev))
+		}
+		if written != 1 {
+			t.Fatalf("%d racing replays of one rotated token wrote %d reuse events, want 1", len(evs), written)
+		}
+		again := event(tn, "refresh.reuse")
+		next := rotation(tn, grant, late.Add(time.Minute))
+		next.Reuse = nil
+		wantErr(t, "a replay after the family ended", s.RotateRefresh(ctx(t), rt.Hash, late.Add(time.Minute), next, again), store.ErrAlreadyUsed)
+		wantNoAudit(t, s, again)
+	})
 }

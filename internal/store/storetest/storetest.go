@@ -95,6 +95,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"IssuanceConsentUse", testIssuanceConsentUse},
 		{"RevokeGrant", testRevokeGrant},
 		{"RevokeGrantEmpty", testRevokeGrantEmpty},
+		{"RevokeGrantRecordsOnce", testRevokeGrantRecordsOnce},
 		{"RevokeAccessToken", testRevokeAccessToken},
 		{"IssueLiveCheck", testIssueLiveCheck},
 		{"ExchangeIssuance", testExchangeIssuance},
