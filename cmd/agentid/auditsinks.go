@@ -20,7 +20,7 @@ import (
 
 // newSinkDispatcher builds the audit trail's streaming sinks from the
 // configuration; nil when none is configured.
-func newSinkDispatcher(cfg *config.Config, st store.Store, log *slog.Logger) (*sink.Dispatcher, error) {
+func newSinkDispatcher(cfg *config.Config, st store.Store, holder string, log *slog.Logger) (*sink.Dispatcher, error) {
 	if len(cfg.Audit.Sinks) == 0 {
 		return nil, nil
 	}
@@ -41,7 +41,9 @@ func newSinkDispatcher(cfg *config.Config, st store.Store, log *slog.Logger) (*s
 	if len(problems) > 0 {
 		return nil, errors.Join(problems...)
 	}
-	return sink.New(sink.Options{Store: st, Sinks: sinks, Logger: log})
+	// The sinks' leases last as long as the background jobs' (a sink
+	// moves to another replica as quickly), under this process's holder.
+	return sink.New(sink.Options{Store: st, Sinks: sinks, Holder: holder, Lease: jobLeaseTTL, Logger: log})
 }
 
 // buildSink makes the sink a configuration entry describes.
