@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"maps"
+	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -106,5 +109,50 @@ func TestHubsLeadJobs(t *testing.T) {
 				t.Fatalf("leases left after both hubs stopped: %v", left)
 			}
 		})
+	}
+}
+
+// TestJobsCommand: `agentid jobs` shows the leases a running hub holds,
+// one holder for all on a single hub, marks a lease that ran out as ended,
+// and shows nothing once the hub stopped cleanly.
+func TestJobsCommand(t *testing.T) {
+	e := newCLIEnv(t)
+	e.env["AGENTID_LISTEN"] = "127.0.0.1:0"
+	e.env["AGENTID_ISSUER"] = "https://auth.example.test"
+	e.run("migrate")
+	if out, _ := e.run("jobs"); !strings.Contains(out, "No background job is led right now") {
+		t.Fatalf("jobs before any hub ran:\n%s", out)
+	}
+	h := startServe(t, e.env)
+	var lines []jobLease
+	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
+		out, _ := e.run("jobs", "--json")
+		lines = nil
+		if err := json.Unmarshal([]byte(out), &lines); err != nil {
+			t.Fatalf("jobs --json: %v\n%s", err, out)
+		}
+		if len(lines) == 6 || time.Since(start) > 5*time.Second {
+			break
+		}
+	}
+	if len(lines) != 6 {
+		t.Fatalf("a running hub leads %d jobs, want 6: %+v", len(lines), lines)
+	}
+	for _, l := range lines {
+		if !l.Held || l.Holder != lines[0].Holder || !l.Until.After(l.Since) {
+			t.Fatalf("lease %+v: want held by one process (%s)", l, lines[0].Holder)
+		}
+	}
+	if code := h.stop(); code != 0 {
+		t.Fatalf("serve exit %d\n%s", code, h.stderr.String())
+	}
+	// A lease a killed process left, long run out.
+	past := time.Now().Add(-time.Hour)
+	if _, err := e.store().AcquireLease(t.Context(), "delete-expired", "gone/1/x", past, past.Add(jobLeaseTTL)); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := e.run("jobs")
+	if !regexp.MustCompile(`(?m)^delete-expired +gone/1/x +\S+ +\S+ +ended$`).MatchString(out) || strings.Count(out, "\n") != 2 {
+		t.Fatalf("jobs after the hub stopped, with a dead process's lease:\n%s", out)
 	}
 }

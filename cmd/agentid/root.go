@@ -142,6 +142,7 @@ func (c *cli) adminCommands() []*cobra.Command {
 		c.newConnectionsCmd(),
 		c.newKEKCmd(),
 		c.newAuditCmd(),
+		c.newJobsCmd(),
 	}
 }
 
