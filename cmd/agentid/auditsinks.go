@@ -41,9 +41,11 @@ func newSinkDispatcher(cfg *config.Config, st store.Store, holder string, log *s
 	if len(problems) > 0 {
 		return nil, errors.Join(problems...)
 	}
-	// The sinks' leases last as long as the background jobs' (a sink
-	// moves to another replica as quickly), under this process's holder.
-	return sink.New(sink.Options{Store: st, Sinks: sinks, Holder: holder, Lease: jobLeaseTTL, Logger: log})
+	// The sinks' leases are named by this process's holder, as its job
+	// leases are. They keep the dispatcher's own length (30 s): a batch's
+	// delivery may take a sink's whole 10 s timeout between renewals, and
+	// a lease that ran out mid-delivery would send the batch twice.
+	return sink.New(sink.Options{Store: st, Sinks: sinks, Holder: holder, Logger: log})
 }
 
 // buildSink makes the sink a configuration entry describes.

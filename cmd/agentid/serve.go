@@ -67,9 +67,9 @@ const (
 	// sealInterval: how often the audit sealer links new events into the
 	// chain (docs/design.md, "Audit trail integrity").
 	sealInterval = time.Second
-	// jobLeaseTTL: how long a replica leads a background job (and an
-	// audit sink) without renewing its lease; a job moves to another
-	// replica within about this long after its leader died.
+	// jobLeaseTTL: how long a replica leads a background job without
+	// renewing its lease; a job moves to another replica within about
+	// this long after its leader died.
 	jobLeaseTTL = jobs.DefaultTTL
 )
 
