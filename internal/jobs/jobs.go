@@ -44,7 +44,7 @@ type Options struct {
 	Holder string
 	// TTL is how long a lease lasts without renewal (default DefaultTTL,
 	// at least a second). The holder renews every TTL/3, stops its job
-	// TTL/10 before the lease ends unrenewed, and the others try to take
+	// TTL/5 before the lease ends unrenewed, and the others try to take
 	// a lease every TTL/3.
 	TTL    time.Duration
 	Logger *slog.Logger // nil: discard
@@ -165,7 +165,9 @@ func (r *Runner) hold(ctx context.Context, j Job, until time.Time) {
 		defer close(done)
 		runJob(jctx, r.log, j)
 	}()
-	margin := r.ttl / 10
+	// The margin leaves the stopped job time to return before the lease
+	// ends and another replica may start it.
+	margin := r.ttl / 5
 	expire := time.NewTimer(time.Until(until) - margin)
 	defer expire.Stop()
 	renew := time.NewTicker(r.ttl / 3)

@@ -122,6 +122,7 @@ type tracker struct {
 	running map[string]bool
 	starts  []start
 	overlap []string
+	stopped map[string]time.Time // when each holder's job last returned
 	// wind is how long the job takes to return once stopped.
 	wind time.Duration
 }
@@ -131,7 +132,15 @@ type start struct {
 	at     time.Time
 }
 
-func newTracker() *tracker { return &tracker{running: map[string]bool{}} }
+func newTracker() *tracker {
+	return &tracker{running: map[string]bool{}, stopped: map[string]time.Time{}}
+}
+
+func (tr *tracker) stoppedAt(holder string) time.Time {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return tr.stopped[holder]
+}
 
 func (tr *tracker) job(holder string) Job {
 	return Job{Name: "sweep", Run: func(ctx context.Context) error {
@@ -146,6 +155,7 @@ func (tr *tracker) job(holder string) Job {
 		time.Sleep(tr.wind)
 		tr.mu.Lock()
 		delete(tr.running, holder)
+		tr.stopped[holder] = time.Now()
 		tr.mu.Unlock()
 		return nil
 	}}
@@ -251,6 +261,9 @@ func TestOneHolderAtATime(t *testing.T) {
 		second := starts[len(starts)-1]
 		if second.at.Before(last) {
 			t.Fatalf("%s took over at %v, before the cut-off leader's lease ended at %v", second.holder, second.at, last)
+		}
+		if stop := tr.stoppedAt(first); last.Sub(stop) < ttl/5 {
+			t.Fatalf("the cut-off leader stopped its job %v before its lease ended, want at least %v", last.Sub(stop), ttl/5)
 		}
 		t.Logf("cut off at %v; lease ended %v later; %s took over %v after the cut", cut, last.Sub(cut), second.holder, second.at.Sub(cut))
 
