@@ -62,7 +62,7 @@ func open3(t *testing.T, open func() (leaseStore, error)) []store.Leases {
 // moves it to another within the lease and one retry; cutting a
 // replica off the database does too, and the cut-off one stops first.
 func replicasTakeTurns(t *testing.T, handles []store.Leases) {
-	const ttl = 2 * time.Second
+	const ttl = 3 * time.Second // a margin of 600 ms for the stopped job on a busy machine
 	names := []string{"a", "b", "c"}
 	jobs := map[string]*tracker{"sweep": newTracker(), "seal": newTracker()}
 	reps := startReplicas(t, handles, ttl, jobs, names...)
