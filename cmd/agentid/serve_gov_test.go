@@ -54,7 +54,7 @@ func TestSoftwareStatementsConfig(t *testing.T) {
 	}
 }
 
-// TestHubExpiresClientsHourly: serve's background tasks include the
+// TestHubExpiresClientsHourly: serve's lead jobs include the
 // hourly expiry of unused self-registered clients, and it runs.
 func TestHubExpiresClientsHourly(t *testing.T) {
 	dir := t.TempDir()
