@@ -20,7 +20,7 @@ import (
 
 // newSinkDispatcher builds the audit trail's streaming sinks from the
 // configuration; nil when none is configured.
-func newSinkDispatcher(cfg *config.Config, st store.Store, log *slog.Logger) (*sink.Dispatcher, error) {
+func newSinkDispatcher(cfg *config.Config, st store.Store, holder string, log *slog.Logger) (*sink.Dispatcher, error) {
 	if len(cfg.Audit.Sinks) == 0 {
 		return nil, nil
 	}
@@ -41,7 +41,11 @@ func newSinkDispatcher(cfg *config.Config, st store.Store, log *slog.Logger) (*s
 	if len(problems) > 0 {
 		return nil, errors.Join(problems...)
 	}
-	return sink.New(sink.Options{Store: st, Sinks: sinks, Logger: log})
+	// The sinks' leases are named by this process's holder, as its job
+	// leases are. They keep the dispatcher's own length (30 s): a batch's
+	// delivery may take a sink's whole 10 s timeout between renewals, and
+	// a lease that ran out mid-delivery would send the batch twice.
+	return sink.New(sink.Options{Store: st, Sinks: sinks, Holder: holder, Logger: log})
 }
 
 // buildSink makes the sink a configuration entry describes.

@@ -184,6 +184,9 @@ func (c *cli) runDemo(ctx context.Context, stdout, stderr io.Writer, f demoFlags
 			err = cerr
 		}
 	}()
+	if err := h.claimJobs(ctx, lock); err != nil {
+		return err
+	}
 	pw, introspection, err := seedDemo(ctx, h.store, mcpURL)
 	if err != nil {
 		return err

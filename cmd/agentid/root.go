@@ -144,6 +144,7 @@ func (c *cli) adminCommands() []*cobra.Command {
 		c.newConnectionsCmd(),
 		c.newKEKCmd(),
 		c.newAuditCmd(),
+		c.newJobsCmd(),
 	}
 }
 

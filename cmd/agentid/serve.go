@@ -22,6 +22,7 @@ import (
 	"github.com/agentid/agentid/internal/config"
 	"github.com/agentid/agentid/internal/connectors"
 	"github.com/agentid/agentid/internal/fetch"
+	"github.com/agentid/agentid/internal/jobs"
 	"github.com/agentid/agentid/internal/policy"
 	"github.com/agentid/agentid/internal/server"
 	"github.com/agentid/agentid/internal/store"
@@ -66,6 +67,10 @@ const (
 	// sealInterval: how often the audit sealer links new events into the
 	// chain (docs/design.md, "Audit trail integrity").
 	sealInterval = time.Second
+	// jobLeaseTTL: how long a replica leads a background job without
+	// renewing its lease; a job moves to another replica within about
+	// this long after its leader died.
+	jobLeaseTTL = jobs.DefaultTTL
 )
 
 func (c *cli) newServeCmd() *cobra.Command {
@@ -140,6 +145,9 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) (e
 			err = cerr
 		}
 	}()
+	if err := h.claimJobs(ctx, lock); err != nil {
+		return err
+	}
 	// The actual address: with port 0 the kernel chose it.
 	addr := ln.Addr().String()
 	fmt.Fprintf(stdout, "agentid: listening on http://%s, issuer %s\n", addr, cfg.Issuer)
@@ -206,6 +214,9 @@ type hub struct {
 	sealer *audit.Sealer
 	// sinks streams the sealed trail to the configured sinks (nil: none).
 	sinks *sink.Dispatcher
+	// jobs runs the jobs one replica does for all (leadJobs) while it
+	// holds their leases.
+	jobs *jobs.Runner
 }
 
 // newHub opens the store, prepares its schema, loads (or creates) the KEK
@@ -254,7 +265,10 @@ func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, 
 	if reg.Statements, err = softwareStatements(cfg.TrustedIssuers, fetcher.KeySets()); err != nil {
 		return nil, err
 	}
-	vlt, err := vault.New(vault.Config{Store: st, Keyring: ring, Logger: log})
+	// One holder id names this process in every lease it takes: job
+	// leases, the vault's refresh leases, the audit sinks' leases.
+	holder := jobs.NewHolder()
+	vlt, err := vault.New(vault.Config{Store: st, Keyring: ring, Logger: log, Holder: holder})
 	if err != nil {
 		return nil, err
 	}
@@ -295,7 +309,7 @@ func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, 
 	if err != nil {
 		return nil, err
 	}
-	sinks, err := newSinkDispatcher(cfg, st, log)
+	sinks, err := newSinkDispatcher(cfg, st, holder, log)
 	if err != nil {
 		return nil, err
 	}
@@ -307,7 +321,11 @@ func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, 
 	if err != nil {
 		return nil, err
 	}
-	return &hub{store: st, keys: keys, vault: vlt, server: srv, sealer: sealer, sinks: sinks}, nil
+	runner, err := jobs.New(jobs.Options{Store: st, Holder: holder, TTL: jobLeaseTTL, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	return &hub{store: st, keys: keys, vault: vlt, server: srv, sealer: sealer, sinks: sinks, jobs: runner}, nil
 }
 
 // newSealer builds the audit chain's sealer. It needs no settle time on
@@ -400,64 +418,65 @@ func (h *hub) Close() error {
 	return nil
 }
 
-// tasks are the hub's periodic background jobs.
-func (h *hub) tasks() []task {
-	return []task{
-		{name: "reload signing keys", every: keyReloadInterval, run: h.keys.Reload},
-		{name: "delete expired records", every: cleanupInterval, run: func(ctx context.Context) error {
+// localJobs are the background jobs every replica runs for itself.
+func (h *hub) localJobs() []jobs.Job {
+	return []jobs.Job{
+		// Each replica signs and publishes with the keys it loaded.
+		{Name: "reload signing keys", Every: keyReloadInterval, Run: h.keys.Reload},
+	}
+}
+
+// leadJobs are the background jobs one replica runs for all, each while
+// it holds the job's lease (docs/design.md, "Background jobs across
+// replicas"). Lease names are shared by every replica on the database.
+func (h *hub) leadJobs() []jobs.Job {
+	return []jobs.Job{
+		{Name: "delete-expired", Every: cleanupInterval, Run: func(ctx context.Context) error {
 			return h.store.DeleteExpired(ctx, time.Now())
 		}},
-		{name: "delete expired signing keys", every: keyCleanupInterval, run: func(ctx context.Context) error {
+		{Name: "delete-expired-signing-keys", Every: keyCleanupInterval, Run: func(ctx context.Context) error {
 			return h.store.DeleteExpiredSigningKeys(ctx, time.Now())
 		}},
-		{name: "record expired consent", every: cleanupInterval, run: h.server.SweepExpiredConsent},
-		{name: "expire unused self-registered clients", every: clientExpiryInterval, run: h.server.ExpireClients},
+		{Name: "consent-expiry", Every: cleanupInterval, Run: h.server.SweepExpiredConsent},
+		{Name: "client-expiry", Every: clientExpiryInterval, Run: h.server.ExpireClients},
+		// The vault's sweep for connections due a refresh; a retrieval
+		// on any replica still refreshes on demand, under the
+		// connection's own refresh lease.
+		{Name: "vault-refresh", Run: func(ctx context.Context) error {
+			h.vault.Run(ctx, vaultRefreshInterval)
+			return nil
+		}},
+		// One sealer links the chain and signs its checkpoints; it seals
+		// once more when it stops, while the lease is still held.
+		{Name: "audit-sealer", Run: func(ctx context.Context) error {
+			h.sealer.Run(ctx, sealInterval)
+			return nil
+		}},
 	}
+}
+
+// claimJobs clears the job leases left in a SQLite database whose data
+// directory this process has locked (lock not nil): no other process can
+// run jobs on it, so a lease found there is a dead process's, and would
+// hold the restarted hub's jobs (the sealer among them) back for up to a
+// lease's length. On PostgreSQL (nil lock) leases are the replicas'.
+func (h *hub) claimJobs(ctx context.Context, lock *dirLock) error {
+	if lock == nil {
+		return nil
+	}
+	return h.jobs.ClearLeases(ctx)
 }
 
 // runBackground runs the hub's background work until ctx is done: the
-// periodic tasks, the vault's refresher, which keeps connections' access
-// tokens fresh and provider refresh tokens alive, the audit chain's
-// sealer and the audit sinks.
+// jobs every replica runs for itself, the jobs one replica leads for all
+// (expiry sweeps, the vault's refresher, the audit chain's sealer), and
+// the audit sinks, which lease each sink on their own.
 func (h *hub) runBackground(ctx context.Context, log *slog.Logger) {
 	var wg sync.WaitGroup
-	wg.Go(func() { runTasks(ctx, log, h.tasks()) })
-	wg.Go(func() { h.vault.Run(ctx, vaultRefreshInterval) })
-	// The sealer seals once more when ctx ends, after the last request.
-	wg.Go(func() { h.sealer.Run(ctx, sealInterval) })
+	wg.Go(func() { jobs.RunLocal(ctx, log, h.localJobs()...) })
+	wg.Go(func() { h.jobs.Run(ctx, h.leadJobs()...) })
 	if h.sinks != nil {
 		wg.Go(func() { h.sinks.Run(ctx) })
-	}
-	wg.Wait()
-}
-
-// task is a job run every interval.
-type task struct {
-	name  string
-	every time.Duration
-	run   func(context.Context) error
-}
-
-// runTasks runs each task every interval (the first run one interval after
-// the start) until ctx is done, then waits for the running ones to return.
-// A failing run is logged and retried at the next tick.
-func runTasks(ctx context.Context, log *slog.Logger, tasks []task) {
-	var wg sync.WaitGroup
-	for _, t := range tasks {
-		wg.Go(func() {
-			tick := time.NewTicker(t.every)
-			defer tick.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-tick.C:
-					if err := t.run(ctx); err != nil && ctx.Err() == nil {
-						log.WarnContext(ctx, "background task failed", "task", t.name, "err", err)
-					}
-				}
-			}
-		})
 	}
 	wg.Wait()
 }

@@ -54,7 +54,7 @@ func TestSoftwareStatementsConfig(t *testing.T) {
 	}
 }
 
-// TestHubExpiresClientsHourly: serve's background tasks include the
+// TestHubExpiresClientsHourly: serve's lead jobs include the
 // hourly expiry of unused self-registered clients, and it runs.
 func TestHubExpiresClientsHourly(t *testing.T) {
 	dir := t.TempDir()
@@ -70,12 +70,12 @@ func TestHubExpiresClientsHourly(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.Close()
-	for _, tk := range h.tasks() {
-		if tk.name == "expire unused self-registered clients" {
-			if tk.every != time.Hour {
-				t.Errorf("runs every %s, want hourly", tk.every)
+	for _, j := range h.leadJobs() {
+		if j.Name == "client-expiry" {
+			if j.Every != time.Hour {
+				t.Errorf("runs every %s, want hourly", j.Every)
 			}
-			if err := tk.run(t.Context()); err != nil {
+			if err := j.Run(t.Context()); err != nil {
 				t.Fatalf("run: %v", err)
 			}
 			return

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -14,9 +13,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
-	"testing/synctest"
 	"time"
 
 	"github.com/agentid/agentid/internal/config"
@@ -273,55 +270,6 @@ func TestHTTPServerLimits(t *testing.T) {
 	t.Run("MaxHeaderBytes", func(t *testing.T) {
 		if srv.MaxHeaderBytes <= 0 || srv.MaxHeaderBytes > 1<<20 {
 			t.Errorf("MaxHeaderBytes = %d", srv.MaxHeaderBytes)
-		}
-	})
-}
-
-func TestRunTasks(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		var logs syncBuffer
-		log := slog.New(slog.NewJSONHandler(&logs, nil))
-		ctx, cancel := context.WithCancel(t.Context())
-		var fast, slow atomic.Int32
-		done := make(chan struct{})
-		go func() {
-			runTasks(ctx, log, []task{
-				{name: "fast", every: 30 * time.Second, run: func(context.Context) error {
-					fast.Add(1)
-					return errors.New("database is locked")
-				}},
-				{name: "slow", every: time.Minute, run: func(context.Context) error {
-					slow.Add(1)
-					return nil
-				}},
-			})
-			close(done)
-		}()
-
-		time.Sleep(29 * time.Second)
-		synctest.Wait()
-		if fast.Load() != 0 || slow.Load() != 0 {
-			t.Fatalf("tasks ran before their first interval: fast %d, slow %d", fast.Load(), slow.Load())
-		}
-		time.Sleep(2*time.Minute - 29*time.Second + time.Second)
-		synctest.Wait()
-		if fast.Load() != 4 || slow.Load() != 2 {
-			t.Fatalf("after 2m: fast ran %d times (want 4), slow %d (want 2)", fast.Load(), slow.Load())
-		}
-		if !strings.Contains(logs.String(), `"task":"fast"`) || !strings.Contains(logs.String(), "background task failed") {
-			t.Errorf("a failing task is not logged: %s", logs.String())
-		}
-		if strings.Contains(logs.String(), `"task":"slow"`) {
-			t.Errorf("a succeeding task is logged: %s", logs.String())
-		}
-
-		cancel()
-		<-done
-		n := fast.Load()
-		time.Sleep(time.Hour)
-		synctest.Wait()
-		if fast.Load() != n {
-			t.Error("a task ran after cancel")
 		}
 	})
 }

@@ -61,6 +61,7 @@ var allowed = map[string][]string{
 	"internal/connectors/saml":           {"internal/connectors", "internal/keyring", "internal/store"},
 	"internal/connectors/scim":           {"internal/audit", "internal/clients", "internal/store", "internal/token"},
 	"internal/fetch":                     {},
+	"internal/jobs":                      {"internal/store"},
 	"internal/keyring":                   {},
 	"internal/federation":                {"internal/audit", "internal/oauth", "internal/store"},
 	"internal/demo":                      {"internal/store", "mcpauth"},

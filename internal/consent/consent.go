@@ -260,41 +260,22 @@ func (l *Ledger) ForUser(ctx context.Context, userID string) ([]*store.ConsentGr
 }
 
 // SweepExpired finds consent that ran out without any request noticing (an
-// agent that never came back) and records it: for each user, agent and
-// resource, the expired scopes are retired in one transaction with the
-// event newEvent builds for them. A retired grant is not expired again, so
-// each expiry is recorded once. Each consent.expired event is made with m
+// agent that never came back) and records it: the expired grants are
+// retired, each user, agent and resource with the event newEvent builds
+// for its scopes, in one statement's worth of truth (store.ExpireConsents):
+// a retired grant is not expired again and a grant renewed meanwhile is
+// not retired, so each expiry is recorded once however many sweeps run at
+// once (one per hub replica). Each consent.expired event is made with m
 // (nil: none; a zero m.Time is the ledger's clock) and says the sweep
 // noticed it. It returns how many grants it retired.
 func (l *Ledger) SweepExpired(ctx context.Context, m *audit.Meta) (int, error) {
 	now := l.now()
-	grants, err := l.st.ListConsents(ctx, store.ConsentFilter{TenantID: l.tenant})
-	if err != nil {
-		return 0, err
+	var ev func(store.ConsentFilter, []string) *store.AuditEvent
+	if m != nil {
+		ev = func(f store.ConsentFilter, scopes []string) *store.AuditEvent {
+			k := Key{UserID: f.UserID, ClientID: f.ClientID, Resource: f.Resource}
+			return audit.NewConsentExpired(m.Stamped(l.tenant, now), audit.ConsentExpiredFields{ConsentKey: k.audit(), Scopes: scopes, NoticedBy: "sweep"})
+		}
 	}
-	expired := make(map[Key][]string)
-	var order []Key
-	for _, g := range grants {
-		if !g.RevokedAt.IsZero() || g.ExpiresAt.IsZero() || now.Before(g.ExpiresAt) {
-			continue
-		}
-		k := Key{UserID: g.UserID, ClientID: g.ClientID, Resource: g.Resource}
-		if _, seen := expired[k]; !seen {
-			order = append(order, k)
-		}
-		expired[k] = append(expired[k], g.Scope)
-	}
-	n := 0
-	for _, k := range order {
-		scopes := expired[k]
-		var ev *store.AuditEvent
-		if m != nil {
-			ev = audit.NewConsentExpired(m.Stamped(l.tenant, now), audit.ConsentExpiredFields{ConsentKey: k.audit(), Scopes: scopes, NoticedBy: "sweep"})
-		}
-		if err := l.st.RevokeConsents(ctx, l.filter(k), scopes, now, ev); err != nil {
-			return n, err
-		}
-		n += len(scopes)
-	}
-	return n, nil
+	return l.st.ExpireConsents(ctx, l.tenant, now, ev)
 }

@@ -32,6 +32,10 @@ func (f *failingConsents) RevokeConsents(context.Context, store.ConsentFilter, [
 	return errDown
 }
 
+func (f *failingConsents) ExpireConsents(context.Context, string, time.Time, func(store.ConsentFilter, []string) *store.AuditEvent) (int, error) {
+	return 0, errDown
+}
+
 // TestLedgerOnAFakeStore runs the ledger on its store role alone: a failed
 // write reaches the caller, and a revocation with nothing live does not
 // call the store at all.

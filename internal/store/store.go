@@ -6,6 +6,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -477,6 +478,35 @@ type ConsentFilter struct {
 	Resource string
 }
 
+// ExpiredGrants gathers the grants ExpireConsents revoked by key, for
+// its events; backends share it.
+type ExpiredGrants struct {
+	Keys   []ConsentFilter
+	Scopes map[ConsentFilter][]string
+}
+
+// Add records the revoked grant of scope under k.
+func (e *ExpiredGrants) Add(k ConsentFilter, scope string) {
+	if e.Scopes == nil {
+		e.Scopes = make(map[ConsentFilter][]string)
+	}
+	if _, seen := e.Scopes[k]; !seen {
+		e.Keys = append(e.Keys, k)
+	}
+	e.Scopes[k] = append(e.Scopes[k], scope)
+}
+
+// Sort puts the keys in ExpireConsents' order (user, client, resource)
+// and sorts each key's scopes.
+func (e *ExpiredGrants) Sort() {
+	slices.SortFunc(e.Keys, func(a, b ConsentFilter) int {
+		return cmp.Or(strings.Compare(a.UserID, b.UserID), strings.Compare(a.ClientID, b.ClientID), strings.Compare(a.Resource, b.Resource))
+	})
+	for _, sc := range e.Scopes {
+		slices.Sort(sc)
+	}
+}
+
 // PolicySet is one version of a tenant's policy set: named policy files.
 type PolicySet struct {
 	TenantID  string
@@ -753,6 +783,7 @@ type Store interface {
 	Connections
 	Connectors
 	SCIM
+	Leases
 }
 
 // Database is the backend's lifecycle: opening checks, schema migration
@@ -1094,6 +1125,18 @@ type Consents interface {
 	// written only when a grant or a token was revoked; revoking nothing is
 	// not an error and leaves no trace.
 	RevokeConsents(ctx context.Context, f ConsentFilter, scopes []string, now time.Time, ev *AuditEvent) error
+	// ExpireConsents revokes, at now, every grant of the tenant that is
+	// not revoked and whose ExpiresAt is set and not after now, cascading
+	// to tokens as RevokeConsents does for the grant's user, client and
+	// resource, and writes ev's event (nil func or event: none) for each
+	// such key with the scopes it revoked there (sorted); keys go in order
+	// of user, client and resource. All in one transaction; it returns how
+	// many grants it revoked. The selection is the update: a grant renewed
+	// concurrently (UpsertConsents) is renewed either before (and stays)
+	// or after (and is live again); of sweeps running at once on any
+	// number of handles, each grant is revoked, and each event written, by
+	// one. ev runs inside the transaction, so it must only compute.
+	ExpireConsents(ctx context.Context, tenantID string, now time.Time, ev func(key ConsentFilter, scopes []string) *AuditEvent) (int, error)
 }
 
 // Policies are the versioned policy sets of each tenant; the policy

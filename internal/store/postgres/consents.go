@@ -114,38 +114,100 @@ func (s *Store) RevokeConsents(ctx context.Context, f store.ConsentFilter, scope
 		if err != nil {
 			return err
 		}
-		n := tag.RowsAffected()
-		tokenScopeCond := "TRUE"
-		if scopes != nil {
-			tokenScopeCond = "scopes && $2::text[]"
-		}
-		for _, table := range []string{"refresh_tokens", "access_tokens"} {
-			tag, err := tx.Exec(ctx, `UPDATE `+table+` SET revoked_at = $1
-				WHERE revoked_at IS NULL AND user_id <> '' AND `+tokenScopeCond+` AND `+and(where), args...)
-			if err != nil {
-				return err
-			}
-			n += tag.RowsAffected()
-		}
-		// Tokens exchanged from those (RFC 8693: the same user and grant
-		// family, issued to the resource servers that passed the call on)
-		// carry the same scopes and rest on the same consent: the families
-		// are those of every matching token, revoked now or before.
-		tag, err = tx.Exec(ctx, `UPDATE access_tokens SET revoked_at = $1
-			WHERE revoked_at IS NULL AND user_id <> '' AND grant_id <> '' AND `+tokenScopeCond+`
-			AND (tenant_id, grant_id, user_id) IN (
-				SELECT tenant_id, grant_id, user_id FROM refresh_tokens
-				WHERE user_id <> '' AND grant_id <> '' AND `+tokenScopeCond+` AND `+and(where)+`
-				UNION
-				SELECT tenant_id, grant_id, user_id FROM access_tokens
-				WHERE user_id <> '' AND grant_id <> '' AND `+tokenScopeCond+` AND `+and(where)+`)`, args...)
+		n, err := revokeConsentTokens(ctx, tx, f, scopes, now)
 		if err != nil {
 			return err
 		}
-		n += tag.RowsAffected()
-		if n == 0 {
+		if n+tag.RowsAffected() == 0 {
 			return nil // nothing revoked: no event
 		}
 		return insertEvent(ctx, tx, ev)
 	}))
+}
+
+// revokeConsentTokens is the cascade of a consent revocation: the refresh
+// tokens and recorded access tokens of f's tenant, user, client (and
+// resource, when set) that carry a scope in scopes (any scope when nil),
+// and the access tokens exchanged from them. It returns how many it
+// revoked.
+func revokeConsentTokens(ctx context.Context, tx pgx.Tx, f store.ConsentFilter, scopes []string, now time.Time) (int64, error) {
+	base := []any{now}
+	tokenScopeCond := "TRUE"
+	if scopes != nil {
+		base = append(base, scopes)
+		tokenScopeCond = "scopes && $2::text[]"
+	}
+	where, args := consentWhere(f, base)
+	var n int64
+	for _, table := range []string{"refresh_tokens", "access_tokens"} {
+		tag, err := tx.Exec(ctx, `UPDATE `+table+` SET revoked_at = $1
+			WHERE revoked_at IS NULL AND user_id <> '' AND `+tokenScopeCond+` AND `+and(where), args...)
+		if err != nil {
+			return n, err
+		}
+		n += tag.RowsAffected()
+	}
+	// Tokens exchanged from those (RFC 8693: the same user and grant
+	// family, issued to the resource servers that passed the call on)
+	// carry the same scopes and rest on the same consent: the families
+	// are those of every matching token, revoked now or before.
+	tag, err := tx.Exec(ctx, `UPDATE access_tokens SET revoked_at = $1
+		WHERE revoked_at IS NULL AND user_id <> '' AND grant_id <> '' AND `+tokenScopeCond+`
+		AND (tenant_id, grant_id, user_id) IN (
+			SELECT tenant_id, grant_id, user_id FROM refresh_tokens
+			WHERE user_id <> '' AND grant_id <> '' AND `+tokenScopeCond+` AND `+and(where)+`
+			UNION
+			SELECT tenant_id, grant_id, user_id FROM access_tokens
+			WHERE user_id <> '' AND grant_id <> '' AND `+tokenScopeCond+` AND `+and(where)+`)`, args...)
+	if err != nil {
+		return n, err
+	}
+	return n + tag.RowsAffected(), nil
+}
+
+// ExpireConsents implements store.Consents: one UPDATE picks and revokes
+// the grants that ran out, so a second sweep running at the same time
+// (another replica) waits for the rows and then finds them revoked.
+func (s *Store) ExpireConsents(ctx context.Context, tenantID string, now time.Time, ev func(store.ConsentFilter, []string) *store.AuditEvent) (int, error) {
+	n := 0
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		n = 0
+		rows, err := tx.Query(ctx, `UPDATE consents SET revoked_at = $2
+			WHERE tenant_id = $1 AND revoked_at IS NULL AND expires_at IS NOT NULL AND expires_at <= $2
+			RETURNING user_id, client_id, resource, scope`, tenantID, now)
+		if err != nil {
+			return err
+		}
+		var exp store.ExpiredGrants
+		for rows.Next() {
+			k := store.ConsentFilter{TenantID: tenantID}
+			var scope string
+			if err := rows.Scan(&k.UserID, &k.ClientID, &k.Resource, &scope); err != nil {
+				rows.Close()
+				return err
+			}
+			exp.Add(k, scope)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		exp.Sort()
+		for _, k := range exp.Keys {
+			scopes := exp.Scopes[k]
+			if _, err := revokeConsentTokens(ctx, tx, k, scopes, now); err != nil {
+				return err
+			}
+			n += len(scopes)
+			if ev != nil {
+				if err := insertEvent(ctx, tx, ev(k, scopes)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, mapErr("expire consents", err)
+	}
+	return n, nil
 }

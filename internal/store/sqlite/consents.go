@@ -254,3 +254,59 @@ func scopeHits(rows *sql.Rows, revoked, families map[string]bool) ([]any, error)
 	}
 	return hit, rows.Err()
 }
+
+// ExpireConsents implements store.Consents. The UPDATE that revokes the
+// grants that ran out is what selects them; the writer runs one
+// transaction at a time, so a second sweep (another handle on the file)
+// finds them revoked.
+func (s *Store) ExpireConsents(ctx context.Context, tenantID string, now time.Time, ev func(store.ConsentFilter, []string) *store.AuditEvent) (int, error) {
+	at := now.UnixMicro()
+	n := 0
+	err := s.w.do(ctx, func(tx *wtx) error {
+		n = 0
+		rows, err := tx.query(`UPDATE consents SET revoked_at = ?
+			WHERE tenant_id = ? AND revoked_at IS NULL AND expires_at IS NOT NULL AND expires_at <= ?
+			RETURNING user_id, client_id, resource, scope`, at, tenantID, at)
+		if err != nil {
+			return err
+		}
+		var exp store.ExpiredGrants
+		for rows.Next() {
+			k := store.ConsentFilter{TenantID: tenantID}
+			var scope string
+			if err := rows.Scan(&k.UserID, &k.ClientID, &k.Resource, &scope); err != nil {
+				rows.Close()
+				return err
+			}
+			exp.Add(k, scope)
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		exp.Sort()
+		for _, k := range exp.Keys {
+			scopes := exp.Scopes[k]
+			set := make(map[string]bool, len(scopes))
+			for _, sc := range scopes {
+				set[sc] = true
+			}
+			if _, err := tx.cascade(cascadeKey{tenant: k.TenantID, user: k.UserID, client: k.ClientID, resource: k.Resource}, set, at); err != nil {
+				return err
+			}
+			n += len(scopes)
+			if ev != nil {
+				if err := tx.audit(prepAudit(ev(k, scopes))); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, wrap("expire consents", err)
+	}
+	return n, nil
+}

@@ -152,6 +152,10 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ResealSigningKey", testResealSigningKey},
 		{"ResourceProviders", testResourceProviders},
 		{"ConnectionDeleteExpired", testConnectionDeleteExpired},
+		{"Leases", testLeases},
+		{"LeaseRace", testLeaseRace},
+		{"ExpireConsents", testExpireConsents},
+		{"SweepsConcurrent", testSweepsConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
