@@ -123,6 +123,7 @@ func (c *cli) hubCommands() []*cobra.Command {
 		c.newServeCmd(),
 		c.newDemoCmd(),
 		c.newMigrateCmd(),
+		c.newBenchCmd(),
 	}
 }
 

@@ -62,6 +62,7 @@ var allowed = map[string][]string{
 	"internal/connectors/scim":           {"internal/audit", "internal/clients", "internal/store", "internal/token"},
 	"internal/fetch":                     {},
 	"internal/keyring":                   {},
+	"internal/loadtest":                  {"internal/oauth", "mcpauth"},
 	"internal/federation":                {"internal/audit", "internal/oauth", "internal/store"},
 	"internal/demo":                      {"internal/store", "mcpauth"},
 	"internal/oauth":                     {},

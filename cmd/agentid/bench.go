@@ -1,0 +1,348 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/agentid/agentid/internal/audit"
+	"github.com/agentid/agentid/internal/clients"
+	"github.com/agentid/agentid/internal/config"
+	"github.com/agentid/agentid/internal/loadtest"
+	"github.com/agentid/agentid/internal/oauth"
+	"github.com/agentid/agentid/internal/password"
+	"github.com/agentid/agentid/internal/policy"
+	"github.com/agentid/agentid/internal/server"
+	"github.com/agentid/agentid/internal/store"
+	"github.com/agentid/agentid/internal/token"
+)
+
+// benchFlags are the flags of `agentid bench`.
+type benchFlags struct {
+	hub         string
+	scenarios   []string
+	concurrency int
+	duration    time.Duration
+	requests    int64
+	warmup      time.Duration
+	subjects    int
+	pid         int
+	asJSON      bool
+}
+
+// benchReport is `agentid bench --json`: the run's settings and one
+// result per scenario.
+type benchReport struct {
+	Hub         string             `json:"hub"`
+	Store       string             `json:"store"`
+	Concurrency int                `json:"concurrency"`
+	Subjects    int                `json:"subjects"`
+	Started     time.Time          `json:"started"`
+	Results     []*loadtest.Result `json:"results"`
+}
+
+func (c *cli) newBenchCmd() *cobra.Command {
+	var f benchFlags
+	cmd := &cobra.Command{
+		Use:   "bench --hub URL [flags]",
+		Short: "Measure a running hub: tokens/s, latency percentiles, the hub's CPU and memory",
+		Long: `Drive a running hub over HTTP and measure it, scenario by scenario:
+
+  client-credentials  a client_credentials token for a resource
+  refresh             refresh-token rotation (each worker rotates its own)
+  exchange            token exchange by the resource's server for the next hop
+  introspection       introspection of a person's access token by the resource's server
+  retrieval           a vault credential (an API key) retrieved by the resource's server
+  mcpauth-verify      mcpauth's verification of access tokens with a warm key set (local CPU)
+  raw-verify          the same tokens' signatures with crypto/ecdsa (or ed25519) alone
+
+First it seeds what the scenarios need through the hub's store, as the admin
+commands do (so give the hub's --config or --data-dir): a resource and the
+exchange's target resource, their server's client, a client_credentials client,
+an agent, a person with a generated password and an API-key provider, all named
+bench-<random>; then the person signs in and consents over HTTP, and refresh
+rotations make --subjects distinct access tokens, which exchange,
+introspection, retrieval and verification present in turn (the hub remembers a
+verified subject token's signature for 2 s, so with few subjects at a high rate
+the exchange and retrieval measure that cache). The records stay in the store.
+
+Every scenario runs --concurrency workers, each one request at a time over
+keep-alive connections, for --duration (or --requests in all). It prints
+requests/s, the p50/p90/p99/max latency, the errors by HTTP status and, with
+--pid of the hub's process on this machine, its CPU time per request and peak
+resident memory. With the store it reports how much the database grew per
+request.`,
+		Example: `  agentid --data-dir ./agentid-data bench --hub http://127.0.0.1:9090 --pid $(pgrep -nx agentid)
+  agentid --config hub.yaml bench --hub http://127.0.0.1:9090 --scenario exchange --concurrency 32 --duration 10s --json`,
+		Args: exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireFlags(cmd, "hub"); err != nil {
+				return err
+			}
+			names, err := benchScenarios(f.scenarios)
+			if err != nil {
+				return err
+			}
+			if f.concurrency < 1 || f.subjects < 1 || f.duration < 0 || f.requests < 0 || f.warmup < 0 {
+				return errors.New("--concurrency and --subjects must be at least 1; --duration, --requests and --warmup must not be negative")
+			}
+			return c.withStore(cmd, func(ctx context.Context, cfg *config.Config, st store.Store) error {
+				return runBench(ctx, cmd, &f, names, cfg, st)
+			})
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.hub, "hub", "", "the running hub's `URL`, its issuer (required)")
+	fl.StringSliceVar(&f.scenarios, "scenario", nil, "scenario to run (repeatable or comma-separated; default: all): "+strings.Join(loadtest.Scenarios, ", "))
+	fl.IntVar(&f.concurrency, "concurrency", 32, "concurrent workers, each one request at a time")
+	fl.DurationVar(&f.duration, "duration", 5*time.Second, "how long each scenario runs (0: until --requests)")
+	fl.Int64Var(&f.requests, "requests", 0, "requests per scenario (0: until --duration)")
+	fl.DurationVar(&f.warmup, "warmup", 0, "run each scenario this long unmeasured first")
+	fl.IntVar(&f.subjects, "subjects", 2000, "distinct user access tokens presented in turn")
+	fl.IntVar(&f.pid, "pid", 0, "process id of the hub, when it runs on this machine: its CPU time and peak memory")
+	fl.BoolVar(&f.asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+// benchScenarios checks the --scenario values; none means all.
+func benchScenarios(given []string) ([]string, error) {
+	if len(given) == 0 {
+		return loadtest.Scenarios, nil
+	}
+	var out []string
+	for _, s := range given {
+		s = strings.TrimSpace(s)
+		if !slices.Contains(loadtest.Scenarios, s) {
+			return nil, fmt.Errorf("--scenario %q: one of %s", s, strings.Join(loadtest.Scenarios, ", "))
+		}
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	// The order of the list, so a run reads the same whatever the flags'.
+	slices.SortFunc(out, func(a, b string) int {
+		return slices.Index(loadtest.Scenarios, a) - slices.Index(loadtest.Scenarios, b)
+	})
+	return out, nil
+}
+
+func runBench(ctx context.Context, cmd *cobra.Command, f *benchFlags, names []string, cfg *config.Config, st store.Store) error {
+	hc := loadtest.NewHTTPClient(f.concurrency)
+	issuer, err := hubIssuer(ctx, hc, f.hub)
+	if err != nil {
+		return err
+	}
+	fx, err := seedBench(ctx, cmd, st, issuer, slices.Contains(names, loadtest.Retrieval))
+	if err != nil {
+		return fmt.Errorf("seeding the store: %w", err)
+	}
+	b, err := loadtest.Prepare(ctx, fx, hc, f.concurrency, f.subjects)
+	if err != nil {
+		return err
+	}
+	var proc *loadtest.Process
+	if f.pid != 0 {
+		proc = &loadtest.Process{PID: f.pid}
+	}
+	size := storeSizer(cfg)
+	rep := &benchReport{Hub: issuer, Store: storeKind(cfg), Concurrency: f.concurrency, Subjects: b.Subjects(), Started: time.Now().UTC()}
+	for _, name := range names {
+		op, err := b.Op(ctx, name)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if f.warmup > 0 {
+			if _, err := loadtest.Run(ctx, name, loadtest.Options{Concurrency: f.concurrency, Duration: f.warmup}, op); err != nil {
+				return err
+			}
+		}
+		before, sizeErr := size(ctx)
+		r, err := loadtest.Run(ctx, name, loadtest.Options{Concurrency: f.concurrency, Duration: f.duration, Requests: f.requests, Process: proc}, op)
+		if err != nil {
+			return err
+		}
+		if after, err := size(ctx); sizeErr == nil && err == nil && r.Requests > r.Errors && writes(name) {
+			r.StoreGrowthBytes = after - before
+			r.StoreBytesPerRequest = float64(after-before) / float64(r.Requests-r.Errors)
+		}
+		if name != loadtest.ClientCredentials && name != loadtest.Refresh {
+			r.Notes = append(r.Notes, fmt.Sprintf("%d distinct subject tokens presented in turn", b.Subjects()))
+		}
+		rep.Results = append(rep.Results, r)
+	}
+	if f.asJSON {
+		return writeJSON(cmd.OutOrStdout(), rep)
+	}
+	return printBench(cmd.OutOrStdout(), rep)
+}
+
+// writes says whether a scenario stores something at every request.
+func writes(name string) bool {
+	switch name {
+	case loadtest.ClientCredentials, loadtest.Refresh, loadtest.Exchange, loadtest.Retrieval:
+		return true
+	}
+	return false
+}
+
+// hubIssuer reads the hub's issuer from its metadata (RFC 8414 §3) and
+// requires it to be the URL given: the scenarios' tokens must name it.
+func hubIssuer(ctx context.Context, hc *http.Client, hub string) (string, error) {
+	hub = strings.TrimSuffix(hub, "/")
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, hub+"/.well-known/oauth-authorization-server", nil)
+	if err != nil {
+		return "", fmt.Errorf("--hub: %w", err)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("reaching the hub: %w", err)
+	}
+	defer resp.Body.Close()
+	var md struct {
+		Issuer string `json:"issuer"`
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("the hub's metadata: HTTP %d", resp.StatusCode)
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&md); err != nil {
+		return "", fmt.Errorf("the hub's metadata: %w", err)
+	}
+	if md.Issuer != hub {
+		return "", fmt.Errorf("--hub %s is not the hub's issuer %s: give the issuer", hub, md.Issuer)
+	}
+	return md.Issuer, nil
+}
+
+// Names in the bench fixture.
+const (
+	// benchScope is the scope of both resources: an exchange narrows, it
+	// never widens, so the next hop's scope is one the subject holds.
+	benchScope       = "bench.read"
+	benchRedirectURI = "http://127.0.0.1/callback"
+)
+
+// seedBench creates the fixture's records in the store, as the admin
+// commands would: every name carries one random suffix, so runs never
+// collide. withProvider adds the API-key provider retrieval needs.
+func seedBench(ctx context.Context, cmd *cobra.Command, st store.Store, issuer string, withProvider bool) (*loadtest.Fixture, error) {
+	sfx := strings.ToLower(rand.Text()[:10])
+	name := "bench-" + sfx
+	now := time.Now()
+	meta := adminMeta(now)
+	pw := rand.Text()
+	fx := &loadtest.Fixture{
+		Issuer: issuer, Scope: benchScope, TargetScope: benchScope, RedirectURI: benchRedirectURI,
+		Resource: "https://" + name + ".bench.example/mcp", Target: "https://" + name + "-next.bench.example/mcp",
+		User: name, Password: pw,
+	}
+	e, err := policy.New(ctx, policy.Options{Store: st, Domains: st, Logger: adminLogger(cmd)})
+	if err != nil {
+		return nil, err
+	}
+	registrar, err := clients.New(clients.Options{Store: st, Policy: e})
+	if err != nil {
+		return nil, err
+	}
+	register := func(id string, md oauth.ClientMetadata, tags ...string) (loadtest.Credentials, error) {
+		md.ClientName = id
+		md.TokenEndpointAuthMethod = oauth.AuthMethodClientSecretBasic
+		res, err := registrar.Register(ctx, &clients.Registration{
+			Method: clients.Admin, Metadata: &md, GrantTypes: server.GrantTypes(), ClientID: id, Tags: tags, Audit: meta,
+		})
+		if err != nil {
+			return loadtest.Credentials{}, registrationError(err, id)
+		}
+		return loadtest.Credentials{ID: id, Secret: res.Secret}, nil
+	}
+	if fx.Server, err = register(name+"-server", oauth.ClientMetadata{GrantTypes: []string{oauth.GrantTokenExchange}}); err != nil {
+		return nil, err
+	}
+	for _, r := range []*store.Resource{
+		{URI: fx.Resource, Scopes: []store.Scope{{Name: benchScope, Description: "Read bench data"}}, ClientID: fx.Server.ID},
+		{URI: fx.Target, Scopes: []store.Scope{{Name: benchScope, Description: "Read bench data downstream"}}},
+	} {
+		r.TenantID, r.ID, r.Name, r.CreatedAt = store.DefaultTenant, token.NewID(nil), name, now
+		if err := st.CreateResource(ctx, r, resourceEvent(r, audit.NewResourceCreated, now)); err != nil {
+			return nil, fmt.Errorf("storing resource %s: %w", r.URI, err)
+		}
+	}
+	// Under the default policy a client_credentials client gets a scope
+	// only with the tag cc:<scope>.
+	if fx.CC, err = register(name+"-cc", oauth.ClientMetadata{GrantTypes: []string{oauth.GrantClientCredentials}, Scope: benchScope}, "cc:"+benchScope); err != nil {
+		return nil, err
+	}
+	if fx.Agent, err = register(name+"-agent", oauth.ClientMetadata{
+		GrantTypes: []string{oauth.GrantAuthorizationCode, oauth.GrantRefreshToken}, RedirectURIs: []string{benchRedirectURI},
+	}); err != nil {
+		return nil, err
+	}
+	hash, err := password.Hash(pw)
+	if err != nil {
+		return nil, fmt.Errorf("hashing the password: %w", err)
+	}
+	u := &store.User{TenantID: store.DefaultTenant, ID: token.NewID(nil), Username: name, PasswordHash: hash, CreatedAt: now, UpdatedAt: now}
+	if err := st.CreateUser(ctx, u, audit.NewUserCreated(meta, u.ID)); err != nil {
+		return nil, fmt.Errorf("storing the user: %w", err)
+	}
+	if withProvider {
+		p := &store.Provider{TenantID: store.DefaultTenant, ID: name, Name: name, Kind: store.ProviderAPIKey, KeyHeader: "X-API-Key", CreatedAt: now, UpdatedAt: now}
+		if err := st.CreateProvider(ctx, p, audit.NewProviderAdded(meta, audit.ProviderFields{ProviderID: p.ID, Kind: p.Kind})); err != nil {
+			return nil, fmt.Errorf("storing the provider: %w", err)
+		}
+		r, err := st.GetResource(ctx, store.DefaultTenant, fx.Resource)
+		if err != nil {
+			return nil, err
+		}
+		r.Providers = []store.ResourceProvider{{ProviderID: p.ID, Scopes: map[string][]string{benchScope: {}}}}
+		if err := st.UpdateResource(ctx, r, resourceEvent(r, audit.NewResourceUpdated, now)); err != nil {
+			return nil, fmt.Errorf("linking the provider: %w", err)
+		}
+		fx.Provider = p.ID
+	}
+	return fx, nil
+}
+
+// printBench writes the report as a table.
+func printBench(w io.Writer, rep *benchReport) error {
+	fmt.Fprintf(w, "hub %s (%s), %d workers, %d subject tokens\n", rep.Hub, rep.Store, rep.Concurrency, rep.Subjects)
+	t := newTable(w, "SCENARIO", "REQUESTS", "REQ/S", "P50 MS", "P90 MS", "P99 MS", "MAX MS", "ERRORS", "HUB CPU µS/REQ", "HUB PEAK RSS MIB", "STORE B/REQ")
+	for _, r := range rep.Results {
+		errs := fmt.Sprint(r.Errors)
+		if r.Errors > 0 {
+			var by []string
+			for st, n := range r.ErrorsByStatus {
+				by = append(by, fmt.Sprintf("%s:%d", st, n))
+			}
+			slices.Sort(by)
+			errs += " (" + strings.Join(by, " ") + ")"
+		}
+		cpu, rss, growth := "-", "-", "-"
+		if r.Hub != nil {
+			cpu = fmt.Sprintf("%.0f", r.Hub.CPUPerRequestMicros)
+			rss = fmt.Sprintf("%.1f", float64(r.Hub.PeakRSSBytes)/(1<<20))
+		}
+		if r.StoreBytesPerRequest != 0 {
+			growth = fmt.Sprintf("%.0f", r.StoreBytesPerRequest)
+		}
+		t.row(r.Scenario, fmt.Sprint(r.Requests), fmt.Sprintf("%.0f", r.PerSecond), fmt.Sprintf("%.2f", r.P50), fmt.Sprintf("%.2f", r.P90),
+			fmt.Sprintf("%.2f", r.P99), fmt.Sprintf("%.2f", r.Max), errs, cpu, rss, growth)
+	}
+	if err := t.flush(); err != nil {
+		return err
+	}
+	for _, r := range rep.Results {
+		if r.FirstError != "" {
+			fmt.Fprintf(w, "%s: first error: %s\n", r.Scenario, r.FirstError)
+		}
+	}
+	return nil
+}

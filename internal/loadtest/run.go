@@ -1,0 +1,169 @@
+// Package loadtest drives a running agentid hub over HTTP and measures it:
+// requests per second, latency percentiles from a bounded histogram,
+// errors by status, and the hub process's CPU time and peak memory when it
+// runs on this machine. The scenarios (client credentials, refresh
+// rotation, token exchange, introspection, vault retrieval) are ordinary
+// OAuth requests to the hub's public endpoints; mcpauth verification is
+// measured locally against the hub's JWKS, beside raw crypto/ecdsa
+// verification of the same tokens. `agentid bench` is its command line.
+package loadtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Op is one request of a scenario, made by worker (0 ≤ worker <
+// concurrency). It returns the HTTP status of the answer (0 when there
+// was none, such as a local verification) and an error when the request
+// did not do what the scenario expects.
+type Op func(ctx context.Context, worker int) (status int, err error)
+
+// Options says how long and how hard to drive a scenario.
+type Options struct {
+	// Concurrency is the number of workers, each making one request at a
+	// time. Zero means 32.
+	Concurrency int
+	// Duration bounds the run by time; Requests by count. With both, the
+	// run ends at whichever comes first; with neither, Duration is 5 s.
+	Duration time.Duration
+	Requests int64
+	// Process, when set, is the hub process whose CPU time and memory the
+	// run reports.
+	Process *Process
+}
+
+// Result is what one run of a scenario measured. Latencies are in
+// milliseconds.
+type Result struct {
+	Scenario    string  `json:"scenario"`
+	Concurrency int     `json:"concurrency"`
+	Requests    int64   `json:"requests"`
+	Errors      int64   `json:"errors"`
+	Seconds     float64 `json:"seconds"`
+	PerSecond   float64 `json:"requests_per_second"`
+	P50         float64 `json:"p50_ms"`
+	P90         float64 `json:"p90_ms"`
+	P99         float64 `json:"p99_ms"`
+	Max         float64 `json:"max_ms"`
+	// ErrorsByStatus counts the failed requests by the HTTP status of
+	// their answer ("0": no answer, or a local failure).
+	ErrorsByStatus map[string]int64 `json:"errors_by_status,omitempty"`
+	// FirstError is the text of the first failure, for a reader to start
+	// from; it never holds a token or secret (the ops' errors do not).
+	FirstError string `json:"first_error,omitempty"`
+	// Hub is the hub process's usage during the run, when known.
+	Hub *Usage `json:"hub,omitempty"`
+	// StoreGrowthBytes is how much the hub's database grew during the
+	// run, and StoreBytesPerRequest that per successful request, when the
+	// caller could measure it.
+	StoreGrowthBytes     int64   `json:"store_growth_bytes,omitempty"`
+	StoreBytesPerRequest float64 `json:"store_bytes_per_request,omitempty"`
+	// Notes are facts about the run a reader needs (e.g. how many
+	// distinct tokens were presented).
+	Notes []string `json:"notes,omitempty"`
+}
+
+type worker struct {
+	h        Histogram
+	n        int64
+	errs     map[int]int64
+	firstErr error
+}
+
+// Run drives op with opts and returns what it measured. It stops early,
+// with what it has, when ctx ends.
+func Run(ctx context.Context, name string, opts Options, op Op) (*Result, error) {
+	conc := opts.Concurrency
+	if conc <= 0 {
+		conc = 32
+	}
+	dur := opts.Duration
+	if dur <= 0 && opts.Requests <= 0 {
+		dur = 5 * time.Second
+	}
+	runCtx := ctx
+	if dur > 0 {
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithTimeout(ctx, dur)
+		defer cancel()
+	}
+	var mon *monitor
+	if opts.Process != nil {
+		var err error
+		if mon, err = startMonitor(opts.Process); err != nil {
+			return nil, err
+		}
+	}
+	var issued atomic.Int64
+	ws := make([]*worker, conc)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range ws {
+		w := &worker{errs: map[int]int64{}}
+		ws[i] = w
+		wg.Go(func() {
+			for runCtx.Err() == nil {
+				if opts.Requests > 0 && issued.Add(1) > opts.Requests {
+					return
+				}
+				t0 := time.Now()
+				status, err := op(runCtx, i)
+				d := time.Since(t0)
+				if err != nil && runCtx.Err() != nil && errors.Is(err, runCtx.Err()) {
+					return // cut off by the end of the run: not a result
+				}
+				w.n++
+				w.h.Record(d)
+				if err != nil {
+					w.errs[status]++
+					if w.firstErr == nil {
+						w.firstErr = err
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	r := &Result{Scenario: name, Concurrency: conc, Seconds: elapsed.Seconds()}
+	var h Histogram
+	for _, w := range ws {
+		h.Merge(&w.h)
+		r.Requests += w.n
+		for st, n := range w.errs {
+			if r.ErrorsByStatus == nil {
+				r.ErrorsByStatus = map[string]int64{}
+			}
+			r.ErrorsByStatus[strconv.Itoa(st)] += n
+			r.Errors += n
+		}
+		if r.FirstError == "" && w.firstErr != nil {
+			r.FirstError = w.firstErr.Error()
+		}
+	}
+	if mon != nil {
+		u, err := mon.stop()
+		if err != nil {
+			return nil, err
+		}
+		if r.Requests > 0 {
+			u.CPUPerRequestMicros = u.CPUSeconds * 1e6 / float64(r.Requests)
+		}
+		r.Hub = u
+	}
+	if elapsed > 0 {
+		r.PerSecond = float64(r.Requests) / elapsed.Seconds()
+	}
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	r.P50, r.P90, r.P99, r.Max = ms(h.Quantile(0.50)), ms(h.Quantile(0.90)), ms(h.Quantile(0.99)), ms(h.Max())
+	if err := ctx.Err(); err != nil {
+		return r, fmt.Errorf("%s: %w", name, err)
+	}
+	return r, nil
+}
