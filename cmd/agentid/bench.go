@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -160,13 +161,18 @@ func runBench(ctx context.Context, cmd *cobra.Command, f *benchFlags, names []st
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
+		opts := loadtest.Options{Concurrency: f.concurrency, Duration: f.duration, Requests: f.requests, Process: proc}
+		if local(name) {
+			// CPU work in this process: more workers than cores only queue.
+			opts.Concurrency, opts.Process = min(f.concurrency, runtime.GOMAXPROCS(0)), nil
+		}
 		if f.warmup > 0 {
-			if _, err := loadtest.Run(ctx, name, loadtest.Options{Concurrency: f.concurrency, Duration: f.warmup}, op); err != nil {
+			if _, err := loadtest.Run(ctx, name, loadtest.Options{Concurrency: opts.Concurrency, Duration: f.warmup}, op); err != nil {
 				return err
 			}
 		}
 		before, sizeErr := size(ctx)
-		r, err := loadtest.Run(ctx, name, loadtest.Options{Concurrency: f.concurrency, Duration: f.duration, Requests: f.requests, Process: proc}, op)
+		r, err := loadtest.Run(ctx, name, opts, op)
 		if err != nil {
 			return err
 		}
@@ -179,6 +185,7 @@ func runBench(ctx context.Context, cmd *cobra.Command, f *benchFlags, names []st
 		}
 		rep.Results = append(rep.Results, r)
 	}
+	noteVerifyRatio(rep.Results)
 	if f.asJSON {
 		return writeJSON(cmd.OutOrStdout(), rep)
 	}
@@ -192,6 +199,29 @@ func writes(name string) bool {
 		return true
 	}
 	return false
+}
+
+// noteVerifyRatio notes on the mcpauth-verify result its rate as a share
+// of raw-verify's, the measure, when both ran.
+func noteVerifyRatio(rs []*loadtest.Result) {
+	var mcp, raw *loadtest.Result
+	for _, r := range rs {
+		switch r.Scenario {
+		case loadtest.MCPAuthVerify:
+			mcp = r
+		case loadtest.RawVerify:
+			raw = r
+		}
+	}
+	if mcp != nil && raw != nil && raw.PerSecond > 0 {
+		mcp.Notes = append(mcp.Notes, fmt.Sprintf("%.0f%% of raw-verify's rate", 100*mcp.PerSecond/raw.PerSecond))
+	}
+}
+
+// local says whether a scenario is CPU work of this process (no request
+// to the hub).
+func local(name string) bool {
+	return name == loadtest.MCPAuthVerify || name == loadtest.RawVerify
 }
 
 // hubIssuer reads the hub's issuer from its metadata (RFC 8414 §3) and
@@ -326,6 +356,9 @@ func printBench(w io.Writer, rep *benchReport) error {
 			errs += " (" + strings.Join(by, " ") + ")"
 		}
 		cpu, rss, growth := "-", "-", "-"
+		if local(r.Scenario) {
+			cpu = fmt.Sprintf("(local %.0f)", r.ClientCPUPerRequestMicros)
+		}
 		if r.Hub != nil {
 			cpu = fmt.Sprintf("%.0f", r.Hub.CPUPerRequestMicros)
 			rss = fmt.Sprintf("%.1f", float64(r.Hub.PeakRSSBytes)/(1<<20))
@@ -340,6 +373,9 @@ func printBench(w io.Writer, rep *benchReport) error {
 		return err
 	}
 	for _, r := range rep.Results {
+		for _, n := range r.Notes {
+			fmt.Fprintf(w, "%s: %s\n", r.Scenario, n)
+		}
 		if r.FirstError != "" {
 			fmt.Fprintf(w, "%s: first error: %s\n", r.Scenario, r.FirstError)
 		}

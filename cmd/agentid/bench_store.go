@@ -22,7 +22,9 @@ func storeKind(cfg *config.Config) string {
 
 // storeSizer returns what measures the store's size in bytes, to report
 // its growth per request: for SQLite the database's pages in use (the
-// WAL's included, free pages not), for PostgreSQL pg_database_size. Each
+// WAL's included, free pages not), for PostgreSQL the tables of the
+// store's schema with their indexes and TOAST (not the whole database,
+// which may hold other schemas, nor the cluster's WAL). Each
 // call opens and closes its own connection: it runs between scenarios.
 func storeSizer(cfg *config.Config) func(context.Context) (int64, error) {
 	if cfg.IsPostgres() {
@@ -33,7 +35,9 @@ func storeSizer(cfg *config.Config) func(context.Context) (int64, error) {
 			}
 			defer conn.Close(ctx)
 			var n int64
-			err = conn.QueryRow(ctx, "SELECT pg_database_size(current_database())").Scan(&n)
+			err = conn.QueryRow(ctx, `SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint
+				FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+				WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'm', 'p')`).Scan(&n)
 			return n, err
 		}
 	}

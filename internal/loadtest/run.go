@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -59,6 +60,10 @@ type Result struct {
 	FirstError string `json:"first_error,omitempty"`
 	// Hub is the hub process's usage during the run, when known.
 	Hub *Usage `json:"hub,omitempty"`
+	// ClientCPUPerRequestMicros is this process's own CPU time per
+	// request (the load tool's share of a machine it shares with the
+	// hub), when /proc tells it.
+	ClientCPUPerRequestMicros float64 `json:"client_cpu_us_per_request,omitempty"`
 	// StoreGrowthBytes is how much the hub's database grew during the
 	// run, and StoreBytesPerRequest that per successful request, when the
 	// caller could measure it.
@@ -100,6 +105,8 @@ func Run(ctx context.Context, name string, opts Options, op Op) (*Result, error)
 			return nil, err
 		}
 	}
+	self := &Process{PID: os.Getpid()}
+	selfCPU0, selfErr := self.cpu()
 	var issued atomic.Int64
 	ws := make([]*worker, conc)
 	var wg sync.WaitGroup
@@ -156,6 +163,9 @@ func Run(ctx context.Context, name string, opts Options, op Op) (*Result, error)
 			u.CPUPerRequestMicros = u.CPUSeconds * 1e6 / float64(r.Requests)
 		}
 		r.Hub = u
+	}
+	if selfCPU1, err := self.cpu(); selfErr == nil && err == nil && r.Requests > 0 {
+		r.ClientCPUPerRequestMicros = float64((selfCPU1 - selfCPU0).Microseconds()) / float64(r.Requests)
 	}
 	if elapsed > 0 {
 		r.PerSecond = float64(r.Requests) / elapsed.Seconds()
