@@ -8,7 +8,8 @@
 # database of AGENTID_BENCH_POSTGRES), starts
 # the hub once to create its keys, stops it, and times a second start from
 # exec to the first 200 from /readyz (startup on an existing database). Then
-# runs `agentid bench --hub … --pid <the hub>` with the flags given and stops
+# runs `agentid bench --hub … --pid <the hub>` (PostgreSQL on this machine:
+# also --db-pid <its postmaster>) with the flags given and stops
 # the hub. Everything listens on 127.0.0.1; the work directory (binary, data,
 # the hub's log) is printed and kept.
 set -euo pipefail
@@ -24,6 +25,7 @@ go build -o "$bin" ./cmd/agentid
 export AGENTID_DATA_DIR=$work/data
 export AGENTID_LISTEN=127.0.0.1:$port
 export AGENTID_ISSUER=http://127.0.0.1:$port
+extra=()
 case $backend in
 sqlite) ;;
 postgres)
@@ -36,6 +38,18 @@ postgres)
 	[[ $admin == *\?* ]] && sep='&'
 	export AGENTID_STORE_DSN=$admin${sep}search_path=$schema
 	echo "schema $schema (drop it when done: DROP SCHEMA $schema CASCADE)" >&2
+	# The postmaster (the parent of a backend) when the cluster runs here:
+	# the bench then reports the database server's CPU time too. The
+	# backend is read while its session still sleeps.
+	coproc PSQL { psql "$admin" -At -f - <<<"SELECT pg_backend_pid();
+SELECT pg_sleep(1);"; }
+	read -r backend_pid <&"${PSQL[0]}"
+	if [[ -r /proc/$backend_pid/stat ]]; then
+		db_pid=$(awk '{sub(/.*\) /, ""); print $2}' "/proc/$backend_pid/stat")
+		extra=(--db-pid "$db_pid")
+		echo "database server pid $db_pid" >&2
+	fi
+	wait "$PSQL_PID" || true
 	;;
 *)
 	echo "unknown backend $backend (sqlite or postgres)" >&2
@@ -70,6 +84,6 @@ start_hub # first start: creates the signing keys
 stop_hub
 start_hub # on an existing database
 echo "hub pid $pid, work directory $work, load: $(uptime)" >&2
-"$bin" bench --hub "$AGENTID_ISSUER" --pid "$pid" "$@"
+"$bin" bench --hub "$AGENTID_ISSUER" --pid "$pid" "${extra[@]}" "$@"
 stop_hub
 trap - EXIT

@@ -37,6 +37,7 @@ type benchFlags struct {
 	warmup      time.Duration
 	subjects    int
 	pid         int
+	dbPID       int
 	asJSON      bool
 }
 
@@ -80,7 +81,7 @@ Every scenario runs --concurrency workers, each one request at a time over
 keep-alive connections, for --duration (or --requests in all). It prints
 requests/s, the p50/p90/p99/max latency, the errors by HTTP status and, with
 --pid of the hub's process on this machine, its CPU time per request and peak
-resident memory. With the store it reports how much the database grew per
+resident memory (--db-pid: the database server's CPU time per request too). With the store it reports how much the database grew per
 request.`,
 		Example: `  agentid --data-dir ./agentid-data bench --hub http://127.0.0.1:9090 --pid $(pgrep -nx agentid)
   agentid --config hub.yaml bench --hub http://127.0.0.1:9090 --scenario exchange --concurrency 32 --duration 10s --json`,
@@ -110,6 +111,7 @@ request.`,
 	fl.DurationVar(&f.warmup, "warmup", 0, "run each scenario this long unmeasured first")
 	fl.IntVar(&f.subjects, "subjects", 2000, "distinct user access tokens presented in turn")
 	fl.IntVar(&f.pid, "pid", 0, "process id of the hub, when it runs on this machine: its CPU time and peak memory")
+	fl.IntVar(&f.dbPID, "db-pid", 0, "process id of the database server (the PostgreSQL postmaster), when it runs on this machine: the CPU time of it and its descendants")
 	fl.BoolVar(&f.asJSON, "json", false, "print JSON")
 	return cmd
 }
@@ -150,9 +152,12 @@ func runBench(ctx context.Context, cmd *cobra.Command, f *benchFlags, names []st
 	if err != nil {
 		return err
 	}
-	var proc *loadtest.Process
+	var proc, db *loadtest.Process
 	if f.pid != 0 {
 		proc = &loadtest.Process{PID: f.pid}
+	}
+	if f.dbPID != 0 {
+		db = &loadtest.Process{PID: f.dbPID}
 	}
 	size := storeSizer(cfg)
 	rep := &benchReport{Hub: issuer, Store: storeKind(cfg), Concurrency: f.concurrency, Subjects: b.Subjects(), Started: time.Now().UTC()}
@@ -161,10 +166,10 @@ func runBench(ctx context.Context, cmd *cobra.Command, f *benchFlags, names []st
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
-		opts := loadtest.Options{Concurrency: f.concurrency, Duration: f.duration, Requests: f.requests, Process: proc}
+		opts := loadtest.Options{Concurrency: f.concurrency, Duration: f.duration, Requests: f.requests, Process: proc, Database: db}
 		if local(name) {
 			// CPU work in this process: more workers than cores only queue.
-			opts.Concurrency, opts.Process = min(f.concurrency, runtime.GOMAXPROCS(0)), nil
+			opts.Concurrency, opts.Process, opts.Database = min(f.concurrency, runtime.GOMAXPROCS(0)), nil, nil
 		}
 		if f.warmup > 0 {
 			if _, err := loadtest.Run(ctx, name, loadtest.Options{Concurrency: opts.Concurrency, Duration: f.warmup}, op); err != nil {
@@ -344,7 +349,7 @@ func seedBench(ctx context.Context, cmd *cobra.Command, st store.Store, issuer s
 // printBench writes the report as a table.
 func printBench(w io.Writer, rep *benchReport) error {
 	fmt.Fprintf(w, "hub %s (%s), %d workers, %d subject tokens\n", rep.Hub, rep.Store, rep.Concurrency, rep.Subjects)
-	t := newTable(w, "SCENARIO", "REQUESTS", "REQ/S", "P50 MS", "P90 MS", "P99 MS", "MAX MS", "ERRORS", "HUB CPU µS/REQ", "HUB PEAK RSS MIB", "STORE B/REQ")
+	t := newTable(w, "SCENARIO", "REQUESTS", "REQ/S", "P50 MS", "P90 MS", "P99 MS", "MAX MS", "ERRORS", "HUB CPU µS/REQ", "DB CPU µS/REQ", "HUB PEAK RSS MIB", "STORE B/REQ")
 	for _, r := range rep.Results {
 		errs := fmt.Sprint(r.Errors)
 		if r.Errors > 0 {
@@ -355,7 +360,10 @@ func printBench(w io.Writer, rep *benchReport) error {
 			slices.Sort(by)
 			errs += " (" + strings.Join(by, " ") + ")"
 		}
-		cpu, rss, growth := "-", "-", "-"
+		cpu, dbCPU, rss, growth := "-", "-", "-", "-"
+		if r.Database != nil {
+			dbCPU = fmt.Sprintf("%.0f", r.Database.CPUPerRequestMicros)
+		}
 		if local(r.Scenario) {
 			cpu = fmt.Sprintf("(local %.0f)", r.ClientCPUPerRequestMicros)
 		}
@@ -367,7 +375,7 @@ func printBench(w io.Writer, rep *benchReport) error {
 			growth = fmt.Sprintf("%.0f", r.StoreBytesPerRequest)
 		}
 		t.row(r.Scenario, fmt.Sprint(r.Requests), fmt.Sprintf("%.0f", r.PerSecond), fmt.Sprintf("%.2f", r.P50), fmt.Sprintf("%.2f", r.P90),
-			fmt.Sprintf("%.2f", r.P99), fmt.Sprintf("%.2f", r.Max), errs, cpu, rss, growth)
+			fmt.Sprintf("%.2f", r.P99), fmt.Sprintf("%.2f", r.Max), errs, cpu, dbCPU, rss, growth)
 	}
 	if err := t.flush(); err != nil {
 		return err

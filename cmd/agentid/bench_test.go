@@ -10,8 +10,11 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/agentid/agentid/internal/loadtest"
 	"github.com/agentid/agentid/internal/store/pgtest"
@@ -37,22 +40,50 @@ func freeAddr(t *testing.T) string {
 // were read (the hub runs in this process, so --pid is ours) and the
 // store's growth was measured.
 func TestBench(t *testing.T) {
-	testBench(t, "sqlite", map[string]string{"AGENTID_DATA_DIR": filepath.Join(t.TempDir(), "data")})
+	testBench(t, "sqlite", map[string]string{"AGENTID_DATA_DIR": filepath.Join(t.TempDir(), "data")}, 0)
 }
 
-// TestBenchPostgres is TestBench on PostgreSQL.
+// TestBenchPostgres is TestBench on PostgreSQL, with the database
+// server's CPU time (--db-pid) when the cluster runs on this machine.
 func TestBenchPostgres(t *testing.T) {
-	testBench(t, "postgres", map[string]string{"AGENTID_DATA_DIR": t.TempDir(), "AGENTID_STORE_DSN": pgtest.FreshSchema(t)})
+	dsn := pgtest.FreshSchema(t)
+	testBench(t, "postgres", map[string]string{"AGENTID_DATA_DIR": t.TempDir(), "AGENTID_STORE_DSN": dsn}, postmasterPID(t, dsn))
 }
 
-func testBench(t *testing.T, backend string, env map[string]string) {
+// postmasterPID is the PID of the PostgreSQL server's main process, the
+// parent of this connection's backend, or 0 when that process is not on
+// this machine.
+func postmasterPID(t *testing.T, dsn string) int {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var backend int
+	if err := conn.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&backend); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", backend))
+	if err != nil {
+		return 0 // another machine (or no /proc)
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	ppid, err := strconv.Atoi(f[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ppid
+}
+
+func testBench(t *testing.T, backend string, env map[string]string, dbPID int) {
 	addr := freeAddr(t)
 	env["AGENTID_LISTEN"], env["AGENTID_ISSUER"] = addr, "http://"+addr
 	h := startServe(t, env)
 
 	var stdout, stderr bytes.Buffer
 	code := run(context.Background(), []string{"bench", "--hub", h.issuer, "--duration", "300ms",
-		"--concurrency", "4", "--subjects", "16", "--pid", fmt.Sprint(os.Getpid()), "--json"},
+		"--concurrency", "4", "--subjects", "16", "--pid", fmt.Sprint(os.Getpid()), "--db-pid", fmt.Sprint(dbPID), "--json"},
 		strings.NewReader(""), &stdout, &stderr, func(k string) (string, bool) {
 			v, ok := env[k]
 			return v, ok
@@ -87,6 +118,10 @@ func testBench(t *testing.T, backend string, env map[string]string) {
 			}
 		case r.Hub == nil || r.Hub.CPUSeconds <= 0 || r.Hub.PeakRSSBytes <= 0 || r.Hub.RSSBytes <= 0:
 			t.Errorf("%s: hub usage %+v", r.Scenario, r.Hub)
+		case dbPID != 0 && (r.Database == nil || r.Database.CPUSeconds <= 0):
+			t.Errorf("%s: database usage %+v", r.Scenario, r.Database)
+		case dbPID == 0 && r.Database != nil:
+			t.Errorf("%s: database usage %+v without --db-pid", r.Scenario, r.Database)
 		}
 		if r.ClientCPUPerRequestMicros <= 0 {
 			t.Errorf("%s: no client CPU time", r.Scenario)

@@ -3,6 +3,7 @@ package loadtest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -155,6 +156,27 @@ func TestProcessUsage(t *testing.T) {
 	rss, hwm, err := p.memory()
 	if err != nil || rss != 2048<<10 || hwm != 3072<<10 {
 		t.Errorf("memory %d %d %v", rss, hwm, err)
+	}
+
+	// A tree: 42 (above) with a child 43 and a grandchild 44, and 45 apart;
+	// 42 has reaped children of 7 + 3 ticks.
+	tree := map[int]string{
+		42: "42 (odd (name) x) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 7 3 20 0 9 0 100 1000 200\n",
+		43: "43 (child) S 42 42 42 0 -1 4194560 100 0 0 0 30 10 0 0 20 0 1 0 100 1000 200\n",
+		44: "44 (grandchild) S 43 42 42 0 -1 4194560 100 0 0 0 20 0 0 0 20 0 1 0 100 1000 200\n",
+		45: "45 (other) S 1 45 45 0 -1 4194560 100 0 0 0 999 999 0 0 20 0 1 0 100 1000 200\n",
+	}
+	for pid, body := range tree {
+		d := filepath.Join(root, fmt.Sprint(pid))
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "stat"), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := p.treeCPU(); err != nil || got != 3700*time.Millisecond {
+		t.Errorf("tree CPU %v %v, want 3.7s", got, err)
 	}
 
 	self := &Process{PID: os.Getpid()}

@@ -48,27 +48,92 @@ func (p *Process) path(name string) string {
 
 // cpu is the process's user + system CPU time so far.
 func (p *Process) cpu() (time.Duration, error) {
-	b, err := os.ReadFile(p.path("stat"))
+	st, err := readStat(p.path("stat"))
 	if err != nil {
 		return 0, err
+	}
+	return st.cpu, nil
+}
+
+// stat is what this package reads of /proc/<pid>/stat.
+type stat struct {
+	ppid int
+	// cpu is utime + stime; reaped is cutime + cstime, the CPU time of
+	// children the process has waited for.
+	cpu, reaped time.Duration
+}
+
+func readStat(path string) (stat, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return stat{}, err
 	}
 	// The command name (field 2) is in parentheses and may hold spaces;
 	// the fields after its closing parenthesis start at field 3 (state).
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, errors.New("unreadable " + p.path("stat"))
+		return stat{}, errors.New("unreadable " + path)
 	}
 	f := strings.Fields(string(b[i+1:]))
-	// utime and stime are fields 14 and 15 (1-based), so 11 and 12 here.
-	if len(f) < 13 {
-		return 0, errors.New("short " + p.path("stat"))
+	// ppid is field 4 (1-based), utime, stime, cutime and cstime are
+	// fields 14 to 17: here 1 and 11 to 14.
+	if len(f) < 15 {
+		return stat{}, errors.New("short " + path)
 	}
-	ut, err1 := strconv.ParseInt(f[11], 10, 64)
-	st, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, fmt.Errorf("%s: %w", p.path("stat"), err)
+	var n [5]int64
+	for j, k := range []int{1, 11, 12, 13, 14} {
+		if n[j], err = strconv.ParseInt(f[k], 10, 64); err != nil {
+			return stat{}, fmt.Errorf("%s: %w", path, err)
+		}
 	}
-	return time.Duration(ut+st) * time.Second / clockTicks, nil
+	tick := func(v int64) time.Duration { return time.Duration(v) * time.Second / clockTicks }
+	return stat{ppid: int(n[0]), cpu: tick(n[1] + n[2]), reaped: tick(n[3] + n[4])}, nil
+}
+
+// treeCPU is the CPU time so far of the process, of every process
+// descending from it, and of the children it has reaped: for a database
+// server whose work is done by one child process per connection (the
+// PostgreSQL postmaster), all of its CPU time.
+func (p *Process) treeCPU() (time.Duration, error) {
+	root := p.Root
+	if root == "" {
+		root = "/proc"
+	}
+	self, err := readStat(p.path("stat"))
+	if err != nil {
+		return 0, err
+	}
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		return 0, err
+	}
+	children := map[int][]stat{}
+	pids := map[int][]int{}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == p.PID {
+			continue
+		}
+		st, err := readStat(fmt.Sprintf("%s/%d/stat", root, pid))
+		if err != nil {
+			continue // exited meanwhile, or not ours to read
+		}
+		children[st.ppid] = append(children[st.ppid], st)
+		pids[st.ppid] = append(pids[st.ppid], pid)
+	}
+	total := self.cpu + self.reaped
+	queue := []int{p.PID}
+	for len(queue) > 0 {
+		pid := queue[0]
+		queue = queue[1:]
+		for i, st := range children[pid] {
+			// A descendant's own time; what it reaped is counted in the
+			// descendants it reaped only while they ran, so add it too.
+			total += st.cpu + st.reaped
+			queue = append(queue, pids[pid][i])
+		}
+	}
+	return total, nil
 }
 
 // memory reads VmRSS and VmHWM from /proc/<pid>/status, in bytes.
@@ -107,6 +172,12 @@ func (p *Process) memory() (rss, hwm int64, err error) {
 // file, which the process's owner has.
 func (p *Process) resetPeak() bool {
 	return os.WriteFile(p.path("clear_refs"), []byte("5"), 0) == nil
+}
+
+// CPUUsage is the CPU time a process tree used during a run.
+type CPUUsage struct {
+	CPUSeconds          float64 `json:"cpu_seconds"`
+	CPUPerRequestMicros float64 `json:"cpu_us_per_request"`
 }
 
 // monitor follows a process through a run. Besides the high-water mark it

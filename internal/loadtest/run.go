@@ -37,6 +37,9 @@ type Options struct {
 	// Process, when set, is the hub process whose CPU time and memory the
 	// run reports.
 	Process *Process
+	// Database, when set, is the database server's main process: the run
+	// reports the CPU time of it and all its descendants.
+	Database *Process
 }
 
 // Result is what one run of a scenario measured. Latencies are in
@@ -60,6 +63,9 @@ type Result struct {
 	FirstError string `json:"first_error,omitempty"`
 	// Hub is the hub process's usage during the run, when known.
 	Hub *Usage `json:"hub,omitempty"`
+	// Database is the database server's CPU time during the run, when
+	// known (Options.Database).
+	Database *CPUUsage `json:"database,omitempty"`
 	// ClientCPUPerRequestMicros is this process's own CPU time per
 	// request (the load tool's share of a machine it shares with the
 	// hub), when /proc tells it.
@@ -103,6 +109,13 @@ func Run(ctx context.Context, name string, opts Options, op Op) (*Result, error)
 		var err error
 		if mon, err = startMonitor(opts.Process); err != nil {
 			return nil, err
+		}
+	}
+	var db0 time.Duration
+	if opts.Database != nil {
+		var err error
+		if db0, err = opts.Database.treeCPU(); err != nil {
+			return nil, fmt.Errorf("reading the database server's processes: %w", err)
 		}
 	}
 	self := &Process{PID: os.Getpid()}
@@ -163,6 +176,16 @@ func Run(ctx context.Context, name string, opts Options, op Op) (*Result, error)
 			u.CPUPerRequestMicros = u.CPUSeconds * 1e6 / float64(r.Requests)
 		}
 		r.Hub = u
+	}
+	if opts.Database != nil {
+		db1, err := opts.Database.treeCPU()
+		if err != nil {
+			return nil, fmt.Errorf("reading the database server's processes: %w", err)
+		}
+		r.Database = &CPUUsage{CPUSeconds: (db1 - db0).Seconds()}
+		if r.Requests > 0 {
+			r.Database.CPUPerRequestMicros = r.Database.CPUSeconds * 1e6 / float64(r.Requests)
+		}
 	}
 	if selfCPU1, err := self.cpu(); selfErr == nil && err == nil && r.Requests > 0 {
 		r.ClientCPUPerRequestMicros = float64((selfCPU1 - selfCPU0).Microseconds()) / float64(r.Requests)
