@@ -190,7 +190,11 @@ func runBench(ctx context.Context, cmd *cobra.Command, f *benchFlags, names []st
 		}
 		rep.Results = append(rep.Results, r)
 	}
-	noteVerifyRatio(rep.Results)
+	if slices.Contains(names, loadtest.MCPAuthVerify) && slices.Contains(names, loadtest.RawVerify) {
+		if err := interleavedVerifyRatio(ctx, b, f, rep.Results); err != nil {
+			return err
+		}
+	}
 	if f.asJSON {
 		return writeJSON(cmd.OutOrStdout(), rep)
 	}
@@ -206,9 +210,16 @@ func writes(name string) bool {
 	return false
 }
 
-// noteVerifyRatio notes on the mcpauth-verify result its rate as a share
-// of raw-verify's, the measure, when both ran.
-func noteVerifyRatio(rs []*loadtest.Result) {
+// verifyPairs is how many alternating pairs of short mcpauth-verify and
+// raw-verify runs measure their ratio.
+const verifyPairs = 7
+
+// interleavedVerifyRatio notes on the mcpauth-verify result its rate as a
+// share of raw-verify's (the measure): the median of verifyPairs
+// alternating pairs of short runs, each a seventh of --duration (or of
+// --requests), so that a neighbour's load falls on both sides alike. The
+// two full runs' ratio is noted too.
+func interleavedVerifyRatio(ctx context.Context, b *loadtest.Bench, f *benchFlags, rs []*loadtest.Result) error {
 	var mcp, raw *loadtest.Result
 	for _, r := range rs {
 		switch r.Scenario {
@@ -218,9 +229,46 @@ func noteVerifyRatio(rs []*loadtest.Result) {
 			raw = r
 		}
 	}
-	if mcp != nil && raw != nil && raw.PerSecond > 0 {
-		mcp.Notes = append(mcp.Notes, fmt.Sprintf("%.0f%% of raw-verify's rate", 100*mcp.PerSecond/raw.PerSecond))
+	opts := loadtest.Options{Concurrency: min(f.concurrency, runtime.GOMAXPROCS(0)), Duration: f.duration / verifyPairs, Requests: f.requests / verifyPairs}
+	if opts.Duration == 0 && opts.Requests == 0 {
+		opts.Requests = 1
 	}
+	var ratios []float64
+	for i := range verifyPairs {
+		var rate [2]float64
+		// Alternate which goes first.
+		order := []string{loadtest.MCPAuthVerify, loadtest.RawVerify}
+		if i%2 == 1 {
+			slices.Reverse(order)
+		}
+		for _, name := range order {
+			op, err := b.Op(ctx, name)
+			if err != nil {
+				return err
+			}
+			r, err := loadtest.Run(ctx, name, opts, op)
+			if err != nil {
+				return err
+			}
+			if r.Errors > 0 {
+				return fmt.Errorf("%s: %s", name, r.FirstError)
+			}
+			rate[slices.Index([]string{loadtest.MCPAuthVerify, loadtest.RawVerify}, name)] = r.PerSecond
+		}
+		if rate[1] > 0 {
+			ratios = append(ratios, rate[0]/rate[1])
+		}
+	}
+	if raw.PerSecond > 0 {
+		mcp.Notes = append(mcp.Notes, fmt.Sprintf("%.0f%% of raw-verify's rate in the full runs", 100*mcp.PerSecond/raw.PerSecond))
+	}
+	if len(ratios) > 0 {
+		slices.Sort(ratios)
+		mcp.VerifyRatio = ratios[len(ratios)/2]
+		mcp.Notes = append(mcp.Notes, fmt.Sprintf("%.0f%% of raw-verify's rate, median of %d interleaved pairs (%.0f–%.0f%%)",
+			100*mcp.VerifyRatio, len(ratios), 100*ratios[0], 100*ratios[len(ratios)-1]))
+	}
+	return nil
 }
 
 // local says whether a scenario is CPU work of this process (no request

@@ -130,6 +130,9 @@ func testBench(t *testing.T, backend string, env map[string]string, dbPID int) {
 			t.Errorf("%s: store growth per request %v", r.Scenario, r.StoreBytesPerRequest)
 		}
 	}
+	if i := slices.Index(got, loadtest.MCPAuthVerify); i >= 0 && !(rep.Results[i].VerifyRatio > 0 && rep.Results[i].VerifyRatio < 2) {
+		t.Errorf("mcpauth-verify / raw-verify = %v", rep.Results[i].VerifyRatio)
+	}
 	if !slices.Equal(got, loadtest.Scenarios) {
 		t.Errorf("scenarios %v, want %v", got, loadtest.Scenarios)
 	}

@@ -75,6 +75,9 @@ type Result struct {
 	// caller could measure it.
 	StoreGrowthBytes     int64   `json:"store_growth_bytes,omitempty"`
 	StoreBytesPerRequest float64 `json:"store_bytes_per_request,omitempty"`
+	// VerifyRatio is, on an mcpauth-verify result, its rate as a share of
+	// raw-verify's (the median of interleaved pairs), when both ran.
+	VerifyRatio float64 `json:"verify_ratio,omitempty"`
 	// Notes are facts about the run a reader needs (e.g. how many
 	// distinct tokens were presented).
 	Notes []string `json:"notes,omitempty"`
