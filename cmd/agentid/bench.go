@@ -78,12 +78,15 @@ verified subject token's signature for 2 s, so with few subjects at a high rate
 the exchange and retrieval measure that cache). The records stay in the store.
 
 Every scenario runs --concurrency workers, each one request at a time over
-keep-alive connections, for --duration (or --requests in all). It prints
-requests/s, the p50/p90/p99/max latency, the errors by HTTP status and, with
---pid of the hub's process on this machine, its CPU time per request and peak
-resident memory (--db-pid: the database server's CPU time per request too). With the store it reports how much the database grew per
+keep-alive connections, for --duration (or --requests in all); the two
+verification scenarios, CPU work of this process, run one worker per core, and
+then seven alternating pairs of short runs give mcpauth's share of the raw rate.
+It prints requests/s, the p50/p90/p99/max latency, the errors by HTTP status,
+its own CPU time per request and, with --pid of the hub's process on this
+machine, the hub's CPU time per request and peak resident memory (--db-pid:
+the database server's CPU time too), and how much the database grew per
 request.`,
-		Example: `  agentid --data-dir ./agentid-data bench --hub http://127.0.0.1:9090 --pid $(pgrep -nx agentid)
+		Example: `  agentid --data-dir ./agentid-data bench --hub http://127.0.0.1:9090 --pid $(HUB_PID)
   agentid --config hub.yaml bench --hub http://127.0.0.1:9090 --scenario exchange --concurrency 32 --duration 10s --json`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
