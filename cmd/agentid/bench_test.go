@@ -82,7 +82,7 @@ func testBench(t *testing.T, backend string, env map[string]string, dbPID int) {
 	h := startServe(t, env)
 
 	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), []string{"bench", "--hub", h.issuer, "--duration", "300ms",
+	code := run(context.Background(), []string{"bench", "--hub", h.issuer, "--duration", "300ms", "--warmup", "100ms",
 		"--concurrency", "4", "--subjects", "16", "--pid", fmt.Sprint(os.Getpid()), "--db-pid", fmt.Sprint(dbPID), "--json"},
 		strings.NewReader(""), &stdout, &stderr, func(k string) (string, bool) {
 			v, ok := env[k]
