@@ -86,8 +86,8 @@ its own CPU time per request and, with --pid of the hub's process on this
 machine, the hub's CPU time per request and peak resident memory (--db-pid:
 the database server's CPU time too), and how much the database grew per
 request.`,
-		Example: `  agentid --data-dir ./agentid-data bench --hub http://127.0.0.1:9090 --pid $(HUB_PID)
-  agentid --config hub.yaml bench --hub http://127.0.0.1:9090 --scenario exchange --concurrency 32 --duration 10s --json`,
+		Example: `  agentid --data-dir ./agentid-data bench --hub http://127.0.0.1:9090 --pid HUB_PID
+  agentid --config agentid.yaml bench --hub http://127.0.0.1:9090 --scenario exchange --concurrency 32 --duration 10s --json`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := requireFlags(cmd, "hub"); err != nil {

@@ -181,19 +181,30 @@ func TestProcessUsage(t *testing.T) {
 		t.Errorf("tree CPU %v %v, want 3.7s", got, err)
 	}
 
+	// This process, spinning until /proc shows it spent 30 ms of CPU
+	// (however long a loaded machine takes to give it that).
 	self := &Process{PID: os.Getpid()}
-	r, err := Run(context.Background(), "spin", Options{Concurrency: 1, Duration: 50 * time.Millisecond, Process: self}, func(context.Context, int) (int, error) {
-		x := 0
-		for i := range 100000 {
-			x += i
+	r, err := Run(context.Background(), "spin", Options{Concurrency: 1, Requests: 1, Process: self}, func(context.Context, int) (int, error) {
+		cpu0, err := self.cpu() // after the run's first reading
+		if err != nil {
+			return 0, err
 		}
-		_ = x
-		return 0, nil
+		for {
+			cpu, err := self.cpu()
+			if err != nil || cpu-cpu0 >= 30*time.Millisecond {
+				return 0, err
+			}
+			x := 0
+			for i := range 100000 {
+				x += i
+			}
+			_ = x
+		}
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Hub == nil || r.Hub.CPUSeconds <= 0 || r.Hub.PeakRSSBytes < r.Hub.RSSBytes || r.Hub.RSSBytes <= 0 {
+	if r.Hub == nil || r.Hub.CPUSeconds < 0.03 || r.Hub.PeakRSSBytes < r.Hub.RSSBytes || r.Hub.RSSBytes <= 0 {
 		t.Errorf("usage %+v", r.Hub)
 	}
 }
