@@ -85,7 +85,7 @@ It prints requests/s, the p50/p90/p99/max latency, the errors by HTTP status,
 its own CPU time per request and, with --pid of the hub's process on this
 machine, the hub's CPU time per request and peak resident memory (--db-pid:
 the database server's CPU time too), and how much the database grew per
-request.`,
+request. It exits 1 when any request failed.`,
 		Example: `  agentid --data-dir ./agentid-data bench --hub http://127.0.0.1:9090 --pid HUB_PID
   agentid --config agentid.yaml bench --hub http://127.0.0.1:9090 --scenario exchange --concurrency 32 --duration 10s --json`,
 		Args: exactArgs(),
@@ -142,6 +142,19 @@ func benchScenarios(given []string) ([]string, error) {
 }
 
 func runBench(ctx context.Context, cmd *cobra.Command, f *benchFlags, names []string, cfg *config.Config, st store.Store) error {
+	var proc, db *loadtest.Process
+	if f.pid != 0 {
+		proc = &loadtest.Process{PID: f.pid}
+		if err := proc.Check(); err != nil {
+			return fmt.Errorf("--pid: %w", err)
+		}
+	}
+	if f.dbPID != 0 {
+		db = &loadtest.Process{PID: f.dbPID}
+		if err := db.Check(); err != nil {
+			return fmt.Errorf("--db-pid: %w", err)
+		}
+	}
 	hc := loadtest.NewHTTPClient(f.concurrency)
 	issuer, err := hubIssuer(ctx, hc, f.hub)
 	if err != nil {
@@ -154,13 +167,6 @@ func runBench(ctx context.Context, cmd *cobra.Command, f *benchFlags, names []st
 	b, err := loadtest.Prepare(ctx, fx, hc, f.concurrency, f.subjects)
 	if err != nil {
 		return err
-	}
-	var proc, db *loadtest.Process
-	if f.pid != 0 {
-		proc = &loadtest.Process{PID: f.pid}
-	}
-	if f.dbPID != 0 {
-		db = &loadtest.Process{PID: f.dbPID}
 	}
 	size := storeSizer(cfg)
 	rep := &benchReport{Hub: issuer, Store: storeKind(cfg), Concurrency: f.concurrency, Subjects: b.Subjects(), Started: time.Now().UTC()}
@@ -199,9 +205,22 @@ func runBench(ctx context.Context, cmd *cobra.Command, f *benchFlags, names []st
 		}
 	}
 	if f.asJSON {
-		return writeJSON(cmd.OutOrStdout(), rep)
+		err = writeJSON(cmd.OutOrStdout(), rep)
+	} else {
+		err = printBench(cmd.OutOrStdout(), rep)
 	}
-	return printBench(cmd.OutOrStdout(), rep)
+	if err != nil {
+		return err
+	}
+	// Failed requests make the measurement wrong: a script must notice.
+	var failed int64
+	for _, r := range rep.Results {
+		failed += r.Errors
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d requests failed (see the report)", failed)
+	}
+	return nil
 }
 
 // writes says whether a scenario stores something at every request.

@@ -137,3 +137,41 @@ func testBench(t *testing.T, backend string, env map[string]string, dbPID int) {
 		t.Errorf("scenarios %v, want %v", got, loadtest.Scenarios)
 	}
 }
+
+// TestBenchRefusals: a run that cannot measure says so before seeding
+// anything: an unknown scenario, a process that is not there, a URL that
+// is not the hub's issuer.
+func TestBenchRefusals(t *testing.T) {
+	addr := freeAddr(t)
+	data := filepath.Join(t.TempDir(), "data")
+	env := map[string]string{"AGENTID_DATA_DIR": data, "AGENTID_LISTEN": addr, "AGENTID_ISSUER": "http://" + addr}
+	h := startServe(t, env)
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--scenario", "password-grant"}, exitError, `--scenario "password-grant": one of client-credentials`},
+		{[]string{"--pid", "999999999"}, exitError, "--pid: process 999999999"},
+		{[]string{"--db-pid", "999999999"}, exitError, "--db-pid: process 999999999"},
+		{[]string{"--concurrency", "0"}, exitError, "--concurrency and --subjects must be at least 1"},
+	} {
+		var stdout, stderr bytes.Buffer
+		args := append([]string{"bench", "--hub", h.issuer}, tc.args...)
+		if code := run(context.Background(), args, strings.NewReader(""), &stdout, &stderr, lookup); code != tc.code || !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want %d and %q", tc.args, code, stderr.String(), tc.code, tc.want)
+		}
+	}
+	// The hub's address under another name is not its issuer.
+	var stdout, stderr bytes.Buffer
+	other := strings.Replace(h.issuer, "127.0.0.1", "localhost", 1)
+	if code := run(context.Background(), []string{"bench", "--hub", other}, strings.NewReader(""), &stdout, &stderr, lookup); code != exitError || !strings.Contains(stderr.String(), "is not the hub's issuer") {
+		t.Errorf("--hub %s: exit %d, stderr %q", other, code, stderr.String())
+	}
+	// Nothing was seeded by the refused runs.
+	code, out, _ := runCLI(t, env, "clients", "list")
+	if code != 0 || strings.Contains(out, "bench-") {
+		t.Errorf("clients after refused runs (exit %d):\n%s", code, out)
+	}
+}

@@ -46,6 +46,14 @@ func (p *Process) path(name string) string {
 	return fmt.Sprintf("%s/%d/%s", root, p.PID, name)
 }
 
+// Check reports whether the process can be read.
+func (p *Process) Check() error {
+	if _, err := p.cpu(); err != nil {
+		return fmt.Errorf("process %d: %w", p.PID, err)
+	}
+	return nil
+}
+
 // cpu is the process's user + system CPU time so far.
 func (p *Process) cpu() (time.Duration, error) {
 	st, err := readStat(p.path("stat"))
