@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -173,5 +174,73 @@ func TestBenchRefusals(t *testing.T) {
 	code, out, _ := runCLI(t, env, "clients", "list")
 	if code != 0 || strings.Contains(out, "bench-") {
 		t.Errorf("clients after refused runs (exit %d):\n%s", code, out)
+	}
+}
+
+// TestBenchFailures: requests that fail are counted by status, the first
+// error is reported, and the command exits 1 after printing the report.
+// The client-credentials client is disabled as soon as it is seeded.
+func TestBenchFailures(t *testing.T) {
+	addr := freeAddr(t)
+	data := filepath.Join(t.TempDir(), "data")
+	env := map[string]string{"AGENTID_DATA_DIR": data, "AGENTID_LISTEN": addr, "AGENTID_ISSUER": "http://" + addr}
+	h := startServe(t, env)
+	type outcome struct {
+		code   int
+		stdout string
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), []string{"bench", "--hub", h.issuer, "--scenario", "client-credentials", "--duration", "3s",
+			"--concurrency", "2", "--subjects", "2", "--json"}, strings.NewReader(""), &stdout, &stderr, func(k string) (string, bool) {
+			v, ok := env[k]
+			return v, ok
+		})
+		done <- outcome{code, stdout.String()}
+	}()
+	// Find the run's client and disable it.
+	deadline := time.Now().Add(30 * time.Second)
+	for disabled := false; !disabled; {
+		if time.Now().After(deadline) {
+			t.Fatal("the bench's client never appeared")
+		}
+		_, out, _ := runCLI(t, env, "clients", "list", "--json")
+		var list []struct {
+			ClientID string `json:"client_id"`
+		}
+		if err := json.Unmarshal([]byte(out), &list); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		for _, c := range list {
+			if strings.HasPrefix(c.ClientID, "bench-") && strings.HasSuffix(c.ClientID, "-cc") {
+				if code, out, errOut := runCLI(t, env, "clients", "disable", c.ClientID); code != 0 {
+					t.Fatalf("disable: exit %d\n%s%s", code, out, errOut)
+				}
+				disabled = true
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	o := <-done
+	if o.code != exitError {
+		t.Errorf("exit %d, want %d", o.code, exitError)
+	}
+	var rep benchReport
+	if err := json.Unmarshal([]byte(o.stdout), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, o.stdout)
+	}
+	// 401 invalid_client, then 429 once the hub throttles the failing
+	// client's authentication.
+	r := rep.Results[0]
+	var sum int64
+	for st, n := range r.ErrorsByStatus {
+		if st != "401" && st != "429" {
+			t.Errorf("%d errors with status %s", n, st)
+		}
+		sum += n
+	}
+	if r.Errors == 0 || r.Errors > r.Requests || sum != r.Errors || r.ErrorsByStatus["401"] == 0 || !strings.Contains(r.FirstError, "invalid_client") {
+		t.Errorf("%d requests, %d errors %v, first %q", r.Requests, r.Errors, r.ErrorsByStatus, r.FirstError)
 	}
 }

@@ -57,8 +57,9 @@ type Result struct {
 	// ErrorsByStatus counts the failed requests by the HTTP status of
 	// their answer ("0": no answer, or a local failure).
 	ErrorsByStatus map[string]int64 `json:"errors_by_status,omitempty"`
-	// FirstError is the text of the first failure, for a reader to start
-	// from; it never holds a token or secret (the ops' errors do not).
+	// FirstError is the text of a failure (the first that the lowest-
+	// numbered failing worker saw), for a reader to start from; it never
+	// holds a token or secret (the ops' errors do not).
 	FirstError string `json:"first_error,omitempty"`
 	// Hub is the hub process's usage during the run, when known.
 	Hub *Usage `json:"hub,omitempty"`
