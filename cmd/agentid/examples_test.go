@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -46,6 +47,8 @@ var examplePlaceholders = map[string]string{
 	"URI":       exampleResource,
 	"VERSION":   "0",
 	"HOST:PORT": "127.0.0.1:0",
+	// The hub of a bench example runs in the test process.
+	"HUB_PID": strconv.Itoa(os.Getpid()),
 }
 
 // TestHelpExamples runs every line of every command's Example, each in a
@@ -153,6 +156,11 @@ func runExample(t *testing.T, line string) {
 		}
 	}
 
+	if slices.Contains(args, "bench") {
+		benchExampleHub(t, env, args)
+		// Short: a run of 200 ms per scenario (the last --duration wins).
+		args = append(args, "--subjects", "8", "--duration", "200ms")
+	}
 	if slices.Contains(args, "serve") && !slices.Contains(args, "--print-config") || slices.Contains(args, "demo") {
 		runHubExample(t, line, env, args)
 		return
@@ -163,6 +171,21 @@ func runExample(t *testing.T, line string) {
 	}
 	if slices.Contains(args, "client_credentials") && slices.Contains(args[:2], "clients") {
 		checkClientCredentials(t, line, env, stdout)
+	}
+}
+
+// benchExampleHub starts the hub a bench example drives, on the world's
+// data directory, and points the example's --hub at it.
+func benchExampleHub(t *testing.T, env map[string]string, args []string) {
+	t.Helper()
+	addr := freeAddr(t)
+	hubEnv := maps.Clone(env)
+	hubEnv["AGENTID_LISTEN"], hubEnv["AGENTID_ISSUER"] = addr, "http://"+addr
+	h := startServe(t, hubEnv)
+	for i := 1; i < len(args); i++ {
+		if args[i-1] == "--hub" {
+			args[i] = h.issuer
+		}
 	}
 }
 

@@ -125,6 +125,7 @@ func (c *cli) hubCommands() []*cobra.Command {
 		c.newMigrateCmd(),
 		c.newBackupCmd(),
 		c.newRestoreCmd(),
+		c.newBenchCmd(),
 	}
 }
 

@@ -63,6 +63,7 @@ var allowed = map[string][]string{
 	"internal/fetch":                     {},
 	"internal/jobs":                      {"internal/store"},
 	"internal/keyring":                   {},
+	"internal/loadtest":                  {"internal/oauth", "mcpauth"},
 	"internal/federation":                {"internal/audit", "internal/oauth", "internal/store"},
 	"internal/demo":                      {"internal/store", "mcpauth"},
 	"internal/oauth":                     {},

@@ -1,0 +1,246 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/agentid/agentid/internal/loadtest"
+	"github.com/agentid/agentid/internal/store/pgtest"
+)
+
+// freeAddr is a loopback address with a port nobody listens on now, for a
+// hub whose issuer must name its port.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+// TestBench runs every scenario of `agentid bench` briefly against
+// `agentid serve` on a fresh data directory, seeding through the same
+// directory, and checks the JSON report: every scenario made requests,
+// none failed, the percentiles are ordered, the hub's CPU time and memory
+// were read (the hub runs in this process, so --pid is ours) and the
+// store's growth was measured.
+func TestBench(t *testing.T) {
+	testBench(t, "sqlite", map[string]string{"AGENTID_DATA_DIR": filepath.Join(t.TempDir(), "data")}, 0)
+}
+
+// TestBenchPostgres is TestBench on PostgreSQL, with the database
+// server's CPU time (--db-pid) when the cluster runs on this machine.
+func TestBenchPostgres(t *testing.T) {
+	dsn := pgtest.FreshSchema(t)
+	testBench(t, "postgres", map[string]string{"AGENTID_DATA_DIR": t.TempDir(), "AGENTID_STORE_DSN": dsn}, postmasterPID(t, dsn))
+}
+
+// postmasterPID is the PID of the PostgreSQL server's main process, the
+// parent of this connection's backend, or 0 when that process is not on
+// this machine.
+func postmasterPID(t *testing.T, dsn string) int {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var backend int
+	if err := conn.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&backend); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", backend))
+	if err != nil {
+		return 0 // another machine (or no /proc)
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	ppid, err := strconv.Atoi(f[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ppid
+}
+
+func testBench(t *testing.T, backend string, env map[string]string, dbPID int) {
+	addr := freeAddr(t)
+	env["AGENTID_LISTEN"], env["AGENTID_ISSUER"] = addr, "http://"+addr
+	h := startServe(t, env)
+
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"bench", "--hub", h.issuer, "--duration", "300ms", "--warmup", "100ms",
+		"--concurrency", "4", "--subjects", "16", "--pid", fmt.Sprint(os.Getpid()), "--db-pid", fmt.Sprint(dbPID), "--json"},
+		strings.NewReader(""), &stdout, &stderr, func(k string) (string, bool) {
+			v, ok := env[k]
+			return v, ok
+		})
+	if code != 0 {
+		t.Fatalf("exit %d\nstderr:\n%s\nstdout:\n%s", code, stderr.String(), stdout.String())
+	}
+	var rep benchReport
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, stdout.String())
+	}
+	if rep.Hub != h.issuer || rep.Store != backend || rep.Concurrency != 4 || rep.Subjects < 16 {
+		t.Errorf("report header %+v", rep)
+	}
+	var got []string
+	for _, r := range rep.Results {
+		got = append(got, r.Scenario)
+		t.Logf("%s: %d requests, %.0f/s, p50 %.2f p90 %.2f p99 %.2f max %.2f ms", r.Scenario, r.Requests, r.PerSecond, r.P50, r.P90, r.P99, r.Max)
+		if r.Requests == 0 || r.PerSecond <= 0 {
+			t.Errorf("%s: no requests", r.Scenario)
+		}
+		if r.Errors != 0 {
+			t.Errorf("%s: %d errors %v, first: %s", r.Scenario, r.Errors, r.ErrorsByStatus, r.FirstError)
+		}
+		if !(0 < r.P50 && r.P50 <= r.P90 && r.P90 <= r.P99 && r.P99 <= r.Max) {
+			t.Errorf("%s: percentiles not ordered: %v %v %v %v", r.Scenario, r.P50, r.P90, r.P99, r.Max)
+		}
+		switch {
+		case local(r.Scenario):
+			if r.Hub != nil || r.Concurrency > runtime.GOMAXPROCS(0) {
+				t.Errorf("%s: local work with hub usage %+v, %d workers", r.Scenario, r.Hub, r.Concurrency)
+			}
+		case r.Hub == nil || r.Hub.CPUSeconds <= 0 || r.Hub.PeakRSSBytes <= 0 || r.Hub.RSSBytes <= 0:
+			t.Errorf("%s: hub usage %+v", r.Scenario, r.Hub)
+		case dbPID != 0 && (r.Database == nil || r.Database.CPUSeconds <= 0):
+			t.Errorf("%s: database usage %+v", r.Scenario, r.Database)
+		case dbPID == 0 && r.Database != nil:
+			t.Errorf("%s: database usage %+v without --db-pid", r.Scenario, r.Database)
+		}
+		if r.ClientCPUPerRequestMicros <= 0 {
+			t.Errorf("%s: no client CPU time", r.Scenario)
+		}
+		if writes(r.Scenario) && r.StoreBytesPerRequest <= 0 {
+			t.Errorf("%s: store growth per request %v", r.Scenario, r.StoreBytesPerRequest)
+		}
+	}
+	if i := slices.Index(got, loadtest.MCPAuthVerify); i >= 0 && !(rep.Results[i].VerifyRatio > 0 && rep.Results[i].VerifyRatio < 2) {
+		t.Errorf("mcpauth-verify / raw-verify = %v", rep.Results[i].VerifyRatio)
+	}
+	if !slices.Equal(got, loadtest.Scenarios) {
+		t.Errorf("scenarios %v, want %v", got, loadtest.Scenarios)
+	}
+}
+
+// TestBenchRefusals: a run that cannot measure says so before seeding
+// anything: an unknown scenario, a process that is not there, a URL that
+// is not the hub's issuer.
+func TestBenchRefusals(t *testing.T) {
+	addr := freeAddr(t)
+	data := filepath.Join(t.TempDir(), "data")
+	env := map[string]string{"AGENTID_DATA_DIR": data, "AGENTID_LISTEN": addr, "AGENTID_ISSUER": "http://" + addr}
+	h := startServe(t, env)
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--scenario", "password-grant"}, exitError, `--scenario "password-grant": one of client-credentials`},
+		{[]string{"--pid", "999999999"}, exitError, "--pid: process 999999999"},
+		{[]string{"--db-pid", "999999999"}, exitError, "--db-pid: process 999999999"},
+		{[]string{"--concurrency", "0"}, exitError, "--concurrency and --subjects must be at least 1"},
+	} {
+		var stdout, stderr bytes.Buffer
+		args := append([]string{"bench", "--hub", h.issuer}, tc.args...)
+		if code := run(context.Background(), args, strings.NewReader(""), &stdout, &stderr, lookup); code != tc.code || !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want %d and %q", tc.args, code, stderr.String(), tc.code, tc.want)
+		}
+	}
+	// The hub's address under another name is not its issuer.
+	var stdout, stderr bytes.Buffer
+	other := strings.Replace(h.issuer, "127.0.0.1", "localhost", 1)
+	if code := run(context.Background(), []string{"bench", "--hub", other}, strings.NewReader(""), &stdout, &stderr, lookup); code != exitError || !strings.Contains(stderr.String(), "is not the hub's issuer") {
+		t.Errorf("--hub %s: exit %d, stderr %q", other, code, stderr.String())
+	}
+	// Nothing was seeded by the refused runs.
+	code, out, _ := runCLI(t, env, "clients", "list")
+	if code != 0 || strings.Contains(out, "bench-") {
+		t.Errorf("clients after refused runs (exit %d):\n%s", code, out)
+	}
+}
+
+// TestBenchFailures: requests that fail are counted by status, the first
+// error is reported, and the command exits 1 after printing the report.
+// The client-credentials client is disabled as soon as it is seeded.
+func TestBenchFailures(t *testing.T) {
+	addr := freeAddr(t)
+	data := filepath.Join(t.TempDir(), "data")
+	env := map[string]string{"AGENTID_DATA_DIR": data, "AGENTID_LISTEN": addr, "AGENTID_ISSUER": "http://" + addr}
+	h := startServe(t, env)
+	type outcome struct {
+		code   int
+		stdout string
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), []string{"bench", "--hub", h.issuer, "--scenario", "client-credentials", "--duration", "3s",
+			"--concurrency", "2", "--subjects", "2", "--json"}, strings.NewReader(""), &stdout, &stderr, func(k string) (string, bool) {
+			v, ok := env[k]
+			return v, ok
+		})
+		done <- outcome{code, stdout.String()}
+	}()
+	// Find the run's client and disable it.
+	deadline := time.Now().Add(30 * time.Second)
+	for disabled := false; !disabled; {
+		if time.Now().After(deadline) {
+			t.Fatal("the bench's client never appeared")
+		}
+		_, out, _ := runCLI(t, env, "clients", "list", "--json")
+		var list []struct {
+			ClientID string `json:"client_id"`
+		}
+		if err := json.Unmarshal([]byte(out), &list); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		for _, c := range list {
+			if strings.HasPrefix(c.ClientID, "bench-") && strings.HasSuffix(c.ClientID, "-cc") {
+				if code, out, errOut := runCLI(t, env, "clients", "disable", c.ClientID); code != 0 {
+					t.Fatalf("disable: exit %d\n%s%s", code, out, errOut)
+				}
+				disabled = true
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	o := <-done
+	if o.code != exitError {
+		t.Errorf("exit %d, want %d", o.code, exitError)
+	}
+	var rep benchReport
+	if err := json.Unmarshal([]byte(o.stdout), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, o.stdout)
+	}
+	// 401 invalid_client, then 429 once the hub throttles the failing
+	// client's authentication.
+	r := rep.Results[0]
+	var sum int64
+	for st, n := range r.ErrorsByStatus {
+		if st != "401" && st != "429" {
+			t.Errorf("%d errors with status %s", n, st)
+		}
+		sum += n
+	}
+	if r.Errors == 0 || r.Errors > r.Requests || sum != r.Errors || r.ErrorsByStatus["401"] == 0 || !strings.Contains(r.FirstError, "invalid_client") {
+		t.Errorf("%d requests, %d errors %v, first %q", r.Requests, r.Errors, r.ErrorsByStatus, r.FirstError)
+	}
+}
