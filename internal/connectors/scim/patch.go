@@ -1,7 +1,9 @@
 package scim
 
 import (
+	"maps"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/elimity-com/scim"
@@ -33,12 +35,15 @@ func applyOp(res map[string]any, s schema.Schema, op scim.PatchOperation) error 
 		if !ok {
 			return scimError(scimerrors.ScimErrorInvalidValue, "an operation without a path takes an object of attributes")
 		}
-		for k, v := range vals {
-			attr, ok := attribute(s, k)
-			if !ok {
+		// Each key is an attribute path (RFC 7644 §3.5.2.3 names
+		// attributes; clients also send "name.givenName" or the
+		// schema-qualified name, which the library validated as paths).
+		for _, k := range slices.Sorted(maps.Keys(vals)) {
+			p, err := filter.ParsePath([]byte(k))
+			if err != nil {
 				return scimError(scimerrors.ScimErrorInvalidPath, "no attribute "+k)
 			}
-			if err := applyAttr(res, attr, op.Op, v); err != nil {
+			if err := applyOp(res, s, scim.PatchOperation{Op: op.Op, Path: &p, Value: vals[k]}); err != nil {
 				return err
 			}
 		}

@@ -3,8 +3,10 @@ package scim
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"net/http"
+	"net/mail"
 	"net/url"
 	"reflect"
 	"slices"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/clients"
+	"github.com/agentid/agentid/internal/connectors"
 	"github.com/agentid/agentid/internal/store"
 	"github.com/agentid/agentid/internal/token"
 )
@@ -62,7 +65,9 @@ func (h *handler) userResource(st *userState, gs []*store.SCIMGroup) scim.Resour
 		attrs["displayName"] = u.Name
 	}
 	if u.Email != "" {
-		attrs["emails"] = []any{map[string]any{"value": u.Email, "primary": true}}
+		// The hub keeps one address, the work address: answered with its
+		// type, so that a client's emails[type eq "work"] finds it.
+		attrs["emails"] = []any{map[string]any{"value": u.Email, "type": "work", "primary": true}}
 	}
 	var member []any
 	for _, g := range gs {
@@ -142,6 +147,40 @@ func profileOf(attrs map[string]any) (profile, error) {
 	return p, nil
 }
 
+// Bounds of what a client may give as a person's name and address.
+const (
+	maxName  = 256
+	maxEmail = 254 // RFC 5321 §4.5.3.1.3, as the CLI takes
+)
+
+// checkProfile refuses a name or email that is not plain text (control
+// characters, invisible or direction characters, which would make a name
+// on the console, the consent page or an ID token read as another's) or
+// too long, and an email that is not a plain address (local@domain).
+func checkProfile(p profile) error {
+	if len(p.name) > maxName || !connectors.PlainText(p.name) || strings.ContainsFunc(p.name, bidiControl) {
+		return scimError(scimerrors.ScimErrorInvalidValue, fmt.Sprintf("the name must be plain text of at most %d bytes, without control or direction characters", maxName))
+	}
+	if p.email == "" {
+		return nil
+	}
+	a, err := mail.ParseAddress(p.email)
+	local, domain, _ := strings.Cut(p.email, "@")
+	if len(p.email) > maxEmail || err != nil || a.Name != "" || a.Address != p.email || local == "" || domain == "" ||
+		!connectors.PlainText(p.email) || connectors.CheckUsername(p.email) != nil {
+		return scimError(scimerrors.ScimErrorInvalidValue, fmt.Sprintf("the email must be a plain address (local@domain) of at most %d bytes", maxEmail))
+	}
+	return nil
+}
+
+// bidiControl reports the explicit directional embeddings, overrides and
+// isolates (UAX #9 §2.1–2.4), which reorder the text after them on a
+// page. (Joiners and marks stay allowed in names: Persian and Indic
+// names need them.)
+func bidiControl(r rune) bool {
+	return r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069
+}
+
 // emailFree refuses an address another user of the tenant has.
 func (h *handler) emailFree(ctx context.Context, id, email string) error {
 	if email == "" {
@@ -168,6 +207,9 @@ func (x users) Create(r *http.Request, attrs scim.ResourceAttributes) (scim.Reso
 	}
 	if err := store.CheckUsername(p.username); err != nil {
 		return scim.Resource{}, scimError(scimerrors.ScimErrorInvalidValue, err.Error())
+	}
+	if err := checkProfile(p); err != nil {
+		return scim.Resource{}, err
 	}
 	if err := h.emailFree(ctx, "", p.email); err != nil {
 		return scim.Resource{}, h.passOn(r, "create user", err)
@@ -318,6 +360,21 @@ func (h *handler) updateUser(r *http.Request, st *userState, p profile) (scim.Re
 	now := h.cfg.Now()
 	m := h.meta(r, now)
 	u := st.u
+	// A deactivation is carried out first, whatever else the request
+	// asks: an identity provider offboarding someone sends the person's
+	// whole record (Okta's PUT, a PATCH of several attributes), and a
+	// change refused below (a new userName, a taken email) must not keep
+	// them signed in.
+	if p.active != nil && !*p.active && !u.Disabled {
+		res, err := clients.DeprovisionUser(ctx, h.cfg.Store, h.cfg.Vault, m, h.cfg.Tenant, u.ID, now)
+		if err != nil {
+			return scim.Resource{}, h.deprovisionFailed(r, err)
+		}
+		u = res.User
+	}
+	if err := checkProfile(p); err != nil {
+		return scim.Resource{}, err
+	}
 	if p.email != u.Email {
 		if err := h.emailFree(ctx, u.ID, p.email); err != nil {
 			return scim.Resource{}, h.passOn(r, "update user", err)
@@ -353,15 +410,7 @@ func (h *handler) updateUser(r *http.Request, st *userState, p profile) (scim.Re
 			return scim.Resource{}, h.passOn(r, "update user", err)
 		}
 	}
-	switch {
-	case p.active == nil:
-	case !*p.active && !u.Disabled:
-		res, err := clients.DeprovisionUser(ctx, h.cfg.Store, h.cfg.Vault, m, h.cfg.Tenant, u.ID, now)
-		if err != nil {
-			return scim.Resource{}, h.deprovisionFailed(r, err)
-		}
-		u = res.User
-	case *p.active && u.Disabled:
+	if p.active != nil && *p.active && u.Disabled {
 		u.Disabled, u.UpdatedAt = false, now
 		if err := h.cfg.Store.UpdateUser(ctx, u, audit.NewUserUpdated(m, u.ID, audit.ChangeEnabled)); err != nil {
 			return scim.Resource{}, h.passOn(r, "enable user", err)

@@ -1,0 +1,188 @@
+package server_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agentid/agentid/internal/audit"
+	"github.com/agentid/agentid/internal/store"
+)
+
+// TestSCIMIdentityProviderRequests: what Microsoft Entra ID's and Okta's
+// provisioning actually send is understood, and an offboarding is never
+// lost to another attribute of the same request:
+//   - Entra deactivates with {"op":"Replace","path":"active","value":"False"}
+//     (a string), and reactivates with a path-less {"active":"True"};
+//   - a path-less replace whose keys are attribute paths (name.givenName,
+//     the schema-qualified displayName; RFC 7644 §3.5.2.3);
+//   - Entra updates the address with emails[type eq "work"].value, so the
+//     one address the hub keeps is answered as the work address;
+//   - Okta's PUT that renames (refused: userName is immutable here) and
+//     deactivates in one request still offboards the person;
+//   - list responses' itemsPerPage is what the page holds (RFC 7644
+//     §3.4.2), and the ServiceProviderConfig says passwords can be set.
+func TestSCIMIdentityProviderRequests(t *testing.T) {
+	h := newHub(t)
+	ctx := context.Background()
+	base, tok := scimHub(t, h)
+	do := func(method, path, body string) scimResp { t.Helper(); return scimDo(t, tok, method, base+path, body) }
+	create := func(name string) string {
+		t.Helper()
+		r := do("POST", "/Users", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"`+name+`",
+			"emails":[{"value":"`+name+`@example.com","primary":true}]}`)
+		if r.status != http.StatusCreated {
+			t.Fatalf("create %s: %d %v", name, r.status, r.body)
+		}
+		return r.body["id"].(string)
+	}
+	stored := func(id string) *store.User {
+		t.Helper()
+		u, err := h.Store.GetUser(ctx, store.DefaultTenant, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+
+	t.Run("Entra's string booleans", func(t *testing.T) {
+		id := create("entra1")
+		r := do("PATCH", "/Users/"+id, patchOps(`{"op":"Replace","path":"active","value":"False"}`))
+		if r.status != 200 || r.body["active"] != false || !stored(id).Disabled {
+			t.Fatalf("deactivation with \"False\": %d %v", r.status, r.body)
+		}
+		wantSCIMEvent(t, h.Store, audit.UserAccessRevoked, id, "")
+		r = do("PATCH", "/Users/"+id, patchOps(`{"op":"Replace","value":{"active":"True"}}`))
+		if r.status != 200 || r.body["active"] != true || stored(id).Disabled {
+			t.Fatalf("reactivation with \"True\": %d %v", r.status, r.body)
+		}
+		r = do("PATCH", "/Users/"+id, patchOps(`{"op":"replace","path":"emails[value eq \"entra1@example.com\"].primary","value":"true"}`))
+		if r.status != 200 {
+			t.Fatalf("a sub-attribute's string boolean: %d %v", r.status, r.body)
+		}
+		for _, v := range []string{`"no"`, `"0"`, `1`} {
+			if r := do("PATCH", "/Users/"+id, patchOps(`{"op":"Replace","path":"active","value":`+v+`}`)); r.status != 400 || r.body["scimType"] != "invalidValue" {
+				t.Errorf("active %s: %d %v", v, r.status, r.body)
+			}
+		}
+		if stored(id).Disabled {
+			t.Fatal("a refused value deactivated the person")
+		}
+	})
+
+	t.Run("path-less replace with attribute paths", func(t *testing.T) {
+		id := create("paths1")
+		r := do("PATCH", "/Users/"+id, patchOps(`{"op":"replace","value":{"name.givenName":"Pat","name.familyName":"Hsu"}}`))
+		if r.status != 200 || stored(id).Name != "Pat Hsu" {
+			t.Fatalf("name.givenName as a key: %d %v; stored %q", r.status, r.body, stored(id).Name)
+		}
+		r = do("PATCH", "/Users/"+id, patchOps(`{"op":"replace","value":{"urn:ietf:params:scim:schemas:core:2.0:User:displayName":"P. Hsu"}}`))
+		if r.status != 200 || stored(id).Name != "P. Hsu" {
+			t.Fatalf("a schema-qualified key: %d %v; stored %q", r.status, r.body, stored(id).Name)
+		}
+		if r := do("PATCH", "/Users/"+id, patchOps(`{"op":"replace","value":{"shoeSize":"9"}}`)); r.status != 400 {
+			t.Fatalf("an unknown key: %d %v", r.status, r.body)
+		}
+	})
+
+	t.Run("the work address", func(t *testing.T) {
+		id := create("work1")
+		r := do("GET", "/Users/"+id, "")
+		if e := asList(r.body["emails"]); len(e) != 1 || e[0].(map[string]any)["type"] != "work" {
+			t.Fatalf("emails %v", r.body["emails"])
+		}
+		r = do("PATCH", "/Users/"+id, patchOps(`{"op":"Replace","path":"emails[type eq \"work\"].value","value":"w1@example.com"}`))
+		if r.status != 200 || stored(id).Email != "w1@example.com" {
+			t.Fatalf("Entra's address update: %d %v", r.status, r.body)
+		}
+	})
+
+	t.Run("Okta's rename and deactivation in one PUT", func(t *testing.T) {
+		id := create("okta1")
+		now := time.Now()
+		if err := h.Store.CreateSession(ctx, &store.Session{Hash: []byte("okta1-session"), TenantID: store.DefaultTenant, UserID: id,
+			AuthTime: now, ExpiresAt: now.Add(time.Hour)}, nil); err != nil {
+			t.Fatal(err)
+		}
+		r := do("PUT", "/Users/"+id, `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"okta1.renamed","active":false}`)
+		if r.status != 400 || r.body["scimType"] != "mutability" {
+			t.Fatalf("PUT renaming: %d %v", r.status, r.body)
+		}
+		if !stored(id).Disabled {
+			t.Fatal("the refused rename kept the person active")
+		}
+		if _, err := h.Store.GetSession(ctx, []byte("okta1-session"), now); err == nil {
+			t.Fatal("the person's session outlived the deactivation")
+		}
+		wantSCIMEvent(t, h.Store, audit.UserAccessRevoked, id, "")
+	})
+
+	t.Run("pages and configuration", func(t *testing.T) {
+		r := do("GET", "/Users?count=150", "")
+		n := len(asList(r.body["Resources"]))
+		if r.status != 200 || n == 0 || n >= 150 || r.body["itemsPerPage"] != float64(n) {
+			t.Fatalf("itemsPerPage %v for %d resources", r.body["itemsPerPage"], n)
+		}
+		r = do("GET", "/Users?startIndex=1000", "")
+		if r.body["itemsPerPage"] != float64(0) || r.body["totalResults"] == float64(0) {
+			t.Fatalf("past the end: %v", r.body)
+		}
+		r = do("GET", "/ServiceProviderConfig", "")
+		if r.body["changePassword"].(map[string]any)["supported"] != true {
+			t.Fatalf("changePassword %v", r.body["changePassword"])
+		}
+	})
+}
+
+// TestSCIMUserValues: what a provisioning client writes into a person is
+// held to the bounds the hub's other paths keep: a userName that differs
+// from another's only in case is taken (userName is caseExact false,
+// RFC 7643 §4.1.1: one account under any case); a name with control or
+// direction-override characters, or over 256 bytes, and an email that is
+// not a plain address are invalidValue; a body over the hub's limit is
+// 413 with a SCIM error (RFC 7644 §3.12).
+func TestSCIMUserValues(t *testing.T) { forEachBackend(t, testSCIMUserValues) }
+
+func testSCIMUserValues(t *testing.T, h *hub) {
+	base, tok := scimHub(t, h)
+	do := func(method, path, body string) scimResp { t.Helper(); return scimDo(t, tok, method, base+path, body) }
+	user := func(extra string) string {
+		return `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"]` + extra + `}`
+	}
+	if r := do("POST", "/Users", user(`,"userName":"dora"`)); r.status != http.StatusCreated {
+		t.Fatalf("create: %d %v", r.status, r.body)
+	}
+	for _, name := range []string{"DORA", "Dora", "ALICE"} {
+		if r := do("POST", "/Users", user(`,"userName":"`+name+`"`)); r.status != http.StatusConflict || r.body["scimType"] != "uniqueness" {
+			t.Errorf("userName %s: %d %v", name, r.status, r.body)
+		}
+	}
+	if r := do("GET", "/Users?filter="+url.QueryEscape(`userName eq "dora"`), ""); r.body["totalResults"] != float64(1) {
+		t.Errorf("userName eq finds %v", r.body["totalResults"])
+	}
+	refused := map[string]string{
+		"a NUL in the name":               `,"userName":"v1","displayName":"Eve\u0000Smith"`,
+		"a right-to-left override":        `,"userName":"v2","name":{"formatted":"Eve \u202eevilA"}`,
+		"a name over 256 bytes":           `,"userName":"v3","displayName":"` + strings.Repeat("n", 257) + `"`,
+		"an email with a display name":    `,"userName":"v4","emails":[{"value":"Eve <eve@example.com>"}]`,
+		"an email with a control":         `,"userName":"v5","emails":[{"value":"eve\u0007@example.com"}]`,
+		"an email without a domain":       `,"userName":"v6","emails":[{"value":"eve"}]`,
+		"an email with an invisible char": `,"userName":"v7","emails":[{"value":"e\u200bve@example.com"}]`,
+	}
+	for name, extra := range refused {
+		if r := do("POST", "/Users", user(extra)); r.status != 400 || r.body["scimType"] != "invalidValue" {
+			t.Errorf("%s: %d %v", name, r.status, r.body)
+		}
+	}
+	// A Persian name needs its zero-width non-joiner.
+	if r := do("POST", "/Users", user(`,"userName":"v8","displayName":"می\u200cخواهم","emails":[{"value":"v8@example.com"}]`)); r.status != http.StatusCreated {
+		t.Errorf("a name with a joiner: %d %v", r.status, r.body)
+	}
+	resp, raw := bearerDo(t, "POST", base+"/Users", tok, "application/scim+json", user(`,"userName":"big","displayName":"`+strings.Repeat("a", 70<<10)+`"`))
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || resp.Header.Get("Content-Type") != "application/scim+json" || !strings.Contains(string(raw), `"status":"413"`) {
+		t.Errorf("a body over the limit: %d %s %.200s", resp.StatusCode, resp.Header.Get("Content-Type"), raw)
+	}
+}
