@@ -13,11 +13,11 @@ func TestUsernameKey(t *testing.T) {
 		{"alice", "Alice"},
 		{"alice", "\uff41\uff4c\uff49\uff43\uff45"}, // fullwidth
 		{"strasse", "STRAßE"},
-		{"josé", "JOSE\u0301"},         // composed and decomposed
-		{"office", "o\ufb03ce"},        // the ffi ligature
-		{"ⅸ", "ix"},                    // a compatibility roman numeral
-		{"σοφία", "ΣΟΦΊΑ"},             // final and medial sigma
-		{"kelvin", "\u212aelvin"},      // KELVIN SIGN
+		{"josé", "JOSE\u0301"},    // composed and decomposed
+		{"office", "o\ufb03ce"},   // the ffi ligature
+		{"ⅸ", "ix"},               // a compatibility roman numeral
+		{"σοφία", "ΣΟΦΊΑ"},        // final and medial sigma
+		{"kelvin", "\u212aelvin"}, // KELVIN SIGN
 		{"a@example.com", "A@EXAMPLE.COM"},
 	}
 	for _, p := range same {
