@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/agentid/agentid/internal/audit"
+	"github.com/agentid/agentid/internal/server"
 	"github.com/agentid/agentid/internal/store"
 )
 
@@ -184,5 +185,40 @@ func testSCIMUserValues(t *testing.T, h *hub) {
 	resp, raw := bearerDo(t, "POST", base+"/Users", tok, "application/scim+json", user(`,"userName":"big","displayName":"`+strings.Repeat("a", 70<<10)+`"`))
 	if resp.StatusCode != http.StatusRequestEntityTooLarge || resp.Header.Get("Content-Type") != "application/scim+json" || !strings.Contains(string(raw), `"status":"413"`) {
 		t.Errorf("a body over the limit: %d %s %.200s", resp.StatusCode, resp.Header.Get("Content-Type"), raw)
+	}
+}
+
+// TestSCIMAdministratorPassword: a provisioning client cannot set the
+// password of a person holding the hub's admin role (by PATCH or PUT), so
+// a SCIM token is no way into the admin console; it still offboards them.
+func TestSCIMAdministratorPassword(t *testing.T) {
+	h := newHub(t)
+	ctx := context.Background()
+	base, tok := scimHub(t, h)
+	editUser(t, h.Store, func(u *store.User) { u.Roles = []string{server.AdminRole} })
+	before, err := h.Store.GetUser(ctx, store.DefaultTenant, "u-alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, req := range map[string][2]string{
+		"PATCH": {"PATCH", patchOps(`{"op":"replace","path":"password","value":"attacker's choice 123"}`)},
+		"PUT": {"PUT", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"alice","password":"attacker's choice 123",
+			"name":{"formatted":"Alice Example"},"emails":[{"value":"alice@example.com"}]}`},
+	} {
+		r := scimDo(t, tok, req[0], base+"/Users/u-alice", req[1])
+		if r.status != http.StatusForbidden {
+			t.Errorf("%s: %d %v", name, r.status, r.body)
+		}
+	}
+	after, err := h.Store.GetUser(ctx, store.DefaultTenant, "u-alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.PasswordHash != before.PasswordHash {
+		t.Fatal("a provisioning client changed an administrator's password")
+	}
+	r := scimDo(t, tok, "PATCH", base+"/Users/u-alice", patchOps(`{"op":"replace","path":"active","value":false}`))
+	if u, _ := h.Store.GetUser(ctx, store.DefaultTenant, "u-alice"); r.status != 200 || !u.Disabled {
+		t.Fatalf("deactivating an administrator: %d %v", r.status, r.body)
 	}
 }

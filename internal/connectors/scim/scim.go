@@ -65,6 +65,10 @@ type Config struct {
 	Log   *slog.Logger
 	// HashPassword hashes a password a client provisions.
 	HashPassword func(string) (string, error)
+	// Privileged, if set, names the people whose password a client may
+	// not set (the hub's administrators): a provisioning token is not a
+	// way into the admin console.
+	Privileged func(*store.User) bool
 	// UserChanged, if set, is told the id of every user a request
 	// changed, after the change (the server forgets its cached copy, so
 	// the next issuance reads the new groups).

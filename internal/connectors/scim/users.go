@@ -394,6 +394,10 @@ func (h *handler) updateUser(r *http.Request, st *userState, p profile) (scim.Re
 	if profileChanged {
 		changes = append(changes, "profile")
 	}
+	if p.password != "" && h.cfg.Privileged != nil && h.cfg.Privileged(u) {
+		return scim.Resource{}, scimerrors.ScimError{Status: http.StatusForbidden,
+			Detail: "the password of an administrator of this hub is not set by provisioning; an operator sets it with agentid users set-password"}
+	}
 	if p.password != "" {
 		hash, err := h.cfg.HashPassword(p.password)
 		if err != nil {
