@@ -121,6 +121,31 @@ func TestSCIMIdentityProviderRequests(t *testing.T) {
 		wantSCIMEvent(t, h.Store, audit.UserAccessRevoked, id, "")
 	})
 
+	t.Run("filters on multi-valued attributes", func(t *testing.T) {
+		id := create("member1")
+		r := do("POST", "/Groups", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"filters","members":[{"value":"`+id+`"}]}`)
+		if r.status != http.StatusCreated {
+			t.Fatalf("create group: %d %v", r.status, r.body)
+		}
+		g := r.body["id"].(string)
+		for f, want := range map[string]float64{
+			// Entra ID's membership check.
+			`id eq "` + g + `" and members eq "` + id + `"`:    1,
+			`id eq "` + g + `" and members eq "u-alice"`:       0,
+			`members.value eq "` + id + `"`:                    1,
+			`not (members eq "` + id + `") and displayName pr`: 0,
+		} {
+			if r := do("GET", "/Groups?excludedAttributes=members&filter="+url.QueryEscape(f), ""); r.status != 200 || r.body["totalResults"] != want {
+				t.Errorf("Groups filter %s: %d %v", f, r.status, r.body)
+			}
+		}
+		for f, want := range map[string]float64{`emails.value eq "member1@example.com"`: 1, `emails.value co "@nowhere.example"`: 0, `groups eq "` + g + `"`: 1} {
+			if r := do("GET", "/Users?filter="+url.QueryEscape(f), ""); r.status != 200 || r.body["totalResults"] != want {
+				t.Errorf("Users filter %s: %d %v", f, r.status, r.body)
+			}
+		}
+	})
+
 	t.Run("pages and configuration", func(t *testing.T) {
 		r := do("GET", "/Users?count=150", "")
 		n := len(asList(r.body["Resources"]))

@@ -122,7 +122,7 @@ func New(cfg Config) (http.Handler, error) {
 		return nil, fmt.Errorf("scim: %w", err)
 	}
 	// The library routes on the path after an optional /v2.
-	return http.StripPrefix(Path[:len(Path)-len("/v2")], readRequest(fixResponses(srv))), nil
+	return http.StripPrefix(Path[:len(Path)-len("/v2")], readRequest(valueFilters(fixResponses(srv)))), nil
 }
 
 // handler serves the resources. mu serializes writes in this process:
