@@ -247,3 +247,56 @@ func TestSCIMAdministratorPassword(t *testing.T) {
 		t.Fatalf("deactivating an administrator: %d %v", r.status, r.body)
 	}
 }
+
+// TestSCIMTokenLifetime: the provisioning token stops working when it
+// expires (on the hub's moving clock), when the client revokes it, when
+// the client is disabled, and a token of another hub for the same path
+// is never taken; each refusal is a 401 challenge with a SCIM error.
+func TestSCIMTokenLifetime(t *testing.T) {
+	clk := newFakeClock()
+	h := newHub(t, withClock(clk))
+	other := newHub(t)
+	base, tok := scimHub(t, h)
+	_, otherTok := scimHub(t, other)
+	refused := func(name, bearer string) {
+		t.Helper()
+		r := scimDo(t, bearer, "GET", base+"/Users", "")
+		if r.status != http.StatusUnauthorized || !strings.Contains(r.header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+			t.Errorf("%s: %d %q %v", name, r.status, r.header.Get("WWW-Authenticate"), r.body)
+		}
+	}
+	if r := scimDo(t, tok, "GET", base+"/Users", ""); r.status != 200 {
+		t.Fatalf("fresh token: %d %v", r.status, r.body)
+	}
+	refused("another hub's token", otherTok)
+	clk.Advance(time.Hour + time.Minute)
+	refused("expired", tok)
+
+	secret := h.AddClient(&store.Client{ID: "idp-2", GrantTypes: []string{"client_credentials"}, Scopes: []string{server.ScopeSCIM},
+		RequestedScopes: []string{server.ScopeSCIM}, Tags: []string{"cc:" + server.ScopeSCIM}, DefaultResource: base})
+	fresh := func() string {
+		t.Helper()
+		tok, err := adminToken(t, h, "idp-2", secret, base, server.ScopeSCIM)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	revoked := fresh()
+	form := url.Values{"token": {revoked}}
+	req, _ := http.NewRequest(http.MethodPost, h.URL+"/revoke", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("idp-2", secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("revoke: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	refused("revoked", revoked)
+	live := fresh()
+	if _, err := h.Store.UpdateClient(context.Background(), store.DefaultTenant, "idp-2", func(c *store.Client) error { c.Disabled = true; return nil }, nil); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(3 * time.Second) // past the client cache
+	refused("a disabled client's", live)
+}
