@@ -121,6 +121,49 @@ func TestSCIMIdentityProviderRequests(t *testing.T) {
 		wantSCIMEvent(t, h.Store, audit.UserAccessRevoked, id, "")
 	})
 
+	t.Run("the enterprise extension", func(t *testing.T) {
+		const ent = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+		r := do("POST", "/Users", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User","`+ent+`"],"userName":"ent1",
+			"`+ent+`":{"department":"Eng","employeeNumber":"701984","manager":{"value":"u-alice"}}}`)
+		if r.status != http.StatusCreated {
+			t.Fatalf("create with the extension: %d %v", r.status, r.body)
+		}
+		id := r.body["id"].(string)
+		if a := stored(id).Attributes; a["department"] != "Eng" || a["employeeNumber"] != "701984" || a["manager"] != "u-alice" {
+			t.Fatalf("stored attributes %v", a)
+		}
+		if e, _ := r.body[ent].(map[string]any); e["department"] != "Eng" || e["manager"].(map[string]any)["value"] != "u-alice" {
+			t.Fatalf("answered extension %v", r.body[ent])
+		}
+		// Entra ID's updates: by path, and the manager as a bare id.
+		r = do("PATCH", "/Users/"+id, patchOps(`{"op":"Replace","path":"`+ent+`:department","value":"Sales"}`,
+			`{"op":"Add","path":"`+ent+`:manager","value":"`+id+`"}`, `{"op":"Replace","path":"active","value":"True"}`))
+		if a := stored(id).Attributes; r.status != 200 || a["department"] != "Sales" || a["manager"] != id {
+			t.Fatalf("PATCH by path: %d %v; stored %v", r.status, r.body, a)
+		}
+		wantSCIMEvent(t, h.Store, audit.UserUpdated, id, audit.ChangeAttributes)
+		if r := do("GET", "/Users?filter="+url.QueryEscape(ent+`:department eq "Sales"`), ""); r.status != 200 || r.body["totalResults"] != float64(1) {
+			t.Errorf("filter on the extension: %d %v", r.status, r.body)
+		}
+		r = do("PATCH", "/Users/"+id, patchOps(`{"op":"replace","value":{"`+ent+`":{"costCenter":"4130"}}}`, `{"op":"remove","path":"`+ent+`:employeeNumber"}`))
+		if a := stored(id).Attributes; r.status != 200 || a["costCenter"] != "4130" || a["employeeNumber"] != "" || a["department"] != "Sales" {
+			t.Fatalf("PATCH without a path, and remove: %d %v; stored %v", r.status, r.body, a)
+		}
+		// A PUT replaces the extension's attributes, and only those.
+		u := stored(id)
+		u.Attributes["employment"] = "staff"
+		if err := h.Store.UpdateUser(ctx, u, nil); err != nil {
+			t.Fatal(err)
+		}
+		r = do("PUT", "/Users/"+id, `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"ent1"}`)
+		if a := stored(id).Attributes; r.status != 200 || len(a) != 1 || a["employment"] != "staff" {
+			t.Fatalf("PUT without the extension: %d %v; stored %v", r.status, r.body, a)
+		}
+		if r := do("GET", "/Schemas/"+ent, ""); r.status != 200 {
+			t.Errorf("the extension's schema: %d", r.status)
+		}
+	})
+
 	t.Run("filters on multi-valued attributes", func(t *testing.T) {
 		id := create("member1")
 		r := do("POST", "/Groups", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"filters","members":[{"value":"`+id+`"}]}`)

@@ -132,6 +132,12 @@ func fixAt(path string, v any) (any, bool) {
 		return v, false
 	}
 	if uri := p.AttributePath.URI(); uri != "" && !strings.EqualFold(uri, userSchema.ID) {
+		// Entra ID sends the enterprise extension's manager as the
+		// manager's id alone, where RFC 7643 §4.3 has an object.
+		if id, ok := v.(string); ok && strings.EqualFold(uri, enterpriseSchema.ID) &&
+			strings.EqualFold(p.AttributePath.AttributeName, "manager") && p.AttributePath.SubAttribute == nil && p.SubAttribute == nil {
+			return map[string]any{"value": id}, true
+		}
 		return v, false
 	}
 	attr, ok := attribute(userSchema, p.AttributePath.AttributeName)

@@ -106,7 +106,9 @@ func New(cfg Config) (http.Handler, error) {
 				Endpoint:    "/Users",
 				Description: optional.NewString("A person of the hub's tenant"),
 				Schema:      schema.CoreUserSchema(),
-				Handler:     users{h},
+				// Its attributes are kept in store.User.Attributes.
+				SchemaExtensions: []scim.SchemaExtension{{Schema: enterpriseSchema}},
+				Handler:          users{h},
 			},
 			{
 				ID:          optional.NewString("Group"),
@@ -239,6 +241,12 @@ func filterView(r scim.Resource) map[string]any {
 	v := make(map[string]any, len(r.Attributes)+3)
 	for k, a := range r.Attributes {
 		v[k] = a
+	}
+	// The library finds an extension's attribute under "<schema id>:<name>".
+	if ext, ok := r.Attributes[enterpriseSchema.ID].(map[string]any); ok {
+		for k, a := range ext {
+			v[enterpriseSchema.ID+":"+k] = a
+		}
 	}
 	v["id"] = r.ID
 	if r.ExternalID.Present() {

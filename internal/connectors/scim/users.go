@@ -28,6 +28,29 @@ type users struct{ h *handler }
 
 var userSchema = schema.CoreUserSchema()
 
+// enterpriseSchema is the enterprise User extension (RFC 7643 §4.3), whose
+// attributes a User keeps in store.User.Attributes under their own names
+// (manager: the manager's user id), where policy reads them
+// (getTag("department")).
+var enterpriseSchema = schema.ExtensionEnterpriseUser()
+
+// enterpriseAttrs are the enterprise extension's simple attributes.
+var enterpriseAttrs = []string{"employeeNumber", "costCenter", "organization", "division", "department"}
+
+// enterpriseOf is the extension's part of a person's attributes.
+func enterpriseOf(attrs map[string]string) map[string]any {
+	ext := map[string]any{}
+	for _, k := range enterpriseAttrs {
+		if v := attrs[k]; v != "" {
+			ext[k] = v
+		}
+	}
+	if v := attrs["manager"]; v != "" {
+		ext["manager"] = map[string]any{"value": v}
+	}
+	return ext
+}
+
 // userState is a user with what SCIM keeps beside it.
 type userState struct {
 	u  *store.User
@@ -83,6 +106,9 @@ func (h *handler) userResource(st *userState, gs []*store.SCIMGroup) scim.Resour
 	if len(member) > 0 {
 		attrs["groups"] = member
 	}
+	if ext := enterpriseOf(u.Attributes); len(ext) > 0 {
+		attrs[enterpriseSchema.ID] = ext
+	}
 	created, modified := u.CreatedAt, u.UpdatedAt
 	if st.su.UpdatedAt.After(modified) {
 		modified = st.su.UpdatedAt
@@ -103,6 +129,9 @@ type profile struct {
 	// out never reactivates a person offboarded).
 	active     *bool
 	externalID string
+	// enterprise is what the enterprise extension says: its attributes
+	// and manager by their names (empty: none).
+	enterprise map[string]string
 }
 
 // profileOf reads validated User attributes (schema names as keys).
@@ -117,6 +146,19 @@ func profileOf(attrs map[string]any) (profile, error) {
 	}
 	p.externalID, _ = attrs["externalId"].(string)
 	p.password, _ = attrs["password"].(string)
+	p.enterprise = map[string]string{}
+	if ext, ok := attrs[enterpriseSchema.ID].(map[string]any); ok {
+		for _, k := range enterpriseAttrs {
+			if v, _ := ext[k].(string); v != "" {
+				p.enterprise[k] = v
+			}
+		}
+		if m, ok := ext["manager"].(map[string]any); ok {
+			if v, _ := m["value"].(string); v != "" {
+				p.enterprise["manager"] = v
+			}
+		}
+	}
 	if n, ok := attrs["name"].(map[string]any); ok {
 		if f, _ := n["formatted"].(string); f != "" {
 			p.name = f
@@ -219,6 +261,9 @@ func (x users) Create(r *http.Request, attrs scim.ResourceAttributes) (scim.Reso
 	u := &store.User{
 		TenantID: h.cfg.Tenant, ID: token.NewID(nil), Username: p.username, Name: p.name, Email: p.email,
 		Disabled: p.active != nil && !*p.active, CreatedAt: now, UpdatedAt: now,
+	}
+	if len(p.enterprise) > 0 {
+		u.Attributes = p.enterprise
 	}
 	if p.password != "" {
 		if u.PasswordHash, err = h.cfg.HashPassword(p.password); err != nil {
@@ -414,6 +459,12 @@ func (h *handler) updateUser(r *http.Request, st *userState, p profile) (scim.Re
 			return scim.Resource{}, h.passOn(r, "update user", err)
 		}
 	}
+	if attrs, added, removed := withEnterprise(u.Attributes, p.enterprise); len(added)+len(removed) > 0 {
+		u.Attributes, u.UpdatedAt = attrs, now
+		if err := h.cfg.Store.UpdateUser(ctx, u, audit.NewUserAccessUpdated(m, u.ID, audit.ChangeAttributes, added, removed)); err != nil {
+			return scim.Resource{}, h.passOn(r, "update user", err)
+		}
+	}
 	if p.active != nil && *p.active && u.Disabled {
 		u.Disabled, u.UpdatedAt = false, now
 		if err := h.cfg.Store.UpdateUser(ctx, u, audit.NewUserUpdated(m, u.ID, audit.ChangeEnabled)); err != nil {
@@ -431,6 +482,31 @@ func (h *handler) updateUser(r *http.Request, st *userState, p profile) (scim.Re
 		return scim.Resource{}, h.internal(r, "update user", err)
 	}
 	return h.userResource(&userState{u, st.su}, gs), nil
+}
+
+// withEnterprise is attrs with the enterprise extension's keys made
+// ext's, and the keys set (or changed) and removed.
+func withEnterprise(attrs, ext map[string]string) (out map[string]string, added, removed []string) {
+	out = maps.Clone(attrs)
+	if out == nil {
+		out = map[string]string{}
+	}
+	for _, k := range append(slices.Clone(enterpriseAttrs), "manager") {
+		old, had := out[k]
+		v, has := ext[k]
+		switch {
+		case has && (!had || old != v):
+			out[k] = v
+			added = append(added, k)
+		case !has && had:
+			delete(out, k)
+			removed = append(removed, k)
+		}
+	}
+	if len(out) == 0 {
+		out = nil
+	}
+	return out, added, removed
 }
 
 // Delete deprovisions the user at once and hides them from SCIM.
