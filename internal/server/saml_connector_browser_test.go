@@ -25,16 +25,9 @@ func TestBrowserSAMLConnectorSignIn(t *testing.T) {
 	b := newTab(t)
 	h := newConnectorHub(t)
 	idp, alice := addSAMLConnector(t, h)
-	applyPolicy(t, h.Store, h.engine, `@id("write-needs-oncall")
-forbid (principal, action == Action::"grant", resource)
-when { resource.name == "notes.write" && !(context has user && context.user.groups.contains("eng-oncall")) };`)
-	h.settle()
+	h.oncallPolicy(t)
 	cb := newCallback(t)
-	secret := h.AddClient(&store.Client{ID: "saml-agent", Name: "SAML Agent", RedirectURIs: []string{cb.url}, GrantTypes: []string{"authorization_code"}})
-	conf := &oauth2.Config{
-		ClientID: "saml-agent", ClientSecret: secret, RedirectURL: cb.url, Scopes: []string{"notes.read", "notes.write"},
-		Endpoint: oauth2.Endpoint{AuthURL: h.URL + "/authorize", TokenURL: h.URL + "/token"},
-	}
+	conf := h.browserAgent("saml-agent", "SAML Agent", cb)
 	consentForm := chromedp.CSS(`form[action="/authorize/decision"]`)
 	signIn := func(t *testing.T, state string, want []string, opts ...oauth2.AuthCodeOption) {
 		t.Helper()

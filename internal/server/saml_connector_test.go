@@ -163,10 +163,7 @@ func TestSAMLConnectorSignIn(t *testing.T) {
 	h := newConnectorHub(t)
 	idp, alice := addSAMLConnector(t, h)
 
-	applyPolicy(t, h.Store, h.engine, `@id("write-needs-oncall")
-forbid (principal, action == Action::"grant", resource)
-when { resource.name == "notes.write" && !(context has user && context.user.groups.contains("eng-oncall")) };`)
-	h.settle()
+	h.oncallPolicy(t)
 	secret := h.AddClient(&store.Client{ID: "agent-1", Name: "Notes Agent", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code"}})
 	conf := h.oauth2Config("agent-1", secret, "openid", "notes.read", "notes.write")
 
