@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -234,13 +236,56 @@ func PlainText(s string) bool {
 // zero-width spaces and joiners, soft hyphens, bidirectional overrides),
 // which would let it read on pages and in listings as another account's
 // name while being a different string.
+//
+// It also refuses letters of several scripts mixed in one name, such as a
+// Cyrillic "а" among Latin letters ("аlice" reads as "alice" but is
+// another account's name; case and compatibility folding,
+// store.UsernameKey, cannot see it). The mixtures that writing systems
+// need are allowed, as in Unicode UTS #39's highly restrictive level:
+// Latin with Han, Hiragana and Katakana; with Han and Bopomofo; with Han
+// and Hangul.
 func CheckUsername(s string) error {
+	seen := map[string]bool{}
 	for _, r := range s {
 		if unicode.Is(unicode.Cf, r) {
 			return fmt.Errorf("the user name holds an invisible or direction character (U+%04X)", r)
 		}
+		if !unicode.IsLetter(r) && !unicode.IsNumber(r) {
+			continue
+		}
+		for name, table := range unicode.Scripts {
+			if name != "Common" && name != "Inherited" && unicode.Is(table, r) {
+				seen[name] = true
+				break
+			}
+		}
+	}
+	if len(seen) > 1 && !singleWritingSystem(seen) {
+		return fmt.Errorf("the user name mixes letters of several scripts (%s)", strings.Join(slices.Sorted(maps.Keys(seen)), ", "))
 	}
 	return nil
+}
+
+// singleWritingSystem reports whether the scripts are one writing
+// system's (UTS #39 §5.2, highly restrictive).
+func singleWritingSystem(scripts map[string]bool) bool {
+	for _, allowed := range [][]string{
+		{"Latin", "Han", "Hiragana", "Katakana"},
+		{"Latin", "Han", "Bopomofo"},
+		{"Latin", "Han", "Hangul"},
+	} {
+		ok := true
+		for s := range scripts {
+			if !slices.Contains(allowed, s) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
 }
 
 // scalar renders a string, number or boolean claim as a string.

@@ -47,6 +47,16 @@ func TestMapClaims(t *testing.T) {
 		{"username with a zero-width space", store.ClaimMapping{}, map[string]any{"preferred_username": "carol\u200b"}, nil, true},
 		{"username with a bidi override", store.ClaimMapping{}, map[string]any{"preferred_username": "\u202elorac"}, nil, true},
 		{"email as username with a soft hyphen", store.ClaimMapping{}, map[string]any{"email": "car\u00adol@x.example"}, nil, true},
+		// Letters of several scripts in one name read as another's.
+		{"username with a Cyrillic a among Latin letters", store.ClaimMapping{}, map[string]any{"preferred_username": "\u0430lice"}, nil, true},
+		{"username with a Greek o among Latin letters", store.ClaimMapping{}, map[string]any{"preferred_username": "b\u03bfb@corp.example"}, nil, true},
+		{"username all Cyrillic", store.ClaimMapping{}, map[string]any{"preferred_username": "\u0430\u043b\u0438\u0441\u0430"},
+			&connectors.Identity{Username: "\u0430\u043b\u0438\u0441\u0430"}, false},
+		{"username of Latin, Han and Hiragana", store.ClaimMapping{}, map[string]any{"preferred_username": "taro.\u5c71\u7530\u305f\u308d\u3046"},
+			&connectors.Identity{Username: "taro.\u5c71\u7530\u305f\u308d\u3046"}, false},
+		{"username of Latin and Hangul", store.ClaimMapping{}, map[string]any{"preferred_username": "kim\ud55c"},
+			&connectors.Identity{Username: "kim\ud55c"}, false},
+		{"username of Hangul and Cyrillic", store.ClaimMapping{}, map[string]any{"preferred_username": "\ud55c\u0430"}, nil, true},
 		{"name may hold a zero-width joiner", store.ClaimMapping{}, map[string]any{"preferred_username": "a", "name": "A\u200dB"},
 			&connectors.Identity{Username: "a", Name: "A\u200dB"}, false},
 		// OpenID Connect Core §5.6.2: a claim the provider left out as

@@ -147,8 +147,13 @@ func (s *Server) handleAdminAudit(w http.ResponseWriter, r *http.Request) {
 	}
 	params := r.URL.Query()
 	bad := checkParams(params, adminAuditParams)
-	if t := params.Get("tenant"); t != "" && t != s.tenant {
-		bad = append(bad, audit.QueryProblem{Param: "tenant", Reason: "this hub serves tenant " + s.tenant})
+	tenant, ok, err := s.requestTenant(r)
+	if err != nil {
+		s.adminServerError(w, r, err)
+		return
+	}
+	if !ok {
+		bad = append(bad, audit.QueryProblem{Param: "tenant", Reason: "this hub holds no tenant of that name"})
 	}
 	if len(bad) > 0 {
 		writeInvalidParams(w, r, sortedProblems(bad))
@@ -170,7 +175,7 @@ func (s *Server) handleAdminAudit(w http.ResponseWriter, r *http.Request) {
 		s.adminServerError(w, r, err)
 		return
 	}
-	f.TenantID = s.tenant
+	f.TenantID = tenant
 	limit := f.Limit
 	f.Limit = limit + 1 // one more tells whether there is a next page
 	evs, err := s.st.ListAudit(r.Context(), f)

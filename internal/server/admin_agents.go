@@ -222,8 +222,11 @@ type userDetail struct {
 	Events      []*store.AuditEvent
 }
 
-func (s *Server) userDetail(ctx context.Context, id string) (*userDetail, error) {
-	u, err := s.st.GetUser(ctx, s.tenant, id)
+// The person is of tenant (one the hub serves); their consents and
+// connections are recorded in the hub's own tenant, where its agents and
+// resources are.
+func (s *Server) userDetail(ctx context.Context, tenant, id string) (*userDetail, error) {
+	u, err := s.st.GetUser(ctx, tenant, id)
 	if err != nil {
 		return nil, err
 	}
@@ -238,7 +241,7 @@ func (s *Server) userDetail(ctx context.Context, id string) (*userDetail, error)
 	if d.Connections, err = s.st.ListConnections(ctx, store.ConnectionFilter{TenantID: s.tenant, OwnerKind: store.OwnerUser, OwnerID: id, Limit: maxAdminPage}); err != nil {
 		return nil, err
 	}
-	d.Events, err = s.st.ListAudit(ctx, store.AuditFilter{TenantID: s.tenant, UserID: id, Limit: recentEvents})
+	d.Events, err = s.st.ListAudit(ctx, store.AuditFilter{TenantID: tenant, UserID: id, Limit: recentEvents})
 	return d, err
 }
 
@@ -255,8 +258,9 @@ func (s *Server) deprovisionAgent(ctx context.Context, m audit.Meta, id string) 
 // account is disabled (user.updated, unless it already was) and their
 // sessions, codes and tokens end (user.access_revoked, reason disabled).
 // changed is false when the account was disabled before.
-func (s *Server) disableUser(ctx context.Context, m audit.Meta, id string) (u *store.User, changed bool, err error) {
-	u, err = s.st.GetUser(ctx, s.tenant, id)
+func (s *Server) disableUser(ctx context.Context, m audit.Meta, tenant, id string) (u *store.User, changed bool, err error) {
+	m.TenantID = tenant
+	u, err = s.st.GetUser(ctx, tenant, id)
 	if err != nil {
 		return nil, false, err
 	}
@@ -270,7 +274,7 @@ func (s *Server) disableUser(ctx context.Context, m audit.Meta, id string) (u *s
 		s.users.invalidate(u.ID)
 		changed = true
 	}
-	if err := s.st.RevokeUserAccess(ctx, s.tenant, u.ID, now, audit.NewUserAccessRevoked(m, u.ID, audit.ChangeDisabled)); err != nil {
+	if err := s.st.RevokeUserAccess(ctx, tenant, u.ID, now, audit.NewUserAccessRevoked(m, u.ID, audit.ChangeDisabled)); err != nil {
 		return nil, false, fmt.Errorf("ending the sessions and tokens of user %s: %w", id, err)
 	}
 	return u, changed, nil
@@ -278,12 +282,13 @@ func (s *Server) disableUser(ctx context.Context, m audit.Meta, id string) (u *s
 
 // deprovisionUser runs clients.DeprovisionUser with the hub's vault (none:
 // a person owning connections is clients.ErrNoVault).
-func (s *Server) deprovisionUser(ctx context.Context, m audit.Meta, id string) (*clients.UserDeprovisionResult, error) {
+func (s *Server) deprovisionUser(ctx context.Context, m audit.Meta, tenant, id string) (*clients.UserDeprovisionResult, error) {
 	var rv clients.ConnectionRevoker
 	if s.cfg.Vault != nil {
 		rv = s.cfg.Vault
 	}
-	return clients.DeprovisionUser(ctx, s.st, rv, m, s.tenant, id, s.now())
+	m.TenantID = tenant
+	return clients.DeprovisionUser(ctx, s.st, rv, m, tenant, id, s.now())
 }
 
 // adminMeta is the event metadata of an admin API request by clientID.
@@ -378,8 +383,8 @@ func (s *Server) agentsPage(ctx context.Context, after string, limit int) ([]*cl
 }
 
 // usersPage is a page of the tenant's people in id order.
-func (s *Server) usersPage(ctx context.Context, after string, limit int) ([]*store.User, string, error) {
-	us, err := s.st.ListUsers(ctx, s.tenant)
+func (s *Server) usersPage(ctx context.Context, tenant, after string, limit int) ([]*store.User, string, error) {
+	us, err := s.st.ListUsers(ctx, tenant)
 	if err != nil {
 		return nil, "", err
 	}
@@ -506,7 +511,7 @@ func (s *Server) handleAdminUsers(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	users, next, err := s.usersPage(r.Context(), after, limit)
+	users, next, err := s.usersPage(r.Context(), s.tenant, after, limit)
 	if err != nil {
 		s.adminServerError(w, r, err)
 		return
@@ -528,7 +533,7 @@ func (s *Server) handleAdminUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	d, err := s.userDetail(r.Context(), id)
+	d, err := s.userDetail(r.Context(), s.tenant, id)
 	if err != nil {
 		s.adminLookupFailed(w, r, "user", id, err)
 		return
@@ -552,7 +557,7 @@ func (s *Server) handleAdminUserDisable(w http.ResponseWriter, r *http.Request) 
 		return
 	}
 	id := r.PathValue("id")
-	u, changed, err := s.disableUser(r.Context(), s.adminMeta(r, admin), id)
+	u, changed, err := s.disableUser(r.Context(), s.adminMeta(r, admin), s.tenant, id)
 	if err != nil {
 		s.adminLookupFailed(w, r, "user", id, err)
 		return
@@ -572,7 +577,7 @@ func (s *Server) handleAdminUserDeprovision(w http.ResponseWriter, r *http.Reque
 		return
 	}
 	id := r.PathValue("id")
-	res, err := s.deprovisionUser(r.Context(), s.adminMeta(r, admin), id)
+	res, err := s.deprovisionUser(r.Context(), s.adminMeta(r, admin), s.tenant, id)
 	if errors.Is(err, clients.ErrNoVault) {
 		writeProblem(w, problem{Status: http.StatusConflict, Detail: "the user owns vault connections and this hub has no vault to revoke them with; the rest was done", RequestID: requestID(r.Context())})
 		return

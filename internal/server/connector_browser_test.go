@@ -22,16 +22,9 @@ func TestBrowserConnectorSignIn(t *testing.T) {
 	b := newTab(t)
 	h := newConnectorHub(t)
 	h.Wrap(slowPages)
-	applyPolicy(t, h.Store, h.engine, `@id("write-needs-oncall")
-forbid (principal, action == Action::"grant", resource)
-when { resource.name == "notes.write" && !(context has user && context.user.groups.contains("eng-oncall")) };`)
-	h.settle()
+	h.oncallPolicy(t)
 	cb := newCallback(t)
-	secret := h.AddClient(&store.Client{ID: "oncall-agent", Name: "On-call Agent", RedirectURIs: []string{cb.url}, GrantTypes: []string{"authorization_code"}})
-	conf := &oauth2.Config{
-		ClientID: "oncall-agent", ClientSecret: secret, RedirectURL: cb.url, Scopes: []string{"notes.read", "notes.write"},
-		Endpoint: oauth2.Endpoint{AuthURL: h.URL + "/authorize", TokenURL: h.URL + "/token"},
-	}
+	conf := h.browserAgent("oncall-agent", "On-call Agent", cb)
 	consentForm := chromedp.CSS(`form[action="/authorize/decision"]`)
 
 	signIn := func(t *testing.T, state string, opts ...oauth2.AuthCodeOption) string {

@@ -53,6 +53,26 @@ func newConnectorHub(t *testing.T, opts ...servertest.Option) *connectorHub {
 	return h
 }
 
+// oncallPolicy forbids notes.write to anyone outside the eng-oncall group,
+// the policy the connector tests decide by.
+func (h *connectorHub) oncallPolicy(t *testing.T) {
+	t.Helper()
+	applyPolicy(t, h.Store, h.engine, `@id("write-needs-oncall")
+forbid (principal, action == Action::"grant", resource)
+when { resource.name == "notes.write" && !(context has user && context.user.groups.contains("eng-oncall")) };`)
+	h.settle()
+}
+
+// browserAgent registers an agent that takes codes at cb, for the
+// Chromium sign-in tests.
+func (h *connectorHub) browserAgent(id, name string, cb *callback) *oauth2.Config {
+	secret := h.AddClient(&store.Client{ID: id, Name: name, RedirectURIs: []string{cb.url}, GrantTypes: []string{"authorization_code"}})
+	return &oauth2.Config{
+		ClientID: id, ClientSecret: secret, RedirectURL: cb.url, Scopes: []string{"notes.read", "notes.write"},
+		Endpoint: oauth2.Endpoint{AuthURL: h.URL + "/authorize", TokenURL: h.URL + "/token"},
+	}
+}
+
 // addConnector stores a connector to idp with its secret in a file.
 func (h *connectorHub) addConnector(t *testing.T, id, tenant, name string, idp *connectorstest.Provider, domains ...string) *store.Connector {
 	t.Helper()
@@ -118,10 +138,7 @@ func (h *connectorHub) user(t *testing.T, tenant, username string) *store.User {
 // takes it from the user and the policy answers differently.
 func TestConnectorSignIn(t *testing.T) {
 	h := newConnectorHub(t)
-	applyPolicy(t, h.Store, h.engine, `@id("write-needs-oncall")
-forbid (principal, action == Action::"grant", resource)
-when { resource.name == "notes.write" && !(context has user && context.user.groups.contains("eng-oncall")) };`)
-	h.settle()
+	h.oncallPolicy(t)
 	secret := h.AddClient(&store.Client{ID: "agent-1", Name: "Notes Agent", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code", "refresh_token"}})
 	conf := h.oauth2Config("agent-1", secret, "openid", "notes.read", "notes.write")
 

@@ -282,11 +282,37 @@ func (s *Server) handleConsoleAgentDeprovision(w http.ResponseWriter, r *http.Re
 	http.Redirect(w, r, "/admin/agents/"+url.PathEscape(id)+"?done="+done, http.StatusSeeOther)
 }
 
-// usersView is the people page.
+// usersView is the people page of one tenant.
 type usersView struct {
 	consoleBase
 	Users []*store.User
 	Next  string
+	// Tenant is the page's tenant; Tenants every tenant the hub serves
+	// (more than one when a connector puts people in another); TQ the
+	// tenant query to carry on links ("" for the hub's own).
+	Tenant, TQ string
+	Tenants    []tenantLink
+}
+
+// tenantLink is a tenant in the people page's choice.
+type tenantLink struct {
+	Name, Href string
+	Current    bool
+}
+
+// consoleTenant is the tenant a console page names (?tenant=), the hub's
+// own by default; a tenant the hub does not serve is a not-found page.
+func (s *Server) consoleTenant(w http.ResponseWriter, r *http.Request) (string, bool) {
+	tenant, ok, err := s.requestTenant(r)
+	if err != nil {
+		s.internalErrorPage(w, r, err)
+		return "", false
+	}
+	if !ok {
+		s.pages.errorPage(w, http.StatusNotFound, "No such tenant", "This hub holds no people of that tenant.")
+		return "", false
+	}
+	return tenant, true
 }
 
 func (s *Server) handleConsoleUsers(w http.ResponseWriter, r *http.Request) {
@@ -294,12 +320,26 @@ func (s *Server) handleConsoleUsers(w http.ResponseWriter, r *http.Request) {
 	if admin == nil {
 		return
 	}
-	users, next, err := s.usersPage(r.Context(), r.URL.Query().Get("after"), consolePage)
+	tenant, ok := s.consoleTenant(w, r)
+	if !ok {
+		return
+	}
+	users, next, err := s.usersPage(r.Context(), tenant, r.URL.Query().Get("after"), consolePage)
 	if err != nil {
 		s.internalErrorPage(w, r, err)
 		return
 	}
-	v := usersView{consoleBase: s.consoleBase(w, r, admin, "users", "People"), Users: users, Next: next}
+	served, err := s.servedTenants(r.Context())
+	if err != nil {
+		s.internalErrorPage(w, r, err)
+		return
+	}
+	v := usersView{consoleBase: s.consoleBase(w, r, admin, "users", "People"), Users: users, Next: next, Tenant: tenant, TQ: s.tenantQuery(tenant)}
+	if len(served) > 1 {
+		for _, t := range served {
+			v.Tenants = append(v.Tenants, tenantLink{Name: t, Href: "/admin/users" + s.tenantQuery(t), Current: t == tenant})
+		}
+	}
 	render(w, s.console.users, http.StatusOK, v)
 }
 
@@ -307,6 +347,8 @@ func (s *Server) handleConsoleUsers(w http.ResponseWriter, r *http.Request) {
 type userPageView struct {
 	consoleBase
 	*userDetail
+	// TQ carries the person's tenant on the page's links.
+	TQ     string
 	Events []eventRow
 	// Self: the page is the administrator's own account, which the
 	// console does not disable.
@@ -318,12 +360,17 @@ func (s *Server) handleConsoleUser(w http.ResponseWriter, r *http.Request) {
 	if admin == nil {
 		return
 	}
-	d, err := s.userDetail(r.Context(), r.PathValue("id"))
+	tenant, ok := s.consoleTenant(w, r)
+	if !ok {
+		return
+	}
+	d, err := s.userDetail(r.Context(), tenant, r.PathValue("id"))
 	if err != nil {
 		s.consoleFailed(w, r, "person", err)
 		return
 	}
-	v := userPageView{consoleBase: s.consoleBase(w, r, admin, "users", d.User.Username), userDetail: d, Events: eventRows(d.Events), Self: d.User.ID == admin.ID}
+	v := userPageView{consoleBase: s.consoleBase(w, r, admin, "users", d.User.Username), userDetail: d, TQ: s.tenantQuery(tenant),
+		Events: eventRows(d.Events), Self: d.User.ID == admin.ID && tenant == admin.TenantID}
 	switch r.URL.Query().Get("done") {
 	case "disabled":
 		v.Notice = "Disabled: they can no longer sign in, and their sessions and tokens ended."
@@ -362,21 +409,25 @@ func (s *Server) handleConsoleUserConfirm(w http.ResponseWriter, r *http.Request
 		s.notFound(w, r)
 		return
 	}
-	u, err := s.st.GetUser(r.Context(), s.tenant, r.PathValue("id"))
+	tenant, ok := s.consoleTenant(w, r)
+	if !ok {
+		return
+	}
+	u, err := s.st.GetUser(r.Context(), tenant, r.PathValue("id"))
 	if err != nil {
 		s.consoleFailed(w, r, "person", err)
 		return
 	}
-	if u.ID == admin.ID {
+	if u.ID == admin.ID && tenant == admin.TenantID {
 		s.pages.errorPage(w, http.StatusBadRequest, "Not your own account", "The console does not "+action+" the account you are signed in with. Another administrator can, or the command line.")
 		return
 	}
-	path := "/admin/users/" + url.PathEscape(u.ID)
+	path, tq := "/admin/users/"+url.PathEscape(u.ID), s.tenantQuery(tenant)
 	verb := strings.ToUpper(action[:1]) + action[1:]
 	render(w, s.console.confirm, http.StatusOK, confirmView{
 		consoleBase: s.consoleBase(w, r, admin, "users", verb+" "+u.Username),
 		Heading:     verb + " " + u.Username + "?", Effects: effects,
-		Action: path + "/" + action, Button: verb, Cancel: path,
+		Action: path + "/" + action + tq, Button: verb, Cancel: path + tq,
 	})
 }
 
@@ -390,15 +441,19 @@ func (s *Server) handleConsoleUserAction(w http.ResponseWriter, r *http.Request)
 		s.notFound(w, r)
 		return
 	}
-	if id == admin.ID {
+	tenant, ok := s.consoleTenant(w, r)
+	if !ok {
+		return
+	}
+	if id == admin.ID && tenant == admin.TenantID {
 		s.pages.errorPage(w, http.StatusBadRequest, "Not your own account", "The console does not "+action+" the account you are signed in with. Another administrator can, or the command line.")
 		return
 	}
 	m := s.consoleMeta(r, admin)
-	done := action + "d"
+	done := map[string]string{"disable": "disabled", "deprovision": "deprovisioned"}[action]
 	switch action {
 	case "disable":
-		_, changed, err := s.disableUser(r.Context(), m, id)
+		_, changed, err := s.disableUser(r.Context(), m, tenant, id)
 		if err != nil {
 			s.consoleFailed(w, r, "person", err)
 			return
@@ -407,7 +462,7 @@ func (s *Server) handleConsoleUserAction(w http.ResponseWriter, r *http.Request)
 			done = "unchanged"
 		}
 	case "deprovision":
-		res, err := s.deprovisionUser(r.Context(), m, id)
+		res, err := s.deprovisionUser(r.Context(), m, tenant, id)
 		if errors.Is(err, clients.ErrNoVault) {
 			s.pages.errorPage(w, http.StatusConflict, "Connections left", "The person is disabled and their consents are revoked, but they own vault connections and this hub has no vault configured to revoke them. Configure the key-encryption key and run agentid users deprovision.")
 			return
@@ -420,5 +475,9 @@ func (s *Server) handleConsoleUserAction(w http.ResponseWriter, r *http.Request)
 			done = "unchanged"
 		}
 	}
-	http.Redirect(w, r, "/admin/users/"+url.PathEscape(id)+"?done="+done, http.StatusSeeOther)
+	q := url.Values{"done": {done}}
+	if tenant != s.tenant {
+		q.Set("tenant", tenant)
+	}
+	http.Redirect(w, r, "/admin/users/"+url.PathEscape(id)+"?"+q.Encode(), http.StatusSeeOther)
 }

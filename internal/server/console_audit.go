@@ -40,7 +40,7 @@ func eventRows(evs []*store.AuditEvent) []eventRow {
 
 // consoleAuditParams are the audit page's filters: those of GET
 // /admin/api/audit a person types, and the cursor.
-var consoleAuditParams = []string{"agent", "user", "type", "resource", "provider", "outcome", "since", "until", "before"}
+var consoleAuditParams = []string{"tenant", "agent", "user", "type", "resource", "provider", "outcome", "since", "until", "before"}
 
 // chainStatus is the newest verification of the audit chain, from its
 // audit.verified event.
@@ -60,6 +60,9 @@ type chainStatus struct {
 // them, a page of events and the way to the next.
 type auditView struct {
 	consoleBase
+	// Tenants are the tenants the hub serves when there are several (the
+	// search then offers them).
+	Tenants  []string
 	Filter   map[string]string
 	Outcomes []string
 	Problems []audit.QueryProblem
@@ -90,10 +93,26 @@ func (s *Server) handleConsoleAudit(w http.ResponseWriter, r *http.Request) {
 		s.internalErrorPage(w, r, err)
 		return
 	}
+	tenant, ok, err := s.requestTenant(r)
+	if err != nil {
+		s.internalErrorPage(w, r, err)
+		return
+	}
+	if served, err := s.servedTenants(ctx); err != nil {
+		s.internalErrorPage(w, r, err)
+		return
+	} else if len(served) > 1 {
+		v.Tenants = served
+	}
+	if !ok {
+		v.Problems = []audit.QueryProblem{{Param: "tenant", Reason: "this hub holds no tenant of that name"}}
+		render(w, s.console.audit, http.StatusBadRequest, v)
+		return
+	}
 	user := v.Filter["user"]
 	if user != "" {
 		// A username is what an administrator knows; events name the id.
-		if u, err := s.st.GetUserByUsername(ctx, s.tenant, user); err == nil {
+		if u, err := s.st.GetUserByUsername(ctx, tenant, user); err == nil {
 			user = u.ID
 		}
 	}
@@ -111,7 +130,7 @@ func (s *Server) handleConsoleAudit(w http.ResponseWriter, r *http.Request) {
 		s.internalErrorPage(w, r, err)
 		return
 	}
-	f.TenantID = s.tenant
+	f.TenantID = tenant
 	f.Limit = consolePage + 1
 	evs, err := s.st.ListAudit(ctx, f)
 	if errors.Is(err, store.ErrInvalid) {
@@ -219,16 +238,29 @@ func (s *Server) handleConsoleEvent(w http.ResponseWriter, r *http.Request) {
 		s.consoleNotFound(w, "event")
 		return
 	}
-	evs, err := s.st.ListAudit(r.Context(), store.AuditFilter{TenantID: s.tenant, Before: id + 1, After: id - 1, Limit: 1})
+	// An event of any tenant the hub serves (ids are the trail's own,
+	// one sequence).
+	served, err := s.servedTenants(r.Context())
 	if err != nil {
 		s.internalErrorPage(w, r, err)
 		return
 	}
-	if len(evs) == 0 || evs[0].ID != id {
+	var ev *store.AuditEvent
+	for _, tenant := range served {
+		evs, err := s.st.ListAudit(r.Context(), store.AuditFilter{TenantID: tenant, Before: id + 1, After: id - 1, Limit: 1})
+		if err != nil {
+			s.internalErrorPage(w, r, err)
+			return
+		}
+		if len(evs) == 1 && evs[0].ID == id {
+			ev = evs[0]
+			break
+		}
+	}
+	if ev == nil {
 		s.consoleNotFound(w, "event")
 		return
 	}
-	ev := evs[0]
 	v := eventView{consoleBase: s.consoleBase(w, r, admin, "audit", "Event "+strconv.FormatInt(id, 10)), Event: ev, Scopes: oauth.FormatScope(ev.Scopes)}
 	d := ev.StoredDetails()
 	for _, k := range slices.Sorted(maps.Keys(d)) {

@@ -239,6 +239,15 @@ func authTime(a *federation.Assertion) time.Time {
 // federatedUser is the local user an assertion names through its
 // issuer's UserClaim: "sub" (the default) and "preferred_username" match a
 // username, "email" the verified email of exactly one user.
+//
+// An issuer speaks only for the people it may speak for (speaksFor): the
+// hub's own, and a connector's people only when the connector's provider
+// is this very issuer. A person who signs in through a connector is that
+// provider's to vouch for: another trusted issuer naming their address or
+// username (or a sub equal to it) would otherwise get tokens for them. And
+// a subject names a person only at its issuer (OpenID Connect Core §5.7),
+// so with "sub" such a person is found by their subject at the provider
+// (User.ExternalSubject), never by a username that happens to equal it.
 func (s *Server) federatedUser(ctx context.Context, a *federation.Assertion) (*store.User, error) {
 	claim := a.Issuer.UserClaim
 	if claim == "" {
@@ -249,13 +258,35 @@ func (s *Server) federatedUser(ctx context.Context, a *federation.Assertion) (*s
 		return nil, oauth.ErrInvalidGrant("the assertion has no %s claim naming the user", claim)
 	}
 	unknown := oauth.ErrInvalidGrant("the assertion's user is not known to this authorization server")
+	own, err := s.issuerConnectors(ctx, a.Issuer)
+	if err != nil {
+		return nil, err
+	}
+	speaksFor := func(u *store.User) bool { return u.ConnectorID == "" || own[u.ConnectorID] }
 	switch claim {
 	case "sub", "preferred_username":
+		if claim == "sub" && len(own) > 0 {
+			users, err := s.st.ListUsers(ctx, s.tenant)
+			if err != nil {
+				return nil, err
+			}
+			for _, u := range users {
+				if own[u.ConnectorID] && u.ExternalSubject == v {
+					return u, nil
+				}
+			}
+		}
 		u, err := s.st.GetUserByUsername(ctx, s.tenant, v)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, unknown
 		}
-		return u, err
+		if err != nil {
+			return nil, err
+		}
+		if !speaksFor(u) || claim == "sub" && u.ConnectorID != "" {
+			return nil, unknown
+		}
+		return u, nil
 	case "email":
 		users, err := s.st.ListUsers(ctx, s.tenant)
 		if err != nil {
@@ -263,7 +294,7 @@ func (s *Server) federatedUser(ctx context.Context, a *federation.Assertion) (*s
 		}
 		var found *store.User
 		for _, u := range users {
-			if u.EmailVerified && strings.EqualFold(u.Email, v) {
+			if u.EmailVerified && strings.EqualFold(u.Email, v) && speaksFor(u) {
 				if found != nil {
 					return nil, oauth.ErrInvalidGrant("the assertion's email names more than one user")
 				}
@@ -276,6 +307,23 @@ func (s *Server) federatedUser(ctx context.Context, a *federation.Assertion) (*s
 		return found, nil
 	}
 	return nil, oauth.ErrInvalidGrant("the issuer's user claim %q is not supported", claim)
+}
+
+// issuerConnectors are the ids of the tenant's connectors whose provider
+// is the trusted issuer iss (the same iss, exactly): the connectors whose
+// people iss may name.
+func (s *Server) issuerConnectors(ctx context.Context, iss *store.Issuer) (map[string]bool, error) {
+	cs, err := s.st.ListConnectors(ctx, s.tenant)
+	if err != nil {
+		return nil, err
+	}
+	own := map[string]bool{}
+	for _, c := range cs {
+		if c.Type != store.ConnectorSAML && c.Issuer == iss.Issuer {
+			own[c.ID] = true
+		}
+	}
+	return own, nil
 }
 
 // assertionAudiences are the aud values an RFC 7523 assertion or a

@@ -629,3 +629,85 @@ func TestJWTBearerMetadata(t *testing.T) {
 		t.Fatalf("metadata: %v %v", m.GrantTypesSupported, m.AuthorizationGrantProfilesSupported)
 	}
 }
+
+// TestUserAssertionConnectorPeople: a trusted issuer speaks only for the
+// people it may speak for. Carol signs in through the corp connector (its
+// provider vouches for her); a trusted issuer that is another provider
+// naming her verified address, her username, or a sub equal to her
+// username gets nothing, whatever its user claim. The connector's own
+// provider, trusted as an issuer, finds her by her subject there (never
+// by a username that equals another subject), and the hub's own people
+// stay reachable by the other issuer.
+func TestUserAssertionConnectorPeople(t *testing.T) {
+	const corpIssuer = "https://login.corp.example"
+	clk := newFakeClock()
+	h := newHub(t, withClock(clk))
+	ctx := context.Background()
+	if err := h.Store.CreateConnector(ctx, &store.Connector{TenantID: store.DefaultTenant, ID: "corp", Type: store.ConnectorOIDC,
+		Name: "Corp SSO", Issuer: corpIssuer, ClientID: "hub", EmailDomains: []string{"corp.example"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	now := clk.Now()
+	if err := h.Store.CreateUser(ctx, &store.User{TenantID: store.DefaultTenant, ID: "u-carol", Username: "carol",
+		Email: "carol@corp.example", EmailVerified: true, ConnectorID: "corp", ExternalSubject: "00u-carol",
+		CreatedAt: now, UpdatedAt: now}, nil); err != nil {
+		t.Fatal(err)
+	}
+	// A local person whose username is another provider subject's.
+	if err := h.Store.CreateUser(ctx, &store.User{TenantID: store.DefaultTenant, ID: "u-local", Username: "00u-dave",
+		CreatedAt: now, UpdatedAt: now}, nil); err != nil {
+		t.Fatal(err)
+	}
+	editUser(t, h.Store, func(u *store.User) { u.Email, u.EmailVerified = "alice@example.com", true })
+	other := newTrustedIssuer(t, idpIssuer)
+	corp := newTrustedIssuer(t, corpIssuer)
+	secret := h.AddClient(&store.Client{ID: "svc", GrantTypes: []string{oauth.GrantJWTBearer}, DefaultResource: h.Resource})
+	grant := func(idp *trustedIssuer, iss string, c map[string]any) jsonResp {
+		t.Helper()
+		c["iss"], c["aud"], c["jti"] = iss, h.URL+"/token", idp.jti()
+		c["iat"], c["exp"] = clk.Now().Unix(), clk.Now().Add(time.Minute).Unix()
+		return h.tokenRequest(jwtBearerForm(idp.sign("JWT", c), "scope", "notes.read"), "svc", secret)
+	}
+	for _, tc := range []struct {
+		name, claim string
+		idp         *trustedIssuer
+		iss         string
+		claims      map[string]any
+		want        string // the token's sub; "" refused
+	}{
+		{"another issuer by email", "email", other, idpIssuer, map[string]any{"sub": "x1", "email": "carol@corp.example"}, ""},
+		{"another issuer by username", "preferred_username", other, idpIssuer, map[string]any{"sub": "x1", "preferred_username": "carol"}, ""},
+		{"another issuer by a sub equal to the username", "sub", other, idpIssuer, map[string]any{"sub": "carol"}, ""},
+		{"another issuer by her subject at corp", "sub", other, idpIssuer, map[string]any{"sub": "00u-carol"}, ""},
+		{"another issuer, a local person by email", "email", other, idpIssuer, map[string]any{"sub": "x1", "email": "alice@example.com"}, "u-alice"},
+		{"corp by her subject", "sub", corp, corpIssuer, map[string]any{"sub": "00u-carol"}, "u-carol"},
+		{"corp by a sub equal to her username", "sub", corp, corpIssuer, map[string]any{"sub": "carol"}, ""},
+		{"corp by email", "email", corp, corpIssuer, map[string]any{"sub": "00u-carol", "email": "carol@corp.example"}, "u-carol"},
+		// The hub's own people are found as the administrator mapped them.
+		{"corp, a local person's username as sub", "sub", corp, corpIssuer, map[string]any{"sub": "00u-dave"}, "u-local"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := map[string]string{idpIssuer: "other", corpIssuer: "corp-idp"}[tc.iss]
+			iss, err := h.Store.GetIssuer(ctx, store.DefaultTenant, id)
+			if err != nil {
+				h.addIssuer(&store.Issuer{ID: id, Issuer: tc.iss, JWKS: tc.idp.jwks(), Uses: []string{store.IssuerUseJWTBearer}, UserClaim: tc.claim})
+			} else {
+				iss.UserClaim, iss.UpdatedAt = tc.claim, clk.Now()
+				if err := h.Store.UpdateIssuer(ctx, iss, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			clk.Advance(3 * time.Second) // the registry re-reads issuers every 2 s
+			r := grant(tc.idp, tc.iss, tc.claims)
+			if tc.want == "" {
+				if desc, _ := r.body["error_description"].(string); r.status != 400 || r.body["error"] != oauth.CodeInvalidGrant || !strings.Contains(desc, "not known") {
+					t.Fatalf("refusal: %d %v", r.status, r.body)
+				}
+				return
+			}
+			if r.status != 200 || h.claims(r.body["access_token"].(string))["sub"] != tc.want {
+				t.Fatalf("grant: %d %v", r.status, r.body)
+			}
+		})
+	}
+}

@@ -129,16 +129,11 @@ func postACS(t *testing.T, b *servertest.Browser, acs string, form url.Values, o
 	return b.Do(req)
 }
 
-// TestSAMLConnectorSignIn: through the login page's SAML button the
-// person signs in at a SAML identity provider (the library's, which reads
-// our AuthnRequest and our metadata), whose page posts the signed
-// Response cross-site to the ACS; the first sign-in provisions them in
-// the connector's tenant with the groups of the assertion, the agent's
-// scopes follow a policy on a group, a replayed Response is refused, an
-// attempt that outlived its time (moving clock) is refused, and when the
-// provider drops the group the next sign-in takes it away.
-func TestSAMLConnectorSignIn(t *testing.T) {
-	h := newConnectorHub(t)
+// addSAMLConnector stores the SAML connector samlcorp ("Corp SAML") to a
+// new identity provider of the library, which signs alice in with the
+// groups eng and eng-oncall.
+func addSAMLConnector(t *testing.T, h *connectorHub) (*samlIdP, *crewsaml.Session) {
+	t.Helper()
 	idp := newSAMLIdP(t, h.URL+"/login/saml/samlcorp/metadata")
 	mdXML, err := xml.Marshal(idp.Metadata())
 	if err != nil {
@@ -153,11 +148,22 @@ func TestSAMLConnectorSignIn(t *testing.T) {
 	alice := &crewsaml.Session{ID: "s1", Index: "i1", NameID: "alice-0001", NameIDFormat: string(crewsaml.PersistentNameIDFormat),
 		UserName: "alice", UserEmail: "alice@saml.example", UserCommonName: "Alice SAML", Groups: []string{"eng", "eng-oncall"}}
 	idp.signIn(alice)
+	return idp, alice
+}
 
-	applyPolicy(t, h.Store, h.engine, `@id("write-needs-oncall")
-forbid (principal, action == Action::"grant", resource)
-when { resource.name == "notes.write" && !(context has user && context.user.groups.contains("eng-oncall")) };`)
-	h.settle()
+// TestSAMLConnectorSignIn: through the login page's SAML button the
+// person signs in at a SAML identity provider (the library's, which reads
+// our AuthnRequest and our metadata), whose page posts the signed
+// Response cross-site to the ACS; the first sign-in provisions them in
+// the connector's tenant with the groups of the assertion, the agent's
+// scopes follow a policy on a group, a replayed Response is refused, an
+// attempt that outlived its time (moving clock) is refused, and when the
+// provider drops the group the next sign-in takes it away.
+func TestSAMLConnectorSignIn(t *testing.T) {
+	h := newConnectorHub(t)
+	idp, alice := addSAMLConnector(t, h)
+
+	h.oncallPolicy(t)
 	secret := h.AddClient(&store.Client{ID: "agent-1", Name: "Notes Agent", RedirectURIs: []string{redirectURI}, GrantTypes: []string{"authorization_code"}})
 	conf := h.oauth2Config("agent-1", secret, "openid", "notes.read", "notes.write")
 

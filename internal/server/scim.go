@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strconv"
 
 	"github.com/agentid/agentid/internal/audit"
@@ -10,6 +11,7 @@ import (
 	"github.com/agentid/agentid/internal/connectors/scim"
 	"github.com/agentid/agentid/internal/oauth"
 	"github.com/agentid/agentid/internal/password"
+	"github.com/agentid/agentid/internal/store"
 )
 
 // SCIM provisioning (internal/connectors/scim) is, like the admin API, a
@@ -42,6 +44,7 @@ func (s *Server) scimHandler() (http.Handler, error) {
 	h, err := scim.New(scim.Config{
 		Store: s.st, Tenant: s.tenant, BaseURL: s.issuer + scim.Path, Now: s.now, Vault: rv, Log: s.log,
 		HashPassword: password.Hash,
+		Privileged:   func(u *store.User) bool { return slices.Contains(u.Roles, AdminRole) },
 		UserChanged:  s.users.invalidate,
 	})
 	if err != nil {

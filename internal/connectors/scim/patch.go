@@ -1,7 +1,9 @@
 package scim
 
 import (
+	"maps"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/elimity-com/scim"
@@ -33,12 +35,25 @@ func applyOp(res map[string]any, s schema.Schema, op scim.PatchOperation) error 
 		if !ok {
 			return scimError(scimerrors.ScimErrorInvalidValue, "an operation without a path takes an object of attributes")
 		}
-		for k, v := range vals {
-			attr, ok := attribute(s, k)
-			if !ok {
+		// Each key is an attribute path (RFC 7644 §3.5.2.3 names
+		// attributes; clients also send "name.givenName" or the
+		// schema-qualified name, which the library validated as paths).
+		for _, k := range slices.Sorted(maps.Keys(vals)) {
+			if ext, ok := extensionOf(s, k); ok {
+				// The extension's attributes as an object (RFC 7644
+				// §3.5.2.3's enterprise example).
+				if err := inExtension(res, ext, func(sub map[string]any) error {
+					return applyOp(sub, ext, scim.PatchOperation{Op: op.Op, Value: vals[k]})
+				}); err != nil {
+					return err
+				}
+				continue
+			}
+			p, err := filter.ParsePath([]byte(k))
+			if err != nil {
 				return scimError(scimerrors.ScimErrorInvalidPath, "no attribute "+k)
 			}
-			if err := applyAttr(res, attr, op.Op, v); err != nil {
+			if err := applyOp(res, s, scim.PatchOperation{Op: op.Op, Path: &p, Value: vals[k]}); err != nil {
 				return err
 			}
 		}
@@ -46,7 +61,14 @@ func applyOp(res map[string]any, s schema.Schema, op scim.PatchOperation) error 
 	}
 	p := *op.Path
 	if uri := p.AttributePath.URI(); uri != "" && !strings.EqualFold(uri, s.ID) {
-		return scimError(scimerrors.ScimErrorInvalidPath, "the schema "+uri+" has no attributes here")
+		ext, ok := extensionOf(s, uri)
+		if !ok {
+			return scimError(scimerrors.ScimErrorInvalidPath, "the schema "+uri+" has no attributes here")
+		}
+		p.AttributePath.URIPrefix = nil
+		return inExtension(res, ext, func(sub map[string]any) error {
+			return applyOp(sub, ext, scim.PatchOperation{Op: op.Op, Path: &p, Value: op.Value})
+		})
 	}
 	attr, ok := attribute(s, p.AttributePath.AttributeName)
 	if !ok {
@@ -258,4 +280,31 @@ func subAttribute(a schema.CoreAttribute, name string) (schema.CoreAttribute, bo
 		}
 	}
 	return schema.CoreAttribute{}, false
+}
+
+// extensionOf is the schema extension of s named uri (the enterprise User
+// extension of a User).
+func extensionOf(s schema.Schema, uri string) (schema.Schema, bool) {
+	if s.ID == userSchema.ID && strings.EqualFold(uri, enterpriseSchema.ID) {
+		return enterpriseSchema, true
+	}
+	return schema.Schema{}, false
+}
+
+// inExtension runs fn on the extension's attributes of res (an object
+// under the extension's id), dropping the object when nothing is left.
+func inExtension(res map[string]any, ext schema.Schema, fn func(map[string]any) error) error {
+	sub, _ := res[ext.ID].(map[string]any)
+	if sub == nil {
+		sub = map[string]any{}
+	}
+	if err := fn(sub); err != nil {
+		return err
+	}
+	if len(sub) == 0 {
+		delete(res, ext.ID)
+	} else {
+		res[ext.ID] = sub
+	}
+	return nil
 }

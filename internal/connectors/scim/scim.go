@@ -65,6 +65,10 @@ type Config struct {
 	Log   *slog.Logger
 	// HashPassword hashes a password a client provisions.
 	HashPassword func(string) (string, error)
+	// Privileged, if set, names the people whose password a client may
+	// not set (the hub's administrators): a provisioning token is not a
+	// way into the admin console.
+	Privileged func(*store.User) bool
 	// UserChanged, if set, is told the id of every user a request
 	// changed, after the change (the server forgets its cached copy, so
 	// the next issuance reads the new groups).
@@ -102,7 +106,9 @@ func New(cfg Config) (http.Handler, error) {
 				Endpoint:    "/Users",
 				Description: optional.NewString("A person of the hub's tenant"),
 				Schema:      schema.CoreUserSchema(),
-				Handler:     users{h},
+				// Its attributes are kept in store.User.Attributes.
+				SchemaExtensions: []scim.SchemaExtension{{Schema: enterpriseSchema}},
+				Handler:          users{h},
 			},
 			{
 				ID:          optional.NewString("Group"),
@@ -118,7 +124,7 @@ func New(cfg Config) (http.Handler, error) {
 		return nil, fmt.Errorf("scim: %w", err)
 	}
 	// The library routes on the path after an optional /v2.
-	return http.StripPrefix(Path[:len(Path)-len("/v2")], srv), nil
+	return http.StripPrefix(Path[:len(Path)-len("/v2")], readRequest(valueFilters(fixResponses(srv)))), nil
 }
 
 // handler serves the resources. mu serializes writes in this process:
@@ -235,6 +241,12 @@ func filterView(r scim.Resource) map[string]any {
 	v := make(map[string]any, len(r.Attributes)+3)
 	for k, a := range r.Attributes {
 		v[k] = a
+	}
+	// The library finds an extension's attribute under "<schema id>:<name>".
+	if ext, ok := r.Attributes[enterpriseSchema.ID].(map[string]any); ok {
+		for k, a := range ext {
+			v[enterpriseSchema.ID+":"+k] = a
+		}
 	}
 	v["id"] = r.ID
 	if r.ExternalID.Present() {

@@ -3,8 +3,10 @@ package scim
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"net/http"
+	"net/mail"
 	"net/url"
 	"reflect"
 	"slices"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/clients"
+	"github.com/agentid/agentid/internal/connectors"
 	"github.com/agentid/agentid/internal/store"
 	"github.com/agentid/agentid/internal/token"
 )
@@ -24,6 +27,29 @@ import (
 type users struct{ h *handler }
 
 var userSchema = schema.CoreUserSchema()
+
+// enterpriseSchema is the enterprise User extension (RFC 7643 §4.3), whose
+// attributes a User keeps in store.User.Attributes under their own names
+// (manager: the manager's user id), where policy reads them
+// (getTag("department")).
+var enterpriseSchema = schema.ExtensionEnterpriseUser()
+
+// enterpriseAttrs are the enterprise extension's simple attributes.
+var enterpriseAttrs = []string{"employeeNumber", "costCenter", "organization", "division", "department"}
+
+// enterpriseOf is the extension's part of a person's attributes.
+func enterpriseOf(attrs map[string]string) map[string]any {
+	ext := map[string]any{}
+	for _, k := range enterpriseAttrs {
+		if v := attrs[k]; v != "" {
+			ext[k] = v
+		}
+	}
+	if v := attrs["manager"]; v != "" {
+		ext["manager"] = map[string]any{"value": v}
+	}
+	return ext
+}
 
 // userState is a user with what SCIM keeps beside it.
 type userState struct {
@@ -62,7 +88,9 @@ func (h *handler) userResource(st *userState, gs []*store.SCIMGroup) scim.Resour
 		attrs["displayName"] = u.Name
 	}
 	if u.Email != "" {
-		attrs["emails"] = []any{map[string]any{"value": u.Email, "primary": true}}
+		// The hub keeps one address, the work address: answered with its
+		// type, so that a client's emails[type eq "work"] finds it.
+		attrs["emails"] = []any{map[string]any{"value": u.Email, "type": "work", "primary": true}}
 	}
 	var member []any
 	for _, g := range gs {
@@ -77,6 +105,9 @@ func (h *handler) userResource(st *userState, gs []*store.SCIMGroup) scim.Resour
 	}
 	if len(member) > 0 {
 		attrs["groups"] = member
+	}
+	if ext := enterpriseOf(u.Attributes); len(ext) > 0 {
+		attrs[enterpriseSchema.ID] = ext
 	}
 	created, modified := u.CreatedAt, u.UpdatedAt
 	if st.su.UpdatedAt.After(modified) {
@@ -98,6 +129,9 @@ type profile struct {
 	// out never reactivates a person offboarded).
 	active     *bool
 	externalID string
+	// enterprise is what the enterprise extension says: its attributes
+	// and manager by their names (empty: none).
+	enterprise map[string]string
 }
 
 // profileOf reads validated User attributes (schema names as keys).
@@ -112,6 +146,19 @@ func profileOf(attrs map[string]any) (profile, error) {
 	}
 	p.externalID, _ = attrs["externalId"].(string)
 	p.password, _ = attrs["password"].(string)
+	p.enterprise = map[string]string{}
+	if ext, ok := attrs[enterpriseSchema.ID].(map[string]any); ok {
+		for _, k := range enterpriseAttrs {
+			if v, _ := ext[k].(string); v != "" {
+				p.enterprise[k] = v
+			}
+		}
+		if m, ok := ext["manager"].(map[string]any); ok {
+			if v, _ := m["value"].(string); v != "" {
+				p.enterprise["manager"] = v
+			}
+		}
+	}
 	if n, ok := attrs["name"].(map[string]any); ok {
 		if f, _ := n["formatted"].(string); f != "" {
 			p.name = f
@@ -142,6 +189,40 @@ func profileOf(attrs map[string]any) (profile, error) {
 	return p, nil
 }
 
+// Bounds of what a client may give as a person's name and address.
+const (
+	maxName  = 256
+	maxEmail = 254 // RFC 5321 §4.5.3.1.3, as the CLI takes
+)
+
+// checkProfile refuses a name or email that is not plain text (control
+// characters, invisible or direction characters, which would make a name
+// on the console, the consent page or an ID token read as another's) or
+// too long, and an email that is not a plain address (local@domain).
+func checkProfile(p profile) error {
+	if len(p.name) > maxName || !connectors.PlainText(p.name) || strings.ContainsFunc(p.name, bidiControl) {
+		return scimError(scimerrors.ScimErrorInvalidValue, fmt.Sprintf("the name must be plain text of at most %d bytes, without control or direction characters", maxName))
+	}
+	if p.email == "" {
+		return nil
+	}
+	a, err := mail.ParseAddress(p.email)
+	local, domain, _ := strings.Cut(p.email, "@")
+	if len(p.email) > maxEmail || err != nil || a.Name != "" || a.Address != p.email || local == "" || domain == "" ||
+		!connectors.PlainText(p.email) || connectors.CheckUsername(p.email) != nil {
+		return scimError(scimerrors.ScimErrorInvalidValue, fmt.Sprintf("the email must be a plain address (local@domain) of at most %d bytes", maxEmail))
+	}
+	return nil
+}
+
+// bidiControl reports the explicit directional embeddings, overrides and
+// isolates (UAX #9 §2.1–2.4), which reorder the text after them on a
+// page. (Joiners and marks stay allowed in names: Persian and Indic
+// names need them.)
+func bidiControl(r rune) bool {
+	return r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069
+}
+
 // emailFree refuses an address another user of the tenant has.
 func (h *handler) emailFree(ctx context.Context, id, email string) error {
 	if email == "" {
@@ -169,6 +250,9 @@ func (x users) Create(r *http.Request, attrs scim.ResourceAttributes) (scim.Reso
 	if err := store.CheckUsername(p.username); err != nil {
 		return scim.Resource{}, scimError(scimerrors.ScimErrorInvalidValue, err.Error())
 	}
+	if err := checkProfile(p); err != nil {
+		return scim.Resource{}, err
+	}
 	if err := h.emailFree(ctx, "", p.email); err != nil {
 		return scim.Resource{}, h.passOn(r, "create user", err)
 	}
@@ -177,6 +261,9 @@ func (x users) Create(r *http.Request, attrs scim.ResourceAttributes) (scim.Reso
 	u := &store.User{
 		TenantID: h.cfg.Tenant, ID: token.NewID(nil), Username: p.username, Name: p.name, Email: p.email,
 		Disabled: p.active != nil && !*p.active, CreatedAt: now, UpdatedAt: now,
+	}
+	if len(p.enterprise) > 0 {
+		u.Attributes = p.enterprise
 	}
 	if p.password != "" {
 		if u.PasswordHash, err = h.cfg.HashPassword(p.password); err != nil {
@@ -318,6 +405,21 @@ func (h *handler) updateUser(r *http.Request, st *userState, p profile) (scim.Re
 	now := h.cfg.Now()
 	m := h.meta(r, now)
 	u := st.u
+	// A deactivation is carried out first, whatever else the request
+	// asks: an identity provider offboarding someone sends the person's
+	// whole record (Okta's PUT, a PATCH of several attributes), and a
+	// change refused below (a new userName, a taken email) must not keep
+	// them signed in.
+	if p.active != nil && !*p.active && !u.Disabled {
+		res, err := clients.DeprovisionUser(ctx, h.cfg.Store, h.cfg.Vault, m, h.cfg.Tenant, u.ID, now)
+		if err != nil {
+			return scim.Resource{}, h.deprovisionFailed(r, err)
+		}
+		u = res.User
+	}
+	if err := checkProfile(p); err != nil {
+		return scim.Resource{}, err
+	}
 	if p.email != u.Email {
 		if err := h.emailFree(ctx, u.ID, p.email); err != nil {
 			return scim.Resource{}, h.passOn(r, "update user", err)
@@ -337,6 +439,10 @@ func (h *handler) updateUser(r *http.Request, st *userState, p profile) (scim.Re
 	if profileChanged {
 		changes = append(changes, "profile")
 	}
+	if p.password != "" && h.cfg.Privileged != nil && h.cfg.Privileged(u) {
+		return scim.Resource{}, scimerrors.ScimError{Status: http.StatusForbidden,
+			Detail: "the password of an administrator of this hub is not set by provisioning; an operator sets it with agentid users set-password"}
+	}
 	if p.password != "" {
 		hash, err := h.cfg.HashPassword(p.password)
 		if err != nil {
@@ -353,15 +459,13 @@ func (h *handler) updateUser(r *http.Request, st *userState, p profile) (scim.Re
 			return scim.Resource{}, h.passOn(r, "update user", err)
 		}
 	}
-	switch {
-	case p.active == nil:
-	case !*p.active && !u.Disabled:
-		res, err := clients.DeprovisionUser(ctx, h.cfg.Store, h.cfg.Vault, m, h.cfg.Tenant, u.ID, now)
-		if err != nil {
-			return scim.Resource{}, h.deprovisionFailed(r, err)
+	if attrs, added, removed := withEnterprise(u.Attributes, p.enterprise); len(added)+len(removed) > 0 {
+		u.Attributes, u.UpdatedAt = attrs, now
+		if err := h.cfg.Store.UpdateUser(ctx, u, audit.NewUserAccessUpdated(m, u.ID, audit.ChangeAttributes, added, removed)); err != nil {
+			return scim.Resource{}, h.passOn(r, "update user", err)
 		}
-		u = res.User
-	case *p.active && u.Disabled:
+	}
+	if p.active != nil && *p.active && u.Disabled {
 		u.Disabled, u.UpdatedAt = false, now
 		if err := h.cfg.Store.UpdateUser(ctx, u, audit.NewUserUpdated(m, u.ID, audit.ChangeEnabled)); err != nil {
 			return scim.Resource{}, h.passOn(r, "enable user", err)
@@ -378,6 +482,31 @@ func (h *handler) updateUser(r *http.Request, st *userState, p profile) (scim.Re
 		return scim.Resource{}, h.internal(r, "update user", err)
 	}
 	return h.userResource(&userState{u, st.su}, gs), nil
+}
+
+// withEnterprise is attrs with the enterprise extension's keys made
+// ext's, and the keys set (or changed) and removed.
+func withEnterprise(attrs, ext map[string]string) (out map[string]string, added, removed []string) {
+	out = maps.Clone(attrs)
+	if out == nil {
+		out = map[string]string{}
+	}
+	for _, k := range append(slices.Clone(enterpriseAttrs), "manager") {
+		old, had := out[k]
+		v, has := ext[k]
+		switch {
+		case has && (!had || old != v):
+			out[k] = v
+			added = append(added, k)
+		case !has && had:
+			delete(out, k)
+			removed = append(removed, k)
+		}
+	}
+	if len(out) == 0 {
+		out = nil
+	}
+	return out, added, removed
 }
 
 // Delete deprovisions the user at once and hides them from SCIM.

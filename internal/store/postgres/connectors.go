@@ -162,7 +162,12 @@ func (s *Store) SignInConnectorUser(ctx context.Context, u *store.User, sess *st
 	for attempt := 0; ; attempt++ {
 		stored, created, err := s.signInConnectorUser(ctx, u, sess, events)
 		var pe *pgconn.PgError
-		if attempt == 0 && errors.As(err, &pe) && pe.Code == sqlstateUniqueViolation && pe.ConstraintName == "users_external" {
+		// (A concurrent first sign-in may also meet the username check,
+		// store.UsernameFree, before the unique index: the run once more
+		// finds the person too, while another account's name conflicts
+		// again.)
+		if attempt == 0 && (errors.As(err, &pe) && pe.Code == sqlstateUniqueViolation && pe.ConstraintName == "users_external" ||
+			errors.Is(err, store.ErrConflict)) {
 			continue
 		}
 		if err != nil {

@@ -71,6 +71,9 @@ func (s *Store) CreateUser(ctx context.Context, u *store.User, ev *store.AuditEv
 }
 
 func insertUser(ctx context.Context, tx pgx.Tx, u *store.User) error {
+	if err := usernameFree(ctx, tx, u); err != nil {
+		return err
+	}
 	_, err := tx.Exec(ctx, `INSERT INTO users (`+userCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
 		u.TenantID, u.ID, u.Username, u.PasswordHash, u.Roles, u.Groups, u.Disabled, u.CreatedAt, u.UpdatedAt,
 		u.Name, u.Email, u.EmailVerified, stringMapJSON(u.Attributes), u.ConnectorID, u.ExternalSubject)
@@ -138,4 +141,23 @@ func (s *Store) UpdateUser(ctx context.Context, u *store.User, ev *store.AuditEv
 		}
 		return insertEvent(ctx, tx, ev)
 	}))
+}
+
+// usernameFree refuses u when another user of its tenant has its
+// username under store.UsernameKey. The tenant's advisory lock, held to
+// the end of the transaction, keeps two inserts from both passing the
+// check.
+func usernameFree(ctx context.Context, tx pgx.Tx, u *store.User) error {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('agentid.username.' || $1::text, 0))`, u.TenantID); err != nil {
+		return err
+	}
+	rows, err := tx.Query(ctx, `SELECT username FROM users WHERE tenant_id = $1`, u.TenantID)
+	if err != nil {
+		return err
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	return store.UsernameFree(u.Username, names)
 }

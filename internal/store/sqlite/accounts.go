@@ -47,6 +47,9 @@ func (s *Store) CreateUser(ctx context.Context, u *store.User, ev *store.AuditEv
 }
 
 func (tx *wtx) insertUser(u *store.User) error {
+	if err := tx.usernameFree(u); err != nil {
+		return err
+	}
 	_, err := tx.exec(qInsertUser, u.TenantID, u.ID, u.Username, u.PasswordHash, listText(u.Roles),
 		listText(u.Groups), u.Disabled, tv(u.CreatedAt), tv(u.UpdatedAt), u.Name, u.Email, u.EmailVerified,
 		mapText(u.Attributes), u.ConnectorID, u.ExternalSubject)
@@ -211,4 +214,27 @@ func (s *Store) DeleteSession(ctx context.Context, hash []byte) error {
 		_, err := tx.exec(qDeleteSession, hash)
 		return err
 	}))
+}
+
+// usernameFree refuses u when another user of its tenant has its
+// username under store.UsernameKey (the writer runs one transaction at a
+// time, so no other insert comes between the check and the insert).
+func (tx *wtx) usernameFree(u *store.User) error {
+	rows, err := tx.query(`SELECT username FROM users WHERE tenant_id = ?`, u.TenantID)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var names []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return err
+		}
+		names = append(names, name)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	return store.UsernameFree(u.Username, names)
 }

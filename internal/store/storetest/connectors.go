@@ -299,6 +299,13 @@ func testConnectorSignIn(t *testing.T, s store.Store) {
 		if local.ConnectorID != "" || local.Email != "" {
 			t.Fatal("a local user was linked to a connector")
 		}
+		// A name that folds to the local user's (store.UsernameKey) is
+		// taken too: a provider cannot make "BOB" or a fullwidth "ｂｏｂ".
+		for _, name := range []string{"BOB", "\uff42\uff4f\uff42"} {
+			_, _, _, ev, err := signIn(t, connectorUser(tn, uniq("u-bob"), name, uniq("sub-bob")))
+			wantErr(t, "SignInConnectorUser with a local user's name folded", err, store.ErrConflict)
+			wantNoAudit(t, s, ev)
+		}
 	})
 	t.Run("per connector", func(t *testing.T) {
 		// The same subject at another connector is another person.

@@ -203,6 +203,25 @@ func testUsers(t *testing.T, s store.Store) {
 		{"duplicate username", "user.created", func(ev *store.AuditEvent) error {
 			return s.CreateUser(ctx(t), &store.User{TenantID: tn, ID: "u3", Username: "alice", CreatedAt: base()}, ev)
 		}, store.ErrConflict},
+		// Usernames are one account's under store.UsernameKey: case,
+		// fullwidth forms, ligatures and composed accents fold.
+		{"username in another case", "user.created", func(ev *store.AuditEvent) error {
+			return s.CreateUser(ctx(t), &store.User{TenantID: tn, ID: "u3", Username: "ALICE", CreatedAt: base()}, ev)
+		}, store.ErrConflict},
+		{"username in fullwidth letters", "user.created", func(ev *store.AuditEvent) error {
+			return s.CreateUser(ctx(t), &store.User{TenantID: tn, ID: "u3", Username: "\uff41lice", CreatedAt: base()}, ev)
+		}, store.ErrConflict},
+		{"username with a sharp s folded", "user.created", func(ev *store.AuditEvent) error {
+			must(t, "CreateUser", s.CreateUser(ctx(t), &store.User{TenantID: tn, ID: "u-strasse", Username: "strasse", CreatedAt: base()}, nil))
+			return s.CreateUser(ctx(t), &store.User{TenantID: tn, ID: "u3", Username: "STRA\u00dfE", CreatedAt: base()}, ev)
+		}, store.ErrConflict},
+		{"username decomposed", "user.created", func(ev *store.AuditEvent) error {
+			must(t, "CreateUser", s.CreateUser(ctx(t), &store.User{TenantID: tn, ID: "u-jose", Username: "jos\u00e9", CreatedAt: base()}, nil))
+			return s.CreateUser(ctx(t), &store.User{TenantID: tn, ID: "u3", Username: "JOSE\u0301", CreatedAt: base()}, ev)
+		}, store.ErrConflict},
+		{"a different username", "user.created", func(ev *store.AuditEvent) error {
+			return s.CreateUser(ctx(t), &store.User{TenantID: tn, ID: "u-alicia", Username: "alicia", CreatedAt: base()}, ev)
+		}, nil},
 		{"same username other tenant", "user.created", func(ev *store.AuditEvent) error {
 			return s.CreateUser(ctx(t), &store.User{TenantID: "t2", ID: "u1", Username: "alice", CreatedAt: base()}, ev)
 		}, nil},
