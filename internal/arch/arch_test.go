@@ -59,7 +59,7 @@ var allowed = map[string][]string{
 	"internal/connectors":                {"internal/keyring", "internal/oauth", "internal/store"},
 	"internal/connectors/connectorstest": {},
 	"internal/connectors/saml":           {"internal/connectors", "internal/keyring", "internal/store"},
-	"internal/connectors/scim":           {"internal/audit", "internal/clients", "internal/store", "internal/token"},
+	"internal/connectors/scim":           {"internal/audit", "internal/clients", "internal/connectors", "internal/store", "internal/token"},
 	"internal/fetch":                     {},
 	"internal/jobs":                      {"internal/store"},
 	"internal/keyring":                   {},
