@@ -52,6 +52,7 @@ func (tx *wtx) audit(a auditRow) error {
 		return err
 	}
 	a.ev.ID = id
+	tx.kept(a.ev, id)
 	return nil
 }
 
@@ -94,6 +95,7 @@ func (s *Store) AppendAuditOnce(ctx context.Context, evs ...*store.AuditEvent) e
 			if a.ev.ID, err = res.LastInsertId(); err != nil {
 				return err
 			}
+			tx.kept(a.ev, a.ev.ID)
 		}
 		return nil
 	}))
