@@ -88,7 +88,7 @@ func (s *Store) SealAudit(ctx context.Context, upTo int64, limit int) (*store.Se
 				stale = !ok
 				return err
 			}
-			if err := setLinks(tx, plan.args); err != nil {
+			if err := setLinks(tx, plan.links); err != nil {
 				return err
 			}
 			for _, h := range plan.res.Heads {
@@ -112,37 +112,51 @@ func (s *Store) SealAudit(ctx context.Context, upTo int64, limit int) (*store.Se
 	return nil, fmt.Errorf("sqlite: seal audit: other sealers keep moving the chain: %w", store.ErrConflict)
 }
 
-// linkChunk is how many events one UPDATE links; qLinks[n] links n.
+// linkChunk is how many events one INSERT links; qLinks[n] links n.
 const linkChunk = 64
 
+// qLinks[n] inserts the links of n consecutive events of one tenant, each
+// one's prev_hash being the hash before it, with the tenant and each hash
+// bound once: ?1 the tenant, ?2 the first prev_hash, then each event's id
+// and hash (?3, ?4, ?5, ?6, …), event k's prev_hash being ?(2+2k).
 var qLinks = func() map[int]string {
 	m := map[int]string{}
 	for _, n := range []int{linkChunk, 8, 1} {
 		var b strings.Builder
 		b.WriteString(`INSERT INTO audit_links (id, tenant_id, prev_hash, hash) VALUES `)
-		for i := range n {
-			if i > 0 {
+		for k := range n {
+			if k > 0 {
 				b.WriteByte(',')
 			}
-			b.WriteString("(?, ?, ?, ?)")
+			fmt.Fprintf(&b, "(?%d, ?1, ?%d, ?%d)", 3+2*k, 2+2*k, 4+2*k)
 		}
 		m[n] = b.String()
 	}
 	return m
 }()
 
-// setLinks writes the links, args being id, tenant, prev_hash, hash per
-// event, in as few statements as the prepared sizes allow.
-func setLinks(tx *wtx, args []any) error {
-	for len(args) > 0 {
+// setLinks writes the links, in as few statements as the prepared sizes
+// allow: a statement covers a run of one tenant's consecutive events.
+func setLinks(tx *wtx, links []*store.AuditLink) error {
+	args := make([]any, 0, 2+2*linkChunk)
+	for len(links) > 0 {
+		run := 1
+		for run < min(len(links), linkChunk) && links[run].Event.TenantID == links[0].Event.TenantID &&
+			bytes.Equal(links[run].PrevHash, links[run-1].Hash) {
+			run++
+		}
 		n := linkChunk
-		for 4*n > len(args) {
+		for n > run {
 			n = map[int]int{linkChunk: 8, 8: 1}[n]
 		}
-		if _, err := tx.exec(qLinks[n], args[:4*n]...); err != nil {
+		args = append(args[:0], links[0].Event.TenantID, links[0].PrevHash)
+		for _, l := range links[:n] {
+			args = append(args, l.Event.ID, l.Hash)
+		}
+		if _, err := tx.exec(qLinks[n], args...); err != nil {
 			return err
 		}
-		args = args[4*n:]
+		links = links[n:]
 	}
 	return nil
 }
@@ -152,7 +166,6 @@ type sealPlan struct {
 	through int64 // the mark the plan starts from
 	before  map[string]*store.ChainHead
 	links   []*store.AuditLink
-	args    []any // id, tenant, prev_hash, hash of each link
 	res     *store.SealResult
 }
 
@@ -184,7 +197,6 @@ func (s *Store) planSeal(ctx context.Context, upTo int64, limit int) (*sealPlan,
 	}
 	heads := map[string]*store.ChainHead{}
 	var order []string
-	p.args = make([]any, 0, 4*len(p.links))
 	var hasher store.ChainHasher
 	hashes := make([]byte, 0, sha256.Size*len(p.links))
 	for _, l := range p.links {
@@ -208,7 +220,6 @@ func (s *Store) planSeal(ctx context.Context, upTo int64, limit int) (*sealPlan,
 		}
 		hashes = hasher.Append(hashes, h.Hash, l.Event)
 		hash := hashes[len(hashes)-sha256.Size : len(hashes) : len(hashes)]
-		p.args = append(p.args, l.Event.ID, tn, h.Hash, hash)
 		l.PrevHash, l.Hash = h.Hash, hash
 		h.ID, h.Hash = l.Event.ID, hash
 		h.Sealed++
@@ -258,7 +269,7 @@ func (s *Store) fromTail(ctx context.Context, rtx *sql.Tx, after, upTo int64, li
 	links := make([]store.AuditLink, len(evs))
 	out := make([]*store.AuditLink, len(evs))
 	for i, ev := range evs {
-		links[i].Event = ev
+		links[i].Event, links[i].DetailsJSON = ev.AuditEvent, ev.details
 		out[i] = &links[i]
 	}
 	return out, nil

@@ -37,7 +37,14 @@ const maxTail = 16384
 type auditTail struct {
 	on  atomic.Bool // a SealAudit ran on this store
 	mu  sync.Mutex
-	evs []*store.AuditEvent
+	evs []keptEvent
+}
+
+// keptEvent is an event in its stored form and the JSON text stored for
+// its details (store.AuditLink.DetailsJSON).
+type keptEvent struct {
+	*store.AuditEvent
+	details string
 }
 
 // storedForm returns ev as a read of its row gives it back (scanLink),
@@ -87,11 +94,11 @@ func exactText(ss ...string) bool {
 // add appends the events of a committed transaction. A nil entry (an
 // event without an exact stored form) is a gap: it is left out, and the
 // count check of take's caller then reads its range.
-func (t *auditTail) add(evs []*store.AuditEvent) {
+func (t *auditTail) add(evs []keptEvent) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, ev := range evs {
-		if ev == nil {
+		if ev.AuditEvent == nil {
 			continue
 		}
 		if n := len(t.evs); n > 0 && t.evs[n-1].ID >= ev.ID {
@@ -122,7 +129,7 @@ func (t *auditTail) drop(mark int64) {
 }
 
 func (t *auditTail) dropLocked(mark int64) {
-	i, _ := slices.BinarySearchFunc(t.evs, mark+1, func(ev *store.AuditEvent, id int64) int {
+	i, _ := slices.BinarySearchFunc(t.evs, mark+1, func(ev keptEvent, id int64) int {
 		return cmp.Compare(ev.ID, id)
 	})
 	t.trim(i)
@@ -130,7 +137,7 @@ func (t *auditTail) dropLocked(mark int64) {
 
 // take returns the kept events with an id in (after, upTo], at most
 // limit, in id order; after is the sealed mark (see drop).
-func (t *auditTail) take(after, upTo int64, limit int) []*store.AuditEvent {
+func (t *auditTail) take(after, upTo int64, limit int) []keptEvent {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.dropLocked(after)

@@ -45,7 +45,13 @@ func sealAll(t *testing.T, s *Store) {
 // returns the ids whose stored link does not match them.
 func checkChain(t *testing.T, s *Store) (bad []int64) {
 	t.Helper()
-	links, err := s.AuditLinks(context.Background(), store.DefaultTenant, 0, 100000)
+	return checkTenantChain(t, s, store.DefaultTenant)
+}
+
+// checkTenantChain is checkChain for a tenant.
+func checkTenantChain(t *testing.T, s *Store, tenant string) (bad []int64) {
+	t.Helper()
+	links, err := s.AuditLinks(context.Background(), tenant, 0, 100000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,8 +243,11 @@ func TestAuditTailRollback(t *testing.T) {
 		t.Fatalf("kept %d events, %d committed, want %d", len(kept), len(links), 64-22)
 	}
 	for i, l := range links {
-		if !reflect.DeepEqual(kept[i], l.Event) {
-			t.Errorf("kept %#v, committed %#v", kept[i], l.Event)
+		if !reflect.DeepEqual(kept[i].AuditEvent, l.Event) {
+			t.Errorf("kept %#v, committed %#v", kept[i].AuditEvent, l.Event)
+		}
+		if want := mapText(l.Event.Details); kept[i].details != want {
+			t.Errorf("kept details text %s, want %s", kept[i].details, want)
 		}
 	}
 	sealAll(t, s)
@@ -251,12 +260,12 @@ func TestAuditTailRollback(t *testing.T) {
 // fell further behind reads the ones dropped.
 func TestAuditTailBound(t *testing.T) {
 	var tl auditTail
-	evs := make([]*store.AuditEvent, maxTail+10)
+	evs := make([]keptEvent, maxTail+10)
 	for i := range evs {
-		evs[i] = &store.AuditEvent{ID: int64(i + 1)}
+		evs[i] = keptEvent{AuditEvent: &store.AuditEvent{ID: int64(i + 1)}}
 	}
 	tl.add(evs[:5])
-	tl.add(append([]*store.AuditEvent{nil}, evs[5:]...)) // a gap is skipped
+	tl.add(append([]keptEvent{{}}, evs[5:]...)) // a gap is skipped
 	if len(tl.evs) != maxTail || tl.evs[0].ID != 11 {
 		t.Fatalf("kept %d events from %d, want %d from 11", len(tl.evs), tl.evs[0].ID, maxTail)
 	}
@@ -270,8 +279,43 @@ func TestAuditTailBound(t *testing.T) {
 	if got := tl.take(30, 30, 10); len(got) != 0 {
 		t.Errorf("take of an empty range = %v", got)
 	}
-	tl.add([]*store.AuditEvent{{ID: 40}}) // an id handed out again
+	tl.add([]keptEvent{{AuditEvent: &store.AuditEvent{ID: 40}}}) // an id handed out again
 	if got := tl.take(30, 1<<62, 10); len(got) != 1 || got[0].ID != 40 {
 		t.Errorf("after an id went down: %v, want only event 40", got)
+	}
+}
+
+// TestSealLinkRuns: links are inserted a run of one tenant's consecutive
+// events per statement; runs longer than a statement, runs of one and
+// tenants taking turns all link every event to its tenant's previous one.
+func TestSealLinkRuns(t *testing.T) {
+	s := openTemp(t)
+	migrateStore(t, s)
+	ctx := context.Background()
+	tenants := []string{store.DefaultTenant, "t1", "t2"}
+	var evs []*store.AuditEvent
+	for i := range 400 {
+		ev := tailEvent(i)
+		switch {
+		case i < 150: // a run of 150
+		case i < 200:
+			ev.TenantID = tenants[i%3] // taking turns
+		default:
+			ev.TenantID = tenants[(i/70)%3] // runs of 70
+		}
+		evs = append(evs, ev)
+	}
+	if err := s.AppendAudit(ctx, evs...); err != nil {
+		t.Fatal(err)
+	}
+	sealAll(t, s)
+	for _, tn := range tenants {
+		if bad := checkTenantChain(t, s, tn); len(bad) != 0 {
+			t.Errorf("tenant %s: links not matching their events: %v", tn, bad)
+		}
+		links, err := s.AuditLinks(ctx, tn, 0, 1000)
+		if err != nil || len(links) == 0 || !bytes.Equal(links[0].PrevHash, store.ChainGenesis) {
+			t.Errorf("tenant %s: %d links (%v), want a chain from the genesis", tn, len(links), err)
+		}
 	}
 }

@@ -25,7 +25,7 @@ type wtx struct {
 	// kept (pending, in their stored form; nil where there is none) for
 	// the tail once it commits.
 	keep    bool
-	pending []*store.AuditEvent
+	pending []keptEvent
 }
 
 // startKeeping starts a transaction's list of events to keep afresh.
@@ -35,9 +35,9 @@ func (tx *wtx) startKeeping(keep bool) {
 }
 
 // kept notes an event the transaction wrote with id.
-func (tx *wtx) kept(ev *store.AuditEvent, id int64) {
+func (tx *wtx) kept(a auditRow, id int64) {
 	if tx.keep {
-		tx.pending = append(tx.pending, storedForm(ev, id))
+		tx.pending = append(tx.pending, keptEvent{storedForm(a.ev, id), a.args[auditDetailsArg].(string)})
 	}
 }
 
