@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/agentid/agentid/internal/audit"
+	"github.com/agentid/agentid/internal/store"
 )
 
 // TestAuditSinksCLI: serve streams the trail to a configured NDJSON file
@@ -45,6 +46,7 @@ func TestAuditSinksCLI(t *testing.T) {
 	e.run("users", "add", "alice", "--name", "Alice")
 	h := startServe(t, e.env, "--config", cfg)
 	deadline := time.Now().Add(20 * time.Second)
+	st := e.store()
 	var types []string
 	for {
 		types = types[:0]
@@ -59,12 +61,14 @@ func TestAuditSinksCLI(t *testing.T) {
 			}
 			f.Close()
 		}
-		if strings.Contains(strings.Join(types, " "), audit.UserCreated) {
+		// The file sink has the trail and the webhook sink has failed at
+		// least once (the sealer seals at start: the file can be first).
+		if strings.Contains(strings.Join(types, " "), audit.UserCreated) && webhookFailed(t, st) {
 			break
 		}
 		if time.Now().After(deadline) {
 			h.stop()
-			t.Fatalf("the file sink received %v, no %s", types, audit.UserCreated)
+			t.Fatalf("the file sink received %v, no %s, or the webhook sink never failed", types, audit.UserCreated)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -93,4 +97,20 @@ func TestAuditSinksCLI(t *testing.T) {
 	if strings.Contains(stdout+table, "hook-secret") {
 		t.Error("audit sinks shows the webhook's key")
 	}
+}
+
+// webhookFailed reports whether the store records a failed attempt of the
+// "siem" sink.
+func webhookFailed(t *testing.T, st store.AuditSinks) bool {
+	t.Helper()
+	sinks, err := st.ListAuditSinks(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range sinks {
+		if s.Name == "siem" && s.Failures > 0 {
+			return true
+		}
+	}
+	return false
 }

@@ -147,11 +147,17 @@ func (s *Sealer) Seal(ctx context.Context) (int, error) {
 	return n, s.checkpoints(ctx, false)
 }
 
-// Run seals every interval until ctx ends, then runs Final (bounded by
-// Settle and ten seconds more). Failures are logged and retried.
+// Run seals at once (what an earlier process left unsealed; on SQLite the
+// first round also has the store keep the events it commits from then on
+// for the sealer), then every interval until ctx ends, then runs Final
+// (bounded by Settle and ten seconds more). Failures are logged and
+// retried.
 func (s *Sealer) Run(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
+	if _, err := s.Seal(ctx); err != nil && ctx.Err() == nil {
+		s.log.WarnContext(ctx, "audit: sealing failed", "err", err)
+	}
 	for {
 		select {
 		case <-ctx.Done():

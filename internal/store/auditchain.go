@@ -121,6 +121,11 @@ type AuditLink struct {
 	Event *AuditEvent
 	// PrevHash and Hash are nil while the event is not sealed.
 	PrevHash, Hash []byte
+	// DetailsJSON, when not empty, is Event.StoredDetails() as the JSON
+	// object encoding/json writes for it (keys in byte order, "{}" when
+	// there are none): a backend that has the text at hand sets it, so
+	// that a sink need not encode the details again.
+	DetailsJSON string
 }
 
 // Sealed reports whether the sealer has linked the event.

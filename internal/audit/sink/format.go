@@ -46,7 +46,8 @@ func appendEncoded(b []byte, f Format, ev *store.AuditEvent, l *store.AuditLink)
 // nativeRecord, written directly because reflection-based encoding was a
 // third of a sink's CPU per event (TestNativeEncoding checks they agree).
 // It allocates nothing beyond b's growth when the event has at most 32
-// details.
+// details. The details of an event not masked are the text the store
+// kept for them (l.DetailsJSON, the same bytes), when it has it.
 func appendNative(b []byte, ev *store.AuditEvent, l *store.AuditLink) []byte {
 	field := func(name, v string, always bool) {
 		if v == "" && !always {
@@ -90,7 +91,12 @@ func appendNative(b []byte, ev *store.AuditEvent, l *store.AuditLink) []byte {
 	}
 	field("ip", ev.IP, false)
 	field("request_id", ev.RequestID, false)
-	if d := ev.StoredDetails(); len(d) > 0 {
+	if j := l.DetailsJSON; j != "" && ev == l.Event {
+		if j != "{}" {
+			b = append(b, `,"details":`...)
+			b = append(b, j...)
+		}
+	} else if d := ev.StoredDetails(); len(d) > 0 {
 		keys := make([]string, 0, 32)
 		for k := range d {
 			keys = append(keys, k)

@@ -363,11 +363,29 @@ func TestNativeEncoding(t *testing.T) {
 			Details: map[string]string{awkward: awkward}},
 	}
 	for name, ev := range cases {
-		for _, l := range []*store.AuditLink{{Event: ev}, {Event: ev, PrevHash: []byte{0, 1}, Hash: []byte{0xfe, 0xff}}} {
+		// The details' text as a store keeps it (encoding/json's, "{}"
+		// for none) takes the place of encoding them.
+		kept := "{}"
+		if d := ev.StoredDetails(); len(d) > 0 {
+			j, err := json.Marshal(d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			kept = string(j)
+		}
+		for _, l := range []*store.AuditLink{{Event: ev}, {Event: ev, PrevHash: []byte{0, 1}, Hash: []byte{0xfe, 0xff}},
+			{Event: ev, PrevHash: []byte{2}, Hash: []byte{3}, DetailsJSON: kept}} {
 			got, want := sink.NativePair(t, ev, l)
 			if string(got) != string(want) {
-				t.Errorf("%s (sealed %v):\n got %s\nwant %s", name, l.Sealed(), got, want)
+				t.Errorf("%s (sealed %v, kept details %q):\n got %s\nwant %s", name, l.Sealed(), l.DetailsJSON, got, want)
 			}
 		}
+	}
+	// A masked event is a copy: its own details are encoded, never the
+	// kept text of the stored ones.
+	ev := &store.AuditEvent{ID: 1, TenantID: "default", Type: "t", Outcome: "success", Details: map[string]string{"owner_id": "***"}}
+	l := &store.AuditLink{Event: &store.AuditEvent{ID: 1}, DetailsJSON: `{"owner_id":"alice@example.com"}`}
+	if got, want := sink.NativePair(t, ev, l); string(got) != string(want) || strings.Contains(string(got), "alice") {
+		t.Errorf("masked event:\n got %s\nwant %s", got, want)
 	}
 }

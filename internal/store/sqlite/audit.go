@@ -21,6 +21,9 @@ type auditRow struct {
 	args []any
 }
 
+// auditDetailsArg is the index of the details' JSON text in auditRow.args.
+const auditDetailsArg = 10
+
 func prepAudit(ev *store.AuditEvent) auditRow {
 	if ev == nil {
 		return auditRow{}
@@ -52,6 +55,7 @@ func (tx *wtx) audit(a auditRow) error {
 		return err
 	}
 	a.ev.ID = id
+	tx.kept(a, id)
 	return nil
 }
 
@@ -94,6 +98,7 @@ func (s *Store) AppendAuditOnce(ctx context.Context, evs ...*store.AuditEvent) e
 			if a.ev.ID, err = res.LastInsertId(); err != nil {
 				return err
 			}
+			tx.kept(a, a.ev.ID)
 		}
 		return nil
 	}))

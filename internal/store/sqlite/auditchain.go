@@ -71,6 +71,7 @@ func (s *Store) SealAudit(ctx context.Context, upTo int64, limit int) (*store.Se
 	if limit <= 0 {
 		limit = defaultSealLimit
 	}
+	s.w.tail.on.Store(true) // from now on the writer keeps what it commits for the next calls
 	for range 5 {
 		plan, err := s.planSeal(ctx, upTo, limit)
 		if err != nil {
@@ -87,7 +88,7 @@ func (s *Store) SealAudit(ctx context.Context, upTo int64, limit int) (*store.Se
 				stale = !ok
 				return err
 			}
-			if err := setLinks(tx, plan.args); err != nil {
+			if err := setLinks(tx, plan.links); err != nil {
 				return err
 			}
 			for _, h := range plan.res.Heads {
@@ -104,43 +105,58 @@ func (s *Store) SealAudit(ctx context.Context, upTo int64, limit int) (*store.Se
 			return nil, wrap("seal audit", err)
 		}
 		if !stale {
+			s.w.tail.drop(plan.res.Through)
 			return plan.res, nil
 		}
 	}
 	return nil, fmt.Errorf("sqlite: seal audit: other sealers keep moving the chain: %w", store.ErrConflict)
 }
 
-// linkChunk is how many events one UPDATE links; qLinks[n] links n.
+// linkChunk is how many events one INSERT links; qLinks[n] links n.
 const linkChunk = 64
 
+// qLinks[n] inserts the links of n consecutive events of one tenant, each
+// one's prev_hash being the hash before it, with the tenant and each hash
+// bound once: ?1 the tenant, ?2 the first prev_hash, then each event's id
+// and hash (?3, ?4, ?5, ?6, …), event k's prev_hash being ?(2+2k).
 var qLinks = func() map[int]string {
 	m := map[int]string{}
 	for _, n := range []int{linkChunk, 8, 1} {
 		var b strings.Builder
 		b.WriteString(`INSERT INTO audit_links (id, tenant_id, prev_hash, hash) VALUES `)
-		for i := range n {
-			if i > 0 {
+		for k := range n {
+			if k > 0 {
 				b.WriteByte(',')
 			}
-			b.WriteString("(?, ?, ?, ?)")
+			fmt.Fprintf(&b, "(?%d, ?1, ?%d, ?%d)", 3+2*k, 2+2*k, 4+2*k)
 		}
 		m[n] = b.String()
 	}
 	return m
 }()
 
-// setLinks writes the links, args being id, tenant, prev_hash, hash per
-// event, in as few statements as the prepared sizes allow.
-func setLinks(tx *wtx, args []any) error {
-	for len(args) > 0 {
+// setLinks writes the links, in as few statements as the prepared sizes
+// allow: a statement covers a run of one tenant's consecutive events.
+func setLinks(tx *wtx, links []*store.AuditLink) error {
+	args := make([]any, 0, 2+2*linkChunk)
+	for len(links) > 0 {
+		run := 1
+		for run < min(len(links), linkChunk) && links[run].Event.TenantID == links[0].Event.TenantID &&
+			bytes.Equal(links[run].PrevHash, links[run-1].Hash) {
+			run++
+		}
 		n := linkChunk
-		for 4*n > len(args) {
+		for n > run {
 			n = map[int]int{linkChunk: 8, 8: 1}[n]
 		}
-		if _, err := tx.exec(qLinks[n], args[:4*n]...); err != nil {
+		args = append(args[:0], links[0].Event.TenantID, links[0].PrevHash)
+		for _, l := range links[:n] {
+			args = append(args, l.Event.ID, l.Hash)
+		}
+		if _, err := tx.exec(qLinks[n], args...); err != nil {
 			return err
 		}
-		args = args[4*n:]
+		links = links[n:]
 	}
 	return nil
 }
@@ -150,12 +166,12 @@ type sealPlan struct {
 	through int64 // the mark the plan starts from
 	before  map[string]*store.ChainHead
 	links   []*store.AuditLink
-	args    []any // id, tenant, prev_hash, hash of each link
 	res     *store.SealResult
 }
 
 // planSeal reads the mark, the events after it up to upTo and the heads of
-// their tenants in one snapshot, and links them.
+// their tenants in one snapshot, and links them. The events come from the
+// writer's tail when they are all the range's events there are.
 func (s *Store) planSeal(ctx context.Context, upTo int64, limit int) (*sealPlan, error) {
 	rtx, err := s.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
@@ -163,44 +179,24 @@ func (s *Store) planSeal(ctx context.Context, upTo int64, limit int) (*sealPlan,
 	}
 	defer rtx.Rollback()
 	p := &sealPlan{res: &store.SealResult{}, before: map[string]*store.ChainHead{}}
-	if err := rtx.QueryRowContext(ctx, `SELECT through FROM audit_seal WHERE id = 1`).Scan(&p.through); err != nil {
+	if err := s.txQueryRow(ctx, rtx, `SELECT through FROM audit_seal WHERE id = 1`).Scan(&p.through); err != nil {
 		return nil, err
 	}
 	p.res.Through, p.res.From = p.through, p.through
 	if upTo <= p.through {
 		return p, nil
 	}
-	rows, err := rtx.QueryContext(ctx, `SELECT `+linkCols+linkFrom+`WHERE e.id > ? AND e.id <= ? ORDER BY e.id LIMIT ?`,
-		p.through, upTo, limit)
+	kept, err := s.fromTail(ctx, rtx, p.through, upTo, limit)
 	if err != nil {
 		return nil, err
 	}
-	// The events and their links are allocated together, a batch at a
-	// time: the sealer reads every event of the trail.
-	n := int(min(int64(limit), upTo-p.through))
-	evs, links := make([]store.AuditEvent, n), make([]store.AuditLink, n)
-	for i := 0; rows.Next(); i++ {
-		if i == n { // more rows than ids in the range: not SQLite's
-			rows.Close()
-			return nil, fmt.Errorf("more than %d events with an id in (%d, %d]", n, p.through, upTo)
-		}
-		l := &links[i]
-		l.Event = &evs[i]
-		if err := scanLinkInto(rows, l); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		p.links = append(p.links, l)
-	}
-	if err := rows.Close(); err != nil {
-		return nil, err
-	}
-	if err := rows.Err(); err != nil {
+	if kept != nil {
+		p.links = kept
+	} else if p.links, err = s.readSealRange(ctx, rtx, p.through, upTo, limit); err != nil {
 		return nil, err
 	}
 	heads := map[string]*store.ChainHead{}
 	var order []string
-	p.args = make([]any, 0, 4*len(p.links))
 	var hasher store.ChainHasher
 	hashes := make([]byte, 0, sha256.Size*len(p.links))
 	for _, l := range p.links {
@@ -210,7 +206,7 @@ func (s *Store) planSeal(ctx context.Context, upTo int64, limit int) (*sealPlan,
 			h = &store.ChainHead{TenantID: tn, Hash: store.ChainGenesis}
 			var id int64
 			var hash []byte
-			err := rtx.QueryRowContext(ctx, `SELECT head_id, head_hash FROM audit_chain WHERE tenant_id = ?`, tn).Scan(&id, &hash)
+			err := s.txQueryRow(ctx, rtx, `SELECT head_id, head_hash FROM audit_chain WHERE tenant_id = ?`, tn).Scan(&id, &hash)
 			switch {
 			case err == sql.ErrNoRows:
 			case err != nil:
@@ -224,7 +220,6 @@ func (s *Store) planSeal(ctx context.Context, upTo int64, limit int) (*sealPlan,
 		}
 		hashes = hasher.Append(hashes, h.Hash, l.Event)
 		hash := hashes[len(hashes)-sha256.Size : len(hashes) : len(hashes)]
-		p.args = append(p.args, l.Event.ID, tn, h.Hash, hash)
 		l.PrevHash, l.Hash = h.Hash, hash
 		h.ID, h.Hash = l.Event.ID, hash
 		h.Sealed++
@@ -238,6 +233,80 @@ func (s *Store) planSeal(ctx context.Context, upTo int64, limit int) (*sealPlan,
 		p.res.Through = p.links[len(p.links)-1].Event.ID
 	}
 	return p, nil
+}
+
+// txQueryRow runs a point read in the read transaction rtx with the read
+// pool's prepared statement (a sealer's round would otherwise prepare its
+// statements anew).
+func (s *Store) txQueryRow(ctx context.Context, rtx *sql.Tx, q string, args ...any) *sql.Row {
+	st, err := s.rstmt.get(ctx, q)
+	if err != nil {
+		return rtx.QueryRowContext(ctx, q, args...) // the error surfaces on Scan
+	}
+	return rtx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+}
+
+// fromTail returns the events with an id in (after, upTo], at most limit,
+// from the writer's tail, or nil when the tail does not hold every event
+// of that range that the snapshot rtx holds (each of the tail's events is
+// committed with its id, so equal counts mean equal sets).
+func (s *Store) fromTail(ctx context.Context, rtx *sql.Tx, after, upTo int64, limit int) ([]*store.AuditLink, error) {
+	evs := s.w.tail.take(after, upTo, limit)
+	if len(evs) == 0 {
+		return nil, nil
+	}
+	last := upTo
+	if len(evs) == limit {
+		last = evs[len(evs)-1].ID
+	}
+	var n int
+	if err := s.txQueryRow(ctx, rtx, `SELECT COUNT(*) FROM audit_events WHERE id > ? AND id <= ?`, after, last).Scan(&n); err != nil {
+		return nil, err
+	}
+	if n != len(evs) {
+		return nil, nil
+	}
+	links := make([]store.AuditLink, len(evs))
+	out := make([]*store.AuditLink, len(evs))
+	for i, ev := range evs {
+		links[i].Event, links[i].DetailsJSON = ev.AuditEvent, ev.details
+		out[i] = &links[i]
+	}
+	return out, nil
+}
+
+// readSealRange reads the events with an id in (after, upTo], at most
+// limit, with their links.
+func (s *Store) readSealRange(ctx context.Context, rtx *sql.Tx, after, upTo int64, limit int) ([]*store.AuditLink, error) {
+	st, err := s.rstmt.get(ctx, `SELECT `+linkCols+linkFrom+`WHERE e.id > ? AND e.id <= ? ORDER BY e.id LIMIT ?`)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := rtx.StmtContext(ctx, st).QueryContext(ctx, after, upTo, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	// The events and their links are allocated together, a batch at a
+	// time: the sealer reads every event of the trail.
+	n := int(min(int64(limit), upTo-after))
+	evs, links := make([]store.AuditEvent, n), make([]store.AuditLink, n)
+	var out []*store.AuditLink
+	for i := 0; rows.Next(); i++ {
+		if i == n { // more rows than ids in the range: not SQLite's
+			return nil, fmt.Errorf("more than %d events with an id in (%d, %d]", n, after, upTo)
+		}
+		l := &links[i]
+		l.Event = &evs[i]
+		if err := scanLinkInto(rows, l); err != nil {
+			return nil, err
+		}
+		out = append(out, l)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	return out, rows.Err()
 }
 
 // current reports whether the plan still starts where the chain is: the

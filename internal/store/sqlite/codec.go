@@ -21,6 +21,31 @@ import (
 type wtx struct {
 	w     *writer
 	stmts map[string]*sql.Stmt
+	// keep: the store seals, so the events this transaction writes are
+	// kept (pending, in their stored form; nil where there is none) for
+	// the tail once it commits.
+	keep    bool
+	pending []keptEvent
+}
+
+// startKeeping starts a transaction's list of events to keep afresh.
+func (tx *wtx) startKeeping(keep bool) {
+	clear(tx.pending)
+	tx.pending, tx.keep = tx.pending[:0], keep
+}
+
+// kept notes an event the transaction wrote with id.
+func (tx *wtx) kept(a auditRow, id int64) {
+	if tx.keep {
+		tx.pending = append(tx.pending, keptEvent{storedForm(a.ev, id), a.args[auditDetailsArg].(string)})
+	}
+}
+
+// unkeep forgets the events noted after the first n (rolled back to a
+// savepoint).
+func (tx *wtx) unkeep(n int) {
+	clear(tx.pending[n:])
+	tx.pending = tx.pending[:n]
 }
 
 func (tx *wtx) stmt(q string) (*sql.Stmt, error) {

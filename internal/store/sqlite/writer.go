@@ -60,6 +60,7 @@ type writer struct {
 	ended    chan struct{}
 	tx       wtx
 	pool     sync.Pool // of chan error
+	tail     auditTail // committed events kept for the sealer
 
 	begin, commit, rollback, savepoint, release, rollbackTo *sql.Stmt
 }
@@ -179,6 +180,7 @@ func (w *writer) runRaw(r *request) error {
 	if err := r.ctx.Err(); err != nil {
 		return err
 	}
+	w.tx.startKeeping(false) // its own transactions: nothing it writes is kept
 	return r.fn(&w.tx)
 }
 
@@ -216,6 +218,7 @@ func (w *writer) runBatch(batch []*request) {
 	if len(live) == 0 {
 		return
 	}
+	w.tx.startKeeping(w.tail.on.Load())
 	if err := w.exec(&w.begin, "BEGIN IMMEDIATE"); err != nil {
 		err = fmt.Errorf("sqlite: begin: %w", err)
 		for _, r := range live {
@@ -238,6 +241,7 @@ func (w *writer) runBatch(batch []*request) {
 			r.done <- fmt.Errorf("sqlite: commit: %w", cerr)
 			return
 		}
+		w.committed()
 		if keep != nil {
 			err = keep.err
 		}
@@ -256,12 +260,14 @@ func (w *writer) runBatch(batch []*request) {
 			w.failAll(live, fmt.Errorf("sqlite: commit: %w", err))
 			return
 		}
+		w.committed()
 		for i, r := range live {
 			r.done <- results[i]
 		}
 		return
 	}
 	w.abort()
+	w.tx.startKeeping(w.tx.keep)
 	if err := w.exec(&w.begin, "BEGIN IMMEDIATE"); err != nil {
 		err = fmt.Errorf("sqlite: begin: %w", err)
 		for _, r := range live {
@@ -274,6 +280,7 @@ func (w *writer) runBatch(batch []*request) {
 			w.failAll(live, fmt.Errorf("sqlite: savepoint: %w", err))
 			return
 		}
+		kept := len(w.tx.pending)
 		err := r.fn(&w.tx)
 		var keep *errKeep
 		if err == nil || errors.As(err, &keep) {
@@ -288,6 +295,7 @@ func (w *writer) runBatch(batch []*request) {
 			continue
 		}
 		results[i] = err
+		w.tx.unkeep(kept) // its events are undone
 		if rerr := w.exec(&w.rollbackTo, "ROLLBACK TO req"); rerr != nil {
 			// The transaction itself is gone (SQLite rolls back on some I/O
 			// errors): nothing of this batch survives.
@@ -303,9 +311,19 @@ func (w *writer) runBatch(batch []*request) {
 		w.failAll(live, fmt.Errorf("sqlite: commit: %w", err))
 		return
 	}
+	w.committed()
 	for i, r := range live {
 		r.done <- results[i]
 	}
+}
+
+// committed hands the events of the transaction just committed to the
+// tail, before any caller hears of the commit.
+func (w *writer) committed() {
+	if len(w.tx.pending) > 0 {
+		w.tail.add(w.tx.pending)
+	}
+	w.tx.startKeeping(w.tx.keep)
 }
 
 // runPlain runs every request in the open transaction and reports whether
