@@ -566,17 +566,6 @@ func setPageHeaders(h http.Header) {
 	h.Set("Cache-Control", "no-store")
 }
 
-func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	if err := s.st.Ping(ctx); err != nil {
-		s.log.ErrorContext(ctx, "readiness check failed", "request_id", requestID(ctx), "err", err)
-		http.Error(w, "store unavailable", http.StatusServiceUnavailable)
-		return
-	}
-	_, _ = io.WriteString(w, "ready\n")
-}
-
 // corsProtocol lets browser-based MCP clients (MCP Inspector, web agents)
 // read the protocol endpoints' answers. These endpoints read no cookies, so
 // any origin is safe: a cross-origin page learns only what its own request
