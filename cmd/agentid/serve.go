@@ -290,6 +290,7 @@ func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, 
 		IdentityAssertions: identityAssertions(cfg.IdentityAssertions),
 		Connectors:         connectors.New(connectors.Options{Keyring: ring, AllowHTTPLoopback: cfg.Login.AllowLoopbackConnectors}),
 		DisableLocalLogin:  !cfg.Login.Local,
+		TrustedProxies:     cfg.TrustedProxyPrefixes(),
 		Logger:             log,
 	})
 	if err != nil {

@@ -11,7 +11,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
+	"net/netip"
 	"net/http"
 	"net/url"
 	"runtime"
@@ -104,6 +104,12 @@ type Config struct {
 	// DisableLocalLogin turns password sign-in off (login.local: false):
 	// people sign in through connectors only.
 	DisableLocalLogin bool
+
+	// TrustedProxies are the addresses of the reverse proxies in front
+	// of the hub (trusted_proxies): from a peer in them X-Forwarded-For
+	// names the client (proxy.go). Empty: the peer is the client and the
+	// header is ignored.
+	TrustedProxies []netip.Prefix
 
 	// MaxDelegationDepth is the most actors the act claim of a token from
 	// token exchange may nest (tokens.max_delegation_depth; default
@@ -532,7 +538,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		if cid := r.Header.Get("X-Request-Id"); validClientRequestID(cid) {
 			ctx = context.WithValue(ctx, clientRequestIDKey, cid)
 		}
-		r = r.WithContext(ctx)
+		r = s.withClientIP(r.WithContext(ctx))
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		}
@@ -599,16 +605,6 @@ func (s *Server) handlePreflight(w http.ResponseWriter, r *http.Request) {
 	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, MCP-Protocol-Version")
 	h.Set("Access-Control-Max-Age", "600")
 	w.WriteHeader(http.StatusNoContent)
-}
-
-// clientIP is the peer address; agentid does not trust forwarding headers
-// unless a later option says so.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // writeProtocolError writes err as an OAuth JSON error: *oauth.Error values
