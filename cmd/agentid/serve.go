@@ -126,6 +126,20 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) (e
 	if err := checkLoopbackAllowance(cfg, ln.Addr()); err != nil {
 		return err
 	}
+	mln, err := listenMetrics(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if mln != nil {
+		defer mln.Close()
+	}
+	scheme := "http"
+	if cfg.TLS.Enabled() {
+		if ln, err = tlsListener(ln, cfg.TLS, log); err != nil {
+			return err
+		}
+		scheme = "https"
+	}
 	lock, err := lockDataDir(cfg)
 	if err != nil {
 		return err
@@ -140,9 +154,12 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) (e
 			err = cerr
 		}
 	}()
+	if mln != nil {
+		defer serveMetrics(mln, h.metrics, log)()
+	}
 	// The actual address: with port 0 the kernel chose it.
 	addr := ln.Addr().String()
-	fmt.Fprintf(stdout, "agentid: listening on http://%s, issuer %s\n", addr, cfg.Issuer)
+	fmt.Fprintf(stdout, "agentid: listening on %s://%s, issuer %s\n", scheme, addr, cfg.Issuer)
 	log.InfoContext(ctx, "listening", "addr", addr, "issuer", cfg.Issuer)
 
 	// Background tasks outlive ctx until the HTTP server has drained, so
@@ -206,6 +223,8 @@ type hub struct {
 	sealer *audit.Sealer
 	// sinks streams the sealed trail to the configured sinks (nil: none).
 	sinks *sink.Dispatcher
+	// metrics are served on metrics.listen (nil: off).
+	metrics *server.Metrics
 }
 
 // newHub opens the store, prepares its schema, loads (or creates) the KEK
@@ -239,7 +258,8 @@ func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, 
 	if err != nil {
 		return nil, fmt.Errorf("loading signing keys: %w", err)
 	}
-	pol, err := policy.New(ctx, policy.Options{Store: st, Domains: st, Logger: log})
+	metrics := newMetrics(cfg)
+	pol, err := policy.New(ctx, policy.Options{Store: st, Domains: st, Logger: log, Decided: policyDecided(metrics)})
 	if err != nil {
 		return nil, fmt.Errorf("loading the policy set: %w", err)
 	}
@@ -254,7 +274,7 @@ func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, 
 	if reg.Statements, err = softwareStatements(cfg.TrustedIssuers, fetcher.KeySets()); err != nil {
 		return nil, err
 	}
-	vlt, err := vault.New(vault.Config{Store: st, Keyring: ring, Logger: log})
+	vlt, err := vault.New(vault.Config{Store: st, Keyring: ring, Logger: log, Refreshed: vaultRefreshed(metrics)})
 	if err != nil {
 		return nil, err
 	}
@@ -291,6 +311,7 @@ func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, 
 		Connectors:         connectors.New(connectors.Options{Keyring: ring, AllowHTTPLoopback: cfg.Login.AllowLoopbackConnectors}),
 		DisableLocalLogin:  !cfg.Login.Local,
 		TrustedProxies:     cfg.TrustedProxyPrefixes(),
+		Metrics:            metrics,
 		Logger:             log,
 	})
 	if err != nil {
@@ -308,7 +329,10 @@ func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, 
 	if err != nil {
 		return nil, err
 	}
-	return &hub{store: st, keys: keys, vault: vlt, server: srv, sealer: sealer, sinks: sinks}, nil
+	if metrics != nil && sinks != nil {
+		metrics.WatchAuditSinks(st)
+	}
+	return &hub{store: st, keys: keys, vault: vlt, server: srv, sealer: sealer, sinks: sinks, metrics: metrics}, nil
 }
 
 // newSealer builds the audit chain's sealer. It needs no settle time on
@@ -419,17 +443,25 @@ func (h *hub) tasks() []task {
 // runBackground runs the hub's background work until ctx is done: the
 // periodic tasks, the vault's refresher, which keeps connections' access
 // tokens fresh and provider refresh tokens alive, the audit chain's
-// sealer and the audit sinks.
+// sealer and the audit sinks. The sinks outlive the others: once the
+// sealer has sealed the last requests' events they get sinkFlushTimeout
+// to deliver them (flushSinks).
 func (h *hub) runBackground(ctx context.Context, log *slog.Logger) {
+	sinkCtx, stopSinks := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopSinks()
+	var sinks sync.WaitGroup
+	if h.sinks != nil {
+		sinks.Go(func() { h.sinks.Run(sinkCtx) })
+	}
 	var wg sync.WaitGroup
 	wg.Go(func() { runTasks(ctx, log, h.tasks()) })
 	wg.Go(func() { h.vault.Run(ctx, vaultRefreshInterval) })
 	// The sealer seals once more when ctx ends, after the last request.
 	wg.Go(func() { h.sealer.Run(ctx, sealInterval) })
-	if h.sinks != nil {
-		wg.Go(func() { h.sinks.Run(ctx) })
-	}
 	wg.Wait()
+	h.flushSinks(sinkCtx, log)
+	stopSinks()
+	sinks.Wait()
 }
 
 // task is a job run every interval.

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"net"
 	"net/http"
 	"net/netip"
@@ -36,10 +35,13 @@ func peerIP(r *http.Request) string {
 	return host
 }
 
-// withClientIP resolves the request's client address once, for clientIP.
-func (s *Server) withClientIP(r *http.Request) *http.Request {
-	ip := resolveClientIP(peerIP(r), r.Header.Values("X-Forwarded-For"), s.cfg.TrustedProxies)
-	return r.WithContext(context.WithValue(r.Context(), clientIPKey, ip))
+// resolveIP is the request's client address, resolved once by the
+// middleware for clientIP.
+func (s *Server) resolveIP(r *http.Request) string {
+	if len(s.cfg.TrustedProxies) == 0 {
+		return peerIP(r)
+	}
+	return resolveClientIP(peerIP(r), r.Header.Values("X-Forwarded-For"), s.cfg.TrustedProxies)
 }
 
 // resolveClientIP walks X-Forwarded-For from the right while the hop that

@@ -111,6 +111,10 @@ type Config struct {
 	// header is ignored.
 	TrustedProxies []netip.Prefix
 
+	// Metrics, when set, counts requests, token requests and store
+	// latency (metrics.go); nil: none.
+	Metrics *Metrics
+
 	// MaxDelegationDepth is the most actors the act claim of a token from
 	// token exchange may nest (tokens.max_delegation_depth; default
 	// DefaultMaxDelegationDepth).
@@ -260,6 +264,9 @@ func New(cfg Config) (*Server, error) {
 		log:    cfg.Logger,
 		now:    cfg.Now,
 		rand:   cfg.Rand,
+	}
+	if cfg.Metrics != nil {
+		s.st = cfg.Metrics.timeStore(s.st)
 	}
 	s.providers = providersPrefix(s.issuer)
 	if s.tenant == "" {
@@ -528,6 +535,18 @@ func validClientRequestID(id string) bool {
 }
 
 func (s *Server) middleware(next http.Handler) http.Handler {
+	recovering := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.ErrorContext(r.Context(), "panic", "request_id", requestID(r.Context()), "err", v)
+				http.Error(w, "internal error", http.StatusInternalServerError)
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// The hub always names the request itself: a client-chosen id could
 		// pass its events off as someone else's. A well-formed id the client
@@ -538,20 +557,16 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		if cid := r.Header.Get("X-Request-Id"); validClientRequestID(cid) {
 			ctx = context.WithValue(ctx, clientRequestIDKey, cid)
 		}
-		r = s.withClientIP(r.WithContext(ctx))
+		ctx = context.WithValue(ctx, clientIPKey, s.resolveIP(r))
+		r = r.WithContext(ctx)
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		}
-		defer func() {
-			if v := recover(); v != nil {
-				if v == http.ErrAbortHandler {
-					panic(v)
-				}
-				s.log.ErrorContext(r.Context(), "panic", "request_id", id, "err", v)
-				http.Error(w, "internal error", http.StatusInternalServerError)
-			}
-		}()
-		next.ServeHTTP(w, r)
+		if s.cfg.Metrics != nil {
+			s.cfg.Metrics.instrument(w, r, recovering)
+			return
+		}
+		recovering.ServeHTTP(w, r)
 	})
 }
 

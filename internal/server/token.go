@@ -36,6 +36,13 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp, err := s.token(r.Context(), r, req)
+	if m := s.cfg.Metrics; m != nil {
+		var typ string
+		if g, known := s.grantFor(req); known {
+			typ = g.typ
+		}
+		m.countToken(typ, err)
+	}
 	if err != nil {
 		s.writeProtocolError(w, r, err)
 		return
