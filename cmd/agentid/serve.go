@@ -201,13 +201,14 @@ func listenError(addr string, err error) error {
 }
 
 // newLogger builds the process logger from the log settings: JSON (or
-// text) on w, at the configured level.
+// text) on w, at the configured level, each record logged for a request
+// naming its request id.
 func newLogger(lc config.LogConfig, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: lc.SlogLevel()}
 	if lc.Format == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
+		return slog.New(server.LogHandler(slog.NewTextHandler(w, opts)))
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	return slog.New(server.LogHandler(slog.NewJSONHandler(w, opts)))
 }
 
 // hub is a ready-to-serve agentid: its store (schema checked), signing keys,

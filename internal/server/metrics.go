@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
@@ -150,11 +151,14 @@ func (c *sinkCollector) Collect(ch chan<- prometheus.Metric) {
 // unmatchedRoute labels a request no pattern matched.
 const unmatchedRoute = "unmatched"
 
-// instrument counts and times each request by the pattern that routed it:
-// the muxes record it on the request (http.Request.Pattern) as they route,
-// so after the handler returns the innermost pattern is known — a template
-// such as "GET /register/{id}", never the path a client chose.
-func (m *Metrics) instrument(w http.ResponseWriter, r *http.Request, next http.Handler) {
+// observe counts and times each request (Metrics) and writes the access
+// log line (at debug level) by the pattern that routed it: the muxes
+// record it on the request (http.Request.Pattern) as they route, so after
+// the handler returns the innermost pattern is known — a template such as
+// "GET /register/{id}", never the path a client chose. The access log
+// names the method, route, status and duration, never the path or query
+// (which may hold a code or a state).
+func (s *Server) observe(w http.ResponseWriter, r *http.Request, next http.Handler) {
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w}
 	defer func() {
@@ -166,8 +170,15 @@ func (m *Metrics) instrument(w http.ResponseWriter, r *http.Request, next http.H
 		if code == 0 {
 			code = http.StatusOK
 		}
-		m.requests.WithLabelValues(route, codeLabel(code)).Inc()
-		m.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+		d := time.Since(start)
+		if m := s.cfg.Metrics; m != nil {
+			m.requests.WithLabelValues(route, codeLabel(code)).Inc()
+			m.duration.WithLabelValues(route).Observe(d.Seconds())
+		}
+		if s.accessLog {
+			s.log.LogAttrs(r.Context(), slog.LevelDebug, "request", slog.String("method", r.Method),
+				slog.String("route", route), slog.Int("status", code), slog.Duration("duration", d))
+		}
 	}()
 	next.ServeHTTP(sw, r)
 }

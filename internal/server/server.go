@@ -183,6 +183,9 @@ type Server struct {
 	ledger    *consent.Ledger
 	registrar *clients.Registrar
 	log       *slog.Logger
+	// accessLog: the logger takes debug records, so each request is
+	// logged (observe).
+	accessLog bool
 	scim      http.Handler // scim.go
 	now       func() time.Time
 	rand      io.Reader
@@ -275,6 +278,8 @@ func New(cfg Config) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.log = slog.New(LogHandler(s.log.Handler()))
+	s.accessLog = s.log.Enabled(context.Background(), slog.LevelDebug)
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -562,8 +567,8 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		}
-		if s.cfg.Metrics != nil {
-			s.cfg.Metrics.instrument(w, r, recovering)
+		if s.cfg.Metrics != nil || s.accessLog {
+			s.observe(w, r, recovering)
 			return
 		}
 		recovering.ServeHTTP(w, r)
