@@ -7,9 +7,6 @@ import (
 	"strings"
 )
 
-// clientIPKey holds the client address the middleware resolved.
-const clientIPKey ctxKey = 100
-
 // maxForwardedHops bounds how many X-Forwarded-For entries are walked: a
 // real chain of proxies is a handful, a longer list is someone padding.
 const maxForwardedHops = 16
@@ -20,8 +17,8 @@ const maxForwardedHops = 16
 // It keys the per-address limits (login, client authentication,
 // registration), feeds policy's IP condition and is the audit events' IP.
 func clientIP(r *http.Request) string {
-	if ip, ok := r.Context().Value(clientIPKey).(string); ok {
-		return ip
+	if ri := requestInfoOf(r.Context()); ri != nil {
+		return ri.ip
 	}
 	return peerIP(r)
 }
@@ -36,7 +33,7 @@ func peerIP(r *http.Request) string {
 }
 
 // resolveIP is the request's client address, resolved once by the
-// middleware for clientIP.
+// middleware (requestInfo) for clientIP.
 func (s *Server) resolveIP(r *http.Request) string {
 	if len(s.cfg.TrustedProxies) == 0 {
 		return peerIP(r)

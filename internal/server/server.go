@@ -504,21 +504,38 @@ const maxBody = 64 << 10
 
 type ctxKey int
 
-const (
-	requestIDKey ctxKey = iota
-	clientRequestIDKey
-)
+// requestKey holds the request's *requestInfo: one context value (and
+// one allocation) for everything the middleware learns about a request.
+const requestKey ctxKey = 0
+
+// requestInfo is what the middleware records about a request.
+type requestInfo struct {
+	// id is the hub's own id of the request; clientID the X-Request-Id
+	// the client sent, when well-formed.
+	id, clientID string
+	// ip is the client address (clientIP).
+	ip string
+}
+
+func requestInfoOf(ctx context.Context) *requestInfo {
+	ri, _ := ctx.Value(requestKey).(*requestInfo)
+	return ri
+}
 
 // requestID is the hub's own id of the request.
 func requestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey).(string)
-	return id
+	if ri := requestInfoOf(ctx); ri != nil {
+		return ri.id
+	}
+	return ""
 }
 
 // clientRequestID is the X-Request-Id the client sent, when well-formed.
 func clientRequestID(ctx context.Context) string {
-	id, _ := ctx.Value(clientRequestIDKey).(string)
-	return id
+	if ri := requestInfoOf(ctx); ri != nil {
+		return ri.clientID
+	}
+	return ""
 }
 
 // maxClientRequestID bounds a client-supplied request id.
@@ -558,12 +575,11 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		// sent is kept beside it, for correlating with the client's logs.
 		id := token.NewID(s.rand)
 		w.Header().Set("X-Request-Id", id)
-		ctx := context.WithValue(r.Context(), requestIDKey, id)
+		ri := &requestInfo{id: id, ip: s.resolveIP(r)}
 		if cid := r.Header.Get("X-Request-Id"); validClientRequestID(cid) {
-			ctx = context.WithValue(ctx, clientRequestIDKey, cid)
+			ri.clientID = cid
 		}
-		ctx = context.WithValue(ctx, clientIPKey, s.resolveIP(r))
-		r = r.WithContext(ctx)
+		r = r.WithContext(context.WithValue(r.Context(), requestKey, ri))
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		}
