@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -284,5 +285,26 @@ func TestOperationsDerived(t *testing.T) {
 	want := []string{"192.0.2.7/32", "10.0.0.0/8", "192.0.2.8/32", "2001:db8::1/128"}
 	if !slices.Equal(got, want) {
 		t.Errorf("prefixes %v, want %v", got, want)
+	}
+}
+
+// TestOperationsFromFile: tls, metrics and trusted_proxies load from the
+// file (the proxy list is file-only) and from the environment.
+func TestOperationsFromFile(t *testing.T) {
+	yaml := "tls:\n  cert_file: /etc/agentid/tls.crt\n  key_file: /etc/agentid/tls.key\nmetrics:\n  listen: 127.0.0.1:9464\ntrusted_proxies: [10.0.0.0/8, 192.0.2.7]\n"
+	c, err := load([]byte(yaml), envMap(map[string]string{"AGENTID_ISSUER": ""}), noFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TLS.CertFile != "/etc/agentid/tls.crt" || c.TLS.KeyFile != "/etc/agentid/tls.key" || c.Metrics.Listen != "127.0.0.1:9464" ||
+		!slices.Equal(c.TrustedProxies, []string{"10.0.0.0/8", "192.0.2.7"}) {
+		t.Fatalf("loaded %+v %+v %v", c.TLS, c.Metrics, c.TrustedProxies)
+	}
+	if c.Issuer != "https://127.0.0.1:8080" {
+		t.Errorf("derived issuer with TLS: %q", c.Issuer)
+	}
+	_, err = load([]byte("trusted_proxies: 10.0.0.0/8\n"), envMap(nil), noFiles)
+	if err == nil || !strings.Contains(err.Error(), "trusted_proxies") {
+		t.Errorf("a scalar proxy list: %v", err)
 	}
 }

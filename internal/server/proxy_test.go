@@ -6,10 +6,12 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/server"
+	"github.com/agentid/agentid/internal/server/servertest"
 	"github.com/agentid/agentid/internal/store"
 )
 
@@ -93,4 +95,44 @@ func TestTrustedProxies(t *testing.T) {
 			t.Fatalf("%d, want 429: the header is ignored", status)
 		}
 	})
+}
+
+// TestTrustedProxiesLoginThrottle: the per-address login limit counts the
+// client a trusted proxy names, so one client behind the proxy cannot lock
+// out the others; without the proxy trusted, the header changes nothing.
+func TestTrustedProxiesLoginThrottle(t *testing.T) {
+	for _, trusted := range []bool{true, false} {
+		t.Run(map[bool]string{true: "trusted", false: "untrusted"}[trusted], func(t *testing.T) {
+			h := newHub(t, func(c *server.Config) {
+				c.LoginAttemptsPerIP = server.LoginLimit{PerMinute: 3, Burst: 3}
+				if trusted {
+					c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+				}
+			})
+			// The test's requests come from 127.0.0.1, as if through a
+			// proxy there that appends the client's address.
+			var client atomic.Pointer[string]
+			h.Wrap(func(next http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					r.Header.Set("X-Forwarded-For", *client.Load())
+					next.ServeHTTP(w, r)
+				})
+			})
+			first, second := "203.0.113.1", "203.0.113.2"
+			client.Store(&first)
+			b := h.Browser()
+			var last *servertest.Page
+			for i := range 4 {
+				last = b.Login(b.Get(h.URL+"/login"), "user"+string(rune('a'+i)), "wrong")
+			}
+			if last.Status != http.StatusTooManyRequests {
+				t.Fatalf("4th failure from one client: %d, want 429", last.Status)
+			}
+			client.Store(&second)
+			last = b.Login(b.Get(h.URL+"/login"), "usere", "wrong")
+			if limited := last.Status == http.StatusTooManyRequests; limited == trusted {
+				t.Fatalf("another client behind the proxy: %d (trusted proxy: %v)", last.Status, trusted)
+			}
+		})
+	}
 }
