@@ -259,6 +259,10 @@ func tokenOutcome(err error) string {
 	return oauth.CodeServerError
 }
 
+// unparsedGrant labels a token request refused before its grant type was
+// read (a malformed body).
+const unparsedGrant = "unparsed"
+
 // countToken records a token request of grant type typ ("" when the
 // grant type is not one the hub supports).
 func (m *Metrics) countToken(typ string, err error) {

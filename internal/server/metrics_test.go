@@ -83,6 +83,10 @@ func TestMetrics(t *testing.T) {
 	if r := h.tokenRequest(url.Values{"grant_type": {"urn:example:made-up-" + strconv.Itoa(42)}}, "bot", secret); r.status != http.StatusBadRequest {
 		t.Fatalf("unknown grant: %d", r.status)
 	}
+	// A body that does not parse (a repeated parameter).
+	if r := h.tokenRequest(url.Values{"grant_type": {"client_credentials", "client_credentials"}}, "bot", secret); r.status != http.StatusBadRequest {
+		t.Fatalf("repeated grant_type: %d %v", r.status, r.body)
+	}
 	// Paths a client chose: a registration id and a path nothing serves.
 	for _, p := range []string{"/register/some-client-id-1", "/register/some-client-id-2", "/no/such/path/7f3a"} {
 		resp, err := http.Get(h.URL + p)
@@ -101,11 +105,12 @@ func TestMetrics(t *testing.T) {
 	}{
 		{"agentid_http_requests_total", []string{"route", "POST /token", "code", "200"}, 3},
 		{"agentid_http_requests_total", []string{"route", "POST /token", "code", "401"}, 1},
-		{"agentid_http_requests_total", []string{"route", "POST /token", "code", "400"}, 1},
-		{"agentid_http_request_duration_seconds_count", []string{"route", "POST /token"}, 5},
+		{"agentid_http_requests_total", []string{"route", "POST /token", "code", "400"}, 2},
+		{"agentid_http_request_duration_seconds_count", []string{"route", "POST /token"}, 6},
 		{"agentid_token_requests_total", []string{"grant_type", "client_credentials", "outcome", "issued"}, 3},
 		{"agentid_token_requests_total", []string{"grant_type", "client_credentials", "outcome", "invalid_client"}, 1},
 		{"agentid_token_requests_total", []string{"grant_type", "unsupported", "outcome", "unsupported_grant_type"}, 1},
+		{"agentid_token_requests_total", []string{"grant_type", "unparsed", "outcome", "invalid_request"}, 1},
 		{"agentid_policy_decisions_total", []string{"action", "grant", "decision", "allow"}, 3},
 		{"agentid_store_operation_duration_seconds_count", []string{"operation", "issue_tokens"}, 3},
 	}

@@ -32,6 +32,9 @@ import (
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	req, oe := oauth.ParseTokenRequest(r)
 	if oe != nil {
+		if m := s.cfg.Metrics; m != nil {
+			m.countToken(unparsedGrant, oe)
+		}
 		s.writeProtocolError(w, r, oe)
 		return
 	}
