@@ -63,7 +63,7 @@ func listenMetrics(ctx context.Context, cfg *config.Config) (net.Listener, error
 // serveMetrics serves GET /metrics on ln until the returned stop is
 // called; stop waits for the server to end. The metrics listener stays
 // up while the hub drains, so a scrape sees the shutdown.
-func serveMetrics(ln net.Listener, m *server.Metrics, log *slog.Logger) (stop func()) {
+func serveMetrics(ctx context.Context, ln net.Listener, m *server.Metrics, log *slog.Logger) (stop func()) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", m.Handler())
 	srv := newHTTPServer(mux, log)
@@ -71,14 +71,14 @@ func serveMetrics(ln net.Listener, m *server.Metrics, log *slog.Logger) (stop fu
 	go func() {
 		defer close(done)
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics listener failed", "err", err)
+			log.ErrorContext(ctx, "metrics listener failed", "err", err)
 		}
 	}()
-	log.Info("metrics listening", "addr", ln.Addr().String())
+	log.InfoContext(ctx, "metrics listening", "addr", ln.Addr().String())
 	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer cancel()
-		if srv.Shutdown(ctx) != nil {
+		if srv.Shutdown(sctx) != nil {
 			srv.Close()
 		}
 		<-done
@@ -169,12 +169,12 @@ func (cr *certReloader) load() error {
 }
 
 // get is tls.Config.GetCertificate.
-func (cr *certReloader) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-	cr.maybeReload()
+func (cr *certReloader) get(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	cr.maybeReload(hello.Context())
 	return cr.cur.Load(), nil
 }
 
-func (cr *certReloader) maybeReload() {
+func (cr *certReloader) maybeReload(ctx context.Context) {
 	now := cr.now()
 	cr.mu.Lock()
 	defer cr.mu.Unlock()
@@ -185,18 +185,18 @@ func (cr *certReloader) maybeReload() {
 	cs, err1 := stampOf(cr.certFile)
 	ks, err2 := stampOf(cr.keyFile)
 	if err1 != nil || err2 != nil {
-		cr.log.Warn("tls: certificate files unreadable; keeping the loaded certificate", "err", errors.Join(err1, err2))
+		cr.log.WarnContext(ctx, "tls: certificate files unreadable; keeping the loaded certificate", "err", errors.Join(err1, err2))
 		return
 	}
 	if cs == cr.certStamp && ks == cr.keyStamp {
 		return
 	}
 	if err := cr.load(); err != nil {
-		cr.log.Warn("tls: the changed certificate files do not load; keeping the loaded certificate", "err", err)
+		cr.log.WarnContext(ctx, "tls: the changed certificate files do not load; keeping the loaded certificate", "err", err)
 		return
 	}
 	leaf := cr.cur.Load().Leaf
-	cr.log.Info("tls: certificate reloaded", "serial", leaf.SerialNumber.String(), "not_after", leaf.NotAfter)
+	cr.log.InfoContext(ctx, "tls: certificate reloaded", "serial", leaf.SerialNumber.String(), "not_after", leaf.NotAfter)
 }
 
 // flushSinks waits up to sinkFlushTimeout for the sinks to deliver what
@@ -208,6 +208,6 @@ func (h *hub) flushSinks(ctx context.Context, log *slog.Logger) {
 	fctx, cancel := context.WithTimeout(ctx, sinkFlushTimeout)
 	defer cancel()
 	if err := h.sinks.Flush(fctx); err != nil {
-		log.Warn("audit sinks not flushed before exit; they resume from their cursors at the next start", "err", err)
+		log.WarnContext(ctx, "audit sinks not flushed before exit; they resume from their cursors at the next start", "err", err)
 	}
 }

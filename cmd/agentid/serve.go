@@ -155,7 +155,7 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) (e
 		}
 	}()
 	if mln != nil {
-		defer serveMetrics(mln, h.metrics, log)()
+		defer serveMetrics(ctx, mln, h.metrics, log)()
 	}
 	// The actual address: with port 0 the kernel chose it.
 	addr := ln.Addr().String()

@@ -240,7 +240,7 @@ func (w *statusWriter) Flush() {
 	if w.code == 0 {
 		w.code = http.StatusOK
 	}
-	http.NewResponseController(w.ResponseWriter).Flush() //nolint:errcheck // best effort, as http.Flusher
+	_ = http.NewResponseController(w.ResponseWriter).Flush() // best effort, as http.Flusher
 }
 
 // Unwrap lets http.ResponseController reach the connection.

@@ -47,7 +47,8 @@ func (s *Server) resolveIP(r *http.Request) string {
 // by a trusted proxy about an untrusted party is the client. Entries left
 // of that point are whatever the client chose to send and are ignored, so
 // an untrusted peer cannot choose its address by sending the header. A
-// malformed entry stops the walk at the proxy that passed it on.
+// malformed entry (or one with an IPv6 zone) stops the walk at the proxy
+// that passed it on.
 func resolveClientIP(peer string, xff []string, trusted []netip.Prefix) string {
 	cur, err := netip.ParseAddr(peer)
 	if err != nil || len(trusted) == 0 || len(xff) == 0 {
@@ -60,8 +61,8 @@ func resolveClientIP(peer string, xff []string, trusted []netip.Prefix) string {
 	hops := strings.Split(strings.Join(xff, ","), ",")
 	for i, n := len(hops)-1, 0; i >= 0 && n < maxForwardedHops && isTrusted(cur, trusted); i, n = i-1, n+1 {
 		next, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
-		if err != nil {
-			break
+		if err != nil || next.Zone() != "" {
+			break // a zone names an interface of the sender, not a client
 		}
 		cur = next.Unmap()
 	}
