@@ -131,6 +131,20 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) (e
 	if err := checkLoopbackAllowance(cfg, ln.Addr()); err != nil {
 		return err
 	}
+	mln, err := listenMetrics(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if mln != nil {
+		defer mln.Close()
+	}
+	scheme := "http"
+	if cfg.TLS.Enabled() {
+		if ln, err = tlsListener(ln, cfg.TLS, log); err != nil {
+			return err
+		}
+		scheme = "https"
+	}
 	lock, err := lockDataDir(cfg)
 	if err != nil {
 		return err
@@ -148,9 +162,12 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) (e
 	if err := h.claimJobs(ctx, lock); err != nil {
 		return err
 	}
+	if mln != nil {
+		defer serveMetrics(ctx, mln, h.metrics, log)()
+	}
 	// The actual address: with port 0 the kernel chose it.
 	addr := ln.Addr().String()
-	fmt.Fprintf(stdout, "agentid: listening on http://%s, issuer %s\n", addr, cfg.Issuer)
+	fmt.Fprintf(stdout, "agentid: listening on %s://%s, issuer %s\n", scheme, addr, cfg.Issuer)
 	log.InfoContext(ctx, "listening", "addr", addr, "issuer", cfg.Issuer)
 
 	// Background tasks outlive ctx until the HTTP server has drained, so
@@ -192,13 +209,14 @@ func listenError(addr string, err error) error {
 }
 
 // newLogger builds the process logger from the log settings: JSON (or
-// text) on w, at the configured level.
+// text) on w, at the configured level, each record logged for a request
+// naming its request id.
 func newLogger(lc config.LogConfig, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: lc.SlogLevel()}
 	if lc.Format == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
+		return slog.New(server.LogHandler(slog.NewTextHandler(w, opts)))
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	return slog.New(server.LogHandler(slog.NewJSONHandler(w, opts)))
 }
 
 // hub is a ready-to-serve agentid: its store (schema checked), signing keys,
@@ -217,6 +235,8 @@ type hub struct {
 	// jobs runs the jobs one replica does for all (leadJobs) while it
 	// holds their leases.
 	jobs *jobs.Runner
+	// metrics are served on metrics.listen (nil: off).
+	metrics *server.Metrics
 }
 
 // newHub opens the store, prepares its schema, loads (or creates) the KEK
@@ -250,7 +270,8 @@ func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, 
 	if err != nil {
 		return nil, fmt.Errorf("loading signing keys: %w", err)
 	}
-	pol, err := policy.New(ctx, policy.Options{Store: st, Domains: st, Logger: log})
+	metrics := newMetrics(cfg)
+	pol, err := policy.New(ctx, policy.Options{Store: st, Domains: st, Logger: log, Decided: policyDecided(metrics)})
 	if err != nil {
 		return nil, fmt.Errorf("loading the policy set: %w", err)
 	}
@@ -268,7 +289,7 @@ func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, 
 	// One holder id names this process in every lease it takes: job
 	// leases, the vault's refresh leases, the audit sinks' leases.
 	holder := jobs.NewHolder()
-	vlt, err := vault.New(vault.Config{Store: st, Keyring: ring, Logger: log, Holder: holder})
+	vlt, err := vault.New(vault.Config{Store: st, Keyring: ring, Logger: log, Holder: holder, Refreshed: vaultRefreshed(metrics)})
 	if err != nil {
 		return nil, err
 	}
@@ -304,6 +325,8 @@ func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, 
 		IdentityAssertions: identityAssertions(cfg.IdentityAssertions),
 		Connectors:         connectors.New(connectors.Options{Keyring: ring, AllowHTTPLoopback: cfg.Login.AllowLoopbackConnectors}),
 		DisableLocalLogin:  !cfg.Login.Local,
+		TrustedProxies:     cfg.TrustedProxyPrefixes(),
+		Metrics:            metrics,
 		Logger:             log,
 	})
 	if err != nil {
@@ -325,7 +348,10 @@ func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, 
 	if err != nil {
 		return nil, err
 	}
-	return &hub{store: st, keys: keys, vault: vlt, server: srv, sealer: sealer, sinks: sinks, jobs: runner}, nil
+	if metrics != nil && sinks != nil {
+		metrics.WatchAuditSinks(st)
+	}
+	return &hub{store: st, keys: keys, vault: vlt, server: srv, sealer: sealer, sinks: sinks, jobs: runner, metrics: metrics}, nil
 }
 
 // newSealer builds the audit chain's sealer. It needs no settle time on
@@ -470,15 +496,25 @@ func (h *hub) claimJobs(ctx context.Context, lock *dirLock) error {
 // runBackground runs the hub's background work until ctx is done: the
 // jobs every replica runs for itself, the jobs one replica leads for all
 // (expiry sweeps, the vault's refresher, the audit chain's sealer), and
-// the audit sinks, which lease each sink on their own.
+// the audit sinks, which lease each sink on their own. The sinks outlive
+// the others: once the sealer has sealed the last requests' events they
+// get sinkFlushTimeout to deliver them (flushSinks).
 func (h *hub) runBackground(ctx context.Context, log *slog.Logger) {
+	sinkCtx, stopSinks := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopSinks()
+	var sinks sync.WaitGroup
+	if h.sinks != nil {
+		sinks.Go(func() { h.sinks.Run(sinkCtx) })
+	}
 	var wg sync.WaitGroup
 	wg.Go(func() { jobs.RunLocal(ctx, log, h.localJobs()...) })
+	// The sealer, a lead job, seals once more when ctx ends, after the
+	// last request; the runner waits for it before releasing its lease.
 	wg.Go(func() { h.jobs.Run(ctx, h.leadJobs()...) })
-	if h.sinks != nil {
-		wg.Go(func() { h.sinks.Run(ctx) })
-	}
 	wg.Wait()
+	h.flushSinks(sinkCtx, log)
+	stopSinks()
+	sinks.Wait()
 }
 
 // newHTTPServer wraps h in an http.Server with every timeout set.

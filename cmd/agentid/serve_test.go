@@ -45,7 +45,7 @@ type runningHub struct {
 	stop        func() int // cancels and returns the exit code
 }
 
-var listeningLine = regexp.MustCompile(`^agentid: listening on (http://\S+), issuer (\S+)\n$`)
+var listeningLine = regexp.MustCompile(`^agentid: listening on (https?://\S+), issuer (\S+)\n$`)
 
 // startServe runs `agentid serve ARGS` with env (on 127.0.0.1:0 unless env
 // or ARGS say otherwise) and waits for its "listening" line.

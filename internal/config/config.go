@@ -29,6 +29,16 @@ type Config struct {
 	Issuer string `yaml:"issuer"`
 	// Listen is the TCP address the HTTP server binds.
 	Listen string `yaml:"listen"`
+	// TLS makes serve terminate TLS on Listen itself.
+	TLS TLSConfig `yaml:"tls"`
+	// Metrics serves Prometheus metrics on a listener of their own.
+	Metrics MetricsConfig `yaml:"metrics"`
+	// TrustedProxies are the reverse proxies in front of the hub, as
+	// addresses or CIDR prefixes: from a peer among them X-Forwarded-For
+	// names the client (its rightmost hop that is not a trusted proxy),
+	// for the per-address limits, policy and the audit trail. Empty: the
+	// header is ignored.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 	// DataDir holds the SQLite database and the key-encryption key file
 	// unless those are configured elsewhere.
 	DataDir string `yaml:"data_dir"`
@@ -397,6 +407,9 @@ func (c *Config) fillDerived() {
 	c.Registration.deriveMode()
 	if c.Issuer == "" {
 		c.Issuer = issuerFromListen(c.Listen)
+		if c.TLS.Enabled() && c.Issuer != "" {
+			c.Issuer = "https://" + strings.TrimPrefix(c.Issuer, "http://")
+		}
 	}
 	if c.Store.DSN == "" && c.Store.DSNFile == "" && c.DataDir != "" {
 		c.Store.DSN = filepath.Join(c.DataDir, "agentid.db")

@@ -471,9 +471,16 @@ func envSamples(t *testing.T) map[string]envSample {
 	tokenFile := writeFile(t, "iat.txt", token32+"\n")
 	dsnFile := writeFile(t, "dsn", "postgres://agent:pw@db/agentid\n")
 	return map[string]envSample{
-		"issuer":                              {value: "https://auth.example.com"},
-		"listen":                              {value: "127.0.0.1:9191"},
-		"data_dir":                            {value: "/srv/agentid"},
+		"issuer":   {value: "https://auth.example.com"},
+		"listen":   {value: "127.0.0.1:9191"},
+		"data_dir": {value: "/srv/agentid"},
+		"tls.cert_file": {value: "/etc/agentid/tls.crt", extra: func(*testing.T) map[string]string {
+			return map[string]string{"AGENTID_TLS_KEY_FILE": "/etc/agentid/tls.key"}
+		}},
+		"tls.key_file": {value: "/etc/agentid/tls.key", extra: func(*testing.T) map[string]string {
+			return map[string]string{"AGENTID_TLS_CERT_FILE": "/etc/agentid/tls.crt"}
+		}},
+		"metrics.listen":                      {value: "127.0.0.1:9464"},
 		"store.dsn":                           {value: "postgres://agent@db.internal/agentid"},
 		"store.dsn_file":                      {value: dsnFile},
 		"store.auto_migrate":                  {value: "false"},

@@ -32,6 +32,10 @@ type settingDoc struct {
 
 var settingDocs = map[string]settingDoc{
 	"issuer":                                 {Default: "derived from `listen`: `http://127.0.0.1:8080`", Note: "https; http only on a loopback host"},
+	"tls.cert_file":                          {Default: "— (TLS off)", Note: "with `tls.key_file`; reloaded when the files change"},
+	"tls.key_file":                           {Note: "with `tls.cert_file`"},
+	"metrics.listen":                         {Default: "— (metrics off)", Note: "Prometheus `/metrics`; not `listen`"},
+	"trusted_proxies":                        {Default: "`[]` (`X-Forwarded-For` ignored)", Note: "see [`trusted_proxies`](#trusted_proxies)"},
 	"store.dsn":                              {Default: "`<data_dir>/agentid.db` (SQLite)", Note: "`postgres://…` selects PostgreSQL"},
 	"kek.file":                               {Default: "`<data_dir>/kek.key` (when `kek.value` is unset)"},
 	"tokens.access_token_ttl":                {Min: "1s", Max: "1h"},

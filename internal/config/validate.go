@@ -44,6 +44,8 @@ func (c *Config) validate() Problems {
 		ps.add("listen", 0, "", fmt.Sprintf("invalid port %q", port))
 	}
 
+	c.validateOperations(&ps)
+
 	if c.DataDir == "" {
 		ps.add("data_dir", 0, "", "required")
 	}

@@ -2,6 +2,8 @@ package config
 
 import (
 	"errors"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -34,6 +36,25 @@ func TestValidate(t *testing.T) {
 			c.Tokens.AuthCodeTTL = Duration(60 * time.Second)
 		}},
 		{name: "listen any port", mutate: func(c *Config) { c.Listen = ":0" }},
+		{name: "tls, metrics and proxies", mutate: func(c *Config) {
+			c.TLS = TLSConfig{CertFile: "/etc/agentid/tls.crt", KeyFile: "/etc/agentid/tls.key"}
+			c.Metrics.Listen = "127.0.0.1:9464"
+			c.TrustedProxies = []string{"10.0.0.0/8", "192.0.2.7", "2001:db8::/32"}
+		}},
+		{name: "tls, metrics and proxies problems", mutate: func(c *Config) {
+			c.TLS.KeyFile = "/etc/agentid/tls.key"
+			c.Metrics.Listen = c.Listen
+			c.TrustedProxies = []string{"10.0.0.0/33", "proxy.internal", "0.0.0.0/0"}
+		}, want: []wantProblem{
+			{"tls.cert_file", 0, []string{"required when tls.key_file is set"}},
+			{"metrics.listen", 0, []string{"must differ from listen"}},
+			{"trusted_proxies[0]", 0, []string{"want an IP address or CIDR prefix"}},
+			{"trusted_proxies[1]", 0, []string{`got "proxy.internal"`}},
+			{"trusted_proxies[2]", 0, []string{"trusts every address"}},
+		}},
+		{name: "metrics listen malformed", mutate: func(c *Config) { c.Metrics.Listen = "9464" }, want: []wantProblem{
+			{"metrics.listen", 0, []string{"want host:port"}},
+		}},
 		{name: "cimd loopback allowance on loopback", mutate: func(c *Config) { c.CIMD.AllowLoopback = true }},
 		{name: "cimd loopback allowance on [::1]", mutate: func(c *Config) { c.Listen = "[::1]:8080"; c.CIMD.AllowLoopback = true }},
 		{name: "cimd off", mutate: func(c *Config) { c.CIMD.Enabled = false }},
@@ -243,5 +264,47 @@ func TestValidateNilWhenValid(t *testing.T) {
 	// A typed-nil Problems inside an error interface would read as failure.
 	if err := Default().Validate(); err != nil {
 		t.Fatalf("Validate() = %#v", err)
+	}
+}
+
+// TestOperationsDerived: with TLS a derived issuer is https; trusted
+// proxies become prefixes, a bare address its own host prefix.
+func TestOperationsDerived(t *testing.T) {
+	c := Default()
+	c.Issuer = ""
+	c.TLS = TLSConfig{CertFile: "c", KeyFile: "k"}
+	c.fillDerived()
+	if c.Issuer != "https://127.0.0.1:8080" {
+		t.Errorf("derived issuer %q", c.Issuer)
+	}
+	c.TrustedProxies = []string{"192.0.2.7", "10.1.2.3/8", "::ffff:192.0.2.8", "2001:db8::1"}
+	var got []string
+	for _, p := range c.TrustedProxyPrefixes() {
+		got = append(got, p.String())
+	}
+	want := []string{"192.0.2.7/32", "10.0.0.0/8", "192.0.2.8/32", "2001:db8::1/128"}
+	if !slices.Equal(got, want) {
+		t.Errorf("prefixes %v, want %v", got, want)
+	}
+}
+
+// TestOperationsFromFile: tls, metrics and trusted_proxies load from the
+// file (the proxy list is file-only) and from the environment.
+func TestOperationsFromFile(t *testing.T) {
+	yaml := "tls:\n  cert_file: /etc/agentid/tls.crt\n  key_file: /etc/agentid/tls.key\nmetrics:\n  listen: 127.0.0.1:9464\ntrusted_proxies: [10.0.0.0/8, 192.0.2.7]\n"
+	c, err := load([]byte(yaml), envMap(map[string]string{"AGENTID_ISSUER": ""}), noFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TLS.CertFile != "/etc/agentid/tls.crt" || c.TLS.KeyFile != "/etc/agentid/tls.key" || c.Metrics.Listen != "127.0.0.1:9464" ||
+		!slices.Equal(c.TrustedProxies, []string{"10.0.0.0/8", "192.0.2.7"}) {
+		t.Fatalf("loaded %+v %+v %v", c.TLS, c.Metrics, c.TrustedProxies)
+	}
+	if c.Issuer != "https://127.0.0.1:8080" {
+		t.Errorf("derived issuer with TLS: %q", c.Issuer)
+	}
+	_, err = load([]byte("trusted_proxies: 10.0.0.0/8\n"), envMap(nil), noFiles)
+	if err == nil || !strings.Contains(err.Error(), "trusted_proxies") {
+		t.Errorf("a scalar proxy list: %v", err)
 	}
 }

@@ -194,6 +194,9 @@ type Options struct {
 	Now func() time.Time
 	// Logger; nil discards.
 	Logger *slog.Logger
+	// Decided, when set, is told each result of Decide and DecideAs: the
+	// action and how many scopes it allowed and denied (metrics).
+	Decided func(action string, allowed, denied int)
 }
 
 // DefaultRefreshInterval is the default Options.RefreshInterval.
@@ -211,6 +214,7 @@ type Engine struct {
 	interval time.Duration
 	now      func() time.Time
 	log      *slog.Logger
+	decided  func(action string, allowed, denied int)
 
 	cur atomic.Pointer[Set]
 	// domains are the tenant's Client ID Metadata Document domains, read
@@ -236,6 +240,7 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 		interval: opts.RefreshInterval,
 		now:      opts.Now,
 		log:      opts.Logger,
+		decided:  opts.Decided,
 	}
 	if e.tenant == "" {
 		e.tenant = store.DefaultTenant
@@ -349,7 +354,11 @@ func (e *Engine) Decide(ctx context.Context, req *Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.Decide(req)
+	res, err := s.Decide(req)
+	if err == nil {
+		e.report(req.Action, res)
+	}
+	return res, err
 }
 
 // DecideAs is Decide under each of actions, with the request's entities
@@ -359,7 +368,27 @@ func (e *Engine) DecideAs(ctx context.Context, req *Request, actions ...Action) 
 	if err != nil {
 		return nil, err
 	}
-	return s.DecideAs(req, actions...)
+	res, err := s.DecideAs(req, actions...)
+	if err == nil {
+		for i, r := range res {
+			e.report(actions[i], r)
+		}
+	}
+	return res, err
+}
+
+// report tells Options.Decided about a result.
+func (e *Engine) report(a Action, r *Result) {
+	if e.decided == nil {
+		return
+	}
+	allowed := 0
+	for _, d := range r.Decisions {
+		if d.Allowed {
+			allowed++
+		}
+	}
+	e.decided(string(a), allowed, len(r.Decisions)-allowed)
 }
 
 // prepare picks the active set and fills the request's tenant and time.

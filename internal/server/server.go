@@ -11,8 +11,8 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"runtime"
 	"strings"
@@ -105,6 +105,16 @@ type Config struct {
 	// people sign in through connectors only.
 	DisableLocalLogin bool
 
+	// TrustedProxies are the addresses of the reverse proxies in front
+	// of the hub (trusted_proxies): from a peer in them X-Forwarded-For
+	// names the client (proxy.go). Empty: the peer is the client and the
+	// header is ignored.
+	TrustedProxies []netip.Prefix
+
+	// Metrics, when set, counts requests, token requests and store
+	// latency (metrics.go); nil: none.
+	Metrics *Metrics
+
 	// MaxDelegationDepth is the most actors the act claim of a token from
 	// token exchange may nest (tokens.max_delegation_depth; default
 	// DefaultMaxDelegationDepth).
@@ -173,6 +183,9 @@ type Server struct {
 	ledger    *consent.Ledger
 	registrar *clients.Registrar
 	log       *slog.Logger
+	// accessLog: the logger takes debug records, so each request is
+	// logged (observe).
+	accessLog bool
 	scim      http.Handler // scim.go
 	now       func() time.Time
 	rand      io.Reader
@@ -255,6 +268,9 @@ func New(cfg Config) (*Server, error) {
 		now:    cfg.Now,
 		rand:   cfg.Rand,
 	}
+	if cfg.Metrics != nil {
+		s.st = cfg.Metrics.timeStore(s.st)
+	}
 	s.providers = providersPrefix(s.issuer)
 	if s.tenant == "" {
 		s.tenant = store.DefaultTenant
@@ -262,6 +278,8 @@ func New(cfg Config) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.log = slog.New(LogHandler(s.log.Handler()))
+	s.accessLog = s.log.Enabled(context.Background(), slog.LevelDebug)
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -486,21 +504,38 @@ const maxBody = 64 << 10
 
 type ctxKey int
 
-const (
-	requestIDKey ctxKey = iota
-	clientRequestIDKey
-)
+// requestKey holds the request's *requestInfo: one context value (and
+// one allocation) for everything the middleware learns about a request.
+const requestKey ctxKey = 0
+
+// requestInfo is what the middleware records about a request.
+type requestInfo struct {
+	// id is the hub's own id of the request; clientID the X-Request-Id
+	// the client sent, when well-formed.
+	id, clientID string
+	// ip is the client address (clientIP).
+	ip string
+}
+
+func requestInfoOf(ctx context.Context) *requestInfo {
+	ri, _ := ctx.Value(requestKey).(*requestInfo)
+	return ri
+}
 
 // requestID is the hub's own id of the request.
 func requestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey).(string)
-	return id
+	if ri := requestInfoOf(ctx); ri != nil {
+		return ri.id
+	}
+	return ""
 }
 
 // clientRequestID is the X-Request-Id the client sent, when well-formed.
 func clientRequestID(ctx context.Context) string {
-	id, _ := ctx.Value(clientRequestIDKey).(string)
-	return id
+	if ri := requestInfoOf(ctx); ri != nil {
+		return ri.clientID
+	}
+	return ""
 }
 
 // maxClientRequestID bounds a client-supplied request id.
@@ -522,30 +557,37 @@ func validClientRequestID(id string) bool {
 }
 
 func (s *Server) middleware(next http.Handler) http.Handler {
+	recovering := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.ErrorContext(r.Context(), "panic", "request_id", requestID(r.Context()), "err", v)
+				http.Error(w, "internal error", http.StatusInternalServerError)
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// The hub always names the request itself: a client-chosen id could
 		// pass its events off as someone else's. A well-formed id the client
 		// sent is kept beside it, for correlating with the client's logs.
 		id := token.NewID(s.rand)
 		w.Header().Set("X-Request-Id", id)
-		ctx := context.WithValue(r.Context(), requestIDKey, id)
+		ri := &requestInfo{id: id, ip: s.resolveIP(r)}
 		if cid := r.Header.Get("X-Request-Id"); validClientRequestID(cid) {
-			ctx = context.WithValue(ctx, clientRequestIDKey, cid)
+			ri.clientID = cid
 		}
-		r = r.WithContext(ctx)
+		r = r.WithContext(context.WithValue(r.Context(), requestKey, ri))
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		}
-		defer func() {
-			if v := recover(); v != nil {
-				if v == http.ErrAbortHandler {
-					panic(v)
-				}
-				s.log.ErrorContext(r.Context(), "panic", "request_id", id, "err", v)
-				http.Error(w, "internal error", http.StatusInternalServerError)
-			}
-		}()
-		next.ServeHTTP(w, r)
+		if s.cfg.Metrics != nil || s.accessLog {
+			s.observe(w, r, recovering)
+			return
+		}
+		recovering.ServeHTTP(w, r)
 	})
 }
 
@@ -564,17 +606,6 @@ func setPageHeaders(h http.Header) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Cache-Control", "no-store")
-}
-
-func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	if err := s.st.Ping(ctx); err != nil {
-		s.log.ErrorContext(ctx, "readiness check failed", "request_id", requestID(ctx), "err", err)
-		http.Error(w, "store unavailable", http.StatusServiceUnavailable)
-		return
-	}
-	_, _ = io.WriteString(w, "ready\n")
 }
 
 // corsProtocol lets browser-based MCP clients (MCP Inspector, web agents)
@@ -610,16 +641,6 @@ func (s *Server) handlePreflight(w http.ResponseWriter, r *http.Request) {
 	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, MCP-Protocol-Version")
 	h.Set("Access-Control-Max-Age", "600")
 	w.WriteHeader(http.StatusNoContent)
-}
-
-// clientIP is the peer address; agentid does not trust forwarding headers
-// unless a later option says so.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // writeProtocolError writes err as an OAuth JSON error: *oauth.Error values

@@ -32,10 +32,20 @@ import (
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	req, oe := oauth.ParseTokenRequest(r)
 	if oe != nil {
+		if m := s.cfg.Metrics; m != nil {
+			m.countToken(unparsedGrant, oe)
+		}
 		s.writeProtocolError(w, r, oe)
 		return
 	}
 	resp, err := s.token(r.Context(), r, req)
+	if m := s.cfg.Metrics; m != nil {
+		var typ string
+		if g, known := s.grantFor(req); known {
+			typ = g.typ
+		}
+		m.countToken(typ, err)
+	}
 	if err != nil {
 		s.writeProtocolError(w, r, err)
 		return

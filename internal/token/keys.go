@@ -561,6 +561,10 @@ func (k *Keys) JWKS() []byte {
 	return c.doc
 }
 
+// CanSign reports whether a loaded key may sign at this moment: false
+// when every key retired or none is active yet (readiness).
+func (k *Keys) CanSign() bool { return k.state.Load().signerAt(k.now()) != nil }
+
 // Mint signs c as an RFC 9068 JWT access token with the current signing key
 // (header typ "at+jwt", alg and kid of the key). The claims RFC 9068 §2.2
 // requires must be set, and exp must not lie more than MaxTokenTTL ahead.

@@ -265,6 +265,14 @@ func (v *Vault) refresh(ctx context.Context, m audit.Meta, p *store.Provider, c 
 	}
 }
 
+// refreshed tells Config.Refreshed the outcome of a refresh that asked
+// the provider.
+func (v *Vault) refreshed(outcome string) {
+	if v.cfg.Refreshed != nil {
+		v.cfg.Refreshed(outcome)
+	}
+}
+
 func flightKey(c *store.Connection) string { return c.TenantID + "\x00" + c.ID }
 
 func (v *Vault) startFlight(ctx context.Context, m audit.Meta, p *store.Provider, c *store.Connection, trigger string) *flight {
@@ -451,6 +459,7 @@ func (v *Vault) refreshHolding(ctx context.Context, m audit.Meta, p *store.Provi
 	if err != nil {
 		return nil, false, fmt.Errorf("vault: storing refreshed tokens: %w", err)
 	}
+	v.refreshed(RefreshRefreshed)
 	return updated, true, nil
 }
 
@@ -473,6 +482,7 @@ func refreshedScopes(p *store.Provider, tok interface{ Extra(string) any }, held
 
 // markNeedsReauth records that the provider no longer honours c's grant.
 func (v *Vault) markNeedsReauth(ctx context.Context, m audit.Meta, c *store.Connection, reason string) error {
+	v.refreshed(RefreshNeedsReauth)
 	now := v.cfg.Now()
 	ev := audit.NewConnectionNeedsReauth(v.meta(m, c.TenantID), connFields(c, reason))
 	_, err := v.cfg.Store.UpdateConnection(ctx, c.TenantID, c.ID, func(cur *store.Connection) error {
@@ -492,6 +502,7 @@ func (v *Vault) markNeedsReauth(ctx context.Context, m audit.Meta, c *store.Conn
 
 // recordFailure counts a failed refresh and sets the next attempt.
 func (v *Vault) recordFailure(ctx context.Context, m audit.Meta, p *store.Provider, c *store.Connection, reason string, cause error) (*store.Connection, bool, error) {
+	v.refreshed(RefreshFailed)
 	now := v.cfg.Now()
 	failures := c.Failures + 1
 	next := now.Add(v.backoff(failures))

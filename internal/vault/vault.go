@@ -72,7 +72,19 @@ type Config struct {
 	// Tenants are the tenants whose connections RefreshDue looks after
 	// (nil: store.DefaultTenant).
 	Tenants []string
+	// Refreshed, when set, is told the outcome of each refresh this
+	// process asked a provider for (metrics): RefreshRefreshed,
+	// RefreshNeedsReauth (the provider refused the grant, or there was no
+	// refresh token) or RefreshFailed (backing off).
+	Refreshed func(outcome string)
 }
+
+// Outcomes of a refresh, as Config.Refreshed is told them.
+const (
+	RefreshRefreshed   = "refreshed"
+	RefreshNeedsReauth = "needs_reauth"
+	RefreshFailed      = "failed"
+)
 
 // Vault is the connection keeper. It is safe for concurrent use.
 type Vault struct {
