@@ -753,6 +753,7 @@ type Store interface {
 	Connections
 	Connectors
 	SCIM
+	Changes
 }
 
 // Database is the backend's lifecycle: opening checks, schema migration

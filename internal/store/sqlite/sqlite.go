@@ -51,6 +51,8 @@ type Store struct {
 	w     *writer
 	ckpt  *checkpointer
 	rstmt stmtCache // statements prepared on the read pool
+	// listeners are the wake functions of ListenChanges (changes.go).
+	listeners listeners
 
 	closeOnce sync.Once
 	closeErr  error
@@ -137,9 +139,17 @@ func open(ctx context.Context, dsn string, opts Options, maxBatch int) (*Store, 
 	}
 	ckdb.SetMaxOpenConns(1)
 
+	changed, err := watchChanges(conn)
+	if err != nil {
+		ckdb.Close()
+		read.Close()
+		conn.Close()
+		wdb.Close()
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
 	s := &Store{log: log, read: read, wdb: wdb, ckpt: startCheckpointer(ckdb, log)}
 	s.rstmt.init(read)
-	s.w = newWriter(conn, log, maxBatch)
+	s.w = newWriter(conn, log, maxBatch, changed, s.changesWritten)
 	return s, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 // The writer owns the only write connection. Every write method hands it a
@@ -60,12 +61,19 @@ type writer struct {
 	ended    chan struct{}
 	tx       wtx
 	pool     sync.Pool // of chan error
+	// changed is set (by the connection's pre-update hook, changes.go)
+	// when a transaction recorded a change; after the batch the writer
+	// calls onChange.
+	changed  *atomic.Bool
+	onChange func()
 
 	begin, commit, rollback, savepoint, release, rollbackTo *sql.Stmt
 }
 
-func newWriter(conn *sql.Conn, log *slog.Logger, maxBatch int) *writer {
+func newWriter(conn *sql.Conn, log *slog.Logger, maxBatch int, changed *atomic.Bool, onChange func()) *writer {
 	w := &writer{
+		changed:  changed,
+		onChange: onChange,
 		maxBatch: maxBatch,
 		conn:     conn,
 		log:      log,
@@ -169,6 +177,9 @@ func (w *writer) loop() {
 		}
 		for _, r := range raws {
 			r.done <- w.runRaw(r)
+		}
+		if w.changed.Swap(false) && w.onChange != nil {
+			w.onChange()
 		}
 		clear(batch)
 		clear(raws)

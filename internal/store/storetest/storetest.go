@@ -151,6 +151,10 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ResealSigningKey", testResealSigningKey},
 		{"ResourceProviders", testResourceProviders},
 		{"ConnectionDeleteExpired", testConnectionDeleteExpired},
+		{"ChangesRecorded", testChangesRecorded},
+		{"ChangesRollback", testChangesRollback},
+		{"ChangesOrder", testChangesOrder},
+		{"ChangesPrune", testChangesPrune},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
