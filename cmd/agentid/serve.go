@@ -18,6 +18,7 @@ import (
 
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/audit/sink"
+	"github.com/agentid/agentid/internal/changefeed"
 	"github.com/agentid/agentid/internal/clients"
 	"github.com/agentid/agentid/internal/config"
 	"github.com/agentid/agentid/internal/connectors"
@@ -206,6 +207,9 @@ type hub struct {
 	sealer *audit.Sealer
 	// sinks streams the sealed trail to the configured sinks (nil: none).
 	sinks *sink.Dispatcher
+	// changes is the change feed the server's caches, keys and policy
+	// follow.
+	changes *changefeed.Feed
 }
 
 // newHub opens the store, prepares its schema, loads (or creates) the KEK
@@ -239,7 +243,8 @@ func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, 
 	if err != nil {
 		return nil, fmt.Errorf("loading signing keys: %w", err)
 	}
-	pol, err := policy.New(ctx, policy.Options{Store: st, Domains: st, Logger: log})
+	changes := newChangeFeed(st, log)
+	pol, err := policy.New(ctx, policy.Options{Store: st, Domains: st, Logger: log, RefreshInterval: policyBackstop})
 	if err != nil {
 		return nil, fmt.Errorf("loading the policy set: %w", err)
 	}
@@ -270,6 +275,7 @@ func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, 
 		Keyring:              ring,
 		Vault:                vlt,
 		Policy:               pol,
+		Changes:              changes,
 		AccessTokenTTL:       time.Duration(cfg.Tokens.AccessTokenTTL),
 		RefreshTokenTTL:      time.Duration(cfg.Tokens.RefreshTokenTTL),
 		RefreshReuseInterval: reuseInterval(time.Duration(cfg.Tokens.RefreshTokenReuseInterval)),
@@ -307,7 +313,7 @@ func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, 
 	if err != nil {
 		return nil, err
 	}
-	return &hub{store: st, keys: keys, vault: vlt, server: srv, sealer: sealer, sinks: sinks}, nil
+	return &hub{store: st, keys: keys, vault: vlt, server: srv, sealer: sealer, sinks: sinks, changes: changes}, nil
 }
 
 // newSealer builds the audit chain's sealer. It needs no settle time on
@@ -412,6 +418,7 @@ func (h *hub) tasks() []task {
 		}},
 		{name: "record expired consent", every: cleanupInterval, run: h.server.SweepExpiredConsent},
 		{name: "expire unused self-registered clients", every: clientExpiryInterval, run: h.server.ExpireClients},
+		{name: "prune the change feed", every: cleanupInterval, run: pruneChanges(h.store)},
 	}
 }
 
@@ -422,6 +429,7 @@ func (h *hub) tasks() []task {
 func (h *hub) runBackground(ctx context.Context, log *slog.Logger) {
 	var wg sync.WaitGroup
 	wg.Go(func() { runTasks(ctx, log, h.tasks()) })
+	wg.Go(func() { h.changes.Run(ctx) })
 	wg.Go(func() { h.vault.Run(ctx, vaultRefreshInterval) })
 	// The sealer seals once more when ctx ends, after the last request.
 	wg.Go(func() { h.sealer.Run(ctx, sealInterval) })
