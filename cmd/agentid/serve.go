@@ -47,10 +47,9 @@ const (
 
 // Background task intervals.
 const (
-	// keyReloadInterval: a key rotated by another replica (or by `agentid
-	// keys rotate`) is pre-published for tokens.key_pre_publish before it
-	// signs, so reloading well within that is enough for every replica to
-	// publish it in time.
+	// keyReloadInterval: the change feed reloads the keys at once when a
+	// replica (or `agentid keys rotate`) changes them; this reload is the
+	// backstop, and drops keys past their ExpiresAt from the published set.
 	keyReloadInterval = 30 * time.Second
 	// cleanupInterval: expired codes, tokens, sessions and JTIs.
 	cleanupInterval = time.Minute

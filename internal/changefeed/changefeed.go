@@ -67,7 +67,11 @@ type Feed struct {
 	// freshAt is when (nanoseconds after base) the last completed read
 	// started; -1 before the first.
 	freshAt atomic.Int64
-	// reads counts completed reads (tests wait on it).
+	// woken counts wakes; caught is the count the last completed read
+	// started after. While they differ a change may be recorded that no
+	// read has delivered yet, and the feed is not fresh.
+	woken, caught atomic.Uint64
+	// reads counts completed reads.
 	reads atomic.Uint64
 }
 
@@ -98,21 +102,28 @@ func (f *Feed) Subscribe(fn func(Event)) {
 }
 
 // Fresh reports whether a cached copy may be served: the last completed
-// read started less than MaxStale ago. A nil feed is never fresh.
+// read started less than MaxStale ago, and after the last wake. A nil
+// feed is never fresh.
+//
+// The second condition makes a write through this process's own store
+// handle visible at once where the store wakes its listeners before the
+// write returns (SQLite): until the feed has read the change, the caches
+// read through.
 func (f *Feed) Fresh() bool {
 	if f == nil {
 		return false
 	}
 	at := f.freshAt.Load()
-	return at >= 0 && time.Since(f.base)-time.Duration(at) < f.maxStale
+	return at >= 0 && f.caught.Load() == f.woken.Load() && time.Since(f.base)-time.Duration(at) < f.maxStale
 }
 
 // Reads is how many reads the feed has completed.
 func (f *Feed) Reads() uint64 { return f.reads.Load() }
 
-// Wake asks for a read now (a write through this process that its caches
-// must see at once needs no wake: it invalidates them itself).
+// Wake asks for a read now; until one that started after the wake has
+// completed, the feed is not fresh.
 func (f *Feed) Wake() {
+	f.woken.Add(1)
 	select {
 	case f.wake <- struct{}{}:
 	default:
@@ -161,6 +172,7 @@ func (f *Feed) listen(ctx context.Context) {
 // read reads every change after cur and delivers it. On failure the feed
 // stays where it was and goes stale after MaxStale.
 func (f *Feed) read(ctx context.Context, cur store.ChangeCursor) store.ChangeCursor {
+	woken := f.woken.Load()
 	started := time.Since(f.base)
 	for {
 		b, err := f.st.ReadChanges(ctx, cur, 0)
@@ -183,6 +195,7 @@ func (f *Feed) read(ctx context.Context, cur store.ChangeCursor) store.ChangeCur
 		}
 	}
 	f.freshAt.Store(int64(started))
+	f.caught.Store(woken)
 	f.reads.Add(1)
 	return cur
 }

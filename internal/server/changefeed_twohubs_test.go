@@ -91,7 +91,9 @@ func testFeedKinds(t *testing.T, h *twoHubs) {
 			t.Fatalf("before: %d %v", r.status, r.body)
 		}
 		update("feed-off", func(c *store.Client) { c.Disabled = true })
-		within(t, "a disabled agent", func() bool { return cc(second, "feed-off", secret, "notes.read").str("error") == oauth.CodeInvalidClient })
+		within(t, "a disabled agent", func() bool {
+			return cc(second, "feed-off", secret, "notes.read").str("error") == oauth.CodeInvalidClient
+		})
 	})
 
 	t.Run("key rotation", func(t *testing.T) {
@@ -238,4 +240,33 @@ func TestChangeFeedListenerKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	within(t, "a disabled agent with the listener killed", func() bool { return cc().str("error") == oauth.CodeInvalidClient })
+}
+
+// TestChangeFeedSameHandle: on SQLite a write through the hub's own store
+// handle (the CLI's code paths in-process, a test) is seen by the very
+// next request: the writer wakes the feed before the write returns, and
+// the caches read through until the feed has read the change.
+func TestChangeFeedSameHandle(t *testing.T) {
+	h := newHub(t)
+	ctx := context.Background()
+	secret := h.AddClient(&store.Client{ID: "same-bot", GrantTypes: []string{"client_credentials"}, Tags: []string{"cc:notes.read"}})
+	cc := func() jsonResp {
+		return h.post("/token", url.Values{"grant_type": {"client_credentials"}, "resource": {h.Resource}, "scope": {"notes.read"}}, "same-bot", secret)
+	}
+	setTags := func(tags []string) {
+		t.Helper()
+		if _, err := h.Store.UpdateClient(ctx, store.DefaultTenant, "same-bot", func(c *store.Client) error { c.Tags = tags; return nil }, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 10 {
+		if r := cc(); !strings.Contains(r.str("scope"), "notes.read") {
+			t.Fatalf("round %d, with the tag: %d %v", i, r.status, r.body)
+		}
+		setTags(nil)
+		if r := cc(); strings.Contains(r.str("scope"), "notes.read") {
+			t.Fatalf("round %d: the tag removed a moment ago still granted notes.read", i)
+		}
+		setTags([]string{"cc:notes.read"})
+	}
 }

@@ -62,7 +62,7 @@ type writer struct {
 	tx       wtx
 	pool     sync.Pool // of chan error
 	// changed is set (by the connection's pre-update hook, changes.go)
-	// when a transaction recorded a change; after the batch the writer
+	// when a transaction recorded a change; after its commit the writer
 	// calls onChange.
 	changed  *atomic.Bool
 	onChange func()
@@ -178,9 +178,8 @@ func (w *writer) loop() {
 		for _, r := range raws {
 			r.done <- w.runRaw(r)
 		}
-		if w.changed.Swap(false) && w.onChange != nil {
-			w.onChange()
-		}
+		// Migrations commit on their own.
+		w.committed()
 		clear(batch)
 		clear(raws)
 	}
@@ -249,6 +248,7 @@ func (w *writer) runBatch(batch []*request) {
 			r.done <- fmt.Errorf("sqlite: commit: %w", cerr)
 			return
 		}
+		w.committed()
 		if keep != nil {
 			err = keep.err
 		}
@@ -267,6 +267,7 @@ func (w *writer) runBatch(batch []*request) {
 			w.failAll(live, fmt.Errorf("sqlite: commit: %w", err))
 			return
 		}
+		w.committed()
 		for i, r := range live {
 			r.done <- results[i]
 		}
@@ -314,6 +315,7 @@ func (w *writer) runBatch(batch []*request) {
 		w.failAll(live, fmt.Errorf("sqlite: commit: %w", err))
 		return
 	}
+	w.committed()
 	for i, r := range live {
 		r.done <- results[i]
 	}
@@ -345,7 +347,18 @@ func (w *writer) failAll(live []*request, err error) {
 }
 
 // abort rolls back the open transaction, if SQLite has not already.
+// committed wakes the change feed's listeners (changes.go) when the
+// transaction that just committed recorded a change, before its callers
+// learn of the commit: a caller's next request to the hub then finds the
+// feed woken, and the caches read through until it has read the change.
+func (w *writer) committed() {
+	if w.changed.Swap(false) && w.onChange != nil {
+		w.onChange()
+	}
+}
+
 func (w *writer) abort() {
+	w.changed.Store(false)
 	if err := w.exec(&w.rollback, "ROLLBACK"); err != nil {
 		w.log.Debug("sqlite: rollback", "err", err)
 	}
