@@ -3,13 +3,8 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
-
-	msqlite "modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/agentid/agentid/internal/store"
 )
@@ -18,33 +13,11 @@ import (
 // changes (migration 0021); SQLite has one writer at a time, so seq order
 // is commit order and a cursor is simply the last seq read. Other
 // processes on the file are seen by reading; writes through this handle
-// also wake its listeners at once: a pre-update hook on the write
-// connection notes an insert into changes, and the writer wakes the
-// listeners after the transaction (writer.go).
+// also wake its listeners at once: after each commit the writer reads the
+// changes table's sequence, and wakes the listeners when it moved
+// (writer.go).
 
 const defaultChangeLimit = 1000
-
-// watchChanges registers the pre-update hook on the write connection and
-// returns the flag it sets.
-func watchChanges(conn *sql.Conn) (*atomic.Bool, error) {
-	changed := new(atomic.Bool)
-	err := conn.Raw(func(dc any) error {
-		h, ok := dc.(msqlite.HookRegisterer)
-		if !ok {
-			return fmt.Errorf("the driver's connection %T offers no hooks", dc)
-		}
-		h.RegisterPreUpdateHook(func(d msqlite.SQLitePreUpdateData) {
-			if d.Op == sqlite3.SQLITE_INSERT && d.TableName == "changes" {
-				changed.Store(true)
-			}
-		})
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("watching the change feed: %w", err)
-	}
-	return changed, nil
-}
 
 // listeners are the wake functions of the running ListenChanges calls.
 type listeners struct {

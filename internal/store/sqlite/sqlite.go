@@ -139,17 +139,9 @@ func open(ctx context.Context, dsn string, opts Options, maxBatch int) (*Store, 
 	}
 	ckdb.SetMaxOpenConns(1)
 
-	changed, err := watchChanges(conn)
-	if err != nil {
-		ckdb.Close()
-		read.Close()
-		conn.Close()
-		wdb.Close()
-		return nil, fmt.Errorf("sqlite: open: %w", err)
-	}
 	s := &Store{log: log, read: read, wdb: wdb, ckpt: startCheckpointer(ckdb, log)}
 	s.rstmt.init(read)
-	s.w = newWriter(conn, log, maxBatch, changed, s.changesWritten)
+	s.w = newWriter(conn, log, maxBatch, s.changesWritten)
 	return s, nil
 }
 

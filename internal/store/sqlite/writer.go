@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"runtime"
 	"sync"
-	"sync/atomic"
 )
 
 // The writer owns the only write connection. Every write method hands it a
@@ -61,18 +60,17 @@ type writer struct {
 	ended    chan struct{}
 	tx       wtx
 	pool     sync.Pool // of chan error
-	// changed is set (by the connection's pre-update hook, changes.go)
-	// when a transaction recorded a change; after its commit the writer
-	// calls onChange.
-	changed  *atomic.Bool
-	onChange func()
+	// onChange is called after a commit that recorded a change
+	// (changes.go): the changes table's last seq moved since the last
+	// commit; changeSeq is that seq.
+	onChange  func()
+	changeSeq int64
 
-	begin, commit, rollback, savepoint, release, rollbackTo *sql.Stmt
+	begin, commit, rollback, savepoint, release, rollbackTo, lastChange *sql.Stmt
 }
 
-func newWriter(conn *sql.Conn, log *slog.Logger, maxBatch int, changed *atomic.Bool, onChange func()) *writer {
+func newWriter(conn *sql.Conn, log *slog.Logger, maxBatch int, onChange func()) *writer {
 	w := &writer{
-		changed:  changed,
 		onChange: onChange,
 		maxBatch: maxBatch,
 		conn:     conn,
@@ -122,7 +120,7 @@ func (w *writer) close() {
 	}
 	<-w.ended
 	w.tx.closeStmts()
-	for _, st := range []*sql.Stmt{w.begin, w.commit, w.rollback, w.savepoint, w.release, w.rollbackTo} {
+	for _, st := range []*sql.Stmt{w.begin, w.commit, w.rollback, w.savepoint, w.release, w.rollbackTo, w.lastChange} {
 		if st != nil {
 			st.Close()
 		}
@@ -351,14 +349,26 @@ func (w *writer) failAll(live []*request, err error) {
 // transaction that just committed recorded a change, before its callers
 // learn of the commit: a caller's next request to the hub then finds the
 // feed woken, and the caches read through until it has read the change.
+// One point read of the changes table's sequence per commit (a commit
+// covers a whole batch) tells.
 func (w *writer) committed() {
-	if w.changed.Swap(false) && w.onChange != nil {
+	if w.onChange == nil {
+		return
+	}
+	if err := w.control(&w.lastChange, `SELECT seq FROM sqlite_sequence WHERE name = 'changes'`); err != nil {
+		return // a schema before the change feed: nothing to wake
+	}
+	var seq int64
+	if err := w.lastChange.QueryRow().Scan(&seq); err != nil {
+		return // no change recorded yet, or a schema without the table
+	}
+	if seq != w.changeSeq {
+		w.changeSeq = seq
 		w.onChange()
 	}
 }
 
 func (w *writer) abort() {
-	w.changed.Store(false)
 	if err := w.exec(&w.rollback, "ROLLBACK"); err != nil {
 		w.log.Debug("sqlite: rollback", "err", err)
 	}
