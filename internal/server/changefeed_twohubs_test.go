@@ -12,6 +12,7 @@ import (
 
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/clients"
+	"github.com/agentid/agentid/internal/federation"
 	"github.com/agentid/agentid/internal/oauth"
 	"github.com/agentid/agentid/internal/policy"
 	"github.com/agentid/agentid/internal/store"
@@ -128,6 +129,29 @@ func testFeedKinds(t *testing.T, h *twoHubs) {
 			t.Fatal(err)
 		}
 		within(t, "the default set again", func() bool { return granted(cc(second, "feed-pol", secret, "notes.read"), "notes.read") })
+	})
+
+	t.Run("trusted issuer disabled", func(t *testing.T) {
+		idp := newTrustedIssuer(t, "https://idp.feed.example.com")
+		is := &store.Issuer{ID: "feed-idp", Issuer: idp.iss, JWKS: idp.jwks(), Uses: []string{store.IssuerUseIDJAG}, Algorithms: []string{"ES256"}, MaxLifetime: 10 * time.Minute}
+		(&hub{h.Hub}).addIssuer(is)
+		secret := h.AddClient(&store.Client{ID: "feed-ema", GrantTypes: []string{oauth.GrantJWTBearer}})
+		present := func() jsonResp {
+			now := h.clk.Now()
+			assertion := idp.sign(federation.TypeIDJAG, map[string]any{
+				"iss": idp.iss, "sub": "alice", "aud": h.URL, "client_id": "feed-ema", "jti": idp.jti(),
+				"iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(), "resource": h.Resource, "scope": "notes.read",
+			})
+			return second.tokenRequest(jwtBearerForm(assertion), "feed-ema", secret)
+		}
+		if r := present(); r.status != http.StatusOK {
+			t.Fatalf("before: %d %v", r.status, r.body)
+		}
+		is.Disabled = true
+		if err := h.Store.UpdateIssuer(ctx, is, nil); err != nil {
+			t.Fatal(err)
+		}
+		within(t, "a trusted issuer disabled", func() bool { return present().status != http.StatusOK })
 	})
 
 	// The person's flows: a refresh token of alice's, used through the

@@ -12,7 +12,8 @@ import (
 const reloadTimeout = 5 * time.Second
 
 // onChanges applies the change feed to what this process holds
-// (docs/design.md §5, "Change feed"): a changed row drops its cached copy;
+// (docs/design.md §5, "Change feed"): a changed row drops its cached copy
+// (a client, person or resource; the domain list; the trusted issuers);
 // a changed signing key reloads the key set and then forgets which tokens
 // were verified; a policy set or domain change reloads the policy engine.
 // A Reset drops and reloads everything.
@@ -23,6 +24,7 @@ func (s *Server) onChanges(ev changefeed.Event) {
 		s.resources.reset()
 		s.users.reset()
 		s.domains.reset()
+		s.fed.Invalidate()
 		keys, pol = true, true
 	}
 	for _, c := range ev.Changes {
@@ -45,6 +47,8 @@ func (s *Server) onChanges(ev changefeed.Event) {
 			pol = true
 		case store.ChangePolicy:
 			pol = true
+		case store.ChangeIssuer:
+			s.fed.Invalidate()
 		}
 	}
 	if !keys && !pol {

@@ -338,15 +338,15 @@ func New(cfg Config) (*Server, error) {
 	s.verified = newFeedCache[*token.AccessClaims](feed)
 	s.users = newFeedCache[*store.User](feed)
 	s.domains = newFeedCache[[]*store.Domain](feed)
-	if cfg.Changes != nil {
-		cfg.Changes.Subscribe(s.onChanges)
-	}
 	s.fetcher = cfg.Fetcher
 	if s.fetcher == nil {
 		s.fetcher = fetch.New(fetch.Config{})
 	}
 	s.keySets = s.fetcher.KeySets()
 	s.fed = federation.NewRegistry(s.st, s.tenant, s.keySets, s.now)
+	if cfg.Changes != nil {
+		s.fed.FollowChanges(cfg.Changes.Fresh)
+	}
 	s.verifying = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
 	s.userThrottle = newThrottle(s.cfg.LoginAttempts, s.now, throttleMax)
 	s.ipThrottle = newThrottle(s.cfg.LoginAttemptsPerIP, s.now, throttleMax)
@@ -363,6 +363,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	if s.scim, err = s.scimHandler(); err != nil {
 		return nil, err
+	}
+	if cfg.Changes != nil {
+		// Last: the feed may deliver at once, to a server fully built.
+		cfg.Changes.Subscribe(s.onChanges)
 	}
 	s.handler = s.routes()
 	return s, nil

@@ -25,6 +25,9 @@ const (
 	// ChangePolicy: a policy set version was created, activated,
 	// deactivated or deleted; Key is the version.
 	ChangePolicy = "policy"
+	// ChangeIssuer: a trusted issuer was created, updated or deleted; Key
+	// is its id.
+	ChangeIssuer = "issuer"
 )
 
 // Change is one entry of the change feed: the row Key of Kind in

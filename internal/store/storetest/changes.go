@@ -102,6 +102,8 @@ func testChangesRecorded(t *testing.T, s store.Store) {
 	key := &store.SigningKey{ID: uniq("kid"), Algorithm: "ES256", PublicJWK: `{"kty":"EC"}`, PrivateEnc: []byte("sealed"), ActivateAt: b, CreatedAt: b}
 	ps := &store.PolicySet{TenantID: tn, Files: map[string]string{"p.cedar": "permit(principal, action, resource);"}, Comment: "v", CreatedBy: "admin", CreatedAt: b}
 	dom := &store.Domain{TenantID: tn, Pattern: "feed.example.com", Trust: store.DomainBlocked, CreatedAt: b, UpdatedAt: b}
+	iss := &store.Issuer{TenantID: tn, ID: uniq("iss"), Issuer: "https://idp.feed.example.com", JWKS: `{"keys":[]}`,
+		Uses: []string{store.IssuerUseJWTBearer}, CreatedAt: b, UpdatedAt: b}
 
 	steps := []struct {
 		name  string
@@ -146,6 +148,12 @@ func testChangesRecorded(t *testing.T, s store.Store) {
 			[]changeKey{{tn, store.ChangePolicy, "1"}}},
 		{"activate policy set", func() error { return s.ActivatePolicySet(ctx(t), tn, 1, nil) },
 			[]changeKey{{tn, store.ChangePolicy, "1"}}},
+		{"create issuer", func() error { return s.CreateIssuer(ctx(t), iss, nil) },
+			[]changeKey{{tn, store.ChangeIssuer, iss.ID}}},
+		{"disable issuer", func() error { iss.Disabled = true; return s.UpdateIssuer(ctx(t), iss, nil) },
+			[]changeKey{{tn, store.ChangeIssuer, iss.ID}}},
+		{"delete issuer", func() error { return s.DeleteIssuer(ctx(t), tn, iss.ID, nil) },
+			[]changeKey{{tn, store.ChangeIssuer, iss.ID}}},
 		{"delete client", func() error { return s.DeleteClient(ctx(t), tn, c.ID, b, nil) },
 			[]changeKey{{tn, store.ChangeClient, c.ID}}},
 	}

@@ -2,7 +2,8 @@
 -- SQLite's 0021 is its twin; TestSchemaParity keeps them equal.
 --
 -- Every write to what a replica caches (clients, people, resources and
--- their scopes, the metadata-document domains, signing keys, policy sets)
+-- their scopes, the metadata-document domains, signing keys, policy sets,
+-- trusted issuers)
 -- records a change here, in the writing transaction: the triggers below do
 -- it, so no write path can forget, and wake the replicas listening on
 -- channel agentid_changes (NOTIFY is delivered at commit, and not at all
@@ -85,3 +86,5 @@ CREATE TRIGGER changes_signing_keys AFTER INSERT OR UPDATE OR DELETE ON signing_
 -- a deletion; key is the version.
 CREATE TRIGGER changes_policy_sets AFTER INSERT OR UPDATE OR DELETE ON policy_sets
     FOR EACH ROW EXECUTE FUNCTION record_row_change('policy', 'version');
+CREATE TRIGGER changes_issuers AFTER INSERT OR UPDATE OR DELETE ON issuers
+    FOR EACH ROW EXECUTE FUNCTION record_row_change('issuer', 'id');

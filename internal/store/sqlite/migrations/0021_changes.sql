@@ -2,7 +2,8 @@
 -- PostgreSQL's 0021 is its twin; TestSchemaParity keeps them equal.
 --
 -- Every write to what a replica caches (clients, people, resources and
--- their scopes, the metadata-document domains, signing keys, policy sets)
+-- their scopes, the metadata-document domains, signing keys, policy sets,
+-- trusted issuers)
 -- records a change here, in the writing transaction: the triggers below do
 -- it, so no write path can forget. seq is the rowid (AUTOINCREMENT: never
 -- reused); SQLite has one writer at a time, so seq order is commit order
@@ -99,4 +100,14 @@ CREATE TRIGGER changes_policy_sets_update AFTER UPDATE ON policy_sets BEGIN
 END;
 CREATE TRIGGER changes_policy_sets_delete AFTER DELETE ON policy_sets BEGIN
     INSERT INTO changes (tenant_id, kind, key, at) VALUES (OLD.tenant_id, 'policy', CAST(OLD.version AS TEXT), CAST(unixepoch('subsec') * 1000000 AS INTEGER));
+END;
+
+CREATE TRIGGER changes_issuers_insert AFTER INSERT ON issuers BEGIN
+    INSERT INTO changes (tenant_id, kind, key, at) VALUES (NEW.tenant_id, 'issuer', NEW.id, CAST(unixepoch('subsec') * 1000000 AS INTEGER));
+END;
+CREATE TRIGGER changes_issuers_update AFTER UPDATE ON issuers BEGIN
+    INSERT INTO changes (tenant_id, kind, key, at) VALUES (NEW.tenant_id, 'issuer', NEW.id, CAST(unixepoch('subsec') * 1000000 AS INTEGER));
+END;
+CREATE TRIGGER changes_issuers_delete AFTER DELETE ON issuers BEGIN
+    INSERT INTO changes (tenant_id, kind, key, at) VALUES (OLD.tenant_id, 'issuer', OLD.id, CAST(unixepoch('subsec') * 1000000 AS INTEGER));
 END;
