@@ -130,6 +130,23 @@ func (f *Feed) Wake() {
 	}
 }
 
+// Sync asks for a read and waits until one that started after the call
+// has completed and delivered its changes, or ctx ends.
+func (f *Feed) Sync(ctx context.Context) error {
+	f.Wake()
+	target := f.woken.Load()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for f.caught.Load() < target {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	return nil
+}
+
 // Run reads until ctx ends: at once, when woken by the store's listener,
 // and every Poll.
 func (f *Feed) Run(ctx context.Context) {

@@ -123,6 +123,15 @@ func TestFeed(t *testing.T) {
 		t.Fatalf("delivered %v", keys)
 	}
 
+	// Sync returns once a read after it delivered.
+	st.add("user", "c2")
+	if err := f.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if keys, _ := rec.snapshot(); len(keys) != 4 || keys[3] != "c2" {
+		t.Fatalf("after Sync: %v", keys)
+	}
+
 	// A wake makes the feed not fresh until a read after it completed.
 	<-st.listen
 	st.mu.Lock()
@@ -143,7 +152,7 @@ func TestFeed(t *testing.T) {
 	st.failing = false
 	st.mu.Unlock()
 	waitFor(t, "fresh again", func() bool { return f.Fresh() })
-	if keys, _ := rec.snapshot(); len(keys) != 4 || keys[3] != "d" {
+	if keys, _ := rec.snapshot(); len(keys) != 5 || keys[4] != "d" {
 		t.Fatalf("after the outage: %v", keys)
 	}
 
@@ -163,9 +172,9 @@ func TestFeed(t *testing.T) {
 	for _, k := range []string{"e", "f"} {
 		st.changes = append(st.changes, store.Change{Seq: int64(len(st.changes)) + 1, TenantID: "t", Kind: "client", Key: k})
 	}
-	st.pruned = 6
+	st.pruned = 7
 	st.mu.Unlock()
 	st.add("client", "g")
 	waitFor(t, "reset", func() bool { _, r := rec.snapshot(); return r == 1 })
-	waitFor(t, "after the gap", func() bool { k, _ := rec.snapshot(); return len(k) == 5 && k[4] == "g" })
+	waitFor(t, "after the gap", func() bool { k, _ := rec.snapshot(); return len(k) == 6 && k[5] == "g" })
 }
