@@ -154,21 +154,9 @@ func testFeedKinds(t *testing.T, h *twoHubs) {
 		within(t, "a trusted issuer disabled", func() bool { return present().status != http.StatusOK })
 	})
 
-	// The person's flows: a refresh token of alice's, used through the
-	// second hub first (its user and client caches hold them).
-	userFlow := func(t *testing.T) (access, refresh string) {
-		t.Helper()
-		conf := h.oauth2Config("agent", h.secrets["agent"], "notes.read")
-		tok, err := h.codeFlowToken(h.Browser(), conf, h.resA, []string{"notes.read"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		rr := second.refresh(tok.RefreshToken, "agent", h.secrets["agent"])
-		if rr.status != http.StatusOK {
-			t.Fatalf("refresh at the second hub before: %d %v", rr.status, rr.body)
-		}
-		return rr.str("access_token"), rr.str("refresh_token")
-	}
+	// The person's flows (refreshedAtSecond): a refresh token of alice's,
+	// used through the second hub first (its user and client caches hold
+	// them).
 	// refused polls refreshes at the second hub (each success rotates).
 	refused := func(rt string) func() bool {
 		return func() bool {
@@ -193,7 +181,7 @@ func testFeedKinds(t *testing.T, h *twoHubs) {
 	}
 
 	t.Run("revocation", func(t *testing.T) {
-		access, _ := userFlow(t)
+		access, _ := h.refreshedAtSecond(t)
 		if r := h.post("/revoke", url.Values{"token": {access}}, "agent", h.secrets["agent"]); r.status != http.StatusOK {
 			t.Fatalf("revoke at the first hub: %d %v", r.status, r.body)
 		}
@@ -201,7 +189,7 @@ func testFeedKinds(t *testing.T, h *twoHubs) {
 	})
 
 	t.Run("consent revocation", func(t *testing.T) {
-		_, rt := userFlow(t)
+		_, rt := h.refreshedAtSecond(t)
 		if err := h.Store.RevokeConsents(ctx, store.ConsentFilter{TenantID: store.DefaultTenant, UserID: "u-alice", ClientID: "agent", Resource: h.resA}, nil, time.Now(), nil); err != nil {
 			t.Fatal(err)
 		}
@@ -209,7 +197,7 @@ func testFeedKinds(t *testing.T, h *twoHubs) {
 	})
 
 	t.Run("deprovisioned agent", func(t *testing.T) {
-		access, rt := userFlow(t)
+		access, rt := h.refreshedAtSecond(t)
 		defer update("agent", func(c *store.Client) { c.Disabled, c.Status = false, store.ClientActive })
 		if _, err := clients.Deprovision(ctx, h.Store, audit.Meta{Actor: audit.ActorCLI}, "", "agent", h.clk.Now()); err != nil {
 			t.Fatal(err)
@@ -219,7 +207,7 @@ func testFeedKinds(t *testing.T, h *twoHubs) {
 	})
 
 	t.Run("disabled user", func(t *testing.T) {
-		_, rt := userFlow(t)
+		_, rt := h.refreshedAtSecond(t)
 		u, err := h.Store.GetUser(ctx, store.DefaultTenant, "u-alice")
 		if err != nil {
 			t.Fatal(err)
@@ -230,6 +218,24 @@ func testFeedKinds(t *testing.T, h *twoHubs) {
 		}
 		within(t, "a disabled user", refused(rt))
 	})
+}
+
+// refreshedAtSecond runs the authorization-code flow of "agent" for
+// alice at the first hub and refreshes the token at the second, whose
+// caches then hold the agent and the person; it returns the refreshed
+// pair.
+func (h *twoHubs) refreshedAtSecond(t *testing.T) (access, refresh string) {
+	t.Helper()
+	conf := h.oauth2Config("agent", h.secrets["agent"], "notes.read")
+	tok, err := h.codeFlowToken(h.Browser(), conf, h.resA, []string{"notes.read"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rr := h.second.refresh(tok.RefreshToken, "agent", h.secrets["agent"])
+	if rr.status != http.StatusOK {
+		t.Fatalf("refresh at the second hub before: %d %v", rr.status, rr.body)
+	}
+	return rr.str("access_token"), rr.str("refresh_token")
 }
 
 // TestChangeFeedListenerKilled: the second hub's LISTEN connection is

@@ -334,18 +334,9 @@ func TestDeprovisionAcrossHubs(t *testing.T) {
 			h := newTwoHubs(t, twoHubsOptions{postgres: pg})
 			second := h.second
 			h.connect("calendar.read")
-			conf := h.oauth2Config("agent", h.secrets["agent"], "notes.read")
-			tok, err := h.codeFlowToken(h.Browser(), conf, h.resA, []string{"notes.read"})
-			if err != nil {
-				t.Fatal(err)
-			}
 			// Used through the second hub: refresh and retrieval warm its
 			// client lookups.
-			rr := second.refresh(tok.RefreshToken, "agent", h.secrets["agent"])
-			if rr.status != http.StatusOK {
-				t.Fatalf("refresh at the second hub before: %d %v", rr.status, rr.body)
-			}
-			access, refresh := rr.str("access_token"), rr.str("refresh_token")
+			access, refresh := h.refreshedAtSecond(t)
 			if r := retrieveAt(second, "mcp-a", h.secrets["mcp-a"], access, h.providerURI("calendar")); r.status != http.StatusOK {
 				t.Fatalf("retrieval at the second hub before: %d %v", r.status, r.body)
 			}
