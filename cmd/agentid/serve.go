@@ -18,6 +18,7 @@ import (
 
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/audit/sink"
+	"github.com/agentid/agentid/internal/changefeed"
 	"github.com/agentid/agentid/internal/clients"
 	"github.com/agentid/agentid/internal/config"
 	"github.com/agentid/agentid/internal/connectors"
@@ -47,10 +48,9 @@ const (
 
 // Background task intervals.
 const (
-	// keyReloadInterval: a key rotated by another replica (or by `agentid
-	// keys rotate`) is pre-published for tokens.key_pre_publish before it
-	// signs, so reloading well within that is enough for every replica to
-	// publish it in time.
+	// keyReloadInterval: the change feed reloads the keys at once when a
+	// replica (or `agentid keys rotate`) changes them; this reload is the
+	// backstop, and drops keys past their ExpiresAt from the published set.
 	keyReloadInterval = 30 * time.Second
 	// cleanupInterval: expired codes, tokens, sessions and JTIs.
 	cleanupInterval = time.Minute
@@ -237,6 +237,9 @@ type hub struct {
 	jobs *jobs.Runner
 	// metrics are served on metrics.listen (nil: off).
 	metrics *server.Metrics
+	// changes is the change feed the server's caches, keys and policy
+	// follow.
+	changes *changefeed.Feed
 }
 
 // newHub opens the store, prepares its schema, loads (or creates) the KEK
@@ -271,7 +274,8 @@ func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, 
 		return nil, fmt.Errorf("loading signing keys: %w", err)
 	}
 	metrics := newMetrics(cfg)
-	pol, err := policy.New(ctx, policy.Options{Store: st, Domains: st, Logger: log, Decided: policyDecided(metrics)})
+	changes := newChangeFeed(st, log)
+	pol, err := policy.New(ctx, policy.Options{Store: st, Domains: st, Logger: log, RefreshInterval: policyBackstop, Decided: policyDecided(metrics)})
 	if err != nil {
 		return nil, fmt.Errorf("loading the policy set: %w", err)
 	}
@@ -305,6 +309,7 @@ func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, 
 		Keyring:              ring,
 		Vault:                vlt,
 		Policy:               pol,
+		Changes:              changes,
 		AccessTokenTTL:       time.Duration(cfg.Tokens.AccessTokenTTL),
 		RefreshTokenTTL:      time.Duration(cfg.Tokens.RefreshTokenTTL),
 		RefreshReuseInterval: reuseInterval(time.Duration(cfg.Tokens.RefreshTokenReuseInterval)),
@@ -351,7 +356,7 @@ func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, 
 	if metrics != nil && sinks != nil {
 		metrics.WatchAuditSinks(st)
 	}
-	return &hub{store: st, keys: keys, vault: vlt, server: srv, sealer: sealer, sinks: sinks, jobs: runner, metrics: metrics}, nil
+	return &hub{store: st, keys: keys, vault: vlt, server: srv, sealer: sealer, sinks: sinks, jobs: runner, metrics: metrics, changes: changes}, nil
 }
 
 // newSealer builds the audit chain's sealer. It needs no settle time on
@@ -465,6 +470,7 @@ func (h *hub) leadJobs() []jobs.Job {
 		}},
 		{Name: "consent-expiry", Every: cleanupInterval, Run: h.server.SweepExpiredConsent},
 		{Name: "client-expiry", Every: clientExpiryInterval, Run: h.server.ExpireClients},
+		{Name: "prune-changes", Every: cleanupInterval, Run: pruneChanges(h.store)},
 		// The vault's sweep for connections due a refresh; a retrieval
 		// on any replica still refreshes on demand, under the
 		// connection's own refresh lease.
@@ -507,6 +513,8 @@ func (h *hub) runBackground(ctx context.Context, log *slog.Logger) {
 		sinks.Go(func() { h.sinks.Run(sinkCtx) })
 	}
 	var wg sync.WaitGroup
+	// Every replica follows the change feed: its caches, keys and policy.
+	wg.Go(func() { h.changes.Run(ctx) })
 	wg.Go(func() { jobs.RunLocal(ctx, log, h.localJobs()...) })
 	// The sealer, a lead job, seals once more when ctx ends, after the
 	// last request; the runner waits for it before releasing its lease.

@@ -39,9 +39,9 @@ const (
 	// TypeIDJAG is the typ header of an identity assertion authorization
 	// grant (draft-ietf-oauth-identity-assertion-authz-grant §3).
 	TypeIDJAG = "oauth-id-jag+jwt"
-	// issuersTTL is how long the registry trusts its copy of the issuers:
-	// a disabled or deleted issuer stops being trusted on every replica
-	// within it.
+	// issuersTTL is how long a registry that follows no change feed
+	// trusts its copy of the issuers: a disabled or deleted issuer stops
+	// being trusted on every replica within it.
 	issuersTTL = 2 * time.Second
 	// maxCandidateKeys bounds the keys tried for a JWT without a kid.
 	maxCandidateKeys = 16
@@ -101,6 +101,11 @@ type Registry struct {
 	list   []*store.Issuer
 	at     time.Time
 	loaded bool
+	// gen counts invalidations: a read an invalidation overtook is not
+	// kept.
+	gen uint64
+	// fresh, when set (FollowChanges), replaces issuersTTL.
+	fresh func() bool
 	// static caches each issuer's parsed static JWKS, by issuer ID; an
 	// entry is replaced when the text changes.
 	static map[string]staticKeys
@@ -263,32 +268,54 @@ func (r *Registry) Lookup(ctx context.Context, iss string) (*store.Issuer, error
 }
 
 // Invalidate drops the registry's copy of the issuers, after a change made
-// through this process.
+// through this process or reported by the change feed.
 func (r *Registry) Invalidate() {
 	r.mu.Lock()
 	r.loaded = false
+	r.gen++
 	r.mu.Unlock()
 }
 
-// issuers returns the tenant's issuers, read again when the copy is older
-// than issuersTTL (or the clock moved back).
+// FollowChanges makes the registry keep its copy of the issuers until
+// Invalidate, served while fresh reports true (changefeed.Feed.Fresh),
+// instead of for issuersTTL. Call it before the registry is used; the
+// caller invalidates the copy when the change feed reports an issuer
+// changed (store.ChangeIssuer).
+func (r *Registry) FollowChanges(fresh func() bool) {
+	r.mu.Lock()
+	r.fresh = fresh
+	r.mu.Unlock()
+}
+
+// issuers returns the tenant's issuers: the copy while it is current (the
+// change feed fresh, or younger than issuersTTL), else read again.
 func (r *Registry) issuers(ctx context.Context) ([]*store.Issuer, error) {
 	now := r.now()
 	r.mu.Lock()
-	if r.loaded && now.Sub(r.at) < issuersTTL && !now.Before(r.at) {
+	if r.loaded && r.currentLocked(now) {
 		list := r.list
 		r.mu.Unlock()
 		return list, nil
 	}
+	gen := r.gen
 	r.mu.Unlock()
 	list, err := r.st.ListIssuers(ctx, r.tenant)
 	if err != nil {
 		return nil, fmt.Errorf("federation: issuers: %w", err)
 	}
 	r.mu.Lock()
-	r.list, r.at, r.loaded = list, now, true
+	if r.gen == gen {
+		r.list, r.at, r.loaded = list, now, true
+	}
 	r.mu.Unlock()
 	return list, nil
+}
+
+func (r *Registry) currentLocked(now time.Time) bool {
+	if r.fresh != nil {
+		return r.fresh()
+	}
+	return now.Sub(r.at) < issuersTTL && !now.Before(r.at)
 }
 
 // Verify checks raw against the issuer its iss names and against e; every

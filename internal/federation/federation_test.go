@@ -491,3 +491,46 @@ func FuzzVerify(f *testing.F) {
 		federation.Peek(raw)
 	})
 }
+
+// TestFollowChanges: a registry following the change feed keeps its copy
+// of the issuers however far the clock moves while the feed is fresh,
+// reads them on every use while it is not, and again after Invalidate.
+func TestFollowChanges(t *testing.T) {
+	f := newFixture(t)
+	fresh := true
+	f.reg.FollowChanges(func() bool { return fresh })
+	reusable := expectIDJAG
+	reusable.SingleUse = false
+	verify := func() {
+		t.Helper()
+		if _, err := f.reg.Verify(t.Context(), f.key.sign(t, federation.TypeIDJAG, f.claims()), reusable); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reads := func() int {
+		f.st.mu.Lock()
+		defer f.st.mu.Unlock()
+		return f.st.reads
+	}
+	verify()
+	verify()
+	if n := reads(); n != 1 {
+		t.Fatalf("%d reads of the issuers, want 1", n)
+	}
+	f.clk.add(time.Minute)
+	verify()
+	if n := reads(); n != 1 {
+		t.Fatalf("the clock moving reread the issuers (%d reads)", n)
+	}
+	f.reg.Invalidate()
+	verify()
+	if n := reads(); n != 2 {
+		t.Fatalf("after Invalidate: %d reads, want 2", n)
+	}
+	fresh = false
+	verify()
+	verify()
+	if n := reads(); n != 4 {
+		t.Fatalf("with the feed stale: %d reads, want 4", n)
+	}
+}

@@ -275,14 +275,15 @@ func (s *Server) checkSubject(ctx context.Context, c *store.Client, sub subject)
 	return principal{client: c, user: u, authTime: sub.authTime, act: sub.act}, nil
 }
 
-// issuingUser is liveUser for the issuance pipeline, remembered for
-// lookupTTL like clients and resources: the store's issuance re-checks,
-// in the transaction that writes the token, that the user exists and is
-// enabled (store.LiveCheck, set by persist), so a user disabled or deleted
-// a moment ago still gets nothing. What the cache can serve stale for up
-// to lookupTTL is the rest of the row (roles, groups, profile) that policy
-// and the ID token read, as it does for clients. Only enabled users are
-// remembered; a disabled or missing one is read again every time.
+// issuingUser is liveUser for the issuance pipeline, cached like clients
+// and resources until the change feed reports the person changed: the
+// store's issuance re-checks, in the transaction that writes the token,
+// that the user exists and is enabled (store.LiveCheck, set by persist),
+// so a user disabled or deleted a moment ago still gets nothing. What the
+// cache can serve stale, for at most the feed's bound, is the rest of the
+// row (roles, groups, profile) that policy and the ID token read, as it
+// does for clients. Only enabled users are remembered; a disabled or
+// missing one is read again every time.
 func (s *Server) issuingUser(ctx context.Context, id string) (*store.User, error) {
 	return s.users.get(id, func() (*store.User, error) { return s.liveUser(ctx, id) })
 }

@@ -261,10 +261,11 @@ func (s *Server) hubSubjectOf(claims *token.AccessClaims) *exchangedSubject {
 // §13); anything else — no record, no digest, a mismatch, a read that
 // failed — is verified by its signature. And a resource server that fans
 // one call out exchanges the same token for several next hops, often
-// within moments: a verification is remembered for lookupTTL by the
-// token's SHA-256. Only authenticity is spared: expiry, revocation and
-// everything else are checked on every exchange; a signing key withdrawn
-// from the key set stops vouching for its tokens here within lookupTTL.
+// within moments: a verification is remembered by the token's SHA-256
+// until the key set changes (the change feed, changes.go). Only
+// authenticity is spared: expiry, revocation and everything else are
+// checked on every exchange; a signing key withdrawn from the key set, on
+// any replica, stops vouching for its tokens here within the feed's bound.
 //
 // rec is the record read to verify the token (nil when none was read or
 // found), for a caller that reads it anyway; it is the record of the

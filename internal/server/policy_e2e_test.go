@@ -58,7 +58,15 @@ type policyHub struct {
 
 // settle moves the clock past the policy refresh interval and the token
 // endpoint's client cache, as a few seconds of wall time would.
-func (p *policyHub) settle() { p.clock.Advance(policy.DefaultRefreshInterval + time.Second) }
+// settle lets a change made through the store reach the hub: the policy
+// engine's refresh interval passes, and the change feed has read it (on
+// PostgreSQL its NOTIFY comes asynchronously).
+func (p *policyHub) settle() {
+	p.clock.Advance(policy.DefaultRefreshInterval + time.Second)
+	if err := p.Changes.Sync(context.Background()); err != nil {
+		p.T.Fatal(err)
+	}
+}
 
 func newPolicyHubOn(t *testing.T, st store.Store) *policyHub {
 	t.Helper()

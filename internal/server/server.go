@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/agentid/agentid/internal/changefeed"
 	"github.com/agentid/agentid/internal/clients"
 	"github.com/agentid/agentid/internal/connectors"
 	"github.com/agentid/agentid/internal/connectors/scim"
@@ -46,6 +47,11 @@ type Config struct {
 	Keyring *keyring.Keyring
 	Vault   *vault.Vault
 	Policy  *policy.Engine
+	// Changes is the change feed the server's caches (clients, resources,
+	// people, verified tokens, domains) subscribe to, and that reloads
+	// Keys and Policy when another replica changes them (changes.go). The
+	// caller runs it. Nil: nothing is cached, every lookup reads the store.
+	Changes *changefeed.Feed
 	// TenantID defaults to store.DefaultTenant.
 	TenantID string
 
@@ -191,14 +197,15 @@ type Server struct {
 	rand      io.Reader
 	pages     *pages
 	console   *consolePages
-	clients   *ttlCache[*store.Client]
-	resources *ttlCache[*store.Resource]
-	// verified remembers, for lookupTTL, the claims of access tokens
-	// whose signature token exchange checked (grant_exchange.go).
-	verified *ttlCache[*token.AccessClaims]
-	// users caches, for lookupTTL, the enabled people tokens are issued
-	// about (issuingUser in grant.go).
-	users *ttlCache[*store.User]
+	clients   *feedCache[*store.Client]
+	resources *feedCache[*store.Resource]
+	// verified remembers the claims of access tokens whose signature
+	// token exchange checked (grant_exchange.go), until the key set
+	// changes.
+	verified *feedCache[*token.AccessClaims]
+	// users caches the enabled people tokens are issued about
+	// (issuingUser in grant.go).
+	users *feedCache[*store.User]
 	// grants is the grant table (grant.go) behind /token, metadata and
 	// registration.
 	grants []grant
@@ -222,7 +229,7 @@ type Server struct {
 	fetcher *fetch.Fetcher
 	keySets *fetch.KeySets
 	cimd    cimdCache
-	domains *ttlCache[[]*store.Domain]
+	domains *feedCache[[]*store.Domain]
 	// fed verifies JWTs from the tenant's trusted issuers (jwt-bearer
 	// grant, workload client assertions).
 	fed *federation.Registry
@@ -340,17 +347,24 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.grants = defaultGrants()
-	s.clients = newTTLCache[*store.Client](s.now)
-	s.resources = newTTLCache[*store.Resource](s.now)
-	s.verified = newTTLCache[*token.AccessClaims](s.now)
-	s.users = newTTLCache[*store.User](s.now)
-	s.domains = newTTLCache[[]*store.Domain](s.now)
+	var feed freshness
+	if cfg.Changes != nil {
+		feed = cfg.Changes
+	}
+	s.clients = newFeedCache[*store.Client](feed)
+	s.resources = newFeedCache[*store.Resource](feed)
+	s.verified = newFeedCache[*token.AccessClaims](feed)
+	s.users = newFeedCache[*store.User](feed)
+	s.domains = newFeedCache[[]*store.Domain](feed)
 	s.fetcher = cfg.Fetcher
 	if s.fetcher == nil {
 		s.fetcher = fetch.New(fetch.Config{})
 	}
 	s.keySets = s.fetcher.KeySets()
 	s.fed = federation.NewRegistry(s.st, s.tenant, s.keySets, s.now)
+	if cfg.Changes != nil {
+		s.fed.FollowChanges(cfg.Changes.Fresh)
+	}
 	s.verifying = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
 	s.userThrottle = newThrottle(s.cfg.LoginAttempts, s.now, throttleMax)
 	s.ipThrottle = newThrottle(s.cfg.LoginAttemptsPerIP, s.now, throttleMax)
@@ -367,6 +381,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	if s.scim, err = s.scimHandler(); err != nil {
 		return nil, err
+	}
+	if cfg.Changes != nil {
+		// Last: the feed may deliver at once, to a server fully built.
+		cfg.Changes.Subscribe(s.onChanges)
 	}
 	s.handler = s.routes()
 	return s, nil

@@ -784,6 +784,7 @@ type Store interface {
 	Connectors
 	SCIM
 	Leases
+	Changes
 }
 
 // Database is the backend's lifecycle: opening checks, schema migration

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentid/agentid/internal/changefeed"
 	"github.com/agentid/agentid/internal/keyring"
 	"github.com/agentid/agentid/internal/password"
 	"github.com/agentid/agentid/internal/policy"
@@ -42,6 +43,8 @@ type Hub struct {
 	// Vault is the hub's connection keeper (on the same keyring as Keys).
 	Vault  *vault.Vault
 	Server *server.Server
+	// Changes is the hub's change feed (running until the test ends).
+	Changes *changefeed.Feed
 	// URL is the issuer.
 	URL string
 	// Resource is the MCP server registered in every hub.
@@ -141,6 +144,10 @@ func NewOn(t testing.TB, st store.Store, opts ...Option) *Hub {
 		}
 	}
 	h.Keys = cfg.Keys
+	if cfg.Changes == nil {
+		cfg.Changes = runFeed(t, st)
+	}
+	h.Changes = cfg.Changes
 	h.Server, err = server.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -166,6 +173,22 @@ func NewOn(t testing.TB, st store.Store, opts ...Option) *Hub {
 		t.Fatal(err)
 	}
 	return h
+}
+
+// runFeed runs a change feed on st until the test ends.
+func runFeed(t testing.TB, st store.Store) *changefeed.Feed {
+	f := changefeed.New(st, changefeed.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return f
 }
 
 // AddClient registers a client directly in the store and returns its secret

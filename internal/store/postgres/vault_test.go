@@ -31,3 +31,15 @@ func TestChainAcrossStores(t *testing.T) {
 	b := openStore(t, dsn)
 	storetest.ChainAcrossStores(t, a, b)
 }
+
+// TestChangesAcrossReplicas: a change written through one pool is read
+// through another, and wakes the other's listener (NOTIFY).
+func TestChangesAcrossReplicas(t *testing.T) {
+	dsn := pgtest.FreshSchema(t)
+	a := openStore(t, dsn)
+	if _, _, err := a.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	b := openStore(t, dsn)
+	storetest.ChangesAcrossStores(t, a, b, true)
+}

@@ -51,6 +51,8 @@ type Store struct {
 	w     *writer
 	ckpt  *checkpointer
 	rstmt stmtCache // statements prepared on the read pool
+	// listeners are the wake functions of ListenChanges (changes.go).
+	listeners listeners
 
 	closeOnce sync.Once
 	closeErr  error
@@ -139,7 +141,7 @@ func open(ctx context.Context, dsn string, opts Options, maxBatch int) (*Store, 
 
 	s := &Store{log: log, read: read, wdb: wdb, ckpt: startCheckpointer(ckdb, log)}
 	s.rstmt.init(read)
-	s.w = newWriter(conn, log, maxBatch)
+	s.w = newWriter(conn, log, maxBatch, s.changesWritten)
 	return s, nil
 }
 

@@ -61,12 +61,18 @@ type writer struct {
 	tx       wtx
 	pool     sync.Pool // of chan error
 	tail     auditTail // committed events kept for the sealer
+	// onChange is called after a commit that recorded a change
+	// (changes.go): the changes table's last seq moved since the last
+	// commit; changeSeq is that seq.
+	onChange  func()
+	changeSeq int64
 
-	begin, commit, rollback, savepoint, release, rollbackTo *sql.Stmt
+	begin, commit, rollback, savepoint, release, rollbackTo, lastChange *sql.Stmt
 }
 
-func newWriter(conn *sql.Conn, log *slog.Logger, maxBatch int) *writer {
+func newWriter(conn *sql.Conn, log *slog.Logger, maxBatch int, onChange func()) *writer {
 	w := &writer{
+		onChange: onChange,
 		maxBatch: maxBatch,
 		conn:     conn,
 		log:      log,
@@ -115,7 +121,7 @@ func (w *writer) close() {
 	}
 	<-w.ended
 	w.tx.closeStmts()
-	for _, st := range []*sql.Stmt{w.begin, w.commit, w.rollback, w.savepoint, w.release, w.rollbackTo} {
+	for _, st := range []*sql.Stmt{w.begin, w.commit, w.rollback, w.savepoint, w.release, w.rollbackTo, w.lastChange} {
 		if st != nil {
 			st.Close()
 		}
@@ -171,6 +177,9 @@ func (w *writer) loop() {
 		for _, r := range raws {
 			r.done <- w.runRaw(r)
 		}
+		// Migrations commit on their own; they record no events, but
+		// may record changes.
+		w.wakeChanges()
 		clear(batch)
 		clear(raws)
 	}
@@ -318,12 +327,14 @@ func (w *writer) runBatch(batch []*request) {
 }
 
 // committed hands the events of the transaction just committed to the
-// tail, before any caller hears of the commit.
+// tail and wakes the change feed's listeners, before any caller hears of
+// the commit.
 func (w *writer) committed() {
 	if len(w.tx.pending) > 0 {
 		w.tail.add(w.tx.pending)
 	}
 	w.tx.startKeeping(w.tx.keep)
+	w.wakeChanges()
 }
 
 // runPlain runs every request in the open transaction and reports whether
@@ -348,6 +359,29 @@ func (w *writer) failAll(live []*request, err error) {
 	w.abort()
 	for _, r := range live {
 		r.done <- err
+	}
+}
+
+// wakeChanges wakes the change feed's listeners (changes.go) when the
+// transaction that just committed recorded a change, before its callers
+// learn of the commit: a caller's next request to the hub then finds the
+// feed woken, and the caches read through until it has read the change.
+// One point read of the changes table's sequence per commit (a commit
+// covers a whole batch) tells.
+func (w *writer) wakeChanges() {
+	if w.onChange == nil {
+		return
+	}
+	if err := w.control(&w.lastChange, `SELECT seq FROM sqlite_sequence WHERE name = 'changes'`); err != nil {
+		return // a schema before the change feed: nothing to wake
+	}
+	var seq int64
+	if err := w.lastChange.QueryRow().Scan(&seq); err != nil {
+		return // no change recorded yet, or a schema without the table
+	}
+	if seq != w.changeSeq {
+		w.changeSeq = seq
+		w.onChange()
 	}
 }
 

@@ -156,6 +156,10 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"LeaseRace", testLeaseRace},
 		{"ExpireConsents", testExpireConsents},
 		{"SweepsConcurrent", testSweepsConcurrent},
+		{"ChangesRecorded", testChangesRecorded},
+		{"ChangesRollback", testChangesRollback},
+		{"ChangesOrder", testChangesOrder},
+		{"ChangesPrune", testChangesPrune},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
