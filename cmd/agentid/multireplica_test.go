@@ -18,7 +18,6 @@ import (
 	"regexp"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -58,6 +57,9 @@ const (
 	// consent-expiry sweep (serve runs it every minute, first a minute
 	// after the start).
 	sweepDeadline = 80 * time.Second
+	// sinkTakeoverLimit bounds how long after its holder's death another
+	// replica runs an audit sink: its lease (30 s) and a few seconds.
+	sinkTakeoverLimit = 35 * time.Second
 )
 
 // deployment is three `agentid serve` processes on one PostgreSQL schema
@@ -74,6 +76,7 @@ func (d *deployment) with(t *testing.T) *deployment { return &deployment{t: t, c
 
 // cluster is the deployment's state, shared by the subtests.
 type cluster struct {
+	ctx      context.Context // the whole test's
 	dsn      string
 	adminEnv map[string]string // the CLI's environment: the deployment's configuration
 	issuer   string            // the balancer
@@ -89,6 +92,13 @@ type cluster struct {
 	jtis map[string]string // jti of every access token the test received → how
 	// aliceJar and bobJar are the cookies of alice's and bob's browsers.
 	aliceJar, bobJar http.CookieJar
+	// hook receives the webhook audit sink "siem" of every replica.
+	hook *hookReceiver
+	// victim is the replica killed, at killed; sinkMoved gets how long
+	// after the kill a survivor held the webhook sink's lease.
+	victim    *replica
+	killed    time.Time
+	sinkMoved chan time.Duration
 }
 
 // admin runs the CLI in-process with the deployment's configuration.
@@ -111,10 +121,11 @@ func (d *deployment) browser(jar http.CookieJar) *servertest.Browser {
 // token revocation, a policy change, a disabled agent, a withdrawn
 // consent, a deprovisioned agent and a disabled user hold at every replica
 // within 2 s; kill -9 of one replica under load leaves the others serving,
-// the audit trail sealed and every job running; the consent-expiry sweep
-// records one event though every replica runs it; each issued token has
-// exactly one token.issued event; and `agentid audit verify` passes at
-// the end.
+// the audit trail sealed, the webhook sink and every job running; the
+// consent-expiry sweep records one event though every live replica runs
+// it; each issued token has exactly one token.issued event; and `agentid
+// audit verify` passes at the end. docs/design.md ("Many replicas on one
+// database") has the list.
 func TestMultiReplicaPostgres(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("SIGKILL is a Unix signal")
@@ -553,6 +564,62 @@ forbid (principal == Agent::"pbot", action == Action::"grant", resource);`
 		}
 	})
 
+	t.Run("audit sink taken over by a survivor", func(t *testing.T) {
+		d := d.with(t)
+		if d.sinkMoved == nil {
+			t.Fatal("no replica was killed")
+		}
+		var moved time.Duration
+		select {
+		case moved = <-d.sinkMoved:
+		case <-time.After(time.Until(d.killed.Add(time.Minute + time.Second))):
+		}
+		if moved < 0 {
+			t.Fatalf("no survivor took the webhook sink over within a minute of the kill of %s", d.victim.name)
+		}
+		// The holder renews the sink's lease (30 s) at half time; a
+		// survivor takes it once it ran out.
+		if moved > sinkTakeoverLimit {
+			t.Errorf("a survivor held the webhook sink %s after the kill of its holder %s, want within %s", moved, d.victim.name, sinkTakeoverLimit)
+		}
+		t.Logf("a survivor held the webhook sink %s after the kill of its holder %s", moved.Round(time.Millisecond), d.victim.name)
+		// Everything recorded until now reaches the webhook: each event
+		// once, except the batch the victim may have delivered without
+		// recording it (at-least-once), sent again by the survivor.
+		want := d.auditEvents("", "")
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			got, batches, bad := d.hook.received()
+			var missing []int64
+			for _, ev := range want {
+				if got[ev.ID] == 0 {
+					missing = append(missing, ev.ID)
+				}
+			}
+			if len(missing) > 0 && time.Now().Before(deadline) {
+				time.Sleep(200 * time.Millisecond)
+				continue
+			}
+			if len(missing) > 0 {
+				t.Errorf("%d of %d events never reached the webhook, e.g. %v", len(missing), len(want), missing[:min(5, len(missing))])
+			}
+			if len(bad) > 0 {
+				t.Errorf("deliveries refused by the receiver: %v", bad)
+			}
+			var twice []int64
+			for id, n := range got {
+				if n > 1 {
+					twice = append(twice, id)
+				}
+			}
+			if len(twice) > 0 && !oneBatchHolds(batches, twice) {
+				t.Errorf("%d events delivered more than once, not all of one batch: %v", len(twice), twice[:min(10, len(twice))])
+			}
+			t.Logf("%d events delivered in %d batches, %d of them twice", len(got), len(batches), len(twice))
+			return
+		}
+	})
+
 	t.Run("every issued token recorded once", func(t *testing.T) {
 		d := d.with(t)
 		evs := d.auditEvents(audit.TokenIssued, "")
@@ -602,8 +669,27 @@ func newDeployment(t *testing.T) *deployment {
 	lb, srv := newBalancer(t)
 	aliceJar, _ := cookiejar.New(nil)
 	bobJar, _ := cookiejar.New(nil)
-	d := &deployment{t: t, cluster: &cluster{dsn: dsn, issuer: srv.URL, lb: lb, secrets: map[string]string{}, jtis: map[string]string{}, aliceJar: aliceJar, bobJar: bobJar}}
+	d := &deployment{t: t, cluster: &cluster{ctx: t.Context(), dsn: dsn, issuer: srv.URL, lb: lb, secrets: map[string]string{}, jtis: map[string]string{}, aliceJar: aliceJar, bobJar: bobJar}}
 	d.prov = vaulttest.New(t, vaulttest.Options{Scopes: []string{"calendar.read"}})
+	// Every replica streams the trail to one webhook: one dispatcher at a
+	// time holds the sink.
+	hookKey := []byte("hook-key-" + rand.Text())
+	hook, hookSrv := newHookReceiver(t, hookKey)
+	d.hook = hook
+	keyFile := filepath.Join(work, "hook.key")
+	if err := os.WriteFile(keyFile, hookKey, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	serveConfig := filepath.Join(work, "agentid.yaml")
+	if err := os.WriteFile(serveConfig, []byte(`audit:
+  sinks:
+    - name: siem
+      type: webhook
+      url: `+hookSrv.URL+`/hook
+      secret_file: `+keyFile+`
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	env := map[string]string{
 		"AGENTID_STORE_DSN": dsn,
 		"AGENTID_KEK_FILE":  filepath.Join(work, "kek.key"),
@@ -672,7 +758,8 @@ func newDeployment(t *testing.T) *deployment {
 	for i := range d.replicas {
 		wg.Go(func() {
 			name := fmt.Sprintf("r%d", i+1)
-			d.replicas[i], errs[i] = startReplica(t, name, with(with(env, "AGENTID_DATA_DIR", filepath.Join(work, name)), "AGENTID_LISTEN", "127.0.0.1:0"))
+			d.replicas[i], errs[i] = startReplica(t, name, with(with(env, "AGENTID_DATA_DIR", filepath.Join(work, name)), "AGENTID_LISTEN", "127.0.0.1:0"),
+				"--config", serveConfig)
 		})
 	}
 	wg.Wait()
@@ -1148,6 +1235,9 @@ func (d *deployment) killUnderLoad(t *testing.T) {
 	servedBefore := d.lb.servedBy()
 	victim.kill()
 	killed := time.Now()
+	d.victim, d.killed = victim, killed
+	d.sinkMoved = make(chan time.Duration, 1)
+	go d.watchSinkTakeover(d.ctx)
 	t.Logf("killed %s (SIGKILL) after %d tokens", victim.name, okCount())
 	time.Sleep(2 * time.Second)
 	stop.Store(true)
@@ -1270,16 +1360,48 @@ func (d *deployment) leases(t *testing.T) []jobLease {
 	return ls
 }
 
-// leader picks the replica to kill: the one holding the most job leases
-// when the holders name the replicas' process ids, else the second one.
+// watchSinkTakeover reports on sinkMoved how long after the kill a
+// survivor held the webhook sink's lease (never, within a minute: -1).
+func (d *deployment) watchSinkTakeover(ctx context.Context) {
+	for time.Since(d.killed) < time.Minute && ctx.Err() == nil {
+		ss, err := d.st.ListAuditSinks(ctx)
+		if err == nil {
+			for _, s := range ss {
+				if s.Name != "siem" || !s.LeaseUntil.After(time.Now()) {
+					continue
+				}
+				for _, r := range d.replicas {
+					if r != d.victim && r.holds(s.Holder) {
+						d.sinkMoved <- time.Since(d.killed)
+						return
+					}
+				}
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	d.sinkMoved <- -1
+}
+
+// leader picks the replica to kill: the one whose dispatcher holds the
+// webhook sink's lease, else the one holding the most job leases, else
+// the second.
 func (d *deployment) leader(t *testing.T, ls []jobLease) *replica {
 	t.Helper()
+	if holder := d.sinkHolder(t); holder != "" {
+		for _, r := range d.replicas {
+			if r.holds(holder) {
+				t.Logf("the webhook sink's lease is held by %s (%s)", r.name, holder)
+				return r
+			}
+		}
+		t.Errorf("the webhook sink's lease holder %q is no replica", holder)
+	}
 	best, most := d.replicas[1], 0
 	for _, r := range d.replicas {
-		pid := regexp.MustCompile(`(^|\D)` + strconv.Itoa(r.cmd.Process.Pid) + `(\D|$)`)
 		n := 0
 		for _, l := range ls {
-			if pid.MatchString(l.holder) {
+			if r.holds(l.holder) {
 				n++
 			}
 		}
@@ -1291,8 +1413,23 @@ func (d *deployment) leader(t *testing.T, ls []jobLease) *replica {
 	for _, l := range ls {
 		holders = append(holders, l.name+"="+l.holder)
 	}
-	t.Logf("job leases before the kill: %v; the victim, %s, holds %d", holders, best.name, most)
+	t.Logf("job leases before the kill: %v; %s holds %d", holders, best.name, most)
 	return best
+}
+
+// sinkHolder is the holder of the webhook sink's lease while it lasts.
+func (d *deployment) sinkHolder(t *testing.T) string {
+	t.Helper()
+	ss, err := d.st.ListAuditSinks(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range ss {
+		if s.Name == "siem" && s.LeaseUntil.After(time.Now()) {
+			return s.Holder
+		}
+	}
+	return ""
 }
 
 // checkLeasesMoved checks that every background job leased before the
@@ -1336,4 +1473,21 @@ func (d *deployment) checkLeasesMoved(t *testing.T, victim *replica, before []jo
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// oneBatchHolds reports whether a single batch holds every id of ids.
+func oneBatchHolds(batches [][]int64, ids []int64) bool {
+	for _, b := range batches {
+		all := true
+		for _, id := range ids {
+			if !slices.Contains(b, id) {
+				all = false
+				break
+			}
+		}
+		if all {
+			return true
+		}
+	}
+	return false
 }

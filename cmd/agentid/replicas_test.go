@@ -15,13 +15,16 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os/exec"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/agentid/agentid/internal/audit/sink"
 	"github.com/agentid/agentid/mcpauth"
 )
 
@@ -47,8 +50,8 @@ type replica struct {
 // "listening" line. It never calls t.Fatal, so that replicas can start
 // concurrently; the process is stopped (SIGTERM, then SIGKILL) when the
 // test ends.
-func startReplica(t *testing.T, name string, env map[string]string) (*replica, error) {
-	r := &replica{name: name, cmd: agentidCommand(t, env, "serve"), stderr: &syncBuffer{}, exited: make(chan struct{})}
+func startReplica(t *testing.T, name string, env map[string]string, args ...string) (*replica, error) {
+	r := &replica{name: name, cmd: agentidCommand(t, env, append(args, "serve")...), stderr: &syncBuffer{}, exited: make(chan struct{})}
 	stdout, err := r.cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -401,4 +404,70 @@ func (p propagation) String() string {
 		parts = append(parts, fmt.Sprintf("%s %s", n, p[n].Round(time.Millisecond)))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// pid is the replica's process id.
+func (r *replica) pid() int { return r.cmd.Process.Pid }
+
+// holds reports whether a lease holder name (host/pid/random, as the
+// audit sinks' dispatcher names itself) is this replica's.
+func (r *replica) holds(holder string) bool {
+	return regexp.MustCompile(`(^|\D)` + strconv.Itoa(r.pid()) + `(\D|$)`).MatchString(holder)
+}
+
+// hookReceiver is the receiving end of an audit webhook sink: it checks
+// each delivery's signature and records the event ids of every batch.
+type hookReceiver struct {
+	key     []byte
+	mu      sync.Mutex
+	batches [][]int64
+	bad     []string // deliveries refused, and why
+}
+
+func newHookReceiver(t *testing.T, key []byte) (*hookReceiver, *httptest.Server) {
+	h := &hookReceiver{key: key}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return h, srv
+}
+
+func (h *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err == nil {
+		err = sink.Verify(h.key, r.Header, body, time.Now(), 5*time.Minute)
+	}
+	var batch struct {
+		Events []struct {
+			ID int64 `json:"id"`
+		} `json:"events"`
+	}
+	if err == nil {
+		err = json.Unmarshal(body, &batch)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err != nil {
+		h.bad = append(h.bad, err.Error())
+		http.Error(w, "refused", http.StatusUnauthorized)
+		return
+	}
+	ids := make([]int64, 0, len(batch.Events))
+	for _, e := range batch.Events {
+		ids = append(ids, e.ID)
+	}
+	h.batches = append(h.batches, ids)
+}
+
+// received returns how many times each event id was delivered, and the
+// batches.
+func (h *hookReceiver) received() (map[int64]int, [][]int64, []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := map[int64]int{}
+	for _, b := range h.batches {
+		for _, id := range b {
+			n[id]++
+		}
+	}
+	return n, slices.Clone(h.batches), slices.Clone(h.bad)
 }
