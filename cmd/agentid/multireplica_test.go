@@ -1377,14 +1377,14 @@ func (d *deployment) waitSealed(t *testing.T, since time.Time, limit time.Durati
 	}
 }
 
-// jobLease is a row of the store's background-job leases.
-type jobLease struct {
+// leaseRow is a row of the store's background-job leases.
+type leaseRow struct {
 	name, holder string
 	until        time.Time
 }
 
 // leases reads the background jobs' leases (the job_leases table).
-func (d *deployment) leases(t *testing.T) []jobLease {
+func (d *deployment) leases(t *testing.T) []leaseRow {
 	t.Helper()
 	ctx := t.Context()
 	conn, err := pgx.Connect(ctx, d.dsn)
@@ -1397,8 +1397,8 @@ func (d *deployment) leases(t *testing.T) []jobLease {
 		t.Errorf("reading the background jobs' leases: %v", err)
 		return nil
 	}
-	ls, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (jobLease, error) {
-		var l jobLease
+	ls, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (leaseRow, error) {
+		var l leaseRow
 		err := row.Scan(&l.name, &l.holder, &l.until)
 		return l, err
 	})
@@ -1434,11 +1434,11 @@ func (d *deployment) watchSinkTakeover(ctx context.Context) {
 // leader picks the replica to kill: the one holding the most leases,
 // the webhook sink's and the background jobs' (holders name their
 // process id), else the second.
-func (d *deployment) leader(t *testing.T, ls []jobLease) *replica {
+func (d *deployment) leader(t *testing.T, ls []leaseRow) *replica {
 	t.Helper()
 	held := slices.Clone(ls)
 	if holder := d.sinkHolder(t); holder != "" {
-		held = append(held, jobLease{name: "sink siem", holder: holder})
+		held = append(held, leaseRow{name: "sink siem", holder: holder})
 	}
 	best, most := d.replicas[1], 0
 	for _, r := range d.replicas {
@@ -1482,7 +1482,7 @@ func (d *deployment) sinkHolder(t *testing.T) string {
 // kill is held again after it, within a few seconds of its lease's end,
 // by a holder other than the victim's: each job keeps running on a
 // survivor.
-func (d *deployment) checkLeasesMoved(t *testing.T, victim *replica, before []jobLease, killed time.Time) {
+func (d *deployment) checkLeasesMoved(t *testing.T, victim *replica, before []leaseRow, killed time.Time) {
 	t.Helper()
 	if len(before) == 0 {
 		t.Errorf("no background job held a lease while the three replicas ran")
@@ -1499,7 +1499,7 @@ func (d *deployment) checkLeasesMoved(t *testing.T, victim *replica, before []jo
 	}
 	deadline := killed.Add(takeoverLimit)
 	for {
-		now := map[string]jobLease{}
+		now := map[string]leaseRow{}
 		for _, l := range d.leases(t) {
 			now[l.name] = l
 		}
