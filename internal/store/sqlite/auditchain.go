@@ -248,8 +248,13 @@ func (s *Store) txQueryRow(ctx context.Context, rtx *sql.Tx, q string, args ...a
 
 // fromTail returns the events with an id in (after, upTo], at most limit,
 // from the writer's tail, or nil when the tail does not hold every event
-// of that range that the snapshot rtx holds (each of the tail's events is
-// committed with its id, so equal counts mean equal sets).
+// of that range that the snapshot rtx holds. The tail must hold every id
+// of the range (one writer hands ids out in sequence, so it does unless
+// another process wrote or an event was not kept) and the snapshot as
+// many rows: then the rows are exactly the kept events. Equal counts
+// alone are not enough: a kept event deleted behind the store's back and
+// another process's event in the same range would make the chain link
+// the deleted one and never the other.
 func (s *Store) fromTail(ctx context.Context, rtx *sql.Tx, after, upTo int64, limit int) ([]*store.AuditLink, error) {
 	evs := s.w.tail.take(after, upTo, limit)
 	if len(evs) == 0 {
@@ -258,6 +263,9 @@ func (s *Store) fromTail(ctx context.Context, rtx *sql.Tx, after, upTo int64, li
 	last := upTo
 	if len(evs) == limit {
 		last = evs[len(evs)-1].ID
+	}
+	if last-after != int64(len(evs)) { // ids increase: a gap in the range
+		return nil, nil
 	}
 	var n int
 	if err := s.txQueryRow(ctx, rtx, `SELECT COUNT(*) FROM audit_events WHERE id > ? AND id <= ?`, after, last).Scan(&n); err != nil {

@@ -114,6 +114,13 @@ func (t *auditTail) add(evs []keptEvent) {
 	}
 }
 
+// reset forgets every kept event.
+func (t *auditTail) reset() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.trim(len(t.evs))
+}
+
 // trim forgets the oldest n events.
 func (t *auditTail) trim(n int) {
 	clear(t.evs[:n]) // the backing array outlives the slice: let the events go

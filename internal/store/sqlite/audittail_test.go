@@ -41,6 +41,26 @@ func sealAll(t *testing.T, s *Store) {
 	}
 }
 
+// sealingStore is a migrated store that has sealed once, so that it
+// keeps the events it commits from then on.
+func sealingStore(t *testing.T) *Store {
+	t.Helper()
+	s := openTemp(t)
+	migrateStore(t, s)
+	sealAll(t, s)
+	return s
+}
+
+// sealChecked seals every committed event and fails unless every stored
+// event of the default tenant is linked as stored.
+func sealChecked(t *testing.T, s *Store) {
+	t.Helper()
+	sealAll(t, s)
+	if bad := checkChain(t, s); len(bad) != 0 {
+		t.Fatalf("links not matching their events: %v", bad)
+	}
+}
+
 // checkChain recomputes the tenant's chain from the stored events and
 // returns the ids whose stored link does not match them.
 func checkChain(t *testing.T, s *Store) (bad []int64) {
@@ -197,10 +217,7 @@ func TestAuditTailSeals(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	sealAll(t, s)
-	if bad := checkChain(t, s); len(bad) != 0 {
-		t.Fatalf("links not matching their events: %v", bad)
-	}
+	sealChecked(t, s)
 	if n := len(s.w.tail.take(0, 1<<62, 1000)); n != 0 {
 		t.Errorf("the tail still holds %d sealed events", n)
 	}
@@ -210,10 +227,8 @@ func TestAuditTailSeals(t *testing.T) {
 // commit (its savepoint undone) are not kept, though their ids are handed
 // out again to the requests after it; what is kept is what committed.
 func TestAuditTailRollback(t *testing.T) {
-	s := openTemp(t)
-	migrateStore(t, s)
+	s := sealingStore(t)
 	ctx := context.Background()
-	sealAll(t, s)
 	errFail := errors.New("fails after writing its event")
 	var wg sync.WaitGroup
 	for i := range 64 {
@@ -250,10 +265,7 @@ func TestAuditTailRollback(t *testing.T) {
 			t.Errorf("kept details text %s, want %s", kept[i].details, want)
 		}
 	}
-	sealAll(t, s)
-	if bad := checkChain(t, s); len(bad) != 0 {
-		t.Fatalf("links not matching their events: %v", bad)
-	}
+	sealChecked(t, s)
 }
 
 // TestAuditTailBound: the tail keeps at most maxTail events; a sealer that

@@ -178,8 +178,10 @@ func (w *writer) loop() {
 			r.done <- w.runRaw(r)
 		}
 		// Migrations commit on their own; they record no events, but
-		// may record changes.
-		w.wakeChanges()
+		// may record changes. (A batch's commit woke the feed already.)
+		if len(raws) > 0 {
+			w.wakeChanges()
+		}
 		clear(batch)
 		clear(raws)
 	}
@@ -190,6 +192,12 @@ func (w *writer) runRaw(r *request) error {
 		return err
 	}
 	w.tx.startKeeping(false) // its own transactions: nothing it writes is kept
+	// It may also rewrite stored events (a data migration, a table
+	// rebuilt), and what the tail kept would then no longer be what is
+	// stored: forget it, so the sealer reads those events back. Before the
+	// migration commits, so that a seal planned on a snapshot after it
+	// cannot take them (the writer keeps nothing new until it ends).
+	w.tail.reset()
 	return r.fn(&w.tx)
 }
 
