@@ -55,11 +55,28 @@ func TestChangesCommitOutOfOrder(t *testing.T) {
 	if len(keys) != 2 || keys[0] != "slow" || keys[1] != "fast.example.com" {
 		t.Fatalf("after the slow commit: %v", keys)
 	}
-	// Now both settle and are not returned again.
-	for range 3 {
+	// Now both settle and are not returned again. Settling waits for
+	// every transaction that could still commit an earlier seq, on the
+	// whole cluster (the fence), so other tests' transactions on a shared
+	// cluster may hold it back for a while: until then the changes are
+	// returned again (at least once), never fewer.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
 		keys, cur = read(cur)
+		if len(keys) == 0 {
+			break
+		}
+		if len(keys) != 2 || keys[0] != "slow" || keys[1] != "fast.example.com" {
+			t.Fatalf("before settling: %v, want the two changes again", keys)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the changes never settled: returned again %v (cursor %+v)", keys, cur)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	if len(keys) != 0 {
-		t.Fatalf("settled changes returned again: %v (cursor %+v)", keys, cur)
+	for range 3 {
+		if keys, cur = read(cur); len(keys) != 0 {
+			t.Fatalf("settled changes returned again: %v (cursor %+v)", keys, cur)
+		}
 	}
 }
