@@ -184,9 +184,12 @@ func (c *client) do(ctx context.Context, worker int, r *request, buf *exchangeBu
 		if errors.Is(err, errClosing) {
 			return ans, nil
 		}
-		// A reused connection the server closed before it answered a byte
-		// (it closes idle connections only between requests): once more
-		// on a new one. Anything else is the request's failure.
+		// A reused connection that ended before a byte of the answer: a
+		// server closes idle connections between requests, so once more on
+		// a new one. (One that read the request and died without a word
+		// would see it twice; connections idle for maxIdle are not reused,
+		// far below the idle timeouts of servers, so the retry is rare.)
+		// Anything else is the request's failure.
 		if attempt == 0 && cn.served > 0 && !got && closedByPeer(err) && ctx.Err() == nil {
 			continue
 		}

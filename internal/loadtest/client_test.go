@@ -3,6 +3,7 @@ package loadtest
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestClientAnswers reads the answers' framings a server may use: a
@@ -87,9 +89,9 @@ func srvURL(r *http.Request) string {
 }
 
 // TestClientIdleClosed: a server that closed a kept-alive connection
-// between requests costs no failure (once more on a new connection); one
-// that closes it after reading a request, before answering, is the
-// request's failure, never sent twice.
+// between requests costs no failure (once more on a new connection); a
+// new connection closed after the server read the request, before it
+// answered, is the request's failure, not sent again.
 func TestClientIdleClosed(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -182,5 +184,50 @@ func TestAnswerChecks(t *testing.T) {
 		if err := introspectionAnswer(answer{status: tc.status, body: []byte(tc.body)}); (err == nil) != tc.ok {
 			t.Errorf("%d %s: %v", tc.status, tc.body, err)
 		}
+	}
+}
+
+// TestClientCloseAll: closing the client (what cancelling the bench's
+// context does) ends a request waiting for an answer that never comes,
+// and the client dials no more.
+func TestClientCloseAll(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer nc.Close() // read nothing, answer nothing
+		}
+	}()
+	c, err := newClient([]string{"http://" + ln.Addr().String()}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := c.newRequest("/x", nil)
+	done := make(chan error, 1)
+	go func() {
+		var buf exchangeBuf
+		_, err := c.do(context.Background(), 0, req, &buf, "a=b")
+		done <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	c.closeAll()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("an unanswered request succeeded")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("closeAll did not end the request")
+	}
+	var buf exchangeBuf
+	if _, err := c.do(context.Background(), 0, req, &buf, "a=b"); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("after closeAll: %v, want net.ErrClosed", err)
 	}
 }

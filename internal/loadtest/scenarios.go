@@ -73,6 +73,8 @@ func Prepare(ctx context.Context, fx *Fixture, hc *http.Client, concurrency, sub
 	if err != nil {
 		return nil, err
 	}
+	// Cancelling ctx ends the requests under way: their connections close.
+	context.AfterFunc(ctx, cl.closeAll)
 	b := &Bench{fx: fx, hc: hc, cl: cl, bufs: make([]exchangeBuf, concurrency), chains: make([]string, concurrency)}
 	p := newPerson(fx)
 	for i := range b.chains {
