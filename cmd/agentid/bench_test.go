@@ -11,6 +11,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -279,11 +280,19 @@ func TestBenchReplicas(t *testing.T) {
 		proxies[i] = srv.URL
 	}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	// A second --pid: a process of this user that stays idle, as a
+	// replica's usage added to the hub's.
+	idle := exec.Command("sleep", "60")
+	if err := idle.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { idle.Process.Kill(); idle.Wait() })
 	const workers = 2 // fewer than the replicas: each worker must visit all
+	profile := filepath.Join(t.TempDir(), "cpu.pprof")
 	var stdout, stderr bytes.Buffer
 	code := run(context.Background(), []string{"bench", "--hub", h.issuer, "--hub", proxies[0], "--hub", proxies[1] + "/",
 		"--scenario", "client-credentials,introspection", "--requests", "300", "--concurrency", fmt.Sprint(workers), "--subjects", "4",
-		"--pid", fmt.Sprint(os.Getpid()), "--json"}, strings.NewReader(""), &stdout, &stderr, lookup)
+		"--pid", fmt.Sprint(os.Getpid()), "--pid", fmt.Sprint(idle.Process.Pid), "--cpuprofile", profile, "--json"}, strings.NewReader(""), &stdout, &stderr, lookup)
 	if code != 0 {
 		t.Fatalf("exit %d\nstderr:\n%s\nstdout:\n%s", code, stderr.String(), stdout.String())
 	}
@@ -299,8 +308,10 @@ func TestBenchReplicas(t *testing.T) {
 		if r.Requests != 300 || r.Errors != 0 {
 			t.Fatalf("%s: %d requests, %d errors (%s)", r.Scenario, r.Requests, r.Errors, r.FirstError)
 		}
-		if r.Hub == nil || r.Hub.CPUSeconds <= 0 || len(r.Hubs) != 0 {
-			t.Errorf("%s: one --pid, usage %+v, per process %v", r.Scenario, r.Hub, r.Hubs)
+		// The hub's usage is the two processes' sum.
+		if r.Hub == nil || len(r.Hubs) != 2 || r.Hubs[0].CPUSeconds <= 0 || r.Hubs[1].PeakRSSBytes <= 0 ||
+			r.Hub.CPUSeconds != r.Hubs[0].CPUSeconds+r.Hubs[1].CPUSeconds || r.Hub.PeakRSSBytes != r.Hubs[0].PeakRSSBytes+r.Hubs[1].PeakRSSBytes {
+			t.Errorf("%s: usage %+v, per process %+v", r.Scenario, r.Hub, r.Hubs)
 		}
 		// Setup requests go to the issuer alone: the proxies saw only the
 		// scenario's, a third each (each worker's share of 300 ends at most
@@ -311,6 +322,11 @@ func TestBenchReplicas(t *testing.T) {
 				t.Errorf("%s: replica %d got %d of 300 requests, want about 100", r.Scenario, i+2, n)
 			}
 		}
+	}
+
+	// --cpuprofile wrote a profile (gzip-compressed protocol buffer).
+	if b, err := os.ReadFile(profile); err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Errorf("--cpuprofile: %d bytes, %v", len(b), err)
 	}
 
 	// A hub with another issuer is not a replica.
