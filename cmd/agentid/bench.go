@@ -159,6 +159,9 @@ func benchScenarios(given []string) ([]string, error) {
 func runBench(ctx context.Context, cmd *cobra.Command, f *benchFlags, names []string, cfg *config.Config, st store.Store) error {
 	var procs []*loadtest.Process
 	for _, pid := range f.pids {
+		if pid == 0 {
+			continue // as before --pid was repeatable: 0 is none
+		}
 		if slices.ContainsFunc(procs, func(p *loadtest.Process) bool { return p.PID == pid }) {
 			return fmt.Errorf("--pid %d given twice", pid)
 		}
