@@ -359,3 +359,60 @@ func FuzzVerifyFastPath(f *testing.F) {
 		fpCompare(t, v, fpMutate(fpSign(t, header, claims, which), op, pos))
 	})
 }
+
+// claimsMapSeeds are claims sets for the decoder tests: the hub's forms
+// and the corners of JSON.
+var claimsMapSeeds = []string{
+	`{"iss":"https://hub.example","sub":"u","aud":"https://mcp.example/mcp","exp":1900000300,"iat":1900000000,"scope":"a b","jti":"j","client_id":"c"}`,
+	`{"act":{"sub":"agent","act":{"sub":"inner","iss":"https://other"}},"may_act":{"sub":"m"},"cnf":{"jkt":"abc"},"groups":["eng",""],"roles":[]}`,
+	`{"name":"Jos\u00e9 \u003cR&D\u003e \"q\" \\ \/ \b\f\n\r\t","emoji":"\ud83d\ude00","lone":"\ud800x","raw":"Zoë 日本"}`,
+	"{\"bad\":\"\xff\xfe\",\"k\xc3\":1}",
+	` { "a" : [ 1 , -0 , 0.5 , -1.5e+3 , 2E-2 , 1e400 , true , false , null , { } , [ ] ] , "a" : "last" } ` + "\n\t\r",
+	`{"dup":1,"dup":{"x":null}}`, `{"":""}`, `{"n":-0.0e0}`,
+	`{}`, `{} {}`, `{}}`, `{}]`, `{} x`, `[]`, `null`, `""`, `1`, ``, ` `, `{`, `{"a"}`, `{"a":}`, `{"a":1,}`, `{,}`,
+	`{"a":01}`, `{"a":1.}`, `{"a":.5}`, `{"a":1e}`, `{"a":-}`, `{"a":+1}`, `{"a":tru}`, `{"a":nul}`, `{"a":True}`,
+	`{"a":"\x"}`, `{"a":"\u12"}`, `{"a":"tab	in"}`, "{\"a\":\"nl\nin\"}", `{"a":"\`, `{"a":"x`, `{"a":[1,]}`, `{"a":[,1]}`,
+	`{"a":{"b":{"c":{"d":{"e":{"f":{"g":{"h":{"i":{"j":{"k":{"l":{"m":{"n":{"o":{"p":{"q":{"r":{"s":{"t":{"u":{"v":{"w":{"x":{"y":{"z":{"A":{"B":{"C":{"D":{"E":{"F":{"G":{"H":{"I":{"J":{"K":{"L":{"M":{"N":1}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}`,
+	"\xef\xbb\xbf{}",
+}
+
+// TestDecodeClaimsMapTakesHubClaims: the fast decoder takes the claims
+// the hub writes, escapes and non-ASCII included (so the benchmarks
+// measure it), and agrees with encoding/json on every seed.
+func TestDecodeClaimsMapTakesHubClaims(t *testing.T) {
+	for _, s := range claimsMapSeeds[:8] {
+		if _, ok := decodeClaimsMap([]byte(s)); !ok {
+			t.Errorf("fast decoder leaves %q to the reference", s)
+		}
+	}
+	for _, s := range claimsMapSeeds {
+		compareClaimsMaps(t, []byte(s))
+	}
+}
+
+func compareClaimsMaps(t *testing.T, payload []byte) {
+	t.Helper()
+	got, ok := decodeClaimsMap(payload)
+	if !ok {
+		return // the reference decides
+	}
+	want, err := decodeClaimsMapReference(payload)
+	if err != nil {
+		t.Fatalf("%q: fast decoder accepts, encoding/json says %v", payload, err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("%q: fast decoder %#v, encoding/json %#v", payload, got, want)
+	}
+}
+
+// FuzzDecodeClaimsMap: whatever the fast decoder accepts, encoding/json
+// accepts too, with the same map.
+func FuzzDecodeClaimsMap(f *testing.F) {
+	for _, s := range claimsMapSeeds {
+		f.Add([]byte(s))
+	}
+	for _, s := range fpSeeds.claims {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(compareClaimsMaps)
+}
