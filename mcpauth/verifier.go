@@ -234,8 +234,12 @@ func (v *Verifier) verifyGeneral(ctx context.Context, token string, decode func(
 	}
 	var payload []byte
 	err = v.verifySignature(ctx, hdr.KeyID, hdr.Algorithm, func(k *jose.JSONWebKey) bool {
-		payload, err = jws.Verify(k.Key)
-		return err == nil
+		p, verr := jws.Verify(k.Key)
+		if verr != nil {
+			return false
+		}
+		payload = p
+		return true
 	})
 	if err != nil {
 		return nil, err
