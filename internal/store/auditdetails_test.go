@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/json"
 	"maps"
 	"testing"
 )
@@ -88,4 +89,46 @@ func FuzzDetailsRoundTrip(f *testing.F) {
 			t.Fatalf("%v stored as %v read back as %v", in, saved, back)
 		}
 	})
+}
+
+// BenchmarkStoredDetails: what the short names cost an event on its way
+// in (CompactDetails, then the JSON) and out (the JSON, then
+// ExpandDetails), against the JSON alone; a client credentials token's
+// token.issued details.
+func BenchmarkStoredDetails(b *testing.B) {
+	d := map[string]string{"auth_method": "client_secret_basic", "client_type": "confidential",
+		"grant_type": "client_credentials", "jti": "hyinsslo3twqpqqzxufaybcvoa",
+		"policy_decisions": `[{"scope":"bench.read","allowed":true,"reason":"policy","policies":["client-credentials-tagged"]}]`,
+		"policy_version": "0", "registration_method": "manual", "user_agent": "Go-http-client/1.1"}
+	for _, short := range []bool{false, true} {
+		name := "json"
+		if short {
+			name = "short-names"
+		}
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				m := d
+				if short {
+					m, _ = CompactDetails(d)
+				}
+				text, err := json.Marshal(m)
+				if err != nil {
+					b.Fatal(err)
+				}
+				var back map[string]string
+				if err := json.Unmarshal(text, &back); err != nil {
+					b.Fatal(err)
+				}
+				if short {
+					if back, err = ExpandDetails(back); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if len(back) != len(d) {
+					b.Fatal(len(back))
+				}
+			}
+		})
+	}
 }
