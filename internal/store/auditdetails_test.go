@@ -14,10 +14,15 @@ func TestCompactDetails(t *testing.T) {
 		{"none", nil, nil},
 		{"no frequent key", map[string]string{"provider": "github", "reason": "x"}, map[string]string{"provider": "github", "reason": "x"}},
 		{"token.issued", map[string]string{"jti": "j1", "grant_type": "client_credentials", "user_agent": "ua", "provider": "p"},
-			map[string]string{"~j": "j1", "~g": "client_credentials", "~u": "ua", "provider": "p"}},
+			map[string]string{"~j": "j1", "~g": "~c", "~u": "ua", "provider": "p"}},
 		{"a key with the mark is escaped", map[string]string{"~j": "not a jti", "~~": "x", "~": "y"},
 			map[string]string{"~~j": "not a jti", "~~~": "x", "~~": "y"}},
 		{"empty key", map[string]string{"": "v", "jti": "j"}, map[string]string{"": "v", "~j": "j"}},
+		{"enumerated values", map[string]string{"grant_type": "client_credentials", "client_type": "public",
+			"auth_method": "none", "registration_method": "dcr", "reason": "client_credentials"},
+			map[string]string{"~g": "~c", "~c": "~p", "~a": "none", "~r": "dcr", "reason": "client_credentials"}},
+		{"a coded key's value with the mark is escaped; another key's is not", map[string]string{"grant_type": "~c", "client_type": "~", "jti": "~j"},
+			map[string]string{"~g": "~~c", "~c": "~~", "~j": "~j"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -48,6 +53,8 @@ func TestExpandDetailsRejects(t *testing.T) {
 		"unknown code":                {"~z": "v"},
 		"a key stored in both forms":  {"jti": "a", "~j": "b"},
 		"an escape and its plain key": {"~~j": "a", "~j": "b", "jti": "c"},
+		"unknown value code":          {"~g": "~z"},
+		"a bare mark as a value":      {"~g": "~"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if m, err := ExpandDetails(d); err == nil {
@@ -73,11 +80,30 @@ func TestDetailCodesTable(t *testing.T) {
 			t.Errorf("%s: code %q", k, c)
 		}
 	}
+	for k, codes := range detailValueCodes {
+		if _, ok := detailCodes[k]; !ok {
+			t.Errorf("values of %s are coded, the key is not", k)
+		}
+		if len(detailValues[k]) != len(codes) {
+			t.Errorf("%s: a value code is used twice", k)
+		}
+		for v, c := range codes {
+			if len(c) < 2 || c[0] != detailCodeMark || c[1] == detailCodeMark || len(c) >= len(v) {
+				t.Errorf("%s=%s: code %q", k, v, c)
+			}
+		}
+	}
+	// Rows with the schema's names are never read with value codes.
+	old := map[string]string{"grant_type": "~c"}
+	if got, err := ExpandDetails(old); err != nil || !maps.Equal(got, old) {
+		t.Errorf("ExpandDetails(%v) = %v, %v", old, got, err)
+	}
 }
 
 func FuzzDetailsRoundTrip(f *testing.F) {
 	f.Add("jti", "j", "~j", "x", "~~", "y")
 	f.Add("user_agent", "ua", "provider", "p", "", "")
+	f.Add("grant_type", "~c", "client_type", "confidential", "auth_method", "~~")
 	f.Fuzz(func(t *testing.T, k1, v1, k2, v2, k3, v3 string) {
 		in := map[string]string{k1: v1, k2: v2, k3: v3}
 		saved, _ := CompactDetails(in)
@@ -99,7 +125,7 @@ func BenchmarkStoredDetails(b *testing.B) {
 	d := map[string]string{"auth_method": "client_secret_basic", "client_type": "confidential",
 		"grant_type": "client_credentials", "jti": "hyinsslo3twqpqqzxufaybcvoa",
 		"policy_decisions": `[{"scope":"bench.read","allowed":true,"reason":"policy","policies":["client-credentials-tagged"]}]`,
-		"policy_version": "0", "registration_method": "manual", "user_agent": "Go-http-client/1.1"}
+		"policy_version":   "0", "registration_method": "manual", "user_agent": "Go-http-client/1.1"}
 	for _, short := range []bool{false, true} {
 		name := "json"
 		if short {
