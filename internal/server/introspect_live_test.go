@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -141,5 +142,35 @@ func TestIntrospectionInactiveAtOnce(t *testing.T) {
 			inactive(t, "a disabled person's token", person, "agent-user", audit.InactiveUserGone)
 			active(t, cc) // the agent's own token is no person's
 		})
+	})
+}
+
+// TestIntrospectionRecordedToken: a token whose SHA-256 is the one the hub
+// recorded at minting introspects without a signature check (its record,
+// read anyway for revocation, vouches for it); the same token with its
+// signature altered matches no record and fails its signature check.
+func TestIntrospectionRecordedToken(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *hub) {
+		bot := h.AddClient(&store.Client{ID: "bot", GrantTypes: []string{"client_credentials"}, Tags: []string{"cc:notes.read"}, DefaultResource: h.Resource})
+		at := h.tokenRequest(url.Values{"grant_type": {"client_credentials"}}, "bot", bot).body["access_token"].(string)
+		before := h.Keys.SignatureChecks()
+		if got := h.introspect(at, "bot", bot); got["active"] != true || got["client_id"] != "bot" || got["scope"] != "notes.read" {
+			t.Fatalf("introspection = %v, want active", got)
+		}
+		if n := h.Keys.SignatureChecks() - before; n != 0 {
+			t.Errorf("%d signature checks for a recorded token, want 0", n)
+		}
+		sig := strings.LastIndexByte(at, '.') + 1
+		flip := byte('A')
+		if at[sig] == 'A' {
+			flip = 'B'
+		}
+		altered := at[:sig] + string(flip) + at[sig+1:]
+		if got := h.introspect(altered, "bot", bot); len(got) != 1 || got["active"] != false {
+			t.Fatalf("altered signature: introspection = %v, want exactly {\"active\":false}", got)
+		}
+		if h.Keys.SignatureChecks() == before {
+			t.Error("the altered token was not checked by its signature")
+		}
 	})
 }
