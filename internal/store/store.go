@@ -451,6 +451,27 @@ type AccessToken struct {
 	Digest []byte
 }
 
+// TokenStanding is a recorded access token read in one statement with the
+// standing, at that moment, of the client and the user it was issued to:
+// what introspection asks of the store about a token of this hub.
+type TokenStanding struct {
+	Token AccessToken
+	// Client is the standing of Token.ClientID; User that of Token.UserID
+	// (zero when the token has none).
+	Client, User Standing
+}
+
+// Standing is whether a client or user exists and is enabled, read
+// beside a token's record.
+type Standing struct {
+	// Found: the row exists (in the token's tenant).
+	Found    bool
+	Disabled bool
+	// Status and RegistrationMethod are a client's (Client.Status,
+	// Client.RegistrationMethod); empty for a user.
+	Status, RegistrationMethod string
+}
+
 // ConsentGrant is one scope a user granted a client for a resource, with its
 // own expiry.
 type ConsentGrant struct {
@@ -1095,6 +1116,12 @@ type Tokens interface {
 	// family (so revoking the family reaches exchanged tokens too) and
 	// whether it was revoked.
 	GetAccessToken(ctx context.Context, jti string) (*AccessToken, error)
+	// AccessTokenStanding returns what GetAccessToken returns together
+	// with the standing of the token's client and user, all read in one
+	// statement (one snapshot), or ErrNotFound for an unknown jti.
+	// Introspection judges a token of the hub with it: one read instead
+	// of the record, the client and the user in turn.
+	AccessTokenStanding(ctx context.Context, jti string) (*TokenStanding, error)
 	// UseJTI records a single-use JWT id (client assertions) until exp. A jti
 	// already recorded and not yet expired at now is ErrConflict. key
 	// namespaces the jti (e.g. the issuer).
