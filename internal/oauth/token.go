@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"sync"
 )
 
 // Grant types (RFC 6749 §4.1.3, §6, §4.4; RFC 8693 §2.1; RFC 7523 §2.1).
@@ -152,9 +153,20 @@ func WriteTokenResponse(w http.ResponseWriter, resp *TokenResponse) {
 	h["Cache-Control"] = headerNoStore[:1:1]
 	h["Pragma"] = headerNoCache[:1:1]
 	w.WriteHeader(http.StatusOK)
-	var buf [1024]byte
-	_, _ = w.Write(resp.appendJSON(buf[:0]))
+	bp := responseBuffers.Get().(*[]byte)
+	*bp = resp.appendJSON((*bp)[:0])
+	_, _ = w.Write(*bp)
+	if cap(*bp) <= maxPooledResponse {
+		responseBuffers.Put(bp)
+	}
 }
+
+// responseBuffers hold token responses while they are written; a buffer
+// grown past maxPooledResponse (a response with a large ID token) is left
+// to the garbage collector rather than kept.
+var responseBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+const maxPooledResponse = 8 << 10
 
 // The values of the headers every token response carries (RFC 6749
 // §5.1), shared: net/http only reads a handler's header values, and an
