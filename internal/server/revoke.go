@@ -82,7 +82,9 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	if resp == nil {
 		resp = &oauth.IntrospectionResponse{}
 	}
-	oauth.WriteJSON(w, http.StatusOK, resp)
+	if err := oauth.WriteIntrospection(w, resp); err != nil {
+		s.writeProtocolError(w, r, err)
+	}
 }
 
 // introspect answers for an active token the caller may see, and nil for
@@ -103,7 +105,7 @@ func (s *Server) introspect(r *http.Request, c *store.Client, raw string) (*oaut
 			userID = claims.Subject
 		}
 		var reason string
-		if standing != nil && standing.Token.TenantID == s.tenant && standing.Token.ClientID == claims.ClientID && standing.Token.UserID == userID {
+		if standing != nil && standing.TenantID == s.tenant && standing.ClientID == claims.ClientID && standing.UserID == userID {
 			reason, err = s.inactiveStanding(ctx, standing, claims.Act)
 		} else {
 			reason, err = s.inactive(ctx, claims.JTI, claims.ClientID, userID, claims.Act)
@@ -180,12 +182,12 @@ func (s *Server) verifyIntrospected(ctx context.Context, raw string) (claims *to
 			return nil
 		}
 		standing = ts
-		return ts.Token.Digest
+		return ts.Digest
 	})
 	if err != nil {
 		return nil, nil, err
 	}
-	if standing != nil && standing.Token.JTI != claims.JTI {
+	if standing != nil && standing.JTI != claims.JTI {
 		standing = nil
 	}
 	return claims, standing, nil
@@ -214,13 +216,13 @@ func (s *Server) inactive(ctx context.Context, jti, clientID, userID string, act
 // read together (ts, of the token's own client and user): the same
 // answers from one read.
 func (s *Server) inactiveStanding(ctx context.Context, ts *store.TokenStanding, act *token.Actor) (string, error) {
-	if !ts.Token.RevokedAt.IsZero() {
+	if !ts.RevokedAt.IsZero() {
 		return audit.InactiveRevoked, nil
 	}
-	if alive, err := s.clientStands(ctx, ts.Token.ClientID, ts.Client); err != nil || !alive {
+	if alive, err := s.clientStands(ctx, ts.ClientID, ts.Client); err != nil || !alive {
 		return audit.InactiveClientGone, err
 	}
-	if ts.Token.UserID != "" && (!ts.User.Found || ts.User.Disabled) {
+	if ts.UserID != "" && (!ts.User.Found || ts.User.Disabled) {
 		return audit.InactiveUserGone, nil
 	}
 	return s.actorsInactive(ctx, act)

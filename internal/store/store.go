@@ -451,13 +451,17 @@ type AccessToken struct {
 	Digest []byte
 }
 
-// TokenStanding is a recorded access token read in one statement with the
-// standing, at that moment, of the client and the user it was issued to:
-// what introspection asks of the store about a token of this hub.
+// TokenStanding is what introspection asks of the store about an access
+// token of this hub, read in one statement (one snapshot): the token's
+// record — the fields of AccessToken below, as GetAccessToken reads
+// them — and the standing, at that moment, of the client and the user it
+// was issued to.
 type TokenStanding struct {
-	Token AccessToken
-	// Client is the standing of Token.ClientID; User that of Token.UserID
-	// (zero when the token has none).
+	JTI, TenantID, ClientID, UserID string
+	RevokedAt                       time.Time
+	Digest                          []byte
+	// Client is the standing of ClientID; User that of UserID (zero when
+	// the token has none).
 	Client, User Standing
 }
 
@@ -1116,9 +1120,9 @@ type Tokens interface {
 	// family (so revoking the family reaches exchanged tokens too) and
 	// whether it was revoked.
 	GetAccessToken(ctx context.Context, jti string) (*AccessToken, error)
-	// AccessTokenStanding returns what GetAccessToken returns together
-	// with the standing of the token's client and user, all read in one
-	// statement (one snapshot), or ErrNotFound for an unknown jti.
+	// AccessTokenStanding returns the recorded access token's revocation
+	// and digest with the standing of its client and user, all read in
+	// one statement (one snapshot), or ErrNotFound for an unknown jti.
 	// Introspection judges a token of the hub with it: one read instead
 	// of the record, the client and the user in turn.
 	AccessTokenStanding(ctx context.Context, jti string) (*TokenStanding, error)

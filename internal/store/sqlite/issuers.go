@@ -182,10 +182,10 @@ func (s *Store) GetAccessToken(ctx context.Context, jti string) (*store.AccessTo
 	return at, nil
 }
 
-// qAccessStanding is qGetAccess with the standing of the token's client
-// and user beside it: one snapshot. A token without a user joins no user.
-const qAccessStanding = `SELECT a.jti, a.tenant_id, a.grant_id, a.client_id, a.user_id, a.resource, a.scopes,
-	a.redirect_uri, a.expires_at, a.revoked_at, a.token_sha256,
+// qAccessStanding reads what introspection needs of an access token's
+// record with the standing of its client and user: one snapshot. A token
+// without a user joins no user.
+const qAccessStanding = `SELECT a.jti, a.tenant_id, a.client_id, a.user_id, a.revoked_at, a.token_sha256,
 	c.disabled, c.status, c.registration_method, u.disabled
 	FROM access_tokens a
 	LEFT JOIN clients c ON c.tenant_id = a.tenant_id AND c.id = a.client_id
@@ -199,11 +199,9 @@ func (s *Store) AccessTokenStanding(ctx context.Context, jti string) (*store.Tok
 		return nil, wrap("access token standing", err)
 	}
 	ts := new(store.TokenStanding)
-	at := &ts.Token
 	var cDisabled, uDisabled sql.NullBool
 	var cStatus, cMethod sql.NullString
-	if err := row.Scan(&at.JTI, &at.TenantID, &at.GrantID, &at.ClientID, &at.UserID, &at.Resource,
-		listCol{&at.Scopes}, &at.RedirectURI, timeCol{&at.ExpiresAt}, timeCol{&at.RevokedAt}, &at.Digest,
+	if err := row.Scan(&ts.JTI, &ts.TenantID, &ts.ClientID, &ts.UserID, timeCol{&ts.RevokedAt}, &ts.Digest,
 		&cDisabled, &cStatus, &cMethod, &uDisabled); err != nil {
 		return nil, wrap("access token standing", err)
 	}
