@@ -19,10 +19,11 @@ import (
 // rebuild the signing input, and converts the signature through big.Int.
 // The fast path takes only tokens whose form leaves nothing to interpret:
 //
-//   - all three parts are canonical unpadded base64url (RFC 7515 §2: no
-//     padding, no line breaks, zero trailing bits), so the signing input is
-//     the token's own text before the second dot, byte for byte what the
-//     general parse rebuilds;
+//   - all three parts are unpadded base64url without line breaks or other
+//     characters (RFC 7515 §2) and canonical (zero trailing bits, the one
+//     encoding of their bytes), so the signing input is the token's own
+//     text before the second dot, byte for byte what the general parse
+//     rebuilds by re-encoding;
 //   - the protected header is a JSON object without whitespace whose only
 //     members are alg, kid and typ, each at most once, each a string of
 //     printable ASCII without escapes (as the hub and go-jose write it);

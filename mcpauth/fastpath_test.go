@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/agentid/agentid/mcpauth/mcpauthtest"
 )
 
 // The differential tests of the compact fast path (compact.go): for every
@@ -298,6 +300,14 @@ func TestFastPathTakesHubTokens(t *testing.T) {
 			t.Errorf("%s: fast path takes it: %v, want %v", tc.header, fast, tc.fast)
 		}
 		fpCompare(t, v, token)
+	}
+	// The test hub signs with go-jose's general signer, as hubs other than
+	// agentid's own fast minting do.
+	hub := mcpauthtest.NewServer(t)
+	var pbuf [fastPayloadBuf]byte
+	var sbuf [maxFastSignature]byte
+	if c, fast := parseCompact(hub.Token(fpResource, "a"), v.algs, pbuf[:], &sbuf); !fast || c.alg != "ES256" || c.kid == "" || c.typ != "at+jwt" {
+		t.Errorf("the fast path does not take go-jose's token: %v %+v", fast, c)
 	}
 	// Non-canonical base64 is left to the general path.
 	token := fpSign(t, []byte(`{"alg":"ES256","kid":"es256","typ":"at+jwt"}`), claims, 0)
