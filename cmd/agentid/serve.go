@@ -164,7 +164,7 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) (e
 	}
 	h.startup.done("claim_jobs")
 	if mln != nil {
-		defer serveMetrics(ctx, mln, h.metrics, log)()
+		defer serveMetrics(ctx, mln, h.metrics, cfg.Metrics.Pprof, log)()
 	}
 	// The actual address: with port 0 the kernel chose it.
 	addr := ln.Addr().String()
