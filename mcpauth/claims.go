@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"math"
 	"slices"
 	"strings"
@@ -147,7 +148,9 @@ func decodeClaimsMapReference(payload []byte) (map[string]any, error) {
 	if err := dec.Decode(&raw); err != nil {
 		return nil, err
 	}
-	if dec.More() {
+	// Only white space may follow the object (RFC 8259 §2). dec.More
+	// would not do: it reports no more after a closing ']' or '}'.
+	if _, err := dec.Token(); err != io.EOF {
 		return nil, errors.New("trailing data after claims")
 	}
 	if raw == nil {
