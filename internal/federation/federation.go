@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"slices"
 	"strings"
@@ -219,7 +220,9 @@ func decodeClaims(payload []byte) (map[string]any, error) {
 	if err := dec.Decode(&claims); err != nil || claims == nil {
 		return nil, invalid("the assertion's claims are not a JSON object")
 	}
-	if dec.More() {
+	// Only white space may follow the object (RFC 8259 §2); dec.More
+	// would report nothing more before a closing ']' or '}'.
+	if _, err := dec.Token(); err != io.EOF {
 		return nil, invalid("the assertion's claims are not a JSON object")
 	}
 	return claims, nil
