@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -47,5 +48,27 @@ func TestTokenResponseConcurrent(t *testing.T) {
 	close(errs)
 	for e := range errs {
 		t.Error(e)
+	}
+}
+
+// TestTokenResponseEveryField: with every field of TokenResponse set (by
+// reflection, so that a field added later is covered without editing this
+// test), the appended response is what encoding/json writes: appendJSON
+// names each field, in order, with its tag.
+func TestTokenResponseEveryField(t *testing.T) {
+	var resp TokenResponse
+	v := reflect.ValueOf(&resp).Elem()
+	for i := range v.NumField() {
+		switch f := v.Field(i); f.Kind() {
+		case reflect.String:
+			f.SetString(fmt.Sprintf("value-%d<&>", i))
+		case reflect.Int, reflect.Int64:
+			f.SetInt(int64(1000 + i))
+		default:
+			t.Fatalf("field %s of kind %s: extend appendJSON and this test", v.Type().Field(i).Name, f.Kind())
+		}
+	}
+	if got, want := resp.appendJSON(nil), encodingJSON(t, &resp); !bytes.Equal(got, want) {
+		t.Fatalf("appendJSON\n%s\nencoding/json\n%s", got, want)
 	}
 }
