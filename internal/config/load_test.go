@@ -480,7 +480,10 @@ func envSamples(t *testing.T) map[string]envSample {
 		"tls.key_file": {value: "/etc/agentid/tls.key", extra: func(*testing.T) map[string]string {
 			return map[string]string{"AGENTID_TLS_CERT_FILE": "/etc/agentid/tls.crt"}
 		}},
-		"metrics.listen":                      {value: "127.0.0.1:9464"},
+		"metrics.listen": {value: "127.0.0.1:9464"},
+		"metrics.pprof": {value: "true", extra: func(*testing.T) map[string]string {
+			return map[string]string{"AGENTID_METRICS_LISTEN": "127.0.0.1:9464"}
+		}},
 		"store.dsn":                           {value: "postgres://agent@db.internal/agentid"},
 		"store.dsn_file":                      {value: dsnFile},
 		"store.auto_migrate":                  {value: "false"},

@@ -35,6 +35,7 @@ var settingDocs = map[string]settingDoc{
 	"tls.cert_file":                          {Default: "— (TLS off)", Note: "with `tls.key_file`; reloaded when the files change"},
 	"tls.key_file":                           {Note: "with `tls.cert_file`"},
 	"metrics.listen":                         {Default: "— (metrics off)", Note: "Prometheus `/metrics`; not `listen`"},
+	"metrics.pprof":                          {Note: "Go profiles at `/debug/pprof/` on `metrics.listen`"},
 	"trusted_proxies":                        {Default: "`[]` (`X-Forwarded-For` ignored)", Note: "see [`trusted_proxies`](#trusted_proxies)"},
 	"store.dsn":                              {Default: "`<data_dir>/agentid.db` (SQLite)", Note: "`postgres://…` selects PostgreSQL"},
 	"kek.file":                               {Default: "`<data_dir>/kek.key` (when `kek.value` is unset)"},
