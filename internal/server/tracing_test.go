@@ -139,7 +139,7 @@ func stubTexts(s tracetest.SpanStub) []string {
 	out := []string{s.Name, s.Status.Description, s.SpanContext.TraceState().String()}
 	add := func(kvs []attribute.KeyValue) {
 		for _, kv := range kvs {
-			out = append(out, string(kv.Key)+"="+kv.Value.Emit())
+			out = append(out, string(kv.Key)+"="+kv.Value.String())
 		}
 	}
 	add(s.Attributes)
