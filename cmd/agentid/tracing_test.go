@@ -142,10 +142,10 @@ func spanTexts(s receivedSpan) []string {
 	return out
 }
 
-// tracingHub prepares a data directory with a resource and a confidential
-// client-credentials agent, and returns the serve environment and the
-// agent's secret.
-func tracingHub(t *testing.T) (map[string]string, string) {
+// ccBotHub prepares a data directory with a resource and a confidential
+// client-credentials agent, bot, and returns the serve environment and
+// the agent's secret.
+func ccBotHub(t *testing.T) (map[string]string, string) {
 	t.Helper()
 	dir := t.TempDir()
 	env := map[string]string{
@@ -208,7 +208,7 @@ func requestToken(t *testing.T, hub *runningHub, secret, traceparent string) (st
 // export, and no secret anywhere in them.
 func TestServeExportsTraces(t *testing.T) {
 	rcv := newOTLPReceiver(t)
-	env, secret := tracingHub(t)
+	env, secret := ccBotHub(t)
 	env["AGENTID_TRACING_ENDPOINT"] = rcv.URL
 	env["AGENTID_TRACING_HEADERS"] = "authorization=Bearer%20otlp-k3y-5d0c"
 	env["AGENTID_TRACING_SERVICE_NAME"] = "agentid-test"
@@ -321,7 +321,7 @@ func TestServeTracingOff(t *testing.T) {
 	rcv := newOTLPReceiver(t)
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", rcv.URL)
 	t.Setenv("OTEL_TRACES_EXPORTER", "otlp")
-	env, secret := tracingHub(t)
+	env, secret := ccBotHub(t)
 	hub := startServe(t, env)
 	requestToken(t, hub, secret, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
 	if code := hub.stop(); code != 0 {
@@ -344,7 +344,7 @@ func TestServeTracingReceiverDown(t *testing.T) {
 	dead := httptest.NewServer(http.NotFoundHandler())
 	deadURL := dead.URL
 	dead.Close()
-	env, secret := tracingHub(t)
+	env, secret := ccBotHub(t)
 	env["AGENTID_TRACING_ENDPOINT"] = deadURL
 	env["AGENTID_TRACING_HEADERS"] = "x-api-key=down-k3y-77"
 	hub := startServe(t, env)
