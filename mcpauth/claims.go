@@ -124,6 +124,23 @@ var errClaimType = errors.New("claim has the wrong JSON type")
 // introspection response into Claims. It checks only JSON types; the caller
 // checks values.
 func parseClaims(payload []byte) (*Claims, error) {
+	if raw, ok := decodeClaimsMap(payload); ok {
+		return claimsFromMap(raw)
+	}
+	return parseClaimsReference(payload)
+}
+
+// parseClaimsReference is parseClaims with encoding/json's decoder alone.
+func parseClaimsReference(payload []byte) (*Claims, error) {
+	raw, err := decodeClaimsMapReference(payload)
+	if err != nil {
+		return nil, err
+	}
+	return claimsFromMap(raw)
+}
+
+// decodeClaimsMapReference decodes a claims set with encoding/json.
+func decodeClaimsMapReference(payload []byte) (map[string]any, error) {
 	var raw map[string]any
 	dec := json.NewDecoder(strings.NewReader(string(payload)))
 	dec.UseNumber()
@@ -136,6 +153,11 @@ func parseClaims(payload []byte) (*Claims, error) {
 	if raw == nil {
 		return nil, errClaimType
 	}
+	return raw, nil
+}
+
+// claimsFromMap reads the claims of a decoded claims set.
+func claimsFromMap(raw map[string]any) (*Claims, error) {
 	c := &Claims{Raw: raw}
 	var err error
 	if c.Issuer, err = stringClaim(raw, "iss"); err != nil {

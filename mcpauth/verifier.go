@@ -140,6 +140,71 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 		}
 		return nil, tokenErr(ErrTokenInvalid, "token is not a signed JWT", nil)
 	}
+	c, err := v.verifyJWT(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	if v.intro != nil {
+		if _, err := v.intro.introspect(ctx, token, c.ExpiresAt); err != nil {
+			if te, ok := errors.AsType[*TokenError](err); ok && errors.Is(te.Kind, ErrTokenRevoked) {
+				// A copy: the introspector may hand the same error out again.
+				cp := *te
+				cp.claims = c
+				return nil, &cp
+			}
+			return nil, err
+		}
+	}
+	// c is this call's own: no copy needed to remember the token.
+	c.token = &bearer{s: token}
+	return c, nil
+}
+
+// fastPayloadBuf is the size of the stack buffer the fast path decodes a
+// payload into; hub access tokens' claims fit, larger ones are decoded
+// onto the heap.
+const fastPayloadBuf = 1024
+
+// verifyJWT checks a compact JWS access token and its claims: through the
+// fast path when it takes the token (compact.go), through the general
+// path otherwise. Both give the same answer for every token.
+func (v *Verifier) verifyJWT(ctx context.Context, token string) (*Claims, error) {
+	var pbuf [fastPayloadBuf]byte
+	var sbuf [maxFastSignature]byte
+	t, ok := parseCompact(token, v.algs, pbuf[:], &sbuf)
+	if !ok {
+		return v.verifyGeneral(ctx, token, parseClaims)
+	}
+	if t.alg == "" {
+		return nil, tokenErr(ErrTokenInvalid, "signing algorithm not allowed", nil)
+	}
+	if err := checkType(t.typ); err != nil {
+		return nil, err
+	}
+	// The header has no crit and no b64 (parseSimpleHeader takes alg, kid
+	// and typ only).
+	err := v.verifySignature(ctx, t.kid, t.alg, func(k *jose.JSONWebKey) bool {
+		return verifyFastSignature(k.Key, t.alg, t.signingInput, t.sig)
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Called directly, not through verifiedClaims' func value, so that
+	// pbuf stays on the stack.
+	c, err := parseClaims(t.payload)
+	if err != nil {
+		return nil, tokenErr(ErrTokenInvalid, "malformed claims", err)
+	}
+	if err := v.checkClaims(c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// verifyGeneral is verifyJWT for any token, through go-jose's general
+// JWS parse, with decode for the claims. The differential fuzz test runs
+// it with the reference claims decoder as the reference verifier.
+func (v *Verifier) verifyGeneral(ctx context.Context, token string, decode func([]byte) (*Claims, error)) (*Claims, error) {
 	jws, err := jose.ParseSignedCompact(token, v.algs)
 	if err != nil {
 		var unexpected *jose.ErrUnexpectedSignatureAlgorithm
@@ -156,11 +221,9 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	if !slices.Contains(v.algs, jose.SignatureAlgorithm(hdr.Algorithm)) {
 		return nil, tokenErr(ErrTokenInvalid, "signing algorithm not allowed", nil)
 	}
-	// RFC 9068 §4: typ MUST be at+jwt; RFC 7515 §4.1.9 makes the
-	// "application/" prefix optional and the comparison case-insensitive.
 	typ, _ := hdr.ExtraHeaders[jose.HeaderType].(string)
-	if !strings.EqualFold(typ, "at+jwt") && !strings.EqualFold(typ, "application/at+jwt") {
-		return nil, tokenErr(ErrTokenInvalid, "token type is not at+jwt", nil)
+	if err := checkType(typ); err != nil {
+		return nil, err
 	}
 	// RFC 7515 §4.1.11: extensions we do not implement must not be ignored.
 	if _, ok := hdr.ExtraHeaders["crit"]; ok {
@@ -169,33 +232,48 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	if _, ok := hdr.ExtraHeaders["b64"]; ok {
 		return nil, tokenErr(ErrTokenInvalid, "unsupported header", nil)
 	}
-
-	payload, err := v.verifySignature(ctx, jws, hdr.KeyID, hdr.Algorithm)
+	var payload []byte
+	err = v.verifySignature(ctx, hdr.KeyID, hdr.Algorithm, func(k *jose.JSONWebKey) bool {
+		p, verr := jws.Verify(k.Key)
+		if verr != nil {
+			return false
+		}
+		payload = p
+		return true
+	})
 	if err != nil {
 		return nil, err
 	}
-	c, err := parseClaims(payload)
+	return v.verifiedClaims(payload, decode)
+}
+
+// checkType applies RFC 9068 §4: typ MUST be at+jwt; RFC 7515 §4.1.9
+// makes the "application/" prefix optional and the comparison
+// case-insensitive.
+func checkType(typ string) error {
+	if !strings.EqualFold(typ, "at+jwt") && !strings.EqualFold(typ, "application/at+jwt") {
+		return tokenErr(ErrTokenInvalid, "token type is not at+jwt", nil)
+	}
+	return nil
+}
+
+// verifiedClaims decodes the payload of a token whose signature verified
+// and applies the claim checks.
+func (v *Verifier) verifiedClaims(payload []byte, decode func([]byte) (*Claims, error)) (*Claims, error) {
+	c, err := decode(payload)
 	if err != nil {
 		return nil, tokenErr(ErrTokenInvalid, "malformed claims", err)
 	}
 	if err := v.checkClaims(c); err != nil {
 		return nil, err
 	}
-	if v.intro != nil {
-		if _, err := v.intro.introspect(ctx, token, c.ExpiresAt); err != nil {
-			if te, ok := errors.AsType[*TokenError](err); ok && errors.Is(te.Kind, ErrTokenRevoked) {
-				// A copy: the introspector may hand the same error out again.
-				cp := *te
-				cp.claims = c
-				return nil, &cp
-			}
-			return nil, err
-		}
-	}
-	return c.withToken(token), nil
+	return c, nil
 }
 
-func (v *Verifier) verifySignature(ctx context.Context, jws *jose.JSONWebSignature, kid, alg string) ([]byte, error) {
+// verifySignature finds the keys that may have signed a token with kid
+// and alg, refetching the key set when none does or it is stale, and
+// reports whether verify accepts the signature under one of them.
+func (v *Verifier) verifySignature(ctx context.Context, kid, alg string, verify func(*jose.JSONWebKey) bool) error {
 	keys, gen, stale := v.keys.candidates(kid, alg)
 	if len(keys) == 0 || stale {
 		// An unknown kid may mean the hub rotated keys (RFC 7517 §4.5); a
@@ -206,17 +284,17 @@ func (v *Verifier) verifySignature(ctx context.Context, jws *jose.JSONWebSignatu
 		}
 		if len(keys) == 0 {
 			if errors.Is(err, ErrUnavailable) || err != nil && !errors.Is(err, errRateLimited) {
-				return nil, tokenErr(ErrUnavailable, "hub key set unavailable", err)
+				return tokenErr(ErrUnavailable, "hub key set unavailable", err)
 			}
-			return nil, tokenErr(ErrTokenInvalid, "unknown signing key", nil)
+			return tokenErr(ErrTokenInvalid, "unknown signing key", nil)
 		}
 	}
-	for _, k := range keys {
-		if payload, err := jws.Verify(k.Key); err == nil {
-			return payload, nil
+	for i := range keys {
+		if verify(&keys[i]) {
+			return nil
 		}
 	}
-	return nil, tokenErr(ErrTokenInvalid, "signature verification failed", nil)
+	return tokenErr(ErrTokenInvalid, "signature verification failed", nil)
 }
 
 // checkClaims applies the RFC 9068 §4 claim checks shared by JWTs and

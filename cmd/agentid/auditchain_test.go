@@ -36,13 +36,20 @@ func (e *cliEnv) runCode(args ...string) (code int, stdout, stderr string) {
 
 // servedTrail writes some events with admin commands, then runs the hub
 // once: it seals them and, on shutdown, signs and seals a checkpoint.
-func servedTrail(t *testing.T) *cliEnv {
+func servedTrail(t *testing.T) *cliEnv { return servedTrailWith(t, nil) }
+
+// servedTrailWith is servedTrail with before (when not nil) run on the
+// events before the hub starts.
+func servedTrailWith(t *testing.T, before func(*cliEnv)) *cliEnv {
 	e := newCLIEnv(t)
 	e.env["AGENTID_LISTEN"] = "127.0.0.1:0"
 	e.env["AGENTID_ISSUER"] = "https://auth.example.test"
 	e.run("resources", "add", "--uri", "https://notes.example.test/mcp", "--name", "Notes", "--scope", "notes.read=Read")
 	e.run("clients", "add", "--name", "Agent", "--id", "agent-1", "--redirect-uri", "https://agent.example.test/cb")
 	e.run("users", "add", "alice", "--name", "Alice")
+	if before != nil {
+		before(e)
+	}
 	h := startServe(t, e.env)
 	if code := h.stop(); code != 0 {
 		t.Fatalf("serve exit %d:\n%s", code, h.stderr.String())
@@ -329,4 +336,68 @@ func TestAuditSurvivesKill9(t *testing.T) {
 	}
 	t.Logf("%d tokens received = %d issuance events of answered requests; %d more issued as the hub died; trail verified",
 		len(known), len(answered), unanswered)
+}
+
+// TestAuditVerifyAcrossStoredDetailForms: a trail whose first events store
+// their details with the schema's key names (as every version before the
+// short names wrote them; sealed and checkpointed so by one serve) and
+// whose later events store short names (sealed by a second serve) passes
+// `audit verify`, and `audit export` gives both with the schema's names.
+func TestAuditVerifyAcrossStoredDetailForms(t *testing.T) {
+	e := servedTrailWith(t, func(e *cliEnv) {
+		// The events the admin commands wrote, rewritten in the older
+		// stored form before anything seals them.
+		st := e.store()
+		evs, err := st.ListAudit(t.Context(), store.AuditFilter{})
+		if err != nil || len(evs) < 3 {
+			t.Fatalf("%d events (%v)", len(evs), err)
+		}
+		raw, err := sql.Open("sqlite", "file:"+filepath.Join(e.env["AGENTID_DATA_DIR"], "agentid.db")+"?_pragma=busy_timeout(5000)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer raw.Close()
+		rewritten := 0
+		for _, ev := range evs {
+			if _, coded := store.CompactDetails(ev.Details); !coded {
+				continue
+			}
+			text, _ := json.Marshal(ev.Details)
+			if _, err := raw.Exec(`UPDATE audit_events SET details = ? WHERE id = ?`, string(text), ev.ID); err != nil {
+				t.Fatal(err)
+			}
+			rewritten++
+		}
+		if rewritten == 0 {
+			t.Fatal("no event the short names would change: the test tests nothing")
+		}
+	})
+	e.run("clients", "add", "--name", "Agent 2", "--id", "agent-2", "--redirect-uri", "https://agent.example.test/cb")
+	h := startServe(t, e.env)
+	if code := h.stop(); code != 0 {
+		t.Fatalf("serve exit %d:\n%s", code, h.stderr.String())
+	}
+	out, _ := e.run("audit", "verify", "--json")
+	var rep reportJSON
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || !rep.OK || rep.Checkpoints != 2 {
+		t.Fatalf("audit verify: %s (%v)", out, err)
+	}
+	out, _ = e.run("audit", "export", "--type", audit.ClientRegistered)
+	var regs int
+	for line := range strings.Lines(out) {
+		var ev struct {
+			ClientID string            `json:"client_id"`
+			Details  map[string]string `json:"details"`
+		}
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("%v: %s", err, line)
+		}
+		if ev.Details["registration_method"] != "manual" || ev.Details["client_type"] == "" {
+			t.Errorf("exported %s with details %v", ev.ClientID, ev.Details)
+		}
+		regs++
+	}
+	if regs != 2 {
+		t.Errorf("exported %d client.registered events, want 2:\n%s", regs, out)
+	}
 }

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -29,22 +31,26 @@ import (
 
 // benchFlags are the flags of `agentid bench`.
 type benchFlags struct {
-	hub         string
+	hubs        []string
 	scenarios   []string
 	concurrency int
 	duration    time.Duration
 	requests    int64
 	warmup      time.Duration
 	subjects    int
-	pid         int
+	pids        []int
 	dbPID       int
 	asJSON      bool
+	cpuProfile  string
 }
 
 // benchReport is `agentid bench --json`: the run's settings and one
 // result per scenario.
 type benchReport struct {
-	Hub         string             `json:"hub"`
+	Hub string `json:"hub"`
+	// Hubs are the replicas' URLs the requests went to in turn, when
+	// there were several.
+	Hubs        []string           `json:"hubs,omitempty"`
 	Store       string             `json:"store"`
 	Concurrency int                `json:"concurrency"`
 	Subjects    int                `json:"subjects"`
@@ -55,7 +61,7 @@ type benchReport struct {
 func (c *cli) newBenchCmd() *cobra.Command {
 	var f benchFlags
 	cmd := &cobra.Command{
-		Use:   "bench --hub URL [flags]",
+		Use:   "bench --hub URL [--hub URL...] [flags]",
 		Short: "Measure a running hub: tokens/s, latency percentiles, the hub's CPU and memory",
 		Long: `Drive a running hub over HTTP and measure it, scenario by scenario:
 
@@ -81,12 +87,20 @@ Every scenario runs --concurrency workers, each one request at a time over
 keep-alive connections, for --duration (or --requests in all); the two
 verification scenarios, CPU work of this process, run one worker per core, and
 then seven alternating pairs of short runs give mcpauth's share of the raw rate.
-It prints requests/s, the p50/p90/p99/max latency, the errors by HTTP status,
-its own CPU time per request and, with --pid of the hub's process on this
-machine, the hub's CPU time per request and peak resident memory (--db-pid:
-the database server's CPU time too), and how much the database grew per
-request. It exits 1 when any request failed.`,
+It prints requests/s, the p50/p90/p99/max latency (from a request's write to
+the last byte of its answer), the errors by HTTP status, its own CPU time per
+request and, with --pid of the hub's process on this machine, the hub's CPU
+time per request and peak resident memory (--db-pid: the database server's
+CPU time too), and how much the database grew per request. It exits 1 when
+any request failed.
+
+Several replicas of one hub (one store, one issuer): give each with --hub, the
+issuer first (the setup signs in there), and each process with --pid. Every
+worker sends its requests to the replicas in turn; the hub's CPU time and
+peak memory are the replicas' sums, each replica's CPU time follows the
+table.`,
 		Example: `  agentid --data-dir ./agentid-data bench --hub http://127.0.0.1:9090 --pid HUB_PID
+  agentid --config agentid.yaml bench --hub http://127.0.0.1:9090 --hub http://127.0.0.1:9091 --pid PID1 --pid PID2
   agentid --config agentid.yaml bench --hub http://127.0.0.1:9090 --scenario exchange --concurrency 32 --duration 10s --json`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -106,16 +120,17 @@ request. It exits 1 when any request failed.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.hub, "hub", "", "the running hub's `URL`, its issuer (required)")
+	fl.StringArrayVar(&f.hubs, "hub", nil, "the running hub's `URL`, its issuer (required); repeat for replicas, the issuer first")
 	fl.StringSliceVar(&f.scenarios, "scenario", nil, "scenario to run (repeatable or comma-separated; default: all): "+strings.Join(loadtest.Scenarios, ", "))
 	fl.IntVar(&f.concurrency, "concurrency", 32, "concurrent workers, each one request at a time")
 	fl.DurationVar(&f.duration, "duration", 5*time.Second, "how long each scenario runs (0: until --requests)")
 	fl.Int64Var(&f.requests, "requests", 0, "requests per scenario (0: until --duration)")
 	fl.DurationVar(&f.warmup, "warmup", 0, "run each scenario this long unmeasured first")
 	fl.IntVar(&f.subjects, "subjects", 2000, "distinct user access tokens presented in turn")
-	fl.IntVar(&f.pid, "pid", 0, "process id of the hub, when it runs on this machine: its CPU time and peak memory")
+	fl.IntSliceVar(&f.pids, "pid", nil, "process id of the hub, when it runs on this machine: its CPU time and peak memory (repeatable: one per replica)")
 	fl.IntVar(&f.dbPID, "db-pid", 0, "process id of the database server (the PostgreSQL postmaster), when it runs on this machine: the CPU time of it and its descendants")
 	fl.BoolVar(&f.asJSON, "json", false, "print JSON")
+	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of this process during the measured runs to `FILE` (go tool pprof)")
 	return cmd
 }
 
@@ -142,13 +157,21 @@ func benchScenarios(given []string) ([]string, error) {
 }
 
 func runBench(ctx context.Context, cmd *cobra.Command, f *benchFlags, names []string, cfg *config.Config, st store.Store) error {
-	var proc, db *loadtest.Process
-	if f.pid != 0 {
-		proc = &loadtest.Process{PID: f.pid}
-		if err := proc.Check(); err != nil {
+	var procs []*loadtest.Process
+	for _, pid := range f.pids {
+		if pid == 0 {
+			continue // as before --pid was repeatable: 0 is none
+		}
+		if slices.ContainsFunc(procs, func(p *loadtest.Process) bool { return p.PID == pid }) {
+			return fmt.Errorf("--pid %d given twice", pid)
+		}
+		p := &loadtest.Process{PID: pid}
+		if err := p.Check(); err != nil {
 			return fmt.Errorf("--pid: %w", err)
 		}
+		procs = append(procs, p)
 	}
+	var db *loadtest.Process
 	if f.dbPID != 0 {
 		db = &loadtest.Process{PID: f.dbPID}
 		if err := db.Check(); err != nil {
@@ -156,7 +179,7 @@ func runBench(ctx context.Context, cmd *cobra.Command, f *benchFlags, names []st
 		}
 	}
 	hc := loadtest.NewHTTPClient(f.concurrency)
-	issuer, err := hubIssuer(ctx, hc, f.hub)
+	issuer, hubs, err := hubsIssuer(ctx, hc, f.hubs)
 	if err != nil {
 		return err
 	}
@@ -164,21 +187,32 @@ func runBench(ctx context.Context, cmd *cobra.Command, f *benchFlags, names []st
 	if err != nil {
 		return fmt.Errorf("seeding the store: %w", err)
 	}
+	if len(hubs) > 1 {
+		fx.Hubs = hubs
+	}
 	b, err := loadtest.Prepare(ctx, fx, hc, f.concurrency, f.subjects)
 	if err != nil {
 		return err
 	}
+	defer b.Close()
 	size := storeSizer(cfg)
-	rep := &benchReport{Hub: issuer, Store: storeKind(cfg), Concurrency: f.concurrency, Subjects: b.Subjects(), Started: time.Now().UTC()}
+	rep := &benchReport{Hub: issuer, Hubs: fx.Hubs, Store: storeKind(cfg), Concurrency: f.concurrency, Subjects: b.Subjects(), Started: time.Now().UTC()}
+	if f.cpuProfile != "" {
+		stop, err := startCPUProfile(f.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	for _, name := range names {
 		op, err := b.Op(ctx, name)
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
-		opts := loadtest.Options{Concurrency: f.concurrency, Duration: f.duration, Requests: f.requests, Process: proc, Database: db}
+		opts := loadtest.Options{Concurrency: f.concurrency, Duration: f.duration, Requests: f.requests, Processes: procs, Database: db}
 		if local(name) {
 			// CPU work in this process: more workers than cores only queue.
-			opts.Concurrency, opts.Process, opts.Database = min(f.concurrency, runtime.GOMAXPROCS(0)), nil, nil
+			opts.Concurrency, opts.Processes, opts.Database = min(f.concurrency, runtime.GOMAXPROCS(0)), nil, nil
 		}
 		if f.warmup > 0 {
 			if _, err := loadtest.Run(ctx, name, loadtest.Options{Concurrency: opts.Concurrency, Duration: f.warmup}, op); err != nil {
@@ -299,30 +333,53 @@ func local(name string) bool {
 	return name == loadtest.MCPAuthVerify || name == loadtest.RawVerify
 }
 
-// hubIssuer reads the hub's issuer from its metadata (RFC 8414 §3) and
-// requires it to be the URL given: the scenarios' tokens must name it.
-func hubIssuer(ctx context.Context, hc *http.Client, hub string) (string, error) {
-	hub = strings.TrimSuffix(hub, "/")
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, hub+"/.well-known/oauth-authorization-server", nil)
+// hubsIssuer reads each hub's issuer from its metadata (RFC 8414 §3):
+// the first URL must be the issuer (the scenarios' tokens name it, and the
+// setup follows its absolute links), every other one a replica naming the
+// same issuer. It returns the issuer and the URLs without a trailing "/".
+func hubsIssuer(ctx context.Context, hc *http.Client, given []string) (string, []string, error) {
+	var hubs []string
+	for _, h := range given {
+		h = strings.TrimSuffix(h, "/")
+		if slices.Contains(hubs, h) {
+			return "", nil, fmt.Errorf("--hub %s given twice", h)
+		}
+		hubs = append(hubs, h)
+	}
+	for i, h := range hubs {
+		iss, err := hubIssuer(ctx, hc, h)
+		if err != nil {
+			return "", nil, err
+		}
+		if i == 0 && iss != h {
+			return "", nil, fmt.Errorf("--hub %s is not the hub's issuer %s: give the issuer (first, with replicas)", h, iss)
+		}
+		if i > 0 && iss != hubs[0] {
+			return "", nil, fmt.Errorf("--hub %s names the issuer %s, not %s: not a replica of the same hub", h, iss, hubs[0])
+		}
+	}
+	return hubs[0], hubs, nil
+}
+
+// hubIssuer reads the issuer of the hub at base from its metadata.
+func hubIssuer(ctx context.Context, hc *http.Client, base string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/.well-known/oauth-authorization-server", nil)
 	if err != nil {
 		return "", fmt.Errorf("--hub: %w", err)
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return "", fmt.Errorf("reaching the hub: %w", err)
+		return "", fmt.Errorf("reaching the hub %s: %w", base, err)
 	}
 	defer resp.Body.Close()
 	var md struct {
 		Issuer string `json:"issuer"`
 	}
 	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("the hub's metadata: HTTP %d", resp.StatusCode)
+		return "", fmt.Errorf("the metadata of %s: HTTP %d", base, resp.StatusCode)
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&md); err != nil {
-		return "", fmt.Errorf("the hub's metadata: %w", err)
-	}
-	if md.Issuer != hub {
-		return "", fmt.Errorf("--hub %s is not the hub's issuer %s: give the issuer", hub, md.Issuer)
+		return "", fmt.Errorf("the metadata of %s: %w", base, err)
 	}
 	return md.Issuer, nil
 }
@@ -419,7 +476,10 @@ func seedBench(ctx context.Context, cmd *cobra.Command, st store.Store, issuer s
 // printBench writes the report as a table.
 func printBench(w io.Writer, rep *benchReport) error {
 	fmt.Fprintf(w, "hub %s (%s), %d workers, %d subject tokens\n", rep.Hub, rep.Store, rep.Concurrency, rep.Subjects)
-	t := newTable(w, "SCENARIO", "REQUESTS", "REQ/S", "P50 MS", "P90 MS", "P99 MS", "MAX MS", "ERRORS", "HUB CPU µS/REQ", "DB CPU µS/REQ", "HUB PEAK RSS MIB", "STORE B/REQ")
+	if len(rep.Hubs) > 1 {
+		fmt.Fprintf(w, "%d replicas, requests in turn: %s\n", len(rep.Hubs), strings.Join(rep.Hubs, " "))
+	}
+	t := newTable(w, "SCENARIO", "REQUESTS", "REQ/S", "P50 MS", "P90 MS", "P99 MS", "MAX MS", "ERRORS", "HUB CPU µS/REQ", "DB CPU µS/REQ", "TOOL CPU µS/REQ", "HUB PEAK RSS MIB", "STORE B/REQ")
 	for _, r := range rep.Results {
 		errs := fmt.Sprint(r.Errors)
 		if r.Errors > 0 {
@@ -430,12 +490,12 @@ func printBench(w io.Writer, rep *benchReport) error {
 			slices.Sort(by)
 			errs += " (" + strings.Join(by, " ") + ")"
 		}
-		cpu, dbCPU, rss, growth := "-", "-", "-", "-"
+		cpu, dbCPU, tool, rss, growth := "-", "-", "-", "-", "-"
 		if r.Database != nil {
 			dbCPU = fmt.Sprintf("%.0f", r.Database.CPUPerRequestMicros)
 		}
-		if local(r.Scenario) {
-			cpu = fmt.Sprintf("(local %.0f)", r.ClientCPUPerRequestMicros)
+		if r.ClientCPUPerRequestMicros > 0 {
+			tool = fmt.Sprintf("%.0f", r.ClientCPUPerRequestMicros)
 		}
 		if r.Hub != nil {
 			cpu = fmt.Sprintf("%.0f", r.Hub.CPUPerRequestMicros)
@@ -445,12 +505,19 @@ func printBench(w io.Writer, rep *benchReport) error {
 			growth = fmt.Sprintf("%.0f", r.StoreBytesPerRequest)
 		}
 		t.row(r.Scenario, fmt.Sprint(r.Requests), fmt.Sprintf("%.0f", r.PerSecond), fmt.Sprintf("%.2f", r.P50), fmt.Sprintf("%.2f", r.P90),
-			fmt.Sprintf("%.2f", r.P99), fmt.Sprintf("%.2f", r.Max), errs, cpu, dbCPU, rss, growth)
+			fmt.Sprintf("%.2f", r.P99), fmt.Sprintf("%.2f", r.Max), errs, cpu, dbCPU, tool, rss, growth)
 	}
 	if err := t.flush(); err != nil {
 		return err
 	}
 	for _, r := range rep.Results {
+		if len(r.Hubs) > 1 {
+			var per []string
+			for _, u := range r.Hubs {
+				per = append(per, fmt.Sprintf("%.0f", u.CPUPerRequestMicros))
+			}
+			fmt.Fprintf(w, "%s: hub CPU µs/req by replica (of all requests): %s\n", r.Scenario, strings.Join(per, " + "))
+		}
 		for _, n := range r.Notes {
 			fmt.Fprintf(w, "%s: %s\n", r.Scenario, n)
 		}
@@ -459,4 +526,22 @@ func printBench(w io.Writer, rep *benchReport) error {
 		}
 	}
 	return nil
+}
+
+// startCPUProfile writes this process's CPU profile to path until the
+// returned function is called: the scenarios' runs (warm-up included),
+// not the setup.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }

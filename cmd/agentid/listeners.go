@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -62,11 +63,17 @@ func listenMetrics(ctx context.Context, cfg *config.Config) (net.Listener, error
 
 // serveMetrics serves GET /metrics on ln until the returned stop is
 // called; stop waits for the server to end. The metrics listener stays
-// up while the hub drains, so a scrape sees the shutdown.
-func serveMetrics(ctx context.Context, ln net.Listener, m *server.Metrics, log *slog.Logger) (stop func()) {
+// up while the hub drains, so a scrape sees the shutdown. With withPprof
+// it also serves the runtime profiles (metrics.pprof).
+func serveMetrics(ctx context.Context, ln net.Listener, m *server.Metrics, withPprof bool, log *slog.Logger) (stop func()) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", m.Handler())
 	srv := newHTTPServer(mux, log)
+	if withPprof {
+		// A CPU profile or trace extends its own write deadline by the
+		// seconds requested.
+		handlePprof(mux)
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -83,6 +90,18 @@ func serveMetrics(ctx context.Context, ln net.Listener, m *server.Metrics, log *
 		}
 		<-done
 	}
+}
+
+// handlePprof registers net/http/pprof's handlers on mux, explicitly: the
+// package's own registration on http.DefaultServeMux is served by no
+// listener of the hub.
+func handlePprof(mux *http.ServeMux) {
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("POST /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 }
 
 // tlsListener wraps ln in TLS with the certificate files of tc, which are

@@ -332,3 +332,62 @@ func TestServeSIGTERMDrains(t *testing.T) {
 		t.Errorf("no clean stop in the log:\n%s", stderr.String())
 	}
 }
+
+// TestServeMetricsPprof: with metrics.pprof the metrics listener serves
+// Go's profiles under /debug/pprof/, a CPU profile included; the hub's own address
+// never does, and without the setting the metrics listener does not
+// either.
+func TestServeMetricsPprof(t *testing.T) {
+	for _, on := range []bool{true, false} {
+		t.Run(fmt.Sprintf("pprof=%v", on), func(t *testing.T) {
+			dir := t.TempDir()
+			env := map[string]string{
+				"AGENTID_DATA_DIR":       filepath.Join(dir, "data"),
+				"AGENTID_LISTEN":         "127.0.0.1:0",
+				"AGENTID_ISSUER":         "http://127.0.0.1:8080",
+				"AGENTID_METRICS_LISTEN": "127.0.0.1:0",
+			}
+			if on {
+				env["AGENTID_METRICS_PPROF"] = "true"
+			}
+			h := startServe(t, env)
+			m := metricsLine.FindStringSubmatch(h.stderr.String())
+			if m == nil {
+				t.Fatalf("no metrics listening line:\n%s", h.stderr.String())
+			}
+			metrics := "http://" + m[1]
+			for _, p := range []string{"/debug/pprof/", "/debug/pprof/heap?debug=1", "/debug/pprof/goroutine?debug=1", "/debug/pprof/cmdline"} {
+				resp, body := get(t, h.url+p)
+				if resp.StatusCode != http.StatusNotFound || strings.Contains(string(body), "goroutine") {
+					t.Errorf("the hub's address serves %s: %d\n%.200s", p, resp.StatusCode, body)
+				}
+				resp, body = get(t, metrics+p)
+				if !on {
+					if resp.StatusCode != http.StatusNotFound {
+						t.Errorf("GET %s with pprof off = %d\n%.200s", p, resp.StatusCode, body)
+					}
+					continue
+				}
+				if resp.StatusCode != http.StatusOK || len(body) == 0 {
+					t.Errorf("GET %s = %d\n%.200s", p, resp.StatusCode, body)
+				}
+				if p == "/debug/pprof/goroutine?debug=1" && !strings.Contains(string(body), "goroutine profile:") {
+					t.Errorf("GET %s is not a goroutine profile:\n%.200s", p, body)
+				}
+			}
+			resp, body := get(t, metrics+"/debug/pprof/profile?seconds=1")
+			if on && (resp.StatusCode != http.StatusOK || len(body) < 2 || body[0] != 0x1f || body[1] != 0x8b) {
+				t.Errorf("CPU profile = %d, %d bytes, want a gzipped profile\n%.200s", resp.StatusCode, len(body), body)
+			}
+			if !on && resp.StatusCode != http.StatusNotFound {
+				t.Errorf("CPU profile with pprof off = %d", resp.StatusCode)
+			}
+			if resp, _ := get(t, metrics+"/metrics"); resp.StatusCode != http.StatusOK {
+				t.Errorf("GET /metrics = %d", resp.StatusCode)
+			}
+			if code := h.stop(); code != 0 {
+				t.Fatalf("exit %d\n%s", code, h.stderr.String())
+			}
+		})
+	}
+}

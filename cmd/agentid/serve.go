@@ -163,13 +163,14 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) (e
 	if err := h.claimJobs(ctx, lock); err != nil {
 		return err
 	}
+	h.startup.done("claim_jobs")
 	if mln != nil {
-		defer serveMetrics(ctx, mln, h.metrics, log)()
+		defer serveMetrics(ctx, mln, h.metrics, cfg.Metrics.Pprof, log)()
 	}
 	// The actual address: with port 0 the kernel chose it.
 	addr := ln.Addr().String()
 	fmt.Fprintf(stdout, "agentid: listening on %s://%s, issuer %s\n", scheme, addr, cfg.Issuer)
-	log.InfoContext(ctx, "listening", "addr", addr, "issuer", cfg.Issuer)
+	log.InfoContext(ctx, "listening", "addr", addr, "issuer", cfg.Issuer, h.startup.attr())
 
 	// Background tasks outlive ctx until the HTTP server has drained, so
 	// that requests finishing during shutdown still see fresh keys.
@@ -244,6 +245,33 @@ type hub struct {
 	// tracing exports the hub's spans (nil: off).
 	tracing *tracing.Provider
 	log     *slog.Logger
+	// startup times the steps of newHub (and serve's after it), for the
+	// log line that says the hub listens.
+	startup *startupPhases
+}
+
+// startupPhases times the steps of a start: a slow start's log line says
+// where the time went (store connection, schema check, keys, policy...).
+type startupPhases struct {
+	start, last time.Time
+	attrs       []any
+}
+
+func newStartupPhases() *startupPhases {
+	now := time.Now()
+	return &startupPhases{start: now, last: now}
+}
+
+// done ends the step name, which began when the previous one ended.
+func (p *startupPhases) done(name string) {
+	now := time.Now()
+	p.attrs = append(p.attrs, slog.Int64(name+"_ms", now.Sub(p.last).Milliseconds()))
+	p.last = now
+}
+
+// attr is the steps' durations and their total, as one log attribute.
+func (p *startupPhases) attr() slog.Attr {
+	return slog.Group("startup", append(p.attrs, slog.Int64("total_ms", time.Since(p.start).Milliseconds()))...)
 }
 
 // newHub opens the store, prepares its schema, loads (or creates) the KEK
@@ -251,10 +279,12 @@ type hub struct {
 // default tenant needs no setup: every row carries it and the policy engine
 // falls back to the embedded default policy set.
 func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, err error) {
+	phases := newStartupPhases()
 	st, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}
+	phases.done("store")
 	defer func() {
 		if err != nil {
 			st.Close()
@@ -263,6 +293,7 @@ func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, 
 	if err := prepareSchema(ctx, st, cfg.Store.AutoMigrate, log); err != nil {
 		return nil, err
 	}
+	phases.done("schema")
 	ring, err := loadKeyring(cfg)
 	if err != nil {
 		return nil, err
@@ -277,12 +308,14 @@ func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, 
 	if err != nil {
 		return nil, fmt.Errorf("loading signing keys: %w", err)
 	}
+	phases.done("keys")
 	metrics := newMetrics(cfg)
 	changes := newChangeFeed(st, log)
 	pol, err := policy.New(ctx, policy.Options{Store: st, Domains: st, Logger: log, RefreshInterval: policyBackstop, Decided: policyDecided(metrics)})
 	if err != nil {
 		return nil, fmt.Errorf("loading the policy set: %w", err)
 	}
+	phases.done("policy")
 	reg, err := registrationConfig(cfg.Registration)
 	if err != nil {
 		return nil, err
@@ -313,6 +346,7 @@ func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, 
 	if err := syncConnectors(ctx, st, cfg.Connectors, log); err != nil {
 		return nil, err
 	}
+	phases.done("vault_connectors")
 	perMinute, burst := cfg.Login.PerUserLimit()
 	ipPerMinute, ipBurst := cfg.Login.PerIPLimit()
 	srv, err := server.New(server.Config{
@@ -369,7 +403,8 @@ func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, 
 	if metrics != nil && sinks != nil {
 		metrics.WatchAuditSinks(st)
 	}
-	return &hub{store: st, keys: keys, vault: vlt, server: srv, sealer: sealer, sinks: sinks, jobs: runner, metrics: metrics, changes: changes, tracing: tr, log: log}, nil
+	phases.done("server")
+	return &hub{store: st, keys: keys, vault: vlt, server: srv, sealer: sealer, sinks: sinks, jobs: runner, metrics: metrics, changes: changes, startup: phases, tracing: tr, log: log}, nil
 }
 
 // newSealer builds the audit chain's sealer. It needs no settle time on

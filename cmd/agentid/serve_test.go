@@ -337,3 +337,37 @@ func TestServePostgres(t *testing.T) {
 		t.Fatalf("exit code %d\nstderr:\n%s", code, h.stderr.String())
 	}
 }
+
+// TestServeLogsStartupPhases: the log line that says the hub listens
+// times the steps of its start, so that a slow start shows where the time
+// went; the steps add up to no more than the total.
+func TestServeLogsStartupPhases(t *testing.T) {
+	h := startServe(t, map[string]string{"AGENTID_DATA_DIR": filepath.Join(t.TempDir(), "data")})
+	var line struct {
+		Msg     string           `json:"msg"`
+		Startup map[string]int64 `json:"startup"`
+	}
+	// The line follows the one on stdout that startServe waited for.
+	for deadline := time.Now().Add(10 * time.Second); line.Msg != "listening" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		for l := range strings.Lines(h.stderr.String()) {
+			if err := json.Unmarshal([]byte(l), &line); err == nil && line.Msg == "listening" {
+				break
+			}
+			line.Msg = ""
+		}
+	}
+	if line.Msg != "listening" {
+		t.Fatalf("no listening line in the log:\n%s", h.stderr.String())
+	}
+	var sum int64
+	for _, step := range []string{"store_ms", "schema_ms", "keys_ms", "policy_ms", "vault_connectors_ms", "server_ms", "claim_jobs_ms"} {
+		v, ok := line.Startup[step]
+		if !ok || v < 0 {
+			t.Errorf("startup step %s: %d, %v", step, v, ok)
+		}
+		sum += v
+	}
+	if total, ok := line.Startup["total_ms"]; !ok || total < sum || len(line.Startup) != 8 {
+		t.Errorf("startup %v: total under the steps' sum %d, or unknown steps", line.Startup, sum)
+	}
+}

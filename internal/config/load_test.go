@@ -481,7 +481,10 @@ func envSamples(t *testing.T) map[string]envSample {
 		"tls.key_file": {value: "/etc/agentid/tls.key", extra: func(*testing.T) map[string]string {
 			return map[string]string{"AGENTID_TLS_CERT_FILE": "/etc/agentid/tls.crt"}
 		}},
-		"metrics.listen":   {value: "127.0.0.1:9464"},
+		"metrics.listen": {value: "127.0.0.1:9464"},
+		"metrics.pprof": {value: "true", extra: func(*testing.T) map[string]string {
+			return map[string]string{"AGENTID_METRICS_LISTEN": "127.0.0.1:9464"}
+		}},
 		"tracing.endpoint": {value: "https://collector.example.com:4318"},
 		"tracing.insecure": {value: "true", extra: func(*testing.T) map[string]string {
 			return map[string]string{"AGENTID_TRACING_ENDPOINT": "http://otel-collector:4318"}

@@ -27,6 +27,12 @@ type MetricsConfig struct {
 	// empty turns metrics off. It is separate from listen so that the
 	// metrics never reach the hub's public address.
 	Listen string `yaml:"listen"`
+	// Pprof also serves Go's runtime profiles (net/http/pprof) under
+	// /debug/pprof/ on the metrics listener, never on listen. Off by
+	// default: a profile shows the process's internals (stacks, command
+	// line) to whoever reaches the listener, and a CPU or trace profile
+	// costs CPU while it runs.
+	Pprof bool `yaml:"pprof"`
 }
 
 // maxTrustedProxies bounds the trusted_proxies list.
@@ -81,6 +87,9 @@ func (c *Config) validateOperations(ps *Problems) {
 		} else if m == c.Listen && n != 0 {
 			ps.add("metrics.listen", 0, "", "must differ from listen: metrics have a listener of their own")
 		}
+	}
+	if c.Metrics.Pprof && c.Metrics.Listen == "" {
+		ps.add("metrics.pprof", 0, "", "needs metrics.listen: profiles are served on the metrics listener only")
 	}
 	if len(c.TrustedProxies) > maxTrustedProxies {
 		ps.add("trusted_proxies", 0, "", fmt.Sprintf("at most %d entries, got %d", maxTrustedProxies, len(c.TrustedProxies)))

@@ -35,6 +35,7 @@ var settingDocs = map[string]settingDoc{
 	"tls.cert_file":                          {Default: "— (TLS off)", Note: "with `tls.key_file`; reloaded when the files change"},
 	"tls.key_file":                           {Note: "with `tls.cert_file`"},
 	"metrics.listen":                         {Default: "— (metrics off)", Note: "Prometheus `/metrics`; not `listen`"},
+	"metrics.pprof":                          {Note: "Go profiles at `/debug/pprof/` on `metrics.listen`"},
 	"tracing.endpoint":                       {Default: "— (tracing off)", Note: "OTLP/HTTP receiver; https, http on loopback or with `tracing.insecure`; see [`tracing`](#tracing)"},
 	"tracing.insecure":                       {Note: "http to a host other than loopback"},
 	"tracing.sampling_ratio":                 {Note: "0 – 1; a sampled `traceparent` is always traced"},

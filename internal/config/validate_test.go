@@ -52,6 +52,10 @@ func TestValidate(t *testing.T) {
 			{"trusted_proxies[1]", 0, []string{`got "proxy.internal"`}},
 			{"trusted_proxies[2]", 0, []string{"trusts every address"}},
 		}},
+		{name: "pprof on the metrics listener", mutate: func(c *Config) { c.Metrics.Listen = "127.0.0.1:9464"; c.Metrics.Pprof = true }},
+		{name: "pprof without a metrics listener", mutate: func(c *Config) { c.Metrics.Pprof = true }, want: []wantProblem{
+			{"metrics.pprof", 0, []string{"needs metrics.listen"}},
+		}},
 		{name: "metrics listen malformed", mutate: func(c *Config) { c.Metrics.Listen = "9464" }, want: []wantProblem{
 			{"metrics.listen", 0, []string{"want host:port"}},
 		}},

@@ -31,6 +31,10 @@ type Credentials struct {
 type Fixture struct {
 	// Issuer is the hub's issuer, the base of its endpoints.
 	Issuer string
+	// Hubs are the base URLs the scenarios' requests go to, in turn (the
+	// replicas of one hub, all with Issuer as their issuer); none means
+	// Issuer. The setup (sign-in, consent, the first tokens) uses Issuer.
+	Hubs []string
 	// Resource is the MCP server the tokens are for, with Scope one of
 	// its scopes; Server is its resource server's client (which
 	// introspects, exchanges and retrieves).

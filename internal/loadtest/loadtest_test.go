@@ -184,7 +184,7 @@ func TestProcessUsage(t *testing.T) {
 	// This process, spinning until /proc shows it spent 30 ms of CPU
 	// (however long a loaded machine takes to give it that).
 	self := &Process{PID: os.Getpid()}
-	r, err := Run(context.Background(), "spin", Options{Concurrency: 1, Requests: 1, Process: self}, func(context.Context, int) (int, error) {
+	r, err := Run(context.Background(), "spin", Options{Concurrency: 1, Requests: 1, Processes: []*Process{self}}, func(context.Context, int) (int, error) {
 		cpu0, err := self.cpu() // after the run's first reading
 		if err != nil {
 			return 0, err

@@ -188,9 +188,9 @@ type CPUUsage struct {
 	CPUPerRequestMicros float64 `json:"cpu_us_per_request"`
 }
 
-// monitor follows a process through a run. Besides the high-water mark it
-// samples VmRSS, for kernels or permissions where the mark cannot be
-// reset and would include the time before the run.
+// monitor follows a process through a run. When the high-water mark
+// cannot be reset (kernels or permissions), and would include the time
+// before the run, it samples VmRSS instead.
 type monitor struct {
 	p     *Process
 	cpu0  time.Duration
@@ -208,6 +208,11 @@ func startMonitor(p *Process) (*monitor, error) {
 	}
 	m := &monitor{p: p, cpu0: cpu0, reset: p.resetPeak(), done: make(chan struct{})}
 	m.sample()
+	if m.reset {
+		// The kernel's mark sees every page: no samples, which would cost
+		// this process (the load tool) CPU on the hub's cores.
+		return m, nil
+	}
 	m.wg.Go(func() {
 		t := time.NewTicker(50 * time.Millisecond)
 		defer t.Stop()

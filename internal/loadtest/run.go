@@ -10,8 +10,8 @@ package loadtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -33,9 +33,10 @@ type Options struct {
 	// run ends at whichever comes first; with neither, Duration is 5 s.
 	Duration time.Duration
 	Requests int64
-	// Process, when set, is the hub process whose CPU time and memory the
-	// run reports.
-	Process *Process
+	// Processes are the hub's processes (one per replica) whose CPU time
+	// and memory the run reports, summed, and each apart when there are
+	// several.
+	Processes []*Process
 	// Database, when set, is the database server's main process: the run
 	// reports the CPU time of it and all its descendants.
 	Database *Process
@@ -61,14 +62,19 @@ type Result struct {
 	// numbered failing worker saw), for a reader to start from; it never
 	// holds a token or secret (the ops' errors do not).
 	FirstError string `json:"first_error,omitempty"`
-	// Hub is the hub process's usage during the run, when known.
+	// Hub is the hub's usage during the run, when known: with several
+	// processes (replicas) their sum, CPU time and peak memory alike (each
+	// process's own peak, added).
 	Hub *Usage `json:"hub,omitempty"`
+	// Hubs is each process's usage, in the order given, when there are
+	// several.
+	Hubs []*Usage `json:"hubs,omitempty"`
 	// Database is the database server's CPU time during the run, when
 	// known (Options.Database).
 	Database *CPUUsage `json:"database,omitempty"`
 	// ClientCPUPerRequestMicros is this process's own CPU time per
 	// request (the load tool's share of a machine it shares with the
-	// hub), when /proc tells it.
+	// hub), from getrusage(2) over the run.
 	ClientCPUPerRequestMicros float64 `json:"client_cpu_us_per_request,omitempty"`
 	// StoreGrowthBytes is how much the hub's database grew during the
 	// run, and StoreBytesPerRequest that per successful request, when the
@@ -108,12 +114,16 @@ func Run(ctx context.Context, name string, opts Options, op Op) (*Result, error)
 		runCtx, cancel = context.WithTimeout(ctx, dur)
 		defer cancel()
 	}
-	var mon *monitor
-	if opts.Process != nil {
-		var err error
-		if mon, err = startMonitor(opts.Process); err != nil {
+	var mons []*monitor
+	for _, p := range opts.Processes {
+		m, err := startMonitor(p)
+		if err != nil {
+			for _, m := range mons {
+				m.stop()
+			}
 			return nil, err
 		}
+		mons = append(mons, m)
 	}
 	var db0 time.Duration
 	if opts.Database != nil {
@@ -122,8 +132,7 @@ func Run(ctx context.Context, name string, opts Options, op Op) (*Result, error)
 			return nil, fmt.Errorf("reading the database server's processes: %w", err)
 		}
 	}
-	self := &Process{PID: os.Getpid()}
-	selfCPU0, selfErr := self.cpu()
+	selfCPU0, selfErr := selfCPU()
 	var issued atomic.Int64
 	ws := make([]*worker, conc)
 	var wg sync.WaitGroup
@@ -155,6 +164,9 @@ func Run(ctx context.Context, name string, opts Options, op Op) (*Result, error)
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	// The tool's own CPU time: the workers' window, before the readings
+	// of the hub's and database's processes below.
+	selfCPU1, selfErr1 := selfCPU()
 	r := &Result{Scenario: name, Concurrency: conc, Seconds: elapsed.Seconds()}
 	var h Histogram
 	for _, w := range ws {
@@ -171,15 +183,32 @@ func Run(ctx context.Context, name string, opts Options, op Op) (*Result, error)
 			r.FirstError = w.firstErr.Error()
 		}
 	}
-	if mon != nil {
-		u, err := mon.stop()
-		if err != nil {
+	if len(mons) > 0 {
+		var errs []error
+		total := &Usage{PeakReset: true}
+		for _, m := range mons {
+			u, err := m.stop()
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if r.Requests > 0 {
+				u.CPUPerRequestMicros = u.CPUSeconds * 1e6 / float64(r.Requests)
+			}
+			total.CPUSeconds += u.CPUSeconds
+			total.CPUPerRequestMicros += u.CPUPerRequestMicros
+			total.PeakRSSBytes += u.PeakRSSBytes
+			total.RSSBytes += u.RSSBytes
+			total.PeakReset = total.PeakReset && u.PeakReset
+			r.Hubs = append(r.Hubs, u)
+		}
+		if err := errors.Join(errs...); err != nil {
 			return nil, err
 		}
-		if r.Requests > 0 {
-			u.CPUPerRequestMicros = u.CPUSeconds * 1e6 / float64(r.Requests)
+		r.Hub = total
+		if len(r.Hubs) == 1 {
+			r.Hubs = nil
 		}
-		r.Hub = u
 	}
 	if opts.Database != nil {
 		db1, err := opts.Database.treeCPU()
@@ -191,7 +220,7 @@ func Run(ctx context.Context, name string, opts Options, op Op) (*Result, error)
 			r.Database.CPUPerRequestMicros = r.Database.CPUSeconds * 1e6 / float64(r.Requests)
 		}
 	}
-	if selfCPU1, err := self.cpu(); selfErr == nil && err == nil && r.Requests > 0 {
+	if selfErr == nil && selfErr1 == nil && r.Requests > 0 {
 		r.ClientCPUPerRequestMicros = float64((selfCPU1 - selfCPU0).Microseconds()) / float64(r.Requests)
 	}
 	if elapsed > 0 {

@@ -1,6 +1,7 @@
 package loadtest
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -44,13 +45,19 @@ var Scenarios = []string{ClientCredentials, Refresh, Exchange, Introspection, Re
 type Bench struct {
 	fx *Fixture
 	hc *http.Client
+	// cl makes the scenarios' requests, bufs[worker] is each worker's
+	// memory for them.
+	cl   *client
+	bufs []exchangeBuf
 	// chains are the refresh tokens, one per worker: each worker rotates
 	// its own, so no two requests present the same one.
 	chains []string
 	// subjects are user access tokens for the fixture's resource, which
-	// exchange, introspection, retrieval and verification present in turn.
-	subjects []string
-	next     atomic.Uint64
+	// exchange, introspection, retrieval and verification present in
+	// turn; formSubjects the same, form-encoded.
+	subjects     []string
+	formSubjects []string
+	next         atomic.Uint64
 }
 
 // Prepare readies fx for concurrency workers: a person signs in and runs
@@ -58,7 +65,17 @@ type Bench struct {
 // tokens are rotated until there are subjects distinct access tokens, and,
 // when fx has a provider, the person saves an API key there.
 func Prepare(ctx context.Context, fx *Fixture, hc *http.Client, concurrency, subjects int) (*Bench, error) {
-	b := &Bench{fx: fx, hc: hc, chains: make([]string, concurrency)}
+	hubs := fx.Hubs
+	if len(hubs) == 0 {
+		hubs = []string{fx.Issuer}
+	}
+	cl, err := newClient(hubs, concurrency)
+	if err != nil {
+		return nil, err
+	}
+	// Cancelling ctx ends the requests under way: their connections close.
+	context.AfterFunc(ctx, cl.closeAll)
+	b := &Bench{fx: fx, hc: hc, cl: cl, bufs: make([]exchangeBuf, concurrency), chains: make([]string, concurrency)}
 	p := newPerson(fx)
 	for i := range b.chains {
 		tr, err := p.userTokens(ctx, hc)
@@ -101,15 +118,22 @@ func Prepare(ctx context.Context, fx *Fixture, hc *http.Client, concurrency, sub
 			return nil, fmt.Errorf("connecting the provider: %w", err)
 		}
 	}
+	for _, s := range b.subjects {
+		b.formSubjects = append(b.formSubjects, url.QueryEscape(s))
+	}
 	return b, nil
 }
+
+// Close closes the scenarios' connections.
+func (b *Bench) Close() { b.cl.closeAll() }
 
 // Subjects is the number of distinct user access tokens the scenarios
 // present in turn.
 func (b *Bench) Subjects() int { return len(b.subjects) }
 
-func (b *Bench) subject() string {
-	return b.subjects[(b.next.Add(1)-1)%uint64(len(b.subjects))]
+// subject is the index of the next subject token.
+func (b *Bench) subject() int {
+	return int((b.next.Add(1) - 1) % uint64(len(b.subjects)))
 }
 
 // refresh rotates worker's refresh token (RFC 6749 §6) and keeps the new one.
@@ -129,19 +153,39 @@ func (b *Bench) refresh(ctx context.Context, worker int) (*tokenResponse, int, e
 
 // Op returns the operation of scenario name. The verification scenarios
 // fetch the hub's key set first, so that they measure a warm cache.
+//
+// The HTTP scenarios send requests prebuilt but for the subject or
+// refresh token, and read of the answer what decides success: the status,
+// and that a /token answer holds an access token (a refresh's, a refresh
+// token; an introspection's, "active": true), found without decoding the
+// whole JSON unless the compact form is not there.
 func (b *Bench) Op(ctx context.Context, name string) (Op, error) {
 	fx := b.fx
 	switch name {
 	case ClientCredentials:
-		form := url.Values{"grant_type": {oauth.GrantClientCredentials}, "resource": {fx.Resource}, "scope": {fx.Scope}}
-		return func(ctx context.Context, _ int) (int, error) {
-			_, status, err := token(ctx, b.hc, fx.Issuer, &fx.CC, form)
-			return status, err
+		req := b.cl.newRequest("/token", &fx.CC)
+		form := url.Values{"grant_type": {oauth.GrantClientCredentials}, "resource": {fx.Resource}, "scope": {fx.Scope}}.Encode()
+		return func(ctx context.Context, worker int) (int, error) {
+			ans, err := b.cl.do(ctx, worker, req, &b.bufs[worker], form)
+			if err != nil {
+				return 0, err
+			}
+			_, err = tokenAnswer(ans, "")
+			return ans.status, err
 		}, nil
 	case Refresh:
+		req := b.cl.newRequest("/token", &fx.Agent)
+		prefix := url.Values{"grant_type": {oauth.GrantRefreshToken}}.Encode() + "&refresh_token="
 		return func(ctx context.Context, worker int) (int, error) {
-			_, status, err := b.refresh(ctx, worker)
-			return status, err
+			ans, err := b.cl.do(ctx, worker, req, &b.bufs[worker], prefix, url.QueryEscape(b.chains[worker]))
+			if err != nil {
+				return 0, err
+			}
+			rt, err := tokenAnswer(ans, "refresh_token")
+			if err == nil {
+				b.chains[worker] = rt
+			}
+			return ans.status, err
 		}, nil
 	case Exchange, Retrieval:
 		// RFC 8693 §2.1; a retrieval is an exchange whose resource is a
@@ -153,28 +197,29 @@ func (b *Bench) Op(ctx context.Context, name string) (Op, error) {
 			}
 			target, scope = fx.Issuer+"/providers/"+url.PathEscape(fx.Provider), ""
 		}
-		return func(ctx context.Context, _ int) (int, error) {
-			form := url.Values{
-				"grant_type": {oauth.GrantTokenExchange}, "subject_token": {b.subject()},
-				"subject_token_type": {oauth.TokenTypeAccessToken}, "resource": {target},
+		form := url.Values{"grant_type": {oauth.GrantTokenExchange}, "subject_token_type": {oauth.TokenTypeAccessToken}, "resource": {target}}
+		if scope != "" {
+			form.Set("scope", scope)
+		}
+		req := b.cl.newRequest("/token", &fx.Server)
+		prefix := form.Encode() + "&subject_token="
+		return func(ctx context.Context, worker int) (int, error) {
+			ans, err := b.cl.do(ctx, worker, req, &b.bufs[worker], prefix, b.formSubjects[b.subject()])
+			if err != nil {
+				return 0, err
 			}
-			if scope != "" {
-				form.Set("scope", scope)
-			}
-			_, status, err := token(ctx, b.hc, fx.Issuer, &fx.Server, form)
-			return status, err
+			_, err = tokenAnswer(ans, "")
+			return ans.status, err
 		}, nil
 	case Introspection:
-		return func(ctx context.Context, _ int) (int, error) {
-			var ans struct {
-				Active bool `json:"active"`
+		// RFC 7662 §2.1.
+		req := b.cl.newRequest("/introspect", &fx.Server)
+		return func(ctx context.Context, worker int) (int, error) {
+			ans, err := b.cl.do(ctx, worker, req, &b.bufs[worker], "token=", b.formSubjects[b.subject()])
+			if err != nil {
+				return 0, err
 			}
-			// RFC 7662 §2.1.
-			status, err := post(ctx, b.hc, fx.Issuer, "/introspect", &fx.Server, url.Values{"token": {b.subject()}}, &ans)
-			if err == nil && !ans.Active {
-				err = errors.New("POST /introspect: the token is not active")
-			}
-			return status, err
+			return ans.status, introspectionAnswer(ans)
 		}, nil
 	case MCPAuthVerify:
 		v, err := mcpauth.NewVerifier(ctx, mcpauth.Config{Issuer: fx.Issuer, Resource: fx.Resource, HTTPClient: b.hc})
@@ -186,7 +231,7 @@ func (b *Bench) Op(ctx context.Context, name string) (Op, error) {
 			return nil, fmt.Errorf("mcpauth refused the hub's token: %w", err)
 		}
 		return func(ctx context.Context, _ int) (int, error) {
-			_, err := v.Verify(ctx, b.subject())
+			_, err := v.Verify(ctx, b.subjects[b.subject()])
 			return 0, err
 		}, nil
 	case RawVerify:
@@ -195,7 +240,7 @@ func (b *Bench) Op(ctx context.Context, name string) (Op, error) {
 			return nil, err
 		}
 		return func(context.Context, int) (int, error) {
-			return 0, rawVerify(keys, b.subject())
+			return 0, rawVerify(keys, b.subjects[b.subject()])
 		}, nil
 	}
 	return nil, fmt.Errorf("unknown scenario %q (one of %s)", name, strings.Join(Scenarios, ", "))
@@ -270,4 +315,89 @@ func rawVerify(keys *jose.JSONWebKeySet, tok string) error {
 		return fmt.Errorf("key type %T not measured", k)
 	}
 	return nil
+}
+
+// tokenAnswer checks a /token answer: 200 and an access token in a JSON
+// object; with field, it returns that string field too, which must not be
+// empty. A failure's error has the OAuth error code and description.
+func tokenAnswer(ans answer, field string) (string, error) {
+	if ans.status != http.StatusOK {
+		return "", answerError("POST /token", ans)
+	}
+	body := bytes.TrimSpace(ans.body)
+	if len(body) >= 2 && body[0] == '{' && body[len(body)-1] == '}' {
+		if at, ok := compactString(body, "access_token"); ok && at != "" {
+			if field == "" {
+				return "", nil
+			}
+			if v, ok := compactString(body, field); ok && v != "" {
+				return v, nil
+			}
+		}
+	}
+	// Not in the compact form the hub writes: the whole decode decides.
+	var tr map[string]any
+	if err := json.Unmarshal(ans.body, &tr); err != nil {
+		return "", fmt.Errorf("POST /token: undecodable answer: %w", err)
+	}
+	if at, _ := tr["access_token"].(string); at == "" {
+		return "", errors.New("POST /token: no access_token in the answer")
+	}
+	if field == "" {
+		return "", nil
+	}
+	v, _ := tr[field].(string)
+	if v == "" {
+		return "", fmt.Errorf("POST /token: no %s in the answer", field)
+	}
+	return v, nil
+}
+
+// introspectionAnswer checks an introspection answer says the token is
+// active (RFC 7662 §2.2).
+func introspectionAnswer(ans answer) error {
+	if ans.status != http.StatusOK {
+		return answerError("POST /introspect", ans)
+	}
+	body := bytes.TrimSpace(ans.body)
+	if len(body) >= 2 && body[0] == '{' && body[len(body)-1] == '}' && bytes.Contains(body, []byte(`"active":true`)) {
+		return nil
+	}
+	var v struct {
+		Active *bool `json:"active"`
+	}
+	if err := json.Unmarshal(ans.body, &v); err != nil || v.Active == nil {
+		return fmt.Errorf("POST /introspect: not an introspection answer (%v)", err)
+	}
+	if !*v.Active {
+		return errors.New("POST /introspect: the token is not active")
+	}
+	return nil
+}
+
+// answerError is a failed answer's error: its status and, when the body
+// is an OAuth error (RFC 6749 §5.2), the code and description.
+func answerError(what string, ans answer) error {
+	var oe tokenResponse
+	_ = json.Unmarshal(ans.body, &oe)
+	return &statusError{what: what, status: ans.status, code: oe.Error, desc: oe.Description}
+}
+
+// compactString finds "key":"value" in a JSON object written without
+// spaces (as encoding/json writes it) and returns the value when it has no
+// escape. A quote inside a JSON string is escaped, so the pattern cannot
+// match inside another value; the hub's token answers are flat objects.
+func compactString(body []byte, key string) (string, bool) {
+	pat := make([]byte, 0, len(key)+5)
+	pat = append(append(append(pat, '"'), key...), `":"`...)
+	i := bytes.Index(body, pat)
+	if i < 0 {
+		return "", false
+	}
+	rest := body[i+len(pat):]
+	j := bytes.IndexByte(rest, '"')
+	if j < 0 || bytes.IndexByte(rest[:j], '\\') >= 0 {
+		return "", false
+	}
+	return string(rest[:j]), true
 }

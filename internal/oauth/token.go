@@ -1,7 +1,10 @@
 package oauth
 
 import (
+	"encoding/json"
 	"net/http"
+	"strconv"
+	"sync"
 )
 
 // Grant types (RFC 6749 §4.1.3, §6, §4.4; RFC 8693 §2.1; RFC 7523 §2.1).
@@ -140,10 +143,88 @@ type TokenResponse struct {
 
 // WriteTokenResponse writes resp with 200 and Cache-Control: no-store
 // (RFC 6749 §5.1). An empty TokenType is sent as "Bearer".
+//
+// The body is what encoding/json makes of the struct, byte for byte
+// (TestTokenResponseJSON, FuzzTokenResponseJSON), appended field by field:
+// it is the response of every token the hub issues.
 func WriteTokenResponse(w http.ResponseWriter, resp *TokenResponse) {
-	out := *resp
-	if out.TokenType == "" {
-		out.TokenType = TokenTypeBearer
+	h := w.Header()
+	h["Content-Type"] = headerJSON[:1:1]
+	h["Cache-Control"] = headerNoStore[:1:1]
+	h["Pragma"] = headerNoCache[:1:1]
+	w.WriteHeader(http.StatusOK)
+	bp := responseBuffers.Get().(*[]byte)
+	*bp = resp.appendJSON((*bp)[:0])
+	_, _ = w.Write(*bp)
+	if cap(*bp) <= maxPooledResponse {
+		responseBuffers.Put(bp)
 	}
-	WriteJSON(w, http.StatusOK, &out)
+}
+
+// responseBuffers hold token responses while they are written; a buffer
+// grown past maxPooledResponse (a response with a large ID token) is left
+// to the garbage collector rather than kept.
+var responseBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+const maxPooledResponse = 8 << 10
+
+// The values of the headers every token response carries (RFC 6749
+// §5.1), shared: net/http only reads a handler's header values, and an
+// Add copies a full slice before it appends.
+var (
+	headerJSON    = []string{"application/json"}
+	headerNoStore = []string{"no-store"}
+	headerNoCache = []string{"no-cache"}
+)
+
+// appendJSON appends resp as encoding/json encodes it (field order,
+// omitempty, HTML-safe escaping, a final newline as json.Encoder writes),
+// with an empty TokenType as "Bearer".
+func (resp *TokenResponse) appendJSON(b []byte) []byte {
+	typ := resp.TokenType
+	if typ == "" {
+		typ = TokenTypeBearer
+	}
+	b = append(b, `{"access_token":`...)
+	b = appendJSONString(b, resp.AccessToken)
+	b = append(b, `,"token_type":`...)
+	b = appendJSONString(b, typ)
+	if resp.ExpiresIn != 0 {
+		b = append(b, `,"expires_in":`...)
+		b = strconv.AppendInt(b, resp.ExpiresIn, 10)
+	}
+	for _, f := range [...]struct {
+		name, value string
+	}{
+		{`,"refresh_token":`, resp.RefreshToken},
+		{`,"scope":`, resp.Scope},
+		{`,"id_token":`, resp.IDToken},
+		{`,"issued_token_type":`, resp.IssuedTokenType},
+		{`,"provider":`, resp.Provider},
+		{`,"connection_id":`, resp.ConnectionID},
+		{`,"key_header":`, resp.KeyHeader},
+		{`,"key_header_value":`, resp.KeyHeaderValue},
+		{`,"key_query":`, resp.KeyQuery},
+	} {
+		if f.value != "" {
+			b = append(b, f.name...)
+			b = appendJSONString(b, f.value)
+		}
+	}
+	return append(b, "}\n"...)
+}
+
+// appendJSONString appends s as a JSON string the way encoding/json writes
+// it: printable ASCII other than '"', '\\', '<', '>' and '&' as is;
+// anything else (escapes, invalid UTF-8, U+2028) through encoding/json.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always encodes
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }

@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"golang.org/x/crypto/cryptobyte"
+	"golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/agentid/agentid/internal/keyring"
 	"github.com/agentid/agentid/internal/store"
@@ -411,16 +413,36 @@ func (e *keyEntry) signES256(rand io.Reader, payload []byte) (string, error) {
 	buf[len(e.header)] = '.'
 	enc.Encode(buf[len(e.header)+1:], payload)
 	digest := sha256.Sum256(buf)
-	r, sv, err := ecdsa.Sign(rand, e.es256, digest[:])
+	der, err := ecdsa.SignASN1(rand, e.es256, digest[:])
 	if err != nil {
 		return "", err
 	}
 	var sig [64]byte
-	r.FillBytes(sig[:32])
-	sv.FillBytes(sig[32:])
+	if err := rawP256Signature(der, &sig); err != nil {
+		return "", err
+	}
 	buf = append(buf, '.')
 	buf = enc.AppendEncode(buf, sig[:])
 	return string(buf), nil
+}
+
+// rawP256Signature turns the ASN.1 DER ECDSA-Sig-Value that
+// ecdsa.SignASN1 returns (SEQUENCE { r INTEGER, s INTEGER }, RFC 3279
+// §2.2.3) into JWS's R || S (RFC 7518 §3.4), each left-padded to 32
+// bytes: what ecdsa.Sign would give as two big.Ints, without them.
+func rawP256Signature(der []byte, sig *[64]byte) error {
+	var seq cryptobyte.String
+	in := cryptobyte.String(der)
+	var r, s []byte
+	if !in.ReadASN1(&seq, asn1.SEQUENCE) || !in.Empty() ||
+		!seq.ReadASN1Integer(&r) || !seq.ReadASN1Integer(&s) || !seq.Empty() ||
+		len(r) > 32 || len(s) > 32 {
+		return errors.New("token: malformed ECDSA signature from crypto/ecdsa")
+	}
+	clear(sig[:])
+	copy(sig[32-len(r):32], r)
+	copy(sig[64-len(s):], s)
+	return nil
 }
 
 func generateKey(alg string, r io.Reader) (crypto.Signer, error) {

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -69,13 +70,18 @@ const (
 	TestPassword  = "correct horse battery staple"
 )
 
-var hashedTestPassword = func() string {
+// hashedTestPassword is TestPassword's Argon2id hash, made on first use:
+// at package initialisation every process of a test binary that links
+// this package would pay for it (64 MiB and about a second of CPU under
+// the race detector), among them each `agentid serve` replica that the
+// cmd/agentid tests run from their own binary.
+var hashedTestPassword = sync.OnceValue(func() string {
 	h, err := password.Hash(TestPassword)
 	if err != nil {
 		panic(err)
 	}
 	return h
-}()
+})
 
 type Option func(*server.Config)
 
@@ -169,7 +175,7 @@ func NewOn(t testing.TB, st store.Store, opts ...Option) *Hub {
 	}, nil); err != nil && !strings.Contains(err.Error(), "conflict") {
 		t.Fatal(err)
 	}
-	if err := st.CreateUser(ctx, &store.User{TenantID: store.DefaultTenant, ID: "u-alice", Username: TestUser, Name: TestUserName, Email: TestUserEmail, EmailVerified: true, PasswordHash: hashedTestPassword, CreatedAt: now, UpdatedAt: now}, nil); err != nil && !strings.Contains(err.Error(), "conflict") {
+	if err := st.CreateUser(ctx, &store.User{TenantID: store.DefaultTenant, ID: "u-alice", Username: TestUser, Name: TestUserName, Email: TestUserEmail, EmailVerified: true, PasswordHash: hashedTestPassword(), CreatedAt: now, UpdatedAt: now}, nil); err != nil && !strings.Contains(err.Error(), "conflict") {
 		t.Fatal(err)
 	}
 	return h

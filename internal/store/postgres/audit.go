@@ -27,7 +27,8 @@ const eventIDExpr = `CASE WHEN pg_current_xact_id() IS NOT NULL THEN nextval('au
 
 // eventArgs lists ev's fields in insertEventSQL order.
 func eventArgs(ev *store.AuditEvent) ([]any, error) {
-	details, err := jsonMap(ev.StoredDetails())
+	d, _ := store.CompactDetails(ev.StoredDetails())
+	details, err := jsonMap(d)
 	if err != nil {
 		return nil, fmt.Errorf("encode audit details: %w", err)
 	}
@@ -118,7 +119,7 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]*store.Au
 			return nil, mapErr("list audit", err)
 		}
 		ev.Time = utc(ev.Time)
-		if ev.Details, err = scanMap(details); err != nil {
+		if ev.Details, err = scanAuditDetails(details); err != nil {
 			return nil, mapErr("list audit", err)
 		}
 		out = append(out, &ev)
@@ -152,7 +153,10 @@ func auditQuery(f store.AuditFilter) (string, []any) {
 		add("(client_id = ? OR details->>'"+store.DetailAgent+"' = ?)", f.Agent) // one parameter, twice
 	}
 	if f.UserID != "" {
+		// The index holds only events naming a person (migration 0023);
+		// the extra clause lets a generic plan use it too.
 		add("user_id = ?", f.UserID)
+		where = append(where, "user_id <> ''")
 	}
 	if f.Resource != "" {
 		add("resource = ?", f.Resource)

@@ -50,7 +50,7 @@ func scanLink(sc pgx.Row) (*store.AuditLink, error) {
 	}
 	ev.Time = utc(ev.Time)
 	var err error
-	if ev.Details, err = scanMap(details); err != nil {
+	if ev.Details, err = scanAuditDetails(details); err != nil {
 		return nil, err
 	}
 	return l, nil

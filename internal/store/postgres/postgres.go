@@ -155,6 +155,16 @@ func jsonMap(m map[string]string) ([]byte, error) {
 	return json.Marshal(m)
 }
 
+// scanAuditDetails decodes an event's stored details, their short key
+// names expanded (store.ExpandDetails).
+func scanAuditDetails(b []byte) (map[string]string, error) {
+	m, err := scanMap(b)
+	if err != nil {
+		return nil, err
+	}
+	return store.ExpandDetails(m)
+}
+
 // scanMap decodes a jsonb column read as bytes.
 func scanMap(b []byte) (map[string]string, error) {
 	if b == nil {

@@ -19,6 +19,9 @@ const (
 type auditRow struct {
 	ev   *store.AuditEvent
 	args []any
+	// coded: the stored details text has short key names, so it is not
+	// the JSON a sink writes (store.AuditLink.DetailsJSON).
+	coded bool
 }
 
 // auditDetailsArg is the index of the details' JSON text in auditRow.args.
@@ -28,8 +31,26 @@ func prepAudit(ev *store.AuditEvent) auditRow {
 	if ev == nil {
 		return auditRow{}
 	}
+	details, coded := store.CompactDetails(ev.StoredDetails())
 	return auditRow{ev, []any{ev.TenantID, tv(ev.Time), ev.Type, ev.RequestID, ev.ClientID,
-		ev.UserID, ev.Resource, listText(ev.Scopes), ev.IP, ev.Outcome, mapText(ev.StoredDetails())}}
+		ev.UserID, ev.Resource, listText(ev.Scopes), ev.IP, ev.Outcome, mapText(details)}, coded}
+}
+
+// auditDetailsCol scans a stored event's details: the JSON object, its
+// short key names expanded (store.ExpandDetails).
+type auditDetailsCol struct{ p *map[string]string }
+
+func (c auditDetailsCol) Scan(v any) error {
+	var m map[string]string
+	if err := (mapCol{&m}).Scan(v); err != nil {
+		return err
+	}
+	m, err := store.ExpandDetails(m)
+	if err != nil {
+		return err
+	}
+	*c.p = m
+	return nil
 }
 
 func prepAudits(evs []*store.AuditEvent) []auditRow {
@@ -120,7 +141,7 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]*store.Au
 	for rows.Next() {
 		ev := new(store.AuditEvent)
 		if err := rows.Scan(&ev.ID, &ev.TenantID, timeCol{&ev.Time}, &ev.Type, &ev.RequestID, &ev.ClientID,
-			&ev.UserID, &ev.Resource, listCol{&ev.Scopes}, &ev.IP, &ev.Outcome, mapCol{&ev.Details}); err != nil {
+			&ev.UserID, &ev.Resource, listCol{&ev.Scopes}, &ev.IP, &ev.Outcome, auditDetailsCol{&ev.Details}); err != nil {
 			return nil, wrap("list audit", err)
 		}
 		out = append(out, ev)

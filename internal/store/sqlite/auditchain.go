@@ -33,7 +33,7 @@ func scanLink(sc interface{ Scan(...any) error }) (*store.AuditLink, error) {
 func scanLinkInto(sc interface{ Scan(...any) error }, l *store.AuditLink) error {
 	ev := l.Event
 	if err := sc.Scan(&ev.ID, &ev.TenantID, timeCol{&ev.Time}, &ev.Type, &ev.RequestID, &ev.ClientID,
-		&ev.UserID, &ev.Resource, listCol{&ev.Scopes}, &ev.IP, &ev.Outcome, mapCol{&ev.Details},
+		&ev.UserID, &ev.Resource, listCol{&ev.Scopes}, &ev.IP, &ev.Outcome, auditDetailsCol{&ev.Details},
 		&l.PrevHash, &l.Hash); err != nil {
 		return err
 	}

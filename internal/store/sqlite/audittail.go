@@ -41,7 +41,8 @@ type auditTail struct {
 }
 
 // keptEvent is an event in its stored form and the JSON text stored for
-// its details (store.AuditLink.DetailsJSON).
+// its details (store.AuditLink.DetailsJSON), empty when that text has
+// short key names (store.CompactDetails) and so is not what a sink writes.
 type keptEvent struct {
 	*store.AuditEvent
 	details string

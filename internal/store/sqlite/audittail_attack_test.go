@@ -137,10 +137,11 @@ func TestAuditTailMigration(t *testing.T) {
 	if err := s.AppendAudit(ctx, ev); err != nil {
 		t.Fatal(err)
 	}
-	// A migration that normalises a detail of stored events.
+	// A migration that normalises a detail of stored events (jti, stored
+	// under its short name, store.CompactDetails).
 	err := dialect{s}.Transact(ctx, func(mtx migrate.Tx) error {
 		_, err := mtx.(migrationTx).c.ExecContext(context.Background(),
-			`UPDATE audit_events SET details = json_set(details, '$.jti', 'migrated') WHERE id = ?`, ev.ID)
+			`UPDATE audit_events SET details = json_set(details, '$."~j"', 'migrated') WHERE id = ?`, ev.ID)
 		return err
 	})
 	if err != nil {

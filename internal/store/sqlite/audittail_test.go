@@ -261,7 +261,13 @@ func TestAuditTailRollback(t *testing.T) {
 		if !reflect.DeepEqual(kept[i].AuditEvent, l.Event) {
 			t.Errorf("kept %#v, committed %#v", kept[i].AuditEvent, l.Event)
 		}
-		if want := mapText(l.Event.Details); kept[i].details != want {
+		// The stored text when it is what a sink writes; none when it has
+		// short key names.
+		want := ""
+		if d, coded := store.CompactDetails(l.Event.Details); !coded {
+			want = mapText(d)
+		}
+		if kept[i].details != want {
 			t.Errorf("kept details text %s, want %s", kept[i].details, want)
 		}
 	}

@@ -37,7 +37,11 @@ func (tx *wtx) startKeeping(keep bool) {
 // kept notes an event the transaction wrote with id.
 func (tx *wtx) kept(a auditRow, id int64) {
 	if tx.keep {
-		tx.pending = append(tx.pending, keptEvent{storedForm(a.ev, id), a.args[auditDetailsArg].(string)})
+		var details string
+		if !a.coded {
+			details = a.args[auditDetailsArg].(string)
+		}
+		tx.pending = append(tx.pending, keptEvent{storedForm(a.ev, id), details})
 	}
 }
 

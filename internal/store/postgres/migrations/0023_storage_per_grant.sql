@@ -1,0 +1,13 @@
+-- 0023: storage per grant (issue 15; docs/design.md, "Storage per grant").
+-- SQLite's 0023 is its twin.
+--
+-- The trail's user index holds only the events that name a person, as
+-- SQLite's has since 0001: client credentials tokens, registrations and
+-- the hub's own work name none, and their entries were about 80 bytes of
+-- each client credentials grant. ListAudit adds user_id <> '' to a user
+-- filter so that the planner can prove the index's predicate.
+--
+-- On a populated trail the new index is built under a lock that holds
+-- writers of audit_events back for the build (seconds per million events).
+DROP INDEX audit_events_tenant_user;
+CREATE INDEX audit_events_tenant_user ON audit_events (tenant_id, user_id, id) WHERE user_id <> '';
