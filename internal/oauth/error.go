@@ -223,10 +223,15 @@ func reservedErrorParam(name string) bool {
 // WriteJSON writes v as JSON with the no-store headers every token-endpoint
 // response carries (RFC 6749 §5.1).
 func WriteJSON(w http.ResponseWriter, status int, v any) {
+	writeJSONHeader(w, status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeJSONHeader writes status with WriteJSON's headers.
+func writeJSONHeader(w http.ResponseWriter, status int) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
 	h.Set("Pragma", "no-cache")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
 }

@@ -37,15 +37,18 @@ func ParseForm(r *http.Request) (url.Values, *Error) {
 	if r.Method != http.MethodPost {
 		return nil, ErrInvalidRequest("the request must use POST")
 	}
-	ct := r.Header.Get("Content-Type")
-	mt, _, err := mime.ParseMediaType(ct)
-	if err != nil || mt != "application/x-www-form-urlencoded" {
-		return nil, ErrInvalidRequest("Content-Type must be application/x-www-form-urlencoded")
+	if ct := r.Header.Get("Content-Type"); ct != formType {
+		// Anything but the exact type clients send (parameters, another
+		// case) is parsed in full.
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || mt != formType {
+			return nil, ErrInvalidRequest("Content-Type must be application/x-www-form-urlencoded")
+		}
 	}
 	if r.Body == nil {
 		return url.Values{}, nil
 	}
-	body, err := io.ReadAll(r.Body)
+	body, err := readBody(r)
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
@@ -53,22 +56,59 @@ func ParseForm(r *http.Request) (url.Values, *Error) {
 		}
 		return nil, ErrInvalidRequest("could not read the request body").WithCause(err)
 	}
-	parsed, err := url.ParseQuery(string(body))
+	form, err := url.ParseQuery(string(body))
 	if err != nil {
 		return nil, ErrInvalidRequest("malformed form body").WithCause(err)
 	}
-	form := make(url.Values, len(parsed))
-	for k, vs := range parsed {
+	for k, vs := range form {
+		// Empty values are dropped in place (the values' order kept).
+		n := 0
 		for _, v := range vs {
 			if v != "" {
-				form[k] = append(form[k], v)
+				vs[n] = v
+				n++
 			}
 		}
-		if len(form[k]) > 1 && !multiValued[k] {
+		if n == 0 {
+			delete(form, k)
+			continue
+		}
+		form[k] = vs[:n]
+		if n > 1 && !multiValued[k] {
 			return nil, ErrInvalidRequest("parameter %s is repeated", paramName(k))
 		}
 	}
 	return form, nil
+}
+
+// formType is the media type of every direct request's body.
+const formType = "application/x-www-form-urlencoded"
+
+// maxBodyPrealloc bounds the buffer readBody sizes from Content-Length, a
+// number the client chose.
+const maxBodyPrealloc = 16 << 10
+
+// readBody reads r.Body to its end (io.ReadAll), into a buffer sized from
+// Content-Length when the client sent one: a form is read in one piece.
+func readBody(r *http.Request) ([]byte, error) {
+	size := 512
+	if r.ContentLength > 0 {
+		size = int(min(r.ContentLength, maxBodyPrealloc)) + 1 // +1: the read that sees EOF
+	}
+	b := make([]byte, 0, size)
+	for {
+		n, err := r.Body.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)] // grow
+		}
+	}
 }
 
 // paramName renders a client-chosen parameter name for an error

@@ -1,6 +1,9 @@
 package oauth
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"net/http"
+)
 
 // IntrospectionResponse is the RFC 7662 §2.2 introspection response.
 type IntrospectionResponse struct {
@@ -50,4 +53,18 @@ func (r IntrospectionResponse) MarshalJSON() ([]byte, error) {
 		}
 	}
 	return json.Marshal(known)
+}
+
+// WriteIntrospection writes r with 200, byte for byte as WriteJSON would,
+// from its MarshalJSON directly: WriteJSON's encoder would check and
+// compact that output once more. A response that cannot be encoded (user
+// claims that are not JSON) writes nothing and returns the error.
+func WriteIntrospection(w http.ResponseWriter, r *IntrospectionResponse) error {
+	b, err := r.MarshalJSON()
+	if err != nil {
+		return err
+	}
+	writeJSONHeader(w, http.StatusOK)
+	_, _ = w.Write(append(b, '\n'))
+	return nil
 }

@@ -55,6 +55,14 @@ func TestParseForm(t *testing.T) {
 		{name: "malformed escape", body: "a=%zz", code: CodeInvalidRequest},
 		{name: "semicolon", body: "a=1;b=2", code: CodeInvalidRequest},
 		{name: "too large", body: "code=" + strings.Repeat("a", 100), limit: 50, code: CodeInvalidRequest},
+		{name: "content-type in other case", ctype: "Application/X-WWW-Form-URLEncoded", body: "a=1", want: url.Values{"a": {"1"}}},
+		{name: "content-type with a suffix", ctype: "application/x-www-form-urlencodedx", body: "a=1", code: CodeInvalidRequest},
+		// Larger than the buffer Content-Length sizes: read to the end.
+		{name: "large body", body: "token=" + strings.Repeat("t", 40<<10) + "&a=1",
+			want: url.Values{"token": {strings.Repeat("t", 40<<10)}, "a": {"1"}}},
+		// No Content-Length: read to the end all the same.
+		{name: "unknown length", body: "token=" + strings.Repeat("t", 3000) + "&a=1", limit: -1,
+			want: url.Values{"token": {strings.Repeat("t", 3000)}, "a": {"1"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -73,8 +81,11 @@ func TestParseForm(t *testing.T) {
 			default:
 				r.Header.Set("Content-Type", tt.ctype)
 			}
-			if tt.limit > 0 {
+			switch {
+			case tt.limit > 0:
 				r.Body = http.MaxBytesReader(httptest.NewRecorder(), r.Body, tt.limit)
+			case tt.limit < 0:
+				r.ContentLength = -1
 			}
 			got, err := ParseForm(r)
 			wantCode(t, err, tt.code)

@@ -17,29 +17,30 @@ import (
 type timedStore struct {
 	store.Store
 	getClient, getResource, listResources, getUser, getSession,
-	issueTokens, rotateRefresh, getRefreshToken, getAccessToken, accessTokenRevoked,
+	issueTokens, rotateRefresh, getRefreshToken, getAccessToken, accessTokenRevoked, accessTokenStanding,
 	createAuthCode, consumeAuthCode, useJTI, appendAudit, listConsents prometheus.Observer
 }
 
 func (m *Metrics) timeStore(st store.Store) store.Store {
 	o := func(op string) prometheus.Observer { return m.storeOps.WithLabelValues(op) }
 	return &timedStore{
-		Store:              st,
-		getClient:          o("get_client"),
-		getResource:        o("get_resource"),
-		listResources:      o("list_resources"),
-		getUser:            o("get_user"),
-		getSession:         o("get_session"),
-		issueTokens:        o("issue_tokens"),
-		rotateRefresh:      o("rotate_refresh"),
-		getRefreshToken:    o("get_refresh_token"),
-		getAccessToken:     o("get_access_token"),
-		accessTokenRevoked: o("access_token_revoked"),
-		createAuthCode:     o("create_auth_code"),
-		consumeAuthCode:    o("consume_auth_code"),
-		useJTI:             o("use_jti"),
-		appendAudit:        o("append_audit"),
-		listConsents:       o("list_consents"),
+		Store:               st,
+		getClient:           o("get_client"),
+		getResource:         o("get_resource"),
+		listResources:       o("list_resources"),
+		getUser:             o("get_user"),
+		getSession:          o("get_session"),
+		issueTokens:         o("issue_tokens"),
+		rotateRefresh:       o("rotate_refresh"),
+		getRefreshToken:     o("get_refresh_token"),
+		getAccessToken:      o("get_access_token"),
+		accessTokenRevoked:  o("access_token_revoked"),
+		accessTokenStanding: o("access_token_standing"),
+		createAuthCode:      o("create_auth_code"),
+		consumeAuthCode:     o("consume_auth_code"),
+		useJTI:              o("use_jti"),
+		appendAudit:         o("append_audit"),
+		listConsents:        o("list_consents"),
 	}
 }
 
@@ -93,6 +94,11 @@ func (t *timedStore) GetAccessToken(ctx context.Context, jti string) (*store.Acc
 func (t *timedStore) AccessTokenRevoked(ctx context.Context, jti string) (bool, error) {
 	defer since(t.accessTokenRevoked, time.Now())
 	return t.Store.AccessTokenRevoked(ctx, jti)
+}
+
+func (t *timedStore) AccessTokenStanding(ctx context.Context, jti string) (*store.TokenStanding, error) {
+	defer since(t.accessTokenStanding, time.Now())
+	return t.Store.AccessTokenStanding(ctx, jti)
 }
 
 func (t *timedStore) CreateAuthCode(ctx context.Context, c *store.AuthCode, ev *store.AuditEvent) error {

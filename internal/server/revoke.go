@@ -82,7 +82,9 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	if resp == nil {
 		resp = &oauth.IntrospectionResponse{}
 	}
-	oauth.WriteJSON(w, http.StatusOK, resp)
+	if err := oauth.WriteIntrospection(w, resp); err != nil {
+		s.writeProtocolError(w, r, err)
+	}
 }
 
 // introspect answers for an active token the caller may see, and nil for
@@ -91,7 +93,7 @@ func (s *Server) introspect(r *http.Request, c *store.Client, raw string) (*oaut
 	ctx := r.Context()
 	now := s.now()
 	if looksLikeJWT(raw) {
-		claims, err := s.keys.Verify(raw, s.issuer)
+		claims, standing, err := s.verifyIntrospected(ctx, raw)
 		if err != nil || now.Unix() >= claims.Expiry {
 			return nil, nil
 		}
@@ -102,7 +104,12 @@ func (s *Server) introspect(r *http.Request, c *store.Client, raw string) (*oaut
 		if claims.Subject != claims.ClientID {
 			userID = claims.Subject
 		}
-		reason, err := s.inactive(ctx, claims.JTI, claims.ClientID, userID, claims.Act)
+		var reason string
+		if standing != nil && standing.TenantID == s.tenant && standing.ClientID == claims.ClientID && standing.UserID == userID {
+			reason, err = s.inactiveStanding(ctx, standing, claims.Act)
+		} else {
+			reason, err = s.inactive(ctx, claims.JTI, claims.ClientID, userID, claims.Act)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -156,6 +163,36 @@ func (s *Server) introspect(r *http.Request, c *store.Client, raw string) (*oaut
 	}, nil
 }
 
+// verifyIntrospected verifies an access token of this hub for
+// introspection, reading its record and its client's and user's standing
+// in one statement (store.AccessTokenStanding) on the way: a token whose
+// SHA-256 is the one recorded at minting is byte for byte what the hub
+// signed, so its signature is not checked again (token.Keys.VerifyRecorded,
+// which still refuses a token of a key no longer in the key set); any other
+// is verified by its signature. standing is the read, nil when none was
+// made or found; it is of the verified token's jti. Nothing is remembered
+// between requests: every introspection reads the token's revocation and
+// its parties' standing as they are at that moment.
+func (s *Server) verifyIntrospected(ctx context.Context, raw string) (claims *token.AccessClaims, standing *store.TokenStanding, err error) {
+	claims, err = s.keys.VerifyRecorded(raw, s.issuer, func(jti string) []byte {
+		ts, err := s.st.AccessTokenStanding(ctx, jti)
+		if err != nil {
+			// Not found, or unreadable now: the signature decides, and
+			// the reads of inactive follow.
+			return nil
+		}
+		standing = ts
+		return ts.Digest
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if standing != nil && standing.JTI != claims.JTI {
+		standing = nil
+	}
+	return claims, standing, nil
+}
+
 // inactive says why an unexpired access token of this hub is no longer
 // active (an audit.Inactive reason), or "" when it is.
 func (s *Server) inactive(ctx context.Context, jti, clientID, userID string, act *token.Actor) (string, error) {
@@ -172,6 +209,27 @@ func (s *Server) inactive(ctx context.Context, jti, clientID, userID string, act
 		}
 		return audit.InactiveUserGone, nil
 	}
+	return s.actorsInactive(ctx, act)
+}
+
+// inactiveStanding is inactive for a token whose record and parties were
+// read together (ts, of the token's own client and user): the same
+// answers from one read.
+func (s *Server) inactiveStanding(ctx context.Context, ts *store.TokenStanding, act *token.Actor) (string, error) {
+	if !ts.RevokedAt.IsZero() {
+		return audit.InactiveRevoked, nil
+	}
+	if alive, err := s.clientStands(ctx, ts.ClientID, ts.Client); err != nil || !alive {
+		return audit.InactiveClientGone, err
+	}
+	if ts.UserID != "" && (!ts.User.Found || ts.User.Disabled) {
+		return audit.InactiveUserGone, nil
+	}
+	return s.actorsInactive(ctx, act)
+}
+
+// actorsInactive is inactive's answer for the delegation chain.
+func (s *Server) actorsInactive(ctx context.Context, act *token.Actor) (string, error) {
 	if alive, err := s.actorsAlive(ctx, act); err != nil || !alive {
 		return audit.InactiveActorDisabled, err
 	}
@@ -204,19 +262,12 @@ func (s *Server) alive(ctx context.Context, clientID, userID string) (bool, erro
 	if errors.Is(err, store.ErrNotFound) {
 		return false, nil
 	}
-	if err != nil || c.Disabled || c.Pending() {
+	if err != nil {
 		return false, err
 	}
-	if c.RegistrationMethod == store.RegistrationCIMD {
-		// A metadata-document client whose domain the administrator has
-		// blocked since the token was issued holds nothing any more.
-		domains, err := s.domains.get("", func() ([]*store.Domain, error) { return s.st.ListDomains(ctx, s.tenant) })
-		if err != nil {
-			return false, err
-		}
-		if clients.DomainTrust(domains, documentHost(c.ID)) == store.DomainBlocked {
-			return false, nil
-		}
+	standing := store.Standing{Found: true, Disabled: c.Disabled, Status: c.Status, RegistrationMethod: c.RegistrationMethod}
+	if alive, err := s.clientStands(ctx, c.ID, standing); err != nil || !alive {
+		return false, err
 	}
 	if userID == "" {
 		return true, nil
@@ -227,6 +278,27 @@ func (s *Server) alive(ctx context.Context, clientID, userID string) (bool, erro
 	}
 	if err != nil || u.Disabled {
 		return false, err
+	}
+	return true, nil
+}
+
+// clientStands reports whether the client clientID, of this standing, may
+// still hold tokens: it exists, is enabled and not pending approval, and,
+// for a metadata-document client, its domain is not blocked.
+func (s *Server) clientStands(ctx context.Context, clientID string, c store.Standing) (bool, error) {
+	if !c.Found || c.Disabled || c.Status == store.ClientPending {
+		return false, nil
+	}
+	if c.RegistrationMethod == store.RegistrationCIMD {
+		// A metadata-document client whose domain the administrator has
+		// blocked since the token was issued holds nothing any more.
+		domains, err := s.domains.get("", func() ([]*store.Domain, error) { return s.st.ListDomains(ctx, s.tenant) })
+		if err != nil {
+			return false, err
+		}
+		if clients.DomainTrust(domains, documentHost(clientID)) == store.DomainBlocked {
+			return false, nil
+		}
 	}
 	return true, nil
 }

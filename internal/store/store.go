@@ -451,6 +451,31 @@ type AccessToken struct {
 	Digest []byte
 }
 
+// TokenStanding is what introspection asks of the store about an access
+// token of this hub, read in one statement (one snapshot): the token's
+// record — the fields of AccessToken below, as GetAccessToken reads
+// them — and the standing, at that moment, of the client and the user it
+// was issued to.
+type TokenStanding struct {
+	JTI, TenantID, ClientID, UserID string
+	RevokedAt                       time.Time
+	Digest                          []byte
+	// Client is the standing of ClientID; User that of UserID (zero when
+	// the token has none).
+	Client, User Standing
+}
+
+// Standing is whether a client or user exists and is enabled, read
+// beside a token's record.
+type Standing struct {
+	// Found: the row exists (in the token's tenant).
+	Found    bool
+	Disabled bool
+	// Status and RegistrationMethod are a client's (Client.Status,
+	// Client.RegistrationMethod); empty for a user.
+	Status, RegistrationMethod string
+}
+
 // ConsentGrant is one scope a user granted a client for a resource, with its
 // own expiry.
 type ConsentGrant struct {
@@ -1095,6 +1120,12 @@ type Tokens interface {
 	// family (so revoking the family reaches exchanged tokens too) and
 	// whether it was revoked.
 	GetAccessToken(ctx context.Context, jti string) (*AccessToken, error)
+	// AccessTokenStanding returns the recorded access token's revocation
+	// and digest with the standing of its client and user, all read in
+	// one statement (one snapshot), or ErrNotFound for an unknown jti.
+	// Introspection judges a token of the hub with it: one read instead
+	// of the record, the client and the user in turn.
+	AccessTokenStanding(ctx context.Context, jti string) (*TokenStanding, error)
 	// UseJTI records a single-use JWT id (client assertions) until exp. A jti
 	// already recorded and not yet expired at now is ErrConflict. key
 	// namespaces the jti (e.g. the issuer).

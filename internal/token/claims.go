@@ -184,6 +184,11 @@ func UserClaimsOf(raw string) (map[string]json.RawMessage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: payload: %v", ErrInvalidToken, err)
 	}
+	// Most tokens carry none: their member names tell, without decoding
+	// every value into a map.
+	if onlyReservedNames(payload) && json.Valid(payload) {
+		return nil, nil
+	}
 	var all map[string]json.RawMessage
 	if err := json.Unmarshal(payload, &all); err != nil {
 		return nil, fmt.Errorf("%w: payload: %v", ErrInvalidToken, err)
@@ -199,6 +204,108 @@ func UserClaimsOf(raw string) (map[string]json.RawMessage, error) {
 		out[name] = v
 	}
 	return out, nil
+}
+
+// onlyReservedNames reports whether the JSON object b names reserved
+// claims (store.ReservedClaim) only, reading its member names and skipping
+// their values. It is false whenever it cannot tell: b not an object, a
+// name with an escape or a non-ASCII byte (json would decode it to
+// something else than its bytes), or a value it cannot find the end of.
+// b's validity as JSON is the caller's to check (json.Valid): the values
+// are skipped, not checked.
+func onlyReservedNames(b []byte) bool {
+	i := skipSpace(b, 0)
+	if i == len(b) || b[i] != '{' {
+		return false
+	}
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return skipSpace(b, i+1) == len(b)
+	}
+	for i < len(b) && b[i] == '"' {
+		j := i + 1
+		for j < len(b) && b[j] != '"' {
+			if c := b[j]; c == '\\' || c < 0x20 || c >= 0x80 {
+				return false
+			}
+			j++
+		}
+		if j == len(b) || !store.ReservedClaim(string(b[i+1:j])) {
+			return false
+		}
+		i = skipSpace(b, j+1)
+		if i == len(b) || b[i] != ':' {
+			return false
+		}
+		if i = skipValue(b, skipSpace(b, i+1)); i < 0 {
+			return false
+		}
+		switch i = skipSpace(b, i); {
+		case i < len(b) && b[i] == ',':
+			i = skipSpace(b, i+1)
+		case i < len(b) && b[i] == '}':
+			return skipSpace(b, i+1) == len(b)
+		default:
+			return false
+		}
+	}
+	return false
+}
+
+// skipSpace returns the index of the first byte at or after i that is not
+// JSON white space.
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipValue returns the index just after the JSON value starting at i, or
+// -1: strings to their closing quote (past escapes), objects and arrays to
+// their matching bracket (brackets inside strings aside), anything else to
+// the next delimiter.
+func skipValue(b []byte, i int) int {
+	depth := 0
+	for i < len(b) {
+		switch b[i] {
+		case '"':
+			i++
+			for i < len(b) && b[i] != '"' {
+				if b[i] == '\\' {
+					i++
+				}
+				i++
+			}
+			if i >= len(b) {
+				return -1
+			}
+			i++
+		case '{', '[':
+			depth++
+			i++
+		case '}', ']':
+			if depth == 0 {
+				return i
+			}
+			depth--
+			i++
+		case ',':
+			if depth == 0 {
+				return i
+			}
+			i++
+		default:
+			i++
+		}
+		if depth == 0 && i < len(b) && (b[i] == ',' || b[i] == '}' || b[i] == ']' || b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+			return i
+		}
+	}
+	if depth != 0 {
+		return -1
+	}
+	return i
 }
 
 // UnmarshalJSON reads aud as a string or an array.

@@ -152,3 +152,31 @@ func (s *Store) GetAccessToken(ctx context.Context, jti string) (*store.AccessTo
 	at.ExpiresAt, at.RevokedAt = utc(at.ExpiresAt), fromNull(revokedAt)
 	return &at, nil
 }
+
+// AccessTokenStanding returns the recorded access token's revocation and
+// digest with the standing of its client and user, read in one
+// statement, or store.ErrNotFound.
+func (s *Store) AccessTokenStanding(ctx context.Context, jti string) (*store.TokenStanding, error) {
+	var ts store.TokenStanding
+	var revokedAt *time.Time
+	var cDisabled, uDisabled *bool
+	var cStatus, cMethod *string
+	err := s.pool.QueryRow(ctx, `SELECT a.jti, a.tenant_id, a.client_id, a.user_id, a.revoked_at, a.token_sha256,
+		c.disabled, c.status, c.registration_method, u.disabled
+		FROM access_tokens a
+		LEFT JOIN clients c ON c.tenant_id = a.tenant_id AND c.id = a.client_id
+		LEFT JOIN users u ON a.user_id <> '' AND u.tenant_id = a.tenant_id AND u.id = a.user_id
+		WHERE a.jti = $1`, jti).Scan(&ts.JTI, &ts.TenantID, &ts.ClientID, &ts.UserID, &revokedAt, &ts.Digest,
+		&cDisabled, &cStatus, &cMethod, &uDisabled)
+	if err != nil {
+		return nil, mapErr("access token standing", err)
+	}
+	ts.RevokedAt = fromNull(revokedAt)
+	if cDisabled != nil && cStatus != nil && cMethod != nil { // a client joined: all three are NOT NULL
+		ts.Client = store.Standing{Found: true, Disabled: *cDisabled, Status: *cStatus, RegistrationMethod: *cMethod}
+	}
+	if uDisabled != nil {
+		ts.User = store.Standing{Found: true, Disabled: *uDisabled}
+	}
+	return &ts, nil
+}

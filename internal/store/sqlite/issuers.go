@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -179,4 +180,32 @@ func (s *Store) GetAccessToken(ctx context.Context, jti string) (*store.AccessTo
 		return nil, wrap("get access token", err)
 	}
 	return at, nil
+}
+
+// qAccessStanding reads what introspection needs of an access token's
+// record with the standing of its client and user: one snapshot. A token
+// without a user joins no user.
+const qAccessStanding = `SELECT a.jti, a.tenant_id, a.client_id, a.user_id, a.revoked_at, a.token_sha256,
+	c.disabled, c.status, c.registration_method, u.disabled
+	FROM access_tokens a
+	LEFT JOIN clients c ON c.tenant_id = a.tenant_id AND c.id = a.client_id
+	LEFT JOIN users u ON a.user_id <> '' AND u.tenant_id = a.tenant_id AND u.id = a.user_id
+	WHERE a.jti = ?`
+
+// AccessTokenStanding implements store.Store.
+func (s *Store) AccessTokenStanding(ctx context.Context, jti string) (*store.TokenStanding, error) {
+	row, err := s.queryRow(ctx, qAccessStanding, jti)
+	if err != nil {
+		return nil, wrap("access token standing", err)
+	}
+	ts := new(store.TokenStanding)
+	var cDisabled, uDisabled sql.NullBool
+	var cStatus, cMethod sql.NullString
+	if err := row.Scan(&ts.JTI, &ts.TenantID, &ts.ClientID, &ts.UserID, timeCol{&ts.RevokedAt}, &ts.Digest,
+		&cDisabled, &cStatus, &cMethod, &uDisabled); err != nil {
+		return nil, wrap("access token standing", err)
+	}
+	ts.Client = store.Standing{Found: cDisabled.Valid, Disabled: cDisabled.Bool, Status: cStatus.String, RegistrationMethod: cMethod.String}
+	ts.User = store.Standing{Found: uDisabled.Valid, Disabled: uDisabled.Bool}
+	return ts, nil
 }

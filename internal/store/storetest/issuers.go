@@ -240,6 +240,79 @@ func testGetAccessToken(t *testing.T, s store.Store) {
 	})
 }
 
+// testAccessTokenStanding: a recorded access token's jti, tenant, client,
+// user, revocation and digest read back as GetAccessToken reads them,
+// whatever its state, together with the standing its client and user have
+// at the moment of the read: found or not, disabled, a client's status and
+// registration method; a token without a user has no user standing; an
+// unknown jti is ErrNotFound.
+func testAccessTokenStanding(t *testing.T, s store.Store) {
+	const tn = store.DefaultTenant
+	c := minimalClient(tn, "standing-c")
+	c.RegistrationMethod = store.RegistrationCIMD
+	c.Status = store.ClientPending
+	must(t, "CreateClient", s.CreateClient(ctx(t), c, nil))
+	u := &store.User{TenantID: tn, ID: "standing-u", Username: "standing", PasswordHash: "h", CreatedAt: base(), UpdatedAt: base()}
+	must(t, "CreateUser", s.CreateUser(ctx(t), u, nil))
+	// standing reads the token's standing and checks its record's part
+	// against GetAccessToken.
+	standing := func(jti string) *store.TokenStanding {
+		t.Helper()
+		got, err := s.AccessTokenStanding(ctx(t), jti)
+		must(t, "AccessTokenStanding", err)
+		rec, err := s.GetAccessToken(ctx(t), jti)
+		must(t, "GetAccessToken", err)
+		checkEqual(t, "the standing's record", recordOf(rec, got.Client, got.User), got)
+		return got
+	}
+	clientOK := store.Standing{Found: true, Status: store.ClientPending, RegistrationMethod: store.RegistrationCIMD}
+	userOK := store.Standing{Found: true}
+
+	at := accessToken(tn, "standing-g", "standing-c", "standing-u", "https://mcp.example.com/", "files:read")
+	at.Digest = hash("the token as minted")
+	issue(t, s, refreshToken(tn, "standing-g", "standing-c", "standing-u", "https://mcp.example.com/", "files:read"), at)
+	cc := accessToken(tn, "", "standing-c", "", "https://api.example.com/")
+	issue(t, s, nil, cc)
+	orphan := accessToken(tn, "", "no-such-client", "no-such-user", "https://api.example.com/")
+	must(t, "RevokeAccessToken", s.RevokeAccessToken(ctx(t), orphan, base(), nil))
+
+	checkEqual(t, "person's token", recordOf(at, clientOK, userOK), standing(at.JTI))
+	checkEqual(t, "client-credentials token", recordOf(cc, clientOK, store.Standing{}), standing(cc.JTI))
+	want := *orphan
+	want.RevokedAt = base()
+	checkEqual(t, "token of a client and user that do not exist", recordOf(&want, store.Standing{}, store.Standing{}), standing(orphan.JTI))
+
+	t.Run("disabled", func(t *testing.T) {
+		_, err := s.UpdateClient(ctx(t), tn, "standing-c", func(c *store.Client) error {
+			c.Disabled, c.Status = true, store.ClientActive
+			return nil
+		}, nil)
+		must(t, "UpdateClient", err)
+		u.Disabled = true
+		must(t, "UpdateUser", s.UpdateUser(ctx(t), u, nil))
+		got := standing(at.JTI)
+		checkEqual(t, "client", store.Standing{Found: true, Disabled: true, Status: store.ClientActive, RegistrationMethod: store.RegistrationCIMD}, got.Client)
+		checkEqual(t, "user", store.Standing{Found: true, Disabled: true}, got.User)
+	})
+	t.Run("revoked, client deleted", func(t *testing.T) {
+		must(t, "DeleteClient", s.DeleteClient(ctx(t), tn, "standing-c", base().Add(time.Minute), nil))
+		got := standing(at.JTI)
+		if got.RevokedAt.IsZero() || got.Client.Found || !got.User.Found {
+			t.Fatalf("after the client's deletion: %+v", got)
+		}
+	})
+	t.Run("unknown", func(t *testing.T) {
+		_, err := s.AccessTokenStanding(ctx(t), "no-such-jti")
+		wantErr(t, "AccessTokenStanding unknown", err, store.ErrNotFound)
+	})
+}
+
+// recordOf is the TokenStanding of the record at with these standings.
+func recordOf(at *store.AccessToken, client, user store.Standing) *store.TokenStanding {
+	return &store.TokenStanding{JTI: at.JTI, TenantID: at.TenantID, ClientID: at.ClientID, UserID: at.UserID,
+		RevokedAt: at.RevokedAt, Digest: at.Digest, Client: client, User: user}
+}
+
 // testUserProfile: a user's name, email and email-verified flag are stored
 // on create, read back by id, username and in lists, and UpdateUser
 // replaces them (clearing included) without touching the identity.

@@ -137,6 +137,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Connectors", testConnectors},
 		{"ConnectorSignIn", testConnectorSignIn},
 		{"GetAccessToken", testGetAccessToken},
+		{"AccessTokenStanding", testAccessTokenStanding},
 		{"UserProfile", testUserProfile},
 		{"Providers", testProviders},
 		{"ProviderErrors", testProviderErrors},
