@@ -167,7 +167,8 @@ func checkTraces(t *testing.T, spans tracetest.SpanStubs, providerURL string) {
 		names[s.Name]++
 	}
 	for _, want := range []string{"POST /token", "GET /authorize", "POST /login", "POST /authorize/decision", "POST /introspect",
-		"token", "policy.decide", "store.IssueTokens", "store.RotateRefresh", "store.ConsumeAuthCode", "store.GetRefreshToken"} {
+		"token", "policy.decide", "store.IssueTokens", "store.RotateRefresh", "store.ConsumeAuthCode", "store.GetRefreshToken",
+		"store.AccessTokenStanding"} {
 		if names[want] == 0 {
 			t.Errorf("no span named %q; names: %v", want, names)
 		}

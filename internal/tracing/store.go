@@ -97,6 +97,12 @@ func (t *tracedStore) AccessTokenRevoked(ctx context.Context, jti string) (_ boo
 	return t.Store.AccessTokenRevoked(ctx, jti)
 }
 
+func (t *tracedStore) AccessTokenStanding(ctx context.Context, jti string) (_ *store.TokenStanding, err error) {
+	ctx, span := t.start(ctx, "AccessTokenStanding")
+	defer end(span, &err)
+	return t.Store.AccessTokenStanding(ctx, jti)
+}
+
 func (t *tracedStore) CreateAuthCode(ctx context.Context, c *store.AuthCode, ev *store.AuditEvent) (err error) {
 	ctx, span := t.start(ctx, "CreateAuthCode")
 	defer end(span, &err)
