@@ -100,7 +100,7 @@ worker sends its requests to the replicas in turn; the hub's CPU time and
 peak memory are the replicas' sums, each replica's CPU time follows the
 table.`,
 		Example: `  agentid --data-dir ./agentid-data bench --hub http://127.0.0.1:9090 --pid HUB_PID
-  agentid --config agentid.yaml bench --hub http://127.0.0.1:9090 --hub http://127.0.0.1:9091 --pid PID1 --pid PID2
+  agentid --config agentid.yaml bench --hub http://127.0.0.1:9090 --hub http://127.0.0.1:9091 --pid HUB_PID --pid REPLICA_PID
   agentid --config agentid.yaml bench --hub http://127.0.0.1:9090 --scenario exchange --concurrency 32 --duration 10s --json`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -49,6 +49,8 @@ var examplePlaceholders = map[string]string{
 	"HOST:PORT": "127.0.0.1:0",
 	// The hub of a bench example runs in the test process.
 	"HUB_PID": strconv.Itoa(os.Getpid()),
+	// A second process to sum: the one that started the tests.
+	"REPLICA_PID": strconv.Itoa(os.Getppid()),
 }
 
 // TestHelpExamples runs every line of every command's Example, each in a
@@ -182,9 +184,16 @@ func benchExampleHub(t *testing.T, env map[string]string, args []string) {
 	hubEnv := maps.Clone(env)
 	hubEnv["AGENTID_LISTEN"], hubEnv["AGENTID_ISSUER"] = addr, "http://"+addr
 	h := startServe(t, hubEnv)
+	// Every --hub is this one hub; a second names it by another host so
+	// that it reads as another replica of the same issuer.
+	hubs := 0
 	for i := 1; i < len(args); i++ {
 		if args[i-1] == "--hub" {
 			args[i] = h.issuer
+			if hubs > 0 {
+				args[i] = strings.Replace(h.issuer, "127.0.0.1", "localhost", 1)
+			}
+			hubs++
 		}
 	}
 }

@@ -31,8 +31,6 @@ import (
 
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/config"
-	"github.com/agentid/agentid/internal/store"
-	"github.com/agentid/agentid/internal/token"
 )
 
 // writeCert writes a self-signed certificate for 127.0.0.1 with serial
@@ -199,33 +197,7 @@ func TestServeSIGTERMDrains(t *testing.T) {
 	if err := os.WriteFile(cfgFile, []byte("audit:\n  sinks:\n    - name: archive\n      type: file\n      path: "+sinkFile+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	env := map[string]string{
-		"AGENTID_DATA_DIR": filepath.Join(dir, "data"),
-		"AGENTID_LISTEN":   "127.0.0.1:0",
-		"AGENTID_ISSUER":   "https://auth.example.test",
-	}
-	e := &cliEnv{t: t, env: env}
-	e.run("migrate")
-	e.run("resources", "add", "--uri", "https://notes.example.test/mcp", "--name", "Notes", "--scope", "notes.read=Read")
-	const secret = "bot-secret-7d1e0c6b5a4f39281706f5e4d3c2b1a0"
-	func() {
-		cfg, err := config.Load("", func(k string) (string, bool) { v, ok := env[k]; return v, ok })
-		if err != nil {
-			t.Fatal(err)
-		}
-		st, err := openStore(context.Background(), cfg, slog.New(slog.DiscardHandler))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer st.Close()
-		now := time.Now()
-		if err := st.CreateClient(context.Background(), &store.Client{TenantID: store.DefaultTenant, ID: "bot", Name: "Bot",
-			RegistrationMethod: store.RegistrationManual, TokenEndpointAuthMethod: "client_secret_basic", SecretHash: token.Hash(secret),
-			GrantTypes: []string{"client_credentials"}, Tags: []string{"cc:notes.read"}, DefaultResource: "https://notes.example.test/mcp",
-			CreatedAt: now, UpdatedAt: now}, nil); err != nil {
-			t.Fatal(err)
-		}
-	}()
+	env, secret := ccBotHub(t)
 
 	cmd := agentidCommand(t, env, "serve", "--config", cfgFile)
 	stdout, err := cmd.StdoutPipe()

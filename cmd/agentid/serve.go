@@ -28,6 +28,7 @@ import (
 	"github.com/agentid/agentid/internal/server"
 	"github.com/agentid/agentid/internal/store"
 	"github.com/agentid/agentid/internal/token"
+	"github.com/agentid/agentid/internal/tracing"
 	"github.com/agentid/agentid/internal/vault"
 )
 
@@ -241,6 +242,9 @@ type hub struct {
 	// changes is the change feed the server's caches, keys and policy
 	// follow.
 	changes *changefeed.Feed
+	// tracing exports the hub's spans (nil: off).
+	tracing *tracing.Provider
+	log     *slog.Logger
 	// startup times the steps of newHub (and serve's after it), for the
 	// log line that says the hub listens.
 	startup *startupPhases
@@ -326,7 +330,16 @@ func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, 
 	// One holder id names this process in every lease it takes: job
 	// leases, the vault's refresh leases, the audit sinks' leases.
 	holder := jobs.NewHolder()
-	vlt, err := vault.New(vault.Config{Store: st, Keyring: ring, Logger: log, Holder: holder, Refreshed: vaultRefreshed(metrics)})
+	tr, err := newTracing(cfg, holder, log) // nil: tracing off
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			stopTracing(ctx, tr, log)
+		}
+	}()
+	vlt, err := vault.New(vault.Config{Store: st, Keyring: ring, Logger: log, Holder: holder, Refreshed: vaultRefreshed(metrics), HTTPClient: tracedHTTPClient(tr)})
 	if err != nil {
 		return nil, err
 	}
@@ -338,7 +351,7 @@ func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, 
 	ipPerMinute, ipBurst := cfg.Login.PerIPLimit()
 	srv, err := server.New(server.Config{
 		Issuer:               cfg.Issuer,
-		Store:                st,
+		Store:                tracedStore(tr, cfg, st),
 		Keys:                 keys,
 		Keyring:              ring,
 		Vault:                vlt,
@@ -391,7 +404,7 @@ func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, 
 		metrics.WatchAuditSinks(st)
 	}
 	phases.done("server")
-	return &hub{store: st, keys: keys, vault: vlt, server: srv, sealer: sealer, sinks: sinks, jobs: runner, metrics: metrics, changes: changes, startup: phases}, nil
+	return &hub{store: st, keys: keys, vault: vlt, server: srv, sealer: sealer, sinks: sinks, jobs: runner, metrics: metrics, changes: changes, startup: phases, tracing: tr, log: log}, nil
 }
 
 // newSealer builds the audit chain's sealer. It needs no settle time on
@@ -474,10 +487,11 @@ func softwareStatements(issuers []config.TrustedIssuer, remote clients.KeySource
 }
 
 // Handler is the hub's root HTTP handler.
-func (h *hub) Handler() http.Handler { return h.server.Handler() }
+func (h *hub) Handler() http.Handler { return tracedHandler(h.tracing, h.server.Handler()) }
 
-// Close releases the store.
+// Close exports the spans still queued, then releases the store.
 func (h *hub) Close() error {
+	stopTracing(context.Background(), h.tracing, h.log)
 	if err := h.store.Close(); err != nil {
 		return fmt.Errorf("closing the store: %w", err)
 	}

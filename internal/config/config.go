@@ -33,6 +33,8 @@ type Config struct {
 	TLS TLSConfig `yaml:"tls"`
 	// Metrics serves Prometheus metrics on a listener of their own.
 	Metrics MetricsConfig `yaml:"metrics"`
+	// Tracing exports OpenTelemetry traces over OTLP/HTTP (tracing.go).
+	Tracing TracingConfig `yaml:"tracing"`
 	// TrustedProxies are the reverse proxies in front of the hub, as
 	// addresses or CIDR prefixes: from a peer among them X-Forwarded-For
 	// names the client (its rightmost hop that is not a trusted proxy),
@@ -398,6 +400,7 @@ func base() *Config {
 		},
 		IdentityAssertions: IdentityAssertionsConfig{Lifetime: Duration(defaultIDJAGLifetime)},
 		Log:                LogConfig{Level: "info", Format: "json"},
+		Tracing:            TracingConfig{SamplingRatio: 1, ServiceName: "agentid"},
 	}
 }
 

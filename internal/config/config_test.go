@@ -275,6 +275,7 @@ func TestSettingsKinds(t *testing.T) {
 		reflect.TypeFor[bool]():     "true",
 		reflect.TypeFor[int]():      "3",
 		reflect.TypeFor[Duration](): "3s",
+		reflect.TypeFor[float64]():  "0.25",
 	}
 	for _, s := range settings() {
 		t.Run(s.path, func(t *testing.T) {

@@ -101,6 +101,7 @@ func load(data []byte, lookupEnv func(string) (string, bool), readFile func(stri
 	l.applyEnv()
 	l.resolveRefs()
 	l.resolveSinkSecrets()
+	l.resolveTracingHeaders()
 	l.registrationMode()
 	l.readTrustedIssuerKeys()
 	l.cfg.fillDerived()
@@ -250,9 +251,14 @@ func (l *loader) decodeLeaf(n *yaml.Node, v reflect.Value, path string) {
 		want = "!!int"
 	case Duration:
 		want = "!!str"
+	case float64:
+		want = "!!float"
+		if tag == "!!int" {
+			tag = want // 1 is a number too
+		}
 	}
 	if tag != want {
-		expect := map[string]string{"!!str": "a string", "!!bool": "true or false", "!!int": "an integer"}[want]
+		expect := map[string]string{"!!str": "a string", "!!bool": "true or false", "!!int": "an integer", "!!float": "a number"}[want]
 		if _, ok := v.Interface().(Duration); ok {
 			expect = "a duration with a unit, such as 90s, 10m or 1h30m"
 		}
@@ -278,6 +284,10 @@ func (l *loader) decodeLeaf(n *yaml.Node, v reflect.Value, path string) {
 	case "kek.previous":
 		if n.Value != "" && !strings.HasPrefix(n.Value, "env:") {
 			l.fail(path, n.Line, "", "in the config file the keys may only be an env:NAME reference (or use kek.previous_files)")
+		}
+	case "tracing.headers":
+		if n.Value != "" && !strings.HasPrefix(n.Value, "env:") {
+			l.fail(path, n.Line, "", "in the config file the headers may only be an env:NAME reference (or use tracing.headers_file)")
 		}
 	case "store.dsn":
 		if !strings.HasPrefix(n.Value, "env:") && dsnHasPassword(n.Value) {

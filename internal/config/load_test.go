@@ -470,6 +470,7 @@ type envSample struct {
 func envSamples(t *testing.T) map[string]envSample {
 	tokenFile := writeFile(t, "iat.txt", token32+"\n")
 	dsnFile := writeFile(t, "dsn", "postgres://agent:pw@db/agentid\n")
+	headersFile := writeFile(t, "otlp-headers", "authorization=Bearer%20abc\n")
 	return map[string]envSample{
 		"issuer":   {value: "https://auth.example.com"},
 		"listen":   {value: "127.0.0.1:9191"},
@@ -484,6 +485,14 @@ func envSamples(t *testing.T) map[string]envSample {
 		"metrics.pprof": {value: "true", extra: func(*testing.T) map[string]string {
 			return map[string]string{"AGENTID_METRICS_LISTEN": "127.0.0.1:9464"}
 		}},
+		"tracing.endpoint": {value: "https://collector.example.com:4318"},
+		"tracing.insecure": {value: "true", extra: func(*testing.T) map[string]string {
+			return map[string]string{"AGENTID_TRACING_ENDPOINT": "http://otel-collector:4318"}
+		}},
+		"tracing.sampling_ratio":              {value: "0.125"},
+		"tracing.service_name":                {value: "agentid-eu"},
+		"tracing.headers":                     {value: "x-api-key=k3y%2Cwith%20comma"},
+		"tracing.headers_file":                {value: headersFile},
 		"store.dsn":                           {value: "postgres://agent@db.internal/agentid"},
 		"store.dsn_file":                      {value: dsnFile},
 		"store.auto_migrate":                  {value: "false"},

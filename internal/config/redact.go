@@ -17,7 +17,7 @@ const redacted = "REDACTED"
 // schema, with secrets replaced by "REDACTED": the password of the store DSN
 // (in its user information or a password query parameter), the KEK value,
 // the previous KEKs, the audit sinks' secrets and the query values of their
-// URLs, and the initial access tokens (not printed at all). It is what
+// URLs, the tracing headers, and the initial access tokens (not printed at all). It is what
 // `agentid serve --print-config` shows.
 func (c *Config) Redacted() ([]byte, error) {
 	r := *c
@@ -30,6 +30,9 @@ func (c *Config) Redacted() ([]byte, error) {
 		r.KEK.Previous = redacted
 	}
 	r.Registration.InitialAccessTokens = nil
+	if r.Tracing.Headers != "" {
+		r.Tracing.Headers = redacted
+	}
 	r.Audit.Sinks = slices.Clone(c.Audit.Sinks)
 	for i := range r.Audit.Sinks {
 		if r.Audit.Sinks[i].Secret != "" {
@@ -146,6 +149,19 @@ func (k KEKConfig) String() string {
 
 // GoString is String for %#v.
 func (k KEKConfig) GoString() string { return "config.KEKConfig" + k.String() }
+
+// String keeps the tracing headers out of fmt output.
+func (t TracingConfig) String() string {
+	h := ""
+	if t.Headers != "" {
+		h = redacted
+	}
+	return fmt.Sprintf("{Endpoint:%s Insecure:%t SamplingRatio:%v ServiceName:%s Headers:%s HeadersFile:%s}",
+		t.Endpoint, t.Insecure, t.SamplingRatio, t.ServiceName, h, t.HeadersFile)
+}
+
+// GoString is String for %#v.
+func (t TracingConfig) GoString() string { return "config.TracingConfig" + t.String() }
 
 // String keeps the initial access tokens out of fmt output.
 func (r RegistrationConfig) String() string {

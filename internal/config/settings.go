@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"reflect"
 	"strconv"
 	"strings"
@@ -179,6 +180,12 @@ func setLeaf(v reflect.Value, text string) error {
 		*p = n
 	case *Duration:
 		return p.UnmarshalText([]byte(text))
+	case *float64:
+		f, err := strconv.ParseFloat(text, 64)
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			return fmt.Errorf("invalid number %q", text)
+		}
+		*p = f
 	default:
 		// Unreachable while TestSettingsKinds passes.
 		return fmt.Errorf("unsupported setting type %s", v.Type())

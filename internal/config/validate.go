@@ -45,6 +45,7 @@ func (c *Config) validate() Problems {
 	}
 
 	c.validateOperations(&ps)
+	c.validateTracing(&ps)
 
 	if c.DataDir == "" {
 		ps.add("data_dir", 0, "", "required")

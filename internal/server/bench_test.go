@@ -46,7 +46,7 @@ func sealer(b *testing.B, h *hub) *audit.Sealer {
 func benchClientCredentials(b *testing.B, h *hub, sealer *audit.Sealer) {
 	secret := h.AddClient(&store.Client{ID: "bench-bot", GrantTypes: []string{"client_credentials"}, Tags: []string{"cc:notes.read"}, DefaultResource: h.Resource})
 	body := url.Values{"grant_type": {"client_credentials"}, "scope": {"notes.read"}}.Encode()
-	handler := h.Server.Handler()
+	handler := h.HTTP.Config.Handler // with the wrapping a benchmark added (servertest.Hub.Wrap)
 	b.ReportAllocs()
 	pg := newPGClock()
 	pg0 := pg.cpu()

@@ -426,7 +426,7 @@ func (s *Server) decideConnect(ctx context.Context, r *http.Request, p *principa
 		},
 	}
 	p.describe(req, now)
-	results, err := s.policy.DecideAs(ctx, req, policy.ActionConnect)
+	results, err := s.decideAs(ctx, req, policy.ActionConnect)
 	if err != nil {
 		return nil, err
 	}

@@ -239,7 +239,7 @@ func (s *Server) decideIDJAGScopes(ctx context.Context, r *http.Request, p *prin
 		Context:  policy.Context{GrantType: oauth.GrantTokenExchange, IP: clientIP(r), Time: now, Resource: resource, AuthMethod: p.client.TokenEndpointAuthMethod},
 	}
 	p.describe(req, now)
-	results, err := s.policy.DecideAs(ctx, req, policy.ActionExchange)
+	results, err := s.decideAs(ctx, req, policy.ActionExchange)
 	if err != nil {
 		return nil, audit.Decision{}, err
 	}

@@ -156,7 +156,7 @@ func (s *Server) decideScopes(ctx context.Context, r *http.Request, grantType st
 	if action == policy.ActionRegister {
 		n = 1
 	}
-	results, err := s.policy.DecideAs(ctx, req, actions[:n]...)
+	results, err := s.decideAs(ctx, req, actions[:n]...)
 	if err != nil {
 		return nil, audit.Decision{}, err
 	}

@@ -31,6 +31,7 @@ import (
 	"github.com/agentid/agentid/internal/policy"
 	"github.com/agentid/agentid/internal/store"
 	"github.com/agentid/agentid/internal/token"
+	"github.com/agentid/agentid/internal/tracing"
 	"github.com/agentid/agentid/internal/vault"
 )
 
@@ -585,6 +586,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 				http.Error(w, "internal error", http.StatusInternalServerError)
 			}
 		}()
+		defer tracing.Route(r) // the span's name, once the muxes have routed r
 		next.ServeHTTP(w, r)
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -38,7 +38,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		s.writeProtocolError(w, r, oe)
 		return
 	}
-	resp, err := s.token(r.Context(), r, req)
+	resp, err := s.tracedToken(r, req)
 	if m := s.cfg.Metrics; m != nil {
 		var typ string
 		if g, known := s.grantFor(req); known {
