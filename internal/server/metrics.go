@@ -14,6 +14,7 @@ import (
 
 	"github.com/agentid/agentid/internal/oauth"
 	"github.com/agentid/agentid/internal/store"
+	"github.com/agentid/agentid/internal/tracing"
 )
 
 // Metrics are the hub's Prometheus metrics, on a registry of their own
@@ -160,13 +161,13 @@ const unmatchedRoute = "unmatched"
 // (which may hold a code or a state).
 func (s *Server) observe(w http.ResponseWriter, r *http.Request, next http.Handler) {
 	start := time.Now()
-	sw := &statusWriter{ResponseWriter: w}
+	sw := &tracing.StatusWriter{ResponseWriter: w}
 	defer func() {
 		route := r.Pattern
 		if route == "" {
 			route = unmatchedRoute
 		}
-		code := sw.code
+		code := sw.Code()
 		if code == 0 {
 			code = http.StatusOK
 		}
@@ -214,37 +215,6 @@ func codeLabel(code int) string {
 	}
 	return strconv.Itoa(code)
 }
-
-// statusWriter remembers the status code written.
-type statusWriter struct {
-	http.ResponseWriter
-	code int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.code == 0 {
-		w.code = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.code == 0 {
-		w.code = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// Flush passes flushes on (server-sent streams, large exports).
-func (w *statusWriter) Flush() {
-	if w.code == 0 {
-		w.code = http.StatusOK
-	}
-	_ = http.NewResponseController(w.ResponseWriter).Flush() // best effort, as http.Flusher
-}
-
-// Unwrap lets http.ResponseController reach the connection.
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // tokenOutcome labels a token request's result: issued, or the OAuth
 // error code (a fixed set), server_error for anything else.

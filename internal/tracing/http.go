@@ -42,7 +42,7 @@ func Handler(tp trace.TracerProvider, next http.Handler) http.Handler {
 			return
 		}
 		span.SetAttributes(attribute.String("http.request.method", method))
-		sw := &statusWriter{ResponseWriter: w}
+		sw := &StatusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r.WithContext(ctx))
 		code := sw.code
 		if code == 0 {
@@ -88,28 +88,34 @@ func methodName(m string) string {
 	return "HTTP"
 }
 
-// statusWriter remembers the status code written.
-type statusWriter struct {
+// StatusWriter remembers the status code written (Code: 0 until the
+// handler writes). The tracing handler and the server's metrics and access
+// log wrap responses with it.
+type StatusWriter struct {
 	http.ResponseWriter
 	code int
 }
 
-func (w *statusWriter) WriteHeader(code int) {
+// Code is the status written so far, 0 when nothing was.
+func (w *StatusWriter) Code() int { return w.code }
+
+func (w *StatusWriter) WriteHeader(code int) {
 	if w.code == 0 {
 		w.code = code
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
 
-func (w *statusWriter) Write(b []byte) (int, error) {
+func (w *StatusWriter) Write(b []byte) (int, error) {
 	if w.code == 0 {
 		w.code = http.StatusOK
 	}
 	return w.ResponseWriter.Write(b)
 }
 
-// Flush passes flushes on (streamed exports), as http.Flusher.
-func (w *statusWriter) Flush() {
+// Flush passes flushes on (server-sent streams, large exports), as
+// http.Flusher; best effort.
+func (w *StatusWriter) Flush() {
 	if w.code == 0 {
 		w.code = http.StatusOK
 	}
@@ -118,7 +124,7 @@ func (w *statusWriter) Flush() {
 
 // Unwrap lets http.ResponseController reach the connection (flushes,
 // deadlines).
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+func (w *StatusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // Transport sends requests through base (nil: http.DefaultTransport)
 // inside a client span, with the W3C traceparent of that span, so that
