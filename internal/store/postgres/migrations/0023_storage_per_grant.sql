@@ -7,7 +7,11 @@
 -- each client credentials grant. ListAudit adds user_id <> '' to a user
 -- filter so that the planner can prove the index's predicate.
 --
--- On a populated trail the new index is built under a lock that holds
--- writers of audit_events back for the build (seconds per million events).
+-- On a populated trail the new index is built first, under a lock that
+-- holds writers of audit_events back for the build (seconds per million
+-- events) but lets readers (the audit API, the console, sinks, the sealer)
+-- go on; only the drop of the old index and the rename at the end take the
+-- lock that stops readers, for the moment before the commit.
+CREATE INDEX audit_events_tenant_user_0023 ON audit_events (tenant_id, user_id, id) WHERE user_id <> '';
 DROP INDEX audit_events_tenant_user;
-CREATE INDEX audit_events_tenant_user ON audit_events (tenant_id, user_id, id) WHERE user_id <> '';
+ALTER INDEX audit_events_tenant_user_0023 RENAME TO audit_events_tenant_user;
