@@ -104,3 +104,44 @@ func TestMigration0023UserIndex(t *testing.T) {
 		})
 	}
 }
+
+// TestMigration0023RefusesLiveReplicas: 0023 changes how new audit rows
+// are stored in a way older binaries cannot read, so it refuses to run
+// while a replica holds a live background-job lease (an older hub still
+// serving), applies nothing, and runs once the lease has run out.
+func TestMigration0023RefusesLiveReplicas(t *testing.T) {
+	ctx := t.Context()
+	s := openStore(t, pgtest.FreshSchema(t))
+	ms, err := loadMigrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := migrate.Run(ctx, dialect{s}, ms[:22], nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.pool.Exec(ctx, `INSERT INTO job_leases (name, holder, lease_until, since)
+		VALUES ('audit-sealer', 'old-replica', now() + interval '10 seconds', now())`); err != nil {
+		t.Fatal(err)
+	}
+	from, to, err := migrate.Run(ctx, dialect{s}, ms, nil)
+	if err == nil || !strings.Contains(err.Error(), "stop every replica") {
+		t.Fatalf("migrating with a live lease: %v, want the refusal", err)
+	}
+	if from != 22 || to != 22 {
+		t.Fatalf("version %d → %d, want 22 → 22", from, to)
+	}
+	var partial bool
+	if err := s.pool.QueryRow(ctx, `SELECT i.indpred IS NOT NULL FROM pg_index i
+		JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = 'audit_events_tenant_user'
+		AND c.relnamespace = current_schema()::regnamespace`).Scan(&partial); err != nil || partial {
+		t.Fatalf("the user index after the refusal: partial=%v (%v), want the old one", partial, err)
+	}
+
+	// The old replica is gone: its lease runs out.
+	if _, err := s.pool.Exec(ctx, `UPDATE job_leases SET lease_until = now() - interval '1 second'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, to, err := migrate.Run(ctx, dialect{s}, ms, nil); err != nil || to != len(ms) {
+		t.Fatalf("migrating after the lease ran out: version %d, %v", to, err)
+	}
+}
