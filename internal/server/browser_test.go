@@ -83,6 +83,38 @@ func (b *tab) do(t *testing.T, steps ...chromedp.Action[chromedp.Void]) {
 	}
 }
 
+// settle runs steps that only wait or read (never click or type) until
+// they succeed, for a page that goes through redirects after an action:
+// a step that queries the page while the browser swaps documents can fail
+// with the old document's execution context gone, and running it again on
+// the next document is what a person's eyes do.
+func (b *tab) settle(t *testing.T, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	for {
+		err := chromedp.Do(ctx, steps...)
+		if err == nil {
+			return
+		}
+		if ctx.Err() == nil && navigationRace(err) {
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		loc, _ := chromedp.Run(b.ctx, chromedp.Location())
+		t.Fatalf("browser at %s: %v", loc, err)
+	}
+}
+
+// navigationRace reports whether err is the browser's answer to a query
+// made in a document that a navigation has just replaced.
+func navigationRace(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "Cannot find context with specified id") ||
+		strings.Contains(msg, "Execution context was destroyed") ||
+		strings.Contains(msg, "Inspected target navigated or closed")
+}
+
 func evalIn[T any](t *testing.T, b *tab, js string) T {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)

@@ -38,7 +38,9 @@ func TestBrowserConnections(t *testing.T) {
 			}
 		}
 		b.checkPage(t, "connections")
-		b.do(t, chromedp.Click(chromedp.CSS("#connect-calendar")), chromedp.WaitVisible(chromedp.CSS("#connections-link")), loaded)
+		// The click goes to the provider and back through the callback.
+		b.do(t, chromedp.Click(chromedp.CSS("#connect-calendar")))
+		b.settle(t, chromedp.WaitVisible(chromedp.CSS("#connections-link")), loaded)
 		if got := evalIn[string](t, b, `location.origin + location.pathname`); got != e.URL+"/connections/callback" {
 			t.Fatalf("the flow ended at %s", got)
 		}
@@ -91,7 +93,9 @@ func TestBrowserConnections(t *testing.T) {
 			t.Fatalf("account page:\n%s", text)
 		}
 		b.checkPage(t, "account-reconnect")
-		b.do(t, chromedp.Click(chromedp.CSS("button.reconnect")), chromedp.WaitVisible(chromedp.CSS("#connections-link")), loaded)
+		// The click goes to the provider and back through the callback.
+		b.do(t, chromedp.Click(chromedp.CSS("button.reconnect")))
+		b.settle(t, chromedp.WaitVisible(chromedp.CSS("#connections-link")), loaded)
 		b.do(t, chromedp.Navigate(e.URL+"/account"), chromedp.WaitVisible(chromedp.CSS("table.connections")), loaded)
 		if text := b.text(t); strings.Contains(text, "Needs reconnecting") || evalIn[int](t, b, `document.querySelectorAll('button.disconnect').length`) != 2 {
 			t.Fatalf("after reconnecting:\n%s", text)
