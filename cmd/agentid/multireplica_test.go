@@ -1226,7 +1226,8 @@ func (d *deployment) killUnderLoad(t *testing.T) {
 	victim := d.leader(t, leasesBefore)
 	type sent struct {
 		at     time.Time
-		status int
+		status int   // 0: no answer (err)
+		err    error // the client's, when the balancer closed on it
 		jti    string
 	}
 	var (
@@ -1249,6 +1250,7 @@ func (d *deployment) killUnderLoad(t *testing.T) {
 				resp, err := client.Do(req)
 				if err != nil {
 					mu.Lock()
+					requests[rid] = sent{at: at, err: err}
 					lost[rid] = true
 					mu.Unlock()
 					continue
@@ -1282,8 +1284,9 @@ func (d *deployment) killUnderLoad(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	servedBefore := d.lb.servedBy()
+	signalled := time.Now()
 	victim.kill()
-	killed := time.Now()
+	killed := time.Now() // the victim's exit seen: from here nothing may be lost
 	d.victim, d.killed = victim, killed
 	d.sinkMoved = make(chan time.Duration, 1)
 	go d.watchSinkTakeover(d.ctx)
@@ -1301,7 +1304,7 @@ func (d *deployment) killUnderLoad(t *testing.T) {
 			after++
 			if s.status != http.StatusOK {
 				failedAfter++
-				t.Errorf("request %s sent after the kill: %d", rid, s.status)
+				t.Errorf("request %s sent after the kill: %d %v", rid, s.status, s.err)
 			}
 		}
 	}
@@ -1313,9 +1316,20 @@ func (d *deployment) killUnderLoad(t *testing.T) {
 			t.Errorf("survivor %s answered nothing after the kill", r.name)
 		}
 	}
-	t.Logf("%d requests after the kill, %d failed; %d lost in flight at the kill", after, failedAfter, len(lost))
-	if len(lost) > workers {
-		t.Errorf("%d requests lost, more than one per client (%d)", len(lost), workers)
+	// A request is lost only when the kill cut it off: sent before the
+	// victim's exit was seen, in flight at the signal or sent while the
+	// dying process still held connections (the balancer's pooled ones
+	// among them); every later one was answered, as checked above.
+	inWindow := 0
+	for rid := range lost {
+		if requests[rid].at.After(signalled) {
+			inWindow++
+		}
+	}
+	t.Logf("%d requests after the kill, %d failed; %d lost (%d sent between the signal and the exit, %s)",
+		after, failedAfter, len(lost), inWindow, killed.Sub(signalled).Round(time.Millisecond))
+	if len(lost)-inWindow > workers {
+		t.Errorf("%d requests lost that were in flight at the signal, more than one per client (%d)", len(lost)-inWindow, workers)
 	}
 
 	// The survivors seal what was written (the sealer runs on one of them).
