@@ -42,6 +42,8 @@ var policyPool = []string{
 	`forbid (principal, action, resource) when { resource in Resource::"https://r1.example/mcp" && resource.resource.name == "R1" };`,
 	`permit (principal, action == Action::"exchange", resource) when { resource has name };`,
 	`forbid (principal, action, resource) when { context.chain_depth > 1 };`,
+	`forbid (principal, action, resource) when { context has ip && context.ip.isInRange(ip("10.0.0.0/8")) && resource.name == "s3" };`,
+	`permit (principal, action, resource) when { context.actors.contains("a3") };`,
 }
 
 func randomRequest(r *rand.Rand) *Request {

@@ -93,6 +93,10 @@ type Set struct {
 	byID     map[string]*compiledPolicy
 	index    [len(actions)]actionPolicies
 	cache    entityCache
+	// cached: no policy reads the volatile context, so DecideAs results
+	// are remembered in decisions (decisions.go).
+	cached    bool
+	decisions decisionCache
 }
 
 type compiledPolicy struct {
@@ -156,6 +160,7 @@ func compile(files map[string]string, version int64) (*Set, error) {
 		version: version,
 		files:   maps.Clone(files),
 		byID:    make(map[string]*compiledPolicy, len(parsed)),
+		cached:  true,
 	}
 	for i := range s.index {
 		s.index[i].byPrincipal = map[types.EntityUID][]*compiledPolicy{}
@@ -175,6 +180,9 @@ func compile(files map[string]string, version int64) (*Set, error) {
 		}
 		orig := (*xast.Policy)(pp.policy.AST())
 		cp.info.UserReads = userReads(orig.Conditions)
+		if readsVolatileContext(orig.Conditions) {
+			s.cached = false
+		}
 		reduced := *orig
 		actionIdx := policyActions(orig.Action)
 		reduced.Action = xast.ScopeTypeAll{}
@@ -426,10 +434,33 @@ func (s *Set) Decide(req *Request) (*Result, error) {
 // DecideAs decides req under each of actions in turn, building the
 // request's entities once: an issuance asks both register (the agent's
 // ceiling on this resource) and grant. Results are in the order of actions.
+//
+// A set whose policies do not read the time or the login's age remembers
+// the results by everything else of the request (decisions.go) and
+// answers an equal request from there. The decisions' PolicyIDs and
+// Errors may then be shared with other callers: read them, never write
+// their elements.
 func (s *Set) DecideAs(req *Request, actions ...Action) ([]*Result, error) {
 	if req == nil {
 		return nil, fmt.Errorf("policy: nil request")
 	}
+	if !s.cached {
+		return s.decideEach(req, actions)
+	}
+	var buf [512]byte
+	key := appendDecisionKey(buf[:0], req, actions)
+	if res, ok := s.decisions.get(key); ok {
+		return res, nil
+	}
+	res, err := s.decideEach(req, actions)
+	if err == nil {
+		s.decisions.put(key, res)
+	}
+	return res, err
+}
+
+// decideEach is DecideAs without the decision cache.
+func (s *Set) decideEach(req *Request, actions []Action) ([]*Result, error) {
 	ents := s.cache.build(req)
 	out := make([]*Result, len(actions))
 	for i, a := range actions {
