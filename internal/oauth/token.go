@@ -186,9 +186,9 @@ func (resp *TokenResponse) appendJSON(b []byte) []byte {
 		typ = TokenTypeBearer
 	}
 	b = append(b, `{"access_token":`...)
-	b = appendJSONString(b, resp.AccessToken)
+	b = AppendJSONString(b, resp.AccessToken)
 	b = append(b, `,"token_type":`...)
-	b = appendJSONString(b, typ)
+	b = AppendJSONString(b, typ)
 	if resp.ExpiresIn != 0 {
 		b = append(b, `,"expires_in":`...)
 		b = strconv.AppendInt(b, resp.ExpiresIn, 10)
@@ -208,16 +208,16 @@ func (resp *TokenResponse) appendJSON(b []byte) []byte {
 	} {
 		if f.value != "" {
 			b = append(b, f.name...)
-			b = appendJSONString(b, f.value)
+			b = AppendJSONString(b, f.value)
 		}
 	}
 	return append(b, "}\n"...)
 }
 
-// appendJSONString appends s as a JSON string the way encoding/json writes
+// AppendJSONString appends s as a JSON string the way encoding/json writes
 // it: printable ASCII other than '"', '\\', '<', '>' and '&' as is;
 // anything else (escapes, invalid UTF-8, U+2028) through encoding/json.
-func appendJSONString(b []byte, s string) []byte {
+func AppendJSONString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
 			q, _ := json.Marshal(s) // a string always encodes

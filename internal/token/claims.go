@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
+	"github.com/agentid/agentid/internal/oauth"
 	"github.com/agentid/agentid/internal/store"
 )
 
@@ -70,23 +72,6 @@ type Confirmation struct {
 	JKT string `json:"jkt,omitempty"` // RFC 9449 §6.1
 }
 
-// claimsOut is the encoded form: aud is a string or an array.
-type claimsOut struct {
-	Issuer       string        `json:"iss"`
-	Subject      string        `json:"sub"`
-	Audience     any           `json:"aud,omitempty"`
-	ClientID     string        `json:"client_id"`
-	Scope        string        `json:"scope,omitempty"`
-	JTI          string        `json:"jti"`
-	IssuedAt     int64         `json:"iat"`
-	NotBefore    int64         `json:"nbf,omitempty"`
-	Expiry       int64         `json:"exp"`
-	AuthTime     int64         `json:"auth_time,omitempty"`
-	Act          *Actor        `json:"act,omitempty"`
-	MayAct       *Actor        `json:"may_act,omitempty"`
-	Confirmation *Confirmation `json:"cnf,omitempty"`
-}
-
 // claimsIn is the decoded form: aud may be a string or an array.
 type claimsIn struct {
 	Issuer       string        `json:"iss"`
@@ -129,33 +114,18 @@ func (a *audience) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-func (c *AccessClaims) out() *claimsOut {
-	o := &claimsOut{
-		Issuer: c.Issuer, Subject: c.Subject, ClientID: c.ClientID, Scope: c.Scope, JTI: c.JTI,
-		IssuedAt: c.IssuedAt, NotBefore: c.NotBefore, Expiry: c.Expiry, AuthTime: c.AuthTime,
-		Act: c.Act, MayAct: c.MayAct, Confirmation: c.Confirmation,
-	}
-	switch len(c.Audience) {
-	case 0:
-	case 1:
-		o.Audience = c.Audience[0]
-	default:
-		o.Audience = c.Audience
-	}
-	return o
-}
-
 // MarshalJSON writes a single audience as a string.
 func (c *AccessClaims) MarshalJSON() ([]byte, error) {
 	return c.payload()
 }
 
-// payload is the JSON claims set: the registered claims, then the user
-// claims in name order (encoding/json sorts map keys).
+// payload is the JSON claims set: the registered claims as encoding/json
+// encodes claimsOut (appendRegistered), then the user claims in name order
+// (encoding/json sorts map keys).
 func (c *AccessClaims) payload() ([]byte, error) {
-	b, err := json.Marshal(c.out())
-	if err != nil || len(c.UserClaims) == 0 {
-		return b, err
+	b := c.appendRegistered(make([]byte, 0, 320))
+	if len(c.UserClaims) == 0 {
+		return b, nil
 	}
 	for name := range c.UserClaims {
 		if store.ReservedClaim(name) {
@@ -169,6 +139,86 @@ func (c *AccessClaims) payload() ([]byte, error) {
 	// Both are JSON objects: join their members into one.
 	b = append(b[:len(b)-1], ',')
 	return append(b, extra[1:]...), nil
+}
+
+// appendRegistered appends the claims other than UserClaims exactly as
+// encoding/json writes them (field order, omitempty, a single audience as
+// a string, HTML-safe escaping; TestPayloadMatchesEncodingJSON
+// and FuzzPayloadMatchesEncodingJSON hold it to that), without reflection:
+// every access token is minted through here.
+func (c *AccessClaims) appendRegistered(b []byte) []byte {
+	str := oauth.AppendJSONString
+	b = append(b, `{"iss":`...)
+	b = str(b, c.Issuer)
+	b = append(b, `,"sub":`...)
+	b = str(b, c.Subject)
+	switch len(c.Audience) {
+	case 0:
+	case 1:
+		b = append(b, `,"aud":`...)
+		b = str(b, c.Audience[0])
+	default:
+		b = append(b, `,"aud":[`...)
+		for i, a := range c.Audience {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = str(b, a)
+		}
+		b = append(b, ']')
+	}
+	b = append(b, `,"client_id":`...)
+	b = str(b, c.ClientID)
+	if c.Scope != "" {
+		b = append(b, `,"scope":`...)
+		b = str(b, c.Scope)
+	}
+	b = append(b, `,"jti":`...)
+	b = str(b, c.JTI)
+	b = append(b, `,"iat":`...)
+	b = strconv.AppendInt(b, c.IssuedAt, 10)
+	if c.NotBefore != 0 {
+		b = append(b, `,"nbf":`...)
+		b = strconv.AppendInt(b, c.NotBefore, 10)
+	}
+	b = append(b, `,"exp":`...)
+	b = strconv.AppendInt(b, c.Expiry, 10)
+	if c.AuthTime != 0 {
+		b = append(b, `,"auth_time":`...)
+		b = strconv.AppendInt(b, c.AuthTime, 10)
+	}
+	if c.Act != nil {
+		b = append(b, `,"act":`...)
+		b = c.Act.appendJSON(b)
+	}
+	if c.MayAct != nil {
+		b = append(b, `,"may_act":`...)
+		b = c.MayAct.appendJSON(b)
+	}
+	if cnf := c.Confirmation; cnf != nil {
+		b = append(b, `,"cnf":{`...)
+		if cnf.JKT != "" {
+			b = append(b, `"jkt":`...)
+			b = str(b, cnf.JKT)
+		}
+		b = append(b, '}')
+	}
+	return append(b, '}')
+}
+
+// appendJSON appends the actor as encoding/json encodes it.
+func (a *Actor) appendJSON(b []byte) []byte {
+	b = append(b, `{"sub":`...)
+	b = oauth.AppendJSONString(b, a.Subject)
+	if a.Issuer != "" {
+		b = append(b, `,"iss":`...)
+		b = oauth.AppendJSONString(b, a.Issuer)
+	}
+	if a.Actor != nil {
+		b = append(b, `,"act":`...)
+		b = a.Actor.appendJSON(b)
+	}
+	return append(b, '}')
 }
 
 // UserClaimsOf returns the claims of a verified access token's payload
