@@ -635,11 +635,19 @@ func setPageHeaders(h http.Header) {
 func corsProtocol(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("Access-Control-Allow-Origin", "*")
-		h.Set("Access-Control-Expose-Headers", "WWW-Authenticate, Location, Retry-After")
+		// Shared values, set without Set's copy (canonical keys):
+		// net/http only reads them, and their capacity of one makes an
+		// Add copy before it appends.
+		h["Access-Control-Allow-Origin"] = corsAnyOrigin[:1:1]
+		h["Access-Control-Expose-Headers"] = corsExposed[:1:1]
 		next.ServeHTTP(w, r)
 	})
 }
+
+var (
+	corsAnyOrigin = []string{"*"}
+	corsExposed   = []string{"WWW-Authenticate, Location, Retry-After"}
+)
 
 // methodNotAllowed answers a method an endpoint does not take (RFC 9110
 // §15.5.6) in the endpoint's own error format.
