@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -386,4 +387,56 @@ func TestNewPolicyVersionDecidesAfresh(t *testing.T) {
 	if d := decide(); !d.Allowed {
 		t.Fatalf("after the default set came back: %+v", d)
 	}
+}
+
+// TestDecisionCacheConcurrent: deciding from many goroutines at once, with
+// the cache filling and emptying, gives every caller the fresh answer (run
+// with -race).
+func TestDecisionCacheConcurrent(t *testing.T) {
+	files := map[string]string{}
+	for i, src := range policyPool {
+		files[fmt.Sprintf("p%02d.cedar", i)] = src
+	}
+	s, err := Compile(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := Compile(files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh.cached = false
+	r := rand.New(rand.NewPCG(5, 6))
+	reqs := make([]*Request, 64)
+	want := make([][]*Result, len(reqs))
+	for i := range reqs {
+		reqs[i] = randomRequest(r)
+		if want[i], err = fresh.DecideAs(reqs[i], ActionGrant, ActionRegister); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for n := range 300 {
+				i := (g*31 + n*7) % len(reqs)
+				got, err := s.DecideAs(reqs[i], ActionGrant, ActionRegister)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if !reflect.DeepEqual(got, want[i]) {
+					t.Errorf("request %d: %+v, want %+v", i, got, want[i])
+					return
+				}
+				got[0].Granted = append(got[0].Granted, "mine")
+				if n%50 == 0 {
+					s.decisions.mu.Lock()
+					clear(s.decisions.m)
+					s.decisions.mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
