@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strings"
+	"sync"
 
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/oauth"
@@ -21,7 +23,7 @@ import (
 // inferred from the scopes asked. Anything else is invalid_target; a store
 // failure is a server_error wrapping its cause.
 func (s *Server) resolveResource(ctx context.Context, c *store.Client, raw, scopes []string) (*store.Resource, *oauth.Error) {
-	uri, oe := requestedResource(raw)
+	uri, oe := s.resourceForms.requested(raw)
 	if oe != nil {
 		return nil, oe
 	}
@@ -52,6 +54,44 @@ func requestedResource(raw []string) (string, *oauth.Error) {
 	default:
 		return "", oauth.ErrInvalidTarget("only one resource may be requested per token")
 	}
+}
+
+// canonicalForms remembers oauth.CanonicalResource's accepted answers:
+// a pure function of its input, so the remembered form is the form, and
+// every token request would otherwise parse the same few URLs again. A
+// refused parameter is not remembered (it is refused afresh each time).
+// At most maxCanonicalForms parameters of at most 2,000 characters are
+// kept; a full memo is emptied.
+type canonicalForms struct {
+	mu sync.RWMutex
+	m  map[string]string
+}
+
+const maxCanonicalForms = 1024
+
+// requested is requestedResource through the memo.
+func (f *canonicalForms) requested(raw []string) (string, *oauth.Error) {
+	if len(raw) != 1 {
+		return requestedResource(raw)
+	}
+	f.mu.RLock()
+	uri, ok := f.m[raw[0]]
+	f.mu.RUnlock()
+	if ok {
+		return uri, nil
+	}
+	uri, oe := requestedResource(raw)
+	if oe != nil {
+		return "", oe
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.m == nil || len(f.m) >= maxCanonicalForms {
+		f.m = make(map[string]string)
+	}
+	// A copy: the parameter may share the request body's memory.
+	f.m[strings.Clone(raw[0])] = uri
+	return uri, nil
 }
 
 // inferResource picks the resource of a request that names none, for

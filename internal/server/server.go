@@ -200,6 +200,9 @@ type Server struct {
 	console   *consolePages
 	clients   *feedCache[*store.Client]
 	resources *feedCache[*store.Resource]
+	// resourceForms remembers the canonical forms of the resource
+	// parameters the token pipeline is sent (resolve.go).
+	resourceForms canonicalForms
 	// verified remembers the claims of access tokens whose signature
 	// token exchange checked (grant_exchange.go), until the key set
 	// changes.
