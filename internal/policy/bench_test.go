@@ -100,6 +100,35 @@ func BenchmarkDecide(b *testing.B) {
 	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
 }
 
+// BenchmarkDecideAsRemembered is the token endpoint's call (grant and
+// register, DecideAs) on BenchmarkDecide's set and request when the set
+// remembers the answer (decisions.go): the cost of a repeated request.
+// BenchmarkDecide, through Decide, is the cost of a new one.
+func BenchmarkDecideAsRemembered(b *testing.B) {
+	ctx := context.Background()
+	st := newFakeStore()
+	if err := st.CreatePolicySet(ctx, &store.PolicySet{Files: benchFiles(b)}, nil); err != nil {
+		b.Fatal(err)
+	}
+	e, err := New(ctx, Options{Store: st, RefreshInterval: time.Hour})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if !e.Active(ctx).cached {
+		b.Fatal("the bench set is not cached")
+	}
+	req := benchRequest()
+	b.ReportAllocs()
+	cpu0 := cpuTime()
+	for b.Loop() {
+		res, err := e.DecideAs(ctx, req, ActionGrant, ActionRegister)
+		if err != nil || len(res[0].Granted) != 10 {
+			b.Fatal(err, res)
+		}
+	}
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+}
+
 // cpuTime is the process's user and system CPU time.
 func cpuTime() time.Duration {
 	var ru syscall.Rusage
