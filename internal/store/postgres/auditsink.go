@@ -62,7 +62,14 @@ func (s *Store) SealedAudit(ctx context.Context, afterID int64, limit int) ([]*s
 		}
 		out = append(out, l)
 	}
-	return out, through, mapErr("sealed audit", rows.Err())
+	if err := rows.Err(); err != nil {
+		return nil, 0, mapErr("sealed audit", err)
+	}
+	rows.Close()
+	if err := attachRuns(ctx, s.pool, out); err != nil {
+		return nil, 0, mapErr("sealed audit", err)
+	}
+	return out, through, nil
 }
 
 // LeaseAuditSink implements store.AuditSinks.
