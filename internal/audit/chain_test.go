@@ -425,7 +425,10 @@ func TestVerifyFindsTheFirstBreak(t *testing.T) {
 			return evs[6].ID, "content"
 		}},
 		{"scopes changed", func(t *testing.T, db *chainDB, evs []*store.AuditEvent, _ []int64) (int64, string) {
-			db.exec(t, `UPDATE audit_events SET scopes = (SELECT scopes FROM audit_events WHERE id = ?) WHERE id = ?`, evs[0].ID, evs[1].ID)
+			// Both stored forms (PostgreSQL keeps well-formed scopes as text
+			// in scope; SQLite's scope stays empty).
+			db.exec(t, `UPDATE audit_events SET scopes = (SELECT scopes FROM audit_events WHERE id = ?),
+				scope = (SELECT scope FROM audit_events WHERE id = ?) WHERE id = ?`, evs[0].ID, evs[0].ID, evs[1].ID)
 			return evs[1].ID, "content"
 		}},
 		{"row deleted in the middle", func(t *testing.T, db *chainDB, evs []*store.AuditEvent, _ []int64) (int64, string) {

@@ -36,7 +36,7 @@ import (
 const (
 	defaultSealLimit = 1000
 	// linkCols and linkFrom read events with their links.
-	linkCols = `e.id, e.tenant_id, e.time, e.type, e.request_id, e.client_id, e.user_id, e.resource, e.scopes,
+	linkCols = `e.id, e.tenant_id, e.time, e.type, e.request_id, e.client_id, e.user_id, e.resource, ` + scopesColE + `,
 		e.ip, e.outcome, e.details, l.prev_hash, l.hash`
 	linkFrom = ` FROM audit_events AS e LEFT JOIN audit_links AS l ON l.id = e.id `
 )

@@ -14,3 +14,10 @@ CREATE TABLE audit_runs (
     hashes    BLOB    NOT NULL,
     PRIMARY KEY (tenant_id, last_id)
 );
+
+-- PostgreSQL's access tokens and events keep a list of well-formed scopes
+-- as text in scope rather than in its text[] scopes. SQLite's scopes are
+-- JSON text already (15 bytes for one scope); the columns are here for
+-- parity and stay empty.
+ALTER TABLE access_tokens ADD COLUMN scope TEXT;
+ALTER TABLE audit_events ADD COLUMN scope TEXT;
