@@ -304,25 +304,38 @@ func (s *Store) AuditLinks(ctx context.Context, tenantID string, afterID int64, 
 	if limit <= 0 {
 		limit = defaultSealLimit
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+linkCols+linkFrom+`WHERE e.tenant_id = $1 AND e.id > $2 ORDER BY e.id LIMIT $3`,
+	out, err := s.readLinks(ctx, `SELECT `+linkCols+linkFrom+`WHERE e.tenant_id = $1 AND e.id > $2 ORDER BY e.id LIMIT $3`,
 		tenantID, afterID, limit)
-	if err != nil {
-		return nil, mapErr("audit links", err)
-	}
-	defer rows.Close()
+	return out, mapErr("audit links", err)
+}
+
+// readLinks reads events with their links (linkCols, linkFrom) and gives
+// those without a link row theirs from the runs (attachRuns), both reads
+// in one snapshot: a prune that commits between them would otherwise show
+// events it deleted, read first, without the links it cut from their run.
+func (s *Store) readLinks(ctx context.Context, query string, args ...any) ([]*store.AuditLink, error) {
 	var out []*store.AuditLink
-	for rows.Next() {
-		l, err := scanLink(rows)
+	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		out = out[:0]
+		rows, err := tx.Query(ctx, query, args...)
 		if err != nil {
-			return nil, mapErr("audit links", err)
+			return err
 		}
-		out = append(out, l)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, mapErr("audit links", err)
-	}
-	rows.Close()
-	return out, mapErr("audit links", attachRuns(ctx, s.pool, out))
+		for rows.Next() {
+			l, err := scanLink(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			out = append(out, l)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return attachRuns(ctx, tx, out)
+	})
+	return out, err
 }
 
 // PruneAudit implements store.AuditChain. The anchor row is locked, so a
