@@ -454,6 +454,13 @@ func (s *Store) RotateRefresh(ctx context.Context, oldHash []byte, now time.Time
 	return nil
 }
 
+// revokeGrantAccessSQL revokes the recorded access tokens of a grant
+// ($1 tenant, $2 grant, $3 now). Its term that the grant is not empty
+// (it never is here) lets a generic plan use the partial grant index
+// (migration 0024).
+const revokeGrantAccessSQL = `UPDATE access_tokens SET revoked_at = $3
+	WHERE tenant_id = $1 AND grant_id = $2 AND grant_id <> '' AND revoked_at IS NULL`
+
 // revokeGrant revokes every refresh token and recorded access token of the
 // grant that is not revoked yet. It reports whether it revoked anything, so
 // that a caller records a revocation once however many requests race to it.
@@ -468,8 +475,7 @@ func revokeGrant(ctx context.Context, tx pgx.Tx, tenantID, grantID string, now t
 	b.Queue(`SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 0))`, tenantID, grantID)
 	b.Queue(`UPDATE refresh_tokens SET revoked_at = $3
 		WHERE tenant_id = $1 AND grant_id = $2 AND revoked_at IS NULL`, tenantID, grantID, now)
-	b.Queue(`UPDATE access_tokens SET revoked_at = $3
-		WHERE tenant_id = $1 AND grant_id = $2 AND revoked_at IS NULL`, tenantID, grantID, now)
+	b.Queue(revokeGrantAccessSQL, tenantID, grantID, now)
 	br := tx.SendBatch(ctx, b)
 	var revoked int64
 	for i := range 3 {
