@@ -84,10 +84,10 @@ var jtiEncoding = base32.NewEncoding("234567abcdefghijklmnopqrstuvwxyz").WithPad
 // same lower-case letters and digits as NewID, whose first 48 bits are the
 // time in milliseconds and whose other 80 are read from r (crypto/rand when
 // r is nil), encoded so that byte order is time order. The hub records each
-// access token under its jti; ids that grow with time append at the right
-// edge of every index on them instead of landing on a random page of it,
-// which keeps a commit's dirty pages few and the index's pages full
-// (docs/benchmarks.md, "The write path of an issued token"). The time is
+// access token under its jti; ids that grow with time go to the right edge
+// of the jti index instead of a random page of it, which keeps the pages a
+// commit writes few (docs/benchmarks.md, "The write path of an issued
+// token"). The time is
 // not a secret (the token's iat says the same) and neither is the id; 80
 // random bits make two ids of one millisecond collide with negligible
 // probability (RFC 7519 §4.1.7). It panics only if r fails, as NewID.
