@@ -80,8 +80,10 @@ an agent, a person with a generated password and an API-key provider, all named
 bench-<random>; then the person signs in and consents over HTTP, and refresh
 rotations make --subjects distinct access tokens, which exchange,
 introspection, retrieval and verification present in turn (the hub remembers a
-verified subject token's signature for 2 s, so with few subjects at a high rate
-the exchange and retrieval measure that cache). The records stay in the store.
+verified subject token's authenticity until its key set changes, and
+introspection a token's decoded answer, so each subject's first use costs more
+than the rest; expiry and revocation are checked every time). The records stay
+in the store.
 
 Every scenario runs --concurrency workers, each one request at a time over
 keep-alive connections, for --duration (or --requests in all); the two
