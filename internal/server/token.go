@@ -211,7 +211,7 @@ func (s *Server) issue(ctx context.Context, r *http.Request, grantType string, c
 		Audience: []string{res.URI},
 		ClientID: c.ID,
 		Scope:    oauth.FormatScope(append(slices.Clone(a.oidc), granted...)),
-		JTI:      token.NewID(s.rand),
+		JTI:      token.NewJTI(now, s.rand),
 		IssuedAt: now.Unix(),
 		Expiry:   exp.Unix(),
 		Act:      a.act(),

@@ -258,11 +258,13 @@ func (s *Store) RevokeInstallation(ctx context.Context, tenantID, userID, client
 		}
 		var n int64
 		// Whole families (a member the issuer did not label still goes),
-		// then anything labelled outside a family.
+		// then anything labelled outside a family. grant_id <> '' (true of
+		// every grant selected) lets a generic plan use access_tokens'
+		// partial grant index (migration 0024).
 		if len(grants) > 0 {
 			for _, table := range []string{"refresh_tokens", "access_tokens"} {
 				tag, err := tx.Exec(ctx, `UPDATE `+table+` SET revoked_at = $3
-					WHERE tenant_id = $1 AND grant_id = ANY($2) AND revoked_at IS NULL`, tenantID, grants, now)
+					WHERE tenant_id = $1 AND grant_id = ANY($2) AND grant_id <> '' AND revoked_at IS NULL`, tenantID, grants, now)
 				if err != nil {
 					return err
 				}
