@@ -34,7 +34,151 @@ type chainDB struct {
 	exec func(t *testing.T, q string, args ...any)
 	// details replaces the stored details of an event.
 	details func(t *testing.T, id int64, d map[string]string)
+	// links edits the stored links in the backend's form.
+	links linkEditor
 }
+
+// linkEditor is what an attacker can do to stored links: SQLite keeps a
+// row per link (audit_links), PostgreSQL a row per sealed run
+// (audit_runs, where an event's prev_hash is the hash before it in its
+// run, not stored apart).
+type linkEditor interface {
+	// set gives event id the link (prev, hash); where prev_hash is not
+	// stored apart, prev must be the hash the event follows.
+	set(t *testing.T, id int64, prev, hash []byte)
+	// swap trades the links of two events.
+	swap(t *testing.T, a, b int64)
+	// copyHash gives event to the hash of event from.
+	copyHash(t *testing.T, from, to int64)
+	// drop deletes an event's link.
+	drop(t *testing.T, id int64)
+	// move puts an event's link into another tenant's chain.
+	move(t *testing.T, id int64, tenant string)
+	// storedPrev reports whether a link's prev_hash is stored apart, so
+	// that a reordering shows as one rather than as changed content.
+	storedPrev() bool
+}
+
+// rowLinks edits audit_links.
+type rowLinks struct{ db *chainDB }
+
+func (r rowLinks) set(t *testing.T, id int64, prev, hash []byte) {
+	r.db.exec(t, `UPDATE audit_links SET prev_hash = ?, hash = ? WHERE id = ?`, prev, hash, id)
+}
+func (r rowLinks) swap(t *testing.T, a, b int64) {
+	r.db.exec(t, `UPDATE audit_links SET id = -1 WHERE id = ?`, a)
+	r.db.exec(t, `UPDATE audit_links SET id = ? WHERE id = ?`, a, b)
+	r.db.exec(t, `UPDATE audit_links SET id = ? WHERE id = -1`, b)
+}
+func (r rowLinks) copyHash(t *testing.T, from, to int64) {
+	r.db.exec(t, `UPDATE audit_links SET hash = (SELECT hash FROM audit_links WHERE id = ?) WHERE id = ?`, from, to)
+}
+func (r rowLinks) drop(t *testing.T, id int64) {
+	r.db.exec(t, `DELETE FROM audit_links WHERE id = ?`, id)
+}
+func (r rowLinks) move(t *testing.T, id int64, tenant string) {
+	r.db.exec(t, `UPDATE audit_links SET tenant_id = ? WHERE id = ?`, tenant, id)
+}
+func (rowLinks) storedPrev() bool { return true }
+
+// runLinks edits audit_runs: it reads the run that holds an event, changes
+// it and writes it back.
+type runLinks struct{ conn *pgx.Conn }
+
+type storedRun struct {
+	*store.AuditRun
+	last int64 // the key it was read under
+}
+
+func (r runLinks) find(t *testing.T, id int64) (*storedRun, int) {
+	t.Helper()
+	rows, err := r.conn.Query(t.Context(), `SELECT tenant_id, last_id, prev_hash, ids, hashes FROM audit_runs
+		WHERE first_id <= $1 AND last_id >= $1`, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var tn string
+		var last int64
+		var prev, ids, hashes []byte
+		if err := rows.Scan(&tn, &last, &prev, &ids, &hashes); err != nil {
+			t.Fatal(err)
+		}
+		run, err := store.DecodeAuditRun(tn, prev, ids, hashes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i := run.Index(id); i >= 0 {
+			return &storedRun{run, last}, i
+		}
+	}
+	t.Fatalf("no run holds event %d", id)
+	return nil, 0
+}
+
+func (r runLinks) save(t *testing.T, run *storedRun) {
+	t.Helper()
+	ctx := t.Context()
+	if _, err := r.conn.Exec(ctx, `DELETE FROM audit_runs WHERE tenant_id = $1 AND last_id = $2`, run.TenantID, run.last); err != nil {
+		t.Fatal(err)
+	}
+	if len(run.IDs) == 0 {
+		return
+	}
+	if _, err := r.conn.Exec(ctx, `INSERT INTO audit_runs (tenant_id, last_id, first_id, prev_hash, ids, hashes) VALUES ($1, $2, $3, $4, $5, $6)`,
+		run.TenantID, run.IDs[len(run.IDs)-1], run.IDs[0], run.PrevHash, store.AppendRunIDs(nil, run.IDs), run.Hashes); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func slot(run *store.AuditRun, i int) []byte {
+	return run.Hashes[i*store.ChainHashSize : (i+1)*store.ChainHashSize]
+}
+
+func (r runLinks) set(t *testing.T, id int64, prev, hash []byte) {
+	run, i := r.find(t, id)
+	if i == 0 {
+		run.PrevHash = prev
+	}
+	copy(slot(run.AuditRun, i), hash)
+	r.save(t, run)
+}
+func (r runLinks) swap(t *testing.T, a, b int64) {
+	ra, i := r.find(t, a)
+	rb, j := r.find(t, b)
+	if ra.last != rb.last {
+		t.Fatal("swap: the events are in different runs")
+	}
+	ha := bytes.Clone(slot(ra.AuditRun, i))
+	copy(slot(ra.AuditRun, i), slot(ra.AuditRun, j))
+	copy(slot(ra.AuditRun, j), ha)
+	r.save(t, ra)
+}
+func (r runLinks) copyHash(t *testing.T, from, to int64) {
+	rf, i := r.find(t, from)
+	h := bytes.Clone(slot(rf.AuditRun, i))
+	rt, j := r.find(t, to)
+	copy(slot(rt.AuditRun, j), h)
+	r.save(t, rt)
+}
+func (r runLinks) drop(t *testing.T, id int64) {
+	run, i := r.find(t, id)
+	if i == 0 { // the next event still follows the dropped one's hash
+		run.PrevHash = bytes.Clone(slot(run.AuditRun, 0))
+	}
+	run.IDs = append(run.IDs[:i:i], run.IDs[i+1:]...)
+	run.Hashes = append(run.Hashes[:i*store.ChainHashSize:i*store.ChainHashSize], run.Hashes[(i+1)*store.ChainHashSize:]...)
+	r.save(t, run)
+}
+func (r runLinks) move(t *testing.T, id int64, tenant string) {
+	run, i := r.find(t, id)
+	prev, hash := run.Link(i)
+	moved := &storedRun{&store.AuditRun{TenantID: tenant, PrevHash: bytes.Clone(prev), IDs: []int64{id}, Hashes: bytes.Clone(hash)}, -1}
+	r.drop(t, id)
+	r.save(t, moved)
+}
+func (runLinks) storedPrev() bool { return false }
 
 // chainBackends opens a fresh database on each backend (PostgreSQL when
 // AGENTID_TEST_POSTGRES is set; see pgtest).
@@ -65,6 +209,7 @@ var chainBackends = map[string]func(t *testing.T) *chainDB{
 			b, _ := json.Marshal(d)
 			db.exec(t, `UPDATE audit_events SET details = ? WHERE id = ?`, string(b), id)
 		}
+		db.links = rowLinks{db}
 		return db
 	},
 	"postgres": func(t *testing.T) *chainDB {
@@ -96,6 +241,7 @@ var chainBackends = map[string]func(t *testing.T) *chainDB{
 			b, _ := json.Marshal(d)
 			db.exec(t, `UPDATE audit_events SET details = ?::jsonb WHERE id = ?`, string(b), id)
 		}
+		db.links = runLinks{conn}
 		return db
 	},
 }
@@ -240,7 +386,7 @@ func rehash(t *testing.T, db *chainDB) {
 			continue
 		}
 		h := store.ChainHash(prev, l.Event)
-		db.exec(t, `UPDATE audit_links SET prev_hash = ?, hash = ? WHERE id = ?`, prev, h, l.Event.ID)
+		db.links.set(t, l.Event.ID, prev, h)
 		db.exec(t, `UPDATE audit_chain SET head_id = ?, head_hash = ? WHERE tenant_id = ?`, l.Event.ID, h, store.DefaultTenant)
 		prev = h
 	}
@@ -279,7 +425,10 @@ func TestVerifyFindsTheFirstBreak(t *testing.T) {
 			return evs[6].ID, "content"
 		}},
 		{"scopes changed", func(t *testing.T, db *chainDB, evs []*store.AuditEvent, _ []int64) (int64, string) {
-			db.exec(t, `UPDATE audit_events SET scopes = (SELECT scopes FROM audit_events WHERE id = ?) WHERE id = ?`, evs[0].ID, evs[1].ID)
+			// Both stored forms (PostgreSQL keeps well-formed scopes as text
+			// in scope; SQLite's scope stays empty).
+			db.exec(t, `UPDATE audit_events SET scopes = (SELECT scopes FROM audit_events WHERE id = ?),
+				scope = (SELECT scope FROM audit_events WHERE id = ?) WHERE id = ?`, evs[0].ID, evs[0].ID, evs[1].ID)
 			return evs[1].ID, "content"
 		}},
 		{"row deleted in the middle", func(t *testing.T, db *chainDB, evs []*store.AuditEvent, _ []int64) (int64, string) {
@@ -289,15 +438,19 @@ func TestVerifyFindsTheFirstBreak(t *testing.T) {
 		{"rows reordered", func(t *testing.T, db *chainDB, evs []*store.AuditEvent, _ []int64) (int64, string) {
 			// Two events trade places, each with its link.
 			a, b := evs[6].ID, evs[7].ID
-			for _, table := range []string{"audit_events", "audit_links"} {
-				db.exec(t, `UPDATE `+table+` SET id = -1 WHERE id = ?`, a)
-				db.exec(t, `UPDATE `+table+` SET id = ? WHERE id = ?`, a, b)
-				db.exec(t, `UPDATE `+table+` SET id = ? WHERE id = -1`, b)
+			db.exec(t, `UPDATE audit_events SET id = -1 WHERE id = ?`, a)
+			db.exec(t, `UPDATE audit_events SET id = ? WHERE id = ?`, a, b)
+			db.exec(t, `UPDATE audit_events SET id = ? WHERE id = -1`, b)
+			db.links.swap(t, a, b)
+			if !db.links.storedPrev() {
+				// The hash before a is the one its run holds there: the
+				// event that took a's place does not match it.
+				return a, "content"
 			}
 			return a, "reordered"
 		}},
 		{"hashes swapped", func(t *testing.T, db *chainDB, evs []*store.AuditEvent, _ []int64) (int64, string) {
-			db.exec(t, `UPDATE audit_links SET hash = (SELECT hash FROM audit_links WHERE id = ?) WHERE id = ?`, evs[9].ID, evs[8].ID)
+			db.links.copyHash(t, evs[9].ID, evs[8].ID)
 			return evs[8].ID, "content"
 		}},
 		{"first rows deleted", func(t *testing.T, db *chainDB, evs []*store.AuditEvent, _ []int64) (int64, string) {
@@ -309,7 +462,7 @@ func TestVerifyFindsTheFirstBreak(t *testing.T) {
 			return cps[2], "head"
 		}},
 		{"link deleted behind the head", func(t *testing.T, db *chainDB, evs []*store.AuditEvent, _ []int64) (int64, string) {
-			db.exec(t, `DELETE FROM audit_links WHERE id = ?`, evs[4].ID)
+			db.links.drop(t, evs[4].ID)
 			return evs[4].ID, "not sealed"
 		}},
 		{"changed and rehashed", func(t *testing.T, db *chainDB, evs []*store.AuditEvent, cps []int64) (int64, string) {

@@ -13,7 +13,7 @@ func TestVerifyReview13Tamperings(t *testing.T) {
 	}{
 		{"an event moved to another tenant with its link", func(t *testing.T, db *chainDB, ids []int64) int64 {
 			db.exec(t, `UPDATE audit_events SET tenant_id = 'other' WHERE id = ?`, ids[6])
-			db.exec(t, `UPDATE audit_links SET tenant_id = 'other' WHERE id = ?`, ids[6])
+			db.links.move(t, ids[6], "other")
 			return ids[7]
 		}},
 		{"a client id changed", func(t *testing.T, db *chainDB, ids []int64) int64 {

@@ -176,9 +176,10 @@ type AuditPrune struct {
 }
 
 // AuditChain is the sealing side of the audit trail (see ChainHash).
-// Backends keep each event's link (prev_hash and hash) in a row of its
-// own beside the event, each tenant's chain head, and one sealed-through
-// mark for all tenants.
+// Backends keep each event's link (prev_hash and hash) beside the event —
+// SQLite a row per link, PostgreSQL since its migration 0025 a row per
+// sealed run (AuditRun), older links a row each — each tenant's chain
+// head, and one sealed-through mark for all tenants.
 type AuditChain interface {
 	// AuditWatermark returns the highest event id assigned so far, by any
 	// transaction, committed or not; 0 when none was.

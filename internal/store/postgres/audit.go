@@ -18,8 +18,35 @@ import (
 // tell when every id below a reading has committed or never will
 // (ReadAuditWatermark).
 const insertEventSQL = `INSERT INTO audit_events (id, tenant_id, time, type, request_id, client_id,
-	user_id, resource, scopes, ip, outcome, details)
-	VALUES (` + eventIDExpr + `, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id`
+	user_id, resource, scopes, scope, ip, outcome, details)
+	VALUES (` + eventIDExpr + `, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id`
+
+// storedScopes splits a list of scopes into its stored forms (migration
+// 0025): a list whose scopes are all non-empty and without a space is
+// stored as one space-separated text in the scope column, with scopes
+// NULL (a text of one scope takes about 25 bytes less than a text[] of
+// it); any other list (nil, empty, or one with such a scope) in the text[]
+// column scopes, as before, with scope NULL. Reads take whichever is set
+// (scopesCol), so rows written before keep being read as they are.
+func storedScopes(scopes []string) (list []string, text *string) {
+	if len(scopes) == 0 {
+		return scopes, nil
+	}
+	for _, sc := range scopes {
+		if sc == "" || strings.Contains(sc, " ") {
+			return scopes, nil
+		}
+	}
+	j := strings.Join(scopes, " ")
+	return nil, &j
+}
+
+// scopesCol reads what storedScopes stored (the columns unqualified, or
+// of the table aliased e: scopesColE).
+const (
+	scopesCol  = `coalesce(scopes, string_to_array(scope, ' '))`
+	scopesColE = `coalesce(e.scopes, string_to_array(e.scope, ' '))`
+)
 
 // eventIDExpr is the id of a new event: the column's sequence, drawn once
 // the transaction has its xid.
@@ -32,8 +59,9 @@ func eventArgs(ev *store.AuditEvent) ([]any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode audit details: %w", err)
 	}
+	list, text := storedScopes(ev.Scopes)
 	return []any{ev.TenantID, ev.Time, ev.Type, ev.RequestID, ev.ClientID, ev.UserID, ev.Resource,
-		ev.Scopes, ev.IP, ev.Outcome, details}, nil
+		list, text, ev.IP, ev.Outcome, details}, nil
 }
 
 // insertEvent writes ev (nil writes nothing) through q, which is the
@@ -71,8 +99,8 @@ func (s *Store) AppendAudit(ctx context.Context, evs ...*store.AuditEvent) error
 // insertEventOnceSQL skips an event the unique index of migration 0015
 // (tenant, reporting client, report id) already holds: no row returned.
 const insertEventOnceSQL = `INSERT INTO audit_events (id, tenant_id, time, type, request_id, client_id,
-	user_id, resource, scopes, ip, outcome, details)
-	VALUES (` + eventIDExpr + `, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING RETURNING id`
+	user_id, resource, scopes, scope, ip, outcome, details)
+	VALUES (` + eventIDExpr + `, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING RETURNING id`
 
 // AppendAuditOnce implements store.Store.
 func (s *Store) AppendAuditOnce(ctx context.Context, evs ...*store.AuditEvent) error {
@@ -183,7 +211,7 @@ func auditQuery(f store.AuditFilter) (string, []any) {
 	if limit <= 0 {
 		limit = store.DefaultAuditLimit
 	}
-	q := `SELECT id, tenant_id, time, type, request_id, client_id, user_id, resource, scopes, ip,
+	q := `SELECT id, tenant_id, time, type, request_id, client_id, user_id, resource, ` + scopesCol + `, ip,
 		outcome, details FROM audit_events`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")

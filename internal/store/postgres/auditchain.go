@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 
@@ -35,7 +36,7 @@ import (
 const (
 	defaultSealLimit = 1000
 	// linkCols and linkFrom read events with their links.
-	linkCols = `e.id, e.tenant_id, e.time, e.type, e.request_id, e.client_id, e.user_id, e.resource, e.scopes,
+	linkCols = `e.id, e.tenant_id, e.time, e.type, e.request_id, e.client_id, e.user_id, e.resource, ` + scopesColE + `,
 		e.ip, e.outcome, e.details, l.prev_hash, l.hash`
 	linkFrom = ` FROM audit_events AS e LEFT JOIN audit_links AS l ON l.id = e.id `
 )
@@ -54,6 +55,83 @@ func scanLink(sc pgx.Row) (*store.AuditLink, error) {
 		return nil, err
 	}
 	return l, nil
+}
+
+// runsSQL reads a tenant's runs that may hold an event with an id from $2
+// to $3: those that end in [$2, $3), and the first that ends at $3 or
+// later (a tenant's runs do not overlap: each round seals ids above the
+// last). Both halves are ranges of the primary key.
+const runsSQL = `(SELECT first_id, prev_hash, ids, hashes FROM audit_runs
+	WHERE tenant_id = $1 AND last_id >= $2 AND last_id < $3 ORDER BY last_id)
+	UNION ALL
+	(SELECT first_id, prev_hash, ids, hashes FROM audit_runs
+	WHERE tenant_id = $1 AND last_id >= $3 ORDER BY last_id LIMIT 1)`
+
+// attachRuns gives the events of links that have no link of their own in
+// audit_links (the form before migration 0025) their link from the run
+// that holds their id, if one does; an event no run holds stays unsealed.
+// links are in id order.
+func attachRuns(ctx context.Context, q querier, links []*store.AuditLink) error {
+	type span struct{ lo, hi int64 }
+	spans := map[string]*span{}
+	var order []string
+	for _, l := range links {
+		if l.Hash != nil {
+			continue
+		}
+		tn := l.Event.TenantID
+		if sp := spans[tn]; sp != nil {
+			sp.hi = l.Event.ID
+		} else {
+			spans[tn] = &span{l.Event.ID, l.Event.ID}
+			order = append(order, tn)
+		}
+	}
+	if len(order) == 0 {
+		return nil
+	}
+	runs := map[string][]*store.AuditRun{}
+	for _, tn := range order {
+		sp := spans[tn]
+		rows, err := q.Query(ctx, runsSQL, tn, sp.lo, sp.hi)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var first int64
+			var prev, ids, hashes []byte
+			if err := rows.Scan(&first, &prev, &ids, &hashes); err != nil {
+				rows.Close()
+				return err
+			}
+			r, err := store.DecodeAuditRun(tn, prev, ids, hashes)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			if r.IDs[0] != first {
+				rows.Close()
+				return fmt.Errorf("audit run of tenant %q from %d starts at %d", tn, first, r.IDs[0])
+			}
+			runs[tn] = append(runs[tn], r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+	}
+	for _, l := range links {
+		if l.Hash != nil {
+			continue
+		}
+		for _, r := range runs[l.Event.TenantID] {
+			if i := r.Index(l.Event.ID); i >= 0 {
+				l.PrevHash, l.Hash = r.Link(i)
+				break
+			}
+		}
+	}
+	return nil
 }
 
 // lastAuditIDSQL reads the audit id sequence's last value (NULL before the
@@ -159,21 +237,32 @@ func (s *Store) SealAudit(ctx context.Context, upTo int64, limit int) (*store.Se
 				return err
 			}
 		}
-		ids := make([]int64, len(links))
-		tenants := make([]string, len(links))
-		prevs := make([][]byte, len(links))
-		hashes := make([][]byte, len(links))
-		for i, l := range links {
+		// One run per tenant (migration 0025): its events' ids, the
+		// prev_hash of its first and every hash, in id order.
+		runs := make(map[string]*store.AuditRun, len(order))
+		var hasher store.ChainHasher
+		for _, l := range links {
 			h := heads[l.Event.TenantID]
-			ids[i], tenants[i], prevs[i] = l.Event.ID, l.Event.TenantID, h.Hash
-			hashes[i] = store.ChainHash(h.Hash, l.Event)
-			l.PrevHash, l.Hash = h.Hash, hashes[i]
-			h.ID, h.Hash = l.Event.ID, hashes[i]
+			r := runs[l.Event.TenantID]
+			if r == nil {
+				r = &store.AuditRun{TenantID: l.Event.TenantID, PrevHash: h.Hash}
+				runs[l.Event.TenantID] = r
+			}
+			n := len(r.Hashes)
+			r.Hashes = hasher.Append(r.Hashes, h.Hash, l.Event)
+			r.IDs = append(r.IDs, l.Event.ID)
+			l.PrevHash, l.Hash = h.Hash, r.Hashes[n:len(r.Hashes):len(r.Hashes)]
+			h.ID, h.Hash = l.Event.ID, l.Hash
 			h.Sealed++
 		}
-		if len(links) > 0 {
-			if _, err := tx.Exec(ctx, `INSERT INTO audit_links (id, tenant_id, prev_hash, hash)
-				SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::bytea[])`, ids, tenants, prevs, hashes); err != nil {
+		if len(runs) > 0 {
+			b := &pgx.Batch{}
+			for _, tn := range order {
+				r := runs[tn]
+				b.Queue(`INSERT INTO audit_runs (tenant_id, last_id, first_id, prev_hash, ids, hashes) VALUES ($1, $2, $3, $4, $5, $6)`,
+					tn, r.IDs[len(r.IDs)-1], r.IDs[0], r.PrevHash, store.AppendRunIDs(nil, r.IDs), r.Hashes)
+			}
+			if err := tx.SendBatch(ctx, b).Close(); err != nil {
 				return err
 			}
 		}
@@ -215,21 +304,38 @@ func (s *Store) AuditLinks(ctx context.Context, tenantID string, afterID int64, 
 	if limit <= 0 {
 		limit = defaultSealLimit
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+linkCols+linkFrom+`WHERE e.tenant_id = $1 AND e.id > $2 ORDER BY e.id LIMIT $3`,
+	out, err := s.readLinks(ctx, `SELECT `+linkCols+linkFrom+`WHERE e.tenant_id = $1 AND e.id > $2 ORDER BY e.id LIMIT $3`,
 		tenantID, afterID, limit)
-	if err != nil {
-		return nil, mapErr("audit links", err)
-	}
-	defer rows.Close()
+	return out, mapErr("audit links", err)
+}
+
+// readLinks reads events with their links (linkCols, linkFrom) and gives
+// those without a link row theirs from the runs (attachRuns), both reads
+// in one snapshot: a prune that commits between them would otherwise show
+// events it deleted, read first, without the links it cut from their run.
+func (s *Store) readLinks(ctx context.Context, query string, args ...any) ([]*store.AuditLink, error) {
 	var out []*store.AuditLink
-	for rows.Next() {
-		l, err := scanLink(rows)
+	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		out = out[:0]
+		rows, err := tx.Query(ctx, query, args...)
 		if err != nil {
-			return nil, mapErr("audit links", err)
+			return err
 		}
-		out = append(out, l)
-	}
-	return out, mapErr("audit links", rows.Err())
+		for rows.Next() {
+			l, err := scanLink(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			out = append(out, l)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return attachRuns(ctx, tx, out)
+	})
+	return out, err
 }
 
 // PruneAudit implements store.AuditChain. The anchor row is locked, so a
@@ -237,14 +343,20 @@ func (s *Store) AuditLinks(ctx context.Context, tenantID string, afterID int64, 
 func (s *Store) PruneAudit(ctx context.Context, p store.AuditPrune, ev func(deleted int64) *store.AuditEvent) (int64, error) {
 	var n int64
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		var prev, hash []byte
-		err := tx.QueryRow(ctx, `SELECT l.prev_hash, l.hash`+linkFrom+`WHERE e.tenant_id = $1 AND e.id = $2 FOR UPDATE OF e`,
-			p.TenantID, p.Keep).Scan(&prev, &hash)
-		if errors.Is(err, pgx.ErrNoRows) || (err == nil && (hash == nil || !bytes.Equal(prev, p.PrevHash))) {
-			return fmt.Errorf("event %d is not a sealed event with the anchor's prev_hash: %w", p.Keep, store.ErrConflict)
-		}
-		if err != nil {
+		anchor, err := scanLink(tx.QueryRow(ctx, `SELECT `+linkCols+linkFrom+`WHERE e.tenant_id = $1 AND e.id = $2 FOR UPDATE OF e`,
+			p.TenantID, p.Keep))
+		if errors.Is(err, pgx.ErrNoRows) {
+			anchor = nil
+		} else if err != nil {
 			return err
+		}
+		if anchor != nil {
+			if err := attachRuns(ctx, tx, []*store.AuditLink{anchor}); err != nil {
+				return err
+			}
+		}
+		if anchor == nil || !anchor.Sealed() || !bytes.Equal(anchor.PrevHash, p.PrevHash) {
+			return fmt.Errorf("event %d is not a sealed event with the anchor's prev_hash: %w", p.Keep, store.ErrConflict)
 		}
 		tag, err := tx.Exec(ctx, `DELETE FROM audit_events WHERE tenant_id = $1 AND id < $2`, p.TenantID, p.Keep)
 		if err != nil {
@@ -252,6 +364,9 @@ func (s *Store) PruneAudit(ctx context.Context, p store.AuditPrune, ev func(dele
 		}
 		n = tag.RowsAffected()
 		if _, err := tx.Exec(ctx, `DELETE FROM audit_links WHERE tenant_id = $1 AND id < $2`, p.TenantID, p.Keep); err != nil {
+			return err
+		}
+		if err := pruneRuns(ctx, tx, p.TenantID, p.Keep); err != nil {
 			return err
 		}
 		if ev == nil {
@@ -263,4 +378,34 @@ func (s *Store) PruneAudit(ctx context.Context, p store.AuditPrune, ev func(dele
 		return 0, mapErr("prune audit", err)
 	}
 	return n, nil
+}
+
+// pruneRuns deletes the tenant's runs that end before keep and cuts the
+// one that holds keep, if it starts before it, down to keep and what
+// follows, with keep's prev_hash as its own.
+func pruneRuns(ctx context.Context, tx pgx.Tx, tenantID string, keep int64) error {
+	if _, err := tx.Exec(ctx, `DELETE FROM audit_runs WHERE tenant_id = $1 AND last_id < $2`, tenantID, keep); err != nil {
+		return err
+	}
+	var last, first int64
+	var prev, ids, hashes []byte
+	err := tx.QueryRow(ctx, `SELECT last_id, first_id, prev_hash, ids, hashes FROM audit_runs
+		WHERE tenant_id = $1 AND last_id >= $2 ORDER BY last_id LIMIT 1 FOR UPDATE`, tenantID, keep).
+		Scan(&last, &first, &prev, &ids, &hashes)
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && first >= keep) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	r, err := store.DecodeAuditRun(tenantID, prev, ids, hashes)
+	if err != nil {
+		return err
+	}
+	i, _ := slices.BinarySearch(r.IDs, keep)
+	prev, _ = r.Link(i)
+	_, err = tx.Exec(ctx, `UPDATE audit_runs SET first_id = $3, prev_hash = $4, ids = $5, hashes = $6
+		WHERE tenant_id = $1 AND last_id = $2`,
+		tenantID, last, r.IDs[i], prev, store.AppendRunIDs(nil, r.IDs[i:]), r.Hashes[i*store.ChainHashSize:])
+	return err
 }

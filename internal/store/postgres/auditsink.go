@@ -48,21 +48,12 @@ func (s *Store) SealedAudit(ctx context.Context, afterID int64, limit int) ([]*s
 	if through <= afterID {
 		return nil, through, nil
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+linkCols+linkFrom+`WHERE e.id > $1 AND e.id <= $2 ORDER BY e.id LIMIT $3`,
+	out, err := s.readLinks(ctx, `SELECT `+linkCols+linkFrom+`WHERE e.id > $1 AND e.id <= $2 ORDER BY e.id LIMIT $3`,
 		afterID, through, limit)
 	if err != nil {
 		return nil, 0, mapErr("sealed audit", err)
 	}
-	defer rows.Close()
-	var out []*store.AuditLink
-	for rows.Next() {
-		l, err := scanLink(rows)
-		if err != nil {
-			return nil, 0, mapErr("sealed audit", err)
-		}
-		out = append(out, l)
-	}
-	return out, through, mapErr("sealed audit", rows.Err())
+	return out, through, nil
 }
 
 // LeaseAuditSink implements store.AuditSinks.

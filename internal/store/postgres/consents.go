@@ -132,16 +132,17 @@ func (s *Store) RevokeConsents(ctx context.Context, f store.ConsentFilter, scope
 // revoked.
 func revokeConsentTokens(ctx context.Context, tx pgx.Tx, f store.ConsentFilter, scopes []string, now time.Time) (int64, error) {
 	base := []any{now}
-	tokenScopeCond := "TRUE"
+	// An access token's scopes are in either of its columns (storedScopes).
+	refreshScopeCond, accessScopeCond := "TRUE", "TRUE"
 	if scopes != nil {
 		base = append(base, scopes)
-		tokenScopeCond = "scopes && $2::text[]"
+		refreshScopeCond, accessScopeCond = "scopes && $2::text[]", scopesCol+" && $2::text[]"
 	}
 	where, args := consentWhere(f, base)
 	var n int64
-	for _, table := range []string{"refresh_tokens", "access_tokens"} {
-		tag, err := tx.Exec(ctx, `UPDATE `+table+` SET revoked_at = $1
-			WHERE revoked_at IS NULL AND user_id <> '' AND `+tokenScopeCond+` AND `+and(where), args...)
+	for _, u := range []struct{ table, cond string }{{"refresh_tokens", refreshScopeCond}, {"access_tokens", accessScopeCond}} {
+		tag, err := tx.Exec(ctx, `UPDATE `+u.table+` SET revoked_at = $1
+			WHERE revoked_at IS NULL AND user_id <> '' AND `+u.cond+` AND `+and(where), args...)
 		if err != nil {
 			return n, err
 		}
@@ -152,13 +153,13 @@ func revokeConsentTokens(ctx context.Context, tx pgx.Tx, f store.ConsentFilter, 
 	// carry the same scopes and rest on the same consent: the families
 	// are those of every matching token, revoked now or before.
 	tag, err := tx.Exec(ctx, `UPDATE access_tokens SET revoked_at = $1
-		WHERE revoked_at IS NULL AND user_id <> '' AND grant_id <> '' AND `+tokenScopeCond+`
+		WHERE revoked_at IS NULL AND user_id <> '' AND grant_id <> '' AND `+accessScopeCond+`
 		AND (tenant_id, grant_id, user_id) IN (
 			SELECT tenant_id, grant_id, user_id FROM refresh_tokens
-			WHERE user_id <> '' AND grant_id <> '' AND `+tokenScopeCond+` AND `+and(where)+`
+			WHERE user_id <> '' AND grant_id <> '' AND `+refreshScopeCond+` AND `+and(where)+`
 			UNION
 			SELECT tenant_id, grant_id, user_id FROM access_tokens
-			WHERE user_id <> '' AND grant_id <> '' AND `+tokenScopeCond+` AND `+and(where)+`)`, args...)
+			WHERE user_id <> '' AND grant_id <> '' AND `+accessScopeCond+` AND `+and(where)+`)`, args...)
 	if err != nil {
 		return n, err
 	}

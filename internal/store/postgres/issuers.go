@@ -142,7 +142,7 @@ func (s *Store) DeleteIssuer(ctx context.Context, tenantID, id string, ev *store
 func (s *Store) GetAccessToken(ctx context.Context, jti string) (*store.AccessToken, error) {
 	var at store.AccessToken
 	var revokedAt *time.Time
-	err := s.pool.QueryRow(ctx, `SELECT jti, tenant_id, grant_id, client_id, user_id, resource, scopes,
+	err := s.pool.QueryRow(ctx, `SELECT jti, tenant_id, grant_id, client_id, user_id, resource, `+scopesCol+`,
 		redirect_uri, expires_at, revoked_at, token_sha256 FROM access_tokens WHERE jti = $1`, jti).Scan(&at.JTI,
 		&at.TenantID, &at.GrantID, &at.ClientID, &at.UserID, &at.Resource, &at.Scopes, &at.RedirectURI,
 		&at.ExpiresAt, &revokedAt, &at.Digest)

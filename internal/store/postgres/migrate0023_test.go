@@ -33,6 +33,14 @@ func TestMigration0023UserIndex(t *testing.T) {
 			if i%4 == 0 {
 				ev.UserID = "u1"
 			}
+			if from == 0 { // at version 22, as the binary of then wrote it
+				if _, err := s.pool.Exec(ctx, `INSERT INTO audit_events (tenant_id, time, type, request_id, client_id, user_id,
+					resource, ip, outcome, details) VALUES ($1, $2, $3, '', $4, $5, '', '', '', $6)`,
+					ev.TenantID, ev.Time, ev.Type, ev.ClientID, ev.UserID, ev.Details); err != nil {
+					t.Fatal(err)
+				}
+				continue
+			}
 			if err := s.AppendAudit(ctx, ev); err != nil {
 				t.Fatal(err)
 			}

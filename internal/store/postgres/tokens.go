@@ -131,9 +131,10 @@ func queueIssuance(b *pgx.Batch, iss *store.Issuance) error {
 		return nil
 	}
 	if at := iss.AccessToken; at != nil {
+		list, text := storedScopes(at.Scopes)
 		b.Queue(`INSERT INTO access_tokens (jti, tenant_id, grant_id, client_id, user_id, resource,
-			scopes, expires_at, revoked_at, redirect_uri, token_sha256) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-			at.JTI, at.TenantID, at.GrantID, at.ClientID, at.UserID, at.Resource, at.Scopes,
+			scopes, scope, expires_at, revoked_at, redirect_uri, token_sha256) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+			at.JTI, at.TenantID, at.GrantID, at.ClientID, at.UserID, at.Resource, list, text,
 			at.ExpiresAt, nullTime(at.RevokedAt), at.RedirectURI, at.Digest)
 	}
 	if rt := iss.RefreshToken; rt != nil {
@@ -269,11 +270,12 @@ func exchangeBatch(iss *store.Issuance) (*pgx.Batch, error) {
 	b := &pgx.Batch{}
 	b.Queue(checkLiveSQL, c.TenantID, c.ClientID, c.UserID)
 	b.Queue(`SELECT agentid_check_subject($1, $2)`, at.TenantID, iss.SubjectJTI)
+	list, text := storedScopes(at.Scopes)
 	b.Queue(`INSERT INTO access_tokens (jti, tenant_id, grant_id, client_id, user_id, resource,
-		scopes, expires_at, revoked_at, redirect_uri, token_sha256)
-		SELECT $1, $2, s.grant_id, $3, $4, $5, $6, $7, $8, $9, $11 FROM access_tokens s WHERE s.jti = $10`,
-		at.JTI, at.TenantID, at.ClientID, at.UserID, at.Resource, at.Scopes,
-		at.ExpiresAt, nullTime(at.RevokedAt), at.RedirectURI, iss.SubjectJTI, at.Digest)
+		scopes, scope, expires_at, revoked_at, redirect_uri, token_sha256)
+		SELECT $1, $2, s.grant_id, $3, $4, $5, $6, $12, $7, $8, $9, $11 FROM access_tokens s WHERE s.jti = $10`,
+		at.JTI, at.TenantID, at.ClientID, at.UserID, at.Resource, list,
+		at.ExpiresAt, nullTime(at.RevokedAt), at.RedirectURI, iss.SubjectJTI, at.Digest, text)
 	rest := *iss
 	rest.AccessToken = nil
 	if err := queueIssuance(b, &rest); err != nil {
@@ -560,10 +562,11 @@ func (s *Store) RevokeUserAccess(ctx context.Context, tenantID, userID string, n
 // if it was not recorded. Revoking again keeps the first revocation time.
 func (s *Store) RevokeAccessToken(ctx context.Context, at *store.AccessToken, now time.Time, ev *store.AuditEvent) error {
 	return mapErr("revoke access token", s.inTx(ctx, func(tx pgx.Tx) error {
+		list, text := storedScopes(at.Scopes)
 		if _, err := tx.Exec(ctx, `INSERT INTO access_tokens (jti, tenant_id, grant_id, client_id,
-			user_id, resource, scopes, expires_at, revoked_at, redirect_uri) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+			user_id, resource, scopes, scope, expires_at, revoked_at, redirect_uri) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 			ON CONFLICT (jti) DO UPDATE SET revoked_at = coalesce(access_tokens.revoked_at, EXCLUDED.revoked_at)`,
-			at.JTI, at.TenantID, at.GrantID, at.ClientID, at.UserID, at.Resource, at.Scopes,
+			at.JTI, at.TenantID, at.GrantID, at.ClientID, at.UserID, at.Resource, list, text,
 			at.ExpiresAt, now, at.RedirectURI); err != nil {
 			return err
 		}
