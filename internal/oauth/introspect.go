@@ -60,11 +60,27 @@ func (r IntrospectionResponse) MarshalJSON() ([]byte, error) {
 // compact that output once more. A response that cannot be encoded (user
 // claims that are not JSON) writes nothing and returns the error.
 func WriteIntrospection(w http.ResponseWriter, r *IntrospectionResponse) error {
-	b, err := r.MarshalJSON()
+	body, err := IntrospectionBody(r)
 	if err != nil {
 		return err
 	}
-	writeJSONHeader(w, http.StatusOK)
-	_, _ = w.Write(append(b, '\n'))
+	WriteIntrospectionBody(w, body)
 	return nil
+}
+
+// IntrospectionBody is the body WriteIntrospection writes for r, for a
+// server that keeps it to answer again.
+func IntrospectionBody(r *IntrospectionResponse) ([]byte, error) {
+	b, err := r.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+// WriteIntrospectionBody writes body, made by IntrospectionBody, with 200
+// and the headers WriteIntrospection writes.
+func WriteIntrospectionBody(w http.ResponseWriter, body []byte) {
+	writeJSONHeader(w, http.StatusOK)
+	_, _ = w.Write(body)
 }

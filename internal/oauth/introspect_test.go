@@ -7,8 +7,9 @@ import (
 	"testing"
 )
 
-// TestWriteIntrospection: WriteIntrospection writes what WriteJSON writes
-// for the same response — status, headers and body byte for byte, HTML
+// TestWriteIntrospection: WriteIntrospection, and WriteIntrospectionBody
+// with IntrospectionBody's body, write what WriteJSON writes for the same
+// response — status, headers and body byte for byte, HTML
 // characters escaped and user claims compacted alike — and an inactive
 // response is exactly {"active":false} whatever else is set (RFC 7662
 // §2.2).
@@ -38,6 +39,16 @@ func TestWriteIntrospection(t *testing.T) {
 			}
 			if got.Code != want.Code || !reflect.DeepEqual(got.Header(), want.Header()) || got.Body.String() != want.Body.String() {
 				t.Fatalf("WriteIntrospection: %d %v %q\nWriteJSON:          %d %v %q", got.Code, got.Header(), got.Body, want.Code, want.Header(), want.Body)
+			}
+			// A body kept from IntrospectionBody answers the same again.
+			body, err := IntrospectionBody(&tc.resp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			again := httptest.NewRecorder()
+			WriteIntrospectionBody(again, body)
+			if again.Code != want.Code || !reflect.DeepEqual(again.Header(), want.Header()) || again.Body.String() != want.Body.String() {
+				t.Fatalf("WriteIntrospectionBody: %d %v %q\nWriteJSON:              %d %v %q", again.Code, again.Header(), again.Body, want.Code, want.Header(), want.Body)
 			}
 			if !tc.resp.Active && got.Body.String() != "{\"active\":false}\n" {
 				t.Fatalf("inactive response %q", got.Body)

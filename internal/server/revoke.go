@@ -2,10 +2,12 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/clients"
@@ -74,73 +76,28 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		s.writeProtocolError(w, r, oauth.ErrInvalidClient("introspection requires a confidential client"))
 		return
 	}
-	resp, err := s.introspect(r, c, raw)
+	body, err := s.introspect(r, c, raw)
 	if err != nil {
 		s.writeProtocolError(w, r, err)
 		return
 	}
-	if resp == nil {
-		resp = &oauth.IntrospectionResponse{}
+	if body == nil {
+		body = inactiveBody
 	}
-	if err := oauth.WriteIntrospection(w, resp); err != nil {
-		s.writeProtocolError(w, r, err)
-	}
+	oauth.WriteIntrospectionBody(w, body)
 }
 
-// introspect answers for an active token the caller may see, and nil for
-// anything else.
-func (s *Server) introspect(r *http.Request, c *store.Client, raw string) (*oauth.IntrospectionResponse, error) {
+// inactiveBody is the whole answer about a token that is not active or not
+// the caller's business (RFC 7662 §2.2).
+var inactiveBody = []byte("{\"active\":false}\n")
+
+// introspect answers (the body, as oauth.IntrospectionBody writes it) for
+// an active token the caller may see, and nil for anything else.
+func (s *Server) introspect(r *http.Request, c *store.Client, raw string) ([]byte, error) {
 	ctx := r.Context()
 	now := s.now()
 	if looksLikeJWT(raw) {
-		claims, standing, err := s.verifyIntrospected(ctx, raw)
-		if err != nil || now.Unix() >= claims.Expiry {
-			return nil, nil
-		}
-		if visible, err := s.mayIntrospect(ctx, c, claims.ClientID, claims.Audience); err != nil || !visible {
-			return nil, err
-		}
-		userID := ""
-		if claims.Subject != claims.ClientID {
-			userID = claims.Subject
-		}
-		var reason string
-		if standing != nil && standing.TenantID == s.tenant && standing.ClientID == claims.ClientID && standing.UserID == userID {
-			reason, err = s.inactiveStanding(ctx, standing, claims.Act)
-		} else {
-			reason, err = s.inactive(ctx, claims.JTI, claims.ClientID, userID, claims.Act)
-		}
-		if err != nil {
-			return nil, err
-		}
-		if reason != "" {
-			// The token is the caller's business and would be active but
-			// for this: the trail records who kept presenting it.
-			return nil, s.recordInactive(r, c, claims, userID, reason)
-		}
-		resp := &oauth.IntrospectionResponse{
-			Active: true, Scope: claims.Scope, ClientID: claims.ClientID, TokenType: "Bearer",
-			Exp: claims.Expiry, Iat: claims.IssuedAt, Sub: claims.Subject, Aud: claims.Audience, Iss: claims.Issuer, Jti: claims.JTI,
-		}
-		// The delegation chain travels with the token (RFC 8693 §4.1): a
-		// resource server that introspects sees who acts, as one that
-		// verifies the JWT does.
-		if claims.Act != nil {
-			if resp.Act, err = json.Marshal(claims.Act); err != nil {
-				return nil, err
-			}
-		}
-		if claims.MayAct != nil {
-			if resp.MayAct, err = json.Marshal(claims.MayAct); err != nil {
-				return nil, err
-			}
-		}
-		// The user claims the token carries for its resource, as a
-		// resource server verifying the JWT would read them.
-		if resp.Extra, err = token.UserClaimsOf(raw); err != nil {
-			return nil, err
-		}
-		return resp, nil
+		return s.introspectAccess(r, c, raw, now)
 	}
 	rt, err := s.st.GetRefreshToken(ctx, token.Hash(raw))
 	if errors.Is(err, store.ErrNotFound) {
@@ -157,23 +114,101 @@ func (s *Server) introspect(r *http.Request, c *store.Client, raw string) (*oaut
 	if alive, err := s.alive(ctx, rt.ClientID, rt.UserID); err != nil || !alive {
 		return nil, err
 	}
-	return &oauth.IntrospectionResponse{
+	return oauth.IntrospectionBody(&oauth.IntrospectionResponse{
 		Active: true, Scope: oauth.FormatScope(rt.Scopes), ClientID: rt.ClientID, TokenType: "refresh_token",
 		Exp: rt.ExpiresAt.Unix(), Iat: rt.CreatedAt.Unix(), Sub: rt.UserID, Aud: []string{rt.Resource}, Iss: s.issuer,
-	}, nil
+	})
+}
+
+// introspectAccess is introspect for an access token of this hub.
+func (s *Server) introspectAccess(r *http.Request, c *store.Client, raw string, now time.Time) ([]byte, error) {
+	ctx := r.Context()
+	digest := sha256.Sum256([]byte(raw))
+	claims, standing, memo, err := s.verifyIntrospected(ctx, raw, &digest)
+	if err != nil || now.Unix() >= claims.Expiry {
+		return nil, nil
+	}
+	if visible, err := s.mayIntrospect(ctx, c, claims.ClientID, claims.Audience); err != nil || !visible {
+		return nil, err
+	}
+	userID := ""
+	if claims.Subject != claims.ClientID {
+		userID = claims.Subject
+	}
+	var reason string
+	if standing != nil && standing.TenantID == s.tenant && standing.ClientID == claims.ClientID && standing.UserID == userID {
+		reason, err = s.inactiveStanding(ctx, standing, claims.Act)
+	} else {
+		reason, err = s.inactive(ctx, claims.JTI, claims.ClientID, userID, claims.Act)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if reason != "" {
+		// The token is the caller's business and would be active but
+		// for this: the trail records who kept presenting it.
+		return nil, s.recordInactive(r, c, claims, userID, reason)
+	}
+	if memo != nil {
+		s.introMemo.hits.Add(1)
+		return memo.body, nil
+	}
+	resp := &oauth.IntrospectionResponse{
+		Active: true, Scope: claims.Scope, ClientID: claims.ClientID, TokenType: "Bearer",
+		Exp: claims.Expiry, Iat: claims.IssuedAt, Sub: claims.Subject, Aud: claims.Audience, Iss: claims.Issuer, Jti: claims.JTI,
+	}
+	// The delegation chain travels with the token (RFC 8693 §4.1): a
+	// resource server that introspects sees who acts, as one that
+	// verifies the JWT does.
+	if claims.Act != nil {
+		if resp.Act, err = json.Marshal(claims.Act); err != nil {
+			return nil, err
+		}
+	}
+	if claims.MayAct != nil {
+		if resp.MayAct, err = json.Marshal(claims.MayAct); err != nil {
+			return nil, err
+		}
+	}
+	// The user claims the token carries for its resource, as a
+	// resource server verifying the JWT would read them.
+	if resp.Extra, err = token.UserClaimsOf(raw); err != nil {
+		return nil, err
+	}
+	body, err := oauth.IntrospectionBody(resp)
+	if err != nil {
+		return nil, err
+	}
+	if standing != nil && token.EqualHash(standing.Digest, digest[:]) {
+		// Accepted by its record: what these bytes say is kept.
+		s.introMemo.put(&digest, &introEntry{claims: claims, body: body}, now.Unix())
+	}
+	return body, nil
 }
 
 // verifyIntrospected verifies an access token of this hub for
 // introspection, reading its record and its client's and user's standing
 // in one statement (store.AccessTokenStanding) on the way: a token whose
-// SHA-256 is the one recorded at minting is byte for byte what the hub
-// signed, so its signature is not checked again (token.Keys.VerifyRecorded,
-// which still refuses a token of a key no longer in the key set); any other
-// is verified by its signature. standing is the read, nil when none was
-// made or found; it is of the verified token's jti. Nothing is remembered
-// between requests: every introspection reads the token's revocation and
-// its parties' standing as they are at that moment.
-func (s *Server) verifyIntrospected(ctx context.Context, raw string) (claims *token.AccessClaims, standing *store.TokenStanding, err error) {
+// SHA-256 (digest) is the one recorded at minting is byte for byte what
+// the hub signed, so its signature is not checked again
+// (token.Keys.VerifyRecorded, which still refuses a token of a key no
+// longer in the key set); any other is verified by its signature. standing
+// is the read, nil when none was made or found; it is of the verified
+// token's jti. A token in the memo (introMemo) is not decoded again: its
+// header is checked against the key set and its record read and compared
+// as VerifyRecorded would, and memo is its entry. Nothing about the
+// token's standing is remembered between requests: every introspection
+// reads its revocation and its parties' standing as they are at that
+// moment.
+func (s *Server) verifyIntrospected(ctx context.Context, raw string, digest *[sha256.Size]byte) (claims *token.AccessClaims, standing *store.TokenStanding, memo *introEntry, err error) {
+	if e := s.introMemo.get(digest); e != nil && s.keys.MintedHeader(raw) {
+		ts, err := s.st.AccessTokenStanding(ctx, e.claims.JTI)
+		if err == nil && ts.JTI == e.claims.JTI && token.EqualHash(ts.Digest, digest[:]) {
+			return e.claims, ts, e, nil
+		}
+		// No record vouches for it now (or none could be read): judged
+		// afresh, as a token never seen.
+	}
 	claims, err = s.keys.VerifyRecorded(raw, s.issuer, func(jti string) []byte {
 		ts, err := s.st.AccessTokenStanding(ctx, jti)
 		if err != nil {
@@ -185,12 +220,12 @@ func (s *Server) verifyIntrospected(ctx context.Context, raw string) (claims *to
 		return ts.Digest
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if standing != nil && standing.JTI != claims.JTI {
 		standing = nil
 	}
-	return claims, standing, nil
+	return claims, standing, nil, nil
 }
 
 // inactive says why an unexpired access token of this hub is no longer

@@ -207,6 +207,9 @@ type Server struct {
 	// token exchange checked (grant_exchange.go), until the key set
 	// changes.
 	verified *feedCache[*token.AccessClaims]
+	// introMemo remembers what introspected tokens' bytes say
+	// (introspect_memo.go).
+	introMemo *introMemo
 	// users caches the enabled people tokens are issued about
 	// (issuingUser in grant.go).
 	users *feedCache[*store.User]
@@ -358,6 +361,7 @@ func New(cfg Config) (*Server, error) {
 	s.clients = newFeedCache[*store.Client](feed)
 	s.resources = newFeedCache[*store.Resource](feed)
 	s.verified = newFeedCache[*token.AccessClaims](feed)
+	s.introMemo = newIntroMemo(maxIntroMemo)
 	s.users = newFeedCache[*store.User](feed)
 	s.domains = newFeedCache[[]*store.Domain](feed)
 	s.fetcher = cfg.Fetcher

@@ -693,6 +693,18 @@ func (k *Keys) VerifyRecorded(raw, issuer string, recorded func(jti string) []by
 	return c, nil
 }
 
+// MintedHeader reports whether raw's protected header is one Mint writes
+// for a key of the key set published now (its alg, typ at+jwt): the check
+// VerifyRecorded makes, per token, before a record may vouch for it. It
+// says nothing about the rest of raw.
+func (k *Keys) MintedHeader(raw string) bool {
+	if len(raw) > maxTokenLen {
+		return false
+	}
+	header, _, ok := strings.Cut(raw, ".")
+	return ok && k.state.Load().mintedBy(header, k.now())
+}
+
 // mintedBy reports whether header64, an encoded protected header, names a
 // key of s published at now with its algorithm and typ at+jwt, as every
 // header Mint writes does; the header of any token Verify accepts does too.

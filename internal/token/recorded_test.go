@@ -178,6 +178,56 @@ func TestVerifyRecordedAsksOnlyForOurTokens(t *testing.T) {
 	}
 }
 
+// TestMintedHeader: MintedHeader accepts exactly the headers of tokens the
+// hub mints with a key still published: not another key's, another alg or
+// typ, a header that does not decode, and not once the key has left the
+// key set.
+func TestMintedHeader(t *testing.T) {
+	st, kr, clk := newMemStore(), testKeyring(t), newClock()
+	k, err := NewKeys(context.Background(), Options{Store: st, Keyring: kr, Now: clk.Now, MaxTokenTTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	genuine := mint(t, k, clk.Now())
+	parts := strings.Split(genuine, ".")
+	var h struct{ Alg, Kid, Typ string }
+	hb, _ := base64.RawURLEncoding.DecodeString(parts[0])
+	if err := json.Unmarshal(hb, &h); err != nil {
+		t.Fatal(err)
+	}
+	rest := "." + parts[1] + "." + parts[2]
+	for _, tt := range []struct {
+		name string
+		raw  string
+		want bool
+	}{
+		{"as minted", genuine, true},
+		{"application/at+jwt", b64(`{"alg":"`+h.Alg+`","kid":"`+h.Kid+`","typ":"application/at+jwt"}`) + rest, true},
+		{"another key", b64(`{"alg":"`+h.Alg+`","kid":"someone-else","typ":"at+jwt"}`) + rest, false},
+		{"another alg", b64(`{"alg":"RS256","kid":"`+h.Kid+`","typ":"at+jwt"}`) + rest, false},
+		{"another typ", b64(`{"alg":"`+h.Alg+`","kid":"`+h.Kid+`","typ":"JWT"}`) + rest, false},
+		{"no typ", b64(`{"alg":"`+h.Alg+`","kid":"`+h.Kid+`"}`) + rest, false},
+		{"not base64", "!!" + rest, false},
+		{"no dot", parts[0], false},
+		{"too long", genuine + strings.Repeat("A", maxTokenLen), false},
+	} {
+		if got := k.MintedHeader(tt.raw); got != tt.want {
+			t.Errorf("%s: MintedHeader = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	if _, err := k.Rotate(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(59 * time.Minute)
+	if !k.MintedHeader(genuine) {
+		t.Error("retired key, still published: MintedHeader = false")
+	}
+	clk.Advance(time.Minute)
+	if k.MintedHeader(genuine) {
+		t.Error("key gone from the key set: MintedHeader = true")
+	}
+}
+
 // FuzzVerifyRecorded: with the record of the tokens the hub minted,
 // VerifyRecorded answers as Verify for any input.
 func FuzzVerifyRecorded(f *testing.F) {
