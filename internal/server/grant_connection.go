@@ -85,6 +85,14 @@ func (s *Server) isRetrieval(req *oauth.TokenRequest) bool {
 // providerTarget returns what follows <issuer>/providers/ in a resource or
 // audience value, compared in canonical form (RFC 8707 §2).
 func (s *Server) providerTarget(raw string) (string, bool) {
+	if !strings.Contains(raw, "%") && !containsFold(raw, "providers") {
+		// Canonicalising lowercases the scheme and host, drops a default
+		// port and a trailing slash, and escapes bytes into %XX sequences;
+		// with no '%' to decode, it cannot make "providers" (in any case)
+		// appear where the value has none. Every token exchange asks this
+		// (the grant table), so its resource is not parsed an extra time.
+		return "", false
+	}
 	canon, oe := oauth.CanonicalResource(raw)
 	if oe != nil || s.providers == "" {
 		return "", false
@@ -94,6 +102,21 @@ func (s *Server) providerTarget(raw string) (string, bool) {
 		return "", false
 	}
 	return id, true
+}
+
+// containsFold reports whether s contains lower, a string of lowercase
+// ASCII letters, in any case.
+func containsFold(s, lower string) bool {
+next:
+	for i := 0; i+len(lower) <= len(s); i++ {
+		for j := 0; j < len(lower); j++ {
+			if s[i+j]|0x20 != lower[j] {
+				continue next
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // retrievalProvider is the one provider a retrieval names: every resource

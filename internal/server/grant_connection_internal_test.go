@@ -96,6 +96,46 @@ func TestProviderTarget(t *testing.T) {
 	}
 }
 
+// FuzzProviderTarget: the shortcut that skips canonicalising a value
+// without "providers" or '%' answers exactly as canonicalising it would,
+// for issuers with and without a path.
+func FuzzProviderTarget(f *testing.F) {
+	for _, seed := range []string{"https://hub.example/providers/calendar", "https://HUB.EXAMPLE/PROVIDERS/calendar",
+		"https://hub.example/%70roviders/calendar", "https://hub.example/%70roviders/x{", "https://hub.example/base/providers/x",
+		"https://providers/x", "HTTPS://PROVIDERS/providers/x", "https://hub.example:443/providers/x/", "https://mcp.example/mcp"} {
+		f.Add(seed)
+	}
+	servers := []*Server{
+		{issuer: "https://hub.example", providers: providersPrefix("https://hub.example")},
+		{issuer: "https://hub.example/base", providers: providersPrefix("https://hub.example/base")},
+		{issuer: "https://providers", providers: providersPrefix("https://providers")},
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		for _, s := range servers {
+			var want string
+			wantOK := false
+			if canon, oe := oauth.CanonicalResource(raw); oe == nil {
+				if id, ok := strings.CutPrefix(canon, s.providers); ok {
+					want, wantOK = id, true
+				}
+			}
+			if id, ok := s.providerTarget(raw); id != want || ok != wantOK {
+				t.Fatalf("issuer %s: providerTarget(%q) = %q, %v; canonically %q, %v", s.issuer, raw, id, ok, want, wantOK)
+			}
+		}
+	})
+}
+
+// TestProviderTargetShortcut: an exchange to a resource (every token
+// exchange asks the grant table whether it is a retrieval) costs no
+// canonicalisation there.
+func TestProviderTargetShortcut(t *testing.T) {
+	s := &Server{issuer: "https://hub.example", providers: providersPrefix("https://hub.example")}
+	if n := testing.AllocsPerRun(100, func() { s.providerTarget("https://mcp-b.example/mcp") }); n != 0 {
+		t.Fatalf("%v allocations to find that a resource names no provider", n)
+	}
+}
+
 // FuzzRetrievalProvider: whatever resource and audience values a request
 // carries, the provider a retrieval names is a valid provider id under
 // the issuer, or the request is refused with invalid_target.

@@ -129,15 +129,17 @@ func (s *Server) maxDelegationDepth() int {
 // client's default resource). Anything else is invalid_target.
 func exchangeTarget(req *oauth.TokenRequest) ([]string, *oauth.Error) {
 	var uri string
-	for _, raw := range append(slices.Clone(req.Resources), req.Audiences...) {
-		canon, oe := oauth.CanonicalResource(raw)
-		if oe != nil {
-			return nil, oauth.ErrInvalidTarget("resource and audience must name a registered resource by its URI")
+	for _, values := range [2][]string{req.Resources, req.Audiences} {
+		for _, raw := range values {
+			canon, oe := oauth.CanonicalResource(raw)
+			if oe != nil {
+				return nil, oauth.ErrInvalidTarget("resource and audience must name a registered resource by its URI")
+			}
+			if uri != "" && canon != uri {
+				return nil, oauth.ErrInvalidTarget("only one resource may be requested per token")
+			}
+			uri = canon
 		}
-		if uri != "" && canon != uri {
-			return nil, oauth.ErrInvalidTarget("only one resource may be requested per token")
-		}
-		uri = canon
 	}
 	if uri == "" {
 		return nil, nil
@@ -488,7 +490,13 @@ func (s *Server) exchangeScopes(ctx context.Context, c *store.Client, target, re
 		}
 		return requested, nil
 	}
-	res, oe := s.resolveResource(ctx, c, target, held)
+	// target is exchangeTarget's canonical form (none: the client's
+	// default resource, which proveTokenExchange made sure of).
+	uri := c.DefaultResource
+	if len(target) > 0 {
+		uri = target[0]
+	}
+	res, oe := s.lookupResource(ctx, uri)
 	if oe != nil {
 		return nil, oe
 	}

@@ -204,7 +204,8 @@ type issueRows struct {
 
 func prepIssue(iss *store.Issuance) *issueRows {
 	p := &issueRows{events: prepAudits(iss.Events), check: iss.Check}
-	if at := iss.AccessToken; at != nil {
+	exchanged := iss.AccessToken != nil && iss.SubjectJTI != "" && iss.Check != nil
+	if at := iss.AccessToken; at != nil && !exchanged {
 		p.access = accessArgs(at, tv(at.RevokedAt))
 		p.tenant, p.grant = at.TenantID, at.GrantID
 	}
@@ -219,10 +220,11 @@ func prepIssue(iss *store.Issuance) *issueRows {
 		at := c.At.UnixMicro()
 		p.touchClient = []any{at, c.TenantID, c.ClientID, at}
 	}
-	if at := iss.AccessToken; at != nil && iss.SubjectJTI != "" && p.check != nil {
-		// The family comes from the subject token's record, in the insert.
+	if at := iss.AccessToken; exchanged {
+		// The family comes from the subject token's record, in the insert;
+		// its arguments are the only ones built for the access token.
 		c := p.check
-		p.subject, p.subjTen, p.grant = iss.SubjectJTI, at.TenantID, ""
+		p.subject, p.subjTen = iss.SubjectJTI, at.TenantID
 		p.accessExchanged = []any{at.JTI, at.TenantID,
 			iss.SubjectJTI, at.TenantID, c.TenantID, c.ClientID, c.UserID, c.TenantID, c.UserID,
 			at.ClientID, at.UserID, at.Resource, listText(at.Scopes), tv(at.ExpiresAt), tv(at.RevokedAt), at.RedirectURI, bv(at.Digest)}
