@@ -203,8 +203,9 @@ func (s *Store) IssueTokens(ctx context.Context, iss *store.Issuance) error {
 			return mapErr("issue tokens", err)
 		}
 		ev := iss.Events[0]
+		list, text := storedScopes(at.Scopes)
 		b.Queue(issueLiveSQL, append([]any{c.TenantID, c.ClientID, c.UserID,
-			at.JTI, at.TenantID, at.GrantID, at.ClientID, at.UserID, at.Resource, at.Scopes,
+			at.JTI, at.TenantID, at.GrantID, at.ClientID, at.UserID, at.Resource, list, text,
 			at.ExpiresAt, nullTime(at.RevokedAt), at.RedirectURI, at.Digest}, args...)...).
 			QueryRow(func(row pgx.Row) error { return row.Scan(&ev.ID) })
 		rest := *iss
@@ -286,19 +287,19 @@ func exchangeBatch(iss *store.Issuance) (*pgx.Batch, error) {
 
 // issueLiveSQL is an issuance without a grant family (client
 // credentials) in one statement: agentid_check_live, then the access
-// token, then its audit event ($15 on, insertEventSQL's arguments). Each
-// step reads the row the one before it returns, so they run in this
-// order: the check takes its locks and reads the client in snapshots of
+// token (its scopes in storedScopes' forms), then its audit event ($16 on,
+// insertEventSQL's arguments). Each step reads the row the one before it
+// returns, so they run in this order: the check takes its locks and reads the client in snapshots of
 // its own (it is VOLATILE) before anything is written, and raises to
 // abort the whole statement, as it does leading a batch
 // (docs/benchmarks.md, "The write path of an issued token").
 const issueLiveSQL = `WITH live AS MATERIALIZED (SELECT agentid_check_live($1, $2, $3)),
 	at AS (INSERT INTO access_tokens (jti, tenant_id, grant_id, client_id, user_id, resource,
-		scopes, expires_at, revoked_at, redirect_uri, token_sha256)
-		SELECT $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 FROM live RETURNING 1)
+		scopes, scope, expires_at, revoked_at, redirect_uri, token_sha256)
+		SELECT $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 FROM live RETURNING 1)
 	INSERT INTO audit_events (id, tenant_id, time, type, request_id, client_id,
-	user_id, resource, scopes, ip, outcome, details)
-	SELECT ` + eventIDExpr + `, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25 FROM at RETURNING id`
+	user_id, resource, scopes, scope, ip, outcome, details)
+	SELECT ` + eventIDExpr + `, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27 FROM at RETURNING id`
 
 // checkLiveSQL runs agentid_check_live (migrations 0006, 0007): it holds
 // the client's and user's advisory locks shared until the issuance commits,
