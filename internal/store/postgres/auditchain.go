@@ -333,6 +333,9 @@ func (s *Store) readLinks(ctx context.Context, query string, args ...any) ([]*st
 		if err := rows.Err(); err != nil {
 			return err
 		}
+		if s.betweenLinkReads != nil {
+			s.betweenLinkReads()
+		}
 		return attachRuns(ctx, tx, out)
 	})
 	return out, err

@@ -253,3 +253,71 @@ func TestMigration0025RefusesLiveReplicas(t *testing.T) {
 		t.Fatalf("migrating after the lease ran out: version %d, %v", to, err)
 	}
 }
+
+// TestAuditLinksPruneBetweenReads: a prune that commits after a reader
+// read the events and before it read their runs does not show the reader
+// those events without their links: both reads are one snapshot.
+func TestAuditLinksPruneBetweenReads(t *testing.T) {
+	for _, read := range []struct {
+		name string
+		do   func(s *Store) ([]*store.AuditLink, error)
+	}{
+		{"AuditLinks", func(s *Store) ([]*store.AuditLink, error) {
+			return s.AuditLinks(t.Context(), store.DefaultTenant, 0, 0)
+		}},
+		{"SealedAudit", func(s *Store) ([]*store.AuditLink, error) {
+			l, _, err := s.SealedAudit(t.Context(), 0, 0)
+			return l, err
+		}},
+	} {
+		t.Run(read.name, func(t *testing.T) {
+			ctx := t.Context()
+			s := newStore(t)
+			for i := range 10 {
+				if err := s.AppendAudit(ctx, &store.AuditEvent{TenantID: store.DefaultTenant, Time: time.Unix(1700000000+int64(i), 0).UTC(),
+					Type: "token.issued", RequestID: fmt.Sprint("r", i), ClientID: "bot"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			w, err := s.AuditWatermark(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.SealAudit(ctx, w, 0); err != nil {
+				t.Fatal(err)
+			}
+			whole, err := read.do(s)
+			if err != nil || len(whole) != 10 {
+				t.Fatalf("%d links, %v", len(whole), err)
+			}
+			anchor := whole[7]
+			s.betweenLinkReads = func() {
+				s.betweenLinkReads = nil
+				// Deletes seven events and cuts the run to the last three.
+				if n, err := s.PruneAudit(ctx, store.AuditPrune{TenantID: store.DefaultTenant, Keep: anchor.Event.ID, PrevHash: anchor.PrevHash}, nil); err != nil || n != 7 {
+					t.Errorf("prune: %d, %v", n, err)
+				}
+			}
+			links, err := read.do(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.betweenLinkReads != nil {
+				t.Fatal("the reader read no runs")
+			}
+			if len(links) != len(whole) {
+				t.Fatalf("%d events, want the %d of the snapshot", len(links), len(whole))
+			}
+			for i, l := range links {
+				if !bytes.Equal(l.Hash, whole[i].Hash) || !bytes.Equal(l.PrevHash, whole[i].PrevHash) {
+					t.Fatalf("event %d read without its link (sealed %v) while a prune cut its run", l.Event.ID, l.Sealed())
+				}
+			}
+			// The next read sees the pruned trail, whole.
+			after, err := read.do(s)
+			if err != nil || len(after) != 3 || !bytes.Equal(after[0].PrevHash, anchor.PrevHash) || !bytes.Equal(after[2].Hash, whole[9].Hash) {
+				t.Fatalf("after the prune: %d events, %v", len(after), err)
+			}
+		})
+	}
+}

@@ -38,6 +38,9 @@ type Options struct {
 type Store struct {
 	pool *pgxpool.Pool
 	log  *slog.Logger
+	// betweenLinkReads, when set (by a test), runs in readLinks between
+	// the read of the events and the read of their runs.
+	betweenLinkReads func()
 }
 
 var _ store.Store = (*Store)(nil)
