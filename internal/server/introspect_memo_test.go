@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -20,19 +22,28 @@ import (
 // bytes.
 func (h *hub) introspectRaw(tok, clientID, secret string) []byte {
 	h.T.Helper()
+	b, err := h.tryIntrospectRaw(tok, clientID, secret)
+	if err != nil {
+		h.T.Fatal(err)
+	}
+	return b
+}
+
+// tryIntrospectRaw is introspectRaw for any goroutine.
+func (h *hub) tryIntrospectRaw(tok, clientID, secret string) ([]byte, error) {
 	req, _ := http.NewRequest(http.MethodPost, h.URL+"/introspect", strings.NewReader(url.Values{"token": {tok}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth(url.QueryEscape(clientID), url.QueryEscape(secret))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		h.T.Fatal(err)
+		return nil, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil || resp.StatusCode != http.StatusOK {
-		h.T.Fatalf("introspect: %d %s %v", resp.StatusCode, b, err)
+		return nil, fmt.Errorf("introspect: %d %s %v", resp.StatusCode, b, err)
 	}
-	return b
+	return b, nil
 }
 
 // digestSwap is a store whose token records, while swapped is set, name
@@ -57,7 +68,8 @@ func (s *digestSwap) AccessTokenStanding(ctx context.Context, jti string) (*stor
 // memo never vouches for a token on its own: when the token's record names
 // another digest, the token is judged by its signature again, and the
 // memo serves nothing for it. (TestIntrospectionInactiveAtOnce covers
-// revocation, disables and key withdrawal after memo hits.)
+// revocation, disables and key withdrawal after memo hits.) Many
+// introspections at once share the entries (run with -race).
 func TestIntrospectionMemo(t *testing.T) {
 	backends := map[string]func(t *testing.T) store.Store{
 		"sqlite":   func(t *testing.T) store.Store { return openSQLiteStore(t, filepath.Join(t.TempDir(), "agentid.db")) },
@@ -113,6 +125,26 @@ func TestIntrospectionMemo(t *testing.T) {
 					}
 				})
 			}
+
+			// Many resource servers' calls at once share the entries.
+			want := map[string][]byte{person.AccessToken: h.introspectRaw(person.AccessToken, "notes-mcp", rs), cc: h.introspectRaw(cc, "notes-mcp", rs)}
+			var wg sync.WaitGroup
+			for i := range 8 {
+				tok := cc
+				if i%2 == 0 {
+					tok = person.AccessToken
+				}
+				wg.Go(func() {
+					for range 10 {
+						got, err := h.tryIntrospectRaw(tok, "notes-mcp", rs)
+						if err != nil || !bytes.Equal(got, want[tok]) {
+							t.Errorf("concurrent introspection %s, %v; want %s", got, err, want[tok])
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
 
 			st.swapped.Store(true)
 			hits, checks := h.Server.IntrospectionMemoHits(), h.Keys.SignatureChecks()
