@@ -37,3 +37,21 @@ func TestHotPathStatements(t *testing.T) {
 		})
 	}
 }
+
+// TestExchangeStatements pins what an exchange's issuance prepares: the
+// arguments of qInsertAccessExchanged alone (the subject's record checked
+// in the insert), none of the plain or live inserts it never runs.
+func TestExchangeStatements(t *testing.T) {
+	at := &store.AccessToken{JTI: "j", TenantID: "t", ClientID: "c", UserID: "u", Resource: "https://b.example/mcp", ExpiresAt: time.Now()}
+	p := prepIssue(&store.Issuance{AccessToken: at, Check: &store.LiveCheck{TenantID: "t", ClientID: "c", UserID: "u"}, SubjectJTI: "s"})
+	if got, want := len(p.accessExchanged), 17; got != want {
+		t.Fatalf("qInsertAccessExchanged gets %d arguments, want %d", got, want)
+	}
+	if p.accessExchanged[2] != "s" || p.subject != "s" || p.subjTen != "t" {
+		t.Fatalf("subject arguments %v, %q, %q", p.accessExchanged[2], p.subject, p.subjTen)
+	}
+	if p.access != nil || p.accessLive != nil || p.accessLiveGrant != nil || p.grant != "" {
+		t.Fatalf("arguments of inserts an exchange never runs were built: access %v, live %v, live grant %v, grant %q",
+			p.access, p.accessLive, p.accessLiveGrant, p.grant)
+	}
+}
