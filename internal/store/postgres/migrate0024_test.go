@@ -29,10 +29,10 @@ func TestMigration0024GrantIndex(t *testing.T) {
 	}
 	const tn = store.DefaultTenant
 	exp := time.Now().Add(time.Hour)
-	// write stores 12 tokens, a third of each grant: at version 23 as a
-	// binary of that version did (its columns; this binary's insert names
-	// the scope column of 0025), after the migration through the store.
-	write := func(v23 bool) {
+	// write issues twelve tokens, a third of them without a grant. Before
+	// the migration through version 23's columns in SQL (the store's code
+	// writes columns of later versions), after it through the store.
+	write := func(raw bool) {
 		t.Helper()
 		for i := range 12 {
 			at := &store.AccessToken{JTI: "j-" + rand.Text(), TenantID: tn, ClientID: "bot", ExpiresAt: exp}
@@ -43,9 +43,10 @@ func TestMigration0024GrantIndex(t *testing.T) {
 				at.GrantID, at.UserID = "g2", "u1"
 			}
 			var err error
-			if v23 {
-				_, err = s.pool.Exec(ctx, `INSERT INTO access_tokens (jti, tenant_id, grant_id, client_id, user_id,
-					resource, scopes, expires_at, redirect_uri) VALUES ($1, $2, $3, $4, $5, '', '{}', $6, '')`,
+			if raw {
+				_, err = s.pool.Exec(ctx, `INSERT INTO access_tokens (jti, tenant_id, grant_id, client_id,
+					user_id, resource, scopes, expires_at, redirect_uri, token_sha256)
+					VALUES ($1, $2, $3, $4, $5, '', '{}', $6, '', '')`,
 					at.JTI, at.TenantID, at.GrantID, at.ClientID, at.UserID, at.ExpiresAt)
 			} else {
 				err = s.IssueTokens(ctx, &store.Issuance{AccessToken: at})

@@ -287,9 +287,9 @@ func exchangeBatch(iss *store.Issuance) (*pgx.Batch, error) {
 
 // issueLiveSQL is an issuance without a grant family (client
 // credentials) in one statement: agentid_check_live, then the access
-// token (its scopes in storedScopes' forms), then its audit event ($16 on,
-// insertEventSQL's arguments). Each step reads the row the one before it
-// returns, so they run in this order: the check takes its locks and reads the client in snapshots of
+// token, then its audit event ($16 on, insertEventSQL's arguments). Each
+// step reads the row the one before it returns, so they run in this
+// order: the check takes its locks and reads the client in snapshots of
 // its own (it is VOLATILE) before anything is written, and raises to
 // abort the whole statement, as it does leading a batch
 // (docs/benchmarks.md, "The write path of an issued token").
