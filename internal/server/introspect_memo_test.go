@@ -162,3 +162,37 @@ func TestIntrospectionMemo(t *testing.T) {
 		})
 	}
 }
+
+// TestIntrospectionMemoOtherCaller: the memo answers for a token's bytes,
+// never for who asks. Once a token's answer is remembered for the resource
+// server of its audience, a confidential client that is neither the
+// token's client nor a resource server of its audience still gets exactly
+// {"active":false} (RFC 7662 §2.2), and the entitled caller is still
+// answered from the memo after it.
+func TestIntrospectionMemoOtherCaller(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, h *hub) {
+		rs := h.AddClient(&store.Client{ID: "notes-mcp", GrantTypes: []string{"client_credentials"}})
+		h.LinkResourceServer("notes-mcp")
+		stranger := h.AddClient(&store.Client{ID: "stranger", GrantTypes: []string{"client_credentials"}})
+		secret := h.AddClient(&store.Client{ID: "agent", GrantTypes: []string{"client_credentials"},
+			Tags: []string{"cc:notes.read"}, DefaultResource: h.Resource})
+		cc := h.tokenRequest(url.Values{"grant_type": {"client_credentials"}}, "agent", secret).body["access_token"].(string)
+
+		first := h.introspectRaw(cc, "notes-mcp", rs)
+		if again := h.introspectRaw(cc, "notes-mcp", rs); !bytes.Equal(again, first) || !bytes.Contains(first, []byte(`"active":true`)) {
+			t.Fatalf("entitled caller: %s then %s, want the same active answer", first, again)
+		}
+		hits := h.Server.IntrospectionMemoHits()
+		for range 2 {
+			if got := h.introspectRaw(cc, "stranger", stranger); string(got) != "{\"active\":false}\n" {
+				t.Fatalf("a caller with no business with the token: %s, want exactly {\"active\":false}", got)
+			}
+		}
+		if n := h.Server.IntrospectionMemoHits() - hits; n != 0 {
+			t.Errorf("%d memo answers to a caller with no business with the token, want 0", n)
+		}
+		if again := h.introspectRaw(cc, "notes-mcp", rs); !bytes.Equal(again, first) {
+			t.Fatalf("entitled caller after the stranger: %s, want %s", again, first)
+		}
+	})
+}

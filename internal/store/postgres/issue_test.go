@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -60,6 +61,7 @@ func TestIssueLiveOneStatement(t *testing.T) {
 
 	t.Run("written", func(t *testing.T) {
 		issued, expired := event("token.issued"), event("consent.expired")
+		issued.Scopes = []string{"a", "b"}
 		iss := issuance("jti-"+rand.Text(), issued, expired)
 		iss.Touch = &store.ClientTouch{TenantID: tn, ClientID: clientID, At: now}
 		if err := s.IssueTokens(ctx, iss); err != nil {
@@ -73,8 +75,28 @@ func TestIssueLiveOneStatement(t *testing.T) {
 			t.Fatalf("record %+v, %v", at, err)
 		}
 		evs, err := s.ListAudit(ctx, store.AuditFilter{TenantID: tn, ClientID: clientID, Limit: 10})
-		if err != nil || len(evs) != 2 || evs[1].ID != issued.ID || evs[1].Details["jti"] != issued.Details["jti"] {
+		if err != nil || len(evs) != 2 || evs[1].ID != issued.ID || evs[1].Details["jti"] != issued.Details["jti"] ||
+			strings.Join(evs[1].Scopes, ",") != "a,b" {
 			t.Fatalf("events %+v, %v", evs, err)
+		}
+		// The one statement stores scopes as every other insert does
+		// (storedScopes, migration 0025): well-formed ones as text.
+		for _, q := range []struct{ sql, want string }{
+			{`SELECT scopes IS NULL, scope FROM access_tokens WHERE jti = $1`, "a"},
+			{`SELECT scopes IS NULL, scope FROM audit_events WHERE id = $1`, "a b"},
+		} {
+			key := any(iss.AccessToken.JTI)
+			if strings.Contains(q.sql, "audit_events") {
+				key = issued.ID
+			}
+			var listNull bool
+			var text *string
+			if err := s.pool.QueryRow(ctx, q.sql, key).Scan(&listNull, &text); err != nil {
+				t.Fatal(err)
+			}
+			if !listNull || text == nil || *text != q.want {
+				t.Errorf("%s: scopes NULL %v, scope %v, want NULL and %q", q.sql, listNull, text, q.want)
+			}
 		}
 		c, err := s.GetClient(ctx, tn, clientID)
 		if err != nil || !c.LastUsedAt.Equal(now) {

@@ -141,3 +141,47 @@ func planUses(t *testing.T, s *Store, q, args, index string) {
 		})
 	}
 }
+
+// TestMigrationFrom23RefusedAsAWhole: upgrading a version-23 database
+// while a replica holds a live job lease is refused by 0025, and 0024,
+// applied in the same transaction, is not kept either: the database stays
+// at 23 with its old grant index (docs/operations.md, "Upgrades and
+// migrations"), and the upgrade goes through once the lease has run out.
+func TestMigrationFrom23RefusedAsAWhole(t *testing.T) {
+	ctx := t.Context()
+	s := openStore(t, pgtest.FreshSchema(t))
+	ms, err := loadMigrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := migrate.Run(ctx, dialect{s}, ms[:23], nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.pool.Exec(ctx, `INSERT INTO job_leases (name, holder, lease_until, since)
+		VALUES ('audit-sealer', 'v23-replica', now() + interval '10 seconds', now())`); err != nil {
+		t.Fatal(err)
+	}
+	grantIndexPartial := func() bool {
+		t.Helper()
+		var pred *string
+		if err := s.pool.QueryRow(ctx, `SELECT pg_get_expr(i.indpred, i.indrelid) FROM pg_index i
+			JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = 'access_tokens_grant'
+			AND c.relnamespace = to_regnamespace(current_schema())`).Scan(&pred); err != nil {
+			t.Fatal(err)
+		}
+		return pred != nil
+	}
+	from, to, err := migrate.Run(ctx, dialect{s}, ms, nil)
+	if err == nil || !strings.Contains(err.Error(), "stop every replica") {
+		t.Fatalf("migrating from 23 with a live lease: %v, want the refusal", err)
+	}
+	if from != 23 || to != 23 || grantIndexPartial() {
+		t.Fatalf("after the refusal: version %d → %d, partial grant index %v; want 23 → 23 and the old index", from, to, grantIndexPartial())
+	}
+	if _, err := s.pool.Exec(ctx, `UPDATE job_leases SET lease_until = now() - interval '1 second'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, to, err := migrate.Run(ctx, dialect{s}, ms, nil); err != nil || to != len(ms) || !grantIndexPartial() {
+		t.Fatalf("migrating after the lease ran out: version %d, %v", to, err)
+	}
+}
