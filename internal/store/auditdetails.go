@@ -42,6 +42,13 @@ var detailCodes = map[string]string{
 	"act_chain":           "~x",
 }
 
+// detailDecisionsKey is the one coded key whose values have a compact
+// form of their own (auditdecisions.go): in rows written from migration
+// 0025 on, a value of it that starts with the mark is either that form or
+// escaped; rows written before hold its values as they are, and those
+// start with '['.
+const detailDecisionsKey = "policy_decisions"
+
 // detailKeys is detailCodes inverted.
 var detailKeys = invert(detailCodes)
 
@@ -107,6 +114,12 @@ func CompactDetails(d map[string]string) (stored map[string]string, changed bool
 		if c, ok := detailCodes[k]; ok {
 			if vc, ok := detailValueCodes[k][v]; ok {
 				v = vc
+			} else if k == detailDecisionsKey {
+				if cd, ok := compactDecisions(v); ok {
+					v = string(detailCodeMark) + cd
+				} else if marked(v) {
+					v = string(detailCodeMark) + v
+				}
 			} else if detailValueCodes[k] != nil && marked(v) {
 				v = string(detailCodeMark) + v
 			}
@@ -141,7 +154,15 @@ func ExpandDetails(d map[string]string) (map[string]string, error) {
 			switch key, ok := detailKeys[k]; {
 			case ok:
 				k = key
-				if values := detailValues[key]; values != nil && marked(v) {
+				if key == detailDecisionsKey && marked(v) {
+					if marked(v[1:]) {
+						v = v[1:]
+					} else if d, ok := expandDecisions(v[1:]); ok {
+						v = d
+					} else {
+						return nil, fmt.Errorf("stored details value of %s is no compact form of policy decisions", key)
+					}
+				} else if values := detailValues[key]; values != nil && marked(v) {
 					if value, ok := values[v]; ok {
 						v = value
 					} else if marked(v[1:]) {
