@@ -22,7 +22,7 @@ import "strings"
 // (FuzzDecisionsRoundTrip).
 
 // decisionReasons maps the reasons a verdict records to their codes.
-var decisionReasons = map[string]byte{"": 0, "policy": 'p', "ceiling": 'c', "consent": 'n'}
+var decisionReasons = map[string]byte{"policy": 'p', "ceiling": 'c', "consent": 'n'}
 
 // decisionReasonNames is decisionReasons inverted.
 var decisionReasonNames = map[byte]string{'p': "policy", 'c': "ceiling", 'n': "consent"}
@@ -82,7 +82,7 @@ func compactDecisions(v string) (string, bool) {
 		if p.lit(`,"reason":`) {
 			r, ok := p.str()
 			code, known := decisionReasons[r]
-			if !ok || !known || code == 0 {
+			if !ok || !known {
 				return "", false
 			}
 			b.WriteByte(code)

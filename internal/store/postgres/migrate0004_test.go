@@ -16,14 +16,7 @@ import (
 // column) and checks every row reads back through the store.
 func TestMigration0004KeepsData(t *testing.T) {
 	ctx := t.Context()
-	s := openStore(t, pgtest.FreshSchema(t))
-	ms, err := loadMigrations()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := migrate.Run(ctx, dialect{s}, ms[:3], nil); err != nil {
-		t.Fatal(err)
-	}
+	s, _ := storeAtVersion(t, 3)
 	at := time.Date(2030, 5, 6, 7, 8, 9, 0, time.UTC)
 	for _, q := range []string{
 		`INSERT INTO users (tenant_id, id, username, password_hash, roles, groups, disabled, created_at, updated_at)
@@ -79,4 +72,20 @@ func TestMigration0004KeepsData(t *testing.T) {
 			t.Fatalf("ActivePolicySet = %+v, %v", active, err)
 		}
 	})
+}
+
+// storeAtVersion opens a store on a fresh schema migrated to version (the
+// first version migrations), for a test of the migrations after it; it
+// returns every migration too.
+func storeAtVersion(t *testing.T, version int) (*Store, []migrate.Migration) {
+	t.Helper()
+	s := openStore(t, pgtest.FreshSchema(t))
+	ms, err := loadMigrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := migrate.Run(t.Context(), dialect{s}, ms[:version], nil); err != nil {
+		t.Fatal(err)
+	}
+	return s, ms
 }

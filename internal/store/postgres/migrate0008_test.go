@@ -5,8 +5,6 @@ import (
 	"time"
 
 	"github.com/agentid/agentid/internal/store"
-	"github.com/agentid/agentid/internal/store/migrate"
-	"github.com/agentid/agentid/internal/store/pgtest"
 )
 
 // TestMigration0008KeepsData upgrades a version-7 schema holding a client
@@ -15,14 +13,7 @@ import (
 // that a migrated client can be pruned.
 func TestMigration0008KeepsData(t *testing.T) {
 	ctx := t.Context()
-	s := openStore(t, pgtest.FreshSchema(t))
-	ms, err := loadMigrations()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := migrate.Run(ctx, dialect{s}, ms[:7], nil); err != nil {
-		t.Fatal(err)
-	}
+	s, _ := storeAtVersion(t, 7)
 	created := time.Date(2030, 5, 6, 7, 8, 9, 0, time.UTC)
 	for _, q := range []string{
 		`INSERT INTO clients (tenant_id, id, name, token_endpoint_auth_method, application_type, default_resource,

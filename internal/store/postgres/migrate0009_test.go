@@ -3,8 +3,6 @@ package postgres
 import (
 	"testing"
 
-	"github.com/agentid/agentid/internal/store/migrate"
-	"github.com/agentid/agentid/internal/store/pgtest"
 	"github.com/agentid/agentid/internal/store/storetest"
 )
 
@@ -13,14 +11,7 @@ import (
 // migrate it and read them back.
 func TestMigration0009KeepsData(t *testing.T) {
 	ctx := t.Context()
-	s := openStore(t, pgtest.FreshSchema(t))
-	ms, err := loadMigrations()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := migrate.Run(ctx, dialect{s}, ms[:8], nil); err != nil {
-		t.Fatal(err)
-	}
+	s, _ := storeAtVersion(t, 8)
 	created := storetest.Migration0009Seeded
 	for _, q := range []string{
 		`INSERT INTO users (tenant_id, id, username, password_hash, roles, disabled, created_at, updated_at)

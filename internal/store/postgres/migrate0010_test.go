@@ -3,8 +3,6 @@ package postgres
 import (
 	"testing"
 
-	"github.com/agentid/agentid/internal/store/migrate"
-	"github.com/agentid/agentid/internal/store/pgtest"
 	"github.com/agentid/agentid/internal/store/storetest"
 )
 
@@ -13,14 +11,7 @@ import (
 // migrate it and read them back.
 func TestMigration0010KeepsData(t *testing.T) {
 	ctx := t.Context()
-	s := openStore(t, pgtest.FreshSchema(t))
-	ms, err := loadMigrations()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := migrate.Run(ctx, dialect{s}, ms[:9], nil); err != nil {
-		t.Fatal(err)
-	}
+	s, _ := storeAtVersion(t, 9)
 	created := storetest.Migration0010Seeded
 	for _, q := range []struct {
 		sql  string

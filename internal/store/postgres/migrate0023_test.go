@@ -8,7 +8,6 @@ import (
 
 	"github.com/agentid/agentid/internal/store"
 	"github.com/agentid/agentid/internal/store/migrate"
-	"github.com/agentid/agentid/internal/store/pgtest"
 )
 
 // TestMigration0023UserIndex: 0023 rebuilds the trail's user index as a
@@ -18,14 +17,7 @@ import (
 // person are not in it.
 func TestMigration0023UserIndex(t *testing.T) {
 	ctx := t.Context()
-	s := openStore(t, pgtest.FreshSchema(t))
-	ms, err := loadMigrations()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := migrate.Run(ctx, dialect{s}, ms[:22], nil); err != nil {
-		t.Fatal(err)
-	}
+	s, ms := storeAtVersion(t, 22)
 	write := func(from, n int) {
 		for i := from; i < from+n; i++ {
 			ev := &store.AuditEvent{TenantID: store.DefaultTenant, Time: time.Now(), Type: "token.issued", ClientID: "bot",
@@ -80,14 +72,7 @@ func TestMigration0023UserIndex(t *testing.T) {
 // serving), applies nothing, and runs once the lease has run out.
 func TestMigration0023RefusesLiveReplicas(t *testing.T) {
 	ctx := t.Context()
-	s := openStore(t, pgtest.FreshSchema(t))
-	ms, err := loadMigrations()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := migrate.Run(ctx, dialect{s}, ms[:22], nil); err != nil {
-		t.Fatal(err)
-	}
+	s, ms := storeAtVersion(t, 22)
 	if _, err := s.pool.Exec(ctx, `INSERT INTO job_leases (name, holder, lease_until, since)
 		VALUES ('audit-sealer', 'old-replica', now() + interval '10 seconds', now())`); err != nil {
 		t.Fatal(err)

@@ -9,7 +9,6 @@ import (
 
 	"github.com/agentid/agentid/internal/store"
 	"github.com/agentid/agentid/internal/store/migrate"
-	"github.com/agentid/agentid/internal/store/pgtest"
 )
 
 // TestMigration0024GrantIndex: 0024 rebuilds access_tokens' grant index as
@@ -19,14 +18,7 @@ import (
 // the index with a custom and with a generic plan.
 func TestMigration0024GrantIndex(t *testing.T) {
 	ctx := t.Context()
-	s := openStore(t, pgtest.FreshSchema(t))
-	ms, err := loadMigrations()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := migrate.Run(ctx, dialect{s}, ms[:23], nil); err != nil {
-		t.Fatal(err)
-	}
+	s, ms := storeAtVersion(t, 23)
 	const tn = store.DefaultTenant
 	exp := time.Now().Add(time.Hour)
 	// write issues twelve tokens, a third of them without a grant. Before
@@ -149,14 +141,7 @@ func planUses(t *testing.T, s *Store, q, args, index string) {
 // migrations"), and the upgrade goes through once the lease has run out.
 func TestMigrationFrom23RefusedAsAWhole(t *testing.T) {
 	ctx := t.Context()
-	s := openStore(t, pgtest.FreshSchema(t))
-	ms, err := loadMigrations()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := migrate.Run(ctx, dialect{s}, ms[:23], nil); err != nil {
-		t.Fatal(err)
-	}
+	s, ms := storeAtVersion(t, 23)
 	if _, err := s.pool.Exec(ctx, `INSERT INTO job_leases (name, holder, lease_until, since)
 		VALUES ('audit-sealer', 'v23-replica', now() + interval '10 seconds', now())`); err != nil {
 		t.Fatal(err)
