@@ -1,6 +1,7 @@
 package token
 
 import (
+	"crypto"
 	"context"
 	"crypto/ecdsa"
 	"crypto/sha256"
@@ -54,6 +55,20 @@ func TestES256FastPath(t *testing.T) {
 	}
 	if _, err := jws.Verify(pub); err != nil {
 		t.Fatalf("go-jose rejects the token: %v", err)
+	}
+	// The nonce is RFC 6979's (no random bytes read): the signature is
+	// exactly the deterministic one of the key and the signing input.
+	priv := k.state.Load().byKID[kid].es256
+	der, err := priv.Sign(nil, digest[:], crypto.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want [64]byte
+	if err := rawP256Signature(der, &want); err != nil {
+		t.Fatal(err)
+	}
+	if string(sig) != string(want[:]) {
+		t.Fatal("the signature is not RFC 6979's deterministic one")
 	}
 }
 
