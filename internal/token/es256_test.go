@@ -1,8 +1,8 @@
 package token
 
 import (
-	"crypto"
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/sha256"
 	"encoding/base64"
