@@ -1,10 +1,11 @@
 package oauth
 
 import (
-	"encoding/json"
 	"net/http"
 	"strconv"
 	"sync"
+
+	"github.com/agentid/agentid/internal/jsontext"
 )
 
 // Grant types (RFC 6749 §4.1.3, §6, §4.4; RFC 8693 §2.1; RFC 7523 §2.1).
@@ -186,9 +187,9 @@ func (resp *TokenResponse) appendJSON(b []byte) []byte {
 		typ = TokenTypeBearer
 	}
 	b = append(b, `{"access_token":`...)
-	b = AppendJSONString(b, resp.AccessToken)
+	b = jsontext.AppendString(b, resp.AccessToken)
 	b = append(b, `,"token_type":`...)
-	b = AppendJSONString(b, typ)
+	b = jsontext.AppendString(b, typ)
 	if resp.ExpiresIn != 0 {
 		b = append(b, `,"expires_in":`...)
 		b = strconv.AppendInt(b, resp.ExpiresIn, 10)
@@ -208,23 +209,8 @@ func (resp *TokenResponse) appendJSON(b []byte) []byte {
 	} {
 		if f.value != "" {
 			b = append(b, f.name...)
-			b = AppendJSONString(b, f.value)
+			b = jsontext.AppendString(b, f.value)
 		}
 	}
 	return append(b, "}\n"...)
-}
-
-// AppendJSONString appends s as a JSON string the way encoding/json writes
-// it: printable ASCII other than '"', '\\', '<', '>' and '&' as is;
-// anything else (escapes, invalid UTF-8, U+2028) through encoding/json.
-func AppendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s) // a string always encodes
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }

@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/agentid/agentid/internal/oauth"
+	"github.com/agentid/agentid/internal/jsontext"
 	"github.com/agentid/agentid/internal/store"
 )
 
@@ -147,7 +147,7 @@ func (c *AccessClaims) payload() ([]byte, error) {
 // and FuzzPayloadMatchesEncodingJSON hold it to that), without reflection:
 // every access token is minted through here.
 func (c *AccessClaims) appendRegistered(b []byte) []byte {
-	str := oauth.AppendJSONString
+	str := jsontext.AppendString
 	b = append(b, `{"iss":`...)
 	b = str(b, c.Issuer)
 	b = append(b, `,"sub":`...)
@@ -209,10 +209,10 @@ func (c *AccessClaims) appendRegistered(b []byte) []byte {
 // appendJSON appends the actor as encoding/json encodes it.
 func (a *Actor) appendJSON(b []byte) []byte {
 	b = append(b, `{"sub":`...)
-	b = oauth.AppendJSONString(b, a.Subject)
+	b = jsontext.AppendString(b, a.Subject)
 	if a.Issuer != "" {
 		b = append(b, `,"iss":`...)
-		b = oauth.AppendJSONString(b, a.Issuer)
+		b = jsontext.AppendString(b, a.Issuer)
 	}
 	if a.Actor != nil {
 		b = append(b, `,"act":`...)

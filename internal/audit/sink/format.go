@@ -10,9 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/agentid/agentid/internal/audit"
+	"github.com/agentid/agentid/internal/jsontext"
 	"github.com/agentid/agentid/internal/store"
 )
 
@@ -56,7 +56,7 @@ func appendNative(b []byte, ev *store.AuditEvent, l *store.AuditLink) []byte {
 		b = append(b, ',', '"')
 		b = append(b, name...)
 		b = append(b, '"', ':')
-		b = appendJSONString(b, v)
+		b = jsontext.AppendString(b, v)
 	}
 	hexField := func(name string, v []byte) {
 		if len(v) == 0 {
@@ -85,7 +85,7 @@ func appendNative(b []byte, ev *store.AuditEvent, l *store.AuditLink) []byte {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendJSONString(b, sc)
+			b = jsontext.AppendString(b, sc)
 		}
 		b = append(b, ']')
 	}
@@ -97,89 +97,12 @@ func appendNative(b []byte, ev *store.AuditEvent, l *store.AuditLink) []byte {
 			b = append(b, j...)
 		}
 	} else if d := ev.StoredDetails(); len(d) > 0 {
-		keys := make([]string, 0, 32)
-		for k := range d {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		b = append(b, `,"details":{`...)
-		for i, k := range keys {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendJSONString(b, k)
-			b = append(b, ':')
-			b = appendJSONString(b, d[k])
-		}
-		b = append(b, '}')
+		b = append(b, `,"details":`...)
+		b = jsontext.AppendObject(b, d)
 	}
 	hexField("prev_hash", l.PrevHash)
 	hexField("hash", l.Hash)
 	return append(b, '}')
-}
-
-// jsonPlain marks the ASCII bytes a JSON string holds as they are.
-var jsonPlain = func() (t [utf8.RuneSelf]bool) {
-	for c := byte(0x20); c < utf8.RuneSelf; c++ {
-		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
-	}
-	return t
-}()
-
-// appendJSONString appends s as a JSON string (RFC 8259 §7), escaping as
-// encoding/json does: quotes, backslashes, control characters, <, >, &,
-// U+2028 and U+2029; invalid UTF-8 becomes U+FFFD.
-func appendJSONString(b []byte, s string) []byte {
-	const hexDigits = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if jsonPlain[c] {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
 
 // Fields a sink may mask (Config.Mask): the columns ip and user_id, and

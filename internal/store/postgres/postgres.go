@@ -22,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/agentid/agentid/internal/jsontext"
 	"github.com/agentid/agentid/internal/store"
 )
 
@@ -155,7 +156,7 @@ func jsonMap(m map[string]string) ([]byte, error) {
 	if m == nil {
 		return nil, nil
 	}
-	return json.Marshal(m)
+	return jsontext.AppendObject(make([]byte, 0, 256), m), nil
 }
 
 // scanAuditDetails decodes an event's stored details, their short key

@@ -13,6 +13,7 @@ import (
 	msqlite "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
+	"github.com/agentid/agentid/internal/jsontext"
 	"github.com/agentid/agentid/internal/store"
 )
 
@@ -285,11 +286,7 @@ func mapText(m map[string]string) string {
 	if len(m) == 0 {
 		return "{}"
 	}
-	b, err := json.Marshal(m)
-	if err != nil {
-		panic(err) // map[string]string always marshals
-	}
-	return string(b)
+	return string(jsontext.AppendObject(make([]byte, 0, 256), m))
 }
 
 // timeCol scans a NULL-able unix-microsecond column into a UTC time.
