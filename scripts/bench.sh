@@ -11,7 +11,8 @@
 # runs `agentid bench --hub … --pid <the hub>` (PostgreSQL on this machine:
 # also --db-pid <its postmaster>) with the flags given and stops
 # the hub. Everything listens on 127.0.0.1; the work directory (binary, data,
-# the hub's log) is printed and kept.
+# the hub's log) is printed and kept. BENCH_BIN=<path> runs that prebuilt
+# binary instead of building one (interleaved pairs of two versions).
 #
 # --replicas N (PostgreSQL): the second start is N `agentid serve` processes
 # on the one schema, started together, on ports BENCH_PORT, BENCH_PORT+1, …
@@ -37,8 +38,8 @@ fi
 cd "$(dirname "$0")/.."
 work=${BENCH_DIR:-$(mktemp -d /tmp/agentid-bench.XXXXXX)}
 port=${BENCH_PORT:-19315}
-bin=$work/agentid
-go build -o "$bin" ./cmd/agentid
+bin=${BENCH_BIN:-$work/agentid}
+[[ -n ${BENCH_BIN:-} ]] || go build -o "$bin" ./cmd/agentid
 
 export AGENTID_DATA_DIR=$work/data
 export AGENTID_LISTEN=127.0.0.1:$port
