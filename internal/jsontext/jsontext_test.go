@@ -2,6 +2,7 @@ package jsontext
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 )
 
@@ -54,6 +55,22 @@ func FuzzAppendObject(f *testing.F) {
 			t.Fatalf("%q: got %s, encoding/json %s", m, got, want)
 		}
 	})
+}
+
+// TestAppendObjectManyKeys: past the 16 keys the encoder sorts on the
+// stack, the object is still encoding/json's.
+func TestAppendObjectManyKeys(t *testing.T) {
+	m := map[string]string{}
+	for i := range 40 {
+		m[fmt.Sprintf("k%02d<%c", 39-i, 'a'+i%26)] = fmt.Sprintf("v&%d\u2028", i)
+	}
+	want, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := AppendObject(nil, m); string(got) != string(want) {
+		t.Fatalf("got %s, encoding/json %s", got, want)
+	}
 }
 
 func TestAppendObjectEmpty(t *testing.T) {
