@@ -200,6 +200,13 @@ func (f *Fetcher) Get(ctx context.Context, req Request) (*Response, error) {
 		return nil, &Error{Reason: ReasonConnect, Host: host, Err: err}
 	}
 	defer resp.Body.Close()
+	// Headers that arrive as the deadline passes are a timeout too: the
+	// transport can hand back a response it read while the request was
+	// being cancelled (a server that answers only once the connection
+	// closes under it).
+	if ctx.Err() != nil {
+		return nil, f.timeout(host, ctx, ctx.Err())
+	}
 
 	switch {
 	case resp.StatusCode >= 300 && resp.StatusCode < 400:
