@@ -39,6 +39,9 @@ type Options struct {
 type Store struct {
 	pool *pgxpool.Pool
 	log  *slog.Logger
+	// group sends concurrent client-credentials issuances in one
+	// transaction (group.go).
+	group *group
 	// betweenLinkReads, when set (by a test), runs in readLinks between
 	// the read of the events and the read of their runs.
 	betweenLinkReads func()
@@ -71,11 +74,12 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Store{pool: pool, log: log}, nil
+	return &Store{pool: pool, log: log, group: newGroup(pool, groupWorkers(cfg.MaxConns))}, nil
 }
 
 // Close closes every connection of the pool.
 func (s *Store) Close() error {
+	s.group.close()
 	s.pool.Close()
 	return nil
 }

@@ -193,28 +193,17 @@ func (s *Store) IssueTokens(ctx context.Context, iss *store.Issuance) error {
 		}
 		return mapErr("issue tokens", liveErr(s.pool.SendBatch(ctx, b).Close()))
 	}
-	tenant, grant := issuanceGrant(iss)
-	b := &pgx.Batch{}
-	if c, at := iss.Check, iss.AccessToken; c != nil && grant == "" && at != nil && len(iss.Events) > 0 && iss.Events[0] != nil {
-		// The client-credentials hot path: the live check, the access
-		// token and its event as one statement (issueLiveSQL).
-		args, err := eventArgs(iss.Events[0])
+	if b, err := liveBatch(iss); b != nil || err != nil {
 		if err != nil {
 			return mapErr("issue tokens", err)
 		}
-		ev := iss.Events[0]
-		list, text := storedScopes(at.Scopes)
-		b.Queue(issueLiveSQL, append([]any{c.TenantID, c.ClientID, c.UserID,
-			at.JTI, at.TenantID, at.GrantID, at.ClientID, at.UserID, at.Resource, list, text,
-			at.ExpiresAt, nullTime(at.RevokedAt), at.RedirectURI, at.Digest}, args...)...).
-			QueryRow(func(row pgx.Row) error { return row.Scan(&ev.ID) })
-		rest := *iss
-		rest.AccessToken, rest.Events = nil, iss.Events[1:]
-		if err := queueIssuance(b, &rest); err != nil {
-			return mapErr("issue tokens", err)
+		if iss.Check.UserID == "" {
+			return mapErr("issue tokens", s.group.do(ctx, iss.Check.ClientID, b))
 		}
 		return mapErr("issue tokens", liveErr(s.pool.SendBatch(ctx, b).Close()))
 	}
+	tenant, grant := issuanceGrant(iss)
+	b := &pgx.Batch{}
 	if c := iss.Check; c != nil && grant == "" {
 		// One pipelined batch is one implicit transaction: the live check
 		// leads it, and its failure discards the rest.
@@ -259,6 +248,39 @@ func (s *Store) IssueTokens(ctx context.Context, iss *store.Issuance) error {
 		}
 		return tx.SendBatch(ctx, b).Close()
 	}))
+}
+
+// liveBatch is the statements of the client-credentials hot path (an
+// issuance with a live check, an access token, its event and no grant
+// family): the live check, the access token and its event as one
+// statement (issueLiveSQL), then the rest of the issuance. Nil for any
+// other issuance.
+func liveBatch(iss *store.Issuance) (*pgx.Batch, error) {
+	if iss == nil {
+		return nil, nil
+	}
+	_, grant := issuanceGrant(iss)
+	c, at := iss.Check, iss.AccessToken
+	if c == nil || grant != "" || at == nil || len(iss.Events) == 0 || iss.Events[0] == nil {
+		return nil, nil
+	}
+	ev := iss.Events[0]
+	args, err := eventArgs(ev)
+	if err != nil {
+		return nil, err
+	}
+	b := &pgx.Batch{}
+	list, text := storedScopes(at.Scopes)
+	b.Queue(issueLiveSQL, append([]any{c.TenantID, c.ClientID, c.UserID,
+		at.JTI, at.TenantID, at.GrantID, at.ClientID, at.UserID, at.Resource, list, text,
+		at.ExpiresAt, nullTime(at.RevokedAt), at.RedirectURI, at.Digest}, args...)...).
+		QueryRow(func(row pgx.Row) error { return row.Scan(&ev.ID) })
+	rest := *iss
+	rest.AccessToken, rest.Events = nil, iss.Events[1:]
+	if err := queueIssuance(b, &rest); err != nil {
+		return nil, err
+	}
+	return b, nil
 }
 
 // exchangeBatch is the one pipelined batch (one implicit transaction, one
