@@ -95,7 +95,7 @@ func TestBrowserConnections(t *testing.T) {
 		b.checkPage(t, "account-reconnect")
 		// The click goes to the provider and back through the callback.
 		b.do(t, chromedp.Click(chromedp.CSS("button.reconnect")))
-		b.settle(t, chromedp.WaitVisible(chromedp.CSS("#connections-link")), loaded)
+		b.settle(t, chromedp.WaitVisible(chromedp.CSS("#account-link")), loaded)
 		b.do(t, chromedp.Navigate(e.URL+"/account"), chromedp.WaitVisible(chromedp.CSS("table.connections")), loaded)
 		if text := b.text(t); strings.Contains(text, "Needs reconnecting") || evalIn[int](t, b, `document.querySelectorAll('button.disconnect').length`) != 2 {
 			t.Fatalf("after reconnecting:\n%s", text)
