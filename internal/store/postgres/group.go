@@ -11,16 +11,17 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// Group commit for the issuances without a grant family (client
-// credentials above all, the hot path of IssueTokens): each is one pipelined batch,
-// an implicit transaction of its own, and under load most of what the
-// database does for it is per transaction and per round trip (reading the
-// messages, starting and committing the transaction, writing its commit
-// record, answering), not per row. So concurrent ones are sent together:
-// a few workers, each holding one connection at a time, take every
-// issuance waiting (up to groupMax) and send their statements as one
-// batch, one transaction and one round trip. Each keeps its statements and
-// its order; their callbacks read their rows as before.
+// Group commit for client-credentials issuances (the hot path of
+// IssueTokens): each is one pipelined batch, an implicit transaction of
+// its own, and under load most of what the database does for it is per
+// transaction and per round trip (reading the messages, starting and
+// committing the transaction, writing its commit record, answering), not
+// per row. So concurrent ones are sent together: workers (one per pool
+// connection), each holding a connection only while its group is on the
+// way, take every issuance waiting (up to groupMax) and send their
+// statements as one batch, one transaction and one round trip. Each
+// issuance's statements keep their order; their callbacks read their rows
+// as before.
 //
 // Atomicity stays per issuance, as the store contract requires: when the
 // shared transaction fails (one client was disabled meanwhile, a lock wait
@@ -81,8 +82,8 @@ func groupWorkers(maxConns int32) int {
 }
 
 // do sends b, the statements of an issuance whose only lock is client's
-// live lock, grouped with others, and returns
-// its outcome (liveErr applied) once committed or rolled back. Like a
+// live lock, grouped with others, and returns its outcome (liveErr
+// applied) once committed or rolled back. Like a
 // batch sent alone, a caller whose ctx ends while its issuance is on the
 // way still waits for the outcome, so it is never told of a failure that
 // did not happen.
