@@ -37,6 +37,7 @@ if [[ ${1:-} == --replicas ]]; then
 fi
 cd "$(dirname "$0")/.."
 work=${BENCH_DIR:-$(mktemp -d /tmp/agentid-bench.XXXXXX)}
+mkdir -p "$work"
 port=${BENCH_PORT:-19315}
 bin=${BENCH_BIN:-$work/agentid}
 [[ -n ${BENCH_BIN:-} ]] || go build -o "$bin" ./cmd/agentid

@@ -17,11 +17,11 @@ import (
 // transaction and per round trip (reading the messages, starting and
 // committing the transaction, writing its commit record, answering), not
 // per row. So concurrent ones are sent together: workers (one per pool
-// connection), each holding a connection only while its group is on the
-// way, take every issuance waiting (up to groupMax) and send their
-// statements as one batch, one transaction and one round trip. Each
-// issuance's statements keep their order; their callbacks read their rows
-// as before.
+// connection, at most one per core: groupWorkers), each holding a
+// connection only while its group is on the way, take every issuance
+// waiting (up to groupMax) and send their statements as one batch, one
+// transaction and one round trip. Each issuance's statements keep their
+// order; their callbacks read their rows as before.
 //
 // Atomicity stays per issuance, as the store contract requires: when the
 // shared transaction fails (one client was disabled meanwhile, a lock wait
@@ -72,13 +72,16 @@ func newGroup(pool *pgxpool.Pool, workers int) *group {
 }
 
 // groupWorkers is how many workers a pool of maxConns connections gets:
-// one per connection. A worker holds a connection only while its group is
-// on the way, so reads and other writes wait at most for one group;
-// fewer workers made larger groups but left the database's cores idle
-// between them, and more would only queue at the pool (docs/benchmarks.md,
-// "Group commit on PostgreSQL").
-func groupWorkers(maxConns int32) int {
-	return max(1, int(maxConns))
+// one per connection, but no more than the hub has cores to run
+// (GOMAXPROCS). Issuances reach the workers no faster than the hub's own
+// CPU signs them, so workers beyond that only split the waiting into
+// smaller groups: more transactions, more of the database's CPU per token
+// and, with the database on the same cores, longer tails
+// (docs/benchmarks.md, "Group workers, and every target in one window").
+// A worker holds a connection only while its group is on the way, so
+// reads and other writes wait at most for one group.
+func groupWorkers(maxConns int32, procs int) int {
+	return max(1, min(int(maxConns), procs))
 }
 
 // do sends b, the statements of an issuance whose only lock is client's

@@ -201,3 +201,23 @@ func TestGroupCommit(t *testing.T) {
 		}
 	})
 }
+
+// TestGroupWorkers: one worker per pool connection, but never more than
+// the hub's cores, and always one.
+func TestGroupWorkers(t *testing.T) {
+	for _, c := range []struct {
+		conns int32
+		procs int
+		want  int
+	}{
+		{4, 2, 2}, // pgxpool's default on two cores: one worker per core
+		{4, 8, 4}, // a small pool on a large hub: one per connection
+		{16, 16, 16},
+		{0, 2, 1},
+		{4, 0, 1},
+	} {
+		if got := groupWorkers(c.conns, c.procs); got != c.want {
+			t.Errorf("groupWorkers(%d, %d) = %d, want %d", c.conns, c.procs, got, c.want)
+		}
+	}
+}

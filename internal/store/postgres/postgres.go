@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -74,7 +75,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Store{pool: pool, log: log, group: newGroup(pool, groupWorkers(cfg.MaxConns))}, nil
+	return &Store{pool: pool, log: log, group: newGroup(pool, groupWorkers(cfg.MaxConns, runtime.GOMAXPROCS(0)))}, nil
 }
 
 // Close closes every connection of the pool.
