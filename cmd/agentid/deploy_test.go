@@ -3,7 +3,9 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -11,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -241,8 +244,10 @@ var composeVar = regexp.MustCompile(`\$\{([A-Z_][A-Z0-9_]*)(?::?[-?][^}]*)?\}`)
 // TestDockerCompose lints docker-compose.yml: PostgreSQL, at least three
 // agentid replicas from the Dockerfile's image on it, a proxy in front of
 // every replica; nobody runs as root; the replicas' command lines and
-// environment are agentid's; their configuration (the image's file and
-// their environment) loads, selects PostgreSQL and agrees on the issuer.
+// environment are agentid's; their configuration (the image's file, or
+// one mounted over --config, and their environment) loads, selects
+// PostgreSQL, agrees on the issuer and trusts the proxy's fixed address
+// for X-Forwarded-For; their stop_grace_period covers the hub's stop.
 func TestDockerCompose(t *testing.T) {
 	img := lintDockerfile(t)
 	src := readRepoFile(t, "docker-compose.yml")
@@ -263,7 +268,18 @@ func TestDockerCompose(t *testing.T) {
 			Environment map[string]string `yaml:"environment"`
 			Volumes     []string          `yaml:"volumes"`
 			Ports       []string          `yaml:"ports"`
+			StopGrace   string            `yaml:"stop_grace_period"`
+			Networks    map[string]*struct {
+				IPv4Address string `yaml:"ipv4_address"`
+			} `yaml:"networks"`
 		} `yaml:"services"`
+		Networks map[string]struct {
+			IPAM struct {
+				Config []struct {
+					Subnet string `yaml:"subnet"`
+				} `yaml:"config"`
+			} `yaml:"ipam"`
+		} `yaml:"networks"`
 	}
 	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
 		t.Fatalf("docker-compose.yml: %v", err)
@@ -271,6 +287,8 @@ func TestDockerCompose(t *testing.T) {
 	var replicas []string
 	issuers := map[string]bool{}
 	proxies := 0
+	trusts := map[string][]netip.Prefix{} // replica → its trusted_proxies
+	var proxyAddrs []netip.Addr           // the proxy's fixed addresses
 	for name, s := range doc.Services {
 		if !nonRootUser(s.User) {
 			t.Errorf("docker-compose.yml: service %s runs as %q, want a non-root user", name, s.User)
@@ -290,9 +308,22 @@ func TestDockerCompose(t *testing.T) {
 				continue
 			}
 			cfgPath, cmdPath := checkCommandLine(t, "docker-compose.yml "+name, args[1:])
-			if cmdPath != "agentid serve" || cfgPath != img.entrypoint[len(img.entrypoint)-1] {
-				t.Errorf("docker-compose.yml: replica %s runs %s --config %s, not the image's configuration", name, cmdPath, cfgPath)
+			// The configuration: a repository file mounted at --config,
+			// else the image's own.
+			cfgSrc := ""
+			for _, v := range s.Volumes {
+				if f := strings.Split(v, ":"); len(f) >= 2 && f[1] == cfgPath {
+					cfgSrc = f[0]
+				}
 			}
+			if cfgSrc == "" && cfgPath == img.entrypoint[len(img.entrypoint)-1] {
+				cfgSrc = img.configSrc
+			}
+			if cmdPath != "agentid serve" || cfgSrc == "" {
+				t.Errorf("docker-compose.yml: replica %s runs %s --config %s, neither the image's configuration nor a file mounted there", name, cmdPath, cfgPath)
+				continue
+			}
+			checkStopGrace(t, "docker-compose.yml "+name+" stop_grace_period", s.StopGrace, 0)
 			env := map[string]string{}
 			for k, v := range s.Environment {
 				env[k] = composeVar.ReplaceAllStringFunc(v, func(ref string) string {
@@ -300,7 +331,11 @@ func TestDockerCompose(t *testing.T) {
 				})
 			}
 			checkEnvNames(t, "docker-compose.yml "+name, env)
-			cfg := loadDeployConfig(t, "docker-compose.yml "+name, filepath.Join(repoRoot, img.configSrc), env)
+			cfg := loadDeployConfig(t, "docker-compose.yml "+name, filepath.Join(repoRoot, cfgSrc), env)
+			if p := listenPort(t, cfg); p != img.port {
+				t.Errorf("docker-compose.yml: replica %s listens on %s, the image EXPOSEs %s", name, cfg.Listen, img.port)
+			}
+			trusts[name] = cfg.TrustedProxyPrefixes()
 			if !cfg.IsPostgres() {
 				t.Errorf("docker-compose.yml: replica %s does not use PostgreSQL", name)
 			}
@@ -310,9 +345,35 @@ func TestDockerCompose(t *testing.T) {
 			issuers[cfg.Issuer] = true
 		case strings.Contains(s.Image, "nginx"):
 			proxies++
+			// The proxy's address, fixed inside its network's subnet, is
+			// what the replicas trust for X-Forwarded-For.
+			for net, n := range s.Networks {
+				var a netip.Addr
+				err := errors.New("no ipv4_address")
+				if n != nil {
+					a, err = netip.ParseAddr(n.IPv4Address)
+				}
+				if err != nil {
+					t.Errorf("docker-compose.yml: the proxy has no fixed ipv4_address on network %s, so the replicas cannot trust it", net)
+					continue
+				}
+				inSubnet := false
+				for _, c := range doc.Networks[net].IPAM.Config {
+					if p, err := netip.ParsePrefix(c.Subnet); err == nil && p.Contains(a) {
+						inSubnet = true
+					}
+				}
+				if !inSubnet {
+					t.Errorf("docker-compose.yml: the proxy's address %s is in no subnet of network %s", a, net)
+				}
+				proxyAddrs = append(proxyAddrs, a)
+			}
 			for _, v := range s.Volumes {
 				hostPath, _, _ := strings.Cut(v, ":")
 				conf := readRepoFile(t, hostPath)
+				if !regexp.MustCompile(`(?m)^\s*proxy_set_header\s+X-Forwarded-For\s+\$proxy_add_x_forwarded_for;`).MatchString(conf) {
+					t.Errorf("%s: the proxy does not append the client's address to X-Forwarded-For", hostPath)
+				}
 				defer func() {
 					for _, r := range replicas {
 						if !regexp.MustCompile(`(?m)^\s*server\s+` + regexp.QuoteMeta(r) + ":" + img.port + `\b`).MatchString(conf) {
@@ -334,6 +395,42 @@ func TestDockerCompose(t *testing.T) {
 	}
 	if proxies != 1 {
 		t.Errorf("docker-compose.yml: %d proxies, want 1", proxies)
+	}
+	if len(proxyAddrs) == 0 {
+		t.Error("docker-compose.yml: the proxy has no fixed address (networks: …: ipv4_address)")
+	}
+	// Every replica trusts the proxy in front of it, else per-address
+	// limits and audit events see only the proxy's address.
+	for _, r := range replicas {
+		for _, a := range proxyAddrs {
+			if !isTrustedProxy(a, trusts[r]) {
+				t.Errorf("docker-compose.yml: replica %s does not list the proxy's address %s in trusted_proxies", r, a)
+			}
+		}
+	}
+}
+
+func isTrustedProxy(a netip.Addr, trusted []netip.Prefix) bool {
+	for _, p := range trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkStopGrace checks that a manifest's stop timeout (a Go duration, as
+// systemd and Compose write them here) leaves the hub its whole stop
+// budget after what runs before SIGTERM (before, a preStop pause).
+func checkStopGrace(t *testing.T, where, value string, before time.Duration) {
+	t.Helper()
+	d, err := time.ParseDuration(value)
+	if err != nil {
+		t.Errorf("%s: %q is no duration (unset, the platform's default is shorter than the hub's stop): %v", where, value, err)
+		return
+	}
+	if d-before <= stopBudget {
+		t.Errorf("%s is %s (%s after preStop): the hub may take %s to stop cleanly (stopBudget), so it would be killed mid-drain", where, d, d-before, stopBudget)
 	}
 }
 
@@ -369,7 +466,8 @@ type k8sObject struct {
 }
 
 type k8sPodSpec struct {
-	SecurityContext struct {
+	TerminationGracePeriodSeconds *int `yaml:"terminationGracePeriodSeconds"`
+	SecurityContext               struct {
 		RunAsNonRoot *bool `yaml:"runAsNonRoot"`
 		RunAsUser    *int  `yaml:"runAsUser"`
 	} `yaml:"securityContext"`
@@ -400,6 +498,17 @@ type k8sPodSpec struct {
 			ReadOnlyRootFilesystem   *bool `yaml:"readOnlyRootFilesystem"`
 			RunAsNonRoot             *bool `yaml:"runAsNonRoot"`
 		} `yaml:"securityContext"`
+		Lifecycle struct {
+			PreStop *struct {
+				Sleep *struct {
+					Seconds int `yaml:"seconds"`
+				} `yaml:"sleep"`
+				Exec *struct {
+					Command []string `yaml:"command"`
+				} `yaml:"exec"`
+				HTTPGet any `yaml:"httpGet"`
+			} `yaml:"preStop"`
+		} `yaml:"lifecycle"`
 		StartupProbe   *k8sProbe `yaml:"startupProbe"`
 		LivenessProbe  *k8sProbe `yaml:"livenessProbe"`
 		ReadinessProbe *k8sProbe `yaml:"readinessProbe"`
@@ -472,8 +581,10 @@ func readK8s(t *testing.T) map[string]*k8sObject {
 // privilege escalation, probe /healthz (startup, liveness) and /readyz
 // (readiness) on the port the hub listens on, run a command line the CLI
 // accepts with the ConfigMap's configuration — which loads with the
-// Secret's values and selects PostgreSQL — and a Service that reaches
-// them.
+// Secret's values, selects PostgreSQL and serves metrics on a
+// containerPort of their own — pause in preStop (the sleep action: the
+// image has no shell) and have a grace period covering the pause and the
+// hub's stop, and a Service that reaches them.
 func TestKubernetesManifests(t *testing.T) {
 	objs := readK8s(t)
 	dep := objs["Deployment/agentid"]
@@ -580,6 +691,37 @@ func TestKubernetesManifests(t *testing.T) {
 	if want := listenPort(t, cfg); strconv.Itoa(ports["http"]) != want {
 		t.Errorf("Deployment: containerPort http is %d, the hub listens on %s", ports["http"], cfg.Listen)
 	}
+	// Metrics on a listener and a containerPort of their own.
+	if cfg.Metrics.Listen == "" {
+		t.Error("Deployment: the configuration sets no metrics.listen (no Prometheus metrics)")
+	} else {
+		host, port, err := net.SplitHostPort(cfg.Metrics.Listen)
+		if err != nil || strconv.Itoa(ports["metrics"]) != port {
+			t.Errorf("Deployment: containerPort metrics is %d, the hub serves metrics on %s", ports["metrics"], cfg.Metrics.Listen)
+		}
+		if host != "0.0.0.0" && host != "" && host != "::" {
+			t.Errorf("Deployment: metrics.listen %s is unreachable from outside the container", cfg.Metrics.Listen)
+		}
+	}
+
+	// Stopping: endpoints go away before the hub stops accepting, and the
+	// grace period covers that pause and the hub's own stop.
+	var pause time.Duration
+	switch ps := c.Lifecycle.PreStop; {
+	case ps == nil:
+		t.Error("Deployment: no preStop pause: the hub closes its listener on SIGTERM while other nodes still route new connections to the pod")
+	case ps.Exec != nil:
+		t.Errorf("Deployment: preStop runs %q, but the distroless image has no shell and no sleep; use the sleep action", ps.Exec.Command)
+	case ps.Sleep == nil || ps.Sleep.Seconds <= 0:
+		t.Error("Deployment: preStop does not pause (lifecycle.preStop.sleep.seconds)")
+	default:
+		pause = time.Duration(ps.Sleep.Seconds) * time.Second
+	}
+	grace := "30s" // Kubernetes' default
+	if g := pod.TerminationGracePeriodSeconds; g != nil {
+		grace = strconv.Itoa(*g) + "s"
+	}
+	checkStopGrace(t, "Deployment terminationGracePeriodSeconds", grace, pause)
 	for _, p := range []struct {
 		name  string
 		probe *k8sProbe
@@ -614,7 +756,7 @@ func TestKubernetesManifests(t *testing.T) {
 		t.Error("Service: no selector")
 	}
 	for _, p := range svc.Spec.Ports {
-		if ports[toString(p.TargetPort)] != ports["http"] {
+		if ports[toString(p.TargetPort)] != ports["http"] || ports["http"] == 0 {
 			t.Errorf("Service: port %d targets %v, not the hub's port", p.Port, p.TargetPort)
 		}
 	}
@@ -654,7 +796,8 @@ func parseUnit(src string) map[string]map[string][]string {
 // TestSystemdUnit lints deploy/systemd/agentid.service: a non-root user,
 // the hardening (NoNewPrivileges, ProtectSystem=strict), a StateDirectory
 // that is the configuration's data_dir, an ExecStart the CLI accepts with
-// deploy/systemd/agentid.yaml, which loads.
+// deploy/systemd/agentid.yaml, which loads, and a TimeoutStopSec that
+// covers the hub's stop.
 func TestSystemdUnit(t *testing.T) {
 	unit := parseUnit(readRepoFile(t, "deploy/systemd/agentid.service"))
 	svc := unit["Service"]
@@ -678,6 +821,7 @@ func TestSystemdUnit(t *testing.T) {
 	if one("CapabilityBoundingSet") != "" || len(svc["CapabilityBoundingSet"]) == 0 {
 		t.Error("the unit does not drop every capability (CapabilityBoundingSet=)")
 	}
+	checkStopGrace(t, "TimeoutStopSec", one("TimeoutStopSec"), 0)
 	if one("StateDirectory") == "" {
 		t.Fatal("no StateDirectory: with ProtectSystem=strict the hub could write nowhere")
 	}

@@ -23,6 +23,17 @@ import (
 // sinks to deliver the events of its last requests.
 const sinkFlushTimeout = 10 * time.Second
 
+// metricsStopTimeout bounds the metrics listener's own drain, after the
+// hub's.
+const metricsStopTimeout = 2 * time.Second
+
+// stopBudget is the longest a clean stop waits on its deadlines after
+// SIGTERM: requests in flight, the audit sinks, the metrics listener and
+// the last spans, one after the other (the store's close comes on top).
+// The packaging's stop timeouts (TimeoutStopSec, stop_grace_period,
+// terminationGracePeriodSeconds) must be longer; deploy_test checks them.
+const stopBudget = shutdownTimeout + sinkFlushTimeout + metricsStopTimeout + tracingFlushTimeout
+
 // newMetrics is the hub's metrics when metrics.listen is set, else nil.
 func newMetrics(cfg *config.Config) *server.Metrics {
 	if cfg.Metrics.Listen == "" {
@@ -83,7 +94,7 @@ func serveMetrics(ctx context.Context, ln net.Listener, m *server.Metrics, withP
 	}()
 	log.InfoContext(ctx, "metrics listening", "addr", ln.Addr().String())
 	return func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), metricsStopTimeout)
 		defer cancel()
 		if srv.Shutdown(sctx) != nil {
 			srv.Close()
