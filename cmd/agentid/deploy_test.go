@@ -2,11 +2,14 @@ package main
 
 import (
 	"bufio"
+	"debug/elf"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -862,5 +865,130 @@ func TestSystemdUnit(t *testing.T) {
 	}
 	if adminCfg, _ := checkCommandLine(t, "the unit's admin example", strings.Fields(admin[2])); adminCfg != cfgPath {
 		t.Errorf("the admin example reads %q, the service %s", adminCfg, cfgPath)
+	}
+}
+
+// shellWords splits a shell command line into words, honouring single and
+// double quotes and backslash escapes (enough for a Dockerfile's RUN line;
+// no expansion).
+func shellWords(line string) ([]string, error) {
+	var words []string
+	var cur strings.Builder
+	inWord := false
+	var quote byte
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case quote != 0 && c == quote:
+			quote = 0
+		case quote == '\'':
+			cur.WriteByte(c)
+		case c == '\\' && i+1 < len(line) && (quote == 0 || strings.IndexByte("\"\\$`", line[i+1]) >= 0):
+			// Outside quotes a backslash escapes any character, inside
+			// double quotes only these.
+			i++
+			cur.WriteByte(line[i])
+			inWord = true
+		case quote == '"':
+			cur.WriteByte(c)
+		case c == '"' || c == '\'':
+			quote, inWord = c, true
+		case c == ' ' || c == '\t':
+			if inWord {
+				words = append(words, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		default:
+			cur.WriteByte(c)
+			inWord = true
+		}
+	}
+	if quote != 0 {
+		return nil, fmt.Errorf("unterminated %c quote", quote)
+	}
+	if inWord {
+		words = append(words, cur.String())
+	}
+	return words, nil
+}
+
+// dockerGoBuild is the Dockerfile build stage's go build: the environment
+// assignments before it and its arguments after "go".
+func dockerGoBuild(t *testing.T) (env, args []string) {
+	t.Helper()
+	stages := parseDockerfile(readRepoFile(t, "Dockerfile"))
+	for _, in := range stages[0] {
+		if in.op != "RUN" {
+			continue
+		}
+		for cmd := range strings.SplitSeq(in.args, "&&") {
+			words, err := shellWords(strings.TrimSpace(cmd))
+			if err != nil {
+				t.Fatalf("Dockerfile: RUN %s: %v", in.args, err)
+			}
+			i := 0
+			for i < len(words) && strings.Contains(words[i], "=") && !strings.HasPrefix(words[i], "-") {
+				i++
+			}
+			if len(words) > i+1 && words[i] == "go" && words[i+1] == "build" {
+				return words[:i], words[i+1:]
+			}
+		}
+	}
+	t.Fatal("Dockerfile: the build stage runs no go build")
+	return nil, nil
+}
+
+// TestDockerfileBuildsStaticBinary runs the Dockerfile's own go build
+// command line (its environment and flags, read from the Dockerfile; only
+// the -o path is this test's) on the repository, and checks that the
+// result is an ELF executable that needs no dynamic loader and no shared
+// library: what distroless/static can run. No image is built.
+func TestDockerfileBuildsStaticBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	t.Parallel() // a build of its own (-trimpath): minutes on a cold cache
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command")
+	}
+	env, args := dockerGoBuild(t)
+	out := filepath.Join(t.TempDir(), "agentid")
+	outSet := false
+	for i := range args {
+		if args[i] == "-o" && i+1 < len(args) {
+			args[i+1], outSet = out, true
+		}
+	}
+	if !outSet {
+		t.Fatalf("Dockerfile: go %q names no -o output", args)
+	}
+	cmd := exec.Command(goBin, args...)
+	cmd.Dir = repoRoot // the Dockerfile's WORKDIR after COPY . .
+	cmd.Env = append(os.Environ(), env...)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s go %s: %v\n%s", strings.Join(env, " "), strings.Join(args, " "), err, b)
+	}
+	f, err := elf.Open(out)
+	if err != nil {
+		t.Fatalf("the Dockerfile's build is no ELF file: %v", err)
+	}
+	defer f.Close()
+	if f.Type != elf.ET_EXEC && f.Type != elf.ET_DYN {
+		t.Errorf("the Dockerfile's build is an ELF %s, not an executable", f.Type)
+	}
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			t.Error("the Dockerfile's build asks for a dynamic loader (PT_INTERP): it does not run on distroless/static")
+		}
+	}
+	libs, err := f.ImportedLibraries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(libs) > 0 {
+		t.Errorf("the Dockerfile's build needs shared libraries %v (DT_NEEDED): it does not run on distroless/static", libs)
 	}
 }
