@@ -122,6 +122,12 @@ const kekCountPage = 500
 // configured one (with zero when they wrap nothing), then any other KEK a
 // row names. A ciphertext whose envelope does not parse counts under "?".
 func countByKEK(ctx context.Context, st store.Store, k *configuredKeyring) ([]*kekCount, error) {
+	return countSealed(ctx, st, k, true)
+}
+
+// countSealed is countByKEK, reading the connections only when asked
+// (they may be many; signing keys and provider secrets are few).
+func countSealed(ctx context.Context, st store.Store, k *configuredKeyring, connections bool) ([]*kekCount, error) {
 	byID := map[string]*kekCount{}
 	var order []string
 	get := func(id string) *kekCount {
@@ -161,7 +167,7 @@ func countByKEK(ctx context.Context, st store.Store, k *configuredKeyring) ([]*k
 		}
 	}
 	after := ""
-	for {
+	for connections {
 		cs, err := st.ListConnections(ctx, store.ConnectionFilter{TenantID: store.DefaultTenant, After: after, Limit: kekCountPage})
 		if err != nil {
 			return nil, fmt.Errorf("listing connections: %w", err)
@@ -389,4 +395,53 @@ func writeKEKFile(path string, k keyring.KEK) (err error) {
 		err = f.Sync()
 	}
 	return err
+}
+
+// startKeyring is the keyring serve starts with. On a store that holds no
+// sealed signing key or provider secret yet, it is loadKeyring's, which
+// creates the KEK file when none is configured. On a store that does, the
+// KEKs that sealed them must be configured: a hub started without its KEK
+// (a lost kek.file, a replica missing AGENTID_KEK) or with another one
+// would otherwise create a new KEK, and on it new keys and secrets, beside
+// data nothing can open any more. That is refused, naming the KEKs needed.
+// Connections are not read here (there may be many): every store a hub
+// has served holds a signing key, which is decisive; agentid kek status
+// counts the rest.
+func startKeyring(ctx context.Context, st store.Store, cfg *config.Config) (*keyring.Keyring, error) {
+	counts, err := countSealed(ctx, st, &configuredKeyring{}, false)
+	if err != nil {
+		return nil, fmt.Errorf("checking the KEK: %w", err)
+	}
+	sealed := slices.DeleteFunc(counts, func(n *kekCount) bool { return n.total() == 0 })
+	if len(sealed) == 0 {
+		return loadKeyring(cfg)
+	}
+	what := func(ns []*kekCount) string {
+		var ids []string
+		keys, providers := 0, 0
+		for _, n := range ns {
+			ids = append(ids, n.KEK)
+			keys += n.SigningKeys
+			providers += n.Providers
+		}
+		return fmt.Sprintf("%d signing key(s) and %d provider secret(s) sealed by KEK %s", keys, providers, list(ids))
+	}
+	const never = "agentid does not create a new KEK over sealed data; configure the KEK that sealed it (kek.file, kek.value or AGENTID_KEK, earlier ones in kek.previous_files or kek.previous), as every replica and the backup's hub had it (docs/operations.md, \"The key-encryption key\")"
+	k, err := readKeyring(cfg)
+	if _, serr := os.Stat(cfg.KEK.File); err != nil && cfg.KEK.Value == "" && errors.Is(serr, fs.ErrNotExist) {
+		return nil, fmt.Errorf("the store holds %s, but the KEK file %s does not exist; %s", what(sealed), cfg.KEK.File, never)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("the store holds %s: %w", what(sealed), err)
+	}
+	var missing []*kekCount
+	for _, n := range sealed {
+		if k.state(n.KEK) == kekMissing {
+			missing = append(missing, n)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("the store holds %s, which the configured KEK (%s) cannot open; %s", what(missing), list(append([]string{k.current}, k.previous...)), never)
+	}
+	return k.ring, nil
 }

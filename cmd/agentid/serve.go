@@ -294,7 +294,7 @@ func newHub(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *hub, 
 		return nil, err
 	}
 	phases.done("schema")
-	ring, err := loadKeyring(cfg)
+	ring, err := startKeyring(ctx, st, cfg)
 	if err != nil {
 		return nil, err
 	}
