@@ -33,6 +33,11 @@ is an agentid database; its schema version is one this agentid knows — an
 older one is migrated by the next serve or agentid migrate). Only then does it
 replace the database, in one rename.
 
+A restore replaces the whole database — clients, signing keys, tokens,
+consents, connections, the audit trail — with the backup's: what changed
+after the backup was taken is no longer served (tokens issued since are
+unknown to the restored hub).
+
 An existing database is kept: without --force restore refuses to replace it;
 with --force the previous database stays beside it as agentid.db.TIMESTAMP.bak
 (its write-ahead log folded in first), and is never deleted by agentid.
@@ -113,7 +118,7 @@ func restoreSQLite(ctx context.Context, from, db string, force bool, now time.Ti
 	if _, err := os.Lstat(db); err == nil {
 		exists = true
 		if !force {
-			return res, fmt.Errorf("not restoring: a database exists at %s; --force replaces it, keeping it as %s.TIMESTAMP.bak", db, db)
+			return res, fmt.Errorf("not restoring: a database exists at %s; a restore replaces all of it (clients, signing keys, tokens, consents, connections, the audit trail) with the backup's, and what changed after the backup was taken is no longer served; with the hub stopped, --force does that, keeping the current database as %s.TIMESTAMP.bak", db, db)
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return res, err
@@ -178,7 +183,8 @@ func sameFile(a, b string) (bool, error) {
 
 // checkRestoredKEK opens the restored store and says, on stderr, when the
 // configured KEK cannot open what it holds: no KEK configured yet (serve
-// would create a new one), or rows sealed by a KEK that is not configured.
+// would refuse to start, startKeyring), or rows sealed by a KEK that is
+// not configured.
 // It returns the problem ("" when there is none); the restore itself stands.
 func checkRestoredKEK(cmd *cobra.Command, cfg *config.Config) string {
 	problem := ""
