@@ -5,7 +5,6 @@ import (
 	"debug/elf"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -868,51 +867,6 @@ func TestSystemdUnit(t *testing.T) {
 	}
 }
 
-// shellWords splits a shell command line into words, honouring single and
-// double quotes and backslash escapes (enough for a Dockerfile's RUN line;
-// no expansion).
-func shellWords(line string) ([]string, error) {
-	var words []string
-	var cur strings.Builder
-	inWord := false
-	var quote byte
-	for i := 0; i < len(line); i++ {
-		c := line[i]
-		switch {
-		case quote != 0 && c == quote:
-			quote = 0
-		case quote == '\'':
-			cur.WriteByte(c)
-		case c == '\\' && i+1 < len(line) && (quote == 0 || strings.IndexByte("\"\\$`", line[i+1]) >= 0):
-			// Outside quotes a backslash escapes any character, inside
-			// double quotes only these.
-			i++
-			cur.WriteByte(line[i])
-			inWord = true
-		case quote == '"':
-			cur.WriteByte(c)
-		case c == '"' || c == '\'':
-			quote, inWord = c, true
-		case c == ' ' || c == '\t':
-			if inWord {
-				words = append(words, cur.String())
-				cur.Reset()
-				inWord = false
-			}
-		default:
-			cur.WriteByte(c)
-			inWord = true
-		}
-	}
-	if quote != 0 {
-		return nil, fmt.Errorf("unterminated %c quote", quote)
-	}
-	if inWord {
-		words = append(words, cur.String())
-	}
-	return words, nil
-}
-
 // dockerGoBuild is the Dockerfile build stage's go build: the environment
 // assignments before it and its arguments after "go".
 func dockerGoBuild(t *testing.T) (env, args []string) {
@@ -923,7 +877,7 @@ func dockerGoBuild(t *testing.T) (env, args []string) {
 			continue
 		}
 		for cmd := range strings.SplitSeq(in.args, "&&") {
-			words, err := shellWords(strings.TrimSpace(cmd))
+			words, err := splitWords(strings.TrimSpace(cmd))
 			if err != nil {
 				t.Fatalf("Dockerfile: RUN %s: %v", in.args, err)
 			}

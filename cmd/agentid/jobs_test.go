@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/agentid/agentid/internal/config"
-	"github.com/agentid/agentid/internal/store/pgtest"
 )
 
 // TestHubsLeadJobs: two hubs on one database (PostgreSQL, and one
@@ -22,15 +21,7 @@ import (
 // left to expire) and the other takes them within a retry; the last to
 // stop leaves no lease behind.
 func TestHubsLeadJobs(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		env  func(t *testing.T) map[string]string
-	}{
-		{"sqlite", func(t *testing.T) map[string]string { return map[string]string{} }},
-		{"postgres", func(t *testing.T) map[string]string {
-			return map[string]string{"AGENTID_STORE_DSN": pgtest.FreshSchema(t)}
-		}},
-	} {
+	for _, tc := range hubBackends {
 		t.Run(tc.name, func(t *testing.T) {
 			env := tc.env(t)
 			env["AGENTID_DATA_DIR"] = t.TempDir()

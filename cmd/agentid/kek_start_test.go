@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,38 +15,37 @@ import (
 	"github.com/agentid/agentid/internal/store/pgtest"
 )
 
+// hubBackends are the stores a hub test runs on: SQLite in its data
+// directory, and a fresh PostgreSQL schema (skipped without
+// AGENTID_TEST_POSTGRES).
+var hubBackends = []struct {
+	name string
+	env  func(t *testing.T) map[string]string
+}{
+	{"sqlite", func(t *testing.T) map[string]string { return map[string]string{} }},
+	{"postgres", func(t *testing.T) map[string]string {
+		return map[string]string{"AGENTID_STORE_DSN": pgtest.FreshSchema(t)}
+	}},
+}
+
 // TestNoNewKEKOverSealedKeys: a hub started on a store holding signing
 // keys sealed by a KEK it is not given — its key file lost, or another
 // KEK configured (a replica with the wrong AGENTID_KEK) — refuses to
 // start, names the KEK the store needs, and creates no KEK file or key;
 // with that KEK configured (as a previous one, mid-rotation) it starts.
 func TestNoNewKEKOverSealedKeys(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		env  func(t *testing.T) map[string]string
-	}{
-		{"sqlite", func(t *testing.T) map[string]string { return map[string]string{} }},
-		{"postgres", func(t *testing.T) map[string]string {
-			return map[string]string{"AGENTID_STORE_DSN": pgtest.FreshSchema(t)}
-		}},
-	} {
+	for _, tc := range hubBackends {
 		t.Run(tc.name, func(t *testing.T) {
 			base := tc.env(t)
 			dir := t.TempDir()
 			base["AGENTID_DATA_DIR"] = dir
+			withEnv := func(extra map[string]string) *config.Config {
+				env := maps.Clone(base)
+				maps.Copy(env, extra)
+				return loadDeployConfig(t, "test", "", env)
+			}
 			start := func(extra map[string]string) error {
-				env := map[string]string{}
-				for k, v := range base {
-					env[k] = v
-				}
-				for k, v := range extra {
-					env[k] = v
-				}
-				cfg, err := config.Load("", func(k string) (string, bool) { v, ok := env[k]; return v, ok })
-				if err != nil {
-					t.Fatal(err)
-				}
-				h, err := newHub(t.Context(), cfg, slog.New(slog.DiscardHandler))
+				h, err := newHub(t.Context(), withEnv(extra), slog.New(slog.DiscardHandler))
 				if err != nil {
 					return err
 				}
@@ -53,15 +53,7 @@ func TestNoNewKEKOverSealedKeys(t *testing.T) {
 			}
 			keyCount := func() int {
 				t.Helper()
-				env := map[string]string{}
-				for k, v := range base {
-					env[k] = v
-				}
-				cfg, err := config.Load("", func(k string) (string, bool) { v, ok := env[k]; return v, ok })
-				if err != nil {
-					t.Fatal(err)
-				}
-				st, err := openStore(t.Context(), cfg, slog.New(slog.DiscardHandler))
+				st, err := openStore(t.Context(), withEnv(nil), slog.New(slog.DiscardHandler))
 				if err != nil {
 					t.Fatal(err)
 				}
