@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -146,26 +147,49 @@ func TestDataDirFlag(t *testing.T) {
 	}
 }
 
-// TestServeBusyPort: a busy port fails before the data directory, database
-// or keys are created, and the message names the way out.
+// TestServeBusyPort: a busy port, the hub's or the metrics listener's,
+// fails before the data directory, database or keys are created, and the
+// message names the setting, the address and the way out.
 func TestServeBusyPort(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	dir := filepath.Join(t.TempDir(), "data")
-	code, _, stderr := runCLI(t, map[string]string{"AGENTID_DATA_DIR": dir}, "serve", "--listen", ln.Addr().String())
-	if code != exitError {
-		t.Fatalf("exit %d, want %d; stderr: %s", code, exitError, stderr)
-	}
-	for _, want := range []string{"listening on " + ln.Addr().String(), "already in use", "--listen"} {
-		if !strings.Contains(stderr, want) {
-			t.Errorf("stderr %q lacks %q", stderr, want)
-		}
-	}
-	if _, err := os.Stat(dir); !os.IsNotExist(err) {
-		t.Errorf("the data directory was created: %v", err)
+	busy := ln.Addr().String()
+	for _, tc := range []struct {
+		name      string
+		env       map[string]string
+		args      []string
+		want, not []string
+	}{
+		{"listen", nil, []string{"--listen", busy},
+			[]string{"listening on " + busy, "already in use", "--listen"}, []string{"metrics.listen"}},
+		{"metrics.listen", map[string]string{"AGENTID_METRICS_LISTEN": busy, "AGENTID_ISSUER": "https://auth.example.test"}, []string{"--listen", "127.0.0.1:0"},
+			[]string{"metrics.listen: listening on " + busy, "already in use", "another address for metrics.listen"}, []string{"--listen"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "data")
+			env := map[string]string{"AGENTID_DATA_DIR": dir}
+			maps.Copy(env, tc.env)
+			code, _, stderr := runCLI(t, env, append([]string{"serve"}, tc.args...)...)
+			if code != exitError {
+				t.Fatalf("exit %d, want %d; stderr: %s", code, exitError, stderr)
+			}
+			for _, want := range tc.want {
+				if !strings.Contains(stderr, want) {
+					t.Errorf("stderr %q lacks %q", stderr, want)
+				}
+			}
+			for _, not := range tc.not {
+				if strings.Contains(stderr, not) {
+					t.Errorf("stderr %q points to %q, not the busy setting", stderr, not)
+				}
+			}
+			if _, err := os.Stat(dir); !os.IsNotExist(err) {
+				t.Errorf("the data directory was created: %v", err)
+			}
+		})
 	}
 }
 

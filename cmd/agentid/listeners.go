@@ -67,7 +67,7 @@ func listenMetrics(ctx context.Context, cfg *config.Config) (net.Listener, error
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", cfg.Metrics.Listen)
 	if err != nil {
-		return nil, fmt.Errorf("metrics.listen: %w", listenError(cfg.Metrics.Listen, err))
+		return nil, listenError("metrics.listen", cfg.Metrics.Listen, err)
 	}
 	return ln, nil
 }

@@ -126,7 +126,7 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) (e
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", cfg.Listen)
 	if err != nil {
-		return listenError(cfg.Listen, err)
+		return listenError("", cfg.Listen, err)
 	}
 	defer ln.Close()
 	if err := checkLoopbackAllowance(cfg, ln.Addr()); err != nil {
@@ -201,13 +201,19 @@ func checkLoopbackAllowance(cfg *config.Config, addr net.Addr) error {
 	return nil
 }
 
-// listenError explains a failure to bind addr, with the way out for the
-// usual cause, a port already in use.
-func listenError(addr string, err error) error {
-	if errors.Is(err, syscall.EADDRINUSE) {
-		return fmt.Errorf("listening on %s: the address is already in use (is another agentid or other server running there?); choose another with --listen HOST:PORT or the listen setting: %w", addr, err)
+// listenError explains a failure to bind addr, the setting's value (""
+// for listen, else the setting's name, such as metrics.listen), with the
+// way out for the usual cause, a port already in use.
+func listenError(setting, addr string, err error) error {
+	way, prefix := "choose another with --listen HOST:PORT or the listen setting", ""
+	if setting != "" {
+		way = "choose another address for " + setting
+		prefix = setting + ": "
 	}
-	return fmt.Errorf("listening on %s: %w", addr, err)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("%slistening on %s: the address is already in use (is another agentid or other server running there?); %s: %w", prefix, addr, way, err)
+	}
+	return fmt.Errorf("%slistening on %s: %w", prefix, addr, err)
 }
 
 // newLogger builds the process logger from the log settings: JSON (or
