@@ -12,7 +12,8 @@ func (c *cli) newMigrateCmd() *cobra.Command {
 		Use:   "migrate",
 		Short: "Apply pending database schema migrations",
 		Long: `Apply pending database schema migrations and print the schema version before
-and after. Migrations are forward only; each runs in its own transaction.
+and after. Migrations are forward only; the pending ones run in one transaction
+(a failure leaves the schema as it was), one migrating process at a time.
 Needed before serve when store.auto_migrate is false.`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) (err error) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -132,6 +133,70 @@ func TestTrustedProxiesLoginThrottle(t *testing.T) {
 			last = b.Login(b.Get(h.URL+"/login"), "usere", "wrong")
 			if limited := last.Status == http.StatusTooManyRequests; limited == trusted {
 				t.Fatalf("another client behind the proxy: %d (trusted proxy: %v)", last.Status, trusted)
+			}
+		})
+	}
+}
+
+// TestProxyRequestIDs: a trusted proxy's X-Request-Id names the request —
+// in the response, the audit trail and (through the request's context)
+// the log — when it is one header of at most 128 safe characters; any
+// other, and any id from a peer that is not a trusted proxy, is replaced
+// by a fresh id of the hub's own (a client's well-formed one is kept
+// beside it, as before).
+func TestProxyRequestIDs(t *testing.T) {
+	reg := &server.RegistrationConfig{Total: server.LoginLimit{PerMinute: 1000, Burst: 1000}}
+	h := newGovHub(t, reg, func(c *server.Config) {
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	})
+	long := strings.Repeat("a", 128)
+	seen := map[string]bool{}
+	for i, tc := range []struct {
+		name, peer string
+		sent       []string
+		adopted    bool   // the request is named by the sent id
+		client     string // the client request id recorded beside the hub's
+	}{
+		{"trusted proxy", "10.0.0.5", []string{"3f2a9c0e4b1d4e6f8a7b5c3d2e1f0a9b"}, true, ""},
+		{"trusted proxy, colons and dots", "10.0.0.5", []string{"lb-1:req.42_x"}, true, ""},
+		{"trusted proxy, 128 characters", "10.0.0.5", []string{long}, true, ""},
+		{"trusted proxy, 129 characters", "10.0.0.5", []string{long + "a"}, false, ""},
+		{"trusted proxy, tab", "10.0.0.5", []string{"a\tlevel=ERROR"}, false, ""},
+		{"trusted proxy, quote", "10.0.0.5", []string{`a","msg":"forged`}, false, ""},
+		{"trusted proxy, space", "10.0.0.5", []string{"a b"}, false, ""},
+		{"trusted proxy, two headers", "10.0.0.5", []string{"one", "two"}, false, "one"},
+		{"trusted proxy, none", "10.0.0.5", nil, false, ""},
+		{"untrusted peer", "192.0.2.9", []string{"client-chosen-1"}, false, "client-chosen-1"},
+		{"untrusted peer, colon", "192.0.2.9", []string{"client:chosen"}, false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			port := 9000 + i
+			req, _ := http.NewRequest(http.MethodPost, h.URL+"/register", strings.NewReader(mustJSON(t, nativeClient(fmt.Sprintf("r%d", port), port))))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set(peerHeader, tc.peer)
+			req.Header["X-Request-Id"] = tc.sent
+			r := h.send(req)
+			if r.status != http.StatusCreated {
+				t.Fatalf("register: %d %v", r.status, r.body)
+			}
+			id := r.header.Get("X-Request-Id")
+			switch {
+			case tc.adopted && id != tc.sent[0]:
+				t.Fatalf("response X-Request-Id = %q, want the trusted proxy's %q", id, tc.sent[0])
+			case !tc.adopted && (id == "" || slices.Contains(tc.sent, id) || seen[id]):
+				t.Fatalf("response X-Request-Id = %q (sent %q), want a fresh id of the hub's own", id, tc.sent)
+			}
+			seen[id] = true
+			clientID, _ := r.body["client_id"].(string)
+			evs, err := h.Store.ListAudit(context.Background(), store.AuditFilter{TenantID: store.DefaultTenant, Type: audit.ClientRegistered, ClientID: clientID})
+			if err != nil || len(evs) != 1 {
+				t.Fatalf("audit events of %s: %v %v", clientID, evs, err)
+			}
+			if evs[0].RequestID != id {
+				t.Errorf("the event's request id is %q, the response's %q", evs[0].RequestID, id)
+			}
+			if got := evs[0].Details[store.DetailClientRequestID]; got != tc.client {
+				t.Errorf("recorded client request id %q, want %q", got, tc.client)
 			}
 		})
 	}

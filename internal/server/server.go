@@ -564,22 +564,55 @@ func clientRequestID(ctx context.Context) string {
 	return ""
 }
 
-// maxClientRequestID bounds a client-supplied request id.
-const maxClientRequestID = 64
+// Bounds of request ids the hub did not make: a client's, kept beside the
+// hub's own, and a trusted proxy's, used instead of it.
+const (
+	maxClientRequestID = 64
+	maxProxyRequestID  = 128
+)
 
 // validClientRequestID accepts 1–64 characters of [A-Za-z0-9._-]: enough for
 // UUIDs and trace ids, nothing that could forge a log line or an audit field.
-func validClientRequestID(id string) bool {
-	if id == "" || len(id) > maxClientRequestID {
+func validClientRequestID(id string) bool { return safeID(id, maxClientRequestID, "._-") }
+
+// validProxyRequestID accepts 1–128 characters of [A-Za-z0-9._:-]: a
+// proxy's id (nginx's $request_id, Envoy's UUIDs), nothing that could
+// forge a log line or an audit field; the hub makes its own for anything
+// else.
+func validProxyRequestID(id string) bool { return safeID(id, maxProxyRequestID, "._:-") }
+
+// safeID reports whether id is 1 to max ASCII letters, digits and bytes
+// of punct.
+func safeID(id string, max int, punct string) bool {
+	if id == "" || len(id) > max {
 		return false
 	}
 	for i := 0; i < len(id); i++ {
 		c := id[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte(punct, c) >= 0) {
 			return false
 		}
 	}
 	return true
+}
+
+// proxyRequestID is the X-Request-Id a trusted proxy set on r, when the
+// peer is one (trusted_proxies) and it sent exactly one well-formed id;
+// else "". The proxy must set the header itself (nginx: proxy_set_header
+// X-Request-Id $request_id), replacing any a client sent.
+func (s *Server) proxyRequestID(r *http.Request) string {
+	if len(s.cfg.TrustedProxies) == 0 {
+		return ""
+	}
+	vs := r.Header.Values("X-Request-Id")
+	if len(vs) != 1 || !validProxyRequestID(vs[0]) {
+		return ""
+	}
+	peer, err := netip.ParseAddr(peerIP(r))
+	if err != nil || !isTrusted(peer.Unmap(), s.cfg.TrustedProxies) {
+		return ""
+	}
+	return vs[0]
 }
 
 func (s *Server) middleware(next http.Handler) http.Handler {
@@ -597,15 +630,19 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// The hub always names the request itself: a client-chosen id could
-		// pass its events off as someone else's. A well-formed id the client
-		// sent is kept beside it, for correlating with the client's logs.
-		id := token.NewID(s.rand)
-		w.Header().Set("X-Request-Id", id)
-		ri := &requestInfo{id: id, ip: s.resolveIP(r)}
-		if cid := r.Header.Get("X-Request-Id"); validClientRequestID(cid) {
-			ri.clientID = cid
+		// The hub names the request itself, or takes the name a trusted
+		// proxy gave it, so that the proxy's logs and the hub's share it. A
+		// client-chosen id is never the request's: it could pass its events
+		// off as someone else's. A well-formed id the client sent is kept
+		// beside it, for correlating with the client's logs.
+		ri := &requestInfo{ip: s.resolveIP(r)}
+		if ri.id = s.proxyRequestID(r); ri.id == "" {
+			ri.id = token.NewID(s.rand)
+			if cid := r.Header.Get("X-Request-Id"); validClientRequestID(cid) {
+				ri.clientID = cid
+			}
 		}
+		w.Header().Set("X-Request-Id", ri.id)
 		r = r.WithContext(context.WithValue(r.Context(), requestKey, ri))
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, maxBody)
