@@ -44,7 +44,8 @@ func (c *cli) newBackupCmd() *cobra.Command {
 serving meanwhile, and the copy is the database exactly as one commit left it.
 The copy is written beside FILE, synced to disk, verified (integrity check,
 schema version) and only then renamed to FILE; an existing FILE is never
-overwritten. FILE is created readable by its owner only.
+overwritten. FILE is created readable by its owner only; its directory must
+exist (it is not created).
 
 The backup holds signing keys, provider secrets and connection credentials
 sealed with the key-encryption key (KEK). The KEK is NOT in the backup: keep it
@@ -130,6 +131,16 @@ func kekWhere(cfg *config.Config) string {
 // meanwhile). On any failure nothing is left at out.
 func backupSQLite(cmd *cobra.Command, dsn, out string) (sqlite.FileInfo, error) {
 	var info sqlite.FileInfo
+	// Like cp or sqlite3's .backup, a missing directory is a mistake to
+	// report, not to paper over: a typo would hide the backup elsewhere.
+	dir := filepath.Dir(out)
+	if fi, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return info, fmt.Errorf("--out %s: the directory %s does not exist; agentid backup does not create directories, make it first", out, dir)
+	} else if err != nil {
+		return info, fmt.Errorf("--out %s: %w", out, err)
+	} else if !fi.IsDir() {
+		return info, fmt.Errorf("--out %s: %s is not a directory", out, dir)
+	}
 	if _, err := os.Lstat(out); err == nil {
 		return info, fmt.Errorf("%s exists; agentid backup never overwrites a file, choose another name", out)
 	} else if !errors.Is(err, fs.ErrNotExist) {

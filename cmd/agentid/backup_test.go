@@ -412,6 +412,41 @@ func TestBackupPostgresGuidance(t *testing.T) {
 	}
 }
 
+// TestBackupOutMissingDirectory: --out in a directory that does not
+// exist (or under a file) fails with a message naming the directory and
+// saying it is not created; nothing is created, and the same command
+// with the directory made succeeds.
+func TestBackupOutMissingDirectory(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "data")
+	env := map[string]string{"AGENTID_DATA_DIR": data}
+	if code, _, stderr := runCLI(t, env, "migrate"); code != 0 {
+		t.Fatalf("migrate: exit %d\n%s", code, stderr)
+	}
+	base := t.TempDir()
+	missing := filepath.Join(base, "backups", "nightly")
+	out := filepath.Join(missing, "agentid.db")
+	code, _, stderr := runCLI(t, env, "backup", "--out", out)
+	if want := "the directory " + missing + " does not exist; agentid backup does not create directories"; code != exitError || !strings.Contains(stderr, want) {
+		t.Errorf("backup into a missing directory: exit %d, stderr %q, want %q", code, stderr, want)
+	}
+	if _, err := os.Stat(filepath.Join(base, "backups")); err == nil {
+		t.Error("the refused backup created a directory")
+	}
+	file := filepath.Join(base, "plain")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := runCLI(t, env, "backup", "--out", filepath.Join(file, "x.db")); code != exitError || !strings.Contains(stderr, file+" is not a directory") {
+		t.Errorf("backup under a file: exit %d, stderr %q", code, stderr)
+	}
+	if err := os.MkdirAll(missing, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := runCLI(t, env, "backup", "--out", out); code != 0 {
+		t.Fatalf("backup into the made directory: exit %d\n%s", code, stderr)
+	}
+}
+
 // TestRestoreOverACrashedHub: a hub killed with SIGKILL leaves its
 // write-ahead log behind, holding commits the database file may not have
 // yet. restore --force folds that log into the database it keeps as .bak

@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -42,6 +44,10 @@ type benchFlags struct {
 	dbPID       int
 	asJSON      bool
 	cpuProfile  string
+	// requestsOnly: --requests was given and --duration was not, so
+	// the count alone bounds a run (the default duration would cut it
+	// short).
+	requestsOnly bool
 }
 
 // benchReport is `agentid bench --json`: the run's settings and one
@@ -86,7 +92,8 @@ than the rest; expiry and revocation are checked every time). The records stay
 in the store.
 
 Every scenario runs --concurrency workers, each one request at a time over
-keep-alive connections, for --duration (or --requests in all); the two
+keep-alive connections, for --duration or until --requests (--requests alone:
+no time bound; with both, whichever comes first); the two
 verification scenarios, CPU work of this process, run one worker per core, and
 then seven alternating pairs of short runs give mcpauth's share of the raw rate.
 It prints requests/s, the p50/p90/p99/max latency (from a request's write to
@@ -94,7 +101,9 @@ the last byte of its answer), the errors by HTTP status, its own CPU time per
 request and, with --pid of the hub's process on this machine, the hub's CPU
 time per request and peak resident memory (--db-pid: the database server's
 CPU time too), and how much the database grew per request. It exits 1 when
-any request failed.
+any request failed. A hub process (--pid) that exits during a run ends the
+runs there: the report shows what was measured until then, notes the exit,
+and the command exits 1.
 
 Several replicas of one hub (one store, one issuer): give each with --hub, the
 issuer first (the setup signs in there), and each process with --pid. Every
@@ -109,12 +118,13 @@ table.`,
 			if err := requireFlags(cmd, "hub"); err != nil {
 				return err
 			}
-			names, err := benchScenarios(f.scenarios)
-			if err != nil {
-				return err
+			f.requestsOnly = cmd.Flags().Changed("requests") && !cmd.Flags().Changed("duration")
+			if cmd.Flags().Changed("scenario") && len(f.scenarios) == 0 {
+				f.scenarios = []string{""} // --scenario "" names none
 			}
-			if f.concurrency < 1 || f.subjects < 1 || f.duration < 0 || f.requests < 0 || f.warmup < 0 {
-				return errors.New("--concurrency and --subjects must be at least 1; --duration, --requests and --warmup must not be negative")
+			names, err := f.check()
+			if err != nil {
+				return usageErrorf(cmd, "%w", err)
 			}
 			return c.withStore(cmd, func(ctx context.Context, cfg *config.Config, st store.Store) error {
 				return runBench(ctx, cmd, &f, names, cfg, st)
@@ -125,8 +135,8 @@ table.`,
 	fl.StringArrayVar(&f.hubs, "hub", nil, "the running hub's `URL`, its issuer (required); repeat for replicas, the issuer first")
 	fl.StringSliceVar(&f.scenarios, "scenario", nil, "scenario to run (repeatable or comma-separated; default: all): "+strings.Join(loadtest.Scenarios, ", "))
 	fl.IntVar(&f.concurrency, "concurrency", 32, "concurrent workers, each one request at a time")
-	fl.DurationVar(&f.duration, "duration", 5*time.Second, "how long each scenario runs (0: until --requests)")
-	fl.Int64Var(&f.requests, "requests", 0, "requests per scenario (0: until --duration)")
+	fl.DurationVar(&f.duration, "duration", 5*time.Second, "how long each scenario runs (0: until --requests; when only --requests is given, no time bound)")
+	fl.Int64Var(&f.requests, "requests", 0, "requests per scenario (0: until --duration; with both, whichever comes first)")
 	fl.DurationVar(&f.warmup, "warmup", 0, "run each scenario this long unmeasured first")
 	fl.IntVar(&f.subjects, "subjects", 2000, "distinct user access tokens presented in turn")
 	fl.IntSliceVar(&f.pids, "pid", nil, "process id of the hub, when it runs on this machine: its CPU time and peak memory (repeatable: one per replica)")
@@ -134,6 +144,54 @@ table.`,
 	fl.BoolVar(&f.asJSON, "json", false, "print JSON")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of this process during the measured runs to `FILE` (go tool pprof)")
 	return cmd
+}
+
+// check returns the scenarios to run (the --scenario values in
+// loadtest.Scenarios' order; none means all), or every problem of the
+// flags at once. With requestsOnly it clears the duration.
+func (f *benchFlags) check() ([]string, error) {
+	if f.requestsOnly {
+		f.duration = 0
+	}
+	var errs []error
+	for _, h := range f.hubs {
+		u, err := url.Parse(h)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			errs = append(errs, fmt.Errorf("--hub %q: an http:// or https:// URL of the hub (its issuer), without query or fragment", h))
+		}
+	}
+	names, err := benchScenarios(f.scenarios)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if f.concurrency < 1 {
+		errs = append(errs, fmt.Errorf("--concurrency %d: at least 1", f.concurrency))
+	}
+	if f.subjects < 1 {
+		errs = append(errs, fmt.Errorf("--subjects %d: at least 1", f.subjects))
+	}
+	for flag, d := range map[string]time.Duration{"--duration": f.duration, "--warmup": f.warmup} {
+		if d < 0 {
+			errs = append(errs, fmt.Errorf("%s %s: must not be negative", flag, d))
+		}
+	}
+	if f.requests < 0 {
+		errs = append(errs, fmt.Errorf("--requests %d: must not be negative", f.requests))
+	}
+	if f.duration == 0 && f.requests == 0 {
+		errs = append(errs, errors.New("--duration 0 and --requests 0: a scenario needs a bound, a duration or a number of requests"))
+	}
+	for _, pid := range f.pids {
+		if pid < 0 {
+			errs = append(errs, fmt.Errorf("--pid %d: a process id is positive", pid))
+		}
+	}
+	if f.dbPID < 0 {
+		errs = append(errs, fmt.Errorf("--db-pid %d: a process id is positive", f.dbPID))
+	}
+	// Map order: the messages sorted, so the error reads the same each time.
+	slices.SortStableFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	return names, errors.Join(errs...)
 }
 
 // benchScenarios checks the --scenario values; none means all.
@@ -206,6 +264,9 @@ func runBench(ctx context.Context, cmd *cobra.Command, f *benchFlags, names []st
 		}
 		defer stop()
 	}
+	// A hub process that exits, or an interrupt, ends the runs: the
+	// report still shows what was measured up to then.
+	var stopped error
 	for _, name := range names {
 		op, err := b.Op(ctx, name)
 		if err != nil {
@@ -218,12 +279,17 @@ func runBench(ctx context.Context, cmd *cobra.Command, f *benchFlags, names []st
 		}
 		if f.warmup > 0 {
 			if _, err := loadtest.Run(ctx, name, loadtest.Options{Concurrency: opts.Concurrency, Duration: f.warmup}, op); err != nil {
-				return err
+				stopped = err
+				break
 			}
 		}
 		before, sizeErr := size(ctx)
 		r, err := loadtest.Run(ctx, name, opts, op)
-		if err != nil {
+		if errors.Is(err, loadtest.ErrExited) {
+			stopped = fmt.Errorf("%s: the hub process exited before the scenario started: %w", name, err)
+			break
+		}
+		if r == nil {
 			return err
 		}
 		if after, err := size(ctx); sizeErr == nil && err == nil && r.Requests > r.Errors && writes(name) {
@@ -234,8 +300,16 @@ func runBench(ctx context.Context, cmd *cobra.Command, f *benchFlags, names []st
 			r.Notes = append(r.Notes, fmt.Sprintf("%d distinct subject tokens presented in turn", b.Subjects()))
 		}
 		rep.Results = append(rep.Results, r)
+		if err != nil {
+			stopped = err
+			break
+		}
+		if len(r.Exited) > 0 {
+			stopped = fmt.Errorf("the hub process %s exited during %s: the runs stopped there, the report shows what was measured until then", pidList(r.Exited), name)
+			break
+		}
 	}
-	if slices.Contains(names, loadtest.MCPAuthVerify) && slices.Contains(names, loadtest.RawVerify) {
+	if stopped == nil && slices.Contains(names, loadtest.MCPAuthVerify) && slices.Contains(names, loadtest.RawVerify) {
 		if err := interleavedVerifyRatio(ctx, b, f, rep.Results); err != nil {
 			return err
 		}
@@ -248,6 +322,9 @@ func runBench(ctx context.Context, cmd *cobra.Command, f *benchFlags, names []st
 	if err != nil {
 		return err
 	}
+	if stopped != nil {
+		return stopped
+	}
 	// Failed requests make the measurement wrong: a script must notice.
 	var failed int64
 	for _, r := range rep.Results {
@@ -257,6 +334,15 @@ func runBench(ctx context.Context, cmd *cobra.Command, f *benchFlags, names []st
 		return fmt.Errorf("%d requests failed (see the report)", failed)
 	}
 	return nil
+}
+
+// pidList is "123" or "123, 456".
+func pidList(pids []int) string {
+	s := make([]string, len(pids))
+	for i, p := range pids {
+		s[i] = strconv.Itoa(p)
+	}
+	return strings.Join(s, ", ")
 }
 
 // writes says whether a scenario stores something at every request.

@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -161,10 +162,8 @@ func TestBenchRefusals(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"--scenario", "password-grant"}, exitError, `--scenario "password-grant": one of client-credentials`},
 		{[]string{"--pid", "999999999"}, exitError, "--pid: process 999999999"},
 		{[]string{"--db-pid", "999999999"}, exitError, "--db-pid: process 999999999"},
-		{[]string{"--concurrency", "0"}, exitError, "--concurrency and --subjects must be at least 1"},
 	} {
 		var stdout, stderr bytes.Buffer
 		args := append([]string{"bench", "--hub", h.issuer}, tc.args...)
@@ -182,6 +181,70 @@ func TestBenchRefusals(t *testing.T) {
 	code, out, _ := runCLI(t, env, "clients", "list")
 	if code != 0 || strings.Contains(out, "bench-") {
 		t.Errorf("clients after refused runs (exit %d):\n%s", code, out)
+	}
+}
+
+// TestBenchFlagErrors: flags that cannot make a measurement are usage
+// errors (exit 2) naming the flag and its value, every problem at once,
+// before anything is read or seeded — among them both bounds 0, which
+// would otherwise have been a silent 5 s run.
+func TestBenchFlagErrors(t *testing.T) {
+	env := map[string]string{"AGENTID_DATA_DIR": filepath.Join(t.TempDir(), "data")}
+	const hub = "http://127.0.0.1:9"
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--duration", "0", "--requests", "0"}, []string{"--duration 0 and --requests 0: a scenario needs a bound"}},
+		{[]string{"--duration", "0"}, []string{"--duration 0 and --requests 0"}},
+		{[]string{"--duration", "-1s"}, []string{"--duration -1s: must not be negative"}},
+		{[]string{"--requests", "-5"}, []string{"--requests -5: must not be negative"}},
+		{[]string{"--warmup", "-1ms"}, []string{"--warmup -1ms: must not be negative"}},
+		{[]string{"--concurrency", "0"}, []string{"--concurrency 0: at least 1"}},
+		{[]string{"--concurrency", "-3"}, []string{"--concurrency -3: at least 1"}},
+		{[]string{"--subjects", "0"}, []string{"--subjects 0: at least 1"}},
+		{[]string{"--scenario", "password-grant"}, []string{`--scenario "password-grant": one of client-credentials`}},
+		{[]string{"--scenario", ""}, []string{`--scenario "": one of client-credentials`}},
+		{[]string{"--pid", "-2"}, []string{"--pid -2: a process id is positive"}},
+		{[]string{"--db-pid", "-2"}, []string{"--db-pid -2: a process id is positive"}},
+		{[]string{"--hub", "127.0.0.1:9090"}, []string{`--hub "127.0.0.1:9090": an http:// or https:// URL`}},
+		{[]string{"--hub", "http://127.0.0.1:9090/?x=1"}, []string{`--hub "http://127.0.0.1:9090/?x=1": an http:// or https:// URL`}},
+		// Every problem at once.
+		{[]string{"--concurrency", "-1", "--duration", "0", "--scenario", "nope"}, []string{"--concurrency -1", "--duration 0 and --requests 0", `--scenario "nope"`}},
+	} {
+		args := append([]string{"bench", "--hub", hub}, tc.args...)
+		code, _, stderr := runCLI(t, env, args...)
+		if code != exitUsage {
+			t.Errorf("%v: exit %d, want %d (stderr %q)", tc.args, code, exitUsage, stderr)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(stderr, w) {
+				t.Errorf("%v: stderr %q, want %q", tc.args, stderr, w)
+			}
+		}
+	}
+	// Refused before the store is opened: no data directory was made.
+	if _, err := os.Stat(env["AGENTID_DATA_DIR"]); err == nil {
+		t.Error("a refused bench created the data directory")
+	}
+}
+
+// TestBenchRequestsAlone: --requests without --duration runs until the
+// count, not until the default 5 s (which would cut a long count short);
+// with both, both bound the run.
+func TestBenchRequestsAlone(t *testing.T) {
+	for _, tc := range []struct {
+		requestsOnly bool
+		want         time.Duration
+	}{{true, 0}, {false, 5 * time.Second}} {
+		f := benchFlags{requests: 100000, duration: 5 * time.Second, concurrency: 1, subjects: 1, requestsOnly: tc.requestsOnly}
+		if _, err := f.check(); err != nil || f.duration != tc.want {
+			t.Errorf("requestsOnly %v: duration %v (%v), want %v", tc.requestsOnly, f.duration, err, tc.want)
+		}
+	}
+	cmd := (&cli{}).newBenchCmd()
+	if d := cmd.Flags().Lookup("duration"); !strings.Contains(d.Usage, "when only --requests is given, no time bound") {
+		t.Errorf("--duration's help %q does not say --requests alone has no time bound", d.Usage)
 	}
 }
 
@@ -253,13 +316,10 @@ func TestBenchFailures(t *testing.T) {
 	}
 }
 
-// TestBenchReplicas: with several --hub URLs, every worker's requests go
-// to each in turn. The hub runs once here; two counting proxies in front
-// of it stand for two more replicas (they answer its metadata, so they
-// name its issuer). Each of the three gets a third of every HTTP
-// scenario's requests, within the workers' last round, and the report
-// lists the replicas. A URL of another hub is refused.
-func TestBenchReplicas(t *testing.T) {
+// benchHub starts `agentid serve` on a fresh data directory for a bench
+// test: its environment, the hub, and its URL for proxies to it.
+func benchHub(t *testing.T) (map[string]string, *runningHub, *url.URL) {
+	t.Helper()
 	addr := freeAddr(t)
 	env := map[string]string{"AGENTID_DATA_DIR": filepath.Join(t.TempDir(), "data"), "AGENTID_LISTEN": addr, "AGENTID_ISSUER": "http://" + addr}
 	h := startServe(t, env)
@@ -267,6 +327,17 @@ func TestBenchReplicas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return env, h, target
+}
+
+// TestBenchReplicas: with several --hub URLs, every worker's requests go
+// to each in turn. The hub runs once here; two counting proxies in front
+// of it stand for two more replicas (they answer its metadata, so they
+// name its issuer). Each of the three gets a third of every HTTP
+// scenario's requests, within the workers' last round, and the report
+// lists the replicas. A URL of another hub is refused.
+func TestBenchReplicas(t *testing.T) {
+	env, h, target := benchHub(t)
 	var counts [2]map[string]*atomic.Int64
 	var proxies [2]string
 	for i := range proxies {
@@ -342,5 +413,62 @@ func TestBenchReplicas(t *testing.T) {
 	if code := run(context.Background(), []string{"bench", "--hub", h.issuer, "--hub", other.URL}, strings.NewReader(""), &stdout, &stderr, lookup); code != exitError ||
 		!strings.Contains(stderr.String(), "not a replica of the same hub") {
 		t.Errorf("--hub of another issuer: exit %d, stderr %q", code, stderr.String())
+	}
+}
+
+// TestBenchHubDies: when a hub process given with --pid exits in the
+// middle of a scenario, the bench stops there, still prints its report
+// (the requests, latencies and usage measured until then, the exit
+// noted), says on stderr which process exited during which scenario,
+// and exits 1. The process is a child of the test standing for a
+// replica; a second --hub URL, a proxy to the hub, kills it at the first
+// request it forwards (the setup talks to the issuer alone, so that is
+// the scenario's).
+func TestBenchHubDies(t *testing.T) {
+	env, h, target := benchHub(t)
+	replica := exec.Command("sleep", "120")
+	if err := replica.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var kill sync.Once
+	reap := func() { kill.Do(func() { replica.Process.Kill(); replica.Wait() }) }
+	t.Cleanup(reap)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/token" {
+			reap()
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(proxy.Close)
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	start := time.Now()
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"bench", "--hub", h.issuer, "--hub", proxy.URL, "--pid", fmt.Sprint(os.Getpid()),
+		"--pid", fmt.Sprint(replica.Process.Pid), "--scenario", "client-credentials,introspection", "--duration", "60s",
+		"--concurrency", "2", "--subjects", "2", "--json"}, strings.NewReader(""), &stdout, &stderr, lookup)
+	if code != exitError {
+		t.Errorf("exit %d, want %d", code, exitError)
+	}
+	if el := time.Since(start); el > 40*time.Second {
+		t.Errorf("the bench took %v: it went on after the hub process exited", el)
+	}
+	want := fmt.Sprintf("the hub process %d exited during client-credentials", replica.Process.Pid)
+	if !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr %q, want it to say %q", stderr.String(), want)
+	}
+	var rep benchReport
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatalf("no report: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	}
+	if len(rep.Results) != 1 {
+		t.Fatalf("%d results, want the interrupted scenario's alone", len(rep.Results))
+	}
+	r := rep.Results[0]
+	if r.Scenario != loadtest.ClientCredentials || r.Requests == 0 || r.Errors != 0 || r.P50 <= 0 || r.Max < r.P50 {
+		t.Errorf("result %+v", r)
+	}
+	if !slices.Equal(r.Exited, []int{replica.Process.Pid}) || r.Hub == nil || !r.Hub.Exited || len(r.Hubs) != 2 || r.Hubs[0].Exited || !r.Hubs[1].Exited {
+		t.Errorf("exited %v, hub %+v, per process %+v", r.Exited, r.Hub, r.Hubs)
 	}
 }

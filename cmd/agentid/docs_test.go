@@ -4,7 +4,10 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -248,4 +251,134 @@ func quickstartCurl(t *testing.T, line, hubURL string, vars map[string]string) s
 		t.Errorf("quickstart: the token answer %s does not carry exactly notes.read", b)
 	}
 	return string(b)
+}
+
+// benchDocLines returns the `agentid bench` command lines of
+// docs/benchmarks.md, as arguments after the binary: from its fenced
+// and indented blocks and its inline code, direct (any binary named agentid…, or
+// $BIN) and through scripts/bench.sh, whose flags after the backend (and
+// --replicas N) go to `agentid bench --hub … --pid …`. Placeholders the
+// document uses for values (PID, <hub>, …, $!) become valid values,
+// an elided "…" word is dropped, a missing --hub is added (the docs leave
+// it out where it does not matter), and `a|b` alternatives of --scenario
+// are checked together. It returns the lines with where each was found.
+func benchDocLines(t *testing.T, doc string) (lines [][]string, where []string) {
+	t.Helper()
+	var texts []string
+	fence := regexp.MustCompile("(?s)```[a-z]*\n(.*?)```")
+	for _, m := range fence.FindAllStringSubmatch(doc, -1) {
+		texts = append(texts, strings.Split(strings.ReplaceAll(m[1], "\\\n", " "), "\n")...)
+	}
+	prose := fence.ReplaceAllString(doc, "")
+	for line := range strings.SplitSeq(prose, "\n") {
+		if strings.HasPrefix(line, "    ") { // an indented code block
+			texts = append(texts, line)
+		}
+	}
+	for _, m := range regexp.MustCompile("`([^`]+)`").FindAllStringSubmatch(prose, -1) {
+		texts = append(texts, strings.ReplaceAll(m[1], "\n", " "))
+	}
+	binary := regexp.MustCompile(`(^|/)agentid(-\S+)?$|^\$BIN$`)
+	for _, text := range texts {
+		words, err := splitWords(strings.TrimSpace(text))
+		if err != nil {
+			continue
+		}
+		if i := slices.IndexFunc(words, func(w string) bool {
+			return w == "&" || w == ";" || w == "|" || w == "#" || strings.HasPrefix(w, ">") || strings.HasSuffix(w, ";")
+		}); i >= 0 {
+			words = words[:i]
+		}
+		var args []string
+		for i, w := range words {
+			if w == "scripts/bench.sh" {
+				rest := words[i+1:]
+				if len(rest) == 0 {
+					break // the script named in prose
+				}
+				if !slices.Contains([]string{"sqlite", "postgres", "sqlite|postgres"}, rest[0]) {
+					t.Errorf("docs/benchmarks.md: %q: scripts/bench.sh takes sqlite or postgres first", text)
+					break
+				}
+				rest = rest[1:]
+				if len(rest) >= 2 && rest[0] == "--replicas" {
+					if n := rest[1]; n != "N" && !regexp.MustCompile(`^[1-9][0-9]*$`).MatchString(n) {
+						t.Errorf("docs/benchmarks.md: %q: --replicas %s is not a number", text, n)
+					}
+					rest = rest[2:]
+				}
+				args = append([]string{"bench", "--hub", "http://127.0.0.1:9", "--pid", "12345"}, rest...)
+				break
+			}
+			if binary.MatchString(w) {
+				if j := slices.Index(words[i+1:], "bench"); j >= 0 && !slices.ContainsFunc(words[i+1:i+1+j], func(g string) bool { return !strings.HasPrefix(g, "-") && g != "DIR" && !strings.HasSuffix(g, ".yaml") }) {
+					args = words[i+1:]
+				}
+				break
+			}
+		}
+		if args == nil {
+			continue
+		}
+		var out []string
+		for k := 0; k < len(args); k++ {
+			w := args[k]
+			switch {
+			case w == "…":
+				continue // words left out
+			case w == "--config" && k+1 < len(args):
+				k++ // a file of the reader's
+				continue
+			}
+			out = append(out, w)
+			if k+1 >= len(args) {
+				break
+			}
+			v := args[k+1]
+			switch w {
+			case "--pid", "--db-pid":
+				if _, err := strconv.Atoi(v); err != nil {
+					v = "12345"
+				}
+			case "--hub":
+				if !strings.HasPrefix(v, "http") {
+					v = "http://127.0.0.1:9"
+				}
+			case "--scenario":
+				v = strings.ReplaceAll(v, "|", ",")
+			default:
+				continue
+			}
+			out = append(out, v)
+			k++
+		}
+		if b := slices.Index(out, "bench"); b >= 0 && !slices.Contains(out, "--hub") {
+			out = slices.Insert(out, b+1, "--hub", "http://127.0.0.1:9")
+		}
+		lines = append(lines, out)
+		where = append(where, text)
+	}
+	return lines, where
+}
+
+// TestBenchmarksCommandLines: every `agentid bench` and scripts/bench.sh
+// command in docs/benchmarks.md is one the current CLI accepts: known
+// flags with values it takes (agentid bench's own checks, run for
+// real: a usage error is a stale document), so a reader can re-run the
+// published measurements. The commands run against a data directory
+// that does not exist, so each stops at the store, after the flags.
+func TestBenchmarksCommandLines(t *testing.T) {
+	lines, where := benchDocLines(t, readRepoFile(t, "docs/benchmarks.md"))
+	if len(lines) < 20 {
+		t.Fatalf("only %d agentid bench command lines found in docs/benchmarks.md", len(lines))
+	}
+	t.Chdir(t.TempDir())
+	env := map[string]string{"AGENTID_DATA_DIR": filepath.Join(t.TempDir(), "none")}
+	for i, args := range lines {
+		checkCommandLine(t, "docs/benchmarks.md", args)
+		if code, _, stderr := runCLI(t, env, args...); code == exitUsage {
+			t.Errorf("docs/benchmarks.md: %q (run as %q): %s", where[i], args, stderr)
+		}
+	}
+	t.Logf("%d command lines checked", len(lines))
 }

@@ -79,7 +79,10 @@ func (c *cli) newKeysRotateCmd(asJSON *bool) *cobra.Command {
 signing after tokens.key_pre_publish (immediately with --now), so that
 verifiers caching the JWKS already know it. The current key then stops
 signing and stays published until the last token it signed has expired.
-Running hubs pick the change up within 30 seconds.
+Every running hub on the database, each replica, picks the new key up within
+2 seconds through the store's change feed: it publishes it (and with --now
+signs with it) from then on. Should the feed be unable to read, each hub
+re-reads its keys every 30 seconds as well.
 
 --now is for a compromised key: verifiers that cached the JWKS before the
 rotation reject tokens signed with the new key until they refetch it.`,

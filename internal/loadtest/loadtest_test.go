@@ -7,8 +7,10 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -206,5 +208,75 @@ func TestProcessUsage(t *testing.T) {
 	}
 	if r.Hub == nil || r.Hub.CPUSeconds < 0.03 || r.Hub.PeakRSSBytes < r.Hub.RSSBytes || r.Hub.RSSBytes <= 0 {
 		t.Errorf("usage %+v", r.Hub)
+	}
+}
+
+// TestRunHubProcessDies: a hub process that exits during a run ends the
+// run early with its numbers kept: the requests, errors and latencies so
+// far, the process's usage up to its last reading, marked as exited, and
+// a note saying so. Both ways a process can be gone from the tool's view:
+// reaped by its parent (no /proc entry), and a zombie its parent has not
+// waited for yet. A process gone before the run is ErrExited.
+func TestRunHubProcessDies(t *testing.T) {
+	for _, reap := range []bool{true, false} {
+		t.Run(map[bool]string{true: "reaped", false: "zombie"}[reap], func(t *testing.T) {
+			hub := exec.Command("sleep", "60")
+			if err := hub.Start(); err != nil {
+				t.Skip("no sleep command:", err)
+			}
+			waited := false
+			t.Cleanup(func() {
+				hub.Process.Kill()
+				if !waited {
+					hub.Wait()
+				}
+			})
+			pid := hub.Process.Pid
+			var calls atomic.Int64
+			killed := make(chan time.Time, 1)
+			start := time.Now()
+			r, err := Run(context.Background(), "x", Options{Concurrency: 2, Duration: time.Minute, Processes: []*Process{{PID: pid}}},
+				func(_ context.Context, w int) (int, error) {
+					time.Sleep(time.Millisecond)
+					n := calls.Add(1)
+					if n == 100 {
+						hub.Process.Kill()
+						if reap {
+							hub.Wait()
+							waited = true
+						}
+						killed <- time.Now()
+					}
+					if n > 100 {
+						return 0, errors.New("connection refused")
+					}
+					return 200, nil
+				})
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			if el := time.Since(start); el > 20*time.Second {
+				t.Errorf("the run went on %v, after the hub exited (its duration: a minute)", el)
+			}
+			if at := <-killed; time.Since(at) > 10*time.Second {
+				t.Errorf("the run ended %v after the hub exited", time.Since(at))
+			}
+			if r.Requests < 100 || r.Requests != calls.Load() || r.Errors != r.Requests-100 || r.P50 <= 0 || r.Max < r.P50 || r.PerSecond <= 0 {
+				t.Errorf("result %+v after %d calls", r, calls.Load())
+			}
+			if !slices.Equal(r.Exited, []int{pid}) || r.Hub == nil || !r.Hub.Exited || r.Hub.PeakRSSBytes <= 0 || r.Hub.RSSBytes <= 0 || r.Hub.CPUSeconds < 0 {
+				t.Errorf("exited %v, hub usage %+v", r.Exited, r.Hub)
+			}
+			if !slices.ContainsFunc(r.Notes, func(n string) bool { return strings.Contains(n, fmt.Sprintf("hub process %d exited", pid)) }) {
+				t.Errorf("notes %q say nothing of the exit", r.Notes)
+			}
+
+			// The next run cannot measure it.
+			if _, err := Run(context.Background(), "x", Options{Requests: 1, Processes: []*Process{{PID: pid}}}, func(context.Context, int) (int, error) {
+				return 200, nil
+			}); !errors.Is(err, ErrExited) {
+				t.Errorf("a run on the exited process: %v, want ErrExited", err)
+			}
+		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strconv"
 	"strings"
@@ -32,7 +33,15 @@ type Usage struct {
 	PeakReset    bool  `json:"peak_reset"`
 	// RSSBytes is the resident set size at the end of the run.
 	RSSBytes int64 `json:"rss_bytes"`
+	// Exited says the process was gone before the run's end (its PID
+	// and the run's Result.Exited name it): the CPU time and memory are
+	// those of its last reading while it ran.
+	Exited bool `json:"exited,omitempty"`
 }
+
+// ErrExited is the error of reading a process that is no longer running
+// (gone from /proc, or a zombie that only awaits its parent's wait).
+var ErrExited = errors.New("the process has exited")
 
 // clockTicks is USER_HZ, the unit of /proc/<pid>/stat's CPU times: 100 on
 // every Linux architecture Go supports.
@@ -54,9 +63,13 @@ func (p *Process) Check() error {
 	return nil
 }
 
-// cpu is the process's user + system CPU time so far.
+// cpu is the process's user + system CPU time so far; ErrExited when it
+// no longer runs.
 func (p *Process) cpu() (time.Duration, error) {
 	st, err := readStat(p.path("stat"))
+	if errors.Is(err, fs.ErrNotExist) || err == nil && st.dead() {
+		return 0, fmt.Errorf("process %d: %w", p.PID, ErrExited)
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -65,7 +78,9 @@ func (p *Process) cpu() (time.Duration, error) {
 
 // stat is what this package reads of /proc/<pid>/stat.
 type stat struct {
-	ppid int
+	// state is field 3: R, S, D, … ; Z (zombie) and X (dead) have exited.
+	state byte
+	ppid  int
 	// cpu is utime + stime; reaped is cutime + cstime, the CPU time of
 	// children the process has waited for.
 	cpu, reaped time.Duration
@@ -85,7 +100,7 @@ func readStat(path string) (stat, error) {
 	f := strings.Fields(string(b[i+1:]))
 	// ppid is field 4 (1-based), utime, stime, cutime and cstime are
 	// fields 14 to 17: here 1 and 11 to 14.
-	if len(f) < 15 {
+	if len(f) < 15 || f[0] == "" {
 		return stat{}, errors.New("short " + path)
 	}
 	var n [5]int64
@@ -95,8 +110,12 @@ func readStat(path string) (stat, error) {
 		}
 	}
 	tick := func(v int64) time.Duration { return time.Duration(v) * time.Second / clockTicks }
-	return stat{ppid: int(n[0]), cpu: tick(n[1] + n[2]), reaped: tick(n[3] + n[4])}, nil
+	return stat{state: f[0][0], ppid: int(n[0]), cpu: tick(n[1] + n[2]), reaped: tick(n[3] + n[4])}, nil
 }
+
+// dead says whether the process has exited: a zombie's parent has not
+// waited for it yet, but it runs no more.
+func (st stat) dead() bool { return st.state == 'Z' || st.state == 'X' }
 
 // treeCPU is the CPU time so far of the process, of every process
 // descending from it, and of the children it has reaped: for a database
@@ -147,6 +166,9 @@ func (p *Process) treeCPU() (time.Duration, error) {
 // memory reads VmRSS and VmHWM from /proc/<pid>/status, in bytes.
 func (p *Process) memory() (rss, hwm int64, err error) {
 	b, err := os.ReadFile(p.path("status"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, 0, fmt.Errorf("process %d: %w", p.PID, ErrExited)
+	}
 	if err != nil {
 		return 0, 0, err
 	}
@@ -170,6 +192,10 @@ func (p *Process) memory() (rss, hwm int64, err error) {
 		}
 	}
 	if rss == 0 || hwm == 0 {
+		// A zombie's status has no memory lines: it has exited.
+		if st, err := readStat(p.path("stat")); err == nil && st.dead() {
+			return 0, 0, fmt.Errorf("process %d: %w", p.PID, ErrExited)
+		}
 		return 0, 0, fmt.Errorf("%s has no VmRSS or VmHWM", p.path("status"))
 	}
 	return rss, hwm, nil
@@ -190,75 +216,113 @@ type CPUUsage struct {
 
 // monitor follows a process through a run. When the high-water mark
 // cannot be reset (kernels or permissions), and would include the time
-// before the run, it samples VmRSS instead.
+// before the run, it samples VmRSS instead, every 50 ms. Either way it
+// reads the process every so often, so that a process that exits during
+// the run is noticed (onExit is called) and reported with its last
+// reading.
 type monitor struct {
-	p     *Process
-	cpu0  time.Duration
-	reset bool
-	done  chan struct{}
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	peak  int64
+	p      *Process
+	cpu0   time.Duration
+	reset  bool
+	onExit func()
+	done   chan struct{}
+	wg     sync.WaitGroup
+
+	mu     sync.Mutex
+	peak   int64         // the largest resident set seen
+	cpu    time.Duration // CPU time at the last reading
+	rss    int64         // VmRSS at the last reading
+	exited bool
 }
 
-func startMonitor(p *Process) (*monitor, error) {
+// Sampling intervals: of VmRSS when the high-water mark cannot be reset,
+// and otherwise only to notice an exit (the kernel's mark sees every
+// page; frequent samples would cost this process, the load tool, CPU on
+// the hub's cores).
+const (
+	rssSampleEvery  = 50 * time.Millisecond
+	liveSampleEvery = 250 * time.Millisecond
+)
+
+// startMonitor starts following p; onExit (not nil) is called once, from
+// the monitor's goroutine, when it sees p has exited. A process that has
+// already exited is ErrExited.
+func startMonitor(p *Process, onExit func()) (*monitor, error) {
 	cpu0, err := p.cpu()
 	if err != nil {
 		return nil, fmt.Errorf("reading the hub process: %w", err)
 	}
-	m := &monitor{p: p, cpu0: cpu0, reset: p.resetPeak(), done: make(chan struct{})}
-	m.sample()
+	m := &monitor{p: p, cpu0: cpu0, cpu: cpu0, reset: p.resetPeak(), onExit: onExit, done: make(chan struct{})}
+	if err := m.sample(); err != nil {
+		return nil, fmt.Errorf("reading the hub process: %w", err)
+	}
+	every := rssSampleEvery
 	if m.reset {
-		// The kernel's mark sees every page: no samples, which would cost
-		// this process (the load tool) CPU on the hub's cores.
-		return m, nil
+		every = liveSampleEvery
 	}
 	m.wg.Go(func() {
-		t := time.NewTicker(50 * time.Millisecond)
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {
 			case <-m.done:
 				return
 			case <-t.C:
-				m.sample()
+				if errors.Is(m.sample(), ErrExited) {
+					m.onExit()
+					return
+				}
 			}
 		}
 	})
 	return m, nil
 }
 
-func (m *monitor) sample() {
-	// A failed read (the process gone) shows at stop, which reads again.
-	rss, _, err := m.p.memory()
+// sample reads the process's CPU time and memory. An error other than
+// ErrExited is left for stop, which reads again.
+func (m *monitor) sample() error {
+	cpu, err := m.p.cpu()
 	if err != nil {
-		return
+		if errors.Is(err, ErrExited) {
+			m.mu.Lock()
+			m.exited = true
+			m.mu.Unlock()
+		}
+		return err
 	}
+	rss, hwm, err := m.p.memory()
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if errors.Is(err, ErrExited) {
+		m.exited = true
+	}
+	if err != nil {
+		return err
+	}
+	m.cpu, m.rss = cpu, rss
 	m.peak = max(m.peak, rss)
+	if m.reset {
+		// The mark saw every page, the samples only some moments.
+		m.peak = max(m.peak, hwm)
+	}
+	return nil
 }
 
 // stop ends the monitoring and returns the usage; the request count is
-// filled in by the caller.
+// filled in by the caller. A process that exited during the run is
+// reported with its last reading and Exited set.
 func (m *monitor) stop() (*Usage, error) {
 	close(m.done)
 	m.wg.Wait()
-	cpu1, err := m.p.cpu()
-	if err != nil {
-		return nil, fmt.Errorf("reading the hub process: %w", err)
-	}
-	rss, hwm, err := m.p.memory()
-	if err != nil {
-		return nil, fmt.Errorf("reading the hub process: %w", err)
-	}
-	u := &Usage{CPUSeconds: (cpu1 - m.cpu0).Seconds(), RSSBytes: rss, PeakReset: m.reset}
 	m.mu.Lock()
-	u.PeakRSSBytes = max(m.peak, rss)
+	exited := m.exited
 	m.mu.Unlock()
-	if m.reset {
-		// The mark saw every page, the samples only every 50 ms.
-		u.PeakRSSBytes = max(u.PeakRSSBytes, hwm)
+	if !exited {
+		if err := m.sample(); err != nil && !errors.Is(err, ErrExited) {
+			return nil, fmt.Errorf("reading the hub process: %w", err)
+		}
 	}
-	return u, nil
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return &Usage{CPUSeconds: (m.cpu - m.cpu0).Seconds(), RSSBytes: m.rss, PeakRSSBytes: m.peak, PeakReset: m.reset, Exited: m.exited}, nil
 }

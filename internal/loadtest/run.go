@@ -84,6 +84,9 @@ type Result struct {
 	// VerifyRatio is, on an mcpauth-verify result, its rate as a share of
 	// raw-verify's (the median of interleaved pairs), when both ran.
 	VerifyRatio float64 `json:"verify_ratio,omitempty"`
+	// Exited are the hub processes (PIDs of Options.Processes) that
+	// exited during the run; the first one's exit ended it.
+	Exited []int `json:"exited_pids,omitempty"`
 	// Notes are facts about the run a reader needs (e.g. how many
 	// distinct tokens were presented).
 	Notes []string `json:"notes,omitempty"`
@@ -98,7 +101,9 @@ type worker struct {
 
 // Run drives op with opts and returns what it measured. Workers start no
 // request after the run's duration; those under way finish and count. It
-// stops early, with what it has, when ctx ends.
+// stops early, with what it has, when ctx ends (then with ctx's error as
+// well) or when a process of opts.Processes exits (Result.Exited). A
+// process that has already exited at the start is ErrExited.
 func Run(ctx context.Context, name string, opts Options, op Op) (*Result, error) {
 	conc := opts.Concurrency
 	if conc <= 0 {
@@ -108,15 +113,18 @@ func Run(ctx context.Context, name string, opts Options, op Op) (*Result, error)
 	if dur <= 0 && opts.Requests <= 0 {
 		dur = 5 * time.Second
 	}
-	runCtx := ctx
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	if dur > 0 {
-		var cancel context.CancelFunc
-		runCtx, cancel = context.WithTimeout(ctx, dur)
+		runCtx, cancel = context.WithTimeout(runCtx, dur)
 		defer cancel()
 	}
+	// A hub process that exits ends the run: what follows would measure
+	// only refused connections.
+	stopRun := cancel
 	var mons []*monitor
 	for _, p := range opts.Processes {
-		m, err := startMonitor(p)
+		m, err := startMonitor(p, stopRun)
 		if err != nil {
 			for _, m := range mons {
 				m.stop()
@@ -195,11 +203,16 @@ func Run(ctx context.Context, name string, opts Options, op Op) (*Result, error)
 			if r.Requests > 0 {
 				u.CPUPerRequestMicros = u.CPUSeconds * 1e6 / float64(r.Requests)
 			}
+			if u.Exited {
+				r.Exited = append(r.Exited, m.p.PID)
+				r.Notes = append(r.Notes, fmt.Sprintf("the hub process %d exited during the run, which ended then; its CPU time and memory are those of its last reading", m.p.PID))
+			}
 			total.CPUSeconds += u.CPUSeconds
 			total.CPUPerRequestMicros += u.CPUPerRequestMicros
 			total.PeakRSSBytes += u.PeakRSSBytes
 			total.RSSBytes += u.RSSBytes
 			total.PeakReset = total.PeakReset && u.PeakReset
+			total.Exited = total.Exited || u.Exited
 			r.Hubs = append(r.Hubs, u)
 		}
 		if err := errors.Join(errs...); err != nil {
@@ -211,13 +224,15 @@ func Run(ctx context.Context, name string, opts Options, op Op) (*Result, error)
 		}
 	}
 	if opts.Database != nil {
-		db1, err := opts.Database.treeCPU()
-		if err != nil {
-			return nil, fmt.Errorf("reading the database server's processes: %w", err)
-		}
-		r.Database = &CPUUsage{CPUSeconds: (db1 - db0).Seconds()}
-		if r.Requests > 0 {
-			r.Database.CPUPerRequestMicros = r.Database.CPUSeconds * 1e6 / float64(r.Requests)
+		// The measurement stands without it: a server that went away
+		// shows in the requests' errors.
+		if db1, err := opts.Database.treeCPU(); err != nil {
+			r.Notes = append(r.Notes, fmt.Sprintf("the database server's CPU time is unknown: reading process %d at the end: %v", opts.Database.PID, err))
+		} else {
+			r.Database = &CPUUsage{CPUSeconds: (db1 - db0).Seconds()}
+			if r.Requests > 0 {
+				r.Database.CPUPerRequestMicros = r.Database.CPUSeconds * 1e6 / float64(r.Requests)
+			}
 		}
 	}
 	if selfErr == nil && selfErr1 == nil && r.Requests > 0 {
