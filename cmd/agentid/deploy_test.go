@@ -903,7 +903,7 @@ func TestDockerfileBuildsStaticBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	t.Parallel() // a build of its own (-trimpath): minutes on a cold cache
+	t.Parallel() // a build of its own (-trimpath, no cgo), which scripts/test.sh's benchmark step reuses
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		t.Skip("no go command")
